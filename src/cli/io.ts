@@ -1,0 +1,37 @@
+import { CtError } from '../core/errors.js';
+import { exitCodeFor } from '../core/codes.js';
+
+/** Output sink of a command; tests and the action pass their own. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const processIo: Io = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
+/**
+ * Runs a command body and turns its outcome into an exit code: a number returned by the body,
+ * or the code of the CtError it threw (SPEC §2 mapping). Unknown errors are reported, exit 1.
+ */
+export async function runCommand(io: Io, body: () => Promise<number | void>): Promise<number> {
+  try {
+    return (await body()) ?? 0;
+  } catch (e) {
+    if (e instanceof CtError) {
+      io.err(`error[${e.code}]: ${e.message}`);
+      return exitCodeFor(e.code);
+    }
+    io.err(`error: ${(e as Error)?.stack ?? String(e)}`);
+    return 1;
+  }
+}
+
+/** Wraps a commander action so it sets the process exit code from runCommand. */
+export function action<A extends unknown[]>(body: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    process.exitCode = await runCommand(processIo, () => body(...args));
+  };
+}
