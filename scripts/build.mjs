@@ -4,7 +4,7 @@ import { build } from 'esbuild';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['src', 'server', 'host', 'actions', 'bench', 'test/support'];
+const roots = ['src', 'server', 'host', 'actions', 'bench'];
 const entryPoints = [];
 function walk(dir) {
   let names;
