@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../store/db.js';
+
+/**
+ * A durable job queue in the server's own database. Hand-written because pg-boss runs on
+ * PostgreSQL only and the embedded default is SQLite; the same tables and SQL serve both.
+ * Jobs are idempotent by `dedupe_key`; claiming is atomic (SKIP LOCKED on PostgreSQL, a single
+ * writer on SQLite), so two replicas never run the same job; a crashed worker's lease expires and
+ * the job runs again — handlers must be idempotent.
+ */
+export interface Job<P = unknown> {
+  id: string;
+  kind: string;
+  dedupeKey: string;
+  payload: P;
+  attempts: number;
+  maxAttempts: number;
+}
+
+export type JobOutcome = { state: 'done'; result?: unknown } | { state: 'retry'; error: string } | { state: 'failed'; error: string };
+export type Handler = (job: Job) => Promise<JobOutcome>;
+
+const CHANNEL = 'ct_jobs';
+
+export class JobQueue {
+  private handlers = new Map<string, Handler>();
+  private running = false;
+  private wake: (() => void) | null = null;
+  private unlisten: (() => Promise<void>) | null = null;
+  private loop: Promise<void> | null = null;
+  private active = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { workerId?: string; leaseMs?: number; pollMs?: number; concurrency?: number; backoffMs?: (attempt: number) => number } = {},
+  ) {}
+
+  get workerId(): string {
+    return (this.opts.workerId ??= randomUUID());
+  }
+
+  on(kind: string, handler: Handler): void {
+    this.handlers.set(kind, handler);
+  }
+
+  /** Enqueues once per dedupe key; returns the id of the job that holds the key. */
+  async enqueue(kind: string, dedupeKey: string, payload: unknown, opts: { maxAttempts?: number } = {}): Promise<{ id: string; created: boolean }> {
+    const now = Date.now();
+    const id = randomUUID();
+    const res = await this.db.run(
+      `INSERT INTO jobs (id, kind, dedupe_key, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
+       VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
+      [id, kind, dedupeKey, JSON.stringify(payload), opts.maxAttempts ?? 5, now, now, now],
+    );
+    if (res.changes > 0) {
+      await this.db.notify(CHANNEL);
+      return { id, created: true };
+    }
+    const [row] = await this.db.query<{ id: string }>('SELECT id FROM jobs WHERE dedupe_key = ?', [dedupeKey]);
+    return { id: row.id, created: false };
+  }
+
+  async claim(): Promise<Job | null> {
+    const now = Date.now();
+    const lease = now + (this.opts.leaseMs ?? 60_000);
+    const pick =
+      this.db.dialect === 'postgres'
+        ? `SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)
+           ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`
+        : `SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)
+           ORDER BY run_at, id LIMIT 1`;
+    return this.db.tx(async (t) => {
+      const [row] = await t.query<{ id: string }>(pick, [now, now]);
+      if (!row) return null;
+      await t.run(`UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ?, updated_at = ? WHERE id = ?`, [
+        this.workerId, lease, now, row.id,
+      ]);
+      const [j] = await t.query<Record<string, unknown>>('SELECT * FROM jobs WHERE id = ?', [row.id]);
+      return {
+        id: String(j.id),
+        kind: String(j.kind),
+        dedupeKey: String(j.dedupe_key),
+        payload: JSON.parse(String(j.payload)),
+        attempts: Number(j.attempts),
+        maxAttempts: Number(j.max_attempts),
+      };
+    });
+  }
+
+  async complete(job: Job, outcome: JobOutcome): Promise<void> {
+    const now = Date.now();
+    if (outcome.state === 'done') {
+      await this.db.run(`UPDATE jobs SET state = 'done', result = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
+        JSON.stringify(outcome.result ?? null), now, job.id, this.workerId,
+      ]);
+    } else if (outcome.state === 'retry' && job.attempts < job.maxAttempts) {
+      const delay = (this.opts.backoffMs ?? ((a) => Math.min(30_000, 250 * 2 ** a)))(job.attempts);
+      await this.db.run(`UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
+        now + delay, outcome.error, now, job.id, this.workerId,
+      ]);
+      setTimeout(() => this.wake?.(), delay + 5).unref();
+    } else {
+      await this.db.run(`UPDATE jobs SET state = 'failed', last_error = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
+        outcome.error, now, job.id, this.workerId,
+      ]);
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.unlisten = await this.db.listen(CHANNEL, () => this.wake?.());
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const concurrency = this.opts.concurrency ?? 4;
+    while (this.running) {
+      let claimed = false;
+      while (this.running && this.active < concurrency) {
+        const job = await this.claim().catch(() => null);
+        if (!job) break;
+        claimed = true;
+        this.active++;
+        void this.execute(job).finally(() => {
+          this.active--;
+          this.wake?.();
+        });
+      }
+      if (!this.running) break;
+      // Woken by NOTIFY / in-process notify on enqueue, by a finished job, or a slow safety poll.
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, claimed ? 0 : (this.opts.pollMs ?? 2_000));
+        this.wake = () => {
+          clearTimeout(t);
+          this.wake = null;
+          resolve();
+        };
+      });
+    }
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const handler = this.handlers.get(job.kind);
+    let outcome: JobOutcome;
+    try {
+      outcome = handler ? await handler(job) : { state: 'failed', error: `no handler for ${job.kind}` };
+    } catch (e) {
+      outcome = { state: 'retry', error: (e as Error)?.message ?? String(e) };
+    }
+    await this.complete(job, outcome).catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    while (this.active > 0) await new Promise((r) => setTimeout(r, 10));
+    await this.unlisten?.();
+  }
+}

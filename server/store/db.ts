@@ -1,0 +1,28 @@
+/**
+ * The storage seam: one small async interface with an SQLite and a PostgreSQL implementation,
+ * so the rest of the server runs the same SQL on both. Statements use `?` placeholders; the
+ * PostgreSQL adapter rewrites them to `$n`.
+ */
+export type Dialect = 'sqlite' | 'postgres';
+export type Row = Record<string, unknown>;
+
+export interface Db {
+  readonly dialect: Dialect;
+  query<T = Row>(sql: string, params?: unknown[]): Promise<T[]>;
+  run(sql: string, params?: unknown[]): Promise<{ changes: number }>;
+  /** Runs `fn` in one transaction; on PostgreSQL on a dedicated connection. */
+  tx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  /** Wakes listeners of `channel` (PostgreSQL NOTIFY; in-process on SQLite). */
+  notify(channel: string): Promise<void>;
+  listen(channel: string, fn: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export async function openDb(opts: { databaseUrl?: string; sqlitePath?: string }): Promise<Db> {
+  if (opts.databaseUrl && /^postgres(ql)?:/.test(opts.databaseUrl)) {
+    const { openPostgres } = await import('./postgres.js');
+    return openPostgres(opts.databaseUrl);
+  }
+  const { openSqlite } = await import('./sqlite.js');
+  return openSqlite(opts.sqlitePath ?? ':memory:');
+}

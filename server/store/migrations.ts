@@ -1,0 +1,49 @@
+import type { Db } from './db.js';
+
+/**
+ * Portable migrations: the SQL subset both SQLite and PostgreSQL accept (TEXT ids, BIGINT
+ * millisecond times, JSON kept as TEXT). Append only; never edit a shipped migration.
+ */
+export const MIGRATIONS: string[][] = [
+  [
+    `CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+       scopes TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT)`,
+    `CREATE TABLE deliveries (source TEXT NOT NULL, id TEXT NOT NULL, event TEXT NOT NULL, received_at BIGINT NOT NULL,
+       PRIMARY KEY (source, id))`,
+    `CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, dedupe_key TEXT NOT NULL UNIQUE, payload TEXT NOT NULL,
+       state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 5,
+       run_at BIGINT NOT NULL, locked_by TEXT, locked_until BIGINT, last_error TEXT, result TEXT,
+       created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+    `CREATE INDEX jobs_ready ON jobs (state, run_at)`,
+    `CREATE TABLE deployments (id TEXT PRIMARY KEY, environment TEXT NOT NULL, app TEXT NOT NULL, commit_sha TEXT NOT NULL,
+       reference TEXT NOT NULL, image_digest TEXT, status TEXT NOT NULL, reason TEXT, message TEXT, evidence TEXT,
+       hosts TEXT NOT NULL DEFAULT '[]', repo TEXT, rollback_of TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+       UNIQUE (commit_sha, environment, app))`,
+    `CREATE TABLE audit (id TEXT PRIMARY KEY, time BIGINT NOT NULL, kind TEXT NOT NULL, subject TEXT, record TEXT NOT NULL)`,
+    `CREATE TABLE hosts (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, public_key TEXT NOT NULL, labels TEXT NOT NULL,
+       facts TEXT NOT NULL, generation BIGINT NOT NULL DEFAULT 0, containers TEXT NOT NULL DEFAULT '[]',
+       enrolled_at BIGINT NOT NULL, last_seen BIGINT)`,
+    `CREATE TABLE enrollment_tokens (hash TEXT PRIMARY KEY, labels TEXT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)`,
+    `CREATE TABLE reconciles (id TEXT PRIMARY KEY, repo TEXT NOT NULL, commit_sha TEXT, previous_sha TEXT, outcome TEXT NOT NULL,
+       message TEXT, trigger TEXT NOT NULL, time BIGINT NOT NULL)`,
+    `CREATE TABLE gitops_state (repo TEXT PRIMARY KEY, applied_sha TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+  ],
+];
+
+export async function migrate(db: Db): Promise<number> {
+  await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+  const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+  let applied = 0;
+  for (let i = 0; i < MIGRATIONS.length; i++) {
+    const version = i + 1;
+    if (done.has(version)) continue;
+    await db.tx(async (t) => {
+      // Two replicas may start at once: the INSERT decides which one applies the migration.
+      const won = await t.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [version, Date.now()]);
+      if (won.changes === 0) return;
+      for (const sql of MIGRATIONS[i]) await t.run(sql);
+      applied++;
+    });
+  }
+  return applied;
+}

@@ -1,0 +1,63 @@
+import Database from 'better-sqlite3';
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Db, Row } from './db.js';
+
+/** better-sqlite3 is synchronous: one connection, WAL, and transactions that cannot interleave. */
+export function openSqlite(path: string): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const sqlite = new Database(path);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('foreign_keys = ON');
+  const bus = new EventEmitter();
+  bus.setMaxListeners(0);
+  let depth = 0;
+  // Serialises async transactions: better-sqlite3 cannot hold a transaction across awaits from
+  // two callers at once, so callers queue here.
+  let chain: Promise<unknown> = Promise.resolve();
+
+  const norm = (params: unknown[] = []) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
+  const db: Db = {
+    dialect: 'sqlite',
+    async query<T = Row>(sql: string, params?: unknown[]) {
+      const stmt = sqlite.prepare(sql);
+      return (stmt.reader ? stmt.all(...norm(params)) : (stmt.run(...norm(params)), [])) as T[];
+    },
+    async run(sql, params) {
+      return { changes: sqlite.prepare(sql).run(...norm(params)).changes };
+    },
+    async tx<T>(fn: (d: Db) => Promise<T>): Promise<T> {
+      if (depth > 0) return fn(db);
+      const next = chain.then(async () => {
+        depth++;
+        sqlite.exec('BEGIN IMMEDIATE');
+        try {
+          const out = await fn(db);
+          sqlite.exec('COMMIT');
+          return out;
+        } catch (e) {
+          sqlite.exec('ROLLBACK');
+          throw e;
+        } finally {
+          depth--;
+        }
+      });
+      chain = next.catch(() => undefined);
+      return next;
+    },
+    async notify(channel) {
+      queueMicrotask(() => bus.emit(channel));
+    },
+    async listen(channel, fn) {
+      bus.on(channel, fn);
+      return async () => void bus.off(channel, fn);
+    },
+    async close() {
+      sqlite.close();
+    },
+  };
+  return db;
+}

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { openDb, type Db } from '../../server/store/db.js';
+import { migrate } from '../../server/store/migrations.js';
+import { JobQueue } from '../../server/queue/queue.js';
+import { startPostgres, type Postgres } from '../support/postgres.js';
+
+async function drain(queues: JobQueue[], expected: number, seen: string[]): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (seen.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await Promise.all(queues.map((q) => q.stop()));
+}
+
+describe.each(['sqlite', 'postgres'] as const)('job queue on %s', (dialect) => {
+  let pg: Postgres | undefined;
+  let url: string | undefined;
+  beforeAll(async () => {
+    if (dialect === 'postgres') {
+      pg = await startPostgres();
+      url = pg.url;
+    }
+  }, 60_000);
+  afterAll(async () => pg?.stop());
+
+  const open = async (): Promise<Db> => {
+    const db = await openDb({ databaseUrl: url, sqlitePath: ':memory:' });
+    await migrate(db);
+    return db;
+  };
+
+  it('migrates idempotently', async () => {
+    const db = await open();
+    expect(await migrate(db)).toBe(0);
+    await db.close();
+  });
+
+  it('enqueues once per dedupe key and runs each job exactly once across two workers', async () => {
+    const db = await open();
+    // On SQLite two workers share the process's one database; on PostgreSQL they are two pools.
+    const db2 = dialect === 'postgres' ? await open() : db;
+    const seen: string[] = [];
+    const mk = (d: Db) => {
+      const q = new JobQueue(d, { pollMs: 50, concurrency: 3 });
+      q.on('deploy', async (job) => {
+        seen.push((job.payload as { n: string }).n);
+        await new Promise((r) => setTimeout(r, 2));
+        return { state: 'done' };
+      });
+      return q;
+    };
+    const [a, b] = [mk(db), mk(db2)];
+    await Promise.all([a.start(), b.start()]);
+    const n = 60;
+    for (let i = 0; i < n; i++) {
+      await a.enqueue('deploy', `key-${i}`, { n: `job-${i}` });
+      const again = await b.enqueue('deploy', `key-${i}`, { n: `dup-${i}` });
+      expect(again.created).toBe(false);
+    }
+    await drain([a, b], n, seen);
+    expect(seen).toHaveLength(n);
+    expect(new Set(seen).size).toBe(n);
+    expect(seen.some((s) => s.startsWith('dup'))).toBe(false);
+    const [row] = await db.query<{ c: number | string }>(`SELECT COUNT(*) AS c FROM jobs WHERE state = 'done' AND dedupe_key LIKE 'key-%'`);
+    expect(Number(row.c)).toBe(n);
+    if (db2 !== db) await db2.close();
+    await db.close();
+  });
+
+  it('retries with backoff, then fails for good', async () => {
+    const db = await open();
+    const q = new JobQueue(db, { pollMs: 20, backoffMs: () => 10 });
+    let calls = 0;
+    q.on('flaky', async () => {
+      calls++;
+      return calls < 3 ? { state: 'retry', error: 'transient' } : { state: 'done' };
+    });
+    q.on('bad', async () => ({ state: 'failed', error: 'denied' }));
+    await q.start();
+    await q.enqueue('flaky', 'f', {});
+    await q.enqueue('bad', 'b', {});
+    const deadline = Date.now() + 10_000;
+    let rows: { dedupe_key: string; state: string; attempts: number }[] = [];
+    while (Date.now() < deadline) {
+      rows = await db.query(`SELECT dedupe_key, state, attempts FROM jobs WHERE dedupe_key IN ('b', 'f') ORDER BY dedupe_key`);
+      if (rows.every((r) => r.state === 'done' || r.state === 'failed')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await q.stop();
+    expect(rows.map((r) => [r.dedupe_key, r.state, Number(r.attempts)])).toEqual([
+      ['b', 'failed', 1],
+      ['f', 'done', 3],
+    ]);
+    await db.close();
+  });
+});
