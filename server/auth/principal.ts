@@ -1,0 +1,22 @@
+import type { Role } from '../config.js';
+
+export interface Principal {
+  kind: 'api-key' | 'oidc' | 'host';
+  id: string;
+  role: Role;
+  claims?: Record<string, unknown>;
+}
+
+/** What each role may do. Auditors read everything including audit records; viewers not audit. */
+export type Permission = 'read' | 'audit' | 'deploy' | 'admin' | 'verify';
+
+const GRANTS: Record<Role, Permission[]> = {
+  admin: ['read', 'audit', 'deploy', 'admin', 'verify'],
+  operator: ['read', 'deploy', 'verify'],
+  viewer: ['read', 'verify'],
+  auditor: ['read', 'audit', 'verify'],
+};
+
+export function can(p: Principal, perm: Permission): boolean {
+  return GRANTS[p.role]?.includes(perm) ?? false;
+}

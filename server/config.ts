@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import YAML from 'yaml';
+import { CtError } from '../src/core/errors.js';
+
+/** Claim rules an OIDC token must satisfy (exact values or anchored patterns written `/re/`). */
+export interface OidcIssuerConfig {
+  issuer: string;
+  audience: string;
+  jwksUri?: string;
+  role: Role;
+  claims?: Record<string, string>;
+}
+
+export type Role = 'admin' | 'operator' | 'viewer' | 'auditor';
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  /** Where the embedded SQLite database and caches live. */
+  dataDir: string;
+  databaseUrl?: string;
+  /** Policy directory or git URL (policies/ by default). */
+  policies: string;
+  trustStore?: string;
+  trustedRoot?: string;
+  desiredState?: { repo: string; branch: string; path: string; pollSeconds: number; allowedSigners?: string };
+  registries: { allow: string[]; allowPrivate: boolean };
+  github?: { apiUrl: string; token?: string; webhookSecrets: string[] };
+  gitlab?: { apiUrl: string; token?: string; webhookTokens: string[] };
+  oidc: OidcIssuerConfig[];
+  /** Bootstrap admin API key (hashed at start-up, never stored in clear). */
+  adminApiKey?: string;
+  publicUrl?: string;
+  localHost: boolean;
+  maxBodyBytes: number;
+}
+
+const DEFAULTS: ServerConfig = {
+  port: 8080,
+  host: '127.0.0.1',
+  dataDir: './data',
+  policies: 'policies',
+  registries: { allow: [], allowPrivate: false },
+  oidc: [],
+  localHost: true,
+  maxBodyBytes: 1024 * 1024,
+};
+
+const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+
+/** One config file (CT_CONFIG, YAML or JSON) plus environment variables, over embedded defaults. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  let file: Partial<ServerConfig> = {};
+  if (env.CT_CONFIG) {
+    try {
+      file = YAML.parse(readFileSync(env.CT_CONFIG, 'utf8')) ?? {};
+    } catch (e) {
+      throw new CtError('IO_ERROR', `config ${env.CT_CONFIG}: ${(e as Error).message}`, { path: env.CT_CONFIG }, { cause: e });
+    }
+  }
+  const cfg: ServerConfig = { ...DEFAULTS, ...file, ...overrides };
+  if (env.PORT) cfg.port = Number(env.PORT);
+  if (env.HOST) cfg.host = env.HOST;
+  if (env.DATABASE_URL) cfg.databaseUrl = env.DATABASE_URL;
+  if (env.CT_DATA_DIR) cfg.dataDir = env.CT_DATA_DIR;
+  if (env.CT_POLICIES) cfg.policies = env.CT_POLICIES;
+  if (env.CT_TRUST_STORE) cfg.trustStore = env.CT_TRUST_STORE;
+  if (env.CT_ADMIN_API_KEY) cfg.adminApiKey = env.CT_ADMIN_API_KEY;
+  const ghSecrets = list(env.GITHUB_WEBHOOK_SECRETS ?? env.GITHUB_WEBHOOK_SECRET);
+  if (ghSecrets || env.GITHUB_TOKEN) {
+    cfg.github = { apiUrl: env.GITHUB_API_URL ?? cfg.github?.apiUrl ?? 'https://api.github.com', token: env.GITHUB_TOKEN ?? cfg.github?.token, webhookSecrets: ghSecrets ?? cfg.github?.webhookSecrets ?? [] };
+  }
+  const glTokens = list(env.GITLAB_WEBHOOK_TOKENS ?? env.GITLAB_WEBHOOK_TOKEN);
+  if (glTokens || env.GITLAB_TOKEN) {
+    cfg.gitlab = { apiUrl: env.GITLAB_API_URL ?? cfg.gitlab?.apiUrl ?? 'https://gitlab.com', token: env.GITLAB_TOKEN ?? cfg.gitlab?.token, webhookTokens: glTokens ?? cfg.gitlab?.webhookTokens ?? [] };
+  }
+  if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT must be 0–65535, got ${env.PORT}`);
+  cfg.dataDir = resolve(cfg.dataDir);
+  return cfg;
+}

@@ -1,0 +1,29 @@
+import { loadConfig } from './config.js';
+import { startServer } from './start.js';
+import { deployPipeline } from './deploy/wire.js';
+
+interface Io { out(t: string): void; err(t: string): void }
+
+/** `ct serve`: start with embedded defaults, say where to look, stop cleanly on SIGINT/SIGTERM. */
+export async function serveFromEnvironment(io: Io): Promise<number> {
+  const config = loadConfig(process.env);
+  const server = await startServer(config, { extend: deployPipeline });
+  io.out(
+    [
+      `Cerro Torre deploy server listening on ${server.url}`,
+      `  health:   ${server.url}/healthz   readiness: ${server.url}/readyz   metrics: ${server.url}/metrics`,
+      `  API:      ${server.url}/api/v1   (OpenAPI: ${server.url}/openapi.json)`,
+      `  webhooks: ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab`,
+      `  storage:  ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite in ${config.dataDir}/ct.db`}`,
+      `  policies: ${config.policies}`,
+      config.desiredState ? `  desired state: ${config.desiredState.repo} (${config.desiredState.branch})` : '  desired state: none configured (set desiredState in CT_CONFIG)',
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  return 0;
+}

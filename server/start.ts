@@ -1,0 +1,69 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import pino, { type Logger } from 'pino';
+import type { Router } from 'express';
+import type { ServerConfig } from './config.js';
+import type { ServerContext } from './context.js';
+import { buildApp } from './app.js';
+import { openDb } from './store/db.js';
+import { migrate } from './store/migrations.js';
+import { createMetrics } from './metrics.js';
+import { JobQueue } from './queue/queue.js';
+import { OidcVerifier } from './auth/oidc.js';
+import { ensureApiKey } from './auth/api-keys.js';
+
+export interface RunningServer {
+  url: string;
+  ctx: ServerContext;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Extra routers and job handlers contributed by the deploy pipeline. */
+  extend?: (ctx: ServerContext) => Promise<{ routers?: Router[]; close?: () => Promise<void> }>;
+}
+
+export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const db = await openDb({ databaseUrl: config.databaseUrl, sqlitePath: join(config.dataDir, 'ct.db') });
+  await migrate(db);
+  if (config.adminApiKey) await ensureApiKey(db, 'bootstrap-admin', config.adminApiKey, 'admin');
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  const ctx: ServerContext = {
+    config,
+    db,
+    log,
+    metrics: createMetrics(),
+    queue: new JobQueue(db),
+    oidc: new OidcVerifier(config.oidc),
+    events,
+    readiness: {},
+    onTrigger: async (t) => void log.info({ trigger: t }, 'webhook accepted; no desired-state repository configured'),
+  };
+  const ext = (await opts.extend?.(ctx)) ?? {};
+  const app = buildApp(ctx, ext.routers ?? []);
+  await ctx.queue.start();
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+  });
+  server.keepAliveTimeout = 65_000;
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  return {
+    url,
+    ctx,
+    async close() {
+      await new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      });
+      await ctx.queue.stop();
+      await ext.close?.();
+      await db.close();
+    },
+  };
+}
