@@ -43,7 +43,7 @@ describe('webhooks', () => {
     const tampered = push.replace('acme/desired', 'evil/desired');
     const res = await gh(tampered, { 'x-github-event': 'push', 'x-github-delivery': id, 'x-hub-signature-256': sign(NEW, push) });
     expect(res.status).toBe(401);
-    expect((await res.json()).error.code).toBe('BAD_SIGNATURE');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('BAD_SIGNATURE');
     expect(triggers.length).toBe(before);
   });
 
@@ -54,7 +54,7 @@ describe('webhooks', () => {
     const before = triggers.length;
     const again = await gh(push, headers);
     expect(again.status).toBe(200);
-    expect((await again.json()).status).toBe('duplicate');
+    expect(((await again.json()) as { status: string }).status).toBe('duplicate');
     expect(triggers.length).toBe(before);
   });
 
@@ -63,7 +63,7 @@ describe('webhooks', () => {
     const before = triggers.length;
     const res = await gh(body, { 'x-github-event': 'ping', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': sign(NEW, body) });
     expect(res.status).toBe(202);
-    expect((await res.json()).status).toBe('ignored');
+    expect(((await res.json()) as { status: string }).status).toBe('ignored');
     expect(triggers.length).toBe(before);
   });
 
