@@ -1,0 +1,54 @@
+import YAML from 'yaml';
+import { CtError } from '../../src/core/errors.js';
+
+/**
+ * Desired state: YAML files in a git repository, environments → apps → bundle reference pinned
+ * by digest → host selector. One file may hold several environments; a name may appear once.
+ *
+ *   environments:
+ *     production:
+ *       apps:
+ *         hello:
+ *           bundle: registry.example/acme/hello@sha256:…
+ *           hosts: { env: production }
+ */
+export interface DesiredApp {
+  environment: string;
+  app: string;
+  bundle: string;
+  digest: string;
+  hosts: Record<string, string>;
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@(sha256:[0-9a-f]{64})$/;
+
+export function parseDesiredState(files: { name: string; text: string }[]): DesiredApp[] {
+  const out: DesiredApp[] = [];
+  const seen = new Set<string>();
+  for (const f of files) {
+    const doc = YAML.parseDocument(f.text, { uniqueKeys: true, maxAliasCount: 10 });
+    if (doc.errors.length) throw new CtError('MANIFEST_INVALID', `${f.name}: ${doc.errors[0].message}`, { file: f.name });
+    const v = doc.toJS() as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }> } | null;
+    const bad = (where: string, what: string) => new CtError('MANIFEST_INVALID', `${f.name}: ${where}: ${what}`, { file: f.name, where });
+    if (!v || typeof v !== 'object' || typeof v.environments !== 'object' || v.environments === null) throw bad('environments', 'missing');
+    for (const [env, spec] of Object.entries(v.environments)) {
+      if (!NAME.test(env)) throw bad(`environments.${env}`, 'invalid environment name');
+      if (!spec?.apps || typeof spec.apps !== 'object') throw bad(`environments.${env}.apps`, 'missing');
+      for (const [app, a] of Object.entries(spec.apps)) {
+        const where = `environments.${env}.apps.${app}`;
+        if (!NAME.test(app)) throw bad(where, 'invalid app name');
+        if (typeof a?.bundle !== 'string') throw bad(`${where}.bundle`, 'missing');
+        const m = REF.exec(a.bundle);
+        if (!m) throw bad(`${where}.bundle`, 'must be a registry reference pinned by digest (…@sha256:<64 hex>)');
+        const hosts = a.hosts ?? {};
+        if (typeof hosts !== 'object' || Array.isArray(hosts) || Object.values(hosts).some((x) => typeof x !== 'string')) throw bad(`${where}.hosts`, 'must map labels to strings');
+        const key = `${env}/${app}`;
+        if (seen.has(key)) throw bad(where, 'declared twice');
+        seen.add(key);
+        out.push({ environment: env, app, bundle: a.bundle, digest: m[1], hosts: hosts as Record<string, string> });
+      }
+    }
+  }
+  return out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`));
+}

@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../store/db.js';
+import type { GitMirror } from './git.js';
+import { parseDesiredState, type DesiredApp } from './desired-state.js';
+
+export type ReconcileOutcome =
+  | { outcome: 'up-to-date'; commit: string }
+  | { outcome: 'applied'; commit: string; previous: string | null; deploys: DesiredApp[] }
+  | { outcome: 'refused'; commit: string; previous: string | null; reason: 'NOT_DESCENDANT' | 'UNSIGNED_COMMIT' | 'INVALID_STATE'; message: string }
+  | { outcome: 'error'; message: string };
+
+export interface ReconcilerOptions {
+  branch: string;
+  path: string;
+  allowedSignersFile?: string;
+  /** Enqueues one deploy; must be idempotent per (commit, environment, app). */
+  enqueueDeploy(app: DesiredApp, commit: string): Promise<void>;
+}
+
+/**
+ * One reconcile: load the last applied commit, fetch the branch head ourselves, refuse anything
+ * that does not descend from what was applied (a replayed or forged trigger can never roll back),
+ * optionally require an allowed signature, then enqueue the apps whose desired bundle changed.
+ * Every run is recorded in `reconciles`, whatever its outcome.
+ */
+export class Reconciler {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly db: Db, private readonly mirror: GitMirror, private readonly opts: ReconcilerOptions) {}
+
+  /** Reconciles are serialised: two triggers at once run one after the other. */
+  reconcile(trigger: string): Promise<ReconcileOutcome> {
+    const next = this.chain.then(() => this.once(trigger));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async appliedCommit(): Promise<string | null> {
+    const [row] = await this.db.query<{ applied_sha: string }>('SELECT applied_sha FROM gitops_state WHERE repo = ?', [this.mirror.remote]);
+    return row?.applied_sha ?? null;
+  }
+
+  async desiredAt(commit: string): Promise<DesiredApp[]> {
+    const files = (await this.mirror.listFiles(commit, this.opts.path)).filter((f) => /\.ya?ml$/.test(f));
+    const docs = await Promise.all(files.map(async (name) => ({ name, text: await this.mirror.readFile(commit, name) })));
+    return parseDesiredState(docs);
+  }
+
+  private async once(trigger: string): Promise<ReconcileOutcome> {
+    let result: ReconcileOutcome;
+    const previous = await this.appliedCommit();
+    try {
+      const head = await this.mirror.fetch(this.opts.branch);
+      result = await this.step(head, previous);
+    } catch (e) {
+      result = { outcome: 'error', message: (e as Error).message };
+    }
+    await this.db.run('INSERT INTO reconciles (id, repo, commit_sha, previous_sha, outcome, message, trigger, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+      randomUUID(),
+      this.mirror.remote,
+      'commit' in result ? result.commit : null,
+      previous,
+      result.outcome === 'refused' ? `refused:${result.reason}` : result.outcome,
+      'message' in result ? result.message : null,
+      trigger,
+      Date.now(),
+    ]);
+    return result;
+  }
+
+  private async step(head: string, previous: string | null): Promise<ReconcileOutcome> {
+    if (head === previous) return { outcome: 'up-to-date', commit: head };
+    if (previous && !(await this.mirror.isAncestor(previous, head))) {
+      return { outcome: 'refused', commit: head, previous, reason: 'NOT_DESCENDANT', message: `${head} does not descend from the applied commit ${previous}` };
+    }
+    if (this.opts.allowedSignersFile) {
+      const sig = await this.mirror.verifyCommit(head, this.opts.allowedSignersFile);
+      if (!sig.ok) return { outcome: 'refused', commit: head, previous, reason: 'UNSIGNED_COMMIT', message: `commit ${head} is not signed by an allowed key: ${sig.reason}` };
+    }
+    let desired: DesiredApp[];
+    try {
+      desired = await this.desiredAt(head);
+    } catch (e) {
+      return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: (e as Error).message };
+    }
+    const before = new Map<string, string>();
+    if (previous) {
+      for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, a.digest);
+    }
+    const changed = desired.filter((a) => before.get(`${a.environment}/${a.app}`) !== a.digest);
+    for (const app of changed) await this.opts.enqueueDeploy(app, head);
+    // Recorded after the enqueues: a crash in between re-enqueues the same idempotent keys.
+    await this.db.run(
+      'INSERT INTO gitops_state (repo, applied_sha, applied_at) VALUES (?, ?, ?) ON CONFLICT (repo) DO UPDATE SET applied_sha = excluded.applied_sha, applied_at = excluded.applied_at',
+      [this.mirror.remote, head, Date.now()],
+    );
+    return { outcome: 'applied', commit: head, previous, deploys: changed };
+  }
+}
