@@ -27,9 +27,9 @@ export function parseDesiredState(files: { name: string; text: string }[]): Desi
   const out: DesiredApp[] = [];
   const seen = new Set<string>();
   for (const f of files) {
-    const doc = YAML.parseDocument(f.text, { uniqueKeys: true, maxAliasCount: 10 });
+    const doc = YAML.parseDocument(f.text, { uniqueKeys: true });
     if (doc.errors.length) throw new CtError('MANIFEST_INVALID', `${f.name}: ${doc.errors[0].message}`, { file: f.name });
-    const v = doc.toJS() as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }> } | null;
+    const v = doc.toJS({ maxAliasCount: 10 }) as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }> } | null;
     const bad = (where: string, what: string) => new CtError('MANIFEST_INVALID', `${f.name}: ${where}: ${what}`, { file: f.name, where });
     if (!v || typeof v !== 'object' || typeof v.environments !== 'object' || v.environments === null) throw bad('environments', 'missing');
     for (const [env, spec] of Object.entries(v.environments)) {
