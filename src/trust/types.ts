@@ -28,7 +28,8 @@ export interface TrustStore {
   version: number;
   id?: string;
   updated?: string;
-  keys: Record<TrustRole, TrustedKey[]>;
+  /** Keys by role (TrustRole names the usual ones; any role name is allowed). */
+  keys: Record<string, TrustedKey[]>;
   thresholds?: Record<string, ThresholdGroup>;
   logs?: Record<string, TrustedLog>;
   /** Revoked key ids and attestation digests known to the store owner. */

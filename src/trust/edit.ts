@@ -1,0 +1,84 @@
+/**
+ * Pure edits of a trust store, used by `ct trust-store` and `ct key trust`. Each returns a new
+ * store with `updated` set and without signatures (an edit invalidates them; the updaters sign
+ * the edited document again). None of them changes `version`: a new release is an explicit
+ * `bumpVersion`, so that several edits and several signers share one version number.
+ */
+import type { KeyObject } from 'node:crypto';
+import { CtError } from '../core/errors.js';
+import { keyIdOf, spkiBase64 } from './keyid.js';
+import { keyAlgorithmOf } from './keys.js';
+import type { TrustRole, TrustStore, TrustedKey, TrustedLog } from './types.js';
+
+/** RFC 3339 in UTC at second precision, as the VCS samples write it. */
+export function isoSeconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function edited(store: TrustStore, now: Date): TrustStore {
+  const { signatures: _dropped, ...rest } = structuredClone(store);
+  return { ...rest, updated: isoSeconds(now) };
+}
+
+export function newTrustStore(id: string, now: Date = new Date()): TrustStore {
+  if (!id) throw new CtError('USAGE', 'a trust store needs a non-empty id', {});
+  return { version: 1, id, updated: isoSeconds(now), keys: {}, thresholds: {}, logs: {} };
+}
+
+function parseDate(value: string | undefined, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  const t = Date.parse(value);
+  if (Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}T/.test(value)) throw new CtError('USAGE', `${option}: not an RFC 3339 date-time: ${value}`, { option });
+  return isoSeconds(new Date(t));
+}
+
+export interface AddKeyOptions {
+  validFrom?: string;
+  validUntil?: string;
+  metadata?: Record<string, unknown>;
+  now?: Date;
+}
+
+/** Adds an Ed25519 public key under `role` (validFrom defaults to now). USAGE when it is already there. */
+export function addKey(store: TrustStore, role: TrustRole, publicKey: KeyObject, opts: AddKeyOptions = {}): TrustStore {
+  if (!role) throw new CtError('USAGE', 'a role is required', {});
+  if (keyAlgorithmOf(publicKey) !== 'ed25519') {
+    throw new CtError('KEY_INVALID', 'trust stores hold Ed25519 keys only (SPEC §5)', { algorithm: publicKey.asymmetricKeyType });
+  }
+  const now = opts.now ?? new Date();
+  const id = keyIdOf(publicKey);
+  if ((store.keys[role] ?? []).some((k) => k.id === id)) {
+    throw new CtError('USAGE', `key ${id} already has role ${role}`, { keyId: id, role });
+  }
+  const entry: TrustedKey = {
+    id,
+    algorithm: 'ed25519',
+    publicKey: spkiBase64(publicKey),
+    validFrom: parseDate(opts.validFrom, '--valid-from') ?? isoSeconds(now),
+  };
+  const until = parseDate(opts.validUntil, '--valid-until');
+  if (until !== undefined) entry.validUntil = until;
+  if (opts.metadata) entry.metadata = opts.metadata;
+  const next = edited(store, now);
+  next.keys = { ...next.keys, [role]: [...(next.keys[role] ?? []), entry] };
+  return next;
+}
+
+/** Adds (or replaces) a transparency log; its key must be Ed25519. */
+export function addLog(store: TrustStore, logId: string, log: { operator: string; publicKey: KeyObject; url: string }, now: Date = new Date()): TrustStore {
+  if (!logId) throw new CtError('USAGE', 'a log id is required', {});
+  if (keyAlgorithmOf(log.publicKey) !== 'ed25519') {
+    throw new CtError('KEY_INVALID', 'transparency logs sign with Ed25519 keys', { algorithm: log.publicKey.asymmetricKeyType });
+  }
+  const entry: TrustedLog = { operator: log.operator, publicKey: spkiBase64(log.publicKey), url: log.url, algorithm: 'ed25519' };
+  const next = edited(store, now);
+  next.logs = { ...(next.logs ?? {}), [logId]: entry };
+  return next;
+}
+
+/** Starts the next release of a store: version + 1. */
+export function bumpVersion(store: TrustStore, now: Date = new Date()): TrustStore {
+  const next = edited(store, now);
+  next.version = store.version + 1;
+  return next;
+}

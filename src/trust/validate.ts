@@ -1,0 +1,158 @@
+/**
+ * Trust-store validation in two stages, each reporting every bad field at once:
+ *  1. structure — Ajv (draft 2020-12) with the reference VCS schema plus our extensions
+ *     (`revoked`, `signatures`), one deviation: `logs.minProperties: 3` is dropped, because MVP
+ *     stores list one log and SPEC §4 leaves log coverage to the policy's `logQuorum`;
+ *  2. meaning — what a schema cannot say: each key id is the SHA-256 of its key's SPKI DER, keys and
+ *     log keys really are Ed25519, dates parse and windows are not empty, thresholds name existing
+ *     keys with k ≤ n ≤ |members|.
+ * Failures are TRUST_STORE_INVALID with `details.path` (JSON Pointer of the first bad field) and
+ * `details.issues` (all of them).
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsImport from 'ajv-formats';
+import { CtError } from '../core/errors.js';
+import { keyIdOf } from './keyid.js';
+import { TRUST_STORE_SCHEMA } from './schema.js';
+import type { TrustStore } from './types.js';
+
+export interface TrustStoreIssue {
+  path: string; // JSON Pointer (RFC 6901); '' is the whole document
+  message: string;
+}
+
+// ajv-formats is CommonJS; under NodeNext its default import is typed as the module object.
+const addFormats = ((addFormatsImport as unknown as { default?: unknown }).default ?? addFormatsImport) as (ajv: Ajv2020) => Ajv2020;
+
+const DIGEST = '^sha256:[a-f0-9]{64}$';
+const BASE64 = '^[A-Za-z0-9+/]*={0,2}$';
+
+/** Our additions to the VCS document: revocation lists and signed updates (see docs/keys-and-trust-stores.md). */
+const EXTENSIONS_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  properties: {
+    revoked: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        keys: { type: 'array', items: { type: 'string', pattern: DIGEST } },
+        attestations: { type: 'array', items: { type: 'string', pattern: DIGEST } },
+      },
+    },
+    signatures: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['keyid', 'sig'],
+        additionalProperties: false,
+        properties: { keyid: { type: 'string', pattern: DIGEST }, sig: { type: 'string', minLength: 1, pattern: BASE64 } },
+      },
+    },
+  },
+};
+
+let compiled: { base: ValidateFunction; ext: ValidateFunction } | undefined;
+
+function validators(): { base: ValidateFunction; ext: ValidateFunction } {
+  if (compiled) return compiled;
+  const ajv = new Ajv2020({ allErrors: true, strict: true });
+  addFormats(ajv);
+  const schema = structuredClone(TRUST_STORE_SCHEMA) as { properties: { logs: Record<string, unknown> } };
+  delete schema.properties.logs.minProperties; // MVP stores have one log (see header)
+  compiled = { base: ajv.compile(schema), ext: ajv.compile(EXTENSIONS_SCHEMA) };
+  return compiled;
+}
+
+export function pointer(...parts: (string | number)[]): string {
+  return parts.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+}
+
+function ajvIssue(e: ErrorObject): TrustStoreIssue {
+  const p = e.params as Record<string, unknown>;
+  if (e.keyword === 'required') return { path: e.instancePath + pointer(String(p.missingProperty)), message: 'is required' };
+  if (e.keyword === 'additionalProperties') return { path: e.instancePath + pointer(String(p.additionalProperty)), message: 'is not allowed here' };
+  return { path: e.instancePath, message: e.message ?? e.keyword };
+}
+
+/** Strict base64 SPKI DER: canonical base64 only (Buffer would silently skip junk). */
+function spkiFrom(b64: string): KeyObject | undefined {
+  const der = Buffer.from(b64, 'base64');
+  if (der.length === 0 || der.toString('base64') !== b64) return undefined;
+  try {
+    return createPublicKey({ key: der, format: 'der', type: 'spki' });
+  } catch {
+    return undefined;
+  }
+}
+
+function checkMeaning(store: TrustStore): TrustStoreIssue[] {
+  const issues: TrustStoreIssue[] = [];
+  const add = (path: string, message: string): void => {
+    issues.push({ path, message });
+  };
+  if (store.updated !== undefined && Number.isNaN(Date.parse(store.updated))) add(pointer('updated'), 'is not a date');
+
+  const allIds = new Set<string>();
+  for (const [role, entries] of Object.entries(store.keys)) {
+    const seen = new Set<string>();
+    entries.forEach((k, i) => {
+      const at = (field: string): string => pointer('keys', role, i, field);
+      const key = spkiFrom(k.publicKey);
+      if (!key) add(at('publicKey'), 'is not base64 SPKI DER of a public key');
+      else if (key.asymmetricKeyType !== 'ed25519') add(at('publicKey'), `is a ${key.asymmetricKeyType} key; algorithm says ed25519`);
+      else if (k.id !== keyIdOf(key)) add(at('id'), `does not match the key (expected ${keyIdOf(key)})`);
+      if (seen.has(k.id)) add(at('id'), `key ${k.id} is listed twice in role ${role}`);
+      seen.add(k.id);
+      allIds.add(k.id);
+      const from = Date.parse(k.validFrom);
+      if (Number.isNaN(from)) add(at('validFrom'), 'is not a date');
+      if (k.validUntil !== undefined) {
+        const until = Date.parse(k.validUntil);
+        if (Number.isNaN(until)) add(at('validUntil'), 'is not a date');
+        else if (!Number.isNaN(from) && until <= from) add(at('validUntil'), 'is not after validFrom: the key would never be valid');
+      }
+    });
+  }
+
+  for (const [name, g] of Object.entries(store.thresholds ?? {})) {
+    const at = (field: string, ...rest: (string | number)[]): string => pointer('thresholds', name, field, ...rest);
+    const roleIds = store.keys[name] ? new Set(store.keys[name].map((k) => k.id)) : undefined;
+    const members = new Set<string>();
+    g.members.forEach((m, i) => {
+      if (members.has(m)) add(at('members', i), `member ${m} is listed twice`);
+      members.add(m);
+      if (!allIds.has(m)) add(at('members', i), `member ${m} is not a key of this trust store`);
+      else if (roleIds && !roleIds.has(m)) add(at('members', i), `member ${m} is not a key of role ${name}`);
+    });
+    if (g.k > g.n) add(at('k'), `k = ${g.k} exceeds n = ${g.n}`);
+    if (g.n > g.members.length) add(at('n'), `n = ${g.n} exceeds the ${g.members.length} members listed`);
+  }
+
+  for (const [id, log] of Object.entries(store.logs ?? {})) {
+    const key = spkiFrom(log.publicKey);
+    if (!key) add(pointer('logs', id, 'publicKey'), 'is not base64 SPKI DER of a public key');
+    else if (key.asymmetricKeyType !== 'ed25519') add(pointer('logs', id, 'publicKey'), `is a ${key.asymmetricKeyType} key; logs sign with Ed25519`);
+  }
+  return issues;
+}
+
+/** All problems of a candidate trust store ([] when it is valid). */
+export function trustStoreIssues(value: unknown): TrustStoreIssue[] {
+  const { base, ext } = validators();
+  const issues: TrustStoreIssue[] = [];
+  if (!base(value)) issues.push(...(base.errors ?? []).map(ajvIssue));
+  if (!ext(value)) issues.push(...(ext.errors ?? []).map(ajvIssue));
+  if (issues.length > 0) return issues;
+  return checkMeaning(value as TrustStore);
+}
+
+/** Throws TRUST_STORE_INVALID (details.path, details.issues) unless `value` is a valid trust store. */
+export function validateTrustStore(value: unknown, where = 'trust store'): asserts value is TrustStore {
+  const issues = trustStoreIssues(value);
+  if (issues.length === 0) return;
+  const first = issues[0];
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+  throw new CtError('TRUST_STORE_INVALID', `${where}: ${first.path || '/'} ${first.message}${more}`, { where, path: first.path, issues });
+}
