@@ -1,0 +1,93 @@
+import { EMPTY_ROOT, HASH_SIZE, isPowerOfTwo, nodeHash } from './hashes.js';
+
+/*
+ * Proof verification exactly as RFC 9162 §2.1.3.2 (inclusion) and §2.1.4.2 (consistency) state
+ * it. Indices and sizes are safe integers (up to 2^53), so halving uses arithmetic rather than
+ * the 32-bit bitwise operators.
+ */
+
+const isOdd = (n: number): boolean => n % 2 === 1;
+const half = (n: number): number => Math.floor(n / 2);
+
+function validSizes(...ns: number[]): boolean {
+  return ns.every((n) => Number.isSafeInteger(n) && n >= 0);
+}
+
+function validHashes(hs: readonly Buffer[]): boolean {
+  return Array.isArray(hs) && hs.every((h) => Buffer.isBuffer(h) && h.length === HASH_SIZE);
+}
+
+/**
+ * The root implied by an inclusion proof for `leaf` at `index` in a tree of `treeSize` leaves,
+ * or null when the proof has the wrong shape (too short, too long, index out of range).
+ */
+export function rootFromInclusion(leaf: Buffer, index: number, treeSize: number, proof: readonly Buffer[]): Buffer | null {
+  if (!validSizes(index, treeSize) || index >= treeSize) return null;
+  if (!Buffer.isBuffer(leaf) || leaf.length !== HASH_SIZE || !validHashes(proof)) return null;
+  let fn = index;
+  let sn = treeSize - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return null;
+    if (isOdd(fn) || fn === sn) {
+      r = nodeHash(p, r);
+      if (!isOdd(fn)) {
+        while (!(isOdd(fn) || fn === 0)) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      }
+    } else {
+      r = nodeHash(r, p);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  return sn === 0 ? r : null;
+}
+
+export function verifyInclusion(leaf: Buffer, index: number, treeSize: number, proof: readonly Buffer[], root: Buffer): boolean {
+  const r = rootFromInclusion(leaf, index, treeSize, proof);
+  return r !== null && Buffer.isBuffer(root) && r.equals(root);
+}
+
+/**
+ * RFC 9162 §2.1.4.2. Edge cases decided as transparency-dev/merkle does: equal sizes need an
+ * empty proof and equal roots; size1 = 0 needs an empty proof (and root1 must be the empty-tree
+ * hash); size1 > size2 never verifies.
+ */
+export function verifyConsistency(size1: number, size2: number, proof: readonly Buffer[], root1: Buffer, root2: Buffer): boolean {
+  if (!validSizes(size1, size2) || size1 > size2 || !validHashes(proof)) return false;
+  if (!Buffer.isBuffer(root1) || !Buffer.isBuffer(root2) || root1.length !== HASH_SIZE || root2.length !== HASH_SIZE) return false;
+  if (size1 === size2) return proof.length === 0 && root1.equals(root2);
+  if (size1 === 0) return proof.length === 0 && root1.equals(EMPTY_ROOT);
+  if (proof.length === 0) return false;
+
+  const path = isPowerOfTwo(size1) ? [root1, ...proof] : [...proof];
+  let fn = size1 - 1;
+  let sn = size2 - 1;
+  while (isOdd(fn)) {
+    fn = half(fn);
+    sn = half(sn);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (isOdd(fn) || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      if (!isOdd(fn)) {
+        while (!(isOdd(fn) || fn === 0)) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  return sn === 0 && fr.equals(root1) && sr.equals(root2);
+}
