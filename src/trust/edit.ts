@@ -82,3 +82,24 @@ export function bumpVersion(store: TrustStore, now: Date = new Date()): TrustSto
   next.version = store.version + 1;
   return next;
 }
+
+/** Sets (or replaces) a k-of-n group; n is the number of members. Validation checks the members exist. */
+export function setThreshold(store: TrustStore, name: string, k: number, members: string[], now: Date = new Date()): TrustStore {
+  if (!name) throw new CtError('USAGE', 'a group name is required', {});
+  if (!Number.isInteger(k) || k < 1) throw new CtError('USAGE', `k must be a positive integer, got ${k}`, { k });
+  const unique = [...new Set(members)];
+  if (unique.length === 0) throw new CtError('USAGE', `group ${name} needs members`, { group: name });
+  if (k > unique.length) throw new CtError('USAGE', `k = ${k} exceeds the ${unique.length} members`, { k, n: unique.length });
+  const next = edited(store, now);
+  next.thresholds = { ...(next.thresholds ?? {}), [name]: { k, n: unique.length, algorithm: 'frost-ed25519', members: unique } };
+  return next;
+}
+
+/** Adds a key id or attestation digest to the store's revocation list (idempotent). */
+export function revoke(store: TrustStore, what: 'keys' | 'attestations', digest: string, now: Date = new Date()): TrustStore {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new CtError('USAGE', `${digest}: not a sha256:<hex> digest`, { digest });
+  const next = edited(store, now);
+  const list = next.revoked?.[what] ?? [];
+  next.revoked = { ...(next.revoked ?? {}), [what]: list.includes(digest) ? list : [...list, digest] };
+  return next;
+}
