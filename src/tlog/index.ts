@@ -18,8 +18,8 @@ export {
   type RevocationReason,
 } from './entry.js';
 export { signSet, verifySet } from './set.js';
-export { noteKeyHash, noteVerifierKey, rawEd25519 } from './note-keys.js';
-export { formatCheckpoint, parseCheckpoint, signCheckpoint, splitNote, verifyCheckpoint, type Checkpoint } from './checkpoint.js';
+export { noteKeyHash, noteVerifierKey, rawEd25519, signNote, splitNote, verifyNote, type NoteSignature } from './signed-note.js';
+export { formatCheckpoint, parseCheckpoint, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js';
 export { signTreeHead, verifyTreeHead, type SignedTreeHead } from './sth.js';
 export { hashFromHex, isLogEntryRecord, verifyLogEntryRecord, type InclusionProofJson, type LogEntryRecord, type RecordCheck } from './record.js';
 export { checkLogConsistency, type CheckpointMemory, type ConsistencyOutcome, type RememberedCheckpoint } from './witness.js';
