@@ -1,4 +1,102 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { action, processIo } from '../io.js';
+import { CtError, asIoError } from '../../core/errors.js';
+import { writeFileAtomic } from '../../core/fs.js';
+import { runtimeDefault, checkBundleSeccomp, confines } from '../../profiles/seccomp/index.js';
+import { checkBundleAppArmor, lintAppArmor } from '../../profiles/apparmor/index.js';
 
-// Registered by the issue that delivers this command.
-export function register(_program: Command): void {}
+function list(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+async function readJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw asIoError(e, path);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CtError('PROFILE_INVALID', `${path}: not JSON: ${(e as Error).message}`, { path });
+  }
+}
+
+interface RecordModule {
+  recordProfile(opts: { rootfs: string; args: string[]; timeoutMs?: number }): Promise<{ profile: unknown; exitCode: number | null; syscalls: string[] }>;
+}
+
+/**
+ * `ct profile …`: seccomp and AppArmor profiles. `record` runs a container, so its code lives in
+ * host/ and is loaded by path at run time (the library never imports host/).
+ */
+export function register(program: Command): void {
+  const profile = program.command('profile').description('seccomp and AppArmor profiles');
+  const seccomp = profile.command('seccomp').description('seccomp profiles (OCI linux.seccomp)');
+
+  seccomp
+    .command('runtime-default')
+    .description("print RuntimeDefault (Docker's default profile) as OCI linux.seccomp JSON for this host")
+    .option('--arch <goarch>', 'architecture (Go name: amd64, arm64, …); default: this host')
+    .option('--cap <caps>', 'capabilities granted (comma-separated, CAP_*); default: Docker defaults', list)
+    .action(
+      action(async (opts: { arch?: string; cap?: string[] }) => {
+        processIo.out(JSON.stringify(runtimeDefault({ arch: opts.arch, capabilities: opts.cap }), null, 2));
+      }),
+    );
+
+  seccomp
+    .command('check <file>')
+    .description('validate a bundle-supplied profile (OCI schema, runc start-up syscalls) and report whether it confines')
+    .option('--extras <syscalls>', 'syscalls the policy allows beyond RuntimeDefault', list)
+    .action(
+      action(async (file: string, opts: { extras?: string[] }) => {
+        const p = checkBundleSeccomp(await readJson(file), file);
+        const report = confines(p, { extras: opts.extras });
+        processIo.out(JSON.stringify(report, null, 2));
+        return report.confines ? 0 : 4;
+      }),
+    );
+
+  profile
+    .command('apparmor-check <file>')
+    .description('check bundle-supplied AppArmor text (no system names, no unconfined exec) and lint it with apparmor_parser')
+    .action(
+      action(async (file: string) => {
+        let text: string;
+        try {
+          text = await readFile(file, 'utf8');
+        } catch (e) {
+          throw asIoError(e, file);
+        }
+        checkBundleAppArmor(text, file);
+        const lint = await lintAppArmor(text);
+        processIo.out(JSON.stringify(lint, null, 2));
+      }),
+    );
+
+  profile
+    .command('record')
+    .description('run CMD under runc in ROOTFS, trace its syscalls with bpftrace, print a minimal allow-list profile')
+    .requiredOption('--rootfs <dir>', 'root filesystem to run the command in')
+    .option('--out <file>', 'write the profile here instead of stdout')
+    .option('--timeout <seconds>', 'stop the command after this long', '60')
+    .argument('<cmd...>', 'command and arguments (after --)')
+    .action(
+      action(async (cmd: string[], opts: { rootfs: string; out?: string; timeout: string }) => {
+        const url = new URL('../../../host/monitor/record.js', import.meta.url).href;
+        const { recordProfile } = (await import(url)) as RecordModule;
+        const timeoutMs = Math.max(1, Number(opts.timeout) || 60) * 1000;
+        const result = await recordProfile({ rootfs: opts.rootfs, args: cmd, timeoutMs });
+        const json = `${JSON.stringify(result.profile, null, 2)}\n`;
+        if (opts.out) {
+          await writeFileAtomic(opts.out, json);
+          processIo.err(`recorded ${result.syscalls.length} syscalls; app exit code ${result.exitCode}; profile written to ${opts.out}`);
+        } else {
+          processIo.out(json);
+        }
+      }),
+    );
+}

@@ -1,0 +1,140 @@
+import { CtError } from '../../core/errors.js';
+
+/**
+ * Checks AppArmor text a bundle supplies (`security/apparmor`) and gives it the host's name.
+ * The text must hold exactly one top-level `profile NAME … { … }`; what it may not do:
+ *  - pick a name the host would honour (the host replaces it; a name like `unconfined`, `runc`,
+ *    `docker-default`, an attachment path `/…`, or a namespace `:ns:` is refused outright);
+ *  - exec unconfined (`ux`, `Ux`, `pux`, `PUx`, `cux`, `CUx`) or mention `unconfined` anywhere
+ *    except docker-default's `signal (receive) peer=unconfined`;
+ *  - `change_profile` without a target, or to unconfined; change_onexec likewise;
+ *  - run in complain/kill/unconfined mode (flags other than attach_disconnected, mediate_deleted,
+ *    chroot_relative, namespace_relative);
+ *  - define hats or child profiles, or include files by absolute or quoted path.
+ * Every problem is reported at once. apparmor_parser -Q (lint.ts) then checks the grammar.
+ */
+const RESERVED = new Set(['unconfined', 'runc', 'crun', 'containerd', 'docker-default', 'default', 'kernel', 'init', 'lsb_release']);
+const ALLOWED_FLAGS = new Set(['attach_disconnected', 'mediate_deleted', 'chroot_relative', 'namespace_relative', 'no_attach_disconnected']);
+
+/**
+ * Text with comments (`#` to end of line, except `#include`) blanked out by spaces, so that offsets
+ * into it are offsets into the original text. Quoted strings are kept.
+ */
+function stripComments(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      if (/^\s*#include\b/.test(line)) return line;
+      let out = '';
+      let inQuote = false;
+      for (const ch of line) {
+        if (ch === '"') inQuote = !inQuote;
+        if (ch === '#' && !inQuote) return out.padEnd(line.length, ' ');
+        out += ch;
+      }
+      return out;
+    })
+    .join('\n');
+}
+
+const HEADER = /^\s*(?:profile\s+("[^"]*"|[^\s{]+)(?:\s+("[^"]*"|\/[^\s{]*))?|("[^"]*"|\/[^\s{]*))\s*(?:flags\s*=\s*\(([^)]*)\)\s*)?\{/;
+
+export interface CheckedAppArmor {
+  /** The text with the declared name replaced by the host's. */
+  text: string;
+  declaredName: string;
+}
+
+export function checkBundleAppArmor(text: string, where = 'security/apparmor', hostName?: string): CheckedAppArmor {
+  const problems: string[] = [];
+  if (text.includes('\0')) problems.push('contains a NUL byte');
+  const body = stripComments(text);
+
+  // Top-level structure. A `{` preceded by `@`, `/` or a path character opens a variable or a glob
+  // alternation (`@{PROC}`, `/etc/{a,b}`); other braces open blocks. Every block opened at depth 0
+  // must be the one profile; blocks inside it would be hats or child profiles.
+  let depth = 0;
+  const stack: ('glob' | 'block')[] = [];
+  let profiles = 0;
+  let declaredName = '';
+  let headerStart = -1;
+  let headerEnd = -1;
+  const lineStarts: number[] = [0];
+  for (let i = 0; i < body.length; i++) if (body[i] === '\n') lineStarts.push(i + 1);
+  for (let i = 0; i < body.length; i++) {
+    const ch = body[i];
+    if (ch === '{') {
+      const prev = i > 0 ? body[i - 1] : '\n';
+      if (/[\s)"]/.test(prev) === false && i > 0) {
+        stack.push('glob');
+        continue;
+      }
+      stack.push('block');
+      if (depth === 0) {
+        profiles++;
+        let ls = 0;
+        for (const s of lineStarts) if (s <= i) ls = s;
+        const header = body.slice(ls, i + 1);
+        const m = HEADER.exec(header);
+        if (!m) problems.push(`line ${lineStarts.indexOf(ls) + 1}: not a profile header`);
+        else {
+          declaredName = (m[1] ?? m[3] ?? '').replace(/^"|"$/g, '');
+          if (m[2]) problems.push(`profile declares an attachment ${m[2]}: the host attaches profiles itself`);
+          for (const f of (m[4] ?? '').split(/[\s,]+/).filter(Boolean)) {
+            if (!ALLOWED_FLAGS.has(f)) problems.push(`profile flag ${JSON.stringify(f)} is not allowed (only enforce mode)`);
+          }
+          headerStart = ls;
+          headerEnd = i;
+        }
+      } else {
+        problems.push('hats and child profiles are not allowed');
+      }
+      depth++;
+    } else if (ch === '}') {
+      const kind = stack.pop();
+      if (kind === 'glob') continue;
+      depth--;
+      if (depth < 0 || kind === undefined) {
+        problems.push('unbalanced braces');
+        depth = 0;
+      }
+    }
+  }
+  if (depth !== 0) problems.push('unbalanced braces');
+  if (profiles !== 1) problems.push(`must define exactly one profile (found ${profiles})`);
+  if (declaredName) {
+    if (RESERVED.has(declaredName) || declaredName.startsWith('/') || declaredName.startsWith(':') || declaredName.includes('//')) {
+      problems.push(`profile name ${JSON.stringify(declaredName)} is a system name`);
+    }
+  }
+
+  const rules: [RegExp, string][] = [
+    [/->\s*"?unconfined\b/, 'transitions to unconfined'],
+    // a permission token (letters of rwaklmixpPcCuU) holding ux/Ux: ux, Ux, pux, PUx, cux, rux, …
+    [/(?:^|[\s,])[rwaklmixpPcCuU]*[uU]x[rwaklmixpPcCuU]*(?=[\s,]|->|$)/m, 'execs unconfined (ux/Ux/pux/cux)'],
+    [/\bchange_profile\s*(?:,|$)/m, 'change_profile without a target'],
+    [/\bchange_profile\b[^,]*->\s*"?unconfined/, 'change_profile to unconfined'],
+    [/\bchange_onexec\b/, 'change_onexec is not allowed'],
+    [/^\s*\^/m, 'hats are not allowed'],
+    [/\bhat\s+\S+\s*\{/, 'hats are not allowed'],
+    [/#include\s+"|#include\s+<\s*\//, 'includes must name an abstraction (<abstractions/…>)'],
+    [/\binclude\s+(?:if\s+exists\s+)?"/, 'includes must name an abstraction (<abstractions/…>)'],
+  ];
+  for (const [re, what] of rules) if (re.test(body)) problems.push(what);
+  // docker-default lets unconfined (host) processes signal the container; any other mention of
+  // unconfined (flags, peers it may signal or trace, targets) is refused.
+  const rest = body.replace(/\bsignal\s*\(\s*receive\s*\)\s*peer\s*=\s*"?unconfined"?/g, '');
+  if (/\bunconfined\b/.test(rest)) problems.push('mentions unconfined');
+
+  if (problems.length > 0) {
+    throw new CtError('PROFILE_INVALID', `${where}: AppArmor profile refused: ${[...new Set(problems)].join('; ')}`, { path: where, problems: [...new Set(problems)] });
+  }
+  let out = text;
+  if (hostName !== undefined) {
+    // Replace the declared name in the header only; the rest of the text keeps its meaning.
+    const header = body.slice(headerStart, headerEnd + 1);
+    const renamed = header.replace(/^(\s*)(?:profile\s+)?("[^"]*"|[^\s{]+)/, `$1profile "${hostName}"`);
+    out = text.slice(0, headerStart) + renamed + text.slice(headerEnd + 1);
+  }
+  return { text: out, declaredName };
+}
