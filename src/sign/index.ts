@@ -2,4 +2,4 @@ export { signAttestationForCtp, signDsse, signMessage, type SigstoreSignOptions,
 export { KeySigner } from './key-signer.js';
 export { identityProvider, peekClaims } from './identity.js';
 export { urlsFromSigningConfig, PUBLIC_GOOD, STAGING } from './signing-config.js';
-export { buildStatement, subjectFor, assertStatement, STATEMENT_V1, type InTotoStatement, type InTotoSubject } from './statement.js';
+export { buildStatement, assertStatement, STATEMENT_TYPE_V1, type Statement, type Subject } from './statement.js';

@@ -13,7 +13,7 @@ import { INTOTO_PAYLOAD_TYPE } from '../attest/dsse.js';
 import { identityProvider } from './identity.js';
 import { KeySigner } from './key-signer.js';
 import { PUBLIC_GOOD, STAGING, urlsFromSigningConfig } from './signing-config.js';
-import { assertStatement, type InTotoStatement } from './statement.js';
+import { assertStatement, type Statement } from './statement.js';
 
 export interface SigstoreSignOptions {
   /** Keyless: explicit OIDC token; otherwise taken from the CI environment. */
@@ -112,7 +112,7 @@ export function signDsse(payload: Buffer, o: SigstoreSignOptions, payloadType = 
 }
 
 /** A message signature over the artifact's bytes (hashedrekord); ECDSA only when signing with a key. */
-export function signMessage(artifact: Buffer, o: SigstoreSignOptions): Promise<SerializedBundle> {
+export async function signMessage(artifact: Buffer, o: SigstoreSignOptions): Promise<SerializedBundle> {
   if (o.key?.algorithm === 'ed25519') {
     throw new CtError('KEY_INVALID', 'message signatures need an ECDSA P-256 key (Ed25519 cannot sign the SHA-256 prehash Rekor records); use a DSSE bundle', { where: 'key' });
   }
@@ -120,7 +120,7 @@ export function signMessage(artifact: Buffer, o: SigstoreSignOptions): Promise<S
 }
 
 /** Signs an in-toto v1 statement: what `ct sign` stores as `attestations/*.sigstore.json`. */
-export function signAttestationForCtp(statement: InTotoStatement, o: SigstoreSignOptions): Promise<SerializedBundle> {
-  assertStatement(statement);
+export async function signAttestationForCtp(statement: Statement, o: SigstoreSignOptions): Promise<SerializedBundle> {
+  assertStatement(statement, 'statement');
   return signDsse(Buffer.from(JSON.stringify(statement), 'utf8'), o);
 }

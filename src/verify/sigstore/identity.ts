@@ -1,0 +1,168 @@
+/**
+ * Keyless identity: what a Fulcio certificate says about its signer, and the policy it must meet.
+ *
+ * - issuer: exact match.
+ * - subject (the SAN): exact, or a regular expression that must match the WHOLE SAN. sigstore-js and
+ *   cosign match unanchored (`acme/app` accepts `evil-acme/app-x`); we wrap every pattern as
+ *   `^(?:re)$`, refuse patterns safe-regex2 flags as catastrophic, and bound the input.
+ * - claims: Fulcio's extensions 1.3.6.1.4.1.57264.1.8–1.22 are DER UTF8Strings and are decoded
+ *   before comparing; the legacy 1.1–1.6 ones are raw bytes. Pinning repository / owner ids keeps a
+ *   renamed or re-created repository from taking over an identity.
+ */
+import safeRegex from 'safe-regex2';
+import { ASN1Obj } from '@sigstore/core';
+import { CtError } from '../../core/errors.js';
+
+const OID = (n: number) => `1.3.6.1.4.1.57264.1.${n}`;
+
+/** Fulcio's names for the DER-encoded extensions (cosign's --certificate-github-* flags map here). */
+export const CLAIM_OIDS = {
+  issuer: OID(8),
+  buildSignerUri: OID(9),
+  buildSignerDigest: OID(10),
+  runnerEnvironment: OID(11),
+  sourceRepositoryUri: OID(12),
+  sourceRepositoryDigest: OID(13),
+  sourceRepositoryRef: OID(14),
+  sourceRepositoryIdentifier: OID(15),
+  sourceRepositoryOwnerUri: OID(16),
+  sourceRepositoryOwnerIdentifier: OID(17),
+  buildConfigUri: OID(18),
+  buildConfigDigest: OID(19),
+  buildTrigger: OID(20),
+  runInvocationUri: OID(21),
+  sourceRepositoryVisibilityAtSigning: OID(22),
+} as const;
+
+/** The deprecated raw-bytes extensions (GitHub only), under their own names. */
+export const LEGACY_CLAIM_OIDS = {
+  legacyIssuer: OID(1),
+  githubWorkflowTrigger: OID(2),
+  githubWorkflowSha: OID(3),
+  githubWorkflowName: OID(4),
+  githubWorkflowRepository: OID(5),
+  githubWorkflowRef: OID(6),
+} as const;
+
+/** Short names users write in policies and on the command line. */
+export const CLAIM_ALIASES: Record<string, string> = {
+  repository: 'sourceRepositoryUri',
+  repositoryId: 'sourceRepositoryIdentifier',
+  ownerId: 'sourceRepositoryOwnerIdentifier',
+  owner: 'sourceRepositoryOwnerUri',
+  ref: 'sourceRepositoryRef',
+  sha: 'sourceRepositoryDigest',
+  workflow: 'buildConfigUri',
+  signerWorkflow: 'buildSignerUri',
+  trigger: 'buildTrigger',
+  runnerEnvironment: 'runnerEnvironment',
+};
+
+export type ClaimName = keyof typeof CLAIM_OIDS | keyof typeof LEGACY_CLAIM_OIDS;
+
+export interface CertIdentity {
+  subject: string | null;
+  issuer: string | null;
+  claims: Record<string, string>;
+}
+
+export interface IdentityPolicy {
+  /** OIDC issuer, exact. */
+  issuer: string;
+  /** SAN, exact. */
+  subject?: string;
+  /** SAN pattern, always matched as `^(?:pattern)$`. */
+  subjectRegExp?: string;
+  /** Claim name (Fulcio name or alias) → exact value. */
+  claims?: Record<string, string>;
+}
+
+const MAX_SUBJECT = 4096;
+
+/** DER UTF8String (tag 0x0c) → text; anything else is not a valid claim and is left out. */
+function derString(value: Buffer): string | undefined {
+  try {
+    const obj = ASN1Obj.parseBuffer(value as Buffer<ArrayBuffer>);
+    if (obj.tag.number !== 0x0c && obj.tag.number !== 0x13 && obj.tag.number !== 0x16) return undefined;
+    return obj.value.toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Structural, so certificates parsed by any @sigstore/core copy fit. */
+export interface CertificateLike {
+  subjectAltName: string | undefined;
+  extension(oid: string): { value: Buffer } | undefined;
+}
+
+export function certIdentity(cert: CertificateLike): CertIdentity {
+  const claims: Record<string, string> = {};
+  for (const [name, oid] of Object.entries(CLAIM_OIDS)) {
+    const ext = cert.extension(oid);
+    const v = ext ? derString(ext.value) : undefined;
+    if (v !== undefined) claims[name] = v;
+  }
+  for (const [name, oid] of Object.entries(LEGACY_CLAIM_OIDS)) {
+    const ext = cert.extension(oid);
+    if (ext) claims[name] = ext.value.toString('utf8');
+  }
+  return { subject: cert.subjectAltName ?? null, issuer: claims.issuer ?? claims.legacyIssuer ?? null, claims };
+}
+
+const regexCache = new Map<string, RegExp>();
+
+/** Compiles a subject pattern anchored at both ends; refuses catastrophic ones. */
+export function anchoredRegExp(pattern: string): RegExp {
+  let re = regexCache.get(pattern);
+  if (re) return re;
+  const source = `^(?:${pattern})$`;
+  try {
+    re = new RegExp(source);
+  } catch (e) {
+    throw new CtError('POLICY_INVALID', `identity pattern ${JSON.stringify(pattern)} is not a regular expression: ${(e as Error).message}`, { pattern }, { cause: e });
+  }
+  if (!safeRegex(re)) throw new CtError('POLICY_INVALID', `identity pattern ${JSON.stringify(pattern)} may backtrack catastrophically`, { pattern });
+  regexCache.set(pattern, re);
+  return re;
+}
+
+export function resolveClaimName(name: string): string {
+  const n = CLAIM_ALIASES[name] ?? name;
+  if (!(n in CLAIM_OIDS) && !(n in LEGACY_CLAIM_OIDS)) throw new CtError('POLICY_INVALID', `unknown certificate claim ${JSON.stringify(name)}`, { claim: name });
+  return n;
+}
+
+/** Checks a policy is usable before any bundle is seen (bad patterns fail early, once). */
+export function assertIdentityPolicy(p: IdentityPolicy): void {
+  if (!p || typeof p.issuer !== 'string' || p.issuer === '') throw new CtError('POLICY_INVALID', 'identity policy: issuer is required (exact)', {});
+  if (p.subject === undefined && p.subjectRegExp === undefined) throw new CtError('POLICY_INVALID', 'identity policy: subject or subjectRegExp is required', {});
+  if (p.subjectRegExp !== undefined) anchoredRegExp(p.subjectRegExp);
+  for (const k of Object.keys(p.claims ?? {})) resolveClaimName(k);
+}
+
+export function describePolicy(p: IdentityPolicy): string {
+  const subj = p.subject !== undefined ? JSON.stringify(p.subject) : `matching /^(?:${p.subjectRegExp})$/`;
+  const claims = Object.entries(p.claims ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ');
+  return `subject ${subj} from issuer ${JSON.stringify(p.issuer)}${claims ? ` with ${claims}` : ''}`;
+}
+
+/** Throws IDENTITY_MISMATCH naming the expected and the actual identity. */
+export function checkIdentity(p: IdentityPolicy, actual: CertIdentity): void {
+  const problems: string[] = [];
+  if (actual.issuer !== p.issuer) problems.push(`issuer ${JSON.stringify(actual.issuer)} is not ${JSON.stringify(p.issuer)}`);
+  const subject = actual.subject ?? '';
+  if (p.subject !== undefined && subject !== p.subject) problems.push(`subject ${JSON.stringify(actual.subject)} is not ${JSON.stringify(p.subject)}`);
+  if (p.subjectRegExp !== undefined && (subject.length > MAX_SUBJECT || !anchoredRegExp(p.subjectRegExp).test(subject))) {
+    problems.push(`subject ${JSON.stringify(actual.subject)} does not match /^(?:${p.subjectRegExp})$/ as a whole`);
+  }
+  for (const [k, v] of Object.entries(p.claims ?? {})) {
+    const name = resolveClaimName(k);
+    if (actual.claims[name] !== v) problems.push(`claim ${name} is ${JSON.stringify(actual.claims[name] ?? null)}, not ${JSON.stringify(v)}`);
+  }
+  if (problems.length) {
+    throw new CtError('IDENTITY_MISMATCH',
+      `certificate identity mismatch: expected ${describePolicy(p)}; got subject ${JSON.stringify(actual.subject)} from issuer ${JSON.stringify(actual.issuer)} (${problems.join('; ')})`,
+      { expected: p, actual });
+  }
+}

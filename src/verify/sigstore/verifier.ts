@@ -1,0 +1,297 @@
+/**
+ * Sigstore bundle verification (v0.1–v0.3), offline, on @sigstore/verify 3.1 with what it leaves out:
+ * the in-toto subject is checked against the artifact/image digest, identities are matched anchored
+ * and with decoded claims, tlogs without a validity start are refused (trusted-root.ts), Rekor v2
+ * DSSE entries are accepted (rekor-v2.ts). Trust material and the @sigstore/verify Verifier are built
+ * once per instance and reused; results are cached (cache.ts).
+ *
+ * Stages, in order: parse → bundle/artifact binding → thresholds → @sigstore/verify (timestamps, key
+ * material, log entries, signature) → identity policy → in-toto subject. Codes: MALFORMED_BUNDLE,
+ * INVALID_SIGNATURE, UNTRUSTED_ROOT, LOG_PROOF_INVALID, UNKNOWN_KEY, INSUFFICIENT_LOG_COVERAGE,
+ * THRESHOLD_NOT_MET, IDENTITY_MISMATCH, SUBJECT_MISMATCH.
+ */
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { bundleFromJSON, bundleToJSON, type Bundle } from '@sigstore/bundle';
+import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
+import { CtError } from '../../core/errors.js';
+import { canonicalize } from '../../core/jcs.js';
+import { isDigest, sha256Digest } from '../../core/digest.js';
+import { INTOTO_PAYLOAD_TYPE } from '../../attest/dsse.js';
+import { parseStatement, type Statement } from '../../attest/statement.js';
+import { keyIdOf } from '../../trust/keyid.js';
+import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../evidence.js';
+import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
+import { assertIdentityPolicy, certIdentity, checkIdentity, type IdentityPolicy } from './identity.js';
+import { acceptRekorV2DsseDigest } from './rekor-v2.js';
+import { VerificationCache } from './cache.js';
+
+export interface SigstoreThresholds {
+  /** Transparency log entries (default 1). */
+  tlog?: number;
+  /** SCTs in the Fulcio certificate (default 1). */
+  ctlog?: number;
+  /** Verified timestamps, TSA and tlog integrated times together (default 1). */
+  timestamps?: number;
+}
+
+export interface SigstoreVerifierOptions {
+  trustedRoot: LoadedTrustedRoot;
+  /** Key mode: bundles that carry a public-key hint verify against this key. */
+  publicKey?: KeyObject;
+  thresholds?: SigstoreThresholds;
+  /** Entries kept in the result cache (0 disables it). */
+  cacheSize?: number;
+}
+
+export interface SigstoreVerifyRequest {
+  /** Required for certificate (keyless) bundles. */
+  policy?: IdentityPolicy;
+  /** The artifact's bytes: message signatures are verified over them; DSSE subjects against their digest. */
+  artifact?: Buffer;
+  /** `sha256:<hex>` of the artifact or image, when the bytes are not at hand. */
+  digest?: string;
+}
+
+export interface SigstoreVerification {
+  kind: 'dsse' | 'message';
+  mediaType: string;
+  bundleDigest: string;
+  signer: VerifiedSigner;
+  logEntries: VerifiedLogEntry[];
+  logOperators: string[];
+  /** DSSE in-toto bundles: the verified attestation, as the report combiner takes it. */
+  attestation?: VerifiedAttestation;
+  /** The digest the artifact / subject was bound to. */
+  digest: string;
+}
+
+/** The certificate class of @sigstore/verify's own @sigstore/core (it nests a different version). */
+type X509Certificate = Extract<SignedEntity['key'], { $case: 'certificate' }>['certificate'];
+
+type Outcome = { ok: SigstoreVerification } | { err: CtError };
+
+export class SigstoreBundleVerifier {
+  readonly trustedRoot: LoadedTrustedRoot;
+  /** Root digest plus key id: the trust part of the cache key. */
+  readonly trustDigest: string;
+  private readonly trust: TrustMaterial;
+  private readonly verifier: Verifier;
+  private readonly thresholds: Required<SigstoreThresholds>;
+  private readonly operators: Map<string, { operator: string; baseUrl: string }>;
+  private readonly cache: VerificationCache<Outcome> | null;
+  private readonly publicKey?: KeyObject;
+
+  constructor(o: SigstoreVerifierOptions) {
+    this.trustedRoot = o.trustedRoot;
+    this.publicKey = o.publicKey;
+    this.thresholds = { tlog: o.thresholds?.tlog ?? 1, ctlog: o.thresholds?.ctlog ?? 1, timestamps: o.thresholds?.timestamps ?? 1 };
+    const key = o.publicKey;
+    // Key mode (`--key`): any hint resolves to the given key, as cosign does; it never expires.
+    const keyFinder = (hint: string) => {
+      if (!key) throw new CtError('UNKNOWN_KEY', `bundle names key ${JSON.stringify(hint)} but no public key was given (--key)`, { hint });
+      return { publicKey: key, validFor: () => true };
+    };
+    this.trust = toTrustMaterial(o.trustedRoot.root, keyFinder);
+    memoizeTrustedCertVerify(this.trust);
+    this.verifier = new Verifier(this.trust, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
+    this.operators = tlogOperators(o.trustedRoot);
+    this.trustDigest = sha256Digest(`${o.trustedRoot.digest}|${key ? keyIdOf(key) : '-'}`);
+    this.cache = o.cacheSize === 0 ? null : new VerificationCache<Outcome>(o.cacheSize ?? 4096);
+  }
+
+  clearCache(): void {
+    this.cache?.clear();
+  }
+
+  /** Verifies one bundle (raw bytes, text or parsed JSON). Throws CtError on any rejection. */
+  verify(input: Buffer | string | unknown, req: SigstoreVerifyRequest): SigstoreVerification {
+    const raw = typeof input === 'string' || Buffer.isBuffer(input) ? input : undefined;
+    const bundleDigest = raw !== undefined ? sha256Digest(raw) : sha256Digest(canonicalize(input));
+    if (req.digest !== undefined && !isDigest(req.digest)) throw new CtError('USAGE', `artifact digest: not sha256:<64 hex>: ${req.digest}`, { digest: req.digest });
+    const digest = req.artifact ? sha256Digest(req.artifact) : req.digest;
+    if (req.artifact && req.digest && req.digest !== digest) throw new CtError('DIGEST_MISMATCH', `artifact digest ${digest} is not the given ${req.digest}`, { expected: req.digest, actual: digest });
+    if (req.policy) assertIdentityPolicy(req.policy);
+    const key = `${bundleDigest}|${digest ?? '-'}|${req.artifact ? 'bytes' : 'digest'}|${this.trustDigest}|${policyDigest(req.policy, this.thresholds)}`;
+    const hit = this.cache?.get(key);
+    if (hit) {
+      if ('err' in hit) throw hit.err;
+      return hit.ok;
+    }
+    let outcome: Outcome;
+    try {
+      outcome = { ok: this.verifyUncached(raw !== undefined ? parseJson(raw) : input, bundleDigest, digest, req) };
+    } catch (e) {
+      if (!(e instanceof CtError)) throw e;
+      outcome = { err: e };
+    }
+    this.cache?.set(key, outcome);
+    if ('err' in outcome) throw outcome.err;
+    return outcome.ok;
+  }
+
+  private verifyUncached(json: unknown, bundleDigest: string, digest: string | undefined, req: SigstoreVerifyRequest): SigstoreVerification {
+    let bundle: Bundle;
+    try {
+      bundle = bundleFromJSON(json);
+    } catch (e) {
+      throw new CtError('MALFORMED_BUNDLE', `not a valid Sigstore bundle: ${(e as Error).message}`, { where: 'bundle' }, { cause: e });
+    }
+    const kind = bundle.content.$case === 'dsseEnvelope' ? 'dsse' : 'message';
+    if (kind === 'message') bindMessage(bundle, req.artifact, digest);
+    else if (digest === undefined) throw new CtError('USAGE', 'a DSSE bundle is verified against an artifact or image digest; none given', {});
+
+    let entity: SignedEntity;
+    try {
+      entity = acceptRekorV2DsseDigest(toSignedEntity(bundle, req.artifact), bundle);
+    } catch (e) {
+      throw new CtError('MALFORMED_BUNDLE', `bundle verification material does not parse: ${(e as Error).message}`, { where: 'verificationMaterial' }, { cause: e });
+    }
+    const cert = entity.key.$case === 'certificate' ? entity.key.certificate : null;
+    if (cert && !req.policy) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
+    if (!cert && !this.publicKey) throw new CtError('UNKNOWN_KEY', 'the bundle is signed with a key and no public key was given (--key)', {});
+    this.checkThresholds(entity, cert);
+
+    try {
+      this.verifier.verify(entity);
+    } catch (e) {
+      throw this.mapError(e, entity, cert);
+    }
+
+    let signer: VerifiedSigner;
+    if (cert) {
+      const id = certIdentity(cert);
+      checkIdentity(req.policy as IdentityPolicy, id);
+      signer = { kind: 'keyless', issuer: id.issuer ?? undefined, subject: id.subject ?? undefined, claims: id.claims };
+    } else {
+      signer = { kind: 'key', keyId: keyIdOf(this.publicKey as KeyObject) };
+    }
+
+    const logEntries = entity.tlogEntries.map((t): VerifiedLogEntry => {
+      const logId = Buffer.from(t.logId?.keyId ?? []).toString('hex');
+      return { logId, operator: this.operators.get(logId)?.operator ?? logId, logIndex: Number(t.logIndex), integratedTime: Number(t.integratedTime), kind: 'rekor' };
+    });
+    const logOperators = [...new Set(logEntries.map((l) => l.operator))].sort();
+    const result: SigstoreVerification = { kind, mediaType: bundle.mediaType, bundleDigest, signer, logEntries, logOperators, digest: digest as string };
+    if (bundle.content.$case === 'dsseEnvelope') {
+      const env = bundle.content.dsseEnvelope;
+      const statement = inTotoStatement(env.payloadType, env.payload);
+      checkSubject(statement, digest as string);
+      result.attestation = {
+        digest: sha256Digest(canonicalize(bundleToJSON(bundle).dsseEnvelope)),
+        source: 'sigstore',
+        predicateType: statement.predicateType,
+        predicate: statement.predicate,
+        subjects: statement.subject.map((s) => ({ name: s.name, digest: s.digest })),
+        signers: [signer],
+        logEntries,
+        logOperators,
+      };
+    }
+    return result;
+  }
+
+  private checkThresholds(entity: SignedEntity, cert: X509Certificate | null): void {
+    const t = this.thresholds;
+    if (entity.tlogEntries.length < t.tlog) {
+      throw new CtError('INSUFFICIENT_LOG_COVERAGE', `bundle has ${entity.tlogEntries.length} transparency log entries, ${t.tlog} required`, { expected: t.tlog, actual: entity.tlogEntries.length });
+    }
+    if (entity.timestamps.length < t.timestamps) {
+      throw new CtError('THRESHOLD_NOT_MET', `bundle has ${entity.timestamps.length} timestamps, ${t.timestamps} required`, { threshold: 'timestamps', expected: t.timestamps, actual: entity.timestamps.length });
+    }
+    const scts = cert?.extSCT?.signedCertificateTimestamps.length ?? 0;
+    if (cert && scts < t.ctlog) {
+      throw new CtError('THRESHOLD_NOT_MET', `certificate has ${scts} SCTs, ${t.ctlog} required`, { threshold: 'ctlog', expected: t.ctlog, actual: scts });
+    }
+  }
+
+  /** @sigstore/verify's codes → ours. A log body mismatch is a bad signature when the signature itself fails. */
+  private mapError(e: unknown, entity: SignedEntity, cert: X509Certificate | null): CtError {
+    if (e instanceof CtError) return e;
+    const err = e as { code?: string; message?: string; cause?: { message?: string } };
+    const msg = `${err.message ?? String(e)}${err.cause?.message ? ` (${err.cause.message})` : ''}`;
+    const details = { sigstoreCode: err.code };
+    switch (err.code) {
+      case 'SIGNATURE_ERROR':
+        return new CtError('INVALID_SIGNATURE', `signature does not verify over the artifact: ${msg}`, details, { cause: e });
+      case 'CERTIFICATE_ERROR':
+      case 'TIMESTAMP_ERROR':
+        return new CtError('UNTRUSTED_ROOT', `not issued or timestamped by an authority of the trusted root (${this.trustedRoot.source}): ${msg}`, details, { cause: e });
+      case 'PUBLIC_KEY_ERROR':
+        return new CtError('UNKNOWN_KEY', msg, details, { cause: e });
+      case 'TLOG_BODY_ERROR': {
+        const key = cert ? createPublicKey({ key: cert.publicKey, format: 'der', type: 'spki' }) : this.publicKey;
+        if (key && !entity.signature.verifySignature(key)) {
+          return new CtError('INVALID_SIGNATURE', `signature does not verify over the content: ${msg}`, details, { cause: e });
+        }
+        return new CtError('LOG_PROOF_INVALID', `transparency log entry does not match the bundle: ${msg}`, details, { cause: e });
+      }
+      default:
+        if (typeof err.code === 'string' && err.code.startsWith('TLOG')) {
+          return new CtError('LOG_PROOF_INVALID', `transparency log proof does not verify against the trusted root: ${msg}`, details, { cause: e });
+        }
+        return new CtError('INVALID_SIGNATURE', `verification failed: ${msg}`, details, { cause: e });
+    }
+  }
+}
+
+function parseJson(raw: Buffer | string): unknown {
+  try {
+    return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+  } catch (e) {
+    throw new CtError('MALFORMED_BUNDLE', `bundle is not JSON: ${(e as Error).message}`, { where: 'bundle' }, { cause: e });
+  }
+}
+
+function policyDigest(p: IdentityPolicy | undefined, t: Required<SigstoreThresholds>): string {
+  return createHash('sha256').update(canonicalize({ p: p ?? null, t })).digest('hex');
+}
+
+/** A message signature covers the artifact: its recorded digest must be the artifact's. */
+function bindMessage(bundle: Bundle, artifact: Buffer | undefined, digest: string | undefined): void {
+  if (bundle.content.$case !== 'messageSignature') return;
+  const md = bundle.content.messageSignature.messageDigest;
+  if (!artifact) {
+    throw new CtError('USAGE', 'a message-signature bundle is verified over the artifact bytes: give the file, not only its digest', { digest });
+  }
+  if (md && md.digest.length && !md.digest.equals(createHash('sha256').update(artifact).digest())) {
+    throw new CtError('INVALID_SIGNATURE', `the bundle signs a different artifact: message digest sha256:${md.digest.toString('hex')}, artifact ${digest}`, { expected: `sha256:${md.digest.toString('hex')}`, actual: digest });
+  }
+}
+
+function inTotoStatement(payloadType: string, payload: Buffer): Statement {
+  if (payloadType !== INTOTO_PAYLOAD_TYPE) {
+    throw new CtError('SUBJECT_MISMATCH', `DSSE payload type ${JSON.stringify(payloadType)} is not in-toto: it names no subject to bind to the artifact`, { payloadType });
+  }
+  return parseStatement(payload, 'dsseEnvelope.payload');
+}
+
+/** What @sigstore/verify does not do: the statement must name the artifact/image. */
+function checkSubject(st: Statement, digest: string): void {
+  const hex = digest.slice(7);
+  if (!st.subject.some((s) => s.digest.sha256?.toLowerCase() === hex)) {
+    throw new CtError('SUBJECT_MISMATCH', `in-toto subject does not name ${digest}: subjects are ${st.subject.map((s) => `${s.name}@sha256:${s.digest.sha256}`).join(', ')}`,
+      { expected: digest, actual: st.subject.map((s) => ({ name: s.name, sha256: s.digest.sha256 })) });
+  }
+}
+
+/**
+ * The trusted root's CA and TSA certificates are constants of this verifier: @sigstore/verify
+ * re-checks their signatures (the root's self-signature included) for every bundle and every
+ * timestamp. Their verify() results are memoized per issuer; leaf certificates are untouched.
+ */
+function memoizeTrustedCertVerify(trust: TrustMaterial): void {
+  for (const ca of [...trust.certificateAuthorities, ...trust.timestampAuthorities]) {
+    for (const cert of ca.certChain) {
+      const original = cert.verify.bind(cert);
+      const memo = new Map<X509Certificate | undefined, boolean>();
+      cert.verify = (issuer?: X509Certificate) => {
+        let r = memo.get(issuer);
+        if (r === undefined) {
+          r = original(issuer);
+          memo.set(issuer, r);
+        }
+        return r;
+      };
+    }
+  }
+}

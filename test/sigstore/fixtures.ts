@@ -1,0 +1,28 @@
+/** Shared setup of the Sigstore tests: a mock deployment, signing options, statements. */
+import { generateKeyPairSync } from 'node:crypto';
+import { sha256Digest } from '../../src/core/digest.js';
+import { buildStatement } from '../../src/attest/statement.js';
+import type { SigstoreSignOptions } from '../../src/sign/index.js';
+import { trustedRootFromJSON } from '../../src/verify/sigstore/index.js';
+import type { SigstoreMock } from '../support/sigstore-mock.js';
+
+export const GH_SAN = 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main';
+export const GH_ISSUER = 'https://token.actions.githubusercontent.com';
+
+export function keylessOptions(m: SigstoreMock, identityToken: string, extra: Partial<SigstoreSignOptions> = {}): SigstoreSignOptions {
+  return { identityToken, fulcioURL: m.fulcioURL, rekorURL: m.rekorURL, tsaURL: m.tsaURL, timeoutMs: 5000, retries: 0, ...extra };
+}
+
+export function rootOf(m: SigstoreMock) {
+  return trustedRootFromJSON(m.trustedRoot, 'mock');
+}
+
+export const artifact = Buffer.from('cerro torre image manifest\n');
+export const artifactDigest = sha256Digest(artifact);
+
+export function statementFor(digest: string, predicateType = 'https://slsa.dev/provenance/v1') {
+  return buildStatement([{ name: 'registry.example/acme/app', digest: { sha256: digest.slice(7) } }], predicateType, { buildDefinition: { buildType: 'test' } });
+}
+
+export const ecKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+export const edKey = () => generateKeyPairSync('ed25519');

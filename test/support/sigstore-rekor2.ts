@@ -1,0 +1,54 @@
+/**
+ * Rekor v2 (tiles) entries with proofs that verify, built from the mock log's key: the mock's own
+ * v2 handler returns proofs that cannot verify (SPEC §3 trap 2), so it is never used. A v2 entry has
+ * no SET and no integrated time: an inclusion proof against a signed checkpoint (C2SP signed note)
+ * only. Real Rekor v2 records a DSSE entry with the hash of the PAE (SPEC §9), which is what
+ * `payloadHashOf: 'pae'` produces.
+ */
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import { canonicalize } from '../../src/core/jcs.js';
+import { pae } from '../../src/attest/dsse.js';
+
+interface SerializedBundleLike {
+  dsseEnvelope?: { payload: string; payloadType: string; signatures: { sig: string }[] };
+  verificationMaterial: { certificate?: { rawBytes: string }; tlogEntries: unknown[] };
+}
+
+export function rekorV2DsseEntry(
+  bundle: SerializedBundleLike,
+  log: { privateKey: KeyObject; publicKey: KeyObject; origin: string },
+  payloadHashOf: 'pae' | 'payload' | 'other' = 'pae',
+): Record<string, unknown> {
+  const env = bundle.dsseEnvelope;
+  if (!env) throw new Error('not a DSSE bundle');
+  const payload = Buffer.from(env.payload, 'base64');
+  const hashed = payloadHashOf === 'pae' ? pae(env.payloadType, payload) : payloadHashOf === 'payload' ? payload : Buffer.from('something else');
+  const body = {
+    apiVersion: '0.0.2',
+    kind: 'dsse',
+    spec: {
+      dsseV002: {
+        payloadHash: { algorithm: 'SHA2_256', digest: createHash('sha256').update(hashed).digest('base64') },
+        signatures: [{
+          content: env.signatures[0].sig,
+          verifier: { x509Certificate: { rawBytes: bundle.verificationMaterial.certificate?.rawBytes }, keyDetails: 'PKIX_ECDSA_P256_SHA_256' },
+        }],
+      },
+    },
+  };
+  const canonical = Buffer.from(canonicalize(body), 'utf8');
+  const leaf = createHash('sha256').update(Buffer.from([0])).update(canonical).digest();
+  const logId = createHash('sha256').update(log.publicKey.export({ type: 'spki', format: 'der' })).digest();
+  // A tree of one entry: the leaf is the root, the proof is empty.
+  const note = `${log.origin}\n1\n${leaf.toString('base64')}\n`;
+  const sig = sign('sha256', Buffer.from(note), log.privateKey);
+  const checkpoint = `${note}\n\u2014 ${log.origin} ${Buffer.concat([logId.subarray(0, 4), sig]).toString('base64')}\n`;
+  return {
+    logIndex: '0',
+    logId: { keyId: logId.toString('base64') },
+    kindVersion: { kind: 'dsse', version: '0.0.2' },
+    integratedTime: '0',
+    inclusionProof: { logIndex: '0', rootHash: leaf.toString('base64'), treeSize: '1', hashes: [], checkpoint: { envelope: checkpoint } },
+    canonicalizedBody: canonical.toString('base64'),
+  };
+}
