@@ -1,0 +1,134 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { BlockList, isIP } from 'node:net';
+import { CtError } from '../core/errors.js';
+
+/**
+ * Where a fetch may go (SPEC §3 "Fetching"): registries outside the allow-list are refused, and
+ * so is any host that resolves to a private, loopback, link-local or otherwise non-public address
+ * unless that address is explicitly allowed. Every address a name resolves to is checked, and the
+ * same check runs again inside the socket's own lookup, so a DNS answer that changes between the
+ * check and the connection (rebinding) cannot reach an internal address either.
+ */
+export interface GuardOptions {
+  /** `host` (any port) or `host:port` entries; when absent or empty, every public registry is allowed. */
+  allowedRegistries?: string[];
+  /** Addresses or CIDR ranges that may be reached although they are not public, e.g. `127.0.0.1`. */
+  allowedAddresses?: string[];
+}
+
+// Ranges that a reference must never make us reach (RFC 6890 special-purpose registries).
+const DENIED_V4: [string, number][] = [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16],
+  ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16],
+  ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+];
+const DENIED_V6: [string, number][] = [
+  ['::', 128], ['::1', 128], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
+];
+
+const denied = new BlockList();
+for (const [a, p] of DENIED_V4) denied.addSubnet(a, p, 'ipv4');
+for (const [a, p] of DENIED_V6) denied.addSubnet(a, p, 'ipv6');
+
+/** IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible forms are judged as the IPv4 they carry. */
+function unmap(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
+  const m = /^::ffff:(?:0:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (m) return { address: m[1], family: 'ipv4' };
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (hex) {
+    const hi = parseInt(hex[1], 16);
+    const lo = parseInt(hex[2], 16);
+    return { address: `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, family: 'ipv4' };
+  }
+  return { address, family: isIP(address) === 4 ? 'ipv4' : 'ipv6' };
+}
+
+export function isPublicAddress(address: string): boolean {
+  const a = unmap(address);
+  if (isIP(a.address) === 0) return false;
+  return !denied.check(a.address, a.family);
+}
+
+export class NetworkGuard {
+  private readonly registries: { host: string; port?: string }[];
+  private readonly allowed = new BlockList();
+  private readonly hasAllowed: boolean;
+
+  constructor(readonly options: GuardOptions = {}) {
+    this.registries = (options.allowedRegistries ?? []).map((e) => splitHostPort(e.trim().toLowerCase()));
+    for (const entry of options.allowedAddresses ?? []) {
+      const [addr, bits] = entry.trim().split('/');
+      const fam = isIP(addr);
+      if (fam === 0) throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} is not an IP address or CIDR range`, { entry });
+      const family = fam === 4 ? 'ipv4' : 'ipv6';
+      if (bits === undefined) this.allowed.addAddress(addr, family);
+      else this.allowed.addSubnet(addr, Number(bits), family);
+    }
+    this.hasAllowed = (options.allowedAddresses ?? []).length > 0;
+  }
+
+  /** Refuses a registry (host[:port] as written in a reference) that the allow-list does not name. */
+  assertRegistryAllowed(registry: string): void {
+    if (this.registries.length === 0) return;
+    const { host, port } = splitHostPort(registry.toLowerCase());
+    const ok = this.registries.some((e) => e.host === host && (e.port === undefined || e.port === port));
+    if (!ok) {
+      throw new CtError('REGISTRY_NOT_ALLOWED', `registry ${registry} is not in the allowed registries (${this.options.allowedRegistries!.join(', ')})`, { registry });
+    }
+  }
+
+  /** True when a connection to this address may be made. */
+  addressAllowed(address: string): boolean {
+    if (isPublicAddress(address)) return true;
+    if (!this.hasAllowed) return false;
+    const a = unmap(address);
+    return this.allowed.check(a.address, a.family);
+  }
+
+  private assertAddresses(hostname: string, addresses: LookupAddress[]): void {
+    if (addresses.length === 0) throw new CtError('NETWORK_ERROR', `${hostname}: resolves to no address`, { host: hostname });
+    const bad = addresses.filter((a) => !this.addressAllowed(a.address));
+    if (bad.length > 0) {
+      throw new CtError('REGISTRY_NOT_ALLOWED', `${hostname} resolves to ${bad.map((a) => a.address).join(', ')}: private, loopback, link-local or reserved addresses are refused unless allowed`, { host: hostname, addresses: bad.map((a) => a.address) });
+    }
+  }
+
+  /** Resolves a host name (or takes an IP literal) and checks every address it has. */
+  async assertHostAllowed(hostname: string): Promise<void> {
+    const bare = hostname.replace(/^\[|\]$/g, '');
+    if (isIP(bare)) return this.assertAddresses(bare, [{ address: bare, family: isIP(bare) }]);
+    const addresses = await new Promise<LookupAddress[]>((resolve, reject) =>
+      dnsLookup(bare, { all: true, verbatim: true }, (err, addrs) => (err ? reject(new CtError('NETWORK_ERROR', `${bare}: cannot resolve (${err.code ?? err.message})`, { host: bare }, { cause: err })) : resolve(addrs))),
+    );
+    this.assertAddresses(bare, addresses);
+  }
+
+  /**
+   * A `lookup` for net/tls.connect that applies the same check at connection time. Handed to the
+   * undici Agent, so every socket, including those opened for redirects and token realms, goes
+   * through it.
+   */
+  readonly lookup = (hostname: string, options: { all?: boolean; family?: number }, callback: (...args: unknown[]) => void): void => {
+    dnsLookup(hostname, { all: true, verbatim: true, family: options?.family ?? 0 }, (err, addrs) => {
+      if (err) return callback(err);
+      try {
+        this.assertAddresses(hostname, addrs);
+      } catch (e) {
+        return callback(e);
+      }
+      if (options?.all) callback(null, addrs);
+      else callback(null, addrs[0].address, addrs[0].family);
+    });
+  };
+}
+
+function splitHostPort(s: string): { host: string; port?: string } {
+  if (s.startsWith('[')) {
+    const close = s.indexOf(']');
+    const port = s.slice(close + 1).replace(/^:/, '');
+    return { host: s.slice(1, close), port: port || undefined };
+  }
+  const c = s.lastIndexOf(':');
+  if (c >= 0 && s.indexOf(':') === c) return { host: s.slice(0, c), port: s.slice(c + 1) };
+  return { host: s };
+}

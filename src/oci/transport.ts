@@ -1,0 +1,192 @@
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import { CtError } from '../core/errors.js';
+import { parseChallenges } from './challenge.js';
+import type { Credentials } from './credentials.js';
+import type { NetworkGuard } from './guard.js';
+
+/**
+ * HTTP to one registry with the SPEC §3 rules built in:
+ * - the Authorization header (basic credentials or a bearer token) is only ever sent to the
+ *   registry's own origin (scheme + host + port as in the reference);
+ * - a bearer realm on another host gets an anonymous token request (never the credentials);
+ * - redirects are followed by hand; a hop to another origin loses the Authorization header, and
+ *   every hop's host passes the network guard first;
+ * - every socket resolves its host through the guard's lookup (see guard.ts).
+ *
+ * It uses undici's `request` (the engine under Node's fetch) rather than `fetch` itself: it takes
+ * Node streams as bodies without WHATWG-stream conversion and lets us plug the guarded lookup into
+ * the connection pool.
+ */
+export interface TransportOptions {
+  guard: NetworkGuard;
+  credentials?: Credentials;
+  /** Speak http:// instead of https:// to the registry (local test registries). */
+  plainHttp?: boolean;
+  /** Headers timeout in ms for every request (default 60 s). */
+  timeoutMs?: number;
+  userAgent?: string;
+}
+
+export type Body = Buffer | (() => Readable);
+
+export interface SendOptions {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Path below the registry origin (`/v2/...`) or an absolute URL (upload locations). */
+  url: string;
+  headers?: Record<string, string>;
+  body?: Body;
+  /** Token scope actions needed (`pull` or `pull,push`). */
+  actions: 'pull' | 'pull,push';
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered (after redirects). */
+  url: string;
+}
+
+const MAX_REDIRECTS = 5;
+
+export class RegistryTransport {
+  readonly origin: string;
+  private readonly agent: Agent;
+  private readonly tokens = new Map<string, string>();
+  private basicActive = false;
+
+  constructor(readonly registryHost: string, readonly repository: string, private readonly opts: TransportOptions) {
+    this.origin = `${opts.plainHttp ? 'http' : 'https'}://${registryHost}`;
+    this.agent = new Agent({
+      connect: { lookup: opts.guard.lookup as never },
+      headersTimeout: opts.timeoutMs ?? 60000,
+      bodyTimeout: opts.timeoutMs ?? 60000,
+      connections: 16,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private authFor(url: URL, actions: string): string | undefined {
+    if (url.origin !== this.origin) return undefined;
+    const token = this.tokens.get(actions) ?? (actions === 'pull' ? this.tokens.get('pull,push') : undefined);
+    if (token) return `Bearer ${token}`;
+    if (this.basicActive && this.opts.credentials) return basic(this.opts.credentials);
+    return undefined;
+  }
+
+  /** Sends a request, answering one auth challenge and following redirects. */
+  async send(o: SendOptions): Promise<Reply> {
+    let reply = await this.sendFollowing(o);
+    if (reply.status === 401) {
+      const challenge = reply.headers['www-authenticate'];
+      await reply.body.dump();
+      await this.authenticate(challenge, o.actions);
+      reply = await this.sendFollowing(o);
+      if (reply.status === 401) {
+        await reply.body.dump();
+        throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: ${o.method} ${pathOf(o.url)} was refused (401) ${this.opts.credentials ? 'with the configured credentials' : 'and no credentials are configured for this registry'}`, { registry: this.registryHost });
+      }
+    }
+    return reply;
+  }
+
+  private async sendFollowing(o: SendOptions): Promise<Reply> {
+    let url = new URL(o.url, this.origin);
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'cerro-torre', ...o.headers };
+      const auth = this.authFor(url, o.actions);
+      if (auth) headers.authorization = auth;
+      const body = o.body === undefined ? undefined : Buffer.isBuffer(o.body) ? o.body : o.body();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, { method: o.method, headers, body, dispatcher: this.agent });
+      } catch (e) {
+        if (body && !Buffer.isBuffer(body)) body.destroy();
+        throw networkError(e, url);
+      }
+      if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && res.headers.location) {
+        await res.body.dump();
+        if (hop >= MAX_REDIRECTS) throw new CtError('REGISTRY_ERROR', `${this.registryHost}: more than ${MAX_REDIRECTS} redirects for ${pathOf(o.url)}`, { registry: this.registryHost });
+        const next = new URL(String(res.headers.location), url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new CtError('REGISTRY_ERROR', `redirect to unsupported scheme ${next.protocol}`, { location: next.href });
+        await this.opts.guard.assertHostAllowed(next.hostname);
+        url = next;
+        continue;
+      }
+      return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
+    }
+  }
+
+  private async authenticate(header: string | string[] | undefined, actions: 'pull' | 'pull,push'): Promise<void> {
+    const challenges = parseChallenges(header);
+    const bearer = challenges.find((c) => c.scheme === 'bearer');
+    if (bearer?.params.realm) {
+      this.tokens.set(actions, await this.fetchToken(bearer.params, actions));
+      return;
+    }
+    if (challenges.some((c) => c.scheme === 'basic') && this.opts.credentials) {
+      this.basicActive = true;
+      return;
+    }
+    throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: authentication required (${challenges.map((c) => c.scheme).join(', ') || 'no challenge'})${this.opts.credentials ? '' : ' and no credentials are configured for this registry'}`, { registry: this.registryHost });
+  }
+
+  /**
+   * Token endpoint request (distribution token auth). Credentials go only to a realm on the
+   * registry's own origin; a realm elsewhere gets an anonymous request (docs/registry.md).
+   */
+  private async fetchToken(params: Record<string, string>, actions: string): Promise<string> {
+    let realm: URL;
+    try {
+      realm = new URL(params.realm);
+    } catch {
+      throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: bearer realm ${JSON.stringify(params.realm)} is not a URL`, { registry: this.registryHost });
+    }
+    if (realm.protocol !== 'https:' && realm.protocol !== 'http:') throw new CtError('REGISTRY_AUTH_FAILED', `bearer realm scheme ${realm.protocol} refused`, { realm: realm.href });
+    await this.opts.guard.assertHostAllowed(realm.hostname);
+    if (params.service) realm.searchParams.set('service', params.service);
+    realm.searchParams.set('scope', `repository:${this.repository}:${actions}`);
+    const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'cerro-torre' };
+    if (realm.origin === this.origin && this.opts.credentials) headers.authorization = basic(this.opts.credentials);
+    let res: Dispatcher.ResponseData;
+    try {
+      // No redirects: a token endpoint that redirects is not followed (undici's default).
+      res = await request(realm, { method: 'GET', headers, dispatcher: this.agent });
+    } catch (e) {
+      throw networkError(e, realm);
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: token endpoint ${realm.origin}${realm.pathname} answered ${res.statusCode}`, { registry: this.registryHost, status: res.statusCode });
+    }
+    const json = (await res.body.json().catch(() => ({}))) as { token?: unknown; access_token?: unknown };
+    const token = typeof json.token === 'string' ? json.token : typeof json.access_token === 'string' ? json.access_token : undefined;
+    if (!token) throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: token endpoint returned no token`, { registry: this.registryHost });
+    return token;
+  }
+}
+
+function basic(c: Credentials): string {
+  return `Basic ${Buffer.from(`${c.username}:${c.password}`, 'utf8').toString('base64')}`;
+}
+
+function pathOf(url: string): string {
+  try {
+    return new URL(url, 'http://x').pathname;
+  } catch {
+    return url;
+  }
+}
+
+/** Connection failures become NETWORK_ERROR, except a guard refusal raised inside the lookup. */
+function networkError(e: unknown, url: URL): CtError {
+  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
+    if (c instanceof CtError) return c;
+  }
+  const err = e as { code?: string; message?: string };
+  return new CtError('NETWORK_ERROR', `${url.host}: ${err?.code ?? ''} ${err?.message ?? String(e)}`.trim(), { host: url.host }, { cause: e });
+}

@@ -1,0 +1,119 @@
+// Starts a real `docker-registry` (distribution 2.8, Debian package `docker-registry`) on
+// 127.0.0.1 for the registry tests: a free port, a temp storage dir, a generated config.yml and,
+// when asked, htpasswd (bcrypt) authentication. A missing binary is a failure, never a skip:
+// CI installs the package, and a silently skipped registry test would prove nothing.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
+
+export const REGISTRY_BIN = process.env.CT_DOCKER_REGISTRY_BIN ?? '/usr/bin/docker-registry';
+
+export interface TestRegistry {
+  /** `127.0.0.1:PORT`, the host part of references to this registry. */
+  host: string;
+  port: number;
+  url: string;
+  storageDir: string;
+  stop(): Promise<void>;
+}
+
+export interface RegistryOptions {
+  /** Enables htpasswd auth with this single user. */
+  auth?: { username: string; password: string };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
+  if (!existsSync(REGISTRY_BIN)) {
+    throw new Error(`${REGISTRY_BIN} not found: install the Debian package docker-registry (apt-get install docker-registry); registry tests cannot run without it`);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'ct-registry-'));
+  const storageDir = join(dir, 'storage');
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  let authBlock = '';
+  if (opts.auth) {
+    // bcrypt is the only hash distribution's htpasswd accepts; cost 4 keeps the tests fast.
+    const line = `${opts.auth.username}:${bcrypt.hashSync(opts.auth.password, 4)}\n`;
+    await writeFile(join(dir, 'htpasswd'), line);
+    authBlock = `auth:\n  htpasswd:\n    realm: ct-test\n    path: ${join(dir, 'htpasswd')}\n`;
+  }
+  const config = [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${storageDir}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: ${host}`,
+    '  secret: ct-test-secret',
+    authBlock,
+  ].join('\n');
+  await writeFile(join(dir, 'config.yml'), config);
+
+  const child = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://${host}`;
+  try {
+    await waitReady(url, child, () => stderr);
+  } catch (e) {
+    await stopChild(child, exited);
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    host,
+    port,
+    url,
+    storageDir,
+    async stop() {
+      await stopChild(child, exited);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitReady(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${stderr()}`);
+    try {
+      const res = await fetch(`${url}/v2/`);
+      await res.arrayBuffer();
+      if (res.status === 200 || res.status === 401) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`docker-registry did not become ready at ${url}: ${stderr()}`);
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
