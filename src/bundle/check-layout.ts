@@ -1,0 +1,58 @@
+import { CtError } from '../core/errors.js';
+import { BLOB_PREFIX, type CtpArchive } from './archive.js';
+import { parseConfig, parseImageManifest, parseIndex, selectManifest, type Descriptor, type OciImage, type Platform } from './oci.js';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function blobName(d: Descriptor): string {
+  return `${BLOB_PREFIX}${d.digest.slice('sha256:'.length)}`;
+}
+
+/**
+ * Verifies the OCI layout inside an opened `.ctp` using the digests recorded while it streamed
+ * (no second read): every blob hashes to its name, index.json designates exactly one image
+ * manifest (or the one for `platform`), its config and layers exist with the declared sizes, and
+ * `manifest.toml`'s image_digest is that manifest's digest.
+ */
+export function checkOciLayout(archive: CtpArchive, opts: { platform?: Platform } = {}): OciImage {
+  const where = 'oci-layout';
+  for (const [name, e] of archive.entries) {
+    if (!name.startsWith('oci-layout/')) continue;
+    if (name === 'oci-layout/oci-layout' || name === 'oci-layout/index.json') continue;
+    if (!name.startsWith(BLOB_PREFIX)) throw new CtError('OCI_LAYOUT_INVALID', `${name}: unexpected file in the OCI layout`, { path: name });
+    const hex = name.slice(BLOB_PREFIX.length);
+    if (!HEX64.test(hex)) throw new CtError('OCI_LAYOUT_INVALID', `${name}: blob name is not a sha256 hex digest`, { path: name });
+    if (e.sha256 !== hex) {
+      throw new CtError('DIGEST_MISMATCH', `${name}: content hashes to sha256:${e.sha256}`, { path: name, expected: `sha256:${hex}`, actual: `sha256:${e.sha256}` });
+    }
+  }
+  const blob = (d: Descriptor, at: string): Buffer => {
+    const name = blobName(d);
+    const e = archive.entries.get(name);
+    if (!e) throw new CtError('OCI_LAYOUT_INVALID', `${at}: blob ${d.digest} is missing (${name})`, { path: name, digest: d.digest });
+    if (e.size !== d.size) throw new CtError('DIGEST_MISMATCH', `${at}: ${name} is ${e.size} bytes, descriptor says ${d.size}`, { path: name, expected: d.size, actual: e.size });
+    if (!e.data) throw new CtError('OCI_LAYOUT_INVALID', `${at}: ${name} (${e.size} bytes) is too large for a manifest or config`, { path: name });
+    return e.data;
+  };
+  const present = (d: Descriptor, at: string): void => {
+    const name = blobName(d);
+    const e = archive.entries.get(name);
+    if (!e) throw new CtError('OCI_LAYOUT_INVALID', `${at}: blob ${d.digest} is missing (${name})`, { path: name, digest: d.digest });
+    if (e.size !== d.size) throw new CtError('DIGEST_MISMATCH', `${at}: ${name} is ${e.size} bytes, descriptor says ${d.size}`, { path: name, expected: d.size, actual: e.size });
+  };
+  const index = parseIndex(archive.file('oci-layout/index.json'), `${where}/index.json`);
+  const md = selectManifest(index, blob, `${where}/index.json`, opts.platform);
+  const manifest = parseImageManifest(blob(md, `${where}/index.json`), blobName(md));
+  const configData = blob(manifest.config, `${blobName(md)}: config`);
+  manifest.layers.forEach((l, i) => present(l, `${blobName(md)}: layers[${i}]`));
+  const { config, diffIds } = parseConfig(configData, blobName(manifest.config), manifest.layers.length);
+  if (archive.manifest.image_digest !== md.digest) {
+    throw new CtError('DIGEST_MISMATCH', `manifest.toml: image_digest ${archive.manifest.image_digest} is not the image manifest's digest ${md.digest}`, {
+      path: 'manifest.toml',
+      field: 'image_digest',
+      expected: md.digest,
+      actual: archive.manifest.image_digest,
+    });
+  }
+  return { manifestDigest: md.digest, manifestSize: md.size, manifest, config, configDigest: manifest.config.digest, layers: manifest.layers, diffIds, platform: md.platform };
+}

@@ -1,0 +1,110 @@
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { CtError, asIoError } from '../../core/errors.js';
+import { compareNames } from '../names.js';
+import { HashingFileSink } from '../sink.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar-write.js';
+
+interface TreeEntry {
+  name: string;
+  abs: string;
+  kind: 'dir' | 'file' | 'symlink';
+  size: number;
+  mode: number;
+}
+
+export interface BuiltLayer {
+  path: string;
+  /** `sha256:` of the compressed blob, its size, and the diff_id (digest of the uncompressed tar). */
+  digest: string;
+  size: number;
+  diffId: string;
+}
+
+/** Files up to this size are read whole (one syscall round trip); larger ones are streamed. */
+const READ_WHOLE_BYTES = 4 * 1024 * 1024;
+
+async function walk(root: string, exclude: Set<string>): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const dir = rel ? join(root, rel) : root;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      throw asIoError(e, dir);
+    }
+    for (const n of names) {
+      const r = rel ? `${rel}/${n}` : n;
+      if (exclude.has(r)) continue;
+      const abs = join(root, r);
+      let st;
+      try {
+        st = await lstat(abs);
+      } catch (e) {
+        throw asIoError(e, abs);
+      }
+      if (st.isDirectory()) {
+        out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755 });
+        await visit(r);
+      } else if (st.isFile()) {
+        out.push({ name: r, abs, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
+      } else if (st.isSymbolicLink()) {
+        out.push({ name: r, abs, kind: 'symlink', size: 0, mode: 0o777 });
+      } else {
+        throw new CtError('IO_ERROR', `${abs}: not a file, directory or symlink; cannot be packed`, { path: abs });
+      }
+    }
+  };
+  await visit('');
+  return out.sort((a, b) => compareNames(a.name, b.name));
+}
+
+/**
+ * Builds the one layer of an image from a directory tree, deterministically: entries sorted
+ * bytewise, names relative without `./`, uid/gid 0, no user names, mtime fixed, modes 0755 for
+ * directories and executables and 0644 otherwise, symlinks kept as symlinks. The tar is gzipped
+ * (fixed header) and both digests are computed as the bytes are written, in one pass.
+ */
+export async function buildDirLayer(root: string, blobPath: string, opts: { mtime: number; exclude?: string[]; gzip?: boolean }): Promise<BuiltLayer> {
+  const entries = await walk(root, new Set(opts.exclude ?? []));
+  const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true });
+  const mtime = opts.mtime;
+  try {
+    for (const e of entries) {
+      if (e.kind === 'dir') {
+        await sink.write(encodeHeader({ name: e.name, type: 'Directory', size: 0, mode: e.mode, mtime }));
+      } else if (e.kind === 'symlink') {
+        let target: string;
+        try {
+          target = await readlink(e.abs);
+        } catch (err) {
+          throw asIoError(err, e.abs);
+        }
+        await sink.write(encodeHeader({ name: e.name, type: 'SymbolicLink', size: 0, mode: e.mode, mtime, linkpath: target }));
+      } else {
+        await sink.write(encodeHeader({ name: e.name, type: 'File', size: e.size, mode: e.mode, mtime }));
+        if (e.size <= READ_WHOLE_BYTES) {
+          let data: Buffer;
+          try {
+            data = await readFile(e.abs);
+          } catch (err) {
+            throw asIoError(err, e.abs);
+          }
+          if (data.length !== e.size) throw new CtError('IO_ERROR', `${e.abs}: changed size while being packed`, { path: e.abs });
+          await sink.write(data);
+        } else {
+          await sink.copyFrom(createReadStream(e.abs, { highWaterMark: 1 << 20 }), e.abs, { size: e.size });
+        }
+        await sink.write(padding(e.size));
+      }
+    }
+    await sink.write(END_OF_ARCHIVE);
+  } catch (err) {
+    await sink.abort();
+    throw err;
+  }
+  const r = await sink.commit();
+  return { path: blobPath, digest: r.digest, size: r.size, diffId: r.uncompressedDigest };
+}

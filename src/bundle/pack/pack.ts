@@ -1,0 +1,193 @@
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { CtError, asIoError } from '../../core/errors.js';
+import { sha256Digest } from '../../core/digest.js';
+import { canonicalBytes } from '../../core/jcs.js';
+import { serializeManifest, type CtpManifest, type RuntimeSpec } from '../manifest.js';
+import { MT, OCI_LAYOUT_FILE, type Platform } from '../oci.js';
+import { defaultMtime } from '../tar-write.js';
+import { writeCtp, type CtpFileSource } from '../write.js';
+import { imageFromImageTar } from './from-image-tar.js';
+import { imageFromOciLayout } from './from-oci-layout.js';
+import type { SourceImage } from './image.js';
+import { ociArch, readPackInputs, type PackInputs } from './inputs.js';
+import { buildDirLayer } from './layer.js';
+
+export const BUILDER = 'cerro-torre ct 0.1.0';
+
+/** Files `--security-dir` may hold; they land under `security/` unchanged (SPEC §2). */
+export const SECURITY_FILES = ['apparmor', 'monitor.yaml', 'seccomp.json'] as const;
+
+export type PackSource = { dir: string } | { ociLayout: string } | { imageTar: string };
+
+export interface PackOptions {
+  from: PackSource;
+  out: string;
+  name?: string;
+  version?: string;
+  /** gzip the whole `.ctp` (the layers are compressed either way). */
+  gzip?: boolean;
+  securityDir?: string;
+  /** Manifest inputs (`ct.toml` format); default `ct.toml` in the source directory. */
+  runtimeFile?: string;
+  /** Seconds; default SOURCE_DATE_EPOCH or 0. Also the build timestamp, so output is reproducible. */
+  mtime?: number;
+  platform?: Platform;
+}
+
+export interface PackResult {
+  out: string;
+  bundleDigest: string;
+  size: number;
+  imageDigest: string;
+  manifest: CtpManifest;
+}
+
+function rfc3339(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** OCI image config for a directory packed as one layer, carrying the `[runtime]` inputs. */
+function dirConfig(inputs: PackInputs, diffId: string, created: string): { bytes: Buffer; platform: Platform } {
+  const rt: RuntimeSpec = inputs.runtime ?? {};
+  const cfg: Record<string, unknown> = {};
+  const env = rt.env ?? {};
+  cfg.Env = [...(env.PATH === undefined ? [DEFAULT_PATH] : []), ...Object.keys(env).sort().map((k) => `${k}=${env[k]}`)];
+  if (rt.user) cfg.User = rt.user;
+  if (rt.command) cfg.Cmd = rt.command;
+  if (rt.workdir) cfg.WorkingDir = rt.workdir;
+  if (rt.ports?.length) cfg.ExposedPorts = Object.fromEntries(rt.ports.map((p) => [p, {}]));
+  const platform: Platform = { architecture: inputs.architecture ?? ociArch(), os: inputs.os ?? 'linux' };
+  const config = {
+    created,
+    architecture: platform.architecture,
+    os: platform.os,
+    config: cfg,
+    rootfs: { type: 'layers', diff_ids: [diffId] },
+    history: [{ created, created_by: BUILDER }],
+  };
+  return { bytes: canonicalBytes(config), platform };
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function securityFiles(dir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    throw asIoError(e, dir);
+  }
+  for (const n of names.sort()) {
+    if (!(SECURITY_FILES as readonly string[]).includes(n)) {
+      throw new CtError('USAGE', `${join(dir, n)}: unexpected file in the security directory (allowed: ${SECURITY_FILES.join(', ')})`, { path: join(dir, n) });
+    }
+    const p = join(dir, n);
+    let data: Buffer;
+    try {
+      data = await readFile(p);
+    } catch (e) {
+      throw asIoError(e, p);
+    }
+    if (n === 'seccomp.json') {
+      try {
+        JSON.parse(data.toString('utf8'));
+      } catch (e) {
+        throw new CtError('JSON_INVALID', `${p}: not valid JSON (${(e as Error).message})`, { path: p });
+      }
+    }
+    out.set(`security/${n}`, data);
+  }
+  return out;
+}
+
+/**
+ * `ct pack`: builds a `.ctp` from a directory (one deterministic layer), an OCI image layout
+ * directory, or a `docker save` / OCI archive tar. Identical inputs give identical bytes.
+ */
+export async function packCtp(opts: PackOptions): Promise<PackResult> {
+  const mtime = opts.mtime ?? defaultMtime();
+  const created = rfc3339(mtime);
+  const out = resolve(opts.out);
+  let inputs: PackInputs = {};
+  if (opts.runtimeFile) inputs = await readPackInputs(opts.runtimeFile);
+  else if ('dir' in opts.from && (await exists(join(opts.from.dir, 'ct.toml')))) inputs = await readPackInputs(join(opts.from.dir, 'ct.toml'));
+  const name = opts.name ?? inputs.name;
+  const version = opts.version ?? inputs.version;
+  if (!name || !version) throw new CtError('USAGE', 'ct pack needs a name and a version (--name/--version or ct.toml)', {});
+  const security = opts.securityDir ? await securityFiles(opts.securityDir) : new Map<string, Buffer>();
+
+  let tmp: string;
+  try {
+    tmp = await mkdtemp(join(dirname(out), '.ct-pack-'));
+  } catch (e) {
+    throw asIoError(e, dirname(out));
+  }
+  try {
+    let image: SourceImage;
+    if ('dir' in opts.from) {
+      const st = await stat(opts.from.dir).catch((e) => {
+        throw asIoError(e, (opts.from as { dir: string }).dir);
+      });
+      if (!st.isDirectory()) throw new CtError('USAGE', `${opts.from.dir}: not a directory`, { path: opts.from.dir });
+      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'] });
+      const cfg = dirConfig(inputs, layer.diffId, created);
+      const manifestBytes = canonicalBytes({
+        schemaVersion: 2,
+        mediaType: MT.manifest,
+        config: { mediaType: MT.config, digest: sha256Digest(cfg.bytes), size: cfg.bytes.length },
+        layers: [{ mediaType: MT.layerGzip, digest: layer.digest, size: layer.size }],
+      });
+      image = { manifestBytes, configBytes: cfg.bytes, platform: cfg.platform, layers: [{ digest: layer.digest, size: layer.size, source: { path: layer.path, size: layer.size } }] };
+    } else if ('ociLayout' in opts.from) {
+      image = await imageFromOciLayout(opts.from.ociLayout, opts.platform);
+    } else {
+      image = await imageFromImageTar(opts.from.imageTar, join(tmp, 'image'), opts.platform);
+    }
+
+    const imageDigest = sha256Digest(image.manifestBytes);
+    const manifest: CtpManifest = {
+      name,
+      version,
+      image_digest: imageDigest,
+      metadata: { build_timestamp: created, builder: BUILDER },
+      ...(inputs.runtime ? { runtime: inputs.runtime } : {}),
+    };
+    const index = {
+      schemaVersion: 2,
+      mediaType: MT.index,
+      manifests: [
+        {
+          mediaType: MT.manifest,
+          digest: imageDigest,
+          size: image.manifestBytes.length,
+          platform: image.platform,
+          annotations: { 'org.opencontainers.image.ref.name': version },
+        },
+      ],
+    };
+    const files = new Map<string, CtpFileSource>();
+    files.set('manifest.toml', Buffer.from(serializeManifest(manifest), 'utf8'));
+    files.set('oci-layout/oci-layout', Buffer.from(OCI_LAYOUT_FILE));
+    files.set('oci-layout/index.json', canonicalBytes(index));
+    const blob = (digest: string): string => `oci-layout/blobs/sha256/${digest.slice(7)}`;
+    files.set(blob(imageDigest), image.manifestBytes);
+    files.set(blob(sha256Digest(image.configBytes)), image.configBytes);
+    for (const l of image.layers) files.set(blob(l.digest), l.source);
+    for (const [n, data] of security) files.set(n, data);
+    const r = await writeCtp(out, files, { gzip: opts.gzip, mtime });
+    return { out, bundleDigest: r.digest, size: r.size, imageDigest, manifest };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

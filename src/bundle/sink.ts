@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createHash as hashFn } from 'node:crypto';
+import { CtError, asIoError } from '../core/errors.js';
+import { tempPathFor } from '../core/fs.js';
+import { deterministicGzip } from './gzip.js';
+
+/** stream.pipeline over a computed list of stages (its typings want a literal argument list). */
+export function runPipeline(stages: NodeJS.ReadableStream[] | (NodeJS.ReadableStream | NodeJS.WritableStream)[]): Promise<void> {
+  return (pipeline as unknown as (s: unknown[]) => Promise<void>)(stages);
+}
+
+/**
+ * A file being written through an optional deterministic gzip, hashed as the bytes go to disk
+ * (no second read), into a temporary file that is renamed over the target only on commit().
+ * Also hashes the uncompressed bytes when asked (layer diff_ids).
+ */
+export class HashingFileSink {
+  private readonly head = new PassThrough({ highWaterMark: 1 << 20 });
+  private readonly done: Promise<void>;
+  private readonly outHash = createHash('sha256');
+  private readonly inHash = createHash('sha256');
+  private failed: unknown;
+  readonly tmp: string;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(readonly target: string, opts: { gzip: boolean; gzipLevel?: number }) {
+    this.tmp = tempPathFor(target);
+    const tap = new Transform({
+      highWaterMark: 1 << 20,
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.outHash.update(chunk);
+        this.bytesOut += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    const file = createWriteStream(this.tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
+    const stages = opts.gzip ? deterministicGzip(opts.gzipLevel) : [];
+    this.done = runPipeline([this.head, ...stages, tap, file]);
+    this.done.catch((e) => (this.failed ??= e));
+  }
+
+  async write(buf: Buffer): Promise<void> {
+    if (this.failed) throw asIoError(this.failed, this.target);
+    this.inHash.update(buf);
+    this.bytesIn += buf.length;
+    if (!this.head.write(buf)) {
+      await Promise.race([once(this.head, 'drain'), this.done]);
+      if (this.failed) throw asIoError(this.failed, this.target);
+    }
+  }
+
+  /** Copies a stream in, counting and hashing it; checks the expected size and digest if given. */
+  async copyFrom(src: Readable, what: string, expect: { size: number; sha256?: string }): Promise<void> {
+    const h = expect.sha256 ? hashFn('sha256') : undefined;
+    let n = 0;
+    try {
+      for await (const chunk of src as AsyncIterable<Buffer>) {
+        n += chunk.length;
+        if (n > expect.size) break;
+        h?.update(chunk);
+        await this.write(chunk);
+      }
+    } catch (e) {
+      src.destroy();
+      throw asIoError(e, what);
+    }
+    if (n !== expect.size) {
+      src.destroy();
+      throw new CtError('IO_ERROR', `${what}: expected ${expect.size} bytes, read ${n > expect.size ? 'more' : n} (changed while being copied?)`, { path: what });
+    }
+    if (h && expect.sha256 && h.digest('hex') !== expect.sha256) {
+      throw new CtError('DIGEST_MISMATCH', `${what}: content does not match sha256:${expect.sha256}`, { path: what, expected: `sha256:${expect.sha256}` });
+    }
+  }
+
+  /** Ends the stream, fsyncs and renames into place. Returns digests of the written bytes. */
+  async commit(): Promise<{ digest: string; size: number; uncompressedDigest: string; uncompressedSize: number }> {
+    try {
+      this.head.end();
+      await this.done;
+      const fh = await open(this.tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(this.tmp, this.target);
+    } catch (e) {
+      await this.abort();
+      throw asIoError(e, this.target);
+    }
+    return {
+      digest: `sha256:${this.outHash.digest('hex')}`,
+      size: this.bytesOut,
+      uncompressedDigest: `sha256:${this.inHash.digest('hex')}`,
+      uncompressedSize: this.bytesIn,
+    };
+  }
+
+  async abort(): Promise<void> {
+    this.head.destroy();
+    await this.done.catch(() => undefined);
+    await rm(this.tmp, { force: true });
+  }
+}
