@@ -28,7 +28,11 @@ export type SubmitResult =
   | { id: string; url: string; ok: false; code: 'NETWORK_ERROR' | 'LOG_ENTRY_INVALID' | 'LOG_PROOF_INVALID'; message: string; status?: number; attempts: number };
 
 /** A failure worth retrying (network, timeout, 5xx, 429) versus a final answer (other 4xx). */
-class Transient extends Error {}
+class Transient extends Error {
+  constructor(message: string, readonly status?: number) {
+    super(message);
+  }
+}
 
 async function requestOnce(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
   let res: Response;
@@ -40,7 +44,7 @@ async function requestOnce(url: string, init: RequestInit, timeoutMs: number): P
   }
   if (res.status >= 500 || res.status === 429) {
     await res.body?.cancel().catch(() => undefined);
-    throw new Transient(`HTTP ${res.status}`);
+    throw new Transient(`log answered HTTP ${res.status}`, res.status);
   }
   return res;
 }
@@ -96,7 +100,8 @@ async function submitOne(entry: LogEntry, log: LogEndpoint, opts: RequestOptions
     }
     return { ...base, ok: true, record, entry: logged, entryBytes, attempts };
   } catch (e) {
-    return { ...base, ok: false, code: 'NETWORK_ERROR', message: (e as Error).message, attempts: (e as { attempts?: number }).attempts ?? attempts };
+    const status = e instanceof Transient ? e.status : undefined;
+    return { ...base, ok: false, code: 'NETWORK_ERROR', message: (e as Error).message, ...(status ? { status } : {}), attempts: (e as { attempts?: number }).attempts ?? attempts };
   }
 }
 
