@@ -1,0 +1,39 @@
+/**
+ * "AppArmor required" means a profile that confines: no unconfined execution transitions (`ux`,
+ * `Ux`, `pux`, `PUx`, `cux`, `CUx`), no transition or change_profile to `unconfined`, and no
+ * `unconfined`/`complain`/`kill`-free flags that turn enforcement off. apparmor_parser itself is
+ * not needed for this: these are lexical properties of the profile text (comments stripped).
+ */
+const MAX_PROFILE_CHARS = 256 * 1024;
+
+export interface AppArmorFinding {
+  line: number;
+  text: string;
+  reason: string;
+}
+
+// A permission word holding an unconfined exec mode: ux, Ux, pux, PUx, cux, CUx (optionally with
+// other modes before it, e.g. `rux`, `mrUx`).
+const UNCONFINED_EXEC = /(^|[\s,])[rwamlkix]*[pPcC]?[uU]x\b/;
+const UNCONFINED_WORD = /\bunconfined\b/;
+const FLAGS = /\bflags\s*=\s*\(([^)]*)\)/;
+
+export function judgeAppArmor(text: string): AppArmorFinding[] {
+  if (text.length > MAX_PROFILE_CHARS) return [{ line: 0, text: '', reason: `profile larger than ${MAX_PROFILE_CHARS} characters` }];
+  const out: AppArmorFinding[] = [];
+  const lines = text.split('\n');
+  let profiles = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const code = lines[i].replace(/#.*$/, '').trim();
+    if (!code) continue;
+    if (/^(profile\s+\S+|\/\S*|[\w.-]+)\s*(flags\s*=\s*\([^)]*\)\s*)?\{/.test(code) || /^profile\s/.test(code)) profiles++;
+    const flags = FLAGS.exec(code);
+    if (flags && /\b(unconfined|complain)\b/.test(flags[1])) out.push({ line: i + 1, text: code.slice(0, 200), reason: 'profile flag turns enforcement off' });
+    else if (UNCONFINED_WORD.test(code)) out.push({ line: i + 1, text: code.slice(0, 200), reason: 'transition to unconfined' });
+    else if (!/^(include|#include|abi|@\{|capability|network|signal|ptrace|dbus|mount|umount|pivot_root|unix|rlimit|profile\s)/.test(code) && UNCONFINED_EXEC.test(code)) {
+      out.push({ line: i + 1, text: code.slice(0, 200), reason: 'unconfined execution mode (ux)' });
+    }
+  }
+  if (profiles === 0) out.push({ line: 0, text: '', reason: 'no profile block found' });
+  return out;
+}

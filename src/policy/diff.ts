@@ -1,0 +1,115 @@
+/**
+ * `ct policy diff BASE HEAD --against DEPLOYMENTS`: evaluates every live deployment under the base
+ * and the head policy sets and reports which would turn from allowed to denied (or back), as a
+ * markdown table for the pull-request comment. The deployments file is what the deploy server
+ * exports at `GET /api/v1/deployments?format=evidence` (format in docs/policy.md).
+ */
+import { CtError } from '../core/errors.js';
+import { evaluate } from './evaluate.js';
+import { readPolicyInput } from './input.js';
+import type { PolicySet } from './policy-set.js';
+import { parseSource } from './source.js';
+import type { Decision, PolicyInput } from './types.js';
+
+export interface Deployment {
+  id: string;
+  environment: string;
+  app: string;
+  imageDigest: string;
+  input: PolicyInput;
+}
+
+export type Change = 'now-denied' | 'now-allowed' | 'reasons-changed' | 'unchanged';
+
+export interface DiffRow {
+  id: string;
+  app: string;
+  environment: string;
+  imageDigest: string;
+  before: Decision;
+  after: Decision;
+  change: Change;
+}
+
+export interface PolicyChange {
+  name: string;
+  change: 'added' | 'removed' | 'modified';
+}
+
+export interface DiffResult {
+  rows: DiffRow[];
+  policies: PolicyChange[];
+  counts: Record<Change, number>;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- untrusted JSON walked by field name */
+export function parseDeployments(file: string, text: string): Deployment[] {
+  const parsed = parseSource(file, text);
+  if (!parsed.source) throw new CtError('JSON_INVALID', `${file}: ${parsed.issues[0]?.message ?? 'unreadable'}`, { issues: parsed.issues });
+  const src = parsed.source;
+  const doc = src.value as any;
+  if (!doc || typeof doc !== 'object' || !Array.isArray(doc.deployments)) {
+    const at = src.locate([]);
+    throw new CtError('JSON_INVALID', `${file}:${at.line}:${at.column}: expected {deployments: [...]}`, { file });
+  }
+  return doc.deployments.map((d: any, i: number) => {
+    const at = src.locate(['deployments', i]);
+    const where = `${file}:${at.line}:${at.column}`;
+    if (!d || typeof d !== 'object' || typeof d.id !== 'string' || typeof d.environment !== 'string') throw new CtError('JSON_INVALID', `${where}: deployments[${i}] needs id and environment strings`, { file, index: i });
+    const host = { ...(d.hostFacts ?? {}), environment: d.hostFacts?.environment ?? d.environment };
+    const read = readPolicyInput({ evidence: d.evidence, manifest: d.manifest ?? {}, host, findings: d.findings, now: d.now }, src, ['deployments', i]);
+    if (!read.input) {
+      const first = read.issues[0];
+      throw new CtError('JSON_INVALID', `${first.file}:${first.line}:${first.column}: ${first.message}`, { issues: read.issues });
+    }
+    return { id: d.id, environment: d.environment, app: String(d.app ?? d.manifest?.name ?? ''), imageDigest: String(d.imageDigest ?? d.evidence?.imageDigest ?? ''), input: read.input };
+  });
+}
+
+export function diffPolicySets(base: PolicySet, head: PolicySet, deployments: readonly Deployment[], now = Date.now()): DiffResult {
+  const counts: Record<Change, number> = { 'now-denied': 0, 'now-allowed': 0, 'reasons-changed': 0, unchanged: 0 };
+  const rows = deployments.map((d) => {
+    const input = { ...d.input, now: d.input.now ?? now };
+    const before = evaluate(base, input);
+    const after = evaluate(head, input);
+    const change: Change = before.allow && !after.allow ? 'now-denied' : !before.allow && after.allow ? 'now-allowed' : reasons(before) !== reasons(after) ? 'reasons-changed' : 'unchanged';
+    counts[change]++;
+    return { id: d.id, app: d.app, environment: d.environment, imageDigest: d.imageDigest, before, after, change };
+  });
+  const policies: PolicyChange[] = [];
+  for (const p of head.policies) {
+    const old = base.get(p.name);
+    if (!old) policies.push({ name: p.name, change: 'added' });
+    else if (old.digest !== p.digest) policies.push({ name: p.name, change: 'modified' });
+  }
+  for (const p of base.policies) if (!head.get(p.name)) policies.push({ name: p.name, change: 'removed' });
+  policies.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return { rows, policies, counts };
+}
+
+function reasons(d: Decision): string {
+  return [...d.violations, ...d.warnings].map((v) => `${v.policy}/${v.code}`).sort().join(',');
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').slice(0, 300);
+const verdict = (d: Decision) => (d.allow ? (d.warnings.length ? `allowed (${d.warnings.length} warning${d.warnings.length > 1 ? 's' : ''})` : 'allowed') : 'denied');
+const why = (d: Decision) =>
+  [...new Set([...d.violations, ...d.warnings].map((v) => `\`${v.code}\` (${v.policy})`))].join(', ') || '—';
+
+export function renderDiffMarkdown(r: DiffResult, labels: { base: string; head: string }): string {
+  const lines: string[] = [];
+  lines.push(`### Policy impact: \`${cell(labels.base)}\` → \`${cell(labels.head)}\``, '');
+  const total = r.rows.length;
+  lines.push(`${total} live deployment${total === 1 ? '' : 's'} checked: **${r.counts['now-denied']} would now be denied**, ${r.counts['now-allowed']} would now be allowed, ${r.counts['reasons-changed']} keep their outcome with different reasons, ${r.counts.unchanged} unchanged.`, '');
+  if (r.policies.length) lines.push(`Policies changed: ${r.policies.map((p) => `\`${p.name}\` (${p.change})`).join(', ')}`, '');
+  const changed = r.rows.filter((x) => x.change !== 'unchanged');
+  if (changed.length) {
+    lines.push('| Deployment | App | Environment | Image | Before | After | Why (after) |', '|---|---|---|---|---|---|---|');
+    const order: Record<Change, number> = { 'now-denied': 0, 'now-allowed': 1, 'reasons-changed': 2, unchanged: 3 };
+    for (const x of [...changed].sort((a, b) => order[a.change] - order[b.change] || (a.id < b.id ? -1 : 1))) {
+      const mark = x.change === 'now-denied' ? '⛔ ' : x.change === 'now-allowed' ? '✅ ' : '';
+      lines.push(`| ${mark}${cell(x.id)} | ${cell(x.app)} | ${cell(x.environment)} | \`${cell(x.imageDigest.slice(0, 19))}\` | ${verdict(x.before)} | ${verdict(x.after)} | ${why(x.after)} |`);
+    }
+  } else lines.push('No deployment changes its outcome.');
+  return `${lines.join('\n')}\n`;
+}

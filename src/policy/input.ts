@@ -1,0 +1,60 @@
+/**
+ * Engine input read from a file (policy test fixtures, `ct policy explain --evidence`, the
+ * deployments export): `{evidence, manifest?, host, findings?, now?}`. Checked field by field so
+ * that a broken fixture is reported at its file:line instead of surfacing as a wrong decision.
+ */
+import type { Evidence, Finding } from '../verify/evidence.js';
+import type { PolicyIssue } from './issues.js';
+import type { ParsedSource, PathSegment } from './source.js';
+import type { BundleFacts, HostFacts, PolicyInput } from './types.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- walking untrusted JSON */
+const isObj = (v: unknown): v is Record<string, any> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** Checks `value` (at `base` inside `src`) as a PolicyInput; returns it or the issues. */
+export function readPolicyInput(value: unknown, src: ParsedSource, base: PathSegment[] = []): { input?: PolicyInput; issues: PolicyIssue[] } {
+  const issues: PolicyIssue[] = [];
+  const bad = (path: PathSegment[], message: string) => issues.push({ ...src.locate([...base, ...path]), severity: 'error', kind: 'input', message: `${[...base, ...path].join('.') || '(top level)'}: ${message}` });
+  if (!isObj(value)) {
+    bad([], 'engine input must be a mapping with evidence, manifest, host');
+    return { issues };
+  }
+  const ev = value.evidence;
+  if (!isObj(ev)) bad(['evidence'], 'missing or not a mapping');
+  else {
+    if (typeof ev.imageDigest !== 'string') bad(['evidence', 'imageDigest'], 'must be a string');
+    if (!Array.isArray(ev.attestations)) bad(['evidence', 'attestations'], 'must be a list');
+    else
+      ev.attestations.forEach((a: unknown, i: number) => {
+        const p: PathSegment[] = ['evidence', 'attestations', i];
+        if (!isObj(a)) return bad(p, 'must be a mapping');
+        if (typeof a.predicateType !== 'string') bad([...p, 'predicateType'], 'must be a string');
+        if (!Array.isArray(a.signers) || a.signers.some((s: unknown) => !isObj(s) || (s.kind !== 'key' && s.kind !== 'keyless'))) bad([...p, 'signers'], 'must be a list of {kind: key|keyless, …}');
+        if (a.logOperators !== undefined && (!Array.isArray(a.logOperators) || a.logOperators.some((o: unknown) => typeof o !== 'string'))) bad([...p, 'logOperators'], 'must be a list of strings');
+        if (a.subjects !== undefined && !Array.isArray(a.subjects)) bad([...p, 'subjects'], 'must be a list');
+      });
+    if (ev.coveredFiles !== undefined && !isObj(ev.coveredFiles)) bad(['evidence', 'coveredFiles'], 'must be a mapping of file → digest');
+    if (ev.fetchedReference !== undefined && typeof ev.fetchedReference !== 'string') bad(['evidence', 'fetchedReference'], 'must be a string');
+  }
+  if (value.manifest !== undefined && !isObj(value.manifest)) bad(['manifest'], 'must be a mapping');
+  const host = value.host ?? value.hostFacts;
+  if (!isObj(host) || typeof host.environment !== 'string') bad([value.host ? 'host' : 'hostFacts'], 'must be a mapping with at least environment');
+  if (value.findings !== undefined && (!Array.isArray(value.findings) || value.findings.some((f: unknown) => !isObj(f) || typeof f.code !== 'string' || typeof f.integrity !== 'boolean'))) bad(['findings'], 'must be a list of {code, message, integrity}');
+  if (value.now !== undefined && (typeof value.now !== 'string' || Number.isNaN(Date.parse(value.now)))) bad(['now'], 'must be an RFC 3339 date-time');
+  if (value.mode !== undefined && !['strict', 'permissive', 'audit'].includes(value.mode)) bad(['mode'], 'must be strict, permissive or audit');
+  if (issues.length) return { issues };
+
+  const evidence: Evidence = {
+    ...ev,
+    attestations: ev.attestations.map((a: any) => ({ digest: '', source: 'vcs', subjects: [], logEntries: [], logOperators: [], predicate: null, ...a })),
+  } as Evidence;
+  const input: PolicyInput = {
+    evidence,
+    manifest: (value.manifest ?? {}) as BundleFacts,
+    host: host as HostFacts,
+    findings: (value.findings ?? []).map((f: any) => ({ message: '', ...f })) as Finding[],
+    now: value.now !== undefined ? Date.parse(value.now) : undefined,
+    mode: value.mode,
+  };
+  return { input, issues };
+}

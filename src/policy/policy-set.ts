@@ -1,0 +1,22 @@
+/**
+ * A loaded policy repository: every policy compiled, sorted by name, with a digest over all of
+ * them (part of the verification cache key, SPEC §4). A PolicySet is immutable; a repository is
+ * loaded into a new set as a whole or not at all.
+ */
+import { canonicalize } from '../core/jcs.js';
+import { sha256Digest } from '../core/digest.js';
+import type { CompiledPolicy } from './types.js';
+
+export class PolicySet {
+  readonly policies: readonly CompiledPolicy[];
+  readonly digest: string;
+
+  constructor(policies: CompiledPolicy[]) {
+    this.policies = Object.freeze([...policies].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.file < b.file ? -1 : 1)));
+    this.digest = sha256Digest(canonicalize(this.policies.map((p) => ({ name: p.name, digest: p.digest }))));
+  }
+
+  get(name: string): CompiledPolicy | undefined {
+    return this.policies.find((p) => p.name === name);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The `runtime` section of a policy against what the bundle asks for (manifest `[runtime]`, its
+ * security/ files) and what the target host can enforce.
+ */
+import { judgeAppArmor } from './apparmor.js';
+import { normaliseCapability } from './compile.js';
+import { judgeSeccomp } from './seccomp.js';
+import type { BundleFacts, HostFacts, RuntimeRules, Violation } from './types.js';
+
+type Raw = Omit<Violation, 'policy' | 'mode'>;
+
+const ROOT_USER = /^(root|0)(:.*)?$/;
+
+export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFacts, coveredFiles: Record<string, string> | undefined): Raw[] {
+  const out: Raw[] = [];
+  const rt = bundle.runtime ?? {};
+  const sec = bundle.security ?? {};
+
+  // Runtime rules read the manifest and security/ files: they must be covered by a verified
+  // attestation (SPEC §2), or a swapped file would pass. The verifier already rejects uncovered
+  // files; this guards evidence that lists coverage explicitly.
+  if (coveredFiles) {
+    const needed = ['manifest.toml', ...(sec.seccomp !== undefined ? ['security/seccomp.json'] : []), ...(sec.apparmor !== undefined ? ['security/apparmor'] : []), ...(sec.monitor ? ['security/monitor.yaml'] : [])];
+    const missing = needed.filter((f) => !(f in coveredFiles));
+    if (missing.length) out.push({ code: 'UNCOVERED_FILE', rule: 'runtime', message: `not covered by a verified attestation: ${missing.join(', ')}`, evidence: { files: missing }, integrity: true, at: r.at });
+  }
+
+  if (rt.privileged === true && !r.allowPrivileged) {
+    out.push({ code: 'PRIVILEGED', rule: 'runtime.allowPrivileged', message: 'the bundle asks to run privileged; policies never allow that unless runtime.allowPrivileged is true', evidence: { privileged: true }, at: r.at });
+  }
+  if (r.capabilities) {
+    const asked = Array.isArray(rt.capabilities) ? rt.capabilities.map((c) => normaliseCapability(String(c))) : [];
+    const refused = [...new Set(asked.filter((c) => !r.capabilities!.allowed.has(c)))].sort();
+    if (refused.length) out.push({ code: 'CAPABILITY_NOT_ALLOWED', rule: 'runtime.capabilities', message: `capabilities not allowed: ${refused.slice(0, 16).join(', ')}`, evidence: { capabilities: refused.slice(0, 64), allowed: [...r.capabilities.allowed].sort() }, at: r.capabilities.at });
+  }
+  if (r.nonRoot) {
+    const user = typeof rt.user === 'string' ? rt.user.trim() : '';
+    if (!user || ROOT_USER.test(user)) out.push({ code: 'RUNS_AS_ROOT', rule: 'runtime.nonRoot', message: user ? `runs as ${user.slice(0, 64)}` : 'the manifest names no user, so the image default (often root) applies', evidence: { user: user.slice(0, 64) || null }, at: r.nonRoot });
+  }
+  if (r.readOnlyRootfs && rt.read_only_rootfs !== true) {
+    out.push({ code: 'ROOTFS_WRITABLE', rule: 'runtime.readOnlyRootfs', message: 'the manifest does not set read_only_rootfs = true', evidence: { read_only_rootfs: rt.read_only_rootfs ?? null }, at: r.readOnlyRootfs });
+  }
+  if (r.seccomp) {
+    if (host.seccomp !== true) out.push({ code: 'HOST_SECCOMP_UNAVAILABLE', rule: 'runtime.seccomp', message: `host (${host.environment}) cannot enforce seccomp`, evidence: { hostSeccomp: host.seccomp ?? null }, at: r.seccomp.at });
+    if (sec.seccomp === undefined) {
+      if (r.seccomp.level === 'confining') out.push({ code: 'SECCOMP_REQUIRED', rule: 'runtime.seccomp', message: 'the bundle ships no security/seccomp.json and the policy requires a confining profile', evidence: {}, at: r.seccomp.at });
+    } else {
+      const caps = Array.isArray(rt.capabilities) ? rt.capabilities.map((c) => normaliseCapability(String(c))) : undefined;
+      for (const f of judgeSeccomp(sec.seccomp, { ...r.seccomp, arch: host.arch, capabilities: caps })) out.push({ ...f, rule: 'runtime.seccomp', at: r.seccomp.at });
+    }
+  }
+  if (r.apparmor) {
+    if (sec.apparmor === undefined) out.push({ code: 'APPARMOR_REQUIRED', rule: 'runtime.apparmor', message: 'the bundle ships no security/apparmor profile', evidence: {}, at: r.apparmor.at });
+    else {
+      const found = judgeAppArmor(sec.apparmor);
+      if (found.length) out.push({ code: 'APPARMOR_UNCONFINED', rule: 'runtime.apparmor', message: `profile does not confine: ${found[0].reason}${found[0].line ? ` (line ${found[0].line}: ${found[0].text})` : ''}`, evidence: { findings: found.slice(0, 8) }, at: r.apparmor.at });
+    }
+    if (host.apparmor?.enforcing !== true && !r.apparmor.allowUnenforcedHost) {
+      out.push({ code: 'HOST_APPARMOR_NOT_ENFORCING', rule: 'runtime.apparmor', message: `host (${host.environment}) does not enforce AppArmor`, evidence: { hostApparmor: host.apparmor ?? null }, at: r.apparmor.at });
+    }
+  }
+  if (r.monitoring) {
+    if (!sec.monitor) out.push({ code: 'MONITORING_REQUIRED', rule: 'runtime.monitoring', message: 'the bundle ships no security/monitor.yaml', evidence: {}, at: r.monitoring.at });
+    if (host.ebpf !== true) out.push({ code: 'HOST_EBPF_UNAVAILABLE', rule: 'runtime.monitoring', message: `host (${host.environment}) has no eBPF monitoring`, evidence: { hostEbpf: host.ebpf ?? null }, at: r.monitoring.at });
+  }
+  return out;
+}
