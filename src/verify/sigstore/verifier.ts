@@ -204,32 +204,41 @@ export class SigstoreBundleVerifier {
     }
   }
 
-  /** @sigstore/verify's codes → ours. A log body mismatch is a bad signature when the signature itself fails. */
+  /**
+   * @sigstore/verify's codes → ours. Its stages run timestamps and logs before the signature, so a
+   * forged signature or payload first shows as a TSA imprint or log body mismatch: whatever failed,
+   * a signature that does not verify over the content is reported as INVALID_SIGNATURE.
+   */
   private mapError(e: unknown, entity: SignedEntity, cert: X509Certificate | null): CtError {
     if (e instanceof CtError) return e;
     const err = e as { code?: string; message?: string; cause?: { message?: string } };
     const msg = `${err.message ?? String(e)}${err.cause?.message ? ` (${err.cause.message})` : ''}`;
     const details = { sigstoreCode: err.code };
+    if (err.code === 'SIGNATURE_ERROR' || !this.signatureHolds(entity, cert)) {
+      return new CtError('INVALID_SIGNATURE', `signature does not verify over the content: ${msg}`, details, { cause: e });
+    }
     switch (err.code) {
-      case 'SIGNATURE_ERROR':
-        return new CtError('INVALID_SIGNATURE', `signature does not verify over the artifact: ${msg}`, details, { cause: e });
       case 'CERTIFICATE_ERROR':
       case 'TIMESTAMP_ERROR':
         return new CtError('UNTRUSTED_ROOT', `not issued or timestamped by an authority of the trusted root (${this.trustedRoot.source}): ${msg}`, details, { cause: e });
       case 'PUBLIC_KEY_ERROR':
         return new CtError('UNKNOWN_KEY', msg, details, { cause: e });
-      case 'TLOG_BODY_ERROR': {
-        const key = cert ? createPublicKey({ key: cert.publicKey, format: 'der', type: 'spki' }) : this.publicKey;
-        if (key && !entity.signature.verifySignature(key)) {
-          return new CtError('INVALID_SIGNATURE', `signature does not verify over the content: ${msg}`, details, { cause: e });
-        }
+      case 'TLOG_BODY_ERROR':
         return new CtError('LOG_PROOF_INVALID', `transparency log entry does not match the bundle: ${msg}`, details, { cause: e });
-      }
       default:
         if (typeof err.code === 'string' && err.code.startsWith('TLOG')) {
           return new CtError('LOG_PROOF_INVALID', `transparency log proof does not verify against the trusted root: ${msg}`, details, { cause: e });
         }
         return new CtError('INVALID_SIGNATURE', `verification failed: ${msg}`, details, { cause: e });
+    }
+  }
+
+  private signatureHolds(entity: SignedEntity, cert: X509Certificate | null): boolean {
+    try {
+      const key = cert ? createPublicKey({ key: cert.publicKey, format: 'der', type: 'spki' }) : this.publicKey;
+      return key ? entity.signature.verifySignature(key) : true;
+    } catch {
+      return false;
     }
   }
 }
