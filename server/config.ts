@@ -24,8 +24,18 @@ export interface ServerConfig {
   policies: string;
   trustStore?: string;
   trustedRoot?: string;
-  desiredState?: { repo: string; branch: string; path: string; pollSeconds: number; allowedSigners?: string };
-  registries: { allow: string[]; allowPrivate: boolean };
+  desiredState?: {
+    repo: string;
+    branch: string;
+    path: string;
+    pollSeconds: number;
+    /** SSH allowed-signers file: when set, only commits signed by these keys are applied. */
+    allowedSigners?: string;
+    /** Where deploy statuses are reported: the desired-state repository on GitHub or GitLab. */
+    report?: { provider: 'github' | 'gitlab'; repository: string };
+  };
+  /** Registries deploys may fetch from (`host[:port]`), and non-public addresses they may reach (e.g. 127.0.0.1). */
+  registries: { allow: string[]; allowedAddresses: string[] };
   github?: { apiUrl: string; token?: string; webhookSecrets: string[] };
   gitlab?: { apiUrl: string; token?: string; webhookTokens: string[] };
   oidc: OidcIssuerConfig[];
@@ -41,7 +51,7 @@ const DEFAULTS: ServerConfig = {
   host: '127.0.0.1',
   dataDir: './data',
   policies: 'policies',
-  registries: { allow: [], allowPrivate: false },
+  registries: { allow: [], allowedAddresses: [] },
   oidc: [],
   localHost: true,
   maxBodyBytes: 1024 * 1024,
@@ -67,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.CT_POLICIES) cfg.policies = env.CT_POLICIES;
   if (env.CT_TRUST_STORE) cfg.trustStore = env.CT_TRUST_STORE;
   if (env.CT_ADMIN_API_KEY) cfg.adminApiKey = env.CT_ADMIN_API_KEY;
+  if (env.CT_REGISTRIES) cfg.registries = { ...cfg.registries, allow: list(env.CT_REGISTRIES) ?? [] };
   const ghSecrets = list(env.GITHUB_WEBHOOK_SECRETS ?? env.GITHUB_WEBHOOK_SECRET);
   if (ghSecrets || env.GITHUB_TOKEN) {
     cfg.github = { apiUrl: env.GITHUB_API_URL ?? cfg.github?.apiUrl ?? 'https://api.github.com', token: env.GITHUB_TOKEN ?? cfg.github?.token, webhookSecrets: ghSecrets ?? cfg.github?.webhookSecrets ?? [] };

@@ -7,7 +7,7 @@ interface Io { out(t: string): void; err(t: string): void }
 /** `ct serve`: start with embedded defaults, say where to look, stop cleanly on SIGINT/SIGTERM. */
 export async function serveFromEnvironment(io: Io): Promise<number> {
   const config = loadConfig(process.env);
-  const server = await startServer(config, { extend: deployPipeline });
+  const server = await startServer(config, { extend: (ctx) => deployPipeline(ctx) });
   io.out(
     [
       `Cerro Torre deploy server listening on ${server.url}`,

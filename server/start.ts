@@ -20,10 +20,17 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+export interface Extension {
+  routers?: Router[];
+  /** Called once the HTTP server listens (e.g. to accept WebSocket upgrades). */
+  onListen?: (server: Server) => void;
+  close?: () => Promise<void>;
+}
+
 export interface StartOptions {
   log?: Logger;
   /** Extra routers and job handlers contributed by the deploy pipeline. */
-  extend?: (ctx: ServerContext) => Promise<{ routers?: Router[]; close?: () => Promise<void> }>;
+  extend?: (ctx: ServerContext) => Promise<Extension>;
 }
 
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
@@ -44,13 +51,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     readiness: {},
     onTrigger: async (t) => void log.info({ trigger: t }, 'webhook accepted; no desired-state repository configured'),
   };
-  const ext = (await opts.extend?.(ctx)) ?? {};
+  const ext: Extension = (await opts.extend?.(ctx)) ?? {};
   const app = buildApp(ctx, ext.routers ?? []);
   await ctx.queue.start();
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
   });
   server.keepAliveTimeout = 65_000;
+  ext.onListen?.(server);
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   return {

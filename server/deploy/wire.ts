@@ -1,10 +1,85 @@
-import type { Router } from 'express';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { ServerContext } from '../context.js';
+import type { Extension } from '../start.js';
+import { loadServerKey } from '../channel/server-key.js';
+import { HostHub } from '../channel/hub.js';
+import { notifiersFor } from '../notifiers/index.js';
+import { GitMirror } from '../gitops/git.js';
+import { Reconciler } from '../gitops/reconcile.js';
+import { deploymentRoutes } from '../routes/deployments.js';
+import { hostRoutes } from '../routes/hosts.js';
+import { verifyRoutes } from '../routes/verify.js';
+import { policyRoutes } from '../routes/policies.js';
+import { DeployPipeline, type DeploySteps } from './pipeline.js';
+import { realSteps } from './steps.js';
+import { PolicyStore } from '../../src/policy/store.js';
+import { VerificationCache } from '../../src/verify/cache.js';
+import { parseTrustStore, trustStoreDigest } from '../../src/trust/store.js';
+import { sha256Digest } from '../../src/core/digest.js';
+import type { TrustMaterial } from '../../src/verify/report.js';
+
+function loadTrust(ctx: ServerContext): TrustMaterial | undefined {
+  if (!ctx.config.trustStore) return undefined;
+  const store = parseTrustStore(readFileSync(ctx.config.trustStore, 'utf8'), ctx.config.trustStore);
+  const material: TrustMaterial = { store, storeDigest: trustStoreDigest(store) };
+  if (ctx.config.trustedRoot) {
+    const text = readFileSync(ctx.config.trustedRoot, 'utf8');
+    material.trustedRoot = JSON.parse(text);
+    material.trustedRootDigest = sha256Digest(text);
+  }
+  return material;
+}
 
 /**
- * Contributes the deploy pipeline's routes and job handlers to a started server context.
- * Grows as the pipeline lands (GitOps reconcile, verification, dispatch, notifiers).
+ * Contributes the deploy side to a started server: host channel, GitOps reconcile, the deploy
+ * pipeline and its routes. `steps` may be replaced (tests of the pipeline's state machine).
  */
-export async function deployPipeline(_ctx: ServerContext): Promise<{ routers?: Router[]; close?: () => Promise<void> }> {
-  return { routers: [] };
+export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: HostHub, deps: { policies: PolicyStore }) => DeploySteps; hostTimeoutMs?: number } = {}): Promise<Extension> {
+  const key = await loadServerKey(ctx.config.dataDir);
+  const hub = new HostHub(ctx, key.privateKey);
+  const policies = new PolicyStore([resolve(ctx.config.policies)]);
+  const loaded = await policies.reload();
+  if (!loaded.ok) ctx.log.error({ error: loaded.error }, 'policies failed to load: every decision denies until they do');
+  ctx.readiness.policies = () => (policies.current ? 'ok' : 'policies not loaded');
+  let trust: TrustMaterial | undefined;
+  try {
+    trust = loadTrust(ctx);
+  } catch (e) {
+    ctx.log.error({ err: (e as Error).message }, 'trust store failed to load: every verification fails');
+  }
+  ctx.readiness.trust = () => (trust ? 'ok' : 'no trust store');
+  const steps = opts.steps?.(hub, { policies }) ?? realSteps(ctx, hub, { trust: () => trust, policies, cache: new VerificationCache({ maxEntries: 1024 }), hostTimeoutMs: opts.hostTimeoutMs });
+  const target = ctx.config.desiredState?.report ?? { provider: 'none' as const, repository: '' };
+  const pipeline = new DeployPipeline(ctx, steps, notifiersFor(ctx.config, ctx.db), target);
+  ctx.queue.on('deploy', (job) => pipeline.handle(job));
+
+  let poll: NodeJS.Timeout | undefined;
+  const ds = ctx.config.desiredState;
+  if (ds) {
+    const mirror = new GitMirror(ds.repo, join(ctx.config.dataDir, 'git'));
+    const reconciler = new Reconciler(ctx.db, mirror, {
+      branch: ds.branch,
+      path: ds.path,
+      allowedSignersFile: ds.allowedSigners,
+      enqueueDeploy: async (a, commit) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts)),
+    });
+    ctx.queue.on('reconcile', async (job) => {
+      await policies.reload();
+      const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
+      return r.outcome === 'error' ? { state: 'retry', error: r.message } : { state: 'done', result: r };
+    });
+    ctx.onTrigger = async (t) => void (await ctx.queue.enqueue('reconcile', `reconcile:${t.source}:${t.deliveryId}`, { trigger: `${t.source}:${t.event}:${t.deliveryId}` }));
+    const every = Math.max(5, ds.pollSeconds ?? 60) * 1000;
+    poll = setInterval(() => void ctx.queue.enqueue('reconcile', `reconcile:poll:${Math.floor(Date.now() / every)}`, { trigger: 'poll' }).catch(() => undefined), every);
+    poll.unref();
+  }
+  return {
+    routers: [deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies)],
+    onListen: (server) => hub.attach(server),
+    close: async () => {
+      clearInterval(poll);
+      hub.close();
+    },
+  };
 }

@@ -28,6 +28,9 @@ export const MIGRATIONS: string[][] = [
        message TEXT, trigger TEXT NOT NULL, time BIGINT NOT NULL)`,
     `CREATE TABLE gitops_state (repo TEXT PRIMARY KEY, applied_sha TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
   ],
+  [
+    `CREATE TABLE notifier_state (deployment_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (deployment_id, key))`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

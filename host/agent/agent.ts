@@ -1,0 +1,165 @@
+import { sign } from 'node:crypto';
+import { mkdirSync, createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { WebSocket } from 'ws';
+import { publicKeyFrom } from '../../src/trust/keyid.js';
+import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
+import type { Assignment, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
+import { hostRequestText } from '../../src/protocol/request-signature.js';
+import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
+
+/** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
+export interface AssignmentRunner {
+  run(a: Assignment, ctpPath: string): Promise<{ state: ContainerState; code?: string; message?: string; exitCode?: number | null }>;
+}
+
+export interface AgentOptions {
+  serverUrl: string;
+  stateDir: string;
+  name: string;
+  enrollToken?: string;
+  facts: () => Promise<HostFacts>;
+  runner: AssignmentRunner;
+  log?: (msg: string, extra?: Record<string, unknown>) => void;
+  maxBackoffMs?: number;
+}
+
+export interface Agent {
+  hostId: string;
+  /** Sends an alert event to the server (monitor output). */
+  alert(event: Extract<HostMessage, { type: 'event' }>['event'], deploymentId?: string): void;
+  report(msg: Extract<HostMessage, { type: 'status' }>): void;
+  connected(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * The host agent: enrols once with a one-time token, then keeps one signed WebSocket channel to
+ * the server (reconnecting with backoff), refuses assignments whose generation is not above the
+ * last one it accepted, downloads the bundle bytes and hands them to the runner, which verifies
+ * them again locally before anything runs.
+ */
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  const log = opts.log ?? (() => undefined);
+  mkdirSync(opts.stateDir, { recursive: true });
+  const id = await loadIdentity(opts.stateDir);
+  if (!id.hostId) await enroll(opts, id);
+  let ws: WebSocket | undefined;
+  let stopped = false;
+  let send: ((m: HostMessage) => void) | undefined;
+  let backoff = 200;
+  let chain: Promise<unknown> = Promise.resolve();
+
+  const connect = () => {
+    if (stopped) return;
+    const url = `${opts.serverUrl.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${encodeURIComponent(id.hostId!)}`;
+    const sock = new WebSocket(url, { maxPayload: 1024 * 1024 });
+    ws = sock;
+    let session = '';
+    let seq = 0;
+    const reader = new EnvelopeReader<ServerMessage>(id.serverPublicKey!, () => session);
+    sock.on('message', (data) => {
+      const raw = data.toString();
+      if (!session) {
+        // The first message names the session; its signature is still checked by open().
+        try {
+          session = String((JSON.parse(raw) as { session?: unknown }).session ?? '');
+        } catch {
+          return sock.close();
+        }
+      }
+      let msg: ServerMessage;
+      try {
+        msg = reader.open(raw);
+      } catch (e) {
+        log('rejected server message', { err: (e as Error).message });
+        return sock.close();
+      }
+      if (msg.type === 'challenge') {
+        send = (m) => sock.readyState === sock.OPEN && sock.send(seal(m, session, ++seq, id.privateKey));
+        void opts.facts().then((facts) => send!({ type: 'hello', hostId: id.hostId!, nonce: msg.nonce, facts, generation: id.generation }));
+      } else if (msg.type === 'welcome') {
+        backoff = 200;
+        log('connected', { hostId: id.hostId });
+      } else if (msg.type === 'assign') {
+        // Assignments run one at a time, in the order received.
+        chain = chain.then(() => handleAssign(msg.assignment)).catch((e) => log('assignment failed', { err: String(e) }));
+      }
+    });
+    sock.on('close', () => {
+      send = undefined;
+      if (stopped) return;
+      setTimeout(connect, backoff).unref();
+      backoff = Math.min(backoff * 2, opts.maxBackoffMs ?? 10_000);
+    });
+    sock.on('error', () => undefined);
+  };
+
+  const handleAssign = async (a: Assignment) => {
+    const status = (state: ContainerState, extra: { code?: string; message?: string; exitCode?: number | null } = {}) =>
+      send?.({ type: 'status', deploymentId: a.deploymentId, generation: a.generation, state, ...extra });
+    if (!Number.isInteger(a.generation) || a.generation <= id.generation) {
+      log('refused stale assignment', { generation: a.generation, current: id.generation });
+      return status('refused', { code: 'STALE_GENERATION', message: `generation ${a.generation} is not above ${id.generation}` });
+    }
+    id.generation = a.generation;
+    await saveIdentity(opts.stateDir, id);
+    let path: string;
+    try {
+      path = await download(opts, id, a);
+    } catch (e) {
+      return status('failed', { code: 'NETWORK_ERROR', message: (e as Error).message });
+    }
+    const out = await opts.runner.run(a, path).catch((e) => ({ state: 'failed' as const, code: (e as { code?: string }).code ?? 'RUNTIME_ERROR', message: (e as Error).message }));
+    status(out.state, out);
+  };
+
+  connect();
+  return {
+    hostId: id.hostId!,
+    alert: (event, deploymentId) => send?.({ type: 'event', deploymentId, event }),
+    report: (m) => send?.(m),
+    connected: () => Boolean(send),
+    async stop() {
+      stopped = true;
+      ws?.close();
+      await chain;
+    },
+  };
+}
+
+async function enroll(opts: AgentOptions, id: HostIdentity): Promise<void> {
+  if (!opts.enrollToken) throw new Error('this host is not enrolled: give an enrolment token');
+  const res = await fetch(`${opts.serverUrl}/api/v1/hosts/enroll`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token: opts.enrollToken, name: opts.name, publicKey: id.publicKeyB64, facts: await opts.facts() }),
+  });
+  const body = (await res.json()) as { hostId?: string; serverPublicKey?: string; error?: { code: string; message: string } };
+  if (res.status !== 201 || !body.hostId || !body.serverPublicKey) throw new Error(`enrolment refused: ${body.error?.code ?? res.status} ${body.error?.message ?? ''}`);
+  id.hostId = body.hostId;
+  id.serverPublicKey = publicKeyFrom(body.serverPublicKey);
+  await saveIdentity(opts.stateDir, id);
+}
+
+async function download(opts: AgentOptions, id: HostIdentity, a: Assignment): Promise<string> {
+  const time = String(Date.now());
+  const sig = sign(null, Buffer.from(hostRequestText('GET', a.download, time)), id.privateKey).toString('base64');
+  const res = await fetch(`${opts.serverUrl}${a.download}`, { headers: { 'x-ct-host': id.hostId!, 'x-ct-time': time, 'x-ct-signature': sig } });
+  if (res.status !== 200 || !res.body) throw new Error(`bundle download failed: HTTP ${res.status}`);
+  const dir = join(opts.stateDir, 'bundles');
+  mkdirSync(dir, { recursive: true });
+  const final = join(dir, `${a.bundleDigest.slice(7)}.ctp`);
+  const tmp = `${final}.${process.pid}.tmp`;
+  try {
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp, { mode: 0o600 }));
+    await rename(tmp, final);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  return final;
+}

@@ -1,0 +1,41 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../src/core/fs.js';
+import { publicKeyFrom, spkiBase64 } from '../../src/trust/keyid.js';
+
+export interface HostIdentity {
+  privateKey: KeyObject;
+  publicKeyB64: string;
+  hostId?: string;
+  serverPublicKey?: KeyObject;
+  /** Highest assignment generation accepted; persisted so a restart can't be downgraded. */
+  generation: number;
+}
+
+interface Saved { hostId: string; serverPublicKey: string; generation: number }
+
+/** The host's Ed25519 key and enrolment record, kept in its state directory (0600). */
+export async function loadIdentity(stateDir: string): Promise<HostIdentity> {
+  const keyPath = join(stateDir, 'host-key.pem');
+  let privateKey: KeyObject;
+  if (existsSync(keyPath)) privateKey = createPrivateKey(readFileSync(keyPath));
+  else {
+    privateKey = generateKeyPairSync('ed25519').privateKey;
+    await writeFileAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+  }
+  const id: HostIdentity = { privateKey, publicKeyB64: spkiBase64(createPublicKey(privateKey)), generation: 0 };
+  const recPath = join(stateDir, 'enrolment.json');
+  if (existsSync(recPath)) {
+    const saved = JSON.parse(readFileSync(recPath, 'utf8')) as Saved;
+    id.hostId = saved.hostId;
+    id.serverPublicKey = publicKeyFrom(saved.serverPublicKey);
+    id.generation = saved.generation ?? 0;
+  }
+  return id;
+}
+
+export async function saveIdentity(stateDir: string, id: HostIdentity): Promise<void> {
+  const saved: Saved = { hostId: id.hostId!, serverPublicKey: spkiBase64(id.serverPublicKey!), generation: id.generation };
+  await writeFileAtomic(join(stateDir, 'enrolment.json'), JSON.stringify(saved, null, 2), 0o600);
+}

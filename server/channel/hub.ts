@@ -1,0 +1,143 @@
+import { randomBytes, type KeyObject } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { publicKeyFrom } from '../../src/trust/keyid.js';
+import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
+import type { Assignment, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
+import type { ServerContext } from '../context.js';
+import { publish } from '../context.js';
+
+type StatusMsg = Extract<HostMessage, { type: 'status' }>;
+
+interface Connection {
+  hostId: string;
+  facts: HostFacts;
+  send(msg: ServerMessage): void;
+  close(): void;
+}
+
+interface Waiter {
+  deploymentId: string;
+  hostId: string;
+  done: (s: StatusMsg) => boolean;
+  resolve: (s: StatusMsg) => void;
+}
+
+/**
+ * The server end of the host channel: a WebSocket per host, every message signed (envelope.ts),
+ * the host authenticated by the key it enrolled with. Assignments carry a generation taken from
+ * the database so that it only ever increases, across restarts and replicas.
+ */
+export class HostHub {
+  private readonly conns = new Map<string, Connection>();
+  private readonly waiters = new Set<Waiter>();
+  private wss?: WebSocketServer;
+
+  constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {}
+
+  connected(hostId: string): HostFacts | undefined {
+    return this.conns.get(hostId)?.facts;
+  }
+
+  attach(server: Server): void {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+    server.on('upgrade', (req: IncomingMessage, socket, head) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (url.pathname !== '/api/v1/hosts/channel') return socket.destroy();
+      this.wss!.handleUpgrade(req, socket, head, (ws) => void this.accept(ws, url.searchParams.get('host') ?? ''));
+    });
+  }
+
+  private async accept(ws: WebSocket, hostId: string): Promise<void> {
+    const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
+    if (!row) return ws.close(4401, 'unknown host');
+    const session = randomBytes(16).toString('base64url');
+    let seq = 0;
+    const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && ws.send(seal(msg, session, ++seq, this.serverKey));
+    const reader = new EnvelopeReader<HostMessage>(publicKeyFrom(row.public_key), () => session);
+    let conn: Connection | undefined;
+    send({ type: 'challenge', nonce: session });
+    ws.on('message', (data) => {
+      void (async () => {
+        let msg: HostMessage;
+        try {
+          msg = reader.open(data.toString());
+        } catch (e) {
+          this.ctx.log.warn({ hostId, err: (e as Error).message }, 'host channel message rejected');
+          return ws.close(4401, 'bad message');
+        }
+        if (!conn) {
+          if (msg.type !== 'hello' || msg.hostId !== hostId || msg.nonce !== session) return ws.close(4401, 'expected hello');
+          conn = { hostId, facts: msg.facts, send, close: () => ws.close() };
+          this.conns.get(hostId)?.close();
+          this.conns.set(hostId, conn);
+          await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ? WHERE id = ?', [JSON.stringify(msg.facts), Date.now(), hostId]);
+          send({ type: 'welcome', hostId, generation: Number(row.generation) });
+          publish(this.ctx, 'host.connected', { hostId });
+          return;
+        }
+        await this.onMessage(hostId, msg);
+      })().catch((e) => this.ctx.log.error({ err: e }, 'host channel handler failed'));
+    });
+    ws.on('close', () => {
+      if (conn && this.conns.get(hostId) === conn) {
+        this.conns.delete(hostId);
+        publish(this.ctx, 'host.disconnected', { hostId });
+      }
+    });
+    ws.on('error', () => undefined);
+  }
+
+  private async onMessage(hostId: string, msg: HostMessage): Promise<void> {
+    await this.ctx.db.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [Date.now(), hostId]);
+    if (msg.type === 'status') {
+      await this.recordContainer(hostId, msg.deploymentId, msg.state, msg.exitCode ?? null);
+      publish(this.ctx, 'host.status', { hostId, ...msg });
+      for (const w of this.waiters) {
+        if (w.hostId === hostId && w.deploymentId === msg.deploymentId && w.done(msg)) {
+          this.waiters.delete(w);
+          w.resolve(msg);
+        }
+      }
+    } else if (msg.type === 'containers') {
+      await this.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [JSON.stringify(msg.containers), hostId]);
+    } else if (msg.type === 'event') {
+      publish(this.ctx, 'host.alert', { hostId, ...msg });
+      await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
+        randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, JSON.stringify(msg),
+      ]);
+    }
+  }
+
+  private async recordContainer(hostId: string, deploymentId: string, state: ContainerState, exitCode: number | null): Promise<void> {
+    await this.ctx.db.tx(async (t) => {
+      const [row] = await t.query<{ containers: string }>('SELECT containers FROM hosts WHERE id = ?', [hostId]);
+      const list = (JSON.parse(row?.containers ?? '[]') as { deploymentId: string }[]).filter((c) => c.deploymentId !== deploymentId);
+      list.push({ deploymentId, state, exitCode } as { deploymentId: string });
+      await t.run('UPDATE hosts SET containers = ? WHERE id = ?', [JSON.stringify(list), hostId]);
+    });
+  }
+
+  /** Sends an assignment with the host's next generation; resolves with the host's final status. */
+  async assign(hostId: string, a: Omit<Assignment, 'generation'>, timeoutMs: number): Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }> {
+    const conn = this.conns.get(hostId);
+    if (!conn) return { type: 'offline' };
+    const rows = await this.ctx.db.query<{ generation: number }>('UPDATE hosts SET generation = generation + 1 WHERE id = ? RETURNING generation', [hostId]);
+    const generation = Number(rows[0].generation);
+    const final = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped']);
+    const result = new Promise<StatusMsg | { type: 'timeout' }>((resolve) => {
+      const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && final.has(s.state), resolve };
+      this.waiters.add(w);
+      setTimeout(() => {
+        if (this.waiters.delete(w)) resolve({ type: 'timeout' });
+      }, timeoutMs).unref();
+    });
+    conn.send({ type: 'assign', assignment: { ...a, generation } });
+    return result;
+  }
+
+  close(): void {
+    for (const c of this.conns.values()) c.close();
+    this.wss?.close();
+  }
+}

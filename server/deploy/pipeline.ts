@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerContext } from '../context.js';
+import { publish } from '../context.js';
+import type { Job, JobOutcome } from '../queue/queue.js';
+import type { Notifier } from '../notifiers/notifier.js';
+import type { HostFacts } from '../../src/protocol/messages.js';
+import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
+
+/** The outcome of fetching + verifying a bundle for a deploy. */
+export type VerifiedBundle =
+  | { ok: true; path: string; bundleDigest: string; imageDigest: string; evidence: unknown; manifest: unknown }
+  | { ok: false; transient: boolean; code: string; message: string };
+
+export type PolicyVerdict = { allow: true; warnings: string[] } | { allow: false; code: string; message: string };
+
+/** The steps a deploy runs through; the server wires the real ones (steps.ts), tests may too. */
+export interface DeploySteps {
+  fetchAndVerify(reference: string, environment: string): Promise<VerifiedBundle>;
+  decide(bundle: Extract<VerifiedBundle, { ok: true }>, host: { id: string; facts: HostFacts; labels: Record<string, string> }, environment: string): Promise<PolicyVerdict>;
+  dispatch(hostId: string, bundle: Extract<VerifiedBundle, { ok: true }>, d: DeploymentRow): Promise<{ state: string; code?: string; message?: string }>;
+  hostFacts(hostId: string): HostFacts | undefined;
+}
+
+export interface DeploymentRow {
+  id: string;
+  environment: string;
+  app: string;
+  commit_sha: string;
+  reference: string;
+  status: DeployStatus;
+  repo: string | null;
+  hosts: string;
+}
+
+export interface ReportTarget {
+  provider: 'github' | 'gitlab' | 'none';
+  repository: string;
+}
+
+/**
+ * One deploy, run from the job queue: load, guard (a final status is never redone), then
+ * fetch → verify → policy per target host → dispatch → wait for the hosts → report. Each step
+ * returns early on failure; the status is saved and reported in `finally`. Final outcomes
+ * (denied, failed) are not retried; `error` (could not run) is.
+ */
+export class DeployPipeline {
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly steps: DeploySteps,
+    private readonly notifiers: Partial<Record<'github' | 'gitlab', Notifier>>,
+    private readonly target: ReportTarget,
+  ) {}
+
+  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string): Promise<{ id: string; created: boolean }> {
+    const id = randomUUID();
+    const now = Date.now();
+    const ins = await this.ctx.db.run(
+      `INSERT INTO deployments (id, environment, app, commit_sha, reference, status, hosts, repo, rollback_of, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
+      [id, environment, app, commit, reference, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now],
+    );
+    const [row] = await this.ctx.db.query<{ id: string }>('SELECT id FROM deployments WHERE commit_sha = ? AND environment = ? AND app = ?', [commit, environment, app]);
+    await this.ctx.queue.enqueue('deploy', `deploy:${row.id}`, { deploymentId: row.id });
+    return { id: row.id, created: ins.changes > 0 };
+  }
+
+  async handle(job: Job): Promise<JobOutcome> {
+    const { deploymentId } = job.payload as { deploymentId: string };
+    const [row] = await this.ctx.db.query<DeploymentRow>('SELECT * FROM deployments WHERE id = ?', [deploymentId]);
+    if (!row) return { state: 'failed', error: 'unknown deployment' };
+    if (FINAL.has(row.status)) {
+      // Finished before a crash: make sure its final status reached the forge, exactly once.
+      const [m] = await this.ctx.db.query<{ value: string }>(`SELECT value FROM notifier_state WHERE deployment_id = ? AND key = 'final'`, [row.id]);
+      if (!m) await this.reportFinal(row, row.status, (row as { reason?: string }).reason ?? undefined, (row as { message?: string }).message ?? '');
+      return { state: 'done', result: { status: row.status } };
+    }
+    const lastAttempt = job.attempts >= job.maxAttempts;
+    const r = await this.run(row);
+    if (r.status === 'error' && !lastAttempt) {
+      await this.save(row, 'queued', r.reason, r.message);
+      return { state: 'retry', error: `${r.reason}: ${r.message}` };
+    }
+    await this.save(row, r.status, r.reason, r.message, r.extra);
+    await this.reportFinal(row, r.status, r.reason, r.message);
+    this.ctx.metrics.deploys.inc({ environment: row.environment, status: r.status });
+    await this.audit(row, r);
+    return { state: 'done', result: r };
+  }
+
+  private async run(row: DeploymentRow): Promise<{ status: DeployStatus; reason?: string; message: string; extra?: Record<string, unknown> }> {
+    await this.save(row, 'verifying');
+    await this.report(row, 'verifying', undefined, 'fetching and verifying the bundle');
+    const bundle = await this.steps.fetchAndVerify(row.reference, row.environment);
+    if (!bundle.ok) {
+      return bundle.transient ? { status: 'error', reason: bundle.code, message: bundle.message } : { status: 'denied', reason: bundle.code, message: bundle.message };
+    }
+    const selector = JSON.parse(row.hosts) as Record<string, string>;
+    const hosts = await this.matchingHosts(selector);
+    if (hosts.length === 0) return { status: 'error', reason: 'NO_HOST', message: `no connected host matches ${JSON.stringify(selector)}` };
+    for (const h of hosts) {
+      const v = await this.steps.decide(bundle, h, row.environment);
+      if (!v.allow) return { status: 'denied', reason: v.code, message: `${v.message} (host ${h.id})` };
+    }
+    await this.save(row, 'dispatching');
+    const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row)));
+    const bad = results.find((x) => x.state !== 'running');
+    const extra = { imageDigest: bundle.imageDigest, evidence: bundle.evidence };
+    if (!bad) return { status: 'succeeded', message: `running on ${hosts.length} host(s)`, extra };
+    if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
+    return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
+  }
+
+  private async matchingHosts(selector: Record<string, string>): Promise<{ id: string; facts: HostFacts; labels: Record<string, string> }[]> {
+    const rows = await this.ctx.db.query<{ id: string; labels: string }>('SELECT id, labels FROM hosts ORDER BY name');
+    const out: { id: string; facts: HostFacts; labels: Record<string, string> }[] = [];
+    for (const r of rows) {
+      const labels = JSON.parse(r.labels) as Record<string, string>;
+      const facts = this.steps.hostFacts(r.id);
+      if (facts && Object.entries(selector).every(([k, v]) => labels[k] === v)) out.push({ id: r.id, facts, labels });
+    }
+    return out;
+  }
+
+  private async save(row: DeploymentRow, status: DeployStatus, reason?: string, message?: string, extra?: Record<string, unknown>): Promise<void> {
+    await this.ctx.db.run('UPDATE deployments SET status = ?, reason = ?, message = ?, image_digest = COALESCE(?, image_digest), evidence = COALESCE(?, evidence), updated_at = ? WHERE id = ?', [
+      status, reason ?? null, message ?? null, (extra?.imageDigest as string) ?? null, extra?.evidence ? JSON.stringify(extra.evidence) : null, Date.now(), row.id,
+    ]);
+    publish(this.ctx, 'deployment', { id: row.id, environment: row.environment, app: row.app, status, reason });
+  }
+
+  private async report(row: DeploymentRow, status: DeployStatus, reason: string | undefined, description: string): Promise<void> {
+    const n = this.target.provider === 'none' ? undefined : this.notifiers[this.target.provider];
+    if (!n) return;
+    const event: DeployEvent = {
+      deploymentId: row.id, repository: this.target.repository, provider: this.target.provider, sha: row.commit_sha,
+      environment: row.environment, app: row.app, bundle: row.reference, status, reason, description,
+      targetUrl: this.ctx.config.publicUrl ? `${this.ctx.config.publicUrl}/api/v1/deployments/${row.id}` : undefined,
+    };
+    try {
+      await n.post(event);
+    } catch (e) {
+      // A reporting failure never changes the deploy's outcome; it is logged and audited.
+      this.ctx.log.warn({ err: (e as Error).message, deployment: row.id }, 'status report failed');
+    }
+  }
+
+  private async reportFinal(row: DeploymentRow, status: DeployStatus, reason: string | undefined, message: string): Promise<void> {
+    await this.report(row, status, reason, message);
+    await this.ctx.db.run(`INSERT INTO notifier_state (deployment_id, key, value) VALUES (?, 'final', ?) ON CONFLICT DO NOTHING`, [row.id, status]);
+  }
+
+  private async audit(row: DeploymentRow, r: { status: DeployStatus; reason?: string; message: string }): Promise<void> {
+    await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
+      randomUUID(), Date.now(), 'deploy.decision', row.id,
+      JSON.stringify({ deployment: row.id, environment: row.environment, app: row.app, commit: row.commit_sha, reference: row.reference, decision: r.status, code: r.reason ?? null, message: r.message }),
+    ]);
+  }
+}

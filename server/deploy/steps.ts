@@ -1,0 +1,92 @@
+import { mkdirSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import { tempPathFor } from '../../src/core/fs.js';
+import { fetchCtp } from '../../src/oci/fetch.js';
+import { verifyCtp } from '../../src/verify/ctp/index.js';
+import type { TrustMaterial } from '../../src/verify/report.js';
+import type { VerificationCache } from '../../src/verify/cache.js';
+import type { Evidence, Finding } from '../../src/verify/evidence.js';
+import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import type { PolicyStore } from '../../src/policy/store.js';
+import type { BundleFacts } from '../../src/policy/types.js';
+import type { ServerContext } from '../context.js';
+import type { HostHub } from '../channel/hub.js';
+import type { DeploySteps, VerifiedBundle } from './pipeline.js';
+
+/** Registry failures that may pass on their own (retry) versus answers that will not change. */
+const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'IO_ERROR']);
+
+export interface StepDeps {
+  trust: () => TrustMaterial | undefined;
+  policies: PolicyStore;
+  cache: VerificationCache;
+  hostTimeoutMs?: number;
+}
+
+interface Verified {
+  evidence: Evidence;
+  manifest: BundleFacts;
+  integrity: Finding[];
+}
+
+/**
+ * The real deploy steps: fetch from allow-listed registries only (SPEC §3), verify with the same
+ * library `ct verify` uses, judge with the policy engine per target host, dispatch over the host
+ * channel. Anything needed for a decision that is missing (trust store, policies) denies.
+ */
+export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): DeploySteps {
+  const dir = join(ctx.config.dataDir, 'bundles');
+  mkdirSync(dir, { recursive: true });
+  return {
+    async fetchAndVerify(reference: string): Promise<VerifiedBundle> {
+      const trust = deps.trust();
+      if (!trust) return { ok: false, transient: false, code: 'UNKNOWN_KEY', message: 'no trust store configured: nothing can be verified' };
+      if (ctx.config.registries.allow.length === 0) return { ok: false, transient: false, code: 'REGISTRY_NOT_ALLOWED', message: 'no registry is allow-listed (registries.allow)' };
+      const tmp = tempPathFor(join(dir, 'fetch.ctp'));
+      let fetched;
+      try {
+        fetched = await fetchCtp(reference, tmp, { allowedRegistries: ctx.config.registries.allow, allowedAddresses: ctx.config.registries.allowedAddresses });
+      } catch (e) {
+        await rm(tmp, { force: true });
+        const code = e instanceof CtError ? e.code : 'NETWORK_ERROR';
+        return { ok: false, transient: TRANSIENT.has(code), code, message: (e as Error).message };
+      }
+      const path = join(dir, `${fetched.bundleDigest.slice(7)}.ctp`);
+      await rename(tmp, path);
+      const t0 = process.hrtime.bigint();
+      // Requirements (predicates, quorum, thresholds) are the policy's to judge; the verifier runs
+      // in audit mode so that only integrity failures reject here — those reject in every mode.
+      const report = await verifyCtp(path, { trust, mode: 'audit', cache: deps.cache });
+      ctx.metrics.verifySeconds.observe({ cached: 'no' }, Number(process.hrtime.bigint() - t0) / 1e9);
+      ctx.metrics.decisions.inc({ outcome: report.decision, code: report.code ?? 'none' });
+      if (report.decision === 'REJECT') return { ok: false, transient: false, code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
+      const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: await readBundleFacts(path), integrity: report.findings.filter((f) => f.integrity) };
+      return { ok: true, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
+    },
+
+    async decide(bundle, host, environment) {
+      const set = deps.policies.current;
+      if (!set) return { allow: false, code: 'NO_POLICY', message: 'the policy repository could not be loaded: failing closed' };
+      const v = bundle.manifest as Verified;
+      const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: { ...host.facts, environment }, findings: v.integrity });
+      if (d.allow) return { allow: true, warnings: d.warnings.map((w) => `${w.code}: ${w.message}`) };
+      const first = d.violations[0];
+      return { allow: false, code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' };
+    },
+
+    async dispatch(hostId, bundle, row) {
+      const out = await hub.assign(
+        hostId,
+        { deploymentId: row.id, environment: row.environment, app: row.app, bundle: row.reference, bundleDigest: bundle.bundleDigest, imageDigest: bundle.imageDigest, download: `/api/v1/hosts/bundles/${bundle.bundleDigest}` },
+        deps.hostTimeoutMs ?? 120_000,
+      );
+      if (out.type !== 'status') return { state: out.type };
+      return { state: out.state, code: out.code, message: out.message };
+    },
+
+    hostFacts: (hostId) => hub.connected(hostId),
+  };
+}

@@ -1,0 +1,48 @@
+import { Octokit } from '@octokit/rest';
+import type { Notifier, NotifierState } from './notifier.js';
+import { describe, type DeployEvent, type DeployStatus } from '../deploy/status.js';
+
+const COMMIT_STATE: Record<DeployStatus, 'pending' | 'success' | 'failure' | 'error'> = {
+  queued: 'pending', fetching: 'pending', verifying: 'pending', dispatching: 'pending',
+  succeeded: 'success', denied: 'failure', failed: 'failure', error: 'error',
+};
+const DEPLOYMENT_STATE: Record<DeployStatus, 'queued' | 'in_progress' | 'success' | 'failure' | 'error'> = {
+  queued: 'queued', fetching: 'in_progress', verifying: 'in_progress', dispatching: 'in_progress',
+  succeeded: 'success', denied: 'failure', failed: 'failure', error: 'error',
+};
+
+/** Commit status `cerro-torre/deploy/<env>` plus the Deployments API (deployment + deployment_status). */
+export class GitHubNotifier implements Notifier {
+  readonly name = 'github';
+  private readonly octokit: Octokit;
+
+  constructor(opts: { apiUrl: string; token?: string }, private readonly state: NotifierState) {
+    this.octokit = new Octokit({ baseUrl: opts.apiUrl, auth: opts.token, request: { retries: 0 }, log: { debug() {}, info() {}, warn() {}, error() {} } });
+  }
+
+  async post(e: DeployEvent): Promise<void> {
+    const [owner, repo] = e.repository.split('/');
+    const description = describe(e);
+    await this.octokit.rest.repos.createCommitStatus({
+      owner, repo, sha: e.sha, state: COMMIT_STATE[e.status], context: `cerro-torre/deploy/${e.environment}`, description,
+      ...(e.targetUrl ? { target_url: e.targetUrl } : {}),
+    });
+    const id = await this.deploymentFor(e, owner, repo);
+    await this.octokit.rest.repos.createDeploymentStatus({
+      owner, repo, deployment_id: id, state: DEPLOYMENT_STATE[e.status], description, environment: e.environment,
+      ...(e.targetUrl ? { log_url: e.targetUrl } : {}),
+    });
+  }
+
+  private async deploymentFor(e: DeployEvent, owner: string, repo: string): Promise<number> {
+    const known = await this.state.get(e.deploymentId, 'github.deployment');
+    if (known) return Number(known);
+    const res = await this.octokit.rest.repos.createDeployment({
+      owner, repo, ref: e.sha, environment: e.environment, auto_merge: false, required_contexts: [],
+      payload: { app: e.app, bundle: e.bundle, cerroTorreDeployment: e.deploymentId }, description: `${e.app} ${e.bundle}`.slice(0, 140),
+    });
+    const id = (res.data as { id: number }).id;
+    await this.state.set(e.deploymentId, 'github.deployment', String(id));
+    return id;
+  }
+}

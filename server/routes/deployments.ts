@@ -1,0 +1,77 @@
+import { Router, type Request, type Response } from 'express';
+import type { ServerContext } from '../context.js';
+import { requirePermission } from '../auth/middleware.js';
+import { sendError } from '../http-error.js';
+import type { DeployPipeline } from '../deploy/pipeline.js';
+
+type Row = Record<string, string | number | null>;
+
+function view(r: Row) {
+  return {
+    id: r.id, environment: r.environment, app: r.app, commit: r.commit_sha, reference: r.reference, imageDigest: r.image_digest,
+    status: r.status, reason: r.reason, message: r.message, rollbackOf: r.rollback_of,
+    hosts: JSON.parse(String(r.hosts ?? '{}')), createdAt: new Date(Number(r.created_at)).toISOString(), updatedAt: new Date(Number(r.updated_at)).toISOString(),
+  };
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/;
+
+export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): Router {
+  const r = Router();
+  const read = requirePermission(ctx.db, ctx.oidc, 'read');
+  const deploy = requirePermission(ctx.db, ctx.oidc, 'deploy');
+
+  r.get('/api/v1/deployments', read, async (req: Request, res: Response) => {
+    const env = typeof req.query.environment === 'string' ? req.query.environment : undefined;
+    const rows = await ctx.db.query<Row>(
+      `SELECT * FROM deployments ${env ? 'WHERE environment = ?' : ''} ORDER BY created_at DESC LIMIT 500`,
+      env ? [env] : [],
+    );
+    if (req.query.format === 'evidence') {
+      // The live deployments (latest succeeded per environment/app) with their verified evidence:
+      // the input of `ct policy diff --against`.
+      const live = new Map<string, Row>();
+      for (const row of rows) if (row.status === 'succeeded' && !live.has(`${row.environment}/${row.app}`)) live.set(`${row.environment}/${row.app}`, row);
+      return void res.json({
+        deployments: [...live.values()].map((row) => ({
+          id: row.id, environment: row.environment, app: row.app, imageDigest: row.image_digest, reference: row.reference,
+          evidence: row.evidence ? JSON.parse(String(row.evidence)) : null,
+        })),
+      });
+    }
+    res.json({ deployments: rows.map(view) });
+  });
+
+  r.get('/api/v1/deployments/:id', read, async (req: Request, res: Response) => {
+    const [row] = await ctx.db.query<Row>('SELECT * FROM deployments WHERE id = ?', [String(req.params.id)]);
+    if (!row) return sendError(res, 404, 'NOT_FOUND', 'no such deployment');
+    res.json(view(row));
+  });
+
+  // An explicit, authorised deploy (CI with an OIDC token, or an operator).
+  r.post('/api/v1/deployments', deploy, async (req: Request, res: Response) => {
+    const { environment, app, bundle, hosts, commit } = (req.body ?? {}) as Record<string, unknown>;
+    if (typeof environment !== 'string' || !NAME.test(environment)) return sendError(res, 400, 'BAD_REQUEST', 'environment is required ([a-z0-9._-])');
+    if (typeof app !== 'string' || !NAME.test(app)) return sendError(res, 400, 'BAD_REQUEST', 'app is required ([a-z0-9._-])');
+    if (typeof bundle !== 'string' || !REF.test(bundle)) return sendError(res, 400, 'BAD_REQUEST', 'bundle must be a registry reference pinned by digest');
+    const selector = (hosts ?? {}) as Record<string, string>;
+    if (typeof selector !== 'object' || Array.isArray(selector) || Object.values(selector).some((v) => typeof v !== 'string')) return sendError(res, 400, 'BAD_REQUEST', 'hosts must map labels to strings');
+    const sha = typeof commit === 'string' && /^[0-9a-f]{40}$/.test(commit) ? commit : `api:${bundle.split('@')[1]}`;
+    const out = await pipeline.create(sha, environment, app, bundle, selector);
+    res.status(out.created ? 202 : 200).json({ id: out.id, created: out.created });
+  });
+
+  r.post('/api/v1/deployments/:id/rollback', deploy, async (req: Request, res: Response) => {
+    const [cur] = await ctx.db.query<Row>('SELECT * FROM deployments WHERE id = ?', [String(req.params.id)]);
+    if (!cur) return sendError(res, 404, 'NOT_FOUND', 'no such deployment');
+    const [prev] = await ctx.db.query<Row>(
+      `SELECT * FROM deployments WHERE environment = ? AND app = ? AND status = 'succeeded' AND created_at < ? AND reference <> ? ORDER BY created_at DESC LIMIT 1`,
+      [cur.environment, cur.app, cur.created_at, cur.reference],
+    );
+    if (!prev) return sendError(res, 409, 'NO_PREVIOUS', 'no earlier successful deployment to roll back to');
+    const out = await pipeline.create(`rollback:${cur.id}`, String(cur.environment), String(cur.app), String(prev.reference), JSON.parse(String(prev.hosts)), String(cur.id));
+    res.status(202).json({ id: out.id, rollbackOf: cur.id, reference: prev.reference });
+  });
+  return r;
+}

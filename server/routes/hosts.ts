@@ -1,0 +1,94 @@
+import { Router, type Request, type Response } from 'express';
+import { createHash, randomBytes, randomUUID, verify } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ServerContext } from '../context.js';
+import { requirePermission } from '../auth/middleware.js';
+import { sendError } from '../http-error.js';
+import { publicKeyFrom } from '../../src/trust/keyid.js';
+import type { HostHub } from '../channel/hub.js';
+import { hostRequestText } from '../../src/protocol/request-signature.js';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+
+export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: string): Router {
+  const r = Router();
+  const admin = requirePermission(ctx.db, ctx.oidc, 'admin');
+  const read = requirePermission(ctx.db, ctx.oidc, 'read');
+
+  r.post('/api/v1/hosts/tokens', admin, async (req: Request, res: Response) => {
+    const labels = (req.body?.labels ?? {}) as Record<string, string>;
+    if (typeof labels !== 'object' || Object.values(labels).some((v) => typeof v !== 'string')) return sendError(res, 400, 'BAD_REQUEST', 'labels must map strings to strings');
+    const ttl = Math.min(Number(req.body?.ttlSeconds ?? 3600), 7 * 86400);
+    const token = `cte_${randomBytes(32).toString('base64url')}`;
+    const expiresAt = Date.now() + ttl * 1000;
+    await ctx.db.run('INSERT INTO enrollment_tokens (hash, labels, expires_at) VALUES (?, ?, ?)', [sha(token), JSON.stringify(labels), expiresAt]);
+    res.status(201).json({ token, expiresAt: new Date(expiresAt).toISOString() });
+  });
+
+  // Enrolment: a one-time token, then the host's own key for everything after.
+  r.post('/api/v1/hosts/enroll', async (req: Request, res: Response) => {
+    const { token, name, publicKey, facts } = (req.body ?? {}) as Record<string, unknown>;
+    if (typeof token !== 'string' || typeof name !== 'string' || typeof publicKey !== 'string' || !NAME.test(name)) {
+      return sendError(res, 400, 'BAD_REQUEST', 'token, name ([a-z0-9._-]) and publicKey are required');
+    }
+    try {
+      const key = publicKeyFrom(publicKey);
+      if (key.asymmetricKeyType !== 'ed25519') throw new Error('not ed25519');
+    } catch {
+      return sendError(res, 400, 'KEY_INVALID', 'publicKey must be an Ed25519 SPKI key (base64 DER)');
+    }
+    const hostId = randomUUID();
+    const outcome = await ctx.db.tx(async (t) => {
+      const used = await t.run('UPDATE enrollment_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?', [Date.now(), sha(token), Date.now()]);
+      if (used.changes !== 1) return 'token';
+      const [tok] = await t.query<{ labels: string }>('SELECT labels FROM enrollment_tokens WHERE hash = ?', [sha(token)]);
+      const [taken] = await t.query('SELECT id FROM hosts WHERE name = ?', [name]);
+      if (taken) return 'name';
+      await t.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [
+        hostId, name, publicKey, tok.labels, JSON.stringify(facts ?? {}), Date.now(),
+      ]);
+      return 'ok';
+    });
+    if (outcome === 'token') return sendError(res, 401, 'UNAUTHENTICATED', 'enrolment token is unknown, used or expired');
+    if (outcome === 'name') return sendError(res, 409, 'CONFLICT', `a host named ${name} is already enrolled`);
+    res.status(201).json({ hostId, serverPublicKey });
+  });
+
+  r.get('/api/v1/hosts', read, async (_req, res) => {
+    const rows = await ctx.db.query<Record<string, string | number | null>>('SELECT id, name, labels, facts, containers, generation, last_seen FROM hosts ORDER BY name');
+    res.json({
+      hosts: rows.map((h) => ({
+        id: h.id,
+        name: h.name,
+        labels: JSON.parse(String(h.labels)),
+        facts: JSON.parse(String(h.facts)),
+        containers: JSON.parse(String(h.containers)),
+        generation: Number(h.generation),
+        connected: Boolean(hub.connected(String(h.id))),
+        lastSeen: h.last_seen ? new Date(Number(h.last_seen)).toISOString() : null,
+      })),
+    });
+  });
+
+  // Bundle bytes for an assignment. The host verifies them again itself; the signature here only
+  // keeps the bundle store from being an open download service.
+  r.get('/api/v1/hosts/bundles/:digest', async (req: Request, res: Response) => {
+    const digest = String(req.params.digest);
+    const hostId = req.header('x-ct-host') ?? '';
+    const time = req.header('x-ct-time') ?? '';
+    const sig = req.header('x-ct-signature') ?? '';
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return sendError(res, 400, 'BAD_REQUEST', 'not a digest');
+    const [host] = await ctx.db.query<{ public_key: string }>('SELECT public_key FROM hosts WHERE id = ?', [hostId]);
+    const fresh = Math.abs(Date.now() - Number(time)) < 60_000;
+    const ok = host && fresh && verify(null, Buffer.from(hostRequestText('GET', req.path, time)), publicKeyFrom(host.public_key), Buffer.from(sig, 'base64'));
+    if (!ok) return sendError(res, 401, 'UNAUTHENTICATED', 'host signature missing, stale or invalid');
+    const file = join(ctx.config.dataDir, 'bundles', `${digest.slice(7)}.ctp`);
+    if (!existsSync(file)) return sendError(res, 404, 'NOT_FOUND', 'bundle not held by this server');
+    res.type('application/octet-stream');
+    createReadStream(file).pipe(res);
+  });
+  return r;
+}

@@ -1,0 +1,44 @@
+import { Router, type Request, type Response } from 'express';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ServerContext } from '../context.js';
+import { requirePermission } from '../auth/middleware.js';
+import { sendError } from '../http-error.js';
+import type { DeploySteps } from '../deploy/pipeline.js';
+import type { HostFacts } from '../../src/protocol/messages.js';
+
+const NO_HOST: HostFacts = { kernel: '', arch: '', seccomp: true, apparmor: { present: false, enforcing: false }, ebpf: false, cgroup: 'unknown', userns: false };
+
+/**
+ * `/api/v1/verify`: a registry reference (fetched and verified like a deploy) or, in Svalinn's
+ * shape `{digest}`, a bundle this server already holds → the decision. Nothing is deployed.
+ */
+export function verifyRoutes(ctx: ServerContext, steps: DeploySteps): Router {
+  const r = Router();
+  r.post('/api/v1/verify', requirePermission(ctx.db, ctx.oidc, 'verify'), async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as { reference?: unknown; digest?: unknown; environment?: unknown };
+    const environment = typeof body.environment === 'string' ? body.environment : 'default';
+    let reference: string | undefined;
+    if (typeof body.reference === 'string') reference = body.reference;
+    else if (typeof body.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(body.digest)) {
+      // Svalinn's shape: the image digest of something this server has fetched before.
+      const [row] = await ctx.db.query<{ reference: string }>('SELECT reference FROM deployments WHERE image_digest = ? ORDER BY created_at DESC LIMIT 1', [body.digest]);
+      if (!row) return sendError(res, 404, 'NOT_FOUND', `no bundle for image ${body.digest} is known to this server; send {reference}`);
+      reference = row.reference;
+    } else return sendError(res, 400, 'BAD_REQUEST', 'send {reference: "registry/repo@sha256:…"} or {digest: "sha256:…"}');
+    const bundle = await steps.fetchAndVerify(reference, environment);
+    if (!bundle.ok) return void res.status(200).json({ decision: 'REJECT', allow: false, code: bundle.code, message: bundle.message });
+    const verdict = await steps.decide(bundle, { id: 'api', facts: NO_HOST, labels: {} }, environment);
+    res.json({
+      decision: verdict.allow ? 'ALLOW' : 'REJECT',
+      allow: verdict.allow,
+      code: verdict.allow ? null : verdict.code,
+      message: verdict.allow ? undefined : verdict.message,
+      warnings: verdict.allow ? verdict.warnings : [],
+      imageDigest: bundle.imageDigest,
+      bundleDigest: bundle.bundleDigest,
+      held: existsSync(join(ctx.config.dataDir, 'bundles', `${bundle.bundleDigest.slice(7)}.ctp`)),
+    });
+  });
+  return r;
+}

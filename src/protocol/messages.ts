@@ -1,0 +1,51 @@
+/**
+ * The server ↔ host channel (docs/host-protocol.md). Wire types shared by `server/` and `host/`,
+ * which never import each other. Every message travels inside a signed envelope (envelope.ts).
+ */
+export interface HostFacts {
+  kernel: string;
+  arch: string;
+  runc?: string;
+  seccomp: boolean;
+  apparmor: { present: boolean; enforcing: boolean };
+  ebpf: boolean;
+  cgroup: 'v1' | 'v2' | 'hybrid' | 'unknown';
+  userns: boolean;
+}
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'stopped' | 'removed' | 'refused' | 'failed';
+
+export interface Assignment {
+  deploymentId: string;
+  /** Strictly increasing per host: an older assignment can never downgrade a host. */
+  generation: number;
+  environment: string;
+  app: string;
+  bundle: string;
+  bundleDigest: string;
+  imageDigest: string;
+  /** Path on the server to download the bundle bytes from (host-authenticated). */
+  download: string;
+}
+
+export type ServerMessage =
+  | { type: 'challenge'; nonce: string }
+  | { type: 'welcome'; hostId: string; generation: number }
+  | { type: 'assign'; assignment: Assignment }
+  | { type: 'stop'; deploymentId: string; generation: number }
+  | { type: 'error'; code: string; message: string };
+
+export type HostMessage =
+  | { type: 'hello'; hostId: string; nonce: string; facts: HostFacts; generation: number }
+  | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
+  | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
+  | { type: 'containers'; containers: { deploymentId: string; app: string; imageDigest: string; state: ContainerState; exitCode?: number | null }[] };
+
+/** What a signed envelope carries besides the message: the session and a per-direction counter. */
+export interface Envelope<M> {
+  msg: M;
+  session: string;
+  seq: number;
+  time: number;
+  sig: string;
+}
