@@ -1,0 +1,119 @@
+/**
+ * Verification of a .ctp bundle: open (archive checks) → OCI layout (every blob digest, image
+ * digest = manifest digest) → attestations (each registered verifier over the files it claims)
+ * → coverage (SPEC §2) → requirements and mode (report.ts). Returns a report for every outcome;
+ * only a bug throws anything but a report.
+ */
+import { CtError } from '../../core/errors.js';
+import { openCtp } from '../../bundle/read.js';
+import { checkOciLayout } from '../../bundle/check-layout.js';
+import type { CtpArchive } from '../../bundle/archive.js';
+import type { Mode } from '../evidence.js';
+import {
+  combineReport,
+  DEFAULT_REQUIREMENTS,
+  rejectReport,
+  type AttestationInput,
+  type AttestationVerifier,
+  type ReportBase,
+  type Requirements,
+  type TrustMaterial,
+  type VerificationReport,
+  type VerifierResult,
+} from '../report.js';
+import { cacheKey, type VerificationCache } from '../cache.js';
+import { checkCoverage } from './coverage.js';
+import { defaultVerifiers } from './verifiers.js';
+
+export interface CtpVerifyOptions {
+  trust: TrustMaterial;
+  mode?: Mode;
+  requirements?: Partial<Requirements>;
+  allowLegacyPae?: boolean;
+  now?: Date;
+  policyDigest?: string;
+  verifiers?: AttestationVerifier[];
+  cache?: VerificationCache;
+}
+
+/** Verifies an opened archive (callers that already opened it, e.g. the server, start here). */
+export async function verifyCtpArchive(archive: CtpArchive, opts: CtpVerifyOptions): Promise<VerificationReport> {
+  const now = opts.now ?? new Date();
+  const mode = opts.mode ?? 'strict';
+  const requirements: Requirements = { ...DEFAULT_REQUIREMENTS, ...opts.requirements };
+  const base: ReportBase = {
+    imageDigest: archive.manifest.image_digest,
+    bundleDigest: archive.bundleDigest,
+    mode,
+    trust: opts.trust,
+    ...(opts.policyDigest ? { policyDigest: opts.policyDigest } : {}),
+    now,
+  };
+  const allowLegacyPae = opts.allowLegacyPae ?? false;
+  const key = opts.cache
+    ? cacheKey({
+        bundleDigest: archive.bundleDigest,
+        imageDigest: archive.manifest.image_digest,
+        trustStoreDigest: opts.trust.storeDigest,
+        trustedRootDigest: opts.trust.trustedRootDigest,
+        policyDigest: opts.policyDigest,
+        options: { mode, allowLegacyPae, requirements },
+      })
+    : undefined;
+  if (opts.cache && key) {
+    opts.cache.noteTrustStore(opts.trust.store);
+    const hit = opts.cache.get(key, now);
+    if (hit) return { ...hit, record: { ...hit.record, time: now.toISOString() } };
+  }
+  const report = await verifyUncached(archive, opts, base, requirements, allowLegacyPae, now);
+  if (opts.cache && key) opts.cache.set(key, report, opts.trust.store, now);
+  return report;
+}
+
+async function verifyUncached(
+  archive: CtpArchive,
+  opts: CtpVerifyOptions,
+  base: ReportBase,
+  requirements: Requirements,
+  allowLegacyPae: boolean,
+  now: Date,
+): Promise<VerificationReport> {
+  const warnings: string[] = [];
+  try {
+    const image = checkOciLayout(archive);
+    const imageDigest = image.manifestDigest;
+    const verifiers = opts.verifiers ?? defaultVerifiers();
+    const attestationFiles = [...archive.entries.keys()].filter((n) => n.startsWith('attestations/')).sort();
+    const claimed = new Set<string>();
+    const results: VerifierResult[] = [];
+    for (const v of verifiers) {
+      const inputs: AttestationInput[] = attestationFiles.filter((n) => v.accepts(n)).map((n) => ({ name: n, data: archive.file(n) }));
+      inputs.forEach((i) => claimed.add(i.name));
+      if (inputs.length === 0) continue;
+      results.push(await v.verify({ imageDigest, inputs, trust: opts.trust, allowLegacyPae, now }));
+    }
+    for (const n of attestationFiles) if (!claimed.has(n)) warnings.push(`${n}: no verifier reads this file; ignored`);
+    const covered = checkCoverage(
+      archive,
+      results.flatMap((r) => r.attestations),
+    );
+    return combineReport(base, results, requirements, { coveredFiles: covered, warnings });
+  } catch (e) {
+    if (e instanceof CtError) return rejectReport(e, base, warnings);
+    throw e;
+  }
+}
+
+/** Opens and verifies a .ctp (path or bytes). */
+export async function verifyCtp(src: string | Buffer, opts: CtpVerifyOptions): Promise<VerificationReport> {
+  let archive: CtpArchive;
+  try {
+    archive = await openCtp(src);
+  } catch (e) {
+    if (e instanceof CtError) {
+      return rejectReport(e, { imageDigest: null, mode: opts.mode ?? 'strict', trust: opts.trust, ...(opts.policyDigest ? { policyDigest: opts.policyDigest } : {}), now: opts.now ?? new Date() });
+    }
+    throw e;
+  }
+  return verifyCtpArchive(archive, opts);
+}
