@@ -1,0 +1,161 @@
+import { CtError } from '../../src/core/errors.js';
+import { checkBundleSeccomp, confines, runtimeDefault, type OciSeccomp } from '../../src/profiles/seccomp/index.js';
+import { sanitizeAppName } from '../../src/profiles/apparmor/index.js';
+import type { HostFacts } from '../facts.js';
+import { planAppArmor } from './apparmor.js';
+import { assertHostCanEnforce } from './requirements.js';
+import { resolveUser } from './user.js';
+import type { EnforceInput, EnforcePlan, OciConfig } from './types.js';
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DEFAULT_PIDS = 1024;
+
+/** runc spec's defaults (runc 1.1 libcontainer/specconv/example.go): hide and freeze kernel files. */
+export const MASKED_PATHS = [
+  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
+];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+function mounts(rootless: boolean): OciConfig['mounts'] {
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      // gid=5 (tty) cannot be mapped in a user namespace that maps only one gid.
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...(rootless ? [] : ['gid=5'])],
+    },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    // A user namespace without its own network namespace cannot mount sysfs: bind it instead (as runc spec --rootless).
+    rootless
+      ? { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+      : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    // A read-only rootfs still needs somewhere to write scratch files.
+    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] },
+  ];
+}
+
+function intersect(ask: readonly string[] | undefined, allow: readonly string[] | undefined): string[] {
+  const allowed = new Set(allow ?? []);
+  return [...new Set(ask ?? [])].filter((c) => allowed.has(c)).sort();
+}
+
+/** The seccomp profile the container runs under: the bundle's (checked) or RuntimeDefault. Never none. */
+function chooseSeccomp(input: EnforceInput, capabilities: string[], facts: HostFacts): EnforcePlan['seccomp'] {
+  if (input.profiles?.seccomp !== undefined) {
+    const profile = checkBundleSeccomp(input.profiles.seccomp);
+    if (input.grants.seccomp === 'required') {
+      const report = confines(profile, { extras: input.grants.seccompExtras, capabilities, arch: facts.architecture, kernel: facts.kernel });
+      if (!report.confines) {
+        throw new CtError(
+          'POLICY_VIOLATION',
+          `security/seccomp.json does not confine (${report.problems.join(', ')}${report.outside.length ? `: ${report.outside.join(', ')}` : ''})`,
+          { problems: report.problems, outside: report.outside },
+        );
+      }
+    }
+    return { source: 'bundle', profile };
+  }
+  return { source: 'runtime-default', profile: runtimeDefault({ capabilities, arch: facts.architecture, kernel: facts.kernel }) };
+}
+
+function processArgs(input: EnforceInput): string[] {
+  if (input.runtime?.command && input.runtime.command.length > 0) return [...input.runtime.command];
+  const args = [...(input.image?.entrypoint ?? []), ...(input.image?.cmd ?? [])];
+  if (args.length === 0) throw new CtError('MANIFEST_INVALID', 'no command: neither runtime.command nor the image config gives one', {});
+  return args;
+}
+
+function processEnv(input: EnforceInput): string[] {
+  const env = new Map<string, string>();
+  for (const kv of [DEFAULT_PATH, ...(input.image?.env ?? [])]) {
+    const i = kv.indexOf('=');
+    if (i > 0) env.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  for (const [k, v] of Object.entries(input.runtime?.env ?? {})) env.set(k, v);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+/**
+ * Builds the OCI runtime config for an approved bundle (SPEC §8): refuses first when the host
+ * cannot enforce what the policy requires, then namespaces, a non-root user unless the policy
+ * allows root, read-only rootfs unless the manifest asks for a writable one, no-new-privileges,
+ * capabilities = manifest ask ∩ policy allow in all five sets, cgroup limits, runc's default
+ * mounts and masked/read-only paths, a seccomp profile always, and the AppArmor profile where the
+ * kernel enforces it.
+ */
+export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): Promise<EnforcePlan> {
+  assertHostCanEnforce(input.grants, facts);
+  const rootless = input.userns !== undefined;
+  const capabilities = intersect(input.runtime?.capabilities, input.grants.capabilitiesAllowed);
+
+  const user = await resolveUser(input.rootfs, input.runtime?.user ?? input.image?.user);
+  if ((user.uid === 0 || user.gid === 0) && !input.grants.allowRoot) {
+    throw new CtError('POLICY_VIOLATION', 'the app asks to run as root and the policy does not allow root', { user });
+  }
+
+  const network = input.runtime?.network ?? 'none';
+  if (network === 'host' && !input.grants.allowHostNetwork) {
+    throw new CtError('POLICY_VIOLATION', 'the app asks for the host network and the policy does not allow it', { network });
+  }
+
+  const seccomp = chooseSeccomp(input, capabilities, facts);
+  const apparmor = await planAppArmor(input, facts);
+
+  const namespaces: OciConfig['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }];
+  if (network !== 'host') namespaces.push({ type: 'network' });
+  if (rootless) namespaces.push({ type: 'user' });
+
+  const limits = input.grants.limits ?? {};
+  const resources: NonNullable<OciConfig['linux']['resources']> = {
+    devices: [{ allow: false, access: 'rwm' }],
+    pids: { limit: limits.pids ?? DEFAULT_PIDS },
+  };
+  if (limits.memoryBytes) resources.memory = { limit: limits.memoryBytes, swap: limits.memoryBytes };
+  if (limits.cpus) resources.cpu = { period: 100000, quota: Math.max(1000, Math.round(limits.cpus * 100000)) };
+
+  const config: OciConfig = {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user,
+      args: processArgs(input),
+      env: processEnv(input),
+      cwd: input.runtime?.workdir ?? input.image?.workingDir ?? '/',
+      capabilities: {
+        bounding: [...capabilities],
+        effective: [...capabilities],
+        permitted: [...capabilities],
+        inheritable: [...capabilities],
+        ambient: [...capabilities],
+      },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: input.rootfs, readonly: input.runtime?.read_only_rootfs ?? true },
+    hostname: sanitizeAppName(input.app.name).slice(0, 63),
+    mounts: mounts(rootless),
+    linux: {
+      namespaces,
+      resources,
+      seccomp: seccomp.profile as OciSeccomp,
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+  if (apparmor.applied) config.process.apparmorProfile = apparmor.name;
+  if (rootless) {
+    const m = input.userns!;
+    config.linux.uidMappings = [{ containerID: 0, hostID: m.hostUid, size: m.size }];
+    config.linux.gidMappings = [{ containerID: 0, hostID: m.hostGid, size: m.size }];
+    // Without cgroup delegation a rootless runc cannot set limits.
+    delete config.linux.resources;
+  } else if (input.cgroupsPath) {
+    config.linux.cgroupsPath = input.cgroupsPath;
+  }
+  return { config, seccomp, apparmor, capabilities, user };
+}

@@ -1,0 +1,335 @@
+import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CtError } from '../../src/core/errors.js';
+import { writeFileAtomic } from '../../src/core/fs.js';
+import type { OciConfig } from '../enforce/types.js';
+import { ContainerStore, type ContainerRecord, type ContainerStatus } from './state.js';
+import type { ExitRecord, SupervisorArgs } from './supervisor.js';
+import { runTool, spawnTool } from './tools.js';
+
+/** runc's container id grammar, narrowed: it names directories and cgroups. */
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export interface RuncOptions {
+  /** Host state directory: runc's --root, bundles, logs, exit files and the SQLite state. */
+  stateDir: string;
+  runc?: string;
+  /** Where the cgroup v2 hierarchy is mounted (facts.cgroup.unifiedMount), to pre-create cgroups for the monitor. */
+  unifiedCgroupMount?: string;
+}
+
+export interface CreateOptions {
+  appName?: string;
+  imageDigest?: string;
+}
+
+interface RuncState {
+  id: string;
+  pid: number;
+  status: 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+}
+
+/** build/host/runtime/supervisor.js, also when this module runs from sources (ts-jest). */
+function supervisorScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js')) return join(dirname(here), 'supervisor.js');
+  return resolve(dirname(here), '../../build/host/runtime/supervisor.js');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function checkId(id: string): void {
+  if (!ID_RE.test(id)) throw new CtError('USAGE', `container id ${JSON.stringify(id)} must match ${ID_RE}`, { id });
+}
+
+/**
+ * The only code that starts container processes (STYLE: host/runtime). Each container is an OCI
+ * bundle under <stateDir>/containers/<id>; runc keeps its own state under <stateDir>/runc; a
+ * detached supervisor per container (supervisor.ts) owns `runc run`, the log and the exit code.
+ */
+export class RuncRuntime {
+  readonly stateDir: string;
+  readonly root: string;
+  readonly store: ContainerStore;
+  private readonly runc: string;
+  private readonly unified?: string;
+
+  private constructor(opts: RuncOptions, store: ContainerStore) {
+    this.stateDir = opts.stateDir;
+    this.root = join(opts.stateDir, 'runc');
+    this.runc = opts.runc ?? 'runc';
+    this.unified = opts.unifiedCgroupMount;
+    this.store = store;
+  }
+
+  static async open(opts: RuncOptions): Promise<RuncRuntime> {
+    await mkdir(join(opts.stateDir, 'containers'), { recursive: true, mode: 0o700 });
+    await mkdir(join(opts.stateDir, 'runc'), { recursive: true, mode: 0o700 });
+    return new RuncRuntime(opts, new ContainerStore(join(opts.stateDir, 'state.db')));
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  private dir(id: string): string {
+    return join(this.stateDir, 'containers', id);
+  }
+
+  private exitFile(id: string): string {
+    return join(this.dir(id), 'exit.json');
+  }
+
+  private runcLog(id: string): string {
+    return join(this.dir(id), 'runc.log');
+  }
+
+  /** Directory of the container's cgroup in the v2 hierarchy (what the monitor filters on). */
+  cgroupDir(id: string): string | undefined {
+    const rec = this.store.get(id);
+    if (!rec?.cgroupsPath || !this.unified) return undefined;
+    return join(this.unified, rec.cgroupsPath);
+  }
+
+  private async runcCmd(args: string[], timeoutMs = 30000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const r = await runTool(this.runc, ['--root', this.root, ...args], { timeoutMs });
+    if (r.missing) throw new CtError('HOST_TOOL_MISSING', `${this.runc} is not installed`, { tool: this.runc });
+    return r;
+  }
+
+  /**
+   * Writes the OCI bundle (config.json) and records the container as created. When a cgroup path
+   * is set, its v2 directory is created now, so that the monitor can resolve its id and attach
+   * before the first instruction of the app runs.
+   */
+  async create(id: string, config: OciConfig, opts: CreateOptions = {}): Promise<ContainerRecord> {
+    checkId(id);
+    const existing = this.store.get(id);
+    if (existing && existing.status !== 'removed') throw new CtError('USAGE', `container ${id} already exists`, { id });
+    if (existing) this.store.forget(id);
+    const dir = this.dir(id);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, 0o600);
+    const cgroupsPath = config.linux.cgroupsPath ?? null;
+    if (cgroupsPath && this.unified) await mkdir(join(this.unified, cgroupsPath), { recursive: true });
+    return this.store.insert({ id, bundleDir: dir, logPath: join(dir, 'container.log'), cgroupsPath, appName: opts.appName ?? null, imageDigest: opts.imageDigest ?? null });
+  }
+
+  /**
+   * Starts a created container under its supervisor and waits until runc reports it running (or
+   * it has already exited). A start that runc refused (bad profile, missing binary) is an error
+   * with runc's message; an app that ran and exited is not.
+   */
+  async start(id: string, timeoutMs = 15000): Promise<ContainerRecord> {
+    const rec = this.mustGet(id);
+    if (rec.status !== 'created') throw new CtError('USAGE', `container ${id} is ${rec.status}, not created`, { id, status: rec.status });
+    await rm(this.exitFile(id), { force: true });
+    const args: SupervisorArgs = {
+      runc: this.runc, root: this.root, bundle: rec.bundleDir, id, log: rec.logPath, runcLog: this.runcLog(id), exitFile: this.exitFile(id),
+    };
+    const child = spawnTool(process.execPath, [supervisorScript(), JSON.stringify(args)], { detached: true, stdio: 'ignore' });
+    child.unref();
+    const startedAt = new Date().toISOString();
+    this.store.update(id, { supervisorPid: child.pid ?? null, startedAt });
+
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const exit = await this.readExit(id);
+      if (exit) {
+        const err = await this.runcError(id);
+        if (err) {
+          this.store.update(id, { status: 'stopped', exitCode: exit.exitCode, exitKnown: true, finishedAt: exit.finishedAt, pid: null });
+          throw new CtError('RUNTIME_FAILED', `runc could not start ${id}: ${err}`, { id, runcError: err });
+        }
+        // It ran and exited before we looked: report both changes, in order.
+        this.store.update(id, { status: 'running' });
+        return this.store.update(id, { status: 'stopped', exitCode: exit.exitCode, exitKnown: true, finishedAt: exit.finishedAt, pid: null });
+      }
+      const st = await this.runcState(id);
+      if (st && (st.status === 'running' || st.status === 'paused')) {
+        return this.store.update(id, { status: st.status, pid: st.pid });
+      }
+      await sleep(10);
+    }
+    throw new CtError('RUNTIME_FAILED', `container ${id} did not start within ${timeoutMs} ms`, { id });
+  }
+
+  async run(id: string, config: OciConfig, opts: CreateOptions = {}): Promise<ContainerRecord> {
+    await this.create(id, config, opts);
+    return this.start(id);
+  }
+
+  private mustGet(id: string): ContainerRecord {
+    checkId(id);
+    const rec = this.store.get(id);
+    if (!rec || rec.status === 'removed') throw new CtError('CONTAINER_NOT_FOUND', `no container ${id}`, { id });
+    return rec;
+  }
+
+  private async runcState(id: string): Promise<RuncState | undefined> {
+    const r = await this.runcCmd(['state', id], 10000);
+    if (r.code !== 0) return undefined;
+    try {
+      return JSON.parse(r.stdout) as RuncState;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async readExit(id: string): Promise<ExitRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.exitFile(id), 'utf8')) as ExitRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** runc's own error for this container (its --log, JSON lines), if it logged one. */
+  private async runcError(id: string): Promise<string | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.runcLog(id), 'utf8');
+    } catch {
+      return undefined;
+    }
+    for (const line of text.split('\n').reverse()) {
+      try {
+        const entry = JSON.parse(line) as { level?: string; msg?: string };
+        if (entry.level === 'error' || entry.level === 'fatal') return entry.msg ?? 'unknown error';
+      } catch {
+        // not a JSON line
+      }
+    }
+    return undefined;
+  }
+
+  private supervisorAlive(pid: number | null): boolean {
+    if (!pid) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The container's current state, reconciled from runc and the supervisor's exit file. A stopped
+   * container's exit code comes from the exit file; without one (the supervisor died too) it is
+   * reported stopped with the code unknown.
+   */
+  async state(id: string): Promise<ContainerRecord> {
+    const rec = this.mustGet(id);
+    if (rec.status === 'created' || rec.status === 'stopped' && rec.exitKnown) return rec;
+    const st = await this.runcState(id);
+    if (st && (st.status === 'running' || st.status === 'paused')) {
+      return rec.status === st.status && rec.pid === st.pid ? rec : this.store.update(id, { status: st.status, pid: st.pid });
+    }
+    // runc says stopped (or has forgotten it): the supervisor's exit file, if any, has the code.
+    let exit = await this.readExit(id);
+    if (!exit && this.supervisorAlive(rec.supervisorPid)) {
+      // The supervisor is about to write it; give it a moment.
+      for (let i = 0; i < 50 && !exit; i++) {
+        await sleep(20);
+        exit = await this.readExit(id);
+      }
+    }
+    if (exit) return this.store.update(id, { status: 'stopped', pid: null, exitCode: exit.exitCode, exitKnown: true, finishedAt: exit.finishedAt });
+    return this.store.update(id, { status: 'stopped', pid: null, exitCode: null, exitKnown: false, finishedAt: rec.finishedAt ?? new Date().toISOString() });
+  }
+
+  /** All containers (not removed), reconciled. */
+  async list(): Promise<ContainerRecord[]> {
+    const out: ContainerRecord[] = [];
+    for (const rec of this.store.list()) out.push(await this.state(rec.id));
+    return out;
+  }
+
+  /** After an agent restart: reconcile every container, and report what changed meanwhile. */
+  async recover(): Promise<{ containers: ContainerRecord[]; changed: { id: string; from: ContainerStatus; to: ContainerStatus }[] }> {
+    const before = new Map(this.store.list().map((r) => [r.id, r.status]));
+    const containers = await this.list();
+    const changed = containers
+      .filter((c) => before.get(c.id) !== c.status)
+      .map((c) => ({ id: c.id, from: before.get(c.id)!, to: c.status }));
+    return { containers, changed };
+  }
+
+  async kill(id: string, signal: 'TERM' | 'KILL' | 'INT' | 'HUP' | 'USR1' | 'USR2' = 'TERM'): Promise<void> {
+    this.mustGet(id);
+    const r = await this.runcCmd(['kill', id, signal]);
+    if (r.code !== 0 && !/not running|container not running/i.test(r.stderr)) {
+      throw new CtError('RUNTIME_FAILED', `runc kill ${id}: ${r.stderr.trim()}`, { id });
+    }
+  }
+
+  /** Waits until the container has stopped; resolves with its reconciled record. */
+  async wait(id: string, timeoutMs = 30000): Promise<ContainerRecord> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rec = await this.state(id);
+      if (rec.status === 'stopped' || rec.status === 'created') return rec;
+      if (Date.now() > deadline) throw new CtError('RUNTIME_FAILED', `container ${id} still running after ${timeoutMs} ms`, { id });
+      await sleep(25);
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period. */
+  async stop(id: string, graceMs = 5000): Promise<ContainerRecord> {
+    const rec = await this.state(id);
+    if (rec.status !== 'running' && rec.status !== 'paused') return rec;
+    await this.kill(id, 'TERM');
+    try {
+      return await this.wait(id, graceMs);
+    } catch {
+      await this.kill(id, 'KILL');
+      return this.wait(id, 10000);
+    }
+  }
+
+  async pause(id: string): Promise<ContainerRecord> {
+    this.mustGet(id);
+    const r = await this.runcCmd(['pause', id]);
+    if (r.code !== 0) throw new CtError('RUNTIME_FAILED', `runc pause ${id}: ${r.stderr.trim()}`, { id });
+    return this.state(id);
+  }
+
+  async resume(id: string): Promise<ContainerRecord> {
+    this.mustGet(id);
+    const r = await this.runcCmd(['resume', id]);
+    if (r.code !== 0) throw new CtError('RUNTIME_FAILED', `runc resume ${id}: ${r.stderr.trim()}`, { id });
+    return this.state(id);
+  }
+
+  /** Removes the container (force: kill it first). Logs stay until the bundle directory is purged. */
+  async delete(id: string, opts: { force?: boolean; purge?: boolean } = {}): Promise<ContainerRecord> {
+    const rec = await this.state(id);
+    if ((rec.status === 'running' || rec.status === 'paused') && !opts.force) {
+      throw new CtError('USAGE', `container ${id} is ${rec.status}; stop it first or force`, { id });
+    }
+    const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), id]);
+    if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
+      throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });
+    }
+    if (rec.cgroupsPath && this.unified) await rmdir(join(this.unified, rec.cgroupsPath)).catch(() => {});
+    if (opts.purge) await rm(rec.bundleDir, { recursive: true, force: true });
+    return this.store.update(id, { status: 'removed', pid: null });
+  }
+
+  /** The container's output so far (stdout and stderr, interleaved as written). */
+  async logs(id: string, opts: { maxBytes?: number } = {}): Promise<string> {
+    const rec = this.mustGet(id);
+    try {
+      const st = await stat(rec.logPath);
+      const text = await readFile(rec.logPath, 'utf8');
+      const max = opts.maxBytes ?? 1 << 20;
+      return st.size > max ? text.slice(-max) : text;
+    } catch {
+      return '';
+    }
+  }
+}

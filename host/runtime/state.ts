@@ -1,0 +1,176 @@
+import Database from 'better-sqlite3';
+
+/** Container lifecycle (Vörðr's set): a closed union, reported to the server on every change. */
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped' | 'removed';
+
+export interface ContainerRecord {
+  id: string;
+  status: ContainerStatus;
+  bundleDir: string;
+  logPath: string;
+  /** cgroup path given to runc (relative to the hierarchy roots), e.g. /cerro-torre/<id>. */
+  cgroupsPath: string | null;
+  appName: string | null;
+  imageDigest: string | null;
+  /** Host pid of the container's init process while it runs. */
+  pid: number | null;
+  supervisorPid: number | null;
+  /** Exit code once stopped; null while running, or when no supervisor saw the exit. */
+  exitCode: number | null;
+  exitKnown: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface StateChange {
+  seq: number;
+  id: string;
+  status: ContainerStatus;
+  exitCode: number | null;
+  time: string;
+}
+
+interface Row {
+  id: string;
+  status: ContainerStatus;
+  bundle_dir: string;
+  log_path: string;
+  cgroups_path: string | null;
+  app_name: string | null;
+  image_digest: string | null;
+  pid: number | null;
+  supervisor_pid: number | null;
+  exit_code: number | null;
+  exit_known: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+function fromRow(r: Row): ContainerRecord {
+  return {
+    id: r.id,
+    status: r.status,
+    bundleDir: r.bundle_dir,
+    logPath: r.log_path,
+    cgroupsPath: r.cgroups_path,
+    appName: r.app_name,
+    imageDigest: r.image_digest,
+    pid: r.pid,
+    supervisorPid: r.supervisor_pid,
+    exitCode: r.exit_code,
+    exitKnown: r.exit_known === 1,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+/**
+ * The host's container table (SQLite, WAL). It survives the agent: after a crash the runtime
+ * reconciles each row with runc's state and the supervisor's exit file (runc.ts recover()).
+ * Every status change is also appended to `changes`, which the agent streams to the server.
+ */
+export class ContainerStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS containers (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('created','running','paused','stopped','removed')),
+        bundle_dir TEXT NOT NULL,
+        log_path TEXT NOT NULL,
+        cgroups_path TEXT,
+        app_name TEXT,
+        image_digest TEXT,
+        pid INTEGER,
+        supervisor_pid INTEGER,
+        exit_code INTEGER,
+        exit_known INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+      );
+      CREATE TABLE IF NOT EXISTS changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        time TEXT NOT NULL
+      );
+    `);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  insert(rec: Pick<ContainerRecord, 'id' | 'bundleDir' | 'logPath' | 'cgroupsPath' | 'appName' | 'imageDigest'>): ContainerRecord {
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO containers (id, status, bundle_dir, log_path, cgroups_path, app_name, image_digest, created_at)
+           VALUES (?, 'created', ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(rec.id, rec.bundleDir, rec.logPath, rec.cgroupsPath, rec.appName, rec.imageDigest, now);
+      this.db.prepare(`INSERT INTO changes (id, status, exit_code, time) VALUES (?, 'created', NULL, ?)`).run(rec.id, now);
+    })();
+    return this.get(rec.id)!;
+  }
+
+  get(id: string): ContainerRecord | undefined {
+    const row = this.db.prepare(`SELECT * FROM containers WHERE id = ?`).get(id) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  list(opts: { includeRemoved?: boolean } = {}): ContainerRecord[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM containers ${opts.includeRemoved ? '' : "WHERE status != 'removed'"} ORDER BY created_at, id`)
+      .all() as Row[];
+    return rows.map(fromRow);
+  }
+
+  /** Updates fields; records a change when the status differs from the stored one. */
+  update(id: string, patch: Partial<Omit<ContainerRecord, 'id' | 'createdAt'>>): ContainerRecord {
+    const cols: Record<string, keyof ContainerRecord> = {
+      status: 'status', pid: 'pid', supervisor_pid: 'supervisorPid', exit_code: 'exitCode',
+      exit_known: 'exitKnown', started_at: 'startedAt', finished_at: 'finishedAt',
+    };
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [col, key] of Object.entries(cols)) {
+      if (key in patch) {
+        sets.push(`${col} = ?`);
+        const v = (patch as Record<string, unknown>)[key];
+        values.push(typeof v === 'boolean' ? (v ? 1 : 0) : v);
+      }
+    }
+    this.db.transaction(() => {
+      const before = this.get(id);
+      if (!before) return;
+      if (sets.length > 0) this.db.prepare(`UPDATE containers SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+      if (patch.status && patch.status !== before.status) {
+        const exit = 'exitCode' in patch ? patch.exitCode ?? null : before.exitCode;
+        this.db.prepare(`INSERT INTO changes (id, status, exit_code, time) VALUES (?, ?, ?, ?)`).run(id, patch.status, exit, new Date().toISOString());
+      }
+    })();
+    return this.get(id)!;
+  }
+
+  /** Status changes after `afterSeq`, oldest first. */
+  changes(afterSeq = 0): StateChange[] {
+    return (this.db.prepare(`SELECT seq, id, status, exit_code, time FROM changes WHERE seq > ? ORDER BY seq`).all(afterSeq) as {
+      seq: number; id: string; status: ContainerStatus; exit_code: number | null; time: string;
+    }[]).map((r) => ({ seq: r.seq, id: r.id, status: r.status, exitCode: r.exit_code, time: r.time }));
+  }
+
+  forget(id: string): void {
+    this.db.prepare(`DELETE FROM containers WHERE id = ?`).run(id);
+  }
+}

@@ -1,0 +1,51 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+/**
+ * The host's one door to other programs (runc, bpftrace, apparmor_parser): every process the host
+ * starts goes through here or through runc.ts, so that what runs on a host is easy to audit.
+ */
+export interface ToolResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** The binary was not found. */
+  missing: boolean;
+}
+
+export function runTool(
+  bin: string,
+  args: readonly string[],
+  opts: { input?: string; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ToolResult> {
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let settled = false;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs)
+      : undefined;
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      resolve({ code: null, signal: null, stdout, stderr: e.message, missing: e.code === 'ENOENT' });
+    });
+    child.on('close', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, missing: false });
+    });
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+/** A long-running tool (bpftrace, a supervisor); the caller owns the child. */
+export function spawnTool(bin: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+  return spawn(bin, args, opts);
+}
