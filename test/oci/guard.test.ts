@@ -1,0 +1,175 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { RegistryClient } from '../../src/oci/client.js';
+import { isPublicAddress, NetworkGuard } from '../../src/oci/guard.js';
+import { parseReference } from '../../src/oci/reference.js';
+
+interface Seen { method: string; url: string; authorization?: string }
+
+/** A local HTTP server that records every request and answers with `handler`. */
+async function server(host: string, handler: (req: IncomingMessage, res: ServerResponse, port: number) => void): Promise<{ port: number; seen: Seen[]; close: () => Promise<void> }> {
+  const seen: Seen[] = [];
+  let port = 0;
+  const srv: Server = createServer((req, res) => {
+    seen.push({ method: req.method!, url: req.url!, authorization: req.headers.authorization });
+    handler(req, res, port);
+  });
+  await new Promise<void>((r) => srv.listen(0, host, r));
+  port = (srv.address() as { port: number }).port;
+  return { port, seen, close: () => new Promise<void>((r) => srv.close(() => r())) };
+}
+
+const DIGEST = 'sha256:' + 'ab'.repeat(32);
+const user = { username: 'u', password: 'p' };
+const basicHeader = `Basic ${Buffer.from('u:p').toString('base64')}`;
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (closers.length) await closers.pop()!();
+});
+
+describe('credentials stay with the registry host (SPEC §3)', () => {
+  it('a bearer realm on another host gets no Authorization header', async () => {
+    const tokenSrv = await server('127.0.0.2', (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ token: 'anon-token' }));
+    });
+    closers.push(tokenSrv.close);
+    const reg = await server('127.0.0.1', (req, res) => {
+      if (req.headers.authorization === 'Bearer anon-token') return void res.writeHead(200).end();
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.2:${tokenSrv.port}/token",service="reg",scope="x"` }).end();
+    });
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.0/8'], plainHttp: true, credentials: user });
+    try {
+      expect(await client.blobExists(DIGEST)).toBe(true);
+    } finally {
+      await client.close();
+    }
+    expect(tokenSrv.seen).toHaveLength(1);
+    expect(tokenSrv.seen[0].authorization).toBeUndefined();
+    expect(tokenSrv.seen[0].url).toContain('scope=repository%3Ateam%2Fapp%3Apull');
+    expect(reg.seen.at(-1)!.authorization).toBe('Bearer anon-token');
+  });
+
+  it('a bearer realm on the same host but another port is another origin: no credentials', async () => {
+    const tokenSrv = await server('127.0.0.1', (_req, res) => res.end(JSON.stringify({ access_token: 't2' })));
+    closers.push(tokenSrv.close);
+    const reg = await server('127.0.0.1', (req, res) => {
+      if (req.headers.authorization === 'Bearer t2') return void res.writeHead(404).end();
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${tokenSrv.port}/token"` }).end();
+    });
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, credentials: user });
+    try {
+      expect(await client.blobExists(DIGEST)).toBe(false);
+    } finally {
+      await client.close();
+    }
+    expect(tokenSrv.seen[0].authorization).toBeUndefined();
+  });
+
+  it('a bearer realm on the registry itself gets the credentials', async () => {
+    const reg = await server('127.0.0.1', (req, res) => {
+      if (req.url!.startsWith('/token')) {
+        if (req.headers.authorization !== basicHeader) return void res.writeHead(401).end();
+        return void res.end(JSON.stringify({ token: 'own' }));
+      }
+      if (req.headers.authorization === 'Bearer own') return void res.writeHead(200).end();
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${(req.socket.localPort)}/token",service="reg"` }).end();
+    });
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, credentials: user });
+    try {
+      expect(await client.blobExists(DIGEST)).toBe(true);
+    } finally {
+      await client.close();
+    }
+    expect(reg.seen.find((s) => s.url.startsWith('/token'))!.authorization).toBe(basicHeader);
+  });
+
+  it('a redirect to another host is followed without the Authorization header', async () => {
+    const cdn = await server('127.0.0.2', (_req, res) => res.end('{}'));
+    closers.push(cdn.close);
+    const reg = await server('127.0.0.1', (req, res) => {
+      if (req.headers.authorization !== basicHeader) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end();
+      res.writeHead(307, { location: `http://127.0.0.2:${cdn.port}/blob?sig=1` }).end();
+    });
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.0/8'], plainHttp: true, credentials: user });
+    try {
+      const bytes = await client.pullBlobBytes({ digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2 });
+      expect(bytes.toString()).toBe('{}');
+    } finally {
+      await client.close();
+    }
+    expect(reg.seen.at(-1)!.authorization).toBe(basicHeader);
+    expect(cdn.seen).toHaveLength(1);
+    expect(cdn.seen[0].authorization).toBeUndefined();
+  });
+
+  it('a redirect to a link-local address is refused before connecting', async () => {
+    const reg = await server('127.0.0.1', (_req, res) => res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end());
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, noDockerConfig: true });
+    try {
+      await expect(client.pullBlobBytes({ digest: DIGEST, size: 1 })).rejects.toMatchObject({ code: 'REGISTRY_NOT_ALLOWED' });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a blob whose bytes do not match its digest is rejected (DIGEST_MISMATCH)', async () => {
+    const reg = await server('127.0.0.1', (_req, res) => res.end('{"x":1}'));
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, noDockerConfig: true });
+    try {
+      await expect(client.pullBlobBytes({ digest: DIGEST, size: 7 })).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('allow-list and address guard: refused before any request', () => {
+  it('refuses a registry outside the allow-list', async () => {
+    const reg = await server('127.0.0.1', (_req, res) => res.end());
+    closers.push(reg.close);
+    await expect(RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedRegistries: ['registry.example.com'], allowedAddresses: ['127.0.0.1'], plainHttp: true })).rejects.toMatchObject({ code: 'REGISTRY_NOT_ALLOWED' });
+    expect(reg.seen).toHaveLength(0);
+  });
+
+  it('accepts a registry the allow-list names (host:port or host)', async () => {
+    const g1 = new NetworkGuard({ allowedRegistries: ['127.0.0.1:5000'] });
+    expect(() => g1.assertRegistryAllowed('127.0.0.1:5000')).not.toThrow();
+    expect(() => g1.assertRegistryAllowed('127.0.0.1:5001')).toThrow(expect.objectContaining({ code: 'REGISTRY_NOT_ALLOWED' }));
+    const g2 = new NetworkGuard({ allowedRegistries: ['ghcr.io'] });
+    expect(() => g2.assertRegistryAllowed('ghcr.io')).not.toThrow();
+    expect(() => g2.assertRegistryAllowed('GHCR.io:443')).not.toThrow();
+    expect(() => g2.assertRegistryAllowed('evil-ghcr.io')).toThrow(expect.objectContaining({ code: 'REGISTRY_NOT_ALLOWED' }));
+  });
+
+  it('refuses loopback unless explicitly allowed, with no request made', async () => {
+    const reg = await server('127.0.0.1', (_req, res) => res.end());
+    closers.push(reg.close);
+    for (const host of [`127.0.0.1:${reg.port}`, `localhost:${reg.port}`, `[::ffff:127.0.0.1]:${reg.port}`]) {
+      await expect(RegistryClient.open(parseReference(`${host}/team/app`), { plainHttp: true })).rejects.toMatchObject({ code: 'REGISTRY_NOT_ALLOWED' });
+    }
+    expect(reg.seen).toHaveLength(0);
+  });
+
+  it.each(['10.1.2.3:5000', '192.168.1.10', '172.16.0.1:443', '169.254.169.254:80', '[::1]:5000', '[fe80::1]:5000', '[fd00::1]', '[::ffff:10.0.0.1]:5000', '[::ffff:a9fe:a9fe]', '0.0.0.0:5000', '100.64.0.1'])('refuses %s', async (host) => {
+    await expect(RegistryClient.open(parseReference(`${host}/team/app`), { allowedAddresses: ['127.0.0.1'] })).rejects.toMatchObject({ code: 'REGISTRY_NOT_ALLOWED' });
+  });
+
+  it('classifies addresses', () => {
+    expect(isPublicAddress('8.8.8.8')).toBe(true);
+    expect(isPublicAddress('2606:4700::1111')).toBe(true);
+    expect(isPublicAddress('127.0.0.2')).toBe(false);
+    expect(isPublicAddress('::ffff:10.0.0.1')).toBe(false);
+    expect(isPublicAddress('not-an-ip')).toBe(false);
+    const g = new NetworkGuard({ allowedAddresses: ['127.0.0.1'] });
+    expect(g.addressAllowed('127.0.0.1')).toBe(true);
+    expect(g.addressAllowed('127.0.0.2')).toBe(false);
+    expect(() => new NetworkGuard({ allowedAddresses: ['nope'] })).toThrow(expect.objectContaining({ code: 'USAGE' }));
+  });
+});
