@@ -31,6 +31,7 @@ function bad(ref: string, why: string): CtError {
 export function parseReference(ref: string): ImageReference {
   if (typeof ref !== 'string' || ref.length === 0) throw bad(String(ref), 'empty');
   if (ref.length > 1024) throw bad(ref, 'longer than 1024 characters');
+  // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f]/.test(ref)) throw bad(ref, 'contains whitespace or control characters');
   if (ref.includes('://')) throw bad(ref, 'write host/repo[:tag], without a URL scheme');
 
