@@ -3,6 +3,7 @@ import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
 import type { DeployPipeline } from '../deploy/pipeline.js';
+import { validateBody } from '../openapi.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -50,7 +51,7 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
   });
 
   // An explicit, authorised deploy (CI with an OIDC token, or an operator).
-  r.post('/api/v1/deployments', deploy, async (req: Request, res: Response) => {
+  r.post('/api/v1/deployments', deploy, validateBody('createDeployment'), async (req: Request, res: Response) => {
     const { environment, app, bundle, hosts, commit } = (req.body ?? {}) as Record<string, unknown>;
     if (typeof environment !== 'string' || !NAME.test(environment)) return sendError(res, 400, 'BAD_REQUEST', 'environment is required ([a-z0-9._-])');
     if (typeof app !== 'string' || !NAME.test(app)) return sendError(res, 400, 'BAD_REQUEST', 'app is required ([a-z0-9._-])');

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { ServerContext } from '../context.js';
+import { OPENAPI } from '../openapi.js';
 
 export function healthRoutes(ctx: ServerContext): Router {
   const r = Router();
@@ -17,6 +18,7 @@ export function healthRoutes(ctx: ServerContext): Router {
     const ready = Object.values(checks).every((v) => v === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', checks });
   });
+  r.get('/openapi.json', (_req, res) => void res.json(OPENAPI));
   r.get('/metrics', async (_req, res) => {
     res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });

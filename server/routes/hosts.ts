@@ -7,6 +7,7 @@ import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import type { HostHub } from '../channel/hub.js';
+import { validateBody } from '../openapi.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -18,7 +19,7 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
   const admin = requirePermission(ctx.db, ctx.oidc, 'admin');
   const read = requirePermission(ctx.db, ctx.oidc, 'read');
 
-  r.post('/api/v1/hosts/tokens', admin, async (req: Request, res: Response) => {
+  r.post('/api/v1/hosts/tokens', admin, validateBody('createEnrollmentToken'), async (req: Request, res: Response) => {
     const labels = (req.body?.labels ?? {}) as Record<string, string>;
     if (typeof labels !== 'object' || Object.values(labels).some((v) => typeof v !== 'string')) return sendError(res, 400, 'BAD_REQUEST', 'labels must map strings to strings');
     const ttl = Math.min(Number(req.body?.ttlSeconds ?? 3600), 7 * 86400);
@@ -29,7 +30,7 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
   });
 
   // Enrolment: a one-time token, then the host's own key for everything after.
-  r.post('/api/v1/hosts/enroll', async (req: Request, res: Response) => {
+  r.post('/api/v1/hosts/enroll', validateBody('enrollHost'), async (req: Request, res: Response) => {
     const { token, name, publicKey, facts } = (req.body ?? {}) as Record<string, unknown>;
     if (typeof token !== 'string' || typeof name !== 'string' || typeof publicKey !== 'string' || !NAME.test(name)) {
       return sendError(res, 400, 'BAD_REQUEST', 'token, name ([a-z0-9._-]) and publicKey are required');

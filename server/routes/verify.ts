@@ -5,6 +5,7 @@ import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
 import type { DeploySteps } from '../deploy/pipeline.js';
+import { validateBody } from '../openapi.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
 
 const NO_HOST: HostFacts = { kernel: '', arch: '', seccomp: true, apparmor: { present: false, enforcing: false }, ebpf: false, cgroup: 'unknown', userns: false };
@@ -15,7 +16,7 @@ const NO_HOST: HostFacts = { kernel: '', arch: '', seccomp: true, apparmor: { pr
  */
 export function verifyRoutes(ctx: ServerContext, steps: DeploySteps): Router {
   const r = Router();
-  r.post('/api/v1/verify', requirePermission(ctx.db, ctx.oidc, 'verify'), async (req: Request, res: Response) => {
+  r.post('/api/v1/verify', requirePermission(ctx.db, ctx.oidc, 'verify'), validateBody('verify'), async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as { reference?: unknown; digest?: unknown; environment?: unknown };
     const environment = typeof body.environment === 'string' ? body.environment : 'default';
     let reference: string | undefined;

@@ -1,0 +1,89 @@
+import type { NextFunction, Request, Response } from 'express';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import { sendError } from './http-error.js';
+
+const Ajv2020 = Ajv2020Module as unknown as typeof Ajv2020Module.default;
+
+const error = { $ref: '#/components/schemas/Error' };
+const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' };
+const labels = { type: 'object', additionalProperties: { type: 'string', maxLength: 256 }, maxProperties: 64 };
+const digestRef = { type: 'string', pattern: '^[a-z0-9.-]+(?::\\d{1,5})?/[a-z0-9._/-]+(?::[\\w.-]{1,128})?@sha256:[0-9a-f]{64}$' };
+const secured = [{ bearer: [] }];
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: error } } }]));
+const json = (schema: object, description = 'ok') => ({ description, content: { 'application/json': { schema } } });
+
+/** Request bodies, by operation id; the same schemas validate requests (Ajv) and document them. */
+export const REQUEST_SCHEMAS: Record<string, object> = {
+  createDeployment: {
+    type: 'object', additionalProperties: false, required: ['environment', 'app', 'bundle'],
+    properties: { environment: name, app: name, bundle: digestRef, hosts: labels, commit: { type: 'string', pattern: '^[0-9a-f]{40}$' } },
+  },
+  verify: {
+    type: 'object', additionalProperties: false,
+    properties: { reference: digestRef, digest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' }, policy: { type: 'string', maxLength: 200 }, environment: name },
+    oneOf: [{ required: ['reference'] }, { required: ['digest'] }],
+  },
+  createEnrollmentToken: {
+    type: 'object', additionalProperties: false,
+    properties: { labels, ttlSeconds: { type: 'integer', minimum: 60, maximum: 604800 } },
+  },
+  enrollHost: {
+    type: 'object', additionalProperties: false, required: ['token', 'name', 'publicKey'],
+    properties: { token: { type: 'string', maxLength: 200 }, name, publicKey: { type: 'string', maxLength: 200 }, facts: { type: 'object' } },
+  },
+};
+
+const body = (op: string) => ({ required: true, content: { 'application/json': { schema: REQUEST_SCHEMAS[op] } } });
+
+/** The OpenAPI 3.1 description served at /openapi.json; a test checks it against the routes. */
+export const OPENAPI = {
+  openapi: '3.1.0',
+  info: { title: 'Cerro Torre deploy server', version: '0.1.0', description: 'Deploys verified .ctp bundles to runtime hosts.' },
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT' } },
+    schemas: {
+      Error: {
+        type: 'object', required: ['error'],
+        properties: { error: { type: 'object', required: ['code', 'id', 'message', 'details'], properties: { code: { type: 'string' }, id: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } } } },
+      },
+    },
+  },
+  paths: {
+    '/healthz': { get: { operationId: 'health', responses: { '200': json({ type: 'object' }) } } },
+    '/readyz': { get: { operationId: 'ready', responses: { '200': json({ type: 'object' }), '503': json({ type: 'object' }, 'not ready') } } },
+    '/metrics': { get: { operationId: 'metrics', responses: { '200': { description: 'Prometheus text format' } } } },
+    '/openapi.json': { get: { operationId: 'openapi', responses: { '200': json({ type: 'object' }) } } },
+    '/webhooks/github': { post: { operationId: 'githubWebhook', description: 'X-Hub-Signature-256 signed GitHub deliveries', responses: { '200': json({ type: 'object' }, 'duplicate'), '202': json({ type: 'object' }, 'accepted or ignored'), ...errors(400, 401, 413) } } },
+    '/webhooks/gitlab': { post: { operationId: 'gitlabWebhook', description: 'X-Gitlab-Token authenticated GitLab deliveries', responses: { '200': json({ type: 'object' }), '202': json({ type: 'object' }), ...errors(400, 401, 413) } } },
+    '/api/v1/deployments': {
+      get: { operationId: 'listDeployments', security: secured, parameters: [{ name: 'environment', in: 'query', schema: name }, { name: 'format', in: 'query', schema: { enum: ['evidence'] } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403) } },
+      post: { operationId: 'createDeployment', security: secured, requestBody: body('createDeployment'), responses: { '200': json({ type: 'object' }, 'already exists'), '202': json({ type: 'object' }, 'queued'), ...errors(400, 401, 403) } },
+    },
+    '/api/v1/deployments/{id}': { get: { operationId: 'getDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403, 404) } } },
+    '/api/v1/deployments/{id}/rollback': { post: { operationId: 'rollbackDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '202': json({ type: 'object' }), ...errors(401, 403, 404, 409) } } },
+    '/api/v1/verify': { post: { operationId: 'verify', security: secured, requestBody: body('verify'), responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403, 404) } } },
+    '/api/v1/policies': { get: { operationId: 'listPolicies', security: secured, responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/policies/reload': { post: { operationId: 'reloadPolicies', security: secured, responses: { '200': json({ type: 'object' }), '422': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/hosts': { get: { operationId: 'listHosts', security: secured, responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/hosts/tokens': { post: { operationId: 'createEnrollmentToken', security: secured, requestBody: body('createEnrollmentToken'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 403) } } },
+    '/api/v1/hosts/enroll': { post: { operationId: 'enrollHost', requestBody: body('enrollHost'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 409) } } },
+    '/api/v1/hosts/bundles/{digest}': { get: { operationId: 'downloadBundle', description: 'host-signed (x-ct-host, x-ct-time, x-ct-signature)', parameters: [{ name: 'digest', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: '.ctp bytes' }, ...errors(400, 401, 404) } } },
+    '/api/v1/hosts/channel': { get: { operationId: 'hostChannel', description: 'WebSocket upgrade: the signed host channel (docs/host-protocol.md)', parameters: [{ name: 'host', in: 'query', required: true, schema: { type: 'string' } }], responses: { '101': { description: 'switching protocols' } } } },
+    '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
+  },
+} as const;
+
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+const validators = new Map(Object.entries(REQUEST_SCHEMAS).map(([op, s]) => [op, ajv.compile(s)]));
+
+/** Validates a JSON request body against its operation's schema; 400 with every problem listed. */
+export function validateBody(operationId: keyof typeof REQUEST_SCHEMAS & string) {
+  const v = validators.get(operationId);
+  if (!v) throw new Error(`no schema for ${operationId}`);
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (v(req.body ?? {})) return next();
+    sendError(res, 400, 'BAD_REQUEST', `request body does not match ${operationId}`, {
+      errors: (v.errors ?? []).slice(0, 20).map((e) => ({ path: e.instancePath || '/', message: e.message })),
+    });
+  };
+}
