@@ -134,7 +134,10 @@ export async function minimalSpdx(archive: CtpArchive, image: OciImage, created:
 }
 
 /** Signs every predicate, logs every envelope in every log, and builds the VCS bundle. */
-export async function attestCtp(archive: CtpArchive, opts: SignCtpOptions): Promise<{ envelopes: DsseEnvelope[]; entries: VcsLogEntry[]; results: SubmitResult[][] }> {
+export async function attestCtp(
+  archive: CtpArchive,
+  opts: SignCtpOptions,
+): Promise<{ envelopes: DsseEnvelope[]; predicateTypes: string[]; entries: VcsLogEntry[]; results: SubmitResult[][] }> {
   const image = checkOciLayout(archive);
   const now = opts.now ?? new Date();
   const predicates = opts.predicates ?? [
@@ -151,7 +154,7 @@ export async function attestCtp(archive: CtpArchive, opts: SignCtpOptions): Prom
     results.push(r);
     for (const x of r) if (x.ok) entries.push(x.record);
   }
-  return { envelopes, entries, results };
+  return { envelopes, predicateTypes: predicates.map((p) => p.type), entries, results };
 }
 
 /**
@@ -162,7 +165,7 @@ export async function attestCtp(archive: CtpArchive, opts: SignCtpOptions): Prom
 export async function signCtp(input: string, opts: SignCtpOptions): Promise<SignCtpResult> {
   if (opts.logs.length === 0) throw new CtError('USAGE', 'ct sign needs at least one transparency log (--log)', {});
   const archive = await openCtp(input);
-  const { envelopes, entries, results } = await attestCtp(archive, opts);
+  const { envelopes, predicateTypes, entries, results } = await attestCtp(archive, opts);
   results.forEach((r, i) => {
     if (!r.some((x) => x.ok)) {
       const why = r.map((x) => `${x.id} (${x.url}): ${x.ok ? 'ok' : `${x.code} ${x.message}`}`).join('; ');
@@ -180,7 +183,7 @@ export async function signCtp(input: string, opts: SignCtpOptions): Promise<Sign
   return {
     out,
     bundleDigest: written.digest,
-    attestations: envelopes.map((e, i) => ({ predicateType: (opts.predicates?.[i]?.type ?? [PREDICATE_SLSA_PROVENANCE_V1, PREDICATE_SPDX_DOCUMENT][i]) as string, digest: attestationDigest(e) })),
+    attestations: envelopes.map((e, i) => ({ predicateType: predicateTypes[i], digest: attestationDigest(e) })),
     logs: [...logSummary.values()],
   };
 }

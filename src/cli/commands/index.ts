@@ -8,6 +8,7 @@ import { register as trustStore } from './trust-store.js';
 import { register as log } from './log.js';
 import { register as vcs } from './vcs.js';
 import { register as verify } from './verify.js';
+import { register as sign } from './sign.js';
 import { register as attest } from './attest.js';
 import { register as signBundle } from './sign-bundle.js';
 import { register as verifyBundle } from './verify-bundle.js';
@@ -30,6 +31,7 @@ export const commands: ((program: Command) => void)[] = [
   log,
   vcs,
   verify,
+  sign,
   attest,
   signBundle,
   verifyBundle,

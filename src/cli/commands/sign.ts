@@ -1,0 +1,109 @@
+/**
+ * `ct sign BUNDLE.ctp`: attests a .ctp (SLSA provenance and SPDX by default, or the predicates
+ * given), records every attestation in every --log, and writes attestations/bundle.json into it.
+ */
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { action, processIo } from '../io.js';
+import { CtError, asIoError } from '../../core/errors.js';
+import { loadPrivateKey } from '../../trust/keys.js';
+import { loadPrivateKeyFor } from '../../trust/passphrase.js';
+import { loadTrustStore } from '../../trust/store.js';
+import type { TrustStore } from '../../trust/types.js';
+import type { LogEndpoint } from '../../tlog/client.js';
+import { signCtp, type PredicateInput } from '../../attest/sign-ctp.js';
+
+interface SignOptions {
+  key?: string;
+  passwordEnv?: string;
+  log: string[];
+  predicate: string[];
+  predicateType: string[];
+  out?: string;
+  trustStore?: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/**
+ * Which log a --log value names: `ID=URL`; a URL the trust store lists; else the id the log
+ * itself reports (its /api/v1/revocations answer names it).
+ */
+async function resolveLog(value: string, store: TrustStore | undefined, timeoutMs: number): Promise<LogEndpoint> {
+  const eq = /^([A-Za-z0-9._-]+)=(https?:\/\/.+)$/.exec(value);
+  const url = eq ? eq[2] : value;
+  if (!/^https?:\/\//.test(url)) throw new CtError('USAGE', `--log ${value}: not an http(s) URL (or ID=URL)`, { value });
+  const norm = (u: string) => u.replace(/\/+$/, '');
+  const fromStore = Object.entries(store?.logs ?? {}).find(([id, l]) => (eq ? id === eq[1] : l.url !== undefined && norm(l.url) === norm(url)));
+  const withKey = (id: string): LogEndpoint => {
+    const l = store?.logs?.[id];
+    return { id, url, ...(l ? { publicKey: l.publicKey, operator: l.operator } : {}) };
+  };
+  if (eq) return withKey(eq[1]);
+  if (fromStore) return withKey(fromStore[0]);
+  try {
+    const res = await fetch(`${norm(url)}/api/v1/revocations`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.json()) as { logId?: unknown };
+    if (typeof body.logId === 'string' && body.logId) return { id: body.logId, url };
+  } catch (e) {
+    throw new CtError('NETWORK_ERROR', `--log ${url}: cannot learn the log's id (${(e as Error).message}); give it as ID=URL`, { url });
+  }
+  throw new CtError('NETWORK_ERROR', `--log ${url}: the log did not say its id; give it as ID=URL`, { url });
+}
+
+export function register(program: Command): void {
+  program
+    .command('sign')
+    .description('attest a .ctp: sign in-toto statements, record them in transparency logs, write attestations/bundle.json')
+    .argument('<bundle>', '.ctp file')
+    .option('--key <file>', 'Ed25519 private key (PEM)')
+    .option('--password-env <var>', 'environment variable holding the key password (default CT_KEY_PASSWORD, else a prompt)')
+    .option('--log <url>', 'transparency log URL or ID=URL (repeat for several logs)', collect, [])
+    .option('--predicate <file>', 'predicate JSON (repeat; pairs with --predicate-type in order)', collect, [])
+    .option('--predicate-type <uri>', 'predicate type URI for the --predicate at the same position', collect, [])
+    .option('--out <file>', 'write the signed bundle here (default: replace the input)')
+    .option('--trust-store <file>', 'trust store naming the logs (ids, keys to check the logs\' answers)')
+    .option('--timeout <ms>', 'per-log request timeout (default 20000)')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action(async (bundle: string, o: SignOptions) => {
+        if (!o.key) throw new CtError('USAGE', 'ct sign needs --key', {});
+        if (o.log.length === 0) throw new CtError('USAGE', 'ct sign needs at least one --log', {});
+        if (o.predicate.length !== o.predicateType.length) {
+          throw new CtError('USAGE', `${o.predicate.length} --predicate but ${o.predicateType.length} --predicate-type: give them in pairs`, {});
+        }
+        const timeoutMs = o.timeout ? Number(o.timeout) : 20_000;
+        if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new CtError('USAGE', '--timeout must be a positive integer (ms)', {});
+        const key = o.passwordEnv ? await loadPrivateKey(o.key, process.env[o.passwordEnv]) : await loadPrivateKeyFor(o.key);
+        const predicates: PredicateInput[] = [];
+        for (const [i, file] of o.predicate.entries()) {
+          let text: string;
+          try {
+            text = await readFile(file, 'utf8');
+          } catch (e) {
+            throw asIoError(e, file);
+          }
+          let predicate: unknown;
+          try {
+            predicate = JSON.parse(text);
+          } catch (e) {
+            throw new CtError('JSON_INVALID', `${file}: not JSON (${(e as Error).message})`, { path: file });
+          }
+          if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$/.test(o.predicateType[i])) throw new CtError('USAGE', `--predicate-type ${o.predicateType[i]}: not a URI`, {});
+          predicates.push({ type: o.predicateType[i], predicate });
+        }
+        const store = o.trustStore ? await loadTrustStore(o.trustStore) : undefined;
+        const logs = await Promise.all(o.log.map((l) => resolveLog(l, store, timeoutMs)));
+        const r = await signCtp(bundle, { key, logs, ...(predicates.length ? { predicates } : {}), ...(o.out ? { out: o.out } : {}), timeoutMs });
+        if (o.json) processIo.out(JSON.stringify(r, null, 2));
+        else {
+          processIo.out(r.bundleDigest);
+          processIo.err(`signed ${r.out}: ${r.attestations.map((a) => a.predicateType).join(', ')}`);
+          for (const l of r.logs) processIo.err(`  log ${l.id} (${l.url}): ${l.ok ? 'recorded' : `FAILED ${l.message}`}`);
+        }
+        return 0;
+      }),
+    );
+}
