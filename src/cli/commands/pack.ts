@@ -1,4 +1,64 @@
 import type { Command } from 'commander';
+import { CtError } from '../../core/errors.js';
+import { action, processIo } from '../io.js';
+import { packCtp, type PackSource } from '../../bundle/pack/pack.js';
 
-// Registered by the issue that delivers this command.
-export function register(_program: Command): void {}
+interface PackCliOptions {
+  name?: string;
+  version?: string;
+  out?: string;
+  gzip?: boolean;
+  securityDir?: string;
+  runtime?: string;
+  ociLayout?: string;
+  imageTar?: string;
+  platform?: string;
+  json?: boolean;
+}
+
+function parsePlatform(s: string | undefined): { os: string; architecture: string; variant?: string } | undefined {
+  if (!s) return undefined;
+  const [os, architecture, variant] = s.split('/');
+  if (!os || !architecture) throw new CtError('USAGE', `--platform ${s}: expected os/arch[/variant]`, {});
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+/** `ct pack [DIR] --out FILE`: build a deterministic `.ctp` from a directory, an OCI layout or an image tar. */
+export function register(program: Command): void {
+  program
+    .command('pack')
+    .description('build a .ctp bundle from a directory (one layer), an OCI image layout or a docker save / OCI archive tar')
+    .argument('[dir]', 'directory that becomes the image root filesystem (ct.toml in it gives name, version, [runtime])')
+    .requiredOption('-o, --out <file>', 'the .ctp to write')
+    .option('--name <name>', 'bundle name (overrides ct.toml)')
+    .option('--version <version>', 'bundle version (overrides ct.toml)')
+    .option('--oci-layout <dir>', 'pack the image of an OCI image layout directory')
+    .option('--image-tar <file>', 'pack the image of a docker save or OCI archive tar')
+    .option('--platform <os/arch>', 'choose the image when an index holds several')
+    .option('--runtime <file>', 'manifest inputs (ct.toml format: name, version, [image], [runtime])')
+    .option('--security-dir <dir>', 'copy seccomp.json, apparmor and monitor.yaml into security/')
+    .option('--gzip', 'gzip the whole bundle (layers are compressed either way)')
+    .option('--json', 'print {out, bundleDigest, imageDigest, size} as JSON')
+    .action(
+      action(async (dir: string | undefined, opts: PackCliOptions) => {
+        const sources = [dir, opts.ociLayout, opts.imageTar].filter((s) => s !== undefined);
+        if (sources.length !== 1) throw new CtError('USAGE', 'give exactly one source: DIR, --oci-layout DIR or --image-tar FILE', {});
+        const from: PackSource = dir !== undefined ? { dir } : opts.ociLayout !== undefined ? { ociLayout: opts.ociLayout } : { imageTar: opts.imageTar! };
+        const r = await packCtp({
+          from,
+          out: opts.out!,
+          name: opts.name,
+          version: opts.version,
+          gzip: opts.gzip,
+          securityDir: opts.securityDir,
+          runtimeFile: opts.runtime,
+          platform: parsePlatform(opts.platform),
+        });
+        if (opts.json) processIo.out(JSON.stringify({ out: r.out, bundleDigest: r.bundleDigest, imageDigest: r.imageDigest, size: r.size }));
+        else {
+          processIo.out(r.bundleDigest);
+          processIo.err(`wrote ${r.out} (${r.manifest.name} ${r.manifest.version}, image ${r.imageDigest}, ${r.size} bytes)`);
+        }
+      }),
+    );
+}
