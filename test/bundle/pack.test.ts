@@ -1,0 +1,238 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { packCtp } from '../../src/bundle/pack/pack.js';
+import { openCtp } from '../../src/bundle/read.js';
+import { checkOciLayout } from '../../src/bundle/check-layout.js';
+import { rewriteCtp, writeCtp } from '../../src/bundle/write.js';
+import { parseManifest } from '../../src/bundle/manifest.js';
+import { repoRoot } from '../support/cli.js';
+import { rawTar, sha256hex, writeOciLayout } from './tar-fixtures.js';
+
+let tmp: string;
+const hello = join(repoRoot, 'examples', 'hello');
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'ct-bundle-pack-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('ct pack from a directory', () => {
+  it('builds a one-layer OCI image whose layout checks out, with the ct.toml inputs', async () => {
+    const out = join(tmp, 'hello.ctp');
+    const r = await packCtp({ from: { dir: hello }, out });
+    const a = await openCtp(out);
+    const image = checkOciLayout(a);
+    expect(a.bundleDigest).toBe(r.bundleDigest);
+    expect(a.bundleDigest).toBe(`sha256:${sha256hex(await readFile(out))}`);
+    expect(a.compressed).toBe(false);
+    expect(a.manifest.name).toBe('hello');
+    expect(a.manifest.version).toBe('1.0.0');
+    expect(a.manifest.image_digest).toBe(image.manifestDigest);
+    expect(a.manifest.runtime?.command).toEqual(['/bin/hello']);
+    expect(a.manifest.metadata.build_timestamp).toBe('1970-01-01T00:00:00Z');
+    expect(image.layers).toHaveLength(1);
+    expect(image.layers[0].mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+    const cfg = image.config as { config: { Cmd: string[]; User: string; Env: string[] } };
+    expect(cfg.config.Cmd).toEqual(['/bin/hello']);
+    expect(cfg.config.User).toBe('65534:65534');
+    expect(cfg.config.Env).toContain('GREETING=hello from a .ctp');
+    // The layer's diff_id is the digest of the uncompressed tar, and the gzip header is fixed.
+    const layerBlob = (await readFile(out)).subarray(a.entries.get(`oci-layout/blobs/sha256/${image.layers[0].digest.slice(7)}`)!.dataOffset).subarray(0, image.layers[0].size);
+    expect([...layerBlob.subarray(0, 10)]).toEqual([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    expect(`sha256:${sha256hex(gunzipSync(layerBlob))}`).toBe(image.diffIds[0]);
+    expect([...a.entries.keys()].sort()).toEqual([...a.entries.keys()]);
+  });
+
+  it('is deterministic: same input, same bytes; another SOURCE_DATE_EPOCH, other bytes', async () => {
+    const a = join(tmp, 'a.ctp');
+    const b = join(tmp, 'b.ctp');
+    const c = join(tmp, 'c.ctp');
+    await packCtp({ from: { dir: hello }, out: a });
+    await packCtp({ from: { dir: hello }, out: b });
+    expect(Buffer.compare(await readFile(a), await readFile(b))).toBe(0);
+    const old = process.env.SOURCE_DATE_EPOCH;
+    process.env.SOURCE_DATE_EPOCH = '1700000000';
+    try {
+      await packCtp({ from: { dir: hello }, out: c });
+    } finally {
+      if (old === undefined) delete process.env.SOURCE_DATE_EPOCH;
+      else process.env.SOURCE_DATE_EPOCH = old;
+    }
+    expect(Buffer.compare(await readFile(a), await readFile(c))).not.toBe(0);
+    const ca = await openCtp(c);
+    expect(ca.manifest.metadata.build_timestamp).toBe('2023-11-14T22:13:20Z');
+    expect(ca.mtime).toBe(1700000000);
+  });
+
+  it('gzip bundles are detected by magic bytes and deterministic too', async () => {
+    const a = join(tmp, 'g1.bin');
+    const b = join(tmp, 'g2.bin');
+    await packCtp({ from: { dir: hello }, out: a, gzip: true });
+    await packCtp({ from: { dir: hello }, out: b, gzip: true });
+    const bytes = await readFile(a);
+    expect(bytes[0]).toBe(0x1f);
+    expect(Buffer.compare(bytes, await readFile(b))).toBe(0);
+    const arch = await openCtp(a);
+    expect(arch.compressed).toBe(true);
+    expect(checkOciLayout(arch).manifestDigest).toBe(arch.manifest.image_digest);
+  });
+
+  it('keeps symlinks and exec bits in the layer and copies security files', async () => {
+    const src = join(tmp, 'tree');
+    await mkdir(join(src, 'usr', 'bin'), { recursive: true });
+    await writeFile(join(src, 'usr', 'bin', 'app'), '#!/bin/sh\necho hi\n');
+    await chmod(join(src, 'usr', 'bin', 'app'), 0o700);
+    await symlink('usr/bin', join(src, 'bin'));
+    const sec = join(tmp, 'sec');
+    await mkdir(sec);
+    await writeFile(join(sec, 'seccomp.json'), '{"defaultAction":"SCMP_ACT_ERRNO"}');
+    await writeFile(join(sec, 'apparmor'), 'profile x {}\n');
+    const out = join(tmp, 'tree.ctp');
+    await packCtp({ from: { dir: src }, out, name: 'tree', version: '0.1', securityDir: sec });
+    const a = await openCtp(out);
+    expect(a.file('security/seccomp.json').toString()).toBe('{"defaultAction":"SCMP_ACT_ERRNO"}');
+    expect(a.has('security/apparmor')).toBe(true);
+    const image = checkOciLayout(a);
+    const chunks: Buffer[] = [];
+    for await (const c of a.openEntry(`oci-layout/blobs/sha256/${image.layers[0].digest.slice(7)}`)) chunks.push(c as Buffer);
+    const layer = gunzipSync(Buffer.concat(chunks));
+    const names: string[] = [];
+    for (let off = 0; off + 512 <= layer.length; ) {
+      const h = layer.subarray(off, off + 512);
+      if (h.every((x) => x === 0)) break;
+      const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '');
+      const size = parseInt(h.toString('latin1', 124, 136), 8) || 0;
+      names.push(`${name} ${String.fromCharCode(h[156])} ${parseInt(h.toString('latin1', 100, 108), 8).toString(8)} ${h.toString('utf8', 157, 257).replace(/\0.*$/s, '')}`.trim());
+      off += 512 + Math.ceil(size / 512) * 512;
+    }
+    expect(names).toEqual(['bin 2 777 usr/bin', 'usr/ 5 755', 'usr/bin/ 5 755', 'usr/bin/app 0 755']);
+  });
+});
+
+describe('ct pack from images', () => {
+  it('packs an OCI image layout, keeping the manifest digest', async () => {
+    const layout = join(tmp, 'layout');
+    const layer = rawTar([{ name: 'etc/', type: '5' }, { name: 'etc/os-release', data: 'ID=test\n' }]);
+    const { manifestDigest } = await writeOciLayout(layout, [layer]);
+    const out = join(tmp, 'layout.ctp');
+    const r = await packCtp({ from: { ociLayout: layout }, out, name: 'img', version: '2' });
+    expect(r.imageDigest).toBe(manifestDigest);
+    const a = await openCtp(out);
+    expect(checkOciLayout(a).layers[0].digest).toBe(`sha256:${sha256hex(layer)}`);
+  });
+
+  it('refuses an OCI layout whose layer does not match its digest', async () => {
+    const layout = join(tmp, 'layout-bad');
+    const layer = rawTar([{ name: 'a', data: 'x' }]);
+    await writeOciLayout(layout, [layer]);
+    await writeFile(join(layout, 'blobs', 'sha256', sha256hex(layer)), rawTar([{ name: 'a', data: 'y' }]));
+    await expect(packCtp({ from: { ociLayout: layout }, out: join(tmp, 'bad.ctp'), name: 'x', version: '1' })).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+  });
+
+  it('converts a docker save tar (config kept byte for byte, linked duplicate layer resolved)', async () => {
+    const layer = rawTar([{ name: 'hello.txt', data: 'hi\n' }]);
+    const diff = `sha256:${sha256hex(layer)}`;
+    const config = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [diff, diff] } }));
+    const cfgName = `${sha256hex(config)}.json`;
+    const manifestJson = JSON.stringify([{ Config: cfgName, RepoTags: ['hello:latest'], Layers: ['aaa/layer.tar', 'bbb/layer.tar'] }]);
+    const save = rawTar([
+      { name: 'aaa/', type: '5' },
+      { name: 'aaa/layer.tar', data: layer },
+      { name: 'bbb/', type: '5' },
+      { name: 'bbb/layer.tar', type: '2', linkpath: '../aaa/layer.tar' },
+      { name: cfgName, data: config },
+      { name: 'manifest.json', data: manifestJson },
+    ]);
+    const file = join(tmp, 'save.tar');
+    await writeFile(file, save);
+    const out = join(tmp, 'save.ctp');
+    await packCtp({ from: { imageTar: file }, out, name: 'hello', version: 'latest' });
+    const a = await openCtp(out);
+    const image = checkOciLayout(a);
+    expect(image.configDigest).toBe(`sha256:${sha256hex(config)}`);
+    expect(image.layers.map((l) => l.digest)).toEqual([diff, diff]);
+    expect(image.layers[0].mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+    expect(image.platform).toEqual({ architecture: 'arm64', os: 'linux' });
+    // Packing the same save tar again gives the same bytes.
+    const out2 = join(tmp, 'save2.ctp');
+    await packCtp({ from: { imageTar: file }, out: out2, name: 'hello', version: 'latest' });
+    expect(Buffer.compare(await readFile(out), await readFile(out2))).toBe(0);
+  });
+
+  it('refuses a docker save tar whose layer does not match the config diff_ids', async () => {
+    const layer = rawTar([{ name: 'hello.txt', data: 'hi\n' }]);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] } }));
+    const save = rawTar([
+      { name: 'l/layer.tar', data: layer },
+      { name: 'c.json', data: config },
+      { name: 'manifest.json', data: JSON.stringify([{ Config: 'c.json', Layers: ['l/layer.tar'] }]) },
+    ]);
+    const file = join(tmp, 'save-bad.tar');
+    await writeFile(file, save);
+    await expect(packCtp({ from: { imageTar: file }, out: join(tmp, 'sb.ctp'), name: 'x', version: '1' })).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+  });
+});
+
+describe('writeCtp / rewriteCtp', () => {
+  it('adds and removes files, keeping every other file identical and staying deterministic', async () => {
+    const src = join(tmp, 'hello.ctp');
+    await packCtp({ from: { dir: hello }, out: src });
+    const before = await openCtp(src);
+    const signed1 = join(tmp, 'signed1.ctp');
+    const signed2 = join(tmp, 'signed2.ctp');
+    const att = Buffer.from('{"fake":"attestation bundle"}');
+    await rewriteCtp(src, signed1, { add: { 'attestations/bundle.json': att } });
+    await rewriteCtp(src, signed2, { add: { 'attestations/bundle.json': att } });
+    expect(Buffer.compare(await readFile(signed1), await readFile(signed2))).toBe(0);
+    const after = await openCtp(signed1);
+    expect(after.file('attestations/bundle.json')).toEqual(att);
+    for (const [name, e] of before.entries) expect(after.entries.get(name)?.sha256).toBe(e.sha256);
+    const back = join(tmp, 'unsigned.ctp');
+    await rewriteCtp(signed1, back, { remove: ['attestations/bundle.json'] });
+    expect(Buffer.compare(await readFile(src), await readFile(back))).toBe(0);
+  });
+
+  it('rewrites a gzip bundle in place and keeps it compressed', async () => {
+    const src = join(tmp, 'inplace.ctp');
+    await packCtp({ from: { dir: hello }, out: src, gzip: true });
+    await rewriteCtp(src, src, { add: { 'attestations/x.sigstore.json': Buffer.from('{}') } });
+    const a = await openCtp(src);
+    expect(a.compressed).toBe(true);
+    expect(a.has('attestations/x.sigstore.json')).toBe(true);
+    expect(checkOciLayout(a).manifestDigest).toBe(a.manifest.image_digest);
+  });
+
+  it('refuses unsafe names when writing', async () => {
+    await expect(writeCtp(join(tmp, 'w.ctp'), { '../x': Buffer.from('x') })).rejects.toMatchObject({ code: 'TAR_UNSAFE_PATH' });
+    await expect(writeCtp(join(tmp, 'w.ctp'), { './x': Buffer.from('x') })).rejects.toMatchObject({ code: 'TAR_UNSAFE_PATH' });
+  });
+});
+
+describe('manifest.toml', () => {
+  const good = 'name = "a"\nversion = "1"\nimage_digest = "sha256:' + 'a'.repeat(64) + '"\n[metadata]\nbuild_timestamp = "2026-01-01T00:00:00Z"\nbuilder = "x"\n';
+  it('parses a valid manifest', () => {
+    expect(parseManifest(good).name).toBe('a');
+  });
+  it('reports every bad field with its path', () => {
+    const bad = 'name = ""\nversion = "1"\nimage_digest = "sha256:xyz"\n[metadata]\nbuild_timestamp = "yesterday"\nbuilder = "x"\n[runtime]\ncapabilities = ["NET_ADMIN"]\nports = [70000]\n';
+    try {
+      parseManifest(bad);
+      throw new Error('accepted');
+    } catch (e) {
+      const err = e as { code: string; details: { problems: { path: string }[] } };
+      expect(err.code).toBe('MANIFEST_INVALID');
+      expect(err.details.problems.map((p) => p.path).sort()).toEqual(['image_digest', 'metadata.build_timestamp', 'name', 'runtime.capabilities[0]', 'runtime.ports[0]']);
+    }
+  });
+  it('rejects a non-UTC timestamp, a missing table and a future major version', () => {
+    expect(() => parseManifest(good.replace('00:00:00Z', '00:00:00+02:00'))).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
+    expect(() => parseManifest(good.replace(/\[metadata\][\s\S]*/, ''))).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
+    expect(() => parseManifest(`ctp_version = "3.0"\n${good}`)).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_VERSION' }));
+    expect(() => parseManifest('name = [')).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
+  });
+});
