@@ -12,6 +12,7 @@ import { readBundleFacts } from '../../src/policy/bundle-facts.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import type { BundleFacts } from '../../src/policy/types.js';
+import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { ServerContext } from '../context.js';
 import type { HostHub } from '../channel/hub.js';
 import type { DeploySteps, VerifiedBundle } from './pipeline.js';
@@ -71,7 +72,7 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       const set = deps.policies.current;
       if (!set) return { allow: false, code: 'NO_POLICY', message: 'the policy repository could not be loaded: failing closed' };
       const v = bundle.manifest as Verified;
-      const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: { ...host.facts, environment }, findings: v.integrity });
+      const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: policyHostFacts(host.facts, environment), findings: v.integrity });
       if (d.allow) return { allow: true, warnings: d.warnings.map((w) => `${w.code}: ${w.message}`) };
       const first = d.violations[0];
       return { allow: false, code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' };

@@ -6,9 +6,6 @@ import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
 import type { DeploySteps } from '../deploy/pipeline.js';
 import { validateBody } from '../openapi.js';
-import type { HostFacts } from '../../src/protocol/messages.js';
-
-const NO_HOST: HostFacts = { kernel: '', arch: '', seccomp: true, apparmor: { present: false, enforcing: false }, ebpf: false, cgroup: 'unknown', userns: false };
 
 /**
  * `/api/v1/verify`: a registry reference (fetched and verified like a deploy) or, in Svalinn's
@@ -29,7 +26,8 @@ export function verifyRoutes(ctx: ServerContext, steps: DeploySteps): Router {
     } else return sendError(res, 400, 'BAD_REQUEST', 'send {reference: "registry/repo@sha256:…"} or {digest: "sha256:…"}');
     const bundle = await steps.fetchAndVerify(reference, environment);
     if (!bundle.ok) return void res.status(200).json({ decision: 'REJECT', allow: false, code: bundle.code, message: bundle.message });
-    const verdict = await steps.decide(bundle, { id: 'api', facts: NO_HOST, labels: {} }, environment);
+    // No target host: runtime rules that depend on host facts are judged as unknown (fail closed).
+    const verdict = await steps.decide(bundle, { id: 'api', facts: undefined, labels: {} }, environment);
     res.json({
       decision: verdict.allow ? 'ALLOW' : 'REJECT',
       allow: verdict.allow,

@@ -2,15 +2,17 @@
  * The server ↔ host channel (docs/host-protocol.md). Wire types shared by `server/` and `host/`,
  * which never import each other. Every message travels inside a signed envelope (envelope.ts).
  */
+/** What a host can enforce, measured on the host (host/facts.ts) and reported at every connect. */
 export interface HostFacts {
   kernel: string;
-  arch: string;
-  runc?: string;
-  seccomp: boolean;
-  apparmor: { present: boolean; enforcing: boolean };
-  ebpf: boolean;
-  cgroup: 'v1' | 'v2' | 'hybrid' | 'unknown';
-  userns: boolean;
+  /** Go-style architecture (amd64, arm64, …), the name seccomp profiles and images use. */
+  architecture: string;
+  runc: { present: boolean; version?: string; spec?: string; libseccomp?: string };
+  seccomp: { available: boolean; actions: string[] };
+  apparmor: { present: boolean; enforcing: boolean; parser: boolean; reason?: string };
+  ebpf: { tracefs: boolean; bpffs: boolean; bpftrace: boolean; bpftraceVersion?: string; usable: boolean };
+  cgroup: { version: 'v1' | 'v2' | 'hybrid'; unifiedMount?: string };
+  userNamespaces: { available: boolean; max: number };
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'stopped' | 'removed' | 'refused' | 'failed';

@@ -1,4 +1,26 @@
 import type { Command } from 'commander';
+import { action, processIo } from '../io.js';
 
-// Registered by the issue that delivers this command.
-export function register(_program: Command): void {}
+/**
+ * `ct host run`: the runtime host agent. The host code lives outside src/ and is loaded by path
+ * at run time; the library never imports it.
+ */
+export function register(program: Command): void {
+  const host = program.command('host').description('runtime host agent');
+  host
+    .command('run')
+    .description('enrol (once) and run assignments from a deploy server')
+    .requiredOption('--server <url>', 'deploy server URL')
+    .requiredOption('--name <name>', 'host name ([a-z0-9._-])')
+    .requiredOption('--trust-store <file>', 'trust store this host verifies bundles with')
+    .option('--state-dir <dir>', 'host state directory', '/var/lib/cerro-torre')
+    .option('--enroll-token <token>', 'one-time enrolment token (first start only; or CT_ENROLL_TOKEN)')
+    .option('--policies <dir>', 'policy directory this host judges bundles with', 'policies')
+    .action(
+      action(async (o: { server: string; name: string; trustStore: string; stateDir: string; enrollToken?: string; policies: string }) => {
+        const main = new URL('../../../host/main.js', import.meta.url).href;
+        const { runHostAgent } = (await import(main)) as { runHostAgent: (o: Record<string, unknown>, io: typeof processIo) => Promise<number> };
+        return runHostAgent({ ...o, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN }, processIo);
+      }),
+    );
+}

@@ -1,0 +1,29 @@
+import type { PolicySet } from '../../src/policy/policy-set.js';
+import type { Decision } from '../../src/policy/types.js';
+import type { RuntimeGrants } from '../enforce/types.js';
+
+/**
+ * What the policies that allowed a bundle grant it at run time. Several policies may apply:
+ * requirements add up (any policy requiring seccomp/AppArmor/monitoring requires it) and
+ * permissions intersect (a capability is granted only if every policy with a capability list
+ * allows it). Root is granted only when every applying policy has a runtime section and none
+ * asks for non-root; the default is rootless.
+ */
+export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants {
+  const rules = decision.policies.map((n) => set.get(n)?.runtime);
+  const present = rules.filter((r): r is NonNullable<typeof r> => Boolean(r));
+  let caps: Set<string> | undefined;
+  let extras: Set<string> | undefined;
+  for (const r of present) {
+    if (r.capabilities) caps = caps ? new Set([...caps].filter((c) => r.capabilities!.allowed.has(c))) : new Set(r.capabilities.allowed);
+    if (r.seccomp) extras = extras ? new Set([...extras].filter((s) => r.seccomp!.extraSyscalls.has(s))) : new Set(r.seccomp.extraSyscalls);
+  }
+  return {
+    seccomp: present.some((r) => r.seccomp) ? 'required' : 'optional',
+    apparmor: present.some((r) => r.apparmor && !r.apparmor.allowUnenforcedHost) ? 'required' : 'optional',
+    monitoring: present.some((r) => r.monitoring) ? 'required' : 'optional',
+    capabilitiesAllowed: [...(caps ?? [])].sort(),
+    allowRoot: rules.length > 0 && present.length === rules.length && !present.some((r) => r.nonRoot),
+    seccompExtras: [...(extras ?? [])].sort(),
+  };
+}

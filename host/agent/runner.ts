@@ -1,0 +1,106 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import { openCtp } from '../../src/bundle/read.js';
+import { checkOciLayout } from '../../src/bundle/check-layout.js';
+import { applyLayers } from '../../src/bundle/apply-layers.js';
+import type { CtpArchive } from '../../src/bundle/archive.js';
+import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
+import type { TrustMaterial } from '../../src/verify/report.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import type { PolicyStore } from '../../src/policy/store.js';
+import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+import { policyHostFacts } from '../../src/protocol/policy-facts.js';
+import type { Assignment, ContainerState, HostFacts } from '../../src/protocol/messages.js';
+import { buildRuntimePlan } from '../enforce/index.js';
+import type { ImageDefaults } from '../enforce/types.js';
+import type { RuncRuntime } from '../runtime/runc.js';
+import type { AssignmentRunner } from './agent.js';
+import { runtimeGrants } from './grants.js';
+
+export interface LocalRunnerOptions {
+  stateDir: string;
+  trust: () => TrustMaterial | undefined;
+  policies: PolicyStore;
+  facts: () => Promise<HostFacts>;
+  runtime: RuncRuntime;
+}
+
+type Outcome = { state: ContainerState; code?: string; message?: string; exitCode?: number | null };
+const refused = (code: string, message: string): Outcome => ({ state: 'refused', code, message });
+
+/**
+ * Runs an assignment on this host, trusting nothing the server says: the bundle bytes are checked
+ * against the assigned digest, verified again with this host's own trust store, judged again by
+ * this host's policies with its own facts, and unpacked from the very archive that was verified
+ * (applyLayers re-hashes every layer as it extracts it). Only then does runc see it.
+ */
+export class LocalRunner implements AssignmentRunner {
+  constructor(private readonly opts: LocalRunnerOptions) {}
+
+  containerId(a: Pick<Assignment, 'environment' | 'app'>): string {
+    return `ct-${a.environment}-${a.app}`.slice(0, 63);
+  }
+
+  async run(a: Assignment, ctpPath: string): Promise<Outcome> {
+    const id = this.containerId(a);
+    const existing = await this.opts.runtime.state(id).catch(() => undefined);
+    if (existing?.status === 'running' && existing.imageDigest === a.imageDigest) return { state: 'running' };
+
+    let archive: CtpArchive;
+    try {
+      archive = await openCtp(ctpPath);
+    } catch (e) {
+      return refused((e as CtError).code ?? 'MALFORMED_BUNDLE', (e as Error).message);
+    }
+    if (archive.bundleDigest !== a.bundleDigest) return refused('DIGEST_MISMATCH', `bundle is ${archive.bundleDigest}, assignment names ${a.bundleDigest}`);
+    const trust = this.opts.trust();
+    if (!trust) return refused('UNKNOWN_KEY', 'this host has no trust store: nothing can be verified');
+    const report = await verifyCtpArchive(archive, { trust, mode: 'audit' });
+    if (report.decision === 'REJECT') return refused(report.code ?? 'MALFORMED_BUNDLE', report.message ?? 'verification failed');
+    if (report.evidence.imageDigest !== a.imageDigest) return refused('SUBJECT_MISMATCH', `image is ${report.evidence.imageDigest}, assignment names ${a.imageDigest}`);
+
+    const set = this.opts.policies.current;
+    if (!set) return refused('NO_POLICY', 'this host could not load its policies: failing closed');
+    const facts = await this.opts.facts();
+    const manifest = await readBundleFacts(ctpPath);
+    const decision = evaluate(set, {
+      evidence: report.evidence,
+      manifest,
+      host: policyHostFacts(facts, a.environment),
+      findings: report.findings.filter((f) => f.integrity),
+    });
+    if (!decision.allow) {
+      const v = decision.violations[0];
+      return refused(v?.code ?? 'POLICY_VIOLATION', v ? `${v.policy}/${v.rule}: ${v.message}` : 'denied by policy');
+    }
+
+    const image = checkOciLayout(archive);
+    const dir = join(this.opts.stateDir, 'rootfs', `${id}-${a.generation}`);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    try {
+      await applyLayers(archive, dir);
+      const cfg = (image.config as { config?: Record<string, unknown> }).config ?? {};
+      const plan = await buildRuntimePlan(
+        {
+          id,
+          rootfs: dir,
+          app: { name: a.app, imageDigest: a.imageDigest },
+          runtime: archive.manifest.runtime,
+          image: { entrypoint: cfg.Entrypoint, cmd: cfg.Cmd, env: cfg.Env, workingDir: cfg.WorkingDir, user: cfg.User } as ImageDefaults,
+          grants: runtimeGrants(set, decision),
+          profiles: { seccomp: manifest.security?.seccomp, apparmor: manifest.security?.apparmor },
+        },
+        facts,
+      );
+      if (existing) await this.opts.runtime.delete(id, { force: true }).catch(() => undefined);
+      const rec = await this.opts.runtime.run(id, plan.config, { appName: a.app, imageDigest: a.imageDigest });
+      return { state: rec.status === 'running' ? 'running' : 'failed', exitCode: rec.exitCode ?? null, message: rec.status === 'running' ? undefined : `container ${rec.status}` };
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      if (e instanceof CtError) return refused(e.code, e.message);
+      return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseTrustStore, trustStoreDigest } from '../src/trust/store.js';
+import { PolicyStore } from '../src/policy/store.js';
+import type { TrustMaterial } from '../src/verify/report.js';
+import { collectFacts } from './facts.js';
+import { RuncRuntime } from './runtime/runc.js';
+import { LocalRunner } from './agent/runner.js';
+import { startAgent } from './agent/agent.js';
+
+interface Io { out(t: string): void; err(t: string): void }
+
+export interface HostCommandOptions {
+  server: string;
+  stateDir: string;
+  name: string;
+  enrollToken?: string;
+  trustStore: string;
+  policies: string;
+}
+
+/** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
+export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<number> {
+  const store = parseTrustStore(readFileSync(o.trustStore, 'utf8'), o.trustStore);
+  const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store) };
+  const policies = new PolicyStore([resolve(o.policies)]);
+  const loaded = await policies.reload();
+  if (!loaded.ok) io.err(`policies failed to load (${loaded.error?.code}): every assignment will be refused until they do`);
+  const facts = await collectFacts();
+  const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+  const recovered = await runtime.recover();
+  for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
+  const agent = await startAgent({
+    serverUrl: o.server,
+    stateDir: o.stateDir,
+    name: o.name,
+    enrollToken: o.enrollToken,
+    facts: async () => facts,
+    runner: new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime }),
+    log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
+  });
+  io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
+  await new Promise<void>((r) => {
+    process.once('SIGINT', r);
+    process.once('SIGTERM', r);
+  });
+  await agent.stop();
+  runtime.close();
+  return 0;
+}
