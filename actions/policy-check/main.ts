@@ -1,0 +1,27 @@
+// GitHub Actions entry of the policy check: read the inputs, call run(). Only file importing @actions/core.
+import * as core from '@actions/core';
+import { gitHubNotifier } from './github.js';
+import { run } from './run.js';
+
+async function main(): Promise<void> {
+  const [owner, repo] = (process.env.GITHUB_REPOSITORY ?? '/').split('/');
+  const event = process.env.GITHUB_EVENT_PATH ? JSON.parse(await (await import('node:fs/promises')).readFile(process.env.GITHUB_EVENT_PATH, 'utf8')) : {};
+  const pr: number | undefined = event.pull_request?.number;
+  const sha: string = event.pull_request?.head?.sha ?? process.env.GITHUB_SHA ?? '';
+  const token = core.getInput('token');
+  const result = await run({
+    policies: core.getInput('policies') || '.',
+    repoDir: core.getInput('repo-dir') || '.',
+    baseRef: core.getInput('base-ref') || (event.pull_request?.base?.sha as string | undefined),
+    deployments: core.getInput('deployments') || undefined,
+    requireTests: core.getInput('require-tests') === 'true',
+    failOnDeny: core.getInput('fail-on-deny') === 'true',
+    detailsUrl: `${process.env.GITHUB_SERVER_URL}/${process.env.GITHUB_REPOSITORY}/actions/runs/${process.env.GITHUB_RUN_ID}`,
+    notifier: token ? gitHubNotifier({ token, baseUrl: process.env.GITHUB_API_URL ?? 'https://api.github.com', owner, repo, sha, pr }) : undefined,
+  });
+  await core.summary.addRaw(result.markdown).write();
+  core.setOutput('result', result.state);
+  if (!result.ok) core.setFailed(result.description);
+}
+
+main().catch((e: unknown) => core.setFailed(e instanceof Error ? e.message : String(e)));

@@ -1,0 +1,114 @@
+/**
+ * The policy check of a pull / merge request: lint → test → impact diff against live deployments,
+ * reported as one comment (updated in place), one commit status and a job summary. Pure logic on
+ * plain inputs; the entry files (main.ts for GitHub Actions, gitlab-main.ts for GitLab CI) read
+ * their environment and call run().
+ */
+import { readFile } from 'node:fs/promises';
+import { relative } from 'node:path';
+import {
+  compileTexts,
+  diffPolicySets,
+  formatIssue,
+  lintTexts,
+  parseDeployments,
+  readPolicySources,
+  readPolicySourcesAtRev,
+  renderDiffMarkdown,
+  runPolicyTests,
+  type DiffResult,
+  type LintResult,
+  type TestReport,
+} from '../../src/policy/cli-api.js';
+import { COMMENT_MARKER, type Notifier, type StatusState } from './notifier.js';
+
+export interface PolicyCheckInputs {
+  /** The policy repository as checked out at the head of the pull request. */
+  policies: string;
+  /** Git work tree holding `policies` (for the base revision); defaults to `policies`. */
+  repoDir?: string;
+  /** Base revision to compare with (e.g. `origin/main`); no impact table without it. */
+  baseRef?: string;
+  /** Deployments export (`GET /api/v1/deployments?format=evidence`), a file path. */
+  deployments?: string;
+  requireTests?: boolean;
+  /** Fail the check when a live deployment would now be denied (default: report only). */
+  failOnDeny?: boolean;
+  detailsUrl?: string;
+  notifier?: Notifier;
+  now?: number;
+}
+
+export interface PolicyCheckResult {
+  ok: boolean;
+  state: StatusState;
+  description: string;
+  markdown: string;
+  lint: LintResult;
+  tests: TestReport;
+  diff?: DiffResult;
+  diffNote?: string;
+  comment?: { id: number; created: boolean };
+}
+
+const MAX_LISTED = 30;
+
+export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult> {
+  const now = inputs.now ?? Date.now();
+  const lint = lintTexts(await readPolicySources([inputs.policies]), now);
+  const tests = await runPolicyTests(inputs.policies, { requireTests: inputs.requireTests });
+
+  let diff: DiffResult | undefined;
+  let diffNote: string | undefined;
+  if (!inputs.deployments) diffNote = 'No deployments export given: impact on live deployments not checked.';
+  else if (!inputs.baseRef) diffNote = 'No base revision given: impact on live deployments not checked.';
+  else if (!lint.set) diffNote = 'The policies do not load: impact not computed.';
+  else {
+    const repo = inputs.repoDir ?? inputs.policies;
+    const base = compileTexts(await readPolicySourcesAtRev(repo, inputs.baseRef, relative(repo, inputs.policies) || '.'));
+    if (!base.set) diffNote = `The base revision ${inputs.baseRef} does not load; impact not computed.`;
+    else {
+      const deployments = parseDeployments(inputs.deployments, await readFile(inputs.deployments, 'utf8'));
+      diff = diffPolicySets(base.set, lint.set, deployments, now);
+    }
+  }
+
+  const denied = diff?.counts['now-denied'] ?? 0;
+  const ok = lint.errors === 0 && tests.ok && !(inputs.failOnDeny && denied > 0);
+  const state: StatusState = ok ? 'success' : 'failure';
+  const parts = [
+    lint.errors ? `lint: ${lint.errors} error(s)` : 'lint ok',
+    `tests ${tests.passed}/${tests.passed + tests.failed}${tests.errors.length ? `, ${tests.errors.length} error(s)` : ''}`,
+    diff ? `${denied} deployment(s) would now be denied` : undefined,
+  ].filter(Boolean);
+  const description = parts.join(' · ');
+  const markdown = render(ok, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
+
+  const comment = inputs.notifier ? await inputs.notifier.upsertComment(markdown) : undefined;
+  if (inputs.notifier) await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
+  return { ok, state, description, markdown, lint, tests, diff, diffNote, comment };
+}
+
+function render(ok: boolean, lint: LintResult, tests: TestReport, diff: DiffResult | undefined, diffNote: string | undefined, baseRef: string): string {
+  const out: string[] = [COMMENT_MARKER, `## Cerro Torre policy check: ${ok ? '✅ passed' : '❌ failed'}`, ''];
+  out.push(`**Lint**: ${lint.set?.policies.length ?? 0} policies, ${lint.errors} error(s), ${lint.warnings} warning(s)`);
+  if (lint.issues.length) {
+    out.push('', '<details><summary>Lint findings</summary>', '', '```');
+    out.push(...lint.issues.slice(0, MAX_LISTED).map(formatIssue));
+    if (lint.issues.length > MAX_LISTED) out.push(`… and ${lint.issues.length - MAX_LISTED} more`);
+    out.push('```', '', '</details>');
+  }
+  out.push('', `**Tests**: ${tests.passed} passed, ${tests.failed} failed${tests.errors.length ? `, ${tests.errors.length} error(s)` : ''}`);
+  const failing = tests.cases.filter((c) => !c.passed);
+  if (failing.length || tests.errors.length) {
+    out.push('', '```');
+    for (const c of failing.slice(0, MAX_LISTED)) out.push(`FAIL ${c.at.file}:${c.at.line} ${c.name}`, ...c.failures.map((f) => `     ${f}`));
+    for (const e of tests.errors.slice(0, MAX_LISTED)) out.push(`ERROR ${formatIssue(e)}`);
+    out.push('```');
+  }
+  if (tests.untested.length) out.push('', `Not exercised by any case: ${tests.untested.map((n) => `\`${n}\``).join(', ')}`);
+  out.push('');
+  if (diff) out.push(renderDiffMarkdown(diff, { base: baseRef, head: 'this change' }));
+  else if (diffNote) out.push(`_${diffNote}_`);
+  return `${out.join('\n').trimEnd()}\n`;
+}
