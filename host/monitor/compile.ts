@@ -1,0 +1,102 @@
+import { CtError } from '../../src/core/errors.js';
+import { SYSCALLS_X86_64 } from '../../src/profiles/seccomp/syscalls-x86_64.js';
+import { MAX_PATH, type MonitorRule, type MonitorRules, type RuleKind } from './rules.js';
+
+/** One container to watch: its name in events, the directory of its cgroup (v2), its rules. */
+export interface MonitorTarget {
+  container: string;
+  cgroupDir: string;
+  rules: MonitorRules;
+}
+
+/** Which rule (and container) an event's first tuple element refers to. */
+export interface CompiledRule {
+  index: number;
+  container: string;
+  rule: MonitorRule;
+}
+
+export interface CompiledProgram {
+  text: string;
+  rules: CompiledRule[];
+}
+
+const CGROUP_DIR_RE = /^\/sys\/fs\/cgroup(?:\/[A-Za-z0-9._-]+)+$/;
+const CONTAINER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * A bpftrace string literal. Values reaching here were already checked against strict patterns
+ * (rules.ts); this is the second wall: anything but plain printable ASCII is refused, and quote
+ * and backslash are escaped, so a value can never end the literal.
+ */
+export function bpftraceString(s: string): string {
+  if (!/^[\x20-\x7e]*$/.test(s)) throw new CtError('MONITOR_RULES_INVALID', `value ${JSON.stringify(s)} has characters bpftrace strings cannot hold`, {});
+  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+const NUMBERS = new Map([...SYSCALLS_X86_64].map(([nr, name]) => [name, nr]));
+
+/**
+ * Compiles rules to one bpftrace program. Every probe is filtered by the container's cgroup id;
+ * every event is printed as a tuple (`print((rule, pid, tid, comm, …))`), which `bpftrace -f json`
+ * emits as a JSON array with strings escaped, so container-chosen strings (comm, file names)
+ * cannot forge or split events. Tuple layout per kind is in parse.ts.
+ *
+ * Denied syscalls (SPEC §8): seccomp runs before the sys_enter tracepoint, so a denied syscall
+ * never shows there but does show at sys_exit. The program marks each thread at raw sys_enter and
+ * reports a sys_exit with a negative return that had no sys_enter: that is a syscall seccomp
+ * refused (ERRNO actions), whatever errno the profile returns.
+ */
+export function compileRules(targets: readonly MonitorTarget[]): CompiledProgram {
+  const blocks: string[] = [];
+  const rules: CompiledRule[] = [];
+  let index = 0;
+  let denial = false;
+  for (const t of targets) {
+    if (!CONTAINER_RE.test(t.container)) throw new CtError('MONITOR_RULES_INVALID', `container name ${JSON.stringify(t.container)} is not a container id`, {});
+    if (!CGROUP_DIR_RE.test(t.cgroupDir)) throw new CtError('MONITOR_RULES_INVALID', `cgroup ${JSON.stringify(t.cgroupDir)} is not a directory under /sys/fs/cgroup`, {});
+    const cg = `cgroup == cgroupid(${bpftraceString(t.cgroupDir)})`;
+    for (const rule of t.rules.rules) {
+      index++;
+      rules.push({ index, container: t.container, rule });
+      blocks.push(...compileRule(index, rule, cg));
+      if (rule.kind === 'denied-syscalls') denial = true;
+    }
+  }
+  if (denial) blocks.push('END { clear(@entered); }');
+  return { text: `${blocks.join('\n')}\n`, rules };
+}
+
+function compileRule(i: number, rule: MonitorRule, cg: string): string[] {
+  const kind: RuleKind = rule.kind;
+  switch (kind) {
+    case 'exec': {
+      const allowed = (rule.allow ?? []).filter((p) => p.length <= MAX_PATH).map((p) => `$f != ${bpftraceString(p)}`);
+      const cond = allowed.length > 0 ? allowed.join(' && ') : '1';
+      return [`tracepoint:sched:sched_process_exec /${cg}/ { $f = str(args->filename); if (${cond}) { print((${i}, pid, tid, comm, $f)); } }`];
+    }
+    case 'denied-syscalls': {
+      const only = (rule.syscalls ?? []).map((n) => NUMBERS.get(n)).filter((n): n is number => n !== undefined);
+      const sel = only.length > 0 ? ` && (${only.map((n) => `args->id == ${n}`).join(' || ')})` : '';
+      return [
+        `tracepoint:raw_syscalls:sys_enter /${cg}/ { @entered[tid] = 1; }`,
+        `tracepoint:raw_syscalls:sys_exit /${cg}/ { if (@entered[tid] == 0 && args->ret < 0${sel}) { print((${i}, pid, tid, comm, args->id, args->ret)); } delete(@entered[tid]); }`,
+      ];
+    }
+    case 'module-load':
+      // sys_exit fires for attempts seccomp refused too (see above); the return says which.
+      return ['init_module', 'finit_module'].map(
+        (s) => `tracepoint:syscalls:sys_exit_${s} /${cg}/ { print((${i}, pid, tid, comm, ${bpftraceString(s)}, args->ret)); }`,
+      );
+    case 'namespace-escape':
+      return ['unshare', 'setns'].map(
+        (s) => `tracepoint:syscalls:sys_exit_${s} /${cg}/ { print((${i}, pid, tid, comm, ${bpftraceString(s)}, args->ret)); }`,
+      );
+    case 'proc-sys-write':
+      // O_WRONLY (1) or O_RDWR (2) in the low bits; absolute paths only (see docs/monitor-rules.md).
+      return ['open', 'openat'].map(
+        (s) =>
+          `tracepoint:syscalls:sys_enter_${s} /${cg} && (args->flags & 3) != 0/ { $p = str(args->filename); if (strncmp($p, "/proc/sys/", 10) == 0) { print((${i}, pid, tid, comm, ${bpftraceString(s)}, $p, args->flags)); } }`,
+      );
+  }
+}
