@@ -1,4 +1,32 @@
 import type { Command } from 'commander';
+import { CtError } from '../../core/errors.js';
+import { isDigest } from '../../core/digest.js';
+import { action, processIo } from '../io.js';
+import { fetchCtp } from '../../oci/fetch.js';
+import { addRegistryOptions, clientOptionsFrom, type RegistryCliOptions } from '../../oci/cli-options.js';
 
-// Registered by the issue that delivers this command.
-export function register(_program: Command): void {}
+/** `ct fetch REF -o out.ctp`: rebuilds the pushed .ctp byte for byte from the registry. */
+export function register(program: Command): void {
+  addRegistryOptions(
+    program
+      .command('fetch')
+      .description('rebuild a .ctp pushed with ct push from the registry (byte-identical, checked against its digest)')
+      .argument('<reference>', 'host[:port]/repository[:tag][@sha256:…]'),
+  )
+    .requiredOption('-o, --out <file>', 'the .ctp to write')
+    .option('--bundle-digest <sha256:…>', 'which .ctp to rebuild when several were pushed for the image')
+    .option('--concurrency <n>', 'blobs downloaded at once (default 4)')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action(async (reference: string, o: RegistryCliOptions & { out: string; bundleDigest?: string; json?: boolean; concurrency?: string }) => {
+        if (o.bundleDigest !== undefined && !isDigest(o.bundleDigest)) throw new CtError('USAGE', `--bundle-digest ${o.bundleDigest}: not sha256:<64 hex>`, {});
+        const opts = await clientOptionsFrom(o);
+        const r = await fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest, concurrency: o.concurrency ? Math.max(1, Number(o.concurrency) || 4) : undefined });
+        if (o.json) processIo.out(JSON.stringify(r));
+        else {
+          processIo.out(r.bundleDigest);
+          processIo.err(`wrote ${r.path} (${r.size} bytes, image ${r.imageDigest})`);
+        }
+      }),
+    );
+}
