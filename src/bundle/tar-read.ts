@@ -47,6 +47,8 @@ export interface ReadTarResult {
   entries: number;
 }
 
+const FEED_SLICE = 256 * 1024;
+
 const TYPES: Record<string, TarEntryType> = {
   File: 'file',
   OldFile: 'file',
@@ -131,8 +133,11 @@ export async function readTar(input: Readable, opts: ReadTarOptions): Promise<Re
     highWaterMark: 1 << 20,
     write(chunk: Buffer, _enc, cb) {
       try {
-        const part = walker.feed(chunk);
-        if (part.length > 0) parser.write(part);
+        // Bounded slices: the walker and the parser then never run far ahead of each other.
+        for (let i = 0; i < chunk.length && !failure; i += FEED_SLICE) {
+          const part = walker.feed(i === 0 && chunk.length <= FEED_SLICE ? chunk : chunk.subarray(i, i + FEED_SLICE));
+          if (part.length > 0) parser.write(part);
+        }
         cb(failure as Error | undefined);
       } catch (e) {
         cb(e as Error);

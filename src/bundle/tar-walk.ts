@@ -37,13 +37,22 @@ export class TarWalker {
   private paxSize: number | undefined;
   private paxPath: string | undefined;
   private current: WalkedHeader | undefined;
-  private readonly pending: WalkedHeader[] = [];
+  private pending: WalkedHeader[] = [];
+  private pendingHead = 0;
 
   constructor(private readonly limits: TarLimits, private readonly where: string) {}
 
   /** Next real entry header the parser will report, in stream order. */
   shiftHeader(): WalkedHeader | undefined {
-    return this.pending.shift();
+    const h = this.pending[this.pendingHead];
+    if (h === undefined) return undefined;
+    this.pendingHead++;
+    // A queue without Array.shift (O(n)): compact once the consumed head dominates.
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return h;
   }
 
   /** Consumes a chunk; returns the part the parser must see (empty once the marker has passed). */

@@ -34,7 +34,7 @@ export function rawHeader(e: RawEntry): Buffer {
   if (e.linkpath) b.write(e.linkpath, 157, 100, 'utf8');
   b.write('ustar\u000000', 257, 8, 'latin1');
   let sum = 0;
-  for (const x of b) sum += x;
+  for (let i = 0; i < 512; i++) sum += b[i];
   b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
   return b;
 }
