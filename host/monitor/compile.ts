@@ -56,14 +56,19 @@ export function compileRules(targets: readonly MonitorTarget[]): CompiledProgram
     if (!CONTAINER_RE.test(t.container)) throw new CtError('MONITOR_RULES_INVALID', `container name ${JSON.stringify(t.container)} is not a container id`, {});
     if (!CGROUP_DIR_RE.test(t.cgroupDir)) throw new CtError('MONITOR_RULES_INVALID', `cgroup ${JSON.stringify(t.cgroupDir)} is not a directory under /sys/fs/cgroup`, {});
     const cg = `cgroup == cgroupid(${bpftraceString(t.cgroupDir)})`;
+    const live = `${cg} && @live[cgroup] == 1`;
+    // The container is "live" from the first exec in its cgroup that is not runc re-executing
+    // itself (/proc/self/exe init): before that, only runc runs there, setting up the very
+    // namespaces (unshare, setns) the rules would otherwise report.
+    blocks.push(`tracepoint:sched:sched_process_exec /${cg} && @live[cgroup] == 0/ { if (str(args->filename) != "/proc/self/exe") { @live[cgroup] = 1; } }`);
     for (const rule of t.rules.rules) {
       index++;
       rules.push({ index, container: t.container, rule });
-      blocks.push(...compileRule(index, rule, cg));
+      blocks.push(...compileRule(index, rule, rule.kind === 'exec' || rule.kind === 'denied-syscalls' ? cg : live));
       if (rule.kind === 'denied-syscalls') denial = true;
     }
   }
-  if (denial) blocks.push('END { clear(@entered); }');
+  blocks.push(`END { clear(@live);${denial ? ' clear(@entered);' : ''} }`);
   return { text: `${blocks.join('\n')}\n`, rules };
 }
 
@@ -83,11 +88,15 @@ function compileRule(i: number, rule: MonitorRule, cg: string): string[] {
         `tracepoint:raw_syscalls:sys_exit /${cg}/ { if (@entered[tid] == 0 && args->ret < 0${sel}) { print((${i}, pid, tid, comm, args->id, args->ret)); } delete(@entered[tid]); }`,
       ];
     }
-    case 'module-load':
-      // sys_exit fires for attempts seccomp refused too (see above); the return says which.
-      return ['init_module', 'finit_module'].map(
-        (s) => `tracepoint:syscalls:sys_exit_${s} /${cg}/ { print((${i}, pid, tid, comm, ${bpftraceString(s)}, args->ret)); }`,
-      );
+    case 'module-load': {
+      // raw sys_exit by number rather than syscalls:sys_exit_init_module: kernels built without
+      // module support (this machine's) have no such tracepoint, and the attempt is still worth an
+      // alert. sys_exit also fires for attempts seccomp refused (see above); the return says which.
+      const [init, finit] = [NUMBERS.get('init_module'), NUMBERS.get('finit_module')];
+      return [
+        `tracepoint:raw_syscalls:sys_exit /${cg} && (args->id == ${init} || args->id == ${finit})/ { print((${i}, pid, tid, comm, args->id == ${init} ? "init_module" : "finit_module", args->ret)); }`,
+      ];
+    }
     case 'namespace-escape':
       return ['unshare', 'setns'].map(
         (s) => `tracepoint:syscalls:sys_exit_${s} /${cg}/ { print((${i}, pid, tid, comm, ${bpftraceString(s)}, args->ret)); }`,
