@@ -152,7 +152,12 @@ class LayerApplier {
         symlinkSync(te.linkpath ?? '', abs);
         return;
       case 'hardlink': {
-        const target = checkEntryName(te.linkpath ?? '', `${at} (link target)`, this.limits, { allowDotSlash: true });
+        let target: string;
+        try {
+          target = checkEntryName(te.linkpath ?? '', `${at} (link target)`, this.limits, { allowDotSlash: true });
+        } catch (e) {
+          throw new CtError('TAR_UNSAFE_LINK', `${at}: hard link target ${JSON.stringify(te.linkpath)} is outside the rootfs`, { layer: this.layer, name, linkpath: te.linkpath }, { cause: e });
+        }
         const tdir = posix.dirname(target) === '.' ? '' : posix.dirname(target);
         this.ensureDir(tdir, `${at} (link target)`);
         let st: Stats | undefined;
@@ -238,7 +243,11 @@ export async function applyLayers(source: CtpArchive | string, rootfsDir: string
     }
     // Directory modes last, deepest first, so a read-only directory does not block its children.
     const dirs = [...applier.dirModes].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
-    for (const [rel, mode] of dirs) chmodSync(join(tmp, rel), mode);
+    for (const [rel, mode] of dirs) {
+      // A later whiteout or replacement may have removed the directory: only real ones get modes.
+      const st = lstatSync(join(tmp, rel), { throwIfNoEntry: false });
+      if (st?.isDirectory()) chmodSync(join(tmp, rel), mode);
+    }
     try {
       await rmdir(rootfsDir);
     } catch {
