@@ -1,0 +1,123 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import {
+  checkBundleAppArmor,
+  DOCKER_CAPABILITY_RULES,
+  DOCKER_NETWORK_RULES,
+  generateAppArmorProfile,
+  isHostProfileName,
+  lintAppArmor,
+  profileNameFor,
+  renderBaseline,
+} from '../../src/profiles/apparmor/index.js';
+import { repoRoot, runCt } from '../support/cli.js';
+
+const GOLDEN = readFileSync(join(repoRoot, '..', 'shared', 'reference', 'moby-profiles', 'apparmor-docker-default.golden'), 'utf8');
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+/** docker-default under a neutral name: the valid fixture each negative case changes once. */
+const VALID = GOLDEN.replace(/"default"/g, '"myapp"');
+
+function refusal(text: string): string[] | undefined {
+  try {
+    checkBundleAppArmor(text);
+  } catch (e) {
+    if (e instanceof CtError && e.code === 'PROFILE_INVALID') return e.details.problems as string[];
+    throw e;
+  }
+  return undefined;
+}
+
+describe('AppArmor baseline and generation', () => {
+  it("renders docker-default byte for byte with Docker's values", () => {
+    expect(renderBaseline({ name: 'default', capabilityRules: DOCKER_CAPABILITY_RULES, networkRules: DOCKER_NETWORK_RULES })).toBe(GOLDEN);
+  });
+
+  it('names the profile from the app and image digest, never from the bundle', () => {
+    expect(profileNameFor('Hello World', DIGEST)).toBe('cerro-torre-hello-world-0123456789ab');
+    const hostile = profileNameFor('../../etc/apparmor.d/unconfined; rm -rf /', DIGEST);
+    expect(hostile).toMatch(/^cerro-torre-[a-z0-9-]+-0123456789ab$/);
+    expect(isHostProfileName(hostile)).toBe(true);
+    expect(isHostProfileName('unconfined')).toBe(false);
+    expect(() => profileNameFor('x', 'sha256:nothex')).toThrow(CtError);
+  });
+
+  it('generates a profile with only the granted capabilities, which apparmor_parser compiles', async () => {
+    const { name, text } = generateAppArmorProfile({ name: 'web', imageDigest: DIGEST }, { capabilities: ['CAP_NET_BIND_SERVICE', 'CAP_CHOWN'] });
+    expect(text).toContain('  capability chown,\n  capability net_bind_service,\n');
+    expect(text).not.toContain('  capability,\n');
+    const lint = await lintAppArmor(text);
+    // apparmor_parser is installed in CI (apt apparmor): a missing parser fails here, not skips.
+    expect(lint).toEqual({ linted: true, ok: true, names: [name], diagnostics: '' });
+  });
+
+  it('denies inet sockets when the app asked for no network', async () => {
+    const { text } = generateAppArmorProfile({ name: 'batch', imageDigest: DIGEST }, { network: 'none' });
+    expect(text).toContain('deny network inet,');
+    expect(text).not.toMatch(/^ {2}network,$/m);
+    expect((await lintAppArmor(text)).ok).toBe(true);
+  });
+
+  it('lint reports a profile the parser rejects', async () => {
+    const lint = await lintAppArmor('profile "x" {\n  bogus rule here\n}\n');
+    expect(lint.linted).toBe(true);
+    expect(lint.ok).toBe(false);
+    expect(lint.diagnostics).toMatch(/line 2/);
+  });
+});
+
+describe('bundle-supplied AppArmor text', () => {
+  it('accepts docker-default under its own name and renames it to the host name', async () => {
+    const hostName = profileNameFor('myapp', DIGEST);
+    const out = checkBundleAppArmor(VALID, 'security/apparmor', hostName);
+    expect(out.declaredName).toBe('myapp');
+    const lint = await lintAppArmor(out.text);
+    expect(lint.ok).toBe(true);
+    expect(lint.names).toEqual([hostName]);
+  });
+
+  it.each([
+    ['a system profile name', VALID.replace('profile "myapp"', 'profile "unconfined"')],
+    ['the docker-default name', VALID.replace('profile "myapp"', 'profile docker-default')],
+    ['an attachment path as name', VALID.replace('profile "myapp"', 'profile /usr/bin/runc')],
+    ['an attachment after the name', VALID.replace('profile "myapp"', 'profile "myapp" /usr/bin/**')],
+    ['unconfined exec (ux)', VALID.replace('  file,', '  file,\n  /bin/sh ux,')],
+    ['unconfined exec (Ux)', VALID.replace('  file,', '  file,\n  /bin/** Ux,')],
+    ['fallback to unconfined (pux)', VALID.replace('  file,', '  file,\n  /bin/sh pux,')],
+    ['fallback to unconfined (PUx)', VALID.replace('  file,', '  file,\n  /bin/sh PUx,')],
+    ['unconfined exec combined with read (rux)', VALID.replace('  file,', '  file,\n  /bin/sh rux,')],
+    ['change_profile to unconfined', VALID.replace('  file,', '  file,\n  change_profile -> unconfined,')],
+    ['change_profile to anything', VALID.replace('  file,', '  file,\n  change_profile,')],
+    ['complain mode', VALID.replace('flags=(attach_disconnected,mediate_deleted)', 'flags=(complain)')],
+    ['unconfined mode', VALID.replace('flags=(attach_disconnected,mediate_deleted)', 'flags=(unconfined)')],
+    ['a second profile', `${VALID}\nprofile "other" {\n  file,\n}\n`],
+    ['a hat', VALID.replace('  file,', '  file,\n  ^hat {\n    file,\n  }')],
+    ['an include of a host file', `#include "/etc/apparmor.d/usr.sbin.sshd"\n${VALID}`],
+    ['ptrace of unconfined processes', VALID.replace('  file,', '  file,\n  ptrace (trace) peer=unconfined,')],
+  ])('refuses %s with PROFILE_INVALID', (_what, text) => {
+    expect(refusal(text)).toBeDefined();
+  });
+
+  it('is not fooled by comments', () => {
+    expect(refusal(VALID.replace('  file,', '  file, # ux is fine in a comment, so is unconfined'))).toBeUndefined();
+  });
+
+  it('`ct profile apparmor-check` lints accepted text and exits 10 on refused text', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ct-aa-'));
+    try {
+      await writeFile(join(dir, 'ok'), VALID);
+      const ok = await runCt(['profile', 'apparmor-check', join(dir, 'ok')]);
+      expect(ok.code).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ linted: true, ok: true, names: ['myapp'] });
+      await writeFile(join(dir, 'bad'), VALID.replace('  file,', '  file,\n  /bin/sh ux,'));
+      const bad = await runCt(['profile', 'apparmor-check', join(dir, 'bad')]);
+      expect(bad.code).toBe(10);
+      expect(bad.stderr).toContain('PROFILE_INVALID');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
