@@ -1,0 +1,250 @@
+/**
+ * The build action: pack a source into a .ctp, attest it (SLSA provenance, SPDX SBOM), sign
+ * (keyless with the job's OIDC identity, or with a key), record in the transparency logs, verify
+ * what was produced, optionally check a policy, push to a registry, then report (outputs, job
+ * summary, commit status). Everything it does is a library call; this file only sequences them.
+ * One load-guard-run shape: status `pending` first, the final status in `finally`.
+ */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import { packCtp } from '../../src/bundle/pack/pack.js';
+import { openCtp } from '../../src/bundle/read.js';
+import { attestCtp } from '../../src/attest/predicates.js';
+import { claimsFromToken } from '../../src/attest/ci-context.js';
+import type { Statement } from '../../src/attest/statement.js';
+import { signCtp } from '../../src/attest/sign-ctp.js';
+import { loadTrustStore, trustStoreDigest } from '../../src/trust/store.js';
+import type { TrustStore } from '../../src/trust/types.js';
+import { keyIdOf } from '../../src/trust/keyid.js';
+import type { LogEndpoint } from '../../src/tlog/client.js';
+import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
+import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
+import { loadTrustedRootFile, publicGoodTrustedRoot, type LoadedTrustedRoot } from '../../src/verify/sigstore/trusted-root.js';
+import type { VerificationReport, TrustMaterial } from '../../src/verify/report.js';
+import { pushCtp } from '../../src/oci/push.js';
+import type { ActionIo } from './io.js';
+import { buildSecrets, type BuildInputs } from './inputs.js';
+import { postCommitStatus, type StatusState } from './status.js';
+import { signKeyless } from './sign-keyless.js';
+import { policyDecision, firstViolation } from './policy-gate.js';
+import { buildStatusLine, buildSummary } from './summary.js';
+import type { BuildResult } from './result.js';
+
+export type { BuildResult };
+
+const FILE_OF: Record<'slsa' | 'spdx', string> = { slsa: 'provenance.sigstore.json', spdx: 'sbom.sigstore.json' };
+
+/** The failure as users see it: `CODE: message`, never a stack. */
+export function describeError(e: unknown): { code: string; message: string } {
+  if (e instanceof CtError) return { code: e.code, message: e.message };
+  return { code: 'ERROR', message: (e as Error)?.message ?? String(e) };
+}
+
+/** Replaces every secret value in a text: a belt to the runner's masking braces. */
+export function scrub(text: string, secrets: string[]): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
+  return out;
+}
+
+async function readJson(path: string, input: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new CtError('IO_ERROR', `input ${input}: ${path}: ${(e as Error).message}`, { input, path }, { cause: e });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new CtError('JSON_INVALID', `input ${input}: ${path}: not JSON (${(e as Error).message})`, { input, path }, { cause: e });
+  }
+}
+
+function logEndpoints(store: TrustStore, ids: string[]): LogEndpoint[] {
+  const logs = store.logs ?? {};
+  const chosen = ids.length ? ids : Object.keys(logs).filter((id) => logs[id]?.url).sort();
+  return chosen.map((id) => {
+    const l = logs[id];
+    if (!l) throw new CtError('USAGE', `input logs: ${id} is not a log of the trust store (known: ${Object.keys(logs).join(', ') || 'none'})`, { input: 'logs', log: id });
+    if (!l.url) throw new CtError('USAGE', `input logs: log ${id} has no url in the trust store`, { input: 'logs', log: id });
+    return { id, url: l.url, publicKey: l.publicKey, operator: l.operator };
+  });
+}
+
+async function packSource(i: BuildInputs): Promise<{ path: string; name: string; version: string; imageDigest: string }> {
+  await mkdir(i.outputDir, { recursive: true });
+  const tmp = join(i.outputDir, `.ct-build-${process.pid}.ctp`);
+  const s = i.source;
+  if ('image' in s) {
+    throw new CtError('USAGE', 'input image: pulling an image by reference is not supported yet; give path, oci-layout or image-tar', { input: 'image' });
+  }
+  const from = 'dir' in s ? { dir: resolve(s.dir) } : 'ociLayout' in s ? { ociLayout: resolve(s.ociLayout) } : { imageTar: resolve(s.imageTar) };
+  const packed = await packCtp({ from, out: tmp, name: i.name, version: i.version, securityDir: i.securityDir });
+  const safe = (v: string) => v.replace(/[^\w.-]+/g, '_');
+  const path = join(i.outputDir, `${safe(packed.manifest.name)}-${safe(packed.manifest.version)}.ctp`);
+  await rename(tmp, path);
+  return { path, name: packed.manifest.name, version: packed.manifest.version, imageDigest: packed.imageDigest };
+}
+
+async function statementsFor(path: string, i: BuildInputs, claims: Record<string, unknown>): Promise<{ file: string; statement: Statement }[]> {
+  const kinds: ('slsa' | 'spdx')[] = [...(i.provenance ? ['slsa' as const] : []), ...(i.sbom ? ['spdx' as const] : [])];
+  if (kinds.length === 0) throw new CtError('USAGE', 'inputs provenance and sbom are both false: there is nothing to sign', { input: 'provenance' });
+  const archive = await openCtp(path);
+  const out: { file: string; statement: Statement }[] = [];
+  for (const kind of kinds) out.push({ file: FILE_OF[kind], statement: await attestCtp(archive, { kind, env: i.env, claims, sourceDir: i.env.GITHUB_WORKSPACE }) });
+  return out;
+}
+
+function trustedRootFor(i: BuildInputs): Promise<LoadedTrustedRoot | undefined> | LoadedTrustedRoot | undefined {
+  if (i.sigstore.trustedRoot) return loadTrustedRootFile(i.sigstore.trustedRoot);
+  if (i.sigstore.instance === 'public-good') return publicGoodTrustedRoot();
+  return undefined; // staging: no offline root shipped; verification is reported as skipped
+}
+
+function verificationOf(report: VerificationReport): NonNullable<BuildResult['verification']> {
+  return { decision: report.decision, code: report.code, ...(report.message ? { message: report.message } : {}), logEntriesVerified: report.logEntriesVerified };
+}
+
+async function buildSteps(i: BuildInputs, io: ActionIo, r: BuildResult): Promise<void> {
+  const packed = await packSource(i);
+  Object.assign(r, { name: packed.name, version: packed.version, bundlePath: packed.path, imageDigest: packed.imageDigest });
+  io.info(`packed ${packed.name} ${packed.version} → ${packed.path} (image ${packed.imageDigest})`);
+
+  const store: TrustStore = i.trustStore ? await loadTrustStore(i.trustStore) : { version: 1, keys: {} };
+  const logs = i.trustStore ? logEndpoints(store, i.logs) : [];
+  let trustedRoot: LoadedTrustedRoot | undefined;
+  let report: VerificationReport | undefined;
+  const requiredPredicates: string[] = [];
+
+  if (i.signing.mode === 'keyless') {
+    let token: string;
+    try {
+      token = await io.idToken(i.signing.audience);
+    } catch (e) {
+      throw new CtError('USAGE', `keyless signing needs the job's OIDC token (permissions: id-token: write): ${(e as Error).message}`, { input: 'signing' }, { cause: e });
+    }
+    io.setSecret(token);
+    const statements = await statementsFor(packed.path, i, claimsFromToken(token));
+    requiredPredicates.push(...statements.map((s) => s.statement.predicateType));
+    const sig = i.sigstore;
+    const signed = await signKeyless(packed.path, {
+      identityToken: token,
+      sigstore: {
+        ...(sig.instance === 'staging' ? { staging: true } : {}),
+        ...(sig.fulcioURL ? { fulcioURL: sig.fulcioURL } : {}),
+        ...(sig.rekorURL ? { rekorURL: sig.rekorURL } : {}),
+        ...(sig.tsaURL ? { tsaURL: sig.tsaURL } : {}),
+        ...(sig.signingConfig ? { signingConfig: await readJson(sig.signingConfig, 'signing-config') } : {}),
+      },
+      statements,
+      logs,
+      logQuorum: i.logQuorum,
+    });
+    Object.assign(r, { bundleDigest: signed.bundleDigest, identity: signed.identity, attestations: signed.attestations });
+    trustedRoot = await trustedRootFor(i);
+    if (trustedRoot && signed.identity.issuer && signed.identity.subject) {
+      const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store), trustedRoot, trustedRootDigest: trustedRoot.digest };
+      // Rekor is the one log the Sigstore verifier counts; the VCS entries were checked on receipt
+      // (inclusion proof and SET against the log's key from the trust store).
+      report = await verifyCtp(packed.path, {
+        trust,
+        verifiers: defaultVerifiers({ policy: { issuer: signed.identity.issuer, subject: signed.identity.subject }, trustedRoot }),
+        requirements: { requiredPredicates, logQuorum: 1 },
+      });
+    }
+  } else {
+    if (!i.trustStore || logs.length === 0) throw new CtError('USAGE', 'input trust-store: signing with a key records in VCS logs: give a trust store with at least one log', { input: 'trust-store' });
+    let key;
+    try {
+      key = createPrivateKey({ key: i.signing.keyPem, format: 'pem', passphrase: i.signing.passphrase });
+    } catch (e) {
+      throw new CtError('KEY_INVALID', `input key: not a usable PEM private key (${(e as Error).message.split('\n')[0]})`, { input: 'key' }, { cause: e });
+    }
+    const statements = await statementsFor(packed.path, i, {});
+    requiredPredicates.push(...statements.map((s) => s.statement.predicateType));
+    const signed = await signCtp(packed.path, { key, logs, predicates: statements.map((s) => ({ type: s.statement.predicateType, predicate: s.statement.predicate })) });
+    const keyId = keyIdOf(createPublicKey(key));
+    const byLog = signed.logs;
+    Object.assign(r, {
+      bundleDigest: signed.bundleDigest,
+      identity: { keyId },
+      attestations: signed.attestations.map((a) => ({ predicateType: a.predicateType, path: 'attestations/bundle.json', digest: a.digest, logs: byLog.map((l) => ({ logId: l.id, ok: l.ok, ...(l.message ? { message: l.message } : {}) })) })),
+    });
+    report = await verifyCtp(packed.path, { trust: { store, storeDigest: trustStoreDigest(store) }, requirements: { requiredPredicates, logQuorum: i.logQuorum } });
+  }
+
+  if (report) {
+    r.verification = verificationOf(report);
+    r.warnings.push(...report.warnings);
+    if (report.decision === 'REJECT') throw new CtError((report.code ?? 'MALFORMED_BUNDLE') as never, `the signed bundle does not verify: ${report.message ?? report.code}`, { stage: 'verify' });
+  } else {
+    r.verification = { decision: 'SKIPPED', code: null, message: 'no trusted root for this Sigstore instance (input trusted-root)' };
+    r.warnings.push('signed bundle not verified: no trusted root for this Sigstore instance (give trusted-root)');
+  }
+
+  if (i.policy) {
+    const d = await policyDecision(packed.path, report ?? (await verifyCtp(packed.path, { trust: { store, storeDigest: trustStoreDigest(store) }, mode: 'audit' })), [i.policy], i.environment);
+    r.policy = { allow: d.allow, policies: d.policies, ...(d.allow ? {} : { message: firstViolation(d) }) };
+    r.warnings.push(...d.warnings.map((w) => `policy ${w.policy}/${w.rule}: ${w.code} ${w.message}`));
+    if (!d.allow) throw new CtError('POLICY_VIOLATION', `policy pre-check for environment ${i.environment}: ${firstViolation(d)}`, { stage: 'policy' });
+  }
+
+  if (i.push) {
+    const creds = i.registry.username !== undefined || i.registry.password !== undefined ? { credentials: { username: i.registry.username ?? '', password: i.registry.password ?? '' } } : {};
+    const pushed = await pushCtp(packed.path, i.push, {
+      ...creds,
+      plainHttp: i.registry.plainHttp,
+      ...(i.registry.allowedAddresses.length ? { allowedAddresses: i.registry.allowedAddresses } : {}),
+    });
+    r.pushed = { reference: pushed.reference, artifacts: pushed.artifacts.length };
+    io.info(`pushed ${pushed.reference} (${pushed.artifacts.length} attestation artifact(s), referrers via ${pushed.referrers})`);
+  }
+}
+
+function setOutputs(r: BuildResult, io: ActionIo): void {
+  const out: Record<string, string | undefined> = {
+    'bundle-path': r.bundlePath,
+    'image-digest': r.imageDigest,
+    'bundle-digest': r.bundleDigest,
+    attestations: JSON.stringify(r.attestations.map((a) => ({ path: a.path, predicateType: a.predicateType, digest: a.digest }))),
+    'log-entries': JSON.stringify(r.attestations.flatMap((a) => [
+      ...(a.rekorLogIndex !== undefined ? [{ attestation: a.digest, log: 'rekor', logIndex: a.rekorLogIndex }] : []),
+      ...a.logs.filter((l) => l.ok).map((l) => ({ attestation: a.digest, log: l.logId, ...(l.logIndex !== undefined ? { logIndex: l.logIndex } : {}) })),
+    ])),
+    'registry-reference': r.pushed?.reference,
+    identity: r.identity?.subject ?? r.identity?.keyId ?? undefined,
+    verification: r.verification?.decision,
+  };
+  for (const [k, v] of Object.entries(out)) if (v !== undefined) io.setOutput(k, v);
+}
+
+export async function run(i: BuildInputs, io: ActionIo): Promise<BuildResult> {
+  const secrets = buildSecrets(i);
+  secrets.forEach((s) => io.setSecret(s));
+  const r: BuildResult = { ok: false, signing: i.signing.mode, attestations: [], warnings: [] };
+  const target = { token: i.githubToken ?? '', ctx: i.ctx, sha: i.sha };
+  const status = async (state: StatusState, description: string) => {
+    if (!i.githubToken) return;
+    const why = await postCommitStatus(target, { state, context: i.statusContext, description: scrub(description, secrets) });
+    if (why) r.warnings.push(why);
+  };
+  await status('pending', 'Cerro Torre: packing, signing and publishing');
+  try {
+    await buildSteps(i, io, r);
+    r.ok = true;
+  } catch (e) {
+    r.error = describeError(e);
+    r.error.message = scrub(r.error.message, secrets);
+    if (r.bundlePath === undefined) await rm(join(i.outputDir, `.ct-build-${process.pid}.ctp`), { force: true }).catch(() => undefined);
+  } finally {
+    await status(r.ok ? 'success' : 'failure', buildStatusLine(r));
+    setOutputs(r, io);
+    for (const w of r.warnings) io.warning(scrub(w, secrets));
+    await io.summary(scrub(buildSummary(r), secrets)).catch((e) => io.warning(`job summary not written: ${(e as Error).message}`));
+    if (!r.ok) io.setFailed(`${r.error!.code}: ${r.error!.message}`);
+  }
+  return r;
+}

@@ -1,0 +1,188 @@
+/**
+ * The build action end to end, as a runner runs it: `node dist/index.js` in a child process with
+ * INPUT_*, GITHUB_*, RUNNER_TEMP, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and the Actions OIDC token
+ * endpoint. examples/hello → .ctp signed keylessly by the test Sigstore (Fulcio, Rekor) and
+ * logged in two VCS transparency logs → pushed to a real docker-registry → outputs, job summary,
+ * commit status on the GitHub API stand-in (validated against GitHub's OpenAPI description).
+ */
+import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
+import { startOidcProvider, type OidcProvider } from '../support/oidc-provider.js';
+import { startGitHubApi, type GitHubApi } from '../support/github-api.js';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { startLogServer, type LogServer } from '../../src/tlog/index.js';
+import { addKey, addLog, newTrustStore } from '../../src/trust/edit.js';
+import { openCtp } from '../../src/bundle/read.js';
+import { fetchCtp } from '../../src/oci/fetch.js';
+import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
+import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
+import { trustedRootFromJSON } from '../../src/verify/sigstore/trusted-root.js';
+import { trustStoreDigest } from '../../src/trust/store.js';
+import { runAction, type ActionRun } from './runner.js';
+
+const SHA = 'c0ffee'.padEnd(40, '0');
+const GITHUB_TOKEN = `ghp_${'x'.repeat(8)}TESTTOKEN${Date.now()}`;
+const SAN = 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main';
+
+let dir: string;
+let sigstore: SigstoreMock;
+let oidc: OidcProvider;
+let github: GitHubApi;
+let registry: TestRegistry;
+let logA: LogServer;
+let logB: LogServer;
+let trustStorePath: string;
+let trustedRootPath: string;
+
+function runnerEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    GITHUB_REPOSITORY: 'acme/app',
+    GITHUB_REPOSITORY_ID: '100200300',
+    GITHUB_REPOSITORY_OWNER: 'acme',
+    GITHUB_REPOSITORY_OWNER_ID: '4004004',
+    GITHUB_SHA: SHA,
+    GITHUB_REF: 'refs/heads/main',
+    GITHUB_REF_NAME: 'main',
+    GITHUB_REF_TYPE: 'branch',
+    GITHUB_RUN_ID: '9000000001',
+    GITHUB_RUN_NUMBER: '17',
+    GITHUB_RUN_ATTEMPT: '1',
+    GITHUB_WORKFLOW: 'Release',
+    GITHUB_WORKFLOW_REF: 'acme/app/.github/workflows/release.yml@refs/heads/main',
+    GITHUB_WORKFLOW_SHA: SHA,
+    GITHUB_EVENT_NAME: 'push',
+    GITHUB_ACTOR: 'octocat',
+    GITHUB_SERVER_URL: 'https://github.com',
+    GITHUB_API_URL: github.url,
+    RUNNER_ENVIRONMENT: 'github-hosted',
+    RUNNER_OS: 'Linux',
+    RUNNER_ARCH: 'X64',
+    RUNNER_TEMP: join(dir, 'runner-temp'),
+    ...oidc.env,
+    ...extra,
+  };
+}
+
+function keylessInputs(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    path: 'examples/hello',
+    sigstore: 'custom',
+    'fulcio-url': sigstore.fulcioURL,
+    'rekor-url': sigstore.rekorURL,
+    'trusted-root': trustedRootPath,
+    'trust-store': trustStorePath,
+    logs: 'log-a\nlog-b',
+    'log-quorum': '3',
+    ...extra,
+  };
+}
+
+/** The secrets of a run: none may appear in what the runner shows, the summary or the outputs. */
+function assertNoSecrets(run: ActionRun, secrets: string[]): void {
+  expect(secrets.length).toBeGreaterThan(0);
+  const outputs = JSON.stringify(run.outputs);
+  for (const s of secrets) {
+    expect(run.visible.includes(s)).toBe(false);
+    expect(run.stderr.includes(s)).toBe(false);
+    expect(run.summary.includes(s)).toBe(false);
+    expect(outputs.includes(s)).toBe(false);
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ct-action-build-'));
+  sigstore = await startSigstoreMock();
+  oidc = await startOidcProvider(sigstore.oidc, { repository: 'acme/app' });
+  github = await startGitHubApi();
+  registry = await startRegistry();
+  logA = await startLogServer({ db: join(dir, 'a.db'), logId: 'log-a', operator: 'operator-a' });
+  logB = await startLogServer({ db: join(dir, 'b.db'), logId: 'log-b', operator: 'operator-b' });
+  let store = newTrustStore('ct-action-test');
+  store = addLog(store, 'log-a', { operator: 'operator-a', publicKey: createPublicKey({ key: Buffer.from(logA.publicKey, 'base64'), format: 'der', type: 'spki' }), url: logA.url });
+  store = addLog(store, 'log-b', { operator: 'operator-b', publicKey: createPublicKey({ key: Buffer.from(logB.publicKey, 'base64'), format: 'der', type: 'spki' }), url: logB.url });
+  trustStorePath = join(dir, 'trust-store.json');
+  await writeFile(trustStorePath, JSON.stringify(store, null, 2));
+  trustedRootPath = join(dir, 'trusted-root.json');
+  await writeFile(trustedRootPath, JSON.stringify(sigstore.trustedRoot));
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.allSettled([sigstore?.close(), oidc?.close(), github?.close(), registry?.stop(), logA?.close(), logB?.close()]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('build action (dist/index.js)', () => {
+  it('packs, signs keylessly, logs in two VCS logs, pushes, sets outputs, writes the summary and posts the commit status', async () => {
+    const reference = `${registry.host}/acme/hello:1.0.0`;
+    const run = await runAction({
+      actionYml: 'action.yml',
+      githubToken: GITHUB_TOKEN,
+      env: runnerEnv(),
+      inputs: keylessInputs({ push: reference, 'registry-plain-http': 'true', 'registry-allowed-addresses': '127.0.0.1' }),
+    });
+    expect({ code: run.code, errors: run.annotations.filter((a) => a.level === 'error') }).toEqual({ code: 0, errors: [] });
+
+    // Outputs (GITHUB_OUTPUT).
+    const o = run.outputs;
+    expect(o['image-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(o['bundle-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(o.identity).toBe(SAN);
+    expect(o.verification).toBe('ALLOW');
+    expect(o['registry-reference']).toContain(`@${o['image-digest']}`);
+    const atts = JSON.parse(o.attestations) as { path: string; predicateType: string; digest: string }[];
+    expect(atts.map((a) => a.predicateType).sort()).toEqual(['https://slsa.dev/provenance/v1', 'https://spdx.dev/Document']);
+    const entries = JSON.parse(o['log-entries']) as { attestation: string; log: string; logIndex: number }[];
+    for (const a of atts) expect(entries.filter((e) => e.attestation === a.digest).map((e) => e.log).sort()).toEqual(['log-a', 'log-b', 'rekor']);
+
+    // The .ctp: Sigstore bundles and the VCS log entries, its digest as reported.
+    const ctp = await openCtp(o['bundle-path']);
+    expect(ctp.bundleDigest).toBe(o['bundle-digest']);
+    expect([...ctp.entries.keys()].filter((n) => n.startsWith('attestations/')).sort()).toEqual([
+      'attestations/provenance.sigstore.json', 'attestations/sbom.sigstore.json', 'attestations/vcs-log-entries.json',
+    ]);
+    const receipts = JSON.parse(ctp.file('attestations/vcs-log-entries.json').toString('utf8')) as { attestations: { logEntries: { logId: string }[] }[] };
+    expect(receipts.attestations.map((a) => a.logEntries.map((e) => e.logId).sort())).toEqual([['log-a', 'log-b'], ['log-a', 'log-b']]);
+    expect(logA.api.sth().treeSize).toBe(2);
+
+    // An independent verification of what was pushed: fetch by digest, byte-identical, verifies.
+    const fetched = join(dir, 'fetched.ctp');
+    await fetchCtp(o['registry-reference'], fetched, { plainHttp: true, allowedAddresses: ['127.0.0.1'] });
+    expect((await readFile(fetched)).equals(await readFile(o['bundle-path']))).toBe(true);
+    const root = trustedRootFromJSON(sigstore.trustedRoot, 'test');
+    const store = JSON.parse(await readFile(trustStorePath, 'utf8'));
+    const report = await verifyCtp(fetched, {
+      trust: { store, storeDigest: trustStoreDigest(store), trustedRoot: root, trustedRootDigest: root.digest },
+      verifiers: defaultVerifiers({ policy: { issuer: 'https://token.actions.githubusercontent.com', subject: SAN }, trustedRoot: root }),
+      requirements: { logQuorum: 1 },
+    });
+    expect({ decision: report.decision, code: report.code }).toEqual({ decision: 'ALLOW', code: null });
+
+    // Job summary.
+    expect(run.summary).toContain(o['image-digest']);
+    expect(run.summary).toContain(SAN);
+    expect(run.summary).toMatch(/log-a #\d+/);
+    expect(run.summary).toMatch(/\| #\d+ \|/); // the Rekor log index
+    expect(run.summary).toContain('ALLOW');
+
+    // Commit statuses: pending, then success, shaped as GitHub's API takes them.
+    expect(github.errors).toEqual([]);
+    const statuses = github.requests.filter((r) => r.operationId === 'repos/create-commit-status');
+    expect(statuses.map((s) => s.body.state)).toEqual(['pending', 'success']);
+    for (const s of statuses) {
+      expect(s.params).toEqual({ owner: 'acme', repo: 'app', sha: SHA });
+      expect(s.body.context).toBe('cerro-torre/build');
+      expect(s.body.description.length).toBeLessThanOrEqual(140);
+      expect(s.body.target_url).toBe('https://github.com/acme/app/actions/runs/9000000001');
+      expect(s.headers.authorization).toBe(`token ${GITHUB_TOKEN}`);
+    }
+
+    // The OIDC token was asked for with audience sigstore, masked, and never shown.
+    expect(oidc.requests.map((r) => [r.audience, r.authorized])).toContainEqual(['sigstore', true]);
+    expect(run.masked).toEqual(expect.arrayContaining([GITHUB_TOKEN, ...oidc.issued]));
+    assertNoSecrets(run, [GITHUB_TOKEN, oidc.requestToken, ...oidc.issued]);
+  }, 60_000);
+});
