@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { repoRoot, runCt } from '../support/cli.js';
+
+const TEMPLATE = join(repoRoot, 'templates', 'policy-repo');
+const DEPLOYMENTS = join(TEMPLATE, 'deployments.example.json');
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'ct-policy-cli-'));
+});
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+async function copyTemplate(name: string): Promise<string> {
+  const dir = join(tmp, name);
+  await cp(TEMPLATE, dir, { recursive: true });
+  return dir;
+}
+
+function lineOf(text: string, needle: string): number {
+  return text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+}
+
+describe('ct policy test', () => {
+  it('passes on the starter repository, with --require-tests', async () => {
+    const r = await runCt(['policy', 'test', 'templates/policy-repo', '--require-tests']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\d+ passed, 0 failed, 0 error\(s\)$/m);
+    expect(r.stdout).not.toMatch(/^FAIL/m);
+  });
+
+  it('passes on the default policies and writes JUnit', async () => {
+    const out = join(tmp, 'junit.xml');
+    const r = await runCt(['policy', 'test', 'policies', '--require-tests', '--format', 'junit', '--output', out]);
+    expect(r.code).toBe(0);
+    const xml = await readFile(out, 'utf8');
+    expect(xml).toContain('failures="0" errors="0"');
+    expect((xml.match(/<testcase /g) ?? []).length).toBeGreaterThanOrEqual(20);
+  });
+
+  it('a deliberately broken policy fails with its file:line:column', async () => {
+    const dir = await copyTemplate('broken');
+    const file = join(dir, 'policies', 'production', 'production.policy.yaml');
+    const text = (await readFile(file, 'utf8')).replace('logQuorum: 2', 'logQuorum: two');
+    await writeFile(file, text);
+    const r = await runCt(['policy', 'test', dir]);
+    expect(r.code).toBe(10);
+    expect(r.stdout).toContain(`ERROR ${file}:${lineOf(text, 'logQuorum: two')}:12: error [schema] /logQuorum`);
+    const lint = await runCt(['policy', 'lint', dir, '--format', 'json']);
+    expect(lint.code).toBe(10);
+    const json = JSON.parse(lint.stdout);
+    expect(json.issues).toEqual([expect.objectContaining({ file, line: lineOf(text, 'logQuorum: two'), kind: 'schema', severity: 'error' })]);
+  });
+
+  it('a failing case exits 1 and names the case by file:line; JSON output carries the codes', async () => {
+    const dir = await copyTemplate('failing');
+    const suite = join(dir, 'policies', 'production', 'production.test.yaml');
+    const text = (await readFile(suite, 'utf8')).replace('expect: { allow: false, violations: [RUNS_AS_ROOT] }', 'expect: { allow: true }');
+    await writeFile(suite, text);
+    const r = await runCt(['policy', 'test', dir]);
+    expect(r.code).toBe(1);
+    const caseLine = lineOf(text, '- name: runs as root');
+    expect(r.stdout).toContain(`FAIL ${suite}:${caseLine} runs as root`);
+    const j = await runCt(['policy', 'test', dir, '--format', 'json']);
+    expect(j.code).toBe(1);
+    const failed = JSON.parse(j.stdout).cases.filter((c: { passed: boolean }) => !c.passed);
+    expect(failed).toEqual([expect.objectContaining({ name: 'runs as root', allow: false, violations: ['RUNS_AS_ROOT'] })]);
+  });
+
+  it('--require-tests fails when a policy has no case', async () => {
+    const dir = await copyTemplate('untested');
+    await rm(join(dir, 'policies', 'development', 'development.test.yaml'));
+    const r = await runCt(['policy', 'test', dir, '--require-tests']);
+    expect(r.code).toBe(10);
+    expect(r.stdout).toContain('development.policy.yaml:3:1: error [untested]');
+    expect((await runCt(['policy', 'test', dir])).code).toBe(0);
+  });
+});
+
+describe('ct policy explain', () => {
+  let evidenceFile: string;
+  beforeAll(async () => {
+    const fixture = parse(await readFile(join(repoRoot, 'policies', 'production', 'fixtures', 'release.yaml'), 'utf8'));
+    evidenceFile = join(tmp, 'input.json');
+    await writeFile(evidenceFile, JSON.stringify(fixture));
+  });
+
+  it('allows the release fixture and records the decision', async () => {
+    const audit = join(tmp, 'audit.jsonl');
+    const r = await runCt(['policy', 'explain', '-', '--evidence', evidenceFile, '--policies', 'policies', '--format', 'json', '--audit-log', audit]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ allow: true, policies: ['production'], violations: [] });
+    const rec = JSON.parse((await readFile(audit, 'utf8')).trim());
+    expect(rec).toMatchObject({ decision: 'ALLOW', mode: 'strict', imageDigest: `sha256:${'1'.repeat(64)}` });
+  });
+
+  it('exits 4 when no policy covers the environment and prints why', async () => {
+    const r = await runCt(['policy', 'explain', '-', '--evidence', evidenceFile, '--policies', 'policies', '--environment', 'staging']);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toMatch(/^decision: DENY/m);
+    expect(r.stdout).toMatch(/^ {2}- NO_POLICY \[\(engine\) match\]/m);
+  });
+
+  it('an integrity failure keeps its own exit code (LOG_PROOF_INVALID → 2), even with --mode audit', async () => {
+    const withFinding = join(tmp, 'tampered.json');
+    const doc = JSON.parse(await readFile(evidenceFile, 'utf8'));
+    doc.findings = [{ code: 'LOG_PROOF_INVALID', message: 'bad inclusion proof', integrity: true }];
+    await writeFile(withFinding, JSON.stringify(doc));
+    const r = await runCt(['policy', 'explain', '-', '--evidence', withFinding, '--policies', 'policies', '--mode', 'audit', '--format', 'json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).violations.map((v: { code: string }) => v.code)).toEqual(['LOG_PROOF_INVALID']);
+  });
+
+  it('reads the manifest and security files of an unpacked bundle', async () => {
+    const bundle = join(tmp, 'bundle');
+    await mkdir(join(bundle, 'security'), { recursive: true });
+    const fixture = JSON.parse(await readFile(evidenceFile, 'utf8'));
+    await writeFile(
+      join(bundle, 'manifest.toml'),
+      `name = "shop"\nversion = "1.4.0"\nimage_digest = "${fixture.evidence.imageDigest}"\n\n[metadata]\nbuild_timestamp = "2026-05-01T00:00:00Z"\nbuilder = "ci"\n\n[runtime]\nuser = "root"\nread_only_rootfs = true\n`,
+    );
+    await writeFile(join(bundle, 'security', 'seccomp.json'), JSON.stringify(fixture.manifest.security.seccomp));
+    const r = await runCt(['policy', 'explain', bundle, '--evidence', evidenceFile, '--policies', 'policies', '--format', 'json']);
+    expect(r.code).toBe(4);
+    expect(JSON.parse(r.stdout).violations.map((v: { code: string }) => v.code)).toEqual(['RUNS_AS_ROOT']);
+  });
+});
+
+describe('ct policy diff', () => {
+  async function tightened(): Promise<string> {
+    const dir = await copyTemplate('tightened');
+    const file = join(dir, 'policies', 'production', 'production.policy.yaml');
+    // Only the billing repository's release workflow may sign for production now.
+    const text = (await readFile(file, 'utf8')).replace('example-org/[A-Za-z0-9_.-]+/\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml@', 'example-org/billing/\\.github/workflows/release\\.yml@');
+    expect(text).toContain('example-org/billing/');
+    await writeFile(file, text);
+    return join(dir, 'policies');
+  }
+
+  it('prints the impact table for a change that tightens a signer rule', async () => {
+    const head = await tightened();
+    const r = await runCt(['policy', 'diff', 'templates/policy-repo/policies', head, '--against', DEPLOYMENTS]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('**1 would now be denied**');
+    expect(r.stdout).toContain('| Deployment | App | Environment | Image | Before | After | Why (after) |');
+    expect(r.stdout).toMatch(/^\| ⛔ prod-shop-1 \| shop \| production \| `sha256:111111111111` \| allowed \| denied \| `SIGNER_NOT_ALLOWED` \(production\) \|$/m);
+    expect(r.stdout).not.toContain('dev-shop-7');
+    expect(r.stdout).toContain('`production` (modified)');
+    const failing = await runCt(['policy', 'diff', 'templates/policy-repo/policies', head, '--against', DEPLOYMENTS, '--fail-on-deny']);
+    expect(failing.code).toBe(4);
+  });
+
+  it('compares git revisions of a repository path', async () => {
+    const repo = join(tmp, 'gitrepo');
+    await cp(TEMPLATE, repo, { recursive: true });
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...args], { stdio: 'pipe' });
+    git('init', '-q');
+    git('add', '.');
+    git('commit', '-q', '-m', 'base');
+    const head = await tightened();
+    await cp(join(head, 'production', 'production.policy.yaml'), join(repo, 'policies', 'production', 'production.policy.yaml'));
+    git('commit', '-q', '-am', 'tighten');
+    const r = await runCt(['policy', 'diff', 'HEAD~1', 'HEAD', '--repo', repo, '--path', 'policies', '--against', DEPLOYMENTS, '--format', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.counts).toEqual({ 'now-denied': 1, 'now-allowed': 0, 'reasons-changed': 0, unchanged: 1 });
+    expect(j.rows.find((x: { id: string }) => x.id === 'prod-shop-1').after.violations).toEqual(['SIGNER_NOT_ALLOWED']);
+    const bad = await runCt(['policy', 'diff', '--', '--upload-pack=x', 'HEAD', '--repo', repo, '--against', DEPLOYMENTS]);
+    expect(bad.code).not.toBe(0);
+  });
+});
