@@ -47,10 +47,14 @@ export interface SignCtpResult {
   logs: { id: string; url: string; ok: boolean; message?: string }[];
 }
 
-/** Files a statement about this .ctp must name (everything outside oci-layout/ and attestations/). */
+/**
+ * Files a statement about this .ctp names: everything outside oci-layout/ and attestations/
+ * (SPEC §2), plus the layout's index.json and oci-layout marker, the two layout files no digest
+ * covers (their annotations and platform fields would otherwise be unsigned).
+ */
 export function coveredFiles(archive: CtpArchive): CoveredFile[] {
   return [...archive.entries.entries()]
-    .filter(([n]) => !n.startsWith('oci-layout/') && !n.startsWith('attestations/'))
+    .filter(([n]) => (!n.startsWith('oci-layout/') && !n.startsWith('attestations/')) || n === 'oci-layout/index.json' || n === 'oci-layout/oci-layout')
     .map(([name, e]) => ({ name, sha256: e.sha256 }));
 }
 
@@ -172,7 +176,8 @@ export async function signCtp(input: string, opts: SignCtpOptions): Promise<Sign
       throw new CtError('NETWORK_ERROR', `attestation ${i + 1} could not be recorded in any transparency log: ${why}`, { logs: r.map((x) => ({ id: x.id, ok: x.ok })) });
     }
   });
-  const bundle = buildVcsBundle(envelopes, entries, { producer: 'cerro-torre', producerVersion: '0.1.0', createdAt: (opts.now ?? new Date()).toISOString() });
+  // No `metadata`: nothing signs it, and a signed .ctp should hold no byte that can change unnoticed.
+  const bundle = buildVcsBundle(envelopes, entries);
   const out = opts.out ?? input;
   const written = await rewriteCtp(input, out, { add: { 'attestations/bundle.json': vcsBundleBytes(bundle) } });
   const logSummary = new Map<string, { id: string; url: string; ok: boolean; message?: string }>();

@@ -71,7 +71,10 @@ export function buildVcsBundle(attestations: DsseEnvelope[], logEntries: VcsLogE
   return b;
 }
 
-/** Bytes of a bundle as `ct` writes it: pretty JSON with a final newline (readers accept any JSON). */
+/**
+ * Bytes of a bundle as `ct` writes it: compact JSON, no final newline. Readers accept any JSON,
+ * but what ct writes has no insignificant byte (whitespace) that could change unnoticed.
+ */
 export function vcsBundleBytes(b: VcsBundle): Buffer {
-  return Buffer.from(`${JSON.stringify(b, null, 2)}\n`, 'utf8');
+  return Buffer.from(JSON.stringify(b), 'utf8');
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { VerificationCache } from '../../src/verify/cache.js';
 import { openCtp } from '../../src/bundle/read.js';
-import { writeCtp } from '../../src/bundle/write.js';
+import { rewriteCtp, writeCtp } from '../../src/bundle/write.js';
 import { makeKey, makeStore, MemLog, trustOf } from './fixtures.js';
 import { SECCOMP, signCtpInMemory, tempDir, writeUnsignedCtp } from './ctp-fixtures.js';
 
@@ -41,7 +41,7 @@ describe('verifyCtp', () => {
     const r = await verifyCtp(signed, { trust });
     expect(r.decision).toBe('ALLOW');
     expect(r.record.imageDigest).toBe(imageDigest);
-    expect(Object.keys(r.evidence.coveredFiles ?? {})).toEqual(['manifest.toml', 'security/seccomp.json']);
+    expect(Object.keys(r.evidence.coveredFiles ?? {})).toEqual(['manifest.toml', 'oci-layout/index.json', 'oci-layout/oci-layout', 'security/seccomp.json']);
     expect(r.record.bundleDigest).toMatch(/^sha256:/);
   });
   it('an unsigned .ctp is rejected in every mode: its manifest.toml is uncovered (UNCOVERED_FILE)', async () => {
@@ -107,5 +107,36 @@ describe('verifyCtp', () => {
     expect(c.code).toBe('REVOKED_KEY');
     expect(cache.size).toBe(1);
     expect(cache.revoke([c.record.bundleDigest!])).toBe(1);
+  });
+});
+
+describe('verifyCtp: bytes outside every digest', () => {
+  it('non-zero tar padding → TAR_MALFORMED (uncompressed file and buffer)', async () => {
+    const bytes = await readFile(signed);
+    const a = await openCtp(bytes);
+    const e = a.entries.get('security/seccomp.json')!;
+    const at = e.dataOffset + e.size;
+    expect(at % 512).not.toBe(0);
+    const b = Buffer.from(bytes);
+    b[at] = 0x20;
+    const p = join(tmp.dir, 'padding.ctp');
+    await writeFile(p, b);
+    expect((await verifyCtp(p, { trust })).code).toBe('TAR_MALFORMED');
+    expect((await verifyCtp(b, { trust })).code).toBe('TAR_MALFORMED');
+  });
+  it('a gzip-compressed signed .ctp verifies (padding checked over the decompressed stream)', async () => {
+    const p = join(tmp.dir, 'signed-gz.ctp');
+    await rewriteCtp(signed, p, { gzip: true });
+    const r = await verifyCtp(p, { trust });
+    expect(r.decision).toBe('ALLOW');
+    expect(r.record.bundleDigest).not.toBe((await verifyCtp(signed, { trust })).record.bundleDigest);
+  });
+  it('index.json edited (annotation) → DIGEST_MISMATCH, since ct sign names it', async () => {
+    const p = await tampered('index', (f) => {
+      const idx = JSON.parse(f.get('oci-layout/index.json')!.toString()) as { manifests: { annotations?: Record<string, string> }[] };
+      idx.manifests[0].annotations = { 'org.opencontainers.image.ref.name': 'evil' };
+      f.set('oci-layout/index.json', Buffer.from(JSON.stringify(idx)));
+    });
+    expect((await verifyCtp(p, { trust })).code).toBe('DIGEST_MISMATCH');
   });
 });

@@ -54,7 +54,7 @@ describe('keygen → sign with two logs → verify → tamper', () => {
     const archive = await openCtp(p('signed.ctp'));
     const bundle = parseVcsBundle(archive.file('attestations/bundle.json'));
     expect(bundle.attestations.map((a) => a.statement.predicateType).sort()).toEqual(['https://slsa.dev/provenance/v1', 'https://spdx.dev/Document']);
-    expect(bundle.attestations[0].statement.subject.map((s) => s.name)).toEqual(['hello:1.0', 'manifest.toml', 'security/seccomp.json']);
+    expect(bundle.attestations[0].statement.subject.map((s) => s.name)).toEqual(['hello:1.0', 'manifest.toml', 'oci-layout/index.json', 'oci-layout/oci-layout', 'security/seccomp.json']);
     expect(new Set(bundle.logEntries.map((e) => e.entry.logId))).toEqual(new Set(['log-one', 'log-two']));
     expect(sign.stdout.trim()).toBe(archive.bundleDigest);
 

@@ -13,10 +13,16 @@ export function mustBeCovered(name: string): boolean {
   return !name.startsWith('oci-layout/') && !name.startsWith('attestations/');
 }
 
-/** Subject names that denote files of the .ctp (rather than the image's reference). */
+/**
+ * Subject names that denote files of the .ctp (rather than the image's reference). The layout's
+ * two non-content-addressed files are not required to be covered (SPEC §2 names only files outside
+ * oci-layout/), but `ct sign` names them, and a named file must then match.
+ */
 function isFileSubject(name: string): boolean {
-  return name === 'manifest.toml' || name.startsWith('security/') || name.startsWith('signatures/');
+  return name === 'manifest.toml' || name.startsWith('security/') || name.startsWith('signatures/') || LAYOUT_FILES.has(name);
 }
+
+export const LAYOUT_FILES: ReadonlySet<string> = new Set(['oci-layout/index.json', 'oci-layout/oci-layout']);
 
 /** Checks coverage; returns covered file → `sha256:<hex>`. Throws UNCOVERED_FILE / DIGEST_MISMATCH. */
 export function checkCoverage(archive: CtpArchive, atts: VerifiedAttestation[]): Record<string, string> {
@@ -30,7 +36,7 @@ export function checkCoverage(archive: CtpArchive, atts: VerifiedAttestation[]):
     }
   }
   const covered: Record<string, string> = {};
-  const names = [...archive.entries.keys()].filter(mustBeCovered).sort();
+  const names = [...archive.entries.keys()].filter((n) => mustBeCovered(n) || (LAYOUT_FILES.has(n) && claimed.has(n))).sort();
   for (const name of names) {
     const e = archive.entries.get(name)!;
     const claims = claimed.get(name);

@@ -23,6 +23,7 @@ import {
 } from '../report.js';
 import { cacheKey, type VerificationCache } from '../cache.js';
 import { checkCoverage } from './coverage.js';
+import { checkTarPadding } from './padding.js';
 import { defaultVerifiers } from './verifiers.js';
 
 export interface CtpVerifyOptions {
@@ -81,6 +82,7 @@ async function verifyUncached(
   const warnings: string[] = [];
   try {
     const image = checkOciLayout(archive);
+    await checkTarPadding(archive);
     const imageDigest = image.manifestDigest;
     const verifiers = opts.verifiers ?? defaultVerifiers();
     const attestationFiles = [...archive.entries.keys()].filter((n) => n.startsWith('attestations/')).sort();

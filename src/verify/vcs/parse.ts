@@ -38,6 +38,20 @@ function malformed(where: string, what: string): CtError {
   return new CtError('MALFORMED_BUNDLE', `${where}: ${what}`, { where });
 }
 
+/** Bundle format versions this verifier reads; anything else is MALFORMED_BUNDLE rather than guessed at. */
+const SUPPORTED_VERSIONS = new Set(['0.1.0']);
+
+/**
+ * Standard base64 in its one canonical spelling. Base64 is malleable (the unused low bits of the
+ * last character, optional padding): accepting several spellings of one signature would let a
+ * bundle change without any check noticing.
+ */
+export function decodeCanonicalBase64(s: string, where: string): Buffer {
+  const b = decodeBase64Strict(s, where);
+  if (b.toString('base64') !== s) throw malformed(where, 'base64 is not in canonical form (standard alphabet, padded, unused bits zero)');
+  return b;
+}
+
 function hashBytes(h: string): Buffer {
   return Buffer.from(h.startsWith('sha256:') ? h.slice(7) : h, 'hex');
 }
@@ -58,18 +72,20 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
     throw new CtError('MALFORMED_BUNDLE', `bundle: ${errs[0].path}: ${errs[0].message}`, { where: errs[0].path, errors: errs.slice(0, 20) });
   }
   const bundle = doc as VcsBundle;
-  if (!/^0\.\d+\.\d+$/.test(bundle.version)) throw malformed('$.version', `unsupported bundle version ${bundle.version} (0.x expected)`);
+  if (!SUPPORTED_VERSIONS.has(bundle.version)) throw malformed('$.version', `unsupported bundle version ${bundle.version} (this verifier reads ${[...SUPPORTED_VERSIONS].join(', ')})`);
 
   const attestations = bundle.attestations.map((env, i): ParsedAttestation => {
     const where = `$.attestations[${i}]`;
     if (env.payloadType !== INTOTO_PAYLOAD_TYPE) throw malformed(`${where}.payloadType`, `must be ${INTOTO_PAYLOAD_TYPE}`);
-    const payload = decodeBase64Strict(env.payload, `${where}.payload`);
+    const payload = decodeCanonicalBase64(env.payload, `${where}.payload`);
+    env.signatures.forEach((sg, j) => decodeCanonicalBase64(sg.sig, `${where}.signatures[${j}].sig`));
     const statement = parseStatement(payload, `${where}.payload`);
     return { index: i, envelope: env, digest: attestationDigest(env), payload, statement };
   });
 
   const logEntries = bundle.logEntries.map((entry, i): ParsedLogEntry => {
     const where = `$.logEntries[${i}]`;
+    decodeCanonicalBase64(entry.signedEntryTimestamp, `${where}.signedEntryTimestamp`);
     const t = Date.parse(entry.integratedTime);
     if (!Number.isFinite(t)) throw malformed(`${where}.integratedTime`, 'not a date-time');
     return {
