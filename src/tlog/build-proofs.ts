@@ -23,12 +23,23 @@ function checkSize(src: NodeSource, treeSize: number, what: string): void {
  * recursion produces them: perfect aligned ranges come straight from the source, others are
  * split at the largest power of two below n. Costs O(log n) lookups and hashes.
  */
-export function rangeRoot(src: NodeSource, start: number, n: number): Buffer {
+export function rangeRoot(src: NodeSource, start: number, n: number, memo?: RangeMemo): Buffer {
   if (n === 0) return EMPTY_ROOT;
   if (isPowerOfTwo(n) && start % n === 0) return src.node(log2Exact(n), start / n);
+  const key = `${start}+${n}`;
+  const known = memo?.get(key);
+  if (known) return known;
   const k = splitPoint(n);
-  return nodeHash(rangeRoot(src, start, k), rangeRoot(src, start + k, n - k));
+  const h = nodeHash(rangeRoot(src, start, k, memo), rangeRoot(src, start + k, n - k, memo));
+  memo?.set(key, h);
+  return h;
 }
+
+/**
+ * Roots of non-perfect ranges already computed, keyed "start+n". Proofs for many indices at one
+ * tree size (a batch of appends) share the right-edge ranges; pass one memo to all of them.
+ */
+export type RangeMemo = Map<string, Buffer>;
 
 export function rootAt(src: NodeSource, treeSize: number): Buffer {
   checkSize(src, treeSize, 'root');
@@ -36,7 +47,7 @@ export function rootAt(src: NodeSource, treeSize: number): Buffer {
 }
 
 /** PATH(m, D[n]) of RFC 6962 §2.1.1, leaf-side hash first. */
-export function inclusionProof(src: NodeSource, index: number, treeSize: number): Buffer[] {
+export function inclusionProof(src: NodeSource, index: number, treeSize: number, memo?: RangeMemo): Buffer[] {
   checkSize(src, treeSize, 'inclusion proof');
   if (!Number.isSafeInteger(index) || index < 0 || index >= treeSize) {
     throw new CtError('USAGE', `inclusion proof: index ${index} is not below tree size ${treeSize}`, { index, treeSize });
@@ -49,10 +60,10 @@ export function inclusionProof(src: NodeSource, index: number, treeSize: number)
   while (n > 1) {
     const k = splitPoint(n);
     if (m < k) {
-      out.push(rangeRoot(src, start + k, n - k));
+      out.push(rangeRoot(src, start + k, n - k, memo));
       n = k;
     } else {
-      out.push(rangeRoot(src, start, k));
+      out.push(rangeRoot(src, start, k, memo));
       start += k;
       m -= k;
       n -= k;

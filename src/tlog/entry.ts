@@ -44,11 +44,16 @@ export function rfc3339Now(now = Date.now()): string {
   return new Date(Math.floor(now / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
+// Logs see the same few predicate types over and over; URL parsing dominated validation.
+const knownUris = new Set<string>();
+
 function isUri(s: unknown): boolean {
   if (typeof s !== 'string' || s.length === 0 || s.length > MAX_URI) return false;
+  if (knownUris.has(s)) return true;
   if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s]*$/.test(s)) return false;
   try {
     new URL(s);
+    if (knownUris.size < 256) knownUris.add(s);
     return true;
   } catch {
     return false;

@@ -2,7 +2,7 @@
 // verification and the consistency witness are pure; store/server/client/memories do I/O.
 export { EMPTY_ROOT, HASH_SIZE, leafHash, nodeHash } from './hashes.js';
 export { rootFromInclusion, verifyInclusion, verifyConsistency } from './verify-proofs.js';
-export { consistencyProof, inclusionProof, rangeRoot, rootAt, type NodeSource } from './build-proofs.js';
+export { consistencyProof, inclusionProof, rangeRoot, rootAt, type NodeSource, type RangeMemo } from './build-proofs.js';
 export { Frontier, MerkleTree, type NewNode } from './tree.js';
 export {
   REVOCATION_REASONS,

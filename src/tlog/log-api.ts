@@ -81,9 +81,10 @@ export class LogApi {
       }
       const size = this.store.size;
       const root = this.store.root(size).toString('hex');
+      const memo = new Map<string, Buffer>();
       batch.forEach((p, i) => {
         try {
-          p.resolve(this.record(first + i, p.entry, p.bytes, size, root));
+          p.resolve(this.record(first + i, p.entry, p.bytes, size, root, memo));
         } catch (e) {
           p.reject(e);
         }
@@ -91,12 +92,12 @@ export class LogApi {
     }
   }
 
-  private record(index: number, entry: LogEntry, bytes: Buffer, size: number, rootHex: string): LogEntryRecord {
+  private record(index: number, entry: LogEntry, bytes: Buffer, size: number, rootHex: string, memo?: Map<string, Buffer>): LogEntryRecord {
     return {
       logId: this.store.logId,
       logIndex: index,
       integratedTime: entry.timestamp,
-      inclusionProof: { logIndex: index, rootHash: rootHex, treeSize: size, hashes: this.store.inclusionProof(index, size).map((h) => h.toString('hex')) },
+      inclusionProof: { logIndex: index, rootHash: rootHex, treeSize: size, hashes: this.store.inclusionProof(index, size, memo).map((h) => h.toString('hex')) },
       signedEntryTimestamp: signSet(bytes, this.store.privateKey),
     };
   }

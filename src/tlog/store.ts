@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { CtError, asIoError } from '../core/errors.js';
 import { canonicalBytes } from '../core/jcs.js';
 import { spkiBase64 } from '../trust/keyid.js';
-import { consistencyProof, inclusionProof, rootAt, type NodeSource } from './build-proofs.js';
+import { consistencyProof, inclusionProof, rootAt, type NodeSource, type RangeMemo } from './build-proofs.js';
 import { assertLogEntry, type LogEntry } from './entry.js';
 import { leafHash } from './hashes.js';
 import { Frontier } from './tree.js';
@@ -31,6 +31,8 @@ export interface StoredEntry {
  */
 const nodeKey = (level: number, index: number): number => ((index + 1) * 2 ** level - 1) * 64 + level;
 
+const NODE_CACHE_MAX = 1 << 16;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, entry_type TEXT NOT NULL, entry BLOB NOT NULL);
@@ -50,6 +52,12 @@ export class SqliteLogStore implements NodeSource {
   readonly privateKey: KeyObject;
   readonly publicKey: KeyObject;
   private frontier: Frontier;
+  /**
+   * Recently written or read subtree hashes. Proofs for fresh appends touch mostly nodes just
+   * written, and every proof touches the same few high nodes; this keeps the append path from
+   * spending its time in SQLite lookups. FIFO-bounded (a Map iterates in insertion order).
+   */
+  private readonly nodeCache = new Map<number, Buffer>();
   private cachedRoot: { size: number; root: Buffer } | undefined;
   private readonly st: {
     getNode: Database.Statement;
@@ -121,9 +129,21 @@ export class SqliteLogStore implements NodeSource {
   }
 
   node(level: number, index: number): Buffer {
-    const h = this.st.getNode.get(nodeKey(level, index)) as Buffer | undefined;
+    const key = nodeKey(level, index);
+    const cached = this.nodeCache.get(key);
+    if (cached) return cached;
+    const h = this.st.getNode.get(key) as Buffer | undefined;
     if (!h) throw new CtError('IO_ERROR', `log database lacks the subtree hash at level ${level}, index ${index}`, { level, index });
+    this.remember(key, h);
     return h;
+  }
+
+  private remember(key: number, h: Buffer): void {
+    if (this.nodeCache.size >= NODE_CACHE_MAX) {
+      const it = this.nodeCache.keys();
+      for (let i = 0; i < NODE_CACHE_MAX / 4; i++) this.nodeCache.delete(it.next().value as number);
+    }
+    this.nodeCache.set(key, h);
   }
 
   /**
@@ -142,14 +162,21 @@ export class SqliteLogStore implements NodeSource {
   appendCanonical(rows: readonly { entry: LogEntry; bytes: Buffer }[]): number {
     const first = this.size;
     const next = this.frontier.clone();
+    const written: [number, Buffer][] = [];
     this.db.transaction(() => {
       for (const { entry, bytes } of rows) {
         const index = next.size;
         this.st.putEntry.run(index, entry.entryType, bytes);
         if (entry.entryType === 'revocation') this.st.putRevocation.run(entry.body.revokedDigest, index);
-        for (const n of next.append(leafHash(bytes))) this.st.putNode.run(nodeKey(n.level, n.index), n.hash);
+        for (const n of next.append(leafHash(bytes))) {
+          const key = nodeKey(n.level, n.index);
+          this.st.putNode.run(key, n.hash);
+          if (rows.length <= NODE_CACHE_MAX / 8) written.push([key, n.hash]);
+        }
       }
     })();
+    // Only after the commit: a rolled-back batch must leave no trace in the cache either.
+    for (const [k, h] of written) this.remember(k, h);
     this.frontier = next;
     this.cachedRoot = undefined;
     return first;
@@ -168,8 +195,8 @@ export class SqliteLogStore implements NodeSource {
     return this.cachedRoot.root;
   }
 
-  inclusionProof(index: number, treeSize = this.size): Buffer[] {
-    return inclusionProof(this, index, treeSize);
+  inclusionProof(index: number, treeSize = this.size, memo?: RangeMemo): Buffer[] {
+    return inclusionProof(this, index, treeSize, memo);
   }
 
   consistencyProof(size1: number, size2 = this.size): Buffer[] {
