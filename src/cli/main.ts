@@ -1,4 +1,4 @@
 // The `ct` entry point: builds the command tree and runs it. Logic lives in the library.
 import { buildProgram } from './program.js';
 
-await buildProgram().parseAsync(process.argv);
+await (await buildProgram(process.argv)).parseAsync(process.argv);
