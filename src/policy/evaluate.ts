@@ -28,7 +28,7 @@ export function evaluate(set: PolicySet, input: PolicyInput): Decision {
 
   const applicable: CompiledPolicy[] = [];
   const expired: string[] = [];
-  for (const p of set.policies) {
+  for (const p of set.candidates(input.host.environment)) {
     if (!matches(p, input)) continue;
     if (p.expires && now >= p.expires.time) expired.push(p.name);
     else applicable.push(p);

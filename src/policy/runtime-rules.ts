@@ -46,7 +46,7 @@ export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFac
       if (r.seccomp.level === 'confining') out.push({ code: 'SECCOMP_REQUIRED', rule: 'runtime.seccomp', message: 'the bundle ships no security/seccomp.json and the policy requires a confining profile', evidence: {}, at: r.seccomp.at });
     } else {
       const caps = Array.isArray(rt.capabilities) ? rt.capabilities.map((c) => normaliseCapability(String(c))) : undefined;
-      for (const f of judgeSeccomp(sec.seccomp, { ...r.seccomp, arch: host.arch, capabilities: caps })) out.push({ ...f, rule: 'runtime.seccomp', at: r.seccomp.at });
+      for (const f of judgeSeccomp(sec.seccomp, { ...r.seccomp, arch: host.arch, capabilities: caps }, r.seccomp)) out.push({ ...f, rule: 'runtime.seccomp', at: r.seccomp.at });
     }
   }
   if (r.apparmor) {

@@ -49,8 +49,30 @@ export interface SeccompJudgeOptions {
   capabilities?: readonly string[];
 }
 
-/** Everything wrong with a profile, in a fixed order; empty when it confines. */
-export function judgeSeccomp(profile: unknown, opts: SeccompJudgeOptions): SeccompFinding[] {
+// Judging a profile is pure: remember the answer per profile object and per rule/arch/capabilities,
+// so re-evaluating the same deployment (policy diffs, the server's periodic re-checks) is cheap.
+// Evidence and bundle facts are treated as immutable once handed to the engine.
+const judged = new WeakMap<object, Map<string, SeccompFinding[]>>();
+const ruleIds = new WeakMap<object, number>();
+let nextRuleId = 1;
+
+/** Everything wrong with a profile, in a fixed order; empty when it confines (memoised). */
+export function judgeSeccomp(profile: unknown, opts: SeccompJudgeOptions, rule?: object): SeccompFinding[] {
+  if (!rule || !profile || typeof profile !== 'object') return judgeSeccompUncached(profile, opts);
+  let rid = ruleIds.get(rule);
+  if (rid === undefined) ruleIds.set(rule, (rid = nextRuleId++));
+  const key = `${rid}|${opts.arch ?? ''}|${opts.capabilities?.join(',') ?? '-'}`;
+  let byKey = judged.get(profile);
+  if (!byKey) judged.set(profile, (byKey = new Map()));
+  let out = byKey.get(key);
+  if (!out) {
+    out = judgeSeccompUncached(profile, opts);
+    if (byKey.size < 64) byKey.set(key, out);
+  }
+  return out;
+}
+
+function judgeSeccompUncached(profile: unknown, opts: SeccompJudgeOptions): SeccompFinding[] {
   if (!profile || typeof profile !== 'object' || Array.isArray(profile)) {
     return [{ code: 'SECCOMP_NOT_CONFINING', message: 'security/seccomp.json is not an OCI linux.seccomp object', evidence: {} }];
   }
