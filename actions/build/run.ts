@@ -30,24 +30,13 @@ import { postCommitStatus, type StatusState } from './status.js';
 import { signKeyless } from './sign-keyless.js';
 import { policyDecision, firstViolation } from './policy-gate.js';
 import { buildStatusLine, buildSummary } from './summary.js';
+import { describeError, scrub } from './errors.js';
 import type { BuildResult } from './result.js';
 
 export type { BuildResult };
+export { describeError, scrub };
 
 const FILE_OF: Record<'slsa' | 'spdx', string> = { slsa: 'provenance.sigstore.json', spdx: 'sbom.sigstore.json' };
-
-/** The failure as users see it: `CODE: message`, never a stack. */
-export function describeError(e: unknown): { code: string; message: string } {
-  if (e instanceof CtError) return { code: e.code, message: e.message };
-  return { code: 'ERROR', message: (e as Error)?.message ?? String(e) };
-}
-
-/** Replaces every secret value in a text: a belt to the runner's masking braces. */
-export function scrub(text: string, secrets: string[]): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
-  return out;
-}
 
 async function readJson(path: string, input: string): Promise<unknown> {
   let text: string;

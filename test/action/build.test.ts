@@ -186,3 +186,67 @@ describe('build action (dist/index.js)', () => {
     assertNoSecrets(run, [GITHUB_TOKEN, oidc.requestToken, ...oidc.issued]);
   }, 60_000);
 });
+
+describe('build action: signing with a key', () => {
+  it('signs with an Ed25519 key from a secret into a VCS bundle logged in both logs, verified with log quorum 2', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    let store = JSON.parse(await readFile(trustStorePath, 'utf8'));
+    store = addKey(store, 'builders', publicKey);
+    const storePath = join(dir, 'trust-store-key.json');
+    await writeFile(storePath, JSON.stringify(store));
+    const run = await runAction({
+      actionYml: 'action.yml',
+      githubToken: GITHUB_TOKEN,
+      env: runnerEnv({ RUNNER_TEMP: join(dir, 'key-temp') }),
+      inputs: { path: 'examples/hello', signing: 'key', key: pem, 'trust-store': storePath, 'status-context': 'cerro-torre/build-key' },
+    });
+    expect({ code: run.code, errors: run.annotations.filter((a) => a.level === 'error') }).toEqual({ code: 0, errors: [] });
+    expect(run.outputs.verification).toBe('ALLOW');
+    expect(run.outputs.identity).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const ctp = await openCtp(run.outputs['bundle-path']);
+    const bundle = JSON.parse(ctp.file('attestations/bundle.json').toString('utf8')) as { attestations: unknown[]; logEntries: { logId: string }[] };
+    expect(bundle.attestations).toHaveLength(2);
+    expect(bundle.logEntries.map((e) => e.logId).sort()).toEqual(['log-a', 'log-a', 'log-b', 'log-b']);
+    const last = github.requests.filter((r) => r.operationId === 'repos/create-commit-status' && r.body.context === 'cerro-torre/build-key').map((r) => r.body.state);
+    expect(last).toEqual(['pending', 'success']);
+    const keyLines = pem.split('\n').filter((l) => l && !l.startsWith('-----'));
+    assertNoSecrets(run, [GITHUB_TOKEN, ...keyLines]);
+  }, 60_000);
+});
+
+describe('build action: invalid inputs', () => {
+  const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const cases: [string, Record<string, string>][] = [
+    ['no source', { path: '' }],
+    ['two sources', { 'oci-layout': 'examples/hello' }],
+    ['a boolean that is not one', { sbom: 'yes please' }],
+    ['an unknown signing mode', { signing: 'magic' }],
+    ['a custom instance without its trusted root', { 'trusted-root': '' }],
+    ['a quorum larger than the logs', { 'log-quorum': '4' }],
+    ['a key while signing keylessly', { key: pem }],
+    ['a key that is not PEM', { signing: 'key', key: 'registry-password-not-a-key' }],
+    ['a log the trust store does not list', { logs: 'log-a\nlog-zzz', 'log-quorum': '1' }],
+    ['a source directory that does not exist', { path: 'examples/does-not-exist' }],
+    ['nothing to attest', { sbom: 'false', provenance: 'false' }],
+  ];
+  it.each(cases)('%s: exactly one error annotation, exit code 1, failure status, no secret shown', async (_name, bad) => {
+    const before = github.requests.length;
+    const password = `pw-${Date.now()}-secret`;
+    const run = await runAction({
+      actionYml: 'action.yml',
+      githubToken: GITHUB_TOKEN,
+      env: runnerEnv({ RUNNER_TEMP: join(dir, 'bad-temp') }),
+      inputs: { ...keylessInputs({ 'registry-password': password, 'registry-username': 'ci' }), ...bad },
+    });
+    expect(run.code).toBe(1);
+    const errors = run.annotations.filter((a) => a.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0].message).toMatch(/^[A-Z_]+: /);
+    expect(github.errors).toEqual([]);
+    // Input errors stop before anything is posted; errors found later leave a failure status.
+    const states = github.requests.slice(before).map((r) => r.body.state);
+    expect(states.length === 0 || states[states.length - 1] === 'failure').toBe(true);
+    assertNoSecrets(run, [GITHUB_TOKEN, password, ...oidc.issued]);
+  }, 30_000);
+});
