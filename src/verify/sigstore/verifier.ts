@@ -147,6 +147,7 @@ export class SigstoreBundleVerifier {
       throw new CtError('MALFORMED_BUNDLE', `bundle verification material does not parse: ${(e as Error).message}`, { where: 'verificationMaterial' }, { cause: e });
     }
     const cert = entity.key.$case === 'certificate' ? entity.key.certificate : null;
+    if (cert) memoizeCertificate(cert);
     if (cert && !req.policy) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
     if (!cert && !this.publicKey) throw new CtError('UNKNOWN_KEY', 'the bundle is signed with a key and no public key was given (--key)', {});
     this.checkThresholds(entity, cert);
@@ -284,23 +285,41 @@ function checkSubject(st: Statement, digest: string): void {
 }
 
 /**
- * The trusted root's CA and TSA certificates are constants of this verifier: @sigstore/verify
- * re-checks their signatures (the root's self-signature included) for every bundle and every
- * timestamp. Their verify() results are memoized per issuer; leaf certificates are untouched.
+ * Speed without changing what is checked. @sigstore/verify re-serialises certificates (toDER) for
+ * every comparison and signature check, and re-verifies the trusted root's own certificates (the
+ * root's self-signature included) for every bundle and every timestamp; that is most of its time.
+ * A parsed certificate never changes, so its DER encodings and its verify() result per issuer are
+ * memoized: once for the trusted root's CA and TSA certificates, per bundle for the leaf. (The SCT
+ * check clones and edits the leaf; the clone is a new object, so it is not affected.)
  */
+interface DerNode { toDER(): Buffer; subs: DerNode[] }
+
+function memoizeDer(node: DerNode): void {
+  const original = node.toDER;
+  let der: Buffer | undefined;
+  node.toDER = function toDER(this: DerNode) {
+    der ??= original.call(this);
+    return der;
+  };
+  for (const sub of node.subs) memoizeDer(sub);
+}
+
+function memoizeCertificate(cert: X509Certificate): void {
+  memoizeDer(cert.root as unknown as DerNode);
+  const original = cert.verify.bind(cert);
+  const memo = new Map<X509Certificate | undefined, boolean>();
+  cert.verify = (issuer?: X509Certificate) => {
+    let r = memo.get(issuer);
+    if (r === undefined) {
+      r = original(issuer);
+      memo.set(issuer, r);
+    }
+    return r;
+  };
+}
+
 function memoizeTrustedCertVerify(trust: TrustMaterial): void {
   for (const ca of [...trust.certificateAuthorities, ...trust.timestampAuthorities]) {
-    for (const cert of ca.certChain) {
-      const original = cert.verify.bind(cert);
-      const memo = new Map<X509Certificate | undefined, boolean>();
-      cert.verify = (issuer?: X509Certificate) => {
-        let r = memo.get(issuer);
-        if (r === undefined) {
-          r = original(issuer);
-          memo.set(issuer, r);
-        }
-        return r;
-      };
-    }
+    for (const cert of ca.certChain) memoizeCertificate(cert);
   }
 }

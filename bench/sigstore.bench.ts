@@ -1,0 +1,114 @@
+/**
+ * Sigstore verification throughput (issue 3 "Speed"): keyless v0.3 DSSE bundles signed by the mock
+ * Sigstore services (127.0.0.1, keys per run), verified
+ * - the naive way: a TrustedRoot, trust material and @sigstore/verify Verifier built for every bundle;
+ * - cold, ours: one SigstoreBundleVerifier (trust material and Verifier built once, its construction
+ *   included in the time), every bundle new to it, with everything @sigstore/verify leaves out
+ *   (anchored identity, decoded claims, in-toto subject);
+ * - cached, ours: the same bundles again (SPEC §4 cache key).
+ * The test-support mock is TypeScript outside build/: it is transpiled next to build/src first.
+ */
+import { build } from 'esbuild';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { bundleFromJSON } from '@sigstore/bundle';
+import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
+import type { BenchResult } from './harness.js';
+import { signAttestationForCtp } from '../src/sign/index.js';
+import { SigstoreBundleVerifier, trustedRootFromJSON } from '../src/verify/sigstore/index.js';
+import { buildStatement } from '../src/attest/statement.js';
+import { sha256Digest } from '../src/core/digest.js';
+
+const BUNDLES = 60;
+const ISSUER = 'https://token.actions.githubusercontent.com';
+const SAN = 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main';
+
+// build/bench/sigstore.bench.js → repository root
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+async function loadMock(): Promise<typeof import('../test/support/sigstore-mock.js')> {
+  const files = ['sigstore-mock.ts', 'sigstore-oidc.ts'].map((f) => join(repoRoot, 'test', 'support', f));
+  await build({ entryPoints: files, outdir: join(repoRoot, 'build'), outbase: repoRoot, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
+  return import(pathToFileURL(join(repoRoot, 'build', 'test', 'support', 'sigstore-mock.js')).href);
+}
+
+function throughput(n: number, ms: number): number {
+  return (n * 1000) / ms;
+}
+
+function timed(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const { startSigstoreMock } = await loadMock();
+  const m = await startSigstoreMock();
+  try {
+    const digest = sha256Digest('bench image');
+    const statement = buildStatement([{ name: 'registry.example/acme/app', digest: { sha256: digest.slice(7) } }], 'https://slsa.dev/provenance/v1', { n: 0 });
+    const texts: string[] = [];
+    for (let i = 0; i < BUNDLES; i++) {
+      const b = await signAttestationForCtp({ ...statement, predicate: { n: i } }, {
+        identityToken: await m.githubToken(), fulcioURL: m.fulcioURL, rekorURL: m.rekorURL, tsaURL: m.tsaURL, timeoutMs: 10_000,
+      });
+      texts.push(JSON.stringify(b));
+    }
+    const rootJSON = m.trustedRoot;
+    const policy = { issuer: ISSUER, subject: SAN };
+
+    const naive = () => {
+      for (const t of texts) {
+        const verifier = new Verifier(toTrustMaterial(TrustedRoot.fromJSON(rootJSON)));
+        verifier.verify(toSignedEntity(bundleFromJSON(JSON.parse(t))), { subjectAlternativeName: SAN, extensions: { issuer: ISSUER } });
+      }
+    };
+    const cold = () => {
+      const v = new SigstoreBundleVerifier({ trustedRoot: trustedRootFromJSON(rootJSON, 'bench'), cacheSize: 0 });
+      for (const t of texts) v.verify(t, { policy, digest });
+    };
+    const warm = new SigstoreBundleVerifier({ trustedRoot: trustedRootFromJSON(rootJSON, 'bench') });
+    for (const t of texts) warm.verify(t, { policy, digest });
+    const cached = () => {
+      for (const t of texts) warm.verify(t, { policy, digest });
+    };
+
+    // Warm-up, then the median of interleaved runs so machine load hits both sides alike.
+    naive();
+    cold();
+    const nT: number[] = [];
+    const cT: number[] = [];
+    const hT: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      nT.push(timed(naive));
+      cT.push(timed(cold));
+      hT.push(timed(cached));
+    }
+    const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    const naiveTp = throughput(BUNDLES, med(nT));
+    return [
+      {
+        name: 'sigstore cold verification (keyless v0.3 DSSE, trust material + Verifier reused)',
+        value: throughput(BUNDLES, med(cT)),
+        baseline: naiveTp,
+        unit: 'bundles/s',
+        better: 'higher',
+        target: { min: 2 },
+        note: `${BUNDLES} bundles; baseline builds trust material and a Verifier per bundle`,
+      },
+      {
+        name: 'sigstore cached verification',
+        value: throughput(BUNDLES, med(hT)),
+        baseline: naiveTp,
+        unit: 'bundles/s',
+        better: 'higher',
+        target: { min: 100 },
+        note: 'same bundles, digest, trust and policy (SPEC §4 cache key)',
+      },
+    ];
+  } finally {
+    await m.close();
+  }
+}
