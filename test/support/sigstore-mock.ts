@@ -17,7 +17,7 @@
  * against the test issuer's key, as Fulcio verifies against the issuer's JWKS) and certificates are
  * issued by the same mock CA; any other issuer goes to the mock's own handler (SAN = `sub`).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import sigstoreMock from '@sigstore/mock';
