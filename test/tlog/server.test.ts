@@ -161,6 +161,20 @@ describe('log server', () => {
     expect(a.json.error.code).toBe('LOG_ENTRY_INVALID');
   });
 
+  it('rejects an oversized streamed body (no content-length) with 413', async () => {
+    const chunk = new TextEncoder().encode(`{"pad":"${'x'.repeat(3000)}`);
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(chunk);
+        c.enqueue(chunk);
+        c.close();
+      },
+    });
+    const res = await fetch(`${log.url}/api/v1/entries`, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('LOG_ENTRY_INVALID');
+  });
+
   it('rejects bad queries with 400/404 and codes', async () => {
     const size = (await get(log.url, '/api/v1/sth')).json.treeSize;
     expect((await get(log.url, `/api/v1/proof?logIndex=${size}`)).status).toBe(400);
