@@ -34,6 +34,7 @@ export function bpftraceString(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+const GATE = 'if (@live[cgroup] == 0 && str(args->filename) != "/proc/self/exe") { @live[cgroup] = 1; }';
 const NUMBERS = new Map([...SYSCALLS_X86_64].map(([nr, name]) => [name, nr]));
 
 /**
@@ -49,6 +50,7 @@ const NUMBERS = new Map([...SYSCALLS_X86_64].map(([nr, name]) => [name, nr]));
  */
 export function compileRules(targets: readonly MonitorTarget[]): CompiledProgram {
   const blocks: string[] = [];
+  const begin: string[] = [];
   const rules: CompiledRule[] = [];
   let index = 0;
   let denial = false;
@@ -60,26 +62,36 @@ export function compileRules(targets: readonly MonitorTarget[]): CompiledProgram
     // The container is "live" from the first exec in its cgroup that is not runc re-executing
     // itself (/proc/self/exe init): before that, only runc runs there, setting up the very
     // namespaces (unshare, setns) the rules would otherwise report.
-    blocks.push(`tracepoint:sched:sched_process_exec /${cg} && @live[cgroup] == 0/ { if (str(args->filename) != "/proc/self/exe") { @live[cgroup] = 1; } }`);
+    blocks.push(`tracepoint:sched:sched_process_exec /${cg}/ { ${GATE} }`);
     for (const rule of t.rules.rules) {
       index++;
       rules.push({ index, container: t.container, rule });
-      blocks.push(...compileRule(index, rule, rule.kind === 'exec' || rule.kind === 'denied-syscalls' ? cg : live));
+      blocks.push(...compileRule(index, rule, rule.kind === 'denied-syscalls' || rule.kind === 'exec' ? cg : live));
+      if (rule.kind === 'exec') {
+        for (const p of rule.allow ?? []) if (p.length <= MAX_PATH) begin.push(`@allow_${index}[${bpftraceString(p)}] = 1;`);
+      }
       if (rule.kind === 'denied-syscalls') denial = true;
     }
   }
-  blocks.push(`END { clear(@live);${denial ? ' clear(@entered);' : ''} }`);
-  return { text: `${blocks.join('\n')}\n`, rules };
+  const clears = ['@live', ...(denial ? ['@entered'] : []), ...rules.filter((r) => r.rule.kind === 'exec').map((r) => `@allow_${r.index}`)];
+  blocks.push(`END { ${clears.map((m) => `clear(${m});`).join(' ')} }`);
+  // BEGIN runs once the probes are attached: the monitor waits for its READY tuple (rule 0), so
+  // the allow maps are filled before the container starts.
+  const head = `BEGIN { ${[...begin, 'print((0, 0, 0, "ready"));'].join(' ')} }`;
+  return { text: `${[head, ...blocks].join('\n')}\n`, rules };
 }
 
 function compileRule(i: number, rule: MonitorRule, cg: string): string[] {
   const kind: RuleKind = rule.kind;
   switch (kind) {
-    case 'exec': {
-      const allowed = (rule.allow ?? []).filter((p) => p.length <= MAX_PATH).map((p) => `$f != ${bpftraceString(p)}`);
-      const cond = allowed.length > 0 ? allowed.join(' && ') : '1';
-      return [`tracepoint:sched:sched_process_exec /${cg}/ { $f = str(args->filename); if (${cond}) { print((${i}, pid, tid, comm, $f)); } }`];
-    }
+    case 'exec':
+      // The allow list is a map filled in BEGIN (see compileRules): one lookup, whatever its
+      // length; a chain of string comparisons overflows the 512-byte BPF stack after a few paths.
+      // str() is read inline twice on purpose: bpftrace 0.17 corrupts a string variable ($f) used
+      // as a map key before being printed (measured: "/bin/busybox" came out as "7u").
+      // The live gate is repeated here so that the result does not depend on the order in which
+      // the kernel runs the programs attached to one tracepoint: runc's own re-exec is never reported.
+      return [`tracepoint:sched:sched_process_exec /${cg}/ { ${GATE} if (@live[cgroup] == 1 && @allow_${i}[str(args->filename)] == 0) { print((${i}, pid, tid, comm, str(args->filename))); } }`];
     case 'denied-syscalls': {
       const only = (rule.syscalls ?? []).map((n) => NUMBERS.get(n)).filter((n): n is number => n !== undefined);
       const sel = only.length > 0 ? ` && (${only.map((n) => `args->id == ${n}`).join(' || ')})` : '';

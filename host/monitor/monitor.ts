@@ -105,7 +105,8 @@ export class Monitor extends EventEmitter {
         } catch {
           return; // bpftrace prints a blank line after maps; nothing else is expected
         }
-        if (msg.type === 'attached_probes' && !attached) {
+        if (msg.type === 'value' && Array.isArray(msg.data) && msg.data[0] === 0 && msg.data[3] === 'ready' && !attached) {
+          // printed by BEGIN, which runs after every probe is attached (compile.ts)
           attached = true;
           clearTimeout(timer);
           resolve();
