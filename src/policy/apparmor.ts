@@ -1,8 +1,9 @@
 /**
- * "AppArmor required" means a profile that confines: no unconfined execution transitions (`ux`,
- * `Ux`, `pux`, `PUx`, `cux`, `CUx`), no transition or change_profile to `unconfined`, and no
- * `unconfined`/`complain`/`kill`-free flags that turn enforcement off. apparmor_parser itself is
- * not needed for this: these are lexical properties of the profile text (comments stripped).
+ * "AppArmor required" means a profile that confines: no unconfined execution modes (`ux`, `Ux`,
+ * `pux`, `PUx`, `cux`, `CUx`), no transition or change_profile to `unconfined`, and no
+ * `unconfined` or `complain` flag (both turn enforcement off). These are lexical properties of the
+ * profile text (comments stripped), so no apparmor_parser is needed to judge them; whether the
+ * profile compiles is the host's and `ct profile`'s business.
  */
 const MAX_PROFILE_CHARS = 256 * 1024;
 

@@ -112,9 +112,6 @@ function compileV2(src: ParsedSource, v: Raw, digest: string, sink: IssueSink): 
       sink.error(t.at, 'unreachable', `thresholds ${t.name}: k=${t.k} but only ${t.signers.length} distinct keys are listed; it can never be met`);
     }
   }
-  if (match.names && !match.all) {
-    // Names are the bundle's own claim: they count only with a verified signer, which every v2 policy has.
-  }
   let expires: CompiledPolicy['expires'];
   if (v.expires !== undefined) {
     const time = Date.parse(v.expires);

@@ -3,6 +3,7 @@
  * (severity `error`) make the whole repository fail to load; lint adds `warning`s.
  */
 import { CtError } from '../core/errors.js';
+import type { ErrorCode } from '../core/codes.js';
 import type { SourceLocation } from './types.js';
 
 export interface PolicyIssue extends SourceLocation {
@@ -16,12 +17,15 @@ export function formatIssue(i: PolicyIssue): string {
   return `${i.file}:${i.line}:${i.column}: ${i.severity} [${i.kind}] ${i.message}`;
 }
 
-/** Thrown when anything in a repository fails to load; `details.issues` holds every problem found. */
-export function policyInvalid(issues: PolicyIssue[]): CtError {
+/**
+ * Thrown when anything in a repository fails to load; `details.issues` holds every problem found,
+ * the message names the first with its file:line:column.
+ */
+export function policyInvalid(issues: PolicyIssue[], code: ErrorCode = 'POLICY_INVALID'): CtError {
   const errors = issues.filter((i) => i.severity === 'error');
   const first = errors[0] ?? issues[0];
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
-  return new CtError('POLICY_INVALID', `${formatIssue(first)}${more}`, { issues });
+  return new CtError(code, first ? `${formatIssue(first)}${more}` : 'invalid', { issues });
 }
 
 /** Collects issues while compiling; `error()` records and continues so that every problem is reported at once. */
