@@ -29,7 +29,7 @@ export class HashingFileSink {
   bytesIn = 0;
   bytesOut = 0;
 
-  constructor(readonly target: string, opts: { gzip: boolean; gzipLevel?: number }) {
+  constructor(readonly target: string, private readonly opts: { gzip: boolean; gzipLevel?: number; durable?: boolean }) {
     this.tmp = tempPathFor(target);
     const tap = new Transform({
       highWaterMark: 1 << 20,
@@ -79,16 +79,18 @@ export class HashingFileSink {
     }
   }
 
-  /** Ends the stream, fsyncs and renames into place. Returns digests of the written bytes. */
+  /** Ends the stream, fsyncs (unless `durable: false`, for scratch files) and renames into place. Returns digests of the written bytes. */
   async commit(): Promise<{ digest: string; size: number; uncompressedDigest: string; uncompressedSize: number }> {
     try {
       this.head.end();
       await this.done;
-      const fh = await open(this.tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
+      if (this.opts.durable !== false) {
+        const fh = await open(this.tmp, 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
       }
       await rename(this.tmp, this.target);
     } catch (e) {

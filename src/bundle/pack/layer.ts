@@ -69,7 +69,8 @@ async function walk(root: string, exclude: Set<string>): Promise<TreeEntry[]> {
  */
 export async function buildDirLayer(root: string, blobPath: string, opts: { mtime: number; exclude?: string[]; gzip?: boolean }): Promise<BuiltLayer> {
   const entries = await walk(root, new Set(opts.exclude ?? []));
-  const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true });
+  // A scratch file copied into the bundle right after: no fsync needed.
+  const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
   const mtime = opts.mtime;
   try {
     for (const e of entries) {
