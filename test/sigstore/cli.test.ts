@@ -182,6 +182,7 @@ describe('ct verify-bundle: bundle versions, public-good samples, rejections', (
     expect(anchored.code).toBe(0);
     expect(foreign.code).toBe(3);
     expect(foreign.stderr).toContain('error[UNTRUSTED_ROOT]');
+    expect(foreign.stderr).toContain(GH_SAN);
   });
 
   it('usage and hostile input: no identity, bad digest, malformed bundle', async () => {

@@ -79,7 +79,10 @@ describe('each rejection has its own code and names expected and actual identity
 
   it('a foreign root → UNTRUSTED_ROOT', () => {
     const v = new SigstoreBundleVerifier({ trustedRoot: rootOf(foreign) });
-    expect(codeOf(v, dsse, { policy, digest: artifactDigest }).code).toBe('UNTRUSTED_ROOT');
+    const r = codeOf(v, dsse, { policy, digest: artifactDigest });
+    expect(r.code).toBe('UNTRUSTED_ROOT');
+    expect(r.details.actualIdentity).toEqual({ subject: GH_SAN, issuer: GH_ISSUER });
+    expect(r.details.expectedIdentity).toEqual(policy);
     expect(codeOf(v, message, { policy, artifact }).code).toBe('UNTRUSTED_ROOT');
   });
 
@@ -106,6 +109,7 @@ describe('each rejection has its own code and names expected and actual identity
     const r = codeOf(v, dsse, { policy, digest: other });
     expect(r.code).toBe('SUBJECT_MISMATCH');
     expect(r.details.expected).toBe(other);
+    expect(r.details.actualIdentity).toEqual({ subject: GH_SAN, issuer: GH_ISSUER });
     expect(() => plainVerify(m.trustedRoot, dsse)).not.toThrow();
   });
 

@@ -21,7 +21,7 @@ import { parseStatement, type Statement } from '../../attest/statement.js';
 import { keyIdOf } from '../../trust/keyid.js';
 import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../evidence.js';
 import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
-import { assertIdentityPolicy, certIdentity, checkIdentity, type IdentityPolicy } from './identity.js';
+import { assertIdentityPolicy, certIdentity, checkIdentity, describePolicy, type IdentityPolicy } from './identity.js';
 import { acceptRekorV2DsseDigest } from './rekor-v2.js';
 import { VerificationCache } from './cache.js';
 
@@ -150,45 +150,49 @@ export class SigstoreBundleVerifier {
     if (cert) memoizeCertificate(cert);
     if (cert && !req.policy) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
     if (!cert && !this.publicKey) throw new CtError('UNKNOWN_KEY', 'the bundle is signed with a key and no public key was given (--key)', {});
-    this.checkThresholds(entity, cert);
-
     try {
-      this.verifier.verify(entity);
+      this.checkThresholds(entity, cert);
+
+      try {
+        this.verifier.verify(entity);
+      } catch (e) {
+        throw this.mapError(e, entity, cert);
+      }
+
+      let signer: VerifiedSigner;
+      if (cert) {
+        const id = certIdentity(cert);
+        checkIdentity(req.policy as IdentityPolicy, id);
+        signer = { kind: 'keyless', issuer: id.issuer ?? undefined, subject: id.subject ?? undefined, claims: id.claims };
+      } else {
+        signer = { kind: 'key', keyId: keyIdOf(this.publicKey as KeyObject) };
+      }
+
+      const logEntries = entity.tlogEntries.map((t): VerifiedLogEntry => {
+        const logId = Buffer.from(t.logId?.keyId ?? []).toString('hex');
+        return { logId, operator: this.operators.get(logId)?.operator ?? logId, logIndex: Number(t.logIndex), integratedTime: Number(t.integratedTime), kind: 'rekor' };
+      });
+      const logOperators = [...new Set(logEntries.map((l) => l.operator))].sort();
+      const result: SigstoreVerification = { kind, mediaType: bundle.mediaType, bundleDigest, signer, logEntries, logOperators, digest: digest as string };
+      if (bundle.content.$case === 'dsseEnvelope') {
+        const env = bundle.content.dsseEnvelope;
+        const statement = inTotoStatement(env.payloadType, env.payload);
+        checkSubject(statement, digest as string);
+        result.attestation = {
+          digest: sha256Digest(canonicalize(bundleToJSON(bundle).dsseEnvelope)),
+          source: 'sigstore',
+          predicateType: statement.predicateType,
+          predicate: statement.predicate,
+          subjects: statement.subject.map((s) => ({ name: s.name, digest: s.digest })),
+          signers: [signer],
+          logEntries,
+          logOperators,
+        };
+      }
+      return result;
     } catch (e) {
-      throw this.mapError(e, entity, cert);
+      throw withIdentity(e, cert, req.policy);
     }
-
-    let signer: VerifiedSigner;
-    if (cert) {
-      const id = certIdentity(cert);
-      checkIdentity(req.policy as IdentityPolicy, id);
-      signer = { kind: 'keyless', issuer: id.issuer ?? undefined, subject: id.subject ?? undefined, claims: id.claims };
-    } else {
-      signer = { kind: 'key', keyId: keyIdOf(this.publicKey as KeyObject) };
-    }
-
-    const logEntries = entity.tlogEntries.map((t): VerifiedLogEntry => {
-      const logId = Buffer.from(t.logId?.keyId ?? []).toString('hex');
-      return { logId, operator: this.operators.get(logId)?.operator ?? logId, logIndex: Number(t.logIndex), integratedTime: Number(t.integratedTime), kind: 'rekor' };
-    });
-    const logOperators = [...new Set(logEntries.map((l) => l.operator))].sort();
-    const result: SigstoreVerification = { kind, mediaType: bundle.mediaType, bundleDigest, signer, logEntries, logOperators, digest: digest as string };
-    if (bundle.content.$case === 'dsseEnvelope') {
-      const env = bundle.content.dsseEnvelope;
-      const statement = inTotoStatement(env.payloadType, env.payload);
-      checkSubject(statement, digest as string);
-      result.attestation = {
-        digest: sha256Digest(canonicalize(bundleToJSON(bundle).dsseEnvelope)),
-        source: 'sigstore',
-        predicateType: statement.predicateType,
-        predicate: statement.predicate,
-        subjects: statement.subject.map((s) => ({ name: s.name, digest: s.digest })),
-        signers: [signer],
-        logEntries,
-        logOperators,
-      };
-    }
-    return result;
   }
 
   private checkThresholds(entity: SignedEntity, cert: X509Certificate | null): void {
@@ -242,6 +246,18 @@ export class SigstoreBundleVerifier {
       return false;
     }
   }
+}
+
+/**
+ * Every rejection of a keyless bundle states the expected and the actual identity (identity
+ * mismatches already do): the certificate's SAN and issuer are added to the message and details.
+ */
+function withIdentity(e: unknown, cert: X509Certificate | null, policy: IdentityPolicy | undefined): unknown {
+  if (!(e instanceof CtError) || !cert || e.code === 'IDENTITY_MISMATCH') return e;
+  const actual = certIdentity(cert);
+  const expected = policy ? describePolicy(policy) : 'no identity policy';
+  return new CtError(e.code, `${e.message} [signer: subject ${JSON.stringify(actual.subject)} from issuer ${JSON.stringify(actual.issuer)}; expected ${expected}]`,
+    { ...e.details, expectedIdentity: policy ?? null, actualIdentity: { subject: actual.subject, issuer: actual.issuer } }, { cause: e });
 }
 
 function parseJson(raw: Buffer | string): unknown {
