@@ -77,6 +77,28 @@ describe('keyless round trips (mock Fulcio/Rekor/TSA on 127.0.0.1)', () => {
   });
 });
 
+describe('signing config', () => {
+  it('picks the currently valid services of a SigningConfig v0.2', async () => {
+    const start = '2020-01-01T00:00:00Z';
+    const config = {
+      mediaType: 'application/vnd.dev.sigstore.signingconfig.v0.2+json',
+      caUrls: [
+        { url: 'http://127.0.0.1:9/expired-fulcio', majorApiVersion: 1, validFor: { start, end: '2021-01-01T00:00:00Z' }, operator: 'old' },
+        { url: m.fulcioURL, majorApiVersion: 1, validFor: { start }, operator: 'ct-test' },
+      ],
+      rekorTlogUrls: [{ url: m.rekorURL, majorApiVersion: 1, validFor: { start }, operator: 'ct-test' }],
+      tsaUrls: [{ url: m.tsaURL, majorApiVersion: 1, validFor: { start }, operator: 'ct-test' }],
+      rekorTlogConfig: { selector: 'ANY' },
+      tsaConfig: { selector: 'ANY' },
+    };
+    const bundle = await signAttestationForCtp(statementFor(artifactDigest), { identityToken: await m.githubToken(), signingConfig: config, timeoutMs: 5000 });
+    expect(bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps).toHaveLength(1);
+    const v = new SigstoreBundleVerifier({ trustedRoot: rootOf(m), thresholds: { timestamps: 2 } });
+    expect(v.verify(JSON.stringify(bundle), { policy, digest: artifactDigest }).signer.subject).toBe(GH_SAN);
+    await expect(signAttestationForCtp(statementFor(artifactDigest), { identityToken: 'x.y.z', signingConfig: { mediaType: 'nope' } })).rejects.toMatchObject({ code: 'USAGE' });
+  });
+});
+
 describe('key round trips', () => {
   it.each([['ECDSA P-256', ecKey], ['Ed25519', edKey]])('DSSE with a %s key, logged in Rekor', async (_n, gen) => {
     const { privateKey, publicKey } = gen();
