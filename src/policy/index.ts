@@ -9,6 +9,7 @@ export { diffPolicySets, parseDeployments, renderDiffMarkdown, type Deployment, 
 export { readPolicySourcesAtRev } from './git-source.js';
 export { readPolicyInput } from './input.js';
 export { readBundleFacts } from './bundle-facts.js';
+export { evidenceFromCtp, type CtpEvidence } from './ctp-evidence.js';
 export { renderDecision, decisionRecord, exitCodeForDecision } from './explain.js';
 export { formatIssue, type PolicyIssue } from './issues.js';
 export { VIOLATION_CODES, type ViolationCode } from './codes.js';

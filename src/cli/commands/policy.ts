@@ -32,6 +32,10 @@ import {
   type PolicySet,
 } from '../../policy/cli-api.js';
 import { parseSource } from '../../policy/source.js';
+import { evidenceFromCtp } from '../../policy/ctp-evidence.js';
+import { loadTrustStore, trustStoreDigest } from '../../trust/store.js';
+import { loadTrustedRootFile } from '../../verify/sigstore/trusted-root.js';
+import { defaultVerifiers } from '../../verify/ctp/index.js';
 
 const MODES: Mode[] = ['strict', 'permissive', 'audit'];
 
@@ -82,6 +86,9 @@ export async function testCommand(io: Io, dir: string, opts: { format?: string; 
 
 interface ExplainOptions {
   evidence?: string;
+  trustStore?: string;
+  trustedRoot?: string;
+  legacyPae?: boolean;
   policies: string[];
   environment?: string;
   host?: string;
@@ -91,16 +98,30 @@ interface ExplainOptions {
 }
 
 export async function explainCommand(io: Io, bundle: string, opts: ExplainOptions): Promise<number> {
-  if (!opts.evidence) {
-    // The .ctp verifier does not hand its Evidence to other commands yet: evidence comes from a file.
-    throw new CtError('USAGE', '--evidence FILE is required (Evidence JSON, or {evidence, manifest?, host?} as `ct policy test` fixtures use)');
-  }
   if (opts.mode !== undefined && !MODES.includes(opts.mode as Mode)) throw new CtError('USAGE', `--mode must be one of ${MODES.join(', ')}`);
-  const evText = await readText(opts.evidence);
-  const parsed = parseSource(opts.evidence, evText);
-  if (!parsed.source) throw policyInvalidFrom(parsed.issues, 'JSON_INVALID');
-  const raw = parsed.source.value as Record<string, unknown>;
-  const doc: Record<string, unknown> = raw && typeof raw === 'object' && 'evidence' in raw ? { ...raw } : { evidence: raw };
+  let doc: Record<string, unknown>;
+  let parsedSource;
+  if (opts.evidence) {
+    const evText = await readText(opts.evidence);
+    const parsed = parseSource(opts.evidence, evText);
+    if (!parsed.source) throw policyInvalidFrom(parsed.issues, 'JSON_INVALID');
+    parsedSource = parsed.source;
+    const raw = parsed.source.value as Record<string, unknown>;
+    doc = raw && typeof raw === 'object' && 'evidence' in raw ? { ...raw } : { evidence: raw };
+  } else {
+    // No evidence file: verify the .ctp here and let the policies judge what was proven.
+    if (!opts.trustStore) throw new CtError('USAGE', 'give --evidence FILE, or a .ctp with --trust-store FILE to verify it');
+    if (bundle === '-' || (await isDir(bundle))) throw new CtError('USAGE', 'verifying needs a .ctp file (a directory or - needs --evidence)');
+    const store = await loadTrustStore(opts.trustStore);
+    const root = opts.trustedRoot ? await loadTrustedRootFile(opts.trustedRoot) : undefined;
+    const verified = await evidenceFromCtp(bundle, { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) }, {
+      allowLegacyPae: Boolean(opts.legacyPae),
+      ...(root ? { verifiers: defaultVerifiers({ trustedRoot: root }) } : {}),
+    });
+    for (const w of verified.warnings) io.err(`warning: ${w}`);
+    doc = { evidence: verified.evidence, findings: verified.findings };
+    parsedSource = parseSource('(verified bundle)', JSON.stringify(doc)).source!;
+  }
   if (opts.host) {
     const hp = parseSource(opts.host, await readText(opts.host));
     if (!hp.source) throw policyInvalidFrom(hp.issues, 'JSON_INVALID');
@@ -108,7 +129,7 @@ export async function explainCommand(io: Io, bundle: string, opts: ExplainOption
   }
   if (opts.environment) doc.host = { ...((doc.host as object) ?? {}), environment: opts.environment };
   if (bundle !== '-') doc.manifest = await readBundleFacts(bundle);
-  const read = readPolicyInput(doc, parsed.source);
+  const read = readPolicyInput(doc, parsedSource);
   if (!read.input) throw policyInvalidFrom(read.issues, 'JSON_INVALID');
   const input = { ...read.input, mode: (opts.mode as Mode | undefined) ?? read.input.mode };
   const set = await loadSet(opts.policies);
@@ -188,7 +209,10 @@ export function register(program: Command): void {
     .command('explain')
     .description('evaluate a bundle against the policies and print why it is allowed or denied')
     .argument('<bundle>', '.ctp file or unpacked bundle directory (- : manifest from the evidence file)')
-    .requiredOption('--evidence <file>', 'verified Evidence JSON (or {evidence, manifest?, host?})')
+    .option('--evidence <file>', 'verified Evidence JSON (or {evidence, manifest?, host?}); without it the .ctp is verified here')
+    .option('--trust-store <file>', 'trust store for verifying the .ctp (when no --evidence)')
+    .option('--trusted-root <file>', 'Sigstore TrustedRoot JSON for verifying the .ctp')
+    .option('--legacy-pae', 'accept the upstream MVP producer\'s legacy DSSE PAE (reported)')
     .option('--policies <path>', 'policy repository or file (repeatable)', collect, [])
     .option('--environment <env>', 'target environment')
     .option('--host <file>', 'host facts JSON')
