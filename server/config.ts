@@ -35,7 +35,7 @@ export interface ServerConfig {
     report?: { provider: 'github' | 'gitlab'; repository: string };
   };
   /** Registries deploys may fetch from (`host[:port]`), and non-public addresses they may reach (e.g. 127.0.0.1). */
-  registries: { allow: string[]; allowedAddresses: string[] };
+  registries: { allow: string[]; allowedAddresses: string[]; /** Registries spoken to over plain http (local test registries only). */ insecure?: string[] };
   github?: { apiUrl: string; token?: string; webhookSecrets: string[] };
   gitlab?: { apiUrl: string; token?: string; webhookTokens: string[] };
   oidc: OidcIssuerConfig[];

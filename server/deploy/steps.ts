@@ -49,7 +49,12 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       const tmp = tempPathFor(join(dir, 'fetch.ctp'));
       let fetched;
       try {
-        fetched = await fetchCtp(reference, tmp, { allowedRegistries: ctx.config.registries.allow, allowedAddresses: ctx.config.registries.allowedAddresses });
+        const host = reference.split('/')[0];
+        fetched = await fetchCtp(reference, tmp, {
+          allowedRegistries: ctx.config.registries.allow,
+          allowedAddresses: ctx.config.registries.allowedAddresses,
+          plainHttp: ctx.config.registries.insecure?.includes(host) ?? false,
+        });
       } catch (e) {
         await rm(tmp, { force: true });
         const code = e instanceof CtError ? e.code : 'NETWORK_ERROR';
