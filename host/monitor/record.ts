@@ -106,7 +106,7 @@ export async function recordProfile(opts: RecordOptions): Promise<RecordResult> 
       if (n) names.add(n);
       else unknown.push(nr);
     }
-    const profile = allowListProfile(names, { arch: facts.architecture });
+    const profile = allowListProfile(names, { arch: facts.architecture, capabilities: plan.capabilities });
     const result: RecordResult = { profile, syscalls: [...names].sort(), unknown: unknown.sort((a, b) => a - b), exitCode, output };
 
     if (opts.verify) {

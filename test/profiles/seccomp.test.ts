@@ -200,7 +200,14 @@ describe('confines (SPEC §7 "seccomp required")', () => {
 
   it('a conditional RuntimeDefault rule covers only the same conditions', () => {
     const cloneRule = rd.syscalls!.find((r) => r.names.includes('clone') && r.args)!;
-    expect(confines(allowListProfile(['clone'])).outside).toEqual(['clone']);
+    const bare = allowListProfile([]);
+    const unconditional: OciSeccomp = { ...bare, syscalls: [...bare.syscalls!, { names: ['clone'], action: 'SCMP_ACT_ALLOW' }] };
+    expect(confines(unconditional).outside).toEqual(['clone']);
+    // allowListProfile keeps RuntimeDefault's conditions for such syscalls
+    const listed = allowListProfile(['clone']);
+    expect(listed.syscalls![0].names).not.toContain('clone');
+    expect(listed.syscalls!.find((r) => r.names[0] === 'clone')?.args).toEqual(cloneRule.args);
+    expect(confines(listed).confines).toBe(true);
     const same: OciSeccomp = { ...allowListProfile([]), syscalls: [...allowListProfile([]).syscalls!, { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: cloneRule.args }] };
     expect(confines(same).confines).toBe(true);
   });
