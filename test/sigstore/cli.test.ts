@@ -51,7 +51,9 @@ describe('ct sign-bundle → ct verify-bundle (conformance protocol)', () => {
     const s1 = await runCt(['sign-bundle', '--identity-token', token, '--bundle', msg, ...services(), file], { env: env() });
     expect(s1.code).toBe(0);
     expect(JSON.parse(await readFile(msg, 'utf8')).mediaType).toBe('application/vnd.dev.sigstore.bundle.v0.3+json');
-    expect((await verifyBundle(msg, file)).code).toBe(0);
+    const [byFile, byDigest] = await Promise.all([verifyBundle(msg, file), verifyBundle(msg, sha256Digest(await readFile(file)))]);
+    expect(byFile.code).toBe(0);
+    expect(byDigest.code).toBe(0);
 
     const stmtPath = join(dir, 'statement.json');
     const digest = sha256Digest(await readFile(file));

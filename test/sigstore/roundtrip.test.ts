@@ -6,6 +6,7 @@ import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.j
 import { signAttestationForCtp, signDsse, signMessage, KeySigner } from '../../src/sign/index.js';
 import { SigstoreBundleVerifier } from '../../src/verify/sigstore/index.js';
 import { isCtError } from '../../src/core/errors.js';
+import { sha256Digest } from '../../src/core/digest.js';
 import { GH_ISSUER, GH_SAN, artifact, artifactDigest, ecKey, edKey, keylessOptions, rootOf, statementFor } from './fixtures.js';
 
 let m: SigstoreMock;
@@ -46,6 +47,11 @@ describe('keyless round trips (mock Fulcio/Rekor/TSA on 127.0.0.1)', () => {
     const r = v.verify(JSON.stringify(bundle), { policy, artifact });
     expect(r.kind).toBe('message');
     expect(r.signer.subject).toBe(GH_SAN);
+    // FILE_OR_DIGEST as a digest: the signature is checked over the recorded SHA-256.
+    expect(v.verify(JSON.stringify(bundle), { policy, digest: artifactDigest }).digest).toBe(artifactDigest);
+    let code = '';
+    try { v.verify(JSON.stringify(bundle), { policy, digest: sha256Digest('other') }); } catch (e) { code = (e as { code: string }).code; }
+    expect(code).toBe('INVALID_SIGNATURE');
   });
 
   it('GitLab CI token: SAN is the CI config ref URI, project and namespace ids pinned', async () => {

@@ -12,6 +12,7 @@
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { bundleFromJSON, bundleToJSON, type Bundle } from '@sigstore/bundle';
+import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { CtError } from '../../core/errors.js';
 import { canonicalize } from '../../core/jcs.js';
@@ -23,6 +24,7 @@ import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../e
 import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
 import { assertIdentityPolicy, certIdentity, checkIdentity, describePolicy, type IdentityPolicy } from './identity.js';
 import { acceptRekorV2DsseDigest } from './rekor-v2.js';
+import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
 
 export interface SigstoreThresholds {
@@ -143,6 +145,7 @@ export class SigstoreBundleVerifier {
     let entity: SignedEntity;
     try {
       entity = acceptRekorV2DsseDigest(toSignedEntity(bundle, req.artifact), bundle);
+      if (kind === 'message' && !req.artifact) entity = overDigest(entity, bundle);
     } catch (e) {
       throw new CtError('MALFORMED_BUNDLE', `bundle verification material does not parse: ${(e as Error).message}`, { where: 'verificationMaterial' }, { cause: e });
     }
@@ -272,16 +275,38 @@ function policyDigest(p: IdentityPolicy | undefined, t: Required<SigstoreThresho
   return createHash('sha256').update(canonicalize({ p: p ?? null, t })).digest('hex');
 }
 
-/** A message signature covers the artifact: its recorded digest must be the artifact's. */
+/**
+ * A message signature covers the artifact: its recorded digest must be the artifact's. Without the
+ * bytes (FILE_OR_DIGEST given as a digest) the recorded digest must be the given one and the
+ * signature is checked over that digest (P-256 prehash, prehash.ts).
+ */
 function bindMessage(bundle: Bundle, artifact: Buffer | undefined, digest: string | undefined): void {
   if (bundle.content.$case !== 'messageSignature') return;
   const md = bundle.content.messageSignature.messageDigest;
-  if (!artifact) {
-    throw new CtError('USAGE', 'a message-signature bundle is verified over the artifact bytes: give the file, not only its digest', { digest });
+  const recorded = md?.digest?.length ? `sha256:${md.digest.toString('hex')}` : undefined;
+  if (!artifact && (!recorded || md.algorithm !== HashAlgorithm.SHA2_256)) {
+    throw new CtError('USAGE', 'this message-signature bundle records no SHA-256 digest: verify it over the file, not a digest', { digest });
   }
-  if (md && md.digest.length && !md.digest.equals(createHash('sha256').update(artifact).digest())) {
-    throw new CtError('INVALID_SIGNATURE', `the bundle signs a different artifact: message digest sha256:${md.digest.toString('hex')}, artifact ${digest}`, { expected: `sha256:${md.digest.toString('hex')}`, actual: digest });
+  if (!artifact && digest === undefined) throw new CtError('USAGE', 'a message-signature bundle is verified over the artifact or its digest; none given', {});
+  if (recorded && recorded !== digest) {
+    throw new CtError('INVALID_SIGNATURE', `the bundle signs a different artifact: message digest ${recorded}, artifact ${digest}`, { expected: recorded, actual: digest });
   }
+}
+
+/** Digest-only verification of a message signature: the signature is checked over the digest. */
+function overDigest(entity: SignedEntity, bundle: Bundle): SignedEntity {
+  if (bundle.content.$case !== 'messageSignature') return entity;
+  const { signature, messageDigest } = bundle.content.messageSignature;
+  const inner = entity.signature;
+  return {
+    ...entity,
+    signature: {
+      get signature() { return inner.signature; },
+      compareSignature: (s: Buffer) => inner.compareSignature(s),
+      compareDigest: (d: Buffer) => inner.compareDigest(d),
+      verifySignature: (key) => verifyP256Prehashed(messageDigest.digest, signature, key),
+    },
+  };
 }
 
 function inTotoStatement(payloadType: string, payload: Buffer): Statement {
