@@ -15,7 +15,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Entry points: output name (relative to the out dir, without .js) → source. */
 export function actionEntries() {
-  const entries = { index: 'actions/build/index.ts' };
+  // The GitLab CI entry runs the same actions from templates/gitlab/*.yml.
+  const entries = { index: 'actions/build/index.ts', 'gitlab/index': 'actions/build/gitlab.ts' };
   for (const name of readdirSync(join(root, 'actions')).sort()) {
     if (name === 'build') continue;
     const src = `actions/${name}/index.ts`;

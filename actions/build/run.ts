@@ -26,7 +26,7 @@ import type { VerificationReport, TrustMaterial } from '../../src/verify/report.
 import { pushCtp } from '../../src/oci/push.js';
 import type { ActionIo } from './io.js';
 import { buildSecrets, type BuildInputs } from './inputs.js';
-import { postCommitStatus, type StatusState } from './status.js';
+import { githubReporter, type StatusReporter, type StatusState } from './status.js';
 import { signKeyless } from './sign-keyless.js';
 import { policyDecision, firstViolation } from './policy-gate.js';
 import { buildStatusLine, buildSummary } from './summary.js';
@@ -210,14 +210,14 @@ function setOutputs(r: BuildResult, io: ActionIo): void {
   for (const [k, v] of Object.entries(out)) if (v !== undefined) io.setOutput(k, v);
 }
 
-export async function run(i: BuildInputs, io: ActionIo): Promise<BuildResult> {
+/** `reporter`: where commit statuses go (default GitHub, when a token is given). */
+export async function run(i: BuildInputs, io: ActionIo, reporter: StatusReporter | undefined = githubReporter({ token: i.githubToken ?? '', ctx: i.ctx, sha: i.sha })): Promise<BuildResult> {
   const secrets = buildSecrets(i);
   secrets.forEach((s) => io.setSecret(s));
   const r: BuildResult = { ok: false, signing: i.signing.mode, attestations: [], warnings: [] };
-  const target = { token: i.githubToken ?? '', ctx: i.ctx, sha: i.sha };
   const status = async (state: StatusState, description: string) => {
-    if (!i.githubToken) return;
-    const why = await postCommitStatus(target, { state, context: i.statusContext, description: scrub(description, secrets) });
+    if (!reporter) return;
+    const why = await reporter({ state, context: i.statusContext, description: scrub(description, secrets) });
     if (why) r.warnings.push(why);
   };
   await status('pending', 'Cerro Torre: packing, signing and publishing');

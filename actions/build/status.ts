@@ -28,6 +28,14 @@ export function statusDescription(text: string): string {
   return oneLine.length <= 140 ? oneLine : `${oneLine.slice(0, 139)}…`;
 }
 
+/** Posts one status; answers why it was not posted, or undefined when it was. */
+export type StatusReporter = (status: CommitStatus) => Promise<string | undefined>;
+
+/** The GitHub reporter, or none without a token. */
+export function githubReporter(target: StatusTarget): StatusReporter | undefined {
+  return target.token ? (s) => postCommitStatus(target, s) : undefined;
+}
+
 /** Why a status was not posted, or undefined when it was. */
 export async function postCommitStatus(target: StatusTarget, status: CommitStatus): Promise<string | undefined> {
   const sha = target.sha ?? target.ctx.sha;

@@ -7,7 +7,7 @@
  */
 import { CtError } from '../../src/core/errors.js';
 import type { ActionIo } from '../build/io.js';
-import { postCommitStatus } from '../build/status.js';
+import { githubReporter, type StatusReporter } from '../build/status.js';
 import { describeError, scrub } from '../build/errors.js';
 import type { DeployInputs } from './inputs.js';
 
@@ -93,7 +93,7 @@ async function steps(i: DeployInputs, io: ActionIo, r: DeployResult): Promise<vo
 
 const got = (r: DeployResult): string => (r.message ? `: ${r.message}` : '');
 
-export async function run(i: DeployInputs, io: ActionIo): Promise<DeployResult> {
+export async function run(i: DeployInputs, io: ActionIo, reporter: StatusReporter | undefined = githubReporter({ token: i.githubToken ?? '', ctx: i.ctx, sha: i.sha })): Promise<DeployResult> {
   const secrets = [i.githubToken, i.apiKey].filter((s): s is string => !!s);
   secrets.forEach((s) => io.setSecret(s));
   const r: DeployResult = { ok: false };
@@ -104,9 +104,9 @@ export async function run(i: DeployInputs, io: ActionIo): Promise<DeployResult> 
     r.error = describeError(e);
     r.error.message = scrub(r.error.message, secrets);
   }
-  if (i.githubToken) {
+  if (reporter) {
     const description = r.ok ? `${i.app} → ${i.environment}: ${r.status}${got(r)}` : `${i.app} → ${i.environment}: ${r.error!.code} ${r.error!.message}`;
-    const why = await postCommitStatus({ token: i.githubToken, ctx: i.ctx, sha: i.sha }, { state: r.ok ? 'success' : 'failure', context: i.statusContext, description: scrub(description, secrets) });
+    const why = await reporter({ state: r.ok ? 'success' : 'failure', context: i.statusContext, description: scrub(description, secrets) });
     if (why) io.warning(why);
   }
   if (r.id) io.setOutput('deployment-id', r.id);

@@ -15,7 +15,7 @@ import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
 import { loadTrustedRootFile, publicGoodTrustedRoot } from '../../src/verify/sigstore/trusted-root.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import type { ActionIo } from '../build/io.js';
-import { postCommitStatus } from '../build/status.js';
+import { githubReporter, type StatusReporter } from '../build/status.js';
 import { policyDecision } from '../build/policy-gate.js';
 import { describeError, scrub } from '../build/errors.js';
 import type { VerifyInputs } from './inputs.js';
@@ -97,7 +97,7 @@ async function steps(i: VerifyInputs, io: ActionIo, r: VerifyResult): Promise<vo
   if ('reference' in i.source) await rm(path, { force: true });
 }
 
-export async function run(i: VerifyInputs, io: ActionIo): Promise<VerifyResult> {
+export async function run(i: VerifyInputs, io: ActionIo, reporter: StatusReporter | undefined = githubReporter({ token: i.githubToken ?? '', ctx: i.ctx, sha: i.sha })): Promise<VerifyResult> {
   const secrets = [i.githubToken, i.registry.password].filter((s): s is string => !!s);
   secrets.forEach((s) => io.setSecret(s));
   const r: VerifyResult = { ok: false, policies: [], violations: [], warnings: [], signers: [] };
@@ -108,9 +108,9 @@ export async function run(i: VerifyInputs, io: ActionIo): Promise<VerifyResult> 
     r.error = describeError(e);
     r.error.message = scrub(r.error.message, secrets);
   }
-  if (i.githubToken) {
+  if (reporter) {
     const description = r.error ? `${r.error.code}: ${r.error.message}` : r.decision === 'allow' ? `allowed for ${i.environment} by ${r.policies.join(', ') || 'policy'}` : `denied for ${i.environment}: ${r.code} ${r.message ?? ''}`;
-    const why = await postCommitStatus({ token: i.githubToken, ctx: i.ctx, sha: i.sha }, { state: r.error ? 'error' : r.decision === 'allow' ? 'success' : 'failure', context: i.statusContext, description: scrub(description, secrets) });
+    const why = await reporter({ state: r.error ? 'error' : r.decision === 'allow' ? 'success' : 'failure', context: i.statusContext, description: scrub(description, secrets) });
     if (why) r.warnings.push(why);
   }
   if (r.decision) io.setOutput('decision', r.decision);
