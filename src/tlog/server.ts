@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CtError, asIoError, isCtError } from '../core/errors.js';
+import { isDigest } from '../core/digest.js';
 import { spkiBase64 } from '../trust/keyid.js';
 import { LogApi, type LogApiOptions } from './log-api.js';
 import { SqliteLogStore } from './store.js';
@@ -108,6 +109,7 @@ async function route(api: LogApi, req: IncomingMessage, res: ServerResponse, max
   if (path === '/api/v1/consistency') return send(res, 200, api.consistency(intParam(url, 'first', true)!, intParam(url, 'second', false)));
   if (path === '/api/v1/revocations') {
     const digest = url.searchParams.get('digest') ?? undefined;
+    if (digest !== undefined && !isDigest(digest)) throw new HttpError(400, 'USAGE', 'query parameter digest must be sha256:<64 lower-case hex>');
     return send(res, 200, api.revocations(digest));
   }
   const m = /^\/api\/v1\/entries\/([^/]+)$/.exec(path);

@@ -6,6 +6,7 @@ import { spkiBase64 } from '../trust/keyid.js';
 import { consistencyProof, inclusionProof, rootAt, type NodeSource, type RangeMemo } from './build-proofs.js';
 import { assertLogEntry, type LogEntry } from './entry.js';
 import { leafHash } from './hashes.js';
+import { isNoteKeyName } from './signed-note.js';
 import { Frontier } from './tree.js';
 
 type Db = InstanceType<typeof Database>;
@@ -72,14 +73,15 @@ export class SqliteLogStore implements NodeSource {
     db.pragma('synchronous = NORMAL');
     db.exec(SCHEMA);
     const meta = (k: string): string | undefined => (db.prepare('SELECT v FROM meta WHERE k = ?').pluck().get(k) as string | undefined) ?? undefined;
-    const setMeta = db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v');
+    // Identity is written only once everything is validated, in one transaction.
+    const writes: [string, string][] = [];
     const size = (db.prepare('SELECT COALESCE(MAX(idx) + 1, 0) FROM entries').pluck().get() as number) ?? 0;
 
     let privateKey = opts.privateKey;
     if (!privateKey) {
       const pem = meta('private_key');
       privateKey = pem ? createPrivateKey(pem) : generateKeyPairSync('ed25519').privateKey;
-      if (!pem) setMeta.run('private_key', privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+      if (!pem) writes.push(['private_key', privateKey.export({ type: 'pkcs8', format: 'pem' }) as string]);
     }
     if (privateKey.asymmetricKeyType !== 'ed25519') throw new CtError('KEY_INVALID', `log key must be Ed25519, not ${privateKey.asymmetricKeyType}`);
     this.privateKey = privateKey;
@@ -89,15 +91,18 @@ export class SqliteLogStore implements NodeSource {
     if (storedSpki && storedSpki !== spki && size > 0) {
       throw new CtError('KEY_INVALID', `this log database was written with another log key (${storedSpki}); refusing to sign its ${size} entries with a new one`);
     }
-    setMeta.run('public_key', spki);
+    writes.push(['public_key', spki]);
 
     const defaultId = `ct-log-${Buffer.from(spki, 'base64').subarray(-32).toString('hex').slice(0, 16)}`;
     this.logId = opts.logId ?? meta('log_id') ?? defaultId;
     this.origin = opts.origin ?? meta('origin') ?? this.logId;
     this.operator = opts.operator ?? meta('operator') ?? this.logId;
-    setMeta.run('log_id', this.logId);
-    setMeta.run('origin', this.origin);
-    setMeta.run('operator', this.operator);
+    if (!isNoteKeyName(this.origin)) {
+      throw new CtError('USAGE', `log origin ${JSON.stringify(this.origin)} cannot name a checkpoint key: it must be non-empty, without spaces or "+"`);
+    }
+    writes.push(['log_id', this.logId], ['origin', this.origin], ['operator', this.operator]);
+    const setMeta = db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v');
+    db.transaction(() => writes.forEach(([k, v]) => setMeta.run(k, v)))();
 
     this.st = {
       getNode: db.prepare('SELECT hash FROM nodes WHERE k = ?').pluck(),

@@ -184,6 +184,7 @@ describe('log server', () => {
     expect((await get(log.url, `/api/v1/consistency?first=${size + 1}`)).status).toBe(400);
     expect((await get(log.url, `/api/v1/entries/${size}`)).status).toBe(404);
     expect((await get(log.url, '/api/v1/nothing')).status).toBe(404);
+    expect((await get(log.url, '/api/v1/revocations?digest=abc')).json.error.code).toBe('USAGE');
   });
 
   it('keeps its key, identity and tree across a restart', async () => {
@@ -196,6 +197,10 @@ describe('log server', () => {
     const after = (await get(log.url, '/api/v1/sth')).json;
     expect(after.rootHash).toBe(before.rootHash);
     expect((await post(log.url, JSON.stringify(entryN(777)))).json.logIndex).toBe(before.treeSize);
+  });
+
+  it('refuses an origin that cannot name a checkpoint key', async () => {
+    await expect(startLogServer({ db: join(dir, 'other.db'), origin: 'my log' })).rejects.toMatchObject({ code: 'USAGE' });
   });
 
   it('refuses to sign an existing log with a different key', async () => {
