@@ -52,6 +52,7 @@ export interface PolicyCheckResult {
 }
 
 const MAX_LISTED = 30;
+const MAX_COMMENT = 60_000;
 
 export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult> {
   const now = inputs.now ?? Date.now();
@@ -110,5 +111,7 @@ function render(ok: boolean, lint: LintResult, tests: TestReport, diff: DiffResu
   out.push('');
   if (diff) out.push(renderDiffMarkdown(diff, { base: baseRef, head: 'this change' }));
   else if (diffNote) out.push(`_${diffNote}_`);
-  return `${out.join('\n').trimEnd()}\n`;
+  const text = `${out.join('\n').trimEnd()}\n`;
+  // GitHub refuses comments over 65,536 characters.
+  return text.length > MAX_COMMENT ? `${text.slice(0, MAX_COMMENT)}\n\n_… report truncated; the job summary and \`ct policy diff --format json\` have everything._\n` : text;
 }

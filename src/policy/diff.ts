@@ -91,6 +91,9 @@ function reasons(d: Decision): string {
   return [...d.violations, ...d.warnings].map((v) => `${v.policy}/${v.code}`).sort().join(',');
 }
 
+/** Keeps the table readable and the PR comment under GitHub's 65,536-character limit. */
+export const MAX_TABLE_ROWS = 200;
+
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').slice(0, 300);
 const verdict = (d: Decision) => (d.allow ? (d.warnings.length ? `allowed (${d.warnings.length} warning${d.warnings.length > 1 ? 's' : ''})` : 'allowed') : 'denied');
 const why = (d: Decision) =>
@@ -106,10 +109,12 @@ export function renderDiffMarkdown(r: DiffResult, labels: { base: string; head: 
   if (changed.length) {
     lines.push('| Deployment | App | Environment | Image | Before | After | Why (after) |', '|---|---|---|---|---|---|---|');
     const order: Record<Change, number> = { 'now-denied': 0, 'now-allowed': 1, 'reasons-changed': 2, unchanged: 3 };
-    for (const x of [...changed].sort((a, b) => order[a.change] - order[b.change] || (a.id < b.id ? -1 : 1))) {
+    const sorted = [...changed].sort((a, b) => order[a.change] - order[b.change] || (a.id < b.id ? -1 : 1));
+    for (const x of sorted.slice(0, MAX_TABLE_ROWS)) {
       const mark = x.change === 'now-denied' ? '⛔ ' : x.change === 'now-allowed' ? '✅ ' : '';
       lines.push(`| ${mark}${cell(x.id)} | ${cell(x.app)} | ${cell(x.environment)} | \`${cell(x.imageDigest.slice(0, 19))}\` | ${verdict(x.before)} | ${verdict(x.after)} | ${why(x.after)} |`);
     }
+    if (sorted.length > MAX_TABLE_ROWS) lines.push('', `… and ${sorted.length - MAX_TABLE_ROWS} more (use \`ct policy diff --format json\` for all).`);
   } else lines.push('No deployment changes its outcome.');
   return `${lines.join('\n')}\n`;
 }

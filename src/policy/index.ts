@@ -1,4 +1,8 @@
-/** Gatekeeper policy engine: public API (see docs/policy.md). */
+/**
+ * Gatekeeper policy engine: public API (see docs/policy.md). `evidenceFromCtp` (verify a .ctp and
+ * hand its evidence to the engine) lives in ./ctp-evidence.js, kept out of this index so that the
+ * policy-check action does not bundle the verifiers.
+ */
 export { evaluate, matches } from './evaluate.js';
 export { loadPolicies, compileTexts, readPolicySources, isPolicyFile, isSuiteFile, type SourceText, type LoadResult } from './load.js';
 export { PolicySet } from './policy-set.js';
@@ -9,7 +13,6 @@ export { diffPolicySets, parseDeployments, renderDiffMarkdown, type Deployment, 
 export { readPolicySourcesAtRev } from './git-source.js';
 export { readPolicyInput } from './input.js';
 export { readBundleFacts } from './bundle-facts.js';
-export { evidenceFromCtp, type CtpEvidence } from './ctp-evidence.js';
 export { renderDecision, decisionRecord, exitCodeForDecision } from './explain.js';
 export { formatIssue, type PolicyIssue } from './issues.js';
 export { VIOLATION_CODES, type ViolationCode } from './codes.js';

@@ -9,8 +9,8 @@
  * `violations`/`warnings` as a list of codes (compared as multisets), `yes`, `no` or a count.
  * Every case is evaluated against the whole repository, since every matching policy applies.
  */
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { asIoError } from '../core/errors.js';
 import { readBundleFacts } from './bundle-facts.js';
 import { evaluate } from './evaluate.js';
@@ -57,7 +57,8 @@ export async function runPolicyTests(repo: string, opts: TestOptions = {}): Prom
   if (!loaded.set) return report;
   const set = loaded.set;
   const suites = await walkRepo(repo, isSuiteFile);
-  for (const file of suites) await runSuite(file, set, report);
+  const root = await realpath(repo);
+  for (const file of suites) await runSuite(file, set, report, root);
   const exercised = new Set(report.cases.flatMap((c) => c.decision?.policies ?? []));
   report.untested = set.policies.map((p) => p.name).filter((n) => !exercised.has(n));
   if (opts.requireTests) {
@@ -79,7 +80,22 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-async function runSuite(file: string, set: PolicySet, report: TestReport): Promise<void> {
+/**
+ * Fixture and bundle paths must stay inside the repository (after resolving symlinks): suites come
+ * from pull requests, and the check must not read files of the CI machine into its report.
+ */
+async function inside(root: string, path: string): Promise<boolean> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    return true; // missing: reported by the reader with its own error
+  }
+  const rel = relative(root, real);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+async function runSuite(file: string, set: PolicySet, report: TestReport, root: string): Promise<void> {
   const parsed = parseSource(file, await readText(file));
   if (!parsed.source) {
     report.errors.push(...parsed.issues);
@@ -89,6 +105,11 @@ async function runSuite(file: string, set: PolicySet, report: TestReport): Promi
   const doc = src.value as any;
   if (!doc || typeof doc !== 'object' || !Array.isArray(doc.cases)) {
     report.errors.push({ ...src.locate([]), severity: 'error', kind: 'suite', message: 'a suite is a mapping with `cases: [...]`' });
+    return;
+  }
+  const extra = Object.keys(doc).find((k) => k !== 'cases');
+  if (extra) {
+    report.errors.push({ ...src.locateKey([], extra), severity: 'error', kind: 'suite', message: `unknown field ${JSON.stringify(extra)} (a suite has only cases)` });
     return;
   }
   const fixtures = new Map<string, ParsedSource>();
@@ -118,6 +139,10 @@ async function runSuite(file: string, set: PolicySet, report: TestReport): Promi
     let basePath: (string | number)[] = ['cases', i];
     if (c.input !== undefined) {
       const path = resolve(dirname(file), String(c.input));
+      if (!(await inside(root, path))) {
+        problem('input: the fixture must be inside the policy repository', ['input']);
+        continue;
+      }
       let fx = fixtures.get(path);
       if (!fx) {
         let text: string;
@@ -141,8 +166,13 @@ async function runSuite(file: string, set: PolicySet, report: TestReport): Promi
     }
     for (const k of ['evidence', 'host', 'manifest', 'now', 'mode', 'findings']) if (c[k] !== undefined) base[k] = structuredClone(c[k]);
     if (c.bundle !== undefined) {
+      const path = resolve(dirname(file), String(c.bundle));
+      if (!(await inside(root, path))) {
+        problem('bundle: the bundle must be inside the policy repository', ['bundle']);
+        continue;
+      }
       try {
-        base.manifest = await readBundleFacts(resolve(dirname(file), String(c.bundle)));
+        base.manifest = await readBundleFacts(path);
       } catch (e) {
         problem(`bundle: ${(e as Error).message}`, ['bundle']);
         continue;

@@ -23027,50 +23027,50 @@ var require_fast_uri = __commonJS({
       schemelessOptions.skipEscape = true;
       return serialize(resolved, schemelessOptions);
     }
-    function resolveComponent(base, relative3, options, skipNormalization) {
+    function resolveComponent(base, relative4, options, skipNormalization) {
       const target = {};
       if (!skipNormalization) {
         base = parse4(serialize(base, options), options);
-        relative3 = parse4(serialize(relative3, options), options);
+        relative4 = parse4(serialize(relative4, options), options);
       }
       options = options || {};
-      if (!options.tolerant && relative3.scheme) {
-        target.scheme = relative3.scheme;
-        target.userinfo = relative3.userinfo;
-        target.host = relative3.host;
-        target.port = relative3.port;
-        target.path = removeDotSegments(relative3.path || "");
-        target.query = relative3.query;
+      if (!options.tolerant && relative4.scheme) {
+        target.scheme = relative4.scheme;
+        target.userinfo = relative4.userinfo;
+        target.host = relative4.host;
+        target.port = relative4.port;
+        target.path = removeDotSegments(relative4.path || "");
+        target.query = relative4.query;
       } else {
-        if (relative3.userinfo !== void 0 || relative3.host !== void 0 || relative3.port !== void 0) {
-          target.userinfo = relative3.userinfo;
-          target.host = relative3.host;
-          target.port = relative3.port;
-          target.path = removeDotSegments(relative3.path || "");
-          target.query = relative3.query;
+        if (relative4.userinfo !== void 0 || relative4.host !== void 0 || relative4.port !== void 0) {
+          target.userinfo = relative4.userinfo;
+          target.host = relative4.host;
+          target.port = relative4.port;
+          target.path = removeDotSegments(relative4.path || "");
+          target.query = relative4.query;
         } else {
-          if (!relative3.path) {
+          if (!relative4.path) {
             target.path = base.path;
-            if (relative3.query !== void 0) {
-              target.query = relative3.query;
+            if (relative4.query !== void 0) {
+              target.query = relative4.query;
             } else {
               target.query = base.query;
             }
           } else {
-            if (relative3.path[0] === "/") {
-              target.path = removeDotSegments(relative3.path);
+            if (relative4.path[0] === "/") {
+              target.path = removeDotSegments(relative4.path);
             } else {
               const baseHasAuthority = base.userinfo !== void 0 || base.host !== void 0 || base.port !== void 0;
               if (baseHasAuthority && !base.path) {
-                target.path = "/" + relative3.path;
+                target.path = "/" + relative4.path;
               } else if (!base.path) {
-                target.path = relative3.path;
+                target.path = relative4.path;
               } else {
-                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative3.path;
+                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative4.path;
               }
               target.path = base.scheme === void 0 && !baseHasAuthority && target.path[0] !== "/" ? removeDotSegmentsRelative(target.path) : removeDotSegments(target.path);
             }
-            target.query = relative3.query;
+            target.query = relative4.query;
           }
           target.userinfo = base.userinfo;
           target.host = base.host;
@@ -23078,7 +23078,7 @@ var require_fast_uri = __commonJS({
         }
         target.scheme = base.scheme;
       }
-      target.fragment = relative3.fragment;
+      target.fragment = relative4.fragment;
       return target;
     }
     function equal(uriA, uriB, options) {
@@ -39159,44 +39159,7 @@ ${body}`;
 
 // actions/policy-check/run.ts
 import { readFile as readFile4 } from "node:fs/promises";
-import { relative as relative2 } from "node:path";
-
-// src/core/errors.ts
-var CtError = class extends Error {
-  code;
-  details;
-  constructor(code, message, details = {}, options) {
-    super(message, options);
-    this.name = "CtError";
-    this.code = code;
-    this.details = details;
-  }
-  toJSON() {
-    return { code: this.code, message: this.message, details: this.details };
-  }
-};
-function asIoError(e, path) {
-  if (e instanceof CtError) return e;
-  const err = e;
-  return new CtError("IO_ERROR", `${path}: ${err?.message ?? String(e)}`, { path, errno: err?.code }, { cause: e });
-}
-
-// src/policy/issues.ts
-function formatIssue(i) {
-  return `${i.file}:${i.line}:${i.column}: ${i.severity} [${i.kind}] ${i.message}`;
-}
-var IssueSink = class {
-  issues = [];
-  error(at2, kind, message) {
-    this.issues.push({ ...at2, severity: "error", kind, message });
-  }
-  warning(at2, kind, message) {
-    this.issues.push({ ...at2, severity: "warning", kind, message });
-  }
-  get hasErrors() {
-    return this.issues.some((i) => i.severity === "error");
-  }
-};
+import { relative as relative3 } from "node:path";
 
 // src/policy/facts.ts
 function signerMatches(spec, s3) {
@@ -39302,6 +39265,28 @@ function judgeAppArmor(text) {
 
 // src/core/digest.ts
 import { createHash } from "node:crypto";
+
+// src/core/errors.ts
+var CtError = class extends Error {
+  code;
+  details;
+  constructor(code, message, details = {}, options) {
+    super(message, options);
+    this.name = "CtError";
+    this.code = code;
+    this.details = details;
+  }
+  toJSON() {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+};
+function asIoError(e, path) {
+  if (e instanceof CtError) return e;
+  const err = e;
+  return new CtError("IO_ERROR", `${path}: ${err?.message ?? String(e)}`, { path, errno: err?.code }, { cause: e });
+}
+
+// src/core/digest.ts
 var DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 function sha256Hex(data) {
   return createHash("sha256").update(data).digest("hex");
@@ -39612,8 +39597,6 @@ function compileV2(src, v2, digest, sink) {
     if (fixed && new Set(t.signers.map((s3) => s3.keyId)).size < t.k) {
       sink.error(t.at, "unreachable", `thresholds ${t.name}: k=${t.k} but only ${t.signers.length} distinct keys are listed; it can never be met`);
     }
-  }
-  if (match.names && !match.all) {
   }
   let expires;
   if (v2.expires !== void 0) {
@@ -40682,7 +40665,24 @@ function runtimeDefaultAllowed(arch2, capabilities) {
   }
   return set;
 }
-function judgeSeccomp(profile, opts) {
+var judged = /* @__PURE__ */ new WeakMap();
+var ruleIds = /* @__PURE__ */ new WeakMap();
+var nextRuleId = 1;
+function judgeSeccomp(profile, opts, rule) {
+  if (!rule || !profile || typeof profile !== "object") return judgeSeccompUncached(profile, opts);
+  let rid = ruleIds.get(rule);
+  if (rid === void 0) ruleIds.set(rule, rid = nextRuleId++);
+  const key = `${rid}|${opts.arch ?? ""}|${opts.capabilities?.join(",") ?? "-"}`;
+  let byKey = judged.get(profile);
+  if (!byKey) judged.set(profile, byKey = /* @__PURE__ */ new Map());
+  let out = byKey.get(key);
+  if (!out) {
+    out = judgeSeccompUncached(profile, opts);
+    if (byKey.size < 64) byKey.set(key, out);
+  }
+  return out;
+}
+function judgeSeccompUncached(profile, opts) {
   if (!profile || typeof profile !== "object" || Array.isArray(profile)) {
     return [{ code: "SECCOMP_NOT_CONFINING", message: "security/seccomp.json is not an OCI linux.seccomp object", evidence: {} }];
   }
@@ -40759,7 +40759,7 @@ function checkRuntime(r, bundle, host, coveredFiles) {
       if (r.seccomp.level === "confining") out.push({ code: "SECCOMP_REQUIRED", rule: "runtime.seccomp", message: "the bundle ships no security/seccomp.json and the policy requires a confining profile", evidence: {}, at: r.seccomp.at });
     } else {
       const caps = Array.isArray(rt2.capabilities) ? rt2.capabilities.map((c) => normaliseCapability(String(c))) : void 0;
-      for (const f2 of judgeSeccomp(sec.seccomp, { ...r.seccomp, arch: host.arch, capabilities: caps })) out.push({ ...f2, rule: "runtime.seccomp", at: r.seccomp.at });
+      for (const f2 of judgeSeccomp(sec.seccomp, { ...r.seccomp, arch: host.arch, capabilities: caps }, r.seccomp)) out.push({ ...f2, rule: "runtime.seccomp", at: r.seccomp.at });
     }
   }
   if (r.apparmor) {
@@ -40790,7 +40790,7 @@ function evaluate(set, input) {
   }
   const applicable = [];
   const expired = [];
-  for (const p2 of set.policies) {
+  for (const p2 of set.candidates(input.host.environment)) {
     if (!matches(p2, input)) continue;
     if (p2.expires && now >= p2.expires.time) expired.push(p2.name);
     else applicable.push(p2);
@@ -40922,6 +40922,23 @@ function describeTest(t) {
 import { readdir as readdir2, readFile, stat as stat2 } from "node:fs/promises";
 import { basename, join as join2, relative } from "node:path";
 
+// src/policy/issues.ts
+function formatIssue(i) {
+  return `${i.file}:${i.line}:${i.column}: ${i.severity} [${i.kind}] ${i.message}`;
+}
+var IssueSink = class {
+  issues = [];
+  error(at2, kind, message) {
+    this.issues.push({ ...at2, severity: "error", kind, message });
+  }
+  warning(at2, kind, message) {
+    this.issues.push({ ...at2, severity: "warning", kind, message });
+  }
+  get hasErrors() {
+    return this.issues.some((i) => i.severity === "error");
+  }
+};
+
 // src/policy/overlap.ts
 function matchersOverlap(a, b2) {
   if (a.literals) return a.literals.some((v2) => b2.test(v2));
@@ -40982,6 +40999,21 @@ var PolicySet = class {
     this.policies = Object.freeze([...policies].sort((a, b2) => a.name < b2.name ? -1 : a.name > b2.name ? 1 : a.file < b2.file ? -1 : 1));
     this.digest = sha256Digest(canonicalize(this.policies.map((p2) => ({ name: p2.name, digest: p2.digest }))));
   }
+  /**
+   * The policies that can match a host environment, in name order: those whose environments are
+   * literal values are indexed by value; the rest (no environment rule, globs, regexes) are always
+   * candidates. `evaluate` still checks every candidate's full match; this only skips policies
+   * that provably cannot match, so decisions stay the same and cost less with large repositories.
+   */
+  candidates(environment) {
+    let list = this.byEnvironment.get(environment);
+    if (!list) {
+      list = this.policies.filter((p2) => !p2.match.environments || p2.match.environments.some((m2) => !m2.literals || m2.literals.includes(environment)));
+      if (this.byEnvironment.size < 4096) this.byEnvironment.set(environment, list);
+    }
+    return list;
+  }
+  byEnvironment = /* @__PURE__ */ new Map();
   get(name) {
     return this.policies.find((p2) => p2.name === name);
   }
@@ -41119,8 +41151,8 @@ function lintTexts(texts, now = Date.now()) {
 }
 
 // src/policy/suite.ts
-import { readFile as readFile3 } from "node:fs/promises";
-import { dirname as dirname2, resolve } from "node:path";
+import { readFile as readFile3, realpath } from "node:fs/promises";
+import { dirname as dirname2, isAbsolute, relative as relative2, resolve } from "node:path";
 
 // src/policy/bundle-facts.ts
 import { readFile as readFile2, stat as stat4 } from "node:fs/promises";
@@ -44176,9 +44208,17 @@ var TarWalker = class {
   paxPath;
   current;
   pending = [];
+  pendingHead = 0;
   /** Next real entry header the parser will report, in stream order. */
   shiftHeader() {
-    return this.pending.shift();
+    const h = this.pending[this.pendingHead];
+    if (h === void 0) return void 0;
+    this.pendingHead++;
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return h;
   }
   /** Consumes a chunk; returns the part the parser must see (empty once the marker has passed). */
   feed(chunk) {
@@ -44364,6 +44404,7 @@ function parsePax(body) {
 }
 
 // src/bundle/tar-read.ts
+var FEED_SLICE = 256 * 1024;
 var TYPES = {
   File: "file",
   OldFile: "file",
@@ -44437,8 +44478,10 @@ async function readTar(input, opts) {
     highWaterMark: 1 << 20,
     write(chunk, _enc, cb) {
       try {
-        const part = walker.feed(chunk);
-        if (part.length > 0) parser.write(part);
+        for (let i = 0; i < chunk.length && !failure; i += FEED_SLICE) {
+          const part = walker.feed(i === 0 && chunk.length <= FEED_SLICE ? chunk : chunk.subarray(i, i + FEED_SLICE));
+          if (part.length > 0) parser.write(part);
+        }
         cb(failure);
       } catch (e) {
         cb(e);
@@ -45728,7 +45771,8 @@ async function runPolicyTests(repo, opts = {}) {
   if (!loaded.set) return report;
   const set = loaded.set;
   const suites = await walkRepo(repo, isSuiteFile);
-  for (const file of suites) await runSuite(file, set, report);
+  const root = await realpath(repo);
+  for (const file of suites) await runSuite(file, set, report, root);
   const exercised = new Set(report.cases.flatMap((c) => c.decision?.policies ?? []));
   report.untested = set.policies.map((p2) => p2.name).filter((n) => !exercised.has(n));
   if (opts.requireTests) {
@@ -45748,7 +45792,17 @@ async function readText(file) {
     throw asIoError(e, file);
   }
 }
-async function runSuite(file, set, report) {
+async function inside(root, path) {
+  let real;
+  try {
+    real = await realpath(path);
+  } catch {
+    return true;
+  }
+  const rel = relative2(root, real);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+}
+async function runSuite(file, set, report, root) {
   const parsed = parseSource(file, await readText(file));
   if (!parsed.source) {
     report.errors.push(...parsed.issues);
@@ -45758,6 +45812,11 @@ async function runSuite(file, set, report) {
   const doc = src.value;
   if (!doc || typeof doc !== "object" || !Array.isArray(doc.cases)) {
     report.errors.push({ ...src.locate([]), severity: "error", kind: "suite", message: "a suite is a mapping with `cases: [...]`" });
+    return;
+  }
+  const extra = Object.keys(doc).find((k2) => k2 !== "cases");
+  if (extra) {
+    report.errors.push({ ...src.locateKey([], extra), severity: "error", kind: "suite", message: `unknown field ${JSON.stringify(extra)} (a suite has only cases)` });
     return;
   }
   const fixtures = /* @__PURE__ */ new Map();
@@ -45787,6 +45846,10 @@ async function runSuite(file, set, report) {
     let basePath = ["cases", i];
     if (c.input !== void 0) {
       const path = resolve(dirname2(file), String(c.input));
+      if (!await inside(root, path)) {
+        problem("input: the fixture must be inside the policy repository", ["input"]);
+        continue;
+      }
       let fx = fixtures.get(path);
       if (!fx) {
         let text;
@@ -45810,8 +45873,13 @@ async function runSuite(file, set, report) {
     }
     for (const k2 of ["evidence", "host", "manifest", "now", "mode", "findings"]) if (c[k2] !== void 0) base[k2] = structuredClone(c[k2]);
     if (c.bundle !== void 0) {
+      const path = resolve(dirname2(file), String(c.bundle));
+      if (!await inside(root, path)) {
+        problem("bundle: the bundle must be inside the policy repository", ["bundle"]);
+        continue;
+      }
       try {
-        base.manifest = await readBundleFacts(resolve(dirname2(file), String(c.bundle)));
+        base.manifest = await readBundleFacts(path);
       } catch (e) {
         problem(`bundle: ${e.message}`, ["bundle"]);
         continue;
@@ -45923,6 +45991,7 @@ function diffPolicySets(base, head, deployments, now = Date.now()) {
 function reasons(d) {
   return [...d.violations, ...d.warnings].map((v2) => `${v2.policy}/${v2.code}`).sort().join(",");
 }
+var MAX_TABLE_ROWS = 200;
 var cell = (s3) => s3.replace(/\|/g, "\\|").replace(/\r?\n/g, " ").slice(0, 300);
 var verdict = (d) => d.allow ? d.warnings.length ? `allowed (${d.warnings.length} warning${d.warnings.length > 1 ? "s" : ""})` : "allowed" : "denied";
 var why = (d) => [...new Set([...d.violations, ...d.warnings].map((v2) => `\`${v2.code}\` (${v2.policy})`))].join(", ") || "\u2014";
@@ -45936,10 +46005,12 @@ function renderDiffMarkdown(r, labels) {
   if (changed.length) {
     lines.push("| Deployment | App | Environment | Image | Before | After | Why (after) |", "|---|---|---|---|---|---|---|");
     const order = { "now-denied": 0, "now-allowed": 1, "reasons-changed": 2, unchanged: 3 };
-    for (const x of [...changed].sort((a, b2) => order[a.change] - order[b2.change] || (a.id < b2.id ? -1 : 1))) {
+    const sorted = [...changed].sort((a, b2) => order[a.change] - order[b2.change] || (a.id < b2.id ? -1 : 1));
+    for (const x of sorted.slice(0, MAX_TABLE_ROWS)) {
       const mark = x.change === "now-denied" ? "\u26D4 " : x.change === "now-allowed" ? "\u2705 " : "";
       lines.push(`| ${mark}${cell(x.id)} | ${cell(x.app)} | ${cell(x.environment)} | \`${cell(x.imageDigest.slice(0, 19))}\` | ${verdict(x.before)} | ${verdict(x.after)} | ${why(x.after)} |`);
     }
+    if (sorted.length > MAX_TABLE_ROWS) lines.push("", `\u2026 and ${sorted.length - MAX_TABLE_ROWS} more (use \`ct policy diff --format json\` for all).`);
   } else lines.push("No deployment changes its outcome.");
   return `${lines.join("\n")}
 `;
@@ -46055,6 +46126,7 @@ var CODES = {
 
 // actions/policy-check/run.ts
 var MAX_LISTED = 30;
+var MAX_COMMENT = 6e4;
 async function run2(inputs) {
   const now = inputs.now ?? Date.now();
   const lint = lintTexts(await readPolicySources([inputs.policies]), now);
@@ -46066,7 +46138,7 @@ async function run2(inputs) {
   else if (!lint.set) diffNote = "The policies do not load: impact not computed.";
   else {
     const repo = inputs.repoDir ?? inputs.policies;
-    const base = compileTexts(await readPolicySourcesAtRev(repo, inputs.baseRef, relative2(repo, inputs.policies) || "."));
+    const base = compileTexts(await readPolicySourcesAtRev(repo, inputs.baseRef, relative3(repo, inputs.policies) || "."));
     if (!base.set) diffNote = `The base revision ${inputs.baseRef} does not load; impact not computed.`;
     else {
       const deployments = parseDeployments(inputs.deployments, await readFile4(inputs.deployments, "utf8"));
@@ -46108,8 +46180,12 @@ function render(ok, lint, tests, diff, diffNote, baseRef) {
   out.push("");
   if (diff) out.push(renderDiffMarkdown(diff, { base: baseRef, head: "this change" }));
   else if (diffNote) out.push(`_${diffNote}_`);
-  return `${out.join("\n").trimEnd()}
+  const text = `${out.join("\n").trimEnd()}
 `;
+  return text.length > MAX_COMMENT ? `${text.slice(0, MAX_COMMENT)}
+
+_\u2026 report truncated; the job summary and \`ct policy diff --format json\` have everything._
+` : text;
 }
 
 // actions/policy-check/main.ts

@@ -1,0 +1,86 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runPolicyTests, toJUnit } from '../../src/policy/suite.js';
+import { IMAGE, KEY_A, KEY_POLICY, SLSA, SPDX } from './helpers.js';
+
+const fixture = (operators: string[]) =>
+  JSON.stringify({
+    now: '2026-06-01T00:00:00Z',
+    host: { environment: 'production' },
+    manifest: { name: 'app' },
+    evidence: {
+      imageDigest: IMAGE,
+      attestations: [SLSA, SPDX].map((predicateType) => ({ predicateType, predicate: {}, signers: [{ kind: 'key', keyId: KEY_A }], logOperators: operators })),
+    },
+  }, null, 2);
+
+describe('policy test suites', () => {
+  let repo: string;
+  let outside: string;
+  beforeEach(async () => {
+    repo = await mkdtemp(join(tmpdir(), 'ct-policy-suite-'));
+    outside = await mkdtemp(join(tmpdir(), 'ct-policy-outside-'));
+    await writeFile(join(repo, 'keys.policy.yaml'), KEY_POLICY);
+    await mkdir(join(repo, 'fixtures'));
+    await writeFile(join(repo, 'fixtures', 'two-logs.json'), fixture(['a', 'b']));
+    await writeFile(join(outside, 'secret.json'), fixture(['a', 'b']));
+  });
+  afterEach(async () => {
+    await rm(repo, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  });
+
+  it('supports code lists, yes/no and counts, and set overrides', async () => {
+    await writeFile(
+      join(repo, 'keys.test.yaml'),
+      `cases:
+  - name: ok
+    input: fixtures/two-logs.json
+    expect: { allow: true, violations: no, warnings: 0 }
+  - name: one log
+    input: fixtures/two-logs.json
+    set: { evidence.attestations.0.logOperators: [a] }
+    expect: { allow: false, violations: 1 }
+  - name: one log each
+    input: fixtures/two-logs.json
+    set:
+      evidence.attestations.0.logOperators: [a]
+      evidence.attestations.1.logOperators: [a]
+    expect: { allow: false, violations: [INSUFFICIENT_LOG_COVERAGE, INSUFFICIENT_LOG_COVERAGE] }
+  - name: wrong expectation
+    input: fixtures/two-logs.json
+    expect: { allow: false, violations: yes }
+`,
+    );
+    const r = await runPolicyTests(repo, { requireTests: true });
+    expect(r.errors).toEqual([]);
+    expect(r.cases.map((c) => [c.name, c.passed, c.at.line])).toEqual([['ok', true, 2], ['one log', true, 5], ['one log each', true, 9], ['wrong expectation', false, 15]]);
+    expect(r.ok).toBe(false);
+    const xml = toJUnit(r);
+    expect(xml).toContain('tests="4" failures="1" errors="0"');
+    expect(xml).toContain('line="15"');
+  });
+
+  it('refuses fixtures outside the repository, also through a symlink', async () => {
+    await symlink(join(outside, 'secret.json'), join(repo, 'fixtures', 'link.json'));
+    await writeFile(join(repo, 'keys.test.yaml'), `cases:\n  - name: escape\n    input: ${join(outside, 'secret.json')}\n    expect: { allow: true }\n  - name: via link\n    input: fixtures/link.json\n    expect: { allow: true }\n`);
+    const r = await runPolicyTests(repo);
+    expect(r.cases).toEqual([]);
+    expect(r.errors.map((e) => [e.kind, e.line])).toEqual([['suite', 3], ['suite', 6]]);
+  });
+
+  it('reports a broken fixture, an unknown suite field and a missing expectation with file:line', async () => {
+    await writeFile(join(repo, 'fixtures', 'bad.json'), '{\n  "evidence": {"imageDigest": "x", "attestations": []},\n  "host": {"seccomp": true}\n}\n');
+    await writeFile(join(repo, 'a.test.yaml'), `cases:\n  - name: bad fixture\n    input: fixtures/bad.json\n    expect: { allow: false }\n  - name: no expect\n    input: fixtures/two-logs.json\n`);
+    await writeFile(join(repo, 'b.test.yaml'), `cases: []\nvariables: {}\n`);
+    const r = await runPolicyTests(repo);
+    expect(r.errors.map((e) => [e.file.slice(repo.length + 1), e.line, e.kind])).toEqual([
+      ['fixtures/bad.json', 3, 'input'],
+      ['a.test.yaml', 5, 'suite'],
+      ['b.test.yaml', 2, 'suite'],
+    ]);
+    expect(r.ok).toBe(false);
+  });
+});
