@@ -221,7 +221,11 @@ export async function applyLayers(source: CtpArchive | string, rootfsDir: string
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw asIoError(e, rootfsDir);
   }
   const tmp = tempPathFor(rootfsDir);
-  await mkdir(tmp, { mode: 0o755 });
+  try {
+    await mkdir(tmp, { mode: 0o755 });
+  } catch (e) {
+    throw asIoError(e, rootfsDir);
+  }
   const skipped: ApplyResult['skipped'] = [];
   const applier = new LayerApplier(tmp, limits, skipped);
   const applied: AppliedLayer[] = [];

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash as hashFn } from 'node:crypto';
 import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
-import { deterministicGzip } from './gzip.js';
+import { BlockGzip } from './gzip.js';
 
 /** stream.pipeline over a computed list of stages (its typings want a literal argument list). */
 export function runPipeline(stages: NodeJS.ReadableStream[] | (NodeJS.ReadableStream | NodeJS.WritableStream)[]): Promise<void> {
@@ -40,17 +40,28 @@ export class HashingFileSink {
       },
     });
     const file = createWriteStream(this.tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
-    const stages = opts.gzip ? deterministicGzip(opts.gzipLevel) : [];
-    this.done = runPipeline([this.head, ...stages, tap, file]);
+    this.done = runPipeline([this.head, tap, file]);
     this.done.catch((e) => (this.failed ??= e));
+    if (opts.gzip) this.gzip = new BlockGzip((b) => this.push(b), opts.gzipLevel);
   }
+
+  private readonly gzip: BlockGzip | undefined;
 
   async write(buf: Buffer): Promise<void> {
     if (this.failed) throw asIoError(this.failed, this.target);
     this.inHash.update(buf);
     this.bytesIn += buf.length;
+    if (this.gzip) await this.gzip.write(buf);
+    else await this.push(buf);
+  }
+
+  /** Bytes as they go to the file (compressed if gzip), with backpressure. */
+  private async push(buf: Buffer): Promise<void> {
+    if (this.failed) throw asIoError(this.failed, this.target);
     if (!this.head.write(buf)) {
-      await Promise.race([once(this.head, 'drain'), this.done]);
+      await Promise.race([once(this.head, 'drain'), this.done]).catch((e) => {
+        throw asIoError(e, this.target);
+      });
       if (this.failed) throw asIoError(this.failed, this.target);
     }
   }
@@ -82,6 +93,7 @@ export class HashingFileSink {
   /** Ends the stream, fsyncs (unless `durable: false`, for scratch files) and renames into place. Returns digests of the written bytes. */
   async commit(): Promise<{ digest: string; size: number; uncompressedDigest: string; uncompressedSize: number }> {
     try {
+      if (this.gzip) await this.gzip.end();
       this.head.end();
       await this.done;
       if (this.opts.durable !== false) {

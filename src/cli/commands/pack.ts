@@ -25,6 +25,9 @@ function parsePlatform(s: string | undefined): { os: string; architecture: strin
 
 /** `ct pack [DIR] --out FILE`: build a deterministic `.ctp` from a directory, an OCI layout or an image tar. */
 export function register(program: Command): void {
+  // `ct pack --version 1.2` must reach pack, not the root's -V/--version: with positional options
+  // the root only parses options written before the subcommand name (its own are --version/--help).
+  program.enablePositionalOptions();
   program
     .command('pack')
     .description('build a .ctp bundle from a directory (one layer), an OCI image layout or a docker save / OCI archive tar')
