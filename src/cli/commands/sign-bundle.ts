@@ -3,8 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';
-import { parseStatement } from '../../attest/statement.js';
-import { KeySigner, signAttestationForCtp, signMessage, type SigstoreSignOptions } from '../../sign/index.js';
+import type { SigstoreSignOptions } from '../../sign/index.js';
 
 interface SignBundleOptions {
   staging?: boolean;
@@ -63,6 +62,9 @@ export function register(program: Command): void {
     .argument('<file>', 'the file to sign')
     .action(
       action(async (file: string, opts: SignBundleOptions) => {
+        // Loaded on use: @sigstore/sign would slow down every other ct command's start.
+        const { KeySigner, signAttestationForCtp, signMessage } = await import('../../sign/index.js');
+        const { parseStatement } = await import('../../attest/statement.js');
         const data = await read(file);
         const o: SigstoreSignOptions = {
           identityToken: opts.identityToken,

@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
 import { CtError } from '../../core/errors.js';
-import { defaultTrustCacheDir, publicGoodTrustedRoot, readTrustState, updateTrustedRoot, type TrustUpdateResult } from '../../verify/sigstore/index.js';
+import type { TrustUpdateResult } from '../../verify/sigstore/tuf-refresh.js';
+
+// Loaded on use: @sigstore/tuf would slow down every other ct command's start.
+const roots = () => import('../../verify/sigstore/trusted-root.js');
 
 interface TrustUpdateCli {
   mirror?: string;
@@ -43,8 +46,9 @@ export function register(program: Command): void {
     .action(
       action(async (opts: TrustUpdateCli) => {
         if (opts.timeout !== undefined && !/^\d+$/.test(opts.timeout)) throw new CtError('USAGE', `--timeout: not a number of ms: ${opts.timeout}`, {});
+        const { updateTrustedRoot } = await import('../../verify/sigstore/tuf-refresh.js');
         const r = await updateTrustedRoot({
-          cacheDir: opts.cacheDir ?? defaultTrustCacheDir(),
+          cacheDir: opts.cacheDir ?? (await roots()).defaultTrustCacheDir(),
           mirrorURL: opts.mirror,
           timeoutMs: opts.timeout ? Number(opts.timeout) : undefined,
           allowedAddresses: opts.allowAddress,
@@ -61,6 +65,7 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON')
     .action(
       action(async (opts: { cacheDir?: string; json?: boolean }) => {
+        const { defaultTrustCacheDir, publicGoodTrustedRoot, readTrustState } = await roots();
         const dir = opts.cacheDir ?? defaultTrustCacheDir();
         const root = publicGoodTrustedRoot(dir);
         const state = root.source.startsWith('cache:') ? readTrustState(dir) : null;

@@ -3,10 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { isDigest } from '../../core/digest.js';
-import {
-  SigstoreBundleVerifier, identityPolicyFromOptions, publicKeyFromFile, thresholdsFromOptions, trustedRootFromOptions,
-  type SigstoreCliOptions,
-} from '../../verify/sigstore/index.js';
+import type { SigstoreCliOptions } from '../../verify/sigstore/cli-options.js';
 
 interface VerifyBundleOptions extends SigstoreCliOptions {
   bundle: string;
@@ -40,6 +37,9 @@ export function register(program: Command): void {
     .argument('<file-or-digest>', 'the artifact, or sha256:<hex> of it')
     .action(
       action(async (target: string, opts: VerifyBundleOptions) => {
+        // Loaded on use: the Sigstore libraries would slow down every other ct command's start.
+        const { identityPolicyFromOptions, publicKeyFromFile, thresholdsFromOptions, trustedRootFromOptions } = await import('../../verify/sigstore/cli-options.js');
+        const { SigstoreBundleVerifier } = await import('../../verify/sigstore/verifier.js');
         const policy = identityPolicyFromOptions(opts);
         if (!policy && !opts.key) throw new CtError('USAGE', 'give --certificate-identity(-regexp) with --certificate-oidc-issuer, or --key', {});
         const trustedRoot = await trustedRootFromOptions(opts);
