@@ -115,6 +115,16 @@ export class RegistryClient {
   }
 
   /**
+   * Opens a blob for reading, unchecked: for callers that verify what they assemble as a whole
+   * (ct fetch hashes the rebuilt .ctp). Everyone else uses pullBlob.
+   */
+  async openBlob(digest: string): Promise<Readable> {
+    const r = await this.t.send({ method: 'GET', url: `${this.base}/blobs/${digest}`, actions: 'pull' });
+    if (r.status !== 200) return this.fail(r, `GET blob ${digest}`);
+    return r.body;
+  }
+
+  /**
    * Streams a blob into `out`, checking its size and sha256 on the way; a mismatch is an error
    * (the registry, or anything between, cannot substitute content).
    */

@@ -1,16 +1,13 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
-import { deterministicGzip } from '../bundle/gzip.js';
+import { BlockGzip } from '../bundle/gzip.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { RegistryClient, type ClientOptions } from './client.js';
-import { mapLimit } from './concurrency.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor, type ImageManifest } from './media-types.js';
 import { assertRecipe, type CtpRecipe } from './recipe.js';
 import { parseReference } from './reference.js';
@@ -18,7 +15,6 @@ import { parseReference } from './reference.js';
 export interface FetchOptions extends ClientOptions {
   /** Which pushed .ctp to rebuild when several were pushed for the same image. */
   bundleDigest?: string;
-  concurrency?: number;
 }
 
 export interface FetchResult {
@@ -34,8 +30,8 @@ const MAX_SKELETON = 64 * 1024 * 1024;
 
 /**
  * `ct fetch`: finds the recipe artifact referring to the image (referrers API or tag fallback),
- * pulls every blob by digest (each checked as it streams) into its place in the tar, and checks
- * the result against the recipe's tar and bundle digests before renaming it into place.
+ * streams skeleton slices and blobs in order into the file, and checks the result against the
+ * recipe's tar and bundle digests before renaming it into place.
  */
 export async function fetchCtp(reference: string, outPath: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const ref = parseReference(reference);
@@ -80,22 +76,8 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         await client.pullBlob(raw, createWriteStream(tmpOut));
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        if (recipe.compression.kind === 'none') {
-          await assembleTar(client, recipe, skeleton, tmpOut, opts.concurrency ?? 4);
-        } else {
-          const dir = await mkdtemp(join(tmpdir(), 'ct-fetch-'));
-          try {
-            const tarPath = join(dir, 'bundle.tar');
-            await assembleTar(client, recipe, skeleton, tarPath, opts.concurrency ?? 4);
-            const got = await copyHashing(tarPath, tmpOut, deterministicGzip(recipe.compression.level));
-            if (got !== recipe.bundle.digest) throw new CtError('DIGEST_MISMATCH', `recompressed .ctp has digest ${got}, expected ${recipe.bundle.digest}`, { expected: recipe.bundle.digest, actual: got });
-          } finally {
-            await rm(dir, { recursive: true, force: true });
-          }
-        }
+        await assemble(client, recipe, skeleton, tmpOut);
       }
-      const final = await fileDigest(tmpOut);
-      if (final !== recipe.bundle.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt .ctp has digest ${final}, expected ${recipe.bundle.digest}`, { expected: recipe.bundle.digest, actual: final });
       await rename(tmpOut, outPath).catch((e) => Promise.reject(asIoError(e, outPath)));
     } catch (e) {
       await rm(tmpOut, { force: true });
@@ -108,90 +90,73 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
 }
 
 /**
- * Writes the tar: skeleton slices in place, each distinct blob downloaded once straight to its
- * offset (several at a time), repeated ones copied from their first place, then the whole file
- * checked against the recipe's tar digest.
+ * Streams the .ctp in order in one pass: skeleton slices and blobs (each GET checked for size)
+ * flow through a hash of the tar, the block gzip of src/bundle/gzip.ts when the recipe has one, a
+ * hash of the output, and into the temp file. The two hashes are the integrity check: they must equal the recipe's
+ * tar and bundle digests, so a registry that substitutes any byte of any blob is caught without
+ * hashing every blob separately and then the whole file again.
  */
-async function assembleTar(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number): Promise<void> {
-  const fh = await open(path, 'w').catch((e) => Promise.reject(asIoError(e, path)));
-  const first = new Map<string, { pos: number; size: number; kind: 'blob' | 'manifest' }>();
-  const repeats: { from: number; to: number; size: number }[] = [];
-  try {
-    await fh.truncate(recipe.tar.size);
-    let pos = 0;
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string): Promise<void> {
+  async function* tarBytes(): AsyncGenerator<Buffer> {
     for (const s of recipe.segments) {
       if ('bytes' in s) {
-        await fh.write(skeleton, s.bytes[0], s.bytes[1], pos);
-        pos += s.bytes[1];
+        yield skeleton.subarray(s.bytes[0], s.bytes[0] + s.bytes[1]);
         continue;
       }
-      const digest = 'blob' in s ? s.blob : s.manifest;
-      const seen = first.get(digest);
-      if (seen) {
-        if (seen.size !== s.size) throw new CtError('REGISTRY_ERROR', `recipe gives ${digest} two sizes`, { digest });
-        repeats.push({ from: seen.pos, to: pos, size: s.size });
-      } else first.set(digest, { pos, size: s.size, kind: 'blob' in s ? 'blob' : 'manifest' });
-      pos += s.size;
-    }
-  } finally {
-    await fh.close();
-  }
-  await mapLimit([...first], concurrency, async ([digest, at]) => {
-    if (at.kind === 'manifest') {
-      const m = await client.getManifest(digest);
-      if (m.bytes.length !== at.size) throw new CtError('DIGEST_MISMATCH', `manifest ${digest} is ${m.bytes.length} bytes, recipe says ${at.size}`, { digest });
-      const h = await open(path, 'r+');
-      try {
-        await h.write(m.bytes, 0, m.bytes.length, at.pos);
-      } finally {
-        await h.close();
+      if ('manifest' in s) {
+        const m = await client.getManifest(s.manifest);
+        if (m.bytes.length !== s.size) throw new CtError('DIGEST_MISMATCH', `manifest ${s.manifest} is ${m.bytes.length} bytes, recipe says ${s.size}`, { digest: s.manifest });
+        yield m.bytes;
+        continue;
       }
-      return;
-    }
-    await client.pullBlob({ digest, size: at.size }, createWriteStream(path, { flags: 'r+', start: at.pos, highWaterMark: 1 << 20 }));
-  });
-  if (repeats.length > 0) {
-    const h = await open(path, 'r+');
-    try {
-      for (const r of repeats) {
-        const buf = Buffer.alloc(Math.min(r.size, 1 << 20));
-        for (let done = 0; done < r.size; ) {
-          const n = Math.min(buf.length, r.size - done);
-          await h.read(buf, 0, n, r.from + done);
-          await h.write(buf, 0, n, r.to + done);
-          done += n;
-        }
+      let n = 0;
+      for await (const c of await client.openBlob(s.blob)) {
+        n += (c as Buffer).length;
+        if (n > s.size) throw new CtError('DIGEST_MISMATCH', `blob ${s.blob}: more than the ${s.size} bytes the recipe says`, { digest: s.blob });
+        yield c as Buffer;
       }
-    } finally {
-      await h.close();
+      if (n !== s.size) throw new CtError('DIGEST_MISMATCH', `blob ${s.blob}: ${n} bytes, the recipe says ${s.size}`, { digest: s.blob });
     }
   }
-  const got = await fileDigest(path);
-  if (got !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${got}, expected ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: got });
-}
-
-async function fileDigest(path: string): Promise<string> {
-  const hash = createHash('sha256');
+  const tarHash = hashTap();
+  const outHash = createHash('sha256');
   try {
-    for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(c as Buffer);
+    if (recipe.compression.kind === 'gzip') {
+      const fh = await open(path, 'w');
+      try {
+        const gz = new BlockGzip(async (b) => {
+          outHash.update(b);
+          await fh.write(b);
+        }, recipe.compression.level);
+        for await (const c of tarBytes()) {
+          tarHash.hash.update(c);
+          await gz.write(c);
+        }
+        await gz.end();
+      } finally {
+        await fh.close();
+      }
+    } else {
+      await pipeline(Readable.from(tarBytes(), { objectMode: false }), tarHash.stream, createWriteStream(path, { highWaterMark: 1 << 20 }));
+    }
   } catch (e) {
+    if (e instanceof CtError) throw e;
     throw asIoError(e, path);
   }
-  return `sha256:${hash.digest('hex')}`;
+  const tar = tarHash.digest();
+  if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
+  const bundle = recipe.compression.kind === 'gzip' ? `sha256:${outHash.digest('hex')}` : tar;
+  if (bundle !== recipe.bundle.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt .ctp has digest ${bundle}, the recipe says ${recipe.bundle.digest}`, { expected: recipe.bundle.digest, actual: bundle });
 }
 
-async function copyHashing(from: string, to: string, stages: [Transform, Transform]): Promise<string> {
+function hashTap(): { stream: Transform; hash: Hash; digest: () => string } {
   const hash = createHash('sha256');
-  const tap = new Transform({
+  const stream = new Transform({
+    highWaterMark: 1 << 20,
     transform(c: Buffer, _e, cb) {
       hash.update(c);
       cb(null, c);
     },
   });
-  try {
-    await pipeline(createReadStream(from, { highWaterMark: 1 << 20 }), stages[0], stages[1], tap, createWriteStream(to));
-  } catch (e) {
-    throw asIoError(e, to);
-  }
-  return `sha256:${hash.digest('hex')}`;
+  return { stream, hash, digest: () => `sha256:${hash.digest('hex')}` };
 }

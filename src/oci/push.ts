@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { CtError, asIoError } from '../core/errors.js';
 import { sha256Digest } from '../core/digest.js';
-import { deterministicGzip, GZIP_LEVEL } from '../bundle/gzip.js';
+import { BlockGzip, GZIP_BLOCK, GZIP_LEVEL } from '../bundle/gzip.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { prepareCtp, type PreparedCtp } from './ctp-index.js';
 import { BLOB_PREFIX } from '../bundle/archive.js';
@@ -173,21 +171,19 @@ export function attestationType(name: string): string | undefined {
 
 /**
  * Whether the .ctp can be re-made from its tar: not compressed, or gzip that our deterministic
- * compressor reproduces bit for bit (what `ct pack` writes). Anything else is stored whole (raw).
+ * block compressor (src/bundle/gzip.ts) reproduces bit for bit, as `ct pack` writes it. Anything else is stored whole (raw).
  */
 async function compressionOf(p: PreparedCtp, path: string): Promise<Compression> {
   if (!p.archive.compressed) return { kind: 'none' };
   const hash = createHash('sha256');
-  const sink = new Writable({
-    write(c: Buffer, _e, cb) {
-      hash.update(c);
-      cb();
-    },
-  });
+  const gz = new BlockGzip(async (b) => {
+    hash.update(b);
+  }, GZIP_LEVEL);
   try {
-    await pipeline(createReadStream(p.tarPath, { highWaterMark: 1 << 20 }), ...deterministicGzip(GZIP_LEVEL), sink);
+    for await (const c of createReadStream(p.tarPath, { highWaterMark: 1 << 20 })) await gz.write(c as Buffer);
+    await gz.end();
   } catch (e) {
     throw asIoError(e, path);
   }
-  return `sha256:${hash.digest('hex')}` === p.archive.bundleDigest ? { kind: 'gzip', level: GZIP_LEVEL } : { kind: 'raw' };
+  return `sha256:${hash.digest('hex')}` === p.archive.bundleDigest ? { kind: 'gzip', level: GZIP_LEVEL, blockSize: GZIP_BLOCK } : { kind: 'raw' };
 }

@@ -1,5 +1,6 @@
 import { CtError } from '../core/errors.js';
 import { isDigest } from '../core/digest.js';
+import { GZIP_BLOCK } from '../bundle/gzip.js';
 import type { IndexedEntry } from './ctp-index.js';
 
 /**
@@ -11,7 +12,8 @@ import type { IndexedEntry } from './ctp-index.js';
  */
 export type Segment = { bytes: [number, number] } | { blob: string; size: number } | { manifest: string; size: number };
 
-export type Compression = { kind: 'none' } | { kind: 'gzip'; level: number } | { kind: 'raw' };
+/** gzip = the block compressor of src/bundle/gzip.ts (what `ct pack --gzip` writes) at this level and block size. */
+export type Compression = { kind: 'none' } | { kind: 'gzip'; level: number; blockSize: number } | { kind: 'raw' };
 
 export interface CtpRecipe {
   schemaVersion: 1;
@@ -93,6 +95,8 @@ export function assertRecipe(v: unknown, skeletonSize: number): asserts v is Ctp
   const c = r!.compression as Compression | undefined;
   if (!c || !['none', 'gzip', 'raw'].includes(c.kind)) fail('compression.kind must be none, gzip or raw');
   if (c!.kind === 'gzip' && (!Number.isInteger(c!.level) || c!.level < 0 || c!.level > 9)) fail('compression.level must be 0-9');
+  if (c!.kind === 'gzip' && c!.blockSize !== GZIP_BLOCK) fail(`compression.blockSize ${String(c!.blockSize)} is not supported (only ${GZIP_BLOCK})`);
+  if (c!.kind === 'none' && r!.tar!.digest !== r!.bundle!.digest) fail('an uncompressed .ctp is its tar: tar and bundle digests must be equal');
   if (!Array.isArray(r!.segments) || r!.segments.length > MAX_SEGMENTS) fail(`segments must be an array of at most ${MAX_SEGMENTS}`);
   let total = 0;
   for (const [i, s] of r!.segments!.entries()) {
