@@ -143,3 +143,45 @@ export async function fetchConsistencyProof(logUrl: string, first: number, secon
   if (hashes.some((h) => h === null)) throw new CtError('LOG_PROOF_INVALID', `${logUrl}: consistency answer holds a malformed hash`);
   return hashes as Buffer[];
 }
+
+export interface VerifiedRevocation {
+  entry: Extract<LogEntry, { entryType: 'revocation' }>;
+  record: LogEntryRecord;
+}
+
+/**
+ * The log's revocation entries (all, or those revoking `digest`), each checked like a bundle
+ * record: SET under the log key and inclusion in the answer's tree. Every record must prove
+ * inclusion in the same tree (the answer's `treeSize`/`rootHash`), which the caller can check
+ * against a verified checkpoint. Throws NETWORK_ERROR or LOG_PROOF_INVALID.
+ */
+export async function fetchRevocations(
+  logUrl: string,
+  logPublicKey: string | KeyObject,
+  opts: RequestOptions & { digest?: string } = {},
+): Promise<{ treeSize: number; rootHash: string; revocations: VerifiedRevocation[] }> {
+  const q = opts.digest ? `?digest=${encodeURIComponent(opts.digest)}` : '';
+  const json = (await getJsonOrText(apiUrl(logUrl, `/api/v1/revocations${q}`), opts, 'json')) as { treeSize?: unknown; rootHash?: unknown; revocations?: unknown };
+  const bad = (m: string): never => {
+    throw new CtError('LOG_PROOF_INVALID', `${logUrl}: revocations: ${m}`);
+  };
+  if (!json || typeof json.treeSize !== 'number' || typeof json.rootHash !== 'string' || !Array.isArray(json.revocations)) bad('answer is not a revocation list');
+  const key = typeof logPublicKey === 'string' ? publicKeyFrom(logPublicKey) : logPublicKey;
+  const revocations = (json.revocations as unknown[]).map((item, i) => {
+    const { entry, ...record } = item as { entry?: unknown } & LogEntryRecord;
+    try {
+      assertLogEntry(entry);
+    } catch {
+      bad(`item ${i} holds no valid entry`);
+    }
+    const e = entry as LogEntry;
+    if (e.entryType !== 'revocation') bad(`item ${i} is not a revocation`);
+    if (!isLogEntryRecord(record) || record.inclusionProof.treeSize !== json.treeSize || record.inclusionProof.rootHash !== json.rootHash) {
+      bad(`item ${i} does not prove inclusion in the announced tree`);
+    }
+    const check = verifyLogEntryRecord(record, canonicalBytes(e), { operator: '', publicKey: key });
+    if (!check.ok) bad(`item ${i}: ${check.message}`);
+    return { entry: e as VerifiedRevocation['entry'], record };
+  });
+  return { treeSize: json.treeSize as number, rootHash: json.rootHash as string, revocations };
+}

@@ -28,4 +28,4 @@ export { SqliteCheckpointMemory } from './memory-sqlite.js';
 export { SqliteLogStore, type LogStoreOptions, type StoredEntry } from './store.js';
 export { LogApi, type LogApiOptions } from './log-api.js';
 export { startLogServer, type LogServer, type LogServerOptions } from './server.js';
-export { fetchCheckpoint, fetchConsistencyProof, submitToLogs, type LogEndpoint, type RequestOptions, type SubmitResult } from './client.js';
+export { fetchCheckpoint, fetchConsistencyProof, fetchRevocations, submitToLogs, type LogEndpoint, type RequestOptions, type SubmitResult, type VerifiedRevocation } from './client.js';

@@ -10,6 +10,7 @@ import {
   canonicalEntry,
   fetchCheckpoint,
   fetchConsistencyProof,
+  fetchRevocations,
   hashFromHex,
   leafHash,
   startLogServer,
@@ -137,6 +138,9 @@ describe('log server', () => {
     expect(all.revocations[0].entry.body.revokedDigest).toBe(D(3));
     expect(verifyLogEntryRecord(all.revocations[0], canonicalEntry(rev), { operator: '', publicKey: key })).toMatchObject({ ok: true });
     expect((await get(log.url, `/api/v1/revocations?digest=${D(4)}`)).json.revocations).toHaveLength(0);
+    const verified = await fetchRevocations(log.url, log.publicKey, { digest: D(3) });
+    expect(verified.revocations.map((r) => r.entry)).toEqual([rev]);
+    await expect(fetchRevocations(log.url, generateKeyPairSync('ed25519').publicKey)).rejects.toMatchObject({ code: 'LOG_PROOF_INVALID' });
   });
 
   const malformed: [string, string, string][] = [
