@@ -1,28 +1,29 @@
 // Bundles the GitHub Actions into dist/ (committed; runners execute it without npm install):
-// actions/build → dist/index.js (the root action.yml), every other actions/<name>/index.ts →
-// dist/<name>/index.js. ESM (the package is "type": "module" and @actions/core 3 is ESM-only),
+// actions/build → dist/index.js (the root action.yml), actions/verify and actions/deploy →
+// dist/<name>/index.js, the GitLab entry → dist/gitlab/index.js. ESM (the package is "type": "module" and @actions/core 3 is ESM-only),
 // platform node, every dependency inlined except native modules, which the action path must not
 // need. Deterministic: no source maps, no timestamps, paths relative to the repository, so a
 // rebuild into another directory gives the same bytes (test/action/dist.test.ts).
 //
 //   node scripts/bundle-actions.mjs [--out DIR]
 import { build } from 'esbuild';
-import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Entry points: output name (relative to the out dir, without .js) → source. */
+/**
+ * Entry points: output name (relative to the out dir, without .js) → source. Listed, not
+ * discovered: actions/policy-check bundles itself (actions/policy-check/dist).
+ */
 export function actionEntries() {
-  // The GitLab CI entry runs the same actions from templates/gitlab/*.yml.
-  const entries = { index: 'actions/build/index.ts', 'gitlab/index': 'actions/build/gitlab.ts' };
-  for (const name of readdirSync(join(root, 'actions')).sort()) {
-    if (name === 'build') continue;
-    const src = `actions/${name}/index.ts`;
-    if (existsSync(join(root, src))) entries[`${name}/index`] = src;
-  }
-  return entries;
+  return {
+    index: 'actions/build/index.ts',
+    'verify/index': 'actions/verify/index.ts',
+    'deploy/index': 'actions/deploy/index.ts',
+    // The GitLab CI entry runs the same actions from templates/gitlab/*.yml.
+    'gitlab/index': 'actions/build/gitlab.ts',
+  };
 }
 
 // ESM output still meets CommonJS dependencies that call require() on Node built-ins.

@@ -6,13 +6,18 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 
-export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+/** The repository root, also when this file runs transpiled from build/test/action/ (the bench). */
+function repoRoot(): string {
+  const up = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+  return existsSync(join(up, 'action.yml')) ? up : dirname(up);
+}
+export const REPO = repoRoot();
 
 export interface ActionRun {
   code: number | null;
