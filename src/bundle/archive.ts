@@ -78,13 +78,17 @@ export class CtpArchive {
     const raw = 'buffer' in this.source ? Readable.from([this.source.buffer]) : createReadStream(this.source.path, { highWaterMark: 1 << 20 });
     const gunzip = createGunzip({ chunkSize: 256 * 1024 });
     let pos = 0;
+    let finished = false;
     const slice = new Transform({
       transform(chunk: Buffer, _enc, cb) {
+        if (finished) return cb(); // chunks already in flight when the range ended
         const from = Math.max(start - pos, 0);
         const to = Math.min(end - pos, chunk.length);
         pos += chunk.length;
         if (to > from) this.push(chunk.subarray(from, to));
         if (pos >= end) {
+          finished = true;
+          gunzip.unpipe(slice);
           this.push(null);
           raw.destroy();
           gunzip.destroy();

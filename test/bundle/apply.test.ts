@@ -167,4 +167,18 @@ describe('applyLayers', () => {
     await expect(applyLayers(archive, root2)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
     expect(await exists(root2)).toBe(false);
   });
+
+  it('streams big layers out of a gzip-compressed .ctp too', async () => {
+    const big = Buffer.alloc(6 * 1024 * 1024, 3);
+    const dir = join(tmp, `layout${n++}`);
+    await writeOciLayout(dir, [rawTar([{ name: 'big', data: big }, { name: 'after', data: 'tail' }])]);
+    const out = join(tmp, 'big-gz.ctp');
+    await packCtp({ from: { ociLayout: dir }, out, name: 'big', version: '1', gzip: true });
+    const archive = await openCtp(out);
+    expect(archive.compressed).toBe(true);
+    const root = join(tmp, `root${n++}`);
+    await applyLayers(archive, root);
+    expect((await stat(join(root, 'big'))).size).toBe(big.length);
+    expect(await readFile(join(root, 'after'), 'utf8')).toBe('tail');
+  });
 });
