@@ -120,7 +120,8 @@ export function spdxFromRootfs(fs: RootfsIndex, opts: SpdxOptions): SpdxDocument
       licenseConcluded: NOASSERTION,
       licenseDeclared: NOASSERTION,
       copyrightText: NOASSERTION,
-      primaryPackagePurpose: p.type === 'npm' ? 'LIBRARY' : 'OPERATING-SYSTEM',
+      // npm packages are libraries; distro packages are of every kind (libraries, tools, data), so no purpose is claimed.
+      ...(p.type === 'npm' ? { primaryPackagePurpose: 'LIBRARY' } : {}),
       externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: p.purl }],
       sourceInfo: `found in ${p.source}`,
     };
