@@ -82,6 +82,9 @@ function valueAt(root: unknown, pointer: string): unknown {
   return cur;
 }
 
+/** Modes are named strict | permissive | audit everywhere (SPEC §7); help people coming from Kyverno / policy-controller. */
+const KYVERNO_MODES: Record<string, string> = { enforce: 'strict', warn: 'permissive' };
+
 function toIssue(e: ErrorObject, src: ParsedSource): PolicyIssue {
   const path = pointerToPath(e.instancePath, src.value);
   const where = e.instancePath || '(top level)';
@@ -93,6 +96,8 @@ function toIssue(e: ErrorObject, src: ParsedSource): PolicyIssue {
     message = `${where}: unknown field ${JSON.stringify(prop)}`;
   } else if (e.keyword === 'enum') {
     message = `${where}: must be one of ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).map((x) => JSON.stringify(x)).join(', ')}`;
+    const given = String(valueAt(src.value, e.instancePath)).toLowerCase();
+    if (e.instancePath === '/mode' && KYVERNO_MODES[given]) message += ` (Kyverno's ${given} is ${KYVERNO_MODES[given]} here)`;
   } else if (e.keyword === 'const') {
     message = `${where}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
   } else if (e.keyword === 'anyOf') {

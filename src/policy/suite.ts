@@ -183,7 +183,12 @@ async function runSuite(file: string, set: PolicySet, report: TestReport, root: 
         problem('set: a mapping of dotted path → value', ['set']);
         continue;
       }
-      for (const [path, value] of Object.entries(c.set)) setPath(base, path, value);
+      try {
+        for (const [path, value] of Object.entries(c.set)) setPath(base, path, value);
+      } catch (e) {
+        problem((e as Error).message, ['set']);
+        continue;
+      }
     }
     const read = readPolicyInput(base, fixtureSrc, basePath);
     if (!read.input) {
@@ -199,9 +204,12 @@ async function runSuite(file: string, set: PolicySet, report: TestReport, root: 
   }
 }
 
-/** `a.b.0.c` → sets base.a.b[0].c, creating mappings on the way. */
-function setPath(base: any, path: string, value: unknown): void {
+const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'prototype', 'constructor']);
+
+/** `a.b.0.c` → sets base.a.b[0].c, creating mappings on the way. Suites come from pull requests: no prototype keys. */
+export function setPath(base: any, path: string, value: unknown): void {
   const segs = path.split('.');
+  if (segs.some((s) => FORBIDDEN_SEGMENTS.has(s) || s === '')) throw new Error(`set: path ${JSON.stringify(path)} is not allowed`);
   let cur = base;
   for (let i = 0; i < segs.length - 1; i++) {
     const s = segs[i];

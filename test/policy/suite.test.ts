@@ -84,3 +84,15 @@ describe('policy test suites', () => {
     expect(r.ok).toBe(false);
   });
 });
+
+describe('suite set paths', () => {
+  it('refuses prototype keys (suites come from pull requests)', async () => {
+    const { setPath } = await import('../../src/policy/suite.js');
+    const target: Record<string, unknown> = {};
+    expect(() => setPath(target, '__proto__.polluted', true)).toThrow();
+    expect(() => setPath(target, 'a.constructor.prototype.polluted', true)).toThrow();
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    setPath(target, 'a.0.b', 1);
+    expect(target).toEqual({ a: [{ b: 1 }] });
+  });
+});

@@ -131,7 +131,8 @@ export async function explainCommand(io: Io, bundle: string, opts: ExplainOption
   if (bundle !== '-') doc.manifest = await readBundleFacts(bundle);
   const read = readPolicyInput(doc, parsedSource);
   if (!read.input) throw policyInvalidFrom(read.issues, 'JSON_INVALID');
-  const input = { ...read.input, mode: (opts.mode as Mode | undefined) ?? read.input.mode };
+  // The mode comes from the policies or the operator's --mode, never from the evidence file (SPEC §4).
+  const input = { ...read.input, mode: opts.mode as Mode | undefined };
   const set = await loadSet(opts.policies);
   const decision = evaluate(set, input);
   if (opts.format === 'json') io.out(JSON.stringify(decision, null, 2));

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gitLabNotifier } from '../../actions/policy-check/gitlab.js';
+import { COMMENT_MARKER } from '../../actions/policy-check/notifier.js';
+import { GITLAB_STATUS_STATES } from '../support/gitlab-api.js';
+
+interface Rec { method: string; path: string; body: Record<string, unknown>; token: string | undefined }
+
+// A local GitLab stand-in for merge-request notes and commit statuses that keeps the notes as
+// state and records every request, so the test sees what the real Gitbeaker client sends.
+describe('GitLab notifier (merge-request note + commit status)', () => {
+  let server: Server;
+  let url: string;
+  const requests: Rec[] = [];
+  const notes: { id: number; body: string }[] = [{ id: 3, body: 'LGTM' }];
+  const SHA = 'e'.repeat(40);
+
+  beforeAll(async () => {
+    server = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+      const body = raw ? (String(req.headers['content-type']).includes('json') ? JSON.parse(raw) : Object.fromEntries(new URLSearchParams(raw))) : {};
+      requests.push({ method: req.method!, path: u.pathname, body, token: req.headers['private-token'] as string | undefined });
+      const json = (status: number, v: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+      const notesPath = /^\/api\/v4\/projects\/42\/merge_requests\/7\/notes(?:\/(\d+))?$/.exec(u.pathname);
+      if (notesPath && req.method === 'GET' && !notesPath[1]) return json(200, notes);
+      if (notesPath && req.method === 'POST') {
+        notes.push({ id: 100 + notes.length, body: String(body.body) });
+        return json(201, notes.at(-1));
+      }
+      if (notesPath && req.method === 'PUT' && notesPath[1]) {
+        const n = notes.find((x) => x.id === Number(notesPath[1]));
+        if (!n) return json(404, { message: '404 Not found' });
+        n.body = String(body.body);
+        return json(200, n);
+      }
+      if (req.method === 'POST' && u.pathname === `/api/v4/projects/42/statuses/${SHA}`) return json(201, { id: 1, status: body.state });
+      json(404, { message: '404 Not Found' });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('creates the marked note once, then edits it; statuses use the cerro-torre/policy name', async () => {
+    const n = gitLabNotifier({ token: 'glpat-test', host: url, projectId: 42, sha: SHA, mergeRequestIid: 7 });
+    expect(await n.upsertComment('## report 1')).toEqual({ id: 101, created: true });
+    await n.setStatus('failure', 'tests 1/2');
+    expect(await n.upsertComment('## report 2')).toEqual({ id: 101, created: false });
+    await n.setStatus('success', 'tests 2/2', 'https://gitlab.example/job/1');
+
+    expect(notes).toEqual([{ id: 3, body: 'LGTM' }, { id: 101, body: `${COMMENT_MARKER}\n## report 2` }]);
+    expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'GET /api/v4/projects/42/merge_requests/7/notes',
+      'POST /api/v4/projects/42/merge_requests/7/notes',
+      `POST /api/v4/projects/42/statuses/${SHA}`,
+      'GET /api/v4/projects/42/merge_requests/7/notes',
+      'PUT /api/v4/projects/42/merge_requests/7/notes/101',
+      `POST /api/v4/projects/42/statuses/${SHA}`,
+    ]);
+    expect(requests.every((r) => r.token === 'glpat-test')).toBe(true);
+    const statuses = requests.filter((r) => r.path.includes('/statuses/')).map((r) => r.body);
+    expect(statuses.map((b) => b.state)).toEqual(['failed', 'success']);
+    for (const b of statuses) expect(GITLAB_STATUS_STATES).toContain(b.state);
+    expect(statuses[1]).toMatchObject({ name: 'cerro-torre/policy', description: 'tests 2/2', target_url: 'https://gitlab.example/job/1' });
+  });
+});
