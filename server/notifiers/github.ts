@@ -37,6 +37,13 @@ export class GitHubNotifier implements Notifier {
   private async deploymentFor(e: DeployEvent, owner: string, repo: string): Promise<number> {
     const known = await this.state.get(e.deploymentId, 'github.deployment');
     if (known) return Number(known);
+    // A previous life of this server may have created it and died before saving its id.
+    const existing = await this.octokit.rest.repos.listDeployments({ owner, repo, sha: e.sha, environment: e.environment, per_page: 100 });
+    const mine = existing.data.find((d) => (d.payload as { cerroTorreDeployment?: string } | null)?.cerroTorreDeployment === e.deploymentId);
+    if (mine) {
+      await this.state.set(e.deploymentId, 'github.deployment', String(mine.id));
+      return mine.id;
+    }
     const res = await this.octokit.rest.repos.createDeployment({
       owner, repo, ref: e.sha, environment: e.environment, auto_merge: false, required_contexts: [],
       payload: { app: e.app, bundle: e.bundle, cerroTorreDeployment: e.deploymentId }, description: `${e.app} ${e.bundle}`.slice(0, 140),

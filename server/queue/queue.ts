@@ -109,6 +109,12 @@ export class JobQueue {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    if (this.db.dialect === 'sqlite') {
+      // The embedded database belongs to this one process: a job still marked running was held by
+      // a previous life of this server that died (kill -9). Take it back now instead of waiting for
+      // its lease; its handler is idempotent.
+      await this.db.run(`UPDATE jobs SET state = 'queued', locked_by = NULL, run_at = ? WHERE state = 'running'`, [Date.now()]);
+    }
     this.unlisten = await this.db.listen(CHANNEL, () => this.wake?.());
     this.loop = this.run();
   }
