@@ -1,11 +1,10 @@
 import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import type { OciConfig } from '../enforce/types.js';
 import { ContainerStore, type ContainerRecord, type ContainerStatus } from './state.js';
-import type { ExitRecord, SupervisorArgs } from './supervisor.js';
+import { supervisorArgv, type ExitRecord } from './supervisor.js';
 import { runTool, spawnTool } from './tools.js';
 
 /** runc's container id grammar, narrowed: it names directories and cgroups. */
@@ -28,13 +27,6 @@ interface RuncState {
   id: string;
   pid: number;
   status: 'creating' | 'created' | 'running' | 'paused' | 'stopped';
-}
-
-/** build/host/runtime/supervisor.js, also when this module runs from sources (ts-jest). */
-function supervisorScript(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return join(dirname(here), 'supervisor.js');
-  return resolve(dirname(here), '../../build/host/runtime/supervisor.js');
 }
 
 function sleep(ms: number): Promise<void> {
@@ -128,16 +120,17 @@ export class RuncRuntime {
     const rec = this.mustGet(id);
     if (rec.status !== 'created') throw new CtError('USAGE', `container ${id} is ${rec.status}, not created`, { id, status: rec.status });
     await rm(this.exitFile(id), { force: true });
-    const args: SupervisorArgs = {
-      runc: this.runc, root: this.root, bundle: rec.bundleDir, id, log: rec.logPath, runcLog: this.runcLog(id), exitFile: this.exitFile(id),
-    };
-    const child = spawnTool(process.execPath, [supervisorScript(), JSON.stringify(args)], { detached: true, stdio: 'ignore' });
+    const argv = supervisorArgv({
+      runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id, log: rec.logPath, exitFile: this.exitFile(id),
+    });
+    const child = spawnTool('/bin/sh', argv, { detached: true, stdio: 'ignore', cwd: rec.bundleDir });
     child.unref();
     const startedAt = new Date().toISOString();
     this.store.update(id, { supervisorPid: child.pid ?? null, startedAt });
 
+    // The exit file is cheap to poll; `runc state` spawns a process: ask it every 10th round.
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    for (let round = 1; Date.now() < deadline; round++) {
       const exit = await this.readExit(id);
       if (exit) {
         const err = await this.runcError(id);
@@ -149,11 +142,13 @@ export class RuncRuntime {
         this.store.update(id, { status: 'running' });
         return this.store.update(id, { status: 'stopped', exitCode: exit.exitCode, exitKnown: true, finishedAt: exit.finishedAt, pid: null });
       }
-      const st = await this.runcState(id);
-      if (st && (st.status === 'running' || st.status === 'paused')) {
-        return this.store.update(id, { status: st.status, pid: st.pid });
+      if (round % 10 === 0) {
+        const st = await this.runcState(id);
+        if (st && (st.status === 'running' || st.status === 'paused')) {
+          return this.store.update(id, { status: st.status, pid: st.pid });
+        }
       }
-      await sleep(10);
+      await sleep(5);
     }
     throw new CtError('RUNTIME_FAILED', `container ${id} did not start within ${timeoutMs} ms`, { id });
   }
@@ -182,9 +177,12 @@ export class RuncRuntime {
 
   private async readExit(id: string): Promise<ExitRecord | undefined> {
     try {
-      return JSON.parse(await readFile(this.exitFile(id), 'utf8')) as ExitRecord;
+      const path = this.exitFile(id);
+      const parsed = JSON.parse(await readFile(path, 'utf8')) as { exitCode?: unknown };
+      if (typeof parsed.exitCode !== 'number' || !Number.isInteger(parsed.exitCode)) return undefined;
+      return { exitCode: parsed.exitCode, finishedAt: (await stat(path)).mtime.toISOString() };
     } catch {
-      return undefined;
+      return undefined; // absent, or caught mid-write: ask again later
     }
   }
 
@@ -225,6 +223,9 @@ export class RuncRuntime {
   async state(id: string): Promise<ContainerRecord> {
     const rec = this.mustGet(id);
     if (rec.status === 'created' || rec.status === 'stopped' && rec.exitKnown) return rec;
+    // The supervisor writes the exit file only after runc has returned: the container is gone.
+    const exited = await this.readExit(id);
+    if (exited) return this.store.update(id, { status: 'stopped', pid: null, exitCode: exited.exitCode, exitKnown: true, finishedAt: exited.finishedAt });
     const st = await this.runcState(id);
     if (st && (st.status === 'running' || st.status === 'paused')) {
       return rec.status === st.status && rec.pid === st.pid ? rec : this.store.update(id, { status: st.status, pid: st.pid });
@@ -274,7 +275,8 @@ export class RuncRuntime {
       const rec = await this.state(id);
       if (rec.status === 'stopped' || rec.status === 'created') return rec;
       if (Date.now() > deadline) throw new CtError('RUNTIME_FAILED', `container ${id} still running after ${timeoutMs} ms`, { id });
-      await sleep(25);
+      // Between rounds, wait on the exit file (cheap) rather than asking runc each time.
+      for (let i = 0; i < 10 && !(await this.readExit(id)); i++) await sleep(5);
     }
   }
 

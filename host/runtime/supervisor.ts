@@ -1,50 +1,43 @@
 /**
  * The per-container supervisor: a small detached process (own session) that runs `runc run` in the
  * foreground, so that runc stays the container's subreaper and returns its exit status. The
- * container's stdout/stderr go to the log file; the exit status is written atomically to the exit
- * file. The agent may die (even kill -9) meanwhile: the container keeps running and the exit code
- * is recovered from the file (runc.ts recover()).
+ * container's stdout/stderr go to the log file, runc's own log (JSON) to a second file, and the
+ * exit status is written to the exit file. The agent may die (even
+ * kill -9) meanwhile: the container keeps running and the exit code is recovered from the file
+ * (runc.ts state()).
  *
- * Usage (by runc.ts only): node supervisor.js '<json SupervisorArgs>'
+ * It is a POSIX sh script rather than a Node program: it lives as long as the container, and sh
+ * starts in about a millisecond where Node takes a few hundred on a busy host (bench/host.bench.ts).
+ * Every value is a positional parameter ("$1"…), never spliced into the script text.
  */
-import { spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
-import { writeFileAtomic } from '../../src/core/fs.js';
+export const SUPERVISOR_SCRIPT = [
+  "trap '' HUP INT",
+  '"$1" --root "$2" --log "$3" --log-format json run --bundle "$4" "$5" </dev/null >>"$6" 2>&1',
+  'code=$?',
+  // One short write by a shell builtin: a reader sees the whole line or nothing parsable (and
+  // retries). The time is the file's mtime: no `date`/`mv` processes on the way to the exit code.
+  'printf \'{"exitCode":%d}\\n\' "$code" >"$7"',
+].join('\n');
 
 export interface SupervisorArgs {
   runc: string;
   root: string;
+  /** runc's own log (JSON lines), kept apart from the container's output. */
+  runcLog: string;
   bundle: string;
   id: string;
   log: string;
-  /** runc's own log (JSON lines), kept apart from the container's output. */
-  runcLog: string;
   exitFile: string;
 }
 
+/** argv for `sh -c SUPERVISOR_SCRIPT sh …`, in the script's positional order. */
+export function supervisorArgv(a: SupervisorArgs): string[] {
+  return ['-c', SUPERVISOR_SCRIPT, 'ct-supervisor', a.runc, a.root, a.runcLog, a.bundle, a.id, a.log, a.exitFile];
+}
+
 export interface ExitRecord {
+  /** runc's exit status: the app's, or 128+signal when a signal ended it. */
   exitCode: number | null;
-  signal: string | null;
+  /** The exit file's mtime. */
   finishedAt: string;
-  /** runc itself failed to start the container (its error is in the log). */
-  runcError?: string;
 }
-
-async function main(): Promise<void> {
-  const args = JSON.parse(process.argv[2] ?? '{}') as SupervisorArgs;
-  const log = openSync(args.log, 'a', 0o640);
-  const child = spawn(args.runc, ['--root', args.root, '--log', args.runcLog, '--log-format', 'json', 'run', '--bundle', args.bundle, args.id], {
-    stdio: ['ignore', log, log],
-    cwd: args.bundle,
-  });
-  // runc run forwards the signals it gets to the container; pass ours on rather than dying alone.
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) process.on(sig, () => child.kill(sig));
-  process.on('SIGHUP', () => {});
-  const result = await new Promise<ExitRecord>((resolve) => {
-    child.on('error', (e) => resolve({ exitCode: null, signal: null, finishedAt: new Date().toISOString(), runcError: e.message }));
-    child.on('close', (code, signal) => resolve({ exitCode: code, signal, finishedAt: new Date().toISOString() }));
-  });
-  await writeFileAtomic(args.exitFile, `${JSON.stringify(result)}\n`);
-}
-
-await main();
