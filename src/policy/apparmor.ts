@@ -16,7 +16,9 @@ export interface AppArmorFinding {
 // A permission word holding an unconfined exec mode: ux, Ux, pux, PUx, cux, CUx (optionally with
 // other modes before it, e.g. `rux`, `mrUx`).
 const UNCONFINED_EXEC = /(^|[\s,])[rwamlkix]*[pPcC]?[uU]x\b/;
-const UNCONFINED_WORD = /\bunconfined\b/;
+// A transition of this profile's processes to unconfined (`px -> unconfined`, `change_profile -> unconfined`).
+// `peer=unconfined` on signal/ptrace/unix rules names the other side and is fine (docker-default has it).
+const TO_UNCONFINED = /->\s*"?unconfined\b|^change_profile\s+(\S+\s+)?"?unconfined\b/;
 const FLAGS = /\bflags\s*=\s*\(([^)]*)\)/;
 
 export function judgeAppArmor(text: string): AppArmorFinding[] {
@@ -30,7 +32,7 @@ export function judgeAppArmor(text: string): AppArmorFinding[] {
     if (/^(profile\s+\S+|\/\S*|[\w.-]+)\s*(flags\s*=\s*\([^)]*\)\s*)?\{/.test(code) || /^profile\s/.test(code)) profiles++;
     const flags = FLAGS.exec(code);
     if (flags && /\b(unconfined|complain)\b/.test(flags[1])) out.push({ line: i + 1, text: code.slice(0, 200), reason: 'profile flag turns enforcement off' });
-    else if (UNCONFINED_WORD.test(code)) out.push({ line: i + 1, text: code.slice(0, 200), reason: 'transition to unconfined' });
+    else if (TO_UNCONFINED.test(code)) out.push({ line: i + 1, text: code.slice(0, 200), reason: 'transition to unconfined' });
     else if (!/^(include|#include|abi|@\{|capability|network|signal|ptrace|dbus|mount|umount|pivot_root|unix|rlimit|profile\s)/.test(code) && UNCONFINED_EXEC.test(code)) {
       out.push({ line: i + 1, text: code.slice(0, 200), reason: 'unconfined execution mode (ux)' });
     }

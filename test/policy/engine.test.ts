@@ -213,3 +213,32 @@ describe('policy engine: modes, expiry, several policies', () => {
     expect(evaluate(setOf({ 'a.policy.yaml': p('') }), withMount).allow).toBe(true);
   });
 });
+
+describe('AppArmor judgement', () => {
+  it("accepts Docker's docker-default profile and refuses unconfined execution and transitions", async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { repoRoot } = await import('../support/cli.js');
+    const { judgeAppArmor } = await import('../../src/policy/apparmor.js');
+    const golden = await readFile(join(repoRoot, '..', 'shared', 'reference', 'moby-profiles', 'apparmor-docker-default.golden'), 'utf8');
+    expect(judgeAppArmor(golden)).toEqual([]);
+    const bad = ['  /opt/** ux,', '  /bin/sh pux,', '  /bin/sh PUx,', '  /usr/bin/tool Cux -> helper,', '  /bin/x px -> unconfined,', '  change_profile -> unconfined,'];
+    for (const rule of bad) expect(judgeAppArmor(`profile a {\n${rule}\n}\n`).map((f) => f.line)).toEqual([2]);
+    expect(judgeAppArmor('profile a flags=(complain) {\n}\n').map((f) => f.line)).toEqual([1]);
+    const fine = ['  /bin/sh Px,', '  /bin/** rCx -> child,', '  /tmp/ux/** rw,', '  signal (receive) peer=unconfined,', '  # /opt/** ux,'];
+    for (const rule of fine) expect(judgeAppArmor(`profile a {\n${rule}\n}\n`)).toEqual([]);
+  });
+});
+
+describe('seccomp judgement', () => {
+  it('RuntimeDefault itself confines; the same profile with SCMP_ACT_ALLOW as default does not', async () => {
+    const { runtimeDefault } = await import('../../src/profiles/seccomp/runtime-default.js');
+    const { judgeSeccomp } = await import('../../src/policy/seccomp.js');
+    const opts = { allowNotify: false, allowSpecAllow: false, extraSyscalls: new Set<string>(), arch: 'amd64' };
+    const rd = runtimeDefault({ arch: 'amd64', kernel: '6.1.0' });
+    expect(judgeSeccomp(rd, opts)).toEqual([]);
+    expect(judgeSeccomp({ ...rd, defaultAction: 'SCMP_ACT_ALLOW' }, opts).map((f) => f.code)).toEqual(['SECCOMP_NOT_CONFINING']);
+    expect(judgeSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: 'all' }, opts).map((f) => f.code)).toEqual(['SECCOMP_NOT_CONFINING']);
+    expect(judgeSeccomp(null, opts).map((f) => f.code)).toEqual(['SECCOMP_NOT_CONFINING']);
+  });
+});
