@@ -23,8 +23,11 @@ function isSmallFile(name: string): boolean {
   );
 }
 
-/** Total of blob bytes kept in memory per archive, so many small blobs cannot exhaust memory. */
+/** Blob bytes kept in memory per archive (beyond it blobs are streamed), so many small blobs cannot exhaust memory. */
 const MAX_KEPT_BLOB_BYTES = 256 * 1024 * 1024;
+
+/** All small files together (manifest, attestations, profiles…): beyond this the bundle is refused. */
+const MAX_SMALL_FILES_TOTAL = 64 * 1024 * 1024;
 
 export interface RawCtp {
   source: CtpSourceRef;
@@ -61,6 +64,7 @@ export async function readCtpArchive(src: string | Buffer, limits?: Partial<TarL
   const directories = new Set<string>();
   const explicitDirs = new Set<string>();
   let keptBlobBytes = 0;
+  let keptSmallBytes = 0;
 
   const result = await readTar(input, {
     limits: lim,
@@ -96,6 +100,10 @@ export async function readCtpArchive(src: string | Buffer, limits?: Partial<TarL
       if (isSmallFile(name)) {
         if (te.size > MAX_SMALL_FILE_BYTES) {
           throw new CtError('TAR_LIMIT_EXCEEDED', `${where}: ${at}: ${te.size} bytes (max ${MAX_SMALL_FILE_BYTES} for this file)`, { where, name, offset: te.offset, limit: 'smallFile' });
+        }
+        keptSmallBytes += te.size;
+        if (keptSmallBytes > MAX_SMALL_FILES_TOTAL) {
+          throw new CtError('TAR_LIMIT_EXCEEDED', `${where}: ${at}: small files exceed ${MAX_SMALL_FILES_TOTAL} bytes in total`, { where, name, offset: te.offset, limit: 'smallFilesTotal' });
         }
         keep = true;
       } else if (name.startsWith(BLOB_PREFIX) && te.size <= IN_MEMORY_BLOB_BYTES && keptBlobBytes + te.size <= MAX_KEPT_BLOB_BYTES) {
