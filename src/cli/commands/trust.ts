@@ -53,9 +53,9 @@ export function register(program: Command): void {
           timeoutMs: opts.timeout ? Number(opts.timeout) : undefined,
           allowedAddresses: opts.allowAddress,
         });
+        if (!r.updated) processIo.err(`warning: ${describe(r)}`);
         if (opts.json) processIo.out(JSON.stringify(r));
         else if (r.updated) processIo.out(describe(r));
-        else processIo.err(`warning: ${describe(r)}`);
       }),
     );
   trust
