@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveComponent } from '../action/gitlab-components.js';
+import { repoRoot } from '../support/cli.js';
 import { gitLabNotifier } from '../../actions/policy-check/gitlab.js';
 import { COMMENT_MARKER } from '../../actions/policy-check/notifier.js';
 import { GITLAB_STATUS_STATES } from '../support/gitlab-api.js';
@@ -66,5 +72,35 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
     expect(statuses.map((b) => b.state)).toEqual(['failed', 'success']);
     for (const b of statuses) expect(GITLAB_STATUS_STATES).toContain(b.state);
     expect(statuses[1]).toMatchObject({ name: 'cerro-torre/policy', description: 'tests 2/2', target_url: 'https://gitlab.example/job/1' });
+  });
+
+  it('the GitLab component runs the check: note, status and JUnit from the component job', async () => {
+    const jobs = resolveComponent('templates/gitlab/policy-check.yml', { policies: 'templates/policy-repo/policies', 'require-tests': true });
+    const [name, job] = Object.entries(jobs)[0];
+    expect(name).toBe('cerro-torre-policy-check');
+    expect(job.rules).toEqual([{ if: '$CI_PIPELINE_SOURCE == "merge_request_event"' }]);
+    const script = (job.script as string[]).join('\n');
+    const entry = /cerro-torre\/(build\/actions\/policy-check\/gitlab-main\.js)/.exec(script)![1];
+    expect((job.artifacts as { reports: { junit: string } }).reports.junit).toBe('policy-junit.xml');
+
+    const cwd = await mkdtemp(join(tmpdir(), 'ct-policy-gitlab-'));
+    try {
+      const vars = Object.fromEntries(Object.entries(job.variables ?? {}).map(([k, v]) => [k, String(v)]));
+      const env = { PATH: process.env.PATH, ...vars, CT_POLICY_DIR: join(repoRoot, vars.CT_POLICY_DIR), CT_POLICY_GITLAB_TOKEN: 'glpat-test', CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_MERGE_REQUEST_IID: '7', CI_COMMIT_SHA: SHA, CI_PROJECT_DIR: repoRoot, CI_JOB_URL: 'https://gitlab.example/job/9' };
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn(process.execPath, [join(repoRoot, entry)], { cwd, env, stdio: 'ignore' });
+        child.on('error', reject);
+        child.on('close', (c) => resolve(c ?? -1));
+      });
+      expect(code).toBe(0);
+      expect(await readFile(join(cwd, 'policy-report.md'), 'utf8')).toContain('## Cerro Torre policy check: ✅ passed');
+      expect(await readFile(join(cwd, 'policy-junit.xml'), 'utf8')).toContain('failures="0" errors="0"');
+      expect(notes.filter((n) => n.body.includes(COMMENT_MARKER)).map((n) => n.id)).toEqual([101]);
+      expect(notes.find((n) => n.id === 101)!.body).toContain('✅ passed');
+      const last = requests.filter((r) => r.path.includes('/statuses/')).at(-1)!;
+      expect(last.body).toMatchObject({ state: 'success', name: 'cerro-torre/policy', target_url: 'https://gitlab.example/job/9' });
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
   });
 });
