@@ -140,12 +140,17 @@ describe('ct pack / inspect / unpack (CLI)', () => {
     expect(await readdir(real)).toEqual(['keep']);
   });
 
-  it('pack without a name or version is a usage error', async () => {
+  it('pack without a name or version is a usage error; --name/--version reach pack', async () => {
     const dir = join(tmp, 'noname');
     await mkdir(dir);
     await writeFile(join(dir, 'f'), 'x');
     const r = await runCt(['pack', dir, '-o', join(tmp, 'noname.ctp')]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('USAGE');
+    const ok = await runCt(['pack', dir, '--name', 'named', '--version', '1.2', '-o', join(tmp, 'named.ctp'), '--json']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).bundleDigest).toMatch(/^sha256:/);
+    const a = await openCtp(join(tmp, 'named.ctp'));
+    expect([a.manifest.name, a.manifest.version]).toEqual(['named', '1.2']);
   });
 });

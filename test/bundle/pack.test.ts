@@ -207,6 +207,19 @@ describe('writeCtp / rewriteCtp', () => {
     expect(checkOciLayout(a).manifestDigest).toBe(a.manifest.image_digest);
   });
 
+  it('writes long and non-ASCII names with a pax header the reader accepts', async () => {
+    const src = join(tmp, 'hello.ctp');
+    await packCtp({ from: { dir: hello }, out: src });
+    const long = `attestations/${'a'.repeat(180)}-é.sigstore.json`;
+    const out = join(tmp, 'long.ctp');
+    await rewriteCtp(src, out, { add: { [long]: Buffer.from('{}') } });
+    const a = await openCtp(out);
+    expect(a.file(long).toString()).toBe('{}');
+    const out2 = join(tmp, 'long2.ctp');
+    await rewriteCtp(src, out2, { add: { [long]: Buffer.from('{}') } });
+    expect(Buffer.compare(await readFile(out), await readFile(out2))).toBe(0);
+  });
+
   it('refuses unsafe names when writing', async () => {
     await expect(writeCtp(join(tmp, 'w.ctp'), { '../x': Buffer.from('x') })).rejects.toMatchObject({ code: 'TAR_UNSAFE_PATH' });
     await expect(writeCtp(join(tmp, 'w.ctp'), { './x': Buffer.from('x') })).rejects.toMatchObject({ code: 'TAR_UNSAFE_PATH' });
