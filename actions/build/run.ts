@@ -23,7 +23,8 @@ import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
 import { loadTrustedRootFile, publicGoodTrustedRoot, type LoadedTrustedRoot } from '../../src/verify/sigstore/trusted-root.js';
 import type { VerificationReport, TrustMaterial } from '../../src/verify/report.js';
-import { pushCtp } from '../../src/oci/push.js';
+import { pushCtp, type PushOptions } from '../../src/oci/push.js';
+import { pullImageLayout } from './pull-image.js';
 import type { ActionIo } from './io.js';
 import { buildSecrets, type BuildInputs } from './inputs.js';
 import { githubReporter, type StatusReporter, type StatusState } from './status.js';
@@ -63,15 +64,27 @@ function logEndpoints(store: TrustStore, ids: string[]): LogEndpoint[] {
   });
 }
 
+function registryOptions(i: BuildInputs): PushOptions {
+  const creds = i.registry.username !== undefined || i.registry.password !== undefined ? { credentials: { username: i.registry.username ?? '', password: i.registry.password ?? '' } } : {};
+  return { ...creds, plainHttp: i.registry.plainHttp, ...(i.registry.allowedAddresses.length ? { allowedAddresses: i.registry.allowedAddresses } : {}) };
+}
+
 async function packSource(i: BuildInputs): Promise<{ path: string; name: string; version: string; imageDigest: string }> {
   await mkdir(i.outputDir, { recursive: true });
   const tmp = join(i.outputDir, `.ct-build-${process.pid}.ctp`);
   const s = i.source;
+  let pulled: string | undefined;
   if ('image' in s) {
-    throw new CtError('USAGE', 'input image: pulling an image by reference is not supported yet; give path, oci-layout or image-tar', { input: 'image' });
+    pulled = join(i.outputDir, `.ct-pull-${process.pid}`);
+    await pullImageLayout(s.image, pulled, registryOptions(i));
   }
-  const from = 'dir' in s ? { dir: resolve(s.dir) } : 'ociLayout' in s ? { ociLayout: resolve(s.ociLayout) } : { imageTar: resolve(s.imageTar) };
-  const packed = await packCtp({ from, out: tmp, name: i.name, version: i.version, securityDir: i.securityDir });
+  const from = pulled ? { ociLayout: pulled } : 'dir' in s ? { dir: resolve(s.dir) } : 'ociLayout' in s ? { ociLayout: resolve(s.ociLayout) } : { imageTar: resolve((s as { imageTar: string }).imageTar) };
+  let packed;
+  try {
+    packed = await packCtp({ from, out: tmp, name: i.name, version: i.version, securityDir: i.securityDir });
+  } finally {
+    if (pulled) await rm(pulled, { recursive: true, force: true });
+  }
   const safe = (v: string) => v.replace(/[^\w.-]+/g, '_');
   const path = join(i.outputDir, `${safe(packed.manifest.name)}-${safe(packed.manifest.version)}.ctp`);
   await rename(tmp, path);
@@ -182,12 +195,7 @@ async function buildSteps(i: BuildInputs, io: ActionIo, r: BuildResult): Promise
   }
 
   if (i.push) {
-    const creds = i.registry.username !== undefined || i.registry.password !== undefined ? { credentials: { username: i.registry.username ?? '', password: i.registry.password ?? '' } } : {};
-    const pushed = await pushCtp(packed.path, i.push, {
-      ...creds,
-      plainHttp: i.registry.plainHttp,
-      ...(i.registry.allowedAddresses.length ? { allowedAddresses: i.registry.allowedAddresses } : {}),
-    });
+    const pushed = await pushCtp(packed.path, i.push, registryOptions(i));
     r.pushed = { reference: pushed.reference, artifacts: pushed.artifacts.length };
     io.info(`pushed ${pushed.reference} (${pushed.artifacts.length} attestation artifact(s), referrers via ${pushed.referrers})`);
   }

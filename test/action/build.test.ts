@@ -37,6 +37,8 @@ let logA: LogServer;
 let logB: LogServer;
 let trustStorePath: string;
 let trustedRootPath: string;
+/** Outputs of the keyless end-to-end run, which later tests build on. */
+let first: Record<string, string> | undefined;
 
 function runnerEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -128,6 +130,7 @@ describe('build action (dist/index.js)', () => {
 
     // Outputs (GITHUB_OUTPUT).
     const o = run.outputs;
+    first = o;
     expect(o['image-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(o['bundle-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(o.identity).toBe(SAN);
@@ -187,6 +190,43 @@ describe('build action (dist/index.js)', () => {
   }, 60_000);
 });
 
+describe('build action and verify action on what was pushed', () => {
+  it('packs an image pulled by reference: the same image digest as the pushed one', async () => {
+    expect(first).toBeDefined();
+    const run = await runAction({
+      actionYml: 'action.yml',
+      githubToken: '',
+      env: runnerEnv({ RUNNER_TEMP: join(dir, 'pull-temp') }),
+      inputs: keylessInputs({ path: '', image: `${registry.host}/acme/hello:1.0.0`, name: 'hello-pulled', version: '1.0.0', 'registry-plain-http': 'true', 'registry-allowed-addresses': '127.0.0.1' }),
+    });
+    expect({ code: run.code, errors: run.annotations.filter((a) => a.level === 'error') }).toEqual({ code: 0, errors: [] });
+    expect(run.outputs['image-digest']).toBe(first!['image-digest']);
+    expect(run.outputs.verification).toBe('ALLOW');
+  }, 60_000);
+
+  it('the verify action fetches the pushed reference and allows it for a policy naming the keyless identity', async () => {
+    const policyFile = join(dir, 'keyless.policy.yaml');
+    await writeFile(policyFile, [
+      'apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: release', 'mode: strict', 'match:', '  environments: [production]',
+      'signers:', '  - name: release-workflow', '    issuer: https://token.actions.githubusercontent.com', `    subject: ${SAN}`,
+      'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', '  - predicateType: https://spdx.dev/Document', 'logQuorum: 1', '',
+    ].join('\n'));
+    const inputs = {
+      reference: first!['registry-reference'], policy: policyFile, environment: 'production', 'trusted-root': trustedRootPath, 'trust-store': trustStorePath,
+      'certificate-identity': SAN, 'certificate-oidc-issuer': 'https://token.actions.githubusercontent.com',
+      'registry-plain-http': 'true', 'registry-allowed-addresses': '127.0.0.1',
+    };
+    const ok = await runAction({ actionYml: 'actions/verify/action.yml', githubToken: '', env: runnerEnv({ RUNNER_TEMP: join(dir, 'verify-temp') }), inputs });
+    expect({ code: ok.code, errors: ok.annotations.filter((a) => a.level === 'error') }).toEqual({ code: 0, errors: [] });
+    expect(ok.outputs).toMatchObject({ decision: 'allow', 'image-digest': first!['image-digest'] });
+    // Another identity: the Sigstore attestations no longer count, so the policy denies.
+    const other = await runAction({ actionYml: 'actions/verify/action.yml', githubToken: '', env: runnerEnv({ RUNNER_TEMP: join(dir, 'verify-temp') }), inputs: { ...inputs, 'certificate-identity': 'https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main' } });
+    expect(other.code).toBe(1);
+    expect(other.outputs.decision).toBe('deny');
+    expect(other.annotations.filter((a) => a.level === 'error')).toHaveLength(1);
+  }, 60_000);
+});
+
 describe('build action: signing with a key', () => {
   it('signs with an Ed25519 key from a secret into a VCS bundle logged in both logs, verified with log quorum 2', async () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -230,14 +270,15 @@ describe('build action: invalid inputs', () => {
     ['a source directory that does not exist', { path: 'examples/does-not-exist' }],
     ['nothing to attest', { sbom: 'false', provenance: 'false' }],
   ];
-  it.each(cases)('%s: exactly one error annotation, exit code 1, failure status, no secret shown', async (_name, bad) => {
-    const before = github.requests.length;
+  // Concurrent: each case is its own process; its statuses are told apart by their context.
+  it.concurrent.each(cases.map(([n, b], i) => [n, b, i] as const))('%s: exactly one error annotation, exit code 1, failure status, no secret shown', async (_name, bad, i) => {
     const password = `pw-${Date.now()}-secret`;
+    const context = `cerro-torre/bad-${i}`;
     const run = await runAction({
       actionYml: 'action.yml',
       githubToken: GITHUB_TOKEN,
-      env: runnerEnv({ RUNNER_TEMP: join(dir, 'bad-temp') }),
-      inputs: { ...keylessInputs({ 'registry-password': password, 'registry-username': 'ci' }), ...bad },
+      env: runnerEnv({ RUNNER_TEMP: join(dir, `bad-temp-${i}`) }),
+      inputs: { ...keylessInputs({ 'registry-password': password, 'registry-username': 'ci', 'status-context': context }), ...bad },
     });
     expect(run.code).toBe(1);
     const errors = run.annotations.filter((a) => a.level === 'error');
@@ -245,7 +286,7 @@ describe('build action: invalid inputs', () => {
     expect(errors[0].message).toMatch(/^[A-Z_]+: /);
     expect(github.errors).toEqual([]);
     // Input errors stop before anything is posted; errors found later leave a failure status.
-    const states = github.requests.slice(before).map((r) => r.body.state);
+    const states = github.requests.filter((r) => r.body?.context === context).map((r) => r.body.state);
     expect(states.length === 0 || states[states.length - 1] === 'failure').toBe(true);
     assertNoSecrets(run, [GITHUB_TOKEN, password, ...oidc.issued]);
   }, 30_000);
