@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -162,6 +162,29 @@ describe('ct pack from images', () => {
     const out2 = join(tmp, 'save2.ctp');
     await packCtp({ from: { imageTar: file }, out: out2, name: 'hello', version: 'latest' });
     expect(Buffer.compare(await readFile(out), await readFile(out2))).toBe(0);
+  });
+
+  it('reads an OCI archive tar (a layout inside a tar, "./"-prefixed names)', async () => {
+    const layout = join(tmp, 'layout-for-archive');
+    const layer = rawTar([{ name: 'x', data: 'from an OCI archive' }]);
+    const { manifestDigest } = await writeOciLayout(layout, [layer]);
+    const entries = [
+      { name: './oci-layout', data: await readFile(join(layout, 'oci-layout')) },
+      { name: './index.json', data: await readFile(join(layout, 'index.json')) },
+      { name: './blobs/', type: '5' },
+      { name: './blobs/sha256/', type: '5' },
+    ];
+    for (const f of await readdir(join(layout, 'blobs', 'sha256'))) entries.push({ name: `./blobs/sha256/${f}`, data: await readFile(join(layout, 'blobs', 'sha256', f)) });
+    const file = join(tmp, 'oci-archive.tar');
+    await writeFile(file, rawTar(entries));
+    const r = await packCtp({ from: { imageTar: file }, out: join(tmp, 'oci-archive.ctp'), name: 'oa', version: '1' });
+    expect(r.imageDigest).toBe(manifestDigest);
+  });
+
+  it('refuses an image tar with a link leaving the archive', async () => {
+    const file = join(tmp, 'evil-save.tar');
+    await writeFile(file, rawTar([{ name: 'l/layer.tar', type: '2', linkpath: '../../../etc/passwd' }, { name: 'manifest.json', data: '[]' }]));
+    await expect(packCtp({ from: { imageTar: file }, out: join(tmp, 'es.ctp'), name: 'x', version: '1' })).rejects.toMatchObject({ code: 'TAR_UNSAFE_LINK' });
   });
 
   it('refuses a docker save tar whose layer does not match the config diff_ids', async () => {
