@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CtError } from '../../src/core/errors.js';
@@ -17,6 +18,7 @@ import {
   type MonitorRules,
 } from '../../host/monitor/index.js';
 import { RuncRuntime } from '../../host/runtime/index.js';
+import { runCt } from '../support/cli.js';
 import { DIGEST, makeRootfs, requireHostTools } from './support.js';
 
 const RULES = `version: 1
@@ -120,6 +122,27 @@ describe('exporters', () => {
     expect(doc.spec.kprobes.map((k) => k.call)).toEqual(['security_bprm_check', 'sys_init_module', 'sys_finit_module', 'sys_unshare', 'sys_setns', 'security_file_permission']);
     expect(doc.spec.kprobes[0].selectors?.[0].matchArgs?.[0].values).toEqual(['/bin/sh', '/proc/self/exe']);
     expect(doc.spec.tracepoints).toEqual([expect.objectContaining({ subsystem: 'raw_syscalls', event: 'sys_exit' })]);
+  });
+});
+
+describe('`ct profile monitor-export`', () => {
+  it('exports checked rules and refuses hostile ones with exit 10', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ct-mon-'));
+    try {
+      await writeFile(join(dir, 'ok.yaml'), RULES);
+      const falco = await runCt(['profile', 'monitor-export', join(dir, 'ok.yaml'), '--format', 'falco', '--container', 'web-1']);
+      expect(falco.code).toBe(0);
+      expect((parseYaml(falco.stdout) as unknown[]).length).toBe(5);
+      const tetragon = await runCt(['profile', 'monitor-export', join(dir, 'ok.yaml'), '--format', 'tetragon']);
+      expect(tetragon.code).toBe(0);
+      expect(parseYaml(tetragon.stdout)).toMatchObject({ kind: 'TracingPolicy' });
+      await writeFile(join(dir, 'bad.yaml'), RULES.replace('/bin/sh,', '"/bin/sh\\" }",'));
+      const bad = await runCt(['profile', 'monitor-export', join(dir, 'bad.yaml'), '--format', 'falco']);
+      expect(bad.code).toBe(10);
+      expect(bad.stderr).toContain('MONITOR_RULES_INVALID');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -61,6 +61,12 @@ describe('AppArmor baseline and generation', () => {
     expect((await lintAppArmor(text)).ok).toBe(true);
   });
 
+  it('`ct profile apparmor-generate` prints the generated profile', async () => {
+    const r = await runCt(['profile', 'apparmor-generate', '--name', 'web', '--digest', DIGEST, '--cap', 'CAP_CHOWN']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(generateAppArmorProfile({ name: 'web', imageDigest: DIGEST }, { capabilities: ['CAP_CHOWN'] }).text);
+  });
+
   it('lint reports a profile the parser rejects', async () => {
     const lint = await lintAppArmor('profile "x" {\n  bogus rule here\n}\n');
     expect(lint.linted).toBe(true);

@@ -4,7 +4,7 @@ import { action, processIo } from '../io.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { runtimeDefault, checkBundleSeccomp, confines } from '../../profiles/seccomp/index.js';
-import { checkBundleAppArmor, lintAppArmor } from '../../profiles/apparmor/index.js';
+import { checkBundleAppArmor, generateAppArmorProfile, lintAppArmor } from '../../profiles/apparmor/index.js';
 
 function list(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -22,6 +22,12 @@ async function readJson(path: string): Promise<unknown> {
   } catch (e) {
     throw new CtError('PROFILE_INVALID', `${path}: not JSON: ${(e as Error).message}`, { path });
   }
+}
+
+interface MonitorModule {
+  parseRules(text: string, where?: string): unknown;
+  toFalcoRules(rules: unknown, opts?: { container?: string }): string;
+  toTetragonPolicy(rules: unknown, opts?: { container?: string }): string;
 }
 
 interface RecordModule {
@@ -74,6 +80,42 @@ export function register(program: Command): void {
         checkBundleAppArmor(text, file);
         const lint = await lintAppArmor(text);
         processIo.out(JSON.stringify(lint, null, 2));
+      }),
+    );
+
+  profile
+    .command('apparmor-generate')
+    .description('print the AppArmor profile the host generates for an app (docker-default baseline, host-chosen name)')
+    .requiredOption('--name <app>', 'bundle name')
+    .requiredOption('--digest <sha256>', 'image digest (sha256:<64 hex>)')
+    .option('--cap <caps>', 'capabilities granted (comma-separated, CAP_*)', list)
+    .option('--network <mode>', 'network mode asked for (none, bridge, host)')
+    .action(
+      action(async (opts: { name: string; digest: string; cap?: string[]; network?: string }) => {
+        const p = generateAppArmorProfile({ name: opts.name, imageDigest: opts.digest }, { capabilities: opts.cap, network: opts.network });
+        processIo.out(p.text);
+      }),
+    );
+
+  profile
+    .command('monitor-export <file>')
+    .description('check monitoring rules (security/monitor.yaml) and export them as Falco rules or a Tetragon TracingPolicy')
+    .requiredOption('--format <format>', 'falco | tetragon')
+    .option('--container <name>', 'scope the output to this container')
+    .action(
+      action(async (file: string, opts: { format: string; container?: string }) => {
+        if (opts.format !== 'falco' && opts.format !== 'tetragon') throw new CtError('USAGE', `--format must be falco or tetragon, not ${opts.format}`, {});
+        let text: string;
+        try {
+          text = await readFile(file, 'utf8');
+        } catch (e) {
+          throw asIoError(e, file);
+        }
+        // The rule language lives with the monitor in host/; loaded by path (the library never imports host/).
+        const url = new URL('../../../host/monitor/index.js', import.meta.url).href;
+        const m = (await import(url)) as MonitorModule;
+        const rules = m.parseRules(text, file);
+        processIo.out(opts.format === 'falco' ? m.toFalcoRules(rules, { container: opts.container }) : m.toTetragonPolicy(rules, { container: opts.container }));
       }),
     );
 
