@@ -10,6 +10,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { asIoError, CtError } from '../core/errors.js';
+import { sha256Hex } from '../core/digest.js';
 import { compilePolicy } from './compile.js';
 import { IssueSink, policyInvalid, type PolicyIssue } from './issues.js';
 import { checkConflicts } from './overlap.js';
@@ -64,17 +65,39 @@ export interface LoadResult {
   issues: PolicyIssue[];
 }
 
+/**
+ * Compiled files by path, name and content digest: a reload recompiles only what changed
+ * (compiled policies are immutable, so reusing them is safe). Owned by a PolicyStore.
+ */
+export type CompileCache = Map<string, { policy?: CompiledPolicy; issues: PolicyIssue[] }>;
+
 /** The synchronous core: texts → a set, or the issues that prevent one. */
-export function compileTexts(texts: readonly SourceText[]): LoadResult {
+export function compileTexts(texts: readonly SourceText[], cache?: CompileCache): LoadResult {
   const sink = new IssueSink();
   const policies: CompiledPolicy[] = [];
+  const used = new Set<string>();
   for (const t of texts) {
+    const name = t.defaultName ?? defaultNameFor(t.file);
+    const key = cache ? `${t.file}\0${name}\0${sha256Hex(t.text)}` : '';
+    const hit = cache?.get(key);
+    if (hit) {
+      used.add(key);
+      sink.issues.push(...hit.issues);
+      if (hit.policy) policies.push(hit.policy);
+      continue;
+    }
+    const own = new IssueSink();
     const parsed = parseSource(t.file, t.text);
-    sink.issues.push(...parsed.issues);
-    if (!parsed.source) continue;
-    const p = compilePolicy(parsed.source, t.text, t.defaultName ?? defaultNameFor(t.file), sink);
+    own.issues.push(...parsed.issues);
+    const p = parsed.source ? compilePolicy(parsed.source, t.text, name, own) : undefined;
+    sink.issues.push(...own.issues);
     if (p) policies.push(p);
+    if (cache) {
+      cache.set(key, { policy: p, issues: own.issues });
+      used.add(key);
+    }
   }
+  if (cache) for (const k of [...cache.keys()]) if (!used.has(k)) cache.delete(k);
   checkConflicts(policies, sink);
   if (sink.hasErrors) return { issues: sink.issues };
   return { set: new PolicySet(policies), issues: sink.issues };
@@ -112,8 +135,8 @@ export async function readPolicySources(paths: readonly string[]): Promise<Sourc
 }
 
 /** Loads and compiles a repository; throws POLICY_INVALID listing every issue when anything is wrong. */
-export async function loadPolicies(paths: readonly string[]): Promise<{ set: PolicySet; issues: PolicyIssue[] }> {
-  const result = compileTexts(await readPolicySources(paths));
+export async function loadPolicies(paths: readonly string[], cache?: CompileCache): Promise<{ set: PolicySet; issues: PolicyIssue[] }> {
+  const result = compileTexts(await readPolicySources(paths), cache);
   if (!result.set) throw policyInvalid(result.issues);
   return { set: result.set, issues: result.issues };
 }

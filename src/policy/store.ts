@@ -4,7 +4,7 @@
  * leaves the previous good set in force, never half of each.
  */
 import type { PolicyIssue } from './issues.js';
-import { loadPolicies } from './load.js';
+import { loadPolicies, type CompileCache } from './load.js';
 import type { PolicySet } from './policy-set.js';
 
 export interface ReloadOutcome {
@@ -18,6 +18,8 @@ export interface ReloadOutcome {
 export class PolicyStore {
   private currentSet: PolicySet | undefined;
   private pending: Promise<ReloadOutcome> | undefined;
+  /** Unchanged files are not parsed again on reload. */
+  private readonly cache: CompileCache = new Map();
 
   constructor(private readonly paths: readonly string[]) {}
 
@@ -36,7 +38,7 @@ export class PolicyStore {
 
   private async load(): Promise<ReloadOutcome> {
     try {
-      const { set, issues } = await loadPolicies(this.paths);
+      const { set, issues } = await loadPolicies(this.paths, this.cache);
       this.currentSet = set;
       return { ok: true, digest: set.digest, issues };
     } catch (e) {

@@ -46,6 +46,23 @@ describe('PolicyStore: a repository loads whole or not at all', () => {
     expect(fixed.digest).not.toBe(good.digest);
   });
 
+  it('a reload recompiles only the files that changed', async () => {
+    const dev = v2('dev', `mode: permissive\nmatch:\n  environments: [dev]\nsigners:\n  - keyId: ${KEY_A}\n`);
+    await writeFile(join(dir, 'prod', 'policy.yaml'), KEY_POLICY);
+    await writeFile(join(dir, 'dev.policy.yaml'), dev);
+    const store = new PolicyStore([dir]);
+    await store.reload();
+    const first = store.current!;
+    await store.reload();
+    expect(store.current!.get('keys')).toBe(first.get('keys'));
+    expect(store.current!.digest).toBe(first.digest);
+    await writeFile(join(dir, 'dev.policy.yaml'), dev.replace('[dev]', '[dev, preview]'));
+    await store.reload();
+    expect(store.current!.get('keys')).toBe(first.get('keys'));
+    expect(store.current!.get('dev')).not.toBe(first.get('dev'));
+    expect(store.current!.get('dev')!.match.environments!.map((m) => m.source)).toEqual(['dev', 'preview']);
+  });
+
   it('an unreadable repository leaves no set', async () => {
     const store = new PolicyStore([join(dir, 'missing')]);
     const r = await store.reload();
