@@ -27,14 +27,11 @@ interface TestRegistry {
  * The registry launcher lives in test/support/registry.ts (not compiled into build/); esbuild,
  * which builds everything else, bundles that one file for the bench so there is a single copy.
  */
-async function loadRegistrySupport(dir: string): Promise<{ startRegistry: () => Promise<TestRegistry> }> {
+async function loadRegistrySupport(): Promise<{ startRegistry: () => Promise<TestRegistry> }> {
   const { build } = await import('esbuild');
-  const out = join(dir, 'registry-support.mjs');
-  await build({ entryPoints: [join(repoRoot, 'test', 'support', 'registry.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, packages: 'external', logLevel: 'error', absWorkingDir: repoRoot });
-  // Resolve bare imports (bcryptjs) from the repository's node_modules.
-  const target = join(repoRoot, 'node_modules', '.ct-bench-registry.mjs');
-  const { copyFile } = await import('node:fs/promises');
-  await copyFile(out, target);
+  // Written under build/ so that its bare imports (bcryptjs) resolve from the repository's node_modules.
+  const target = join(repoRoot, 'build', `.registry-support-${process.pid}.mjs`);
+  await build({ entryPoints: [join(repoRoot, 'test', 'support', 'registry.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: target, packages: 'external', logLevel: 'error', absWorkingDir: repoRoot });
   try {
     return (await import(pathToFileURL(target).href)) as { startRegistry: () => Promise<TestRegistry> };
   } finally {
@@ -118,7 +115,7 @@ export async function run(): Promise<BenchResult[]> {
   }
   const dir = await mkdtemp(join(tmpdir(), 'ct-bench-registry-'));
   try {
-    const { startRegistry } = await loadRegistrySupport(dir);
+    const { startRegistry } = await loadRegistrySupport();
     const img = await makeImage(dir);
     const ct = join(repoRoot, 'bin', 'ct.js');
     const local = ['--allow-address', '127.0.0.1', '--plain-http'];

@@ -3,9 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { CtError, asIoError } from '../../core/errors.js';
 import { canonicalBytes } from '../../core/jcs.js';
 import { writeFileAtomic } from '../../core/fs.js';
-import { openCtp } from '../../bundle/read.js';
-import { attestCtp, readCustomPredicate, type AttestationKind } from '../../attest/predicates.js';
-import { claimsFromToken } from '../../attest/ci-context.js';
+import type { AttestationKind } from '../../attest/predicates.js';
 import { action, processIo } from '../io.js';
 
 interface AttestCliOptions {
@@ -37,6 +35,12 @@ export function register(program: Command): void {
         const kind = o.type as AttestationKind;
         if (kind === 'custom' && (!o.predicate || !o.predicateType)) throw new CtError('USAGE', '--type custom needs --predicate FILE and --predicate-type URI', {});
         if (kind !== 'custom' && (o.predicate || o.predicateType)) throw new CtError('USAGE', '--predicate and --predicate-type go with --type custom', {});
+        // Loaded on use (jose, yaml, the bundle reader): other commands start faster.
+        const [{ openCtp }, { attestCtp, readCustomPredicate }, { claimsFromToken }] = await Promise.all([
+          import('../../bundle/read.js'),
+          import('../../attest/predicates.js'),
+          import('../../attest/ci-context.js'),
+        ]);
         let token = o.oidcToken ?? process.env.SIGSTORE_ID_TOKEN;
         if (token?.startsWith('@')) token = await readFile(token.slice(1), 'utf8').catch((e) => Promise.reject(asIoError(e, token!.slice(1))));
         const claims = kind === 'slsa' && token ? claimsFromToken(token) : undefined;

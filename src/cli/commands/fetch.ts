@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { CtError } from '../../core/errors.js';
 import { isDigest } from '../../core/digest.js';
 import { action, processIo } from '../io.js';
-import { fetchCtp } from '../../oci/fetch.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryCliOptions } from '../../oci/cli-options.js';
 
 /** `ct fetch REF -o out.ctp`: rebuilds the pushed .ctp byte for byte from the registry. */
@@ -20,6 +19,8 @@ export function register(program: Command): void {
       action(async (reference: string, o: RegistryCliOptions & { out: string; bundleDigest?: string; json?: boolean }) => {
         if (o.bundleDigest !== undefined && !isDigest(o.bundleDigest)) throw new CtError('USAGE', `--bundle-digest ${o.bundleDigest}: not sha256:<64 hex>`, {});
         const opts = await clientOptionsFrom(o);
+        // Loaded on use: undici stays out of every other command's start-up.
+        const { fetchCtp } = await import('../../oci/fetch.js');
         const r = await fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest });
         if (o.json) processIo.out(JSON.stringify(r));
         else {

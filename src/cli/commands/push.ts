@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
-import { pushCtp } from '../../oci/push.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryCliOptions } from '../../oci/cli-options.js';
 
 /** `ct push BUNDLE.ctp REGISTRY/REPO[:TAG]`: image, attestations as referrers, and the rebuild recipe. */
@@ -17,6 +16,8 @@ export function register(program: Command): void {
     .action(
       action(async (bundle: string, reference: string, o: RegistryCliOptions & { json?: boolean; concurrency?: string }) => {
         const opts = await clientOptionsFrom(o);
+        // Loaded on use: undici and the bundle reader stay out of every other command's start-up.
+        const { pushCtp } = await import('../../oci/push.js');
         const r = await pushCtp(bundle, reference, { ...opts, concurrency: o.concurrency ? Math.max(1, Number(o.concurrency) || 4) : undefined });
         if (o.json) processIo.out(JSON.stringify(r));
         else {
