@@ -30,13 +30,15 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
   const recovered = await runtime.recover();
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
+  const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime });
   const agent = await startAgent({
     serverUrl: o.server,
     stateDir: o.stateDir,
     name: o.name,
     enrollToken: o.enrollToken,
     facts: async () => facts,
-    runner: new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime }),
+    runner,
+    inventory: () => runner.inventory(),
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);

@@ -69,6 +69,7 @@ export const OPENAPI = {
     '/api/v1/hosts/enroll': { post: { operationId: 'enrollHost', requestBody: body('enrollHost'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 409) } } },
     '/api/v1/hosts/bundles/{digest}': { get: { operationId: 'downloadBundle', description: 'host-signed (x-ct-host, x-ct-time, x-ct-signature)', parameters: [{ name: 'digest', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: '.ctp bytes' }, ...errors(400, 401, 404) } } },
     '/api/v1/hosts/channel': { get: { operationId: 'hostChannel', description: 'WebSocket upgrade: the signed host channel (docs/host-protocol.md)', parameters: [{ name: 'host', in: 'query', required: true, schema: { type: 'string' } }], responses: { '101': { description: 'switching protocols' } } } },
+    '/api/v1/drift': { get: { operationId: 'drift', security: secured, description: 'hosts\' reported containers against the desired state', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
   },
 } as const;

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
-import type { Assignment, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
+import type { Assignment, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
 
@@ -23,6 +23,8 @@ export interface AgentOptions {
   enrollToken?: string;
   facts: () => Promise<HostFacts>;
   runner: AssignmentRunner;
+  /** The containers this host runs, sent on connect, after each assignment and every 30 s (drift). */
+  inventory?: () => Promise<InventoryItem[]>;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
   maxBackoffMs?: number;
 }
@@ -33,6 +35,8 @@ export interface Agent {
   alert(event: Extract<HostMessage, { type: 'event' }>['event'], deploymentId?: string): void;
   report(msg: Extract<HostMessage, { type: 'status' }>): void;
   connected(): boolean;
+  /** Sends the container inventory now (it is also sent on connect, after assignments, every 30 s). */
+  resync(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -83,6 +87,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         void opts.facts().then((facts) => send!({ type: 'hello', hostId: id.hostId!, nonce: msg.nonce, facts, generation: id.generation }));
       } else if (msg.type === 'welcome') {
         backoff = 200;
+        void sendInventory();
         log('connected', { hostId: id.hostId });
       } else if (msg.type === 'assign') {
         // Assignments run one at a time, in the order received.
@@ -115,7 +120,16 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
     const out = await opts.runner.run(a, path).catch((e) => ({ state: 'failed' as const, code: (e as { code?: string }).code ?? 'RUNTIME_ERROR', message: (e as Error).message }));
     status(out.state, out);
+    await sendInventory();
   };
+
+  const sendInventory = async () => {
+    if (!opts.inventory || !send) return;
+    const containers = await opts.inventory().catch(() => undefined);
+    if (containers) send?.({ type: 'containers', containers });
+  };
+  const inventoryTimer = setInterval(() => void sendInventory(), 30_000);
+  inventoryTimer.unref();
 
   connect();
   return {
@@ -123,8 +137,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     alert: (event, deploymentId) => send?.({ type: 'event', deploymentId, event }),
     report: (m) => send?.(m),
     connected: () => Boolean(send),
+    resync: () => sendInventory(),
     async stop() {
       stopped = true;
+      clearInterval(inventoryTimer);
       ws?.close();
       await chain;
     },

@@ -11,7 +11,7 @@ import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import { readBundleFacts } from '../../src/policy/bundle-facts.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
-import type { Assignment, ContainerState, HostFacts } from '../../src/protocol/messages.js';
+import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
 import { buildRuntimePlan } from '../enforce/index.js';
 import type { ImageDefaults } from '../enforce/types.js';
 import type { RuncRuntime } from '../runtime/runc.js';
@@ -37,6 +37,10 @@ const refused = (code: string, message: string): Outcome => ({ state: 'refused',
  */
 export class LocalRunner implements AssignmentRunner {
   constructor(private readonly opts: LocalRunnerOptions) {}
+
+  async inventory(): Promise<InventoryItem[]> {
+    return (await this.opts.runtime.list()).map((c) => ({ id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode }));
+  }
 
   containerId(a: Pick<Assignment, 'environment' | 'app'>): string {
     return `ct-${a.environment}-${a.app}`.slice(0, 63);

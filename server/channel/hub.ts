@@ -91,7 +91,6 @@ export class HostHub {
   private async onMessage(hostId: string, msg: HostMessage): Promise<void> {
     await this.ctx.db.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [Date.now(), hostId]);
     if (msg.type === 'status') {
-      await this.recordContainer(hostId, msg.deploymentId, msg.state, msg.exitCode ?? null);
       publish(this.ctx, 'host.status', { hostId, ...msg });
       for (const w of this.waiters) {
         if (w.hostId === hostId && w.deploymentId === msg.deploymentId && w.done(msg)) {
@@ -107,15 +106,6 @@ export class HostHub {
         randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, JSON.stringify(msg),
       ]);
     }
-  }
-
-  private async recordContainer(hostId: string, deploymentId: string, state: ContainerState, exitCode: number | null): Promise<void> {
-    await this.ctx.db.tx(async (t) => {
-      const [row] = await t.query<{ containers: string }>('SELECT containers FROM hosts WHERE id = ?', [hostId]);
-      const list = (JSON.parse(row?.containers ?? '[]') as { deploymentId: string }[]).filter((c) => c.deploymentId !== deploymentId);
-      list.push({ deploymentId, state, exitCode } as { deploymentId: string });
-      await t.run('UPDATE hosts SET containers = ? WHERE id = ?', [JSON.stringify(list), hostId]);
-    });
   }
 
   /** Sends an assignment with the host's next generation; resolves with the host's final status. */

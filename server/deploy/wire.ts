@@ -11,6 +11,7 @@ import { deploymentRoutes } from '../routes/deployments.js';
 import { hostRoutes } from '../routes/hosts.js';
 import { verifyRoutes } from '../routes/verify.js';
 import { policyRoutes } from '../routes/policies.js';
+import { driftRoutes } from '../routes/drift.js';
 import { DeployPipeline, type DeploySteps } from './pipeline.js';
 import { realSteps } from './steps.js';
 import { PolicyStore } from '../../src/policy/store.js';
@@ -75,7 +76,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-    routers: [deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies)],
+    routers: [deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx)],
     onListen: (server) => hub.attach(server),
     close: async () => {
       clearInterval(poll);

@@ -41,7 +41,16 @@ export type HostMessage =
   | { type: 'hello'; hostId: string; nonce: string; facts: HostFacts; generation: number }
   | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
   | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
-  | { type: 'containers'; containers: { deploymentId: string; app: string; imageDigest: string; state: ContainerState; exitCode?: number | null }[] };
+  | { type: 'containers'; containers: InventoryItem[] };
+
+/** One container as the host's runtime knows it; the server compares these with desired state (drift). */
+export interface InventoryItem {
+  id: string;
+  app: string | null;
+  imageDigest: string | null;
+  state: ContainerState;
+  exitCode?: number | null;
+}
 
 /** What a signed envelope carries besides the message: the session and a per-direction counter. */
 export interface Envelope<M> {

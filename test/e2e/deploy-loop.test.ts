@@ -48,11 +48,21 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     const deployments = fx.github.requests.filter((r) => r.operationId === 'repos/create-deployment' && r.body.ref === sha);
     expect(deployments).toHaveLength(1);
     expect(deployments[0].body).toMatchObject({ environment: 'production', ref: sha });
-    const statuses = fx.github.requests.filter((r) => r.operationId === 'repos/create-deployment-status');
-    expect(statuses.map((s) => s.body.state)).toContain('success');
+    // The deployment status follows the commit status.
+    await until('deployment status success', () => fx.github.requests.some((r) => r.operationId === 'repos/create-deployment-status' && r.body.state === 'success'));
     // The container really runs on the host.
     expect((await host.runtime.list()).find((c) => c.id === 'ct-production-hello')?.status).toBe('running');
   }, 120_000);
+
+  it('shows drift when a host stops running what is desired', async () => {
+    const viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
+    const drift = async () => (await (await fetch(`${server.url}/api/v1/drift`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { inSync: boolean; drift: { app: string; reason: string }[] };
+    await until('in sync', async () => (await drift()).inSync);
+    await host.runtime.stop('ct-production-hello', 500);
+    await host.agent.resync();
+    const d = await until('drift reported', async () => { const x = await drift(); return !x.inSync && x; }, 40_000);
+    expect(d.drift).toEqual([expect.objectContaining({ app: 'hello', reason: 'NOT_RUNNING' })]);
+  }, 60_000);
 
   it('ends a commit naming a tampered bundle in a failure status with the code, and never runs it', async () => {
     const before = (await host.runtime.list()).map((c) => `${c.id}:${c.imageDigest}:${c.status}`);

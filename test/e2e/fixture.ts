@@ -166,9 +166,11 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
   const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
   const policies = new PolicyStore([fx.policiesDir]);
   if (!(await policies.reload()).ok) throw new Error('host policies failed to load');
+  const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime });
   const agent = await startAgent({
     serverUrl, stateDir, name, enrollToken: token, facts: async () => facts, maxBackoffMs: 500,
-    runner: new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime }),
+    runner,
+    inventory: () => runner.inventory(),
   });
   await until('host connected', () => agent.connected());
   return {
