@@ -108,12 +108,15 @@ async function submitOne(entry: LogEntry, log: LogEndpoint, opts: RequestOptions
 /**
  * Submits one entry to several logs at once. Each log gets its own timeout and retries; the
  * result lists every log in order, success or failure — one log being down never throws. The
- * entry may omit `timestamp` only if the logs stamp it; it is validated before anything is sent.
+ * entry may omit `timestamp` (the logs stamp it); it and the logs' keys are checked before
+ * anything is sent (LOG_ENTRY_INVALID, KEY_INVALID).
  */
 export async function submitToLogs(entry: LogEntry | Omit<LogEntry, 'timestamp'>, logs: readonly LogEndpoint[], opts: RequestOptions = {}): Promise<SubmitResult[]> {
   if (!('timestamp' in entry)) assertLogEntry({ ...entry, timestamp: '1970-01-01T00:00:00Z' });
   else assertLogEntry(entry);
-  return Promise.all(logs.map((log) => submitOne(entry as LogEntry, log, opts)));
+  // Unusable keys are the caller's mistake, not a log's failure: refuse before sending anything.
+  const withKeys = logs.map((log) => (typeof log.publicKey === 'string' ? { ...log, publicKey: publicKeyFrom(log.publicKey, `log ${log.id} publicKey`) } : log));
+  return Promise.all(withKeys.map((log) => submitOne(entry as LogEntry, log, opts)));
 }
 
 async function getJsonOrText(url: string, opts: RequestOptions, as: 'json' | 'text'): Promise<unknown> {

@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { publicKeyFrom, spkiBase64 } from '../../src/trust/keyid.js';
-import { canonicalEntry, fetchCheckpoint, submitToLogs, verifyCheckpoint, verifyLogEntryRecord } from '../../src/tlog/index.js';
+import { canonicalEntry, fetchCheckpoint, startLogServer, submitToLogs, verifyCheckpoint, verifyLogEntryRecord } from '../../src/tlog/index.js';
 import { repoRoot, runCt } from '../support/cli.js';
 import { entryN } from './fixtures.js';
 
@@ -86,5 +86,43 @@ describe('ct log serve', () => {
     const r2 = await runCt(['log', 'serve', '--db', join(dir, 'y.db'), '--port', 'eighty']);
     expect(r2.code).toBe(1); // USAGE
     expect(r2.stderr).toContain('USAGE');
+  });
+});
+
+describe('ct log submit / ct log check', () => {
+  it('submits an entry file, then catches a log that forks its history (exit 2, LOG_INCONSISTENT)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ct-tlog-cli-check-'));
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const honest = await startLogServer({ db: join(dir, 'h.db'), privateKey, origin: 'fork.example' });
+    const evil = await startLogServer({ db: join(dir, 'e.db'), privateKey, origin: 'fork.example' });
+    try {
+      const { timestamp: _t, ...bare } = entryN(1);
+      const entryFile = join(dir, 'entry.json');
+      await writeFile(entryFile, JSON.stringify(bare));
+      const sub = await runCt(['log', 'submit', '--url', honest.url, '--entry', entryFile, '--log-id', 'fork', '--public-key', honest.publicKey]);
+      expect(sub.code).toBe(0);
+      const out = JSON.parse(sub.stdout);
+      expect(out.record.logId).toBe('fork');
+      expect(verifyLogEntryRecord(out.record, canonicalEntry(out.entry), { operator: '', publicKey: honest.publicKey })).toMatchObject({ ok: true });
+      const bad = await runCt(['log', 'submit', '--url', honest.url, '--entry', entryFile, '--public-key', 'not-a-key']);
+      expect(bad.code).toBe(3); // KEY_INVALID, refused before anything is sent
+
+      const memory = join(dir, 'memory.json');
+      const check = (url: string) => runCt(['log', 'check', '--url', url, '--public-key', honest.publicKey, '--origin', 'fork.example', '--memory', memory]);
+      const first = await check(honest.url);
+      expect(first.code).toBe(0);
+      expect(JSON.parse(first.stdout)).toMatchObject({ treeSize: 1, status: 'first-seen' });
+      await submitToLogs(entryN(2), [{ id: 'x', url: evil.url }]); // evil's first entry differs
+      const forked = await check(evil.url);
+      expect(forked.code).toBe(2);
+      expect(forked.stderr).toContain('LOG_INCONSISTENT');
+      await submitToLogs(entryN(3), [{ id: 'x', url: honest.url }]);
+      const grown = await check(honest.url);
+      expect(grown.code).toBe(0);
+      expect(JSON.parse(grown.stdout)).toMatchObject({ treeSize: 2, status: 'extended' });
+    } finally {
+      await Promise.all([honest.close(), evil.close()]);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -104,8 +104,11 @@ describe('submitToLogs', () => {
     expect(r).toMatchObject({ ok: false, code: 'LOG_PROOF_INVALID' });
   });
 
-  it('validates the entry before sending anything', async () => {
+  it('validates the entry and the log keys before sending anything', async () => {
+    const size = a.api.store.size;
     await expect(submitToLogs({ ...entryN(6), version: 2 } as never, [{ id: 'log-a', url: a.url }])).rejects.toMatchObject({ code: 'LOG_ENTRY_INVALID' });
+    await expect(submitToLogs(entryN(6), [{ id: 'log-a', url: a.url, publicKey: 'bm90IGEga2V5' }])).rejects.toMatchObject({ code: 'KEY_INVALID' });
+    expect(a.api.store.size).toBe(size);
   });
 
   it('fetchCheckpoint reports NETWORK_ERROR for a log that is down', async () => {

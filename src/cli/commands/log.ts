@@ -1,7 +1,33 @@
 import type { Command } from 'commander';
-import { CtError } from '../../core/errors.js';
+import { readFile } from 'node:fs/promises';
+import { CtError, asIoError } from '../../core/errors.js';
+import { publicKeyFrom } from '../../trust/keyid.js';
+import { verifyCheckpoint } from '../../tlog/checkpoint.js';
+import { fetchCheckpoint, fetchConsistencyProof, submitToLogs } from '../../tlog/client.js';
+import { JsonFileCheckpointMemory } from '../../tlog/memory-json.js';
 import { startLogServer } from '../../tlog/server.js';
+import { checkLogConsistency } from '../../tlog/witness.js';
 import { action, processIo } from '../io.js';
+
+async function readJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw asIoError(e, path);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CtError('JSON_INVALID', `${path}: not JSON`, { path }, { cause: e });
+  }
+}
+
+function timeout(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new CtError('USAGE', `--timeout: not a positive number of milliseconds: ${v}`);
+  return n;
+}
 
 function port(v: string): number {
   const n = Number(v);
@@ -47,6 +73,48 @@ export function register(program: Command): void {
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);
         });
+      }),
+    );
+
+  log
+    .command('submit')
+    .description('append an entry (JSON file; timestamp optional) to a log; prints the bundle log record')
+    .requiredOption('--url <url>', 'log base URL')
+    .requiredOption('--entry <file>', 'entry JSON')
+    .option('--log-id <id>', 'log id to put in the record (trust-store key)', 'log')
+    .option('--public-key <spki>', 'log key (base64 SPKI or PEM); the record is verified with it')
+    .option('--timeout <ms>', 'per-attempt timeout', '10000')
+    .action(
+      action(async (opts: { url: string; entry: string; logId: string; publicKey?: string; timeout: string }) => {
+        const entry = (await readJson(opts.entry)) as Parameters<typeof submitToLogs>[0];
+        const [r] = await submitToLogs(entry, [{ id: opts.logId, url: opts.url, publicKey: opts.publicKey }], { timeoutMs: timeout(opts.timeout) });
+        if (!r.ok) throw new CtError(r.code, `${opts.url}: ${r.message}`, { url: opts.url, status: r.status });
+        processIo.out(JSON.stringify({ record: r.record, entry: r.entry }));
+      }),
+    );
+
+  log
+    .command('check')
+    .description("verify a log's signed checkpoint and, with --memory, that it is consistent with the last one seen (fork detection)")
+    .requiredOption('--url <url>', 'log base URL')
+    .requiredOption('--public-key <spki>', 'log key (base64 SPKI or PEM)')
+    .requiredOption('--origin <name>', 'expected checkpoint origin (also the note key name)')
+    .option('--log-id <id>', 'name of the log in the memory file (default: the origin)')
+    .option('--memory <file>', 'JSON file remembering the last verified checkpoint of each log')
+    .option('--timeout <ms>', 'per-attempt timeout', '10000')
+    .action(
+      action(async (opts: { url: string; publicKey: string; origin: string; logId?: string; memory?: string; timeout: string }) => {
+        const key = publicKeyFrom(opts.publicKey, '--public-key');
+        const req = { timeoutMs: timeout(opts.timeout) };
+        const cp = verifyCheckpoint(await fetchCheckpoint(opts.url, req), opts.origin, key, opts.origin);
+        const logId = opts.logId ?? opts.origin;
+        let status = 'verified';
+        if (opts.memory) {
+          const r = await checkLogConsistency(new JsonFileCheckpointMemory(opts.memory), logId, cp, (a, b) => fetchConsistencyProof(opts.url, a, b, req));
+          if (!r.ok) throw new CtError(r.code, r.message, { logId, remembered: r.remembered, treeSize: cp.treeSize, rootHash: cp.rootHash.toString('hex') });
+          status = r.status;
+        }
+        processIo.out(JSON.stringify({ logId, origin: cp.origin, treeSize: cp.treeSize, rootHash: cp.rootHash.toString('hex'), status }));
       }),
     );
 }
