@@ -1,0 +1,95 @@
+/**
+ * Sigstore attestations inside a .ctp, through the shared report (src/verify/ctp): the verifier list
+ * of the .ctp verifier carries ours, Rekor entries count towards the log quorum by operator, and
+ * identity and file coverage are enforced.
+ */
+import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { join } from 'node:path';
+import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
+import { ctpFiles, tempDir } from '../verify/ctp-fixtures.js';
+import { makeStore, trustOf, DEFAULT_PREDICATES } from '../verify/fixtures.js';
+import { writeCtp, rewriteCtp } from '../../src/bundle/write.js';
+import { openCtp } from '../../src/bundle/read.js';
+import { checkOciLayout } from '../../src/bundle/check-layout.js';
+import { coveredFiles } from '../../src/attest/sign-ctp.js';
+import { buildStatement, ctpSubjects } from '../../src/attest/statement.js';
+import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
+import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
+import { signAttestationForCtp } from '../../src/sign/index.js';
+import { SigstoreAttestationVerifier } from '../../src/verify/sigstore/index.js';
+import { GH_ISSUER, GH_SAN, keylessOptions, rootOf } from './fixtures.js';
+
+let m: SigstoreMock;
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let signed: string;
+
+beforeAll(async () => {
+  m = await startSigstoreMock();
+  tmp = await tempDir('ct-sigstore-ctp-');
+  const unsigned = join(tmp.dir, 'unsigned.ctp');
+  await writeCtp(unsigned, ctpFiles().files);
+  const archive = await openCtp(unsigned);
+  const image = checkOciLayout(archive);
+  const subjects = ctpSubjects('hello:1.0', image.manifestDigest, coveredFiles(archive));
+  const add: Record<string, Buffer> = {};
+  for (const [i, p] of DEFAULT_PREDICATES.entries()) {
+    const bundle = await signAttestationForCtp(buildStatement(subjects, p.type, p.predicate), keylessOptions(m, await m.githubToken()));
+    add[`attestations/${i === 0 ? 'provenance' : 'sbom'}.sigstore.json`] = Buffer.from(JSON.stringify(bundle));
+  }
+  signed = join(tmp.dir, 'signed.ctp');
+  await rewriteCtp(unsigned, signed, { add });
+});
+afterAll(async () => {
+  await m.close();
+  await tmp.cleanup();
+});
+
+function options(policy?: { issuer: string; subject?: string; subjectRegExp?: string }) {
+  const root = rootOf(m);
+  const store = makeStore({ signers: [], logs: [] });
+  return {
+    trust: { ...trustOf(store), trustedRoot: root, trustedRootDigest: root.digest },
+    requirements: { logQuorum: 1 },
+    verifiers: defaultVerifiers({ ...(policy ? { policy } : {}), trustedRoot: root }),
+  };
+}
+
+describe('.ctp with Sigstore attestations only', () => {
+  it('ALLOW with the right identity; the Rekor operator is counted', async () => {
+    const r = await verifyCtp(signed, options({ issuer: GH_ISSUER, subject: GH_SAN }));
+    expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'ALLOW', code: null });
+    expect(r.evidence.attestations).toHaveLength(2);
+    expect(r.evidence.attestations.every((a) => a.source === 'sigstore' && a.logOperators.includes('ct-test-rekor'))).toBe(true);
+    expect(r.evidence.attestations[0].signers[0]).toMatchObject({ kind: 'keyless', subject: GH_SAN, issuer: GH_ISSUER });
+  });
+
+  it('REJECT IDENTITY_MISMATCH for another identity; a quorum of 2 operators is not met by one Rekor', async () => {
+    const wrong = await verifyCtp(signed, options({ issuer: GH_ISSUER, subjectRegExp: 'acme/app' }));
+    expect({ decision: wrong.decision, code: wrong.code }).toEqual({ decision: 'REJECT', code: 'IDENTITY_MISMATCH' });
+    const quorum = await verifyCtp(signed, { ...options({ issuer: GH_ISSUER, subject: GH_SAN }), requirements: { logQuorum: 2 } });
+    expect({ decision: quorum.decision, code: quorum.code }).toEqual({ decision: 'REJECT', code: 'INSUFFICIENT_LOG_COVERAGE' });
+  });
+
+  it('without an identity policy the Sigstore attestations prove nothing: not ALLOW', async () => {
+    const r = await verifyCtp(signed, options());
+    expect(r.decision).toBe('REJECT');
+    expect(['UNCOVERED_FILE', 'MISSING_ATTESTATION']).toContain(r.code);
+    const direct = await new SigstoreAttestationVerifier({ trustedRoot: rootOf(m) }).verify({
+      imageDigest: r.evidence.imageDigest || undefined,
+      inputs: [{ name: 'attestations/provenance.sigstore.json', data: (await openCtp(signed)).file('attestations/provenance.sigstore.json') }],
+      trust: options().trust,
+      allowLegacyPae: false,
+      now: new Date(),
+    });
+    expect(direct.attestations).toHaveLength(0);
+    expect(direct.warnings.join('\n')).toContain('Sigstore attestation(s) ignored');
+  });
+
+  it('a swapped security/seccomp.json is not covered by the Sigstore attestations', async () => {
+    const swapped = join(tmp.dir, 'swapped.ctp');
+    await rewriteCtp(signed, swapped, { add: { 'security/seccomp.json': Buffer.from('{"defaultAction":"SCMP_ACT_ALLOW"}') } });
+    const r = await verifyCtp(swapped, options({ issuer: GH_ISSUER, subject: GH_SAN }));
+    expect(r.decision).toBe('REJECT');
+    expect(['DIGEST_MISMATCH', 'UNCOVERED_FILE']).toContain(r.code);
+  });
+});
