@@ -82,7 +82,7 @@ export function assertStatement(v: unknown, where = 'statement'): asserts v is S
 export function parseStatement(bytes: Uint8Array, where = 'statement'): Statement {
   let v: unknown;
   try {
-    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    v = JSON.parse((Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8'));
   } catch {
     throw new CtError('MALFORMED_BUNDLE', `${where}: payload is not JSON`, { where });
   }

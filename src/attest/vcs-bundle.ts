@@ -65,6 +65,20 @@ export function attestationLogEntry(attDigest: string, imageDigest: string, pred
   };
 }
 
+/**
+ * JCS bytes of an attestation's log entry, written directly: the keys are fixed and sort as
+ * written here, and JCS serialises strings exactly as JSON.stringify does (RFC 8785 §3.2.2.2).
+ * The verifier rebuilds one per attestation; test/vcs/parse.test.ts checks it equals
+ * canonicalBytes(attestationLogEntry(…)).
+ */
+export function attestationEntryBytes(attDigest: string, imageDigest: string, predicateType: string, timestamp: string): Buffer {
+  const s = JSON.stringify;
+  return Buffer.from(
+    `{"body":{"attestationDigest":${s(attDigest)},"predicateType":${s(predicateType)},"subjectDigest":${s(imageDigest)}},"entryType":"attestation","timestamp":${s(timestamp)},"version":1}`,
+    'utf8',
+  );
+}
+
 export function buildVcsBundle(attestations: DsseEnvelope[], logEntries: VcsLogEntry[], metadata?: VcsBundleMetadata): VcsBundle {
   const b: VcsBundle = { mediaType: VCS_BUNDLE_MEDIA_TYPE, version: VCS_BUNDLE_VERSION, attestations, logEntries };
   if (metadata) b.metadata = metadata;

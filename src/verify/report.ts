@@ -100,6 +100,7 @@ export interface ReportBase {
 
 /** Merges what several verifiers proved about the same attestation (same digest). */
 function mergeByDigest(atts: VerifiedAttestation[]): VerifiedAttestation[] {
+  if (new Set(atts.map((a) => a.digest)).size === atts.length) return atts;
   const byDigest = new Map<string, VerifiedAttestation>();
   for (const a of atts) {
     const prev = byDigest.get(a.digest);

@@ -4,7 +4,8 @@
  * with the JSON path of the first bad field.
  */
 import { CtError } from '../../core/errors.js';
-import { decodeBase64Strict, INTOTO_PAYLOAD_TYPE, type DsseEnvelope } from '../../attest/dsse.js';
+import { sha256Digest } from '../../core/digest.js';
+import { INTOTO_PAYLOAD_TYPE, type DsseEnvelope } from '../../attest/dsse.js';
 import { parseStatement, type Statement } from '../../attest/statement.js';
 import { attestationDigest, type VcsBundle, type VcsLogEntry } from '../../attest/vcs-bundle.js';
 import { schemaErrors, validatorFor } from './schemas.js';
@@ -47,13 +48,56 @@ const SUPPORTED_VERSIONS = new Set(['0.1.0']);
  * bundle change without any check noticing.
  */
 export function decodeCanonicalBase64(s: string, where: string): Buffer {
-  const b = decodeBase64Strict(s, where);
-  if (b.toString('base64') !== s) throw malformed(where, 'base64 is not in canonical form (standard alphabet, padded, unused bits zero)');
+  const b = Buffer.from(s, 'base64');
+  if (!isCanonicalBase64(s, b)) throw malformed(where, 'not base64 in canonical form (standard alphabet, padded, unused bits zero)');
   return b;
 }
 
-function hashBytes(h: string): Buffer {
-  return Buffer.from(h.startsWith('sha256:') ? h.slice(7) : h, 'hex');
+const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * Whether `s` is the canonical base64 of `b` (= Buffer.from(s, 'base64')), i.e. whether
+ * `b.toString('base64') === s`, without building the string again (payloads are kilobytes and
+ * this runs for every envelope). Buffer's decoder skips characters outside the alphabet and stops
+ * at '=': any such character leaves fewer bytes than the length and padding promise. It also
+ * accepts the URL-safe '-' and '_', which are refused here. test/vcs/parse.test.ts checks this
+ * against the re-encoding definition on random strings.
+ */
+export function isCanonicalBase64(s: string, b: Buffer): boolean {
+  if (s.length % 4 !== 0) return false;
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  if (b.length !== (s.length / 4) * 3 - pad) return false;
+  if (s.includes('-') || s.includes('_')) return false;
+  if (pad === 1 && B64_ALPHABET.indexOf(s[s.length - 2]) % 4 !== 0) return false;
+  if (pad === 2 && B64_ALPHABET.indexOf(s[s.length - 3]) % 16 !== 0) return false;
+  return true;
+}
+
+/** A proof hash: 64 lowercase hex digits, optionally `sha256:`-prefixed (the reference schema's pattern). */
+function hashBytes(h: string, where: string): Buffer {
+  const hex = h.startsWith('sha256:') ? h.slice(7) : h;
+  const b = Buffer.from(hex, 'hex'); // stops at the first non-hex character: length tells
+  if (b.length !== 32 || hex.length !== 64 || /[A-F]/.test(hex)) throw malformed(where, 'not a SHA-256 hash (64 lowercase hex digits, optionally sha256:-prefixed)');
+  return b;
+}
+
+/**
+ * attestationDigest (sha256 of the JCS envelope) without the generic canonicalizer for the usual
+ * shape: exactly payloadType, payload and signatures of {keyid, sig}, all strings. JCS serialises
+ * strings exactly as JSON.stringify does (RFC 8785 §3.2.2.2) and these keys sort as written.
+ * Any other shape goes through the canonicalizer; test/vcs/parse.test.ts checks both agree.
+ */
+export function envelopeDigest(env: DsseEnvelope): string {
+  const keys = Object.keys(env);
+  const plain =
+    keys.length === 3 &&
+    env.signatures.every((s) => {
+      const k = Object.keys(s);
+      return k.length === 2 && typeof s.keyid === 'string' && typeof s.sig === 'string';
+    });
+  if (!plain) return attestationDigest(env);
+  const sigs = env.signatures.map((s) => `{"keyid":${JSON.stringify(s.keyid)},"sig":${JSON.stringify(s.sig)}}`).join(',');
+  return sha256Digest(`{"payload":${JSON.stringify(env.payload)},"payloadType":${JSON.stringify(env.payloadType)},"signatures":[${sigs}]}`);
 }
 
 /** Parses a bundle from its bytes (or an already parsed JSON value). */
@@ -66,7 +110,7 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
       throw new CtError('MALFORMED_BUNDLE', `bundle: not JSON (${(e as Error).message})`, { where: '$' });
     }
   }
-  const validate = validatorFor('attestation-bundle');
+  const validate = validatorFor('attestation-bundle-verify');
   if (!validate(doc)) {
     const errs = schemaErrors(validate.errors);
     throw new CtError('MALFORMED_BUNDLE', `bundle: ${errs[0].path}: ${errs[0].message}`, { where: errs[0].path, errors: errs.slice(0, 20) });
@@ -80,7 +124,7 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
     const payload = decodeCanonicalBase64(env.payload, `${where}.payload`);
     env.signatures.forEach((sg, j) => decodeCanonicalBase64(sg.sig, `${where}.signatures[${j}].sig`));
     const statement = parseStatement(payload, `${where}.payload`);
-    return { index: i, envelope: env, digest: attestationDigest(env), payload, statement };
+    return { index: i, envelope: env, digest: envelopeDigest(env), payload, statement };
   });
 
   const logEntries = bundle.logEntries.map((entry, i): ParsedLogEntry => {
@@ -91,8 +135,8 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
     return {
       index: i,
       entry,
-      rootHash: hashBytes(entry.inclusionProof.rootHash),
-      hashes: entry.inclusionProof.hashes.map(hashBytes),
+      rootHash: hashBytes(entry.inclusionProof.rootHash, `${where}.inclusionProof.rootHash`),
+      hashes: entry.inclusionProof.hashes.map((h, j) => hashBytes(h, `${where}.inclusionProof.hashes[${j}]`)),
       integratedSeconds: Math.floor(t / 1000),
     };
   });

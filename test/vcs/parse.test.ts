@@ -1,0 +1,74 @@
+import { describe, it, expect } from '@jest/globals';
+import fc from 'fast-check';
+import { envelopeDigest, isCanonicalBase64, parseVcsBundle } from '../../src/verify/vcs/parse.js';
+import { attestationDigest, attestationEntryBytes, attestationLogEntry } from '../../src/attest/vcs-bundle.js';
+import { canonicalBytes } from '../../src/core/jcs.js';
+import { isCtError } from '../../src/core/errors.js';
+import { clone, makeBundle, makeKey, MemLog } from '../verify/fixtures.js';
+
+const signer = makeKey();
+const other = makeKey();
+const log = new MemLog('l', 'L');
+const b = makeBundle({ signers: [signer, other], logs: [log] }).bundle;
+
+describe('parseVcsBundle', () => {
+  it('the fast envelope digest equals the JCS digest, for plain and unusual envelopes', () => {
+    const env = b.attestations[0];
+    expect(envelopeDigest(env)).toBe(attestationDigest(env));
+    const odd = { ...clone(env), extra: { z: 1, a: 'é\u2028' } } as typeof env;
+    expect(envelopeDigest(odd)).toBe(attestationDigest(odd));
+    const escapes = { ...clone(env), payloadType: 'a"\\\n\u0001é€😀' };
+    expect(envelopeDigest(escapes)).toBe(attestationDigest(escapes));
+  });
+  it('the direct entry bytes equal the JCS of the entry, escapes included', () => {
+    for (const pt of ['https://slsa.dev/provenance/v1', 'x"\\\n\u0001é€😀\u2028']) {
+      const args = [attestationDigest(b.attestations[0]), 'sha256:' + 'a'.repeat(64), pt, '2026-11-26T00:00:00Z'] as const;
+      expect(attestationEntryBytes(...args).equals(canonicalBytes(attestationLogEntry(...args)))).toBe(true);
+    }
+  });
+  it('rejects non-canonical base64 and malformed proof hashes with MALFORMED_BUNDLE', () => {
+    const cases: ((x: typeof b) => void)[] = [
+      (x) => (x.attestations[0].signatures[0].sig = x.attestations[0].signatures[0].sig.replace(/==$/, '')),
+      (x) => (x.attestations[0].payload = `${x.attestations[0].payload}\n`),
+      (x) => (x.logEntries[0].signedEntryTimestamp = x.logEntries[0].signedEntryTimestamp.replace(/\+/g, '-').replace(/\//g, '_')),
+      (x) => (x.logEntries[0].inclusionProof.rootHash = x.logEntries[0].inclusionProof.rootHash.toUpperCase()),
+      (x) => (x.logEntries[0].inclusionProof.hashes[0] = x.logEntries[0].inclusionProof.hashes[0].slice(1)),
+      (x) => ((x as { version: string }).version = '0.2.0'),
+    ];
+    for (const f of cases) {
+      const x = clone(b);
+      f(x);
+      let code: string | undefined;
+      try {
+        parseVcsBundle(Buffer.from(JSON.stringify(x)));
+      } catch (e) {
+        if (isCtError(e)) code = e.code;
+      }
+      expect(code).toBe('MALFORMED_BUNDLE');
+    }
+  });
+  it('isCanonicalBase64 agrees with re-encoding on random strings and mutated encodings', () => {
+    const same = (s: string) => {
+      const b = Buffer.from(s, 'base64');
+      expect(isCanonicalBase64(s, b)).toBe(b.toString('base64') === s);
+    };
+    fc.assert(fc.property(fc.string({ unit: fc.constantFrom(...'AQgw+/=-_ \n!9z'.split('')), maxLength: 16 }), same), { seed: 42, numRuns: 5000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(), fc.constantFrom(...'Aa0+/=-_ .B'.split('')), (bytes, pos, ch) => {
+        const s = Buffer.from(bytes).toString('base64');
+        same(s);
+        if (s.length > 0) {
+          const i = pos % s.length;
+          same(s.slice(0, i) + ch + s.slice(i + 1));
+          same(s.slice(0, i) + s.slice(i + 1));
+        }
+      }),
+      { seed: 7, numRuns: 5000 },
+    );
+  });
+  it('accepts sha256:-prefixed proof hashes', () => {
+    const x = clone(b);
+    x.logEntries[0].inclusionProof.rootHash = `sha256:${x.logEntries[0].inclusionProof.rootHash}`;
+    expect(parseVcsBundle(Buffer.from(JSON.stringify(x))).logEntries[0].rootHash.length).toBe(32);
+  });
+});
