@@ -253,6 +253,28 @@ describe('build action: signing with a key', () => {
     const keyLines = pem.split('\n').filter((l) => l && !l.startsWith('-----'));
     assertNoSecrets(run, [GITHUB_TOKEN, ...keyLines]);
   }, 60_000);
+  it('stops before pushing when the policy pre-check denies: exit 1, POLICY_VIOLATION, nothing pushed', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    let store = JSON.parse(await readFile(trustStorePath, 'utf8'));
+    store = addKey(store, 'builders', publicKey);
+    const storePath = join(dir, 'trust-store-policy.json');
+    await writeFile(storePath, JSON.stringify(store));
+    const policyFile = join(dir, 'other-signer.policy.yaml');
+    await writeFile(policyFile, ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: ci', 'mode: strict', 'match:', '  environments: [ci]', 'signers:', '  - name: someone-else', `    keyId: sha256:${'0'.repeat(64)}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', 'logQuorum: 1', ''].join('\n'));
+    const reference = `${registry.host}/acme/denied:1.0.0`;
+    const run = await runAction({
+      actionYml: 'action.yml',
+      githubToken: '',
+      env: runnerEnv({ RUNNER_TEMP: join(dir, 'policy-temp') }),
+      inputs: { path: 'examples/hello', signing: 'key', key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'trust-store': storePath, policy: policyFile, push: reference, 'registry-plain-http': 'true', 'registry-allowed-addresses': '127.0.0.1' },
+    });
+    expect(run.code).toBe(1);
+    expect(run.annotations.filter((a) => a.level === 'error').map((a) => a.message.split(':')[0])).toEqual(['POLICY_VIOLATION']);
+    expect(run.outputs['registry-reference']).toBeUndefined();
+    expect(run.summary).toContain('denied');
+    const res = await fetch(`${registry.url}/v2/acme/denied/tags/list`);
+    expect(res.status).toBe(404); // the repository was never created
+  }, 60_000);
 });
 
 describe('build action: invalid inputs', () => {
