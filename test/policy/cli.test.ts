@@ -5,6 +5,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { repoRoot, runCt } from '../support/cli.js';
+import { diffCommand, explainCommand, lintCommand, testCommand } from '../../src/cli/commands/policy.js';
+import { runCommand, type Io } from '../../src/cli/io.js';
+
+/**
+ * The command bodies in-process, with the exit code `ct` would return (runCommand maps errors the
+ * same way): most cases use this; a few spawn the real binary to prove the wiring.
+ */
+async function inProcess(body: (io: Io) => Promise<number>): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: Io = { out: (t) => void (stdout += t.endsWith('\n') ? t : `${t}\n`), err: (t) => void (stderr += t.endsWith('\n') ? t : `${t}\n`) };
+  const code = await runCommand(io, () => body(io));
+  return { code, stdout, stderr };
+}
 
 const TEMPLATE = join(repoRoot, 'templates', 'policy-repo');
 const DEPLOYMENTS = join(TEMPLATE, 'deployments.example.json');
@@ -36,7 +50,7 @@ describe('ct policy test', () => {
 
   it('passes on the default policies and writes JUnit', async () => {
     const out = join(tmp, 'junit.xml');
-    const r = await runCt(['policy', 'test', 'policies', '--require-tests', '--format', 'junit', '--output', out]);
+    const r = await inProcess((io) => testCommand(io, join(repoRoot, 'policies'), { requireTests: true, format: 'junit', output: out }));
     expect(r.code).toBe(0);
     const xml = await readFile(out, 'utf8');
     expect(xml).toContain('failures="0" errors="0"');
@@ -51,7 +65,7 @@ describe('ct policy test', () => {
     const r = await runCt(['policy', 'test', dir]);
     expect(r.code).toBe(10);
     expect(r.stdout).toContain(`ERROR ${file}:${lineOf(text, 'logQuorum: two')}:12: error [schema] /logQuorum`);
-    const lint = await runCt(['policy', 'lint', dir, '--format', 'json']);
+    const lint = await inProcess((io) => lintCommand(io, [dir], { format: 'json' }));
     expect(lint.code).toBe(10);
     const json = JSON.parse(lint.stdout);
     expect(json.issues).toEqual([expect.objectContaining({ file, line: lineOf(text, 'logQuorum: two'), kind: 'schema', severity: 'error' })]);
@@ -62,11 +76,11 @@ describe('ct policy test', () => {
     const suite = join(dir, 'policies', 'production', 'production.test.yaml');
     const text = (await readFile(suite, 'utf8')).replace('expect: { allow: false, violations: [RUNS_AS_ROOT] }', 'expect: { allow: true }');
     await writeFile(suite, text);
-    const r = await runCt(['policy', 'test', dir]);
+    const r = await inProcess((io) => testCommand(io, dir, {}));
     expect(r.code).toBe(1);
     const caseLine = lineOf(text, '- name: runs as root');
     expect(r.stdout).toContain(`FAIL ${suite}:${caseLine} runs as root`);
-    const j = await runCt(['policy', 'test', dir, '--format', 'json']);
+    const j = await inProcess((io) => testCommand(io, dir, { format: 'json' }));
     expect(j.code).toBe(1);
     const failed = JSON.parse(j.stdout).cases.filter((c: { passed: boolean }) => !c.passed);
     expect(failed).toEqual([expect.objectContaining({ name: 'runs as root', allow: false, violations: ['RUNS_AS_ROOT'] })]);
@@ -75,10 +89,10 @@ describe('ct policy test', () => {
   it('--require-tests fails when a policy has no case', async () => {
     const dir = await copyTemplate('untested');
     await rm(join(dir, 'policies', 'development', 'development.test.yaml'));
-    const r = await runCt(['policy', 'test', dir, '--require-tests']);
+    const r = await inProcess((io) => testCommand(io, dir, { requireTests: true }));
     expect(r.code).toBe(10);
     expect(r.stdout).toContain('development.policy.yaml:3:1: error [untested]');
-    expect((await runCt(['policy', 'test', dir])).code).toBe(0);
+    expect((await inProcess((io) => testCommand(io, dir, {}))).code).toBe(0);
   });
 });
 
@@ -100,7 +114,7 @@ describe('ct policy explain', () => {
   });
 
   it('exits 4 when no policy covers the environment and prints why', async () => {
-    const r = await runCt(['policy', 'explain', '-', '--evidence', evidenceFile, '--policies', 'policies', '--environment', 'staging']);
+    const r = await inProcess((io) => explainCommand(io, '-', { evidence: evidenceFile, policies: [join(repoRoot, 'policies')], environment: 'staging' }));
     expect(r.code).toBe(4);
     expect(r.stdout).toMatch(/^decision: DENY/m);
     expect(r.stdout).toMatch(/^ {2}- NO_POLICY \[\(engine\) match\]/m);
@@ -111,7 +125,7 @@ describe('ct policy explain', () => {
     const doc = JSON.parse(await readFile(evidenceFile, 'utf8'));
     doc.findings = [{ code: 'LOG_PROOF_INVALID', message: 'bad inclusion proof', integrity: true }];
     await writeFile(withFinding, JSON.stringify(doc));
-    const r = await runCt(['policy', 'explain', '-', '--evidence', withFinding, '--policies', 'policies', '--mode', 'audit', '--format', 'json']);
+    const r = await inProcess((io) => explainCommand(io, '-', { evidence: withFinding, policies: [join(repoRoot, 'policies')], mode: 'audit', format: 'json' }));
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout).violations.map((v: { code: string }) => v.code)).toEqual(['LOG_PROOF_INVALID']);
   });
@@ -125,7 +139,7 @@ describe('ct policy explain', () => {
       `name = "shop"\nversion = "1.4.0"\nimage_digest = "${fixture.evidence.imageDigest}"\n\n[metadata]\nbuild_timestamp = "2026-05-01T00:00:00Z"\nbuilder = "ci"\n\n[runtime]\nuser = "root"\nread_only_rootfs = true\n`,
     );
     await writeFile(join(bundle, 'security', 'seccomp.json'), JSON.stringify(fixture.manifest.security.seccomp));
-    const r = await runCt(['policy', 'explain', bundle, '--evidence', evidenceFile, '--policies', 'policies', '--format', 'json']);
+    const r = await inProcess((io) => explainCommand(io, bundle, { evidence: evidenceFile, policies: [join(repoRoot, 'policies')], format: 'json' }));
     expect(r.code).toBe(4);
     expect(JSON.parse(r.stdout).violations.map((v: { code: string }) => v.code)).toEqual(['RUNS_AS_ROOT']);
   });
@@ -151,7 +165,7 @@ describe('ct policy diff', () => {
     expect(r.stdout).toMatch(/^\| ⛔ prod-shop-1 \| shop \| production \| `sha256:111111111111` \| allowed \| denied \| `SIGNER_NOT_ALLOWED` \(production\) \|$/m);
     expect(r.stdout).not.toContain('dev-shop-7');
     expect(r.stdout).toContain('`production` (modified)');
-    const failing = await runCt(['policy', 'diff', 'templates/policy-repo/policies', head, '--against', DEPLOYMENTS, '--fail-on-deny']);
+    const failing = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: DEPLOYMENTS, failOnDeny: true }));
     expect(failing.code).toBe(4);
   });
 
@@ -165,13 +179,14 @@ describe('ct policy diff', () => {
     const head = await tightened();
     await cp(join(head, 'production', 'production.policy.yaml'), join(repo, 'policies', 'production', 'production.policy.yaml'));
     git('commit', '-q', '-am', 'tighten');
-    const r = await runCt(['policy', 'diff', 'HEAD~1', 'HEAD', '--repo', repo, '--path', 'policies', '--against', DEPLOYMENTS, '--format', 'json']);
+    const r = await inProcess((io) => diffCommand(io, 'HEAD~1', 'HEAD', { repo, path: 'policies', against: DEPLOYMENTS, format: 'json' }));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.counts).toEqual({ 'now-denied': 1, 'now-allowed': 0, 'reasons-changed': 0, unchanged: 1 });
     expect(j.rows.find((x: { id: string }) => x.id === 'prod-shop-1').after.violations).toEqual(['SIGNER_NOT_ALLOWED']);
-    const bad = await runCt(['policy', 'diff', '--', '--upload-pack=x', 'HEAD', '--repo', repo, '--against', DEPLOYMENTS]);
-    expect(bad.code).not.toBe(0);
+    const bad = await inProcess((io) => diffCommand(io, '--upload-pack=x', 'HEAD', { repo, against: DEPLOYMENTS }));
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error\[USAGE\]/);
   });
 });
