@@ -1,4 +1,4 @@
-import { open, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { sha256Digest } from '../../core/digest.js';
@@ -61,8 +61,8 @@ export async function imageFromOciLayout(dir: string, platform?: Platform): Prom
     const p = join(dir, 'blobs', 'sha256', l.digest.slice(7));
     try {
       const st = await stat(p);
+      if (!st.isFile()) throw new CtError('OCI_LAYOUT_INVALID', `${p}: not a regular file`, { path: p });
       if (st.size !== l.size) throw new CtError('DIGEST_MISMATCH', `${p}: ${st.size} bytes, descriptor says ${l.size}`, { path: p });
-      await (await open(p, 'r')).close();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new CtError('OCI_LAYOUT_INVALID', `${dir}: layer ${l.digest} is missing (${p})`, { path: p });
       throw asIoError(e, p);
