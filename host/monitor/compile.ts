@@ -34,7 +34,7 @@ export function bpftraceString(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-const GATE = 'if (@live[cgroup] == 0 && str(args->filename) != "/proc/self/exe") { @live[cgroup] = 1; }';
+const GATE = 'if (@live[cgroup] == 0 && @init[tid] == 1) { @live[cgroup] = 1; }';
 const NUMBERS = new Map([...SYSCALLS_X86_64].map(([nr, name]) => [name, nr]));
 
 /**
@@ -59,10 +59,11 @@ export function compileRules(targets: readonly MonitorTarget[]): CompiledProgram
     if (!CGROUP_DIR_RE.test(t.cgroupDir)) throw new CtError('MONITOR_RULES_INVALID', `cgroup ${JSON.stringify(t.cgroupDir)} is not a directory under /sys/fs/cgroup`, {});
     const cg = `cgroup == cgroupid(${bpftraceString(t.cgroupDir)})`;
     const live = `${cg} && @live[cgroup] == 1`;
-    // The container is "live" from the first exec in its cgroup that is not runc re-executing
-    // itself (/proc/self/exe init): before that, only runc runs there, setting up the very
-    // namespaces (unshare, setns) the rules would otherwise report.
-    blocks.push(`tracepoint:sched:sched_process_exec /${cg}/ { ${GATE} }`);
+    // The container is "live" once runc's init (comm "runc:[2:INIT]") has exec'd the app: before
+    // that, only runc runs in the cgroup, re-executing itself (as /proc/self/exe or a memfd copy,
+    // /dev/fd/N) and setting up the very namespaces (unshare, setns) the rules would report.
+    blocks.push(`tracepoint:syscalls:sys_enter_execve /${cg} && @live[cgroup] == 0 && comm == "runc:[2:INIT]"/ { @init[tid] = 1; }`);
+    blocks.push(`tracepoint:sched:sched_process_exec /${cg}/ { ${GATE} delete(@init[tid]); }`);
     for (const rule of t.rules.rules) {
       index++;
       rules.push({ index, container: t.container, rule });
@@ -73,7 +74,7 @@ export function compileRules(targets: readonly MonitorTarget[]): CompiledProgram
       if (rule.kind === 'denied-syscalls') denial = true;
     }
   }
-  const clears = ['@live', ...(denial ? ['@entered'] : []), ...rules.filter((r) => r.rule.kind === 'exec').map((r) => `@allow_${r.index}`)];
+  const clears = ['@live', '@init', ...(denial ? ['@entered'] : []), ...rules.filter((r) => r.rule.kind === 'exec').map((r) => `@allow_${r.index}`)];
   blocks.push(`END { ${clears.map((m) => `clear(${m});`).join(' ')} }`);
   // BEGIN runs once the probes are attached: the monitor waits for its READY tuple (rule 0), so
   // the allow maps are filled before the container starts.

@@ -7,6 +7,9 @@ import { runTool, spawnTool } from '../runtime/tools.js';
 import { compileRules, type CompiledRule, type MonitorTarget } from './compile.js';
 import { toEvent, type MonitorEvent } from './events.js';
 
+/** Events kept for the iterator when nobody reads it. */
+const MAX_QUEUE = 10000;
+
 export interface MonitorOptions {
   bpftrace?: string;
   /** How long to wait for bpftrace to attach its probes. */
@@ -51,6 +54,8 @@ export class Monitor extends EventEmitter {
   private waiters: ((r: IteratorResult<MonitorEvent>) => void)[] = [];
   private ended = false;
   private stderr = '';
+  /** Events dropped because nobody took them from the iterator (oldest first). */
+  dropped = 0;
 
   private constructor(program: string, rules: CompiledRule[], child: ChildProcess) {
     super();
@@ -122,7 +127,14 @@ export class Monitor extends EventEmitter {
     this.emit('event', ev);
     const w = this.waiters.shift();
     if (w) w({ value: ev, done: false });
-    else this.queue.push(ev);
+    else {
+      // A container that floods events must not exhaust the host: keep the newest, count the rest.
+      if (this.queue.length >= MAX_QUEUE) {
+        this.queue.shift();
+        this.dropped++;
+      }
+      this.queue.push(ev);
+    }
   }
 
   private finish(): void {

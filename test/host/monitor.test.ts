@@ -228,6 +228,14 @@ describe('monitor on a running container (one bpftrace for the file)', () => {
     expect(ev).toMatchObject({ container: id, detail: { path: '/proc/sys/kernel/domainname' } });
   });
 
+  it('streams the same events through the async iterator, which ends when the monitor stops', async () => {
+    await monitor.stop();
+    const streamed: MonitorEvent[] = [];
+    for await (const e of monitor) streamed.push(e);
+    expect(streamed).toEqual(events);
+    expect(monitor.dropped).toBe(0);
+  });
+
   it('keeps containers apart: the quiet container caused no events', async () => {
     expect(await rt.logs(quiet)).toBe('quiet\n');
     expect(events.filter((e) => e.container === quiet)).toEqual([]);
