@@ -28,7 +28,7 @@ const SAN = 'https://github.com/acme/app/.github/workflows/release.yml@refs/head
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 async function loadMock(): Promise<typeof import('../test/support/sigstore-mock.js')> {
-  const files = ['sigstore-mock.ts', 'sigstore-oidc.ts'].map((f) => join(repoRoot, 'test', 'support', f));
+  const files = ['sigstore-mock.ts', 'sigstore-oidc.ts', 'sigstore-rekor2.ts'].map((f) => join(repoRoot, 'test', 'support', f));
   await build({ entryPoints: files, outdir: join(repoRoot, 'build'), outbase: repoRoot, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
   return import(pathToFileURL(join(repoRoot, 'build', 'test', 'support', 'sigstore-mock.js')).href);
 }

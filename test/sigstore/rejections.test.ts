@@ -150,6 +150,25 @@ describe('the two gaps of @sigstore/verify 3.1 (SPEC §9)', () => {
   });
 });
 
+describe('signing against Rekor v2 (mock v2 endpoint with proofs that verify)', () => {
+  it('DSSE and message bundles from Rekor v2 verify with a TSA timestamp; plain @sigstore/verify rejects the DSSE one', async () => {
+    const o = keylessOptions(m, await m.githubToken(), { rekorApiVersion: 2, timeoutMs: 20_000 });
+    const v2dsse = await signAttestationForCtp(statementFor(artifactDigest), o);
+    expect(v2dsse.verificationMaterial.tlogEntries[0].kindVersion).toEqual({ kind: 'dsse', version: '0.0.2' });
+    const v = new SigstoreBundleVerifier({ trustedRoot: rootOf(m) });
+    expect(v.verify(JSON.stringify(v2dsse), { policy, digest: artifactDigest }).logEntries[0].operator).toBe('ct-test-rekor');
+    let plainCode = '';
+    try { plainVerify(m.trustedRoot, v2dsse); } catch (e) { plainCode = (e as { code: string }).code; }
+    expect(plainCode).toBe('TLOG_BODY_ERROR');
+    const v2msg = await signMessage(artifact, { ...o, identityToken: await m.githubToken() });
+    expect(v2msg.verificationMaterial.tlogEntries[0].kindVersion).toEqual({ kind: 'hashedrekord', version: '0.0.2' });
+    expect(v.verify(JSON.stringify(v2msg), { policy, artifact }).kind).toBe('message');
+    // No integrated time in v2: without the TSA there is no timestamp to verify the certificate at.
+    const noTsa = await signAttestationForCtp(statementFor(artifactDigest), { ...o, identityToken: await m.githubToken(), tsaURL: undefined });
+    expect(codeOf(v, noTsa, { policy, digest: artifactDigest }).code).toBe('THRESHOLD_NOT_MET');
+  });
+});
+
 describe('thresholds and cache', () => {
   it('too few tlog entries → INSUFFICIENT_LOG_COVERAGE; too few timestamps or SCTs → THRESHOLD_NOT_MET', () => {
     const root = rootOf(m);

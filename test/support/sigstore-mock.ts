@@ -7,7 +7,8 @@
  *   (envelopeHash, payloadHash, signatures[{signature, verifier}]); we reshape before storing, so
  *   bundles verify like real ones. (`intoto` entries need no reshaping and work too.)
  * - its Rekor v2 inclusion proofs don't verify (the proof index is the random log index in a tree of
- *   size 1): Rekor v2 entries are built by sigstore-rekor2.ts instead, never by the mock.
+ *   size 1): the v2 endpoint here (`/api/v2/log/entries`) builds entries with sigstore-rekor2.ts
+ *   instead, with the same log key, shaped as Rekor v2 logs them (DSSE: hash of the PAE).
  * - its TSA writes milliseconds without trailing zeros now and then, which verifiers reject: the TSA
  *   clock is set to the current whole second before each request.
  *
@@ -22,6 +23,7 @@ import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import sigstoreMock from '@sigstore/mock';
 import type { JWTPayload } from 'jose';
+import { rekorV2BodyFor, rekorV2Entry } from './sigstore-rekor2.js';
 import { TestOidcIssuer, GITHUB_ISSUER, GITLAB_ISSUER, type GithubClaimsInput, type GitlabClaimsInput } from './sigstore-oidc.js';
 
 const { initializeCA, initializeCTLog, initializeTLog, initializeTSA, fulcioHandler, rekorHandler, tsaHandler } = sigstoreMock;
@@ -107,6 +109,17 @@ export async function startSigstoreMock(opts: SigstoreMockOptions = {}): Promise
 
   const rekor: HandlerFn = async (body) => mockRekor(reshapeDsse(body));
 
+  const rekorV2: HandlerFn = async (body) => {
+    let entry: { kind: string; apiVersion: string } | null;
+    try {
+      entry = rekorV2BodyFor(JSON.parse(body));
+    } catch {
+      entry = null;
+    }
+    if (!entry) return { statusCode: 400, response: 'unsupported CreateEntryRequest' };
+    return { statusCode: 201, response: JSON.stringify(rekorV2Entry(entry, { ...tlogKeys, origin: new URL(rekorURL).host })), contentType: 'application/json' };
+  };
+
   const tsaFn: HandlerFn = async (body) => {
     tsaClock.setTime(Math.floor(Date.now() / 1000) * 1000);
     return mockTsa(body);
@@ -115,6 +128,7 @@ export async function startSigstoreMock(opts: SigstoreMockOptions = {}): Promise
   const routes: Record<string, HandlerFn> = {
     'POST /fulcio/api/v2/signingCert': fulcio,
     'POST /rekor/api/v1/log/entries': rekor,
+    'POST /rekor/api/v2/log/entries': rekorV2,
     'POST /tsa/api/v1/timestamp': tsaFn,
   };
 

@@ -24,8 +24,8 @@ export function rekorV2DsseEntry(
   const payload = Buffer.from(env.payload, 'base64');
   const hashed = payloadHashOf === 'pae' ? pae(env.payloadType, payload) : payloadHashOf === 'payload' ? payload : Buffer.from('something else');
   const body = {
-    apiVersion: '0.0.2',
-    kind: 'dsse',
+    apiVersion: '0.0.2' as const,
+    kind: 'dsse' as const,
     spec: {
       dsseV002: {
         payloadHash: { algorithm: 'SHA2_256', digest: createHash('sha256').update(hashed).digest('base64') },
@@ -36,6 +36,13 @@ export function rekorV2DsseEntry(
       },
     },
   };
+  return rekorV2Entry(body, log);
+}
+
+export interface RekorV2Log { privateKey: KeyObject; publicKey: KeyObject; origin: string }
+
+/** A TransparencyLogEntry (JSON) for a Rekor v2 body: a tree of one, signed checkpoint, no SET. */
+export function rekorV2Entry(body: { kind: string; apiVersion: string }, log: RekorV2Log): Record<string, unknown> {
   const canonical = Buffer.from(canonicalize(body), 'utf8');
   const leaf = createHash('sha256').update(Buffer.from([0])).update(canonical).digest();
   const logId = createHash('sha256').update(log.publicKey.export({ type: 'spki', format: 'der' })).digest();
@@ -46,9 +53,37 @@ export function rekorV2DsseEntry(
   return {
     logIndex: '0',
     logId: { keyId: logId.toString('base64') },
-    kindVersion: { kind: 'dsse', version: '0.0.2' },
+    kindVersion: { kind: body.kind, version: body.apiVersion },
     integratedTime: '0',
     inclusionProof: { logIndex: '0', rootHash: leaf.toString('base64'), treeSize: '1', hashes: [], checkpoint: { envelope: checkpoint } },
     canonicalizedBody: canonical.toString('base64'),
   };
+}
+
+/** What the mock's Rekor v2 endpoint logs for a CreateEntryRequest (JSON), shaped as Rekor v2 logs it. */
+export function rekorV2BodyFor(request: Record<string, any>): { kind: string; apiVersion: string } | null {
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('base64');
+  const d = request.dsseRequestV002;
+  if (d?.envelope) {
+    const env = d.envelope as { payload: string; payloadType: string; signatures: { sig: string }[] };
+    return {
+      apiVersion: '0.0.2',
+      kind: 'dsse',
+      spec: {
+        dsseV002: {
+          payloadHash: { algorithm: 'SHA2_256', digest: sha(pae(env.payloadType, Buffer.from(env.payload, 'base64'))) },
+          signatures: env.signatures.map((sg) => ({ content: sg.sig, verifier: d.verifiers[0] })),
+        },
+      },
+    } as { kind: string; apiVersion: string };
+  }
+  const h = request.hashedRekordRequestV002;
+  if (h?.digest) {
+    return {
+      apiVersion: '0.0.2',
+      kind: 'hashedrekord',
+      spec: { hashedRekordV002: { data: { algorithm: 'SHA2_256', digest: h.digest }, signature: h.signature } },
+    } as { kind: string; apiVersion: string };
+  }
+  return null;
 }
