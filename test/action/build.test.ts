@@ -170,6 +170,7 @@ describe('build action (dist/index.js)', () => {
     expect(run.summary).toMatch(/log-a #\d+/);
     expect(run.summary).toMatch(/\| #\d+ \|/); // the Rekor log index
     expect(run.summary).toContain('ALLOW');
+    expect(run.annotations.filter((a) => a.level === 'warning')).toEqual([]);
 
     // Commit statuses: pending, then success, shaped as GitHub's API takes them.
     expect(github.errors).toEqual([]);
