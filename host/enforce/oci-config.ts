@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { checkBundleSeccomp, confines, runtimeDefault, type OciSeccomp } from '../../src/profiles/seccomp/index.js';
 import { sanitizeAppName } from '../../src/profiles/apparmor/index.js';
@@ -17,7 +18,7 @@ export const MASKED_PATHS = [
 ];
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-function mounts(rootless: boolean): OciConfig['mounts'] {
+function mounts(rootless: boolean, mappedIds: number): OciConfig['mounts'] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -25,8 +26,8 @@ function mounts(rootless: boolean): OciConfig['mounts'] {
       destination: '/dev/pts',
       type: 'devpts',
       source: 'devpts',
-      // gid=5 (tty) cannot be mapped in a user namespace that maps only one gid.
-      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...(rootless ? [] : ['gid=5'])],
+      // gid=5 (tty) does not exist in a user namespace that maps fewer ids.
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...(rootless && mappedIds <= 5 ? [] : ['gid=5'])],
     },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
@@ -136,9 +137,9 @@ export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): P
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
     },
-    root: { path: input.rootfs, readonly: input.runtime?.read_only_rootfs ?? true },
+    root: { path: resolve(input.rootfs), readonly: input.runtime?.read_only_rootfs ?? true },
     hostname: sanitizeAppName(input.app.name).slice(0, 63),
-    mounts: mounts(rootless),
+    mounts: mounts(rootless, input.userns?.size ?? 0),
     linux: {
       namespaces,
       resources,
@@ -152,7 +153,9 @@ export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): P
     const m = input.userns!;
     config.linux.uidMappings = [{ containerID: 0, hostID: m.hostUid, size: m.size }];
     config.linux.gidMappings = [{ containerID: 0, hostID: m.hostGid, size: m.size }];
-    // Without cgroup delegation a rootless runc cannot set limits.
+  }
+  if (rootless && process.getuid?.() !== 0) {
+    // An unprivileged agent's runc cannot create cgroups or set limits without delegation.
     delete config.linux.resources;
   } else if (input.cgroupsPath) {
     config.linux.cgroupsPath = input.cgroupsPath;
