@@ -4,7 +4,8 @@ import { build } from 'esbuild';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['src', 'server', 'host', 'actions', 'bench'];
+// test/support and test/e2e helpers are built too: benchmarks reuse the same local stand-ins.
+const roots = ['src', 'server', 'host', 'actions', 'bench', 'test/support', 'test/e2e'];
 const entryPoints = [];
 function walk(dir) {
   let names;

@@ -41,10 +41,25 @@ interface Verified {
 export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): DeploySteps {
   const dir = join(ctx.config.dataDir, 'bundles');
   mkdirSync(dir, { recursive: true });
+  // A reference pinned by digest names immutable content: once fetched and verified under a given
+  // trust material, the outcome is reused (bounded, LRU) until that trust material changes.
+  const verified = new Map<string, Extract<VerifiedBundle, { ok: true }>>();
+  const remember = (key: string, v: Extract<VerifiedBundle, { ok: true }>) => {
+    verified.delete(key);
+    verified.set(key, v);
+    if (verified.size > 512) verified.delete(verified.keys().next().value!);
+  };
   return {
     async fetchAndVerify(reference: string): Promise<VerifiedBundle> {
       const trust = deps.trust();
       if (!trust) return { ok: false, transient: false, code: 'UNKNOWN_KEY', message: 'no trust store configured: nothing can be verified' };
+      const key = `${trust.storeDigest}|${trust.trustedRootDigest ?? ''}|${reference}`;
+      const hit = verified.get(key);
+      if (hit) {
+        ctx.metrics.verifySeconds.observe({ cached: 'yes' }, 0);
+        remember(key, hit);
+        return hit;
+      }
       if (ctx.config.registries.allow.length === 0) return { ok: false, transient: false, code: 'REGISTRY_NOT_ALLOWED', message: 'no registry is allow-listed (registries.allow)' };
       const tmp = tempPathFor(join(dir, 'fetch.ctp'));
       let fetched;
@@ -70,7 +85,9 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       ctx.metrics.decisions.inc({ outcome: report.decision, code: report.code ?? 'none' });
       if (report.decision === 'REJECT') return { ok: false, transient: false, code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
       const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: await readBundleFacts(path), integrity: report.findings.filter((f) => f.integrity) };
-      return { ok: true, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
+      const ok = { ok: true as const, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
+      if (/@sha256:[0-9a-f]{64}$/.test(reference)) remember(key, ok);
+      return ok;
     },
 
     async decide(bundle, host, environment) {
