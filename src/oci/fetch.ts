@@ -1,13 +1,16 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
+import { mkdtemp, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
 import { BlockGzip } from '../bundle/gzip.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { RegistryClient, type ClientOptions } from './client.js';
+import { mapLimit } from './concurrency.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor, type ImageManifest } from './media-types.js';
 import { assertRecipe, type CtpRecipe } from './recipe.js';
 import { parseReference } from './reference.js';
@@ -15,6 +18,8 @@ import { parseReference } from './reference.js';
 export interface FetchOptions extends ClientOptions {
   /** Which pushed .ctp to rebuild when several were pushed for the same image. */
   bundleDigest?: string;
+  /** Blobs downloaded at once (default 4). */
+  concurrency?: number;
 }
 
 export interface FetchResult {
@@ -30,8 +35,8 @@ const MAX_SKELETON = 64 * 1024 * 1024;
 
 /**
  * `ct fetch`: finds the recipe artifact referring to the image (referrers API or tag fallback),
- * streams skeleton slices and blobs in order into the file, and checks the result against the
- * recipe's tar and bundle digests before renaming it into place.
+ * downloads the blobs into their places in the file, and checks the result against the recipe's
+ * tar and bundle digests before renaming it into place.
  */
 export async function fetchCtp(reference: string, outPath: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const ref = parseReference(reference);
@@ -76,7 +81,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         await client.pullBlob(raw, createWriteStream(tmpOut));
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        await assemble(client, recipe, skeleton, tmpOut);
+        await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4));
       }
       await rename(tmpOut, outPath).catch((e) => Promise.reject(asIoError(e, outPath)));
     } catch (e) {
@@ -90,73 +95,133 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
 }
 
 /**
- * Streams the .ctp in order in one pass: skeleton slices and blobs (each GET checked for size)
- * flow through a hash of the tar, the block gzip of src/bundle/gzip.ts when the recipe has one, a
- * hash of the output, and into the temp file. The two hashes are the integrity check: they must equal the recipe's
- * tar and bundle digests, so a registry that substitutes any byte of any blob is caught without
- * hashing every blob separately and then the whole file again.
+ * Rebuilds the .ctp. Blobs are downloaded several at a time, each straight to its offset in the
+ * tar file (length checked as it streams); skeleton slices are written in place. Meanwhile one
+ * reader walks the tar in order, waiting for each segment to land, and feeds it to a sha256 of
+ * the tar (and, for `gzip` recipes, to the block gzip of src/bundle/gzip.ts and a sha256 of its
+ * output). Those two digests must equal the recipe's: a registry that substitutes any byte of any
+ * blob is caught, every byte is hashed once, and the downloads run in parallel.
  */
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string): Promise<void> {
-  async function* tarBytes(): AsyncGenerator<Buffer> {
-    for (const s of recipe.segments) {
-      if ('bytes' in s) {
-        yield skeleton.subarray(s.bytes[0], s.bytes[0] + s.bytes[1]);
-        continue;
-      }
-      if ('manifest' in s) {
-        const m = await client.getManifest(s.manifest);
-        if (m.bytes.length !== s.size) throw new CtError('DIGEST_MISMATCH', `manifest ${s.manifest} is ${m.bytes.length} bytes, recipe says ${s.size}`, { digest: s.manifest });
-        yield m.bytes;
-        continue;
-      }
-      let n = 0;
-      for await (const c of await client.openBlob(s.blob)) {
-        n += (c as Buffer).length;
-        if (n > s.size) throw new CtError('DIGEST_MISMATCH', `blob ${s.blob}: more than the ${s.size} bytes the recipe says`, { digest: s.blob });
-        yield c as Buffer;
-      }
-      if (n !== s.size) throw new CtError('DIGEST_MISMATCH', `blob ${s.blob}: ${n} bytes, the recipe says ${s.size}`, { digest: s.blob });
-    }
-  }
-  const tarHash = hashTap();
-  const outHash = createHash('sha256');
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number): Promise<void> {
+  const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
+  const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
+  const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
+  const fh = await open(tarPath, 'w+').catch((e) => Promise.reject(asIoError(e, tarPath)));
+  const landed: Promise<void>[] = [];
+  const first = new Map<string, { pos: number; done: Deferred }>();
+  let downloads: Promise<void> | undefined;
   try {
-    if (recipe.compression.kind === 'gzip') {
-      const fh = await open(path, 'w');
-      try {
-        const gz = new BlockGzip(async (b) => {
-          outHash.update(b);
-          await fh.write(b);
-        }, recipe.compression.level);
-        for await (const c of tarBytes()) {
-          tarHash.hash.update(c);
-          await gz.write(c);
-        }
-        await gz.end();
-      } finally {
-        await fh.close();
+    // Where each segment goes, and one download per distinct blob (repeats are copied).
+    const jobs: (() => Promise<void>)[] = [];
+    let pos = 0;
+    for (const s of recipe.segments) {
+      const at = pos;
+      if ('bytes' in s) {
+        await fh.write(skeleton, s.bytes[0], s.bytes[1], at);
+        landed.push(Promise.resolve());
+        pos += s.bytes[1];
+        continue;
       }
-    } else {
-      await pipeline(Readable.from(tarBytes(), { objectMode: false }), tarHash.stream, createWriteStream(path, { highWaterMark: 1 << 20 }));
+      const digest = 'blob' in s ? s.blob : s.manifest;
+      const seen = first.get(digest);
+      if (seen) {
+        landed.push(seen.done.promise.then(() => copyRange(fh, seen.pos, at, s.size)));
+      } else {
+        const done = deferred();
+        first.set(digest, { pos: at, done });
+        landed.push(done.promise);
+        jobs.push(() => ('blob' in s ? downloadTo(client, s.blob, s.size, tarPath, at) : manifestTo(client, s.manifest, s.size, fh, at)).then(done.resolve, done.reject));
+      }
+      pos += s.size;
     }
+    landed.forEach((p) => p.catch(() => undefined)); // observed below, in order
+    downloads = mapLimit(jobs, concurrency, (job) => job());
+    const tarHash = createHash('sha256');
+    const outHash = createHash('sha256');
+    const out = gzip ? await open(path, 'w').catch((e) => Promise.reject(asIoError(e, path))) : undefined;
+    try {
+      const gz = gzip && out ? new BlockGzip(async (b) => {
+        outHash.update(b);
+        await out.write(b);
+      }, gzip.level) : undefined;
+      const buf = Buffer.alloc(1 << 20);
+      let off = 0;
+      for (const [i, s] of recipe.segments.entries()) {
+        await landed[i];
+        const size = 'bytes' in s ? s.bytes[1] : s.size;
+        for (let done = 0; done < size; ) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), off + done);
+          if (bytesRead === 0) throw new CtError('IO_ERROR', `${tarPath}: short read at ${off + done}`, { path: tarPath });
+          const chunk = buf.subarray(0, bytesRead);
+          tarHash.update(chunk);
+          if (gz) await gz.write(chunk);
+          done += bytesRead;
+        }
+        off += size;
+      }
+      await gz?.end();
+      await downloads;
+    } finally {
+      await out?.close();
+    }
+    const tar = `sha256:${tarHash.digest('hex')}`;
+    if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
+    const bundle = gzip ? `sha256:${outHash.digest('hex')}` : tar;
+    if (bundle !== recipe.bundle.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt .ctp has digest ${bundle}, the recipe says ${recipe.bundle.digest}`, { expected: recipe.bundle.digest, actual: bundle });
   } catch (e) {
     if (e instanceof CtError) throw e;
     throw asIoError(e, path);
+  } finally {
+    // No download may still be writing when the file is closed or removed: mapLimit settles only
+    // after the running jobs have; jobs it never started are failed here so nothing waits on them.
+    await downloads?.catch(() => undefined);
+    for (const { done } of first.values()) done.reject(new CtError('REGISTRY_ERROR', 'download not started', {}));
+    await Promise.allSettled(landed);
+    await fh.close();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
   }
-  const tar = tarHash.digest();
-  if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
-  const bundle = recipe.compression.kind === 'gzip' ? `sha256:${outHash.digest('hex')}` : tar;
-  if (bundle !== recipe.bundle.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt .ctp has digest ${bundle}, the recipe says ${recipe.bundle.digest}`, { expected: recipe.bundle.digest, actual: bundle });
 }
 
-function hashTap(): { stream: Transform; hash: Hash; digest: () => string } {
-  const hash = createHash('sha256');
-  const stream = new Transform({
-    highWaterMark: 1 << 20,
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+async function downloadTo(client: RegistryClient, digest: string, size: number, path: string, at: number): Promise<void> {
+  let n = 0;
+  const count = new Transform({
     transform(c: Buffer, _e, cb) {
-      hash.update(c);
+      n += c.length;
+      if (n > size) return cb(new CtError('DIGEST_MISMATCH', `blob ${digest}: more than the ${size} bytes the recipe says`, { digest }));
       cb(null, c);
     },
   });
-  return { stream, hash, digest: () => `sha256:${hash.digest('hex')}` };
+  await pipeline(await client.openBlob(digest), count, createWriteStream(path, { flags: 'r+', start: at, highWaterMark: 1 << 20 }));
+  if (n !== size) throw new CtError('DIGEST_MISMATCH', `blob ${digest}: ${n} bytes, the recipe says ${size}`, { digest });
+}
+
+async function manifestTo(client: RegistryClient, digest: string, size: number, fh: FileHandle, at: number): Promise<void> {
+  const m = await client.getManifest(digest);
+  if (m.bytes.length !== size) throw new CtError('DIGEST_MISMATCH', `manifest ${digest} is ${m.bytes.length} bytes, the recipe says ${size}`, { digest });
+  await fh.write(m.bytes, 0, m.bytes.length, at);
+}
+
+async function copyRange(fh: FileHandle, from: number, to: number, size: number): Promise<void> {
+  const buf = Buffer.alloc(Math.min(size, 1 << 20));
+  for (let done = 0; done < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), from + done);
+    await fh.write(buf, 0, bytesRead, to + done);
+    done += bytesRead;
+  }
 }

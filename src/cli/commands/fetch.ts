@@ -14,14 +14,15 @@ export function register(program: Command): void {
   )
     .requiredOption('-o, --out <file>', 'the .ctp to write')
     .option('--bundle-digest <sha256:…>', 'which .ctp to rebuild when several were pushed for the image')
+    .option('--concurrency <n>', 'blobs downloaded at once (default 4)')
     .option('--json', 'print the result as JSON')
     .action(
-      action(async (reference: string, o: RegistryCliOptions & { out: string; bundleDigest?: string; json?: boolean }) => {
+      action(async (reference: string, o: RegistryCliOptions & { out: string; bundleDigest?: string; json?: boolean; concurrency?: string }) => {
         if (o.bundleDigest !== undefined && !isDigest(o.bundleDigest)) throw new CtError('USAGE', `--bundle-digest ${o.bundleDigest}: not sha256:<64 hex>`, {});
         const opts = await clientOptionsFrom(o);
         // Loaded on use: undici stays out of every other command's start-up.
         const { fetchCtp } = await import('../../oci/fetch.js');
-        const r = await fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest });
+        const r = await fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest, concurrency: o.concurrency ? Math.max(1, Number(o.concurrency) || 4) : undefined });
         if (o.json) processIo.out(JSON.stringify(r));
         else {
           processIo.out(r.bundleDigest);
