@@ -61,11 +61,16 @@ export function rekorV2Entry(body: { kind: string; apiVersion: string }, log: Re
 }
 
 /** What the mock's Rekor v2 endpoint logs for a CreateEntryRequest (JSON), shaped as Rekor v2 logs it. */
-export function rekorV2BodyFor(request: Record<string, any>): { kind: string; apiVersion: string } | null {
+interface CreateEntryRequestJson {
+  dsseRequestV002?: { envelope?: { payload: string; payloadType: string; signatures: { sig: string }[] }; verifiers: unknown[] };
+  hashedRekordRequestV002?: { digest?: string; signature?: unknown };
+}
+
+export function rekorV2BodyFor(request: CreateEntryRequestJson): { kind: string; apiVersion: string } | null {
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('base64');
   const d = request.dsseRequestV002;
   if (d?.envelope) {
-    const env = d.envelope as { payload: string; payloadType: string; signatures: { sig: string }[] };
+    const env = d.envelope;
     return {
       apiVersion: '0.0.2',
       kind: 'dsse',
