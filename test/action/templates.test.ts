@@ -21,14 +21,14 @@ const WORKFLOWS = [
 ];
 
 function actionOf(uses: string): string | undefined {
-  const m = /^cerro-torre\/cerro-torre(\/actions\/(verify|deploy))?@/.exec(uses);
+  const m = /^cerro-torre\/cerro-torre(\/actions\/(verify|deploy|policy-check))?@/.exec(uses);
   if (!m) return undefined;
   return m[2] ? `actions/${m[2]}/action.yml` : 'action.yml';
 }
 
 describe('GitHub workflow templates and examples', () => {
   it('there are templates for build-and-sign, the policy PR check and deploy', () => {
-    expect(WORKFLOWS).toEqual(expect.arrayContaining(['templates/github/build-and-sign.yml', 'templates/github/policy-check.yml', 'templates/github/deploy.yml']));
+    expect(WORKFLOWS).toEqual(expect.arrayContaining(['templates/github/build-and-sign.yml', 'templates/github/policy-check.yml', 'templates/github/policy-repo-check.yml', 'templates/github/deploy.yml']));
   });
 
   it.each(WORKFLOWS)('%s uses the actions with declared inputs and the permissions they need', (file) => {
@@ -48,6 +48,7 @@ describe('GitHub workflow templates and examples', () => {
         const deployWithToken = yml.includes('deploy') && !step.with?.['api-key'];
         if (keyless || deployWithToken) expect(perms['id-token']).toBe('write');
         expect(perms.statuses).toBe('write');
+        if (yml.includes('policy-check')) expect(perms['pull-requests']).toBe('write');
       }
     }
     expect(used).toBeGreaterThan(0);
