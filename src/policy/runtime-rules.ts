@@ -4,7 +4,7 @@
  */
 import { judgeAppArmor } from './apparmor.js';
 import { normaliseCapability } from './compile.js';
-import { judgeSeccomp } from './seccomp.js';
+import { judgeSeccompFor } from './seccomp.js';
 import type { BundleFacts, HostFacts, RuntimeRules, Violation } from './types.js';
 
 type Raw = Omit<Violation, 'policy' | 'mode'>;
@@ -28,9 +28,10 @@ export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFac
   if (rt.privileged === true && !r.allowPrivileged) {
     out.push({ code: 'PRIVILEGED', rule: 'runtime.allowPrivileged', message: 'the bundle asks to run privileged; policies never allow that unless runtime.allowPrivileged is true', evidence: { privileged: true }, at: r.at });
   }
-  if (r.capabilities) {
-    const asked = Array.isArray(rt.capabilities) ? rt.capabilities.map((c) => normaliseCapability(String(c))) : [];
-    const refused = [...new Set(asked.filter((c) => !r.capabilities!.allowed.has(c)))].sort();
+  // Normalised once; most evaluations allocate nothing else when every rule holds.
+  const caps = Array.isArray(rt.capabilities) ? rt.capabilities.map((c) => normaliseCapability(String(c))) : undefined;
+  if (r.capabilities && caps && caps.some((c) => !r.capabilities!.allowed.has(c))) {
+    const refused = [...new Set(caps.filter((c) => !r.capabilities!.allowed.has(c)))].sort();
     if (refused.length) out.push({ code: 'CAPABILITY_NOT_ALLOWED', rule: 'runtime.capabilities', message: `capabilities not allowed: ${refused.slice(0, 16).join(', ')}`, evidence: { capabilities: refused.slice(0, 64), allowed: [...r.capabilities.allowed].sort() }, at: r.capabilities.at });
   }
   if (r.nonRoot) {
@@ -45,8 +46,7 @@ export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFac
     if (sec.seccomp === undefined) {
       if (r.seccomp.level === 'confining') out.push({ code: 'SECCOMP_REQUIRED', rule: 'runtime.seccomp', message: 'the bundle ships no security/seccomp.json and the policy requires a confining profile', evidence: {}, at: r.seccomp.at });
     } else {
-      const caps = Array.isArray(rt.capabilities) ? rt.capabilities.map((c) => normaliseCapability(String(c))) : undefined;
-      for (const f of judgeSeccomp(sec.seccomp, { ...r.seccomp, arch: host.arch, capabilities: caps }, r.seccomp)) out.push({ ...f, rule: 'runtime.seccomp', at: r.seccomp.at });
+      for (const f of judgeSeccompFor(sec.seccomp, r.seccomp, host.arch, caps)) out.push({ ...f, rule: 'runtime.seccomp', at: r.seccomp.at });
     }
   }
   if (r.apparmor) {

@@ -56,23 +56,30 @@ const judged = new WeakMap<object, Map<string, SeccompFinding[]>>();
 const ruleIds = new WeakMap<object, number>();
 let nextRuleId = 1;
 
-/** Everything wrong with a profile, in a fixed order; empty when it confines (memoised). */
-export function judgeSeccomp(profile: unknown, opts: SeccompJudgeOptions, rule?: object): SeccompFinding[] {
-  if (!rule || !profile || typeof profile !== 'object') return judgeSeccompUncached(profile, opts);
+/** The rule part of the options: what a policy's runtime.seccomp says. */
+export type SeccompRuleOptions = Pick<SeccompJudgeOptions, 'allowNotify' | 'allowSpecAllow' | 'extraSyscalls'>;
+
+/**
+ * Judges `profile` for a policy rule, an architecture and a capability set, memoised per profile
+ * object and (rule object, arch, capabilities): the options object is built only on a miss.
+ */
+export function judgeSeccompFor(profile: unknown, rule: SeccompRuleOptions, arch: string | undefined, capabilities: readonly string[] | undefined): SeccompFinding[] {
+  if (!profile || typeof profile !== 'object') return judgeSeccomp(profile, { ...rule, arch, capabilities });
   let rid = ruleIds.get(rule);
   if (rid === undefined) ruleIds.set(rule, (rid = nextRuleId++));
-  const key = `${rid}|${opts.arch ?? ''}|${opts.capabilities?.join(',') ?? '-'}`;
+  const key = capabilities ? `${rid}|${arch ?? ''}|${capabilities.join(',')}` : `${rid}|${arch ?? ''}|-`;
   let byKey = judged.get(profile);
   if (!byKey) judged.set(profile, (byKey = new Map()));
   let out = byKey.get(key);
   if (!out) {
-    out = judgeSeccompUncached(profile, opts);
+    out = judgeSeccomp(profile, { ...rule, arch, capabilities });
     if (byKey.size < 64) byKey.set(key, out);
   }
   return out;
 }
 
-function judgeSeccompUncached(profile: unknown, opts: SeccompJudgeOptions): SeccompFinding[] {
+/** Everything wrong with a profile, in a fixed order; empty when it confines. */
+export function judgeSeccomp(profile: unknown, opts: SeccompJudgeOptions): SeccompFinding[] {
   if (!profile || typeof profile !== 'object' || Array.isArray(profile)) {
     return [{ code: 'SECCOMP_NOT_CONFINING', message: 'security/seccomp.json is not an OCI linux.seccomp object', evidence: {} }];
   }
