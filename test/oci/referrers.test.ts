@@ -106,6 +106,22 @@ describe('hostile registry content', () => {
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
+  it('a blob missing from the registry fails the fetch with a registry code, without hanging or leaving files', async () => {
+    const ctp = join(dir, 'gone.ctp');
+    const fx = await makeCtp(ctp, { name: 'gone', layers: [{ 'a': 'a' }, { 'b': Buffer.alloc(4000, 1) }, { 'c': 'c' }] });
+    await pushCtp(ctp, `${reg.host}/team/gone:1`, local);
+    const client = await RegistryClient.open(parseReference(`${reg.host}/team/gone:1`), local);
+    const img = JSON.parse((await client.getManifest(fx.imageDigest)).bytes.toString('utf8'));
+    await client.close();
+    const hex = img.layers[1].digest.slice(7);
+    await rm(join(reg.storageDir, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex), { recursive: true });
+    const out = join(dir, 'gone-out.ctp');
+    const err = await fetchCtp(`${reg.host}/team/gone:1`, out, { ...local, concurrency: 1 }).then(() => undefined, (e: { code?: string }) => e);
+    expect(err?.code).toBe('REGISTRY_NOT_FOUND');
+    await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('a .ctp whose layout blob does not match its name is refused before anything is sent', async () => {
     const ctp = join(dir, 'bad.ctp');
     await makeCtp(ctp, { name: 'bad' });
