@@ -176,6 +176,14 @@ async function buildSteps(i: BuildInputs, io: ActionIo, r: BuildResult): Promise
       attestations: signed.attestations.map((a) => ({ predicateType: a.predicateType, path: 'attestations/bundle.json', digest: a.digest, logs: byLog.map((l) => ({ logId: l.id, ok: l.ok, ...(l.message ? { message: l.message } : {}) })) })),
     });
     report = await verifyCtp(packed.path, { trust: { store, storeDigest: trustStoreDigest(store) }, requirements: { requiredPredicates, logQuorum: i.logQuorum } });
+    // signCtp says which logs took the entries; the verified evidence says at which index.
+    for (const a of r.attestations) {
+      const verified = report.evidence?.attestations.find((e) => e.digest === a.digest);
+      for (const l of a.logs) {
+        const e = verified?.logEntries.find((x) => x.kind === 'vcs' && x.logId === l.logId);
+        if (e) l.logIndex = e.logIndex;
+      }
+    }
   }
 
   if (report) {

@@ -249,6 +249,9 @@ describe('build action: signing with a key', () => {
     const bundle = JSON.parse(ctp.file('attestations/bundle.json').toString('utf8')) as { attestations: unknown[]; logEntries: { logId: string }[] };
     expect(bundle.attestations).toHaveLength(2);
     expect(bundle.logEntries.map((e) => e.logId).sort()).toEqual(['log-a', 'log-a', 'log-b', 'log-b']);
+    const entries = JSON.parse(run.outputs['log-entries']) as { log: string; logIndex?: number }[];
+    expect(entries.map((e) => e.log).sort()).toEqual(['log-a', 'log-a', 'log-b', 'log-b']);
+    expect(entries.every((e) => Number.isInteger(e.logIndex))).toBe(true);
     const last = github.requests.filter((r) => r.operationId === 'repos/create-commit-status' && r.body.context === 'cerro-torre/build-key').map((r) => r.body.state);
     expect(last).toEqual(['pending', 'success']);
     const keyLines = pem.split('\n').filter((l) => l && !l.startsWith('-----'));
