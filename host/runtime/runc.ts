@@ -293,6 +293,22 @@ export class RuncRuntime {
     }
   }
 
+  /**
+   * Stops the container if it runs, then starts it again from the same bundle (and cgroup path,
+   * so a monitor keyed on it must be restarted too: the cgroup is new). The exit code of the
+   * previous run stays in the change log.
+   */
+  async restart(id: string, graceMs = 5000): Promise<ContainerRecord> {
+    const rec = await this.stop(id, graceMs);
+    if (rec.status === 'created') return this.start(id);
+    // `runc run` removes its container when it returns; this only cleans up after a supervisor that died.
+    await this.runcCmd(['delete', '--force', id]);
+    await rm(this.exitFile(id), { force: true });
+    if (rec.cgroupsPath && this.unified) await mkdir(join(this.unified, rec.cgroupsPath), { recursive: true });
+    this.store.update(id, { status: 'created', pid: null, exitCode: null, exitKnown: false, startedAt: null, finishedAt: null });
+    return this.start(id);
+  }
+
   async pause(id: string): Promise<ContainerRecord> {
     this.mustGet(id);
     const r = await this.runcCmd(['pause', id]);

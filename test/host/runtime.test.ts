@@ -217,6 +217,19 @@ describe('runc runtime', () => {
     expect(changes).toEqual([['created', null], ['running', null], ['stopped', 5], ['removed', 5]]);
   });
 
+  it('restarts a stopped container from the same bundle', async () => {
+    const inp = input({ command: ['/bin/sh', '-c', 'echo run; exit 4'] });
+    const plan = await buildRuntimePlan(inp, facts);
+    await rt.run(inp.id, plan.config);
+    expect((await rt.wait(inp.id)).exitCode).toBe(4);
+    await rt.restart(inp.id);
+    expect((await rt.wait(inp.id)).exitCode).toBe(4);
+    expect(await rt.logs(inp.id)).toBe('run\nrun\n');
+    const changes = rt.store.changes().filter((c) => c.id === inp.id).map((c) => c.status);
+    expect(changes).toEqual(['created', 'running', 'stopped', 'created', 'running', 'stopped']);
+    await rt.delete(inp.id);
+  });
+
   it('stops a running container (TERM, then KILL)', async () => {
     const inp = input({ command: ['/bin/sh', '-c', 'trap "" TERM; while true; do sleep 1; done'] });
     const plan = await buildRuntimePlan(inp, facts);
