@@ -230,6 +230,19 @@ describe('runc runtime', () => {
     await rt.delete(inp.id);
   });
 
+  it('pauses and resumes a running container (cgroup freezer)', async () => {
+    const inp = input({ command: ['/bin/sh', '-c', 'while true; do sleep 1; done'] });
+    const plan = await buildRuntimePlan(inp, facts);
+    await rt.run(inp.id, plan.config);
+    expect((await rt.pause(inp.id)).status).toBe('paused');
+    expect((await rt.state(inp.id)).status).toBe('paused');
+    expect((await rt.resume(inp.id)).status).toBe('running');
+    // sh as pid 1 has no TERM handler, and the kernel drops unhandled signals to a pid-1: KILL after the grace
+    expect((await rt.stop(inp.id, 300)).exitCode).toBe(137);
+    await rt.delete(inp.id);
+    expect(rt.store.changes().filter((c) => c.id === inp.id).map((c) => c.status)).toEqual(['created', 'running', 'paused', 'running', 'stopped', 'removed']);
+  });
+
   it('stops a running container (TERM, then KILL)', async () => {
     const inp = input({ command: ['/bin/sh', '-c', 'trap "" TERM; while true; do sleep 1; done'] });
     const plan = await buildRuntimePlan(inp, facts);
