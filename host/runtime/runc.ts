@@ -120,6 +120,8 @@ export class RuncRuntime {
     const rec = this.mustGet(id);
     if (rec.status !== 'created') throw new CtError('USAGE', `container ${id} is ${rec.status}, not created`, { id, status: rec.status });
     await rm(this.exitFile(id), { force: true });
+    // runc.log is how start() tells "runc refused" from "the app exited": one run's log at a time.
+    await rm(this.runcLog(id), { force: true });
     const argv = supervisorArgv({
       runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id, log: rec.logPath, exitFile: this.exitFile(id),
     });
