@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 const env = () => ({ CT_SIGSTORE_CACHE: emptyCache, ACTIONS_ID_TOKEN_REQUEST_URL: '', ACTIONS_ID_TOKEN_REQUEST_TOKEN: '', SIGSTORE_ID_TOKEN: '' });
-const services = () => ['--fulcio-url', m.fulcioURL, '--rekor-url', m.rekorURL, '--tsa-url', m.tsaURL, '--timeout', '5000'];
+const services = () => ['--fulcio-url', m.fulcioURL, '--rekor-url', m.rekorURL, '--tsa-url', m.tsaURL, '--timeout', '20000'];
 const identity = ['--certificate-identity', GH_SAN, '--certificate-oidc-issuer', GH_ISSUER];
 
 /** Exit code 0, with the command's stderr in the failure message when it is not. */

@@ -10,7 +10,7 @@ export const GH_SAN = 'https://github.com/acme/app/.github/workflows/release.yml
 export const GH_ISSUER = 'https://token.actions.githubusercontent.com';
 
 export function keylessOptions(m: SigstoreMock, identityToken: string, extra: Partial<SigstoreSignOptions> = {}): SigstoreSignOptions {
-  return { identityToken, fulcioURL: m.fulcioURL, rekorURL: m.rekorURL, tsaURL: m.tsaURL, timeoutMs: 5000, retries: 0, ...extra };
+  return { identityToken, fulcioURL: m.fulcioURL, rekorURL: m.rekorURL, tsaURL: m.tsaURL, timeoutMs: 20_000, retries: 1, ...extra };
 }
 
 export function rootOf(m: SigstoreMock) {
