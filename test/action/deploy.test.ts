@@ -85,6 +85,21 @@ describe('deploy action (dist/deploy/index.js)', () => {
     for (const t of [...oidc.issued, 'ghs_deploytoken123']) expect(run.visible.includes(t) || run.summary.includes(t) || run.stderr.includes(t)).toBe(false);
   }, 30_000);
 
+  it('a commit status GitHub refuses is a warning, not a failure of the step', async () => {
+    outcome = 'succeeded';
+    const refusing = await startGitHubApi();
+    refusing.respond('repos/create-commit-status', () => ({ status: 403, body: { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest' } }));
+    try {
+      const run = await runAction({ actionYml: 'actions/deploy/action.yml', githubToken: 'ghs_refused123', env: { ...env(), GITHUB_API_URL: refusing.url }, inputs: { server: url, environment: 'staging', app: 'hello', bundle: REF, 'poll-interval-ms': '50' } });
+      expect(run.code).toBe(0);
+      expect(run.annotations.filter((a) => a.level === 'error')).toEqual([]);
+      expect(run.annotations.filter((a) => a.level === 'warning').map((a) => a.message)).toEqual([expect.stringMatching(/cerro-torre\/deploy not posted: HTTP 403/)]);
+      expect(refusing.requests).toHaveLength(1);
+    } finally {
+      await refusing.close();
+    }
+  }, 30_000);
+
   it('fails with one annotation when the server denies the deployment', async () => {
     outcome = 'denied';
     const run = await runAction({ actionYml: 'actions/deploy/action.yml', githubToken: '', env: env(), inputs: { server: url, environment: 'staging', app: 'hello', bundle: REF, 'poll-interval-ms': '50' } });
