@@ -86,6 +86,7 @@ function hashBytes(h: string, where: string): Buffer {
  * shape: exactly payloadType, payload and signatures of {keyid, sig}, all strings. JCS serialises
  * strings exactly as JSON.stringify does (RFC 8785 §3.2.2.2) and these keys sort as written.
  * Any other shape goes through the canonicalizer; test/vcs/parse.test.ts checks both agree.
+ * Precondition: `env.payload` is canonical base64 (decodeCanonicalBase64 passed).
  */
 export function envelopeDigest(env: DsseEnvelope): string {
   const keys = Object.keys(env);
@@ -96,8 +97,9 @@ export function envelopeDigest(env: DsseEnvelope): string {
       return k.length === 2 && typeof s.keyid === 'string' && typeof s.sig === 'string';
     });
   if (!plain) return attestationDigest(env);
+  // Called after the payload was checked to be canonical base64: it needs no escaping.
   const sigs = env.signatures.map((s) => `{"keyid":${JSON.stringify(s.keyid)},"sig":${JSON.stringify(s.sig)}}`).join(',');
-  return sha256Digest(`{"payload":${JSON.stringify(env.payload)},"payloadType":${JSON.stringify(env.payloadType)},"signatures":[${sigs}]}`);
+  return sha256Digest(`{"payload":"${env.payload}","payloadType":${JSON.stringify(env.payloadType)},"signatures":[${sigs}]}`);
 }
 
 /** Parses a bundle from its bytes (or an already parsed JSON value). */

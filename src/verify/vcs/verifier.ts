@@ -14,7 +14,7 @@ import type { AttestationVerifier, VerifierResult, VerifyContext } from '../repo
 import { parseVcsBundle, type ParsedVcsBundle } from './parse.js';
 import { resolveKeys } from './keys.js';
 import { checkSignatures } from './signatures.js';
-import { checkLogEntries } from './logs.js';
+import { checkLogSignatures, matchLogEntries } from './logs.js';
 
 export const VCS_BUNDLE_PATH = 'attestations/bundle.json';
 
@@ -49,6 +49,9 @@ export function verifyParsedVcsBundle(parsed: ParsedVcsBundle, ctx: Omit<VerifyC
 
   const store = ctx.trust.store;
   const signers = resolveKeys(parsed.attestations, store, ctx.now);
+  // Proofs are matched (hashing only) before the signatures are checked, but a proof failure is
+  // reported after them: the SPEC §4 order holds, and all signature checks run back to back.
+  const plan = matchLogEntries(parsed.attestations, parsed.logEntries, imageDigest, store);
   const sigs = checkSignatures(parsed.attestations, signers, ctx.allowLegacyPae);
 
   for (const a of parsed.attestations) {
@@ -57,7 +60,8 @@ export function verifyParsedVcsBundle(parsed: ParsedVcsBundle, ctx: Omit<VerifyC
     }
   }
 
-  const logs = checkLogEntries(parsed.attestations, parsed.logEntries, imageDigest, store);
+  if (plan.failure) throw plan.failure;
+  const logs = checkLogSignatures(parsed.attestations, plan);
   result.warnings.push(...logs.warnings);
   result.logEntriesVerified = logs.verified;
 
