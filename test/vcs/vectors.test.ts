@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsImpl from 'ajv-formats';
 import { verifyVcsBundle } from '../../src/verify/vcs/verify-bundle.js';
+import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
+import { exitCodeFor } from '../../src/core/codes.js';
 import { validateDocument } from '../../src/verify/vcs/schemas.js';
 import { bytesOf, clone, IMAGE_DIGEST, makeBundle, makeKey, makeStore, MemLog, trustOf } from '../verify/fixtures.js';
 
@@ -52,6 +54,21 @@ describe('VCS vectors (structure and codes)', () => {
       const r = run(vector(rel).input);
       expect(r.decision).toBe('REJECT');
       expect(['MALFORMED_BUNDLE', 'SUBJECT_MISMATCH', 'UNKNOWN_KEY', 'INVALID_SIGNATURE']).toContain(r.code);
+    }
+  });
+});
+
+describe('runtime-integration .ctp vectors', () => {
+  // They use "./" entry names and placeholder bundles (SPEC §4 lists the flaws): whatever their
+  // expected outcome, none may verify, and each must be rejected with a code of the malformed class.
+  it('are all rejected as malformed bundles (exit 10), never thrown', async () => {
+    const dir = join(SPEC, 'vectors', 'runtime-integration');
+    const files = [...readdirSync(dir).filter((n) => n.endsWith('.ctp')).map((n) => join(dir, n)), join(dir, 'malformed-bundle', 'bundle.ctp')];
+    expect(files.length).toBe(5);
+    for (const f of files) {
+      const r = await verifyCtp(f, { trust });
+      expect(r.decision).toBe('REJECT');
+      expect(exitCodeFor(r.code!)).toBe(10);
     }
   });
 });
