@@ -41,6 +41,18 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   if (!existsSync(REGISTRY_BIN)) {
     throw new Error(`${REGISTRY_BIN} not found: install the Debian package docker-registry (apt-get install docker-registry); registry tests cannot run without it`);
   }
+  // The free port is found by binding and releasing it; another process may take it before the
+  // registry binds, so a failed start is retried on a new port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
+  }
+}
+
+async function startOnce(opts: RegistryOptions): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'ct-registry-'));
   const storageDir = join(dir, 'storage');
   const port = await freePort();
