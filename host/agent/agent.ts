@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
+import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
 import type { Assignment, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
@@ -63,8 +64,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const sock = new WebSocket(url, { maxPayload: 1024 * 1024 });
     ws = sock;
     let session = '';
-    let seq = 0;
-    const reader = new EnvelopeReader<ServerMessage>(id.serverPublicKey!, () => session);
+    // The server's challenge is signed with its long-term key; after our signed hello both ends
+    // switch to per-session MAC keys (src/protocol/session-keys.ts).
+    const handshake = new EnvelopeReader<ServerMessage>(id.serverPublicKey!, () => session);
+    let mac: MacChannel<ServerMessage, HostMessage> | undefined;
     sock.on('message', (data) => {
       const raw = data.toString();
       if (!session) {
@@ -77,14 +80,22 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       }
       let msg: ServerMessage;
       try {
-        msg = reader.open(raw);
+        msg = mac ? mac.open(raw) : handshake.open(raw);
       } catch (e) {
         log('rejected server message', { err: (e as Error).message });
         return sock.close();
       }
       if (msg.type === 'challenge') {
-        send = (m) => sock.readyState === sock.OPEN && sock.send(seal(m, session, ++seq, id.privateKey));
-        void opts.facts().then((facts) => send!({ type: 'hello', hostId: id.hostId!, nonce: msg.nonce, facts, generation: id.generation }));
+        if (mac) return sock.close();
+        const eph = ephemeral();
+        const channel = new MacChannel<ServerMessage, HostMessage>(deriveChannelKeys(eph, msg.kx, session, 'host'));
+        const nonce = msg.nonce;
+        void opts.facts().then((facts) => {
+          if (sock.readyState !== sock.OPEN) return;
+          sock.send(seal<HostMessage>({ type: 'hello', hostId: id.hostId!, nonce, kx: eph.publicB64, facts, generation: id.generation }, session, 1, id.privateKey));
+          mac = channel;
+          send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
+        });
       } else if (msg.type === 'welcome') {
         backoff = 200;
         void sendInventory();

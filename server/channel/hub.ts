@@ -3,6 +3,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
+import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
 import type { Assignment, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
@@ -52,16 +53,22 @@ export class HostHub {
     const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
     if (!row) return ws.close(4401, 'unknown host');
     const session = randomBytes(16).toString('base64url');
-    let seq = 0;
-    const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && ws.send(seal(msg, session, ++seq, this.serverKey));
-    const reader = new EnvelopeReader<HostMessage>(publicKeyFrom(row.public_key), () => session);
+    const eph = ephemeral();
+    // Handshake signed with the long-term keys; everything after it MACed with session keys.
+    const handshake = new EnvelopeReader<HostMessage>(publicKeyFrom(row.public_key), () => session);
+    let mac: MacChannel<HostMessage, ServerMessage> | undefined;
+    const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
     let conn: Connection | undefined;
-    send({ type: 'challenge', nonce: session });
+    ws.send(seal<ServerMessage>({ type: 'challenge', nonce: session, kx: eph.publicB64 }, session, 1, this.serverKey));
     ws.on('message', (data) => {
       void (async () => {
         let msg: HostMessage;
         try {
-          msg = reader.open(data.toString());
+          msg = mac ? mac.open(data.toString()) : handshake.open(data.toString());
+          if (!mac) {
+            if (msg.type !== 'hello') throw new Error('expected hello');
+            mac = new MacChannel(deriveChannelKeys(eph, msg.kx, session, 'server'));
+          }
         } catch (e) {
           this.ctx.log.warn({ hostId, err: (e as Error).message }, 'host channel message rejected');
           return ws.close(4401, 'bad message');

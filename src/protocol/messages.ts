@@ -31,14 +31,15 @@ export interface Assignment {
 }
 
 export type ServerMessage =
-  | { type: 'challenge'; nonce: string }
+  /** Signed handshake: `kx` is the server's ephemeral X25519 key (session-keys.ts). */
+  | { type: 'challenge'; nonce: string; kx: string }
   | { type: 'welcome'; hostId: string; generation: number }
   | { type: 'assign'; assignment: Assignment }
   | { type: 'stop'; deploymentId: string; generation: number }
   | { type: 'error'; code: string; message: string };
 
 export type HostMessage =
-  | { type: 'hello'; hostId: string; nonce: string; facts: HostFacts; generation: number }
+  | { type: 'hello'; hostId: string; nonce: string; kx: string; facts: HostFacts; generation: number }
   | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
   | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
   | { type: 'containers'; containers: InventoryItem[] };
