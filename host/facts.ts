@@ -1,5 +1,6 @@
 import { access, readFile, statfs } from 'node:fs/promises';
 import { release } from 'node:os';
+import { ensureTracingMounts } from './monitor/monitor.js';
 import { runTool } from './runtime/tools.js';
 
 /**
@@ -96,7 +97,13 @@ export async function ebpfFacts(): Promise<HostFacts['ebpf']> {
   return out;
 }
 
-export async function collectFacts(): Promise<HostFacts> {
+/**
+ * Measures the host. With `mountTracing`, first mounts tracefs and bpffs when missing (what the
+ * monitor would do at start-up), so that a root agent does not report eBPF as unusable only
+ * because nobody mounted them yet.
+ */
+export async function collectFacts(opts: { mountTracing?: boolean } = {}): Promise<HostFacts> {
+  if (opts.mountTracing) await ensureTracingMounts().catch(() => undefined);
   const [runc, apparmor, ebpf, cgroup, status, actions, maxNs] = await Promise.all([
     runcFacts(),
     apparmorFacts(),
