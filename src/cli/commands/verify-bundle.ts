@@ -9,6 +9,7 @@ interface VerifyBundleOptions extends SigstoreCliOptions {
   bundle: string;
   key?: string;
   json?: boolean;
+  staging?: boolean;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -23,6 +24,7 @@ export function register(program: Command): void {
   program
     .command('verify-bundle')
     .description('verify a Sigstore bundle (v0.1–v0.3) for a file or a sha256 digest, offline')
+    .option('--staging', 'the bundle comes from the Sigstore staging instance (its root must be given: --trusted-root)')
     .requiredOption('--bundle <file>', 'the Sigstore bundle')
     .option('--certificate-identity <san>', 'expected certificate subject (SAN), exact')
     .option('--certificate-identity-regexp <re>', 'expected subject as a regular expression matched against the whole SAN')
@@ -42,6 +44,8 @@ export function register(program: Command): void {
         const { SigstoreBundleVerifier } = await import('../../verify/sigstore/verifier.js');
         const policy = identityPolicyFromOptions(opts);
         if (!policy && !opts.key) throw new CtError('USAGE', 'give --certificate-identity(-regexp) with --certificate-oidc-issuer, or --key', {});
+        // Only the public-good root ships with @sigstore/tuf; staging's cannot be had offline.
+        if (opts.staging && !opts.trustedRoot) throw new CtError('USAGE', '--staging: the staging trusted root is not available offline; pass it with --trusted-root', {});
         const trustedRoot = await trustedRootFromOptions(opts);
         const publicKey = opts.key ? await publicKeyFromFile(opts.key) : undefined;
         let bundleText: Buffer;
