@@ -20,8 +20,11 @@ export interface ServerConfig {
   /** Where the embedded SQLite database and caches live. */
   dataDir: string;
   databaseUrl?: string;
-  /** Policy directory or git URL (policies/ by default). */
+  /** Policy directory, or a git URL / bare repository path followed at `policiesBranch` (policies/ by default). */
   policies: string;
+  policiesBranch?: string;
+  /** SSH allowed-signers file: when set, only policy commits signed by these keys are applied. */
+  policiesAllowedSigners?: string;
   trustStore?: string;
   trustedRoot?: string;
   desiredState?: {

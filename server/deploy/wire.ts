@@ -6,6 +6,7 @@ import { loadServerKey } from '../channel/server-key.js';
 import { HostHub } from '../channel/hub.js';
 import { notifiersFor } from '../notifiers/index.js';
 import { GitMirror } from '../gitops/git.js';
+import { PolicyRepo, isGitSource } from '../gitops/policy-repo.js';
 import { Reconciler } from '../gitops/reconcile.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { hostRoutes } from '../routes/hosts.js';
@@ -39,9 +40,22 @@ function loadTrust(ctx: ServerContext): TrustMaterial | undefined {
 export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: HostHub, deps: { policies: PolicyStore }) => DeploySteps; hostTimeoutMs?: number } = {}): Promise<Extension> {
   const key = await loadServerKey(ctx.config.dataDir);
   const hub = new HostHub(ctx, key.privateKey);
-  const policies = new PolicyStore([resolve(ctx.config.policies)]);
-  const loaded = await policies.reload();
-  if (!loaded.ok) ctx.log.error({ error: loaded.error }, 'policies failed to load: every decision denies until they do');
+  // Policies from a directory, or from a git repository kept checked out at its branch head.
+  const repo = isGitSource(ctx.config.policies) ? new PolicyRepo(ctx.config.policies, ctx.config.dataDir, ctx.config.policiesBranch ?? 'main', ctx.config.policiesAllowedSigners) : undefined;
+  const policies = new PolicyStore([repo ? repo.dir : resolve(ctx.config.policies)]);
+  const reloadPolicies = async () => {
+    if (repo) {
+      try {
+        await repo.sync();
+      } catch (e) {
+        ctx.log.error({ err: (e as Error).message }, 'policy repository sync failed: keeping the previous policies');
+        if (!repo.commit) return;
+      }
+    }
+    const loaded = await policies.reload();
+    if (!loaded.ok) ctx.log.error({ error: loaded.error }, 'policies failed to load: keeping the previous set (none: every decision denies)');
+  };
+  await reloadPolicies();
   ctx.readiness.policies = () => (policies.current ? 'ok' : 'policies not loaded');
   let trust: TrustMaterial | undefined;
   try {
@@ -66,7 +80,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       enqueueDeploy: async (a, commit) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts)),
     });
     ctx.queue.on('reconcile', async (job) => {
-      await policies.reload();
+      await reloadPolicies();
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
       return r.outcome === 'error' ? { state: 'retry', error: r.message } : { state: 'done', result: r };
     });
