@@ -16,6 +16,8 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
       `  webhooks: ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab`,
       `  storage:  ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite in ${config.dataDir}/ct.db`}`,
       `  policies: ${config.policies}`,
+      `  trust store: ${config.trustStore ?? 'none (set CT_TRUST_STORE or trustStore): every verification fails closed until one is set'}`,
+      `  registries: ${config.registries.allow.length ? config.registries.allow.join(', ') : 'none allow-listed (CT_REGISTRIES): deploys are refused'}`,
       config.desiredState ? `  desired state: ${config.desiredState.repo} (${config.desiredState.branch})` : '  desired state: none configured (set desiredState in CT_CONFIG)',
     ].join('\n'),
   );
