@@ -38,6 +38,19 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
   });
 
   it('deploys a signed bundle end to end and reports success to GitHub', async () => {
+    // Watch the server-sent events while it happens.
+    const viewer = (await createApiKey(server.ctx.db, 'sse', 'viewer')).key;
+    const abort = new AbortController();
+    const events = await fetch(`${server.url}/api/v1/events`, { headers: { authorization: `Bearer ${viewer}` }, signal: abort.signal });
+    expect(events.headers.get('content-type')).toContain('text/event-stream');
+    let streamed = '';
+    void (async () => {
+      try {
+        for await (const chunk of events.body as unknown as AsyncIterable<Uint8Array>) streamed += Buffer.from(chunk).toString('utf8');
+      } catch {
+        // aborted at the end of the test
+      }
+    })();
     const sha = fx.commit({ hello: await fx.refs.good() }, 'deploy hello');
     expect(await fx.webhook(server.url, sha)).toBe(202);
     const [status] = await until('final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha));
@@ -52,6 +65,8 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     await until('deployment status success', () => fx.github.requests.some((r) => r.operationId === 'repos/create-deployment-status' && r.body.state === 'success'));
     // The container really runs on the host.
     expect((await host.runtime.list()).find((c) => c.id === 'ct-production-hello')?.status).toBe('running');
+    await until('succeeded event', () => /event: deployment\ndata: \{[^\n]*"status":"succeeded"/.test(streamed));
+    abort.abort();
   }, 120_000);
 
   it('shows drift when a host stops running what is desired', async () => {
