@@ -6,7 +6,8 @@
  *  - bisection: an app that only calls exit(2), started under RuntimeDefault with one syscall
  *    removed at a time, repeated until minimal;
  *  - tracing: bpftrace on raw_syscalls:sys_enter of runc:[2:INIT] from the filter load onwards,
- *    40 runs, which adds what the Go runtime of runc init calls now and then (futex, nanosleep, …).
+ *    40 runs, then 120 runs two at a time, which adds what the Go runtime of runc init calls now
+ *    and then (futex, nanosleep, tgkill, …).
  *
  * Our OCI configs always set noNewPrivileges, in which case runc loads the filter as late as possible
  * (just before execve). Without it, runc loads the filter before dropping privileges and needs more.
@@ -14,8 +15,9 @@
 export const STARTUP_SYSCALLS_NNP: readonly string[] = [
   // required: denying any one of these made the start fail
   'close', 'execve', 'fstatfs', 'getdents64', 'openat', 'write',
-  // seen while tracing (Go runtime of runc init): denying them makes starts fail or hang sometimes
-  'epoll_ctl', 'epoll_pwait', 'futex', 'getpid', 'nanosleep', 'rt_sigreturn', 'sched_yield',
+  // seen while tracing (Go runtime of runc init; tgkill = goroutine preemption, seen only under
+  // load, 2 of 120 starts): denying them makes starts fail or hang sometimes
+  'epoll_ctl', 'epoll_pwait', 'futex', 'getpid', 'nanosleep', 'rt_sigreturn', 'sched_yield', 'tgkill',
 ];
 
 /** The set when noNewPrivileges is false (runc loads the filter before setuid/capset). */
