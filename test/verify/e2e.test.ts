@@ -1,10 +1,10 @@
 /**
- * End to end, as a user runs it: ct keygen → a .ctp (built with the bundle library) → two log
- * servers on 127.0.0.1 → ct sign with both → ct verify (quorum 2) passes and appends its decision
- * record → one byte of the .ctp changed → ct verify fails with the SPEC §2 exit code.
+ * End to end, as a user runs it: ct keygen → ct pack → two log servers on 127.0.0.1 → ct sign
+ * with both → ct verify (quorum 2) passes and appends its decision record → one byte of the .ctp
+ * changed, manifest.toml edited, a file added → ct verify fails with the SPEC §2 exit code.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { readFile, writeFile, copyFile } from 'node:fs/promises';
+import { readFile, writeFile, copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCt } from '../support/cli.js';
 import { startLogServer, type LogServer } from '../../src/tlog/server.js';
@@ -12,7 +12,8 @@ import { loadPublicKey } from '../../src/trust/keys.js';
 import { keyIdOf, spkiBase64 } from '../../src/trust/keyid.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { parseVcsBundle } from '../../src/verify/vcs/parse.js';
-import { tempDir, writeUnsignedCtp } from './ctp-fixtures.js';
+import { writeCtp } from '../../src/bundle/write.js';
+import { SECCOMP, tempDir } from './ctp-fixtures.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let logs: LogServer[] = [];
@@ -38,8 +39,23 @@ beforeAll(async () => {
     logs: Object.fromEntries(logs.map((l) => [l.logId, { operator: l.operator, publicKey: l.publicKey, url: l.url, algorithm: 'ed25519' }])),
   };
   await writeFile(p('trust.json'), JSON.stringify(store, null, 2));
-  await writeUnsignedCtp(p('app.ctp'));
+  await mkdir(p('root/app'), { recursive: true });
+  await mkdir(p('sec'));
+  await writeFile(p('root/app/hello.txt'), 'hello\n');
+  await writeFile(p('sec/seccomp.json'), SECCOMP);
+  const pack = await runCt(['pack', p('root'), '--name', 'hello', '--version', '1.0', '--security-dir', p('sec'), '-o', p('app.ctp')]);
+  expect(pack.code).toBe(0);
 }, 30_000);
+
+/** The signed .ctp with one file replaced or added, rewritten as a valid archive (no re-signing). */
+async function rewritten(name: string, f: (files: Map<string, Buffer>) => void): Promise<string> {
+  const a = await openCtp(p('signed.ctp'));
+  const files = new Map<string, Buffer>();
+  for (const [n, e] of a.entries) files.set(n, e.data ?? Buffer.alloc(0));
+  f(files);
+  await writeCtp(p(name), files);
+  return p(name);
+}
 
 afterAll(async () => {
   for (const l of logs) await l.close();
@@ -56,6 +72,8 @@ describe('keygen → sign with two logs → verify → tamper', () => {
     expect(bundle.attestations.map((a) => a.statement.predicateType).sort()).toEqual(['https://slsa.dev/provenance/v1', 'https://spdx.dev/Document']);
     expect(bundle.attestations[0].statement.subject.map((s) => s.name)).toEqual(['hello:1.0', 'manifest.toml', 'oci-layout/index.json', 'oci-layout/oci-layout', 'security/seccomp.json']);
     expect(new Set(bundle.logEntries.map((e) => e.entry.logId))).toEqual(new Set(['log-one', 'log-two']));
+    const spdx = bundle.attestations.find((a) => a.statement.predicateType === 'https://spdx.dev/Document')!.statement.predicate as { files: { fileName: string }[] };
+    expect(spdx.files.map((f) => f.fileName)).toContain('app/hello.txt');
     expect(sign.stdout.trim()).toBe(archive.bundleDigest);
 
     const ok = await runCt(['verify', p('signed.ctp'), '--trust-store', p('trust.json'), '--audit-log', p('audit.jsonl')]);
@@ -87,6 +105,17 @@ describe('keygen → sign with two logs → verify → tamper', () => {
     expect((await runCt(['verify', p('signed.ctp'), '--trust-store', p('trust-one.json'), '--log-quorum', '1'])).code).toBe(0);
     expect((await runCt(['verify', p('signed.ctp'), '--trust-store', p('trust-one.json'), '--mode', 'permissive'])).code).toBe(0);
   }, 60_000);
+
+  it('an edited manifest.toml → exit 1 DIGEST_MISMATCH; a file added outside covered paths → exit 1 UNCOVERED_FILE', async () => {
+    const edited = await rewritten('edited.ctp', (f) => f.set('manifest.toml', Buffer.from(`${f.get('manifest.toml')!.toString()}\n[runtime]\ncapabilities = ["CAP_SYS_ADMIN"]\n`)));
+    const r1 = await runCt(['verify', edited, '--trust-store', p('trust.json'), '--json']);
+    expect(r1.code).toBe(1);
+    expect(JSON.parse(r1.stdout).code).toBe('DIGEST_MISMATCH');
+    const added = await rewritten('added.ctp', (f) => f.set('security/monitor.yaml', Buffer.from('rules: []\n')));
+    const r2 = await runCt(['verify', added, '--trust-store', p('trust.json'), '--json', '--mode', 'audit']);
+    expect(r2.code).toBe(1);
+    expect(JSON.parse(r2.stdout).code).toBe('UNCOVERED_FILE');
+  }, 30_000);
 
   it('an unsigned .ctp is rejected (exit 1, UNCOVERED_FILE) and an unknown signer exits 3', async () => {
     const r = await runCt(['verify', p('app.ctp'), '--trust-store', p('trust.json'), '--json']);
