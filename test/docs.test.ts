@@ -1,0 +1,13 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CODES } from '../src/core/codes.js';
+import { repoRoot } from './support/cli.js';
+
+describe('docs/error-codes.md', () => {
+  it('documents every code with the exit code it maps to', () => {
+    const doc = readFileSync(join(repoRoot, 'docs', 'error-codes.md'), 'utf8');
+    const missing = Object.entries(CODES).filter(([code, exit]) => !new RegExp(`\\| \`${code}\` \\| ${exit} \\|`).test(doc)).map(([c]) => c);
+    expect(missing).toEqual([]);
+  });
+});
