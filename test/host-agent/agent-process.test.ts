@@ -1,0 +1,193 @@
+/**
+ * Issue 7 acceptance with the agent as users run it: `ct host run` as a child process, enrolled
+ * against a deploy server started here, fed by deployments posted to the server's API. The agent
+ * is killed with SIGKILL: its containers keep running (runc says so), and after a restart the
+ * agent recovers their state — a container that exited meanwhile is reported with the exit code
+ * its supervisor kept, one whose supervisor died too as stopped with the code unknown — which the
+ * server shows in `GET /api/v1/hosts`. An assignment whose generation is not above the last one the
+ * host accepted is refused (STALE_GENERATION) and touches nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../../server/config.js';
+import { startServer, type RunningServer } from '../../server/start.js';
+import { deployPipeline } from '../../server/deploy/wire.js';
+import { createApiKey } from '../../server/auth/api-keys.js';
+import { RuncRuntime } from '../../host/runtime/runc.js';
+import { pushCtp } from '../../src/oci/push.js';
+import type { InventoryItem } from '../../src/protocol/messages.js';
+import { repoRoot } from '../support/cli.js';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { agentFixture, pidAlive, runcDeleteAll, runcKill, runcList, runcState, until, type AgentFixture } from './fixture.js';
+
+const HOST = 'edge-1';
+const KEEP = 'ct-production-keep';
+const EXITS = 'ct-production-exits';
+const ORPHAN = 'ct-production-orphan';
+
+interface AgentProc { child: ChildProcess; stdout: string; stderr: string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }
+interface HostView { name: string; connected: boolean; generation: number; containers: InventoryItem[] }
+interface DeploymentView { id: string; status: string; reason: string | null; message: string | null }
+
+describe('ct host run: kill -9, recovery and stale assignments', () => {
+  let fx: AgentFixture;
+  let registry: TestRegistry;
+  let server: RunningServer;
+  let admin: string;
+  let stateDir: string;
+  let agent: AgentProc | undefined;
+  const refs: Record<string, string> = {};
+
+  const api = async <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${server.url}${path}`, {
+      method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  const host = async () => (await api<{ hosts: HostView[] }>('GET', '/api/v1/hosts')).body.hosts.find((h) => h.name === HOST);
+
+  const spawnAgent = (enrollToken?: string): AgentProc => {
+    const args = [join(repoRoot, 'bin', 'ct.js'), 'host', 'run', '--server', server.url, '--name', HOST, '--trust-store', fx.trustStorePath,
+      '--state-dir', stateDir, '--policies', fx.policiesDir, ...(enrollToken ? ['--enroll-token', enrollToken] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p: AgentProc = { child, stdout: '', stderr: '', exit: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))) };
+    child.stdout!.on('data', (d: Buffer) => (p.stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (p.stderr += d.toString()));
+    return p;
+  };
+
+  /** POST /api/v1/deployments, then the deployment's final status as the server records it. */
+  const deploy = async (app: string, commit = randomBytes(20).toString('hex')): Promise<DeploymentView> => {
+    const created = await api<{ id: string; created: boolean }>('POST', '/api/v1/deployments', { environment: 'production', app, bundle: refs[app], hosts: { env: 'production' }, commit });
+    expect(created.status).toBe(202);
+    return until(`deployment of ${app}`, async () => {
+      const d = (await api<DeploymentView>('GET', `/api/v1/deployments/${created.body.id}`)).body;
+      return ['succeeded', 'failed', 'denied'].includes(d.status) && d;
+    });
+  };
+
+  beforeAll(async () => {
+    fx = await agentFixture();
+    registry = await startRegistry();
+    for (const app of ['keep', 'exits', 'orphan']) {
+      const r = await pushCtp(fx.bundles.signed.path, `${registry.host}/acme/${app}:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
+      refs[app] = `${registry.host}/acme/${app}@${r.imageDigest}`;
+    }
+    const config = loadConfig({}, {
+      port: 0, host: '127.0.0.1', dataDir: join(fx.dir, 'server'), policies: fx.policiesDir, trustStore: fx.trustStorePath,
+      registries: { allow: [registry.host], allowedAddresses: ['127.0.0.1'], insecure: [registry.host] },
+    });
+    server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 30_000 }) });
+    admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
+    stateDir = join(fx.dir, 'host');
+    const token = await api<{ token: string }>('POST', '/api/v1/hosts/tokens', { labels: { env: 'production' } });
+    expect(token.status).toBe(201);
+    agent = spawnAgent(token.body.token);
+    await until('agent enrolled and connected', async () => (await host())?.connected, 20_000).catch((e) => {
+      throw new Error(`${(e as Error).message}\nagent stdout: ${agent?.stdout}\nagent stderr: ${agent?.stderr}`);
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    if (agent && agent.child.exitCode === null && agent.child.signalCode === null) {
+      agent.child.kill('SIGKILL');
+      await agent.exit;
+    }
+    if (stateDir) {
+      const rt = await RuncRuntime.open({ stateDir }).catch(() => undefined);
+      for (const c of (await rt?.list().catch(() => [])) ?? []) await rt!.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+      rt?.close();
+      runcDeleteAll(stateDir);
+    }
+    await server?.close();
+    await registry?.stop();
+    await fx?.cleanup();
+  }, 30_000);
+
+  it('runs the approved bundles the server dispatches: runc reports them running, the server sees them', async () => {
+    const results = await Promise.all(['keep', 'exits', 'orphan'].map((app) => deploy(app)));
+    expect(results.map((d) => `${d.status}:${d.reason ?? ''}`)).toEqual(['succeeded:', 'succeeded:', 'succeeded:']);
+    for (const id of [KEEP, EXITS, ORPHAN]) expect(runcState(stateDir, id)?.status).toBe('running');
+    const h = await until('inventory with three running containers', async () => {
+      const x = await host();
+      return x && x.containers.filter((c) => c.state === 'running').length === 3 && x;
+    });
+    expect(h.containers.map((c) => c.id).sort()).toEqual([EXITS, KEEP, ORPHAN]);
+    expect(h.generation).toBe(3);
+  }, 60_000);
+
+  it('kill -9 of the agent leaves its containers running; on restart it recovers what happened meanwhile', async () => {
+    const before = Object.fromEntries([KEEP, EXITS, ORPHAN].map((id) => [id, runcState(stateDir, id)!]));
+    agent!.child.kill('SIGKILL');
+    expect((await agent!.exit).signal).toBe('SIGKILL');
+    await until('server sees the host gone', async () => (await host())?.connected === false);
+
+    // Containers outlive the agent: runc still runs each, with the same init process.
+    const listed = runcList(stateDir);
+    for (const id of [KEEP, EXITS, ORPHAN]) {
+      expect(listed.find((c) => c.id === id)).toMatchObject({ status: 'running', pid: before[id].pid });
+      expect(pidAlive(before[id].pid)).toBe(true);
+    }
+
+    // While the agent is down: one app is killed (its supervisor records the exit status, 128+9)…
+    runcKill(stateDir, EXITS, 'KILL');
+    await until('runc forgets the exited container', () => runcState(stateDir, EXITS) === undefined);
+    // …which is exactly what RuncRuntime.recover() (the agent's start-up step) finds.
+    const rt = await RuncRuntime.open({ stateDir });
+    let orphanSupervisor: number | null;
+    try {
+      const r = await rt.recover();
+      expect(r.changed).toEqual([{ id: EXITS, from: 'running', to: 'stopped' }]);
+      const byId = Object.fromEntries(r.containers.map((c) => [c.id, c]));
+      expect(byId[EXITS]).toMatchObject({ status: 'stopped', exitCode: 137, exitKnown: true });
+      expect(byId[KEEP]).toMatchObject({ status: 'running', pid: before[KEEP].pid });
+      expect(byId[ORPHAN]).toMatchObject({ status: 'running', pid: before[ORPHAN].pid });
+      orphanSupervisor = byId[ORPHAN].supervisorPid;
+    } finally {
+      rt.close();
+    }
+    // …and another loses its supervisor before it dies: nobody saw its exit status.
+    expect(orphanSupervisor).toEqual(expect.any(Number));
+    process.kill(orphanSupervisor!, 'SIGKILL');
+    runcKill(stateDir, ORPHAN, 'KILL');
+    await until('runc forgets the orphaned container', () => runcState(stateDir, ORPHAN) === undefined);
+
+    // The restarted agent (no token: it is enrolled) recovers on its own and tells the server.
+    agent = spawnAgent();
+    await until('agent reports the recovery', () => /recovered ct-production-orphan: running → stopped/.test(agent!.stdout));
+    const h = await until('server inventory after the restart', async () => {
+      const x = await host();
+      return x?.connected && x.containers.find((c) => c.id === ORPHAN)?.state === 'stopped' && x;
+    });
+    const inv = Object.fromEntries(h.containers.map((c) => [c.id, c]));
+    expect(inv[KEEP]).toMatchObject({ state: 'running', app: 'keep', imageDigest: fx.bundles.signed.imageDigest });
+    expect(inv[EXITS]).toMatchObject({ state: 'stopped', exitCode: 137 });
+    expect(inv[ORPHAN]).toMatchObject({ state: 'stopped', exitCode: null });
+    // The container that kept running was never touched.
+    expect(runcState(stateDir, KEEP)).toMatchObject({ status: 'running', pid: before[KEEP].pid });
+  }, 60_000);
+
+  it('refuses an assignment whose generation is not above the last accepted (STALE_GENERATION), touching nothing', async () => {
+    const keepBefore = runcState(stateDir, KEEP)!;
+    expect(keepBefore.status).toBe('running');
+    // A server whose generation went backwards (a restored database) dispatches generations 1, 2.
+    await server.ctx.db.run('UPDATE hosts SET generation = 0 WHERE name = ?', [HOST]);
+    const stale = await deploy('keep');
+    expect([stale.status, stale.reason]).toEqual(['failed', 'STALE_GENERATION']);
+    expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
+    const staleStart = await deploy('exits');
+    expect([staleStart.status, staleStart.reason]).toEqual(['failed', 'STALE_GENERATION']);
+    expect(runcState(stateDir, EXITS)).toBeUndefined();
+    expect(runcList(stateDir).map((c) => c.id)).toEqual([KEEP]);
+
+    // Only the generation stood in the way: above the host's last one, the same deploy runs.
+    await server.ctx.db.run('UPDATE hosts SET generation = 100 WHERE name = ?', [HOST]);
+    const fresh = await deploy('exits');
+    expect([fresh.status, fresh.reason]).toEqual(['succeeded', null]);
+    expect(runcState(stateDir, EXITS)?.status).toBe('running');
+    expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
+  }, 60_000);
+});
