@@ -5,10 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Parser, type ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
 import { BlockGzip } from '../bundle/gzip.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
+import { parseManifest } from '../bundle/manifest.js';
+import { openCtp } from '../bundle/read.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { mapLimit } from './concurrency.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor, type ImageManifest } from './media-types.js';
@@ -74,14 +77,22 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     }
 
     const tmpOut = tempPathFor(outPath);
+    let toml: Buffer | undefined;
     try {
       if (recipe.compression.kind === 'raw') {
         const raw = layer(MT.ctpRaw);
         if (!raw || raw.digest !== recipe.bundle.digest || raw.size !== recipe.bundle.size) throw new CtError('REGISTRY_ERROR', `recipe ${chosen.digest}: raw layer missing or not the bundle`, {});
         await client.pullBlob(raw, createWriteStream(tmpOut));
+        toml = (await openCtp(tmpOut)).file('manifest.toml');
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4));
+        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4));
+      }
+      // The recipe came from an unauthenticated referrers list: the .ctp it rebuilt must be the one
+      // of the image asked for, or a registry could hand out another (older) signed bundle.
+      const named = parseManifest(toml ?? Buffer.alloc(0), 'rebuilt .ctp: manifest.toml').image_digest;
+      if (named !== imageDigest) {
+        throw new CtError('DIGEST_MISMATCH', `the rebuilt .ctp is for image ${named}, not ${imageDigest} (${reference})`, { expected: imageDigest, actual: named });
       }
       await rename(tmpOut, outPath).catch((e) => Promise.reject(asIoError(e, outPath)));
     } catch (e) {
@@ -102,7 +113,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
  * output). Those two digests must equal the recipe's: a registry that substitutes any byte of any
  * blob is caught, every byte is hashed once, and the downloads run in parallel.
  */
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number): Promise<void> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number): Promise<Buffer | undefined> {
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
   const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
   const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
@@ -110,6 +121,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
   const landed: Promise<void>[] = [];
   const first = new Map<string, { pos: number; done: Deferred }>();
   let downloads: Promise<void> | undefined;
+  let manifestToml: Buffer | undefined;
   try {
     // Where each segment goes, and one download per distinct blob (repeats are copied).
     const jobs: (() => Promise<void>)[] = [];
@@ -144,16 +156,19 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
         outHash.update(b);
         await out.write(b);
       }, gzip.level) : undefined;
-      const buf = Buffer.alloc(1 << 20);
+      const probe = manifestProbe();
       let off = 0;
       for (const [i, s] of recipe.segments.entries()) {
         await landed[i];
         const size = 'bytes' in s ? s.bytes[1] : s.size;
         for (let done = 0; done < size; ) {
-          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), off + done);
+          // A fresh buffer per read: the tar parser may keep slices of what it is given.
+          const buf = Buffer.allocUnsafe(Math.min(1 << 20, size - done));
+          const { bytesRead } = await fh.read(buf, 0, buf.length, off + done);
           if (bytesRead === 0) throw new CtError('IO_ERROR', `${tarPath}: short read at ${off + done}`, { path: tarPath });
           const chunk = buf.subarray(0, bytesRead);
           tarHash.update(chunk);
+          probe.write(chunk);
           if (gz) await gz.write(chunk);
           done += bytesRead;
         }
@@ -161,6 +176,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
       }
       await gz?.end();
       await downloads;
+      manifestToml = await probe.end();
     } finally {
       await out?.close();
     }
@@ -168,6 +184,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
     const bundle = gzip ? `sha256:${outHash.digest('hex')}` : tar;
     if (bundle !== recipe.bundle.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt .ctp has digest ${bundle}, the recipe says ${recipe.bundle.digest}`, { expected: recipe.bundle.digest, actual: bundle });
+    return manifestToml;
   } catch (e) {
     if (e instanceof CtError) throw e;
     throw asIoError(e, path);
@@ -180,6 +197,35 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     await fh.close();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Finds `manifest.toml` in the tar as it streams past, with the same parser the bundle reader
+ * uses (pax names included), without hashing or keeping anything else.
+ */
+function manifestProbe(): { write(chunk: Buffer): void; end(): Promise<Buffer | undefined> } {
+  const parser = new Parser({ strict: true });
+  let found: Buffer | undefined;
+  let count = 0;
+  let failure: unknown;
+  parser.on('error', (e: Error) => (failure ??= e));
+  parser.on('entry', (e: ReadEntry) => {
+    if (e.path !== 'manifest.toml' && e.path !== './manifest.toml') return void e.resume();
+    count++;
+    const parts: Buffer[] = [];
+    e.on('data', (c: Buffer) => parts.push(c));
+    e.on('end', () => (found = Buffer.concat(parts)));
+  });
+  const ended = new Promise<void>((resolve) => parser.on('end', () => resolve()));
+  return {
+    write: (chunk) => void parser.write(chunk),
+    async end() {
+      parser.end();
+      await ended;
+      if (failure || count !== 1) throw new CtError('MALFORMED_BUNDLE', `rebuilt .ctp: ${failure ? `not a readable tar (${(failure as Error).message})` : `${count} manifest.toml entries`}`, {});
+      return found;
+    },
+  };
 }
 
 interface Deferred {

@@ -122,6 +122,33 @@ describe('hostile registry content', () => {
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
+  it('a recipe of another image attached to this one is refused (no downgrade through referrers)', async () => {
+    const a = join(dir, 'new.ctp');
+    const b = join(dir, 'old.ctp');
+    const fa = await makeCtp(a, { name: 'app', layers: [{ v: '2' }] });
+    const fb = await makeCtp(b, { name: 'app', layers: [{ v: '1' }] });
+    await pushCtp(a, `${reg.host}/team/app:2`, local);
+    await pushCtp(b, `${reg.host}/team/app:1`, local);
+    // The registry forges a recipe manifest whose subject is the new image but whose layers rebuild the old .ctp.
+    const c = await RegistryClient.open(parseReference(`${reg.host}/team/app:1`), local);
+    try {
+      const oldRecipe = (await c.referrers(fb.imageDigest, MT.ctpRecipe)).descriptors[0];
+      const m = JSON.parse((await c.getManifest(oldRecipe.digest)).bytes.toString('utf8'));
+      const subject = { mediaType: MT.imageManifest, digest: fa.imageDigest, size: (await c.getManifest(fa.imageDigest)).bytes.length };
+      const forged = Buffer.from(JSON.stringify({ ...m, subject }));
+      const { digest } = await c.putManifest(sha256Digest(forged), forged, MT.imageManifest);
+      await c.addReferrerByTag(fa.imageDigest, { mediaType: MT.imageManifest, digest, size: forged.length, artifactType: MT.ctpRecipe, annotations: m.annotations });
+    } finally {
+      await c.close();
+    }
+    const out = join(dir, 'forged-out.ctp');
+    await expect(fetchCtp(`${reg.host}/team/app:2`, out, local)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH', details: { expected: fa.imageDigest, actual: fb.imageDigest } });
+    await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
+    // choosing the genuine recipe by bundle digest still works
+    await fetchCtp(`${reg.host}/team/app:2`, out, { ...local, bundleDigest: fa.bundleDigest });
+    expect(Buffer.compare(await readFile(out), await readFile(a))).toBe(0);
+  });
+
   it('a .ctp whose layout blob does not match its name is refused before anything is sent', async () => {
     const ctp = join(dir, 'bad.ctp');
     await makeCtp(ctp, { name: 'bad' });
