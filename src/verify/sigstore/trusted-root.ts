@@ -118,8 +118,12 @@ export function publicGoodTrustedRoot(cacheDir: string = defaultTrustCacheDir())
   } catch (e) {
     if (e instanceof CtError) throw e;
   }
-  return trustedRootFromJSON(JSON.parse(publicGoodSeed().trustedRoot.toString('utf8')), 'seed:@sigstore/tuf');
+  // The seed never changes: parse it once (the cached file is re-read, `ct trust update` may replace it).
+  seedRoot ??= trustedRootFromJSON(JSON.parse(publicGoodSeed().trustedRoot.toString('utf8')), 'seed:@sigstore/tuf');
+  return seedRoot;
 }
+
+let seedRoot: LoadedTrustedRoot | undefined;
 
 /** Operator of each tlog, keyed by hex log id (the root's `operator`, else the log's host). */
 export function tlogOperators(root: LoadedTrustedRoot): Map<string, { operator: string; baseUrl: string }> {
