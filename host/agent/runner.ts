@@ -48,9 +48,6 @@ export class LocalRunner implements AssignmentRunner {
 
   async run(a: Assignment, ctpPath: string): Promise<Outcome> {
     const id = this.containerId(a);
-    const existing = await this.opts.runtime.state(id).catch(() => undefined);
-    if (existing?.status === 'running' && existing.imageDigest === a.imageDigest) return { state: 'running' };
-
     let archive: CtpArchive;
     try {
       archive = await openCtp(ctpPath);
@@ -78,6 +75,12 @@ export class LocalRunner implements AssignmentRunner {
       const v = decision.violations[0];
       return refused(v?.code ?? 'POLICY_VIOLATION', v ? `${v.policy}/${v.rule}: ${v.message}` : 'denied by policy');
     }
+
+    // Only now may what already runs answer for the assignment: a tampered or unapproved bundle of
+    // the same image must be refused, not reported running (a server retrying after a crash still
+    // gets `running` without a restart, after this re-verification).
+    const existing = await this.opts.runtime.state(id).catch(() => undefined);
+    if (existing?.status === 'running' && existing.imageDigest === a.imageDigest) return { state: 'running' };
 
     const image = checkOciLayout(archive);
     const dir = join(this.opts.stateDir, 'rootfs', `${id}-${a.generation}`);

@@ -82,6 +82,19 @@ describe('LocalRunner: what reaches runc', () => {
     expect(await runner.inventory()).toContainEqual(expect.objectContaining({ id, app: 'agent-run', imageDigest: fx.bundles.signed.imageDigest, state: 'running' }));
   }, 30_000);
 
+  it('refuses a tampered bundle of the image already running (same image digest) instead of answering running', async () => {
+    // The tampered twin keeps the image and raises a capability in its manifest: "the same image is
+    // already running" must not stand in for verifying what was assigned.
+    const runner = await runnerWith(facts);
+    const id = 'ct-production-agent-run';
+    const before = runcState(stateDir, id);
+    expect(before?.status).toBe('running');
+    expect(fx.bundles.tampered.imageDigest).toBe(fx.bundles.signed.imageDigest);
+    const out = await runner.run(assignmentFor(fx.bundles.tampered, { app: 'agent-run', generation: ++generation }), fx.bundles.tampered.path);
+    expect(out).toMatchObject({ state: 'refused', code: 'DIGEST_MISMATCH' });
+    expect(runcState(stateDir, id)).toEqual(before);
+  });
+
   it('refuses an unsigned bundle before runc (UNCOVERED_FILE: nothing covers its manifest.toml)', async () => {
     // docs/verification.md: a .ctp with no attestation at all is rejected because its manifest is
     // covered by none (SPEC §2 "everything in the bundle is signed").
