@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -33,6 +35,19 @@ export interface StartOptions {
   extend?: (ctx: ServerContext) => Promise<Extension>;
 }
 
+/**
+ * This replica's id (its job-queue worker id), kept in its data directory: a restarted replica is
+ * recognised as itself, so hosts recorded as connected to it are not taken for another replica's.
+ */
+function replicaId(dataDir: string): string {
+  const file = join(dataDir, 'replica-id');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const id = randomUUID();
+  writeFileSync(file, id, { mode: 0o600 });
+  return id;
+}
+
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const db = await openDb({ databaseUrl: config.databaseUrl, sqlitePath: join(config.dataDir, 'ct.db') });
@@ -45,7 +60,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     db,
     log,
     metrics: createMetrics(),
-    queue: new JobQueue(db),
+    queue: new JobQueue(db, { workerId: replicaId(config.dataDir) }),
     oidc: new OidcVerifier(config.oidc),
     events,
     readiness: {},

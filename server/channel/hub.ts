@@ -78,7 +78,8 @@ export class HostHub {
           conn = { hostId, facts: msg.facts, send, close: () => ws.close() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
-          await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ? WHERE id = ?', [JSON.stringify(msg.facts), Date.now(), hostId]);
+          // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
+          await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [JSON.stringify(msg.facts), Date.now(), this.ctx.queue.workerId, hostId]);
           send({ type: 'welcome', hostId, generation: Number(row.generation) });
           publish(this.ctx, 'host.connected', { hostId });
           return;
@@ -89,6 +90,7 @@ export class HostHub {
     ws.on('close', () => {
       if (conn && this.conns.get(hostId) === conn) {
         this.conns.delete(hostId);
+        void this.ctx.db.run('UPDATE hosts SET replica = NULL WHERE id = ? AND replica = ?', [hostId, this.ctx.queue.workerId]).catch(() => undefined);
         publish(this.ctx, 'host.disconnected', { hostId });
       }
     });

@@ -6,6 +6,9 @@ import type { Notifier } from '../notifiers/notifier.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
 import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
 
+/** A host whose channel sent nothing for this long (inventory comes every 30 s) is not counted as connected to another replica. */
+const REPLICA_FRESH_MS = 90_000;
+
 /** The outcome of fetching + verifying a bundle for a deploy. */
 export type VerifiedBundle =
   | { ok: true; path: string; bundleDigest: string; imageDigest: string; evidence: unknown; manifest: unknown }
@@ -74,8 +77,12 @@ export class DeployPipeline {
       if (!m) await this.reportFinal(row, row.status, (row as { reason?: string }).reason ?? undefined, (row as { message?: string }).message ?? '');
       return { state: 'done', result: { status: row.status } };
     }
+    const place = await this.placement(JSON.parse(row.hosts) as Record<string, string>);
+    if (typeof place === 'object') return { state: 'handoff', to: place.to, reason: `the hosts of ${row.environment}/${row.app} are connected to replica ${place.to}` };
     const lastAttempt = job.attempts >= job.maxAttempts;
-    const r = await this.run(row);
+    const r = place === 'split'
+      ? { status: 'error' as const, reason: 'HOSTS_SPLIT', message: 'the matching hosts are connected to different replicas' }
+      : await this.run(row);
     if (r.status === 'error' && !lastAttempt) {
       await this.save(row, 'queued', r.reason, r.message);
       return { state: 'retry', error: `${r.reason}: ${r.message}` };
@@ -108,6 +115,28 @@ export class DeployPipeline {
     if (!bad) return { status: 'succeeded', message: `running on ${hosts.length} host(s)`, extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
+  }
+
+  /**
+   * Several replicas share one database but each holds its own host channels. A deploy runs on the
+   * replica its matching hosts are connected to: when they are all connected elsewhere, the job is
+   * handed to that replica; split over several replicas, it cannot run as one deploy.
+   */
+  private async placement(selector: Record<string, string>): Promise<'here' | 'split' | { to: string }> {
+    const rows = await this.ctx.db.query<{ id: string; labels: string; replica: string | null; last_seen: number | null }>('SELECT id, labels, replica, last_seen FROM hosts');
+    const me = this.ctx.queue.workerId;
+    const fresh = Date.now() - REPLICA_FRESH_MS;
+    let here = false;
+    const elsewhere = new Set<string>();
+    for (const r of rows) {
+      const labels = JSON.parse(r.labels) as Record<string, string>;
+      if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) continue;
+      if (this.steps.hostFacts(r.id)) here = true;
+      else if (r.replica && r.replica !== me && Number(r.last_seen ?? 0) > fresh) elsewhere.add(r.replica);
+    }
+    if (elsewhere.size === 0) return 'here';
+    if (here || elsewhere.size > 1) return 'split';
+    return { to: [...elsewhere][0] };
   }
 
   private async matchingHosts(selector: Record<string, string>): Promise<{ id: string; facts: HostFacts; labels: Record<string, string> }[]> {

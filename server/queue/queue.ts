@@ -17,7 +17,18 @@ export interface Job<P = unknown> {
   maxAttempts: number;
 }
 
-export type JobOutcome = { state: 'done'; result?: unknown } | { state: 'retry'; error: string } | { state: 'failed'; error: string };
+/**
+ * `handoff`: this worker cannot run the job but worker `to` can (e.g. the replica a deploy's host
+ * is connected to); the job goes back to the queue for `to` only, without spending an attempt.
+ */
+export type JobOutcome =
+  | { state: 'done'; result?: unknown }
+  | { state: 'retry'; error: string }
+  | { state: 'failed'; error: string }
+  | { state: 'handoff'; to: string; reason: string };
+
+/** A job handed to a worker that does not take it within this time is open to every worker again. */
+export const AFFINITY_MS = 30_000;
 export type Handler = (job: Job) => Promise<JobOutcome>;
 
 const CHANNEL = 'ct_jobs';
@@ -63,14 +74,16 @@ export class JobQueue {
   async claim(): Promise<Job | null> {
     const now = Date.now();
     const lease = now + (this.opts.leaseMs ?? 60_000);
+    // A job handed to another worker is not ours to take until its affinity has expired.
+    const mine = `(affinity IS NULL OR affinity = ? OR run_at <= ?)`;
     const pick =
       this.db.dialect === 'postgres'
-        ? `SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)
+        ? `SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)) AND ${mine}
            ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`
-        : `SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)
+        : `SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)) AND ${mine}
            ORDER BY run_at, id LIMIT 1`;
     return this.db.tx(async (t) => {
-      const [row] = await t.query<{ id: string }>(pick, [now, now]);
+      const [row] = await t.query<{ id: string }>(pick, [now, now, this.workerId, now - AFFINITY_MS]);
       if (!row) return null;
       await t.run(`UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ?, updated_at = ? WHERE id = ?`, [
         this.workerId, lease, now, row.id,
@@ -93,6 +106,11 @@ export class JobQueue {
       await this.db.run(`UPDATE jobs SET state = 'done', result = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
         JSON.stringify(outcome.result ?? null), now, job.id, this.workerId,
       ]);
+    } else if (outcome.state === 'handoff') {
+      await this.db.run(`UPDATE jobs SET state = 'queued', affinity = ?, attempts = attempts - 1, run_at = ?, last_error = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
+        outcome.to, now, `handed to ${outcome.to}: ${outcome.reason}`, now, job.id, this.workerId,
+      ]);
+      await this.db.notify(CHANNEL);
     } else if (outcome.state === 'retry' && job.attempts < job.maxAttempts) {
       const delay = (this.opts.backoffMs ?? ((a) => Math.min(30_000, 250 * 2 ** a)))(job.attempts);
       await this.db.run(`UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
@@ -163,5 +181,7 @@ export class JobQueue {
     await this.loop;
     while (this.active > 0) await new Promise((r) => setTimeout(r, 10));
     await this.unlisten?.();
+    // stop() may be called again (close after a test stopped the queue): release the listener once.
+    this.unlisten = null;
   }
 }

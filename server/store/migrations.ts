@@ -31,9 +31,27 @@ export const MIGRATIONS: string[][] = [
   [
     `CREATE TABLE notifier_state (deployment_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (deployment_id, key))`,
   ],
+  [
+    // Several replicas: which replica a host's channel is connected to, and a job handed to one.
+    `ALTER TABLE hosts ADD COLUMN replica TEXT`,
+    `ALTER TABLE jobs ADD COLUMN affinity TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {
+  // Replicas starting at once on PostgreSQL: `CREATE TABLE IF NOT EXISTS` itself races on the
+  // catalog (a duplicate-key error), so one transaction-scoped advisory lock serialises the whole
+  // run; DDL is transactional there. SQLite has a single writer.
+  if (db.dialect === 'postgres') {
+    return db.tx(async (t) => {
+      await t.query('SELECT pg_advisory_xact_lock(74686)');
+      return migrateLocked(t);
+    });
+  }
+  return migrateLocked(db);
+}
+
+async function migrateLocked(db: Db): Promise<number> {
   await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
   const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
   let applied = 0;
