@@ -3,3 +3,4 @@ export { RuncRuntime, type RuncOptions, type CreateOptions } from './runc.js';
 export { ContainerStore, type ContainerRecord, type ContainerStatus, type StateChange } from './state.js';
 export type { ExitRecord } from './supervisor.js';
 export { runTool, spawnTool, type ToolResult } from './tools.js';
+export { VordrClient, VORDR_TOOLS, type VordrTool } from './vordr.js';
