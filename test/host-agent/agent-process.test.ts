@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
@@ -17,6 +18,7 @@ import { startServer, type RunningServer } from '../../server/start.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
+import { apparmorFacts } from '../../host/facts.js';
 import { pushCtp } from '../../src/oci/push.js';
 import type { InventoryItem } from '../../src/protocol/messages.js';
 import { repoRoot } from '../support/cli.js';
@@ -51,7 +53,7 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
 
   const spawnAgent = (enrollToken?: string): AgentProc => {
     const args = [join(repoRoot, 'bin', 'ct.js'), 'host', 'run', '--server', server.url, '--name', HOST, '--trust-store', fx.trustStorePath,
-      '--state-dir', stateDir, '--policies', fx.policiesDir, ...(enrollToken ? ['--enroll-token', enrollToken] : [])];
+      '--state-dir', stateDir, '--policies', fx.hostPoliciesDir, ...(enrollToken ? ['--enroll-token', enrollToken] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const p: AgentProc = { child, stdout: '', stderr: '', exit: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))) };
     child.stdout!.on('data', (d: Buffer) => (p.stdout += d.toString()));
@@ -60,8 +62,9 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
   };
 
   /** POST /api/v1/deployments, then the deployment's final status as the server records it. */
-  const deploy = async (app: string, commit = randomBytes(20).toString('hex')): Promise<DeploymentView> => {
-    const created = await api<{ id: string; created: boolean }>('POST', '/api/v1/deployments', { environment: 'production', app, bundle: refs[app], hosts: { env: 'production' }, commit });
+  const deploy = async (app: string, environment = 'production'): Promise<DeploymentView> => {
+    const commit = randomBytes(20).toString('hex');
+    const created = await api<{ id: string; created: boolean }>('POST', '/api/v1/deployments', { environment, app, bundle: refs[app], hosts: { env: 'production' }, commit });
     expect(created.status).toBe(202);
     return until(`deployment of ${app}`, async () => {
       const d = (await api<DeploymentView>('GET', `/api/v1/deployments/${created.body.id}`)).body;
@@ -72,8 +75,8 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
   beforeAll(async () => {
     fx = await agentFixture();
     registry = await startRegistry();
-    for (const app of ['keep', 'exits', 'orphan']) {
-      const r = await pushCtp(fx.bundles.signed.path, `${registry.host}/acme/${app}:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
+    for (const app of ['keep', 'exits', 'orphan', 'armored']) {
+      const r = await pushCtp(fx.bundles[app === 'armored' ? 'armored' : 'signed'].path, `${registry.host}/acme/${app}:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
       refs[app] = `${registry.host}/acme/${app}@${r.imageDigest}`;
     }
     const config = loadConfig({}, {
@@ -189,5 +192,30 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     expect([fresh.status, fresh.reason]).toEqual(['succeeded', null]);
     expect(runcState(stateDir, EXITS)?.status).toBe('running');
     expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
+  }, 60_000);
+
+  it('a deployment whose policy requires AppArmor runs only where AppArmor enforces: denied by the server, refused by a stricter host, with the code', async () => {
+    const facts = await apparmorFacts();
+    if (facts.enforcing) {
+      // A kernel with AppArmor (CI runners usually have it; this machine does not): both run, confined.
+      for (const env of ['hardened', 'edge']) {
+        const d = await deploy('armored', env);
+        expect([d.status, d.reason]).toEqual(['succeeded', null]);
+        const st = runcState(stateDir, `ct-${env}-armored`);
+        expect(st?.status).toBe('running');
+        expect(readFileSync(`/proc/${st!.pid}/attr/current`, 'utf8')).toMatch(/\(enforce\)/);
+      }
+      return;
+    }
+    // The server's own policy for `hardened` requires AppArmor: it judges with the host's facts and denies.
+    const denied = await deploy('armored', 'hardened');
+    expect([denied.status, denied.reason]).toEqual(['denied', 'HOST_APPARMOR_NOT_ENFORCING']);
+    // In `edge` the server allows it, but this host's own policies require AppArmor there: the
+    // host judges again with its own policies and facts, and refuses.
+    const refused = await deploy('armored', 'edge');
+    expect([refused.status, refused.reason]).toEqual(['failed', 'HOST_APPARMOR_NOT_ENFORCING']);
+    expect(runcList(stateDir).map((c) => c.id).sort()).toEqual([EXITS, KEEP]);
+    expect(runcState(stateDir, 'ct-edge-armored')).toBeUndefined();
+    expect(runcState(stateDir, 'ct-hardened-armored')).toBeUndefined();
   }, 60_000);
 });

@@ -34,8 +34,10 @@ export interface AgentFixture {
   logs: LogServer[];
   trustStorePath: string;
   trust: TrustMaterial;
-  /** production: signed + two logs + seccomp; hardened: the same and AppArmor required. */
+  /** production and edge: signed + two logs + seccomp; hardened: the same and AppArmor required. */
   policiesDir: string;
+  /** The same, except that edge requires AppArmor too (a host stricter than its server). */
+  hostPoliciesDir: string;
   bundles: Record<BundleName, BundleFile>;
   cleanup(): Promise<void>;
 }
@@ -109,6 +111,11 @@ export async function agentFixture(): Promise<AgentFixture> {
     ].join('\n');
     writeFileSync(p('policies/production.policy.yaml'), policy('production', 'production', []));
     writeFileSync(p('policies/hardened.policy.yaml'), policy('hardened', 'hardened', ['  apparmor:', '    required: true']));
+    writeFileSync(p('policies/edge.policy.yaml'), policy('edge', 'edge', []));
+    // A host operator's own, stricter set: in `edge` this host requires AppArmor where the server does not.
+    mkdirSync(p('host-policies'));
+    for (const f of ['production', 'hardened']) copyFileSync(p(`policies/${f}.policy.yaml`), p(`host-policies/${f}.policy.yaml`));
+    writeFileSync(p('host-policies/edge.policy.yaml'), policy('edge', 'edge', ['  apparmor:', '    required: true']));
 
     const bundles = {} as Record<BundleName, BundleFile>;
     for (const n of ['unsigned', 'signed', 'partial', 'tampered', 'uncovered', 'armored'] as const) bundles[n] = await describeBundle(p(`${n}.ctp`));
@@ -117,6 +124,7 @@ export async function agentFixture(): Promise<AgentFixture> {
       trustStorePath: p('trust.json'),
       trust: { store, storeDigest: trustStoreDigest(store) },
       policiesDir: p('policies'),
+      hostPoliciesDir: p('host-policies'),
       async cleanup() {
         for (const l of logs) await l.close();
         rmSync(dir, { recursive: true, force: true });
