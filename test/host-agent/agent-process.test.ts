@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
@@ -191,6 +191,23 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     const fresh = await deploy('exits');
     expect([fresh.status, fresh.reason]).toEqual(['succeeded', null]);
     expect(runcState(stateDir, EXITS)?.status).toBe('running');
+    expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
+  }, 60_000);
+
+  it('verifies the bytes it downloads itself: a server serving other bytes than it assigned gets DIGEST_MISMATCH, the app runs on', async () => {
+    const keepBefore = runcState(stateDir, KEEP)!;
+    expect(keepBefore.status).toBe('running');
+    // The server's bundle store is corrupted after it verified the bundle (it keeps verified
+    // references pinned by digest): it now serves the tampered twin's bytes for the signed digest.
+    const stored = join(fx.dir, 'server', 'bundles', `${fx.bundles.signed.bundleDigest.slice(7)}.ctp`);
+    expect(existsSync(stored)).toBe(true);
+    copyFileSync(fx.bundles.tampered.path, stored);
+    try {
+      const d = await deploy('keep');
+      expect([d.status, d.reason]).toEqual(['failed', 'DIGEST_MISMATCH']);
+    } finally {
+      copyFileSync(fx.bundles.signed.path, stored);
+    }
     expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
   }, 60_000);
 
