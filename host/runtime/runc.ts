@@ -331,9 +331,13 @@ export class RuncRuntime {
     if ((rec.status === 'running' || rec.status === 'paused') && !opts.force) {
       throw new CtError('USAGE', `container ${id} is ${rec.status}; stop it first or force`, { id });
     }
-    const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), id]);
-    if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
-      throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });
+    // Once the supervisor has written the exit code, `runc run` has returned and removed its
+    // container itself: nothing left for `runc delete` (and no process to spawn).
+    if (!(rec.status === 'stopped' && rec.exitKnown) && rec.status !== 'created') {
+      const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), id]);
+      if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
+        throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });
+      }
     }
     if (rec.cgroupsPath && this.unified) await rmdir(join(this.unified, rec.cgroupsPath)).catch(() => {});
     if (opts.purge) await rm(rec.bundleDir, { recursive: true, force: true });
