@@ -130,6 +130,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       return status('failed', { code: 'NETWORK_ERROR', message: (e as Error).message });
     }
     const out = await opts.runner.run(a, path).catch((e) => ({ state: 'failed' as const, code: (e as { code?: string }).code ?? 'RUNTIME_ERROR', message: (e as Error).message }));
+    // The download is named by the digest the server assigned, which only a run proves it has:
+    // bytes that did not run (other bytes, or refused) must not stay under that name.
+    if (out.state !== 'running') await rm(path, { force: true });
     status(out.state, out);
     await sendInventory();
   };

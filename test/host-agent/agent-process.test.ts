@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -209,6 +209,9 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
       copyFileSync(fx.bundles.signed.path, stored);
     }
     expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
+    // The host's download store never keeps other bytes under the assigned digest's name.
+    const downloaded = join(stateDir, 'bundles', `${fx.bundles.signed.bundleDigest.slice(7)}.ctp`);
+    if (existsSync(downloaded)) expect(`sha256:${createHash('sha256').update(readFileSync(downloaded)).digest('hex')}`).toBe(fx.bundles.signed.bundleDigest);
   }, 60_000);
 
   it('a deployment whose policy requires AppArmor runs only where AppArmor enforces: denied by the server, refused by a stricter host, with the code', async () => {
