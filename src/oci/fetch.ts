@@ -14,6 +14,7 @@ import { parseManifest } from '../bundle/manifest.js';
 import { openCtp } from '../bundle/read.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { mapLimit } from './concurrency.js';
+import { fileHasher } from './file-hasher.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor, type ImageManifest } from './media-types.js';
 import { assertRecipe, type CtpRecipe } from './recipe.js';
 import { parseReference } from './reference.js';
@@ -148,39 +149,49 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     }
     landed.forEach((p) => p.catch(() => undefined)); // observed below, in order
     downloads = mapLimit(jobs, concurrency, (job) => job());
-    const tarHash = createHash('sha256');
     const outHash = createHash('sha256');
-    const out = gzip ? await open(path, 'w').catch((e) => Promise.reject(asIoError(e, path))) : undefined;
-    try {
-      const gz = gzip && out ? new BlockGzip(async (b) => {
-        outHash.update(b);
-        await out.write(b);
-      }, gzip.level) : undefined;
-      const probe = manifestProbe();
-      let off = 0;
-      for (const [i, s] of recipe.segments.entries()) {
-        await landed[i];
-        const size = 'bytes' in s ? s.bytes[1] : s.size;
-        for (let done = 0; done < size; ) {
-          // A fresh buffer per read: the tar parser may keep slices of what it is given.
-          const buf = Buffer.allocUnsafe(Math.min(1 << 20, size - done));
-          const { bytesRead } = await fh.read(buf, 0, buf.length, off + done);
-          if (bytesRead === 0) throw new CtError('IO_ERROR', `${tarPath}: short read at ${off + done}`, { path: tarPath });
-          const chunk = buf.subarray(0, bytesRead);
+    let tar: string;
+    if (gzip) {
+      // The compressor needs the bytes in order on this thread anyway: hash and probe them here.
+      const tarHash = createHash('sha256');
+      const out = await open(path, 'w').catch((e) => Promise.reject(asIoError(e, path)));
+      try {
+        const gz = new BlockGzip(async (b) => {
+          outHash.update(b);
+          await out.write(b);
+        }, gzip.level);
+        const probe = manifestProbe();
+        await readInOrder(fh, tarPath, recipe, landed, async (chunk) => {
           tarHash.update(chunk);
           probe.write(chunk);
-          if (gz) await gz.write(chunk);
-          done += bytesRead;
-        }
-        off += size;
+          await gz.write(chunk);
+        });
+        await gz.end();
+        await downloads;
+        manifestToml = await probe.end();
+      } finally {
+        await out.close();
       }
-      await gz?.end();
-      await downloads;
-      manifestToml = await probe.end();
-    } finally {
-      await out?.close();
+      tar = `sha256:${tarHash.digest('hex')}`;
+    } else {
+      // Ranges are hashed off-thread as they land, while this thread receives the downloads.
+      const hasher = fileHasher(tarPath);
+      try {
+        let off = 0;
+        for (const [i, s] of recipe.segments.entries()) {
+          await landed[i];
+          const size = 'bytes' in s ? s.bytes[1] : s.size;
+          hasher.add(off, size);
+          off += size;
+        }
+        await downloads;
+        tar = await hasher.digest();
+      } catch (e) {
+        await hasher.abort();
+        throw e;
+      }
+      manifestToml = await findManifestToml(fh);
     }
-    const tar = `sha256:${tarHash.digest('hex')}`;
     if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
     const bundle = gzip ? `sha256:${outHash.digest('hex')}` : tar;
     if (bundle !== recipe.bundle.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt .ctp has digest ${bundle}, the recipe says ${recipe.bundle.digest}`, { expected: recipe.bundle.digest, actual: bundle });
@@ -203,7 +214,40 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
  * Finds `manifest.toml` in the tar as it streams past, with the same parser the bundle reader
  * uses (pax names included), without hashing or keeping anything else.
  */
-function manifestProbe(): { write(chunk: Buffer): void; end(): Promise<Buffer | undefined> } {
+async function readInOrder(fh: FileHandle, path: string, recipe: CtpRecipe, landed: Promise<void>[], each: (chunk: Buffer) => Promise<void>): Promise<void> {
+  let off = 0;
+  for (const [i, s] of recipe.segments.entries()) {
+    await landed[i];
+    const size = 'bytes' in s ? s.bytes[1] : s.size;
+    for (let done = 0; done < size; ) {
+      // A fresh buffer per read: the tar parser may keep slices of what it is given.
+      const buf = Buffer.allocUnsafe(Math.min(1 << 20, size - done));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, off + done);
+      if (bytesRead === 0) throw new CtError('IO_ERROR', `${path}: short read at ${off + done}`, { path });
+      await each(buf.subarray(0, bytesRead));
+      done += bytesRead;
+    }
+    off += size;
+  }
+}
+
+/**
+ * Reads the rebuilt tar from its start until `manifest.toml` has gone by (ct writes it before the
+ * layout blobs, so this is a few kilobytes; another writer's order may cost a full read).
+ */
+async function findManifestToml(fh: FileHandle): Promise<Buffer | undefined> {
+  const probe = manifestProbe();
+  for (let off = 0; ; ) {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, off);
+    if (bytesRead === 0) return probe.end();
+    probe.write(buf.subarray(0, bytesRead));
+    off += bytesRead;
+    if (probe.found()) return probe.found();
+  }
+}
+
+function manifestProbe(): { write(chunk: Buffer): void; found(): Buffer | undefined; end(): Promise<Buffer | undefined> } {
   const parser = new Parser({ strict: true });
   let found: Buffer | undefined;
   let count = 0;
@@ -219,6 +263,7 @@ function manifestProbe(): { write(chunk: Buffer): void; end(): Promise<Buffer | 
   const ended = new Promise<void>((resolve) => parser.on('end', () => resolve()));
   return {
     write: (chunk) => void parser.write(chunk),
+    found: () => (count === 1 ? found : undefined),
     async end() {
       parser.end();
       await ended;
