@@ -42,11 +42,39 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
+  const watch = watchContainers(runtime, runner, () => agent.resync());
   await new Promise<void>((r) => {
     process.once('SIGINT', r);
     process.once('SIGTERM', r);
   });
+  clearInterval(watch);
   await agent.stop();
   runtime.close();
   return 0;
+}
+
+/**
+ * State changes (an app exiting, with its exit code) reach the server within seconds rather than at
+ * the next 30 s inventory: every few seconds the runner reconciles the containers with runc and the
+ * supervisors' exit files (the runtime records each change), and any new change sends the inventory now.
+ */
+export function watchContainers(runtime: RuncRuntime, runner: LocalRunner, onChange: () => Promise<void>, everyMs = 2000): NodeJS.Timeout {
+  let last = runtime.store.changes().at(-1)?.seq ?? 0;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void (async () => {
+      await runner.inventory();
+      const fresh = runtime.store.changes(last);
+      if (fresh.length > 0) {
+        last = fresh[fresh.length - 1].seq;
+        await onChange();
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => (busy = false));
+  }, everyMs);
+  timer.unref();
+  return timer;
 }

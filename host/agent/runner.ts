@@ -36,17 +36,37 @@ const refused = (code: string, message: string): Outcome => ({ state: 'refused',
  * (applyLayers re-hashes every layer as it extracts it). Only then does runc see it.
  */
 export class LocalRunner implements AssignmentRunner {
+  /**
+   * Runs and reconciliations take turns: a reconciliation (runtime.list) racing a replacement could
+   * write `stopped` over the `removed` of the container being replaced, and the new one would then
+   * fail to be created.
+   */
+  private turn: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly opts: LocalRunnerOptions) {}
 
-  async inventory(): Promise<InventoryItem[]> {
-    return (await this.opts.runtime.list()).map((c) => ({ id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode }));
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.turn.then(fn, fn);
+    this.turn = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The containers, reconciled with runc and their supervisors (recording any change). */
+  inventory(): Promise<InventoryItem[]> {
+    return this.exclusive(async () =>
+      (await this.opts.runtime.list()).map((c) => ({ id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode })),
+    );
+  }
+
+  run(a: Assignment, ctpPath: string): Promise<Outcome> {
+    return this.exclusive(() => this.runNow(a, ctpPath));
   }
 
   containerId(a: Pick<Assignment, 'environment' | 'app'>): string {
     return `ct-${a.environment}-${a.app}`.slice(0, 63);
   }
 
-  async run(a: Assignment, ctpPath: string): Promise<Outcome> {
+  private async runNow(a: Assignment, ctpPath: string): Promise<Outcome> {
     const id = this.containerId(a);
     let archive: CtpArchive;
     try {

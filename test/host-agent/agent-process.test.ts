@@ -238,4 +238,17 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     expect(runcState(stateDir, 'ct-edge-armored')).toBeUndefined();
     expect(runcState(stateDir, 'ct-hardened-armored')).toBeUndefined();
   }, 60_000);
+
+  it('reports an app that exits while the agent runs to the server with its exit code within seconds', async () => {
+    // `exits` runs again since the fresh deploy above; the agent is up and connected.
+    expect(runcState(stateDir, EXITS)?.status).toBe('running');
+    expect((await host())?.containers.find((c) => c.id === EXITS)?.state).toBe('running');
+    runcKill(stateDir, EXITS, 'KILL');
+    const t0 = Date.now();
+    const seen = await until('the server sees the exit', async () => (await host())?.containers.find((c) => c.id === EXITS && c.state === 'stopped'), 15_000);
+    expect(seen.exitCode).toBe(137);
+    // Well before the 30 s inventory: the agent reports changes as they happen.
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(runcState(stateDir, KEEP)?.status).toBe('running');
+  }, 30_000);
 });
