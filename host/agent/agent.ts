@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
+import { CtError } from '../../src/core/errors.js';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
@@ -162,14 +163,25 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
 }
 
 async function enroll(opts: AgentOptions, id: HostIdentity): Promise<void> {
-  if (!opts.enrollToken) throw new Error('this host is not enrolled: give an enrolment token');
-  const res = await fetch(`${opts.serverUrl}/api/v1/hosts/enroll`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ token: opts.enrollToken, name: opts.name, publicKey: id.publicKeyB64, facts: await opts.facts() }),
-  });
-  const body = (await res.json()) as { hostId?: string; serverPublicKey?: string; error?: { code: string; message: string } };
-  if (res.status !== 201 || !body.hostId || !body.serverPublicKey) throw new Error(`enrolment refused: ${body.error?.code ?? res.status} ${body.error?.message ?? ''}`);
+  if (!opts.enrollToken) throw new CtError('USAGE', `this host is not enrolled (no enrolment in ${opts.stateDir}): give an enrolment token`, { stateDir: opts.stateDir });
+  let res: Response;
+  try {
+    res = await fetch(`${opts.serverUrl}/api/v1/hosts/enroll`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: opts.enrollToken, name: opts.name, publicKey: id.publicKeyB64, facts: await opts.facts() }),
+    });
+  } catch (e) {
+    throw new CtError('NETWORK_ERROR', `enrolment: ${opts.serverUrl} could not be reached: ${(e as Error).message}`, { server: opts.serverUrl });
+  }
+  const body = (await res.json().catch(() => ({}))) as { hostId?: string; serverPublicKey?: string; error?: { code: string; message: string } };
+  // A refusal (token unknown, used or expired; name taken) is the server's answer over the network,
+  // classed like a registry refusing credentials (NETWORK_ERROR, exit 12); details carry its code.
+  if (res.status !== 201 || !body.hostId || !body.serverPublicKey) {
+    throw new CtError('NETWORK_ERROR', `enrolment refused by ${opts.serverUrl}: HTTP ${res.status} ${body.error?.code ?? ''} ${body.error?.message ?? ''}`.trim(), {
+      server: opts.serverUrl, status: res.status, serverCode: body.error?.code ?? null,
+    });
+  }
   id.hostId = body.hostId;
   id.serverPublicKey = publicKeyFrom(body.serverPublicKey);
   await saveIdentity(opts.stateDir, id);

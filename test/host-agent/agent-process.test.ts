@@ -21,8 +21,8 @@ import { RuncRuntime } from '../../host/runtime/runc.js';
 import { apparmorFacts } from '../../host/facts.js';
 import { pushCtp } from '../../src/oci/push.js';
 import type { InventoryItem } from '../../src/protocol/messages.js';
-import { repoRoot } from '../support/cli.js';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { repoRoot, runCt } from '../support/cli.js';
+import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
 import { agentFixture, pidAlive, runcDeleteAll, runcKill, runcList, runcState, until, type AgentFixture } from './fixture.js';
 
 const HOST = 'edge-1';
@@ -42,6 +42,7 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
   let stateDir: string;
   let agent: AgentProc | undefined;
   const refs: Record<string, string> = {};
+  let usedToken = '';
 
   const api = async <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${server.url}${path}`, {
@@ -88,6 +89,7 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     stateDir = join(fx.dir, 'host');
     const token = await api<{ token: string }>('POST', '/api/v1/hosts/tokens', { labels: { env: 'production' } });
     expect(token.status).toBe(201);
+    usedToken = token.body.token;
     agent = spawnAgent(token.body.token);
     await until('agent enrolled and connected', async () => (await host())?.connected, 20_000).catch((e) => {
       throw new Error(`${(e as Error).message}\nagent stdout: ${agent?.stdout}\nagent stderr: ${agent?.stderr}`);
@@ -250,5 +252,22 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     // Well before the 30 s inventory: the agent reports changes as they happen.
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(runcState(stateDir, KEEP)?.status).toBe('running');
+  }, 30_000);
+
+  it('ct host run without a usable enrolment exits with a stable code and enrols nothing', async () => {
+    const dirs = ['none', 'used', 'unknown', 'unreachable'].map((n) => join(fx.dir, `host-${n}`));
+    const run = (i: number, server: string, token?: string) => runCt(['host', 'run', '--server', server, '--name', 'edge-2', '--trust-store', fx.trustStorePath,
+      '--state-dir', dirs[i], '--policies', fx.hostPoliciesDir, ...(token ? ['--enroll-token', token] : [])], { env: { CT_ENROLL_TOKEN: '' } });
+    const [none, used, unknown, unreachable] = await Promise.all([
+      run(0, server.url),
+      run(1, server.url, usedToken),
+      run(2, server.url, 'cte_not-a-token'),
+      run(3, `http://127.0.0.1:${await freePort()}`, 'cte_whatever'),
+    ]);
+    const outcome = (r: { code: number; stderr: string }) => [r.code, /^error\[(\w+)\]/m.exec(r.stderr)?.[1]];
+    expect(outcome(none)).toEqual([1, 'USAGE']);
+    for (const r of [used, unknown, unreachable]) expect(outcome(r)).toEqual([12, 'NETWORK_ERROR']);
+    for (const d of dirs) expect(existsSync(join(d, 'enrolment.json'))).toBe(false);
+    expect((await api<{ hosts: HostView[] }>('GET', '/api/v1/hosts')).body.hosts.map((h) => h.name)).toEqual([HOST]);
   }, 30_000);
 });
