@@ -270,4 +270,13 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     for (const d of dirs) expect(existsSync(join(d, 'enrolment.json'))).toBe(false);
     expect((await api<{ hosts: HostView[] }>('GET', '/api/v1/hosts')).body.hosts.map((h) => h.name)).toEqual([HOST]);
   }, 30_000);
+
+  it('SIGTERM ends ct host run with exit 0 and leaves its containers running', async () => {
+    const keepBefore = runcState(stateDir, KEEP)!;
+    expect(keepBefore.status).toBe('running');
+    agent!.child.kill('SIGTERM');
+    expect(await agent!.exit).toEqual({ code: 0, signal: null });
+    expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
+    await until('server sees the host gone', async () => (await host())?.connected === false);
+  }, 30_000);
 });
