@@ -2,7 +2,8 @@
  * Issue 7 acceptance at the host: `LocalRunner.run` (what the agent calls with each assignment and
  * the downloaded .ctp) runs an approved bundle under runc, and refuses, before runc sees anything,
  * an unsigned bundle, a tampered one, one with a file no attestation covers, bytes that are not
- * the assigned bundle, and a bundle whose policy requires AppArmor on a host that cannot enforce it.
+ * the assigned bundle, one lacking an attestation its policy requires, and a bundle whose policy
+ * requires AppArmor on a host that cannot enforce it.
  * What runs is asked of runc itself (`runc list` / `runc state`), never only of the agent's records.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -44,7 +45,8 @@ describe('LocalRunner: what reaches runc', () => {
     expect(runcList(stateDir).map((c) => `${c.id}:${c.pid}:${c.status}`).sort()).toEqual(before);
     expect(existsSync(join(stateDir, 'containers', id))).toBe(false);
     // Nothing unpacked either (the runner unpacks into rootfs/<id>-<generation> only once allowed).
-    expect(readdirSync(join(stateDir, 'rootfs'), { withFileTypes: true }).map((d) => d.name).filter((n) => n.startsWith(id))).toEqual([]);
+    const rootfs = join(stateDir, 'rootfs');
+    expect(existsSync(rootfs) ? readdirSync(rootfs).filter((n) => n.startsWith(`${id}-`)) : []).toEqual([]);
     return out;
   };
 
