@@ -47,6 +47,9 @@ export interface ReportTarget {
  * (denied, failed) are not retried; `error` (could not run) is.
  */
 export class DeployPipeline {
+  /** Progress statuses still being posted, per deployment. */
+  private readonly reporting = new Map<string, Promise<void>>();
+
   constructor(
     private readonly ctx: ServerContext,
     private readonly steps: DeploySteps,
@@ -84,6 +87,7 @@ export class DeployPipeline {
       ? { status: 'error' as const, reason: 'HOSTS_SPLIT', message: 'the matching hosts are connected to different replicas' }
       : await this.run(row);
     if (r.status === 'error' && !lastAttempt) {
+      await this.settle(row.id);
       await this.save(row, 'queued', r.reason, r.message);
       return { state: 'retry', error: `${r.reason}: ${r.message}` };
     }
@@ -96,7 +100,7 @@ export class DeployPipeline {
 
   private async run(row: DeploymentRow): Promise<{ status: DeployStatus; reason?: string; message: string; extra?: Record<string, unknown> }> {
     await this.save(row, 'verifying');
-    await this.report(row, 'verifying', undefined, 'fetching and verifying the bundle');
+    this.progress(row, 'verifying', 'fetching and verifying the bundle');
     const bundle = await this.steps.fetchAndVerify(row.reference, row.environment);
     if (!bundle.ok) {
       return bundle.transient ? { status: 'error', reason: bundle.code, message: bundle.message } : { status: 'denied', reason: bundle.code, message: bundle.message };
@@ -173,7 +177,22 @@ export class DeployPipeline {
     }
   }
 
+  /**
+   * A progress status is posted while the deploy goes on (the forge's latency is not the
+   * deploy's), in order: the final status waits for it, so a late `pending` never follows it.
+   */
+  private progress(row: DeploymentRow, status: DeployStatus, description: string): void {
+    const next = (this.reporting.get(row.id) ?? Promise.resolve()).then(() => this.report(row, status, undefined, description));
+    this.reporting.set(row.id, next);
+  }
+
+  private async settle(id: string): Promise<void> {
+    await this.reporting.get(id);
+    this.reporting.delete(id);
+  }
+
   private async reportFinal(row: DeploymentRow, status: DeployStatus, reason: string | undefined, message: string): Promise<void> {
+    await this.settle(row.id);
     await this.report(row, status, reason, message);
     await this.ctx.db.run(`INSERT INTO notifier_state (deployment_id, key, value) VALUES (?, 'final', ?) ON CONFLICT DO NOTHING`, [row.id, status]);
   }

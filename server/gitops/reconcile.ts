@@ -25,6 +25,7 @@ export interface ReconcilerOptions {
  */
 export class Reconciler {
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly parsed = new Map<string, DesiredApp[]>();
 
   constructor(private readonly db: Db, private readonly mirror: GitMirror, private readonly opts: ReconcilerOptions) {}
 
@@ -41,6 +42,17 @@ export class Reconciler {
   }
 
   async desiredAt(commit: string): Promise<DesiredApp[]> {
+    // A commit's content never changes: the previous head's state, parsed by the last reconcile,
+    // is reused instead of read from git again (a few recent commits are kept).
+    const hit = this.parsed.get(commit);
+    if (hit) return hit;
+    const apps = await this.readDesired(commit);
+    this.parsed.set(commit, apps);
+    if (this.parsed.size > 8) this.parsed.delete(this.parsed.keys().next().value!);
+    return apps;
+  }
+
+  private async readDesired(commit: string): Promise<DesiredApp[]> {
     const files = (await this.mirror.listFiles(commit, this.opts.path)).filter((f) => /\.ya?ml$/.test(f));
     const docs = await Promise.all(files.map(async (name) => ({ name, text: await this.mirror.readFile(commit, name) })));
     return parseDesiredState(docs);
