@@ -1,6 +1,7 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
+import { writeFileAtomic } from '../../src/core/fs.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
 import { applyLayers } from '../../src/bundle/apply-layers.js';
@@ -62,6 +63,28 @@ export class LocalRunner implements AssignmentRunner {
     return this.exclusive(() => this.runNow(a, ctpPath));
   }
 
+  /** Which bundle a container was started from (the runtime records the image, not the bundle). */
+  private assignedPath(id: string): string {
+    return join(this.opts.stateDir, 'assigned', `${id}.json`);
+  }
+
+  private async runningBundle(id: string): Promise<string | undefined> {
+    try {
+      return (JSON.parse(await readFile(this.assignedPath(id), 'utf8')) as { bundleDigest?: string }).bundleDigest;
+    } catch {
+      return undefined; // unknown: the assignment is run again rather than assumed
+    }
+  }
+
+  /** The root filesystems of the containers this one replaced (rootfs/<id>-<generation>). */
+  private async removeOtherRootfs(id: string, keep: string): Promise<void> {
+    const parent = join(this.opts.stateDir, 'rootfs');
+    const mine = new RegExp(`^${id.replace(/[.]/g, '\\.')}-\\d+$`);
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      if (mine.test(name) && join(parent, name) !== keep) await rm(join(parent, name), { recursive: true, force: true });
+    }
+  }
+
   containerId(a: Pick<Assignment, 'environment' | 'app'>): string {
     return `ct-${a.environment}-${a.app}`.slice(0, 63);
   }
@@ -98,9 +121,12 @@ export class LocalRunner implements AssignmentRunner {
 
     // Only now may what already runs answer for the assignment: a tampered or unapproved bundle of
     // the same image must be refused, not reported running (a server retrying after a crash still
-    // gets `running` without a restart, after this re-verification).
+    // gets `running` without a restart, after this re-verification). And it must be this very
+    // bundle: another one of the same image may carry other security files or runtime settings.
     const existing = await this.opts.runtime.state(id).catch(() => undefined);
-    if (existing?.status === 'running' && existing.imageDigest === a.imageDigest) return { state: 'running' };
+    if (existing?.status === 'running' && existing.imageDigest === a.imageDigest && (await this.runningBundle(id)) === archive.bundleDigest) {
+      return { state: 'running' };
+    }
 
     const image = checkOciLayout(archive);
     const dir = join(this.opts.stateDir, 'rootfs', `${id}-${a.generation}`);
@@ -122,7 +148,13 @@ export class LocalRunner implements AssignmentRunner {
         facts,
       );
       if (existing) await this.opts.runtime.delete(id, { force: true }).catch(() => undefined);
+      await rm(this.assignedPath(id), { force: true });
       const rec = await this.opts.runtime.run(id, plan.config, { appName: a.app, imageDigest: a.imageDigest });
+      if (rec.status === 'running') {
+        await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
+        await writeFileAtomic(this.assignedPath(id), `${JSON.stringify({ bundleDigest: archive.bundleDigest, generation: a.generation })}\n`, 0o600);
+      }
+      await this.removeOtherRootfs(id, dir);
       return { state: rec.status === 'running' ? 'running' : 'failed', exitCode: rec.exitCode ?? null, message: rec.status === 'running' ? undefined : `container ${rec.status}` };
     } catch (e) {
       await rm(dir, { recursive: true, force: true });

@@ -97,6 +97,27 @@ describe('LocalRunner: what reaches runc', () => {
     expect(runcState(stateDir, id)).toEqual(before);
   });
 
+  it('replaces the running container when another approved bundle of the same image is assigned (new security files apply)', async () => {
+    // `armored` is the same image as `signed` plus security/apparmor: what runs must be the bundle
+    // assigned, so "the same image already runs" is not enough to answer `running`.
+    expect(fx.bundles.armored.imageDigest).toBe(fx.bundles.signed.imageDigest);
+    const runner = await runnerWith(facts);
+    const id = 'ct-production-agent-run';
+    const before = runcState(stateDir, id)!;
+    expect(before.status).toBe('running');
+    const a = assignmentFor(fx.bundles.armored, { app: 'agent-run', generation: ++generation });
+    expect(await runner.run(a, fx.bundles.armored.path)).toMatchObject({ state: 'running' });
+    const after = runcState(stateDir, id)!;
+    expect(after.status).toBe('running');
+    expect(after.pid).not.toBe(before.pid);
+    expect(pidAlive(before.pid)).toBe(false);
+    // The replaced container's root filesystem does not stay behind.
+    expect(readdirSync(join(stateDir, 'rootfs')).filter((n) => /^ct-production-agent-run-\d+$/.test(n))).toHaveLength(1);
+    // …and the same assignment again (a server retrying) leaves it alone.
+    expect(await runner.run({ ...a, generation: ++generation }, fx.bundles.armored.path)).toMatchObject({ state: 'running' });
+    expect(runcState(stateDir, id)).toEqual(after);
+  }, 30_000);
+
   it('refuses an unsigned bundle before runc (UNCOVERED_FILE: nothing covers its manifest.toml)', async () => {
     // docs/verification.md: a .ctp with no attestation at all is rejected because its manifest is
     // covered by none (SPEC §2 "everything in the bundle is signed").
