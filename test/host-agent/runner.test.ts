@@ -76,6 +76,14 @@ describe('LocalRunner: what reaches runc', () => {
     expect(st?.status).toBe('running');
     expect(pidAlive(st!.pid)).toBe(true);
     expect(runcList(stateDir).find((c) => c.id === id)?.status).toBe('running');
+    // As the kernel sees the app: confined by a seccomp filter (the policy requires RuntimeDefault),
+    // no new privileges, not root on the host, no capabilities (the manifest asks for none).
+    const status = readFileSync(`/proc/${st!.pid}/status`, 'utf8');
+    const field = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1].trim();
+    expect(field('Seccomp')).toBe('2');
+    expect(field('NoNewPrivs')).toBe('1');
+    expect(field('Uid')?.split(/\s+/)).not.toContain('0');
+    expect(field('CapEff')).toBe('0000000000000000');
     // The server retries after a crash: the same image again is answered `running`, same process.
     const again = await runner.run({ ...a, generation: ++generation }, fx.bundles.signed.path);
     expect(again.state).toBe('running');
