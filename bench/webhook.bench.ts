@@ -26,7 +26,7 @@ import { freePort } from '../test/support/registry.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ADMIN = 'ctk_bench-webhook-admin-key-0123456789abcdef';
-const RUNS = Number(process.env.CT_BENCH_WEBHOOK_RUNS ?? 40);
+const RUNS = Number(process.env.CT_BENCH_WEBHOOK_RUNS ?? 100);
 const TARGET_MS = 100;
 const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@e', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@e' };
 

@@ -82,6 +82,9 @@ export class Reconciler {
 
   private async step(head: string, previous: string | null): Promise<ReconcileOutcome> {
     if (head === previous) return { outcome: 'up-to-date', commit: head };
+    // Read the head's state while its ancestry (and signature) are checked: each is a git process,
+    // and webhook → status latency is mostly these. The checks still decide first.
+    const reading = this.desiredAt(head).then((apps) => ({ apps }), (error: Error) => ({ error }));
     if (previous && !(await this.mirror.isAncestor(previous, head))) {
       return { outcome: 'refused', commit: head, previous, reason: 'NOT_DESCENDANT', message: `${head} does not descend from the applied commit ${previous}` };
     }
@@ -89,12 +92,9 @@ export class Reconciler {
       const sig = await this.mirror.verifyCommit(head, this.opts.allowedSignersFile);
       if (!sig.ok) return { outcome: 'refused', commit: head, previous, reason: 'UNSIGNED_COMMIT', message: `commit ${head} is not signed by an allowed key: ${sig.reason}` };
     }
-    let desired: DesiredApp[];
-    try {
-      desired = await this.desiredAt(head);
-    } catch (e) {
-      return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: (e as Error).message };
-    }
+    const read = await reading;
+    if ('error' in read) return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: read.error.message };
+    const desired = read.apps;
     const before = new Map<string, string>();
     if (previous) {
       for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, `${a.bundle} ${JSON.stringify(a.hosts)}`);
