@@ -10,6 +10,20 @@ import { publish } from '../context.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const HANDSHAKE_MS = 10_000;
+const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed']);
+
+/** The inventory feeds drift for every user: it must have the shape the protocol says. */
+function validInventory(v: unknown): boolean {
+  const str = (x: unknown) => x === null || (typeof x === 'string' && x.length <= 256);
+  return (
+    Array.isArray(v) &&
+    v.length <= 1000 &&
+    v.every((c) => c && typeof c === 'object' && typeof c.id === 'string' && c.id.length <= 128 && str(c.app) && str(c.imageDigest) && STATES.has(c.state) && (c.exitCode === undefined || c.exitCode === null || Number.isInteger(c.exitCode)))
+  );
+}
+
 interface Connection {
   hostId: string;
   facts: HostFacts;
@@ -43,9 +57,20 @@ export class HostHub {
   attach(server: Server): void {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      if (url.pathname !== '/api/v1/hosts/channel') return socket.destroy();
-      this.wss!.handleUpgrade(req, socket, head, (ws) => void this.accept(ws, url.searchParams.get('host') ?? ''));
+      // Runs outside express: nothing a client sends here may throw out of this handler.
+      try {
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        const hostId = url.searchParams.get('host') ?? '';
+        if (url.pathname !== '/api/v1/hosts/channel' || !UUID.test(hostId)) return socket.destroy();
+        this.wss!.handleUpgrade(req, socket, head, (ws) => {
+          this.accept(ws, hostId).catch((e) => {
+            this.ctx.log.warn({ err: (e as Error).message }, 'host channel set-up failed');
+            ws.close(1011, 'internal error');
+          });
+        });
+      } catch {
+        socket.destroy();
+      }
     });
   }
 
@@ -59,6 +84,8 @@ export class HostHub {
     let mac: MacChannel<HostMessage, ServerMessage> | undefined;
     const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
     let conn: Connection | undefined;
+    const handshakeTimer = setTimeout(() => !conn && ws.close(4408, 'handshake timeout'), HANDSHAKE_MS);
+    handshakeTimer.unref();
     ws.send(seal<ServerMessage>({ type: 'challenge', nonce: session, kx: eph.publicB64 }, session, 1, this.serverKey));
     ws.on('message', (data) => {
       void (async () => {
@@ -79,7 +106,12 @@ export class HostHub {
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
           // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
-          await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [JSON.stringify(msg.facts), Date.now(), this.ctx.queue.workerId, hostId]);
+          // A host that accepted a higher generation than this database knows (a restore, a failover)
+          // lifts it, so that the next assignment is not refused as stale.
+          const hostGen = Number.isSafeInteger(msg.generation) && msg.generation > 0 ? msg.generation : 0;
+          await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ?, generation = CASE WHEN generation < ? THEN ? ELSE generation END WHERE id = ?', [
+            JSON.stringify(msg.facts), Date.now(), this.ctx.queue.workerId, hostGen, hostGen, hostId,
+          ]);
           send({ type: 'welcome', hostId, generation: Number(row.generation) });
           publish(this.ctx, 'host.connected', { hostId });
           return;
@@ -108,6 +140,7 @@ export class HostHub {
         }
       }
     } else if (msg.type === 'containers') {
+      if (!validInventory(msg.containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
       await this.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [JSON.stringify(msg.containers), hostId]);
     } else if (msg.type === 'event') {
       publish(this.ctx, 'host.alert', { hostId, ...msg });

@@ -77,7 +77,9 @@ export class DeployPipeline {
     if (FINAL.has(row.status)) {
       // Finished before a crash: make sure its final status reached the forge, exactly once.
       const [m] = await this.ctx.db.query<{ value: string }>(`SELECT value FROM notifier_state WHERE deployment_id = ? AND key = 'final'`, [row.id]);
-      if (!m) await this.reportFinal(row, row.status, (row as { reason?: string }).reason ?? undefined, (row as { message?: string }).message ?? '');
+      if (!m && !(await this.reportFinal(row, row.status, (row as { reason?: string }).reason ?? undefined, (row as { message?: string }).message ?? ''))) {
+        return { state: 'retry', error: 'final status report failed' };
+      }
       return { state: 'done', result: { status: row.status } };
     }
     const place = await this.placement(JSON.parse(row.hosts) as Record<string, string>);
@@ -92,9 +94,10 @@ export class DeployPipeline {
       return { state: 'retry', error: `${r.reason}: ${r.message}` };
     }
     await this.save(row, r.status, r.reason, r.message, r.extra);
-    await this.reportFinal(row, r.status, r.reason, r.message);
     this.ctx.metrics.deploys.inc({ environment: row.environment, status: r.status });
     await this.audit(row, r);
+    // The outcome is saved; only its report is retried (the guard above) if the forge failed.
+    if (!(await this.reportFinal(row, r.status, r.reason, r.message))) return { state: 'retry', error: 'final status report failed' };
     return { state: 'done', result: r };
   }
 
@@ -106,12 +109,19 @@ export class DeployPipeline {
       return bundle.transient ? { status: 'error', reason: bundle.code, message: bundle.message } : { status: 'denied', reason: bundle.code, message: bundle.message };
     }
     const selector = JSON.parse(row.hosts) as Record<string, string>;
-    const hosts = await this.matchingHosts(selector);
-    if (hosts.length === 0) return { status: 'error', reason: 'NO_HOST', message: `no connected host matches ${JSON.stringify(selector)}` };
+    const { hosts, offline } = await this.matchingHosts(selector, row.environment);
+    if (offline.length) return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `${offline.length} matching host(s) not connected: ${offline.join(', ')}` };
+    if (hosts.length === 0) return { status: 'error', reason: 'NO_HOST', message: `no host of environment ${row.environment} matches ${JSON.stringify(selector)}` };
     for (const h of hosts) {
       const v = await this.steps.decide(bundle, h, row.environment);
       if (!v.allow) return { status: 'denied', reason: v.code, message: `${v.message} (host ${h.id})` };
     }
+    // An older deployment that runs late (a retry after a newer one succeeded) never downgrades.
+    const [newer] = await this.ctx.db.query<{ id: string }>(
+      'SELECT id FROM deployments WHERE environment = ? AND app = ? AND created_at > ? AND id <> ? LIMIT 1',
+      [row.environment, row.app, (row as unknown as { created_at: number }).created_at, row.id],
+    );
+    if (newer) return { status: 'superseded', reason: 'SUPERSEDED', message: `deployment ${newer.id} is newer` };
     await this.save(row, 'dispatching');
     const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row)));
     const bad = results.find((x) => x.state !== 'running');
@@ -143,15 +153,26 @@ export class DeployPipeline {
     return { to: [...elsewhere][0] };
   }
 
-  private async matchingHosts(selector: Record<string, string>): Promise<{ id: string; facts: HostFacts; labels: Record<string, string> }[]> {
-    const rows = await this.ctx.db.query<{ id: string; labels: string }>('SELECT id, labels FROM hosts ORDER BY name');
-    const out: { id: string; facts: HostFacts; labels: Record<string, string> }[] = [];
+  /**
+   * The hosts a deploy goes to: those whose labels match the selector AND whose admin-set
+   * environment label (`env` or `environment`, given at enrolment) is the deployment's — a
+   * caller cannot send a dev deploy to production hosts by choosing the selector. Matching hosts
+   * that are not connected are returned apart: the deploy waits for them rather than reporting
+   * success without them.
+   */
+  private async matchingHosts(selector: Record<string, string>, environment: string): Promise<{ hosts: { id: string; facts: HostFacts; labels: Record<string, string> }[]; offline: string[] }> {
+    const rows = await this.ctx.db.query<{ id: string; name: string; labels: string }>('SELECT id, name, labels FROM hosts ORDER BY name');
+    const hosts: { id: string; facts: HostFacts; labels: Record<string, string> }[] = [];
+    const offline: string[] = [];
     for (const r of rows) {
       const labels = JSON.parse(r.labels) as Record<string, string>;
+      if ((labels.env ?? labels.environment) !== environment) continue;
+      if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) continue;
       const facts = this.steps.hostFacts(r.id);
-      if (facts && Object.entries(selector).every(([k, v]) => labels[k] === v)) out.push({ id: r.id, facts, labels });
+      if (facts) hosts.push({ id: r.id, facts, labels });
+      else offline.push(r.name);
     }
-    return out;
+    return { hosts, offline };
   }
 
   private async save(row: DeploymentRow, status: DeployStatus, reason?: string, message?: string, extra?: Record<string, unknown>): Promise<void> {
@@ -161,19 +182,24 @@ export class DeployPipeline {
     publish(this.ctx, 'deployment', { id: row.id, environment: row.environment, app: row.app, status, reason });
   }
 
-  private async report(row: DeploymentRow, status: DeployStatus, reason: string | undefined, description: string): Promise<void> {
+  /** Posts to the forge; false when that failed (the outcome itself never depends on it). */
+  private async report(row: DeploymentRow, status: DeployStatus, reason: string | undefined, description: string): Promise<boolean> {
     const n = this.target.provider === 'none' ? undefined : this.notifiers[this.target.provider];
-    if (!n) return;
+    // API deploys report to the commit the caller named (`api:<sha>:…`), or nowhere.
+    const sha = /^api:/.test(row.commit_sha) ? /^api:([0-9a-f]{40}):/.exec(row.commit_sha)?.[1] : row.commit_sha;
+    if (!n || !sha) return true;
     const event: DeployEvent = {
-      deploymentId: row.id, repository: this.target.repository, provider: this.target.provider, sha: row.commit_sha,
+      deploymentId: row.id, repository: this.target.repository, provider: this.target.provider, sha,
       environment: row.environment, app: row.app, bundle: row.reference, status, reason, description,
       targetUrl: this.ctx.config.publicUrl ? `${this.ctx.config.publicUrl}/api/v1/deployments/${row.id}` : undefined,
     };
     try {
       await n.post(event);
+      return true;
     } catch (e) {
-      // A reporting failure never changes the deploy's outcome; it is logged and audited.
+      // A reporting failure never changes the deploy's outcome; it is logged, and a final one retried.
       this.ctx.log.warn({ err: (e as Error).message, deployment: row.id }, 'status report failed');
+      return false;
     }
   }
 
@@ -182,7 +208,7 @@ export class DeployPipeline {
    * deploy's), in order: the final status waits for it, so a late `pending` never follows it.
    */
   private progress(row: DeploymentRow, status: DeployStatus, description: string): void {
-    const next = (this.reporting.get(row.id) ?? Promise.resolve()).then(() => this.report(row, status, undefined, description));
+    const next = (this.reporting.get(row.id) ?? Promise.resolve()).then(async () => void (await this.report(row, status, undefined, description)));
     this.reporting.set(row.id, next);
   }
 
@@ -191,10 +217,11 @@ export class DeployPipeline {
     this.reporting.delete(id);
   }
 
-  private async reportFinal(row: DeploymentRow, status: DeployStatus, reason: string | undefined, message: string): Promise<void> {
+  private async reportFinal(row: DeploymentRow, status: DeployStatus, reason: string | undefined, message: string): Promise<boolean> {
     await this.settle(row.id);
-    await this.report(row, status, reason, message);
+    if (!(await this.report(row, status, reason, message))) return false;
     await this.ctx.db.run(`INSERT INTO notifier_state (deployment_id, key, value) VALUES (?, 'final', ?) ON CONFLICT DO NOTHING`, [row.id, status]);
+    return true;
   }
 
   private async audit(row: DeploymentRow, r: { status: DeployStatus; reason?: string; message: string }): Promise<void> {

@@ -1,11 +1,12 @@
 /**
  * A deploy's status is a closed set. Final outcomes are never retried: `denied` (verification
- * or policy said no) and `failed` (it ran and the hosts reported failure). `error` means it
+ * or policy said no), `failed` (it ran and the hosts reported failure) and `superseded` (a newer
+ * deployment of the same environment/app exists: an older one is never dispatched after it). `error` means it
  * could not run (registry down, no host) and is retried until attempts run out.
  */
-export type DeployStatus = 'queued' | 'fetching' | 'verifying' | 'dispatching' | 'succeeded' | 'denied' | 'failed' | 'error';
+export type DeployStatus = 'queued' | 'fetching' | 'verifying' | 'dispatching' | 'succeeded' | 'denied' | 'failed' | 'superseded' | 'error';
 
-export const FINAL: ReadonlySet<DeployStatus> = new Set(['succeeded', 'denied', 'failed']);
+export const FINAL: ReadonlySet<DeployStatus> = new Set(['succeeded', 'denied', 'failed', 'superseded']);
 
 export interface DeployEvent {
   deploymentId: string;

@@ -4,11 +4,11 @@ import { describe, type DeployEvent, type DeployStatus } from '../deploy/status.
 
 const COMMIT_STATE: Record<DeployStatus, 'pending' | 'success' | 'failure' | 'error'> = {
   queued: 'pending', fetching: 'pending', verifying: 'pending', dispatching: 'pending',
-  succeeded: 'success', denied: 'failure', failed: 'failure', error: 'error',
+  succeeded: 'success', denied: 'failure', failed: 'failure', superseded: 'failure', error: 'error',
 };
-const DEPLOYMENT_STATE: Record<DeployStatus, 'queued' | 'in_progress' | 'success' | 'failure' | 'error'> = {
+const DEPLOYMENT_STATE: Record<DeployStatus, 'queued' | 'in_progress' | 'success' | 'failure' | 'error' | 'inactive'> = {
   queued: 'queued', fetching: 'in_progress', verifying: 'in_progress', dispatching: 'in_progress',
-  succeeded: 'success', denied: 'failure', failed: 'failure', error: 'error',
+  succeeded: 'success', denied: 'failure', failed: 'failure', superseded: 'inactive', error: 'error',
 };
 
 /** Commit status `cerro-torre/deploy/<env>` plus the Deployments API (deployment + deployment_status). */

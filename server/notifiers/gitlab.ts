@@ -2,9 +2,9 @@ import { Gitlab } from '@gitbeaker/rest';
 import type { Notifier } from './notifier.js';
 import { describe, type DeployEvent, type DeployStatus } from '../deploy/status.js';
 
-const STATE: Record<DeployStatus, 'pending' | 'running' | 'success' | 'failed'> = {
+const STATE: Record<DeployStatus, 'pending' | 'running' | 'success' | 'failed' | 'canceled'> = {
   queued: 'pending', fetching: 'running', verifying: 'running', dispatching: 'running',
-  succeeded: 'success', denied: 'failed', failed: 'failed', error: 'failed',
+  succeeded: 'success', denied: 'failed', failed: 'failed', superseded: 'canceled', error: 'failed',
 };
 
 /** GitLab commit status `cerro-torre/deploy/<env>` through Gitbeaker. */

@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { randomUUID } from 'node:crypto';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
@@ -58,7 +59,10 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     if (typeof bundle !== 'string' || !REF.test(bundle)) return sendError(res, 400, 'BAD_REQUEST', 'bundle must be a registry reference pinned by digest');
     const selector = (hosts ?? {}) as Record<string, string>;
     if (typeof selector !== 'object' || Array.isArray(selector) || Object.values(selector).some((v) => typeof v !== 'string')) return sendError(res, 400, 'BAD_REQUEST', 'hosts must map labels to strings');
-    const sha = typeof commit === 'string' && /^[0-9a-f]{40}$/.test(commit) ? commit : `api:${bundle.split('@')[1]}`;
+    // API deploys never share GitOps' (commit, environment, app) key: a caller cannot pre-empt a
+    // commit's deploy. With the CI job's commit they are idempotent per (commit, bundle) and report
+    // to that commit; without, each request is a new deploy.
+    const sha = typeof commit === 'string' && /^[0-9a-f]{40}$/.test(commit) ? `api:${commit}:${bundle.split('@')[1]}` : `api:${randomUUID()}`;
     const out = await pipeline.create(sha, environment, app, bundle, selector);
     res.status(out.created ? 202 : 200).json({ id: out.id, created: out.created });
   });

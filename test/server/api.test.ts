@@ -84,8 +84,13 @@ describe('deploy server API', () => {
     expect((await call('GET', '/api/v1/deployments', viewer)).status).toBe(200);
     const created = await call('POST', '/api/v1/deployments', admin, ok);
     expect(created.status).toBe(202);
-    const again = await call('POST', '/api/v1/deployments', admin, ok);
+    // With the CI job's commit, a retried request is the same deploy; without, a new one.
+    const withCommit = { ...ok, commit: 'f'.repeat(40) };
+    const first = (await (await call('POST', '/api/v1/deployments', admin, withCommit)).json()) as { id: string };
+    const again = await call('POST', '/api/v1/deployments', admin, withCommit);
     expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(first.id);
+    expect((await call('POST', '/api/v1/deployments', admin, ok)).status).toBe(202);
   });
 
   it('accepts CI OIDC tokens that satisfy the claim rules and nothing else', async () => {
