@@ -39,10 +39,10 @@ describe('GitLab: push webhook → deploy → commit status through Gitbeaker', 
   /** The head committed by the first test, pushed with the right token by the second. */
   let head = '';
 
-  const hook = async (sha: string, token = HOOK_TOKEN) => {
+  const hook = async (sha: string, token = HOOK_TOKEN, uuid = randomUUID()) => {
     const res = await fetch(`${server.url}/webhooks/gitlab`, {
       method: 'POST', body: JSON.stringify(pushEvent(previous, sha)),
-      headers: { 'content-type': 'application/json', 'x-gitlab-event': 'Push Hook', 'x-gitlab-token': token, 'x-gitlab-event-uuid': randomUUID() },
+      headers: { 'content-type': 'application/json', 'x-gitlab-event': 'Push Hook', 'x-gitlab-token': token, 'x-gitlab-event-uuid': uuid },
     });
     return res.status;
   };
@@ -90,7 +90,8 @@ describe('GitLab: push webhook → deploy → commit status through Gitbeaker', 
 
   it('deploys on a push hook and posts running then success to GitLab', async () => {
     const sha = head;
-    expect(await hook(sha)).toBe(202);
+    const uuid = randomUUID();
+    expect(await hook(sha, HOOK_TOKEN, uuid)).toBe(202);
     previous = sha;
     const [final] = await until('final GitLab status', () => finals(sha).length > 0 && finals(sha), 45_000);
     expect(final.body.state).toBe('success');
@@ -98,7 +99,11 @@ describe('GitLab: push webhook → deploy → commit status through Gitbeaker', 
     // The deploy announced itself before it finished, and every call had the documented shape.
     expect(statuses(sha)[0].body.state).toBe('running');
     for (const s of statuses(sha)) checkShape(s);
+    // The same delivery again changes nothing.
+    const posted = statuses(sha).length;
+    expect(await hook(sha, HOOK_TOKEN, uuid)).toBe(200);
     await new Promise((r) => setTimeout(r, 500));
+    expect(statuses(sha)).toHaveLength(posted);
     expect(finals(sha)).toHaveLength(1);
     expect(gitlab.errors).toEqual([]);
     expect(fx.github.requests).toEqual([]);
