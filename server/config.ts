@@ -90,6 +90,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     cfg.gitlab = { apiUrl: env.GITLAB_API_URL ?? cfg.gitlab?.apiUrl ?? 'https://gitlab.com', token: env.GITLAB_TOKEN ?? cfg.gitlab?.token, webhookTokens: glTokens ?? cfg.gitlab?.webhookTokens ?? [] };
   }
   if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT must be 0–65535, got ${env.PORT}`);
+  for (const o of cfg.oidc ?? []) {
+    // Without claim rules any workflow of any repository on that issuer could act with this role.
+    if (!o.claims || Object.keys(o.claims).length === 0) throw new CtError('USAGE', `oidc issuer ${o.issuer}: claim rules are required (e.g. repository, repository_owner or project_path)`);
+  }
   cfg.dataDir = resolve(cfg.dataDir);
   return cfg;
 }

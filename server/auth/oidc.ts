@@ -21,21 +21,27 @@ export class OidcVerifier {
     } catch {
       return { ok: false, reason: 'not a JWT' };
     }
-    const cfg = this.issuers.find((i) => i.issuer === iss);
-    if (!cfg) return { ok: false, reason: `issuer ${JSON.stringify(iss)} is not trusted` };
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, this.keysFor(cfg), { issuer: cfg.issuer, audience: cfg.audience, clockTolerance: 30 }));
-    } catch (e) {
-      return { ok: false, reason: `token rejected: ${(e as Error).message}` };
-    }
-    for (const [claim, rule] of Object.entries(cfg.claims ?? {})) {
-      const actual = payload[claim];
-      if (typeof actual !== 'string' || !matches(rule, actual)) {
-        return { ok: false, reason: `claim ${claim}: expected ${rule}, got ${JSON.stringify(actual ?? null)}` };
+    const candidates = this.issuers.filter((i) => i.issuer === iss);
+    if (candidates.length === 0) return { ok: false, reason: `issuer ${JSON.stringify(iss)} is not trusted` };
+    // Several entries may name one issuer (one per repository or role): the first whose audience,
+    // signature and claim rules all hold gives the role.
+    let reason = '';
+    for (const cfg of candidates) {
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, this.keysFor(cfg), { issuer: cfg.issuer, audience: cfg.audience, clockTolerance: 30 }));
+      } catch (e) {
+        reason = `token rejected: ${(e as Error).message}`;
+        continue;
       }
+      const broken = Object.entries(cfg.claims ?? {}).find(([claim, rule]) => typeof payload[claim] !== 'string' || !matches(rule, payload[claim] as string));
+      if (broken) {
+        reason = `claim ${broken[0]}: expected ${broken[1]}, got ${JSON.stringify(payload[broken[0]] ?? null)}`;
+        continue;
+      }
+      return { ok: true, principal: { kind: 'oidc', id: String(payload.sub), role: cfg.role, claims: payload as Record<string, unknown> } };
     }
-    return { ok: true, principal: { kind: 'oidc', id: String(payload.sub), role: cfg.role, claims: payload as Record<string, unknown> } };
+    return { ok: false, reason };
   }
 
   private keysFor(cfg: OidcIssuerConfig) {

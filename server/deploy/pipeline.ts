@@ -82,7 +82,7 @@ export class DeployPipeline {
       }
       return { state: 'done', result: { status: row.status } };
     }
-    const place = await this.placement(JSON.parse(row.hosts) as Record<string, string>);
+    const place = await this.placement(JSON.parse(row.hosts) as Record<string, string>, row.environment);
     if (typeof place === 'object') return { state: 'handoff', to: place.to, reason: `the hosts of ${row.environment}/${row.app} are connected to replica ${place.to}` };
     const lastAttempt = job.attempts >= job.maxAttempts;
     const r = place === 'split'
@@ -136,7 +136,7 @@ export class DeployPipeline {
    * replica its matching hosts are connected to: when they are all connected elsewhere, the job is
    * handed to that replica; split over several replicas, it cannot run as one deploy.
    */
-  private async placement(selector: Record<string, string>): Promise<'here' | 'split' | { to: string }> {
+  private async placement(selector: Record<string, string>, environment: string): Promise<'here' | 'split' | { to: string }> {
     const rows = await this.ctx.db.query<{ id: string; labels: string; replica: string | null; last_seen: number | null }>('SELECT id, labels, replica, last_seen FROM hosts');
     const me = this.ctx.queue.workerId;
     const fresh = Date.now() - REPLICA_FRESH_MS;
@@ -144,7 +144,8 @@ export class DeployPipeline {
     const elsewhere = new Set<string>();
     for (const r of rows) {
       const labels = JSON.parse(r.labels) as Record<string, string>;
-      if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) continue;
+      // The same hosts matchingHosts() deploys to: selector and the host's own environment label.
+      if ((labels.env ?? labels.environment) !== environment || !Object.entries(selector).every(([k, v]) => labels[k] === v)) continue;
       if (this.steps.hostFacts(r.id)) here = true;
       else if (r.replica && r.replica !== me && Number(r.last_seen ?? 0) > fresh) elsewhere.add(r.replica);
     }

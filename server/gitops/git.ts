@@ -23,7 +23,10 @@ export class GitMirror {
     try {
       const { stdout } = await run('git', ['--git-dir', this.dir, ...args], {
         maxBuffer: 64 * 1024 * 1024,
-        env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' },
+        // A stalled remote must not hold every later reconcile behind it.
+        timeout: 120_000,
+        killSignal: 'SIGKILL',
+        env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '30' },
       });
       return { stdout, code: 0 };
     } catch (e) {
@@ -64,7 +67,9 @@ export class GitMirror {
    */
   async verifyCommit(commit: string, allowedSignersFile: string): Promise<{ ok: boolean; reason?: string }> {
     try {
-      await run('git', ['--git-dir', this.dir, '-c', `gpg.ssh.allowedSignersFile=${allowedSignersFile}`, 'verify-commit', commit], {
+      // SSH signatures only: a GPG or x509 signature by any key in the service's keyring must not pass.
+      await run('git', ['--git-dir', this.dir, '-c', `gpg.ssh.allowedSignersFile=${allowedSignersFile}`, '-c', 'gpg.program=false', '-c', 'gpg.x509.program=false', 'verify-commit', commit], {
+        timeout: 30_000,
         env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
       });
       return { ok: true };

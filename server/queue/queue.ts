@@ -166,11 +166,22 @@ export class JobQueue {
 
   private async execute(job: Job): Promise<void> {
     const handler = this.handlers.get(job.kind);
+    // Renew the lease while the handler runs: a job that takes longer than one lease (a host that
+    // is slow to answer) must not be claimed again by another worker while it is still running.
+    const leaseMs = this.opts.leaseMs ?? 60_000;
+    const renew = setInterval(() => {
+      void this.db
+        .run('UPDATE jobs SET locked_until = ? WHERE id = ? AND locked_by = ?', [Date.now() + leaseMs, job.id, this.workerId])
+        .catch(() => undefined);
+    }, Math.max(50, Math.floor(leaseMs / 3)));
+    renew.unref();
     let outcome: JobOutcome;
     try {
       outcome = handler ? await handler(job) : { state: 'failed', error: `no handler for ${job.kind}` };
     } catch (e) {
       outcome = { state: 'retry', error: (e as Error)?.message ?? String(e) };
+    } finally {
+      clearInterval(renew);
     }
     await this.complete(job, outcome).catch(() => undefined);
   }

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -14,38 +15,48 @@ export function openSqlite(path: string): Db {
   sqlite.pragma('foreign_keys = ON');
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
-  let depth = 0;
-  // Serialises async transactions: better-sqlite3 cannot hold a transaction across awaits from
-  // two callers at once, so callers queue here.
+  // One connection: while a transaction is open (across awaits), every statement that does not
+  // belong to it must wait, or it would become part of it and share its commit or rollback.
+  // AsyncLocalStorage tells the transaction's own statements (and nested tx calls) from others'.
+  const inTx = new AsyncLocalStorage<true>();
+  let open: Promise<unknown> | null = null;
   let chain: Promise<unknown> = Promise.resolve();
+  const outside = async () => {
+    while (open && !inTx.getStore()) await open.catch(() => undefined);
+  };
 
   const norm = (params: unknown[] = []) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
   const db: Db = {
     dialect: 'sqlite',
     async query<T = Row>(sql: string, params?: unknown[]) {
+      await outside();
       const stmt = sqlite.prepare(sql);
       return (stmt.reader ? stmt.all(...norm(params)) : (stmt.run(...norm(params)), [])) as T[];
     },
     async run(sql, params) {
+      await outside();
       return { changes: sqlite.prepare(sql).run(...norm(params)).changes };
     },
     async tx<T>(fn: (d: Db) => Promise<T>): Promise<T> {
-      if (depth > 0) return fn(db);
-      const next = chain.then(async () => {
-        depth++;
-        sqlite.exec('BEGIN IMMEDIATE');
-        try {
-          const out = await fn(db);
-          sqlite.exec('COMMIT');
-          return out;
-        } catch (e) {
-          sqlite.exec('ROLLBACK');
-          throw e;
-        } finally {
-          depth--;
-        }
+      if (inTx.getStore()) return fn(db);
+      const next = chain.then(() =>
+        inTx.run(true, async () => {
+          sqlite.exec('BEGIN IMMEDIATE');
+          try {
+            const out = await fn(db);
+            sqlite.exec('COMMIT');
+            return out;
+          } catch (e) {
+            sqlite.exec('ROLLBACK');
+            throw e;
+          }
+        }),
+      );
+      const settled = next.catch(() => undefined).finally(() => {
+        if (open === settled) open = null;
       });
-      chain = next.catch(() => undefined);
+      open = settled;
+      chain = settled;
       return next;
     },
     async notify(channel) {

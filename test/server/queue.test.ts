@@ -92,3 +92,59 @@ describe.each(['sqlite', 'postgres'] as const)('job queue on %s', (dialect) => {
     await db.close();
   });
 });
+
+describe('job queue leases', () => {
+  it('renews the lease of a long job so that no other worker claims it meanwhile', async () => {
+    const db = await openDb({ sqlitePath: ':memory:' });
+    await migrate(db);
+    let runs = 0;
+    const mk = () => {
+      const q = new JobQueue(db, { leaseMs: 150, pollMs: 20 });
+      q.on('slow', async () => {
+        runs++;
+        await new Promise((r) => setTimeout(r, 700));
+        return { state: 'done' };
+      });
+      return q;
+    };
+    const [a, b] = [mk(), mk()];
+    await a.start();
+    await b.start();
+    await a.enqueue('slow', 'slow-1', {});
+    const deadline = Date.now() + 5000;
+    let state = '';
+    while (Date.now() < deadline) {
+      [{ state }] = await db.query<{ state: string }>(`SELECT state FROM jobs WHERE dedupe_key = 'slow-1'`);
+      if (state === 'done') break;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await Promise.all([a.stop(), b.stop()]);
+    expect(state).toBe('done');
+    expect(runs).toBe(1);
+    await db.close();
+  });
+});
+
+describe('SQLite transactions', () => {
+  it('keep other callers\' statements out of an open transaction and its rollback', async () => {
+    const db = await openDb({ sqlitePath: ':memory:' });
+    await migrate(db);
+    const insert = (d: Db, id: string) => d.run('INSERT INTO audit (id, time, kind, record) VALUES (?, 0, ?, ?)', [id, 'test', '{}']);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const failing = db.tx(async (t) => {
+      await insert(t, 'inside-a');
+      await gate;
+      throw new Error('roll back');
+    });
+    const other = insert(db, 'plain');
+    const otherTx = db.tx(async (t) => void (await insert(t, 'inside-b')));
+    release();
+    await expect(failing).rejects.toThrow('roll back');
+    await other;
+    await otherTx;
+    const ids = (await db.query<{ id: string }>(`SELECT id FROM audit ORDER BY id`)).map((r) => r.id);
+    expect(ids).toEqual(['inside-b', 'plain']);
+    await db.close();
+  });
+});
