@@ -3,21 +3,14 @@ import { release } from 'node:os';
 import { ensureTracingMounts } from './monitor/monitor.js';
 import { runTool } from './runtime/tools.js';
 
+import type { HostFacts } from '../src/protocol/messages.js';
+
 /**
- * What this host can enforce, reported to the server at registration and checked before a bundle
- * runs (enforce/requirements.ts). Every fact is measured, never assumed from the distribution.
+ * What this host can enforce (the shape is the protocol's: the server reads it too), reported at
+ * every connect and checked before a bundle runs (enforce/requirements.ts). Every fact is
+ * measured, never assumed from the distribution.
  */
-export interface HostFacts {
-  kernel: string;
-  /** Go-style architecture (amd64, arm64, …), the name seccomp profiles and images use. */
-  architecture: string;
-  runc: { present: boolean; version?: string; spec?: string; libseccomp?: string };
-  seccomp: { available: boolean; actions: string[] };
-  apparmor: { present: boolean; enforcing: boolean; parser: boolean; reason?: string };
-  ebpf: { tracefs: boolean; bpffs: boolean; bpftrace: boolean; bpftraceVersion?: string; usable: boolean };
-  cgroup: { version: 'v1' | 'v2' | 'hybrid'; unifiedMount?: string };
-  userNamespaces: { available: boolean; max: number };
-}
+export type { HostFacts };
 
 const GOARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
 const CGROUP2_SUPER_MAGIC = 0x63677270;
