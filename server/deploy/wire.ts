@@ -43,7 +43,10 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   // Policies from a directory, or from a git repository kept checked out at its branch head.
   const repo = isGitSource(ctx.config.policies) ? new PolicyRepo(ctx.config.policies, ctx.config.dataDir, ctx.config.policiesBranch ?? 'main', ctx.config.policiesAllowedSigners) : undefined;
   const policies = new PolicyStore([repo ? repo.dir : resolve(ctx.config.policies)]);
-  const reloadPolicies = async () => {
+  // Reloads are serialised: concurrent reconciles share one sync + load at a time.
+  let policyChain: Promise<void> = Promise.resolve();
+  const reloadPolicies = () => (policyChain = policyChain.then(syncAndLoad, syncAndLoad));
+  const syncAndLoad = async () => {
     if (repo) {
       try {
         await repo.sync();
