@@ -25,7 +25,7 @@ import { repoRoot, runCt } from '../support/cli.js';
 import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
 import { agentFixture, pidAlive, runcDeleteAll, runcKill, runcList, runcState, until, type AgentFixture } from './fixture.js';
 
-const HOST = 'edge-1';
+const HOST = 'prod-1';
 const KEEP = 'ct-production-keep';
 const EXITS = 'ct-production-exits';
 const ORPHAN = 'ct-production-orphan';
@@ -50,11 +50,19 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     });
     return { status: res.status, body: (await res.json()) as T };
   };
-  const host = async () => (await api<{ hosts: HostView[] }>('GET', '/api/v1/hosts')).body.hosts.find((h) => h.name === HOST);
 
-  const spawnAgent = (enrollToken?: string): AgentProc => {
-    const args = [join(repoRoot, 'bin', 'ct.js'), 'host', 'run', '--server', server.url, '--name', HOST, '--trust-store', fx.trustStorePath,
-      '--state-dir', stateDir, '--policies', fx.hostPoliciesDir, ...(enrollToken ? ['--enroll-token', enrollToken] : [])];
+  const extraHosts: { agent: AgentProc; stateDir: string }[] = [];
+  const hostNamed = async (name: string) => (await api<{ hosts: HostView[] }>('GET', '/api/v1/hosts')).body.hosts.find((h) => h.name === name);
+  const host = () => hostNamed(HOST);
+  const mintToken = async (env: string) => {
+    const t = await api<{ token: string }>('POST', '/api/v1/hosts/tokens', { labels: { env } });
+    expect(t.status).toBe(201);
+    return t.body.token;
+  };
+
+  const spawnAgent = (enrollToken?: string, name = HOST, dir = stateDir): AgentProc => {
+    const args = [join(repoRoot, 'bin', 'ct.js'), 'host', 'run', '--server', server.url, '--name', name, '--trust-store', fx.trustStorePath,
+      '--state-dir', dir, '--policies', fx.hostPoliciesDir, ...(enrollToken ? ['--enroll-token', enrollToken] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const p: AgentProc = { child, stdout: '', stderr: '', exit: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))) };
     child.stdout!.on('data', (d: Buffer) => (p.stdout += d.toString()));
@@ -65,11 +73,14 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
   /** POST /api/v1/deployments, then the deployment's final status as the server records it. */
   const deploy = async (app: string, environment = 'production'): Promise<DeploymentView> => {
     const commit = randomBytes(20).toString('hex');
-    const created = await api<{ id: string; created: boolean }>('POST', '/api/v1/deployments', { environment, app, bundle: refs[app], hosts: { env: 'production' }, commit });
+    const created = await api<{ id: string; created: boolean }>('POST', '/api/v1/deployments', { environment, app, bundle: refs[app], hosts: { env: environment }, commit });
     expect(created.status).toBe(202);
+    let last: DeploymentView | undefined;
     return until(`deployment of ${app}`, async () => {
-      const d = (await api<DeploymentView>('GET', `/api/v1/deployments/${created.body.id}`)).body;
-      return ['succeeded', 'failed', 'denied'].includes(d.status) && d;
+      last = (await api<DeploymentView>('GET', `/api/v1/deployments/${created.body.id}`)).body;
+      return ['succeeded', 'failed', 'denied'].includes(last.status) && last;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message} to ${environment}: last seen ${JSON.stringify(last)}\nagent stderr: ${agent?.stderr.slice(-2000)}`);
     });
   };
 
@@ -87,25 +98,26 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 30_000 }) });
     admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
     stateDir = join(fx.dir, 'host');
-    const token = await api<{ token: string }>('POST', '/api/v1/hosts/tokens', { labels: { env: 'production' } });
-    expect(token.status).toBe(201);
-    usedToken = token.body.token;
-    agent = spawnAgent(token.body.token);
+    usedToken = await mintToken('production');
+    agent = spawnAgent(usedToken);
     await until('agent enrolled and connected', async () => (await host())?.connected, 20_000).catch((e) => {
       throw new Error(`${(e as Error).message}\nagent stdout: ${agent?.stdout}\nagent stderr: ${agent?.stderr}`);
     });
   }, 90_000);
 
   afterAll(async () => {
-    if (agent && agent.child.exitCode === null && agent.child.signalCode === null) {
-      agent.child.kill('SIGKILL');
-      await agent.exit;
+    for (const a of [agent, ...extraHosts.map((h) => h.agent)]) {
+      if (a && a.child.exitCode === null && a.child.signalCode === null) {
+        a.child.kill('SIGKILL');
+        await a.exit;
+      }
     }
-    if (stateDir) {
-      const rt = await RuncRuntime.open({ stateDir }).catch(() => undefined);
+    for (const dir of [stateDir, ...extraHosts.map((h) => h.stateDir)]) {
+      if (!dir) continue;
+      const rt = await RuncRuntime.open({ stateDir: dir }).catch(() => undefined);
       for (const c of (await rt?.list().catch(() => [])) ?? []) await rt!.delete(c.id, { force: true, purge: true }).catch(() => undefined);
       rt?.close();
-      runcDeleteAll(stateDir);
+      runcDeleteAll(dir);
     }
     await server?.close();
     await registry?.stop();
@@ -217,13 +229,20 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
   }, 60_000);
 
   it('a deployment whose policy requires AppArmor runs only where AppArmor enforces: denied by the server, refused by a stricter host, with the code', async () => {
+    // Deploys go to hosts of their environment: one more `ct host run` for each of `hardened` and `edge`.
+    for (const env of ['hardened', 'edge']) {
+      const dir = join(fx.dir, `host-${env}`);
+      extraHosts.push({ agent: spawnAgent(await mintToken(env), `${env}-1`, dir), stateDir: dir });
+    }
+    await until('hardened-1 and edge-1 connected', async () => (await hostNamed('hardened-1'))?.connected && (await hostNamed('edge-1'))?.connected);
+    const [hardened, edge] = extraHosts.map((h) => h.stateDir);
     const facts = await apparmorFacts();
     if (facts.enforcing) {
       // A kernel with AppArmor (CI runners usually have it; this machine does not): both run, confined.
-      for (const env of ['hardened', 'edge']) {
+      for (const [env, dir] of [['hardened', hardened], ['edge', edge]]) {
         const d = await deploy('armored', env);
         expect([d.status, d.reason]).toEqual(['succeeded', null]);
-        const st = runcState(stateDir, `ct-${env}-armored`);
+        const st = runcState(dir, `ct-${env}-armored`);
         expect(st?.status).toBe('running');
         expect(readFileSync(`/proc/${st!.pid}/attr/current`, 'utf8')).toMatch(/\(enforce\)/);
       }
@@ -236,9 +255,9 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     // host judges again with its own policies and facts, and refuses.
     const refused = await deploy('armored', 'edge');
     expect([refused.status, refused.reason]).toEqual(['failed', 'HOST_APPARMOR_NOT_ENFORCING']);
+    for (const dir of [hardened, edge]) expect(runcList(dir)).toEqual([]);
+    expect((await hostNamed('edge-1'))?.generation).toBe(1);
     expect(runcList(stateDir).map((c) => c.id).sort()).toEqual([EXITS, KEEP]);
-    expect(runcState(stateDir, 'ct-edge-armored')).toBeUndefined();
-    expect(runcState(stateDir, 'ct-hardened-armored')).toBeUndefined();
   }, 60_000);
 
   it('reports an app that exits while the agent runs to the server with its exit code within seconds', async () => {
@@ -268,7 +287,7 @@ describe('ct host run: kill -9, recovery and stale assignments', () => {
     expect(outcome(none)).toEqual([1, 'USAGE']);
     for (const r of [used, unknown, unreachable]) expect(outcome(r)).toEqual([12, 'NETWORK_ERROR']);
     for (const d of dirs) expect(existsSync(join(d, 'enrolment.json'))).toBe(false);
-    expect((await api<{ hosts: HostView[] }>('GET', '/api/v1/hosts')).body.hosts.map((h) => h.name)).toEqual([HOST]);
+    expect(await hostNamed('edge-2')).toBeUndefined();
   }, 30_000);
 
   it('SIGTERM ends ct host run with exit 0 and leaves its containers running', async () => {
