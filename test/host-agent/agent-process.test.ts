@@ -5,7 +5,10 @@
  * agent recovers their state — a container that exited meanwhile is reported with the exit code
  * its supervisor kept, one whose supervisor died too as stopped with the code unknown — which the
  * server shows in `GET /api/v1/hosts`. An assignment whose generation is not above the last one the
- * host accepted is refused (STALE_GENERATION) and touches nothing.
+ * host accepted is refused (STALE_GENERATION) and touches nothing; bytes the server serves are
+ * checked against the assigned digest; a bundle whose policy requires AppArmor never runs on a host
+ * without it (denied by the server, or refused by a host whose own policies are stricter); exits
+ * reach the server within seconds; enrolment failures and SIGTERM end `ct host run` with stable codes.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -34,7 +37,7 @@ interface AgentProc { child: ChildProcess; stdout: string; stderr: string; exit:
 interface HostView { name: string; connected: boolean; generation: number; containers: InventoryItem[] }
 interface DeploymentView { id: string; status: string; reason: string | null; message: string | null }
 
-describe('ct host run: kill -9, recovery and stale assignments', () => {
+describe('ct host run against a deploy server', () => {
   let fx: AgentFixture;
   let registry: TestRegistry;
   let server: RunningServer;
