@@ -20,8 +20,8 @@ const MAX_META_BYTES = 1024 * 1024;
  * offsets, stops silently at the end-of-archive marker and ignores whatever follows, and accepts
  * an archive that simply stops after an entry. This walker adds what a hostile-input reader needs
  * and the parser cannot give: the offset of every header for error messages, header checksums
- * checked at a known offset, limits checked before bytes are buffered, a required end-of-archive
- * marker, and "nothing but zero blocks after it". Only the bytes up to the marker are forwarded to
+ * checked at a known offset, limits checked before bytes are buffered, zero padding after every
+ * entry's data, a required end-of-archive marker, and "nothing but zero blocks after it". Only the bytes up to the marker are forwarded to
  * the parser. `readTar` cross-checks each entry's size against the parser's, so if the two ever
  * disagree about the block structure the archive is rejected rather than read two ways.
  */
@@ -33,6 +33,10 @@ export class TarWalker {
   private partial: Buffer[] = [];
   private partialLen = 0;
   private zeroBlocks = 0;
+  /** Bytes of the current body that are data; the rest, up to the 512 boundary, is padding. */
+  private dataLeft = 0;
+  /** Header offset of the body being read (for padding errors). */
+  private bodyOf = 0;
   private meta: { type: string; need: number; parts: Buffer[] } | undefined;
   private paxSize: number | undefined;
   private paxPath: string | undefined;
@@ -70,6 +74,9 @@ export class TarWalker {
           this.meta.parts.push(chunk.subarray(i, i + take));
           this.meta.need -= take;
         }
+        const data = Math.min(n, this.dataLeft);
+        if (data < n) this.checkPadding(chunk, i + data, i + n, this.pos + data);
+        this.dataLeft -= data;
         i += n;
         this.advance(n);
         this.remaining -= n;
@@ -139,7 +146,7 @@ export class TarWalker {
       }
       this.meta = { type: typeflag, need: fieldSize, parts: [] };
       this.current = undefined;
-      this.startBody(fieldSize);
+      this.startBody(fieldSize, offset);
       return;
     }
     const path = this.paxPath ?? nameField(block);
@@ -157,11 +164,13 @@ export class TarWalker {
     }
     this.current = { offset, dataOffset: offset + 512, size, typeflag };
     this.pending.push(this.current);
-    this.startBody(size);
+    this.startBody(size, offset);
   }
 
-  private startBody(size: number): void {
+  private startBody(size: number, headerOffset: number): void {
     this.remaining = Math.ceil(size / 512) * 512;
+    this.dataLeft = size;
+    this.bodyOf = headerOffset;
     if (this.remaining > 0) this.state = 'body';
     else this.endBody();
   }
@@ -186,6 +195,20 @@ export class TarWalker {
         this.paxSize = Number(rec.size);
       }
       if (rec.path !== undefined) this.paxPath = rec.path;
+    }
+  }
+
+  /**
+   * Padding (after an entry's data, up to the next 512-byte boundary) must be zero. No digest
+   * covers those bytes, so otherwise they could change while every digest still matched, and one
+   * signed bundle would exist in many spellings. `pos` is the stream offset of `chunk[from]`.
+   */
+  private checkPadding(chunk: Buffer, from: number, to: number, pos: number): void {
+    for (let k = from; k < to; k++) {
+      if (chunk[k] !== 0) {
+        const at = pos + (k - from);
+        throw new CtError('TAR_MALFORMED', `${this.where}: non-zero padding after the entry at offset ${this.bodyOf}, at offset ${at}`, { where: this.where, offset: at, entryOffset: this.bodyOf });
+      }
     }
   }
 

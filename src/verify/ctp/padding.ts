@@ -1,10 +1,12 @@
 /**
- * Tar bytes that no entry accounts for must be zero. The archive reader checks header checksums,
- * entry sizes and the end-of-archive marker, but the padding that rounds each file up to 512
- * bytes is skipped unread; without this check those bytes could change while every digest still
- * matched, and the same "signed" bundle would exist in many spellings (the seeded fuzz test in
- * test/verify/fuzz.test.ts found exactly that). Uncompressed archives (the default) are checked
- * with positional reads of the padding only; compressed ones with one streaming pass.
+ * Tar bytes that no entry accounts for must be zero. Without this check the padding that rounds
+ * each file up to 512 bytes could change while every digest still matched, and the same "signed"
+ * bundle would exist in many spellings (the seeded fuzz test in test/verify/fuzz.test.ts found
+ * exactly that). The archive reader (src/bundle/tar-walk.ts) now rejects non-zero padding as it
+ * reads; this check stays as a second line of defence: it reads the bytes again from the source
+ * the archive was opened from, so a reader change or an archive object built another way cannot
+ * let padding through unnoticed. Uncompressed archives (the default) are checked with positional
+ * reads of the padding only; compressed ones with one streaming pass.
  */
 import { open } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
