@@ -16,7 +16,7 @@ const json = (schema: object, description = 'ok') => ({ description, content: { 
 export const REQUEST_SCHEMAS: Record<string, object> = {
   createDeployment: {
     type: 'object', additionalProperties: false, required: ['environment', 'app', 'bundle'],
-    properties: { environment: name, app: name, bundle: digestRef, hosts: labels, commit: { type: 'string', pattern: '^[0-9a-f]{40}$' } },
+    properties: { environment: name, app: name, bundle: digestRef, bundleDigest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' }, hosts: labels, commit: { type: 'string', pattern: '^[0-9a-f]{40}$' } },
   },
   verify: {
     type: 'object', additionalProperties: false,

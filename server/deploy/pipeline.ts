@@ -18,7 +18,7 @@ export type PolicyVerdict = { allow: true; warnings: string[] } | { allow: false
 
 /** The steps a deploy runs through; the server wires the real ones (steps.ts), tests may too. */
 export interface DeploySteps {
-  fetchAndVerify(reference: string, environment: string): Promise<VerifiedBundle>;
+  fetchAndVerify(reference: string, environment: string, bundleDigest?: string): Promise<VerifiedBundle>;
   decide(bundle: Extract<VerifiedBundle, { ok: true }>, host: { id: string; facts: HostFacts | undefined; labels: Record<string, string> }, environment: string): Promise<PolicyVerdict>;
   dispatch(hostId: string, bundle: Extract<VerifiedBundle, { ok: true }>, d: DeploymentRow): Promise<{ state: string; code?: string; message?: string }>;
   hostFacts(hostId: string): HostFacts | undefined;
@@ -33,6 +33,7 @@ export interface DeploymentRow {
   status: DeployStatus;
   repo: string | null;
   hosts: string;
+  bundle_digest: string | null;
 }
 
 export interface ReportTarget {
@@ -57,13 +58,13 @@ export class DeployPipeline {
     private readonly target: ReportTarget,
   ) {}
 
-  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string): Promise<{ id: string; created: boolean }> {
+  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string): Promise<{ id: string; created: boolean }> {
     const id = randomUUID();
     const now = Date.now();
     const ins = await this.ctx.db.run(
-      `INSERT INTO deployments (id, environment, app, commit_sha, reference, status, hosts, repo, rollback_of, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
-      [id, environment, app, commit, reference, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now],
+      `INSERT INTO deployments (id, environment, app, commit_sha, reference, bundle_digest, status, hosts, repo, rollback_of, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
+      [id, environment, app, commit, reference, bundleDigest ?? null, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now],
     );
     const [row] = await this.ctx.db.query<{ id: string }>('SELECT id FROM deployments WHERE commit_sha = ? AND environment = ? AND app = ?', [commit, environment, app]);
     await this.ctx.queue.enqueue('deploy', `deploy:${row.id}`, { deploymentId: row.id });
@@ -104,7 +105,7 @@ export class DeployPipeline {
   private async run(row: DeploymentRow): Promise<{ status: DeployStatus; reason?: string; message: string; extra?: Record<string, unknown> }> {
     await this.save(row, 'verifying');
     this.progress(row, 'verifying', 'fetching and verifying the bundle');
-    const bundle = await this.steps.fetchAndVerify(row.reference, row.environment);
+    const bundle = await this.steps.fetchAndVerify(row.reference, row.environment, row.bundle_digest ?? undefined);
     if (!bundle.ok) {
       return bundle.transient ? { status: 'error', reason: bundle.code, message: bundle.message } : { status: 'denied', reason: bundle.code, message: bundle.message };
     }
@@ -125,7 +126,7 @@ export class DeployPipeline {
     await this.save(row, 'dispatching');
     const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row)));
     const bad = results.find((x) => x.state !== 'running');
-    const extra = { imageDigest: bundle.imageDigest, evidence: bundle.evidence };
+    const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence };
     if (!bad) return { status: 'succeeded', message: `running on ${hosts.length} host(s)`, extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
@@ -177,8 +178,8 @@ export class DeployPipeline {
   }
 
   private async save(row: DeploymentRow, status: DeployStatus, reason?: string, message?: string, extra?: Record<string, unknown>): Promise<void> {
-    await this.ctx.db.run('UPDATE deployments SET status = ?, reason = ?, message = ?, image_digest = COALESCE(?, image_digest), evidence = COALESCE(?, evidence), updated_at = ? WHERE id = ?', [
-      status, reason ?? null, message ?? null, (extra?.imageDigest as string) ?? null, extra?.evidence ? JSON.stringify(extra.evidence) : null, Date.now(), row.id,
+    await this.ctx.db.run('UPDATE deployments SET status = ?, reason = ?, message = ?, image_digest = COALESCE(?, image_digest), bundle_digest = COALESCE(?, bundle_digest), evidence = COALESCE(?, evidence), updated_at = ? WHERE id = ?', [
+      status, reason ?? null, message ?? null, (extra?.imageDigest as string) ?? null, (extra?.bundleDigest as string) ?? null, extra?.evidence ? JSON.stringify(extra.evidence) : null, Date.now(), row.id,
     ]);
     publish(this.ctx, 'deployment', { id: row.id, environment: row.environment, app: row.app, status, reason });
   }

@@ -50,10 +50,10 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
     if (verified.size > 512) verified.delete(verified.keys().next().value!);
   };
   return {
-    async fetchAndVerify(reference: string): Promise<VerifiedBundle> {
+    async fetchAndVerify(reference: string, _environment?: string, bundleDigest?: string): Promise<VerifiedBundle> {
       const trust = deps.trust();
       if (!trust) return { ok: false, transient: false, code: 'UNKNOWN_KEY', message: 'no trust store configured: nothing can be verified' };
-      const key = `${trust.storeDigest}|${trust.trustedRootDigest ?? ''}|${reference}`;
+      const key = `${trust.storeDigest}|${trust.trustedRootDigest ?? ''}|${reference}|${bundleDigest ?? ''}`;
       const hit = verified.get(key);
       if (hit) {
         ctx.metrics.verifySeconds.observe({ cached: 'yes' }, 0);
@@ -69,11 +69,17 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
           allowedRegistries: ctx.config.registries.allow,
           allowedAddresses: ctx.config.registries.allowedAddresses,
           plainHttp: ctx.config.registries.insecure?.includes(host) ?? false,
+          // A pinned .ctp: the registry does not get to choose among several signed bundles.
+          ...(bundleDigest ? { bundleDigest } : {}),
         });
       } catch (e) {
         await rm(tmp, { force: true });
         const code = e instanceof CtError ? e.code : 'NETWORK_ERROR';
         return { ok: false, transient: TRANSIENT.has(code), code, message: (e as Error).message };
+      }
+      if (bundleDigest && fetched.bundleDigest !== bundleDigest) {
+        await rm(tmp, { force: true });
+        return { ok: false, transient: false, code: 'DIGEST_MISMATCH', message: `the registry served bundle ${fetched.bundleDigest}, the desired state pins ${bundleDigest}` };
       }
       const path = join(dir, `${fetched.bundleDigest.slice(7)}.ctp`);
       await rename(tmp, path);

@@ -17,6 +17,8 @@ export interface DesiredApp {
   app: string;
   bundle: string;
   digest: string;
+  /** Optional pin of the .ctp itself (several signed bundles may refer to one image). */
+  bundleDigest?: string;
   hosts: Record<string, string>;
 }
 
@@ -35,7 +37,7 @@ export function parseDesiredState(files: { name: string; text: string }[]): Desi
     for (const [env, spec] of Object.entries(v.environments)) {
       if (!NAME.test(env)) throw bad(`environments.${env}`, 'invalid environment name');
       if (!spec?.apps || typeof spec.apps !== 'object') throw bad(`environments.${env}.apps`, 'missing');
-      for (const [app, a] of Object.entries(spec.apps)) {
+      for (const [app, a] of Object.entries(spec.apps) as [string, { bundle?: unknown; hosts?: unknown; bundleDigest?: unknown }][]) {
         const where = `environments.${env}.apps.${app}`;
         if (!NAME.test(app)) throw bad(where, 'invalid app name');
         if (typeof a?.bundle !== 'string') throw bad(`${where}.bundle`, 'missing');
@@ -46,7 +48,8 @@ export function parseDesiredState(files: { name: string; text: string }[]): Desi
         const key = `${env}/${app}`;
         if (seen.has(key)) throw bad(where, 'declared twice');
         seen.add(key);
-        out.push({ environment: env, app, bundle: a.bundle, digest: m[1], hosts: hosts as Record<string, string> });
+        if (a.bundleDigest !== undefined && (typeof a.bundleDigest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(a.bundleDigest))) throw bad(`${where}.bundleDigest`, 'must be sha256:<64 hex>');
+        out.push({ environment: env, app, bundle: a.bundle, digest: m[1], ...(a.bundleDigest ? { bundleDigest: a.bundleDigest as string } : {}), hosts: hosts as Record<string, string> });
       }
     }
   }

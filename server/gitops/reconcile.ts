@@ -97,10 +97,10 @@ export class Reconciler {
     const desired = read.apps;
     const before = new Map<string, string>();
     if (previous) {
-      for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, `${a.bundle} ${JSON.stringify(a.hosts)}`);
+      for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, `${a.bundle} ${a.bundleDigest ?? ''} ${JSON.stringify(a.hosts)}`);
     }
     // A different reference (even to the same image digest) or a different host selector is a change.
-    const changed = desired.filter((a) => before.get(`${a.environment}/${a.app}`) !== `${a.bundle} ${JSON.stringify(a.hosts)}`);
+    const changed = desired.filter((a) => before.get(`${a.environment}/${a.app}`) !== `${a.bundle} ${a.bundleDigest ?? ''} ${JSON.stringify(a.hosts)}`);
     for (const app of changed) await this.opts.enqueueDeploy(app, head);
     // Recorded after the enqueues: a crash in between re-enqueues the same idempotent keys.
     await this.db.run(

@@ -36,6 +36,10 @@ export const MIGRATIONS: string[][] = [
     `ALTER TABLE hosts ADD COLUMN replica TEXT`,
     `ALTER TABLE jobs ADD COLUMN affinity TEXT`,
   ],
+  [
+    // The .ctp a deploy must use, when the desired state pins it (else: the one verified first).
+    `ALTER TABLE deployments ADD COLUMN bundle_digest TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

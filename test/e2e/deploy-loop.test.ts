@@ -79,6 +79,15 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     expect(d.drift).toEqual([expect.objectContaining({ app: 'hello', reason: 'NOT_RUNNING' })]);
   }, 60_000);
 
+  it('refuses a bundle other than the one the desired state pins', async () => {
+    const sha = fx.commit({ pinned: { bundle: await fx.refs.good('acme/pinned'), bundleDigest: `sha256:${'0'.repeat(64)}` } }, 'pin another bundle');
+    expect(await fx.webhook(server.url, sha)).toBe(202);
+    const [status] = await until('final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha));
+    expect(status.body.state).toBe('failure');
+    expect(status.body.description).toMatch(/pinned: denied \((REGISTRY_NOT_FOUND|DIGEST_MISMATCH)\)/);
+    expect((await host.runtime.list()).some((c) => c.id.includes('pinned'))).toBe(false);
+  }, 120_000);
+
   it('ends a commit naming a tampered bundle in a failure status with the code, and never runs it', async () => {
     const before = (await host.runtime.list()).map((c) => `${c.id}:${c.imageDigest}:${c.status}`);
     const sha = fx.commit({ hello: fx.refs.tampered }, 'deploy tampered');

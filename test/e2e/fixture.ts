@@ -33,7 +33,8 @@ export interface LoopFixture {
   desiredRepo: string;
   /** References pinned by digest: the signed app (under several names) and a tampered twin. */
   refs: { good: (repo?: string) => Promise<string>; tampered: string };
-  commit(apps: Record<string, string>, message: string): string;
+  /** apps: name → reference, or `{bundle, bundleDigest}` to pin the .ctp too. */
+  commit(apps: Record<string, string | { bundle: string; bundleDigest: string }>, message: string): string;
   webhook(serverUrl: string, sha: string): Promise<number>;
   finalStatuses(sha: string): RecordedRequest[];
   cleanup(): Promise<void>;
@@ -119,7 +120,11 @@ export async function loopFixture(): Promise<LoopFixture> {
     desiredRepo: p('desired.git'),
     refs: { good: (repo = 'acme/hello') => push('signed.ctp', repo), tampered },
     commit(apps, message) {
-      const lines = Object.entries(apps).map(([app, ref]) => `      ${app}:\n        bundle: ${ref}\n        hosts: { env: production }`);
+      const lines = Object.entries(apps).map(([app, ref]) =>
+        typeof ref === 'string'
+          ? `      ${app}:\n        bundle: ${ref}\n        hosts: { env: production }`
+          : `      ${app}:\n        bundle: ${ref.bundle}\n        bundleDigest: ${ref.bundleDigest}\n        hosts: { env: production }`,
+      );
       writeFileSync(join(work, 'deploy', 'state.yaml'), `environments:\n  production:\n    apps:\n${lines.join('\n')}\n`);
       git(work, ['add', '.']);
       git(work, ['commit', '-qm', message]);
