@@ -17,6 +17,8 @@ export interface HostCommandOptions {
   enrollToken?: string;
   trustStore: string;
   policies: string;
+  /** The environment this host serves; assignments for others are refused. */
+  environment?: string;
 }
 
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
@@ -30,7 +32,7 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
   const recovered = await runtime.recover();
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
-  const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime });
+  const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment });
   const agent = await startAgent({
     serverUrl: o.server,
     stateDir: o.stateDir,

@@ -25,6 +25,12 @@ export interface LocalRunnerOptions {
   policies: PolicyStore;
   facts: () => Promise<HostFacts>;
   runtime: RuncRuntime;
+  /**
+   * The environment this host serves (`ct host run --environment`). When set, assignments for
+   * another environment are refused and policies are judged for this one: a server that is wrong
+   * or compromised cannot make a production host run under a development policy.
+   */
+  environment?: string;
 }
 
 type Outcome = { state: ContainerState; code?: string; message?: string; exitCode?: number | null };
@@ -90,6 +96,9 @@ export class LocalRunner implements AssignmentRunner {
   }
 
   private async runNow(a: Assignment, ctpPath: string): Promise<Outcome> {
+    if (this.opts.environment && a.environment !== this.opts.environment) {
+      return refused('ENVIRONMENT_MISMATCH', `this host serves ${this.opts.environment}, the assignment is for ${a.environment}`);
+    }
     const id = this.containerId(a);
     let archive: CtpArchive;
     try {

@@ -126,6 +126,14 @@ describe('LocalRunner: what reaches runc', () => {
     expect(runcState(stateDir, id)).toEqual(after);
   }, 30_000);
 
+  it('refuses an assignment for another environment than the one this host serves (ENVIRONMENT_MISMATCH)', async () => {
+    const policies = new PolicyStore([fx.policiesDir]);
+    expect((await policies.reload()).ok).toBe(true);
+    const prodHost = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime, environment: 'production' });
+    const out = await expectRefusedBeforeRunc(prodHost, fx.bundles.signed, 'agent-env', { environment: 'edge' });
+    expect(out.code).toBe('ENVIRONMENT_MISMATCH');
+  });
+
   it('refuses an unsigned bundle before runc (UNCOVERED_FILE: nothing covers its manifest.toml)', async () => {
     // docs/verification.md: a .ctp with no attestation at all is rejected because its manifest is
     // covered by none (SPEC §2 "everything in the bundle is signed").

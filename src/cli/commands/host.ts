@@ -16,8 +16,9 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'host state directory', '/var/lib/cerro-torre')
     .option('--enroll-token <token>', 'one-time enrolment token (first start only; or CT_ENROLL_TOKEN)')
     .option('--policies <dir>', 'policy directory this host judges bundles with', 'policies')
+    .option('--environment <env>', 'the environment this host serves; assignments for others are refused')
     .action(
-      action(async (o: { server: string; name: string; trustStore: string; stateDir: string; enrollToken?: string; policies: string }) => {
+      action(async (o: { server: string; name: string; trustStore: string; stateDir: string; enrollToken?: string; policies: string; environment?: string }) => {
         const main = new URL('../../../host/main.js', import.meta.url).href;
         const { runHostAgent } = (await import(main)) as { runHostAgent: (o: Record<string, unknown>, io: typeof processIo) => Promise<number> };
         return runHostAgent({ ...o, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN }, processIo);
