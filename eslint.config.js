@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'build/', 'dist/', 'coverage/', 'templates/**/node_modules/'] },
+  { ignores: ['node_modules/', 'build/', '**/dist/**', 'coverage/', '**/node_modules/**', 'data/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
