@@ -1,7 +1,7 @@
 /**
  * Verification of a .ctp bundle: open (archive checks) → OCI layout (every blob digest, image
  * digest = manifest digest) → attestations (each registered verifier over the files it claims)
- * → coverage (SPEC §2) → requirements and mode (report.ts). Returns a report for every outcome;
+ * → VCS log entries of keyless attestations (vcs-log-entries.ts) → coverage (SPEC §2) → requirements and mode (report.ts). Returns a report for every outcome;
  * only a bug throws anything but a report.
  */
 import { CtError } from '../../core/errors.js';
@@ -25,6 +25,7 @@ import { cacheKey, type VerificationCache } from '../cache.js';
 import { checkCoverage } from './coverage.js';
 import { checkTarPadding } from './padding.js';
 import { defaultVerifiers } from './verifiers.js';
+import { applyVcsLogEntries, VCS_LOG_ENTRIES_PATH } from './vcs-log-entries.js';
 
 export interface CtpVerifyOptions {
   trust: TrustMaterial;
@@ -87,12 +88,19 @@ async function verifyUncached(
     const verifiers = opts.verifiers ?? defaultVerifiers();
     const attestationFiles = [...archive.entries.keys()].filter((n) => n.startsWith('attestations/')).sort();
     const claimed = new Set<string>();
-    const results: VerifierResult[] = [];
+    let results: VerifierResult[] = [];
     for (const v of verifiers) {
       const inputs: AttestationInput[] = attestationFiles.filter((n) => v.accepts(n)).map((n) => ({ name: n, data: archive.file(n) }));
       inputs.forEach((i) => claimed.add(i.name));
       if (inputs.length === 0) continue;
       results.push(await v.verify({ imageDigest, inputs, trust: opts.trust, allowLegacyPae, now }));
+    }
+    // VCS log entries of keyless attestations: verified after the attestations they prove
+    // (signatures before log proofs, SPEC §4), then counted with their Rekor entries.
+    if (archive.entries.has(VCS_LOG_ENTRIES_PATH) && !claimed.has(VCS_LOG_ENTRIES_PATH)) {
+      claimed.add(VCS_LOG_ENTRIES_PATH);
+      const vcsLogs = applyVcsLogEntries(archive, imageDigest, opts.trust.store, results);
+      results = [...vcsLogs.results, { verifier: 'vcs-log-entries', attestations: [], findings: [], warnings: vcsLogs.warnings, logEntriesVerified: vcsLogs.verified }];
     }
     for (const n of attestationFiles) if (!claimed.has(n)) warnings.push(`${n}: no verifier reads this file; ignored`);
     const covered = checkCoverage(

@@ -183,7 +183,7 @@ export class SigstoreBundleVerifier {
         const statement = inTotoStatement(env.payloadType, env.payload);
         checkSubject(statement, digest as string);
         result.attestation = {
-          digest: sha256Digest(canonicalize(bundleToJSON(bundle).dsseEnvelope)),
+          digest: sigstoreEnvelopeDigest(bundle),
           source: 'sigstore',
           predicateType: statement.predicateType,
           predicate: statement.predicate,
@@ -281,6 +281,14 @@ function policyDigest(p: IdentityPolicy | undefined, t: Required<SigstoreThresho
  * bytes (FILE_OR_DIGEST given as a digest) the recorded digest must be the given one and the
  * signature is checked over that digest (P-256 prehash, prehash.ts).
  */
+/**
+ * The attestation digest of a DSSE Sigstore bundle: sha256 of the JCS form of its envelope as
+ * bundleToJSON writes it, the same identity VCS attestations have (logs, revocation, evidence).
+ */
+export function sigstoreEnvelopeDigest(bundle: Bundle): string {
+  return sha256Digest(canonicalize(bundleToJSON(bundle).dsseEnvelope));
+}
+
 function bindMessage(bundle: Bundle, artifact: Buffer | undefined, digest: string | undefined): void {
   if (bundle.content.$case !== 'messageSignature') return;
   const md = bundle.content.messageSignature.messageDigest;
