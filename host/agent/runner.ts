@@ -10,7 +10,7 @@ import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyStore } from '../../src/policy/store.js';
-import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
 import { buildRuntimePlan } from '../enforce/index.js';
@@ -116,7 +116,7 @@ export class LocalRunner implements AssignmentRunner {
     const set = this.opts.policies.current;
     if (!set) return refused('NO_POLICY', 'this host could not load its policies: failing closed');
     const facts = await this.opts.facts();
-    const manifest = await readBundleFacts(ctpPath);
+    const manifest = bundleFactsFromArchive(archive, ctpPath);
     const decision = evaluate(set, {
       evidence: report.evidence,
       manifest,

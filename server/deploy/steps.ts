@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { tempPathFor } from '../../src/core/fs.js';
 import { fetchCtp } from '../../src/oci/fetch.js';
-import { verifyCtp } from '../../src/verify/ctp/index.js';
+import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
+import { openCtp } from '../../src/bundle/read.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import type { VerificationCache } from '../../src/verify/cache.js';
 import type { Evidence, Finding } from '../../src/verify/evidence.js';
-import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import type { BundleFacts } from '../../src/policy/types.js';
@@ -86,11 +87,18 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       const t0 = process.hrtime.bigint();
       // Requirements (predicates, quorum, thresholds) are the policy's to judge; the verifier runs
       // in audit mode so that only integrity failures reject here — those reject in every mode.
-      const report = await verifyCtp(path, { trust, mode: 'audit', cache: deps.cache });
+      // One read: the facts the policy judges come from the very archive that was verified.
+      let archive;
+      try {
+        archive = await openCtp(path);
+      } catch (e) {
+        return { ok: false, transient: false, code: e instanceof CtError ? e.code : 'MALFORMED_BUNDLE', message: (e as Error).message };
+      }
+      const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: deps.cache });
       ctx.metrics.verifySeconds.observe({ cached: 'no' }, Number(process.hrtime.bigint() - t0) / 1e9);
       ctx.metrics.decisions.inc({ outcome: report.decision, code: report.code ?? 'none' });
       if (report.decision === 'REJECT') return { ok: false, transient: false, code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
-      const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: await readBundleFacts(path), integrity: report.findings.filter((f) => f.integrity) };
+      const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: bundleFactsFromArchive(archive, path), integrity: report.findings.filter((f) => f.integrity) };
       const ok = { ok: true as const, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
       if (/@sha256:[0-9a-f]{64}$/.test(reference)) remember(key, ok);
       return ok;

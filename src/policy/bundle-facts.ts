@@ -7,6 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asIoError, CtError } from '../core/errors.js';
+import type { CtpArchive } from '../bundle/archive.js';
 import { openCtp } from '../bundle/read.js';
 import { parseManifest, type CtpManifest } from '../bundle/manifest.js';
 import type { BundleFacts } from './types.js';
@@ -61,7 +62,14 @@ export async function readBundleFacts(path: string): Promise<BundleFacts> {
     const monitor = (await readOptional(join(path, MONITOR))) !== undefined;
     return facts(m, await readOptional(join(path, SECCOMP)), await readOptional(join(path, APPARMOR)), monitor, path);
   }
-  const ctp = await openCtp(path);
+  return bundleFactsFromArchive(await openCtp(path), path);
+}
+
+/**
+ * Facts of an archive already opened (and verified) by the caller: read from the same bytes the
+ * verifier checked, never from a second read of the file, which could have changed in between.
+ */
+export function bundleFactsFromArchive(ctp: CtpArchive, where = 'bundle'): BundleFacts {
   const get = (n: string) => (ctp.has(n) ? ctp.file(n) : undefined);
-  return facts(ctp.manifest, get(SECCOMP), get(APPARMOR), ctp.has(MONITOR), path);
+  return facts(ctp.manifest, get(SECCOMP), get(APPARMOR), ctp.has(MONITOR), where);
 }
