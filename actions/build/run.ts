@@ -149,12 +149,12 @@ async function buildSteps(i: BuildInputs, io: ActionIo, r: BuildResult): Promise
     trustedRoot = await trustedRootFor(i);
     if (trustedRoot && signed.identity.issuer && signed.identity.subject) {
       const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store), trustedRoot, trustedRootDigest: trustedRoot.digest };
-      // Rekor is the one log the Sigstore verifier counts; the VCS entries were checked on receipt
-      // (inclusion proof and SET against the log's key from the trust store).
+      // The verifier counts Rekor and the VCS entries of attestations/vcs-log-entries.json together,
+      // by distinct operator: the bundle we publish must meet the quorum we were asked for.
       report = await verifyCtp(packed.path, {
         trust,
         verifiers: defaultVerifiers({ policy: { issuer: signed.identity.issuer, subject: signed.identity.subject }, trustedRoot }),
-        requirements: { requiredPredicates, logQuorum: 1 },
+        requirements: { requiredPredicates, logQuorum: i.logQuorum },
       });
     }
   } else {
