@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
-import { CtError, asIoError } from '../../core/errors.js';
+import { CtError } from '../../core/errors.js';
 import { publicKeyFrom } from '../../trust/keyid.js';
 import { verifyCheckpoint } from '../../tlog/checkpoint.js';
 import { fetchCheckpoint, fetchConsistencyProof, submitToLogs } from '../../tlog/client.js';
@@ -8,20 +7,8 @@ import { JsonFileCheckpointMemory } from '../../tlog/memory-json.js';
 import { startLogServer } from '../../tlog/server.js';
 import { checkLogConsistency } from '../../tlog/witness.js';
 import { action, processIo } from '../io.js';
+import { readJsonFile } from '../../core/json.js';
 
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw asIoError(e, path);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new CtError('JSON_INVALID', `${path}: not JSON`, { path }, { cause: e });
-  }
-}
 
 function timeout(v: string): number {
   const n = Number(v);
@@ -86,7 +73,7 @@ export function register(program: Command): void {
     .option('--timeout <ms>', 'per-attempt timeout', '10000')
     .action(
       action(async (opts: { url: string; entry: string; logId: string; publicKey?: string; timeout: string }) => {
-        const entry = (await readJson(opts.entry)) as Parameters<typeof submitToLogs>[0];
+        const entry = (await readJsonFile(opts.entry)) as Parameters<typeof submitToLogs>[0];
         const [r] = await submitToLogs(entry, [{ id: opts.logId, url: opts.url, publicKey: opts.publicKey }], { timeoutMs: timeout(opts.timeout) });
         if (!r.ok) throw new CtError(r.code, `${opts.url}: ${r.message}`, { url: opts.url, status: r.status });
         processIo.out(JSON.stringify({ record: r.record, entry: r.entry }));

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
+import { readJsonFile } from '../../core/json.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { runtimeDefault, checkBundleSeccomp, confines } from '../../profiles/seccomp/index.js';
@@ -10,19 +11,6 @@ function list(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw asIoError(e, path);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new CtError('PROFILE_INVALID', `${path}: not JSON: ${(e as Error).message}`, { path });
-  }
-}
 
 interface MonitorModule {
   parseRules(text: string, where?: string): unknown;
@@ -59,7 +47,7 @@ export function register(program: Command): void {
     .option('--extras <syscalls>', 'syscalls the policy allows beyond RuntimeDefault', list)
     .action(
       action(async (file: string, opts: { extras?: string[] }) => {
-        const p = checkBundleSeccomp(await readJson(file), file);
+        const p = checkBundleSeccomp(await readJsonFile(file, 'PROFILE_INVALID'), file);
         const report = confines(p, { extras: opts.extras });
         processIo.out(JSON.stringify(report, null, 2));
         return report.confines ? 0 : 4;
