@@ -1,6 +1,4 @@
 import { Router, type Request, type Response } from 'express';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
@@ -36,7 +34,6 @@ export function verifyRoutes(ctx: ServerContext, steps: DeploySteps): Router {
       warnings: verdict.allow ? verdict.warnings : [],
       imageDigest: bundle.imageDigest,
       bundleDigest: bundle.bundleDigest,
-      held: existsSync(join(ctx.config.dataDir, 'bundles', `${bundle.bundleDigest.slice(7)}.ctp`)),
     });
   });
   return r;
