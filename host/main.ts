@@ -41,6 +41,7 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
     facts: async () => facts,
     runner,
     inventory: () => runner.inventory(),
+    logs: (c, n) => runner.logs(c, n),
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);

@@ -27,6 +27,8 @@ export interface AgentOptions {
   runner: AssignmentRunner;
   /** The containers this host runs, sent on connect, after each assignment and every 30 s (drift). */
   inventory?: () => Promise<InventoryItem[]>;
+  /** The tail of a container's log, for the server's log requests; throws CONTAINER_NOT_FOUND. */
+  logs?: (container: string, maxBytes: number) => Promise<string>;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
   maxBackoffMs?: number;
 }
@@ -101,6 +103,17 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         backoff = 200;
         void sendInventory();
         log('connected', { hostId: id.hostId });
+      } else if (msg.type === 'logs') {
+        const { requestId, container } = msg;
+        const maxBytes = Math.min(Math.max(Number(msg.maxBytes) || 0, 1), 1 << 20);
+        void (async () => {
+          try {
+            if (!opts.logs) throw Object.assign(new Error('no logs'), { code: 'CONTAINER_NOT_FOUND' });
+            send?.({ type: 'logs', requestId, container, text: await opts.logs(container, maxBytes) });
+          } catch (e) {
+            send?.({ type: 'logs', requestId, container, code: (e as { code?: string }).code ?? 'IO_ERROR' });
+          }
+        })();
       } else if (msg.type === 'assign') {
         // Assignments run one at a time, in the order received.
         chain = chain.then(() => handleAssign(msg.assignment)).catch((e) => log('assignment failed', { err: String(e) }));

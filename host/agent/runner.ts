@@ -59,6 +59,11 @@ export class LocalRunner implements AssignmentRunner {
   }
 
   /** The containers, reconciled with runc and their supervisors (recording any change). */
+  /** The tail of a container's log (its supervisor writes it); CONTAINER_NOT_FOUND for others. */
+  logs(container: string, maxBytes: number): Promise<string> {
+    return this.opts.runtime.logs(container, { maxBytes });
+  }
+
   inventory(): Promise<InventoryItem[]> {
     return this.exclusive(async () =>
       (await this.opts.runtime.list()).map((c) => ({ id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode })),

@@ -46,6 +46,7 @@ interface Waiter {
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly waiters = new Set<Waiter>();
+  private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
   private wss?: WebSocketServer;
 
   constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {}
@@ -139,6 +140,8 @@ export class HostHub {
           w.resolve(msg);
         }
       }
+    } else if (msg.type === 'logs') {
+      this.logWaiters.get(`${hostId}/${msg.requestId}`)?.(msg);
     } else if (msg.type === 'containers') {
       if (!validInventory(msg.containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
       await this.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [JSON.stringify(msg.containers), hostId]);
@@ -148,6 +151,27 @@ export class HostHub {
         randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, JSON.stringify(msg),
       ]);
     }
+  }
+
+  /** Asks a connected host for the tail of a container's log. */
+  async requestLogs(hostId: string, container: string, maxBytes: number, timeoutMs = 10_000): Promise<{ text: string } | { code: string }> {
+    const conn = this.conns.get(hostId);
+    if (!conn) return { code: 'HOST_UNAVAILABLE' };
+    const requestId = randomBytes(8).toString('hex');
+    const key = `${hostId}/${requestId}`;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.logWaiters.delete(key);
+        resolve({ code: 'HOST_UNAVAILABLE' });
+      }, timeoutMs);
+      t.unref();
+      this.logWaiters.set(key, (m) => {
+        clearTimeout(t);
+        this.logWaiters.delete(key);
+        resolve(typeof m.text === 'string' ? { text: m.text.slice(-maxBytes) } : { code: String(m.code ?? 'IO_ERROR') });
+      });
+      conn.send({ type: 'logs', requestId, container, maxBytes });
+    });
   }
 
   /** Sends an assignment with the host's next generation; resolves with the host's final status. */

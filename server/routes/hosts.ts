@@ -75,6 +75,18 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     });
   });
 
+  // The tail of a container's log, asked of the host over its channel. Logs may hold secrets:
+  // operators and admins only.
+  r.get('/api/v1/hosts/:id/logs', requirePermission(ctx.db, ctx.oidc, 'deploy'), async (req: Request, res: Response) => {
+    const container = typeof req.query.container === 'string' ? req.query.container : '';
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(container)) return sendError(res, 400, 'BAD_REQUEST', 'container must be a container id');
+    const maxBytes = Math.min(Math.max(Number(req.query.maxBytes ?? 65536) || 65536, 1), 1 << 20);
+    const out = await hub.requestLogs(String(req.params.id), container, maxBytes);
+    if ('text' in out) return void res.json({ container, text: out.text });
+    const missing = out.code === 'CONTAINER_NOT_FOUND';
+    sendError(res, missing ? 404 : 503, out.code, missing ? `no container ${container} on this host` : 'the host did not answer');
+  });
+
   // Bundle bytes for an assignment. The host verifies them again itself; the signature here only
   // keeps the bundle store from being an open download service.
   r.get('/api/v1/hosts/bundles/:digest', async (req: Request, res: Response) => {

@@ -36,13 +36,16 @@ export type ServerMessage =
   | { type: 'welcome'; hostId: string; generation: number }
   | { type: 'assign'; assignment: Assignment }
   | { type: 'stop'; deploymentId: string; generation: number }
+  /** Asks for the tail of a container's log (answered by a host `logs` message with the same id). */
+  | { type: 'logs'; requestId: string; container: string; maxBytes: number }
   | { type: 'error'; code: string; message: string };
 
 export type HostMessage =
   | { type: 'hello'; hostId: string; nonce: string; kx: string; facts: HostFacts; generation: number }
   | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
   | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
-  | { type: 'containers'; containers: InventoryItem[] };
+  | { type: 'containers'; containers: InventoryItem[] }
+  | { type: 'logs'; requestId: string; container: string; text?: string; code?: string };
 
 /** One container as the host's runtime knows it; the server compares these with desired state (drift). */
 export interface InventoryItem {

@@ -69,6 +69,21 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     abort.abort();
   }, 120_000);
 
+  it('serves the container\'s log from the host, to operators only', async () => {
+    const admin = (await createApiKey(server.ctx.db, 'logs-admin', 'admin')).key;
+    const viewer = (await createApiKey(server.ctx.db, 'logs-viewer', 'viewer')).key;
+    const hostId = host.agent.hostId;
+    const get = (q: string, key = admin) => fetch(`${server.url}/api/v1/hosts/${hostId}/logs?${q}`, { headers: { authorization: `Bearer ${key}` } });
+    const logs = await until('log line', async () => {
+      const body = (await (await get('container=ct-production-hello')).json()) as { text?: string };
+      return body.text?.includes('hello from the container') && body;
+    }, 20_000);
+    expect(logs.text).toContain('hello from the container');
+    expect((await get('container=ct-production-nope')).status).toBe(404);
+    expect((await get('container=../../etc')).status).toBe(400);
+    expect((await get('container=ct-production-hello', viewer)).status).toBe(403);
+  }, 60_000);
+
   it('shows drift when a host stops running what is desired', async () => {
     const viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
     const drift = async () => (await (await fetch(`${server.url}/api/v1/drift`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { inSync: boolean; drift: { app: string; reason: string }[] };

@@ -59,7 +59,7 @@ export async function loopFixture(): Promise<LoopFixture> {
   // The app: a static busybox that sleeps, packed as a one-layer image.
   mkdirSync(p('app/bin'), { recursive: true });
   copyFileSync('/bin/busybox', p('app/bin/busybox'));
-  writeFileSync(p('app/ct.toml'), 'name = "hello"\nversion = "1.0.0"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = []\nnetwork = "none"\ncommand = ["/bin/busybox", "sleep", "600"]\n');
+  writeFileSync(p('app/ct.toml'), 'name = "hello"\nversion = "1.0.0"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = []\nnetwork = "none"\ncommand = ["/bin/busybox", "sh", "-c", "echo hello from the container; exec /bin/busybox sleep 600"]\n');
   await packCtp({ from: { dir: p('app') }, out: p('hello.ctp'), mtime: 0 });
 
   const key = generateKeyPairSync('ed25519');
@@ -176,6 +176,7 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
     serverUrl, stateDir, name, enrollToken: token, facts: async () => facts, maxBackoffMs: 500,
     runner,
     inventory: () => runner.inventory(),
+    logs: (c, n) => runner.logs(c, n),
   });
   await until('host connected', () => agent.connected());
   return {
