@@ -131,6 +131,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const handleAssign = async (a: Assignment) => {
     const status = (state: ContainerState, extra: { code?: string; message?: string; exitCode?: number | null } = {}) =>
       send?.({ type: 'status', deploymentId: a.deploymentId, generation: a.generation, state, ...extra });
+    // The server is not trusted with file names: every field that reaches a path or a URL is checked.
+    const bad = assignmentProblem(a);
+    if (bad) return status('refused', { code: 'MALFORMED_BUNDLE', message: `assignment ${bad}` });
     if (!Number.isInteger(a.generation) || a.generation <= id.generation) {
       log('refused stale assignment', { generation: a.generation, current: id.generation });
       return status('refused', { code: 'STALE_GENERATION', message: `generation ${a.generation} is not above ${id.generation}` });
@@ -173,6 +176,19 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       await chain;
     },
   };
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+function assignmentProblem(a: Assignment): string | undefined {
+  if (!a || typeof a !== 'object') return 'is not an object';
+  if (typeof a.bundleDigest !== 'string' || !DIGEST.test(a.bundleDigest)) return 'bundleDigest is not a sha256 digest';
+  if (typeof a.imageDigest !== 'string' || !DIGEST.test(a.imageDigest)) return 'imageDigest is not a sha256 digest';
+  if (a.download !== `/api/v1/hosts/bundles/${a.bundleDigest}`) return 'download path is not the bundle store path of its digest';
+  if (typeof a.app !== 'string' || !NAME.test(a.app) || typeof a.environment !== 'string' || !NAME.test(a.environment)) return 'app or environment is not a valid name';
+  if (typeof a.deploymentId !== 'string' || a.deploymentId.length > 100) return 'deploymentId is invalid';
+  return undefined;
 }
 
 async function enroll(opts: AgentOptions, id: HostIdentity): Promise<void> {

@@ -25,6 +25,8 @@ export async function createApiKey(db: Db, name: string, role: Role, scopes: str
 
 /** Installs a key given in configuration (e.g. the bootstrap admin key) idempotently. */
 export async function ensureApiKey(db: Db, name: string, key: string, role: Role): Promise<void> {
+  // A rotated bootstrap key replaces the previous one: the old key stops working.
+  await db.run('UPDATE api_keys SET revoked_at = ? WHERE name = ? AND hash <> ? AND revoked_at IS NULL', [Date.now(), name, hashApiKey(key)]);
   await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [
     randomUUID(), name, hashApiKey(key), role, '[]', Date.now(),
   ]);

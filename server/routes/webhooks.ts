@@ -46,7 +46,13 @@ async function accept(ctx: ServerContext, res: Response, trigger: WebhookTrigger
     return;
   }
   ctx.metrics.webhooks.inc({ source: trigger.source, outcome: 'accepted' });
-  await ctx.onTrigger(trigger);
+  try {
+    await ctx.onTrigger(trigger);
+  } catch (e) {
+    // Not triggered: forget the delivery, so that the forge's redelivery is not taken for a replay.
+    await ctx.db.run('DELETE FROM deliveries WHERE source = ? AND id = ?', [trigger.source, trigger.deliveryId]).catch(() => undefined);
+    throw e;
+  }
   res.status(202).json({ status: 'accepted', deliveryId: trigger.deliveryId });
 }
 
