@@ -84,3 +84,47 @@ describe('GitOps reconcile', () => {
     expect(await reconciler.appliedCommit()).toBe(applied);
   });
 });
+
+describe('GitOps with signed commits required', () => {
+  it('applies only heads signed by an allowed SSH key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ct-gitops-sig-'));
+    const bare = join(dir, 'desired.git');
+    const work = join(dir, 'work');
+    const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
+    const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env }).trim();
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
+    execFileSync('git', ['init', '-q', '-b', 'main', work]);
+    execFileSync('mkdir', ['-p', join(work, 'deploy')]);
+    git(['remote', 'add', 'origin', bare]);
+    for (const k of ['allowed', 'other']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', k, '-f', join(dir, k)]);
+    const pub = execFileSync('cat', [join(dir, 'allowed.pub')], { encoding: 'utf8' }).trim();
+    writeFileSync(join(dir, 'allowed_signers'), `t@e ${pub}\n`);
+    const commit = (text: string, key: string | null) => {
+      writeFileSync(join(work, 'deploy', 'state.yaml'), text);
+      git(['add', '.']);
+      git(key ? ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${join(dir, key)}`, 'commit', '-q', '-S', '-m', 'x'] : ['commit', '-q', '-m', 'x']);
+      git(['push', '-q', 'origin', 'HEAD:main']);
+      return git(['rev-parse', 'HEAD']);
+    };
+    const db = await openDb({ sqlitePath: ':memory:' });
+    await migrate(db);
+    const deploys: string[] = [];
+    const r = new Reconciler(db, new GitMirror(bare, join(dir, 'cache')), {
+      branch: 'main', path: 'deploy', allowedSignersFile: join(dir, 'allowed_signers'),
+      enqueueDeploy: async (a) => void deploys.push(a.digest),
+    });
+    try {
+      const signed = commit(state(digest('a')), 'allowed');
+      expect(await r.reconcile('t')).toMatchObject({ outcome: 'applied', commit: signed });
+      commit(state(digest('b')), 'other');
+      expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
+      commit(state(digest('c')), null);
+      expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
+      expect(deploys).toEqual([digest('a')]);
+      expect(await r.appliedCommit()).toBe(signed);
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
