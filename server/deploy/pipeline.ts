@@ -19,7 +19,8 @@ export type PolicyVerdict = { allow: true; warnings: string[] } | { allow: false
 /** The steps a deploy runs through; the server wires the real ones (steps.ts), tests may too. */
 export interface DeploySteps {
   fetchAndVerify(reference: string, environment: string, bundleDigest?: string): Promise<VerifiedBundle>;
-  decide(bundle: Extract<VerifiedBundle, { ok: true }>, host: { id: string; facts: HostFacts | undefined; labels: Record<string, string> }, environment: string): Promise<PolicyVerdict>;
+  /** `policy` narrows the decision to one named policy (Svalinn's `{digest, policy}`), never widens it. */
+  decide(bundle: Extract<VerifiedBundle, { ok: true }>, host: { id: string; facts: HostFacts | undefined; labels: Record<string, string> }, environment: string, policy?: string): Promise<PolicyVerdict>;
   dispatch(hostId: string, bundle: Extract<VerifiedBundle, { ok: true }>, d: DeploymentRow): Promise<{ state: string; code?: string; message?: string }>;
   hostFacts(hostId: string): HostFacts | undefined;
 }

@@ -12,6 +12,7 @@ import type { Evidence, Finding } from '../../src/verify/evidence.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyStore } from '../../src/policy/store.js';
+import { PolicySet } from '../../src/policy/policy-set.js';
 import type { BundleFacts } from '../../src/policy/types.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { ServerContext } from '../context.js';
@@ -104,9 +105,12 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       return ok;
     },
 
-    async decide(bundle, host, environment) {
-      const set = deps.policies.current;
-      if (!set) return { allow: false, code: 'NO_POLICY', message: 'the policy repository could not be loaded: failing closed' };
+    async decide(bundle, host, environment, policy) {
+      const all = deps.policies.current;
+      if (!all) return { allow: false, code: 'NO_POLICY', message: 'the policy repository could not be loaded: failing closed' };
+      const named = policy === undefined ? undefined : all.get(policy);
+      if (policy !== undefined && !named) return { allow: false, code: 'NO_POLICY', message: `no policy named ${JSON.stringify(policy)}` };
+      const set = named ? new PolicySet([named]) : all;
       const v = bundle.manifest as Verified;
       const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: policyHostFacts(host.facts, environment), findings: v.integrity });
       if (d.allow) return { allow: true, warnings: d.warnings.map((w) => `${w.code}: ${w.message}`) };

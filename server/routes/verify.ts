@@ -12,7 +12,7 @@ import { validateBody } from '../openapi.js';
 export function verifyRoutes(ctx: ServerContext, steps: DeploySteps): Router {
   const r = Router();
   r.post('/api/v1/verify', requirePermission(ctx.db, ctx.oidc, 'verify'), validateBody('verify'), async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as { reference?: unknown; digest?: unknown; environment?: unknown };
+    const body = (req.body ?? {}) as { reference?: unknown; digest?: unknown; environment?: unknown; policy?: unknown };
     const environment = typeof body.environment === 'string' ? body.environment : 'default';
     let reference: string | undefined;
     if (typeof body.reference === 'string') reference = body.reference;
@@ -25,7 +25,7 @@ export function verifyRoutes(ctx: ServerContext, steps: DeploySteps): Router {
     const bundle = await steps.fetchAndVerify(reference, environment);
     if (!bundle.ok) return void res.status(200).json({ decision: 'REJECT', allow: false, code: bundle.code, message: bundle.message });
     // No target host: runtime rules that depend on host facts are judged as unknown (fail closed).
-    const verdict = await steps.decide(bundle, { id: 'api', facts: undefined, labels: {} }, environment);
+    const verdict = await steps.decide(bundle, { id: 'api', facts: undefined, labels: {} }, environment, typeof body.policy === 'string' ? body.policy : undefined);
     res.json({
       decision: verdict.allow ? 'ALLOW' : 'REJECT',
       allow: verdict.allow,

@@ -84,6 +84,29 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     expect((await get('container=ct-production-hello', viewer)).status).toBe(403);
   }, 60_000);
 
+  it('answers /api/v1/verify for a reference and in Svalinn\'s {digest, policy} shape', async () => {
+    const key = (await createApiKey(server.ctx.db, 'verifier', 'viewer')).key;
+    const verify = async (body: unknown) => {
+      const res = await fetch(`${server.url}/api/v1/verify`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { decision: string; code: string | null; imageDigest?: string } };
+    };
+    const tampered = await verify({ reference: fx.refs.tampered, environment: 'production' });
+    expect(tampered.status).toBe(200);
+    expect(tampered.body.decision).toBe('REJECT');
+    expect(tampered.body.code).toMatch(/DIGEST_MISMATCH|UNCOVERED_FILE/);
+    const good = await fx.refs.good();
+    const imageDigest = good.split('@')[1];
+    // Svalinn's shape names the image: the server answers for the bundle it deployed.
+    const byDigest = await verify({ digest: imageDigest, environment: 'production' });
+    expect(byDigest.status).toBe(200);
+    expect(byDigest.body.imageDigest).toBe(imageDigest);
+    // Without a target host, runtime rules that need one fail closed.
+    expect(byDigest.body).toMatchObject({ decision: 'REJECT', code: 'HOST_SECCOMP_UNAVAILABLE' });
+    expect((await verify({ digest: `sha256:${'9'.repeat(64)}` })).status).toBe(404);
+    expect((await verify({ reference: good, policy: 'no-such-policy', environment: 'production' })).body).toMatchObject({ decision: 'REJECT', code: 'NO_POLICY' });
+    expect((await verify({ reference: 'not a reference' })).status).toBe(400);
+  }, 60_000);
+
   it('shows drift when a host stops running what is desired', async () => {
     const viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
     const drift = async () => (await (await fetch(`${server.url}/api/v1/drift`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { inSync: boolean; drift: { app: string; reason: string }[] };
