@@ -12,6 +12,7 @@ import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
 import { buildRuntimePlan } from '../enforce/index.js';
 import type { ImageDefaults } from '../enforce/types.js';
@@ -97,7 +98,7 @@ export class LocalRunner implements AssignmentRunner {
   }
 
   containerId(a: Pick<Assignment, 'environment' | 'app'>): string {
-    return `ct-${a.environment}-${a.app}`.slice(0, 63);
+    return containerIdFor(a.environment, a.app);
   }
 
   private async runNow(a: Assignment, ctpPath: string): Promise<Outcome> {

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import type { InventoryItem } from '../../src/protocol/messages.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 export interface DriftItem {
   environment: string;
@@ -29,7 +30,9 @@ export async function computeDrift(ctx: ServerContext): Promise<DriftItem[]> {
     for (const h of hosts) {
       const labels = JSON.parse(h.labels) as Record<string, string>;
       if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) continue;
-      const c = (JSON.parse(h.containers) as InventoryItem[]).find((x) => x.app === d.app);
+      // Containers are named per environment and app (src/protocol/container-id.ts).
+      const id = containerIdFor(d.environment, d.app);
+      const c = (JSON.parse(h.containers) as InventoryItem[]).find((x) => x.id === id);
       const base = { environment: d.environment, app: d.app, host: h.name, desired: d.image_digest };
       if (!c) out.push({ ...base, actual: null, reason: 'MISSING' });
       else if (c.imageDigest !== d.image_digest) out.push({ ...base, actual: { imageDigest: c.imageDigest, state: c.state }, reason: 'WRONG_IMAGE' });

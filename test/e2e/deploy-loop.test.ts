@@ -13,6 +13,7 @@ import { startServer, type RunningServer } from '../../server/start.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 describe('deploy loop: commit → webhook → registry → verify → host → statuses', () => {
   let fx: LoopFixture;
@@ -64,7 +65,7 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     // The deployment status follows the commit status.
     await until('deployment status success', () => fx.github.requests.some((r) => r.operationId === 'repos/create-deployment-status' && r.body.state === 'success'));
     // The container really runs on the host.
-    expect((await host.runtime.list()).find((c) => c.id === 'ct-production-hello')?.status).toBe('running');
+    expect((await host.runtime.list()).find((c) => c.id === containerIdFor('production', 'hello'))?.status).toBe('running');
     await until('succeeded event', () => /event: deployment\ndata: \{[^\n]*"status":"succeeded"/.test(streamed));
     abort.abort();
   }, 120_000);
@@ -75,13 +76,13 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     const hostId = host.agent.hostId;
     const get = (q: string, key = admin) => fetch(`${server.url}/api/v1/hosts/${hostId}/logs?${q}`, { headers: { authorization: `Bearer ${key}` } });
     const logs = await until('log line', async () => {
-      const body = (await (await get('container=ct-production-hello')).json()) as { text?: string };
+      const body = (await (await get(`container=${containerIdFor('production', 'hello')}`)).json()) as { text?: string };
       return body.text?.includes('hello from the container') && body;
     }, 20_000);
     expect(logs.text).toContain('hello from the container');
-    expect((await get('container=ct-production-nope')).status).toBe(404);
+    expect((await get(`container=${containerIdFor('production', 'nope')}`)).status).toBe(404);
     expect((await get('container=../../etc')).status).toBe(400);
-    expect((await get('container=ct-production-hello', viewer)).status).toBe(403);
+    expect((await get(`container=${containerIdFor('production', 'hello')}`, viewer)).status).toBe(403);
   }, 60_000);
 
   it('answers /api/v1/verify for a reference and in Svalinn\'s {digest, policy} shape', async () => {
@@ -111,7 +112,7 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     const viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
     const drift = async () => (await (await fetch(`${server.url}/api/v1/drift`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { inSync: boolean; drift: { app: string; reason: string }[] };
     await until('in sync', async () => (await drift()).inSync);
-    await host.runtime.stop('ct-production-hello', 500);
+    await host.runtime.stop(containerIdFor('production', 'hello'), 500);
     await host.agent.resync();
     const d = await until('drift reported', async () => { const x = await drift(); return !x.inSync && x; }, 40_000);
     expect(d.drift).toEqual([expect.objectContaining({ app: 'hello', reason: 'NOT_RUNNING' })]);

@@ -11,6 +11,7 @@ import YAML from 'yaml';
 import { repoRoot } from '../support/cli.js';
 import { freePort } from '../support/registry.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 const ADMIN = 'ctk_crash-test-admin-key-0123456789abcdef';
 
@@ -74,6 +75,6 @@ describe('server killed with SIGKILL in the middle of deploys', () => {
     expect(finals.length).toBeGreaterThanOrEqual(3);
     expect(fx.github.errors).toEqual([]);
     const running = (await host.runtime.list()).filter((c) => c.status === 'running').map((c) => c.id).sort();
-    expect(running).toEqual(['ct-production-app1', 'ct-production-app2', 'ct-production-app3']);
+    expect(running).toEqual([containerIdFor('production', 'app1'), containerIdFor('production', 'app2'), containerIdFor('production', 'app3')]);
   }, 180_000);
 });

@@ -27,11 +27,12 @@ import type { InventoryItem } from '../../src/protocol/messages.js';
 import { repoRoot, runCt } from '../support/cli.js';
 import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
 import { agentFixture, pidAlive, runcDeleteAll, runcKill, runcList, runcState, until, type AgentFixture } from './fixture.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 const HOST = 'prod-1';
-const KEEP = 'ct-production-keep';
-const EXITS = 'ct-production-exits';
-const ORPHAN = 'ct-production-orphan';
+const KEEP = containerIdFor('production', 'keep');
+const EXITS = containerIdFor('production', 'exits');
+const ORPHAN = containerIdFor('production', 'orphan');
 
 interface AgentProc { child: ChildProcess; stdout: string; stderr: string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }
 interface HostView { name: string; connected: boolean; generation: number; containers: InventoryItem[] }
@@ -177,7 +178,7 @@ describe('ct host run against a deploy server', () => {
 
     // The restarted agent (no token: it is enrolled) recovers on its own and tells the server.
     agent = spawnAgent();
-    await until('agent reports the recovery', () => /recovered ct-production-orphan: running → stopped/.test(agent!.stdout));
+    await until('agent reports the recovery', () => agent!.stdout.includes(`recovered ${ORPHAN}: running → stopped`));
     const h = await until('server inventory after the restart', async () => {
       const x = await host();
       return x?.connected && x.containers.find((c) => c.id === ORPHAN)?.state === 'stopped' && x;
@@ -245,7 +246,7 @@ describe('ct host run against a deploy server', () => {
       for (const [env, dir] of [['hardened', hardened], ['edge', edge]]) {
         const d = await deploy('armored', env);
         expect([d.status, d.reason]).toEqual(['succeeded', null]);
-        const st = runcState(dir, `ct-${env}-armored`);
+        const st = runcState(dir, containerIdFor(env, 'armored'));
         expect(st?.status).toBe('running');
         expect(readFileSync(`/proc/${st!.pid}/attr/current`, 'utf8')).toMatch(/\(enforce\)/);
       }

@@ -14,6 +14,7 @@ import { RuncRuntime } from '../../host/runtime/runc.js';
 import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { agentFixture, assignmentFor, pidAlive, runcDeleteAll, runcList, runcState, type AgentFixture, type BundleFile } from './fixture.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 const hostAppArmor = await apparmorFacts();
 if (!hostAppArmor.enforcing) console.warn(`skipping the AppArmor enforcement test: ${hostAppArmor.reason ?? 'AppArmor is not enforcing on this host'}`);
@@ -96,7 +97,7 @@ describe('LocalRunner: what reaches runc', () => {
     // The tampered twin keeps the image and raises a capability in its manifest: "the same image is
     // already running" must not stand in for verifying what was assigned.
     const runner = await runnerWith(facts);
-    const id = 'ct-production-agent-run';
+    const id = containerIdFor('production', 'agent-run');
     const before = runcState(stateDir, id);
     expect(before?.status).toBe('running');
     expect(fx.bundles.tampered.imageDigest).toBe(fx.bundles.signed.imageDigest);
@@ -110,7 +111,7 @@ describe('LocalRunner: what reaches runc', () => {
     // assigned, so "the same image already runs" is not enough to answer `running`.
     expect(fx.bundles.armored.imageDigest).toBe(fx.bundles.signed.imageDigest);
     const runner = await runnerWith(facts);
-    const id = 'ct-production-agent-run';
+    const id = containerIdFor('production', 'agent-run');
     const before = runcState(stateDir, id)!;
     expect(before.status).toBe('running');
     const a = assignmentFor(fx.bundles.armored, { app: 'agent-run', generation: ++generation });
@@ -120,7 +121,7 @@ describe('LocalRunner: what reaches runc', () => {
     expect(after.pid).not.toBe(before.pid);
     expect(pidAlive(before.pid)).toBe(false);
     // The replaced container's root filesystem does not stay behind.
-    expect(readdirSync(join(stateDir, 'rootfs')).filter((n) => /^ct-production-agent-run-\d+$/.test(n))).toHaveLength(1);
+    expect(readdirSync(join(stateDir, 'rootfs')).filter((n) => new RegExp(`^${containerIdFor('production', 'agent-run')}-\\d+$`).test(n))).toHaveLength(1);
     // …and the same assignment again (a server retrying) leaves it alone.
     expect(await runner.run({ ...a, generation: ++generation }, fx.bundles.armored.path)).toMatchObject({ state: 'running' });
     expect(runcState(stateDir, id)).toEqual(after);
@@ -175,8 +176,8 @@ describe('LocalRunner: what reaches runc', () => {
     // the refusal above is the AppArmor requirement, not the bundle.
     const ok = await runner.run(assignmentFor(fx.bundles.armored, { app: 'agent-armored', generation: ++generation }), fx.bundles.armored.path);
     expect(ok.state).toBe('running');
-    expect(runcState(stateDir, 'ct-production-agent-armored')?.status).toBe('running');
-    await runtime.delete('ct-production-agent-armored', { force: true, purge: true });
+    expect(runcState(stateDir, containerIdFor('production', 'agent-armored'))?.status).toBe('running');
+    await runtime.delete(containerIdFor('production', 'agent-armored'), { force: true, purge: true });
   }, 30_000);
 
   // The only test here that may skip: enforcement needs a kernel with AppArmor (SPEC §9). Jest

@@ -13,6 +13,7 @@ import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { startGitlabApi, GITLAB_STATUS_STATES, type GitlabApi, type GitlabStatusCall } from '../support/gitlab-api.js';
 import { loopFixture, startTestHost, until, type LoopFixture, type TestHost } from '../e2e/fixture.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 const HOOK_TOKEN = 'gitlab-hook-token';
 const API_TOKEN = 'glpat-server-token';
@@ -107,7 +108,7 @@ describe('GitLab: push webhook → deploy → commit status through Gitbeaker', 
     expect(finals(sha)).toHaveLength(1);
     expect(gitlab.errors).toEqual([]);
     expect(fx.github.requests).toEqual([]);
-    expect((await host.runtime.list()).find((c) => c.id === 'ct-production-hello')?.status).toBe('running');
+    expect((await host.runtime.list()).find((c) => c.id === containerIdFor('production', 'hello'))?.status).toBe('running');
   }, 60_000);
 
   it('posts failed naming the code for a tampered bundle, and never runs it', async () => {

@@ -16,6 +16,7 @@ import { createApiKey } from '../../server/auth/api-keys.js';
 import { MIGRATIONS } from '../../server/store/migrations.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from '../e2e/fixture.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 /** A signed GitHub push delivery with a chosen delivery id, so the same one can be replayed. */
 async function push(url: string, sha: string, delivery: string): Promise<{ status: number; body: { status?: string } }> {
@@ -87,7 +88,7 @@ describe('two server replicas on one PostgreSQL', () => {
     }
     expect(fx.github.errors).toEqual([]);
     const running = (await host.runtime.list()).filter((c) => c.status === 'running').map((c) => c.id).sort();
-    expect(running).toEqual(['ct-production-app1', 'ct-production-app2']);
+    expect(running).toEqual([containerIdFor('production', 'app1'), containerIdFor('production', 'app2')]);
   }, 60_000);
 
   it('hands a deploy claimed by the replica without the host to the replica that has it', async () => {
@@ -113,6 +114,6 @@ describe('two server replicas on one PostgreSQL', () => {
     // Only app3 changed in this commit.
     expect(finalsFor(sha, 'app1')).toEqual([]);
     expect(fx.github.errors).toEqual([]);
-    expect((await host.runtime.list()).find((c) => c.id === 'ct-production-app3')?.status).toBe('running');
+    expect((await host.runtime.list()).find((c) => c.id === containerIdFor('production', 'app3'))?.status).toBe('running');
   }, 60_000);
 });
