@@ -44,15 +44,40 @@ export async function openPostgres(url: string): Promise<Db> {
       }
     },
     async listen(channel, fn) {
-      const client = await pool.connect();
-      client.on('error', () => undefined);
-      listeners.push(client);
-      client.on('notification', (m) => m.channel === channel && fn());
-      await client.query(`LISTEN ${JSON.stringify(channel)}`);
+      // A dedicated connection; when it drops (server restart, network), a new one LISTENs again
+      // after a short delay, and `fn` runs once so that nothing notified meanwhile is missed.
+      let stopped = false;
+      let current: pg.PoolClient | undefined;
+      const attach = async (): Promise<void> => {
+        if (stopped) return;
+        try {
+          const client = await pool.connect();
+          current = client;
+          listeners.push(client);
+          const lost = () => {
+            if (current !== client) return;
+            current = undefined;
+            listeners.splice(listeners.indexOf(client), 1);
+            client.release(true);
+            if (!stopped) setTimeout(() => void attach().then(fn), 500).unref();
+          };
+          client.on('error', lost);
+          client.on('end', lost);
+          client.on('notification', (m) => m.channel === channel && fn());
+          await client.query(`LISTEN ${JSON.stringify(channel)}`);
+        } catch {
+          if (!stopped) setTimeout(() => void attach().then(fn), 1000).unref();
+        }
+      };
+      await attach();
       return async () => {
+        stopped = true;
+        const client = current;
+        current = undefined;
+        if (!client) return;
         await client.query(`UNLISTEN ${JSON.stringify(channel)}`).catch(() => undefined);
-        client.release();
         listeners.splice(listeners.indexOf(client), 1);
+        client.release();
       };
     },
     async close() {

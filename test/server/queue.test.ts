@@ -65,6 +65,34 @@ describe.each(['sqlite', 'postgres'] as const)('job queue on %s', (dialect) => {
     await db.close();
   });
 
+  it('is woken by notifications, also after its listening connection was cut', async () => {
+    const db = await open();
+    const q = new JobQueue(db, { pollMs: 60_000 });
+    const done: number[] = [];
+    q.on('wake', async () => {
+      done.push(Date.now());
+      return { state: 'done' };
+    });
+    await q.start();
+    await new Promise((r) => setTimeout(r, 100)); // the worker is now asleep until woken
+    const t0 = Date.now();
+    await q.enqueue('wake', `wake-1-${dialect}`, {});
+    while (done.length < 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    expect(done).toHaveLength(1);
+    if (dialect === 'postgres') {
+      // Cut the LISTEN connection from the server side, as a restart or network failure would.
+      await db.run(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`);
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    const t1 = Date.now();
+    await q.enqueue('wake', `wake-2-${dialect}`, {});
+    while (done.length < 2 && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 10));
+    await q.stop();
+    await db.close();
+    expect(done).toHaveLength(2);
+    expect(done[1] - t1).toBeLessThan(5000);
+  });
+
   it('retries with backoff, then fails for good', async () => {
     const db = await open();
     const q = new JobQueue(db, { pollMs: 20, backoffMs: () => 10 });
