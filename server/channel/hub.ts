@@ -178,6 +178,7 @@ export class HostHub {
   async assign(hostId: string, a: Omit<Assignment, 'generation'>, timeoutMs: number): Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }> {
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
+    await this.ctx.db.run('INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [hostId, a.bundleDigest, Date.now()]);
     const rows = await this.ctx.db.query<{ generation: number }>('UPDATE hosts SET generation = generation + 1 WHERE id = ? RETURNING generation', [hostId]);
     const generation = Number(rows[0].generation);
     const final = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped']);

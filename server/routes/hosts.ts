@@ -99,6 +99,8 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     const fresh = Math.abs(Date.now() - Number(time)) < 60_000;
     const ok = host && fresh && verify(null, Buffer.from(hostRequestText('GET', req.path, time)), publicKeyFrom(host.public_key), Buffer.from(sig, 'base64'));
     if (!ok) return sendError(res, 401, 'UNAUTHENTICATED', 'host signature missing, stale or invalid');
+    const [assigned] = await ctx.db.query('SELECT 1 AS ok FROM host_bundles WHERE host_id = ? AND bundle_digest = ?', [hostId, digest]);
+    if (!assigned) return sendError(res, 403, 'FORBIDDEN', 'this bundle was not assigned to this host');
     const file = join(ctx.config.dataDir, 'bundles', `${digest.slice(7)}.ctp`);
     if (!existsSync(file)) return sendError(res, 404, 'NOT_FOUND', 'bundle not held by this server');
     res.type('application/octet-stream');

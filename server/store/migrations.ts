@@ -40,6 +40,10 @@ export const MIGRATIONS: string[][] = [
     // The .ctp a deploy must use, when the desired state pins it (else: the one verified first).
     `ALTER TABLE deployments ADD COLUMN bundle_digest TEXT`,
   ],
+  [
+    // Which bundles were assigned to which host: a host downloads only what it was assigned.
+    `CREATE TABLE host_bundles (host_id TEXT NOT NULL, bundle_digest TEXT NOT NULL, assigned_at BIGINT NOT NULL, PRIMARY KEY (host_id, bundle_digest))`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -110,10 +110,20 @@ describe('deploy server API', () => {
 
   it('enrols a host once per one-time token', async () => {
     const { token } = (await (await call('POST', '/api/v1/hosts/tokens', admin, { labels: { env: 'prod' } })).json()) as { token: string };
-    const { generateKeyPairSync } = await import('node:crypto');
-    const pub = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+    const { generateKeyPairSync, sign } = await import('node:crypto');
+    const keys = generateKeyPairSync('ed25519');
+    const pub = keys.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
     const first = await call('POST', '/api/v1/hosts/enroll', undefined, { token, name: 'host-a', publicKey: pub });
     expect(first.status).toBe(201);
+    // An enrolled host may download only bundles assigned to it.
+    const { hostId } = (await first.json()) as { hostId: string };
+    const path = `/api/v1/hosts/bundles/sha256:${'c'.repeat(64)}`;
+    const time = String(Date.now());
+    const sig = sign(null, Buffer.from(`GET\n${path}\n${time}`), keys.privateKey).toString('base64');
+    const dl = await fetch(`${server.url}${path}`, { headers: { 'x-ct-host': hostId, 'x-ct-time': time, 'x-ct-signature': sig } });
+    expect(dl.status).toBe(403);
+    const forged = await fetch(`${server.url}${path}`, { headers: { 'x-ct-host': hostId, 'x-ct-time': time, 'x-ct-signature': sig.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) } });
+    expect(forged.status).toBe(401);
     const replay = await call('POST', '/api/v1/hosts/enroll', undefined, { token, name: 'host-b', publicKey: pub });
     expect(replay.status).toBe(401);
     const hosts = (await (await call('GET', '/api/v1/hosts', viewer)).json()) as { hosts: { name: string; labels: Record<string, string>; connected: boolean }[] };
