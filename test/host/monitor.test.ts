@@ -3,7 +3,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CtError } from '../../src/core/errors.js';
 import { runtimeDefault } from '../../src/profiles/seccomp/index.js';
 import { buildRuntimePlan } from '../../host/enforce/index.js';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
@@ -20,6 +19,7 @@ import {
 import { RuncRuntime } from '../../host/runtime/index.js';
 import { runCt } from '../support/cli.js';
 import { DIGEST, makeRootfs, requireHostTools } from './support.js';
+import { codeOf } from '../support/error-code.js';
 
 const RULES = `version: 1
 rules:
@@ -38,15 +38,6 @@ rules:
     kind: proc-sys-write
 `;
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CtError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('rule language', () => {
   it('parses the documented example', () => {

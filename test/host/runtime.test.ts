@@ -4,13 +4,13 @@ import { createInterface } from 'node:readline';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CtError } from '../../src/core/errors.js';
 import { runtimeDefault } from '../../src/profiles/seccomp/index.js';
 import { buildRuntimePlan, loadAppArmor, type EnforceInput } from '../../host/enforce/index.js';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/index.js';
 import { repoRoot } from '../support/cli.js';
 import { DIGEST, makeRootfs, requireHostTools } from './support.js';
+import { codeOfAsync as codeOf } from '../support/error-code.js';
 
 /** AppArmor enforcement is the one thing this kernel lacks (SPEC §9): its test may skip, saying why. */
 function apparmorEnforcing(): { ok: boolean; why: string } {
@@ -55,15 +55,6 @@ async function runToEnd(inp: EnforceInput): Promise<{ exitCode: number | null; o
   return { exitCode: done.exitCode, output };
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CtError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 beforeAll(async () => {
   requireHostTools();

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CtError } from '../../src/core/errors.js';
 import { VordrClient } from '../../host/runtime/vordr.js';
+import { codeOfAsync as codeOf } from '../support/error-code.js';
 
 /**
  * A local stand-in for a Vörðr host speaking JSON-RPC 2.0 over HTTP (SPEC §8): two tools with
@@ -60,15 +61,6 @@ afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
 });
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CtError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('Vörðr adapter (JSON-RPC 2.0)', () => {
   it('lists tools and calls them with tools/call {name, arguments}', async () => {

@@ -16,6 +16,7 @@ import {
   type OciSeccomp,
 } from '../../src/profiles/seccomp/index.js';
 import { repoRoot, runCt } from '../support/cli.js';
+import { codeOf } from '../support/error-code.js';
 
 const REF = join(repoRoot, '..', 'shared', 'reference');
 
@@ -29,15 +30,6 @@ function names(p: OciSeccomp, unconditionalOnly = false): Set<string> {
   return out;
 }
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CtError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('vendored reference data', () => {
   it("equals Docker's default profile in the reference copy", () => {

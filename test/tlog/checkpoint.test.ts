@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
-import { isCtError } from '../../src/core/errors.js';
 import { formatCheckpoint, parseCheckpoint, signCheckpoint, signNote, verifyCheckpoint } from '../../src/tlog/index.js';
+import { codeOf as code } from '../support/error-code.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
@@ -9,14 +9,6 @@ const root = Buffer.alloc(32, 7);
 const cp = { origin: 'logs.example.org/ct', treeSize: 42, rootHash: root };
 const note = signCheckpoint(cp, 'logs.example.org/ct', privateKey);
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isCtError(e) ? e.code : 'NOT_CT_ERROR';
-  }
-  return undefined;
-}
 
 describe('checkpoints (C2SP tlog-checkpoint in a signed note)', () => {
   it('formats the three lines and the signature line', () => {

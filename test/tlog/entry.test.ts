@@ -2,7 +2,6 @@ import { describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isCtError } from '../../src/core/errors.js';
 import { repoRoot } from '../support/cli.js';
 import {
   MerkleTree,
@@ -15,6 +14,7 @@ import {
   verifySet,
   type LogEntry,
 } from '../../src/tlog/index.js';
+import { codeOf } from '../support/error-code.js';
 
 const D = (c: string): string => `sha256:${c.repeat(64)}`;
 const valid: LogEntry = {
@@ -30,14 +30,6 @@ const revocation: LogEntry = {
   body: { revokedDigest: D('c'), reason: 'key_compromise', revokedBy: D('d'), revokedAt: '2026-11-26T00:00:00+01:00' },
 };
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isCtError(e) ? e.code : 'NOT_CT_ERROR';
-  }
-  return undefined;
-}
 
 function problems(v: unknown): string[] {
   try {

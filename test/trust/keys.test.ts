@@ -4,8 +4,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair, loadPrivateKey, loadPublicKey, parsePublicKey, signBytes, verifyBytes, writeKeyPair } from '../../src/trust/keys.js';
 import { keyIdOf } from '../../src/trust/keyid.js';
-import { isCtError } from '../../src/core/errors.js';
 import { withTempDir } from './fixtures.js';
+import { codeOfAsync as codeOf } from '../support/error-code.js';
 
 /** Key id recomputed without KeyObject.export: the fixed Ed25519 SPKI header (RFC 8410) + raw key. */
 function independentKeyId(jwkX: string): string {
@@ -13,14 +13,6 @@ function independentKeyId(jwkX: string): string {
   return `sha256:${createHash('sha256').update(der).digest('hex')}`;
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return isCtError(e) ? e.code : `not a CtError: ${String(e)}`;
-  }
-}
 
 describe('key generation and files', () => {
   it('writes the private key with mode 0600 and the public key as SPKI PEM', async () => {

@@ -2,9 +2,9 @@ import { describe, expect, it } from '@jest/globals';
 import { signTrustStore, trustStoreSigningBytes, verifyTrustStoreUpdate } from '../../src/trust/update.js';
 import { bumpVersion, addKey } from '../../src/trust/edit.js';
 import { validateTrustStore } from '../../src/trust/validate.js';
-import { CtError } from '../../src/core/errors.js';
 import type { TrustStore } from '../../src/trust/types.js';
 import { entry, group, store, testKey, type TestKey } from './fixtures.js';
+import { codeOf } from '../support/error-code.js';
 
 const NOW = new Date('2026-06-01T00:00:00Z');
 const [u1, u2, u3, builder, late] = [testKey(), testKey(), testKey(), testKey(), testKey()];
@@ -28,14 +28,6 @@ function signed(s: TrustStore, ...keys: TestKey[]): TrustStore {
   return keys.reduce((acc, k) => signTrustStore(acc, k.privateKey), s);
 }
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    return e instanceof CtError ? e.code : String(e);
-  }
-}
 
 describe('signTrustStore', () => {
   it('signs the JCS form without signatures, so signers are independent of order', () => {
