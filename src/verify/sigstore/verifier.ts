@@ -23,7 +23,7 @@ import { keyIdOf } from '../../trust/keyid.js';
 import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../evidence.js';
 import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
 import { assertIdentityPolicy, certIdentity, checkIdentity, describePolicy, type IdentityPolicy } from './identity.js';
-import { acceptRekorV2DsseDigest } from './rekor-v2.js';
+import { acceptRekorV2DsseDigest, withSignature } from './rekor-v2.js';
 import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
 import { memoizeCertificate, memoizeTrustedCertVerify } from './cert-memo.js';
@@ -306,16 +306,7 @@ function bindMessage(bundle: Bundle, artifact: Buffer | undefined, digest: strin
 function overDigest(entity: SignedEntity, bundle: Bundle): SignedEntity {
   if (bundle.content.$case !== 'messageSignature') return entity;
   const { signature, messageDigest } = bundle.content.messageSignature;
-  const inner = entity.signature;
-  return {
-    ...entity,
-    signature: {
-      get signature() { return inner.signature; },
-      compareSignature: (s: Buffer) => inner.compareSignature(s),
-      compareDigest: (d: Buffer) => inner.compareDigest(d),
-      verifySignature: (key) => verifyP256Prehashed(messageDigest.digest, signature, key),
-    },
-  };
+  return withSignature(entity, { verifySignature: (key) => verifyP256Prehashed(messageDigest.digest, signature, key) });
 }
 
 function inTotoStatement(payloadType: string, payload: Buffer): Statement {
