@@ -71,6 +71,14 @@ export const OPENAPI = {
     '/api/v1/hosts/bundles/{digest}': { get: { operationId: 'downloadBundle', description: 'host-signed (x-ct-host, x-ct-time, x-ct-signature); only bundles assigned to that host', parameters: [{ name: 'digest', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: '.ctp bytes' }, ...errors(400, 401, 403, 404) } } },
     '/api/v1/hosts/channel': { get: { operationId: 'hostChannel', description: 'WebSocket upgrade: the signed host channel (docs/host-protocol.md)', parameters: [{ name: 'host', in: 'query', required: true, schema: { type: 'string' } }], responses: { '101': { description: 'switching protocols' } } } },
     '/api/v1/drift': { get: { operationId: 'drift', security: secured, description: 'hosts\' reported containers against the desired state', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/audit': {
+      get: {
+        operationId: 'searchAudit', security: secured, description: 'audit records, newest first (auditors and admins); format=jsonl exports JSON lines',
+        parameters: [{ name: 'kind', in: 'query', schema: { type: 'string' } }, { name: 'subject', in: 'query', schema: { type: 'string' } }, { name: 'since', in: 'query', schema: { type: 'string' } }, { name: 'until', in: 'query', schema: { type: 'string' } }, { name: 'q', in: 'query', schema: { type: 'string', maxLength: 200 } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }, { name: 'format', in: 'query', schema: { enum: ['json', 'jsonl'] } }],
+        responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) },
+      },
+    },
+    '/api/v1/sync': { post: { operationId: 'sync', security: secured, description: 'reconcile the desired state now (operators and admins)', responses: { '202': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
   },
 } as const;

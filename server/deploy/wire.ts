@@ -13,6 +13,8 @@ import { hostRoutes } from '../routes/hosts.js';
 import { verifyRoutes } from '../routes/verify.js';
 import { policyRoutes } from '../routes/policies.js';
 import { driftRoutes } from '../routes/drift.js';
+import { auditRoutes } from '../routes/audit.js';
+import { syncRoutes } from '../routes/sync.js';
 import { DeployPipeline, type DeploySteps } from './pipeline.js';
 import { realSteps } from './steps.js';
 import { PolicyStore } from '../../src/policy/store.js';
@@ -93,7 +95,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-    routers: [deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx)],
+    routers: [deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx)],
     onListen: (server) => hub.attach(server),
     close: async () => {
       clearInterval(poll);

@@ -48,7 +48,8 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
   r.get('/api/v1/deployments/:id', read, async (req: Request, res: Response) => {
     const [row] = await ctx.db.query<Row>('SELECT * FROM deployments WHERE id = ?', [String(req.params.id)]);
     if (!row) return sendError(res, 404, 'NOT_FOUND', 'no such deployment');
-    res.json(view(row));
+    // One deployment comes with its verified evidence (signers, log entries, provenance, profiles).
+    res.json({ ...view(row), bundleDigest: row.bundle_digest ?? null, evidence: row.evidence ? JSON.parse(String(row.evidence)) : null });
   });
 
   // An explicit, authorised deploy (CI with an OIDC token, or an operator).

@@ -6,7 +6,7 @@ import { sendError } from '../http-error.js';
 
 /** A trigger handed to the GitOps/deploy side. A webhook only ever *triggers* a reconcile. */
 export interface WebhookTrigger {
-  source: 'github' | 'gitlab';
+  source: 'github' | 'gitlab' | 'api';
   event: string;
   deliveryId: string;
   repository: string;
