@@ -47,6 +47,8 @@ export interface ServerConfig {
   publicUrl?: string;
   localHost: boolean;
   maxBodyBytes: number;
+  /** `/mcp` for agents: on by default; `readOnly` hides the tools that change what runs. */
+  mcp?: { enabled?: boolean; readOnly?: boolean };
 }
 
 const DEFAULTS: ServerConfig = {
@@ -80,6 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.CT_POLICIES) cfg.policies = env.CT_POLICIES;
   if (env.CT_TRUST_STORE) cfg.trustStore = env.CT_TRUST_STORE;
   if (env.CT_ADMIN_API_KEY) cfg.adminApiKey = env.CT_ADMIN_API_KEY;
+  if (env.CT_MCP_READ_ONLY) cfg.mcp = { ...cfg.mcp, readOnly: env.CT_MCP_READ_ONLY === 'true' || env.CT_MCP_READ_ONLY === '1' };
   if (env.CT_REGISTRIES) cfg.registries = { ...cfg.registries, allow: list(env.CT_REGISTRIES) ?? [] };
   const ghSecrets = list(env.GITHUB_WEBHOOK_SECRETS ?? env.GITHUB_WEBHOOK_SECRET);
   if (ghSecrets || env.GITHUB_TOKEN) {

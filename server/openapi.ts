@@ -27,6 +27,14 @@ export const REQUEST_SCHEMAS: Record<string, object> = {
     type: 'object', additionalProperties: false,
     properties: { labels, ttlSeconds: { type: 'integer', minimum: 60, maximum: 604800 } },
   },
+  policyImpact: {
+    type: 'object', additionalProperties: false, required: ['files'],
+    properties: {
+      files: { type: 'array', maxItems: 50, items: { type: 'object', additionalProperties: false, required: ['path', 'text'], properties: { path: { type: 'string', maxLength: 200 }, text: { type: 'string', maxLength: 262144 } } } },
+      remove: { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 200 } },
+      environment: name,
+    },
+  },
   enrollHost: {
     type: 'object', additionalProperties: false, required: ['token', 'name', 'publicKey'],
     properties: { token: { type: 'string', maxLength: 200 }, name, publicKey: { type: 'string', maxLength: 200 }, facts: { type: 'object' } },
@@ -63,6 +71,7 @@ export const OPENAPI = {
     '/api/v1/deployments/{id}/rollback': { post: { operationId: 'rollbackDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '202': json({ type: 'object' }), ...errors(401, 403, 404, 409) } } },
     '/api/v1/verify': { post: { operationId: 'verify', security: secured, requestBody: body('verify'), responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403, 404) } } },
     '/api/v1/policies': { get: { operationId: 'listPolicies', security: secured, responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/policies/impact': { post: { operationId: 'policyImpact', security: secured, description: 'which live deployments a proposed policy change would deny or allow', requestBody: body('policyImpact'), responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403, 422, 503) } } },
     '/api/v1/policies/reload': { post: { operationId: 'reloadPolicies', security: secured, responses: { '200': json({ type: 'object' }), '422': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/hosts': { get: { operationId: 'listHosts', security: secured, responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/hosts/tokens': { post: { operationId: 'createEnrollmentToken', security: secured, requestBody: body('createEnrollmentToken'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 403) } } },
@@ -79,6 +88,13 @@ export const OPENAPI = {
       },
     },
     '/api/v1/sync': { post: { operationId: 'sync', security: secured, description: 'reconcile the desired state now (operators and admins)', responses: { '202': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/mcp': {
+      post: { operationId: 'mcp', security: secured, description: 'Model Context Protocol (Streamable HTTP, stateless JSON responses): tools for agents (docs/mcp.md)', responses: { '200': json({ type: 'object' }, 'JSON-RPC response'), '202': { description: 'notification accepted' }, ...errors(400, 401, 403, 413) } },
+      get: { operationId: 'mcpStream', description: 'not offered: the server is stateless (405)', responses: { '405': json({ type: 'object' }) } },
+      delete: { operationId: 'mcpSession', description: 'not offered: the server is stateless (405)', responses: { '405': json({ type: 'object' }) } },
+    },
+    '/.well-known/oauth-protected-resource': { get: { operationId: 'protectedResource', description: 'OAuth 2.0 protected resource metadata (RFC 9728) of /mcp', responses: { '200': json({ type: 'object' }) } } },
+    '/.well-known/oauth-protected-resource/mcp': { get: { operationId: 'protectedResourceMcp', description: 'OAuth 2.0 protected resource metadata (RFC 9728) of /mcp', responses: { '200': json({ type: 'object' }) } } },
     '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
   },
 } as const;

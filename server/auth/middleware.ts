@@ -11,22 +11,27 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/** `Authorization: Bearer <API key | OIDC JWT>`; 401 without valid credentials, 403 without the permission. */
+export type BearerResult = { ok: true; principal: Principal; token: string } | { ok: false; reason: string };
+
+/** `Authorization: Bearer <API key | OIDC JWT>` → who is calling (one place for the API and /mcp). */
+export async function authenticateBearer(db: Db, oidc: OidcVerifier, header: string | undefined): Promise<BearerResult> {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  if (!m) return { ok: false, reason: 'missing bearer credentials' };
+  const token = m[1];
+  if (token.startsWith('ctk_')) {
+    const principal = await authenticateApiKey(db, token);
+    return principal ? { ok: true, principal, token } : { ok: false, reason: 'invalid API key' };
+  }
+  const r = await oidc.verify(token);
+  return r.ok ? { ok: true, principal: r.principal, token } : { ok: false, reason: r.reason };
+}
+
+/** 401 without valid credentials, 403 without the permission. */
 export function requirePermission(db: Db, oidc: OidcVerifier, perm: Permission) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) return sendError(res, 401, 'UNAUTHENTICATED', 'missing bearer credentials');
-    const token = m[1];
-    let principal: Principal | null = null;
-    let reason = 'invalid API key';
-    if (token.startsWith('ctk_')) principal = await authenticateApiKey(db, token);
-    else {
-      const r = await oidc.verify(token);
-      if (r.ok) principal = r.principal;
-      else reason = r.reason;
-    }
-    if (!principal) return sendError(res, 401, 'UNAUTHENTICATED', reason);
+    const auth = await authenticateBearer(db, oidc, req.headers.authorization);
+    if (!auth.ok) return sendError(res, 401, 'UNAUTHENTICATED', auth.reason);
+    const principal = auth.principal;
     if (!can(principal, perm)) return sendError(res, 403, 'FORBIDDEN', `role ${principal.role} may not ${perm}`);
     req.principal = principal;
     next();

@@ -4,6 +4,7 @@ import { publish } from '../context.js';
 import type { Job, JobOutcome } from '../queue/queue.js';
 import type { Notifier } from '../notifiers/notifier.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
+import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
 
 /** A host whose channel sent nothing for this long (inventory comes every 30 s) is not counted as connected to another replica. */
@@ -127,7 +128,10 @@ export class DeployPipeline {
     await this.save(row, 'dispatching');
     const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row)));
     const bad = results.find((x) => x.state !== 'running');
-    const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence };
+    // What the policies judged besides the evidence (manifest facts, the first target's host facts):
+    // kept so that a policy change can be judged later on exactly this input (policy impact, diff).
+    const decisionInput = { manifest: (bundle.manifest as { manifest?: unknown } | undefined)?.manifest ?? {}, hostFacts: policyHostFacts(hosts[0].facts, row.environment) };
+    const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence, decisionInput };
     if (!bad) return { status: 'succeeded', message: `running on ${hosts.length} host(s)`, extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
@@ -179,8 +183,9 @@ export class DeployPipeline {
   }
 
   private async save(row: DeploymentRow, status: DeployStatus, reason?: string, message?: string, extra?: Record<string, unknown>): Promise<void> {
-    await this.ctx.db.run('UPDATE deployments SET status = ?, reason = ?, message = ?, image_digest = COALESCE(?, image_digest), bundle_digest = COALESCE(?, bundle_digest), evidence = COALESCE(?, evidence), updated_at = ? WHERE id = ?', [
-      status, reason ?? null, message ?? null, (extra?.imageDigest as string) ?? null, (extra?.bundleDigest as string) ?? null, extra?.evidence ? JSON.stringify(extra.evidence) : null, Date.now(), row.id,
+    await this.ctx.db.run('UPDATE deployments SET status = ?, reason = ?, message = ?, image_digest = COALESCE(?, image_digest), bundle_digest = COALESCE(?, bundle_digest), evidence = COALESCE(?, evidence), decision_input = COALESCE(?, decision_input), updated_at = ? WHERE id = ?', [
+      status, reason ?? null, message ?? null, (extra?.imageDigest as string) ?? null, (extra?.bundleDigest as string) ?? null, extra?.evidence ? JSON.stringify(extra.evidence) : null,
+      extra?.decisionInput ? JSON.stringify(extra.decisionInput) : null, Date.now(), row.id,
     ]);
     publish(this.ctx, 'deployment', { id: row.id, environment: row.environment, app: row.app, status, reason });
   }

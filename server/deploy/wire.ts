@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { ServerContext } from '../context.js';
 import type { Extension } from '../start.js';
@@ -15,6 +16,7 @@ import { policyRoutes } from '../routes/policies.js';
 import { driftRoutes } from '../routes/drift.js';
 import { auditRoutes } from '../routes/audit.js';
 import { syncRoutes } from '../routes/sync.js';
+import { mcpRoutes } from '../mcp/route.js';
 import { DeployPipeline, type DeploySteps } from './pipeline.js';
 import { realSteps } from './steps.js';
 import { PolicyStore } from '../../src/policy/store.js';
@@ -75,6 +77,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   ctx.queue.on('deploy', (job) => pipeline.handle(job));
 
   let poll: NodeJS.Timeout | undefined;
+  let listening: string | undefined;
   const ds = ctx.config.desiredState;
   if (ds) {
     const mirror = new GitMirror(ds.repo, join(ctx.config.dataDir, 'git'));
@@ -95,8 +98,15 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-    routers: [deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx)],
-    onListen: (server) => hub.attach(server),
+    routers: [mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx)],
+    onListen: (server) => {
+      hub.attach(server);
+      // MCP tools call the API here, at the address this server listens on (loopback when it
+      // listens on every interface), never at an address taken from a request.
+      const a = server.address() as AddressInfo;
+      const host = a.address === '0.0.0.0' || a.address === '::' ? '127.0.0.1' : a.address;
+      listening = `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+    },
     close: async () => {
       clearInterval(poll);
       hub.close();

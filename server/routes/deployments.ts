@@ -5,6 +5,8 @@ import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
 import type { DeployPipeline } from '../deploy/pipeline.js';
 import { validateBody } from '../openapi.js';
+import { liveDeployments } from '../deploy/live.js';
+import { actor, recordAudit } from '../audit.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -26,22 +28,12 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
 
   r.get('/api/v1/deployments', read, async (req: Request, res: Response) => {
     const env = typeof req.query.environment === 'string' ? req.query.environment : undefined;
+    // The live deployments with their verified evidence: the input of `ct policy diff --against`.
+    if (req.query.format === 'evidence') return void res.json({ deployments: await liveDeployments(ctx.db, env) });
     const rows = await ctx.db.query<Row>(
       `SELECT * FROM deployments ${env ? 'WHERE environment = ?' : ''} ORDER BY created_at DESC LIMIT 500`,
       env ? [env] : [],
     );
-    if (req.query.format === 'evidence') {
-      // The live deployments (latest succeeded per environment/app) with their verified evidence:
-      // the input of `ct policy diff --against`.
-      const live = new Map<string, Row>();
-      for (const row of rows) if (row.status === 'succeeded' && !live.has(`${row.environment}/${row.app}`)) live.set(`${row.environment}/${row.app}`, row);
-      return void res.json({
-        deployments: [...live.values()].map((row) => ({
-          id: row.id, environment: row.environment, app: row.app, imageDigest: row.image_digest, reference: row.reference,
-          evidence: row.evidence ? JSON.parse(String(row.evidence)) : null,
-        })),
-      });
-    }
     res.json({ deployments: rows.map(view) });
   });
 
@@ -77,6 +69,7 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     );
     if (!prev) return sendError(res, 409, 'NO_PREVIOUS', 'no earlier successful deployment to roll back to');
     const out = await pipeline.create(`rollback:${cur.id}`, String(cur.environment), String(cur.app), String(prev.reference), JSON.parse(String(prev.hosts)), String(cur.id), prev.bundle_digest ? String(prev.bundle_digest) : undefined);
+    await recordAudit(ctx.db, 'api.rollback', String(cur.id), { principal: actor(req.principal), deployment: cur.id, to: prev.id, reference: prev.reference, created: out.id });
     res.status(202).json({ id: out.id, rollbackOf: cur.id, reference: prev.reference });
   });
   return r;

@@ -44,6 +44,11 @@ export const MIGRATIONS: string[][] = [
     // Which bundles were assigned to which host: a host downloads only what it was assigned.
     `CREATE TABLE host_bundles (host_id TEXT NOT NULL, bundle_digest TEXT NOT NULL, assigned_at BIGINT NOT NULL, PRIMARY KEY (host_id, bundle_digest))`,
   ],
+  [
+    // The rest of what a deploy's policy decision judged (manifest facts, host facts): policy
+    // impact and `ct policy diff` judge live deployments on the same input later.
+    `ALTER TABLE deployments ADD COLUMN decision_input TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -21,7 +21,8 @@ export class PolicyStore {
   /** Unchanged files are not parsed again on reload. */
   private readonly cache: CompileCache = new Map();
 
-  constructor(private readonly paths: readonly string[]) {}
+  /** Where the policies are read from (files, or directories searched recursively). */
+  constructor(readonly paths: readonly string[]) {}
 
   /** The set in force, or undefined before the first successful load (callers deny: NO_POLICY). */
   get current(): PolicySet | undefined {

@@ -28,4 +28,5 @@ export const commands: { names: string[]; load: () => Promise<Module> }[] = [
   { names: ['profile'], load: () => import('./profile.js') },
   { names: ['host'], load: () => import('./host.js') },
   { names: ['serve'], load: () => import('./serve.js') },
+  { names: ['mcp'], load: () => import('./mcp.js') },
 ];

@@ -1,0 +1,87 @@
+/**
+ * `/mcp`: the deploy server as an MCP server (Streamable HTTP, stateless: one McpServer and
+ * transport per request, as the SDK recommends for servers behind load balancers and replicas).
+ * It is an OAuth 2.0 resource server in the MCP authorization spec's sense: bearer tokens only
+ * (API keys and OIDC JWTs, never a dashboard cookie, so a browser page cannot ride a session),
+ * protected-resource metadata (RFC 9728) and `401` with `WWW-Authenticate` pointing at it.
+ * Tools call the REST API with the caller's own token, so roles are exactly the API's, and every
+ * tool call is audited with the principal and the tool's name.
+ */
+import express, { Router, type Request, type Response } from 'express';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { ServerContext } from '../context.js';
+import { authenticateBearer } from '../auth/middleware.js';
+import { can } from '../auth/principal.js';
+import { sendError } from '../http-error.js';
+import { actor, recordAudit } from '../audit.js';
+import { ApiClient } from '../../src/mcp/api-client.js';
+import { serverTools } from '../../src/mcp/server-tools.js';
+import { createMcpServer } from '../../src/mcp/create-server.js';
+import type { ToolDef } from '../../src/mcp/tool.js';
+
+const METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
+const VERSION = '0.1.0';
+
+export interface McpRouteOptions {
+  /** The server's own listening URL: where tools send their API calls (never taken from a request header). */
+  apiBase: () => string | undefined;
+  /** Tools besides the API's (e.g. promotion), given the caller's API client. */
+  extraTools?: (api: ApiClient) => ToolDef[];
+}
+
+export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
+  const r = Router();
+  const publicBase = () => (ctx.config.publicUrl ?? opts.apiBase() ?? '').replace(/\/$/, '');
+  const metadata = (_req: Request, res: Response) =>
+    void res.json({
+      resource: `${publicBase()}/mcp`,
+      authorization_servers: [...new Set(ctx.config.oidc.map((o) => o.issuer))],
+      bearer_methods_supported: ['header'],
+      resource_name: 'Cerro Torre deploy server',
+      resource_documentation: 'https://github.com/cerro-torre/cerro-torre/blob/main/docs/mcp.md',
+    });
+  r.get(METADATA_PATH, metadata);
+  r.get('/.well-known/oauth-protected-resource', metadata);
+
+  const json = express.json({ limit: Math.min(ctx.config.maxBodyBytes, 1024 * 1024), strict: true });
+  r.post('/mcp', async (req: Request, res: Response, next) => {
+    if (ctx.config.mcp?.enabled === false) return sendError(res, 404, 'NOT_FOUND', 'MCP is disabled on this server');
+    // Authenticate before the body is parsed.
+    const auth = await authenticateBearer(ctx.db, ctx.oidc, req.headers.authorization);
+    if (!auth.ok) {
+      res.setHeader('WWW-Authenticate', `Bearer resource_metadata="${publicBase()}${METADATA_PATH}", error="invalid_token", error_description="${auth.reason.replace(/["\\\r\n]/g, ' ').slice(0, 200)}"`);
+      return sendError(res, 401, 'UNAUTHENTICATED', auth.reason);
+    }
+    if (!can(auth.principal, 'read')) return sendError(res, 403, 'FORBIDDEN', `role ${auth.principal.role} may not use MCP`);
+    const base = opts.apiBase();
+    if (!base) return sendError(res, 503, 'NOT_READY', 'the server is not listening yet');
+    json(req, res, async (err?: unknown) => {
+      if (err) return next(err);
+      const api = new ApiClient(base, auth.token);
+      const tools = [...serverTools(api), ...(opts.extraTools?.(api) ?? [])];
+      const who = actor(auth.principal);
+      const server = createMcpServer(tools, {
+        name: 'cerro-torre',
+        version: VERSION,
+        readOnly: ctx.config.mcp?.readOnly ?? false,
+        onCall: (c) => recordAudit(ctx.db, 'mcp.tool', c.tool, { principal: who, tool: c.tool, kind: c.kind, ok: c.ok, code: c.code ?? null, arguments: c.arguments, ms: c.ms }),
+      });
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      res.on('close', () => {
+        void transport.close();
+        void server.close();
+      });
+      try {
+        await server.connect(transport);
+        await transport.handleRequest(req, res, req.body);
+      } catch (e) {
+        next(e);
+      }
+    });
+  });
+  // Stateless: no server-initiated stream and no session to delete.
+  const notAllowed = (_req: Request, res: Response) => void res.setHeader('Allow', 'POST').status(405).json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null });
+  r.get('/mcp', notAllowed);
+  r.delete('/mcp', notAllowed);
+  return r;
+}

@@ -1,0 +1,72 @@
+/**
+ * The deploy server's REST API as the MCP tools see it. Tools act with the caller's own
+ * credential through the same routes people and CI use, so roles, validation and audit are
+ * exactly the API's: an MCP call can never do more than the token could over HTTP.
+ */
+import { ToolError } from './tool.js';
+
+const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
+export interface ApiCall {
+  query?: Record<string, string | number | undefined>;
+  body?: unknown;
+}
+
+export class ApiClient {
+  constructor(
+    private readonly base: string,
+    private readonly token: string,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  get(path: string, call: ApiCall = {}) {
+    return this.request('GET', path, call);
+  }
+
+  post(path: string, call: ApiCall = {}) {
+    return this.request('POST', path, call);
+  }
+
+  private async request(method: string, path: string, call: ApiCall): Promise<Record<string, unknown>> {
+    // Paths are built by the tools from validated arguments; encode each segment anyway.
+    const url = new URL(path, this.base);
+    if (url.origin !== new URL(this.base).origin) throw new ToolError('BAD_REQUEST', 'path leaves the server');
+    for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.timeoutMs),
+        headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: call.body === undefined ? undefined : JSON.stringify(call.body),
+      });
+    } catch (e) {
+      throw new ToolError('SERVER_UNAVAILABLE', `the deploy server did not answer: ${(e as Error).name}`);
+    }
+    const text = await readBounded(res);
+    let body: unknown;
+    try {
+      body = text.length ? JSON.parse(text) : {};
+    } catch {
+      throw new ToolError('BAD_RESPONSE', `the deploy server answered ${res.status} with something other than JSON`);
+    }
+    if (!res.ok) {
+      const err = (body as { error?: { code?: unknown; message?: unknown } }).error;
+      throw new ToolError(typeof err?.code === 'string' ? err.code : `HTTP_${res.status}`, typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`);
+    }
+    return body as Record<string, unknown>;
+  }
+}
+
+async function readBounded(res: Response): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > MAX_RESPONSE_BYTES) throw new ToolError('RESPONSE_TOO_LARGE', `the deploy server's answer is larger than ${MAX_RESPONSE_BYTES} bytes`);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,65 @@
+/**
+ * An MCP server (the official SDK's McpServer) over a list of tool definitions: read-only mode
+ * leaves the act tools out entirely (not listed, not callable), every call is reported to
+ * `onCall` (the deploy server audits it), and failures come back as tool errors with a stable code,
+ * never as stack traces.
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { toolFailure, type ToolDef } from './tool.js';
+import { UNTRUSTED_NOTE } from './untrusted.js';
+
+export interface CallRecord {
+  tool: string;
+  kind: ToolDef['kind'];
+  ok: boolean;
+  code?: string;
+  /** Argument names (values may be large or sensitive: policy texts, log selectors). */
+  arguments: string[];
+  ms: number;
+}
+
+export interface McpOptions {
+  name: string;
+  version: string;
+  readOnly?: boolean;
+  onCall?: (c: CallRecord) => Promise<void> | void;
+}
+
+export function visibleTools(tools: readonly ToolDef[], readOnly = false): ToolDef[] {
+  return tools.filter((t) => !readOnly || t.kind === 'read');
+}
+
+export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): McpServer {
+  const server = new McpServer(
+    { name: opts.name, version: opts.version },
+    { instructions: `Cerro Torre: verified deployments, their evidence and policy decisions. ${UNTRUSTED_NOTE}` },
+  );
+  for (const t of visibleTools(tools, opts.readOnly)) {
+    server.registerTool(
+      t.name,
+      {
+        title: t.title,
+        description: `${t.description}${t.kind === 'act' ? ' Changes what runs.' : ''}`,
+        inputSchema: t.input,
+        // Outputs name the fields clients can rely on and may carry more (passthrough).
+        outputSchema: z.object(t.output).passthrough(),
+        annotations: { title: t.title, readOnlyHint: t.kind === 'read', destructiveHint: t.kind === 'act', idempotentHint: t.kind === 'read', openWorldHint: false },
+      },
+      async (args: Record<string, unknown>) => {
+        const started = Date.now();
+        const record = (ok: boolean, code?: string) => opts.onCall?.({ tool: t.name, kind: t.kind, ok, code, arguments: Object.keys(args ?? {}).sort(), ms: Date.now() - started });
+        try {
+          const out = await t.run(args ?? {});
+          await record(true);
+          return { content: [{ type: 'text' as const, text: JSON.stringify(out) }], structuredContent: out };
+        } catch (e) {
+          const f = toolFailure(e);
+          await record(false, f.code);
+          return { isError: true, content: [{ type: 'text' as const, text: `${f.code}: ${f.message}` }] };
+        }
+      },
+    );
+  }
+  return server;
+}

@@ -1,0 +1,33 @@
+/**
+ * A deployment's verified evidence in the shape an agent (or a reviewer) reads: who signed what,
+ * which logs hold it, which files the signatures cover. Predicates are summarised, not copied:
+ * an SBOM can be megabytes.
+ */
+import type { Evidence } from '../verify/evidence.js';
+import { untrusted } from './untrusted.js';
+
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+function builderOf(predicate: unknown): string | undefined {
+  const p = predicate as { runDetails?: { builder?: { id?: unknown } }; builder?: { id?: unknown } } | null;
+  return str(p?.runDetails?.builder?.id) ?? str(p?.builder?.id);
+}
+
+export function summariseEvidence(e: Evidence | null | undefined) {
+  if (!e || typeof e !== 'object' || !Array.isArray(e.attestations)) return null;
+  return {
+    imageDigest: e.imageDigest,
+    bundleDigest: e.bundleDigest ?? null,
+    fetchedReference: e.fetchedReference ?? null,
+    coveredFiles: e.coveredFiles ?? {},
+    attestations: e.attestations.slice(0, 50).map((a) => ({
+      predicateType: a.predicateType,
+      source: a.source,
+      digest: a.digest,
+      builder: builderOf(a.predicate) ?? null,
+      signers: a.signers.map((s) => (s.kind === 'key' ? { kind: s.kind, keyId: s.keyId ?? null, roles: s.roles ?? [] } : { kind: s.kind, issuer: s.issuer ?? null, subject: untrusted('certificate subject', s.subject, 1024), claims: s.claims ?? {} })),
+      logEntries: a.logEntries.slice(0, 20).map((l) => ({ logId: l.logId, operator: l.operator, logIndex: l.logIndex })),
+      logOperators: a.logOperators,
+    })),
+  };
+}

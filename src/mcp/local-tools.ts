@@ -1,0 +1,86 @@
+/**
+ * `ct mcp`'s own tools: the library over local files, read-only (inspect, verify, explain a
+ * decision, the impact of a policy change). Paths are confined to one root directory (the
+ * working directory by default), so an agent steered by text it read cannot make them read
+ * elsewhere. The policy tools run the very `ct policy explain` / `ct policy diff` code paths.
+ */
+import { resolve, relative, isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { inspectBundle } from '../bundle/inspect.js';
+import { loadTrustStore, trustStoreDigest } from '../trust/store.js';
+import { verifyCtp } from '../verify/ctp/verify-ctp.js';
+import { defaultVerifiers } from '../verify/ctp/verifiers.js';
+import { loadTrustedRootFile } from '../verify/sigstore/trusted-root.js';
+import { diffCommand, explainCommand } from '../cli/commands/policy.js';
+import type { Io } from '../cli/io.js';
+import { ToolError, type ToolDef } from './tool.js';
+import { untrusted } from './untrusted.js';
+
+const path = z.string().min(1).max(1024);
+const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
+const modes = z.enum(['strict', 'permissive', 'audit']);
+
+/** Runs a command function, capturing what it prints (JSON) and its exit code. */
+async function captured(fn: (io: Io) => Promise<number>): Promise<{ out: string; err: string; code: number }> {
+  let out = '';
+  let err = '';
+  const code = await fn({ out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) });
+  return { out, err, code };
+}
+
+export function localTools(root: string): ToolDef[] {
+  const inRoot = (p: string) => {
+    const abs = resolve(root, p);
+    const rel = relative(root, abs);
+    if (rel.startsWith('..') || isAbsolute(rel)) throw new ToolError('PATH_OUTSIDE_ROOT', `${p} is outside ${root}`);
+    return abs;
+  };
+  return [
+    {
+      name: 'inspect_bundle', title: 'Inspect a .ctp file', kind: 'read',
+      description: 'What a local .ctp bundle holds (manifest, image, attestations, security profiles), with structure and digests checked; signatures are not checked (use verify_bundle).',
+      input: { path },
+      output: { report: z.unknown() },
+      async run(a: { path: string }) {
+        return { report: await inspectBundle(inRoot(a.path)) };
+      },
+    },
+    {
+      name: 'verify_bundle', title: 'Verify a .ctp file', kind: 'read',
+      description: 'Verify a local .ctp against a trust store, as `ct verify` does: digests, signatures, transparency-log quorum, coverage of every file. Returns the decision with its code.',
+      input: { path, trustStore: path, trustedRoot: path.optional(), mode: modes.optional(), logQuorum: z.number().int().min(1).max(16).optional() },
+      output: { decision: z.enum(['ALLOW', 'REJECT']), code: z.string().nullable() },
+      async run(a: { path: string; trustStore: string; trustedRoot?: string; mode?: 'strict' | 'permissive' | 'audit'; logQuorum?: number }) {
+        const store = await loadTrustStore(inRoot(a.trustStore));
+        const rootFile = a.trustedRoot ? await loadTrustedRootFile(inRoot(a.trustedRoot)) : undefined;
+        const report = await verifyCtp(inRoot(a.path), {
+          trust: { store, storeDigest: trustStoreDigest(store), ...(rootFile ? { trustedRoot: rootFile, trustedRootDigest: rootFile.digest } : {}) },
+          mode: a.mode ?? 'strict',
+          requirements: a.logQuorum ? { logQuorum: a.logQuorum } : {},
+          verifiers: defaultVerifiers(rootFile ? { trustedRoot: rootFile } : {}),
+        });
+        return { decision: report.decision, code: report.code ?? null, message: untrusted('verification message', report.message, 4096), warnings: report.warnings, record: report.record };
+      },
+    },
+    {
+      name: 'explain_decision', title: 'Explain a policy decision', kind: 'read',
+      description: 'Verify a local .ctp and judge it under a policy directory for an environment, as `ct policy explain` does: allowed or denied, which policy and rule, with what evidence.',
+      input: { path, trustStore: path, policies: z.array(path).min(1).max(20), environment: name.optional() },
+      output: { exitCode: z.number(), decision: z.unknown() },
+      async run(a: { path: string; trustStore: string; policies: string[]; environment?: string }) {
+        const r = await captured((io) => explainCommand(io, inRoot(a.path), { trustStore: inRoot(a.trustStore), policies: a.policies.map(inRoot), environment: a.environment, format: 'json' }));
+        return { exitCode: r.code, decision: JSON.parse(r.out) };
+      },
+    },
+    {
+      name: 'policy_impact', title: 'Impact of a policy change', kind: 'read',
+      description: 'Two policy directories (base and head) judged against a deployments export (GET /api/v1/deployments?format=evidence), as `ct policy diff` does: which deployments would now be denied or allowed.',
+      input: { base: path, head: path, against: path },
+      output: { counts: z.record(z.string(), z.number()), rows: z.array(z.unknown()), policies: z.array(z.unknown()) },
+      async run(a: { base: string; head: string; against: string }) {
+        const r = await captured((io) => diffCommand(io, inRoot(a.base), inRoot(a.head), { against: inRoot(a.against), format: 'json' }));
+        return JSON.parse(r.out) as Record<string, unknown>;
+      },
+    },
+  ];
+}

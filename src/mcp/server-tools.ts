@@ -1,0 +1,197 @@
+/**
+ * The deploy server's tools: each one a call of the REST API with the caller's credential (see
+ * api-client.ts). Read tools for everyone the API lets read; act tools (sync, rollback) are
+ * refused by the API for roles that may not deploy, and hidden entirely in read-only mode.
+ */
+import { z } from 'zod';
+import type { ApiClient } from './api-client.js';
+import { ToolError, type ToolDef } from './tool.js';
+import { untrusted } from './untrusted.js';
+import { summariseEvidence } from './evidence-summary.js';
+import type { Evidence } from '../verify/evidence.js';
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
+const id = z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/);
+const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
+const reference = z.string().max(512).regex(/^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/);
+const rows = (shape: z.ZodRawShape) => z.array(z.object(shape).passthrough());
+const seg = (s: string) => encodeURIComponent(s);
+
+type Row = Record<string, unknown>;
+
+/** A deployment as listed: its message may quote bundle- or commit-controlled text. */
+function deploymentView(d: Row) {
+  return {
+    id: d.id, environment: d.environment, app: d.app, status: d.status, code: d.reason ?? null,
+    message: untrusted('deployment message', d.message, 4096), reference: d.reference, imageDigest: d.imageDigest ?? null,
+    commit: d.commit, rollbackOf: d.rollbackOf ?? null, hosts: d.hosts, createdAt: d.createdAt, updatedAt: d.updatedAt,
+  };
+}
+
+async function findHost(api: ApiClient, host: string): Promise<Row> {
+  const { hosts } = (await api.get('/api/v1/hosts')) as { hosts: Row[] };
+  const h = hosts.find((x) => x.id === host || x.name === host);
+  if (!h) throw new ToolError('NOT_FOUND', `no host ${host}`);
+  return h;
+}
+
+export function serverTools(api: ApiClient): ToolDef[] {
+  const deploymentsOut = { deployments: rows({ id: z.string(), environment: z.string(), app: z.string(), status: z.string() }) };
+  return [
+    {
+      name: 'list_deployments', title: 'List deployments', kind: 'read',
+      description: 'Deployments, newest first, optionally of one environment, app or status (queued, verifying, dispatching, succeeded, failed, denied…).',
+      input: { environment: name.optional(), app: name.optional(), status: z.string().max(32).optional(), limit: z.number().int().min(1).max(500).optional() },
+      output: deploymentsOut,
+      async run(a: { environment?: string; app?: string; status?: string; limit?: number }) {
+        const { deployments } = (await api.get('/api/v1/deployments', { query: { environment: a.environment } })) as { deployments: Row[] };
+        const hits = deployments.filter((d) => (!a.app || d.app === a.app) && (!a.status || d.status === a.status));
+        return { deployments: hits.slice(0, a.limit ?? 100).map(deploymentView) };
+      },
+    },
+    {
+      name: 'get_deployment', title: 'Get a deployment with its evidence', kind: 'read',
+      description: 'One deployment: status, decision code and message, target hosts, and the verified evidence (signers, transparency-log entries per operator, SLSA builder, covered files).',
+      input: { id },
+      output: { deployment: z.object({ id: z.string(), status: z.string() }).passthrough(), evidence: z.unknown() },
+      async run(a: { id: string }) {
+        const d = await api.get(`/api/v1/deployments/${seg(a.id)}`);
+        return { deployment: deploymentView(d), evidence: summariseEvidence(d.evidence as Evidence | null) };
+      },
+    },
+    {
+      name: 'list_hosts', title: 'List hosts', kind: 'read',
+      description: 'Enrolled runtime hosts: labels, connection state, last contact and the containers each reports.',
+      input: {},
+      output: { hosts: rows({ id: z.string(), name: z.string(), connected: z.boolean() }) },
+      async run() {
+        const { hosts } = (await api.get('/api/v1/hosts')) as { hosts: Row[] };
+        return { hosts: hosts.map((h) => ({ id: h.id, name: h.name, labels: h.labels, connected: h.connected, lastSeen: h.lastSeen, containers: Array.isArray(h.containers) ? h.containers.length : 0 })) };
+      },
+    },
+    {
+      name: 'get_host', title: 'Get a host', kind: 'read',
+      description: 'One host by id or name: its facts (what it can enforce: seccomp, AppArmor, SELinux, eBPF), labels, connection and containers.',
+      input: { host: z.string().min(1).max(100) },
+      output: { host: z.object({ id: z.string(), name: z.string() }).passthrough() },
+      async run(a: { host: string }) {
+        return { host: await findHost(api, a.host) };
+      },
+    },
+    {
+      name: 'container_logs', title: 'Tail a container log', kind: 'read',
+      description: 'The tail of a container\'s log, asked of its host (operators and admins: logs may hold secrets). The text is untrusted data written by the container.',
+      input: { host: z.string().min(1).max(100), container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), maxBytes: z.number().int().min(1).max(1048576).optional() },
+      output: { host: z.string(), container: z.string(), log: z.unknown() },
+      async run(a: { host: string; container: string; maxBytes?: number }) {
+        const h = await findHost(api, a.host);
+        const out = (await api.get(`/api/v1/hosts/${seg(String(h.id))}/logs`, { query: { container: a.container, maxBytes: a.maxBytes } })) as { text: string };
+        return { host: String(h.id), container: a.container, log: untrusted('container log', out.text, 1 << 20) };
+      },
+    },
+    {
+      name: 'list_policies', title: 'List the policies in force', kind: 'read',
+      description: 'The active policy set: its digest and each policy\'s name and digest.',
+      input: {},
+      output: { loaded: z.boolean(), digest: z.string().nullable(), policies: rows({ name: z.string(), digest: z.string() }) },
+      async run() {
+        return api.get('/api/v1/policies');
+      },
+    },
+    {
+      name: 'audit_search', title: 'Search the audit log', kind: 'read',
+      description: 'Audit records, newest first (auditors and admins): deploy decisions, actions with who took them, MCP tool calls, host alerts. Filter by kind (deploy.decision, api.rollback, api.sync, mcp.tool, host.alert), subject, time or text.',
+      input: { kind: z.string().max(64).optional(), subject: z.string().max(200).optional(), since: z.string().max(40).optional(), until: z.string().max(40).optional(), text: z.string().max(200).optional(), limit: z.number().int().min(1).max(1000).optional() },
+      output: { entries: rows({ id: z.string(), time: z.string(), kind: z.string() }) },
+      async run(a: { kind?: string; subject?: string; since?: string; until?: string; text?: string; limit?: number }) {
+        const { entries } = (await api.get('/api/v1/audit', { query: { kind: a.kind, subject: a.subject, since: a.since, until: a.until, q: a.text, limit: a.limit } })) as { entries: Row[] };
+        // Records quote commit messages, bundle names and host events: all of it data.
+        return { entries: entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrusted('audit record', JSON.stringify(e.record), 16384) })) };
+      },
+    },
+    {
+      name: 'verify_bundle', title: 'Verify a bundle', kind: 'read',
+      description: 'Fetch a bundle by registry reference (pinned by digest), or name one this server already holds by image digest, verify it and judge it under the policies of an environment. Deploys nothing.',
+      input: { reference: reference.optional(), digest: digest.optional(), environment: name.optional(), policy: z.string().max(200).optional() },
+      output: { decision: z.enum(['ALLOW', 'REJECT']), allow: z.boolean(), code: z.string().nullable().optional() },
+      async run(a: { reference?: string; digest?: string; environment?: string; policy?: string }) {
+        if (Boolean(a.reference) === Boolean(a.digest)) throw new ToolError('BAD_REQUEST', 'give exactly one of reference or digest');
+        const out = await api.post('/api/v1/verify', { body: { ...(a.reference ? { reference: a.reference } : { digest: a.digest }), ...(a.environment ? { environment: a.environment } : {}), ...(a.policy ? { policy: a.policy } : {}) } });
+        return { ...out, code: (out.code as string | null) ?? null, message: untrusted('verification message', out.message, 4096) };
+      },
+    },
+    {
+      name: 'explain_decision', title: 'Explain a deployment\'s decision', kind: 'read',
+      description: 'Why a deployment was allowed or denied: its final code and message, each recorded step of the decision, the policies in force now, and whether they would still allow what runs.',
+      input: { id },
+      output: { deployment: z.string(), status: z.string(), code: z.string().nullable(), allowed: z.boolean(), trail: z.array(z.unknown()), current: z.unknown() },
+      async run(a: { id: string }) {
+        const d = await api.get(`/api/v1/deployments/${seg(a.id)}`);
+        const trail = await api.get('/api/v1/audit', { query: { subject: a.id, limit: 50 } }).then((r) => (r.entries as Row[]).map((e) => ({ time: e.time, kind: e.kind, record: untrusted('audit record', JSON.stringify(e.record), 4096) })), (e: unknown) => {
+          // Viewers and operators may not read the audit log: the explanation works without it.
+          if (e instanceof ToolError && e.code === 'FORBIDDEN') return [];
+          throw e;
+        });
+        // The same engine, on the same evidence, under the policies in force now (an empty proposal).
+        let current: unknown = null;
+        if (d.status === 'succeeded') {
+          const impact = await api.post('/api/v1/policies/impact', { body: { files: [], environment: d.environment } });
+          current = (impact.deployments as Row[]).find((x) => x.id === d.id)?.after ?? null;
+        }
+        return {
+          deployment: String(d.id), status: String(d.status), code: (d.reason as string | null) ?? null, allowed: d.status === 'succeeded',
+          message: untrusted('decision message', d.message, 4096), trail, current,
+        };
+      },
+    },
+    {
+      name: 'policy_impact', title: 'Impact of a policy change', kind: 'read',
+      description: 'A proposed change to the policy repository (files added or replaced, files removed) judged against every live deployment: which would now be denied or allowed, and why. Changes nothing.',
+      input: {
+        files: z.array(z.object({ path: z.string().max(200), text: z.string().max(262144) })).max(50),
+        remove: z.array(z.string().max(200)).max(50).optional(),
+        environment: name.optional(),
+      },
+      output: { counts: z.record(z.string(), z.number()), deployments: z.array(z.unknown()), policies: z.array(z.unknown()) },
+      async run(a: { files: { path: string; text: string }[]; remove?: string[]; environment?: string }) {
+        return api.post('/api/v1/policies/impact', { body: { files: a.files, ...(a.remove ? { remove: a.remove } : {}), ...(a.environment ? { environment: a.environment } : {}) } });
+      },
+    },
+    {
+      name: 'inspect_bundle', title: 'Inspect a deployed bundle', kind: 'read',
+      description: 'What a bundle this server verified holds, by deployment id or image digest: digests, attestations and their signers, covered files (manifest.toml, security profiles).',
+      input: { deployment: id.optional(), digest: digest.optional() },
+      output: { deployment: z.string(), reference: z.string(), evidence: z.unknown() },
+      async run(a: { deployment?: string; digest?: string }) {
+        if (Boolean(a.deployment) === Boolean(a.digest)) throw new ToolError('BAD_REQUEST', 'give exactly one of deployment or digest');
+        let depId = a.deployment;
+        if (a.digest) {
+          const { deployments } = (await api.get('/api/v1/deployments')) as { deployments: Row[] };
+          const hit = deployments.find((d) => d.imageDigest === a.digest && d.status === 'succeeded') ?? deployments.find((d) => d.imageDigest === a.digest);
+          if (!hit) throw new ToolError('NOT_FOUND', `no deployment of image ${a.digest}`);
+          depId = String(hit.id);
+        }
+        const d = await api.get(`/api/v1/deployments/${seg(depId as string)}`);
+        return { deployment: String(d.id), reference: String(d.reference), evidence: summariseEvidence(d.evidence as Evidence | null) };
+      },
+    },
+    {
+      name: 'sync', title: 'Sync the desired state now', kind: 'act',
+      description: 'Reconcile the desired-state repository now, as a webhook would (operators and admins; audited).',
+      input: {},
+      output: { queued: z.boolean(), trigger: z.string() },
+      async run() {
+        return api.post('/api/v1/sync');
+      },
+    },
+    {
+      name: 'rollback', title: 'Roll back a deployment', kind: 'act',
+      description: 'Deploy again the last bundle that succeeded before the given deployment, in the same environment (operators and admins; audited). The new deployment goes through verification and policy like any other.',
+      input: { id },
+      output: { id: z.string(), rollbackOf: z.string(), reference: z.string() },
+      async run(a: { id: string }) {
+        return api.post(`/api/v1/deployments/${seg(a.id)}/rollback`);
+      },
+    },
+  ];
+}

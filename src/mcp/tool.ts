@@ -1,0 +1,34 @@
+/**
+ * One MCP tool: a name, a JSON-schema'd input and output (zod shapes the SDK turns into JSON
+ * Schema and validates against), whether it reads or acts, and what it does. The same definitions
+ * serve the deploy server's `/mcp` and `ct mcp` (stdio).
+ */
+import type { ZodRawShape } from 'zod';
+import { CtError } from '../core/errors.js';
+
+export type ToolKind = 'read' | 'act';
+
+export interface ToolDef {
+  name: string;
+  title: string;
+  description: string;
+  kind: ToolKind;
+  input: ZodRawShape;
+  output: ZodRawShape;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- arguments were validated against `input` by the SDK
+  run(args: any): Promise<Record<string, unknown>>;
+}
+
+/** A tool's refusal: a stable code (the API's, or the library's) and a bounded message. */
+export class ToolError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message.slice(0, 1000));
+  }
+}
+
+/** Any failure as `{code, message}`, never a stack trace and never longer than 1,000 characters. */
+export function toolFailure(e: unknown): { code: string; message: string } {
+  if (e instanceof ToolError) return { code: e.code, message: e.message };
+  if (e instanceof CtError) return { code: e.code, message: e.message.slice(0, 1000) };
+  return { code: 'INTERNAL', message: 'the tool failed' };
+}
