@@ -78,9 +78,11 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
 
   let poll: NodeJS.Timeout | undefined;
   let listening: string | undefined;
+  let closeMirror: (() => void) | undefined;
   const ds = ctx.config.desiredState;
   if (ds) {
     const mirror = new GitMirror(ds.repo, join(ctx.config.dataDir, 'git'));
+    closeMirror = () => mirror.close();
     const reconciler = new Reconciler(ctx.db, mirror, {
       branch: ds.branch,
       path: ds.path,
@@ -109,6 +111,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     },
     close: async () => {
       clearInterval(poll);
+      closeMirror?.();
+      repo?.close();
       hub.close();
     },
   };

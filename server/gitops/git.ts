@@ -4,6 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CtError } from '../../src/core/errors.js';
+import { GitObjectReader } from './object-reader.js';
 
 const run = promisify(execFile);
 
@@ -14,6 +15,7 @@ const run = promisify(execFile);
  */
 export class GitMirror {
   readonly dir: string;
+  private objects: GitObjectReader | undefined;
 
   constructor(readonly remote: string, cacheDir: string) {
     this.dir = join(cacheDir, createHash('sha256').update(remote).digest('hex').slice(0, 16) + '.git');
@@ -43,7 +45,20 @@ export class GitMirror {
       await this.git(['init', '--bare', '--quiet']);
     }
     await this.git(['fetch', '--quiet', '--no-tags', '--force', this.remote, `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
-    return (await this.git(['rev-parse', `refs/remotes/origin/${branch}^{commit}`])).stdout.trim();
+    const head = await this.reader.read(`refs/remotes/origin/${branch}^{commit}`);
+    if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.remote} has no commit`, { remote: this.remote });
+    return head.oid;
+  }
+
+  /** The repository's objects, read by one long-lived `git cat-file --batch`. */
+  get reader(): GitObjectReader {
+    this.objects ??= new GitObjectReader(this.dir);
+    return this.objects;
+  }
+
+  close(): void {
+    this.objects?.close();
+    this.objects = undefined;
   }
 
   /** True when `ancestor` is `descendant` or one of its ancestors. */

@@ -28,6 +28,10 @@ export class PolicyRepo {
     this.dir = join(dataDir, 'policies', 'current');
   }
 
+  close(): void {
+    this.mirror.close();
+  }
+
   get commit(): string | null {
     return this.applied;
   }

@@ -2,6 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { GitMirror } from './git.js';
 import { parseDesiredState, type DesiredApp } from './desired-state.js';
+import { CtError } from '../../src/core/errors.js';
+
+/** Parsed files kept: enough for every file of a large repository at two commits. */
+const MAX_CACHED_BLOBS = 20_000;
 
 export type ReconcileOutcome =
   | { outcome: 'up-to-date'; commit: string }
@@ -26,6 +30,8 @@ export interface ReconcilerOptions {
 export class Reconciler {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly parsed = new Map<string, DesiredApp[]>();
+  /** Parsed desired-state files by blob id and path (a parse error is thrown, never cached). */
+  private readonly blobs = new Map<string, DesiredApp[]>();
 
   constructor(private readonly db: Db, private readonly mirror: GitMirror, private readonly opts: ReconcilerOptions) {}
 
@@ -52,10 +58,44 @@ export class Reconciler {
     return apps;
   }
 
+  /**
+   * The desired state at a commit, incrementally: files are listed with their blob ids (read in
+   * process from git's trees) and each blob is parsed once, so a commit that changes one file of
+   * thousands costs one read and one parse. Names must still be unique across files.
+   */
   private async readDesired(commit: string): Promise<DesiredApp[]> {
-    const files = (await this.mirror.listFiles(commit, this.opts.path)).filter((f) => /\.ya?ml$/.test(f));
-    const docs = await Promise.all(files.map(async (name) => ({ name, text: await this.mirror.readFile(commit, name) })));
-    return parseDesiredState(docs);
+    const blobs = await this.mirror.reader.listBlobs(commit, this.opts.path, (n) => /\.ya?ml$/.test(n));
+    const perFile = await Promise.all(blobs.map((b) => this.parseBlob(b.path, b.oid)));
+    const seen = new Map<string, string>();
+    const out: DesiredApp[] = [];
+    for (const [i, apps] of perFile.entries()) {
+      for (const a of apps) {
+        const key = `${a.environment}/${a.app}`;
+        const other = seen.get(key);
+        if (other !== undefined) throw new CtError('MANIFEST_INVALID', `${blobs[i].path}: environments.${a.environment}.apps.${a.app}: declared twice (also in ${other})`, { file: blobs[i].path });
+        seen.set(key, blobs[i].path);
+        out.push(a);
+      }
+    }
+    return out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`));
+  }
+
+  /** One file's apps, by blob id (content-addressed, so a cached parse can never be stale). */
+  private async parseBlob(path: string, oid: string): Promise<DesiredApp[]> {
+    const key = `${oid} ${path}`;
+    const hit = this.blobs.get(key);
+    if (hit) {
+      // Most recently used last: the oldest entries go first when the cache is full.
+      this.blobs.delete(key);
+      this.blobs.set(key, hit);
+      return hit;
+    }
+    const obj = await this.mirror.reader.read(oid);
+    if (!obj || obj.type !== 'blob') throw new CtError('IO_ERROR', `${path}: blob ${oid} is missing`);
+    const apps = parseDesiredState([{ name: path, text: obj.data.toString('utf8') }]);
+    this.blobs.set(key, apps);
+    if (this.blobs.size > MAX_CACHED_BLOBS) this.blobs.delete(this.blobs.keys().next().value!);
+    return apps;
   }
 
   private async once(trigger: string): Promise<ReconcileOutcome> {

@@ -1,0 +1,178 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { CtError } from '../../src/core/errors.js';
+
+/** One git object as `git cat-file --batch` prints it. */
+export interface GitObject {
+  oid: string;
+  type: 'blob' | 'tree' | 'commit' | 'tag';
+  data: Buffer;
+}
+
+export interface TreeEntry {
+  mode: string;
+  name: string;
+  oid: string;
+}
+
+/** Largest object read (a desired-state file, a tree): bigger ones are refused, not buffered. */
+export const MAX_OBJECT_BYTES = 16 * 1024 * 1024;
+
+interface Pending {
+  name: string;
+  resolve(o: GitObject | null): void;
+  reject(e: Error): void;
+}
+
+/**
+ * A long-lived `git cat-file --batch` over a bare repository: reading a commit's desired state
+ * costs no process start per file (a reconcile used to spawn one `git show` per file and an
+ * `ls-tree`, most of webhook → status latency). Requests are answered in order; the process is
+ * restarted after a failure and killed by `close()`. Names come from the server (commit ids it
+ * resolved, paths from trees it read), never from a webhook: a newline in a name is refused.
+ */
+export class GitObjectReader {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private queue: Pending[] = [];
+  private buf: Buffer = Buffer.alloc(0);
+  private closed = false;
+
+  constructor(private readonly gitDir: string) {}
+
+  /** The object `name` (an id, `<rev>:<path>`, `<ref>^{commit}`), or null when it does not exist. */
+  read(name: string): Promise<GitObject | null> {
+    if (this.closed) return Promise.reject(new CtError('IO_ERROR', 'git object reader is closed'));
+    if (/[\n\r\0]/.test(name) || name.length > 4096) return Promise.reject(new CtError('USAGE', 'invalid git object name'));
+    const child = this.process();
+    if (this.queue.length === 0) this.hold(child, true);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ name, resolve, reject });
+      child.stdin.write(`${name}\n`);
+    });
+  }
+
+  /** The entries of a tree object. */
+  async tree(name: string): Promise<TreeEntry[] | null> {
+    const o = await this.read(name);
+    if (!o) return null;
+    if (o.type !== 'tree') throw new CtError('IO_ERROR', `${name} is a ${o.type}, not a tree`);
+    return parseTree(o.data);
+  }
+
+  /**
+   * Blobs under `path` of `commit` (recursively), with their ids: files whose id did not change
+   * between two commits need not be read or parsed again.
+   */
+  async listBlobs(commit: string, path: string, want: (name: string) => boolean, max = 100_000): Promise<{ path: string; oid: string }[]> {
+    const clean = path.replace(/^\.?\/*|\/+$/g, '');
+    const root = await this.read(clean ? `${commit}:${clean}` : `${commit}^{tree}`);
+    if (!root) return [];
+    if (root.type === 'blob') return want(clean) ? [{ path: clean, oid: root.oid }] : [];
+    const out: { path: string; oid: string }[] = [];
+    const walk = async (entries: TreeEntry[], prefix: string): Promise<void> => {
+      for (const e of entries) {
+        const p = prefix ? `${prefix}/${e.name}` : e.name;
+        if (e.mode === '40000') await walk((await this.tree(e.oid)) ?? [], p);
+        else if ((e.mode === '100644' || e.mode === '100755') && want(e.name)) {
+          out.push({ path: p, oid: e.oid });
+          if (out.length > max) throw new CtError('MANIFEST_INVALID', `more than ${max} files under ${clean || '.'}`);
+        }
+      }
+    };
+    await walk(parseTree(root.data), clean);
+    return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.fail(new CtError('IO_ERROR', 'git object reader closed'));
+    this.child?.kill('SIGKILL');
+    this.child = undefined;
+  }
+
+  private process(): ChildProcessWithoutNullStreams {
+    if (this.child) return this.child;
+    const child = spawn('git', ['--git-dir', this.gitDir, 'cat-file', '--batch'], {
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (d: Buffer) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+      this.drain();
+    });
+    child.stderr.resume();
+    const gone = (why: string) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.buf = Buffer.alloc(0);
+      this.fail(new CtError('IO_ERROR', `git cat-file ${why}`));
+    };
+    child.on('error', (e) => gone(`failed: ${e.message}`));
+    child.on('exit', (code) => gone(`exited (${code})`));
+    child.stdin.on('error', () => undefined);
+    this.hold(child, false);
+    this.child = child;
+    return child;
+  }
+
+  /**
+   * Keeps the event loop alive while answers are awaited, and only then: an idle reader never
+   * keeps the process (or a test run) from exiting; close() ends it for good.
+   */
+  private hold(child: ChildProcessWithoutNullStreams, on: boolean): void {
+    for (const h of [child, child.stdin, child.stdout, child.stderr] as unknown as { ref?: () => void; unref?: () => void }[]) {
+      if (on) h.ref?.();
+      else h.unref?.();
+    }
+  }
+
+  private fail(e: Error): void {
+    const q = this.queue;
+    this.queue = [];
+    for (const p of q) p.reject(e);
+  }
+
+  /** Parses as many complete answers as the buffer holds, in request order. */
+  private drain(): void {
+    while (this.queue.length) {
+      const nl = this.buf.indexOf(0x0a);
+      if (nl < 0) return;
+      const header = this.buf.subarray(0, nl).toString('utf8');
+      if (header.endsWith(' missing') || header.endsWith(' ambiguous')) {
+        this.buf = this.buf.subarray(nl + 1);
+        this.queue.shift()!.resolve(null);
+        continue;
+      }
+      const m = /^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$/.exec(header);
+      if (!m) {
+        // Out of step with git: nothing after this can be trusted; restart on the next read.
+        this.child?.kill('SIGKILL');
+        return;
+      }
+      const size = Number(m[3]);
+      if (size > MAX_OBJECT_BYTES) {
+        this.queue.shift()!.reject(new CtError('MANIFEST_INVALID', `git object ${m[1]} is ${size} bytes (limit ${MAX_OBJECT_BYTES})`));
+        this.child?.kill('SIGKILL');
+        return;
+      }
+      if (this.buf.length < nl + 1 + size + 1) return;
+      const data = Buffer.from(this.buf.subarray(nl + 1, nl + 1 + size));
+      this.buf = this.buf.subarray(nl + 1 + size + 1);
+      this.queue.shift()!.resolve({ oid: m[1], type: m[2] as GitObject['type'], data });
+    }
+    if (this.queue.length === 0 && this.child) this.hold(this.child, false);
+  }
+}
+
+/** Tree object body: `<mode> <name>\0<binary id>` repeated (id length from the repository's hash). */
+export function parseTree(data: Buffer, idBytes = 20): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  let i = 0;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    const nul = data.indexOf(0x00, sp + 1);
+    if (sp < 0 || nul < 0 || nul + 1 + idBytes > data.length) throw new CtError('IO_ERROR', 'malformed git tree object');
+    out.push({ mode: data.subarray(i, sp).toString('ascii'), name: data.subarray(sp + 1, nul).toString('utf8'), oid: data.subarray(nul + 1, nul + 1 + idBytes).toString('hex') });
+    i = nul + 1 + idBytes;
+  }
+  return out;
+}

@@ -1,0 +1,94 @@
+/**
+ * The long-lived git object reader and the incremental desired-state read built on it: trees read
+ * in process, blobs parsed once by id, names unique across files, hostile names refused.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDb, type Db } from '../../server/store/db.js';
+import { migrate } from '../../server/store/migrations.js';
+import { GitMirror } from '../../server/gitops/git.js';
+import { GitObjectReader, parseTree } from '../../server/gitops/object-reader.js';
+import { Reconciler } from '../../server/gitops/reconcile.js';
+import { codeOfAsync } from '../support/error-code.js';
+
+const digest = (c: string) => `sha256:${c.repeat(64)}`;
+const app = (name: string, d: string) => `environments:\n  production:\n    apps:\n      ${name}:\n        bundle: 127.0.0.1:5000/acme/${name}@${d}\n`;
+
+describe('git object reader and incremental reconcile', () => {
+  let dir: string;
+  let work: string;
+  let bare: string;
+  let db: Db;
+  let mirror: GitMirror;
+  let reconciler: Reconciler;
+  const deploys: string[] = [];
+  const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
+  const commit = (files: Record<string, string>, msg: string) => {
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(join(work, f, '..'), { recursive: true });
+      writeFileSync(join(work, f), text);
+    }
+    git(['add', '-A']);
+    git(['commit', '-qm', msg]);
+    git(['push', '-q', 'origin', 'HEAD:main']);
+    return git(['rev-parse', 'HEAD']);
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ct-gitreader-'));
+    bare = join(dir, 'desired.git');
+    work = join(dir, 'work');
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
+    execFileSync('git', ['init', '-q', '-b', 'main', work]);
+    git(['remote', 'add', 'origin', bare]);
+    db = await openDb({ sqlitePath: ':memory:' });
+    await migrate(db);
+    mirror = new GitMirror(bare, join(dir, 'cache'));
+    reconciler = new Reconciler(db, mirror, { branch: 'main', path: 'deploy', enqueueDeploy: async (a) => void deploys.push(`${a.app}@${a.digest.slice(7, 8)}`) });
+  });
+  afterAll(async () => {
+    mirror.close();
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads trees and blobs in one process: nested files with their ids, missing objects as null', async () => {
+    const files: Record<string, string> = { 'README.md': 'not state' };
+    for (let i = 0; i < 30; i++) files[`deploy/team-${i % 3}/app-${i}.yaml`] = app(`app-${i}`, digest('a'));
+    const c1 = commit(files, 'thirty apps');
+    const reader = new GitObjectReader(bare);
+    try {
+      const blobs = await reader.listBlobs(c1, 'deploy', (n) => n.endsWith('.yaml'));
+      expect(blobs).toHaveLength(30);
+      expect(blobs[0]).toEqual({ path: 'deploy/team-0/app-0.yaml', oid: git(['rev-parse', `${c1}:deploy/team-0/app-0.yaml`]) });
+      expect((await reader.read(blobs[0].oid))?.data.toString()).toBe(app('app-0', digest('a')));
+      expect(await reader.read('0'.repeat(40))).toBeNull();
+      expect(await reader.read(`${c1}:no/such/file`)).toBeNull();
+      expect(await codeOfAsync(reader.read('HEAD\n0000'))).toBe('USAGE');
+      // Answers arrive in the order asked, many at once.
+      const many = await Promise.all(blobs.map((b) => reader.read(b.oid)));
+      expect(many.map((o) => o?.oid)).toEqual(blobs.map((b) => b.oid));
+    } finally {
+      reader.close();
+    }
+    expect(await codeOfAsync(reader.read(c1))).toBe('IO_ERROR');
+    expect(() => parseTree(Buffer.from('100644 a\0short'))).toThrow(/malformed git tree/);
+  });
+
+  it('a commit that changes one file of many deploys only that app; a name declared in two files is refused', async () => {
+    const r1 = await reconciler.reconcile('t1');
+    expect(r1.outcome).toBe('applied');
+    expect(deploys).toHaveLength(30);
+    deploys.length = 0;
+    commit({ 'deploy/team-1/app-4.yaml': app('app-4', digest('b')) }, 'one app');
+    expect((await reconciler.reconcile('t2')).outcome).toBe('applied');
+    expect(deploys).toEqual(['app-4@b']);
+    commit({ 'deploy/other/dup.yaml': app('app-7', digest('c')) }, 'duplicate');
+    const dup = await reconciler.reconcile('t3');
+    expect(dup).toMatchObject({ outcome: 'refused', reason: 'INVALID_STATE', message: "deploy/team-1/app-7.yaml: environments.production.apps.app-7: declared twice (also in deploy/other/dup.yaml)" });
+    expect(deploys).toEqual(['app-4@b']);
+  });
+});
