@@ -1,0 +1,21 @@
+import { describe, expect, it } from '@jest/globals';
+import { runCt } from '../support/cli.js';
+
+describe('ct with a command it does not have', () => {
+  it.each([['nosuch', '--help'], ['nosuch'], ['verfy', 'x.ctp']])('ct %s … fails with UNKNOWN_COMMAND (exit 1), naming it and the real commands', async (...args) => {
+    const r = await runCt(args);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`error[UNKNOWN_COMMAND]: unknown command "${args[0]}"`);
+    expect(r.stderr).toContain('verify-bundle');
+  });
+
+  it('known commands and the root help still work', async () => {
+    const help = await runCt(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('verify-bundle');
+    const sub = await runCt(['verify', '--help']);
+    expect(sub.code).toBe(0);
+    expect(sub.stdout).toContain('Usage: ct verify');
+  });
+});
