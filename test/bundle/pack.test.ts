@@ -112,6 +112,50 @@ describe('ct pack from a directory', () => {
     }
     expect(names).toEqual(['bin 2 777 usr/bin', 'usr/ 5 755', 'usr/bin/ 5 755', 'usr/bin/app 0 755']);
   });
+
+  it('[[include]] copies host files into the layer (with their parent directories), bytes and exec bit kept', async () => {
+    const src = join(tmp, 'inc');
+    await mkdir(join(src, 'bin'), { recursive: true });
+    await symlink('busybox', join(src, 'bin', 'sh'));
+    await writeFile(join(tmp, 'note.txt'), 'from the host\n');
+    await writeFile(join(src, 'ct.toml'), 'name = "inc"\nversion = "1"\n\n[[include]]\nfrom = "/bin/busybox"\nto = "/bin/busybox"\n\n[[include]]\nfrom = "../note.txt"\nto = "usr/share/note.txt"\n');
+    const out = join(tmp, 'inc.ctp');
+    await packCtp({ from: { dir: src }, out });
+    const a = await openCtp(out);
+    const image = checkOciLayout(a);
+    const chunks: Buffer[] = [];
+    for await (const c of a.openEntry(`oci-layout/blobs/sha256/${image.layers[0].digest.slice(7)}`)) chunks.push(c as Buffer);
+    const layer = gunzipSync(Buffer.concat(chunks));
+    const files = new Map<string, { mode: number; data: Buffer }>();
+    for (let off = 0; off + 512 <= layer.length; ) {
+      const h = layer.subarray(off, off + 512);
+      if (h.every((x) => x === 0)) break;
+      const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '');
+      const size = parseInt(h.toString('latin1', 124, 136), 8) || 0;
+      files.set(name, { mode: parseInt(h.toString('latin1', 100, 108), 8), data: layer.subarray(off + 512, off + 512 + size) });
+      off += 512 + Math.ceil(size / 512) * 512;
+    }
+    expect([...files.keys()]).toEqual(['bin/', 'bin/busybox', 'bin/sh', 'usr/', 'usr/share/', 'usr/share/note.txt']);
+    expect(files.get('bin/busybox')!.data.equals(await readFile('/bin/busybox'))).toBe(true);
+    expect(files.get('bin/busybox')!.mode).toBe(0o755);
+    expect(files.get('usr/share/note.txt')).toEqual({ mode: 0o644, data: Buffer.from('from the host\n') });
+  });
+
+  it.each([
+    ['a missing host file', 'from = "/nonexistent/busybox"\nto = "bin/busybox"', 'IO_ERROR', /\[\[include\]\] bin\/busybox: \/nonexistent\/busybox/],
+    ['a path leaving the image root', 'from = "/bin/busybox"\nto = "../busybox"', 'MANIFEST_INVALID', /include\[0\]\.to/],
+    ['a path the directory already has', 'from = "/bin/busybox"\nto = "bin/sh"', 'USAGE', /already has that path/],
+    ['a directory as the file', 'from = "/bin"\nto = "bin/x"', 'USAGE', /not a regular file/],
+    ['an unknown field', 'from = "/bin/busybox"\nto = "bin/busybox"\nmode = 511', 'MANIFEST_INVALID', /include\[0\]\.mode/],
+  ])('[[include]] with %s is refused', async (_what, entry, code, message) => {
+    const src = join(tmp, `bad-${code}-${Math.random().toString(36).slice(2)}`);
+    await mkdir(join(src, 'bin'), { recursive: true });
+    await symlink('busybox', join(src, 'bin', 'sh'));
+    await writeFile(join(src, 'ct.toml'), `name = "bad"\nversion = "1"\n\n[[include]]\n${entry}\n`);
+    const err = await packCtp({ from: { dir: src }, out: join(src, '..', 'bad.ctp') }).then(() => undefined, (e: unknown) => e as { code: string; message: string });
+    expect(err?.code).toBe(code);
+    expect(err?.message).toMatch(message);
+  });
 });
 
 describe('ct pack from images', () => {

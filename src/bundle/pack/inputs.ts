@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, posix, resolve } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { checkRuntime, parseTomlText, throwProblems, type RuntimeSpec } from '../manifest.js';
 
@@ -9,6 +10,49 @@ export interface PackInputs {
   architecture?: string;
   os?: string;
   runtime?: RuntimeSpec;
+  /** `[[include]]`: host files copied into the image (`from` resolved against the ct.toml's directory). */
+  include?: PackInclude[];
+}
+
+/** One host file placed in the image at `to` (relative to the image root, no `..`). */
+export interface PackInclude { from: string; to: string }
+
+/** How many `[[include]]` entries a ct.toml may hold. */
+const MAX_INCLUDES = 256;
+
+function checkIncludes(v: unknown, base: string, problems: { path: string; message: string }[]): PackInclude[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) {
+    problems.push({ path: 'include', message: 'must be an array of tables ([[include]] from = "...", to = "...")' });
+    return undefined;
+  }
+  if (v.length > MAX_INCLUDES) problems.push({ path: 'include', message: `at most ${MAX_INCLUDES} entries` });
+  const out: PackInclude[] = [];
+  v.slice(0, MAX_INCLUDES).forEach((e: unknown, i) => {
+    const at = `include[${i}]`;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) {
+      problems.push({ path: at, message: 'must be a table with from and to' });
+      return;
+    }
+    const t = e as Record<string, unknown>;
+    for (const k of Object.keys(t)) if (k !== 'from' && k !== 'to') problems.push({ path: `${at}.${k}`, message: 'unknown field' });
+    const { from, to } = t;
+    if (typeof from !== 'string' || from === '' || from.length > 4096 || from.includes('\0')) problems.push({ path: `${at}.from`, message: 'must be a host file path' });
+    const rel = typeof to === 'string' ? to.replace(/^\/+/, '') : '';
+    const parts = rel.split('/');
+    if (typeof to !== 'string' || rel === '' || rel.length > 255 || rel.includes('\0') || parts.some((s) => s === '' || s === '.' || s === '..') || posix.normalize(rel) !== rel) {
+      problems.push({ path: `${at}.to`, message: 'must be a file path in the image (no "..", ".", empty segments or trailing "/")' });
+      return;
+    }
+    if (typeof from !== 'string') return;
+    out.push({ from: isAbsolute(from) ? from : resolve(base, from), to: rel });
+  });
+  const seen = new Set<string>();
+  for (const inc of out) {
+    if (seen.has(inc.to)) problems.push({ path: 'include', message: `${inc.to} is included twice` });
+    seen.add(inc.to);
+  }
+  return out;
 }
 
 /** Reads and validates a `ct.toml`; unknown keys are errors so typos do not pass silently. */
@@ -22,7 +66,7 @@ export async function readPackInputs(path: string): Promise<PackInputs> {
   const doc = parseTomlText(text, path);
   const problems: { path: string; message: string }[] = [];
   const out: PackInputs = {};
-  for (const k of Object.keys(doc)) if (!['name', 'version', 'image', 'runtime'].includes(k)) problems.push({ path: k, message: 'unknown field' });
+  for (const k of Object.keys(doc)) if (!['name', 'version', 'image', 'runtime', 'include'].includes(k)) problems.push({ path: k, message: 'unknown field' });
   for (const k of ['name', 'version'] as const) {
     if (doc[k] === undefined) continue;
     if (typeof doc[k] === 'string') out[k] = doc[k] as string;
@@ -40,6 +84,7 @@ export async function readPackInputs(path: string): Promise<PackInputs> {
     }
   }
   out.runtime = checkRuntime(doc.runtime, 'runtime', problems);
+  out.include = checkIncludes(doc.include, dirname(resolve(path)), problems);
   throwProblems(path, problems);
   return out;
 }

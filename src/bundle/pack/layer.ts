@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
@@ -58,7 +58,36 @@ async function walk(root: string, exclude: Set<string>): Promise<TreeEntry[]> {
     }
   };
   await visit('');
-  return out.sort((a, b) => compareNames(a.name, b.name));
+  return out;
+}
+
+/**
+ * `[[include]]` host files added to the tree (a static binary the directory does not hold, e.g.
+ * busybox-static's /bin/busybox): the file's bytes, followed through symlinks, with its parent
+ * directories. A path the directory already has is a conflict, not an override.
+ */
+async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[]): Promise<TreeEntry[]> {
+  const names = new Map(entries.map((e) => [e.name, e]));
+  for (const inc of includes) {
+    let st;
+    try {
+      st = await stat(inc.from);
+    } catch (e) {
+      const io = asIoError(e, inc.from);
+      throw new CtError('IO_ERROR', `ct.toml [[include]] ${inc.to}: ${io.message}`, io.details, { cause: e });
+    }
+    if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
+    if (names.has(inc.to) || names.has(`${inc.to}/`)) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: the directory already has that path`, { path: inc.to });
+    const parts = inc.to.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = `${parts.slice(0, i).join('/')}/`;
+      const have = names.get(dir) ?? names.get(dir.slice(0, -1));
+      if (have && have.kind !== 'dir') throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${dir.slice(0, -1)} is not a directory`, { path: inc.to });
+      if (!have) names.set(dir, { name: dir, abs: '', kind: 'dir', size: 0, mode: 0o755 });
+    }
+    names.set(inc.to, { name: inc.to, abs: inc.from, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
+  }
+  return [...names.values()];
 }
 
 /**
@@ -67,8 +96,8 @@ async function walk(root: string, exclude: Set<string>): Promise<TreeEntry[]> {
  * directories and executables and 0644 otherwise, symlinks kept as symlinks. The tar is gzipped
  * (fixed header) and both digests are computed as the bytes are written, in one pass.
  */
-export async function buildDirLayer(root: string, blobPath: string, opts: { mtime: number; exclude?: string[]; gzip?: boolean }): Promise<BuiltLayer> {
-  const entries = await walk(root, new Set(opts.exclude ?? []));
+export async function buildDirLayer(root: string, blobPath: string, opts: { mtime: number; exclude?: string[]; gzip?: boolean; include?: { from: string; to: string }[] }): Promise<BuiltLayer> {
+  const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? [])), opts.include ?? [])).sort((a, b) => compareNames(a.name, b.name));
   // A scratch file copied into the bundle right after: no fsync needed.
   const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
   const mtime = opts.mtime;

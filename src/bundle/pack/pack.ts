@@ -140,7 +140,7 @@ export async function packCtp(opts: PackOptions): Promise<PackResult> {
         throw asIoError(e, (opts.from as { dir: string }).dir);
       });
       if (!st.isDirectory()) throw new CtError('USAGE', `${opts.from.dir}: not a directory`, { path: opts.from.dir });
-      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'] });
+      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'], include: inputs.include });
       const cfg = dirConfig(inputs, layer.diffId, created);
       const manifestBytes = canonicalBytes({
         schemaVersion: 2,
