@@ -81,7 +81,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   let closeMirror: (() => void) | undefined;
   const ds = ctx.config.desiredState;
   if (ds) {
-    const mirror = new GitMirror(ds.repo, join(ctx.config.dataDir, 'git'));
+    // The reconciler only reads: a repository on this machine is read in place (no fetch, no copy).
+    const mirror = new GitMirror(ds.repo, join(ctx.config.dataDir, 'git'), { readInPlace: true });
     closeMirror = () => mirror.close();
     const reconciler = new Reconciler(ctx.db, mirror, {
       branch: ds.branch,

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CtError } from '../../src/core/errors.js';
 import { GitObjectReader } from './object-reader.js';
@@ -17,8 +17,17 @@ export class GitMirror {
   readonly dir: string;
   private objects: GitObjectReader | undefined;
 
-  constructor(readonly remote: string, cacheDir: string) {
-    this.dir = join(cacheDir, createHash('sha256').update(remote).digest('hex').slice(0, 16) + '.git');
+  /** True when the repository is read where it is (a local repository) instead of mirrored. */
+  readonly inPlace: boolean;
+
+  /**
+   * `readInPlace`: a repository on this machine is read where it is (read-only: objects and refs),
+   * with no fetch and no copy. Only for callers that never write to the git directory.
+   */
+  constructor(readonly remote: string, cacheDir: string, opts: { readInPlace?: boolean } = {}) {
+    const local = opts.readInPlace ? localGitDir(remote) : undefined;
+    this.inPlace = Boolean(local);
+    this.dir = local ?? join(cacheDir, createHash('sha256').update(remote).digest('hex').slice(0, 16) + '.git');
   }
 
   private async git(args: string[], opts: { allowFail?: boolean } = {}): Promise<{ stdout: string; code: number }> {
@@ -40,6 +49,14 @@ export class GitMirror {
 
   async fetch(branch: string): Promise<string> {
     if (!/^[\w./-]{1,200}$/.test(branch) || branch.includes('..')) throw new CtError('USAGE', `invalid branch name ${JSON.stringify(branch)}`);
+    if (this.inPlace) {
+      // Read in place: the branch head from the ref files themselves (a long-running cat-file may
+      // cache packed refs), then the commit through the reader.
+      const sha = readRef(this.dir, `refs/heads/${branch}`);
+      const head = sha ? await this.reader.read(`${sha}^{commit}`) : null;
+      if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.remote} has no commit`, { remote: this.remote });
+      return head.oid;
+    }
     if (!existsSync(this.dir)) {
       mkdirSync(this.dir, { recursive: true });
       await this.git(['init', '--bare', '--quiet']);
@@ -61,10 +78,39 @@ export class GitMirror {
     this.objects = undefined;
   }
 
-  /** True when `ancestor` is `descendant` or one of its ancestors. */
+  /**
+   * True when `ancestor` is `descendant` or one of its ancestors. Walks parents through the reader
+   * (a reconcile's previous commit is usually a few commits back); a long walk falls back to
+   * `git merge-base`.
+   */
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    const walked = await this.walkToAncestor(ancestor, descendant, 2_000).catch(() => undefined);
+    if (walked !== undefined) return walked;
     const r = await this.git(['merge-base', '--is-ancestor', ancestor, descendant], { allowFail: true });
     return r.code === 0;
+  }
+
+  /** true / false when decided within `budget` commits, undefined otherwise. */
+  private async walkToAncestor(ancestor: string, descendant: string, budget: number): Promise<boolean | undefined> {
+    if (!/^[0-9a-f]{40,64}$/.test(ancestor) || !/^[0-9a-f]{40,64}$/.test(descendant)) return undefined;
+    const seen = new Set<string>();
+    let frontier = [descendant];
+    while (frontier.length) {
+      const next: string[] = [];
+      for (const c of frontier) {
+        if (c === ancestor) return true;
+        if (seen.has(c)) continue;
+        seen.add(c);
+        if (seen.size > budget) return undefined;
+        const o = await this.reader.read(c);
+        if (!o || o.type !== 'commit') return undefined;
+        // Parents are the header lines before the first blank line.
+        const head = o.data.subarray(0, Math.max(0, o.data.indexOf('\n\n'))).toString('utf8');
+        for (const m of head.matchAll(/^parent ([0-9a-f]{40,64})$/gm)) next.push(m[1]);
+      }
+      frontier = next;
+    }
+    return false;
   }
 
   async listFiles(commit: string, path: string): Promise<string[]> {
@@ -92,4 +138,34 @@ export class GitMirror {
       return { ok: false, reason: ((e as { stderr?: string }).stderr ?? 'unsigned').trim().slice(0, 300) || 'no signature' };
     }
   }
+}
+
+/** The git directory of a repository on this machine (bare, or a work tree's .git), or undefined. */
+export function localGitDir(remote: string): string | undefined {
+  if (!isAbsolute(remote)) return undefined;
+  for (const d of [remote, join(remote, '.git')]) {
+    if (existsSync(join(d, 'HEAD')) && existsSync(join(d, 'objects')) && existsSync(join(d, 'refs'))) return d;
+  }
+  return undefined;
+}
+
+/** A ref's object id from the loose ref file, else from packed-refs; undefined when absent. */
+export function readRef(gitDir: string, ref: string): string | undefined {
+  try {
+    const loose = readFileSync(join(gitDir, ref), 'utf8').trim();
+    if (/^[0-9a-f]{40,64}$/.test(loose)) return loose;
+  } catch {
+    // not a loose ref: look in packed-refs
+  }
+  let packed: string;
+  try {
+    packed = readFileSync(join(gitDir, 'packed-refs'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of packed.split('\n')) {
+    const m = /^([0-9a-f]{40,64}) (\S+)$/.exec(line);
+    if (m && m[2] === ref) return m[1];
+  }
+  return undefined;
 }

@@ -91,4 +91,35 @@ describe('git object reader and incremental reconcile', () => {
     expect(dup).toMatchObject({ outcome: 'refused', reason: 'INVALID_STATE', message: "deploy/team-1/app-7.yaml: environments.production.apps.app-7: declared twice (also in deploy/other/dup.yaml)" });
     expect(deploys).toEqual(['app-4@b']);
   });
+
+  it('reads a local repository in place: heads from loose and packed refs, ancestry walked in process, rewrites refused', async () => {
+    const inPlace = new GitMirror(bare, join(dir, 'unused-cache'), { readInPlace: true });
+    try {
+      expect(inPlace.inPlace).toBe(true);
+      expect(inPlace.dir).toBe(bare);
+      const head = git(['rev-parse', 'HEAD']);
+      expect(await inPlace.fetch('main')).toBe(head);
+      execFileSync('git', ['--git-dir', bare, 'pack-refs', '--all']);
+      expect(await inPlace.fetch('main')).toBe(head);
+      const next = commit({ 'deploy/team-2/app-5.yaml': app('app-5', digest('d')) }, 'after packing');
+      expect(await inPlace.fetch('main')).toBe(next);
+      expect(await inPlace.isAncestor(head, next)).toBe(true);
+      expect(await inPlace.isAncestor(next, head)).toBe(false);
+      expect(await codeOfAsync(inPlace.fetch('no-such-branch'))).toBe('IO_ERROR');
+      expect(await codeOfAsync(inPlace.fetch('../../etc'))).toBe('USAGE');
+      // A history rewritten on the branch: the reconciler refuses what does not descend.
+      const r = new Reconciler(db, inPlace, { branch: 'main', path: 'deploy', enqueueDeploy: async () => undefined });
+      await db.run('DELETE FROM gitops_state');
+      expect((await r.reconcile('in-place')).outcome).toBe('refused'); // the duplicate from the last test is still there
+      git(['reset', '-q', '--hard', 'HEAD~2']);
+      writeFileSync(join(work, 'deploy/team-0/app-0.yaml'), app('app-0', digest('e')));
+      git(['commit', '-qam', 'rewrite']);
+      git(['push', '-q', '--force', 'origin', 'HEAD:main']);
+      const fixed = git(['rev-parse', 'HEAD']);
+      await db.run("INSERT INTO gitops_state (repo, applied_sha, applied_at) VALUES (?, ?, ?)", [bare, next, Date.now()]);
+      expect(await r.reconcile('rewritten')).toMatchObject({ outcome: 'refused', reason: 'NOT_DESCENDANT', commit: fixed });
+    } finally {
+      inPlace.close();
+    }
+  });
 });
