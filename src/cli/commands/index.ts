@@ -29,4 +29,5 @@ export const commands: { names: string[]; load: () => Promise<Module> }[] = [
   { names: ['host'], load: () => import('./host.js') },
   { names: ['serve'], load: () => import('./serve.js') },
   { names: ['mcp'], load: () => import('./mcp.js') },
+  { names: ['quickstart'], load: () => import('./quickstart.js') },
 ];

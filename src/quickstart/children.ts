@@ -1,0 +1,94 @@
+/**
+ * The processes `ct quickstart` runs (registry, deploy server, host agent): each in its own process
+ * group, so a terminal's Ctrl-C reaches quickstart alone and it stops them in order (the host before
+ * the server it talks to, the registry last) instead of all dying at once mid-write. Output goes to
+ * `<dir>/logs/<name>.log`; a child that exits early is reported with the tail of its log.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtError } from '../core/errors.js';
+
+export interface Child {
+  name: string;
+  pid: number;
+  logFile: string;
+  exited: Promise<number | null>;
+  /** Set once the process has exited. */
+  exitCode(): number | null | undefined;
+}
+
+/** The last lines of a child's log, for error messages (bounded). */
+export function logTail(file: string, bytes = 2000): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}
+
+export class Children {
+  private readonly started: { child: Child; proc: ChildProcess }[] = [];
+
+  constructor(private readonly logDir: string) {}
+
+  start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
+    const logFile = join(this.logDir, `${name}.log`);
+    const fd = openSync(logFile, 'a');
+    let proc: ChildProcess;
+    try {
+      proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd], detached: true });
+    } finally {
+      closeSync(fd);
+    }
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) => {
+      proc.on('exit', (c, signal) => {
+        code = c ?? (signal ? -1 : null);
+        resolve(code);
+      });
+      proc.on('error', () => {
+        code = -1;
+        resolve(-1);
+      });
+    });
+    const child: Child = { name, pid: proc.pid ?? -1, logFile, exited, exitCode: () => code };
+    this.started.push({ child, proc });
+    return child;
+  }
+
+  /** Polls `check` until it returns a value; fails early (with the log tail) if the child exits. */
+  async until<T>(child: Child, what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      if (child.exitCode() !== undefined) {
+        throw new CtError('RUNTIME_FAILED', `${child.name} exited (code ${child.exitCode()}) before ${what}; its log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
+      }
+      const v = await check().catch(() => undefined);
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new CtError('RUNTIME_FAILED', `timed out waiting for ${what}; ${child.name}'s log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Stops every child, last started first: TERM to its process group, KILL after `graceMs`. */
+  async stopAll(graceMs = 8000): Promise<void> {
+    for (const { child } of [...this.started].reverse()) {
+      if (child.exitCode() !== undefined || child.pid < 0) continue;
+      signalGroup(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), graceMs);
+      await child.exited;
+      clearTimeout(timer);
+    }
+    this.started.length = 0;
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * `ct quickstart`: the whole loop of the README walkthrough and docs/server.md on one machine, in
+ * one directory: a signing key, two transparency logs run by two operators, a trust store, a local
+ * registry (docker-registry), a desired-state git repository, a deploy server and an enrolled host
+ * (runc); then examples/hello is packed, signed into both logs, pushed, and deployed by a commit,
+ * and its greeting is read back through the server's logs API. Ctrl-C stops everything (the host's
+ * containers too); a second run reuses the directory (same key, logs, ports, host identity).
+ *
+ * It only connects to the servers it started itself, on 127.0.0.1 and ports it chose.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtError } from '../core/errors.js';
+import { packCtp } from '../bundle/pack/pack.js';
+import { openCtp } from '../bundle/read.js';
+import { signCtp } from '../attest/sign-ctp.js';
+import { pushCtp } from '../oci/push.js';
+import { startLogServer, type LogServer } from '../tlog/server.js';
+import { containerIdFor } from '../protocol/container-id.js';
+import { Children } from './children.js';
+import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
+import { guide } from './guide.js';
+
+export interface QuickstartOptions {
+  dir: string;
+  /** The repository checkout: examples/hello and bin/ct.js. */
+  repoRoot: string;
+  registryBin?: string;
+  /** Resolves when the user asks to stop (Ctrl-C). */
+  stop: Promise<unknown>;
+}
+
+interface Io { out(t: string): void; err(t: string): void }
+
+const APP = 'hello';
+const ENVIRONMENT = 'production';
+const HOST_NAME = 'quickstart';
+
+function which(bin: string): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What this machine needs, explained (the README set-up line installs all of it). */
+function preflight(registryBin: string | undefined): string {
+  if (process.getuid?.() !== 0) {
+    throw new CtError('USAGE', 'ct quickstart runs a host agent, and hosts run containers with runc: run it as root (e.g. sudo ct quickstart)', {});
+  }
+  const missing = ['runc', 'git'].filter((b) => !which(b));
+  const registry = registryBin ?? which('docker-registry') ?? (existsSync('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : undefined);
+  if (!registry) missing.push('docker-registry');
+  if (missing.length) {
+    throw new CtError('HOST_TOOL_MISSING', `ct quickstart needs ${missing.join(', ')}: ${missing.includes('docker-registry') ? 'a local OCI registry (Debian package docker-registry) holds the bundles the server deploys; ' : ''}install them with the README set-up line (apt-get install -y ${missing.join(' ')})`, { missing });
+  }
+  return registry as string;
+}
+
+/** One quickstart per directory at a time. */
+function lock(l: Layout): () => void {
+  const file = join(l.dir, 'quickstart.pid');
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8'));
+    let alive = false;
+    try {
+      if (pid > 0) alive = (process.kill(pid, 0), true);
+    } catch {
+      alive = false;
+    }
+    if (alive && pid !== process.pid) throw new CtError('USAGE', `ct quickstart is already running in ${l.dir} (pid ${pid}); stop it (Ctrl-C) first`, { pid });
+  }
+  writeFileSync(file, String(process.pid));
+  return () => rmSync(file, { force: true });
+}
+
+async function api<T>(url: string, key: string, path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${url}${path}`, {
+    method: init.method ?? 'GET',
+    headers: { authorization: `Bearer ${key}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
+    signal: AbortSignal.timeout(15_000),
+  });
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
+}
+
+interface Deployment { id: string; app: string; commit: string; status: string; reason: string | null; message: string | null }
+
+export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<number> {
+  const registryBin = preflight(o.registryBin);
+  const l = layoutOf(o.dir);
+  mkdirSync(l.dir, { recursive: true });
+  const unlock = lock(l);
+  const previous = readState(l);
+  const state: QuickstartState = previous ?? (await createState(l));
+  io.out(previous ? `reusing ${l.dir}` : `created ${l.dir}`);
+  mkdirSync(l.logs, { recursive: true });
+  const children = new Children(l.logs);
+  const logs: LogServer[] = [];
+  const ctBin = join(o.repoRoot, 'bin', 'ct.js');
+  let failed = false;
+  try {
+    // Two transparency logs, run by two operators (their keys live in their databases).
+    mkdirSync(join(l.dir, 'tlog'), { recursive: true });
+    logs.push(await startLogServer({ db: join(l.dir, 'tlog', 'log1.db'), port: state.ports.log1, logId: 'log-one', operator: 'Operator One' }));
+    logs.push(await startLogServer({ db: join(l.dir, 'tlog', 'log2.db'), port: state.ports.log2, logId: 'log-two', operator: 'Operator Two' }));
+    const signer = loadSigningKey(l);
+    if (!existsSync(l.trustStore)) await writeTrustStore(l, signer, logs);
+    writePolicyOnce(l, state.keyId);
+    ensureDesiredRepo(l);
+
+    const registryHost = `127.0.0.1:${state.ports.registry}`;
+    const registry = children.start('registry', registryBin, ['serve', writeRegistryConfig(l, state.ports.registry)]);
+    await children.until(registry, 'the registry to answer', async () => ((await fetch(`http://${registryHost}/v2/`)).ok ? true : undefined));
+
+    const url = `http://127.0.0.1:${state.ports.server}`;
+    writeFileSync(l.serverConfig, `${JSON.stringify({
+      host: '127.0.0.1', port: state.ports.server, dataDir: l.server, policies: l.policies, trustStore: l.trustStore,
+      registries: { allow: [registryHost], allowedAddresses: ['127.0.0.1'], insecure: [registryHost] },
+      desiredState: { repo: l.desiredBare, branch: 'main', path: 'deploy', pollSeconds: 30 },
+    }, null, 2)}\n`);
+    const server = children.start('server', process.execPath, [ctBin, 'serve'], { CT_CONFIG: l.serverConfig, CT_ADMIN_API_KEY: state.adminKey });
+    await children.until(server, 'the deploy server to answer', async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined));
+    const call = <T>(path: string, init?: { method?: string; body?: unknown }) => api<T>(url, state.adminKey, path, init);
+
+    // The host: enrolled once with a one-time token; its identity stays in host/.
+    const hostArgs = [ctBin, 'host', 'run', '--server', url, '--name', HOST_NAME, '--trust-store', l.trustStore, '--state-dir', l.host, '--policies', l.policies, '--environment', ENVIRONMENT];
+    if (!state.hostEnrolled) {
+      const t = await call<{ token: string }>('/api/v1/hosts/tokens', { method: 'POST', body: { labels: { env: ENVIRONMENT } } });
+      if (t.status !== 201) throw new CtError('RUNTIME_FAILED', `could not mint an enrolment token (HTTP ${t.status})`, {});
+      hostArgs.push('--enroll-token', t.body.token);
+    }
+    const host = children.start('host', process.execPath, hostArgs);
+    const hostId = await children.until(host, 'the host to connect', async () => {
+      const r = await call<{ hosts: { id: string; name: string; connected: boolean }[] }>('/api/v1/hosts');
+      return r.body.hosts?.find((h) => h.name === HOST_NAME && h.connected)?.id;
+    });
+    if (!state.hostEnrolled) writeState(l, { ...state, hostEnrolled: true });
+
+    // examples/hello: packed (deterministic), signed into both logs once per content, pushed.
+    mkdirSync(l.bundles, { recursive: true });
+    const unsigned = join(l.bundles, 'hello.ctp');
+    const signed = join(l.bundles, 'hello.signed.ctp');
+    const packed = await packCtp({ from: { dir: join(o.repoRoot, 'examples', 'hello') }, out: unsigned });
+    const digestFile = join(l.bundles, 'hello.signed-from');
+    if (!existsSync(signed) || !existsSync(digestFile) || readFileSync(digestFile, 'utf8') !== packed.bundleDigest) {
+      await signCtp(unsigned, { key: signer, logs: logs.map((g) => ({ id: g.logId, url: g.url })), out: signed });
+      writeFileSync(digestFile, packed.bundleDigest);
+      io.out(`packed and signed examples/hello into both logs: ${signed}`);
+    }
+    const bundleDigest = (await openCtp(signed)).bundleDigest;
+    const pushed = await pushCtp(signed, `${registryHost}/quickstart/hello:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
+    const reference = `${registryHost}/quickstart/hello@${pushed.imageDigest}`;
+
+    // Deployed through a commit; on a later run with nothing new to commit, the same bundle is
+    // deployed again through the API if the host is not running it (Ctrl-C stopped it).
+    const sha = commitDesired(l, APP, reference, bundleDigest);
+    let wait: (d: Deployment) => boolean;
+    if (sha) {
+      io.out(`committed ${sha.slice(0, 12)} to ${l.desiredBare} (desired/deploy/production.yaml)`);
+      await call('/api/v1/sync', { method: 'POST' });
+      wait = (d) => d.commit === sha && d.app === APP;
+    } else {
+      const r = await call<{ id: string }>('/api/v1/deployments', { method: 'POST', body: { environment: ENVIRONMENT, app: APP, bundle: reference, bundleDigest, hosts: { env: ENVIRONMENT } } });
+      if (r.status >= 300) throw new CtError('RUNTIME_FAILED', `the server refused the deploy (HTTP ${r.status}: ${JSON.stringify(r.body).slice(0, 300)})`, {});
+      io.out('desired state unchanged: deploying the same bundle again');
+      wait = (d) => d.id === r.body.id;
+    }
+    const done = await children.until(server, 'the deployment to finish', async () => {
+      const r = await call<{ deployments: Deployment[] }>(`/api/v1/deployments?environment=${ENVIRONMENT}`);
+      const d = r.body.deployments?.find(wait);
+      return d && ['succeeded', 'denied', 'failed'].includes(d.status) ? d : undefined;
+    }, 120_000);
+    const container = containerIdFor(ENVIRONMENT, APP);
+    if (done.status !== 'succeeded') {
+      failed = true;
+      io.err(`deployment ${done.id} ${done.status}: ${done.reason ?? ''} ${done.message ?? ''} (see ${url}/api/v1/deployments/${done.id}, logs in ${l.logs})`);
+    } else {
+      const text = await children.until(host, 'the greeting in the container log', async () => {
+        const r = await call<{ text?: string }>(`/api/v1/hosts/${hostId}/logs?container=${container}`);
+        return r.body.text?.trim() ? r.body.text : undefined;
+      }, 30_000);
+      io.out(`\n${APP} is running under runc on host ${HOST_NAME}; its log, read through ${url}/api/v1/hosts/${hostId}/logs:`);
+      for (const line of text.trim().split('\n').slice(-10)) io.out(`  | ${line}`);
+    }
+    io.out(guide({ l, url, registryHost, hostId, container, deploymentId: done.id, adminKeyFile: l.state }));
+    await o.stop;
+    io.out('stopping: host, server, registry, logs…');
+  } catch (e) {
+    failed = true;
+    throw e;
+  } finally {
+    await children.stopAll();
+    stopContainers(l);
+    for (const g of logs) await g.close().catch(() => undefined);
+    unlock();
+    io.out(`stopped. Everything is kept in ${l.dir}: run ct quickstart --dir ${l.dir} again to reuse it.`);
+  }
+  return failed ? 1 : 0;
+}
+
+/** The host agent leaves its containers running by design; quickstart's Ctrl-C stops them too. */
+function stopContainers(l: Layout): void {
+  const root = join(l.host, 'runc');
+  if (!existsSync(root)) return;
+  let ids: string[] = [];
+  try {
+    ids = execFileSync('runc', ['--root', root, 'list', '-q'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean);
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    try {
+      execFileSync('runc', ['--root', root, 'delete', '--force', id], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * What `ct quickstart` creates once under its directory and reuses on every later run: the
+ * remembered ports and secrets (quickstart.json, mode 0600), the signing key, the trust store (the
+ * key as a builder and both logs), the production policy, the registry configuration and the
+ * desired-state repository (a bare repository the server follows and a working clone to edit).
+ */
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { CtError } from '../core/errors.js';
+import { generateKeyPair, parsePublicKey, writeKeyPair } from '../trust/keys.js';
+import { keyIdOf } from '../trust/keyid.js';
+import { addKey, addLog, newTrustStore } from '../trust/edit.js';
+import { saveTrustStore } from '../trust/store.js';
+
+export interface QuickstartState {
+  version: 1;
+  ports: { server: number; registry: number; log1: number; log2: number };
+  /** Bootstrap admin API key of the deploy server (`ctk_…`). */
+  adminKey: string;
+  keyId: string;
+  /** Set once the host has enrolled (its identity is in host/): no token is minted again. */
+  hostEnrolled: boolean;
+}
+
+export interface Layout {
+  dir: string;
+  state: string;
+  logs: string;
+  key: string;
+  pub: string;
+  trustStore: string;
+  policies: string;
+  registry: string;
+  desiredBare: string;
+  desiredWork: string;
+  server: string;
+  serverConfig: string;
+  host: string;
+  bundles: string;
+}
+
+export function layoutOf(dir: string): Layout {
+  const p = (n: string) => join(dir, n);
+  return {
+    dir, state: p('quickstart.json'), logs: p('logs'), key: p('signer.key'), pub: p('signer.pub'), trustStore: p('trust.json'),
+    policies: p('policies'), registry: p('registry'), desiredBare: p('desired.git'), desiredWork: p('desired'),
+    server: p('server'), serverConfig: p('server.json'), host: p('host'), bundles: p('bundles'),
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function readState(l: Layout): QuickstartState | undefined {
+  if (!existsSync(l.state)) return undefined;
+  try {
+    const s = JSON.parse(readFileSync(l.state, 'utf8')) as QuickstartState;
+    if (s.version !== 1 || typeof s.adminKey !== 'string' || typeof s.ports?.server !== 'number') throw new Error('unexpected shape');
+    return s;
+  } catch (e) {
+    throw new CtError('JSON_INVALID', `${l.state}: not a quickstart state file (${(e as Error).message}); remove the directory to start over`, { path: l.state });
+  }
+}
+
+export function writeState(l: Layout, s: QuickstartState): void {
+  writeFileSync(l.state, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+}
+
+/** First run: ports chosen once (the trust store records the log URLs), key pair, secrets. */
+export async function createState(l: Layout): Promise<QuickstartState> {
+  mkdirSync(l.dir, { recursive: true });
+  const pair = generateKeyPair('ed25519');
+  if (!existsSync(l.key)) await writeKeyPair(join(l.dir, 'signer'), pair);
+  const keyId = existsSync(l.key) ? keyIdOf(loadSigningKey(l)) : pair.keyId;
+  const ports = { server: await freePort(), registry: await freePort(), log1: await freePort(), log2: await freePort() };
+  const state: QuickstartState = { version: 1, ports, adminKey: `ctk_${randomBytes(24).toString('base64url')}`, keyId, hostEnrolled: false };
+  writeState(l, state);
+  return state;
+}
+
+export function loadSigningKey(l: Layout): KeyObject {
+  try {
+    return createPrivateKey(readFileSync(l.key));
+  } catch (e) {
+    throw new CtError('KEY_INVALID', `${l.key}: ${(e as Error).message}`, { path: l.key });
+  }
+}
+
+/** The trust store of this setup: the signing key as a builder, both logs by their operators. */
+export async function writeTrustStore(l: Layout, signer: KeyObject, logs: { logId: string; operator: string; publicKey: string; url: string }[]): Promise<void> {
+  let store = newTrustStore('quickstart');
+  store = addKey(store, 'builders', createPublicKey(signer), { validFrom: '2024-01-01T00:00:00Z' });
+  for (const log of logs) store = addLog(store, log.logId, { operator: log.operator, publicKey: parsePublicKey(log.publicKey, `log ${log.logId}`), url: log.url });
+  await saveTrustStore(l.trustStore, store);
+}
+
+/** The policy production hosts are judged by; a user edits it to try a policy change. */
+export function writePolicyOnce(l: Layout, keyId: string): void {
+  const file = join(l.policies, 'production.policy.yaml');
+  if (existsSync(file)) return;
+  mkdirSync(l.policies, { recursive: true });
+  writeFileSync(file, [
+    '# What may run in production (docs/policy.md). Try a change: `logQuorum: 3` (there are only two',
+    '# logs), then `POST /api/v1/sync` or a new commit: the next deploy is denied, saying why.',
+    'apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: production', 'mode: strict',
+    'match:', '  environments: [production]',
+    'signers:', `  - keyId: ${keyId}`,
+    'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', '  - predicateType: https://spdx.dev/Document',
+    'logQuorum: 2',
+    'runtime:', '  seccomp:', '    profile: runtime-default', '',
+  ].join('\n'));
+}
+
+export function writeRegistryConfig(l: Layout, port: number): string {
+  mkdirSync(l.registry, { recursive: true });
+  const file = join(l.registry, 'config.yml');
+  writeFileSync(file, [
+    'version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(l.registry, 'storage')}`,
+    '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, `  secret: quickstart-${port}`, '',
+  ].join('\n'));
+  return file;
+}
+
+const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'quickstart', GIT_AUTHOR_EMAIL: 'quickstart@localhost', GIT_COMMITTER_NAME: 'quickstart', GIT_COMMITTER_EMAIL: 'quickstart@localhost' };
+
+export function git(cwd: string, args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd, encoding: 'utf8', env: gitEnv, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new CtError('IO_ERROR', `git ${args[0]} in ${cwd}: ${(err.stderr || err.message).trim().slice(0, 500)}`, { cwd });
+  }
+}
+
+/** The desired-state repository: `desired.git` (what the server follows) and `desired/` (edit here). */
+export function ensureDesiredRepo(l: Layout): void {
+  if (!existsSync(l.desiredBare)) execFileSync('git', ['init', '-q', '--bare', '-b', 'main', l.desiredBare]);
+  if (!existsSync(join(l.desiredWork, '.git'))) {
+    mkdirSync(l.desiredWork, { recursive: true });
+    git(l.desiredWork, ['init', '-q', '-b', 'main']);
+    git(l.desiredWork, ['remote', 'add', 'origin', l.desiredBare]);
+    mkdirSync(join(l.desiredWork, 'deploy'), { recursive: true });
+  }
+}
+
+/**
+ * Commits `deploy/production.yaml` naming the bundle and pushes it; undefined when the file already
+ * says exactly that (nothing to commit).
+ */
+export function commitDesired(l: Layout, app: string, reference: string, bundleDigest: string): string | undefined {
+  const file = join(l.desiredWork, 'deploy', 'production.yaml');
+  const text = [
+    '# Desired state (docs/server.md): what runs where. Edit, commit, push to origin (desired.git),',
+    '# then POST /api/v1/sync (or wait for the poll).',
+    'environments:', '  production:', '    apps:', `      ${app}:`,
+    `        bundle: ${reference}`, `        bundleDigest: ${bundleDigest}`, '        hosts: { env: production }', '',
+  ].join('\n');
+  mkdirSync(join(l.desiredWork, 'deploy'), { recursive: true });
+  if (existsSync(file) && readFileSync(file, 'utf8') === text) return undefined;
+  writeFileSync(file, text);
+  git(l.desiredWork, ['add', 'deploy/production.yaml']);
+  git(l.desiredWork, ['commit', '-qm', `deploy ${app} ${reference.split('@')[1].slice(0, 19)}`]);
+  git(l.desiredWork, ['push', '-q', 'origin', 'HEAD:main']);
+  return git(l.desiredWork, ['rev-parse', 'HEAD']);
+}
