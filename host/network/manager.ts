@@ -1,0 +1,239 @@
+import { mkdirSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import { writeFileAtomic } from '../../src/core/fs.js';
+import { runTool } from '../runtime/tools.js';
+import { applyEgress, removeEgress } from './egress.js';
+import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
+import { NetworkStore, type AttachmentRow, type NetworkRow } from './store.js';
+import type { Egress, PublishedPort } from './types.js';
+
+export interface NetworkManagerOptions {
+  /** The host's state directory: state.db gets the allocation tables, network/ the rest. */
+  stateDir: string;
+  /** netavark and aardvark-dns (found in Podman's helper directories when absent). */
+  paths?: NetavarkPaths;
+  /** First two octets of the subnets: environment slot s gets <base>.<s>.0/24. Default 10.231. */
+  subnetBase?: string;
+  /** How many environments (subnets) this host may hold. Default 256. */
+  slots?: number;
+  /** How many container addresses per subnet (from .2). Default 253. */
+  addresses?: number;
+  /** Bridge names are <prefix><slot> (at most 15 characters). Default `ctbr`. */
+  bridgePrefix?: string;
+}
+
+export interface AttachRequest {
+  containerId: string;
+  environment: string;
+  app: string;
+  ports: readonly PublishedPort[];
+  egress: Egress;
+}
+
+export interface Attached {
+  /** The network namespace path for the OCI config (`linux.namespaces[type=network].path`). */
+  netnsPath: string;
+  address: string;
+  /** resolv.conf naming aardvark-dns on the gateway: bind-mounted at /etc/resolv.conf. */
+  resolvConf: string;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Binds the port for a moment: a process of the host that listens there is PORT_IN_USE. */
+async function probePort(p: PublishedPort): Promise<void> {
+  const inUse = (): CtError =>
+    new CtError('PORT_IN_USE', `host port ${p.address}:${p.host}/${p.protocol} is in use by a process on the host`, { port: p.host, address: p.address, protocol: p.protocol });
+  if (p.protocol === 'tcp') {
+    await new Promise<void>((resolve, reject) => {
+      const srv: Server = createServer();
+      srv.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' ? reject(inUse()) : resolve()));
+      srv.listen({ host: p.address, port: p.host, exclusive: true }, () => srv.close(() => resolve()));
+    });
+  } else if (p.protocol === 'udp') {
+    await new Promise<void>((resolve, reject) => {
+      const sock = createSocket('udp4');
+      sock.once('error', (e: NodeJS.ErrnoException) => (sock.close(), e.code === 'EADDRINUSE' ? reject(inUse()) : resolve()));
+      sock.bind({ address: p.address, port: p.host, exclusive: true }, () => sock.close(() => resolve()));
+    });
+  }
+}
+
+/**
+ * Container networking with netavark (deliverable 1 of issue 11): one bridge network per
+ * environment, addresses allocated here (netavark needs static IPs) and kept in the host's SQLite
+ * state, aardvark-dns for names, published ports as netavark port mappings. Every `setup`
+ * document is stored before netavark runs, so that `teardown` can replay it after any crash:
+ * nothing netavark made (netns, veth, bridge, firewall rule) outlives the container it was for.
+ */
+export class NetworkManager {
+  readonly store: NetworkStore;
+  private readonly dir: string;
+  private readonly base: string;
+  private readonly slots: number;
+  private readonly addresses: number;
+  private readonly prefix: string;
+  private paths?: NetavarkPaths;
+  private turn: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: NetworkManagerOptions) {
+    this.dir = join(opts.stateDir, 'network');
+    mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+    this.store = new NetworkStore(join(opts.stateDir, 'state.db'));
+    this.base = opts.subnetBase ?? '10.231';
+    this.slots = Math.min(opts.slots ?? 256, 256);
+    this.addresses = Math.min(opts.addresses ?? 253, 253);
+    this.prefix = opts.bridgePrefix ?? 'ctbr';
+    this.paths = opts.paths;
+    if (!/^\d{1,3}\.\d{1,3}$/.test(this.base)) throw new CtError('USAGE', `subnet base ${this.base} must be two octets such as 10.231`, {});
+    if (this.prefix.length + String(this.slots - 1).length > 15) throw new CtError('USAGE', `bridge prefix ${this.prefix} is too long for an interface name`, {});
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  /** One change at a time: netavark takes its own lock too, but the allocations are ours. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.turn.then(fn, fn);
+    this.turn = next.catch(() => undefined);
+    return next;
+  }
+
+  bridgeOf(n: Pick<NetworkRow, 'slot'>): BridgeNetwork & { environment?: string } {
+    const net = `${this.base}.${n.slot}`;
+    return { name: `${this.prefix}-${n.slot}`, bridge: `${this.prefix}${n.slot}`, subnet: `${net}.0/24`, gateway: `${net}.1` };
+  }
+
+  netnsPath(containerId: string): string {
+    return `/run/netns/${containerId}`;
+  }
+
+  private resolvPath(containerId: string): string {
+    return join(this.dir, 'resolv', `${containerId}.conf`);
+  }
+
+  private async tools(): Promise<NetavarkPaths> {
+    this.paths ??= await findNetavark();
+    return this.paths;
+  }
+
+  /**
+   * Gives the container its network namespace on the environment's bridge, with an address, its
+   * DNS name and its published ports. Refused before anything is set up when a port is taken
+   * (PORT_IN_USE) or the pool is full (ADDRESS_POOL_EXHAUSTED); a failing netavark is torn down
+   * again and reported as NETWORK_SETUP_FAILED: nothing runs half-networked.
+   */
+  attach(req: AttachRequest): Promise<Attached> {
+    return this.exclusive(() => this.attachNow(req));
+  }
+
+  private async attachNow(req: AttachRequest): Promise<Attached> {
+    if (process.getuid?.() !== 0) {
+      throw new CtError('NETWORK_ROOTLESS_UNSUPPORTED', 'network = "bridge" needs a root agent (netavark creates bridges and firewall rules); this agent is rootless', {});
+    }
+    const paths = await this.tools();
+    if (this.store.attachment(req.containerId)) await this.detachNow(req.containerId);
+    for (const p of req.ports) await probePort(p);
+    const network = this.store.ensureNetwork(req.environment, req.egress, this.slots);
+    const bridge = this.bridgeOf(network);
+    const net = bridge.subnet.slice(0, -'.0/24'.length);
+    const candidates = Array.from({ length: this.addresses }, (_, i) => `${net}.${i + 2}`);
+    let row: AttachmentRow;
+    try {
+      row = this.store.reserve(
+        { containerId: req.containerId, environment: req.environment, app: req.app, netns: this.netnsPath(req.containerId), ports: [...req.ports] },
+        candidates,
+        (address) => netavarkDocument({ containerId: req.containerId, app: req.app, address, network: bridge, ports: req.ports }),
+      );
+    } catch (e) {
+      this.store.dropNetworkIfEmpty(req.environment);
+      throw e;
+    }
+    try {
+      await this.setup(paths, row, bridge.bridge, network.egress);
+    } catch (e) {
+      await this.detachNow(req.containerId);
+      throw e;
+    }
+    const resolvConf = this.resolvPath(req.containerId);
+    await mkdir(join(this.dir, 'resolv'), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(resolvConf, `nameserver ${bridge.gateway}\nsearch dns.podman\noptions ndots:1\n`, 0o644);
+    return { netnsPath: row.netns, address: row.address, resolvConf };
+  }
+
+  private async setup(paths: NetavarkPaths, row: AttachmentRow, bridge: string, egress: Egress): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const name = row.netns.slice('/run/netns/'.length);
+    await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
+    const add = await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
+    if (add.missing) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
+    if (add.code !== 0) throw new CtError('NETWORK_SETUP_FAILED', `ip netns add ${name}: ${add.stderr.trim().slice(0, 300)}`, { netns: name });
+    const r = await netavark(paths, this.dir, 'setup', row.netns, row.document);
+    if (r.code !== 0) {
+      throw new CtError('NETWORK_SETUP_FAILED', `netavark setup for ${row.containerId} failed: ${netavarkError(r)}`, { container: row.containerId, netavark: netavarkError(r) });
+    }
+    try {
+      await applyEgress(bridge, egress);
+    } catch (e) {
+      throw new CtError('NETWORK_SETUP_FAILED', `egress rules for ${bridge}: ${(e as Error).message}`, { bridge });
+    }
+    this.store.setPhase(row.containerId, 'up');
+  }
+
+  /**
+   * Undoes everything the container's setup made, by replaying its stored document through
+   * `netavark teardown` (which removes the bridge and its rules with the last container), then
+   * deletes the netns and frees the address and ports. Idempotent; safe after a crash at any point.
+   */
+  detach(containerId: string): Promise<void> {
+    return this.exclusive(() => this.detachNow(containerId));
+  }
+
+  private async detachNow(containerId: string): Promise<void> {
+    const row = this.store.attachment(containerId);
+    if (!row) return;
+    const paths = await this.tools();
+    const name = row.netns.slice('/run/netns/'.length);
+    // Teardown needs the netns to find the veth; one that vanished (reboot) still has host-side rules.
+    await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
+    let r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
+    // Another netavark (a concurrent agent or podman) may hold the lock briefly.
+    for (let i = 0; i < 3 && r.code !== 0 && /lock/i.test(netavarkError(r)); i++) {
+      await sleep(100);
+      r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
+    }
+    await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
+    await rm(this.resolvPath(containerId), { force: true });
+    this.store.release(containerId);
+    const net = this.store.network(row.environment);
+    if (net && this.store.dropNetworkIfEmpty(row.environment)) await removeEgress(this.bridgeOf(net).bridge);
+  }
+
+  /**
+   * After an agent restart (or a crash in the middle of a setup): tears down every attachment
+   * whose container is no longer alive, including those left in phase `setup`.
+   */
+  recover(alive: (containerId: string) => boolean): Promise<string[]> {
+    return this.exclusive(async () => {
+      const torn: string[] = [];
+      for (const row of this.store.attachments()) {
+        if (row.phase === 'up' && alive(row.containerId)) continue;
+        await this.detachNow(row.containerId);
+        torn.push(row.containerId);
+      }
+      return torn;
+    });
+  }
+
+  /** The attachment of a container, for `ct host ps` and reports. */
+  attachment(containerId: string): AttachmentRow | undefined {
+    return this.store.attachment(containerId);
+  }
+}

@@ -1,0 +1,175 @@
+import Database from 'better-sqlite3';
+import { CtError } from '../../src/core/errors.js';
+import type { Egress, PublishedPort } from './types.js';
+
+/**
+ * Where a container's network stands. `setup` is written BEFORE `netavark setup` runs, so that an
+ * agent killed in the middle leaves a row naming everything to tear down; `up` once it returned;
+ * `down` after a teardown that keeps the address for a restart of the same container.
+ */
+export type AttachmentPhase = 'setup' | 'up' | 'down';
+
+export interface NetworkRow {
+  environment: string;
+  slot: number;
+  egress: Egress;
+}
+
+export interface AttachmentRow {
+  containerId: string;
+  environment: string;
+  app: string;
+  address: string;
+  netns: string;
+  /** The exact netavark options document given to `setup`: `teardown` replays it. */
+  document: string;
+  phase: AttachmentPhase;
+  ports: PublishedPort[];
+}
+
+/**
+ * The host's network allocations, in the host's SQLite state file (state.db, beside the
+ * container table; its own connection, WAL): one subnet slot per environment, one address per
+ * container, one row per published (address, port, protocol). Uniqueness is the database's, so
+ * two apps asking for one port cannot both be granted it.
+ */
+export class NetworkStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS net_networks (
+        environment TEXT PRIMARY KEY,
+        slot INTEGER NOT NULL UNIQUE,
+        egress TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS net_attachments (
+        container_id TEXT PRIMARY KEY,
+        environment TEXT NOT NULL REFERENCES net_networks(environment),
+        app TEXT NOT NULL,
+        address TEXT NOT NULL,
+        netns TEXT NOT NULL,
+        document TEXT NOT NULL,
+        phase TEXT NOT NULL CHECK (phase IN ('setup','up','down')),
+        UNIQUE (environment, address)
+      );
+      CREATE TABLE IF NOT EXISTS net_ports (
+        protocol TEXT NOT NULL,
+        host_port INTEGER NOT NULL,
+        host_address TEXT NOT NULL,
+        container_port INTEGER NOT NULL,
+        container_id TEXT NOT NULL REFERENCES net_attachments(container_id) ON DELETE CASCADE,
+        PRIMARY KEY (protocol, host_port, host_address)
+      );
+    `);
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  network(environment: string): NetworkRow | undefined {
+    return this.db.prepare('SELECT environment, slot, egress FROM net_networks WHERE environment = ?').get(environment) as NetworkRow | undefined;
+  }
+
+  networks(): NetworkRow[] {
+    return this.db.prepare('SELECT environment, slot, egress FROM net_networks ORDER BY slot').all() as NetworkRow[];
+  }
+
+  /** The environment's network, created with the lowest free slot (a /24 each) when absent. */
+  ensureNetwork(environment: string, egress: Egress, slots: number): NetworkRow {
+    return this.db.transaction(() => {
+      const found = this.network(environment);
+      if (found) {
+        if (found.egress !== egress) this.db.prepare('UPDATE net_networks SET egress = ? WHERE environment = ?').run(egress, environment);
+        return { ...found, egress };
+      }
+      const used = new Set((this.db.prepare('SELECT slot FROM net_networks').all() as { slot: number }[]).map((r) => r.slot));
+      let slot = 0;
+      while (used.has(slot)) slot++;
+      if (slot >= slots) throw new CtError('ADDRESS_POOL_EXHAUSTED', `no free subnet for environment ${environment}: all ${slots} are in use`, { environment, slots });
+      this.db.prepare('INSERT INTO net_networks (environment, slot, egress) VALUES (?, ?, ?)').run(environment, slot, egress);
+      return { environment, slot, egress };
+    })();
+  }
+
+  /** Frees the environment's subnet once no container is attached to it. */
+  dropNetworkIfEmpty(environment: string): boolean {
+    return this.db.transaction(() => {
+      const n = this.db.prepare('SELECT COUNT(*) AS n FROM net_attachments WHERE environment = ?').get(environment) as { n: number };
+      if (n.n > 0) return false;
+      this.db.prepare('DELETE FROM net_networks WHERE environment = ?').run(environment);
+      return true;
+    })();
+  }
+
+  attachment(containerId: string): AttachmentRow | undefined {
+    const r = this.db.prepare('SELECT * FROM net_attachments WHERE container_id = ?').get(containerId) as Record<string, string> | undefined;
+    return r ? this.fromRow(r) : undefined;
+  }
+
+  attachments(): AttachmentRow[] {
+    return (this.db.prepare('SELECT * FROM net_attachments ORDER BY container_id').all() as Record<string, string>[]).map((r) => this.fromRow(r));
+  }
+
+  private fromRow(r: Record<string, string>): AttachmentRow {
+    const ports = (this.db.prepare('SELECT protocol, host_port, host_address, container_port FROM net_ports WHERE container_id = ? ORDER BY host_port').all(r.container_id) as {
+      protocol: PublishedPort['protocol']; host_port: number; host_address: string; container_port: number;
+    }[]).map((p) => ({ protocol: p.protocol, host: p.host_port, address: p.host_address, container: p.container_port }));
+    return {
+      containerId: r.container_id, environment: r.environment, app: r.app, address: r.address, netns: r.netns,
+      document: r.document, phase: r.phase as AttachmentPhase, ports,
+    };
+  }
+
+  /**
+   * Records a new attachment in phase `setup`, with the first free address of the subnet and its
+   * published ports, in one transaction: a port another container holds (or a wildcard address
+   * that overlaps it) is PORT_IN_USE, a full subnet ADDRESS_POOL_EXHAUSTED, and nothing is kept.
+   */
+  reserve(
+    a: Omit<AttachmentRow, 'address' | 'phase' | 'document'>,
+    candidates: readonly string[],
+    document: (address: string) => string,
+  ): AttachmentRow {
+    return this.db.transaction(() => {
+      for (const p of a.ports) {
+        const clash = this.db
+          .prepare(`SELECT container_id, host_address FROM net_ports WHERE protocol = ? AND host_port = ? AND (host_address = ? OR host_address = '0.0.0.0' OR ? = '0.0.0.0')`)
+          .get(p.protocol, p.host, p.address, p.address) as { container_id: string; host_address: string } | undefined;
+        if (clash) {
+          throw new CtError('PORT_IN_USE', `host port ${p.address}:${p.host}/${p.protocol} is already published by container ${clash.container_id}`, {
+            port: p.host, address: p.address, protocol: p.protocol, holder: clash.container_id,
+          });
+        }
+      }
+      const taken = new Set((this.db.prepare('SELECT address FROM net_attachments WHERE environment = ?').all(a.environment) as { address: string }[]).map((r) => r.address));
+      const address = candidates.find((c) => !taken.has(c));
+      if (!address) {
+        throw new CtError('ADDRESS_POOL_EXHAUSTED', `the network of environment ${a.environment} has no free address (${candidates.length} in its pool)`, {
+          environment: a.environment, pool: candidates.length,
+        });
+      }
+      const doc = document(address);
+      this.db
+        .prepare(`INSERT INTO net_attachments (container_id, environment, app, address, netns, document, phase) VALUES (?, ?, ?, ?, ?, ?, 'setup')`)
+        .run(a.containerId, a.environment, a.app, address, a.netns, doc);
+      const ins = this.db.prepare('INSERT INTO net_ports (protocol, host_port, host_address, container_port, container_id) VALUES (?, ?, ?, ?, ?)');
+      for (const p of a.ports) ins.run(p.protocol, p.host, p.address, p.container, a.containerId);
+      return { ...a, address, document: doc, phase: 'setup' as const };
+    })();
+  }
+
+  setPhase(containerId: string, phase: AttachmentPhase): void {
+    this.db.prepare('UPDATE net_attachments SET phase = ? WHERE container_id = ?').run(phase, containerId);
+  }
+
+  release(containerId: string): void {
+    this.db.prepare('DELETE FROM net_attachments WHERE container_id = ?').run(containerId);
+  }
+}

@@ -1,0 +1,30 @@
+import { execFileSync } from 'node:child_process';
+
+/**
+ * What netavark and host/network leave on the machine, listed the way an operator would: network
+ * namespaces, bridges and veths (`ip`), and firewall rules (`iptables-save`) that name one of the
+ * given subnets, bridges or containers. Tests compare this with the containers that still run.
+ */
+export interface NetArtifacts {
+  netns: string[];
+  bridges: string[];
+  /** Host-side veths enslaved to one of the bridges. */
+  veths: string[];
+  rules: string[];
+}
+
+export function listArtifacts(o: { netnsPrefix: string; bridgePrefix: string; subnetBase: string }): NetArtifacts {
+  const netns = execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' });
+  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string; master?: string; link_type?: string; linkinfo?: unknown }[];
+  const bridges = JSON.parse(execFileSync('ip', ['-j', 'link', 'show', 'type', 'bridge'], { encoding: 'utf8' })) as { ifname: string }[];
+  const ours = bridges.map((b) => b.ifname).filter((n) => n.startsWith(o.bridgePrefix) && /^\d+$/.test(n.slice(o.bridgePrefix.length)));
+  const rules = execFileSync('iptables-save', { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.startsWith('-A') && (l.includes(`${o.subnetBase}.`) || ours.some((b) => l.includes(b)) || l.includes(o.netnsPrefix) || new RegExp(`${o.bridgePrefix}\\d`).test(l)));
+  return {
+    netns: ((netns.trim() ? JSON.parse(netns) : []) as { name: string }[]).map((n) => n.name).filter((n) => n.startsWith(o.netnsPrefix)).sort(),
+    bridges: ours.sort(),
+    veths: links.filter((l) => l.master && ours.includes(l.master)).map((l) => l.ifname).sort(),
+    rules,
+  };
+}
