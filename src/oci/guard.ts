@@ -93,6 +93,19 @@ export class NetworkGuard {
     }
   }
 
+  /**
+   * The one check for every URL the registry client connects to (reference origin, redirect hops,
+   * token realms, upload locations, blob URLs), run before connecting: the scheme must be http(s)
+   * and the host must pass assertHostAllowed. An IP literal is judged as that address here,
+   * because the socket's guarded lookup is never called for a literal.
+   */
+  async assertUrlAllowed(url: URL): Promise<void> {
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new CtError('REGISTRY_NOT_ALLOWED', `${url.protocol} URLs are refused (only http and https)`, { url: url.href.slice(0, 200) });
+    }
+    await this.assertHostAllowed(url.hostname);
+  }
+
   /** Resolves a host name (or takes an IP literal) and checks every address it has. */
   async assertHostAllowed(hostname: string): Promise<void> {
     const bare = hostname.replace(/^\[|\]$/g, '');

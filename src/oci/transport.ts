@@ -12,7 +12,9 @@ import type { NetworkGuard } from './guard.js';
  * - a bearer realm on another host gets an anonymous token request (never the credentials);
  * - redirects are followed by hand; a hop to another origin loses the Authorization header, and
  *   every hop's host passes the network guard first;
- * - every socket resolves its host through the guard's lookup (see guard.ts).
+ * - every socket resolves its host through the guard's lookup (see guard.ts), and every URL
+ *   (first hop, redirect, token realm, upload location) passes guard.assertUrlAllowed in
+ *   `connect` before a request is made, IP literals included.
  *
  * It uses undici's `request` (the engine under Node's fetch) rather than `fetch` itself: it takes
  * Node streams as bodies without WHATWG-stream conversion and lets us plug the guarded lookup into
@@ -103,7 +105,7 @@ export class RegistryTransport {
       const body = o.body === undefined ? undefined : Buffer.isBuffer(o.body) ? o.body : o.body();
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(url, { method: o.method, headers, body, dispatcher: this.agent });
+        res = await this.connect(url, { method: o.method, headers, body });
       } catch (e) {
         if (body && !Buffer.isBuffer(body)) body.destroy();
         throw networkError(e, url);
@@ -112,13 +114,18 @@ export class RegistryTransport {
         await res.body.dump();
         if (hop >= MAX_REDIRECTS) throw new CtError('REGISTRY_ERROR', `${this.registryHost}: more than ${MAX_REDIRECTS} redirects for ${pathOf(o.url)}`, { registry: this.registryHost });
         const next = new URL(String(res.headers.location), url);
-        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new CtError('REGISTRY_ERROR', `redirect to unsupported scheme ${next.protocol}`, { location: next.href });
-        await this.opts.guard.assertHostAllowed(next.hostname);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new CtError('REGISTRY_ERROR', `redirect to unsupported scheme ${next.protocol}`, { location: next.href.slice(0, 200) });
         url = next;
         continue;
       }
       return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
     }
+  }
+
+  /** The only place a request leaves: the URL passes the guard first, whatever its source. */
+  private async connect(url: URL, o: { method: SendOptions['method']; headers: Record<string, string>; body?: Buffer | Readable }): Promise<Dispatcher.ResponseData> {
+    await this.opts.guard.assertUrlAllowed(url);
+    return request(url, { ...o, dispatcher: this.agent });
   }
 
   private async authenticate(header: string | string[] | undefined, actions: 'pull' | 'pull,push'): Promise<void> {
@@ -147,7 +154,6 @@ export class RegistryTransport {
       throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: bearer realm ${JSON.stringify(params.realm)} is not a URL`, { registry: this.registryHost });
     }
     if (realm.protocol !== 'https:' && realm.protocol !== 'http:') throw new CtError('REGISTRY_AUTH_FAILED', `bearer realm scheme ${realm.protocol} refused`, { realm: realm.href });
-    await this.opts.guard.assertHostAllowed(realm.hostname);
     if (params.service) realm.searchParams.set('service', params.service);
     realm.searchParams.set('scope', `repository:${this.repository}:${actions}`);
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'cerro-torre' };
@@ -155,7 +161,7 @@ export class RegistryTransport {
     let res: Dispatcher.ResponseData;
     try {
       // No redirects: a token endpoint that redirects is not followed (undici's default).
-      res = await request(realm, { method: 'GET', headers, dispatcher: this.agent });
+      res = await this.connect(realm, { method: 'GET', headers });
     } catch (e) {
       throw networkError(e, realm);
     }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { RegistryClient } from '../../src/oci/client.js';
 import { isPublicAddress, NetworkGuard } from '../../src/oci/guard.js';
@@ -116,6 +117,44 @@ describe('credentials stay with the registry host (SPEC §3)', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('an upload Location on a non-allowed loopback address is refused before any byte goes there (finding 13.1)', async () => {
+    const sink = await server('127.0.0.2', (_req, res) => res.writeHead(201).end());
+    closers.push(sink.close);
+    const reg = await server('127.0.0.1', (req, res) => {
+      if (req.method === 'HEAD') return void res.writeHead(404).end();
+      if (req.method === 'POST') return void res.writeHead(202, { location: `http://127.0.0.2:${sink.port}/upload/1` }).end();
+      res.writeHead(201).end();
+    });
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, noDockerConfig: true });
+    try {
+      const bytes = Buffer.from('secret layer');
+      await expect(client.pushBlob({ digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length }, { bytes })).rejects.toMatchObject({ code: 'REGISTRY_NOT_ALLOWED' });
+    } finally {
+      await client.close();
+    }
+    expect(sink.seen).toHaveLength(0);
+    expect(reg.seen.map((s) => s.method)).toEqual(['HEAD', 'POST']);
+  });
+
+  it('a chunked upload whose PATCH answer moves the Location to a link-local literal is refused', async () => {
+    const reg = await server('127.0.0.1', (req, res) => {
+      if (req.method === 'HEAD') return void res.writeHead(404).end();
+      if (req.method === 'POST') return void res.writeHead(202, { location: '/v2/team/app/blobs/uploads/1' }).end();
+      if (req.method === 'PATCH') return void req.resume().on('end', () => res.writeHead(202, { location: 'http://[::ffff:169.254.169.254]/x' }).end());
+      res.writeHead(201).end();
+    });
+    closers.push(reg.close);
+    const client = await RegistryClient.open(parseReference(`127.0.0.1:${reg.port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, noDockerConfig: true, monolithicMax: 4, chunkSize: 4 });
+    try {
+      const bytes = Buffer.from('12345678');
+      await expect(client.pushBlob({ digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length }, { bytes })).rejects.toMatchObject({ code: 'REGISTRY_NOT_ALLOWED' });
+    } finally {
+      await client.close();
+    }
+    expect(reg.seen.map((s) => s.method)).toEqual(['HEAD', 'POST', 'PATCH']);
   });
 
   it('a blob whose bytes do not match its digest is rejected (DIGEST_MISMATCH)', async () => {
