@@ -14,7 +14,15 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
   const present = rules.filter((r): r is NonNullable<typeof r> => Boolean(r));
   let caps: Set<string> | undefined;
   let extras: Set<string> | undefined;
+  // Resource limits: the smallest of the applying policies' (each one is a ceiling).
+  const limits: NonNullable<RuntimeGrants['limits']> = {};
+  const lower = (to: keyof typeof limits, v: number | undefined) => {
+    if (v !== undefined && (limits[to] === undefined || v < limits[to]!)) limits[to] = v;
+  };
   for (const r of present) {
+    lower('memoryBytes', r.resources?.memory);
+    lower('cpus', r.resources?.cpus);
+    lower('pids', r.resources?.pids);
     if (r.capabilities) caps = caps ? new Set([...caps].filter((c) => r.capabilities!.allowed.has(c))) : new Set(r.capabilities.allowed);
     if (r.seccomp) extras = extras ? new Set([...extras].filter((s) => r.seccomp!.extraSyscalls.has(s))) : new Set(r.seccomp.extraSyscalls);
   }
@@ -25,5 +33,6 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
     capabilitiesAllowed: [...(caps ?? [])].sort(),
     allowRoot: rules.length > 0 && present.length === rules.length && !present.some((r) => r.nonRoot),
     seccompExtras: [...(extras ?? [])].sort(),
+    limits,
   };
 }

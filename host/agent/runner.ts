@@ -159,6 +159,8 @@ export class LocalRunner implements AssignmentRunner {
           image: { entrypoint: cfg.Entrypoint, cmd: cfg.Cmd, env: cfg.Env, workingDir: cfg.WorkingDir, user: cfg.User } as ImageDefaults,
           grants: runtimeGrants(set, decision),
           profiles: { seccomp: manifest.security?.seccomp, apparmor: manifest.security?.apparmor },
+          // A known cgroup per container: its limits (runtime.resources) and its OOM reports.
+          cgroupsPath: `/cerro-torre/${id}`,
         },
         facts,
       );

@@ -111,13 +111,21 @@ export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): P
   if (network !== 'host') namespaces.push({ type: 'network' });
   if (rootless) namespaces.push({ type: 'user' });
 
+  // What the manifest asks ([runtime.resources]); the policy's limit when it asks nothing. An ask
+  // above the limit was denied by the policy already; min() keeps a host safe if it was not.
   const limits = input.grants.limits ?? {};
+  const ask = input.runtime?.resources ?? {};
+  const pick = (a: number | undefined, cap: number | undefined) => (a === undefined ? cap : cap === undefined ? a : Math.min(a, cap));
+  const memory = pick(ask.memory, limits.memoryBytes);
+  const cpus = pick(ask.cpus, limits.cpus);
   const resources: NonNullable<OciConfig['linux']['resources']> = {
     devices: [{ allow: false, access: 'rwm' }],
-    pids: { limit: limits.pids ?? DEFAULT_PIDS },
+    pids: { limit: pick(ask.pids, limits.pids) ?? DEFAULT_PIDS },
   };
-  if (limits.memoryBytes) resources.memory = { limit: limits.memoryBytes, swap: limits.memoryBytes };
-  if (limits.cpus) resources.cpu = { period: 100000, quota: Math.max(1000, Math.round(limits.cpus * 100000)) };
+  // swap = limit: no swap beyond the memory limit, so that going past it is an OOM kill, not paging.
+  if (memory) resources.memory = { limit: memory, swap: memory };
+  if (cpus) resources.cpu = { period: 100000, quota: Math.max(1000, Math.round(cpus * 100000)) };
+  const nofile = input.runtime?.ulimits?.nofile ?? { soft: 1024, hard: 1024 };
 
   const config: OciConfig = {
     ociVersion: '1.0.2',
@@ -134,7 +142,7 @@ export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): P
         inheritable: [...capabilities],
         ambient: [...capabilities],
       },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile.hard, soft: nofile.soft }],
       noNewPrivileges: true,
     },
     root: { path: resolve(input.rootfs), readonly: input.runtime?.read_only_rootfs ?? true },

@@ -12,6 +12,8 @@ export interface RuntimeAsk {
   command?: readonly string[];
   env?: Readonly<Record<string, string>>;
   workdir?: string;
+  resources?: { memory?: number; cpus?: number; pids?: number };
+  ulimits?: { nofile?: { soft: number; hard: number } };
 }
 
 /** What the image config says (OCI image config `config`), used when the manifest is silent. */

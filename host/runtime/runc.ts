@@ -6,6 +6,7 @@ import type { OciConfig } from '../enforce/types.js';
 import { ContainerStore, type ContainerRecord, type ContainerStatus } from './state.js';
 import { supervisorArgv, type ExitRecord } from './supervisor.js';
 import { runTool, spawnTool } from './tools.js';
+import { oomKilledSince } from '../resources/oom.js';
 
 /** runc's container id grammar, narrowed: it names directories and cgroups. */
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -142,7 +143,7 @@ export class RuncRuntime {
         }
         // It ran and exited before we looked: report both changes, in order.
         this.store.update(id, { status: 'running' });
-        return this.store.update(id, { status: 'stopped', exitCode: exit.exitCode, exitKnown: true, finishedAt: exit.finishedAt, pid: null });
+        return this.store.update(id, this.stopped(this.store.get(id)!, exit));
       }
       if (round % 10 === 0) {
         const st = await this.runcState(id);
@@ -227,7 +228,7 @@ export class RuncRuntime {
     if (rec.status === 'created' || rec.status === 'stopped' && rec.exitKnown) return rec;
     // The supervisor writes the exit file only after runc has returned: the container is gone.
     const exited = await this.readExit(id);
-    if (exited) return this.store.update(id, { status: 'stopped', pid: null, exitCode: exited.exitCode, exitKnown: true, finishedAt: exited.finishedAt });
+    if (exited) return this.store.update(id, this.stopped(rec, exited));
     const st = await this.runcState(id);
     if (st && (st.status === 'running' || st.status === 'paused')) {
       return rec.status === st.status && rec.pid === st.pid ? rec : this.store.update(id, { status: st.status, pid: st.pid });
@@ -241,8 +242,17 @@ export class RuncRuntime {
         exit = await this.readExit(id);
       }
     }
-    if (exit) return this.store.update(id, { status: 'stopped', pid: null, exitCode: exit.exitCode, exitKnown: true, finishedAt: exit.finishedAt });
-    return this.store.update(id, { status: 'stopped', pid: null, exitCode: null, exitKnown: false, finishedAt: rec.finishedAt ?? new Date().toISOString() });
+    if (exit) return this.store.update(id, this.stopped(rec, exit));
+    return this.store.update(id, { status: 'stopped', pid: null, exitCode: null, exitKnown: false, exitReason: null, finishedAt: rec.finishedAt ?? new Date().toISOString() });
+  }
+
+  /**
+   * The record of a container that has exited. A SIGKILL (137) of a container with a memory limit
+   * is checked against the kernel's OOM reports for its cgroup (host/resources/oom.ts).
+   */
+  private stopped(rec: ContainerRecord, exit: ExitRecord): Partial<ContainerRecord> {
+    const oom = exit.exitCode === 137 && rec.cgroupsPath && rec.startedAt ? oomKilledSince(rec.cgroupsPath, Date.parse(rec.startedAt)) : false;
+    return { status: 'stopped', pid: null, exitCode: exit.exitCode, exitKnown: true, finishedAt: exit.finishedAt, exitReason: oom ? 'OOM_KILLED' : null };
   }
 
   /** All containers (not removed), reconciled. */
@@ -307,7 +317,7 @@ export class RuncRuntime {
     await this.runcCmd(['delete', '--force', id]);
     await rm(this.exitFile(id), { force: true });
     if (rec.cgroupsPath && this.unified) await mkdir(join(this.unified, rec.cgroupsPath), { recursive: true });
-    this.store.update(id, { status: 'created', pid: null, exitCode: null, exitKnown: false, startedAt: null, finishedAt: null });
+    this.store.update(id, { status: 'created', pid: null, exitCode: null, exitKnown: false, exitReason: null, startedAt: null, finishedAt: null });
     return this.start(id);
   }
 

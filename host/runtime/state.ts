@@ -18,6 +18,8 @@ export interface ContainerRecord {
   /** Exit code once stopped; null while running, or when no supervisor saw the exit. */
   exitCode: number | null;
   exitKnown: boolean;
+  /** Why it stopped when the exit code alone does not say: OOM_KILLED (the kernel's OOM killer). */
+  exitReason: string | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -43,6 +45,7 @@ interface Row {
   supervisor_pid: number | null;
   exit_code: number | null;
   exit_known: number;
+  exit_reason: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -61,6 +64,7 @@ function fromRow(r: Row): ContainerRecord {
     supervisorPid: r.supervisor_pid,
     exitCode: r.exit_code,
     exitKnown: r.exit_known === 1,
+    exitReason: r.exit_reason ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
@@ -107,6 +111,9 @@ export class ContainerStore {
         time TEXT NOT NULL
       );
     `);
+    // Columns added after the first release: a state file of an older agent gains them in place.
+    const cols = new Set((this.db.prepare(`PRAGMA table_info(containers)`).all() as { name: string }[]).map((c) => c.name));
+    if (!cols.has('exit_reason')) this.db.exec(`ALTER TABLE containers ADD COLUMN exit_reason TEXT`);
   }
 
   close(): void {
@@ -143,7 +150,7 @@ export class ContainerStore {
   update(id: string, patch: Partial<Omit<ContainerRecord, 'id' | 'createdAt'>>): ContainerRecord {
     const cols: Record<string, keyof ContainerRecord> = {
       status: 'status', pid: 'pid', supervisor_pid: 'supervisorPid', exit_code: 'exitCode',
-      exit_known: 'exitKnown', started_at: 'startedAt', finished_at: 'finishedAt',
+      exit_known: 'exitKnown', exit_reason: 'exitReason', started_at: 'startedAt', finished_at: 'finishedAt',
     };
     const sets: string[] = [];
     const values: unknown[] = [];

@@ -1,9 +1,10 @@
 import { parse as parseToml, stringify as stringifyToml, TomlDate } from 'smol-toml';
 import { CtError } from '../core/errors.js';
 import { isDigest } from '../core/digest.js';
+import { checkLifecycle, LIFECYCLE_KEYS, orderedLifecycle, type LifecycleSpec } from './runtime-extras.js';
 
 /** What the app needs at run time; every field optional (SPEC §2 `[runtime]`). */
-export interface RuntimeSpec {
+export interface RuntimeSpec extends LifecycleSpec {
   user?: string;
   read_only_rootfs?: boolean;
   capabilities?: string[];
@@ -66,9 +67,9 @@ export function checkRuntime(v: unknown, path: string, problems: Problem[]): Run
     problems.push({ path, message: 'must be a table' });
     return undefined;
   }
-  const out: RuntimeSpec = {};
-  const known = new Set(['user', 'read_only_rootfs', 'capabilities', 'network', 'ports', 'command', 'env', 'workdir']);
+  const known = new Set<string>(['user', 'read_only_rootfs', 'capabilities', 'network', 'ports', 'command', 'env', 'workdir', ...LIFECYCLE_KEYS]);
   for (const k of Object.keys(v)) if (!known.has(k)) problems.push({ path: `${path}.${k}`, message: 'unknown field' });
+  const out: RuntimeSpec = checkLifecycle(v, path, problems);
   if (v.user !== undefined) {
     if (typeof v.user === 'string' && /^[A-Za-z0-9._-]{1,64}(:[A-Za-z0-9._-]{1,64})?$/.test(v.user)) out.user = v.user;
     else problems.push({ path: `${path}.user`, message: 'must be a user name or uid[:gid]' });
@@ -214,5 +215,5 @@ export function orderedRuntime(r: RuntimeSpec): Record<string, unknown> {
   if (r.command !== undefined) out.command = [...r.command];
   if (r.workdir !== undefined) out.workdir = r.workdir;
   if (r.env !== undefined) out.env = Object.fromEntries(Object.keys(r.env).sort().map((k) => [k, r.env![k]]));
-  return out;
+  return { ...out, ...orderedLifecycle(r) };
 }

@@ -25,6 +25,7 @@ export const VIOLATION_CODES = {
   MONITORING_REQUIRED: 'the policy requires eBPF monitoring rules and the bundle ships no security/monitor.yaml',
   HOST_EBPF_UNAVAILABLE: 'the policy requires monitoring and the target host has no eBPF',
   CAPABILITY_NOT_ALLOWED: 'the bundle asks for a capability the policy does not allow',
+  RESOURCE_LIMIT_EXCEEDED: 'the bundle asks for more memory, CPU or processes than the environment allows',
   RUNS_AS_ROOT: 'the policy requires a non-root user and the bundle runs as root or names no user',
   ROOTFS_WRITABLE: 'the policy requires a read-only root filesystem',
   PRIVILEGED: 'the bundle asks to run privileged',

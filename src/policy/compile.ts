@@ -7,6 +7,7 @@
 import { sha256Digest } from '../core/digest.js';
 import type { IssueSink } from './issues.js';
 import { validateAgainstSchema } from './schema.js';
+import { parseSize } from '../bundle/runtime-extras.js';
 import type { ParsedSource, PathSegment } from './source.js';
 import { compileMatcher, type MatcherSpec } from './string-match.js';
 import type {
@@ -194,6 +195,13 @@ function compileRuntime(r: Raw, src: ParsedSource): RuntimeRules {
   if (r.capabilities) out.capabilities = { allowed: new Set((r.capabilities.allowed as string[]).map(normaliseCapability)), at: src.locate(['runtime', 'capabilities']) };
   if (r.nonRoot) out.nonRoot = src.locate(['runtime', 'nonRoot']);
   if (r.readOnlyRootfs) out.readOnlyRootfs = src.locate(['runtime', 'readOnlyRootfs']);
+  if (r.resources) {
+    out.resources = { at: src.locate(['runtime', 'resources']) };
+    const memory = r.resources.memory === undefined ? undefined : parseSize(r.resources.memory);
+    if (memory !== undefined) out.resources.memory = memory;
+    if (typeof r.resources.cpus === 'number') out.resources.cpus = r.resources.cpus;
+    if (typeof r.resources.pids === 'number') out.resources.pids = r.resources.pids;
+  }
   return out;
 }
 

@@ -41,6 +41,7 @@ export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFac
   if (r.readOnlyRootfs && rt.read_only_rootfs !== true) {
     out.push({ code: 'ROOTFS_WRITABLE', rule: 'runtime.readOnlyRootfs', message: 'the manifest does not set read_only_rootfs = true', evidence: { read_only_rootfs: rt.read_only_rootfs ?? null }, at: r.readOnlyRootfs });
   }
+  if (r.resources) out.push(...checkResources(r.resources, rt.resources));
   if (r.seccomp) {
     if (host.seccomp !== true) out.push({ code: 'HOST_SECCOMP_UNAVAILABLE', rule: 'runtime.seccomp', message: `host (${host.environment}) cannot enforce seccomp`, evidence: { hostSeccomp: host.seccomp ?? null }, at: r.seccomp.at });
     if (sec.seccomp === undefined) {
@@ -62,6 +63,25 @@ export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFac
   if (r.monitoring) {
     if (!sec.monitor) out.push({ code: 'MONITORING_REQUIRED', rule: 'runtime.monitoring', message: 'the bundle ships no security/monitor.yaml', evidence: {}, at: r.monitoring.at });
     if (host.ebpf !== true) out.push({ code: 'HOST_EBPF_UNAVAILABLE', rule: 'runtime.monitoring', message: `host (${host.environment}) has no eBPF monitoring`, evidence: { hostEbpf: host.ebpf ?? null }, at: r.monitoring.at });
+  }
+  return out;
+}
+
+const RESOURCE_UNITS: Record<'memory' | 'cpus' | 'pids', string> = { memory: 'bytes', cpus: 'CPUs', pids: 'processes' };
+
+/** A bundle asking more than the environment's limit is denied, naming the limit and the ask. */
+function checkResources(limits: NonNullable<RuntimeRules['resources']>, ask: unknown): Raw[] {
+  const out: Raw[] = [];
+  const a = (ask && typeof ask === 'object' ? ask : {}) as Record<string, unknown>;
+  for (const k of ['memory', 'cpus', 'pids'] as const) {
+    const limit = limits[k];
+    const want = a[k];
+    if (limit === undefined || typeof want !== 'number' || want <= limit) continue;
+    out.push({
+      code: 'RESOURCE_LIMIT_EXCEEDED', rule: `runtime.resources.${k}`,
+      message: `the bundle asks for ${k} = ${want} ${RESOURCE_UNITS[k]}, above this environment's limit of ${limit}`,
+      evidence: { resource: k, asked: want, limit }, at: limits.at,
+    });
   }
   return out;
 }

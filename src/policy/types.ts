@@ -77,6 +77,8 @@ export interface RuntimeRules {
   capabilities?: { allowed: Set<string>; at: SourceLocation };
   nonRoot?: SourceLocation;
   readOnlyRootfs?: SourceLocation;
+  /** Upper limits of `[runtime.resources]` (bytes, CPUs, pids); also the host's default when the bundle asks none. */
+  resources?: { memory?: number; cpus?: number; pids?: number; at: SourceLocation };
   /** Privileged bundles are refused whenever a runtime section exists, unless allowed. */
   allowPrivileged: boolean;
   at: SourceLocation;

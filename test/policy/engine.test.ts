@@ -33,6 +33,7 @@ runtime:
   capabilities: { allowed: [NET_BIND_SERVICE] }
   nonRoot: true
   readOnlyRootfs: true
+  resources: { memory: 256M, cpus: 1, pids: 200 }
 `,
 );
 
@@ -69,6 +70,7 @@ const CASES: [string, Mutate][] = [
   ['RUNS_AS_ROOT', (i) => void (i.manifest.runtime!.user = '0:0')],
   ['ROOTFS_WRITABLE', (i) => void delete i.manifest.runtime!.read_only_rootfs],
   ['PRIVILEGED', (i) => void (i.manifest.runtime!.privileged = true)],
+  ['RESOURCE_LIMIT_EXCEEDED', (i) => void (i.manifest.runtime!.resources = { memory: 512 * 1024 * 1024, cpus: 1, pids: 100 })],
 ];
 
 describe('policy engine: violation codes', () => {
@@ -92,6 +94,14 @@ describe('policy engine: violation codes', () => {
 
   it('covers every documented violation code', () => {
     expect(CASES.map(([c]) => c).sort()).toEqual(Object.keys(VIOLATION_CODES).sort());
+  });
+
+  it('names the limit a bundle asks too much of', () => {
+    const i = good();
+    i.manifest.runtime!.resources = { memory: 128 * 1024 * 1024, cpus: 4, pids: 200 };
+    const d = evaluate(set, i);
+    expect(d.violations.map((v) => [v.code, v.rule, v.evidence])).toEqual([['RESOURCE_LIMIT_EXCEEDED', 'runtime.resources.cpus', { resource: 'cpus', asked: 4, limit: 1 }]]);
+    expect(d.violations[0].message).toContain("above this environment's limit of 1");
   });
 
   it('shows the certificate SAN in a keyless rejection', () => {
