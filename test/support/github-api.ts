@@ -24,7 +24,7 @@ export interface RecordedRequest {
   headers: Record<string, string | string[] | undefined>;
 }
 
-export type Responder = (req: RecordedRequest) => { status: number; body?: Json } | undefined;
+export type Responder = (req: RecordedRequest) => { status: number; body?: Json; headers?: Record<string, string> } | undefined;
 
 interface Operation { method: string; template: string; re: RegExp; names: string[]; op: Json }
 
@@ -53,8 +53,10 @@ function loadSpec(): void {
       operations.push({ method: method.toUpperCase(), template, re: new RegExp(`^${pattern}$`), names, op });
     }
   }
-  // Templates with fewer parameters are more specific (`/user/repos` before `/users/{username}`).
-  operations.sort((a, b) => a.names.length - b.names.length);
+  // Templates with fewer parameters are more specific (`/user/repos` before `/users/{username}`);
+  // among equals the longer one is (`/commits/{ref}/statuses` before `/commits/{ref}`, whose
+  // multi-segment `ref` would otherwise swallow `…/statuses`).
+  operations.sort((a, b) => a.names.length - b.names.length || b.template.length - a.template.length);
 }
 
 function deref(v: Json, depth = 0): Json {
@@ -111,8 +113,8 @@ export async function startGitHubApi(): Promise<GitHubApi> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
-    const send = (status: number, body?: Json) => {
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+    const send = (status: number, body?: Json, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8' });
       res.end(body === undefined ? '' : JSON.stringify(body));
     };
     const fail = (message: string) => {
@@ -149,8 +151,8 @@ export async function startGitHubApi(): Promise<GitHubApi> {
     }
     requests.push(record);
     const custom = responders.get(opId)?.(record);
-    const out = custom ?? exampleResponse(match.op);
-    send(out.status, out.body);
+    const out: { status: number; body?: Json; headers?: Record<string, string> } = custom ?? exampleResponse(match.op);
+    send(out.status, out.body, out.headers);
   };
 
   const server = createServer((req, res) => {

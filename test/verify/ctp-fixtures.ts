@@ -31,8 +31,8 @@ export function layerTar(files: Record<string, string>): Buffer {
 export const SECCOMP = JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 1, syscalls: [{ names: ['read', 'write', 'exit_group'], action: 'SCMP_ACT_ALLOW' }] });
 
 /** The files of an unsigned .ctp: name → bytes. */
-export function ctpFiles(opts: { security?: Record<string, string>; extra?: Record<string, string> } = {}): { files: Map<string, Buffer>; imageDigest: string } {
-  const layer = layerTar({ 'app/hello.txt': 'hello\n', 'app/run.sh': '#!/bin/sh\necho hi\n' });
+export function ctpFiles(opts: { security?: Record<string, string>; extra?: Record<string, string>; layer?: Record<string, string>; version?: string } = {}): { files: Map<string, Buffer>; imageDigest: string } {
+  const layer = layerTar(opts.layer ?? { 'app/hello.txt': 'hello\n', 'app/run.sh': '#!/bin/sh\necho hi\n' });
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/app/run.sh'] }, rootfs: { type: 'layers', diff_ids: [sha256Digest(layer)] } }));
   const manifest = Buffer.from(
     JSON.stringify({
@@ -45,7 +45,7 @@ export function ctpFiles(opts: { security?: Record<string, string>; extra?: Reco
   const imageDigest = sha256Digest(manifest);
   const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: [{ mediaType: MT.manifest, digest: imageDigest, size: manifest.length }] }));
   const files = new Map<string, Buffer>();
-  files.set('manifest.toml', Buffer.from(serializeManifest({ name: 'hello', version: '1.0', image_digest: imageDigest, metadata: { build_timestamp: '2026-01-01T00:00:00Z', builder: 'ct-test' }, runtime: { user: '1000', capabilities: [] } })));
+  files.set('manifest.toml', Buffer.from(serializeManifest({ name: 'hello', version: opts.version ?? '1.0', image_digest: imageDigest, metadata: { build_timestamp: '2026-01-01T00:00:00Z', builder: 'ct-test' }, runtime: { user: '1000', capabilities: [] } })));
   files.set('oci-layout/oci-layout', Buffer.from(OCI_LAYOUT_FILE));
   files.set('oci-layout/index.json', index);
   for (const b of [layer, config, manifest]) files.set(`oci-layout/blobs/sha256/${sha256Hex(b)}`, b);

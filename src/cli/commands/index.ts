@@ -25,6 +25,7 @@ export const commands: { names: string[]; load: () => Promise<Module> }[] = [
   { names: ['push'], load: () => import('./push.js') },
   { names: ['fetch'], load: () => import('./fetch.js') },
   { names: ['policy'], load: () => import('./policy.js') },
+  { names: ['promote'], load: () => import('./promote.js') },
   { names: ['profile'], load: () => import('./profile.js') },
   { names: ['host'], load: () => import('./host.js') },
   { names: ['serve'], load: () => import('./serve.js') },

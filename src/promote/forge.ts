@@ -1,0 +1,48 @@
+/**
+ * What promotion needs from a forge (GitHub, GitLab), as one small interface: read a file at a
+ * ref with a version token, write it only if that version is still current (so someone else's
+ * edit is never overwritten), branches, one change request (pull / merge request) per branch,
+ * and a commit status. One file per provider implements it (github.ts, gitlab.ts).
+ */
+export interface FileVersion {
+  text: string;
+  /** What the write must name to succeed only if the file did not change meanwhile (blob sha, commit id). */
+  version: string;
+}
+
+export interface ChangeRequest {
+  number: number;
+  url: string;
+  headSha: string;
+  title: string;
+  body: string;
+}
+
+export type CommitState = 'success' | 'failure' | 'pending';
+
+export interface CommitStatus {
+  state: CommitState;
+  context: string;
+  description: string;
+  targetUrl?: string;
+}
+
+export type WriteOutcome = { ok: true; commit: string } | { ok: false; conflict: true };
+
+export interface Forge {
+  readonly kind: 'github' | 'gitlab';
+  defaultBranch(): Promise<string>;
+  /** Head commit of a branch, undefined when it does not exist. */
+  branchHead(branch: string): Promise<string | undefined>;
+  /** Creates a branch at a commit; false when it exists already (someone else created it meanwhile). */
+  createBranch(branch: string, sha: string): Promise<boolean>;
+  readFile(path: string, ref: string): Promise<FileVersion | undefined>;
+  writeFile(path: string, branch: string, text: string, version: string, message: string): Promise<WriteOutcome>;
+  /** The open change request from `branch` into `base`, if any. */
+  findChange(branch: string, base: string): Promise<ChangeRequest | undefined>;
+  openChange(c: { branch: string; base: string; title: string; body: string }): Promise<ChangeRequest>;
+  updateChange(number: number, c: { title: string; body: string }): Promise<ChangeRequest>;
+  /** The latest status with this context on a commit, if any (so that a rerun posts nothing new). */
+  getStatus(sha: string, context: string): Promise<CommitStatus | undefined>;
+  setStatus(sha: string, s: CommitStatus): Promise<void>;
+}

@@ -1,0 +1,94 @@
+/**
+ * The GitLab forge through the real Gitbeaker client: file edits carry `last_commit_id` (GitLab
+ * refuses the edit when the file changed since), one merge request per source branch, commit
+ * statuses. Rate limits and rejected tokens are handled as on GitHub (rate-limit.ts).
+ */
+import { Gitlab } from '@gitbeaker/rest';
+import type { ChangeRequest, CommitStatus, FileVersion, Forge, WriteOutcome } from './forge.js';
+import { forgeError, withRateLimit, type RetryOptions } from './rate-limit.js';
+
+export interface GitlabForgeOptions extends RetryOptions {
+  apiUrl?: string;
+  token: string;
+  /** Project id or path (`group/project`) of the desired-state repository. */
+  project: string;
+}
+
+type Mr = { iid: number; web_url: string; sha?: string | null; title: string; description?: string | null };
+
+function statusOf(e: unknown): number | undefined {
+  const s = (e as { cause?: { response?: { status?: number } } })?.cause?.response?.status;
+  return typeof s === 'number' ? s : undefined;
+}
+
+export function gitlabForge(opts: GitlabForgeOptions): Forge {
+  const api = new Gitlab({ host: opts.apiUrl ?? 'https://gitlab.com', token: opts.token });
+  const p = opts.project;
+  const call = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    try {
+      return await withRateLimit('gitlab', f, opts);
+    } catch (e) {
+      throw forgeError('gitlab', what, e);
+    }
+  };
+  const maybe = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await withRateLimit('gitlab', f, opts);
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw forgeError('gitlab', what, e);
+    }
+  };
+  const toChange = (m: Mr): ChangeRequest => ({ number: m.iid, url: m.web_url, headSha: m.sha ?? '', title: m.title, body: m.description ?? '' });
+  return {
+    kind: 'gitlab',
+    defaultBranch: () => call('read the project', async () => String((await api.Projects.show(p)).default_branch)),
+    branchHead: async (branch) => (await maybe(`read branch ${branch}`, () => api.Branches.show(p, branch)))?.commit.id as string | undefined,
+    async createBranch(branch, sha) {
+      try {
+        await withRateLimit('gitlab', () => api.Branches.create(p, branch, sha), opts);
+        return true;
+      } catch (e) {
+        if (statusOf(e) === 400 && /already exists/i.test(String((e as { cause?: { description?: string } }).cause?.description ?? (e as Error).message))) return false;
+        throw forgeError('gitlab', `create branch ${branch}`, e);
+      }
+    },
+    async readFile(path, ref): Promise<FileVersion | undefined> {
+      const f = await maybe(`read ${path} at ${ref}`, () => api.RepositoryFiles.show(p, path, ref));
+      return f ? { text: Buffer.from(f.content, 'base64').toString('utf8'), version: f.last_commit_id } : undefined;
+    },
+    async writeFile(path, branch, text, version, message): Promise<WriteOutcome> {
+      try {
+        await withRateLimit('gitlab', () => api.RepositoryFiles.edit(p, path, branch, Buffer.from(text).toString('base64'), message, { encoding: 'base64', lastCommitId: version }), opts);
+      } catch (e) {
+        // GitLab: 400 "You are attempting to update a file that has changed since you started editing it."
+        if (statusOf(e) === 400 && /changed since/i.test(String((e as { cause?: { description?: string } }).cause?.description ?? ''))) return { ok: false, conflict: true };
+        throw forgeError('gitlab', `write ${path} on ${branch}`, e);
+      }
+      const head = await call(`read branch ${branch}`, () => api.Branches.show(p, branch));
+      return { ok: true, commit: String(head.commit.id) };
+    },
+    async findChange(branch, base) {
+      const list = (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, sourceBranch: branch, targetBranch: base, state: 'opened', perPage: 10, maxPages: 1 }))) as unknown as Mr[];
+      const m = list[0];
+      return m ? toChange(m) : undefined;
+    },
+    async openChange(c) {
+      return toChange((await call('open the merge request', () => api.MergeRequests.create(p, c.branch, c.base, c.title, { description: c.body, removeSourceBranch: true }))) as unknown as Mr);
+    },
+    async updateChange(number, c) {
+      return toChange((await call(`update merge request !${number}`, () => api.MergeRequests.edit(p, number, { title: c.title, description: c.body }))) as unknown as Mr);
+    },
+    async getStatus(sha, context) {
+      const list = (await call('read commit statuses', () => api.Commits.allStatuses(p, sha, { name: context, perPage: 20, maxPages: 1 } as never))) as unknown as { name: string; status: string; description?: string | null; target_url?: string | null }[];
+      const s = list.find((x) => x.name === context);
+      if (!s) return undefined;
+      const state: CommitStatus['state'] = s.status === 'success' ? 'success' : s.status === 'failed' ? 'failure' : 'pending';
+      return { state, context, description: s.description ?? '', ...(s.target_url ? { targetUrl: s.target_url } : {}) };
+    },
+    async setStatus(sha, s) {
+      const state = s.state === 'failure' ? 'failed' : s.state === 'success' ? 'success' : 'pending';
+      await call('post the commit status', () => api.Commits.editStatus(p, sha, state, { name: s.context, description: s.description.slice(0, 255), ...(s.targetUrl ? { targetUrl: s.targetUrl } : {}) }));
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Promotion against the GitHub API stand-in (every request validated against GitHub's OpenAPI
+ * description) through the real Octokit client, with a repository's state behind it.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
+import { jwtVerify } from 'jose';
+import { startGitHubApi, type GitHubApi } from '../support/github-api.js';
+import { FakeRepo } from '../support/github-repo.js';
+import { codeOfAsync } from '../support/error-code.js';
+import { githubAppToken, githubForge } from '../../src/promote/github.js';
+import { promote, type PromoteInput } from '../../src/promote/promote.js';
+import { promotionEvidence } from '../../src/promote/evidence.js';
+import { runCt } from '../support/cli.js';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { buildFixture, desiredState, type Built, type PromoteFixture } from './fixtures.js';
+
+let api: GitHubApi;
+let fx: PromoteFixture;
+let repo: FakeRepo;
+const FILE = 'deploy/desired.yaml';
+
+beforeAll(async () => {
+  api = await startGitHubApi();
+  fx = await buildFixture();
+});
+afterAll(async () => {
+  await api.close();
+  await fx.cleanup();
+});
+beforeEach(() => {
+  api.requests.length = 0;
+  repo = new FakeRepo('acme', 'deploy', { [FILE]: desiredState(fx.v1.reference, fx.v1.reference) });
+  repo.attach(api);
+});
+
+const forge = (extra: Partial<Parameters<typeof githubForge>[0]> = {}) => githubForge({ apiUrl: api.url, token: 'ghs_test', repository: 'acme/deploy', ...extra });
+const input = (b: Built, environment = 'staging'): PromoteInput => ({ environment, app: 'hello', bundle: b.reference, bundleDigest: undefined, file: FILE });
+const evidenceFor = (b: Built, environment = 'staging') => (previous: { bundle: string } | undefined) =>
+  promotionEvidence({ candidate: b.path, trust: fx.trust, policies: fx.policies, environment, ...(previous?.bundle === fx.v1.reference ? { current: { path: fx.v1.path, reference: fx.v1.reference } } : { currentMissing: 'not fetched in this test' }) });
+const writes = () => api.requests.filter((r) => r.method !== 'GET').map((r) => r.operationId);
+
+describe('promotion pull request on GitHub', () => {
+  it('opens one pull request that changes exactly the digest line, with the evidence in its body and a status on its head', async () => {
+    const before = repo.file('main', FILE)!;
+    const r = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    expect(api.errors).toEqual([]);
+    expect(r).toMatchObject({ outcome: 'opened', branch: 'ct-promote/staging/hello', base: 'main', allow: true, previous: { bundle: fx.v1.reference } });
+    expect(repo.pulls).toHaveLength(1);
+    const after = repo.file('ct-promote/staging/hello', FILE)!;
+    const diff = before.split('\n').map((l, i) => [l, after.split('\n')[i]]).filter(([a, b]) => a !== b);
+    expect(diff).toEqual([[`        bundle: "${fx.v1.reference}"   # pinned by CI`, `        bundle: "${fx.v2.reference}"   # pinned by CI`]]);
+    const body = repo.pulls[0].body;
+    // Signer, logs per operator, source commit, SBOM and seccomp differences, policy decision.
+    expect(body).toContain(`key \`${fx.signer.keyId}\` (trust-store roles: builders)`);
+    expect(body).toMatch(/- Operator A: `log-a` #\d+, `log-a` #\d+/);
+    expect(body).toMatch(/- Operator B: `log-b` #\d+/);
+    expect(body).toContain('`c0ffee0000000000000000000000000000000000` in `git+https://github.com/acme/hello@refs/heads/main`');
+    expect(body).toContain('added (1):\n- `openssl 3.0.15`');
+    expect(body).toContain('removed (1):\n- `zlib 1.3`');
+    expect(body).toContain('- `busybox 1.36.1 → 1.37.0`');
+    expect(body).toContain('**Seccomp syscalls allowed:**\nadded (1):\n- `+ openat`\nremoved (1):\n- `- write`');
+    expect(body).toContain('decision: ALLOW (mode strict)');
+    expect(body).toContain('policies applied: staging');
+    const status = repo.statuses.at(-1)!;
+    expect(status).toMatchObject({ sha: repo.branches.get('ct-promote/staging/hello'), state: 'success', context: 'cerro-torre/promote/staging' });
+  });
+
+  it('is idempotent (a rerun writes nothing) and a newer bundle updates the same pull request', async () => {
+    await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    api.requests.length = 0;
+    const again = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    expect(again.outcome).toBe('unchanged');
+    expect(writes()).toEqual([]);
+    const newer = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(newer.outcome).toBe('updated');
+    expect(newer.change!.number).toBe(1);
+    expect(repo.pulls).toHaveLength(1);
+    expect(repo.pulls[0].body).toContain(fx.v3.reference);
+    expect(repo.file('ct-promote/staging/hello', FILE)).toContain(fx.v3.reference);
+    expect(writes()).toEqual(['repos/create-or-update-file-contents', 'pulls/update', 'repos/create-commit-status']);
+    expect(api.errors).toEqual([]);
+  });
+
+  it('one pull request per (environment, app): production gets its own branch', async () => {
+    await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    const p = await promote(input(fx.v2, 'production'), forge(), evidenceFor(fx.v2, 'production'));
+    expect(p.branch).toBe('ct-promote/production/hello');
+    expect(repo.pulls.map((x) => x.head)).toEqual(['ct-promote/staging/hello', 'ct-promote/production/hello']);
+  });
+
+  it('a file changed on the branch meanwhile: the edit is made again on top (never overwritten); always changing: PROMOTE_CONFLICT', async () => {
+    await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    let once = true;
+    repo.beforeWrite = (branch, path) => {
+      if (!once) return;
+      once = false;
+      repo.push(branch, path, repo.file(branch, path)!.replace('# the greeter', '# the greeter (reviewed)'));
+    };
+    const r = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(r.rebases).toBe(1);
+    const text = repo.file('ct-promote/staging/hello', FILE)!;
+    expect(text).toContain('# the greeter (reviewed)');
+    expect(text).toContain(fx.v3.reference);
+    let n = 0;
+    repo.beforeWrite = (branch, path) => void repo.push(branch, path, `${repo.file(branch, path)!}# edit ${++n}\n`);
+    expect(await codeOfAsync(promote(input(fx.v1), forge(), evidenceFor(fx.v1)))).toBe('PROMOTE_CONFLICT');
+    expect(repo.file('ct-promote/staging/hello', FILE)).toContain('# edit 4');
+  });
+
+  it('refuses an app missing from the environment before writing anything', async () => {
+    expect(await codeOfAsync(promote({ ...input(fx.v2), app: 'nope' }, forge(), evidenceFor(fx.v2)))).toBe('PROMOTE_APP_MISSING');
+    expect(writes()).toEqual([]);
+  });
+
+  it('an expired token is PROMOTE_TOKEN_REJECTED, not retried', async () => {
+    api.respond('repos/get', () => ({ status: 401, body: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } }));
+    expect(await codeOfAsync(promote(input(fx.v2), forge(), evidenceFor(fx.v2)))).toBe('PROMOTE_TOKEN_REJECTED');
+    expect(api.requests.filter((r) => r.operationId === 'repos/get')).toHaveLength(1);
+  });
+
+  it('a rate-limited call waits for the reset time GitHub sends, then goes on', async () => {
+    const now = 1_800_000_000_000;
+    let limited = 1;
+    const inner = api;
+    inner.respond('repos/get', () => (limited-- > 0
+      ? { status: 403, body: { message: 'API rate limit exceeded', documentation_url: 'https://docs.github.com/rest' }, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 42) } }
+      : { status: 200, body: { default_branch: 'main' } }));
+    const waits: number[] = [];
+    const r = await promote(input(fx.v2), forge({ now: () => now, sleep: async (ms) => void waits.push(ms) }), evidenceFor(fx.v2));
+    expect(waits).toEqual([43_000]);
+    expect(r.outcome).toBe('opened');
+    // A reset further away than allowed fails clearly instead of hanging the job.
+    limited = 1;
+    expect(await codeOfAsync(promote(input(fx.v3), forge({ now: () => now, maxRateLimitWaitMs: 10_000, sleep: async () => {} }), evidenceFor(fx.v3)))).toBe('PROMOTE_RATE_LIMITED');
+  });
+
+  it('a GitHub App installation token is minted with an RS256 JWT signed by the App key', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    let iss: unknown;
+    api.respond('apps/create-installation-access-token', (r) => {
+      const jwt = String(r.headers.authorization).replace(/^bearer /i, '');
+      void jwtVerify(jwt, publicKey).then((v) => (iss = v.payload.iss));
+      return { status: 201, body: { token: 'ghs_installation', expires_at: new Date(Date.now() + 3600_000).toISOString() } };
+    });
+    const t = await githubAppToken({ apiUrl: api.url, appId: '12345', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), installationId: 99 });
+    expect(t.token).toBe('ghs_installation');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(iss).toBe('12345');
+    expect(api.requests.at(-1)).toMatchObject({ operationId: 'apps/create-installation-access-token', params: { installation_id: '99' } });
+    api.respond('apps/create-installation-access-token', () => ({ status: 201, body: { token: 'old', expires_at: '2020-01-01T00:00:00Z' } }));
+    expect(await codeOfAsync(githubAppToken({ apiUrl: api.url, appId: '12345', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), installationId: 99 }))).toBe('PROMOTE_TOKEN_REJECTED');
+    expect(api.errors).toEqual([]);
+  });
+
+  it('ct promote does the same from the command line (token from the environment), comparing with --current', async () => {
+    const pol = join(fx.dir, 'staging.policy.yaml');
+    await writeFile(pol, fx.policyText);
+    const args = ['promote', '--github', 'acme/deploy', '--api-url', api.url, '--file', FILE, '--environment', 'staging', '--app', 'hello', '--bundle', fx.v2.reference, '--ctp', fx.v2.path, '--current', fx.v1.path, '--trust-store', join(fx.dir, 'trust-store.json'), '--policies', pol, '--json'];
+    const r = await runCt(args, { env: { GITHUB_TOKEN: 'ghs_cli' } });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'opened', branch: 'ct-promote/staging/hello', allow: true });
+    expect(repo.pulls[0].body).toContain('- `busybox 1.36.1 → 1.37.0`');
+    expect(api.requests.every((q) => q.headers.authorization === 'token ghs_cli')).toBe(true);
+    const again = await runCt(args, { env: { GITHUB_TOKEN: 'ghs_cli' } });
+    expect(JSON.parse(again.stdout).outcome).toBe('unchanged');
+    const noToken = await runCt(args, { env: { GITHUB_TOKEN: '' } });
+    expect(noToken.stderr).toContain('error[USAGE]: no token: set GITHUB_TOKEN');
+    expect(api.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,119 @@
+/**
+ * A repository's state behind the GitHub API stand-in (github-api.ts), for the operations
+ * promotion uses: refs, contents (blob sha checked on write: 409 when the file changed, as GitHub
+ * does), pull requests, commit statuses. Requests still pass the stand-in's OpenAPI validation
+ * first; this only answers them. Git objects are modelled as snapshots (commit → files).
+ */
+import { createHash } from 'node:crypto';
+import type { GitHubApi, RecordedRequest } from './github-api.js';
+
+export interface Pull { number: number; head: string; base: string; title: string; body: string; state: 'open' | 'closed'; merged: boolean }
+export interface Status { sha: string; state: string; context: string; description: string; target_url?: string }
+
+export function blobSha(text: string): string {
+  const b = Buffer.from(text);
+  return createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+}
+
+export class FakeRepo {
+  readonly commits = new Map<string, { files: Map<string, string>; parent?: string; message: string }>();
+  readonly branches = new Map<string, string>();
+  readonly pulls: Pull[] = [];
+  readonly statuses: Status[] = [];
+  /** Called before a contents write is applied: lets a test change the file "meanwhile". */
+  beforeWrite?: (branch: string, path: string) => void;
+  private n = 0;
+
+  constructor(readonly owner: string, readonly name: string, files: Record<string, string>, readonly defaultBranch = 'main') {
+    this.branches.set(defaultBranch, this.commit(undefined, new Map(Object.entries(files)), 'initial'));
+  }
+
+  commit(parent: string | undefined, files: Map<string, string>, message: string): string {
+    const sha = createHash('sha1').update(`${parent ?? ''}|${message}|${++this.n}|${[...files].map(([k, v]) => `${k}=${v}`).join('\n')}`).digest('hex');
+    this.commits.set(sha, { files, parent, message });
+    return sha;
+  }
+
+  file(branch: string, path: string): string | undefined {
+    return this.commits.get(this.branches.get(branch)!)?.files.get(path);
+  }
+
+  /** Someone (not the promotion) commits to a branch. */
+  push(branch: string, path: string, text: string, message = 'someone else'): string {
+    const head = this.branches.get(branch)!;
+    const files = new Map(this.commits.get(head)!.files);
+    files.set(path, text);
+    const sha = this.commit(head, files, message);
+    this.branches.set(branch, sha);
+    return sha;
+  }
+
+  /** Merges a pull request (fast-forward of its files onto the base), returns the new base head. */
+  merge(number: number): string {
+    const p = this.pulls.find((x) => x.number === number)!;
+    const head = this.commits.get(this.branches.get(p.head)!)!;
+    const sha = this.commit(this.branches.get(p.base), new Map(head.files), `Merge pull request #${number}`);
+    this.branches.set(p.base, sha);
+    Object.assign(p, { state: 'closed', merged: true });
+    return sha;
+  }
+
+  private pullJson(p: Pull) {
+    return { number: p.number, html_url: `https://github.example/${this.owner}/${this.name}/pull/${p.number}`, title: p.title, body: p.body, state: p.state, head: { ref: p.head, sha: this.branches.get(p.head) }, base: { ref: p.base } };
+  }
+
+  attach(api: GitHubApi): void {
+    const ours = (r: RecordedRequest) => r.params.owner === this.owner && r.params.repo === this.name;
+    const nf = { status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
+    api.respond('repos/get', (r) => (ours(r) ? { status: 200, body: { name: this.name, full_name: `${this.owner}/${this.name}`, default_branch: this.defaultBranch } } : nf));
+    api.respond('git/get-ref', (r) => {
+      const sha = this.branches.get(r.params.ref.replace(/^heads\//, ''));
+      return ours(r) && sha ? { status: 200, body: { ref: `refs/${r.params.ref}`, object: { sha, type: 'commit' } } } : nf;
+    });
+    api.respond('git/create-ref', (r) => {
+      const name = String(r.body.ref).replace(/^refs\/heads\//, '');
+      if (this.branches.has(name)) return { status: 422, body: { message: 'Reference already exists' } };
+      if (!this.commits.has(r.body.sha)) return { status: 422, body: { message: 'Object does not exist' } };
+      this.branches.set(name, r.body.sha);
+      return { status: 201, body: { ref: r.body.ref, object: { sha: r.body.sha, type: 'commit' } } };
+    });
+    api.respond('repos/get-content', (r) => {
+      const ref = r.query.ref ?? this.defaultBranch;
+      const sha = this.branches.get(ref) ?? ref;
+      const text = this.commits.get(sha)?.files.get(r.params.path);
+      if (text === undefined) return nf;
+      return { status: 200, body: { type: 'file', encoding: 'base64', name: r.params.path.split('/').pop(), path: r.params.path, sha: blobSha(text), size: Buffer.byteLength(text), content: Buffer.from(text).toString('base64') } };
+    });
+    api.respond('repos/create-or-update-file-contents', (r) => {
+      const { branch, sha, content, message } = r.body as { branch: string; sha?: string; content: string; message: string };
+      this.beforeWrite?.(branch, r.params.path);
+      const now = this.file(branch, r.params.path);
+      if (now !== undefined && sha !== blobSha(now)) return { status: 409, body: { message: `${r.params.path} does not match ${sha}` } };
+      const commit = this.push(branch, r.params.path, Buffer.from(content, 'base64').toString('utf8'), message);
+      return { status: 200, body: { content: { sha: blobSha(this.file(branch, r.params.path)!) }, commit: { sha: commit } } };
+    });
+    api.respond('pulls/list', (r) => {
+      const head = r.query.head?.split(':')[1];
+      const list = this.pulls.filter((p) => (r.query.state ?? 'open') === p.state && (!head || p.head === head) && (!r.query.base || p.base === r.query.base));
+      return { status: 200, body: list.map((p) => this.pullJson(p)) };
+    });
+    api.respond('pulls/create', (r) => {
+      const p: Pull = { number: this.pulls.length + 1, head: r.body.head, base: r.body.base, title: r.body.title, body: r.body.body ?? '', state: 'open', merged: false };
+      this.pulls.push(p);
+      return { status: 201, body: this.pullJson(p) };
+    });
+    api.respond('pulls/update', (r) => {
+      const p = this.pulls.find((x) => x.number === Number(r.params.pull_number));
+      if (!p) return nf;
+      if (r.body.title !== undefined) p.title = r.body.title;
+      if (r.body.body !== undefined) p.body = r.body.body;
+      return { status: 200, body: this.pullJson(p) };
+    });
+    api.respond('repos/list-commit-statuses-for-ref', (r) => ({ status: 200, body: this.statuses.filter((s) => s.sha === r.params.ref).reverse() }));
+    api.respond('repos/create-commit-status', (r) => {
+      const s: Status = { sha: r.params.sha, state: r.body.state, context: r.body.context ?? 'default', description: r.body.description ?? '', ...(r.body.target_url ? { target_url: r.body.target_url } : {}) };
+      this.statuses.push(s);
+      return { status: 201, body: { ...s, id: this.statuses.length } };
+    });
+  }
+}
