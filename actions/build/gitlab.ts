@@ -1,6 +1,6 @@
 /**
- * The GitLab CI entry of the same actions (templates/gitlab/*.yml run `node dist/gitlab/index.js
- * build|verify|deploy`). Inputs come from `CT_<INPUT>` variables (GitLab variable names cannot
+ * The GitLab CI entry of the same actions (templates/*.yml run `ct-gitlab build|verify|deploy`,
+ * bin/ct-gitlab.js; `node dist/gitlab/index.js` is the same bundled). Inputs come from `CT_<INPUT>` variables (GitLab variable names cannot
  * hold dashes: `log-quorum` → CT_LOG_QUORUM), OIDC tokens from the job's `id_tokens`
  * (SIGSTORE_ID_TOKEN for aud sigstore, CT_DEPLOY_ID_TOKEN for the deploy server), outputs go to a
  * dotenv report, the summary to a Markdown file, and commit statuses to GitLab through Gitbeaker

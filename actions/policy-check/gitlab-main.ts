@@ -1,4 +1,4 @@
-// GitLab CI entry of the policy check (templates/gitlab/policy-check.yml): CI variables → run().
+// GitLab CI entry of the policy check (templates/policy-check.yml): CI variables → run().
 import { writeFile } from 'node:fs/promises';
 import { gitLabNotifier } from './gitlab.js';
 import { run } from './run.js';

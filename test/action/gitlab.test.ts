@@ -1,14 +1,15 @@
 /**
- * The GitLab CI/CD components (templates/gitlab/{build-sign,verify,deploy}.yml): their
+ * The GitLab CI/CD components (templates/{build-sign,verify,deploy}.yml): their
  * `spec: inputs` interpolation resolved as GitLab resolves it, the resulting jobs checked
  * (keys, id_tokens, variables naming real action inputs, script), and the build-sign job run for
- * real: its variables and GitLab CI's predefined ones as the environment of `node
- * dist/gitlab/index.js build`, keyless with a GitLab-shaped SIGSTORE_ID_TOKEN accepted by the test
+ * real: its variables and GitLab CI's predefined ones as the environment of `ct-gitlab build`
+ * (bin/ct-gitlab.js), keyless with a GitLab-shaped SIGSTORE_ID_TOKEN accepted by the test
  * Fulcio, two VCS logs, and the commit status posted through Gitbeaker to a GitLab API stand-in.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,10 +21,11 @@ import { startLogServer, type LogServer } from '../../src/tlog/index.js';
 import { addLog, newTrustStore } from '../../src/trust/edit.js';
 import { openCtp } from '../../src/bundle/read.js';
 
+const PKG_VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const COMPONENTS: [string, string, Record<string, unknown>][] = [
-  ['templates/gitlab/build-sign.yml', 'action.yml', { path: 'examples/hello' }],
-  ['templates/gitlab/verify.yml', 'actions/verify/action.yml', { policy: 'policies/production' }],
-  ['templates/gitlab/deploy.yml', 'actions/deploy/action.yml', { server: 'https://deploy.example.com', environment: 'staging', app: 'hello', bundle: `r.example.com/a/hello@sha256:${'a'.repeat(64)}` }],
+  ['templates/build-sign.yml', 'action.yml', { path: 'examples/hello' }],
+  ['templates/verify.yml', 'actions/verify/action.yml', { policy: 'policies/production' }],
+  ['templates/deploy.yml', 'actions/deploy/action.yml', { server: 'https://deploy.example.com', environment: 'staging', app: 'hello', bundle: `r.example.com/a/hello@sha256:${'a'.repeat(64)}` }],
 ];
 // Variables the GitLab entry reads that are not action inputs.
 const PLUMBING = new Set(['CT_OUTPUT_DIR', 'CT_OUTPUT_ENV', 'CT_SUMMARY_FILE']);
@@ -43,10 +45,13 @@ describe('GitLab components: spec inputs and resolved jobs', () => {
     expect(Array.isArray(job.script)).toBe(true);
     const script = job.script as string[];
     expect(script.every((l) => typeof l === 'string' && l.trim().length > 0)).toBe(true);
-    expect(script.some((l) => /node \/opt\/cerro-torre\/dist\/gitlab\/index\.js (build|verify|deploy)$/.test(l))).toBe(true);
+    expect(script.some((l) => /^ct-gitlab (build|verify|deploy)$/.test(l))).toBe(true);
+    // The official Node.js image gets the pinned release (the package's version) unless it has ct already.
+    expect(job.image).toBe('node:22-bookworm-slim');
+    expect(job.before_script).toEqual([`command -v ct-gitlab >/dev/null || npm install --global --no-fund --no-audit "cerro-torre@${PKG_VERSION}"`]);
     const inputs = Object.keys(readActionYml(actionYml).inputs ?? {});
     for (const [k, v] of Object.entries(job.variables ?? {})) {
-      expect(typeof v).toBe('string');
+      expect(['string', 'number', 'boolean']).toContain(typeof v);
       if (PLUMBING.has(k)) continue;
       const input = k.replace(/^CT_/, '').toLowerCase().replace(/_/g, '-');
       expect([k, inputs.includes(input)]).toEqual([k, true]);
@@ -54,26 +59,26 @@ describe('GitLab components: spec inputs and resolved jobs', () => {
   });
 
   it('build-sign asks for SIGSTORE_ID_TOKEN with aud sigstore; deploy for a deploy-server token with the audience input', () => {
-    const [, build] = onlyJob(resolveComponent('templates/gitlab/build-sign.yml', {}));
+    const [, build] = onlyJob(resolveComponent('templates/build-sign.yml', {}));
     expect(build.id_tokens).toEqual({ SIGSTORE_ID_TOKEN: { aud: 'sigstore' } });
-    const [, deploy] = onlyJob(resolveComponent('templates/gitlab/deploy.yml', { ...COMPONENTS[2][2], audience: 'https://deploy.example.com' }));
+    const [, deploy] = onlyJob(resolveComponent('templates/deploy.yml', { ...COMPONENTS[2][2], audience: 'https://deploy.example.com' }));
     expect(deploy.id_tokens).toEqual({ CT_DEPLOY_ID_TOKEN: { aud: 'https://deploy.example.com' } });
     expect(deploy.environment).toEqual({ name: 'staging' });
   });
 
   it('inputs are interpolated with defaults and given values, typed values stay typed', () => {
-    const [name, job] = onlyJob(resolveComponent('templates/gitlab/build-sign.yml', { 'job-name': 'sign-it', stage: 'release', 'log-quorum': 3, sbom: false }));
+    const [name, job] = onlyJob(resolveComponent('templates/build-sign.yml', { 'job-name': 'sign-it', stage: 'release', 'log-quorum': 3, sbom: false }));
     expect(name).toBe('sign-it');
     expect(job.stage).toBe('release');
-    expect(job.variables).toMatchObject({ CT_PATH: '.', CT_SIGNING: 'keyless', CT_LOG_QUORUM: '3', CT_SBOM: 'false', CT_PROVENANCE: 'true' });
+    expect(job.variables).toMatchObject({ CT_PATH: '.', CT_SIGNING: 'keyless', CT_LOG_QUORUM: 3, CT_SBOM: false, CT_PROVENANCE: true });
   });
 
   it('rejects what GitLab rejects: unknown inputs, missing required ones, values outside options, wrong types', () => {
-    expect(() => resolveComponent('templates/gitlab/build-sign.yml', { nope: 'x' })).toThrow(/unknown input/);
-    expect(() => resolveComponent('templates/gitlab/verify.yml', {})).toThrow(/`policy` input: required/);
-    expect(() => resolveComponent('templates/gitlab/deploy.yml', { ...COMPONENTS[2][2], server: undefined } as Record<string, unknown>)).toThrow();
-    expect(() => resolveComponent('templates/gitlab/build-sign.yml', { signing: 'magic' })).toThrow(/allowed options/);
-    expect(() => resolveComponent('templates/gitlab/build-sign.yml', { 'log-quorum': 'two' })).toThrow(/not a number/);
+    expect(() => resolveComponent('templates/build-sign.yml', { nope: 'x' })).toThrow(/unknown input/);
+    expect(() => resolveComponent('templates/verify.yml', {})).toThrow(/`policy` input: required/);
+    expect(() => resolveComponent('templates/deploy.yml', { ...COMPONENTS[2][2], server: undefined } as Record<string, unknown>)).toThrow();
+    expect(() => resolveComponent('templates/build-sign.yml', { signing: 'magic' })).toThrow(/allowed options/);
+    expect(() => resolveComponent('templates/build-sign.yml', { 'log-quorum': 'two' })).toThrow(/not a number/);
   });
 });
 
@@ -99,7 +104,7 @@ describe('GitLab build-sign job, run', () => {
     for (const l of logs) store = addLog(store, l.logId, { operator: l.operator, url: l.url, publicKey: createPublicKey({ key: Buffer.from(l.publicKey, 'base64'), format: 'der', type: 'spki' }) });
     await writeFile(join(dir, 'store.json'), JSON.stringify(store));
     await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
-    const [, job] = onlyJob(resolveComponent('templates/gitlab/build-sign.yml', {
+    const [, job] = onlyJob(resolveComponent('templates/build-sign.yml', {
       path: 'examples/hello', sigstore: 'custom', 'fulcio-url': sigstore.fulcioURL, 'rekor-url': sigstore.rekorURL,
       'trusted-root': join(dir, 'root.json'), 'trust-store': join(dir, 'store.json'), 'log-quorum': 3,
     }));
@@ -113,8 +118,9 @@ describe('GitLab build-sign job, run', () => {
     const idToken = await sigstore.gitlabToken({ projectPath: 'acme-group/app', sha });
     const vars = Object.fromEntries(Object.entries(job.variables ?? {}).map(([k, v]) => [k, String(v).replace(/\$CI_PROJECT_DIR/g, dir)]));
     const env = { PATH: process.env.PATH ?? '', HOME: dir, ...ci, ...vars, SIGSTORE_ID_TOKEN: idToken, CT_GITLAB_TOKEN: TOKEN };
-    const cmd = (job.script as string[])[0].replace('/opt/cerro-torre', REPO).split(' ');
-    const child = spawn(cmd[0] === 'node' ? process.execPath : cmd[0], cmd.slice(1), { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = (job.script as string[])[0].split(' ');
+    expect(cmd[0]).toBe('ct-gitlab');
+    const child = spawn(process.execPath, [join(REPO, 'bin/ct-gitlab.js'), ...cmd.slice(1)], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));

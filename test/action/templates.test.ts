@@ -1,34 +1,41 @@
 /**
- * The workflow templates (templates/github/) and the examples using them: every step that uses a
- * Cerro Torre action passes only inputs its action.yml declares and every required one, and the
+ * Every GitHub workflow of the repository (starter workflows in workflow-templates/, examples, the
+ * policy-repository starter; found by ci-files.ts): every step that uses a Cerro Torre action (by
+ * `cerro-torre/cerro-torre[/<path>]@ref` or a local `./<path>`) passes only inputs its action.yml
+ * declares and every required one, and the
  * job grants what the action needs (id-token: write for keyless signing and for deploying with
  * the job's token, statuses: write for the commit status). The GitLab example's component
  * includes resolve with the components' spec inputs.
  */
 import { describe, it, expect } from '@jest/globals';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { readActionYml, REPO } from './runner.js';
-import { resolveComponent } from './gitlab-components.js';
+import { componentFile, resolveComponent } from './gitlab-components.js';
+import { ciFiles } from './ci-files.js';
 
 interface Step { uses?: string; with?: Record<string, unknown> }
 interface Workflow { permissions?: Record<string, string>; jobs: Record<string, { permissions?: Record<string, string>; steps?: Step[] }> }
 
-const WORKFLOWS = [
-  ...readdirSync(join(REPO, 'templates/github')).map((f) => `templates/github/${f}`),
-  ...readdirSync(join(REPO, 'examples/github')).map((f) => `examples/github/${f}`),
-];
+const WORKFLOWS = ciFiles().workflows;
 
+/** The action.yml in this repository a `uses:` names, or undefined for another repository's action. */
 function actionOf(uses: string): string | undefined {
-  const m = /^cerro-torre\/cerro-torre(\/actions\/(verify|deploy|policy-check))?@/.exec(uses);
+  const m = /^cerro-torre\/cerro-torre((?:\/[\w.-]+)*)@[\w.-]+$/.exec(uses) ?? /^\.((?:\/[\w.-]+)*)$/.exec(uses);
   if (!m) return undefined;
-  return m[2] ? `actions/${m[2]}/action.yml` : 'action.yml';
+  const yml = `${m[1].replace(/^\//, '')}${m[1] ? '/' : ''}action.yml`;
+  if (!existsSync(join(REPO, yml))) throw new Error(`${uses}: no ${yml} in this repository`);
+  return yml;
 }
 
 describe('GitHub workflow templates and examples', () => {
   it('there are templates for build-and-sign, the policy PR check and deploy', () => {
-    expect(WORKFLOWS).toEqual(expect.arrayContaining(['templates/github/build-and-sign.yml', 'templates/github/policy-check.yml', 'templates/github/policy-repo-check.yml', 'templates/github/deploy.yml']));
+    expect(WORKFLOWS).toEqual(expect.arrayContaining(['workflow-templates/build-and-sign.yml', 'workflow-templates/policy-check.yml', 'examples/policy-repo/.github/workflows/policy-check.yml', 'workflow-templates/deploy.yml']));
+    expect(actionOf('cerro-torre/cerro-torre/actions/verify@v1')).toBe('actions/verify/action.yml');
+    expect(actionOf('./actions/deploy')).toBe('actions/deploy/action.yml');
+    expect(actionOf('actions/checkout@v4')).toBeUndefined();
+    expect(() => actionOf('cerro-torre/cerro-torre/actions/nope@v1')).toThrow('no actions/nope/action.yml');
   });
 
   it.each(WORKFLOWS)('%s uses the actions with declared inputs and the permissions they need', (file) => {
@@ -59,11 +66,10 @@ describe('GitLab example', () => {
   it('includes the components with inputs they declare, resolving into jobs', () => {
     const doc = parseYaml(readFileSync(join(REPO, 'examples/gitlab/.gitlab-ci.yml'), 'utf8')) as { include: { component: string; inputs?: Record<string, unknown> }[] };
     const names = doc.include.map((inc) => {
-      const m = /\/cerro-torre\/cerro-torre\/([\w-]+)@/.exec(inc.component);
-      expect(m).not.toBeNull();
-      const jobs = resolveComponent(`templates/gitlab/${m![1]}.yml`, inc.inputs ?? {});
+      const file = componentFile(inc.component);
+      const jobs = resolveComponent(file, inc.inputs ?? {});
       expect(Object.keys(jobs)).toHaveLength(1);
-      return m![1];
+      return file.replace(/^templates\/|\.yml$/g, '');
     });
     expect(names).toEqual(['build-sign', 'verify', 'deploy']);
   });

@@ -28,7 +28,7 @@ describe('policy-check action bundle', () => {
       execFileSync(process.execPath, [join(DIST, 'index.js')], {
         cwd: tmp,
         stdio: 'pipe',
-        env: { PATH: process.env.PATH, GITHUB_STEP_SUMMARY: summary, GITHUB_OUTPUT: output, INPUT_POLICIES: join(repoRoot, 'templates', 'policy-repo', 'policies'), 'INPUT_REQUIRE-TESTS': 'true' },
+        env: { PATH: process.env.PATH, GITHUB_STEP_SUMMARY: summary, GITHUB_OUTPUT: output, INPUT_POLICIES: join(repoRoot, 'examples', 'policy-repo', 'policies'), 'INPUT_REQUIRE-TESTS': 'true' },
       });
       expect(await readFile(summary, 'utf8')).toMatch(/^<!-- cerro-torre\/policy -->\n## Cerro Torre policy check: ✅ passed/);
       expect(await readFile(output, 'utf8')).toContain('success');

@@ -9,7 +9,7 @@ import { COMMENT_MARKER } from '../../actions/policy-check/notifier.js';
 import { startGitHubApi, type GitHubApi } from '../support/github-api.js';
 import { repoRoot } from '../support/cli.js';
 
-const TEMPLATE = join(repoRoot, 'templates', 'policy-repo');
+const TEMPLATE = join(repoRoot, 'examples', 'policy-repo');
 const SHA = 'c'.repeat(40);
 
 describe('policy-check action run()', () => {

@@ -20,7 +20,7 @@ async function inProcess(body: (io: Io) => Promise<number>): Promise<{ code: num
   return { code, stdout, stderr };
 }
 
-const TEMPLATE = join(repoRoot, 'templates', 'policy-repo');
+const TEMPLATE = join(repoRoot, 'examples', 'policy-repo');
 const DEPLOYMENTS = join(TEMPLATE, 'deployments.example.json');
 
 let tmp: string;
@@ -41,7 +41,7 @@ function lineOf(text: string, needle: string): number {
 
 describe('ct policy test', () => {
   it('passes on the starter repository, with --require-tests', async () => {
-    const r = await runCt(['policy', 'test', 'templates/policy-repo', '--require-tests']);
+    const r = await runCt(['policy', 'test', 'examples/policy-repo', '--require-tests']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\d+ passed, 0 failed, 0 error\(s\)$/m);
@@ -158,7 +158,7 @@ describe('ct policy diff', () => {
 
   it('prints the impact table for a change that tightens a signer rule', async () => {
     const head = await tightened();
-    const r = await runCt(['policy', 'diff', 'templates/policy-repo/policies', head, '--against', DEPLOYMENTS]);
+    const r = await runCt(['policy', 'diff', 'examples/policy-repo/policies', head, '--against', DEPLOYMENTS]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('**1 would now be denied**');
     expect(r.stdout).toContain('| Deployment | App | Environment | Image | Before | After | Why (after) |');

@@ -75,12 +75,12 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
   });
 
   it('the GitLab component runs the check: note, status and JUnit from the component job', async () => {
-    const jobs = resolveComponent('templates/gitlab/policy-check.yml', { policies: 'templates/policy-repo/policies', 'require-tests': true });
+    const jobs = resolveComponent('templates/policy-check.yml', { policies: 'examples/policy-repo/policies', 'require-tests': true });
     const [name, job] = Object.entries(jobs)[0];
     expect(name).toBe('cerro-torre-policy-check');
     expect(job.rules).toEqual([{ if: '$CI_PIPELINE_SOURCE == "merge_request_event"' }]);
     const script = (job.script as string[]).join('\n');
-    const entry = /cerro-torre\/(build\/actions\/policy-check\/gitlab-main\.js)/.exec(script)![1];
+    expect(script).toMatch(/^ct-gitlab policy-check$/m);
     expect((job.artifacts as { reports: { junit: string } }).reports.junit).toBe('policy-junit.xml');
 
     const cwd = await mkdtemp(join(tmpdir(), 'ct-policy-gitlab-'));
@@ -88,7 +88,7 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
       const vars = Object.fromEntries(Object.entries(job.variables ?? {}).map(([k, v]) => [k, String(v)]));
       const env = { PATH: process.env.PATH, ...vars, CT_POLICY_DIR: join(repoRoot, vars.CT_POLICY_DIR), CT_POLICY_GITLAB_TOKEN: 'glpat-test', CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_MERGE_REQUEST_IID: '7', CI_COMMIT_SHA: SHA, CI_PROJECT_DIR: repoRoot, CI_JOB_URL: 'https://gitlab.example/job/9' };
       const code = await new Promise<number>((resolve, reject) => {
-        const child = spawn(process.execPath, [join(repoRoot, entry)], { cwd, env, stdio: 'ignore' });
+        const child = spawn(process.execPath, [join(repoRoot, 'bin/ct-gitlab.js'), 'policy-check'], { cwd, env, stdio: 'ignore' });
         child.on('error', reject);
         child.on('close', (c) => resolve(c ?? -1));
       });
