@@ -4,17 +4,25 @@ import { errorHandler } from './http-error.js';
 import { healthRoutes } from './routes/health.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { eventRoutes } from './routes/events.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { uiRoutes } from './ui/routes.js';
+import { securityHeaders } from './ui/headers.js';
 
 /** Builds the express app without listening: tests use it directly. */
 export function buildApp(ctx: ServerContext, extra: Router[] = []): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(securityHeaders());
   app.use(healthRoutes(ctx));
   app.use(webhookRoutes(ctx));
   app.use('/api', express.json({ limit: ctx.config.maxBodyBytes, strict: true }));
   app.use(eventRoutes(ctx));
+  app.use(dashboardRoutes(ctx));
   for (const r of extra) app.use(r);
+  const ui = uiRoutes(ctx);
+  app.use(ui.router);
+  app.locals.closeUi = ui.close;
   app.use((_req, res) => void res.status(404).json({ error: { code: 'NOT_FOUND', id: '', message: 'no such route', details: {} } }));
   app.use(errorHandler(ctx.log));
   return app;

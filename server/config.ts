@@ -14,6 +14,28 @@ export interface OidcIssuerConfig {
 
 export type Role = 'admin' | 'operator' | 'viewer' | 'auditor';
 
+/** A people's sign-in issuer for the dashboard (authorization code + PKCE). */
+export interface LoginIssuerConfig {
+  issuer: string;
+  clientId: string;
+  /** Absent: a public client (PKCE only). */
+  clientSecret?: string;
+  /** The ID-token claim holding the user's groups (e.g. `groups`). */
+  groupsClaim: string;
+  /** Group → role; a user in no listed group cannot sign in. */
+  roles: Record<string, Role>;
+  /** Shown on the sign-in button. */
+  name?: string;
+}
+
+export interface LoginConfig {
+  oidc: LoginIssuerConfig[];
+  /** Session lifetime (default 8 hours). */
+  sessionTtlSeconds?: number;
+  /** Non-public addresses the issuers may resolve to (e.g. 127.0.0.1 for a local issuer). */
+  allowedAddresses?: string[];
+}
+
 export interface ServerConfig {
   port: number;
   host: string;
@@ -42,6 +64,8 @@ export interface ServerConfig {
   github?: { apiUrl: string; token?: string; webhookSecrets: string[] };
   gitlab?: { apiUrl: string; token?: string; webhookTokens: string[] };
   oidc: OidcIssuerConfig[];
+  /** Sign-in for people (the dashboard). Without it the dashboard only accepts API keys. */
+  login?: LoginConfig;
   /** Bootstrap admin API key (hashed at start-up, never stored in clear). */
   adminApiKey?: string;
   publicUrl?: string;
@@ -96,6 +120,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   for (const o of cfg.oidc ?? []) {
     // Without claim rules any workflow of any repository on that issuer could act with this role.
     if (!o.claims || Object.keys(o.claims).length === 0) throw new CtError('USAGE', `oidc issuer ${o.issuer}: claim rules are required (e.g. repository, repository_owner or project_path)`);
+  }
+  for (const o of cfg.login?.oidc ?? []) {
+    if (!o.issuer || !o.clientId || !o.groupsClaim || !o.roles || Object.keys(o.roles).length === 0) {
+      throw new CtError('USAGE', `login.oidc issuer ${o.issuer}: issuer, clientId, groupsClaim and roles are required`);
+    }
+    const bad = Object.values(o.roles).find((r) => !['admin', 'operator', 'viewer', 'auditor'].includes(r));
+    if (bad) throw new CtError('USAGE', `login.oidc issuer ${o.issuer}: unknown role ${bad}`);
   }
   cfg.dataDir = resolve(cfg.dataDir);
   return cfg;

@@ -48,7 +48,7 @@ export const OPENAPI = {
   openapi: '3.1.0',
   info: { title: 'Cerro Torre deploy server', version: '0.1.0', description: 'Deploys verified .ctp bundles to runtime hosts.' },
   components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT' } },
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT; the dashboard uses its session cookie (ct_session) plus X-CSRF-Token on state-changing requests' } },
     schemas: {
       Error: {
         type: 'object', required: ['error'],
@@ -95,6 +95,14 @@ export const OPENAPI = {
     },
     '/.well-known/oauth-protected-resource': { get: { operationId: 'protectedResource', description: 'OAuth 2.0 protected resource metadata (RFC 9728) of /mcp', responses: { '200': json({ type: 'object' }) } } },
     '/.well-known/oauth-protected-resource/mcp': { get: { operationId: 'protectedResourceMcp', description: 'OAuth 2.0 protected resource metadata (RFC 9728) of /mcp', responses: { '200': json({ type: 'object' }) } } },
+    '/api/v1/overview': { get: { operationId: 'overview', security: secured, description: 'environments × apps grid, a page of apps at a time (limit, after, q)', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/deployments/{id}/evidence': { get: { operationId: 'deploymentEvidence', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403, 404) } } },
+    '/api/v1/session': { get: { operationId: 'session', security: secured, description: 'who is signed in, their role and (dashboard sessions) the CSRF token', responses: { '200': json({ type: 'object' }), ...errors(401) } } },
+    '/': { get: { operationId: 'dashboard', description: 'the dashboard (static files under /ui/)', responses: { '200': { description: 'text/html' } } } },
+    '/auth/issuers': { get: { operationId: 'loginIssuers', responses: { '200': json({ type: 'object' }) } } },
+    '/auth/login': { get: { operationId: 'login', description: 'starts OpenID Connect sign-in (authorization code + PKCE)', parameters: [{ name: 'issuer', in: 'query', schema: { type: 'integer' } }, { name: 'returnTo', in: 'query', schema: { type: 'string' } }], responses: { '302': { description: 'to the issuer' }, '404': { description: 'no such issuer' } } } },
+    '/auth/callback': { get: { operationId: 'loginCallback', responses: { '302': { description: 'signed in' }, '401': { description: 'refused' }, '403': { description: 'no role' } } } },
+    '/auth/logout': { post: { operationId: 'logout', security: secured, description: 'needs X-CSRF-Token', responses: { '204': { description: 'signed out' }, ...errors(401, 403) } } },
     '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
   },
 } as const;

@@ -86,6 +86,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       await ctx.queue.stop();
       await ext.close?.();
+      await (app.locals.closeUi as (() => Promise<void>) | undefined)?.();
       await db.close();
     },
   };

@@ -4,6 +4,9 @@ import { authenticateApiKey } from './api-keys.js';
 import type { OidcVerifier } from './oidc.js';
 import { can, type Permission, type Principal } from './principal.js';
 import { sendError } from '../http-error.js';
+import { SESSION_COOKIE, findSession, readCookie, sameSecret } from '../ui/sessions.js';
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -26,9 +29,28 @@ export async function authenticateBearer(db: Db, oidc: OidcVerifier, header: str
   return r.ok ? { ok: true, principal: r.principal, token } : { ok: false, reason: r.reason };
 }
 
-/** 401 without valid credentials, 403 without the permission. */
+/**
+ * `Authorization: Bearer <API key | OIDC JWT>` for machines, or the dashboard's session cookie for
+ * people; 401 without valid credentials, 403 without the permission. A cookie is sent by the
+ * browser on its own, so a state-changing request authenticated by it must also carry the
+ * session's CSRF token (`X-CSRF-Token`), which a page of another site cannot read.
+ */
 export function requirePermission(db: Db, oidc: OidcVerifier, perm: Permission) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (!req.headers.authorization) {
+      const cookie = readCookie(req, SESSION_COOKIE);
+      if (!cookie) return sendError(res, 401, 'UNAUTHENTICATED', 'missing bearer credentials');
+      const session = await findSession(db, cookie);
+      if (!session) return sendError(res, 401, 'SESSION_INVALID', 'session unknown or expired: sign in again');
+      if (!SAFE.has(req.method)) {
+        const token = req.header('x-csrf-token') ?? '';
+        if (!token || !sameSecret(token, session.csrf)) return sendError(res, 403, 'CSRF_FAILED', 'missing or wrong X-CSRF-Token');
+      }
+      const principal: Principal = { kind: 'session', id: session.subject, name: session.name, role: session.role };
+      if (!can(principal, perm)) return sendError(res, 403, 'FORBIDDEN', `role ${principal.role} may not ${perm}`);
+      req.principal = principal;
+      return next();
+    }
     const auth = await authenticateBearer(db, oidc, req.headers.authorization);
     if (!auth.ok) return sendError(res, 401, 'UNAUTHENTICATED', auth.reason);
     const principal = auth.principal;

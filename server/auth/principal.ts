@@ -1,7 +1,9 @@
 import type { Role } from '../config.js';
 
 export interface Principal {
-  kind: 'api-key' | 'oidc' | 'host';
+  kind: 'api-key' | 'oidc' | 'host' | 'session';
+  /** A person's display name (dashboard sessions). */
+  name?: string;
   id: string;
   role: Role;
   claims?: Record<string, unknown>;

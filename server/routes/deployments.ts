@@ -7,6 +7,7 @@ import type { DeployPipeline } from '../deploy/pipeline.js';
 import { validateBody } from '../openapi.js';
 import { liveDeployments } from '../deploy/live.js';
 import { actor, recordAudit } from '../audit.js';
+import { limitOf } from './dashboard.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -30,11 +31,18 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     const env = typeof req.query.environment === 'string' ? req.query.environment : undefined;
     // The live deployments with their verified evidence: the input of `ct policy diff --against`.
     if (req.query.format === 'evidence') return void res.json({ deployments: await liveDeployments(ctx.db, env) });
-    const rows = await ctx.db.query<Row>(
-      `SELECT * FROM deployments ${env ? 'WHERE environment = ?' : ''} ORDER BY created_at DESC LIMIT 500`,
-      env ? [env] : [],
-    );
-    res.json({ deployments: rows.map(view) });
+    // Newest first, filtered, a page at a time with a (created_at, id) cursor.
+    const w: string[] = [];
+    const p: unknown[] = [];
+    if (env) (w.push('environment = ?'), p.push(env));
+    if (typeof req.query.app === 'string') (w.push('app = ?'), p.push(req.query.app.slice(0, 63)));
+    if (typeof req.query.status === 'string') (w.push('status = ?'), p.push(req.query.status.slice(0, 20)));
+    const cursor = typeof req.query.before === 'string' ? /^(\d{1,16}):([\w-]{1,64})$/.exec(req.query.before) : null;
+    if (cursor) (w.push('(created_at < ? OR (created_at = ? AND id < ?))'), p.push(Number(cursor[1]), Number(cursor[1]), cursor[2]));
+    const limit = limitOf(req.query.limit, 500, 500);
+    const rows = await ctx.db.query<Row>(`SELECT * FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);
+    const last = rows[limit - 1];
+    res.json({ deployments: rows.slice(0, limit).map(view), next: rows.length > limit ? `${last.created_at}:${last.id}` : null });
   });
 
   r.get('/api/v1/deployments/:id', read, async (req: Request, res: Response) => {

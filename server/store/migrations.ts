@@ -49,6 +49,19 @@ export const MIGRATIONS: string[][] = [
     // impact and `ct policy diff` judge live deployments on the same input later.
     `ALTER TABLE deployments ADD COLUMN decision_input TEXT`,
   ],
+  [
+    // People signed in to the dashboard (server/ui): sessions in the database so replicas share
+    // them; only hashes of the cookie secrets are stored. A login in progress (state, nonce,
+    // PKCE verifier) is kept here too, used once.
+    `CREATE TABLE ui_sessions (id_hash TEXT PRIMARY KEY, subject TEXT NOT NULL, name TEXT NOT NULL, issuer TEXT NOT NULL, role TEXT NOT NULL,
+       csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)`,
+    `CREATE TABLE ui_logins (state_hash TEXT PRIMARY KEY, browser_hash TEXT NOT NULL, issuer_index INTEGER NOT NULL, verifier TEXT NOT NULL,
+       nonce TEXT NOT NULL, redirect_uri TEXT NOT NULL, return_to TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+    // The dashboard's lists: latest deployment per environment/app, newest first, audit by time.
+    `CREATE INDEX deployments_app_env_created ON deployments (app, environment, created_at)`,
+    `CREATE INDEX deployments_created ON deployments (created_at)`,
+    `CREATE INDEX audit_time ON audit (time)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

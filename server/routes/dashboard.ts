@@ -1,0 +1,118 @@
+import { Router, type Request, type Response } from 'express';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ServerContext } from '../context.js';
+import { requirePermission } from '../auth/middleware.js';
+import { sendError } from '../http-error.js';
+import type { InventoryItem } from '../../src/protocol/messages.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
+import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+
+type Row = Record<string, string | number | null>;
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const PROGRESSING = new Set(['queued', 'fetching', 'verifying', 'dispatching', 'error']);
+const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
+
+/** `?limit=` bounded to 1..max. */
+export function limitOf(v: unknown, dflt: number, max: number): number {
+  const n = Number(v ?? dflt);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, max) : dflt;
+}
+
+interface HostRow { id: string; name: string; labels: Record<string, string>; containers: (InventoryItem & { health?: string })[] }
+
+/**
+ * What the dashboard's pages need beyond the resource routes: the environments × apps grid (one
+ * page of apps at a time, so its cost does not grow with history), and one deployment's evidence.
+ */
+export function dashboardRoutes(ctx: ServerContext): Router {
+  const r = Router();
+  const read = requirePermission(ctx.db, ctx.oidc, 'read');
+
+  r.get('/api/v1/overview', read, async (req: Request, res: Response) => {
+    const limit = limitOf(req.query.limit, 100, 500);
+    const after = typeof req.query.after === 'string' && NAME.test(req.query.after) ? req.query.after : '';
+    const q = typeof req.query.q === 'string' ? req.query.q.slice(0, 63).replace(/[^a-z0-9._-]/g, '') : '';
+    const params: unknown[] = [after];
+    if (q) params.push(`%${q}%`);
+    const apps = (await ctx.db.query<{ app: string }>(
+      `SELECT DISTINCT app FROM deployments WHERE app > ? ${q ? 'AND app LIKE ?' : ''} ORDER BY app LIMIT ${limit + 1}`, params,
+    )).map((a) => a.app);
+    const next = apps.length > limit ? apps[limit - 1] : null;
+    const page = apps.slice(0, limit);
+    const environments = (await ctx.db.query<{ environment: string }>('SELECT DISTINCT environment FROM deployments ORDER BY environment')).map((e) => e.environment);
+    if (page.length === 0) return void res.json({ environments, apps: [], next: null });
+    const marks = page.map(() => '?').join(',');
+    const latest = await ctx.db.query<Row>(
+      `SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM deployments d
+       WHERE d.app IN (${marks}) AND d.created_at = (SELECT MAX(x.created_at) FROM deployments x WHERE x.app = d.app AND x.environment = d.environment)`, page,
+    );
+    const live = await ctx.db.query<Row>(
+      `SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at FROM deployments d
+       WHERE d.app IN (${marks}) AND d.status = 'succeeded'
+         AND d.created_at = (SELECT MAX(x.created_at) FROM deployments x WHERE x.app = d.app AND x.environment = d.environment AND x.status = 'succeeded')`, page,
+    );
+    const hosts = (await ctx.db.query<Row>('SELECT id, name, labels, containers FROM hosts')).map((h) => ({
+      id: String(h.id), name: String(h.name), labels: JSON.parse(String(h.labels)), containers: JSON.parse(String(h.containers)),
+    })) as HostRow[];
+    const liveBy = new Map(live.map((l) => [`${l.environment}/${l.app}`, l]));
+    const cells = new Map<string, Record<string, unknown>>();
+    for (const d of latest) {
+      const key = `${d.environment}/${d.app}`;
+      const l = liveBy.get(key);
+      const runtime = l ? runtimeOf(hosts, String(d.environment), String(d.app), String(l.image_digest), JSON.parse(String(l.hosts ?? '{}'))) : null;
+      const sync = PROGRESSING.has(String(d.status)) ? 'progressing' : d.status === 'succeeded' && runtime && runtime.drift === 0 ? 'in-sync' : 'out-of-sync';
+      cells.set(key, {
+        last: { id: d.id, status: d.status, reason: d.reason, commit: d.commit_sha, createdAt: iso(d.created_at), updatedAt: iso(d.updated_at) },
+        live: l ? { id: l.id, imageDigest: l.image_digest } : null,
+        sync,
+        health: runtime?.health ?? 'unknown',
+        hosts: runtime?.hosts ?? [],
+      });
+    }
+    res.json({
+      environments,
+      apps: page.map((app) => ({ app, environments: Object.fromEntries(environments.filter((e) => cells.has(`${e}/${app}`)).map((e) => [e, cells.get(`${e}/${app}`)])) })),
+      next,
+    });
+  });
+
+  r.get('/api/v1/deployments/:id/evidence', read, async (req: Request, res: Response) => {
+    const [d] = await ctx.db.query<Row>('SELECT id, environment, app, image_digest, bundle_digest, evidence, hosts FROM deployments WHERE id = ?', [String(req.params.id)]);
+    if (!d) return sendError(res, 404, 'NOT_FOUND', 'no such deployment');
+    // The bundle's own security files (seccomp, AppArmor, monitor) as the hosts enforce them.
+    let bundle: unknown = null;
+    const digest = typeof d.bundle_digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(d.bundle_digest) ? d.bundle_digest : null;
+    const file = digest ? join(ctx.config.dataDir, 'bundles', `${digest.slice(7)}.ctp`) : '';
+    if (file && existsSync(file)) bundle = await readBundleFacts(file).catch(() => null);
+    const container = containerIdFor(String(d.environment), String(d.app));
+    const alerts = await ctx.db.query<Row>(
+      `SELECT time, subject, record FROM audit WHERE kind = 'host.alert' ORDER BY time DESC LIMIT 500`,
+    );
+    res.json({
+      id: d.id, environment: d.environment, app: d.app, imageDigest: d.image_digest, bundleDigest: d.bundle_digest, container,
+      evidence: d.evidence ? JSON.parse(String(d.evidence)) : null,
+      bundle,
+      alerts: alerts.map((a) => ({ time: iso(a.time), host: a.subject, ...(JSON.parse(String(a.record)) as Record<string, unknown>) })).filter((a) => JSON.stringify(a).includes(container)).slice(0, 100),
+    });
+  });
+
+  return r;
+}
+
+/** Which hosts run this app's live bundle, how many drift from it, and its health. */
+function runtimeOf(hosts: HostRow[], environment: string, app: string, digest: string, selector: Record<string, string>) {
+  const id = containerIdFor(environment, app);
+  const out: { host: string; imageDigest: string | null; state: string; health: string | null }[] = [];
+  let drift = 0;
+  for (const h of hosts) {
+    if (!Object.entries(selector).every(([k, v]) => h.labels[k] === v)) continue;
+    const c = h.containers.find((x) => x.id === id);
+    out.push({ host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.state ?? 'missing', health: c?.health ?? null });
+    if (!c || c.imageDigest !== digest || c.state !== 'running') drift++;
+  }
+  // Health checks (when hosts report them) win; otherwise the container's state stands in.
+  const states = out.map((o) => o.health ?? (o.state === 'running' ? 'healthy' : 'degraded'));
+  const health = states.length === 0 ? 'unknown' : states.every((s) => s === 'healthy') ? 'healthy' : states.some((s) => s === 'healthy') ? 'degraded' : states[0];
+  return { hosts: out, drift, health };
+}

@@ -1,0 +1,73 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Request } from 'express';
+import type { Db } from '../store/db.js';
+import type { Role } from '../config.js';
+
+/**
+ * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
+ * random bytes; the table holds only their SHA-256, so a database dump signs nobody in. A cookie
+ * minted by another server (another database) is simply unknown here.
+ */
+export const SESSION_COOKIE = 'ct_session';
+/** Binds a login in progress to the browser that started it (login CSRF). */
+export const LOGIN_COOKIE = 'ct_login';
+
+export interface Session {
+  subject: string;
+  name: string;
+  issuer: string;
+  role: Role;
+  csrf: string;
+  expiresAt: number;
+}
+
+export const hashSecret = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+export const randomSecret = () => randomBytes(32).toString('base64url');
+
+export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expiresAt'>, ttlMs: number): Promise<{ id: string; csrf: string; expiresAt: number }> {
+  const id = randomSecret();
+  const csrf = randomSecret();
+  const now = Date.now();
+  const expiresAt = now + ttlMs;
+  // Expired sessions are swept as new ones are made: the table stays the size of who is signed in.
+  await db.run('DELETE FROM ui_sessions WHERE expires_at < ?', [now]);
+  await db.run('INSERT INTO ui_sessions (id_hash, subject, name, issuer, role, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+    hashSecret(id), who.subject.slice(0, 256), who.name.slice(0, 256), who.issuer, who.role, csrf, now, expiresAt,
+  ]);
+  return { id, csrf, expiresAt };
+}
+
+export async function findSession(db: Db, id: string): Promise<Session | null> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
+  const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number }>(
+    'SELECT subject, name, issuer, role, csrf, expires_at FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
+  );
+  if (!row || Number(row.expires_at) <= Date.now()) return null;
+  return { subject: row.subject, name: row.name, issuer: row.issuer, role: row.role, csrf: row.csrf, expiresAt: Number(row.expires_at) };
+}
+
+export async function deleteSession(db: Db, id: string): Promise<void> {
+  await db.run('DELETE FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)]);
+}
+
+/** One cookie's value from the request, bounded (a huge Cookie header is not parsed). */
+export function readCookie(req: Request, name: string): string | undefined {
+  const header = req.headers.cookie;
+  if (!header || header.length > 8192) return undefined;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
+}
+
+/** `HttpOnly; Secure; SameSite=Lax`: Lax so that the redirect back from the issuer carries it. */
+export function setCookie(name: string, value: string, maxAgeSeconds: number): string {
+  return `${name}=${value}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`;
+}
+
+export function sameSecret(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
