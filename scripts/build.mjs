@@ -1,7 +1,7 @@
 // Transpiles every TypeScript source to build/ (one file per file, ESM), in well under a second.
 // Type checking is `npm run typecheck`; tests and the `ct` binary run the transpiled output.
 import { build } from 'esbuild';
-import { readdirSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 // test/support and test/e2e helpers are built too: benchmarks reuse the same local stand-ins.
@@ -27,3 +27,20 @@ await build({
   sourcemap: 'inline',
   logLevel: 'warning',
 });
+
+// The dashboard (ui/): one minified browser bundle and one stylesheet, served by the deploy
+// server from build/ui (server/ui/routes.ts); nothing is loaded from elsewhere at run time.
+await build({
+  entryPoints: { app: 'ui/src/main.ts' },
+  outdir: 'build/ui',
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+await build({ entryPoints: { app: 'ui/style.css' }, outdir: 'build/ui', bundle: true, minify: true, logLevel: 'warning' });
+mkdirSync('build/ui', { recursive: true });
+copyFileSync('ui/index.html', 'build/ui/index.html');

@@ -34,11 +34,12 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     // Newest first, filtered, a page at a time with a (created_at, id) cursor.
     const w: string[] = [];
     const p: unknown[] = [];
-    if (env) (w.push('environment = ?'), p.push(env));
-    if (typeof req.query.app === 'string') (w.push('app = ?'), p.push(req.query.app.slice(0, 63)));
-    if (typeof req.query.status === 'string') (w.push('status = ?'), p.push(req.query.status.slice(0, 20)));
+    const where = (clause: string, ...values: unknown[]) => void (w.push(clause), p.push(...values));
+    if (env) where('environment = ?', env);
+    if (typeof req.query.app === 'string') where('app = ?', req.query.app.slice(0, 63));
+    if (typeof req.query.status === 'string') where('status = ?', req.query.status.slice(0, 20));
     const cursor = typeof req.query.before === 'string' ? /^(\d{1,16}):([\w-]{1,64})$/.exec(req.query.before) : null;
-    if (cursor) (w.push('(created_at < ? OR (created_at = ? AND id < ?))'), p.push(Number(cursor[1]), Number(cursor[1]), cursor[2]));
+    if (cursor) where('(created_at < ? OR (created_at = ? AND id < ?))', Number(cursor[1]), Number(cursor[1]), cursor[2]);
     const limit = limitOf(req.query.limit, 500, 500);
     const rows = await ctx.db.query<Row>(`SELECT * FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);
     const last = rows[limit - 1];
