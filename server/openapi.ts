@@ -43,12 +43,52 @@ export const REQUEST_SCHEMAS: Record<string, object> = {
 
 const body = (op: string) => ({ required: true, content: { 'application/json': { schema: REQUEST_SCHEMAS[op] } } });
 
-/** The OpenAPI 3.1 description served at /openapi.json; a test checks it against the routes. */
-export const OPENAPI = {
+/** One line per operation, by operation id (shown by API docs and generated clients). */
+const SUMMARIES: Record<string, string> = {
+  health: 'Liveness', ready: 'Readiness (database and queue)', metrics: 'Prometheus metrics', openapi: 'This OpenAPI description',
+  githubWebhook: 'GitHub webhook delivery (JSON or form-encoded)', gitlabWebhook: 'GitLab webhook delivery',
+  listDeployments: 'List deployments', createDeployment: 'Deploy a bundle', getDeployment: 'Get a deployment', rollbackDeployment: 'Roll a deployment back',
+  verify: 'Verify and judge a bundle', listPolicies: 'List the loaded policies', policyImpact: 'Impact of a policy change on live deployments',
+  reloadPolicies: 'Reload the policies', listHosts: 'List hosts', createEnrollmentToken: 'Create a host enrollment token', enrollHost: 'Enroll a host',
+  containerLogs: 'Logs of a container on a host', downloadBundle: 'Download a bundle assigned to the calling host', hostChannel: 'Host channel (WebSocket)',
+  drift: 'Drift between hosts and the desired state', searchAudit: 'Search the audit log', sync: 'Reconcile the desired state now',
+  mcp: 'Model Context Protocol endpoint', mcpStream: 'MCP event stream (not offered)', mcpSession: 'MCP session end (not offered)',
+  protectedResource: 'OAuth protected resource metadata', protectedResourceMcp: 'OAuth protected resource metadata of /mcp', events: 'Server-sent events',
+  overview: 'Environments × apps overview', deploymentEvidence: 'Evidence of a deployment', session: 'The signed-in principal',
+  dashboard: 'The dashboard', loginIssuers: 'Sign-in issuers', login: 'Start sign-in', loginCallback: 'Sign-in callback', logout: 'Sign out',
+};
+
+/**
+ * Operations not authenticated by the bearer scheme, and what authenticates them instead; `[]`
+ * declares an operation deliberately public (probes, metadata, the enrollment token in the body,
+ * the host channel's own signed handshake, the 405 answers, the sign-in pages).
+ */
+const OTHER_SECURITY: Record<string, Record<string, string[]>[]> = {
+  health: [], ready: [], metrics: [], openapi: [], protectedResource: [], protectedResourceMcp: [], mcpStream: [], mcpSession: [],
+  enrollHost: [], hostChannel: [], dashboard: [], loginIssuers: [], login: [], loginCallback: [],
+  githubWebhook: [{ githubSignature: [] }], gitlabWebhook: [{ gitlabToken: [] }], downloadBundle: [{ hostSignature: [] }],
+};
+
+/** Fills every operation's summary and declares its security (bearer unless listed above). */
+function described<T extends { paths: object }>(doc: T): T {
+  const paths = Object.fromEntries(Object.entries(doc.paths).map(([path, item]) => [path, Object.fromEntries(Object.entries(item as Record<string, { operationId: string }>).map(([method, op]) => [
+    method, { summary: SUMMARIES[op.operationId], security: OTHER_SECURITY[op.operationId] ?? secured, ...op },
+  ]))]));
+  return { ...doc, paths };
+}
+
+/** The OpenAPI 3.1 description served at /openapi.json; tests check it against the routes and Redocly's recommended rules. */
+export const OPENAPI = described({
   openapi: '3.1.0',
-  info: { title: 'Cerro Torre deploy server', version: '0.1.0', description: 'Deploys verified .ctp bundles to runtime hosts.' },
+  info: { title: 'Cerro Torre deploy server', version: '0.1.0', description: 'Deploys verified .ctp bundles to runtime hosts.', license: { name: 'Apache-2.0', identifier: 'Apache-2.0' } },
+  servers: [{ url: '/', description: 'this deploy server' }],
   components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT; the dashboard uses its session cookie (ct_session) plus X-CSRF-Token on state-changing requests' } },
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT; the dashboard uses its session cookie (ct_session) plus X-CSRF-Token on state-changing requests' },
+      githubSignature: { type: 'apiKey', in: 'header', name: 'X-Hub-Signature-256', description: 'HMAC-SHA256 of the raw body with a configured GitHub webhook secret' },
+      gitlabToken: { type: 'apiKey', in: 'header', name: 'X-Gitlab-Token', description: 'a configured GitLab webhook token' },
+      hostSignature: { type: 'apiKey', in: 'header', name: 'X-Ct-Signature', description: 'the enrolled host\'s signature over method, path and X-Ct-Time (with X-Ct-Host)' },
+    },
     schemas: {
       Error: {
         type: 'object', required: ['error'],
@@ -105,7 +145,7 @@ export const OPENAPI = {
     '/auth/logout': { post: { operationId: 'logout', security: secured, description: 'needs X-CSRF-Token', responses: { '204': { description: 'signed out' }, ...errors(401, 403) } } },
     '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
   },
-} as const;
+} as const);
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 const validators = new Map(Object.entries(REQUEST_SCHEMAS).map(([op, s]) => [op, ajv.compile(s)]));

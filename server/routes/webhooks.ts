@@ -14,7 +14,7 @@ export interface WebhookTrigger {
   sha?: string;
 }
 
-const GITHUB_EVENTS = new Set(['push', 'workflow_run', 'registry_package', 'package', 'deployment']);
+export const GITHUB_EVENTS = new Set(['push', 'workflow_run', 'registry_package', 'package', 'deployment']);
 const GITLAB_EVENTS: Record<string, string> = { 'Push Hook': 'push', 'Pipeline Hook': 'pipeline', 'Deployment Hook': 'deployment', 'Tag Push Hook': 'push' };
 
 function equalConstantTime(a: string, b: string): boolean {
@@ -31,6 +31,19 @@ function parseJson(buf: Buffer): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The JSON payload of a GitHub delivery, read only after its signature was checked on the raw
+ * bytes: GitHub sends either JSON (`application/json`) or, its default content type for a new
+ * webhook, `application/x-www-form-urlencoded` with the JSON in the `payload` field.
+ */
+function githubPayload(contentType: string | undefined, body: Buffer): Record<string, unknown> | null {
+  if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(contentType ?? '')) {
+    const payload = new URLSearchParams(body.toString('utf8')).get('payload');
+    return payload === null ? null : parseJson(Buffer.from(payload, 'utf8'));
+  }
+  return parseJson(body);
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length < 1024 ? v : undefined);
@@ -76,8 +89,8 @@ export function webhookRoutes(ctx: ServerContext): Router {
     const event = req.header('x-github-event') ?? '';
     const delivery = req.header('x-github-delivery') ?? '';
     if (!/^[\w-]{1,100}$/.test(delivery)) return sendError(res, 400, 'BAD_REQUEST', 'missing or malformed X-GitHub-Delivery');
-    const payload = parseJson(body);
-    if (!payload) return sendError(res, 400, 'JSON_INVALID', 'payload is not a JSON object');
+    const payload = githubPayload(req.header('content-type'), body);
+    if (!payload) return sendError(res, 400, 'JSON_INVALID', 'payload is not a JSON object (JSON body, or the `payload` field of a form-encoded one)');
     if (!GITHUB_EVENTS.has(event)) {
       ctx.metrics.webhooks.inc({ source: 'github', outcome: 'ignored' });
       return void res.status(202).json({ status: 'ignored', event });
