@@ -1,0 +1,119 @@
+// Cost as the fleet grows (issue 14, target 8): one deploy server (`ct serve`, its own process)
+// with N simulated hosts connected over the real channel (bench/fleet-host.ts: real agents in a
+// few processes, loopback only). A commit to the desired state deploys one app to every host;
+// measured from the push to the deployment `succeeded` (the last host reported), median of a few
+// commits. Baseline, same run: the same deploy to 1 host. Target: 200 hosts at most 3× one host.
+// Also reported: the server's resident memory per connected host.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHmac, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import type { BenchResult } from './harness.js';
+import { loopFixture, until, WEBHOOK_SECRET, type LoopFixture } from '../test/e2e/fixture.js';
+import { freePort } from '../test/support/registry.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ADMIN = 'ctk_bench-fleet-admin-key-0123456789abcdef';
+const HOSTS = Number(process.env.CT_BENCH_FLEET_HOSTS ?? 200);
+const PER_PROCESS = 50;
+const COMMITS = 3;
+
+const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+
+interface Fleet { deployMs: number; rssPerHostKb: number }
+
+async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise<Fleet> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dataDir = join(fx.dir, `server-${hosts}`);
+  writeFileSync(join(fx.dir, `server-${hosts}.yaml`), YAML.stringify({
+    host: '127.0.0.1', dataDir, policies: fx.policiesDir, trustStore: fx.trustStorePath,
+    registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
+    github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+    desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600 },
+  }));
+  const children: ChildProcess[] = [];
+  // CT_BENCH_SERVER_ARGS: extra node flags for the server (e.g. --cpu-prof --cpu-prof-dir=DIR).
+  const server = spawn(process.execPath, [...(process.env.CT_BENCH_SERVER_ARGS?.split(' ').filter(Boolean) ?? []), join(repoRoot, 'bin', 'ct.js'), 'serve'], {
+    env: { ...process.env, CT_CONFIG: join(fx.dir, `server-${hosts}.yaml`), PORT: String(port), CT_ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'silent' }, stdio: 'ignore',
+  });
+  children.push(server);
+  try {
+    await until('server healthy', async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok, 30_000);
+    const api = (path: string, body?: unknown) => fetch(`${url}${path}`, { method: body ? 'POST' : 'GET', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined }).then((r) => r.json() as Promise<Record<string, unknown>>);
+    const rss0 = rssKb(server.pid!);
+    const tokens: { name: string; token: string }[] = [];
+    for (let i = 0; i < hosts; i++) tokens.push({ name: `sim-${i}`, token: String((await api('/api/v1/hosts/tokens', { labels: { env: 'production' } })).token) });
+    for (let i = 0; i < hosts; i += PER_PROCESS) {
+      const child = spawn(process.execPath, [join(repoRoot, 'build', 'bench', 'fleet-host.js'), url, join(fx.dir, `fleet-${hosts}`), JSON.stringify(tokens.slice(i, i + PER_PROCESS))], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(child);
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        child.on('exit', (c) => reject(new Error(`fleet process exited ${c}`)));
+      });
+    }
+    const rssPerHostKb = (rssKb(server.pid!) - rss0) / hosts;
+    const times: number[] = [];
+    for (let c = 0; c < COMMITS + 1; c++) {
+      const sha = fx.commit({ hello: reference }, `fleet ${hosts} ${c}`);
+      const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, repository: { full_name: 'acme/desired' } });
+      const t0 = performance.now();
+      await fetch(`${url}/webhooks/github`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}` } });
+      // Polled every 5 ms (the deployment list of this server is short): the clock stops within
+      // a few ms of the final status.
+      let done: { status: string } | undefined;
+      while (!done) {
+        if (performance.now() - t0 > 120_000) throw new Error(`deploy to ${hosts} hosts timed out`);
+        const { deployments } = (await api('/api/v1/deployments')) as { deployments: { commit: string; status: string }[] };
+        const d = deployments.find((x) => x.commit === sha);
+        if (d && !['queued', 'verifying', 'dispatching'].includes(d.status)) done = d;
+        else await new Promise((r) => setTimeout(r, 5));
+      }
+      if (done.status !== 'succeeded') throw new Error(`deploy to ${hosts} hosts ended ${done.status}`);
+      if (c > 0) times.push(performance.now() - t0); // the first one fetched and verified the bundle
+    }
+    times.sort((a, b) => a - b);
+    return { deployMs: times[Math.floor(times.length / 2)], rssPerHostKb };
+  } finally {
+    for (const ch of children.slice(1)) ch.kill('SIGTERM');
+    // SIGTERM: the server closes cleanly (and writes a CPU profile when NODE_OPTIONS asks for one).
+    if (server.exitCode === null && server.signalCode === null) {
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      server.kill('SIGKILL');
+    }
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const fx = await loopFixture();
+  try {
+    const reference = await fx.refs.good();
+    // Alternating host selectors make every commit a change while the image stays the same.
+    let flip = true;
+    const commit = fx.commit.bind(fx);
+    fx.commit = (_apps, message) => {
+      flip = !flip;
+      const work = join(fx.dir, 'work');
+      writeFileSync(join(work, 'deploy', 'state.yaml'), `environments:\n  production:\n    apps:\n      hello:\n        bundle: ${reference}\n        hosts: ${flip ? '{ env: production }' : '{}'}\n`);
+      execFileSync('git', ['commit', '-qam', message], { cwd: work, env: { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@e', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@e' } });
+      execFileSync('git', ['push', '-q', 'origin', 'HEAD:main'], { cwd: work });
+      return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: work, encoding: 'utf8' }).trim();
+    };
+    commit({ hello: reference }, 'initial');
+    const one = await fleet(fx, 1, reference);
+    const many = await fleet(fx, HOSTS, reference);
+    return [
+      {
+        name: `deploy to ${HOSTS} simulated hosts over the real channel: commit → last host reported`,
+        value: many.deployMs, baseline: one.deployMs, unit: 'ms', better: 'lower', target: { max: 3 },
+        note: `baseline: the same deploy to 1 host; median of ${COMMITS} commits; server RSS per connected host ≈ ${many.rssPerHostKb.toFixed(0)} KiB`,
+      },
+    ];
+  } finally {
+    await fx.cleanup();
+  }
+}
