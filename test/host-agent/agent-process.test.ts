@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
@@ -220,6 +220,8 @@ describe('ct host run against a deploy server', () => {
     const stored = join(fx.dir, 'server', 'bundles', `${fx.bundles.signed.bundleDigest.slice(7)}.ctp`);
     expect(existsSync(stored)).toBe(true);
     copyFileSync(fx.bundles.tampered.path, stored);
+    // A host keeps bundles it ran and does not download them again: drop this one so it must.
+    rmSync(join(stateDir, 'bundles', `${fx.bundles.signed.bundleDigest.slice(7)}.ctp`), { force: true });
     try {
       const d = await deploy('keep');
       expect([d.status, d.reason]).toEqual(['failed', 'DIGEST_MISMATCH']);
