@@ -12,13 +12,14 @@ import { CtError } from '../core/errors.js';
 import { INTOTO_PAYLOAD_TYPE } from '../attest/dsse.js';
 import { identityProvider } from './identity.js';
 import { KeySigner } from './key-signer.js';
+import { RekorV2Witness } from './rekor-v2-witness.js';
 import { PUBLIC_GOOD, STAGING, urlsFromSigningConfig } from './signing-config.js';
 import { assertStatement, type Statement } from './statement.js';
 
 export interface SigstoreSignOptions {
   /** Keyless: explicit OIDC token; otherwise taken from the CI environment. */
   identityToken?: string;
-  /** Key signing instead of keyless (ECDSA P-256 or Ed25519 private key). */
+  /** Key signing instead of keyless (ECDSA P-256 or P-384, or Ed25519 private key). */
   key?: KeySigner;
   fulcioURL?: string;
   rekorURL?: string;
@@ -62,13 +63,10 @@ function builderFor(kind: 'dsse' | 'message', o: SigstoreSignOptions): BundleBui
   const witnesses: Witness[] = [];
   if (o.tlog !== false) {
     if (!urls.rekorURL) throw new CtError('USAGE', 'no Rekor URL: give one or pass tlog: false', { where: 'rekorURL' });
-    witnesses.push(new RekorWitness({
-      rekorBaseURL: urls.rekorURL,
-      majorApiVersion: urls.rekorApiVersion,
-      entryType: o.rekorEntryType ?? 'dsse',
-      fetchOnConflict: true,
-      ...fetchOpts,
-    }));
+    // Rekor v2 has no dsse type: DSSE is logged as hashedrekord 0.0.2 over the hash of the PAE.
+    witnesses.push(urls.rekorApiVersion === 2
+      ? new RekorV2Witness({ rekorBaseURL: urls.rekorURL, ...fetchOpts })
+      : new RekorWitness({ rekorBaseURL: urls.rekorURL, majorApiVersion: 1, entryType: o.rekorEntryType ?? 'dsse', fetchOnConflict: true, ...fetchOpts }));
   }
   if (urls.tsaURL) witnesses.push(new TSAWitness({ tsaBaseURL: urls.tsaURL, ...fetchOpts }));
   if (witnesses.length === 0 && !o.key) throw new CtError('USAGE', 'keyless signing needs Rekor or a TSA to prove the signing time', { where: 'witnesses' });
@@ -113,8 +111,8 @@ export function signDsse(payload: Buffer, o: SigstoreSignOptions, payloadType = 
 
 /** A message signature over the artifact's bytes (hashedrekord); ECDSA only when signing with a key. */
 export async function signMessage(artifact: Buffer, o: SigstoreSignOptions): Promise<SerializedBundle> {
-  if (o.key?.algorithm === 'ed25519') {
-    throw new CtError('KEY_INVALID', 'message signatures need an ECDSA P-256 key (Ed25519 cannot sign the SHA-256 prehash Rekor records); use a DSSE bundle', { where: 'key' });
+  if (o.key && o.key.algorithm !== 'ecdsa-p256') {
+    throw new CtError('KEY_INVALID', `message signatures need an ECDSA P-256 key (${o.key.algorithm} cannot sign the SHA-256 digest Rekor records); use a DSSE bundle`, { where: 'key' });
   }
   return create('message', artifact, undefined, o);
 }

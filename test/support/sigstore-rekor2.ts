@@ -84,11 +84,46 @@ export function rekorV2BodyFor(request: CreateEntryRequestJson): { kind: string;
   }
   const h = request.hashedRekordRequestV002;
   if (h?.digest) {
+    // As Rekor v2 does: the digest algorithm is the one the key details name.
+    const details = (h.signature as { verifier?: { keyDetails?: string } } | undefined)?.verifier?.keyDetails;
     return {
       apiVersion: '0.0.2',
       kind: 'hashedrekord',
-      spec: { hashedRekordV002: { data: { algorithm: 'SHA2_256', digest: h.digest }, signature: h.signature } },
+      spec: { hashedRekordV002: { data: { algorithm: details === 'PKIX_ECDSA_P384_SHA_384' ? 'SHA2_384' : 'SHA2_256', digest: h.digest }, signature: h.signature } },
     } as { kind: string; apiVersion: string };
   }
   return null;
+}
+
+/** What of a hashedrekord 0.0.2 entry to change (each alone): the tests' mutations. */
+export interface HashedRekordMutation { digest?: Buffer; signature?: Buffer; verifier?: Record<string, unknown> }
+
+/**
+ * The Rekor v2 entry of a DSSE bundle as deployed Rekor v2 logs it (hashedrekord 0.0.2 over the hash
+ * of the PAE, the key's hash), optionally with one field changed, with a checkpoint that verifies.
+ */
+export function rekorV2HashedRekordEntry(
+  bundle: SerializedBundleLike & { verificationMaterial: { publicKey?: unknown } },
+  log: RekorV2Log,
+  signer: { hash: 'sha256' | 'sha384'; publicKeyDer?: Buffer },
+  mutate: HashedRekordMutation = {},
+): Record<string, unknown> {
+  const env = bundle.dsseEnvelope;
+  if (!env) throw new Error('not a DSSE bundle');
+  const digest = mutate.digest ?? createHash(signer.hash).update(pae(env.payloadType, Buffer.from(env.payload, 'base64'))).digest();
+  const keyDetails = signer.hash === 'sha384' ? 'PKIX_ECDSA_P384_SHA_384' : 'PKIX_ECDSA_P256_SHA_256';
+  const verifier = mutate.verifier ?? (signer.publicKeyDer
+    ? { publicKey: { rawBytes: signer.publicKeyDer.toString('base64') }, keyDetails }
+    : { x509Certificate: { rawBytes: bundle.verificationMaterial.certificate?.rawBytes }, keyDetails });
+  const body = {
+    apiVersion: '0.0.2' as const,
+    kind: 'hashedrekord' as const,
+    spec: {
+      hashedRekordV002: {
+        data: { algorithm: signer.hash === 'sha384' ? 'SHA2_384' : 'SHA2_256', digest: digest.toString('base64') },
+        signature: { content: (mutate.signature ?? Buffer.from(env.signatures[0].sig, 'base64')).toString('base64'), verifier },
+      },
+    },
+  };
+  return rekorV2Entry(body, log);
 }

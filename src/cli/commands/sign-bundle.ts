@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .option('--in-toto', 'FILE is an in-toto statement: sign it as a DSSE envelope')
     .option('--identity-token <jwt>', 'OIDC token (default: the CI job token, GitHub Actions or GitLab SIGSTORE_ID_TOKEN)')
     .requiredOption('--bundle <file>', 'where to write the bundle')
-    .option('--key <pem>', 'sign with this private key (ECDSA P-256 or Ed25519; CT_KEY_PASSWORD if encrypted) instead of keyless')
+    .option('--key <pem>', 'sign with this private key (ECDSA P-256 or P-384, or Ed25519; CT_KEY_PASSWORD if encrypted) instead of keyless')
     .option('--fulcio-url <url>', 'Fulcio base URL')
     .option('--rekor-url <url>', 'Rekor base URL')
     .option('--tsa-url <url>', 'RFC 3161 timestamp authority URL')

@@ -2,7 +2,7 @@
  * Sigstore bundle verification (v0.1–v0.3), offline, on @sigstore/verify 3.1 with what it leaves out:
  * the in-toto subject is checked against the artifact/image digest, identities are matched anchored
  * and with decoded claims, tlogs without a validity start are refused (trusted-root.ts), Rekor v2
- * DSSE entries are accepted (rekor-v2.ts). Trust material and the @sigstore/verify Verifier are built
+ * entries are compared with the entry rebuilt from the bundle and DSSE ones accepted (rekor-v2.ts). Trust material and the @sigstore/verify Verifier are built
  * once per instance and reused; results are cached (cache.ts).
  *
  * Stages, in order: parse → bundle/artifact binding → thresholds → @sigstore/verify (timestamps, key
@@ -23,7 +23,7 @@ import { keyIdOf } from '../../trust/keyid.js';
 import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../evidence.js';
 import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
 import { assertIdentityPolicy, certIdentity, checkIdentity, describePolicy, type IdentityPolicy } from './identity.js';
-import { acceptRekorV2DsseDigest, withSignature } from './rekor-v2.js';
+import { acceptRekorV2DsseDigest, checkRekorV2Entries, withSignature } from './rekor-v2.js';
 import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
 import { memoizeCertificate, memoizeTrustedCertVerify } from './cert-memo.js';
@@ -159,7 +159,17 @@ export class SigstoreBundleVerifier {
 
       try {
         this.verifier.verify(entity);
+        // Never the logged body alone: each Rekor v2 entry must be the one rebuilt from the bundle.
+        checkRekorV2Entries(bundle, this.publicKey);
       } catch (e) {
+        // A body mismatch @sigstore/verify found is named (digest, signature, key) by the rebuild.
+        if ((e as { code?: string }).code === 'TLOG_BODY_ERROR' && !(e as { field?: string }).field) {
+          try {
+            checkRekorV2Entries(bundle, this.publicKey);
+          } catch (named) {
+            throw this.mapError(named, entity, cert);
+          }
+        }
         throw this.mapError(e, entity, cert);
       }
 
@@ -220,9 +230,10 @@ export class SigstoreBundleVerifier {
    */
   private mapError(e: unknown, entity: SignedEntity, cert: X509Certificate | null): CtError {
     if (e instanceof CtError) return e;
-    const err = e as { code?: string; message?: string; cause?: { message?: string } };
+    const err = e as { code?: string; message?: string; cause?: { message?: string }; field?: string };
     const msg = `${err.message ?? String(e)}${err.cause?.message ? ` (${err.cause.message})` : ''}`;
-    const details = { sigstoreCode: err.code };
+    // `field`: what of a Rekor v2 entry differs from the bundle (digest, signature, key), rekor-v2.ts.
+    const details = { sigstoreCode: err.code, ...(err.field ? { field: err.field } : {}) };
     if (err.code === 'SIGNATURE_ERROR' || !this.signatureHolds(entity, cert)) {
       return new CtError('INVALID_SIGNATURE', `signature does not verify over the content: ${msg}`, details, { cause: e });
     }
