@@ -29,6 +29,7 @@ export const VIOLATION_CODES = {
   RUNS_AS_ROOT: 'the policy requires a non-root user and the bundle runs as root or names no user',
   ROOTFS_WRITABLE: 'the policy requires a read-only root filesystem',
   PRIVILEGED: 'the bundle asks to run privileged',
+  NOT_VERIFIED_IN: 'requireVerifiedIn: no deploy VSA signed by a deployers key shows this bundle ran in a required environment',
 } as const;
 
 export type ViolationCode = keyof typeof VIOLATION_CODES;

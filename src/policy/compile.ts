@@ -134,6 +134,7 @@ function compileV2(src: ParsedSource, v: Raw, digest: string, sink: IssueSink): 
     logQuorum: v.logQuorum ?? 1,
     thresholds,
     runtime,
+    ...(v.requireVerifiedIn ? { requireVerifiedIn: { environments: [...v.requireVerifiedIn] as string[], at: src.locate(['requireVerifiedIn']) } } : {}),
     expires,
     notes: v.notes,
     at,

@@ -131,6 +131,11 @@ export function checkPolicy(p: CompiledPolicy, input: PolicyInput): Raw[] {
     if (who.size < t.k) out.push({ code: 'THRESHOLD_NOT_MET', rule: `thresholds.${t.name}`, message: `${who.size} of ${t.k} required signers of ${t.name}`, evidence: { have: who.size, need: t.k, signers: [...who].sort().slice(0, 16) }, at: t.at });
   }
 
+  if (p.requireVerifiedIn) {
+    const have = new Set(input.verifiedIn ?? []);
+    const missing = p.requireVerifiedIn.environments.filter((e) => !have.has(e));
+    if (missing.length) out.push({ code: 'NOT_VERIFIED_IN', rule: 'requireVerifiedIn', message: `no verified deploy attestation (VSA) shows this bundle ran in ${missing.join(', ')}${have.size ? ` (it did in ${[...have].sort().join(', ')})` : ''}`, evidence: { missing, verifiedIn: [...have].sort().slice(0, 16) }, at: p.requireVerifiedIn.at });
+  }
   if (p.runtime) out.push(...checkRuntime(p.runtime, input.manifest, input.host, input.evidence.coveredFiles));
   return out;
 }

@@ -41,6 +41,7 @@ export function readPolicyInput(value: unknown, src: ParsedSource, base: PathSeg
   if (!isObj(host) || typeof host.environment !== 'string') bad([value.host ? 'host' : 'hostFacts'], 'must be a mapping with at least environment');
   if (value.findings !== undefined && (!Array.isArray(value.findings) || value.findings.some((f: unknown) => !isObj(f) || typeof f.code !== 'string' || typeof f.integrity !== 'boolean'))) bad(['findings'], 'must be a list of {code, message, integrity}');
   if (value.now !== undefined && (typeof value.now !== 'string' || Number.isNaN(Date.parse(value.now)))) bad(['now'], 'must be an RFC 3339 date-time');
+  if (value.verifiedIn !== undefined && (!Array.isArray(value.verifiedIn) || value.verifiedIn.length > 64 || value.verifiedIn.some((e: unknown) => typeof e !== 'string'))) bad(['verifiedIn'], 'must be a list of environment names');
   if (value.mode !== undefined && !['strict', 'permissive', 'audit'].includes(value.mode)) bad(['mode'], 'must be strict, permissive or audit');
   if (issues.length) return { issues };
 
@@ -55,6 +56,7 @@ export function readPolicyInput(value: unknown, src: ParsedSource, base: PathSeg
     findings: (value.findings ?? []).map((f: any) => ({ message: '', ...f })) as Finding[],
     now: value.now !== undefined ? Date.parse(value.now) : undefined,
     mode: value.mode,
+    ...(value.verifiedIn ? { verifiedIn: value.verifiedIn as string[] } : {}),
   };
   return { input, issues };
 }

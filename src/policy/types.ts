@@ -109,6 +109,8 @@ export interface CompiledPolicy {
   logQuorum: number;
   thresholds: ThresholdRule[];
   runtime?: RuntimeRules;
+  /** Environments whose deploy VSA (signed by a `deployers` key) this bundle must have. */
+  requireVerifiedIn?: { environments: string[]; at: SourceLocation };
   expires?: { time: number; text: string; at: SourceLocation };
   notes?: string;
   at: SourceLocation;
@@ -159,6 +161,8 @@ export interface PolicyInput {
   now?: number;
   /** Operator override of every policy's mode (SPEC §4: the command line may set it). */
   mode?: Mode;
+  /** Environments in which a verified deploy VSA names this bundle (src/attest/vsa.ts). */
+  verifiedIn?: string[];
 }
 
 export interface Violation {

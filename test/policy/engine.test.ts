@@ -19,6 +19,7 @@ attestations:
       - path: runDetails.builder.id
         equals: https://builder.example/v1
 logQuorum: 2
+requireVerifiedIn: [staging]
 thresholds:
   - name: release-approvers
     k: 2
@@ -43,6 +44,7 @@ function good(): PolicyInput {
   return input({
     attestations: [att(SLSA, [keySigner(KEY_A), keySigner(KEY_B)], { predicate: provenance, subjects: ['manifest.toml', 'security/seccomp.json', 'security/apparmor', 'security/monitor.yaml'] })],
     manifest: { name: 'app', runtime: { user: 'app', read_only_rootfs: true, capabilities: ['CAP_NET_BIND_SERVICE'] }, security: { seccomp: CONFINING, apparmor: APPARMOR, monitor: true } },
+    verifiedIn: ['staging'],
   });
 }
 
@@ -70,6 +72,7 @@ const CASES: [string, Mutate][] = [
   ['RUNS_AS_ROOT', (i) => void (i.manifest.runtime!.user = '0:0')],
   ['ROOTFS_WRITABLE', (i) => void delete i.manifest.runtime!.read_only_rootfs],
   ['PRIVILEGED', (i) => void (i.manifest.runtime!.privileged = true)],
+  ['NOT_VERIFIED_IN', (i) => void (i.verifiedIn = ['qa'])],
   ['RESOURCE_LIMIT_EXCEEDED', (i) => void (i.manifest.runtime!.resources = { memory: 512 * 1024 * 1024, cpus: 1, pids: 100 })],
 ];
 

@@ -20,6 +20,7 @@ export const commands: { names: string[]; load: () => Promise<Module> }[] = [
   { names: ['sign'], load: () => import('./sign.js') },
   { names: ['attest'], load: () => import('./attest.js') },
   { names: ['sign-bundle'], load: () => import('./sign-bundle.js') },
+  { names: ['verify-attestation'], load: () => import('./verify-attestation.js') },
   { names: ['verify-bundle'], load: () => import('./verify-bundle.js') },
   { names: ['trust'], load: () => import('./trust.js') },
   { names: ['push'], load: () => import('./push.js') },
