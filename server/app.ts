@@ -1,4 +1,5 @@
 import express, { type Express, type Router } from 'express';
+import { assertJsonDepth } from '../src/core/json.js';
 import type { ServerContext } from './context.js';
 import { errorHandler } from './http-error.js';
 import { healthRoutes } from './routes/health.js';
@@ -16,7 +17,8 @@ export function buildApp(ctx: ServerContext, extra: Router[] = []): Express {
   app.use(securityHeaders());
   app.use(healthRoutes(ctx));
   app.use(webhookRoutes(ctx));
-  app.use('/api', express.json({ limit: ctx.config.maxBodyBytes, strict: true }));
+  // The depth check runs on the raw bytes before JSON.parse and before any validator recurses.
+  app.use('/api', express.json({ limit: ctx.config.maxBodyBytes, strict: true, verify: (_req, _res, buf) => assertJsonDepth(buf, 'request body', 'JSON_INVALID') }));
   app.use(eventRoutes(ctx));
   app.use(dashboardRoutes(ctx));
   for (const r of extra) app.use(r);

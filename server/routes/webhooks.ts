@@ -1,3 +1,4 @@
+import { jsonDepthExceeds } from '../../src/core/json.js';
 import express, { Router, type Request, type Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { verify as verifyGithubSignature } from '@octokit/webhooks-methods';
@@ -25,6 +26,7 @@ function equalConstantTime(a: string, b: string): boolean {
 }
 
 function parseJson(buf: Buffer): Record<string, unknown> | null {
+  if (jsonDepthExceeds(buf)) return null; // answered like any other body that is not a JSON object
   try {
     const v = JSON.parse(buf.toString('utf8'));
     return v && typeof v === 'object' && !Array.isArray(v) ? v : null;

@@ -1,4 +1,5 @@
 import { CtError } from '../core/errors.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../core/json.js';
 import { isDigest } from '../core/digest.js';
 
 /** OCI media types this code reads and writes. */
@@ -73,10 +74,11 @@ export function checkDescriptor(v: unknown, where: string): Descriptor {
 
 export function parseIndex(data: Buffer, where: string): ImageIndex {
   let v: unknown;
+  if (jsonDepthExceeds(data)) throw invalid(where, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     v = JSON.parse(data.toString('utf8'));
   } catch (e) {
-    throw invalid(where, `not valid JSON (${(e as Error).message})`);
+    throw invalid(where, `not valid JSON (${(e as Error).message.slice(0, 200)})`);
   }
   if (!isObj(v) || v.schemaVersion !== 2 || !Array.isArray(v.manifests)) throw invalid(where, 'not an OCI image index (schemaVersion 2 with manifests[])');
   v.manifests.forEach((d, i) => checkDescriptor(d, `${where}: manifests[${i}]`));
@@ -85,10 +87,11 @@ export function parseIndex(data: Buffer, where: string): ImageIndex {
 
 export function parseImageManifest(data: Buffer, where: string): ImageManifest {
   let v: unknown;
+  if (jsonDepthExceeds(data)) throw invalid(where, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     v = JSON.parse(data.toString('utf8'));
   } catch (e) {
-    throw invalid(where, `not valid JSON (${(e as Error).message})`);
+    throw invalid(where, `not valid JSON (${(e as Error).message.slice(0, 200)})`);
   }
   if (!isObj(v) || v.schemaVersion !== 2 || !Array.isArray(v.layers)) throw invalid(where, 'not an image manifest (schemaVersion 2 with config and layers[])');
   if (v.mediaType !== undefined && v.mediaType !== MT.manifest && v.mediaType !== MT.dockerManifest) throw invalid(where, `unexpected mediaType ${String(v.mediaType)}`);
@@ -125,10 +128,11 @@ export function selectManifest(index: ImageIndex, getBlob: (d: Descriptor, where
 /** Checks an image config enough to apply it: rootfs.diff_ids match the layer count. */
 export function parseConfig(data: Buffer, where: string, layerCount: number): { config: Record<string, unknown>; diffIds: string[] } {
   let v: unknown;
+  if (jsonDepthExceeds(data)) throw invalid(where, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     v = JSON.parse(data.toString('utf8'));
   } catch (e) {
-    throw invalid(where, `not valid JSON (${(e as Error).message})`);
+    throw invalid(where, `not valid JSON (${(e as Error).message.slice(0, 200)})`);
   }
   if (!isObj(v)) throw invalid(where, 'config is not an object');
   const rootfs = v.rootfs;

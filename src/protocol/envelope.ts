@@ -1,6 +1,7 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalBytes } from '../core/jcs.js';
 import { CtError } from '../core/errors.js';
+import { assertJsonDepth } from '../core/json.js';
 import type { Envelope } from './messages.js';
 
 /**
@@ -23,6 +24,7 @@ export class EnvelopeReader<M> {
   open(raw: string, maxBytes = 1024 * 1024): M {
     if (raw.length > maxBytes) throw new CtError('MALFORMED_BUNDLE', 'channel message too large');
     let env: Envelope<M>;
+    assertJsonDepth(raw, 'channel message', 'JSON_INVALID');
     try {
       env = JSON.parse(raw);
     } catch {

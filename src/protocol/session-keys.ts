@@ -1,5 +1,6 @@
 import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CtError } from '../core/errors.js';
+import { assertJsonDepth } from '../core/json.js';
 
 /**
  * After the signed handshake (challenge/hello, envelope.ts) both ends hold an ephemeral X25519
@@ -58,6 +59,7 @@ export class MacChannel<In, Out> {
     const got = Buffer.from(raw.slice(0, dot), 'base64url');
     if (got.length !== want.length || !timingSafeEqual(got, want)) throw new CtError('INVALID_SIGNATURE', 'channel message MAC is invalid');
     let parsed: { seq?: unknown; msg?: In };
+    assertJsonDepth(body, 'channel message', 'JSON_INVALID');
     try {
       parsed = JSON.parse(body);
     } catch {

@@ -9,6 +9,7 @@ import { CtError } from '../core/errors.js';
 import { keyIdOf, spkiBase64 } from './keyid.js';
 import { keyAlgorithmOf } from './keys.js';
 import type { TrustRole, TrustStore, TrustedKey, TrustedLog } from './types.js';
+import { normalLogUrl } from './validate.js';
 
 /** RFC 3339 in UTC at second precision, as the VCS samples write it. */
 export function isoSeconds(d: Date): string {
@@ -71,6 +72,12 @@ export function addLog(store: TrustStore, logId: string, log: { operator: string
     throw new CtError('KEY_INVALID', 'transparency logs sign with Ed25519 keys', { algorithm: log.publicKey.asymmetricKeyType });
   }
   const entry: TrustedLog = { operator: log.operator, publicKey: spkiBase64(log.publicKey), url: log.url, algorithm: 'ed25519' };
+  // One log under two ids would count twice towards a quorum: a key or a URL names one log.
+  for (const [id, other] of Object.entries(store.logs ?? {})) {
+    if (id === logId) continue;
+    const same = other.publicKey === entry.publicKey ? 'key' : other.url !== undefined && normalLogUrl(other.url) === normalLogUrl(log.url) ? 'URL' : undefined;
+    if (same) throw new CtError('LOG_DUPLICATE', `log ${id} (${other.operator}) already has this ${same}; one log is listed once`, { logId, existing: id, same: same.toLowerCase() });
+  }
   const next = edited(store, now);
   next.logs = { ...(next.logs ?? {}), [logId]: entry };
   return next;
@@ -103,3 +110,4 @@ export function revoke(store: TrustStore, what: 'keys' | 'attestations', digest:
   next.revoked = { ...(next.revoked ?? {}), [what]: list.includes(digest) ? list : [...list, digest] };
   return next;
 }
+

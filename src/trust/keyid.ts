@@ -12,7 +12,11 @@ export function keyIdOf(key: KeyObject): string {
 export function publicKeyFrom(material: string, where = 'publicKey'): KeyObject {
   try {
     if (material.includes('-----BEGIN')) return createPublicKey(material);
-    return createPublicKey({ key: Buffer.from(material, 'base64'), format: 'der', type: 'spki' });
+    const der = Buffer.from(material, 'base64');
+    const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+    // Exactly the DER: OpenSSL ignores trailing bytes, which would give one key many ids.
+    if (!(key.export({ type: 'spki', format: 'der' }) as Buffer).equals(der)) throw new Error('trailing or non-canonical bytes after the SPKI DER');
+    return key;
   } catch (e) {
     throw new CtError('KEY_INVALID', `${where}: not a public key (${(e as Error).message})`, { where }, { cause: e });
   }

@@ -116,7 +116,14 @@ export function parsePublicKey(text: string, where = 'public key'): KeyObject {
   try {
     if (trimmed.includes('PRIVATE KEY-----')) key = createPublicKey(parsePrivateKey(trimmed, undefined, where));
     else if (trimmed.includes('-----BEGIN')) key = createPublicKey(trimmed);
-    else key = createPublicKey({ key: Buffer.from(trimmed, 'base64'), format: 'der', type: 'spki' });
+    else {
+      // Exactly the key's DER: OpenSSL ignores trailing bytes, which would give one key many ids.
+      const der = Buffer.from(trimmed, 'base64');
+      key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+      if (!(key.export({ type: 'spki', format: 'der' }) as Buffer).equals(der) || der.toString('base64') !== trimmed) {
+        throw new CtError('KEY_INVALID', `${where}: not exactly the base64 SPKI DER of a public key (trailing or non-canonical bytes)`, { where });
+      }
+    }
   } catch (e) {
     if (e instanceof CtError) throw e;
     throw new CtError('KEY_INVALID', `${where}: not a public key (${(e as Error).message})`, { where }, { cause: e });

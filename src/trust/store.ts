@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { canonicalBytes } from '../core/jcs.js';
 import { sha256Digest } from '../core/digest.js';
 import { CtError, asIoError } from '../core/errors.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../core/json.js';
 import { writeFileAtomic } from '../core/fs.js';
 import type { TrustRole, TrustStore, TrustedKey } from './types.js';
 import { validateTrustStore } from './validate.js';
@@ -15,13 +16,39 @@ export type KeyValidity = 'valid' | 'expired' | 'not-yet-valid';
 /** Parses JSON text into a validated trust store; TRUST_STORE_INVALID (path '') when it is not JSON. */
 export function parseTrustStore(text: string, where = 'trust store'): TrustStore {
   let value: unknown;
+  if (jsonDepthExceeds(text)) {
+    throw new CtError('TRUST_STORE_INVALID', `${where}: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, { where, path: '', limit: MAX_JSON_DEPTH, issues: [{ path: '', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }] });
+  }
   try {
     value = JSON.parse(text);
   } catch (e) {
     throw new CtError('TRUST_STORE_INVALID', `${where}: not JSON (${(e as Error).message})`, { where, path: '', issues: [{ path: '', message: 'is not JSON' }] }, { cause: e });
   }
   validateTrustStore(value, where);
-  return value;
+  return withoutPrototypes(value);
+}
+
+/**
+ * The id-keyed maps of a store (roles, thresholds, logs) as objects without a prototype, so that an
+ * id such as `__proto__` or `constructor` is looked up as what it is: an unknown id.
+ */
+export function withoutPrototypes(store: TrustStore): TrustStore {
+  const bare = <V>(m: Record<string, V>): Record<string, V> => {
+    const o = Object.create(null) as Record<string, V>;
+    for (const [k, v] of Object.entries(m)) Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+    return o;
+  };
+  return {
+    ...store,
+    keys: bare(store.keys),
+    ...(store.thresholds ? { thresholds: bare(store.thresholds) } : {}),
+    ...(store.logs ? { logs: bare(store.logs) } : {}),
+  };
+}
+
+/** The entry under an id, own properties only (stores built in code may have prototypes). */
+export function ownEntry<V>(map: Record<string, V> | undefined, id: string): V | undefined {
+  return map !== undefined && Object.hasOwn(map, id) ? map[id] : undefined;
 }
 
 export async function loadTrustStore(path: string): Promise<TrustStore> {
@@ -46,7 +73,7 @@ export function trustStoreDigest(store: TrustStore): string {
 }
 
 export function keysInRole(store: TrustStore, role: TrustRole): TrustedKey[] {
-  return store.keys[role] ?? [];
+  return ownEntry(store.keys, role) ?? [];
 }
 
 /** The entry of `keyId` in `role`, when the key holds that role. */

@@ -5,7 +5,7 @@
  * they already verified; this module only counts.
  */
 import { CtError } from '../core/errors.js';
-import { findKey, isKeyRevoked, keyInRole, keyValidity } from './store.js';
+import { findKey, isKeyRevoked, keyInRole, keyValidity, ownEntry } from './store.js';
 import type { TrustStore, TrustedKey } from './types.js';
 
 export type IgnoredReason = 'not-a-member' | 'expired' | 'not-yet-valid' | 'revoked' | 'duplicate';
@@ -29,7 +29,7 @@ export interface ThresholdResult {
  * is such a role (e.g. `trust-store-updaters`), else the key's first entry.
  */
 function memberEntry(store: TrustStore, group: string, keyId: string): TrustedKey | undefined {
-  return store.keys[group] ? keyInRole(store, group, keyId) : findKey(store, keyId)?.key;
+  return ownEntry(store.keys, group) ? keyInRole(store, group, keyId) : findKey(store, keyId)?.key;
 }
 
 /**
@@ -37,7 +37,7 @@ function memberEntry(store: TrustStore, group: string, keyId: string): TrustedKe
  * THRESHOLD_NOT_MET with details.reason `unknown-group`.
  */
 export function evaluateThreshold(store: TrustStore, groupName: string, signerKeyIds: Iterable<string>, now: Date = new Date()): ThresholdResult {
-  const group = store.thresholds?.[groupName];
+  const group = ownEntry(store.thresholds, groupName);
   if (!group) {
     throw new CtError('THRESHOLD_NOT_MET', `trust store ${store.id ?? ''} defines no threshold group ${groupName}`, { group: groupName, reason: 'unknown-group' });
   }

@@ -36,4 +36,6 @@ export interface TrustStore {
   revoked?: { keys?: string[]; attestations?: string[] };
   /** Signatures over the JCS form of the store without this field (signed updates). */
   signatures?: { keyid: string; sig: string }[];
+  /** Free-form notes about the store (the VCS samples carry one). */
+  metadata?: Record<string, unknown>;
 }

@@ -2,9 +2,12 @@
  * Trust-store validation in two stages, each reporting every bad field at once:
  *  1. structure — Ajv (draft 2020-12) with the reference VCS schema plus our extensions
  *     (`revoked`, `signatures`), one deviation: `logs.minProperties: 3` is dropped, because MVP
- *     stores list one log and SPEC §4 leaves log coverage to the policy's `logQuorum`;
- *  2. meaning — what a schema cannot say: each key id is the SHA-256 of its key's SPKI DER, keys and
- *     log keys really are Ed25519, dates parse and windows are not empty, thresholds name existing
+ *     stores list one log and SPEC §4 leaves log coverage to the policy's `logQuorum`, and one
+ *     addition: unknown fields are refused everywhere but in the free-form `metadata` objects (a typo such as
+ *     `validUntill` would otherwise make a key never expire);
+ *  2. meaning — what a schema cannot say: each key id is the SHA-256 of its key's SPKI DER (the
+ *     DER exactly, no trailing bytes), keys and log keys really are Ed25519, no two logs share a
+ *     key or a URL (a log counts once towards a quorum, whatever its ids and operator names), dates parse and windows are not empty, thresholds name existing
  *     keys with k ≤ n ≤ |members|.
  * Failures are TRUST_STORE_INVALID with `details.path` (JSON Pointer of the first bad field) and
  * `details.issues` (all of them).
@@ -59,8 +62,14 @@ function validators(): { base: ValidateFunction; ext: ValidateFunction } {
   if (compiled) return compiled;
   const ajv = new Ajv2020({ allErrors: true, strict: true });
   addFormats(ajv);
-  const schema = structuredClone(TRUST_STORE_SCHEMA) as { properties: { logs: Record<string, unknown> } };
+  const schema = structuredClone(TRUST_STORE_SCHEMA) as { properties: Record<string, Record<string, unknown>>; additionalProperties?: boolean; $defs: Record<string, { additionalProperties?: boolean }> };
   delete schema.properties.logs.minProperties; // MVP stores have one log (see header)
+  // Unknown fields are refused (see header); `revoked` and `signatures` are checked by EXTENSIONS_SCHEMA.
+  schema.properties.revoked = {};
+  schema.properties.signatures = {};
+  schema.properties.metadata = { type: 'object' }; // free-form, like a key's metadata (the VCS samples use it)
+  schema.additionalProperties = false;
+  for (const def of ['keyEntry', 'thresholdGroup', 'logOperator']) schema.$defs[def].additionalProperties = false;
   compiled = { base: ajv.compile(schema), ext: ajv.compile(EXTENSIONS_SCHEMA) };
   return compiled;
 }
@@ -76,14 +85,28 @@ function ajvIssue(e: ErrorObject): TrustStoreIssue {
   return { path: e.instancePath, message: e.message ?? e.keyword };
 }
 
-/** Strict base64 SPKI DER: canonical base64 only (Buffer would silently skip junk). */
-function spkiFrom(b64: string): KeyObject | undefined {
+/**
+ * Strict base64 SPKI DER: canonical base64 only (Buffer would silently skip junk), and exactly the
+ * DER of the key (OpenSSL ignores bytes after the SPKI; those would give one key many ids).
+ */
+export function spkiFrom(b64: string): KeyObject | undefined {
   const der = Buffer.from(b64, 'base64');
   if (der.length === 0 || der.toString('base64') !== b64) return undefined;
   try {
-    return createPublicKey({ key: der, format: 'der', type: 'spki' });
+    const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+    return (key.export({ type: 'spki', format: 'der' }) as Buffer).equals(der) ? key : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** A log URL compared as the log it names: lower-case scheme and host, no trailing slash. */
+export function normalLogUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}${u.search}`;
+  } catch {
+    return url;
   }
 }
 
@@ -130,10 +153,21 @@ function checkMeaning(store: TrustStore): TrustStoreIssue[] {
     if (g.n > g.members.length) add(at('n'), `n = ${g.n} exceeds the ${g.members.length} members listed`);
   }
 
+  const logKeys = new Map<string, string>();
+  const logUrls = new Map<string, string>();
   for (const [id, log] of Object.entries(store.logs ?? {})) {
     const key = spkiFrom(log.publicKey);
     if (!key) add(pointer('logs', id, 'publicKey'), 'is not base64 SPKI DER of a public key');
     else if (key.asymmetricKeyType !== 'ed25519') add(pointer('logs', id, 'publicKey'), `is a ${key.asymmetricKeyType} key; logs sign with Ed25519`);
+    const other = logKeys.get(log.publicKey);
+    if (other !== undefined) add(pointer('logs', id, 'publicKey'), `is the key of log ${other} too: one log listed twice would count twice towards a quorum`);
+    else logKeys.set(log.publicKey, id);
+    if (log.url !== undefined) {
+      const u = normalLogUrl(log.url);
+      const same = logUrls.get(u);
+      if (same !== undefined) add(pointer('logs', id, 'url'), `is the URL of log ${same} too: one log listed twice would count twice towards a quorum`);
+      else logUrls.set(u, id);
+    }
   }
   return issues;
 }

@@ -129,4 +129,18 @@ describe('deploy server API', () => {
     const hosts = (await (await call('GET', '/api/v1/hosts', viewer)).json()) as { hosts: { name: string; labels: Record<string, string>; connected: boolean }[] };
     expect(hosts.hosts).toEqual([expect.objectContaining({ name: 'host-a', labels: { env: 'prod' }, connected: false })]);
   });
+
+  it('answers deeply nested JSON with 400 JSON_INVALID before any recursive code (#13 finding 7)', async () => {
+    const { token } = (await (await call('POST', '/api/v1/hosts/tokens', admin, { labels: {} })).json()) as { token: string };
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pub = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+    const deep = `${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`;
+    const r = await call('POST', '/api/v1/hosts/enroll', undefined, `{"token":${JSON.stringify(token)},"name":"deep-host","publicKey":"${pub}","facts":${deep}}`);
+    expect(r.status).toBe(400);
+    const body = (await r.json()) as { error: { code: string; details: { limit: number } } };
+    expect(body.error.code).toBe('JSON_INVALID');
+    expect(body.error.details.limit).toBe(64);
+    // The token was not spent: a sane enrolment with it still works.
+    expect((await call('POST', '/api/v1/hosts/enroll', undefined, { token, name: 'deep-host', publicKey: pub })).status).toBe(201);
+  });
 });

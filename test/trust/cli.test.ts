@@ -156,3 +156,25 @@ describe('ct trust-store', () => {
     expect(log.code).toBe(1); // USAGE: both key options
   });
 });
+
+describe('ct trust-store add-log: one log is listed once (#13 finding 3)', () => {
+  it('refuses a second id for the same key or the same URL (LOG_DUPLICATE), and keeps the store unchanged', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pem = (): string => generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const ts = join(dir, 'dup-logs.json');
+    await ok(['trust-store', 'init', '--id', 'dup', '-o', ts]);
+    await writeFile(join(dir, 'log-a.pub'), pem());
+    await writeFile(join(dir, 'log-b.pub'), pem());
+    await ok(['trust-store', 'add-log', ts, '--id', 'a', '--operator', 'Op A', '--public-key-file', join(dir, 'log-a.pub'), '--url', 'https://log-a.example']);
+    const before = await readFile(ts, 'utf8');
+    const sameKey = await ct(['trust-store', 'add-log', ts, '--id', 'b', '--operator', 'Op B', '--public-key-file', join(dir, 'log-a.pub'), '--url', 'https://log-b.example']);
+    expect(sameKey.code).toBe(10);
+    expect(sameKey.stderr).toContain('LOG_DUPLICATE');
+    const sameUrl = await ct(['trust-store', 'add-log', ts, '--id', 'b', '--operator', 'Op B', '--public-key-file', join(dir, 'log-b.pub'), '--url', 'https://LOG-A.example/']);
+    expect(sameUrl.code).toBe(10);
+    expect(sameUrl.stderr).toContain('LOG_DUPLICATE');
+    expect(await readFile(ts, 'utf8')).toBe(before);
+    await ok(['trust-store', 'add-log', ts, '--id', 'b', '--operator', 'Op B', '--public-key-file', join(dir, 'log-b.pub'), '--url', 'https://log-b.example']);
+    expect(Object.keys((await loadTrustStore(ts)).logs ?? {})).toEqual(['a', 'b']);
+  });
+});

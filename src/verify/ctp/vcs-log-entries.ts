@@ -19,6 +19,8 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
 import { CtError } from '../../core/errors.js';
+import { ownEntry } from '../../trust/store.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../core/json.js';
 import { INTOTO_PAYLOAD_TYPE } from '../../attest/dsse.js';
 import { parseStatement } from '../../attest/statement.js';
 import { attestationEntryBytes, type VcsLogEntry } from '../../attest/vcs-bundle.js';
@@ -106,6 +108,7 @@ function malformed(where: string, what: string): CtError {
 /** Parses the document; MALFORMED_BUNDLE with the JSON path of the first bad field. */
 export function parseVcsLogEntries(data: Buffer): VcsLogEntriesDocument {
   let doc: unknown;
+  if (jsonDepthExceeds(data)) throw malformed('$', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     doc = JSON.parse(data.toString('utf8'));
   } catch (e) {
@@ -199,7 +202,7 @@ export function applyVcsLogEntries(archive: CtpArchive, imageDigest: string, sto
     }
     g.logEntries.forEach((e, j) => {
       const where = `${gw}.logEntries[${j}]`;
-      const log = store.logs?.[e.logId];
+      const log = ownEntry(store.logs, e.logId);
       if (!log) {
         warnings.push(`${VCS_LOG_ENTRIES_PATH}: ${where}: log ${e.logId} is not in the trust store; entry not counted`);
         return;

@@ -125,11 +125,21 @@ export function publicGoodTrustedRoot(cacheDir: string = defaultTrustCacheDir())
 
 let seedRoot: LoadedTrustedRoot | undefined;
 
-/** Operator of each tlog, keyed by hex log id (the root's `operator`, else the log's host). */
+/**
+ * Operator of each tlog, keyed by hex log id (the root's `operator`, else the log's host). A log is
+ * one log by its key and by its URL (#13): tlogs sharing a key or a base URL get the operator of
+ * the first of them, so that one log listed twice under two names counts once towards a quorum.
+ */
 export function tlogOperators(root: LoadedTrustedRoot): Map<string, { operator: string; baseUrl: string }> {
   const m = new Map<string, { operator: string; baseUrl: string }>();
+  const byKey = new Map<string, string>();
+  const byUrl = new Map<string, string>();
   for (const t of root.root.tlogs) {
-    const operator = (t as { operator?: string }).operator || hostOf(t.baseUrl);
+    const key = Buffer.from(t.publicKey?.rawBytes ?? []).toString('base64');
+    const url = hostOf(t.baseUrl).toLowerCase() + (URL.canParse(t.baseUrl) ? new URL(t.baseUrl).pathname.replace(/\/+$/, '') : '');
+    const operator = byKey.get(key) ?? byUrl.get(url) ?? ((t as { operator?: string }).operator || hostOf(t.baseUrl));
+    if (key) byKey.set(key, byKey.get(key) ?? operator);
+    byUrl.set(url, byUrl.get(url) ?? operator);
     for (const id of [t.logId?.keyId, t.checkpointKeyId?.keyId]) {
       if (id) m.set(Buffer.from(id).toString('hex'), { operator, baseUrl: t.baseUrl });
     }

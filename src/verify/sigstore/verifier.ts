@@ -15,6 +15,7 @@ import { bundleFromJSON, bundleToJSON, type Bundle } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { CtError } from '../../core/errors.js';
+import { assertJsonDepth } from '../../core/json.js';
 import { canonicalize } from '../../core/jcs.js';
 import { isDigest, sha256Digest } from '../../core/digest.js';
 import { INTOTO_PAYLOAD_TYPE } from '../../attest/dsse.js';
@@ -276,6 +277,7 @@ function withIdentity(e: unknown, cert: X509Certificate | null, policy: Identity
 }
 
 function parseJson(raw: Buffer | string): unknown {
+  assertJsonDepth(raw, 'bundle', 'MALFORMED_BUNDLE');
   try {
     return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
   } catch (e) {

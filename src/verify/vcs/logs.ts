@@ -8,6 +8,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { CtError } from '../../core/errors.js';
+import { ownEntry } from '../../trust/store.js';
 import { leafHash } from '../../tlog/hashes.js';
 import { verifyInclusion } from '../../tlog/verify-proofs.js';
 import { verifySet } from '../../tlog/set.js';
@@ -67,7 +68,7 @@ function matchInto(plan: LogPlan, atts: ParsedAttestation[], entries: ParsedLogE
   for (const pe of entries) {
     const e = pe.entry;
     const where = `$.logEntries[${pe.index}]`;
-    const log = store.logs?.[e.logId];
+    const log = ownEntry(store.logs, e.logId);
     if (!log) {
       plan.warnings.push(`${where}: log ${e.logId} is not in the trust store; entry not counted`);
       continue;

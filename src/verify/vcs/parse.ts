@@ -4,6 +4,7 @@
  * with the JSON path of the first bad field.
  */
 import { CtError } from '../../core/errors.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../core/json.js';
 import { sha256Digest } from '../../core/digest.js';
 import { INTOTO_PAYLOAD_TYPE, type DsseEnvelope } from '../../attest/dsse.js';
 import { parseStatement, type Statement } from '../../attest/statement.js';
@@ -106,8 +107,10 @@ export function envelopeDigest(env: DsseEnvelope): string {
 export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsBundle {
   let doc: unknown = input;
   if (typeof input === 'string' || input instanceof Uint8Array) {
+    const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
+    if (jsonDepthExceeds(text)) throw new CtError('MALFORMED_BUNDLE', `bundle: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, { where: '$', limit: MAX_JSON_DEPTH });
     try {
-      doc = JSON.parse(typeof input === 'string' ? input : Buffer.from(input).toString('utf8'));
+      doc = JSON.parse(text);
     } catch (e) {
       throw new CtError('MALFORMED_BUNDLE', `bundle: not JSON (${(e as Error).message})`, { where: '$' });
     }

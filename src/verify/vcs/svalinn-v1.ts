@@ -6,6 +6,7 @@
  * The full policy engine lives in src/policy.
  */
 import { CtError } from '../../core/errors.js';
+import { assertJsonDepth } from '../../core/json.js';
 import { canonicalBytes } from '../../core/jcs.js';
 import { sha256Digest } from '../../core/digest.js';
 import type { Mode } from '../evidence.js';
@@ -68,6 +69,7 @@ export function parseSvalinnPolicy(value: unknown, where = 'policy'): LoadedPoli
 export function parseSvalinnPolicyText(text: string, where = 'policy'): LoadedPolicy {
   let v: unknown;
   try {
+    assertJsonDepth(text, 'policy', 'POLICY_INVALID');
     v = JSON.parse(text);
   } catch (e) {
     throw new CtError('POLICY_INVALID', `${where}: not JSON (${(e as Error).message})`, { where });
