@@ -10,6 +10,7 @@ import { CtError } from '../core/errors.js';
 import type { TrustStore } from '../trust/types.js';
 import { evaluateThreshold } from '../trust/thresholds.js';
 import { DEFAULT_REQUIRED_PREDICATES } from '../attest/statement.js';
+import { rolesThatMaySign, signerMaySign } from './signer-roles.js';
 import type { DecisionRecord, Evidence, Finding, Mode, VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from './evidence.js';
 
 /** What an image must carry beyond valid signatures; the mode decides whether a miss rejects. */
@@ -21,6 +22,11 @@ export interface Requirements {
   allowedSigners?: string[];
   /** Judge every threshold group of the trust store (default true). */
   checkThresholds: boolean;
+  /**
+   * Without allowedSigners, an attestation counts only when a key signer holds a role that may sign
+   * its predicate type (signer-roles.ts); 'any' counts every trusted key whatever its role.
+   */
+  signerRoles?: 'by-predicate' | 'any';
 }
 
 export const DEFAULT_REQUIREMENTS: Readonly<Requirements> = Object.freeze({
@@ -161,6 +167,20 @@ export function evaluateRequirements(
     }
   }
   let eligible = atts;
+  if (!req.allowedSigners && req.signerRoles !== 'any') {
+    eligible = atts.filter((a) => a.signers.some((s) => signerMaySign(s, a)));
+    const refused = atts.filter((a) => !eligible.includes(a));
+    if (refused.length > 0) {
+      findings.push({
+        code: 'SIGNER_ROLE_NOT_ALLOWED',
+        integrity: false,
+        message: `${refused.length} attestation(s) signed by no key whose role may sign them: ${refused
+          .map((a) => `${a.predicateType} needs ${rolesThatMaySign(a.predicateType).join(' or ')}, signed by ${a.signers.map((s) => `${s.keyId ?? s.subject} (${(s.roles ?? []).join(', ') || 'no role'})`).join(', ')}`)
+          .join('; ')} (a policy's allowedSigners or --any-signer-role widens this)`,
+        details: { rule: 'signerRoles', attestations: refused.map((a) => ({ digest: a.digest, predicateType: a.predicateType, roles: rolesThatMaySign(a.predicateType) })) },
+      });
+    }
+  }
   if (req.allowedSigners) {
     const allowed = req.allowedSigners;
     eligible = atts.filter((a) => a.signers.some((s) => signerMatches(s, allowed)));

@@ -28,6 +28,7 @@ interface VerifyOptions {
   certificateIdentityRegexp?: string;
   certificateOidcIssuer?: string;
   trustedRoot?: string;
+  anySignerRole?: boolean;
 }
 
 const MODES: Mode[] = ['strict', 'permissive', 'audit'];
@@ -59,6 +60,7 @@ export function register(program: Command): void {
     .option('--policy <file>', 'Svalinn v1 policy JSON (requiredPredicates, allowedSigners, logQuorum, mode)')
     .option('--mode <mode>', 'strict | permissive | audit (default: the policy\'s mode, else strict)')
     .option('--log-quorum <n>', 'distinct trusted log operators required per attestation (default: policy, else 2)')
+    .option('--any-signer-role', 'count attestations signed by any trusted key, whatever its role (default: builders sign build attestations; see docs/keys-and-trust-stores.md)')
     .option('--legacy-pae', 'accept signatures over the legacy PAE of the upstream MVP producer (reported)')
     .option('--audit-log <file>', 'append the decision record as one JSON line')
     .option('--certificate-identity <san>', 'Sigstore: accepted certificate SAN (exact)')
@@ -81,6 +83,7 @@ export function register(program: Command): void {
         }
         const policy = policyText !== undefined ? parseSvalinnPolicyText(policyText, o.policy) : undefined;
         const requirements: Partial<Requirements> = { ...policy?.requirements };
+        if (o.anySignerRole) requirements.signerRoles = 'any';
         if (o.logQuorum !== undefined) {
           const n = Number(o.logQuorum);
           if (!Number.isSafeInteger(n) || n < 1) throw new CtError('USAGE', '--log-quorum must be an integer ≥ 1', { value: o.logQuorum });
