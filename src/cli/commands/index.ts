@@ -30,6 +30,8 @@ export const commands: { names: string[]; load: () => Promise<Module> }[] = [
   { names: ['profile'], load: () => import('./profile.js') },
   { names: ['host'], load: () => import('./host.js') },
   { names: ['serve'], load: () => import('./serve.js') },
+  { names: ['admission'], load: () => import('./admission.js') },
+  { names: ['k8s'], load: () => import('./k8s.js') },
   { names: ['mcp'], load: () => import('./mcp.js') },
   { names: ['quickstart'], load: () => import('./quickstart.js') },
 ];

@@ -1,0 +1,161 @@
+/**
+ * The admission endpoints as a plain Node request handler, so that the same code serves
+ * `ct admission serve` (its own HTTPS server) and a path of the deploy server:
+ *
+ *   POST /mutate/<environment>     MutatingWebhookConfiguration
+ *   POST /validate/<environment>   ValidatingWebhookConfiguration
+ *   GET  /healthz
+ *
+ * The environment is in the path: each webhook entry of the install manifests selects namespaces
+ * by their `cerro-torre.dev/environment` label and calls the path of that environment, so the
+ * label names the Gatekeeper environment without the webhook reading the Kubernetes API.
+ *
+ * Every request that carries a uid gets a well-formed AdmissionReview; anything else gets an HTTP
+ * error, which the API server treats as a failed call: with failurePolicy Fail, a denial. The
+ * answer is due before the API server's own deadline (its `?timeout=` query, capped by ours): past
+ * it, the request is denied and the verification goes on in the background, so the next attempt
+ * finds the verdict cached.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { CtError } from '../../src/core/errors.js';
+import { denyResponse, parseReview, type AdmissionReviewOut } from '../../src/k8s/admission-review.js';
+import { denyFor, mutate, validate, type ImageJudge } from '../../src/k8s/admit.js';
+
+export interface AdmissionDecisionRecord {
+  time: string;
+  uid: string;
+  webhook: 'mutate' | 'validate';
+  environment: string;
+  kind: string;
+  namespace?: string;
+  name?: string;
+  allowed: boolean;
+  message?: string;
+  patched: boolean;
+}
+
+export interface AdmissionHandlerOptions {
+  judge: ImageJudge;
+  /** Environments that may be named in the path; others are refused (404). Empty: any name. */
+  environments?: string[];
+  /** Our own answer deadline in ms (default 9000: under the manifests' timeoutSeconds of 10). */
+  timeoutMs?: number;
+  /** AdmissionReview bodies larger than this are refused (default 3 MiB, the API server's own object limit). */
+  maxBodyBytes?: number;
+  log?: Logger;
+  /** Called for every decision of a request that is not a dry run. */
+  onDecision?: (r: AdmissionDecisionRecord) => void;
+}
+
+const ENV_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Time kept back from the API server's deadline for the answer to travel. */
+const MARGIN_MS = 500;
+
+export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const maxBody = o.maxBodyBytes ?? 3 * 1024 * 1024;
+  const ours = o.timeoutMs ?? 9000;
+  return (req, res) => {
+    void handle(req, res).catch((e) => {
+      o.log?.error({ err: (e as Error).message }, 'admission handler failed');
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admission');
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+    const m = /^\/(mutate|validate)\/([^/]+)$/.exec(url.pathname);
+    if (!m) return send(res, 404, { error: 'no such webhook: POST /mutate/<environment> or /validate/<environment>' });
+    const webhook = m[1] as 'mutate' | 'validate';
+    const environment = m[2];
+    if (!ENV_RE.test(environment) || (o.environments?.length && !o.environments.includes(environment))) return send(res, 404, { error: `unknown environment ${JSON.stringify(environment.slice(0, 64))}` });
+    if (req.method !== 'POST') return send(res, 405, { error: 'POST an AdmissionReview' });
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return send(res, 415, { error: 'content-type must be application/json' });
+    const started = Date.now();
+    const deadline = started + Math.max(100, Math.min(ours, apiServerTimeout(url) - MARGIN_MS));
+    const body = await readBody(req, maxBody);
+    if (body === undefined) return send(res, 413, { error: `AdmissionReview larger than ${maxBody} bytes` });
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return send(res, 400, { error: 'body is not JSON' });
+    }
+    const parsed = parseReview(json);
+    if (!parsed.ok) {
+      // Without a uid no response can be matched to the request: an HTTP error is the denial.
+      if (!parsed.uid) return send(res, 400, { error: parsed.message });
+      return send(res, 200, denyResponse(parsed.uid, 'ADMISSION_INVALID', parsed.message, { httpCode: 400 }));
+    }
+    const request = parsed.request;
+    const work = (webhook === 'mutate' ? mutate : validate)(request, { judge: o.judge, environment });
+    const out = await raceDeadline(work, deadline, request.uid, webhook);
+    const r = out.response;
+    if (!request.dryRun) {
+      o.onDecision?.({
+        time: new Date().toISOString(),
+        uid: request.uid,
+        webhook,
+        environment,
+        kind: `${request.kind.group}/${request.kind.version}/${request.kind.kind}`,
+        ...(request.namespace ? { namespace: request.namespace } : {}),
+        ...(request.name ? { name: request.name } : {}),
+        allowed: r.allowed,
+        ...(r.status ? { message: r.status.message } : {}),
+        patched: r.patch !== undefined,
+      });
+    }
+    o.log?.info({ webhook, environment, uid: request.uid, allowed: r.allowed, dryRun: request.dryRun, ms: Date.now() - started }, 'admission decision');
+    send(res, 200, out);
+  }
+}
+
+/** The API server appends `?timeout=10s` (the webhook's timeoutSeconds) to every call. */
+function apiServerTimeout(url: URL): number {
+  const t = /^(\d{1,3})s$/.exec(url.searchParams.get('timeout') ?? '');
+  return t ? Number(t[1]) * 1000 : 10_000;
+}
+
+async function raceDeadline(work: Promise<AdmissionReviewOut>, deadline: number, uid: string, webhook: string): Promise<AdmissionReviewOut> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<AdmissionReviewOut>((resolve) => {
+    timer = setTimeout(
+      () => resolve(denyFor(uid, new CtError('ADMISSION_DEADLINE', `${webhook}: no verdict within the webhook deadline; verification goes on in the background and a retry will find it cached`, {}))),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  // A verification that fails after the deadline has nobody waiting: observe it.
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work.catch((e) => denyFor(uid, e)), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) {
+    req.resume();
+    return undefined;
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > max) {
+      req.resume();
+      return undefined;
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}

@@ -1,0 +1,83 @@
+/**
+ * `ct admission serve`: Kubernetes admission webhooks (docs/kubernetes.md). The server lives in
+ * server/admission/ and is loaded by path at run time; the library never imports it.
+ */
+import type { Command } from 'commander';
+import { action, processIo } from '../io.js';
+import { CtError } from '../../core/errors.js';
+import { addRegistryOptions, clientOptionsFrom, type RegistryCliOptions } from '../../oci/cli-options.js';
+
+interface ServeOptions extends RegistryCliOptions {
+  cert?: string;
+  key?: string;
+  clientCa?: string;
+  host: string;
+  port: string;
+  trustStore?: string;
+  trustedRoot?: string;
+  policies: string[];
+  environment?: string[];
+  insecureRegistry?: string[];
+  webhookTimeout?: string;
+  ttl?: string;
+  nodesApparmor?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+function positive(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new CtError('USAGE', `${name} ${v}: not a positive integer`, {});
+  return n;
+}
+
+export function register(program: Command): void {
+  const admission = program.command('admission').description('Kubernetes admission webhooks for verified bundles');
+  const serve = admission
+    .command('serve')
+    .description('serve the mutating and validating webhooks over HTTPS (POST /mutate/<environment>, /validate/<environment>)')
+    .option('--cert <file>', 'TLS certificate (PEM), reloaded when it changes (required)')
+    .option('--key <file>', 'TLS private key (PEM), reloaded when it changes (required)')
+    .option('--client-ca <file>', 'require client certificates signed by this CA (the API server\'s)')
+    .option('--host <addr>', 'address to listen on', '0.0.0.0')
+    .option('--port <n>', 'port to listen on', '8443')
+    .option('--trust-store <file>', 'VCS trust store JSON (required)')
+    .option('--trusted-root <file>', 'Sigstore TrustedRoot JSON for keyless bundles')
+    .option('--policies <dir>', 'policy directory (repeatable)', collect, [])
+    .option('--environment <name>', 'environments that may be named in webhook paths (repeatable; default any)', collect)
+    .option('--insecure-registry <host[:port]>', 'registries spoken to over plain http (local test registries only)', collect)
+    .option('--webhook-timeout <ms>', 'answer within this many ms (default 9000; keep under timeoutSeconds)')
+    .option('--nodes-apparmor', 'the nodes enforce AppArmor (policies that require it can pass)')
+    .option('--ttl <seconds>', 'how long verified bundles and verdicts are cached (default 600)');
+  addRegistryOptions(serve).action(
+    action(async (o: ServeOptions) => {
+      if (!o.cert || !o.key) throw new CtError('USAGE', 'ct admission serve needs --cert and --key (the API server calls webhooks over HTTPS only)', {});
+      if (!o.trustStore) throw new CtError('USAGE', 'ct admission serve needs --trust-store', {});
+      if (o.policies.length === 0) throw new CtError('USAGE', 'ct admission serve needs --policies DIR', {});
+      const port = Number(o.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CtError('USAGE', `--port ${o.port}: not 0-65535`, {});
+      const registry = await clientOptionsFrom(o);
+      const main = new URL('../../../server/admission/main.js', import.meta.url).href;
+      const { serveAdmission } = (await import(main)) as { serveAdmission: (o: unknown, io: typeof processIo) => Promise<number> };
+      return serveAdmission(
+        {
+          host: o.host,
+          port,
+          certFile: o.cert,
+          keyFile: o.key,
+          ...(o.clientCa ? { clientCaFile: o.clientCa } : {}),
+          trustStore: o.trustStore,
+          ...(o.trustedRoot ? { trustedRoot: o.trustedRoot } : {}),
+          policies: o.policies,
+          registry: { ...registry, allowedRegistries: registry.allowedRegistries ?? [], insecure: o.insecureRegistry ?? [] },
+          ...(o.environment ? { environments: o.environment } : {}),
+          timeoutMs: positive('--webhook-timeout', o.webhookTimeout),
+          ttlSeconds: positive('--ttl', o.ttl),
+          nodesAppArmor: Boolean(o.nodesApparmor),
+        },
+        processIo,
+      );
+    }),
+  );
+}

@@ -1,0 +1,142 @@
+/**
+ * The two admission decisions over a parsed AdmissionReview request, given a judge that pins
+ * images and returns verified verdicts (verdicts.ts in production, anything in tests of this
+ * logic). Both fail closed: whatever cannot be decided denies, with the code that says why.
+ *
+ * - mutate: pins every image by tag to the digest the allow-listed registry names now, and sets
+ *   the container's seccomp and AppArmor profiles to the bundle's (SPO names), as a JSON Patch.
+ * - validate: judges the digest it is given (never re-resolves a tag: what runs is what was
+ *   judged), checks the policy verdict for the namespace's environment and that the security
+ *   context is no weaker than the bundle's.
+ */
+import { CtError } from '../core/errors.js';
+import { mapLimit } from '../oci/concurrency.js';
+import { parseReference } from '../oci/reference.js';
+import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewOut } from './admission-review.js';
+import { desiredSecurityContext, weakerThanBundle, type BundleProfiles } from './profiles.js';
+import { podSpecOf, type ContainerRef } from './workloads.js';
+
+export interface ImageVerdict {
+  /** `registry/repository@sha256:…` judged. */
+  reference: string;
+  imageDigest: string;
+  bundleDigest: string;
+  allow: boolean;
+  code?: string;
+  message?: string;
+  warnings: string[];
+  profiles: BundleProfiles;
+}
+
+export interface ImageJudge {
+  /** Tag → digest through the allow-listed registry; returns `registry/repository@sha256:…`. */
+  pin(image: string): Promise<string>;
+  /** The verdict for a pinned reference in an environment (verified bundle + policy). */
+  judge(pinned: string, environment: string): Promise<ImageVerdict>;
+}
+
+export interface AdmitContext {
+  judge: ImageJudge;
+  environment: string;
+}
+
+/** Distinct images judged per request; hundreds of containers of one image count once. */
+export const MAX_DISTINCT_IMAGES = 64;
+const PARALLEL = 8;
+
+/** Registry and network failures say "could not decide" (503), not "denied by policy" (403). */
+const UNAVAILABLE = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR']);
+
+export function denyFor(uid: string, e: unknown, what?: string): AdmissionReviewOut {
+  const code = e instanceof CtError ? e.code : 'ADMISSION_INVALID';
+  const message = e instanceof Error ? e.message : String(e);
+  const httpCode = code === 'ADMISSION_INVALID' ? 400 : code === 'ADMISSION_DEADLINE' ? 504 : UNAVAILABLE.has(code) ? 503 : 403;
+  return denyResponse(uid, code, what ? `${what}: ${message}` : message, { httpCode });
+}
+
+/** Requests that carry no pod to judge (DELETE, CONNECT, other subresources) pass untouched. */
+function judged(req: AdmissionRequest): boolean {
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return false;
+  return req.subResource === undefined || req.subResource === 'ephemeralcontainers';
+}
+
+function distinct<T>(containers: ContainerRef[], key: (c: ContainerRef) => T): T[] {
+  const out = [...new Set(containers.map(key))];
+  if (out.length > MAX_DISTINCT_IMAGES) throw new CtError('ADMISSION_TOO_LARGE', `${out.length} distinct images in one object; at most ${MAX_DISTINCT_IMAGES} are judged per request`, { images: out.length });
+  return out;
+}
+
+async function each<K, V>(keys: K[], fn: (k: K) => Promise<V>): Promise<Map<K, V>> {
+  const out = new Map<K, V>();
+  await mapLimit(keys, PARALLEL, async (k) => void out.set(k, await fn(k)));
+  return out;
+}
+
+const label = (c: ContainerRef) => `${c.list}[${c.index}] ${JSON.stringify(c.name)}`;
+
+export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
+  if (!judged(req)) return allowResponse(req.uid);
+  let pod;
+  try {
+    pod = podSpecOf(req.kind, req.object);
+  } catch (e) {
+    return denyFor(req.uid, e);
+  }
+  // Pin each distinct image once, then find its verified bundle for the profiles.
+  const pins = new Map<string, string>();
+  const verdicts = new Map<string, ImageVerdict>();
+  try {
+    const images = distinct(pod.containers, (c) => c.image);
+    for (const [image, pinned] of await each(images, (i) => ctx.judge.pin(i))) pins.set(image, pinned);
+    for (const [pinned, v] of await each([...new Set(pins.values())], (p) => ctx.judge.judge(p, ctx.environment))) verdicts.set(pinned, v);
+  } catch (e) {
+    return denyFor(req.uid, e);
+  }
+  const patch: unknown[] = [];
+  for (const c of pod.containers) {
+    const pinned = pins.get(c.image)!;
+    if (pinned !== c.image) patch.push({ op: 'replace', path: `${c.pointer}/image`, value: pinned });
+    const want = desiredSecurityContext(verdicts.get(pinned)!.profiles);
+    if (!c.securityContext) patch.push({ op: 'add', path: `${c.pointer}/securityContext`, value: want });
+    // `add` on an existing member replaces it (RFC 6902 §4.1): one op shape either way.
+    else for (const [k, v] of Object.entries(want)) patch.push({ op: 'add', path: `${c.pointer}/securityContext/${k}`, value: v });
+  }
+  return allowResponse(req.uid, { patch });
+}
+
+export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
+  if (!judged(req)) return allowResponse(req.uid);
+  let pod;
+  try {
+    pod = podSpecOf(req.kind, req.object);
+  } catch (e) {
+    return denyFor(req.uid, e);
+  }
+  const pinnedOf = new Map<ContainerRef, string>();
+  for (const c of pod.containers) {
+    let ref;
+    try {
+      ref = parseReference(c.image);
+    } catch (e) {
+      return denyFor(req.uid, e, label(c));
+    }
+    if (!ref.digest) return denyResponse(req.uid, 'IMAGE_NOT_PINNED', `${label(c)}: image ${JSON.stringify(c.image.slice(0, 200))} is not pinned by digest (the mutating webhook pins it; is it installed?)`);
+    pinnedOf.set(c, `${ref.registry}/${ref.repository}@${ref.digest}`);
+  }
+  let verdicts: Map<string, ImageVerdict>;
+  try {
+    verdicts = await each(distinct(pod.containers, (c) => pinnedOf.get(c)!), (p) => ctx.judge.judge(p, ctx.environment));
+  } catch (e) {
+    return denyFor(req.uid, e);
+  }
+  const warnings: string[] = [];
+  for (const c of pod.containers) {
+    const v = verdicts.get(pinnedOf.get(c)!)!;
+    if (!v.allow) return denyResponse(req.uid, v.code ?? 'POLICY_VIOLATION', `${label(c)} ${v.reference}: ${v.message ?? 'denied by policy'}`);
+    const weaker = weakerThanBundle(c, pod.spec, v.profiles);
+    if (weaker.length > 0) return denyResponse(req.uid, 'SECURITY_CONTEXT_WEAKER', `${label(c)}: weaker than bundle ${v.bundleDigest} asks: ${weaker.join('; ')}`);
+    for (const w of v.warnings) warnings.push(`${c.name}: ${w}`);
+  }
+  return allowResponse(req.uid, { warnings });
+}
+

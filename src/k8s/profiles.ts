@@ -1,0 +1,95 @@
+/**
+ * What a verified bundle asks of a container's security context in Kubernetes terms, and the
+ * check that a pod asks no less. Profile names are this project's (`cerro-torre-<app>-<digest12>`,
+ * src/profiles/apparmor/names.ts), never a name the bundle picks; the Security Profiles Operator
+ * installs a cluster-scoped SeccompProfile NAME as `operator/NAME.json` on every node.
+ */
+import { profileNameFor } from '../profiles/apparmor/names.js';
+import type { BundleFacts } from '../policy/types.js';
+import type { ContainerRef } from './workloads.js';
+
+export interface BundleProfiles {
+  /** SPO SeccompProfile name, when the bundle carries security/seccomp.json. */
+  seccomp?: string;
+  /** SPO AppArmorProfile name, when the bundle carries security/apparmor. */
+  apparmor?: string;
+  /** Capabilities the manifest's [runtime] asks for, in Kubernetes spelling (no CAP_ prefix). */
+  capabilities: string[];
+  /** The manifest asks for the host network. */
+  hostNetwork: boolean;
+}
+
+export function seccompLocalhostPath(name: string): string {
+  return `operator/${name}.json`;
+}
+
+export function bundleProfiles(facts: BundleFacts, imageDigest: string): BundleProfiles {
+  const name = profileNameFor(facts.name ?? 'app', imageDigest);
+  const caps = (facts.runtime?.capabilities ?? []).filter((c): c is string => typeof c === 'string').map(k8sCapability);
+  return {
+    ...(facts.security?.seccomp !== undefined ? { seccomp: name } : {}),
+    ...(facts.security?.apparmor !== undefined ? { apparmor: name } : {}),
+    capabilities: [...new Set(caps)].sort(),
+    hostNetwork: facts.runtime?.network === 'host',
+  };
+}
+
+/** Kubernetes writes capabilities without the CAP_ prefix (`NET_BIND_SERVICE`); either spelling is accepted. */
+export function k8sCapability(c: string): string {
+  return c.toUpperCase().replace(/^CAP_/, '');
+}
+
+/** The container-level fields the mutating webhook sets. */
+export function desiredSecurityContext(p: BundleProfiles): Record<string, unknown> {
+  return {
+    seccompProfile: p.seccomp ? { type: 'Localhost', localhostProfile: seccompLocalhostPath(p.seccomp) } : { type: 'RuntimeDefault' },
+    ...(p.apparmor ? { appArmorProfile: { type: 'Localhost', localhostProfile: p.apparmor } } : {}),
+  };
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The profile in force for a container: its own field, else the pod's (Kubernetes' rule). */
+function effective(c: ContainerRef, pod: Record<string, unknown>, field: 'seccompProfile' | 'appArmorProfile'): Record<string, unknown> | undefined {
+  const own = c.securityContext?.[field];
+  if (isObj(own)) return own;
+  const podSc = pod.securityContext;
+  return isObj(podSc) && isObj(podSc[field]) ? (podSc[field] as Record<string, unknown>) : undefined;
+}
+
+/**
+ * Every way this container's security context is weaker than its bundle asks: privileged,
+ * capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
+ * host namespaces the manifest does not ask for. Empty when none.
+ */
+export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
+  const out: string[] = [];
+  const sc = c.securityContext ?? {};
+  if (sc.privileged === true) out.push('privileged: true');
+  const caps = isObj(sc.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
+  const extra = caps.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
+  if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8))} beyond the manifest's ${JSON.stringify(p.capabilities)}`);
+  const seccomp = effective(c, pod, 'seccompProfile');
+  if (p.seccomp) {
+    const want = seccompLocalhostPath(p.seccomp);
+    if (seccomp?.type !== 'Localhost' || seccomp.localhostProfile !== want) out.push(`seccompProfile must be Localhost ${want} (the bundle's), not ${describe(seccomp)}`);
+  } else if (seccomp?.type !== 'RuntimeDefault' && seccomp?.type !== 'Localhost') {
+    out.push(`seccompProfile must be RuntimeDefault or Localhost, not ${describe(seccomp)}`);
+  }
+  if (p.apparmor) {
+    const aa = effective(c, pod, 'appArmorProfile');
+    if (aa?.type !== 'Localhost' || aa.localhostProfile !== p.apparmor) out.push(`appArmorProfile must be Localhost ${p.apparmor} (the bundle's), not ${describe(aa)}`);
+  } else {
+    const aa = effective(c, pod, 'appArmorProfile');
+    if (aa?.type === 'Unconfined') out.push('appArmorProfile Unconfined');
+  }
+  if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
+  if (pod.hostPID === true) out.push('hostPID: true');
+  if (pod.hostIPC === true) out.push('hostIPC: true');
+  return out;
+}
+
+function describe(p: Record<string, unknown> | undefined): string {
+  if (!p) return 'unset (Unconfined)';
+  return typeof p.localhostProfile === 'string' ? `${String(p.type)} ${p.localhostProfile.slice(0, 120)}` : String(p.type).slice(0, 40);
+}

@@ -1,0 +1,206 @@
+/**
+ * The admission judge: pins tags through the allow-listed registry (the guarded client of
+ * src/oci), fetches the signed .ctp of an image (OCI referrer, or the `sha256-<hex>` tag
+ * fallback), verifies it with the library `ct verify` uses, and judges it with the policy set
+ * for an environment.
+ *
+ * Two caches, both bounded LRUs with a TTL:
+ * - verified bundles per (trust material, pinned reference): fetching and verifying is the
+ *   expensive part, and the deploy server fills it when it verifies a bundle (`learn`), so
+ *   admission rarely fetches;
+ * - verdicts per (trust material, policy set digest, environment, pinned reference): a hit is
+ *   a map lookup.
+ * A changed trust store or policy set changes the key, so stale verdicts are never served.
+ * Concurrent requests for one image share one fetch. Transient failures (registry down) are not
+ * cached; final ones (tampered bundle, no bundle) are, for the TTL.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CtError } from '../core/errors.js';
+import { RegistryClient, type ClientOptions } from '../oci/client.js';
+import { fetchCtp } from '../oci/fetch.js';
+import { parseReference } from '../oci/reference.js';
+import { openCtp } from '../bundle/read.js';
+import { verifyCtpArchive } from '../verify/ctp/verify-ctp.js';
+import { VerificationCache } from '../verify/cache.js';
+import type { TrustMaterial } from '../verify/report.js';
+import type { Evidence, Finding } from '../verify/evidence.js';
+import { bundleFactsFromArchive } from '../policy/bundle-facts.js';
+import { evaluate } from '../policy/evaluate.js';
+import type { PolicySet } from '../policy/policy-set.js';
+import type { BundleFacts, HostFacts } from '../policy/types.js';
+import type { ImageJudge, ImageVerdict } from './admit.js';
+import { bundleProfiles } from './profiles.js';
+
+/** A bundle that verified (integrity), with what the policy engine judges. */
+export interface VerifiedImage {
+  reference: string;
+  imageDigest: string;
+  bundleDigest: string;
+  evidence: Evidence;
+  facts: BundleFacts;
+  integrity: Finding[];
+}
+
+type VerifyOutcome = { ok: true; image: VerifiedImage } | { ok: false; code: string; message: string };
+
+export interface JudgeOptions {
+  trust: () => TrustMaterial | undefined;
+  policies: () => PolicySet | undefined;
+  /** Registry access: allow-list, allowed addresses, credentials (src/oci ClientOptions). */
+  registry: ClientOptions & { allowedRegistries: string[]; insecure?: string[] };
+  ttlMs?: number;
+  maxEntries?: number;
+  /**
+   * What the cluster's nodes enforce, as the policy engine sees a host. Linux nodes always
+   * enforce seccomp (the kubelet applies Localhost profiles, SPO installs them); AppArmor only
+   * where the nodes' kernels have it, which the operator states (`--nodes-apparmor`).
+   */
+  nodes?: Omit<HostFacts, 'environment'>;
+}
+
+const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR']);
+
+class TtlLru<V> {
+  private readonly map = new Map<string, { v: V; until: number }>();
+  constructor(private readonly max: number, private readonly ttl: number) {}
+  get(k: string): V | undefined {
+    const e = this.map.get(k);
+    if (!e) return undefined;
+    this.map.delete(k);
+    if (e.until <= Date.now()) return undefined;
+    this.map.set(k, e);
+    return e.v;
+  }
+  set(k: string, v: V): void {
+    this.map.delete(k);
+    this.map.set(k, { v, until: Date.now() + this.ttl });
+    while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+/** `registry/repository@sha256:…` of a reference that names a digest; otherwise undefined. */
+export function pinnedOf(reference: string): string | undefined {
+  const r = parseReference(reference);
+  return r.digest ? `${r.registry}/${r.repository}@${r.digest}` : undefined;
+}
+
+export class AdmissionJudge implements ImageJudge {
+  private readonly verified: TtlLru<VerifyOutcome>;
+  private readonly verdicts: TtlLru<ImageVerdict>;
+  private readonly inflight = new Map<string, Promise<VerifyOutcome>>();
+  private readonly verifyCache = new VerificationCache({ maxEntries: 1024 });
+  /** Counters for metrics and tests: verdicts served from cache, bundles fetched. */
+  readonly stats = { verdictHits: 0, fetches: 0, learned: 0 };
+
+  constructor(private readonly opts: JudgeOptions) {
+    const max = opts.maxEntries ?? 4096;
+    const ttl = opts.ttlMs ?? 10 * 60_000;
+    this.verified = new TtlLru(max, ttl);
+    this.verdicts = new TtlLru(max, ttl);
+  }
+
+  private trustKey(t: TrustMaterial): string {
+    return `${t.storeDigest}|${t.trustedRootDigest ?? ''}`;
+  }
+
+  async pin(image: string): Promise<string> {
+    const ref = parseReference(image);
+    if (ref.digest) return `${ref.registry}/${ref.repository}@${ref.digest}`;
+    const o = this.opts.registry;
+    if (o.allowedRegistries.length === 0) throw new CtError('REGISTRY_NOT_ALLOWED', 'no registry is allow-listed: tags cannot be pinned', {});
+    const client = await RegistryClient.open(ref, { ...o, plainHttp: o.insecure?.includes(ref.registry) ?? false });
+    try {
+      const digest = await client.resolve(ref.tag ?? 'latest');
+      if (!digest) throw new CtError('REGISTRY_NOT_FOUND', `${image}: no such tag in ${ref.registry}/${ref.repository}`, { image });
+      return `${ref.registry}/${ref.repository}@${digest}`;
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** The deploy server hands over what it verified: later admissions of that image need no fetch. */
+  learn(image: VerifiedImage): void {
+    const trust = this.opts.trust();
+    if (!trust) return;
+    const r = parseReference(image.reference);
+    const pinned = `${r.registry}/${r.repository}@${image.imageDigest}`;
+    this.verified.set(`${this.trustKey(trust)}|${pinned}`, { ok: true, image: { ...image, reference: pinned } });
+    this.stats.learned++;
+  }
+
+  async judge(pinned: string, environment: string): Promise<ImageVerdict> {
+    const trust = this.opts.trust();
+    if (!trust) throw new CtError('UNKNOWN_KEY', 'no trust store is configured: nothing can be verified', {});
+    const set = this.opts.policies();
+    if (!set) throw new CtError('NO_POLICY', 'the policies could not be loaded: failing closed', {});
+    const vkey = `${this.trustKey(trust)}|${set.digest}|${environment}|${pinned}`;
+    const hit = this.verdicts.get(vkey);
+    if (hit) {
+      this.stats.verdictHits++;
+      return hit;
+    }
+    const outcome = await this.verify(pinned, trust);
+    if (!outcome.ok) throw new CtError(outcome.code as never, outcome.message, { reference: pinned });
+    const img = outcome.image;
+    const d = evaluate(set, { evidence: img.evidence, manifest: img.facts, host: { seccomp: true, ...this.opts.nodes, environment }, findings: img.integrity });
+    const first = d.violations[0];
+    const verdict: ImageVerdict = {
+      reference: pinned,
+      imageDigest: img.imageDigest,
+      bundleDigest: img.bundleDigest,
+      allow: d.allow,
+      ...(d.allow ? {} : { code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' }),
+      warnings: d.warnings.map((w) => `${w.code}: ${w.policy}/${w.rule}: ${w.message}`),
+      profiles: bundleProfiles(img.facts, img.imageDigest),
+    };
+    this.verdicts.set(vkey, verdict);
+    return verdict;
+  }
+
+  /** Verified bundle for a pinned reference: cache, else one shared fetch + verification. */
+  private verify(pinned: string, trust: TrustMaterial): Promise<VerifyOutcome> {
+    const key = `${this.trustKey(trust)}|${pinned}`;
+    const cached = this.verified.get(key);
+    if (cached) return Promise.resolve(cached);
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchAndVerify(pinned, trust)
+        .then((o) => {
+          if (o.ok || !TRANSIENT.has(o.code)) this.verified.set(key, o);
+          return o;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  private async fetchAndVerify(pinned: string, trust: TrustMaterial): Promise<VerifyOutcome> {
+    this.stats.fetches++;
+    const o = this.opts.registry;
+    if (o.allowedRegistries.length === 0) return { ok: false, code: 'REGISTRY_NOT_ALLOWED', message: 'no registry is allow-listed' };
+    const dir = await mkdtemp(join(tmpdir(), 'ct-admission-'));
+    try {
+      const host = pinned.split('/')[0];
+      const fetched = await fetchCtp(pinned, join(dir, 'bundle.ctp'), { ...o, plainHttp: o.insecure?.includes(host) ?? false });
+      const archive = await openCtp(fetched.path);
+      // As in the deploy server: the verifier judges integrity (audit mode); requirements are the policy's.
+      const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: this.verifyCache });
+      if (report.decision === 'REJECT') return { ok: false, code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
+      const facts = bundleFactsFromArchive(archive, pinned);
+      return {
+        ok: true,
+        image: { reference: pinned, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: { ...report.evidence, fetchedReference: pinned }, facts, integrity: report.findings.filter((f) => f.integrity) },
+      };
+    } catch (e) {
+      return { ok: false, code: e instanceof CtError ? e.code : 'NETWORK_ERROR', message: (e as Error).message };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * Acceptance of the admission webhooks: AdmissionReview v1 requests shaped as the API server
+ * sends them, over HTTPS to `ct admission serve`'s server, against signed bundles in a real
+ * docker-registry. Mutations are applied with a JSON Patch library and the result is checked
+ * against the expected spec and the Kubernetes schema.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { connect } from 'node:tls';
+import jsonpatch from 'fast-json-patch';
+import pino from 'pino';
+import { startAdmission, type RunningAdmission } from '../../server/admission/main.js';
+import type { AdmissionDecisionRecord } from '../../server/admission/handler.js';
+import { profileNameFor } from '../../src/profiles/apparmor/names.js';
+import { freePort } from '../support/registry.js';
+import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
+import { cronJob, deployment, pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
+import { validateK8s } from './schema.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let fx: K8sFixture;
+let adm: RunningAdmission;
+let client: WebhookClient;
+let closedPort: number;
+let hanging: Server;
+let hangingPort: number;
+const hangingSockets = new Set<import('node:net').Socket>();
+const decisions: AdmissionDecisionRecord[] = [];
+
+beforeAll(async () => {
+  fx = await k8sFixture();
+  closedPort = await freePort();
+  // A "registry" that accepts connections and never answers: the deadline test.
+  hanging = createServer((s) => void hangingSockets.add(s));
+  await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', () => r()));
+  hangingPort = (hanging.address() as { port: number }).port;
+  const allowed = [fx.registry.host, `127.0.0.1:${closedPort}`, `127.0.0.1:${hangingPort}`];
+  adm = await startAdmission(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      certFile: fx.tls.cert,
+      keyFile: fx.tls.key,
+      trustStore: fx.trustStorePath,
+      policies: [fx.policiesDir],
+      registry: { allowedRegistries: allowed, allowedAddresses: ['127.0.0.1'], insecure: allowed, noDockerConfig: true, timeoutMs: 30_000 },
+      certReloadMs: 100,
+      onDecision: (r) => decisions.push(r),
+    },
+    pino({ level: 'silent' }),
+  );
+  client = webhookClient(adm.url, fx.tls.cert);
+}, 120_000);
+
+afterAll(async () => {
+  await client?.close();
+  await adm?.close();
+  for (const s of hangingSockets) s.destroy();
+  hanging?.close();
+  await fx?.cleanup();
+});
+
+const name = (digest: string) => profileNameFor('hello', digest);
+const pinned = (d: string) => `${fx.registry.host}/acme/hello@${d}`;
+const wantSc = (digest: string) => ({ seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
+
+/** Posts to /mutate, checks the answer's shape, applies its patch; returns the patched object. */
+async function mutated(object: Obj, env = 'production', opts: Parameters<typeof reviewOf>[1] = {}): Promise<Obj> {
+  const review = reviewOf(object, opts) as Obj;
+  const { status, json } = await client.post(`/mutate/${env}`, review);
+  expect(status).toBe(200);
+  expect(json).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request.uid, allowed: true, patchType: 'JSONPatch' } });
+  const patch = JSON.parse(Buffer.from(json.response.patch, 'base64').toString('utf8'));
+  return jsonpatch.applyPatch(structuredClone(object), patch, true, false).newDocument as Obj;
+}
+
+async function validated(object: Obj, env = 'production', opts: Parameters<typeof reviewOf>[1] = {}): Promise<Obj> {
+  const review = reviewOf(object, opts) as Obj;
+  const { status, json } = await client.post(`/validate/${env}`, review);
+  expect(status).toBe(200);
+  expect(json.apiVersion).toBe('admission.k8s.io/v1');
+  expect(json.kind).toBe('AdmissionReview');
+  expect(json.response.uid).toBe(review.request.uid);
+  expect(typeof json.response.allowed).toBe('boolean');
+  return json.response;
+}
+
+/** Allowed, and when not, the denial's message in the failure output. */
+function expectAllowed(r: Obj): void {
+  expect({ allowed: r.allowed, message: r.status?.message }).toEqual({ allowed: true, message: undefined });
+}
+
+describe('mutating webhook', () => {
+  it('Pod: pins tags to the digest the registry names now and sets the bundle\'s profiles (init containers too)', async () => {
+    const p = pod([{ name: 'web', image: fx.tagRef }, { name: 'side', image: fx.refs.v2, securityContext: { runAsUser: 1000 } }], { initContainers: [{ name: 'init', image: `${fx.registry.host}/acme/hello:1.0.0` }] });
+    const out = await mutated(p);
+    expect(out.spec.containers[0]).toEqual({ name: 'web', image: pinned(fx.digests.v1), securityContext: wantSc(fx.digests.v1) });
+    expect(out.spec.containers[1]).toEqual({ name: 'side', image: fx.refs.v2, securityContext: { runAsUser: 1000, ...wantSc(fx.digests.v2) } });
+    expect(out.spec.initContainers[0]).toEqual({ name: 'init', image: pinned(fx.digests.v1), securityContext: wantSc(fx.digests.v1) });
+    expect(await validateK8s(out)).toEqual([]);
+    // The mutated pod passes validation.
+    expectAllowed(await validated(out));
+  });
+
+  it('Deployment and CronJob: the pod template is patched at its own path', async () => {
+    const dep = await mutated(deployment([{ name: 'web', image: fx.tagRef, ports: [{ containerPort: 8080 }] }]));
+    expect(dep.spec.template.spec.containers[0]).toEqual({ name: 'web', image: pinned(fx.digests.v1), ports: [{ containerPort: 8080 }], securityContext: wantSc(fx.digests.v1) });
+    expect(await validateK8s(dep)).toEqual([]);
+    expectAllowed(await validated(dep));
+    const cj = await mutated(cronJob([{ name: 'job', image: fx.refs.v2 }], [{ name: 'migrate', image: fx.tagRef }]));
+    const spec = cj.spec.jobTemplate.spec.template.spec;
+    expect(spec.containers[0].securityContext).toEqual(wantSc(fx.digests.v2));
+    expect(spec.initContainers[0].image).toBe(pinned(fx.digests.v1));
+    expect(await validateK8s(cj)).toEqual([]);
+    expectAllowed(await validated(cj));
+  });
+
+  it('ephemeral containers (pods/ephemeralcontainers UPDATE): denied unpatched, allowed once mutated', async () => {
+    const base = (await mutated(pod([{ name: 'web', image: fx.refs.v1 }]))) as Obj;
+    base.spec.ephemeralContainers = [{ name: 'debug', image: fx.refs.v1, securityContext: { capabilities: { add: ['SYS_PTRACE'] } } }];
+    const denied = await validated(base, 'production', { operation: 'UPDATE', subResource: 'ephemeralcontainers' });
+    expect(denied.allowed).toBe(false);
+    expect(denied.status.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\] ephemeralContainers\[0\] "debug".*SYS_PTRACE/);
+    base.spec.ephemeralContainers = [{ name: 'debug', image: fx.refs.v1 }];
+    const fixed = await mutated(base, 'production', { operation: 'UPDATE', subResource: 'ephemeralcontainers' });
+    expect(fixed.spec.ephemeralContainers[0].securityContext).toEqual(wantSc(fx.digests.v1));
+    expectAllowed(await validated(fixed, 'production', { operation: 'UPDATE', subResource: 'ephemeralcontainers' }));
+  });
+});
+
+describe('validating webhook', () => {
+  it('denies a tampered bundle with the verifier\'s code, and a policy denial with the policy\'s message', async () => {
+    const t = await validated(pod([{ name: 'web', image: fx.refs.tampered }]));
+    expect(t.allowed).toBe(false);
+    expect(t.status.code).toBe(403);
+    expect(t.status.message).toMatch(/^\[(SUBJECT_MISMATCH|DIGEST_MISMATCH|UNCOVERED_FILE)\]/);
+    const ok = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]), 'locked');
+    const locked = await validated(ok, 'locked');
+    expect(locked.allowed).toBe(false);
+    expect(locked.status.message).toMatch(/^\[[A-Z_]+\] containers\[0\] "web" .*acme\/hello@sha256:[0-9a-f]{64}: locked\//);
+  });
+
+  it('answers warnings for a permissive policy\'s violations (allowed)', async () => {
+    const ok = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]), 'staging');
+    const r = await validated(ok, 'staging');
+    expect(r.allowed).toBe(true);
+    expect(r.warnings.join('\n')).toMatch(/web: .*staging\/.*verified-container\.org\/v1\/review/);
+  });
+
+  it('denies a security context weaker than the bundle: privileged, extra capabilities, other profiles, host namespaces', async () => {
+    const good = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
+    const cases: [string, (p: Obj) => void, RegExp][] = [
+      ['privileged', (p) => (p.spec.containers[0].securityContext.privileged = true), /privileged: true/],
+      ['capabilities', (p) => (p.spec.containers[0].securityContext.capabilities = { add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] }), /capabilities\.add \["SYS_ADMIN"\] beyond the manifest's \["NET_BIND_SERVICE"\]/],
+      ['seccomp', (p) => (p.spec.containers[0].securityContext.seccompProfile = { type: 'Unconfined' }), /seccompProfile must be Localhost operator\/cerro-torre-hello-/],
+      ['apparmor', (p) => delete p.spec.containers[0].securityContext.appArmorProfile, /appArmorProfile must be Localhost/],
+      ['hostPID', (p) => (p.spec.hostPID = true), /hostPID/],
+    ];
+    for (const [, change, re] of cases) {
+      const p = structuredClone(good);
+      change(p);
+      const r = await validated(p);
+      expect(r.allowed).toBe(false);
+      expect(r.status.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\]/);
+      expect(r.status.message).toMatch(re);
+    }
+    // The manifest's own capability is allowed, in either spelling.
+    const p = structuredClone(good);
+    p.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['CAP_NET_BIND_SERVICE'] };
+    expectAllowed(await validated(p));
+  });
+
+  it('judges the digest it is given: a tag is refused, and a tag moved after mutation does not change the verdict', async () => {
+    const byTag = await validated(pod([{ name: 'web', image: fx.tagRef, securityContext: wantSc(fx.digests.v1) }]));
+    expect(byTag.allowed).toBe(false);
+    expect(byTag.status.message).toMatch(/^\[IMAGE_NOT_PINNED\]/);
+    const m1 = await mutated(pod([{ name: 'web', image: fx.tagRef }]));
+    expect(m1.spec.containers[0].image).toBe(pinned(fx.digests.v1));
+    await fx.moveTag('v2');
+    try {
+      const m2 = await mutated(pod([{ name: 'web', image: fx.tagRef }]));
+      expect(m2.spec.containers[0].image).toBe(pinned(fx.digests.v2));
+      // The object mutated before the move still carries v1 and v1's profiles: judged as v1.
+      expectAllowed(await validated(m1));
+      // v1's digest with v2's profiles is caught: the profiles must be the judged bundle's.
+      const mixed = structuredClone(m1);
+      mixed.spec.containers[0].securityContext = wantSc(fx.digests.v2);
+      const r = await validated(mixed);
+      expect(r.allowed).toBe(false);
+      expect(r.status.message).toContain(`operator/${name(fx.digests.v1)}.json`);
+    } finally {
+      await fx.moveTag('v1');
+    }
+  });
+
+  it('caches verdicts: judging the same images again fetches nothing', async () => {
+    const ok = await mutated(pod([{ name: 'a', image: fx.refs.v1 }, { name: 'b', image: fx.refs.v2 }]));
+    const before = adm.judge.stats.fetches;
+    const hits = adm.judge.stats.verdictHits;
+    for (let i = 0; i < 3; i++) expectAllowed(await validated(ok));
+    expect(adm.judge.stats.fetches).toBe(before);
+    expect(adm.judge.stats.verdictHits).toBeGreaterThanOrEqual(hits + 6);
+  });
+
+  it('dryRun: same answer, no decision recorded', async () => {
+    const ok = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
+    const n = decisions.length;
+    expectAllowed(await validated(ok, 'production', { dryRun: true }));
+    expect(decisions.length).toBe(n);
+    const r = await validated(ok, 'production', { uid: 'a2a2a2a2-0000-4000-8000-000000000001' });
+    expect(r.allowed).toBe(true);
+    expect(decisions.at(-1)).toMatchObject({ uid: 'a2a2a2a2-0000-4000-8000-000000000001', webhook: 'validate', environment: 'production', kind: '/v1/Pod', namespace: 'shop', allowed: true });
+  });
+});
+
+describe('bad input and faults: a well-formed AdmissionReview denial, or an HTTP error', () => {
+  it('unknown kinds are denied (fail closed), well-formed', async () => {
+    const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 80 }] } };
+    for (const hook of ['mutate', 'validate']) {
+      const { status, json } = await client.post(`/${hook}/production`, reviewOf(svc));
+      expect(status).toBe(200);
+      expect(json.response.allowed).toBe(false);
+      expect(json.response.status.message).toMatch(/^\[ADMISSION_UNSUPPORTED_KIND\]/);
+    }
+  });
+
+  it('missing fields: denied with ADMISSION_INVALID when the uid is known, HTTP 400 otherwise', async () => {
+    const review = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])) as Obj;
+    delete review.request.object.spec;
+    let r = await client.post('/validate/production', review);
+    expect(r.json.response).toMatchObject({ allowed: false, status: { code: 400 } });
+    expect(r.json.response.status.message).toMatch(/^\[ADMISSION_INVALID\] Pod: \.spec is missing/);
+    const noImage = reviewOf(pod([{ name: 'web' }])) as Obj;
+    r = await client.post('/mutate/production', noImage);
+    expect(r.json.response.allowed).toBe(false);
+    const noUid = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])) as Obj;
+    delete noUid.request.uid;
+    r = await client.post('/validate/production', noUid);
+    expect(r.status).toBe(400);
+    expect(r.json.response).toBeUndefined();
+    expect((await client.post('/validate/production', null, { raw: '{"apiVersion": ' })).status).toBe(400);
+    expect((await client.post('/validate/production', null, { raw: 'x'.repeat(4 * 1024 * 1024) }).catch(() => ({ status: 413 }))).status).toBe(413);
+    expect((await client.post('/validate/production', reviewOf(pod([])), { contentType: 'text/plain' })).status).toBe(415);
+    expect((await client.post('/validate/Prod..', reviewOf(pod([])))).status).toBe(404);
+  });
+
+  it('huge pods: 300 containers of one image are judged once; 100 distinct images are refused', async () => {
+    const many = Array.from({ length: 300 }, (_, i) => ({ name: `c${i}`, image: fx.refs.v1 }));
+    const out = await mutated(pod(many));
+    expect(out.spec.containers).toHaveLength(300);
+    expectAllowed(await validated(out));
+    const distinct = Array.from({ length: 100 }, (_, i) => ({ name: `c${i}`, image: `${fx.registry.host}/acme/img${i}@sha256:${String(i).padStart(64, '0')}` }));
+    const r = await validated(pod(distinct));
+    expect(r.allowed).toBe(false);
+    expect(r.status.message).toMatch(/^\[ADMISSION_TOO_LARGE\]/);
+  });
+
+  it('registry down: denied, saying why (503), nothing cached', async () => {
+    const image = `127.0.0.1:${closedPort}/acme/hello@${fx.digests.v1}`;
+    const fetches = adm.judge.stats.fetches;
+    await validated(pod([{ name: 'web', image, securityContext: wantSc(fx.digests.v1) }]));
+    const r = await validated(pod([{ name: 'web', image, securityContext: wantSc(fx.digests.v1) }]));
+    expect(adm.judge.stats.fetches).toBe(fetches + 2);
+    expect(r.allowed).toBe(false);
+    expect(r.status.code).toBe(503);
+    expect(r.status.message).toMatch(/^\[(NETWORK_ERROR|REGISTRY_ERROR)\]/);
+    const m = await client.post('/mutate/production', reviewOf(pod([{ name: 'web', image: `127.0.0.1:${closedPort}/acme/hello:stable` }])));
+    expect(m.json.response.allowed).toBe(false);
+  });
+
+  it('past the API server\'s deadline (?timeout=): denied with ADMISSION_DEADLINE before it gives up', async () => {
+    const image = `127.0.0.1:${hangingPort}/acme/hello@${fx.digests.v1}`;
+    const t0 = Date.now();
+    const { status, json } = await client.post('/validate/production', reviewOf(pod([{ name: 'web', image }])), { timeout: '2s' });
+    const ms = Date.now() - t0;
+    expect(status).toBe(200);
+    expect(json.response).toMatchObject({ allowed: false, status: { code: 504 } });
+    expect(json.response.status.message).toMatch(/^\[ADMISSION_DEADLINE\]/);
+    expect(ms).toBeLessThan(2000);
+  });
+});
+
+describe('TLS', () => {
+  const fingerprint = () =>
+    new Promise<string>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: Number(new URL(adm.url).port), rejectUnauthorized: false }, () => {
+        resolve(s.getPeerX509Certificate()!.fingerprint256);
+        s.end();
+      });
+      s.on('error', reject);
+    });
+
+  it('reloads a rotated certificate; a broken one leaves the previous in force', async () => {
+    const before = await fingerprint();
+    expect(before).toBe(new X509Certificate(readFileSync(fx.tls.cert)).fingerprint256);
+    const loads = adm.loads();
+    const next = makeCert(fx.dir, 'rotated');
+    copyFileSync(next.key, fx.tls.key);
+    copyFileSync(next.cert, fx.tls.cert);
+    for (let i = 0; i < 100 && adm.loads() === loads; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(adm.loads()).toBeGreaterThan(loads);
+    const after = await fingerprint();
+    expect(after).toBe(new X509Certificate(readFileSync(next.cert)).fingerprint256);
+    expect(after).not.toBe(before);
+    const n = adm.loads();
+    copyFileSync(next.cert, `${fx.tls.cert}.bak`);
+    await import('node:fs/promises').then((f) => f.writeFile(fx.tls.cert, '-----BEGIN CERTIFICATE-----\nbroken\n'));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(adm.loads()).toBe(n);
+    expect(await fingerprint()).toBe(after);
+    copyFileSync(`${fx.tls.cert}.bak`, fx.tls.cert);
+  });
+});

@@ -1,0 +1,74 @@
+import { describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { parseYamlDocs, validateK8s } from './schema.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const DIR = 'deploy/kubernetes';
+const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort();
+const objects: Obj[] = files.flatMap((f) => parseYamlDocs(readFileSync(join(DIR, f), 'utf8')));
+const find = (kind: string) => objects.filter((o) => o.kind === kind);
+
+describe('install manifests (deploy/kubernetes)', () => {
+  it('pass the Kubernetes schema of a current release, without unknown fields', async () => {
+    expect(objects.length).toBeGreaterThanOrEqual(10);
+    const problems = (await Promise.all(objects.map(validateK8s))).flat();
+    expect(problems).toEqual([]);
+  });
+
+  it('the validator catches what the API server would refuse (so the check above means something)', async () => {
+    const dep = structuredClone(find('Deployment')[0]);
+    dep.spec.template.spec.containers[0].securityContxt = { privileged: true };
+    dep.spec.replicas = 'two';
+    const problems = (await validateK8s(dep)).join('\n');
+    expect(problems).toMatch(/securityContxt: unknown field/);
+    expect(problems).toMatch(/replicas/);
+    const wh = structuredClone(find('ValidatingWebhookConfiguration')[0]);
+    wh.webhooks[0].sideEffects = 'Maybe';
+    delete wh.webhooks[0].clientConfig;
+    expect((await validateK8s(wh)).length).toBeGreaterThan(0);
+  });
+
+  it('kustomization lists every manifest', () => {
+    const k = YAML.parse(readFileSync(join(DIR, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
+    expect([...k.resources].sort()).toEqual(files);
+  });
+
+  it('webhooks: both kinds, timeout ≤ 10 s, sideEffects None, failurePolicy Fail, opt-in by namespace label naming the path', () => {
+    const svc = find('Service')[0];
+    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+      const [cfg] = find(kind);
+      expect(cfg).toBeDefined();
+      const which = kind.startsWith('Mutating') ? 'mutate' : 'validate';
+      expect(cfg.webhooks.length).toBeGreaterThanOrEqual(1);
+      for (const w of cfg.webhooks) {
+        expect(w.timeoutSeconds).toBeLessThanOrEqual(10);
+        expect(w.sideEffects).toBe('None');
+        expect(w.failurePolicy).toBe('Fail');
+        expect(w.admissionReviewVersions).toEqual(['v1']);
+        const env = w.namespaceSelector.matchLabels['cerro-torre.dev/environment'];
+        expect(env).toMatch(/^[a-z0-9-]+$/);
+        expect(w.clientConfig.service).toMatchObject({ name: svc.metadata.name, namespace: svc.metadata.namespace, path: `/${which}/${env}` });
+        const resources = w.rules.flatMap((r: Obj) => r.resources);
+        for (const r of ['pods', 'pods/ephemeralcontainers', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs']) expect(resources).toContain(r);
+      }
+    }
+  });
+
+  it('Deployment, Service and PodDisruptionBudget select the same pods; the webhook serves the Service port', () => {
+    const [dep] = find('Deployment');
+    const [svc] = find('Service');
+    const [pdb] = find('PodDisruptionBudget');
+    const labels = dep.spec.template.metadata.labels;
+    for (const sel of [svc.spec.selector, pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels]) for (const [k, v] of Object.entries(sel)) expect(labels[k]).toBe(v);
+    expect(dep.spec.replicas).toBeGreaterThan(pdb.spec.minAvailable);
+    const c = dep.spec.template.spec.containers[0];
+    expect(c.args.slice(0, 2)).toEqual(['admission', 'serve']);
+    expect(svc.spec.ports[0].targetPort).toBe(c.ports[0].name);
+    // The webhook's own namespace never opts in: a broken webhook cannot block its own pods.
+    const [ns] = find('Namespace');
+    expect(ns.metadata.labels['cerro-torre.dev/environment']).toBeUndefined();
+  });
+});
