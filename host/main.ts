@@ -6,6 +6,7 @@ import type { TrustMaterial } from '../src/verify/report.js';
 import { collectFacts } from './facts.js';
 import { RuncRuntime } from './runtime/runc.js';
 import { LocalRunner } from './agent/runner.js';
+import { NetworkManager, findNetavark } from './network/index.js';
 import { startAgent } from './agent/agent.js';
 
 interface Io { out(t: string): void; err(t: string): void }
@@ -19,6 +20,11 @@ export interface HostCommandOptions {
   policies: string;
   /** The environment this host serves; assignments for others are refused. */
   environment?: string;
+  /** Bridge subnets <networkPool>.<n>.0/24 (default 10.231), bridges <bridgePrefix><n> (default ctbr). */
+  networkPool?: string;
+  bridgePrefix?: string;
+  /** Where netavark and aardvark-dns are (default: Podman's helper directories). */
+  netavarkDir?: string;
 }
 
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
@@ -29,10 +35,19 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   const loaded = await policies.reload();
   if (!loaded.ok) io.err(`policies failed to load (${loaded.error?.code}): every assignment will be refused until they do`);
   const facts = await collectFacts();
-  const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+  // Bridge networking needs root (netavark makes bridges and firewall rules); rootless agents run network = "none".
+  const network = process.getuid?.() === 0
+    ? new NetworkManager({
+      stateDir: o.stateDir, subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix,
+      paths: o.netavarkDir ? await findNetavark([o.netavarkDir]) : undefined,
+    })
+    : undefined;
+  const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, beforeStart: network && ((id) => network.resume(id)) });
   const recovered = await runtime.recover();
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
-  const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment });
+  const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment, network });
+  // A setup the previous agent was killed in, or a network whose container is gone, is torn down now.
+  await runner.inventory();
   const agent = await startAgent({
     serverUrl: o.server,
     stateDir: o.stateDir,
@@ -53,6 +68,7 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   clearInterval(watch);
   await agent.stop();
   runtime.close();
+  network?.close();
   return 0;
 }
 

@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { sendError } from './http-error.js';
 
+const port = { type: 'integer', minimum: 1, maximum: 65535 };
 const Ajv2020 = Ajv2020Module as unknown as typeof Ajv2020Module.default;
 
 const error = { $ref: '#/components/schemas/Error' };
@@ -16,7 +17,12 @@ const json = (schema: object, description = 'ok') => ({ description, content: { 
 export const REQUEST_SCHEMAS: Record<string, object> = {
   createDeployment: {
     type: 'object', additionalProperties: false, required: ['environment', 'app', 'bundle'],
-    properties: { environment: name, app: name, bundle: digestRef, bundleDigest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' }, hosts: labels, commit: { type: 'string', pattern: '^[0-9a-f]{40}$' } },
+    properties: { environment: name, app: name, bundle: digestRef, bundleDigest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' }, hosts: labels, commit: { type: 'string', pattern: '^[0-9a-f]{40}$' },
+      ports: {
+        type: 'array', maxItems: 32,
+        items: { type: 'object', additionalProperties: false, required: ['host', 'container'], properties: { host: port, container: port, address: { type: 'string', maxLength: 15 }, protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp'] } } },
+      },
+    },
   },
   verify: {
     type: 'object', additionalProperties: false,

@@ -11,6 +11,7 @@ import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
 import type { Assignment, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
+import { parsePublishedPorts } from '../../src/protocol/ports.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
 
 /** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
@@ -188,6 +189,10 @@ function assignmentProblem(a: Assignment): string | undefined {
   if (a.download !== `/api/v1/hosts/bundles/${a.bundleDigest}`) return 'download path is not the bundle store path of its digest';
   if (typeof a.app !== 'string' || !NAME.test(a.app) || typeof a.environment !== 'string' || !NAME.test(a.environment)) return 'app or environment is not a valid name';
   if (typeof a.deploymentId !== 'string' || a.deploymentId.length > 100) return 'deploymentId is invalid';
+  if (a.ports !== undefined) {
+    const ports = parsePublishedPorts(a.ports);
+    if ('problem' in ports) return `ports: ${ports.problem}`;
+  }
   return undefined;
 }
 

@@ -1,5 +1,5 @@
 import type { PolicySet } from '../../src/policy/policy-set.js';
-import type { Decision } from '../../src/policy/types.js';
+import type { Decision, Egress } from '../../src/policy/types.js';
 import type { RuntimeGrants } from '../enforce/types.js';
 
 /**
@@ -34,5 +34,16 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
     allowRoot: rules.length > 0 && present.length === rules.length && !present.some((r) => r.nonRoot),
     seccompExtras: [...(extras ?? [])].sort(),
     limits,
+    network: {
+      publish: present.filter((r) => r.network).map((r) => r.network!.publish),
+      egress: narrowest(present.map((r) => r.network?.egress).filter((e): e is Egress => e !== undefined)),
+    },
   };
+}
+
+const EGRESS_ORDER: readonly Egress[] = ['none', 'environment', 'any'];
+
+/** The narrowest egress the policies name; none named: `none` (nothing beyond the environment). */
+function narrowest(named: Egress[]): Egress {
+  return named.length === 0 ? 'none' : EGRESS_ORDER[Math.min(...named.map((e) => EGRESS_ORDER.indexOf(e)))];
 }

@@ -14,11 +14,14 @@ import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
+import type { PublishedPort } from '../../src/protocol/ports.js';
 import { buildRuntimePlan } from '../enforce/index.js';
 import type { ImageDefaults } from '../enforce/types.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
+import { attachNetwork, checkNetworkAsk } from './network-hook.js';
+import type { NetworkManager } from '../network/index.js';
 
 export interface LocalRunnerOptions {
   stateDir: string;
@@ -32,6 +35,8 @@ export interface LocalRunnerOptions {
    * or compromised cannot make a production host run under a development policy.
    */
   environment?: string;
+  /** Bridge networking (host/network); absent: `network = "bridge"` is refused (rootless agents). */
+  network?: NetworkManager;
 }
 
 type Outcome = { state: ContainerState; code?: string; message?: string; exitCode?: number | null };
@@ -66,9 +71,16 @@ export class LocalRunner implements AssignmentRunner {
   }
 
   inventory(): Promise<InventoryItem[]> {
-    return this.exclusive(async () =>
-      (await this.opts.runtime.list()).map((c) => ({ id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode })),
-    );
+    return this.exclusive(async () => {
+      const list = await this.opts.runtime.list();
+      // Networks follow the containers: a stopped one's is suspended, a removed one's torn down.
+      const status = new Map(list.map((c) => [c.id, c.status]));
+      await this.opts.network?.recover((id) => {
+        const s = status.get(id);
+        return s === 'running' || s === 'paused' ? 'running' : s === 'stopped' || s === 'created' ? 'stopped' : 'gone';
+      });
+      return list.map((c) => ({ id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode }));
+    });
   }
 
   run(a: Assignment, ctpPath: string): Promise<Outcome> {
@@ -134,12 +146,20 @@ export class LocalRunner implements AssignmentRunner {
       return refused(v?.code ?? 'POLICY_VIOLATION', v ? `${v.policy}/${v.rule}: ${v.message}` : 'denied by policy');
     }
 
+    const ports = a.ports ?? [];
+    const grants = runtimeGrants(set, decision);
+    try {
+      checkNetworkAsk(archive.manifest.runtime, ports, grants, this.opts.network);
+    } catch (e) {
+      return refused((e as CtError).code, (e as Error).message);
+    }
+
     // Only now may what already runs answer for the assignment: a tampered or unapproved bundle of
     // the same image must be refused, not reported running (a server retrying after a crash still
     // gets `running` without a restart, after this re-verification). And it must be this very
     // bundle: another one of the same image may carry other security files or runtime settings.
     const existing = await this.opts.runtime.state(id).catch(() => undefined);
-    if (existing?.status === 'running' && existing.imageDigest === a.imageDigest && (await this.runningBundle(id)) === archive.bundleDigest) {
+    if (existing?.status === 'running' && existing.imageDigest === a.imageDigest && (await this.runningBundle(id)) === `${archive.bundleDigest}${portsKey(ports)}`) {
       return { state: 'running' };
     }
 
@@ -157,7 +177,7 @@ export class LocalRunner implements AssignmentRunner {
           app: { name: a.app, imageDigest: a.imageDigest },
           runtime: archive.manifest.runtime,
           image: { entrypoint: cfg.Entrypoint, cmd: cfg.Cmd, env: cfg.Env, workingDir: cfg.WorkingDir, user: cfg.User } as ImageDefaults,
-          grants: runtimeGrants(set, decision),
+          grants,
           profiles: { seccomp: manifest.security?.seccomp, apparmor: manifest.security?.apparmor },
           // A known cgroup per container: its limits (runtime.resources) and its OOM reports.
           cgroupsPath: `/cerro-torre/${id}`,
@@ -165,18 +185,32 @@ export class LocalRunner implements AssignmentRunner {
         facts,
       );
       if (existing) await this.opts.runtime.delete(id, { force: true }).catch(() => undefined);
+      // The replaced container's network (and the host ports it held) goes with it.
+      await this.opts.network?.detach(id);
       await rm(this.assignedPath(id), { force: true });
+      if (archive.manifest.runtime?.network === 'bridge') {
+        await attachNetwork(this.opts.network!, plan.config, { containerId: id, environment: a.environment, app: a.app, ports, egress: grants.network?.egress ?? 'none' });
+      }
       const rec = await this.opts.runtime.run(id, plan.config, { appName: a.app, imageDigest: a.imageDigest });
       if (rec.status === 'running') {
         await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
-        await writeFileAtomic(this.assignedPath(id), `${JSON.stringify({ bundleDigest: archive.bundleDigest, generation: a.generation })}\n`, 0o600);
+        await writeFileAtomic(this.assignedPath(id), `${JSON.stringify({ bundleDigest: `${archive.bundleDigest}${portsKey(ports)}`, generation: a.generation })}\n`, 0o600);
+      } else {
+        await this.opts.network?.suspend(id);
       }
       await this.removeOtherRootfs(id, dir);
       return { state: rec.status === 'running' ? 'running' : 'failed', exitCode: rec.exitCode ?? null, message: rec.status === 'running' ? undefined : `container ${rec.status}` };
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
+      // Nothing runs half-networked: a container that could not start leaves no network behind.
+      await this.opts.network?.detach(id).catch(() => undefined);
       if (e instanceof CtError) return refused(e.code, e.message);
       return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
     }
   }
+}
+
+/** The published ports as part of what runs: the same bundle with other ports is a new deploy. */
+function portsKey(ports: readonly PublishedPort[]): string {
+  return ports.length ? ` ports=${JSON.stringify(ports)}` : '';
 }

@@ -1,4 +1,5 @@
 import type { OciSeccomp } from '../../src/profiles/seccomp/index.js';
+import type { NetworkGrants } from '../network/types.js';
 
 /**
  * What the manifest's `[runtime]` table asks for (structurally the bundle module's RuntimeSpec;
@@ -42,6 +43,8 @@ export interface RuntimeGrants {
   /** Syscalls a bundle profile may allow beyond RuntimeDefault. */
   seccompExtras?: readonly string[];
   limits?: { memoryBytes?: number; pids?: number; cpus?: number };
+  /** What the app may publish and reach on a bridge network (host/network). */
+  network?: NetworkGrants;
 }
 
 /** Profiles shipped in the bundle (`security/…`), as read from the verified bytes. */

@@ -124,6 +124,21 @@ export class NetworkManager {
     return this.paths;
   }
 
+  /** `netavark teardown` with the stored document, then the netns goes. Errors are not fatal: what is absent is done. */
+  private async teardown(row: AttachmentRow): Promise<void> {
+    const paths = await this.tools();
+    const name = row.netns.slice('/run/netns/'.length);
+    // Teardown needs the netns to find the veth; one that vanished (reboot) still has host-side rules.
+    await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
+    let r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
+    // Another netavark (a concurrent agent or podman) may hold the lock briefly.
+    for (let i = 0; i < 3 && r.code !== 0 && /lock/i.test(netavarkError(r)); i++) {
+      await sleep(100);
+      r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
+    }
+    await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
+  }
+
   /**
    * Gives the container its network namespace on the environment's bridge, with an address, its
    * DNS name and its published ports. Refused before anything is set up when a port is taken
@@ -199,17 +214,7 @@ export class NetworkManager {
   private async detachNow(containerId: string): Promise<void> {
     const row = this.store.attachment(containerId);
     if (!row) return;
-    const paths = await this.tools();
-    const name = row.netns.slice('/run/netns/'.length);
-    // Teardown needs the netns to find the veth; one that vanished (reboot) still has host-side rules.
-    await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
-    let r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
-    // Another netavark (a concurrent agent or podman) may hold the lock briefly.
-    for (let i = 0; i < 3 && r.code !== 0 && /lock/i.test(netavarkError(r)); i++) {
-      await sleep(100);
-      r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
-    }
-    await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
+    if (row.phase !== 'down') await this.teardown(row);
     await rm(this.resolvPath(containerId), { force: true });
     this.store.release(containerId);
     const net = this.store.network(row.environment);
@@ -217,16 +222,58 @@ export class NetworkManager {
   }
 
   /**
-   * After an agent restart (or a crash in the middle of a setup): tears down every attachment
-   * whose container is no longer alive, including those left in phase `setup`.
+   * Tears the network of a stopped container down but keeps its address and ports for a restart
+   * (resume): a stopped container holds no netns, veth or rule, as in Podman.
    */
-  recover(alive: (containerId: string) => boolean): Promise<string[]> {
+  suspend(containerId: string): Promise<void> {
     return this.exclusive(async () => {
-      const torn: string[] = [];
+      const row = this.store.attachment(containerId);
+      if (!row || row.phase === 'down') return;
+      await this.teardown(row);
+      this.store.setPhase(containerId, 'down');
+      const net = this.store.network(row.environment);
+      if (net && !this.store.attachments().some((a) => a.environment === row.environment && a.phase !== 'down')) await removeEgress(this.bridgeOf(net).bridge);
+    });
+  }
+
+  /** Sets a suspended container's network up again from its stored document (before runc starts it). */
+  resume(containerId: string): Promise<void> {
+    return this.exclusive(async () => {
+      const row = this.store.attachment(containerId);
+      if (!row || row.phase === 'up') return;
+      const net = this.store.network(row.environment)!;
+      try {
+        await this.setup(await this.tools(), row, this.bridgeOf(net).bridge, net.egress);
+      } catch (e) {
+        await this.teardown(row);
+        this.store.setPhase(containerId, 'down');
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * After an agent restart (or a crash in the middle of a setup), and at every inventory: tears
+   * down the network of every container that is gone (including attachments left in phase
+   * `setup`), and suspends that of stopped ones.
+   */
+  recover(state: (containerId: string) => 'running' | 'stopped' | 'gone'): Promise<string[]> {
+    const torn: string[] = [];
+    return this.exclusive(async () => {
       for (const row of this.store.attachments()) {
-        if (row.phase === 'up' && alive(row.containerId)) continue;
-        await this.detachNow(row.containerId);
-        torn.push(row.containerId);
+        const s = state(row.containerId);
+        if (s === 'running' && row.phase === 'up') continue;
+        if (s === 'gone' || row.phase === 'setup') {
+          await this.detachNow(row.containerId);
+          torn.push(row.containerId);
+        } else if (s === 'stopped' && row.phase === 'up') {
+          await this.teardown(row);
+          this.store.setPhase(row.containerId, 'down');
+          torn.push(row.containerId);
+        }
+      }
+      for (const net of this.store.networks()) {
+        if (!this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down')) await removeEgress(this.bridgeOf(net).bridge);
       }
       return torn;
     });

@@ -1,5 +1,5 @@
 import { CtError } from '../../src/core/errors.js';
-import type { NetworkGrants, PublishedPort } from './types.js';
+import type { NetworkGrants, PublishRule, PublishedPort } from './types.js';
 
 /**
  * Judges the ports an assignment publishes, before anything starts: each must be declared by the
@@ -14,10 +14,9 @@ export function checkPublishedPorts(ports: readonly PublishedPort[], declared: r
     if (!declaredSet.has(`${p.container}/${p.protocol}`)) {
       throw new CtError('PORT_NOT_ALLOWED', `${where}: the bundle does not declare container port ${p.container}/${p.protocol} in [runtime] ports`, { port: p, declared: [...declaredSet] });
     }
-    const rule = (grants?.publish ?? []).find(
-      (r) => p.host >= r.ports.from && p.host <= r.ports.to && (r.addresses ?? ['127.0.0.1']).includes(p.address) && (r.protocols ?? ['tcp']).includes(p.protocol),
-    );
-    if (!rule) {
+    const allows = (r: PublishRule) => p.host >= r.ports.from && p.host <= r.ports.to && (r.addresses ?? ['127.0.0.1']).includes(p.address) && (r.protocols ?? ['tcp']).includes(p.protocol);
+    const sets = grants?.publish ?? [];
+    if (sets.length === 0 || !sets.every((rules) => rules.some(allows))) {
       throw new CtError('PORT_NOT_ALLOWED', `${where}: no policy rule (runtime.network.publish) allows publishing this host port, address and protocol`, {
         port: p, allowed: grants?.publish ?? [],
       });

@@ -17,6 +17,8 @@ export interface RuncOptions {
   runc?: string;
   /** Where the cgroup v2 hierarchy is mounted (facts.cgroup.unifiedMount), to pre-create cgroups for the monitor. */
   unifiedCgroupMount?: string;
+  /** Runs before each start (first run, start, restart): host/network sets a suspended container's network up again. */
+  beforeStart?: (id: string) => Promise<void>;
 }
 
 export interface CreateOptions {
@@ -49,12 +51,14 @@ export class RuncRuntime {
   readonly store: ContainerStore;
   private readonly runc: string;
   private readonly unified?: string;
+  private readonly beforeStart?: (id: string) => Promise<void>;
 
   private constructor(opts: RuncOptions, store: ContainerStore) {
     this.stateDir = opts.stateDir;
     this.root = join(opts.stateDir, 'runc');
     this.runc = opts.runc ?? 'runc';
     this.unified = opts.unifiedCgroupMount;
+    this.beforeStart = opts.beforeStart;
     this.store = store;
   }
 
@@ -120,6 +124,7 @@ export class RuncRuntime {
   async start(id: string, timeoutMs = 15000): Promise<ContainerRecord> {
     const rec = this.mustGet(id);
     if (rec.status !== 'created') throw new CtError('USAGE', `container ${id} is ${rec.status}, not created`, { id, status: rec.status });
+    await this.beforeStart?.(id);
     await rm(this.exitFile(id), { force: true });
     // runc.log is how start() tells "runc refused" from "the app exited": one run's log at a time.
     await rm(this.runcLog(id), { force: true });

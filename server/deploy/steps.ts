@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import type { PublishedPort } from '../../src/protocol/ports.js';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
@@ -121,7 +122,7 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
     async dispatch(hostId, bundle, row) {
       const out = await hub.assign(
         hostId,
-        { deploymentId: row.id, environment: row.environment, app: row.app, bundle: row.reference, bundleDigest: bundle.bundleDigest, imageDigest: bundle.imageDigest, download: `/api/v1/hosts/bundles/${bundle.bundleDigest}` },
+        { deploymentId: row.id, environment: row.environment, app: row.app, bundle: row.reference, bundleDigest: bundle.bundleDigest, imageDigest: bundle.imageDigest, download: `/api/v1/hosts/bundles/${bundle.bundleDigest}`, ...(row.ports ? { ports: JSON.parse(row.ports) as PublishedPort[] } : {}) },
         deps.hostTimeoutMs ?? 120_000,
       );
       if (out.type !== 'status') return { state: out.type };

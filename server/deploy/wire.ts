@@ -88,7 +88,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       branch: ds.branch,
       path: ds.path,
       allowedSignersFile: ds.allowedSigners,
-      enqueueDeploy: async (a, commit) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest)),
+      enqueueDeploy: async (a, commit) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports)),
     });
     ctx.queue.on('reconcile', async (job) => {
       await reloadPolicies();

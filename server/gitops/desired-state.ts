@@ -1,5 +1,6 @@
 import YAML from 'yaml';
 import { CtError } from '../../src/core/errors.js';
+import { parsePublishedPorts, type PublishedPort } from '../../src/protocol/ports.js';
 
 /**
  * Desired state: YAML files in a git repository, environments → apps → bundle reference pinned
@@ -11,6 +12,7 @@ import { CtError } from '../../src/core/errors.js';
  *         hello:
  *           bundle: registry.example/acme/hello@sha256:…
  *           hosts: { env: production }
+ *           ports: [{ host: 18080, container: 8080, address: 127.0.0.1 }]   # optional, bridge network
  */
 export interface DesiredApp {
   environment: string;
@@ -20,6 +22,8 @@ export interface DesiredApp {
   /** Optional pin of the .ctp itself (several signed bundles may refer to one image). */
   bundleDigest?: string;
   hosts: Record<string, string>;
+  /** Host ports published to the app's container ports (bridge network). */
+  ports?: PublishedPort[];
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -37,7 +41,7 @@ export function parseDesiredState(files: { name: string; text: string }[]): Desi
     for (const [env, spec] of Object.entries(v.environments)) {
       if (!NAME.test(env)) throw bad(`environments.${env}`, 'invalid environment name');
       if (!spec?.apps || typeof spec.apps !== 'object') throw bad(`environments.${env}.apps`, 'missing');
-      for (const [app, a] of Object.entries(spec.apps) as [string, { bundle?: unknown; hosts?: unknown; bundleDigest?: unknown }][]) {
+      for (const [app, a] of Object.entries(spec.apps) as [string, { bundle?: unknown; hosts?: unknown; bundleDigest?: unknown; ports?: unknown }][]) {
         const where = `environments.${env}.apps.${app}`;
         if (!NAME.test(app)) throw bad(where, 'invalid app name');
         if (typeof a?.bundle !== 'string') throw bad(`${where}.bundle`, 'missing');
@@ -49,7 +53,12 @@ export function parseDesiredState(files: { name: string; text: string }[]): Desi
         if (seen.has(key)) throw bad(where, 'declared twice');
         seen.add(key);
         if (a.bundleDigest !== undefined && (typeof a.bundleDigest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(a.bundleDigest))) throw bad(`${where}.bundleDigest`, 'must be sha256:<64 hex>');
-        out.push({ environment: env, app, bundle: a.bundle, digest: m[1], ...(a.bundleDigest ? { bundleDigest: a.bundleDigest as string } : {}), hosts: hosts as Record<string, string> });
+        const ports = parsePublishedPorts(a.ports);
+        if ('problem' in ports) throw bad(`${where}.ports`, ports.problem);
+        out.push({
+          environment: env, app, bundle: a.bundle, digest: m[1], ...(a.bundleDigest ? { bundleDigest: a.bundleDigest as string } : {}), hosts: hosts as Record<string, string>,
+          ...(ports.ports.length ? { ports: ports.ports } : {}),
+        });
       }
     }
   }

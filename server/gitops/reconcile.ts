@@ -137,10 +137,10 @@ export class Reconciler {
     const desired = read.apps;
     const before = new Map<string, string>();
     if (previous) {
-      for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, `${a.bundle} ${a.bundleDigest ?? ''} ${JSON.stringify(a.hosts)}`);
+      for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, deployKey(a));
     }
     // A different reference (even to the same image digest) or a different host selector is a change.
-    const changed = desired.filter((a) => before.get(`${a.environment}/${a.app}`) !== `${a.bundle} ${a.bundleDigest ?? ''} ${JSON.stringify(a.hosts)}`);
+    const changed = desired.filter((a) => before.get(`${a.environment}/${a.app}`) !== deployKey(a));
     for (const app of changed) await this.opts.enqueueDeploy(app, head);
     // Recorded after the enqueues: a crash in between re-enqueues the same idempotent keys.
     await this.db.run(
@@ -149,4 +149,9 @@ export class Reconciler {
     );
     return { outcome: 'applied', commit: head, previous, deploys: changed };
   }
+}
+
+/** What makes a desired app's deploy differ from the previous commit's: a change redeploys it. */
+function deployKey(a: DesiredApp): string {
+  return `${a.bundle} ${a.bundleDigest ?? ''} ${JSON.stringify(a.hosts)} ${JSON.stringify(a.ports ?? [])}`;
 }

@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { parsePublishedPorts, type PublishedPort } from '../../src/protocol/ports.js';
 import { randomUUID } from 'node:crypto';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
@@ -55,7 +56,7 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
 
   // An explicit, authorised deploy (CI with an OIDC token, or an operator).
   r.post('/api/v1/deployments', deploy, validateBody('createDeployment'), async (req: Request, res: Response) => {
-    const { environment, app, bundle, hosts, commit, bundleDigest } = (req.body ?? {}) as Record<string, unknown>;
+    const { environment, app, bundle, hosts, commit, bundleDigest, ports } = (req.body ?? {}) as Record<string, unknown>;
     if (typeof environment !== 'string' || !NAME.test(environment)) return sendError(res, 400, 'BAD_REQUEST', 'environment is required ([a-z0-9._-])');
     if (typeof app !== 'string' || !NAME.test(app)) return sendError(res, 400, 'BAD_REQUEST', 'app is required ([a-z0-9._-])');
     if (typeof bundle !== 'string' || !REF.test(bundle)) return sendError(res, 400, 'BAD_REQUEST', 'bundle must be a registry reference pinned by digest');
@@ -65,7 +66,9 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     // commit's deploy. With the CI job's commit they are idempotent per (commit, bundle) and report
     // to that commit; without, each request is a new deploy.
     const sha = typeof commit === 'string' && /^[0-9a-f]{40}$/.test(commit) ? `api:${commit}:${bundle.split('@')[1]}` : `api:${randomUUID()}`;
-    const out = await pipeline.create(sha, environment, app, bundle, selector, undefined, typeof bundleDigest === 'string' ? bundleDigest : undefined);
+    const published = parsePublishedPorts(ports);
+    if ('problem' in published) return sendError(res, 400, 'BAD_REQUEST', `ports: ${published.problem}`);
+    const out = await pipeline.create(sha, environment, app, bundle, selector, undefined, typeof bundleDigest === 'string' ? bundleDigest : undefined, published.ports);
     res.status(out.created ? 202 : 200).json({ id: out.id, created: out.created });
   });
 
@@ -77,7 +80,7 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
       [cur.environment, cur.app, cur.created_at, cur.reference],
     );
     if (!prev) return sendError(res, 409, 'NO_PREVIOUS', 'no earlier successful deployment to roll back to');
-    const out = await pipeline.create(`rollback:${cur.id}`, String(cur.environment), String(cur.app), String(prev.reference), JSON.parse(String(prev.hosts)), String(cur.id), prev.bundle_digest ? String(prev.bundle_digest) : undefined);
+    const out = await pipeline.create(`rollback:${cur.id}`, String(cur.environment), String(cur.app), String(prev.reference), JSON.parse(String(prev.hosts)), String(cur.id), prev.bundle_digest ? String(prev.bundle_digest) : undefined, prev.ports ? (JSON.parse(String(prev.ports)) as PublishedPort[]) : undefined);
     await recordAudit(ctx.db, 'api.rollback', String(cur.id), { principal: actor(req.principal), deployment: cur.id, to: prev.id, reference: prev.reference, created: out.id });
     res.status(202).json({ id: out.id, rollbackOf: cur.id, reference: prev.reference });
   });

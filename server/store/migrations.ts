@@ -62,6 +62,10 @@ export const MIGRATIONS: string[][] = [
     `CREATE INDEX deployments_created ON deployments (created_at)`,
     `CREATE INDEX audit_time ON audit (time)`,
   ],
+  [
+    // Host ports the desired state publishes (JSON list; host/network checks them against policy).
+    `ALTER TABLE deployments ADD COLUMN ports TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

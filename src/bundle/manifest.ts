@@ -91,6 +91,15 @@ export function checkRuntime(v: unknown, path: string, problems: Problem[]): Run
     else {
       const ports: string[] = [];
       v.ports.forEach((p, i) => {
+        // `{container = 8080, protocol = "tcp"}` (the table form) is the same declaration as "8080/tcp".
+        if (isTable(p)) {
+          const proto = p.protocol ?? 'tcp';
+          const extra = Object.keys(p).filter((k) => k !== 'container' && k !== 'protocol');
+          if (extra.length === 0 && typeof p.container === 'number' && Number.isInteger(p.container) && p.container >= 1 && p.container <= 65535 && typeof proto === 'string' && /^(tcp|udp|sctp)$/.test(proto)) {
+            ports.push(`${p.container}/${proto}`);
+          } else problems.push({ path: `${path}.ports[${i}]`, message: 'must be {container = 1-65535, protocol = "tcp" | "udp" | "sctp"}' });
+          return;
+        }
         const s = typeof p === 'number' ? String(p) : p;
         const m = typeof s === 'string' ? PORT_RE.exec(s) : null;
         if (m && Number(m[1]) >= 1 && Number(m[1]) <= 65535) ports.push(m[2] ? s as string : `${m[1]}/tcp`);

@@ -13,9 +13,11 @@ import { compileMatcher, type MatcherSpec } from './string-match.js';
 import type {
   AttestationRequirement,
   CompiledPolicy,
+  Egress,
   MatchRules,
   Mode,
   PredicateCondition,
+  PublishRule,
   RuntimeRules,
   SignerSpec,
   StringMatcher,
@@ -119,7 +121,7 @@ function compileV2(src: ParsedSource, v: Raw, digest: string, sink: IssueSink): 
     if (Number.isNaN(time)) sink.error(src.locate(['expires']), 'schema', 'expires: not an RFC 3339 date-time');
     else expires = { time, text: v.expires, at: src.locate(['expires']) };
   }
-  const runtime = v.runtime ? compileRuntime(v.runtime, src) : undefined;
+  const runtime = v.runtime ? compileRuntime(v.runtime, src, sink) : undefined;
   if (sink.issues.slice(before).some((i) => i.severity === 'error')) return undefined;
   return {
     name: v.name,
@@ -180,7 +182,7 @@ function compileCondition(c: Raw, path: PathSegment[], src: ParsedSource, matche
   return { path: String(c.path).split('.'), pathText: c.path, test, at: src.locate(path) };
 }
 
-function compileRuntime(r: Raw, src: ParsedSource): RuntimeRules {
+function compileRuntime(r: Raw, src: ParsedSource, sink: IssueSink): RuntimeRules {
   const out: RuntimeRules = { allowPrivileged: r.allowPrivileged === true, at: src.locate(['runtime']) };
   if (r.seccomp) {
     out.seccomp = {
@@ -202,6 +204,15 @@ function compileRuntime(r: Raw, src: ParsedSource): RuntimeRules {
     if (memory !== undefined) out.resources.memory = memory;
     if (typeof r.resources.cpus === 'number') out.resources.cpus = r.resources.cpus;
     if (typeof r.resources.pids === 'number') out.resources.pids = r.resources.pids;
+  }
+  if (r.network) {
+    const publish: PublishRule[] = [];
+    ((r.network.publish ?? []) as { ports: string; addresses?: string[]; protocols?: PublishRule['protocols'] }[]).forEach((p, i) => {
+      const [from, to = from] = p.ports.split('-').map(Number);
+      if (from >= 1 && to <= 65535 && from <= to) publish.push({ ports: { from, to }, ...(p.addresses ? { addresses: p.addresses } : {}), ...(p.protocols ? { protocols: p.protocols } : {}) });
+      else sink.error(src.locate(['runtime', 'network', 'publish', i, 'ports']), 'schema', `runtime.network.publish[${i}].ports: ${p.ports} is not a range within 1-65535`);
+    });
+    out.network = { publish, ...(r.network.egress ? { egress: r.network.egress as Egress } : {}), at: src.locate(['runtime', 'network']) };
   }
   return out;
 }

@@ -81,7 +81,22 @@ export interface RuntimeRules {
   resources?: { memory?: number; cpus?: number; pids?: number; at: SourceLocation };
   /** Privileged bundles are refused whenever a runtime section exists, unless allowed. */
   allowPrivileged: boolean;
+  /** What the environment's apps may publish and reach (judged on the host, with the assignment's ports). */
+  network?: { publish: PublishRule[]; egress?: Egress; at: SourceLocation };
   at: SourceLocation;
+}
+
+/**
+ * Where an app's connections may go: `any` (masqueraded to the outside), `environment` (apps of
+ * its environment and the host), `none` (apps of its environment only; the host answers DNS).
+ */
+export type Egress = 'none' | 'environment' | 'any';
+
+/** One rule of what may be published: a host-port range, addresses (default 127.0.0.1), protocols (default tcp). */
+export interface PublishRule {
+  ports: { from: number; to: number };
+  addresses?: readonly string[];
+  protocols?: readonly ('tcp' | 'udp' | 'sctp')[];
 }
 
 export interface MatchRules {

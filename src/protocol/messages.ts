@@ -1,3 +1,5 @@
+import type { PublishedPort } from './ports.js';
+
 /**
  * The server ↔ host channel (docs/host-protocol.md). Wire types shared by `server/` and `host/`,
  * which never import each other. Every message travels inside a signed envelope (envelope.ts).
@@ -28,6 +30,8 @@ export interface Assignment {
   imageDigest: string;
   /** Path on the server to download the bundle bytes from (host-authenticated). */
   download: string;
+  /** Host ports the desired state publishes (bridge network); the host checks them against its policies. */
+  ports?: PublishedPort[];
 }
 
 export type ServerMessage =

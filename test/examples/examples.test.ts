@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { collectFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
 import { LocalRunner } from '../../host/agent/runner.js';
+import { NetworkManager } from '../../host/network/index.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { parseTrustStore, trustStoreDigest } from '../../src/trust/store.js';
@@ -24,6 +25,8 @@ let dir: string;
 let logs: LogServer[] = [];
 let runtime: RuncRuntime;
 let runner: LocalRunner;
+// examples/http asks for network = "bridge": the host gives it one (its own bridge and pool here).
+let network: NetworkManager;
 let generation = 0;
 const p = (n: string) => join(dir, n);
 
@@ -73,13 +76,16 @@ beforeAll(async () => {
   if (!loaded.ok) throw new Error(`policies: ${loaded.error?.code}`);
   const facts = await collectFacts();
   runtime = await RuncRuntime.open({ stateDir: p('host'), unifiedCgroupMount: facts.cgroup.unifiedMount });
-  runner = new LocalRunner({ stateDir: p('host'), trust: () => ({ store, storeDigest: trustStoreDigest(store) }), policies, facts: async () => facts, runtime });
+  network = new NetworkManager({ stateDir: p('host'), subnetBase: `10.${20 + (process.pid % 30)}`, bridgePrefix: `cte${process.pid % 100000}b` });
+  runner = new LocalRunner({ stateDir: p('host'), trust: () => ({ store, storeDigest: trustStoreDigest(store) }), policies, facts: async () => facts, runtime, network });
 }, 60_000);
 
 afterAll(async () => {
   if (runtime) {
     for (const c of await runtime.list().catch(() => [])) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
     runtime.close();
+    await network.recover(() => 'gone');
+    network.close();
     runcDeleteAll(p('host'));
   }
   for (const l of logs) await l.close();

@@ -188,7 +188,7 @@ await net.attach({ containerId: '${ID('xcrash')}', environment: 'crash', app: 'c
     const restarted = new NetworkManager({ stateDir: crashState, subnetBase: BASE2, bridgePrefix: BRIDGE2, slots: 4 });
     try {
       expect(restarted.store.attachments().map((a) => [a.containerId, a.phase])).toEqual([[ID('xcrash'), 'setup']]);
-      expect(await restarted.recover(() => false)).toEqual([ID('xcrash')]);
+      expect(await restarted.recover(() => 'gone')).toEqual([ID('xcrash')]);
       expect(listArtifacts(scope2)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
     } finally {
       restarted.close();

@@ -17,8 +17,11 @@ export function register(program: Command): void {
     .option('--enroll-token <token>', 'one-time enrolment token (first start only; or CT_ENROLL_TOKEN)')
     .option('--policies <dir>', 'policy directory this host judges bundles with', 'policies')
     .option('--environment <env>', 'the environment this host serves; assignments for others are refused')
+    .option('--network-pool <a.b>', 'bridge networks get subnets <a.b>.<n>.0/24, one per environment', '10.231')
+    .option('--bridge-prefix <name>', 'bridge interfaces are named <prefix><n>', 'ctbr')
+    .option('--netavark-dir <dir>', 'directory holding netavark and aardvark-dns (default: Podman\'s helper directories)')
     .action(
-      action(async (o: { server: string; name: string; trustStore: string; stateDir: string; enrollToken?: string; policies: string; environment?: string }) => {
+      action(async (o: { server: string; name: string; trustStore: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string }) => {
         const main = new URL('../../../host/main.js', import.meta.url).href;
         const { runHostAgent } = (await import(main)) as { runHostAgent: (o: Record<string, unknown>, io: typeof processIo) => Promise<number> };
         return runHostAgent({ ...o, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN }, processIo);

@@ -1,0 +1,32 @@
+import { CtError } from '../../src/core/errors.js';
+import type { RuntimeSpec } from '../../src/bundle/manifest.js';
+import type { PublishedPort } from '../../src/protocol/ports.js';
+import { checkPublishedPorts, type AttachRequest, type NetworkManager } from '../network/index.js';
+import type { OciConfig, RuntimeGrants } from '../enforce/types.js';
+
+/**
+ * Judges what an assignment asks of the network before anything is unpacked or started: ports
+ * only with `network = "bridge"`, each declared by the bundle and allowed by the policies
+ * (PORT_NOT_ALLOWED), and bridge mode only where this agent can set bridges up (a rootless agent
+ * has no NetworkManager: NETWORK_ROOTLESS_UNSUPPORTED).
+ */
+export function checkNetworkAsk(runtime: RuntimeSpec | undefined, ports: readonly PublishedPort[], grants: RuntimeGrants, network: NetworkManager | undefined): void {
+  const mode = runtime?.network ?? 'none';
+  if (ports.length > 0 && mode !== 'bridge') {
+    throw new CtError('PORT_NOT_ALLOWED', `the desired state publishes ports but the bundle's network is ${JSON.stringify(mode)}: ports need network = "bridge"`, { network: mode });
+  }
+  if (mode !== 'bridge') return;
+  if (!network || process.getuid?.() !== 0) {
+    throw new CtError('NETWORK_ROOTLESS_UNSUPPORTED', 'network = "bridge" needs a root agent with netavark; this agent runs rootless (use network = "none")', {});
+  }
+  checkPublishedPorts(ports, runtime?.ports, grants.network);
+}
+
+/** Attaches the container to its environment's bridge and points the OCI config at the netns and resolv.conf. */
+export async function attachNetwork(network: NetworkManager, config: OciConfig, req: AttachRequest): Promise<void> {
+  const attached = await network.attach(req);
+  const ns = config.linux.namespaces.find((n) => n.type === 'network');
+  if (ns) ns.path = attached.netnsPath;
+  else config.linux.namespaces.push({ type: 'network', path: attached.netnsPath });
+  config.mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: attached.resolvConf, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+}
