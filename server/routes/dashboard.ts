@@ -67,6 +67,8 @@ export function dashboardRoutes(ctx: ServerContext): Router {
         live: l ? { id: l.id, imageDigest: l.image_digest } : null,
         sync,
         health: runtime?.health ?? 'unknown',
+        // The container's name on every host (src/protocol/container-id.ts): for its log.
+        container: containerIdFor(String(d.environment), String(d.app)),
         hosts: runtime?.hosts ?? [],
       });
     }
@@ -103,12 +105,12 @@ export function dashboardRoutes(ctx: ServerContext): Router {
 /** Which hosts run this app's live bundle, how many drift from it, and its health. */
 function runtimeOf(hosts: HostRow[], environment: string, app: string, digest: string, selector: Record<string, string>) {
   const id = containerIdFor(environment, app);
-  const out: { host: string; imageDigest: string | null; state: string; health: string | null }[] = [];
+  const out: { hostId: string; host: string; imageDigest: string | null; state: string; health: string | null }[] = [];
   let drift = 0;
   for (const h of hosts) {
     if (!Object.entries(selector).every(([k, v]) => h.labels[k] === v)) continue;
     const c = h.containers.find((x) => x.id === id);
-    out.push({ host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.state ?? 'missing', health: c?.health ?? null });
+    out.push({ hostId: h.id, host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.state ?? 'missing', health: c?.health ?? null });
     if (!c || c.imageDigest !== digest || c.state !== 'running') drift++;
   }
   // Health checks (when hosts report them) win; otherwise the container's state stands in.

@@ -53,13 +53,15 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   }
 }
 
-export async function loopFixture(): Promise<LoopFixture> {
+/** `greeting`: what the app prints first (the dashboard's tests make it hostile markup). */
+export async function loopFixture(opts: { greeting?: string } = {}): Promise<LoopFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ct-loop-'));
   const p = (n: string) => join(dir, n);
   // The app: a static busybox that sleeps, packed as a one-layer image.
   mkdirSync(p('app/bin'), { recursive: true });
   copyFileSync('/bin/busybox', p('app/bin/busybox'));
-  writeFileSync(p('app/ct.toml'), 'name = "hello"\nversion = "1.0.0"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = []\nnetwork = "none"\ncommand = ["/bin/busybox", "sh", "-c", "echo hello from the container; exec /bin/busybox sleep 600"]\n');
+  const greeting = (opts.greeting ?? 'hello from the container').replace(/['"\\]/g, '');
+  writeFileSync(p('app/ct.toml'), `name = "hello"\nversion = "1.0.0"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = []\nnetwork = "none"\ncommand = ["/bin/busybox", "sh", "-c", "echo '${greeting}'; exec /bin/busybox sleep 600"]\n`);
   await packCtp({ from: { dir: p('app') }, out: p('hello.ctp'), mtime: 0 });
 
   const key = generateKeyPairSync('ed25519');

@@ -5,7 +5,7 @@ import { useData, StatusBadge, ErrorBox, Loading, short, when, duration } from '
 import { LogTail } from './logs.js';
 
 interface Deployment { id: string; environment: string; app: string; commit: string; reference: string; imageDigest: string | null; status: string; reason: string | null; message: string | null; rollbackOf: string | null; createdAt: string; updatedAt: string }
-interface Cell { sync: string; health: string; live: { id: string; imageDigest: string } | null; hosts: { host: string; imageDigest: string | null; state: string; health: string | null }[] }
+interface Cell { sync: string; health: string; container: string; live: { id: string; imageDigest: string } | null; hosts: { hostId: string; host: string; imageDigest: string | null; state: string; health: string | null }[] }
 
 /** One app: its deployments in every environment, what runs where, and the operator's actions. */
 export function AppPage({ app, me }: { app: string; me: Me }) {
@@ -56,6 +56,6 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
           ${me.can.deploy && d.status === 'succeeded' && d.id !== newest.get(d.environment) ? html` <button type="button" onClick=${() => act('Redeploy', '/api/v1/deployments', { environment: d.environment, app: d.app, bundle: d.reference })}>Redeploy</button>` : null}
         </td>
       </tr>`)}</tbody></table>`}
-    ${me.can.deploy ? html`<${LogTail} app=${app} environments=${Object.keys(cells)} />` : null}
+    ${me.can.deploy ? html`<${LogTail} targets=${Object.entries(cells).flatMap(([environment, c]) => c.hosts.map((h) => ({ hostId: h.hostId, host: h.host, container: c.container, environment })))} />` : null}
   </section>`;
 }

@@ -1,0 +1,214 @@
+/**
+ * Issue 12 acceptance in a real browser (Debian's Chromium, playwright-core) against a real
+ * OpenID Connect provider and the whole deploy loop (real registry, verification, runc host):
+ * an operator signs in, watches a deploy go to succeeded without a reload, opens its evidence,
+ * rolls back, sees a denied deploy with its reason and code, and signs out; a viewer has no
+ * rollback button and the API refuses them; an auditor reads and exports the audit. Markup in
+ * messages, reasons, commits and container logs is shown as text. Every page passes axe with no
+ * serious or critical violation.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pino from 'pino';
+import { AxeBuilder } from '@axe-core/playwright';
+import type { Browser, Page } from 'playwright-core';
+import { loadConfig } from '../../server/config.js';
+import { startServer, type RunningServer } from '../../server/start.js';
+import { deployPipeline } from '../../server/deploy/wire.js';
+import { createApiKey } from '../../server/auth/api-keys.js';
+import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from '../e2e/fixture.js';
+import { startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
+import { launchBrowser, newContext, signIn } from '../support/browser.js';
+
+const HOSTILE = '<img src=x id=pwned-log onerror=window.pwned=1>';
+
+async function axe(page: Page, what: string): Promise<void> {
+  const result = await new AxeBuilder({ page }).analyze();
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${what}: ${v.id} ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(bad).toEqual([]);
+}
+
+describe('dashboard in Chromium', () => {
+  let fx: LoopFixture;
+  let provider: LoginProvider;
+  let server: RunningServer;
+  let host: TestHost;
+  let browser: Browser;
+  let admin: string;
+
+  beforeAll(async () => {
+    fx = await loopFixture({ greeting: `hello ${HOSTILE} from the container` });
+    provider = await startLoginProvider({
+      alice: { name: 'Alice', groups: ['ops'] },
+      victor: { name: 'Victor', groups: ['readers'] },
+      audrey: { name: 'Audrey', groups: ['audit'] },
+    });
+    const config = loadConfig({}, {
+      port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
+      registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
+      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+      desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+      login: {
+        oidc: [{ issuer: provider.issuer, clientId: 'ct-dashboard', groupsClaim: 'groups', name: 'Test IdP', roles: { ops: 'operator', readers: 'viewer', audit: 'auditor' } }],
+        allowedAddresses: ['127.0.0.1'],
+      },
+    });
+    server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 60_000 }) });
+    provider.configure([`${server.url}/auth/callback`]);
+    admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
+    host = await startTestHost(server.url, admin, fx);
+    browser = await launchBrowser();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await host?.stop();
+    await server?.close();
+    await provider?.close();
+    await fx?.cleanup();
+  });
+
+  const history = (page: Page) => page.locator('[data-testid=history] tbody tr');
+  const rowsWith = (page: Page, status: string) => page.locator(`[data-testid=history] tbody tr:has([data-status=${status}])`);
+
+  it('an operator watches a deploy succeed live, opens its evidence, rolls back, sees a denial, signs out', async () => {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await signIn(page, server.url, 'alice');
+    expect(await page.locator('[data-role]').textContent()).toBe('operator');
+    await page.locator('[data-live=true]').waitFor();
+    await axe(page, 'overview');
+
+    await page.goto(`${server.url}/#/app/hello`);
+    await page.getByRole('heading', { name: /App hello/ }).waitFor();
+    // Record every status the history shows, from inside the page, and mark the page: a reload
+    // would lose the mark.
+    // (Page code is given as text: this file is type-checked without the DOM library.)
+    await page.evaluate(`(() => {
+      window.seen = [];
+      window.mark = 'same page';
+      setInterval(() => document.querySelectorAll('[data-testid=history] [data-status]').forEach((e) => {
+        if (window.seen[window.seen.length - 1] !== e.dataset.status) window.seen.push(e.dataset.status);
+      }), 10);
+    })()`);
+    const first = fx.commit({ hello: await fx.refs.good() }, 'deploy hello');
+    expect(await fx.webhook(server.url, first)).toBe(202);
+    await rowsWith(page, 'succeeded').first().waitFor({ timeout: 90_000 });
+    const seen = (await page.evaluate('window.seen')) as string[];
+    expect(seen[seen.length - 1]).toBe('succeeded');
+    expect(seen.some((s) => ['queued', 'fetching', 'verifying', 'dispatching'].includes(s))).toBe(true);
+    expect(await page.evaluate('window.mark')).toBe('same page');
+
+    // A second bundle, so that there is something to roll back to.
+    const second = fx.commit({ hello: await fx.refs.good('hello-two') }, 'deploy hello again');
+    expect(await fx.webhook(server.url, second)).toBe(202);
+    await until('two succeeded rows', async () => (await rowsWith(page, 'succeeded').count()) === 2, 90_000);
+
+    // Container log: hostile markup printed by the app is text.
+    await page.getByRole('button', { name: 'Show log' }).click();
+    await until('log shown', async () => ((await page.locator('[data-testid=log]').textContent().catch(() => '')) ?? '').includes(HOSTILE), 30_000);
+    expect(await page.locator('#pwned-log').count()).toBe(0);
+    expect(await page.evaluate('window.pwned')).toBeUndefined();
+    await axe(page, 'app');
+
+    // Evidence of the newest deployment: who signed, which logs (two operators) hold it.
+    await history(page).first().getByRole('link', { name: 'Evidence' }).click();
+    await page.locator('[data-testid=signatures] tbody tr').first().waitFor();
+    expect(await page.locator('[data-testid=signatures]').textContent()).toMatch(/key sha256:[0-9a-f]{16}|key [0-9a-f]{16}/);
+    const tlog = (await page.locator('[data-testid=tlog]').textContent()) ?? '';
+    expect(tlog).toContain('Operator One');
+    expect(tlog).toContain('Operator Two');
+    await axe(page, 'evidence');
+
+    // Roll back the newest: a third deployment, of the first bundle, succeeds.
+    await page.goBack();
+    await page.locator('[data-testid=history]').waitFor();
+    await history(page).first().getByRole('button', { name: 'Roll back' }).click();
+    await page.getByRole('status').filter({ hasText: 'Rollback: queued' }).waitFor();
+    await until('rollback succeeded', async () => (await rowsWith(page, 'succeeded').count()) === 3, 90_000);
+    const api = (await (await fetch(`${server.url}/api/v1/deployments?app=hello`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { deployments: { rollbackOf: string | null; reference: string; status: string }[] };
+    expect(api.deployments[0]).toMatchObject({ status: 'succeeded', rollbackOf: expect.any(String), reference: await fx.refs.good() });
+
+    // A denied deploy shows its code and the reason.
+    const bad = fx.commit({ hello: fx.refs.tampered }, 'deploy a tampered bundle');
+    expect(await fx.webhook(server.url, bad)).toBe(202);
+    const denied = rowsWith(page, 'denied').first();
+    await denied.waitFor({ timeout: 90_000 });
+    const shown = await denied.locator('[data-reason]').textContent();
+    const decided = (await (await fetch(`${server.url}/api/v1/deployments?app=hello&status=denied`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { deployments: { reason: string; message: string }[] };
+    expect(shown).toBe(decided.deployments[0].reason);
+    expect(shown).toMatch(/^[A-Z_]+$/);
+    expect(await denied.locator('[data-message]').textContent()).toBe(decided.deployments[0].message);
+
+    await page.goto(`${server.url}/#/hosts`);
+    await page.getByRole('heading', { name: 'Hosts', exact: true }).waitFor();
+    const hostCard = (await page.locator('article.host').first().textContent()) ?? '';
+    expect(hostCard).toContain('host-1');
+    expect(hostCard).toMatch(/connected/);
+    expect(hostCard).toMatch(/seccompyes/);
+    await axe(page, 'hosts');
+    await page.goto(`${server.url}/#/policies`);
+    await page.getByRole('heading', { name: 'Policies', exact: true }).waitFor();
+    await page.locator('main table tbody tr').first().waitFor();
+    await axe(page, 'policies');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('link', { name: /^Sign in with/ }).waitFor();
+    await axe(page, 'sign-in');
+    await context.close();
+  }, 300_000);
+
+  it('a viewer has no rollback button, and the API refuses their rollback', async () => {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await signIn(page, server.url, 'victor');
+    await page.goto(`${server.url}/#/app/hello`);
+    await history(page).first().waitFor();
+    expect(await page.getByRole('button', { name: 'Roll back' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Sync now' }).count()).toBe(0);
+    expect(await page.getByRole('link', { name: 'Audit' }).count()).toBe(0);
+    const id = await history(page).first().getAttribute('data-deployment');
+    // From the page itself, with the session's CSRF token: the role is what refuses it.
+    const answer = await page.evaluate(async (dep) => {
+      const me = (await (await fetch('/api/v1/session')).json()) as { csrfToken: string };
+      const res = await fetch(`/api/v1/deployments/${dep}/rollback`, { method: 'POST', headers: { 'x-csrf-token': me.csrfToken } });
+      return { status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code };
+    }, id);
+    expect(answer).toEqual({ status: 403, code: 'FORBIDDEN' });
+    await context.close();
+  }, 60_000);
+
+  it('an auditor reads and exports the audit; markup in commits, reasons, messages and policy messages is text', async () => {
+    // Records as hostile as the data can be: a deployment and a decision carrying markup.
+    const now = Date.now();
+    await server.ctx.db.run(
+      `INSERT INTO deployments (id, environment, app, commit_sha, reference, status, reason, message, hosts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'denied', ?, ?, '{}', ?, ?)`,
+      ['xss-1', 'production', 'hello', '<b id=pwned-commit>c</b>', 'r/x@sha256:' + '0'.repeat(64), '<i id=pwned-reason>R</i>', '<script id=pwned-message>window.pwned=1</script>', now + 10_000, now + 10_000],
+    );
+    await server.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
+      'audit-xss', now + 10_000, 'deploy.decision', 'xss-1', JSON.stringify({ environment: 'production', app: 'hello', decision: 'denied', code: 'POLICY_DENIED', message: '<img src=x id=pwned-policy onerror=window.pwned=1>' }),
+    ]);
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await signIn(page, server.url, 'audrey');
+    await page.goto(`${server.url}/#/app/hello`);
+    const row = page.locator('[data-deployment=xss-1]');
+    await row.waitFor();
+    expect(await row.textContent()).toContain('<script id=pwned-message>window.pwned=1</script>');
+    expect(await row.textContent()).toContain('<i id=pwned-reason>R</i>');
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.locator('[data-testid=audit] tbody tr').first().waitFor();
+    const audit = (await page.locator('[data-testid=audit]').textContent()) ?? '';
+    expect(audit).toContain('<img src=x id=pwned-policy onerror=window.pwned=1>');
+    // The real denial recorded by the pipeline is there with its code.
+    expect(audit).toMatch(/denied\s*[A-Z_]{4,}/);
+    for (const id of ['pwned-commit', 'pwned-reason', 'pwned-message', 'pwned-policy']) expect(await page.locator(`#${id}`).count()).toBe(0);
+    expect(await page.evaluate('window.pwned')).toBeUndefined();
+    await axe(page, 'audit');
+    // The export is JSON lines, one record per line.
+    const exported = await page.evaluate(async (href) => (await fetch(href)).text(), (await page.getByRole('link', { name: 'Export JSON lines' }).getAttribute('href')) ?? '');
+    const lines = exported.trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
+    expect(lines.length).toBeGreaterThan(3);
+    expect(lines.some((l) => l.kind === 'deploy.decision')).toBe(true);
+    await context.close();
+  }, 60_000);
+});
