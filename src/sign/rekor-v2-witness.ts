@@ -37,7 +37,8 @@ export class RekorV2Witness implements Witness {
     const { key, verifier } = verifierOf(publicKeyPem);
     const profile = keyProfile(key);
     if (!profile) {
-      throw new CtError('KEY_INVALID', `Rekor v2 logs a signature by the digest it signs: an ECDSA P-256 or P-384 key is needed (got ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? ''})`.trim(), { where: 'key' });
+      const got = [key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve].filter(Boolean).join(' ');
+      throw new CtError('KEY_INVALID', `Rekor v2 logs a signature by the digest it signs: an ECDSA P-256 or P-384 key is needed (got ${got})`, { where: 'key' });
     }
     let digest: Buffer;
     let signature: Buffer;

@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
-import { rekorV2HashedRekordEntry } from '../support/sigstore-rekor2.js';
+import { rekorV2DsseEntry, rekorV2HashedRekordEntry } from '../support/sigstore-rekor2.js';
 import { runCt } from '../support/cli.js';
 import { KeySigner, signAttestationForCtp, type SerializedBundle, type SigstoreSignOptions } from '../../src/sign/index.js';
 import { SigstoreBundleVerifier } from '../../src/verify/sigstore/index.js';
@@ -120,6 +120,30 @@ describe.each(signers)('$name', (s) => {
 
   it('Rekor v1: an authentic dsse 0.0.1 entry of another signing is refused', () => {
     expect(outcome(s, withEntry(v1, other.v1.verificationMaterial.tlogEntries[0]))).toMatchObject({ code: 'LOG_PROOF_INVALID' });
+  });
+});
+
+describe('dsse 0.0.2 entries (still accepted)', () => {
+  it('verify with the bundle\'s certificate as their signer and are refused when they name another', async () => {
+    const keyless = signers[0];
+    const b = await signAttestationForCtp(statementFor(artifactDigest), await keyless.options(1));
+    const b2 = await signAttestationForCtp(statementFor(artifactDigest), await keyless.options(1));
+    const log = { ...m.tlogKeys, origin: m.tlogOrigin };
+    expect(outcome(keyless, withEntry(b, rekorV2DsseEntry(b, log, 'pae')))).toEqual({ code: 'OK' });
+    const otherCert = structuredClone(b);
+    otherCert.verificationMaterial.certificate = b2.verificationMaterial.certificate;
+    expect(outcome(keyless, withEntry(b, rekorV2DsseEntry(otherCert, log, 'pae')))).toMatchObject({ code: 'LOG_PROOF_INVALID', field: 'key' });
+  }, 30_000);
+});
+
+describe('keys Rekor v2 cannot log', () => {
+  it('an Ed25519 key is refused before anything is sent (KEY_INVALID): its signature covers the PAE, not a digest', async () => {
+    const before = m.hits['POST /rekor/api/v2/log/entries'] ?? 0;
+    const err = await signAttestationForCtp(statementFor(artifactDigest), { key: new KeySigner(generateKeyPairSync('ed25519').privateKey), rekorURL: m.rekorURL, rekorApiVersion: 2 })
+      .then(() => undefined, (e: unknown) => e as CtError);
+    expect(err?.code).toBe('KEY_INVALID');
+    expect(err?.message).toBe('Rekor v2 logs a signature by the digest it signs: an ECDSA P-256 or P-384 key is needed (got ed25519)');
+    expect(m.hits['POST /rekor/api/v2/log/entries'] ?? 0).toBe(before);
   });
 });
 

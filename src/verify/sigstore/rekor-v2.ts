@@ -8,7 +8,8 @@
  * bundle (certificate or key, key details, digest, signature): the logged body is never trusted on
  * its own. Only then is @sigstore/verify's digest comparison widened to the PAE digest, and its DSSE
  * signature check given the hash that goes with a P-384 key. The older `dsse` 0.0.1 (Rekor v1) path
- * is untouched; `dsse` 0.0.2 bodies (SHA-256 of the PAE) keep being accepted.
+ * is untouched; `dsse` 0.0.2 bodies (SHA-256 of the PAE) keep being accepted, when they name the
+ * bundle's signer.
  */
 import { createHash, timingSafeEqual, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Bundle } from '@sigstore/bundle';
@@ -91,6 +92,7 @@ function differingField(actual: unknown, expected: ReturnType<typeof hashedRekor
  */
 export function checkRekorV2Entries(bundle: Bundle, publicKey?: KeyObject): void {
   const entries = bundle.verificationMaterial.tlogEntries.filter(isRekorV2HashedRekord);
+  checkRekorV2DsseSigners(bundle, publicKey);
   if (entries.length === 0) return;
   const signer = signerOf(bundle, publicKey);
   if (!signer) return; // no key to rebuild with: @sigstore/verify refuses the bundle itself
@@ -157,4 +159,29 @@ export function acceptRekorV2DsseDigest(entity: SignedEntity, bundle: Bundle): S
     }
   };
   return withSignature(entity, over);
+}
+
+/**
+ * `dsse` 0.0.2 entries: @sigstore/verify compares their signature and payload hash but not the
+ * signer they record; it must be the bundle's certificate or key, with its key details.
+ */
+function checkRekorV2DsseSigners(bundle: Bundle, publicKey: KeyObject | undefined): void {
+  const entries = bundle.verificationMaterial.tlogEntries.filter(isRekorV2Dsse);
+  if (entries.length === 0) return;
+  const signer = signerOf(bundle, publicKey);
+  const profile = signer && keyProfile(signer.key);
+  if (!signer || !profile) return; // refused by @sigstore/verify (no key) or by the signature check
+  const expected = canonicalize({ [signer.verifier.kind === 'certificate' ? 'x509Certificate' : 'publicKey']: { rawBytes: signer.verifier.der.toString('base64') }, keyDetails: profile.keyDetailsName });
+  for (const entry of entries) {
+    let recorded: unknown;
+    try {
+      const json = Entry.toJSON(Entry.fromJSON(JSON.parse(entry.canonicalizedBody.toString('utf8')))) as { spec?: { dsseV002?: { signatures?: { verifier?: unknown }[] } } };
+      recorded = json.spec?.dsseV002?.signatures?.map((sg) => sg.verifier);
+    } catch {
+      throw bodyError(`Rekor v2 entry ${entry.logIndex}: the logged body is not a dsse 0.0.2 entry`, 'body');
+    }
+    if (!Array.isArray(recorded) || recorded.length !== 1 || canonicalize(recorded[0] ?? null) !== expected) {
+      throw bodyError(`Rekor v2 entry ${entry.logIndex} names another signer than the bundle's ${signer.verifier.kind === 'certificate' ? 'certificate' : 'key'} (${profile.keyDetailsName})`, 'key');
+    }
+  }
 }
