@@ -4,17 +4,15 @@
  * into a DSSE envelope (standard PAE), recorded in every given transparency log, and written as
  * `attestations/bundle.json` into the .ctp (replacing an earlier VCS bundle).
  *
- * Without predicates from the caller, two minimal ones are generated: a SLSA v1 provenance of the
- * local build and an SPDX 2.3 document listing the files of the image layers. Rich generators
- * (src/attest/slsa.ts, spdx.ts) can replace them.
+ * Without predicates from the caller, two are generated: a minimal SLSA v1 provenance of the
+ * local build and the SPDX 2.3 SBOM of the image (src/attest/spdx.ts, the same document as
+ * `ct attest --type spdx`).
  */
-import { createHash, type KeyObject } from 'node:crypto';
-import { Parser, type ReadEntry } from 'tar';
+import type { KeyObject } from 'node:crypto';
 import { CtError } from '../core/errors.js';
 import { openCtp } from '../bundle/read.js';
 import { checkOciLayout } from '../bundle/check-layout.js';
 import type { CtpArchive } from '../bundle/archive.js';
-import { BLOB_PREFIX } from '../bundle/archive.js';
 import type { OciImage } from '../bundle/oci.js';
 import { rewriteCtp } from '../bundle/write.js';
 import { submitToLogs, type LogEndpoint, type SubmitResult } from '../tlog/client.js';
@@ -23,6 +21,7 @@ import { buildStatement, ctpSubjects, PREDICATE_SLSA_PROVENANCE_V1, PREDICATE_SP
 import { signStatement } from './sign.js';
 import { attestationDigest, buildVcsBundle, vcsBundleBytes, type VcsLogEntry } from './vcs-bundle.js';
 import type { DsseEnvelope } from './dsse.js';
+import { spdxForImage } from './spdx.js';
 
 export interface PredicateInput {
   type: string;
@@ -75,68 +74,6 @@ export function minimalProvenance(archive: CtpArchive, image: OciImage): unknown
   };
 }
 
-const MAX_SPDX_FILES = 20_000;
-
-/** Regular files of one layer (tar, optionally gzip: the parser sniffs), each with its sha256. */
-async function layerFiles(archive: CtpArchive, name: string): Promise<{ path: string; sha256: string }[]> {
-  const files: { path: string; sha256: string }[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const parser = new Parser({
-      onReadEntry: (entry: ReadEntry) => {
-        if (entry.type !== 'File' || files.length >= MAX_SPDX_FILES) {
-          entry.resume();
-          return;
-        }
-        const h = createHash('sha256');
-        entry.on('data', (d: Buffer) => h.update(d));
-        entry.on('end', () => files.push({ path: entry.path.replace(/^\.\//, ''), sha256: h.digest('hex') }));
-      },
-    });
-    parser.on('error', reject);
-    parser.on('end', () => resolve());
-    const src = archive.openEntry(name);
-    src.on('error', reject);
-    src.pipe(parser as unknown as NodeJS.WritableStream);
-  });
-  return files;
-}
-
-/** Minimal SPDX 2.3 document: one package for the image, one file per regular file of its layers. */
-export async function minimalSpdx(archive: CtpArchive, image: OciImage, created: Date): Promise<unknown> {
-  const m = archive.manifest;
-  const files: { SPDXID: string; fileName: string; checksums: { algorithm: string; checksumValue: string }[] }[] = [];
-  for (const l of image.layers) {
-    let list: { path: string; sha256: string }[];
-    try {
-      list = await layerFiles(archive, `${BLOB_PREFIX}${l.digest.slice(7)}`);
-    } catch {
-      list = []; // a layer the tar parser cannot read is still listed as a whole below
-    }
-    files.push({ SPDXID: `SPDXRef-Layer-${l.digest.slice(7, 19)}`, fileName: `layer:${l.digest}`, checksums: [{ algorithm: 'SHA256', checksumValue: l.digest.slice(7) }] });
-    for (const f of list) files.push({ SPDXID: `SPDXRef-File-${files.length}`, fileName: f.path, checksums: [{ algorithm: 'SHA256', checksumValue: f.sha256 }] });
-  }
-  return {
-    spdxVersion: 'SPDX-2.3',
-    dataLicense: 'CC0-1.0',
-    SPDXID: 'SPDXRef-DOCUMENT',
-    name: `${m.name}-${m.version}`,
-    documentNamespace: `https://cerro-torre.dev/spdx/${m.name}/${m.version}/${image.manifestDigest.slice(7)}`,
-    creationInfo: { created: created.toISOString().replace(/\.\d{3}Z$/, 'Z'), creators: [`Tool: cerro-torre-${m.metadata.builder}`] },
-    packages: [
-      {
-        SPDXID: 'SPDXRef-Image',
-        name: m.name,
-        versionInfo: m.version,
-        downloadLocation: 'NOASSERTION',
-        filesAnalyzed: true,
-        checksums: [{ algorithm: 'SHA256', checksumValue: image.manifestDigest.slice(7) }],
-      },
-    ],
-    files,
-    relationships: files.map((f) => ({ spdxElementId: 'SPDXRef-Image', relationshipType: 'CONTAINS', relatedSpdxElement: f.SPDXID })),
-  };
-}
-
 /** Signs every predicate, logs every envelope in every log, and builds the VCS bundle. */
 export async function attestCtp(
   archive: CtpArchive,
@@ -146,7 +83,7 @@ export async function attestCtp(
   const now = opts.now ?? new Date();
   const predicates = opts.predicates ?? [
     { type: PREDICATE_SLSA_PROVENANCE_V1, predicate: minimalProvenance(archive, image) },
-    { type: PREDICATE_SPDX_DOCUMENT, predicate: await minimalSpdx(archive, image, now) },
+    { type: PREDICATE_SPDX_DOCUMENT, predicate: await spdxForImage(archive, image, { now }) },
   ];
   const subjects = ctpSubjects(`${archive.manifest.name}:${archive.manifest.version}`, image.manifestDigest, coveredFiles(archive));
   const envelopes = predicates.map((p) => signStatement(buildStatement(subjects, p.type, p.predicate), opts.key));

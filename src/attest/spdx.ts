@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sha256Hex } from '../core/digest.js';
 import type { CtpArchive } from '../bundle/archive.js';
 import type { OciImage } from '../bundle/oci.js';
@@ -23,7 +24,9 @@ export interface SpdxPackage {
   name: string;
   versionInfo?: string;
   downloadLocation: string;
-  filesAnalyzed: false;
+  /** true only for a package whose files are listed (then with packageVerificationCode). */
+  filesAnalyzed: boolean;
+  packageVerificationCode?: { packageVerificationCodeValue: string };
   supplier?: string;
   homepage?: string;
   licenseConcluded: string;
@@ -60,6 +63,14 @@ function spdxId(kind: string, label: string, key: string): string {
   return `SPDXRef-${kind}-${label.replace(/[^A-Za-z0-9.-]+/g, '-').slice(0, 64)}-${sha256Hex(key).slice(0, 12)}`;
 }
 
+/**
+ * SPDX 2.3 §7.9 package verification code: SHA-1 of the package's files' SHA-1s (lower-case hex),
+ * sorted and concatenated.
+ */
+export function packageVerificationCode(sha1s: string[]): string {
+  return createHash('sha1').update([...sha1s].map((h) => h.toLowerCase()).sort().join('')).digest('hex');
+}
+
 /** `Name <email>` → SPDX `Person: Name (email)`. */
 function supplierOf(s: string | undefined): string | undefined {
   if (!s) return undefined;
@@ -85,7 +96,8 @@ export function packagesOf(fs: RootfsIndex): FoundPackage[] {
 
 /**
  * The SBOM of an image: its packages (dpkg, apk, npm lockfiles) with purls, or, when none is
- * found, every file with its SHA-1 (required by SPDX 2.3) and SHA-256. Deterministic: ids derive
+ * found, every file with its SHA-1 (required by SPDX 2.3) and SHA-256 under the image package,
+ * which is then `filesAnalyzed` with its package verification code. Deterministic: ids derive
  * from purls/paths, the namespace from the image digest, `created` from SOURCE_DATE_EPOCH when set.
  */
 export function spdxFromRootfs(fs: RootfsIndex, opts: SpdxOptions): SpdxDocument {
@@ -148,6 +160,9 @@ export function spdxFromRootfs(fs: RootfsIndex, opts: SpdxOptions): SpdxDocument
         copyrightText: NOASSERTION,
       }));
     for (const f of files) relationships.push({ spdxElementId: imageId, relationshipType: 'CONTAINS', relatedSpdxElement: f.SPDXID });
+    // The image's files are listed, so they were analyzed: SPDX then requires the verification code.
+    image.filesAnalyzed = true;
+    image.packageVerificationCode = { packageVerificationCodeValue: packageVerificationCode(files.map((f) => f.checksums.find((c) => c.algorithm === 'SHA1')!.checksumValue)) };
   }
   return {
     spdxVersion: 'SPDX-2.3',
