@@ -4,8 +4,8 @@ import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-// test/support and test/e2e helpers are built too: benchmarks reuse the same local stand-ins.
-const roots = ['src', 'server', 'host', 'actions', 'bench', 'test/support', 'test/e2e'];
+// test/support, test/e2e and test/k8s helpers are built too: benchmarks reuse the same local stand-ins.
+const roots = ['src', 'server', 'host', 'actions', 'bench', 'test/support', 'test/e2e', 'test/k8s'];
 const entryPoints = [];
 function walk(dir) {
   let names;

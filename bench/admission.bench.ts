@@ -1,0 +1,117 @@
+// Kubernetes admission (issue 16).
+// 1. A Pod of 8 containers whose verdicts are cached, POSTed to /validate over HTTPS by 50
+//    concurrent clients: p99 against the issue's 10 ms target, and against the same requests
+//    answered "allowed" at once by a bare HTTPS server (what TLS + JSON alone cost here).
+// 2. Uncached: a fresh judge per request, so each admission fetches the .ctp from the local
+//    docker-registry, verifies it and judges it; p50/p99 against the verification `ct verify`
+//    does of the same bundle file (in process, without node's start-up).
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import type { BenchResult } from './harness.js';
+import { startAdmission } from '../server/admission/main.js';
+import { AdmissionJudge } from '../src/k8s/verdicts.js';
+import { validate, mutate } from '../src/k8s/admit.js';
+import { parseReview } from '../src/k8s/admission-review.js';
+import { PolicyStore } from '../src/policy/store.js';
+import { verifyCtp } from '../src/verify/ctp/verify-ctp.js';
+import { k8sFixture } from '../test/k8s/fixture.js';
+import { pod, reviewOf, webhookClient } from '../test/k8s/requests.js';
+
+const CONCURRENCY = 50;
+const PER_CLIENT = 40;
+const UNCACHED_RUNS = 15;
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function load(url: string, ca: string, body: unknown): Promise<number[]> {
+  const clients = Array.from({ length: CONCURRENCY }, () => webhookClient(url, ca));
+  const times: number[] = [];
+  await Promise.all(
+    clients.map(async (c) => {
+      for (let i = 0; i < PER_CLIENT; i++) {
+        const t0 = process.hrtime.bigint();
+        const r = await c.post('/validate/production', body);
+        times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        if (r.status !== 200 || r.json.response?.allowed !== true) throw new Error(`not allowed: ${JSON.stringify(r.json).slice(0, 300)}`);
+      }
+    }),
+  );
+  await Promise.all(clients.map((c) => c.close()));
+  return times.sort((a, b) => a - b);
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const fx = await k8sFixture();
+  const registry = { allowedRegistries: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host], noDockerConfig: true };
+  const adm = await startAdmission({ host: '127.0.0.1', port: 0, certFile: fx.tls.cert, keyFile: fx.tls.key, trustStore: fx.trustStorePath, policies: [fx.policiesDir], registry }, pino({ level: 'silent' }));
+  const echo = createServer({ cert: readFileSync(fx.tls.cert), key: readFileSync(fx.tls.key) }, (req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const r = JSON.parse(Buffer.concat(parts).toString('utf8')) as { request: { uid: string } };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: r.request.uid, allowed: true } }));
+    });
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  try {
+    // The 8-container pod as the mutating webhook leaves it (pinned, profiles set).
+    const raw = pod(Array.from({ length: 8 }, (_, i) => ({ name: `c${i}`, image: i % 2 ? fx.refs.v2 : fx.refs.v1 })));
+    const client = webhookClient(adm.url, fx.tls.cert);
+    const m = await client.post('/mutate/production', reviewOf(raw));
+    await client.close();
+    const patch = JSON.parse(Buffer.from(m.json.response.patch as string, 'base64').toString('utf8')) as unknown[];
+    const { default: jsonpatch } = await import('fast-json-patch');
+    const mutated = jsonpatch.applyPatch(structuredClone(raw), patch as never, true, false).newDocument as Record<string, unknown>;
+    const body = reviewOf(mutated);
+    await load(adm.url, fx.tls.cert, body); // warm: verdicts cached, connections open
+    const cached = await load(adm.url, fx.tls.cert, body);
+    const bare = await load(`https://127.0.0.1:${(echo.address() as AddressInfo).port}`, fx.tls.cert, body);
+
+    // Uncached: a fresh judge each time (fetch + verify + policy), 1 container.
+    const policies = new PolicyStore([fx.policiesDir]);
+    await policies.reload();
+    const one = parseReview(reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])));
+    if (!one.ok) throw new Error(one.message);
+    const uncached: number[] = [];
+    for (let i = 0; i < UNCACHED_RUNS; i++) {
+      const judge = new AdmissionJudge({ trust: () => fx.trust, policies: () => policies.current, registry });
+      const mreq = parseReview(reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])));
+      if (!mreq.ok) throw new Error(mreq.message);
+      const t0 = process.hrtime.bigint();
+      const out = await mutate(mreq.request, { judge, environment: 'production' });
+      if (!out.response.allowed) throw new Error(`mutate denied: ${out.response.status?.message}`);
+      uncached.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const verifyOnly: number[] = [];
+    for (let i = 0; i < UNCACHED_RUNS; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = await verifyCtp(fx.bundles.v1Path, { trust: fx.trust, mode: 'audit' });
+      if (r.decision !== 'ALLOW') throw new Error(`ct verify: ${r.code}`);
+      verifyOnly.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    // One validate on a fresh judge with the pinned pod, to be sure the uncached path judges too.
+    const fresh = new AdmissionJudge({ trust: () => fx.trust, policies: () => policies.current, registry });
+    const pinnedReq = parseReview(body);
+    if (!pinnedReq.ok) throw new Error(pinnedReq.message);
+    const v = await validate(pinnedReq.request, { judge: fresh, environment: 'production' });
+    if (!v.response.allowed) throw new Error(`validate denied: ${v.response.status?.message}`);
+    uncached.sort((a, b) => a - b);
+    verifyOnly.sort((a, b) => a - b);
+    const p99 = quantile(cached, 0.99);
+    return [
+      { name: 'admission: 8-container Pod, cached verdicts, p99 at 50 concurrent (vs the 10 ms target)', value: p99, baseline: 10, unit: 'ms', better: 'lower', target: { max: 1 }, note: `p50 ${quantile(cached, 0.5).toFixed(2)} ms, ${cached.length} requests over HTTPS` },
+      { name: 'admission: same load, p99 vs a bare HTTPS server answering allowed', value: p99, baseline: quantile(bare, 0.99), unit: 'ms', better: 'lower', note: `bare p50 ${quantile(bare, 0.5).toFixed(2)} ms` },
+      { name: 'admission uncached (fetch from local registry + verify + policy), p50 vs ct verify of the file', value: quantile(uncached, 0.5), baseline: quantile(verifyOnly, 0.5), unit: 'ms', better: 'lower', note: `${UNCACHED_RUNS} runs` },
+      { name: 'admission uncached, p99 vs ct verify of the file', value: quantile(uncached, 0.99), baseline: quantile(verifyOnly, 0.99), unit: 'ms', better: 'lower', note: `${UNCACHED_RUNS} runs` },
+    ];
+  } finally {
+    echo.close();
+    await adm.close();
+    await fx.cleanup();
+  }
+}

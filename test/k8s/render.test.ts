@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { openCtp } from '../../src/bundle/read.js';
+import { profileNameFor } from '../../src/profiles/apparmor/names.js';
+import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
+import { renderK8s } from '../../src/k8s/render.js';
+import { toAbstract } from '../../src/k8s/apparmor-abstract.js';
+import { runCt } from '../support/cli.js';
+import { k8sFixture, type K8sFixture } from './fixture.js';
+import { parseYamlDocs, validateK8s } from './schema.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let fx: K8sFixture;
+beforeAll(async () => {
+  fx = await k8sFixture();
+}, 120_000);
+afterAll(async () => fx?.cleanup());
+
+describe('ct k8s render', () => {
+  it('a .ctp file: SPO SeccompProfile + AppArmorProfile and a digest-pinned Deployment, all schema-valid', async () => {
+    const r = await runCt(['k8s', 'render', fx.bundles.v1Path, '--trust-store', fx.trustStorePath, '--repository', `${fx.registry.host}/acme/hello`, '--namespace', 'shop', '--replicas', '3']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const docs = parseYamlDocs(r.stdout) as Obj[];
+    expect(docs.map((d) => d.kind)).toEqual(['SeccompProfile', 'AppArmorProfile', 'Deployment']);
+    for (const d of docs) expect(await validateK8s(d)).toEqual([]);
+    const name = profileNameFor('hello', fx.digests.v1);
+    const [sp, aa, dep] = docs;
+    expect(sp.metadata.name).toBe(name);
+    expect(sp.metadata.namespace).toBeUndefined(); // cluster-scoped in current SPO
+    expect(sp.spec.defaultAction).toBe('SCMP_ACT_ERRNO');
+    expect(sp.spec.syscalls.flatMap((s: Obj) => s.names)).toContain('read');
+    expect(aa.spec.abstract).toEqual({
+      executable: { allowedExecutables: ['/bin/busybox'] },
+      filesystem: { readOnlyPaths: ['/app/**'], readWritePaths: ['/tmp/**'] },
+      network: { allowedProtocols: { allowTcp: true } },
+      capability: { allowedCapabilities: ['net_bind_service'] },
+    });
+    expect(dep.metadata).toMatchObject({ name: 'hello', namespace: 'shop', annotations: { 'cerro-torre.dev/bundle-digest': fx.bundles.v1, 'cerro-torre.dev/image-digest': fx.digests.v1 } });
+    expect(dep.spec.replicas).toBe(3);
+    const c = dep.spec.template.spec.containers[0];
+    expect(c).toMatchObject({
+      image: `${fx.registry.host}/acme/hello@${fx.digests.v1}`,
+      command: ['/app/run'],
+      ports: [{ containerPort: 8080, protocol: 'TCP' }],
+      securityContext: {
+        privileged: false,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsUser: 65534,
+        runAsGroup: 65534,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+        seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name}.json` },
+        appArmorProfile: { type: 'Localhost', localhostProfile: name },
+      },
+    });
+  });
+
+  it('a registry reference: fetched through the guarded client, repository taken from the reference', async () => {
+    const r = await runCt(['k8s', 'render', fx.refs.v2, '--trust-store', fx.trustStorePath, '--allow-registry', fx.registry.host, '--allow-address', '127.0.0.1', '--plain-http']);
+    expect(r.code).toBe(0);
+    const dep = (parseYamlDocs(r.stdout) as Obj[]).find((d) => d.kind === 'Deployment')!;
+    expect(dep.spec.template.spec.containers[0].image).toBe(fx.refs.v2);
+    expect(await validateK8s(dep)).toEqual([]);
+    // Not on the allow-list: refused before any request.
+    const refused = await runCt(['k8s', 'render', fx.refs.v2, '--trust-store', fx.trustStorePath, '--allow-registry', 'registry.example.com', '--allow-address', '127.0.0.1', '--plain-http']);
+    expect(refused.code).toBe(12);
+    expect(refused.stderr).toMatch(/REGISTRY_NOT_ALLOWED/);
+  });
+
+  it('a tampered bundle is not rendered', async () => {
+    const out = `${fx.dir}/tampered-render.ctp`;
+    const f = await runCt(['fetch', fx.refs.tampered, '-o', out, '--allow-registry', fx.registry.host, '--allow-address', '127.0.0.1', '--plain-http']);
+    expect(f.code).toBe(0);
+    const r = await runCt(['k8s', 'render', out, '--trust-store', fx.trustStorePath, '--repository', `${fx.registry.host}/acme/evil`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/REJECTED/);
+  });
+
+  it('AppArmor rules SPO cannot express are refused, or listed when accepted; other profile gaps refused', async () => {
+    const facts = bundleFactsFromArchive(await openCtp(fx.bundles.v1Path));
+    const base = { imageDigest: fx.digests.v1, bundleDigest: fx.bundles.v1, repository: `${fx.registry.host}/acme/hello` };
+    const withDeny = { ...facts, security: { ...facts.security, apparmor: 'profile x {\n  /app/** r,\n  deny /etc/shadow r,\n  signal (receive) peer=unconfined,\n}\n' } };
+    expect(() => renderK8s({ ...base, facts: withDeny })).toThrow(expect.objectContaining({ code: 'PROFILE_INVALID' }) as unknown as Error);
+    const partial = renderK8s({ ...base, facts: withDeny, allowPartialAppArmor: true });
+    expect(partial.warnings.join('\n')).toMatch(/2 rules .*deny \/etc\/shadow r/);
+    const errno = { ...facts, security: { ...facts.security, seccomp: { ...(facts.security!.seccomp as Obj), defaultErrnoRet: 38 } } };
+    expect(() => renderK8s({ ...base, facts: errno })).toThrow(expect.objectContaining({ code: 'PROFILE_INVALID' }) as unknown as Error);
+    expect(toAbstract('profile x {\n  /usr/lib/** mr,\n  /data/** w,\n  network inet udp,\n  network raw,\n}\n').abstract).toEqual({
+      executable: { allowedLibraries: ['/usr/lib/**'] },
+      filesystem: { readOnlyPaths: ['/usr/lib/**'], writeOnlyPaths: ['/data/**'] },
+      network: { allowRaw: true, allowedProtocols: { allowUdp: true } },
+    });
+  });
+});
