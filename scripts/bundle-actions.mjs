@@ -21,6 +21,7 @@ export function actionEntries() {
     index: 'actions/build/index.ts',
     'verify/index': 'actions/verify/index.ts',
     'deploy/index': 'actions/deploy/index.ts',
+    'promote/index': 'actions/promote/index.ts',
     // The GitLab CI entry runs the same actions from templates/*.yml.
     'gitlab/index': 'actions/build/gitlab.ts',
   };

@@ -16,6 +16,8 @@ import { readVerifyInputs } from '../verify/inputs.js';
 import { run as runVerify } from '../verify/run.js';
 import { readDeployInputs } from '../deploy/inputs.js';
 import { run as runDeploy } from '../deploy/run.js';
+import { readPromoteInputs } from '../promote/inputs.js';
+import { run as runPromote } from '../promote/run.js';
 import { gitlabReporterFromEnv } from './gitlab-status.js';
 import { describeError } from './errors.js';
 
@@ -74,8 +76,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       case 'deploy':
         await runDeploy({ ...readDeployInputs(get, env2), githubToken: undefined }, io, reporter);
         break;
+      case 'promote':
+        await runPromote(readPromoteInputs(get), io);
+        break;
       default:
-        io.setFailed(`USAGE: node dist/gitlab/index.js build|verify|deploy (got ${argv[0] ?? 'nothing'})`);
+        io.setFailed(`USAGE: node dist/gitlab/index.js build|verify|deploy|promote (got ${argv[0] ?? 'nothing'})`);
     }
   } catch (e) {
     const d = describeError(e);

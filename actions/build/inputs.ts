@@ -3,6 +3,8 @@
  * object before anything runs. Every bad input is a CtError USAGE naming the input, so a user
  * gets one annotation saying which input and why.
  */
+import type { ForgeTarget } from '../../src/promote/run.js';
+import { readForge } from '../promote/inputs.js';
 import { CtError } from '../../src/core/errors.js';
 import { runnerContext, type RunnerContext } from './context.js';
 import type { InputReader } from './io.js';
@@ -57,6 +59,31 @@ export interface BuildInputs {
   ctx: RunnerContext;
   /** The job's environment: the CI variables the SLSA provenance is built from. */
   env: NodeJS.ProcessEnv;
+  /** After the push: open or update the promotion pull request (inputs promote-*; docs/promotion.md). */
+  promote?: { forge: ForgeTarget; environment: string; app: string; file: string; base?: string; policies: string[]; statusContext?: string };
+}
+
+/** The promote-* inputs of the build action; the token defaults to github-token. */
+function readPromotion(get: InputReader): BuildInputs['promote'] {
+  const environment = optional(get, 'promote-environment');
+  if (!environment) return undefined;
+  const g: InputReader = (n) => (n === 'promote-token' ? get('promote-token') || get('github-token') : get(n));
+  const need = (n: string) => {
+    const v = optional(get, n);
+    if (!v) throw new CtError('USAGE', `input ${n}: required with promote-environment`, { input: n });
+    return v;
+  };
+  const policies = listInput(get, 'promote-policies');
+  if (!policies.length) throw new CtError('USAGE', 'input promote-policies: required with promote-environment', { input: 'promote-policies' });
+  return {
+    forge: readForge(g, 'promote-'),
+    environment,
+    app: need('promote-app'),
+    file: need('promote-file'),
+    ...(optional(get, 'promote-base') ? { base: optional(get, 'promote-base')! } : {}),
+    policies,
+    ...(optional(get, 'promote-status-context') ? { statusContext: optional(get, 'promote-status-context')! } : {}),
+  };
 }
 
 export const BOOLEAN_TRUE = ['true', 'True', 'TRUE'];
@@ -198,6 +225,7 @@ export function readBuildInputs(get: InputReader, env: NodeJS.ProcessEnv = proce
     outputDir,
     ctx,
     env,
+    promote: readPromotion(get),
   };
 }
 

@@ -22,6 +22,7 @@ export interface BuildResult {
   verification?: { decision: 'ALLOW' | 'REJECT' | 'SKIPPED'; code: string | null; message?: string; logEntriesVerified?: number };
   policy?: { allow: boolean; policies: string[]; message?: string };
   pushed?: { reference: string; artifacts: number };
+  promotion?: { outcome: string; url?: string; allowed: boolean };
   error?: { code: string; message: string };
   warnings: string[];
 }

@@ -33,6 +33,7 @@ import { policyDecision, firstViolation } from './policy-gate.js';
 import { buildStatusLine, buildSummary } from './summary.js';
 import { describeError, scrub } from './errors.js';
 import type { BuildResult } from './result.js';
+import { promoteStep } from '../promote/run.js';
 
 export type { BuildResult };
 export { describeError, scrub };
@@ -209,6 +210,16 @@ async function buildSteps(i: BuildInputs, io: ActionIo, r: BuildResult): Promise
     r.pushed = { reference: pushed.reference, artifacts: pushed.artifacts.length };
     io.info(`pushed ${pushed.reference} (${pushed.artifacts.length} attestation artifact(s), referrers via ${pushed.referrers})`);
   }
+  if (i.promote) {
+    if (!r.pushed || !i.trustStore) throw new CtError('USAGE', 'promote-environment needs push (a pinned reference to promote) and trust-store (to verify it for the evidence)', { input: 'promote-environment' });
+    const p = i.promote;
+    const res = await promoteStep({
+      ...p, bundle: r.pushed.reference, ...(r.bundleDigest ? { bundleDigest: r.bundleDigest } : {}), ctp: packed.path, trustStore: i.trustStore,
+      ...(i.sigstore.trustedRoot ? { trustedRoot: i.sigstore.trustedRoot } : {}), fetchCurrent: true,
+      registry: { plainHttp: i.registry.plainHttp, allowedAddresses: i.registry.allowedAddresses, ...(i.registry.username !== undefined ? { username: i.registry.username } : {}), ...(i.registry.password !== undefined ? { password: i.registry.password } : {}) },
+    }, io);
+    r.promotion = { outcome: res.outcome, url: res.change?.url, allowed: res.allow };
+  }
 }
 
 function setOutputs(r: BuildResult, io: ActionIo): void {
@@ -222,6 +233,7 @@ function setOutputs(r: BuildResult, io: ActionIo): void {
       ...a.logs.filter((l) => l.ok).map((l) => ({ attestation: a.digest, log: l.logId, ...(l.logIndex !== undefined ? { logIndex: l.logIndex } : {}) })),
     ])),
     'registry-reference': r.pushed?.reference,
+    'promotion-url': r.promotion?.url,
     identity: r.identity?.subject ?? r.identity?.keyId ?? undefined,
     verification: r.verification?.decision,
   };
