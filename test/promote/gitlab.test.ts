@@ -1,0 +1,56 @@
+/** Promotion against the GitLab stand-in through the real Gitbeaker client. */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startGitlabRepo, type GitlabRepo } from '../support/gitlab-repo.js';
+import { gitlabForge } from '../../src/promote/gitlab.js';
+import { promote } from '../../src/promote/promote.js';
+import { promotionEvidence } from '../../src/promote/evidence.js';
+import { codeOfAsync } from '../support/error-code.js';
+import { buildFixture, desiredState, type Built, type PromoteFixture } from './fixtures.js';
+
+let fx: PromoteFixture;
+let gl: GitlabRepo;
+const FILE = 'deploy/desired.yaml';
+
+beforeAll(async () => {
+  fx = await buildFixture();
+  gl = await startGitlabRepo({ token: 'glpat-test', project: 'acme/deploy', files: { [FILE]: desiredState(fx.v1.reference, fx.v1.reference) } });
+});
+afterAll(async () => {
+  await gl.close();
+  await fx.cleanup();
+});
+
+const forge = (token = 'glpat-test') => gitlabForge({ apiUrl: gl.url, token, project: 'acme/deploy' });
+const ev = (b: Built) => () => promotionEvidence({ candidate: b.path, trust: fx.trust, policies: fx.policies, environment: 'staging', current: { path: fx.v1.path, reference: fx.v1.reference } });
+const input = (b: Built) => ({ environment: 'staging', app: 'hello', bundle: b.reference, file: FILE });
+
+describe('promotion merge request on GitLab', () => {
+  it('opens one merge request changing exactly the digest line, rerun changes nothing, a newer bundle updates it', async () => {
+    const before = gl.file('main', FILE)!;
+    const r = await promote(input(fx.v2), forge(), ev(fx.v2));
+    expect(gl.errors).toEqual([]);
+    expect(r).toMatchObject({ outcome: 'opened', branch: 'ct-promote/staging/hello', allow: true });
+    expect(gl.mrs).toHaveLength(1);
+    const after = gl.file('ct-promote/staging/hello', FILE)!;
+    expect(after).toBe(before.replace(fx.v1.reference, fx.v2.reference));
+    expect(gl.mrs[0].description).toContain('- `busybox 1.36.1 → 1.37.0`');
+    expect(gl.statuses.at(-1)).toMatchObject({ status: 'success', name: 'cerro-torre/promote/staging' });
+
+    const writes = () => gl.requests.filter((q) => q.method !== 'GET').length;
+    const n = writes();
+    expect((await promote(input(fx.v2), forge(), ev(fx.v2))).outcome).toBe('unchanged');
+    expect(writes()).toBe(n);
+
+    gl.push('ct-promote/staging/hello', FILE, gl.file('ct-promote/staging/hello', FILE)!.replace('# the greeter', '# the greeter, reviewed'));
+    const newer = await promote(input(fx.v3), forge(), ev(fx.v3));
+    expect(newer).toMatchObject({ outcome: 'updated', change: { number: 1 } });
+    expect(gl.mrs).toHaveLength(1);
+    expect(gl.file('ct-promote/staging/hello', FILE)).toContain('# the greeter, reviewed');
+    expect(gl.file('ct-promote/staging/hello', FILE)).toContain(fx.v3.reference);
+    expect(gl.errors).toEqual([]);
+  });
+
+  it('a rejected token is PROMOTE_TOKEN_REJECTED', async () => {
+    expect(await codeOfAsync(promote(input(fx.v2), forge('expired'), ev(fx.v2)))).toBe('PROMOTE_TOKEN_REJECTED');
+  });
+});

@@ -1,0 +1,152 @@
+/**
+ * A GitLab project's state behind a local stand-in of the REST API v4 endpoints promotion uses
+ * (https://docs.gitlab.com/api/): project, branches, repository files (`last_commit_id` checked
+ * on edit, 400 "changed since" as GitLab answers), merge requests, commit statuses. Requests must
+ * carry the token; unknown endpoints and parameters are refused and listed in `errors`.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Mr { iid: number; source_branch: string; target_branch: string; title: string; description: string; state: 'opened' | 'merged' }
+
+export interface GitlabRepo {
+  url: string;
+  errors: string[];
+  requests: { method: string; path: string }[];
+  mrs: Mr[];
+  statuses: { sha: string; name: string; status: string; description: string }[];
+  file(branch: string, path: string): string | undefined;
+  push(branch: string, path: string, text: string): void;
+  close(): Promise<void>;
+}
+
+const ALLOWED: Record<string, string[]> = {
+  'POST branches': ['branch', 'ref'],
+  'PUT files': ['branch', 'content', 'commit_message', 'encoding', 'last_commit_id', 'author_email', 'author_name', 'start_branch'],
+  'POST merge_requests': ['source_branch', 'target_branch', 'title', 'description', 'remove_source_branch'],
+  'PUT merge_request': ['title', 'description'],
+  'POST statuses': ['state', 'name', 'context', 'description', 'target_url', 'ref', 'coverage', 'pipeline_id'],
+};
+
+export async function startGitlabRepo(opts: { token: string; project: string; files: Record<string, string> }): Promise<GitlabRepo> {
+  const commits = new Map<string, Map<string, string>>();
+  const branches = new Map<string, string>();
+  let n = 0;
+  const commit = (files: Map<string, string>) => {
+    const id = createHash('sha1').update(`${++n}`).digest('hex');
+    commits.set(id, files);
+    return id;
+  };
+  branches.set('main', commit(new Map(Object.entries(opts.files))));
+  const mrs: Mr[] = [];
+  const statuses: GitlabRepo['statuses'] = [];
+  const errors: string[] = [];
+  const requests: GitlabRepo['requests'] = [];
+  const fileAt = (ref: string, path: string) => commits.get(branches.get(ref) ?? ref)?.get(path);
+  const push = (branch: string, path: string, text: string) => {
+    const files = new Map(commits.get(branches.get(branch)!)!);
+    files.set(path, text);
+    branches.set(branch, commit(files));
+  };
+  const mrJson = (m: Mr) => ({ ...m, web_url: `https://gitlab.example/${opts.project}/-/merge_requests/${m.iid}`, sha: branches.get(m.source_branch) });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const send = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const fail = (status: number, message: string) => {
+      if (status !== 404 || !/branch|file/i.test(message)) errors.push(`${req.method} ${url.pathname}: ${message}`);
+      send(status, { message });
+    };
+    if ((req.headers['private-token'] ?? '') !== opts.token) return fail(401, '401 Unauthorized');
+    const raw = Buffer.concat(chunks).toString('utf8');
+    let body: Record<string, unknown> = Object.fromEntries([...url.searchParams.entries()]);
+    if (raw) body = { ...body, ...(String(req.headers['content-type']).includes('json') ? JSON.parse(raw) : Object.fromEntries(new URLSearchParams(raw))) };
+    const check = (op: string) => {
+      const bad = Object.keys(body).filter((k) => !ALLOWED[op].includes(k));
+      if (bad.length) {
+        fail(400, `unknown parameter ${bad[0]}`);
+        return false;
+      }
+      return true;
+    };
+    requests.push({ method: req.method!, path: url.pathname });
+    const m = /^\/api\/v4\/projects\/([^/]+)(\/.*)?$/.exec(url.pathname);
+    if (!m || decodeURIComponent(m[1]) !== opts.project) return fail(404, '404 Project Not Found');
+    const rest = m[2] ?? '';
+    let x: RegExpExecArray | null;
+    if (req.method === 'GET' && rest === '') return send(200, { id: 1, path_with_namespace: opts.project, default_branch: 'main' });
+    if (req.method === 'GET' && (x = /^\/repository\/branches\/(.+)$/.exec(rest))) {
+      const b = decodeURIComponent(x[1]);
+      return branches.has(b) ? send(200, { name: b, commit: { id: branches.get(b) } }) : fail(404, '404 Branch Not Found');
+    }
+    if (req.method === 'POST' && rest === '/repository/branches') {
+      if (!check('POST branches')) return;
+      const b = String(body.branch);
+      if (branches.has(b)) return fail(400, 'Branch already exists');
+      const at = branches.get(String(body.ref)) ?? (commits.has(String(body.ref)) ? String(body.ref) : undefined);
+      if (!at) return fail(400, 'Invalid reference name');
+      branches.set(b, at);
+      return send(201, { name: b, commit: { id: at } });
+    }
+    if ((x = /^\/repository\/files\/(.+)$/.exec(rest))) {
+      const path = decodeURIComponent(x[1]);
+      if (req.method === 'GET') {
+        const ref = String(body.ref ?? '');
+        const text = fileAt(ref, path);
+        return text === undefined ? fail(404, '404 File Not Found') : send(200, { file_path: path, content: Buffer.from(text).toString('base64'), encoding: 'base64', last_commit_id: branches.get(ref) ?? ref, ref });
+      }
+      if (req.method === 'PUT') {
+        if (!check('PUT files')) return;
+        const b = String(body.branch);
+        // GitLab compares last_commit_id with the last commit that touched the file: here, the branch head when the file differs.
+        if (body.last_commit_id !== branches.get(b)) {
+          const before = fileAt(String(body.last_commit_id), path);
+          if (before !== fileAt(b, path)) return fail(400, 'You are attempting to update a file that has changed since you started editing it.');
+        }
+        const content = body.encoding === 'base64' ? Buffer.from(String(body.content), 'base64').toString('utf8') : String(body.content);
+        push(b, path, content);
+        return send(200, { file_path: path, branch: b });
+      }
+    }
+    if (rest === '/merge_requests' && req.method === 'GET') {
+      return send(200, mrs.filter((r) => (!body.state || r.state === body.state) && (!body.source_branch || r.source_branch === body.source_branch) && (!body.target_branch || r.target_branch === body.target_branch)).map(mrJson));
+    }
+    if (rest === '/merge_requests' && req.method === 'POST') {
+      if (!check('POST merge_requests')) return;
+      const r: Mr = { iid: mrs.length + 1, source_branch: String(body.source_branch), target_branch: String(body.target_branch), title: String(body.title), description: String(body.description ?? ''), state: 'opened' };
+      mrs.push(r);
+      return send(201, mrJson(r));
+    }
+    if ((x = /^\/merge_requests\/(\d+)$/.exec(rest)) && req.method === 'PUT') {
+      if (!check('PUT merge_request')) return;
+      const r = mrs.find((y) => y.iid === Number(x![1]));
+      if (!r) return fail(404, '404 Not found');
+      if (body.title !== undefined) r.title = String(body.title);
+      if (body.description !== undefined) r.description = String(body.description);
+      return send(200, mrJson(r));
+    }
+    if ((x = /^\/repository\/commits\/([0-9a-f]{40})\/statuses$/.exec(rest)) && req.method === 'GET') {
+      return send(200, statuses.filter((s) => s.sha === x![1] && (!body.name || s.name === body.name)).reverse());
+    }
+    if ((x = /^\/statuses\/([0-9a-f]{40})$/.exec(rest)) && req.method === 'POST') {
+      if (!check('POST statuses')) return;
+      if (!['pending', 'running', 'success', 'failed', 'canceled'].includes(String(body.state))) return fail(400, 'state is invalid');
+      const s = { sha: x[1], name: String(body.name ?? body.context ?? 'default'), status: String(body.state), description: String(body.description ?? '') };
+      statuses.push(s);
+      return send(201, s);
+    }
+    return fail(404, `no such endpoint in this stand-in`);
+  };
+  const server = createServer((req, res) => void handle(req, res).catch((e) => { errors.push(String(e)); res.writeHead(500).end(); }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    errors, requests, mrs, statuses,
+    file: (b, p) => fileAt(b, p),
+    push,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
