@@ -57,6 +57,8 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
     runner,
     inventory: () => runner.inventory(),
     logs: (c, n) => runner.logs(c, n),
+    action: (c, req) => runner.action(c, req),
+    stopDeployment: (d) => runner.stopDeployment(d),
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);

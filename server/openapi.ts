@@ -41,6 +41,14 @@ export const REQUEST_SCHEMAS: Record<string, object> = {
       environment: name,
     },
   },
+  containerAction: {
+    type: 'object', additionalProperties: false, required: ['action'],
+    properties: {
+      action: { enum: ['stop', 'start', 'restart', 'kill', 'pause', 'resume', 'remove'] },
+      signal: { enum: ['TERM', 'KILL', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2', 'SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] },
+      graceSeconds: { type: 'number', minimum: 0, maximum: 300 },
+    },
+  },
   enrollHost: {
     type: 'object', additionalProperties: false, required: ['token', 'name', 'publicKey'],
     properties: { token: { type: 'string', maxLength: 200 }, name, publicKey: { type: 'string', maxLength: 200 }, facts: { type: 'object' } },
@@ -61,6 +69,7 @@ const SUMMARIES: Record<string, string> = {
   mcp: 'Model Context Protocol endpoint', mcpStream: 'MCP event stream (not offered)', mcpSession: 'MCP session end (not offered)',
   protectedResource: 'OAuth protected resource metadata', protectedResourceMcp: 'OAuth protected resource metadata of /mcp', events: 'Server-sent events',
   overview: 'Environments × apps overview', deploymentEvidence: 'Evidence of a deployment', session: 'The signed-in principal',
+  deploymentAction: 'Stop, start, restart, kill, pause, resume or remove a deployment\'s app', containerAction: 'A lifecycle action on one container of a host',
   dashboard: 'The dashboard', loginIssuers: 'Sign-in issuers', login: 'Start sign-in', loginCallback: 'Sign-in callback', logout: 'Sign out',
 };
 
@@ -115,6 +124,8 @@ export const OPENAPI = described({
     },
     '/api/v1/deployments/{id}': { get: { operationId: 'getDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403, 404) } } },
     '/api/v1/deployments/{id}/rollback': { post: { operationId: 'rollbackDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '202': json({ type: 'object' }), ...errors(401, 403, 404, 409) } } },
+    '/api/v1/deployments/{id}/actions': { post: { operationId: 'deploymentAction', description: 'stop, start, restart, kill (signal), pause, resume or remove the app of a deployment on every host that runs it (operators and admins; audited)', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], requestBody: body('containerAction'), responses: { '200': json({ type: 'object' }, 'per-host results'), ...errors(400, 401, 403, 404, 409, 502, 503) } } },
+    '/api/v1/hosts/{id}/containers/{container}/actions': { post: { operationId: 'containerAction', description: 'one lifecycle action on one container of one host (operators and admins; audited)', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, { name: 'container', in: 'path', required: true, schema: { type: 'string' } }], requestBody: body('containerAction'), responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403, 404, 409, 502, 503) } } },
     '/api/v1/verify': { post: { operationId: 'verify', security: secured, requestBody: body('verify'), responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403, 404) } } },
     '/api/v1/policies': { get: { operationId: 'listPolicies', security: secured, responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/policies/impact': { post: { operationId: 'policyImpact', security: secured, description: 'which live deployments a proposed policy change would deny or allow', requestBody: body('policyImpact'), responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403, 422, 503) } } },

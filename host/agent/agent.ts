@@ -9,7 +9,7 @@ import { CtError } from '../../src/core/errors.js';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
-import type { Assignment, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
+import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { parsePublishedPorts } from '../../src/protocol/ports.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
@@ -30,6 +30,10 @@ export interface AgentOptions {
   inventory?: () => Promise<InventoryItem[]>;
   /** The tail of a container's log, for the server's log requests; throws CONTAINER_NOT_FOUND. */
   logs?: (container: string, maxBytes: number) => Promise<string>;
+  /** A lifecycle action on a container (host/lifecycle); throws with a code (CONTAINER_NOT_FOUND, CONTAINER_BUSY, …). */
+  action?: (container: string, req: { action: ContainerAction; signal?: string; graceSeconds?: number }) => Promise<{ status: ContainerState }>;
+  /** The channel's `stop` of a deployment: stops the container that runs it (undefined: none does). */
+  stopDeployment?: (deploymentId: string) => Promise<{ status: ContainerState } | undefined>;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
   maxBackoffMs?: number;
 }
@@ -115,6 +119,28 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
             send?.({ type: 'logs', requestId, container, code: (e as { code?: string }).code ?? 'IO_ERROR' });
           }
         })();
+      } else if (msg.type === 'action') {
+        const { requestId, container } = msg;
+        void (async () => {
+          try {
+            if (!opts.action) throw Object.assign(new Error('this agent runs no containers'), { code: 'CONTAINER_NOT_FOUND' });
+            const rec = await opts.action(String(container), { action: msg.action, signal: msg.signal, graceSeconds: msg.graceSeconds });
+            send?.({ type: 'action', requestId, container, state: rec.status });
+          } catch (e) {
+            send?.({ type: 'action', requestId, container, code: (e as { code?: string }).code ?? 'RUNTIME_FAILED', message: (e as Error).message.slice(0, 500) });
+          }
+          await sendInventory();
+        })();
+      } else if (msg.type === 'stop') {
+        // Honoured in turn with assignments: a stop sent after an assignment applies after it.
+        chain = chain.then(async () => {
+          const rec = await opts.stopDeployment?.(String(msg.deploymentId)).catch((e) => {
+            log('stop failed', { err: String(e) });
+            return undefined;
+          });
+          if (rec) send?.({ type: 'status', deploymentId: msg.deploymentId, generation: msg.generation, state: rec.status });
+          await sendInventory();
+        });
       } else if (msg.type === 'assign') {
         // Assignments run one at a time, in the order received.
         chain = chain.then(() => handleAssign(msg.assignment)).catch((e) => log('assignment failed', { err: String(e) }));

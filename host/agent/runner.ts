@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
@@ -22,6 +22,10 @@ import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
+import { restorePrevious, savePrevious, type Previous } from '../lifecycle/replace.js';
+import { performAction, type ActionRequest } from '../lifecycle/actions.js';
+import { waitHealthy } from '../health/gate.js';
+import type { ContainerRecord } from '../runtime/state.js';
 
 export interface LocalRunnerOptions {
   stateDir: string;
@@ -56,7 +60,25 @@ export class LocalRunner implements AssignmentRunner {
    */
   private turn: Promise<unknown> = Promise.resolve();
 
+  /** The container a deploy is replacing right now: lifecycle actions on it are refused (CONTAINER_BUSY). */
+  private replacing?: string;
+
   constructor(private readonly opts: LocalRunnerOptions) {}
+
+  /**
+   * A lifecycle action (stop, start, restart, kill, pause, resume, remove) from the channel or
+   * `ct host`. Refused while a deploy replaces that container: pausing or stopping what is being
+   * swapped would leave neither version in a known state.
+   */
+  async action(container: string, req: ActionRequest): Promise<ContainerRecord> {
+    if (this.replacing === container) throw new CtError('CONTAINER_BUSY', `a deploy is replacing ${container}; try again when it has ended`, { container });
+    return this.exclusive(async () => {
+      const grace = await this.assignedRuntime(container).then((r) => r?.stop_grace_period);
+      const rec = await performAction(this.opts.runtime, container, req, grace === undefined ? undefined : grace * 1000);
+      if (req.action === 'remove') await rm(this.assignedPath(container), { force: true });
+      return rec;
+    });
+  }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.turn.then(fn, fn);
@@ -79,17 +101,49 @@ export class LocalRunner implements AssignmentRunner {
         const s = status.get(id);
         return s === 'running' || s === 'paused' ? 'running' : s === 'stopped' || s === 'created' ? 'stopped' : 'gone';
       });
-      return list.map((c) => ({ id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode }));
+      return list.map((c) => ({
+        id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode, exitReason: c.exitReason, health: c.health, restarts: c.restarts,
+      }));
     });
   }
 
   run(a: Assignment, ctpPath: string): Promise<Outcome> {
-    return this.exclusive(() => this.runNow(a, ctpPath));
+    return this.exclusive(async () => {
+      this.replacing = this.containerId(a);
+      try {
+        return await this.runNow(a, ctpPath);
+      } finally {
+        this.replacing = undefined;
+      }
+    });
   }
 
   /** Which bundle a container was started from (the runtime records the image, not the bundle). */
   private assignedPath(id: string): string {
     return join(this.opts.stateDir, 'assigned', `${id}.json`);
+  }
+
+  /**
+   * The channel's `stop` for a deployment: stops (and holds) the container that runs it. A stop
+   * naming a deployment the container no longer runs (it was replaced since) does nothing.
+   */
+  async stopDeployment(deploymentId: string): Promise<ContainerRecord | undefined> {
+    for (const name of await readdir(join(this.opts.stateDir, 'assigned')).catch(() => [] as string[])) {
+      if (!name.endsWith('.json')) continue;
+      const id = name.slice(0, -5);
+      const rec = await readFile(this.assignedPath(id), 'utf8').then((t) => JSON.parse(t) as Assigned).catch(() => undefined);
+      if (rec?.deploymentId === deploymentId) return this.action(id, { action: 'stop' });
+    }
+    return undefined;
+  }
+
+  /** The lifecycle part of the manifest of the bundle a container runs (restart policy, grace, health check). */
+  async assignedRuntime(id: string): Promise<Assigned['runtime'] | undefined> {
+    try {
+      return (JSON.parse(await readFile(this.assignedPath(id), 'utf8')) as Assigned).runtime;
+    } catch {
+      return undefined;
+    }
   }
 
   private async runningBundle(id: string): Promise<string | undefined> {
@@ -169,6 +223,9 @@ export class LocalRunner implements AssignmentRunner {
     await mkdir(dir, { recursive: true });
     try {
       await applyLayers(archive, dir);
+      // runc creates a missing mount point 0755 and later gives the tmpfs over it that mode: the
+      // first run would get a writable /tmp and every restart from this root filesystem not.
+      await mkdir(join(dir, 'tmp')).then(() => chmod(join(dir, 'tmp'), 0o1777), () => undefined);
       const cfg = (image.config as { config?: Record<string, unknown> }).config ?? {};
       const plan = await buildRuntimePlan(
         {
@@ -184,6 +241,8 @@ export class LocalRunner implements AssignmentRunner {
         },
         facts,
       );
+      // What runs now is kept (config and root filesystem) until the new bundle proves healthy.
+      const previous = existing ? await savePrevious(existing, this.assignedPath(id)) : undefined;
       if (existing) await this.opts.runtime.delete(id, { force: true }).catch(() => undefined);
       // The replaced container's network (and the host ports it held) goes with it.
       await this.opts.network?.detach(id);
@@ -192,14 +251,23 @@ export class LocalRunner implements AssignmentRunner {
         await attachNetwork(this.opts.network!, plan.config, { containerId: id, environment: a.environment, app: a.app, ports, egress: grants.network?.egress ?? 'none' });
       }
       const rec = await this.opts.runtime.run(id, plan.config, { appName: a.app, imageDigest: a.imageDigest });
-      if (rec.status === 'running') {
-        await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
-        await writeFileAtomic(this.assignedPath(id), `${JSON.stringify({ bundleDigest: `${archive.bundleDigest}${portsKey(ports)}`, generation: a.generation })}\n`, 0o600);
-      } else {
-        await this.opts.network?.suspend(id);
+      const lifecycle = archive.manifest.runtime ?? {};
+      const hc = lifecycle.healthcheck;
+      const gate = rec.status === 'running' && hc ? await waitHealthy(this.opts.runtime, id, hc) : undefined;
+      if (rec.status !== 'running' || gate?.health === 'unhealthy') {
+        // The failed container's network goes (a rollback) or rests with it (kept stopped).
+        if (existing) await this.opts.network?.detach(id).catch(() => undefined);
+        else await this.opts.network?.suspend(id).catch(() => undefined);
+        return await this.failedReplace(id, dir, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
       }
+      await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
+      const assigned: Assigned = {
+        bundleDigest: `${archive.bundleDigest}${portsKey(ports)}`, generation: a.generation, deploymentId: a.deploymentId,
+        runtime: { restart: lifecycle.restart, stop_grace_period: lifecycle.stop_grace_period, healthcheck: hc },
+      };
+      await writeFileAtomic(this.assignedPath(id), `${JSON.stringify(assigned)}\n`, 0o600);
       await this.removeOtherRootfs(id, dir);
-      return { state: rec.status === 'running' ? 'running' : 'failed', exitCode: rec.exitCode ?? null, message: rec.status === 'running' ? undefined : `container ${rec.status}` };
+      return { state: 'running' };
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
       // Nothing runs half-networked: a container that could not start leaves no network behind.
@@ -208,6 +276,40 @@ export class LocalRunner implements AssignmentRunner {
       return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
     }
   }
+
+  /**
+   * The new bundle did not run, or did not become healthy: it is removed and the bundle that ran
+   * before is put back (and started again if it ran). The deploy fails with HEALTHCHECK_FAILED
+   * (OOM_KILLED when the kernel killed it for its memory limit).
+   */
+  private async failedReplace(id: string, dir: string, previous: Previous | undefined, rec: ContainerRecord, why: string | undefined, exitReason: string | null): Promise<Outcome> {
+    const code = exitReason === 'OOM_KILLED' ? 'OOM_KILLED' : why !== undefined ? 'HEALTHCHECK_FAILED' : undefined;
+    const what = why ?? `container ${rec.status}${rec.exitCode !== null ? ` (exit ${rec.exitCode})` : ''}`;
+    if (!previous) {
+      // Nothing to go back to: the failed container is stopped and kept (its logs say why).
+      if (why !== undefined) {
+        this.opts.runtime.store.update(id, { held: true });
+        await this.opts.runtime.stop(id, 1000).catch(() => undefined);
+      }
+      return { state: 'failed', code, exitCode: rec.exitCode ?? null, message: `${what}; nothing ran before: stopped` };
+    }
+    let back: string;
+    try {
+      const old = await restorePrevious(this.opts.runtime, id, previous, this.assignedPath(id), dir);
+      back = `rolled back to ${previous.bundleDigest ?? 'the previous bundle'} (${old.status})`;
+    } catch (e) {
+      back = `rolling back failed: ${(e as Error).message}`;
+    }
+    return { state: 'failed', code: code ?? 'RUNTIME_FAILED', exitCode: rec.exitCode ?? null, message: `${what}; ${back}` };
+  }
+}
+
+/** assigned/<id>.json: which bundle a container runs, and the lifecycle part of its manifest. */
+interface Assigned {
+  bundleDigest: string;
+  generation: number;
+  deploymentId?: string;
+  runtime?: { restart?: 'never' | 'on-failure' | 'always'; stop_grace_period?: number; healthcheck?: import('../../src/bundle/runtime-extras.js').HealthcheckSpec };
 }
 
 /** The published ports as part of what runs: the same bundle with other ports is a new deploy. */

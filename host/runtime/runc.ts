@@ -7,6 +7,7 @@ import { ContainerStore, type ContainerRecord, type ContainerStatus } from './st
 import { supervisorArgv, type ExitRecord } from './supervisor.js';
 import { runTool, spawnTool } from './tools.js';
 import { oomKilledSince } from '../resources/oom.js';
+import type { KillSignal } from '../../src/protocol/messages.js';
 
 /** runc's container id grammar, narrowed: it names directories and cgroups. */
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -277,7 +278,7 @@ export class RuncRuntime {
     return { containers, changed };
   }
 
-  async kill(id: string, signal: 'TERM' | 'KILL' | 'INT' | 'HUP' | 'USR1' | 'USR2' = 'TERM'): Promise<void> {
+  async kill(id: string, signal: KillSignal = 'TERM'): Promise<void> {
     this.mustGet(id);
     const r = await this.runcCmd(['kill', id, signal]);
     if (r.code !== 0 && !/not running|container not running/i.test(r.stderr)) {
@@ -324,6 +325,17 @@ export class RuncRuntime {
     if (rec.cgroupsPath && this.unified) await mkdir(join(this.unified, rec.cgroupsPath), { recursive: true });
     this.store.update(id, { status: 'created', pid: null, exitCode: null, exitKnown: false, exitReason: null, startedAt: null, finishedAt: null });
     return this.start(id);
+  }
+
+  /**
+   * Runs a command inside a running container (`runc exec`, the container's own namespaces, cgroup,
+   * seccomp profile and user): exec health checks. Killed at the timeout.
+   */
+  async exec(id: string, argv: readonly string[], timeoutMs: number): Promise<{ code: number | null; output: string; timedOut: boolean }> {
+    this.mustGet(id);
+    const r = await runTool(this.runc, ['--root', this.root, 'exec', id, ...argv], { timeoutMs });
+    if (r.missing) throw new CtError('HOST_TOOL_MISSING', `${this.runc} is not installed`, { tool: this.runc });
+    return { code: r.code, output: `${r.stdout}${r.stderr}`.slice(-4096), timedOut: r.timedOut === true };
   }
 
   async pause(id: string): Promise<ContainerRecord> {

@@ -20,6 +20,12 @@ export interface ContainerRecord {
   exitKnown: boolean;
   /** Why it stopped when the exit code alone does not say: OOM_KILLED (the kernel's OOM killer). */
   exitReason: string | null;
+  /** Stopped by an operator (stop action, suspended, channel stop): the restart policy leaves it alone. */
+  held: boolean;
+  /** Restarts by the restart policy since it was created. */
+  restarts: number;
+  /** Health-check state (host/health): none when the manifest declares no check. */
+  health: 'none' | 'starting' | 'healthy' | 'unhealthy';
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -46,6 +52,9 @@ interface Row {
   exit_code: number | null;
   exit_known: number;
   exit_reason: string | null;
+  held: number | null;
+  restarts: number | null;
+  health: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -65,6 +74,9 @@ function fromRow(r: Row): ContainerRecord {
     exitCode: r.exit_code,
     exitKnown: r.exit_known === 1,
     exitReason: r.exit_reason ?? null,
+    held: r.held === 1,
+    restarts: r.restarts ?? 0,
+    health: (r.health ?? 'none') as ContainerRecord['health'],
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
@@ -113,7 +125,8 @@ export class ContainerStore {
     `);
     // Columns added after the first release: a state file of an older agent gains them in place.
     const cols = new Set((this.db.prepare(`PRAGMA table_info(containers)`).all() as { name: string }[]).map((c) => c.name));
-    if (!cols.has('exit_reason')) this.db.exec(`ALTER TABLE containers ADD COLUMN exit_reason TEXT`);
+    const add: [string, string][] = [['exit_reason', 'TEXT'], ['held', 'INTEGER NOT NULL DEFAULT 0'], ['restarts', 'INTEGER NOT NULL DEFAULT 0'], ['health', "TEXT NOT NULL DEFAULT 'none'"]];
+    for (const [col, type] of add) if (!cols.has(col)) this.db.exec(`ALTER TABLE containers ADD COLUMN ${col} ${type}`);
   }
 
   close(): void {
@@ -150,7 +163,7 @@ export class ContainerStore {
   update(id: string, patch: Partial<Omit<ContainerRecord, 'id' | 'createdAt'>>): ContainerRecord {
     const cols: Record<string, keyof ContainerRecord> = {
       status: 'status', pid: 'pid', supervisor_pid: 'supervisorPid', exit_code: 'exitCode',
-      exit_known: 'exitKnown', exit_reason: 'exitReason', started_at: 'startedAt', finished_at: 'finishedAt',
+      exit_known: 'exitKnown', exit_reason: 'exitReason', held: 'held', restarts: 'restarts', health: 'health', started_at: 'startedAt', finished_at: 'finishedAt',
     };
     const sets: string[] = [];
     const values: unknown[] = [];

@@ -11,6 +11,8 @@ export interface ToolResult {
   stderr: string;
   /** The binary was not found. */
   missing: boolean;
+  /** Killed at opts.timeoutMs. */
+  timedOut?: boolean;
 }
 
 export function runTool(
@@ -23,8 +25,19 @@ export function runTool(
     let stdout = '';
     let stderr = '';
     let settled = false;
+    // On timeout the child is killed; its result is given even if a process it started keeps the
+    // output pipes open (a hung command under `runc exec`): 'close' would never come.
     const timer = opts.timeoutMs
-      ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs)
+      ? setTimeout(() => {
+        child.kill('SIGKILL');
+        setTimeout(() => {
+          if (settled) return;
+          settled = true;
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          resolve({ code: null, signal: 'SIGKILL', stdout, stderr, missing: false, timedOut: true });
+        }, 500).unref();
+      }, opts.timeoutMs)
       : undefined;
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -38,7 +51,7 @@ export function runTool(
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, missing: false });
+      resolve({ code, signal, stdout, stderr, missing: false, timedOut: signal === 'SIGKILL' && opts.timeoutMs !== undefined ? true : undefined });
     });
     child.stdin!.on('error', () => {});
     child.stdin!.end(opts.input ?? '');

@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
-import type { Assignment, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
+import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 
@@ -13,6 +13,7 @@ type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HANDSHAKE_MS = 10_000;
 const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed']);
+const HEALTH = new Set(['none', 'starting', 'healthy', 'unhealthy']);
 
 /** The inventory feeds drift for every user: it must have the shape the protocol says. */
 function validInventory(v: unknown): boolean {
@@ -20,7 +21,9 @@ function validInventory(v: unknown): boolean {
   return (
     Array.isArray(v) &&
     v.length <= 1000 &&
-    v.every((c) => c && typeof c === 'object' && typeof c.id === 'string' && c.id.length <= 128 && str(c.app) && str(c.imageDigest) && STATES.has(c.state) && (c.exitCode === undefined || c.exitCode === null || Number.isInteger(c.exitCode)))
+    v.every((c) => c && typeof c === 'object' && typeof c.id === 'string' && c.id.length <= 128 && str(c.app) && str(c.imageDigest) && STATES.has(c.state) && (c.exitCode === undefined || c.exitCode === null || Number.isInteger(c.exitCode))
+      && (c.exitReason === undefined || c.exitReason === null || (typeof c.exitReason === 'string' && c.exitReason.length <= 64))
+      && (c.health === undefined || HEALTH.has(c.health)) && (c.restarts === undefined || (Number.isInteger(c.restarts) && c.restarts >= 0)))
   );
 }
 
@@ -47,6 +50,7 @@ export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly waiters = new Set<Waiter>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
+  private readonly actionWaiters = new Map<string, (m: Extract<HostMessage, { type: 'action' }>) => void>();
   private wss?: WebSocketServer;
 
   constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {}
@@ -142,6 +146,8 @@ export class HostHub {
       }
     } else if (msg.type === 'logs') {
       this.logWaiters.get(`${hostId}/${msg.requestId}`)?.(msg);
+    } else if (msg.type === 'action') {
+      this.actionWaiters.get(`${hostId}/${msg.requestId}`)?.(msg);
     } else if (msg.type === 'containers') {
       if (!validInventory(msg.containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
       await this.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [JSON.stringify(msg.containers), hostId]);
@@ -171,6 +177,31 @@ export class HostHub {
         resolve(typeof m.text === 'string' ? { text: m.text.slice(-maxBytes) } : { code: String(m.code ?? 'IO_ERROR') });
       });
       conn.send({ type: 'logs', requestId, container, maxBytes });
+    });
+  }
+
+  /**
+   * Asks a connected host to act on one of its containers; resolves with the container's state
+   * after the action, or the host's refusal code. A stop waits for the grace period: the timeout
+   * leaves room for it.
+   */
+  async requestAction(hostId: string, container: string, req: { action: ContainerAction; signal?: string; graceSeconds?: number }, timeoutMs = 30_000): Promise<{ state: ContainerState } | { code: string; message?: string }> {
+    const conn = this.conns.get(hostId);
+    if (!conn) return { code: 'HOST_UNAVAILABLE', message: 'the host is not connected' };
+    const requestId = randomBytes(8).toString('hex');
+    const key = `${hostId}/${requestId}`;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.actionWaiters.delete(key);
+        resolve({ code: 'HOST_UNAVAILABLE', message: 'the host did not answer in time' });
+      }, timeoutMs + (req.graceSeconds ?? 10) * 1000);
+      t.unref();
+      this.actionWaiters.set(key, (m) => {
+        clearTimeout(t);
+        this.actionWaiters.delete(key);
+        resolve(m.state && STATES.has(m.state) ? { state: m.state } : { code: String(m.code ?? 'RUNTIME_FAILED').slice(0, 64), message: typeof m.message === 'string' ? m.message.slice(0, 500) : undefined });
+      });
+      conn.send({ type: 'action', requestId, container, ...req });
     });
   }
 

@@ -14,6 +14,7 @@ import { hostRoutes } from '../routes/hosts.js';
 import { verifyRoutes } from '../routes/verify.js';
 import { policyRoutes } from '../routes/policies.js';
 import { driftRoutes } from '../routes/drift.js';
+import { containerActionRoutes } from '../routes/container-actions.js';
 import { auditRoutes } from '../routes/audit.js';
 import { syncRoutes } from '../routes/sync.js';
 import { mcpRoutes } from '../mcp/route.js';
@@ -101,7 +102,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-    routers: [mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx)],
+    routers: [mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it

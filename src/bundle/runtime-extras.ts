@@ -115,9 +115,6 @@ function healthcheck(v: unknown, path: string, problems: Problem[]): Healthcheck
       else problems.push({ path: `${path}.path`, message: 'must be an absolute URL path without spaces' });
     } else if (v.path !== undefined) problems.push({ path: `${path}.path`, message: 'tcp checks take no path' });
   }
-  if (out.timeout > out.interval && v.timeout !== undefined && v.interval !== undefined) {
-    problems.push({ path: `${path}.timeout`, message: 'must not exceed the interval' });
-  }
   return out;
 }
 

@@ -75,6 +75,10 @@ export const CODES = {
   HOST_TOOL_MISSING: EXIT.IO_ERROR,
   RUNTIME_FAILED: EXIT.HASH_MISMATCH,
   CONTAINER_NOT_FOUND: EXIT.HASH_MISMATCH,
+  // Lifecycle, health checks, resources (host/lifecycle, host/health, host/resources).
+  CONTAINER_BUSY: EXIT.HASH_MISMATCH,
+  HEALTHCHECK_FAILED: EXIT.HASH_MISMATCH,
+  OOM_KILLED: EXIT.HASH_MISMATCH,
   // Container networking (host/network): ports, addresses, netavark.
   PORT_IN_USE: EXIT.HASH_MISMATCH,
   PORT_NOT_ALLOWED: EXIT.POLICY_REJECTION,

@@ -40,6 +40,8 @@ export type ServerMessage =
   | { type: 'welcome'; hostId: string; generation: number }
   | { type: 'assign'; assignment: Assignment }
   | { type: 'stop'; deploymentId: string; generation: number }
+  /** A lifecycle action on one container (answered by a host `action` message with the same id). */
+  | { type: 'action'; requestId: string; container: string; action: ContainerAction; signal?: string; graceSeconds?: number }
   /** Asks for the tail of a container's log (answered by a host `logs` message with the same id). */
   | { type: 'logs'; requestId: string; container: string; maxBytes: number }
   | { type: 'error'; code: string; message: string };
@@ -49,7 +51,17 @@ export type HostMessage =
   | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
   | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
   | { type: 'containers'; containers: InventoryItem[] }
-  | { type: 'logs'; requestId: string; container: string; text?: string; code?: string };
+  | { type: 'logs'; requestId: string; container: string; text?: string; code?: string }
+  | { type: 'action'; requestId: string; container: string; state?: ContainerState; code?: string; message?: string };
+
+/** What an operator may do to a running app (docs/host-protocol.md "Lifecycle"). */
+export type ContainerAction = 'stop' | 'start' | 'restart' | 'kill' | 'pause' | 'resume' | 'remove';
+export const CONTAINER_ACTIONS: readonly ContainerAction[] = ['stop', 'start', 'restart', 'kill', 'pause', 'resume', 'remove'];
+/** Signals `kill` may send (names without SIG). */
+export const KILL_SIGNALS = ['TERM', 'KILL', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2'] as const;
+export type KillSignal = (typeof KILL_SIGNALS)[number];
+
+export type ContainerHealth = 'none' | 'starting' | 'healthy' | 'unhealthy';
 
 /** One container as the host's runtime knows it; the server compares these with desired state (drift). */
 export interface InventoryItem {
@@ -58,6 +70,11 @@ export interface InventoryItem {
   imageDigest: string | null;
   state: ContainerState;
   exitCode?: number | null;
+  /** OOM_KILLED when the kernel's OOM killer ended it. */
+  exitReason?: string | null;
+  health?: ContainerHealth;
+  /** Restarts by the restart policy. */
+  restarts?: number;
 }
 
 /** What a signed envelope carries besides the message: the session and a per-direction counter. */

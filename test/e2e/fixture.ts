@@ -33,6 +33,8 @@ export interface LoopFixture {
   desiredRepo: string;
   /** References pinned by digest: the signed app (under several names) and a tampered twin. */
   refs: { good: (repo?: string) => Promise<string>; tampered: string };
+  /** Packs an app (static busybox + this ct.toml), signs it like the good bundle and pushes it; its reference. */
+  signedApp(repo: string, ctToml: string): Promise<string>;
   /** apps: name → reference, or `{bundle, bundleDigest}` to pin the .ctp too. */
   commit(apps: Record<string, string | { bundle: string; bundleDigest: string }>, message: string): string;
   webhook(serverUrl: string, sha: string): Promise<number>;
@@ -121,6 +123,15 @@ export async function loopFixture(opts: { greeting?: string } = {}): Promise<Loo
     policiesDir: p('policies'),
     desiredRepo: p('desired.git'),
     refs: { good: (repo = 'acme/hello') => push('signed.ctp', repo), tampered },
+    async signedApp(repo, ctToml) {
+      const name = repo.replace(/[^a-z0-9]/g, '-');
+      mkdirSync(p(`${name}/bin`), { recursive: true });
+      copyFileSync('/bin/busybox', p(`${name}/bin/busybox`));
+      writeFileSync(p(`${name}/ct.toml`), ctToml);
+      await packCtp({ from: { dir: p(name) }, out: p(`${name}.ctp`), mtime: 0 });
+      await signCtp(p(`${name}.ctp`), { key: key.privateKey, logs: logs.map((l) => ({ id: l.logId, url: l.url })), out: p(`${name}-signed.ctp`) });
+      return push(`${name}-signed.ctp`, repo);
+    },
     commit(apps, message) {
       const lines = Object.entries(apps).map(([app, ref]) =>
         typeof ref === 'string'
@@ -179,6 +190,8 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
     runner,
     inventory: () => runner.inventory(),
     logs: (c, n) => runner.logs(c, n),
+    action: (c, req) => runner.action(c, req),
+    stopDeployment: (d) => runner.stopDeployment(d),
   });
   await until('host connected', () => agent.connected());
   return {
