@@ -80,6 +80,13 @@ export async function apparmorFacts(): Promise<HostFacts['apparmor']> {
   return { present, enforcing, parser, reason };
 }
 
+/** SELinux as the kernel reports it: selinuxfs mounted, and `enforce` reading 1. */
+export async function selinuxFacts(): Promise<NonNullable<HostFacts['selinux']>> {
+  const enforce = (await readText('/sys/fs/selinux/enforce'))?.trim();
+  if (enforce === undefined) return { present: false, enforcing: false, reason: 'kernel has no SELinux (/sys/fs/selinux/enforce missing)' };
+  return enforce === '1' ? { present: true, enforcing: true } : { present: true, enforcing: false, reason: 'SELinux is permissive' };
+}
+
 export async function ebpfFacts(): Promise<HostFacts['ebpf']> {
   const tracefs = (await exists('/sys/kernel/tracing/events/raw_syscalls')) || (await exists('/sys/kernel/debug/tracing/events/raw_syscalls'));
   const bpffs = (await fsMagic('/sys/fs/bpf')) === 0xcafe4a11;
@@ -97,7 +104,7 @@ export async function ebpfFacts(): Promise<HostFacts['ebpf']> {
  */
 export async function collectFacts(opts: { mountTracing?: boolean } = {}): Promise<HostFacts> {
   if (opts.mountTracing) await ensureTracingMounts().catch(() => undefined);
-  const [runc, apparmor, ebpf, cgroup, status, actions, maxNs] = await Promise.all([
+  const [runc, apparmor, ebpf, cgroup, status, actions, maxNs, selinux] = await Promise.all([
     runcFacts(),
     apparmorFacts(),
     ebpfFacts(),
@@ -105,6 +112,7 @@ export async function collectFacts(opts: { mountTracing?: boolean } = {}): Promi
     readText('/proc/self/status'),
     readText('/proc/sys/kernel/seccomp/actions_avail'),
     readText('/proc/sys/user/max_user_namespaces'),
+    selinuxFacts(),
   ]);
   const seccompField = status !== undefined && /^Seccomp:\s/m.test(status);
   const { seccompActions, ...runcOut } = runc;
@@ -118,6 +126,7 @@ export async function collectFacts(opts: { mountTracing?: boolean } = {}): Promi
       actions: seccompActions ?? (actions?.trim().split(/\s+/) ?? []),
     },
     apparmor,
+    selinux,
     ebpf,
     cgroup,
     userNamespaces: { available: max > 0, max },

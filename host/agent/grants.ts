@@ -30,6 +30,7 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
     seccomp: present.some((r) => r.seccomp) ? 'required' : 'optional',
     apparmor: present.some((r) => r.apparmor && !r.apparmor.allowUnenforcedHost) ? 'required' : 'optional',
     monitoring: present.some((r) => r.monitoring) ? 'required' : 'optional',
+    selinux: present.some((r) => r.selinux) ? 'required' : 'optional',
     capabilitiesAllowed: [...(caps ?? [])].sort(),
     allowRoot: rules.length > 0 && present.length === rules.length && !present.some((r) => r.nonRoot),
     seccompExtras: [...(extras ?? [])].sort(),

@@ -235,7 +235,7 @@ export class LocalRunner implements AssignmentRunner {
           runtime: archive.manifest.runtime,
           image: { entrypoint: cfg.Entrypoint, cmd: cfg.Cmd, env: cfg.Env, workingDir: cfg.WorkingDir, user: cfg.User } as ImageDefaults,
           grants,
-          profiles: { seccomp: manifest.security?.seccomp, apparmor: manifest.security?.apparmor },
+          profiles: { seccomp: manifest.security?.seccomp, apparmor: manifest.security?.apparmor, selinux: manifest.security?.selinux },
           // A known cgroup per container: its limits (runtime.resources) and its OOM reports.
           cgroupsPath: `/cerro-torre/${id}`,
         },

@@ -4,6 +4,7 @@ import { checkBundleSeccomp, confines, runtimeDefault, type OciSeccomp } from '.
 import { sanitizeAppName } from '../../src/profiles/apparmor/index.js';
 import type { HostFacts } from '../facts.js';
 import { planAppArmor } from './apparmor.js';
+import { planSelinux } from './selinux.js';
 import { assertHostCanEnforce } from './requirements.js';
 import { resolveUser } from './user.js';
 import type { EnforceInput, EnforcePlan, OciConfig } from './types.js';
@@ -106,6 +107,7 @@ export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): P
 
   const seccomp = chooseSeccomp(input, capabilities, facts);
   const apparmor = await planAppArmor(input, facts);
+  const selinux = planSelinux(input, facts);
 
   const namespaces: OciConfig['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }];
   if (network !== 'host') namespaces.push({ type: 'network' });
@@ -157,6 +159,10 @@ export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): P
     },
   };
   if (apparmor.applied) config.process.apparmorProfile = apparmor.name;
+  if (selinux.applied) {
+    config.process.selinuxLabel = selinux.processLabel;
+    config.linux.mountLabel = selinux.mountLabel;
+  }
   if (rootless) {
     const m = input.userns!;
     config.linux.uidMappings = [{ containerID: 0, hostID: m.hostUid, size: m.size }];
@@ -168,5 +174,5 @@ export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): P
   } else if (input.cgroupsPath) {
     config.linux.cgroupsPath = input.cgroupsPath;
   }
-  return { config, seccomp, apparmor, capabilities, user };
+  return { config, seccomp, apparmor, selinux, capabilities, user };
 }

@@ -8,6 +8,9 @@ import type { RuntimeGrants } from './types.js';
  * (and route the bundle to a host that can).
  */
 export function assertHostCanEnforce(grants: RuntimeGrants, facts: HostFacts): void {
+  if (grants.selinux === 'required' && !facts.selinux?.enforcing) {
+    throw new CtError('HOST_SELINUX_UNAVAILABLE', `the policy requires SELinux and this host does not enforce it: ${facts.selinux?.reason ?? 'no SELinux facts'}`, { selinux: facts.selinux ?? null });
+  }
   const reasons: string[] = [];
   if (!facts.runc.present) reasons.push('runc is not installed');
   if (grants.seccomp === 'required' && !facts.seccomp.available) reasons.push('seccomp required: kernel or runc without seccomp');

@@ -1,5 +1,6 @@
 import type { OciSeccomp } from '../../src/profiles/seccomp/index.js';
 import type { NetworkGrants } from '../network/types.js';
+import type { SelinuxPlan } from './selinux.js';
 
 /**
  * What the manifest's `[runtime]` table asks for (structurally the bundle module's RuntimeSpec;
@@ -36,6 +37,7 @@ export interface RuntimeGrants {
   seccomp?: Requirement;
   apparmor?: Requirement;
   monitoring?: Requirement;
+  selinux?: Requirement;
   /** Capabilities the policy allows; the container gets ask ∩ allow. */
   capabilitiesAllowed?: readonly string[];
   allowRoot?: boolean;
@@ -51,6 +53,8 @@ export interface RuntimeGrants {
 export interface BundleProfiles {
   seccomp?: unknown;
   apparmor?: string;
+  /** security/selinux/policy.cil */
+  selinux?: string;
 }
 
 export interface EnforceInput {
@@ -81,6 +85,7 @@ export interface EnforcePlan {
   config: OciConfig;
   seccomp: { source: 'bundle' | 'runtime-default'; profile: OciSeccomp };
   apparmor: AppArmorPlan;
+  selinux: SelinuxPlan;
   capabilities: string[];
   user: { uid: number; gid: number };
 }
@@ -98,6 +103,7 @@ export interface OciConfig {
     rlimits: { type: string; hard: number; soft: number }[];
     noNewPrivileges: boolean;
     apparmorProfile?: string;
+    selinuxLabel?: string;
     oomScoreAdj?: number;
   };
   root: { path: string; readonly: boolean };
@@ -114,6 +120,7 @@ export interface OciConfig {
       cpu?: { quota?: number; period?: number };
     };
     cgroupsPath?: string;
+    mountLabel?: string;
     seccomp: OciSeccomp;
     maskedPaths: string[];
     readonlyPaths: string[];

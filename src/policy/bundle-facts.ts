@@ -15,9 +15,10 @@ import type { BundleFacts } from './types.js';
 const SECCOMP = 'security/seccomp.json';
 const APPARMOR = 'security/apparmor';
 const MONITOR = 'security/monitor.yaml';
+const SELINUX = 'security/selinux/policy.cil';
 const MAX_SECURITY_FILE = 1024 * 1024;
 
-function facts(m: CtpManifest, seccomp: Buffer | undefined, apparmor: Buffer | undefined, monitor: boolean, where: string): BundleFacts {
+function facts(m: CtpManifest, seccomp: Buffer | undefined, apparmor: Buffer | undefined, monitor: boolean, where: string, selinux?: Buffer): BundleFacts {
   let parsed: unknown;
   if (seccomp) {
     try {
@@ -31,7 +32,7 @@ function facts(m: CtpManifest, seccomp: Buffer | undefined, apparmor: Buffer | u
     version: m.version,
     image_digest: m.image_digest,
     runtime: m.runtime ? { ...m.runtime } : undefined,
-    security: { seccomp: parsed, apparmor: apparmor?.toString('utf8'), monitor },
+    security: { seccomp: parsed, apparmor: apparmor?.toString('utf8'), monitor, ...(selinux ? { selinux: selinux.toString('utf8') } : {}) },
   };
 }
 
@@ -60,7 +61,7 @@ export async function readBundleFacts(path: string): Promise<BundleFacts> {
     if (!man) throw new CtError('MANIFEST_INVALID', `${path}: manifest.toml is missing`, { path });
     const m = parseManifest(man, join(path, 'manifest.toml'));
     const monitor = (await readOptional(join(path, MONITOR))) !== undefined;
-    return facts(m, await readOptional(join(path, SECCOMP)), await readOptional(join(path, APPARMOR)), monitor, path);
+    return facts(m, await readOptional(join(path, SECCOMP)), await readOptional(join(path, APPARMOR)), monitor, path, await readOptional(join(path, SELINUX)));
   }
   return bundleFactsFromArchive(await openCtp(path), path);
 }
@@ -71,5 +72,5 @@ export async function readBundleFacts(path: string): Promise<BundleFacts> {
  */
 export function bundleFactsFromArchive(ctp: CtpArchive, where = 'bundle'): BundleFacts {
   const get = (n: string) => (ctp.has(n) ? ctp.file(n) : undefined);
-  return facts(ctp.manifest, get(SECCOMP), get(APPARMOR), ctp.has(MONITOR), where);
+  return facts(ctp.manifest, get(SECCOMP), get(APPARMOR), ctp.has(MONITOR), where, get(SELINUX));
 }

@@ -22,6 +22,8 @@ export const VIOLATION_CODES = {
   APPARMOR_REQUIRED: 'the policy requires an AppArmor profile and the bundle ships none',
   APPARMOR_UNCONFINED: 'the AppArmor profile has unconfined execution (ux/Ux/pux/cux), an unconfined or complain flag',
   HOST_APPARMOR_NOT_ENFORCING: 'the target host does not enforce AppArmor and the policy does not allow that',
+  SELINUX_REQUIRED: 'the policy requires an SELinux policy (security/selinux/policy.cil) and the bundle ships none',
+  HOST_SELINUX_UNAVAILABLE: 'the policy requires SELinux and the target host does not enforce it',
   MONITORING_REQUIRED: 'the policy requires eBPF monitoring rules and the bundle ships no security/monitor.yaml',
   HOST_EBPF_UNAVAILABLE: 'the policy requires monitoring and the target host has no eBPF',
   CAPABILITY_NOT_ALLOWED: 'the bundle asks for a capability the policy does not allow',

@@ -194,6 +194,7 @@ function compileRuntime(r: Raw, src: ParsedSource, sink: IssueSink): RuntimeRule
     };
   }
   if (r.apparmor?.required) out.apparmor = { allowUnenforcedHost: r.apparmor.allowUnenforcedHost === true, at: src.locate(['runtime', 'apparmor']) };
+  if (r.selinux?.required) out.selinux = { at: src.locate(['runtime', 'selinux']) };
   if (r.monitoring?.required) out.monitoring = { at: src.locate(['runtime', 'monitoring']) };
   if (r.capabilities) out.capabilities = { allowed: new Set((r.capabilities.allowed as string[]).map(normaliseCapability)), at: src.locate(['runtime', 'capabilities']) };
   if (r.nonRoot) out.nonRoot = src.locate(['runtime', 'nonRoot']);

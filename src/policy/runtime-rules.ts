@@ -20,7 +20,7 @@ export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFac
   // attestation (SPEC §2), or a swapped file would pass. The verifier already rejects uncovered
   // files; this guards evidence that lists coverage explicitly.
   if (coveredFiles) {
-    const needed = ['manifest.toml', ...(sec.seccomp !== undefined ? ['security/seccomp.json'] : []), ...(sec.apparmor !== undefined ? ['security/apparmor'] : []), ...(sec.monitor ? ['security/monitor.yaml'] : [])];
+    const needed = ['manifest.toml', ...(sec.seccomp !== undefined ? ['security/seccomp.json'] : []), ...(sec.apparmor !== undefined ? ['security/apparmor'] : []), ...(sec.selinux !== undefined ? ['security/selinux/policy.cil'] : []), ...(sec.monitor ? ['security/monitor.yaml'] : [])];
     const missing = needed.filter((f) => !(f in coveredFiles));
     if (missing.length) out.push({ code: 'UNCOVERED_FILE', rule: 'runtime', message: `not covered by a verified attestation: ${missing.join(', ')}`, evidence: { files: missing }, integrity: true, at: r.at });
   }
@@ -58,6 +58,12 @@ export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFac
     }
     if (host.apparmor?.enforcing !== true && !r.apparmor.allowUnenforcedHost) {
       out.push({ code: 'HOST_APPARMOR_NOT_ENFORCING', rule: 'runtime.apparmor', message: `host (${host.environment}) does not enforce AppArmor`, evidence: { hostApparmor: host.apparmor ?? null }, at: r.apparmor.at });
+    }
+  }
+  if (r.selinux) {
+    if (sec.selinux === undefined) out.push({ code: 'SELINUX_REQUIRED', rule: 'runtime.selinux', message: 'the bundle ships no security/selinux/policy.cil', evidence: {}, at: r.selinux.at });
+    if (host.selinux?.enforcing !== true) {
+      out.push({ code: 'HOST_SELINUX_UNAVAILABLE', rule: 'runtime.selinux', message: `host (${host.environment}) does not enforce SELinux`, evidence: { hostSelinux: host.selinux ?? null }, at: r.selinux.at });
     }
   }
   if (r.monitoring) {

@@ -73,6 +73,7 @@ export type SeccompLevel = 'confining' | 'runtime-default';
 export interface RuntimeRules {
   seccomp?: { level: SeccompLevel; allowNotify: boolean; allowSpecAllow: boolean; extraSyscalls: Set<string>; at: SourceLocation };
   apparmor?: { allowUnenforcedHost: boolean; at: SourceLocation };
+  selinux?: { at: SourceLocation };
   monitoring?: { at: SourceLocation };
   capabilities?: { allowed: Set<string>; at: SourceLocation };
   nonRoot?: SourceLocation;
@@ -136,6 +137,7 @@ export interface HostFacts {
   environment: string;
   seccomp?: boolean;
   apparmor?: { present: boolean; enforcing: boolean };
+  selinux?: { present: boolean; enforcing: boolean };
   ebpf?: boolean;
   cgroup?: string;
   arch?: string;
@@ -163,6 +165,8 @@ export interface BundleFacts {
     apparmor?: string;
     /** security/monitor.yaml is present. */
     monitor?: boolean;
+    /** Text of security/selinux/policy.cil. */
+    selinux?: string;
   };
 }
 

@@ -12,6 +12,8 @@ export interface HostFacts {
   runc: { present: boolean; version?: string; spec?: string; libseccomp?: string };
   seccomp: { available: boolean; actions: string[] };
   apparmor: { present: boolean; enforcing: boolean; parser: boolean; reason?: string };
+  /** Absent from hosts that predate SELinux support: read as not enforcing. */
+  selinux?: { present: boolean; enforcing: boolean; reason?: string };
   ebpf: { tracefs: boolean; bpffs: boolean; bpftrace: boolean; bpftraceVersion?: string; usable: boolean };
   cgroup: { version: 'v1' | 'v2' | 'hybrid'; unifiedMount?: string };
   userNamespaces: { available: boolean; max: number };

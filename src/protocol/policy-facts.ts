@@ -8,6 +8,7 @@ export function policyHostFacts(f: HostFacts | undefined, environment: string): 
     environment,
     seccomp: f.seccomp.available,
     apparmor: { present: f.apparmor.present, enforcing: f.apparmor.enforcing },
+    selinux: { present: f.selinux?.present ?? false, enforcing: f.selinux?.enforcing ?? false },
     ebpf: f.ebpf.usable,
     cgroup: f.cgroup.version,
     arch: f.architecture,

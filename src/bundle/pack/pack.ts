@@ -16,7 +16,9 @@ import { buildDirLayer } from './layer.js';
 export const BUILDER = 'cerro-torre ct 0.1.0';
 
 /** Files `--security-dir` may hold; they land under `security/` unchanged (SPEC §2). */
-export const SECURITY_FILES = ['apparmor', 'monitor.yaml', 'seccomp.json'] as const;
+export const SECURITY_FILES = ['apparmor', 'monitor.yaml', 'seccomp.json', 'selinux'] as const;
+/** The SELinux policy's one place: `security/selinux/policy.cil` (CIL, udica style). */
+export const SELINUX_POLICY_FILE = 'selinux/policy.cil';
 
 export type PackSource = { dir: string } | { ociLayout: string } | { imageTar: string };
 
@@ -92,7 +94,13 @@ async function securityFiles(dir: string): Promise<Map<string, Buffer>> {
     if (!(SECURITY_FILES as readonly string[]).includes(n)) {
       throw new CtError('USAGE', `${join(dir, n)}: unexpected file in the security directory (allowed: ${SECURITY_FILES.join(', ')})`, { path: join(dir, n) });
     }
-    const p = join(dir, n);
+    const p = n === 'selinux' ? join(dir, SELINUX_POLICY_FILE) : join(dir, n);
+    if (n === 'selinux') {
+      const inside = await readdir(join(dir, n)).catch((e: unknown) => {
+        throw asIoError(e, join(dir, n));
+      });
+      if (inside.length !== 1 || inside[0] !== 'policy.cil') throw new CtError('USAGE', `${join(dir, n)}: must hold exactly policy.cil`, { path: join(dir, n) });
+    }
     let data: Buffer;
     try {
       data = await readFile(p);
@@ -106,7 +114,7 @@ async function securityFiles(dir: string): Promise<Map<string, Buffer>> {
         throw new CtError('JSON_INVALID', `${p}: not valid JSON (${(e as Error).message})`, { path: p });
       }
     }
-    out.set(`security/${n}`, data);
+    out.set(n === 'selinux' ? `security/${SELINUX_POLICY_FILE}` : `security/${n}`, data);
   }
   return out;
 }
