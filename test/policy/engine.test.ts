@@ -31,6 +31,7 @@ runtime:
   seccomp: { profile: confining }
   apparmor: { required: true }
   monitoring: { required: true }
+  selinux: { required: true }
   capabilities: { allowed: [NET_BIND_SERVICE] }
   nonRoot: true
   readOnlyRootfs: true
@@ -41,11 +42,13 @@ runtime:
 /** Passes RUNTIME_POLICY; each case below changes one thing. */
 function good(): PolicyInput {
   const provenance = { runDetails: { builder: { id: 'https://builder.example/v1' } } };
-  return input({
-    attestations: [att(SLSA, [keySigner(KEY_A), keySigner(KEY_B)], { predicate: provenance, subjects: ['manifest.toml', 'security/seccomp.json', 'security/apparmor', 'security/monitor.yaml'] })],
-    manifest: { name: 'app', runtime: { user: 'app', read_only_rootfs: true, capabilities: ['CAP_NET_BIND_SERVICE'] }, security: { seccomp: CONFINING, apparmor: APPARMOR, monitor: true } },
+  const i = input({
+    attestations: [att(SLSA, [keySigner(KEY_A), keySigner(KEY_B)], { predicate: provenance, subjects: ['manifest.toml', 'security/seccomp.json', 'security/apparmor', 'security/monitor.yaml', 'security/selinux/policy.cil'] })],
+    manifest: { name: 'app', runtime: { user: 'app', read_only_rootfs: true, capabilities: ['CAP_NET_BIND_SERVICE'] }, security: { seccomp: CONFINING, apparmor: APPARMOR, monitor: true, selinux: '(block ct_app (blockinherit ct_container))\n' } },
     verifiedIn: ['staging'],
   });
+  i.host.selinux = { present: true, enforcing: true };
+  return i;
 }
 
 type Mutate = (i: PolicyInput) => void;
@@ -67,6 +70,8 @@ const CASES: [string, Mutate][] = [
   ['APPARMOR_UNCONFINED', (i) => void (i.manifest.security!.apparmor = 'profile app {\n  /usr/bin/** Ux,\n}\n')],
   ['HOST_APPARMOR_NOT_ENFORCING', (i) => void (i.host.apparmor = { present: false, enforcing: false })],
   ['MONITORING_REQUIRED', (i) => void (i.manifest.security!.monitor = false)],
+  ['SELINUX_REQUIRED', (i) => void delete i.manifest.security!.selinux],
+  ['HOST_SELINUX_UNAVAILABLE', (i) => void (i.host.selinux = { present: false, enforcing: false })],
   ['HOST_EBPF_UNAVAILABLE', (i) => void (i.host.ebpf = false)],
   ['CAPABILITY_NOT_ALLOWED', (i) => void (i.manifest.runtime!.capabilities = ['NET_BIND_SERVICE', 'sys_ptrace'])],
   ['RUNS_AS_ROOT', (i) => void (i.manifest.runtime!.user = '0:0')],
