@@ -71,6 +71,8 @@ export interface ServerConfig {
   publicUrl?: string;
   localHost: boolean;
   maxBodyBytes: number;
+  /** Kubernetes admission webhooks under `/admission/` (docs/kubernetes.md), fed by this server's verifications. */
+  admission?: { enabled?: boolean; environments?: string[]; timeoutMs?: number; ttlSeconds?: number };
   /** `/mcp` for agents: on by default; `readOnly` hides the tools that change what runs. */
   mcp?: { enabled?: boolean; readOnly?: boolean };
 }

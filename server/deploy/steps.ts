@@ -19,6 +19,7 @@ import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { ServerContext } from '../context.js';
 import type { HostHub } from '../channel/hub.js';
 import type { DeploySteps, VerifiedBundle } from './pipeline.js';
+import type { VerifiedImage } from '../../src/k8s/verdicts.js';
 
 /** Registry failures that may pass on their own (retry) versus answers that will not change. */
 const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'IO_ERROR']);
@@ -28,6 +29,8 @@ export interface StepDeps {
   policies: PolicyStore;
   cache: VerificationCache;
   hostTimeoutMs?: number;
+  /** Told of every bundle that verified: the admission webhooks pre-compute their verdicts from it. */
+  onVerified?: (v: VerifiedImage) => void;
 }
 
 interface Verified {
@@ -103,6 +106,7 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: bundleFactsFromArchive(archive, path), integrity: report.findings.filter((f) => f.integrity) };
       const ok = { ok: true as const, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
       if (/@sha256:[0-9a-f]{64}$/.test(reference)) remember(key, ok);
+      deps.onVerified?.({ reference, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: v.evidence, facts: v.manifest, integrity: v.integrity });
       return ok;
     },
 

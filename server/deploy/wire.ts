@@ -20,6 +20,7 @@ import { syncRoutes } from '../routes/sync.js';
 import { mcpRoutes } from '../mcp/route.js';
 import { DeployPipeline, type DeploySteps } from './pipeline.js';
 import { realSteps } from './steps.js';
+import { admissionExtension } from '../admission/mount.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { VerificationCache } from '../../src/verify/cache.js';
 import { parseTrustStore, trustStoreDigest } from '../../src/trust/store.js';
@@ -72,7 +73,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     ctx.log.error({ err: (e as Error).message }, 'trust store failed to load: every verification fails');
   }
   ctx.readiness.trust = () => (trust ? 'ok' : 'no trust store');
-  const steps = opts.steps?.(hub, { policies }) ?? realSteps(ctx, hub, { trust: () => trust, policies, cache: new VerificationCache({ maxEntries: 1024 }), hostTimeoutMs: opts.hostTimeoutMs });
+  const admission = ctx.config.admission?.enabled ? admissionExtension(ctx, () => trust, policies) : undefined;
+  const steps = opts.steps?.(hub, { policies }) ?? realSteps(ctx, hub, { trust: () => trust, policies, cache: new VerificationCache({ maxEntries: 1024 }), hostTimeoutMs: opts.hostTimeoutMs, onVerified: admission?.learn });
   const target = ctx.config.desiredState?.report ?? { provider: 'none' as const, repository: '' };
   const pipeline = new DeployPipeline(ctx, steps, notifiersFor(ctx.config, ctx.db), target);
   ctx.queue.on('deploy', (job) => pipeline.handle(job));
@@ -102,7 +104,11 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
+<<<<<<< HEAD
     routers: [mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
+=======
+    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx)],
+>>>>>>> ff12631 (Admission in the deploy server (admission.enabled): /admission/{mutate,validate}/<env> with the server's trust, policies and registries; every bundle the server verifies is learnt by the webhooks' cache (tested: admitted after the registry is gone; an unverified one denied 503))
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it

@@ -1,0 +1,43 @@
+/**
+ * The admission webhooks as a path of the deploy server (`admission.enabled` in its config):
+ * `/admission/mutate/<environment>`, `/admission/validate/<environment>`. They judge with the
+ * server's own trust store, policies and registry allow-list, and every bundle the server
+ * verifies for a deploy is handed to their cache (`learn`), so admitting what GitOps deployed
+ * needs no fetch. TLS is the deploy server's front's (the API server calls HTTPS only).
+ */
+import { Router } from 'express';
+import type { PolicyStore } from '../../src/policy/store.js';
+import type { TrustMaterial } from '../../src/verify/report.js';
+import { AdmissionJudge, type VerifiedImage } from '../../src/k8s/verdicts.js';
+import type { ServerContext } from '../context.js';
+import { admissionHandler } from './handler.js';
+
+export function admissionExtension(ctx: ServerContext, trust: () => TrustMaterial | undefined, policies: PolicyStore): { router: Router; learn: (v: VerifiedImage) => void; judge: AdmissionJudge } {
+  const cfg = ctx.config.admission ?? {};
+  const judge = new AdmissionJudge({
+    trust,
+    policies: () => policies.current,
+    registry: { allowedRegistries: ctx.config.registries.allow, allowedAddresses: ctx.config.registries.allowedAddresses, insecure: ctx.config.registries.insecure ?? [] },
+    ...(cfg.ttlSeconds ? { ttlMs: cfg.ttlSeconds * 1000 } : {}),
+  });
+  const handler = admissionHandler({
+    judge,
+    log: ctx.log,
+    ...(cfg.environments ? { environments: cfg.environments } : {}),
+    ...(cfg.timeoutMs ? { timeoutMs: cfg.timeoutMs } : {}),
+  });
+  const router = Router();
+  // Mounted before any body parser: the handler reads and bounds the body itself.
+  router.use('/admission', (req, res) => handler(req, res));
+  return {
+    router,
+    judge,
+    learn: (v) => {
+      try {
+        judge.learn(v);
+      } catch (e) {
+        ctx.log.warn({ err: (e as Error).message }, 'admission cache: verified bundle not learnt');
+      }
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * The webhooks mounted in the deploy server (`admission.enabled`): a bundle the server verified
+ * (here through /api/v1/verify, as a deploy does) is admitted from the learnt verdict even after
+ * the registry has gone away; a bundle it never verified needs the registry, and is denied
+ * without it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { deployPipeline } from '../../server/deploy/wire.js';
+import { profileNameFor } from '../../src/profiles/apparmor/names.js';
+import { testServer } from '../server/support.js';
+import { k8sFixture, type K8sFixture } from './fixture.js';
+import { pod, reviewOf } from './requests.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let fx: K8sFixture;
+let server: Awaited<ReturnType<typeof testServer>>;
+const KEY = 'ctk_admin_k8s_test_key_0123456789abcdef';
+
+beforeAll(async () => {
+  fx = await k8sFixture();
+  server = await testServer(
+    {
+      trustStore: fx.trustStorePath,
+      policies: fx.policiesDir,
+      registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
+      adminApiKey: KEY,
+      admission: { enabled: true, environments: ['production'] },
+    },
+    { extend: (ctx) => deployPipeline(ctx) },
+  );
+}, 120_000);
+afterAll(async () => {
+  await server?.close();
+  await fx?.cleanup();
+});
+
+const sc = (d: string) => ({ seccompProfile: { type: 'Localhost', localhostProfile: `operator/${profileNameFor('hello', d)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: profileNameFor('hello', d) } });
+const post = async (path: string, body: unknown): Promise<{ status: number; json: Obj }> => {
+  const r = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify(body) });
+  return { status: r.status, json: (await r.json()) as Obj };
+};
+
+describe('admission in the deploy server', () => {
+  it('admits from the verdict the server pre-computed when it verified; the rest needs the registry', async () => {
+    const v = await post('/api/v1/verify', { reference: fx.refs.v1, environment: 'staging' });
+    expect(v.json).toMatchObject({ decision: 'ALLOW' });
+    await fx.registry.stop();
+    const ok = await post('/admission/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.v1, securityContext: sc(fx.digests.v1) }])));
+    expect(ok.status).toBe(200);
+    expect({ allowed: ok.json.response.allowed, message: ok.json.response.status?.message }).toEqual({ allowed: true, message: undefined });
+    const other = await post('/admission/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.v2, securityContext: sc(fx.digests.v2) }])));
+    expect(other.json.response.allowed).toBe(false);
+    expect(other.json.response.status.code).toBe(503);
+    expect((await post('/admission/validate/staging', reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])))).status).toBe(404);
+  });
+});
