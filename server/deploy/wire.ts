@@ -104,11 +104,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-<<<<<<< HEAD
-    routers: [mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
-=======
-    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx)],
->>>>>>> ff12631 (Admission in the deploy server (admission.enabled): /admission/{mutate,validate}/<env> with the server's trust, policies and registries; every bundle the server verifies is learnt by the webhooks' cache (tested: admitted after the registry is gone; an unverified one denied 503))
+    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it
