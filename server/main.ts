@@ -12,6 +12,7 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
     [
       `Cerro Torre deploy server listening on ${server.url}`,
       `  health:   ${server.url}/healthz   readiness: ${server.url}/readyz   metrics: ${server.url}/metrics`,
+      `  dashboard: ${server.url}/   (sign-in: ${config.login?.oidc.length ? `${config.login.oidc.length} OpenID Connect issuer(s)` : 'none configured (login.oidc in CT_CONFIG)'})`,
       `  API:      ${server.url}/api/v1   (OpenAPI: ${server.url}/openapi.json)`,
       `  webhooks: ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab`,
       `  storage:  ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite in ${config.dataDir}/ct.db`}`,

@@ -8,6 +8,7 @@
  * serious or critical violation.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
 import pino from 'pino';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, Page } from 'playwright-core';
@@ -20,6 +21,12 @@ import { startLoginProvider, type LoginProvider } from '../support/oidc-login.js
 import { launchBrowser, newContext, signIn } from '../support/browser.js';
 
 const HOSTILE = '<img src=x id=pwned-log onerror=window.pwned=1>';
+
+/** scripts/dashboard-screenshots.sh sets this: the pages are photographed for docs/dashboard.md. */
+const SHOTS = process.env.CT_DASHBOARD_SCREENSHOTS;
+async function shot(page: Page, name: string): Promise<void> {
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: false });
+}
 
 async function axe(page: Page, what: string): Promise<void> {
   const result = await new AxeBuilder({ page }).analyze();
@@ -118,6 +125,7 @@ describe('dashboard in Chromium', () => {
     expect(tlog).toContain('Operator One');
     expect(tlog).toContain('Operator Two');
     await axe(page, 'evidence');
+    await shot(page, 'evidence');
 
     // Roll back the newest: a third deployment, of the first bundle, succeeds.
     await page.goBack();
@@ -138,6 +146,10 @@ describe('dashboard in Chromium', () => {
     expect(shown).toBe(decided.deployments[0].reason);
     expect(shown).toMatch(/^[A-Z_]+$/);
     expect(await denied.locator('[data-message]').textContent()).toBe(decided.deployments[0].message);
+    await shot(page, 'app');
+    await page.goto(`${server.url}/#/`);
+    await page.locator('[data-cell="production/hello"]').waitFor();
+    await shot(page, 'overview');
 
     await page.goto(`${server.url}/#/hosts`);
     await page.getByRole('heading', { name: 'Hosts', exact: true }).waitFor();
@@ -146,14 +158,17 @@ describe('dashboard in Chromium', () => {
     expect(hostCard).toMatch(/connected/);
     expect(hostCard).toMatch(/seccompyes/);
     await axe(page, 'hosts');
+    await shot(page, 'hosts');
     await page.goto(`${server.url}/#/policies`);
     await page.getByRole('heading', { name: 'Policies', exact: true }).waitFor();
     await page.locator('main table tbody tr').first().waitFor();
     await axe(page, 'policies');
+    await shot(page, 'policies');
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('link', { name: /^Sign in with/ }).waitFor();
     await axe(page, 'sign-in');
+    await shot(page, 'sign-in');
     await context.close();
   }, 300_000);
 
@@ -204,6 +219,7 @@ describe('dashboard in Chromium', () => {
     for (const id of ['pwned-commit', 'pwned-reason', 'pwned-message', 'pwned-policy']) expect(await page.locator(`#${id}`).count()).toBe(0);
     expect(await page.evaluate('window.pwned')).toBeUndefined();
     await axe(page, 'audit');
+    await shot(page, 'audit');
     // The export is JSON lines, one record per line.
     const exported = await page.evaluate(async (href) => (await fetch(href)).text(), (await page.getByRole('link', { name: 'Export JSON lines' }).getAttribute('href')) ?? '');
     const lines = exported.trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
