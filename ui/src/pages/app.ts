@@ -33,11 +33,12 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
     ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     <${ErrorBox} error=${failure ?? history.error} />
     <h2>Desired and live</h2>
-    <table><thead><tr><th scope="col">Environment</th><th scope="col">Sync</th><th scope="col">Health</th><th scope="col">Live image</th><th scope="col">Hosts</th></tr></thead>
+    <table><thead><tr><th scope="col">Environment</th><th scope="col">Sync</th><th scope="col">Health</th><th scope="col">Live image</th><th scope="col">Hosts</th>${me.can.deploy ? html`<th scope="col">Lifecycle</th>` : null}</tr></thead>
       <tbody>${Object.entries(cells).map(([env, c]) => html`<tr>
         <th scope="row">${env}</th><td><${StatusBadge} status=${c.sync} /></td><td><${StatusBadge} status=${c.health} /></td>
         <td class="digest">${short(c.live?.imageDigest)}</td>
         <td>${c.hosts.map((h) => html`<div>${h.host}: ${h.state}${h.imageDigest && h.imageDigest !== c.live?.imageDigest ? html` <strong>drift (${short(h.imageDigest)})</strong>` : null}${h.health ? ` (${h.health})` : ''}</div>`)}</td>
+        ${me.can.deploy ? html`<td>${c.live ? ['stop', 'start', 'restart'].map((a) => html`<button type="button" aria-label=${`${a} ${app} in ${env}`} onClick=${() => act(a[0].toUpperCase() + a.slice(1), `/api/v1/deployments/${encodeURIComponent(c.live?.id ?? '')}/actions`, { action: a })}>${a}</button> `) : null}</td>` : null}
       </tr>`)}</tbody></table>
     ${me.can.deploy ? html`<p><button type="button" onClick=${() => act('Sync', '/api/v1/sync')}>Sync now</button></p>` : null}
     <h2>Deployments</h2>
