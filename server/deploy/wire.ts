@@ -1,3 +1,4 @@
+import { enqueueReconcile } from './reconcile-trigger.js';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -98,7 +99,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
       return r.outcome === 'error' ? { state: 'retry', error: r.message } : { state: 'done', result: r };
     });
-    ctx.onTrigger = async (t) => void (await ctx.queue.enqueue('reconcile', `reconcile:${t.source}:${t.deliveryId}`, { trigger: `${t.source}:${t.event}:${t.deliveryId}` }));
+    ctx.onTrigger = async (t) => void (await enqueueReconcile(ctx.queue, { ...t, repository: t.repository || ds.repo }));
     const every = Math.max(5, ds.pollSeconds ?? 60) * 1000;
     poll = setInterval(() => void ctx.queue.enqueue('reconcile', `reconcile:poll:${Math.floor(Date.now() / every)}`, { trigger: 'poll' }).catch(() => undefined), every);
     poll.unref();

@@ -55,13 +55,14 @@ export class JobQueue {
   }
 
   /** Enqueues once per dedupe key; returns the id of the job that holds the key. */
-  async enqueue(kind: string, dedupeKey: string, payload: unknown, opts: { maxAttempts?: number } = {}): Promise<{ id: string; created: boolean }> {
+  async enqueue(kind: string, dedupeKey: string, payload: unknown, opts: { maxAttempts?: number; runAt?: number } = {}): Promise<{ id: string; created: boolean }> {
     const now = Date.now();
+    const runAt = Math.max(now, opts.runAt ?? now);
     const id = randomUUID();
     const res = await this.db.run(
       `INSERT INTO jobs (id, kind, dedupe_key, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
        VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
-      [id, kind, dedupeKey, JSON.stringify(payload), opts.maxAttempts ?? 5, now, now, now],
+      [id, kind, dedupeKey, JSON.stringify(payload), opts.maxAttempts ?? 5, runAt, now, now],
     );
     if (res.changes > 0) {
       await this.db.notify(CHANNEL);
