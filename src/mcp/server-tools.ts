@@ -184,6 +184,15 @@ export function serverTools(api: ApiClient): ToolDef[] {
         return api.post('/api/v1/sync');
       },
     },
+    ...(['stop', 'start', 'restart'] as const).map((action): ToolDef => ({
+      name: action, title: `${action[0].toUpperCase()}${action.slice(1)} a deployment's container`, kind: 'act',
+      description: `${action} the container of a deployment on every host that runs it (operators and admins; audited as container.action). Each host's answer is returned.`,
+      input: { id },
+      output: {},
+      async run(a: { id: string }) {
+        return api.post(`/api/v1/deployments/${seg(a.id)}/actions`, { body: { action } });
+      },
+    })),
     {
       name: 'rollback', title: 'Roll back a deployment', kind: 'act',
       description: 'Deploy again the last bundle that succeeded before the given deployment, in the same environment (operators and admins; audited). The new deployment goes through verification and policy like any other.',

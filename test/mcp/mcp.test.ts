@@ -113,11 +113,11 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     const admin = await connect(keys.admin);
     const { tools } = await admin.listTools();
     const names = tools.map((t) => t.name).sort();
-    expect(names).toEqual(['audit_search', 'container_logs', 'explain_decision', 'get_deployment', 'get_host', 'inspect_bundle', 'list_deployments', 'list_hosts', 'list_policies', 'policy_impact', 'rollback', 'sync', 'verify_bundle'].sort());
+    expect(names).toEqual(['audit_search', 'container_logs', 'explain_decision', 'get_deployment', 'get_host', 'inspect_bundle', 'list_deployments', 'list_hosts', 'list_policies', 'policy_impact', 'restart', 'rollback', 'start', 'stop', 'sync', 'verify_bundle'].sort());
     for (const t of tools) {
       expect(t.inputSchema.type).toBe('object');
       expect(t.outputSchema?.type).toBe('object');
-      expect(t.annotations?.readOnlyHint).toBe(!['rollback', 'sync'].includes(t.name));
+      expect(t.annotations?.readOnlyHint).toBe(!['rollback', 'sync', 'stop', 'start', 'restart'].includes(t.name));
     }
 
     const listed = (await ok(admin, 'list_deployments', { app: 'hello' })).deployments as Row[];
@@ -184,6 +184,14 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     const done = await ok(operator, 'rollback', { id: ids.second });
     expect(done).toMatchObject({ rollbackOf: ids.second, reference: expect.stringContaining('/acme/hello@sha256:') });
     await until('rollback succeeded', async () => (await server.ctx.db.query<Row>('SELECT status FROM deployments WHERE id = ?', [done.id]))[0]?.status === 'succeeded');
+
+    // stop / start through MCP change the runc state, as the API does.
+    const cid = containerIdFor('production', 'hello');
+    await ok(operator, 'stop', { id: done.id });
+    expect((await host.runtime.list()).find((c) => c.id === cid)?.status).not.toBe('running');
+    expect((await call(viewer, 'start', { id: done.id })).content[0].text).toMatch(/^FORBIDDEN/);
+    await ok(operator, 'start', { id: done.id });
+    expect((await host.runtime.list()).find((c) => c.id === cid)?.status).toBe('running');
 
     const auditor = await connect(keys.auditor);
     const calls = ((await ok(auditor, 'audit_search', { kind: 'mcp.tool', subject: 'rollback' })).entries as Array<{ record: { text: string } }>).map((e) => JSON.parse(e.record.text));
