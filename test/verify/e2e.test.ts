@@ -73,7 +73,7 @@ describe('keygen → sign with two logs → verify → tamper', () => {
     expect(bundle.attestations[0].statement.subject.map((s) => s.name)).toEqual(['hello:1.0', 'manifest.toml', 'oci-layout/index.json', 'oci-layout/oci-layout', 'security/seccomp.json']);
     expect(new Set(bundle.logEntries.map((e) => e.entry.logId))).toEqual(new Set(['log-one', 'log-two']));
     const spdx = bundle.attestations.find((a) => a.statement.predicateType === 'https://spdx.dev/Document')!.statement.predicate as { files: { fileName: string }[] };
-    expect(spdx.files.map((f) => f.fileName)).toContain('app/hello.txt');
+    expect(spdx.files.map((f) => f.fileName)).toContain('./app/hello.txt'); // SPDX 2.3 §8.1: relative to the package root, with ./
     expect(sign.stdout.trim()).toBe(archive.bundleDigest);
 
     const ok = await runCt(['verify', p('signed.ctp'), '--trust-store', p('trust.json'), '--audit-log', p('audit.jsonl')]);
