@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { PublishedPort } from '../../src/protocol/ports.js';
+import type { CommitInfo } from '../gitops/commit-info.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import type { Job, JobOutcome } from '../queue/queue.js';
@@ -63,13 +64,13 @@ export class DeployPipeline {
     private readonly target: ReportTarget,
   ) {}
 
-  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string, ports?: readonly PublishedPort[]): Promise<{ id: string; created: boolean }> {
+  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string, ports?: readonly PublishedPort[], info?: CommitInfo): Promise<{ id: string; created: boolean }> {
     const id = randomUUID();
     const now = Date.now();
     const ins = await this.ctx.db.run(
-      `INSERT INTO deployments (id, environment, app, commit_sha, reference, bundle_digest, status, hosts, repo, rollback_of, created_at, updated_at, ports)
-       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
-      [id, environment, app, commit, reference, bundleDigest ?? null, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now, ports?.length ? JSON.stringify(ports) : null],
+      `INSERT INTO deployments (id, environment, app, commit_sha, reference, bundle_digest, status, hosts, repo, rollback_of, created_at, updated_at, ports, commit_author, commit_message)
+       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
+      [id, environment, app, commit, reference, bundleDigest ?? null, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now, ports?.length ? JSON.stringify(ports) : null, info?.author ?? null, info?.message ?? null],
     );
     const [row] = await this.ctx.db.query<{ id: string }>('SELECT id FROM deployments WHERE commit_sha = ? AND environment = ? AND app = ?', [commit, environment, app]);
     await this.ctx.queue.enqueue('deploy', `deploy:${row.id}`, { deploymentId: row.id });

@@ -50,6 +50,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   // Policies from a directory, or from a git repository kept checked out at its branch head.
   const repo = isGitSource(ctx.config.policies) ? new PolicyRepo(ctx.config.policies, ctx.config.dataDir, ctx.config.policiesBranch ?? 'main', ctx.config.policiesAllowedSigners) : undefined;
   const policies = new PolicyStore([repo ? repo.dir : resolve(ctx.config.policies)]);
+  // The commit of the policy repository the loaded set was read at (a directory has none).
+  let policyCommit: string | null = null;
   // Reloads are serialised: concurrent reconciles share one sync + load at a time.
   let policyChain: Promise<void> = Promise.resolve();
   const reloadPolicies = () => (policyChain = policyChain.then(syncAndLoad, syncAndLoad));
@@ -63,6 +65,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       }
     }
     const loaded = await policies.reload();
+    if (loaded.ok) policyCommit = repo?.commit ?? null;
     if (!loaded.ok) ctx.log.error({ error: loaded.error }, 'policies failed to load: keeping the previous set (none: every decision denies)');
   };
   await reloadPolicies();
@@ -92,7 +95,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       branch: ds.branch,
       path: ds.path,
       allowedSignersFile: ds.allowedSigners,
-      enqueueDeploy: async (a, commit) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports)),
+      enqueueDeploy: async (a, commit, info) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports, info)),
     });
     ctx.queue.on('reconcile', async (job) => {
       await reloadPolicies();
@@ -105,7 +108,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
+    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it

@@ -3,6 +3,7 @@ import type { Db } from '../store/db.js';
 import type { GitMirror } from './git.js';
 import { parseDesiredState, type DesiredApp } from './desired-state.js';
 import { CtError } from '../../src/core/errors.js';
+import { parseCommitInfo, type CommitInfo } from './commit-info.js';
 
 /** Parsed files kept: enough for every file of a large repository at two commits. */
 const MAX_CACHED_BLOBS = 20_000;
@@ -17,8 +18,8 @@ export interface ReconcilerOptions {
   branch: string;
   path: string;
   allowedSignersFile?: string;
-  /** Enqueues one deploy; must be idempotent per (commit, environment, app). */
-  enqueueDeploy(app: DesiredApp, commit: string): Promise<void>;
+  /** Enqueues one deploy; must be idempotent per (commit, environment, app). `info`: the commit's author and message. */
+  enqueueDeploy(app: DesiredApp, commit: string, info?: CommitInfo): Promise<void>;
 }
 
 /**
@@ -98,6 +99,12 @@ export class Reconciler {
     return apps;
   }
 
+  /** The head's author and message, shown with its deploys; a commit that cannot be read has none. */
+  private async commitInfo(commit: string): Promise<CommitInfo | undefined> {
+    const o = await this.mirror.reader.read(commit).catch(() => null);
+    return o?.type === 'commit' ? parseCommitInfo(o.data) : undefined;
+  }
+
   private async once(trigger: string): Promise<ReconcileOutcome> {
     let result: ReconcileOutcome;
     const previous = await this.appliedCommit();
@@ -141,7 +148,8 @@ export class Reconciler {
     }
     // A different reference (even to the same image digest) or a different host selector is a change.
     const changed = desired.filter((a) => before.get(`${a.environment}/${a.app}`) !== deployKey(a));
-    for (const app of changed) await this.opts.enqueueDeploy(app, head);
+    const info = changed.length ? await this.commitInfo(head) : undefined;
+    for (const app of changed) await this.opts.enqueueDeploy(app, head, info);
     // Recorded after the enqueues: a crash in between re-enqueues the same idempotent keys.
     await this.db.run(
       'INSERT INTO gitops_state (repo, applied_sha, applied_at) VALUES (?, ?, ?) ON CONFLICT (repo) DO UPDATE SET applied_sha = excluded.applied_sha, applied_at = excluded.applied_at',

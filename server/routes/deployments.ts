@@ -14,12 +14,15 @@ type Row = Record<string, string | number | null>;
 
 function view(r: Row) {
   return {
-    id: r.id, environment: r.environment, app: r.app, commit: r.commit_sha, reference: r.reference, imageDigest: r.image_digest,
+    id: r.id, environment: r.environment, app: r.app, commit: r.commit_sha, commitAuthor: r.commit_author ?? null, commitMessage: r.commit_message ?? null,
+    reference: r.reference, imageDigest: r.image_digest,
     status: r.status, reason: r.reason, message: r.message, rollbackOf: r.rollback_of,
     hosts: JSON.parse(String(r.hosts ?? '{}')), createdAt: new Date(Number(r.created_at)).toISOString(), updatedAt: new Date(Number(r.updated_at)).toISOString(),
   };
 }
 
+/** The list's columns: never the evidence or the decision input (kilobytes per row, read only for one deployment). */
+const LIST_COLUMNS = 'id, environment, app, commit_sha, commit_author, commit_message, reference, image_digest, status, reason, message, rollback_of, hosts, created_at, updated_at';
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/;
 
@@ -42,7 +45,7 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     const cursor = typeof req.query.before === 'string' ? /^(\d{1,16}):([\w-]{1,64})$/.exec(req.query.before) : null;
     if (cursor) where('(created_at < ? OR (created_at = ? AND id < ?))', Number(cursor[1]), Number(cursor[1]), cursor[2]);
     const limit = limitOf(req.query.limit, 500, 500);
-    const rows = await ctx.db.query<Row>(`SELECT * FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);
+    const rows = await ctx.db.query<Row>(`SELECT ${LIST_COLUMNS} FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);
     const last = rows[limit - 1];
     res.json({ deployments: rows.slice(0, limit).map(view), next: rows.length > limit ? `${last.created_at}:${last.id}` : null });
   });

@@ -14,13 +14,17 @@ import { CtError } from '../../src/core/errors.js';
 const MAX_ROWS = 500;
 
 /** `/api/v1/policies`: the policy set in force, an authorised reload, and what a proposal would change. */
-export function policyRoutes(ctx: ServerContext, store: PolicyStore): Router {
+export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () => { source: 'git' | 'directory'; commit: string | null } = () => ({ source: 'directory', commit: null })): Router {
   const r = Router();
   r.get('/api/v1/policies', requirePermission(ctx.db, ctx.oidc, 'read'), (_req, res) => {
     const set = store.current;
+    const from = origin();
     res.json({
       loaded: Boolean(set),
       digest: set?.digest ?? null,
+      // The policy repository's commit the set in force was loaded from (null: a directory).
+      source: from.source,
+      commit: set ? from.commit : null,
       policies: (set?.policies ?? []).map((p) => ({ name: p.name, digest: p.digest })),
     });
   });

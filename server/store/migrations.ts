@@ -66,6 +66,11 @@ export const MIGRATIONS: string[][] = [
     // Host ports the desired state publishes (JSON list; host/network checks them against policy).
     `ALTER TABLE deployments ADD COLUMN ports TEXT`,
   ],
+  [
+    // The desired-state commit's author and message (bounded, untrusted text) for the App page's history.
+    `ALTER TABLE deployments ADD COLUMN commit_author TEXT`,
+    `ALTER TABLE deployments ADD COLUMN commit_message TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

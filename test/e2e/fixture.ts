@@ -55,15 +55,19 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   }
 }
 
-/** `greeting`: what the app prints first (the dashboard's tests make it hostile markup). */
-export async function loopFixture(opts: { greeting?: string } = {}): Promise<LoopFixture> {
+/**
+ * `greeting`: what the app prints first (the dashboard's tests make it hostile markup).
+ * `stopGraceSeconds`: the app's stop_grace_period (its `sleep` ignores SIGTERM as PID 1, so a stop
+ * waits that long before SIGKILL; the runc default is 10 s).
+ */
+export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: number } = {}): Promise<LoopFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ct-loop-'));
   const p = (n: string) => join(dir, n);
   // The app: a static busybox that sleeps, packed as a one-layer image.
   mkdirSync(p('app/bin'), { recursive: true });
   copyFileSync('/bin/busybox', p('app/bin/busybox'));
   const greeting = (opts.greeting ?? 'hello from the container').replace(/['"\\]/g, '');
-  writeFileSync(p('app/ct.toml'), `name = "hello"\nversion = "1.0.0"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = []\nnetwork = "none"\ncommand = ["/bin/busybox", "sh", "-c", "echo '${greeting}'; exec /bin/busybox sleep 600"]\n`);
+  writeFileSync(p('app/ct.toml'), `name = "hello"\nversion = "1.0.0"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = []\nnetwork = "none"\ncommand = ["/bin/busybox", "sh", "-c", "echo '${greeting}'; exec /bin/busybox sleep 600"]\n${opts.stopGraceSeconds !== undefined ? `stop_grace_period = ${opts.stopGraceSeconds}\n` : ''}`);
   await packCtp({ from: { dir: p('app') }, out: p('hello.ctp'), mtime: 0 });
 
   const key = generateKeyPairSync('ed25519');

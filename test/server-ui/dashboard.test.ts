@@ -8,6 +8,7 @@
  * serious or critical violation.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import pino from 'pino';
 import { AxeBuilder } from '@axe-core/playwright';
@@ -19,8 +20,12 @@ import { createApiKey } from '../../server/auth/api-keys.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from '../e2e/fixture.js';
 import { startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
 import { launchBrowser, newContext, signIn } from '../support/browser.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 const HOSTILE = '<img src=x id=pwned-log onerror=window.pwned=1>';
+const HOSTILE_COMMIT = 'deploy hello again <img src=x id=pwned-commit-message onerror=window.pwned=1>';
+const CONTAINER = containerIdFor('production', 'hello');
+const gitIn = (cwd: string, args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'Pat Policy', GIT_AUTHOR_EMAIL: 'pat@e', GIT_COMMITTER_NAME: 'p', GIT_COMMITTER_EMAIL: 'p@e' } }).trim();
 
 /** scripts/dashboard-screenshots.sh sets this: the pages are photographed for docs/dashboard.md. */
 const SHOTS = process.env.CT_DASHBOARD_SCREENSHOTS;
@@ -41,16 +46,24 @@ describe('dashboard in Chromium', () => {
   let host: TestHost;
   let browser: Browser;
   let admin: string;
+  let policyCommit: string;
 
   beforeAll(async () => {
-    fx = await loopFixture({ greeting: `hello ${HOSTILE} from the container` });
+    // A one-second stop grace: the lifecycle buttons stop and restart the app without waiting 10 s.
+    fx = await loopFixture({ greeting: `hello ${HOSTILE} from the container`, stopGraceSeconds: 1 });
+    // The policies come from a git repository: the Policies page shows the commit in force.
+    gitIn(fx.policiesDir, ['init', '-q', '-b', 'main']);
+    gitIn(fx.policiesDir, ['add', '.']);
+    gitIn(fx.policiesDir, ['commit', '-qm', 'production policy']);
+    policyCommit = gitIn(fx.policiesDir, ['rev-parse', 'HEAD']);
+    execFileSync('git', ['clone', '-q', '--bare', fx.policiesDir, join(fx.dir, 'policies.git')]);
     provider = await startLoginProvider({
       alice: { name: 'Alice', groups: ['ops'] },
       victor: { name: 'Victor', groups: ['readers'] },
       audrey: { name: 'Audrey', groups: ['audit'] },
     });
     const config = loadConfig({}, {
-      port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
+      port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: join(fx.dir, 'policies.git'), trustStore: fx.trustStorePath,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
       github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
@@ -106,9 +119,14 @@ describe('dashboard in Chromium', () => {
     expect(await page.evaluate('window.mark')).toBe('same page');
 
     // A second bundle, so that there is something to roll back to.
-    const second = fx.commit({ hello: await fx.refs.good('hello-two') }, 'deploy hello again');
+    // Its commit message is hostile markup: the history shows it, with its author, as text.
+    const second = fx.commit({ hello: await fx.refs.good('hello-two') }, HOSTILE_COMMIT);
     expect(await fx.webhook(server.url, second)).toBe(202);
     await until('two succeeded rows', async () => (await rowsWith(page, 'succeeded').count()) === 2, 90_000);
+    expect(await history(page).first().locator('[data-commit-message]').textContent()).toBe(HOSTILE_COMMIT);
+    expect(await history(page).first().locator('[data-commit-author]').textContent()).toBe('ci <ci@e>');
+    expect(await history(page).nth(1).locator('[data-commit-message]').textContent()).toBe('deploy hello');
+    expect(await page.locator('#pwned-commit-message').count()).toBe(0);
 
     // Container log: hostile markup printed by the app is text.
     await page.getByRole('button', { name: 'Show log' }).click();
@@ -116,6 +134,32 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('#pwned-log').count()).toBe(0);
     expect(await page.evaluate('window.pwned')).toBeUndefined();
     await axe(page, 'app');
+
+    // Stop, start and restart from the App page: runc's own state changes, each click audited.
+    const runc = () => {
+      try {
+        return JSON.parse(execFileSync('runc', ['--root', host.runtime.root, 'state', CONTAINER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as { status: string; pid: number };
+      } catch {
+        return { status: 'absent', pid: 0 };
+      }
+    };
+    const click = async (action: string, outcome: string) => {
+      await page.getByRole('button', { name: `${action} hello in production`, exact: true }).click();
+      await page.getByRole('status').filter({ hasText: `${action[0].toUpperCase()}${action.slice(1)}: ${outcome} on host-1` }).waitFor({ timeout: 30_000 });
+    };
+    expect(runc().status).toBe('running');
+    await click('stop', 'stopped');
+    expect(runc().status).toBe('absent');
+    await click('start', 'running');
+    const started = runc();
+    expect(started.status).toBe('running');
+    await click('restart', 'running');
+    expect(runc().status).toBe('running');
+    expect(runc().pid).not.toBe(started.pid);
+    const acted = (await (await fetch(`${server.url}/api/v1/audit?kind=container.action&limit=10`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { entries: { record: { action: string; container: string; principal: { kind: string; role: string }; results: { state?: string }[] } }[] };
+    expect(acted.entries.map((e) => [e.record.action, e.record.container, e.record.results[0].state]).reverse()).toEqual([['stop', CONTAINER, 'stopped'], ['start', CONTAINER, 'running'], ['restart', CONTAINER, 'running']]);
+    // Done by the signed-in operator (her session), not by a machine key.
+    expect(acted.entries.map((e) => `${e.record.principal.kind} ${e.record.principal.role}`)).toEqual(['session operator', 'session operator', 'session operator']);
 
     // Evidence of the newest deployment: who signed, which logs (two operators) hold it.
     await history(page).first().getByRole('link', { name: 'Evidence' }).click();
@@ -162,6 +206,9 @@ describe('dashboard in Chromium', () => {
     await page.goto(`${server.url}/#/policies`);
     await page.getByRole('heading', { name: 'Policies', exact: true }).waitFor();
     await page.locator('main table tbody tr').first().waitFor();
+    // The set in force and the policy repository's commit it was read at.
+    expect(await page.locator('[data-policy-commit]').textContent()).toBe(policyCommit.slice(0, 12));
+    expect(await page.locator('[data-policy-commit]').getAttribute('title')).toBe(policyCommit);
     await axe(page, 'policies');
     await shot(page, 'policies');
 
@@ -181,6 +228,9 @@ describe('dashboard in Chromium', () => {
     expect(await page.getByRole('button', { name: 'Roll back' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Sync now' }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Audit' }).count()).toBe(0);
+    await page.getByRole('heading', { name: 'Desired and live' }).waitFor();
+    expect(await page.getByRole('button', { name: /^(stop|start|restart) / }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Show log' }).count()).toBe(0);
     const id = await history(page).first().getAttribute('data-deployment');
     // From the page itself, with the session's CSRF token: the role is what refuses it.
     const answer = await page.evaluate(async (dep) => {
@@ -189,6 +239,12 @@ describe('dashboard in Chromium', () => {
       return { status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code };
     }, id);
     expect(answer).toEqual({ status: 403, code: 'FORBIDDEN' });
+    const action = await page.evaluate(async (dep) => {
+      const me = (await (await fetch('/api/v1/session')).json()) as { csrfToken: string };
+      const res = await fetch(`/api/v1/deployments/${dep}/actions`, { method: 'POST', headers: { 'x-csrf-token': me.csrfToken, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'stop' }) });
+      return { status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code };
+    }, id);
+    expect(action).toEqual({ status: 403, code: 'FORBIDDEN' });
     await context.close();
   }, 60_000);
 

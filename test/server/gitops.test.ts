@@ -8,6 +8,7 @@ import { migrate } from '../../server/store/migrations.js';
 import { GitMirror } from '../../server/gitops/git.js';
 import { Reconciler } from '../../server/gitops/reconcile.js';
 import type { DesiredApp } from '../../server/gitops/desired-state.js';
+import { MAX_MESSAGE_CHARS, type CommitInfo } from '../../server/gitops/commit-info.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const state = (d: string) => `environments:\n  production:\n    apps:\n      hello:\n        bundle: 127.0.0.1:5000/acme/hello@${d}\n        hosts: { env: production }\n`;
@@ -18,6 +19,7 @@ describe('GitOps reconcile', () => {
   let work: string;
   let db: Db;
   const deploys: [string, string, string][] = [];
+  const infos: (CommitInfo | undefined)[] = [];
   let reconciler: Reconciler;
   const git = (args: string[], cwd = work) => execFileSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
   const commit = (text: string, msg: string) => {
@@ -41,7 +43,7 @@ describe('GitOps reconcile', () => {
     reconciler = new Reconciler(db, new GitMirror(bare, join(dir, 'cache')), {
       branch: 'main',
       path: 'deploy',
-      enqueueDeploy: async (a: DesiredApp, c: string) => void deploys.push([c, `${a.environment}/${a.app}`, a.digest]),
+      enqueueDeploy: async (a: DesiredApp, c: string, info?: CommitInfo) => void (deploys.push([c, `${a.environment}/${a.app}`, a.digest]), infos.push(info)),
     });
   });
   afterAll(async () => {
@@ -77,6 +79,22 @@ describe('GitOps reconcile', () => {
     expect(rows.map((x) => x.outcome)).toEqual(['applied', 'up-to-date', 'applied', 'refused:NOT_DESCENDANT', 'applied']);
   });
 
+  it("hands each deploy the commit's author and message: untrusted text, bounded, control characters dropped", async () => {
+    expect(infos[0]).toEqual({ author: 't <t@e>', message: 'one' });
+    const hostile = `<img src=x onerror=alert(1)> deploy\u001b[31m red\u202e\n\n${'body '.repeat(1000)}`;
+    writeFileSync(join(dir, 'msg'), hostile);
+    writeFileSync(join(work, 'deploy', 'state.yaml'), state(digest('c')));
+    git(['add', '.']);
+    execFileSync('git', ['commit', '-q', '--cleanup=verbatim', '-F', join(dir, 'msg')], { cwd: work, env: { ...process.env, GIT_AUTHOR_NAME: 'Mallory &amp; co', GIT_AUTHOR_EMAIL: 'm@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
+    git(['push', '-q', 'origin', 'HEAD:main']);
+    expect(await reconciler.reconcile('test')).toMatchObject({ outcome: 'applied' });
+    const info = infos.at(-1)!;
+    expect(info.author).toBe('Mallory &amp; co <m@e>');
+    expect(info.message.startsWith('<img src=x onerror=alert(1)> deploy[31m red\n\nbody body')).toBe(true);
+    expect(info.message).toHaveLength(MAX_MESSAGE_CHARS);
+    expect(info.message.endsWith('…')).toBe(true);
+  });
+
   it('refuses a desired state that is not pinned by digest, keeping the applied commit', async () => {
     const applied = await reconciler.appliedCommit();
     commit('environments:\n  production:\n    apps:\n      hello:\n        bundle: 127.0.0.1:5000/acme/hello:latest\n', 'tag only');
@@ -109,9 +127,10 @@ describe('GitOps with signed commits required', () => {
     const db = await openDb({ sqlitePath: ':memory:' });
     await migrate(db);
     const deploys: string[] = [];
+    const infos: (CommitInfo | undefined)[] = [];
     const r = new Reconciler(db, new GitMirror(bare, join(dir, 'cache')), {
       branch: 'main', path: 'deploy', allowedSignersFile: join(dir, 'allowed_signers'),
-      enqueueDeploy: async (a) => void deploys.push(a.digest),
+      enqueueDeploy: async (a, _c, info) => void (deploys.push(a.digest), infos.push(info)),
     });
     try {
       const signed = commit(state(digest('a')), 'allowed');
@@ -121,6 +140,8 @@ describe('GitOps with signed commits required', () => {
       commit(state(digest('c')), null);
       expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
       expect(deploys).toEqual([digest('a')]);
+      // The signature header (multi-line) does not confuse the author and message.
+      expect(infos).toEqual([{ author: 't <t@e>', message: 'x' }]);
       expect(await r.appliedCommit()).toBe(signed);
     } finally {
       await db.close();

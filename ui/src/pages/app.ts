@@ -4,7 +4,7 @@ import { api, q, ApiError, type Me } from '../api.js';
 import { useData, StatusBadge, ErrorBox, Loading, short, when, duration } from '../components.js';
 import { LogTail } from './logs.js';
 
-interface Deployment { id: string; environment: string; app: string; commit: string; reference: string; imageDigest: string | null; status: string; reason: string | null; message: string | null; rollbackOf: string | null; createdAt: string; updatedAt: string }
+interface Deployment { id: string; environment: string; app: string; commit: string; commitAuthor: string | null; commitMessage: string | null; reference: string; imageDigest: string | null; status: string; reason: string | null; message: string | null; rollbackOf: string | null; createdAt: string; updatedAt: string }
 interface Cell { sync: string; health: string; container: string; live: { id: string; imageDigest: string } | null; hosts: { hostId: string; host: string; imageDigest: string | null; state: string; health: string | null }[] }
 
 /** One app: its deployments in every environment, what runs where, and the operator's actions. */
@@ -19,8 +19,10 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
     setNotice(null);
     setFailure(null);
     try {
-      await api(path, { method: 'POST', body });
-      setNotice(`${what}: queued`);
+      const out = await api<{ results?: { hostId: string; state?: string; code?: string }[] } | undefined>(path, { method: 'POST', body });
+      // Container actions answer with each host's outcome; deploys and syncs are queued.
+      const hostName = (id: string) => Object.values(cells).flatMap((c) => c.hosts).find((h) => h.hostId === id)?.host ?? id;
+      setNotice(out?.results ? `${what}: ${out.results.map((r) => `${r.state ?? r.code} on ${hostName(r.hostId)}`).join(', ')}` : `${what}: queued`);
     } catch (e) {
       setFailure(e as ApiError);
     }
@@ -48,7 +50,7 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
         <td>${when(d.createdAt)}</td><td>${d.environment}</td>
         <td><${StatusBadge} status=${d.status} /></td>
         <td class="decision">${d.reason ? html`<code data-reason>${d.reason}</code> ` : null}<span data-message>${d.message ?? ''}</span></td>
-        <td><code title=${d.commit}>${d.commit.replace(/^api:/, '').slice(0, 12)}</code></td>
+        <td class="commit"><code title=${d.commit}>${d.commit.replace(/^api:/, '').slice(0, 12)}</code>${d.commitMessage ? html` <span data-commit-message title=${d.commitMessage}>${d.commitMessage.split('\n')[0]}</span>` : null}${d.commitAuthor ? html`<div class="author" data-commit-author>${d.commitAuthor}</div>` : null}</td>
         <td class="digest" title=${d.imageDigest ?? ''}>${short(d.imageDigest)}</td>
         <td>${duration(d.createdAt, d.updatedAt)}</td>
         <td class="actions">

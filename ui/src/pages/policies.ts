@@ -7,7 +7,7 @@ interface Impact { counts: Record<string, number>; deployments: { id: string; en
 
 /** The policy set in force, and what a proposed change (a pull request's files) would do to live deployments. */
 export function PoliciesPage() {
-  const { data, error } = useData<{ loaded: boolean; digest: string | null; commit?: string | null; policies: { name: string; digest: string }[] }>('/api/v1/policies');
+  const { data, error } = useData<{ loaded: boolean; digest: string | null; source?: string; commit?: string | null; policies: { name: string; digest: string }[] }>('/api/v1/policies');
   const [path, setPath] = useState('policies/proposed.rego');
   const [text, setText] = useState('');
   const [impact, setImpact] = useState<Impact | null>(null);
@@ -24,7 +24,7 @@ export function PoliciesPage() {
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (!data) return html`<${Loading} />`;
   return html`<section aria-labelledby="h-pol"><h1 id="h-pol">Policies</h1>
-    <p>${data.loaded ? html`Set <code>${short(data.digest, 16)}</code>${data.commit ? html` at commit <code>${short(data.commit, 12)}</code>` : null}` : 'No policy set loaded: every decision denies.'}</p>
+    <p>${data.loaded ? html`Set <code>${short(data.digest, 16)}</code>${data.commit ? html` at commit <code data-policy-commit title=${data.commit}>${data.commit.slice(0, 12)}</code>` : data.source === 'directory' ? ' (read from a directory, not a git repository: no commit)' : null}` : 'No policy set loaded: every decision denies.'}</p>
     <table><thead><tr><th scope="col">Policy</th><th scope="col">Digest</th></tr></thead>
       <tbody>${data.policies.map((p) => html`<tr><td>${p.name}</td><td class="digest">${short(p.digest, 16)}</td></tr>`)}</tbody></table>
     <h2>Impact of a proposed change</h2>
