@@ -127,10 +127,12 @@ describe('job queue leases', () => {
     await migrate(db);
     let runs = 0;
     const mk = () => {
-      const q = new JobQueue(db, { leaseMs: 150, pollMs: 20 });
+      // the job outlasts several leases; margins wide enough that a loaded machine's event-loop lag
+      // (hundreds of ms) does not let a lease lapse between renewals
+      const q = new JobQueue(db, { leaseMs: 1200, pollMs: 20 });
       q.on('slow', async () => {
         runs++;
-        await new Promise((r) => setTimeout(r, 700));
+        await new Promise((r) => setTimeout(r, 3000));
         return { state: 'done' };
       });
       return q;
@@ -139,7 +141,7 @@ describe('job queue leases', () => {
     await a.start();
     await b.start();
     await a.enqueue('slow', 'slow-1', {});
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 15000;
     let state = '';
     while (Date.now() < deadline) {
       [{ state }] = await db.query<{ state: string }>(`SELECT state FROM jobs WHERE dedupe_key = 'slow-1'`);

@@ -129,7 +129,7 @@ describe('ct trust-store', () => {
     const replay = await ct(['trust-store', 'update', ts, next]);
     expect(replay.code).toBe(3);
     expect(replay.stderr).toContain('TRUST_STORE_ROLLBACK');
-  });
+  }, 180_000); // about twenty ct processes: minutes on a loaded 2-core machine
 
   it('does not sign with an encrypted key when no password is available', async () => {
     const ts = join(dir, 'ts2.json');
