@@ -31,17 +31,20 @@ const need = (get: InputReader, n: string, what: string): string => {
 /** The forge from inputs: a GitLab project, a GitHub App installation, or a GitHub token (default the job's). */
 export function readForge(get: InputReader, prefix = ''): ForgeTarget {
   const p = (n: string) => `${prefix}${n}`;
-  const apiUrl = urlInput(get, p('api-url'));
+  const url = urlInput(get, p('api-url'));
+  // Every forge URL passes the URL guard; a private-network API must be allowed explicitly.
+  const allowed = listInput(get, p('api-allowed-addresses'));
+  const apiUrl = url ? { apiUrl: url, ...(allowed.length ? { allowedAddresses: allowed } : {}) } : {};
   const gitlab = optional(get, p('gitlab-project'));
-  if (gitlab) return { provider: 'gitlab', project: gitlab, token: need(get, p('token'), 'a GitLab token with api scope'), ...(apiUrl ? { apiUrl } : {}) };
+  if (gitlab) return { provider: 'gitlab', project: gitlab, token: need(get, p('token'), 'a GitLab token with api scope'), ...apiUrl };
   const repository = need(get, p('repository'), 'owner/name of the desired-state repository');
   const appId = optional(get, p('app-id'));
   if (appId) {
     const installationId = Number(need(get, p('installation-id'), 'the GitHub App installation id'));
     if (!Number.isInteger(installationId) || installationId <= 0) throw new CtError('USAGE', `input ${p('installation-id')}: a positive integer`, {});
-    return { provider: 'github', repository, app: { appId, privateKey: need(get, p('app-private-key'), 'the GitHub App private key (PEM)'), installationId }, ...(apiUrl ? { apiUrl } : {}) };
+    return { provider: 'github', repository, app: { appId, privateKey: need(get, p('app-private-key'), 'the GitHub App private key (PEM)'), installationId }, ...apiUrl };
   }
-  return { provider: 'github', repository, token: need(get, p('token'), 'a token with contents and pull-requests write'), ...(apiUrl ? { apiUrl } : {}) };
+  return { provider: 'github', repository, token: need(get, p('token'), 'a token with contents and pull-requests write'), ...apiUrl };
 }
 
 export function readPromoteInputs(get: InputReader, prefix = ''): PromoteActionInputs {

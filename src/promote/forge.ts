@@ -31,6 +31,8 @@ export type WriteOutcome = { ok: true; commit: string } | { ok: false; conflict:
 
 export interface Forge {
   readonly kind: 'github' | 'gitlab';
+  /** Releases the client's connections (the guarded agent). */
+  close?(): Promise<void>;
   defaultBranch(): Promise<string>;
   /** Head commit of a branch, undefined when it does not exist. */
   branchHead(branch: string): Promise<string | undefined>;

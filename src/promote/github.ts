@@ -9,10 +9,13 @@ import { importPKCS8, SignJWT } from 'jose';
 import { createPrivateKey } from 'node:crypto';
 import { CtError } from '../core/errors.js';
 import type { ChangeRequest, CommitStatus, FileVersion, Forge, WriteOutcome } from './forge.js';
+import { forgeHttp, type ForgeHttp } from './forge-http.js';
 import { forgeError, withRateLimit, type RetryOptions } from './rate-limit.js';
 
 export interface GitHubForgeOptions extends RetryOptions {
   apiUrl?: string;
+  /** Non-public addresses the API may resolve to (a local GitHub Enterprise, a test stand-in). */
+  allowedAddresses?: string[];
   token: string;
   /** `owner/name` of the desired-state repository. */
   repository: string;
@@ -26,15 +29,17 @@ function ownerRepo(repository: string): { owner: string; repo: string } {
   return { owner: m[1], repo: m[2] };
 }
 
-function octokitFor(opts: { apiUrl?: string; token: string } & RetryOptions): Octokit {
-  const o = new Octokit({ baseUrl: opts.apiUrl ?? 'https://api.github.com', auth: opts.token, request: { retries: 0 }, log: quiet, userAgent: 'cerro-torre-promote' });
+/** Every request goes through the URL guard (forge-http.ts); the returned http must be closed. */
+function octokitFor(opts: { apiUrl?: string; token: string; allowedAddresses?: string[] } & RetryOptions): { gh: Octokit; http: ForgeHttp } {
+  const http = forgeHttp({ allowedAddresses: opts.allowedAddresses });
+  const o = new Octokit({ baseUrl: opts.apiUrl ?? 'https://api.github.com', auth: opts.token, request: { retries: 0, fetch: http.fetch }, log: quiet, userAgent: 'cerro-torre-promote' });
   o.hook.wrap('request', (request, options) => withRateLimit('github', async () => request(options), opts));
-  return o;
+  return { gh: o, http };
 }
 
 export function githubForge(opts: GitHubForgeOptions): Forge {
   const { owner, repo } = ownerRepo(opts.repository);
-  const gh = octokitFor(opts);
+  const { gh, http } = octokitFor(opts);
   const call = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
       return await f();
@@ -48,6 +53,7 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
 
   return {
     kind: 'github',
+    close: () => http.close(),
     defaultBranch: () => call('read the repository', async () => (await gh.rest.repos.get({ owner, repo })).data.default_branch),
     async branchHead(branch) {
       try {
@@ -116,7 +122,7 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
  * A GitHub App installation token (for a desired-state repository in another organisation):
  * a 9-minute RS256 JWT as the App, exchanged for an installation token.
  */
-export async function githubAppToken(opts: { apiUrl?: string; appId: string; privateKey: string; installationId: number } & RetryOptions): Promise<{ token: string; expiresAt: string }> {
+export async function githubAppToken(opts: { apiUrl?: string; allowedAddresses?: string[]; appId: string; privateKey: string; installationId: number } & RetryOptions): Promise<{ token: string; expiresAt: string }> {
   let key;
   try {
     key = await importPKCS8(createPrivateKey(opts.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString(), 'RS256');
@@ -125,12 +131,14 @@ export async function githubAppToken(opts: { apiUrl?: string; appId: string; pri
   }
   const now = Math.floor(Date.now() / 1000);
   const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setIssuer(opts.appId).setIssuedAt(now - 60).setExpirationTime(now + 540).sign(key);
-  const gh = octokitFor({ ...opts, token: jwt });
+  const { gh, http } = octokitFor({ ...opts, token: jwt });
   let r;
   try {
     r = await gh.rest.apps.createInstallationAccessToken({ installation_id: opts.installationId });
   } catch (e) {
     throw forgeError('github', `create an installation token for installation ${opts.installationId}`, e);
+  } finally {
+    await http.close();
   }
   if (Date.parse(r.data.expires_at) <= Date.now()) throw new CtError('PROMOTE_TOKEN_REJECTED', `the installation token GitHub returned expired at ${r.data.expires_at}`, {});
   return { token: r.data.token, expiresAt: r.data.expires_at };

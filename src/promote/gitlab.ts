@@ -5,10 +5,13 @@
  */
 import { Gitlab } from '@gitbeaker/rest';
 import type { ChangeRequest, CommitStatus, FileVersion, Forge, WriteOutcome } from './forge.js';
+import { forgeHttp } from './forge-http.js';
 import { forgeError, withRateLimit, type RetryOptions } from './rate-limit.js';
 
 export interface GitlabForgeOptions extends RetryOptions {
   apiUrl?: string;
+  /** Non-public addresses the API may resolve to (a self-managed GitLab on a private network, a test stand-in). */
+  allowedAddresses?: string[];
   token: string;
   /** Project id or path (`group/project`) of the desired-state repository. */
   project: string;
@@ -22,13 +25,17 @@ function statusOf(e: unknown): number | undefined {
 }
 
 export function gitlabForge(opts: GitlabForgeOptions): Forge {
-  const api = new Gitlab({ host: opts.apiUrl ?? 'https://gitlab.com', token: opts.token });
+  // Gitbeaker sends every request through this agent, whose one connector applies the URL guard.
+  const http = forgeHttp({ allowedAddresses: opts.allowedAddresses });
+  // A request that failed without an HTTP answer because the guard refused its connection.
+  const fail = (what: string, e: unknown) => forgeError('gitlab', what, statusOf(e) === undefined ? (http.takeRefusal() ?? e) : e);
+  const api = new Gitlab({ host: opts.apiUrl ?? 'https://gitlab.com', token: opts.token, agent: http.agent as never });
   const p = opts.project;
   const call = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
       return await withRateLimit('gitlab', f, opts);
     } catch (e) {
-      throw forgeError('gitlab', what, e);
+      throw fail(what, e);
     }
   };
   const maybe = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
@@ -36,12 +43,13 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
       return await withRateLimit('gitlab', f, opts);
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
-      throw forgeError('gitlab', what, e);
+      throw fail(what, e);
     }
   };
   const toChange = (m: Mr): ChangeRequest => ({ number: m.iid, url: m.web_url, headSha: m.sha ?? '', title: m.title, body: m.description ?? '' });
   return {
     kind: 'gitlab',
+    close: () => http.close(),
     defaultBranch: () => call('read the project', async () => String((await api.Projects.show(p)).default_branch)),
     branchHead: async (branch) => (await maybe(`read branch ${branch}`, () => api.Branches.show(p, branch)))?.commit.id as string | undefined,
     async createBranch(branch, sha) {
@@ -50,7 +58,7 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
         return true;
       } catch (e) {
         if (statusOf(e) === 400 && /already exists/i.test(String((e as { cause?: { description?: string } }).cause?.description ?? (e as Error).message))) return false;
-        throw forgeError('gitlab', `create branch ${branch}`, e);
+        throw fail(`create branch ${branch}`, e);
       }
     },
     async readFile(path, ref): Promise<FileVersion | undefined> {
@@ -63,7 +71,7 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
       } catch (e) {
         // GitLab: 400 "You are attempting to update a file that has changed since you started editing it."
         if (statusOf(e) === 400 && /changed since/i.test(String((e as { cause?: { description?: string } }).cause?.description ?? ''))) return { ok: false, conflict: true };
-        throw forgeError('gitlab', `write ${path} on ${branch}`, e);
+        throw fail(`write ${path} on ${branch}`, e);
       }
       const head = await call(`read branch ${branch}`, () => api.Branches.show(p, branch));
       return { ok: true, commit: String(head.commit.id) };

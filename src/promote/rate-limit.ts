@@ -5,6 +5,7 @@
  * the forge's status and a bounded message.
  */
 import { CtError } from '../core/errors.js';
+import { guardRefusal } from './forge-http.js';
 
 export interface RetryOptions {
   /** Longest wait for a rate-limit reset before giving up (default 15 minutes). */
@@ -69,6 +70,8 @@ export async function withRateLimit<T>(provider: Provider, f: () => Promise<T>, 
 /** A forge failure as a CtError with a stable code; messages bounded (they may echo input). */
 export function forgeError(provider: Provider, what: string, e: unknown): CtError {
   if (e instanceof CtError) return e;
+  const refused = guardRefusal(e);
+  if (refused) return refused;
   const status = statusOf(e);
   const msg = String((e as Error)?.message ?? e).slice(0, 300);
   if (status === 401) return new CtError('PROMOTE_TOKEN_REJECTED', `${provider}: ${what}: the token was rejected (expired or revoked?): ${msg}`, { provider, status }, { cause: e });

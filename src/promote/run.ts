@@ -19,10 +19,11 @@ import { gitlabForge } from './gitlab.js';
 import { promote, type PromoteInput, type PromoteResult } from './promote.js';
 import type { RetryOptions } from './rate-limit.js';
 
+/** `allowedAddresses`: non-public addresses the API may resolve to; every forge URL passes the URL guard. */
 export type ForgeTarget =
-  | { provider: 'github'; apiUrl?: string; repository: string; token: string }
-  | { provider: 'github'; apiUrl?: string; repository: string; app: { appId: string; privateKey: string; installationId: number } }
-  | { provider: 'gitlab'; apiUrl?: string; project: string; token: string };
+  | { provider: 'github'; apiUrl?: string; allowedAddresses?: string[]; repository: string; token: string }
+  | { provider: 'github'; apiUrl?: string; allowedAddresses?: string[]; repository: string; app: { appId: string; privateKey: string; installationId: number } }
+  | { provider: 'gitlab'; apiUrl?: string; allowedAddresses?: string[]; project: string; token: string };
 
 export interface PromotionRequest extends PromoteInput {
   forge: ForgeTarget;
@@ -37,12 +38,13 @@ export interface PromotionRequest extends PromoteInput {
 }
 
 export async function forgeFor(t: ForgeTarget, retry: RetryOptions = {}): Promise<Forge> {
-  if (t.provider === 'gitlab') return gitlabForge({ apiUrl: t.apiUrl, token: t.token, project: t.project, ...retry });
+  const net = { apiUrl: t.apiUrl, allowedAddresses: t.allowedAddresses };
+  if (t.provider === 'gitlab') return gitlabForge({ ...net, token: t.token, project: t.project, ...retry });
   if ('app' in t) {
-    const { token } = await githubAppToken({ apiUrl: t.apiUrl, ...t.app, ...retry });
-    return githubForge({ apiUrl: t.apiUrl, token, repository: t.repository, ...retry });
+    const { token } = await githubAppToken({ ...net, ...t.app, ...retry });
+    return githubForge({ ...net, token, repository: t.repository, ...retry });
   }
-  return githubForge({ apiUrl: t.apiUrl, token: t.token, repository: t.repository, ...retry });
+  return githubForge({ ...net, token: t.token, repository: t.repository, ...retry });
 }
 
 export async function runPromotion(req: PromotionRequest, forge?: Forge): Promise<PromoteResult> {
@@ -67,5 +69,6 @@ export async function runPromotion(req: PromotionRequest, forge?: Forge): Promis
     });
   } finally {
     await rm(work, { recursive: true, force: true });
+    if (!forge) await f.close?.();
   }
 }

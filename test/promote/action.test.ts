@@ -42,7 +42,7 @@ describe('actions/promote', () => {
     const repo = new FakeRepo('acme', 'deploy', { [FILE]: desiredState(fx.v1.reference, fx.v1.reference) });
     repo.attach(api);
     const inputs: Record<string, string> = {
-      environment: 'staging', app: 'hello', bundle: fx.v2.reference, ctp: fx.v2.path, repository: 'acme/deploy', file: FILE, token: 'ghs_action', 'api-url': api.url,
+      environment: 'staging', app: 'hello', bundle: fx.v2.reference, ctp: fx.v2.path, repository: 'acme/deploy', file: FILE, token: 'ghs_action', 'api-url': api.url, 'api-allowed-addresses': '127.0.0.1',
       'trust-store': join(fx.dir, 'trust-store.json'), policies: join(fx.dir, 'staging.policy.yaml'), current: fx.v1.path, 'fetch-current': 'true',
     };
     const r = recordingIo();

@@ -35,7 +35,7 @@ beforeEach(() => {
   repo.attach(api);
 });
 
-const forge = (extra: Partial<Parameters<typeof githubForge>[0]> = {}) => githubForge({ apiUrl: api.url, token: 'ghs_test', repository: 'acme/deploy', ...extra });
+const forge = (extra: Partial<Parameters<typeof githubForge>[0]> = {}) => githubForge({ apiUrl: api.url, allowedAddresses: ['127.0.0.1'], token: 'ghs_test', repository: 'acme/deploy', ...extra });
 const input = (b: Built, environment = 'staging'): PromoteInput => ({ environment, app: 'hello', bundle: b.reference, bundleDigest: undefined, file: FILE });
 const evidenceFor = (b: Built, environment = 'staging') => (previous: { bundle: string } | undefined) =>
   promotionEvidence({ candidate: b.path, trust: fx.trust, policies: fx.policies, environment, ...(previous?.bundle === fx.v1.reference ? { current: { path: fx.v1.path, reference: fx.v1.reference } } : { currentMissing: 'not fetched in this test' }) });
@@ -144,20 +144,34 @@ describe('promotion pull request on GitHub', () => {
       void jwtVerify(jwt, publicKey).then((v) => (iss = v.payload.iss));
       return { status: 201, body: { token: 'ghs_installation', expires_at: new Date(Date.now() + 3600_000).toISOString() } };
     });
-    const t = await githubAppToken({ apiUrl: api.url, appId: '12345', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), installationId: 99 });
+    const t = await githubAppToken({ apiUrl: api.url, allowedAddresses: ['127.0.0.1'], appId: '12345', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), installationId: 99 });
     expect(t.token).toBe('ghs_installation');
     await new Promise((r) => setTimeout(r, 50));
     expect(iss).toBe('12345');
     expect(api.requests.at(-1)).toMatchObject({ operationId: 'apps/create-installation-access-token', params: { installation_id: '99' } });
     api.respond('apps/create-installation-access-token', () => ({ status: 201, body: { token: 'old', expires_at: '2020-01-01T00:00:00Z' } }));
-    expect(await codeOfAsync(githubAppToken({ apiUrl: api.url, appId: '12345', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), installationId: 99 }))).toBe('PROMOTE_TOKEN_REJECTED');
+    expect(await codeOfAsync(githubAppToken({ apiUrl: api.url, allowedAddresses: ['127.0.0.1'], appId: '12345', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), installationId: 99 }))).toBe('PROMOTE_TOKEN_REJECTED');
     expect(api.errors).toEqual([]);
+  });
+
+  it('every forge URL passes the URL guard: a loopback API (literal or name) and a redirect to an internal address are refused before anything is sent there', async () => {
+    // No allowed addresses: 127.0.0.1 (a literal) and localhost (a name, judged in the socket's lookup) are refused.
+    const noAllow = githubForge({ apiUrl: api.url, token: 'ghs_test', repository: 'acme/deploy' });
+    expect(await codeOfAsync(promote(input(fx.v2), noAllow, evidenceFor(fx.v2)))).toBe('PROMOTE_URL_NOT_ALLOWED');
+    const byName = githubForge({ apiUrl: api.url.replace('127.0.0.1', 'localhost'), token: 'ghs_test', repository: 'acme/deploy' });
+    expect(await codeOfAsync(promote(input(fx.v2), byName, evidenceFor(fx.v2)))).toBe('PROMOTE_URL_NOT_ALLOWED');
+    expect(await codeOfAsync(promote(input(fx.v2), githubForge({ apiUrl: 'file:///etc', token: 't', repository: 'acme/deploy' }), evidenceFor(fx.v2)))).toBe('PROMOTE_URL_NOT_ALLOWED');
+    expect(api.requests).toEqual([]);
+    // The API (allowed) redirects to the cloud metadata address: the hop is refused.
+    api.respond('repos/get', () => ({ status: 307, headers: { location: 'http://169.254.169.254/latest/meta-data/' }, body: {} }));
+    expect(await codeOfAsync(promote(input(fx.v2), forge(), evidenceFor(fx.v2)))).toBe('PROMOTE_URL_NOT_ALLOWED');
+    expect(repo.pulls).toEqual([]);
   });
 
   it('ct promote does the same from the command line (token from the environment), comparing with --current', async () => {
     const pol = join(fx.dir, 'staging.policy.yaml');
     await writeFile(pol, fx.policyText);
-    const args = ['promote', '--github', 'acme/deploy', '--api-url', api.url, '--file', FILE, '--environment', 'staging', '--app', 'hello', '--bundle', fx.v2.reference, '--ctp', fx.v2.path, '--current', fx.v1.path, '--trust-store', join(fx.dir, 'trust-store.json'), '--policies', pol, '--json'];
+    const args = ['promote', '--github', 'acme/deploy', '--api-url', api.url, '--allow-address', '127.0.0.1', '--file', FILE, '--environment', 'staging', '--app', 'hello', '--bundle', fx.v2.reference, '--ctp', fx.v2.path, '--current', fx.v1.path, '--trust-store', join(fx.dir, 'trust-store.json'), '--policies', pol, '--json'];
     const r = await runCt(args, { env: { GITHUB_TOKEN: 'ghs_cli' } });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

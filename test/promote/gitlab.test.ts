@@ -20,7 +20,7 @@ afterAll(async () => {
   await fx.cleanup();
 });
 
-const forge = (token = 'glpat-test') => gitlabForge({ apiUrl: gl.url, token, project: 'acme/deploy' });
+const forge = (token = 'glpat-test') => gitlabForge({ apiUrl: gl.url, allowedAddresses: ['127.0.0.1'], token, project: 'acme/deploy' });
 const ev = (b: Built) => () => promotionEvidence({ candidate: b.path, trust: fx.trust, policies: fx.policies, environment: 'staging', current: { path: fx.v1.path, reference: fx.v1.reference } });
 const input = (b: Built) => ({ environment: 'staging', app: 'hello', bundle: b.reference, file: FILE });
 
@@ -48,6 +48,14 @@ describe('promotion merge request on GitLab', () => {
     expect(gl.file('ct-promote/staging/hello', FILE)).toContain('# the greeter, reviewed');
     expect(gl.file('ct-promote/staging/hello', FILE)).toContain(fx.v3.reference);
     expect(gl.errors).toEqual([]);
+  });
+
+  it('the GitLab API URL passes the URL guard: a loopback stand-in not allowed is refused, nothing sent', async () => {
+    const n = gl.requests.length;
+    const f = gitlabForge({ apiUrl: gl.url, token: 'glpat-test', project: 'acme/deploy' });
+    expect(await codeOfAsync(promote(input(fx.v2), f, ev(fx.v2)))).toBe('PROMOTE_URL_NOT_ALLOWED');
+    await f.close?.();
+    expect(gl.requests.length).toBe(n);
   });
 
   it('a rejected token is PROMOTE_TOKEN_REJECTED', async () => {

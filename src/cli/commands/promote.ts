@@ -64,12 +64,15 @@ export function register(program: Command): void {
         const { loadPromotionMaterial } = await import('../../promote/material.js');
         const { runPromotion } = await import('../../promote/run.js');
         const { trust, policies } = await loadPromotionMaterial({ trustStore: o.trustStore, trustedRoot: o.trustedRoot, policies: o.policies });
+        const client = await clientOptionsFrom(o);
+        // The forge API passes the same URL guard as the registry (--allow-address admits private addresses).
+        const api = { ...(o.apiUrl ? { apiUrl: o.apiUrl } : {}), allowedAddresses: client.allowedAddresses ?? [] };
         const r = await runPromotion({
-          forge: o.github ? { provider: 'github', repository: o.github, token, ...(o.apiUrl ? { apiUrl: o.apiUrl } : {}) } : { provider: 'gitlab', project: o.gitlab!, token, ...(o.apiUrl ? { apiUrl: o.apiUrl } : {}) },
+          forge: o.github ? { provider: 'github', repository: o.github, token, ...api } : { provider: 'gitlab', project: o.gitlab!, token, ...api },
           environment: o.environment, app: o.app, bundle: o.bundle, ...(o.bundleDigest ? { bundleDigest: o.bundleDigest } : {}),
           file: o.file, ...(o.base ? { base: o.base } : {}), ...(o.statusContext ? { statusContext: o.statusContext } : {}),
           candidate: o.ctp, trust, policies,
-          ...(o.current ? { current: { path: o.current } } : o.fetchCurrent ? { current: { fetch: await clientOptionsFrom(o) } } : {}),
+          ...(o.current ? { current: { path: o.current } } : o.fetchCurrent ? { current: { fetch: client } } : {}),
         });
         if (o.json) processIo.out(JSON.stringify(r));
         else processIo.out(`${r.outcome}${r.change ? ` ${r.change.url}` : ''} (${r.branch} → ${r.base}; policy ${r.allow ? 'allows' : 'denies'})`);
