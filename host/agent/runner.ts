@@ -221,6 +221,8 @@ export class LocalRunner implements AssignmentRunner {
     const dir = join(this.opts.stateDir, 'rootfs', `${id}-${a.generation}`);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
+    // Until the old container is removed, a failure must leave it (and its network) as it was.
+    let replacing = false;
     try {
       await applyLayers(archive, dir);
       // runc creates a missing mount point 0755 and later gives the tmpfs over it that mode: the
@@ -242,22 +244,35 @@ export class LocalRunner implements AssignmentRunner {
         facts,
       );
       // What runs now is kept (config and root filesystem) until the new bundle proves healthy.
-      const previous = existing ? await savePrevious(existing, this.assignedPath(id)) : undefined;
+      // A port another app or a host process holds is refused before the old container is touched.
+      if (ports.length > 0) await this.opts.network?.checkPorts(id, ports);
+      const previous = existing ? await savePrevious(existing, this.assignedPath(id), this.opts.network) : undefined;
+      replacing = true;
+      // One runc id per app: the old container stops before the new one starts (a published port
+      // could not be held by both anyway); it is put back if the new one fails (restorePrevious).
       if (existing) await this.opts.runtime.delete(id, { force: true }).catch(() => undefined);
       // The replaced container's network (and the host ports it held) goes with it.
       await this.opts.network?.detach(id);
       await rm(this.assignedPath(id), { force: true });
-      if (archive.manifest.runtime?.network === 'bridge') {
-        await attachNetwork(this.opts.network!, plan.config, { containerId: id, environment: a.environment, app: a.app, ports, egress: grants.network?.egress ?? 'none' });
+      let rec: ContainerRecord;
+      try {
+        if (archive.manifest.runtime?.network === 'bridge') {
+          await attachNetwork(this.opts.network!, plan.config, { containerId: id, environment: a.environment, app: a.app, ports, egress: grants.network?.egress ?? 'none' });
+        }
+        rec = await this.opts.runtime.run(id, plan.config, { appName: a.app, imageDigest: a.imageDigest });
+      } catch (e) {
+        if (!previous) throw e;
+        // The new bundle could not start (a port a host process took meanwhile, netavark, runc):
+        // what ran before runs again, and the deploy reports why the new one did not.
+        const back = await this.rollBack(id, dir, previous);
+        return { state: e instanceof CtError ? 'refused' : 'failed', code: e instanceof CtError ? e.code : 'RUNTIME_ERROR', message: `${(e as Error).message}; ${back}` };
       }
-      const rec = await this.opts.runtime.run(id, plan.config, { appName: a.app, imageDigest: a.imageDigest });
       const lifecycle = archive.manifest.runtime ?? {};
       const hc = lifecycle.healthcheck;
       const gate = rec.status === 'running' && hc ? await waitHealthy(this.opts.runtime, id, hc) : undefined;
       if (rec.status !== 'running' || gate?.health === 'unhealthy') {
-        // The failed container's network goes (a rollback) or rests with it (kept stopped).
-        if (existing) await this.opts.network?.detach(id).catch(() => undefined);
-        else await this.opts.network?.suspend(id).catch(() => undefined);
+        // The failed container's network rests with it (kept stopped) or is replaced by the old one's.
+        if (!previous) await this.opts.network?.suspend(id).catch(() => undefined);
         return await this.failedReplace(id, dir, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
       }
       await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
@@ -271,7 +286,7 @@ export class LocalRunner implements AssignmentRunner {
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
       // Nothing runs half-networked: a container that could not start leaves no network behind.
-      await this.opts.network?.detach(id).catch(() => undefined);
+      if (replacing) await this.opts.network?.detach(id).catch(() => undefined);
       if (e instanceof CtError) return refused(e.code, e.message);
       return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
     }
@@ -293,14 +308,18 @@ export class LocalRunner implements AssignmentRunner {
       }
       return { state: 'failed', code, exitCode: rec.exitCode ?? null, message: `${what}; nothing ran before: stopped` };
     }
-    let back: string;
-    try {
-      const old = await restorePrevious(this.opts.runtime, id, previous, this.assignedPath(id), dir);
-      back = `rolled back to ${previous.bundleDigest ?? 'the previous bundle'} (${old.status})`;
-    } catch (e) {
-      back = `rolling back failed: ${(e as Error).message}`;
-    }
+    const back = await this.rollBack(id, dir, previous);
     return { state: 'failed', code: code ?? 'RUNTIME_FAILED', exitCode: rec.exitCode ?? null, message: `${what}; ${back}` };
+  }
+
+  /** Puts the previous bundle back (container, network, published ports); says how that went. */
+  private async rollBack(id: string, dir: string, previous: Previous): Promise<string> {
+    try {
+      const old = await restorePrevious(this.opts.runtime, id, previous, this.assignedPath(id), dir, this.opts.network);
+      return `rolled back to ${previous.bundleDigest ?? 'the previous bundle'} (${old.status})`;
+    } catch (e) {
+      return `rolling back failed: ${(e as Error).message}`;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciConfig } from '../enforce/types.js';
+import type { AttachRequest, NetworkManager } from '../network/index.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 
@@ -19,9 +20,15 @@ export interface Previous {
   assigned?: string;
   bundleDigest?: string;
   wasRunning: boolean;
+  /**
+   * Its bridge attachment (environment, app, published ports, egress), when it had one: the old
+   * config names the netns and resolv.conf by container id, so a rollback attaches it again
+   * (possibly at another address: aardvark-dns follows) and re-publishes the same ports.
+   */
+  network?: AttachRequest;
 }
 
-export async function savePrevious(rec: ContainerRecord, assignedPath: string): Promise<Previous | undefined> {
+export async function savePrevious(rec: ContainerRecord, assignedPath: string, network?: NetworkManager): Promise<Previous | undefined> {
   let config: OciConfig;
   try {
     config = JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as OciConfig;
@@ -35,16 +42,28 @@ export async function savePrevious(rec: ContainerRecord, assignedPath: string): 
   } catch {
     bundleDigest = undefined;
   }
-  return { config, appName: rec.appName, imageDigest: rec.imageDigest, rootfs: config.root.path, assigned, bundleDigest, wasRunning: rec.status === 'running' || rec.status === 'paused' };
+  const att = network?.attachment(rec.id);
+  const egress = att ? network!.store.network(att.environment)?.egress : undefined;
+  return {
+    config, appName: rec.appName, imageDigest: rec.imageDigest, rootfs: config.root.path, assigned, bundleDigest, wasRunning: rec.status === 'running' || rec.status === 'paused',
+    network: att ? { containerId: rec.id, environment: att.environment, app: att.app, ports: att.ports, egress: egress ?? 'none' } : undefined,
+  };
 }
 
 /**
- * Puts the previous container back: removes the failed new one (its record, bundle and root
- * filesystem), creates the old one from its saved config and starts it if it was running.
+ * Puts the previous container back: removes the failed new one (its record, bundle, root
+ * filesystem and network), attaches the old one's network again with its ports, creates it from
+ * its saved config and starts it if it was running (a stopped one keeps its network suspended).
  */
-export async function restorePrevious(runtime: RuncRuntime, id: string, prev: Previous, assignedPath: string, failedRootfs: string): Promise<ContainerRecord> {
+export async function restorePrevious(runtime: RuncRuntime, id: string, prev: Previous, assignedPath: string, failedRootfs: string, network?: NetworkManager): Promise<ContainerRecord> {
   await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
   if (failedRootfs !== prev.rootfs) await rm(failedRootfs, { recursive: true, force: true });
+  await network?.detach(id);
+  if (prev.network) {
+    if (!network) throw new Error('the previous container was on a bridge network and this host has none');
+    await network.attach(prev.network);
+    if (!prev.wasRunning) await network.suspend(id);
+  }
   await runtime.create(id, prev.config, { appName: prev.appName ?? undefined, imageDigest: prev.imageDigest ?? undefined });
   if (prev.assigned) await writeFile(assignedPath, prev.assigned, { mode: 0o600 });
   return prev.wasRunning ? runtime.start(id) : runtime.state(id);

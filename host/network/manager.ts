@@ -140,6 +140,18 @@ export class NetworkManager {
   }
 
   /**
+   * Would these ports be free for this container? Another container's (PORT_IN_USE naming it), or
+   * a host process listening there (PORT_IN_USE). Asked before a running container is replaced,
+   * so that a port that cannot be had leaves the old one untouched; attach checks again.
+   */
+  checkPorts(containerId: string, ports: readonly PublishedPort[]): Promise<void> {
+    return this.exclusive(async () => {
+      this.store.checkPortsFree(containerId, ports);
+      for (const p of ports) await probePort(p);
+    });
+  }
+
+  /**
    * Gives the container its network namespace on the environment's bridge, with an address, its
    * DNS name and its published ports. Refused before anything is set up when a port is taken
    * (PORT_IN_USE) or the pool is full (ADDRESS_POOL_EXHAUSTED); a failing netavark is torn down

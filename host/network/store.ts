@@ -138,16 +138,7 @@ export class NetworkStore {
     document: (address: string) => string,
   ): AttachmentRow {
     return this.db.transaction(() => {
-      for (const p of a.ports) {
-        const clash = this.db
-          .prepare(`SELECT container_id, host_address FROM net_ports WHERE protocol = ? AND host_port = ? AND (host_address = ? OR host_address = '0.0.0.0' OR ? = '0.0.0.0')`)
-          .get(p.protocol, p.host, p.address, p.address) as { container_id: string; host_address: string } | undefined;
-        if (clash) {
-          throw new CtError('PORT_IN_USE', `host port ${p.address}:${p.host}/${p.protocol} is already published by container ${clash.container_id}`, {
-            port: p.host, address: p.address, protocol: p.protocol, holder: clash.container_id,
-          });
-        }
-      }
+      this.checkPortsFree(a.containerId, a.ports);
       const taken = new Set((this.db.prepare('SELECT address FROM net_attachments WHERE environment = ?').all(a.environment) as { address: string }[]).map((r) => r.address));
       const address = candidates.find((c) => !taken.has(c));
       if (!address) {
@@ -163,6 +154,20 @@ export class NetworkStore {
       for (const p of a.ports) ins.run(p.protocol, p.host, p.address, p.container, a.containerId);
       return { ...a, address, document: doc, phase: 'setup' as const };
     })();
+  }
+
+  /** PORT_IN_USE when another container publishes one of these (a wildcard address overlaps every address). */
+  checkPortsFree(containerId: string, ports: readonly PublishedPort[]): void {
+    for (const p of ports) {
+      const clash = this.db
+        .prepare(`SELECT container_id, host_address FROM net_ports WHERE protocol = ? AND host_port = ? AND (host_address = ? OR host_address = '0.0.0.0' OR ? = '0.0.0.0') AND container_id != ?`)
+        .get(p.protocol, p.host, p.address, p.address, containerId) as { container_id: string; host_address: string } | undefined;
+      if (clash) {
+        throw new CtError('PORT_IN_USE', `host port ${p.address}:${p.host}/${p.protocol} is already published by container ${clash.container_id}`, {
+          port: p.host, address: p.address, protocol: p.protocol, holder: clash.container_id,
+        });
+      }
+    }
   }
 
   setPhase(containerId: string, phase: AttachmentPhase): void {

@@ -35,8 +35,8 @@ export interface LoopFixture {
   refs: { good: (repo?: string) => Promise<string>; tampered: string };
   /** Packs an app (static busybox + this ct.toml), signs it like the good bundle and pushes it; its reference. */
   signedApp(repo: string, ctToml: string): Promise<string>;
-  /** apps: name → reference, or `{bundle, bundleDigest}` to pin the .ctp too. */
-  commit(apps: Record<string, string | { bundle: string; bundleDigest: string }>, message: string): string;
+  /** apps: name → reference, or `{bundle, bundleDigest?, ports?}` to pin the .ctp too or publish ports. */
+  commit(apps: Record<string, string | { bundle: string; bundleDigest?: string; ports?: { host: number; container: number; address?: string }[] }>, message: string): string;
   webhook(serverUrl: string, sha: string): Promise<number>;
   finalStatuses(sha: string): RecordedRequest[];
   cleanup(): Promise<void>;
@@ -140,7 +140,7 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
       const lines = Object.entries(apps).map(([app, ref]) =>
         typeof ref === 'string'
           ? `      ${app}:\n        bundle: ${ref}\n        hosts: { env: production }`
-          : `      ${app}:\n        bundle: ${ref.bundle}\n        bundleDigest: ${ref.bundleDigest}\n        hosts: { env: production }`,
+          : `      ${app}:\n        bundle: ${ref.bundle}\n${ref.bundleDigest ? `        bundleDigest: ${ref.bundleDigest}\n` : ''}        hosts: { env: production }${ref.ports ? `\n        ports: ${JSON.stringify(ref.ports)}` : ''}`,
       );
       writeFileSync(join(work, 'deploy', 'state.yaml'), `environments:\n  production:\n    apps:\n${lines.join('\n')}\n`);
       git(work, ['add', '.']);
@@ -169,11 +169,16 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
 export interface TestHost {
   agent: import('../../host/agent/agent.js').Agent;
   runtime: import('../../host/runtime/runc.js').RuncRuntime;
+  runner: import('../../host/agent/runner.js').LocalRunner;
+  network?: import('../../host/network/index.js').NetworkManager;
   stop(): Promise<void>;
 }
 
-/** A host agent in this process, enrolled with a token minted by `adminKey`, running under runc. */
-export async function startTestHost(serverUrl: string, adminKey: string, fx: LoopFixture, name = 'host-1'): Promise<TestHost> {
+/**
+ * A host agent in this process, enrolled with a token minted by `adminKey`, running under runc;
+ * with `network`, bridge networking through host/network as `ct host run` wires it.
+ */
+export async function startTestHost(serverUrl: string, adminKey: string, fx: LoopFixture, name = 'host-1', o: { network?: { subnetBase: string; bridgePrefix: string } } = {}): Promise<TestHost> {
   const { startAgent } = await import('../../host/agent/agent.js');
   const { LocalRunner } = await import('../../host/agent/runner.js');
   const { RuncRuntime } = await import('../../host/runtime/runc.js');
@@ -185,10 +190,12 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
   const { token } = (await res.json()) as { token: string };
   const stateDir = join(fx.dir, name);
   const facts = await collectFacts();
-  const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+  const { NetworkManager } = await import('../../host/network/index.js');
+  const network = o.network ? new NetworkManager({ stateDir, ...o.network }) : undefined;
+  const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, beforeStart: network && ((id) => network.resume(id)) });
   const policies = new PolicyStore([fx.policiesDir]);
   if (!(await policies.reload()).ok) throw new Error('host policies failed to load');
-  const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime });
+  const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime, network });
   const agent = await startAgent({
     serverUrl, stateDir, name, enrollToken: token, facts: async () => facts, maxBackoffMs: 500,
     runner,
@@ -201,10 +208,15 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
   return {
     agent,
     runtime,
+    runner,
+    network,
     async stop() {
       await agent.stop();
       for (const c of await runtime.list()) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
       runtime.close();
+      // Networks follow their containers, all gone now.
+      await network?.recover(() => 'gone');
+      network?.close();
     },
   };
 }

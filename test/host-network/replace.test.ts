@@ -1,0 +1,237 @@
+/**
+ * Issue 11, health-gated updates with bridge networking, through the deploy server (GitOps commit,
+ * GitHub commit statuses) and an in-process host agent under runc with netavark:
+ *  - an unhealthy new bundle of an app with a published port is rolled back: the old version
+ *    answers `curl 127.0.0.1:<port>` again (its network attached again, its port re-published),
+ *    the commit status is `failure` with HEALTHCHECK_FAILED, and exactly one netns/veth/port rule
+ *    is left for the app;
+ *  - a pause or a stop of the app while a deploy replaces it is refused (CONTAINER_BUSY, 409), the
+ *    deploy goes on, and the app ends running the new version;
+ *  - an app that allocates past its memory limit ends the deployment `failed` with OOM_KILLED, the
+ *    commit status says so, and the host's inventory reports exit 137 / OOM_KILLED.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../../server/config.js';
+import { startServer, type RunningServer } from '../../server/start.js';
+import { deployPipeline } from '../../server/deploy/wire.js';
+import { createApiKey } from '../../server/auth/api-keys.js';
+import { findNetavark } from '../../host/network/index.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
+import { freePort } from '../support/registry.js';
+import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from '../e2e/fixture.js';
+import { listArtifacts } from './artifacts.js';
+
+const pid = process.pid;
+// Names unique to this test process: other tests deploy `production/web` with bridges too.
+const APP = `web-${pid}`;
+const HOG = `hog-${pid}`;
+const NET = { subnetBase: `10.${10 + (pid % 40)}`, bridgePrefix: `ctr${pid % 100000}b` };
+const CONTAINER = containerIdFor('production', APP);
+
+/** busybox httpd serving `version` on 8080 on the environment's bridge, health-checked on `healthPath`. */
+const webApp = (version: string, healthPath: string, startPeriod = 1) => `name = "web"
+version = "${version}"
+
+[runtime]
+user = "65534:65534"
+read_only_rootfs = true
+capabilities = []
+network = "bridge"
+ports = ["8080/tcp"]
+command = ["/bin/busybox", "sh", "-c", "mkdir -p /tmp/www && echo ${version} > /tmp/www/index.html && echo ok > /tmp/www/healthz && exec /bin/busybox httpd -f -p 8080 -h /tmp/www"]
+stop_grace_period = 1
+
+[runtime.healthcheck]
+type = "http"
+port = 8080
+path = "${healthPath}"
+interval = 0.3
+timeout = 1
+retries = 3
+start_period = ${startPeriod}
+`;
+
+/** Starts, then fills its tmpfs past a 16 MiB memory limit; healthy only once it serves (never). */
+const hogApp = `name = "hog"
+version = "1.0.0"
+
+[runtime]
+user = "65534:65534"
+read_only_rootfs = true
+capabilities = []
+network = "none"
+command = ["/bin/busybox", "sh", "-c", "sleep 1; exec /bin/busybox dd if=/dev/zero of=/tmp/fill bs=1048576 count=64"]
+
+[runtime.resources]
+memory = "16M"
+
+[runtime.healthcheck]
+type = "tcp"
+port = 8080
+interval = 0.3
+timeout = 0.5
+retries = 3
+start_period = 10
+`;
+
+describe('health-gated replace with bridge networking, and OOM, through the deploy server', () => {
+  let fx: LoopFixture;
+  let server: RunningServer;
+  let host: TestHost;
+  let admin: string;
+  let port: number;
+  const refs: Record<string, string> = {};
+
+  const runcState = (id = CONTAINER): string => {
+    try {
+      return (JSON.parse(execFileSync('runc', ['--root', host.runtime.root, 'state', id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as { status: string }).status;
+    } catch {
+      return 'absent';
+    }
+  };
+  const curl = async (): Promise<string> => {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
+      return `${r.status} ${(await r.text()).trim()}`;
+    } catch (e) {
+      return `unreachable (${(e as Error).message})`;
+    }
+  };
+  const deployCommit = async (apps: Parameters<LoopFixture['commit']>[0], message: string, ms = 60_000) => {
+    const sha = fx.commit(apps, message);
+    expect(await fx.webhook(server.url, sha)).toBe(202);
+    const [status] = await until(`final status of ${message}`, () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), ms);
+    return { sha, status: status.body as { state: string; description: string } };
+  };
+  const deployments = async () =>
+    ((await (await fetch(`${server.url}/api/v1/deployments?environment=production`, { headers: { authorization: `Bearer ${admin}` } })).json()) as {
+      deployments: { id: string; app: string; status: string; reason: string | null; message: string | null; commit: string }[];
+    }).deployments;
+  const action = async (action: string) => {
+    const res = await fetch(`${server.url}/api/v1/hosts/${host.agent.hostId}/containers/${CONTAINER}/actions`, {
+      method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ action }),
+    });
+    return { status: res.status, code: ((await res.json()) as { error?: { code?: string } }).error?.code };
+  };
+  const scope = { netnsPrefix: CONTAINER, bridgePrefix: NET.bridgePrefix, subnetBase: NET.subnetBase };
+
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error('host networking tests run as root (CI does)');
+    await findNetavark();
+    fx = await loopFixture();
+    // The environment may publish loopback ports in the random range and talk to its own apps.
+    const policy = join(fx.policiesDir, 'prod.policy.yaml');
+    writeFileSync(policy, `${readFileSync(policy, 'utf8')}  network:\n    publish:\n      - ports: "1024-65535"\n        addresses: [127.0.0.1]\n    egress: environment\n`);
+    const config = loadConfig({}, {
+      port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
+      registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
+      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+      desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+    });
+    server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 60_000 }) });
+    admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
+    host = await startTestHost(server.url, admin, fx, `host-net-${pid}`, { network: NET });
+    [refs.v1, refs.bad, refs.v3, refs.hog] = await Promise.all([
+      fx.signedApp('acme/web', webApp('v1', '/healthz')),
+      fx.signedApp('acme/web-bad', webApp('v2', '/missing')),
+      // Healthy, but only after its start period: a deploy of it takes a few seconds.
+      fx.signedApp('acme/web-slow', webApp('v3', '/healthz').replace('exec /bin/busybox httpd', 'sleep 2 && exec /bin/busybox httpd')),
+      fx.signedApp('acme/hog', hogApp),
+    ]);
+    port = await freePort();
+  }, 120_000);
+
+  afterAll(async () => {
+    await host?.stop();
+    if (host) expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+    await server?.close();
+    await fx?.cleanup();
+  }, 60_000);
+
+  it('rolls an unhealthy bundle back: the old version answers on the published port again, HEALTHCHECK_FAILED', async () => {
+    const ports = [{ host: port, container: 8080, address: '127.0.0.1' }];
+    const good = await deployCommit({ [APP]: { bundle: refs.v1, ports } }, 'web v1');
+    expect(good.status.state).toBe('success');
+    expect(await until('v1 on the published port', async () => (await curl()) === '200 v1' && '200 v1', 10_000)).toBe('200 v1');
+    const addressBefore = host.network!.attachment(CONTAINER)!.address;
+
+    const bad = await deployCommit({ [APP]: { bundle: refs.bad, ports } }, 'web v2 (unhealthy)');
+    expect(bad.status.state).toBe('failure');
+    expect(bad.status.description).toContain('(HEALTHCHECK_FAILED)');
+    const v2 = (await deployments()).find((d) => d.commit === bad.sha)!;
+    expect(v2).toMatchObject({ status: 'failed', reason: 'HEALTHCHECK_FAILED' });
+    expect(v2.message).toMatch(/HTTP 404.*rolled back to sha256:.*\(running\)/);
+    // The old version runs again, attached again to the bridge, its port published again.
+    expect(runcState()).toBe('running');
+    expect(await curl()).toBe('200 v1');
+    const att = host.network!.attachment(CONTAINER)!;
+    expect([att.phase, att.ports]).toEqual(['up', [{ host: port, container: 8080, address: '127.0.0.1', protocol: 'tcp' }]]);
+    // Re-allocated from the pool (the failed container's address was freed first).
+    expect([addressBefore.startsWith(`${NET.subnetBase}.`), att.address.startsWith(`${NET.subnetBase}.`)]).toEqual([true, true]);
+    // Nothing of the failed container is left: one netns, one veth, the port's DNAT rule once.
+    const a = listArtifacts(scope);
+    expect([a.netns, a.veths.length]).toEqual([[CONTAINER], 1]);
+    const dnat = listArtifacts({ ...scope, netnsPrefix: '-' }).rules.filter((r) => r.includes(`--dport ${port}`) && r.includes('--to-destination'));
+    expect(dnat).toEqual([expect.stringContaining(`--to-destination ${att.address}:8080`)]);
+  }, 60_000);
+
+  it('refuses a new bundle whose port a host process holds (PORT_IN_USE) without touching the running one', async () => {
+    const before = await host.runtime.state(CONTAINER);
+    const busy = await freePort();
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(busy, '127.0.0.1', r));
+    try {
+      const r = await deployCommit({ [APP]: { bundle: refs.v3, ports: [{ host: busy, container: 8080, address: '127.0.0.1' }] } }, 'web v3 on a taken port');
+      expect(r.status.state).toBe('failure');
+      expect(r.status.description).toContain('(PORT_IN_USE)');
+    } finally {
+      srv.close();
+    }
+    const after = await host.runtime.state(CONTAINER);
+    expect([after.status, after.pid]).toEqual(['running', before.pid]);
+    expect(await curl()).toBe('200 v1');
+    expect(host.network!.attachment(CONTAINER)!.ports.map((p) => p.host)).toEqual([port]);
+  }, 60_000);
+
+  it('refuses a pause or a stop of the app while a deploy replaces it (CONTAINER_BUSY), and the deploy goes on', async () => {
+    const sha = fx.commit({ [APP]: { bundle: refs.v3, ports: [{ host: port, container: 8080, address: '127.0.0.1' }] } }, 'web v3 (slow start)');
+    expect(await fx.webhook(server.url, sha)).toBe(202);
+    // The new container is being health-checked: the agent is in the middle of the replacement.
+    await until('v3 starting', async () => (await host.runtime.state(CONTAINER).catch(() => undefined))?.health === 'starting', 30_000);
+    expect(await action('pause')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
+    expect(await action('stop')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
+    const [status] = await until('v3 final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), 30_000);
+    expect(status.body.state).toBe('success');
+    expect(runcState()).toBe('running');
+    expect(await until('v3 answers', async () => (await curl()) === '200 v3' && '200 v3', 10_000)).toBe('200 v3');
+    // Once the deploy has ended, the same actions are carried out.
+    expect((await action('pause')).status).toBe(200);
+    expect(runcState()).toBe('paused');
+    expect((await action('resume')).status).toBe(200);
+    expect(runcState()).toBe('running');
+  }, 60_000);
+
+  it('reports an app killed for allocating past its memory limit as OOM_KILLED, in the deployment, the commit status and the inventory', async () => {
+    const ports = [{ host: port, container: 8080, address: '127.0.0.1' }];
+    const r = await deployCommit({ [APP]: { bundle: refs.v3, ports }, [HOG]: refs.hog }, 'hog', 60_000);
+    const statuses = fx.finalStatuses(r.sha).map((s) => s.body as { state: string; description: string });
+    expect(statuses.some((s) => s.state === 'failure' && s.description.includes('(OOM_KILLED)'))).toBe(true);
+    const hog = (await deployments()).find((d) => d.commit === r.sha && d.app === HOG)!;
+    expect(hog).toMatchObject({ status: 'failed', reason: 'OOM_KILLED' });
+    expect(hog.message).toContain('killed by the OOM killer');
+    await host.agent.resync();
+    const hogId = containerIdFor('production', HOG);
+    const inventory = await until('the inventory reports the OOM kill', async () => {
+      const hosts = ((await (await fetch(`${server.url}/api/v1/hosts`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { hosts: { containers: { id: string; state: string; exitCode: number | null; exitReason: string | null }[] }[] }).hosts;
+      return hosts.flatMap((h) => h.containers).find((c) => c.id === hogId && c.exitReason);
+    }, 10_000);
+    expect(inventory).toMatchObject({ state: 'stopped', exitCode: 137, exitReason: 'OOM_KILLED' });
+    // The web app of the same commit is untouched.
+    expect(await curl()).toBe('200 v3');
+  }, 60_000);
+});
