@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { CtError } from '../src/core/errors.js';
+import { CtError, boundDetails, boundText } from '../src/core/errors.js';
 
 /** Errors in Svalinn's shape: `{error: {code, id, message, details}}`; `id` ties a reply to the log. */
 export class HttpError extends Error {
@@ -23,7 +23,8 @@ const STATUS_BY_CODE: Record<string, number> = {
 
 export function sendError(res: Response, status: number, code: string, message: string, details: Record<string, unknown> = {}): void {
   const id = randomUUID();
-  res.status(status).json({ error: { code, id, message, details } });
+  // Bounded whatever produced them: no input may turn into a megabyte-long answer.
+  res.status(status).json({ error: { code, id, message: boundText(message), details: boundDetails(details) } });
 }
 
 /** Last express middleware: nothing an attacker sends may crash the server or leak a stack. */

@@ -2,7 +2,7 @@ import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
-import { openCtp } from '../../src/bundle/read.js';
+import { openCtpToVerify } from '../../src/bundle/read.js';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
 import { applyLayers } from '../../src/bundle/apply-layers.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
@@ -174,7 +174,7 @@ export class LocalRunner implements AssignmentRunner {
     const id = this.containerId(a);
     let archive: CtpArchive;
     try {
-      archive = await openCtp(ctpPath);
+      archive = await openCtpToVerify(ctpPath);
     } catch (e) {
       return refused((e as CtError).code ?? 'MALFORMED_BUNDLE', (e as Error).message);
     }

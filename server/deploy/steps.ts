@@ -6,7 +6,7 @@ import { CtError } from '../../src/core/errors.js';
 import { tempPathFor } from '../../src/core/fs.js';
 import { fetchCtp } from '../../src/oci/fetch.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
-import { openCtp } from '../../src/bundle/read.js';
+import { openCtpToVerify } from '../../src/bundle/read.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import type { VerificationCache } from '../../src/verify/cache.js';
 import type { Evidence, Finding } from '../../src/verify/evidence.js';
@@ -95,7 +95,7 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       // One read: the facts the policy judges come from the very archive that was verified.
       let archive;
       try {
-        archive = await openCtp(path);
+        archive = await openCtpToVerify(path);
       } catch (e) {
         return { ok: false, transient: false, code: e instanceof CtError ? e.code : 'MALFORMED_BUNDLE', message: (e as Error).message };
       }

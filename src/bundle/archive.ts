@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { CtError } from '../core/errors.js';
-import type { CtpManifest } from './manifest.js';
+import { parseManifest, type CtpManifest } from './manifest.js';
 
 /** One regular file of a `.ctp`, as recorded while the archive streamed past. */
 export interface CtpEntry {
@@ -31,10 +31,45 @@ export class CtpArchive {
     readonly compressed: boolean,
     readonly entries: Map<string, CtpEntry>,
     readonly directories: Set<string>,
-    readonly manifest: CtpManifest,
+    /** Parsed manifest, or undefined until verification authenticated its bytes (openCtpToVerify). */
+    private parsedManifest: CtpManifest | undefined,
     /** mtime (seconds) of manifest.toml: what rewriteCtp keeps by default. */
     readonly mtime: number,
   ) {}
+
+  /**
+   * The parsed `manifest.toml`. An archive opened for verification (openCtpToVerify) has none
+   * until verifyCtpArchive found the file's bytes among the verified subjects: reading it before
+   * that is a bug, refused rather than answered from unauthenticated bytes.
+   */
+  get manifest(): CtpManifest {
+    if (!this.parsedManifest) {
+      throw new CtError('UNCOVERED_FILE', 'manifest.toml: not parsed yet: its bytes have not been found among verified attestation subjects', { path: 'manifest.toml', reason: 'unauthenticated' });
+    }
+    return this.parsedManifest;
+  }
+
+  /** Whether `manifest` may be read (parsed on open, or authenticated by verification). */
+  get manifestReady(): boolean {
+    return this.parsedManifest !== undefined;
+  }
+
+  /**
+   * Parses `manifest.toml` once its bytes are signed: `signed` maps file names to the
+   * `sha256:<hex>` digests verified attestations name (checkCoverage's result). The digest is
+   * compared before a single byte is parsed; the parse itself is bounded (parseManifest).
+   */
+  authenticateManifest(signed: Readonly<Record<string, string>>): CtpManifest {
+    if (this.parsedManifest) return this.parsedManifest;
+    const e = this.entries.get('manifest.toml');
+    if (!e?.data) throw new CtError('MANIFEST_INVALID', 'manifest.toml is missing', { path: 'manifest.toml' });
+    const want = Object.prototype.hasOwnProperty.call(signed, 'manifest.toml') ? signed['manifest.toml'] : undefined;
+    if (want !== `sha256:${e.sha256}`) {
+      throw new CtError('UNCOVERED_FILE', `manifest.toml: sha256:${e.sha256} is not among the verified attestation subjects`, { path: 'manifest.toml', actual: `sha256:${e.sha256}`, expected: want ?? null });
+    }
+    this.parsedManifest = parseManifest(e.data, 'manifest.toml');
+    return this.parsedManifest;
+  }
 
   has(name: string): boolean {
     return this.entries.has(name);

@@ -1,5 +1,6 @@
 import { CtError } from '../core/errors.js';
 import { BLOB_PREFIX, type CtpArchive } from './archive.js';
+import type { CtpManifest } from './manifest.js';
 import { parseConfig, parseImageManifest, parseIndex, selectManifest, type Descriptor, type OciImage, type Platform } from './oci.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -14,7 +15,7 @@ function blobName(d: Descriptor): string {
  * manifest (or the one for `platform`), its config and layers exist with the declared sizes, and
  * `manifest.toml`'s image_digest is that manifest's digest.
  */
-export function checkOciLayout(archive: CtpArchive, opts: { platform?: Platform } = {}): OciImage {
+export function checkOciLayout(archive: CtpArchive, opts: { platform?: Platform; imageDigest?: 'now' | 'later' } = {}): OciImage {
   const where = 'oci-layout';
   for (const [name, e] of archive.entries) {
     if (!name.startsWith('oci-layout/')) continue;
@@ -46,13 +47,22 @@ export function checkOciLayout(archive: CtpArchive, opts: { platform?: Platform 
   const configData = blob(manifest.config, `${blobName(md)}: config`);
   manifest.layers.forEach((l, i) => present(l, `${blobName(md)}: layers[${i}]`));
   const { config, diffIds } = parseConfig(configData, blobName(manifest.config), manifest.layers.length);
-  if (archive.manifest.image_digest !== md.digest) {
-    throw new CtError('DIGEST_MISMATCH', `manifest.toml: image_digest ${archive.manifest.image_digest} is not the image manifest's digest ${md.digest}`, {
+  const image: OciImage = { manifestDigest: md.digest, manifestSize: md.size, manifest, config, configDigest: manifest.config.digest, layers: manifest.layers, diffIds, platform: md.platform };
+  if (opts.imageDigest !== 'later') checkImageDigest(archive.manifest, image);
+  return image;
+}
+
+/**
+ * `manifest.toml`'s image_digest must be the designated image manifest's digest. The verifier
+ * calls it itself (checkOciLayout with imageDigest 'later') once the manifest is authenticated.
+ */
+export function checkImageDigest(m: Pick<CtpManifest, 'image_digest'>, image: Pick<OciImage, 'manifestDigest'>): void {
+  if (m.image_digest !== image.manifestDigest) {
+    throw new CtError('DIGEST_MISMATCH', `manifest.toml: image_digest ${m.image_digest} is not the image manifest's digest ${image.manifestDigest}`, {
       path: 'manifest.toml',
       field: 'image_digest',
-      expected: md.digest,
-      actual: archive.manifest.image_digest,
+      expected: image.manifestDigest,
+      actual: m.image_digest,
     });
   }
-  return { manifestDigest: md.digest, manifestSize: md.size, manifest, config, configDigest: manifest.config.digest, layers: manifest.layers, diffIds, platform: md.platform };
 }

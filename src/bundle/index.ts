@@ -1,6 +1,6 @@
 // Public API of the `.ctp` bundle module (see docs/ctp-format.md).
 export { CtpArchive, BLOB_PREFIX, type CtpEntry } from './archive.js';
-export { openCtp, readCtpArchive, type FileTap } from './read.js';
+export { openCtp, openCtpToVerify, readCtpArchive, type FileTap } from './read.js';
 export { checkOciLayout } from './check-layout.js';
 export { parseManifest, serializeManifest, CTP_VERSION, type CtpManifest, type RuntimeSpec } from './manifest.js';
 export { writeCtp, rewriteCtp, type CtpFileSource, type WriteCtpOptions, type RewriteOptions, type WriteResult } from './write.js';

@@ -38,6 +38,12 @@ export const IN_MEMORY_BLOB_BYTES = 4 * 1024 * 1024;
 /** Small files of a bundle (manifest, attestations, security profiles) may not exceed this. */
 export const MAX_SMALL_FILE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * `manifest.toml` may not exceed this (a real one is well under 4 KiB); its TOML parse is bounded
+ * further by TOML_LIMITS (tables, keys, nesting).
+ */
+export const MAX_MANIFEST_BYTES = 256 * 1024;
+
 export function limitsWith(base: TarLimits, over?: Partial<TarLimits>): TarLimits {
   return { ...base, ...(over ?? {}) };
 }

@@ -1,5 +1,6 @@
 import { parse as parseToml, stringify as stringifyToml, TomlDate } from 'smol-toml';
 import { CtError } from '../core/errors.js';
+import { assertTomlBounds } from './toml-bounds.js';
 import { isDigest } from '../core/digest.js';
 import { checkLifecycle, LIFECYCLE_KEYS, orderedLifecycle, type LifecycleSpec } from './runtime-extras.js';
 
@@ -48,8 +49,9 @@ function isTable(v: unknown): v is Table {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** Parses TOML text; syntax errors are MANIFEST_INVALID with the line the parser names. */
+/** Parses TOML text within TOML_LIMITS; syntax errors are MANIFEST_INVALID with the line the parser names. */
 export function parseTomlText(text: string, where: string): Table {
+  assertTomlBounds(text, where, 'MANIFEST_INVALID');
   try {
     return parseToml(text) as Table;
   } catch (e) {
@@ -145,10 +147,14 @@ function stringArray(v: unknown, path: string, problems: Problem[], ok: (s: stri
   return out;
 }
 
+const MAX_PROBLEMS_SHOWN = 20;
+
 export function throwProblems(where: string, problems: Problem[]): void {
   if (problems.length === 0) return;
-  const list = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-  throw new CtError('MANIFEST_INVALID', `${where}: ${list}`, { where, problems });
+  // The message names the first few; details.problems is bounded like every CtError's details.
+  const list = problems.slice(0, MAX_PROBLEMS_SHOWN).map((p) => `${p.path}: ${p.message}`).join('; ');
+  const more = problems.length > MAX_PROBLEMS_SHOWN ? `; and ${problems.length - MAX_PROBLEMS_SHOWN} more` : '';
+  throw new CtError('MANIFEST_INVALID', `${where}: ${list}${more}`, { where, problems, problemCount: problems.length });
 }
 
 /** Parses and validates `manifest.toml` (SPEC §2). Reports every bad field at once. */

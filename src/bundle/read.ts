@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { CtError, asIoError } from '../core/errors.js';
-import { CTP_LIMITS, IN_MEMORY_BLOB_BYTES, MAX_SMALL_FILE_BYTES, limitsWith, type TarLimits } from './limits.js';
+import { CTP_LIMITS, IN_MEMORY_BLOB_BYTES, MAX_MANIFEST_BYTES, MAX_SMALL_FILE_BYTES, limitsWith, type TarLimits } from './limits.js';
 import { checkEntryName } from './names.js';
 import { readTar, type BodySink, type TarEntry } from './tar-read.js';
 import { BLOB_PREFIX, CtpArchive, type CtpEntry, type CtpSourceRef } from './archive.js';
@@ -98,8 +98,9 @@ export async function readCtpArchive(src: string | Buffer, limits?: Partial<TarL
       if (directories.has(name)) dup('a directory of the same name came earlier');
       let keep = false;
       if (isSmallFile(name)) {
-        if (te.size > MAX_SMALL_FILE_BYTES) {
-          throw new CtError('TAR_LIMIT_EXCEEDED', `${where}: ${at}: ${te.size} bytes (max ${MAX_SMALL_FILE_BYTES} for this file)`, { where, name, offset: te.offset, limit: 'smallFile' });
+        const max = name === 'manifest.toml' ? MAX_MANIFEST_BYTES : MAX_SMALL_FILE_BYTES;
+        if (te.size > max) {
+          throw new CtError('TAR_LIMIT_EXCEEDED', `${where}: ${at}: ${te.size} bytes (max ${max} for this file)`, { where, name, offset: te.offset, limit: name === 'manifest.toml' ? 'manifest' : 'smallFile' });
         }
         keptSmallBytes += te.size;
         if (keptSmallBytes > MAX_SMALL_FILES_TOTAL) {
@@ -144,10 +145,24 @@ export async function readCtpArchive(src: string | Buffer, limits?: Partial<TarL
 
 /**
  * Opens a `.ctp` bundle: one streaming pass over the file (gzip detected by magic bytes), every
- * entry checked and hashed, small files kept, `manifest.toml` parsed and validated, the OCI layout
- * marker files parsed. Blob contents and digests are checked by checkOciLayout.
+ * entry checked and hashed, small files kept, `manifest.toml` parsed (bounded) and validated, the
+ * OCI layout marker files parsed. Blob contents and digests are checked by checkOciLayout.
+ * For a bundle about to be verified use openCtpToVerify: it parses nothing the signatures do not cover.
  */
 export async function openCtp(src: string | Buffer, limits?: Partial<TarLimits>, tap?: FileTap): Promise<CtpArchive> {
+  return openCtpWith(src, limits, tap, false);
+}
+
+/**
+ * Opens a `.ctp` that is about to be verified without parsing `manifest.toml`: verifyCtpArchive
+ * parses it only after finding its SHA-256 among the verified attestation subjects
+ * (authenticate before parsing). `archive.manifest` throws until then.
+ */
+export async function openCtpToVerify(src: string | Buffer, limits?: Partial<TarLimits>): Promise<CtpArchive> {
+  return openCtpWith(src, limits, undefined, true);
+}
+
+async function openCtpWith(src: string | Buffer, limits: Partial<TarLimits> | undefined, tap: FileTap | undefined, defer: boolean): Promise<CtpArchive> {
   const raw = await readCtpArchive(src, limits, tap);
   const where = typeof src === 'string' ? src : '<buffer>';
   const man = raw.entries.get('manifest.toml');
@@ -157,7 +172,7 @@ export async function openCtp(src: string | Buffer, limits?: Partial<TarLimits>,
     }
     throw new CtError('MANIFEST_INVALID', `${where}: manifest.toml is missing`, { where });
   }
-  const manifest = parseManifest(man.data!, `${where}: manifest.toml`);
+  const manifest = defer ? undefined : parseManifest(man.data!, `${where}: manifest.toml`);
   const layoutFile = raw.entries.get('oci-layout/oci-layout');
   if (!layoutFile) throw new CtError('OCI_LAYOUT_INVALID', `${where}: oci-layout/oci-layout is missing`, { where, path: 'oci-layout/oci-layout' });
   const layout = parseJson(layoutFile.data!, `${where}: oci-layout/oci-layout`, 'OCI_LAYOUT_INVALID') as { imageLayoutVersion?: unknown };

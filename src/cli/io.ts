@@ -1,4 +1,4 @@
-import { CtError } from '../core/errors.js';
+import { CtError, boundText } from '../core/errors.js';
 import { exitCodeFor } from '../core/codes.js';
 
 /** Output sink of a command; tests and the action pass their own. */
@@ -24,7 +24,7 @@ export async function runCommand(io: Io, body: () => Promise<number | void>): Pr
       io.err(`error[${e.code}]: ${e.message}`);
       return exitCodeFor(e.code);
     }
-    io.err(`error: ${(e as Error)?.stack ?? String(e)}`);
+    io.err(`error: ${boundText((e as Error)?.stack ?? String(e))}`);
     return 1;
   }
 }

@@ -21,7 +21,7 @@ import { CtError } from '../core/errors.js';
 import { RegistryClient, type ClientOptions } from '../oci/client.js';
 import { fetchCtp } from '../oci/fetch.js';
 import { parseReference } from '../oci/reference.js';
-import { openCtp } from '../bundle/read.js';
+import { openCtpToVerify } from '../bundle/read.js';
 import { verifyCtpArchive } from '../verify/ctp/verify-ctp.js';
 import { VerificationCache } from '../verify/cache.js';
 import type { TrustMaterial } from '../verify/report.js';
@@ -188,7 +188,7 @@ export class AdmissionJudge implements ImageJudge {
     try {
       const host = pinned.split('/')[0];
       const fetched = await fetchCtp(pinned, join(dir, 'bundle.ctp'), { ...o, plainHttp: o.insecure?.includes(host) ?? false });
-      const archive = await openCtp(fetched.path);
+      const archive = await openCtpToVerify(fetched.path);
       // As in the deploy server: the verifier judges integrity (audit mode); requirements are the policy's.
       const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: this.verifyCache });
       if (report.decision === 'REJECT') return { ok: false, code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };

@@ -16,7 +16,7 @@ import { exitCodeFor } from '../../core/codes.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryCliOptions } from '../../oci/cli-options.js';
 import { fetchCtp } from '../../oci/fetch.js';
 import { parseReference } from '../../oci/reference.js';
-import { openCtp } from '../../bundle/read.js';
+import { openCtpToVerify } from '../../bundle/read.js';
 import { loadTrustStore, trustStoreDigest } from '../../trust/store.js';
 import { loadTrustedRootFile } from '../../verify/sigstore/trusted-root.js';
 import { verifyCtpArchive } from '../../verify/ctp/verify-ctp.js';
@@ -68,7 +68,7 @@ export function register(program: Command): void {
         }
         if (!repository) throw new CtError('USAGE', 'a .ctp file does not say where the cluster pulls the image from: give --repository host/repo', {});
         parseReference(`${repository}@sha256:${'0'.repeat(64)}`); // a valid repository, or REFERENCE_INVALID
-        const archive = await openCtp(path);
+        const archive = await openCtpToVerify(path);
         const report = await verifyCtpArchive(archive, {
           trust: { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) },
           // Integrity is what rendering needs (signed profiles); requirements are the policy's, judged at admission.

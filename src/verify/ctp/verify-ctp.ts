@@ -5,8 +5,8 @@
  * only a bug throws anything but a report.
  */
 import { CtError } from '../../core/errors.js';
-import { openCtp } from '../../bundle/read.js';
-import { checkOciLayout } from '../../bundle/check-layout.js';
+import { openCtpToVerify } from '../../bundle/read.js';
+import { checkImageDigest, checkOciLayout } from '../../bundle/check-layout.js';
 import type { CtpArchive } from '../../bundle/archive.js';
 import type { Mode } from '../evidence.js';
 import {
@@ -43,8 +43,10 @@ export async function verifyCtpArchive(archive: CtpArchive, opts: CtpVerifyOptio
   const now = opts.now ?? new Date();
   const mode = opts.mode ?? 'strict';
   const requirements: Requirements = { ...DEFAULT_REQUIREMENTS, ...opts.requirements };
+  // manifest.toml is not read here: an archive from openCtpToVerify has it parsed only once its
+  // bytes are among the verified subjects; the image digest of reports comes from the checked layout.
   const base: ReportBase = {
-    imageDigest: archive.manifest.image_digest,
+    imageDigest: null,
     bundleDigest: archive.bundleDigest,
     mode,
     trust: opts.trust,
@@ -54,8 +56,9 @@ export async function verifyCtpArchive(archive: CtpArchive, opts: CtpVerifyOptio
   const allowLegacyPae = opts.allowLegacyPae ?? false;
   const key = opts.cache
     ? cacheKey({
+        // The bundle digest fixes every byte, manifest and image included.
         bundleDigest: archive.bundleDigest,
-        imageDigest: archive.manifest.image_digest,
+        imageDigest: '',
         trustStoreDigest: opts.trust.storeDigest,
         trustedRootDigest: opts.trust.trustedRootDigest,
         policyDigest: opts.policyDigest,
@@ -65,7 +68,11 @@ export async function verifyCtpArchive(archive: CtpArchive, opts: CtpVerifyOptio
   if (opts.cache && key) {
     opts.cache.noteTrustStore(opts.trust.store);
     const hit = opts.cache.get(key, now);
-    if (hit) return { ...hit, record: { ...hit.record, time: now.toISOString() } };
+    if (hit) {
+      // The same bytes were verified under the same trust: their manifest.toml was a signed subject.
+      if (hit.decision !== 'REJECT' && hit.evidence.coveredFiles) archive.authenticateManifest(hit.evidence.coveredFiles);
+      return { ...hit, record: { ...hit.record, time: now.toISOString() } };
+    }
   }
   const report = await verifyUncached(archive, opts, base, requirements, allowLegacyPae, now);
   if (opts.cache && key) opts.cache.set(key, report, opts.trust.store, now);
@@ -75,14 +82,16 @@ export async function verifyCtpArchive(archive: CtpArchive, opts: CtpVerifyOptio
 async function verifyUncached(
   archive: CtpArchive,
   opts: CtpVerifyOptions,
-  base: ReportBase,
+  baseIn: ReportBase,
   requirements: Requirements,
   allowLegacyPae: boolean,
   now: Date,
 ): Promise<VerificationReport> {
   const warnings: string[] = [];
+  let base = baseIn;
   try {
-    const image = checkOciLayout(archive);
+    const image = checkOciLayout(archive, { imageDigest: 'later' });
+    base = { ...base, imageDigest: image.manifestDigest };
     await checkTarPadding(archive);
     const imageDigest = image.manifestDigest;
     const verifiers = opts.verifiers ?? defaultVerifiers();
@@ -107,6 +116,9 @@ async function verifyUncached(
       archive,
       results.flatMap((r) => r.attestations),
     );
+    // Authenticate before parsing: manifest.toml's digest is among the verified subjects (coverage
+    // requires it); only now is it parsed, and its image_digest compared with the layout's.
+    checkImageDigest(archive.authenticateManifest(covered), image);
     return combineReport(base, results, requirements, { coveredFiles: covered, warnings });
   } catch (e) {
     if (e instanceof CtError) return rejectReport(e, base, warnings);
@@ -118,7 +130,7 @@ async function verifyUncached(
 export async function verifyCtp(src: string | Buffer, opts: CtpVerifyOptions): Promise<VerificationReport> {
   let archive: CtpArchive;
   try {
-    archive = await openCtp(src);
+    archive = await openCtpToVerify(src);
   } catch (e) {
     if (e instanceof CtError) {
       return rejectReport(e, { imageDigest: null, mode: opts.mode ?? 'strict', trust: opts.trust, ...(opts.policyDigest ? { policyDigest: opts.policyDigest } : {}), now: opts.now ?? new Date() });
