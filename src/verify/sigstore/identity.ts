@@ -94,18 +94,37 @@ function derString(value: Buffer): string | undefined {
 export interface CertificateLike {
   subjectAltName: string | undefined;
   extension(oid: string): { value: Buffer } | undefined;
+  /** @sigstore/core's parsed extensions (SEQUENCE { OID, [critical], OCTET STRING }). */
+  extensions?: { subs: { value: Buffer; toOID(): string }[] }[];
+}
+
+/**
+ * extension(oid) for every claim OID at once: core's extension() parses every extension's OID
+ * again on each call (thirty claims × thirty extensions). The first extension with an OID wins, as
+ * in core, and its value is the last element of the extension, as core's X509Extension reads it.
+ */
+function extensionValues(cert: CertificateLike): (oid: string) => Buffer | undefined {
+  const list = cert.extensions;
+  if (!list) return (oid) => cert.extension(oid)?.value;
+  const byOid = new Map<string, Buffer>();
+  for (const ext of list) {
+    const oid = ext.subs[0].toOID();
+    if (!byOid.has(oid)) byOid.set(oid, ext.subs[ext.subs.length - 1].value);
+  }
+  return (oid) => byOid.get(oid);
 }
 
 export function certIdentity(cert: CertificateLike): CertIdentity {
   const claims: Record<string, string> = {};
+  const value = extensionValues(cert);
   for (const [name, oid] of Object.entries(CLAIM_OIDS)) {
-    const ext = cert.extension(oid);
-    const v = ext ? derString(ext.value) : undefined;
+    const ext = value(oid);
+    const v = ext ? derString(ext) : undefined;
     if (v !== undefined) claims[name] = v;
   }
   for (const [name, oid] of Object.entries(LEGACY_CLAIM_OIDS)) {
-    const ext = cert.extension(oid);
-    if (ext) claims[name] = ext.value.toString('utf8');
+    const ext = value(oid);
+    if (ext) claims[name] = ext.toString('utf8');
   }
   return { subject: cert.subjectAltName ?? null, issuer: claims.issuer ?? claims.legacyIssuer ?? null, claims };
 }
