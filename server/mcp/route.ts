@@ -16,7 +16,7 @@ import { sendError } from '../http-error.js';
 import { actor, recordAudit } from '../audit.js';
 import { ApiClient } from '../../src/mcp/api-client.js';
 import { serverTools } from '../../src/mcp/server-tools.js';
-import { createMcpServer } from '../../src/mcp/create-server.js';
+import { createMcpServer, visibleTools } from '../../src/mcp/create-server.js';
 import type { ToolDef } from '../../src/mcp/tool.js';
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
@@ -60,13 +60,33 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
       const api = new ApiClient(base, auth.token);
       const tools = [...serverTools(api), ...(opts.extraTools?.(api) ?? [])];
       const who = actor(auth.principal);
+      const readOnly = ctx.config.mcp?.readOnly ?? false;
+      // Calls the SDK refuses before any tool runs (unknown or hidden tool, arguments that do not
+      // match the schema) never reach onCall: they are audited as their answer goes out.
+      const asked = toolCallsOf(req.body);
+      const audited = new Set<string | number>();
       const server = createMcpServer(tools, {
         name: 'cerro-torre',
         version: VERSION,
-        readOnly: ctx.config.mcp?.readOnly ?? false,
-        onCall: (c) => recordAudit(ctx.db, 'mcp.tool', c.tool, { principal: who, tool: c.tool, kind: c.kind, ok: c.ok, code: c.code ?? null, arguments: c.arguments, ms: c.ms }),
+        readOnly,
+        onCall: (c) => {
+          if (c.requestId !== undefined) audited.add(c.requestId);
+          return recordAudit(ctx.db, 'mcp.tool', c.tool, { principal: who, tool: c.tool, kind: c.kind, ok: c.ok, code: c.code ?? null, arguments: c.arguments, ms: c.ms });
+        },
       });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      const visible = new Map(visibleTools(tools, readOnly).map((t) => [t.name, t.kind]));
+      const send = transport.send.bind(transport);
+      transport.send = async (message, options) => {
+        const id = (message as { id?: unknown }).id;
+        const call = typeof id === 'string' || typeof id === 'number' ? asked.get(id) : undefined;
+        if (call && !audited.has(id as string | number)) {
+          audited.add(id as string | number);
+          const kind = visible.get(call.tool) ?? null;
+          await recordAudit(ctx.db, 'mcp.tool', call.tool, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
+        }
+        return send(message, options);
+      };
       res.on('close', () => {
         void transport.close();
         void server.close();
@@ -84,4 +104,18 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
   r.get('/mcp', notAllowed);
   r.delete('/mcp', notAllowed);
   return r;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The tools/call requests of a JSON-RPC message (or batch) by id: tool name and argument names, bounded. */
+function toolCallsOf(body: unknown): Map<string | number, { tool: string; arguments: string[] }> {
+  const out = new Map<string | number, { tool: string; arguments: string[] }>();
+  for (const m of (Array.isArray(body) ? body : [body]).slice(0, 100)) {
+    if (!isObj(m) || m.method !== 'tools/call' || (typeof m.id !== 'string' && typeof m.id !== 'number')) continue;
+    const p = isObj(m.params) ? m.params : {};
+    const args = isObj(p.arguments) ? Object.keys(p.arguments).slice(0, 50).map((k) => k.slice(0, 64)).sort() : [];
+    out.set(m.id, { tool: typeof p.name === 'string' ? p.name.slice(0, 100) : '', arguments: args });
+  }
+  return out;
 }

@@ -17,6 +17,8 @@ export interface CallRecord {
   /** Argument names (values may be large or sensitive: policy texts, log selectors). */
   arguments: string[];
   ms: number;
+  /** The JSON-RPC id of the tools/call request (the deploy server matches refusals by it). */
+  requestId?: string | number;
 }
 
 export interface McpOptions {
@@ -46,9 +48,9 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
         outputSchema: z.object(t.output).passthrough(),
         annotations: { title: t.title, readOnlyHint: t.kind === 'read', destructiveHint: t.kind === 'act', idempotentHint: t.kind === 'read', openWorldHint: false },
       },
-      async (args: Record<string, unknown>) => {
+      async (args: Record<string, unknown>, extra: { requestId?: string | number }) => {
         const started = Date.now();
-        const record = (ok: boolean, code?: string) => opts.onCall?.({ tool: t.name, kind: t.kind, ok, code, arguments: Object.keys(args ?? {}).sort(), ms: Date.now() - started });
+        const record = (ok: boolean, code?: string) => opts.onCall?.({ tool: t.name, kind: t.kind, ok, code, arguments: Object.keys(args ?? {}).sort(), ms: Date.now() - started, requestId: extra?.requestId });
         try {
           const out = await t.run(args ?? {});
           await record(true);

@@ -213,6 +213,9 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
       expect(names).toContain('list_deployments');
       const hidden = await call(ro, 'rollback', { id: ids.second });
       expect(hidden.isError).toBe(true);
+      // An act tool asked for in read-only mode: refused, and the attempt is in the audit.
+      const attempts = (await server.ctx.db.query<Row>(`SELECT record FROM audit WHERE kind = 'mcp.tool' AND subject = 'rollback'`)).map((r) => JSON.parse(String(r.record)) as Row);
+      expect(attempts).toEqual(expect.arrayContaining([expect.objectContaining({ tool: 'rollback', ok: false, code: 'UNKNOWN_TOOL', principal: expect.objectContaining({ role: 'admin' }) })]));
     } finally {
       server.ctx.config.mcp = {};
     }
@@ -224,6 +227,11 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     await expect(call(admin, 'get_deployment', { id: 42 })).resolves.toMatchObject({ isError: true });
     await expect(call(admin, 'get_deployment', { id: '../../hosts/tokens' })).resolves.toMatchObject({ isError: true });
     await expect(call(admin, 'audit_search', { text: 'x'.repeat(10_000) })).resolves.toMatchObject({ isError: true });
+    // Refused before any tool ran (unknown tool, wrong types): audited all the same, with who asked.
+    const refused = async (tool: string) => (await server.ctx.db.query<Row>(`SELECT record FROM audit WHERE kind = 'mcp.tool' AND subject = ?`, [tool])).map((r) => JSON.parse(String(r.record)) as Row);
+    expect(await refused('delete_everything')).toEqual([expect.objectContaining({ tool: 'delete_everything', ok: false, code: 'UNKNOWN_TOOL', principal: expect.objectContaining({ role: 'admin' }) })]);
+    expect(await refused('get_deployment')).toEqual(expect.arrayContaining([expect.objectContaining({ tool: 'get_deployment', ok: false, code: 'INVALID_ARGUMENTS', arguments: ['id'] })]));
+    expect((await refused('audit_search')).filter((r) => r.ok === false && r.code === 'INVALID_ARGUMENTS')).toHaveLength(1);
     const huge = await fetch(`${server.url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_hosts', arguments: { pad: 'x'.repeat(2 * 1024 * 1024) } } }) });
     expect(huge.status).toBe(413);
 

@@ -1,0 +1,102 @@
+/**
+ * `ct admission serve` as an operator runs it (the built binary, its own process), and as a hostile
+ * caller meets it: with `--client-ca`, a caller without a certificate the CA signed gets no answer
+ * at all (the TLS handshake fails before any request is read), even after the certificate files
+ * are rotated; the API server's certificate gets verdicts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { repoRoot } from '../support/cli.js';
+import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
+import { pod, reviewOf } from './requests.js';
+
+let fx: K8sFixture;
+let child: ChildProcess;
+let url: string;
+let stderr = '';
+const ca = { cert: '', key: '' };
+const apiServer = { cert: '', key: '' };
+const stranger = { cert: '', key: '' };
+
+/** A CA and a client certificate it signs (as the API server's kubeconfig for webhooks holds). */
+function clientPki(dir: string): void {
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  Object.assign(ca, { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') });
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=api-server-ca', '-keyout', ca.key, '-out', ca.cert]);
+  Object.assign(apiServer, { cert: join(dir, 'apiserver.crt'), key: join(dir, 'apiserver.key') });
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=kube-apiserver', '-keyout', apiServer.key, '-out', join(dir, 'apiserver.csr')]);
+  run(['x509', '-req', '-in', join(dir, 'apiserver.csr'), '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '2', '-out', apiServer.cert]);
+  // Self-signed, same subject: what an attacker without the CA's key can present.
+  Object.assign(stranger, makeCert(dir, 'stranger'));
+}
+
+beforeAll(async () => {
+  fx = await k8sFixture();
+  clientPki(fx.dir);
+  child = spawn(process.execPath, [
+    join(repoRoot, 'bin', 'ct.js'), 'admission', 'serve', '--host', '127.0.0.1', '--port', '0',
+    '--cert', fx.tls.cert, '--key', fx.tls.key, '--client-ca', ca.cert,
+    '--trust-store', fx.trustStorePath, '--policies', fx.policiesDir,
+    '--allow-registry', fx.registry.host, '--allow-address', '127.0.0.1', '--insecure-registry', fx.registry.host,
+    '--environment', 'production',
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'silent' } });
+  child.stderr!.on('data', (d) => (stderr += d));
+  url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (https:\/\/[\d.:]+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`ct admission serve exited ${code}: ${stderr}`)));
+  });
+}, 120_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null) {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+  await fx?.cleanup();
+});
+
+async function post(path: string, body: unknown, client?: { cert: string; key: string }): Promise<{ status: number; json: Record<string, any> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const agent = new Agent({ connect: { ca: readFileSync(fx.tls.cert), servername: '', ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) } });
+  try {
+    const r = await request(`${url}${path}?timeout=10s`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: r.statusCode, json: (await r.body.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  } finally {
+    await agent.close();
+  }
+}
+
+describe('ct admission serve --client-ca', () => {
+  it('answers the API server\'s certificate with a verdict; callers without one, or with one the CA did not sign, get nothing', async () => {
+    const review = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }]));
+    const ok = await post('/validate/production', review, apiServer);
+    expect(ok.status).toBe(200);
+    expect(ok.json).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: (review.request as { uid: string }).uid } });
+    await expect(post('/validate/production', review)).rejects.toThrow();
+    await expect(post('/validate/production', review, stranger)).rejects.toThrow();
+    expect(stderr).toBe('');
+  });
+
+  it('still demands the client certificate after the serving certificate is rotated', async () => {
+    const next = makeCert(fx.dir, 'rotated');
+    copyFileSync(next.key, fx.tls.key);
+    copyFileSync(next.cert, fx.tls.cert);
+    // The server polls every 5 s: wait until the rotated certificate is the one served.
+    const review = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }]));
+    let served = false;
+    for (let i = 0; i < 100 && !served; i++) {
+      served = await post('/validate/production', review, apiServer).then(() => true, () => false);
+      if (!served) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(served).toBe(true);
+    await expect(post('/validate/production', review)).rejects.toThrow();
+    await expect(post('/validate/production', review, stranger)).rejects.toThrow();
+  }, 60_000);
+});
