@@ -5,6 +5,7 @@ import { PolicyStore } from '../src/policy/store.js';
 import type { TrustMaterial } from '../src/verify/report.js';
 import { collectFacts } from './facts.js';
 import { RuncRuntime } from './runtime/runc.js';
+import type { LogLimits } from './runtime/supervisor.js';
 import { LocalRunner } from './agent/runner.js';
 import { NetworkManager, findNetavark } from './network/index.js';
 import { startAgent } from './agent/agent.js';
@@ -25,6 +26,8 @@ export interface HostCommandOptions {
   bridgePrefix?: string;
   /** Where netavark and aardvark-dns are (default: Podman's helper directories). */
   netavarkDir?: string;
+  /** Size cap and rotation of each container's stdout and stderr logs. */
+  logLimits?: LogLimits;
 }
 
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
@@ -42,7 +45,7 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
       paths: o.netavarkDir ? await findNetavark([o.netavarkDir]) : undefined,
     })
     : undefined;
-  const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, beforeStart: network && ((id) => network.resume(id)) });
+  const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits, beforeStart: network && ((id) => network.resume(id)) });
   const recovered = await runtime.recover();
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
   const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment, network });

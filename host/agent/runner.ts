@@ -1,22 +1,17 @@
-import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import { openCtpToVerify } from '../../src/bundle/read.js';
-import { checkOciLayout } from '../../src/bundle/check-layout.js';
-import { applyLayers } from '../../src/bundle/apply-layers.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
-import { evaluate } from '../../src/policy/evaluate.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
-import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
-import { buildRuntimePlan } from '../enforce/index.js';
-import type { ImageDefaults } from '../enforce/types.js';
+import { judge, unpackAndPlan } from './prepare.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
@@ -189,12 +184,7 @@ export class LocalRunner implements AssignmentRunner {
     if (!set) return refused('NO_POLICY', 'this host could not load its policies: failing closed');
     const facts = await this.opts.facts();
     const manifest = bundleFactsFromArchive(archive, ctpPath);
-    const decision = evaluate(set, {
-      evidence: report.evidence,
-      manifest,
-      host: policyHostFacts(facts, a.environment),
-      findings: report.findings.filter((f) => f.integrity),
-    });
+    const decision = judge(set, report, manifest, facts, a.environment);
     if (!decision.allow) {
       const v = decision.violations[0];
       return refused(v?.code ?? 'POLICY_VIOLATION', v ? `${v.policy}/${v.rule}: ${v.message}` : 'denied by policy');
@@ -217,32 +207,11 @@ export class LocalRunner implements AssignmentRunner {
       return { state: 'running' };
     }
 
-    const image = checkOciLayout(archive);
     const dir = join(this.opts.stateDir, 'rootfs', `${id}-${a.generation}`);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
     // Until the old container is removed, a failure must leave it (and its network) as it was.
     let replacing = false;
     try {
-      await applyLayers(archive, dir);
-      // runc creates a missing mount point 0755 and later gives the tmpfs over it that mode: the
-      // first run would get a writable /tmp and every restart from this root filesystem not.
-      await mkdir(join(dir, 'tmp')).then(() => chmod(join(dir, 'tmp'), 0o1777), () => undefined);
-      const cfg = (image.config as { config?: Record<string, unknown> }).config ?? {};
-      const plan = await buildRuntimePlan(
-        {
-          id,
-          rootfs: dir,
-          app: { name: a.app, imageDigest: a.imageDigest },
-          runtime: archive.manifest.runtime,
-          image: { entrypoint: cfg.Entrypoint, cmd: cfg.Cmd, env: cfg.Env, workingDir: cfg.WorkingDir, user: cfg.User } as ImageDefaults,
-          grants,
-          profiles: { seccomp: manifest.security?.seccomp, apparmor: manifest.security?.apparmor, selinux: manifest.security?.selinux },
-          // A known cgroup per container: its limits (runtime.resources) and its OOM reports.
-          cgroupsPath: `/cerro-torre/${id}`,
-        },
-        facts,
-      );
+      const plan = await unpackAndPlan(archive, { id, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
       // What runs now is kept (config and root filesystem) until the new bundle proves healthy.
       // A port another app or a host process holds is refused before the old container is touched.
       if (ports.length > 0) await this.opts.network?.checkPorts(id, ports);

@@ -4,8 +4,9 @@ import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import type { OciConfig } from '../enforce/types.js';
 import { ContainerStore, type ContainerRecord, type ContainerStatus } from './state.js';
-import { supervisorArgv, type ExitRecord } from './supervisor.js';
-import { runTool, spawnTool } from './tools.js';
+import { DEFAULT_LOG_LIMITS, supervisorArgv, type ExitRecord, type LogLimits } from './supervisor.js';
+import { findOnPath, runTool, spawnTool } from './tools.js';
+import { readLogs, renderText, type LogPage, type ReadOptions } from '../logs/read.js';
 import { oomKilledSince } from '../resources/oom.js';
 import type { KillSignal } from '../../src/protocol/messages.js';
 
@@ -20,6 +21,10 @@ export interface RuncOptions {
   unifiedCgroupMount?: string;
   /** Runs before each start (first run, start, restart): host/network sets a suspended container's network up again. */
   beforeStart?: (id: string) => Promise<void>;
+  /** Size cap and rotation of each container's stdout and stderr (default 10 MB × 2 files each). */
+  logLimits?: LogLimits;
+  /** daemontools' multilog (found on PATH by default). */
+  multilog?: string;
 }
 
 export interface CreateOptions {
@@ -53,20 +58,26 @@ export class RuncRuntime {
   private readonly runc: string;
   private readonly unified?: string;
   private readonly beforeStart?: (id: string) => Promise<void>;
+  private readonly logLimits: LogLimits;
+  private readonly multilog: string;
 
-  private constructor(opts: RuncOptions, store: ContainerStore) {
+  private constructor(opts: RuncOptions & { multilog: string }, store: ContainerStore) {
     this.stateDir = opts.stateDir;
     this.root = join(opts.stateDir, 'runc');
     this.runc = opts.runc ?? 'runc';
     this.unified = opts.unifiedCgroupMount;
     this.beforeStart = opts.beforeStart;
+    this.logLimits = checkLogLimits(opts.logLimits ?? DEFAULT_LOG_LIMITS);
+    this.multilog = opts.multilog;
     this.store = store;
   }
 
   static async open(opts: RuncOptions): Promise<RuncRuntime> {
+    const multilog = opts.multilog ?? (await findOnPath('multilog'));
+    if (!multilog) throw new CtError('HOST_TOOL_MISSING', 'multilog (Debian package daemontools) is not installed: it writes the containers\' logs', { tool: 'multilog' });
     await mkdir(join(opts.stateDir, 'containers'), { recursive: true, mode: 0o700 });
     await mkdir(join(opts.stateDir, 'runc'), { recursive: true, mode: 0o700 });
-    return new RuncRuntime(opts, new ContainerStore(join(opts.stateDir, 'state.db')));
+    return new RuncRuntime({ ...opts, multilog }, new ContainerStore(join(opts.stateDir, 'state.db')));
   }
 
   close(): void {
@@ -112,9 +123,10 @@ export class RuncRuntime {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, 0o600);
+    await mkdir(join(dir, 'logs'), { mode: 0o700 });
     const cgroupsPath = config.linux.cgroupsPath ?? null;
     if (cgroupsPath && this.unified) await mkdir(join(this.unified, cgroupsPath), { recursive: true });
-    return this.store.insert({ id, bundleDir: dir, logPath: join(dir, 'container.log'), cgroupsPath, appName: opts.appName ?? null, imageDigest: opts.imageDigest ?? null });
+    return this.store.insert({ id, bundleDir: dir, logPath: join(dir, 'logs'), cgroupsPath, appName: opts.appName ?? null, imageDigest: opts.imageDigest ?? null });
   }
 
   /**
@@ -130,7 +142,8 @@ export class RuncRuntime {
     // runc.log is how start() tells "runc refused" from "the app exited": one run's log at a time.
     await rm(this.runcLog(id), { force: true });
     const argv = supervisorArgv({
-      runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id, log: rec.logPath, exitFile: this.exitFile(id),
+      runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id, logDir: rec.logPath, exitFile: this.exitFile(id),
+      multilog: this.multilog, limits: this.logLimits,
     });
     const child = spawnTool('/bin/sh', argv, { detached: true, stdio: 'ignore', cwd: rec.bundleDir });
     child.unref();
@@ -371,16 +384,34 @@ export class RuncRuntime {
     return this.store.update(id, { status: 'removed', pid: null });
   }
 
-  /** The container's output so far (stdout and stderr, interleaved as written). */
+  /** The container's output so far (stdout and stderr, interleaved in time order), at most maxBytes (1 MiB) of it. */
   async logs(id: string, opts: { maxBytes?: number } = {}): Promise<string> {
     const rec = this.mustGet(id);
-    try {
-      const st = await stat(rec.logPath);
-      const text = await readFile(rec.logPath, 'utf8');
-      const max = opts.maxBytes ?? 1 << 20;
-      return st.size > max ? text.slice(-max) : text;
-    } catch {
-      return '';
+    const max = opts.maxBytes ?? 1 << 20;
+    if (rec.logPath.endsWith('.log')) {
+      // A container created by an agent from before the log directories: one file, both streams.
+      const text = await readFile(rec.logPath, 'utf8').catch(() => '');
+      return text.length > max ? text.slice(-max) : text;
     }
+    return renderText((await readLogs(rec.logPath, { maxBytes: max })).entries);
   }
+
+  /** The container's log lines with their stream and time (`since`: after a cursor, for followers). */
+  async logEntries(id: string, opts: ReadOptions = {}): Promise<LogPage> {
+    const rec = this.mustGet(id);
+    if (rec.logPath.endsWith('.log')) return { entries: [] };
+    return readLogs(rec.logPath, opts);
+  }
+
+  /** The directory holding the container's stdout/ and stderr/ logs. */
+  logDir(id: string): string {
+    return this.mustGet(id).logPath;
+  }
+}
+
+/** Bounds of multilog's own (s: 4096-16777215 bytes, n: at least 2 files). */
+export function checkLogLimits(l: LogLimits): LogLimits {
+  if (!Number.isInteger(l.maxBytes) || l.maxBytes < 4096 || l.maxBytes > 16777215) throw new CtError('USAGE', `log file size must be 4096-16777215 bytes (got ${l.maxBytes})`, {});
+  if (!Number.isInteger(l.files) || l.files < 2 || l.files > 1000) throw new CtError('USAGE', `log files kept must be 2-1000 (got ${l.files})`, {});
+  return l;
 }

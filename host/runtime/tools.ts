@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 
 /**
  * The host's one door to other programs (runc, bpftrace, apparmor_parser): every process the host
@@ -61,4 +63,14 @@ export function runTool(
 /** A long-running tool (bpftrace, a supervisor); the caller owns the child. */
 export function spawnTool(bin: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
   return spawn(bin, args, opts);
+}
+
+/** The absolute path of an executable on PATH, or undefined. */
+export async function findOnPath(bin: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
+    if (!dir) continue;
+    const path = join(dir, bin);
+    if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+  }
+  return undefined;
 }

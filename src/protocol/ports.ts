@@ -39,3 +39,15 @@ export function parsePublishedPorts(v: unknown): { ports: PublishedPort[] } | { 
   }
   return { ports: out };
 }
+
+/**
+ * A `-p` flag as `docker run` takes it: `HOST:CONTAINER[/PROTO]` or `ADDR:HOST:CONTAINER[/PROTO]`.
+ * Without an address the port is published on 127.0.0.1 (docker's default is every address; here
+ * every address is asked for with `0.0.0.0:`). Returns the port or the problem as text.
+ */
+export function parsePublishFlag(spec: string): { port: PublishedPort } | { problem: string } {
+  const m = /^(?:([0-9.]+):)?(\d{1,5}):(\d{1,5})(?:\/([a-z]+))?$/.exec(spec);
+  if (!m) return { problem: `${JSON.stringify(spec.slice(0, 64))} is not [ADDRESS:]HOST:CONTAINER[/tcp|udp|sctp]` };
+  const parsed = parsePublishedPorts([{ host: Number(m[2]), container: Number(m[3]), ...(m[1] ? { address: m[1] } : {}), ...(m[4] ? { protocol: m[4] } : {}) }]);
+  return 'problem' in parsed ? { problem: `${spec}: ${parsed.problem.replace(/^\[0\]\./, '')}` } : { port: parsed.ports[0] };
+}

@@ -29,6 +29,7 @@ export const commands: { names: string[]; load: () => Promise<Module> }[] = [
   { names: ['promote'], load: () => import('./promote.js') },
   { names: ['profile'], load: () => import('./profile.js') },
   { names: ['host'], load: () => import('./host.js') },
+  { names: ['run'], load: () => import('./run.js') },
   { names: ['serve'], load: () => import('./serve.js') },
   { names: ['admission'], load: () => import('./admission.js') },
   { names: ['k8s'], load: () => import('./k8s.js') },

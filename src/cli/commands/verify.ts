@@ -4,34 +4,18 @@
  * record is appended as one JSON line to --audit-log.
  */
 import type { Command } from 'commander';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
-import { CtError, asIoError } from '../../core/errors.js';
+import { asIoError } from '../../core/errors.js';
 import { exitCodeFor } from '../../core/codes.js';
-import { loadTrustStore, trustStoreDigest } from '../../trust/store.js';
-import type { Mode } from '../../verify/evidence.js';
-import type { Requirements, VerificationReport } from '../../verify/report.js';
+import type { VerificationReport } from '../../verify/report.js';
 import { verifyCtp } from '../../verify/ctp/verify-ctp.js';
-import { defaultVerifiers } from '../../verify/ctp/verifiers.js';
-import { parseSvalinnPolicyText } from '../../verify/vcs/svalinn-v1.js';
-import { loadTrustedRootFile } from '../../verify/sigstore/trusted-root.js';
+import { addVerifyOptions, verifyOptionsFrom, type VerifyFlags } from '../verify-options.js';
 
-interface VerifyOptions {
-  trustStore?: string;
-  policy?: string;
-  mode?: string;
-  logQuorum?: string;
-  legacyPae?: boolean;
+interface VerifyOptions extends VerifyFlags {
   auditLog?: string;
   json?: boolean;
-  certificateIdentity?: string;
-  certificateIdentityRegexp?: string;
-  certificateOidcIssuer?: string;
-  trustedRoot?: string;
-  anySignerRole?: boolean;
 }
-
-const MODES: Mode[] = ['strict', 'permissive', 'audit'];
 
 export function formatReport(path: string, r: VerificationReport): string {
   const lines: string[] = [];
@@ -52,57 +36,18 @@ export function formatReport(path: string, r: VerificationReport): string {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('verify')
     .description('verify a .ctp bundle: image digests, attestations, transparency logs, file coverage, policy')
-    .argument('<bundle>', '.ctp file')
-    .option('--trust-store <file>', 'VCS trust store JSON (required)')
-    .option('--policy <file>', 'Svalinn v1 policy JSON (requiredPredicates, allowedSigners, logQuorum, mode)')
-    .option('--mode <mode>', 'strict | permissive | audit (default: the policy\'s mode, else strict)')
-    .option('--log-quorum <n>', 'distinct trusted log operators required per attestation (default: policy, else 2)')
-    .option('--any-signer-role', 'count attestations signed by any trusted key, whatever its role (default: builders sign build attestations; see docs/keys-and-trust-stores.md)')
-    .option('--legacy-pae', 'accept signatures over the legacy PAE of the upstream MVP producer (reported)')
+    .argument('<bundle>', '.ctp file');
+  addVerifyOptions(cmd)
     .option('--audit-log <file>', 'append the decision record as one JSON line')
-    .option('--certificate-identity <san>', 'Sigstore: accepted certificate SAN (exact)')
-    .option('--certificate-identity-regexp <re>', 'Sigstore: accepted SAN pattern (anchored)')
-    .option('--certificate-oidc-issuer <url>', 'Sigstore: accepted OIDC issuer (exact)')
-    .option('--trusted-root <file>', 'Sigstore TrustedRoot JSON (default: the public-good root shipped offline)')
     .option('--json', 'print the report as JSON')
     .action(
       action(async (bundle: string, o: VerifyOptions) => {
-        if (!o.trustStore) throw new CtError('USAGE', 'ct verify needs --trust-store', {});
-        if (o.mode !== undefined && !(MODES as string[]).includes(o.mode)) throw new CtError('USAGE', `--mode must be one of ${MODES.join(', ')}`, { mode: o.mode });
-        const store = await loadTrustStore(o.trustStore);
-        let policyText: string | undefined;
-        if (o.policy) {
-          try {
-            policyText = await readFile(o.policy, 'utf8');
-          } catch (e) {
-            throw asIoError(e, o.policy);
-          }
-        }
-        const policy = policyText !== undefined ? parseSvalinnPolicyText(policyText, o.policy) : undefined;
-        const requirements: Partial<Requirements> = { ...policy?.requirements };
-        if (o.anySignerRole) requirements.signerRoles = 'any';
-        if (o.logQuorum !== undefined) {
-          const n = Number(o.logQuorum);
-          if (!Number.isSafeInteger(n) || n < 1) throw new CtError('USAGE', '--log-quorum must be an integer ≥ 1', { value: o.logQuorum });
-          requirements.logQuorum = n;
-        }
-        const root = o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined;
-        const identity = o.certificateOidcIssuer
-          ? { issuer: o.certificateOidcIssuer, ...(o.certificateIdentity ? { subject: o.certificateIdentity } : {}), ...(o.certificateIdentityRegexp ? { subjectRegExp: o.certificateIdentityRegexp } : {}) }
-          : undefined;
-        const mode = (o.mode as Mode | undefined) ?? policy?.mode ?? 'strict';
-        const report = await verifyCtp(bundle, {
-          trust: { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) },
-          mode,
-          requirements,
-          allowLegacyPae: Boolean(o.legacyPae),
-          ...(policy ? { policyDigest: policy.digest } : {}),
-          verifiers: defaultVerifiers({ ...(identity ? { policy: identity } : {}), ...(root ? { trustedRoot: root } : {}) }),
-        });
-        if (policy) report.warnings.unshift(...policy.warnings);
+        const { options, policyWarnings } = await verifyOptionsFrom('verify', o);
+        const report = await verifyCtp(bundle, options);
+        report.warnings.unshift(...policyWarnings);
         if (o.auditLog) {
           try {
             await appendFile(o.auditLog, `${JSON.stringify(report.record)}\n`, { mode: 0o600 });

@@ -1,0 +1,62 @@
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { checkOciLayout } from '../../src/bundle/check-layout.js';
+import { applyLayers } from '../../src/bundle/apply-layers.js';
+import type { CtpArchive } from '../../src/bundle/archive.js';
+import type { VerificationReport } from '../../src/verify/report.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import type { PolicySet } from '../../src/policy/policy-set.js';
+import type { BundleFacts, Decision } from '../../src/policy/types.js';
+import { policyHostFacts } from '../../src/protocol/policy-facts.js';
+import type { HostFacts } from '../../src/protocol/messages.js';
+import { buildRuntimePlan } from '../enforce/index.js';
+import type { EnforcePlan, ImageDefaults, RuntimeGrants } from '../enforce/types.js';
+
+/**
+ * The steps every run of a verified bundle on this machine shares, whether a deploy server
+ * assigned it (agent/runner.ts) or a user asked for it (`ct run`, host/run): the policies judge it
+ * with this host's facts, then its root filesystem is unpacked from the very archive that was
+ * verified (applyLayers re-hashes every layer as it extracts it) and its OCI config is built.
+ */
+export function judge(set: PolicySet, report: VerificationReport, manifest: BundleFacts, facts: HostFacts, environment: string): Decision {
+  return evaluate(set, {
+    evidence: report.evidence,
+    manifest,
+    host: policyHostFacts(facts, environment),
+    findings: report.findings.filter((f) => f.integrity),
+  });
+}
+
+export interface UnpackRequest {
+  id: string;
+  /** The root filesystem directory (emptied first). */
+  dir: string;
+  app: { name: string; imageDigest: string };
+  grants: RuntimeGrants;
+  manifest: BundleFacts;
+  cgroupsPath: string;
+}
+
+export async function unpackAndPlan(archive: CtpArchive, r: UnpackRequest, facts: HostFacts): Promise<EnforcePlan> {
+  const image = checkOciLayout(archive);
+  await rm(r.dir, { recursive: true, force: true });
+  await mkdir(r.dir, { recursive: true });
+  await applyLayers(archive, r.dir);
+  // runc creates a missing mount point 0755 and later gives the tmpfs over it that mode: the
+  // first run would get a writable /tmp and every restart from this root filesystem not.
+  await mkdir(`${r.dir}/tmp`).then(() => chmod(`${r.dir}/tmp`, 0o1777), () => undefined);
+  const cfg = (image.config as { config?: Record<string, unknown> }).config ?? {};
+  return buildRuntimePlan(
+    {
+      id: r.id,
+      rootfs: r.dir,
+      app: r.app,
+      runtime: archive.manifest.runtime,
+      image: { entrypoint: cfg.Entrypoint, cmd: cfg.Cmd, env: cfg.Env, workingDir: cfg.WorkingDir, user: cfg.User } as ImageDefaults,
+      grants: r.grants,
+      profiles: { seccomp: r.manifest.security?.seccomp, apparmor: r.manifest.security?.apparmor, selinux: r.manifest.security?.selinux },
+      // A known cgroup per container: its limits (runtime.resources) and its OOM reports.
+      cgroupsPath: r.cgroupsPath,
+    },
+    facts,
+  );
+}

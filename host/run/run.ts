@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import { exitCodeFor } from '../../src/core/codes.js';
+import { openCtpToVerify } from '../../src/bundle/read.js';
+import type { CtpArchive } from '../../src/bundle/archive.js';
+import { verifyCtpArchive, type CtpVerifyOptions } from '../../src/verify/ctp/index.js';
+import type { VerificationReport } from '../../src/verify/report.js';
+import { PolicyStore } from '../../src/policy/store.js';
+import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
+import type { PublishedPort } from '../../src/protocol/ports.js';
+import { collectFacts } from '../facts.js';
+import { RuncRuntime } from '../runtime/runc.js';
+import type { LogLimits } from '../runtime/supervisor.js';
+import { NetworkManager, findNetavark } from '../network/index.js';
+import { attachNetwork, checkNetworkAsk } from '../agent/network-hook.js';
+import { runtimeGrants } from '../agent/grants.js';
+import { judge, unpackAndPlan } from '../agent/prepare.js';
+import type { RuntimeGrants } from '../enforce/types.js';
+import { followLogs } from '../logs/follow.js';
+import { startBundleMonitor } from './monitor.js';
+
+export interface RunBundleOptions {
+  bundle: string;
+  verify: CtpVerifyOptions;
+  ports: PublishedPort[];
+  /** Gatekeeper policy directory judging the bundle (and granting its runtime permissions) as a host would. */
+  policies?: string;
+  /** The environment the policies are judged for, and the bridge network's name. */
+  environment: string;
+  /** Container name (default run-<bundle name>-<random>). */
+  name?: string;
+  stateDir: string;
+  networkPool: string;
+  bridgePrefix: string;
+  netavarkDir?: string;
+  logLimits?: LogLimits;
+}
+
+export interface RunIo {
+  /** Messages of ct itself (stderr): the app's stdout stays the app's. */
+  err(t: string): void;
+  stdout(chunk: string): void;
+  stderr(chunk: string): void;
+  /** Shows the verification report (how `ct verify` prints it). */
+  report(r: VerificationReport): void;
+  /** Registers what to do on SIGINT/SIGTERM; returns the unregistration. */
+  onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
+}
+
+/**
+ * Grants when no policy directory is given: the defaults a host applies when a policy is silent
+ * (no root, no extra capability, seccomp and AppArmor wherever the bundle or the host has them),
+ * the ports the user publishes with -p, and egress to anywhere (the user's own machine).
+ */
+function localGrants(ports: readonly PublishedPort[]): RuntimeGrants {
+  return {
+    network: {
+      publish: ports.length ? [ports.map((p) => ({ ports: { from: p.host, to: p.host }, addresses: [p.address], protocols: [p.protocol] }))] : [],
+      egress: 'any',
+    },
+  };
+}
+
+/**
+ * `ct run BUNDLE.ctp`: the local twin of `docker run` for verified bundles. The archive is
+ * verified (as `ct verify` with the same options) and, if a policy directory is given, judged as a
+ * host judges it; a bundle that fails either never reaches runc. Then it runs in the foreground
+ * under the host's enforcement (the same OCI config builder, seccomp, AppArmor where present,
+ * cgroup limits, bridge network with published ports through host/network, the bundle's monitor
+ * rules when the host can trace), its stdout and stderr streamed to ours, until it exits (its exit
+ * code is ours) or we get SIGINT/SIGTERM (it is stopped with its grace period; a second signal
+ * kills it). Its container, network and root filesystem are removed at the end.
+ */
+export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number> {
+  let archive: CtpArchive;
+  try {
+    archive = await openCtpToVerify(o.bundle);
+  } catch (e) {
+    if (!(e instanceof CtError)) throw e;
+    io.err(`REJECTED: ${o.bundle} [${e.code}]\n  reason:  ${e.message}`);
+    return exitCodeFor(e.code);
+  }
+  const report = await verifyCtpArchive(archive, o.verify);
+  io.report(report);
+  if (report.decision !== 'ALLOW') return exitCodeFor(report.code ?? 'USAGE');
+
+  const facts = await collectFacts();
+  const manifest = bundleFactsFromArchive(archive, o.bundle);
+  let grants: RuntimeGrants;
+  if (o.policies) {
+    const store = new PolicyStore([resolve(o.policies)]);
+    const loaded = await store.reload();
+    if (!loaded.ok || !store.current) throw new CtError('NO_POLICY', `policies in ${o.policies} failed to load: ${loaded.error?.message ?? 'unknown error'}`, {});
+    const decision = judge(store.current, report, manifest, facts, o.environment);
+    if (!decision.allow) {
+      const v = decision.violations[0];
+      io.err(`DENIED by policy in environment ${o.environment}: ${v ? `${v.policy}/${v.rule} [${v.code}] ${v.message}` : 'denied'}`);
+      return exitCodeFor(v?.code ?? 'POLICY_VIOLATION');
+    }
+    grants = runtimeGrants(store.current, decision);
+  } else {
+    grants = localGrants(o.ports);
+  }
+
+  const runtimeAsk = archive.manifest.runtime;
+  const bridge = runtimeAsk?.network === 'bridge';
+  const network = bridge && process.getuid?.() === 0
+    ? new NetworkManager({ stateDir: o.stateDir, subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, paths: o.netavarkDir ? await findNetavark([o.netavarkDir]) : undefined })
+    : undefined;
+  let runtime: RuncRuntime | undefined;
+  const id = o.name ?? `run-${archive.manifest.name.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
+  const rootfs = join(o.stateDir, 'rootfs', id);
+  let created = false;
+  let monitor: Awaited<ReturnType<typeof startBundleMonitor>>;
+  try {
+    checkNetworkAsk(runtimeAsk, o.ports, grants, network);
+    runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits });
+    if (runtime.store.get(id) && runtime.store.get(id)!.status !== 'removed') throw new CtError('USAGE', `a container named ${id} already runs here (${o.stateDir})`, { id });
+    const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
+    if (bridge) await attachNetwork(network!, plan.config, { containerId: id, environment: o.environment, app: archive.manifest.name, ports: o.ports, egress: grants.network?.egress ?? 'none' });
+    await runtime.create(id, plan.config, { appName: archive.manifest.name, imageDigest: archive.manifest.image_digest });
+    created = true;
+    // Before the first instruction of the app: the monitor watches its cgroup from the start.
+    monitor = await startBundleMonitor(archive, id, runtime, grants, facts, io);
+    const rt = runtime;
+    let stopping = 0;
+    const off = io.onSignal((signal) => {
+      stopping++;
+      if (stopping === 1) {
+        io.err(`${signal}: stopping ${id} (grace ${runtimeAsk?.stop_grace_period ?? 10} s; again to kill)`);
+        void rt.stop(id, (runtimeAsk?.stop_grace_period ?? 10) * 1000).catch(() => undefined);
+      } else void rt.kill(id, 'KILL').catch(() => undefined);
+    });
+    try {
+      await rt.start(id);
+      const published = o.ports.map((p) => `${p.address}:${p.host}->${p.container}/${p.protocol}`).join(', ');
+      io.err(`running ${id}${published ? ` (${published})` : ''}; Ctrl-C stops it`);
+      await followLogs(rt.logDir(id), (e) => (e.stream === 'stdout' ? io.stdout(`${e.text}\n`) : io.stderr(`${e.text}\n`)), {
+        ended: async () => (await rt.state(id)).status === 'stopped',
+        intervalMs: 100,
+      });
+    } finally {
+      off();
+    }
+    const rec = await rt.state(id);
+    if (rec.exitReason === 'OOM_KILLED') io.err(`${id} was killed by the kernel for exceeding its memory limit [OOM_KILLED]`);
+    return rec.exitCode ?? 125;
+  } finally {
+    await monitor?.stop().catch(() => undefined);
+    if (runtime && created) {
+      await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
+      runtime.store.forget(id);
+    }
+    await network?.detach(id).catch(() => undefined);
+    await rm(rootfs, { recursive: true, force: true });
+    runtime?.close();
+    network?.close();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * `ct run BUNDLE.ctp` (issue 11 deliverable 7), as users run it: the real `ct` binary, examples/http
+ * packed and signed with `ct` (two transparency logs), root, runc, netavark and aardvark-dns.
+ *  - a verified bundle runs in the foreground with `-p`: curl answers 200 on the published port,
+ *    the app's stdout and stderr reach ours apart, SIGTERM stops it and tears its network down;
+ *  - the container's exit code is ct's;
+ *  - a tampered bundle never runs: nothing is created (no runc state, no netns, no bridge);
+ *  - a port the bundle does not declare is refused before anything starts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openCtp } from '../../src/bundle/read.js';
+import { rewriteCtp } from '../../src/bundle/write.js';
+import { startLogServer, type LogServer } from '../../src/tlog/server.js';
+import { findNetavark } from '../../host/network/index.js';
+import { repoRoot, runCt } from '../support/cli.js';
+import { freePort } from '../support/registry.js';
+import { runcList, until } from '../host-agent/fixture.js';
+import { listArtifacts } from '../host-network/artifacts.js';
+
+const pid = process.pid;
+const POOL = `10.${140 + (pid % 40)}`;
+const PREFIX = `ctr${pid % 100000}`;
+
+interface Run { child: ChildProcess; stdout: string; stderr: string; exit: Promise<number | null> }
+
+describe('ct run', () => {
+  let dir: string;
+  const p = (n: string) => join(dir, n);
+  let logs: LogServer[] = [];
+  const state = () => p('state');
+  const artifacts = () => listArtifacts({ netnsPrefix: 'run-', bridgePrefix: PREFIX, subnetBase: POOL });
+
+  const ct = async (args: string[]) => {
+    const r = await runCt(args, { cwd: dir, env: { SOURCE_DATE_EPOCH: '0' } });
+    if (r.code !== 0) throw new Error(`ct ${args.join(' ')} → exit ${r.code}\n${r.stderr}`);
+    return r.stdout;
+  };
+  const common = () => ['--trust-store', p('trust.json'), '--state-dir', state(), '--network-pool', POOL, '--bridge-prefix', PREFIX];
+  const start = (args: string[]): Run => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'run', ...args, ...common()], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const r: Run = { child, stdout: '', stderr: '', exit: new Promise((res) => child.once('exit', (code) => res(code))) };
+    child.stdout!.on('data', (d: Buffer) => (r.stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (r.stderr += d.toString()));
+    return r;
+  };
+  const sign = async (src: string, name: string) => {
+    await ct(['pack', src, '-o', p(`${name}.ctp`)]);
+    await ct(['sign', p(`${name}.ctp`), '--key', p('signer.key'), '--log', logs[0].url, '--log', logs[1].url, '--out', p(`${name}.signed.ctp`)]);
+  };
+
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error('ct run network tests run as root (CI does)');
+    await findNetavark();
+    dir = mkdtempSync(join(tmpdir(), 'ct-run-'));
+    logs = [
+      await startLogServer({ db: p('log1.db'), logId: 'log-one', operator: 'Operator One' }),
+      await startLogServer({ db: p('log2.db'), logId: 'log-two', operator: 'Operator Two' }),
+    ];
+    await ct(['keygen', '--out', p('signer'), '--no-password']);
+    await ct(['trust-store', 'init', '--id', 'run', '-o', p('trust.json')]);
+    await ct(['trust-store', 'add-key', p('trust.json'), '--role', 'builders', '--key', p('signer.pub')]);
+    for (const l of logs) await ct(['trust-store', 'add-log', p('trust.json'), '--id', l.logId, '--operator', l.operator, '--public-key', l.publicKey, '--url', l.url]);
+    await sign(join(repoRoot, 'examples', 'http'), 'http');
+    // A batch app: one line on each stream, then exit 7.
+    mkdirSync(p('batch/bin'), { recursive: true });
+    writeFileSync(p('batch/ct.toml'), [
+      'name = "batch"', 'version = "1.0.0"', '[image]', 'architecture = "amd64"', 'os = "linux"',
+      '[[include]]', 'from = "/bin/busybox"', 'to = "bin/busybox"',
+      '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "none"',
+      'command = ["/bin/busybox", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]', '',
+    ].join('\n'));
+    await sign(p('batch'), 'batch');
+    // Tampered after signing: the command changed in the (signed, covered) manifest.
+    const signed = await openCtp(p('http.signed.ctp'));
+    const manifest = signed.file('manifest.toml').toString('utf8').replace('command = [ "/bin/serve" ]', 'command = [ "/bin/sh", "-c", "id" ]');
+    expect(manifest).toContain('"id"');
+    await rewriteCtp(p('http.signed.ctp'), p('tampered.ctp'), { add: { 'manifest.toml': Buffer.from(manifest) } });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const l of logs) await l.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs examples/http with -p: curl answers 200; SIGTERM stops it and leaves no container or network', async () => {
+    const port = await freePort();
+    const run = start([p('http.signed.ctp'), '-p', `127.0.0.1:${port}:8080`, '--name', `run-web-${pid}`]);
+    try {
+      await until('ct run serving', () => /running run-web-/.test(run.stderr), 30_000).catch((e: Error) => {
+        throw new Error(`${e.message}\n${run.stderr}`);
+      });
+      expect(run.stderr).toMatch(/^VERIFIED: .*http\.signed\.ctp/m);
+      const res = await until('the published port answering', async () => fetch(`http://127.0.0.1:${port}/`).catch(() => undefined), 15_000);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(readFileSync(join(repoRoot, 'examples/http/www/index.html'), 'utf8'));
+      // The app's stdout (its start line) on ours; busybox httpd logs each request on stderr.
+      await until('the start line on stdout', () => run.stdout.includes('serving /www on port 8080'), 10_000);
+      await until('the request logged on stderr', () => /response:200/.test(run.stderr), 10_000);
+      expect(run.stdout).not.toMatch(/response:200/);
+      expect(runcList(state()).map((c) => c.id)).toEqual([`run-web-${pid}`]);
+      expect(artifacts().netns).toEqual([`run-web-${pid}`]);
+    } finally {
+      run.child.kill('SIGTERM');
+    }
+    const code = await run.exit;
+    // busybox httpd is PID 1 with no SIGTERM handler (the kernel ignores the signal for it): killed
+    // at the end of the grace period, 128 + 9, as docker run reports it.
+    expect(code).toBe(137);
+    expect(run.stderr).toMatch(/SIGTERM: stopping run-web-/);
+    expect(runcList(state())).toEqual([]);
+    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+    expect(readdirSync(join(state(), 'rootfs'))).toEqual([]);
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  }, 60_000);
+
+  it('propagates the exit code and keeps stdout and stderr apart', async () => {
+    const run = start([p('batch.signed.ctp')]);
+    expect(await run.exit).toBe(7);
+    expect(run.stdout).toBe('to-stdout\n');
+    expect(run.stderr).toMatch(/^to-stderr$/m);
+    expect(runcList(state())).toEqual([]);
+  }, 30_000);
+
+  it('never runs a tampered bundle: rejected, nothing created', async () => {
+    const fresh = p('state-tampered');
+    const child = await runCt(['run', p('tampered.ctp'), '-p', `127.0.0.1:${await freePort()}:8080`, ...common().slice(0, 2), '--state-dir', fresh, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    expect(child.code).not.toBe(0);
+    expect(child.stderr).toMatch(/^REJECTED: .*tampered\.ctp \[[A-Z_]+\]/m);
+    expect(child.stderr).not.toMatch(/running /);
+    // Not even a state directory: verification comes before anything on this machine.
+    expect(existsSync(fresh)).toBe(false);
+    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+  }, 30_000);
+
+  it('refuses a port the bundle does not declare before anything starts (PORT_NOT_ALLOWED)', async () => {
+    const r = await runCt(['run', p('http.signed.ctp'), '-p', `127.0.0.1:${await freePort()}:9999`, ...common()], { cwd: dir });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/error\[PORT_NOT_ALLOWED\]/);
+    expect(runcList(state())).toEqual([]);
+    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+  }, 30_000);
+});
