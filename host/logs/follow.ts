@@ -25,7 +25,7 @@ export async function followLogs(logDir: string, onEntry: (e: LogEntry) => void,
   if (cursor === undefined && o.tailBytes !== undefined) {
     const first = await readLogs(logDir, { maxBytes: o.tailBytes });
     for (const e of first.entries) onEntry(e);
-    cursor = first.cursor ?? '0'.repeat(24);
+    cursor = first.cursor ?? `${'0'.repeat(24)}+0`;
   }
   let seen = '';
   const changed = async (): Promise<boolean> => {
@@ -39,7 +39,7 @@ export async function followLogs(logDir: string, onEntry: (e: LogEntry) => void,
     if ((await changed()) || last) {
       for (;;) {
         // Bounded pages: a follower that fell behind catches up without reading everything at once.
-        const page = await readLogs(logDir, { since: cursor ?? '0'.repeat(24), maxBytes: 1 << 20 });
+        const page = await readLogs(logDir, { since: cursor ?? `${'0'.repeat(24)}+0`, maxBytes: 1 << 20 });
         for (const e of page.entries) onEntry(e);
         if (page.entries.length === 0) break;
         cursor = page.cursor;

@@ -38,7 +38,12 @@ export interface LogPage {
 }
 
 const LABEL_RE = /^@([0-9a-f]{24}) /;
-export const CURSOR_RE = /^[0-9a-f]{24}(?:\.[0-9a-f]{24})?$/;
+/**
+ * A page cursor: per stream `<label>+<n>` (the last label delivered and how many lines carrying it
+ * were: multilog's clock has microseconds, so lines may share a label). A bare label stands for
+ * every line up to and including it.
+ */
+export const CURSOR_RE = /^[0-9a-f]{24}(?:\+\d{1,6})?(?:\.[0-9a-f]{24}(?:\+\d{1,6})?)?$/;
 const ZERO = '0'.repeat(24);
 
 /** A cursor per stream from a page cursor (or a single label standing for both). */
@@ -89,15 +94,19 @@ async function readStream(dir: string, stream: LogStream, o: { since?: string; m
       let bytes = 0;
       for (from = files.length; from > 0 && bytes < o.maxBytes; from--) bytes += (await stat(files[from - 1].path).catch(() => ({ size: 0 }))).size;
     }
+    const [label, n] = o.since === undefined ? [] : o.since.split('+');
     for (const f of files.slice(from)) {
       // A rotated file closed before the cursor holds nothing after it.
-      if (o.since !== undefined && f.closedAt !== undefined && f.closedAt <= o.since) continue;
+      if (label !== undefined && f.closedAt !== undefined && f.closedAt < label) continue;
       parse(await readFile(f.path, 'utf8').catch(() => ''), stream, out, last);
     }
     const again = await streamFiles(dir);
     const rotatedMeanwhile = again.filter((f) => f.closedAt).at(-1)?.closedAt !== files.filter((f) => f.closedAt).at(-1)?.closedAt;
     if (rotatedMeanwhile && attempt < 5) continue;
-    return o.since === undefined ? out : out.filter((e) => e.cursor > o.since!);
+    if (label === undefined) return out;
+    const already = n === undefined ? Infinity : Number(n);
+    let same = 0;
+    return out.filter((e) => e.cursor > label || (e.cursor === label && ++same > already));
   }
 }
 
@@ -122,7 +131,14 @@ export async function readLogs(logDir: string, o: ReadOptions = {}): Promise<Log
     }
   }
   if (entries.length === 0 && !since) return { entries };
-  const lastOf = (s: LogStream) => entries.filter((e) => e.stream === s).at(-1)?.cursor ?? since?.[s] ?? ZERO;
+  const lastOf = (s: LogStream): string => {
+    const prev = since?.[s];
+    const last = entries.filter((e) => e.stream === s).at(-1)?.cursor;
+    if (last === undefined) return prev ?? `${ZERO}+0`;
+    const [prevLabel, prevN] = prev?.split('+') ?? [];
+    const carried = prevLabel === last ? (prevN === undefined ? 0 : Number(prevN)) : 0;
+    return `${last}+${carried + entries.filter((e) => e.stream === s && e.cursor === last).length}`;
+  };
   return { entries, cursor: `${lastOf('stdout')}.${lastOf('stderr')}` };
 }
 
