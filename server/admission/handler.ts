@@ -19,6 +19,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { CtError } from '../../src/core/errors.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../src/core/json.js';
 import { denyResponse, parseReview, type AdmissionReviewOut } from '../../src/k8s/admission-review.js';
 import { denyFor, mutate, validate, type ImageJudge } from '../../src/k8s/admit.js';
 
@@ -77,6 +78,9 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     const deadline = started + Math.max(100, Math.min(ours, apiServerTimeout(url) - MARGIN_MS));
     const body = await readBody(req, maxBody);
     if (body === undefined) return send(res, 413, { error: `AdmissionReview larger than ${maxBody} bytes` });
+    // Real AdmissionReviews nest about 25 deep (managedFields included); JSON.parse of a body
+    // nested a million deep holds the event loop for seconds, every other admission waiting.
+    if (jsonDepthExceeds(body)) return send(res, 400, { error: `AdmissionReview nested deeper than ${MAX_JSON_DEPTH} levels` });
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));

@@ -63,10 +63,10 @@ afterAll(async () => {
   await fx?.cleanup();
 });
 
-async function post(path: string, body: unknown, client?: { cert: string; key: string }): Promise<{ status: number; json: Record<string, any> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function post(path: string, body: unknown, client?: { cert: string; key: string }, raw?: string): Promise<{ status: number; json: Record<string, any> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const agent = new Agent({ connect: { ca: readFileSync(fx.tls.cert), servername: '', ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) } });
   try {
-    const r = await request(`${url}${path}?timeout=10s`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await request(`${url}${path}?timeout=10s`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: raw ?? JSON.stringify(body) });
     return { status: r.statusCode, json: (await r.body.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
   } finally {
     await agent.close();
@@ -98,5 +98,22 @@ describe('ct admission serve --client-ca', () => {
     expect(served).toBe(true);
     await expect(post('/validate/production', review)).rejects.toThrow();
     await expect(post('/validate/production', review, stranger)).rejects.toThrow();
+  }, 60_000);
+});
+
+describe('hostile bodies from an authenticated caller', () => {
+  it('refuses a body nested deeper than any AdmissionReview before parsing it; a real one still passes', async () => {
+    const review = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])) as { request: { object: Record<string, unknown> } };
+    const text = JSON.stringify(review);
+    const n = 1_000_000;
+    // Under the 3 MiB body limit: the pod carries an extra field of a million nested arrays.
+    const deep = text.replace('"kind":"Pod",', `"kind":"Pod","x":${'['.repeat(n)}${']'.repeat(n)},`);
+    expect(deep.length).toBeLessThan(3 * 1024 * 1024);
+    const r = await post('/validate/production', undefined, apiServer, deep);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatch(/nested deeper than 64 levels/);
+    // Kubernetes' own nesting (a CronJob's pod template with node affinity, managedFields) is far below.
+    const ok = await post('/validate/production', review, apiServer);
+    expect(ok.status).toBe(200);
   }, 60_000);
 });
