@@ -49,7 +49,10 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
     // Authenticate before the body is parsed.
     const auth = await authenticateBearer(ctx.db, ctx.oidc, req.headers.authorization);
     if (!auth.ok) {
-      res.setHeader('WWW-Authenticate', `Bearer resource_metadata="${publicBase()}${METADATA_PATH}", error="invalid_token", error_description="${auth.reason.replace(/["\\\r\n]/g, ' ').slice(0, 200)}"`);
+      // RFC 6750 §3.1: a request that carried no credentials gets the challenge without an error code;
+      // the description keeps to the characters §3 allows (the reason may quote a token's own claims).
+      const error = req.headers.authorization ? `, error="invalid_token", error_description="${auth.reason.replace(/[^\x20-\x7e]|["\\]/g, ' ').slice(0, 200)}"` : '';
+      res.setHeader('WWW-Authenticate', `Bearer resource_metadata="${publicBase()}${METADATA_PATH}"${error}`);
       return sendError(res, 401, 'UNAUTHENTICATED', auth.reason);
     }
     if (!can(auth.principal, 'read')) return sendError(res, 403, 'FORBIDDEN', `role ${auth.principal.role} may not use MCP`);

@@ -102,8 +102,19 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     expect(meta.resource).toBe(`${server.url}/mcp`);
     expect(meta.authorization_servers).toHaveLength(1);
     expect(meta.bearer_methods_supported).toEqual(['header']);
-    expect((await post(`Bearer ${await signToken('another-service')}`)).status).toBe(401);
-    expect((await post('Bearer ctk_forged')).status).toBe(401);
+    // No credentials: the challenge alone (RFC 6750 §3.1); wrong ones: invalid_token.
+    expect(challenge).not.toContain('error=');
+    const otherAudience = await post(`Bearer ${await signToken('another-service')}`);
+    expect(otherAudience.status).toBe(401);
+    expect(otherAudience.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata="[^"]+", error="invalid_token", error_description="[^"]+"$/);
+    const forged = await post('Bearer ctk_forged');
+    expect(forged.status).toBe(401);
+    expect(forged.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    // An unsigned token whose issuer is not Latin-1: still a 401 with a valid header (not a 500).
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const foreign = await post(`Bearer ${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ iss: 'https://發行者.example/\r\n"x', aud: 'cerro-torre' })}.c2ln`);
+    expect(foreign.status).toBe(401);
+    expect(foreign.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata="[^"]+", error="invalid_token", error_description="[\x20\x21\x23-\x5b\x5d-\x7e]+"$/);
     // A token for this server works (an OIDC viewer).
     const viewerJwt = await connect(await signToken('cerro-torre'));
     expect((await ok(viewerJwt, 'list_policies')).loaded).toBe(true);
