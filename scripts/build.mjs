@@ -41,6 +41,9 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+// boot.js: a few hundred bytes run from <head> that start the first page's API calls while
+// app.js downloads (ui/src/first-load.ts).
+await build({ entryPoints: { boot: 'ui/src/boot.ts' }, outdir: 'build/ui', bundle: true, format: 'iife', platform: 'browser', target: 'es2022', minify: true, legalComments: 'none', logLevel: 'warning' });
 await build({ entryPoints: { app: 'ui/style.css' }, outdir: 'build/ui', bundle: true, minify: true, logLevel: 'warning' });
 mkdirSync('build/ui', { recursive: true });
 copyFileSync('ui/index.html', 'build/ui/index.html');

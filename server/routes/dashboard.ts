@@ -7,6 +7,7 @@ import { sendError } from '../http-error.js';
 import type { InventoryItem } from '../../src/protocol/messages.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+import type { Db } from '../store/db.js';
 
 type Row = Record<string, string | number | null>;
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -19,7 +20,52 @@ export function limitOf(v: unknown, dflt: number, max: number): number {
   return Number.isInteger(n) && n > 0 ? Math.min(n, max) : dflt;
 }
 
-interface HostRow { id: string; name: string; labels: Record<string, string>; containers: (InventoryItem & { health?: string })[] }
+interface HostRow { id: string; name: string; labels: Record<string, string>; containers: Map<string, InventoryItem & { health?: string }> }
+
+/**
+ * The environments that have deployments: a loose index scan (one index probe per environment)
+ * rather than a DISTINCT over the whole history. Same SQL on SQLite and PostgreSQL.
+ */
+async function distinctEnvironments(db: Db): Promise<string[]> {
+  const rows = await db.query<{ environment: string | null }>(
+    `WITH RECURSIVE e (environment) AS (
+       SELECT MIN(environment) FROM deployments
+       UNION ALL SELECT (SELECT MIN(d.environment) FROM deployments d WHERE d.environment > e.environment) FROM e WHERE e.environment IS NOT NULL)
+     SELECT environment FROM e WHERE environment IS NOT NULL`,
+  );
+  return rows.map((r) => String(r.environment));
+}
+
+/**
+ * Hosts with their inventories parsed into maps by container id. A host's inventory is parsed
+ * again only when its stored text changed (any replica may have written it): a fleet reporting
+ * thousands of containers is not re-parsed for every overview page.
+ */
+class HostCache {
+  private readonly parsed = new Map<string, { raw: string; labels: string; row: HostRow }>();
+
+  async read(db: Db): Promise<HostRow[]> {
+    const rows = await db.query<{ id: string; name: string; labels: string; containers: string }>('SELECT id, name, labels, containers FROM hosts ORDER BY name');
+    const out: HostRow[] = [];
+    for (const h of rows) {
+      const hit = this.parsed.get(h.id);
+      if (hit && hit.raw === h.containers && hit.labels === h.labels && hit.row.name === h.name) {
+        out.push(hit.row);
+        continue;
+      }
+      const items = JSON.parse(h.containers) as (InventoryItem & { health?: string })[];
+      const row: HostRow = { id: h.id, name: h.name, labels: JSON.parse(h.labels) as Record<string, string>, containers: new Map(items.map((c) => [c.id, c])) };
+      this.parsed.set(h.id, { raw: h.containers, labels: h.labels, row });
+      out.push(row);
+    }
+    // Hosts removed from the table leave the cache too.
+    if (this.parsed.size > rows.length) {
+      const ids = new Set(rows.map((h) => h.id));
+      for (const id of this.parsed.keys()) if (!ids.has(id)) this.parsed.delete(id);
+    }
+    return out;
+  }
+}
 
 /**
  * What the dashboard's pages need beyond the resource routes: the environments × apps grid (one
@@ -28,9 +74,11 @@ interface HostRow { id: string; name: string; labels: Record<string, string>; co
 export function dashboardRoutes(ctx: ServerContext): Router {
   const r = Router();
   const read = requirePermission(ctx.db, ctx.oidc, 'read');
+  const hostCache = new HostCache();
 
   r.get('/api/v1/overview', read, async (req: Request, res: Response) => {
     const limit = limitOf(req.query.limit, 100, 500);
+    const withHosts = req.query.hosts === '1';
     const after = typeof req.query.after === 'string' && NAME.test(req.query.after) ? req.query.after : '';
     const q = typeof req.query.q === 'string' ? req.query.q.slice(0, 63).replace(/[^a-z0-9._-]/g, '') : '';
     const params: unknown[] = [after];
@@ -40,21 +88,21 @@ export function dashboardRoutes(ctx: ServerContext): Router {
     )).map((a) => a.app);
     const next = apps.length > limit ? apps[limit - 1] : null;
     const page = apps.slice(0, limit);
-    const environments = (await ctx.db.query<{ environment: string }>('SELECT DISTINCT environment FROM deployments ORDER BY environment')).map((e) => e.environment);
+    const environments = await distinctEnvironments(ctx.db);
     if (page.length === 0) return void res.json({ environments, apps: [], next: null });
-    const marks = page.map(() => '?').join(',');
+    // Every (app, environment) cell of the page, each answered by one probe of the
+    // (app, environment, created_at) index: the cost is the page's, whatever the history's length.
+    const cellParams = page.flatMap((app) => environments.flatMap((env) => [app, env]));
+    const cellList = `WITH c (app, environment) AS (VALUES ${page.flatMap(() => environments.map(() => '(?, ?)')).join(', ')})`;
+    const newest = (status: string) =>
+      `(SELECT x.id FROM deployments x WHERE x.app = c.app AND x.environment = c.environment${status} ORDER BY x.created_at DESC, x.id DESC LIMIT 1)`;
     const latest = await ctx.db.query<Row>(
-      `SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM deployments d
-       WHERE d.app IN (${marks}) AND d.created_at = (SELECT MAX(x.created_at) FROM deployments x WHERE x.app = d.app AND x.environment = d.environment)`, page,
+      `${cellList} SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM c JOIN deployments d ON d.id = ${newest('')}`, cellParams,
     );
     const live = await ctx.db.query<Row>(
-      `SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at FROM deployments d
-       WHERE d.app IN (${marks}) AND d.status = 'succeeded'
-         AND d.created_at = (SELECT MAX(x.created_at) FROM deployments x WHERE x.app = d.app AND x.environment = d.environment AND x.status = 'succeeded')`, page,
+      `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)}`, cellParams,
     );
-    const hosts = (await ctx.db.query<Row>('SELECT id, name, labels, containers FROM hosts')).map((h) => ({
-      id: String(h.id), name: String(h.name), labels: JSON.parse(String(h.labels)), containers: JSON.parse(String(h.containers)),
-    })) as HostRow[];
+    const hosts = await hostCache.read(ctx.db);
     const liveBy = new Map(live.map((l) => [`${l.environment}/${l.app}`, l]));
     const cells = new Map<string, Record<string, unknown>>();
     for (const d of latest) {
@@ -69,7 +117,8 @@ export function dashboardRoutes(ctx: ServerContext): Router {
         health: runtime?.health ?? 'unknown',
         // The container's name on every host (src/protocol/container-id.ts): for its log.
         container: containerIdFor(String(d.environment), String(d.app)),
-        hosts: runtime?.hosts ?? [],
+        // Which host runs what (the App page asks for it; the grid does not show it).
+        ...(withHosts ? { hosts: runtime?.hosts ?? [] } : {}),
       });
     }
     res.json({
@@ -109,7 +158,7 @@ function runtimeOf(hosts: HostRow[], environment: string, app: string, digest: s
   let drift = 0;
   for (const h of hosts) {
     if (!Object.entries(selector).every(([k, v]) => h.labels[k] === v)) continue;
-    const c = h.containers.find((x) => x.id === id);
+    const c = h.containers.get(id);
     out.push({ hostId: h.id, host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.state ?? 'missing', health: c?.health ?? null });
     if (!c || c.imageDigest !== digest || c.state !== 'running') drift++;
   }

@@ -43,7 +43,8 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     if (typeof req.query.app === 'string') where('app = ?', req.query.app.slice(0, 63));
     if (typeof req.query.status === 'string') where('status = ?', req.query.status.slice(0, 20));
     const cursor = typeof req.query.before === 'string' ? /^(\d{1,16}):([\w-]{1,64})$/.exec(req.query.before) : null;
-    if (cursor) where('(created_at < ? OR (created_at = ? AND id < ?))', Number(cursor[1]), Number(cursor[1]), cursor[2]);
+    // A row-value comparison: both databases seek the (…, created_at, id) indexes with it.
+    if (cursor) where('(created_at, id) < (?, ?)', Number(cursor[1]), cursor[2]);
     const limit = limitOf(req.query.limit, 500, 500);
     const rows = await ctx.db.query<Row>(`SELECT ${LIST_COLUMNS} FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);
     const last = rows[limit - 1];

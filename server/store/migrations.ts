@@ -71,6 +71,18 @@ export const MIGRATIONS: string[][] = [
     `ALTER TABLE deployments ADD COLUMN commit_author TEXT`,
     `ALTER TABLE deployments ADD COLUMN commit_message TEXT`,
   ],
+  [
+    // The deployments list (newest first, a (created_at, id) cursor) filtered by app, environment
+    // or status, and the overview's newest deployment per (app, environment), seek one of these
+    // in the order they answer in, instead of sorting the history (bench/dashboard.bench.ts).
+    `CREATE INDEX deployments_created_id ON deployments (created_at, id)`,
+    `CREATE INDEX deployments_app_env_created_id ON deployments (app, environment, created_at, id)`,
+    `CREATE INDEX deployments_app_created_id ON deployments (app, created_at, id)`,
+    `CREATE INDEX deployments_env_created_id ON deployments (environment, created_at, id)`,
+    `CREATE INDEX deployments_status_created_id ON deployments (status, created_at, id)`,
+    `DROP INDEX deployments_created`,
+    `DROP INDEX deployments_app_env_created`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser } from 'playwright-core';
+import { gzipSync } from 'node:zlib';
 import { testServer } from '../server/support.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createSession } from '../../server/ui/sessions.js';
@@ -79,6 +80,24 @@ describe('dashboard sign-in', () => {
     return { status: res.status, code: /data-code>([A-Z_]+)</.exec(text)?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('ct_session=') && !c.startsWith('ct_session=;')) ?? null };
   }
 
+
+  it('first load: at most 150 KB of JavaScript and CSS gzip, all from the server itself', async () => {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    const loaded: { url: string; type: string; body: Promise<Buffer> }[] = [];
+    const elsewhere: string[] = [];
+    page.on('request', (r) => void (r.url().startsWith(`${server.url}/`) || elsewhere.push(r.url())));
+    page.on('response', (r) => void loaded.push({ url: r.url(), type: r.request().resourceType(), body: r.body() }));
+    await page.goto(`${server.url}/`);
+    await page.getByRole('link', { name: /^Sign in with/ }).waitFor();
+    const code = loaded.filter((r) => r.type === 'script' || r.type === 'stylesheet');
+    expect(code.map((r) => new URL(r.url).pathname).sort()).toEqual(['/ui/app.css', '/ui/app.js', '/ui/boot.js']);
+    const gzipped = (await Promise.all(code.map(async (r) => gzipSync(await r.body, { level: 9 }).length))).reduce((a, b) => a + b, 0);
+    expect(gzipped).toBeGreaterThan(5_000);
+    expect(gzipped).toBeLessThanOrEqual(150 * 1024);
+    expect(elsewhere).toEqual([]);
+    await context.close();
+  }, 30_000);
 
   it('signs a person in with their role, shows their name as text, and signs them out', async () => {
     const context = await newContext(browser);

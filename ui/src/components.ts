@@ -1,5 +1,6 @@
 import { html } from 'htm/preact';
-import { useEffect, useState, useCallback } from 'preact/hooks';
+import { h } from 'preact';
+import { useLayoutEffect, useState, useCallback } from 'preact/hooks';
 import { api, ApiError } from './api.js';
 import { onLive } from './live.js';
 
@@ -14,7 +15,9 @@ export function useData<T>(path: string | null, refresh: (type: string, data: un
     if (!path) return;
     api<T>(path).then((d) => (setData(d), setError(null)), (e) => setError(e instanceof ApiError ? e : new ApiError(0, 'NETWORK', String(e))));
   }, [path]);
-  useEffect(() => {
+  // A layout effect: the request starts as the page is committed, not a frame later (useEffect
+  // waits for the next paint), and the first paint can already show the data when it is there.
+  useLayoutEffect(() => {
     setData(null);
     load();
     let timer: number | undefined;
@@ -27,8 +30,10 @@ export function useData<T>(path: string | null, refresh: (type: string, data: un
   return { data, error, reload: load };
 }
 
-export const StatusBadge = ({ status, label }: { status: string; label?: string }) =>
-  html`<span class=${`badge s-${String(status).replace(/[^a-z-]/g, '')}`} data-status=${status}>${label ?? status}</span>`;
+/** A status as a coloured badge; a plain function (no component instance) for the big grid. */
+export const badge = (status: string, label?: string) => h('span', { class: `badge s-${String(status).replace(/[^a-z-]/g, '')}`, 'data-status': status }, label ?? status);
+
+export const StatusBadge = ({ status, label }: { status: string; label?: string }) => badge(status, label);
 
 export const ErrorBox = ({ error }: { error: ApiError | null }) =>
   error ? html`<p class="error" role="alert">${error.message} <code>${error.code}</code></p>` : null;

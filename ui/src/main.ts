@@ -1,8 +1,9 @@
 import { html } from 'htm/preact';
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import { api, ApiError, setCsrf, type Me } from './api.js';
-import { startLive, stopLive } from './live.js';
+import { onConnection, startLive, stopLive } from './live.js';
+import { SESSION_PATH } from './first-load.js';
 import { OverviewPage } from './pages/overview.js';
 import { AppPage } from './pages/app.js';
 import { EvidencePage } from './pages/evidence.js';
@@ -32,14 +33,20 @@ function SignIn() {
   </main>`;
 }
 
+function LiveIndicator() {
+  const [live, setLive] = useState(false);
+  useEffect(() => onConnection(setLive), []);
+  return html`<span class=${`live ${live ? 'on' : 'off'}`} data-live=${live}>${live ? 'live' : 'offline'}</span>`;
+}
+
 function Shell() {
   const [me, setMe] = useState<Me | null>(null);
   const [anonymous, setAnonymous] = useState(false);
-  const [live, setLive] = useState(false);
   const route = useRoute();
-  useEffect(() => {
-    api<Me>('/api/v1/session').then(
-      (m) => (setCsrf(m.csrfToken), setMe(m), startLive(setLive)),
+  // Started as soon as the shell is committed (the request itself is boot.js's, already in flight).
+  useLayoutEffect(() => {
+    api<Me>(SESSION_PATH).then(
+      (m) => (setCsrf(m.csrfToken), setMe(m), startLive()),
       (e) => setAnonymous(e instanceof ApiError && e.status === 401),
     );
   }, []);
@@ -58,7 +65,7 @@ function Shell() {
   return html`<header class="top">
       <a class="brand" href="#/">Cerro Torre</a>
       <nav aria-label="Main">${nav.map(([p, label]) => html`<a href=${`#/${p}`} aria-current=${(page || '') === p ? 'page' : undefined}>${label}</a>`)}</nav>
-      <span class=${`live ${live ? 'on' : 'off'}`} data-live=${live}>${live ? 'live' : 'offline'}</span>
+      <${LiveIndicator} />
       <span class="who">${me.name} <span class="role" data-role=${me.role}>${me.role}</span></span>
       ${me.kind === 'session' ? html`<button type="button" onClick=${signOut}>Sign out</button>` : null}
     </header>

@@ -1,12 +1,35 @@
 import { html } from 'htm/preact';
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { q } from '../api.js';
-import { useData, StatusBadge, ErrorBox, Loading, short } from '../components.js';
+import { OVERVIEW_PATH } from '../first-load.js';
+import { h } from 'preact';
+import { useData, badge, ErrorBox, Loading } from '../components.js';
 
 interface Cell { last: { id: string; status: string; reason: string | null }; live: { id: string; imageDigest: string } | null; sync: string; health: string }
 interface Overview { environments: string[]; apps: { app: string; environments: Record<string, Cell> }[]; next: string | null }
 
 const SYNC_LABEL: Record<string, string> = { 'in-sync': 'in sync', 'out-of-sync': 'out of sync', progressing: 'progressing' };
+
+/** The grid's API call; the first page's is started by boot.js (first-load.ts). */
+const overviewPath = (search: string, after?: string) => (search || after ? `/api/v1/overview${q({ q: search.toLowerCase(), after, limit: 100 })}` : OVERVIEW_PATH);
+
+/**
+ * The grid's rows: 100 apps × every environment on a page, built with `h` (no template to walk,
+ * no component per badge); the page keeps them while its data is unchanged, and Preact skips an
+ * unchanged vnode. Rows are ARIA table rows laid out by CSS grid with `content-visibility: auto`:
+ * the browser lays out and paints the rows on screen, the others when scrolled to
+ * (bench/dashboard.bench.ts).
+ */
+const gridBody = (rows: Overview['apps'], envs: string[]) => h('div', { role: 'rowgroup', class: 'grid-body' }, rows.map((a) => {
+  const href = `#/app/${encodeURIComponent(a.app)}`;
+  return h('div', { key: a.app, role: 'row', class: 'grid-row' }, h('div', { role: 'rowheader' }, h('a', { href }, a.app)), envs.map((e) => {
+    const c = a.environments[e];
+    if (!c) return h('div', { role: 'cell', class: 'empty' }, '—');
+    return h('div', { role: 'cell', 'data-cell': `${e}/${a.app}` },
+      badge(c.sync, SYNC_LABEL[c.sync] ?? c.sync), badge(c.health),
+      h('a', { class: 'last', href }, c.last.reason ? `${c.last.status} ${c.last.reason}` : c.last.status));
+  }));
+}));
 
 /** Environments × apps: sync state, health and the last deploy's result, filtered and searchable. */
 export function OverviewPage() {
@@ -14,9 +37,10 @@ export function OverviewPage() {
   const [env, setEnv] = useState('');
   const [sync, setSync] = useState('');
   const [after, setAfter] = useState<string[]>([]);
-  const { data, error } = useData<Overview>(`/api/v1/overview${q({ q: search.toLowerCase(), after: after[after.length - 1], limit: 100 })}`, (t) => t === 'deployment' || t.startsWith('host'));
-  const envs = data ? data.environments.filter((e) => !env || e === env) : [];
-  const rows = data ? data.apps.filter((a) => !sync || envs.some((e) => a.environments[e]?.sync === sync)) : [];
+  const { data, error } = useData<Overview>(overviewPath(search, after[after.length - 1]), (t) => t === 'deployment' || t.startsWith('host'));
+  const envs = useMemo(() => (data ? data.environments.filter((e) => !env || e === env) : []), [data, env]);
+  const rows = useMemo(() => (data ? data.apps.filter((a) => !sync || envs.some((e) => a.environments[e]?.sync === sync)) : []), [data, envs, sync]);
+  const body = useMemo(() => gridBody(rows, envs), [rows, envs]);
   return html`<section aria-labelledby="h-overview">
     <h1 id="h-overview">Overview</h1>
     <form class="filters" role="search" onSubmit=${(e: Event) => e.preventDefault()}>
@@ -29,22 +53,9 @@ export function OverviewPage() {
       </select></label>
     </form>
     <${ErrorBox} error=${error} />
-    ${!data ? html`<${Loading} />` : html`<table class="grid" data-testid="grid">
-      <thead><tr><th scope="col">App</th>${envs.map((e) => html`<th scope="col">${e}</th>`)}</tr></thead>
-      <tbody>${rows.map((a) => html`<tr>
-        <th scope="row"><a href=${`#/app/${encodeURIComponent(a.app)}`}>${a.app}</a></th>
-        ${envs.map((e) => {
-          const c = a.environments[e];
-          if (!c) return html`<td class="empty">—</td>`;
-          return html`<td data-cell=${`${e}/${a.app}`}>
-            <${StatusBadge} status=${c.sync} label=${SYNC_LABEL[c.sync] ?? c.sync} />
-            <${StatusBadge} status=${c.health} />
-            <div class="last"><a href=${`#/app/${encodeURIComponent(a.app)}`}>${c.last.status}</a>${c.last.reason ? html` <code>${c.last.reason}</code>` : null}</div>
-            ${c.live ? html`<div class="digest" title=${c.live.imageDigest}>${short(c.live.imageDigest)}</div>` : null}
-          </td>`;
-        })}
-      </tr>`)}</tbody>
-    </table>
+    ${!data ? html`<${Loading} />` : html`<div class="grid" role="table" aria-label="Apps by environment" data-testid="grid">
+      <div role="rowgroup"><div role="row" class="grid-row grid-head"><div role="columnheader">App</div>${envs.map((e) => html`<div role="columnheader">${e}</div>`)}</div></div>
+      ${body}</div>
     ${rows.length === 0 ? html`<p>No deployments yet.</p>` : null}
     <nav class="pager" aria-label="Pages">
       ${after.length ? html`<button type="button" onClick=${() => setAfter(after.slice(0, -1))}>Previous</button>` : null}
