@@ -6,6 +6,7 @@ import { openCtpToVerify } from '../../src/bundle/read.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
+import { VerificationCache } from '../../src/verify/cache.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
@@ -36,6 +37,13 @@ export interface LocalRunnerOptions {
   environment?: string;
   /** Bridge networking (host/network); absent: `network = "bridge"` is refused (rootless agents). */
   network?: NetworkManager;
+  /**
+   * Reports of bundles this host already verified, keyed like the server's cache (bundle digest,
+   * trust store and trusted root digests, policy digest, mode): a redeploy or a retried assignment
+   * of the same bytes is not verified again; a changed trust store or policy set is another key,
+   * and a revocation empties it. Default: 256 entries, 5 minutes.
+   */
+  verificationCache?: VerificationCache;
 }
 
 type Outcome = { state: ContainerState; code?: string; message?: string; exitCode?: number | null };
@@ -58,7 +66,11 @@ export class LocalRunner implements AssignmentRunner {
   /** The container a deploy is replacing right now: lifecycle actions on it are refused (CONTAINER_BUSY). */
   private replacing?: string;
 
-  constructor(private readonly opts: LocalRunnerOptions) {}
+  private readonly verified: VerificationCache;
+
+  constructor(private readonly opts: LocalRunnerOptions) {
+    this.verified = opts.verificationCache ?? new VerificationCache({ maxEntries: 256 });
+  }
 
   /**
    * A lifecycle action (stop, start, restart, kill, pause, resume, remove) from the channel or
@@ -176,11 +188,11 @@ export class LocalRunner implements AssignmentRunner {
     if (archive.bundleDigest !== a.bundleDigest) return refused('DIGEST_MISMATCH', `bundle is ${archive.bundleDigest}, assignment names ${a.bundleDigest}`);
     const trust = this.opts.trust();
     if (!trust) return refused('UNKNOWN_KEY', 'this host has no trust store: nothing can be verified');
-    const report = await verifyCtpArchive(archive, { trust, mode: 'audit' });
+    const set = this.opts.policies.current;
+    const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: this.verified, ...(set?.digest ? { policyDigest: set.digest } : {}) });
     if (report.decision === 'REJECT') return refused(report.code ?? 'MALFORMED_BUNDLE', report.message ?? 'verification failed');
     if (report.evidence.imageDigest !== a.imageDigest) return refused('SUBJECT_MISMATCH', `image is ${report.evidence.imageDigest}, assignment names ${a.imageDigest}`);
 
-    const set = this.opts.policies.current;
     if (!set) return refused('NO_POLICY', 'this host could not load its policies: failing closed');
     const facts = await this.opts.facts();
     const manifest = bundleFactsFromArchive(archive, ctpPath);

@@ -7,12 +7,13 @@
  * What runs is asked of runc itself (`runc list` / `runc state`), never only of the agent's records.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { apparmorFacts, collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
 import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
+import { VerificationCache } from '../../src/verify/cache.js';
 import { agentFixture, assignmentFor, pidAlive, runcDeleteAll, runcList, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 
@@ -145,6 +146,37 @@ describe('LocalRunner: what reaches runc', () => {
   it('refuses a signed bundle lacking an attestation its policy requires (MISSING_ATTESTATION) before runc', async () => {
     const out = await expectRefusedBeforeRunc(await runnerWith(facts), fx.bundles.partial, 'agent-partial');
     expect(out.code).toBe('MISSING_ATTESTATION');
+  });
+
+  it('does not verify again what it verified under the same trust store and policies; another trust store or policy set verifies anew (#14)', async () => {
+    const policies = new PolicyStore([fx.policiesDir]);
+    expect((await policies.reload()).ok).toBe(true);
+    const cache = new VerificationCache();
+    const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime, verificationCache: cache });
+    // `partial` verifies and is then refused by policy: verification runs, runc is never reached.
+    const first = await expectRefusedBeforeRunc(runner, fx.bundles.partial, 'agent-cache');
+    expect({ code: first.code, hits: cache.hits, misses: cache.misses, size: cache.size }).toEqual({ code: 'MISSING_ATTESTATION', hits: 0, misses: 1, size: 1 });
+    const again = await expectRefusedBeforeRunc(runner, fx.bundles.partial, 'agent-cache');
+    expect({ code: again.code, hits: cache.hits, misses: cache.misses }).toEqual({ code: 'MISSING_ATTESTATION', hits: 1, misses: 1 });
+    // A rejected bundle's report is cached too and still refused with its own code.
+    for (let i = 0; i < 2; i++) expect((await expectRefusedBeforeRunc(runner, fx.bundles.unsigned, 'agent-cache-u')).code).toBe('UNCOVERED_FILE');
+    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 2, misses: 2 });
+    // Another trust store (its digest differs) is another key: verified again.
+    const otherTrust = { ...fx.trust, store: { ...fx.trust.store, id: 'another-store' }, storeDigest: `${fx.trust.storeDigest}-other` };
+    const other = new LocalRunner({ stateDir, trust: () => otherTrust, policies, facts: async () => facts, runtime, verificationCache: cache });
+    expect((await expectRefusedBeforeRunc(other, fx.bundles.partial, 'agent-cache')).code).toBe('MISSING_ATTESTATION');
+    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 2, misses: 3 });
+    // Another policy set (its digest changes when its files do) too.
+    const altDir = join(fx.dir, 'policies-alt');
+    cpSync(fx.policiesDir, altDir, { recursive: true });
+    const extra = readdirSync(altDir).find((n) => n.endsWith('.policy.yaml'))!;
+    appendFileSync(join(altDir, extra), '\n# changed\n');
+    const altPolicies = new PolicyStore([altDir]);
+    expect((await altPolicies.reload()).ok).toBe(true);
+    expect(altPolicies.current?.digest).not.toBe(policies.current?.digest);
+    const alt = new LocalRunner({ stateDir, trust: () => fx.trust, policies: altPolicies, facts: async () => facts, runtime, verificationCache: cache });
+    expect((await expectRefusedBeforeRunc(alt, fx.bundles.partial, 'agent-cache')).code).toBe('MISSING_ATTESTATION');
+    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 2, misses: 4 });
   });
 
   it('refuses a bundle whose manifest was changed after signing (DIGEST_MISMATCH) before runc', async () => {
