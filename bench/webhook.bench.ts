@@ -28,6 +28,8 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ADMIN = 'ctk_bench-webhook-admin-key-0123456789abcdef';
 const RUNS = Number(process.env.CT_BENCH_WEBHOOK_RUNS ?? 100);
 const TARGET_MS = 100;
+/** #14 target 2: the first status (deploy started) within 50 ms. */
+const FIRST_TARGET_MS = 50;
 const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@e', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@e' };
 
 function percentile(xs: number[], p: number): number {
@@ -124,7 +126,7 @@ export async function run(): Promise<BenchResult[]> {
     const failed = fx.github.requests.filter((r) => r.operationId === 'repos/create-commit-status' && r.body.state !== 'pending' && r.body.state !== 'success' && r.params.sha !== 'f'.repeat(40));
     if (failed.length || fx.github.errors.length) throw new Error(`deploys did not all succeed: ${JSON.stringify(failed.map((f) => f.body.description))} ${fx.github.errors.join('; ')}`);
     const fmt = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(1)} ms, p99 ${percentile(xs, 99).toFixed(1)} ms`;
-    const note = (xs: number[]) => `${RUNS} sequential commits, ${fmt(xs)}; baseline = median Octokit commit-status POST; ok ⇔ p99 ≤ ${TARGET_MS} ms`;
+    const note = (xs: number[], target = TARGET_MS) => `${RUNS} sequential commits, ${fmt(xs)}; baseline = median Octokit commit-status POST; ok ⇔ p99 ≤ ${target} ms`;
     return [
       {
         name: 'webhook → final commit status (deploy succeeded on the host), p99, bundle fetch excluded',
@@ -132,7 +134,7 @@ export async function run(): Promise<BenchResult[]> {
       },
       {
         name: 'webhook → first commit status (deploy started), p99',
-        value: percentile(firsts, 99), baseline, unit: 'ms', better: 'lower', target: { max: round(TARGET_MS / baseline) }, note: note(firsts),
+        value: percentile(firsts, 99), baseline, unit: 'ms', better: 'lower', target: { max: round(FIRST_TARGET_MS / baseline) }, note: note(firsts, FIRST_TARGET_MS),
       },
     ];
   } finally {
