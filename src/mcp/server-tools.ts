@@ -19,12 +19,13 @@ const seg = (s: string) => encodeURIComponent(s);
 
 type Row = Record<string, unknown>;
 
-/** A deployment as listed: its message may quote bundle- or commit-controlled text. */
+/** A deployment as listed: its message, commit message and author are bundle- or commit-controlled text. */
 function deploymentView(d: Row) {
   return {
     id: d.id, environment: d.environment, app: d.app, status: d.status, code: d.reason ?? null,
     message: untrusted('deployment message', d.message, 4096), reference: d.reference, imageDigest: d.imageDigest ?? null,
-    commit: d.commit, rollbackOf: d.rollbackOf ?? null, hosts: d.hosts, createdAt: d.createdAt, updatedAt: d.updatedAt,
+    commit: d.commit, commitAuthor: untrusted('commit author', d.commitAuthor, 256), commitMessage: untrusted('commit message', d.commitMessage, 4096),
+    rollbackOf: d.rollbackOf ?? null, hosts: d.hosts, createdAt: d.createdAt, updatedAt: d.updatedAt,
   };
 }
 
@@ -44,9 +45,9 @@ export function serverTools(api: ApiClient): ToolDef[] {
       input: { environment: name.optional(), app: name.optional(), status: z.string().max(32).optional(), limit: z.number().int().min(1).max(500).optional() },
       output: deploymentsOut,
       async run(a: { environment?: string; app?: string; status?: string; limit?: number }) {
-        const { deployments } = (await api.get('/api/v1/deployments', { query: { environment: a.environment } })) as { deployments: Row[] };
-        const hits = deployments.filter((d) => (!a.app || d.app === a.app) && (!a.status || d.status === a.status));
-        return { deployments: hits.slice(0, a.limit ?? 100).map(deploymentView) };
+        // Filtered by the API, not here: a page of all deployments may hold none of the app's.
+        const { deployments } = (await api.get('/api/v1/deployments', { query: { environment: a.environment, app: a.app, status: a.status, limit: a.limit ?? 100 } })) as { deployments: Row[] };
+        return { deployments: deployments.map(deploymentView) };
       },
     },
     {
