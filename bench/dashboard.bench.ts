@@ -52,14 +52,14 @@ export async function seed(db: Db): Promise<void> {
       const image = `sha256:${hex(n)}`;
       if (status === 'succeeded') live.set(`${env}/${app}`, image);
       await t.run(
-        `INSERT INTO deployments (id, environment, app, commit_sha, commit_author, commit_message, reference, bundle_digest, image_digest, status, reason, message, evidence, hosts, repo, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO deployments (id, environment, app, commit_sha, commit_author, commit_message, reference, bundle_digest, image_digest, status, reason, message, evidence, signers, hosts, repo, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           `dep-${hex(n, 8)}`, env, app, hex(n * 7919, 40), 'Dev Eloper <dev@example.com>', `deploy ${app} build ${n}\n\nchangelog…`,
           `registry.example/acme/${app}@${image}`, `sha256:${hex(n + 1)}`, image, status,
           status === 'denied' ? 'POLICY_DENIED' : status === 'failed' ? 'HEALTHCHECK_FAILED' : null,
           status === 'succeeded' ? 'deployed to 3 hosts' : status === 'denied' ? 'policy prod: missing SLSA provenance' : null,
-          status === 'succeeded' ? evidence(n) : null, JSON.stringify({ env }), 'acme/desired', t0 + n * 60_000, t0 + n * 60_000 + 4_000,
+          status === 'succeeded' ? evidence(n) : null, status === 'succeeded' ? JSON.stringify([`key sha256:${hex(n, 16)} (builders)`]) : null, JSON.stringify({ env }), 'acme/desired', t0 + n * 60_000, t0 + n * 60_000 + 4_000,
         ],
       );
     }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import type { CommitInfo } from '../gitops/commit-info.js';
+import { signerSummary } from './signers.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import type { Job, JobOutcome } from '../queue/queue.js';
@@ -187,9 +188,9 @@ export class DeployPipeline {
   }
 
   private async save(row: DeploymentRow, status: DeployStatus, reason?: string, message?: string, extra?: Record<string, unknown>): Promise<void> {
-    await this.ctx.db.run('UPDATE deployments SET status = ?, reason = ?, message = ?, image_digest = COALESCE(?, image_digest), bundle_digest = COALESCE(?, bundle_digest), evidence = COALESCE(?, evidence), decision_input = COALESCE(?, decision_input), updated_at = ? WHERE id = ?', [
+    await this.ctx.db.run('UPDATE deployments SET status = ?, reason = ?, message = ?, image_digest = COALESCE(?, image_digest), bundle_digest = COALESCE(?, bundle_digest), evidence = COALESCE(?, evidence), signers = COALESCE(?, signers), decision_input = COALESCE(?, decision_input), updated_at = ? WHERE id = ?', [
       status, reason ?? null, message ?? null, (extra?.imageDigest as string) ?? null, (extra?.bundleDigest as string) ?? null, extra?.evidence ? JSON.stringify(extra.evidence) : null,
-      extra?.decisionInput ? JSON.stringify(extra.decisionInput) : null, Date.now(), row.id,
+      extra?.evidence ? JSON.stringify(signerSummary(extra.evidence)) : null, extra?.decisionInput ? JSON.stringify(extra.decisionInput) : null, Date.now(), row.id,
     ]);
     publish(this.ctx, 'deployment', { id: row.id, environment: row.environment, app: row.app, status, reason });
   }

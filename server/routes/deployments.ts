@@ -15,14 +15,14 @@ type Row = Record<string, string | number | null>;
 function view(r: Row) {
   return {
     id: r.id, environment: r.environment, app: r.app, commit: r.commit_sha, commitAuthor: r.commit_author ?? null, commitMessage: r.commit_message ?? null,
-    reference: r.reference, imageDigest: r.image_digest,
+    reference: r.reference, imageDigest: r.image_digest, bundleDigest: r.bundle_digest ?? null, signers: r.signers ? (JSON.parse(String(r.signers)) as string[]) : [],
     status: r.status, reason: r.reason, message: r.message, rollbackOf: r.rollback_of,
     hosts: JSON.parse(String(r.hosts ?? '{}')), createdAt: new Date(Number(r.created_at)).toISOString(), updatedAt: new Date(Number(r.updated_at)).toISOString(),
   };
 }
 
 /** The list's columns: never the evidence or the decision input (kilobytes per row, read only for one deployment). */
-const LIST_COLUMNS = 'id, environment, app, commit_sha, commit_author, commit_message, reference, image_digest, status, reason, message, rollback_of, hosts, created_at, updated_at';
+const LIST_COLUMNS = 'id, environment, app, commit_sha, commit_author, commit_message, reference, image_digest, bundle_digest, signers, status, reason, message, rollback_of, hosts, created_at, updated_at';
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/;
 

@@ -83,6 +83,10 @@ export const MIGRATIONS: string[][] = [
     `DROP INDEX deployments_created`,
     `DROP INDEX deployments_app_env_created`,
   ],
+  [
+    // Who signed the bundle (server/deploy/signers.ts), for the history without reading evidence.
+    `ALTER TABLE deployments ADD COLUMN signers TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

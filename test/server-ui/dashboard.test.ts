@@ -127,6 +127,11 @@ describe('dashboard in Chromium', () => {
     expect(await history(page).first().locator('[data-commit-author]').textContent()).toBe('ci <ci@e>');
     expect(await history(page).nth(1).locator('[data-commit-message]').textContent()).toBe('deploy hello');
     expect(await page.locator('#pwned-commit-message').count()).toBe(0);
+    // Who signed it and which bundle, as the API recorded them from the verified evidence.
+    const newest = ((await (await fetch(`${server.url}/api/v1/deployments?app=hello&limit=1`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { deployments: { bundleDigest: string; signers: string[] }[] }).deployments[0];
+    expect(newest.signers).toEqual([expect.stringMatching(/^key \S+ \(builders\)$/)]);
+    expect(await history(page).first().locator('[data-signers]').textContent()).toBe(newest.signers[0]);
+    expect(await history(page).first().locator('[data-bundle]').textContent()).toBe(newest.bundleDigest.slice(7, 19));
 
     // Container log: hostile markup printed by the app is text.
     await page.getByRole('button', { name: 'Show log' }).click();
@@ -134,6 +139,10 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('#pwned-log').count()).toBe(0);
     expect(await page.evaluate('window.pwned')).toBeUndefined();
     await axe(page, 'app');
+    // Follow: the log pane keeps itself up to date (each start below prints the greeting again).
+    const greetings = async () => (((await page.locator('[data-testid=log]').textContent()) ?? '').split(HOSTILE).length - 1);
+    const before = await greetings();
+    await page.getByRole('checkbox', { name: 'Follow' }).check();
 
     // Stop, start and restart from the App page: runc's own state changes, each click audited.
     const runc = () => {
@@ -158,6 +167,7 @@ describe('dashboard in Chromium', () => {
     expect(runc().pid).not.toBe(started.pid);
     const acted = (await (await fetch(`${server.url}/api/v1/audit?kind=container.action&limit=10`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { entries: { record: { action: string; container: string; principal: { kind: string; role: string }; results: { state?: string }[] } }[] };
     expect(acted.entries.map((e) => [e.record.action, e.record.container, e.record.results[0].state]).reverse()).toEqual([['stop', CONTAINER, 'stopped'], ['start', CONTAINER, 'running'], ['restart', CONTAINER, 'running']]);
+    await until('the followed log shows the restarts', async () => (await greetings()) >= before + 2, 30_000);
     // Done by the signed-in operator (her session), not by a machine key.
     expect(acted.entries.map((e) => `${e.record.principal.kind} ${e.record.principal.role}`)).toEqual(['session operator', 'session operator', 'session operator']);
 

@@ -4,7 +4,7 @@ import { api, q, ApiError, type Me } from '../api.js';
 import { useData, StatusBadge, ErrorBox, Loading, short, when, duration } from '../components.js';
 import { LogTail } from './logs.js';
 
-interface Deployment { id: string; environment: string; app: string; commit: string; commitAuthor: string | null; commitMessage: string | null; reference: string; imageDigest: string | null; status: string; reason: string | null; message: string | null; rollbackOf: string | null; createdAt: string; updatedAt: string }
+interface Deployment { id: string; environment: string; app: string; commit: string; commitAuthor: string | null; commitMessage: string | null; bundleDigest: string | null; signers: string[]; reference: string; imageDigest: string | null; status: string; reason: string | null; message: string | null; rollbackOf: string | null; createdAt: string; updatedAt: string }
 interface Cell { sync: string; health: string; container: string; live: { id: string; imageDigest: string } | null; hosts: { hostId: string; host: string; imageDigest: string | null; state: string; health: string | null }[] }
 
 /** One app: its deployments in every environment, what runs where, and the operator's actions. */
@@ -45,13 +45,14 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
     ${me.can.deploy ? html`<p><button type="button" onClick=${() => act('Sync', '/api/v1/sync')}>Sync now</button></p>` : null}
     <h2>Deployments</h2>
     ${!history.data ? html`<${Loading} />` : html`<table data-testid="history">
-      <thead><tr><th scope="col">When</th><th scope="col">Environment</th><th scope="col">Status</th><th scope="col">Decision</th><th scope="col">Commit</th><th scope="col">Image</th><th scope="col">Duration</th><th scope="col">Actions</th></tr></thead>
+      <thead><tr><th scope="col">When</th><th scope="col">Environment</th><th scope="col">Status</th><th scope="col">Decision</th><th scope="col">Commit</th><th scope="col">Signed by</th><th scope="col">Bundle</th><th scope="col">Duration</th><th scope="col">Actions</th></tr></thead>
       <tbody>${rows.map((d) => html`<tr data-deployment=${d.id}>
         <td>${when(d.createdAt)}</td><td>${d.environment}</td>
         <td><${StatusBadge} status=${d.status} /></td>
         <td class="decision">${d.reason ? html`<code data-reason>${d.reason}</code> ` : null}<span data-message>${d.message ?? ''}</span></td>
         <td class="commit"><code title=${d.commit}>${d.commit.replace(/^api:/, '').slice(0, 12)}</code>${d.commitMessage ? html` <span data-commit-message title=${d.commitMessage}>${d.commitMessage.split('\n')[0]}</span>` : null}${d.commitAuthor ? html`<div class="author" data-commit-author>${d.commitAuthor}</div>` : null}</td>
-        <td class="digest" title=${d.imageDigest ?? ''}>${short(d.imageDigest)}</td>
+        <td data-signers>${d.signers.map((s) => html`<div>${s}</div>`)}</td>
+        <td class="digest" title=${`bundle ${d.bundleDigest ?? '—'}, image ${d.imageDigest ?? '—'}`} data-bundle>${short(d.bundleDigest)}</td>
         <td>${duration(d.createdAt, d.updatedAt)}</td>
         <td class="actions">
           <a href=${`#/evidence/${d.id}`}>Evidence</a>

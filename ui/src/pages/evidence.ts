@@ -8,7 +8,7 @@ interface Attestation { digest: string; source: string; predicateType: string; p
 interface EvidenceView {
   id: string; environment: string; app: string; imageDigest: string | null; bundleDigest: string | null; container: string;
   evidence: { attestations: Attestation[]; fetchedReference?: string } | null;
-  bundle: { security?: { seccomp?: { defaultAction?: string; syscalls?: { names: string[]; action: string }[] }; apparmor?: string; monitor?: boolean } } | null;
+  bundle: { security?: { seccomp?: { defaultAction?: string; syscalls?: { names: string[]; action: string }[] }; apparmor?: string; selinux?: string; monitor?: boolean } } | null;
   alerts: Record<string, unknown>[];
 }
 
@@ -68,6 +68,7 @@ export function EvidencePage({ id }: { id: string }) {
     <dl class="facts">
       <dt>seccomp</dt><dd>${seccomp ? html`default ${seccomp.defaultAction ?? '—'}, ${allowed.length} syscalls allowed: <span class="syscalls">${allowed.join(' ')}</span>` : 'no profile in the bundle'}</dd>
       <dt>AppArmor</dt><dd>${data.bundle?.security?.apparmor ? 'profile in the bundle (enforced where the host can)' : 'no profile'}</dd>
+      <dt>SELinux</dt><dd>${data.bundle?.security?.selinux ? 'policy in the bundle (enforced where the host can)' : 'no policy'}</dd>
       <dt>eBPF monitor</dt><dd>${data.bundle?.security?.monitor ? 'rules in the bundle' : 'none'}</dd>
     </dl>
     <h2>Monitor alerts</h2>

@@ -1,5 +1,5 @@
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, q, ApiError } from '../api.js';
 import { ErrorBox } from '../components.js';
 
@@ -11,6 +11,9 @@ export function LogTail({ targets }: { targets: LogTarget[] }) {
   const [text, setText] = useState<string | null>(null);
   const [follow, setFollow] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
+  const pane = useRef<HTMLPreElement>(null);
+  // Following: the newest lines stay in view.
+  useEffect(() => void (follow && pane.current && (pane.current.scrollTop = pane.current.scrollHeight)), [text, follow]);
   const selected = targets.find((t) => `${t.hostId}/${t.container}` === choice) ?? targets[0];
   const load = () => {
     if (!selected) return;
@@ -30,6 +33,6 @@ export function LogTail({ targets }: { targets: LogTarget[] }) {
     <button type="button" onClick=${load}>Show log</button>
     <label><input type="checkbox" checked=${follow} onChange=${(e: Event) => setFollow((e.target as HTMLInputElement).checked)} /> Follow</label>
     <${ErrorBox} error=${error} />
-    ${text !== null ? html`<pre class="log" data-testid="log" tabindex="0">${text}</pre>` : null}
+    ${text !== null ? html`<pre class="log" data-testid="log" tabindex="0" ref=${pane}>${text}</pre>` : null}
   </section>`;
 }
