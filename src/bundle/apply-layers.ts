@@ -14,7 +14,7 @@ import { imageFromOciLayout } from './pack/from-oci-layout.js';
 import { readTar, type TarEntry } from './tar-read.js';
 
 export interface ApplyOptions {
-  /** Per-layer limits; maxTotalBytes also bounds all layers together. */
+  /** Layer limits; maxTotalBytes and maxEntries bound all layers together. */
   limits?: Partial<TarLimits>;
   platform?: Platform;
 }
@@ -230,12 +230,14 @@ export async function applyLayers(source: CtpArchive | string, rootfsDir: string
   const applier = new LayerApplier(tmp, limits, skipped);
   const applied: AppliedLayer[] = [];
   let used = 0;
+  let usedEntries = 0;
   try {
     for (const l of layers) {
       applier.startLayer(l.digest);
       const where = `layer ${l.digest}`;
       const r = await readTar(l.open(), {
-        limits: { ...limits, maxTotalBytes: limits.maxTotalBytes - used },
+        // Bytes and entries are bounded over all layers together, not per layer.
+        limits: { ...limits, maxTotalBytes: limits.maxTotalBytes - used, maxEntries: limits.maxEntries - usedEntries },
         where,
         onEntry: (te) => applier.entry(te, where),
       });
@@ -243,6 +245,7 @@ export async function applyLayers(source: CtpArchive | string, rootfsDir: string
         throw new CtError('DIGEST_MISMATCH', `${where}: extracted bytes hash to ${r.digest} (${r.size} bytes), expected ${l.size} bytes`, { layer: l.digest, expected: l.digest, actual: r.digest });
       }
       used += r.tarBytes;
+      usedEntries += r.entries;
       applied.push({ digest: l.digest, entries: r.entries, bytes: r.tarBytes });
     }
     // Directory modes last, deepest first, so a read-only directory does not block its children.

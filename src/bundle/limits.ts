@@ -12,8 +12,18 @@ export interface TarLimits {
   maxEntryBytes: number;
   /** Length in bytes of an entry name (and of a link target). */
   maxNameBytes: number;
+  /** Uncompressed tar bytes per compressed byte read (gzip input only; COMPRESSION_RATIO_EXCEEDED). */
+  maxRatio: number;
+  /** Uncompressed bytes always allowed whatever the ratio (small, very compressible archives). */
+  ratioFloorBytes: number;
+  /**
+   * Zero bytes allowed after the end-of-archive marker: up to the end of this record size (GNU
+   * tar pads archives to 10240-byte records); anything more, or anything non-zero, is TRAILING_DATA.
+   */
+  recordBytes: number;
 }
 
+const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
 /** Limits for the outer `.ctp` archive: a handful of files plus the image's blobs. */
@@ -22,14 +32,25 @@ export const CTP_LIMITS: TarLimits = {
   maxEntries: 10_000,
   maxEntryBytes: 8 * GiB,
   maxNameBytes: 1024,
+  // The outer archive holds already-compressed layers: its own gzip gains little.
+  maxRatio: 100,
+  ratioFloorBytes: 64 * MiB,
+  recordBytes: 10240,
 };
 
-/** Limits for one image layer applied to a rootfs: real root filesystems have many small files. */
+/**
+ * Limits for the layers applied to a rootfs (applyLayers): maxTotalBytes and maxEntries bound all
+ * layers together; real root filesystems have many small files (large images hold ~100,000).
+ */
 export const LAYER_LIMITS: TarLimits = {
   maxTotalBytes: 32 * GiB,
-  maxEntries: 1_000_000,
+  maxEntries: 250_000,
   maxEntryBytes: 16 * GiB,
   maxNameBytes: 4096,
+  // Text-heavy layers compress 5-10 times; 100 leaves room and stops bombs (deflate reaches 1032).
+  maxRatio: 100,
+  ratioFloorBytes: 64 * MiB,
+  recordBytes: 10240,
 };
 
 /** Blobs up to this size are kept in memory when a `.ctp` is opened (image manifests, configs). */

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createGunzip } from 'node:zlib';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
 import type { TarLimits } from './limits.js';
 import { TarWalker } from './tar-walk.js';
+import { GzipMember } from './gzip-member.js';
 
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'chardev' | 'blockdev' | 'fifo';
 
@@ -127,12 +127,27 @@ export async function readTar(input: Readable, opts: ReadTarOptions): Promise<Re
       e.resume();
     }
   });
+  // Decompressed bytes per compressed byte read so far: checked before a chunk is looked at, so a
+  // gzip bomb is refused after at most RATIO_FLOOR + one chunk of output, whatever it would expand to.
+  const compressedRef = { value: false };
+  const checkRatio = (out: number): void => {
+    if (out > opts.limits.ratioFloorBytes && out > opts.limits.maxRatio * Math.max(size, 1)) {
+      throw new CtError('COMPRESSION_RATIO_EXCEEDED', `${where}: ${out} bytes decompressed from ${size} compressed bytes: ratio over ${opts.limits.maxRatio}`, {
+        where,
+        limit: 'maxRatio',
+        max: opts.limits.maxRatio,
+        compressed: size,
+        uncompressed: out,
+      });
+    }
+  };
   const parserEnded = new Promise<void>((resolve) => parser.on('end', () => resolve()));
 
   const sink = new Writable({
     highWaterMark: 1 << 20,
     write(chunk: Buffer, _enc, cb) {
       try {
+        if (compressedRef.value) checkRatio(walker.pos + chunk.length);
         // Bounded slices: the walker and the parser then never run far ahead of each other.
         for (let i = 0; i < chunk.length && !failure; i += FEED_SLICE) {
           const part = walker.feed(i === 0 && chunk.length <= FEED_SLICE ? chunk : chunk.subarray(i, i + FEED_SLICE));
@@ -170,6 +185,7 @@ export async function readTar(input: Readable, opts: ReadTarOptions): Promise<Re
     throw asIoError(e, where);
   }
   const compressed = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+  compressedRef.value = compressed;
   const hash = createHash('sha256');
   let size = 0;
   const tap = new Transform({
@@ -192,11 +208,27 @@ export async function readTar(input: Readable, opts: ReadTarOptions): Promise<Re
     { objectMode: false, highWaterMark: 1 << 20 },
   );
   let gzipError: Error | undefined;
-  const gunzip = compressed ? createGunzip({ chunkSize: 256 * 1024 }) : undefined;
-  gunzip?.on('error', (e) => (gzipError ??= e));
+  const member = compressed ? new GzipMember(where) : undefined;
+  member?.inflate.on('error', (e) => (gzipError ??= e));
   try {
-    if (gunzip) await pipeline(rest, tap, gunzip, sink);
-    else await pipeline(rest, tap, sink);
+    if (member) {
+      // Two pipelines joined by the inflater: compressed bytes in, tar bytes out. Whichever fails
+      // first stops the other, and both have settled before anything is reported.
+      const results = await Promise.allSettled([
+        pipeline(rest, tap, member.input).catch((e: unknown) => {
+          member.inflate.destroy(e as Error);
+          throw e;
+        }),
+        pipeline(member.inflate, member.output, sink).catch((e: unknown) => {
+          member.input.destroy(e as Error);
+          rest.destroy();
+          throw e;
+        }),
+      ]);
+      const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof CtError) ?? results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (bad) throw bad.reason;
+      if (!failure) member.check();
+    } else await pipeline(rest, tap, sink);
   } catch (e) {
     if (failure instanceof CtError) throw failure;
     if (e instanceof CtError) throw e;

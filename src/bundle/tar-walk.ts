@@ -43,6 +43,8 @@ export class TarWalker {
   private current: WalkedHeader | undefined;
   private pending: WalkedHeader[] = [];
   private pendingHead = 0;
+  /** Offset just after the end-of-archive marker, once seen. */
+  private markerEnd: number | undefined;
 
   constructor(private readonly limits: TarLimits, private readonly where: string) {}
 
@@ -212,11 +214,22 @@ export class TarWalker {
     }
   }
 
+  /**
+   * After the end-of-archive marker only zero bytes up to the end of the current tar record may
+   * follow (what GNU tar writes); anything else is refused at once, without reading on.
+   */
   private checkTrailing(rest: Buffer): void {
+    this.markerEnd ??= this.pos;
+    const allowed = Math.ceil(this.markerEnd / this.limits.recordBytes) * this.limits.recordBytes;
     for (let k = 0; k < rest.length; k++) {
-      if (rest[k] !== 0) throw this.malformed(`trailing garbage after the end-of-archive marker at offset ${this.pos + k}`);
+      if (rest[k] !== 0) throw this.trailingData(`non-zero byte after the end-of-archive marker at offset ${this.pos + k}`, this.pos + k);
+      if (this.pos + k >= allowed) throw this.trailingData(`more than the record padding after the end-of-archive marker (offset ${this.markerEnd}): zeros beyond offset ${allowed}`, this.pos + k);
     }
     this.advance(rest.length);
+  }
+
+  private trailingData(msg: string, offset: number): CtError {
+    return new CtError('TRAILING_DATA', `${this.where}: ${msg}`, { where: this.where, offset, part: 'tar' });
   }
 
   private malformed(msg: string): CtError {

@@ -51,8 +51,8 @@ describe('openCtp accepts', () => {
     expect(a.bundleDigest).toBe(b.bundleDigest);
     expect(a.blobDigests()).toHaveLength(3);
   });
-  it('extra zero blocks after the end-of-archive marker', async () => {
-    await expect(openCtp(Buffer.concat([good, Buffer.alloc(10240)]))).resolves.toBeDefined();
+  it('zero padding after the end-of-archive marker up to the 10240-byte record (GNU tar)', async () => {
+    await expect(openCtp(Buffer.concat([good, Buffer.alloc(Math.ceil(good.length / 10240) * 10240 - good.length)]))).resolves.toBeDefined();
   });
 });
 
@@ -81,14 +81,15 @@ describe('openCtp rejects hostile archives with a stable code', () => {
     ['a truncated tar (inside an entry)', () => good.subarray(0, 1500), 'TAR_MALFORMED'],
     ['a tar without its end-of-archive marker', () => withoutEnd(good), 'TAR_MALFORMED'],
     ['a lone zero block then more entries', () => Buffer.concat([withoutEnd(good), Buffer.alloc(512), rawEntry({ name: 'x', data: 'x' }), Buffer.alloc(1024)]), 'TAR_MALFORMED'],
-    ['trailing garbage after the marker', () => Buffer.concat([good, Buffer.from('garbage')]), 'TAR_MALFORMED'],
+    ['trailing garbage after the marker', () => Buffer.concat([good, Buffer.from('garbage')]), 'TRAILING_DATA'],
     ['a random file', () => Buffer.from('this is not a tar archive at all, just text'.repeat(40)), 'TAR_MALFORMED'],
     ['an empty file', () => Buffer.alloc(0), 'TAR_MALFORMED'],
     ['a truncated gzip', () => {
       const z = gzipSync(good);
       return z.subarray(0, z.length - 100);
     }, 'GZIP_MALFORMED'],
-    ['gzip with garbage after it', () => Buffer.concat([gzipSync(good), Buffer.from('garbage!')]), 'GZIP_MALFORMED'],
+    ['gzip with garbage after it', () => Buffer.concat([gzipSync(good), Buffer.from('garbage!')]), 'TRAILING_DATA'],
+    ['zeros beyond the tar record after the marker', () => Buffer.concat([good, Buffer.alloc(Math.ceil(good.length / 10240) * 10240 - good.length + 512)]), 'TRAILING_DATA'],
     ['corrupt gzip data', () => {
       const z = Buffer.from(gzipSync(good));
       z[Math.floor(z.length / 2)] ^= 0xff;
