@@ -73,15 +73,16 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   if (p.seccomp) {
     const want = seccompLocalhostPath(p.seccomp);
     if (seccomp?.type !== 'Localhost' || seccomp.localhostProfile !== want) out.push(`seccompProfile must be Localhost ${want} (the bundle's), not ${describe(seccomp)}`);
-  } else if (seccomp?.type !== 'RuntimeDefault' && seccomp?.type !== 'Localhost') {
-    out.push(`seccompProfile must be RuntimeDefault or Localhost, not ${describe(seccomp)}`);
+  } else if (seccomp?.type !== 'RuntimeDefault') {
+    // What the mutating webhook sets; a Localhost profile of the pod's choosing may be any file on the node.
+    out.push(`seccompProfile must be RuntimeDefault (the bundle carries no profile), not ${describe(seccomp)}`);
   }
   if (p.apparmor) {
     const aa = effective(c, pod, 'appArmorProfile');
     if (aa?.type !== 'Localhost' || aa.localhostProfile !== p.apparmor) out.push(`appArmorProfile must be Localhost ${p.apparmor} (the bundle's), not ${describe(aa)}`);
   } else {
     const aa = effective(c, pod, 'appArmorProfile');
-    if (aa?.type === 'Unconfined') out.push('appArmorProfile Unconfined');
+    if (aa && aa.type !== 'RuntimeDefault') out.push(`appArmorProfile must be RuntimeDefault or unset (the bundle carries no profile), not ${describe(aa)}`);
   }
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
   if (pod.hostPID === true) out.push('hostPID: true');
