@@ -9,6 +9,7 @@ import type { LogLimits } from './runtime/supervisor.js';
 import { LocalRunner } from './agent/runner.js';
 import { NetworkManager, findNetavark } from './network/index.js';
 import { startAgent } from './agent/agent.js';
+import { saveNetworkSettings } from './local/commands.js';
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -45,6 +46,8 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
       paths: o.netavarkDir ? await findNetavark([o.netavarkDir]) : undefined,
     })
     : undefined;
+  // `ct host` commands on this machine set suspended networks up again the way the agent does.
+  if (network) await saveNetworkSettings(o.stateDir, { subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, netavarkDir: o.netavarkDir });
   const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits, beforeStart: network && ((id) => network.resume(id)) });
   const recovered = await runtime.recover();
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
@@ -90,6 +93,7 @@ export function watchContainers(runtime: RuncRuntime, runner: LocalRunner, onCha
     busy = true;
     void (async () => {
       await runner.inventory();
+      await runner.applyRestartPolicy();
       const fresh = runtime.store.changes(last);
       if (fresh.length > 0) {
         last = fresh[fresh.length - 1].seq;

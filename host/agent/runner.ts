@@ -20,6 +20,7 @@ import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, savePrevious, type Previous } from '../lifecycle/replace.js';
 import { performAction, type ActionRequest } from '../lifecycle/actions.js';
+import { restartDue } from '../lifecycle/restart-policy.js';
 import { waitHealthy } from '../health/gate.js';
 import type { ContainerRecord } from '../runtime/state.js';
 
@@ -109,8 +110,27 @@ export class LocalRunner implements AssignmentRunner {
         return s === 'running' || s === 'paused' ? 'running' : s === 'stopped' || s === 'created' ? 'stopped' : 'gone';
       });
       return list.map((c) => ({
-        id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode, exitReason: c.exitReason, health: c.health, restarts: c.restarts,
+        id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode, exitReason: c.exitReason, health: c.health, restarts: c.restarts, lastExitCode: c.lastExitCode,
       }));
+    });
+  }
+
+  /**
+   * The manifest's restart policy (host/lifecycle/restart-policy.ts), applied at each
+   * reconciliation: stopped containers that are due are started again (network and all), their
+   * restart counted and the exit code of the run that ended kept. Returns the ids restarted.
+   */
+  applyRestartPolicy(now = Date.now()): Promise<string[]> {
+    return this.exclusive(async () => {
+      const restarted: string[] = [];
+      for (const c of this.opts.runtime.store.list()) {
+        if (c.status !== 'stopped' || c.held) continue;
+        if (!restartDue(c, (await this.assignedRuntime(c.id))?.restart, now).due) continue;
+        this.opts.runtime.store.update(c.id, { restarts: c.restarts + 1, lastExitCode: c.exitKnown ? c.exitCode : null });
+        await this.opts.runtime.restart(c.id).catch(() => undefined);
+        restarted.push(c.id);
+      }
+      return restarted;
     });
   }
 

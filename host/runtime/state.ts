@@ -24,6 +24,8 @@ export interface ContainerRecord {
   held: boolean;
   /** Restarts by the restart policy since it was created. */
   restarts: number;
+  /** Exit code of the run the restart policy last restarted (null: none, or unknown). */
+  lastExitCode: number | null;
   /** Health-check state (host/health): none when the manifest declares no check. */
   health: 'none' | 'starting' | 'healthy' | 'unhealthy';
   createdAt: string;
@@ -54,6 +56,7 @@ interface Row {
   exit_reason: string | null;
   held: number | null;
   restarts: number | null;
+  last_exit_code: number | null;
   health: string | null;
   created_at: string;
   started_at: string | null;
@@ -76,6 +79,7 @@ function fromRow(r: Row): ContainerRecord {
     exitReason: r.exit_reason ?? null,
     held: r.held === 1,
     restarts: r.restarts ?? 0,
+    lastExitCode: r.last_exit_code ?? null,
     health: (r.health ?? 'none') as ContainerRecord['health'],
     createdAt: r.created_at,
     startedAt: r.started_at,
@@ -125,7 +129,7 @@ export class ContainerStore {
     `);
     // Columns added after the first release: a state file of an older agent gains them in place.
     const cols = new Set((this.db.prepare(`PRAGMA table_info(containers)`).all() as { name: string }[]).map((c) => c.name));
-    const add: [string, string][] = [['exit_reason', 'TEXT'], ['held', 'INTEGER NOT NULL DEFAULT 0'], ['restarts', 'INTEGER NOT NULL DEFAULT 0'], ['health', "TEXT NOT NULL DEFAULT 'none'"]];
+    const add: [string, string][] = [['exit_reason', 'TEXT'], ['held', 'INTEGER NOT NULL DEFAULT 0'], ['restarts', 'INTEGER NOT NULL DEFAULT 0'], ['health', "TEXT NOT NULL DEFAULT 'none'"], ['last_exit_code', 'INTEGER']];
     for (const [col, type] of add) if (!cols.has(col)) this.db.exec(`ALTER TABLE containers ADD COLUMN ${col} ${type}`);
   }
 
@@ -163,7 +167,7 @@ export class ContainerStore {
   update(id: string, patch: Partial<Omit<ContainerRecord, 'id' | 'createdAt'>>): ContainerRecord {
     const cols: Record<string, keyof ContainerRecord> = {
       status: 'status', pid: 'pid', supervisor_pid: 'supervisorPid', exit_code: 'exitCode',
-      exit_known: 'exitKnown', exit_reason: 'exitReason', held: 'held', restarts: 'restarts', health: 'health', started_at: 'startedAt', finished_at: 'finishedAt',
+      exit_known: 'exitKnown', exit_reason: 'exitReason', held: 'held', restarts: 'restarts', last_exit_code: 'lastExitCode', health: 'health', started_at: 'startedAt', finished_at: 'finishedAt',
     };
     const sets: string[] = [];
     const values: unknown[] = [];

@@ -23,7 +23,8 @@ function validInventory(v: unknown): boolean {
     v.length <= 1000 &&
     v.every((c) => c && typeof c === 'object' && typeof c.id === 'string' && c.id.length <= 128 && str(c.app) && str(c.imageDigest) && STATES.has(c.state) && (c.exitCode === undefined || c.exitCode === null || Number.isInteger(c.exitCode))
       && (c.exitReason === undefined || c.exitReason === null || (typeof c.exitReason === 'string' && c.exitReason.length <= 64))
-      && (c.health === undefined || HEALTH.has(c.health)) && (c.restarts === undefined || (Number.isInteger(c.restarts) && c.restarts >= 0)))
+      && (c.health === undefined || HEALTH.has(c.health)) && (c.restarts === undefined || (Number.isInteger(c.restarts) && c.restarts >= 0))
+      && (c.lastExitCode === undefined || c.lastExitCode === null || Number.isInteger(c.lastExitCode)))
   );
 }
 

@@ -77,6 +77,8 @@ export interface InventoryItem {
   health?: ContainerHealth;
   /** Restarts by the restart policy. */
   restarts?: number;
+  /** Exit code of the run the restart policy last restarted. */
+  lastExitCode?: number | null;
 }
 
 /** What a signed envelope carries besides the message: the session and a per-direction counter. */

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
-import { logLimitsFrom } from '../log-limits.js';
+import { logLimitsFrom, parseSize } from '../log-limits.js';
+import { CtError } from '../../core/errors.js';
 
 /**
  * `ct host run`: the runtime host agent. The host code lives outside src/ and is loaded by path
@@ -30,4 +31,71 @@ export function register(program: Command): void {
         return runHostAgent({ ...o, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
       }),
     );
+
+  registerLocal(host);
+}
+
+/** host/local/commands.ts, restated: the library never imports host/ (not even its types). */
+type Local = Record<'hostPs' | 'hostAction' | 'hostLogs', (o: Record<string, unknown>, io: Record<string, unknown>) => Promise<number>>;
+
+async function local(): Promise<Local> {
+  return (await import(new URL('../../../host/local/commands.js', import.meta.url).href)) as Local;
+}
+
+const STATE_DIR = ['--state-dir <dir>', 'host state directory', '/var/lib/cerro-torre'] as const;
+
+/**
+ * `ct host ps|stop|start|restart|kill|pause|resume|rm|logs`: the host's containers, acted on from
+ * the host itself (its state directory), next to a running agent.
+ */
+function registerLocal(host: Command): void {
+  host
+    .command('ps')
+    .description('list this host\'s containers: state, health, restarts, exit code and reason')
+    .option(...STATE_DIR)
+    .option('--json', 'print JSON')
+    .action(action(async (o: { stateDir: string; json?: boolean }) => (await local()).hostPs(o, processIo as unknown as Record<string, unknown>)));
+  const simple: [string, string][] = [
+    ['stop', 'stop a container (SIGTERM, grace period, SIGKILL); it stays stopped (held) until started'],
+    ['start', 'start a stopped container (releases a hold)'],
+    ['restart', 'stop, then start a container'],
+    ['pause', 'freeze a running container (runc pause)'],
+    ['resume', 'thaw a paused container'],
+    ['rm', 'remove a container (killed first), its bundle and root filesystem'],
+  ];
+  for (const [name, description] of simple) {
+    const cmd = host.command(name).description(description).argument('<container>', 'container id (ct host ps)').option(...STATE_DIR);
+    if (name === 'stop' || name === 'restart') cmd.option('-t, --time <seconds>', 'grace period before SIGKILL (default: the manifest\'s stop_grace_period, else 10)');
+    cmd.action(action(async (id: string, o: { stateDir: string; time?: string }) => (await local()).hostAction({
+      stateDir: o.stateDir, id, action: name === 'rm' ? 'remove' : name, ...(o.time !== undefined ? { graceSeconds: Number(o.time) } : {}),
+    }, processIo as unknown as Record<string, unknown>)));
+  }
+  host
+    .command('kill')
+    .description('send a signal to a container\'s init (TERM, KILL, INT, HUP, QUIT, USR1, USR2)')
+    .argument('<container>', 'container id')
+    .option('-s, --signal <signal>', 'signal', 'KILL')
+    .option(...STATE_DIR)
+    .action(action(async (id: string, o: { stateDir: string; signal: string }) => (await local()).hostAction({ stateDir: o.stateDir, id, action: 'kill', signal: o.signal }, processIo as unknown as Record<string, unknown>)));
+  host
+    .command('logs')
+    .description('a container\'s output: stdout to stdout, stderr to stderr, in time order')
+    .argument('<container>', 'container id')
+    .option('-f, --follow', 'keep printing new lines until the container stops (or Ctrl-C)')
+    .option('--tail <bytes>', 'start with at most this much of the end (k/m suffixes)', '64k')
+    .option('--stream <stream>', 'only stdout or stderr')
+    .option('-t, --timestamps', 'prefix each line with its time')
+    .option(...STATE_DIR)
+    .action(action(async (id: string, o: { stateDir: string; follow?: boolean; tail: string; stream?: string; timestamps?: boolean }) => {
+      if (o.stream !== undefined && o.stream !== 'stdout' && o.stream !== 'stderr') throw new CtError('USAGE', '--stream must be stdout or stderr', {});
+      return (await local()).hostLogs({ stateDir: o.stateDir, id, follow: o.follow, tail: parseSize(o.tail), stream: o.stream, timestamps: o.timestamps }, {
+        ...processIo,
+        stdout: (t: string) => process.stdout.write(t),
+        stderr: (t: string) => process.stderr.write(t),
+        onSignal: (h: () => void) => {
+          process.once('SIGINT', h);
+          process.once('SIGTERM', h);
+        },
+      });
+    }));
 }

@@ -1,0 +1,131 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import { writeFileAtomic } from '../../src/core/fs.js';
+import { RuncRuntime } from '../runtime/runc.js';
+import type { ContainerRecord } from '../runtime/state.js';
+import { NetworkManager, findNetavark } from '../network/index.js';
+import { performAction, type ActionRequest } from '../lifecycle/actions.js';
+import { followLogs } from '../logs/follow.js';
+import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
+
+interface Io { out(t: string): void; err(t: string): void }
+
+/** How the agent set its networks up (`ct host run --network-pool/--bridge-prefix/--netavark-dir`), for `ct host` commands. */
+export interface NetworkSettings { subnetBase?: string; bridgePrefix?: string; netavarkDir?: string }
+
+const settingsPath = (stateDir: string) => join(stateDir, 'network-settings.json');
+
+export async function saveNetworkSettings(stateDir: string, s: NetworkSettings): Promise<void> {
+  await writeFileAtomic(settingsPath(stateDir), `${JSON.stringify(s)}\n`, 0o600);
+}
+
+/**
+ * The host's runtime (and, as root, its networks, with the agent's settings) opened on its state
+ * directory, for one `ct host` command next to a running agent: the SQLite state is shared (WAL),
+ * and the agent's next reconciliation (within ~2 s) reports any change to the server.
+ */
+async function openHost(stateDir: string): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
+  const settings = await readFile(settingsPath(stateDir), 'utf8').then((t) => JSON.parse(t) as NetworkSettings, () => undefined);
+  const network = process.getuid?.() === 0 && settings
+    ? new NetworkManager({ stateDir, subnetBase: settings.subnetBase, bridgePrefix: settings.bridgePrefix, paths: settings.netavarkDir ? await findNetavark([settings.netavarkDir]) : undefined })
+    : undefined;
+  const runtime = await RuncRuntime.open({ stateDir, beforeStart: network && ((id) => network.resume(id)) });
+  return { runtime, network, close: () => (runtime.close(), network?.close()) };
+}
+
+function ago(iso: string | null): string {
+  if (!iso) return '-';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+/** `ct host ps`: the containers with their state, health, restarts and exit (code and reason). */
+export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): Promise<number> {
+  const h = await openHost(o.stateDir);
+  try {
+    const list = await h.runtime.list();
+    if (o.json) {
+      io.out(JSON.stringify(list.map((c) => ({
+        id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, health: c.health, restarts: c.restarts,
+        exitCode: c.exitCode, exitReason: c.exitReason, held: c.held, startedAt: c.startedAt, finishedAt: c.finishedAt,
+        address: h.network?.attachment(c.id)?.address ?? null,
+      })), null, 2));
+      return 0;
+    }
+    const rows = [['CONTAINER', 'APP', 'STATE', 'HEALTH', 'RESTARTS', 'EXIT', 'REASON', 'SINCE']];
+    for (const c of list) {
+      const exit = c.status === 'stopped' ? (c.exitKnown ? String(c.exitCode) : '?') : '-';
+      rows.push([c.id, c.appName ?? '-', `${c.status}${c.held && c.status === 'stopped' ? ' (held)' : ''}`, c.health, String(c.restarts), exit, c.exitReason ?? '-',
+        ago(c.status === 'stopped' ? c.finishedAt : c.startedAt ?? c.createdAt)]);
+    }
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    io.out(rows.map((r) => r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd()).join('\n'));
+    return 0;
+  } finally {
+    h.close();
+  }
+}
+
+/**
+ * `ct host stop|start|restart|kill|pause|resume|rm ID`: the lifecycle actions of the channel and
+ * the API, on this host's containers. The grace period is the manifest's stop_grace_period unless
+ * given. A stopped container's network is suspended (its address and ports kept), a removed one's
+ * torn down.
+ */
+export async function hostAction(o: { stateDir: string; id: string } & ActionRequest, io: Io): Promise<number> {
+  const h = await openHost(o.stateDir);
+  try {
+    const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
+    const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
+    const rec: ContainerRecord = await performAction(h.runtime, o.id, o, grace === undefined ? undefined : grace * 1000);
+    if (rec.status === 'removed') {
+      await h.network?.detach(o.id);
+      await rm(assigned, { force: true });
+    } else if (rec.status === 'stopped') await h.network?.suspend(o.id);
+    const exit = rec.status === 'stopped' ? ` (exit ${rec.exitKnown ? rec.exitCode : 'unknown'}${rec.exitReason ? `, ${rec.exitReason}` : ''})` : '';
+    io.out(`${o.id}: ${rec.status}${exit}`);
+    return 0;
+  } finally {
+    h.close();
+  }
+}
+
+export interface LogsOptions {
+  stateDir: string;
+  id: string;
+  follow?: boolean;
+  /** Bytes of text from the end (default 64 KiB). */
+  tail?: number;
+  stream?: LogStream;
+  timestamps?: boolean;
+}
+
+/** `ct host logs ID [-f]`: stdout lines to stdout and stderr lines to stderr, merged by time; -f follows until the container stops or Ctrl-C. */
+export async function hostLogs(o: LogsOptions, io: Io & { stdout(t: string): void; stderr(t: string): void; onSignal(h: () => void): void }): Promise<number> {
+  const h = await openHost(o.stateDir);
+  try {
+    const dir = h.runtime.logDir(o.id);
+    if (dir.endsWith('.log')) throw new CtError('USAGE', `${o.id} was created by an older agent: its log is ${dir}`, { id: o.id });
+    const show = (e: LogEntry) => {
+      if (o.stream && e.stream !== o.stream) return;
+      const line = `${o.timestamps ? `${e.time} ` : ''}${e.text}\n`;
+      if (e.stream === 'stdout') io.stdout(line);
+      else io.stderr(line);
+    };
+    const tail = o.tail ?? 64 * 1024;
+    if (!o.follow) {
+      for (const e of (await readLogs(dir, { maxBytes: tail })).entries) show(e);
+      return 0;
+    }
+    const stop = new AbortController();
+    io.onSignal(() => stop.abort());
+    await followLogs(dir, show, {
+      tailBytes: tail, signal: stop.signal, intervalMs: 250,
+      ended: async () => (await h.runtime.state(o.id).catch(() => undefined))?.status !== 'running' && (await h.runtime.state(o.id).catch(() => undefined))?.status !== 'paused',
+    });
+    return 0;
+  } finally {
+    h.close();
+  }
+}
