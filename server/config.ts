@@ -61,8 +61,15 @@ export interface ServerConfig {
   };
   /** Registries deploys may fetch from (`host[:port]`), and non-public addresses they may reach (e.g. 127.0.0.1). */
   registries: { allow: string[]; allowedAddresses: string[]; /** Registries spoken to over plain http (local test registries only). */ insecure?: string[] };
-  github?: { apiUrl: string; token?: string; webhookSecrets: string[] };
-  gitlab?: { apiUrl: string; token?: string; webhookTokens: string[] };
+  /** `allowedAddresses`: non-public addresses the API may resolve to (promotion passes the URL guard). */
+  github?: { apiUrl: string; token?: string; webhookSecrets: string[]; allowedAddresses?: string[] };
+  gitlab?: { apiUrl: string; token?: string; webhookTokens: string[]; allowedAddresses?: string[] };
+  /**
+   * The key this server signs deploy VSAs with (PKCS#8 PEM, Ed25519 or ECDSA P-256/P-384); the
+   * trust stores that judge them list it in the role `deployers`. Default: `deployer-key.pem` in
+   * the data directory, made on first start.
+   */
+  deployer?: { keyFile?: string };
   oidc: OidcIssuerConfig[];
   /** Sign-in for people (the dashboard). Without it the dashboard only accepts API keys. */
   login?: LoginConfig;

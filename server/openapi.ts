@@ -49,6 +49,10 @@ export const REQUEST_SCHEMAS: Record<string, object> = {
       graceSeconds: { type: 'number', minimum: 0, maximum: 300 },
     },
   },
+  createPromotion: {
+    type: 'object', additionalProperties: false, required: ['app', 'from', 'to'],
+    properties: { app: name, from: name, to: name },
+  },
   enrollHost: {
     type: 'object', additionalProperties: false, required: ['token', 'name', 'publicKey'],
     properties: { token: { type: 'string', maxLength: 200 }, name, publicKey: { type: 'string', maxLength: 200 }, facts: { type: 'object' } },
@@ -70,6 +74,7 @@ const SUMMARIES: Record<string, string> = {
   protectedResource: 'OAuth protected resource metadata', protectedResourceMcp: 'OAuth protected resource metadata of /mcp', events: 'Server-sent events',
   overview: 'Environments × apps overview', deploymentEvidence: 'Evidence of a deployment', session: 'The signed-in principal',
   deploymentAction: 'Stop, start, restart, kill, pause, resume or remove a deployment\'s app', containerAction: 'A lifecycle action on one container of a host',
+  createPromotion: 'Open the promotion pull request of a live deployment', listVsas: 'Deploy VSAs of an image', deployerKey: 'The key deploy VSAs are signed with',
   dashboard: 'The dashboard', loginIssuers: 'Sign-in issuers', login: 'Start sign-in', loginCallback: 'Sign-in callback', logout: 'Sign out',
 };
 
@@ -160,6 +165,9 @@ export const OPENAPI = described({
     '/auth/login': { get: { operationId: 'login', description: 'starts OpenID Connect sign-in (authorization code + PKCE)', parameters: [{ name: 'issuer', in: 'query', schema: { type: 'integer' } }, { name: 'returnTo', in: 'query', schema: { type: 'string' } }], responses: { '302': { description: 'to the issuer' }, '404': { description: 'no such issuer' } } } },
     '/auth/callback': { get: { operationId: 'loginCallback', responses: { '302': { description: 'signed in' }, '401': { description: 'refused' }, '403': { description: 'no role' } } } },
     '/auth/logout': { post: { operationId: 'logout', security: secured, description: 'needs X-CSRF-Token', responses: { '204': { description: 'signed out' }, ...errors(401, 403) } } },
+    '/api/v1/promotions': { post: { operationId: 'createPromotion', description: 'opens or updates the pull / merge request pinning, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (operators and admins; audited)', requestBody: body('createPromotion'), responses: { '200': json({ type: 'object' }, 'opened, updated or unchanged'), ...errors(400, 401, 403, 404, 422, 502, 503) } } },
+    '/api/v1/vsas': { get: { operationId: 'listVsas', description: 'the deploy VSAs (canonical DSSE envelopes) this server signed for an image, newest first', parameters: [{ name: 'imageDigest', in: 'query', required: true, schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } } },
+    '/api/v1/deployer': { get: { operationId: 'deployerKey', description: 'key id and public key (SPKI, base64) deploy VSAs are signed with: list it in the role deployers', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
   },
 } as const);

@@ -13,6 +13,7 @@ import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessag
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { parsePublishedPorts } from '../../src/protocol/ports.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
+import { MAX_VSA_BYTES } from '../../src/attest/vsa.js';
 
 /** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
 export interface AssignmentRunner {
@@ -219,6 +220,7 @@ function assignmentProblem(a: Assignment): string | undefined {
     const ports = parsePublishedPorts(a.ports);
     if ('problem' in ports) return `ports: ${ports.problem}`;
   }
+  if (a.vsas !== undefined && (!Array.isArray(a.vsas) || a.vsas.length > 8 || a.vsas.some((v) => typeof v !== 'string' || v.length > MAX_VSA_BYTES))) return 'vsas: at most 8 VSAs of at most 64 KiB';
   return undefined;
 }
 

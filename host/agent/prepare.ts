@@ -17,12 +17,13 @@ import type { EnforcePlan, ImageDefaults, RuntimeGrants } from '../enforce/types
  * with this host's facts, then its root filesystem is unpacked from the very archive that was
  * verified (applyLayers re-hashes every layer as it extracts it) and its OCI config is built.
  */
-export function judge(set: PolicySet, report: VerificationReport, manifest: BundleFacts, facts: HostFacts, environment: string): Decision {
+export function judge(set: PolicySet, report: VerificationReport, manifest: BundleFacts, facts: HostFacts, environment: string, verifiedIn: string[] = []): Decision {
   return evaluate(set, {
     evidence: report.evidence,
     manifest,
     host: policyHostFacts(facts, environment),
     findings: report.findings.filter((f) => f.integrity),
+    verifiedIn,
   });
 }
 

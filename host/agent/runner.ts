@@ -23,6 +23,7 @@ import { performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { restartDue } from '../lifecycle/restart-policy.js';
 import { waitHealthy } from '../health/gate.js';
 import type { ContainerRecord } from '../runtime/state.js';
+import { verifiedEnvironments } from '../../src/attest/vsa.js';
 
 export interface LocalRunnerOptions {
   stateDir: string;
@@ -216,7 +217,10 @@ export class LocalRunner implements AssignmentRunner {
     if (!set) return refused('NO_POLICY', 'this host could not load its policies: failing closed');
     const facts = await this.opts.facts();
     const manifest = bundleFactsFromArchive(archive, ctpPath);
-    const decision = judge(set, report, manifest, facts, a.environment);
+    // requireVerifiedIn: only VSAs that verify with this host's own trust store count, and only
+    // for this very image and .ctp (whatever the server says).
+    const verifiedIn = verifiedEnvironments((a.vsas ?? []).slice(0, 8).map((v) => Buffer.from(v, 'utf8')), { store: trust.store, imageDigest: a.imageDigest, bundleDigest: archive.bundleDigest }).environments;
+    const decision = judge(set, report, manifest, facts, a.environment, verifiedIn);
     if (!decision.allow) {
       const v = decision.violations[0];
       return refused(v?.code ?? 'POLICY_VIOLATION', v ? `${v.policy}/${v.rule}: ${v.message}` : 'denied by policy');

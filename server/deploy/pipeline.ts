@@ -63,6 +63,8 @@ export class DeployPipeline {
     private readonly steps: DeploySteps,
     private readonly notifiers: Partial<Record<'github' | 'gitlab', Notifier>>,
     private readonly target: ReportTarget,
+    /** Told of each deploy that succeeded (the deploy VSA and promotions: server/promotion). */
+    private readonly onSucceeded?: (row: DeploymentRow) => Promise<void>,
   ) {}
 
   async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string, ports?: readonly PublishedPort[], info?: CommitInfo): Promise<{ id: string; created: boolean }> {
@@ -104,6 +106,7 @@ export class DeployPipeline {
     await this.save(row, r.status, r.reason, r.message, r.extra);
     this.ctx.metrics.deploys.inc({ environment: row.environment, status: r.status });
     await this.audit(row, r);
+    if (r.status === 'succeeded') await this.onSucceeded?.(row);
     // The outcome is saved; only its report is retried (the guard above) if the forge failed.
     if (!(await this.reportFinal(row, r.status, r.reason, r.message))) return { state: 'retry', error: 'final status report failed' };
     return { state: 'done', result: r };

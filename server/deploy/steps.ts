@@ -31,6 +31,8 @@ export interface StepDeps {
   hostTimeoutMs?: number;
   /** Told of every bundle that verified: the admission webhooks pre-compute their verdicts from it. */
   onVerified?: (v: VerifiedImage) => void;
+  /** Environments where this exact bundle has a verified deploy VSA (policy input `verifiedIn`), and those VSAs. */
+  verifiedIn?: (imageDigest: string, bundleDigest: string) => Promise<{ environments: string[]; envelopes: string[] }>;
 }
 
 interface Verified {
@@ -117,16 +119,22 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       if (policy !== undefined && !named) return { allow: false, code: 'NO_POLICY', message: `no policy named ${JSON.stringify(policy)}` };
       const set = named ? new PolicySet([named]) : all;
       const v = bundle.manifest as Verified;
-      const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: policyHostFacts(host.facts, environment), findings: v.integrity });
+      const proven = (await deps.verifiedIn?.(bundle.imageDigest, bundle.bundleDigest))?.environments ?? [];
+      const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: policyHostFacts(host.facts, environment), findings: v.integrity, verifiedIn: proven });
       if (d.allow) return { allow: true, warnings: d.warnings.map((w) => `${w.code}: ${w.message}`) };
       const first = d.violations[0];
       return { allow: false, code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' };
     },
 
     async dispatch(hostId, bundle, row) {
+      // The host judges its own policies too: it gets the VSAs and verifies them with its trust store.
+      const vsas = (await deps.verifiedIn?.(bundle.imageDigest, bundle.bundleDigest))?.envelopes ?? [];
       const out = await hub.assign(
         hostId,
-        { deploymentId: row.id, environment: row.environment, app: row.app, bundle: row.reference, bundleDigest: bundle.bundleDigest, imageDigest: bundle.imageDigest, download: `/api/v1/hosts/bundles/${bundle.bundleDigest}`, ...(row.ports ? { ports: JSON.parse(row.ports) as PublishedPort[] } : {}) },
+        {
+          deploymentId: row.id, environment: row.environment, app: row.app, bundle: row.reference, bundleDigest: bundle.bundleDigest, imageDigest: bundle.imageDigest, download: `/api/v1/hosts/bundles/${bundle.bundleDigest}`,
+          ...(row.ports ? { ports: JSON.parse(row.ports) as PublishedPort[] } : {}), ...(vsas.length ? { vsas } : {}),
+        },
         deps.hostTimeoutMs ?? 120_000,
       );
       if (out.type !== 'status') return { state: out.type };

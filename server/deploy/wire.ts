@@ -20,6 +20,11 @@ import { auditRoutes } from '../routes/audit.js';
 import { syncRoutes } from '../routes/sync.js';
 import { mcpRoutes } from '../mcp/route.js';
 import { DeployPipeline, type DeploySteps } from './pipeline.js';
+import { loadDeployerKey } from '../promotion/deployer-key.js';
+import { VsaStore } from '../promotion/vsa-store.js';
+import { Promoter } from '../promotion/promoter.js';
+import { promotionRoutes } from '../routes/promotions.js';
+import type { DesiredState } from '../gitops/reconcile.js';
 import { realSteps } from './steps.js';
 import { admissionExtension } from '../admission/mount.js';
 import { PolicyStore } from '../../src/policy/store.js';
@@ -78,10 +83,18 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   }
   ctx.readiness.trust = () => (trust ? 'ok' : 'no trust store');
   const admission = ctx.config.admission?.enabled ? admissionExtension(ctx, () => trust, policies) : undefined;
-  const steps = opts.steps?.(hub, { policies }) ?? realSteps(ctx, hub, { trust: () => trust, policies, cache: new VerificationCache({ maxEntries: 1024 }), hostTimeoutMs: opts.hostTimeoutMs, onVerified: admission?.learn });
+  const vsas = new VsaStore(ctx.db);
+  const deployerKey = await loadDeployerKey(ctx.config.dataDir, ctx.config.deployer?.keyFile);
+  ctx.log.info({ keyId: deployerKey.keyId }, 'deploy VSAs are signed with this key: list it in the role deployers of the trust stores that judge them');
+  const verifiedIn = (imageDigest: string, bundleDigest: string) => vsas.verifiedIn(trust, imageDigest, bundleDigest);
+  const steps = opts.steps?.(hub, { policies }) ?? realSteps(ctx, hub, { trust: () => trust, policies, cache: new VerificationCache({ maxEntries: 1024 }), hostTimeoutMs: opts.hostTimeoutMs, onVerified: admission?.learn, verifiedIn });
   const target = ctx.config.desiredState?.report ?? { provider: 'none' as const, repository: '' };
-  const pipeline = new DeployPipeline(ctx, steps, notifiersFor(ctx.config, ctx.db), target);
+  // The desired state in force (promotion rules, the files apps are declared in); set below when configured.
+  let desired: () => Promise<DesiredState> = async () => ({ apps: [], promotions: [] });
+  const promoter = new Promoter(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey });
+  const pipeline = new DeployPipeline(ctx, steps, notifiersFor(ctx.config, ctx.db), target, (row) => promoter.succeeded(row));
   ctx.queue.on('deploy', (job) => pipeline.handle(job));
+  ctx.queue.on('promotion', (job) => promoter.handle(job));
 
   let poll: NodeJS.Timeout | undefined;
   let listening: string | undefined;
@@ -97,6 +110,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       allowedSignersFile: ds.allowedSigners,
       enqueueDeploy: async (a, commit, info) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports, info)),
     });
+    desired = () => reconciler.appliedState();
     ctx.queue.on('reconcile', async (job) => {
       await reloadPolicies();
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
@@ -108,7 +122,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
+    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it

@@ -1,6 +1,7 @@
 import YAML from 'yaml';
 import { CtError } from '../../src/core/errors.js';
 import { parsePublishedPorts, type PublishedPort } from '../../src/protocol/ports.js';
+import { parsePromotionRules, type PromotionRule } from '../promotion/rules.js';
 
 /**
  * Desired state: YAML files in a git repository, environments → apps → bundle reference pinned
@@ -24,20 +25,29 @@ export interface DesiredApp {
   hosts: Record<string, string>;
   /** Host ports published to the app's container ports (bridge network). */
   ports?: PublishedPort[];
+  /** The file that declares it (a promotion edits that file). */
+  file?: string;
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@(sha256:[0-9a-f]{64})$/;
 
 export function parseDesiredState(files: { name: string; text: string }[]): DesiredApp[] {
+  return parseDesiredFiles(files).apps;
+}
+
+/** Apps and `promotion:` rules (server/promotion/rules.ts) of desired-state files. */
+export function parseDesiredFiles(files: { name: string; text: string }[]): { apps: DesiredApp[]; promotions: PromotionRule[] } {
   const out: DesiredApp[] = [];
+  const promotions: PromotionRule[] = [];
   const seen = new Set<string>();
   for (const f of files) {
     const doc = YAML.parseDocument(f.text, { uniqueKeys: true });
     if (doc.errors.length) throw new CtError('MANIFEST_INVALID', `${f.name}: ${doc.errors[0].message}`, { file: f.name });
-    const v = doc.toJS({ maxAliasCount: 10 }) as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }> } | null;
+    const v = doc.toJS({ maxAliasCount: 10 }) as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }>; promotion?: unknown } | null;
     const bad = (where: string, what: string) => new CtError('MANIFEST_INVALID', `${f.name}: ${where}: ${what}`, { file: f.name, where });
     if (!v || typeof v !== 'object' || typeof v.environments !== 'object' || v.environments === null) throw bad('environments', 'missing');
+    promotions.push(...parsePromotionRules(v.promotion, f.name));
     for (const [env, spec] of Object.entries(v.environments)) {
       if (!NAME.test(env)) throw bad(`environments.${env}`, 'invalid environment name');
       if (!spec?.apps || typeof spec.apps !== 'object') throw bad(`environments.${env}.apps`, 'missing');
@@ -57,10 +67,10 @@ export function parseDesiredState(files: { name: string; text: string }[]): Desi
         if ('problem' in ports) throw bad(`${where}.ports`, ports.problem);
         out.push({
           environment: env, app, bundle: a.bundle, digest: m[1], ...(a.bundleDigest ? { bundleDigest: a.bundleDigest as string } : {}), hosts: hosts as Record<string, string>,
-          ...(ports.ports.length ? { ports: ports.ports } : {}),
+          ...(ports.ports.length ? { ports: ports.ports } : {}), file: f.name,
         });
       }
     }
   }
-  return out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`));
+  return { apps: out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`)), promotions };
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { GitMirror } from './git.js';
-import { parseDesiredState, type DesiredApp } from './desired-state.js';
+import { parseDesiredFiles, type DesiredApp } from './desired-state.js';
+import { mergeRules, type PromotionRule } from '../promotion/rules.js';
 import { CtError } from '../../src/core/errors.js';
 import { parseCommitInfo, type CommitInfo } from './commit-info.js';
 
@@ -30,9 +31,9 @@ export interface ReconcilerOptions {
  */
 export class Reconciler {
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly parsed = new Map<string, DesiredApp[]>();
+  private readonly parsed = new Map<string, DesiredState>();
   /** Parsed desired-state files by blob id and path (a parse error is thrown, never cached). */
-  private readonly blobs = new Map<string, DesiredApp[]>();
+  private readonly blobs = new Map<string, DesiredState>();
 
   constructor(private readonly db: Db, private readonly mirror: GitMirror, private readonly opts: ReconcilerOptions) {}
 
@@ -49,14 +50,25 @@ export class Reconciler {
   }
 
   async desiredAt(commit: string): Promise<DesiredApp[]> {
+    return (await this.stateAt(commit)).apps;
+  }
+
+  /** Apps and promotion rules at a commit. */
+  async stateAt(commit: string): Promise<DesiredState> {
     // A commit's content never changes: the previous head's state, parsed by the last reconcile,
     // is reused instead of read from git again (a few recent commits are kept).
     const hit = this.parsed.get(commit);
     if (hit) return hit;
-    const apps = await this.readDesired(commit);
-    this.parsed.set(commit, apps);
+    const state = await this.readDesired(commit);
+    this.parsed.set(commit, state);
     if (this.parsed.size > 8) this.parsed.delete(this.parsed.keys().next().value!);
-    return apps;
+    return state;
+  }
+
+  /** The desired state in force: at the last applied commit (empty before the first). */
+  async appliedState(): Promise<DesiredState> {
+    const commit = await this.appliedCommit();
+    return commit ? this.stateAt(commit) : { apps: [], promotions: [] };
   }
 
   /**
@@ -64,12 +76,12 @@ export class Reconciler {
    * process from git's trees) and each blob is parsed once, so a commit that changes one file of
    * thousands costs one read and one parse. Names must still be unique across files.
    */
-  private async readDesired(commit: string): Promise<DesiredApp[]> {
+  private async readDesired(commit: string): Promise<DesiredState> {
     const blobs = await this.mirror.reader.listBlobs(commit, this.opts.path, (n) => /\.ya?ml$/.test(n));
     const perFile = await Promise.all(blobs.map((b) => this.parseBlob(b.path, b.oid)));
     const seen = new Map<string, string>();
     const out: DesiredApp[] = [];
-    for (const [i, apps] of perFile.entries()) {
+    for (const [i, { apps }] of perFile.entries()) {
       for (const a of apps) {
         const key = `${a.environment}/${a.app}`;
         const other = seen.get(key);
@@ -78,11 +90,11 @@ export class Reconciler {
         out.push(a);
       }
     }
-    return out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`));
+    return { apps: out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`)), promotions: mergeRules(perFile.map((f) => f.promotions)) };
   }
 
   /** One file's apps, by blob id (content-addressed, so a cached parse can never be stale). */
-  private async parseBlob(path: string, oid: string): Promise<DesiredApp[]> {
+  private async parseBlob(path: string, oid: string): Promise<DesiredState> {
     const key = `${oid} ${path}`;
     const hit = this.blobs.get(key);
     if (hit) {
@@ -93,10 +105,10 @@ export class Reconciler {
     }
     const obj = await this.mirror.reader.read(oid);
     if (!obj || obj.type !== 'blob') throw new CtError('IO_ERROR', `${path}: blob ${oid} is missing`);
-    const apps = parseDesiredState([{ name: path, text: obj.data.toString('utf8') }]);
-    this.blobs.set(key, apps);
+    const state = parseDesiredFiles([{ name: path, text: obj.data.toString('utf8') }]);
+    this.blobs.set(key, state);
     if (this.blobs.size > MAX_CACHED_BLOBS) this.blobs.delete(this.blobs.keys().next().value!);
-    return apps;
+    return state;
   }
 
   /** The head's author and message, shown with its deploys; a commit that cannot be read has none. */
@@ -131,7 +143,7 @@ export class Reconciler {
     if (head === previous) return { outcome: 'up-to-date', commit: head };
     // Read the head's state while its ancestry (and signature) are checked: each is a git process,
     // and webhook → status latency is mostly these. The checks still decide first.
-    const reading = this.desiredAt(head).then((apps) => ({ apps }), (error: Error) => ({ error }));
+    const reading = this.stateAt(head).then((apps) => ({ apps }), (error: Error) => ({ error }));
     if (previous && !(await this.mirror.isAncestor(previous, head))) {
       return { outcome: 'refused', commit: head, previous, reason: 'NOT_DESCENDANT', message: `${head} does not descend from the applied commit ${previous}` };
     }
@@ -141,7 +153,7 @@ export class Reconciler {
     }
     const read = await reading;
     if ('error' in read) return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: read.error.message };
-    const desired = read.apps;
+    const desired = read.apps.apps;
     const before = new Map<string, string>();
     if (previous) {
       for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, deployKey(a));
@@ -157,6 +169,11 @@ export class Reconciler {
     );
     return { outcome: 'applied', commit: head, previous, deploys: changed };
   }
+}
+
+export interface DesiredState {
+  apps: DesiredApp[];
+  promotions: PromotionRule[];
 }
 
 /** What makes a desired app's deploy differ from the previous commit's: a change redeploys it. */

@@ -87,6 +87,13 @@ export const MIGRATIONS: string[][] = [
     // Who signed the bundle (server/deploy/signers.ts), for the history without reading evidence.
     `ALTER TABLE deployments ADD COLUMN signers TEXT`,
   ],
+  [
+    // Deploy VSAs this server signed (server/promotion): one per deployment that stayed healthy;
+    // policies' `verifiedIn` is computed from them (each verified again with the trust store).
+    `CREATE TABLE vsas (id TEXT PRIMARY KEY, deployment_id TEXT NOT NULL UNIQUE, environment TEXT NOT NULL, app TEXT NOT NULL,
+       image_digest TEXT NOT NULL, bundle_digest TEXT, envelope TEXT NOT NULL, published TEXT, created_at BIGINT NOT NULL)`,
+    `CREATE INDEX vsas_image ON vsas (image_digest)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -45,6 +45,7 @@ export function renderPromotionBody(pin: BundlePin, previous: { bundle: string; 
     `| to | ${code(pin.bundle)} |`,
     ...(pin.bundleDigest ? [`| .ctp digest | ${code(pin.bundleDigest)} |`] : []),
     `| bundle | ${e.bundle.name ? code(`${e.bundle.name} ${e.bundle.version ?? ''}`.trim()) : '?'} |`,
+    ...(e.verifiedIn?.length ? [`| ran in | ${e.verifiedIn.map(code).join(', ')} (deploy VSAs signed by a \`deployers\` key, verified) |`] : []),
     `| source commit | ${e.source ? `${code(e.source.commit)}${e.source.repository ? ` in ${code(e.source.repository)}` : ''}` : 'not attested'} |`,
     `| policy for ${code(pin.environment)} | **${p.allow ? 'ALLOW' : 'DENY'}**${p.firstViolation ? ` — ${code(p.firstViolation)}` : ''} |`,
     '',

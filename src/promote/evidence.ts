@@ -34,6 +34,8 @@ export interface PromotionEvidence {
   seccomp: SetDiff;
   apparmor: SetDiff;
   policy: { environment: string; allow: boolean; policies: string[]; explanation: string; firstViolation?: string };
+  /** Environments where deploy VSAs (verified by the caller) show this very bundle ran. */
+  verifiedIn?: string[];
 }
 
 export interface EvidenceRequest {
@@ -48,6 +50,8 @@ export interface EvidenceRequest {
   environment: string;
   host?: Partial<HostFacts>;
   now?: number;
+  /** Environments where verified deploy VSAs show this bundle ran (the policy input `verifiedIn`). */
+  verifiedIn?: string[];
 }
 
 const MAX_LIST = 200;
@@ -168,7 +172,7 @@ export async function promotionEvidence(req: EvidenceRequest): Promise<Promotion
     }
   }
   const host: HostFacts = { ...(req.host ?? {}), environment: req.environment };
-  const decision = evaluate(req.policies, { evidence: cand.evidence, manifest: facts, host, findings: cand.findings, ...(req.now !== undefined ? { now: req.now } : {}) });
+  const decision = evaluate(req.policies, { evidence: cand.evidence, manifest: facts, host, findings: cand.findings, ...(req.now !== undefined ? { now: req.now } : {}), ...(req.verifiedIn ? { verifiedIn: req.verifiedIn } : {}) });
   const first = decision.violations[0];
   return {
     bundle: { name: facts.name, version: facts.version, imageDigest: cand.evidence.imageDigest, ...(cand.evidence.bundleDigest ? { bundleDigest: cand.evidence.bundleDigest } : {}) },
@@ -187,5 +191,6 @@ export async function promotionEvidence(req: EvidenceRequest): Promise<Promotion
       explanation: renderDecision(decision),
       ...(first ? { firstViolation: `${first.code}: ${first.message}`.slice(0, 200) } : {}),
     },
+    ...(req.verifiedIn?.length ? { verifiedIn: [...req.verifiedIn].sort().slice(0, 16) } : {}),
   };
 }

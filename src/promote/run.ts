@@ -35,6 +35,8 @@ export interface PromotionRequest extends PromoteInput {
   /** How to get the bundle that runs now: a local .ctp, or fetched from its registry. */
   current?: { path: string } | { fetch: FetchOptions };
   retry?: RetryOptions;
+  /** Environments where verified deploy VSAs show the candidate ran (the deploy server knows them). */
+  verifiedIn?: string[];
 }
 
 export async function forgeFor(t: ForgeTarget, retry: RetryOptions = {}): Promise<Forge> {
@@ -65,7 +67,7 @@ export async function runPromotion(req: PromotionRequest, forge?: Forge): Promis
           missing = `the running bundle could not be fetched (${e instanceof CtError ? e.code : 'ERROR'})`;
         }
       } else missing = 'the running bundle was not fetched (no registry access given)';
-      return promotionEvidence({ candidate: req.candidate, trust: req.trust, policies: req.policies, environment: req.environment, ...(req.host ? { host: req.host } : {}), ...(current ? { current } : { currentMissing: missing }) });
+      return promotionEvidence({ candidate: req.candidate, trust: req.trust, policies: req.policies, environment: req.environment, ...(req.host ? { host: req.host } : {}), ...(req.verifiedIn ? { verifiedIn: req.verifiedIn } : {}), ...(current ? { current } : { currentMissing: missing }) });
     });
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -34,6 +34,11 @@ export interface Assignment {
   download: string;
   /** Host ports the desired state publishes (bridge network); the host checks them against its policies. */
   ports?: PublishedPort[];
+  /**
+   * Deploy VSAs (canonical DSSE JSON) of this bundle from other environments, at most 8: the host
+   * verifies them with its own trust store for its policies' `requireVerifiedIn`.
+   */
+  vsas?: string[];
 }
 
 export type ServerMessage =

@@ -4,7 +4,7 @@
  * repository and the GitHub API stand-in with stateful deployments.
  */
 import { execFileSync } from 'node:child_process';
-import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,8 @@ export interface LoopFixture {
   signedApp(repo: string, ctToml: string): Promise<string>;
   /** apps: name → reference, or `{bundle, bundleDigest?, ports?}` to pin the .ctp too or publish ports. */
   commit(apps: Record<string, string | { bundle: string; bundleDigest?: string; ports?: { host: number; container: number; address?: string }[] }>, message: string): string;
+  /** Commits this text as deploy/state.yaml (any environments), pushes it; the commit id. */
+  commitText(text: string, message: string): string;
   webhook(serverUrl: string, sha: string): Promise<number>;
   finalStatuses(sha: string): RecordedRequest[];
   cleanup(): Promise<void>;
@@ -60,7 +62,8 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
  * `stopGraceSeconds`: the app's stop_grace_period (its `sleep` ignores SIGTERM as PID 1, so a stop
  * waits that long before SIGKILL; the runc default is 10 s).
  */
-export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: number } = {}): Promise<LoopFixture> {
+/** `deployers`: keys listed in the trust store's role `deployers` (deploy VSAs). */
+export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: number; deployers?: KeyObject[] } = {}): Promise<LoopFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ct-loop-'));
   const p = (n: string) => join(dir, n);
   // The app: a static busybox that sleeps, packed as a one-layer image.
@@ -78,7 +81,10 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
   ];
   const storeJson = {
     version: 1, id: 'loop', updated: '2026-01-01T00:00:00Z',
-    keys: { builders: [{ id: keyId, algorithm: 'ed25519', publicKey: spkiBase64(key.publicKey), validFrom: '2024-01-01T00:00:00Z' }] },
+    keys: {
+      builders: [{ id: keyId, algorithm: 'ed25519', publicKey: spkiBase64(key.publicKey), validFrom: '2024-01-01T00:00:00Z' }],
+      ...(opts.deployers?.length ? { deployers: opts.deployers.map((k) => ({ id: keyIdOf(k), algorithm: 'ed25519', publicKey: spkiBase64(k), validFrom: '2024-01-01T00:00:00Z' })) } : {}),
+    },
     thresholds: {},
     logs: Object.fromEntries(logs.map((l) => [l.logId, { operator: l.operator, publicKey: l.publicKey, url: l.url, algorithm: 'ed25519' }])),
   };
@@ -120,6 +126,14 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
   });
   github.respond('repos/list-deployments', (req) => ({ status: 200, body: created.filter((d) => d.sha === req.query.sha && d.environment === req.query.environment) }));
 
+  const commitText = (text: string, message: string): string => {
+    writeFileSync(join(work, 'deploy', 'state.yaml'), text);
+    git(work, ['add', '.']);
+    git(work, ['commit', '-qm', message]);
+    git(work, ['push', '-q', 'origin', 'HEAD:main']);
+    return git(work, ['rev-parse', 'HEAD']);
+  };
+
   return {
     dir, registry, github, logs,
     trustStorePath: p('trust.json'),
@@ -142,12 +156,9 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
           ? `      ${app}:\n        bundle: ${ref}\n        hosts: { env: production }`
           : `      ${app}:\n        bundle: ${ref.bundle}\n${ref.bundleDigest ? `        bundleDigest: ${ref.bundleDigest}\n` : ''}        hosts: { env: production }${ref.ports ? `\n        ports: ${JSON.stringify(ref.ports)}` : ''}`,
       );
-      writeFileSync(join(work, 'deploy', 'state.yaml'), `environments:\n  production:\n    apps:\n${lines.join('\n')}\n`);
-      git(work, ['add', '.']);
-      git(work, ['commit', '-qm', message]);
-      git(work, ['push', '-q', 'origin', 'HEAD:main']);
-      return git(work, ['rev-parse', 'HEAD']);
+      return commitText(`environments:\n  production:\n    apps:\n${lines.join('\n')}\n`, message);
     },
+    commitText,
     async webhook(serverUrl, sha) {
       const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, repository: { full_name: 'acme/desired' } });
       const res = await fetch(`${serverUrl}/webhooks/github`, {
@@ -178,14 +189,14 @@ export interface TestHost {
  * A host agent in this process, enrolled with a token minted by `adminKey`, running under runc;
  * with `network`, bridge networking through host/network as `ct host run` wires it.
  */
-export async function startTestHost(serverUrl: string, adminKey: string, fx: LoopFixture, name = 'host-1', o: { network?: { subnetBase: string; bridgePrefix: string } } = {}): Promise<TestHost> {
+export async function startTestHost(serverUrl: string, adminKey: string, fx: LoopFixture, name = 'host-1', o: { network?: { subnetBase: string; bridgePrefix: string }; environment?: string } = {}): Promise<TestHost> {
   const { startAgent } = await import('../../host/agent/agent.js');
   const { LocalRunner } = await import('../../host/agent/runner.js');
   const { RuncRuntime } = await import('../../host/runtime/runc.js');
   const { collectFacts } = await import('../../host/facts.js');
   const { PolicyStore } = await import('../../src/policy/store.js');
   const res = await fetch(`${serverUrl}/api/v1/hosts/tokens`, {
-    method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ labels: { env: 'production' } }),
+    method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ labels: { env: o.environment ?? 'production' } }),
   });
   const { token } = (await res.json()) as { token: string };
   const stateDir = join(fx.dir, name);

@@ -1,0 +1,60 @@
+/**
+ * The deploy VSAs this server signed, in its database. A policy's `verifiedIn` is computed from
+ * them at every decision: each envelope is verified again with the trust store in force (role
+ * `deployers`, validity, revocation, signature, subject = this image AND this .ctp), so a VSA for
+ * another digest, or signed by a key that is no longer a deployer, counts for nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { verifiedEnvironments } from '../../src/attest/vsa.js';
+import type { TrustMaterial } from '../../src/verify/report.js';
+import type { Db } from '../store/db.js';
+
+/** At most this many VSAs of one image are considered (newest first), and carried to a host. */
+export const MAX_VSAS_PER_IMAGE = 8;
+
+export interface VsaRow {
+  deployment_id: string;
+  environment: string;
+  app: string;
+  image_digest: string;
+  bundle_digest: string | null;
+  envelope: string;
+  published: string | null;
+  created_at: number;
+}
+
+export class VsaStore {
+  constructor(private readonly db: Db) {}
+
+  async forDeployment(deploymentId: string): Promise<VsaRow | undefined> {
+    const [row] = await this.db.query<VsaRow>('SELECT * FROM vsas WHERE deployment_id = ?', [deploymentId]);
+    return row;
+  }
+
+  /** Records a signed VSA once per deployment; returns the one recorded (ours or an earlier one). */
+  async record(v: Omit<VsaRow, 'published' | 'created_at'>): Promise<VsaRow> {
+    await this.db.run(
+      'INSERT INTO vsas (id, deployment_id, environment, app, image_digest, bundle_digest, envelope, published, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (deployment_id) DO NOTHING',
+      [randomUUID(), v.deployment_id, v.environment, v.app, v.image_digest, v.bundle_digest, v.envelope, Date.now()],
+    );
+    return (await this.forDeployment(v.deployment_id))!;
+  }
+
+  async markPublished(deploymentId: string, where: string): Promise<void> {
+    await this.db.run('UPDATE vsas SET published = ? WHERE deployment_id = ?', [where.slice(0, 500), deploymentId]);
+  }
+
+  /** Envelopes naming this image (and .ctp), newest first, bounded. */
+  async envelopes(imageDigest: string, bundleDigest?: string): Promise<string[]> {
+    const rows = await this.db.query<{ envelope: string; bundle_digest: string | null }>('SELECT envelope, bundle_digest FROM vsas WHERE image_digest = ? ORDER BY created_at DESC LIMIT 64', [imageDigest]);
+    return rows.filter((r) => !bundleDigest || r.bundle_digest === bundleDigest).slice(0, MAX_VSAS_PER_IMAGE).map((r) => r.envelope);
+  }
+
+  /** Environments where this exact bundle has a VSA that verifies now; fail closed without trust. */
+  async verifiedIn(trust: TrustMaterial | undefined, imageDigest: string, bundleDigest: string): Promise<{ environments: string[]; envelopes: string[] }> {
+    if (!trust) return { environments: [], envelopes: [] };
+    const envelopes = await this.envelopes(imageDigest, bundleDigest);
+    const { environments } = verifiedEnvironments(envelopes.map((e) => Buffer.from(e, 'utf8')), { store: trust.store, imageDigest, bundleDigest });
+    return { environments, envelopes };
+  }
+}
