@@ -129,7 +129,8 @@ describe('promotion: staging deploy → healthy → VSA → pull request → pro
     expect(pull.body).toContain('| ran in | `staging` (deploy VSAs signed by a `deployers` key, verified) |');
     expect(pull.body).toContain('| policy for `production` | **ALLOW** |');
     expect(pull.body).toMatch(/- Operator One: `log-one` #\d+/);
-    expect(repo.statuses.find((s) => s.context === 'cerro-torre/promote/production')).toMatchObject({ state: 'success' });
+    // The pull request opens before its commit status is posted: wait for the status.
+    expect(await until('promotion status', () => repo.statuses.find((s) => s.context === 'cerro-torre/promote/production'), 30_000)).toMatchObject({ state: 'success' });
     expect(fx.github.requests.filter((r) => r.operationId === 'pulls/create')).toHaveLength(1);
 
     // The VSA: recorded and exported, signed by the deployer key, published with the bundle.
@@ -147,7 +148,10 @@ describe('promotion: staging deploy → healthy → VSA → pull request → pro
     expect(codeOf(() => verifyDeployVsa(flipped, { store: fx.trust.store, imageDigest, environment: 'staging' }))).toMatch(/VSA_INVALID|INVALID_SIGNATURE/);
     expect((await api('/api/v1/deployer')).body).toMatchObject({ keyId: keyIdOf(deployer.publicKey), role: 'deployers' });
     // The promotion was audited.
-    const audit = (await api('/api/v1/audit?kind=promotion.opened')).body as { entries: { record: { to: string; trigger: string } }[] };
+    const audit = await until('promotion audited', async () => {
+      const a = (await api('/api/v1/audit?kind=promotion.opened')).body as { entries: { record: { to: string; trigger: string } }[] };
+      return a.entries.length > 0 && a;
+    }, 30_000);
     expect(audit.entries.map((r) => r.record)).toEqual([expect.objectContaining({ to: 'production', trigger: 'after' })]);
   }, 240_000);
 
