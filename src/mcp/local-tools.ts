@@ -4,7 +4,8 @@
  * working directory by default), so an agent steered by text it read cannot make them read
  * elsewhere. The policy tools run the very `ct policy explain` / `ct policy diff` code paths.
  */
-import { resolve, relative, isAbsolute } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { inspectBundle } from '../bundle/inspect.js';
 import { loadTrustStore, trustStoreDigest } from '../trust/store.js';
@@ -28,11 +29,26 @@ async function captured(fn: (io: Io) => Promise<number>): Promise<{ out: string;
   return { out, err, code };
 }
 
+/** The real path of `p`, or of its deepest existing ancestor with the rest appended (a path not created yet). */
+function existingRealPath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    const parent = dirname(p);
+    return parent === p ? p : join(existingRealPath(parent), basename(p));
+  }
+}
+
 export function localTools(root: string): ToolDef[] {
+  const realRoot = existingRealPath(root);
   const inRoot = (p: string) => {
     const abs = resolve(root, p);
-    const rel = relative(root, abs);
-    if (rel.startsWith('..') || isAbsolute(rel)) throw new ToolError('PATH_OUTSIDE_ROOT', `${p} is outside ${root}`);
+    // Checked as written and as the file system resolves it: a symbolic link inside the root
+    // (a cloned repository may carry one) must not lead out of it.
+    for (const [base, path] of [[root, abs], [realRoot, existingRealPath(abs)]]) {
+      const rel = relative(base, path);
+      if (rel.startsWith('..') || isAbsolute(rel)) throw new ToolError('PATH_OUTSIDE_ROOT', `${p} is outside ${root}`);
+    }
     return abs;
   };
   return [

@@ -286,6 +286,14 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     expect(explained.decision).toEqual(expect.objectContaining({ policies: ['prod'] }));
     const outside = await call(local, 'inspect_bundle', { path: '/etc/passwd' });
     expect(outside).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/^PATH_OUTSIDE_ROOT/) }] });
+    // A symbolic link inside the root (a cloned repository can hold one) does not lead out of it.
+    const fs = await import('node:fs');
+    fs.symlinkSync('/etc', join(fx.dir, 'etc-link'));
+    fs.symlinkSync(join(fx.dir, 'trust.json'), join(fx.dir, 'trust-link.json'));
+    for (const [tool, args] of [['inspect_bundle', { path: 'etc-link/passwd' }], ['verify_bundle', { path: 'signed.ctp', trustStore: 'etc-link/passwd' }]] as const) {
+      expect(await call(local, tool, args)).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/^PATH_OUTSIDE_ROOT/) }] });
+    }
+    expect(await ok(local, 'verify_bundle', { path: 'signed.ctp', trustStore: 'trust-link.json' })).toMatchObject({ decision: 'ALLOW' });
 
     const remote = new Client({ name: 'stdio-agent', version: '1.0.0' });
     await remote.connect(new StdioClientTransport({ command: process.execPath, args: [join(repoRoot, 'bin', 'ct.js'), 'mcp', '--root', fx.dir, '--server', server.url, '--read-only'], cwd: fx.dir, env: { ...process.env, CT_TOKEN: keys.viewer } as Record<string, string>, stderr: 'pipe' }));
