@@ -9,7 +9,7 @@
 //   status, the largest page). Target: p99 under 50 ms (baseline = the target). The overview
 //   endpoint's p99 is printed beside it.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { BenchResult } from './harness.js';
@@ -203,7 +203,7 @@ export async function run(): Promise<BenchResult[]> {
     const loads = await pageLoads(server, session.id);
     const grid = median(loads.map((l) => l.gridMs));
     const apis = median(loads.map((l) => l.apiMs));
-    const note = `${APPS} apps × ${ENVS.length} environments, ${DEPLOYMENTS} deployments (seeded in ${seedS.toFixed(1)} s); median of ${PAGE_LOADS} page loads with an empty cache; API calls: ${[...new Set(loads[0].calls)].join(', ')}`;
+    const note = `${APPS} apps × ${ENVS.length} environments, ${DEPLOYMENTS} deployments (seeded in ${seedS.toFixed(1)} s); load average ${loadavg()[0].toFixed(1)}; median of ${PAGE_LOADS} page loads with an empty cache; API calls: ${[...new Set(loads[0].calls)].join(', ')}`;
     return [
       { name: 'overview: navigation → grid rendered vs the API calls it made', value: grid, baseline: apis, unit: 'ms', better: 'lower', target: { max: 2 }, note },
       { name: 'GET /api/v1/deployments p99 (paged, filtered, sequential)', value: p99(list), baseline: 50, unit: 'ms', better: 'lower', target: { max: 1 }, note: `baseline = the 50 ms target; median ${median(list).toFixed(1)} ms over ${list.length} requests` },

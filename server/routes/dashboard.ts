@@ -162,8 +162,9 @@ function runtimeOf(hosts: HostRow[], environment: string, app: string, digest: s
     out.push({ hostId: h.id, host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.state ?? 'missing', health: c?.health ?? null });
     if (!c || c.imageDigest !== digest || c.state !== 'running') drift++;
   }
-  // Health checks (when hosts report them) win; otherwise the container's state stands in.
-  const states = out.map((o) => o.health ?? (o.state === 'running' ? 'healthy' : 'degraded'));
+  // Health checks (when hosts report them) win; otherwise ('none': no check declared) the
+  // container's state stands in.
+  const states = out.map((o) => (o.health && o.health !== 'none' ? o.health : o.state === 'running' ? 'healthy' : 'degraded'));
   const health = states.length === 0 ? 'unknown' : states.every((s) => s === 'healthy') ? 'healthy' : states.some((s) => s === 'healthy') ? 'degraded' : states[0];
   return { hosts: out, drift, health };
 }

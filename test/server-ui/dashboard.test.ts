@@ -30,7 +30,9 @@ const gitIn = (cwd: string, args: string[]) => execFileSync('git', args, { cwd, 
 /** scripts/dashboard-screenshots.sh sets this: the pages are photographed for docs/dashboard.md. */
 const SHOTS = process.env.CT_DASHBOARD_SCREENSHOTS;
 async function shot(page: Page, name: string): Promise<void> {
-  if (SHOTS) await page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: false });
+  if (!SHOTS) return;
+  await page.evaluate('window.scrollTo(0, 0)');
+  await page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: false });
 }
 
 async function axe(page: Page, what: string): Promise<void> {
@@ -203,6 +205,8 @@ describe('dashboard in Chromium', () => {
     await shot(page, 'app');
     await page.goto(`${server.url}/#/`);
     await page.locator('[data-cell="production/hello"]').waitFor();
+    // The container runs (no health check declared): healthy by its state, not "none".
+    expect(await page.locator('[data-cell="production/hello"] [data-status]').nth(1).textContent()).toBe('healthy');
     await shot(page, 'overview');
 
     await page.goto(`${server.url}/#/hosts`);
@@ -233,7 +237,17 @@ describe('dashboard in Chromium', () => {
     const context = await newContext(browser);
     const page = await context.newPage();
     await signIn(page, server.url, 'victor');
-    await page.goto(`${server.url}/#/app/hello`);
+    // Keyboard only: Tab from the top of the overview reaches the app's link, Enter opens it.
+    await page.locator('[data-cell="production/hello"]').waitFor();
+    let focused = '';
+    for (let i = 0; i < 30 && focused !== 'hello'; i++) {
+      await page.keyboard.press('Tab');
+      focused = String(await page.evaluate('document.activeElement && document.activeElement.textContent'));
+    }
+    expect(focused).toBe('hello');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /App hello/ }).waitFor();
+    expect(page.url()).toBe(`${server.url}/#/app/hello`);
     await history(page).first().waitFor();
     expect(await page.getByRole('button', { name: 'Roll back' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Sync now' }).count()).toBe(0);

@@ -39,7 +39,7 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
       <tbody>${Object.entries(cells).map(([env, c]) => html`<tr>
         <th scope="row">${env}</th><td><${StatusBadge} status=${c.sync} /></td><td><${StatusBadge} status=${c.health} /></td>
         <td class="digest">${short(c.live?.imageDigest)}</td>
-        <td>${c.hosts.map((h) => html`<div>${h.host}: ${h.state}${h.imageDigest && h.imageDigest !== c.live?.imageDigest ? html` <strong>drift (${short(h.imageDigest)})</strong>` : null}${h.health ? ` (${h.health})` : ''}</div>`)}</td>
+        <td>${c.hosts.map((h) => html`<div>${h.host}: ${h.state}${h.imageDigest && h.imageDigest !== c.live?.imageDigest ? html` <strong>drift (${short(h.imageDigest)})</strong>` : null}${h.health && h.health !== 'none' ? ` (${h.health})` : ''}</div>`)}</td>
         ${me.can.deploy ? html`<td>${c.live ? ['stop', 'start', 'restart'].map((a) => html`<button type="button" aria-label=${`${a} ${app} in ${env}`} onClick=${() => act(a[0].toUpperCase() + a.slice(1), `/api/v1/deployments/${encodeURIComponent(c.live?.id ?? '')}/actions`, { action: a })}>${a}</button> `) : null}</td>` : null}
       </tr>`)}</tbody></table>
     ${me.can.deploy ? html`<p><button type="button" onClick=${() => act('Sync', '/api/v1/sync')}>Sync now</button></p>` : null}
@@ -51,7 +51,7 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
         <td><${StatusBadge} status=${d.status} /></td>
         <td class="decision">${d.reason ? html`<code data-reason>${d.reason}</code> ` : null}<span data-message>${d.message ?? ''}</span></td>
         <td class="commit"><code title=${d.commit}>${d.commit.replace(/^api:/, '').slice(0, 12)}</code>${d.commitMessage ? html` <span data-commit-message title=${d.commitMessage}>${d.commitMessage.split('\n')[0]}</span>` : null}${d.commitAuthor ? html`<div class="author" data-commit-author>${d.commitAuthor}</div>` : null}</td>
-        <td data-signers>${d.signers.map((s) => html`<div>${s}</div>`)}</td>
+        <td class="signers" data-signers>${d.signers.map((s) => html`<div>${s}</div>`)}</td>
         <td class="digest" title=${`bundle ${d.bundleDigest ?? '—'}, image ${d.imageDigest ?? '—'}`} data-bundle>${short(d.bundleDigest)}</td>
         <td>${duration(d.createdAt, d.updatedAt)}</td>
         <td class="actions">
