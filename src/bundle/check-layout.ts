@@ -1,6 +1,7 @@
 import { CtError } from '../core/errors.js';
 import { BLOB_PREFIX, type CtpArchive } from './archive.js';
 import type { CtpManifest } from './manifest.js';
+import { parseJson } from '../core/json.js';
 import { parseConfig, parseImageManifest, parseIndex, selectManifest, type Descriptor, type OciImage, type Platform } from './oci.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -47,6 +48,7 @@ export function checkOciLayout(archive: CtpArchive, opts: { platform?: Platform;
   const configData = blob(manifest.config, `${blobName(md)}: config`);
   manifest.layers.forEach((l, i) => present(l, `${blobName(md)}: layers[${i}]`));
   const { config, diffIds } = parseConfig(configData, blobName(manifest.config), manifest.layers.length);
+  checkEveryBlobReferenced(archive, index.manifests, md, manifest);
   const image: OciImage = { manifestDigest: md.digest, manifestSize: md.size, manifest, config, configDigest: manifest.config.digest, layers: manifest.layers, diffIds, platform: md.platform };
   if (opts.imageDigest !== 'later') checkImageDigest(archive.manifest, image);
   return image;
@@ -64,5 +66,43 @@ export function checkImageDigest(m: Pick<CtpManifest, 'image_digest'>, image: Pi
       expected: image.manifestDigest,
       actual: m.image_digest,
     });
+  }
+}
+
+/**
+ * Every blob of the layout is reachable from index.json (its manifests and nested indexes, their
+ * configs and layers): an unreferenced blob is bytes no signature covers (UNSIGNED_CONTENT).
+ */
+function checkEveryBlobReferenced(archive: CtpArchive, top: Descriptor[], chosen: Descriptor, chosenManifest: { config: Descriptor; layers: Descriptor[] }): void {
+  const referenced = new Set<string>([chosen.digest, chosenManifest.config.digest, ...chosenManifest.layers.map((l) => l.digest)]);
+  const queue = [...top];
+  const visited = new Set<string>();
+  // Bounded: a .ctp holds at most CTP_LIMITS.maxEntries blobs, each visited once.
+  for (let i = 0; i < queue.length; i++) {
+    const d = queue[i];
+    if (visited.has(d.digest)) continue;
+    visited.add(d.digest);
+    referenced.add(d.digest);
+    const data = archive.entries.get(blobName(d))?.data;
+    if (!data || data.length > 4 * 1024 * 1024) continue;
+    let v: unknown;
+    try {
+      v = parseJson(data, blobName(d), 'OCI_LAYOUT_INVALID');
+    } catch {
+      continue; // not JSON: a leaf blob
+    }
+    const o = v as { manifests?: unknown; config?: unknown; layers?: unknown };
+    const descs = [...(Array.isArray(o.manifests) ? o.manifests : []), ...(o.config ? [o.config] : []), ...(Array.isArray(o.layers) ? o.layers : [])];
+    for (const x of descs) {
+      const digest = (x as { digest?: unknown })?.digest;
+      if (typeof digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(digest) && !visited.has(digest)) queue.push({ digest } as Descriptor);
+    }
+  }
+  for (const name of archive.entries.keys()) {
+    if (!name.startsWith(BLOB_PREFIX)) continue;
+    const digest = `sha256:${name.slice(BLOB_PREFIX.length)}`;
+    if (!referenced.has(digest)) {
+      throw new CtError('UNSIGNED_CONTENT', `${name}: blob not referenced from oci-layout/index.json (no signature covers it)`, { path: name, what: 'unreferenced blob' });
+    }
   }
 }

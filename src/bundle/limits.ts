@@ -21,6 +21,13 @@ export interface TarLimits {
    * tar pads archives to 10240-byte records); anything more, or anything non-zero, is TRAILING_DATA.
    */
   recordBytes: number;
+  /**
+   * Outer-archive strictness (finding: unsigned bytes): extended headers only as the writer makes
+   * them — one pax header (keys path, linkpath, size, mtime) and/or one GNU long name before an
+   * entry, no global pax header, no long link name. Layers allow any pax keys, still one header
+   * of each kind per entry.
+   */
+  strictHeaders: boolean;
 }
 
 const MiB = 1024 ** 2;
@@ -36,6 +43,7 @@ export const CTP_LIMITS: TarLimits = {
   maxRatio: 100,
   ratioFloorBytes: 64 * MiB,
   recordBytes: 10240,
+  strictHeaders: true,
 };
 
 /**
@@ -51,6 +59,7 @@ export const LAYER_LIMITS: TarLimits = {
   maxRatio: 100,
   ratioFloorBytes: 64 * MiB,
   recordBytes: 10240,
+  strictHeaders: false,
 };
 
 /** Blobs up to this size are kept in memory when a `.ctp` is opened (image manifests, configs). */

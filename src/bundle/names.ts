@@ -23,6 +23,9 @@ export function checkEntryName(raw: string, where: string, limits: TarLimits, op
   if (name.startsWith('/')) bad('absolute path');
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) bad('control character');
+  // The outer archive: no C1 control characters and nothing that was not valid UTF-8 (decoded as
+  // U+FFFD), so one name has one spelling (layers keep what images hold).
+  if (!opts.allowDotSlash && /[\u0080-\u009f\ufffd]/.test(name)) bad('C1 control character or invalid UTF-8');
   if (name.includes('\\')) bad('backslash');
   for (const part of name.split('/')) {
     if (part === '') bad('empty path component');

@@ -36,6 +36,8 @@ export interface RawCtp {
   compressed: boolean;
   entries: Map<string, CtpEntry & { mtime: number }>;
   directories: Set<string>;
+  /** Directories that had their own entry (not only implied by a file's name). */
+  explicitDirectories: Set<string>;
 }
 
 /** Optional hook to receive every regular file's bytes as they stream (used by `ct unpack`). */
@@ -140,7 +142,7 @@ export async function readCtpArchive(src: string | Buffer, limits?: Partial<TarL
   for (const [name, e] of entries) {
     if (e.sha256 === '') throw new CtError('TAR_MALFORMED', `${where}: entry ${name} was not read to its end`, { where, name });
   }
-  return { source: typeof src === 'string' ? { path: src } : { buffer: src }, digest: result.digest, size: result.size, compressed: result.compressed, entries, directories };
+  return { source: typeof src === 'string' ? { path: src } : { buffer: src }, digest: result.digest, size: result.size, compressed: result.compressed, entries, directories, explicitDirectories: explicitDirs };
 }
 
 /**
@@ -171,6 +173,12 @@ async function openCtpWith(src: string | Buffer, limits: Partial<TarLimits> | un
       throw new CtError('UNSUPPORTED_VERSION', `${where}: a legacy ctp_version 1.0 bundle (manifest.ctp + summary.json); read it with readLegacyCtp / ct inspect`, { where, legacy: true });
     }
     throw new CtError('MANIFEST_INVALID', `${where}: manifest.toml is missing`, { where });
+  }
+  // A directory entry no file lives under is bytes no signature covers (the writer makes only parents).
+  const parents = new Set<string>();
+  for (const n of raw.entries.keys()) for (let k = n.indexOf('/'); k !== -1; k = n.indexOf('/', k + 1)) parents.add(n.slice(0, k));
+  for (const d of raw.explicitDirectories) {
+    if (!parents.has(d)) throw new CtError('UNSIGNED_CONTENT', `${where}: directory ${d}/ holds no file (a .ctp has directory entries only for the parents of its files)`, { where, path: `${d}/`, what: 'empty directory' });
   }
   const manifest = defer ? undefined : parseManifest(man.data!, `${where}: manifest.toml`);
   const layoutFile = raw.entries.get('oci-layout/oci-layout');

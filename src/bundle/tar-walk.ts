@@ -45,6 +45,8 @@ export class TarWalker {
   private pendingHead = 0;
   /** Offset just after the end-of-archive marker, once seen. */
   private markerEnd: number | undefined;
+  /** Kinds of extended header seen since the last entry. */
+  private readonly metaKinds = new Set<string>();
 
   constructor(private readonly limits: TarLimits, private readonly where: string) {}
 
@@ -143,6 +145,11 @@ export class TarWalker {
     if (fieldSize === null) throw this.malformed(`invalid size field at offset ${offset}`);
     this.advance(512);
     if (META_TYPES.has(typeflag)) {
+      // One extended header of each kind per entry: a run of them is bytes no digest covers.
+      const kind = typeflag === 'X' ? 'x' : typeflag === 'N' ? 'L' : typeflag;
+      if (this.metaKinds.has(kind)) throw this.unsigned(`a second extended header of type ${typeflag} before one entry at offset ${offset}`, offset);
+      if (this.limits.strictHeaders && (kind === 'g' || kind === 'K')) throw this.unsigned(`extended header of type ${typeflag} at offset ${offset} (a .ctp has no ${kind === 'g' ? 'global pax headers' : 'links'})`, offset);
+      this.metaKinds.add(kind);
       if (fieldSize > MAX_META_BYTES) {
         throw new CtError('TAR_LIMIT_EXCEEDED', `${this.where}: extended header at offset ${offset} is ${fieldSize} bytes (max ${MAX_META_BYTES})`, { where: this.where, offset, limit: 'extendedHeader' });
       }
@@ -152,6 +159,7 @@ export class TarWalker {
       return;
     }
     const path = this.paxPath ?? nameField(block);
+    this.metaKinds.clear();
     let size = this.paxSize ?? fieldSize;
     this.paxSize = undefined;
     this.paxPath = undefined;
@@ -184,10 +192,20 @@ export class TarWalker {
     this.meta = undefined;
     const body = Buffer.concat(meta.parts);
     if (meta.type === 'L' || meta.type === 'N') {
-      this.paxPath = body.toString('utf8').replace(/\0.*$/s, '');
+      // NUL-terminated; anything after the terminator but more NULs would be unsigned bytes.
+      const nul = body.indexOf(0);
+      if (nul !== -1 && body.subarray(nul).some((b) => b !== 0)) throw this.unsafe(`GNU long name before offset ${this.pos} has bytes after its NUL`);
+      this.paxPath = body.toString('utf8', 0, nul === -1 ? body.length : nul);
+    } else if (meta.type === 'K') {
+      const nul = body.indexOf(0);
+      if (nul !== -1 && body.subarray(nul).some((b) => b !== 0)) throw this.unsafe(`GNU long link name before offset ${this.pos} has bytes after its NUL`);
     } else if (meta.type === 'x' || meta.type === 'X' || meta.type === 'g') {
       const rec = parsePax(body);
       if (rec === null) throw this.malformed(`malformed pax extended header before offset ${this.pos}`);
+      for (const [k, v] of rec.all) {
+        if (v.includes('\0')) throw this.unsafe(`pax record ${JSON.stringify(k).slice(0, 100)} before offset ${this.pos} holds a NUL`);
+        if (this.limits.strictHeaders && !STRICT_PAX_KEYS.has(k)) throw this.unsigned(`pax record ${JSON.stringify(k).slice(0, 100)} before offset ${this.pos} (a .ctp's pax headers carry only ${[...STRICT_PAX_KEYS].join(', ')})`, this.pos);
+      }
       if (meta.type === 'g') {
         if (rec.size !== undefined || rec.path !== undefined) throw this.malformed(`global pax header before offset ${this.pos} sets size or path`);
         return;
@@ -232,6 +250,14 @@ export class TarWalker {
     return new CtError('TRAILING_DATA', `${this.where}: ${msg}`, { where: this.where, offset, part: 'tar' });
   }
 
+  private unsigned(msg: string, offset: number): CtError {
+    return new CtError('UNSIGNED_CONTENT', `${this.where}: ${msg}`, { where: this.where, offset, what: 'extended header' });
+  }
+
+  private unsafe(msg: string): CtError {
+    return new CtError('TAR_UNSAFE_PATH', `${this.where}: ${msg}`, { where: this.where, offset: this.pos, reason: 'NUL in name' });
+  }
+
   private malformed(msg: string): CtError {
     return new CtError('TAR_MALFORMED', `${this.where}: ${msg}`, { where: this.where, offset: this.pos });
   }
@@ -268,9 +294,12 @@ function nameField(b: Buffer): string {
   return b.toString('utf8', 0, end === -1 || end > 100 ? 100 : end);
 }
 
-/** Pax records `"<len> <key>=<value>\n"`; only the keys that move block boundaries matter here. */
-function parsePax(body: Buffer): { size?: string; path?: string } | null {
-  const out: { size?: string; path?: string } = {};
+/** The pax keys a `.ctp` may carry (what the writer emits for long names and big sizes). */
+const STRICT_PAX_KEYS: ReadonlySet<string> = new Set(['path', 'linkpath', 'size', 'mtime']);
+
+/** Pax records `"<len> <key>=<value>\n"`: size and path move block boundaries; `all` lists every record. */
+function parsePax(body: Buffer): { size?: string; path?: string; all: [string, string][] } | null {
+  const out: { size?: string; path?: string; all: [string, string][] } = { all: [] };
   let i = 0;
   while (i < body.length) {
     if (body[i] === 0) break;
@@ -282,6 +311,7 @@ function parsePax(body: Buffer): { size?: string; path?: string } | null {
     const eq = rec.indexOf('=');
     if (eq === -1) return null;
     const key = rec.slice(0, eq);
+    out.all.push([key, rec.slice(eq + 1)]);
     if (key === 'size') out.size = rec.slice(eq + 1);
     if (key === 'path') out.path = rec.slice(eq + 1);
     i += len;
