@@ -1,6 +1,9 @@
 import { loadConfig } from './config.js';
 import { startServer } from './start.js';
 import { deployPipeline } from './deploy/wire.js';
+import { mintLoginLink } from './ui/login-links.js';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -8,11 +11,18 @@ interface Io { out(t: string): void; err(t: string): void }
 export async function serveFromEnvironment(io: Io): Promise<number> {
   const config = loadConfig(process.env);
   const server = await startServer(config, { extend: (ctx) => deployPipeline(ctx) });
+  // A server on this machine only, with no sign-in issuer (npm start's defaults): whoever reads
+  // this terminal gets a one-time link to the dashboard. Reachable servers sign people in by OIDC.
+  let dashboard = `${server.url}/   (sign-in: ${config.login?.oidc.length ? `${config.login.oidc.length} OpenID Connect issuer(s)` : 'none configured (login.oidc in CT_CONFIG)'})`;
+  if (!config.login?.oidc.length && LOOPBACK.has(config.host)) {
+    const link = await mintLoginLink(server.ctx.db, { role: 'admin', name: 'local admin', by: { kind: 'terminal', id: 'ct serve', role: 'admin' } });
+    dashboard = `${server.url}/auth/link?token=${link.token}\n             (one-time sign-in as admin, for whoever reads this terminal, within 10 minutes; no login.oidc issuer is configured)`;
+  }
   io.out(
     [
       `Cerro Torre deploy server listening on ${server.url}`,
       `  health:   ${server.url}/healthz   readiness: ${server.url}/readyz   metrics: ${server.url}/metrics`,
-      `  dashboard: ${server.url}/   (sign-in: ${config.login?.oidc.length ? `${config.login.oidc.length} OpenID Connect issuer(s)` : 'none configured (login.oidc in CT_CONFIG)'})`,
+      `  dashboard: ${dashboard}`,
       `  API:      ${server.url}/api/v1   (OpenAPI: ${server.url}/openapi.json)`,
       `  webhooks: ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab`,
       `  storage:  ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite in ${config.dataDir}/ct.db`}`,

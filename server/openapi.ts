@@ -24,6 +24,10 @@ export const REQUEST_SCHEMAS: Record<string, object> = {
       },
     },
   },
+  createLoginLink: {
+    type: 'object', additionalProperties: false,
+    properties: { role: { type: 'string', enum: ['viewer', 'operator', 'auditor', 'admin'] }, name: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f]+$' } },
+  },
   verify: {
     type: 'object', additionalProperties: false,
     properties: { reference: digestRef, digest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' }, policy: { type: 'string', maxLength: 200 }, environment: name },
@@ -76,6 +80,7 @@ const SUMMARIES: Record<string, string> = {
   deploymentAction: 'Stop, start, restart, kill, pause, resume or remove a deployment\'s app', containerAction: 'A lifecycle action on one container of a host',
   createPromotion: 'Open the promotion pull request of a live deployment', listVsas: 'Deploy VSAs of an image', deployerKey: 'The key deploy VSAs are signed with',
   dashboard: 'The dashboard', loginIssuers: 'Sign-in issuers', login: 'Start sign-in', loginCallback: 'Sign-in callback', logout: 'Sign out',
+  createLoginLink: 'Create a one-time dashboard sign-in link', loginLink: 'Sign in with a one-time link',
 };
 
 /**
@@ -85,7 +90,7 @@ const SUMMARIES: Record<string, string> = {
  */
 const OTHER_SECURITY: Record<string, Record<string, string[]>[]> = {
   health: [], ready: [], metrics: [], openapi: [], protectedResource: [], protectedResourceMcp: [], mcpStream: [], mcpSession: [],
-  enrollHost: [], hostChannel: [], dashboard: [], loginIssuers: [], login: [], loginCallback: [],
+  enrollHost: [], hostChannel: [], dashboard: [], loginIssuers: [], login: [], loginCallback: [], loginLink: [],
   githubWebhook: [{ githubSignature: [] }], gitlabWebhook: [{ gitlabToken: [] }], downloadBundle: [{ hostSignature: [] }],
 };
 
@@ -164,6 +169,8 @@ export const OPENAPI = described({
     '/auth/issuers': { get: { operationId: 'loginIssuers', responses: { '200': json({ type: 'object' }) } } },
     '/auth/login': { get: { operationId: 'login', description: 'starts OpenID Connect sign-in (authorization code + PKCE)', parameters: [{ name: 'issuer', in: 'query', schema: { type: 'integer' } }, { name: 'returnTo', in: 'query', schema: { type: 'string' } }], responses: { '302': { description: 'to the issuer' }, '404': { description: 'no such issuer' } } } },
     '/auth/callback': { get: { operationId: 'loginCallback', responses: { '302': { description: 'signed in' }, '401': { description: 'refused' }, '403': { description: 'no role' } } } },
+    '/api/v1/login-links': { post: { operationId: 'createLoginLink', security: secured, description: 'a one-time dashboard sign-in link (admins; 10 minutes, used once)', requestBody: body('createLoginLink'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 403) } } },
+    '/auth/link': { get: { operationId: 'loginLink', description: 'signs in with a one-time link and opens the dashboard', parameters: [{ name: 'token', in: 'query', required: true, schema: { type: 'string' } }], responses: { '302': { description: 'signed in' }, '401': { description: 'unknown, expired or used link' } } } },
     '/auth/logout': { post: { operationId: 'logout', security: secured, description: 'needs X-CSRF-Token', responses: { '204': { description: 'signed out' }, ...errors(401, 403) } } },
     '/api/v1/promotions': { post: { operationId: 'createPromotion', description: 'opens or updates the pull / merge request pinning, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (operators and admins; audited)', requestBody: body('createPromotion'), responses: { '200': json({ type: 'object' }, 'opened, updated or unchanged'), ...errors(400, 401, 403, 404, 422, 502, 503) } } },
     '/api/v1/vsas': { get: { operationId: 'listVsas', description: 'the deploy VSAs (canonical DSSE envelopes) this server signed for an image, newest first', parameters: [{ name: 'imageDigest', in: 'query', required: true, schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } } },

@@ -94,6 +94,10 @@ export const MIGRATIONS: string[][] = [
        image_digest TEXT NOT NULL, bundle_digest TEXT, envelope TEXT NOT NULL, published TEXT, created_at BIGINT NOT NULL)`,
     `CREATE INDEX vsas_image ON vsas (image_digest)`,
   ],
+  [
+    // One-time dashboard sign-in links (server/ui/login-links.ts): only the token's hash, used once.
+    `CREATE TABLE ui_login_links (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, created_by TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -9,6 +9,7 @@ import { sendError } from '../http-error.js';
 import { LOGIN_COOKIE, SESSION_COOKIE, createSession, deleteSession, findSession, readCookie, setCookie } from './sessions.js';
 import { LoginError, OidcLogin } from './oidc-login.js';
 import { escapeHtml } from './escape.js';
+import { loginLinkRoutes } from './login-links.js';
 
 const DEFAULT_TTL_S = 8 * 3600;
 
@@ -51,6 +52,8 @@ export function uiRoutes(ctx: ServerContext): { router: Router; close(): Promise
     res.set('cache-control', 'no-store').type('html').send(index);
   });
   if (assets) r.use('/ui', express.static(assets, { index: false, fallthrough: false, maxAge: '1h' }));
+
+  r.use(loginLinkRoutes(ctx, ttlS));
 
   r.get('/auth/issuers', (_req, res) => void res.json({ issuers: login?.issuers() ?? [] }));
 

@@ -1,0 +1,70 @@
+import { Router, type Request, type Response } from 'express';
+import type { ServerContext } from '../context.js';
+import type { Role } from '../config.js';
+import type { Db } from '../store/db.js';
+import { requirePermission } from '../auth/middleware.js';
+import { actor, recordAudit } from '../audit.js';
+import { validateBody } from '../openapi.js';
+import { escapeHtml } from './escape.js';
+import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
+
+/**
+ * One-time sign-in links: an admin (in practice the API key of the person who runs the server,
+ * e.g. `ct quickstart`) mints a link for someone to open the dashboard without an OpenID Connect
+ * issuer. Nothing is granted that the admin key does not already grant: minting needs `admin`;
+ * the link holds 32 random bytes (only their SHA-256 is stored), names its role, expires after
+ * LINK_TTL_MS, and is used once (the row is deleted by the request that wins it). Every mint
+ * and every use is audited.
+ */
+const LINK_TTL_MS = 10 * 60_000;
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+function origin(ctx: ServerContext, req: Request): string {
+  return ctx.config.publicUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host')}`;
+}
+
+function refused(res: Response): void {
+  res.status(401).type('html').send(
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title><link rel="stylesheet" href="/ui/app.css"></head>' +
+      `<body><main class="login"><h1>Sign-in failed</h1><p>${escapeHtml('this sign-in link is unknown, expired or already used: ask for a new one')}</p>` +
+      '<p>Code: <code data-code>LOGIN_LINK_INVALID</code></p><p><a href="/">Back to the dashboard</a></p></main></body></html>',
+  );
+}
+
+/** Mints a link token (returned once; only its hash is kept) and audits who asked for it. */
+export async function mintLoginLink(db: Db, o: { role: Role; name: string; by: Record<string, unknown> | null }): Promise<{ token: string; expiresAt: number }> {
+  const token = randomSecret();
+  const expiresAt = Date.now() + LINK_TTL_MS;
+  await db.run('DELETE FROM ui_login_links WHERE expires_at < ?', [Date.now()]);
+  await db.run('INSERT INTO ui_login_links (token_hash, role, name, created_by, expires_at) VALUES (?, ?, ?, ?, ?)', [hashSecret(token), o.role, o.name, JSON.stringify(o.by).slice(0, 500), expiresAt]);
+  await recordAudit(db, 'login-link.created', o.name, { by: o.by, role: o.role, expiresAt: new Date(expiresAt).toISOString() });
+  return { token, expiresAt };
+}
+
+export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router {
+  const r = Router();
+
+  r.post('/api/v1/login-links', requirePermission(ctx.db, ctx.oidc, 'admin'), validateBody('createLoginLink'), async (req, res) => {
+    const body = req.body as { role?: Role; name?: string };
+    const role = body.role ?? 'operator';
+    const name = body.name ?? 'dashboard user';
+    const { token, expiresAt } = await mintLoginLink(ctx.db, { role, name, by: actor(req.principal) });
+    res.status(201).json({ url: `${origin(ctx, req)}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
+  });
+
+  r.get('/auth/link', async (req, res) => {
+    const token = typeof req.query.token === 'string' && TOKEN.test(req.query.token) ? req.query.token : undefined;
+    if (!token) return refused(res);
+    const hash = hashSecret(token);
+    const [row] = await ctx.db.query<{ role: Role; name: string; expires_at: number }>('SELECT role, name, expires_at FROM ui_login_links WHERE token_hash = ?', [hash]);
+    // The DELETE decides: of two requests with the same link, one signs in.
+    const won = row ? await ctx.db.run('DELETE FROM ui_login_links WHERE token_hash = ?', [hash]) : { changes: 0 };
+    if (!row || won.changes !== 1 || Number(row.expires_at) <= Date.now()) return refused(res);
+    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: 'login-link', role: row.role }, sessionTtlS * 1000);
+    await recordAudit(ctx.db, 'login-link.used', row.name, { role: row.role });
+    ctx.log.info({ subject: row.name, role: row.role }, 'dashboard sign-in by one-time link');
+    res.setHeader('set-cookie', setCookie(SESSION_COOKIE, s.id, sessionTtlS));
+    res.set('cache-control', 'no-store').redirect(302, '/');
+  });
+  return r;
+}
