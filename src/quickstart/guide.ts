@@ -4,6 +4,8 @@ import type { Layout } from './setup.js';
 export interface GuideInput {
   l: Layout;
   url: string;
+  /** One-time sign-in link to the dashboard. */
+  dashboardLink: string;
   registryHost: string;
   hostId: string;
   container: string;
@@ -17,7 +19,8 @@ export function guide(g: GuideInput): string {
   return [
     '',
     'Where to look',
-    `  dashboard        ${url}/`,
+    `  dashboard        ${g.dashboardLink}`,
+    `                   (signs you in once, within 10 minutes; a new link: curl -X POST ${auth} ${url}/api/v1/login-links)`,
     `  API              ${url}/api/v1   (OpenAPI: ${url}/openapi.json; admin key: "adminKey" in ${g.adminKeyFile})`,
     `  deployments      curl ${auth} ${url}/api/v1/deployments/${g.deploymentId}`,
     `  hello's log      curl ${auth} '${url}/api/v1/hosts/${g.hostId}/logs?container=${g.container}'`,
@@ -40,12 +43,14 @@ export function guide(g: GuideInput): string {
     '     → the newest deployment is denied with DIGEST_MISMATCH; nothing of it reaches runc, hello keeps running.',
     '  2. Roll back: revert that commit (the server only moves forward: a rollback is a new commit).',
     `       git -C desired revert --no-edit HEAD && git -C desired push -q origin HEAD:main && curl -X POST ${auth} $CT_URL/api/v1/sync`,
-    `     With two successful versions, POST $CT_URL/api/v1/deployments/<id>/rollback redeploys the one before.`,
-    '  3. Change the policy: ask which live deployments a stricter policy would deny, then apply it.',
+    '     → a new deployment of the reverted commit succeeds: hello runs the signed bundle again.',
+    `     (With two successful versions, POST $CT_URL/api/v1/deployments/<id>/rollback redeploys the one before.)`,
+    '  3. Change the policy: ask which live deployments a stricter policy would deny.',
     `       curl -X POST ${auth} -H 'content-type: application/json' $CT_URL/api/v1/policies/impact \\`,
     `         -d "{\\"files\\":[{\\"path\\":\\"production.policy.yaml\\",\\"text\\":$(sed 's/logQuorum: 2/logQuorum: 3/' policies/production.policy.yaml | node -p 'JSON.stringify(require("fs").readFileSync(0,"utf8"))')}]}"`,
-    '     → hello would now be denied (only two log operators). Edit policies/production.policy.yaml the same way',
-    '       and deploy again (step 1 or 2): the deploy is denied, saying why.',
+    '     → hello is now-denied (its bundle is in two logs, by two operators, not three).',
+    `     To apply it: edit policies/production.policy.yaml the same way, curl -X POST ${auth} $CT_URL/api/v1/policies/reload,`,
+    '     and deploy again (step 2): the deploy is denied, saying why.',
     '',
     `Ctrl-C stops all of it (registry, server, host and its containers, logs); ct quickstart --dir ${l.dir} reuses it.`,
   ].join('\n');

@@ -185,7 +185,10 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
       io.out(`\n${APP} is running under runc on host ${HOST_NAME}; its log, read through ${url}/api/v1/hosts/${hostId}/logs:`);
       for (const line of text.trim().split('\n').slice(-10)) io.out(`  | ${line}`);
     }
-    io.out(guide({ l, url, registryHost, hostId, container, deploymentId: done.id, adminKeyFile: l.state }));
+    // The dashboard opens signed in: a one-time link (10 minutes, used once) for the person at this terminal.
+    const link = await call<{ url?: string }>('/api/v1/login-links', { method: 'POST', body: { role: 'admin', name: 'quickstart' } });
+    if (link.status !== 201 || !link.body.url) throw new CtError('RUNTIME_FAILED', `could not mint a dashboard sign-in link (HTTP ${link.status})`, {});
+    io.out(guide({ l, url, dashboardLink: link.body.url, registryHost, hostId, container, deploymentId: done.id, adminKeyFile: l.state }));
     await o.stop;
     io.out('stopping: host, server, registry, logs…');
   } catch (e) {

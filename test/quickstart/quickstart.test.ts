@@ -5,8 +5,8 @@
  * second run reuses the directory (same key, ports and host) and brings hello back.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../support/cli.js';
@@ -39,6 +39,52 @@ async function waitFor(run: Run, text: string, ms = 120_000): Promise<string> {
 const runcList = () => (JSON.parse(execFileSync('runc', ['--root', join(dir(), 'host', 'runc'), 'list', '--format', 'json'], { encoding: 'utf8' })) ?? []) as { id: string; status: string }[];
 const state = () => JSON.parse(readFileSync(join(dir(), 'quickstart.json'), 'utf8')) as { adminKey: string; ports: Record<string, number> };
 
+interface Step { title: string; commands: string[]; expect: string }
+
+/** "What to try next" as printed: the export line, then numbered steps of commands and their → expectation. */
+function tryNext(out: string): { exportLine: string; steps: Step[] } {
+  const lines = out.slice(out.indexOf('What to try next')).split('\n');
+  const exportLine = lines.find((x) => x.startsWith('  export CT_URL='))?.trim() ?? '';
+  const steps: Step[] = [];
+  for (const line of lines) {
+    const head = /^ {2}(\d)\. (.*)$/.exec(line);
+    if (head) steps.push({ title: head[2], commands: [], expect: '' });
+    const step = steps.at(-1);
+    if (!step) continue;
+    if (/^ {7}\S/.test(line) || /^ {9}\S/.test(line)) {
+      const prev = step.commands.at(-1);
+      if (prev?.endsWith('\\')) step.commands[step.commands.length - 1] = `${prev}\n${line}`;
+      else step.commands.push(line.trim());
+    } else if (line.startsWith('     → ') && !step.expect) step.expect = line.slice(7);
+  }
+  return { exportLine, steps };
+}
+
+/** Runs a step's commands as printed, in the quickstart directory with ct on PATH; each one's exit status. */
+function runStep(exportLine: string, step: Step): { codes: number[]; expected: number[]; stdout: string } {
+  const bin = join(base, 'bin');
+  const script = [exportLine, ...step.commands.flatMap((c) => [c, 'echo "::exit:$?"'])].join('\n');
+  const r = spawnSync('bash', ['-c', script], {
+    cwd: dir(), encoding: 'utf8', timeout: 120_000,
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, GIT_AUTHOR_NAME: 'you', GIT_AUTHOR_EMAIL: 'you@localhost', GIT_COMMITTER_NAME: 'you', GIT_COMMITTER_EMAIL: 'you@localhost' },
+  });
+  const codes = [...r.stdout.matchAll(/::exit:(\d+)/g)].map((m) => Number(m[1]));
+  // A command annotated `# exit N` must exit N; every other one 0.
+  const expected = step.commands.map((c) => Number(/# exit (\d+)/.exec(c)?.[1] ?? 0));
+  return { codes, expected, stdout: `${r.stdout}\n${r.stderr}` };
+}
+
+async function deploymentOf(url: string, key: string, commit: string): Promise<{ status: string; reason: string | null; message: string | null }> {
+  const end = Date.now() + 90_000;
+  for (;;) {
+    const r = (await (await fetch(`${url}/api/v1/deployments`, { headers: { authorization: `Bearer ${key}` } })).json()) as { deployments: { app: string; commit: string; status: string; reason: string | null; message: string | null }[] };
+    const d = r.deployments.find((x) => x.app === 'hello' && x.commit === commit);
+    if (d && ['succeeded', 'denied', 'failed'].includes(d.status)) return d;
+    if (Date.now() > end) throw new Error(`no final deployment of ${commit}: ${JSON.stringify(r.deployments.slice(0, 3))}`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
 /** SIGINT as a terminal's Ctrl-C; then nothing it started is left listening or running. */
 async function interrupt(run: Run): Promise<void> {
   run.child.kill('SIGINT');
@@ -55,6 +101,10 @@ async function interrupt(run: Run): Promise<void> {
 beforeAll(() => {
   requireHostTools();
   base = mkdtempSync(join(tmpdir(), 'ct-quickstart-'));
+  // `ct` on the PATH, as the printed steps assume (npm link does the same for good).
+  mkdirSync(join(base, 'bin'));
+  writeFileSync(join(base, 'bin', 'ct'), `#!/bin/sh\nexec "${process.execPath}" "${join(repoRoot, 'bin', 'ct.js')}" "$@"\n`);
+  chmodSync(join(base, 'bin', 'ct'), 0o755);
 });
 
 afterAll(() => {
@@ -73,7 +123,6 @@ describe('ct quickstart', () => {
       expect(out).toContain('  | This file was packed by ct pack into a one-layer OCI image.');
       const { adminKey, ports } = state();
       const url = `http://127.0.0.1:${ports.server}`;
-      expect(out).toContain(`dashboard        ${url}/`);
       expect(out).toMatch(/1\. Tamper[\s\S]*2\. Roll back[\s\S]*3\. Change the policy/);
       // What the output claims, asked directly: runc runs hello; the server records the deploy of
       // that commit as succeeded, and its logs API serves the greeting.
@@ -86,10 +135,50 @@ describe('ct quickstart', () => {
       const container = runcList()[0].id;
       const logs = (await (await fetch(`${logsUrl}?container=${container}`, { headers: auth })).json()) as { text: string };
       expect(logs.text).toContain('hello from a .ctp');
+
+      // The dashboard line is a one-time sign-in link: it opens the dashboard signed in.
+      const link = new RegExp(`dashboard        (${url}/auth/link\\?token=\\S+)`).exec(out)?.[1];
+      expect(link).toBeDefined();
+      const signedIn = await fetch(link!, { redirect: 'manual' });
+      expect([signedIn.status, signedIn.headers.get('location')]).toEqual([302, '/']);
+      const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('ct_session='))!.split(';')[0];
+      expect((await fetch(`${url}/`, { headers: { cookie } })).status).toBe(200);
+      const overview = (await (await fetch(`${url}/api/v1/overview`, { headers: { cookie } })).json()) as object;
+      expect(JSON.stringify(overview)).toContain('"hello"');
+
+      // What to try next, run as printed; each printed expectation is checked through the API and runc.
+      const { exportLine, steps } = tryNext(out);
+      expect(steps.map((x) => x.title.split(':')[0])).toEqual(['Tamper', 'Roll back', 'Change the policy']);
+      const head = () => execFileSync('git', ['-C', join(dir(), 'desired.git'), 'rev-parse', 'main'], { encoding: 'utf8' }).trim();
+      const running = runcList();
+
+      const tamper = runStep(exportLine, steps[0]);
+      expect({ codes: tamper.codes, out: tamper.codes.join() === tamper.expected.join() ? '' : tamper.stdout }).toEqual({ codes: tamper.expected, out: '' });
+      expect(tamper.expected).toContain(1);
+      const code = /denied with ([A-Z_]+)/.exec(steps[0].expect)?.[1];
+      expect(code).toBeDefined();
+      expect(tamper.stdout).toContain(code!);
+      expect(head()).not.toBe(sha);
+      const denied = await deploymentOf(url, adminKey, head());
+      expect({ status: denied.status, reason: denied.reason }).toEqual({ status: 'denied', reason: code });
+      expect(steps[0].expect).toContain('hello keeps running');
+      expect(runcList()).toEqual(running);
+
+      const rollback = runStep(exportLine, steps[1]);
+      expect({ codes: rollback.codes, out: rollback.codes.join() === rollback.expected.join() ? '' : rollback.stdout }).toEqual({ codes: rollback.expected, out: '' });
+      expect(steps[1].expect).toContain('a new deployment of the reverted commit succeeds');
+      expect(await deploymentOf(url, adminKey, head())).toMatchObject({ status: 'succeeded' });
+      expect(runcList()).toEqual([expect.objectContaining({ id: running[0].id, status: 'running' })]);
+
+      const policy = runStep(exportLine, steps[2]);
+      expect({ codes: policy.codes, out: policy.codes.join() === policy.expected.join() ? '' : policy.stdout }).toEqual({ codes: policy.expected, out: '' });
+      expect(steps[2].expect).toContain('hello is now-denied');
+      const impact = JSON.parse(policy.stdout.slice(policy.stdout.indexOf('{'), policy.stdout.lastIndexOf('}') + 1)) as { deployments: { app: string; change: string }[] };
+      expect(impact.deployments).toContainEqual(expect.objectContaining({ app: 'hello', change: 'now-denied' }));
     } finally {
       if (run.child.exitCode === null) await interrupt(run);
     }
-  }, 180_000);
+  }, 420_000);
 
   it('a second run reuses the directory (key, logs, ports, enrolled host) and brings hello back', async () => {
     const before = { key: readFileSync(join(dir(), 'signer.key')), state: state() };
