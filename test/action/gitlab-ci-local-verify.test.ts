@@ -101,7 +101,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled([registry?.close(), ...logs.map((g) => g.close())]);
-  if (root && !process.env.CT_TEST_KEEP) rmSync(root, { recursive: true, force: true });
+  if (root) rmSync(root, { recursive: true, force: true });
 });
 
 async function pipeline(bundle: string) {
