@@ -157,7 +157,7 @@ export async function run(): Promise<BenchResult[]> {
     const mbps = (secs: number) => img.bytes / MIB / secs;
     return [
       { name: 'registry push 256 MiB (ct push vs skopeo copy oci:→docker://)', value: mbps(median(t.ctPush)), baseline: mbps(median(t.skPush)), unit: 'MiB/s', better: 'higher', target: { min: 0.8 }, note: `median of ${RUNS}, fresh registry each; ${startup}` },
-      { name: 'registry fetch 256 MiB (ct fetch vs skopeo copy docker://→oci:)', value: mbps(median(t.ctFetch)), baseline: mbps(median(t.skFetch)), unit: 'MiB/s', better: 'higher', target: { min: 0.8 }, note: `median of ${RUNS}; ct also checks the whole .ctp digest; ${startup}` },
+      { name: 'registry fetch 256 MiB (ct fetch vs skopeo copy docker://→oci:)', value: mbps(median(t.ctFetch)), baseline: mbps(median(t.skFetch)), unit: 'MiB/s', better: 'higher', target: { min: 1.0 }, note: `median of ${RUNS}; #14 target 4; ct also checks the whole .ctp digest; ${startup}` },
     ];
   } finally {
     await rm(dir, { recursive: true, force: true });
