@@ -1,6 +1,6 @@
 /**
  * The deploy server's tools: each one a call of the REST API with the caller's credential (see
- * api-client.ts). Read tools for everyone the API lets read; act tools (sync, rollback) are
+ * api-client.ts). Read tools for everyone the API lets read; act tools (sync, rollback, stop/start/restart, promote) are
  * refused by the API for roles that may not deploy, and hidden entirely in read-only mode.
  */
 import { z } from 'zod';
@@ -194,6 +194,15 @@ export function serverTools(api: ApiClient): ToolDef[] {
         return api.post(`/api/v1/deployments/${seg(a.id)}/actions`, { body: { action } });
       },
     })),
+    {
+      name: 'promote', title: 'Promote an app to another environment', kind: 'act',
+      description: 'Open or update the pull / merge request that pins, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (signers, logs, SBOM and profile differences, where it ran, the policy decision for `to`) and a commit status (operators and admins; audited). Nothing is deployed until a person merges it.',
+      input: { app: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/), from: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/), to: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/) },
+      output: { outcome: z.string(), deployment: z.string(), bundle: z.string(), from: z.string(), to: z.string(), app: z.string(), url: z.string().nullable(), number: z.number().nullable(), allowed: z.boolean(), branch: z.string(), file: z.string() },
+      async run(a: { app: string; from: string; to: string }) {
+        return api.post('/api/v1/promotions', { body: { app: a.app, from: a.from, to: a.to } });
+      },
+    },
     {
       name: 'rollback', title: 'Roll back a deployment', kind: 'act',
       description: 'Deploy again the last bundle that succeeded before the given deployment, in the same environment (operators and admins; audited). The new deployment goes through verification and policy like any other.',

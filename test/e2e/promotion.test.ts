@@ -23,6 +23,8 @@ import { fetchVsas } from '../../src/oci/vsa-referrer.js';
 import { keyIdOf } from '../../src/trust/keyid.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { FakeRepo } from '../support/github-repo.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { codeOf } from '../support/error-code.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
 
@@ -154,6 +156,42 @@ describe('promotion: staging deploy → healthy → VSA → pull request → pro
     }, 30_000);
     expect(audit.entries.map((r) => r.record)).toEqual([expect.objectContaining({ to: 'production', trigger: 'after' })]);
   }, 240_000);
+
+  it('the MCP tool promote (SDK client over /mcp) asks the server for the same promotion: the operator gets the same pull request, a viewer is refused, an undeclared app is a clear error, every call audited', async () => {
+    const connect = async (role: 'operator' | 'viewer') => {
+      const c = new Client({ name: 'test-agent', version: '1.0.0' });
+      await c.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${(await createApiKey(server.ctx.db, `mcp-${role}`, role)).key}` } } }));
+      return c;
+    };
+    type Result = { isError?: boolean; structuredContent?: Record<string, unknown>; content: { text?: string }[] };
+    const operator = await connect('operator');
+    const viewer = await connect('viewer');
+    try {
+      expect((await operator.listTools()).tools.find((t) => t.name === 'promote')?.annotations?.readOnlyHint).toBe(false);
+      const done = (await operator.callTool({ name: 'promote', arguments: { app: 'hello', from: 'staging', to: 'production' } })) as Result;
+      expect(done.isError).toBeFalsy();
+      expect(done.structuredContent).toMatchObject({ outcome: 'unchanged', number: 1, url: expect.stringContaining('/pull/1'), allowed: true, bundle: a, branch: 'ct-promote/production/hello', file: FILE });
+      expect(repo.pulls).toHaveLength(1);
+      const refused = (await viewer.callTool({ name: 'promote', arguments: { app: 'hello', from: 'staging', to: 'production' } })) as Result;
+      expect(refused.isError).toBe(true);
+      expect(refused.content[0].text).toMatch(/^FORBIDDEN/);
+      const missing = (await operator.callTool({ name: 'promote', arguments: { app: 'hello', from: 'staging', to: 'qa' } })) as Result;
+      expect(missing.isError).toBe(true);
+      expect(missing.content[0].text).toMatch(/^PROMOTE_APP_MISSING/);
+      const bad = (await operator.callTool({ name: 'promote', arguments: { app: 'Hello World', from: 'staging', to: 'production' } })) as Result;
+      expect(bad.isError).toBe(true);
+      const calls = (await server.ctx.db.query<{ record: string }>(`SELECT record FROM audit WHERE kind = 'mcp.tool' AND subject = 'promote'`)).map((r) => JSON.parse(r.record) as Record<string, unknown>);
+      expect(calls).toEqual(expect.arrayContaining([
+        expect.objectContaining({ tool: 'promote', ok: true, principal: expect.objectContaining({ role: 'operator' }) }),
+        expect.objectContaining({ tool: 'promote', ok: false, code: 'FORBIDDEN', principal: expect.objectContaining({ role: 'viewer' }) }),
+      ]));
+      const api = (await server.ctx.db.query<{ record: string }>(`SELECT record FROM audit WHERE kind = 'promotion.opened'`)).map((r) => JSON.parse(r.record) as { trigger: string });
+      expect(api.map((r) => r.trigger).sort()).toEqual(['after', 'api']);
+    } finally {
+      await operator.close();
+      await viewer.close();
+    }
+  }, 120_000);
 
   it('after the merge, production deploys the promoted bundle (server and host judge its VSA); a bundle that never ran in staging stays denied', async () => {
     const merged = repo.merge(repo.pulls[0].number);

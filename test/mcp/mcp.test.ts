@@ -125,11 +125,11 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     const admin = await connect(keys.admin);
     const { tools } = await admin.listTools();
     const names = tools.map((t) => t.name).sort();
-    expect(names).toEqual(['audit_search', 'container_logs', 'explain_decision', 'get_deployment', 'get_host', 'inspect_bundle', 'list_deployments', 'list_hosts', 'list_policies', 'policy_impact', 'restart', 'rollback', 'start', 'stop', 'sync', 'verify_bundle'].sort());
+    expect(names).toEqual(['audit_search', 'container_logs', 'explain_decision', 'get_deployment', 'get_host', 'inspect_bundle', 'list_deployments', 'list_hosts', 'list_policies', 'policy_impact', 'promote', 'restart', 'rollback', 'start', 'stop', 'sync', 'verify_bundle'].sort());
     for (const t of tools) {
       expect(t.inputSchema.type).toBe('object');
       expect(t.outputSchema?.type).toBe('object');
-      expect(t.annotations?.readOnlyHint).toBe(!['rollback', 'sync', 'stop', 'start', 'restart'].includes(t.name));
+      expect(t.annotations?.readOnlyHint).toBe(!['rollback', 'sync', 'stop', 'start', 'restart', 'promote'].includes(t.name));
     }
 
     const listed = (await ok(admin, 'list_deployments', { app: 'hello' })).deployments as Row[];
@@ -225,6 +225,7 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
       const ro = await connect(keys.admin);
       const names = (await ro.listTools()).tools.map((t) => t.name);
       expect(names).not.toContain('rollback');
+      expect(names).not.toContain('promote');
       expect(names).not.toContain('sync');
       expect(names).toContain('list_deployments');
       const hidden = await call(ro, 'rollback', { id: ids.second });
