@@ -204,6 +204,7 @@ export class TarWalker {
       if (rec === null) throw this.malformed(`malformed pax extended header before offset ${this.pos}`);
       for (const [k, v] of rec.all) {
         if (v.includes('\0')) throw this.unsafe(`pax record ${JSON.stringify(k).slice(0, 100)} before offset ${this.pos} holds a NUL`);
+        if (this.limits.strictHeaders && k === 'mtime' && !/^[0-9]{1,12}(\.[0-9]{1,9})?$/.test(v)) throw this.malformed(`pax mtime ${JSON.stringify(v).slice(0, 40)} before offset ${this.pos} is not a time`);
         if (this.limits.strictHeaders && !STRICT_PAX_KEYS.has(k)) throw this.unsigned(`pax record ${JSON.stringify(k).slice(0, 100)} before offset ${this.pos} (a .ctp's pax headers carry only ${[...STRICT_PAX_KEYS].join(', ')})`, this.pos);
       }
       if (meta.type === 'g') {
