@@ -63,6 +63,7 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
     runner,
     inventory: () => runner.inventory(),
     logs: (c, n) => runner.logs(c, n),
+    logLines: (c, o) => runner.logLines(c, o),
     action: (c, req) => runner.action(c, req),
     stopDeployment: (d) => runner.stopDeployment(d),
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),

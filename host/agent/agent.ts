@@ -10,6 +10,7 @@ import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
 import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
+import { LOG_CURSOR_RE, type LogLine } from '../../src/protocol/logs.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { parsePublishedPorts } from '../../src/protocol/ports.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
@@ -31,6 +32,8 @@ export interface AgentOptions {
   inventory?: () => Promise<InventoryItem[]>;
   /** The tail of a container's log, for the server's log requests; throws CONTAINER_NOT_FOUND. */
   logs?: (container: string, maxBytes: number) => Promise<string>;
+  /** The log as lines (stream, time), the newest maxBytes or those after `since`, and the cursor after them. */
+  logLines?: (container: string, o: { maxBytes: number; since?: string }) => Promise<{ lines: LogLine[]; cursor?: string }>;
   /** A lifecycle action on a container (host/lifecycle); throws with a code (CONTAINER_NOT_FOUND, CONTAINER_BUSY, …). */
   action?: (container: string, req: { action: ContainerAction; signal?: string; graceSeconds?: number }) => Promise<{ status: ContainerState }>;
   /** The channel's `stop` of a deployment: stops the container that runs it (undefined: none does). */
@@ -115,7 +118,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         void (async () => {
           try {
             if (!opts.logs) throw Object.assign(new Error('no logs'), { code: 'CONTAINER_NOT_FOUND' });
-            send?.({ type: 'logs', requestId, container, text: await opts.logs(container, maxBytes) });
+            const since = typeof msg.since === 'string' && LOG_CURSOR_RE.test(msg.since) ? msg.since : undefined;
+            if (opts.logLines) {
+              // Lines with their streams and times, and the cursor to follow from.
+              const page = await opts.logLines(container, { maxBytes, since });
+              send?.({ type: 'logs', requestId, container, text: page.lines.map((l) => `${l.text}\n`).join(''), lines: page.lines, cursor: page.cursor });
+            } else send?.({ type: 'logs', requestId, container, text: await opts.logs(container, maxBytes) });
           } catch (e) {
             send?.({ type: 'logs', requestId, container, code: (e as { code?: string }).code ?? 'IO_ERROR' });
           }

@@ -12,6 +12,7 @@ import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
+import { MAX_LOG_LINES, type LogLine } from '../../src/protocol/logs.js';
 import { judge, unpackAndPlan } from './prepare.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { AssignmentRunner } from './agent.js';
@@ -99,6 +100,12 @@ export class LocalRunner implements AssignmentRunner {
   /** The tail of a container's log (its supervisor writes it); CONTAINER_NOT_FOUND for others. */
   logs(container: string, maxBytes: number): Promise<string> {
     return this.opts.runtime.logs(container, { maxBytes });
+  }
+
+  /** The log as lines with their streams and times (the channel's `logs` with or without `since`). */
+  async logLines(container: string, o: { maxBytes: number; since?: string }): Promise<{ lines: LogLine[]; cursor?: string }> {
+    const page = await this.opts.runtime.logEntries(container, { maxBytes: o.maxBytes, since: o.since, maxLines: MAX_LOG_LINES });
+    return { lines: page.entries.map((e) => ({ stream: e.stream, time: e.time, text: e.text })), cursor: page.cursor };
   }
 
   inventory(): Promise<InventoryItem[]> {

@@ -25,6 +25,8 @@ export interface ReadOptions {
   since?: string;
   /** Bound on the text returned (lines' bytes plus newlines): the newest lines, or with `since` the oldest after it. */
   maxBytes?: number;
+  /** Bound on the lines returned (the same ends as maxBytes). */
+  maxLines?: number;
 }
 
 export interface LogPage {
@@ -38,12 +40,8 @@ export interface LogPage {
 }
 
 const LABEL_RE = /^@([0-9a-f]{24}) /;
-/**
- * A page cursor: per stream `<label>+<n>` (the last label delivered and how many lines carrying it
- * were: multilog's clock has microseconds, so lines may share a label). A bare label stands for
- * every line up to and including it.
- */
-export const CURSOR_RE = /^[0-9a-f]{24}(?:\+\d{1,6})?(?:\.[0-9a-f]{24}(?:\+\d{1,6})?)?$/;
+/** A page cursor: per stream `<label>+<n>` (the last label delivered and how many lines carrying it were: multilog's clock has microseconds, so lines may share a label). A bare label stands for every line up to and including it. */
+export { LOG_CURSOR_RE as CURSOR_RE } from '../../src/protocol/logs.js';
 const ZERO = '0'.repeat(24);
 
 /** A cursor per stream from a page cursor (or a single label standing for both). */
@@ -130,6 +128,7 @@ export async function readLogs(logDir: string, o: ReadOptions = {}): Promise<Log
       entries = merged.slice(0, Math.max(k, Math.min(1, merged.length)));
     }
   }
+  if (o.maxLines !== undefined && entries.length > o.maxLines) entries = o.since === undefined ? entries.slice(-o.maxLines) : entries.slice(0, o.maxLines);
   if (entries.length === 0 && !since) return { entries };
   const lastOf = (s: LogStream): string => {
     const prev = since?.[s];

@@ -5,6 +5,7 @@ import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
 import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
+import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 
@@ -160,8 +161,11 @@ export class HostHub {
     }
   }
 
-  /** Asks a connected host for the tail of a container's log. */
-  async requestLogs(hostId: string, container: string, maxBytes: number, timeoutMs = 10_000): Promise<{ text: string } | { code: string }> {
+  /**
+   * Asks a connected host for the tail of a container's log, or with `since` for the lines after
+   * that cursor. Hosts that know lines answer with them (stream, time) and the next cursor.
+   */
+  async requestLogs(hostId: string, container: string, maxBytes: number, timeoutMs = 10_000, since?: string): Promise<{ text: string; lines?: LogLine[]; cursor?: string } | { code: string }> {
     const conn = this.conns.get(hostId);
     if (!conn) return { code: 'HOST_UNAVAILABLE' };
     const requestId = randomBytes(8).toString('hex');
@@ -175,9 +179,12 @@ export class HostHub {
       this.logWaiters.set(key, (m) => {
         clearTimeout(t);
         this.logWaiters.delete(key);
-        resolve(typeof m.text === 'string' ? { text: m.text.slice(-maxBytes) } : { code: String(m.code ?? 'IO_ERROR') });
+        if (typeof m.text !== 'string') return resolve({ code: String(m.code ?? 'IO_ERROR').slice(0, 64) });
+        const lines = validLogLines(m.lines) ? m.lines.map((l) => ({ stream: l.stream, time: l.time, text: l.text.slice(0, 64 * 1024) })) : undefined;
+        const cursor = typeof m.cursor === 'string' && LOG_CURSOR_RE.test(m.cursor) ? m.cursor : undefined;
+        resolve({ text: m.text.slice(-maxBytes), ...(lines ? { lines } : {}), ...(cursor ? { cursor } : {}) });
       });
-      conn.send({ type: 'logs', requestId, container, maxBytes });
+      conn.send({ type: 'logs', requestId, container, maxBytes, ...(since ? { since } : {}) });
     });
   }
 

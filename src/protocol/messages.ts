@@ -49,16 +49,21 @@ export type ServerMessage =
   | { type: 'stop'; deploymentId: string; generation: number }
   /** A lifecycle action on one container (answered by a host `action` message with the same id). */
   | { type: 'action'; requestId: string; container: string; action: ContainerAction; signal?: string; graceSeconds?: number }
-  /** Asks for the tail of a container's log (answered by a host `logs` message with the same id). */
-  | { type: 'logs'; requestId: string; container: string; maxBytes: number }
+  /**
+   * Asks for the tail of a container's log, or with `since` (a cursor, protocol/logs.ts) for the
+   * lines after it (answered by a host `logs` message with the same id).
+   */
+  | { type: 'logs'; requestId: string; container: string; maxBytes: number; since?: string }
   | { type: 'error'; code: string; message: string };
+
+import type { LogLine } from './logs.js';
 
 export type HostMessage =
   | { type: 'hello'; hostId: string; nonce: string; kx: string; facts: HostFacts; generation: number }
   | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
   | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
   | { type: 'containers'; containers: InventoryItem[] }
-  | { type: 'logs'; requestId: string; container: string; text?: string; code?: string }
+  | { type: 'logs'; requestId: string; container: string; text?: string; lines?: LogLine[]; cursor?: string; code?: string }
   | { type: 'action'; requestId: string; container: string; state?: ContainerState; code?: string; message?: string };
 
 /** What an operator may do to a running app (docs/host-protocol.md "Lifecycle"). */

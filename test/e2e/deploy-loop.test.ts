@@ -83,6 +83,20 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     expect((await get(`container=${containerIdFor('production', 'nope')}`)).status).toBe(404);
     expect((await get('container=../../etc')).status).toBe(400);
     expect((await get(`container=${containerIdFor('production', 'hello')}`, viewer)).status).toBe(403);
+    // Lines with their stream and time, and a cursor; follow mode as server-sent events.
+    expect((logs as { lines?: { stream: string; text: string }[] }).lines).toContainEqual(expect.objectContaining({ stream: 'stdout', text: expect.stringContaining('hello from the container') }));
+    const abort = new AbortController();
+    const res = await fetch(`${server.url}/api/v1/hosts/${hostId}/logs?container=${containerIdFor('production', 'hello')}&follow=1`, { headers: { authorization: `Bearer ${admin}` }, signal: abort.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    let streamed = '';
+    const reader = res.body!.getReader();
+    await until('a followed log event', async () => {
+      const { value } = await reader.read();
+      streamed += new TextDecoder().decode(value);
+      return /event: log\n(id: [0-9a-f+.]+\n)?data: \{"stream":"stdout","time":"\d{4}-[^"]+Z","text":"[^"]*hello from the container/.test(streamed);
+    }, 20_000);
+    abort.abort();
+    expect((await get(`container=${containerIdFor('production', 'nope')}&follow=1`)).status).toBe(404);
   }, 60_000);
 
   it('answers /api/v1/verify for a reference and in Svalinn\'s {digest, policy} shape', async () => {

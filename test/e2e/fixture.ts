@@ -212,6 +212,7 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
     runner,
     inventory: () => runner.inventory(),
     logs: (c, n) => runner.logs(c, n),
+    logLines: (c, o) => runner.logLines(c, o),
     action: (c, req) => runner.action(c, req),
     stopDeployment: (d) => runner.stopDeployment(d),
   });
