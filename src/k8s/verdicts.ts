@@ -62,6 +62,13 @@ export interface JudgeOptions {
 
 const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR']);
 
+/**
+ * Bundles fetched and verified at once by one judge, whatever the number of requests: each
+ * request judges up to 64 images and verification goes on past a request's deadline, so without
+ * a bound a burst of pods naming new digests would open fetches (disk, bandwidth) without limit.
+ */
+export const MAX_FETCHES = 16;
+
 class TtlLru<V> {
   private readonly map = new Map<string, { v: V; until: number }>();
   constructor(private readonly max: number, private readonly ttl: number) {}
@@ -93,6 +100,8 @@ export class AdmissionJudge implements ImageJudge {
   private readonly verified: TtlLru<VerifyOutcome>;
   private readonly verdicts: TtlLru<ImageVerdict>;
   private readonly inflight = new Map<string, Promise<VerifyOutcome>>();
+  private fetching = 0;
+  private readonly waiting: (() => void)[] = [];
   private readonly verifyCache = new VerificationCache({ maxEntries: 1024 });
   /** Counters for metrics and tests: verdicts served from cache, bundles fetched. */
   readonly stats = { verdictHits: 0, fetches: 0, learned: 0 };
@@ -169,7 +178,7 @@ export class AdmissionJudge implements ImageJudge {
     if (cached) return Promise.resolve(cached);
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.fetchAndVerify(pinned, trust)
+      p = this.limited(() => this.fetchAndVerify(pinned, trust))
         .then((o) => {
           if (o.ok || !TRANSIENT.has(o.code)) this.verified.set(key, o);
           return o;
@@ -178,6 +187,20 @@ export class AdmissionJudge implements ImageJudge {
       this.inflight.set(key, p);
     }
     return p;
+  }
+
+  /** Runs `fn` once fewer than MAX_FETCHES are running (first come, first served). */
+  private async limited<T>(fn: () => Promise<T>): Promise<T> {
+    // A finished fetch hands its slot to the next waiter directly, so no newcomer slips in between.
+    if (this.fetching >= MAX_FETCHES) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.fetching++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.fetching--;
+    }
   }
 
   private async fetchAndVerify(pinned: string, trust: TrustMaterial): Promise<VerifyOutcome> {

@@ -14,6 +14,7 @@ import pino from 'pino';
 import { startAdmission, type RunningAdmission } from '../../server/admission/main.js';
 import type { AdmissionDecisionRecord } from '../../server/admission/handler.js';
 import { profileNameFor } from '../../src/profiles/apparmor/names.js';
+import { MAX_FETCHES } from '../../src/k8s/verdicts.js';
 import { freePort } from '../support/registry.js';
 import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
 import { cronJob, deployment, pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
@@ -280,6 +281,20 @@ describe('bad input and faults: a well-formed AdmissionReview denial, or an HTTP
     expect(json.response).toMatchObject({ allowed: false, status: { code: 504 } });
     expect(json.response.status.message).toMatch(/^\[ADMISSION_DEADLINE\]/);
     expect(ms).toBeLessThan(2000);
+  });
+});
+
+describe('load from many requests at once', () => {
+  it('fetches at most MAX_FETCHES bundles at a time across requests; the rest wait (and are denied at their deadline)', async () => {
+    const before = hangingSockets.size;
+    const digest = (i: number) => `sha256:${i.toString(16).padStart(64, 'a')}`;
+    const requests = Array.from({ length: 5 }, (_, r) => pod(Array.from({ length: 8 }, (_, i) => ({ name: `c${i}`, image: `127.0.0.1:${hangingPort}/acme/load${r}@${digest(r * 8 + i)}` }))));
+    const answers = await Promise.all(requests.map((p) => client.post('/validate/production', reviewOf(p), { timeout: '2s' })));
+    for (const a of answers) expect(a.json.response).toMatchObject({ allowed: false, status: { code: 504 } });
+    await new Promise((r) => setTimeout(r, 300));
+    // 40 distinct images asked for; the registry saw no more connections than the judge's bound.
+    expect(hangingSockets.size - before).toBeGreaterThan(0);
+    expect(hangingSockets.size - before).toBeLessThanOrEqual(MAX_FETCHES);
   });
 });
 
