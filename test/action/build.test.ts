@@ -23,6 +23,8 @@ import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
 import { trustedRootFromJSON } from '../../src/verify/sigstore/trusted-root.js';
 import { trustStoreDigest } from '../../src/trust/store.js';
 import { runAction, type ActionRun } from './runner.js';
+import { FakeRepo } from '../support/github-repo.js';
+import { keyIdOf } from '../../src/trust/keyid.js';
 
 const SHA = 'c0ffee'.padEnd(40, '0');
 const GITHUB_TOKEN = `ghp_${'x'.repeat(8)}TESTTOKEN${Date.now()}`;
@@ -316,4 +318,46 @@ describe('build action: invalid inputs', () => {
     expect(states.length === 0 || states[states.length - 1] === 'failure').toBe(true);
     assertNoSecrets(run, [GITHUB_TOKEN, password, ...oidc.issued]);
   }, 30_000);
+});
+
+describe('build action: promotion after the push (promote-* inputs)', () => {
+  it('opens one promotion pull request on the desired-state repository whose diff changes exactly the pin, with the evidence; a rerun with the same bundle changes nothing', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    let store = JSON.parse(await readFile(trustStorePath, 'utf8'));
+    store = addKey(store, 'builders', publicKey);
+    const storePath = join(dir, 'trust-store-promote.json');
+    await writeFile(storePath, JSON.stringify(store));
+    const policy = join(dir, 'staging.policy.yaml');
+    await writeFile(policy, ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: staging', 'match:', '  environments: [staging]', 'signers:', `  - keyId: ${keyIdOf(publicKey)}`, ''].join('\n'));
+    const old = `${registry.host}/acme/hello@sha256:${'1'.repeat(64)}`;
+    const file = 'deploy/desired.yaml';
+    const text = `# desired state\nenvironments:\n  staging:\n    apps:\n      hello:\n        bundle: ${old}   # pinned by CI\n        hosts: { env: staging }\n`;
+    const repo = new FakeRepo('acme', 'deploy', { [file]: text });
+    repo.attach(github);
+    const inputs = {
+      path: 'examples/hello', signing: 'key', key: pem, 'trust-store': storePath, push: `${registry.host}/acme/hello:promote`, 'registry-plain-http': 'true', 'registry-allowed-addresses': '127.0.0.1',
+      'promote-environment': 'staging', 'promote-app': 'hello', 'promote-repository': 'acme/deploy', 'promote-file': file, 'promote-policies': policy,
+      'promote-api-url': github.url, 'promote-api-allowed-addresses': '127.0.0.1',
+    };
+    const run = await runAction({ actionYml: 'action.yml', githubToken: GITHUB_TOKEN, env: runnerEnv({ RUNNER_TEMP: join(dir, 'promote-temp') }), inputs });
+    expect({ code: run.code, errors: run.annotations.filter((a) => a.level === 'error') }).toEqual({ code: 0, errors: [] });
+    expect(github.errors).toEqual([]);
+    expect(repo.pulls).toHaveLength(1);
+    expect(run.outputs['promotion-url']).toBe(`https://github.example/acme/deploy/pull/1`);
+    const pushed = run.outputs['registry-reference'];
+    expect(pushed).toMatch(/@sha256:[0-9a-f]{64}$/);
+    const after = repo.file('ct-promote/staging/hello', file)!;
+    const changed = text.split('\n').map((l, i) => [l, after.split('\n')[i]]).filter(([x, y]) => x !== y);
+    expect(changed[0]).toEqual([`        bundle: ${old}   # pinned by CI`, `        bundle: ${pushed}   # pinned by CI`]);
+    expect(repo.pulls[0].body).toContain(`key \`${keyIdOf(publicKey)}\` (trust-store roles: builders)`);
+    expect(repo.pulls[0].body).toContain('| policy for `staging` | **ALLOW** |');
+    // The promotion ran with the build's token (promote-token defaults to github-token), masked.
+    expect(github.requests.filter((r) => r.operationId === 'pulls/create').every((r) => r.headers.authorization === `token ${GITHUB_TOKEN}`)).toBe(true);
+    assertNoSecrets(run, [GITHUB_TOKEN]);
+    const again = await runAction({ actionYml: 'action.yml', githubToken: GITHUB_TOKEN, env: runnerEnv({ RUNNER_TEMP: join(dir, 'promote-temp-2') }), inputs });
+    expect(again.code).toBe(0);
+    expect(repo.pulls).toHaveLength(1);
+    expect(github.errors).toEqual([]);
+  }, 120_000);
 });
