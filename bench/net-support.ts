@@ -72,3 +72,56 @@ export function constantLoad(port: number, perSecond: number): { stop(): Promise
     },
   };
 }
+
+/**
+ * The baseline's hand-driven container networking: a script doing `ip netns add` + `netavark
+ * setup` + `runc run --detach` (start) and its reverse (stop), on a bundle directory holding
+ * config.json and the netavark document (netavark.json).
+ */
+export async function handScripts(base: string, paths: { netavark: string; aardvark: string }): Promise<{ start(id: string, bundle: string): void; stop(id: string, bundle: string): void }> {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const nv = `"${paths.netavark}" --config "${join(base, 'netavark')}" --aardvark-binary "${paths.aardvark}"`;
+  const runc = `runc --root "${join(base, 'runc-base')}"`;
+  await mkdir(join(base, 'netavark'), { recursive: true });
+  await writeFile(join(base, 'start.sh'), [
+    '#!/bin/sh', 'set -e', 'ns="$1"; bundle="$2"',
+    'ip netns add "$ns"',
+    `${nv} setup "/run/netns/$ns" < "$bundle/netavark.json" > "$bundle/netavark.out" || { cat "$bundle/netavark.out" >&2; exit 1; }`,
+    // The detached container inherits runc's stdio: nothing may hold a pipe of ours open.
+    `${runc} run --detach --bundle "$bundle" "$ns" < /dev/null > /dev/null 2>&1`, '',
+  ].join('\n'));
+  await writeFile(join(base, 'stop.sh'), [
+    '#!/bin/sh', 'ns="$1"; bundle="$2"',
+    `${runc} delete --force "$ns" > /dev/null 2>&1`,
+    `${nv} teardown "/run/netns/$ns" < "$bundle/netavark.json" > /dev/null 2>&1`,
+    'ip netns delete "$ns"', '',
+  ].join('\n'));
+  const sh = (script: string, id: string, bundle: string) => {
+    const r = spawnSync('/bin/sh', [join(base, script), id, bundle], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    if (r.status !== 0 && script === 'start.sh') throw new Error(`baseline ${script} exited ${r.status}: ${r.stderr.slice(-500)}`);
+  };
+  return { start: (id, bundle) => sh('start.sh', id, bundle), stop: (id, bundle) => sh('stop.sh', id, bundle) };
+}
+
+/** A bundle directory for handScripts: the config on the netns /run/netns/<id>, the netavark document publishing `port`. */
+export async function handBundle(
+  base: string,
+  config: import('../host/enforce/types.js').OciConfig,
+  network: import('../host/network/netavark.js').BridgeNetwork,
+  id: string,
+  port: number,
+): Promise<string> {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { netavarkDocument } = await import('../host/network/netavark.js');
+  const bundle = join(base, id);
+  await mkdir(bundle);
+  const cfg = structuredClone(config);
+  cfg.linux.namespaces = cfg.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: `/run/netns/${id}` } : ns));
+  await writeFile(join(bundle, 'config.json'), JSON.stringify(cfg));
+  const address = `${network.gateway.slice(0, -2)}.2`;
+  await writeFile(join(bundle, 'netavark.json'), netavarkDocument({ containerId: id, app: 'web', address, network, ports: [{ host: port, container: 8080, address: '127.0.0.1', protocol: 'tcp' }] }));
+  return bundle;
+}

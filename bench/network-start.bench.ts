@@ -3,7 +3,6 @@
 // the stored netavark document, `netavark setup`, resolv.conf, a supervised `runc run`) against a
 // shell script driving `ip netns add` + `netavark setup` + `runc run --detach` directly on the same
 // config, in the same run. Needs root, runc, netavark and aardvark-dns (as CI has).
-import { spawnSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +11,8 @@ import { buildRuntimePlan } from '../host/enforce/index.js';
 import { collectFacts } from '../host/facts.js';
 import { RuncRuntime } from '../host/runtime/index.js';
 import { NetworkManager, findNetavark } from '../host/network/index.js';
-import { netavarkDocument } from '../host/network/netavark.js';
 import { attachNetwork } from '../host/agent/network-hook.js';
-import { freePortPair, httpAnswers, median } from './net-support.js';
+import { freePortPair, handBundle, handScripts, httpAnswers, median } from './net-support.js';
 
 const RUNS = 7;
 
@@ -63,36 +61,16 @@ export async function run(): Promise<BenchResult[]> {
     const plan = await buildRuntimePlan({ id: 'bench-base', rootfs, app, runtime, grants: { seccomp: 'required' } }, facts);
     plan.config.mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: join(base, 'resolv.conf'), options: ['rbind', 'ro'] });
     await writeFile(join(base, 'resolv.conf'), `nameserver ${bridge.gateway}\n`);
-    await mkdir(join(base, 'netavark'));
-    const script = join(base, 'start.sh');
-    await writeFile(script, [
-      '#!/bin/sh', 'set -e', 'ns="$1"; bundle="$2"',
-      'ip netns add "$ns"',
-      `"${paths.netavark}" --config "${join(base, 'netavark')}" --aardvark-binary "${paths.aardvark}" setup "/run/netns/$ns" < "$bundle/netavark.json" > "$bundle/netavark.out" || { cat "$bundle/netavark.out" >&2; exit 1; }`,
-      // The detached container inherits runc's stdio: nothing may hold a pipe of ours open.
-      `runc --root "${join(base, 'runc-base')}" run --detach --bundle "$bundle" "$ns" < /dev/null > /dev/null 2>&1`, '',
-    ].join('\n'));
-    const baselineTeardown = (id: string, doc: string) => {
-      spawnSync('runc', ['--root', join(base, 'runc-base'), 'delete', '--force', id], { stdio: 'ignore' });
-      spawnSync(paths.netavark, ['--config', join(base, 'netavark'), '--aardvark-binary', paths.aardvark, 'teardown', `/run/netns/${id}`], { input: doc, stdio: ['pipe', 'ignore', 'ignore'] });
-      spawnSync('ip', ['netns', 'delete', id], { stdio: 'ignore' });
-    };
+    const hand = await handScripts(base, paths);
     const baseline = async (port: number) => {
       const id = `ctbn-${pid}-b${++n}`;
-      const bundle = join(base, id);
-      await mkdir(bundle);
-      const cfg = structuredClone(plan.config);
-      cfg.linux.namespaces = cfg.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: `/run/netns/${id}` } : ns));
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(cfg));
-      const doc = netavarkDocument({ containerId: id, app: 'web', address: `${bridge.gateway.slice(0, -2)}.2`, network: bridge, ports: [{ host: port, container: 8080, address: '127.0.0.1', protocol: 'tcp' }] });
-      await writeFile(join(bundle, 'netavark.json'), doc);
-      pending = () => baselineTeardown(id, doc);
+      const bundle = await handBundle(base, plan.config, bridge, id, port);
+      pending = () => hand.stop(id, bundle);
       const t0 = performance.now();
-      const r = spawnSync('/bin/sh', [script, id, bundle], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`baseline script exited ${r.status}: ${r.stderr.slice(-500)}`);
+      hand.start(id, bundle);
       await httpAnswers(port);
       const t = performance.now() - t0;
-      baselineTeardown(id, doc);
+      hand.stop(id, bundle);
       pending = undefined;
       await rm(bundle, { recursive: true, force: true });
       return t;

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { createSocket } from 'node:dgram';
@@ -129,7 +129,7 @@ export class NetworkManager {
     const paths = await this.tools();
     const name = row.netns.slice('/run/netns/'.length);
     // Teardown needs the netns to find the veth; one that vanished (reboot) still has host-side rules.
-    await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
+    if (!existsSync(row.netns)) await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
     let r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
     // Another netavark (a concurrent agent or podman) may hold the lock briefly.
     for (let i = 0; i < 3 && r.code !== 0 && /lock/i.test(netavarkError(r)); i++) {
@@ -198,7 +198,8 @@ export class NetworkManager {
   private async setup(paths: NetavarkPaths, row: AttachmentRow, bridge: string, egress: Egress): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const name = row.netns.slice('/run/netns/'.length);
-    await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
+    // A netns left by a crash is replaced (one process spawn less on the common path, where there is none).
+    if (existsSync(row.netns)) await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
     const add = await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
     if (add.missing) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
     if (add.code !== 0) throw new CtError('NETWORK_SETUP_FAILED', `ip netns add ${name}: ${add.stderr.trim().slice(0, 300)}`, { netns: name });
