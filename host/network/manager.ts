@@ -130,11 +130,16 @@ export class NetworkManager {
     const name = row.netns.slice('/run/netns/'.length);
     // Teardown needs the netns to find the veth; one that vanished (reboot) still has host-side rules.
     if (!existsSync(row.netns)) await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
-    let r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
+    // A netavark that is missing set nothing up: only the netns is ours to remove.
+    const run = () => netavark(paths, this.dir, 'teardown', row.netns, row.document).catch((e: unknown) => {
+      if ((e as CtError).code === 'HOST_TOOL_MISSING') return undefined;
+      throw e;
+    });
+    let r = await run();
     // Another netavark (a concurrent agent or podman) may hold the lock briefly.
-    for (let i = 0; i < 3 && r.code !== 0 && /lock/i.test(netavarkError(r)); i++) {
+    for (let i = 0; i < 3 && r && r.code !== 0 && /lock/i.test(netavarkError(r)); i++) {
       await sleep(100);
-      r = await netavark(paths, this.dir, 'teardown', row.netns, row.document);
+      r = await run();
     }
     await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
   }
