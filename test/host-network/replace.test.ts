@@ -102,7 +102,7 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
       return `unreachable (${(e as Error).message})`;
     }
   };
-  const deployCommit = async (apps: Parameters<LoopFixture['commit']>[0], message: string, ms = 60_000) => {
+  const deployCommit = async (apps: Parameters<LoopFixture['commit']>[0], message: string, ms = 120_000) => {
     const sha = fx.commit(apps, message);
     expect(await fx.webhook(server.url, sha)).toBe(202);
     const [status] = await until(`final status of ${message}`, () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), ms);
@@ -151,7 +151,7 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     if (host) expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
     await server?.close();
     await fx?.cleanup();
-  }, 60_000);
+  }, 150_000);
 
   it('rolls an unhealthy bundle back: the old version answers on the published port again, HEALTHCHECK_FAILED', async () => {
     const ports = [{ host: port, container: 8080, address: '127.0.0.1' }];
@@ -178,7 +178,7 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     expect([a.netns, a.veths.length]).toEqual([[CONTAINER], 1]);
     const dnat = listArtifacts({ ...scope, netnsPrefix: '-' }).rules.filter((r) => r.includes(`--dport ${port}`) && r.includes('--to-destination'));
     expect(dnat).toEqual([expect.stringContaining(`--to-destination ${att.address}:8080`)]);
-  }, 60_000);
+  }, 150_000);
 
   it('refuses a new bundle whose port a host process holds (PORT_IN_USE) without touching the running one', async () => {
     const before = await host.runtime.state(CONTAINER);
@@ -196,16 +196,16 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     expect([after.status, after.pid]).toEqual(['running', before.pid]);
     expect(await curl()).toBe('200 v1');
     expect(host.network!.attachment(CONTAINER)!.ports.map((p) => p.host)).toEqual([port]);
-  }, 60_000);
+  }, 150_000);
 
   it('refuses a pause or a stop of the app while a deploy replaces it (CONTAINER_BUSY), and the deploy goes on', async () => {
     const sha = fx.commit({ [APP]: { bundle: refs.v3, ports: [{ host: port, container: 8080, address: '127.0.0.1' }] } }, 'web v3 (slow start)');
     expect(await fx.webhook(server.url, sha)).toBe(202);
     // The new container is being health-checked: the agent is in the middle of the replacement.
-    await until('v3 starting', async () => (await host.runtime.state(CONTAINER).catch(() => undefined))?.health === 'starting', 30_000);
+    await until('v3 starting', async () => (await host.runtime.state(CONTAINER).catch(() => undefined))?.health === 'starting', 90_000);
     expect(await action('pause')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
     expect(await action('stop')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
-    const [status] = await until('v3 final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), 30_000);
+    const [status] = await until('v3 final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), 90_000);
     expect(status.body.state).toBe('success');
     expect(runcState()).toBe('running');
     expect(await until('v3 answers', async () => (await curl()) === '200 v3' && '200 v3', 10_000)).toBe('200 v3');
@@ -214,11 +214,11 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     expect(runcState()).toBe('paused');
     expect((await action('resume')).status).toBe(200);
     expect(runcState()).toBe('running');
-  }, 60_000);
+  }, 150_000);
 
   it('reports an app killed for allocating past its memory limit as OOM_KILLED, in the deployment, the commit status and the inventory', async () => {
     const ports = [{ host: port, container: 8080, address: '127.0.0.1' }];
-    const r = await deployCommit({ [APP]: { bundle: refs.v3, ports }, [HOG]: refs.hog }, 'hog', 60_000);
+    const r = await deployCommit({ [APP]: { bundle: refs.v3, ports }, [HOG]: refs.hog }, 'hog', 120_000);
     const statuses = fx.finalStatuses(r.sha).map((s) => s.body as { state: string; description: string });
     expect(statuses.some((s) => s.state === 'failure' && s.description.includes('(OOM_KILLED)'))).toBe(true);
     const hog = (await deployments()).find((d) => d.commit === r.sha && d.app === HOG)!;
@@ -233,5 +233,5 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     expect(inventory).toMatchObject({ state: 'stopped', exitCode: 137, exitReason: 'OOM_KILLED' });
     // The web app of the same commit is untouched.
     expect(await curl()).toBe('200 v3');
-  }, 60_000);
+  }, 150_000);
 });
