@@ -202,7 +202,9 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     const sha = fx.commit({ [APP]: { bundle: refs.v3, ports: [{ host: port, container: 8080, address: '127.0.0.1' }] } }, 'web v3 (slow start)');
     expect(await fx.webhook(server.url, sha)).toBe(202);
     // The new container is being health-checked: the agent is in the middle of the replacement.
-    await until('v3 starting', async () => (await host.runtime.state(CONTAINER).catch(() => undefined))?.health === 'starting', 90_000);
+    await until('v3 starting', async () => (await host.runtime.state(CONTAINER).catch(() => undefined))?.health === 'starting', 90_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify((await deployments()).slice(0, 3))} ${JSON.stringify(await host.runtime.state(CONTAINER))}`);
+    });
     expect(await action('pause')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
     expect(await action('stop')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
     const [status] = await until('v3 final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), 90_000);
