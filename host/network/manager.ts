@@ -213,7 +213,7 @@ export class NetworkManager {
       throw new CtError('NETWORK_SETUP_FAILED', `netavark setup for ${row.containerId} failed: ${netavarkError(r)}`, { container: row.containerId, netavark: netavarkError(r) });
     }
     try {
-      await applyEgress(bridge, egress);
+      await applyEgress(bridge, egress, this.prefix);
     } catch (e) {
       throw new CtError('NETWORK_SETUP_FAILED', `egress rules for ${bridge}: ${(e as Error).message}`, { bridge });
     }

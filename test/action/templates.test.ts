@@ -58,7 +58,8 @@ describe('GitHub workflow templates and examples', () => {
         if (yml.includes('policy-check')) expect(perms['pull-requests']).toBe('write');
       }
     }
-    expect(used).toBeGreaterThan(0);
+    // starters and examples exist to show the actions; the project's own workflows (release) need not use them
+    if (!file.startsWith('.github/workflows/')) expect(used).toBeGreaterThan(0);
   });
 });
 
