@@ -74,14 +74,20 @@ async function each<K, V>(keys: K[], fn: (k: K) => Promise<V>): Promise<Map<K, V
 
 const label = (c: ContainerRef) => `${c.list}[${c.index}] ${JSON.stringify(c.name)}`;
 
-export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
-  if (!judged(req)) return allowResponse(req.uid);
-  let pod;
+/** The pod spec both webhooks judge, or their answer when there is nothing to judge or it is malformed. */
+function podOrAnswer(req: AdmissionRequest): { pod: ReturnType<typeof podSpecOf> } | { answer: AdmissionReviewOut } {
+  if (!judged(req)) return { answer: allowResponse(req.uid) };
   try {
-    pod = podSpecOf(req.kind, req.object);
+    return { pod: podSpecOf(req.kind, req.object) };
   } catch (e) {
-    return denyFor(req.uid, e);
+    return { answer: denyFor(req.uid, e) };
   }
+}
+
+export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
+  const got = podOrAnswer(req);
+  if ('answer' in got) return got.answer;
+  const { pod } = got;
   // Pin each distinct image once, then find its verified bundle for the profiles.
   const pins = new Map<string, string>();
   const verdicts = new Map<string, ImageVerdict>();
@@ -105,13 +111,9 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
 }
 
 export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
-  if (!judged(req)) return allowResponse(req.uid);
-  let pod;
-  try {
-    pod = podSpecOf(req.kind, req.object);
-  } catch (e) {
-    return denyFor(req.uid, e);
-  }
+  const got = podOrAnswer(req);
+  if ('answer' in got) return got.answer;
+  const { pod } = got;
   const pinnedOf = new Map<ContainerRef, string>();
   for (const c of pod.containers) {
     let ref;
