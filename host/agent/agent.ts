@@ -228,6 +228,7 @@ function assignmentProblem(a: Assignment): string | undefined {
     const ports = parsePublishedPorts(a.ports);
     if ('problem' in ports) return `ports: ${ports.problem}`;
   }
+  if (a.suspended !== undefined && typeof a.suspended !== 'boolean') return 'suspended is not a boolean';
   if (a.vsas !== undefined && (!Array.isArray(a.vsas) || a.vsas.length > 8 || a.vsas.some((v) => typeof v !== 'string' || v.length > MAX_VSA_BYTES))) return 'vsas: at most 8 VSAs of at most 64 KiB';
   return undefined;
 }

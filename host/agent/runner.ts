@@ -117,8 +117,11 @@ export class LocalRunner implements AssignmentRunner {
         const s = status.get(id);
         return s === 'running' || s === 'paused' ? 'running' : s === 'stopped' || s === 'created' ? 'stopped' : 'gone';
       });
+      // Suspended: stopped and held while its assignment says so (a `ct host start` releases it).
+      const suspended = await this.suspendedIds(list.filter((c) => c.status === 'stopped' && c.held).map((c) => c.id));
       return list.map((c) => ({
         id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, exitCode: c.exitCode, exitReason: c.exitReason, health: c.health, restarts: c.restarts, lastExitCode: c.lastExitCode,
+        ...(suspended.has(c.id) ? { suspended: true } : {}),
       }));
     });
   }
@@ -146,11 +149,43 @@ export class LocalRunner implements AssignmentRunner {
     return this.exclusive(async () => {
       this.replacing = this.containerId(a);
       try {
-        return await this.runNow(a, ctpPath);
+        return a.suspended ? await this.suspendNow(a, ctpPath) : await this.runNow(a, ctpPath);
       } finally {
         this.replacing = undefined;
       }
     });
+  }
+
+  /**
+   * Desired state `suspended: true`: the container is stopped (SIGTERM, its grace period, SIGKILL)
+   * and held, not removed; its network is suspended (address and ports kept). When it runs another
+   * bundle (or none), the assigned one is deployed first like any other (verified, judged, started,
+   * health-gated) and then stopped: un-suspending starts a bundle this host has already proved.
+   * A later assignment without `suspended` replaces the stopped container and starts it.
+   */
+  private async suspendNow(a: Assignment, ctpPath: string): Promise<Outcome> {
+    const id = this.containerId(a);
+    const existing = await this.opts.runtime.state(id).catch(() => undefined);
+    if (!existing || (await this.runningBundle(id)) !== `${a.bundleDigest}${portsKey(a.ports ?? [])}`) {
+      const out = await this.runNow(a, ctpPath);
+      if (out.state !== 'running') return out;
+    }
+    const grace = (await this.assignedRuntime(id))?.stop_grace_period;
+    const rec = await performAction(this.opts.runtime, id, { action: 'stop' }, grace === undefined ? undefined : grace * 1000);
+    await this.opts.network?.suspend(id);
+    const assigned = JSON.parse(await readFile(this.assignedPath(id), 'utf8')) as Assigned;
+    await writeFileAtomic(this.assignedPath(id), `${JSON.stringify({ ...assigned, suspended: true, deploymentId: a.deploymentId, generation: a.generation })}\n`, 0o600);
+    return { state: rec.status === 'stopped' ? 'suspended' : 'failed', ...(rec.status === 'stopped' ? {} : { code: 'RUNTIME_FAILED', message: `container ${id} is ${rec.status} after its stop` }) };
+  }
+
+  /** Containers an assignment suspended (assigned/<id>.json says so), for the inventory. */
+  private async suspendedIds(ids: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const id of ids) {
+      const rec = await readFile(this.assignedPath(id), 'utf8').then((t) => JSON.parse(t) as Assigned, () => undefined);
+      if (rec?.suspended) out.add(id);
+    }
+    return out;
   }
 
   /** Which bundle a container was started from (the runtime records the image, not the bundle). */
@@ -341,6 +376,8 @@ interface Assigned {
   generation: number;
   deploymentId?: string;
   runtime?: { restart?: 'never' | 'on-failure' | 'always'; stop_grace_period?: number; healthcheck?: import('../../src/bundle/runtime-extras.js').HealthcheckSpec };
+  /** Stopped and held by a `suspended` assignment (rewritten without it when the app runs again). */
+  suspended?: true;
 }
 
 /** The published ports as part of what runs: the same bundle with other ports is a new deploy. */

@@ -45,10 +45,17 @@ export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): P
   const h = await openHost(o.stateDir);
   try {
     const list = await h.runtime.list();
+    // Held because the desired state suspends it (assigned/<id>.json), or by an operator's stop.
+    const suspended = new Set<string>();
+    for (const c of list) {
+      if (c.status !== 'stopped' || !c.held) continue;
+      const rec = await readFile(join(o.stateDir, 'assigned', `${c.id}.json`), 'utf8').then((t) => JSON.parse(t) as { suspended?: boolean }, () => undefined);
+      if (rec?.suspended) suspended.add(c.id);
+    }
     if (o.json) {
       io.out(JSON.stringify(list.map((c) => ({
         id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, health: c.health, restarts: c.restarts,
-        exitCode: c.exitCode, exitReason: c.exitReason, held: c.held, startedAt: c.startedAt, finishedAt: c.finishedAt,
+        exitCode: c.exitCode, exitReason: c.exitReason, held: c.held, suspended: suspended.has(c.id), startedAt: c.startedAt, finishedAt: c.finishedAt,
         address: h.network?.attachment(c.id)?.address ?? null,
       })), null, 2));
       return 0;
@@ -56,7 +63,7 @@ export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): P
     const rows = [['CONTAINER', 'APP', 'STATE', 'HEALTH', 'RESTARTS', 'EXIT', 'REASON', 'SINCE']];
     for (const c of list) {
       const exit = c.status === 'stopped' ? (c.exitKnown ? String(c.exitCode) : '?') : '-';
-      rows.push([c.id, c.appName ?? '-', `${c.status}${c.held && c.status === 'stopped' ? ' (held)' : ''}`, c.health, String(c.restarts), exit, c.exitReason ?? '-',
+      rows.push([c.id, c.appName ?? '-', `${c.status}${suspended.has(c.id) ? ' (suspended)' : c.held && c.status === 'stopped' ? ' (held)' : ''}`, c.health, String(c.restarts), exit, c.exitReason ?? '-',
         ago(c.status === 'stopped' ? c.finishedAt : c.startedAt ?? c.createdAt)]);
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

@@ -13,7 +13,7 @@ type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HANDSHAKE_MS = 10_000;
-const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed']);
+const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed', 'suspended']);
 const HEALTH = new Set(['none', 'starting', 'healthy', 'unhealthy']);
 
 /** The inventory feeds drift for every user: it must have the shape the protocol says. */
@@ -25,7 +25,7 @@ function validInventory(v: unknown): boolean {
     v.every((c) => c && typeof c === 'object' && typeof c.id === 'string' && c.id.length <= 128 && str(c.app) && str(c.imageDigest) && STATES.has(c.state) && (c.exitCode === undefined || c.exitCode === null || Number.isInteger(c.exitCode))
       && (c.exitReason === undefined || c.exitReason === null || (typeof c.exitReason === 'string' && c.exitReason.length <= 64))
       && (c.health === undefined || HEALTH.has(c.health)) && (c.restarts === undefined || (Number.isInteger(c.restarts) && c.restarts >= 0))
-      && (c.lastExitCode === undefined || c.lastExitCode === null || Number.isInteger(c.lastExitCode)))
+      && (c.lastExitCode === undefined || c.lastExitCode === null || Number.isInteger(c.lastExitCode)) && (c.suspended === undefined || typeof c.suspended === 'boolean'))
   );
 }
 
@@ -220,7 +220,7 @@ export class HostHub {
     await this.ctx.db.run('INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [hostId, a.bundleDigest, Date.now()]);
     const rows = await this.ctx.db.query<{ generation: number }>('UPDATE hosts SET generation = generation + 1 WHERE id = ? RETURNING generation', [hostId]);
     const generation = Number(rows[0].generation);
-    const final = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped']);
+    const final = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped', 'suspended']);
     const result = new Promise<StatusMsg | { type: 'timeout' }>((resolve) => {
       const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && final.has(s.state), resolve };
       this.waiters.add(w);

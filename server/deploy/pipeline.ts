@@ -41,6 +41,8 @@ export interface DeploymentRow {
   bundle_digest: string | null;
   /** JSON list of published ports (desired state `ports:`), or null. */
   ports?: string | null;
+  /** 1: desired state `suspended: true` (the hosts stop the app and report `suspended`). */
+  suspended?: number | boolean | null;
 }
 
 export interface ReportTarget {
@@ -67,13 +69,13 @@ export class DeployPipeline {
     private readonly onSucceeded?: (row: DeploymentRow) => Promise<void>,
   ) {}
 
-  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string, ports?: readonly PublishedPort[], info?: CommitInfo): Promise<{ id: string; created: boolean }> {
+  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string, ports?: readonly PublishedPort[], info?: CommitInfo, suspended?: boolean): Promise<{ id: string; created: boolean }> {
     const id = randomUUID();
     const now = Date.now();
     const ins = await this.ctx.db.run(
-      `INSERT INTO deployments (id, environment, app, commit_sha, reference, bundle_digest, status, hosts, repo, rollback_of, created_at, updated_at, ports, commit_author, commit_message)
-       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
-      [id, environment, app, commit, reference, bundleDigest ?? null, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now, ports?.length ? JSON.stringify(ports) : null, info?.author ?? null, info?.message ?? null],
+      `INSERT INTO deployments (id, environment, app, commit_sha, reference, bundle_digest, status, hosts, repo, rollback_of, created_at, updated_at, ports, commit_author, commit_message, suspended)
+       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
+      [id, environment, app, commit, reference, bundleDigest ?? null, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now, ports?.length ? JSON.stringify(ports) : null, info?.author ?? null, info?.message ?? null, suspended ? 1 : 0],
     );
     const [row] = await this.ctx.db.query<{ id: string }>('SELECT id FROM deployments WHERE commit_sha = ? AND environment = ? AND app = ?', [commit, environment, app]);
     await this.ctx.queue.enqueue('deploy', `deploy:${row.id}`, { deploymentId: row.id });
@@ -135,12 +137,14 @@ export class DeployPipeline {
     if (newer) return { status: 'superseded', reason: 'SUPERSEDED', message: `deployment ${newer.id} is newer` };
     await this.save(row, 'dispatching');
     const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row)));
-    const bad = results.find((x) => x.state !== 'running');
+    // A suspended app succeeds when every host has it stopped and held (`suspended`), not running.
+    const suspended = Boolean(Number(row.suspended ?? 0));
+    const bad = results.find((x) => x.state !== (suspended ? 'suspended' : 'running'));
     // What the policies judged besides the evidence (manifest facts, the first target's host facts):
     // kept so that a policy change can be judged later on exactly this input (policy impact, diff).
     const decisionInput = { manifest: (bundle.manifest as { manifest?: unknown } | undefined)?.manifest ?? {}, hostFacts: policyHostFacts(hosts[0].facts, row.environment) };
     const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence, decisionInput };
-    if (!bad) return { status: 'succeeded', message: `running on ${hosts.length} host(s)`, extra };
+    if (!bad) return { status: 'succeeded', message: `${suspended ? 'suspended' : 'running'} on ${hosts.length} host(s)`, extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
   }

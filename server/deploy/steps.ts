@@ -134,6 +134,7 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
         {
           deploymentId: row.id, environment: row.environment, app: row.app, bundle: row.reference, bundleDigest: bundle.bundleDigest, imageDigest: bundle.imageDigest, download: `/api/v1/hosts/bundles/${bundle.bundleDigest}`,
           ...(row.ports ? { ports: JSON.parse(row.ports) as PublishedPort[] } : {}), ...(vsas.length ? { vsas } : {}),
+          ...(Number(row.suspended ?? 0) ? { suspended: true } : {}),
         },
         deps.hostTimeoutMs ?? 120_000,
       );

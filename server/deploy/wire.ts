@@ -108,7 +108,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       branch: ds.branch,
       path: ds.path,
       allowedSignersFile: ds.allowedSigners,
-      enqueueDeploy: async (a, commit, info) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports, info)),
+      enqueueDeploy: async (a, commit, info) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports, info, a.suspended)),
     });
     desired = () => reconciler.appliedState();
     ctx.queue.on('reconcile', async (job) => {

@@ -14,6 +14,7 @@ import { parsePromotionRules, type PromotionRule } from '../promotion/rules.js';
  *           bundle: registry.example/acme/hello@sha256:…
  *           hosts: { env: production }
  *           ports: [{ host: 18080, container: 8080, address: 127.0.0.1 }]   # optional, bridge network
+ *           suspended: true      # optional: stopped on its hosts (not removed) until set false or dropped
  */
 export interface DesiredApp {
   environment: string;
@@ -25,6 +26,8 @@ export interface DesiredApp {
   hosts: Record<string, string>;
   /** Host ports published to the app's container ports (bridge network). */
   ports?: PublishedPort[];
+  /** `suspended: true`: the hosts keep the app stopped (not removed) and the restart policy leaves it alone. */
+  suspended?: boolean;
   /** The file that declares it (a promotion edits that file). */
   file?: string;
 }
@@ -51,7 +54,7 @@ export function parseDesiredFiles(files: { name: string; text: string }[]): { ap
     for (const [env, spec] of Object.entries(v.environments)) {
       if (!NAME.test(env)) throw bad(`environments.${env}`, 'invalid environment name');
       if (!spec?.apps || typeof spec.apps !== 'object') throw bad(`environments.${env}.apps`, 'missing');
-      for (const [app, a] of Object.entries(spec.apps) as [string, { bundle?: unknown; hosts?: unknown; bundleDigest?: unknown; ports?: unknown }][]) {
+      for (const [app, a] of Object.entries(spec.apps) as [string, { bundle?: unknown; hosts?: unknown; bundleDigest?: unknown; ports?: unknown; suspended?: unknown }][]) {
         const where = `environments.${env}.apps.${app}`;
         if (!NAME.test(app)) throw bad(where, 'invalid app name');
         if (typeof a?.bundle !== 'string') throw bad(`${where}.bundle`, 'missing');
@@ -65,9 +68,10 @@ export function parseDesiredFiles(files: { name: string; text: string }[]): { ap
         if (a.bundleDigest !== undefined && (typeof a.bundleDigest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(a.bundleDigest))) throw bad(`${where}.bundleDigest`, 'must be sha256:<64 hex>');
         const ports = parsePublishedPorts(a.ports);
         if ('problem' in ports) throw bad(`${where}.ports`, ports.problem);
+        if (a.suspended !== undefined && typeof a.suspended !== 'boolean') throw bad(`${where}.suspended`, 'must be true or false');
         out.push({
           environment: env, app, bundle: a.bundle, digest: m[1], ...(a.bundleDigest ? { bundleDigest: a.bundleDigest as string } : {}), hosts: hosts as Record<string, string>,
-          ...(ports.ports.length ? { ports: ports.ports } : {}), file: f.name,
+          ...(ports.ports.length ? { ports: ports.ports } : {}), ...(a.suspended ? { suspended: true } : {}), file: f.name,
         });
       }
     }

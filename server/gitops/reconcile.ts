@@ -178,5 +178,5 @@ export interface DesiredState {
 
 /** What makes a desired app's deploy differ from the previous commit's: a change redeploys it. */
 function deployKey(a: DesiredApp): string {
-  return `${a.bundle} ${a.bundleDigest ?? ''} ${JSON.stringify(a.hosts)} ${JSON.stringify(a.ports ?? [])}`;
+  return `${a.bundle} ${a.bundleDigest ?? ''} ${JSON.stringify(a.hosts)} ${JSON.stringify(a.ports ?? [])}${a.suspended ? ' suspended' : ''}`;
 }

@@ -100,7 +100,7 @@ export function dashboardRoutes(ctx: ServerContext): Router {
       `${cellList} SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM c JOIN deployments d ON d.id = ${newest('')}`, cellParams,
     );
     const live = await ctx.db.query<Row>(
-      `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)}`, cellParams,
+      `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at, d.suspended FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)}`, cellParams,
     );
     const hosts = await hostCache.read(ctx.db);
     const liveBy = new Map(live.map((l) => [`${l.environment}/${l.app}`, l]));
@@ -108,13 +108,16 @@ export function dashboardRoutes(ctx: ServerContext): Router {
     for (const d of latest) {
       const key = `${d.environment}/${d.app}`;
       const l = liveBy.get(key);
-      const runtime = l ? runtimeOf(hosts, String(d.environment), String(d.app), String(l.image_digest), JSON.parse(String(l.hosts ?? '{}'))) : null;
+      const suspended = Number(l?.suspended ?? 0) === 1;
+      const runtime = l ? runtimeOf(hosts, String(d.environment), String(d.app), String(l.image_digest), JSON.parse(String(l.hosts ?? '{}')), suspended) : null;
       const sync = PROGRESSING.has(String(d.status)) ? 'progressing' : d.status === 'succeeded' && runtime && runtime.drift === 0 ? 'in-sync' : 'out-of-sync';
       cells.set(key, {
         last: { id: d.id, status: d.status, reason: d.reason, commit: d.commit_sha, createdAt: iso(d.created_at), updatedAt: iso(d.updated_at) },
         live: l ? { id: l.id, imageDigest: l.image_digest } : null,
         sync,
         health: runtime?.health ?? 'unknown',
+        // Desired state `suspended: true`: in sync when every host keeps it stopped.
+        suspended,
         // The container's name on every host (src/protocol/container-id.ts): for its log.
         container: containerIdFor(String(d.environment), String(d.app)),
         // Which host runs what (the App page asks for it; the grid does not show it).
@@ -152,16 +155,17 @@ export function dashboardRoutes(ctx: ServerContext): Router {
 }
 
 /** Which hosts run this app's live bundle, how many drift from it, and its health. */
-function runtimeOf(hosts: HostRow[], environment: string, app: string, digest: string, selector: Record<string, string>) {
+function runtimeOf(hosts: HostRow[], environment: string, app: string, digest: string, selector: Record<string, string>, suspended = false) {
   const id = containerIdFor(environment, app);
   const out: { hostId: string; host: string; imageDigest: string | null; state: string; health: string | null }[] = [];
   let drift = 0;
   for (const h of hosts) {
     if (!Object.entries(selector).every(([k, v]) => h.labels[k] === v)) continue;
     const c = h.containers.get(id);
-    out.push({ hostId: h.id, host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.state ?? 'missing', health: c?.health ?? null });
-    if (!c || c.imageDigest !== digest || c.state !== 'running') drift++;
+    out.push({ hostId: h.id, host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.suspended ? 'suspended' : c?.state ?? 'missing', health: c?.health ?? null });
+    if (!c || c.imageDigest !== digest || (suspended ? !c.suspended : c.state !== 'running')) drift++;
   }
+  if (suspended) return { hosts: out, drift, health: 'suspended' };
   // Health checks (when hosts report them) win; otherwise ('none': no check declared) the
   // container's state stands in.
   const states = out.map((o) => (o.health && o.health !== 'none' ? o.health : o.state === 'running' ? 'healthy' : 'degraded'));

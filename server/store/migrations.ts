@@ -98,6 +98,10 @@ export const MIGRATIONS: string[][] = [
     // One-time dashboard sign-in links (server/ui/login-links.ts): only the token's hash, used once.
     `CREATE TABLE ui_login_links (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, created_by TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
   ],
+  [
+    // Desired state `suspended: true` (issue 11): the deploy stops the app on its hosts instead of running it.
+    `ALTER TABLE deployments ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

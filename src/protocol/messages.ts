@@ -19,7 +19,8 @@ export interface HostFacts {
   userNamespaces: { available: boolean; max: number };
 }
 
-export type ContainerState = 'created' | 'running' | 'paused' | 'stopped' | 'removed' | 'refused' | 'failed';
+/** `suspended`: stopped and held because the desired state says `suspended: true` (not removed). */
+export type ContainerState = 'created' | 'running' | 'paused' | 'stopped' | 'removed' | 'refused' | 'failed' | 'suspended';
 
 export interface Assignment {
   deploymentId: string;
@@ -39,6 +40,12 @@ export interface Assignment {
    * verifies them with its own trust store for its policies' `requireVerifiedIn`.
    */
   vsas?: string[];
+  /**
+   * The desired state marks the app `suspended: true`: the host stops its container (SIGTERM, grace,
+   * SIGKILL) and keeps it, held against the restart policy, and answers `suspended`. A later
+   * assignment without it starts the app again.
+   */
+  suspended?: boolean;
 }
 
 export type ServerMessage =
@@ -89,6 +96,8 @@ export interface InventoryItem {
   restarts?: number;
   /** Exit code of the run the restart policy last restarted. */
   lastExitCode?: number | null;
+  /** Stopped and held because its assignment suspended it (desired state `suspended: true`). */
+  suspended?: boolean;
 }
 
 /** What a signed envelope carries besides the message: the session and a per-direction counter. */

@@ -35,8 +35,8 @@ export interface LoopFixture {
   refs: { good: (repo?: string) => Promise<string>; tampered: string };
   /** Packs an app (static busybox + this ct.toml), signs it like the good bundle and pushes it; its reference. */
   signedApp(repo: string, ctToml: string): Promise<string>;
-  /** apps: name → reference, or `{bundle, bundleDigest?, ports?}` to pin the .ctp too or publish ports. */
-  commit(apps: Record<string, string | { bundle: string; bundleDigest?: string; ports?: { host: number; container: number; address?: string }[] }>, message: string): string;
+  /** apps: name → reference, or `{bundle, bundleDigest?, ports?, suspended?}` to pin the .ctp too, publish ports or suspend it. */
+  commit(apps: Record<string, string | { bundle: string; bundleDigest?: string; ports?: { host: number; container: number; address?: string }[]; suspended?: boolean }>, message: string): string;
   /** Commits this text as deploy/state.yaml (any environments), pushes it; the commit id. */
   commitText(text: string, message: string): string;
   webhook(serverUrl: string, sha: string): Promise<number>;
@@ -154,7 +154,7 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
       const lines = Object.entries(apps).map(([app, ref]) =>
         typeof ref === 'string'
           ? `      ${app}:\n        bundle: ${ref}\n        hosts: { env: production }`
-          : `      ${app}:\n        bundle: ${ref.bundle}\n${ref.bundleDigest ? `        bundleDigest: ${ref.bundleDigest}\n` : ''}        hosts: { env: production }${ref.ports ? `\n        ports: ${JSON.stringify(ref.ports)}` : ''}`,
+          : `      ${app}:\n        bundle: ${ref.bundle}\n${ref.bundleDigest ? `        bundleDigest: ${ref.bundleDigest}\n` : ''}        hosts: { env: production }${ref.ports ? `\n        ports: ${JSON.stringify(ref.ports)}` : ''}${ref.suspended !== undefined ? `\n        suspended: ${ref.suspended}` : ''}`,
       );
       return commitText(`environments:\n  production:\n    apps:\n${lines.join('\n')}\n`, message);
     },

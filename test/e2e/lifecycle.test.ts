@@ -3,7 +3,10 @@
  * - a bundle whose health check fails is rolled back on the host: the old version answers again,
  *   the commit status is `failure` with HEALTHCHECK_FAILED;
  * - stop/start/restart/pause/resume/kill through the API change the runc state accordingly, each
- *   request audited; viewers may not act; a bad action is refused before it reaches a host.
+ *   request audited; viewers may not act; a bad action is refused before it reaches a host;
+ * - desired state `suspended: true` stops the app on its host (not removed), reported `suspended`
+ *   in the deployment, drift, overview and inventory; neither the restart policy nor a restarted
+ *   agent starts it; dropping the flag starts it again.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
@@ -13,10 +16,13 @@ import { startServer, type RunningServer } from '../../server/start.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
+import { LocalRunner } from '../../host/agent/runner.js';
+import { PolicyStore } from '../../src/policy/store.js';
+import { collectFacts } from '../../host/facts.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
 
 /** An HTTP app: busybox httpd serving `version` on 8080, with an http health check of `path`. */
-const webApp = (version: string, healthPath: string) => `name = "web"
+const webApp = (version: string, healthPath: string, restart?: string) => `name = "web"
 version = "${version}"
 
 [runtime]
@@ -26,7 +32,7 @@ capabilities = []
 network = "none"
 command = ["/bin/busybox", "sh", "-c", "mkdir -p /tmp/www && echo ${version} > /tmp/www/index.html && echo ok > /tmp/www/healthz && exec /bin/busybox httpd -f -p 8080 -h /tmp/www"]
 stop_grace_period = 2
-
+${restart ? `restart = "${restart}"\n` : ''}
 [runtime.healthcheck]
 type = "http"
 port = 8080
@@ -152,4 +158,57 @@ describe('lifecycle and health-gated updates through the deploy server', () => {
     expect(audit.entries.every((e) => e.record.principal?.id)).toBe(true);
     expect(audit.entries[0].record.results[0].code).toBe('CONTAINER_NOT_FOUND');
   }, 120_000);
+
+  it('suspends the app from the desired state (stopped, not removed, not restarted) and starts it again', async () => {
+    expect((await act('start')).status).toBe(200);
+    expect(runcState()).toBe('running');
+    const viewer = (await createApiKey(server.ctx.db, 'suspend-viewer', 'viewer')).key;
+    const get = async <T>(path: string) => (await (await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as T;
+    const final = async (sha: string) => (await until(`final status of ${sha}`, () => fx.finalStatuses(sha)[0], 90_000)).body as { state: string; description: string };
+
+    // A new bundle (restart = "always") arrives suspended: deployed, proved healthy, then stopped.
+    const v3 = await fx.signedApp('acme/web-v3', webApp('v3', '/healthz', 'always'));
+    const suspend = fx.commit({ web: { bundle: v3, suspended: true } }, 'web v3, suspended');
+    expect(await fx.webhook(server.url, suspend)).toBe(202);
+    expect(await final(suspend)).toMatchObject({ state: 'success', description: expect.stringContaining('suspended on 1 host(s)') });
+    expect(runcState()).toBe('absent');
+    const rec = await host.runtime.state(CONTAINER);
+    expect([rec.status, rec.held, rec.imageDigest]).toEqual(['stopped', true, v3.split('@')[1]]);
+
+    const deps = await get<{ deployments: { commit: string; status: string; suspended: boolean }[] }>('/api/v1/deployments?environment=production');
+    expect(deps.deployments.find((d) => d.commit === suspend)).toMatchObject({ status: 'succeeded', suspended: true });
+    await host.agent.resync();
+    await until('drift in sync with the app suspended', async () => {
+      const d = await get<{ inSync: boolean; suspended: { app: string; state: string }[] }>('/api/v1/drift');
+      return d.inSync && d.suspended.some((x) => x.app === 'web' && x.state === 'suspended');
+    }, 10_000);
+    const overview = await get<{ apps: { app: string; environments: Record<string, { sync: string; health: string; suspended: boolean }> }[] }>('/api/v1/overview');
+    expect(overview.apps.find((a) => a.app === 'web')!.environments.production).toMatchObject({ sync: 'in-sync', health: 'suspended', suspended: true });
+
+    // restart = "always" does not start it, even long after; nor does an agent restarted on this state.
+    expect(await host.runner.applyRestartPolicy(Date.now() + 600_000)).toEqual([]);
+    const policies = new PolicyStore([fx.policiesDir]);
+    await policies.reload();
+    const facts = await collectFacts();
+    const restarted = new LocalRunner({ stateDir: `${fx.dir}/host-1`, trust: () => fx.trust, policies, facts: async () => facts, runtime: host.runtime });
+    await host.runtime.recover();
+    expect((await restarted.inventory()).find((c) => c.id === CONTAINER)).toMatchObject({ state: 'stopped', suspended: true });
+    expect(await restarted.applyRestartPolicy(Date.now() + 600_000)).toEqual([]);
+    expect(runcState()).toBe('absent');
+
+    // A container started by hand while suspended is drift (NOT_SUSPENDED).
+    expect((await act('start', {}, operator, `/api/v1/hosts/${host.agent.hostId}/containers/${CONTAINER}/actions`)).status).toBe(200);
+    await host.agent.resync();
+    await until('drift NOT_SUSPENDED', async () => (await get<{ drift: { reason: string }[] }>('/api/v1/drift')).drift.some((x) => x.reason === 'NOT_SUSPENDED'), 10_000);
+    expect((await act('stop', {}, operator, `/api/v1/hosts/${host.agent.hostId}/containers/${CONTAINER}/actions`)).status).toBe(200);
+
+    // Dropping the flag starts the same bundle again.
+    const resume = fx.commit({ web: v3 }, 'web v3, running');
+    expect(await fx.webhook(server.url, resume)).toBe(202);
+    expect(await final(resume)).toMatchObject({ state: 'success', description: expect.stringContaining('running on 1 host(s)') });
+    expect(runcState()).toBe('running');
+    expect(await page()).toBe('v3');
+    await host.agent.resync();
+    expect((await get<{ inSync: boolean }>('/api/v1/drift')).inSync).toBe(true);
+  }, 240_000);
 });

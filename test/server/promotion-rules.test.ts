@@ -36,4 +36,12 @@ describe('promotion rules', () => {
     expect(s.apps[0].file).toBe('deploy/state.yaml');
     expect(codeOf(() => parseDesiredFiles([{ name: 'x.yaml', text: text.replace('2s', 'soon') }]))).toBe('MANIFEST_INVALID');
   });
+
+  it('reads `suspended: true` of an app and refuses anything but a boolean', () => {
+    const ref = `reg.example/acme/hello@sha256:${'a'.repeat(64)}`;
+    const doc = (v: string) => [{ name: 'd.yaml', text: `environments:\n  prod:\n    apps:\n      hello: { bundle: ${ref}, suspended: ${v} }\n` }];
+    expect(parseDesiredFiles(doc('true')).apps[0].suspended).toBe(true);
+    expect(parseDesiredFiles(doc('false')).apps[0].suspended).toBeUndefined();
+    for (const bad of ['"yes"', '1', '[true]']) expect(codeOf(() => parseDesiredFiles(doc(bad)))).toBe('MANIFEST_INVALID');
+  });
 });

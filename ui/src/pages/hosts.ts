@@ -4,7 +4,7 @@ import { useData, StatusBadge, ErrorBox, Loading, short, when } from '../compone
 interface Host {
   id: string; name: string; labels: Record<string, string>; connected: boolean; lastSeen: string | null;
   facts: { kernel?: string; architecture?: string; seccomp?: { available: boolean }; apparmor?: { enforcing: boolean; present: boolean }; ebpf?: { usable: boolean }; selinux?: { enforcing?: boolean } };
-  containers: { id: string; app: string | null; imageDigest: string | null; state: string; health?: string }[];
+  containers: { id: string; app: string | null; imageDigest: string | null; state: string; health?: string; suspended?: boolean }[];
 }
 
 const yes = (b: unknown) => (b ? 'yes' : 'no');
@@ -28,7 +28,7 @@ export function HostsPage() {
         <dt>Last seen</dt><dd>${when(h.lastSeen)}</dd>
       </dl>
       <table><caption>Containers</caption><thead><tr><th scope="col">Container</th><th scope="col">App</th><th scope="col">Image</th><th scope="col">State</th></tr></thead>
-        <tbody>${h.containers.map((c) => html`<tr><td><code>${c.id}</code></td><td>${c.app ?? '—'}</td><td class="digest">${short(c.imageDigest)}</td><td><${StatusBadge} status=${c.health ?? c.state} /></td></tr>`)}</tbody></table>
+        <tbody>${h.containers.map((c) => html`<tr><td><code>${c.id}</code></td><td>${c.app ?? '—'}</td><td class="digest">${short(c.imageDigest)}</td><td><${StatusBadge} status=${c.suspended ? 'suspended' : c.health ?? c.state} /></td></tr>`)}</tbody></table>
     </article>`)}
   </section>`;
 }
