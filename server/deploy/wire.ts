@@ -116,9 +116,13 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
       return r.outcome === 'error' ? { state: 'retry', error: r.message } : { state: 'done', result: r };
     });
-    ctx.onTrigger = async (t) => void (await enqueueReconcile(ctx.queue, { ...t, repository: t.repository || ds.repo }));
+    // Every trigger (a push, a workflow run of any repository, the poll) reconciles the one
+    // desired-state repository: they are coalesced together.
+    const applied = () => reconciler.appliedCommit();
+    ctx.onTrigger = async (t) =>
+      void (await enqueueReconcile(ctx.queue, { repository: ds.repo, label: `${t.source}:${t.event}:${t.deliveryId}`, sha: t.event === 'push' ? t.sha : undefined }, { applied }));
     const every = Math.max(5, ds.pollSeconds ?? 60) * 1000;
-    poll = setInterval(() => void ctx.queue.enqueue('reconcile', `reconcile:poll:${Math.floor(Date.now() / every)}`, { trigger: 'poll' }).catch(() => undefined), every);
+    poll = setInterval(() => void enqueueReconcile(ctx.queue, { repository: ds.repo, label: 'poll' }).catch(() => undefined), every);
     poll.unref();
   }
   return {

@@ -15,6 +15,8 @@ export interface Job<P = unknown> {
   payload: P;
   attempts: number;
   maxAttempts: number;
+  /** Jobs with the same serial key never run at the same time (see `enqueue`). */
+  serialKey?: string;
 }
 
 /**
@@ -40,6 +42,8 @@ export class JobQueue {
   private unlisten: (() => Promise<void>) | null = null;
   private loop: Promise<void> | null = null;
   private active = 0;
+  /** A wake-up that came while the loop was not waiting (claiming): the next wait returns at once. */
+  private woken = false;
 
   constructor(
     private readonly db: Db,
@@ -54,37 +58,65 @@ export class JobQueue {
     this.handlers.set(kind, handler);
   }
 
-  /** Enqueues once per dedupe key; returns the id of the job that holds the key. */
-  async enqueue(kind: string, dedupeKey: string, payload: unknown, opts: { maxAttempts?: number; runAt?: number } = {}): Promise<{ id: string; created: boolean }> {
+  /**
+   * Enqueues once per dedupe key; returns the id of the job that holds the key. `serialKey`: a job
+   * is not claimed while another job of the same serial key runs (its lease unexpired), so the
+   * jobs of one group run one after the other, the next as soon as the previous one completes.
+   */
+  async enqueue(kind: string, dedupeKey: string, payload: unknown, opts: { maxAttempts?: number; runAt?: number; serialKey?: string } = {}): Promise<{ id: string; created: boolean }> {
     const now = Date.now();
     const runAt = Math.max(now, opts.runAt ?? now);
     const id = randomUUID();
     const res = await this.db.run(
-      `INSERT INTO jobs (id, kind, dedupe_key, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
-      [id, kind, dedupeKey, JSON.stringify(payload), opts.maxAttempts ?? 5, runAt, now, now],
+      `INSERT INTO jobs (id, kind, dedupe_key, payload, state, attempts, max_attempts, run_at, created_at, updated_at, serial_key)
+       VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
+      [id, kind, dedupeKey, JSON.stringify(payload), opts.maxAttempts ?? 5, runAt, now, now, opts.serialKey ?? null],
     );
     if (res.changes > 0) {
       await this.db.notify(CHANNEL);
+      this.wakeAt(runAt);
       return { id, created: true };
     }
     const [row] = await this.db.query<{ id: string }>('SELECT id FROM jobs WHERE dedupe_key = ?', [dedupeKey]);
     return { id: row.id, created: false };
   }
 
+  /** The newest `n` jobs of a serial group, newest (greatest dedupe key) first. */
+  async newest(serialKey: string, n: number): Promise<{ id: string; dedupeKey: string; state: string; runAt: number }[]> {
+    const rows = await this.db.query<{ id: string; dedupe_key: string; state: string; run_at: number | string }>(
+      'SELECT id, dedupe_key, state, run_at FROM jobs WHERE serial_key = ? ORDER BY dedupe_key DESC LIMIT ?',
+      [serialKey, n],
+    );
+    return rows.map((r) => ({ id: r.id, dedupeKey: r.dedupe_key, state: r.state, runAt: Number(r.run_at) }));
+  }
+
+  /** Moves a queued job's start forward to `runAt` (never later); true when it moved. */
+  async advance(id: string, runAt: number): Promise<boolean> {
+    const res = await this.db.run(`UPDATE jobs SET run_at = ?, updated_at = ? WHERE id = ? AND state = 'queued' AND run_at > ?`, [runAt, Date.now(), id, runAt]);
+    if (res.changes > 0) {
+      await this.db.notify(CHANNEL);
+      this.wakeAt(runAt);
+    }
+    return res.changes > 0;
+  }
+
+  /** A job due later than now: this worker looks again when it is due, not at its next poll. */
+  private wakeAt(runAt: number): void {
+    const delay = runAt - Date.now();
+    if (delay > 0 && this.running) setTimeout(() => this.poke(), delay + 5).unref();
+  }
+
   async claim(): Promise<Job | null> {
     const now = Date.now();
     const lease = now + (this.opts.leaseMs ?? 60_000);
     // A job handed to another worker is not ours to take until its affinity has expired.
-    const mine = `(affinity IS NULL OR affinity = ? OR run_at <= ?)`;
-    const pick =
-      this.db.dialect === 'postgres'
-        ? `SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)) AND ${mine}
-           ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`
-        : `SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)) AND ${mine}
-           ORDER BY run_at, id LIMIT 1`;
+    const mine = `(j.affinity IS NULL OR j.affinity = ? OR j.run_at <= ?)`;
+    // Not while another job of its serial group runs (a lease that expired no longer counts).
+    const serial = `(j.serial_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r WHERE r.serial_key = j.serial_key AND r.id <> j.id AND r.state = 'running' AND r.locked_until >= ?))`;
+    const pick = `SELECT j.id FROM jobs j WHERE ((j.state = 'queued' AND j.run_at <= ?) OR (j.state = 'running' AND j.locked_until < ?)) AND ${mine} AND ${serial}
+           ORDER BY j.run_at, j.id LIMIT 1${this.db.dialect === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : ''}`;
     return this.db.tx(async (t) => {
-      const [row] = await t.query<{ id: string }>(pick, [now, now, this.workerId, now - AFFINITY_MS]);
+      const [row] = await t.query<{ id: string }>(pick, [now, now, this.workerId, now - AFFINITY_MS, now]);
       if (!row) return null;
       await t.run(`UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ?, updated_at = ? WHERE id = ?`, [
         this.workerId, lease, now, row.id,
@@ -97,6 +129,7 @@ export class JobQueue {
         payload: JSON.parse(String(j.payload)),
         attempts: Number(j.attempts),
         maxAttempts: Number(j.max_attempts),
+        ...(j.serial_key ? { serialKey: String(j.serial_key) } : {}),
       };
     });
   }
@@ -117,12 +150,14 @@ export class JobQueue {
       await this.db.run(`UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
         now + delay, outcome.error, now, job.id, this.workerId,
       ]);
-      setTimeout(() => this.wake?.(), delay + 5).unref();
+      setTimeout(() => this.poke(), delay + 5).unref();
     } else {
       await this.db.run(`UPDATE jobs SET state = 'failed', last_error = ?, locked_by = NULL, updated_at = ? WHERE id = ? AND locked_by = ?`, [
         outcome.error, now, job.id, this.workerId,
       ]);
     }
+    // The next job of its group may be waiting for this one, on any replica.
+    if (job.serialKey && outcome.state !== 'handoff') await this.db.notify(CHANNEL);
   }
 
   async start(): Promise<void> {
@@ -134,7 +169,7 @@ export class JobQueue {
       // its lease; its handler is idempotent.
       await this.db.run(`UPDATE jobs SET state = 'queued', locked_by = NULL, run_at = ? WHERE state = 'running'`, [Date.now()]);
     }
-    this.unlisten = await this.db.listen(CHANNEL, () => this.wake?.());
+    this.unlisten = await this.db.listen(CHANNEL, () => this.poke());
     this.loop = this.run();
   }
 
@@ -149,18 +184,24 @@ export class JobQueue {
         this.active++;
         void this.execute(job).finally(() => {
           this.active--;
-          this.wake?.();
+          this.poke();
         });
       }
       if (!this.running) break;
       // Woken by NOTIFY / in-process notify on enqueue, by a finished job, or a slow safety poll.
+      // A wake-up that came while claiming (a job finished then) is not lost: claim again now.
+      if (this.woken) {
+        this.woken = false;
+        continue;
+      }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, claimed ? 0 : (this.opts.pollMs ?? 2_000));
-        this.wake = () => {
+        const done = () => {
           clearTimeout(t);
           this.wake = null;
           resolve();
         };
+        const t = setTimeout(done, claimed ? 0 : (this.opts.pollMs ?? 2_000));
+        this.wake = done;
       });
     }
   }
@@ -185,6 +226,11 @@ export class JobQueue {
       clearInterval(renew);
     }
     await this.complete(job, outcome).catch(() => undefined);
+  }
+
+  private poke(): void {
+    if (this.wake) this.wake();
+    else this.woken = true;
   }
 
   async stop(): Promise<void> {

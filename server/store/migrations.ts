@@ -102,6 +102,12 @@ export const MIGRATIONS: string[][] = [
     // Desired state `suspended: true` (issue 11): the deploy stops the app on its hosts instead of running it.
     `ALTER TABLE deployments ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0`,
   ],
+  [
+    // Jobs of one serial group (server/queue: the reconciles of one repository) never run at the
+    // same time; the index finds a group's newest job and its running one.
+    `ALTER TABLE jobs ADD COLUMN serial_key TEXT`,
+    `CREATE INDEX jobs_serial ON jobs (serial_key, dedupe_key)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {
