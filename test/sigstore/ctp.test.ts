@@ -19,6 +19,8 @@ import { signAttestationForCtp } from '../../src/sign/index.js';
 import { SigstoreAttestationVerifier } from '../../src/verify/sigstore/index.js';
 import { GH_ISSUER, GH_SAN, keylessOptions, rootOf } from './fixtures.js';
 
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
 let m: SigstoreMock;
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let signed: string;
@@ -83,6 +85,38 @@ describe('.ctp with Sigstore attestations only', () => {
     });
     expect(direct.attestations).toHaveLength(0);
     expect(direct.warnings.join('\n')).toContain('Sigstore attestation(s) ignored');
+  });
+
+  it('junk in a Sigstore bundle is refused, with or without an identity asked for (#13 finding 5)', async () => {
+    const good = JSON.parse((await openCtp(signed)).file('attestations/provenance.sigstore.json').toString('utf8'));
+    const variant = async (name: string, doc: unknown) => {
+      const p = join(tmp.dir, `${name}.ctp`);
+      await rewriteCtp(signed, p, { add: { 'attestations/provenance.sigstore.json': Buffer.from(JSON.stringify(doc)) } });
+      return p;
+    };
+    const cases: [string, (d: Json) => void, string][] = [
+      ['extra-top', (d) => (d.junk = 'x'.repeat(50_000)), 'MALFORMED_BUNDLE'],
+      ['extra-deep', (d) => (d.verificationMaterial.tlogEntries[0].note = 'hi'), 'MALFORMED_BUNDLE'],
+      ['proto', (d) => Object.defineProperty(d.dsseEnvelope, '__proto__', { value: { x: 1 }, enumerable: true }), 'MALFORMED_BUNDLE'],
+      ['message', (d) => { delete d.dsseEnvelope; d.messageSignature = { messageDigest: { algorithm: 'SHA2_256', digest: Buffer.alloc(32).toString('base64') }, signature: d.verificationMaterial.tlogEntries[0].logIndex }; }, 'MALFORMED_BUNDLE'],
+      ['resigned', (d) => (d.dsseEnvelope.signatures[0].sig = Buffer.alloc(64, 1).toString('base64')), 'INVALID_SIGNATURE'],
+    ];
+    for (const [name, edit, code] of cases) {
+      const doc = structuredClone(good);
+      edit(doc);
+      const p = await variant(name, doc);
+      const none = await verifyCtp(p, options());
+      expect({ name, code: none.code }).toEqual({ name, code });
+      if (name.startsWith('extra') || name === 'proto') {
+        const judged = await verifyCtp(p, options({ issuer: GH_ISSUER, subject: GH_SAN }));
+        expect({ name, code: judged.code }).toEqual({ name, code });
+      }
+    }
+    // Keys holding protobuf defaults (what protobuf JSON leaves out) are the format's own.
+    const defaults = structuredClone(good);
+    defaults.verificationMaterial.timestampVerificationData = { rfc3161Timestamps: [] };
+    const ok = await verifyCtp(await variant('defaults', defaults), options({ issuer: GH_ISSUER, subject: GH_SAN }));
+    expect({ decision: ok.decision, code: ok.code }).toEqual({ decision: 'ALLOW', code: null });
   });
 
   it('a swapped security/seccomp.json is not covered by the Sigstore attestations', async () => {

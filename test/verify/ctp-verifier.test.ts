@@ -81,11 +81,10 @@ describe('verifyCtp', () => {
     });
     expect((await verifyCtp(p, { trust })).code).toBe('DIGEST_MISMATCH');
   });
-  it('an extra file under attestations/ is ignored with a warning', async () => {
+  it('an extra file under attestations/ is unsigned content (#13 finding 5), no longer a warning', async () => {
     const p = await tampered('extra-att', (f) => f.set('attestations/notes.txt', Buffer.from('x')));
     const r = await verifyCtp(p, { trust });
-    expect(r.decision).toBe('ALLOW');
-    expect(r.warnings.some((w) => w.includes('attestations/notes.txt'))).toBe(true);
+    expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'REJECT', code: 'UNSIGNED_CONTENT' });
   });
   it('not a tar → a malformed-bundle code, never a throw', async () => {
     const p = join(tmp.dir, 'garbage.ctp');

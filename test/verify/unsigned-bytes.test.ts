@@ -8,11 +8,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { openCtp } from '../../src/bundle/read.js';
-import { writeCtp } from '../../src/bundle/write.js';
+import { rewriteCtp, writeCtp } from '../../src/bundle/write.js';
 import { sha256Hex } from '../../src/core/digest.js';
 import { makeKey, makeStore, MemLog, trustOf } from './fixtures.js';
 import { signCtpInMemory, tempDir, writeUnsignedCtp } from './ctp-fixtures.js';
 import { rawEntry, withoutEnd, type RawEntry } from '../bundle/tar-fixtures.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const signer = makeKey();
 const logA = new MemLog('log-a', 'Operator A');
@@ -108,5 +110,62 @@ describe('unsigned bytes in a signed .ctp', () => {
   it('an extra empty directory: UNSIGNED_CONTENT', async () => {
     expect(await outcome(appended({ name: 'extra/', type: '5' }))).toBe('UNSIGNED_CONTENT');
     expect(await outcome(appended({ name: 'security/empty/', type: '5' }))).toBe('UNSIGNED_CONTENT');
+  });
+});
+
+describe('attestations/: only what the format defines, strictly', () => {
+  const withBundle = async (edit: (doc: Record<string, unknown>) => string): Promise<Buffer> => {
+    const a = await openCtp(signed);
+    const doc = JSON.parse(a.file('attestations/bundle.json').toString('utf8')) as Record<string, unknown>;
+    const p = join(tmp.dir, `edited-${Math.random().toString(36).slice(2)}.ctp`);
+    await rewriteCtp(join(tmp.dir, 's.ctp'), p, { add: { 'attestations/bundle.json': Buffer.from(edit(doc)) } });
+    return readFile(p);
+  };
+  const withFile = async (name: string, data: string): Promise<Buffer> => {
+    const p = join(tmp.dir, `added-${Math.random().toString(36).slice(2)}.ctp`);
+    await rewriteCtp(join(tmp.dir, 's.ctp'), p, { add: { [name]: Buffer.from(data) } });
+    return readFile(p);
+  };
+
+  it('the bundle re-serialised as it is still verifies', async () => {
+    expect(await outcome(await withBundle((d) => JSON.stringify(d)))).toBe('ALLOW');
+  });
+
+  it('an unknown key in bundle.json (top level, envelope, signature, log entry, proof, metadata): MALFORMED_BUNDLE', async () => {
+    const edits: ((d: Json) => void)[] = [
+      (d) => (d.junk = 'x'.repeat(10_000)),
+      (d) => (d.attestations[0].extra = 1),
+      (d) => (d.attestations[0].signatures[0].note = 'hi'),
+      (d) => (d.logEntries[0].comment = 'x'),
+      (d) => (d.logEntries[0].inclusionProof.more = []),
+      (d) => (d.metadata = { producer: 'ct', extra: 'x' }),
+    ];
+    for (const edit of edits) {
+      const b = await withBundle((d) => {
+        edit(d);
+        return JSON.stringify(d);
+      });
+      expect(await outcome(b)).toBe('MALFORMED_BUNDLE');
+    }
+  });
+
+  it('__proto__ / constructor / prototype keys anywhere in bundle.json: MALFORMED_BUNDLE', async () => {
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      const top = await withBundle((d) => JSON.stringify(d).replace(/^\{/, `{"${key}":{"polluted":true},`));
+      expect(await outcome(top)).toBe('MALFORMED_BUNDLE');
+      const deep = await withBundle((d) => JSON.stringify(d).replace('"inclusionProof":{', `"inclusionProof":{"${key}":{},`));
+      expect(await outcome(deep)).toBe('MALFORMED_BUNDLE');
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('junk attestations/*.sigstore.json, with no Sigstore identity asked for: refused', async () => {
+    expect(await outcome(await withFile('attestations/junk.sigstore.json', '{}'))).toBe('MALFORMED_BUNDLE');
+    expect(await outcome(await withFile('attestations/junk.sigstore.json', 'x'.repeat(100_000)))).toBe('MALFORMED_BUNDLE');
+  });
+
+  it('a file under attestations/ that no verifier reads: UNSIGNED_CONTENT', async () => {
+    expect(await outcome(await withFile('attestations/notes.txt', 'unsigned'))).toBe('UNSIGNED_CONTENT');
+    expect(await outcome(await withFile('attestations/sub/bundle.json', '{}'))).toBe('UNSIGNED_CONTENT');
   });
 });

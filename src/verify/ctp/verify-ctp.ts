@@ -111,7 +111,9 @@ async function verifyUncached(
       const vcsLogs = applyVcsLogEntries(archive, imageDigest, opts.trust.store, results);
       results = [...vcsLogs.results, { verifier: 'vcs-log-entries', attestations: [], findings: [], warnings: vcsLogs.warnings, logEntriesVerified: vcsLogs.verified }];
     }
-    for (const n of attestationFiles) if (!claimed.has(n)) warnings.push(`${n}: no verifier reads this file; ignored`);
+    // A file under attestations/ that no verifier reads is bytes nobody signed or checked (#13 finding 5).
+    const unread = attestationFiles.find((n) => !claimed.has(n));
+    if (unread) throw new CtError('UNSIGNED_CONTENT', `${unread}: no verifier reads this file (a .ctp holds only the attestation files the format defines)`, { path: unread, what: 'unknown attestation file' });
     const covered = checkCoverage(
       archive,
       results.flatMap((r) => r.attestations),

@@ -9,6 +9,7 @@ import type { Finding, VerifiedAttestation } from '../evidence.js';
 import { SigstoreBundleVerifier, type SigstoreThresholds } from './verifier.js';
 import { publicGoodTrustedRoot, trustedRootFromJSON, type LoadedTrustedRoot } from './trusted-root.js';
 import type { IdentityPolicy } from './identity.js';
+import { checkUnjudgedAttestation } from './shape.js';
 
 export const SIGSTORE_BUNDLE_SUFFIX = '.sigstore.json';
 
@@ -49,7 +50,7 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
   constructor(private readonly opts: SigstoreAttestationVerifierOptions = {}) {}
 
   accepts(path: string): boolean {
-    return path.endsWith(SIGSTORE_BUNDLE_SUFFIX);
+    return path.startsWith('attestations/') && path.endsWith(SIGSTORE_BUNDLE_SUFFIX) && path.indexOf('/', 'attestations/'.length) === -1;
   }
 
   async verify(ctx: VerifyContext): Promise<VerifierResult> {
@@ -57,6 +58,8 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
     const inputs = ctx.inputs.filter((i) => this.accepts(i.name));
     if (inputs.length === 0) return result;
     if (!this.opts.policy) {
+      // Nothing is asked of them, yet each must be what the format says (no junk rides along).
+      if (ctx.imageDigest) for (const input of inputs) checkedAs(input.name, () => checkUnjudgedAttestation(input.data, ctx.imageDigest as string));
       result.warnings.push(`${inputs.length} Sigstore attestation(s) ignored: no keyless identity given (--certificate-identity / --certificate-oidc-issuer)`);
       return result;
     }
@@ -81,5 +84,15 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
       }
     }
     return result;
+  }
+}
+
+/** Runs a check of one input; a CtError is re-thrown with the input's name. */
+function checkedAs(name: string, check: () => void): void {
+  try {
+    check();
+  } catch (e) {
+    if (!(e instanceof CtError)) throw e;
+    throw new CtError(e.code, `${name}: ${e.message}`, { ...e.details, path: name }, { cause: e });
   }
 }

@@ -11,15 +11,12 @@
  * THRESHOLD_NOT_MET, IDENTITY_MISMATCH, SUBJECT_MISMATCH.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { bundleFromJSON, envelopeToJSON, type Bundle } from '@sigstore/bundle';
+import { envelopeToJSON, type Bundle } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { CtError } from '../../core/errors.js';
-import { assertJsonDepth } from '../../core/json.js';
 import { canonicalize } from '../../core/jcs.js';
 import { isDigest, sha256Digest } from '../../core/digest.js';
-import { INTOTO_PAYLOAD_TYPE } from '../../attest/dsse.js';
-import { parseStatement, type Statement } from '../../attest/statement.js';
 import { keyIdOf } from '../../trust/keyid.js';
 import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../evidence.js';
 import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
@@ -29,6 +26,7 @@ import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
 import { memoizeCertificate, memoizeTrustedCertVerify } from './cert-memo.js';
 import { FastPath } from './fast-path.js';
+import { checkSubject, inTotoStatement, parseBundleJson, strictBundleFromJSON } from './shape.js';
 
 export interface SigstoreThresholds {
   /** Transparency log entries (default 1). */
@@ -126,7 +124,7 @@ export class SigstoreBundleVerifier {
     }
     let outcome: Outcome;
     try {
-      outcome = { ok: this.verifyUncached(raw !== undefined ? parseJson(raw) : input, bundleDigest, digest, req) };
+      outcome = { ok: this.verifyUncached(raw !== undefined ? parseBundleJson(raw) : input, bundleDigest, digest, req) };
     } catch (e) {
       if (!(e instanceof CtError)) throw e;
       outcome = { err: e };
@@ -137,12 +135,7 @@ export class SigstoreBundleVerifier {
   }
 
   private verifyUncached(json: unknown, bundleDigest: string, digest: string | undefined, req: SigstoreVerifyRequest): SigstoreVerification {
-    let bundle: Bundle;
-    try {
-      bundle = bundleFromJSON(json);
-    } catch (e) {
-      throw new CtError('MALFORMED_BUNDLE', `not a valid Sigstore bundle: ${(e as Error).message}`, { where: 'bundle' }, { cause: e });
-    }
+    const bundle = strictBundleFromJSON(json);
     const kind = bundle.content.$case === 'dsseEnvelope' ? 'dsse' : 'message';
     if (kind === 'message') bindMessage(bundle, req.artifact, digest);
     else if (digest === undefined) throw new CtError('USAGE', 'a DSSE bundle is verified against an artifact or image digest; none given', {});
@@ -296,14 +289,6 @@ function leafDer(bundle: Bundle): Uint8Array | undefined {
   return undefined;
 }
 
-function parseJson(raw: Buffer | string): unknown {
-  assertJsonDepth(raw, 'bundle', 'MALFORMED_BUNDLE');
-  try {
-    return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
-  } catch (e) {
-    throw new CtError('MALFORMED_BUNDLE', `bundle is not JSON: ${(e as Error).message}`, { where: 'bundle' }, { cause: e });
-  }
-}
 
 function policyDigest(p: IdentityPolicy | undefined, t: Required<SigstoreThresholds>): string {
   return createHash('sha256').update(canonicalize({ p: p ?? null, t })).digest('hex');
@@ -344,18 +329,4 @@ function overDigest(entity: SignedEntity, bundle: Bundle): SignedEntity {
   return withSignature(entity, { verifySignature: (key) => verifyP256Prehashed(messageDigest.digest, signature, key) });
 }
 
-function inTotoStatement(payloadType: string, payload: Buffer): Statement {
-  if (payloadType !== INTOTO_PAYLOAD_TYPE) {
-    throw new CtError('SUBJECT_MISMATCH', `DSSE payload type ${JSON.stringify(payloadType)} is not in-toto: it names no subject to bind to the artifact`, { payloadType });
-  }
-  return parseStatement(payload, 'dsseEnvelope.payload');
-}
 
-/** What @sigstore/verify does not do: the statement must name the artifact/image. */
-function checkSubject(st: Statement, digest: string): void {
-  const hex = digest.slice(7);
-  if (!st.subject.some((s) => s.digest.sha256?.toLowerCase() === hex)) {
-    throw new CtError('SUBJECT_MISMATCH', `in-toto subject does not name ${digest}: subjects are ${st.subject.map((s) => `${s.name}@sha256:${s.digest.sha256}`).join(', ')}`,
-      { expected: digest, actual: st.subject.map((s) => ({ name: s.name, sha256: s.digest.sha256 })) });
-  }
-}
