@@ -3,15 +3,14 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Parser, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
 import { BlockGzip } from '../bundle/gzip.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { parseManifest } from '../bundle/manifest.js';
-import { openCtp } from '../bundle/read.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { mapLimit } from './concurrency.js';
 import { fileHasher } from './file-hasher.js';
@@ -44,6 +43,9 @@ const MAX_SKELETON = 64 * 1024 * 1024;
  */
 export async function fetchCtp(reference: string, outPath: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const ref = parseReference(reference);
+  // The tar parser (tens of ms to load) is first needed once the downloads run: loaded while
+  // this process waits for the registry's first answers, off the critical path.
+  const tar = loadTar();
   const client = await RegistryClient.open(ref, opts);
   try {
     const imageDigest = ref.digest ?? (await client.resolve(ref.tag ?? 'latest'));
@@ -84,10 +86,11 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         const raw = layer(MT.ctpRaw);
         if (!raw || raw.digest !== recipe.bundle.digest || raw.size !== recipe.bundle.size) throw new CtError('REGISTRY_ERROR', `recipe ${chosen.digest}: raw layer missing or not the bundle`, {});
         await client.pullBlob(raw, createWriteStream(tmpOut));
+        const { openCtp } = await import('../bundle/read.js');
         toml = (await openCtp(tmpOut)).file('manifest.toml');
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4));
+        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), await tar);
       }
       // The recipe came from an unauthenticated referrers list: the .ctp it rebuilt must be the one
       // of the image asked for, or a registry could hand out another (older) signed bundle.
@@ -114,12 +117,15 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
  * output). Those two digests must equal the recipe's: a registry that substitutes any byte of any
  * blob is caught, every byte is hashed once, and the downloads run in parallel.
  */
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number): Promise<Buffer | undefined> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, tarLib: TarLib): Promise<Buffer | undefined> {
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
   const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
   const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
   const fh = await open(tarPath, 'w+').catch((e) => Promise.reject(asIoError(e, tarPath)));
   const landed: Promise<void>[] = [];
+  // Bytes of each downloaded segment written so far (only first downloads report progress): the
+  // raw path hashes a segment while it is still arriving instead of after it has landed.
+  const progress: (Progress | undefined)[] = [];
   const first = new Map<string, { pos: number; done: Deferred }>();
   let downloads: Promise<void> | undefined;
   let manifestToml: Buffer | undefined;
@@ -129,6 +135,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     let pos = 0;
     for (const s of recipe.segments) {
       const at = pos;
+      progress.push(undefined);
       if ('bytes' in s) {
         await fh.write(skeleton, s.bytes[0], s.bytes[1], at);
         landed.push(Promise.resolve());
@@ -143,7 +150,8 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
         const done = deferred();
         first.set(digest, { pos: at, done });
         landed.push(done.promise);
-        jobs.push(() => ('blob' in s ? downloadTo(client, s.blob, s.size, tarPath, at) : manifestTo(client, s.manifest, s.size, fh, at)).then(done.resolve, done.reject));
+        const p = 'blob' in s ? (progress[progress.length - 1] = newProgress()) : undefined;
+        jobs.push(() => (p && 'blob' in s ? downloadTo(client, s.blob, s.size, fh, at, p) : manifestTo(client, (s as { manifest: string }).manifest, s.size, fh, at)).then(done.resolve, done.reject));
       }
       pos += s.size;
     }
@@ -160,7 +168,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
           outHash.update(b);
           await out.write(b);
         }, gzip.level);
-        const probe = manifestProbe();
+        const probe = manifestProbe(tarLib);
         await readInOrder(fh, tarPath, recipe, landed, async (chunk) => {
           tarHash.update(chunk);
           probe.write(chunk);
@@ -179,9 +187,17 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
       try {
         let off = 0;
         for (const [i, s] of recipe.segments.entries()) {
-          await landed[i];
           const size = 'bytes' in s ? s.bytes[1] : s.size;
-          hasher.add(off, size);
+          const p = progress[i];
+          // Hash what has been written of a segment still downloading, then the rest once landed.
+          for (let hashed = 0; p && hashed < size; ) {
+            if (p.written === hashed) await Promise.race([p.changed(), landed[i]]);
+            if (p.written > hashed) hasher.add(off + hashed, p.written - hashed);
+            hashed = p.written;
+            if (hashed < size && p.finished) break;
+          }
+          await landed[i];
+          if (!p) hasher.add(off, size);
           off += size;
         }
         await downloads;
@@ -190,7 +206,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
         await hasher.abort();
         throw e;
       }
-      manifestToml = await findManifestToml(fh);
+      manifestToml = await findManifestToml(fh, tarLib);
     }
     if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
     const bundle = gzip ? `sha256:${outHash.digest('hex')}` : tar;
@@ -235,8 +251,8 @@ async function readInOrder(fh: FileHandle, path: string, recipe: CtpRecipe, land
  * Reads the rebuilt tar from its start until `manifest.toml` has gone by (ct writes it before the
  * layout blobs, so this is a few kilobytes; another writer's order may cost a full read).
  */
-async function findManifestToml(fh: FileHandle): Promise<Buffer | undefined> {
-  const probe = manifestProbe();
+async function findManifestToml(fh: FileHandle, tar: TarLib): Promise<Buffer | undefined> {
+  const probe = manifestProbe(tar);
   for (let off = 0; ; ) {
     const buf = Buffer.allocUnsafe(64 * 1024);
     const { bytesRead } = await fh.read(buf, 0, buf.length, off);
@@ -247,8 +263,17 @@ async function findManifestToml(fh: FileHandle): Promise<Buffer | undefined> {
   }
 }
 
-function manifestProbe(): { write(chunk: Buffer): void; found(): Buffer | undefined; end(): Promise<Buffer | undefined> } {
-  const parser = new Parser({ strict: true });
+type TarLib = typeof import('tar');
+
+/** Starts loading tar; the promise never rejects unobserved if the fetch fails before using it. */
+function loadTar(): Promise<TarLib> {
+  const p = import('tar');
+  p.catch(() => undefined);
+  return p;
+}
+
+function manifestProbe(tar: TarLib): { write(chunk: Buffer): void; found(): Buffer | undefined; end(): Promise<Buffer | undefined> } {
+  const parser = new tar.Parser({ strict: true });
   let found: Buffer | undefined;
   let count = 0;
   let failure: unknown;
@@ -289,16 +314,65 @@ function deferred(): Deferred {
   return { promise, resolve, reject };
 }
 
-async function downloadTo(client: RegistryClient, digest: string, size: number, path: string, at: number): Promise<void> {
-  let n = 0;
-  const count = new Transform({
-    transform(c: Buffer, _e, cb) {
-      n += c.length;
-      if (n > size) return cb(new CtError('DIGEST_MISMATCH', `blob ${digest}: more than the ${size} bytes the recipe says`, { digest }));
-      cb(null, c);
+/** How much of a segment is on disk; `changed` resolves at the next write or at the end. */
+interface Progress {
+  written: number;
+  finished: boolean;
+  changed(): Promise<void>;
+  advance(n: number): void;
+  finish(): void;
+}
+
+function newProgress(): Progress {
+  let wake: Deferred | undefined;
+  const signal = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.resolve();
+  };
+  return {
+    written: 0,
+    finished: false,
+    changed: () => (wake ??= deferred()).promise,
+    advance(n) {
+      this.written += n;
+      signal();
     },
+    finish() {
+      this.finished = true;
+      signal();
+    },
+  };
+}
+
+/**
+ * Streams a blob to its offset in the file: every byte written once, in chunks as they arrive
+ * (several chunks at once when the disk lags), its length checked on the way, and `progress`
+ * advanced only after the bytes are written so the hasher never reads ahead of them.
+ */
+async function downloadTo(client: RegistryClient, digest: string, size: number, fh: FileHandle, at: number, progress: Progress): Promise<void> {
+  let n = 0;
+  const tooLong = (): CtError => new CtError('DIGEST_MISMATCH', `blob ${digest}: more than the ${size} bytes the recipe says`, { digest });
+  const write = async (chunks: Buffer[]): Promise<void> => {
+    const len = chunks.reduce((a, c) => a + c.length, 0);
+    if (n + len > size) throw tooLong();
+    for (let done = 0; done < len; ) {
+      const { bytesWritten } = await fh.writev(done === 0 ? chunks : [Buffer.concat(chunks).subarray(done)], at + n + done);
+      done += bytesWritten;
+    }
+    n += len;
+    progress.advance(len);
+  };
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write: (c: Buffer, _e, cb) => void write([c]).then(() => cb(), cb),
+    writev: (cs, cb) => void write(cs.map((c) => c.chunk as Buffer)).then(() => cb(), cb),
   });
-  await pipeline(await client.openBlob(digest), count, createWriteStream(path, { flags: 'r+', start: at, highWaterMark: 1 << 20 }));
+  try {
+    await pipeline(await client.openBlob(digest), sink);
+  } finally {
+    progress.finish();
+  }
   if (n !== size) throw new CtError('DIGEST_MISMATCH', `blob ${digest}: ${n} bytes, the recipe says ${size}`, { digest });
 }
 

@@ -18,4 +18,9 @@ describe('ct with a command it does not have', () => {
     expect(sub.code).toBe(0);
     expect(sub.stdout).toContain('Usage: ct verify');
   });
+
+  it('--version prints the version (no command module loaded), and nothing else', async () => {
+    const v = await runCt(['--version']);
+    expect(v).toMatchObject({ code: 0, stdout: '0.1.0\n' });
+  });
 });

@@ -106,6 +106,31 @@ describe('hostile registry content', () => {
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
+  // A multi-megabyte layer arrives in many chunks, hashed while it downloads: a change in its
+  // middle, a shorter or a longer blob must each fail the fetch the same way.
+  it.each([
+    ['one byte changed in the middle', (b: Buffer) => ((b[b.length >> 1] ^= 0x01), b)],
+    ['cut short', (b: Buffer) => b.subarray(0, b.length - 70000)],
+    ['longer', (b: Buffer) => Buffer.concat([b, Buffer.alloc(1 << 20, 7)])],
+  ])('a big layer %s in the registry storage fails the fetch (DIGEST_MISMATCH) and writes nothing', async (what, alter) => {
+    const name = `big-${what.split(' ')[0]}`;
+    const ctp = join(dir, `${name}.ctp`);
+    const big = Buffer.alloc(3 << 20);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    const fx = await makeCtp(ctp, { name, layers: [{ 'bin/big': big }] });
+    await pushCtp(ctp, `${reg.host}/team/${name}:1`, local);
+    const client = await RegistryClient.open(parseReference(`${reg.host}/team/${name}:1`), local);
+    const img = JSON.parse((await client.getManifest(fx.imageDigest)).bytes.toString('utf8'));
+    await client.close();
+    const hex = img.layers[0].digest.slice(7);
+    const data = join(reg.storageDir, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+    await writeFile(data, alter(await readFile(data)));
+    const out = join(dir, `${name}-out.ctp`);
+    await expect(fetchCtp(`${reg.host}/team/${name}:1`, out, local)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('a blob missing from the registry fails the fetch with a registry code, without hanging or leaving files', async () => {
     const ctp = join(dir, 'gone.ctp');
     const fx = await makeCtp(ctp, { name: 'gone', layers: [{ 'a': 'a' }, { 'b': Buffer.alloc(4000, 1) }, { 'c': 'c' }] });
