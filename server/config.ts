@@ -82,6 +82,8 @@ export interface ServerConfig {
   admission?: { enabled?: boolean; environments?: string[]; timeoutMs?: number; ttlSeconds?: number };
   /** `/mcp` for agents: on by default; `readOnly` hides the tools that change what runs. */
   mcp?: { enabled?: boolean; readOnly?: boolean };
+  /** Bounds of `GET /api/v1/hosts/{id}/logs?follow=1` (server/logs/follow.ts): per principal, per host, duration. */
+  logFollow?: import('./logs/follow.js').FollowLimits;
 }
 
 const DEFAULTS: ServerConfig = {
@@ -136,6 +138,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
     const bad = Object.values(o.roles).find((r) => !['admin', 'operator', 'viewer', 'auditor'].includes(r));
     if (bad) throw new CtError('USAGE', `login.oidc issuer ${o.issuer}: unknown role ${bad}`);
+  }
+  for (const [k, v] of Object.entries(cfg.logFollow ?? {})) {
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `logFollow.${k} must be a whole number from 1`);
   }
   cfg.dataDir = resolve(cfg.dataDir);
   return cfg;

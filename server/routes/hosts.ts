@@ -10,13 +10,13 @@ import { publicKeyFrom } from '../../src/trust/keyid.js';
 import type { HostHub } from '../channel/hub.js';
 import { validateBody } from '../openapi.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
-import { LOG_CURSOR_RE } from '../../src/protocol/logs.js';
+import { LogFollows } from '../logs/follow.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 
-export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: string): Router {
+export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: string, follows = new LogFollows(hub, ctx.config.logFollow)): Router {
   const r = Router();
   const admin = requirePermission(ctx.db, ctx.oidc, 'admin');
   const read = requirePermission(ctx.db, ctx.oidc, 'read');
@@ -83,62 +83,13 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(container)) return sendError(res, 400, 'BAD_REQUEST', 'container must be a container id');
     const maxBytes = Math.min(Math.max(Number(req.query.maxBytes ?? 65536) || 65536, 1), 1 << 20);
     const hostId = String(req.params.id);
-    if (req.query.follow === '1' || req.query.follow === 'true') return followLogs(req, res, hostId, container, maxBytes);
+    // Server-sent events, bounded per principal, per host and in time (server/logs/follow.ts).
+    if (req.query.follow === '1' || req.query.follow === 'true') return follows.follow(req, res, hostId, container, maxBytes);
     const out = await hub.requestLogs(hostId, container, maxBytes);
     if ('text' in out) return void res.json({ container, ...out });
     const missing = out.code === 'CONTAINER_NOT_FOUND';
     sendError(res, missing ? 404 : 503, out.code, missing ? `no container ${container} on this host` : 'the host did not answer');
   });
-
-  /**
-   * `?follow=1`: server-sent events, one `log` event per line ({stream, time, text}) with the
-   * cursor as the event id, the tail first (maxBytes), then new lines as the host has them (asked
-   * every second over the channel). A client that reconnects with Last-Event-ID resumes after it.
-   * `gone` ends the stream when the container is not (or no longer) on the host; `unavailable`
-   * says the host did not answer (the stream goes on). At most one hour per connection.
-   */
-  async function followLogs(req: Request, res: Response, hostId: string, container: string, maxBytes: number): Promise<void> {
-    const last = req.header('last-event-id');
-    let since = last && LOG_CURSOR_RE.test(last) ? last : undefined;
-    let first: Awaited<ReturnType<HostHub['requestLogs']>> = await hub.requestLogs(hostId, container, maxBytes, 10_000, since);
-    if ('code' in first && first.code === 'CONTAINER_NOT_FOUND') return sendError(res, 404, first.code, `no container ${container} on this host`);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(': following\n\n');
-    let open = true;
-    req.on('close', () => (open = false));
-    const until = Date.now() + 3600_000;
-    let quietSince = Date.now();
-    while (open && Date.now() < until) {
-      if ('code' in first) {
-        if (first.code === 'CONTAINER_NOT_FOUND') {
-          res.write(`event: gone\ndata: ${JSON.stringify({ container })}\n\n`);
-          break;
-        }
-        res.write(`event: unavailable\ndata: ${JSON.stringify({ code: first.code })}\n\n`);
-      } else if (first.lines) {
-        // One event per line; the last one carries the cursor to resume after.
-        const page = first;
-        page.lines!.forEach((l, i) => {
-          const id = i === page.lines!.length - 1 && page.cursor ? `id: ${page.cursor}\n` : '';
-          res.write(`event: log\n${id}data: ${JSON.stringify(l)}\n\n`);
-        });
-        if (first.cursor) since = first.cursor;
-        if (first.lines.length > 0) quietSince = Date.now();
-      } else {
-        // A host from before log lines: the text once, then nothing to follow with.
-        res.write(`event: log\ndata: ${JSON.stringify({ stream: 'stdout', time: null, text: first.text })}\n\n`);
-        break;
-      }
-      if (Date.now() - quietSince > 15_000) {
-        res.write(': ping\n\n');
-        quietSince = Date.now();
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-      if (!open) break;
-      first = await hub.requestLogs(hostId, container, 1 << 20, 10_000, since ?? `${'0'.repeat(24)}+0`);
-    }
-    res.end();
-  }
 
   // Bundle bytes for an assignment. The host verifies them again itself; the signature here only
   // keeps the bundle store from being an open download service.

@@ -15,6 +15,22 @@ import { createApiKey } from '../../server/auth/api-keys.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 
+/** Reads a streamed response until its text matches (or the time is up); the text read. */
+async function readUntil(res: Response, re: RegExp, ms = 10_000): Promise<string> {
+  const reader = res.body!.getReader();
+  let text = '';
+  try {
+    return await until(`${re}`, async () => {
+      const { value, done } = await reader.read();
+      text += new TextDecoder().decode(value);
+      if (done && !re.test(text)) throw new Error(`stream ended without ${re}: ${text.slice(-500)}`);
+      return re.test(text) && text;
+    }, ms);
+  } finally {
+    reader.releaseLock();
+  }
+}
+
 describe('deploy loop: commit → webhook → registry → verify → host → statuses', () => {
   let fx: LoopFixture;
   let server: RunningServer;
@@ -27,6 +43,8 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
       github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+      // Small bounds so that the follow test reaches them: 2 per principal, 3 per host, 3 s each.
+      logFollow: { perPrincipal: 2, perHost: 3, maxSeconds: 3, pollMs: 200 },
     });
     server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 60_000 }) });
     host = await startTestHost(server.url, (await createApiKey(server.ctx.db, 'admin', 'admin')).key, fx);
@@ -97,6 +115,49 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     }, 20_000);
     abort.abort();
     expect((await get(`container=${containerIdFor('production', 'nope')}&follow=1`)).status).toBe(404);
+  }, 60_000);
+
+  it('bounds log follows per principal, per host and in time, and stops asking the host when the client goes', async () => {
+    const keys = await Promise.all(['f1', 'f2', 'f3'].map(async (n) => (await createApiKey(server.ctx.db, `follow-${n}`, 'operator')).key));
+    const url = `${server.url}/api/v1/hosts/${host.agent.hostId}/logs?container=${containerIdFor('production', 'hello')}&follow=1`;
+    // What the host is asked: every poll of an open follow is one channel `logs` request.
+    let asked = 0;
+    const logLines = host.runner.logLines.bind(host.runner);
+    host.runner.logLines = (c, o) => (asked++, logLines(c, o));
+    const open = async (key: string) => {
+      const abort = new AbortController();
+      const res = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: abort.signal });
+      return { res, abort, text: res.status === 200 ? await readUntil(res, /: following/) : '' };
+    };
+    try {
+      const a = await open(keys[0]);
+      const b = await open(keys[0]);
+      expect([a.res.status, b.res.status]).toEqual([200, 200]);
+      const third = await open(keys[0]);
+      expect(third.res.status).toBe(429);
+      expect(((await third.res.json()) as { error: { code: string } }).error.code).toBe('LOG_FOLLOW_LIMIT');
+      expect(Number(third.res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(Number(third.res.headers.get('retry-after'))).toBeLessThanOrEqual(3);
+      // Another principal may still follow, up to the host's cap (3).
+      const c = await open(keys[1]);
+      expect(c.res.status).toBe(200);
+      const d = await open(keys[2]);
+      expect([d.res.status, ((await d.res.json()) as { error: { code: string } }).error.code]).toEqual([429, 'LOG_FOLLOW_LIMIT']);
+      // Closing the sockets stops the polling: the host is asked nothing more.
+      for (const f of [a, b, c]) f.abort.abort();
+      await new Promise((r) => setTimeout(r, 600));
+      const after = asked;
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(asked).toBe(after);
+      // A follow polls while open (the counter above counts), and ends at its maximum duration.
+      const e = await open(keys[0]);
+      expect(e.res.status).toBe(200);
+      const ended = await readUntil(e.res, /event: end\ndata: [^\n]*MAX_DURATION/, 10_000);
+      expect(asked).toBeGreaterThan(after + 3);
+      expect(ended).toMatch(/"resume":"[0-9a-f+.]+"/);
+    } finally {
+      host.runner.logLines = logLines;
+    }
   }, 60_000);
 
   it('answers /api/v1/verify for a reference and in Svalinn\'s {digest, policy} shape', async () => {

@@ -144,6 +144,9 @@ describe('dashboard in Chromium', () => {
     // Follow: the log pane keeps itself up to date (each start below prints the greeting again).
     const greetings = async () => (((await page.locator('[data-testid=log]').textContent()) ?? '').split(HOSTILE).length - 1);
     const before = await greetings();
+    // Following is one server-sent event stream (`follow=1`), not a poll of the log route.
+    const logRequests: string[] = [];
+    page.on('request', (r) => void (r.url().includes('/logs?') && logRequests.push(r.url())));
     await page.getByRole('checkbox', { name: 'Follow' }).check();
 
     // Stop, start and restart from the App page: runc's own state changes, each click audited.
@@ -170,6 +173,8 @@ describe('dashboard in Chromium', () => {
     const acted = (await (await fetch(`${server.url}/api/v1/audit?kind=container.action&limit=10`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { entries: { record: { action: string; container: string; principal: { kind: string; role: string }; results: { state?: string }[] } }[] };
     expect(acted.entries.map((e) => [e.record.action, e.record.container, e.record.results[0].state]).reverse()).toEqual([['stop', CONTAINER, 'stopped'], ['start', CONTAINER, 'running'], ['restart', CONTAINER, 'running']]);
     await until('the followed log shows the restarts', async () => (await greetings()) >= before + 2, 30_000);
+    expect(logRequests.length).toBe(1);
+    expect(logRequests[0]).toMatch(/follow=1/);
     // Done by the signed-in operator (her session), not by a machine key.
     expect(acted.entries.map((e) => `${e.record.principal.kind} ${e.record.principal.role}`)).toEqual(['session operator', 'session operator', 'session operator']);
 
