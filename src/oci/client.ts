@@ -6,7 +6,8 @@ import { CtError } from '../core/errors.js';
 import { isDigest, sha256Digest } from '../core/digest.js';
 import { dockerConfigPath, dockerCredentials, type Credentials } from './credentials.js';
 import { NetworkGuard, type GuardOptions } from './guard.js';
-import { MANIFEST_ACCEPT, MT, type Descriptor, type ImageIndex } from './media-types.js';
+import { MANIFEST_ACCEPT, MT, type Descriptor, type ImageIndex, type ImageManifest } from './media-types.js';
+import { descriptorOf, descriptorsOf, MAX_REGISTRY_JSON, readBounded, readPrefix, readRegistryJson, registryJsonObject } from './remote-json.js';
 import type { ImageReference } from './reference.js';
 import { RegistryTransport, type Reply } from './transport.js';
 
@@ -33,7 +34,7 @@ export interface PulledManifest {
   digest: string;
 }
 
-const MAX_MANIFEST = 4 * 1024 * 1024;
+const MAX_MANIFEST = MAX_REGISTRY_JSON;
 const MIB = 1024 * 1024;
 
 /** A distribution-spec client for one repository (docs/registry.md). */
@@ -63,7 +64,7 @@ export class RegistryClient {
   }
 
   private async fail(r: Reply, what: string): Promise<never> {
-    const text = (await r.body.text().catch(() => '')).slice(0, 500);
+    const text = await readPrefix(r.body, 500);
     const code = r.status === 404 ? 'REGISTRY_NOT_FOUND' : r.status === 401 || r.status === 403 ? 'REGISTRY_AUTH_FAILED' : 'REGISTRY_ERROR';
     throw new CtError(code, `${this.ref.registry}/${this.ref.repository}: ${what} answered HTTP ${r.status}${text ? `: ${text.replace(/\s+/g, ' ')}` : ''}`, { registry: this.ref.registry, repository: this.ref.repository, status: r.status });
   }
@@ -175,28 +176,44 @@ export class RegistryClient {
     return { digest, subjectAccepted: r.headers['oci-subject'] !== undefined };
   }
 
-  /** GET a manifest by tag or digest; when asked by digest, its bytes must hash to it. */
+  /**
+   * GET a manifest by tag or digest. Authenticate before parsing: the bytes (at most 4 MiB, the
+   * stream dropped past that) are hashed first and, asked by digest, must hash to it; asked by tag,
+   * to the Docker-Content-Digest the registry states, if it states one. Only then is the JSON
+   * parsed (depth-bounded) for its mediaType.
+   */
   async getManifest(reference: string, accept: string[] = MANIFEST_ACCEPT): Promise<PulledManifest> {
     const r = await this.t.send({ method: 'GET', url: `${this.base}/manifests/${reference}`, headers: { accept: accept.join(', ') }, actions: 'pull' });
     if (r.status !== 200) return this.fail(r, `GET manifest ${reference}`);
     const len = Number(r.headers['content-length'] ?? 0);
     if (len > MAX_MANIFEST) {
-      await r.body.dump();
+      r.body.destroy();
       throw new CtError('REGISTRY_ERROR', `manifest ${reference} is ${len} bytes, more than ${MAX_MANIFEST}`, { reference });
     }
-    const bytes = Buffer.from(await r.body.arrayBuffer());
-    if (bytes.length > MAX_MANIFEST) throw new CtError('REGISTRY_ERROR', `manifest ${reference} is more than ${MAX_MANIFEST} bytes`, { reference });
+    const bytes = await readBounded(r.body, MAX_MANIFEST, `manifest ${reference}`);
     const digest = sha256Digest(bytes);
     if (isDigest(reference) && digest !== reference) throw new CtError('DIGEST_MISMATCH', `manifest ${reference}: registry returned bytes with digest ${digest}`, { expected: reference, actual: digest });
-    const ct = String(r.headers['content-type'] ?? '').split(';')[0].trim();
-    let mediaType = ct;
-    try {
-      const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown };
-      if (typeof parsed.mediaType === 'string') mediaType = parsed.mediaType;
-    } catch {
-      throw new CtError('REGISTRY_ERROR', `manifest ${reference} is not JSON`, { reference });
+    const stated = r.headers['docker-content-digest'];
+    if (typeof stated === 'string' && isDigest(stated) && stated !== digest) {
+      throw new CtError('DIGEST_MISMATCH', `manifest ${reference}: registry says ${stated}, the bytes hash to ${digest}`, { expected: stated, actual: digest });
     }
-    return { bytes, mediaType, digest };
+    const ct = String(r.headers['content-type'] ?? '').split(';')[0].trim();
+    const parsed = registryJsonObject(bytes, `manifest ${reference}`);
+    return { bytes, mediaType: typeof parsed.mediaType === 'string' ? parsed.mediaType : ct, digest };
+  }
+
+  /**
+   * An image manifest by digest (its bytes hashed before parsing), with the descriptors this
+   * client acts on checked: layers, config and subject are sha256 descriptors.
+   */
+  async getImageManifest(digest: string): Promise<ImageManifest> {
+    if (!isDigest(digest)) throw new CtError('REGISTRY_ERROR', `manifest reference ${JSON.stringify(digest)} is not a digest`, {});
+    const m = registryJsonObject((await this.getManifest(digest, [MT.imageManifest])).bytes, `manifest ${digest}`);
+    const layers = descriptorsOf(m.layers, `manifest ${digest}: layers`);
+    const subject = m.subject === undefined ? undefined : descriptorOf(m.subject, `manifest ${digest}: subject`);
+    const config = m.config === undefined ? undefined : descriptorOf(m.config, `manifest ${digest}: config`);
+    if (m.artifactType !== undefined && typeof m.artifactType !== 'string') throw new CtError('REGISTRY_ERROR', `manifest ${digest}: artifactType is not a string`, {});
+    return { ...(m as unknown as ImageManifest), layers, ...(subject ? { subject } : {}), ...(config ? { config } : {}) };
   }
 
   /** The digest a tag points at, or undefined when the tag does not exist. */
@@ -220,7 +237,7 @@ export class RegistryClient {
         return tags;
       }
       if (r.status !== 200) return this.fail(r, 'GET tags');
-      const json = (await r.body.json()) as { tags?: unknown };
+      const json = await readRegistryJson(r.body, 'tag list');
       if (Array.isArray(json.tags)) tags.push(...json.tags.filter((x): x is string => typeof x === 'string'));
       const link = r.headers.link;
       const m = typeof link === 'string' ? /<([^>]+)>;\s*rel="next"/.exec(link) : null;
@@ -240,8 +257,8 @@ export class RegistryClient {
     const r = await this.t.send({ method: 'GET', url: `${this.base}/referrers/${digest}${q}`, headers: { accept: MT.imageIndex }, actions: 'pull' });
     const ct = String(r.headers['content-type'] ?? '');
     if (r.status === 200 && ct.startsWith(MT.imageIndex)) {
-      const idx = (await r.body.json()) as ImageIndex;
-      const list = Array.isArray(idx.manifests) ? idx.manifests : [];
+      const idx = await readRegistryJson(r.body, `referrers of ${digest}`);
+      const list = idx.manifests === undefined ? [] : descriptorsOf(idx.manifests, `referrers of ${digest}: manifests`);
       return { descriptors: artifactType ? list.filter((d) => d.artifactType === artifactType) : list, via: 'api' };
     }
     if (r.status !== 404 && r.status !== 200) return this.fail(r, `GET referrers ${digest}`);
@@ -258,9 +275,9 @@ export class RegistryClient {
   private async fallbackIndex(digest: string): Promise<ImageIndex | undefined> {
     try {
       const m = await this.getManifest(RegistryClient.fallbackTag(digest), [MT.imageIndex]);
-      const idx = JSON.parse(m.bytes.toString('utf8')) as ImageIndex;
+      const idx = registryJsonObject(m.bytes, `referrers tag ${RegistryClient.fallbackTag(digest)}`);
       if (!Array.isArray(idx.manifests)) throw new CtError('REGISTRY_ERROR', `referrers tag ${RegistryClient.fallbackTag(digest)} is not an image index`, {});
-      return idx;
+      return { ...(idx as unknown as ImageIndex), manifests: descriptorsOf(idx.manifests, `referrers tag ${RegistryClient.fallbackTag(digest)}: manifests`) };
     } catch (e) {
       if (e instanceof CtError && e.code === 'REGISTRY_NOT_FOUND') return undefined;
       throw e;

@@ -14,7 +14,8 @@ import { parseManifest } from '../bundle/manifest.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { mapLimit } from './concurrency.js';
 import { fileHasher } from './file-hasher.js';
-import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor, type ImageManifest } from './media-types.js';
+import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor } from './media-types.js';
+import { registryJsonObject } from './remote-json.js';
 import { assertRecipe, type CtpRecipe } from './recipe.js';
 import { parseReference } from './reference.js';
 
@@ -57,9 +58,10 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     }
     // Several .ctps of one image: the last listed (the newest under the tag scheme) unless chosen.
     const chosen = candidates[candidates.length - 1];
-    const rm_ = await client.getManifest(chosen.digest, [MT.imageManifest]);
-    const manifest = JSON.parse(rm_.bytes.toString('utf8')) as ImageManifest;
-    if (manifest.subject?.digest !== imageDigest || manifest.artifactType !== MT.ctpRecipe || !Array.isArray(manifest.layers)) {
+    // The referrers list is unauthenticated: only its digest is used, and the manifest it names is
+    // hashed against it before it is parsed (getImageManifest).
+    const manifest = await client.getImageManifest(chosen.digest);
+    if (manifest.subject?.digest !== imageDigest || manifest.artifactType !== MT.ctpRecipe) {
       throw new CtError('REGISTRY_ERROR', `recipe ${chosen.digest} does not refer to ${imageDigest}`, { recipe: chosen.digest });
     }
     const layer = (mt: string): Descriptor | undefined => manifest.layers.find((l) => l.mediaType === mt);
@@ -67,12 +69,8 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     const skeletonLayer = layer(MT.ctpSkeleton);
     if (!recipeLayer || !skeletonLayer) throw new CtError('REGISTRY_ERROR', `recipe ${chosen.digest} lacks its recipe or skeleton layer`, { recipe: chosen.digest });
     const recipeJson = await client.pullBlobBytes(recipeLayer, MAX_RECIPE);
-    let recipe: unknown;
-    try {
-      recipe = JSON.parse(recipeJson.toString('utf8'));
-    } catch {
-      throw new CtError('REGISTRY_ERROR', `recipe blob ${recipeLayer.digest} is not JSON`, {});
-    }
+    // Hashed against the manifest's descriptor while it arrived (pullBlobBytes); parsed depth-bounded.
+    const recipe: unknown = registryJsonObject(recipeJson, `recipe blob ${recipeLayer.digest}`);
     assertRecipe(recipe, skeletonLayer.size);
     if (opts.bundleDigest && recipe.bundle.digest !== opts.bundleDigest) throw new CtError('DIGEST_MISMATCH', `recipe is for ${recipe.bundle.digest}, not ${opts.bundleDigest}`, {});
     if (recipe.tar.size > CTP_LIMITS.maxTotalBytes || recipe.bundle.size > CTP_LIMITS.maxTotalBytes) {

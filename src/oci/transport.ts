@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { CtError } from '../core/errors.js';
 import { parseChallenges } from './challenge.js';
+import { readRegistryJson } from './remote-json.js';
 import type { Credentials } from './credentials.js';
 import type { NetworkGuard } from './guard.js';
 
@@ -169,7 +170,8 @@ export class RegistryTransport {
       await res.body.dump();
       throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: token endpoint ${realm.origin}${realm.pathname} answered ${res.statusCode}`, { registry: this.registryHost, status: res.statusCode });
     }
-    const json = (await res.body.json().catch(() => ({}))) as { token?: unknown; access_token?: unknown };
+    // The token answer is read within 1 MiB and a depth-bounded parse (a token is a few KiB).
+    const json = await readRegistryJson(res.body, `${this.registryHost}: token endpoint answer`, 'REGISTRY_AUTH_FAILED', 1024 * 1024);
     const token = typeof json.token === 'string' ? json.token : typeof json.access_token === 'string' ? json.access_token : undefined;
     if (!token) throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: token endpoint returned no token`, { registry: this.registryHost });
     return token;

@@ -55,8 +55,8 @@ export async function fetchVsas(reference: string, opts: ClientOptions = {}): Pr
     const { descriptors } = await client.referrers(ref.digest, VSA_ARTIFACT_TYPE);
     const out: Buffer[] = [];
     for (const d of descriptors.slice(0, MAX_VSAS)) {
-      const m = JSON.parse((await client.getManifest(d.digest, [MT.imageManifest])).bytes.toString('utf8')) as ImageManifest;
-      const layer = m.layers?.find((l) => l.mediaType === DSSE_MEDIA_TYPE);
+      const m = await client.getImageManifest(d.digest);
+      const layer = m.layers.find((l) => l.mediaType === DSSE_MEDIA_TYPE);
       if (!layer || layer.size > MAX_VSA_BYTES) continue;
       out.push(await client.pullBlobBytes(layer, MAX_VSA_BYTES));
     }
