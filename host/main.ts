@@ -52,6 +52,8 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   const recovered = await runtime.recover();
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
   const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment, network });
+  // A side-by-side replace the previous agent was killed in ends with one container serving.
+  for (const line of await runner.recoverReplaces()) io.out(`recovered replace ${line}`);
   // A setup the previous agent was killed in, or a network whose container is gone, is torn down now.
   await runner.inventory();
   const agent = await startAgent({

@@ -20,6 +20,7 @@ import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, savePrevious, type Previous } from '../lifecycle/replace.js';
+import { candidateId, recoverSideBySide, replaceSideBySide } from '../lifecycle/side-by-side.js';
 import { performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { restartDue } from '../lifecycle/restart-policy.js';
 import { waitHealthy } from '../health/gate.js';
@@ -47,6 +48,11 @@ export interface LocalRunnerOptions {
    * and a revocation empties it. Default: 256 entries, 5 minutes.
    */
   verificationCache?: VerificationCache;
+  /**
+   * A zero-loss replace (host/lifecycle/side-by-side.ts) waits this long between moving the ports
+   * to the new container and SIGTERM to the old one, for requests in flight. Default 500 ms.
+   */
+  drainMs?: number;
 }
 
 type Outcome = { state: ContainerState; code?: string; message?: string; exitCode?: number | null };
@@ -90,6 +96,11 @@ export class LocalRunner implements AssignmentRunner {
     });
   }
 
+  /** At agent start: a side-by-side replace an earlier agent was killed in ends with one container serving. */
+  recoverReplaces(): Promise<string[]> {
+    return this.exclusive(() => recoverSideBySide(this.opts.runtime, this.opts.network));
+  }
+
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.turn.then(fn, fn);
     this.turn = next.catch(() => undefined);
@@ -110,9 +121,11 @@ export class LocalRunner implements AssignmentRunner {
 
   inventory(): Promise<InventoryItem[]> {
     return this.exclusive(async () => {
-      const list = await this.opts.runtime.list();
-      // Networks follow the containers: a stopped one's is suspended, a removed one's torn down.
-      const status = new Map(list.map((c) => [c.id, c.status]));
+      const all = await this.opts.runtime.list();
+      // Networks follow the containers (by runc id): a stopped one's is suspended, a removed one's torn down.
+      const status = new Map(all.map((c) => [c.runcId, c.status]));
+      // The new container of a replace in progress is not the app's yet: the server sees the old one.
+      const list = all.filter((c) => !c.replaces);
       await this.opts.network?.recover((id) => {
         const s = status.get(id);
         return s === 'running' || s === 'paused' ? 'running' : s === 'stopped' || s === 'created' ? 'stopped' : 'gone';
@@ -135,7 +148,7 @@ export class LocalRunner implements AssignmentRunner {
     return this.exclusive(async () => {
       const restarted: string[] = [];
       for (const c of this.opts.runtime.store.list()) {
-        if (c.status !== 'stopped' || c.held) continue;
+        if (c.status !== 'stopped' || c.held || c.replaces) continue;
         if (!restartDue(c, (await this.assignedRuntime(c.id))?.restart, now).due) continue;
         this.opts.runtime.store.update(c.id, { restarts: c.restarts + 1, lastExitCode: c.exitKnown ? c.exitCode : null });
         await this.opts.runtime.restart(c.id).catch(() => undefined);
@@ -286,20 +299,26 @@ export class LocalRunner implements AssignmentRunner {
     }
 
     const dir = join(this.opts.stateDir, 'rootfs', `${id}-${a.generation}`);
+    // A running app on a bridge is replaced side by side, without a request lost (the old root
+    // filesystem must not be the new one's: the same generation assigned again is replaced in place).
+    const beside = existing?.status === 'running' && archive.manifest.runtime?.network === 'bridge' ? this.opts.network?.attachment(existing.runcId) : undefined;
+    if (existing && beside && (await rootfsOf(existing)) !== dir) {
+      return this.replaceBeside(a, id, existing, dir, { archive, grants, manifest, facts, ports });
+    }
     // Until the old container is removed, a failure must leave it (and its network) as it was.
     let replacing = false;
     try {
       const plan = await unpackAndPlan(archive, { id, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
       // What runs now is kept (config and root filesystem) until the new bundle proves healthy.
       // A port another app or a host process holds is refused before the old container is touched.
-      if (ports.length > 0) await this.opts.network?.checkPorts(id, ports);
+      if (ports.length > 0) await this.opts.network?.checkPorts(existing?.runcId ?? id, ports);
       const previous = existing ? await savePrevious(existing, this.assignedPath(id), this.opts.network) : undefined;
       replacing = true;
       // One runc id per app: the old container stops before the new one starts (a published port
       // could not be held by both anyway); it is put back if the new one fails (restorePrevious).
       if (existing) await this.opts.runtime.delete(id, { force: true }).catch(() => undefined);
       // The replaced container's network (and the host ports it held) goes with it.
-      await this.opts.network?.detach(id);
+      await this.opts.network?.detach(existing?.runcId ?? id);
       await rm(this.assignedPath(id), { force: true });
       let rec: ContainerRecord;
       try {
@@ -337,6 +356,54 @@ export class LocalRunner implements AssignmentRunner {
       if (e instanceof CtError) return refused(e.code, e.message);
       return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
     }
+  }
+
+  /**
+   * The zero-loss replace (host/lifecycle/side-by-side.ts): the new bundle beside the old one, the
+   * ports switched once it is healthy. Whatever fails, the old one keeps serving untouched.
+   */
+  private async replaceBeside(
+    a: Assignment, id: string, existing: ContainerRecord, dir: string,
+    o: { archive: CtpArchive; grants: ReturnType<typeof runtimeGrants>; manifest: ReturnType<typeof bundleFactsFromArchive>; facts: HostFacts; ports: readonly PublishedPort[] },
+  ): Promise<Outcome> {
+    const network = this.opts.network!;
+    const candidate = candidateId(id);
+    const before = await this.runningBundle(id);
+    const kept = 'the previous bundle kept serving';
+    const lifecycle = o.archive.manifest.runtime ?? {};
+    let result: Awaited<ReturnType<typeof replaceSideBySide>>;
+    try {
+      const plan = await unpackAndPlan(o.archive, { id: candidate, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants: o.grants, manifest: o.manifest, cgroupsPath: `/cerro-torre/${candidate}` }, o.facts);
+      if (o.ports.length > 0) await network.checkPorts(existing.runcId, o.ports);
+      const grace = (await this.assignedRuntime(id))?.stop_grace_period;
+      result = await replaceSideBySide({
+        runtime: this.opts.runtime, network, id, candidate, config: plan.config, create: { appName: a.app, imageDigest: a.imageDigest },
+        attach: { environment: a.environment, app: a.app, egress: o.grants.network?.egress ?? 'none' }, ports: o.ports, healthcheck: lifecycle.healthcheck,
+        drainMs: this.opts.drainMs ?? 500, graceMs: grace === undefined ? 10_000 : grace * 1000,
+      });
+    } catch (e) {
+      result = { state: 'not-started', error: e };
+    }
+    if (result.state === 'not-started') {
+      await rm(dir, { recursive: true, force: true });
+      const e = result.error;
+      return { state: e instanceof CtError ? 'refused' : 'failed', code: e instanceof CtError ? e.code : 'RUNTIME_ERROR', message: `${(e as Error).message}; ${kept}` };
+    }
+    if (result.state === 'unhealthy') {
+      await rm(dir, { recursive: true, force: true });
+      const { rec, detail, exitReason } = result;
+      const code = exitReason === 'OOM_KILLED' ? 'OOM_KILLED' : detail !== undefined ? 'HEALTHCHECK_FAILED' : 'RUNTIME_FAILED';
+      const what = detail ?? `container ${rec.status}${rec.exitCode !== null ? ` (exit ${rec.exitCode})` : ''}`;
+      return { state: 'failed', code, exitCode: rec.exitCode ?? null, message: `${what}; rolled back to ${before ?? 'the previous bundle'} (running): it kept serving` };
+    }
+    await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
+    const assigned: Assigned = {
+      bundleDigest: `${o.archive.bundleDigest}${portsKey(o.ports)}`, generation: a.generation, deploymentId: a.deploymentId,
+      runtime: { restart: lifecycle.restart, stop_grace_period: lifecycle.stop_grace_period, healthcheck: lifecycle.healthcheck },
+    };
+    await writeFileAtomic(this.assignedPath(id), `${JSON.stringify(assigned)}\n`, 0o600);
+    await this.removeOtherRootfs(id, dir);
+    return { state: 'running' };
   }
 
   /**
@@ -378,6 +445,15 @@ interface Assigned {
   runtime?: { restart?: 'never' | 'on-failure' | 'always'; stop_grace_period?: number; healthcheck?: import('../../src/bundle/runtime-extras.js').HealthcheckSpec };
   /** Stopped and held by a `suspended` assignment (rewritten without it when the app runs again). */
   suspended?: true;
+}
+
+/** The root filesystem a container was created with (its config.json), or undefined. */
+async function rootfsOf(rec: ContainerRecord): Promise<string | undefined> {
+  try {
+    return (JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as { root: { path: string } }).root.path;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The published ports as part of what runs: the same bundle with other ports is a new deploy. */

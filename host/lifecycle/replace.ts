@@ -42,11 +42,11 @@ export async function savePrevious(rec: ContainerRecord, assignedPath: string, n
   } catch {
     bundleDigest = undefined;
   }
-  const att = network?.attachment(rec.id);
+  const att = network?.attachment(rec.runcId);
   const egress = att ? network!.store.network(att.environment)?.egress : undefined;
   return {
     config, appName: rec.appName, imageDigest: rec.imageDigest, rootfs: config.root.path, assigned, bundleDigest, wasRunning: rec.status === 'running' || rec.status === 'paused',
-    network: att ? { containerId: rec.id, environment: att.environment, app: att.app, ports: att.ports, egress: egress ?? 'none' } : undefined,
+    network: att ? { containerId: rec.runcId, environment: att.environment, app: att.app, ports: att.ports, egress: egress ?? 'none' } : undefined,
   };
 }
 
@@ -61,7 +61,14 @@ export async function restorePrevious(runtime: RuncRuntime, id: string, prev: Pr
   await network?.detach(id);
   if (prev.network) {
     if (!network) throw new Error('the previous container was on a bridge network and this host has none');
-    await network.attach(prev.network);
+    // It comes back under the app's id: a container that had replaced another side by side ran
+    // under its own runc id, which its saved config names (netns, resolv.conf).
+    const att = await network.attach({ ...prev.network, containerId: id });
+    if (prev.network.containerId !== id) {
+      const ns = prev.config.linux.namespaces.find((n) => n.type === 'network');
+      if (ns) ns.path = att.netnsPath;
+      for (const m of prev.config.mounts) if (m.destination === '/etc/resolv.conf') m.source = att.resolvConf;
+    }
     if (!prev.wasRunning) await network.suspend(id);
   }
   await runtime.create(id, prev.config, { appName: prev.appName ?? undefined, imageDigest: prev.imageDigest ?? undefined });

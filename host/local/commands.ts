@@ -56,7 +56,7 @@ export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): P
       io.out(JSON.stringify(list.map((c) => ({
         id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, health: c.health, restarts: c.restarts,
         exitCode: c.exitCode, exitReason: c.exitReason, held: c.held, suspended: suspended.has(c.id), startedAt: c.startedAt, finishedAt: c.finishedAt,
-        address: h.network?.attachment(c.id)?.address ?? null,
+        address: h.network?.attachment(c.runcId)?.address ?? null,
       })), null, 2));
       return 0;
     }
@@ -87,9 +87,9 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
     const rec: ContainerRecord = await performAction(h.runtime, o.id, o, grace === undefined ? undefined : grace * 1000);
     if (rec.status === 'removed') {
-      await h.network?.detach(o.id);
+      await h.network?.detach(rec.runcId);
       await rm(assigned, { force: true });
-    } else if (rec.status === 'stopped') await h.network?.suspend(o.id);
+    } else if (rec.status === 'stopped') await h.network?.suspend(rec.runcId);
     const exit = rec.status === 'stopped' ? ` (exit ${rec.exitKnown ? rec.exitCode : 'unknown'}${rec.exitReason ? `, ${rec.exitReason}` : ''})` : '';
     io.out(`${o.id}: ${rec.status}${exit}`);
     return 0;

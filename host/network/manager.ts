@@ -9,6 +9,7 @@ import { runTool } from '../runtime/tools.js';
 import { applyEgress, removeEgress } from './egress.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
 import { NetworkStore, type AttachmentRow, type NetworkRow } from './store.js';
+import { syncPorts } from './ports.js';
 import type { Egress, PublishedPort } from './types.js';
 
 export interface NetworkManagerOptions {
@@ -182,7 +183,8 @@ export class NetworkManager {
       row = this.store.reserve(
         { containerId: req.containerId, environment: req.environment, app: req.app, netns: this.netnsPath(req.containerId), ports: [...req.ports] },
         candidates,
-        (address) => netavarkDocument({ containerId: req.containerId, app: req.app, address, network: bridge, ports: req.ports }),
+        // Ports are ours (ports.ts), not netavark mappings: they can move to another container atomically.
+        (address) => netavarkDocument({ containerId: req.containerId, app: req.app, address, network: bridge, ports: [] }),
       );
     } catch (e) {
       this.store.dropNetworkIfEmpty(req.environment);
@@ -218,6 +220,39 @@ export class NetworkManager {
       throw new CtError('NETWORK_SETUP_FAILED', `egress rules for ${bridge}: ${(e as Error).message}`, { bridge });
     }
     this.store.setPhase(row.containerId, 'up');
+    await this.syncPorts();
+  }
+
+  /** The published ports as the state says (ports.ts): one atomic iptables-restore. */
+  private async syncPorts(): Promise<void> {
+    const targets = this.store.attachments().filter((a) => a.phase === 'up' && a.ports.length > 0).flatMap((a) => {
+      const net = this.store.network(a.environment);
+      if (!net) return [];
+      const b = this.bridgeOf(net);
+      return [{ address: a.address, bridge: b.bridge, subnet: b.subnet, containerId: a.containerId, ports: a.ports }];
+    });
+    await syncPorts(this.prefix, targets);
+  }
+
+  /**
+   * Moves the published ports of one container to another of the same app (a side-by-side
+   * replace, host/lifecycle/side-by-side.ts): one transaction in the state, then one atomic rewrite
+   * of the DNAT rules. New connections reach `to` from then on; established ones keep their
+   * container (conntrack).
+   */
+  movePorts(from: string, to: string, ports?: readonly PublishedPort[]): Promise<void> {
+    return this.exclusive(async () => {
+      const before = this.store.attachment(from)?.ports ?? [];
+      this.store.movePorts(from, to, ports);
+      try {
+        await this.syncPorts();
+      } catch (e) {
+        // The rules could not be written: the ports stay (in the state too) where they were.
+        this.store.movePorts(to, from, before);
+        await this.syncPorts().catch(() => undefined);
+        throw e;
+      }
+    });
   }
 
   /**
@@ -235,6 +270,7 @@ export class NetworkManager {
     if (row.phase !== 'down') await this.teardown(row);
     await rm(this.resolvPath(containerId), { force: true });
     this.store.release(containerId);
+    if (row.ports.length > 0) await this.syncPorts();
     const net = this.store.network(row.environment);
     if (net && this.store.dropNetworkIfEmpty(row.environment)) await removeEgress(this.bridgeOf(net).bridge);
   }
@@ -249,6 +285,7 @@ export class NetworkManager {
       if (!row || row.phase === 'down') return;
       await this.teardown(row);
       this.store.setPhase(containerId, 'down');
+      if (row.ports.length > 0) await this.syncPorts();
       const net = this.store.network(row.environment);
       if (net && !this.store.attachments().some((a) => a.environment === row.environment && a.phase !== 'down')) await removeEgress(this.bridgeOf(net).bridge);
     });
@@ -293,6 +330,8 @@ export class NetworkManager {
       for (const net of this.store.networks()) {
         if (!this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down')) await removeEgress(this.bridgeOf(net).bridge);
       }
+      // Whatever an agent killed mid-way left in the port rules, they are made what the state says.
+      await this.syncPorts();
       return torn;
     });
   }

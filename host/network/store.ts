@@ -170,6 +170,25 @@ export class NetworkStore {
     }
   }
 
+  /**
+   * Moves the published ports of one container to another, in one transaction (a side-by-side
+   * replace): all of them, or the given set (a deploy that also changes the ports). A port
+   * another container holds is PORT_IN_USE and nothing moves.
+   */
+  movePorts(from: string, to: string, ports?: readonly PublishedPort[]): void {
+    this.db.transaction(() => {
+      if (!this.attachment(to)) throw new Error(`no attachment ${to} to move ports to`);
+      if (!ports) {
+        this.db.prepare('UPDATE net_ports SET container_id = ? WHERE container_id = ?').run(to, from);
+        return;
+      }
+      this.db.prepare('DELETE FROM net_ports WHERE container_id IN (?, ?)').run(from, to);
+      this.checkPortsFree(to, ports);
+      const ins = this.db.prepare('INSERT INTO net_ports (protocol, host_port, host_address, container_port, container_id) VALUES (?, ?, ?, ?, ?)');
+      for (const p of ports) ins.run(p.protocol, p.host, p.address, p.container, to);
+    })();
+  }
+
   setPhase(containerId: string, phase: AttachmentPhase): void {
     this.db.prepare('UPDATE net_attachments SET phase = ? WHERE container_id = ?').run(phase, containerId);
   }

@@ -19,7 +19,7 @@ export interface RuncOptions {
   runc?: string;
   /** Where the cgroup v2 hierarchy is mounted (facts.cgroup.unifiedMount), to pre-create cgroups for the monitor. */
   unifiedCgroupMount?: string;
-  /** Runs before each start (first run, start, restart): host/network sets a suspended container's network up again. */
+  /** Runs before each start (first run, start, restart), given the runc id: host/network sets a suspended container's network up again. */
   beforeStart?: (id: string) => Promise<void>;
   /** Size cap and rotation of each container's stdout and stderr (default 10 MB × 2 files each). */
   logLimits?: LogLimits;
@@ -30,6 +30,8 @@ export interface RuncOptions {
 export interface CreateOptions {
   appName?: string;
   imageDigest?: string;
+  /** The new container of a side-by-side replace: the id of the app's container it will replace. */
+  replaces?: string;
 }
 
 interface RuncState {
@@ -88,12 +90,17 @@ export class RuncRuntime {
     return join(this.stateDir, 'containers', id);
   }
 
+  /** The id runc knows the container by (its own id unless it replaced another side by side). */
+  private rid(id: string): string {
+    return this.store.get(id)?.runcId ?? id;
+  }
+
   private exitFile(id: string): string {
-    return join(this.dir(id), 'exit.json');
+    return join(this.dir(this.rid(id)), 'exit.json');
   }
 
   private runcLog(id: string): string {
-    return join(this.dir(id), 'runc.log');
+    return join(this.dir(this.rid(id)), 'runc.log');
   }
 
   /** Directory of the container's cgroup in the v2 hierarchy (what the monitor filters on). */
@@ -126,7 +133,7 @@ export class RuncRuntime {
     await mkdir(join(dir, 'logs'), { mode: 0o700 });
     const cgroupsPath = config.linux.cgroupsPath ?? null;
     if (cgroupsPath && this.unified) await mkdir(join(this.unified, cgroupsPath), { recursive: true });
-    return this.store.insert({ id, bundleDir: dir, logPath: join(dir, 'logs'), cgroupsPath, appName: opts.appName ?? null, imageDigest: opts.imageDigest ?? null });
+    return this.store.insert({ id, bundleDir: dir, logPath: join(dir, 'logs'), cgroupsPath, appName: opts.appName ?? null, imageDigest: opts.imageDigest ?? null, replaces: opts.replaces });
   }
 
   /**
@@ -137,12 +144,12 @@ export class RuncRuntime {
   async start(id: string, timeoutMs = 15000): Promise<ContainerRecord> {
     const rec = this.mustGet(id);
     if (rec.status !== 'created') throw new CtError('USAGE', `container ${id} is ${rec.status}, not created`, { id, status: rec.status });
-    await this.beforeStart?.(id);
+    await this.beforeStart?.(rec.runcId);
     await rm(this.exitFile(id), { force: true });
     // runc.log is how start() tells "runc refused" from "the app exited": one run's log at a time.
     await rm(this.runcLog(id), { force: true });
     const argv = supervisorArgv({
-      runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id, logDir: rec.logPath, exitFile: this.exitFile(id),
+      runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id: rec.runcId, logDir: rec.logPath, exitFile: this.exitFile(id),
       multilog: this.multilog, limits: this.logLimits,
     });
     const child = spawnTool('/bin/sh', argv, { detached: true, stdio: 'ignore', cwd: rec.bundleDir });
@@ -188,7 +195,7 @@ export class RuncRuntime {
   }
 
   private async runcState(id: string): Promise<RuncState | undefined> {
-    const r = await this.runcCmd(['state', id], 10000);
+    const r = await this.runcCmd(['state', this.rid(id)], 10000);
     if (r.code !== 0) return undefined;
     try {
       return JSON.parse(r.stdout) as RuncState;
@@ -293,7 +300,7 @@ export class RuncRuntime {
 
   async kill(id: string, signal: KillSignal = 'TERM'): Promise<void> {
     this.mustGet(id);
-    const r = await this.runcCmd(['kill', id, signal]);
+    const r = await this.runcCmd(['kill', this.rid(id), signal]);
     if (r.code !== 0 && !/not running|container not running/i.test(r.stderr)) {
       throw new CtError('RUNTIME_FAILED', `runc kill ${id}: ${r.stderr.trim()}`, { id });
     }
@@ -333,7 +340,7 @@ export class RuncRuntime {
     const rec = await this.stop(id, graceMs);
     if (rec.status === 'created') return this.start(id);
     // `runc run` removes its container when it returns; this only cleans up after a supervisor that died.
-    await this.runcCmd(['delete', '--force', id]);
+    await this.runcCmd(['delete', '--force', this.rid(id)]);
     await rm(this.exitFile(id), { force: true });
     if (rec.cgroupsPath && this.unified) await mkdir(join(this.unified, rec.cgroupsPath), { recursive: true });
     this.store.update(id, { status: 'created', pid: null, exitCode: null, exitKnown: false, exitReason: null, startedAt: null, finishedAt: null });
@@ -346,21 +353,21 @@ export class RuncRuntime {
    */
   async exec(id: string, argv: readonly string[], timeoutMs: number): Promise<{ code: number | null; output: string; timedOut: boolean }> {
     this.mustGet(id);
-    const r = await runTool(this.runc, ['--root', this.root, 'exec', id, ...argv], { timeoutMs });
+    const r = await runTool(this.runc, ['--root', this.root, 'exec', this.rid(id), ...argv], { timeoutMs });
     if (r.missing) throw new CtError('HOST_TOOL_MISSING', `${this.runc} is not installed`, { tool: this.runc });
     return { code: r.code, output: `${r.stdout}${r.stderr}`.slice(-4096), timedOut: r.timedOut === true };
   }
 
   async pause(id: string): Promise<ContainerRecord> {
     this.mustGet(id);
-    const r = await this.runcCmd(['pause', id]);
+    const r = await this.runcCmd(['pause', this.rid(id)]);
     if (r.code !== 0) throw new CtError('RUNTIME_FAILED', `runc pause ${id}: ${r.stderr.trim()}`, { id });
     return this.state(id);
   }
 
   async resume(id: string): Promise<ContainerRecord> {
     this.mustGet(id);
-    const r = await this.runcCmd(['resume', id]);
+    const r = await this.runcCmd(['resume', this.rid(id)]);
     if (r.code !== 0) throw new CtError('RUNTIME_FAILED', `runc resume ${id}: ${r.stderr.trim()}`, { id });
     return this.state(id);
   }
@@ -374,7 +381,7 @@ export class RuncRuntime {
     // Once the supervisor has written the exit code, `runc run` has returned and removed its
     // container itself: nothing left for `runc delete` (and no process to spawn).
     if (!(rec.status === 'stopped' && rec.exitKnown) && rec.status !== 'created') {
-      const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), id]);
+      const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), this.rid(id)]);
       if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
         throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });
       }

@@ -4,7 +4,16 @@ import Database from 'better-sqlite3';
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped' | 'removed';
 
 export interface ContainerRecord {
+  /** The app's container id (what the server, `ct host` and the logs name). */
   id: string;
+  /**
+   * The id runc (and the netns, bundle directory and cgroup) know it by: the same as `id`, except
+   * for a container that replaced another side by side (a health-gated replace, host/lifecycle):
+   * it was started under its own id beside the old one and took the app's id once healthy.
+   */
+  runcId: string;
+  /** Set while this container is the new one of a side-by-side replace: the id of the one it replaces. */
+  replaces: string | null;
   status: ContainerStatus;
   bundleDir: string;
   logPath: string;
@@ -43,6 +52,8 @@ export interface StateChange {
 
 interface Row {
   id: string;
+  runc_id: string | null;
+  replaces: string | null;
   status: ContainerStatus;
   bundle_dir: string;
   log_path: string;
@@ -66,6 +77,8 @@ interface Row {
 function fromRow(r: Row): ContainerRecord {
   return {
     id: r.id,
+    runcId: r.runc_id ?? r.id,
+    replaces: r.replaces ?? null,
     status: r.status,
     bundleDir: r.bundle_dir,
     logPath: r.log_path,
@@ -129,7 +142,7 @@ export class ContainerStore {
     `);
     // Columns added after the first release: a state file of an older agent gains them in place.
     const cols = new Set((this.db.prepare(`PRAGMA table_info(containers)`).all() as { name: string }[]).map((c) => c.name));
-    const add: [string, string][] = [['exit_reason', 'TEXT'], ['held', 'INTEGER NOT NULL DEFAULT 0'], ['restarts', 'INTEGER NOT NULL DEFAULT 0'], ['health', "TEXT NOT NULL DEFAULT 'none'"], ['last_exit_code', 'INTEGER']];
+    const add: [string, string][] = [['exit_reason', 'TEXT'], ['held', 'INTEGER NOT NULL DEFAULT 0'], ['restarts', 'INTEGER NOT NULL DEFAULT 0'], ['health', "TEXT NOT NULL DEFAULT 'none'"], ['last_exit_code', 'INTEGER'], ['runc_id', 'TEXT'], ['replaces', 'TEXT']];
     for (const [col, type] of add) if (!cols.has(col)) this.db.exec(`ALTER TABLE containers ADD COLUMN ${col} ${type}`);
   }
 
@@ -137,15 +150,15 @@ export class ContainerStore {
     this.db.close();
   }
 
-  insert(rec: Pick<ContainerRecord, 'id' | 'bundleDir' | 'logPath' | 'cgroupsPath' | 'appName' | 'imageDigest'>): ContainerRecord {
+  insert(rec: Pick<ContainerRecord, 'id' | 'bundleDir' | 'logPath' | 'cgroupsPath' | 'appName' | 'imageDigest'> & { replaces?: string }): ContainerRecord {
     const now = new Date().toISOString();
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO containers (id, status, bundle_dir, log_path, cgroups_path, app_name, image_digest, created_at)
-           VALUES (?, 'created', ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO containers (id, status, bundle_dir, log_path, cgroups_path, app_name, image_digest, created_at, replaces)
+           VALUES (?, 'created', ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(rec.id, rec.bundleDir, rec.logPath, rec.cgroupsPath, rec.appName, rec.imageDigest, now);
+        .run(rec.id, rec.bundleDir, rec.logPath, rec.cgroupsPath, rec.appName, rec.imageDigest, now, rec.replaces ?? null);
       this.db.prepare(`INSERT INTO changes (id, status, exit_code, time) VALUES (?, 'created', NULL, ?)`).run(rec.id, now);
     })();
     return this.get(rec.id)!;
@@ -195,6 +208,22 @@ export class ContainerStore {
     return (this.db.prepare(`SELECT seq, id, status, exit_code, time FROM changes WHERE seq > ? ORDER BY seq`).all(afterSeq) as {
       seq: number; id: string; status: ContainerStatus; exit_code: number | null; time: string;
     }[]).map((r) => ({ seq: r.seq, id: r.id, status: r.status, exitCode: r.exit_code, time: r.time }));
+  }
+
+  /**
+   * The new container of a side-by-side replace takes the app's id (one transaction: the old
+   * record goes, the new one is renamed, keeping the runc id it was started under). Its status
+   * under the app's id is recorded as a change, so the server sees the app running again.
+   */
+  adopt(candidate: string, id: string): ContainerRecord {
+    this.db.transaction(() => {
+      const c = this.get(candidate);
+      if (!c) throw new Error(`no container ${candidate} to adopt`);
+      this.db.prepare(`DELETE FROM containers WHERE id = ?`).run(id);
+      this.db.prepare(`UPDATE containers SET id = ?, runc_id = ?, replaces = NULL WHERE id = ?`).run(id, c.runcId, candidate);
+      this.db.prepare(`INSERT INTO changes (id, status, exit_code, time) VALUES (?, ?, ?, ?)`).run(id, c.status, c.exitCode, new Date().toISOString());
+    })();
+    return this.get(id)!;
   }
 
   forget(id: string): void {

@@ -20,7 +20,7 @@ export function listArtifacts(o: { netnsPrefix: string; bridgePrefix: string; su
   const ours = bridges.map((b) => b.ifname).filter((n) => n.startsWith(o.bridgePrefix) && /^\d+$/.test(n.slice(o.bridgePrefix.length)));
   const rules = execFileSync('iptables-save', { encoding: 'utf8' })
     .split('\n')
-    .filter((l) => l.startsWith('-A') && (l.includes(`${o.subnetBase}.`) || ours.some((b) => l.includes(b)) || l.includes(o.netnsPrefix) || new RegExp(`${o.bridgePrefix}\\d`).test(l)));
+    .filter((l) => l.startsWith('-A') && (l.includes(`${o.subnetBase}.`) || ours.some((b) => l.includes(b)) || l.includes(o.netnsPrefix) || new RegExp(`${o.bridgePrefix}[\\d+-]`).test(l)));
   return {
     netns: ((netns.trim() ? JSON.parse(netns) : []) as { name: string }[]).map((n) => n.name).filter((n) => n.startsWith(o.netnsPrefix)).sort(),
     bridges: ours.sort(),

@@ -180,7 +180,8 @@ await net.attach({ containerId: '${ID('xcrash')}', environment: 'crash', app: 'c
     const during = listArtifacts(scope2);
     expect(during.netns).toEqual([ID('xcrash')]);
     expect(during.bridges).toEqual([`${BRIDGE2}0`]);
-    expect(during.rules.some((r) => r.includes(`--dport ${cport}`))).toBe(true);
+    // Ports are published (our DNAT rules, host/network/ports.ts) only once netavark's setup returned.
+    expect(during.rules.some((r) => r.includes(`--dport ${cport}`))).toBe(false);
     expect(during.rules.some((r) => r.includes('cerro-torre egress'))).toBe(false); // killed before the egress rules
     child.kill('SIGKILL');
     process.kill(Number(readFileSync(marker, 'utf8')), 'SIGKILL');

@@ -1,10 +1,13 @@
 /**
  * Issue 11, health-gated updates with bridge networking, through the deploy server (GitOps commit,
  * GitHub commit statuses) and an in-process host agent under runc with netavark:
- *  - an unhealthy new bundle of an app with a published port is rolled back: the old version
- *    answers `curl 127.0.0.1:<port>` again (its network attached again, its port re-published),
- *    the commit status is `failure` with HEALTHCHECK_FAILED, and exactly one netns/veth/port rule
- *    is left for the app;
+ *  - an unhealthy new bundle of an app with a published port is rolled back without a request
+ *    lost: the new one ran beside the old one (host/lifecycle/side-by-side.ts), the old one kept
+ *    its pid, address and port, `curl 127.0.0.1:<port>` never failed under a light load, the
+ *    commit status is `failure` with HEALTHCHECK_FAILED, and exactly one netns/veth/port rule is
+ *    left for the app;
+ *  - a healthy replace under the same load loses no request either: the port moves atomically to
+ *    the new container, the old one is drained and removed;
  *  - a pause or a stop of the app while a deploy replaces it is refused (CONTAINER_BUSY, 409), the
  *    deploy goes on, and the app ends running the new version;
  *  - an app that allocates past its memory limit ends the deployment `failed` with OOM_KILLED, the
@@ -14,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
@@ -87,7 +91,9 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
   let port: number;
   const refs: Record<string, string> = {};
 
-  const runcState = (id = CONTAINER): string => {
+  /** The runc id the app's container runs under (its own, or the one it was started under beside the old one). */
+  const runcId = (): string => host.runtime.store.get(CONTAINER)?.runcId ?? CONTAINER;
+  const runcState = (id = runcId()): string => {
     try {
       return (JSON.parse(execFileSync('runc', ['--root', host.runtime.root, 'state', id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as { status: string }).status;
     } catch {
@@ -101,6 +107,42 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     } catch (e) {
       return `unreachable (${(e as Error).message})`;
     }
+  };
+  /**
+   * A light constant load (one new connection every 20 ms, 50 req/s) on the published port until
+   * stopped: what a user of the app sees during a deploy. Counts answers by body, and failures.
+   */
+  const load = () => {
+    const seen: Record<string, number> = {};
+    let failed = 0;
+    const errors: string[] = [];
+    const inflight = new Set<Promise<void>>();
+    const one = () => new Promise<void>((resolve) => {
+      const req = get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5000 }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => {
+          if (res.statusCode === 200) seen[body.trim()] = (seen[body.trim()] ?? 0) + 1;
+          else (failed++, errors.push(`HTTP ${res.statusCode}`));
+          resolve();
+        });
+        res.on('error', (e) => (failed++, errors.push(e.message), resolve()));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => (failed++, errors.push(e.message), resolve()));
+    });
+    const timer = setInterval(() => {
+      const p = one();
+      inflight.add(p);
+      void p.then(() => inflight.delete(p));
+    }, 20);
+    return {
+      async stop() {
+        clearInterval(timer);
+        await Promise.all(inflight);
+        return { seen, failed, errors: [...new Set(errors)].slice(0, 5) };
+      },
+    };
   };
   const deployCommit = async (apps: Parameters<LoopFixture['commit']>[0], message: string, ms = 120_000) => {
     const sha = fx.commit(apps, message);
@@ -153,29 +195,35 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     await fx?.cleanup();
   }, 150_000);
 
-  it('rolls an unhealthy bundle back: the old version answers on the published port again, HEALTHCHECK_FAILED', async () => {
+  it('rolls an unhealthy bundle back without a request lost: the old version never stopped answering, HEALTHCHECK_FAILED', async () => {
     const ports = [{ host: port, container: 8080, address: '127.0.0.1' }];
     const good = await deployCommit({ [APP]: { bundle: refs.v1, ports } }, 'web v1');
     expect(good.status.state).toBe('success');
     expect(await until('v1 on the published port', async () => (await curl()) === '200 v1' && '200 v1', 10_000)).toBe('200 v1');
-    const addressBefore = host.network!.attachment(CONTAINER)!.address;
+    const addressBefore = host.network!.attachment(runcId())!.address;
+    const pidBefore = (await host.runtime.state(CONTAINER)).pid;
 
+    const traffic = load();
     const bad = await deployCommit({ [APP]: { bundle: refs.bad, ports } }, 'web v2 (unhealthy)');
+    // The old version served every request while the new one was tried and discarded.
+    const during = await traffic.stop();
+    expect([during.failed, during.errors, Object.keys(during.seen)]).toEqual([0, [], ['v1']]);
+    expect(during.seen.v1).toBeGreaterThan(20);
     expect(bad.status.state).toBe('failure');
     expect(bad.status.description).toContain('(HEALTHCHECK_FAILED)');
     const v2 = (await deployments()).find((d) => d.commit === bad.sha)!;
     expect(v2).toMatchObject({ status: 'failed', reason: 'HEALTHCHECK_FAILED' });
     expect(v2.message).toMatch(/HTTP 404.*rolled back to sha256:.*\(running\)/);
-    // The old version runs again, attached again to the bridge, its port published again.
+    // The old version never stopped: same process, same address, its port still published.
     expect(runcState()).toBe('running');
+    expect((await host.runtime.state(CONTAINER)).pid).toBe(pidBefore);
     expect(await curl()).toBe('200 v1');
-    const att = host.network!.attachment(CONTAINER)!;
-    expect([att.phase, att.ports]).toEqual(['up', [{ host: port, container: 8080, address: '127.0.0.1', protocol: 'tcp' }]]);
-    // Re-allocated from the pool (the failed container's address was freed first).
-    expect([addressBefore.startsWith(`${NET.subnetBase}.`), att.address.startsWith(`${NET.subnetBase}.`)]).toEqual([true, true]);
-    // Nothing of the failed container is left: one netns, one veth, the port's DNAT rule once.
+    const att = host.network!.attachment(runcId())!;
+    expect([att.phase, att.ports, att.address]).toEqual(['up', [{ host: port, container: 8080, address: '127.0.0.1', protocol: 'tcp' }], addressBefore]);
+    // Nothing of the failed container is left: one container, one netns, one veth, the port's DNAT rule once.
+    expect(host.runtime.store.list().map((c) => c.id)).toEqual([CONTAINER]);
     const a = listArtifacts(scope);
-    expect([a.netns, a.veths.length]).toEqual([[CONTAINER], 1]);
+    expect([a.netns, a.veths.length]).toEqual([[runcId()], 1]);
     const dnat = listArtifacts({ ...scope, netnsPrefix: '-' }).rules.filter((r) => r.includes(`--dport ${port}`) && r.includes('--to-destination'));
     expect(dnat).toEqual([expect.stringContaining(`--to-destination ${att.address}:8080`)]);
   }, 150_000);
@@ -195,22 +243,39 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     const after = await host.runtime.state(CONTAINER);
     expect([after.status, after.pid]).toEqual(['running', before.pid]);
     expect(await curl()).toBe('200 v1');
-    expect(host.network!.attachment(CONTAINER)!.ports.map((p) => p.host)).toEqual([port]);
+    expect(host.network!.attachment(runcId())!.ports.map((p) => p.host)).toEqual([port]);
   }, 150_000);
 
-  it('refuses a pause or a stop of the app while a deploy replaces it (CONTAINER_BUSY), and the deploy goes on', async () => {
+  it('replaces a healthy bundle without a request lost, and refuses a pause or a stop meanwhile (CONTAINER_BUSY)', async () => {
+    const oldRunc = runcId();
+    const traffic = load();
     const sha = fx.commit({ [APP]: { bundle: refs.v3, ports: [{ host: port, container: 8080, address: '127.0.0.1' }] } }, 'web v3 (slow start)');
     expect(await fx.webhook(server.url, sha)).toBe(202);
-    // The new container is being health-checked: the agent is in the middle of the replacement.
-    await until('v3 starting', async () => (await host.runtime.state(CONTAINER).catch(() => undefined))?.health === 'starting', 90_000).catch(async (e: Error) => {
-      throw new Error(`${e.message}: ${JSON.stringify((await deployments()).slice(0, 3))} ${JSON.stringify(await host.runtime.state(CONTAINER))}`);
+    // The new container runs beside the old one and is being health-checked: the old one still serves.
+    const candidate = () => host.runtime.store.list().find((c) => c.replaces === CONTAINER);
+    await until('v3 starting beside v1', async () => candidate()?.health === 'starting', 90_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify((await deployments()).slice(0, 3))} ${JSON.stringify(host.runtime.store.list())}`);
     });
+    expect([runcState(oldRunc), runcState(candidate()!.runcId), (await host.runtime.state(CONTAINER)).health]).toEqual(['running', 'running', 'healthy']);
+    // Two netns for the app during the replace, each with its own address.
+    expect(listArtifacts(scope).netns).toEqual([oldRunc, candidate()!.runcId].sort());
     expect(await action('pause')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
     expect(await action('stop')).toEqual({ status: 409, code: 'CONTAINER_BUSY' });
     const [status] = await until('v3 final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), 90_000);
     expect(status.body.state).toBe('success');
-    expect(runcState()).toBe('running');
-    expect(await until('v3 answers', async () => (await curl()) === '200 v3' && '200 v3', 10_000)).toBe('200 v3');
+    expect(await curl()).toBe('200 v3');
+    const during = await traffic.stop();
+    // Not one request refused or failed: v1 answered until the switch, v3 after it.
+    expect([during.failed, during.errors, Object.keys(during.seen).sort()]).toEqual([0, [], ['v1', 'v3']]);
+    // The app's container now runs under the runc id it was started under; the old one is gone.
+    expect(runcId()).not.toBe(oldRunc);
+    expect([runcState(), runcState(oldRunc)]).toEqual(['running', 'absent']);
+    expect(host.runtime.store.list().filter((c) => c.appName === APP).map((c) => [c.id, c.replaces])).toEqual([[CONTAINER, null]]);
+    const a = listArtifacts(scope);
+    expect([a.netns, a.veths.length]).toEqual([[runcId()], 1]);
+    const att = host.network!.attachment(runcId())!;
+    const dnat = listArtifacts({ ...scope, netnsPrefix: '-' }).rules.filter((r) => r.includes(`--dport ${port}`) && r.includes('--to-destination'));
+    expect(dnat).toEqual([expect.stringContaining(`--to-destination ${att.address}:8080`)]);
     // Once the deploy has ended, the same actions are carried out.
     expect((await action('pause')).status).toBe(200);
     expect(runcState()).toBe('paused');

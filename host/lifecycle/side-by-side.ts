@@ -1,0 +1,134 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
+import type { OciConfig } from '../enforce/types.js';
+import type { AttachRequest, NetworkManager, PublishedPort } from '../network/index.js';
+import { attachNetwork } from '../agent/network-hook.js';
+import { waitHealthy } from '../health/gate.js';
+import type { RuncRuntime } from '../runtime/runc.js';
+import type { ContainerRecord } from '../runtime/state.js';
+
+/**
+ * Zero-loss replacement of an app on a bridge network, the way kube-proxy (or Podman behind a
+ * proxy) does it: the new bundle runs BESIDE the old one, under its own runc id, with its own
+ * bridge address and no published port; it is health-checked on that address; once healthy the
+ * app's published ports move to it in one atomic rewrite of the DNAT rules (host/network/ports.ts:
+ * connections already made keep their conntrack entry and so the old container), the old one is
+ * drained (a short pause for requests in flight), stopped (SIGTERM, grace, SIGKILL) and removed,
+ * and the new one takes the app's id (ContainerStore.adopt: same runc id, the app's name). An
+ * unhealthy new bundle is removed and the old one never stopped serving.
+ */
+
+/**
+ * The runc id of the new container: the app's id and a short stamp (runc ids are at most 64
+ * characters; a long app id keeps its head and its hash). Never an app id: those end in 10 hex
+ * digits after a dash (src/protocol/container-id.ts), these in a dot and the stamp.
+ */
+export function candidateId(id: string, now = Date.now()): string {
+  const base = id.length <= 58 ? id : `${id.slice(0, 47)}${id.slice(-11)}`;
+  return `${base}.${now.toString(36).slice(-5)}`;
+}
+
+export interface SideBySide {
+  runtime: RuncRuntime;
+  network: NetworkManager;
+  /** The app's container id (the running old one). */
+  id: string;
+  candidate: string;
+  config: OciConfig;
+  create: { appName: string; imageDigest: string };
+  attach: Omit<AttachRequest, 'containerId' | 'ports'>;
+  /** The ports the app publishes from now on (they move from the old container to the new one at the switch). */
+  ports: readonly PublishedPort[];
+  healthcheck?: HealthcheckSpec;
+  /** Time between the port switch and SIGTERM to the old container (requests in flight end). */
+  drainMs: number;
+  /** The old container's grace period between SIGTERM and SIGKILL. */
+  graceMs: number;
+}
+
+export type SideBySideResult =
+  | { state: 'switched'; rec: ContainerRecord }
+  | { state: 'not-started'; error: unknown }
+  | { state: 'unhealthy'; rec: ContainerRecord; detail?: string; exitReason: string | null };
+
+/** Removes a new container that will not serve: its container, bundle, root filesystem and network. */
+export async function discardCandidate(runtime: RuncRuntime, network: NetworkManager, candidate: string): Promise<void> {
+  const rec = runtime.store.get(candidate);
+  const rootfs = rec ? await readFile(join(rec.bundleDir, 'config.json'), 'utf8').then((t) => (JSON.parse(t) as OciConfig).root.path, () => undefined) : undefined;
+  if (rec && rec.status !== 'removed') await runtime.delete(candidate, { force: true, purge: true }).catch(() => undefined);
+  runtime.store.forget(candidate);
+  await network.detach(rec?.runcId ?? candidate);
+  if (rootfs) await rm(rootfs, { recursive: true, force: true });
+}
+
+/** Stops and removes the old container once the ports left it; the new one takes the app's id. */
+async function retire(runtime: RuncRuntime, network: NetworkManager, id: string, candidate: string, graceMs: number): Promise<ContainerRecord> {
+  const old = runtime.store.get(id);
+  if (old && old.status !== 'removed') {
+    if (old.status === 'paused') await runtime.resume(id).catch(() => undefined);
+    await runtime.stop(id, graceMs).catch(() => undefined);
+    await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
+    await network.detach(old.runcId);
+  }
+  return runtime.store.adopt(candidate, id);
+}
+
+export async function replaceSideBySide(o: SideBySide): Promise<SideBySideResult> {
+  const { runtime, network } = o;
+  const old = runtime.store.get(o.id)!;
+  let rec: ContainerRecord;
+  try {
+    await attachNetwork(network, o.config, { ...o.attach, containerId: o.candidate, ports: [] });
+    rec = await runtime.run(o.candidate, o.config, { ...o.create, replaces: o.id });
+  } catch (error) {
+    await discardCandidate(runtime, network, o.candidate).catch(() => undefined);
+    return { state: 'not-started', error };
+  }
+  const gate = rec.status === 'running' && o.healthcheck ? await waitHealthy(runtime, o.candidate, o.healthcheck) : undefined;
+  if (gate) rec = runtime.store.get(o.candidate) ?? rec;
+  if (rec.status !== 'running' || gate?.health === 'unhealthy') {
+    const exitReason = gate?.exited?.exitReason ?? rec.exitReason;
+    await discardCandidate(runtime, network, o.candidate);
+    return { state: 'unhealthy', rec, detail: gate?.detail, exitReason };
+  }
+  // The switch: one transaction in the state, one atomic iptables-restore.
+  try {
+    await network.movePorts(old.runcId, rec.runcId, o.ports);
+  } catch (error) {
+    await discardCandidate(runtime, network, o.candidate).catch(() => undefined);
+    return { state: 'not-started', error };
+  }
+  await new Promise((r) => setTimeout(r, o.drainMs));
+  return { state: 'switched', rec: await retire(runtime, network, o.id, o.candidate, o.graceMs) };
+}
+
+/**
+ * After an agent restart: a side-by-side replace that was cut short ends with exactly one
+ * container serving the app. While the old one still runs, it keeps (or gets back) the ports and
+ * the new one is discarded (the server assigns the bundle again); when the old one was already
+ * stopped, the new one has the ports and takes the app's id. Returns what was done, for the log.
+ */
+export async function recoverSideBySide(runtime: RuncRuntime, network: NetworkManager | undefined): Promise<string[]> {
+  const done: string[] = [];
+  for (const c of runtime.store.list().filter((r) => r.replaces)) {
+    const app = c.replaces!;
+    const cur = await runtime.state(c.id).catch(() => undefined);
+    const old = runtime.store.get(app) && runtime.store.get(app)!.status !== 'removed' ? await runtime.state(app).catch(() => undefined) : undefined;
+    const serving = (r?: ContainerRecord) => r?.status === 'running' || r?.status === 'paused';
+    if (!network) {
+      await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+      runtime.store.forget(c.id);
+      done.push(`${c.id}: discarded`);
+    } else if (serving(old) || !serving(cur)) {
+      if (old) await network.movePorts(c.runcId, old.runcId).catch(() => undefined);
+      await discardCandidate(runtime, network, c.id);
+      done.push(`${c.id}: discarded, ${app} keeps serving`);
+    } else {
+      if (old) await network.movePorts(old.runcId, c.runcId);
+      await retire(runtime, network, app, c.id, 1000);
+      done.push(`${c.id}: took over ${app}`);
+    }
+  }
+  return done;
+}
