@@ -117,19 +117,23 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     let failed = 0;
     const errors: string[] = [];
     const inflight = new Set<Promise<void>>();
+    const fail = (why: string) => {
+      failed++;
+      errors.push(why);
+    };
     const one = () => new Promise<void>((resolve) => {
       const req = get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5000 }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => {
           if (res.statusCode === 200) seen[body.trim()] = (seen[body.trim()] ?? 0) + 1;
-          else (failed++, errors.push(`HTTP ${res.statusCode}`));
+          else fail(`HTTP ${res.statusCode}`);
           resolve();
         });
-        res.on('error', (e) => (failed++, errors.push(e.message), resolve()));
+        res.on('error', (e) => (fail(e.message), resolve()));
       });
       req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (e) => (failed++, errors.push(e.message), resolve()));
+      req.on('error', (e) => (fail(e.message), resolve()));
     });
     const timer = setInterval(() => {
       const p = one();
