@@ -185,7 +185,7 @@ export class LocalRunner implements AssignmentRunner {
     }
     const grace = (await this.assignedRuntime(id))?.stop_grace_period;
     const rec = await performAction(this.opts.runtime, id, { action: 'stop' }, grace === undefined ? undefined : grace * 1000);
-    await this.opts.network?.suspend(id);
+    await this.opts.network?.suspend(rec.runcId);
     const assigned = JSON.parse(await readFile(this.assignedPath(id), 'utf8')) as Assigned;
     await writeFileAtomic(this.assignedPath(id), `${JSON.stringify({ ...assigned, suspended: true, deploymentId: a.deploymentId, generation: a.generation })}\n`, 0o600);
     return { state: rec.status === 'stopped' ? 'suspended' : 'failed', ...(rec.status === 'stopped' ? {} : { code: 'RUNTIME_FAILED', message: `container ${id} is ${rec.status} after its stop` }) };
