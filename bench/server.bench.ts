@@ -1,8 +1,11 @@
 // Deploy server throughput with autocannon (issue 6). Baseline, measured in the same run: a
 // minimal express 5 app answering one JSON route. Servers run in child processes so that the
-// load generator (this process) and the server each get a core.
+// load generator (this process) and the server each get a core. The server's CPU time per request
+// (/proc) is printed too: on a loaded machine it is steadier than the throughput ratio.
+// Profiling: CT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" CT_BENCH_KILL=TERM (the
+// servers end with SIGTERM, so that node writes its profile).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -22,14 +25,24 @@ app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
 app.listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-async function load(url: string, opts: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}) {
+/** CPU time (user + system) of a process so far, in ms, from /proc (10 ms ticks). */
+const cpuMs = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
+
+/** Throughput and p99 at 50 connections, and the server's CPU time per request (µs). */
+async function load(url: string, server: ChildProcess, opts: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}) {
+  const cpu0 = cpuMs(server.pid!);
   const r = await autocannon({ url, connections: 50, duration: DURATION, method: opts.method ?? 'GET', body: opts.body, headers: opts.headers });
+  const cpu = cpuMs(server.pid!) - cpu0;
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return { rps: r.requests.average, p99: r.latency.p99 };
+  return { rps: r.requests.average, p99: r.latency.p99, cpuUsPerRequest: (cpu * 1000) / Math.max(1, r.requests.total) };
 }
 
 async function serve(args: string[], env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { cwd: repoRoot, env: { ...process.env, ...env, PORT: String(port) }, stdio: 'ignore' });
+  const child = spawn(process.execPath, [...(process.env.CT_BENCH_NODE_ARGS?.split(' ') ?? []), ...args], { cwd: repoRoot, env: { ...process.env, ...env, PORT: String(port) }, stdio: 'ignore' });
   await until('server up', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, 30_000);
   return child;
 }
@@ -41,8 +54,9 @@ export async function run(): Promise<BenchResult[]> {
     const basePort = await freePort();
     // The minimal app resolves express from the repository's node_modules.
     writeFileSync(join(repoRoot, 'build', 'bench-minimal.mjs'), MINIMAL);
-    children.push(await serve([join(repoRoot, 'build', 'bench-minimal.mjs')], {}, basePort));
-    const baseline = await load(`http://127.0.0.1:${basePort}/healthz`);
+    const minimal = await serve([join(repoRoot, 'build', 'bench-minimal.mjs')], {}, basePort);
+    children.push(minimal);
+    const baseline = await load(`http://127.0.0.1:${basePort}/healthz`, minimal);
 
     const port = await freePort();
     // /api/v1/verify judges without a target host: a policy without host-dependent runtime rules.
@@ -54,23 +68,26 @@ export async function run(): Promise<BenchResult[]> {
       host: '127.0.0.1', dataDir: join(fx.dir, 'server'), policies: fx.policiesDir, trustStore: fx.trustStorePath,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
     }));
-    children.push(await serve([join(repoRoot, 'bin', 'ct.js'), 'serve'], { CT_CONFIG: join(fx.dir, 'server.yaml'), CT_ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'silent' }, port));
-    const health = await load(`http://127.0.0.1:${port}/healthz`);
+    const server = await serve([join(repoRoot, 'bin', 'ct.js'), 'serve'], { CT_CONFIG: join(fx.dir, 'server.yaml'), CT_ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'silent' }, port);
+    children.push(server);
+    const health = await load(`http://127.0.0.1:${port}/healthz`, server);
 
     const reference = await fx.refs.good();
     const verify = { method: 'POST' as const, body: JSON.stringify({ reference, environment: 'staging' }), headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' } };
     const first = await fetch(`http://127.0.0.1:${port}/api/v1/verify`, verify);
     const decision = (await first.json()) as { decision: string };
     if (decision.decision !== 'ALLOW') throw new Error(`verify bench bundle not allowed: ${JSON.stringify(decision)}`);
-    const cached = await load(`http://127.0.0.1:${port}/api/v1/verify`, verify);
+    const cached = await load(`http://127.0.0.1:${port}/api/v1/verify`, server, verify);
+    const cpu = `server CPU per request: /api/v1/verify ${cached.cpuUsPerRequest.toFixed(0)} µs, /healthz ${health.cpuUsPerRequest.toFixed(0)} µs, minimal express ${baseline.cpuUsPerRequest.toFixed(0)} µs`;
 
     return [
       { name: '/healthz throughput vs minimal express 5', value: health.rps, baseline: baseline.rps, unit: 'req/s', better: 'higher', target: { min: 0.8 } },
-      { name: '/api/v1/verify (cached bundle) throughput vs minimal express 5', value: cached.rps, baseline: baseline.rps, unit: 'req/s', better: 'higher', target: { min: 0.5 } },
+      { name: '/api/v1/verify (cached bundle) throughput vs minimal express 5', value: cached.rps, baseline: baseline.rps, unit: 'req/s', better: 'higher', target: { min: 0.5 }, note: cpu },
       { name: '/api/v1/verify (cached) p99 latency, 50 connections', value: cached.p99, baseline: 20, unit: 'ms', better: 'lower', target: { max: 1 }, note: 'baseline = the 20 ms target' },
     ];
   } finally {
-    for (const c of children) c.kill('SIGKILL');
+    for (const c of children) c.kill(process.env.CT_BENCH_KILL === 'TERM' ? 'SIGTERM' : 'SIGKILL');
+    if (process.env.CT_BENCH_KILL === 'TERM') await new Promise((r) => setTimeout(r, 3000));
     await fx.cleanup();
   }
 }

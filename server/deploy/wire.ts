@@ -126,7 +126,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   return {
-    routers: [...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), verifyRoutes(ctx, steps), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
+    // The hot route first: express walks every router mounted before the one that answers.
+    routers: [verifyRoutes(ctx, steps), ...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it

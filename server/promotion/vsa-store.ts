@@ -24,6 +24,15 @@ export interface VsaRow {
 }
 
 export class VsaStore {
+  /**
+   * Envelope rows by image, on SQLite only: the embedded database belongs to this one process and
+   * `record` is the only writer, so the rows are read once per image instead of at every decision
+   * (a query per cached `/api/v1/verify`). PostgreSQL replicas record VSAs too: always read there.
+   */
+  private readonly rows = new Map<string, { envelope: string; bundle_digest: string | null }[]>();
+  /** Bumped by every `record`: rows read across one are not kept (they may predate the insert). */
+  private generation = 0;
+
   constructor(private readonly db: Db) {}
 
   async forDeployment(deploymentId: string): Promise<VsaRow | undefined> {
@@ -33,10 +42,14 @@ export class VsaStore {
 
   /** Records a signed VSA once per deployment; returns the one recorded (ours or an earlier one). */
   async record(v: Omit<VsaRow, 'published' | 'created_at'>): Promise<VsaRow> {
+    this.generation++;
+    this.rows.clear();
     await this.db.run(
       'INSERT INTO vsas (id, deployment_id, environment, app, image_digest, bundle_digest, envelope, published, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (deployment_id) DO NOTHING',
       [randomUUID(), v.deployment_id, v.environment, v.app, v.image_digest, v.bundle_digest, v.envelope, Date.now()],
     );
+    this.generation++;
+    this.rows.clear();
     return (await this.forDeployment(v.deployment_id))!;
   }
 
@@ -46,7 +59,15 @@ export class VsaStore {
 
   /** Envelopes naming this image (and .ctp), newest first, bounded. */
   async envelopes(imageDigest: string, bundleDigest?: string): Promise<string[]> {
-    const rows = await this.db.query<{ envelope: string; bundle_digest: string | null }>('SELECT envelope, bundle_digest FROM vsas WHERE image_digest = ? ORDER BY created_at DESC LIMIT 64', [imageDigest]);
+    let rows = this.rows.get(imageDigest);
+    if (!rows) {
+      const generation = this.generation;
+      rows = await this.db.query<{ envelope: string; bundle_digest: string | null }>('SELECT envelope, bundle_digest FROM vsas WHERE image_digest = ? ORDER BY created_at DESC LIMIT 64', [imageDigest]);
+      if (this.db.dialect === 'sqlite' && generation === this.generation) {
+        if (this.rows.size >= 1024) this.rows.clear();
+        this.rows.set(imageDigest, rows);
+      }
+    }
     return rows.filter((r) => !bundleDigest || r.bundle_digest === bundleDigest).slice(0, MAX_VSAS_PER_IMAGE).map((r) => r.envelope);
   }
 

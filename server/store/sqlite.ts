@@ -25,17 +25,29 @@ export function openSqlite(path: string): Db {
     while (open && !inTx.getStore()) await open.catch(() => undefined);
   };
 
+  // Statements are compiled once per SQL text (the server's SQL is a fixed set of strings):
+  // preparing one costs more than running a small indexed query. Bounded all the same.
+  const statements = new Map<string, Database.Statement>();
+  const prepare = (sql: string): Database.Statement => {
+    let stmt = statements.get(sql);
+    if (!stmt) {
+      stmt = sqlite.prepare(sql);
+      if (statements.size >= 500) statements.clear();
+      statements.set(sql, stmt);
+    }
+    return stmt;
+  };
   const norm = (params: unknown[] = []) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
   const db: Db = {
     dialect: 'sqlite',
     async query<T = Row>(sql: string, params?: unknown[]) {
       await outside();
-      const stmt = sqlite.prepare(sql);
+      const stmt = prepare(sql);
       return (stmt.reader ? stmt.all(...norm(params)) : (stmt.run(...norm(params)), [])) as T[];
     },
     async run(sql, params) {
       await outside();
-      return { changes: sqlite.prepare(sql).run(...norm(params)).changes };
+      return { changes: prepare(sql).run(...norm(params)).changes };
     },
     async tx<T>(fn: (d: Db) => Promise<T>): Promise<T> {
       if (inTx.getStore()) return fn(db);
