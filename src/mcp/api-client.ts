@@ -4,6 +4,7 @@
  * exactly the API's: an MCP call can never do more than the token could over HTTP.
  */
 import { ToolError } from './tool.js';
+import { jsonDepthExceeds } from '../core/json.js';
 
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
@@ -47,6 +48,7 @@ export class ApiClient {
     const text = await readBounded(res);
     let body: unknown;
     try {
+      if (jsonDepthExceeds(text)) throw new Error('too deep');
       body = text.length ? JSON.parse(text) : {};
     } catch {
       throw new ToolError('BAD_RESPONSE', `the deploy server answered ${res.status} with something other than JSON`);

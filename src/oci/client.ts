@@ -190,7 +190,7 @@ export class RegistryClient {
       r.body.destroy();
       throw new CtError('REGISTRY_ERROR', `manifest ${reference} is ${len} bytes, more than ${MAX_MANIFEST}`, { reference });
     }
-    const bytes = await readBounded(r.body, MAX_MANIFEST, `manifest ${reference}`);
+    const bytes = await readBounded(r.body, MAX_MANIFEST, `manifest ${reference}`, 'REGISTRY_ERROR');
     const digest = sha256Digest(bytes);
     if (isDigest(reference) && digest !== reference) throw new CtError('DIGEST_MISMATCH', `manifest ${reference}: registry returned bytes with digest ${digest}`, { expected: reference, actual: digest });
     const stated = r.headers['docker-content-digest'];

@@ -10,43 +10,12 @@ import { isDigest } from '../core/digest.js';
 import { parseJson } from '../core/json.js';
 import type { ErrorCode } from '../core/codes.js';
 import type { Descriptor } from './media-types.js';
+import { readBounded, type Body } from '../core/body.js';
+
+export { readBounded, readPrefix } from '../core/body.js';
 
 /** The largest JSON document a registry may send (manifests, indexes, tag lists, tokens). */
 export const MAX_REGISTRY_JSON = 4 * 1024 * 1024;
-
-type Body = AsyncIterable<Buffer | Uint8Array> & { destroy?: (e?: Error) => unknown };
-
-/** The body's bytes, refused with `code` once past `max` (the rest is not read). */
-export async function readBounded(body: Body, max: number, what: string, code: ErrorCode = 'REGISTRY_ERROR'): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    n += c.length;
-    if (n > max) {
-      body.destroy?.();
-      throw new CtError(code, `${what}: answer longer than ${max} bytes`, { limit: max });
-    }
-    parts.push(Buffer.from(c));
-  }
-  return Buffer.concat(parts);
-}
-
-/** At most `max` bytes of the body as text (error answers: only a prefix is shown); the rest is dropped. */
-export async function readPrefix(body: Body, max = 500): Promise<string> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  try {
-    for await (const c of body) {
-      parts.push(Buffer.from(c));
-      n += c.length;
-      if (n >= max) break; // leaving the loop destroys the stream
-    }
-  } catch {
-    // An error body that fails to arrive is shown as what arrived.
-  }
-  body.destroy?.();
-  return Buffer.concat(parts).subarray(0, max).toString('utf8');
-}
 
 /** A JSON object from registry bytes: depth-bounded parse, `code` when not JSON or not an object. */
 export function registryJsonObject(bytes: Buffer, what: string, code: ErrorCode = 'REGISTRY_ERROR'): Record<string, unknown> {

@@ -1,4 +1,6 @@
 import type { KeyObject } from 'node:crypto';
+import { readBounded, type Body } from '../core/body.js';
+import { parseJson } from '../core/json.js';
 import { CtError } from '../core/errors.js';
 import { canonicalBytes } from '../core/jcs.js';
 import { publicKeyFrom } from '../trust/keyid.js';
@@ -49,6 +51,19 @@ async function requestOnce(url: string, init: RequestInit, timeoutMs: number): P
   return res;
 }
 
+/** A log's answers (entry records, proofs, revocation lists) are small: more than this is refused unread. */
+const MAX_LOG_ANSWER = 16 * 1024 * 1024;
+
+/** The answer's bytes within MAX_LOG_ANSWER (a log is authenticated by its signatures, checked after parsing). */
+async function readLogBody(res: Response, url: string): Promise<Buffer> {
+  return res.body ? readBounded(res.body as unknown as Body, MAX_LOG_ANSWER, url, 'NETWORK_ERROR') : Buffer.alloc(0);
+}
+
+/** Parsed within the byte limit and the JSON depth limit. */
+async function readLogJson(res: Response, url: string): Promise<unknown> {
+  return parseJson(await readLogBody(res, url), url, 'NETWORK_ERROR');
+}
+
 /** Runs `once` with retries and exponential backoff; transient failures only. */
 async function withRetries<T>(opts: RequestOptions, once: () => Promise<T>): Promise<{ value: T; attempts: number }> {
   const retries = opts.retries ?? 2;
@@ -76,7 +91,7 @@ async function submitOne(entry: LogEntry, log: LogEndpoint, opts: RequestOptions
       requestOnce(apiUrl(log.url, '/api/v1/entries'), { method: 'POST', headers: { 'content-type': 'application/json' }, body }, opts.timeoutMs ?? 10_000),
     );
     attempts = n;
-    const json = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;
+    const json = (await readLogJson(res, apiUrl(log.url, '/api/v1/entries')).catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;
     if (res.status === 400 || res.status === 413) {
       return { ...base, ok: false, code: 'LOG_ENTRY_INVALID', status: res.status, message: json?.error?.message ?? `HTTP ${res.status}`, attempts };
     }
@@ -126,7 +141,7 @@ async function getJsonOrText(url: string, opts: RequestOptions, as: 'json' | 'te
       await res.body?.cancel().catch(() => undefined);
       throw new CtError('NETWORK_ERROR', `${url}: HTTP ${res.status}`, { url, status: res.status });
     }
-    return as === 'json' ? await res.json() : await res.text();
+    return as === 'json' ? await readLogJson(res, url) : (await readLogBody(res, url)).toString('utf8');
   } catch (e) {
     if (e instanceof CtError) throw e;
     throw new CtError('NETWORK_ERROR', `${url}: ${(e as Error).message}`, { url }, { cause: e });

@@ -183,7 +183,11 @@ describe('ct verify-bundle (sigstore-conformance protocol) with Rekor v2 DSSE bu
     cert[cert.length - 10] ^= 0x01; // inside the CA's signature: the DER still parses
     certByte.verificationMaterial.certificate!.rawBytes = cert.toString('base64');
 
-    for (const [name, b, code] of [['digest', digestByte, 'LOG_PROOF_INVALID'], ['signature', sigByte, 'INVALID_SIGNATURE'], ['certificate', certByte, 'UNTRUSTED_ROOT']] as const) {
+    // A logged body nested 100,000 deep: refused by the depth limit before the recursive comparison.
+    const deepBody = structuredClone(bundle);
+    deepBody.verificationMaterial.tlogEntries[0].canonicalizedBody = Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`).toString('base64');
+
+    for (const [name, b, code] of [['digest', digestByte, 'LOG_PROOF_INVALID'], ['signature', sigByte, 'INVALID_SIGNATURE'], ['certificate', certByte, 'UNTRUSTED_ROOT'], ['deep body', deepBody, 'LOG_PROOF_INVALID']] as const) {
       const r = await verifyBundle(b, `${name}.json`);
       expect({ name, failed: r.code !== 0, code: /error\[([A-Z_]+)\]/.exec(r.stderr)?.[1] }).toEqual({ name, failed: true, code });
     }

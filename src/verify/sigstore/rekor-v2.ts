@@ -11,6 +11,7 @@
  * is untouched; `dsse` 0.0.2 bodies (SHA-256 of the PAE) keep being accepted, when they name the
  * bundle's signer.
  */
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../core/json.js';
 import { createHash, timingSafeEqual, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Bundle } from '@sigstore/bundle';
 import type { SignedEntity } from '@sigstore/verify';
@@ -114,7 +115,7 @@ export function checkRekorV2Entries(bundle: Bundle, publicKey?: KeyObject): void
   entries.forEach((entry) => {
     let body: unknown;
     try {
-      body = JSON.parse(entry.canonicalizedBody.toString('utf8'));
+      body = parseLoggedBody(entry.canonicalizedBody);
     } catch {
       throw bodyError(`Rekor v2 entry ${entry.logIndex}: the logged body is not JSON`, 'body');
     }
@@ -175,7 +176,7 @@ function checkRekorV2DsseSigners(bundle: Bundle, publicKey: KeyObject | undefine
   for (const entry of entries) {
     let recorded: unknown;
     try {
-      const json = Entry.toJSON(Entry.fromJSON(JSON.parse(entry.canonicalizedBody.toString('utf8')))) as { spec?: { dsseV002?: { signatures?: { verifier?: unknown }[] } } };
+      const json = Entry.toJSON(Entry.fromJSON(parseLoggedBody(entry.canonicalizedBody))) as { spec?: { dsseV002?: { signatures?: { verifier?: unknown }[] } } };
       recorded = json.spec?.dsseV002?.signatures?.map((sg) => sg.verifier);
     } catch {
       throw bodyError(`Rekor v2 entry ${entry.logIndex}: the logged body is not a dsse 0.0.2 entry`, 'body');
@@ -184,4 +185,10 @@ function checkRekorV2DsseSigners(bundle: Bundle, publicKey: KeyObject | undefine
       throw bodyError(`Rekor v2 entry ${entry.logIndex} names another signer than the bundle's ${signer.verifier.kind === 'certificate' ? 'certificate' : 'key'} (${profile.keyDetailsName})`, 'key');
     }
   }
+}
+
+/** A logged body as JSON, within the depth limit: the comparisons above walk it recursively. */
+function parseLoggedBody(bytes: Buffer): unknown {
+  if (jsonDepthExceeds(bytes)) throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
+  return JSON.parse(bytes.toString('utf8'));
 }
