@@ -17,6 +17,26 @@ export interface BundleProfiles {
   capabilities: string[];
   /** The manifest asks for the host network. */
   hostNetwork: boolean;
+  /** The manifest's `[runtime] user`: numeric ids when it gives them; `nonRoot` unless it names root. */
+  user?: ManifestUser;
+  /** The manifest says `read_only_rootfs = true`. */
+  readOnlyRootfs?: boolean;
+}
+
+export interface ManifestUser {
+  /** As written in the manifest (`65534:65534`, `app`, `root`). */
+  spec: string;
+  uid?: number;
+  gid?: number;
+  nonRoot: boolean;
+}
+
+/** `uid[:gid]` gives numbers Kubernetes can set; a name other than root only says "not root". */
+export function manifestUser(user: string): ManifestUser {
+  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(user);
+  if (!m) return { spec: user, nonRoot: user.split(':')[0] !== 'root' };
+  const uid = Number(m[1]);
+  return { spec: user, uid, ...(m[2] !== undefined ? { gid: Number(m[2]) } : {}), nonRoot: uid !== 0 };
 }
 
 export function seccompLocalhostPath(name: string): string {
@@ -31,6 +51,8 @@ export function bundleProfiles(facts: BundleFacts, imageDigest: string): BundleP
     ...(facts.security?.apparmor !== undefined ? { apparmor: name } : {}),
     capabilities: [...new Set(caps)].sort(),
     hostNetwork: facts.runtime?.network === 'host',
+    ...(typeof facts.runtime?.user === 'string' ? { user: manifestUser(facts.runtime.user) } : {}),
+    ...(facts.runtime?.read_only_rootfs === true ? { readOnlyRootfs: true } : {}),
   };
 }
 
@@ -39,9 +61,18 @@ export function k8sCapability(c: string): string {
   return c.toUpperCase().replace(/^CAP_/, '');
 }
 
-/** The container-level fields the mutating webhook sets. */
+/**
+ * The container-level fields the mutating webhook sets: the bundle's profiles, the manifest's
+ * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them) and a
+ * read-only root file system when the manifest asks for one.
+ */
 export function desiredSecurityContext(p: BundleProfiles): Record<string, unknown> {
+  const u = p.user;
   return {
+    ...(u?.uid !== undefined ? { runAsUser: u.uid } : {}),
+    ...(u?.gid !== undefined ? { runAsGroup: u.gid } : {}),
+    ...(u?.nonRoot ? { runAsNonRoot: true } : {}),
+    ...(p.readOnlyRootfs ? { readOnlyRootFilesystem: true } : {}),
     seccompProfile: p.seccomp ? { type: 'Localhost', localhostProfile: seccompLocalhostPath(p.seccomp) } : { type: 'RuntimeDefault' },
     ...(p.apparmor ? { appArmorProfile: { type: 'Localhost', localhostProfile: p.apparmor } } : {}),
   };
@@ -49,18 +80,48 @@ export function desiredSecurityContext(p: BundleProfiles): Record<string, unknow
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * A field in force for a container: its own securityContext's when set, else the pod's
+ * (Kubernetes: "the value specified in SecurityContext takes precedence" for the fields both
+ * have: runAsUser, runAsGroup, runAsNonRoot, seccompProfile, appArmorProfile, …).
+ */
+function effectiveField(c: ContainerRef, pod: Record<string, unknown>, field: string): unknown {
+  const own = c.securityContext?.[field];
+  if (own !== undefined && own !== null) return own;
+  const podSc = pod.securityContext;
+  return isObj(podSc) ? (podSc[field] ?? undefined) : undefined;
+}
+
 /** The profile in force for a container: its own field, else the pod's (Kubernetes' rule). */
 function effective(c: ContainerRef, pod: Record<string, unknown>, field: 'seccompProfile' | 'appArmorProfile'): Record<string, unknown> | undefined {
-  const own = c.securityContext?.[field];
-  if (isObj(own)) return own;
-  const podSc = pod.securityContext;
-  return isObj(podSc) && isObj(podSc[field]) ? (podSc[field] as Record<string, unknown>) : undefined;
+  const v = effectiveField(c, pod, field);
+  return isObj(v) ? v : undefined;
+}
+
+/**
+ * Root where the manifest names a non-root user: runAsUser 0, or no runAsUser and no
+ * runAsNonRoot (the image's USER decides, which the webhook cannot see: fail closed).
+ * readOnlyRootFilesystem exists only on the container.
+ */
+function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
+  const out: string[] = [];
+  if (p.user?.nonRoot) {
+    const uid = effectiveField(c, pod, 'runAsUser');
+    const nonRoot = effectiveField(c, pod, 'runAsNonRoot');
+    const want = `the manifest runs as user ${JSON.stringify(p.user.spec)}`;
+    if (uid !== undefined && (typeof uid !== 'number' || !Number.isInteger(uid) || uid < 0)) out.push(`runAsUser ${JSON.stringify(uid).slice(0, 40)} is not a user id; ${want}`);
+    else if (uid === 0) out.push(`runAsUser: 0 (root); ${want}`);
+    else if (uid === undefined && nonRoot !== true) out.push(`neither runAsNonRoot: true nor a non-zero runAsUser (the image's default user may be root); ${want}`);
+  }
+  if (p.readOnlyRootfs && c.securityContext?.readOnlyRootFilesystem !== true) out.push('readOnlyRootFilesystem must be true (the manifest says read_only_rootfs = true)');
+  return out;
 }
 
 /**
  * Every way this container's security context is weaker than its bundle asks: privileged,
  * capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
- * host namespaces the manifest does not ask for. Empty when none.
+ * root where the manifest names another user, a writable root file system where it asks for a
+ * read-only one, host namespaces the manifest does not ask for. Empty when none.
  */
 export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
   const out: string[] = [];
@@ -84,6 +145,7 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
     const aa = effective(c, pod, 'appArmorProfile');
     if (aa && aa.type !== 'RuntimeDefault') out.push(`appArmorProfile must be RuntimeDefault or unset (the bundle carries no profile), not ${describe(aa)}`);
   }
+  out.push(...weakerUser(c, pod, p));
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
   if (pod.hostPID === true) out.push('hostPID: true');
   if (pod.hostIPC === true) out.push('hostIPC: true');

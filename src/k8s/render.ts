@@ -68,15 +68,9 @@ function seccompSpec(oci: unknown): Obj {
   return spec;
 }
 
-function numericUser(user: string | undefined, warnings: string[]): Obj {
-  if (!user) return {};
-  const m = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (!m) {
-    warnings.push(`[runtime] user ${JSON.stringify(user)} is a name: Kubernetes needs numeric ids, runAsNonRoot is set instead`);
-    return { runAsNonRoot: true };
-  }
-  const uid = Number(m[1]);
-  return { runAsUser: uid, ...(m[2] !== undefined ? { runAsGroup: Number(m[2]) } : {}), ...(uid !== 0 ? { runAsNonRoot: true } : {}) };
+/** Kubernetes needs numeric ids; a user name can only become runAsNonRoot (set by desiredSecurityContext). */
+function userWarning(p: ReturnType<typeof bundleProfiles>, warnings: string[]): void {
+  if (p.user && p.user.uid === undefined && p.user.nonRoot) warnings.push(`[runtime] user ${JSON.stringify(p.user.spec)} is a name: Kubernetes needs numeric ids, runAsNonRoot is set instead`);
 }
 
 function ports(list: string[] | undefined): Obj[] | undefined {
@@ -108,6 +102,7 @@ export function renderK8s(input: RenderInput): Rendered {
     objects.push({ apiVersion: `${SPO_GROUP}/v1alpha1`, kind: 'AppArmorProfile', metadata: { name: profiles.apparmor, labels, annotations }, spec: { abstract: t.abstract } });
   }
   const rt = facts.runtime ?? {};
+  userWarning(profiles, warnings);
   const caps = profiles.capabilities;
   const container: Obj = {
     name: app,
@@ -121,7 +116,6 @@ export function renderK8s(input: RenderInput): Rendered {
       privileged: false,
       readOnlyRootFilesystem: rt.read_only_rootfs === true,
       capabilities: { drop: ['ALL'], ...(caps.length ? { add: caps } : {}) },
-      ...numericUser(typeof rt.user === 'string' ? rt.user : undefined, warnings),
       ...desiredSecurityContext(profiles),
     },
   };

@@ -66,7 +66,7 @@ afterAll(async () => {
 
 const name = (digest: string) => profileNameFor('hello', digest);
 const pinned = (d: string) => `${fx.registry.host}/acme/hello@${d}`;
-const wantSc = (digest: string) => ({ seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
+const wantSc = (digest: string) => ({ runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
 
 /** Posts to /mutate, checks the answer's shape, applies its patch; returns the patched object. */
 async function mutated(object: Obj, env = 'production', opts: Parameters<typeof reviewOf>[1] = {}): Promise<Obj> {
@@ -99,7 +99,8 @@ describe('mutating webhook', () => {
     const p = pod([{ name: 'web', image: fx.tagRef }, { name: 'side', image: fx.refs.v2, securityContext: { runAsUser: 1000 } }], { initContainers: [{ name: 'init', image: `${fx.registry.host}/acme/hello:1.0.0` }] });
     const out = await mutated(p);
     expect(out.spec.containers[0]).toEqual({ name: 'web', image: pinned(fx.digests.v1), securityContext: wantSc(fx.digests.v1) });
-    expect(out.spec.containers[1]).toEqual({ name: 'side', image: fx.refs.v2, securityContext: { runAsUser: 1000, ...wantSc(fx.digests.v2) } });
+    // The pod's own runAsUser 1000 gives way to the manifest's user.
+    expect(out.spec.containers[1]).toEqual({ name: 'side', image: fx.refs.v2, securityContext: wantSc(fx.digests.v2) });
     expect(out.spec.initContainers[0]).toEqual({ name: 'init', image: pinned(fx.digests.v1), securityContext: wantSc(fx.digests.v1) });
     expect(await validateK8s(out)).toEqual([]);
     // The mutated pod passes validation.
@@ -159,6 +160,23 @@ describe('validating webhook', () => {
       ['seccomp', (p) => (p.spec.containers[0].securityContext.seccompProfile = { type: 'Unconfined' }), /seccompProfile must be Localhost operator\/cerro-torre-hello-/],
       ['apparmor', (p) => delete p.spec.containers[0].securityContext.appArmorProfile, /appArmorProfile must be Localhost/],
       ['hostPID', (p) => (p.spec.hostPID = true), /hostPID/],
+      ['root user', (p) => (p.spec.containers[0].securityContext.runAsUser = 0), /runAsUser: 0 \(root\); the manifest runs as user "65534:65534"/],
+      ['pod-level root', (p) => {
+        const sc = p.spec.containers[0].securityContext;
+        delete sc.runAsUser;
+        delete sc.runAsNonRoot;
+        p.spec.securityContext = { runAsUser: 0 };
+      }, /runAsUser: 0 \(root\)/],
+      ['image default user', (p) => {
+        delete p.spec.containers[0].securityContext.runAsUser;
+        delete p.spec.containers[0].securityContext.runAsNonRoot;
+      }, /neither runAsNonRoot: true nor a non-zero runAsUser/],
+      ['container runAsNonRoot false over the pod\'s true', (p) => {
+        delete p.spec.containers[0].securityContext.runAsUser;
+        p.spec.containers[0].securityContext.runAsNonRoot = false;
+        p.spec.securityContext = { runAsNonRoot: true };
+      }, /neither runAsNonRoot: true/],
+      ['writable rootfs', (p) => (p.spec.containers[0].securityContext.readOnlyRootFilesystem = false), /readOnlyRootFilesystem must be true/],
     ];
     for (const [, change, re] of cases) {
       const p = structuredClone(good);
@@ -168,6 +186,17 @@ describe('validating webhook', () => {
       expect(r.status.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\]/);
       expect(r.status.message).toMatch(re);
     }
+    // Pod-level fields count where the container sets none (Kubernetes' precedence), and another
+    // non-root user is not weaker.
+    const podLevel = structuredClone(good);
+    delete podLevel.spec.containers[0].securityContext.runAsUser;
+    delete podLevel.spec.containers[0].securityContext.runAsNonRoot;
+    podLevel.spec.securityContext = { runAsNonRoot: true };
+    expectAllowed(await validated(podLevel));
+    const otherUser = structuredClone(good);
+    otherUser.spec.containers[0].securityContext.runAsUser = 1000;
+    otherUser.spec.securityContext = { runAsUser: 0 };
+    expectAllowed(await validated(otherUser));
     // The manifest's own capability is allowed, in either spelling.
     const p = structuredClone(good);
     p.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['CAP_NET_BIND_SERVICE'] };

@@ -35,7 +35,7 @@ afterAll(async () => {
   await fx?.cleanup();
 });
 
-const sc = (d: string) => ({ seccompProfile: { type: 'Localhost', localhostProfile: `operator/${profileNameFor('hello', d)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: profileNameFor('hello', d) } });
+const sc = (d: string) => ({ runAsUser: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${profileNameFor('hello', d)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: profileNameFor('hello', d) } });
 const post = async (path: string, body: unknown): Promise<{ status: number; json: Obj }> => {
   const r = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as Obj };

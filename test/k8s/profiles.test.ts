@@ -5,7 +5,7 @@
  * permissive profile or one that allows every syscall).
  */
 import { describe, expect, it } from '@jest/globals';
-import { desiredSecurityContext, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
+import { desiredSecurityContext, manifestUser, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
 import type { ContainerRef } from '../../src/k8s/workloads.js';
 
 const none: BundleProfiles = { capabilities: [], hostNetwork: false };
@@ -24,5 +24,45 @@ describe('a bundle without profiles', () => {
     const aa = { type: 'Localhost', localhostProfile: 'unconfined-ish' };
     expect(weakerThanBundle(container({ seccompProfile: { type: 'RuntimeDefault' }, appArmorProfile: aa }), {}, none)).toEqual([expect.stringMatching(/^appArmorProfile must be RuntimeDefault or unset \(the bundle carries no profile\), not Localhost unconfined-ish/)]);
     expect(weakerThanBundle(container({ seccompProfile: { type: 'RuntimeDefault' }, appArmorProfile: { type: 'Unconfined' } }), {}, none)).toHaveLength(1);
+  });
+});
+
+describe('the manifest\'s user and read-only root file system', () => {
+  const rt = (user: string, readOnlyRootfs = false): BundleProfiles => ({ ...none, user: manifestUser(user), ...(readOnlyRootfs ? { readOnlyRootfs } : {}) });
+  const base = { seccompProfile: { type: 'RuntimeDefault' } };
+
+  it('reads uid[:gid], names and root', () => {
+    expect(manifestUser('65534:65534')).toEqual({ spec: '65534:65534', uid: 65534, gid: 65534, nonRoot: true });
+    expect(manifestUser('0')).toEqual({ spec: '0', uid: 0, nonRoot: false });
+    expect(manifestUser('app')).toEqual({ spec: 'app', nonRoot: true });
+    expect(manifestUser('root:wheel')).toEqual({ spec: 'root:wheel', nonRoot: false });
+  });
+
+  it('mutation sets what validation asks; a name becomes runAsNonRoot only', () => {
+    expect(desiredSecurityContext(rt('1000:2000', true))).toMatchObject({ runAsUser: 1000, runAsGroup: 2000, runAsNonRoot: true, readOnlyRootFilesystem: true });
+    const named = desiredSecurityContext(rt('app'));
+    expect(named).toMatchObject({ runAsNonRoot: true });
+    expect(named).not.toHaveProperty('runAsUser');
+    expect(named).not.toHaveProperty('readOnlyRootFilesystem');
+    for (const u of ['1000:2000', 'app']) expect(weakerThanBundle(container(desiredSecurityContext(rt(u, true))), {}, rt(u, true))).toEqual([]);
+  });
+
+  it('container fields win over the pod\'s; unset falls back to the pod; nothing set is refused', () => {
+    const p = rt('app');
+    expect(weakerThanBundle(container(base), { securityContext: { runAsNonRoot: true } }, p)).toEqual([]);
+    expect(weakerThanBundle(container(base), { securityContext: { runAsUser: 0 } }, p)).toEqual([expect.stringMatching(/^runAsUser: 0 \(root\)/)]);
+    expect(weakerThanBundle(container({ ...base, runAsUser: 1000 }), { securityContext: { runAsUser: 0 } }, p)).toEqual([]);
+    expect(weakerThanBundle(container({ ...base, runAsUser: 0 }), { securityContext: { runAsUser: 1000, runAsNonRoot: true } }, p)).toHaveLength(1);
+    expect(weakerThanBundle(container({ ...base, runAsNonRoot: false }), { securityContext: { runAsNonRoot: true } }, p)).toEqual([expect.stringMatching(/^neither runAsNonRoot/)]);
+    expect(weakerThanBundle(container(base), {}, p)).toHaveLength(1);
+    expect(weakerThanBundle(container({ ...base, runAsUser: '0' }), {}, p)).toEqual([expect.stringMatching(/is not a user id/)]);
+  });
+
+  it('a root or absent manifest user asks nothing; read-only is the container\'s field only', () => {
+    expect(weakerThanBundle(container({ ...base, runAsUser: 0 }), {}, rt('0'))).toEqual([]);
+    expect(weakerThanBundle(container({ ...base, runAsUser: 0 }), {}, none)).toEqual([]);
+    const ro = rt('0', true);
+    expect(weakerThanBundle(container(base), { securityContext: { readOnlyRootFilesystem: true } }, ro)).toEqual([expect.stringMatching(/^readOnlyRootFilesystem must be true/)]);
+    expect(weakerThanBundle(container({ ...base, readOnlyRootFilesystem: true }), {}, ro)).toEqual([]);
   });
 });
