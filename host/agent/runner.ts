@@ -255,6 +255,9 @@ export class LocalRunner implements AssignmentRunner {
       return refused('ENVIRONMENT_MISMATCH', `this host serves ${this.opts.environment}, the assignment is for ${a.environment}`);
     }
     const id = this.containerId(a);
+    // What runs now is asked of runc (a child process) while the bundle is hashed and verified;
+    // it decides nothing before the checks below have passed.
+    const running = this.opts.runtime.state(id).catch(() => undefined);
     let archive: CtpArchive;
     try {
       archive = await openCtpToVerify(ctpPath);
@@ -293,7 +296,7 @@ export class LocalRunner implements AssignmentRunner {
     // the same image must be refused, not reported running (a server retrying after a crash still
     // gets `running` without a restart, after this re-verification). And it must be this very
     // bundle: another one of the same image may carry other security files or runtime settings.
-    const existing = await this.opts.runtime.state(id).catch(() => undefined);
+    const existing = await running;
     if (existing?.status === 'running' && existing.imageDigest === a.imageDigest && (await this.runningBundle(id)) === `${archive.bundleDigest}${portsKey(ports)}`) {
       return { state: 'running' };
     }

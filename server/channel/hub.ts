@@ -48,12 +48,19 @@ interface Waiter {
  * the host authenticated by the key it enrolled with. Assignments carry a generation taken from
  * the database so that it only ever increases, across restarts and replicas.
  */
+/** A live channel's `last_seen` is written at most this often (readers judge freshness over 90 s). */
+const LAST_SEEN_EVERY_MS = 10_000;
+
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly waiters = new Set<Waiter>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
   private readonly actionWaiters = new Map<string, (m: Extract<HostMessage, { type: 'action' }>) => void>();
   private wss?: WebSocketServer;
+  /** When each host's `last_seen` was last written (it is written at most every LAST_SEEN_EVERY_MS). */
+  private readonly seenWritten = new Map<string, number>();
+  /** Assignments waiting for their generation: written together, in one transaction (a fan-out to a fleet). */
+  private pendingAssign: { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }[] = [];
 
   constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {}
 
@@ -137,7 +144,7 @@ export class HostHub {
   }
 
   private async onMessage(hostId: string, msg: HostMessage): Promise<void> {
-    await this.ctx.db.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [Date.now(), hostId]);
+    if (msg.type !== 'containers') await this.touch(hostId);
     if (msg.type === 'status') {
       publish(this.ctx, 'host.status', { hostId, ...msg });
       for (const w of this.waiters) {
@@ -152,7 +159,9 @@ export class HostHub {
       this.actionWaiters.get(`${hostId}/${msg.requestId}`)?.(msg);
     } else if (msg.type === 'containers') {
       if (!validInventory(msg.containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
-      await this.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [JSON.stringify(msg.containers), hostId]);
+      const now = Date.now();
+      this.seenWritten.set(hostId, now);
+      await this.ctx.db.run('UPDATE hosts SET containers = ?, last_seen = ? WHERE id = ?', [JSON.stringify(msg.containers), now, hostId]);
     } else if (msg.type === 'event') {
       publish(this.ctx, 'host.alert', { hostId, ...msg });
       await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
@@ -214,12 +223,50 @@ export class HostHub {
   }
 
   /** Sends an assignment with the host's next generation; resolves with the host's final status. */
+  /**
+   * `last_seen` says a host's channel is alive (replica freshness: 90 s; promotion health): it is
+   * written at most every few seconds, not at every message (a fleet answering a deploy sent one
+   * write per host and message).
+   */
+  private async touch(hostId: string): Promise<void> {
+    const now = Date.now();
+    if (now - (this.seenWritten.get(hostId) ?? 0) < LAST_SEEN_EVERY_MS) return;
+    this.seenWritten.set(hostId, now);
+    await this.ctx.db.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [now, hostId]);
+  }
+
+  /** The next generation of a host, with the bundle recorded as assigned to it; batched (see flushAssign). */
+  private nextGeneration(hostId: string, bundleDigest: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.pendingAssign.push({ hostId, bundleDigest, resolve, reject });
+      if (this.pendingAssign.length === 1) setImmediate(() => void this.flushAssign());
+    });
+  }
+
+  /** One transaction for every assignment made in the same turn (a deploy's fan-out to its hosts). */
+  private async flushAssign(): Promise<void> {
+    const batch = this.pendingAssign;
+    this.pendingAssign = [];
+    try {
+      const generations = await this.ctx.db.tx(async (t) => {
+        const out: (number | undefined)[] = [];
+        for (const b of batch) {
+          await t.run('INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [b.hostId, b.bundleDigest, Date.now()]);
+          const [row] = await t.query<{ generation: number }>('UPDATE hosts SET generation = generation + 1 WHERE id = ? RETURNING generation', [b.hostId]);
+          out.push(row ? Number(row.generation) : undefined);
+        }
+        return out;
+      });
+      batch.forEach((b, i) => (generations[i] === undefined ? b.reject(new Error(`host ${b.hostId} is not enrolled`)) : b.resolve(generations[i]!)));
+    } catch (e) {
+      for (const b of batch) b.reject(e as Error);
+    }
+  }
+
   async assign(hostId: string, a: Omit<Assignment, 'generation'>, timeoutMs: number): Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }> {
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
-    await this.ctx.db.run('INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [hostId, a.bundleDigest, Date.now()]);
-    const rows = await this.ctx.db.query<{ generation: number }>('UPDATE hosts SET generation = generation + 1 WHERE id = ? RETURNING generation', [hostId]);
-    const generation = Number(rows[0].generation);
+    const generation = await this.nextGeneration(hostId, a.bundleDigest);
     const final = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped', 'suspended']);
     const result = new Promise<StatusMsg | { type: 'timeout' }>((resolve) => {
       const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && final.has(s.state), resolve };

@@ -93,7 +93,11 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   let desired: () => Promise<DesiredState> = async () => ({ apps: [], promotions: [] });
   const promoter = new Promoter(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey });
   const pipeline = new DeployPipeline(ctx, steps, notifiersFor(ctx.config, ctx.db), target, (row) => promoter.succeeded(row));
-  ctx.queue.on('deploy', (job) => pipeline.handle(job));
+  // A deploy is judged by the policies of the reconcile that made it: it waits for that reload.
+  ctx.queue.on('deploy', async (job) => {
+    await policyChain;
+    return pipeline.handle(job);
+  });
   ctx.queue.on('promotion', (job) => promoter.handle(job));
 
   let poll: NodeJS.Timeout | undefined;
@@ -112,8 +116,11 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     });
     desired = () => reconciler.appliedState();
     ctx.queue.on('reconcile', async (job) => {
-      await reloadPolicies();
+      // The policies reload while the desired state is read (each may be a git read): the deploys
+      // this reconcile enqueues wait for the reload (above) before they judge anything.
+      const reloading = reloadPolicies();
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
+      await reloading;
       return r.outcome === 'error' ? { state: 'retry', error: r.message } : { state: 'done', result: r };
     });
     // Every trigger (a push, a workflow run of any repository, the poll) reconciles the one
