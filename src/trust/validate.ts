@@ -141,7 +141,9 @@ function checkMeaning(store: TrustStore): TrustStoreIssue[] {
 
   for (const [name, g] of Object.entries(store.thresholds ?? {})) {
     const at = (field: string, ...rest: (string | number)[]): string => pointer('thresholds', name, field, ...rest);
-    const roleIds = store.keys[name] ? new Set(store.keys[name].map((k) => k.id)) : undefined;
+    // Own roles only: a group named __proto__ or constructor has no role of that name (it found
+    // Object.prototype here and threw a TypeError).
+    const roleIds = Object.hasOwn(store.keys, name) ? new Set(store.keys[name].map((k) => k.id)) : undefined;
     const members = new Set<string>();
     g.members.forEach((m, i) => {
       if (members.has(m)) add(at('members', i), `member ${m} is listed twice`);

@@ -87,6 +87,14 @@ describe('ids such as __proto__ are unknown ids (finding 13.8)', () => {
     expect(keysInRole(store(), 'constructor')).toEqual([]);
   });
 
+  it('a threshold group named __proto__ or constructor is an unknown role, not a TypeError (found by test/trust/fuzz.test.ts)', () => {
+    const k = testKey();
+    for (const id of ['__proto__', 'constructor']) {
+      const text = JSON.stringify(store({ keys: { builders: [entry(k)] } })).replace('"thresholds":{', `"thresholds":{"${id}":${JSON.stringify(group([k], 1))}`);
+      expect(Object.keys(parseTrustStore(text).thresholds ?? {})).toEqual([id]);
+    }
+  });
+
   it('a log literally named __proto__ in the file is kept as that log', () => {
     const text = JSON.stringify(store()).replace('"log-a"', '"__proto__"');
     const s = parseTrustStore(text);
