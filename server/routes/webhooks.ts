@@ -1,7 +1,6 @@
 import { jsonDepthExceeds } from '../../src/core/json.js';
 import express, { Router, type Request, type Response } from 'express';
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { verify as verifyGithubSignature } from '@octokit/webhooks-methods';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { ServerContext } from '../context.js';
 import { sendError } from '../http-error.js';
 
@@ -23,6 +22,17 @@ function equalConstantTime(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
   const hb = createHash('sha256').update(b).digest();
   return timingSafeEqual(ha, hb);
+}
+
+/**
+ * GitHub's HMAC-SHA256 over the bytes as they arrived. (@octokit/webhooks-methods' verify takes
+ * the payload as a string: a body that is not UTF-8 was decoded with U+FFFD before hashing, so a
+ * correctly signed delivery was refused as forged, and two byte strings decoding alike verified
+ * under one signature.)
+ */
+function githubSignatureMatches(secret: string, body: Buffer, signature: string): boolean {
+  const expected = createHmac('sha256', secret).update(body).digest();
+  return timingSafeEqual(expected, Buffer.from(signature.slice('sha256='.length), 'hex'));
 }
 
 function parseJson(buf: Buffer): Record<string, unknown> | null {
@@ -83,7 +93,7 @@ export function webhookRoutes(ctx: ServerContext): Router {
     if (!signature || !/^sha256=[0-9a-f]{64}$/.test(signature)) return sendError(res, 401, 'BAD_SIGNATURE', 'missing or malformed X-Hub-Signature-256');
     let valid = false;
     // Secret rotation: any configured secret may have signed it.
-    for (const s of secrets) if (await verifyGithubSignature(s, body.toString('utf8'), signature).catch(() => false)) valid = true;
+    for (const s of secrets) if (githubSignatureMatches(s, body, signature)) valid = true;
     if (!valid) {
       ctx.metrics.webhooks.inc({ source: 'github', outcome: 'forged' });
       return sendError(res, 401, 'BAD_SIGNATURE', 'X-Hub-Signature-256 does not match any configured secret');
@@ -115,7 +125,8 @@ export function webhookRoutes(ctx: ServerContext): Router {
     if (!/^[\w-]{1,100}$/.test(delivery)) return sendError(res, 400, 'BAD_REQUEST', 'missing or malformed X-Gitlab-Event-UUID');
     const payload = parseJson(Buffer.isBuffer(req.body) ? (req.body as Buffer) : Buffer.alloc(0));
     if (!payload) return sendError(res, 400, 'JSON_INVALID', 'payload is not a JSON object');
-    const event = GITLAB_EVENTS[kind];
+    // Own entries only: an X-Gitlab-Event of `constructor` or `hasOwnProperty` found a function here (500).
+    const event = Object.hasOwn(GITLAB_EVENTS, kind) ? GITLAB_EVENTS[kind] : undefined;
     if (!event) return void res.status(202).json({ status: 'ignored', event: kind });
     const project = payload.project as Record<string, unknown> | undefined;
     const repo = str(project?.path_with_namespace);

@@ -80,6 +80,16 @@ describe('webhooks', () => {
     expect(r3.status).toBe(400);
   });
 
+  it('a correctly signed body that is not UTF-8 is judged on its bytes (400 JSON_INVALID, not a forgery); a GitLab event named constructor is ignored, not a 500 (found by webhook-fuzz)', async () => {
+    const raw = Buffer.from([0x7b, 0x80, 0x7d]);
+    const r1 = await fetch(`${server.url}/webhooks/github`, { method: 'POST', body: raw, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', NEW).update(raw).digest('hex')}` } });
+    expect({ status: r1.status, code: ((await r1.json()) as { error: { code: string } }).error.code }).toEqual({ status: 400, code: 'JSON_INVALID' });
+    for (const event of ['constructor', 'hasOwnProperty', '__proto__']) {
+      const r2 = await fetch(`${server.url}/webhooks/gitlab`, { method: 'POST', body: push, headers: { 'x-gitlab-token': 'gl-token', 'x-gitlab-event': event, 'x-gitlab-event-uuid': randomUUID(), 'content-type': 'application/json' } });
+      expect({ event, status: r2.status }).toEqual({ event, status: 202 });
+    }
+  });
+
   it('checks the GitLab token in constant time and handles push events', async () => {
     const body = JSON.stringify({ ref: 'refs/heads/main', checkout_sha: 'c'.repeat(40), project: { path_with_namespace: 'grp/desired' } });
     const post = (token: string, uuid = randomUUID()) =>
