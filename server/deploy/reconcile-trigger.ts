@@ -50,12 +50,10 @@ export async function enqueueReconcile(queue: JobQueue, t: ReconcileTrigger, opt
   const now = opts.now ?? Date.now();
   const recent = await queue.newest(serialKey, limit.burst + 1);
   const [latest] = recent;
-  if (latest?.state === 'queued') {
-    // Not started yet, so it reads the branch after this trigger: join it. A retry waiting for
-    // its backoff is brought forward, as far as the limit allows, by a new push.
-    await queue.advance(latest.id, allowedAt(recent.slice(1), limit, now));
-    return { id: latest.id, created: false };
-  }
+  // Not started yet, so it reads the branch after this trigger: join it. (A reconcile waiting for
+  // a retry after a failure is joined too: bringing it forward at every push would let a flood
+  // of pushes retry a failing remote without bound.)
+  if (latest?.state === 'queued') return { id: latest.id, created: false };
   const seq = (latest ? Number(latest.dedupeKey.slice(latest.dedupeKey.lastIndexOf('#') + 1)) || 0 : 0) + 1;
   const dedupeKey = `${serialKey}#${String(seq).padStart(SEQ_DIGITS, '0')}`;
   // On a conflict another trigger made this job a moment ago (after this one arrived): shared.

@@ -90,16 +90,6 @@ export class JobQueue {
     return rows.map((r) => ({ id: r.id, dedupeKey: r.dedupe_key, state: r.state, runAt: Number(r.run_at) }));
   }
 
-  /** Moves a queued job's start forward to `runAt` (never later); true when it moved. */
-  async advance(id: string, runAt: number): Promise<boolean> {
-    const res = await this.db.run(`UPDATE jobs SET run_at = ?, updated_at = ? WHERE id = ? AND state = 'queued' AND run_at > ?`, [runAt, Date.now(), id, runAt]);
-    if (res.changes > 0) {
-      await this.db.notify(CHANNEL);
-      this.wakeAt(runAt);
-    }
-    return res.changes > 0;
-  }
-
   /** A job due later than now: this worker looks again when it is due, not at its next poll. */
   private wakeAt(runAt: number): void {
     const delay = runAt - Date.now();
