@@ -126,4 +126,15 @@ describe('entries over all layers', () => {
     await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(LAYER_LIMITS.maxEntries).toBe(250_000);
   });
+
+  it('the total unpacked size counts every layer together and is refused before the bytes are written (no rootfs left)', async () => {
+    const a = await openCtp(good);
+    const out = join(tmp, 'rootfs-bytes');
+    const e = await failure(applyLayers(a, out, { limits: { maxTotalBytes: 64 * 1024 } }));
+    expect(e).toMatchObject({ code: 'TAR_LIMIT_EXCEEDED', details: { limit: 'maxTotalBytes' } });
+    await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
+    // The same bundle within the default limits unpacks.
+    await applyLayers(await openCtp(good), join(tmp, 'rootfs-ok'));
+    expect((await stat(join(tmp, 'rootfs-ok', 'bin', 'busybox'))).isFile()).toBe(true);
+  });
 });

@@ -4,11 +4,13 @@
  * CtError-derived rejection may come out, and every rejection carries a code.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import fc from 'fast-check';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { verifyVcsBundle } from '../../src/verify/vcs/verify-bundle.js';
 import { openCtp } from '../../src/bundle/read.js';
+import { rewriteCtp } from '../../src/bundle/write.js';
 import { CODES } from '../../src/core/codes.js';
 import type { VerificationReport } from '../../src/verify/report.js';
 import { makeKey, makeStore, MemLog, trustOf } from './fixtures.js';
@@ -104,5 +106,41 @@ describe('fuzz (seeded)', () => {
       }
     }
     expect(failures).toEqual([]);
+  }, 60_000);
+
+  it('unsigned bytes under attestations/ (#13 finding 5): a key bundle.json does not define at any object, or a file no verifier reads, is refused', async () => {
+    const doc = JSON.parse(bundleJson.toString('utf8')) as unknown;
+    const objects: string[] = []; // JSON pointers of every object in bundle.json
+    const walk = (v: unknown, at: string): void => {
+      if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}/${i}`));
+      else if (v && typeof v === 'object') {
+        objects.push(at);
+        for (const [k, x] of Object.entries(v)) walk(x, `${at}/${k}`);
+      }
+    };
+    walk(doc, '');
+    const name = fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'note', 'Signatures', 'payloadtype'), fc.string({ minLength: 1, maxLength: 10 }));
+    let i = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(
+        fc.record({ kind: fc.constant('key' as const), at: fc.constantFrom(...objects), key: name, value: fc.jsonValue({ maxDepth: 2 }) }),
+        fc.record({ kind: fc.constant('file' as const), file: fc.stringMatching(/^[a-z0-9._-]{1,12}$/).filter((f) => f !== 'bundle.json' && f !== 'vcs-log-entries.json' && f !== '.' && f !== '..'), data: fc.string({ maxLength: 40 }) }),
+      ), async (m) => {
+        const out = join(tmp.dir, `att-${i++}.ctp`);
+        if (m.kind === 'key') {
+          // Inserted as text, so that __proto__ is an own key of the file as an attacker writes it.
+          const target = m.at.split('/').slice(1).reduce<any>((o, p) => o[p], doc); // eslint-disable-line @typescript-eslint/no-explicit-any
+          const known = Object.keys(target).includes(m.key);
+          const text = JSON.stringify(doc).replace(JSON.stringify(target), JSON.stringify(target).replace(/^\{/, `{${JSON.stringify(m.key)}:${JSON.stringify(m.value ?? null)},`));
+          if (known) return; // a duplicate key is another class (JSON.parse keeps the last)
+          await rewriteCtp(join(tmp.dir, 's.ctp'), out, { add: { 'attestations/bundle.json': Buffer.from(text) } });
+        } else {
+          await rewriteCtp(join(tmp.dir, 's.ctp'), out, { add: { [`attestations/${m.file}`]: Buffer.from(m.data) } });
+        }
+        const r = await verifyCtp(await readFile(out), { trust });
+        expect({ m, decision: r.decision, code: r.code }).toEqual({ m, decision: 'REJECT', code: m.kind === 'key' ? 'MALFORMED_BUNDLE' : m.file.endsWith('.sigstore.json') ? 'MALFORMED_BUNDLE' : 'UNSIGNED_CONTENT' });
+      }),
+      { seed: 0x13_0005, numRuns: 120 },
+    );
   }, 60_000);
 });
