@@ -50,9 +50,11 @@ export interface LocalRunnerOptions {
   verificationCache?: VerificationCache;
   /**
    * A zero-loss replace (host/lifecycle/side-by-side.ts) waits this long between moving the ports
-   * to the new container and SIGTERM to the old one, for requests in flight. Default 500 ms.
+   * to the new container and SIGTERM to the old one, for requests in flight, and then until the
+   * connections the old one had are over (conntrack), at most maxDrainMs. Defaults 500 ms, 10 s.
    */
   drainMs?: number;
+  maxDrainMs?: number;
 }
 
 type Outcome = { state: ContainerState; code?: string; message?: string; exitCode?: number | null };
@@ -382,7 +384,7 @@ export class LocalRunner implements AssignmentRunner {
       result = await replaceSideBySide({
         runtime: this.opts.runtime, network, id, candidate, config: plan.config, create: { appName: a.app, imageDigest: a.imageDigest },
         attach: { environment: a.environment, app: a.app, egress: o.grants.network?.egress ?? 'none' }, ports: o.ports, healthcheck: lifecycle.healthcheck,
-        drainMs: this.opts.drainMs ?? 500, graceMs: grace === undefined ? 10_000 : grace * 1000,
+        drainMs: this.opts.drainMs ?? 500, maxDrainMs: this.opts.maxDrainMs ?? 10_000, graceMs: grace === undefined ? 10_000 : grace * 1000,
       });
     } catch (e) {
       result = { state: 'not-started', error: e };

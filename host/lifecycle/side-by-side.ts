@@ -5,6 +5,7 @@ import type { OciConfig } from '../enforce/types.js';
 import type { AttachRequest, NetworkManager, PublishedPort } from '../network/index.js';
 import { attachNetwork } from '../agent/network-hook.js';
 import { waitHealthy } from '../health/gate.js';
+import { drain } from './drain.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 
@@ -41,8 +42,10 @@ export interface SideBySide {
   /** The ports the app publishes from now on (they move from the old container to the new one at the switch). */
   ports: readonly PublishedPort[];
   healthcheck?: HealthcheckSpec;
-  /** Time between the port switch and SIGTERM to the old container (requests in flight end). */
+  /** Least time between the port switch and SIGTERM to the old container (requests in flight end). */
   drainMs: number;
+  /** Most time to wait for the old container's live connections (conntrack) to end (drain.ts). */
+  maxDrainMs: number;
   /** The old container's grace period between SIGTERM and SIGKILL. */
   graceMs: number;
 }
@@ -99,7 +102,8 @@ export async function replaceSideBySide(o: SideBySide): Promise<SideBySideResult
     await discardCandidate(runtime, network, o.candidate).catch(() => undefined);
     return { state: 'not-started', error };
   }
-  await new Promise((r) => setTimeout(r, o.drainMs));
+  const oldAddress = network.attachment(old.runcId)?.address;
+  if (oldAddress) await drain(oldAddress, { minMs: o.drainMs, maxMs: Math.max(o.drainMs, o.maxDrainMs) });
   return { state: 'switched', rec: await retire(runtime, network, o.id, o.candidate, o.graceMs) };
 }
 
