@@ -48,6 +48,8 @@ export interface SideBySide {
   maxDrainMs: number;
   /** The old container's grace period between SIGTERM and SIGKILL. */
   graceMs: number;
+  /** Called once the ports have moved (tests catch the moment to kill the agent). */
+  onSwitched?: () => void;
 }
 
 export type SideBySideResult =
@@ -102,6 +104,7 @@ export async function replaceSideBySide(o: SideBySide): Promise<SideBySideResult
     await discardCandidate(runtime, network, o.candidate).catch(() => undefined);
     return { state: 'not-started', error };
   }
+  o.onSwitched?.();
   const oldAddress = network.attachment(old.runcId)?.address;
   if (oldAddress) await drain(oldAddress, { minMs: o.drainMs, maxMs: Math.max(o.drainMs, o.maxDrainMs) });
   return { state: 'switched', rec: await retire(runtime, network, o.id, o.candidate, o.graceMs) };
