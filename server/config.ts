@@ -79,7 +79,14 @@ export interface ServerConfig {
   localHost: boolean;
   maxBodyBytes: number;
   /** Kubernetes admission webhooks under `/admission/` (docs/kubernetes.md), fed by this server's verifications. */
-  admission?: { enabled?: boolean; environments?: string[]; timeoutMs?: number; ttlSeconds?: number };
+  admission?: {
+    enabled?: boolean;
+    environments?: string[];
+    timeoutMs?: number;
+    ttlSeconds?: number;
+    /** Bearer tokens the callers of `/admission/` must present (one per line; the API server's kubeconfig `token`). */
+    tokenFile?: string;
+  };
   /** `/mcp` for agents: on by default; `readOnly` hides the tools that change what runs. */
   mcp?: { enabled?: boolean; readOnly?: boolean };
   /** Bounds of `GET /api/v1/hosts/{id}/logs?follow=1` (server/logs/follow.ts): per principal, per host, duration. */

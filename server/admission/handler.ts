@@ -45,6 +45,8 @@ export interface AdmissionHandlerOptions {
   /** AdmissionReview bodies larger than this are refused (default 3 MiB, the API server's own object limit). */
   maxBodyBytes?: number;
   log?: Logger;
+  /** Merged into the `GET /healthz` answer (what is loaded, reload errors). */
+  health?: () => Record<string, unknown>;
   /** Called for every decision of a request that is not a dry run. */
   onDecision?: (r: AdmissionDecisionRecord) => void;
 }
@@ -66,7 +68,7 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admission');
-    if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok', ...o.health?.() });
     const m = /^\/(mutate|validate)\/([^/]+)$/.exec(url.pathname);
     if (!m) return send(res, 404, { error: 'no such webhook: POST /mutate/<environment> or /validate/<environment>' });
     const webhook = m[1] as 'mutate' | 'validate';

@@ -1,18 +1,16 @@
 /**
- * `ct admission serve`: the admission webhooks on their own HTTPS server, with the trust store,
- * the policy directories (reloaded periodically: a broken reload keeps the previous set) and the
- * registry allow-list given on the command line. src/cli loads this file by path at run time.
+ * `ct admission serve`: the admission webhooks on their own HTTPS server, with the trust store
+ * and the policy directories (reloaded when they change, reload.ts: a broken file keeps the
+ * previous one in force) and the registry allow-list given on the command line. src/cli loads this file by path at run time.
  */
 import pino from 'pino';
-import { loadTrustStore, trustStoreDigest } from '../../src/trust/store.js';
-import { loadTrustedRootFile } from '../../src/verify/sigstore/trusted-root.js';
-import type { TrustMaterial } from '../../src/verify/report.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { AdmissionJudge } from '../../src/k8s/verdicts.js';
 import type { ClientOptions } from '../../src/oci/client.js';
 import { CtError } from '../../src/core/errors.js';
 import { admissionHandler, type AdmissionDecisionRecord } from './handler.js';
 import { startTlsServer, type RunningTlsServer } from './tls-server.js';
+import { FileWatch, TrustReloader, policyReloader, type ReloadState } from './reload.js';
 
 export interface AdmissionServeOptions {
   host: string;
@@ -28,6 +26,8 @@ export interface AdmissionServeOptions {
   timeoutMs?: number;
   ttlSeconds?: number;
   policyReloadSeconds?: number;
+  /** How often the trust store and trusted root are stat'ed for changes (ms, default 5000; directories are also watched). */
+  trustReloadMs?: number;
   certReloadMs?: number;
   /** The nodes' kernels enforce AppArmor (policies requiring AppArmor can then pass). */
   nodesAppArmor?: boolean;
@@ -43,21 +43,28 @@ interface Io {
 export interface RunningAdmission extends RunningTlsServer {
   judge: AdmissionJudge;
   policies: PolicyStore;
+  /** What is in force and how reloads went (also in `GET /healthz`). */
+  reloads: { trust: ReloadState; policies: ReloadState };
 }
 
 export async function startAdmission(o: AdmissionServeOptions, log = pino({ level: process.env.LOG_LEVEL ?? 'info' })): Promise<RunningAdmission> {
-  const store = await loadTrustStore(o.trustStore);
-  const root = o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined;
-  const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) };
+  const trust = new TrustReloader({ trustStore: o.trustStore, ...(o.trustedRoot ? { trustedRoot: o.trustedRoot } : {}) }, log);
+  await trust.reload();
+  // Nothing valid at start: refuse to start (an operator sees it at once; the API server, with
+  // failurePolicy Fail, denies meanwhile). Later failures keep what is in force.
+  if (!trust.get()) throw new CtError((trust.state.lastError?.code ?? 'TRUST_STORE_INVALID') as never, `trust store failed to load: ${trust.state.lastError?.message ?? 'unknown error'}`, {});
   const policies = new PolicyStore(o.policies);
   const loaded = await policies.reload();
   if (!loaded.ok) throw new CtError('POLICY_INVALID', `policies failed to load: ${loaded.error?.message ?? 'unknown error'}`, { issues: loaded.issues.slice(0, 20) });
-  const judge = new AdmissionJudge({ trust: () => trust, policies: () => policies.current, registry: o.registry, ...(o.nodesAppArmor ? { nodes: { apparmor: { present: true, enforcing: true } } } : {}), ...(o.ttlSeconds ? { ttlMs: o.ttlSeconds * 1000 } : {}) });
+  const policy = policyReloader(policies, log);
+  await policy.reload();
+  const judge = new AdmissionJudge({ trust: () => trust.get(), policies: () => policies.current, registry: o.registry, ...(o.nodesAppArmor ? { nodes: { apparmor: { present: true, enforcing: true } } } : {}), ...(o.ttlSeconds ? { ttlMs: o.ttlSeconds * 1000 } : {}) });
   const handler = admissionHandler({
     judge,
     ...(o.environments ? { environments: o.environments } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     log,
+    health: () => ({ trust: trust.state, policies: policy.state }),
     onDecision: (r) => {
       log.info({ decision: r }, 'admission decision recorded');
       o.onDecision?.(r);
@@ -65,14 +72,21 @@ export async function startAdmission(o: AdmissionServeOptions, log = pino({ leve
   });
   const server = await startTlsServer({ host: o.host, port: o.port, certFile: o.certFile, keyFile: o.keyFile, ...(o.clientCaFile ? { clientCaFile: o.clientCaFile } : {}), reloadIntervalMs: o.certReloadMs, log }, handler);
   const every = Math.max(5, o.policyReloadSeconds ?? 60) * 1000;
-  const timer = setInterval(() => void policies.reload().then((r) => !r.ok && log.error({ error: r.error }, 'policy reload failed: keeping the previous set')), every);
+  const timer = setInterval(() => void policy.reload(), every);
   timer.unref();
+  const trustFiles = [o.trustStore, ...(o.trustedRoot ? [o.trustedRoot] : [])];
+  const watches = [
+    FileWatch.forFiles(trustFiles, o.trustReloadMs ?? 5000, () => void trust.reload(), log),
+    new FileWatch(o.policies, o.policies, o.trustReloadMs ?? 5000, () => void policy.reload(), log),
+  ];
   return {
     ...server,
     judge,
     policies,
+    reloads: { trust: trust.state, policies: policy.state },
     async close() {
       clearInterval(timer);
+      for (const w of watches) w.close();
       await server.close();
     },
   };

@@ -3,7 +3,8 @@
  * `/admission/mutate/<environment>`, `/admission/validate/<environment>`. They judge with the
  * server's own trust store, policies and registry allow-list, and every bundle the server
  * verifies for a deploy is handed to their cache (`learn`), so admitting what GitOps deployed
- * needs no fetch. TLS is the deploy server's front's (the API server calls HTTPS only).
+ * needs no fetch. TLS is the deploy server's front's (the API server calls HTTPS only); with
+ * `admission.tokenFile`, callers must present one of its bearer tokens (caller-auth.ts).
  */
 import { Router } from 'express';
 import type { PolicyStore } from '../../src/policy/store.js';
@@ -11,9 +12,12 @@ import type { TrustMaterial } from '../../src/verify/report.js';
 import { AdmissionJudge, type VerifiedImage } from '../../src/k8s/verdicts.js';
 import type { ServerContext } from '../context.js';
 import { admissionHandler } from './handler.js';
+import { bearerTokenCheck } from './caller-auth.js';
 
-export function admissionExtension(ctx: ServerContext, trust: () => TrustMaterial | undefined, policies: PolicyStore): { router: Router; learn: (v: VerifiedImage) => void; judge: AdmissionJudge } {
+export function admissionExtension(ctx: ServerContext, trust: () => TrustMaterial | undefined, policies: PolicyStore): { router: Router; learn: (v: VerifiedImage) => void; judge: AdmissionJudge; close(): void } {
   const cfg = ctx.config.admission ?? {};
+  // Read before anything is served: a token file that does not load stops the server (fail closed).
+  const callers = cfg.tokenFile ? bearerTokenCheck(cfg.tokenFile, ctx.log) : undefined;
   const judge = new AdmissionJudge({
     trust,
     policies: () => policies.current,
@@ -27,11 +31,20 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
     ...(cfg.timeoutMs ? { timeoutMs: cfg.timeoutMs } : {}),
   });
   const router = Router();
-  // Mounted before any body parser: the handler reads and bounds the body itself.
-  router.use('/admission', (req, res) => handler(req, res));
+  // Mounted before any body parser: the handler reads and bounds the body itself, after the
+  // caller is known (no body of an unknown caller is read or parsed).
+  router.use('/admission', (req, res) => {
+    if (callers && !callers.allows(req)) {
+      req.resume();
+      res.status(401).set({ 'www-authenticate': 'Bearer realm="cerro-torre-admission"', 'cache-control': 'no-store' }).json({ code: 'ADMISSION_UNAUTHENTICATED', error: 'the admission paths need the bearer token of admission.tokenFile (the API server\'s AdmissionConfiguration kubeconfig)' });
+      return;
+    }
+    handler(req, res);
+  });
   return {
     router,
     judge,
+    close: () => callers?.close(),
     learn: (v) => {
       try {
         judge.learn(v);

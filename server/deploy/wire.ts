@@ -146,6 +146,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     close: async () => {
       clearInterval(poll);
       closeMirror?.();
+      admission?.close();
       repo?.close();
       hub.close();
     },

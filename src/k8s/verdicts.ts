@@ -88,6 +88,12 @@ class TtlLru<V> {
   get size(): number {
     return this.map.size;
   }
+  /** Drops every entry whose key does not start with `prefix`; returns how many. */
+  keepOnly(prefix: string): number {
+    let n = 0;
+    for (const k of [...this.map.keys()]) if (!k.startsWith(prefix) && this.map.delete(k)) n++;
+    return n;
+  }
 }
 
 /** `registry/repository@sha256:…` of a reference that names a digest; otherwise undefined. */
@@ -104,7 +110,10 @@ export class AdmissionJudge implements ImageJudge {
   private readonly waiting: (() => void)[] = [];
   private readonly verifyCache = new VerificationCache({ maxEntries: 1024 });
   /** Counters for metrics and tests: verdicts served from cache, bundles fetched. */
-  readonly stats = { verdictHits: 0, fetches: 0, learned: 0 };
+  readonly stats = { verdictHits: 0, fetches: 0, learned: 0, purged: 0 };
+  /** Trust and policy keys of the entries cached last; a change drops the entries of the old ones. */
+  private lastTrust = '';
+  private lastPolicy = '';
 
   constructor(private readonly opts: JudgeOptions) {
     const max = opts.maxEntries ?? 4096;
@@ -147,6 +156,7 @@ export class AdmissionJudge implements ImageJudge {
     if (!trust) throw new CtError('UNKNOWN_KEY', 'no trust store is configured: nothing can be verified', {});
     const set = this.opts.policies();
     if (!set) throw new CtError('NO_POLICY', 'the policies could not be loaded: failing closed', {});
+    this.forgetStale(this.trustKey(trust), set.digest);
     const vkey = `${this.trustKey(trust)}|${set.digest}|${environment}|${pinned}`;
     const hit = this.verdicts.get(vkey);
     if (hit) {
@@ -171,6 +181,19 @@ export class AdmissionJudge implements ImageJudge {
     return verdict;
   }
 
+  /**
+   * A reloaded trust store or policy set changes the keys, so old entries are never served; they
+   * are dropped at once (not left to the LRU) so that they hold no memory and a revoked key's
+   * verdicts are gone from the process, not merely unreachable.
+   */
+  private forgetStale(trust: string, policy: string): void {
+    if (trust === this.lastTrust && policy === this.lastPolicy) return;
+    if (trust !== this.lastTrust) this.stats.purged += this.verified.keepOnly(`${trust}|`);
+    this.stats.purged += this.verdicts.keepOnly(`${trust}|${policy}|`);
+    this.lastTrust = trust;
+    this.lastPolicy = policy;
+  }
+
   /** Verified bundle for a pinned reference: cache, else one shared fetch + verification. */
   private verify(pinned: string, trust: TrustMaterial): Promise<VerifyOutcome> {
     const key = `${this.trustKey(trust)}|${pinned}`;
@@ -180,7 +203,8 @@ export class AdmissionJudge implements ImageJudge {
     if (!p) {
       p = this.limited(() => this.fetchAndVerify(pinned, trust))
         .then((o) => {
-          if (o.ok || !TRANSIENT.has(o.code)) this.verified.set(key, o);
+          // Not when the trust store changed meanwhile: the entry would outlive its purge.
+          if ((o.ok || !TRANSIENT.has(o.code)) && key.startsWith(`${this.lastTrust}|`)) this.verified.set(key, o);
           return o;
         })
         .finally(() => this.inflight.delete(key));

@@ -16,6 +16,8 @@ import type { AdmissionDecisionRecord } from '../../server/admission/handler.js'
 import { profileNameFor } from '../../src/profiles/apparmor/names.js';
 import { MAX_FETCHES } from '../../src/k8s/verdicts.js';
 import { freePort } from '../support/registry.js';
+import { loadTrustStore, saveTrustStore } from '../../src/trust/store.js';
+import { bumpVersion, revoke } from '../../src/trust/edit.js';
 import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
 import { cronJob, deployment, pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
 import { validateK8s } from './schema.js';
@@ -49,6 +51,7 @@ beforeAll(async () => {
       policies: [fx.policiesDir],
       registry: { allowedRegistries: allowed, allowedAddresses: ['127.0.0.1'], insecure: allowed, noDockerConfig: true, timeoutMs: 30_000 },
       certReloadMs: 100,
+      trustReloadMs: 100,
       onDecision: (r) => decisions.push(r),
     },
     pino({ level: 'silent' }),
@@ -243,6 +246,84 @@ describe('validating webhook', () => {
     const r = await validated(ok, 'production', { uid: 'a2a2a2a2-0000-4000-8000-000000000001' });
     expect(r.allowed).toBe(true);
     expect(decisions.at(-1)).toMatchObject({ uid: 'a2a2a2a2-0000-4000-8000-000000000001', webhook: 'validate', environment: 'production', kind: '/v1/Pod', namespace: 'shop', allowed: true });
+  });
+});
+
+// Before the fault tests below, which leave fetches hanging (each holds one of MAX_FETCHES slots).
+describe('trust store and policies reloaded on change', () => {
+  const until = async (cond: () => boolean, what: string) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!cond()) throw new Error(`timed out waiting for ${what}`);
+  };
+  const health = async () => {
+    const agent = new (await import('undici')).Agent({ connect: { ca: readFileSync(fx.tls.cert), servername: '' } });
+    try {
+      const r = await (await import('undici')).request(`${adm.url}/healthz`, { dispatcher: agent });
+      return (await r.body.json()) as Obj;
+    } finally {
+      await agent.close();
+    }
+  };
+
+  it('a new trust store takes effect and drops the old verdicts; a broken or older one keeps the one in force', async () => {
+    const original = readFileSync(fx.trustStorePath);
+    const ok = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
+    expectAllowed(await validated(ok));
+    const t = adm.reloads.trust;
+    const loads = t.loads;
+    const purged = adm.judge.stats.purged;
+    try {
+      // Version 2 revokes the signing key: the cached ALLOW must not be served any more.
+      const v1 = await loadTrustStore(fx.trustStorePath);
+      const v2 = revoke(bumpVersion(v1), 'keys', v1.keys.builders![0].id);
+      await saveTrustStore(fx.trustStorePath, v2);
+      await until(() => t.loads > loads, 'the trust store reload');
+      const denied = await validated(ok);
+      expect(denied.allowed).toBe(false);
+      expect(adm.judge.stats.purged).toBeGreaterThan(purged);
+      // Half-written (not JSON): logged and counted, version 2 stays in force.
+      const errors = t.errors;
+      await import('node:fs/promises').then((f) => f.writeFile(fx.trustStorePath, '{"version": 3, "keys": {'));
+      await until(() => t.errors > errors, 'the failed reload');
+      expect(t.loads).toBe(loads + 1);
+      expect((await health()).trust).toMatchObject({ loads: loads + 1, lastError: { code: expect.stringMatching(/^[A-Z_]+$/) } });
+      expect((await validated(ok)).allowed).toBe(false);
+      // The original (version 1) again: a rollback, refused.
+      await import('node:fs/promises').then((f) => f.writeFile(fx.trustStorePath, original));
+      await until(() => t.errors > errors + 1, 'the refused rollback');
+      expect(t.lastError?.code).toBe('TRUST_STORE_ROLLBACK');
+      expect((await validated(ok)).allowed).toBe(false);
+      // Version 3 without the revocation: allowed again.
+      await saveTrustStore(fx.trustStorePath, bumpVersion(bumpVersion(v1)));
+      await until(() => t.loads > loads + 1, 'the version 3 reload');
+      expectAllowed(await validated(ok));
+    } finally {
+      // Back to the fixture's file (a rollback the reloader refuses: version 3, which trusts the same key, stays).
+      await import('node:fs/promises').then((f) => f.writeFile(fx.trustStorePath, original));
+    }
+  });
+
+  it('a changed policy set takes effect; a broken policy file keeps the previous set', async () => {
+    const ok = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]), 'locked');
+    expect((await validated(ok, 'locked')).allowed).toBe(false);
+    const p = adm.reloads.policies;
+    const loads = p.loads;
+    const file = `${fx.policiesDir}/locked.policy.yaml`;
+    const before = readFileSync(file, 'utf8');
+    const fs = await import('node:fs/promises');
+    try {
+      const keyId = JSON.parse(readFileSync(fx.trustStorePath, 'utf8')).keys.builders[0].id as string;
+      const errors = p.errors;
+      await fs.writeFile(file, 'apiVersion: cerro-torre.dev/v2\nkind: Policy\nname: [unclosed\n');
+      await until(() => p.errors > errors, 'the failed policy reload');
+      expect((await validated(ok, 'locked')).allowed).toBe(false);
+      await fs.writeFile(`${file}.tmp`, before.replace(/keyId: sha256:[0-9a-f]{64}/, `keyId: ${keyId}`));
+      await fs.rename(`${file}.tmp`, file);
+      await until(() => p.loads > loads, 'the policy reload');
+      expectAllowed(await validated(ok, 'locked'));
+    } finally {
+      await fs.writeFile(file, before);
+    }
   });
 });
 

@@ -5,6 +5,8 @@
  * without it.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { profileNameFor } from '../../src/profiles/apparmor/names.js';
 import { testServer } from '../server/support.js';
@@ -54,4 +56,45 @@ describe('admission in the deploy server', () => {
     expect(other.json.response.status.code).toBe(503);
     expect((await post('/admission/validate/staging', reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])))).status).toBe(404);
   });
+});
+
+describe('admission callers authenticated by bearer token (admission.tokenFile)', () => {
+  const T1 = 'adm-token-one-0123456789abcdef';
+  const T2 = 'adm-token-two-0123456789abcdef';
+
+  it('refuses callers without a listed token before reading the body; follows a rotated file; refuses to start on a bad one', async () => {
+    const file = join(fx.dir, 'admission-tokens');
+    writeFileSync(file, `# the API server's kubeconfig token\n${T1}\n`);
+    const config = { trustStore: fx.trustStorePath, policies: fx.policiesDir, registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'] }, adminApiKey: KEY, admission: { enabled: true, environments: ['production'], tokenFile: file } };
+    const s = await testServer(config, { extend: (ctx) => deployPipeline(ctx) });
+    try {
+      const review = JSON.stringify(reviewOf(pod([{ name: 'web', image: fx.refs.v1, securityContext: sc(fx.digests.v1) }])));
+      const call = (token?: string, body = review) => fetch(`${s.url}/admission/validate/production`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
+      for (const token of [undefined, 'wrong-token-0123456789abcdef', KEY, `${T1}x`]) {
+        const r = await call(token);
+        expect(r.status).toBe(401);
+        expect(r.headers.get('www-authenticate')).toMatch(/^Bearer realm=/);
+        expect(((await r.json()) as Obj).code).toBe('ADMISSION_UNAUTHENTICATED');
+      }
+      // Not parsed without the token: a body that is not JSON still gets 401, not 400.
+      expect((await call(undefined, '{"apiVersion":')).status).toBe(401);
+      expect((await fetch(`${s.url}/admission/healthz`)).status).toBe(401);
+      const ok = await call(T1);
+      expect(ok.status).toBe(200);
+      expect(((await ok.json()) as Obj).response.uid).toBeDefined();
+      // Rotation: the new file lists only T2.
+      writeFileSync(file, `${T2}\n`);
+      for (let i = 0; i < 100 && (await call(T1)).status !== 401; i++) await new Promise((r) => setTimeout(r, 100));
+      expect((await call(T1)).status).toBe(401);
+      expect((await call(T2)).status).toBe(200);
+      // A broken rewrite (empty) keeps T2.
+      writeFileSync(file, '');
+      await new Promise((r) => setTimeout(r, 400));
+      expect((await call(T2)).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+    writeFileSync(file, 'short\n');
+    await expect(testServer(config, { extend: (ctx) => deployPipeline(ctx) })).rejects.toMatchObject({ code: 'ADMISSION_TOKEN_FILE_INVALID' });
+  }, 60_000);
 });

@@ -72,3 +72,19 @@ describe('install manifests (deploy/kubernetes)', () => {
     expect(ns.metadata.labels['cerro-torre.dev/environment']).toBeUndefined();
   });
 });
+
+describe('API server admission configuration (deploy/kubernetes/apiserver)', () => {
+  it('both webhook plugins read the kubeconfig that carries the token for the deploy server', () => {
+    const dir = join(DIR, 'apiserver');
+    const cfg = YAML.parse(readFileSync(join(dir, 'admission-configuration.yaml'), 'utf8')) as Obj;
+    const kube = YAML.parse(readFileSync(join(dir, 'webhook-kubeconfig.yaml'), 'utf8')) as Obj;
+    expect(cfg).toMatchObject({ apiVersion: 'apiserver.config.k8s.io/v1', kind: 'AdmissionConfiguration' });
+    expect(cfg.plugins.map((p: Obj) => p.name).sort()).toEqual(['MutatingAdmissionWebhook', 'ValidatingAdmissionWebhook']);
+    for (const p of cfg.plugins) {
+      expect(p.configuration).toMatchObject({ apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration' });
+      expect(p.configuration.kubeConfigFile).toMatch(/\/webhook-kubeconfig\.yaml$/);
+    }
+    expect(kube).toMatchObject({ apiVersion: 'v1', kind: 'Config' });
+    expect(typeof kube.users[0].user.token).toBe('string');
+  });
+});
