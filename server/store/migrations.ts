@@ -104,9 +104,14 @@ export const MIGRATIONS: string[][] = [
   ],
   [
     // Jobs of one serial group (server/queue: the reconciles of one repository) never run at the
-    // same time; the index finds a group's newest job and its running one.
+    // same time; the index finds a group's newest job.
     `ALTER TABLE jobs ADD COLUMN serial_key TEXT`,
     `CREATE INDEX jobs_serial ON jobs (serial_key, dedupe_key)`,
+  ],
+  [
+    // A claim asks whether a job of the same serial group runs: a seek, not a scan of every
+    // reconcile the repository ever had (done jobs are kept).
+    `CREATE INDEX jobs_serial_state ON jobs (serial_key, state)`,
   ],
 ];
 
