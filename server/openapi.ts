@@ -129,7 +129,7 @@ export const OPENAPI = described({
     '/webhooks/github': { post: { operationId: 'githubWebhook', description: 'X-Hub-Signature-256 signed GitHub deliveries', responses: { '200': json({ type: 'object' }, 'duplicate'), '202': json({ type: 'object' }, 'accepted or ignored'), ...errors(400, 401, 413) } } },
     '/webhooks/gitlab': { post: { operationId: 'gitlabWebhook', description: 'X-Gitlab-Token authenticated GitLab deliveries', responses: { '200': json({ type: 'object' }), '202': json({ type: 'object' }), ...errors(400, 401, 413) } } },
     '/api/v1/deployments': {
-      get: { operationId: 'listDeployments', security: secured, parameters: [{ name: 'environment', in: 'query', schema: name }, { name: 'format', in: 'query', schema: { enum: ['evidence'] } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403) } },
+      get: { operationId: 'listDeployments', security: secured, parameters: [{ name: 'environment', in: 'query', schema: name }, { name: 'imageDigest', in: 'query', schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }, { name: 'format', in: 'query', schema: { enum: ['evidence'] } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403) } },
       post: { operationId: 'createDeployment', security: secured, requestBody: body('createDeployment'), responses: { '200': json({ type: 'object' }, 'already exists'), '202': json({ type: 'object' }, 'queued'), ...errors(400, 401, 403) } },
     },
     '/api/v1/deployments/{id}': { get: { operationId: 'getDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403, 404) } } },

@@ -42,6 +42,10 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     if (env) where('environment = ?', env);
     if (typeof req.query.app === 'string') where('app = ?', req.query.app.slice(0, 63));
     if (typeof req.query.status === 'string') where('status = ?', req.query.status.slice(0, 20));
+    if (typeof req.query.imageDigest === 'string') {
+      if (!/^sha256:[0-9a-f]{64}$/.test(req.query.imageDigest)) return sendError(res, 400, 'BAD_REQUEST', 'imageDigest must be sha256:<64 hex>');
+      where('image_digest = ?', req.query.imageDigest);
+    }
     const cursor = typeof req.query.before === 'string' ? /^(\d{1,16}):([\w-]{1,64})$/.exec(req.query.before) : null;
     // A row-value comparison: both databases seek the (…, created_at, id) indexes with it.
     if (cursor) where('(created_at, id) < (?, ?)', Number(cursor[1]), cursor[2]);

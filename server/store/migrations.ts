@@ -113,6 +113,10 @@ export const MIGRATIONS: string[][] = [
     // reconcile the repository ever had (done jobs are kept).
     `CREATE INDEX jobs_serial_state ON jobs (serial_key, state)`,
   ],
+  [
+    // Deployments of one image (`?imageDigest=`, MCP inspect_bundle by digest), newest first, at any age.
+    `CREATE INDEX deployments_image_created_id ON deployments (image_digest, created_at, id)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

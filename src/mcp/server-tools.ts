@@ -167,8 +167,9 @@ export function serverTools(api: ApiClient): ToolDef[] {
         if (Boolean(a.deployment) === Boolean(a.digest)) throw new ToolError('BAD_REQUEST', 'give exactly one of deployment or digest');
         let depId = a.deployment;
         if (a.digest) {
-          const { deployments } = (await api.get('/api/v1/deployments')) as { deployments: Row[] };
-          const hit = deployments.find((d) => d.imageDigest === a.digest && d.status === 'succeeded') ?? deployments.find((d) => d.imageDigest === a.digest);
+          // Asked of the API by digest (an index), not searched in a page of the newest deployments.
+          const newest = async (status?: string) => ((await api.get('/api/v1/deployments', { query: { imageDigest: a.digest, status, limit: 1 } })) as { deployments: Row[] }).deployments[0];
+          const hit = (await newest('succeeded')) ?? (await newest());
           if (!hit) throw new ToolError('NOT_FOUND', `no deployment of image ${a.digest}`);
           depId = String(hit.id);
         }

@@ -64,7 +64,7 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     const config = loadConfig({}, {
       port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
       oidc: [{ issuer, audience: 'cerro-torre', jwksUri: `${issuer}/jwks`, role: 'viewer', claims: { repository: 'acme/app' } }],
     });
@@ -188,6 +188,23 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
 
     const inspected = await ok(admin, 'inspect_bundle', { digest: String(listed[0].imageDigest) });
     expect((inspected.evidence as Row).imageDigest).toBe(listed[0].imageDigest);
+    // By digest at any age: 600 newer deployments of other images do not hide it (it was looked
+    // for in the newest 500 only), and a digest never deployed is NOT_FOUND.
+    const now = Date.now();
+    try {
+      await server.ctx.db.tx(async (t) => {
+        for (let i = 0; i < 600; i++) {
+          await t.run(`INSERT INTO deployments (id, environment, app, commit_sha, reference, image_digest, status, created_at, updated_at) VALUES (?, 'filler', 'filler', ?, 'r.example/filler:1', ?, 'failed', ?, ?)`, [`filler-${i}`, `f${i}`, `sha256:${i.toString(16).padStart(64, 'f')}`, now + 60_000 + i, now + 60_000 + i]);
+        }
+      });
+      const old = await ok(admin, 'inspect_bundle', { digest: String(listed[0].imageDigest) });
+      expect(old).toMatchObject({ deployment: inspected.deployment, evidence: { imageDigest: listed[0].imageDigest } });
+      const none = await call(admin, 'inspect_bundle', { digest: `sha256:${'e'.repeat(64)}` });
+      expect(none.isError).toBe(true);
+      expect(none.content[0].text).toMatch(/^NOT_FOUND/);
+    } finally {
+      await server.ctx.db.run(`DELETE FROM deployments WHERE app = 'filler'`);
+    }
   }, 120_000);
 
   it('rollback: done and audited for an operator, refused for a viewer; read-only mode hides act tools', async () => {

@@ -76,6 +76,20 @@ describe('deploy server API', () => {
     expect((await call('POST', '/api/v1/deployments', admin, { environment: 'prod', app: 'hello', bundle: `r.io/a@sha256:${'a'.repeat(64)}`, extra: 1 })).status).toBe(400);
   });
 
+  it('lists the deployments of one image digest (?imageDigest=), a malformed digest is 400', async () => {
+    const d = (i: number) => `sha256:${String(i).padStart(64, '0')}`;
+    for (let i = 0; i < 3; i++) {
+      await server.ctx.db.run(`INSERT INTO deployments (id, environment, app, commit_sha, reference, image_digest, status, created_at, updated_at) VALUES (?, 'byimage', 'byimage', ?, 'r.example/a:1', ?, 'succeeded', ?, ?)`, [`byimage-${i}`, `c${i}`, d(i % 2), 1000 + i, 1000 + i]);
+    }
+    const get = (q: string) => call('GET', `/api/v1/deployments?${q}`, viewer);
+    const r = await get(`imageDigest=${d(0)}`);
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { deployments: { id: string }[] }).deployments.map((x) => x.id)).toEqual(['byimage-2', 'byimage-0']);
+    const bad = await get('imageDigest=sha256:abc');
+    expect(bad.status).toBe(400);
+    await server.ctx.db.run(`DELETE FROM deployments WHERE app = 'byimage'`);
+  });
+
   it('enforces roles: no credentials 401, viewer cannot deploy 403, admin can', async () => {
     const ok = { environment: 'prod', app: 'hello', bundle: `127.0.0.1:5000/acme/hello@sha256:${'a'.repeat(64)}` };
     expect((await call('POST', '/api/v1/deployments', undefined, ok)).status).toBe(401);
