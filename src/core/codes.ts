@@ -117,6 +117,9 @@ export const CODES = {
 
   // Environment.
   IO_ERROR: EXIT.IO_ERROR,
+  // Batch verification on worker threads (src/verify/batch).
+  VERIFY_QUEUE_FULL: EXIT.IO_ERROR,
+  VERIFY_WORKER_FAILED: EXIT.IO_ERROR,
   NETWORK_ERROR: EXIT.NETWORK_ERROR,
   // OCI registries (SPEC §3 Fetching; docs/registry.md).
   REFERENCE_INVALID: EXIT.HASH_MISMATCH,

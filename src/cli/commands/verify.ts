@@ -1,16 +1,18 @@
 /**
- * `ct verify BUNDLE.ctp`: verifies a .ctp (OCI layout, attestations, coverage, requirements) and
- * prints a readable report (or JSON). Exit codes from SPEC §2 via core/codes.ts; the decision
+ * `ct verify BUNDLE.ctp…`: verifies .ctp bundles (OCI layout, attestations, coverage,
+ * requirements; several on worker threads, ../verify-batch.ts) and prints a readable report per
+ * bundle (or JSON). Exit codes from SPEC §2 via core/codes.ts; the decision
  * record is appended as one JSON line to --audit-log.
  */
 import type { Command } from 'commander';
 import { appendFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
-import { asIoError } from '../../core/errors.js';
+import { CtError, asIoError } from '../../core/errors.js';
 import { exitCodeFor } from '../../core/codes.js';
 import type { VerificationReport } from '../../verify/report.js';
 import { verifyCtp } from '../../verify/ctp/verify-ctp.js';
 import { addVerifyOptions, verifyOptionsFrom, type VerifyFlags } from '../verify-options.js';
+import { threadsFor, verifyBatch } from '../verify-batch.js';
 
 interface VerifyOptions extends VerifyFlags {
   auditLog?: string;
@@ -35,30 +37,61 @@ export function formatReport(path: string, r: VerificationReport): string {
   return lines.join('\n');
 }
 
+/** Appends the decision record as one JSON line to --audit-log. */
+async function audit(path: string | undefined, report: VerificationReport): Promise<void> {
+  if (!path) return;
+  try {
+    await appendFile(path, `${JSON.stringify(report.record)}\n`, { mode: 0o600 });
+  } catch (e) {
+    throw asIoError(e, path);
+  }
+}
+
+function jsonOf(report: VerificationReport): Record<string, unknown> {
+  return { decision: report.decision, code: report.code, message: report.message, mode: report.mode, record: report.record, warnings: report.warnings, evidence: report.evidence };
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command('verify')
-    .description('verify a .ctp bundle: image digests, attestations, transparency logs, file coverage, policy')
-    .argument('<bundle>', '.ctp file');
+    .description('verify .ctp bundles: image digests, attestations, transparency logs, file coverage, policy')
+    .argument('<bundle...>', '.ctp file(s); several are verified on one thread per core');
   addVerifyOptions(cmd)
     .option('--audit-log <file>', 'append the decision record as one JSON line')
-    .option('--json', 'print the report as JSON')
+    .option('--json', 'print the report as JSON (an array of {bundle, …} for several bundles)')
+    .option('--threads <n>', 'verification threads for several bundles (default: one per core for 8+ bundles of 64 MiB or more in all, else 1 = this thread)')
     .action(
-      action(async (bundle: string, o: VerifyOptions) => {
-        const { options, policyWarnings } = await verifyOptionsFrom('verify', o);
-        const report = await verifyCtp(bundle, options);
-        report.warnings.unshift(...policyWarnings);
-        if (o.auditLog) {
-          try {
-            await appendFile(o.auditLog, `${JSON.stringify(report.record)}\n`, { mode: 0o600 });
-          } catch (e) {
-            throw asIoError(e, o.auditLog);
-          }
+      action(async (bundles: string[], o: VerifyOptions & { threads?: string }) => {
+        if (bundles.length === 1) {
+          const { options, policyWarnings } = await verifyOptionsFrom('verify', o);
+          const report = await verifyCtp(bundles[0], options);
+          report.warnings.unshift(...policyWarnings);
+          await audit(o.auditLog, report);
+          if (o.json) processIo.out(JSON.stringify(jsonOf(report), null, 2));
+          else if (report.decision === 'ALLOW') processIo.out(formatReport(bundles[0], report));
+          else processIo.err(formatReport(bundles[0], report));
+          return report.decision === 'ALLOW' ? 0 : exitCodeFor(report.code ?? 'USAGE');
         }
-        if (o.json) processIo.out(JSON.stringify({ decision: report.decision, code: report.code, message: report.message, mode: report.mode, record: report.record, warnings: report.warnings, evidence: report.evidence }, null, 2));
-        else if (report.decision === 'ALLOW') processIo.out(formatReport(bundle, report));
-        else processIo.err(formatReport(bundle, report));
-        return report.decision === 'ALLOW' ? 0 : exitCodeFor(report.code ?? 'USAGE');
+        const requested = o.threads === undefined ? undefined : Number(o.threads);
+        if (requested !== undefined && !(Number.isSafeInteger(requested) && requested >= 1 && requested <= 256)) throw new CtError('USAGE', '--threads must be an integer from 1 to 256', { value: o.threads });
+        // The first failure sets the exit code; every bundle is still verified and reported.
+        let exit = 0;
+        const json: Record<string, unknown>[] = [];
+        await verifyBatch(bundles, o, await threadsFor(bundles, requested), async (r) => {
+          if ('error' in r) {
+            exit ||= exitCodeFor(r.error.code);
+            if (o.json) json.push({ bundle: r.path, error: r.error.toJSON() });
+            else processIo.err(`error[${r.error.code}]: ${r.path}: ${r.error.message}`);
+            return;
+          }
+          await audit(o.auditLog, r.report);
+          if (r.report.decision !== 'ALLOW') exit ||= exitCodeFor(r.report.code ?? 'USAGE');
+          if (o.json) json.push({ bundle: r.path, ...jsonOf(r.report) });
+          else if (r.report.decision === 'ALLOW') processIo.out(formatReport(r.path, r.report));
+          else processIo.err(formatReport(r.path, r.report));
+        });
+        if (o.json) processIo.out(JSON.stringify(json, null, 2));
+        return exit;
       }),
     );
 }

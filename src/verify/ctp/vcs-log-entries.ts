@@ -35,7 +35,8 @@ import { schemaErrors } from '../vcs/schemas.js';
 import { isCanonicalBase64 } from '../vcs/parse.js';
 import { cachedPublicKey } from '../vcs/keys.js';
 
-export const VCS_LOG_ENTRIES_PATH = 'attestations/vcs-log-entries.json';
+export { VCS_LOG_ENTRIES_PATH } from './vcs-log-entries-path.js';
+import { VCS_LOG_ENTRIES_PATH } from './vcs-log-entries-path.js';
 export const VCS_LOG_ENTRIES_MEDIA_TYPE = 'application/vnd.cerro-torre.vcs-log-entries+json';
 const SUPPORTED_VERSIONS = new Set(['0.1.0']);
 

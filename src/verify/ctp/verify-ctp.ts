@@ -25,7 +25,7 @@ import { cacheKey, type VerificationCache } from '../cache.js';
 import { checkCoverage } from './coverage.js';
 import { checkTarPadding } from './padding.js';
 import { defaultVerifiers } from './verifiers.js';
-import { applyVcsLogEntries, VCS_LOG_ENTRIES_PATH } from './vcs-log-entries.js';
+import { VCS_LOG_ENTRIES_PATH } from './vcs-log-entries-path.js';
 
 export interface CtpVerifyOptions {
   trust: TrustMaterial;
@@ -108,6 +108,8 @@ async function verifyUncached(
     // (signatures before log proofs, SPEC §4), then counted with their Rekor entries.
     if (archive.entries.has(VCS_LOG_ENTRIES_PATH) && !claimed.has(VCS_LOG_ENTRIES_PATH)) {
       claimed.add(VCS_LOG_ENTRIES_PATH);
+      // Loaded here: it reads Sigstore bundles (@sigstore/*, slow to load) that most .ctps lack.
+      const { applyVcsLogEntries } = await import('./vcs-log-entries.js');
       const vcsLogs = applyVcsLogEntries(archive, imageDigest, opts.trust.store, results);
       results = [...vcsLogs.results, { verifier: 'vcs-log-entries', attestations: [], findings: [], warnings: vcsLogs.warnings, logEntriesVerified: vcsLogs.verified }];
     }

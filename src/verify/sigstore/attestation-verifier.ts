@@ -10,8 +10,9 @@ import { SigstoreBundleVerifier, type SigstoreThresholds } from './verifier.js';
 import { publicGoodTrustedRoot, trustedRootFromJSON, type LoadedTrustedRoot } from './trusted-root.js';
 import type { IdentityPolicy } from './identity.js';
 import { checkUnjudgedAttestation } from './shape.js';
+import { isSigstoreAttestationPath } from './paths.js';
 
-export const SIGSTORE_BUNDLE_SUFFIX = '.sigstore.json';
+export { SIGSTORE_BUNDLE_SUFFIX } from './paths.js';
 
 /** Requirement-level outcomes a mode may relax; every other code is an integrity/trust failure. */
 const RELAXABLE = new Set(['INSUFFICIENT_LOG_COVERAGE', 'THRESHOLD_NOT_MET']);
@@ -50,7 +51,7 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
   constructor(private readonly opts: SigstoreAttestationVerifierOptions = {}) {}
 
   accepts(path: string): boolean {
-    return path.startsWith('attestations/') && path.endsWith(SIGSTORE_BUNDLE_SUFFIX) && path.indexOf('/', 'attestations/'.length) === -1;
+    return isSigstoreAttestationPath(path);
   }
 
   async verify(ctx: VerifyContext): Promise<VerifierResult> {
