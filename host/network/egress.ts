@@ -9,7 +9,6 @@ import type { Egress } from './types.js';
  * was seen bypassed while other networks changed. Each carries a comment naming the bridge, so
  * that it can be listed and removed exactly.
  */
-const TABLE = ['-t', 'mangle'];
 function rules(bridge: string, egress: Egress, prefix: string): { chain: string; spec: string[] }[] {
   const comment = ['-m', 'comment', '--comment', `cerro-torre egress ${bridge}`];
   if (egress === 'any') {
@@ -36,29 +35,33 @@ function rules(bridge: string, egress: Egress, prefix: string): { chain: string;
   return out;
 }
 
-async function iptables(args: string[]): Promise<boolean> {
-  const r = await runTool('iptables', ['-w', '10', ...args], { timeoutMs: 30_000 });
-  return r.code === 0;
+/** Our lines for the bridge in the mangle table now, as `-D` lines for iptables-restore (one `iptables-save`). */
+async function deletions(bridge: string): Promise<string[]> {
+  const r = await runTool('iptables-save', ['-t', 'mangle'], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`iptables-save -t mangle: ${r.stderr.trim().slice(0, 300)}`);
+  return r.stdout.split('\n').filter((l) => /^-A (FORWARD|INPUT) /.test(l) && l.includes(`cerro-torre egress ${bridge}"`)).map((l) => `-D${l.slice(2)}`);
 }
 
-/** Installs the rules for the bridge's egress (idempotent; the last inserted ends up first). */
+/** One atomic iptables-restore of the mangle table (nothing else in it is touched). */
+async function restore(lines: string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const r = await runTool('iptables-restore', ['-w', '10', '--noflush'], { input: `*mangle\n${lines.join('\n')}\nCOMMIT\n`, timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`iptables-restore (mangle): ${r.stderr.trim().slice(0, 300)}`);
+}
+
+const quote = (a: string) => (/\s/.test(a) ? `"${a}"` : a);
+
+/**
+ * Installs the rules for the bridge's egress (idempotent; the last inserted ends up first): the
+ * old ones out and the new ones in, in one transaction (two processes, whatever the rule count).
+ */
 export async function applyEgress(bridge: string, egress: Egress, bridgePrefix: string): Promise<void> {
-  await removeEgress(bridge);
-  for (const r of rules(bridge, egress, bridgePrefix)) {
-    if (!(await iptables([...TABLE, '-I', r.chain, '1', ...r.spec]))) throw new Error(`iptables -I ${r.chain} ${r.spec.join(' ')} failed`);
-  }
+  const lines = await deletions(bridge);
+  for (const r of rules(bridge, egress, bridgePrefix)) lines.push(`-I ${r.chain} 1 ${r.spec.map(quote).join(' ')}`);
+  await restore(lines);
 }
 
 /** Removes every rule this module installed for the bridge, whatever egress it was for. */
 export async function removeEgress(bridge: string): Promise<void> {
-  for (const chain of ['FORWARD', 'INPUT']) {
-    const listed = await runTool('iptables', ['-w', '10', ...TABLE, '-S', chain], { timeoutMs: 30_000 });
-    for (const line of listed.stdout.split('\n')) {
-      if (!line.includes(`cerro-torre egress ${bridge}"`)) continue;
-      // `-S` prints `-A CHAIN spec…` with the comment quoted: delete by position-free spec.
-      const spec = line.replace(/^-A \S+ /, '');
-      const args = spec.match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"(.*)"$/, '$1'));
-      await iptables([...TABLE, '-D', chain, ...args]);
-    }
-  }
+  await restore(await deletions(bridge));
 }
