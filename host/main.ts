@@ -4,12 +4,14 @@ import { parseTrustStore, trustStoreDigest } from '../src/trust/store.js';
 import { PolicyStore } from '../src/policy/store.js';
 import type { TrustMaterial } from '../src/verify/report.js';
 import { collectFacts } from './facts.js';
+import type { HostFacts } from '../src/protocol/messages.js';
 import { RuncRuntime } from './runtime/runc.js';
 import type { LogLimits } from './runtime/supervisor.js';
 import { LocalRunner } from './agent/runner.js';
 import { NetworkManager, findNetavark } from './network/index.js';
-import { startAgent } from './agent/agent.js';
+import { startAgent, type Agent } from './agent/agent.js';
 import { saveNetworkSettings } from './local/commands.js';
+import { serveRunnerControl } from './agent/control.js';
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -54,21 +56,14 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment, network });
   // A side-by-side replace the previous agent was killed in ends with one container serving.
   for (const line of await runner.recoverReplaces()) io.out(`recovered replace ${line}`);
-  // A setup the previous agent was killed in, or a network whose container is gone, is torn down now.
-  await runner.inventory();
-  const agent = await startAgent({
-    serverUrl: o.server,
-    stateDir: o.stateDir,
-    name: o.name,
-    enrollToken: o.enrollToken,
-    facts: async () => facts,
-    runner,
-    inventory: () => runner.inventory(),
-    logs: (c, n) => runner.logs(c, n),
-    logLines: (c, o) => runner.logLines(c, o),
-    action: (c, req) => runner.action(c, req),
-    stopDeployment: (d) => runner.stopDeployment(d),
-    log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
+  // `ct host stop|start|…` on this machine go through the runner's turn (host/agent/control.ts);
+  // it also refuses a second agent on the same state directory.
+  const started: { agent?: Agent } = {};
+  const control = await serveRunnerControl(o.stateDir, runner, () => void started.agent?.resync());
+  // A failed start (no enrolment, server refused) must not leave the socket holding the process up.
+  const agent = started.agent = await startHostAgent(o, io, runner, facts).catch(async (e: unknown) => {
+    await control.close();
+    throw e;
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
   const watch = watchContainers(runtime, runner, () => agent.resync());
@@ -77,10 +72,31 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
     process.once('SIGTERM', r);
   });
   clearInterval(watch);
+  await control.close();
   await agent.stop();
   runtime.close();
   network?.close();
   return 0;
+}
+
+/** The agent of `ct host run`: the previous agent's leftovers torn down, then enrolled and connected. */
+async function startHostAgent(o: HostCommandOptions, io: Io, runner: LocalRunner, facts: HostFacts): Promise<Agent> {
+  // A setup the previous agent was killed in, or a network whose container is gone, is torn down now.
+  await runner.inventory();
+  return startAgent({
+    serverUrl: o.server,
+    stateDir: o.stateDir,
+    name: o.name,
+    enrollToken: o.enrollToken,
+    facts: async () => facts,
+    runner,
+    inventory: () => runner.inventory(),
+    logs: (c, n) => runner.logs(c, n),
+    logLines: (c, lo) => runner.logLines(c, lo),
+    action: (c, req) => runner.action(c, req),
+    stopDeployment: (d) => runner.stopDeployment(d),
+    log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
+  });
 }
 
 /**

@@ -88,9 +88,11 @@ export class LocalRunner implements AssignmentRunner {
    * `ct host`. Refused while a deploy replaces that container: pausing or stopping what is being
    * swapped would leave neither version in a known state.
    */
-  async action(container: string, req: ActionRequest): Promise<ContainerRecord> {
+  async action(container: string, req: ActionRequest, o: { deadline?: number } = {}): Promise<ContainerRecord> {
     if (this.replacing === container) throw new CtError('CONTAINER_BUSY', `a deploy is replacing ${container}; try again when it has ended`, { container });
     return this.exclusive(async () => {
+      // A caller that stopped waiting (`ct host` gives up after a while) must not see its action done late.
+      if (o.deadline !== undefined && Date.now() > o.deadline) throw new CtError('CONTAINER_BUSY', `the agent was busy (deploys, other actions) until after the request gave up; nothing was done to ${container}`, { container });
       const grace = await this.assignedRuntime(container).then((r) => r?.stop_grace_period);
       const rec = await performAction(this.opts.runtime, container, req, grace === undefined ? undefined : grace * 1000);
       if (req.action === 'remove') await rm(this.assignedPath(container), { force: true });

@@ -5,7 +5,8 @@ import { writeFileAtomic } from '../../src/core/fs.js';
 import { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 import { NetworkManager, findNetavark } from '../network/index.js';
-import { performAction, type ActionRequest } from '../lifecycle/actions.js';
+import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
+import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
 
@@ -76,13 +77,25 @@ export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): P
 
 /**
  * `ct host stop|start|restart|kill|pause|resume|rm ID`: the lifecycle actions of the channel and
- * the API, on this host's containers. The grace period is the manifest's stop_grace_period unless
- * given. A stopped container's network is suspended (its address and ports kept), a removed one's
- * torn down.
+ * the API, on this host's containers. With an agent running on the state directory the agent does
+ * them (its control socket, host/agent/control.ts); without, this command does. The grace period
+ * is the manifest's stop_grace_period unless given. A stopped container's network is suspended
+ * (its address and ports kept), a removed one's torn down.
  */
 export async function hostAction(o: { stateDir: string; id: string } & ActionRequest, io: Io): Promise<number> {
+  checkActionRequest(o);
+  // A running agent does it in its turn (after the deploy or action in hand; CONTAINER_BUSY while
+  // a deploy replaces this container): acting on runc beside it could race an assignment.
+  const req = { type: 'action' as const, container: o.id, action: o.action, signal: o.signal, graceSeconds: o.graceSeconds, waitMs: CONTROL_WAIT_MS };
+  const viaAgent = await ask(controlPath(o.stateDir), req, CONTROL_WAIT_MS + 330_000);
+  if (viaAgent && 'code' in viaAgent) throw controlError(viaAgent, o.id);
   const h = await openHost(o.stateDir);
   try {
+    if (viaAgent) {
+      const rec = h.runtime.store.get(o.id);
+      io.out(`${o.id}: ${viaAgent.state}${rec && viaAgent.state === 'stopped' ? exitText(rec) : ''}`);
+      return 0;
+    }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
     const rec: ContainerRecord = await performAction(h.runtime, o.id, o, grace === undefined ? undefined : grace * 1000);
@@ -90,13 +103,14 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
       await h.network?.detach(rec.runcId);
       await rm(assigned, { force: true });
     } else if (rec.status === 'stopped') await h.network?.suspend(rec.runcId);
-    const exit = rec.status === 'stopped' ? ` (exit ${rec.exitKnown ? rec.exitCode : 'unknown'}${rec.exitReason ? `, ${rec.exitReason}` : ''})` : '';
-    io.out(`${o.id}: ${rec.status}${exit}`);
+    io.out(`${o.id}: ${rec.status}${rec.status === 'stopped' ? exitText(rec) : ''}`);
     return 0;
   } finally {
     h.close();
   }
 }
+
+const exitText = (rec: ContainerRecord) => ` (exit ${rec.exitKnown ? rec.exitCode : 'unknown'}${rec.exitReason ? `, ${rec.exitReason}` : ''})`;
 
 export interface LogsOptions {
   stateDir: string;

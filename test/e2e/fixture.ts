@@ -217,12 +217,16 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
     stopDeployment: (d) => runner.stopDeployment(d),
   });
   await until('host connected', () => agent.connected());
+  // `ct host stop|start|…` on this state directory go through the agent, as with `ct host run`.
+  const { serveRunnerControl } = await import('../../host/agent/control.js');
+  const control = await serveRunnerControl(stateDir, runner, () => void agent.resync());
   return {
     agent,
     runtime,
     runner,
     network,
     async stop() {
+      await control.close();
       await agent.stop();
       for (const c of await runtime.list()) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
       runtime.close();

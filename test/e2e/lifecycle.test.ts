@@ -6,7 +6,9 @@
  *   request audited; viewers may not act; a bad action is refused before it reaches a host;
  * - desired state `suspended: true` stops the app on its host (not removed), reported `suspended`
  *   in the deployment, drift, overview and inventory; neither the restart policy nor a restarted
- *   agent starts it; dropping the flag starts it again.
+ *   agent starts it; dropping the flag starts it again;
+ * - `ct host stop` on the host goes through the running agent: refused with CONTAINER_BUSY while a
+ *   deploy replaces the container (runc untouched, the deploy succeeds), done in its turn otherwise.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
@@ -19,6 +21,7 @@ import { containerIdFor } from '../../src/protocol/container-id.js';
 import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { collectFacts } from '../../host/facts.js';
+import { runCt } from '../support/cli.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
 
 /** An HTTP app: busybox httpd serving `version` on 8080, with an http health check of `path`. */
@@ -211,4 +214,28 @@ describe('lifecycle and health-gated updates through the deploy server', () => {
     await host.agent.resync();
     expect((await get<{ inSync: boolean }>('/api/v1/drift')).inSync).toBe(true);
   }, 240_000);
+
+  it('ct host stop goes through the agent: CONTAINER_BUSY while a deploy replaces the app, done in its turn after', async () => {
+    const stateDir = `${fx.dir}/host-1`;
+    const ctHost = (...args: string[]) => runCt(['host', ...args, CONTAINER, '--state-dir', stateDir]);
+    // v4 becomes healthy only ~4 s after it starts: the deploy is in flight meanwhile.
+    const v4 = await fx.signedApp('acme/web-v4', webApp('v4', '/healthz').replace('echo ok > /tmp/www/healthz &&', '{ (sleep 4; echo ok > /tmp/www/healthz) & } &&').replace('start_period = 1', 'start_period = 8'));
+    const sha = fx.commit({ web: v4 }, 'web v4, slow to be healthy');
+    expect(await fx.webhook(server.url, sha)).toBe(202);
+    await until('v4 starting on the host', () => host.runtime.store.get(CONTAINER)?.imageDigest === v4.split('@')[1] && host.runtime.store.get(CONTAINER)?.status === 'running', 60_000);
+    const busy = await ctHost('stop');
+    expect(busy.code).not.toBe(0);
+    expect(busy.stderr).toMatch(/CONTAINER_BUSY/);
+    expect(runcState()).toBe('running');
+    const [done] = await until('v4 final status', () => fx.finalStatuses(sha)[0] && fx.finalStatuses(sha), 90_000);
+    expect(done.body.state).toBe('success');
+    expect(await page()).toBe('v4');
+    // No deploy in hand: the agent does it (and holds it, as the API's stop does).
+    const stop = await ctHost('stop', '-t', '1');
+    expect([stop.code, stop.stdout.trim()]).toEqual([0, expect.stringMatching(new RegExp(`^${CONTAINER}: stopped`))]);
+    expect(runcState()).toBe('absent');
+    expect(host.runtime.store.get(CONTAINER)?.held).toBe(true);
+    expect((await ctHost('start')).stdout.trim()).toBe(`${CONTAINER}: running`);
+    expect(runcState()).toBe('running');
+  }, 180_000);
 });
