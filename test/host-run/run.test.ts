@@ -5,7 +5,9 @@
  *    the app's stdout and stderr reach ours apart, SIGTERM stops it and tears its network down;
  *  - the container's exit code is ct's;
  *  - a tampered bundle never runs: nothing is created (no runc state, no netns, no bridge);
- *  - a port the bundle does not declare is refused before anything starts.
+ *  - a port the bundle does not declare is refused before anything starts;
+ *  - the bundle's monitor runs under `ct run` as on a host: an exec its rules do not allow is
+ *    reported (bpftrace, the container's cgroup).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -74,6 +76,18 @@ describe('ct run', () => {
       'command = ["/bin/busybox", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]', '',
     ].join('\n'));
     await sign(p('batch'), 'batch');
+    // A watched app: its monitor rules allow busybox only; it runs a copy of busybox under another name.
+    mkdirSync(p('watched-security'), { recursive: true });
+    mkdirSync(p('watched'), { recursive: true });
+    writeFileSync(p('watched-security/monitor.yaml'), 'version: 1\nrules:\n  - name: unexpected-exec\n    kind: exec\n    allow: [/bin/busybox, /proc/self/exe]\n    severity: critical\n');
+    writeFileSync(p('watched/ct.toml'), [
+      'name = "watched"', 'version = "1.0.0"', '[image]', 'architecture = "amd64"', 'os = "linux"',
+      '[[include]]', 'from = "/bin/busybox"', 'to = "bin/busybox"', '[[include]]', 'from = "/bin/busybox"', 'to = "bin/intruder"',
+      '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "none"',
+      'command = ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 1; /bin/intruder true; echo done"]', '',
+    ].join('\n'));
+    await ct(['pack', p('watched'), '--security-dir', p('watched-security'), '-o', p('watched.ctp')]);
+    await ct(['sign', p('watched.ctp'), '--key', p('signer.key'), '--log', logs[0].url, '--log', logs[1].url, '--out', p('watched.signed.ctp')]);
     // Tampered after signing: the command changed in the (signed, covered) manifest.
     const signed = await openCtp(p('http.signed.ctp'));
     const manifest = signed.file('manifest.toml').toString('utf8').replace('command = [ "/bin/serve" ]', 'command = [ "/bin/sh", "-c", "id" ]');
@@ -124,6 +138,16 @@ describe('ct run', () => {
     expect(run.stderr).toMatch(/^to-stderr$/m);
     expect(runcList(state())).toEqual([]);
   }, 30_000);
+
+  it('watches the app with the bundle\'s monitor rules: an exec they do not allow is reported', async () => {
+    const run = start([p('watched.signed.ctp')]);
+    expect(await run.exit).toBe(0);
+    expect(run.stdout).toBe('done\n');
+    expect(run.stderr).not.toMatch(/monitor: not started/);
+    expect(run.stderr).toMatch(/^monitor: critical unexpected-exec: .*"path":"\/bin\/intruder"/m);
+    expect(run.stderr).not.toMatch(/unexpected-exec: .*"path":"\/bin\/busybox"/);
+    expect(runcList(state())).toEqual([]);
+  }, 60_000);
 
   it('never runs a tampered bundle: rejected, nothing created', async () => {
     const fresh = p('state-tampered');
