@@ -97,6 +97,8 @@ describe('.ctp with Sigstore attestations only', () => {
     const cases: [string, (d: Json) => void, string][] = [
       ['extra-top', (d) => (d.junk = 'x'.repeat(50_000)), 'MALFORMED_BUNDLE'],
       ['extra-deep', (d) => (d.verificationMaterial.tlogEntries[0].note = 'hi'), 'MALFORMED_BUNDLE'],
+      ['extra-empty', (d) => (d.junk = ''), 'MALFORMED_BUNDLE'],
+      ['extra-empty-deep', (d) => (d.verificationMaterial.junk = []), 'MALFORMED_BUNDLE'],
       ['proto', (d) => Object.defineProperty(d.dsseEnvelope, '__proto__', { value: { x: 1 }, enumerable: true }), 'MALFORMED_BUNDLE'],
       ['message', (d) => { delete d.dsseEnvelope; d.messageSignature = { messageDigest: { algorithm: 'SHA2_256', digest: Buffer.alloc(32).toString('base64') }, signature: d.verificationMaterial.tlogEntries[0].logIndex }; }, 'MALFORMED_BUNDLE'],
       ['resigned', (d) => (d.dsseEnvelope.signatures[0].sig = Buffer.alloc(64, 1).toString('base64')), 'INVALID_SIGNATURE'],

@@ -14,7 +14,7 @@ import { createPublicKey } from 'node:crypto';
 import { bundleFromJSON, bundleToJSON, type Bundle } from '@sigstore/bundle';
 import { toSignedEntity } from '@sigstore/verify';
 import { CtError } from '../../core/errors.js';
-import { assertJsonDepth } from '../../core/json.js';
+import { assertJsonDepth, MAX_JSON_DEPTH, valueDepthExceeds } from '../../core/json.js';
 import { INTOTO_PAYLOAD_TYPE } from '../../attest/dsse.js';
 import { parseStatement, type Statement } from '../../attest/statement.js';
 
@@ -29,6 +29,8 @@ export function parseBundleJson(raw: Buffer | string): unknown {
 
 /** bundleFromJSON, refusing any key the model does not read (default values aside). */
 export function strictBundleFromJSON(json: unknown): Bundle {
+  // Bundles handed over already parsed get the same depth limit as text (unreadKey recurses).
+  if (valueDepthExceeds(json)) throw new CtError('MALFORMED_BUNDLE', `bundle: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, { where: 'bundle', limit: MAX_JSON_DEPTH });
   let bundle: Bundle;
   try {
     bundle = bundleFromJSON(json);
@@ -39,6 +41,20 @@ export function strictBundleFromJSON(json: unknown): Bundle {
   if (extra) throw new CtError('MALFORMED_BUNDLE', `not a valid Sigstore bundle: ${extra.slice(0, 200)} is not a field of the format`, { where: extra.slice(0, 200) });
   return bundle;
 }
+
+/**
+ * The JSON names of the fields of a Sigstore Bundle and the messages inside it (protobuf-specs:
+ * bundle, common, rekor, envelope). A key the re-serialised model lacks is allowed only when it is
+ * one of these holding its default value (protobuf JSON omits those when writing); any other key,
+ * even `"junk": ""`, is bytes nobody signed.
+ */
+const BUNDLE_FIELDS: ReadonlySet<string> = new Set([
+  'mediaType', 'verificationMaterial', 'dsseEnvelope', 'messageSignature', 'publicKey', 'hint', 'x509CertificateChain', 'certificates',
+  'rawBytes', 'certificate', 'tlogEntries', 'logIndex', 'logId', 'keyId', 'kindVersion', 'kind', 'version', 'integratedTime',
+  'inclusionPromise', 'signedEntryTimestamp', 'inclusionProof', 'rootHash', 'treeSize', 'hashes', 'checkpoint', 'envelope',
+  'canonicalizedBody', 'timestampVerificationData', 'rfc3161Timestamps', 'signedTimestamp', 'messageDigest', 'algorithm', 'digest',
+  'signature', 'payload', 'payloadType', 'signatures', 'sig', 'keyid',
+]);
 
 /** A value protobuf JSON leaves out when writing (the field's default). */
 function isDefault(v: unknown): boolean {
@@ -65,7 +81,7 @@ function unreadKey(input: unknown, model: unknown, path: string): string | undef
   for (const [k, v] of Object.entries(input)) {
     const at = `${path}.${k}`;
     if (!Object.hasOwn(m, k)) {
-      if (!isDefault(v)) return at;
+      if (!BUNDLE_FIELDS.has(k) || !isDefault(v)) return at;
       continue;
     }
     const r = unreadKey(v, m[k], at);
