@@ -10,11 +10,11 @@
 //    docker-registry, verifies it and judges it; p50/p99 against the verification `ct verify`
 //    does of the same bundle file (in process, without node's start-up).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchResult } from './harness.js';
+import { cpuMsOf, type BenchResult } from './harness.js';
 import { AdmissionJudge } from '../src/k8s/verdicts.js';
 import { validate, mutate } from '../src/k8s/admit.js';
 import { parseReview } from '../src/k8s/admission-review.js';
@@ -67,19 +67,13 @@ function quantile(sorted: number[], q: number): number {
 
 const run$ = promisify(execFile);
 
-/** CPU time (user + system) of a process so far, in ms, from /proc (10 ms ticks). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
 
 /** Latencies (ms, sorted) from the load generator's own process, and the server's CPU ms per review. */
 async function load(server: { url: string; pid: number }, ca: string, bodyFile: string): Promise<{ times: number[]; cpuMsPerReview: number }> {
-  const cpu0 = cpuMs(server.pid);
+  const cpu0 = cpuMsOf(server.pid);
   const { stdout } = await run$(process.execPath, [join(repoRoot, 'build', 'bench', 'admission-load.js'), server.url, ca, bodyFile, String(CONCURRENCY), String(PER_CLIENT)], { maxBuffer: 16 * 1024 * 1024 });
   const times = JSON.parse(stdout) as number[];
-  return { times, cpuMsPerReview: (cpuMs(server.pid) - cpu0) / times.length };
+  return { times, cpuMsPerReview: (cpuMsOf(server.pid) - cpu0) / times.length };
 }
 
 export async function run(): Promise<BenchResult[]> {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * Benchmarks compare our figure against a baseline measured in the same run and print the ratio,
  * so a result never depends on how fast this particular machine is.
@@ -48,4 +50,11 @@ export async function timeMs(fn: () => Promise<unknown> | unknown, runs = 3): Pr
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (10 ms ticks). */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
 }

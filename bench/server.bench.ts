@@ -5,12 +5,12 @@
 // Profiling: CT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" CT_BENCH_KILL=TERM (the
 // servers end with SIGTERM, so that node writes its profile).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import YAML from 'yaml';
-import type { BenchResult } from './harness.js';
+import { cpuMsOf, type BenchResult } from './harness.js';
 import { loopFixture, until } from '../test/e2e/fixture.js';
 import { freePort } from '../test/support/registry.js';
 
@@ -25,18 +25,12 @@ app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
 app.listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-/** CPU time (user + system) of a process so far, in ms, from /proc (10 ms ticks). */
-const cpuMs = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
 
 /** Throughput and p99 at 50 connections, and the server's CPU time per request (µs). */
 async function load(url: string, server: ChildProcess, opts: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}) {
-  const cpu0 = cpuMs(server.pid!);
+  const cpu0 = cpuMsOf(server.pid!);
   const r = await autocannon({ url, connections: 50, duration: DURATION, method: opts.method ?? 'GET', body: opts.body, headers: opts.headers });
-  const cpu = cpuMs(server.pid!) - cpu0;
+  const cpu = cpuMsOf(server.pid!) - cpu0;
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
   return { rps: r.requests.average, p99: r.latency.p99, cpuUsPerRequest: (cpu * 1000) / Math.max(1, r.requests.total) };
 }
