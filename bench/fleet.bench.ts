@@ -31,7 +31,7 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise
   writeFileSync(join(fx.dir, `server-${hosts}.yaml`), YAML.stringify({
     host: '127.0.0.1', dataDir, policies: fx.policiesDir, trustStore: fx.trustStorePath,
     registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-    github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+    github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
     desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600 },
   }));
   const children: ChildProcess[] = [];

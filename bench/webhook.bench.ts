@@ -78,7 +78,7 @@ export async function run(): Promise<BenchResult[]> {
     writeFileSync(join(fx.dir, 'server.yaml'), YAML.stringify({
       host: '127.0.0.1', dataDir: join(fx.dir, 'server'), policies: fx.policiesDir, trustStore: fx.trustStorePath,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
     }));
     server = spawn(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'serve'], {

@@ -61,7 +61,7 @@ export interface ServerConfig {
   };
   /** Registries deploys may fetch from (`host[:port]`), and non-public addresses they may reach (e.g. 127.0.0.1). */
   registries: { allow: string[]; allowedAddresses: string[]; /** Registries spoken to over plain http (local test registries only). */ insecure?: string[] };
-  /** `allowedAddresses`: non-public addresses the API may resolve to (promotion passes the URL guard). */
+  /** `allowedAddresses`: non-public addresses the API may resolve to (promotion and the deploy-status notifiers pass the URL guard). */
   github?: { apiUrl: string; token?: string; webhookSecrets: string[]; allowedAddresses?: string[] };
   gitlab?: { apiUrl: string; token?: string; webhookTokens: string[]; allowedAddresses?: string[] };
   /**

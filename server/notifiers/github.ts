@@ -1,4 +1,5 @@
 import { Octokit } from '@octokit/rest';
+import { forgeHttp, guardRefusal, type ForgeHttp } from '../../src/promote/forge-http.js';
 import type { Notifier, NotifierState } from './notifier.js';
 import { describe, type DeployEvent, type DeployStatus } from '../deploy/status.js';
 
@@ -15,12 +16,28 @@ const DEPLOYMENT_STATE: Record<DeployStatus, 'queued' | 'in_progress' | 'success
 export class GitHubNotifier implements Notifier {
   readonly name = 'github';
   private readonly octokit: Octokit;
+  private readonly http: ForgeHttp;
 
-  constructor(opts: { apiUrl: string; token?: string }, private readonly state: NotifierState) {
-    this.octokit = new Octokit({ baseUrl: opts.apiUrl, auth: opts.token, request: { retries: 0 }, log: { debug() {}, info() {}, warn() {}, error() {} } });
+  /** Every request goes through the project's one URL guard (src/promote/forge-http.ts, src/oci/guard.ts). */
+  constructor(opts: { apiUrl: string; token?: string; allowedAddresses?: string[] }, private readonly state: NotifierState) {
+    this.http = forgeHttp({ allowedAddresses: opts.allowedAddresses, code: 'NOTIFY_URL_NOT_ALLOWED' });
+    this.octokit = new Octokit({ baseUrl: opts.apiUrl, auth: opts.token, request: { retries: 0, fetch: this.http.fetch }, log: { debug() {}, info() {}, warn() {}, error() {} } });
   }
 
   async post(e: DeployEvent): Promise<void> {
+    try {
+      await this.send(e);
+    } catch (err) {
+      // Octokit wraps the guard's refusal: surface it with its own code.
+      throw guardRefusal(err) ?? this.http.takeRefusal() ?? err;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+
+  private async send(e: DeployEvent): Promise<void> {
     const [owner, repo] = e.repository.split('/');
     const description = describe(e);
     await this.octokit.rest.repos.createCommitStatus({

@@ -1,4 +1,5 @@
 import { Gitlab } from '@gitbeaker/rest';
+import { forgeHttp, guardRefusal, type ForgeHttp } from '../../src/promote/forge-http.js';
 import type { Notifier } from './notifier.js';
 import { describe, type DeployEvent, type DeployStatus } from '../deploy/status.js';
 
@@ -11,16 +12,27 @@ const STATE: Record<DeployStatus, 'pending' | 'running' | 'success' | 'failed' |
 export class GitLabNotifier implements Notifier {
   readonly name = 'gitlab';
   private readonly api: InstanceType<typeof Gitlab>;
+  private readonly http: ForgeHttp;
 
-  constructor(opts: { apiUrl: string; token?: string }) {
-    this.api = new Gitlab({ host: opts.apiUrl, token: opts.token ?? '' });
+  /** Gitbeaker sends every request through the guarded agent (the project's one URL guard). */
+  constructor(opts: { apiUrl: string; token?: string; allowedAddresses?: string[] }) {
+    this.http = forgeHttp({ allowedAddresses: opts.allowedAddresses, code: 'NOTIFY_URL_NOT_ALLOWED' });
+    this.api = new Gitlab({ host: opts.apiUrl, token: opts.token ?? '', agent: this.http.agent as never });
   }
 
   async post(e: DeployEvent): Promise<void> {
-    await this.api.Commits.editStatus(e.repository, e.sha, STATE[e.status], {
-      name: `cerro-torre/deploy/${e.environment}`,
-      description: describe(e),
-      ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}),
-    });
+    try {
+      await this.api.Commits.editStatus(e.repository, e.sha, STATE[e.status], {
+        name: `cerro-torre/deploy/${e.environment}`,
+        description: describe(e),
+        ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}),
+      });
+    } catch (err) {
+      throw guardRefusal(err) ?? this.http.takeRefusal() ?? err;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
   }
 }

@@ -29,11 +29,15 @@ export interface ForgeHttpOptions {
   /** Non-public addresses (or CIDR ranges) the forge may resolve to, e.g. 127.0.0.1 for a local stand-in. */
   allowedAddresses?: string[];
   timeoutMs?: number;
+  /** The code of a refusal: promotion's by default; the deploy-status notifiers name their own. */
+  code?: GuardCode;
 }
 
-function refused(e: unknown): CtError {
+export type GuardCode = 'PROMOTE_URL_NOT_ALLOWED' | 'NOTIFY_URL_NOT_ALLOWED';
+
+function refused(e: unknown, code: GuardCode): CtError {
   const why = e instanceof CtError ? e.message : String((e as Error)?.message ?? e);
-  return new CtError('PROMOTE_URL_NOT_ALLOWED', `forge API: ${why.slice(0, 300)}`, { ...(e instanceof CtError ? e.details : {}) }, { cause: e });
+  return new CtError(code, `forge API: ${why.slice(0, 300)}`, { ...(e instanceof CtError ? e.details : {}) }, { cause: e });
 }
 
 export function forgeHttp(opts: ForgeHttpOptions = {}): ForgeHttp {
@@ -41,7 +45,7 @@ export function forgeHttp(opts: ForgeHttpOptions = {}): ForgeHttp {
   const timeout = opts.timeoutMs ?? 30_000;
   const base = buildConnector({ lookup: guard.lookup as never, timeout });
   let refusal: CtError | undefined;
-  const refuse = (e: unknown) => (refusal = refused(e));
+  const refuse = (e: unknown) => (refusal = refused(e, opts.code ?? 'PROMOTE_URL_NOT_ALLOWED'));
   const connect: buildConnector.connector = (o, callback) => {
     const host = o.hostname.replace(/^\[|\]$/g, '');
     // The guarded lookup is never called for an IP literal: judge the literal here.
@@ -77,7 +81,7 @@ export function forgeHttp(opts: ForgeHttpOptions = {}): ForgeHttp {
 export function guardRefusal(e: unknown): CtError | undefined {
   let x: unknown = e;
   for (let i = 0; i < 6 && x; i++) {
-    if (x instanceof CtError && x.code === 'PROMOTE_URL_NOT_ALLOWED') return x;
+    if (x instanceof CtError && (x.code === 'PROMOTE_URL_NOT_ALLOWED' || x.code === 'NOTIFY_URL_NOT_ALLOWED')) return x;
     x = (x as { cause?: unknown }).cause;
   }
   return undefined;

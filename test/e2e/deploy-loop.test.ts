@@ -41,7 +41,7 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
     const config = loadConfig({}, {
       port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
       // Small bounds so that the follow test reaches them: 2 per principal, 3 per host, 3 s each.
       logFollow: { perPrincipal: 2, perHost: 3, maxSeconds: 3, pollMs: 200 },

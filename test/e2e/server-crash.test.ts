@@ -34,7 +34,7 @@ describe('server killed with SIGKILL in the middle of deploys', () => {
     const config = {
       host: '127.0.0.1', dataDir: join(fx.dir, 'server'), policies: fx.policiesDir, trustStore: fx.trustStorePath,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
     };
     writeFileSync(join(fx.dir, 'server.yaml'), YAML.stringify(config));

@@ -66,7 +66,7 @@ describe('GitLab: push webhook → deploy → commit status through Gitbeaker', 
     const config = loadConfig({}, {
       port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath, publicUrl: PUBLIC_URL,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      gitlab: { apiUrl: gitlab.url, token: API_TOKEN, webhookTokens: ['rotated-old-token', HOOK_TOKEN] },
+      gitlab: { apiUrl: gitlab.url, token: API_TOKEN, webhookTokens: ['rotated-old-token', HOOK_TOKEN], allowedAddresses: ['127.0.0.1'] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'gitlab', repository: PROJECT } },
     });
     server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 60_000 }) });

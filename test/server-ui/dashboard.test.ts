@@ -67,7 +67,7 @@ describe('dashboard in Chromium', () => {
     const config = loadConfig({}, {
       port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: join(fx.dir, 'policies.git'), trustStore: fx.trustStorePath,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET] },
+      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
       desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
       login: {
         oidc: [{ issuer: provider.issuer, clientId: 'ct-dashboard', groupsClaim: 'groups', name: 'Test IdP', roles: { ops: 'operator', readers: 'viewer', audit: 'auditor' } }],
