@@ -6,6 +6,7 @@
 import { createServer, request, Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
+import { createHash } from 'node:crypto';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../src/protocol/session-keys.js';
 import type { Assignment, HostMessage, ServerMessage } from '../src/protocol/messages.js';
 import type { BenchResult } from './harness.js';
@@ -25,8 +26,9 @@ function percentile(xs: number[], p: number): number {
 async function channel(): Promise<number[]> {
   // The session keys the signed handshake establishes (the handshake runs once per connection).
   const [se, he] = [ephemeral(), ephemeral()];
-  const serverMac = new MacChannel<HostMessage, ServerMessage>(deriveChannelKeys(se, he.publicB64, 'bench-session', 'server'));
-  const hostMac = new MacChannel<ServerMessage, HostMessage>(deriveChannelKeys(he, se.publicB64, 'bench-session', 'host'));
+  const transcript = createHash('sha256').update('bench handshake transcript').digest();
+  const serverMac = new MacChannel<HostMessage, ServerMessage>(deriveChannelKeys(se, he.publicB64, transcript, 'server'));
+  const hostMac = new MacChannel<ServerMessage, HostMessage>(deriveChannelKeys(he, se.publicB64, transcript, 'host'));
   const http = createServer();
   const wss = new WebSocketServer({ server: http });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));

@@ -7,8 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
 import { CtError } from '../../src/core/errors.js';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
-import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
-import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
+import { MacChannel } from '../../src/protocol/session-keys.js';
+import { CHANNEL_PROTOCOL, HostHandshake } from '../../src/protocol/handshake.js';
 import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, type LogLine } from '../../src/protocol/logs.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
@@ -73,42 +73,55 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const connect = () => {
     if (stopped) return;
     const url = `${opts.serverUrl.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${encodeURIComponent(id.hostId!)}`;
-    const sock = new WebSocket(url, { maxPayload: 1024 * 1024 });
+    // The channel's version is the WebSocket subprotocol; the handshake carries it again, signed.
+    const sock = new WebSocket(url, [CHANNEL_PROTOCOL], { maxPayload: 1024 * 1024 });
     ws = sock;
-    let session = '';
-    // The server's challenge is signed with its long-term key; after our signed hello both ends
-    // switch to per-session MAC keys (src/protocol/session-keys.ts).
-    const handshake = new EnvelopeReader<ServerMessage>(id.serverPublicKey!, () => session);
+    // The server's challenge is signed with its long-term key over its exact bytes; our hello signs
+    // the whole transcript (challenge + hello); both ends then switch to MAC keys derived from that
+    // transcript (src/protocol/handshake.ts). The server's first MAC frame (welcome) confirms it.
+    const handshake = new HostHandshake(id.hostId!, id.privateKey, id.serverPublicKey!);
+    let challenged = false;
     let mac: MacChannel<ServerMessage, HostMessage> | undefined;
-    sock.on('message', (data) => {
-      const raw = data.toString();
-      if (!session) {
-        // The first message names the session; its signature is still checked by open().
+    let welcomed = false;
+    const refuse = (code: string, err: string) => {
+      log('rejected server message', { code, err });
+      sock.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
+    };
+    sock.on('message', (data, isBinary) => {
+      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      if (!challenged) {
+        challenged = true;
         try {
-          session = String((JSON.parse(raw) as { session?: unknown }).session ?? '');
-        } catch {
-          return sock.close();
+          if (isBinary) throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'challenge is not a text frame');
+          handshake.challenge(frame);
+        } catch (e) {
+          return refuse(e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED', (e as Error).message);
         }
-      }
-      let msg: ServerMessage;
-      try {
-        msg = mac ? mac.open(raw) : handshake.open(raw);
-      } catch (e) {
-        log('rejected server message', { err: (e as Error).message });
-        return sock.close();
-      }
-      if (msg.type === 'challenge') {
-        if (mac) return sock.close();
-        const eph = ephemeral();
-        const channel = new MacChannel<ServerMessage, HostMessage>(deriveChannelKeys(eph, msg.kx, session, 'host'));
-        const nonce = msg.nonce;
         void opts.facts().then((facts) => {
           if (sock.readyState !== sock.OPEN) return;
-          sock.send(seal<HostMessage>({ type: 'hello', hostId: id.hostId!, nonce, kx: eph.publicB64, facts, generation: id.generation }, session, 1, id.privateKey));
+          const { frame: hello, keys } = handshake.hello(facts, id.generation);
+          const channel = new MacChannel<ServerMessage, HostMessage>(keys);
           mac = channel;
-          send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
-        });
-      } else if (msg.type === 'welcome') {
+          sock.send(hello, { binary: false });
+        }).catch((e) => refuse('CHANNEL_HANDSHAKE_FAILED', (e as Error).message));
+        return;
+      }
+      // Anything before our hello went out (mac unset) is out of place.
+      if (!mac) return refuse('CHANNEL_HANDSHAKE_FAILED', 'server message before the hello');
+      let msg: ServerMessage;
+      try {
+        if (isBinary) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a text frame');
+        msg = mac.open(frame.toString('utf8'));
+        if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new CtError('MALFORMED_BUNDLE', 'channel message has no type');
+        if (!welcomed && msg.type !== 'welcome') throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'the first server message after the hello is not welcome');
+      } catch (e) {
+        return refuse(e instanceof CtError ? e.code : 'MALFORMED_BUNDLE', (e as Error).message);
+      }
+      if (msg.type === 'welcome') {
+        if (welcomed) return;
+        welcomed = true;
+        const channel = mac;
+        send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
         backoff = 200;
         void sendInventory();
         log('connected', { hostId: id.hostId });
@@ -161,7 +174,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       setTimeout(connect, backoff).unref();
       backoff = Math.min(backoff * 2, opts.maxBackoffMs ?? 10_000);
     });
-    sock.on('error', () => undefined);
+    // An older server picks no subprotocol: ws reports it here; we retry with backoff.
+    sock.on('error', (e) => {
+      if (/subprotocol/i.test(e.message)) log('rejected server', { code: 'CHANNEL_VERSION_UNSUPPORTED', err: `the server does not speak ${CHANNEL_PROTOCOL}: upgrade host and server together` });
+    });
   };
 
   const handleAssign = async (a: Assignment) => {

@@ -2,8 +2,9 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
-import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
-import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
+import { MacChannel } from '../../src/protocol/session-keys.js';
+import { CHANNEL_PROTOCOL, ServerHandshake } from '../../src/protocol/handshake.js';
+import { CtError } from '../../src/core/errors.js';
 import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
 import type { ServerContext } from '../context.js';
@@ -69,7 +70,8 @@ export class HostHub {
   }
 
   attach(server: Server): void {
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+    // The channel's version is its WebSocket subprotocol; a peer without it is told so (accept()).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024, handleProtocols: (offered) => (offered.has(CHANNEL_PROTOCOL) ? CHANNEL_PROTOCOL : false) });
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
       // Runs outside express: nothing a client sends here may throw out of this handler.
       try {
@@ -89,46 +91,60 @@ export class HostHub {
   }
 
   private async accept(ws: WebSocket, hostId: string): Promise<void> {
+    ws.on('error', () => undefined);
+    // Host and server ship together: an older (or newer) host is told which version this is.
+    if (ws.protocol !== CHANNEL_PROTOCOL) return ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
     const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
     if (!row) return ws.close(4401, 'unknown host');
-    const session = randomBytes(16).toString('base64url');
-    const eph = ephemeral();
-    // Handshake signed with the long-term keys; everything after it MACed with session keys.
-    const handshake = new EnvelopeReader<HostMessage>(publicKeyFrom(row.public_key), () => session);
+    // Handshake signed with the long-term keys over its whole transcript; everything after it
+    // MACed with the session keys derived from that transcript (src/protocol/handshake.ts).
+    const handshake = new ServerHandshake(hostId, this.serverKey, publicKeyFrom(row.public_key));
     let mac: MacChannel<HostMessage, ServerMessage> | undefined;
     const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
     let conn: Connection | undefined;
     const handshakeTimer = setTimeout(() => !conn && ws.close(4408, 'handshake timeout'), HANDSHAKE_MS);
     handshakeTimer.unref();
-    ws.send(seal<ServerMessage>({ type: 'challenge', nonce: session, kx: eph.publicB64 }, session, 1, this.serverKey));
-    ws.on('message', (data) => {
+    ws.send(handshake.challenge(), { binary: false });
+    ws.on('message', (data, isBinary) => {
       void (async () => {
-        let msg: HostMessage;
-        try {
-          msg = mac ? mac.open(data.toString()) : handshake.open(data.toString());
-          if (!mac) {
-            if (msg.type !== 'hello') throw new Error('expected hello');
-            mac = new MacChannel(deriveChannelKeys(eph, msg.kx, session, 'server'));
+        const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+        if (!mac) {
+          let hello;
+          try {
+            if (isBinary) throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'handshake message is not a text frame');
+            const done = handshake.hello(frame);
+            hello = done.hello;
+            mac = new MacChannel(done.keys);
+          } catch (e) {
+            const code = e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED';
+            this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel handshake refused');
+            return ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
           }
-        } catch (e) {
-          this.ctx.log.warn({ hostId, err: (e as Error).message }, 'host channel message rejected');
-          return ws.close(4401, 'bad message');
-        }
-        if (!conn) {
-          if (msg.type !== 'hello' || msg.hostId !== hostId || msg.nonce !== session) return ws.close(4401, 'expected hello');
-          conn = { hostId, facts: msg.facts, send, close: () => ws.close() };
+          clearTimeout(handshakeTimer);
+          conn = { hostId, facts: hello.facts, send, close: () => ws.close() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
           // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
           // A host that accepted a higher generation than this database knows (a restore, a failover)
           // lifts it, so that the next assignment is not refused as stale.
-          const hostGen = Number.isSafeInteger(msg.generation) && msg.generation > 0 ? msg.generation : 0;
+          const hostGen = hello.generation > 0 ? hello.generation : 0;
           await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ?, generation = CASE WHEN generation < ? THEN ? ELSE generation END WHERE id = ?', [
-            JSON.stringify(msg.facts), Date.now(), this.ctx.queue.workerId, hostGen, hostGen, hostId,
+            JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostGen, hostGen, hostId,
           ]);
+          // The first MAC frame: the host's proof that both ends derived keys from one transcript.
           send({ type: 'welcome', hostId, generation: Number(row.generation) });
           publish(this.ctx, 'host.connected', { hostId });
           return;
+        }
+        let msg: HostMessage;
+        try {
+          if (isBinary) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a text frame');
+          msg = mac.open(frame.toString('utf8'));
+          if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new CtError('MALFORMED_BUNDLE', 'channel message has no type');
+        } catch (e) {
+          const code = e instanceof CtError ? e.code : 'MALFORMED_BUNDLE';
+          this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel message rejected');
+          return ws.close(4401, code);
         }
         await this.onMessage(hostId, msg);
       })().catch((e) => this.ctx.log.error({ err: e }, 'host channel handler failed'));
@@ -140,7 +156,6 @@ export class HostHub {
         publish(this.ctx, 'host.disconnected', { hostId });
       }
     });
-    ws.on('error', () => undefined);
   }
 
   private async onMessage(hostId: string, msg: HostMessage): Promise<void> {

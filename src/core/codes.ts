@@ -76,6 +76,9 @@ export const CODES = {
   MONITOR_RULES_INVALID: EXIT.MALFORMED_BUNDLE,
   HOST_CANNOT_ENFORCE: EXIT.POLICY_REJECTION,
   HOST_TOOL_MISSING: EXIT.IO_ERROR,
+  // Server ↔ host channel (docs/host-protocol.md): the signed, transcript-bound handshake.
+  CHANNEL_HANDSHAKE_FAILED: EXIT.SIGNATURE_INVALID,
+  CHANNEL_VERSION_UNSUPPORTED: EXIT.NETWORK_ERROR,
   RUNTIME_FAILED: EXIT.HASH_MISMATCH,
   CONTAINER_NOT_FOUND: EXIT.HASH_MISMATCH,
   // Lifecycle, health checks, resources (host/lifecycle, host/health, host/resources).

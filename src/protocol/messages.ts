@@ -2,7 +2,8 @@ import type { PublishedPort } from './ports.js';
 
 /**
  * The server ↔ host channel (docs/host-protocol.md). Wire types shared by `server/` and `host/`,
- * which never import each other. Every message travels inside a signed envelope (envelope.ts).
+ * which never import each other. The handshake (challenge, hello) is in handshake.ts; every message
+ * after it travels in a MAC frame under the session keys (session-keys.ts).
  */
 /** What a host can enforce, measured on the host (host/facts.ts) and reported at every connect. */
 export interface HostFacts {
@@ -49,8 +50,6 @@ export interface Assignment {
 }
 
 export type ServerMessage =
-  /** Signed handshake: `kx` is the server's ephemeral X25519 key (session-keys.ts). */
-  | { type: 'challenge'; nonce: string; kx: string }
   | { type: 'welcome'; hostId: string; generation: number }
   | { type: 'assign'; assignment: Assignment }
   | { type: 'stop'; deploymentId: string; generation: number }
@@ -66,7 +65,6 @@ export type ServerMessage =
 import type { LogLine } from './logs.js';
 
 export type HostMessage =
-  | { type: 'hello'; hostId: string; nonce: string; kx: string; facts: HostFacts; generation: number }
   | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
   | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
   | { type: 'containers'; containers: InventoryItem[] }
@@ -98,13 +96,4 @@ export interface InventoryItem {
   lastExitCode?: number | null;
   /** Stopped and held because its assignment suspended it (desired state `suspended: true`). */
   suspended?: boolean;
-}
-
-/** What a signed envelope carries besides the message: the session and a per-direction counter. */
-export interface Envelope<M> {
-  msg: M;
-  session: string;
-  seq: number;
-  time: number;
-  sig: string;
 }

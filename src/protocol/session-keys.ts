@@ -3,9 +3,10 @@ import { CtError } from '../core/errors.js';
 import { assertJsonDepth } from '../core/json.js';
 
 /**
- * After the signed handshake (challenge/hello, envelope.ts) both ends hold an ephemeral X25519
+ * After the signed handshake (challenge/hello, handshake.ts) both ends hold an ephemeral X25519
  * key of the other, authenticated by the long-term Ed25519 signatures. They derive one HMAC key
- * per direction (HKDF-SHA256, salt = session nonce) and authenticate every later message with
+ * per direction (HKDF-SHA256, salt = the handshake transcript hash, so that two ends that saw
+ * different handshake bytes agree on no key) and authenticate every later message with
  * HMAC-SHA256 over its exact bytes: a few microseconds instead of an Ed25519 signature and
  * verification per message, with forward secrecy for the session keys. Sequence numbers still
  * forbid replay, drop and reordering within a connection.
@@ -23,7 +24,12 @@ export function ephemeral(): Ephemeral {
 
 export type Role = 'server' | 'host';
 
-export function deriveChannelKeys(own: Ephemeral, peerPublicB64: string, session: string, role: Role): { send: Buffer; recv: Buffer } {
+export interface ChannelKeys {
+  send: Buffer;
+  recv: Buffer;
+}
+
+export function deriveChannelKeys(own: Ephemeral, peerPublicB64: string, transcriptHash: Buffer, role: Role): ChannelKeys {
   let peer: KeyObject;
   try {
     peer = createPublicKey({ key: Buffer.from(peerPublicB64, 'base64'), format: 'der', type: 'spki' });
@@ -32,7 +38,7 @@ export function deriveChannelKeys(own: Ephemeral, peerPublicB64: string, session
     throw new CtError('KEY_INVALID', 'channel key exchange: peer key is not an X25519 public key');
   }
   const shared = diffieHellman({ privateKey: own.privateKey, publicKey: peer });
-  const key = (dir: string) => Buffer.from(hkdfSync('sha256', shared, Buffer.from(session), Buffer.from(`cerro-torre channel v1 ${dir}`), 32));
+  const key = (dir: string) => Buffer.from(hkdfSync('sha256', shared, transcriptHash, Buffer.from(`cerro-torre channel v2 ${dir}`), 32));
   const s2h = key('server-to-host');
   const h2s = key('host-to-server');
   return role === 'server' ? { send: s2h, recv: h2s } : { send: h2s, recv: s2h };
@@ -43,7 +49,7 @@ export class MacChannel<In, Out> {
   private sendSeq = 0;
   private recvSeq = 0;
 
-  constructor(private readonly keys: { send: Buffer; recv: Buffer }) {}
+  constructor(private readonly keys: ChannelKeys) {}
 
   seal(msg: Out): string {
     const body = JSON.stringify({ seq: ++this.sendSeq, msg });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { generateKeyPairSync } from 'node:crypto';
-import { EnvelopeReader, seal } from '../../src/protocol/envelope.js';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
+import { CHANNEL_PROTOCOL, HostHandshake, ServerHandshake } from '../../src/protocol/handshake.js';
+import type { HostFacts } from '../../src/protocol/messages.js';
 import { CtError } from '../../src/core/errors.js';
 
 const code = (fn: () => unknown) => {
@@ -13,30 +14,84 @@ const code = (fn: () => unknown) => {
   return 'ACCEPTED';
 };
 
-describe('signed handshake envelopes', () => {
-  const k = generateKeyPairSync('ed25519');
+const facts = { kernel: '6.1.0', architecture: 'amd64' } as unknown as HostFacts;
+
+describe('transcript-bound handshake', () => {
+  const serverKey = generateKeyPairSync('ed25519');
+  const hostKey = generateKeyPairSync('ed25519');
   const other = generateKeyPairSync('ed25519');
-  it('accepts a signed message once, in order, in its own session only', () => {
-    const r = new EnvelopeReader<{ n: number }>(k.publicKey, () => 's1');
-    const m1 = seal({ n: 1 }, 's1', 1, k.privateKey);
-    expect(r.open(m1)).toEqual({ n: 1 });
-    expect(code(() => r.open(m1))).toBe('INVALID_SIGNATURE'); // replay
-    expect(code(() => new EnvelopeReader(k.publicKey, () => 's2').open(m1))).toBe('INVALID_SIGNATURE'); // other session
-    expect(code(() => new EnvelopeReader(k.publicKey, () => 's1').open(seal({ n: 1 }, 's1', 1, other.privateKey)))).toBe('INVALID_SIGNATURE'); // wrong key
-    expect(code(() => new EnvelopeReader(k.publicKey, () => 's1').open(seal({ n: 1 }, 's1', 1, k.privateKey, Date.now() - 3_600_000)))).toBe('INVALID_SIGNATURE'); // stale
-    expect(code(() => new EnvelopeReader(k.publicKey, () => 's1').open('{"msg":'))).toBe('JSON_INVALID');
-    const tampered = JSON.parse(seal({ n: 1 }, 's1', 1, k.privateKey));
-    tampered.msg.n = 2;
-    expect(code(() => new EnvelopeReader(k.publicKey, () => 's1').open(JSON.stringify(tampered)))).toBe('INVALID_SIGNATURE');
+  const HOST = '0b6f3c1e-2a4d-4e5f-8a9b-0c1d2e3f4a5b';
+  const pair = () => ({ server: new ServerHandshake(HOST, serverKey.privateKey, hostKey.publicKey), host: new HostHandshake(HOST, hostKey.privateKey, serverKey.publicKey) });
+  const edit = (frame: Buffer, from: string, to: string) => {
+    const text = frame.toString('utf8');
+    if (!text.includes(from)) throw new Error(`no ${from} in ${text}`);
+    return Buffer.from(text.replace(from, to));
+  };
+
+  it('agrees on keys when both ends saw the same bytes', () => {
+    const { server, host } = pair();
+    host.challenge(server.challenge());
+    const h = host.hello(facts, 7);
+    const s = server.hello(h.frame);
+    expect(s.hello).toMatchObject({ type: 'hello', v: CHANNEL_PROTOCOL, hostId: HOST, nonce: server.session, generation: 7, facts });
+    expect(new MacChannel<string, string>(h.keys).open(new MacChannel<string, string>(s.keys).seal('welcome'))).toBe('welcome');
+  });
+
+  it('refuses any changed byte of the hello, also one that parses to the same value', () => {
+    for (const [from, to] of [['"generation":7', '"generation":8'], ['"generation":7', '"generation":7.0'], ['"kernel":"6.1.0"', '"kernel":"\\u0036.1.0"'], ['{"type"', ' {"type"']]) {
+      const { server, host } = pair();
+      host.challenge(server.challenge());
+      const hello = host.hello(facts, 7).frame;
+      expect([from, code(() => server.hello(edit(hello, from, to)))]).toEqual([from, 'CHANNEL_HANDSHAKE_FAILED']);
+    }
+  });
+
+  it('refuses a changed challenge byte on the host, and binds the hello to the challenge it answered', () => {
+    const { server, host } = pair();
+    const challenge = server.challenge();
+    expect(code(() => host.challenge(edit(challenge, '"type"', ' "type"')))).toBe('CHANNEL_HANDSHAKE_FAILED');
+    // A challenge of another session (same host, same server key): the hello answers it, not ours.
+    const a = pair();
+    const b = pair();
+    b.server.challenge();
+    a.host.challenge(a.server.challenge());
+    expect(code(() => b.server.hello(a.host.hello(facts, 1).frame))).toBe('CHANNEL_HANDSHAKE_FAILED');
+    // A hello replayed into another connection.
+    const c = pair();
+    const d = pair();
+    c.host.challenge(c.server.challenge());
+    const helloC = c.host.hello(facts, 1).frame;
+    c.server.hello(helloC);
+    d.server.challenge();
+    expect(code(() => d.server.hello(helloC))).toBe('CHANNEL_HANDSHAKE_FAILED');
+  });
+
+  it('refuses wrong keys, another host, other contexts, other versions, stale times and out-of-order calls', () => {
+    const wrongKey = new ServerHandshake(HOST, other.privateKey, hostKey.publicKey);
+    expect(code(() => pair().host.challenge(wrongKey.challenge()))).toBe('CHANNEL_HANDSHAKE_FAILED');
+    const forOther = new ServerHandshake('11111111-2222-4333-8444-555555555555', serverKey.privateKey, hostKey.publicKey);
+    expect(code(() => pair().host.challenge(forOther.challenge()))).toBe('CHANNEL_HANDSHAKE_FAILED');
+    // A challenge is not a hello (per-direction contexts), even signed with a key both trust.
+    const same = generateKeyPairSync('ed25519');
+    const s1 = new ServerHandshake(HOST, same.privateKey, same.publicKey);
+    expect(code(() => s1.hello(new ServerHandshake(HOST, same.privateKey, same.publicKey).challenge()))).toBe('CHANNEL_HANDSHAKE_FAILED');
+    const { server, host } = pair();
+    const stale = server.challenge(Date.now() - 3_600_000);
+    expect(code(() => host.challenge(stale))).toBe('CHANNEL_HANDSHAKE_FAILED');
+    const p = pair();
+    expect(code(() => p.server.hello(Buffer.from('x')))).toBe('CHANNEL_HANDSHAKE_FAILED'); // before the challenge
+    expect(code(() => p.host.hello(facts, 1))).toBe('CHANNEL_HANDSHAKE_FAILED'); // before a challenge
+    expect(code(() => pair().host.challenge(Buffer.from('{"msg":{"type":"challenge"},"session":"s","seq":1,"time":0,"sig":""}')))).toBe('CHANNEL_VERSION_UNSUPPORTED');
   });
 });
 
 describe('session MAC channel', () => {
+  const th = createHash('sha256').update('transcript').digest();
   const pair = () => {
     const [s, h] = [ephemeral(), ephemeral()];
     return {
-      server: new MacChannel<string, string>(deriveChannelKeys(s, h.publicB64, 'sess', 'server')),
-      host: new MacChannel<string, string>(deriveChannelKeys(h, s.publicB64, 'sess', 'host')),
+      server: new MacChannel<string, string>(deriveChannelKeys(s, h.publicB64, th, 'server')),
+      host: new MacChannel<string, string>(deriveChannelKeys(h, s.publicB64, th, 'host')),
     };
   };
 
@@ -62,6 +117,6 @@ describe('session MAC channel', () => {
 
   it('refuses a peer key that is not X25519', () => {
     const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-    expect(code(() => deriveChannelKeys(ephemeral(), ed, 's', 'host'))).toBe('KEY_INVALID');
+    expect(code(() => deriveChannelKeys(ephemeral(), ed, th, 'host'))).toBe('KEY_INVALID');
   });
 });

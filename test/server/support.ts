@@ -9,7 +9,7 @@ import { startServer, type RunningServer, type StartOptions } from '../../server
 export async function testServer(overrides: Partial<ServerConfig> = {}, opts: StartOptions = {}): Promise<RunningServer & { dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ct-server-'));
   const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir: dir, ...overrides });
-  const server = await startServer(config, { log: pino({ level: 'silent' }), ...opts });
+  const server = await startServer(config, { log: pino({ level: process.env.CT_DEBUG ? 'debug' : 'silent' }), ...opts });
   return {
     ...server,
     dir,

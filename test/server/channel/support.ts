@@ -1,0 +1,158 @@
+/**
+ * Shared set-up of the channel tests: a real server with the real host hub and enrolment route,
+ * a host enrolled through the API with a real agent, and a man-in-the-middle WebSocket relay on
+ * 127.0.0.1 that can rewrite, drop, swap or inject frames in either direction.
+ */
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { testServer } from '../support.js';
+import { createApiKey } from '../../../server/auth/api-keys.js';
+import { HostHub } from '../../../server/channel/hub.js';
+import { loadServerKey } from '../../../server/channel/server-key.js';
+import { hostRoutes } from '../../../server/routes/hosts.js';
+import { startAgent, type Agent, type AgentOptions } from '../../../host/agent/agent.js';
+import type { HostFacts } from '../../../src/protocol/messages.js';
+
+export const FACTS = {
+  kernel: '6.1.0-test', architecture: 'amd64',
+  runc: { present: true, version: '1.1.12' },
+  seccomp: { available: true, actions: ['SCMP_ACT_ERRNO'] },
+  apparmor: { present: false, enforcing: false, parser: false },
+  // A null a host may send: under the v1 scheme a relay could turn it into 1e999 unnoticed.
+  ebpf: { tracefs: false, bpffs: false, bpftrace: false, usable: false, bpftraceVersion: null },
+  cgroup: { version: 'v1' },
+  userNamespaces: { available: true, max: 100 },
+} as unknown as HostFacts;
+
+export const frameText = (d: RawData) => (Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as Buffer)).toString('utf8');
+
+export async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export interface ChannelServer {
+  url: string;
+  hub: HostHub;
+  hostId: string;
+  /** A copy of the enrolled host's state directory (each agent gets its own). */
+  stateDir(): string;
+  agent(serverUrl: string, o?: Partial<AgentOptions>): Promise<Agent>;
+  close(): Promise<void>;
+}
+
+/** A server with the hub, and one host enrolled through the real API by a real agent. */
+export async function channelServer(): Promise<ChannelServer> {
+  let hub!: HostHub;
+  const server = await testServer({}, {
+    extend: async (ctx) => {
+      const key = await loadServerKey(ctx.config.dataDir);
+      hub = new HostHub(ctx, key.privateKey);
+      return { routers: [hostRoutes(ctx, hub, key.publicKeyB64)], onListen: (s) => hub.attach(s), close: async () => hub.close() };
+    },
+  });
+  const admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
+  const res = await fetch(`${server.url}/api/v1/hosts/tokens`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{"labels":{}}' });
+  const { token } = (await res.json()) as { token: string };
+  const dirs: string[] = [];
+  const base = mkdtempSync(join(tmpdir(), 'ct-channel-'));
+  dirs.push(base);
+  const agents: Agent[] = [];
+  const agent = async (serverUrl: string, o: Partial<AgentOptions> = {}, stateDir = copy()) => {
+    const a = await startAgent({
+      serverUrl, stateDir, name: 'relay-host', facts: async () => FACTS, maxBackoffMs: 300,
+      runner: { run: async () => ({ state: 'refused', code: 'USAGE', message: 'not in this test' }) },
+      inventory: async () => [], log: (m, e) => { if (process.env.CT_DEBUG) console.log(m, e); }, ...o,
+    });
+    agents.push(a);
+    return a;
+  };
+  function copy(): string {
+    const d = mkdtempSync(join(tmpdir(), 'ct-channel-host-'));
+    dirs.push(d);
+    cpSync(base, d, { recursive: true });
+    return d;
+  }
+  const first = await agent(server.url, { enrollToken: token }, base);
+  await until('enrolled host connected', () => first.connected());
+  await first.stop();
+  await until('enrolled host gone', () => !hub.connected(first.hostId));
+  return {
+    url: server.url, hub, hostId: first.hostId, stateDir: copy,
+    agent: (url, o) => agent(url, o),
+    async close() {
+      for (const a of agents) await a.stop();
+      await server.close();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RelayedConnection {
+  /** Frames host → server and server → host, as relayed (after rewriting); rewrites get the index of the frame received. */
+  up: string[];
+  down: string[];
+  /** How the server closed its side (code, reason), once it did. */
+  serverClose: Promise<{ code: number; reason: string }>;
+  upstream: WebSocket;
+}
+
+export type Rewrite = (text: string, index: number, c: RelayedConnection) => string | string[] | null;
+
+/** A WebSocket relay on 127.0.0.1 between agents and the server, rewriting frames as told. */
+export class Relay {
+  readonly connections: RelayedConnection[] = [];
+  toServer: Rewrite = (t) => t;
+  toHost: Rewrite = (t) => t;
+  private readonly http: Server = createServer();
+  private readonly wss = new WebSocketServer({ server: this.http, handleProtocols: (p) => [...p][0] ?? false });
+
+  constructor(private readonly target: string) {
+    this.wss.on('connection', (client, req) => {
+      const upstream = new WebSocket(`${this.target.replace(/^http/, 'ws')}${req.url}`, client.protocol ? [client.protocol] : []);
+      let closed: (v: { code: number; reason: string }) => void = () => undefined;
+      const c: RelayedConnection = { up: [], down: [], upstream, serverClose: new Promise((r) => (closed = r)) };
+      this.connections.push(c);
+      const pending: string[] = [];
+      upstream.on('open', () => pending.splice(0).forEach((f) => upstream.send(f)));
+      const relay = (to: WebSocket, rw: () => Rewrite, log: string[], queue?: string[]) => {
+        let received = 0;
+        return (d: RawData) => {
+        const out = rw()(frameText(d), received++, c);
+        for (const f of out === null ? [] : Array.isArray(out) ? out : [out]) {
+          log.push(f);
+          if (queue && to.readyState === WebSocket.CONNECTING) queue.push(f);
+          else if (to.readyState === WebSocket.OPEN) to.send(f);
+        }
+        };
+      };
+      client.on('message', relay(upstream, () => this.toServer, c.up, pending));
+      upstream.on('message', relay(client, () => this.toHost, c.down));
+      upstream.on('close', (code, reason) => {
+        closed({ code, reason: reason.toString() });
+        if (client.readyState === WebSocket.OPEN) client.close(code >= 4000 ? code : 1000, reason.toString());
+      });
+      client.on('close', () => upstream.close());
+      upstream.on('error', () => undefined);
+      client.on('error', () => undefined);
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((r) => this.http.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.wss.clients) c.terminate();
+    this.wss.close();
+    await new Promise((r) => this.http.close(r));
+  }
+}
