@@ -13,7 +13,8 @@ import { openCtp } from '../src/bundle/read.js';
 import { checkOciLayout } from '../src/bundle/check-layout.js';
 import { signCtp } from '../src/attest/sign-ctp.js';
 import { startLogServer } from '../src/tlog/server.js';
-import { keyIdOf, spkiBase64 } from '../src/trust/keyid.js';
+import { keyIdOf } from '../src/trust/keyid.js';
+import { benchTrustStoreJson } from './trust-support.js';
 import { parseTrustStore, trustStoreDigest } from '../src/trust/store.js';
 import { PolicyStore } from '../src/policy/store.js';
 import { collectFacts } from '../host/facts.js';
@@ -52,12 +53,7 @@ export async function run(): Promise<BenchResult[]> {
     ];
     logs.push(...servers);
     const signed = await signCtp(join(dir, 'big.ctp'), { key: key.privateKey, logs: servers.map((l) => ({ id: l.logId, url: l.url })), out: join(dir, 'signed.ctp') });
-    const store = parseTrustStore(JSON.stringify({
-      version: 1, id: 'bench', updated: '2026-01-01T00:00:00Z',
-      keys: { builders: [{ id: keyIdOf(key.publicKey), algorithm: 'ed25519', publicKey: spkiBase64(key.publicKey), validFrom: '2024-01-01T00:00:00Z' }] },
-      thresholds: {},
-      logs: Object.fromEntries(servers.map((l) => [l.logId, { operator: l.operator, publicKey: l.publicKey, url: l.url, algorithm: 'ed25519' }])),
-    }));
+    const store = parseTrustStore(benchTrustStoreJson(key.publicKey, servers));
     mkdirSync(join(dir, 'policies'));
     writeFileSync(join(dir, 'policies', 'p.policy.yaml'), `apiVersion: cerro-torre.dev/v2\nkind: Policy\nname: p\nmode: strict\nmatch:\n  environments: [production]\nsigners:\n  - keyId: ${keyIdOf(key.publicKey)}\nlogQuorum: 2\nruntime:\n  seccomp:\n    profile: runtime-default\n`);
     const policies = new PolicyStore([join(dir, 'policies')]);

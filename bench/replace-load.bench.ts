@@ -16,7 +16,8 @@ import { openCtp } from '../src/bundle/read.js';
 import { checkOciLayout } from '../src/bundle/check-layout.js';
 import { signCtp } from '../src/attest/sign-ctp.js';
 import { startLogServer } from '../src/tlog/server.js';
-import { keyIdOf, spkiBase64 } from '../src/trust/keyid.js';
+import { keyIdOf } from '../src/trust/keyid.js';
+import { benchTrustStoreJson } from './trust-support.js';
 import { parseTrustStore, trustStoreDigest } from '../src/trust/store.js';
 import { PolicyStore } from '../src/policy/store.js';
 import type { Assignment } from '../src/protocol/messages.js';
@@ -99,12 +100,7 @@ export async function run(): Promise<BenchResult[]> {
       const archive = await openCtp(signed.out);
       bundles.push({ path: signed.out, bundleDigest: archive.bundleDigest, imageDigest: checkOciLayout(archive).manifestDigest });
     }
-    const store = parseTrustStore(JSON.stringify({
-      version: 1, id: 'bench', updated: '2026-01-01T00:00:00Z',
-      keys: { builders: [{ id: keyIdOf(key.publicKey), algorithm: 'ed25519', publicKey: spkiBase64(key.publicKey), validFrom: '2024-01-01T00:00:00Z' }] },
-      thresholds: {},
-      logs: Object.fromEntries(servers.map((l) => [l.logId, { operator: l.operator, publicKey: l.publicKey, url: l.url, algorithm: 'ed25519' }])),
-    }));
+    const store = parseTrustStore(benchTrustStoreJson(key.publicKey, servers));
     mkdirSync(join(dir, 'policies'));
     writeFileSync(join(dir, 'policies', 'p.policy.yaml'), [
       'apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: p', 'mode: strict', 'match:', '  environments: [production]',

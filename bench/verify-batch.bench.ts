@@ -13,7 +13,7 @@ import type { BenchResult } from './harness.js';
 import { packCtp } from '../src/bundle/pack/pack.js';
 import { signCtp } from '../src/attest/sign-ctp.js';
 import { startLogServer } from '../src/tlog/server.js';
-import { keyIdOf, spkiBase64 } from '../src/trust/keyid.js';
+import { benchTrustStoreJson } from './trust-support.js';
 import { verifyBatch } from '../src/cli/verify-batch.js';
 
 const BUNDLES = 100;
@@ -40,12 +40,7 @@ export async function run(): Promise<BenchResult[]> {
       await signCtp(join(dir, `app-${i}.ctp`), { key: key.privateKey, logs: servers.map((l) => ({ id: l.logId, url: l.url })), out });
       paths.push(out);
     }
-    writeFileSync(join(dir, 'trust.json'), JSON.stringify({
-      version: 1, id: 'bench', updated: '2026-01-01T00:00:00Z',
-      keys: { builders: [{ id: keyIdOf(key.publicKey), algorithm: 'ed25519', publicKey: spkiBase64(key.publicKey), validFrom: '2024-01-01T00:00:00Z' }] },
-      thresholds: {},
-      logs: Object.fromEntries(servers.map((l) => [l.logId, { operator: l.operator, publicKey: l.publicKey, url: l.url, algorithm: 'ed25519' }])),
-    }));
+    writeFileSync(join(dir, 'trust.json'), benchTrustStoreJson(key.publicKey, servers));
     const flags = { trustStore: join(dir, 'trust.json') };
     const threads = availableParallelism();
     const batch = async (n: number): Promise<number> => {

@@ -18,16 +18,11 @@ import type { TrustMaterial } from '../../src/verify/report.js';
 import type { ServerContext } from '../context.js';
 import type { DeploySteps } from '../deploy/pipeline.js';
 import type { DesiredState } from '../gitops/reconcile.js';
+import type { SignableDeployment } from './sign.js';
 import type { VsaStore } from './vsa-store.js';
 
-export interface PromotableDeployment {
-  id: string;
-  environment: string;
-  app: string;
-  reference: string;
-  image_digest: string | null;
-  bundle_digest: string | null;
-}
+/** A deployment is promoted with the VSA signed for it: the same row shape `ensureVsa` signs. */
+export type PromotableDeployment = SignableDeployment;
 
 export interface OpenPrDeps {
   trust: () => TrustMaterial | undefined;
