@@ -1,4 +1,3 @@
-import { runTool } from '../runtime/tools.js';
 import type { Egress } from './types.js';
 
 /**
@@ -35,33 +34,20 @@ function rules(bridge: string, egress: Egress, prefix: string): { chain: string;
   return out;
 }
 
-/** Our lines for the bridge in the mangle table now, as `-D` lines for iptables-restore (one `iptables-save`). */
-async function deletions(bridge: string): Promise<string[]> {
-  const r = await runTool('iptables-save', ['-t', 'mangle'], { timeoutMs: 30_000 });
-  if (r.code !== 0) throw new Error(`iptables-save -t mangle: ${r.stderr.trim().slice(0, 300)}`);
-  return r.stdout.split('\n').filter((l) => /^-A (FORWARD|INPUT) /.test(l) && l.includes(`cerro-torre egress ${bridge}"`)).map((l) => `-D${l.slice(2)}`);
-}
-
-/** One atomic iptables-restore of the mangle table (nothing else in it is touched). */
-async function restore(lines: string[]): Promise<void> {
-  if (lines.length === 0) return;
-  const r = await runTool('iptables-restore', ['-w', '10', '--noflush'], { input: `*mangle\n${lines.join('\n')}\nCOMMIT\n`, timeoutMs: 30_000 });
-  if (r.code !== 0) throw new Error(`iptables-restore (mangle): ${r.stderr.trim().slice(0, 300)}`);
+/** `-D` lines (for the mangle section of an iptables-restore) for our rules of the bridge in a saved mangle table. */
+function deletions(bridge: string, mangle: readonly string[]): string[] {
+  return mangle.filter((l) => /^-A (FORWARD|INPUT) /.test(l) && l.includes(`cerro-torre egress ${bridge}"`)).map((l) => `-D${l.slice(2)}`);
 }
 
 const quote = (a: string) => (/\s/.test(a) ? `"${a}"` : a);
 
 /**
- * Installs the rules for the bridge's egress (idempotent; the last inserted ends up first): the
- * old ones out and the new ones in, in one transaction (two processes, whatever the rule count).
+ * The mangle lines that make the bridge's egress rules those of `egress` (the old ones out, the
+ * new ones in, in the same transaction; the last inserted ends up first), or that remove every
+ * rule of ours for the bridge when `egress` is undefined. `mangle` is the table as saved now.
  */
-export async function applyEgress(bridge: string, egress: Egress, bridgePrefix: string): Promise<void> {
-  const lines = await deletions(bridge);
-  for (const r of rules(bridge, egress, bridgePrefix)) lines.push(`-I ${r.chain} 1 ${r.spec.map(quote).join(' ')}`);
-  await restore(lines);
-}
-
-/** Removes every rule this module installed for the bridge, whatever egress it was for. */
-export async function removeEgress(bridge: string): Promise<void> {
-  await restore(await deletions(bridge));
+export function egressChanges(bridge: string, egress: Egress | undefined, bridgePrefix: string, mangle: readonly string[]): string[] {
+  const lines = deletions(bridge, mangle);
+  if (egress) for (const r of rules(bridge, egress, bridgePrefix)) lines.push(`-I ${r.chain} 1 ${r.spec.map(quote).join(' ')}`);
+  return lines;
 }

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
-import { applyEgress, removeEgress } from './egress.js';
+import { egressChanges } from './egress.js';
+import { restoreTables, saveTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
 import { NetworkStore, type AttachmentRow, type NetworkRow } from './store.js';
-import { syncPorts } from './ports.js';
+import { portChanges } from './ports.js';
 import type { Egress, PublishedPort } from './types.js';
 
 export interface NetworkManagerOptions {
@@ -214,24 +215,26 @@ export class NetworkManager {
     if (r.code !== 0) {
       throw new CtError('NETWORK_SETUP_FAILED', `netavark setup for ${row.containerId} failed: ${netavarkError(r)}`, { container: row.containerId, netavark: netavarkError(r) });
     }
-    try {
-      await applyEgress(bridge, egress, this.prefix);
-    } catch (e) {
-      throw new CtError('NETWORK_SETUP_FAILED', `egress rules for ${bridge}: ${(e as Error).message}`, { bridge });
-    }
     this.store.setPhase(row.containerId, 'up');
-    await this.syncPorts();
+    // The bridge's egress rules and the published ports (this container's now among them) in one transaction.
+    await this.firewall([{ bridge, egress }]);
   }
 
-  /** The published ports as the state says (ports.ts): one atomic iptables-restore. */
-  private async syncPorts(): Promise<void> {
+  /**
+   * Makes the firewall what the state says: the published ports of every container that is up
+   * (ports.ts), and for each bridge named, its egress rules (or none: `egress` undefined, when its
+   * network goes). One iptables-save and at most one iptables-restore (firewall.ts).
+   */
+  private async firewall(bridges: readonly { bridge: string; egress: Egress | undefined }[] = []): Promise<void> {
+    const saved = await saveTables();
+    const mangle = bridges.flatMap((b) => egressChanges(b.bridge, b.egress, this.prefix, saved.mangle));
     const targets = this.store.attachments().filter((a) => a.phase === 'up' && a.ports.length > 0).flatMap((a) => {
       const net = this.store.network(a.environment);
       if (!net) return [];
       const b = this.bridgeOf(net);
       return [{ address: a.address, bridge: b.bridge, subnet: b.subnet, containerId: a.containerId, ports: a.ports }];
     });
-    await syncPorts(this.prefix, targets);
+    await restoreTables({ mangle, nat: await portChanges(this.prefix, targets, saved.nat) });
   }
 
   /**
@@ -245,11 +248,11 @@ export class NetworkManager {
       const before = this.store.attachment(from)?.ports ?? [];
       this.store.movePorts(from, to, ports);
       try {
-        await this.syncPorts();
+        await this.firewall();
       } catch (e) {
         // The rules could not be written: the ports stay (in the state too) where they were.
         this.store.movePorts(to, from, before);
-        await this.syncPorts().catch(() => undefined);
+        await this.firewall().catch(() => undefined);
         throw e;
       }
     });
@@ -270,9 +273,9 @@ export class NetworkManager {
     if (row.phase !== 'down') await this.teardown(row);
     await rm(this.resolvPath(containerId), { force: true });
     this.store.release(containerId);
-    if (row.ports.length > 0) await this.syncPorts();
     const net = this.store.network(row.environment);
-    if (net && this.store.dropNetworkIfEmpty(row.environment)) await removeEgress(this.bridgeOf(net).bridge);
+    const gone = net && this.store.dropNetworkIfEmpty(row.environment) ? [{ bridge: this.bridgeOf(net).bridge, egress: undefined }] : [];
+    if (row.ports.length > 0 || gone.length > 0) await this.firewall(gone);
   }
 
   /**
@@ -285,9 +288,9 @@ export class NetworkManager {
       if (!row || row.phase === 'down') return;
       await this.teardown(row);
       this.store.setPhase(containerId, 'down');
-      if (row.ports.length > 0) await this.syncPorts();
       const net = this.store.network(row.environment);
-      if (net && !this.store.attachments().some((a) => a.environment === row.environment && a.phase !== 'down')) await removeEgress(this.bridgeOf(net).bridge);
+      const idle = net && !this.store.attachments().some((a) => a.environment === row.environment && a.phase !== 'down') ? [{ bridge: this.bridgeOf(net).bridge, egress: undefined }] : [];
+      if (row.ports.length > 0 || idle.length > 0) await this.firewall(idle);
     });
   }
 
@@ -327,11 +330,12 @@ export class NetworkManager {
           torn.push(row.containerId);
         }
       }
-      for (const net of this.store.networks()) {
-        if (!this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down')) await removeEgress(this.bridgeOf(net).bridge);
-      }
-      // Whatever an agent killed mid-way left in the port rules, they are made what the state says.
-      await this.syncPorts();
+      // Whatever an agent killed mid-way left in the port rules, they are made what the state says;
+      // networks with nothing up lose their egress rules.
+      const idle = this.store.networks()
+        .filter((net) => !this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down'))
+        .map((net) => ({ bridge: this.bridgeOf(net).bridge, egress: undefined }));
+      await this.firewall(idle);
       return torn;
     });
   }

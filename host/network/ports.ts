@@ -1,6 +1,4 @@
 import { writeFile } from 'node:fs/promises';
-import { CtError } from '../../src/core/errors.js';
-import { runTool } from '../runtime/tools.js';
 import type { PublishedPort } from './types.js';
 
 /**
@@ -72,36 +70,33 @@ export function portRules(prefix: string, targets: readonly PortTarget[], presen
   return `${lines.join('\n')}\n`;
 }
 
-/** What of ours is in the nat table now (one `iptables-save`). */
-async function present(prefix: string): Promise<{ chains: boolean; jumps: string[]; rules: string[] }> {
-  const r = await runTool('iptables-save', ['-t', 'nat'], { timeoutMs: 30_000 });
-  if (r.missing) throw new CtError('HOST_TOOL_MISSING', 'iptables-save (iptables) is not installed', { tool: 'iptables-save' });
+/** What of ours is in a saved nat table. */
+function present(prefix: string, nat: readonly string[]): { chains: boolean; jumps: string[]; rules: string[] } {
   const c = chainNames(prefix);
-  const want = jumps(prefix);
-  const lines = r.stdout.split('\n');
   return {
-    chains: lines.some((l) => l.startsWith(`:${c.dnat} `)),
+    chains: nat.some((l) => l.startsWith(`:${c.dnat} `)),
     // iptables-save prints the rule as we wrote it, bar the comment's quoting and -m tcp order.
-    jumps: want.filter((j) => lines.some((l) => l === `-A ${j}`)),
-    rules: lines.filter((l) => l.startsWith(`-A ${c.dnat} `) || l.startsWith(`-A ${c.masq} `)),
+    jumps: jumps(prefix).filter((j) => nat.some((l) => l === `-A ${j}`)),
+    rules: nat.filter((l) => l.startsWith(`-A ${c.dnat} `) || l.startsWith(`-A ${c.masq} `)),
   };
 }
 
 /**
- * Makes the host's published ports exactly `targets` (one read, one atomic write). Loopback
- * addresses need route_localnet on the bridge (netavark set it for its own mappings).
+ * The nat lines (without `*nat` and COMMIT) that make the host's published ports exactly
+ * `targets`, given the nat table as saved now; none when it is so already (the common case at each
+ * inventory). Loopback addresses need route_localnet on the bridge (netavark set it for its own
+ * mappings): set here, before the rules that need it are written.
  */
-export async function syncPorts(prefix: string, targets: readonly PortTarget[]): Promise<void> {
+export async function portChanges(prefix: string, targets: readonly PortTarget[], nat: readonly string[]): Promise<string[]> {
   for (const b of new Set(targets.filter((t) => t.ports.some((p) => p.address.startsWith('127.') || p.address === '0.0.0.0')).map((t) => t.bridge))) {
     await writeFile(`/proc/sys/net/ipv4/conf/${b}/route_localnet`, '1').catch(() => undefined);
   }
-  const now = await present(prefix);
+  const now = present(prefix, nat);
   const text = portRules(prefix, targets, now);
-  if (!text) return;
-  // Already so (the common case at each inventory): no write.
-  const wanted = text.split('\n').filter((l) => l.startsWith(`-A ${chainNames(prefix).dnat} `) || l.startsWith(`-A ${chainNames(prefix).masq} `));
-  if (now.chains && now.jumps.length === 3 && wanted.length > 0 && wanted.join('\n') === now.rules.join('\n')) return;
-  const r = await runTool('iptables-restore', ['-w', '10', '--noflush'], { input: text, timeoutMs: 30_000 });
-  if (r.missing) throw new CtError('HOST_TOOL_MISSING', 'iptables-restore (iptables) is not installed', { tool: 'iptables-restore' });
-  if (r.code !== 0) throw new CtError('NETWORK_SETUP_FAILED', `publishing ports: iptables-restore: ${r.stderr.trim().slice(0, 300)}`, {});
+  if (!text) return [];
+  const c = chainNames(prefix);
+  const wanted = text.split('\n').filter((l) => l.startsWith(`-A ${c.dnat} `) || l.startsWith(`-A ${c.masq} `));
+  if (now.chains && now.jumps.length === 3 && wanted.length > 0 && wanted.join('\n') === now.rules.join('\n')) return [];
+  // portRules writes a whole restore document: its body is what goes between *nat and COMMIT.
+  return text.split('\n').filter((l) => l && l !== '*nat' && l !== 'COMMIT');
 }

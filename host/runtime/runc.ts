@@ -99,6 +99,10 @@ export class RuncRuntime {
     return join(this.dir(this.rid(id)), 'exit.json');
   }
 
+  private pidFile(id: string): string {
+    return join(this.dir(this.rid(id)), 'container.pid');
+  }
+
   private runcLog(id: string): string {
     return join(this.dir(this.rid(id)), 'runc.log');
   }
@@ -146,10 +150,11 @@ export class RuncRuntime {
     if (rec.status !== 'created') throw new CtError('USAGE', `container ${id} is ${rec.status}, not created`, { id, status: rec.status });
     await this.beforeStart?.(rec.runcId);
     await rm(this.exitFile(id), { force: true });
+    await rm(this.pidFile(id), { force: true });
     // runc.log is how start() tells "runc refused" from "the app exited": one run's log at a time.
     await rm(this.runcLog(id), { force: true });
     const argv = supervisorArgv({
-      runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id: rec.runcId, logDir: rec.logPath, exitFile: this.exitFile(id),
+      runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id: rec.runcId, logDir: rec.logPath, exitFile: this.exitFile(id), pidFile: this.pidFile(id),
       multilog: this.multilog, limits: this.logLimits,
     });
     const child = spawnTool('/bin/sh', argv, { detached: true, stdio: 'ignore', cwd: rec.bundleDir });
@@ -157,7 +162,8 @@ export class RuncRuntime {
     const startedAt = new Date().toISOString();
     this.store.update(id, { supervisorPid: child.pid ?? null, startedAt });
 
-    // The exit file is cheap to poll; `runc state` spawns a process: ask it every 10th round.
+    // The exit and pid files are cheap to poll; `runc state` spawns a process: it is asked only
+    // every 100th round, in case runc could not write its pid file.
     const deadline = Date.now() + timeoutMs;
     for (let round = 1; Date.now() < deadline; round++) {
       const exit = await this.readExit(id);
@@ -171,13 +177,15 @@ export class RuncRuntime {
         this.store.update(id, { status: 'running' });
         return this.store.update(id, this.stopped(this.store.get(id)!, exit));
       }
-      if (round % 10 === 0) {
+      const pid = await this.readPid(id);
+      if (pid) return this.store.update(id, { status: 'running', pid });
+      if (round % 100 === 0) {
         const st = await this.runcState(id);
         if (st && (st.status === 'running' || st.status === 'paused')) {
           return this.store.update(id, { status: st.status, pid: st.pid });
         }
       }
-      await sleep(5);
+      await sleep(2);
     }
     throw new CtError('RUNTIME_FAILED', `container ${id} did not start within ${timeoutMs} ms`, { id });
   }
@@ -212,6 +220,16 @@ export class RuncRuntime {
       return { exitCode: parsed.exitCode, finishedAt: (await stat(path)).mtime.toISOString() };
     } catch {
       return undefined; // absent, or caught mid-write: ask again later
+    }
+  }
+
+  /** The container's pid once runc has started its process (runc writes the file by rename: whole or absent). */
+  private async readPid(id: string): Promise<number | undefined> {
+    try {
+      const pid = Number((await readFile(this.pidFile(id), 'utf8')).trim());
+      return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
     }
   }
 
