@@ -4,7 +4,9 @@
  * (the published port has just moved to the new one, the old one still runs). The restarted agent
  * (recoverSideBySide, then the network's recover) ends with exactly one container serving the
  * app's port, the old one (it never stopped), and no netns, veth or firewall rule of the discarded
- * new one left; after the last container goes, nothing at all.
+ * new one left; after the last container goes, nothing at all. When the old container died too
+ * while no agent ran, the new one takes the app over instead: the port stays on it, the old
+ * container's netns, veth and rule go.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn } from 'node:child_process';
@@ -20,9 +22,8 @@ import { makeRootfs, requireHostTools } from '../host/support.js';
 import { listArtifacts } from './artifacts.js';
 
 const pid = process.pid;
-const APP_ID = `ctsbs-${pid}`;
 const NET = { subnetBase: `10.${100 + (pid % 40)}`, bridgePrefix: `cts${pid % 100000}k` };
-const scope = { netnsPrefix: APP_ID, ...NET };
+const scope = { netnsPrefix: `ctsbs-${pid}`, ...NET };
 
 async function body(port: number): Promise<string> {
   try {
@@ -48,12 +49,17 @@ describe('side-by-side replace: kill -9 of the agent mid-swap', () => {
     rmSync(base, { recursive: true, force: true });
   });
 
-  it('ends with the old container serving alone and nothing of the new one left', async () => {
-    const stateDir = join(dir, 'state');
+  /**
+   * Runs the agent until it drains the old container (the port on the new one, both running) and
+   * kills it with -9 there. Returns what the restarted agent needs.
+   */
+  async function killMidSwap(APP_ID: string): Promise<{ stateDir: string; port: number; marker: string }> {
+    const stateDir = join(dir, `state-${APP_ID}`);
     const port = await freePort();
-    const marker = join(dir, 'draining');
+    const marker = join(dir, `draining-${APP_ID}`);
     // Two root filesystems serving v1 and v2 (busybox httpd).
     for (const v of ['v1', 'v2']) {
+      if (existsSync(join(dir, v))) continue;
       execFileSync('cp', ['-a', join(base, 'rootfs'), join(dir, v)]);
       mkdirSync(join(dir, v, 'www'));
       writeFileSync(join(dir, v, 'www', 'index.html'), `${v}\n`);
@@ -96,6 +102,12 @@ await replaceSideBySide({ runtime: rt, network: net, id: '${APP_ID}', candidate:
     expect(listArtifacts(scope).netns).toEqual([APP_ID, `${APP_ID}.x`]);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
+    return { stateDir, port, marker };
+  }
+
+  it('ends with the old container serving alone and nothing of the new one left', async () => {
+    const APP_ID = `ctsbs-${pid}`;
+    const { stateDir, port, marker } = await killMidSwap(APP_ID);
 
     // The restarted agent.
     const net = new NetworkManager({ stateDir, ...NET, slots: 2 });
@@ -123,5 +135,41 @@ await replaceSideBySide({ runtime: rt, network: net, id: '${APP_ID}', candidate:
     }
     expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
     expect(readFileSync(`${marker}.v1`, 'utf8')).toBe('up');
+  }, 120_000);
+
+  it('hands the app to the new container when the old one had stopped while the agent was down', async () => {
+    const APP_ID = `ctsbs-${pid}b`;
+    const { stateDir, port } = await killMidSwap(APP_ID);
+    // While no agent runs, the old container dies (its app crashed, an operator killed it).
+    const runc = (...a: string[]) => execFileSync('runc', ['--root', join(stateDir, 'runc'), ...a], { encoding: 'utf8' });
+    const listed = () => runc('list', '-q').split('\n').filter(Boolean).sort();
+    runc('kill', APP_ID, 'KILL');
+    // Its supervisor's `runc run` removes it from runc's list as it ends.
+    for (let i = 0; i < 100 && listed().includes(APP_ID); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(listed()).toEqual([`${APP_ID}.x`]);
+
+    const net = new NetworkManager({ stateDir, ...NET, slots: 2 });
+    const rt = await RuncRuntime.open({ stateDir, beforeStart: (id) => net.resume(id) });
+    try {
+      await rt.recover();
+      expect(await recoverSideBySide(rt, net)).toEqual([`${APP_ID}.x: took over ${APP_ID}`]);
+      const status = new Map((await rt.list()).map((c) => [c.runcId, c.status]));
+      await net.recover((id) => (status.get(id) === 'running' ? 'running' : status.has(id) ? 'stopped' : 'gone'));
+      // One container under the app's id, the new one (runc knows it as .x), serving the port.
+      expect((await rt.list()).map((c) => [c.id, c.runcId, c.status, c.replaces])).toEqual([[APP_ID, `${APP_ID}.x`, 'running', null]]);
+      expect(await body(port)).toBe('v2');
+      // Nothing of the old one left: its netns, veth and rule went with it.
+      const a = listArtifacts({ ...scope, netnsPrefix: APP_ID });
+      expect([a.netns, a.veths.length]).toEqual([[`${APP_ID}.x`], 1]);
+      expect(a.rules.filter((r) => r.includes('--to-destination'))).toEqual([expect.stringContaining(`--to-destination ${net.attachment(`${APP_ID}.x`)!.address}:8080`)]);
+      expect(listed()).toEqual([`${APP_ID}.x`]);
+      expect(await recoverSideBySide(rt, net)).toEqual([]);
+    } finally {
+      for (const c of await rt.list()) await rt.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+      await net.recover(() => 'gone');
+      rt.close();
+      net.close();
+    }
+    expect(listArtifacts({ ...scope, netnsPrefix: APP_ID })).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
   }, 120_000);
 });
