@@ -44,7 +44,20 @@ describe('side-by-side replace: kill -9 of the agent mid-swap', () => {
     ({ base } = await makeRootfs());
   });
 
-  afterAll(() => {
+  // Every agent state made here: whatever a failing test left running is removed before the files go.
+  const states: string[] = [];
+  afterAll(async () => {
+    for (const stateDir of states) {
+      const net = new NetworkManager({ stateDir, ...NET, slots: 2 });
+      const rt = await RuncRuntime.open({ stateDir });
+      for (const c of await rt.list()) await rt.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+      for (const id of execFileSync('runc', ['--root', join(stateDir, 'runc'), 'list', '-q'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+        execFileSync('runc', ['--root', join(stateDir, 'runc'), 'delete', '--force', id]);
+      }
+      await net.recover(() => 'gone');
+      rt.close();
+      net.close();
+    }
     rmSync(dir, { recursive: true, force: true });
     rmSync(base, { recursive: true, force: true });
   });
@@ -55,6 +68,7 @@ describe('side-by-side replace: kill -9 of the agent mid-swap', () => {
    */
   async function killMidSwap(APP_ID: string): Promise<{ stateDir: string; port: number; marker: string }> {
     const stateDir = join(dir, `state-${APP_ID}`);
+    states.push(stateDir);
     const port = await freePort();
     const marker = join(dir, `draining-${APP_ID}`);
     // Two root filesystems serving v1 and v2 (busybox httpd).
