@@ -234,7 +234,7 @@ export class NetworkManager {
       const b = this.bridgeOf(net);
       return [{ address: a.address, bridge: b.bridge, subnet: b.subnet, containerId: a.containerId, ports: a.ports }];
     });
-    await restoreTables({ mangle, nat: await portChanges(this.prefix, targets, saved.nat) });
+    await restoreTables({ mangle, ...(await portChanges(this.prefix, targets, saved)) });
   }
 
   /**
