@@ -7,7 +7,7 @@ import { tempPathFor } from '../../src/core/fs.js';
 import { fetchCtp } from '../../src/oci/fetch.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import { openCtpToVerify } from '../../src/bundle/read.js';
-import type { TrustMaterial } from '../../src/verify/report.js';
+import type { AttestationVerifier, TrustMaterial } from '../../src/verify/report.js';
 import type { VerificationCache } from '../../src/verify/cache.js';
 import type { Evidence, Finding } from '../../src/verify/evidence.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
@@ -33,6 +33,8 @@ export interface StepDeps {
   onVerified?: (v: VerifiedImage) => void;
   /** Environments where this exact bundle has a verified deploy VSA (policy input `verifiedIn`), and those VSAs. */
   verifiedIn?: (imageDigest: string, bundleDigest: string) => Promise<{ environments: string[]; envelopes: string[] }>;
+  /** The attestation verifiers (default: all in this thread); wire.ts puts Sigstore's on threads. */
+  verifiers?: AttestationVerifier[];
 }
 
 interface Verified {
@@ -101,7 +103,7 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       } catch (e) {
         return { ok: false, transient: false, code: e instanceof CtError ? e.code : 'MALFORMED_BUNDLE', message: (e as Error).message };
       }
-      const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: deps.cache });
+      const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: deps.cache, ...(deps.verifiers ? { verifiers: deps.verifiers } : {}) });
       ctx.metrics.verifySeconds.observe({ cached: 'no' }, Number(process.hrtime.bigint() - t0) / 1e9);
       ctx.metrics.decisions.inc({ outcome: report.decision, code: report.code ?? 'none' });
       if (report.decision === 'REJECT') return { ok: false, transient: false, code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };

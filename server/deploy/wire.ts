@@ -32,6 +32,7 @@ import { VerificationCache } from '../../src/verify/cache.js';
 import { parseTrustStore, trustStoreDigest } from '../../src/trust/store.js';
 import { sha256Digest } from '../../src/core/digest.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
+import { SigstoreVerifierPool } from '../../src/verify/sigstore/pool.js';
 
 function loadTrust(ctx: ServerContext): TrustMaterial | undefined {
   if (!ctx.config.trustStore) return undefined;
@@ -87,7 +88,10 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   const deployerKey = await loadDeployerKey(ctx.config.dataDir, ctx.config.deployer?.keyFile);
   ctx.log.info({ keyId: deployerKey.keyId }, 'deploy VSAs are signed with this key: list it in the role deployers of the trust stores that judge them');
   const verifiedIn = (imageDigest: string, bundleDigest: string) => vsas.verifiedIn(trust, imageDigest, bundleDigest);
-  const steps = opts.steps?.(hub, { policies }) ?? realSteps(ctx, hub, { trust: () => trust, policies, cache: new VerificationCache({ maxEntries: 1024 }), hostTimeoutMs: opts.hostTimeoutMs, onVerified: admission?.learn, verifiedIn });
+  // Sigstore attestations are checked on a bounded pool of threads: a burst of distinct bundles
+  // does not hold this thread's event loop (requests, the host channel) for their CPU time.
+  const sigstorePool = new SigstoreVerifierPool();
+  const steps = opts.steps?.(hub, { policies }) ?? realSteps(ctx, hub, { trust: () => trust, policies, cache: new VerificationCache({ maxEntries: 1024 }), hostTimeoutMs: opts.hostTimeoutMs, onVerified: admission?.learn, verifiedIn, verifiers: sigstorePool.verifiers });
   const target = ctx.config.desiredState?.report ?? { provider: 'none' as const, repository: '' };
   // The desired state in force (promotion rules, the files apps are declared in); set below when configured.
   let desired: () => Promise<DesiredState> = async () => ({ apps: [], promotions: [] });
@@ -149,6 +153,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       admission?.close();
       repo?.close();
       hub.close();
+      await sigstorePool.close();
     },
   };
 }

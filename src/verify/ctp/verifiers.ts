@@ -5,7 +5,7 @@
  */
 import type { AttestationVerifier, VerifierResult, VerifyContext } from '../report.js';
 import { vcsVerifier } from '../vcs/verifier.js';
-import type { SigstoreAttestationVerifierOptions } from '../sigstore/attestation-verifier.js';
+import type { SigstoreAttestationVerifierOptions, SigstoreInputRunner } from '../sigstore/attestation-verifier.js';
 import { isSigstoreAttestationPath } from '../sigstore/paths.js';
 
 /**
@@ -16,7 +16,7 @@ import { isSigstoreAttestationPath } from '../sigstore/paths.js';
 class LazySigstoreVerifier implements AttestationVerifier {
   readonly name = 'sigstore';
   private inner?: Promise<AttestationVerifier>;
-  constructor(private readonly opts: SigstoreAttestationVerifierOptions) {}
+  constructor(private readonly opts: SigstoreAttestationVerifierOptions, private readonly runner?: SigstoreInputRunner) {}
 
   accepts(path: string): boolean {
     return isSigstoreAttestationPath(path);
@@ -24,11 +24,16 @@ class LazySigstoreVerifier implements AttestationVerifier {
 
   async verify(ctx: VerifyContext): Promise<VerifierResult> {
     if (!ctx.inputs.some((i) => this.accepts(i.name))) return { verifier: this.name, imageDigest: ctx.imageDigest, attestations: [], findings: [], warnings: [], logEntriesVerified: 0 };
-    this.inner ??= import('../sigstore/attestation-verifier.js').then((m) => new m.SigstoreAttestationVerifier(this.opts));
+    this.inner ??= import('../sigstore/attestation-verifier.js').then((m) => new m.SigstoreAttestationVerifier(this.opts, this.runner));
     return (await this.inner).verify(ctx);
   }
 }
 
-export function defaultVerifiers(sigstore: SigstoreAttestationVerifierOptions = {}): AttestationVerifier[] {
-  return [vcsVerifier, new LazySigstoreVerifier(sigstore)];
+/** The Sigstore verifier; `runner` checks each file elsewhere (a verification thread, sigstore/pool.ts). */
+export function sigstoreVerifier(opts: SigstoreAttestationVerifierOptions = {}, runner?: SigstoreInputRunner): AttestationVerifier {
+  return new LazySigstoreVerifier(opts, runner);
+}
+
+export function defaultVerifiers(sigstore: SigstoreAttestationVerifierOptions = {}, runner?: SigstoreInputRunner): AttestationVerifier[] {
+  return [vcsVerifier, sigstoreVerifier(sigstore, runner)];
 }

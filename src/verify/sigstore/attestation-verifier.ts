@@ -46,9 +46,41 @@ function rootFrom(ctx: VerifyContext, fallback?: LoadedTrustedRoot): LoadedTrust
   return fallback ?? publicGoodTrustedRoot();
 }
 
+/**
+ * One Sigstore attestation file, checked: with an identity policy, verified against the trusted
+ * root (the attestation and its Rekor entry count); without one, only checked to be what the format
+ * says (nothing counts: null). Synchronous and CPU-bound: what a verification thread runs
+ * (pool.ts). Throws CtError without the file's name (the caller adds it).
+ */
+export type SigstoreInputOutcome = { attestation: VerifiedAttestation; logEntries: number } | null;
+
+export function checkSigstoreInput(data: Buffer, imageDigest: string, policy: IdentityPolicy | undefined, root: LoadedTrustedRoot | undefined, thresholds?: SigstoreThresholds): SigstoreInputOutcome {
+  if (!policy || !root) {
+    checkUnjudgedAttestation(data, imageDigest);
+    return null;
+  }
+  const v = verifierFor(root, thresholds).verify(data, { policy, digest: imageDigest });
+  if (!v.attestation) throw new CtError('MALFORMED_BUNDLE', 'a message signature, not an in-toto attestation', {});
+  return { attestation: v.attestation, logEntries: v.logEntries.length };
+}
+
+/** Where each input is checked: in this thread (default) or on a verification thread (pool.ts). */
+export interface SigstoreInput {
+  data: Buffer;
+  imageDigest: string;
+  /** None: the input is only checked to be what the format says. */
+  policy?: IdentityPolicy;
+  /** Given with a policy. */
+  root?: LoadedTrustedRoot;
+  thresholds?: SigstoreThresholds;
+}
+export type SigstoreInputRunner = (input: SigstoreInput) => Promise<SigstoreInputOutcome>;
+
+const inThisThread: SigstoreInputRunner = async (i) => checkSigstoreInput(i.data, i.imageDigest, i.policy, i.root, i.thresholds);
+
 export class SigstoreAttestationVerifier implements AttestationVerifier {
   readonly name = 'sigstore';
-  constructor(private readonly opts: SigstoreAttestationVerifierOptions = {}) {}
+  constructor(private readonly opts: SigstoreAttestationVerifierOptions = {}, private readonly runner: SigstoreInputRunner = inThisThread) {}
 
   accepts(path: string): boolean {
     return isSigstoreAttestationPath(path);
@@ -58,42 +90,36 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
     const result: VerifierResult = { verifier: this.name, imageDigest: ctx.imageDigest, attestations: [], findings: [], warnings: [], logEntriesVerified: 0 };
     const inputs = ctx.inputs.filter((i) => this.accepts(i.name));
     if (inputs.length === 0) return result;
-    if (!this.opts.policy) {
-      // Nothing is asked of them, yet each must be what the format says (no junk rides along).
-      if (ctx.imageDigest) for (const input of inputs) checkedAs(input.name, () => checkUnjudgedAttestation(input.data, ctx.imageDigest as string));
-      result.warnings.push(`${inputs.length} Sigstore attestation(s) ignored: no keyless identity given (--certificate-identity / --certificate-oidc-issuer)`);
-      return result;
-    }
-    if (!ctx.imageDigest) throw new CtError('USAGE', 'Sigstore attestations are verified against the image digest; none known', {});
-    const verifier = verifierFor(rootFrom(ctx, this.opts.trustedRoot), this.opts.thresholds);
-    for (const input of inputs) {
-      try {
-        const v = verifier.verify(input.data, { policy: this.opts.policy, digest: ctx.imageDigest });
-        if (!v.attestation) throw new CtError('MALFORMED_BUNDLE', `${input.name}: a message signature, not an in-toto attestation`, { path: input.name });
-        const att: VerifiedAttestation = v.attestation;
-        result.attestations.push(att);
-        result.logEntriesVerified += v.logEntries.length;
-      } catch (e) {
-        if (!(e instanceof CtError)) throw e;
-        const where = { ...e.details, path: input.name };
-        if (RELAXABLE.has(e.code)) {
-          const f: Finding = { code: e.code, message: `${input.name}: ${e.message}`, integrity: false, details: where };
-          result.findings.push(f);
-          continue;
+    const policy = this.opts.policy;
+    if (policy && !ctx.imageDigest) throw new CtError('USAGE', 'Sigstore attestations are verified against the image digest; none known', {});
+    const imageDigest = ctx.imageDigest;
+    const root = policy ? rootFrom(ctx, this.opts.trustedRoot) : undefined;
+    // Every input is started at once (a pool verifies them side by side); outcomes are then taken
+    // in file order, so the first failure reported is the one a one-by-one check would report.
+    const outcomes = imageDigest
+      ? await Promise.allSettled(inputs.map((input) => this.runner({ data: input.data, imageDigest, policy, root, thresholds: this.opts.thresholds })))
+      : [];
+    outcomes.forEach((o, k) => {
+      const name = inputs[k].name;
+      if (o.status === 'fulfilled') {
+        if (o.value) {
+          result.attestations.push(o.value.attestation);
+          result.logEntriesVerified += o.value.logEntries;
         }
-        throw new CtError(e.code, `${input.name}: ${e.message}`, where, { cause: e });
+        return;
       }
-    }
+      const e = o.reason as unknown;
+      if (!(e instanceof CtError)) throw e;
+      const where = { ...e.details, path: name };
+      if (policy && RELAXABLE.has(e.code)) {
+        const f: Finding = { code: e.code, message: `${name}: ${e.message}`, integrity: false, details: where };
+        result.findings.push(f);
+        return;
+      }
+      throw new CtError(e.code, `${name}: ${e.message}`, where, { cause: e });
+    });
+    // Nothing is asked of them without an identity, yet each must be what the format says (no junk rides along).
+    if (!policy) result.warnings.push(`${inputs.length} Sigstore attestation(s) ignored: no keyless identity given (--certificate-identity / --certificate-oidc-issuer)`);
     return result;
-  }
-}
-
-/** Runs a check of one input; a CtError is re-thrown with the input's name. */
-function checkedAs(name: string, check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    if (!(e instanceof CtError)) throw e;
-    throw new CtError(e.code, `${name}: ${e.message}`, { ...e.details, path: name }, { cause: e });
   }
 }
