@@ -8,6 +8,7 @@ import { DEFAULT_LOG_LIMITS, supervisorArgv, type ExitRecord, type LogLimits } f
 import { findOnPath, runTool, spawnTool } from './tools.js';
 import { readLogs, renderText, type LogPage, type ReadOptions } from '../logs/read.js';
 import { oomKilledSince } from '../resources/oom.js';
+import { initRunning } from './liveness.js';
 import type { KillSignal } from '../../src/protocol/messages.js';
 
 /** runc's container id grammar, narrowed: it names directories and cgroups. */
@@ -273,6 +274,8 @@ export class RuncRuntime {
     // The supervisor writes the exit file only after runc has returned: the container is gone.
     const exited = await this.readExit(id);
     if (exited) return this.store.update(id, this.stopped(rec, exited));
+    // Its init still in its own cgroup, not frozen: running, without a `runc state` process.
+    if (rec.status === 'running' && (await initRunning(rec.pid, rec.cgroupsPath, this.unified))) return rec;
     const st = await this.runcState(id);
     if (st && (st.status === 'running' || st.status === 'paused')) {
       return rec.status === st.status && rec.pid === st.pid ? rec : this.store.update(id, { status: st.status, pid: st.pid });

@@ -1,0 +1,87 @@
+// The runtime tells "running" from files (runc's pid file, the init's cgroup, the freezer), not by
+// starting `runc state`: a wrapper around runc records every subcommand the runtime starts.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { chmod, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildRuntimePlan, type EnforceInput } from '../../host/enforce/index.js';
+import { collectFacts, type HostFacts } from '../../host/facts.js';
+import { RuncRuntime } from '../../host/runtime/index.js';
+import { DIGEST, makeRootfs, requireHostTools } from './support.js';
+
+let facts: HostFacts;
+let base: string;
+let rootfs: string;
+let rt: RuncRuntime;
+let calls: string;
+
+function input(id: string, command: string[]): EnforceInput {
+  return { id, rootfs, app: { name: 'live', imageDigest: DIGEST }, runtime: { command }, grants: { seccomp: 'required' }, cgroupsPath: `/cerro-torre/${id}` };
+}
+
+/** The runc subcommands started since the last call (the word after `--root DIR` and runc's own flags). */
+function subcommands(): string[] {
+  const lines = readFileSync(calls, 'utf8').split('\n').filter(Boolean);
+  writeFileSync(calls, '');
+  return lines.map((l) => l.split(' ').find((w, i, all) => i > 1 && !w.startsWith('-') && !all[i - 1].startsWith('--')) ?? l);
+}
+
+beforeAll(async () => {
+  requireHostTools();
+  facts = await collectFacts();
+  ({ base, rootfs } = await makeRootfs());
+  calls = join(base, 'calls');
+  writeFileSync(calls, '');
+  const wrapper = join(base, 'runc-wrapper');
+  writeFileSync(wrapper, `#!/bin/sh\necho "$*" >>'${calls}'\nexec runc "$@"\n`);
+  await chmod(wrapper, 0o755);
+  rt = await RuncRuntime.open({ stateDir: join(base, 'state'), runc: wrapper, unifiedCgroupMount: facts.cgroup.unifiedMount });
+});
+
+afterAll(async () => {
+  for (const c of rt?.store.list() ?? []) await rt.delete(c.id, { force: true }).catch(() => {});
+  rt?.close();
+  if (base) await rm(base, { recursive: true, force: true });
+});
+
+describe('container liveness without runc state', () => {
+  it('answers state() of a running container from files, and asks runc only when they cannot tell', async () => {
+    const id = `live-${process.pid}-1`;
+    const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'while true; do sleep 1; done']), facts);
+    const rec = await rt.run(id, plan.config);
+    expect(rec.status).toBe('running');
+    // The pid is the container's init, in the container's cgroup.
+    expect(readFileSync(`/proc/${rec.pid}/cgroup`, 'utf8')).toContain(`0::/cerro-torre/${id}`);
+    subcommands();
+    for (let i = 0; i < 3; i++) expect((await rt.state(id)).status).toBe('running');
+    expect(subcommands()).toEqual([]);
+    // Paused behind the runtime's back: the freezer is read, and runc has the last word.
+    execFileSync('runc', ['--root', rt.root, 'pause', id]);
+    expect((await rt.state(id)).status).toBe('paused');
+    expect(subcommands()).toContain('state');
+    execFileSync('runc', ['--root', rt.root, 'resume', id]);
+    expect((await rt.state(id)).status).toBe('running');
+    subcommands();
+    // A recorded pid that is not in the container's cgroup (reused by another process) is not
+    // taken as the container: runc is asked.
+    rt.store.update(id, { pid: process.pid });
+    expect((await rt.state(id)).status).toBe('running');
+    expect(subcommands()).toEqual(['state']);
+    expect((await rt.stop(id, 300)).exitCode).toBe(137);
+    await rt.delete(id);
+  });
+
+  it('an app that exits at once is reported running then stopped with its code; a refused start is RUNTIME_FAILED', async () => {
+    const id = `live-${process.pid}-2`;
+    const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'exit 3']), facts);
+    const rec = await rt.run(id, plan.config);
+    const done = rec.status === 'stopped' ? rec : await rt.wait(id, 10_000);
+    expect(done.exitCode).toBe(3);
+    expect(rt.store.changes().filter((c) => c.id === id).map((c) => c.status)).toEqual(['created', 'running', 'stopped']);
+    await rt.delete(id);
+    const bad = `live-${process.pid}-3`;
+    const badPlan = await buildRuntimePlan(input(bad, ['/bin/no-such-binary']), facts);
+    await expect(rt.run(bad, badPlan.config)).rejects.toMatchObject({ code: 'RUNTIME_FAILED' });
+  });
+});
