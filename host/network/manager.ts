@@ -7,7 +7,7 @@ import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { egressChanges } from './egress.js';
-import { restoreTables, saveTables } from './firewall.js';
+import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
 import { NetworkStore, type AttachmentRow, type NetworkRow } from './store.js';
 import { portChanges } from './ports.js';
@@ -191,19 +191,35 @@ export class NetworkManager {
       this.store.dropNetworkIfEmpty(req.environment);
       throw e;
     }
+    const resolvConf = this.resolvPath(req.containerId);
     try {
-      await this.setup(paths, row, bridge.bridge, network.egress);
+      // resolv.conf depends only on the gateway: written while netavark works (a failed setup removes it again).
+      const resolv = mkdir(join(this.dir, 'resolv'), { recursive: true, mode: 0o700 })
+        .then(() => writeFileAtomic(resolvConf, `nameserver ${bridge.gateway}\nsearch dns.podman\noptions ndots:1\n`, 0o644));
+      const [set] = await Promise.allSettled([this.setup(paths, row, bridge.bridge, network.egress), resolv]);
+      if (set.status === 'rejected') throw set.reason;
+      await resolv;
     } catch (e) {
       await this.detachNow(req.containerId);
       throw e;
     }
-    const resolvConf = this.resolvPath(req.containerId);
-    await mkdir(join(this.dir, 'resolv'), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(resolvConf, `nameserver ${bridge.gateway}\nsearch dns.podman\noptions ndots:1\n`, 0o644);
     return { netnsPath: row.netns, address: row.address, resolvConf };
   }
 
   private async setup(paths: NetavarkPaths, row: AttachmentRow, bridge: string, egress: Egress): Promise<void> {
+    // The firewall is read while the netns and netavark are set up (one process spawn off the start
+    // path): netavark never touches our chains or our commented rules, and every change of ours is
+    // serialised by exclusive(), so the lines of ours this snapshot holds are those of after setup.
+    const saved = saveTables();
+    saved.catch(() => undefined);
+    await this.netavarkSetup(paths, row);
+    this.store.setPhase(row.containerId, 'up');
+    // The bridge's egress rules and the published ports (this container's now among them) in one transaction.
+    await this.firewall([{ bridge, egress }], await saved);
+  }
+
+  /** `ip netns add` (a leftover of a crash replaced) and `netavark setup` with the stored document. */
+  private async netavarkSetup(paths: NetavarkPaths, row: AttachmentRow): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const name = row.netns.slice('/run/netns/'.length);
     // A netns left by a crash is replaced (one process spawn less on the common path, where there is none).
@@ -215,9 +231,6 @@ export class NetworkManager {
     if (r.code !== 0) {
       throw new CtError('NETWORK_SETUP_FAILED', `netavark setup for ${row.containerId} failed: ${netavarkError(r)}`, { container: row.containerId, netavark: netavarkError(r) });
     }
-    this.store.setPhase(row.containerId, 'up');
-    // The bridge's egress rules and the published ports (this container's now among them) in one transaction.
-    await this.firewall([{ bridge, egress }]);
   }
 
   /**
@@ -225,8 +238,8 @@ export class NetworkManager {
    * (ports.ts), and for each bridge named, its egress rules (or none: `egress` undefined, when its
    * network goes). One iptables-save and at most one iptables-restore (firewall.ts).
    */
-  private async firewall(bridges: readonly { bridge: string; egress: Egress | undefined }[] = []): Promise<void> {
-    const saved = await saveTables();
+  private async firewall(bridges: readonly { bridge: string; egress: Egress | undefined }[] = [], saved?: SavedTables): Promise<void> {
+    saved ??= await saveTables();
     const mangle = bridges.flatMap((b) => egressChanges(b.bridge, b.egress, this.prefix, saved.mangle));
     const targets = this.store.attachments().filter((a) => a.phase === 'up' && a.ports.length > 0).flatMap((a) => {
       const net = this.store.network(a.environment);
