@@ -38,6 +38,12 @@ export interface Forge {
   branchHead(branch: string): Promise<string | undefined>;
   /** Creates a branch at a commit; false when it exists already (someone else created it meanwhile). */
   createBranch(branch: string, sha: string): Promise<boolean>;
+  /**
+   * Points an existing branch at a commit, whatever it held: a promotion branch left behind by a
+   * merged (squash-merged) or closed change is started again from the base, as Renovate and
+   * Dependabot do, so that the new change carries only its own edit.
+   */
+  resetBranch(branch: string, sha: string): Promise<void>;
   readFile(path: string, ref: string): Promise<FileVersion | undefined>;
   writeFile(path: string, branch: string, text: string, version: string, message: string): Promise<WriteOutcome>;
   /** The open change request from `branch` into `base`, if any. */

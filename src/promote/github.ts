@@ -72,6 +72,9 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
         throw forgeError('github', `create branch ${branch}`, e);
       }
     },
+    resetBranch: (branch, sha) => call(`reset branch ${branch}`, async () => {
+      await gh.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha, force: true });
+    }),
     async readFile(path, ref): Promise<FileVersion | undefined> {
       try {
         const r = await gh.rest.repos.getContent({ owner, repo, path, ref });

@@ -61,6 +61,11 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
         throw fail(`create branch ${branch}`, e);
       }
     },
+    // GitLab has no forced ref update: the branch is deleted and made again at the commit.
+    async resetBranch(branch, sha) {
+      await call(`delete branch ${branch}`, () => api.Branches.remove(p, branch));
+      await call(`create branch ${branch}`, () => api.Branches.create(p, branch, sha));
+    },
     async readFile(path, ref): Promise<FileVersion | undefined> {
       const f = await maybe(`read ${path} at ${ref}`, () => api.RepositoryFiles.show(p, path, ref));
       return f ? { text: Buffer.from(f.content, 'base64').toString('utf8'), version: f.last_commit_id } : undefined;

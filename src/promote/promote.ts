@@ -73,6 +73,14 @@ export async function promote(input: PromoteInput, forge: Forge, evidenceFor: Ev
   let rebases = 0;
   let head = existingHead;
   let wrote = false;
+  if (existingHead && !existing) {
+    // The branch outlived its change (merged, squash-merged or closed): reusing it would carry
+    // that old history, and with a squash merge its edits again. It starts over from the base.
+    const baseHead = await forge.branchHead(base);
+    if (!baseHead) throw new CtError('PROMOTE_FORGE_ERROR', `base branch ${base} does not exist`, { base });
+    if (baseHead !== existingHead) await forge.resetBranch(branch, baseHead);
+    head = baseHead;
+  }
   for (;;) {
     if (!head) {
       const baseHead = await forge.branchHead(base);

@@ -83,6 +83,27 @@ describe('promotion pull request on GitHub', () => {
     expect(api.errors).toEqual([]);
   });
 
+  it('a branch left behind by a merged pull request starts over from the base: the new pull request carries only its own edit', async () => {
+    const branch = 'ct-promote/staging/hello';
+    const first = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    // Squash-merged; the repository does not delete head branches, so the branch stays.
+    repo.merge(first.change!.number);
+    const stale = repo.branches.get(branch)!;
+    // Meanwhile someone else edits the desired state on main.
+    repo.push('main', FILE, repo.file('main', FILE)!.replace('# the greeter', '# the greeter, reviewed'));
+    const second = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(second).toMatchObject({ outcome: 'opened', change: { number: 2 } });
+    const head = repo.branches.get(branch)!;
+    expect(head).not.toBe(stale);
+    // One commit on top of main, changing only the digest line.
+    expect(repo.commits.get(head)!.parent).toBe(repo.branches.get('main'));
+    expect(repo.file(branch, FILE)).toBe(repo.file('main', FILE)!.replace(fx.v2.reference, fx.v3.reference));
+    repo.merge(2);
+    expect(repo.file('main', FILE)).toContain('# the greeter, reviewed');
+    expect(repo.file('main', FILE)).toContain(fx.v3.reference);
+    expect(api.errors).toEqual([]);
+  });
+
   it('one pull request per (environment, app): production gets its own branch', async () => {
     await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
     const p = await promote(input(fx.v2, 'production'), forge(), evidenceFor(fx.v2, 'production'));

@@ -50,6 +50,20 @@ describe('promotion merge request on GitLab', () => {
     expect(gl.errors).toEqual([]);
   });
 
+  it('a branch left behind by a closed merge request starts over from main (deleted and made again: GitLab has no forced update)', async () => {
+    const branch = 'ct-promote/staging/hello';
+    // The merge request of the test above is closed without merging; its branch stays.
+    gl.mrs[0].state = 'merged';
+    gl.requests.length = 0;
+    const r = await promote(input(fx.v2), forge(), ev(fx.v2));
+    expect(r).toMatchObject({ outcome: 'opened', change: { number: 2 } });
+    expect(gl.file(branch, FILE)).toBe(gl.file('main', FILE)!.replace(fx.v1.reference, fx.v2.reference));
+    expect(gl.file(branch, FILE)).not.toContain('# the greeter, reviewed');
+    expect(gl.requests.filter((q) => q.method !== 'GET').map((q) => `${q.method} ${q.path.replace(/^.*\/projects\/[^/]+/, '')}`).slice(0, 2))
+      .toEqual([`DELETE /repository/branches/${encodeURIComponent(branch)}`, 'POST /repository/branches']);
+    expect(gl.errors).toEqual([]);
+  });
+
   it('the GitLab API URL passes the URL guard: a loopback stand-in not allowed is refused, nothing sent', async () => {
     const n = gl.requests.length;
     const f = gitlabForge({ apiUrl: gl.url, token: 'glpat-test', project: 'acme/deploy' });

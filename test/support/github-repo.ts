@@ -77,6 +77,20 @@ export class FakeRepo {
       this.branches.set(name, r.body.sha);
       return { status: 201, body: { ref: r.body.ref, object: { sha: r.body.sha, type: 'commit' } } };
     });
+    api.respond('git/update-ref', (r) => {
+      const name = r.params.ref.replace(/^heads\//, '');
+      const now = this.branches.get(name);
+      if (!ours(r) || !now) return { status: 422, body: { message: 'Reference does not exist' } };
+      if (!this.commits.has(r.body.sha)) return { status: 422, body: { message: 'Object does not exist' } };
+      // Without force, only a fast-forward (the current head an ancestor of the new one), as GitHub.
+      if (!r.body.force) {
+        let c: string | undefined = r.body.sha;
+        while (c && c !== now) c = this.commits.get(c)?.parent;
+        if (c !== now) return { status: 422, body: { message: 'Update is not a fast forward' } };
+      }
+      this.branches.set(name, r.body.sha);
+      return { status: 200, body: { ref: `refs/heads/${name}`, object: { sha: r.body.sha, type: 'commit' } } };
+    });
     api.respond('repos/get-content', (r) => {
       const ref = r.query.ref ?? this.defaultBranch;
       const sha = this.branches.get(ref) ?? ref;

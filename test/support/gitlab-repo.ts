@@ -82,6 +82,13 @@ export async function startGitlabRepo(opts: { token: string; project: string; fi
       const b = decodeURIComponent(x[1]);
       return branches.has(b) ? send(200, { name: b, commit: { id: branches.get(b) } }) : fail(404, '404 Branch Not Found');
     }
+    if (req.method === 'DELETE' && (x = /^\/repository\/branches\/(.+)$/.exec(rest))) {
+      const b = decodeURIComponent(x[1]);
+      if (b === 'main') return fail(400, 'Cannot remove the default branch');
+      if (!branches.delete(b)) return fail(404, '404 Branch Not Found');
+      res.writeHead(204).end();
+      return;
+    }
     if (req.method === 'POST' && rest === '/repository/branches') {
       if (!check('POST branches')) return;
       const b = String(body.branch);
