@@ -10,6 +10,7 @@ import { MANIFEST_ACCEPT, MT, type Descriptor, type ImageIndex, type ImageManife
 import { descriptorOf, descriptorsOf, MAX_REGISTRY_JSON, readBounded, readPrefix, readRegistryJson, registryJsonObject } from './remote-json.js';
 import type { ImageReference } from './reference.js';
 import { RegistryTransport, type Reply } from './transport.js';
+import { discard } from './blob-parts.js';
 
 export interface ClientOptions extends GuardOptions {
   /** Explicit credentials; otherwise the Docker config.json entry for the registry, if any. */
@@ -123,6 +124,25 @@ export class RegistryClient {
     const r = await this.t.send({ method: 'GET', url: `${this.base}/blobs/${digest}`, actions: 'pull' });
     if (r.status !== 200) return this.fail(r, `GET blob ${digest}`);
     return r.body;
+  }
+
+  /**
+   * Opens `length` bytes of a blob from `start` with a Range request, unchecked like openBlob.
+   * `ranged` is false when the registry ignored the range and sent the whole blob (200); a 206
+   * must state exactly the range asked for (and the blob's size, when it states one).
+   */
+  async openBlobRange(digest: string, start: number, length: number, blobSize: number): Promise<{ stream: Readable; ranged: boolean }> {
+    const end = start + length - 1;
+    const r = await this.t.send({ method: 'GET', url: `${this.base}/blobs/${digest}`, headers: { range: `bytes=${start}-${end}` }, actions: 'pull' });
+    if (r.status === 200) return { stream: r.body, ranged: false };
+    if (r.status !== 206) return this.fail(r, `GET blob ${digest} bytes ${start}-${end}`);
+    const stated = String(r.headers['content-range'] ?? '');
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(stated.trim());
+    if (!m || Number(m[1]) !== start || Number(m[2]) !== end || (m[3] !== '*' && Number(m[3]) !== blobSize)) {
+      discard(r.body);
+      throw new CtError('REGISTRY_ERROR', `blob ${digest}: asked for bytes ${start}-${end}/${blobSize}, the registry sent ${JSON.stringify(stated.slice(0, 100))}`, { digest });
+    }
+    return { stream: r.body, ranged: true };
   }
 
   /**

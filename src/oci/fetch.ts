@@ -3,8 +3,6 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
@@ -12,6 +10,7 @@ import { BlockGzip } from '../bundle/gzip.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { parseManifest } from '../bundle/manifest.js';
 import { RegistryClient, type ClientOptions } from './client.js';
+import { BlobDownload, copyRange, downloadPart, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
 import { mapLimit } from './concurrency.js';
 import { fileHasher } from './file-hasher.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor } from './media-types.js';
@@ -22,8 +21,10 @@ import { parseReference } from './reference.js';
 export interface FetchOptions extends ClientOptions {
   /** Which pushed .ctp to rebuild when several were pushed for the same image. */
   bundleDigest?: string;
-  /** Blobs downloaded at once (default 4). */
+  /** Blob parts downloaded at once (default 4). */
   concurrency?: number;
+  /** Bytes per ranged request (default 8 MiB; smaller in tests). */
+  partBytes?: number;
 }
 
 export interface FetchResult {
@@ -88,7 +89,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         toml = (await openCtp(tmpOut)).file('manifest.toml');
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), await tar);
+        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), Math.max(1, opts.partBytes ?? PART_BYTES), await tar);
       }
       // The recipe came from an unauthenticated referrers list: the .ctp it rebuilt must be the one
       // of the image asked for, or a registry could hand out another (older) signed bundle.
@@ -108,53 +109,66 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
 }
 
 /**
- * Rebuilds the .ctp. Blobs are downloaded several at a time, each straight to its offset in the
- * tar file (length checked as it streams); skeleton slices are written in place. Meanwhile one
- * reader walks the tar in order, waiting for each segment to land, and feeds it to a sha256 of
- * the tar (and, for `gzip` recipes, to the block gzip of src/bundle/gzip.ts and a sha256 of its
- * output). Those two digests must equal the recipe's: a registry that substitutes any byte of any
- * blob is caught, every byte is hashed once, and the downloads run in parallel.
+ * Rebuilds the .ctp. Blobs are downloaded in parts of `partBytes`, several at a time and in file
+ * order (src/oci/blob-parts.ts), each straight to its offset in the tar file (length checked as it
+ * streams); skeleton slices are written in place. Meanwhile one reader walks the tar in order,
+ * waiting for each piece to land, and feeds it to a sha256 of the tar (and, for `gzip` recipes, to
+ * the block gzip of src/bundle/gzip.ts and a sha256 of its output). Those two digests must equal
+ * the recipe's: a registry that substitutes any byte of any blob is caught, every byte is hashed
+ * once, and the downloads run in parallel.
  */
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, tarLib: TarLib): Promise<Buffer | undefined> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, partBytes: number, tarLib: TarLib): Promise<Buffer | undefined> {
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
   const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
   const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
   const fh = await open(tarPath, 'w+').catch((e) => Promise.reject(asIoError(e, tarPath)));
-  const landed: Promise<void>[] = [];
-  // Bytes of each downloaded segment written so far (only first downloads report progress): the
-  // raw path hashes a segment while it is still arriving instead of after it has landed.
-  const progress: (Progress | undefined)[] = [];
-  const first = new Map<string, { pos: number; done: Deferred }>();
+  // The file in order: each piece's offset, size, when it has landed and (for downloaded parts)
+  // how much of it is on disk, so the hash can follow a part while it still arrives.
+  const pieces: Piece[] = [];
+  const first = new Map<string, BlobDownload>();
   let downloads: Promise<void> | undefined;
   let manifestToml: Buffer | undefined;
   try {
-    // Where each segment goes, and one download per distinct blob (repeats are copied).
     const jobs: (() => Promise<void>)[] = [];
+    const ranges = new RangeSupport();
     let pos = 0;
     for (const s of recipe.segments) {
       const at = pos;
-      progress.push(undefined);
       if ('bytes' in s) {
         await fh.write(skeleton, s.bytes[0], s.bytes[1], at);
-        landed.push(Promise.resolve());
+        pieces.push({ off: at, size: s.bytes[1], landed: Promise.resolve() });
         pos += s.bytes[1];
         continue;
       }
       const digest = 'blob' in s ? s.blob : s.manifest;
       const seen = first.get(digest);
       if (seen) {
-        landed.push(seen.done.promise.then(() => copyRange(fh, seen.pos, at, s.size)));
+        // A repeated blob or manifest is copied from where it first landed.
+        const landed = Promise.all(seen.parts.map((p) => p.done.promise)).then(() => copyRange(fh, seen.at, at, s.size));
+        landed.catch(() => undefined); // observed below, in order
+        pieces.push({ off: at, size: s.size, landed });
+      } else if ('blob' in s) {
+        const blob = new BlobDownload(s.blob, s.size, at, partBytes);
+        first.set(digest, blob);
+        for (const [i, p] of blob.parts.entries()) {
+          pieces.push({ off: at + p.start, size: p.size, landed: p.done.promise, part: p });
+          jobs.push(() => downloadPart(client, blob, i, fh, ranges));
+        }
       } else {
-        const done = deferred();
-        first.set(digest, { pos: at, done });
-        landed.push(done.promise);
-        const p = 'blob' in s ? (progress[progress.length - 1] = newProgress()) : undefined;
-        jobs.push(() => (p && 'blob' in s ? downloadTo(client, s.blob, s.size, fh, at, p) : manifestTo(client, (s as { manifest: string }).manifest, s.size, fh, at)).then(done.resolve, done.reject));
+        const blob = new BlobDownload(s.manifest, s.size, at, Math.max(1, s.size));
+        first.set(digest, blob);
+        const p = blob.parts[0];
+        pieces.push({ off: at, size: s.size, landed: p.done.promise });
+        jobs.push(() => manifestTo(client, s.manifest, s.size, fh, at).then(p.done.resolve, (e) => (p.done.reject(e), Promise.reject(e))));
       }
       pos += s.size;
     }
-    landed.forEach((p) => p.catch(() => undefined)); // observed below, in order
     downloads = mapLimit(jobs, concurrency, (job) => job());
+    // A failed download stops the others from starting: their parts fail now, so the in-order
+    // reader below never waits for bytes that will not come.
+    downloads.catch((e) => {
+      for (const b of first.values()) for (const p of b.parts) p.done.reject(e);
+    });
     const outHash = createHash('sha256');
     let tar: string;
     if (gzip) {
@@ -167,7 +181,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
           await out.write(b);
         }, gzip.level);
         const probe = manifestProbe(tarLib);
-        await readInOrder(fh, tarPath, recipe, landed, async (chunk) => {
+        await readInOrder(fh, tarPath, pieces, async (chunk) => {
           tarHash.update(chunk);
           probe.write(chunk);
           await gz.write(chunk);
@@ -183,20 +197,16 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
       // Ranges are hashed off-thread as they land, while this thread receives the downloads.
       const hasher = fileHasher(tarPath);
       try {
-        let off = 0;
-        for (const [i, s] of recipe.segments.entries()) {
-          const size = 'bytes' in s ? s.bytes[1] : s.size;
-          const p = progress[i];
-          // Hash what has been written of a segment still downloading, then the rest once landed.
+        for (const { off, size, landed, part: p } of pieces) {
+          // Hash what has been written of a part still downloading, then the rest once landed.
           for (let hashed = 0; p && hashed < size; ) {
-            if (p.written === hashed) await Promise.race([p.changed(), landed[i]]);
+            if (p.written === hashed) await Promise.race([p.changed(), landed]);
             if (p.written > hashed) hasher.add(off + hashed, p.written - hashed);
             hashed = p.written;
             if (hashed < size && p.finished) break;
           }
-          await landed[i];
+          await landed;
           if (!p) hasher.add(off, size);
-          off += size;
         }
         await downloads;
         tar = await hasher.digest();
@@ -215,24 +225,28 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     throw asIoError(e, path);
   } finally {
     // No download may still be writing when the file is closed or removed: mapLimit settles only
-    // after the running jobs have; jobs it never started are failed here so nothing waits on them.
+    // after the running jobs have; parts it never started are failed here so nothing waits on them.
     await downloads?.catch(() => undefined);
-    for (const { done } of first.values()) done.reject(new CtError('REGISTRY_ERROR', 'download not started', {}));
-    await Promise.allSettled(landed);
+    const notStarted = new CtError('REGISTRY_ERROR', 'download not started', {});
+    for (const b of first.values()) for (const p of b.parts) p.done.reject(notStarted);
+    await Promise.allSettled(pieces.map((p) => p.landed));
     await fh.close();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   }
 }
 
-/**
- * Finds `manifest.toml` in the tar as it streams past, with the same parser the bundle reader
- * uses (pax names included), without hashing or keeping anything else.
- */
-async function readInOrder(fh: FileHandle, path: string, recipe: CtpRecipe, landed: Promise<void>[], each: (chunk: Buffer) => Promise<void>): Promise<void> {
-  let off = 0;
-  for (const [i, s] of recipe.segments.entries()) {
-    await landed[i];
-    const size = 'bytes' in s ? s.bytes[1] : s.size;
+/** A stretch of the rebuilt tar: skeleton bytes, a downloaded part, or a copied repeat. */
+interface Piece {
+  off: number;
+  size: number;
+  landed: Promise<void>;
+  part?: Part;
+}
+
+/** Reads the tar back in order as its pieces land (the gzip path compresses it on this thread). */
+async function readInOrder(fh: FileHandle, path: string, pieces: Piece[], each: (chunk: Buffer) => Promise<void>): Promise<void> {
+  for (const { off, size, landed } of pieces) {
+    await landed;
     for (let done = 0; done < size; ) {
       // A fresh buffer per read: the tar parser may keep slices of what it is given.
       const buf = Buffer.allocUnsafe(Math.min(1 << 20, size - done));
@@ -241,7 +255,6 @@ async function readInOrder(fh: FileHandle, path: string, recipe: CtpRecipe, land
       await each(buf.subarray(0, bytesRead));
       done += bytesRead;
     }
-    off += size;
   }
 }
 
@@ -270,6 +283,10 @@ function loadTar(): Promise<TarLib> {
   return p;
 }
 
+/**
+ * Finds `manifest.toml` in the tar as it streams past, with the same parser the bundle reader
+ * uses (pax names included), without hashing or keeping anything else.
+ */
 function manifestProbe(tar: TarLib): { write(chunk: Buffer): void; found(): Buffer | undefined; end(): Promise<Buffer | undefined> } {
   const parser = new tar.Parser({ strict: true });
   let found: Buffer | undefined;
@@ -296,95 +313,8 @@ function manifestProbe(tar: TarLib): { write(chunk: Buffer): void; found(): Buff
   };
 }
 
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** How much of a segment is on disk; `changed` resolves at the next write or at the end. */
-interface Progress {
-  written: number;
-  finished: boolean;
-  changed(): Promise<void>;
-  advance(n: number): void;
-  finish(): void;
-}
-
-function newProgress(): Progress {
-  let wake: Deferred | undefined;
-  const signal = (): void => {
-    const w = wake;
-    wake = undefined;
-    w?.resolve();
-  };
-  return {
-    written: 0,
-    finished: false,
-    changed: () => (wake ??= deferred()).promise,
-    advance(n) {
-      this.written += n;
-      signal();
-    },
-    finish() {
-      this.finished = true;
-      signal();
-    },
-  };
-}
-
-/**
- * Streams a blob to its offset in the file: every byte written once, in chunks as they arrive
- * (several chunks at once when the disk lags), its length checked on the way, and `progress`
- * advanced only after the bytes are written so the hasher never reads ahead of them.
- */
-async function downloadTo(client: RegistryClient, digest: string, size: number, fh: FileHandle, at: number, progress: Progress): Promise<void> {
-  let n = 0;
-  const tooLong = (): CtError => new CtError('DIGEST_MISMATCH', `blob ${digest}: more than the ${size} bytes the recipe says`, { digest });
-  const write = async (chunks: Buffer[]): Promise<void> => {
-    const len = chunks.reduce((a, c) => a + c.length, 0);
-    if (n + len > size) throw tooLong();
-    for (let done = 0; done < len; ) {
-      const { bytesWritten } = await fh.writev(done === 0 ? chunks : [Buffer.concat(chunks).subarray(done)], at + n + done);
-      done += bytesWritten;
-    }
-    n += len;
-    progress.advance(len);
-  };
-  const sink = new Writable({
-    highWaterMark: 1 << 20,
-    write: (c: Buffer, _e, cb) => void write([c]).then(() => cb(), cb),
-    writev: (cs, cb) => void write(cs.map((c) => c.chunk as Buffer)).then(() => cb(), cb),
-  });
-  try {
-    await pipeline(await client.openBlob(digest), sink);
-  } finally {
-    progress.finish();
-  }
-  if (n !== size) throw new CtError('DIGEST_MISMATCH', `blob ${digest}: ${n} bytes, the recipe says ${size}`, { digest });
-}
-
 async function manifestTo(client: RegistryClient, digest: string, size: number, fh: FileHandle, at: number): Promise<void> {
   const m = await client.getManifest(digest);
   if (m.bytes.length !== size) throw new CtError('DIGEST_MISMATCH', `manifest ${digest} is ${m.bytes.length} bytes, the recipe says ${size}`, { digest });
   await fh.write(m.bytes, 0, m.bytes.length, at);
-}
-
-async function copyRange(fh: FileHandle, from: number, to: number, size: number): Promise<void> {
-  const buf = Buffer.alloc(Math.min(size, 1 << 20));
-  for (let done = 0; done < size; ) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), from + done);
-    await fh.write(buf, 0, bytesRead, to + done);
-    done += bytesRead;
-  }
 }

@@ -1,0 +1,198 @@
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { CtError } from '../core/errors.js';
+import type { RegistryClient } from './client.js';
+
+/**
+ * Downloading the blobs of `ct fetch` in parts, in file order. The tar digest the recipe pins is
+ * one sequential sha256 over the whole file, so it can only follow the frontier of contiguous
+ * bytes on disk. Downloading whole blobs at once (4 × 64 MiB side by side) left that frontier at
+ * the first blob until all four had landed, then hashed the other 192 MiB after the network was
+ * idle. Cut into ranges requested in order, several at a time, the bytes land roughly in order
+ * and the hash keeps up with them: when the last range lands only it is left to hash.
+ *
+ * A registry that ignores `Range` (answers 200 with the whole blob) is detected on the first
+ * ranged request, made alone; from then on every blob is downloaded whole, by one request. Each
+ * byte of the file is written by exactly one request, so what is hashed is what stays on disk.
+ */
+
+/** Default size of one ranged request (a blob at most this big is fetched by one plain GET). */
+export const PART_BYTES = 8 * 1024 * 1024;
+
+export interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * One range of a blob and how much of it is on disk: `written` grows only after bytes are
+ * written, `changed` resolves at the next write or at the end, `done` once it has all landed.
+ */
+export class Part {
+  written = 0;
+  finished = false;
+  readonly done = deferred();
+  private wake: Deferred | undefined;
+
+  constructor(readonly start: number, readonly size: number) {
+    this.done.promise.catch(() => undefined); // observed by whoever waits for it; never unhandled
+  }
+
+  changed(): Promise<void> {
+    return (this.wake ??= deferred()).promise;
+  }
+
+  advance(n: number): void {
+    this.written += n;
+    this.signal();
+  }
+
+  finish(): void {
+    this.finished = true;
+    this.signal();
+  }
+
+  private signal(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.resolve();
+  }
+}
+
+/** A blob to download to `at` in the file, cut into parts of at most `partBytes`. */
+export class BlobDownload {
+  readonly parts: Part[] = [];
+
+  constructor(readonly digest: string, readonly size: number, readonly at: number, partBytes: number) {
+    let start = 0;
+    do {
+      this.parts.push(new Part(start, Math.min(partBytes, size - start)));
+      start += partBytes;
+    } while (start < size);
+  }
+}
+
+/** Whether the registry honours `Range`: settled by the first ranged request, which runs alone. */
+export class RangeSupport {
+  private answer: Promise<boolean> | undefined;
+
+  /** Runs `probe` if nothing has asked yet; else waits for its answer. */
+  async decide(probe: () => Promise<boolean>): Promise<{ ranged: boolean; prober: boolean }> {
+    if (this.answer) return { ranged: await this.answer, prober: false };
+    this.answer = probe();
+    return { ranged: await this.answer, prober: true };
+  }
+}
+
+/**
+ * The job for one part. A single-part blob is one plain GET. Otherwise the part is asked for by
+ * `Range`; if the registry answers with the whole blob instead, the job that got it writes every
+ * part of that blob, and later jobs of a blob fetch it whole from their blob's first part (the
+ * other parts' jobs then have nothing to do: their part lands with the first).
+ */
+export async function downloadPart(client: RegistryClient, blob: BlobDownload, index: number, fh: FileHandle, ranges: RangeSupport): Promise<void> {
+  try {
+    await fetchPart(client, blob, index, fh, ranges);
+  } catch (e) {
+    // Whoever waits for this blob's bytes learns at once (parts already landed stay landed).
+    for (const p of blob.parts) p.done.reject(e);
+    throw e;
+  }
+}
+
+async function fetchPart(client: RegistryClient, blob: BlobDownload, index: number, fh: FileHandle, ranges: RangeSupport): Promise<void> {
+  const part = blob.parts[index];
+  if (blob.parts.length === 1) return writeStream(await client.openBlob(blob.digest), blob, blob.parts, fh);
+  let body: Awaited<ReturnType<RegistryClient['openBlobRange']>> | undefined;
+  const { ranged, prober } = await ranges.decide(async () => {
+    body = await client.openBlobRange(blob.digest, part.start, part.size, blob.size);
+    return body.ranged;
+  });
+  if (prober) {
+    // The probe's answer is either this part or the whole blob.
+    return writeStream(body!.stream, blob, body!.ranged ? [part] : blob.parts, fh);
+  }
+  if (ranged) {
+    const r = await client.openBlobRange(blob.digest, part.start, part.size, blob.size);
+    if (!r.ranged) {
+      discard(r.stream);
+      throw new CtError('REGISTRY_ERROR', `blob ${blob.digest}: the registry honoured Range once, then answered a range request with the whole blob`, { digest: blob.digest });
+    }
+    return writeStream(r.stream, blob, [part], fh);
+  }
+  // No ranges: the first part's job fetches the whole blob; the others' parts land with it.
+  if (index === 0) return writeStream(await client.openBlob(blob.digest), blob, blob.parts, fh);
+}
+
+/**
+ * Streams a body into consecutive `parts` of a blob: every byte written once at its offset, in
+ * batches of chunks as they arrive, the length checked on the way, each part's `written` advanced
+ * only after its bytes are on disk (so the hasher never reads ahead of them). Settles every part.
+ */
+async function writeStream(body: NodeJS.ReadableStream, blob: BlobDownload, parts: Part[], fh: FileHandle): Promise<void> {
+  const first = parts[0].start;
+  const total = parts.reduce((a, p) => a + p.size, 0);
+  let n = 0;
+  let current = 0;
+  const tooLong = (): CtError => new CtError('DIGEST_MISMATCH', `blob ${blob.digest}: more bytes than the recipe says (${blob.size})`, { digest: blob.digest });
+  const write = async (chunks: Buffer[]): Promise<void> => {
+    const len = chunks.reduce((a, c) => a + c.length, 0);
+    if (n + len > total) throw tooLong();
+    for (let done = 0; done < len; ) {
+      const { bytesWritten } = await fh.writev(done === 0 ? chunks : [Buffer.concat(chunks).subarray(done)], blob.at + first + n + done);
+      done += bytesWritten;
+    }
+    n += len;
+    for (let left = len; left > 0; ) {
+      const p = parts[current];
+      const take = Math.min(left, p.size - p.written);
+      p.advance(take);
+      left -= take;
+      if (p.written === p.size) current++;
+    }
+  };
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write: (c: Buffer, _e, cb) => void write([c]).then(() => cb(), cb),
+    writev: (cs, cb) => void write(cs.map((c) => c.chunk as Buffer)).then(() => cb(), cb),
+  });
+  try {
+    await pipeline(body, sink);
+    if (n !== total) throw new CtError('DIGEST_MISMATCH', `blob ${blob.digest}: ${n} bytes from ${first}, the recipe says ${total}`, { digest: blob.digest });
+    for (const p of parts) p.done.resolve();
+  } catch (e) {
+    for (const p of parts) p.done.reject(e);
+    throw e;
+  } finally {
+    for (const p of parts) p.finish();
+  }
+}
+
+/** Drops a body without reading it (the abort error it then emits is expected, not unhandled). */
+export function discard(stream: Readable): void {
+  stream.on('error', () => undefined);
+  stream.destroy();
+}
+
+/** Copies an already landed range of the file to another offset (a blob repeated in the tar). */
+export async function copyRange(fh: FileHandle, from: number, to: number, size: number): Promise<void> {
+  const buf = Buffer.alloc(Math.min(size, 1 << 20));
+  for (let done = 0; done < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), from + done);
+    if (bytesRead === 0) throw new CtError('IO_ERROR', `short read at ${from + done}`, {});
+    await fh.write(buf, 0, bytesRead, to + done);
+    done += bytesRead;
+  }
+}
