@@ -2,7 +2,6 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
-import { openCtpToVerify } from '../../src/bundle/read.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
@@ -14,6 +13,7 @@ import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../..
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import { MAX_LOG_LINES, type LogLine } from '../../src/protocol/logs.js';
 import { judge, unpackAndPlan } from './prepare.js';
+import { OpenedBundles } from './opened-bundles.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
@@ -49,6 +49,11 @@ export interface LocalRunnerOptions {
    */
   verificationCache?: VerificationCache;
   /**
+   * Bundles already read and hashed, by digest, used while the file is the very one that was read
+   * (opened-bundles.ts): a redeploy of the same bundle does not hash the whole file again.
+   */
+  openedBundles?: OpenedBundles;
+  /**
    * A zero-loss replace (host/lifecycle/side-by-side.ts) waits this long between moving the ports
    * to the new container and SIGTERM to the old one, for requests in flight, and then until the
    * connections the old one had are over (conntrack), at most maxDrainMs. Defaults 500 ms, 10 s.
@@ -62,7 +67,7 @@ const refused = (code: string, message: string): Outcome => ({ state: 'refused',
 
 /**
  * Runs an assignment on this host, trusting nothing the server says: the bundle bytes are checked
- * against the assigned digest, verified again with this host's own trust store, judged again by
+ * against the assigned digest (hashed when this host read that file; opened-bundles.ts), verified again with this host's own trust store, judged again by
  * this host's policies with its own facts, and unpacked from the very archive that was verified
  * (applyLayers re-hashes every layer as it extracts it). Only then does runc see it.
  */
@@ -78,9 +83,11 @@ export class LocalRunner implements AssignmentRunner {
   private replacing?: string;
 
   private readonly verified: VerificationCache;
+  private readonly opened: OpenedBundles;
 
   constructor(private readonly opts: LocalRunnerOptions) {
     this.verified = opts.verificationCache ?? new VerificationCache({ maxEntries: 256 });
+    this.opened = opts.openedBundles ?? new OpenedBundles();
   }
 
   /**
@@ -264,7 +271,7 @@ export class LocalRunner implements AssignmentRunner {
     const running = this.opts.runtime.state(id).catch(() => undefined);
     let archive: CtpArchive;
     try {
-      archive = await openCtpToVerify(ctpPath);
+      archive = await this.opened.open(ctpPath, a.bundleDigest);
     } catch (e) {
       return refused((e as CtError).code ?? 'MALFORMED_BUNDLE', (e as Error).message);
     }

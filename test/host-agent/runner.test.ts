@@ -7,12 +7,14 @@
  * What runs is asked of runc itself (`runc list` / `runc state`), never only of the agent's records.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { appendFileSync, cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, cpSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { apparmorFacts, collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
 import { LocalRunner } from '../../host/agent/runner.js';
+import { OpenedBundles } from '../../host/agent/opened-bundles.js';
 import { PolicyStore } from '../../src/policy/store.js';
+import { openCtp } from '../../src/bundle/read.js';
 import { VerificationCache } from '../../src/verify/cache.js';
 import { agentFixture, assignmentFor, pidAlive, runcDeleteAll, runcList, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
@@ -93,6 +95,35 @@ describe('LocalRunner: what reaches runc', () => {
     // What the agent reports to the server (its inventory) agrees with runc.
     expect(await runner.inventory()).toContainEqual(expect.objectContaining({ id, app: 'agent-run', imageDigest: fx.bundles.signed.imageDigest, state: 'running' }));
   }, 30_000);
+
+  it('does not hash a bundle file it already read again, but hashes it anew once the file changed, even in place with its times put back (#14)', async () => {
+    const policies = new PolicyStore([fx.policiesDir]);
+    expect((await policies.reload()).ok).toBe(true);
+    const opened = new OpenedBundles();
+    const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime, openedBundles: opened });
+    const copy = join(fx.dir, 'opened-copy.ctp');
+    copyFileSync(fx.bundles.signed.path, copy);
+    const a = assignmentFor(fx.bundles.signed, { app: 'agent-run', generation: ++generation });
+    const id = runner.containerId(a);
+    const before = runcState(stateDir, id);
+    expect(before?.status).toBe('running');
+    expect(await runner.run(a, copy)).toMatchObject({ state: 'running' });
+    expect({ hits: opened.hits, size: opened.size }).toEqual({ hits: 0, size: 1 });
+    expect(await runner.run({ ...a, generation: ++generation }, copy)).toMatchObject({ state: 'running' });
+    expect(opened.hits).toBe(1);
+    // One byte of a file in it changed in place, same size, its modification time put back: refused.
+    const at = (await openCtp(copy)).entries.get('manifest.toml')!.dataOffset;
+    const st = statSync(copy);
+    const fd = openSync(copy, 'r+');
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, at);
+    writeSync(fd, Buffer.from([b[0] === 0x20 ? 0x09 : 0x20]), 0, 1, at);
+    closeSync(fd);
+    utimesSync(copy, st.atime, st.mtime);
+    expect(await runner.run({ ...a, generation: ++generation }, copy)).toMatchObject({ state: 'refused', code: 'DIGEST_MISMATCH' });
+    expect(opened.hits).toBe(1);
+    expect(runcState(stateDir, id)).toEqual(before);
+  });
 
   it('refuses a tampered bundle of the image already running (same image digest) instead of answering running', async () => {
     // The tampered twin keeps the image and raises a capability in its manifest: "the same image is
