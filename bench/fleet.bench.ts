@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import type { BenchResult } from './harness.js';
+import { cpuMsOf, type BenchResult } from './harness.js';
 import { loopFixture, until, WEBHOOK_SECRET, type LoopFixture } from '../test/e2e/fixture.js';
 import { freePort } from '../test/support/registry.js';
 
@@ -18,11 +18,14 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ADMIN = 'ctk_bench-fleet-admin-key-0123456789abcdef';
 const HOSTS = Number(process.env.CT_BENCH_FLEET_HOSTS ?? 200);
 const PER_PROCESS = 50;
-const COMMITS = 3;
+const COMMITS = 5;
 
+/** CT_BENCH_SERVER_ARGS / CT_BENCH_HOST_ARGS: extra node flags for the server or the simulated hosts' processes (e.g. --cpu-prof --cpu-prof-dir=DIR). */
+const nodeArgs = (name: string) => process.env[name]?.split(' ').filter(Boolean) ?? [];
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
-interface Fleet { deployMs: number; firstMs: number; rssKb: number }
+/** Median wall time per redeploy, and CPU time per redeploy of the server and of the simulated hosts' processes. */
+interface Fleet { deployMs: number; firstMs: number; rssKb: number; serverCpuMs: number; hostsCpuMs: number }
 
 async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise<Fleet> {
   const port = await freePort();
@@ -65,8 +68,7 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise
     })();
     return { next: () => new Promise<{ status: string }>((resolve) => (queue.length ? resolve(queue.shift()!) : waiting.push(resolve))) };
   };
-  // CT_BENCH_SERVER_ARGS: extra node flags for the server (e.g. --cpu-prof --cpu-prof-dir=DIR).
-  const server = spawn(process.execPath, [...(process.env.CT_BENCH_SERVER_ARGS?.split(' ').filter(Boolean) ?? []), join(repoRoot, 'bin', 'ct.js'), 'serve'], {
+  const server = spawn(process.execPath, [...nodeArgs('CT_BENCH_SERVER_ARGS'), join(repoRoot, 'bin', 'ct.js'), 'serve'], {
     env: { ...process.env, CT_CONFIG: join(fx.dir, `server-${hosts}.yaml`), PORT: String(port), CT_ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'silent' }, stdio: 'ignore',
   });
   children.push(server);
@@ -76,7 +78,7 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise
     const tokens: { name: string; token: string }[] = [];
     for (let i = 0; i < hosts; i++) tokens.push({ name: `sim-${i}`, token: String((await api('/api/v1/hosts/tokens', { labels: { env: 'production' } })).token) });
     for (let i = 0; i < hosts; i += PER_PROCESS) {
-      const child = spawn(process.execPath, [join(repoRoot, 'build', 'bench', 'fleet-host.js'), url, join(fx.dir, `fleet-${hosts}`), JSON.stringify(tokens.slice(i, i + PER_PROCESS))], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...nodeArgs('CT_BENCH_HOST_ARGS'), join(repoRoot, 'build', 'bench', 'fleet-host.js'), url, join(fx.dir, `fleet-${hosts}`), JSON.stringify(tokens.slice(i, i + PER_PROCESS))], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(child);
       await new Promise<void>((resolve, reject) => {
         child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
@@ -86,22 +88,29 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise
     const events = await deploymentEvents(url);
     const times: number[] = [];
     let firstMs = 0;
+    let serverCpu = 0;
+    let hostsCpu = 0;
+    const hostPids = children.slice(1).map((c) => c.pid!);
     for (let c = 0; c < COMMITS + 1; c++) {
       const sha = fx.commit({ hello: reference }, `fleet ${hosts} ${c}`);
       const finalEvent = events.next();
       const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, repository: { full_name: 'acme/desired' } });
       const t0 = performance.now();
+      const cpu0 = [cpuMsOf(server.pid!), hostPids.reduce((n, p) => n + cpuMsOf(p), 0)];
       await fetch(`${url}/webhooks/github`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}` } });
       // The server-sent events say when the deployment reached its final state (polling the API
       // would load the server being measured).
       const done = await finalEvent;
       if (done.status !== 'succeeded') throw new Error(`deploy to ${hosts} hosts ended ${done.status}`);
       // The first one also fetched and verified the bundle, and every host downloaded it.
-      if (c > 0) times.push(performance.now() - t0);
-      else firstMs = performance.now() - t0;
+      if (c > 0) {
+        times.push(performance.now() - t0);
+        serverCpu += cpuMsOf(server.pid!) - cpu0[0];
+        hostsCpu += hostPids.reduce((n, p) => n + cpuMsOf(p), 0) - cpu0[1];
+      } else firstMs = performance.now() - t0;
     }
     times.sort((a, b) => a - b);
-    return { deployMs: times[Math.floor(times.length / 2)], firstMs, rssKb: rssKb(server.pid!) };
+    return { deployMs: times[Math.floor(times.length / 2)], firstMs, rssKb: rssKb(server.pid!), serverCpuMs: serverCpu / COMMITS, hostsCpuMs: hostsCpu / COMMITS };
   } finally {
     stopEvents?.abort();
     for (const ch of children.slice(1)) ch.kill('SIGTERM');
@@ -137,7 +146,7 @@ export async function run(): Promise<BenchResult[]> {
       {
         name: `deploy to ${HOSTS} simulated hosts over the real channel: commit → last host reported`,
         value: many.deployMs, baseline: one.deployMs, unit: 'ms', better: 'lower', target: { max: 3 },
-        note: `baseline: the same deploy to 1 host; median of ${COMMITS} redeploys; first deploy (registry fetch, verification, ${HOSTS} downloads) ${many.firstMs.toFixed(0)} ms vs ${one.firstMs.toFixed(0)} ms; server RSS per connected host ≈ ${((many.rssKb - one.rssKb) / (HOSTS - 1)).toFixed(0)} KiB`,
+        note: `baseline: the same deploy to 1 host; median of ${COMMITS} redeploys; first deploy (registry fetch, verification, ${HOSTS} downloads) ${many.firstMs.toFixed(0)} ms vs ${one.firstMs.toFixed(0)} ms; server RSS per connected host ≈ ${((many.rssKb - one.rssKb) / (HOSTS - 1)).toFixed(0)} KiB; CPU per redeploy: server ${many.serverCpuMs.toFixed(0)} ms vs ${one.serverCpuMs.toFixed(0)} ms, simulated hosts' processes ${many.hostsCpuMs.toFixed(0)} ms vs ${one.hostsCpuMs.toFixed(0)} ms`,
       },
     ];
   } finally {

@@ -34,6 +34,8 @@ interface Connection {
   hostId: string;
   facts: HostFacts;
   send(msg: ServerMessage): void;
+  /** Sends a message given as its JSON text (MacChannel.sealText). */
+  sendText(json: string): void;
   close(): void;
 }
 
@@ -49,17 +51,42 @@ interface Waiter {
  * the host authenticated by the key it enrolled with. Assignments carry a generation taken from
  * the database so that it only ever increases, across restarts and replicas.
  */
+/**
+ * Statements of a batch name at most this many rows, padded to a power of two by repeating the
+ * last (harmless in `IN (…)` and under ON CONFLICT DO NOTHING): a handful of statement texts, each
+ * compiled once (server/store/sqlite.ts), whatever the size of the fleet.
+ */
+const CHUNK = 128;
+function chunks<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) {
+    const c = items.slice(i, i + CHUNK);
+    let size = 1;
+    while (size < c.length) size *= 2;
+    while (c.length < size) c.push(c[c.length - 1]);
+    out.push(c);
+  }
+  return out;
+}
+
 /** A live channel's `last_seen` is written at most this often (readers judge freshness over 90 s). */
 const LAST_SEEN_EVERY_MS = 10_000;
 
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
-  private readonly waiters = new Set<Waiter>();
+  /** Waiters for a host's final status, by `hostId deploymentId` (a fan-out's statuses find theirs without a scan). */
+  private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
   private readonly actionWaiters = new Map<string, (m: Extract<HostMessage, { type: 'action' }>) => void>();
   private wss?: WebSocketServer;
   /** When each host's `last_seen` was last written (it is written at most every LAST_SEEN_EVERY_MS). */
   private readonly seenWritten = new Map<string, number>();
+  /** The inventory (JSON) last written for each host connected here; forgotten when its channel changes. */
+  private readonly inventoryWritten = new Map<string, string>();
+  /** Serialised assignments, by the object a deploy sends to all its hosts (assignmentText). */
+  private readonly assignTexts = new WeakMap<object, string>();
+  /** Host rows waiting to be written, in one transaction per turn (writeHostRow). */
+  private pendingRows = new Map<string, { containers?: string; waiting: { resolve: () => void; reject: (e: Error) => void }[] }>();
   /** Assignments waiting for their generation: written together, in one transaction (a fan-out to a fleet). */
   private pendingAssign: { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }[] = [];
 
@@ -101,6 +128,7 @@ export class HostHub {
     const handshake = new ServerHandshake(hostId, this.serverKey, publicKeyFrom(row.public_key));
     let mac: MacChannel<HostMessage, ServerMessage> | undefined;
     const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
+    const sendText = (json: string) => ws.readyState === ws.OPEN && mac && ws.send(mac.sealText(json));
     let conn: Connection | undefined;
     const handshakeTimer = setTimeout(() => !conn && ws.close(4408, 'handshake timeout'), HANDSHAKE_MS);
     handshakeTimer.unref();
@@ -121,9 +149,11 @@ export class HostHub {
             return ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
           }
           clearTimeout(handshakeTimer);
-          conn = { hostId, facts: hello.facts, send, close: () => ws.close() };
+          conn = { hostId, facts: hello.facts, send, sendText, close: () => ws.close() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
+          // Another replica may have written this host's row while it was away.
+          this.inventoryWritten.delete(hostId);
           // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
           // A host that accepted a higher generation than this database knows (a restore, a failover)
           // lifts it, so that the next assignment is not refused as stale.
@@ -131,6 +161,7 @@ export class HostHub {
           await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ?, generation = CASE WHEN generation < ? THEN ? ELSE generation END WHERE id = ?', [
             JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostGen, hostGen, hostId,
           ]);
+          this.seenWritten.set(hostId, Date.now());
           // The first MAC frame: the host's proof that both ends derived keys from one transcript.
           send({ type: 'welcome', hostId, generation: Number(row.generation) });
           publish(this.ctx, 'host.connected', { hostId });
@@ -152,6 +183,7 @@ export class HostHub {
     ws.on('close', () => {
       if (conn && this.conns.get(hostId) === conn) {
         this.conns.delete(hostId);
+        this.inventoryWritten.delete(hostId);
         void this.ctx.db.run('UPDATE hosts SET replica = NULL WHERE id = ? AND replica = ?', [hostId, this.ctx.queue.workerId]).catch(() => undefined);
         publish(this.ctx, 'host.disconnected', { hostId });
       }
@@ -162,9 +194,11 @@ export class HostHub {
     if (msg.type !== 'containers') await this.touch(hostId);
     if (msg.type === 'status') {
       publish(this.ctx, 'host.status', { hostId, ...msg });
-      for (const w of this.waiters) {
-        if (w.hostId === hostId && w.deploymentId === msg.deploymentId && w.done(msg)) {
-          this.waiters.delete(w);
+      const key = `${hostId} ${String(msg.deploymentId)}`;
+      const set = this.waiters.get(key);
+      for (const w of set ?? []) {
+        if (w.done(msg)) {
+          this.dropWaiter(w);
           w.resolve(msg);
         }
       }
@@ -174,9 +208,13 @@ export class HostHub {
       this.actionWaiters.get(`${hostId}/${msg.requestId}`)?.(msg);
     } else if (msg.type === 'containers') {
       if (!validInventory(msg.containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
-      const now = Date.now();
-      this.seenWritten.set(hostId, now);
-      await this.ctx.db.run('UPDATE hosts SET containers = ?, last_seen = ? WHERE id = ?', [JSON.stringify(msg.containers), now, hostId]);
+      const containers = JSON.stringify(msg.containers);
+      // The same inventory again (every 30 s, and after a redeploy of what already runs) changes
+      // nothing but the channel's freshness.
+      if (this.inventoryWritten.get(hostId) === containers) return this.touch(hostId);
+      this.inventoryWritten.set(hostId, containers);
+      this.seenWritten.set(hostId, Date.now());
+      await this.writeHostRow(hostId, containers);
     } else if (msg.type === 'event') {
       publish(this.ctx, 'host.alert', { hostId, ...msg });
       await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
@@ -237,7 +275,6 @@ export class HostHub {
     });
   }
 
-  /** Sends an assignment with the host's next generation; resolves with the host's final status. */
   /**
    * `last_seen` says a host's channel is alive (replica freshness: 90 s; promotion health): it is
    * written at most every few seconds, not at every message (a fleet answering a deploy sent one
@@ -247,7 +284,44 @@ export class HostHub {
     const now = Date.now();
     if (now - (this.seenWritten.get(hostId) ?? 0) < LAST_SEEN_EVERY_MS) return;
     this.seenWritten.set(hostId, now);
-    await this.ctx.db.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [now, hostId]);
+    await this.writeHostRow(hostId);
+  }
+
+  /**
+   * A host row's `last_seen`, with its inventory when that changed: the writes of one turn (a
+   * fleet answering a deploy) are applied together in one transaction, a host's latest inventory
+   * winning. Resolves once written.
+   */
+  private writeHostRow(hostId: string, containers?: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const row = this.pendingRows.get(hostId);
+      if (row) {
+        row.containers = containers ?? row.containers;
+        row.waiting.push({ resolve, reject });
+      } else this.pendingRows.set(hostId, { containers, waiting: [{ resolve, reject }] });
+      if (this.pendingRows.size === 1 && !row) setImmediate(() => void this.flushHostRows());
+    });
+  }
+
+  private async flushHostRows(): Promise<void> {
+    const batch = this.pendingRows;
+    this.pendingRows = new Map();
+    const now = Date.now();
+    try {
+      await this.ctx.db.tx(async (t) => {
+        for (const [hostId, r] of batch) {
+          if (r.containers === undefined) await t.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [now, hostId]);
+          else await t.run('UPDATE hosts SET containers = ?, last_seen = ? WHERE id = ?', [r.containers, now, hostId]);
+        }
+      });
+      for (const r of batch.values()) for (const w of r.waiting) w.resolve();
+    } catch (e) {
+      // Not written: the next inventory of these hosts is written again, not taken as known.
+      for (const [hostId, r] of batch) {
+        if (r.containers !== undefined && this.inventoryWritten.get(hostId) === r.containers) this.inventoryWritten.delete(hostId);
+        for (const w of r.waiting) w.reject(e as Error);
+      }
+    }
   }
 
   /** The next generation of a host, with the bundle recorded as assigned to it; batched (see flushAssign). */
@@ -258,26 +332,53 @@ export class HostHub {
     });
   }
 
-  /** One transaction for every assignment made in the same turn (a deploy's fan-out to its hosts). */
+  /**
+   * One transaction for every assignment made in the same turn (a deploy's fan-out to its hosts),
+   * a few statements for all of them: a host assigned k times in the turn (several apps) gets its
+   * generation raised by k, each assignment one of the k, in order.
+   */
   private async flushAssign(): Promise<void> {
     const batch = this.pendingAssign;
     this.pendingAssign = [];
+    const times = new Map<string, number>();
+    for (const b of batch) times.set(b.hostId, (times.get(b.hostId) ?? 0) + 1);
+    // Hosts by how many assignments they got (nearly always all 1): one UPDATE per count and chunk.
+    const byCount = new Map<number, string[]>();
+    for (const [hostId, k] of times) byCount.set(k, [...(byCount.get(k) ?? []), hostId]);
+    const pairs = [...new Map(batch.map((b) => [`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]])).values()];
     try {
-      const generations = await this.ctx.db.tx(async (t) => {
-        const out: (number | undefined)[] = [];
-        for (const b of batch) {
-          await t.run('INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [b.hostId, b.bundleDigest, Date.now()]);
-          const [row] = await t.query<{ generation: number }>('UPDATE hosts SET generation = generation + 1 WHERE id = ? RETURNING generation', [b.hostId]);
-          out.push(row ? Number(row.generation) : undefined);
+      const raised = await this.ctx.db.tx(async (t) => {
+        const now = Date.now();
+        for (const chunk of chunks(pairs)) {
+          await t.run(`INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`, chunk.flatMap(([h, d]) => [h, d, now]));
+        }
+        const out = new Map<string, number>();
+        for (const [k, hosts] of byCount) {
+          for (const chunk of chunks(hosts)) {
+            const rows = await t.query<{ id: string; generation: number }>(`UPDATE hosts SET generation = generation + ? WHERE id IN (${chunk.map(() => '?').join(', ')}) RETURNING id, generation`, [k, ...chunk]);
+            for (const r of rows) out.set(r.id, Number(r.generation));
+          }
         }
         return out;
       });
-      batch.forEach((b, i) => (generations[i] === undefined ? b.reject(new Error(`host ${b.hostId} is not enrolled`)) : b.resolve(generations[i]!)));
+      // The last of a host's k new generations is the one returned; its assignments take them in order.
+      const given = new Map<string, number>();
+      for (const b of batch) {
+        const top = raised.get(b.hostId);
+        if (top === undefined) {
+          b.reject(new Error(`host ${b.hostId} is not enrolled`));
+          continue;
+        }
+        const n = (given.get(b.hostId) ?? 0) + 1;
+        given.set(b.hostId, n);
+        b.resolve(top - times.get(b.hostId)! + n);
+      }
     } catch (e) {
       for (const b of batch) b.reject(e as Error);
     }
   }
 
+  /** Sends an assignment with the host's next generation; resolves with the host's final status. */
   async assign(hostId: string, a: Omit<Assignment, 'generation'>, timeoutMs: number): Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }> {
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
@@ -285,13 +386,39 @@ export class HostHub {
     const final = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped', 'suspended']);
     const result = new Promise<StatusMsg | { type: 'timeout' }>((resolve) => {
       const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && final.has(s.state), resolve };
-      this.waiters.add(w);
+      const key = `${hostId} ${a.deploymentId}`;
+      const set = this.waiters.get(key) ?? new Set<Waiter>();
+      set.add(w);
+      this.waiters.set(key, set);
       setTimeout(() => {
-        if (this.waiters.delete(w)) resolve({ type: 'timeout' });
+        if (this.dropWaiter(w)) resolve({ type: 'timeout' });
       }, timeoutMs).unref();
     });
-    conn.send({ type: 'assign', assignment: { ...a, generation } });
+    conn.sendText(`${this.assignmentText(a)},"generation":${generation}}}`);
     return result;
+  }
+
+  /**
+   * `{"type":"assign","assignment":{…}}` without its two closing braces, serialised once per
+   * assignment object (a deploy sends one object to all its hosts): each host's frame only adds
+   * its generation, which is what differs, then is sealed with that channel's key.
+   */
+  private assignmentText(a: Omit<Assignment, 'generation'>): string {
+    let text = this.assignTexts.get(a);
+    if (text === undefined) {
+      const { generation: _ignored, ...rest } = a as Assignment;
+      text = JSON.stringify({ type: 'assign', assignment: rest }).slice(0, -2);
+      this.assignTexts.set(a, text);
+    }
+    return text;
+  }
+
+  private dropWaiter(w: Waiter): boolean {
+    const key = `${w.hostId} ${w.deploymentId}`;
+    const set = this.waiters.get(key);
+    if (!set?.delete(w)) return false;
+    if (set.size === 0) this.waiters.delete(key);
+    return true;
   }
 
   close(): void {

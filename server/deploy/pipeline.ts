@@ -6,7 +6,7 @@ import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import type { Job, JobOutcome } from '../queue/queue.js';
 import type { Notifier } from '../notifiers/notifier.js';
-import type { HostFacts } from '../../src/protocol/messages.js';
+import type { Assignment, HostFacts } from '../../src/protocol/messages.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
 
@@ -20,12 +20,22 @@ export type VerifiedBundle =
 
 export type PolicyVerdict = { allow: true; warnings: string[] } | { allow: false; code: string; message: string };
 
+/**
+ * What one deploy's steps work out once for all its hosts (the VSAs of the bundle, verified; the
+ * assignment sent to every host), instead of once per host. One per deploy run, never kept longer:
+ * what it holds is judged at that moment.
+ */
+export interface DeployRun {
+  verifiedIn?: Promise<{ environments: string[]; envelopes: string[] }>;
+  assignment?: Promise<Omit<Assignment, 'generation'>>;
+}
+
 /** The steps a deploy runs through; the server wires the real ones (steps.ts), tests may too. */
 export interface DeploySteps {
   fetchAndVerify(reference: string, environment: string, bundleDigest?: string): Promise<VerifiedBundle>;
   /** `policy` narrows the decision to one named policy (Svalinn's `{digest, policy}`), never widens it. */
-  decide(bundle: Extract<VerifiedBundle, { ok: true }>, host: { id: string; facts: HostFacts | undefined; labels: Record<string, string> }, environment: string, policy?: string): Promise<PolicyVerdict>;
-  dispatch(hostId: string, bundle: Extract<VerifiedBundle, { ok: true }>, d: DeploymentRow): Promise<{ state: string; code?: string; message?: string }>;
+  decide(bundle: Extract<VerifiedBundle, { ok: true }>, host: { id: string; facts: HostFacts | undefined; labels: Record<string, string> }, environment: string, policy?: string, run?: DeployRun): Promise<PolicyVerdict>;
+  dispatch(hostId: string, bundle: Extract<VerifiedBundle, { ok: true }>, d: DeploymentRow, run?: DeployRun): Promise<{ state: string; code?: string; message?: string }>;
   hostFacts(hostId: string): HostFacts | undefined;
 }
 
@@ -125,8 +135,9 @@ export class DeployPipeline {
     const { hosts, offline } = await this.matchingHosts(selector, row.environment);
     if (offline.length) return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `${offline.length} matching host(s) not connected: ${offline.join(', ')}` };
     if (hosts.length === 0) return { status: 'error', reason: 'NO_HOST', message: `no host of environment ${row.environment} matches ${JSON.stringify(selector)}` };
+    const once: DeployRun = {};
     for (const h of hosts) {
-      const v = await this.steps.decide(bundle, h, row.environment);
+      const v = await this.steps.decide(bundle, h, row.environment, undefined, once);
       if (!v.allow) return { status: 'denied', reason: v.code, message: `${v.message} (host ${h.id})` };
     }
     // An older deployment that runs late (a retry after a newer one succeeded) never downgrades.
@@ -136,7 +147,7 @@ export class DeployPipeline {
     );
     if (newer) return { status: 'superseded', reason: 'SUPERSEDED', message: `deployment ${newer.id} is newer` };
     await this.save(row, 'dispatching');
-    const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row)));
+    const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row, once)));
     // A suspended app succeeds when every host has it stopped and held (`suspended`), not running.
     const suspended = Boolean(Number(row.suspended ?? 0));
     const bad = results.find((x) => x.state !== (suspended ? 'suspended' : 'running'));

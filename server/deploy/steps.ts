@@ -18,7 +18,7 @@ import type { BundleFacts } from '../../src/policy/types.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { ServerContext } from '../context.js';
 import type { HostHub } from '../channel/hub.js';
-import type { DeploySteps, VerifiedBundle } from './pipeline.js';
+import type { DeployRun, DeploySteps, VerifiedBundle } from './pipeline.js';
 import type { VerifiedImage } from '../../src/k8s/verdicts.js';
 
 /** Registry failures that may pass on their own (retry) versus answers that will not change. */
@@ -49,6 +49,12 @@ interface Verified {
  * channel. Anything needed for a decision that is missing (trust store, policies) denies.
  */
 export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): DeploySteps {
+  // The bundle's VSAs verified with the trust store in force: once per deploy run (not per host).
+  const verifiedIn = (bundle: Extract<VerifiedBundle, { ok: true }>, run?: DeployRun) => {
+    if (!deps.verifiedIn) return undefined;
+    if (!run) return deps.verifiedIn(bundle.imageDigest, bundle.bundleDigest);
+    return (run.verifiedIn ??= deps.verifiedIn(bundle.imageDigest, bundle.bundleDigest));
+  };
   const dir = join(ctx.config.dataDir, 'bundles');
   mkdirSync(dir, { recursive: true });
   // A reference pinned by digest names immutable content: once fetched and verified under a given
@@ -114,32 +120,33 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       return ok;
     },
 
-    async decide(bundle, host, environment, policy) {
+    async decide(bundle, host, environment, policy, run) {
       const all = deps.policies.current;
       if (!all) return { allow: false, code: 'NO_POLICY', message: 'the policy repository could not be loaded: failing closed' };
       const named = policy === undefined ? undefined : all.get(policy);
       if (policy !== undefined && !named) return { allow: false, code: 'NO_POLICY', message: `no policy named ${JSON.stringify(policy)}` };
       const set = named ? new PolicySet([named]) : all;
       const v = bundle.manifest as Verified;
-      const proven = (await deps.verifiedIn?.(bundle.imageDigest, bundle.bundleDigest))?.environments ?? [];
+      const proven = (await verifiedIn(bundle, run))?.environments ?? [];
       const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: policyHostFacts(host.facts, environment), findings: v.integrity, verifiedIn: proven });
       if (d.allow) return { allow: true, warnings: d.warnings.map((w) => `${w.code}: ${w.message}`) };
       const first = d.violations[0];
       return { allow: false, code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' };
     },
 
-    async dispatch(hostId, bundle, row) {
+    async dispatch(hostId, bundle, row, run) {
       // The host judges its own policies too: it gets the VSAs and verifies them with its trust store.
-      const vsas = (await deps.verifiedIn?.(bundle.imageDigest, bundle.bundleDigest))?.envelopes ?? [];
-      const out = await hub.assign(
-        hostId,
-        {
+      const assignment = async () => {
+        const vsas = (await verifiedIn(bundle, run))?.envelopes ?? [];
+        return {
           deploymentId: row.id, environment: row.environment, app: row.app, bundle: row.reference, bundleDigest: bundle.bundleDigest, imageDigest: bundle.imageDigest, download: `/api/v1/hosts/bundles/${bundle.bundleDigest}`,
           ...(row.ports ? { ports: JSON.parse(row.ports) as PublishedPort[] } : {}), ...(vsas.length ? { vsas } : {}),
           ...(Number(row.suspended ?? 0) ? { suspended: true } : {}),
-        },
-        deps.hostTimeoutMs ?? 120_000,
-      );
+        };
+      };
+      // One assignment object for the whole fan-out: the hub serialises it once (HostHub.assign).
+      const a = await (run ? (run.assignment ??= assignment()) : assignment());
+      const out = await hub.assign(hostId, a, deps.hostTimeoutMs ?? 120_000);
       if (out.type !== 'status') return { state: out.type };
       return { state: out.state, code: out.code, message: out.message };
     },

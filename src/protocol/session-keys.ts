@@ -52,7 +52,15 @@ export class MacChannel<In, Out> {
   constructor(private readonly keys: ChannelKeys) {}
 
   seal(msg: Out): string {
-    const body = JSON.stringify({ seq: ++this.sendSeq, msg });
+    return this.sealText(JSON.stringify(msg));
+  }
+
+  /**
+   * Seals a message given as its JSON text (`JSON.stringify` of an `Out`): the same frame `seal`
+   * makes, for a message a fan-out serialises once and sends on many channels.
+   */
+  sealText(msgJson: string): string {
+    const body = `{"seq":${++this.sendSeq},"msg":${msgJson}}`;
     return `${createHmac('sha256', this.keys.send).update(body).digest('base64url')}.${body}`;
   }
 

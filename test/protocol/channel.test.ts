@@ -115,6 +115,21 @@ describe('session MAC channel', () => {
     expect(code(() => host.open('garbage'))).toBe('MALFORMED_BUNDLE');
   });
 
+  it('seals a message given as its JSON text into the frame seal makes, in the same sequence', () => {
+    const a = pair();
+    const b = pair();
+    // Same keys on both sides would give equal frames; here: same sequence and value, opened by the peer.
+    const msg = { type: 'assign', assignment: { app: 'web', generation: 3 } } as unknown as string;
+    expect(a.host.open(a.server.sealText(JSON.stringify(msg)))).toEqual(msg);
+    expect(a.host.open(a.server.seal(msg))).toEqual(msg);
+    expect(a.host.open(a.server.sealText('"third"'))).toBe('third');
+    // A frame of one session's sealText is another session's forgery.
+    expect(code(() => b.host.open(a.server.sealText('"x"')))).toBe('INVALID_SIGNATURE');
+    const same = new MacChannel<string, string>({ send: Buffer.alloc(32, 1), recv: Buffer.alloc(32, 2) });
+    const twin = new MacChannel<string, string>({ send: Buffer.alloc(32, 1), recv: Buffer.alloc(32, 2) });
+    expect(same.sealText(JSON.stringify(msg))).toBe(twin.seal(msg));
+  });
+
   it('refuses a peer key that is not X25519', () => {
     const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
     expect(code(() => deriveChannelKeys(ephemeral(), ed, th, 'host'))).toBe('KEY_INVALID');
