@@ -207,7 +207,7 @@ export class RegistryClient {
     if (r.status !== 200) return this.fail(r, `GET manifest ${reference}`);
     const len = Number(r.headers['content-length'] ?? 0);
     if (len > MAX_MANIFEST) {
-      r.body.destroy();
+      discard(r.body);
       throw new CtError('REGISTRY_ERROR', `manifest ${reference} is ${len} bytes, more than ${MAX_MANIFEST}`, { reference });
     }
     const bytes = await readBounded(r.body, MAX_MANIFEST, `manifest ${reference}`, 'REGISTRY_ERROR');

@@ -107,6 +107,23 @@ describe('manifests: hashed before they are parsed', () => {
     expect(await failure(withClient((c) => c.getManifest('latest')))).toEqual({ code: 'REGISTRY_ERROR', bounded: true });
     expect(s!.sent()).toBeLessThan(64 * 1024 * 1024);
   });
+
+  it('a manifest that states a Content-Length beyond 4 MiB: REGISTRY_ERROR, and the dropped body does not crash the process', async () => {
+    let s: { sent: () => number } | undefined;
+    route = (_q, res) => void (s = stream(res, 512 * 1024 * 1024, ' ', { 'content-length': String(512 * 1024 * 1024) }));
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown): void => void uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    try {
+      expect(await failure(withClient((c) => c.getManifest('latest')))).toEqual({ code: 'REGISTRY_ERROR', bounded: true });
+      // The body's abort error used to be emitted with no listener: an uncaught exception.
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(uncaught).toEqual([]);
+    expect(s!.sent()).toBeLessThan(64 * 1024 * 1024);
+  });
 });
 
 describe('referrer lists and tag lists: bounded and shaped', () => {
