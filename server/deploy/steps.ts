@@ -8,6 +8,7 @@ import { fetchCtp } from '../../src/oci/fetch.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import { openCtpToVerify } from '../../src/bundle/read.js';
 import type { AttestationVerifier, TrustMaterial } from '../../src/verify/report.js';
+import { NOT_VERIFIED_CODES } from '../../src/verify/batch/pool.js';
 import type { VerificationCache } from '../../src/verify/cache.js';
 import type { Evidence, Finding } from '../../src/verify/evidence.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
@@ -112,7 +113,8 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: deps.cache, ...(deps.verifiers ? { verifiers: deps.verifiers } : {}) });
       ctx.metrics.verifySeconds.observe({ cached: 'no' }, Number(process.hrtime.bigint() - t0) / 1e9);
       ctx.metrics.decisions.inc({ outcome: report.decision, code: report.code ?? 'none' });
-      if (report.decision === 'REJECT') return { ok: false, transient: false, code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
+      // A full or closed verification pool judged nothing: the deploy is retried, not denied.
+      if (report.decision === 'REJECT') return { ok: false, transient: NOT_VERIFIED_CODES.has(report.code ?? ''), code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
       const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: bundleFactsFromArchive(archive, path), integrity: report.findings.filter((f) => f.integrity) };
       const ok = { ok: true as const, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
       if (/@sha256:[0-9a-f]{64}$/.test(reference)) remember(key, ok);

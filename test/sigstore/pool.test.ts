@@ -6,6 +6,17 @@
  * pool fails closed (VERIFY_WORKER_FAILED).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import { ctpFiles, tempDir } from '../verify/ctp-fixtures.js';
+import { DEFAULT_PREDICATES } from '../verify/fixtures.js';
+import { writeCtp, rewriteCtp } from '../../src/bundle/write.js';
+import { openCtp, openCtpToVerify } from '../../src/bundle/read.js';
+import { checkOciLayout } from '../../src/bundle/check-layout.js';
+import { coveredFiles } from '../../src/attest/sign-ctp.js';
+import { buildStatement, ctpSubjects } from '../../src/attest/statement.js';
+import { verifyCtpArchive } from '../../src/verify/ctp/verify-ctp.js';
+import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
+import { VerificationCache } from '../../src/verify/cache.js';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
 import { makeStore, trustOf } from '../verify/fixtures.js';
 import { signAttestationForCtp } from '../../src/sign/index.js';
@@ -18,6 +29,8 @@ import { artifactDigest, GH_ISSUER, GH_SAN, keylessOptions, rootOf, statementFor
 const BUNDLES = 12;
 let m: SigstoreMock;
 let bundles: Buffer[];
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let signedCtp: string;
 const pools: SigstoreVerifierPool[] = [];
 
 beforeAll(async () => {
@@ -27,11 +40,25 @@ beforeAll(async () => {
     const b = await signAttestationForCtp({ ...statementFor(artifactDigest), predicate: { n: i } }, keylessOptions(m, await m.githubToken()));
     bundles.push(Buffer.from(JSON.stringify(b)));
   }
+  // A .ctp whose attestations are all Sigstore bundles (as in ctp.test.ts).
+  tmp = await tempDir('ct-sigstore-pool-');
+  const unsigned = join(tmp.dir, 'unsigned.ctp');
+  await writeCtp(unsigned, ctpFiles().files);
+  const archive = await openCtp(unsigned);
+  const subjects = ctpSubjects('hello:1.0', checkOciLayout(archive).manifestDigest, coveredFiles(archive));
+  const add: Record<string, Buffer> = {};
+  for (const [i, p] of DEFAULT_PREDICATES.entries()) {
+    const bundle = await signAttestationForCtp(buildStatement(subjects, p.type, p.predicate), keylessOptions(m, await m.githubToken()));
+    add[`attestations/${i === 0 ? 'provenance' : 'sbom'}.sigstore.json`] = Buffer.from(JSON.stringify(bundle));
+  }
+  signedCtp = join(tmp.dir, 'signed.ctp');
+  await rewriteCtp(unsigned, signedCtp, { add });
 });
 
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));
   await m.close();
+  await tmp?.cleanup();
 });
 
 function pooled(opts: ConstructorParameters<typeof SigstoreVerifierPool>[0], poolOptions?: ConstructorParameters<typeof SigstoreVerifierPool>[1]): AttestationVerifier {
@@ -137,5 +164,27 @@ describe('Sigstore verification on threads', () => {
     expect(await outcome(v, bundles.slice(0, 2))).toMatchObject({ logEntriesVerified: 2 });
     await p.close();
     expect(await outcome(v, bundles.slice(0, 1))).toMatchObject({ code: 'VERIFY_WORKER_FAILED' });
+  });
+
+  it('a whole .ctp as the server verifies it: the same report; a full pool rejects and is not remembered as the verdict', async () => {
+    const trust = ctx([]).trust;
+    const verify = async (verifiers: AttestationVerifier[], cache?: VerificationCache) => {
+      const r = await verifyCtpArchive(await openCtpToVerify(signedCtp), { trust, mode: 'audit', requirements: { logQuorum: 1 }, verifiers, ...(cache ? { cache } : {}) });
+      return { decision: r.decision, code: r.code, evidence: r.evidence, findings: r.findings };
+    };
+    const threads = new SigstoreVerifierPool({ policy });
+    pools.push(threads);
+    const onThreads = await verify(threads.verifiers);
+    expect({ decision: onThreads.decision, code: onThreads.code }).toEqual({ decision: 'ALLOW', code: null });
+    expect(onThreads.evidence.attestations.filter((a) => a.source === 'sigstore')).toHaveLength(2);
+    expect(onThreads).toEqual(await verify(defaultVerifiers({ policy })));
+
+    const cache = new VerificationCache({ maxEntries: 8 });
+    const full = new SigstoreVerifierPool({ policy }, { size: 1, maxQueued: 0 });
+    pools.push(full);
+    expect(await verify(full.verifiers, cache)).toMatchObject({ decision: 'REJECT', code: 'VERIFY_QUEUE_FULL' });
+    // Nothing was judged: the next verification under the same key runs, and its verdict is kept.
+    expect(await verify(threads.verifiers, cache)).toMatchObject({ decision: 'ALLOW' });
+    expect(await verify(full.verifiers, cache)).toMatchObject({ decision: 'ALLOW' });
   });
 });

@@ -15,6 +15,12 @@ import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../../core/codes.js';
 import { CtError } from '../../core/errors.js';
 
+/**
+ * Codes a pool answers when it could not verify at all (full, or its thread gone): they say
+ * nothing about the bundle, so they are never remembered as its verdict and a caller may retry.
+ */
+export const NOT_VERIFIED_CODES: ReadonlySet<string> = new Set(['VERIFY_QUEUE_FULL', 'VERIFY_WORKER_FAILED']);
+
 export interface PoolOptions {
   /** Threads (default: available parallelism). */
   size?: number;

@@ -25,6 +25,7 @@ import { cacheKey, type VerificationCache } from '../cache.js';
 import { checkCoverage } from './coverage.js';
 import { checkTarPadding } from './padding.js';
 import { defaultVerifiers } from './verifiers.js';
+import { NOT_VERIFIED_CODES } from '../batch/pool.js';
 import { VCS_LOG_ENTRIES_PATH } from './vcs-log-entries-path.js';
 
 export interface CtpVerifyOptions {
@@ -75,7 +76,8 @@ export async function verifyCtpArchive(archive: CtpArchive, opts: CtpVerifyOptio
     }
   }
   const report = await verifyUncached(archive, opts, base, requirements, allowLegacyPae, now);
-  if (opts.cache && key) opts.cache.set(key, report, opts.trust.store, now);
+  // A verifier that could not run (a full or closed thread pool) gave no verdict to remember.
+  if (opts.cache && key && !(report.code && NOT_VERIFIED_CODES.has(report.code))) opts.cache.set(key, report, opts.trust.store, now);
   return report;
 }
 
