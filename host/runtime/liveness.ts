@@ -19,6 +19,10 @@ export async function initRunning(pid: number | null, cgroupsPath: string | null
   if (!pid || !cgroupsPath || !unified) return undefined;
   const groups = (await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '')).split('\n');
   if (!groups.includes(`0::${cgroupsPath}`)) return undefined;
+  // An init that has exited and waits for runc to reap it (zombie, dead) no longer runs.
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  if (state === '' || state === 'Z' || state === 'X' || state === 'x') return undefined;
   // On a hybrid hierarchy runc freezes with the v1 freezer (mounted where systemd puts it), on
   // a unified one with cgroup.freeze: either must say "not frozen", or runc is asked.
   const v1 = groups.map((l) => /^\d+:freezer:(\/.*)$/.exec(l)?.[1]).find((x) => x !== undefined);

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -183,8 +183,9 @@ class LayerApplier {
             writeSync(fd, c);
           },
           end() {
+            // On the descriptor: no second path walk (and nothing a rename could redirect).
+            fchmodSync(fd, mode);
             closeSync(fd);
-            chmodSync(abs, mode);
           },
         };
       }
