@@ -1,6 +1,7 @@
 /**
  * Sigstore verification throughput (issue 3 "Speed", #14 target 1): keyless v0.3 DSSE bundles signed
- * by the mock Sigstore services (127.0.0.1, keys per run), verified
+ * by the mock Sigstore services (127.0.0.1, keys per run; the Fulcio CA on P-384 as public-good's, so
+ * each bundle needs the one P-384 leaf check #14 counts, the CT log, Rekor and TSA keys P-256), verified
  * - by @sigstore/verify with its trust material and Verifier built once and reused (#14's baseline);
  * - the naive way: a TrustedRoot, trust material and @sigstore/verify Verifier built for every bundle;
  * - cold, ours: one SigstoreBundleVerifier (trust material and Verifier built once, its construction
@@ -51,7 +52,7 @@ function timed(fn: () => void): number {
 
 export async function run(): Promise<BenchResult[]> {
   const { startSigstoreMock } = await loadMock();
-  const m = await startSigstoreMock();
+  const m = await startSigstoreMock({ caCurve: 'P-384' });
   try {
     const digest = sha256Digest('bench image');
     const statement = buildStatement([{ name: 'registry.example/acme/app', digest: { sha256: digest.slice(7) } }], 'https://slsa.dev/provenance/v1', { n: 0 });

@@ -35,6 +35,11 @@ interface KeyPair { publicKey: KeyObject; privateKey: KeyObject }
 export interface SigstoreMockOptions {
   /** Refuse tokens whose signature does not verify against the test issuer (default true). */
   verifyTokens?: boolean;
+  /**
+   * The Fulcio CA's curve (default P-256). Public-good Fulcio signs leaves with a P-384 key: the
+   * benchmark uses P-384 so that a bundle costs what #14 describes (one P-384 check per leaf).
+   */
+  caCurve?: 'P-256' | 'P-384';
 }
 
 export interface SigstoreMock {
@@ -70,7 +75,7 @@ export async function startSigstoreMock(opts: SigstoreMockOptions = {}): Promise
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const rekorURL = `${url}/rekor`;
 
-  const caKeys = ecKeys();
+  const caKeys = generateKeyPairSync('ec', { namedCurve: opts.caCurve ?? 'P-256' });
   const ctKeys = ecKeys();
   const tlogKeys = ecKeys();
   const tsaKeys = ecKeys();
