@@ -60,14 +60,15 @@ export class CtpArchive {
    * compared before a single byte is parsed; the parse itself is bounded (parseManifest).
    */
   authenticateManifest(signed: Readonly<Record<string, string>>): CtpManifest {
-    if (this.parsedManifest) return this.parsedManifest;
+    // Checked at every verification, even of an archive parsed before (a host re-verifies the
+    // archive it keeps, opened-bundles.ts, under another trust store or policy set).
     const e = this.entries.get('manifest.toml');
     if (!e?.data) throw new CtError('MANIFEST_INVALID', 'manifest.toml is missing', { path: 'manifest.toml' });
     const want = Object.prototype.hasOwnProperty.call(signed, 'manifest.toml') ? signed['manifest.toml'] : undefined;
     if (want !== `sha256:${e.sha256}`) {
       throw new CtError('UNCOVERED_FILE', `manifest.toml: sha256:${e.sha256} is not among the verified attestation subjects`, { path: 'manifest.toml', actual: `sha256:${e.sha256}`, expected: want ?? null });
     }
-    this.parsedManifest = parseManifest(e.data, 'manifest.toml');
+    this.parsedManifest ??= parseManifest(e.data, 'manifest.toml');
     return this.parsedManifest;
   }
 

@@ -95,4 +95,16 @@ describe('OpenedBundles', () => {
     await cache.open(twin, b1.digest);
     expect(cache.hits).toBe(4);
   });
+
+  it('a kept archive whose manifest was parsed before is still refused by a verification that does not cover it', async () => {
+    const cache = new OpenedBundles();
+    const path = join(dir, 'm.ctp');
+    copyFileSync(ctp, path);
+    const archive = await cache.open(path, digest);
+    const sha = `sha256:${archive.entries.get('manifest.toml')!.sha256}`;
+    expect(archive.authenticateManifest({ 'manifest.toml': sha }).name).toBe('o');
+    // Another trust store's verification covers other subjects: the earlier parse does not stand in.
+    expect(() => archive.authenticateManifest({})).toThrow(expect.objectContaining({ code: 'UNCOVERED_FILE' }));
+    expect(() => archive.authenticateManifest({ 'manifest.toml': `sha256:${'1'.repeat(64)}` })).toThrow(expect.objectContaining({ code: 'UNCOVERED_FILE' }));
+  });
 });
