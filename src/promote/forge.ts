@@ -46,6 +46,15 @@ export interface Forge {
   resetBranch(branch: string, sha: string): Promise<void>;
   readFile(path: string, ref: string): Promise<FileVersion | undefined>;
   writeFile(path: string, branch: string, text: string, version: string, message: string): Promise<WriteOutcome>;
+  /**
+   * The head commits of the change requests from `branch` (into any base) that ended, merged or
+   * closed, or `open` when one from it is still open. A promotion branch is started over only when
+   * its head is one of those ended heads: nothing was pushed to it since, so every commit it holds
+   * stays reachable from the ended change (GitHub refs/pull/N/head, GitLab
+   * refs/merge-requests/N/head). A branch under an open change (whatever its base), or with
+   * commits nobody reviewed, is never reset.
+   */
+  endedChangeHeads(branch: string): Promise<{ open: boolean; heads: string[] }>;
   /** The open change request from `branch` into `base`, if any. */
   findChange(branch: string, base: string): Promise<ChangeRequest | undefined>;
   openChange(c: { branch: string; base: string; title: string; body: string }): Promise<ChangeRequest>;

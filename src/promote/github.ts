@@ -101,6 +101,12 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
       const p = r.data.find((x) => x.head.ref === branch);
       return p ? toChange(p) : undefined;
     },
+    async endedChangeHeads(branch) {
+      const r = await call('list pull requests', () => gh.rest.pulls.list({ owner, repo, state: 'all', head: `${owner}:${branch}`, per_page: 100 }));
+      const mine = r.data.filter((x) => x.head.ref === branch);
+      // A closed pull request's head.sha is its head when it was closed: later pushes do not move it.
+      return { open: mine.some((x) => x.state === 'open'), heads: mine.filter((x) => x.state !== 'open').map((x) => x.head.sha) };
+    },
     async openChange(c) {
       const r = await call('open the pull request', () => gh.rest.pulls.create({ owner, repo, head: c.branch, base: c.base, title: c.title, body: c.body, maintainer_can_modify: true }));
       return toChange(r.data);

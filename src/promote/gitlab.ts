@@ -86,6 +86,13 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
       const m = list[0];
       return m ? toChange(m) : undefined;
     },
+    async endedChangeHeads(branch) {
+      const list = (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, sourceBranch: branch, perPage: 100, maxPages: 1 }))) as unknown as (Mr & { state?: string; source_branch?: string })[];
+      const mine = list.filter((m) => m.source_branch === branch);
+      // An open change is `opened` (or `locked` while it is being merged): such a branch is never reset.
+      const ended = mine.filter((m) => m.state === 'merged' || m.state === 'closed');
+      return { open: mine.length > ended.length, heads: ended.map((m) => m.sha ?? '').filter(Boolean) };
+    },
     async openChange(c) {
       return toChange((await call('open the merge request', () => api.MergeRequests.create(p, c.branch, c.base, c.title, { description: c.body, removeSourceBranch: true }))) as unknown as Mr);
     },

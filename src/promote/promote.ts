@@ -55,6 +55,17 @@ function check(input: PromoteInput): void {
   if (!FILE.test(input.file)) throw new CtError('USAGE', `file ${JSON.stringify(input.file.slice(0, 200))} must be a relative path inside the repository`, {});
 }
 
+/**
+ * Whether the branch is exactly what a merged or closed change left (nothing pushed since) and no
+ * change from it is open, on any base: only then may it be started over without dropping anyone's
+ * work. A branch under someone's open change, or holding commits no change carried (a human's
+ * push, a promotion cut short before its change was opened), is reused as it is.
+ */
+async function outlivedItsChange(forge: Forge, branch: string, head: string): Promise<boolean> {
+  const ended = await forge.endedChangeHeads(branch);
+  return !ended.open && ended.heads.includes(head);
+}
+
 export async function promote(input: PromoteInput, forge: Forge, evidenceFor: EvidenceFor): Promise<PromoteResult> {
   check(input);
   const base = input.base ?? (await forge.defaultBranch());
@@ -73,7 +84,7 @@ export async function promote(input: PromoteInput, forge: Forge, evidenceFor: Ev
   let rebases = 0;
   let head = existingHead;
   let wrote = false;
-  if (existingHead && !existing) {
+  if (existingHead && !existing && (await outlivedItsChange(forge, branch, existingHead))) {
     // The branch outlived its change (merged, squash-merged or closed): reusing it would carry
     // that old history, and with a squash merge its edits again. It starts over from the base.
     const baseHead = await forge.branchHead(base);

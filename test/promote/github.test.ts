@@ -104,6 +104,46 @@ describe('promotion pull request on GitHub', () => {
     expect(api.errors).toEqual([]);
   });
 
+  it('a commit pushed to the branch after its pull request was merged is kept: the branch is reused, never reset', async () => {
+    const branch = 'ct-promote/staging/hello';
+    const first = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    repo.merge(first.change!.number);
+    // Someone goes on working on the branch (no pull request carries this commit).
+    const human = repo.push(branch, 'NOTES.md', 'work nobody reviewed yet\n', 'wip by a human');
+    const second = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(second).toMatchObject({ outcome: 'opened', change: { number: 2 } });
+    expect(repo.commits.get(repo.branches.get(branch)!)!.parent).toBe(human);
+    expect(repo.file(branch, 'NOTES.md')).toBe('work nobody reviewed yet\n');
+    expect(repo.file(branch, FILE)).toContain(fx.v3.reference);
+    expect(writes()).not.toContain('git/update-ref');
+    expect(api.errors).toEqual([]);
+  });
+
+  it('a branch whose pull request is still open on another base is not reset: that pull request keeps its commits', async () => {
+    const branch = 'ct-promote/staging/hello';
+    await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    // A maintainer retargets the pull request to a release branch: it is open, but not into main.
+    repo.branches.set('release', repo.branches.get('main')!);
+    repo.pulls[0].base = 'release';
+    const held = repo.branches.get(branch)!;
+    const second = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(second).toMatchObject({ outcome: 'opened', change: { number: 2 } });
+    expect(repo.commits.get(repo.branches.get(branch)!)!.parent).toBe(held);
+    expect(writes()).not.toContain('git/update-ref');
+    expect(api.errors).toEqual([]);
+  });
+
+  it('a branch left by a closed (not merged) pull request with nothing pushed since starts over from the base', async () => {
+    const branch = 'ct-promote/staging/hello';
+    await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    repo.close(1);
+    const second = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(second).toMatchObject({ outcome: 'opened', change: { number: 2 } });
+    expect(repo.commits.get(repo.branches.get(branch)!)!.parent).toBe(repo.branches.get('main'));
+    expect(writes()).toContain('git/update-ref');
+    expect(api.errors).toEqual([]);
+  });
+
   it('one pull request per (environment, app): production gets its own branch', async () => {
     await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
     const p = await promote(input(fx.v2, 'production'), forge(), evidenceFor(fx.v2, 'production'));

@@ -53,7 +53,7 @@ describe('promotion merge request on GitLab', () => {
   it('a branch left behind by a closed merge request starts over from main (deleted and made again: GitLab has no forced update)', async () => {
     const branch = 'ct-promote/staging/hello';
     // The merge request of the test above is closed without merging; its branch stays.
-    gl.mrs[0].state = 'merged';
+    Object.assign(gl.mrs[0], { state: 'merged', sha: gl.head(branch) });
     gl.requests.length = 0;
     const r = await promote(input(fx.v2), forge(), ev(fx.v2));
     expect(r).toMatchObject({ outcome: 'opened', change: { number: 2 } });
@@ -61,6 +61,20 @@ describe('promotion merge request on GitLab', () => {
     expect(gl.file(branch, FILE)).not.toContain('# the greeter, reviewed');
     expect(gl.requests.filter((q) => q.method !== 'GET').map((q) => `${q.method} ${q.path.replace(/^.*\/projects\/[^/]+/, '')}`).slice(0, 2))
       .toEqual([`DELETE /repository/branches/${encodeURIComponent(branch)}`, 'POST /repository/branches']);
+    expect(gl.errors).toEqual([]);
+  });
+
+  it('a commit pushed to the branch after its merge request was merged is kept: the branch is not deleted', async () => {
+    const branch = 'ct-promote/staging/hello';
+    // The merge request of the test above is merged; then someone pushes to its branch.
+    Object.assign(gl.mrs[1], { state: 'merged', sha: gl.head(branch) });
+    gl.push(branch, 'NOTES.md', 'work nobody reviewed yet\n');
+    gl.requests.length = 0;
+    const r = await promote(input(fx.v3), forge(), ev(fx.v3));
+    expect(r).toMatchObject({ outcome: 'opened', change: { number: 3 } });
+    expect(gl.file(branch, 'NOTES.md')).toBe('work nobody reviewed yet\n');
+    expect(gl.file(branch, FILE)).toContain(fx.v3.reference);
+    expect(gl.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
     expect(gl.errors).toEqual([]);
   });
 

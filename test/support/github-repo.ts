@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { GitHubApi, RecordedRequest } from './github-api.js';
 
-export interface Pull { number: number; head: string; base: string; title: string; body: string; state: 'open' | 'closed'; merged: boolean }
+export interface Pull { number: number; head: string; base: string; title: string; body: string; state: 'open' | 'closed'; merged: boolean; /** The head when it was closed (GitHub stops following the branch then). */ closedHead?: string }
 export interface Status { sha: string; state: string; context: string; description: string; target_url?: string }
 
 export function blobSha(text: string): string {
@@ -54,12 +54,18 @@ export class FakeRepo {
     const head = this.commits.get(this.branches.get(p.head)!)!;
     const sha = this.commit(this.branches.get(p.base), new Map(head.files), `Merge pull request #${number}`);
     this.branches.set(p.base, sha);
-    Object.assign(p, { state: 'closed', merged: true });
+    Object.assign(p, { state: 'closed', merged: true, closedHead: this.branches.get(p.head) });
     return sha;
   }
 
+  /** Closes a pull request without merging it; its branch stays. */
+  close(number: number): void {
+    const p = this.pulls.find((x) => x.number === number)!;
+    Object.assign(p, { state: 'closed', closedHead: this.branches.get(p.head) });
+  }
+
   private pullJson(p: Pull) {
-    return { number: p.number, html_url: `https://github.example/${this.owner}/${this.name}/pull/${p.number}`, title: p.title, body: p.body, state: p.state, head: { ref: p.head, sha: this.branches.get(p.head) }, base: { ref: p.base } };
+    return { number: p.number, html_url: `https://github.example/${this.owner}/${this.name}/pull/${p.number}`, title: p.title, body: p.body, state: p.state, head: { ref: p.head, sha: p.closedHead ?? this.branches.get(p.head) }, base: { ref: p.base } };
   }
 
   attach(api: GitHubApi): void {
@@ -108,7 +114,7 @@ export class FakeRepo {
     });
     api.respond('pulls/list', (r) => {
       const head = r.query.head?.split(':')[1];
-      const list = this.pulls.filter((p) => (r.query.state ?? 'open') === p.state && (!head || p.head === head) && (!r.query.base || p.base === r.query.base));
+      const list = this.pulls.filter((p) => [p.state, 'all'].includes(r.query.state ?? 'open') && (!head || p.head === head) && (!r.query.base || p.base === r.query.base));
       return { status: 200, body: list.map((p) => this.pullJson(p)) };
     });
     api.respond('pulls/create', (r) => {

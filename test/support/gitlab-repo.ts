@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export interface Mr { iid: number; source_branch: string; target_branch: string; title: string; description: string; state: 'opened' | 'merged' }
+export interface Mr { iid: number; source_branch: string; target_branch: string; title: string; description: string; state: 'opened' | 'merged' | 'closed'; /** The head when it was merged or closed (the source branch may move on). */ sha?: string }
 
 export interface GitlabRepo {
   url: string;
@@ -18,6 +18,8 @@ export interface GitlabRepo {
   statuses: { sha: string; name: string; status: string; description: string }[];
   file(branch: string, path: string): string | undefined;
   push(branch: string, path: string, text: string): void;
+  /** A branch's head commit. */
+  head(branch: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -49,7 +51,7 @@ export async function startGitlabRepo(opts: { token: string; project: string; fi
     files.set(path, text);
     branches.set(branch, commit(files));
   };
-  const mrJson = (m: Mr) => ({ ...m, web_url: `https://gitlab.example/${opts.project}/-/merge_requests/${m.iid}`, sha: branches.get(m.source_branch) });
+  const mrJson = (m: Mr) => ({ ...m, web_url: `https://gitlab.example/${opts.project}/-/merge_requests/${m.iid}`, sha: m.sha ?? branches.get(m.source_branch) });
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -154,6 +156,7 @@ export async function startGitlabRepo(opts: { token: string; project: string; fi
     errors, requests, mrs, statuses,
     file: (b, p) => fileAt(b, p),
     push,
+    head: (b: string) => branches.get(b),
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }
