@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import pino, { type Logger } from 'pino';
 import type { Router } from 'express';
 import type { ServerConfig } from './config.js';
@@ -26,6 +26,8 @@ export interface Extension {
   routers?: Router[];
   /** Called once the HTTP server listens (e.g. to accept WebSocket upgrades). */
   onListen?: (server: Server) => void;
+  /** Sees every request before express; calls `next` to let express answer it (server/verify/hot-path.ts). */
+  fastPath?: (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
   close?: () => Promise<void>;
 }
 
@@ -69,8 +71,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const ext: Extension = (await opts.extend?.(ctx)) ?? {};
   const app = buildApp(ctx, ext.routers ?? []);
   await ctx.queue.start();
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
+  const fast = ext.fastPath;
+  const server: Server = createServer(fast ? (req, res) => fast(req, res, () => app(req, res)) : app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   server.keepAliveTimeout = 65_000;
   ext.onListen?.(server);

@@ -32,23 +32,10 @@ export async function ensureApiKey(db: Db, name: string, key: string, role: Role
   ]);
 }
 
-// Keys seen in the last few seconds skip the database on the hot paths (/api/v1/verify). A
-// revocation therefore takes effect within CACHE_MS; unknown keys are never cached.
-const CACHE_MS = 5_000;
-const seen = new Map<string, { principal: Principal; until: number }>();
-
+/** One indexed lookup; callers remember the outcome for a few seconds (server/auth/token-cache.ts). */
 export async function authenticateApiKey(db: Db, key: string): Promise<Principal | null> {
   if (!key.startsWith(PREFIX) || key.length > 200) return null;
-  const hash = hashApiKey(key);
-  const hit = seen.get(hash);
-  if (hit && hit.until > Date.now()) return hit.principal;
-  const [row] = await db.query<{ id: string; role: Role; revoked_at: number | null }>('SELECT id, role, revoked_at FROM api_keys WHERE hash = ?', [hash]);
-  if (!row || row.revoked_at) {
-    seen.delete(hash);
-    return null;
-  }
-  const principal: Principal = { kind: 'api-key', id: row.id, role: row.role };
-  if (seen.size > 10_000) seen.clear();
-  seen.set(hash, { principal, until: Date.now() + CACHE_MS });
-  return principal;
+  const [row] = await db.query<{ id: string; role: Role; revoked_at: number | null }>('SELECT id, role, revoked_at FROM api_keys WHERE hash = ?', [hashApiKey(key)]);
+  if (!row || row.revoked_at) return null;
+  return { kind: 'api-key', id: row.id, role: row.role };
 }

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Db } from '../store/db.js';
 import { authenticateApiKey } from './api-keys.js';
+import { tokenCacheFor } from './token-cache.js';
 import type { OidcVerifier } from './oidc.js';
 import { can, type Permission, type Principal } from './principal.js';
 import { sendError } from '../http-error.js';
@@ -16,17 +17,33 @@ declare module 'express-serve-static-core' {
 
 export type BearerResult = { ok: true; principal: Principal; token: string } | { ok: false; reason: string };
 
-/** `Authorization: Bearer <API key | OIDC JWT>` → who is calling (one place for the API and /mcp). */
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
+}
+
+/**
+ * `Authorization: Bearer <API key | OIDC JWT>` → who is calling (one place for the API and /mcp).
+ * A token that passed its full check is remembered for a few seconds (server/auth/token-cache.ts).
+ */
 export async function authenticateBearer(db: Db, oidc: OidcVerifier, header: string | undefined): Promise<BearerResult> {
-  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
-  if (!m) return { ok: false, reason: 'missing bearer credentials' };
-  const token = m[1];
+  const token = bearerToken(header);
+  if (!token) return { ok: false, reason: 'missing bearer credentials' };
+  const cache = tokenCacheFor(db);
+  const known = cache.get(token);
+  if (known) return { ok: true, principal: known, token };
   if (token.startsWith('ctk_')) {
     const principal = await authenticateApiKey(db, token);
-    return principal ? { ok: true, principal, token } : { ok: false, reason: 'invalid API key' };
+    if (!principal) return { ok: false, reason: 'invalid API key' };
+    cache.set(token, principal);
+    return { ok: true, principal, token };
   }
   const r = await oidc.verify(token);
-  return r.ok ? { ok: true, principal: r.principal, token } : { ok: false, reason: r.reason };
+  if (!r.ok) return { ok: false, reason: r.reason };
+  // Never past the token's own expiry (the verifier's clock tolerance is not extended to the cache).
+  const exp = r.principal.claims?.exp;
+  cache.set(token, r.principal, typeof exp === 'number' ? exp * 1000 : Infinity);
+  return { ok: true, principal: r.principal, token };
 }
 
 /**

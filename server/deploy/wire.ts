@@ -26,6 +26,8 @@ import { Promoter } from '../promotion/promoter.js';
 import { promotionRoutes } from '../routes/promotions.js';
 import type { DesiredState } from '../gitops/reconcile.js';
 import { realSteps } from './steps.js';
+import { VerdictCache } from '../verify/verdict-cache.js';
+import { verifyHotPath } from '../verify/hot-path.js';
 import { admissionExtension } from '../admission/mount.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { VerificationCache } from '../../src/verify/cache.js';
@@ -136,9 +138,17 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll = setInterval(() => void enqueueReconcile(ctx.queue, { repository: ds.repo, label: 'poll' }).catch(() => undefined), every);
     poll.unref();
   }
+  // Stored /api/v1/verify answers, valid while the trust, the policies and the VSAs are those they were computed with.
+  const verdicts = new VerdictCache(() => ({ trust, policies: policies.current, vsas: vsas.version }));
+  const cachedVerify = ctx.metrics.verifySeconds.labels('yes');
+  const storedAnswers = ctx.metrics.verifyAnswers.labels('stored');
   return {
+    fastPath: verifyHotPath(ctx.db, verdicts, () => {
+      cachedVerify.observe(0);
+      storedAnswers.inc();
+    }),
     // The hot route first: express walks every router mounted before the one that answers.
-    routers: [verifyRoutes(ctx, steps), ...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
+    routers: [verifyRoutes(ctx, steps, verdicts), ...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it

@@ -35,6 +35,14 @@ export class VsaStore {
 
   constructor(private readonly db: Db) {}
 
+  /**
+   * Changes whenever the recorded VSAs may have changed (SQLite: this store is the only writer);
+   * undefined on PostgreSQL, where other replicas record VSAs: answers must not be kept then.
+   */
+  get version(): number | undefined {
+    return this.db.dialect === 'sqlite' ? this.generation : undefined;
+  }
+
   async forDeployment(deploymentId: string): Promise<VsaRow | undefined> {
     const [row] = await this.db.query<VsaRow>('SELECT * FROM vsas WHERE deployment_id = ?', [deploymentId]);
     return row;
