@@ -33,8 +33,10 @@ let original: Buffer;
 function forward(req: IncomingMessage, res: ServerResponse): void {
   const headers = { ...req.headers };
   const isRange = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '') && typeof headers.range === 'string';
-  if (isRange) ranged++;
-  if (isRange && (mode === 'ignore-range' || (mode === 'range-then-whole' && ranged > 2))) delete headers.range;
+  // Which ranged request this is, fixed when it arrives: with three parts in flight the counter
+  // has moved on by the time this answer's bytes stream through.
+  const nth = isRange ? ++ranged : 0;
+  if (isRange && (mode === 'ignore-range' || (mode === 'range-then-whole' && nth > 2))) delete headers.range;
   const up = request({ host: '127.0.0.1', port: reg.port, method: req.method, path: req.url, headers }, (r) => {
     const out = { ...r.headers };
     if (isRange && r.statusCode === 206 && mode === 'wrong-range') out['content-range'] = String(out['content-range']).replace(/^bytes (\d+)-/, (_m, a: string) => `bytes ${Number(a) + 1}-`);
@@ -43,7 +45,7 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
     let first = true;
     r.on('data', (c: Buffer) => {
       // The third ranged answer gets its first byte changed: same length, other content.
-      if (isRange && mode === 'flip-byte' && ranged === 3 && first) c = Buffer.concat([Buffer.from([c[0] ^ 1]), c.subarray(1)]);
+      if (isRange && mode === 'flip-byte' && nth === 3 && first) c = Buffer.concat([Buffer.from([c[0] ^ 1]), c.subarray(1)]);
       first = false;
       res.write(c);
     });
