@@ -16,8 +16,14 @@ export function verifySet(entryBytes: Uint8Array, setB64: string, logPublicKey: 
   // An Ed25519 signature is 64 bytes: exactly 86 base64 characters plus "==". Anything else
   // (other alphabets, whitespace, missing padding) is rejected rather than leniently decoded.
   if (typeof setB64 !== 'string' || !STRICT_B64_64.test(setB64)) return false;
+  return verifySetBytes(entryBytes, Buffer.from(setB64, 'base64'), logPublicKey);
+}
+
+/** verifySet for a SET its caller already decoded from canonical base64 (the VCS parser does). */
+export function verifySetBytes(entryBytes: Uint8Array, set: Buffer, logPublicKey: KeyObject): boolean {
+  if (set.length !== 64) return false;
   try {
-    return verify(null, entryBytes, logPublicKey, Buffer.from(setB64, 'base64'));
+    return verify(null, entryBytes, logPublicKey, set);
   } catch {
     return false;
   }

@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { MerkleTree, leafHash, nodeHash, rootFromInclusion, verifyConsistency, verifyInclusion } from '../../src/tlog/index.js';
+import { leafHashLatin1, nodeHashLatin1 } from '../../src/tlog/hashes.js';
 
 const MAX = 10_000;
 // Leaves are derived from their index and a fixed salt, so the tree is the same in every run.
@@ -134,5 +135,30 @@ describe('consistency proofs (sampled from trees of up to 10,000 leaves)', () =>
       }),
       { seed: 4242, numRuns: 300 },
     );
+  });
+});
+
+// #14 target 6: the verifiers carry hashes as latin1 strings between steps (hashes.ts). Same bytes,
+// same answers as the Buffer functions; a string of the wrong length is never padded or cut.
+describe('latin1 hash values', () => {
+  it('leafHashLatin1 / nodeHashLatin1 equal the Buffer functions and verifyInclusion accepts either leaf form', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: MAX }).chain((n) => fc.tuple(fc.integer({ min: 0, max: n - 1 }), fc.constant(n))), ([i, n]) => {
+        const leafBuf = leafHash(entries[i]);
+        const leafStr = leafHashLatin1(entries[i]);
+        expect(Buffer.from(leafStr, 'latin1').equals(leafBuf)).toBe(true);
+        const proof = big.inclusionProof(i, n);
+        expect(verifyInclusion(leafStr, i, n, proof, rootOf(n))).toBe(true);
+        expect(verifyInclusion(leafBuf, i, n, proof, rootOf(n))).toBe(true);
+        expect(verifyInclusion(leafStr.slice(1), i, n, proof, rootOf(n))).toBe(false);
+        if (proof.length > 0) {
+          expect(Buffer.from(nodeHashLatin1(leafStr, proof[0]), 'latin1').equals(nodeHash(leafBuf, proof[0]))).toBe(true);
+          expect(nodeHashLatin1(leafStr, proof[0].toString('latin1'))).toBe(nodeHashLatin1(leafBuf, proof[0]));
+        }
+      }),
+      { seed: 1406, numRuns: 300 },
+    );
+    const odd = Buffer.from([1, 2, 3]);
+    expect(Buffer.from(nodeHashLatin1(odd, 'ab'), 'latin1').equals(createHash('sha256').update(Buffer.from([1, 1, 2, 3, 0x61, 0x62])).digest())).toBe(true);
   });
 });

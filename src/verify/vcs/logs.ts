@@ -9,9 +9,9 @@
 import type { KeyObject } from 'node:crypto';
 import { CtError } from '../../core/errors.js';
 import { ownEntry } from '../../trust/store.js';
-import { leafHash } from '../../tlog/hashes.js';
+import { leafHashLatin1 } from '../../tlog/hashes.js';
 import { verifyInclusion } from '../../tlog/verify-proofs.js';
-import { verifySet } from '../../tlog/set.js';
+import { verifySetBytes } from '../../tlog/set.js';
 import { attestationEntryBytes } from '../../attest/vcs-bundle.js';
 import type { TrustStore } from '../../trust/types.js';
 import type { VerifiedLogEntry } from '../evidence.js';
@@ -52,14 +52,14 @@ export function matchLogEntries(atts: ParsedAttestation[], entries: ParsedLogEnt
 
 function matchInto(plan: LogPlan, atts: ParsedAttestation[], entries: ParsedLogEntry[], imageDigest: string, store: TrustStore): void {
   // Entry bytes depend on (attestation, integratedTime); entries of one signing run share the time.
-  const bytesCache = new Map<string, { bytes: Buffer; leaf: Buffer }>();
-  const candidate = (ai: number, time: string): { bytes: Buffer; leaf: Buffer } => {
+  const bytesCache = new Map<string, { bytes: Buffer; leaf: string }>();
+  const candidate = (ai: number, time: string): { bytes: Buffer; leaf: string } => {
     const k = `${ai}\u0000${time}`;
     let c = bytesCache.get(k);
     if (!c) {
       const a = atts[ai];
       const bytes = attestationEntryBytes(a.digest, imageDigest, a.statement.predicateType, time);
-      c = { bytes, leaf: leafHash(bytes) };
+      c = { bytes, leaf: leafHashLatin1(bytes) };
       bytesCache.set(k, c);
     }
     return c;
@@ -103,7 +103,7 @@ export function checkLogSignatures(atts: ParsedAttestation[], plan: LogPlan): Lo
   const out: LogStageResult = { entries: atts.map(() => []), operators: atts.map(() => []), warnings: [...plan.warnings], verified: 0 };
   for (const { pe, ai, logKey, operator, bytes } of plan.matched) {
     const e = pe.entry;
-    if (!verifySet(bytes, e.signedEntryTimestamp, logKey)) {
+    if (!verifySetBytes(bytes, pe.set, logKey)) {
       throw new CtError('LOG_PROOF_INVALID', `$.logEntries[${pe.index}]: signedEntryTimestamp does not verify with the key of log ${e.logId}`, {
         where: `$.logEntries[${pe.index}]`,
         logId: e.logId,

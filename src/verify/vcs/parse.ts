@@ -17,12 +17,16 @@ export interface ParsedAttestation {
   /** sha256 of the canonical envelope (SPEC §4). */
   digest: string;
   payload: Buffer;
+  /** The signatures' bytes, decoded once (canonical base64 checked), in envelope order. */
+  sigs: Buffer[];
   statement: Statement;
 }
 
 export interface ParsedLogEntry {
   index: number;
   entry: VcsLogEntry;
+  /** The signed entry timestamp's bytes, decoded once (canonical base64 checked). */
+  set: Buffer;
   /** Proof material decoded once: root and path as 32-byte buffers. */
   rootHash: Buffer;
   hashes: Buffer[];
@@ -127,19 +131,20 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
     const where = `$.attestations[${i}]`;
     if (env.payloadType !== INTOTO_PAYLOAD_TYPE) throw malformed(`${where}.payloadType`, `must be ${INTOTO_PAYLOAD_TYPE}`);
     const payload = decodeCanonicalBase64(env.payload, `${where}.payload`);
-    env.signatures.forEach((sg, j) => decodeCanonicalBase64(sg.sig, `${where}.signatures[${j}].sig`));
+    const sigs = env.signatures.map((sg, j) => decodeCanonicalBase64(sg.sig, `${where}.signatures[${j}].sig`));
     const statement = parseStatement(payload, `${where}.payload`);
-    return { index: i, envelope: env, digest: envelopeDigest(env), payload, statement };
+    return { index: i, envelope: env, digest: envelopeDigest(env), payload, sigs, statement };
   });
 
   const logEntries = bundle.logEntries.map((entry, i): ParsedLogEntry => {
     const where = `$.logEntries[${i}]`;
-    decodeCanonicalBase64(entry.signedEntryTimestamp, `${where}.signedEntryTimestamp`);
+    const set = decodeCanonicalBase64(entry.signedEntryTimestamp, `${where}.signedEntryTimestamp`);
     const t = Date.parse(entry.integratedTime);
     if (!Number.isFinite(t)) throw malformed(`${where}.integratedTime`, 'not a date-time');
     return {
       index: i,
       entry,
+      set,
       rootHash: hashBytes(entry.inclusionProof.rootHash, `${where}.inclusionProof.rootHash`),
       hashes: entry.inclusionProof.hashes.map((h, j) => hashBytes(h, `${where}.inclusionProof.hashes[${j}]`)),
       integratedSeconds: Math.floor(t / 1000),

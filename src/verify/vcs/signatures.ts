@@ -30,7 +30,7 @@ export function checkSignatures(atts: ParsedAttestation[], signers: ResolvedSign
     let legacy: Buffer | undefined;
     let usedLegacy = false;
     a.envelope.signatures.forEach((s, j) => {
-      const sig = Buffer.from(s.sig, 'base64'); // canonical form checked by parse.ts
+      const sig = a.sigs[j]; // decoded (and its canonical form checked) by parse.ts
       const key = signers[i][j];
       if (verifies(standard, key, sig)) return;
       if (allowLegacyPae) {
