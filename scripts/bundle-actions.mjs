@@ -59,4 +59,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const out = i > 0 ? resolve(process.argv[i + 1]) : join(root, 'dist');
   const r = await bundleActions(out);
   for (const [file, o] of Object.entries(r.metafile.outputs)) console.log(`${file} ${(o.bytes / 1024).toFixed(0)} KiB`);
+  // The policy check bundles itself, but from the same sources (src/): regenerating one set of
+  // committed bundles and not the other left actions/policy-check/dist stale after src/ changes.
+  if (i < 0) {
+    const { bundlePolicyCheck } = await import('../actions/policy-check/build.mjs');
+    await bundlePolicyCheck();
+    console.log('actions/policy-check/dist regenerated');
+  }
 }

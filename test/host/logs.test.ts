@@ -47,7 +47,7 @@ afterAll(async () => {
 describe('container logs', () => {
   it('keeps stdout and stderr apart, in time order, with their times', async () => {
     const before = Date.now();
-    const id = await start(['/bin/sh', '-c', 'echo one; sleep 0.05; echo two >&2; sleep 0.05; echo three; echo four >&2']);
+    const id = await start(['/bin/sh', '-c', 'echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three; sleep 0.2; echo four >&2']);
     expect((await rt.wait(id)).exitCode).toBe(0);
     const { entries } = await rt.logEntries(id);
     expect(entries.map((e) => [e.stream, e.text])).toEqual([['stdout', 'one'], ['stderr', 'two'], ['stdout', 'three'], ['stderr', 'four']]);
