@@ -82,7 +82,10 @@ export function isCanonicalBase64(s: string, b: Buffer): boolean {
 function hashBytes(h: string, where: string): Buffer {
   const hex = h.startsWith('sha256:') ? h.slice(7) : h;
   const b = Buffer.from(hex, 'hex'); // stops at the first non-hex character: length tells
-  if (b.length !== 32 || hex.length !== 64 || /[A-F]/.test(hex)) throw malformed(where, 'not a SHA-256 hash (64 lowercase hex digits, optionally sha256:-prefixed)');
+  // 32 bytes from 64 characters means all 64 were hex digits, so only their case is left to
+  // check; toLowerCase of a lowercase ASCII string is a compare, where a regular expression cost
+  // as much as the decoding (7 µs of a bundle's 54 hashes).
+  if (b.length !== 32 || hex.length !== 64 || hex.toLowerCase() !== hex) throw malformed(where, 'not a SHA-256 hash (64 lowercase hex digits, optionally sha256:-prefixed)');
   return b;
 }
 
@@ -111,7 +114,8 @@ export function envelopeDigest(env: DsseEnvelope): string {
 export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsBundle {
   let doc: unknown = input;
   if (typeof input === 'string' || input instanceof Uint8Array) {
-    const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
+    // A view, not Buffer.from(input): that copies every byte before decoding them.
+    const text = typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
     if (jsonDepthExceeds(text)) throw new CtError('MALFORMED_BUNDLE', `bundle: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, { where: '$', limit: MAX_JSON_DEPTH });
     try {
       doc = JSON.parse(text);
