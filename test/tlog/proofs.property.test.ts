@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { MerkleTree, leafHash, nodeHash, rootFromInclusion, verifyConsistency, verifyInclusion } from '../../src/tlog/index.js';
 import { leafHashLatin1, nodeHashLatin1 } from '../../src/tlog/hashes.js';
+import { ProofNodes } from '../../src/tlog/verify-proofs.js';
 
 const MAX = 10_000;
 // Leaves are derived from their index and a fixed salt, so the tree is the same in every run.
@@ -160,5 +161,37 @@ describe('latin1 hash values', () => {
     );
     const odd = Buffer.from([1, 2, 3]);
     expect(Buffer.from(nodeHashLatin1(odd, 'ab'), 'latin1').equals(createHash('sha256').update(Buffer.from([1, 1, 2, 3, 0x61, 0x62])).digest())).toBe(true);
+  });
+});
+
+// #14 target 6: one ProofNodes shared by every proof a verification checks (adjacent entries,
+// proof elements that are the same Buffer object) never changes an answer: a tampered proof checked
+// after, before or between honest ones of the same tree is still refused, and an honest one after
+// a tampered one still verifies.
+describe('interior nodes remembered across proofs of one verification', () => {
+  it('gives the answers verifyInclusion gives alone, tampered proofs mixed in', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: MAX }), fc.nat(), fc.array(fc.tuple(fc.nat(), fc.boolean(), fc.nat(), fc.nat()), { minLength: 2, maxLength: 8 }), (n, start, picks) => {
+        const nodes = new ProofNodes();
+        // Equal hashes as one object, as parse.ts decodes them.
+        const interned = new Map<string, Buffer>();
+        const intern = (b: Buffer) => interned.get(b.toString('hex')) ?? (interned.set(b.toString('hex'), b), b);
+        for (const [off, tamper, which, bit] of picks) {
+          const i = (start + (off % 4)) % n; // neighbours: shared paths
+          let proof = big.inclusionProof(i, n).map(intern);
+          if (tamper && proof.length > 0) {
+            proof = [...proof];
+            proof[which % proof.length] = intern(flip(proof[which % proof.length], bit));
+          }
+          const alone = verifyInclusion(big.leaf(i), i, n, proof, rootOf(n));
+          expect(verifyInclusion(big.leaf(i), i, n, proof, rootOf(n), nodes)).toBe(alone);
+          expect(verifyInclusion(leafHashLatin1(entries[i]), i, n, proof, rootOf(n), nodes)).toBe(alone);
+          expect(alone).toBe(!tamper || proof.length === 0);
+          // Another leaf along a path whose nodes are all remembered: still refused.
+          expect(verifyInclusion(flip(big.leaf(i), bit), i, n, proof, rootOf(n), nodes)).toBe(false);
+        }
+      }),
+      { seed: 14_6, numRuns: 300 },
+    );
   });
 });

@@ -10,7 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { CtError } from '../../core/errors.js';
 import { ownEntry } from '../../trust/store.js';
 import { leafHashLatin1 } from '../../tlog/hashes.js';
-import { verifyInclusion } from '../../tlog/verify-proofs.js';
+import { ProofNodes, verifyInclusion } from '../../tlog/verify-proofs.js';
 import { verifySetBytes } from '../../tlog/set.js';
 import { attestationEntryBytes } from '../../attest/vcs-bundle.js';
 import type { TrustStore } from '../../trust/types.js';
@@ -65,6 +65,7 @@ function matchInto(plan: LogPlan, atts: ParsedAttestation[], entries: ParsedLogE
     return c;
   };
   const seenPerLog = new Map<string, number>();
+  const nodes = new ProofNodes();
   for (const pe of entries) {
     const e = pe.entry;
     const where = `$.logEntries[${pe.index}]`;
@@ -85,7 +86,7 @@ function matchInto(plan: LogPlan, atts: ParsedAttestation[], entries: ParsedLogE
     for (let k = 0; k < atts.length && match < 0; k++) {
       const ai = (seen + k) % atts.length;
       const c = candidate(ai, e.integratedTime);
-      if (verifyInclusion(c.leaf, e.logIndex, e.inclusionProof.treeSize, pe.hashes, pe.rootHash)) match = ai;
+      if (verifyInclusion(c.leaf, e.logIndex, e.inclusionProof.treeSize, pe.hashes, pe.rootHash, nodes)) match = ai;
     }
     if (match < 0) {
       throw new CtError('LOG_PROOF_INVALID', `${where}: the inclusion proof of log ${e.logId} at index ${e.logIndex} proves none of the bundle's attestations`, {

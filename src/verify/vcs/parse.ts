@@ -140,6 +140,14 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
     return { index: i, envelope: env, digest: envelopeDigest(env), payload, sigs, statement };
   });
 
+  // Equal proof hashes decoded once, to one Buffer: entries logged together share most of their
+  // paths, and logs.ts remembers interior nodes by the proof element's identity.
+  const decoded = new Map<string, Buffer>();
+  const proofHash = (h: string, where: string): Buffer => {
+    let b = decoded.get(h);
+    if (!b) decoded.set(h, (b = hashBytes(h, where)));
+    return b;
+  };
   const logEntries = bundle.logEntries.map((entry, i): ParsedLogEntry => {
     const where = `$.logEntries[${i}]`;
     const set = decodeCanonicalBase64(entry.signedEntryTimestamp, `${where}.signedEntryTimestamp`);
@@ -150,7 +158,7 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
       entry,
       set,
       rootHash: hashBytes(entry.inclusionProof.rootHash, `${where}.inclusionProof.rootHash`),
-      hashes: entry.inclusionProof.hashes.map((h, j) => hashBytes(h, `${where}.inclusionProof.hashes[${j}]`)),
+      hashes: entry.inclusionProof.hashes.map((h, j) => proofHash(h, `${where}.inclusionProof.hashes[${j}]`)),
       integratedSeconds: Math.floor(t / 1000),
     };
   });
