@@ -36,7 +36,7 @@ function inclusionRootLatin1(leaf: HashValue, index: number, treeSize: number, p
   if (!leafOk || !validHashes(proof)) return null;
   let fn = index;
   let sn = treeSize - 1;
-  let r: HashValue = nodes && typeof leaf !== 'string' ? leaf.latin1Slice() : leaf;
+  let r: HashValue = nodes && typeof leaf !== 'string' ? leaf.toString('latin1') : leaf;
   for (const p of proof) {
     if (sn === 0) return null;
     if (isOdd(fn) || fn === sn) {
