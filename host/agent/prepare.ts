@@ -1,6 +1,6 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
-import { applyLayers } from '../../src/bundle/apply-layers.js';
+import { applyLayersOffThread, removeStaleTemps } from '../../src/bundle/unpack-thread/index.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
 import type { VerificationReport } from '../../src/verify/report.js';
 import { evaluate } from '../../src/policy/evaluate.js';
@@ -15,7 +15,7 @@ import type { EnforcePlan, ImageDefaults, RuntimeGrants } from '../enforce/types
  * The steps every run of a verified bundle on this machine shares, whether a deploy server
  * assigned it (agent/runner.ts) or a user asked for it (`ct run`, host/run): the policies judge it
  * with this host's facts, then its root filesystem is unpacked from the very archive that was
- * verified (applyLayers re-hashes every layer as it extracts it) and its OCI config is built.
+ * verified (applyLayers re-hashes every layer as it extracts it, on the unpack thread) and its OCI config is built.
  */
 export function judge(set: PolicySet, report: VerificationReport, manifest: BundleFacts, facts: HostFacts, environment: string, verifiedIn: string[] = []): Decision {
   return evaluate(set, {
@@ -40,8 +40,11 @@ export interface UnpackRequest {
 export async function unpackAndPlan(archive: CtpArchive, r: UnpackRequest, facts: HostFacts): Promise<EnforcePlan> {
   const image = checkOciLayout(archive);
   await rm(r.dir, { recursive: true, force: true });
+  // What an unpack to the same place interrupted by a crash left (never used) goes first.
+  await removeStaleTemps(r.dir);
   await mkdir(r.dir, { recursive: true });
-  await applyLayers(archive, r.dir);
+  // On the unpack thread (src/bundle/unpack-thread): hashed, checked and renamed into place there.
+  await applyLayersOffThread(archive, r.dir);
   // runc creates a missing mount point 0755 and later gives the tmpfs over it that mode: the
   // first run would get a writable /tmp and every restart from this root filesystem not.
   await mkdir(`${r.dir}/tmp`).then(() => chmod(`${r.dir}/tmp`, 0o1777), () => undefined);

@@ -251,7 +251,8 @@ export class LocalRunner implements AssignmentRunner {
   /** The root filesystems of the containers this one replaced (rootfs/<id>-<generation>). */
   private async removeOtherRootfs(id: string, keep: string): Promise<void> {
     const parent = join(this.opts.stateDir, 'rootfs');
-    const mine = new RegExp(`^${id.replace(/[.]/g, '\\.')}-\\d+$`);
+    // The temporary directories of unpacks a crash interrupted (never renamed into place) go too.
+    const mine = new RegExp(`^(${id.replace(/[.]/g, '\\.')}-\\d+|\\.${id.replace(/[.]/g, '\\.')}-\\d+\\.[0-9a-f]{12}\\.tmp)$`);
     for (const name of await readdir(parent).catch(() => [] as string[])) {
       if (mine.test(name) && join(parent, name) !== keep) await rm(join(parent, name), { recursive: true, force: true });
     }

@@ -32,7 +32,8 @@ export interface ApplyResult {
   skipped: { layer: string; name: string; type: string }[];
 }
 
-interface LayerRef {
+/** One layer to extract: its descriptor's digest and size, and how to read its bytes. */
+export interface LayerRef {
   digest: string;
   size: number;
   open: () => Readable;
@@ -211,8 +212,12 @@ async function layersOf(source: CtpArchive | string, platform?: Platform): Promi
  * reported. Work happens in a temporary directory renamed into place: on any failure nothing is left.
  */
 export async function applyLayers(source: CtpArchive | string, rootfsDir: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  return applyLayerRefs(await layersOf(source, opts.platform), rootfsDir, opts);
+}
+
+/** applyLayers on layers already chosen (the unpack thread reads them from the file by offset). */
+export async function applyLayerRefs(layers: readonly LayerRef[], rootfsDir: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const limits = limitsWith(LAYER_LIMITS, opts.limits);
-  const layers = await layersOf(source, opts.platform);
   try {
     const st = await lstat(rootfsDir);
     if (!st.isDirectory() || (await readdir(rootfsDir)).length > 0) {

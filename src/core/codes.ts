@@ -124,6 +124,8 @@ export const CODES = {
   // Batch verification on worker threads (src/verify/batch).
   VERIFY_QUEUE_FULL: EXIT.IO_ERROR,
   VERIFY_WORKER_FAILED: EXIT.IO_ERROR,
+  // Layers extracted on a worker thread (src/bundle/unpack-thread).
+  UNPACK_WORKER_FAILED: EXIT.IO_ERROR,
   NETWORK_ERROR: EXIT.NETWORK_ERROR,
   // OCI registries (SPEC §3 Fetching; docs/registry.md).
   REFERENCE_INVALID: EXIT.HASH_MISMATCH,
