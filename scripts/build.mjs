@@ -1,8 +1,30 @@
 // Transpiles every TypeScript source to build/ (one file per file, ESM), in well under a second.
 // Type checking is `npm run typecheck`; tests and the `ct` binary run the transpiled output.
-import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { build as esbuild } from 'esbuild';
+import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Buffer } from 'node:buffer';
+
+// Outputs are written only when their bytes change, each through a temporary file renamed into
+// place: tests that build again (they need build/ for scripts they spawn) run beside others
+// whose `ct` processes and workers are loading build/ at that moment, and esbuild's own writes
+// (truncate, then write) let such a process read an empty or half-written module.
+function writeIfChanged(path, bytes) {
+  try {
+    if (readFileSync(path).equals(bytes)) return;
+  } catch {
+    // not there yet
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, path);
+}
+async function build(options) {
+  const result = await esbuild({ ...options, write: false });
+  for (const f of result.outputFiles) writeIfChanged(f.path, Buffer.from(f.contents));
+  return result;
+}
 
 // test/support, test/e2e and test/k8s helpers are built too: benchmarks reuse the same local stand-ins.
 const roots = ['src', 'server', 'host', 'actions', 'bench', 'test/support', 'test/e2e', 'test/k8s'];
@@ -45,5 +67,4 @@ await build({
 // app.js downloads (ui/src/first-load.ts).
 await build({ entryPoints: { boot: 'ui/src/boot.ts' }, outdir: 'build/ui', bundle: true, format: 'iife', platform: 'browser', target: 'es2022', minify: true, legalComments: 'none', logLevel: 'warning' });
 await build({ entryPoints: { app: 'ui/style.css' }, outdir: 'build/ui', bundle: true, minify: true, logLevel: 'warning' });
-mkdirSync('build/ui', { recursive: true });
-copyFileSync('ui/index.html', 'build/ui/index.html');
+writeIfChanged(join(process.cwd(), 'build/ui/index.html'), readFileSync('ui/index.html'));
