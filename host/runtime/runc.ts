@@ -5,7 +5,8 @@ import { writeFileAtomic } from '../../src/core/fs.js';
 import type { OciConfig } from '../enforce/types.js';
 import { ContainerStore, type ContainerRecord, type ContainerStatus } from './state.js';
 import { DEFAULT_LOG_LIMITS, supervisorArgv, type ExitRecord, type LogLimits } from './supervisor.js';
-import { findOnPath, runTool, spawnTool } from './tools.js';
+import { findOnPath, runTool } from './tools.js';
+import { launcher } from './launcher.js';
 import { readLogs, renderText, type LogPage, type ReadOptions } from '../logs/read.js';
 import { oomKilledSince } from '../resources/oom.js';
 import { initRunning } from './liveness.js';
@@ -158,10 +159,10 @@ export class RuncRuntime {
       runc: this.runc, root: this.root, runcLog: this.runcLog(id), bundle: rec.bundleDir, id: rec.runcId, logDir: rec.logPath, exitFile: this.exitFile(id), pidFile: this.pidFile(id),
       multilog: this.multilog, limits: this.logLimits,
     });
-    const child = spawnTool('/bin/sh', argv, { detached: true, stdio: 'ignore', cwd: rec.bundleDir });
-    child.unref();
+    // Through the launcher (launcher.ts): no fork of this large process per container start.
+    const supervisorPid = await launcher.spawnDetached('/bin/sh', argv, rec.bundleDir);
     const startedAt = new Date().toISOString();
-    this.store.update(id, { supervisorPid: child.pid ?? null, startedAt });
+    this.store.update(id, { supervisorPid: supervisorPid ?? null, startedAt });
 
     // The exit and pid files are cheap to poll; `runc state` spawns a process: it is asked only
     // every 100th round, in case runc could not write its pid file.

@@ -4,7 +4,8 @@ import { delimiter, join } from 'node:path';
 
 /**
  * The host's one door to other programs (runc, bpftrace, apparmor_parser): every process the host
- * starts goes through here or through runc.ts, so that what runs on a host is easy to audit.
+ * starts goes through here, through runc.ts or through launcher.ts (container supervisors), so that
+ * what runs on a host is easy to audit.
  */
 export interface ToolResult {
   code: number | null;
