@@ -15,6 +15,8 @@ import { LocalRunner } from '../../host/agent/runner.js';
 import { OpenedBundles } from '../../host/agent/opened-bundles.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { openCtp } from '../../src/bundle/read.js';
+import { BLOB_PREFIX, CtpArchive } from '../../src/bundle/archive.js';
+import { checkOciLayout } from '../../src/bundle/check-layout.js';
 import { VerificationCache } from '../../src/verify/cache.js';
 import { agentFixture, assignmentFor, pidAlive, runcDeleteAll, runcList, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
@@ -123,6 +125,35 @@ describe('LocalRunner: what reaches runc', () => {
     expect(await runner.run({ ...a, generation: ++generation }, copy)).toMatchObject({ state: 'refused', code: 'DIGEST_MISMATCH' });
     expect(opened.hits).toBe(1);
     expect(runcState(stateDir, id)).toEqual(before);
+  });
+
+  it('refuses a layer whose bytes no longer match its digest when unpacked (DIGEST_MISMATCH): nothing unpacked or started, the running container untouched (#14)', async () => {
+    // The layer's bytes change after the bundle was opened and hashed (the unpack thread hashes
+    // them again as it extracts): here the gzip header's time field, which inflates the same, so
+    // only the digest can tell.
+    class Corrupting extends OpenedBundles {
+      override async open(path: string, digest: string): Promise<CtpArchive> {
+        const a = await super.open(path, digest);
+        const name = `${BLOB_PREFIX}${checkOciLayout(a, { imageDigest: 'later' }).layers[0].digest.slice(7)}`;
+        const e = a.entries.get(name)!;
+        expect(e.data).toBeDefined();
+        const bytes = Buffer.from(e.data!);
+        bytes[4] ^= 0xff;
+        const entries = new Map(a.entries).set(name, { ...e, data: bytes });
+        return new CtpArchive(a.source, a.bundleDigest, a.size, a.compressed, entries, a.directories, undefined, a.mtime);
+      }
+    }
+    const policies = new PolicyStore([fx.policiesDir]);
+    expect((await policies.reload()).ok).toBe(true);
+    const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime, openedBundles: new Corrupting() });
+    const id = containerIdFor('production', 'agent-run');
+    const before = runcState(stateDir, id);
+    expect(before?.status).toBe('running');
+    const gen = ++generation;
+    const out = await runner.run(assignmentFor(fx.bundles.armored, { app: 'agent-run', generation: gen }), fx.bundles.armored.path);
+    expect(out).toMatchObject({ state: 'refused', code: 'DIGEST_MISMATCH' });
+    expect(runcState(stateDir, id)).toEqual(before);
+    expect(readdirSync(join(stateDir, 'rootfs')).filter((n) => n.includes(`${id}-${gen}`))).toEqual([]);
   });
 
   it('refuses a tampered bundle of the image already running (same image digest) instead of answering running', async () => {
