@@ -109,6 +109,12 @@ export async function recordProfile(opts: RecordOptions): Promise<RecordResult> 
       await closed;
       clearTimeout(killTimer);
     }
+    // A program that ran made syscalls (exit_group at least): no counts means bpftrace lost them
+    // (killed before it printed its map, on a starved machine), and an empty allow-list built from
+    // that would be a wrong profile, not a strict one.
+    if (!counts || Object.keys(counts).length === 0) {
+      throw new CtError('HOST_CANNOT_ENFORCE', `bpftrace reported no syscall counts for the run: the recording is incomplete${stderr.trim() ? ` (${stderr.trim().slice(0, 300)})` : ''}`, {});
+    }
     const output = await rt.logs(id);
     await rt.delete(id, { force: true });
     created.length = 0;
