@@ -14,6 +14,8 @@ import type { PublishedPort } from '../../src/protocol/ports.js';
 import { MAX_LOG_LINES, type LogLine } from '../../src/protocol/logs.js';
 import { judge, unpackAndPlan } from './prepare.js';
 import { OpenedBundles } from './opened-bundles.js';
+import { unpackThread } from '../../src/bundle/unpack-thread/index.js';
+import { launcher } from '../runtime/launcher.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
@@ -88,6 +90,9 @@ export class LocalRunner implements AssignmentRunner {
   constructor(private readonly opts: LocalRunnerOptions) {
     this.verified = opts.verificationCache ?? new VerificationCache({ maxEntries: 256 });
     this.opened = opts.openedBundles ?? new OpenedBundles();
+    // The unpack thread and the supervisor launcher start now, not during the first deploy.
+    unpackThread.warm();
+    launcher.warm();
   }
 
   /**

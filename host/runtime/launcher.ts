@@ -75,7 +75,12 @@ export class Launcher {
     return pid;
   }
 
-  /** Stops the launcher (tests simulate its death with it); later spawns are direct until it is needed again. */
+  /** Starts the launcher ahead of the first container start (an agent at start-up). */
+  warm(): void {
+    void this.start();
+  }
+
+  /** Stops the launcher (tests simulate its death with it); a later spawn starts another. */
   stop(): void {
     this.child?.kill('SIGKILL');
   }

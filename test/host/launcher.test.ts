@@ -6,6 +6,7 @@
  * started is an error, not a pid.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { buildRuntimePlan } from '../../host/enforce/index.js';
 import { collectFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/index.js';
 import { DIGEST, makeRootfs, requireHostTools } from './support.js';
+import { repoRoot } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ct-launcher-'));
 const started: number[] = [];
@@ -115,5 +117,14 @@ describe('Launcher', () => {
       shared.stop();
       rmSync(base, { recursive: true, force: true });
     }
+  });
+
+  it('the launcher and the unpack thread, started ahead (as the agent does) and idle, keep no process alive', () => {
+    // A `ct host run` that fails to enrol must exit: both are started by LocalRunner's constructor.
+    const script = `import { launcher } from ${JSON.stringify(join(repoRoot, 'build/host/runtime/launcher.js'))};
+import { unpackThread } from ${JSON.stringify(join(repoRoot, 'build/src/bundle/unpack-thread/index.js'))};
+launcher.warm(); unpackThread.warm(); setTimeout(() => console.log('ended'), 300);`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(out.trim()).toBe('ended');
   });
 });

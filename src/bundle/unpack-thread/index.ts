@@ -47,6 +47,11 @@ class UnpackThread {
     });
   }
 
+  /** Starts the thread ahead of the first unpack (an agent at start-up): its start is not paid by a deploy. */
+  warm(): void {
+    this.worker ??= this.spawn();
+  }
+
   /** Ends the thread (tests; a crash is simulated with it): unfinished unpacks fail and leave nothing. */
   async stop(): Promise<void> {
     await this.worker?.terminate();
@@ -54,7 +59,6 @@ class UnpackThread {
 
   private spawn(): Worker {
     const w = new Worker(workerUrl('worker', import.meta.url));
-    w.unref();
     w.on('message', (m: Reply) => {
       const t = this.pending.get(m.id);
       if (!t) return;
@@ -75,6 +79,8 @@ class UnpackThread {
     };
     w.on('error', (e) => died(e.message));
     w.on('exit', (code) => died(`exited (${code})`));
+    // After the listeners (adding one refs the thread again): idle, it keeps no process alive.
+    w.unref();
     return w;
   }
 }
