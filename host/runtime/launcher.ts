@@ -49,12 +49,16 @@ export class Launcher {
   /** Processes started through the launcher (tests count them). */
   launched = 0;
 
+  /** How long a request may wait for the launcher's answer (its spawn takes milliseconds). */
+  constructor(private readonly answerMs = 10_000) {}
+
   /**
-   * Starts `bin args` detached in `cwd` with stdio ignored; the pid. Through the launcher when it
-   * runs (started on first use), directly otherwise.
+   * Starts `bin args` detached in `cwd` with stdio ignored; the pid. Through the launcher once it
+   * was warmed (the agent; started again if it died), directly otherwise (a one-shot `ct run` or
+   * `ct host start` is a small process: starting a launcher would cost it more than the fork).
    */
   async spawnDetached(bin: string, args: readonly string[], cwd: string): Promise<number | undefined> {
-    const child = (await this.start()) ? this.child : undefined;
+    const child = this.ready && (await this.start()) ? this.child : undefined;
     if (!child || !usable(child)) {
       const direct = spawnTool(bin, args, { detached: true, stdio: 'ignore', cwd });
       direct.unref();
@@ -62,7 +66,20 @@ export class Launcher {
     }
     const id = this.nextId++;
     const pid = await new Promise<number>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      // A launcher that does not answer (stopped, starved) is killed, so that it cannot start the
+      // process later behind the caller's back, and the start fails.
+      const timer = setTimeout(() => {
+        if (!this.pending.has(id)) return;
+        child.kill('SIGKILL');
+        this.pending.delete(id);
+        this.release();
+        reject(new CtError('RUNTIME_FAILED', `the launcher did not start ${bin} within ${this.answerMs} ms; it was stopped and nothing was started`, { bin }));
+      }, this.answerMs);
+      timer.unref();
+      this.pending.set(id, {
+        resolve: (p) => (clearTimeout(timer), resolve(p)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
       this.hold();
       child.send({ id, bin, args, cwd }, (e) => {
         if (e && this.pending.delete(id)) {

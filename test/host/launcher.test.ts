@@ -7,7 +7,7 @@
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Launcher, launcher as shared } from '../../host/runtime/launcher.js';
@@ -20,6 +20,7 @@ import { repoRoot } from '../support/cli.js';
 const dir = mkdtempSync(join(tmpdir(), 'ct-launcher-'));
 const started: number[] = [];
 const launcher = new Launcher();
+launcher.warm(); // as the agent's LocalRunner does
 
 afterAll(() => {
   for (const pid of started) {
@@ -103,6 +104,7 @@ describe('Launcher', () => {
     const id = `launch-${process.pid}`;
     try {
       const plan = await buildRuntimePlan({ id, rootfs, app: { name: 'launch', imageDigest: DIGEST }, runtime: { command: ['/bin/sh', '-c', 'sleep 30'] }, grants: { seccomp: 'required' }, cgroupsPath: `/cerro-torre/${id}` }, facts);
+      shared.warm();
       const before = shared.launched;
       const rec = await rt.run(id, plan.config);
       expect(rec.status).toBe('running');
@@ -126,5 +128,33 @@ import { unpackThread } from ${JSON.stringify(join(repoRoot, 'build/src/bundle/u
 launcher.warm(); unpackThread.warm(); setTimeout(() => console.log('ended'), 300);`;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
     expect(out.trim()).toBe('ended');
+  });
+
+  it('a launcher never warmed (a one-shot ct run) is not started: the process is spawned directly', async () => {
+    const cold = new Launcher();
+    const pid = (await cold.spawnDetached('/bin/sleep', ['30'], dir))!;
+    started.push(pid);
+    expect(cold.launched).toBe(0);
+    expect(statOf(pid).ppid).toBe(process.pid);
+    expect(statOf(pid).sid).toBe(pid);
+  });
+
+  it('a launcher that does not answer (stopped) is killed and the start fails; nothing is started later; the next start works', async () => {
+    const slow = new Launcher(300);
+    slow.warm();
+    const first = (await slow.spawnDetached('/bin/sleep', ['30'], dir))!;
+    started.push(first);
+    const stuck = statOf(first).ppid;
+    process.kill(stuck, 'SIGSTOP');
+    const marker = join(dir, 'late');
+    await expect(slow.spawnDetached('/bin/sh', ['-c', `touch ${marker}`], dir)).rejects.toMatchObject({ code: 'RUNTIME_FAILED' });
+    for (let i = 0; i < 400 && alive(stuck); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(alive(stuck)).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(marker)).toBe(false);
+    const next = (await slow.spawnDetached('/bin/sleep', ['30'], dir))!;
+    started.push(next);
+    expect(statOf(next).ppid).not.toBe(process.pid);
+    slow.stop();
   });
 });
