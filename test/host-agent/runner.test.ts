@@ -7,7 +7,7 @@
  * What runs is asked of runc itself (`runc list` / `runc state`), never only of the agent's records.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { appendFileSync, closeSync, copyFileSync, cpSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, utimesSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { apparmorFacts, collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
@@ -177,8 +177,12 @@ describe('LocalRunner: what reaches runc', () => {
     const id = containerIdFor('production', 'agent-run');
     const before = runcState(stateDir, id)!;
     expect(before.status).toBe('running');
+    // What an unpack interrupted by a crash left (never renamed into place, so never used) goes too.
+    const stale = join(stateDir, 'rootfs', `.${id}-999.0123456789ab.tmp`);
+    mkdirSync(join(stale, 'bin'), { recursive: true });
     const a = assignmentFor(fx.bundles.armored, { app: 'agent-run', generation: ++generation });
     expect(await runner.run(a, fx.bundles.armored.path)).toMatchObject({ state: 'running' });
+    expect(existsSync(stale)).toBe(false);
     const after = runcState(stateDir, id)!;
     expect(after.status).toBe('running');
     expect(after.pid).not.toBe(before.pid);
