@@ -37,31 +37,81 @@ export function deferred(): Deferred {
 }
 
 /**
+ * Bytes received but not yet hashed, shared by every part of one fetch. The in-order tar hash
+ * takes a part's bytes from memory (no second read of the file); parts that land ahead of it
+ * wait here, at most `max` bytes in all. A part that would go past the bound drops what it holds
+ * and is read back from the file when the hash reaches it (a registry ignoring Range sends whole
+ * blobs side by side: they would otherwise all sit in memory).
+ */
+export class ChunkBudget {
+  held = 0;
+  constructor(readonly max: number) {}
+}
+
+/** Default bound on received bytes waiting for the hash (4 parts of 8 MiB in flight need ~24 MiB). */
+export const HELD_BYTES = 64 * 1024 * 1024;
+
+/**
  * One range of a blob and how much of it is on disk: `written` grows only after bytes are
  * written, `changed` resolves at the next write or at the end, `done` once it has all landed.
+ * Until `take` hands them to the hash, the written bytes are also kept (the very buffers that
+ * were written, so what is hashed is what is on disk), unless the budget ran out.
  */
 export class Part {
   written = 0;
   finished = false;
   readonly done = deferred();
   private wake: Deferred | undefined;
+  private pending: Buffer[] = [];
+  private held = 0;
+  private keeping: boolean;
 
-  constructor(readonly start: number, readonly size: number) {
+  constructor(readonly start: number, readonly size: number, private readonly budget?: ChunkBudget) {
     this.done.promise.catch(() => undefined); // observed by whoever waits for it; never unhandled
+    this.keeping = budget !== undefined;
   }
 
   changed(): Promise<void> {
     return (this.wake ??= deferred()).promise;
   }
 
-  advance(n: number): void {
+  /** `chunks` (n bytes in all) are on disk at the end of what was written so far. */
+  advance(n: number, chunks: Buffer[]): void {
     this.written += n;
+    if (this.keeping && this.budget) {
+      if (this.budget.held + n > this.budget.max) this.drop();
+      else {
+        for (const c of chunks) this.pending.push(c);
+        this.held += n;
+        this.budget.held += n;
+      }
+    }
     this.signal();
+  }
+
+  /**
+   * The bytes written since the previous call (in order), or undefined when they were not kept
+   * and must be read from the file. Once undefined, always undefined.
+   */
+  take(): Buffer[] | undefined {
+    if (!this.keeping) return undefined;
+    const out = this.pending;
+    this.pending = [];
+    this.budget!.held -= this.held;
+    this.held = 0;
+    return out;
   }
 
   finish(): void {
     this.finished = true;
     this.signal();
+  }
+
+  private drop(): void {
+    this.keeping = false;
+    this.budget!.held -= this.held;
+    this.held = 0;
+    this.pending = [];
   }
 
   private signal(): void {
@@ -75,10 +125,10 @@ export class Part {
 export class BlobDownload {
   readonly parts: Part[] = [];
 
-  constructor(readonly digest: string, readonly size: number, readonly at: number, partBytes: number) {
+  constructor(readonly digest: string, readonly size: number, readonly at: number, partBytes: number, budget?: ChunkBudget) {
     let start = 0;
     do {
-      this.parts.push(new Part(start, Math.min(partBytes, size - start)));
+      this.parts.push(new Part(start, Math.min(partBytes, size - start), budget));
       start += partBytes;
     } while (start < size);
   }
@@ -155,10 +205,25 @@ async function writeStream(body: NodeJS.ReadableStream, blob: BlobDownload, part
       done += bytesWritten;
     }
     n += len;
+    // The written chunks, cut at part boundaries, go to their parts (for the in-order hash).
+    let ci = 0;
+    let co = 0;
     for (let left = len; left > 0; ) {
       const p = parts[current];
       const take = Math.min(left, p.size - p.written);
-      p.advance(take);
+      const slices: Buffer[] = [];
+      for (let need = take; need > 0; ) {
+        const c = chunks[ci];
+        const k = Math.min(need, c.length - co);
+        if (k > 0) slices.push(co === 0 && k === c.length ? c : c.subarray(co, co + k));
+        need -= k;
+        co += k;
+        if (co === c.length) {
+          ci++;
+          co = 0;
+        }
+      }
+      p.advance(take, slices);
       left -= take;
       if (p.written === p.size) current++;
     }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,9 +10,8 @@ import { BlockGzip } from '../bundle/gzip.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { parseManifest } from '../bundle/manifest.js';
 import { RegistryClient, type ClientOptions } from './client.js';
-import { BlobDownload, copyRange, downloadPart, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
+import { BlobDownload, ChunkBudget, copyRange, downloadPart, HELD_BYTES, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
 import { mapLimit } from './concurrency.js';
-import { fileHasher } from './file-hasher.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor } from './media-types.js';
 import { registryJsonObject } from './remote-json.js';
 import { assertRecipe, type CtpRecipe } from './recipe.js';
@@ -25,6 +24,8 @@ export interface FetchOptions extends ClientOptions {
   concurrency?: number;
   /** Bytes per ranged request (default 8 MiB; smaller in tests). */
   partBytes?: number;
+  /** Received bytes kept in memory for the tar hash at most (default 64 MiB; smaller in tests). */
+  heldBytes?: number;
 }
 
 export interface FetchResult {
@@ -89,7 +90,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         toml = (await openCtp(tmpOut)).file('manifest.toml');
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), Math.max(1, opts.partBytes ?? PART_BYTES), await tar);
+        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), Math.max(1, opts.partBytes ?? PART_BYTES), Math.max(0, opts.heldBytes ?? HELD_BYTES), await tar);
       }
       // The recipe came from an unauthenticated referrers list: the .ctp it rebuilt must be the one
       // of the image asked for, or a registry could hand out another (older) signed bundle.
@@ -117,7 +118,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
  * the recipe's: a registry that substitutes any byte of any blob is caught, every byte is hashed
  * once, and the downloads run in parallel.
  */
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, partBytes: number, tarLib: TarLib): Promise<Buffer | undefined> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, partBytes: number, heldBytes: number, tarLib: TarLib): Promise<Buffer | undefined> {
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
   const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
   const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
@@ -131,6 +132,8 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
   try {
     const jobs: (() => Promise<void>)[] = [];
     const ranges = new RangeSupport();
+    // Only the plain tar is hashed from memory; the gzip path reads the file back in order anyway.
+    const budget = gzip ? undefined : new ChunkBudget(heldBytes);
     let pos = 0;
     for (const s of recipe.segments) {
       const at = pos;
@@ -148,7 +151,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
         landed.catch(() => undefined); // observed below, in order
         pieces.push({ off: at, size: s.size, landed });
       } else if ('blob' in s) {
-        const blob = new BlobDownload(s.blob, s.size, at, partBytes);
+        const blob = new BlobDownload(s.blob, s.size, at, partBytes, budget);
         first.set(digest, blob);
         for (const [i, p] of blob.parts.entries()) {
           pieces.push({ off: at + p.start, size: p.size, landed: p.done.promise, part: p });
@@ -194,26 +197,36 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
       }
       tar = `sha256:${tarHash.digest('hex')}`;
     } else {
-      // Ranges are hashed off-thread as they land, while this thread receives the downloads.
-      const hasher = fileHasher(tarPath);
-      try {
-        for (const { off, size, landed, part: p } of pieces) {
-          // Hash what has been written of a part still downloading, then the rest once landed.
-          for (let hashed = 0; p && hashed < size; ) {
-            if (p.written === hashed) await Promise.race([p.changed(), landed]);
-            if (p.written > hashed) hasher.add(off + hashed, p.written - hashed);
-            hashed = p.written;
-            if (hashed < size && p.finished) break;
+      // The downloaded bytes are hashed from the buffers that were written, in file order, as the
+      // frontier of contiguous landed bytes advances (no second read of the file; SHA-256 of a
+      // 64 KiB chunk costs this thread ~30 us). Skeleton slices, manifests, repeated blobs and any
+      // part the memory bound made drop its bytes are read back once they have landed.
+      const tarHash = createHash('sha256');
+      const readBack = readBackInto(fh, tarPath, tarHash);
+      for (const { off, size, landed, part: p } of pieces) {
+        for (let hashed = 0; p && hashed < size; ) {
+          if (p.written === hashed) {
+            if (p.finished) break;
+            await Promise.race([p.changed(), landed]);
+            continue;
           }
-          await landed;
-          if (!p) hasher.add(off, size);
+          const upto = p.written;
+          const bytes = p.take();
+          if (bytes) {
+            let n = 0;
+            for (const b of bytes) {
+              tarHash.update(b);
+              n += b.length;
+            }
+            if (n !== upto - hashed) throw new CtError('IO_ERROR', `${tarPath}: ${n} bytes received for ${upto - hashed} written at ${off + hashed}`, { path: tarPath });
+          } else await readBack(off + hashed, upto - hashed);
+          hashed = upto;
         }
-        await downloads;
-        tar = await hasher.digest();
-      } catch (e) {
-        await hasher.abort();
-        throw e;
+        await landed;
+        if (!p) await readBack(off, size);
       }
+      await downloads;
+      tar = `sha256:${tarHash.digest('hex')}`;
       manifestToml = await findManifestToml(fh, tarLib);
     }
     if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
@@ -256,6 +269,20 @@ async function readInOrder(fh: FileHandle, path: string, pieces: Piece[], each: 
       done += bytesRead;
     }
   }
+}
+
+/** Hashes landed ranges of the file read back from it (pieces whose bytes were not kept). */
+function readBackInto(fh: FileHandle, path: string, hash: Hash): (off: number, size: number) => Promise<void> {
+  let buf: Buffer | undefined;
+  return async (off, size) => {
+    buf ??= Buffer.allocUnsafe(1 << 20);
+    for (let done = 0; done < size; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), off + done);
+      if (bytesRead === 0) throw new CtError('IO_ERROR', `${path}: short read at ${off + done}`, { path });
+      hash.update(buf.subarray(0, bytesRead));
+      done += bytesRead;
+    }
+  };
 }
 
 /**
