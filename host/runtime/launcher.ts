@@ -73,7 +73,8 @@ export class Launcher {
         child.kill('SIGKILL');
         this.pending.delete(id);
         this.release();
-        reject(new CtError('RUNTIME_FAILED', `the launcher did not start ${bin} within ${this.answerMs} ms; it was stopped and nothing was started`, { bin }));
+        // It may have started the process before it stalled: the caller finds out (runc.ts).
+        reject(new CtError('RUNTIME_FAILED', `the launcher did not answer within ${this.answerMs} ms and was stopped; ${bin} may have started`, { bin, mayHaveStarted: true }));
       }, this.answerMs);
       timer.unref();
       this.pending.set(id, {
@@ -127,7 +128,7 @@ export class Launcher {
         const lost = [...this.pending.values()];
         this.pending.clear();
         // Taken but not answered: it may have started, so it is not started again here.
-        for (const t of lost) t.reject(new CtError('RUNTIME_FAILED', 'the launcher process ended before answering; the supervisor may not have started', {}));
+        for (const t of lost) t.reject(new CtError('RUNTIME_FAILED', 'the launcher process ended before answering; the supervisor may have started', { mayHaveStarted: true }));
         this.holds = 0;
       };
       child.on('error', gone);

@@ -160,8 +160,16 @@ export class RuncRuntime {
       multilog: this.multilog, limits: this.logLimits,
     });
     // Through the launcher (launcher.ts): no fork of this large process per container start.
-    const supervisorPid = await launcher.spawnDetached('/bin/sh', argv, rec.bundleDir);
     const startedAt = new Date().toISOString();
+    let supervisorPid: number | undefined;
+    try {
+      supervisorPid = await launcher.spawnDetached('/bin/sh', argv, rec.bundleDir);
+    } catch (e) {
+      // A launcher that took the request and then stalled or died may have started the
+      // supervisor: the container's own files (below) say whether it runs. The start counts as
+      // attempted either way, so state() and delete() ask runc rather than trust `created`.
+      if (!(e instanceof CtError && e.details.mayHaveStarted === true)) throw e;
+    }
     this.store.update(id, { supervisorPid: supervisorPid ?? null, startedAt });
 
     // The exit and pid files are cheap to poll; `runc state` spawns a process: it is asked only
@@ -271,7 +279,9 @@ export class RuncRuntime {
    */
   async state(id: string): Promise<ContainerRecord> {
     const rec = this.mustGet(id);
-    if (rec.status === 'created' || rec.status === 'stopped' && rec.exitKnown) return rec;
+    // A created container whose start was attempted (a start that failed or timed out) may
+    // still have been started by its supervisor: runc is asked.
+    if ((rec.status === 'created' && !rec.startedAt) || (rec.status === 'stopped' && rec.exitKnown)) return rec;
     // The supervisor writes the exit file only after runc has returned: the container is gone.
     const exited = await this.readExit(id);
     if (exited) return this.store.update(id, this.stopped(rec, exited));
@@ -402,7 +412,7 @@ export class RuncRuntime {
     }
     // Once the supervisor has written the exit code, `runc run` has returned and removed its
     // container itself: nothing left for `runc delete` (and no process to spawn).
-    if (!(rec.status === 'stopped' && rec.exitKnown) && rec.status !== 'created') {
+    if (!(rec.status === 'stopped' && rec.exitKnown) && !(rec.status === 'created' && !rec.startedAt)) {
       const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), this.rid(id)]);
       if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
         throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, openSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -109,6 +110,29 @@ describe('applyLayersOffThread', () => {
     const r = await applyLayersOffThread(archive, join(parent, 'rootfs'));
     expect(r.layers).toHaveLength(1);
     expect((await readFile(join(parent, 'rootfs', 'big'))).equals(big)).toBe(true);
+  });
+  it('a thread that dies while a stale temporary cannot be removed: UNPACK_WORKER_FAILED saying so, and this process lives on', async () => {
+    const { archive } = await openedCopy();
+    const parent = join(tmp, `p${n++}`);
+    const stuck = join(parent, '.rootfs.0123456789ab.tmp');
+    mkdirSync(stuck, { recursive: true });
+    writeFileSync(join(stuck, 'f'), 'x');
+    // An immutable file (ext4; the test runs as root): rm fails as on a read-only or failing disk.
+    execFileSync('chattr', ['+i', join(stuck, 'f')]);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const pending = applyLayersOffThread(archive, join(parent, 'rootfs'));
+      for (let i = 0; i < 500 && (await leftovers(parent)).length < 2; i++) await new Promise((r) => setTimeout(r, 2));
+      await unpackThread.stop();
+      await expect(pending).rejects.toMatchObject({ code: 'UNPACK_WORKER_FAILED', message: expect.stringContaining('could not be removed') });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      execFileSync('chattr', ['-i', join(stuck, 'f')]);
+    }
   });
 });
 

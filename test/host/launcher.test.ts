@@ -121,6 +121,48 @@ describe('Launcher', () => {
     }
   });
 
+  it('a start the launcher took and never answered: the container it did start is found, reported running, and removed by delete', async () => {
+    requireHostTools();
+    const facts = await collectFacts();
+    const { base, rootfs } = await makeRootfs();
+    const rt = await RuncRuntime.open({ stateDir: join(base, 'state'), unifiedCgroupMount: facts.cgroup.unifiedMount });
+    const id = `launch-lost-${process.pid}`;
+    const hidden = shared as unknown as { answerMs: number; child?: { send: (...a: unknown[]) => unknown } };
+    const answerMs = hidden.answerMs;
+    try {
+      const plan = await buildRuntimePlan({ id, rootfs, app: { name: 'lost', imageDigest: DIGEST }, runtime: { command: ['/bin/sh', '-c', 'sleep 30'] }, grants: { seccomp: 'required' }, cgroupsPath: `/cerro-torre/${id}` }, facts);
+      shared.warm();
+      await shared.spawnDetached('/bin/true', [], dir); // the launcher is up
+      // The launcher gets the request and starts the supervisor, but this thread is busy past the
+      // launcher's answer bound (a starved agent): the launcher is killed before its answer is read.
+      hidden.answerMs = 300;
+      const child = hidden.child!;
+      const send = child.send.bind(child);
+      child.send = (...a: unknown[]) => {
+        const r = send(...a);
+        setImmediate(() => {
+          const t = Date.now();
+          while (Date.now() - t < 1000);
+        });
+        return r;
+      };
+      const rec = await rt.run(id, plan.config);
+      // Not "nothing was started": the supervisor the lost request started runs the container.
+      expect(rec.status).toBe('running');
+      expect(alive(rec.pid!)).toBe(true);
+      expect((await rt.state(id)).status).toBe('running');
+      await rt.delete(id, { force: true });
+      for (let i = 0; i < 200 && alive(rec.pid!); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(alive(rec.pid!)).toBe(false);
+    } finally {
+      hidden.answerMs = answerMs;
+      await rt.delete(id, { force: true }).catch(() => undefined);
+      rt.close();
+      shared.stop();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it('the launcher and the unpack thread, started ahead (as the agent does) and idle, keep no process alive', () => {
     // A `ct host run` that fails to enrol must exit: both are started by LocalRunner's constructor.
     const script = `import { launcher } from ${JSON.stringify(join(repoRoot, 'build/host/runtime/launcher.js'))};

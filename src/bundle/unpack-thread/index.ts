@@ -74,7 +74,13 @@ class UnpackThread {
       this.pending.clear();
       for (const t of tasks) {
         // Whatever the thread had half-written goes before the caller hears of it.
-        void removeStaleTemps(t.task.rootfsDir).finally(() => t.reject(new CtError('UNPACK_WORKER_FAILED', `unpack thread failed: ${why.slice(0, 300)}; nothing was unpacked to ${t.task.rootfsDir}`, { rootfs: t.task.rootfsDir })));
+        // A removal that fails (read-only or failing disk) must not become an unhandled rejection
+        // that ends the agent: the caller hears of both.
+        void removeStaleTemps(t.task.rootfsDir).then(
+          () => t.reject(new CtError('UNPACK_WORKER_FAILED', `unpack thread failed: ${why.slice(0, 300)}; nothing was unpacked to ${t.task.rootfsDir}`, { rootfs: t.task.rootfsDir })),
+          (e: Error) =>
+            t.reject(new CtError('UNPACK_WORKER_FAILED', `unpack thread failed: ${why.slice(0, 300)}; its temporary files in ${t.task.rootfsDir} could not be removed: ${String(e.message).slice(0, 200)}`, { rootfs: t.task.rootfsDir })),
+        );
       }
     };
     w.on('error', (e) => died(e.message));
