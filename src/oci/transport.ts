@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, request } from './http.js';
 import { CtError } from '../core/errors.js';
 import { parseChallenges } from './challenge.js';
 import { readRegistryJson } from './remote-json.js';
@@ -55,7 +56,7 @@ const MAX_REDIRECTS = 5;
 
 export class RegistryTransport {
   readonly origin: string;
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
   private readonly tokens = new Map<string, string>();
   private basicActive = false;
 
@@ -126,7 +127,7 @@ export class RegistryTransport {
   /** The only place a request leaves: the URL passes the guard first, whatever its source. */
   private async connect(url: URL, o: { method: SendOptions['method']; headers: Record<string, string>; body?: Buffer | Readable }): Promise<Dispatcher.ResponseData> {
     await this.opts.guard.assertUrlAllowed(url);
-    return request(url, { ...o, dispatcher: this.agent });
+    return request(url, this.agent, o);
   }
 
   private async authenticate(header: string | string[] | undefined, actions: 'pull' | 'pull,push'): Promise<void> {
