@@ -11,17 +11,30 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await mkdir(dir, { recursive: true });
-    const fh = await open(tmp, 'wx', mode);
+    // The directory is created only when it is missing: a recursive mkdir at every write was a
+    // tenth of a simulated host's CPU per assignment in the fleet benchmark (the generation is
+    // saved at each one), and the open says whether it is needed.
+    const fh = await open(tmp, 'wx', mode).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+      await mkdir(dir, { recursive: true });
+      return open(tmp, 'wx', mode);
+    });
     try {
-      await fh.writeFile(data);
+      // Plain writes (FileHandle.writeFile costs a third more CPU for the few bytes most callers write).
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let at = 0; at < bytes.length; ) {
+        const { bytesWritten } = await fh.write(bytes, at, bytes.length - at);
+        if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+        at += bytesWritten;
+      }
       await fh.sync();
     } finally {
       await fh.close();
     }
     await rename(tmp, path);
   } catch (e) {
-    await rm(tmp, { force: true });
+    // The clean-up's own failure (ENOTDIR under a parent that is a file) must not hide the cause.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw asIoError(e, path);
   }
 }
