@@ -98,9 +98,15 @@ export class FastPath {
       if (!layout) return false;
       (this.verifier as unknown as VerifierInternals).verifyTLogs(entity);
       // The leaf's key, from its raw SPKI (canonical: the bytes core's publicKey getter re-encodes).
+      // P-256 as a JWK, everything else from the SPKI DER: on Node 20.20 / OpenSSL 3.0.19 a JWK
+      // import runs the full EC key check (a scalar multiplication by the order): P-256 ~110 us
+      // as JWK vs ~240 us as SPKI, but P-384 ~420-600 us as JWK vs ~120-190 us as SPKI (which
+      // still rejects a point off the curve).
       const spki = leafDer.subarray(layout.spki.start, layout.spki.end);
       const jwk = ecSpkiJwk(spki);
-      const key = jwk ? createPublicKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+      const key = jwk?.crv === 'P-256'
+        ? createPublicKey({ key: jwk, format: 'jwk' })
+        : createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' });
       return entity.signature.verifySignature(key);
     } catch {
       return false;
