@@ -12,6 +12,7 @@ import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import { MAX_LOG_LINES, type LogLine } from '../../src/protocol/logs.js';
+import { tempTargetName } from '../../src/core/fs.js';
 import { judge, unpackAndPlan } from './prepare.js';
 import { OpenedBundles } from './opened-bundles.js';
 import { unpackThread } from '../../src/bundle/unpack-thread/index.js';
@@ -256,10 +257,11 @@ export class LocalRunner implements AssignmentRunner {
   /** The root filesystems of the containers this one replaced (rootfs/<id>-<generation>). */
   private async removeOtherRootfs(id: string, keep: string): Promise<void> {
     const parent = join(this.opts.stateDir, 'rootfs');
-    // The temporary directories of unpacks a crash interrupted (never renamed into place) go too.
-    const mine = new RegExp(`^(${id.replace(/[.]/g, '\\.')}-\\d+|\\.${id.replace(/[.]/g, '\\.')}-\\d+\\.[0-9a-f]{12}\\.tmp)$`);
+    const mine = new RegExp(`^${id.replace(/[.]/g, '\\.')}-\\d+$`);
     for (const name of await readdir(parent).catch(() => [] as string[])) {
-      if (mine.test(name) && join(parent, name) !== keep) await rm(join(parent, name), { recursive: true, force: true });
+      // The temporary directories of unpacks a crash interrupted (never renamed into place) go too.
+      const owned = mine.test(name) || mine.test(tempTargetName(name) ?? '');
+      if (owned && join(parent, name) !== keep) await rm(join(parent, name), { recursive: true, force: true });
     }
   }
 

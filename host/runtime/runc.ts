@@ -42,6 +42,14 @@ interface RuncState {
   status: 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 }
 
+/**
+ * Created and never asked to start: runc holds nothing to ask about. A created container whose
+ * start was attempted (it failed or timed out) may have been started by its supervisor anyway.
+ */
+function neverStarted(rec: ContainerRecord): boolean {
+  return rec.status === 'created' && !rec.startedAt;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -279,9 +287,8 @@ export class RuncRuntime {
    */
   async state(id: string): Promise<ContainerRecord> {
     const rec = this.mustGet(id);
-    // A created container whose start was attempted (a start that failed or timed out) may
-    // still have been started by its supervisor: runc is asked.
-    if ((rec.status === 'created' && !rec.startedAt) || (rec.status === 'stopped' && rec.exitKnown)) return rec;
+    // A created container whose start was attempted is asked of runc (see neverStarted).
+    if (neverStarted(rec) || (rec.status === 'stopped' && rec.exitKnown)) return rec;
     // The supervisor writes the exit file only after runc has returned: the container is gone.
     const exited = await this.readExit(id);
     if (exited) return this.store.update(id, this.stopped(rec, exited));
@@ -412,7 +419,7 @@ export class RuncRuntime {
     }
     // Once the supervisor has written the exit code, `runc run` has returned and removed its
     // container itself: nothing left for `runc delete` (and no process to spawn).
-    if (!(rec.status === 'stopped' && rec.exitKnown) && !(rec.status === 'created' && !rec.startedAt)) {
+    if (!(rec.status === 'stopped' && rec.exitKnown) && !neverStarted(rec)) {
       const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), this.rid(id)]);
       if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
         throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });

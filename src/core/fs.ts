@@ -9,7 +9,7 @@ import { asIoError } from './errors.js';
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempPathFor(path);
   try {
     // The directory is created only when it is missing: a recursive mkdir at every write was a
     // tenth of a simulated host's CPU per assignment in the fleet benchmark (the generation is
@@ -42,4 +42,12 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
 /** A temporary path beside `path`, for writers that stream and rename themselves. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/**
+ * The file name a tempPathFor temporary was made for (`.<name>.<12 hex>.tmp` → `<name>`), or
+ * undefined for any other name: how clean-ups recognise what an interrupted writer left.
+ */
+export function tempTargetName(fileName: string): string | undefined {
+  return /^\.(.+)\.[0-9a-f]{12}\.tmp$/.exec(fileName)?.[1];
 }

@@ -260,29 +260,29 @@ interface Piece {
 async function readInOrder(fh: FileHandle, path: string, pieces: Piece[], each: (chunk: Buffer) => Promise<void>): Promise<void> {
   for (const { off, size, landed } of pieces) {
     await landed;
-    for (let done = 0; done < size; ) {
-      // A fresh buffer per read: the tar parser may keep slices of what it is given.
-      const buf = Buffer.allocUnsafe(Math.min(1 << 20, size - done));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, off + done);
-      if (bytesRead === 0) throw new CtError('IO_ERROR', `${path}: short read at ${off + done}`, { path });
-      await each(buf.subarray(0, bytesRead));
-      done += bytesRead;
-    }
+    // A fresh buffer per read (no `reuse`): the tar parser may keep slices of what it is given.
+    await readRange(fh, path, off, size, each);
   }
 }
 
 /** Hashes landed ranges of the file read back from it (pieces whose bytes were not kept). */
 function readBackInto(fh: FileHandle, path: string, hash: Hash): (off: number, size: number) => Promise<void> {
   let buf: Buffer | undefined;
-  return async (off, size) => {
-    buf ??= Buffer.allocUnsafe(1 << 20);
-    for (let done = 0; done < size; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), off + done);
-      if (bytesRead === 0) throw new CtError('IO_ERROR', `${path}: short read at ${off + done}`, { path });
-      hash.update(buf.subarray(0, bytesRead));
-      done += bytesRead;
-    }
-  };
+  return (off, size) => readRange(fh, path, off, size, (chunk) => void hash.update(chunk), (buf ??= Buffer.allocUnsafe(1 << 20)));
+}
+
+/**
+ * Bytes [off, off + size) of the file, in reads of at most 1 MiB, each handed to `each` before the
+ * next; into `reuse` when given (the caller keeps nothing), else into a fresh buffer per read.
+ */
+async function readRange(fh: FileHandle, path: string, off: number, size: number, each: (chunk: Buffer) => void | Promise<void>, reuse?: Buffer): Promise<void> {
+  for (let done = 0; done < size; ) {
+    const buf = reuse ?? Buffer.allocUnsafe(Math.min(1 << 20, size - done));
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), off + done);
+    if (bytesRead === 0) throw new CtError('IO_ERROR', `${path}: short read at ${off + done}`, { path });
+    await each(buf.subarray(0, bytesRead));
+    done += bytesRead;
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../../core/codes.js';
 import { CtError } from '../../core/errors.js';
+import { tempTargetName } from '../../core/fs.js';
 import { workerUrl } from '../../verify/batch/pool.js';
 import { applyLayers, type ApplyOptions, type ApplyResult } from '../apply-layers.js';
 import { BLOB_PREFIX, type CtpArchive } from '../archive.js';
@@ -118,8 +119,6 @@ export async function removeStaleTemps(rootfsDir: string): Promise<void> {
   const name = basename(rootfsDir);
   const parent = dirname(rootfsDir);
   for (const n of await readdir(parent).catch(() => [] as string[])) {
-    if (n.length === name.length + 18 && n.startsWith(`.${name}.`) && /^[0-9a-f]{12}\.tmp$/.test(n.slice(name.length + 2))) {
-      await rm(join(parent, n), { recursive: true, force: true });
-    }
+    if (tempTargetName(n) === name) await rm(join(parent, n), { recursive: true, force: true });
   }
 }
