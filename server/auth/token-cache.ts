@@ -8,8 +8,8 @@ import type { Principal } from './principal.js';
  *
  * - Keyed by the exact token string: a token differing in one byte is a different entry, checked in
  *   full. Only tokens that passed the complete check are stored; failures never are.
- * - An entry lives at most MAX_AGE_MS and never past the token's own expiry (a JWT's `exp` plus the
- *   verifier's clock tolerance): a revoked API key stops working within MAX_AGE_MS.
+ * - An entry lives at most MAX_AGE_MS and never past the token's own expiry (a JWT's `exp`, without
+ *   the verifier's clock tolerance): a revoked API key stops working within MAX_AGE_MS.
  * - One cache per database (a server), bounded: past MAX_ENTRIES the oldest half is dropped.
  */
 export const TOKEN_CACHE_MAX_AGE_MS = 5_000;
@@ -46,10 +46,6 @@ export class TokenCache {
       }
     }
     this.entries.set(token, { principal: Object.freeze({ ...principal }), until });
-  }
-
-  forget(token: string): void {
-    this.entries.delete(token);
   }
 }
 
