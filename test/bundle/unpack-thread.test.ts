@@ -117,8 +117,17 @@ describe('applyLayersOffThread', () => {
     const stuck = join(parent, '.rootfs.0123456789ab.tmp');
     mkdirSync(stuck, { recursive: true });
     writeFileSync(join(stuck, 'f'), 'x');
-    // An immutable file (ext4; the test runs as root): rm fails as on a read-only or failing disk.
-    execFileSync('chattr', ['+i', join(stuck, 'f')]);
+    // rm fails as on a read-only or failing disk: an immutable file (ext4 and the like; the test
+    // runs as root) or, on a file system without that attribute, a mount point inside (EBUSY).
+    let undo: () => void;
+    try {
+      execFileSync('chattr', ['+i', join(stuck, 'f')], { stdio: 'ignore' });
+      undo = () => execFileSync('chattr', ['-i', join(stuck, 'f')]);
+    } catch {
+      mkdirSync(join(stuck, 'm'));
+      execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', join(stuck, 'm')]);
+      undo = () => execFileSync('umount', [join(stuck, 'm')]);
+    }
     const unhandled: unknown[] = [];
     const onUnhandled = (e: unknown) => unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
@@ -131,7 +140,7 @@ describe('applyLayersOffThread', () => {
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
-      execFileSync('chattr', ['-i', join(stuck, 'f')]);
+      undo();
     }
   });
 });
