@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
 import type { Db, Row } from './db.js';
 
 /** better-sqlite3 is synchronous: one connection, WAL, and transactions that cannot interleave. */
@@ -16,13 +16,15 @@ export function openSqlite(path: string): Db {
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
   // One connection: while a transaction is open (across awaits), every statement that does not
-  // belong to it must wait, or it would become part of it and share its commit or rollback.
-  // AsyncLocalStorage tells the transaction's own statements (and nested tx calls) from others'.
-  const inTx = new AsyncLocalStorage<true>();
+  // belong to it must wait, or it would become part of it and share its commit or rollback. Its
+  // own statements go through the handle `tx` gives its function (as on PostgreSQL, where that
+  // handle is the transaction's connection), and a `tx` on that handle joins it. This used to be
+  // told apart with AsyncLocalStorage, which turns on promise hooks for the whole process: a few
+  // per cent of the server's CPU on every promise, transaction or not (#14 target 8).
   let open: Promise<unknown> | null = null;
   let chain: Promise<unknown> = Promise.resolve();
   const outside = async () => {
-    while (open && !inTx.getStore()) await open.catch(() => undefined);
+    while (open) await open.catch(() => undefined);
   };
 
   // Statements are compiled once per SQL text (the server's SQL is a fixed set of strings):
@@ -38,32 +40,62 @@ export function openSqlite(path: string): Db {
     return stmt;
   };
   const norm = (params: unknown[] = []) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
+  const query = <T>(sql: string, params?: unknown[]): T[] => {
+    const stmt = prepare(sql);
+    return (stmt.reader ? stmt.all(...norm(params)) : (stmt.run(...norm(params)), [])) as T[];
+  };
+  const run = (sql: string, params?: unknown[]) => ({ changes: prepare(sql).run(...norm(params)).changes });
+  /** The handle of one open transaction; used after its end (a leaked handle) it fails, never runs outside it. */
+  const handle = (): { t: Db; end: () => void } => {
+    let live = true;
+    const check = () => {
+      if (!live) throw new CtError('USAGE', 'a statement on the handle of a transaction that has ended');
+    };
+    const t: Db = {
+      ...db,
+      async query<T = Row>(sql: string, params?: unknown[]) {
+        check();
+        return query<T>(sql, params);
+      },
+      async run(sql, params) {
+        check();
+        return run(sql, params);
+      },
+      async tx(fn) {
+        check();
+        return fn(t);
+      },
+      async close() {
+        throw new CtError('USAGE', 'close the database, not a transaction');
+      },
+    };
+    return { t, end: () => (live = false) };
+  };
   const db: Db = {
     dialect: 'sqlite',
     async query<T = Row>(sql: string, params?: unknown[]) {
-      await outside();
-      const stmt = prepare(sql);
-      return (stmt.reader ? stmt.all(...norm(params)) : (stmt.run(...norm(params)), [])) as T[];
+      if (open) await outside();
+      return query<T>(sql, params);
     },
     async run(sql, params) {
-      await outside();
-      return { changes: prepare(sql).run(...norm(params)).changes };
+      if (open) await outside();
+      return run(sql, params);
     },
     async tx<T>(fn: (d: Db) => Promise<T>): Promise<T> {
-      if (inTx.getStore()) return fn(db);
-      const next = chain.then(() =>
-        inTx.run(true, async () => {
-          sqlite.exec('BEGIN IMMEDIATE');
-          try {
-            const out = await fn(db);
-            sqlite.exec('COMMIT');
-            return out;
-          } catch (e) {
-            sqlite.exec('ROLLBACK');
-            throw e;
-          }
-        }),
-      );
+      const next = chain.then(async () => {
+        const { t, end } = handle();
+        sqlite.exec('BEGIN IMMEDIATE');
+        try {
+          const out = await fn(t);
+          sqlite.exec('COMMIT');
+          return out;
+        } catch (e) {
+          sqlite.exec('ROLLBACK');
+          throw e;
+        } finally {
+          end();
+        }
+      });
       const settled = next.catch(() => undefined).finally(() => {
         if (open === settled) open = null;
       });
