@@ -68,6 +68,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let stopped = false;
   let send: ((m: HostMessage) => void) | undefined;
   let backoff = 200;
+  /** The connected server reads a status's inventory in its frame (welcome `features`; see messages.ts). */
+  let statusCarriesInventory = false;
   let chain: Promise<unknown> = Promise.resolve();
 
   const connect = () => {
@@ -120,6 +122,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       if (msg.type === 'welcome') {
         if (welcomed) return;
         welcomed = true;
+        statusCarriesInventory = Array.isArray(msg.features) && msg.features.includes('status.containers');
         const channel = mac;
         send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
         backoff = 200;
@@ -160,8 +163,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
             log('stop failed', { err: String(e) });
             return undefined;
           });
-          if (rec) send?.({ type: 'status', deploymentId: msg.deploymentId, generation: msg.generation, state: rec.status });
-          await sendInventory();
+          if (rec) await answer({ type: 'status', deploymentId: msg.deploymentId, generation: msg.generation, state: rec.status });
+          else await sendInventory();
         });
       } else if (msg.type === 'assign') {
         // Assignments run one at a time, in the order received.
@@ -181,8 +184,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
 
   const handleAssign = async (a: Assignment) => {
-    const status = (state: ContainerState, extra: { code?: string; message?: string; exitCode?: number | null } = {}) =>
-      send?.({ type: 'status', deploymentId: a.deploymentId, generation: a.generation, state, ...extra });
+    const statusOf = (state: ContainerState, extra: { code?: string; message?: string; exitCode?: number | null } = {}): Extract<HostMessage, { type: 'status' }> =>
+      ({ type: 'status', deploymentId: a.deploymentId, generation: a.generation, state, ...extra });
+    const status = (state: ContainerState, extra?: { code?: string; message?: string; exitCode?: number | null }) => send?.(statusOf(state, extra));
     // The server is not trusted with file names: every field that reaches a path or a URL is checked.
     const bad = assignmentProblem(a);
     if (bad) return status('refused', { code: 'MALFORMED_BUNDLE', message: `assignment ${bad}` });
@@ -202,14 +206,25 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     // The download is named by the digest the server assigned, which only a run proves it has:
     // bytes that did not run (other bytes, or refused) must not stay under that name.
     if (out.state !== 'running') await rm(path, { force: true });
-    status(out.state, out);
-    await sendInventory();
+    await answer(statusOf(out.state, out));
   };
 
+  const inventoryNow = async () => (opts.inventory && send ? opts.inventory().catch(() => undefined) : undefined);
   const sendInventory = async () => {
-    if (!opts.inventory || !send) return;
-    const containers = await opts.inventory().catch(() => undefined);
+    const containers = await inventoryNow();
     if (containers) send?.({ type: 'containers', containers });
+  };
+  /**
+   * A status and the inventory after it: one frame to a server that reads them so (half the
+   * messages, MACs and server work of a fleet's deploy), else the status and then the inventory.
+   */
+  const answer = async (status: Extract<HostMessage, { type: 'status' }>) => {
+    if (!statusCarriesInventory) {
+      send?.(status);
+      return sendInventory();
+    }
+    const containers = await inventoryNow();
+    send?.(containers ? { ...status, containers } : status);
   };
   const inventoryTimer = setInterval(() => void sendInventory(), 30_000);
   inventoryTimer.unref();

@@ -5,7 +5,7 @@ import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { MacChannel } from '../../src/protocol/session-keys.js';
 import { CHANNEL_PROTOCOL, ServerHandshake } from '../../src/protocol/handshake.js';
 import { CtError } from '../../src/core/errors.js';
-import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, ServerMessage } from '../../src/protocol/messages.js';
+import { CHANNEL_FEATURES, type Assignment, type ContainerAction, type ContainerState, type HostFacts, type HostMessage, type ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
@@ -163,7 +163,7 @@ export class HostHub {
           ]);
           this.seenWritten.set(hostId, Date.now());
           // The first MAC frame: the host's proof that both ends derived keys from one transcript.
-          send({ type: 'welcome', hostId, generation: Number(row.generation) });
+          send({ type: 'welcome', hostId, generation: Number(row.generation), features: [...CHANNEL_FEATURES] });
           publish(this.ctx, 'host.connected', { hostId });
           return;
         }
@@ -191,36 +191,48 @@ export class HostHub {
   }
 
   private async onMessage(hostId: string, msg: HostMessage): Promise<void> {
-    if (msg.type !== 'containers') await this.touch(hostId);
     if (msg.type === 'status') {
-      publish(this.ctx, 'host.status', { hostId, ...msg });
-      const key = `${hostId} ${String(msg.deploymentId)}`;
+      // A status may carry the inventory that follows it (`status.containers`, one frame where
+      // older hosts send two): handled as the status, then as that inventory.
+      const { containers, ...status } = msg;
+      if (containers === undefined) await this.touch(hostId);
+      publish(this.ctx, 'host.status', { hostId, ...status });
+      const key = `${hostId} ${String(status.deploymentId)}`;
       const set = this.waiters.get(key);
       for (const w of set ?? []) {
-        if (w.done(msg)) {
+        if (w.done(status)) {
           this.dropWaiter(w);
-          w.resolve(msg);
+          w.resolve(status);
         }
       }
-    } else if (msg.type === 'logs') {
+      if (containers !== undefined) await this.inventory(hostId, containers);
+      return;
+    }
+    if (msg.type !== 'containers') await this.touch(hostId);
+    if (msg.type === 'logs') {
       this.logWaiters.get(`${hostId}/${msg.requestId}`)?.(msg);
     } else if (msg.type === 'action') {
       this.actionWaiters.get(`${hostId}/${msg.requestId}`)?.(msg);
     } else if (msg.type === 'containers') {
-      if (!validInventory(msg.containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
-      const containers = JSON.stringify(msg.containers);
-      // The same inventory again (every 30 s, and after a redeploy of what already runs) changes
-      // nothing but the channel's freshness.
-      if (this.inventoryWritten.get(hostId) === containers) return this.touch(hostId);
-      this.inventoryWritten.set(hostId, containers);
-      this.seenWritten.set(hostId, Date.now());
-      await this.writeHostRow(hostId, containers);
+      await this.inventory(hostId, msg.containers);
     } else if (msg.type === 'event') {
       publish(this.ctx, 'host.alert', { hostId, ...msg });
       await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
         randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, JSON.stringify(msg),
       ]);
     }
+  }
+
+  /** A host's container inventory: checked, and written when it changed. */
+  private async inventory(hostId: string, containers: unknown): Promise<void> {
+    if (!validInventory(containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
+    const text = JSON.stringify(containers);
+    // The same inventory again (every 30 s, and after a redeploy of what already runs) changes
+    // nothing but the channel's freshness.
+    if (this.inventoryWritten.get(hostId) === text) return this.touch(hostId);
+    this.inventoryWritten.set(hostId, text);
+    this.seenWritten.set(hostId, Date.now());
+    await this.writeHostRow(hostId, text);
   }
 
   /**

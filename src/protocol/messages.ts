@@ -49,8 +49,16 @@ export interface Assignment {
   suspended?: boolean;
 }
 
+/**
+ * What a server understands beyond the base v2 protocol, listed in its `welcome` (a host sends
+ * the newer form only to a server that lists it; a server accepts both forms from any host):
+ * `status.containers`: a status may carry the inventory that follows it, in the same frame.
+ */
+export const CHANNEL_FEATURES = ['status.containers'] as const;
+export type ChannelFeature = (typeof CHANNEL_FEATURES)[number];
+
 export type ServerMessage =
-  | { type: 'welcome'; hostId: string; generation: number }
+  | { type: 'welcome'; hostId: string; generation: number; features?: ChannelFeature[] }
   | { type: 'assign'; assignment: Assignment }
   | { type: 'stop'; deploymentId: string; generation: number }
   /** A lifecycle action on one container (answered by a host `action` message with the same id). */
@@ -65,7 +73,12 @@ export type ServerMessage =
 import type { LogLine } from './logs.js';
 
 export type HostMessage =
-  | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string }
+  /**
+   * `containers`: the inventory after the assignment (or stop) this status answers, sent with it in
+   * one frame to a server whose welcome lists `status.containers`; read as a `containers` message
+   * that follows the status. Older hosts send that message on its own.
+   */
+  | { type: 'status'; deploymentId: string; generation: number; state: ContainerState; exitCode?: number | null; code?: string; message?: string; containers?: InventoryItem[] }
   | { type: 'event'; deploymentId?: string; event: { kind: string; detail: string; time: string; [k: string]: unknown } }
   | { type: 'containers'; containers: InventoryItem[] }
   | { type: 'logs'; requestId: string; container: string; text?: string; lines?: LogLine[]; cursor?: string; code?: string }

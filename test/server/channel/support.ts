@@ -42,6 +42,8 @@ export interface ChannelServer {
   url: string;
   hub: HostHub;
   hostId: string;
+  /** An admin API key of the server. */
+  adminKey: string;
   /** A copy of the enrolled host's state directory (each agent gets its own). */
   stateDir(): string;
   agent(serverUrl: string, o?: Partial<AgentOptions>): Promise<Agent>;
@@ -85,7 +87,7 @@ export async function channelServer(): Promise<ChannelServer> {
   await first.stop();
   await until('enrolled host gone', () => !hub.connected(first.hostId));
   return {
-    url: server.url, hub, hostId: first.hostId, stateDir: copy,
+    url: server.url, hub, hostId: first.hostId, adminKey: admin, stateDir: copy,
     agent: (url, o) => agent(url, o),
     async close() {
       for (const a of agents) await a.stop();
