@@ -6,7 +6,7 @@
 // Also reported: the server's resident memory per connected host.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -18,7 +18,7 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ADMIN = 'ctk_bench-fleet-admin-key-0123456789abcdef';
 const HOSTS = Number(process.env.CT_BENCH_FLEET_HOSTS ?? 200);
 const PER_PROCESS = 50;
-const COMMITS = 5;
+const COMMITS = Number(process.env.CT_BENCH_FLEET_COMMITS ?? 5);
 
 /** CT_BENCH_SERVER_ARGS / CT_BENCH_HOST_ARGS: extra node flags for the server or the simulated hosts' processes (e.g. --cpu-prof --cpu-prof-dir=DIR). */
 const nodeArgs = (name: string) => process.env[name]?.split(' ').filter(Boolean) ?? [];
@@ -90,12 +90,14 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise
     let firstMs = 0;
     let serverCpu = 0;
     let hostsCpu = 0;
+    let windowStart = 0n;
     const hostPids = children.slice(1).map((c) => c.pid!);
     for (let c = 0; c < COMMITS + 1; c++) {
       const sha = fx.commit({ hello: reference }, `fleet ${hosts} ${c}`);
       const finalEvent = events.next();
       const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, repository: { full_name: 'acme/desired' } });
       const t0 = performance.now();
+      const hrStart = process.hrtime.bigint() / 1000n;
       const cpu0 = [cpuMsOf(server.pid!), hostPids.reduce((n, p) => n + cpuMsOf(p), 0)];
       await fetch(`${url}/webhooks/github`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}` } });
       // The server-sent events say when the deployment reached its final state (polling the API
@@ -104,11 +106,15 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string): Promise
       if (done.status !== 'succeeded') throw new Error(`deploy to ${hosts} hosts ended ${done.status}`);
       // The first one also fetched and verified the bundle, and every host downloaded it.
       if (c > 0) {
+        if (c === 1) windowStart = hrStart;
         times.push(performance.now() - t0);
         serverCpu += cpuMsOf(server.pid!) - cpu0[0];
         hostsCpu += hostPids.reduce((n, p) => n + cpuMsOf(p), 0) - cpu0[1];
       } else firstMs = performance.now() - t0;
     }
+    // CT_BENCH_FLEET_WINDOW: where to print the redeploys' window on the monotonic clock (µs, the
+    // clock of --cpu-prof's timestamps), to read a profile of the redeploys alone.
+    if (process.env.CT_BENCH_FLEET_WINDOW) appendFileSync(process.env.CT_BENCH_FLEET_WINDOW, `${hosts} ${windowStart} ${process.hrtime.bigint() / 1000n}\n`);
     times.sort((a, b) => a - b);
     return { deployMs: times[Math.floor(times.length / 2)], firstMs, rssKb: rssKb(server.pid!), serverCpuMs: serverCpu / COMMITS, hostsCpuMs: hostsCpu / COMMITS };
   } finally {
