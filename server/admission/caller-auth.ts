@@ -1,15 +1,15 @@
 /**
- * Who may call the admission paths of the deploy server. The API server presents a bearer token
- * when its AdmissionConfiguration kubeconfig names one for the webhook's host
- * (`users[].user.token`); with `admission.tokenFile` set, every request under `/admission/` must
- * carry one of the file's tokens (one per line, so a rotation can list the old and the new),
+ * Who may call the admission webhooks, in the deploy server and in `ct admission serve`. The API
+ * server presents a bearer token when its AdmissionConfiguration kubeconfig names one for the
+ * webhook's host (`users[].user.token`); with `admission.tokenFile` (or `--token-file`) set, every
+ * webhook request must carry one of the file's tokens (one per line, so a rotation can list the old and the new),
  * checked before the body is read. The file is re-read when it changes; a file that becomes
  * empty or unreadable keeps the tokens in force, and one that never loaded stops the server
  * from starting (fail closed).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { CtError } from '../../src/core/errors.js';
 import { FileWatch } from './reload.js';
@@ -65,4 +65,11 @@ export function bearerTokenCheck(file: string, log?: Logger, intervalMs = 5000):
     },
     close: () => watch.close(),
   };
+}
+
+/** The answer to a caller without an accepted token: its body is never read (drained, not parsed). */
+export function refuseCaller(req: IncomingMessage, res: ServerResponse, where: string): void {
+  req.resume();
+  res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer realm="cerro-torre-admission"', 'cache-control': 'no-store' });
+  res.end(JSON.stringify({ code: 'ADMISSION_UNAUTHENTICATED', error: `the admission webhooks need a bearer token of ${where} (the API server's AdmissionConfiguration kubeconfig)` }));
 }

@@ -10,7 +10,8 @@ import type { ClientOptions } from '../../src/oci/client.js';
 import { CtError } from '../../src/core/errors.js';
 import { admissionHandler, type AdmissionDecisionRecord } from './handler.js';
 import { startTlsServer, type RunningTlsServer } from './tls-server.js';
-import { FileWatch, TrustReloader, policyReloader, type ReloadState } from './reload.js';
+import { FileWatch, TrustReloader, policyReloader, publicReloadState, type ReloadState } from './reload.js';
+import { bearerTokenCheck, refuseCaller, type CallerCheck } from './caller-auth.js';
 
 export interface AdmissionServeOptions {
   host: string;
@@ -31,6 +32,8 @@ export interface AdmissionServeOptions {
   certReloadMs?: number;
   /** The nodes' kernels enforce AppArmor (policies requiring AppArmor can then pass). */
   nodesAppArmor?: boolean;
+  /** Bearer tokens the webhook callers must present (caller-auth.ts); `/healthz` stays open for probes. */
+  tokenFile?: string;
   /** Also called for every recorded decision (not for dry runs). */
   onDecision?: (r: AdmissionDecisionRecord) => void;
 }
@@ -43,11 +46,27 @@ interface Io {
 export interface RunningAdmission extends RunningTlsServer {
   judge: AdmissionJudge;
   policies: PolicyStore;
-  /** What is in force and how reloads went (also in `GET /healthz`). */
+  /** What is in force and how reloads went (`GET /healthz` shows it without the error messages). */
   reloads: { trust: ReloadState; policies: ReloadState };
 }
 
+/** The path the handler answers as `GET /healthz`, parsed the way it parses it. */
+function isHealthz(url: string | undefined): boolean {
+  return new URL(url ?? '/', 'http://admission').pathname === '/healthz';
+}
+
 export async function startAdmission(o: AdmissionServeOptions, log = pino({ level: process.env.LOG_LEVEL ?? 'info' })): Promise<RunningAdmission> {
+  // Read before anything is served: a token file that does not load stops the command (fail closed).
+  const callers = o.tokenFile ? bearerTokenCheck(o.tokenFile, log) : undefined;
+  try {
+    return await serveWith(o, log, callers);
+  } catch (e) {
+    callers?.close();
+    throw e;
+  }
+}
+
+async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: CallerCheck | undefined): Promise<RunningAdmission> {
   const trust = new TrustReloader({ trustStore: o.trustStore, ...(o.trustedRoot ? { trustedRoot: o.trustedRoot } : {}) }, log);
   await trust.reload();
   // Nothing valid at start: refuse to start (an operator sees it at once; the API server, with
@@ -64,13 +83,17 @@ export async function startAdmission(o: AdmissionServeOptions, log = pino({ leve
     ...(o.environments ? { environments: o.environments } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     log,
-    health: () => ({ trust: trust.state, policies: policy.state }),
+    health: () => ({ trust: publicReloadState(trust.state), policies: publicReloadState(policy.state) }),
     onDecision: (r) => {
       log.info({ decision: r }, 'admission decision recorded');
       o.onDecision?.(r);
     },
   });
-  const server = await startTlsServer({ host: o.host, port: o.port, certFile: o.certFile, keyFile: o.keyFile, ...(o.clientCaFile ? { clientCaFile: o.clientCaFile } : {}), reloadIntervalMs: o.certReloadMs, log }, handler);
+  // The caller is checked before the handler reads a byte of the body; probes reach /healthz without a token.
+  const guarded: typeof handler = callers
+    ? (req, res) => (isHealthz(req.url) || callers.allows(req) ? handler(req, res) : refuseCaller(req, res, '--token-file'))
+    : handler;
+  const server = await startTlsServer({ host: o.host, port: o.port, certFile: o.certFile, keyFile: o.keyFile, ...(o.clientCaFile ? { clientCaFile: o.clientCaFile } : {}), reloadIntervalMs: o.certReloadMs, log }, guarded);
   const every = Math.max(5, o.policyReloadSeconds ?? 60) * 1000;
   const timer = setInterval(() => void policy.reload(), every);
   timer.unref();
@@ -86,6 +109,7 @@ export async function startAdmission(o: AdmissionServeOptions, log = pino({ leve
     reloads: { trust: trust.state, policies: policy.state },
     async close() {
       clearInterval(timer);
+      callers?.close();
       for (const w of watches) w.close();
       await server.close();
     },

@@ -12,7 +12,7 @@ import type { TrustMaterial } from '../../src/verify/report.js';
 import { AdmissionJudge, type VerifiedImage } from '../../src/k8s/verdicts.js';
 import type { ServerContext } from '../context.js';
 import { admissionHandler } from './handler.js';
-import { bearerTokenCheck } from './caller-auth.js';
+import { bearerTokenCheck, refuseCaller } from './caller-auth.js';
 
 export function admissionExtension(ctx: ServerContext, trust: () => TrustMaterial | undefined, policies: PolicyStore): { router: Router; learn: (v: VerifiedImage) => void; judge: AdmissionJudge; close(): void } {
   const cfg = ctx.config.admission ?? {};
@@ -34,11 +34,7 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
   // Mounted before any body parser: the handler reads and bounds the body itself, after the
   // caller is known (no body of an unknown caller is read or parsed).
   router.use('/admission', (req, res) => {
-    if (callers && !callers.allows(req)) {
-      req.resume();
-      res.status(401).set({ 'www-authenticate': 'Bearer realm="cerro-torre-admission"', 'cache-control': 'no-store' }).json({ code: 'ADMISSION_UNAUTHENTICATED', error: 'the admission paths need the bearer token of admission.tokenFile (the API server\'s AdmissionConfiguration kubeconfig)' });
-      return;
-    }
+    if (callers && !callers.allows(req)) return refuseCaller(req, res, 'admission.tokenFile');
     handler(req, res);
   });
   return {

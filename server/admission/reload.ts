@@ -30,6 +30,16 @@ export interface ReloadState {
   lastError?: { code: string; message: string; at: string };
 }
 
+/**
+ * A ReloadState as `GET /healthz` shows it to anyone who can reach the port (kubelet probes carry
+ * no credentials): counts, digest and the last error's code and time, never its message, which
+ * names files and what was wrong in them. The message is in the log.
+ */
+export function publicReloadState(s: ReloadState): Omit<ReloadState, 'lastError'> & { lastError?: Omit<NonNullable<ReloadState['lastError']>, 'message'> } {
+  const { lastError, ...rest } = s;
+  return lastError ? { ...rest, lastError: { code: lastError.code, at: lastError.at } } : rest;
+}
+
 const DEBOUNCE_MS = 100;
 const MAX_ERROR = 500;
 

@@ -2,11 +2,12 @@
  * `ct admission serve` as an operator runs it (the built binary, its own process), and as a hostile
  * caller meets it: with `--client-ca`, a caller without a certificate the CA signed gets no answer
  * at all (the TLS handshake fails before any request is read), even after the certificate files
- * are rotated; the API server's certificate gets verdicts.
+ * are rotated; the API server's certificate gets verdicts. With `--token-file` as well, a webhook
+ * call also needs one of the file's bearer tokens, checked before the body is read.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { repoRoot } from '../support/cli.js';
@@ -20,6 +21,7 @@ let stderr = '';
 const ca = { cert: '', key: '' };
 const apiServer = { cert: '', key: '' };
 const stranger = { cert: '', key: '' };
+const TOKEN = 'kube-apiserver-admission-token-0123456789';
 
 /** A CA and a client certificate it signs (as the API server's kubeconfig for webhooks holds). */
 function clientPki(dir: string): void {
@@ -36,9 +38,11 @@ function clientPki(dir: string): void {
 beforeAll(async () => {
   fx = await k8sFixture();
   clientPki(fx.dir);
+  const tokenFile = join(fx.dir, 'admission-tokens');
+  writeFileSync(tokenFile, `# the API server's kubeconfig token\n${TOKEN}\n`);
   child = spawn(process.execPath, [
     join(repoRoot, 'bin', 'ct.js'), 'admission', 'serve', '--host', '127.0.0.1', '--port', '0',
-    '--cert', fx.tls.cert, '--key', fx.tls.key, '--client-ca', ca.cert,
+    '--cert', fx.tls.cert, '--key', fx.tls.key, '--client-ca', ca.cert, '--token-file', tokenFile,
     '--trust-store', fx.trustStorePath, '--policies', fx.policiesDir,
     '--allow-registry', fx.registry.host, '--allow-address', '127.0.0.1', '--insecure-registry', fx.registry.host,
     '--environment', 'production',
@@ -63,11 +67,12 @@ afterAll(async () => {
   await fx?.cleanup();
 });
 
-async function post(path: string, body: unknown, client?: { cert: string; key: string }, raw?: string): Promise<{ status: number; json: Record<string, any> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function post(path: string, body: unknown, client?: { cert: string; key: string }, raw?: string, token: string | null = TOKEN, method: 'POST' | 'GET' = 'POST'): Promise<{ status: number; headers: Record<string, unknown>; json: Record<string, any> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const agent = new Agent({ connect: { ca: readFileSync(fx.tls.cert), servername: '', ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) } });
   try {
-    const r = await request(`${url}${path}?timeout=10s`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: raw ?? JSON.stringify(body) });
-    return { status: r.statusCode, json: (await r.body.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const headers = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    const r = await request(`${url}${path}?timeout=10s`, { method, dispatcher: agent, headers, ...(method === 'POST' ? { body: raw ?? JSON.stringify(body) } : {}) });
+    return { status: r.statusCode, headers: r.headers, json: (await r.body.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
   } finally {
     await agent.close();
   }
@@ -99,6 +104,26 @@ describe('ct admission serve --client-ca', () => {
     await expect(post('/validate/production', review)).rejects.toThrow();
     await expect(post('/validate/production', review, stranger)).rejects.toThrow();
   }, 60_000);
+});
+
+describe('ct admission serve --token-file', () => {
+  it('answers a webhook call without the token, or with another, 401 before reading its body; /healthz needs no token', async () => {
+    const review = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }]));
+    for (const token of [null, 'kube-apiserver-admission-token-0123456788', `${TOKEN}x`]) {
+      // A body that is not even JSON: a 401, not a 400, shows the caller was refused before any parse.
+      const r = await post('/validate/production', undefined, apiServer, '{not json', token);
+      expect(r.status).toBe(401);
+      expect(r.headers['www-authenticate']).toMatch(/^Bearer realm=/);
+      expect(r.json).toMatchObject({ code: 'ADMISSION_UNAUTHENTICATED', error: expect.stringContaining('--token-file') });
+      expect((await post('/mutate/production', review, apiServer, undefined, token)).status).toBe(401);
+    }
+    const ok = await post('/validate/production', review, apiServer);
+    expect(ok.status).toBe(200);
+    expect(ok.json.response.uid).toBe((review.request as { uid: string }).uid);
+    const health = await post('/healthz', undefined, apiServer, undefined, null, 'GET');
+    expect(health.status).toBe(200);
+    expect(health.json).toMatchObject({ status: 'ok', trust: { loads: 1, errors: 0 } });
+  });
 });
 
 describe('hostile bodies from an authenticated caller', () => {

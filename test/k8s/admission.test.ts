@@ -286,7 +286,13 @@ describe('trust store and policies reloaded on change', () => {
       await import('node:fs/promises').then((f) => f.writeFile(fx.trustStorePath, '{"version": 3, "keys": {'));
       await until(() => t.errors > errors, 'the failed reload');
       expect(t.loads).toBe(loads + 1);
-      expect((await health()).trust).toMatchObject({ loads: loads + 1, lastError: { code: expect.stringMatching(/^[A-Z_]+$/) } });
+      const shown = await health();
+      expect(shown.trust).toMatchObject({ loads: loads + 1, lastError: { code: expect.stringMatching(/^[A-Z_]+$/), at: expect.any(String) } });
+      // Anyone who reaches the port sees /healthz (probes carry no credentials): the code, never
+      // the message, which names the file and what is wrong in it.
+      expect(shown.trust.lastError.message).toBeUndefined();
+      expect(JSON.stringify(shown)).not.toContain(fx.trustStorePath);
+      expect(t.lastError?.message).toContain(fx.trustStorePath);
       expect((await validated(ok)).allowed).toBe(false);
       // The original (version 1) again: a rollback, refused.
       await import('node:fs/promises').then((f) => f.writeFile(fx.trustStorePath, original));

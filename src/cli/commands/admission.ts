@@ -11,6 +11,7 @@ interface ServeOptions extends RegistryCliOptions {
   cert?: string;
   key?: string;
   clientCa?: string;
+  tokenFile?: string;
   host: string;
   port: string;
   trustStore?: string;
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--cert <file>', 'TLS certificate (PEM), reloaded when it changes (required)')
     .option('--key <file>', 'TLS private key (PEM), reloaded when it changes (required)')
     .option('--client-ca <file>', 'require client certificates signed by this CA (the API server\'s)')
+    .option('--token-file <file>', 'require a bearer token listed in this file (one per line, reloaded when it changes) on webhook calls; /healthz stays open')
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--port <n>', 'port to listen on', '8443')
     .option('--trust-store <file>', 'VCS trust store JSON (required)')
@@ -67,6 +69,7 @@ export function register(program: Command): void {
           certFile: o.cert,
           keyFile: o.key,
           ...(o.clientCa ? { clientCaFile: o.clientCa } : {}),
+          ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}),
           trustStore: o.trustStore,
           ...(o.trustedRoot ? { trustedRoot: o.trustedRoot } : {}),
           policies: o.policies,
