@@ -30,12 +30,3 @@ export function identityProvider(src: IdentitySource): IdentityProvider {
     },
   };
 }
-
-/** The decoded (unverified) claims of a token, for messages and for choosing defaults. */
-export function peekClaims(token: string): Record<string, unknown> {
-  try {
-    return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
-}
