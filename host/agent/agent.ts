@@ -14,6 +14,7 @@ import { LOG_CURSOR_RE, type LogLine } from '../../src/protocol/logs.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { parsePublishedPorts } from '../../src/protocol/ports.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
+import { GenerationRecord } from './generation-record.js';
 import { MAX_VSA_BYTES } from '../../src/attest/vsa.js';
 
 /** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
@@ -64,6 +65,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   mkdirSync(opts.stateDir, { recursive: true });
   const id = await loadIdentity(opts.stateDir);
   if (!id.hostId) await enroll(opts, id);
+  const generations = await GenerationRecord.open(opts.stateDir, id.hostId!, id.generation);
+  id.generation = generations.generation;
   let ws: WebSocket | undefined;
   let stopped = false;
   let send: ((m: HostMessage) => void) | undefined;
@@ -195,7 +198,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       return status('refused', { code: 'STALE_GENERATION', message: `generation ${a.generation} is not above ${id.generation}` });
     }
     id.generation = a.generation;
-    await saveIdentity(opts.stateDir, id);
+    try {
+      await generations.save(a.generation);
+    } catch (e) {
+      // Not saved: not acted on (a restart could otherwise take this assignment again).
+      return status('failed', { code: 'IO_ERROR', message: `the accepted generation could not be saved: ${(e as Error).message}` });
+    }
     let path: string;
     try {
       path = await download(opts, id, a);
@@ -240,7 +248,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       stopped = true;
       clearInterval(inventoryTimer);
       ws?.close();
-      await chain;
+      try {
+        await chain;
+      } finally {
+        await generations.close();
+      }
     },
   };
 }

@@ -9,7 +9,11 @@ export interface HostIdentity {
   publicKeyB64: string;
   hostId?: string;
   serverPublicKey?: KeyObject;
-  /** Highest assignment generation accepted; persisted so a restart can't be downgraded. */
+  /**
+   * Highest assignment generation accepted; persisted so a restart can't be downgraded. In
+   * enrolment.json as older agents saved it at each assignment; newer ones keep it in the
+   * generation record (generation-record.ts), which holds at least this.
+   */
   generation: number;
 }
 
@@ -35,19 +39,8 @@ export async function loadIdentity(stateDir: string): Promise<HostIdentity> {
   return id;
 }
 
-/**
- * The server key's saved form, exported once per key: the record is saved at every assignment
- * (its generation), and exporting the key again each time was a fifth of a simulated
- * host's CPU per assignment in the fleet benchmark.
- */
-const savedForm = new WeakMap<KeyObject, string>();
-function serverKeyText(key: KeyObject): string {
-  let text = savedForm.get(key);
-  if (text === undefined) savedForm.set(key, (text = spkiBase64(key)));
-  return text;
-}
-
+/** The enrolment record (written once, at enrolment; the generation is kept in generation-record.ts). */
 export async function saveIdentity(stateDir: string, id: HostIdentity): Promise<void> {
-  const saved: Saved = { hostId: id.hostId!, serverPublicKey: serverKeyText(id.serverPublicKey!), generation: id.generation };
+  const saved: Saved = { hostId: id.hostId!, serverPublicKey: spkiBase64(id.serverPublicKey!), generation: id.generation };
   await writeFileAtomic(join(stateDir, 'enrolment.json'), JSON.stringify(saved, null, 2), 0o600);
 }

@@ -6,19 +6,16 @@
  * the feature sends the two frames of the base protocol.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import { startAgent } from '../../../host/agent/agent.js';
 import { loadIdentity } from '../../../host/agent/identity.js';
-import { CHANNEL_PROTOCOL, HostHandshake, ServerHandshake } from '../../../src/protocol/handshake.js';
+import { CHANNEL_PROTOCOL, HostHandshake } from '../../../src/protocol/handshake.js';
 import type { Assignment, HostMessage, InventoryItem, ServerMessage } from '../../../src/protocol/messages.js';
 import { MacChannel } from '../../../src/protocol/session-keys.js';
-import { spkiBase64 } from '../../../src/trust/keyid.js';
-import { FACTS, Relay, channelServer, frameText, until, type ChannelServer } from './support.js';
+import { FACTS, Relay, channelServer, frameText, handServer, until, type ChannelServer } from './support.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
@@ -67,6 +64,9 @@ describe('a status with its inventory in one frame', () => {
       });
       await until('connected', () => agent.connected());
       const c = relay.connections[0];
+      // The hello, then the inventory every connect sends.
+      await until('inventory on connect', () => c.up.length >= 2);
+      expect(inner(c.up[1])).toMatchObject({ type: 'containers' });
       expect(inner(c.down[1])).toMatchObject({ type: 'welcome', features: ['status.containers'] });
       const before = c.up.length;
       const out = await server.hub.assign(server.hostId, assignment('dep-one-frame'), 10_000);
@@ -125,33 +125,16 @@ describe('a status with its inventory in one frame', () => {
   });
 
   it('sends the two frames of the base protocol to a server whose welcome does not list the feature', async () => {
-    // An older server, by hand, for a host enrolled with it (its key in the host's enrolment record).
-    const serverKey = generateKeyPairSync('ed25519');
-    const hostKey = generateKeyPairSync('ed25519');
-    const hostId = '00000000-0000-4000-8000-000000000001';
+    // An older server, by hand, for a host enrolled with it.
     const stateDir = withBundle(tmp());
-    writeFileSync(join(stateDir, 'host-key.pem'), hostKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-    writeFileSync(join(stateDir, 'enrolment.json'), JSON.stringify({ hostId, serverPublicKey: spkiBase64(serverKey.publicKey), generation: 0 }));
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (p) => (p.has(CHANNEL_PROTOCOL) ? CHANNEL_PROTOCOL : false) });
-    const received: HostMessage[] = [];
-    wss.on('connection', (ws) => {
-      const hs = new ServerHandshake(hostId, serverKey.privateKey, hostKey.publicKey);
-      let mac: MacChannel<HostMessage, ServerMessage> | undefined;
-      ws.send(hs.challenge(), { binary: false });
-      ws.on('message', (d) => {
-        if (!mac) {
-          mac = new MacChannel(hs.hello(Buffer.from(frameText(d))).keys);
-          ws.send(mac.seal({ type: 'welcome', hostId, generation: 0 }));
-          return void ws.send(mac.seal({ type: 'assign', assignment: { ...assignment('dep-to-old-server'), generation: 1 } }));
-        }
-        received.push(mac.open(frameText(d)));
-      });
-    });
-    await new Promise((r) => wss.once('listening', r));
+    const old = await handServer(stateDir);
+    const received = old.received;
     const agent = await startAgent({
-      serverUrl: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`, stateDir, name: 'old-server-host', facts: async () => FACTS, maxBackoffMs: 300,
+      serverUrl: old.url, stateDir, name: 'old-server-host', facts: async () => FACTS, maxBackoffMs: 300,
       runner: { run: async () => ({ state: 'running' }) }, inventory: async () => [item('ct-base-form')],
     });
+    await until('welcomed', () => agent.connected());
+    old.send({ type: 'assign', assignment: { ...assignment('dep-to-old-server'), generation: 1 } });
     try {
       await until('status and inventory received', () => received.some((m) => m.type === 'status'));
       await until('inventory after it', () => received.filter((m) => m.type === 'containers').length >= 2);
@@ -162,8 +145,7 @@ describe('a status with its inventory in one frame', () => {
       ]);
     } finally {
       await agent.stop();
-      for (const c of wss.clients) c.terminate();
-      await new Promise((r) => wss.close(r));
+      await old.close();
     }
   });
 });

@@ -1,9 +1,11 @@
 /**
  * Shared set-up of the channel tests: a real server with the real host hub and enrolment route,
  * a host enrolled through the API with a real agent, and a man-in-the-middle WebSocket relay on
- * 127.0.0.1 that can rewrite, drop, swap or inject frames in either direction.
+ * 127.0.0.1 that can rewrite, drop, swap or inject frames in either direction; and a server by hand
+ * (the real handshake and MAC frames) that sends what a test tells it.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +17,10 @@ import { HostHub } from '../../../server/channel/hub.js';
 import { loadServerKey } from '../../../server/channel/server-key.js';
 import { hostRoutes } from '../../../server/routes/hosts.js';
 import { startAgent, type Agent, type AgentOptions } from '../../../host/agent/agent.js';
-import type { HostFacts } from '../../../src/protocol/messages.js';
+import type { ChannelFeature, HostFacts, HostMessage, ServerMessage } from '../../../src/protocol/messages.js';
+import { CHANNEL_PROTOCOL, ServerHandshake } from '../../../src/protocol/handshake.js';
+import { MacChannel } from '../../../src/protocol/session-keys.js';
+import { spkiBase64 } from '../../../src/trust/keyid.js';
 
 export const FACTS = {
   kernel: '6.1.0-test', architecture: 'amd64',
@@ -157,4 +162,61 @@ export class Relay {
     this.wss.close();
     await new Promise((r) => this.http.close(r));
   }
+}
+
+export interface HandServer {
+  url: string;
+  hostId: string;
+  /** Every message the host sent after its hello, over all connections, opened (MAC checked). */
+  received: HostMessage[];
+  /** Connections whose hello was accepted. */
+  welcomed(): number;
+  /** Sends to the current connection. */
+  send(m: ServerMessage): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A server by hand on 127.0.0.1, for one host it enrolled itself: `stateDir` gets the host's key
+ * and an enrolment record naming this server's key (and `generation`, as older agents kept it
+ * there). It answers every valid hello with a welcome listing `features` (none: an older server).
+ */
+export async function handServer(stateDir: string, o: { features?: ChannelFeature[]; generation?: number } = {}): Promise<HandServer> {
+  const serverKey = generateKeyPairSync('ed25519');
+  const hostKey = generateKeyPairSync('ed25519');
+  const hostId = '00000000-0000-4000-8000-000000000001';
+  writeFileSync(join(stateDir, 'host-key.pem'), hostKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  writeFileSync(join(stateDir, 'enrolment.json'), JSON.stringify({ hostId, serverPublicKey: spkiBase64(serverKey.publicKey), generation: o.generation ?? 0 }));
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (p) => (p.has(CHANNEL_PROTOCOL) ? CHANNEL_PROTOCOL : false) });
+  const received: HostMessage[] = [];
+  let welcomed = 0;
+  let current: ((m: ServerMessage) => void) | undefined;
+  wss.on('connection', (ws) => {
+    const hs = new ServerHandshake(hostId, serverKey.privateKey, hostKey.publicKey);
+    let mac: MacChannel<HostMessage, ServerMessage> | undefined;
+    ws.send(hs.challenge(), { binary: false });
+    ws.on('message', (d) => {
+      if (!mac) {
+        const { hello, keys } = hs.hello(Buffer.from(frameText(d)));
+        const m = new MacChannel<HostMessage, ServerMessage>(keys);
+        mac = m;
+        current = (msg) => ws.send(m.seal(msg));
+        welcomed++;
+        return current({ type: 'welcome', hostId, generation: hello.generation, ...(o.features ? { features: o.features } : {}) });
+      }
+      received.push(mac.open(frameText(d)));
+    });
+  });
+  await new Promise((r) => wss.once('listening', r));
+  return {
+    url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    hostId,
+    received,
+    welcomed: () => welcomed,
+    send: (m) => current?.(m),
+    async close() {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    },
+  };
 }
