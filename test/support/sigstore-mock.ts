@@ -55,6 +55,9 @@ export interface SigstoreMock {
   oidc: TestOidcIssuer;
   /** The Rekor log's key pair (to build Rekor v2 entries with proofs that verify). */
   tlogKeys: KeyPair;
+  /** The Fulcio CA's and the CT log's key pairs (to re-sign altered certificates and their SCTs). */
+  caKeys: KeyPair;
+  ctKeys: KeyPair;
   tlogOrigin: string;
   githubToken(input?: GithubClaimsInput): Promise<string>;
   gitlabToken(input?: GitlabClaimsInput): Promise<string>;
@@ -202,6 +205,8 @@ export async function startSigstoreMock(opts: SigstoreMockOptions = {}): Promise
     trustedRoot,
     oidc,
     tlogKeys,
+    caKeys,
+    ctKeys,
     tlogOrigin: new URL(rekorURL).host,
     githubToken: (input) => oidc.token(TestOidcIssuer.githubClaims(input)),
     gitlabToken: (input) => oidc.token(TestOidcIssuer.gitlabClaims(input)),

@@ -1,6 +1,7 @@
 /**
- * A read-only DER walker over a certificate's raw bytes, for the fast path (fast-path.ts): it finds
- * byte ranges (the TBS, the extension list) and says whether the bytes are exactly what
+ * A read-only DER walker over raw bytes (the leaf certificate, the RFC 3161 token), for the fast path
+ * (fast-path.ts, leaf-cert.ts, tsa-token.ts): it finds byte ranges (the TBS, the extension list),
+ * reads values as @sigstore/core's getters do, and says whether the bytes are exactly what
  * @sigstore/core's `toDER()` would write back after parsing them. Only then may raw bytes stand in
  * for `toDER()` (signatures, SCT pre-certificates, certificate equality) without changing any
  * verdict; anything else sends the bundle to the unmodified @sigstore/verify path.
@@ -182,17 +183,81 @@ export function ecSpkiJwk(spki: Uint8Array): { kty: 'EC'; crv: string; x: string
   return null;
 }
 
-/** What @sigstore/core's ASN1Obj exposes: its content is a view into the bytes it was parsed from. */
-interface ParsedAsn1 { value: Buffer; toDER(): Buffer }
+// ---------------------------------------------------------------------------------------------
+// Reading values exactly as @sigstore/core 3.2 reads them (asn1/obj.js, asn1/parse.js), for bytes
+// isCanonicalDer() accepted: every decoder below returns what core's getter returns, and null
+// where core's getter would throw (the caller then leaves the bundle to @sigstore/verify).
 
-/**
- * Makes `obj.toDER()` return its own bytes (a fresh copy: callers edit it) instead of re-encoding the
- * subtree byte by byte. Only for objects parsed from bytes isCanonicalDer() accepted, where both are
- * the same: the header is the tag and the minimal length right before the content.
- */
-export function rawToDer(obj: ParsedAsn1): void {
-  const v = obj.value;
-  const hdr = lengthBytes(v.length) + 1;
-  const raw = Buffer.from(v.buffer, v.byteOffset - hdr, hdr + v.length);
-  obj.toDER = () => Buffer.from(raw);
+/** core's `subs`: a constructed element's children; an OCTET STRING's, when its content parses as DER. */
+export function subsOf(b: Uint8Array, n: DerNode): DerNode[] {
+  if ((n.tag & 0x20) !== 0) return children(b, n.content, n.end) ?? [];
+  if (n.tag !== 0x04) return [];
+  const out: DerNode[] = [];
+  let p = n.content;
+  while (p < n.end) {
+    const c = readNode(b, p, n.end);
+    // core tries the content as DER and keeps it primitive when any of it fails to parse.
+    if (!c || walk(b, c, 0) === 'fail') return [];
+    out.push(c);
+    p = c.end;
+  }
+  return out;
+}
+
+const tagClass = (t: number) => t >> 6;
+const tagNumber = (t: number) => t & 0x1f;
+/** core's ASN1Tag.isContextSpecific(num). */
+export const isContextTag = (t: number, num: number) => tagClass(t) === 2 && tagNumber(t) === num;
+const isUniversal = (t: number, num: number) => tagClass(t) === 0 && tagNumber(t) === num;
+
+/** A Buffer view (no copy) of a node's content: core's `value`. */
+export function valueOf(b: Uint8Array, n: DerNode): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset + n.content, n.end - n.content);
+}
+
+/** A Buffer view of a whole node (header included): its toDER() for canonical bytes. */
+export function rawOf(b: Uint8Array, n: DerNode): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset + n.start, n.end - n.start);
+}
+
+/** core's toOID() (parse.js parseOID, byte for byte), or null where it throws (not an OID tag). */
+export function oidOf(b: Uint8Array, n: DerNode): string | null {
+  if (!isUniversal(n.tag, 0x06)) return null;
+  let pos = n.content;
+  const end = n.end;
+  let v = b[pos++];
+  let oid = `${Math.floor(v / 40)}.${v % 40}`;
+  let val = 0;
+  for (; pos < end; ++pos) {
+    v = b[pos];
+    val = (val << 7) + (v & 0x7f);
+    if ((v & 0x80) === 0) {
+      oid += `.${val}`;
+      val = 0;
+    }
+  }
+  return oid;
+}
+
+const RE_TIME_SHORT_YEAR = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\.\d{3})?Z$/;
+const RE_TIME_LONG_YEAR = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\.\d{3})?Z$/;
+
+/** core's toDate() (UTCTime or GeneralizedTime, parse.js parseTime), or null where it throws. */
+export function dateOf(b: Uint8Array, n: DerNode): Date | null {
+  const short = isUniversal(n.tag, 0x17);
+  if (!short && !isUniversal(n.tag, 0x18)) return null;
+  const m = (short ? RE_TIME_SHORT_YEAR : RE_TIME_LONG_YEAR).exec(valueOf(b, n).toString('ascii'));
+  if (!m) return null;
+  if (short) {
+    const year = Number(m[1]);
+    m[1] = String(year + (year >= 50 ? 1900 : 2000));
+  }
+  return new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`);
+}
+
+/** core's toBoolean(), or null where it throws (not a BOOLEAN tag). */
+export function booleanOf(b: Uint8Array, n: DerNode): boolean | null {
+  if (!isUniversal(n.tag, 0x01)) return null;
+  // parse.js parseBoolean: buf[0] !== 0 (an empty value reads as true).
+  return n.content === n.end ? true : b[n.content] !== 0;
 }

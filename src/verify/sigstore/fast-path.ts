@@ -3,28 +3,41 @@
  * trusted root's certificate chains for every bundle and timestamp, and re-encodes certificates to DER
  * for every comparison and signature: ~90 % of its time. Here the trust-root work is done once per
  * trust material (chains sorted and checked by @sigstore/verify's own CertificateChainVerifier, issuer
- * keys kept as KeyObjects), and the per-bundle work uses the leaf's raw DER, parsed once.
+ * keys kept as KeyObjects), and no SignedEntity is built: the leaf certificate and the RFC 3161
+ * tokens are read from their raw DER (leaf-cert.ts, tsa-token.ts; zero-copy views), the log entries
+ * and the signature content straight from the bundle.
  *
- * It only ever ACCEPTS. It runs the same checks in the same order as `Verifier.verify` (timestamps →
- * signing certificate + SCTs → transparency logs → signature) and answers true only when each check
- * is decided exactly as @sigstore/verify decides it; whenever a case is not covered (a key-mode
- * bundle, an unusual chain, a non-canonical DER encoding, several candidate issuers, any failure) it
- * answers false and the caller runs the unmodified Verifier, whose verdict and error stand. So no
- * bundle is accepted here that @sigstore/verify would reject, and every rejection keeps its code.
+ * It only ever ACCEPTS. It runs the checks of `Verifier.verify` (timestamps → signing certificate +
+ * SCTs → transparency logs → signature) and answers with the leaf only when each check is decided
+ * exactly as @sigstore/verify decides it; whenever a case is not covered (a key-mode bundle, an
+ * unusual chain, a non-canonical DER encoding, a shape core's getters would throw on, several
+ * candidate issuers, any failure) it answers null and the caller runs the unmodified Verifier, whose
+ * verdict and error stand. So no bundle is accepted here that @sigstore/verify would reject, and
+ * every rejection keeps its code (test/sigstore/fast-path.test.ts runs both side by side).
  */
 import { createPublicKey, verify as cryptoVerify, createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import type { Bundle } from '@sigstore/bundle';
 import type { SignedEntity, TrustMaterial, Verifier } from '@sigstore/verify';
 import { CertificateChainVerifier } from '@sigstore/verify/dist/key/certificate.js';
-import { certLayout, ecSpkiJwk, type CertLayout, isCanonicalDer, rawToDer, tbsWithoutExtension } from './der.js';
+import { ecSpkiJwk, tbsWithoutExtension } from './der.js';
+import { parseLeaf, sctDate, sctHash, sctSignedData, type LeafCert, type Sct } from './leaf-cert.js';
+import { parseTsaToken, tsaTokenVerifies, type TsaToken } from './tsa-token.js';
 
 /** The certificate class of @sigstore/verify's own @sigstore/core (it nests a different version). */
 type X509Certificate = Extract<SignedEntity['key'], { $case: 'certificate' }>['certificate'];
 type CertAuthority = TrustMaterial['certificateAuthorities'][number];
-type Rfc3161 = Extract<SignedEntity['timestamps'][number], { $case: 'timestamp-authority' }>['timestamp'];
 type TLogAuthority = TrustMaterial['ctlogs'][number];
+type SignatureContent = SignedEntity['signature'];
+/** What Verifier.verifyTimestamps reads of a log entry. */
+type TLogEntry = { integratedTime: string; inclusionPromise?: unknown; logId?: { keyId: Buffer } };
 
-const SCT_OID = '1.3.6.1.4.1.11129.2.4.2';
+/** Minimum counts (SigstoreBundleVerifier's thresholds). */
+export interface Thresholds {
+  tlog: number;
+  ctlog: number;
+  timestamps: number;
+}
 
 /** What is computed once per trusted certificate. */
 interface ChainCert {
@@ -57,7 +70,7 @@ interface TsaPlan {
 
 /** The private parts of Verifier the fast path reuses unchanged. */
 interface VerifierInternals {
-  verifyTLogs(entity: SignedEntity): void;
+  verifyTLogs(entity: Pick<SignedEntity, 'signature' | 'tlogEntries'>): void;
 }
 
 function safe<T>(f: () => T): T | undefined {
@@ -86,97 +99,93 @@ export class FastPath {
   }
 
   /**
-   * True when the entity verifies (exactly what `Verifier.verify(entity)` without a policy accepts,
-   * given the signing key as a KeyObject); false means "not decided here": run the Verifier.
+   * The bundle's signing certificate when the bundle verifies — exactly what `Verifier.verify` of
+   * its SignedEntity (no policy) accepts, with `signature` as the entity's signature content and
+   * the thresholds met as SigstoreBundleVerifier counts them — read from the raw bytes without
+   * building a SignedEntity. Null means "not decided here": run the Verifier.
    */
-  verify(entity: SignedEntity, leafDer: Uint8Array | undefined, tsaDers: Uint8Array[]): boolean {
-    if (entity.key.$case !== 'certificate' || !leafDer) return false;
+  verify(bundle: Bundle, signature: SignatureContent, thresholds: Thresholds): LeafCert | null {
+    const vm = bundle.verificationMaterial;
+    const c = vm.content;
+    const der = c.$case === 'certificate' ? c.certificate.rawBytes : c.$case === 'x509CertificateChain' ? c.x509CertificateChain.certificates[0]?.rawBytes : undefined;
+    if (!der) return null;
     try {
-      const timestamps = this.timestamps(entity, tsaDers);
-      if (!timestamps) return false;
-      const layout = this.signingCertificate(entity.key.certificate, leafDer, timestamps);
-      if (!layout) return false;
-      (this.verifier as unknown as VerifierInternals).verifyTLogs(entity);
+      const leaf = parseLeaf(der);
+      if (!leaf) return null;
+      const tsas: TsaToken[] = [];
+      for (const t of vm.timestampVerificationData?.rfc3161Timestamps ?? []) {
+        const token = parseTsaToken(t.signedTimestamp);
+        if (!token) return null;
+        tsas.push(token);
+      }
+      // The counts checkThresholds takes from the SignedEntity: toSignedEntity's timestamps are the
+      // entries with an integrated time, then the RFC 3161 tokens.
+      const logged = vm.tlogEntries.filter((e) => e.integratedTime && e.integratedTime !== '0');
+      if (vm.tlogEntries.length < thresholds.tlog || logged.length + tsas.length < thresholds.timestamps || leaf.scts.length < thresholds.ctlog) return null;
+      const timestamps = this.timestamps(logged, tsas, signature.signature);
+      if (!timestamps) return null;
+      const issuer = this.signingCertificate(leaf, timestamps);
+      if (!issuer || !this.scts(leaf, issuer)) return null;
+      (this.verifier as unknown as VerifierInternals).verifyTLogs({ signature, tlogEntries: vm.tlogEntries });
       // The leaf's key, from its raw SPKI (canonical: the bytes core's publicKey getter re-encodes).
       // P-256 as a JWK, everything else from the SPKI DER: on Node 20.20 / OpenSSL 3.0.19 a JWK
       // import runs the full EC key check (a scalar multiplication by the order): P-256 ~110 us
       // as JWK vs ~240 us as SPKI, but P-384 ~420-600 us as JWK vs ~120-190 us as SPKI (which
       // still rejects a point off the curve).
-      const spki = leafDer.subarray(layout.spki.start, layout.spki.end);
-      const jwk = ecSpkiJwk(spki);
-      const key = jwk?.crv === 'P-256'
-        ? createPublicKey({ key: jwk, format: 'jwk' })
-        : createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' });
-      return entity.signature.verifySignature(key);
+      const jwk = ecSpkiJwk(leaf.spki);
+      const key = jwk?.crv === 'P-256' ? createPublicKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: leaf.spki, format: 'der', type: 'spki' });
+      return signature.verifySignature(key) ? leaf : null;
     } catch {
-      return false;
+      return null;
     }
   }
 
   /** Verifier.verifyTimestamps with the TSA chains checked once. */
-  private timestamps(entity: SignedEntity, tsaDers: Uint8Array[]): Date[] | null {
+  private timestamps(logged: TLogEntry[], tsas: TsaToken[], data: Buffer): Date[] | null {
     const out: { type: string; logID: Buffer; timestamp: Date }[] = [];
-    let tsa = 0;
-    for (const t of entity.timestamps) {
-      if (t.$case === 'timestamp-authority') {
-        // The token as the bundle carries it (toSignedEntity parsed these bytes, in this order).
-        const der = tsaDers[tsa++];
-        if (!der || !isCanonicalDer(der)) return null;
-        rawToDer((t.timestamp as unknown as { signedAttrsObj: Parameters<typeof rawToDer>[0] }).signedAttrsObj);
-        rawToDer(t.timestamp.tstInfo.root);
-        if (!this.tsaVerifies(t.timestamp, entity.signature.signature)) return null;
-        out.push({ type: 'timestamp-authority', logID: t.timestamp.signerSerialNumber, timestamp: t.timestamp.signingTime });
-      } else if (t.tlogEntry.inclusionPromise) {
-        if (!t.tlogEntry.logId) return null;
-        out.push({ type: 'transparency-log', logID: t.tlogEntry.logId.keyId, timestamp: new Date(Number(t.tlogEntry.integratedTime) * 1000) });
-      }
+    for (const e of logged) {
+      if (!e.inclusionPromise) continue;
+      if (!e.logId) return null;
+      out.push({ type: 'transparency-log', logID: e.logId.keyId, timestamp: new Date(Number(e.integratedTime) * 1000) });
+    }
+    for (const t of tsas) {
+      if (!this.tsaVerifies(t, data)) return null;
+      out.push({ type: 'timestamp-authority', logID: t.signerSerialNumber, timestamp: t.signingTime });
     }
     for (let i = 0; i < out.length; i++) for (let j = i + 1; j < out.length; j++) if (isDeepStrictEqual(out[i], out[j])) return null;
     return out.map((t) => t.timestamp);
   }
 
-  private tsaVerifies(ts: Rfc3161, data: Buffer): boolean {
+  /** timestamp/tsa.ts verifyRFC3161Timestamp: the first authority that verifies the token. */
+  private tsaVerifies(ts: TsaToken, data: Buffer): boolean {
     const signingTime = ts.signingTime;
     for (const ca of this.trust.timestampAuthorities) {
       if (!(ca.validFor.start <= signingTime && ca.validFor.end >= signingTime)) continue;
       const plan = this.tsas.get(ca) as TsaPlan;
       if (ca.certChain.length === 0 || !bufferEqual(plan.serial, ts.signerSerialNumber) || !bufferEqual(plan.issuer, ts.signerIssuer)) continue;
       if (!plan.path || !plan.key || !plan.path.every((c) => validAt(c, signingTime))) continue;
-      try {
-        ts.verify(data, plan.key);
-        return true;
-      } catch {
-        // @sigstore/verify goes on to the next authority.
-      }
+      // @sigstore/verify goes on to the next authority when one does not verify the token.
+      if (tsaTokenVerifies(ts, data, plan.key)) return true;
     }
     return false;
   }
 
-  /** key/index.ts verifyCertificate + the Verifier's duplicate-SCT check. */
-  private signingCertificate(leaf: X509Certificate, der: Uint8Array, timestamps: Date[]): CertLayout | null {
-    if (!isCanonicalDer(der)) return null;
-    const layout = certLayout(der);
-    if (!layout) return null;
-    const leafInfo = {
-      subject: leaf.subject, issuer: leaf.issuer, notBefore: leaf.notBefore, notAfter: leaf.notAfter,
-      ski: leaf.extSubjectKeyID?.keyIdentifier as Buffer | undefined, aki: leaf.extAuthorityKeyID?.keyIdentifier as Buffer | undefined,
-    };
+  /** key/index.ts verifyCertificate (the chain for every timestamp): the leaf's issuer, or null. */
+  private signingCertificate(leaf: LeafCert, timestamps: Date[]): ChainCert | null {
     // A leaf that could be its own issuer, or a CA, takes @sigstore/verify's general path search.
-    if (leafInfo.subject.equals(leafInfo.issuer) || leaf.extBasicConstraints?.isCA) return null;
-    if (leafInfo.aki && leaf.extSubjectKeyID && (leafInfo.ski as Buffer).equals(leafInfo.aki)) return null;
-    const tbs = Buffer.from(der.buffer, der.byteOffset + layout.tbs.start, layout.tbs.end - layout.tbs.start);
+    if (leaf.subject.equals(leaf.issuer) || leaf.isCA) return null;
+    if (leaf.aki && leaf.ski && leaf.ski.equals(leaf.aki)) return null;
     let issuer: ChainCert | null = null;
     const issuers = new Map<CaPlan, ChainCert | null>();
     for (const ts of timestamps) {
       const first = this.trust.certificateAuthorities.find((ca) => ca.validFor.start <= ts && ca.validFor.end >= ts);
       const plan = first && this.cas.get(first);
       if (!plan) return null;
-      if (!issuers.has(plan)) issuers.set(plan, this.issuerIn(plan, leaf, leafInfo, der, tbs));
+      if (!issuers.has(plan)) issuers.set(plan, this.issuerIn(plan, leaf));
       issuer = issuers.get(plan) as ChainCert | null;
-      if (!issuer || !validAt(leafInfo, ts) || !(issuer.path as ChainCert[]).every((c) => validAt(c, ts))) return null;
+      if (!issuer || !validAt(leaf, ts) || !(issuer.path as ChainCert[]).every((c) => validAt(c, ts))) return null;
     }
-    if (!issuer) return null;
-    return this.scts(leaf, der, layout, issuer) ? layout : null;
+    return issuer;
   }
 
   /**
@@ -184,48 +193,55 @@ export class FastPath {
    * (authority/subject key id, else names; then the signature), with the leaf's name chained to it.
    * Null unless there is exactly one and the leaf cannot take part in the chain's own paths.
    */
-  private issuerIn(plan: CaPlan, leaf: X509Certificate, info: { subject: Buffer; issuer: Buffer; ski?: Buffer; aki?: Buffer }, der: Uint8Array, tbs: Buffer): ChainCert | null {
+  private issuerIn(plan: CaPlan, leaf: LeafCert): ChainCert | null {
     const candidates: ChainCert[] = [];
     for (const c of plan.certs) {
-      if (bufferEqual(c.der, der)) return null;
+      if (bufferEqual(c.der, leaf.der)) return null;
       // Could the leaf be a candidate issuer of this CA certificate (it is in the local pool)?
-      if (c.aki && leaf.extSubjectKeyID ? (info.ski as Buffer).equals(c.aki) : info.subject.equals(c.issuer)) return null;
-      const matches = info.aki && c.ski ? c.ski.equals(info.aki) : c.subject.equals(info.issuer);
+      if (c.aki && leaf.ski ? leaf.ski.equals(c.aki) : leaf.subject.equals(c.issuer)) return null;
+      const matches = leaf.aki && c.ski ? c.ski.equals(leaf.aki) : c.subject.equals(leaf.issuer);
       if (matches) candidates.push(c);
     }
     const verified = candidates.filter((c) => {
       try {
-        return cryptoVerify(leaf.signatureAlgorithm, tbs, c.key, leaf.signatureValue);
+        return cryptoVerify(leaf.signatureAlgorithm, leaf.tbs, c.key, leaf.signatureValue);
       } catch {
         return false;
       }
     });
     if (verified.length !== 1) return null;
     const issuer = verified[0];
-    if (!issuer.path || !info.issuer.equals(issuer.subject)) return null;
+    if (!issuer.path || !leaf.issuer.equals(issuer.subject)) return null;
     return issuer;
   }
 
-  /** key/sct.ts with the pre-certificate cut out of the raw TBS. */
-  private scts(leaf: X509Certificate, der: Uint8Array, layout: CertLayout, issuer: ChainCert): boolean {
-    const exts = leaf.extensions;
-    const index = exts.findIndex((e) => e.subs[0].toOID() === SCT_OID);
-    if (index < 0) return true;
-    const sctExt = leaf.extSCT;
-    const scts = sctExt?.signedCertificateTimestamps ?? [];
-    if (scts.length === 0) return true;
-    const tbs = tbsWithoutExtension(der, layout, index);
+  /** key/sct.ts verifySCTs + the Verifier's duplicate-SCT check, the pre-certificate cut out of the raw TBS. */
+  private scts(leaf: LeafCert, issuer: ChainCert): boolean {
+    if (leaf.sctIndex < 0 || leaf.scts.length === 0) return true;
+    const tbs = tbsWithoutExtension(leaf.der, leaf.layout, leaf.sctIndex);
     if (!tbs) return false;
     const len = Buffer.from([(tbs.length >> 16) & 0xff, (tbs.length >> 8) & 0xff, tbs.length & 0xff]);
     const preCert = Buffer.concat([issuer.spkiHash, len, tbs]);
     const ids: Buffer[] = [];
-    for (const sct of scts) {
-      const logs = this.trust.ctlogs.filter((log: TLogAuthority) => log.logID.equals(sct.logID) && log.validFor.start <= sct.datetime && sct.datetime <= log.validFor.end);
-      if (!logs.some((log) => sct.verify(preCert, log.publicKey))) return false;
+    for (const sct of leaf.scts) {
+      const at = sctDate(sct);
+      const logs = this.trust.ctlogs.filter((log: TLogAuthority) => log.logID.equals(sct.logID) && log.validFor.start <= at && at <= log.validFor.end);
+      if (logs.length === 0) return false;
+      const signed = sctSignedData(sct, preCert);
+      if (!logs.some((log) => sctVerifies(sct, signed, log.publicKey))) return false;
       ids.push(sct.logID);
     }
     for (let i = 0; i < ids.length; i++) for (let j = i + 1; j < ids.length; j++) if (isDeepStrictEqual(ids[i], ids[j])) return false;
     return true;
+  }
+}
+
+/** core's SignedCertificateTimestamp.verify (crypto.verify that answers false where Node throws). */
+function sctVerifies(sct: Sct, signed: Buffer, key: KeyObject): boolean {
+  try {
+    return cryptoVerify(sctHash(sct), signed, key, sct.signature);
+  } catch {
+    return false;
   }
 }
 

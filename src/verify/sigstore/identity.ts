@@ -115,8 +115,12 @@ function extensionValues(cert: CertificateLike): (oid: string) => Buffer | undef
 }
 
 export function certIdentity(cert: CertificateLike): CertIdentity {
+  return identityOf(cert.subjectAltName, extensionValues(cert));
+}
+
+/** The identity from a certificate's SAN and its extension values (the first extension with an OID wins). */
+export function identityOf(subjectAltName: string | undefined, value: (oid: string) => Buffer | undefined): CertIdentity {
   const claims: Record<string, string> = {};
-  const value = extensionValues(cert);
   for (const [name, oid] of Object.entries(CLAIM_OIDS)) {
     const ext = value(oid);
     const v = ext ? derString(ext) : undefined;
@@ -126,7 +130,7 @@ export function certIdentity(cert: CertificateLike): CertIdentity {
     const ext = value(oid);
     if (ext) claims[name] = ext.toString('utf8');
   }
-  return { subject: cert.subjectAltName ?? null, issuer: claims.issuer ?? claims.legacyIssuer ?? null, claims };
+  return { subject: subjectAltName ?? null, issuer: claims.issuer ?? claims.legacyIssuer ?? null, claims };
 }
 
 const regexCache = new Map<string, RegExp>();

@@ -14,13 +14,14 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { envelopeToJSON, type Bundle } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
+import { signatureContent } from '@sigstore/verify/dist/bundle/index.js';
 import { CtError } from '../../core/errors.js';
 import { canonicalize } from '../../core/jcs.js';
 import { isDigest, sha256Digest } from '../../core/digest.js';
 import { keyIdOf } from '../../trust/keyid.js';
 import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../evidence.js';
 import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
-import { assertIdentityPolicy, certIdentity, checkIdentity, describePolicy, type IdentityPolicy } from './identity.js';
+import { assertIdentityPolicy, certIdentity, checkIdentity, describePolicy, identityOf, type CertIdentity, type IdentityPolicy } from './identity.js';
 import { acceptRekorV2DsseDigest, checkRekorV2Entries, withSignature } from './rekor-v2.js';
 import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
@@ -140,55 +141,19 @@ export class SigstoreBundleVerifier {
     if (kind === 'message') bindMessage(bundle, req.artifact, digest);
     else if (digest === undefined) throw new CtError('USAGE', 'a DSSE bundle is verified against an artifact or image digest; none given', {});
 
-    let entity: SignedEntity;
-    // @sigstore/core's parser tries every OCTET STRING as DER and throws when it is not: without stack
-    // traces those throws cost next to nothing (they were a tenth of verification time).
-    const stackTraceLimit = Error.stackTraceLimit;
+    // The fast path accepts only what the Verifier accepts; anything else gets the Verifier's verdict.
+    const fast = req.policy ? this.fastIdentity(bundle, req.artifact) : undefined;
+    const id = fast ?? this.verifyEntity(bundle, req);
     try {
-      Error.stackTraceLimit = 0;
-      entity = acceptRekorV2DsseDigest(toSignedEntity(bundle, req.artifact), bundle);
-      if (kind === 'message' && !req.artifact) entity = overDigest(entity, bundle);
-    } catch (e) {
-      throw new CtError('MALFORMED_BUNDLE', `bundle verification material does not parse: ${(e as Error).message}`, { where: 'verificationMaterial' }, { cause: e });
-    } finally {
-      Error.stackTraceLimit = stackTraceLimit;
-    }
-    const cert = entity.key.$case === 'certificate' ? entity.key.certificate : null;
-    if (cert && !req.policy) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
-    if (!cert && !this.publicKey) throw new CtError('UNKNOWN_KEY', 'the bundle is signed with a key and no public key was given (--key)', {});
-    try {
-      this.checkThresholds(entity, cert);
-
-      try {
-        // The fast path accepts only what the Verifier accepts; anything else gets the Verifier's verdict.
-        if (!cert || !this.fast.verify(entity, leafDer(bundle), (bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? []).map((t) => t.signedTimestamp))) {
-          if (cert) memoizeCertificate(cert);
-          this.verifier.verify(entity);
-        }
-        // Never the logged body alone: each Rekor v2 entry must be the one rebuilt from the bundle.
-        checkRekorV2Entries(bundle, this.publicKey);
-      } catch (e) {
-        // A body mismatch @sigstore/verify found is named (digest, signature, key) by the rebuild.
-        if ((e as { code?: string }).code === 'TLOG_BODY_ERROR' && !(e as { field?: string }).field) {
-          try {
-            checkRekorV2Entries(bundle, this.publicKey);
-          } catch (named) {
-            throw this.mapError(named, entity, cert);
-          }
-        }
-        throw this.mapError(e, entity, cert);
-      }
-
       let signer: VerifiedSigner;
-      if (cert) {
-        const id = certIdentity(cert);
+      if (id) {
         checkIdentity(req.policy as IdentityPolicy, id);
         signer = { kind: 'keyless', issuer: id.issuer ?? undefined, subject: id.subject ?? undefined, claims: id.claims };
       } else {
         signer = { kind: 'key', keyId: keyIdOf(this.publicKey as KeyObject) };
       }
 
-      const logEntries = entity.tlogEntries.map((t): VerifiedLogEntry => {
+      const logEntries = bundle.verificationMaterial.tlogEntries.map((t): VerifiedLogEntry => {
         const logId = Buffer.from(t.logId?.keyId ?? []).toString('hex');
         return { logId, operator: this.operators.get(logId)?.operator ?? logId, logIndex: Number(t.logIndex), integratedTime: Number(t.integratedTime), kind: 'rekor' };
       });
@@ -211,7 +176,73 @@ export class SigstoreBundleVerifier {
       }
       return result;
     } catch (e) {
-      throw withIdentity(e, cert, req.policy);
+      throw withIdentity(e, id, req.policy);
+    }
+  }
+
+  /**
+   * The signer's identity when the fast path (fast-path.ts) verifies the bundle — the certificate
+   * and TSA tokens read from their raw bytes, no SignedEntity built — and the Rekor v2 entries are
+   * the ones rebuilt from it; undefined when it does not decide (the Verifier then does).
+   */
+  private fastIdentity(bundle: Bundle, artifact: Buffer | undefined): CertIdentity | undefined {
+    // Only the signature content of the entity toSignedEntity would build is read (with the same
+    // Rekor v2 and digest-only wrappers); the key and timestamps come from the raw bytes.
+    const light = { signature: signatureContent(bundle, artifact), tlogEntries: bundle.verificationMaterial.tlogEntries, timestamps: [] } as unknown as SignedEntity;
+    let entity = acceptRekorV2DsseDigest(light, bundle);
+    if (bundle.content.$case === 'messageSignature' && !artifact) entity = overDigest(entity, bundle);
+    const leaf = this.fast.verify(bundle, entity.signature, this.thresholds);
+    if (!leaf) return undefined;
+    try {
+      checkRekorV2Entries(bundle, this.publicKey);
+    } catch {
+      return undefined;
+    }
+    return identityOf(leaf.san, (oid) => leaf.extensions.find((e) => e.oid === oid)?.value);
+  }
+
+  /**
+   * @sigstore/verify on the bundle's SignedEntity (timestamps, key material, log entries, signature)
+   * and the Rekor v2 entry rebuild. The signer's identity, null in key mode; throws the rejection.
+   */
+  private verifyEntity(bundle: Bundle, req: SigstoreVerifyRequest): CertIdentity | null {
+    let entity: SignedEntity;
+    // @sigstore/core's parser tries every OCTET STRING as DER and throws when it is not: without stack
+    // traces those throws cost next to nothing (they were a tenth of verification time).
+    const stackTraceLimit = Error.stackTraceLimit;
+    try {
+      Error.stackTraceLimit = 0;
+      entity = acceptRekorV2DsseDigest(toSignedEntity(bundle, req.artifact), bundle);
+      if (bundle.content.$case === 'messageSignature' && !req.artifact) entity = overDigest(entity, bundle);
+    } catch (e) {
+      throw new CtError('MALFORMED_BUNDLE', `bundle verification material does not parse: ${(e as Error).message}`, { where: 'verificationMaterial' }, { cause: e });
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
+    const cert = entity.key.$case === 'certificate' ? entity.key.certificate : null;
+    if (cert && !req.policy) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
+    if (!cert && !this.publicKey) throw new CtError('UNKNOWN_KEY', 'the bundle is signed with a key and no public key was given (--key)', {});
+    try {
+      this.checkThresholds(entity, cert);
+      try {
+        if (cert) memoizeCertificate(cert);
+        this.verifier.verify(entity);
+        // Never the logged body alone: each Rekor v2 entry must be the one rebuilt from the bundle.
+        checkRekorV2Entries(bundle, this.publicKey);
+      } catch (e) {
+        // A body mismatch @sigstore/verify found is named (digest, signature, key) by the rebuild.
+        if ((e as { code?: string }).code === 'TLOG_BODY_ERROR' && !(e as { field?: string }).field) {
+          try {
+            checkRekorV2Entries(bundle, this.publicKey);
+          } catch (named) {
+            throw this.mapError(named, entity, cert);
+          }
+        }
+        throw this.mapError(e, entity, cert);
+      }
+      return cert ? certIdentity(cert) : null;
+    } catch (e) {
+      throw withIdentity(e, cert ? certIdentity(cert) : null, req.policy);
     }
   }
 
@@ -273,22 +304,12 @@ export class SigstoreBundleVerifier {
  * Every rejection of a keyless bundle states the expected and the actual identity (identity
  * mismatches already do): the certificate's SAN and issuer are added to the message and details.
  */
-function withIdentity(e: unknown, cert: X509Certificate | null, policy: IdentityPolicy | undefined): unknown {
-  if (!(e instanceof CtError) || !cert || e.code === 'IDENTITY_MISMATCH') return e;
-  const actual = certIdentity(cert);
+function withIdentity(e: unknown, actual: CertIdentity | null, policy: IdentityPolicy | undefined): unknown {
+  if (!(e instanceof CtError) || !actual || e.code === 'IDENTITY_MISMATCH') return e;
   const expected = policy ? describePolicy(policy) : 'no identity policy';
   return new CtError(e.code, `${e.message} [signer: subject ${JSON.stringify(actual.subject)} from issuer ${JSON.stringify(actual.issuer)}; expected ${expected}]`,
     { ...e.details, expectedIdentity: policy ?? null, actualIdentity: { subject: actual.subject, issuer: actual.issuer } }, { cause: e });
 }
-
-/** The signing certificate's bytes as the bundle carries them (what toSignedEntity parsed). */
-function leafDer(bundle: Bundle): Uint8Array | undefined {
-  const c = bundle.verificationMaterial.content;
-  if (c.$case === 'certificate') return c.certificate.rawBytes;
-  if (c.$case === 'x509CertificateChain') return c.x509CertificateChain.certificates[0]?.rawBytes;
-  return undefined;
-}
-
 
 function policyDigest(p: IdentityPolicy | undefined, t: Required<SigstoreThresholds>): string {
   return createHash('sha256').update(canonicalize({ p: p ?? null, t })).digest('hex');
