@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { CtError } from '../core/errors.js';
 import type { RegistryClient } from './client.js';
+import { release, retain } from './slabs.js';
 
 /**
  * Downloading the blobs of `ct fetch` in parts, in file order. The tar digest the recipe pins is
@@ -55,7 +56,9 @@ export const HELD_BYTES = 64 * 1024 * 1024;
  * One range of a blob and how much of it is on disk: `written` grows only after bytes are
  * written, `changed` resolves at the next write or at the end, `done` once it has all landed.
  * Until `take` hands them to the hash, the written bytes are also kept (the very buffers that
- * were written, so what is hashed is what is on disk), unless the budget ran out.
+ * were written, so what is hashed is what is on disk), unless the budget ran out. Kept buffers
+ * may be views of recycled receive slabs (src/oci/slabs.ts): the part holds a reference to each
+ * until `take` hands it on (whoever takes releases) or it drops them.
  */
 export class Part {
   written = 0;
@@ -81,7 +84,10 @@ export class Part {
     if (this.keeping && this.budget) {
       if (this.budget.held + n > this.budget.max) this.drop();
       else {
-        for (const c of chunks) this.pending.push(c);
+        for (const c of chunks) {
+          retain(c);
+          this.pending.push(c);
+        }
         this.held += n;
         this.budget.held += n;
       }
@@ -91,7 +97,8 @@ export class Part {
 
   /**
    * The bytes written since the previous call (in order), or undefined when they were not kept
-   * and must be read from the file. Once undefined, always undefined.
+   * and must be read from the file. Once undefined, always undefined. The caller releases each
+   * buffer (slabs.ts `release`) once it has read it.
    */
   take(): Buffer[] | undefined {
     if (!this.keeping) return undefined;
@@ -111,6 +118,7 @@ export class Part {
     this.keeping = false;
     this.budget!.held -= this.held;
     this.held = 0;
+    for (const c of this.pending) release(c);
     this.pending = [];
   }
 
@@ -227,6 +235,8 @@ async function writeStream(body: NodeJS.ReadableStream, blob: BlobDownload, part
       left -= take;
       if (p.written === p.size) current++;
     }
+    // This stream's reference to each received buffer (the parts took their own).
+    for (const c of chunks) release(c);
   };
   const sink = new Writable({
     highWaterMark: 1 << 20,

@@ -12,6 +12,7 @@ import { parseManifest } from '../bundle/manifest.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { BlobDownload, ChunkBudget, copyRange, downloadPart, HELD_BYTES, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
 import { mapLimit } from './concurrency.js';
+import { release } from './slabs.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor } from './media-types.js';
 import { registryJsonObject } from './remote-json.js';
 import { assertRecipe, type CtpRecipe } from './recipe.js';
@@ -217,6 +218,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
             for (const b of bytes) {
               tarHash.update(b);
               n += b.length;
+              release(b);
             }
             if (n !== upto - hashed) throw new CtError('IO_ERROR', `${tarPath}: ${n} bytes received for ${upto - hashed} written at ${off + hashed}`, { path: tarPath });
           } else await readBack(off + hashed, upto - hashed);

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { Agent, request } from './http.js';
 import { CtError } from '../core/errors.js';
+import { GetClient, type ReplyBody } from './get-client.js';
 import { parseChallenges } from './challenge.js';
 import { readRegistryJson } from './remote-json.js';
 import type { Credentials } from './credentials.js';
@@ -18,9 +18,11 @@ import type { NetworkGuard } from './guard.js';
  *   (first hop, redirect, token realm, upload location) passes guard.assertUrlAllowed in
  *   `connect` before a request is made, IP literals included.
  *
- * It uses undici's `request` (the engine under Node's fetch) rather than `fetch` itself: it takes
- * Node streams as bodies without WHATWG-stream conversion and lets us plug the guarded lookup into
- * the connection pool.
+ * GETs and HEADs (manifests, blobs, token requests) go through get-client.ts, which reads answers
+ * into recycled buffers without copying them (the bulk of `ct fetch`); everything else, and any
+ * answer that client does not read (chunked, unframed), through undici's `request` (the engine
+ * under Node's fetch, loaded on first use): it takes Node streams as bodies without WHATWG-stream
+ * conversion. Both get the guarded lookup, and both are reached only through `connect`.
  */
 export interface TransportOptions {
   guard: NetworkGuard;
@@ -47,31 +49,50 @@ export interface SendOptions {
 export interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: ReplyBody;
   /** The URL that answered (after redirects). */
   url: string;
 }
 
 const MAX_REDIRECTS = 5;
 
+/** One answer, from either client. */
+interface Answer {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: ReplyBody;
+}
+
 export class RegistryTransport {
   readonly origin: string;
-  private readonly agent: Dispatcher;
+  private agent: Promise<Dispatcher> | undefined;
+  private readonly gets: GetClient;
   private readonly tokens = new Map<string, string>();
   private basicActive = false;
 
   constructor(readonly registryHost: string, readonly repository: string, private readonly opts: TransportOptions) {
     this.origin = `${opts.plainHttp ? 'http' : 'https'}://${registryHost}`;
-    this.agent = new Agent({
-      connect: { lookup: opts.guard.lookup as never },
-      headersTimeout: opts.timeoutMs ?? 60000,
-      bodyTimeout: opts.timeoutMs ?? 60000,
-      connections: 16,
-    });
+    this.gets = new GetClient({ lookup: opts.guard.lookup, timeoutMs: opts.timeoutMs ?? 60000 });
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    this.gets.close();
+    if (this.agent) await (await this.agent).close();
+  }
+
+  /** undici, loaded on first use (~70 ms of start-up a `ct fetch` from a plain registry never needs). */
+  private async undici(): Promise<{ agent: Dispatcher; request: typeof import('./http.js').request }> {
+    const http = import('./http.js');
+    this.agent ??= http.then(
+      ({ Agent }) =>
+        new Agent({
+          connect: { lookup: this.opts.guard.lookup as never },
+          headersTimeout: this.opts.timeoutMs ?? 60000,
+          bodyTimeout: this.opts.timeoutMs ?? 60000,
+          connections: 16,
+        }),
+    );
+    return { agent: await this.agent, request: (await http).request };
   }
 
   private authFor(url: URL, actions: string): string | undefined {
@@ -105,7 +126,7 @@ export class RegistryTransport {
       const auth = this.authFor(url, o.actions);
       if (auth) headers.authorization = auth;
       const body = o.body === undefined ? undefined : Buffer.isBuffer(o.body) ? o.body : o.body();
-      let res: Dispatcher.ResponseData;
+      let res: Answer;
       try {
         res = await this.connect(url, { method: o.method, headers, body });
       } catch (e) {
@@ -125,9 +146,14 @@ export class RegistryTransport {
   }
 
   /** The only place a request leaves: the URL passes the guard first, whatever its source. */
-  private async connect(url: URL, o: { method: SendOptions['method']; headers: Record<string, string>; body?: Buffer | Readable }): Promise<Dispatcher.ResponseData> {
+  private async connect(url: URL, o: { method: SendOptions['method']; headers: Record<string, string>; body?: Buffer | Readable }): Promise<Answer> {
     await this.opts.guard.assertUrlAllowed(url);
-    return request(url, this.agent, o);
+    if ((o.method === 'GET' || o.method === 'HEAD') && o.body === undefined) {
+      const answer = await this.gets.request(url, o.method, o.headers);
+      if (answer) return answer;
+    }
+    const { agent, request } = await this.undici();
+    return request(url, agent, o);
   }
 
   private async authenticate(header: string | string[] | undefined, actions: 'pull' | 'pull,push'): Promise<void> {
@@ -160,7 +186,7 @@ export class RegistryTransport {
     realm.searchParams.set('scope', `repository:${this.repository}:${actions}`);
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'cerro-torre' };
     if (realm.origin === this.origin && this.opts.credentials) headers.authorization = basic(this.opts.credentials);
-    let res: Dispatcher.ResponseData;
+    let res: Answer;
     try {
       // No redirects: a token endpoint that redirects is not followed (undici's default).
       res = await this.connect(realm, { method: 'GET', headers });
