@@ -16,8 +16,10 @@ import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
 import { signAttestationForCtp, signMessage, type SerializedBundle } from '../../src/sign/index.js';
 import { FastPath } from '../../src/verify/sigstore/fast-path.js';
+import { memoizeCertificate } from '../../src/verify/sigstore/cert-memo.js';
 import { certLayout, children, encodeLength, isCanonicalDer, tbsWithoutExtension } from '../../src/verify/sigstore/der.js';
-import { certIdentity, identityOf } from '../../src/verify/sigstore/identity.js';
+import { certIdentity, derString, identityOf } from '../../src/verify/sigstore/identity.js';
+import { ASN1Obj } from '@sigstore/core';
 import { publicGoodSeed } from '../../src/verify/sigstore/index.js';
 import { artifact, artifactDigest, keylessOptions, statementFor } from './fixtures.js';
 
@@ -298,5 +300,50 @@ describe('raw DER helpers', () => {
     // An OCTET STRING that is not DER inside stays opaque, as in core.
     expect(isCanonicalDer(Buffer.from('3004040281ff', 'hex'))).toBe(true);
     expect(isCanonicalDer(Buffer.concat([der, Buffer.from([0])]))).toBe(false);
+  });
+
+  it('claim values read from their header are what @sigstore/core reads (every tag, lengths, truncations, random bytes)', () => {
+    const core = (v: Buffer): string | undefined => {
+      try {
+        const obj = ASN1Obj.parseBuffer(v as Buffer<ArrayBuffer>);
+        return [0x0c, 0x13, 0x16].includes(obj.tag.number) ? obj.value.toString('utf8') : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const inputs: Buffer[] = [Buffer.alloc(0), hex('0c'), hex('0c00'), hex('0c8100'), hex('0c8101'), hex('0c810141'), hex('0c820001 41'), hex('0c87 00000000000001 41'), hex('0c80 41 0000')];
+    for (let tag = 0; tag < 256; tag++) {
+      inputs.push(Buffer.from([tag, 3, 0x61, 0x62, 0x63]), Buffer.from([tag, 3, 0x61, 0x62]), Buffer.from([tag, 2, 0x61, 0x62, 0xff, 0xff]));
+      inputs.push(Buffer.from([tag, 4, 0x0c, 0x02, 0x68, 0x69]), Buffer.from([tag, 4, 0x0c, 0x03, 0x68, 0x69]), Buffer.from([tag, 0x81, 3, 0xe2, 0x82, 0xac]));
+    }
+    let seed = 14;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+    for (let i = 0; i < 3000; i++) inputs.push(Buffer.from(Array.from({ length: 1 + (i % 9) }, rnd)));
+    const differ = inputs.filter((v) => derString(v) !== core(v)).map((v) => v.toString('hex'));
+    expect(differ).toEqual([]);
+    expect(inputs.filter((v) => derString(v) !== undefined).length).toBeGreaterThan(50);
+  });
+
+  it('memoized certificates: toDER() is the parsed bytes only where @sigstore/core re-encodes the same', () => {
+    const certPath = ['verificationMaterial', 'certificate', 'rawBytes'];
+    const der = fieldBytes(dsse as Json, certPath);
+    const len = der.readUInt16BE(2);
+    const variants = {
+      canonical: der,
+      'non-minimal outer length': Buffer.concat([hex('3083'), Buffer.from([0, len >> 8, len & 0xff]), der.subarray(4)]),
+      'non-minimal length inside': forge(der, { exts: [hex('30810b 06032a0304 0404 30020500'), 'SCT'] }),
+    };
+    const certOf = (bytes: Buffer) => {
+      const key = toSignedEntity(bundleFromJSON(withField(dsse as Json, certPath, bytes))).key;
+      if (key.$case !== 'certificate') throw new Error('not keyless');
+      return key.certificate;
+    };
+    const encodings = (c: ReturnType<typeof certOf>) => [c.root.toDER(), c.tbsCertificate.toDER(), ...c.extensions.map((e) => e.toDER())].map((b) => b.toString('hex'));
+    for (const [name, bytes] of Object.entries(variants)) {
+      const memo = certOf(bytes);
+      memoizeCertificate(memo);
+      expect({ name, der: encodings(memo) }).toEqual({ name, der: encodings(certOf(bytes)) });
+    }
+    expect(encodings(certOf(variants['non-minimal outer length']))[0]).not.toBe(variants['non-minimal outer length'].toString('hex'));
   });
 });

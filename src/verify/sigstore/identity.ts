@@ -12,6 +12,7 @@
 import safeRegex from 'safe-regex2';
 import { ASN1Obj } from '@sigstore/core';
 import { CtError } from '../../core/errors.js';
+import { readNode } from './der.js';
 
 const OID = (n: number) => `1.3.6.1.4.1.57264.1.${n}`;
 
@@ -79,8 +80,20 @@ export interface IdentityPolicy {
 
 const MAX_SUBJECT = 4096;
 
-/** DER UTF8String (tag 0x0c) → text; anything else is not a valid claim and is left out. */
-function derString(value: Buffer): string | undefined {
+/**
+ * DER UTF8String (tag 0x0c; PrintableString and IA5String too) → text; anything else is not a valid
+ * claim and is left out. As @sigstore/core's ASN1Obj.parseBuffer reads it: the first element (bytes
+ * after it are ignored), by tag number whatever its class. A primitive element is read here from
+ * its header (readNode fails exactly where core's header parse throws); a constructed one, whose
+ * children core also parses, is left to core.
+ */
+export function derString(value: Buffer): string | undefined {
+  const n = readNode(value, 0, value.length);
+  if (!n) return undefined;
+  if ((n.tag & 0x20) === 0) {
+    const number = n.tag & 0x1f;
+    return number === 0x0c || number === 0x13 || number === 0x16 ? value.toString('utf8', n.content, n.end) : undefined;
+  }
   try {
     const obj = ASN1Obj.parseBuffer(value as Buffer<ArrayBuffer>);
     if (obj.tag.number !== 0x0c && obj.tag.number !== 0x13 && obj.tag.number !== 0x16) return undefined;
