@@ -269,11 +269,15 @@ class Connection {
       } else this.destroy();
       return true;
     }
+    // Paused while the reader catches up: that wait is ours, not the registry's silence.
+    if (!more) this.socket.setTimeout(0);
     return more;
   }
 
   resume(): void {
-    if (!this.gone && this.connected) this.socket.resume();
+    if (this.gone || !this.connected) return;
+    this.socket.setTimeout(this.opts.timeoutMs);
+    this.socket.resume();
   }
 
   /** The body was dropped before its end: the rest is not read, the socket not reused. */

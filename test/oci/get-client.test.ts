@@ -188,6 +188,14 @@ describe('answers it hands back or refuses', () => {
     expect(await failure(bytesOf(r))).toBe('NETWORK_ERROR');
   });
 
+  it('a reader that pauses longer than the timeout is not a registry timeout', async () => {
+    const blob = randomBytes(8 * 1024 * 1024);
+    const srv = await scripted((_n, s) => void s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${blob.length}\r\n\r\n`), blob])));
+    const r = (await client(200).request(new URL(`${srv.url}/x`), 'GET', {}))!;
+    await new Promise((res) => setTimeout(res, 500));
+    expect((await bytesOf(r)).equals(blob)).toBe(true);
+  });
+
   it('the socket resolves its host through the guard: a name for a refused address never connects', async () => {
     const srv = await scripted((_n, s) => void s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
     const strict = new GetClient({ lookup: new NetworkGuard({}).lookup, timeoutMs: 2000 });
