@@ -54,6 +54,10 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+/** How long a status waits for the inventory to ride in its frame before it goes alone. */
+const INVENTORY_WAIT_MS = 50;
+const LATE = Symbol('late');
+
 /**
  * The host agent: enrols once with a one-time token, then keeps one signed WebSocket channel to
  * the server (reconnecting with backoff), refuses assignments whose generation is not above the
@@ -65,8 +69,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   mkdirSync(opts.stateDir, { recursive: true });
   const id = await loadIdentity(opts.stateDir);
   if (!id.hostId) await enroll(opts, id);
-  const generations = await GenerationRecord.open(opts.stateDir, id.hostId!, id.generation);
+  const generations = await GenerationRecord.open(opts.stateDir, id.hostId!, id.generation, id.generationRecord);
   id.generation = generations.generation;
+  if (!id.generationRecord) {
+    // From now on the record must be there (see identity.ts Saved, generation-record.ts).
+    id.generationRecord = true;
+    await saveIdentity(opts.stateDir, id);
+  }
   let ws: WebSocket | undefined;
   let stopped = false;
   let send: ((m: HostMessage) => void) | undefined;
@@ -225,14 +234,25 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   /**
    * A status and the inventory after it: one frame to a server that reads them so (half the
    * messages, MACs and server work of a fleet's deploy), else the status and then the inventory.
+   * The status never waits on a slow inventory (the runner's, queued behind its other work, can
+   * take seconds): past INVENTORY_WAIT_MS it goes alone and the inventory follows when ready.
    */
   const answer = async (status: Extract<HostMessage, { type: 'status' }>) => {
-    if (!statusCarriesInventory) {
-      send?.(status);
-      return sendInventory();
+    const inventory = inventoryNow();
+    if (statusCarriesInventory) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<typeof LATE>((resolve) => (timer = setTimeout(() => resolve(LATE), INVENTORY_WAIT_MS)));
+      const containers = await Promise.race([inventory, late]);
+      clearTimeout(timer);
+      // Read after the wait: a reconnect meanwhile may have reached a server without the feature.
+      if (containers !== LATE && statusCarriesInventory) {
+        send?.(containers ? { ...status, containers } : status);
+        return;
+      }
     }
-    const containers = await inventoryNow();
-    send?.(containers ? { ...status, containers } : status);
+    send?.(status);
+    const containers = await inventory;
+    if (containers) send?.({ type: 'containers', containers });
   };
   const inventoryTimer = setInterval(() => void sendInventory(), 30_000);
   inventoryTimer.unref();

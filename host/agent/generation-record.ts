@@ -14,47 +14,53 @@ import { writeFileAtomic } from '../../src/core/fs.js';
  * (one write and one fdatasync, where a temporary file, write, fsync, close and rename cost four
  * times the CPU and a directory change per assignment; #14 target 8). A crash in the middle of a
  * save leaves the other slot, the last one synced, intact. Each slot is
- * `<SHA-256 hex of the rest> {"hostId":…,"generation":…}` padded with spaces: a torn or foreign
- * slot fails its hash and is ignored, and a slot of another enrolment (another host id in the same
- * state directory) does not count.
+ * `<SHA-256 hex of the rest> {"hostId":…,"generation":…}` padded with spaces (UTF-8 bytes, hashed
+ * as stored): a torn or foreign slot fails its hash and is ignored, and a slot of another
+ * enrolment (another host id in the same state directory) does not count. The two slots sit in
+ * different 4 KiB blocks, so a sector or page torn by a power loss can take at most one of them.
+ *
+ * Once the record of an enrolment exists (enrolment.json says so), a record with no valid slot —
+ * missing, truncated, both slots damaged — stops the agent (HOST_STATE_INVALID): making it again
+ * from an older generation would let replayed assignments run. Re-enrolling starts afresh.
  */
 const SLOT = 256;
+const STRIDE = 4096;
 const FILE = 'generation';
 
 function encode(hostId: string, generation: number): Buffer {
-  const body = JSON.stringify({ hostId, generation }).padEnd(SLOT - 66, ' ');
-  if (body.length > SLOT - 66) throw new CtError('USAGE', 'host id too long for the generation record');
-  const text = `${createHash('sha256').update(body).digest('hex')} ${body}\n`;
-  return Buffer.from(text, 'latin1');
+  const json = Buffer.from(JSON.stringify({ hostId, generation }), 'utf8');
+  if (json.length > SLOT - 66) throw new CtError('USAGE', 'host id too long for the generation record');
+  const body = Buffer.concat([json, Buffer.alloc(SLOT - 66 - json.length, 0x20)]);
+  return Buffer.concat([Buffer.from(`${createHash('sha256').update(body).digest('hex')} `, 'latin1'), body, Buffer.from('\n', 'latin1')]);
 }
 
 /** The generation a slot holds for this host, or undefined (torn, blank, foreign). */
 function decode(slot: Buffer, hostId: string): number | undefined {
   if (slot.length !== SLOT) return undefined;
-  const text = slot.toString('latin1');
-  const body = text.slice(65, SLOT - 1);
-  if (text[64] !== ' ' || text[SLOT - 1] !== '\n' || createHash('sha256').update(body).digest('hex') !== text.slice(0, 64)) return undefined;
+  const body = slot.subarray(65, SLOT - 1);
+  if (slot[64] !== 0x20 || slot[SLOT - 1] !== 0x0a || createHash('sha256').update(body).digest('hex') !== slot.toString('latin1', 0, 64)) return undefined;
   try {
-    const r = JSON.parse(body) as { hostId?: unknown; generation?: unknown };
+    const r = JSON.parse(body.toString('utf8')) as { hostId?: unknown; generation?: unknown };
     return r.hostId === hostId && Number.isSafeInteger(r.generation) && (r.generation as number) >= 0 ? (r.generation as number) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** The file's two slots, or what there is of them (nothing when it is missing); a longer file is damaged. */
-function readHead(path: string): Buffer {
+/** The file's two slots, or nothing when it is missing or not the record's size (damaged). */
+function readSlots(path: string): [Buffer, Buffer] | undefined {
   let fd: number;
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw asIoError(e, path);
   }
   try {
-    if (fstatSync(fd).size !== 2 * SLOT) return Buffer.alloc(0);
-    const buf = Buffer.alloc(2 * SLOT);
-    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+    if (fstatSync(fd).size !== 2 * STRIDE) return undefined;
+    const slots: [Buffer, Buffer] = [Buffer.alloc(SLOT), Buffer.alloc(SLOT)];
+    for (const i of [0, 1]) if (readSync(fd, slots[i], 0, SLOT, i * STRIDE) !== SLOT) return undefined;
+    return slots;
   } finally {
     closeSync(fd);
   }
@@ -67,19 +73,25 @@ export class GenerationRecord {
   private constructor(private readonly path: string, private readonly fd: number, private readonly hostId: string, private next: 0 | 1, public generation: number) {}
 
   /**
-   * Opens the record of `hostId` in `stateDir`; `floor` is a generation known otherwise (the one an
-   * older agent kept in enrolment.json), and the record holds at least it. A missing or damaged
-   * file is made again, atomically, holding the highest generation found.
+   * Opens the record of `hostId` in `stateDir`. `established`: this enrolment's record was made
+   * before, so it must be there with a valid slot (else HOST_STATE_INVALID). Otherwise (a new
+   * enrolment, or the first start after an agent that kept the generation in enrolment.json) it
+   * is made, atomically, holding at least `floor`, the generation known otherwise.
    */
-  static async open(stateDir: string, hostId: string, floor: number): Promise<GenerationRecord> {
+  static async open(stateDir: string, hostId: string, floor: number, established = false): Promise<GenerationRecord> {
     const path = join(stateDir, FILE);
-    const bytes = readHead(path);
-    const held = [0, 1].map((i) => decode(bytes.subarray(i * SLOT, (i + 1) * SLOT), hostId));
-    const best = Math.max(floor, ...held.map((g) => g ?? -1));
+    const slots = readSlots(path);
+    const held = slots ? slots.map((slot) => decode(slot, hostId)) : [undefined, undefined];
     const newest = held[0] !== undefined && (held[1] === undefined || held[0] >= held[1]) ? 0 : held[1] !== undefined ? 1 : -1;
-    if (bytes.length !== 2 * SLOT || newest === -1 || held[newest]! < best) {
+    if (established && newest === -1) {
+      throw new CtError('HOST_STATE_INVALID', `${path}: the accepted generation of host ${hostId} is missing or damaged; the agent will not start without it (a replayed assignment could run). Re-enrol the host to start afresh.`, { path });
+    }
+    const best = Math.max(established ? 0 : floor, ...held.map((g) => g ?? -1));
+    if (!slots || newest === -1 || held[newest]! < best) {
       // Slot 0 holds the record, slot 1 nothing yet.
-      await writeFileAtomic(path, Buffer.concat([encode(hostId, best), Buffer.alloc(SLOT, 0x20)]), 0o600);
+      const file = Buffer.alloc(2 * STRIDE, 0x20);
+      encode(hostId, best).copy(file, 0);
+      await writeFileAtomic(path, file, 0o600);
       return new GenerationRecord(path, openSync(path, 'r+'), hostId, 1, best);
     }
     return new GenerationRecord(path, openSync(path, 'r+'), hostId, newest === 0 ? 1 : 0, best);
@@ -97,7 +109,7 @@ export class GenerationRecord {
     const slot = encode(this.hostId, generation);
     // Callbacks rather than FileHandle promises: a third of the CPU for these two calls.
     await new Promise<void>((resolve, reject) =>
-      write(this.fd, slot, 0, SLOT, this.next * SLOT, (e, n) => (e ? reject(asIoError(e, this.path)) : n !== SLOT ? reject(new CtError('IO_ERROR', `${this.path}: short write`)) : resolve())),
+      write(this.fd, slot, 0, SLOT, this.next * STRIDE, (e, n) => (e ? reject(asIoError(e, this.path)) : n !== SLOT ? reject(new CtError('IO_ERROR', `${this.path}: short write`)) : resolve())),
     );
     await new Promise<void>((resolve, reject) => fdatasync(this.fd, (e) => (e ? reject(asIoError(e, this.path)) : resolve())));
     // Only a synced slot becomes the newest; a failed save is retried on the same (older) slot.

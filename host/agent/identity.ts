@@ -15,9 +15,23 @@ export interface HostIdentity {
    * generation record (generation-record.ts), which holds at least this.
    */
   generation: number;
+  /**
+   * The generation record of this enrolment exists (set once it is made): from then on a missing
+   * or damaged record stops the agent instead of being made again from an older generation.
+   */
+  generationRecord?: boolean;
 }
 
-interface Saved { hostId: string; serverPublicKey: string; generation: number }
+/**
+ * What enrolment.json holds. Once the generation record exists, `generation` is written as the
+ * largest safe integer: an older agent (which reads only this file) then refuses every
+ * assignment as stale instead of accepting replays of generations it never saw (a downgrade
+ * needs a new enrolment), and a newer agent reads the record, not this.
+ */
+interface Saved { hostId: string; serverPublicKey: string; generation: number; generationRecord?: boolean }
+
+/** The `generation` enrolment.json holds once the record took over (see Saved). */
+const TAKEN_OVER = Number.MAX_SAFE_INTEGER;
 
 /** The host's Ed25519 key and enrolment record, kept in its state directory (0600). */
 export async function loadIdentity(stateDir: string): Promise<HostIdentity> {
@@ -34,13 +48,18 @@ export async function loadIdentity(stateDir: string): Promise<HostIdentity> {
     const saved = JSON.parse(readFileSync(recPath, 'utf8')) as Saved;
     id.hostId = saved.hostId;
     id.serverPublicKey = publicKeyFrom(saved.serverPublicKey);
-    id.generation = saved.generation ?? 0;
+    id.generationRecord = saved.generationRecord === true;
+    id.generation = id.generationRecord ? 0 : saved.generation ?? 0;
   }
   return id;
 }
 
-/** The enrolment record (written once, at enrolment; the generation is kept in generation-record.ts). */
+/** The enrolment record (written at enrolment, and once more when the generation record is made: see Saved). */
 export async function saveIdentity(stateDir: string, id: HostIdentity): Promise<void> {
-  const saved: Saved = { hostId: id.hostId!, serverPublicKey: spkiBase64(id.serverPublicKey!), generation: id.generation };
+  const saved: Saved = {
+    hostId: id.hostId!,
+    serverPublicKey: spkiBase64(id.serverPublicKey!),
+    ...(id.generationRecord ? { generation: TAKEN_OVER, generationRecord: true } : { generation: id.generation }),
+  };
   await writeFileAtomic(join(stateDir, 'enrolment.json'), JSON.stringify(saved, null, 2), 0o600);
 }

@@ -225,7 +225,10 @@ export class HostHub {
 
   /** A host's container inventory: checked, and written when it changed. */
   private async inventory(hostId: string, containers: unknown): Promise<void> {
-    if (!validInventory(containers)) return this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
+    if (!validInventory(containers)) {
+      this.ctx.log.warn({ hostId }, 'malformed container inventory ignored');
+      return this.touch(hostId);
+    }
     const text = JSON.stringify(containers);
     // The same inventory again (every 30 s, and after a redeploy of what already runs) changes
     // nothing but the channel's freshness.
