@@ -143,10 +143,12 @@ function equal(a: Buffer, b: Buffer): boolean {
 export function acceptRekorV2DsseDigest(entity: SignedEntity, bundle: Bundle): SignedEntity {
   if (bundle.content.$case !== 'dsseEnvelope') return entity;
   const env = bundle.content.dsseEnvelope;
-  const encoded = pae(env.payloadType, env.payload);
+  // The PAE only when a v2 entry or a P-384 key needs it (not for the common Rekor v1 / P-256 bundle).
+  let paeBytes: Buffer | undefined;
+  const encoded = () => (paeBytes ??= pae(env.payloadType, env.payload));
   const over: Parameters<typeof withSignature>[1] = {};
   if (entity.tlogEntries.some((e) => isRekorV2Dsse(e) || isRekorV2HashedRekord(e))) {
-    const digests = ['sha256', 'sha384'].map((h) => createHash(h).update(encoded).digest());
+    const digests = ['sha256', 'sha384'].map((h) => createHash(h).update(encoded()).digest());
     over.compareDigest = (d: Buffer) => entity.signature.compareDigest(d) || digests.some((x) => equal(d, x));
   }
   over.verifySignature = (key) => {
@@ -154,7 +156,7 @@ export function acceptRekorV2DsseDigest(entity: SignedEntity, bundle: Bundle): S
     const profile: KeyProfile | undefined = k?.asymmetricKeyType === 'ec' ? keyProfile(k) : undefined;
     if (profile?.hash !== 'sha384') return entity.signature.verifySignature(key);
     try {
-      return verify('sha384', encoded, k, entity.signature.signature);
+      return verify('sha384', encoded(), k, entity.signature.signature);
     } catch {
       return false;
     }
