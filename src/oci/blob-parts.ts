@@ -45,8 +45,42 @@ export function deferred(): Deferred {
  * blobs side by side: they would otherwise all sit in memory).
  */
 export class ChunkBudget {
+  /** Bytes of memory the kept buffers pin: each distinct backing store once, whole. */
   held = 0;
+  private readonly pins = new Map<ArrayBufferLike, number>();
   constructor(readonly max: number) {}
+
+  /**
+   * What keeping `chunks` would add. A buffer pins its whole backing store, and a view of a
+   * receive slab (slabs.ts) pins 1 MiB however few of its bytes it holds: counting bytes held
+   * let a registry answering one-byte blobs on fresh connections pin a slab per byte.
+   */
+  costOf(chunks: Buffer[]): number {
+    let cost = 0;
+    const seen = new Set<ArrayBufferLike>();
+    for (const c of chunks) {
+      if (this.pins.has(c.buffer) || seen.has(c.buffer)) continue;
+      seen.add(c.buffer);
+      cost += c.buffer.byteLength;
+    }
+    return cost;
+  }
+
+  keep(chunks: Buffer[]): void {
+    for (const c of chunks) {
+      const n = this.pins.get(c.buffer) ?? 0;
+      if (n === 0) this.held += c.buffer.byteLength;
+      this.pins.set(c.buffer, n + 1);
+    }
+  }
+
+  unkeep(chunks: Buffer[]): void {
+    for (const c of chunks) {
+      const n = (this.pins.get(c.buffer) ?? 1) - 1;
+      if (n > 0) this.pins.set(c.buffer, n);
+      else if (this.pins.delete(c.buffer)) this.held -= c.buffer.byteLength;
+    }
+  }
 }
 
 /** Default bound on received bytes waiting for the hash (4 parts of 8 MiB in flight need ~24 MiB). */
@@ -66,7 +100,6 @@ export class Part {
   readonly done = deferred();
   private wake: Deferred | undefined;
   private pending: Buffer[] = [];
-  private held = 0;
   private keeping: boolean;
 
   constructor(readonly start: number, readonly size: number, private readonly budget?: ChunkBudget) {
@@ -82,14 +115,13 @@ export class Part {
   advance(n: number, chunks: Buffer[]): void {
     this.written += n;
     if (this.keeping && this.budget) {
-      if (this.budget.held + n > this.budget.max) this.drop();
+      if (this.budget.held + this.budget.costOf(chunks) > this.budget.max) this.drop();
       else {
+        this.budget.keep(chunks);
         for (const c of chunks) {
           retain(c);
           this.pending.push(c);
         }
-        this.held += n;
-        this.budget.held += n;
       }
     }
     this.signal();
@@ -104,8 +136,7 @@ export class Part {
     if (!this.keeping) return undefined;
     const out = this.pending;
     this.pending = [];
-    this.budget!.held -= this.held;
-    this.held = 0;
+    this.budget!.unkeep(out);
     return out;
   }
 
@@ -116,8 +147,7 @@ export class Part {
 
   private drop(): void {
     this.keeping = false;
-    this.budget!.held -= this.held;
-    this.held = 0;
+    this.budget!.unkeep(this.pending);
     for (const c of this.pending) release(c);
     this.pending = [];
   }

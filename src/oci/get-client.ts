@@ -48,6 +48,13 @@ const DUMP_LIMIT = 128 * 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/**
+ * What a request header value may hold (undici's rule): the head is encoded as latin1, one byte
+ * per character, so a character above U+00FF would lose its high byte (U+010D U+010A → CR LF: a
+ * token from a hostile token service smuggling a second request).
+ */
+// eslint-disable-next-line no-control-regex
+const BAD_REQUEST_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 // eslint-disable-next-line no-control-regex
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
 
@@ -71,7 +78,7 @@ export class GetClient {
     if (this.closing) throw protocolError('client closed', 'UND_ERR_DESTROYED');
     let lines = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
     for (const [k, v] of Object.entries(headers)) {
-      if (!TOKEN.test(k) || BAD_VALUE.test(v)) throw Object.assign(new Error(`invalid request header ${JSON.stringify(k.slice(0, 64))}`), { code: 'UND_ERR_INVALID_ARG' });
+      if (!TOKEN.test(k) || BAD_REQUEST_VALUE.test(v)) throw Object.assign(new Error(`invalid request header ${JSON.stringify(k.slice(0, 64))}`), { code: 'UND_ERR_INVALID_ARG' });
       lines += `${k}: ${v}\r\n`;
     }
     const head = Buffer.from(`${lines}\r\n`, 'latin1');
@@ -192,8 +199,9 @@ class Connection {
     if (job.body) {
       job.body.destroy(new CtError('NETWORK_ERROR', `${this.origin}: the answer stopped after ${job.body.received} of ${job.body.received + job.remaining} bytes (${(e as Error)?.message ?? String(e)})`, { origin: this.origin }, { cause: e }));
     } else {
-      // Nothing of an answer on a reused socket: the server had closed it; safe to ask again.
-      if (this.served > 0 && !job.received) Object.assign(e as object, { stale: true });
+      // Nothing of an answer on a reused socket the server closed or reset: safe to ask again. Not
+      // after a timeout: the server may have the request, and would see it twice.
+      if (this.served > 0 && !job.received && !/TIMEOUT$/.test(String((e as { code?: unknown })?.code))) Object.assign(e as object, { stale: true });
       job.reject(e);
     }
   }
@@ -227,7 +235,8 @@ class Connection {
     let noBody: boolean;
     try {
       if (end > MAX_HEAD) throw protocolError(`answer head longer than ${MAX_HEAD} bytes`, 'UND_ERR_HEADERS_OVERFLOW');
-      parsed = parseHead(job.head.toString('latin1', 0, end));
+      // Values decoded as UTF-8, as undici decodes them (a Location with raw UTF-8 bytes is followed to the same URL).
+      parsed = parseHead(job.head.toString('utf8', 0, end));
       noBody = job.method === 'HEAD' || parsed.status === 204 || parsed.status === 304;
       length = noBody ? 0 : contentLength(parsed.headers);
     } catch (e) {
