@@ -21,7 +21,10 @@ import { certLayout, children, encodeLength, isCanonicalDer, tbsWithoutExtension
 import { certIdentity, derString, identityOf } from '../../src/verify/sigstore/identity.js';
 import { ASN1Obj } from '@sigstore/core';
 import { publicGoodSeed } from '../../src/verify/sigstore/index.js';
-import { artifact, artifactDigest, keylessOptions, statementFor } from './fixtures.js';
+import { artifact, artifactDigest, GH_ISSUER, GH_SAN, keylessOptions, rootOf, statementFor } from './fixtures.js';
+import { SigstoreBundleVerifier, type SigstoreVerifyRequest } from '../../src/verify/sigstore/verifier.js';
+import { sha256Digest } from '../../src/core/digest.js';
+import type { CtError } from '../../src/core/errors.js';
 
 const SAMPLES = join(process.cwd(), '..', 'shared', 'reference', 'samples', 'sigstore');
 
@@ -270,6 +273,55 @@ describe('fast path ⊆ @sigstore/verify on re-issued certificates (structure, n
     const path = ['verificationMaterial', 'timestampVerificationData', 'rfc3161Timestamps', '0', 'signedTimestamp'];
     const v = verdicts(paths(m.trustedRoot), withField(dsse as Json, path, Buffer.concat([fieldBytes(dsse as Json, path), hex('00')])));
     expect(v?.fast).toBe(false);
+  });
+});
+
+describe('SigstoreBundleVerifier with and without the fast path', () => {
+  it('gives the same results and the same errors (codes, messages, details), and takes the fast path for good bundles', () => {
+    const make = (fast: boolean) => {
+      const v = new SigstoreBundleVerifier({ trustedRoot: rootOf(m), cacheSize: 0 });
+      const internals = v as unknown as { fastIdentity: (...a: unknown[]) => unknown };
+      const original = internals.fastIdentity.bind(v);
+      const taken = { n: 0 };
+      internals.fastIdentity = fast ? (...a: unknown[]) => {
+        const r = original(...a);
+        if (r) taken.n++;
+        return r;
+      } : () => undefined;
+      return { v, taken };
+    };
+    const fast = make(true);
+    const slow = make(false);
+    const policy = { issuer: GH_ISSUER, subject: GH_SAN };
+    const certPath = ['verificationMaterial', 'certificate', 'rawBytes'];
+    const cases: [string, Json, SigstoreVerifyRequest][] = [
+      ['dsse', dsse as Json, { policy, digest: artifactDigest }],
+      ['dsse, claims pinned', dsse as Json, { policy: { ...policy, claims: { repository: 'https://github.com/acme/app' } }, digest: artifactDigest }],
+      ['dsse, claim mismatch', dsse as Json, { policy: { ...policy, claims: { ref: 'refs/heads/evil' } }, digest: artifactDigest }],
+      ['dsse, other subject', dsse as Json, { policy: { ...policy, subject: 'https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main' }, digest: artifactDigest }],
+      ['dsse, other image', dsse as Json, { policy, digest: sha256Digest('another image') }],
+      ['dsse, no policy', dsse as Json, { digest: artifactDigest }],
+      ['dsse, forged certificate', flipped(dsse as Json, certPath, 300), { policy, digest: artifactDigest }],
+      ['dsse, duplicate SCTs', withField(dsse as Json, certPath, forge(fieldBytes(dsse as Json, certPath), { exts: [...(certLayout(fieldBytes(dsse as Json, certPath))?.extensions?.items ?? []).map((n) => fieldBytes(dsse as Json, certPath).subarray(n.start, n.end)).filter((e) => !e.includes(OID_SCT_DER)), 'SCT'], sctCopies: 2 })), { policy, digest: artifactDigest }],
+      ['dsse, forged signature', flipped(dsse as Json, ['dsseEnvelope', 'signatures', '0', 'sig'], 20), { policy, digest: artifactDigest }],
+      ['message over the bytes', message as Json, { policy, artifact }],
+      ['message over the digest', message as Json, { policy, digest: artifactDigest }],
+      ['message over other bytes', message as Json, { policy, artifact: Buffer.from('other') }],
+    ];
+    const outcome = (v: SigstoreBundleVerifier, json: Json, req: SigstoreVerifyRequest) => {
+      try {
+        return { ok: v.verify(JSON.stringify(json), req) };
+      } catch (e) {
+        const err = e as CtError;
+        return { err: { code: err.code, message: err.message, details: err.details } };
+      }
+    };
+    const got = cases.map(([name, json, req]) => ({ name, outcome: outcome(fast.v, json, req) }));
+    expect(got).toEqual(cases.map(([name, json, req]) => ({ name, outcome: outcome(slow.v, json, req) })));
+    expect(got.filter((g) => 'ok' in g.outcome).map((g) => g.name)).toEqual(['dsse', 'dsse, claims pinned', 'message over the bytes', 'message over the digest']);
+    // The good bundles and the bad ones whose signatures all hold (claim, identity, image) went the fast way.
+    expect(fast.taken.n).toBe(7);
+    expect(slow.taken.n).toBe(0);
   });
 });
 
