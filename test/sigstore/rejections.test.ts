@@ -179,6 +179,27 @@ describe('thresholds and cache', () => {
     expect(codeOf(new SigstoreBundleVerifier({ trustedRoot: root, thresholds: { tlog: 1, timestamps: 2, ctlog: 1 } }), dsse, { policy, digest: artifactDigest }).code).toBe('OK');
   });
 
+  it('counts only verified timestamps: a proof-only log entry\'s integrated time is neither counted nor reported, on either path', () => {
+    // One RFC 3161 token and one entry whose signed entry timestamp was removed: the inclusion
+    // proof covers the entry's body, not the time written beside it (here 2100-01-01).
+    const j = JSON.parse(JSON.stringify(dsse)) as { verificationMaterial: { tlogEntries: Record<string, unknown>[]; timestampVerificationData?: { rfc3161Timestamps?: unknown[] } } };
+    expect(j.verificationMaterial.timestampVerificationData?.rfc3161Timestamps).toHaveLength(1);
+    const e = j.verificationMaterial.tlogEntries[0];
+    expect(e.inclusionProof).toBeDefined();
+    delete e.inclusionPromise;
+    e.integratedTime = '4102444800';
+    for (const fast of [true, false]) {
+      const strict = new SigstoreBundleVerifier({ trustedRoot: rootOf(m), thresholds: { timestamps: 2 }, cacheSize: 0 });
+      const lax = new SigstoreBundleVerifier({ trustedRoot: rootOf(m), thresholds: { timestamps: 1 }, cacheSize: 0 });
+      if (!fast) for (const v of [strict, lax]) (v as unknown as { fast: { verify: () => null } }).fast.verify = () => null;
+      const c = codeOf(strict, j, { policy, digest: artifactDigest });
+      expect(c.code).toBe('THRESHOLD_NOT_MET');
+      expect(c.details).toMatchObject({ threshold: 'timestamps', expected: 2, actual: 1 });
+      const r = lax.verify(JSON.stringify(j), { policy, digest: artifactDigest });
+      expect(r.logEntries[0].integratedTime).toBe(0);
+    }
+  });
+
   it('caches per bundle, digest, trust and policy: a changed key part is verified afresh', () => {
     const v = new SigstoreBundleVerifier({ trustedRoot: rootOf(m) });
     const text = JSON.stringify(dsse);

@@ -222,7 +222,9 @@ export function rawOf(b: Uint8Array, n: DerNode): Buffer {
 
 /** core's toOID() (parse.js parseOID, byte for byte), or null where it throws (not an OID tag). */
 export function oidOf(b: Uint8Array, n: DerNode): string | null {
-  if (!isUniversal(n.tag, 0x06)) return null;
+  // An empty OID: core reads it as "NaN.NaN"; null here (the caller leaves it to the library)
+  // rather than reading the byte after the node.
+  if (!isUniversal(n.tag, 0x06) || n.content >= n.end) return null;
   let pos = n.content;
   const end = n.end;
   let v = b[pos++];

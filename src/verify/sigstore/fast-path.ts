@@ -118,12 +118,12 @@ export class FastPath {
         if (!token) return null;
         tsas.push(token);
       }
-      // The counts checkThresholds takes from the SignedEntity: toSignedEntity's timestamps are the
-      // entries with an integrated time, then the RFC 3161 tokens.
+      // toSignedEntity's timestamps: the entries with an integrated time, then the RFC 3161 tokens.
       const logged = vm.tlogEntries.filter((e) => e.integratedTime && e.integratedTime !== '0');
-      if (vm.tlogEntries.length < thresholds.tlog || logged.length + tsas.length < thresholds.timestamps || leaf.scts.length < thresholds.ctlog) return null;
+      if (vm.tlogEntries.length < thresholds.tlog || leaf.scts.length < thresholds.ctlog) return null;
       const timestamps = this.timestamps(logged, tsas, signature.signature);
-      if (!timestamps) return null;
+      // The threshold counts verified timestamps only (checkThresholds in verifier.ts says why).
+      if (!timestamps || timestamps.length < thresholds.timestamps) return null;
       const issuer = this.signingCertificate(leaf, timestamps);
       if (!issuer || !this.scts(leaf, issuer)) return null;
       (this.verifier as unknown as VerifierInternals).verifyTLogs({ signature, tlogEntries: vm.tlogEntries });

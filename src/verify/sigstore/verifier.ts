@@ -155,7 +155,10 @@ export class SigstoreBundleVerifier {
 
       const logEntries = bundle.verificationMaterial.tlogEntries.map((t): VerifiedLogEntry => {
         const logId = Buffer.from(t.logId?.keyId ?? []).toString('hex');
-        return { logId, operator: this.operators.get(logId)?.operator ?? logId, logIndex: Number(t.logIndex), integratedTime: Number(t.integratedTime), kind: 'rekor' };
+        // An integrated time counts (and is reported) only under a signed entry timestamp: an
+        // inclusion proof covers the entry's body, not the time the bundle claims beside it.
+        const integratedTime = t.inclusionPromise ? Number(t.integratedTime) : 0;
+        return { logId, operator: this.operators.get(logId)?.operator ?? logId, logIndex: Number(t.logIndex), integratedTime, kind: 'rekor' };
       });
       const logOperators = [...new Set(logEntries.map((l) => l.operator))].sort();
       const result: SigstoreVerification = { kind, mediaType: bundle.mediaType, bundleDigest, signer, logEntries, logOperators, digest: digest as string };
@@ -251,8 +254,12 @@ export class SigstoreBundleVerifier {
     if (entity.tlogEntries.length < t.tlog) {
       throw new CtError('INSUFFICIENT_LOG_COVERAGE', `bundle has ${entity.tlogEntries.length} transparency log entries, ${t.tlog} required`, { expected: t.tlog, actual: entity.tlogEntries.length });
     }
-    if (entity.timestamps.length < t.timestamps) {
-      throw new CtError('THRESHOLD_NOT_MET', `bundle has ${entity.timestamps.length} timestamps, ${t.timestamps} required`, { threshold: 'timestamps', expected: t.timestamps, actual: entity.timestamps.length });
+    // Verified timestamps only (what @sigstore/verify's verifyTimestamps uses): RFC 3161 tokens
+    // and the integrated times of entries with an inclusion promise. An entry with only an
+    // inclusion proof carries a time nobody signed.
+    const timestamps = countVerifiableTimestamps(entity);
+    if (timestamps < t.timestamps) {
+      throw new CtError('THRESHOLD_NOT_MET', `bundle has ${timestamps} verifiable timestamps (RFC 3161, or a log's signed entry timestamp), ${t.timestamps} required`, { threshold: 'timestamps', expected: t.timestamps, actual: timestamps });
     }
     const scts = cert?.extSCT?.signedCertificateTimestamps.length ?? 0;
     if (cert && scts < t.ctlog) {
@@ -350,4 +357,7 @@ function overDigest(entity: SignedEntity, bundle: Bundle): SignedEntity {
   return withSignature(entity, { verifySignature: (key) => verifyP256Prehashed(messageDigest.digest, signature, key) });
 }
 
-
+/** RFC 3161 tokens, and log entries whose integrated time a signed entry timestamp covers. */
+function countVerifiableTimestamps(entity: SignedEntity): number {
+  return entity.timestamps.filter((t) => t.$case === 'timestamp-authority' || Boolean(t.tlogEntry.inclusionPromise)).length;
+}
