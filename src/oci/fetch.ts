@@ -6,9 +6,7 @@ import { join } from 'node:path';
 import type { ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
-import { BlockGzip } from '../bundle/gzip.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
-import { parseManifest } from '../bundle/manifest.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { BlobDownload, ChunkBudget, copyRange, downloadPart, HELD_BYTES, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
 import { mapLimit } from './concurrency.js';
@@ -47,9 +45,6 @@ const MAX_SKELETON = 64 * 1024 * 1024;
  */
 export async function fetchCtp(reference: string, outPath: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const ref = parseReference(reference);
-  // The tar parser (tens of ms to load) is first needed once the downloads run: loaded while
-  // this process waits for the registry's first answers, off the critical path.
-  const tar = loadTar();
   const client = await RegistryClient.open(ref, opts);
   try {
     const imageDigest = ref.digest ?? (await client.resolve(ref.tag ?? 'latest'));
@@ -91,10 +86,11 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         toml = (await openCtp(tmpOut)).file('manifest.toml');
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), Math.max(1, opts.partBytes ?? PART_BYTES), Math.max(0, opts.heldBytes ?? HELD_BYTES), await tar);
+        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), Math.max(1, opts.partBytes ?? PART_BYTES), Math.max(0, opts.heldBytes ?? HELD_BYTES));
       }
       // The recipe came from an unauthenticated referrers list: the .ctp it rebuilt must be the one
       // of the image asked for, or a registry could hand out another (older) signed bundle.
+      const { parseManifest } = await later.manifest();
       const named = parseManifest(toml ?? Buffer.alloc(0), 'rebuilt .ctp: manifest.toml').image_digest;
       if (named !== imageDigest) {
         throw new CtError('DIGEST_MISMATCH', `the rebuilt .ctp is for image ${named}, not ${imageDigest} (${reference})`, { expected: imageDigest, actual: named });
@@ -119,7 +115,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
  * the recipe's: a registry that substitutes any byte of any blob is caught, every byte is hashed
  * once, and the downloads run in parallel.
  */
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, partBytes: number, heldBytes: number, tarLib: TarLib): Promise<Buffer | undefined> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, partBytes: number, heldBytes: number): Promise<Buffer | undefined> {
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
   const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
   const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
@@ -168,6 +164,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
       pos += s.size;
     }
     downloads = mapLimit(jobs, concurrency, (job) => job());
+    later.preload();
     // A failed download stops the others from starting: their parts fail now, so the in-order
     // reader below never waits for bytes that will not come.
     downloads.catch((e) => {
@@ -180,11 +177,12 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
       const tarHash = createHash('sha256');
       const out = await open(path, 'w').catch((e) => Promise.reject(asIoError(e, path)));
       try {
+        const { BlockGzip } = await later.gzip();
         const gz = new BlockGzip(async (b) => {
           outHash.update(b);
           await out.write(b);
         }, gzip.level);
-        const probe = manifestProbe(tarLib);
+        const probe = manifestProbe(await later.tar());
         await readInOrder(fh, tarPath, pieces, async (chunk) => {
           tarHash.update(chunk);
           probe.write(chunk);
@@ -229,7 +227,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
       }
       await downloads;
       tar = `sha256:${tarHash.digest('hex')}`;
-      manifestToml = await findManifestToml(fh, tarLib);
+      manifestToml = await findManifestToml(fh, await later.tar());
     }
     if (tar !== recipe.tar.digest) throw new CtError('DIGEST_MISMATCH', `rebuilt tar has digest ${tar}, the recipe says ${recipe.tar.digest}`, { expected: recipe.tar.digest, actual: tar });
     const bundle = gzip ? `sha256:${outHash.digest('hex')}` : tar;
@@ -305,12 +303,20 @@ async function findManifestToml(fh: FileHandle, tar: TarLib): Promise<Buffer | u
 
 type TarLib = typeof import('tar');
 
-/** Starts loading tar; the promise never rejects unobserved if the fetch fails before using it. */
-function loadTar(): Promise<TarLib> {
-  const p = import('tar');
-  p.catch(() => undefined);
-  return p;
-}
+/**
+ * Modules needed only after the downloads (~50 ms of start-up before the first request when
+ * imported up front): `preload` starts loading them once the parts have been asked for, while
+ * this thread mostly waits for bytes; each getter then awaits the same import.
+ */
+const later = {
+  tar: (): Promise<TarLib> => import('tar'),
+  manifest: () => import('../bundle/manifest.js'),
+  gzip: () => import('../bundle/gzip.js'),
+  preload(): void {
+    // Failures surface where the module is awaited; here they are only kept from going unhandled.
+    for (const p of [later.tar(), later.manifest()]) p.catch(() => undefined);
+  },
+};
 
 /**
  * Finds `manifest.toml` in the tar as it streams past, with the same parser the bundle reader

@@ -1,5 +1,4 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { Readable } from 'node:stream';
 import { CtError } from '../core/errors.js';
 import type { NetworkGuard } from './guard.js';
@@ -91,7 +90,9 @@ export class GetClient {
         if (!(e as { stale?: boolean }).stale) throw e;
       }
     }
-    return new Connection(url, this.opts, this.slabs, (c) => this.putIdle(c)).send(head, method);
+    // node:tls is loaded on the first https request (plain-http registries never need it).
+    const tls = url.protocol === 'https:' ? await import('node:tls') : undefined;
+    return new Connection(url, this.opts, this.slabs, (c) => this.putIdle(c), tls?.connect).send(head, method);
   }
 
   close(): void {
@@ -142,14 +143,15 @@ class Connection {
   private idleTimer: NodeJS.Timeout | undefined;
   onGone: (() => void) | undefined;
 
-  constructor(url: URL, private readonly opts: GetClientOptions, slabs: SlabPool, private readonly toIdle: (c: Connection) => void) {
+  constructor(url: URL, private readonly opts: GetClientOptions, slabs: SlabPool, private readonly toIdle: (c: Connection) => void, tlsConnect?: typeof import('node:tls').connect) {
     this.origin = url.origin;
     this.filler = new Filler(slabs);
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const tls = url.protocol === 'https:';
     const port = Number(url.port) || (tls ? 443 : 80);
     const onread = { buffer: this.filler.next, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) };
-    this.socket = tls
+    if (tls && !tlsConnect) throw new Error('https needs node:tls');
+    this.socket = tlsConnect
       ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host, lookup: opts.lookup as never, ALPNProtocols: ['http/1.1'], ca: opts.ca, onread } as never)
       : netConnect({ host, port, lookup: opts.lookup as never, onread } as never);
     const connectTimer = setTimeout(() => this.fail(protocolError(`connect timeout after ${CONNECT_TIMEOUT} ms`, 'UND_ERR_CONNECT_TIMEOUT')), CONNECT_TIMEOUT);

@@ -184,15 +184,16 @@ describe('answers it hands back or refuses', () => {
     const silent = await scripted(() => undefined);
     expect(await failure(client(200).request(new URL(`${silent.url}/x`), 'GET', {}))).toMatch(/^UND_ERR_(HEADERS|BODY)_TIMEOUT$/);
     const stalls = await scripted((_n, s) => void s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
-    const r = (await client(200).request(new URL(`${stalls.url}/x`), 'GET', {}))!;
+    const r = (await client(1000).request(new URL(`${stalls.url}/x`), 'GET', {}))!;
     expect(await failure(bytesOf(r))).toBe('NETWORK_ERROR');
   });
 
   it('a reader that pauses longer than the timeout is not a registry timeout', async () => {
     const blob = randomBytes(8 * 1024 * 1024);
     const srv = await scripted((_n, s) => void s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${blob.length}\r\n\r\n`), blob])));
-    const r = (await client(200).request(new URL(`${srv.url}/x`), 'GET', {}))!;
-    await new Promise((res) => setTimeout(res, 500));
+    // 1 s of timeout (a loaded CI machine may take a while to answer the head), a pause of 2.5 s.
+    const r = (await client(1000).request(new URL(`${srv.url}/x`), 'GET', {}))!;
+    await new Promise((res) => setTimeout(res, 2500));
     expect((await bytesOf(r)).equals(blob)).toBe(true);
   });
 
