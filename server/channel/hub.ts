@@ -14,6 +14,8 @@ type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HANDSHAKE_MS = 10_000;
+/** The states that answer an assignment (others, like `created`, are progress). */
+const FINAL_STATES = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped', 'suspended']);
 const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed', 'suspended']);
 const HEALTH = new Set(['none', 'starting', 'healthy', 'unhealthy']);
 
@@ -44,6 +46,8 @@ interface Waiter {
   hostId: string;
   done: (s: StatusMsg) => boolean;
   resolve: (s: StatusMsg) => void;
+  /** Its timeout, cleared when it is answered (else every answered assignment of a fleet kept its waiter for the whole timeout). */
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -398,14 +402,13 @@ export class HostHub {
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
     const generation = await this.nextGeneration(hostId, a.bundleDigest);
-    const final = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped', 'suspended']);
     const result = new Promise<StatusMsg | { type: 'timeout' }>((resolve) => {
-      const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && final.has(s.state), resolve };
+      const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && FINAL_STATES.has(s.state), resolve };
       const key = `${hostId} ${a.deploymentId}`;
       const set = this.waiters.get(key) ?? new Set<Waiter>();
       set.add(w);
       this.waiters.set(key, set);
-      setTimeout(() => {
+      w.timer = setTimeout(() => {
         if (this.dropWaiter(w)) resolve({ type: 'timeout' });
       }, timeoutMs).unref();
     });
@@ -433,6 +436,7 @@ export class HostHub {
     const set = this.waiters.get(key);
     if (!set?.delete(w)) return false;
     if (set.size === 0) this.waiters.delete(key);
+    clearTimeout(w.timer);
     return true;
   }
 

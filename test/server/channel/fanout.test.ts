@@ -6,6 +6,7 @@
  * away mid-deploy fails alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHook } from 'node:async_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,9 +66,20 @@ describe('deploy fan-out over the host channel', () => {
 
   it('gives every host of one fan-out its next generation, the same assignment, and the hosts answer', async () => {
     const before = await generations();
+    // Timers made during the fan-out and still pending once every host answered.
+    const pending = new Set<number>();
+    const hook = createHook({
+      // The hub's timeouts of these assignments: the only timers of this length.
+      init: (id, type, _trigger, resource) => void (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === 9_876 && pending.add(id)),
+      destroy: (id) => void pending.delete(id),
+    }).enable();
     // One object for all hosts, as a deploy sends (serialised once by the hub).
     const a = base('dep-fanout-1');
-    const out = await Promise.all(hosts.map((h) => hub.assign(h.agent.hostId, a, 10_000)));
+    const out = await Promise.all(hosts.map((h) => hub.assign(h.agent.hostId, a, 9_876)));
+    await new Promise((r) => setImmediate(r));
+    hook.disable();
+    // An answered assignment leaves no timeout behind (each kept one per host for the whole timeout).
+    expect(pending.size).toBe(0);
     const after = await generations();
     for (const h of hosts) expect(after.get(h.agent.hostId)).toBe(before.get(h.agent.hostId)! + 1);
     // The host could not download a bundle nobody serves: it says so, for exactly this assignment.
