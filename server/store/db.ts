@@ -10,7 +10,12 @@ export interface Db {
   readonly dialect: Dialect;
   query<T = Row>(sql: string, params?: unknown[]): Promise<T[]>;
   run(sql: string, params?: unknown[]): Promise<{ changes: number }>;
-  /** Runs `fn` in one transaction; on PostgreSQL on a dedicated connection. */
+  /**
+   * Runs `fn` in one transaction; on PostgreSQL on a dedicated connection. Its statements go
+   * through the handle `fn` gets (a `tx` on it joins the transaction): a statement on the database
+   * itself runs outside the transaction (PostgreSQL) or waits for its end (SQLite, one connection),
+   * so a `fn` that waits for one of its own would never finish.
+   */
   tx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
   /** Wakes listeners of `channel` (PostgreSQL NOTIFY; in-process on SQLite). */
   notify(channel: string): Promise<void>;
