@@ -30,7 +30,19 @@ interface Pending {
  * restarted after a failure and killed by `close()`. Names come from the server (commit ids it
  * resolved, paths from trees it read), never from a webhook: a newline in a name is refused.
  */
+/** A regular file under a tree: its path relative to the tree, its own name, its blob id. */
+interface TreeFile {
+  path: string;
+  name: string;
+  oid: string;
+}
+
+/** Files remembered across tree listings (each a few dozen bytes): two commits of a 100,000-file state. */
+const MAX_LISTED_FILES = 200_000;
+
 export class GitObjectReader {
+  private readonly listings = new Map<string, TreeFile[]>();
+  private listedFiles = 0;
   private child: ChildProcessWithoutNullStreams | undefined;
   private queue: Pending[] = [];
   private buf: Buffer = Buffer.alloc(0);
@@ -68,18 +80,43 @@ export class GitObjectReader {
     if (!root) return [];
     if (root.type === 'blob') return want(clean) ? [{ path: clean, oid: root.oid }] : [];
     const out: { path: string; oid: string }[] = [];
-    const walk = async (entries: TreeEntry[], prefix: string): Promise<void> => {
-      for (const e of entries) {
-        const p = prefix ? `${prefix}/${e.name}` : e.name;
-        if (e.mode === '40000') await walk((await this.tree(e.oid)) ?? [], p);
-        else if ((e.mode === '100644' || e.mode === '100755') && want(e.name)) {
-          out.push({ path: p, oid: e.oid });
-          if (out.length > max) throw new CtError('MANIFEST_INVALID', `more than ${max} files under ${clean || '.'}`);
-        }
+    const add = (files: TreeFile[], prefix: string) => {
+      for (const f of files) {
+        if (!want(f.name)) continue;
+        out.push({ path: prefix ? `${prefix}/${f.path}` : f.path, oid: f.oid });
+        if (out.length > max) throw new CtError('MANIFEST_INVALID', `more than ${max} files under ${clean || '.'}`);
       }
     };
-    await walk(parseTree(root.data), clean);
+    for (const e of parseTree(root.data)) {
+      if (e.mode === '40000') add(await this.filesOf(e.oid, max), clean ? `${clean}/${e.name}` : e.name);
+      else if (e.mode === '100644' || e.mode === '100755') add([{ path: e.name, name: e.name, oid: e.oid }], clean);
+    }
     return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+  }
+
+  /**
+   * Every regular file under a tree (paths relative to it), remembered by the tree's id: a tree's
+   * content never changes, and a commit that changes one file of a large desired state leaves
+   * most subtrees as they were (#14 target 7: one environment's directory re-listed, not all).
+   */
+  private async filesOf(treeOid: string, max: number): Promise<TreeFile[]> {
+    const hit = this.listings.get(treeOid);
+    if (hit) return hit;
+    const files: TreeFile[] = [];
+    for (const e of (await this.tree(treeOid)) ?? []) {
+      if (e.mode === '40000') for (const f of await this.filesOf(e.oid, max)) files.push({ path: `${e.name}/${f.path}`, name: f.name, oid: f.oid });
+      else if (e.mode === '100644' || e.mode === '100755') files.push({ path: e.name, name: e.name, oid: e.oid });
+      if (files.length > max) throw new CtError('MANIFEST_INVALID', `more than ${max} files under tree ${treeOid}`);
+    }
+    this.listedFiles += files.length;
+    this.listings.set(treeOid, files);
+    // Bounded by the files remembered: the oldest listings go first.
+    while (this.listedFiles > MAX_LISTED_FILES && this.listings.size > 1) {
+      const [oldest, list] = this.listings.entries().next().value as [string, TreeFile[]];
+      this.listings.delete(oldest);
+      this.listedFiles -= list.length;
+    }
+    return files;
   }
 
   close(): void {

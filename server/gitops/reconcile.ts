@@ -6,7 +6,7 @@ import { mergeRules, type PromotionRule } from '../promotion/rules.js';
 import { CtError } from '../../src/core/errors.js';
 import { parseCommitInfo, type CommitInfo } from './commit-info.js';
 
-/** Parsed files kept: enough for every file of a large repository at two commits. */
+/** Parsed files kept per generation (so at most twice this): every file of a large repository at two commits. */
 const MAX_CACHED_BLOBS = 20_000;
 
 export type ReconcileOutcome =
@@ -32,8 +32,14 @@ export interface ReconcilerOptions {
 export class Reconciler {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly parsed = new Map<string, DesiredState>();
-  /** Parsed desired-state files by blob id and path (a parse error is thrown, never cached). */
-  private readonly blobs = new Map<string, DesiredState>();
+  /**
+   * Parsed desired-state files by blob id and path (a parse error is thrown, never cached), in two
+   * generations: a hit in the young one costs one lookup; a hit in the old one moves it to the young
+   * one; when the young one is full it becomes the old one. Least-recently-used-like, without
+   * re-inserting every file of a large state at every reconcile (#14 target 7).
+   */
+  private young = new Map<string, DesiredState>();
+  private old = new Map<string, DesiredState>();
 
   constructor(private readonly db: Db, private readonly mirror: GitMirror, private readonly opts: ReconcilerOptions) {}
 
@@ -78,7 +84,15 @@ export class Reconciler {
    */
   private async readDesired(commit: string): Promise<DesiredState> {
     const blobs = await this.mirror.reader.listBlobs(commit, this.opts.path, (n) => /\.ya?ml$/.test(n));
-    const perFile = await Promise.all(blobs.map((b) => this.parseBlob(b.path, b.oid)));
+    // Cached files are taken at once; only the others are read (a promise per file of thousands cost more than the rest).
+    const perFile: DesiredState[] = [];
+    const misses: Promise<void>[] = [];
+    blobs.forEach((b, i) => {
+      const hit = this.cachedBlob(`${b.oid} ${b.path}`);
+      if (hit) perFile[i] = hit;
+      else misses.push(this.parseBlob(b.path, b.oid).then((st) => void (perFile[i] = st)));
+    });
+    await Promise.all(misses);
     const seen = new Map<string, string>();
     const out: DesiredApp[] = [];
     for (const [i, { apps }] of perFile.entries()) {
@@ -96,19 +110,29 @@ export class Reconciler {
   /** One file's apps, by blob id (content-addressed, so a cached parse can never be stale). */
   private async parseBlob(path: string, oid: string): Promise<DesiredState> {
     const key = `${oid} ${path}`;
-    const hit = this.blobs.get(key);
-    if (hit) {
-      // Most recently used last: the oldest entries go first when the cache is full.
-      this.blobs.delete(key);
-      this.blobs.set(key, hit);
-      return hit;
-    }
+    const hit = this.cachedBlob(key);
+    if (hit) return hit;
     const obj = await this.mirror.reader.read(oid);
     if (!obj || obj.type !== 'blob') throw new CtError('IO_ERROR', `${path}: blob ${oid} is missing`);
     const state = parseDesiredFiles([{ name: path, text: obj.data.toString('utf8') }]);
-    this.blobs.set(key, state);
-    if (this.blobs.size > MAX_CACHED_BLOBS) this.blobs.delete(this.blobs.keys().next().value!);
+    this.remember(key, state);
     return state;
+  }
+
+  private cachedBlob(key: string): DesiredState | undefined {
+    const young = this.young.get(key);
+    if (young) return young;
+    const old = this.old.get(key);
+    if (old) this.remember(key, old);
+    return old;
+  }
+
+  private remember(key: string, state: DesiredState): void {
+    this.young.set(key, state);
+    if (this.young.size >= MAX_CACHED_BLOBS) {
+      this.old = this.young;
+      this.young = new Map();
+    }
   }
 
   /** The head's author and message, shown with its deploys; a commit that cannot be read has none. */

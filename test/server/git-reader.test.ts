@@ -123,3 +123,63 @@ describe('git object reader and incremental reconcile', () => {
     }
   });
 });
+
+describe('tree listings remembered by tree id', () => {
+  let dir: string;
+  let work: string;
+  let bare: string;
+  const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
+  const commit = (files: Record<string, string>, msg: string) => {
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(join(work, f, '..'), { recursive: true });
+      writeFileSync(join(work, f), text);
+    }
+    git(['add', '-A']);
+    git(['commit', '-qm', msg]);
+    git(['push', '-q', 'origin', 'HEAD:main']);
+    return git(['rev-parse', 'HEAD']);
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ct-gitlist-'));
+    bare = join(dir, 'desired.git');
+    work = join(dir, 'work');
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
+    execFileSync('git', ['init', '-q', '-b', 'main', work]);
+    git(['remote', 'add', 'origin', bare]);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('lists every commit as git ls-tree does while reusing the listings of unchanged subtrees', async () => {
+    const reader = new GitObjectReader(bare);
+    const lsTree = (c: string) => git(['ls-tree', '-r', c, '--', 'deploy']).split('\n').filter(Boolean).map((l) => {
+      const [meta, path] = l.split('\t');
+      return { path, oid: meta.split(' ')[2] };
+    }).filter((b) => b.path.endsWith('.yaml')).sort((a, b) => (a.path < b.path ? -1 : 1));
+    try {
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 12; i++) files[`deploy/team-${i % 3}/app-${i}.yaml`] = app(`app-${i}`, digest('a'));
+      const c0 = commit(files, 'twelve apps');
+      expect(await reader.listBlobs(c0, 'deploy', (n) => n.endsWith('.yaml'))).toEqual(lsTree(c0));
+      const steps: Record<string, string>[] = [
+        { 'deploy/team-1/app-1.yaml': app('app-1', digest('b')) },
+        { 'deploy/team-1/deeper/extra.yaml': app('extra', digest('c')), 'deploy/team-2/notes.txt': 'x' },
+        { 'deploy/top.yaml': app('top', digest('d')) },
+      ];
+      for (const files of steps) {
+        const c = commit(files, 'step');
+        expect(await reader.listBlobs(c, 'deploy', (n) => n.endsWith('.yaml'))).toEqual(lsTree(c));
+      }
+      // A removed file and directory, then the first commit again: each listing is its own commit's.
+      git(['rm', '-rq', 'deploy/team-1/deeper']);
+      git(['commit', '-qm', 'rm']);
+      git(['push', '-q', 'origin', 'HEAD:main']);
+      const removed = git(['rev-parse', 'HEAD']);
+      expect(await reader.listBlobs(removed, 'deploy', (n) => n.endsWith('.yaml'))).toEqual(lsTree(removed));
+      const first = git(['rev-list', '--max-parents=0', 'HEAD']);
+      expect(await reader.listBlobs(first, 'deploy', (n) => n.endsWith('.yaml'))).toEqual(lsTree(first));
+    } finally {
+      reader.close();
+    }
+  });
+
+});
