@@ -1,6 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
 import fc from 'fast-check';
-import { envelopeDigest, isCanonicalBase64, parseVcsBundle } from '../../src/verify/vcs/parse.js';
+import { decodePayloadPae, envelopeDigest, isCanonicalBase64, parseVcsBundle } from '../../src/verify/vcs/parse.js';
+import { INTOTO_PAYLOAD_TYPE, pae } from '../../src/attest/dsse.js';
 import { attestationDigest, attestationEntryBytes, attestationLogEntry } from '../../src/attest/vcs-bundle.js';
 import { canonicalBytes } from '../../src/core/jcs.js';
 import { isCtError } from '../../src/core/errors.js';
@@ -67,6 +68,36 @@ describe('parseVcsBundle', () => {
     );
     // 1.2 s alone; 10,000 runs of expect() outlasted the 5 s default once beside the whole suite.
   }, 30_000);
+  it('decodes a payload straight into its PAE exactly when it is canonical base64', () => {
+    const same = (s: string) => {
+      const b = Buffer.from(s, 'base64');
+      let got: { pae: Buffer; payload: Buffer } | string;
+      try {
+        got = decodePayloadPae(s, '$.p');
+      } catch (e) {
+        got = isCtError(e) ? e.code : String(e);
+      }
+      if (b.toString('base64') === s) {
+        expect(typeof got).toBe('object');
+        const { pae: p, payload } = got as { pae: Buffer; payload: Buffer };
+        expect(payload.equals(b)).toBe(true);
+        expect(p.equals(pae(INTOTO_PAYLOAD_TYPE, b))).toBe(true);
+      } else expect(got).toBe('MALFORMED_BUNDLE');
+    };
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(), fc.constantFrom(...'Aa0+/=-_ .B'.split('')), (bytes, pos, ch) => {
+        const s = Buffer.from(bytes).toString('base64');
+        same(s);
+        if (s.length > 0) {
+          const i = pos % s.length;
+          same(s.slice(0, i) + ch + s.slice(i + 1));
+          same(s.slice(0, i) + s.slice(i + 1));
+        }
+      }),
+      { seed: 11, numRuns: 3000 },
+    );
+  }, 30_000);
+
   it('accepts sha256:-prefixed proof hashes', () => {
     const x = clone(b);
     x.logEntries[0].inclusionProof.rootHash = `sha256:${x.logEntries[0].inclusionProof.rootHash}`;

@@ -3,6 +3,7 @@
  * works on the model, never on raw JSON (the sigstore-js shape). Any failure is MALFORMED_BUNDLE
  * with the JSON path of the first bad field.
  */
+import { createHash } from 'node:crypto';
 import { CtError } from '../../core/errors.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../core/json.js';
 import { sha256Digest } from '../../core/digest.js';
@@ -17,6 +18,8 @@ export interface ParsedAttestation {
   /** sha256 of the canonical envelope (SPEC §4). */
   digest: string;
   payload: Buffer;
+  /** The standard DSSE PAE over the payload (INTOTO_PAYLOAD_TYPE); `payload` is its tail. */
+  pae: Buffer;
   /** The signatures' bytes, decoded once (canonical base64 checked), in envelope order. */
   sigs: Buffer[];
   statement: Statement;
@@ -56,6 +59,28 @@ export function decodeCanonicalBase64(s: string, where: string): Buffer {
   const b = Buffer.from(s, 'base64');
   if (!isCanonicalBase64(s, b)) throw malformed(where, 'not base64 in canonical form (standard alphabet, padded, unused bits zero)');
   return b;
+}
+
+/** "DSSEv1 <len> <type> " for the one payload type this verifier reads (checked before decoding). */
+const PAE_TYPE_HEAD = `DSSEv1 ${Buffer.byteLength(INTOTO_PAYLOAD_TYPE)} ${INTOTO_PAYLOAD_TYPE} `;
+
+/**
+ * The payload decoded (canonical base64, as decodeCanonicalBase64) straight into the PAE the
+ * signatures are checked over: one buffer, no second copy of the payload per attestation.
+ */
+export function decodePayloadPae(s: string, where: string): { pae: Buffer; payload: Buffer } {
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  const expected = s.length % 4 === 0 ? (s.length / 4) * 3 - pad : -1;
+  if (expected < 0) throw malformed(where, 'not base64 in canonical form (standard alphabet, padded, unused bits zero)');
+  const head = `${PAE_TYPE_HEAD}${expected} `;
+  const pae = Buffer.allocUnsafe(head.length + expected);
+  pae.write(head, 0, 'latin1');
+  const written = expected ? pae.write(s, head.length, expected, 'base64') : 0;
+  const payload = pae.subarray(head.length, head.length + written);
+  // Fewer bytes than the length promises: a character outside the alphabet (the rest of the
+  // buffer was never written and is not used).
+  if (!isCanonicalBase64(s, payload)) throw malformed(where, 'not base64 in canonical form (standard alphabet, padded, unused bits zero)');
+  return { pae, payload };
 }
 
 const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -105,9 +130,13 @@ export function envelopeDigest(env: DsseEnvelope): string {
       return k.length === 2 && typeof s.keyid === 'string' && typeof s.sig === 'string';
     });
   if (!plain) return attestationDigest(env);
-  // Called after the payload was checked to be canonical base64: it needs no escaping.
-  const sigs = env.signatures.map((s) => `{"keyid":${JSON.stringify(s.keyid)},"sig":${JSON.stringify(s.sig)}}`).join(',');
-  return sha256Digest(`{"payload":"${env.payload}","payloadType":${JSON.stringify(env.payloadType)},"signatures":[${sigs}]}`);
+  // Called after the payload was checked to be canonical base64 (ASCII): it needs no escaping,
+  // and goes to the hash as it is instead of being joined into one more envelope-sized string.
+  let rest = `","payloadType":${JSON.stringify(env.payloadType)},"signatures":[`;
+  env.signatures.forEach((s, i) => {
+    rest += `${i ? ',' : ''}{"keyid":${JSON.stringify(s.keyid)},"sig":${JSON.stringify(s.sig)}}`;
+  });
+  return `sha256:${createHash('sha256').update('{"payload":"', 'latin1').update(env.payload, 'latin1').update(`${rest}]}`, 'utf8').digest('hex')}`;
 }
 
 /** Parses a bundle from its bytes (or an already parsed JSON value). */
@@ -134,10 +163,10 @@ export function parseVcsBundle(input: Uint8Array | string | unknown): ParsedVcsB
   const attestations = bundle.attestations.map((env, i): ParsedAttestation => {
     const where = `$.attestations[${i}]`;
     if (env.payloadType !== INTOTO_PAYLOAD_TYPE) throw malformed(`${where}.payloadType`, `must be ${INTOTO_PAYLOAD_TYPE}`);
-    const payload = decodeCanonicalBase64(env.payload, `${where}.payload`);
+    const { pae, payload } = decodePayloadPae(env.payload, `${where}.payload`);
     const sigs = env.signatures.map((sg, j) => decodeCanonicalBase64(sg.sig, `${where}.signatures[${j}].sig`));
     const statement = parseStatement(payload, `${where}.payload`);
-    return { index: i, envelope: env, digest: envelopeDigest(env), payload, sigs, statement };
+    return { index: i, envelope: env, digest: envelopeDigest(env), payload, pae, sigs, statement };
   });
 
   // Equal proof hashes decoded once, to one Buffer: entries logged together share most of their

@@ -26,7 +26,7 @@ export function checkSignatures(atts: ParsedAttestation[], signers: ResolvedSign
   return atts.map((a, i) => {
     const where = `$.attestations[${a.index}]`;
     if (a.envelope.signatures.length === 0) throw new CtError('INVALID_SIGNATURE', `${where}.signatures: empty; an attestation needs at least one signature`, { where });
-    const standard = pae(a.envelope.payloadType, a.payload);
+    const standard = a.pae;
     let legacy: Buffer | undefined;
     let usedLegacy = false;
     a.envelope.signatures.forEach((s, j) => {
