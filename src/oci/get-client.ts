@@ -52,7 +52,6 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
  * per character, so a character above U+00FF would lose its high byte (U+010D U+010A → CR LF: a
  * token from a hostile token service smuggling a second request).
  */
-// eslint-disable-next-line no-control-regex
 const BAD_REQUEST_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 // eslint-disable-next-line no-control-regex
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;

@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { CtError } from '../../core/errors.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../core/json.js';
-import { sha256Digest } from '../../core/digest.js';
 import { INTOTO_PAYLOAD_TYPE, type DsseEnvelope } from '../../attest/dsse.js';
 import { parseStatement, type Statement } from '../../attest/statement.js';
 import { attestationDigest, type VcsBundle, type VcsLogEntry } from '../../attest/vcs-bundle.js';
