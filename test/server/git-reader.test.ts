@@ -17,6 +17,21 @@ import { codeOfAsync } from '../support/error-code.js';
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const app = (name: string, d: string) => `environments:\n  production:\n    apps:\n      ${name}:\n        bundle: 127.0.0.1:5000/acme/${name}@${d}\n`;
 
+const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
+const runGit = (work: string, args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: gitEnv }).trim();
+
+/** Writes the files in the work tree, commits them and pushes to origin's main; the new commit's id. */
+function commitFiles(work: string, files: Record<string, string>, msg: string): string {
+  for (const [f, text] of Object.entries(files)) {
+    mkdirSync(join(work, f, '..'), { recursive: true });
+    writeFileSync(join(work, f), text);
+  }
+  runGit(work, ['add', '-A']);
+  runGit(work, ['commit', '-qm', msg]);
+  runGit(work, ['push', '-q', 'origin', 'HEAD:main']);
+  return runGit(work, ['rev-parse', 'HEAD']);
+}
+
 describe('git object reader and incremental reconcile', () => {
   let dir: string;
   let work: string;
@@ -25,17 +40,8 @@ describe('git object reader and incremental reconcile', () => {
   let mirror: GitMirror;
   let reconciler: Reconciler;
   const deploys: string[] = [];
-  const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
-  const commit = (files: Record<string, string>, msg: string) => {
-    for (const [f, text] of Object.entries(files)) {
-      mkdirSync(join(work, f, '..'), { recursive: true });
-      writeFileSync(join(work, f), text);
-    }
-    git(['add', '-A']);
-    git(['commit', '-qm', msg]);
-    git(['push', '-q', 'origin', 'HEAD:main']);
-    return git(['rev-parse', 'HEAD']);
-  };
+  const git = (args: string[]) => runGit(work, args);
+  const commit = (files: Record<string, string>, msg: string) => commitFiles(work, files, msg);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ct-gitreader-'));
@@ -128,17 +134,8 @@ describe('tree listings remembered by tree id', () => {
   let dir: string;
   let work: string;
   let bare: string;
-  const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
-  const commit = (files: Record<string, string>, msg: string) => {
-    for (const [f, text] of Object.entries(files)) {
-      mkdirSync(join(work, f, '..'), { recursive: true });
-      writeFileSync(join(work, f), text);
-    }
-    git(['add', '-A']);
-    git(['commit', '-qm', msg]);
-    git(['push', '-q', 'origin', 'HEAD:main']);
-    return git(['rev-parse', 'HEAD']);
-  };
+  const git = (args: string[]) => runGit(work, args);
+  const commit = (files: Record<string, string>, msg: string) => commitFiles(work, files, msg);
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'ct-gitlist-'));
     bare = join(dir, 'desired.git');
