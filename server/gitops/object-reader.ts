@@ -80,16 +80,10 @@ export class GitObjectReader {
     if (!root) return [];
     if (root.type === 'blob') return want(clean) ? [{ path: clean, oid: root.oid }] : [];
     const out: { path: string; oid: string }[] = [];
-    const add = (files: TreeFile[], prefix: string) => {
-      for (const f of files) {
-        if (!want(f.name)) continue;
-        out.push({ path: prefix ? `${prefix}/${f.path}` : f.path, oid: f.oid });
-        if (out.length > max) throw new CtError('MANIFEST_INVALID', `more than ${max} files under ${clean || '.'}`);
-      }
-    };
-    for (const e of parseTree(root.data)) {
-      if (e.mode === '40000') add(await this.filesOf(e.oid, max), clean ? `${clean}/${e.name}` : e.name);
-      else if (e.mode === '100644' || e.mode === '100755') add([{ path: e.name, name: e.name, oid: e.oid }], clean);
+    for (const f of await this.filesOf(root.oid, max)) {
+      if (!want(f.name)) continue;
+      out.push({ path: clean ? `${clean}/${f.path}` : f.path, oid: f.oid });
+      if (out.length > max) throw new CtError('MANIFEST_INVALID', `more than ${max} files under ${clean || '.'}`);
     }
     return out.sort((a, b) => (a.path < b.path ? -1 : 1));
   }

@@ -20,6 +20,16 @@ const app = (name: string, d: string) => `environments:\n  production:\n    apps
 const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
 const runGit = (work: string, args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: gitEnv }).trim();
 
+/** A bare repository (`origin`) and a work tree pushing to it, under `dir`. */
+function initRepos(dir: string): { bare: string; work: string } {
+  const bare = join(dir, 'desired.git');
+  const work = join(dir, 'work');
+  execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
+  execFileSync('git', ['init', '-q', '-b', 'main', work]);
+  runGit(work, ['remote', 'add', 'origin', bare]);
+  return { bare, work };
+}
+
 /** Writes the files in the work tree, commits them and pushes to origin's main; the new commit's id. */
 function commitFiles(work: string, files: Record<string, string>, msg: string): string {
   for (const [f, text] of Object.entries(files)) {
@@ -45,11 +55,7 @@ describe('git object reader and incremental reconcile', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ct-gitreader-'));
-    bare = join(dir, 'desired.git');
-    work = join(dir, 'work');
-    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-    execFileSync('git', ['init', '-q', '-b', 'main', work]);
-    git(['remote', 'add', 'origin', bare]);
+    ({ bare, work } = initRepos(dir));
     db = await openDb({ sqlitePath: ':memory:' });
     await migrate(db);
     mirror = new GitMirror(bare, join(dir, 'cache'));
@@ -138,11 +144,7 @@ describe('tree listings remembered by tree id', () => {
   const commit = (files: Record<string, string>, msg: string) => commitFiles(work, files, msg);
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'ct-gitlist-'));
-    bare = join(dir, 'desired.git');
-    work = join(dir, 'work');
-    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-    execFileSync('git', ['init', '-q', '-b', 'main', work]);
-    git(['remote', 'add', 'origin', bare]);
+    ({ bare, work } = initRepos(dir));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

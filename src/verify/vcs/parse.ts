@@ -49,6 +49,8 @@ function malformed(where: string, what: string): CtError {
 /** Bundle format versions this verifier reads; anything else is MALFORMED_BUNDLE rather than guessed at. */
 const SUPPORTED_VERSIONS = new Set(['0.1.0']);
 
+const NOT_CANONICAL = 'not base64 in canonical form (standard alphabet, padded, unused bits zero)';
+
 /**
  * Standard base64 in its one canonical spelling. Base64 is malleable (the unused low bits of the
  * last character, optional padding): accepting several spellings of one signature would let a
@@ -56,7 +58,7 @@ const SUPPORTED_VERSIONS = new Set(['0.1.0']);
  */
 export function decodeCanonicalBase64(s: string, where: string): Buffer {
   const b = Buffer.from(s, 'base64');
-  if (!isCanonicalBase64(s, b)) throw malformed(where, 'not base64 in canonical form (standard alphabet, padded, unused bits zero)');
+  if (!isCanonicalBase64(s, b)) throw malformed(where, NOT_CANONICAL);
   return b;
 }
 
@@ -70,7 +72,7 @@ const PAE_TYPE_HEAD = `DSSEv1 ${Buffer.byteLength(INTOTO_PAYLOAD_TYPE)} ${INTOTO
 export function decodePayloadPae(s: string, where: string): { pae: Buffer; payload: Buffer } {
   const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
   const expected = s.length % 4 === 0 ? (s.length / 4) * 3 - pad : -1;
-  if (expected < 0) throw malformed(where, 'not base64 in canonical form (standard alphabet, padded, unused bits zero)');
+  if (expected < 0) throw malformed(where, NOT_CANONICAL);
   const head = `${PAE_TYPE_HEAD}${expected} `;
   const pae = Buffer.allocUnsafe(head.length + expected);
   pae.write(head, 0, 'latin1');
@@ -78,7 +80,7 @@ export function decodePayloadPae(s: string, where: string): { pae: Buffer; paylo
   const payload = pae.subarray(head.length, head.length + written);
   // Fewer bytes than the length promises: a character outside the alphabet (the rest of the
   // buffer was never written and is not used).
-  if (!isCanonicalBase64(s, payload)) throw malformed(where, 'not base64 in canonical form (standard alphabet, padded, unused bits zero)');
+  if (!isCanonicalBase64(s, payload)) throw malformed(where, NOT_CANONICAL);
   return { pae, payload };
 }
 
