@@ -340,7 +340,9 @@ export class RuncRuntime {
   async kill(id: string, signal: KillSignal = 'TERM'): Promise<void> {
     this.mustGet(id);
     const r = await this.runcCmd(['kill', this.rid(id), signal]);
-    if (r.code !== 0 && !/not running|container not running/i.test(r.stderr)) {
+    // Not running, or already gone (a restart-policy pass deleted it between the caller's state
+    // check and this kill): nothing left to signal.
+    if (r.code !== 0 && !/not running|container does not exist/i.test(r.stderr)) {
       throw new CtError('RUNTIME_FAILED', `runc kill ${id}: ${r.stderr.trim()}`, { id });
     }
   }
