@@ -8,7 +8,7 @@ import { CtError, asIoError } from '../core/errors.js';
 import { tempPathFor } from '../core/fs.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { RegistryClient, type ClientOptions } from './client.js';
-import { BlobDownload, ChunkBudget, copyRange, downloadPart, HELD_BYTES, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
+import { BlobDownload, ChunkBudget, copyRange, downloadPart, Frontier, HELD_BYTES, NEAR_LOOKAHEAD_BYTES, NEAR_MS, NEAR_PART_BYTES, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
 import { mapLimit } from './concurrency.js';
 import { release } from './slabs.js';
 import { ANNOTATION_BUNDLE_DIGEST, MT, type Descriptor } from './media-types.js';
@@ -21,10 +21,14 @@ export interface FetchOptions extends ClientOptions {
   bundleDigest?: string;
   /** Blob parts downloaded at once (default 4). */
   concurrency?: number;
-  /** Bytes per ranged request (default 8 MiB; smaller in tests). */
+  /** Bytes per ranged request (default: 8 MiB, 64 MiB from a near registry; smaller in tests). */
   partBytes?: number;
   /** Received bytes kept in memory for the tar hash at most (default 64 MiB; smaller in tests). */
   heldBytes?: number;
+  /** A request starts once the tar hash is this close to its first byte (default: no bound, 4 MiB from a near registry). */
+  lookaheadBytes?: number;
+  /** A registry whose small answers come quicker than this is near (default 10 ms, blob-parts.ts NEAR_MS). */
+  nearMs?: number;
 }
 
 export interface FetchResult {
@@ -58,7 +62,10 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     const chosen = candidates[candidates.length - 1];
     // The referrers list is unauthenticated: only its digest is used, and the manifest it names is
     // hashed against it before it is parsed (getImageManifest).
+    let t = performance.now();
     const manifest = await client.getImageManifest(chosen.digest);
+    // The quicker of two small requests: how near the registry is (blob-parts.ts NEAR_MS).
+    let answeredMs = performance.now() - t;
     if (manifest.subject?.digest !== imageDigest || manifest.artifactType !== MT.ctpRecipe) {
       throw new CtError('REGISTRY_ERROR', `recipe ${chosen.digest} does not refer to ${imageDigest}`, { recipe: chosen.digest });
     }
@@ -66,7 +73,9 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     const recipeLayer = layer(MT.ctpRecipe);
     const skeletonLayer = layer(MT.ctpSkeleton);
     if (!recipeLayer || !skeletonLayer) throw new CtError('REGISTRY_ERROR', `recipe ${chosen.digest} lacks its recipe or skeleton layer`, { recipe: chosen.digest });
+    t = performance.now();
     const recipeJson = await client.pullBlobBytes(recipeLayer, MAX_RECIPE);
+    answeredMs = Math.min(answeredMs, performance.now() - t);
     // Hashed against the manifest's descriptor while it arrived (pullBlobBytes); parsed depth-bounded.
     const recipe: unknown = registryJsonObject(recipeJson, `recipe blob ${recipeLayer.digest}`);
     assertRecipe(recipe, skeletonLayer.size);
@@ -86,7 +95,13 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         toml = (await openCtp(tmpOut)).file('manifest.toml');
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
-        toml = await assemble(client, recipe, skeleton, tmpOut, Math.max(1, opts.concurrency ?? 4), Math.max(1, opts.partBytes ?? PART_BYTES), Math.max(0, opts.heldBytes ?? HELD_BYTES));
+        const near = answeredMs < (opts.nearMs ?? NEAR_MS);
+        toml = await assemble(client, recipe, skeleton, tmpOut, {
+          concurrency: Math.max(1, opts.concurrency ?? 4),
+          partBytes: Math.max(1, opts.partBytes ?? (near ? NEAR_PART_BYTES : PART_BYTES)),
+          heldBytes: Math.max(0, opts.heldBytes ?? HELD_BYTES),
+          lookaheadBytes: Math.max(0, opts.lookaheadBytes ?? (near ? NEAR_LOOKAHEAD_BYTES : Infinity)),
+        });
       }
       // The recipe came from an unauthenticated referrers list: the .ctp it rebuilt must be the one
       // of the image asked for, or a registry could hand out another (older) signed bundle.
@@ -115,7 +130,8 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
  * the recipe's: a registry that substitutes any byte of any blob is caught, every byte is hashed
  * once, and the downloads run in parallel.
  */
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, concurrency: number, partBytes: number, heldBytes: number): Promise<Buffer | undefined> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, limits: { concurrency: number; partBytes: number; heldBytes: number; lookaheadBytes: number }): Promise<Buffer | undefined> {
+  const { concurrency, partBytes, heldBytes, lookaheadBytes } = limits;
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
   const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
   const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
@@ -126,6 +142,9 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
   const first = new Map<string, BlobDownload>();
   let downloads: Promise<void> | undefined;
   let manifestToml: Buffer | undefined;
+  const frontier = new Frontier();
+  // Each download waits until the hash is within the look-ahead of its first byte.
+  const gated = (off: number, job: () => Promise<void>) => () => frontier.reach(off - lookaheadBytes).then(job);
   try {
     const jobs: (() => Promise<void>)[] = [];
     const ranges = new RangeSupport();
@@ -152,14 +171,14 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
         first.set(digest, blob);
         for (const [i, p] of blob.parts.entries()) {
           pieces.push({ off: at + p.start, size: p.size, landed: p.done.promise, part: p });
-          jobs.push(() => downloadPart(client, blob, i, fh, ranges));
+          jobs.push(gated(at + p.start, () => downloadPart(client, blob, i, fh, ranges)));
         }
       } else {
         const blob = new BlobDownload(s.manifest, s.size, at, Math.max(1, s.size));
         first.set(digest, blob);
         const p = blob.parts[0];
         pieces.push({ off: at, size: s.size, landed: p.done.promise });
-        jobs.push(() => manifestTo(client, s.manifest, s.size, fh, at).then(p.done.resolve, (e) => (p.done.reject(e), Promise.reject(e))));
+        jobs.push(gated(at, () => manifestTo(client, s.manifest, s.size, fh, at).then(p.done.resolve, (e) => (p.done.reject(e), Promise.reject(e)))));
       }
       pos += s.size;
     }
@@ -168,6 +187,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     // A failed download stops the others from starting: their parts fail now, so the in-order
     // reader below never waits for bytes that will not come.
     downloads.catch((e) => {
+      frontier.fail(e);
       for (const b of first.values()) for (const p of b.parts) p.done.reject(e);
     });
     const outHash = createHash('sha256');
@@ -183,7 +203,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
           await out.write(b);
         }, gzip.level);
         const probe = manifestProbe(await later.tar());
-        await readInOrder(fh, tarPath, pieces, async (chunk) => {
+        await readInOrder(fh, tarPath, pieces, frontier, async (chunk) => {
           tarHash.update(chunk);
           probe.write(chunk);
           await gz.write(chunk);
@@ -221,9 +241,11 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
             if (n !== upto - hashed) throw new CtError('IO_ERROR', `${tarPath}: ${n} bytes received for ${upto - hashed} written at ${off + hashed}`, { path: tarPath });
           } else await readBack(off + hashed, upto - hashed);
           hashed = upto;
+          frontier.advance(off + hashed);
         }
         await landed;
         if (!p) await readBack(off, size);
+        frontier.advance(off + size);
       }
       await downloads;
       tar = `sha256:${tarHash.digest('hex')}`;
@@ -239,8 +261,9 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
   } finally {
     // No download may still be writing when the file is closed or removed: mapLimit settles only
     // after the running jobs have; parts it never started are failed here so nothing waits on them.
-    await downloads?.catch(() => undefined);
     const notStarted = new CtError('REGISTRY_ERROR', 'download not started', {});
+    frontier.fail(notStarted);
+    await downloads?.catch(() => undefined);
     for (const b of first.values()) for (const p of b.parts) p.done.reject(notStarted);
     await Promise.allSettled(pieces.map((p) => p.landed));
     await fh.close();
@@ -257,11 +280,15 @@ interface Piece {
 }
 
 /** Reads the tar back in order as its pieces land (the gzip path compresses it on this thread). */
-async function readInOrder(fh: FileHandle, path: string, pieces: Piece[], each: (chunk: Buffer) => Promise<void>): Promise<void> {
+async function readInOrder(fh: FileHandle, path: string, pieces: Piece[], frontier: Frontier, each: (chunk: Buffer) => Promise<void>): Promise<void> {
   for (const { off, size, landed } of pieces) {
     await landed;
     // A fresh buffer per read (no `reuse`): the tar parser may keep slices of what it is given.
-    await readRange(fh, path, off, size, each);
+    let at = off;
+    await readRange(fh, path, off, size, async (chunk) => {
+      await each(chunk);
+      frontier.advance((at += chunk.length));
+    });
   }
 }
 

@@ -23,15 +23,33 @@ const PART = 64 * 1024;
 type Mode = 'pass' | 'ignore-range' | 'flip-byte' | 'wrong-range' | 'range-then-whole' | 'long-part';
 let mode: Mode = 'pass';
 let ranged = 0;
+/** Blob GETs: how many are being answered now, the most at once, and every answer held back by. */
+let inflight = 0;
+let maxInflight = 0;
+let delayMs = 0;
 let reg: TestRegistry;
 let proxy: Server;
 let proxyHost: string;
 let dir: string;
 let original: Buffer;
+let bigOriginal: Buffer;
 
 /** Forwards to the registry; for blob GETs with a Range header, misbehaves as `mode` says. */
 function forward(req: IncomingMessage, res: ServerResponse): void {
+  if (delayMs > 0) {
+    // A farther registry: every answer comes a little later (its requests are read at once).
+    req.pause();
+    setTimeout(() => (req.resume(), forwardNow(req, res)), delayMs);
+  } else forwardNow(req, res);
+}
+
+function forwardNow(req: IncomingMessage, res: ServerResponse): void {
   const headers = { ...req.headers };
+  const isBlob = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '');
+  if (isBlob) {
+    maxInflight = Math.max(maxInflight, ++inflight);
+    res.on('close', () => inflight--);
+  }
   const isRange = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '') && typeof headers.range === 'string';
   // Which ranged request this is, fixed when it arrives: with three parts in flight the counter
   // has moved on by the time this answer's bytes stream through.
@@ -66,6 +84,11 @@ beforeAll(async () => {
   await makeCtp(ctp, { name: 'ranges', layers: [{ 'data/blob.bin': randomBytes(300 * 1024) }] });
   await pushCtp(ctp, `${reg.host}/team/ranges:1`, local);
   original = await readFile(ctp);
+  // One 9 MiB layer: more than one 8 MiB range, less than one near-registry part.
+  const big = join(dir, 'big.ctp');
+  await makeCtp(big, { name: 'big', layers: [{ 'data/big.bin': randomBytes(9 * 1024 * 1024) }] });
+  await pushCtp(big, `${reg.host}/team/big:1`, local);
+  bigOriginal = await readFile(big);
 });
 afterAll(async () => {
   proxy?.closeAllConnections();
@@ -74,10 +97,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function fetchVia(m: Mode, out: string, heldBytes?: number): Promise<void> {
+async function fetchVia(m: Mode, out: string, heldBytes?: number, lookaheadBytes?: number): Promise<void> {
   mode = m;
   ranged = 0;
-  await fetchCtp(`${proxyHost}/team/ranges:1`, out, { ...local, partBytes: PART, concurrency: 3, heldBytes });
+  maxInflight = 0;
+  await fetchCtp(`${proxyHost}/team/ranges:1`, out, { ...local, partBytes: PART, concurrency: 3, heldBytes, lookaheadBytes });
 }
 
 /** Nothing at the output path and no temp file beside it. */
@@ -144,6 +168,48 @@ describe('ct fetch in ranged parts', () => {
       const out = join(dir, 'held-flip.ctp');
       await expect(fetchVia('flip-byte', out, held)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
       await nothingWritten(out);
+    }
+  });
+});
+
+// Each download starts only when the tar hash is within the look-ahead of its first byte
+// (blob-parts.ts Frontier); a near registry gets whole blobs in file order, a far one ranges.
+describe('ct fetch look-ahead over the tar hash', () => {
+  it('look-ahead 0: one blob request at a time, in file order, the identical .ctp', async () => {
+    const out = join(dir, 'ahead-0.ctp');
+    await fetchVia('pass', out, undefined, 0);
+    expect(ranged).toBeGreaterThanOrEqual(5);
+    expect(maxInflight).toBe(1);
+    expect(Buffer.compare(await readFile(out), original)).toBe(0);
+    // With no bound, three parts were asked for at once.
+    await fetchVia('pass', join(dir, 'ahead-inf.ctp'), undefined, Infinity);
+    expect(maxInflight).toBeGreaterThan(1);
+  });
+
+  it('look-ahead 0 and a failing request: the stable code, nothing written, no download left waiting', async () => {
+    const flip = join(dir, 'ahead-flip.ctp');
+    await expect(fetchVia('flip-byte', flip, undefined, 0)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    await nothingWritten(flip);
+    const whole = join(dir, 'ahead-whole.ctp');
+    await expect(fetchVia('range-then-whole', whole, undefined, 0)).rejects.toMatchObject({ code: 'REGISTRY_ERROR' });
+    await nothingWritten(whole);
+    expect(inflight).toBe(0);
+  });
+
+  // Near or far is timed (the quicker of two small answers against 10 ms): a far registry here
+  // answers 30 ms late whatever the machine's load; "near" is asked for by making every answer near.
+  it('a near registry: the 9 MiB blob by one GET; a far one (30 ms per answer): 8 MiB ranges', async () => {
+    try {
+      for (const [wait, expectRanges] of [[0, false], [30, true]] as const) {
+        delayMs = wait;
+        ranged = 0;
+        const out = join(dir, `big-${wait}.ctp`);
+        await fetchCtp(`${proxyHost}/team/big:1`, out, { ...local, nearMs: wait === 0 ? Infinity : undefined });
+        expect(ranged > 0).toBe(expectRanges);
+        expect(Buffer.compare(await readFile(out), bigOriginal)).toBe(0);
+      }
+    } finally {
+      delayMs = 0;
     }
   });
 });
