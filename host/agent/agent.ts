@@ -102,7 +102,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       sock.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
     };
     sock.on('message', (data, isBinary) => {
-      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      // ws hands a text message over as one Buffer (a fragmented one as several): read in place.
+      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       if (!challenged) {
         challenged = true;
         try {
@@ -125,7 +126,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       let msg: ServerMessage;
       try {
         if (isBinary) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a text frame');
-        msg = mac.open(frame.toString('utf8'));
+        msg = mac.open(frame);
         if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new CtError('MALFORMED_BUNDLE', 'channel message has no type');
         if (!welcomed && msg.type !== 'welcome') throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'the first server message after the hello is not welcome');
       } catch (e) {

@@ -28,10 +28,14 @@ const STRIDE = 4096;
 const FILE = 'generation';
 
 function encode(hostId: string, generation: number): Buffer {
-  const json = Buffer.from(JSON.stringify({ hostId, generation }), 'utf8');
-  if (json.length > SLOT - 66) throw new CtError('USAGE', 'host id too long for the generation record');
-  const body = Buffer.concat([json, Buffer.alloc(SLOT - 66 - json.length, 0x20)]);
-  return Buffer.concat([Buffer.from(`${createHash('sha256').update(body).digest('hex')} `, 'latin1'), body, Buffer.from('\n', 'latin1')]);
+  const json = JSON.stringify({ hostId, generation });
+  if (Buffer.byteLength(json, 'utf8') > SLOT - 66) throw new CtError('USAGE', 'host id too long for the generation record');
+  // One buffer per save (this runs at every assignment): spaces, the record, the hash of the body.
+  const slot = Buffer.alloc(SLOT, 0x20);
+  slot.write(json, 65, 'utf8');
+  slot[SLOT - 1] = 0x0a;
+  slot.write(createHash('sha256').update(slot.subarray(65, SLOT - 1)).digest('hex'), 0, 'latin1');
+  return slot;
 }
 
 /** The generation a slot holds for this host, or undefined (torn, blank, foreign). */

@@ -36,8 +36,8 @@ interface Connection {
   hostId: string;
   facts: HostFacts;
   send(msg: ServerMessage): void;
-  /** Sends a message given as its JSON text (MacChannel.sealText). */
-  sendText(json: string): void;
+  /** Sends a message a fan-out shares, given as bytes and the per-channel rest of its text (MacChannel.sealShared). */
+  sendShared(shared: Buffer, tail: string): void;
   close(): void;
 }
 
@@ -87,8 +87,8 @@ export class HostHub {
   private readonly seenWritten = new Map<string, number>();
   /** The inventory (JSON) last written for each host connected here; forgotten when its channel changes. */
   private readonly inventoryWritten = new Map<string, string>();
-  /** Serialised assignments, by the object a deploy sends to all its hosts (assignmentText). */
-  private readonly assignTexts = new WeakMap<object, string>();
+  /** Serialised assignments, by the object a deploy sends to all its hosts (assignmentBytes). */
+  private readonly assignBytes = new WeakMap<object, Buffer>();
   /** Host rows waiting to be written, in one transaction per turn (writeHostRow). */
   private pendingRows = new Map<string, { containers?: string; waiting: { resolve: () => void; reject: (e: Error) => void }[] }>();
   /** Assignments waiting for their generation: written together, in one transaction (a fan-out to a fleet). */
@@ -132,14 +132,15 @@ export class HostHub {
     const handshake = new ServerHandshake(hostId, this.serverKey, publicKeyFrom(row.public_key));
     let mac: MacChannel<HostMessage, ServerMessage> | undefined;
     const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
-    const sendText = (json: string) => ws.readyState === ws.OPEN && mac && ws.send(mac.sealText(json));
+    const sendShared = (shared: Buffer, tail: string) => ws.readyState === ws.OPEN && mac && ws.send(mac.sealShared(shared, tail), { binary: false });
     let conn: Connection | undefined;
     const handshakeTimer = setTimeout(() => !conn && ws.close(4408, 'handshake timeout'), HANDSHAKE_MS);
     handshakeTimer.unref();
     ws.send(handshake.challenge(), { binary: false });
     ws.on('message', (data, isBinary) => {
       void (async () => {
-        const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+        // ws hands a text message over as one Buffer (a fragmented one as several): read in place.
+        const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
         if (!mac) {
           let hello;
           try {
@@ -153,7 +154,7 @@ export class HostHub {
             return ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
           }
           clearTimeout(handshakeTimer);
-          conn = { hostId, facts: hello.facts, send, sendText, close: () => ws.close() };
+          conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
           // Another replica may have written this host's row while it was away.
@@ -174,7 +175,7 @@ export class HostHub {
         let msg: HostMessage;
         try {
           if (isBinary) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a text frame');
-          msg = mac.open(frame.toString('utf8'));
+          msg = mac.open(frame);
           if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new CtError('MALFORMED_BUNDLE', 'channel message has no type');
         } catch (e) {
           const code = e instanceof CtError ? e.code : 'MALFORMED_BUNDLE';
@@ -363,7 +364,11 @@ export class HostHub {
     for (const b of batch) times.set(b.hostId, (times.get(b.hostId) ?? 0) + 1);
     // Hosts by how many assignments they got (nearly always all 1): one UPDATE per count and chunk.
     const byCount = new Map<number, string[]>();
-    for (const [hostId, k] of times) byCount.set(k, [...(byCount.get(k) ?? []), hostId]);
+    for (const [hostId, k] of times) {
+      const same = byCount.get(k);
+      if (same) same.push(hostId);
+      else byCount.set(k, [hostId]);
+    }
     const pairs = [...new Map(batch.map((b) => [`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]])).values()];
     try {
       const raised = await this.ctx.db.tx(async (t) => {
@@ -412,23 +417,23 @@ export class HostHub {
         if (this.dropWaiter(w)) resolve({ type: 'timeout' });
       }, timeoutMs).unref();
     });
-    conn.sendText(`${this.assignmentText(a)},"generation":${generation}}}`);
+    conn.sendShared(this.assignmentBytes(a), `,"generation":${generation}}}`);
     return result;
   }
 
   /**
-   * `{"type":"assign","assignment":{…}}` without its two closing braces, serialised once per
-   * assignment object (a deploy sends one object to all its hosts): each host's frame only adds
-   * its generation, which is what differs, then is sealed with that channel's key.
+   * `{"type":"assign","assignment":{…}}` without its two closing braces, serialised (UTF-8) once
+   * per assignment object (a deploy sends one object to all its hosts): each host's frame only
+   * adds its generation, which is what differs, then is sealed with that channel's key.
    */
-  private assignmentText(a: Omit<Assignment, 'generation'>): string {
-    let text = this.assignTexts.get(a);
-    if (text === undefined) {
+  private assignmentBytes(a: Omit<Assignment, 'generation'>): Buffer {
+    let bytes = this.assignBytes.get(a);
+    if (bytes === undefined) {
       const { generation: _ignored, ...rest } = a as Assignment;
-      text = JSON.stringify({ type: 'assign', assignment: rest }).slice(0, -2);
-      this.assignTexts.set(a, text);
+      bytes = Buffer.from(JSON.stringify({ type: 'assign', assignment: rest }).slice(0, -2), 'utf8');
+      this.assignBytes.set(a, bytes);
     }
-    return text;
+    return bytes;
   }
 
   private dropWaiter(w: Waiter): boolean {

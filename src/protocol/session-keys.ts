@@ -44,6 +44,9 @@ export function deriveChannelKeys(own: Ephemeral, peerPublicB64: string, transcr
   return role === 'server' ? { send: s2h, recv: h2s } : { send: h2s, recv: s2h };
 }
 
+/** Bytes of a frame before its body: the MAC (base64url of 32 bytes) and a dot. */
+const MAC_CHARS = 43;
+
 /** Seals and opens `mac.body` frames; body = JSON `{seq, msg}`. */
 export class MacChannel<In, Out> {
   private sendSeq = 0;
@@ -64,21 +67,49 @@ export class MacChannel<In, Out> {
     return `${createHmac('sha256', this.keys.send).update(body).digest('base64url')}.${body}`;
   }
 
-  open(raw: string, maxBytes = 1024 * 1024): In {
+  /**
+   * The frame of `sealText(shared + tail)` as bytes (UTF-8), for a message a fan-out sends to many
+   * hosts: `shared` is the UTF-8 of the message's JSON text up to what differs per channel (an
+   * assignment without its generation), `tail` the rest of that text. One buffer per frame, the
+   * shared bytes copied once into it and MACed there: no per-host string of the whole message,
+   * no second UTF-8 encoding of it (for the MAC, then for the socket). Sent as a text frame.
+   */
+  sealShared(shared: Buffer, tail: string): Buffer {
+    const head = `{"seq":${++this.sendSeq},"msg":`;
+    const tailBytes = Buffer.byteLength(tail, 'utf8');
+    const frame = Buffer.allocUnsafe(MAC_CHARS + 1 + head.length + shared.length + tailBytes + 1);
+    let at = MAC_CHARS + 1;
+    at += frame.write(head, at, 'latin1');
+    at += shared.copy(frame, at);
+    at += frame.write(tail, at, 'utf8');
+    frame[at] = 0x7d; // }
+    frame.write(createHmac('sha256', this.keys.send).update(frame.subarray(MAC_CHARS + 1)).digest('base64url'), 0, 'latin1');
+    frame[MAC_CHARS] = 0x2e; // .
+    return frame;
+  }
+
+  /**
+   * Opens a frame: the MAC is checked over the body's exact bytes before anything is parsed. A
+   * frame as received (Buffer) is checked as it is, without first decoding it to a string and
+   * encoding that again for the MAC.
+   */
+  open(raw: string | Buffer, maxBytes = 1024 * 1024): In {
     if (raw.length > maxBytes) throw new CtError('MALFORMED_BUNDLE', 'channel message too large');
-    const dot = raw.indexOf('.');
-    if (dot !== 43) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a MAC frame');
-    const body = raw.slice(dot + 1);
+    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+    if (bytes.indexOf(0x2e) !== MAC_CHARS) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a MAC frame');
+    const body = bytes.subarray(MAC_CHARS + 1);
     const want = createHmac('sha256', this.keys.recv).update(body).digest();
-    const got = Buffer.from(raw.slice(0, dot), 'base64url');
+    const got = Buffer.from(bytes.toString('latin1', 0, MAC_CHARS), 'base64url');
     if (got.length !== want.length || !timingSafeEqual(got, want)) throw new CtError('INVALID_SIGNATURE', 'channel message MAC is invalid');
+    const text = body.toString('utf8');
     let parsed: { seq?: unknown; msg?: In };
-    assertJsonDepth(body, 'channel message', 'JSON_INVALID');
+    assertJsonDepth(text, 'channel message', 'JSON_INVALID');
     try {
-      parsed = JSON.parse(body);
+      parsed = JSON.parse(text);
     } catch {
       throw new CtError('JSON_INVALID', 'channel message is not JSON');
     }
+    if (parsed === null || typeof parsed !== 'object') throw new CtError('JSON_INVALID', 'channel message is not a JSON object');
     if (parsed.seq !== this.recvSeq + 1) throw new CtError('INVALID_SIGNATURE', `channel message out of order: expected seq ${this.recvSeq + 1}, got ${String(parsed.seq)}`);
     this.recvSeq++;
     return parsed.msg as In;

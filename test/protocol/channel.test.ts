@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
 import { MacChannel, deriveChannelKeys, ephemeral } from '../../src/protocol/session-keys.js';
 import { CHANNEL_PROTOCOL, HostHandshake, ServerHandshake } from '../../src/protocol/handshake.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
@@ -128,6 +128,38 @@ describe('session MAC channel', () => {
     const same = new MacChannel<string, string>({ send: Buffer.alloc(32, 1), recv: Buffer.alloc(32, 2) });
     const twin = new MacChannel<string, string>({ send: Buffer.alloc(32, 1), recv: Buffer.alloc(32, 2) });
     expect(same.sealText(JSON.stringify(msg))).toBe(twin.seal(msg));
+  });
+
+  it('seals a fan-out message from shared bytes and a per-channel tail into the bytes of the same frame, and opens frames as received (bytes)', () => {
+    const keys = { send: Buffer.alloc(32, 1), recv: Buffer.alloc(32, 2) };
+    const same = new MacChannel<string, unknown>(keys);
+    const twin = new MacChannel<string, unknown>(keys);
+    // Non-ASCII in both parts: lengths are bytes, not characters.
+    const assignment = { type: 'assign', assignment: { app: 'wéb', vsas: ['x'.repeat(3000)] } };
+    const text = JSON.stringify(assignment).slice(0, -2);
+    for (const generation of [7, 12345678]) {
+      const tail = `,"generation":${generation},"note":"ü"}}`;
+      const frame = same.sealShared(Buffer.from(text, 'utf8'), tail);
+      expect(frame.equals(Buffer.from(twin.sealText(text + tail), 'utf8'))).toBe(true);
+    }
+    const peer = new MacChannel<unknown, string>({ send: keys.recv, recv: keys.send });
+    const sender = new MacChannel<string, unknown>(keys);
+    const frame = sender.sealShared(Buffer.from(text, 'utf8'), ',"generation":9}}');
+    expect(peer.open(frame)).toEqual({ type: 'assign', assignment: { ...assignment.assignment, generation: 9 } });
+    // Bytes opened as they came: any changed byte, a replay, an oversized frame are refused.
+    const next = sender.sealShared(Buffer.from(text, 'utf8'), ',"generation":10}}');
+    for (const at of [0, 42, 43, 44, next.length - 1]) {
+      const changed = Buffer.from(next);
+      changed[at] ^= 0x01;
+      expect([at, code(() => peer.open(changed))]).toEqual([at, at === 43 ? 'MALFORMED_BUNDLE' : 'INVALID_SIGNATURE']);
+    }
+    expect(code(() => peer.open(frame))).toBe('INVALID_SIGNATURE');
+    expect(code(() => peer.open(next, 100))).toBe('MALFORMED_BUNDLE');
+    expect(peer.open(next)).toMatchObject({ assignment: { generation: 10 } });
+    // A MACed body that is JSON but not an object is refused with a code, not a TypeError.
+    const body = 'null';
+    const forged = Buffer.from(`${createHmac('sha256', keys.send).update(body).digest('base64url')}.${body}`);
+    expect(code(() => peer.open(forged))).toBe('JSON_INVALID');
   });
 
   it('refuses a peer key that is not X25519', () => {
