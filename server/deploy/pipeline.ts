@@ -8,6 +8,7 @@ import type { Job, JobOutcome } from '../queue/queue.js';
 import type { Notifier } from '../notifiers/notifier.js';
 import type { Assignment, HostFacts } from '../../src/protocol/messages.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
+import type { PolicySet } from '../../src/policy/policy-set.js';
 import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
 
 /** A host whose channel sent nothing for this long (inventory comes every 30 s) is not counted as connected to another replica. */
@@ -28,6 +29,8 @@ export type PolicyVerdict = { allow: true; warnings: string[] } | { allow: false
 export interface DeployRun {
   verifiedIn?: Promise<{ environments: string[]; envelopes: string[] }>;
   assignment?: Promise<Omit<Assignment, 'generation'>>;
+  /** Verdicts by the policy-relevant host facts they were reached on, with the policy set that reached them (steps.ts decide). */
+  verdicts?: Map<string, { policies: PolicySet; verdict: PolicyVerdict }>;
 }
 
 /** The steps a deploy runs through; the server wires the real ones (steps.ts), tests may too. */

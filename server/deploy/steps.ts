@@ -19,7 +19,7 @@ import type { BundleFacts } from '../../src/policy/types.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { ServerContext } from '../context.js';
 import type { HostHub } from '../channel/hub.js';
-import type { DeployRun, DeploySteps, VerifiedBundle } from './pipeline.js';
+import type { DeployRun, DeploySteps, PolicyVerdict, VerifiedBundle } from './pipeline.js';
 import type { VerifiedImage } from '../../src/k8s/verdicts.js';
 
 /** Registry failures that may pass on their own (retry) versus answers that will not change. */
@@ -127,13 +127,24 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       if (!all) return { allow: false, code: 'NO_POLICY', message: 'the policy repository could not be loaded: failing closed' };
       const named = policy === undefined ? undefined : all.get(policy);
       if (policy !== undefined && !named) return { allow: false, code: 'NO_POLICY', message: `no policy named ${JSON.stringify(policy)}` };
+      const facts = policyHostFacts(host.facts, environment);
+      // Within one deploy run the bundle, its evidence and VSAs are fixed: the verdict depends only
+      // on the policies and on these host facts. Hosts whose facts are the same (a fleet of one
+      // kind) share one evaluation; any host whose facts differ is judged on its own; a reload of
+      // the policies meanwhile is judged afresh.
+      const key = run ? `${policy ?? ''}\n${JSON.stringify(facts)}` : undefined;
+      const known = key === undefined ? undefined : run?.verdicts?.get(key);
+      if (known && known.policies === all) return known.verdict;
       const set = named ? new PolicySet([named]) : all;
       const v = bundle.manifest as Verified;
       const proven = (await verifiedIn(bundle, run))?.environments ?? [];
-      const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: policyHostFacts(host.facts, environment), findings: v.integrity, verifiedIn: proven });
-      if (d.allow) return { allow: true, warnings: d.warnings.map((w) => `${w.code}: ${w.message}`) };
+      const d = evaluate(set, { evidence: v.evidence, manifest: v.manifest, host: facts, findings: v.integrity, verifiedIn: proven });
       const first = d.violations[0];
-      return { allow: false, code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' };
+      const verdict: PolicyVerdict = d.allow
+        ? { allow: true, warnings: d.warnings.map((w) => `${w.code}: ${w.message}`) }
+        : { allow: false, code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' };
+      if (run && key !== undefined) (run.verdicts ??= new Map()).set(key, { policies: all, verdict });
+      return verdict;
     },
 
     async dispatch(hostId, bundle, row, run) {
