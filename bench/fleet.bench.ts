@@ -16,6 +16,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -26,13 +27,22 @@ import { freePort } from '../test/support/registry.js';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ADMIN = 'ctk_bench-fleet-admin-key-0123456789abcdef';
 const HOSTS = Number(process.env.CT_BENCH_FLEET_HOSTS ?? 200);
-const PER_PROCESS = 50;
+/**
+ * Simulated agents per process: the machine's cores share them, one process per core. Each agent
+ * keeps its own channel, keys, state directory and durable save; what a process adds is paid once
+ * per process (V8 compiling the agent's code, its collector's threads, an event loop), which a
+ * real host pays once, at its start, on its own CPU. With 50 agents in each of 4 processes on
+ * this 2-core machine those per-process costs were ~40 % of the simulated hosts' CPU per redeploy
+ * (63–70 ms against 42–48 ms in 2 processes, same sitting; docs/performance.md "Round six").
+ */
+const PER_PROCESS = Number(process.env.CT_BENCH_FLEET_PER_PROCESS ?? Math.ceil(HOSTS / availableParallelism()));
 const COMMITS = Number(process.env.CT_BENCH_FLEET_COMMITS ?? 5);
 /**
  * Redeploys after the first and before those measured: a server runs for days, and its first
- * redeploys also pay V8 compiling their code (a tenth of the server's CPU in the early ones).
+ * redeploys also pay V8 compiling their code. After 3 the server's compiler threads still took
+ * 14–17 ms of CPU per 200-host redeploy (optimising ~40 functions a second), after 15 about 7 ms.
  */
-const WARMUP = Number(process.env.CT_BENCH_FLEET_WARMUP ?? 3);
+const WARMUP = Number(process.env.CT_BENCH_FLEET_WARMUP ?? 15);
 
 /** CT_BENCH_SERVER_ARGS / CT_BENCH_HOST_ARGS: extra node flags for the server or the simulated hosts' processes (e.g. --cpu-prof --cpu-prof-dir=DIR). */
 const nodeArgs = (name: string) => process.env[name]?.split(' ').filter(Boolean) ?? [];
@@ -167,7 +177,7 @@ export async function run(): Promise<BenchResult[]> {
     const row = (one: Fleet, many: Fleet, where: string, target?: { max: number }): BenchResult => ({
       name: `deploy to ${HOSTS} simulated hosts over the real channel, their state ${where}: commit → last host reported`,
       value: many.deployMs, baseline: one.deployMs, unit: 'ms', better: 'lower', ...(target ? { target } : {}),
-      note: `baseline: the same deploy to 1 host, its state ${where}; median of ${COMMITS} redeploys after ${WARMUP} unmeasured; first deploy (registry fetch, verification, ${HOSTS} downloads) ${many.firstMs.toFixed(0)} ms vs ${one.firstMs.toFixed(0)} ms; server RSS per connected host ≈ ${((many.rssKb - one.rssKb) / (HOSTS - 1)).toFixed(0)} KiB; CPU per redeploy: server ${many.serverCpuMs.toFixed(0)} ms vs ${one.serverCpuMs.toFixed(0)} ms, simulated hosts' processes ${many.hostsCpuMs.toFixed(0)} ms vs ${one.hostsCpuMs.toFixed(0)} ms`,
+      note: `baseline: the same deploy to 1 host, its state ${where}; median of ${COMMITS} redeploys after ${WARMUP} unmeasured; ${Math.ceil(HOSTS / PER_PROCESS)} simulated-host processes; first deploy (registry fetch, verification, ${HOSTS} downloads) ${many.firstMs.toFixed(0)} ms vs ${one.firstMs.toFixed(0)} ms; server RSS per connected host ≈ ${((many.rssKb - one.rssKb) / (HOSTS - 1)).toFixed(0)} KiB; CPU per redeploy: server ${many.serverCpuMs.toFixed(0)} ms vs ${one.serverCpuMs.toFixed(0)} ms, simulated hosts' processes ${many.hostsCpuMs.toFixed(0)} ms vs ${one.hostsCpuMs.toFixed(0)} ms`,
     });
     if (which !== 'disk') {
       // The target's row: each agent's fdatasync as on a host with its own disk (see the top).
