@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createPublicKey, createSecretKey, diffieHellman, generateKeyPairSync, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CtError } from '../core/errors.js';
 import { assertJsonDepth } from '../core/json.js';
 
@@ -51,8 +51,14 @@ const MAC_CHARS = 43;
 export class MacChannel<In, Out> {
   private sendSeq = 0;
   private recvSeq = 0;
+  /** The keys as KeyObjects, made once: an HMAC keyed by a Buffer imports its key at every message. */
+  private readonly sendKey: KeyObject;
+  private readonly recvKey: KeyObject;
 
-  constructor(private readonly keys: ChannelKeys) {}
+  constructor(keys: ChannelKeys) {
+    this.sendKey = createSecretKey(keys.send);
+    this.recvKey = createSecretKey(keys.recv);
+  }
 
   seal(msg: Out): string {
     return this.sealText(JSON.stringify(msg));
@@ -64,7 +70,7 @@ export class MacChannel<In, Out> {
    */
   sealText(msgJson: string): string {
     const body = `{"seq":${++this.sendSeq},"msg":${msgJson}}`;
-    return `${createHmac('sha256', this.keys.send).update(body).digest('base64url')}.${body}`;
+    return `${createHmac('sha256', this.sendKey).update(body).digest('base64url')}.${body}`;
   }
 
   /**
@@ -83,7 +89,7 @@ export class MacChannel<In, Out> {
     at += shared.copy(frame, at);
     at += frame.write(tail, at, 'utf8');
     frame[at] = 0x7d; // }
-    frame.write(createHmac('sha256', this.keys.send).update(frame.subarray(MAC_CHARS + 1)).digest('base64url'), 0, 'latin1');
+    frame.write(createHmac('sha256', this.sendKey).update(frame.subarray(MAC_CHARS + 1)).digest('base64url'), 0, 'latin1');
     frame[MAC_CHARS] = 0x2e; // .
     return frame;
   }
@@ -98,7 +104,7 @@ export class MacChannel<In, Out> {
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
     if (bytes.indexOf(0x2e) !== MAC_CHARS) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a MAC frame');
     const body = bytes.subarray(MAC_CHARS + 1);
-    const want = createHmac('sha256', this.keys.recv).update(body).digest();
+    const want = createHmac('sha256', this.recvKey).update(body).digest();
     const got = Buffer.from(bytes.toString('latin1', 0, MAC_CHARS), 'base64url');
     if (got.length !== want.length || !timingSafeEqual(got, want)) throw new CtError('INVALID_SIGNATURE', 'channel message MAC is invalid');
     const text = body.toString('utf8');
