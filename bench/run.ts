@@ -5,6 +5,7 @@
 // measured each other's leftovers (the heap a previous module grew, its JIT state, garbage
 // collections it triggered), so a CPU-bound benchmark's figure depended on which ran before it
 // (the VCS ratio 1.32× after the Sigstore and server modules, 1.20× alone, same code and minute).
+// Children get --expose-gc, so a module can collect before each timed section (sigstore does).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -44,7 +45,7 @@ const modules = readdirSync(here)
 let missed = 0;
 for (const file of modules) {
   console.log(`# ${file.replace(/\.bench\.js$/, '')}`);
-  const child = spawnSync(process.execPath, [...process.execArgv, self, '--one', file], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const child = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', self, '--one', file], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const lines = (child.stdout ?? '').split('\n').filter((l) => l !== '');
   const last = /^missed (\d+)$/.exec(lines.at(-1) ?? '');
   for (const l of last ? lines.slice(0, -1) : lines) console.log(l);
