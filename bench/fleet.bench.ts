@@ -156,6 +156,15 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string, stateRoo
   }
 }
 
+function sharedMemoryDir(): string | undefined {
+  if (!existsSync('/dev/shm')) return undefined;
+  try {
+    return mkdtempSync('/dev/shm/ct-bench-fleet-');
+  } catch {
+    return undefined;
+  }
+}
+
 export async function run(): Promise<BenchResult[]> {
   const fx = await loopFixture();
   try {
@@ -181,7 +190,9 @@ export async function run(): Promise<BenchResult[]> {
     });
     if (which !== 'disk') {
       // The target's row: each agent's fdatasync as on a host with its own disk (see the top).
-      const shm = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/ct-bench-fleet-') : undefined;
+      // The agents' state there holds the downloaded bundle (~1 MiB each): ~200 MiB of memory for
+      // the run, removed at its end. A machine without a writable /dev/shm runs this row on the disk.
+      const shm = sharedMemoryDir();
       try {
         const root = shm ?? fx.dir;
         const one = await fleet(fx, 1, reference, root);
