@@ -35,7 +35,7 @@ const HOSTS = Number(process.env.CT_BENCH_FLEET_HOSTS ?? 200);
  * this 2-core machine those per-process costs were ~40 % of the simulated hosts' CPU per redeploy
  * (63–70 ms against 42–48 ms in 2 processes, same sitting; docs/performance.md "Round six").
  */
-const PER_PROCESS = Number(process.env.CT_BENCH_FLEET_PER_PROCESS ?? Math.ceil(HOSTS / availableParallelism()));
+const PER_PROCESS = Math.max(1, Math.floor(Number(process.env.CT_BENCH_FLEET_PER_PROCESS ?? Math.ceil(HOSTS / availableParallelism()))) || 1);
 const COMMITS = Number(process.env.CT_BENCH_FLEET_COMMITS ?? 5);
 /**
  * Redeploys after the first and before those measured: a server runs for days, and its first
