@@ -16,7 +16,6 @@
  * every rejection keeps its code (test/sigstore/fast-path.test.ts runs both side by side).
  */
 import { createPublicKey, verify as cryptoVerify, createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import type { Bundle } from '@sigstore/bundle';
 import type { SignedEntity, TrustMaterial, Verifier } from '@sigstore/verify';
 import { CertificateChainVerifier } from '@sigstore/verify/dist/key/certificate.js';
@@ -152,7 +151,7 @@ export class FastPath {
       if (!this.tsaVerifies(t, data)) return null;
       out.push({ type: 'timestamp-authority', logID: t.signerSerialNumber, timestamp: t.signingTime });
     }
-    for (let i = 0; i < out.length; i++) for (let j = i + 1; j < out.length; j++) if (isDeepStrictEqual(out[i], out[j])) return null;
+    for (let i = 0; i < out.length; i++) for (let j = i + 1; j < out.length; j++) if (maybeSameTimestamp(out[i], out[j])) return null;
     return out.map((t) => t.timestamp);
   }
 
@@ -231,9 +230,22 @@ export class FastPath {
       if (!logs.some((log) => sctVerifies(sct, signed, log.publicKey))) return false;
       ids.push(sct.logID);
     }
-    for (let i = 0; i < ids.length; i++) for (let j = i + 1; j < ids.length; j++) if (isDeepStrictEqual(ids[i], ids[j])) return false;
+    // The Verifier's containsDupes (isDeepStrictEqual) on two Buffers: equal bytes.
+    for (let i = 0; i < ids.length; i++) for (let j = i + 1; j < ids.length; j++) if (ids[i].equals(ids[j])) return false;
     return true;
   }
+}
+
+/**
+ * False only where the Verifier's containsDupes (isDeepStrictEqual) tells the two timestamps apart:
+ * another type, other log id bytes or another valid time. An invalid date counts as a duplicate
+ * (the bundle then takes the Verifier's path), so no deep-equality corner case is decided here.
+ */
+function maybeSameTimestamp(a: { type: string; logID: Buffer; timestamp: Date }, b: { type: string; logID: Buffer; timestamp: Date }): boolean {
+  const ta = a.timestamp.getTime();
+  const tb = b.timestamp.getTime();
+  if (Number.isNaN(ta) || Number.isNaN(tb)) return true;
+  return a.type === b.type && ta === tb && a.logID.equals(b.logID);
 }
 
 /** core's SignedCertificateTimestamp.verify (crypto.verify that answers false where Node throws). */

@@ -11,7 +11,7 @@
  * THRESHOLD_NOT_MET, IDENTITY_MISMATCH, SUBJECT_MISMATCH.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { envelopeToJSON, type Bundle } from '@sigstore/bundle';
+import type { Bundle } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { signatureContent } from '@sigstore/verify/dist/bundle/index.js';
@@ -125,7 +125,7 @@ export class SigstoreBundleVerifier {
     }
     let outcome: Outcome;
     try {
-      outcome = { ok: this.verifyUncached(raw !== undefined ? parseBundleJson(raw) : input, bundleDigest, digest, req) };
+      outcome = { ok: this.verifyUncached(raw !== undefined ? parseBundleJson(raw) : input, raw !== undefined, bundleDigest, digest, req) };
     } catch (e) {
       if (!(e instanceof CtError)) throw e;
       outcome = { err: e };
@@ -135,8 +135,8 @@ export class SigstoreBundleVerifier {
     return outcome.ok;
   }
 
-  private verifyUncached(json: unknown, bundleDigest: string, digest: string | undefined, req: SigstoreVerifyRequest): SigstoreVerification {
-    const bundle = strictBundleFromJSON(json);
+  private verifyUncached(json: unknown, fromText: boolean, bundleDigest: string, digest: string | undefined, req: SigstoreVerifyRequest): SigstoreVerification {
+    const bundle = strictBundleFromJSON(json, fromText);
     const kind = bundle.content.$case === 'dsseEnvelope' ? 'dsse' : 'message';
     if (kind === 'message') bindMessage(bundle, req.artifact, digest);
     else if (digest === undefined) throw new CtError('USAGE', 'a DSSE bundle is verified against an artifact or image digest; none given', {});
@@ -201,7 +201,10 @@ export class SigstoreBundleVerifier {
     } catch {
       return undefined;
     }
-    return identityOf(leaf.san, (oid) => leaf.extensions.find((e) => e.oid === oid)?.value);
+    // The first extension with an OID wins, as in core's findExtension.
+    const byOid = new Map<string, Buffer>();
+    for (const e of leaf.extensions) if (!byOid.has(e.oid)) byOid.set(e.oid, e.value);
+    return identityOf(leaf.san, (oid) => byOid.get(oid));
   }
 
   /**
@@ -333,8 +336,31 @@ function policyDigest(p: IdentityPolicy | undefined, t: Required<SigstoreThresho
  */
 export function sigstoreEnvelopeDigest(bundle: Bundle): string {
   if (bundle.content.$case !== 'dsseEnvelope') throw new CtError('MALFORMED_BUNDLE', 'not a DSSE bundle', { where: 'dsseEnvelope' });
-  // What Bundle.toJSON writes for the envelope, without serialising the rest of the bundle.
-  return sha256Digest(canonicalize(envelopeToJSON(bundle.content.dsseEnvelope)));
+  return sha256Digest(envelopeJcs(bundle.content.dsseEnvelope));
+}
+
+type Envelope = Extract<Bundle['content'], { $case: 'dsseEnvelope' }>['dsseEnvelope'];
+
+/**
+ * canonicalize(envelopeToJSON(env)), written directly: envelopeToJSON leaves out empty fields and
+ * writes bytes as standard base64 (no character JSON escapes); JCS orders the keys (payload,
+ * payloadType, signatures; keyid, sig) and writes strings as JSON.stringify does.
+ * test/sigstore/shape.test.ts compares the two.
+ */
+export function envelopeJcs(env: Envelope): string {
+  const parts: string[] = [];
+  if (env.payload.length !== 0) parts.push(`"payload":"${Buffer.from(env.payload).toString('base64')}"`);
+  if (env.payloadType !== '') parts.push(`"payloadType":${JSON.stringify(env.payloadType)}`);
+  if (env.signatures?.length) {
+    const sigs = env.signatures.map((sg) => {
+      const f: string[] = [];
+      if (sg.keyid !== '') f.push(`"keyid":${JSON.stringify(sg.keyid)}`);
+      if (sg.sig.length !== 0) f.push(`"sig":"${Buffer.from(sg.sig).toString('base64')}"`);
+      return `{${f.join(',')}}`;
+    });
+    parts.push(`"signatures":[${sigs.join(',')}]`);
+  }
+  return `{${parts.join(',')}}`;
 }
 
 function bindMessage(bundle: Bundle, artifact: Buffer | undefined, digest: string | undefined): void {
