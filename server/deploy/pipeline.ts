@@ -10,6 +10,7 @@ import type { Assignment, HostFacts } from '../../src/protocol/messages.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { PolicySet } from '../../src/policy/policy-set.js';
 import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
+import { hostLabels, targetsOf } from './host-targets.js';
 
 /** A host whose channel sent nothing for this long (inventory comes every 30 s) is not counted as connected to another replica. */
 const REPLICA_FRESH_MS = 90_000;
@@ -174,10 +175,10 @@ export class DeployPipeline {
     const fresh = Date.now() - REPLICA_FRESH_MS;
     let here = false;
     const elsewhere = new Set<string>();
+    // The same hosts matchingHosts() deploys to: selector and the host's own environment label.
+    const targets = targetsOf(environment, selector);
     for (const r of rows) {
-      const labels = JSON.parse(r.labels) as Record<string, string>;
-      // The same hosts matchingHosts() deploys to: selector and the host's own environment label.
-      if ((labels.env ?? labels.environment) !== environment || !Object.entries(selector).every(([k, v]) => labels[k] === v)) continue;
+      if (!targets(hostLabels(r.labels))) continue;
       if (this.steps.hostFacts(r.id)) here = true;
       else if (r.replica && r.replica !== me && Number(r.last_seen ?? 0) > fresh) elsewhere.add(r.replica);
     }
@@ -197,10 +198,10 @@ export class DeployPipeline {
     const rows = await this.ctx.db.query<{ id: string; name: string; labels: string }>('SELECT id, name, labels FROM hosts ORDER BY name');
     const hosts: { id: string; facts: HostFacts; labels: Record<string, string> }[] = [];
     const offline: string[] = [];
+    const targets = targetsOf(environment, selector);
     for (const r of rows) {
-      const labels = JSON.parse(r.labels) as Record<string, string>;
-      if ((labels.env ?? labels.environment) !== environment) continue;
-      if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) continue;
+      const labels = hostLabels(r.labels);
+      if (!targets(labels)) continue;
       const facts = this.steps.hostFacts(r.id);
       if (facts) hosts.push({ id: r.id, facts, labels });
       else offline.push(r.name);

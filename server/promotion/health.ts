@@ -7,6 +7,7 @@
 import type { InventoryItem } from '../../src/protocol/messages.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Db } from '../store/db.js';
+import { hostLabels, targetsOf } from '../deploy/host-targets.js';
 
 /** Inventory arrives every 30 s: older than this and the host's answer is not known. */
 const FRESH_MS = 90_000;
@@ -17,10 +18,8 @@ interface HostRow { id: string; name: string; labels: string; containers: string
 
 async function targetHosts(db: Db, environment: string, selector: Record<string, string>): Promise<HostRow[]> {
   const rows = await db.query<HostRow>('SELECT id, name, labels, containers, last_seen FROM hosts ORDER BY name');
-  return rows.filter((r) => {
-    const labels = JSON.parse(r.labels) as Record<string, string>;
-    return (labels.env ?? labels.environment) === environment && Object.entries(selector).every(([k, v]) => labels[k] === v);
-  });
+  const targets = targetsOf(environment, selector);
+  return rows.filter((r) => targets(hostLabels(r.labels)));
 }
 
 /** Restart counts of the deployment's container per host, now (compared at the end of the wait). */
