@@ -22,6 +22,8 @@ import { CertificateChainVerifier } from '@sigstore/verify/dist/key/certificate.
 import { ecSpkiJwk, tbsWithoutExtension } from './der.js';
 import { parseLeaf, sctDate, sctHash, sctSignedData, type LeafCert, type Sct } from './leaf-cert.js';
 import { parseTsaToken, tsaTokenVerifies, type TsaToken } from './tsa-token.js';
+import { inclusionHolds } from './tlog-inclusion.js';
+import { verifyTLogBody } from '@sigstore/verify/dist/tlog/index.js';
 
 /** The certificate class of @sigstore/verify's own @sigstore/core (it nests a different version). */
 type X509Certificate = Extract<SignedEntity['key'], { $case: 'certificate' }>['certificate'];
@@ -65,11 +67,6 @@ interface TsaPlan {
   key: KeyObject | null;
   serial: Buffer;
   issuer: Buffer;
-}
-
-/** The private parts of Verifier the fast path reuses unchanged. */
-interface VerifierInternals {
-  verifyTLogs(entity: Pick<SignedEntity, 'signature' | 'tlogEntries'>): void;
 }
 
 function safe<T>(f: () => T): T | undefined {
@@ -125,7 +122,11 @@ export class FastPath {
       if (!timestamps || timestamps.length < thresholds.timestamps) return null;
       const issuer = this.signingCertificate(leaf, timestamps);
       if (!issuer || !this.scts(leaf, issuer)) return null;
-      (this.verifier as unknown as VerifierInternals).verifyTLogs({ signature, tlogEntries: vm.tlogEntries });
+      // Verifier.verifyTLogs (its threshold is 0): inclusion (tlog-inclusion.ts), then the body.
+      for (const entry of vm.tlogEntries) {
+        if (!inclusionHolds(entry, this.trust.tlogs)) return null;
+        verifyTLogBody(entry, signature);
+      }
       // The leaf's key, from its raw SPKI (canonical: the bytes core's publicKey getter re-encodes).
       // P-256 as a JWK, everything else from the SPKI DER: on Node 20.20 / OpenSSL 3.0.19 a JWK
       // import runs the full EC key check (a scalar multiplication by the order): P-256 ~110 us
