@@ -15,7 +15,7 @@
 // measurement with the state on the disk, as before (CT_BENCH_FLEET_STATE=tmpfs or disk: one only).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +156,11 @@ async function fleet(fx: LoopFixture, hosts: number, reference: string, stateRoo
   }
 }
 
+/** Whether `dir` is on a tmpfs (statfs type TMPFS_MAGIC): the "disk" rows say so instead of claiming a disk. */
+function onTmpfs(dir: string): boolean {
+  return statfsSync(dir).type === 0x01021994;
+}
+
 function sharedMemoryDir(): string | undefined {
   if (!existsSync('/dev/shm')) return undefined;
   try {
@@ -197,7 +202,7 @@ export async function run(): Promise<BenchResult[]> {
         const root = shm ?? fx.dir;
         const one = await fleet(fx, 1, reference, root);
         const many = await fleet(fx, HOSTS, reference, root);
-        results.push(row(one, many, shm ? 'on a tmpfs (one disk per host)' : 'on the disk (no /dev/shm here)', { max: 3 }));
+        results.push(row(one, many, shm ? 'on a tmpfs (one disk per host)' : onTmpfs(root) ? 'in the temporary directory (a tmpfs; no /dev/shm here)' : 'on the disk (no /dev/shm here)', { max: 3 }));
       } finally {
         if (shm) rmSync(shm, { recursive: true, force: true });
       }
@@ -206,7 +211,7 @@ export async function run(): Promise<BenchResult[]> {
       // Informative: the same with every agent's fdatasync on the one disk of this machine.
       const one = await fleet(fx, 1, reference, fx.dir);
       const many = await fleet(fx, HOSTS, reference, fx.dir);
-      results.push(row(one, many, 'on one shared disk', which === 'disk' ? { max: 3 } : undefined));
+      results.push(row(one, many, onTmpfs(fx.dir) ? 'in the temporary directory (a tmpfs on this machine, not a disk)' : 'on one shared disk', which === 'disk' ? { max: 3 } : undefined));
     }
     return results;
   } finally {
