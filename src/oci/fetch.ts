@@ -97,10 +97,10 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
         const near = answeredMs < (opts.nearMs ?? NEAR_MS);
         toml = await assemble(client, recipe, skeleton, tmpOut, {
-          concurrency: Math.max(1, opts.concurrency ?? 4),
-          partBytes: Math.max(1, opts.partBytes ?? (near ? NEAR_PART_BYTES : PART_BYTES)),
-          heldBytes: Math.max(0, opts.heldBytes ?? HELD_BYTES),
-          lookaheadBytes: Math.max(0, opts.lookaheadBytes ?? (near ? NEAR_LOOKAHEAD_BYTES : Infinity)),
+          concurrency: limit(opts.concurrency, 4, 1),
+          partBytes: limit(opts.partBytes, near ? NEAR_PART_BYTES : PART_BYTES, 1),
+          heldBytes: limit(opts.heldBytes, HELD_BYTES, 0),
+          lookaheadBytes: limit(opts.lookaheadBytes, near ? NEAR_LOOKAHEAD_BYTES : Infinity, 0),
         });
       }
       // The recipe came from an unauthenticated referrers list: the .ctp it rebuilt must be the one
@@ -130,6 +130,14 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
  * the recipe's: a registry that substitutes any byte of any blob is caught, every byte is hashed
  * once, and the downloads run in parallel.
  */
+/**
+ * A caller's limit, at least `min`; unset or NaN takes the default (Math.max passes NaN through: a
+ * NaN look-ahead never opened its gate and the fetch waited for ever).
+ */
+function limit(value: number | undefined, fallback: number, min: number): number {
+  return value === undefined || Number.isNaN(value) ? fallback : Math.max(min, value);
+}
+
 async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, limits: { concurrency: number; partBytes: number; heldBytes: number; lookaheadBytes: number }): Promise<Buffer | undefined> {
   const { concurrency, partBytes, heldBytes, lookaheadBytes } = limits;
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;

@@ -186,6 +186,15 @@ describe('ct fetch look-ahead over the tar hash', () => {
     expect(maxInflight).toBeGreaterThan(1);
   });
 
+  // A library caller's NaN (e.g. Number of a bad setting) takes the defaults instead of a gate
+  // that never opens (Math.max(0, NaN) is NaN; the fetch used to wait for ever).
+  it('NaN limits: the defaults, the identical .ctp', async () => {
+    const out = join(dir, 'ahead-nan.ctp');
+    mode = 'pass';
+    await fetchCtp(`${proxyHost}/team/ranges:1`, out, { ...local, partBytes: PART, concurrency: Number.NaN, heldBytes: Number.NaN, lookaheadBytes: Number.NaN });
+    expect(Buffer.compare(await readFile(out), original)).toBe(0);
+  });
+
   it('look-ahead 0 and a failing request: the stable code, nothing written, no download left waiting', async () => {
     const flip = join(dir, 'ahead-flip.ctp');
     await expect(fetchVia('flip-byte', flip, undefined, 0)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
