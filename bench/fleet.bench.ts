@@ -3,7 +3,8 @@
 // few processes, loopback only). A commit to the desired state deploys one app to every host;
 // measured from the push to the deployment `succeeded` (the last host reported), median of a few
 // commits. Baseline, same run: the same deploy to 1 host. Target: 200 hosts at most 3× one host.
-// Also reported: the server's resident memory per connected host.
+// Also reported: the server's resident memory per connected host, and the curve at 1, 50, 100 and
+// 200 hosts (the time each host beyond the first adds).
 //
 // Where the simulated hosts keep their state. Each agent saves the generation it accepts durably
 // (write + fdatasync, host/agent/generation-record.ts) before acting on an assignment. A real
@@ -43,6 +44,11 @@ const COMMITS = Number(process.env.CT_BENCH_FLEET_COMMITS ?? 5);
  * 14–17 ms of CPU per 200-host redeploy (optimising ~40 functions a second), after 15 about 7 ms.
  */
 const WARMUP = Number(process.env.CT_BENCH_FLEET_WARMUP ?? 15);
+/**
+ * Fleet sizes between 1 and HOSTS measured too, for the curve of how a deploy's time grows with the
+ * fleet (the target's row only; CT_BENCH_FLEET_CURVE="" for none).
+ */
+const CURVE = (process.env.CT_BENCH_FLEET_CURVE ?? '50,100').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 1 && n < HOSTS);
 
 /** CT_BENCH_SERVER_ARGS / CT_BENCH_HOST_ARGS: extra node flags for the server or the simulated hosts' processes (e.g. --cpu-prof --cpu-prof-dir=DIR). */
 const nodeArgs = (name: string) => process.env[name]?.split(' ').filter(Boolean) ?? [];
@@ -188,10 +194,15 @@ export async function run(): Promise<BenchResult[]> {
     commit({ hello: reference }, 'initial');
     const which = process.env.CT_BENCH_FLEET_STATE;
     const results: BenchResult[] = [];
-    const row = (one: Fleet, many: Fleet, where: string, target?: { max: number }): BenchResult => ({
+    /** Deploy time and server memory at each size, and what each host beyond the first adds. */
+    const curveNote = (points: [number, Fleet][]) => {
+      const [[, one], [n, many]] = [points[0], points[points.length - 1]];
+      return `; curve: ${points.map(([h, f]) => `${h} host${h === 1 ? '' : 's'} ${f.deployMs.toFixed(1)} ms`).join(', ')}; each host beyond the first adds ≈ ${((many.deployMs - one.deployMs) / (n - 1)).toFixed(3)} ms`;
+    };
+    const row = (one: Fleet, many: Fleet, where: string, target?: { max: number }, curve = ''): BenchResult => ({
       name: `deploy to ${HOSTS} simulated hosts over the real channel, their state ${where}: commit → last host reported`,
       value: many.deployMs, baseline: one.deployMs, unit: 'ms', better: 'lower', ...(target ? { target } : {}),
-      note: `baseline: the same deploy to 1 host, its state ${where}; median of ${COMMITS} redeploys after ${WARMUP} unmeasured; ${Math.ceil(HOSTS / PER_PROCESS)} simulated-host processes; first deploy (registry fetch, verification, ${HOSTS} downloads) ${many.firstMs.toFixed(0)} ms vs ${one.firstMs.toFixed(0)} ms; server RSS per connected host ≈ ${((many.rssKb - one.rssKb) / (HOSTS - 1)).toFixed(0)} KiB; CPU per redeploy: server ${many.serverCpuMs.toFixed(0)} ms vs ${one.serverCpuMs.toFixed(0)} ms, simulated hosts' processes ${many.hostsCpuMs.toFixed(0)} ms vs ${one.hostsCpuMs.toFixed(0)} ms`,
+      note: `baseline: the same deploy to 1 host, its state ${where}; median of ${COMMITS} redeploys after ${WARMUP} unmeasured; ${Math.ceil(HOSTS / PER_PROCESS)} simulated-host processes; first deploy (registry fetch, verification, ${HOSTS} downloads) ${many.firstMs.toFixed(0)} ms vs ${one.firstMs.toFixed(0)} ms; server RSS per connected host ≈ ${((many.rssKb - one.rssKb) / (HOSTS - 1)).toFixed(0)} KiB; CPU per redeploy: server ${many.serverCpuMs.toFixed(0)} ms vs ${one.serverCpuMs.toFixed(0)} ms, simulated hosts' processes ${many.hostsCpuMs.toFixed(0)} ms vs ${one.hostsCpuMs.toFixed(0)} ms${curve}`,
     });
     if (which !== 'disk') {
       // The target's row: each agent's fdatasync as on a host with its own disk (see the top).
@@ -201,8 +212,11 @@ export async function run(): Promise<BenchResult[]> {
       try {
         const root = shm ?? fx.dir;
         const one = await fleet(fx, 1, reference, root);
+        const points: [number, Fleet][] = [[1, one]];
+        for (const n of CURVE) points.push([n, await fleet(fx, n, reference, root)]);
         const many = await fleet(fx, HOSTS, reference, root);
-        results.push(row(one, many, shm ? 'on a tmpfs (one disk per host)' : onTmpfs(root) ? 'in the temporary directory (a tmpfs; no /dev/shm here)' : 'on the disk (no /dev/shm here)', { max: 3 }));
+        points.push([HOSTS, many]);
+        results.push(row(one, many, shm ? 'on a tmpfs (one disk per host)' : onTmpfs(root) ? 'in the temporary directory (a tmpfs; no /dev/shm here)' : 'on the disk (no /dev/shm here)', { max: 3 }, curveNote(points)));
       } finally {
         if (shm) rmSync(shm, { recursive: true, force: true });
       }
