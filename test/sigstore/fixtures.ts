@@ -1,4 +1,6 @@
 /** Shared setup of the Sigstore tests: a mock deployment, signing options, statements. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { sha256Digest } from '../../src/core/digest.js';
 import { buildStatement } from '../../src/attest/statement.js';
@@ -26,3 +28,12 @@ export function statementFor(digest: string, predicateType = 'https://slsa.dev/p
 
 export const ecKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
 export const edKey = () => generateKeyPairSync('ed25519');
+
+/**
+ * The public-good sample bundles of ../shared/reference, looked for next to the checkout and next
+ * to its parent (a worktree under /work/wt/<name> has the shared directory two levels up).
+ */
+export function samplesDir(): string {
+  const tries = [join(process.cwd(), '..', 'shared'), join(process.cwd(), '..', '..', 'shared')].map((d) => join(d, 'reference', 'samples', 'sigstore'));
+  return tries.find((d) => existsSync(d)) ?? tries[0];
+}
