@@ -37,9 +37,9 @@ describe('the SET through the real entry point: FastPath.verify vs Verifier on r
     const entry0 = dsse.verificationMaterial.tlogEntries[0] as Json;
     const it0 = Number(entry0.integratedTime);
     // Integrated times the leaf certificate is valid at (it lives minutes), written as a bundle may write them, and some it is not.
-    const times: unknown[] = [it0, `0${it0}`, `+${it0}`, `${it0}.0`, `${it0 / 1e9}e9`, String(it0 - 1), `${it0}.5`, ` ${it0}`, '0', 'NaN'];
+    const times: unknown[] = [it0, `0${it0}`, `+${it0}`, `${it0}.0`, `${it0 / 1e9}e9`, String(it0 - 1), `${it0}.5`, '0', 'NaN'];
     const r = rng(0xb0d1);
-    const indexes: unknown[] = [entry0.logIndex, 0, '-1', '00', '+1', '1e3', '1.0', '9007199254740993', 2 ** 60, 'NaN', ...Array.from({ length: 2 }, () => randomInt(r))];
+    const indexes: unknown[] = [entry0.logIndex, 0, '-1', '00', '+1', '1e3', '9007199254740993', 2 ** 60, 'NaN', randomInt(r)];
     const body = Buffer.from(entry0.canonicalizedBody as string, 'base64');
     const keyId = Buffer.from(entry0.logId.keyId as string, 'base64');
     const wrong: string[] = [];
