@@ -11,9 +11,9 @@ import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.j
 import { signAttestationForCtp, type SerializedBundle } from '../../src/sign/index.js';
 import { publicGoodSeed, SigstoreBundleVerifier, trustedRootFromJSON } from '../../src/verify/sigstore/index.js';
 import { sha256Digest } from '../../src/core/digest.js';
-import { GH_ISSUER, GH_SAN, ecKey, keylessOptions, statementFor } from './fixtures.js';
+import { GH_ISSUER, GH_SAN, ecKey, keylessOptions, samplesDir, statementFor } from './fixtures.js';
 
-const SAMPLES = join(process.cwd(), '..', 'shared', 'reference', 'samples', 'sigstore');
+const SAMPLES = samplesDir();
 const BEACON = 'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main';
 
 let m: SigstoreMock;

@@ -21,12 +21,12 @@ import { certLayout, children, encodeLength, isCanonicalDer, tbsWithoutExtension
 import { certIdentity, derString, identityOf } from '../../src/verify/sigstore/identity.js';
 import { ASN1Obj } from '@sigstore/core';
 import { publicGoodSeed } from '../../src/verify/sigstore/index.js';
-import { artifact, artifactDigest, GH_ISSUER, GH_SAN, keylessOptions, rootOf, statementFor } from './fixtures.js';
+import { artifact, artifactDigest, GH_ISSUER, GH_SAN, keylessOptions, rootOf, samplesDir, statementFor } from './fixtures.js';
 import { SigstoreBundleVerifier, type SigstoreVerifyRequest } from '../../src/verify/sigstore/verifier.js';
 import { sha256Digest } from '../../src/core/digest.js';
 import type { CtError } from '../../src/core/errors.js';
 
-const SAMPLES = join(process.cwd(), '..', 'shared', 'reference', 'samples', 'sigstore');
+const SAMPLES = samplesDir();
 
 let m: SigstoreMock;
 let dsse: SerializedBundle;

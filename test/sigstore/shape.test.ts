@@ -15,9 +15,9 @@ import { signAttestationForCtp, signMessage } from '../../src/sign/index.js';
 import { bundleKeysAllWritten, strictBundleFromJSON, unreadBundleKey } from '../../src/verify/sigstore/shape.js';
 import { envelopeJcs } from '../../src/verify/sigstore/verifier.js';
 import { canonicalize } from '../../src/core/jcs.js';
-import { artifact, artifactDigest, keylessOptions, statementFor } from './fixtures.js';
+import { artifact, artifactDigest, keylessOptions, samplesDir, statementFor } from './fixtures.js';
 
-const SAMPLES = join(process.cwd(), '..', 'shared', 'reference', 'samples', 'sigstore');
+const SAMPLES = samplesDir();
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
