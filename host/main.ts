@@ -54,7 +54,8 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   const recovered = await runtime.recover();
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
   const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment, network });
-  // A side-by-side replace the previous agent was killed in ends with one container serving.
+  // A replace the previous agent was killed in ends as it would have: one container serving the app,
+  // and a new bundle that was still being health-checked the app only once its check passes.
   for (const line of await runner.recoverReplaces()) io.out(`recovered replace ${line}`);
   // `ct host stop|start|…` on this machine go through the runner's turn (host/agent/control.ts);
   // it also refuses a second agent on the same state directory.

@@ -22,7 +22,9 @@ import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
-import { restorePrevious, savePrevious, type Previous } from '../lifecycle/replace.js';
+import { restorePrevious, rootfsOf, savePrevious, type Previous } from '../lifecycle/replace.js';
+import { dropReplaceRecord, saveReplaceRecord } from '../lifecycle/replace-record.js';
+import { recoverInPlace } from './replace-recovery.js';
 import { candidateId, recoverSideBySide, replaceSideBySide } from '../lifecycle/side-by-side.js';
 import { performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { restartDue } from '../lifecycle/restart-policy.js';
@@ -113,9 +115,21 @@ export class LocalRunner implements AssignmentRunner {
     });
   }
 
-  /** At agent start: a side-by-side replace an earlier agent was killed in ends with one container serving. */
+  /**
+   * At agent start: a replace an earlier agent was killed in ends as the live one would have. Side
+   * by side: one container serving (side-by-side.ts); in place: the new bundle's check resumed, the
+   * previous bundle put back unless it passes (replace-recovery.ts).
+   */
   recoverReplaces(): Promise<string[]> {
-    return this.exclusive(() => recoverSideBySide(this.opts.runtime, this.opts.network));
+    return this.exclusive(async () => [
+      ...(await recoverSideBySide(this.opts.runtime, this.opts.network)),
+      ...(await recoverInPlace({
+        runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id),
+        finish: (id, rootfs, assigned) => this.finishReplace(id, rootfs, assigned),
+        fail: (id, rootfs, previous, rec, why, exitReason) => this.failedReplace(id, rootfs, previous, rec, why, exitReason),
+        rollBack: (id, rootfs, previous) => this.rollBack(id, rootfs, previous),
+      })),
+    ]);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -329,12 +343,25 @@ export class LocalRunner implements AssignmentRunner {
     }
     // Until the old container is removed, a failure must leave it (and its network) as it was.
     let replacing = false;
+    let recorded = false;
+    const lifecycle = archive.manifest.runtime ?? {};
+    const hc = lifecycle.healthcheck;
+    const assigned: Assigned = {
+      bundleDigest: `${archive.bundleDigest}${portsKey(ports)}`, generation: a.generation, deploymentId: a.deploymentId,
+      runtime: { restart: lifecycle.restart, stop_grace_period: lifecycle.stop_grace_period, healthcheck: hc },
+    };
     try {
       const plan = await unpackAndPlan(archive, { id, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
       // What runs now is kept (config and root filesystem) until the new bundle proves healthy.
       // A port another app or a host process holds is refused before the old container is touched.
       if (ports.length > 0) await this.opts.network?.checkPorts(existing?.runcId ?? id, ports);
       const previous = existing ? await savePrevious(existing, this.assignedPath(id), this.opts.network) : undefined;
+      // ...and kept on disk too, before the old container goes: an agent killed from here until the
+      // replace ends leaves a record the next one resumes the check from (replace-recovery.ts).
+      if (previous || hc) {
+        await saveReplaceRecord(this.opts.stateDir, { version: 1, id, rootfs: dir, assigned: `${JSON.stringify(assigned)}\n`, healthcheck: hc, previous });
+        recorded = true;
+      }
       replacing = true;
       // One runc id per app: the old container stops before the new one starts (a published port
       // could not be held by both anyway); it is put back if the new one fails (restorePrevious).
@@ -355,21 +382,13 @@ export class LocalRunner implements AssignmentRunner {
         const back = await this.rollBack(id, dir, previous);
         return { state: e instanceof CtError ? 'refused' : 'failed', code: e instanceof CtError ? e.code : 'RUNTIME_ERROR', message: `${(e as Error).message}; ${back}` };
       }
-      const lifecycle = archive.manifest.runtime ?? {};
-      const hc = lifecycle.healthcheck;
       const gate = rec.status === 'running' && hc ? await waitHealthy(this.opts.runtime, id, hc) : undefined;
       if (rec.status !== 'running' || gate?.health === 'unhealthy') {
         // The failed container's network rests with it (kept stopped) or is replaced by the old one's.
         if (!previous) await this.opts.network?.suspend(id).catch(() => undefined);
         return await this.failedReplace(id, dir, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
       }
-      await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
-      const assigned: Assigned = {
-        bundleDigest: `${archive.bundleDigest}${portsKey(ports)}`, generation: a.generation, deploymentId: a.deploymentId,
-        runtime: { restart: lifecycle.restart, stop_grace_period: lifecycle.stop_grace_period, healthcheck: hc },
-      };
-      await writeFileAtomic(this.assignedPath(id), `${JSON.stringify(assigned)}\n`, 0o600);
-      await this.removeOtherRootfs(id, dir);
+      await this.finishReplace(id, dir, `${JSON.stringify(assigned)}\n`);
       return { state: 'running' };
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
@@ -377,7 +396,17 @@ export class LocalRunner implements AssignmentRunner {
       if (replacing) await this.opts.network?.detach(id).catch(() => undefined);
       if (e instanceof CtError) return refused(e.code, e.message);
       return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
+    } finally {
+      // Whichever way it ended (new bundle healthy, old one back, or an error), nothing is left to resume.
+      if (recorded) await dropReplaceRecord(this.opts.stateDir, id).catch(() => undefined);
     }
+  }
+
+  /** The new bundle is the app: its assigned record written, the root filesystems it replaced removed. */
+  private async finishReplace(id: string, dir: string, assigned: string): Promise<void> {
+    await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.assignedPath(id), assigned, 0o600);
+    await this.removeOtherRootfs(id, dir);
   }
 
   /**
@@ -467,15 +496,6 @@ interface Assigned {
   runtime?: { restart?: 'never' | 'on-failure' | 'always'; stop_grace_period?: number; healthcheck?: import('../../src/bundle/runtime-extras.js').HealthcheckSpec };
   /** Stopped and held by a `suspended` assignment (rewritten without it when the app runs again). */
   suspended?: true;
-}
-
-/** The root filesystem a container was created with (its config.json), or undefined. */
-async function rootfsOf(rec: ContainerRecord): Promise<string | undefined> {
-  try {
-    return (JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as { root: { path: string } }).root.path;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The published ports as part of what runs: the same bundle with other ports is a new deploy. */

@@ -108,6 +108,8 @@ export interface OciConfig {
   };
   root: { path: string; readonly: boolean };
   hostname: string;
+  /** OCI annotations: what the host must find again with the container (side-by-side.ts: its health check). */
+  annotations?: Record<string, string>;
   mounts: { destination: string; type: string; source: string; options?: string[] }[];
   linux: {
     namespaces: { type: string; path?: string }[];

@@ -19,9 +19,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * make it unhealthy; a container that exits (even during its start period) is unhealthy at once.
  * Every check is bounded by `timeout`, so a hanging check cannot hang the deploy: the whole gate
  * ends within start_period + (retries + 1) × (interval + timeout).
+ * `since` (ms since the epoch) is when the container started, when that was before this gate: a
+ * check resumed after an agent restart counts the start period from the container's start, as
+ * Docker does, not from the restart.
  */
-export async function waitHealthy(runtime: RuncRuntime, id: string, hc: HealthcheckSpec, onState?: (h: ContainerHealth) => void): Promise<GateResult> {
-  const started = Date.now();
+export async function waitHealthy(runtime: RuncRuntime, id: string, hc: HealthcheckSpec, onState?: (h: ContainerHealth) => void, o: { since?: number } = {}): Promise<GateResult> {
+  const started = o.since !== undefined && Number.isFinite(o.since) ? Math.min(Date.now(), o.since) : Date.now();
   const startPeriodMs = hc.start_period * 1000;
   let failures = 0;
   let last = 'no check ran';

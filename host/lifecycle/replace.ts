@@ -28,6 +28,15 @@ export interface Previous {
   network?: AttachRequest;
 }
 
+/** The root filesystem a container was created with (its config.json), or undefined. */
+export async function rootfsOf(rec: ContainerRecord): Promise<string | undefined> {
+  try {
+    return (JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as { root: { path: string } }).root.path;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function savePrevious(rec: ContainerRecord, assignedPath: string, network?: NetworkManager): Promise<Previous | undefined> {
   let config: OciConfig;
   try {

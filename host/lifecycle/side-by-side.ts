@@ -79,13 +79,21 @@ async function retire(runtime: RuncRuntime, network: NetworkManager, id: string,
   return runtime.store.adopt(candidate, id);
 }
 
+/**
+ * The new container's health check, kept in its own OCI config (config.json, written before runc
+ * sees it): an agent restarted mid-check finds it there and checks again before the new container
+ * may take the app over (recoverSideBySide).
+ */
+export const HEALTHCHECK_ANNOTATION = 'dev.cerro-torre.healthcheck';
+
 export async function replaceSideBySide(o: SideBySide): Promise<SideBySideResult> {
   const { runtime, network } = o;
   const old = runtime.store.get(o.id)!;
   let rec: ContainerRecord;
+  const config: OciConfig = o.healthcheck ? { ...o.config, annotations: { ...o.config.annotations, [HEALTHCHECK_ANNOTATION]: JSON.stringify(o.healthcheck) } } : o.config;
   try {
-    await attachNetwork(network, o.config, { ...o.attach, containerId: o.candidate, ports: [] });
-    rec = await runtime.run(o.candidate, o.config, { ...o.create, replaces: o.id });
+    await attachNetwork(network, config, { ...o.attach, containerId: o.candidate, ports: [] });
+    rec = await runtime.run(o.candidate, config, { ...o.create, replaces: o.id });
   } catch (error) {
     await discardCandidate(runtime, network, o.candidate).catch(() => undefined);
     return { state: 'not-started', error };
@@ -114,7 +122,9 @@ export async function replaceSideBySide(o: SideBySide): Promise<SideBySideResult
  * After an agent restart: a side-by-side replace that was cut short ends with exactly one
  * container serving the app. While the old one still runs, it keeps (or gets back) the ports and
  * the new one is discarded (the server assigns the bundle again); when the old one was already
- * stopped, the new one has the ports and takes the app's id. Returns what was done, for the log.
+ * stopped, the new one has the ports and takes the app's id, but only once proven: a new
+ * container whose check had not passed is checked again first, and one that fails it is
+ * discarded and the old one started again. Returns what was done, for the log.
  */
 export async function recoverSideBySide(runtime: RuncRuntime, network: NetworkManager | undefined): Promise<string[]> {
   const done: string[] = [];
@@ -132,10 +142,48 @@ export async function recoverSideBySide(runtime: RuncRuntime, network: NetworkMa
       await discardCandidate(runtime, network, c.id);
       done.push(`${c.id}: discarded, ${app} keeps serving`);
     } else {
-      if (old) await network.movePorts(old.runcId, c.runcId);
-      await retire(runtime, network, app, c.id, 1000);
-      done.push(`${c.id}: took over ${app}`);
+      const proof = await proveCandidate(runtime, c, cur!);
+      if (proof.ok) {
+        if (old) await network.movePorts(old.runcId, c.runcId);
+        await retire(runtime, network, app, c.id, 1000);
+        done.push(`${c.id}: ${proof.checked ? 'passed its health check again and ' : ''}took over ${app}`);
+      } else {
+        // Never the app: the ports go back to the old container (they had not left it unless the
+        // check had passed), and it runs again if it can.
+        const stopped = runtime.store.get(app);
+        if (stopped && stopped.status !== 'removed') await network.movePorts(c.runcId, stopped.runcId).catch(() => undefined);
+        await discardCandidate(runtime, network, c.id);
+        let back = `nothing of ${app} is left to start`;
+        if (stopped && stopped.status !== 'removed') {
+          back = await runtime.restart(app, 1000).then((r) => `${app} started again (${r.status})`, (e: unknown) => `${app} could not be started again: ${(e as Error).message}`);
+        }
+        done.push(`${c.id}: HEALTHCHECK_FAILED after the agent restart (${proof.detail}); discarded, ${back}`);
+      }
     }
   }
   return done;
+}
+
+/**
+ * Whether a new container may take the app over after an agent restart: it has no check to pass,
+ * or its check had passed before the agent died (its health is kept in the container store), or it
+ * passes one now (its start period counted from its start). An unreadable check is no proof.
+ */
+async function proveCandidate(runtime: RuncRuntime, c: ContainerRecord, cur: ContainerRecord): Promise<{ ok: true; checked: boolean } | { ok: false; detail: string }> {
+  if (cur.health === 'healthy') return { ok: true, checked: false };
+  let annotation: string | undefined;
+  try {
+    annotation = (JSON.parse(await readFile(join(c.bundleDir, 'config.json'), 'utf8')) as OciConfig).annotations?.[HEALTHCHECK_ANNOTATION];
+  } catch {
+    return { ok: false, detail: 'its OCI config cannot be read' };
+  }
+  if (annotation === undefined) return cur.health === 'none' ? { ok: true, checked: false } : { ok: false, detail: `its health was ${cur.health} and its check is unknown` };
+  let hc: HealthcheckSpec;
+  try {
+    hc = JSON.parse(annotation) as HealthcheckSpec;
+  } catch {
+    return { ok: false, detail: 'its health check cannot be read' };
+  }
+  const gate = await waitHealthy(runtime, c.id, hc, undefined, { since: cur.startedAt ? Date.parse(cur.startedAt) : undefined });
+  return gate.health === 'healthy' ? { ok: true, checked: true } : { ok: false, detail: gate.detail };
 }

@@ -1,0 +1,84 @@
+import { access, rm } from 'node:fs/promises';
+import { writeFileAtomic } from '../../src/core/fs.js';
+import { waitHealthy, type GateResult } from '../health/gate.js';
+import { rootfsOf, type Previous } from '../lifecycle/replace.js';
+import { dropReplaceRecord, leftReplaceRecords, replaceRecordPath, type ReplaceRecord } from '../lifecycle/replace-record.js';
+import type { NetworkManager } from '../network/index.js';
+import type { RuncRuntime } from '../runtime/runc.js';
+import type { ContainerRecord } from '../runtime/state.js';
+
+/** What the recovery needs of the runner: the very steps its live replace ends with. */
+export interface InPlaceRecovery {
+  runtime: RuncRuntime;
+  network?: NetworkManager;
+  stateDir: string;
+  assignedPath(id: string): string;
+  /** The new bundle is the app (assigned record written, replaced root filesystems removed). */
+  finish(id: string, rootfs: string, assigned: string): Promise<void>;
+  /** The new bundle failed: the previous one is put back (or, with none, the new one stopped and held). */
+  fail(id: string, rootfs: string, previous: Previous | undefined, rec: ContainerRecord, why: string | undefined, exitReason: string | null): Promise<{ code?: string; message?: string }>;
+  /** Puts the previous bundle back; says how that went. */
+  rollBack(id: string, rootfs: string, previous: Previous): Promise<string>;
+}
+
+/**
+ * At agent start: every in-place replace an earlier agent was killed in (replacing/<id>.json,
+ * host/lifecycle/replace-record.ts) ends the way the live one would have. A new container that
+ * still runs is health-checked again (the start period counted from its start) and becomes the app
+ * only if it passes; otherwise, or when it no longer runs, the previous bundle is put back. A
+ * record that cannot be read is not guessed at: the container is left as it is and the line says
+ * HOST_STATE_INVALID. Returns one line per record, for the log.
+ */
+export async function recoverInPlace(o: InPlaceRecovery): Promise<string[]> {
+  const done: string[] = [];
+  for (const left of await leftReplaceRecords(o.stateDir)) {
+    if ('invalid' in left) {
+      done.push(`${left.id}: HOST_STATE_INVALID: ${replaceRecordPath(o.stateDir, left.id)} is damaged (${left.invalid}); the container is left as it is and the record kept for an operator`);
+      continue;
+    }
+    try {
+      done.push(await resume(o, left.record));
+      await dropReplaceRecord(o.stateDir, left.id);
+    } catch (e) {
+      // Kept for the next start (or an operator): the agent itself goes on.
+      done.push(`${left.id}: recovering the replace failed: ${(e as Error).message}; the record is kept`);
+    }
+  }
+  return done;
+}
+
+async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string> {
+  const { id, previous } = r;
+  const cur = await o.runtime.state(id).catch(() => undefined);
+  const root = cur ? await rootfsOf(cur) : undefined;
+  if (cur && root !== r.rootfs) {
+    // Killed before the old container was deleted (or after a rollback had recreated it): it is
+    // what runs, and its assigned record is put back if the replace had removed it already.
+    if (previous?.assigned && !(await exists(o.assignedPath(id)))) await writeFileAtomic(o.assignedPath(id), previous.assigned, 0o600);
+    await rm(r.rootfs, { recursive: true, force: true });
+    return `${id}: the replace had not begun; the previous container is kept (${cur.status})`;
+  }
+  if (!cur) {
+    // Killed between the old container's removal and the new one's creation.
+    if (previous) return `${id}: the new bundle never ran; ${await o.rollBack(id, r.rootfs, previous)}`;
+    await rm(r.rootfs, { recursive: true, force: true });
+    return `${id}: the new bundle never ran and nothing ran before`;
+  }
+  let gate: GateResult | undefined;
+  // A check that had passed before the agent died needs no second one.
+  if (cur.status === 'running' && r.healthcheck && cur.health !== 'healthy') {
+    const since = cur.startedAt ? Date.parse(cur.startedAt) : undefined;
+    gate = await waitHealthy(o.runtime, id, r.healthcheck, undefined, { since });
+  }
+  if (cur.status === 'running' && gate?.health !== 'unhealthy') {
+    await o.finish(id, r.rootfs, r.assigned);
+    return `${id}: the new bundle ${gate ? 'passed its health check' : 'runs'} after the agent restart: it is the app`;
+  }
+  const rec = o.runtime.store.get(id) ?? cur;
+  // As in the live path: without a previous bundle the failed one's network rests with it.
+  if (!previous) await o.network?.suspend(id).catch(() => undefined);
+  const out = await o.fail(id, r.rootfs, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
+  return `${id}: ${out.code ?? 'RUNTIME_FAILED'} after the agent restart: ${out.message ?? 'the new bundle failed'}`;
+}
+
+const exists = (path: string) => access(path).then(() => true, () => false);
