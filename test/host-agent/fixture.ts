@@ -39,6 +39,8 @@ export interface AgentFixture {
   /** The same, except that edge requires AppArmor too (a host stricter than its server). */
   hostPoliciesDir: string;
   bundles: Record<BundleName, BundleFile>;
+  /** Packs `app/` (the static busybox) with this ct.toml and signs it like `signed`: a bundle the policies approve. */
+  signApp(name: string, ctToml: string): Promise<BundleFile>;
   cleanup(): Promise<void>;
 }
 
@@ -119,8 +121,16 @@ export async function agentFixture(): Promise<AgentFixture> {
 
     const bundles = {} as Record<BundleName, BundleFile>;
     for (const n of ['unsigned', 'signed', 'partial', 'tampered', 'uncovered', 'armored'] as const) bundles[n] = await describeBundle(p(`${n}.ctp`));
+    const signApp = async (name: string, ctToml: string): Promise<BundleFile> => {
+      mkdirSync(p(`apps/${name}/bin`), { recursive: true });
+      copyFileSync('/bin/busybox', p(`apps/${name}/bin/busybox`));
+      writeFileSync(p(`apps/${name}/ct.toml`), ctToml);
+      await packCtp({ from: { dir: p(`apps/${name}`) }, out: p(`apps/${name}-unsigned.ctp`), mtime: 0 });
+      await signCtp(p(`apps/${name}-unsigned.ctp`), { key: key.privateKey, logs: endpoints, out: p(`apps/${name}.ctp`) });
+      return describeBundle(p(`apps/${name}.ctp`));
+    };
     return {
-      dir, logs, bundles,
+      dir, logs, bundles, signApp,
       trustStorePath: p('trust.json'),
       trust: { store, storeDigest: trustStoreDigest(store) },
       policiesDir: p('policies'),

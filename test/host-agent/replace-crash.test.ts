@@ -1,0 +1,170 @@
+/**
+ * An in-place replace (LocalRunner, real runc, signed bundles) cut short by `kill -9` of the agent
+ * while the new bundle is being health-checked: the old container is gone by then and
+ * assigned/<id>.json too. The restarted agent (LocalRunner.recoverReplaces, as `ct host run` calls
+ * it) resumes the check from replacing/<id>.json: a new bundle that fails it is removed and the
+ * previous one runs again; one that passes it becomes the app, its assigned record written. A
+ * damaged record is not guessed at: HOST_STATE_INVALID, the container left as it is.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectFacts, type HostFacts } from '../../host/facts.js';
+import { RuncRuntime } from '../../host/runtime/runc.js';
+import { LocalRunner } from '../../host/agent/runner.js';
+import { PolicyStore } from '../../src/policy/store.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
+import { repoRoot } from '../support/cli.js';
+import { agentFixture, assignmentFor, runcDeleteAll, runcState, type AgentFixture, type BundleFile } from './fixture.js';
+
+/** Sleeps; healthy once /tmp/ready exists (after `readyAfter` seconds; never when absent). */
+const app = (name: string, readyAfter: number | undefined, startPeriod: number) => [
+  `name = "${name}"`, 'version = "2.0.0"', '', '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "none"',
+  readyAfter === undefined ? 'command = ["/bin/busybox", "sleep", "600"]' : `command = ["/bin/busybox", "sh", "-c", "sleep ${readyAfter}; /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 600"]`,
+  '', '[runtime.healthcheck]', 'type = "exec"', 'command = ["/bin/busybox", "test", "-e", "/tmp/ready"]',
+  'interval = 0.3', 'timeout = 1', 'retries = 2', `start_period = ${startPeriod}`, '',
+].join('\n');
+
+describe('in-place replace: kill -9 of the agent during the health check', () => {
+  let fx: AgentFixture;
+  let facts: HostFacts;
+  let failing: BundleFile;
+  let passing: BundleFile;
+  const states: string[] = [];
+
+  beforeAll(async () => {
+    fx = await agentFixture();
+    facts = await collectFacts();
+    // Never healthy (its start period outlasts the moment the agent is killed, and then some).
+    failing = await fx.signApp('failing', app('failing', undefined, 3));
+    // Healthy after 4 s: the agent is killed before that, the restarted one sees it pass.
+    passing = await fx.signApp('passing', app('passing', 4, 30));
+    // The agent script below runs the transpiled code.
+    execFileSync(process.execPath, [join(repoRoot, 'scripts/build.mjs')], { cwd: repoRoot });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const stateDir of states) {
+      const rt = await RuncRuntime.open({ stateDir });
+      for (const c of await rt.list()) await rt.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+      rt.close();
+      runcDeleteAll(stateDir);
+    }
+    await fx?.cleanup();
+  });
+
+  const runner = async (stateDir: string, runtime: RuncRuntime) => {
+    const policies = new PolicyStore([fx.policiesDir]);
+    expect((await policies.reload()).ok).toBe(true);
+    return new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime });
+  };
+
+  /**
+   * An agent process deploys `signed` (generation 1), then `next` (generation 2) in place over it,
+   * and is killed with SIGKILL as soon as the new container's check has begun.
+   */
+  async function killDuringGate(appName: string, next: BundleFile): Promise<{ stateDir: string; id: string }> {
+    const stateDir = join(fx.dir, `state-${appName}`);
+    mkdirSync(stateDir);
+    states.push(stateDir);
+    const id = containerIdFor('production', appName);
+    const first = assignmentFor(fx.bundles.signed, { app: appName, generation: 1 });
+    const second = assignmentFor(next, { app: appName, generation: 2 });
+    const marker = join(stateDir, 'gating');
+    const build = (p: string) => join(repoRoot, 'build', p);
+    const script = join(stateDir, 'agent.mjs');
+    writeFileSync(script, `
+import { readFileSync, writeFileSync } from 'node:fs';
+import { RuncRuntime } from '${build('host/runtime/runc.js')}';
+import { LocalRunner } from '${build('host/agent/runner.js')}';
+import { PolicyStore } from '${build('src/policy/store.js')}';
+import { parseTrustStore, trustStoreDigest } from '${build('src/trust/store.js')}';
+import { collectFacts } from '${build('host/facts.js')}';
+const stateDir = ${JSON.stringify(stateDir)};
+const store = parseTrustStore(readFileSync(${JSON.stringify(fx.trustStorePath)}, 'utf8'));
+const policies = new PolicyStore([${JSON.stringify(fx.policiesDir)}]);
+await policies.reload();
+const facts = await collectFacts();
+const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+const runner = new LocalRunner({ stateDir, trust: () => ({ store, storeDigest: trustStoreDigest(store) }), policies, facts: async () => facts, runtime });
+const first = await runner.run(${JSON.stringify(first)}, ${JSON.stringify(fx.bundles.signed.path)});
+if (first.state !== 'running') throw new Error('the first deploy: ' + JSON.stringify(first));
+// The new container's check has begun (only a gate sets 'starting'; the first bundle has no check).
+setInterval(() => { if (runtime.store.get(${JSON.stringify(id)})?.health === 'starting') writeFileSync(${JSON.stringify(marker)}, 'gating'); }, 20);
+const out = await runner.run(${JSON.stringify(second)}, ${JSON.stringify(next.path)});
+process.stderr.write('the replace ended before the agent was killed: ' + JSON.stringify(out));
+`);
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    for (let i = 0; i < 600 && !existsSync(marker) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
+    expect([existsSync(marker), stderr]).toEqual([true, '']);
+    // What the killed agent left: the new container running unchecked, the old one and its assigned record gone.
+    expect(runcState(stateDir, id)?.status).toBe('running');
+    expect(existsSync(join(stateDir, 'assigned', `${id}.json`))).toBe(false);
+    return { stateDir, id };
+  }
+
+  const rootfsOf = (stateDir: string, id: string) => (JSON.parse(readFileSync(join(stateDir, 'containers', id, 'config.json'), 'utf8')) as { root: { path: string } }).root.path;
+  const assigned = (stateDir: string, id: string) => (JSON.parse(readFileSync(join(stateDir, 'assigned', `${id}.json`), 'utf8')) as { bundleDigest: string; generation: number });
+
+  it('puts the previous bundle back when the new one fails its resumed check', async () => {
+    const { stateDir, id } = await killDuringGate('crash-fail', failing);
+    const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    try {
+      await runtime.recover();
+      const lines = await (await runner(stateDir, runtime)).recoverReplaces();
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^${id}: HEALTHCHECK_FAILED after the agent restart: .*rolled back to ${fx.bundles.signed.bundleDigest} \\(running\\)$`))]);
+      // runc runs the previous bundle again (generation 1's root filesystem), and it is the app.
+      expect(runcState(stateDir, id)?.status).toBe('running');
+      expect(rootfsOf(stateDir, id)).toBe(join(stateDir, 'rootfs', `${id}-1`));
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest, generation: 1 });
+      expect(existsSync(join(stateDir, 'rootfs', `${id}-2`))).toBe(false);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+      // Nothing left to resume.
+      expect(await (await runner(stateDir, runtime)).recoverReplaces()).toEqual([]);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('makes the new bundle the app when it passes its resumed check', async () => {
+    const { stateDir, id } = await killDuringGate('crash-pass', passing);
+    const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    try {
+      await runtime.recover();
+      const pid = runcState(stateDir, id)!.pid;
+      const lines = await (await runner(stateDir, runtime)).recoverReplaces();
+      expect(lines).toEqual([`${id}: the new bundle passed its health check after the agent restart: it is the app`]);
+      // The very container the killed agent started (not restarted), with its assigned record.
+      expect(runcState(stateDir, id)).toMatchObject({ status: 'running', pid });
+      expect(rootfsOf(stateDir, id)).toBe(join(stateDir, 'rootfs', `${id}-2`));
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: passing.bundleDigest, generation: 2 });
+      expect((await runtime.state(id)).health).toBe('healthy');
+      expect(existsSync(join(stateDir, 'rootfs', `${id}-1`))).toBe(false);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('leaves the container as it is and says HOST_STATE_INVALID when the record is damaged', async () => {
+    const { stateDir, id } = await killDuringGate('crash-damaged', failing);
+    const record = join(stateDir, 'replacing', `${id}.json`);
+    writeFileSync(record, readFileSync(record, 'utf8').slice(0, 100));
+    const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    try {
+      await runtime.recover();
+      const pid = runcState(stateDir, id)!.pid;
+      const lines = await (await runner(stateDir, runtime)).recoverReplaces();
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^${id}: HOST_STATE_INVALID: `))]);
+      expect(runcState(stateDir, id)).toMatchObject({ status: 'running', pid });
+      expect(existsSync(record)).toBe(true);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+});
