@@ -38,6 +38,8 @@ export function strictBundleFromJSON(json: unknown, depthChecked = false): Bundl
   } catch (e) {
     throw new CtError('MALFORMED_BUNDLE', `not a valid Sigstore bundle: ${(e as Error).message.slice(0, 200)}`, { where: 'bundle' }, { cause: e });
   }
+  const partlyRead = bytesPartlyRead(json, bundle, BUNDLE, '$');
+  if (partlyRead) throw new CtError('MALFORMED_BUNDLE', `not a valid Sigstore bundle: ${partlyRead.slice(0, 200)} is not base64 read to its end`, { where: partlyRead.slice(0, 200) });
   // Nearly every bundle holds only keys the model writes back: checked without re-serialising it.
   if (allKeysWritten(json, bundle, BUNDLE)) return bundle;
   const extra = unreadBundleKey(json, bundle);
@@ -158,6 +160,58 @@ function allKeysWritten(input: unknown, model: unknown, rules: MessageRules): bo
     } else if (typeof v !== 'string' && typeof v !== 'number') return false;
   }
   return true;
+}
+
+/**
+ * Whether the base64 text `s` decodes to exactly `n` bytes with every character read. Buffer's
+ * decoder (what protobuf-specs' fromJSON uses) skips characters outside the alphabet and stops at
+ * the first '=', so `"<payload>=<anything>"` reads as the payload alone: text nobody signed that
+ * still changes the bundle's digest. Allowed is what protobuf JSON allows for bytes: the standard or
+ * URL-safe alphabet, with or without padding (sigstore-go's decoder, Go's base64, refuses the rest too).
+ */
+export function base64ReadToEnd(s: string, n: number): boolean {
+  let end = s.length;
+  let pad = 0;
+  while (pad < 2 && end > 0 && s.charCodeAt(end - 1) === 61 /* = */) {
+    end--;
+    pad++;
+  }
+  if (pad > 0 && s.length % 4 !== 0) return false;
+  const rest = end % 4;
+  if (rest === 1) return false;
+  // Any skipped character, or '=' before the end, leaves fewer bytes than the length promises.
+  return n === (end >> 2) * 3 + (rest === 0 ? 0 : rest - 1);
+}
+
+/**
+ * The path of the first bytes field (at any level) whose JSON text is not wholly read into the
+ * parsed model (base64ReadToEnd), or undefined. Fields the model left empty are the unread-key
+ * check's (a non-empty text that decodes to nothing is a key toJSON leaves out).
+ */
+function bytesPartlyRead(input: unknown, model: unknown, rules: MessageRules, path: string): string | undefined {
+  if (input === null || typeof input !== 'object' || Array.isArray(input) || model === null || typeof model !== 'object') return undefined;
+  for (const k in input) {
+    if (!Object.hasOwn(input, k) || !Object.hasOwn(rules, k)) continue;
+    const rule = rules[k];
+    const sub = written(rule, k, model as Record<string, unknown>);
+    if (sub === undefined) continue;
+    const v = (input as Record<string, unknown>)[k];
+    const at = `${path}.${k}`;
+    if (rule.kind === 'bytes') {
+      if (typeof v === 'string' && !base64ReadToEnd(v, (sub as Uint8Array).length)) return at;
+    } else if (rule.kind === 'repeated') {
+      if (!Array.isArray(v) || !Array.isArray(sub)) continue;
+      for (let i = 0; i < v.length && i < sub.length; i++) {
+        // The one repeated scalar of a Bundle is bytes (inclusionProof.hashes).
+        const r = rule.schema ? bytesPartlyRead(v[i], sub[i], rule.schema, `${at}[${i}]`) : typeof v[i] === 'string' && !base64ReadToEnd(v[i] as string, (sub[i] as Uint8Array).length) ? `${at}[${i}]` : undefined;
+        if (r) return r;
+      }
+    } else if (rule.schema) {
+      const r = bytesPartlyRead(v, sub, rule.schema, at);
+      if (r) return r;
+    }
+  }
+  return undefined;
 }
 
 /** The unread-key check two ways, for test/sigstore/shape.test.ts: without and with re-serialising. */
