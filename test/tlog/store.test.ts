@@ -65,7 +65,9 @@ describe('SQLite log store', () => {
 
   it('indexes revocations by digest and returns stored entries', () => {
     const store = SqliteLogStore.open(join(dir, 'd.db'));
-    const rev = (n: number): LogEntry => ({ version: 1, timestamp: entryN(0).timestamp, entryType: 'revocation', body: { revokedDigest: D(n), reason: 'unspecified', revokedBy: 'ops' } });
+    // One timestamp for every revocation: entryN's clock may cross a second between two calls.
+    const at = entryN(0).timestamp;
+    const rev = (n: number): LogEntry => ({ version: 1, timestamp: at, entryType: 'revocation', body: { revokedDigest: D(n), reason: 'unspecified', revokedBy: 'ops' } });
     store.appendBatch([entryN(1), rev(7), entryN(2), rev(8), rev(7)]);
     expect(store.revocationIndices()).toEqual([1, 3, 4]);
     expect(store.revocationIndices(D(7))).toEqual([1, 4]);
