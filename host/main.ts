@@ -11,7 +11,7 @@ import { LocalRunner } from './agent/runner.js';
 import { NetworkManager, findNetavark } from './network/index.js';
 import { startAgent, type Agent } from './agent/agent.js';
 import { saveNetworkSettings } from './local/commands.js';
-import { serveRunnerControl } from './agent/control.js';
+import { assertNoOtherAgent, serveRunnerControl } from './agent/control.js';
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -35,6 +35,8 @@ export interface HostCommandOptions {
 
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
 export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<number> {
+  // Before anything in the state directory is touched (recovery acts on containers and records).
+  await assertNoOtherAgent(o.stateDir);
   const store = parseTrustStore(readFileSync(o.trustStore, 'utf8'), o.trustStore);
   const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store) };
   const policies = new PolicyStore([resolve(o.policies)]);

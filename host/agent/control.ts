@@ -31,10 +31,20 @@ const MAX_REQUEST = 4096;
 /** How long `ct host` waits for its turn behind the agent's work (a deploy's health gate can be long). */
 export const CONTROL_WAIT_MS = 60_000;
 
+/**
+ * Refuses to go on when another agent answers on the state directory's control socket. Called first
+ * by `ct host run`, before it recovers anything: a second agent must not "recover" a replace the
+ * live one is still health-checking (both rolled back at once and left the app down).
+ */
+export async function assertNoOtherAgent(stateDir: string): Promise<void> {
+  const path = controlPath(stateDir);
+  if ((await ask(path, undefined, 1000)) !== undefined) throw new CtError('USAGE', `another agent is running on ${stateDir} (it answers on ${path})`, { stateDir });
+}
+
 export async function serveControl(stateDir: string, act: (container: string, req: Omit<ActionRequest, 'type' | 'container' | 'waitMs'>, deadline: number) => Promise<{ status: ContainerState }>): Promise<{ close(): Promise<void> }> {
   const path = controlPath(stateDir);
   // A socket file left by an agent that died is removed; one another live agent answers on is not.
-  if ((await ask(path, undefined, 1000)) !== undefined) throw new CtError('USAGE', `another agent is running on ${stateDir} (it answers on ${path})`, { stateDir });
+  await assertNoOtherAgent(stateDir);
   await rm(path, { force: true });
   const server: Server = createServer({ allowHalfOpen: false }, (sock) => {
     let buf = '';
