@@ -2,7 +2,7 @@ import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
-import type { HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
+import { savedHealthcheck, type HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
 import type { Previous } from './replace.js';
 
 /**
@@ -109,7 +109,7 @@ export function parseReplaceRecord(text: string, id: string): ReplaceRecord {
   if (v.id !== id) bad.push('id');
   if (!absolute(v.rootfs)) bad.push('rootfs');
   if (typeof v.assigned !== 'string') bad.push('assigned');
-  if (v.healthcheck !== undefined && !(isObj(v.healthcheck) && typeof v.healthcheck.type === 'string' && typeof v.healthcheck.interval === 'number' && typeof v.healthcheck.retries === 'number')) bad.push('healthcheck');
+  if (v.healthcheck !== undefined && !savedHealthcheck(v.healthcheck)) bad.push('healthcheck');
   const p = v.previous;
   if (p !== undefined) {
     if (!isObj(p)) bad.push('previous');

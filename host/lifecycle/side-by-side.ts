@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
+import { savedHealthcheck, type HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
 import type { OciConfig } from '../enforce/types.js';
 import type { AttachRequest, NetworkManager, PublishedPort } from '../network/index.js';
 import { attachNetwork } from '../agent/network-hook.js';
@@ -178,12 +178,13 @@ async function proveCandidate(runtime: RuncRuntime, c: ContainerRecord, cur: Con
     return { ok: false, detail: 'its OCI config cannot be read' };
   }
   if (annotation === undefined) return cur.health === 'none' ? { ok: true, checked: false } : { ok: false, detail: `its health was ${cur.health} and its check is unknown` };
-  let hc: HealthcheckSpec;
+  let hc: HealthcheckSpec | undefined;
   try {
-    hc = JSON.parse(annotation) as HealthcheckSpec;
+    hc = savedHealthcheck(JSON.parse(annotation));
   } catch {
-    return { ok: false, detail: 'its health check cannot be read' };
+    hc = undefined;
   }
+  if (!hc) return { ok: false, detail: 'its health check cannot be read' };
   const gate = await waitHealthy(runtime, c.id, hc, undefined, { since: cur.startedAt ? Date.parse(cur.startedAt) : undefined });
   return gate.health === 'healthy' ? { ok: true, checked: true } : { ok: false, detail: gate.detail };
 }

@@ -81,6 +81,17 @@ export function parseSize(v: unknown): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
+/**
+ * A health check the host saved itself (a replace record, a candidate's OCI config annotation), read
+ * back after a crash: valid only when the manifest's own rules find nothing wrong with it, so a
+ * damaged copy (a missing start_period is NaN, and the gate never ends) is refused, not run.
+ */
+export function savedHealthcheck(v: unknown): HealthcheckSpec | undefined {
+  const problems: Problem[] = [];
+  const hc = healthcheck(v, 'healthcheck', problems);
+  return problems.length === 0 && hc && isTable(v) && ['interval', 'timeout', 'retries', 'start_period'].every((k) => typeof v[k] === 'number') ? hc : undefined;
+}
+
 function healthcheck(v: unknown, path: string, problems: Problem[]): HealthcheckSpec | undefined {
   if (!isTable(v)) {
     problems.push({ path, message: 'must be a table' });
