@@ -57,8 +57,11 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
   const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment, network });
   // A replace the previous agent was killed in ends as it would have: one container serving the app,
-  // and a new bundle that was still being health-checked the app only once its check passes.
-  for (const line of await runner.recoverReplaces()) io.out(`recovered replace ${line}`);
+  // and a new bundle that was still being health-checked the app only once its check passes. Those
+  // checks are resumed in the background (they may take as long as the bundle's manifest allows):
+  // the agent connects and serves meanwhile.
+  const recovery = await runner.startRecovery();
+  for (const line of recovery.now) io.out(`recovered replace ${line}`);
   // `ct host stop|start|…` on this machine go through the runner's turn (host/agent/control.ts);
   // it also refuses a second agent on the same state directory.
   const started: { agent?: Agent } = {};
@@ -69,6 +72,10 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
     throw e;
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
+  void recovery.later.then((lines) => {
+    for (const line of lines) io.out(`recovered replace ${line}`);
+    if (lines.length > 0) void agent.resync();
+  });
   const watch = watchContainers(runtime, runner, () => agent.resync());
   await new Promise<void>((r) => {
     process.once('SIGINT', r);

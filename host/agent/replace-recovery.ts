@@ -6,6 +6,7 @@ import { dropReplaceRecord, leftReplaceRecords, replaceRecordPath, type ReplaceR
 import type { NetworkManager } from '../network/index.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
+import { endAll, recoveryFailed, type LeftReplace } from '../lifecycle/left-replace.js';
 
 /** What the recovery needs of the runner: the very steps its live replace ends with. */
 export interface InPlaceRecovery {
@@ -30,24 +31,49 @@ export interface InPlaceRecovery {
  * HOST_STATE_INVALID. Returns one line per record, for the log.
  */
 export async function recoverInPlace(o: InPlaceRecovery): Promise<string[]> {
-  const done: string[] = [];
+  return endAll(await leftInPlace(o));
+}
+
+/**
+ * The same, in two steps: what can be decided now is done now; a check to resume is left pending
+ * (LeftReplace: the caller runs it outside its turn). A record is dropped only once its replace
+ * has ended; one whose ending failed is kept for the next start (or an operator).
+ */
+export async function leftInPlace(o: InPlaceRecovery): Promise<LeftReplace[]> {
+  const done: LeftReplace[] = [];
+  const kept = '; the record is kept';
   for (const left of await leftReplaceRecords(o.stateDir)) {
+    const { id } = left;
     if ('invalid' in left) {
-      done.push(`${left.id}: HOST_STATE_INVALID: ${replaceRecordPath(o.stateDir, left.id)} is damaged (${left.invalid}); the container is left as it is and the record kept for an operator`);
+      done.push({ id, line: `${id}: HOST_STATE_INVALID: ${replaceRecordPath(o.stateDir, id)} is damaged (${left.invalid}); the container is left as it is and the record kept for an operator` });
       continue;
     }
+    const ended = async (line: string) => {
+      await dropReplaceRecord(o.stateDir, id);
+      return line;
+    };
     try {
-      done.push(await resume(o, left.record));
-      await dropReplaceRecord(o.stateDir, left.id);
+      const now = await resume(o, left.record);
+      if (typeof now === 'string') done.push({ id, line: await ended(now) });
+      else {
+        done.push({
+          id, holds: [id],
+          // A check that cannot run (the container vanished under it) is a failed one.
+          check: () => now.check().catch((e: unknown) => ({ health: 'unhealthy' as const, detail: `its check could not run: ${(e as Error).message}` })),
+          end: (gate) => now.end(gate).then(ended, (e: unknown) => recoveryFailed(id, e, kept)),
+        });
+      }
     } catch (e) {
       // Kept for the next start (or an operator): the agent itself goes on.
-      done.push(`${left.id}: recovering the replace failed: ${(e as Error).message}; the record is kept`);
+      done.push({ id, line: recoveryFailed(id, e, kept) });
     }
   }
   return done;
 }
 
-async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string> {
+type Pending = { check(): Promise<GateResult>; end(gate: GateResult | undefined): Promise<string> };
+
+async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pending> {
   const { id, previous } = r;
   const cur = await o.runtime.state(id).catch(() => undefined);
   const root = cur ? await rootfsOf(cur) : undefined;
@@ -56,7 +82,10 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string> {
     // what runs, and its assigned record is put back if the replace had removed it already.
     if (previous?.assigned && !(await exists(o.assignedPath(id)))) await writeFileAtomic(o.assignedPath(id), previous.assigned, 0o600);
     await rm(r.rootfs, { recursive: true, force: true });
-    return `${id}: the replace had not begun; the previous container is kept (${cur.status})`;
+    // Killed between a rollback's create and its start: it ran before, so it runs again (the
+    // restart policy only starts what stopped, and nothing else would start a `created` one).
+    const status = cur.status === 'created' && previous?.wasRunning ? (await o.runtime.start(id)).status : cur.status;
+    return `${id}: the replace had not begun or was rolled back; the previous container is kept (${status})`;
   }
   if (!cur) {
     // Killed between the old container's removal and the new one's creation.
@@ -64,21 +93,26 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string> {
     await rm(r.rootfs, { recursive: true, force: true });
     return `${id}: the new bundle never ran and nothing ran before`;
   }
-  let gate: GateResult | undefined;
+  const end = async (gate: GateResult | undefined): Promise<string> => {
+    // Read again: the container may have ended while it was being checked.
+    const now = gate ? await o.runtime.state(id).catch(() => undefined) ?? cur : cur;
+    if (now.status === 'running' && gate?.health !== 'unhealthy') {
+      await o.finish(id, r.rootfs, r.assigned);
+      return `${id}: the new bundle ${gate ? 'passed its health check' : 'runs'} after the agent restart: it is the app`;
+    }
+    const rec = o.runtime.store.get(id) ?? now;
+    // As in the live path: without a previous bundle the failed one's network rests with it.
+    if (!previous) await o.network?.suspend(id).catch(() => undefined);
+    const out = await o.fail(id, r.rootfs, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
+    return `${id}: ${out.code ?? 'RUNTIME_FAILED'} after the agent restart: ${out.message ?? 'the new bundle failed'}`;
+  };
   // A check that had passed before the agent died needs no second one.
   if (cur.status === 'running' && r.healthcheck && cur.health !== 'healthy') {
+    const hc = r.healthcheck;
     const since = cur.startedAt ? Date.parse(cur.startedAt) : undefined;
-    gate = await waitHealthy(o.runtime, id, r.healthcheck, undefined, { since });
+    return { check: () => waitHealthy(o.runtime, id, hc, undefined, { since }), end };
   }
-  if (cur.status === 'running' && gate?.health !== 'unhealthy') {
-    await o.finish(id, r.rootfs, r.assigned);
-    return `${id}: the new bundle ${gate ? 'passed its health check' : 'runs'} after the agent restart: it is the app`;
-  }
-  const rec = o.runtime.store.get(id) ?? cur;
-  // As in the live path: without a previous bundle the failed one's network rests with it.
-  if (!previous) await o.network?.suspend(id).catch(() => undefined);
-  const out = await o.fail(id, r.rootfs, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
-  return `${id}: ${out.code ?? 'RUNTIME_FAILED'} after the agent restart: ${out.message ?? 'the new bundle failed'}`;
+  return end(undefined);
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false);

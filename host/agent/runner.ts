@@ -23,9 +23,10 @@ import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, rootfsOf, savePrevious, type Previous } from '../lifecycle/replace.js';
-import { dropReplaceRecord, saveReplaceRecord } from '../lifecycle/replace-record.js';
-import { recoverInPlace } from './replace-recovery.js';
-import { candidateId, recoverSideBySide, replaceSideBySide } from '../lifecycle/side-by-side.js';
+import { dropReplaceRecord, replaceRecordPath, saveReplaceRecord } from '../lifecycle/replace-record.js';
+import { leftInPlace } from './replace-recovery.js';
+import { recoveryFailed } from '../lifecycle/left-replace.js';
+import { candidateId, leftSideBySide, replaceSideBySide } from '../lifecycle/side-by-side.js';
 import { performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { restartDue } from '../lifecycle/restart-policy.js';
 import { waitHealthy } from '../health/gate.js';
@@ -87,6 +88,9 @@ export class LocalRunner implements AssignmentRunner {
   /** The container a deploy is replacing right now: lifecycle actions on it are refused (CONTAINER_BUSY). */
   private replacing?: string;
 
+  /** Containers a replace left by an earlier agent still acts on (startRecovery): until it has ended. */
+  private readonly recovering = new Map<string, Promise<void>>();
+
   private readonly verified: VerificationCache;
   private readonly opened: OpenedBundles;
 
@@ -105,6 +109,7 @@ export class LocalRunner implements AssignmentRunner {
    */
   async action(container: string, req: ActionRequest, o: { deadline?: number } = {}): Promise<ContainerRecord> {
     if (this.replacing === container) throw new CtError('CONTAINER_BUSY', `a deploy is replacing ${container}; try again when it has ended`, { container });
+    if (this.recovering.has(container)) throw new CtError('CONTAINER_BUSY', `${container} is in a replace the previous agent was killed in, whose health check is being resumed; try again when it has ended`, { container });
     return this.exclusive(async () => {
       // A caller that stopped waiting (`ct host` gives up after a while) must not see its action done late.
       if (o.deadline !== undefined && Date.now() > o.deadline) throw new CtError('CONTAINER_BUSY', `the agent was busy (deploys, other actions) until after the request gave up; nothing was done to ${container}`, { container });
@@ -118,18 +123,50 @@ export class LocalRunner implements AssignmentRunner {
   /**
    * At agent start: a replace an earlier agent was killed in ends as the live one would have. Side
    * by side: one container serving (side-by-side.ts); in place: the new bundle's check resumed, the
-   * previous bundle put back unless it passes (replace-recovery.ts).
+   * previous bundle put back unless it passes (replace-recovery.ts). Waits for every check.
    */
-  recoverReplaces(): Promise<string[]> {
-    return this.exclusive(async () => [
-      ...(await recoverSideBySide(this.opts.runtime, this.opts.network)),
-      ...(await recoverInPlace({
-        runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id),
-        finish: (id, rootfs, assigned) => this.finishReplace(id, rootfs, assigned),
-        fail: (id, rootfs, previous, rec, why, exitReason) => this.failedReplace(id, rootfs, previous, rec, why, exitReason),
-        rollBack: (id, rootfs, previous) => this.rollBack(id, rootfs, previous),
-      })),
-    ]);
+  async recoverReplaces(): Promise<string[]> {
+    const r = await this.startRecovery();
+    return [...r.now, ...(await r.later)];
+  }
+
+  /**
+   * The same, without holding the agent up: what can be decided at once is done now, in the turn
+   * (`now`); a health check to resume runs outside it (a bundle's start period and retries can make
+   * it last hours) and `later` has those lines. Meanwhile the agent connects, reports and deploys
+   * other apps; the containers a pending replace acts on are held (lifecycle actions refused with
+   * CONTAINER_BUSY, no restart policy, an assignment for the app waits for the end), and its ending
+   * takes the turn like any deploy.
+   */
+  startRecovery(): Promise<{ now: string[]; later: Promise<string[]> }> {
+    return this.exclusive(async () => {
+      const left = [
+        ...(await leftSideBySide(this.opts.runtime, this.opts.network)),
+        ...(await leftInPlace({
+          runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id),
+          finish: (id, rootfs, assigned) => this.finishReplace(id, rootfs, assigned),
+          fail: (id, rootfs, previous, rec, why, exitReason) => this.failedReplace(id, rootfs, previous, rec, why, exitReason),
+          rollBack: (id, rootfs, previous) => this.rollBack(id, rootfs, previous),
+        })),
+      ];
+      const now: string[] = [];
+      const later: Promise<string>[] = [];
+      for (const l of left) {
+        if ('line' in l) {
+          now.push(l.line);
+          continue;
+        }
+        const ending = l.check()
+          .then((gate) => this.exclusive(() => l.end(gate)))
+          .catch((e: unknown) => recoveryFailed(l.id, e));
+        const held = ending.then(() => undefined);
+        for (const id of l.holds) this.recovering.set(id, held);
+        later.push(ending.finally(() => {
+          for (const id of l.holds) if (this.recovering.get(id) === held) this.recovering.delete(id);
+        }));
+      }
+      return { now, later: Promise.all(later) };
+    });
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -179,7 +216,7 @@ export class LocalRunner implements AssignmentRunner {
     return this.exclusive(async () => {
       const restarted: string[] = [];
       for (const c of this.opts.runtime.store.list()) {
-        if (c.status !== 'stopped' || c.held || c.replaces) continue;
+        if (c.status !== 'stopped' || c.held || c.replaces || this.recovering.has(c.id)) continue;
         if (!restartDue(c, (await this.assignedRuntime(c.id))?.restart, now).due) continue;
         this.opts.runtime.store.update(c.id, { restarts: c.restarts + 1, lastExitCode: c.exitKnown ? c.exitCode : null });
         await this.opts.runtime.restart(c.id).catch(() => undefined);
@@ -190,6 +227,9 @@ export class LocalRunner implements AssignmentRunner {
   }
 
   run(a: Assignment, ctpPath: string): Promise<Outcome> {
+    // An app whose replace an earlier agent left is redeployed once that replace has ended.
+    const held = this.recovering.get(this.containerId(a));
+    if (held) return held.then(() => this.run(a, ctpPath));
     return this.exclusive(async () => {
       this.replacing = this.containerId(a);
       try {
@@ -344,6 +384,10 @@ export class LocalRunner implements AssignmentRunner {
     // Until the old container is removed, a failure must leave it (and its network) as it was.
     let replacing = false;
     let recorded = false;
+    // Once the new bundle is the app's container, its root filesystem is what runs: an error in
+    // finishing (the assigned record not written: ENOSPC, EIO) must neither remove it under the
+    // running container nor drop the record the next start would finish the replace from.
+    let finishing = false;
     const lifecycle = archive.manifest.runtime ?? {};
     const hc = lifecycle.healthcheck;
     const assigned: Assigned = {
@@ -388,9 +432,18 @@ export class LocalRunner implements AssignmentRunner {
         if (!previous) await this.opts.network?.suspend(id).catch(() => undefined);
         return await this.failedReplace(id, dir, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
       }
+      finishing = true;
       await this.finishReplace(id, dir, `${JSON.stringify(assigned)}\n`);
+      finishing = false;
       return { state: 'running' };
     } catch (e) {
+      if (finishing) {
+        // The record is kept: the agent's next start finishes the replace (replace-recovery.ts: the
+        // new container runs, its health says it passed).
+        const kept = recorded ? `; ${replaceRecordPath(this.opts.stateDir, id)} is kept and the agent's next start finishes it` : '';
+        recorded = false;
+        return { state: 'failed', code: 'IO_ERROR', message: `the new bundle runs${hc ? ' and passed its check' : ''}, but finishing the replace failed: ${(e as Error).message}${kept}` };
+      }
       await rm(dir, { recursive: true, force: true });
       // Nothing runs half-networked: a container that could not start leaves no network behind.
       if (replacing) await this.opts.network?.detach(id).catch(() => undefined);

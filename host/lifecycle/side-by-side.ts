@@ -6,6 +6,7 @@ import type { AttachRequest, NetworkManager, PublishedPort } from '../network/in
 import { attachNetwork } from '../agent/network-hook.js';
 import { waitHealthy } from '../health/gate.js';
 import { drain } from './drain.js';
+import { endAll, type LeftReplace } from './left-replace.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 
@@ -127,49 +128,73 @@ export async function replaceSideBySide(o: SideBySide): Promise<SideBySideResult
  * discarded and the old one started again. Returns what was done, for the log.
  */
 export async function recoverSideBySide(runtime: RuncRuntime, network: NetworkManager | undefined): Promise<string[]> {
-  const done: string[] = [];
+  return endAll(await leftSideBySide(runtime, network));
+}
+
+/**
+ * The same, in two steps: what can be decided now is done now; a new container whose check must
+ * be resumed is left pending (LeftReplace: the caller runs the check outside its turn).
+ */
+export async function leftSideBySide(runtime: RuncRuntime, network: NetworkManager | undefined): Promise<LeftReplace[]> {
+  const done: LeftReplace[] = [];
   for (const c of runtime.store.list().filter((r) => r.replaces)) {
     const app = c.replaces!;
+    const line = (text: string) => done.push({ id: c.id, line: `${c.id}: ${text}` });
     const cur = await runtime.state(c.id).catch(() => undefined);
     const old = runtime.store.get(app) && runtime.store.get(app)!.status !== 'removed' ? await runtime.state(app).catch(() => undefined) : undefined;
     const serving = (r?: ContainerRecord) => r?.status === 'running' || r?.status === 'paused';
     if (!network) {
       await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
       runtime.store.forget(c.id);
-      done.push(`${c.id}: discarded`);
+      line('discarded');
     } else if (serving(old) || !serving(cur)) {
       if (old) await network.movePorts(c.runcId, old.runcId).catch(() => undefined);
       await discardCandidate(runtime, network, c.id);
-      done.push(`${c.id}: discarded, ${app} keeps serving`);
+      line(`discarded, ${app} keeps serving`);
     } else {
-      const proof = await proveCandidate(runtime, c, cur!);
-      if (proof.ok) {
-        if (old) await network.movePorts(old.runcId, c.runcId);
-        await retire(runtime, network, app, c.id, 1000);
-        done.push(`${c.id}: ${proof.checked ? 'passed its health check again and ' : ''}took over ${app}`);
-      } else {
-        // Never the app: the ports go back to the old container (they had not left it unless the
-        // check had passed), and it runs again if it can.
-        const stopped = runtime.store.get(app);
-        if (stopped && stopped.status !== 'removed') await network.movePorts(c.runcId, stopped.runcId).catch(() => undefined);
-        await discardCandidate(runtime, network, c.id);
-        let back = `nothing of ${app} is left to start`;
-        if (stopped && stopped.status !== 'removed') {
-          back = await runtime.restart(app, 1000).then((r) => `${app} started again (${r.status})`, (e: unknown) => `${app} could not be started again: ${(e as Error).message}`);
-        }
-        done.push(`${c.id}: HEALTHCHECK_FAILED after the agent restart (${proof.detail}); discarded, ${back}`);
-      }
+      const proof = await proofOf(c, cur!);
+      const end = (p: { ok: true; checked: boolean } | { ok: false; detail: string }) => endCandidate(runtime, network, c, app, p);
+      if ('check' in proof) {
+        const hc = proof.check;
+        const since = cur!.startedAt ? Date.parse(cur!.startedAt) : undefined;
+        done.push({
+          id: c.id, holds: [c.id, app],
+          check: () => waitHealthy(runtime, c.id, hc, undefined, { since }),
+          end: (gate) => end(gate.health === 'healthy' ? { ok: true, checked: true } : { ok: false, detail: gate.detail }),
+        });
+      } else done.push({ id: c.id, line: await end(proof) });
     }
   }
   return done;
 }
 
+/** The new container takes the app over (proven), or is discarded and the old one started again. */
+async function endCandidate(runtime: RuncRuntime, network: NetworkManager, c: ContainerRecord, app: string, proof: { ok: true; checked: boolean } | { ok: false; detail: string }): Promise<string> {
+  if (proof.ok) {
+    const old = runtime.store.get(app);
+    if (old && old.status !== 'removed') await network.movePorts(old.runcId, c.runcId);
+    await retire(runtime, network, app, c.id, 1000);
+    return `${c.id}: ${proof.checked ? 'passed its health check again and ' : ''}took over ${app}`;
+  }
+  // Never the app: the ports go back to the old container (they had not left it unless the
+  // check had passed), and it runs again if it can.
+  const stopped = runtime.store.get(app);
+  if (stopped && stopped.status !== 'removed') await network.movePorts(c.runcId, stopped.runcId).catch(() => undefined);
+  await discardCandidate(runtime, network, c.id);
+  let back = `nothing of ${app} is left to start`;
+  if (stopped && stopped.status !== 'removed') {
+    back = await runtime.restart(app, 1000).then((r) => `${app} started again (${r.status})`, (e: unknown) => `${app} could not be started again: ${(e as Error).message}`);
+  }
+  return `${c.id}: HEALTHCHECK_FAILED after the agent restart (${proof.detail}); discarded, ${back}`;
+}
+
 /**
  * Whether a new container may take the app over after an agent restart: it has no check to pass,
- * or its check had passed before the agent died (its health is kept in the container store), or it
- * passes one now (its start period counted from its start). An unreadable check is no proof.
+ * or its check had passed before the agent died (its health is kept in the container store), or
+ * it passes one now (`check`: resumed by the caller, its start period counted from its start). An
+ * unreadable check is no proof.
  */
-async function proveCandidate(runtime: RuncRuntime, c: ContainerRecord, cur: ContainerRecord): Promise<{ ok: true; checked: boolean } | { ok: false; detail: string }> {
+async function proofOf(c: ContainerRecord, cur: ContainerRecord): Promise<{ ok: true; checked: boolean } | { ok: false; detail: string } | { check: HealthcheckSpec }> {
   if (cur.health === 'healthy') return { ok: true, checked: false };
   let annotation: string | undefined;
   try {
@@ -185,6 +210,5 @@ async function proveCandidate(runtime: RuncRuntime, c: ContainerRecord, cur: Con
     hc = undefined;
   }
   if (!hc) return { ok: false, detail: 'its health check cannot be read' };
-  const gate = await waitHealthy(runtime, c.id, hc, undefined, { since: cur.startedAt ? Date.parse(cur.startedAt) : undefined });
-  return gate.health === 'healthy' ? { ok: true, checked: true } : { ok: false, detail: gate.detail };
+  return { check: hc };
 }

@@ -20,6 +20,7 @@ import { keyIdOf, spkiBase64 } from '../../src/trust/keyid.js';
 import { parseTrustStore, trustStoreDigest } from '../../src/trust/store.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import type { Assignment } from '../../src/protocol/messages.js';
+import { RuncRuntime } from '../../host/runtime/runc.js';
 
 export interface BundleFile {
   path: string;
@@ -59,6 +60,19 @@ const CT_TOML = [
   'name = "hello"', 'version = "1.0.0"', '', '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true',
   'capabilities = []', 'network = "none"', 'command = ["/bin/busybox", "sleep", "600"]', '',
 ].join('\n');
+
+/**
+ * A sleeper with an exec health check: healthy once /tmp/ready exists, which it makes after
+ * `readyAfter` seconds (never when undefined). Checked every 0.3 s, 2 retries, `startPeriod` s.
+ */
+export function checkedSleeper(name: string, readyAfter: number | undefined, startPeriod: number): string {
+  return [
+    `name = "${name}"`, 'version = "2.0.0"', '', '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "none"',
+    readyAfter === undefined ? 'command = ["/bin/busybox", "sleep", "600"]' : `command = ["/bin/busybox", "sh", "-c", "sleep ${readyAfter}; /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 600"]`,
+    '', '[runtime.healthcheck]', 'type = "exec"', 'command = ["/bin/busybox", "test", "-e", "/tmp/ready"]',
+    'interval = 0.3', 'timeout = 1', 'retries = 2', `start_period = ${startPeriod}`, '',
+  ].join('\n');
+}
 
 async function describeBundle(path: string): Promise<BundleFile> {
   const a = await openCtp(path);
@@ -181,6 +195,16 @@ export function runcState(stateDir: string, id: string): { status: string; pid: 
 
 export function runcKill(stateDir: string, id: string, signal: string): void {
   execFileSync('runc', runcArgs(stateDir, ['kill', id, signal]), { stdio: 'ignore' });
+}
+
+/** After a suite: every container of these state directories removed (the agent's records, then runc's). */
+export async function removeContainers(stateDirs: readonly string[]): Promise<void> {
+  for (const stateDir of stateDirs) {
+    const rt = await RuncRuntime.open({ stateDir });
+    for (const c of await rt.list()) await rt.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+    rt.close();
+    runcDeleteAll(stateDir);
+  }
 }
 
 /** Removes every container runc knows under this state directory (`runc delete --force`). */

@@ -16,41 +16,31 @@ import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { repoRoot } from '../support/cli.js';
-import { agentFixture, assignmentFor, runcDeleteAll, runcState, type AgentFixture, type BundleFile } from './fixture.js';
-
-/** Sleeps; healthy once /tmp/ready exists (after `readyAfter` seconds; never when absent). */
-const app = (name: string, readyAfter: number | undefined, startPeriod: number) => [
-  `name = "${name}"`, 'version = "2.0.0"', '', '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "none"',
-  readyAfter === undefined ? 'command = ["/bin/busybox", "sleep", "600"]' : `command = ["/bin/busybox", "sh", "-c", "sleep ${readyAfter}; /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 600"]`,
-  '', '[runtime.healthcheck]', 'type = "exec"', 'command = ["/bin/busybox", "test", "-e", "/tmp/ready"]',
-  'interval = 0.3', 'timeout = 1', 'retries = 2', `start_period = ${startPeriod}`, '',
-].join('\n');
+import { agentFixture, assignmentFor, checkedSleeper, removeContainers, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 
 describe('in-place replace: kill -9 of the agent during the health check', () => {
   let fx: AgentFixture;
   let facts: HostFacts;
   let failing: BundleFile;
   let passing: BundleFile;
+  let later: BundleFile;
   const states: string[] = [];
 
   beforeAll(async () => {
     fx = await agentFixture();
     facts = await collectFacts();
     // Never healthy (its start period outlasts the moment the agent is killed, and then some).
-    failing = await fx.signApp('failing', app('failing', undefined, 3));
+    failing = await fx.signApp('failing', checkedSleeper('failing', undefined, 3));
     // Healthy after 4 s: the agent is killed before that, the restarted one sees it pass.
-    passing = await fx.signApp('passing', app('passing', 4, 30));
+    passing = await fx.signApp('passing', checkedSleeper('passing', 4, 30));
+    // Healthy after 8 s: the restarted agent works on while the resumed check waits for it.
+    later = await fx.signApp('later', checkedSleeper('later', 8, 30));
     // The agent script below runs the transpiled code.
     execFileSync(process.execPath, [join(repoRoot, 'scripts/build.mjs')], { cwd: repoRoot });
   }, 120_000);
 
   afterAll(async () => {
-    for (const stateDir of states) {
-      const rt = await RuncRuntime.open({ stateDir });
-      for (const c of await rt.list()) await rt.delete(c.id, { force: true, purge: true }).catch(() => undefined);
-      rt.close();
-      runcDeleteAll(stateDir);
-    }
+    await removeContainers(states);
     await fx?.cleanup();
   });
 
@@ -145,6 +135,42 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
       expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: passing.bundleDigest, generation: 2 });
       expect((await runtime.state(id)).health).toBe('healthy');
       expect(existsSync(join(stateDir, 'rootfs', `${id}-1`))).toBe(false);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('resumes the check without holding the agent up: it reports, deploys other apps, and holds only that app', async () => {
+    const { stateDir, id } = await killDuringGate('crash-later', later);
+    const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    try {
+      await runtime.recover();
+      const r = await runner(stateDir, runtime);
+      const order: string[] = [];
+      const recovery = await r.startRecovery();
+      expect(recovery.now).toEqual([]);
+      const ended = recovery.later.then((lines) => {
+        order.push('recovered');
+        return lines;
+      });
+      // The check is pending: the inventory answers (what the agent sends the server on connect)...
+      expect((await r.inventory()).find((c) => c.id === id)).toMatchObject({ state: 'running', health: 'starting' });
+      // ...another app deploys...
+      const other = containerIdFor('production', 'crash-other');
+      expect(await r.run(assignmentFor(fx.bundles.signed, { app: 'crash-other', generation: 3 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      expect(runcState(stateDir, other)?.status).toBe('running');
+      expect(order).toEqual([]);
+      // ...while the app in the replace is held: no lifecycle action, and its next deploy waits for the end.
+      await expect(r.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY' });
+      const redeploy = r.run(assignmentFor(fx.bundles.signed, { app: 'crash-later', generation: 4 }), fx.bundles.signed.path).then((out) => {
+        order.push('redeployed');
+        return out;
+      });
+      expect(await ended).toEqual([`${id}: the new bundle passed its health check after the agent restart: it is the app`]);
+      expect(await redeploy).toEqual({ state: 'running' });
+      expect(order).toEqual(['recovered', 'redeployed']);
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest, generation: 4 });
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
     } finally {
       runtime.close();

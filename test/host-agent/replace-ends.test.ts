@@ -1,0 +1,106 @@
+/**
+ * An in-place replace whose end goes wrong (LocalRunner, real runc, signed bundles):
+ * - the new bundle passed its check but its assigned record cannot be written (ENOSPC, EIO: here a
+ *   directory stands where the file goes): the running container keeps its root filesystem, the
+ *   replace record is kept, and the next start finishes the replace;
+ * - an agent killed between a rollback's `create` and `start` of the previous container left it
+ *   `created`: the next start runs it again (it ran before), where nothing else would.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectFacts, type HostFacts } from '../../host/facts.js';
+import { RuncRuntime } from '../../host/runtime/runc.js';
+import { LocalRunner } from '../../host/agent/runner.js';
+import { savePrevious } from '../../host/lifecycle/replace.js';
+import { saveReplaceRecord } from '../../host/lifecycle/replace-record.js';
+import { PolicyStore } from '../../src/policy/store.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
+import { agentFixture, assignmentFor, checkedSleeper, removeContainers, runcState, until, type AgentFixture, type BundleFile } from './fixture.js';
+
+describe('in-place replace: when its end goes wrong', () => {
+  let fx: AgentFixture;
+  let facts: HostFacts;
+  let slow: BundleFile;
+  const states: string[] = [];
+
+  beforeAll(async () => {
+    fx = await agentFixture();
+    facts = await collectFacts();
+    // Healthy after 1 s: long enough to put the obstacle in place during its check.
+    slow = await fx.signApp('slow', checkedSleeper('slow', 1, 30));
+  }, 120_000);
+
+  afterAll(async () => {
+    await removeContainers(states);
+    await fx?.cleanup();
+  });
+
+  const open = async (name: string) => {
+    const stateDir = join(fx.dir, `state-${name}`);
+    mkdirSync(stateDir);
+    states.push(stateDir);
+    const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    const policies = new PolicyStore([fx.policiesDir]);
+    expect((await policies.reload()).ok).toBe(true);
+    const runner = () => new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime });
+    return { stateDir, runtime, runner };
+  };
+  const rootfsOf = (stateDir: string, id: string) => (JSON.parse(readFileSync(join(stateDir, 'containers', id, 'config.json'), 'utf8')) as { root: { path: string } }).root.path;
+  const assigned = (stateDir: string, id: string) => (JSON.parse(readFileSync(join(stateDir, 'assigned', `${id}.json`), 'utf8')) as { bundleDigest: string; generation: number });
+
+  it('keeps the running new bundle and its record when the assigned record cannot be written; the next start finishes', async () => {
+    const { stateDir, runtime, runner } = await open('finish');
+    try {
+      const id = containerIdFor('production', 'finish');
+      expect(await runner().run(assignmentFor(fx.bundles.signed, { app: 'finish', generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      const live = runner();
+      const replace = live.run(assignmentFor(slow, { app: 'finish', generation: 2 }), slow.path);
+      // During the check (the old assigned record is gone by then): a directory where the new one goes.
+      await until('the check to begin', () => runtime.store.get(id)?.health === 'starting');
+      const blocker = join(stateDir, 'assigned', `${id}.json`);
+      mkdirSync(join(blocker, 'x'), { recursive: true });
+      const out = await replace;
+      expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR', message: expect.stringContaining('the new bundle runs and passed its check, but finishing the replace failed') });
+      // What runs keeps its root filesystem, and the record to finish from is there.
+      expect(runcState(stateDir, id)?.status).toBe('running');
+      expect(rootfsOf(stateDir, id)).toBe(join(stateDir, 'rootfs', `${id}-2`));
+      expect(existsSync(join(stateDir, 'rootfs', `${id}-2`, 'bin', 'busybox'))).toBe(true);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
+
+      rmSync(blocker, { recursive: true });
+      const pid = runcState(stateDir, id)!.pid;
+      expect(await runner().recoverReplaces()).toEqual([`${id}: the new bundle runs after the agent restart: it is the app`]);
+      expect(runcState(stateDir, id)).toMatchObject({ status: 'running', pid });
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: slow.bundleDigest, generation: 2 });
+      expect(existsSync(join(stateDir, 'rootfs', `${id}-1`))).toBe(false);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('starts the previous container a rollback had created but not started', async () => {
+    const { stateDir, runtime, runner } = await open('created');
+    try {
+      const id = containerIdFor('production', 'created');
+      expect(await runner().run(assignmentFor(fx.bundles.signed, { app: 'created', generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      // What an agent killed inside restorePrevious leaves: the record of the replace of generation
+      // 1 by 2, and the previous container created again from its saved config, never started.
+      const previous = (await savePrevious(runtime.store.get(id)!, join(stateDir, 'assigned', `${id}.json`)))!;
+      await saveReplaceRecord(stateDir, { version: 1, id, rootfs: join(stateDir, 'rootfs', `${id}-2`), assigned: '{}\n', previous });
+      await runtime.delete(id, { force: true, purge: true });
+      await runtime.create(id, previous.config, { appName: 'created', imageDigest: fx.bundles.signed.imageDigest });
+      // Created is the agent's own record (runc is only asked to run it at start).
+      expect([(await runtime.state(id)).status, runcState(stateDir, id)]).toEqual(['created', undefined]);
+
+      expect(await runner().recoverReplaces()).toEqual([`${id}: the replace had not begun or was rolled back; the previous container is kept (running)`]);
+      expect(runcState(stateDir, id)?.status).toBe('running');
+      expect(rootfsOf(stateDir, id)).toBe(join(stateDir, 'rootfs', `${id}-1`));
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest, generation: 1 });
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+});
