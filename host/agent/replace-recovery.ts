@@ -53,8 +53,9 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string> {
   const root = cur ? await rootfsOf(cur) : undefined;
   if (cur && root !== r.rootfs) {
     // Killed before the old container was deleted (or after a rollback had recreated it): it is
-    // what runs, and its assigned record is put back if the replace had removed it already.
-    if (previous?.assigned && !(await exists(o.assignedPath(id)))) await writeFileAtomic(o.assignedPath(id), previous.assigned, 0o600);
+    // what runs, and its assigned record is put back if the replace had removed it already,
+    // durably: the record that could redo this is dropped (durably) right after.
+    if (previous?.assigned && !(await exists(o.assignedPath(id)))) await writeFileAtomic(o.assignedPath(id), previous.assigned, 0o600, { durable: true });
     await rm(r.rootfs, { recursive: true, force: true });
     return `${id}: the replace had not begun; the previous container is kept (${cur.status})`;
   }
