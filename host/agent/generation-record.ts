@@ -92,10 +92,12 @@ export class GenerationRecord {
     }
     const best = Math.max(established ? 0 : floor, ...held.map((g) => g ?? -1));
     if (!slots || newest === -1 || held[newest]! < best) {
-      // Slot 0 holds the record, slot 1 nothing yet.
+      // Slot 0 holds the record, slot 1 nothing yet. Its directory is synced too (once, at start):
+      // a save's fdatasync reaches the file's blocks, not the name, and a record made before
+      // enrolment.json says it exists must not vanish in a power loss (HOST_STATE_INVALID).
       const file = Buffer.alloc(2 * STRIDE, 0x20);
       encode(hostId, best).copy(file, 0);
-      await writeFileAtomic(path, file, 0o600);
+      await writeFileAtomic(path, file, 0o600, { durable: true });
       return new GenerationRecord(path, openSync(path, 'r+'), hostId, 1, best);
     }
     return new GenerationRecord(path, openSync(path, 'r+'), hostId, newest === 0 ? 1 : 0, best);

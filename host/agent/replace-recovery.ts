@@ -79,8 +79,9 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
   const root = cur ? await rootfsOf(cur) : undefined;
   if (cur && root !== r.rootfs) {
     // Killed before the old container was deleted (or after a rollback had recreated it): it is
-    // what runs, and its assigned record is put back if the replace had removed it already.
-    if (previous?.assigned && !(await exists(o.assignedPath(id)))) await writeFileAtomic(o.assignedPath(id), previous.assigned, 0o600);
+    // what runs, and its assigned record is put back if the replace had removed it already,
+    // durably: the record that could redo this is dropped (durably) right after.
+    if (previous?.assigned && !(await exists(o.assignedPath(id)))) await writeFileAtomic(o.assignedPath(id), previous.assigned, 0o600, { durable: true });
     await rm(r.rootfs, { recursive: true, force: true });
     // Killed between a rollback's create and its start: it ran before, so it runs again (the
     // restart policy only starts what stopped, and nothing else would start a `created` one).

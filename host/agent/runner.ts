@@ -403,8 +403,9 @@ export class LocalRunner implements AssignmentRunner {
       // ...and kept on disk too, before the old container goes: an agent killed from here until the
       // replace ends leaves a record the next one resumes the check from (replace-recovery.ts).
       if (previous || hc) {
-        await saveReplaceRecord(this.opts.stateDir, { version: 1, id, rootfs: dir, assigned: `${JSON.stringify(assigned)}\n`, healthcheck: hc, previous });
+        // Set first: a save whose directory sync failed has left its record under the name.
         recorded = true;
+        await saveReplaceRecord(this.opts.stateDir, { version: 1, id, rootfs: dir, assigned: `${JSON.stringify(assigned)}\n`, healthcheck: hc, previous });
       }
       replacing = true;
       // One runc id per app: the old container stops before the new one starts (a published port

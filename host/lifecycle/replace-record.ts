@@ -1,7 +1,7 @@
-import { mkdir, open, readdir, rm } from 'node:fs/promises';
+import { open, readdir, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
-import { CtError } from '../../src/core/errors.js';
-import { writeFileAtomic } from '../../src/core/fs.js';
+import { asIoError, CtError } from '../../src/core/errors.js';
+import { mkdirDurable, syncDirectory, writeFileAtomic } from '../../src/core/fs.js';
 import { savedHealthcheck, type HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
 import type { Previous } from './replace.js';
 
@@ -9,9 +9,10 @@ import type { Previous } from './replace.js';
  * replacing/<id>.json: an in-place replace in progress, on disk. `Previous` alone lives in the
  * agent's memory, and the old container and assigned/<id>.json are gone while the new bundle is
  * health-checked: an agent killed then (kill -9, crash, power loss) would leave an unchecked
- * container as the app and nothing to go back to. This record is written (atomically, fsynced,
- * 0600) before the old container is deleted and removed once the replace has ended either way; an
- * agent that starts and finds one resumes the check (host/agent/replace-recovery.ts).
+ * container as the app and nothing to go back to. This record is written (atomically, 0600, the
+ * file then its directory fsynced: durable across a power loss, docs/host-protocol.md) before the
+ * old container is deleted and removed once the replace has ended either way; an agent that starts
+ * and finds one resumes the check (host/agent/replace-recovery.ts).
  */
 export interface ReplaceRecord {
   version: 1;
@@ -42,12 +43,29 @@ export async function saveReplaceRecord(stateDir: string, rec: ReplaceRecord): P
   if (Buffer.byteLength(text) > MAX_REPLACE_RECORD_BYTES) {
     throw new CtError('HOST_STATE_INVALID', `the record of the replace of ${rec.id} would be ${Buffer.byteLength(text)} bytes, over ${MAX_REPLACE_RECORD_BYTES}`, { id: rec.id });
   }
-  await mkdir(dirOf(stateDir), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(replaceRecordPath(stateDir, rec.id), text, 0o600);
+  // A replacing/ created now is a new entry of the state directory, synced too: else a power loss
+  // could take the directory, and the record in it, with it.
+  await mkdirDurable(dirOf(stateDir), 0o700);
+  await writeFileAtomic(replaceRecordPath(stateDir, rec.id), text, 0o600, { durable: true });
 }
 
+/**
+ * Removes the record, durably. A record that came back after a power loss would not be harmless:
+ * once a replace has succeeded, the old root filesystem is removed and the new container, stopped
+ * by the power loss, is the record's; the next start would take it for a new bundle that failed
+ * and roll back (replace-recovery.ts), removing the app's root filesystem for a previous one that
+ * is gone. So the directory is fsynced after the removal, as after the write.
+ */
 export async function dropReplaceRecord(stateDir: string, id: string): Promise<void> {
-  await rm(replaceRecordPath(stateDir, id), { force: true });
+  const path = replaceRecordPath(stateDir, id);
+  try {
+    await rm(path, { force: true });
+    await syncDirectory(dirOf(stateDir));
+  } catch (e) {
+    // No replacing/ at all: no record, nothing to make durable.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw asIoError(e, path);
+  }
 }
 
 /** A record left by an agent that did not finish its replace: parsed, or why it could not be. */
