@@ -12,6 +12,7 @@ import { NetworkManager, findNetavark } from './network/index.js';
 import { startAgent, type Agent } from './agent/agent.js';
 import { saveNetworkSettings } from './local/commands.js';
 import { assertNoOtherAgent, serveRunnerControl } from './agent/control.js';
+import { lockStateDir } from './agent/state-lock.js';
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -35,8 +36,18 @@ export interface HostCommandOptions {
 
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
 export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<number> {
-  // Before anything in the state directory is touched (recovery acts on containers and records).
-  await assertNoOtherAgent(o.stateDir);
+  // Before anything in the state directory is touched (recovery acts on containers and records):
+  // the directory's lock, held until the agent ends, then an older agent's control socket.
+  const lock = await lockStateDir(o.stateDir);
+  try {
+    await assertNoOtherAgent(o.stateDir);
+    return await runLocked(o, io);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
   const store = parseTrustStore(readFileSync(o.trustStore, 'utf8'), o.trustStore);
   const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store) };
   const policies = new PolicyStore([resolve(o.policies)]);

@@ -5,16 +5,32 @@
  * replace record included, are exactly as they were.
  */
 import { describe, it, expect, afterEach } from '@jest/globals';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveControl } from '../../host/agent/control.js';
 import { runHostAgent } from '../../host/main.js';
 import { replaceRecordPath } from '../../host/lifecycle/replace-record.js';
+import { lockStateDir } from '../../host/agent/state-lock.js';
 import { isCtError } from '../../src/core/errors.js';
+import { repoRoot } from '../support/cli.js';
 
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+
+/** runHostAgent's refusal: its code and message, and whatever it printed (nothing, when refused first). */
+async function secondAgent(stateDir: string): Promise<{ code?: string; message: string; out: string[] }> {
+  const out: string[] = [];
+  try {
+    // The trust store does not exist: refused first means this never gets read.
+    await runHostAgent({ server: 'http://127.0.0.1:9', stateDir, name: 'second', trustStore: join(stateDir, 'missing-trust.json'), policies: join(stateDir, 'missing-policies') },
+      { out: (l: string) => out.push(l), err: (l: string) => out.push(l) } as never);
+    return { message: 'not refused', out };
+  } catch (e) {
+    return isCtError(e) ? { code: e.code, message: e.message, out } : { message: String(e), out };
+  }
+}
 
 describe('one agent per state directory', () => {
   it('a second `ct host run` is USAGE before recovery, leaving a replace record untouched', async () => {
@@ -26,23 +42,44 @@ describe('one agent per state directory', () => {
       mkdirSync(join(record, '..'), { recursive: true });
       writeFileSync(record, '{"a replace the live agent is health-checking":true}');
       const before = readdirSync(stateDir, { recursive: true }).sort();
-      let code: string | undefined;
-      let message = '';
-      const out: string[] = [];
-      try {
-        // The trust store does not exist: refused first means this never gets read.
-        await runHostAgent({ server: 'http://127.0.0.1:9', stateDir, name: 'second', trustStore: join(stateDir, 'missing-trust.json'), policies: join(stateDir, 'missing-policies') },
-          { out: (l: string) => out.push(l), err: (l: string) => out.push(l) } as never);
-      } catch (e) {
-        if (isCtError(e)) ({ code, message } = e);
-        else message = String(e);
-      }
-      expect({ code, message }).toEqual({ code: 'USAGE', message: expect.stringContaining('another agent is running') });
-      expect(out).toEqual([]);
+      expect(await secondAgent(stateDir)).toEqual({ code: 'USAGE', message: expect.stringContaining('another agent is running'), out: [] });
       expect(readdirSync(stateDir, { recursive: true }).sort()).toEqual(before);
       expect(readFileSync(record, 'utf8')).toBe('{"a replace the live agent is health-checking":true}');
     } finally {
       await live.close();
     }
+  });
+
+  it('an agent still starting (no control socket yet) holds the directory: a second is USAGE, by any path; kill -9 frees it', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ct-one-agent-'));
+    dirs.push(stateDir);
+    symlinkSync(stateDir, `${stateDir}-link`);
+    dirs.push(`${stateDir}-link`);
+    // Another process took the lock, as `ct host run` does first, and serves nothing yet.
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+      const { lockStateDir } = await import(${JSON.stringify(join(repoRoot, 'build/host/agent/state-lock.js'))});
+      await lockStateDir(${JSON.stringify(stateDir)});
+      process.stdout.write('locked\\n');
+      setInterval(() => undefined, 1000);
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+        holder.once('exit', (c) => reject(new Error(`the holder exited (${c})`)));
+      });
+      const before = readdirSync(stateDir, { recursive: true }).sort();
+      for (const dir of [stateDir, `${stateDir}-link`]) {
+        expect(await secondAgent(dir)).toEqual({ code: 'USAGE', message: expect.stringContaining('another agent is running'), out: [] });
+      }
+      expect(readdirSync(stateDir, { recursive: true }).sort()).toEqual(before);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => (holder.exitCode === null && holder.signalCode === null ? holder.once('exit', r) : r(undefined)));
+    }
+    // The kernel dropped it with the process: the next agent takes it (and it is exclusive in one process too).
+    const lock = await lockStateDir(stateDir);
+    await expect(lockStateDir(`${stateDir}-link`)).rejects.toMatchObject({ code: 'USAGE' });
+    await lock.release();
+    await (await lockStateDir(stateDir)).release();
   });
 });
