@@ -1,6 +1,7 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
-import { applyLayersOffThread, removeStaleTemps } from '../../src/bundle/unpack-thread/index.js';
+import { applyLayersOffThread } from '../../src/bundle/unpack-thread/index.js';
+import { removeStaleTemps } from '../../src/core/fs.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
 import type { VerificationReport } from '../../src/verify/report.js';
 import { evaluate } from '../../src/policy/evaluate.js';

@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asIoError, CtError } from './errors.js';
@@ -112,4 +112,25 @@ export function tempPathFor(path: string): string {
  */
 export function tempTargetName(fileName: string): string | undefined {
   return /^\.(.+)\.[0-9a-f]{12}\.tmp$/.exec(fileName)?.[1];
+}
+
+/**
+ * Removes the temporaries tempPathFor made beside `path` (`.<name>.<12 hex>.tmp`, files or
+ * directories) that interrupted writers left: never renamed into place, so never used. With
+ * `olderThanMs`, only those last modified longer ago than that: for places where another process
+ * may be writing one right now (see ct fetch, src/oci/fetch.ts).
+ */
+export async function removeStaleTemps(path: string, opts: { olderThanMs?: number } = {}): Promise<void> {
+  const name = basename(path);
+  const parent = dirname(path);
+  for (const n of await readdir(parent).catch(() => [] as string[])) {
+    if (tempTargetName(n) !== name) continue;
+    const temp = join(parent, n);
+    if (opts.olderThanMs !== undefined) {
+      // Gone meanwhile (its writer renamed or removed it): nothing to do.
+      const st = await lstat(temp).catch(() => undefined);
+      if (!st || Date.now() - st.mtimeMs < opts.olderThanMs) continue;
+    }
+    await rm(temp, { recursive: true, force: true });
+  }
 }

@@ -1,11 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
-import { tempPathFor } from '../core/fs.js';
+import { removeStaleTemps, tempPathFor } from '../core/fs.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { BlobDownload, ChunkBudget, copyRange, downloadPart, Frontier, HELD_BYTES, NEAR_LOOKAHEAD_BYTES, NEAR_MS, NEAR_PART_BYTES, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
@@ -29,6 +29,12 @@ export interface FetchOptions extends ClientOptions {
   lookaheadBytes?: number;
   /** A registry whose small answers come quicker than this is near (default 10 ms, blob-parts.ts NEAR_MS). */
   nearMs?: number;
+  /**
+   * Kept up to date with the temporaries the fetch is writing (the file beside the destination,
+   * the gzip path's work directory): each is added before it is made and taken out once renamed or
+   * removed, so a caller that must end the process at once (ct fetch on a signal) removes them.
+   */
+  temporaries?: Set<string>;
 }
 
 export interface FetchResult {
@@ -39,6 +45,18 @@ export interface FetchResult {
   size: number;
 }
 
+/**
+ * A temporary beside the destination unchanged for this long was left by a fetch that could not
+ * remove it (SIGKILL, a crash, a power cut), and the next fetch to that destination removes it.
+ * A fetch still running is never that old: it touches its temporary every TEMP_HEARTBEAT_MS, since
+ * its bytes alone may pause longer (a stalled registry under a long --timeout, a slow link filling
+ * a gzip block). Only a fetch stopped for that long (SIGSTOP, a suspended machine) can lose its
+ * temporary to another, and it then fails at its rename: a removal never puts a partial or wrong
+ * file under the destination name. No lock file: one a killed fetch left would need the same
+ * staleness rule, and a pid in it means nothing across pid namespaces or hosts sharing the directory.
+ */
+const STALE_TEMP_MS = 10 * 60_000;
+const TEMP_HEARTBEAT_MS = 60_000;
 const MAX_RECIPE = 16 * 1024 * 1024;
 const MAX_SKELETON = 64 * 1024 * 1024;
 
@@ -49,6 +67,9 @@ const MAX_SKELETON = 64 * 1024 * 1024;
  */
 export async function fetchCtp(reference: string, outPath: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const ref = parseReference(reference);
+  const temps = opts.temporaries ?? new Set<string>();
+  // Best effort: a leftover that cannot be removed (another user's) must not stop this fetch.
+  await removeStaleTemps(outPath, { olderThanMs: STALE_TEMP_MS }).catch(() => undefined);
   const client = await RegistryClient.open(ref, opts);
   try {
     const imageDigest = ref.digest ?? (await client.resolve(ref.tag ?? 'latest'));
@@ -85,6 +106,8 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     }
 
     const tmpOut = tempPathFor(outPath);
+    temps.add(tmpOut);
+    const heartbeat = setInterval(() => void utimes(tmpOut, new Date(), new Date()).catch(() => undefined), TEMP_HEARTBEAT_MS).unref();
     let toml: Buffer | undefined;
     try {
       if (recipe.compression.kind === 'raw') {
@@ -96,7 +119,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
       } else {
         const skeleton = await client.pullBlobBytes(skeletonLayer, MAX_SKELETON);
         const near = answeredMs < (opts.nearMs ?? NEAR_MS);
-        toml = await assemble(client, recipe, skeleton, tmpOut, {
+        toml = await assemble(client, recipe, skeleton, tmpOut, temps, {
           concurrency: limit(opts.concurrency, 4, 1),
           partBytes: limit(opts.partBytes, near ? NEAR_PART_BYTES : PART_BYTES, 1),
           heldBytes: limit(opts.heldBytes, HELD_BYTES, 0),
@@ -114,6 +137,9 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     } catch (e) {
       await rm(tmpOut, { force: true });
       throw e;
+    } finally {
+      clearInterval(heartbeat);
+      temps.delete(tmpOut);
     }
     return { imageDigest, bundleDigest: recipe.bundle.digest, recipeDigest: chosen.digest, path: outPath, size: recipe.bundle.size };
   } finally {
@@ -138,10 +164,11 @@ function limit(value: number | undefined, fallback: number, min: number): number
   return value === undefined || Number.isNaN(value) ? fallback : Math.max(min, value);
 }
 
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, limits: { concurrency: number; partBytes: number; heldBytes: number; lookaheadBytes: number }): Promise<Buffer | undefined> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, temps: Set<string>, limits: { concurrency: number; partBytes: number; heldBytes: number; lookaheadBytes: number }): Promise<Buffer | undefined> {
   const { concurrency, partBytes, heldBytes, lookaheadBytes } = limits;
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
   const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
+  if (workDir) temps.add(workDir);
   const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
   const fh = await open(tarPath, 'w+').catch((e) => Promise.reject(asIoError(e, tarPath)));
   // The file in order: each piece's offset, size, when it has landed and (for downloaded parts)
@@ -275,7 +302,10 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     for (const b of first.values()) for (const p of b.parts) p.done.reject(notStarted);
     await Promise.allSettled(pieces.map((p) => p.landed));
     await fh.close();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    if (workDir) {
+      await rm(workDir, { recursive: true, force: true });
+      temps.delete(workDir);
+    }
   }
 }
 

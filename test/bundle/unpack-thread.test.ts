@@ -17,7 +17,8 @@ import { BLOB_PREFIX } from '../../src/bundle/archive.js';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
 import { packCtp } from '../../src/bundle/pack/pack.js';
 import { openCtp } from '../../src/bundle/read.js';
-import { applyLayersOffThread, removeStaleTemps, unpackThread } from '../../src/bundle/unpack-thread/index.js';
+import { applyLayersOffThread, unpackThread } from '../../src/bundle/unpack-thread/index.js';
+import { removeStaleTemps } from '../../src/core/fs.js';
 
 let tmp: string;
 let ctp: string;

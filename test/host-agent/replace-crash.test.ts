@@ -7,7 +7,7 @@
  * damaged record is not guessed at: HOST_STATE_INVALID, the container left as it is.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
@@ -16,6 +16,7 @@ import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { repoRoot } from '../support/cli.js';
+import { runUntilMarker } from '../host/support.js';
 import { agentFixture, assignmentFor, checkedSleeper, removeContainers, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 
 describe('in-place replace: kill -9 of the agent during the health check', () => {
@@ -85,13 +86,9 @@ setInterval(() => { if (runtime.store.get(${JSON.stringify(id)})?.health === 'st
 const out = await runner.run(${JSON.stringify(second)}, ${JSON.stringify(next.path)});
 process.stderr.write('the replace ended before the agent was killed: ' + JSON.stringify(out));
 `);
-    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    for (let i = 0; i < 600 && !existsSync(marker) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGKILL');
-    await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
-    expect([existsSync(marker), stderr]).toEqual([true, '']);
+    const agent = await runUntilMarker(script, marker);
+    await agent.kill();
+    expect([existsSync(marker), agent.stderr]).toEqual([true, '']);
     // What the killed agent left: the new container running unchecked, the old one and its assigned record gone.
     expect(runcState(stateDir, id)?.status).toBe('running');
     expect(existsSync(join(stateDir, 'assigned', `${id}.json`))).toBe(false);

@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,3 +42,31 @@ export async function makeRootfs(extra: string[] = []): Promise<{ base: string; 
 }
 
 export const DIGEST = `sha256:${'ab'.repeat(32)}`;
+
+/** An agent process the test kills at a chosen moment (test/host-agent, test/host-network replace crashes). */
+export interface KillableAgent {
+  /** What it wrote to stderr so far (an agent that got past the moment says so there). */
+  readonly stderr: string;
+  /** SIGKILL (as a crash), resolved once it has exited. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Runs `node script` until it writes the file `marker` (or exits, or a minute passes): the moment
+ * the test wants the agent killed at. Whether the marker came is for the caller to check.
+ */
+export async function runUntilMarker(script: string, marker: string): Promise<KillableAgent> {
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  for (let i = 0; i < 1200 && !existsSync(marker) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+  return {
+    get stderr() {
+      return stderr;
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode === null && child.signalCode === null ? child.once('exit', r) : r(undefined)));
+    },
+  };
+}

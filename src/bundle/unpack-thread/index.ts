@@ -11,12 +11,10 @@
  * that dies mid-extract (or an agent killed meanwhile) leaves only a `.<rootfs>.<hex>.tmp`
  * directory, which is never used and is removed (here, and before the next unpack to that place).
  */
-import { readdir, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../../core/codes.js';
 import { CtError } from '../../core/errors.js';
-import { tempTargetName } from '../../core/fs.js';
+import { removeStaleTemps } from '../../core/fs.js';
 import { workerUrl } from '../../verify/batch/pool.js';
 import { applyLayers, type ApplyOptions, type ApplyResult } from '../apply-layers.js';
 import { BLOB_PREFIX, type CtpArchive } from '../archive.js';
@@ -109,16 +107,4 @@ export async function applyLayersOffThread(archive: CtpArchive, rootfsDir: strin
     return { digest: l.digest, size: l.size, dataOffset: e.dataOffset, ...(e.data ? { data: e.data } : {}) };
   });
   return unpackThread.run({ path: archive.source.path, layers, rootfsDir, ...(opts.limits ? { limits: opts.limits } : {}) });
-}
-
-/**
- * Removes the temporary directories an interrupted unpack to `rootfsDir` left beside it
- * (`.<name>.<12 hex>.tmp`, tempPathFor's form): never renamed into place, so never used.
- */
-export async function removeStaleTemps(rootfsDir: string): Promise<void> {
-  const name = basename(rootfsDir);
-  const parent = dirname(rootfsDir);
-  for (const n of await readdir(parent).catch(() => [] as string[])) {
-    if (tempTargetName(n) === name) await rm(join(parent, n), { recursive: true, force: true });
-  }
 }

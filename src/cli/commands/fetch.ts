@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CtError } from '../../core/errors.js';
 import { isDigest } from '../../core/digest.js';
 import { action, processIo } from '../io.js';
+import { removingTempsOnSignal } from '../interrupt.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryCliOptions } from '../../oci/cli-options.js';
 
 /** `ct fetch REF -o out.ctp`: rebuilds the pushed .ctp byte for byte from the registry. */
@@ -22,7 +23,10 @@ export function register(program: Command): void {
         const opts = await clientOptionsFrom(o);
         // Loaded on use: undici stays out of every other command's start-up.
         const { fetchCtp } = await import('../../oci/fetch.js');
-        const r = await fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest, concurrency: o.concurrency ? Math.max(1, Number(o.concurrency) || 4) : undefined });
+        // Killed mid-download, the temporary beside --out (it may be hundreds of MiB) goes first.
+        const r = await removingTempsOnSignal((temporaries) =>
+          fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest, concurrency: o.concurrency ? Math.max(1, Number(o.concurrency) || 4) : undefined, temporaries }),
+        );
         if (o.json) processIo.out(JSON.stringify(r));
         else {
           processIo.out(r.bundleDigest);

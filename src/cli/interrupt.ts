@@ -1,0 +1,33 @@
+import { rmSync } from 'node:fs';
+
+/** What ends a command from outside and can be caught (SIGKILL cannot). */
+const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Runs `body` with a set it keeps of the temporaries it is writing; a signal that ends the process
+ * meanwhile (Ctrl-C, SIGTERM, the terminal closing) removes them first. As git does: the removal
+ * is synchronous in the handler, then the signal is raised again under its default action, so the
+ * process ends at once and by that signal (130, 143 and 129 in a shell; a shell loop running the
+ * command sees it was interrupted and stops). Winding the work down instead could wait out a
+ * registry's timeout. What SIGKILL leaves, the command's next run has to clear.
+ */
+export async function removingTempsOnSignal<T>(body: (temps: Set<string>) => Promise<T>): Promise<T> {
+  const temps = new Set<string>();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const s of ENDING_SIGNALS) process.off(s, onSignal);
+    for (const p of temps) {
+      try {
+        rmSync(p, { recursive: true, force: true });
+      } catch {
+        // The process ends all the same; the next run clears what could not be removed.
+      }
+    }
+    process.kill(process.pid, signal);
+  };
+  for (const s of ENDING_SIGNALS) process.on(s, onSignal);
+  try {
+    return await body(temps);
+  } finally {
+    for (const s of ENDING_SIGNALS) process.off(s, onSignal);
+  }
+}
