@@ -83,18 +83,23 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
     throw e;
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
+  let stopping = false;
   void recovery.later.then((lines) => {
     for (const line of lines) io.out(`recovered replace ${line}`);
-    if (lines.length > 0) void agent.resync();
+    if (lines.length > 0 && !stopping) void agent.resync();
   });
   const watch = watchContainers(runtime, runner, () => agent.resync());
   await new Promise<void>((r) => {
     process.once('SIGINT', r);
     process.once('SIGTERM', r);
   });
+  stopping = true;
   clearInterval(watch);
   await control.close();
   await agent.stop();
+  // A deploy or a recovered replace's ending in progress finishes before the stores close under it;
+  // endings not begun are left (with their records) to the next start.
+  await runner.close();
   runtime.close();
   network?.close();
   return 0;

@@ -1,5 +1,6 @@
 import { access, rm } from 'node:fs/promises';
 import { writeFileAtomic } from '../../src/core/fs.js';
+import { CtError } from '../../src/core/errors.js';
 import { waitHealthy, type GateResult } from '../health/gate.js';
 import { rootfsOf, type Previous } from '../lifecycle/replace.js';
 import { dropReplaceRecord, leftReplaceRecords, replaceRecordPath, type ReplaceRecord } from '../lifecycle/replace-record.js';
@@ -17,9 +18,9 @@ export interface InPlaceRecovery {
   /** The new bundle is the app (assigned record written, replaced root filesystems removed). */
   finish(id: string, rootfs: string, assigned: string): Promise<void>;
   /** The new bundle failed: the previous one is put back (or, with none, the new one stopped and held). */
-  fail(id: string, rootfs: string, previous: Previous | undefined, rec: ContainerRecord, why: string | undefined, exitReason: string | null): Promise<{ code?: string; message?: string }>;
+  fail(id: string, rootfs: string, previous: Previous | undefined, rec: ContainerRecord, why: string | undefined, exitReason: string | null): Promise<{ out: { code?: string; message?: string }; rollbackFailed: boolean }>;
   /** Puts the previous bundle back; says how that went. */
-  rollBack(id: string, rootfs: string, previous: Previous): Promise<string>;
+  rollBack(id: string, rootfs: string, previous: Previous): Promise<{ ok: boolean; text: string }>;
 }
 
 /**
@@ -90,22 +91,31 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
   }
   if (!cur) {
     // Killed between the old container's removal and the new one's creation.
-    if (previous) return `${id}: the new bundle never ran; ${await o.rollBack(id, r.rootfs, previous)}`;
+    if (previous) return `${id}: the new bundle never ran; ${rolledBack(await o.rollBack(id, r.rootfs, previous))}`;
     await rm(r.rootfs, { recursive: true, force: true });
     return `${id}: the new bundle never ran and nothing ran before`;
   }
   const end = async (gate: GateResult | undefined): Promise<string> => {
-    // Read again: the container may have ended while it was being checked.
-    const now = gate ? await o.runtime.state(id).catch(() => undefined) ?? cur : cur;
-    if (now.status === 'running' && gate?.health !== 'unhealthy') {
+    // Read again: the container may have ended while it was being checked, or waiting for the turn.
+    const now = gate ? (await o.runtime.state(id).catch(() => undefined)) ?? cur : cur;
+    // Its check had passed before the agent died (or the finish failed: IO_ERROR): proven, it is
+    // the app even if it has stopped since (a reboot), as the live replace would have made it.
+    const proven = !gate && r.healthcheck !== undefined && cur.health === 'healthy';
+    if (proven || (now.status === 'running' && gate?.health !== 'unhealthy')) {
       await o.finish(id, r.rootfs, r.assigned);
-      return `${id}: the new bundle ${gate ? 'passed its health check' : 'runs'} after the agent restart: it is the app`;
+      const how = gate ? 'passed its health check' : proven ? 'had passed its health check' : 'runs';
+      return `${id}: the new bundle ${how} after the agent restart: it is the app${now.status === 'running' ? '' : ` (${now.status})`}`;
     }
+    // One that passed and then ended is no health-check failure: RUNTIME_FAILED, with how it ended.
+    const why = gate?.health === 'unhealthy' ? gate.detail : undefined;
     const rec = o.runtime.store.get(id) ?? now;
     // As in the live path: without a previous bundle the failed one's network rests with it.
     if (!previous) await o.network?.suspend(id).catch(() => undefined);
-    const out = await o.fail(id, r.rootfs, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
-    return `${id}: ${out.code ?? 'RUNTIME_FAILED'} after the agent restart: ${out.message ?? 'the new bundle failed'}`;
+    const failed = await o.fail(id, r.rootfs, previous, rec, why, gate?.exited?.exitReason ?? rec.exitReason);
+    const line = `${failed.out.code ?? 'RUNTIME_FAILED'} after the agent restart: ${failed.out.message ?? 'the new bundle failed'}`;
+    // The record stays: the next start tries the rollback again.
+    if (failed.rollbackFailed) throw new CtError('RUNTIME_FAILED', line);
+    return `${id}: ${line}`;
   };
   // A check that had passed before the agent died needs no second one.
   if (cur.status === 'running' && r.healthcheck && cur.health !== 'healthy') {
@@ -117,3 +127,9 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false);
+
+/** A rollback's account, or (it failed) an error that keeps the record for the next start. */
+function rolledBack(b: { ok: boolean; text: string }): string {
+  if (!b.ok) throw new CtError('RUNTIME_FAILED', b.text);
+  return b.text;
+}

@@ -91,6 +91,8 @@ export class LocalRunner implements AssignmentRunner {
   /** Containers a replace left by an earlier agent still acts on (startRecovery): until it has ended. */
   private readonly recovering = new Map<string, Promise<void>>();
 
+  private closing = false;
+
   private readonly verified: VerificationCache;
   private readonly opened: OpenedBundles;
 
@@ -115,7 +117,11 @@ export class LocalRunner implements AssignmentRunner {
       if (o.deadline !== undefined && Date.now() > o.deadline) throw new CtError('CONTAINER_BUSY', `the agent was busy (deploys, other actions) until after the request gave up; nothing was done to ${container}`, { container });
       const grace = await this.assignedRuntime(container).then((r) => r?.stop_grace_period);
       const rec = await performAction(this.opts.runtime, container, req, grace === undefined ? undefined : grace * 1000);
-      if (req.action === 'remove') await rm(this.assignedPath(container), { force: true });
+      if (req.action === 'remove') {
+        await rm(this.assignedPath(container), { force: true });
+        // A replace record left for the next start (a finish that failed) must not bring it back.
+        await dropReplaceRecord(this.opts.stateDir, container);
+      }
       return rec;
     });
   }
@@ -134,9 +140,10 @@ export class LocalRunner implements AssignmentRunner {
    * The same, without holding the agent up: what can be decided at once is done now, in the turn
    * (`now`); a health check to resume runs outside it (a bundle's start period and retries can make
    * it last hours) and `later` has those lines. Meanwhile the agent connects, reports and deploys
-   * other apps; the containers a pending replace acts on are held (lifecycle actions refused with
-   * CONTAINER_BUSY, no restart policy, an assignment for the app waits for the end), and its ending
-   * takes the turn like any deploy.
+   * other apps; the containers a pending replace acts on are held (lifecycle actions and
+   * assignments for the app refused with CONTAINER_BUSY, no restart policy), and its ending takes
+   * the turn like any deploy. Once the agent is closing (close()), an ending not begun is not begun:
+   * its record stays for the next start.
    */
   startRecovery(): Promise<{ now: string[]; later: Promise<string[]> }> {
     return this.exclusive(async () => {
@@ -157,7 +164,7 @@ export class LocalRunner implements AssignmentRunner {
           continue;
         }
         const ending = l.check()
-          .then((gate) => this.exclusive(() => l.end(gate)))
+          .then((gate) => this.exclusive(async () => (this.closing ? `${l.id}: the agent stopped before the replace ended; it is resumed at the next start` : l.end(gate))))
           .catch((e: unknown) => recoveryFailed(l.id, e));
         const held = ending.then(() => undefined);
         for (const id of l.holds) this.recovering.set(id, held);
@@ -167,6 +174,16 @@ export class LocalRunner implements AssignmentRunner {
       }
       return { now, later: Promise.all(later) };
     });
+  }
+
+  /**
+   * The agent is stopping: endings of recovered replaces not begun stay for the next start, and
+   * this resolves once the work in its turn (a deploy, an ending) is over, so that the runtime and
+   * network it acts through are not closed under it.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.exclusive(async () => undefined);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -227,9 +244,12 @@ export class LocalRunner implements AssignmentRunner {
   }
 
   run(a: Assignment, ctpPath: string): Promise<Outcome> {
-    // An app whose replace an earlier agent left is redeployed once that replace has ended.
-    const held = this.recovering.get(this.containerId(a));
-    if (held) return held.then(() => this.run(a, ctpPath));
+    // Refused, not queued: the agent runs assignments one at a time, and waiting here for a check
+    // that may last hours would hold every other app's deploy (and the agent's stop) behind it.
+    const id = this.containerId(a);
+    if (this.recovering.has(id)) {
+      return Promise.resolve(refused('CONTAINER_BUSY', `${id} is in a replace the previous agent was killed in, whose health check is being resumed; deploy again when it has ended`));
+    }
     return this.exclusive(async () => {
       this.replacing = this.containerId(a);
       try {
@@ -388,6 +408,9 @@ export class LocalRunner implements AssignmentRunner {
     // finishing (the assigned record not written: ENOSPC, EIO) must neither remove it under the
     // running container nor drop the record the next start would finish the replace from.
     let finishing = false;
+    // Kept for the next start: that finish, or a rollback that failed (it tries again). Otherwise
+    // the record goes whichever way the replace ended, with any an earlier replace of this app left.
+    let keepRecord = false;
     const lifecycle = archive.manifest.runtime ?? {};
     const hc = lifecycle.healthcheck;
     const assigned: Assigned = {
@@ -425,13 +448,16 @@ export class LocalRunner implements AssignmentRunner {
         // The new bundle could not start (a port a host process took meanwhile, netavark, runc):
         // what ran before runs again, and the deploy reports why the new one did not.
         const back = await this.rollBack(id, dir, previous);
-        return { state: e instanceof CtError ? 'refused' : 'failed', code: e instanceof CtError ? e.code : 'RUNTIME_ERROR', message: `${(e as Error).message}; ${back}` };
+        keepRecord = !back.ok;
+        return { state: e instanceof CtError ? 'refused' : 'failed', code: e instanceof CtError ? e.code : 'RUNTIME_ERROR', message: `${(e as Error).message}; ${back.text}` };
       }
       const gate = rec.status === 'running' && hc ? await waitHealthy(this.opts.runtime, id, hc) : undefined;
       if (rec.status !== 'running' || gate?.health === 'unhealthy') {
         // The failed container's network rests with it (kept stopped) or is replaced by the old one's.
         if (!previous) await this.opts.network?.suspend(id).catch(() => undefined);
-        return await this.failedReplace(id, dir, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
+        const failed = await this.failedReplace(id, dir, previous, rec, gate?.detail, gate?.exited?.exitReason ?? rec.exitReason);
+        keepRecord = failed.rollbackFailed;
+        return failed.out;
       }
       finishing = true;
       await this.finishReplace(id, dir, `${JSON.stringify(assigned)}\n`);
@@ -442,7 +468,7 @@ export class LocalRunner implements AssignmentRunner {
         // The record is kept: the agent's next start finishes the replace (replace-recovery.ts: the
         // new container runs, its health says it passed).
         const kept = recorded ? `; ${replaceRecordPath(this.opts.stateDir, id)} is kept and the agent's next start finishes it` : '';
-        recorded = false;
+        keepRecord = recorded;
         return { state: 'failed', code: 'IO_ERROR', message: `the new bundle runs${hc ? ' and passed its check' : ''}, but finishing the replace failed: ${(e as Error).message}${kept}` };
       }
       await rm(dir, { recursive: true, force: true });
@@ -452,7 +478,7 @@ export class LocalRunner implements AssignmentRunner {
       return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
     } finally {
       // Whichever way it ended (new bundle healthy, old one back, or an error), nothing is left to resume.
-      if (recorded) await dropReplaceRecord(this.opts.stateDir, id).catch(() => undefined);
+      if (!keepRecord) await dropReplaceRecord(this.opts.stateDir, id).catch(() => undefined);
     }
   }
 
@@ -516,7 +542,7 @@ export class LocalRunner implements AssignmentRunner {
    * before is put back (and started again if it ran). The deploy fails with HEALTHCHECK_FAILED
    * (OOM_KILLED when the kernel killed it for its memory limit).
    */
-  private async failedReplace(id: string, dir: string, previous: Previous | undefined, rec: ContainerRecord, why: string | undefined, exitReason: string | null): Promise<Outcome> {
+  private async failedReplace(id: string, dir: string, previous: Previous | undefined, rec: ContainerRecord, why: string | undefined, exitReason: string | null): Promise<{ out: Outcome; rollbackFailed: boolean }> {
     const code = exitReason === 'OOM_KILLED' ? 'OOM_KILLED' : why !== undefined ? 'HEALTHCHECK_FAILED' : undefined;
     const what = why ?? `container ${rec.status}${rec.exitCode !== null ? ` (exit ${rec.exitCode})` : ''}`;
     if (!previous) {
@@ -525,19 +551,19 @@ export class LocalRunner implements AssignmentRunner {
         this.opts.runtime.store.update(id, { held: true });
         await this.opts.runtime.stop(id, 1000).catch(() => undefined);
       }
-      return { state: 'failed', code, exitCode: rec.exitCode ?? null, message: `${what}; nothing ran before: stopped` };
+      return { out: { state: 'failed', code, exitCode: rec.exitCode ?? null, message: `${what}; nothing ran before: stopped` }, rollbackFailed: false };
     }
     const back = await this.rollBack(id, dir, previous);
-    return { state: 'failed', code: code ?? 'RUNTIME_FAILED', exitCode: rec.exitCode ?? null, message: `${what}; ${back}` };
+    return { out: { state: 'failed', code: code ?? 'RUNTIME_FAILED', exitCode: rec.exitCode ?? null, message: `${what}; ${back.text}` }, rollbackFailed: !back.ok };
   }
 
   /** Puts the previous bundle back (container, network, published ports); says how that went. */
-  private async rollBack(id: string, dir: string, previous: Previous): Promise<string> {
+  private async rollBack(id: string, dir: string, previous: Previous): Promise<{ ok: boolean; text: string }> {
     try {
       const old = await restorePrevious(this.opts.runtime, id, previous, this.assignedPath(id), dir, this.opts.network);
-      return `rolled back to ${previous.bundleDigest ?? 'the previous bundle'} (${old.status})`;
+      return { ok: true, text: `rolled back to ${previous.bundleDigest ?? 'the previous bundle'} (${old.status})` };
     } catch (e) {
-      return `rolling back failed: ${(e as Error).message}`;
+      return { ok: false, text: `rolling back failed: ${(e as Error).message}` };
     }
   }
 }

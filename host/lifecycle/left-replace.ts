@@ -15,7 +15,9 @@ export type LeftReplace =
 
 /** The log line of a replace whose recovery failed (runc, netavark, the disk): its stable code first. */
 export function recoveryFailed(id: string, e: unknown, kept = ''): string {
-  const code = e instanceof CtError ? e.code : 'RUNTIME_FAILED';
+  // An errno (the disk: ENOSPC, EIO, EACCES) is IO_ERROR; the rest came from runc or netavark.
+  const errno = typeof (e as NodeJS.ErrnoException)?.code === 'string' && /^E[A-Z0-9]+$/.test((e as NodeJS.ErrnoException).code!);
+  const code = e instanceof CtError ? e.code : errno ? 'IO_ERROR' : 'RUNTIME_FAILED';
   return `${id}: ${code}: recovering the replace failed: ${(e as Error).message}${kept}`;
 }
 

@@ -6,7 +6,7 @@ import type { AttachRequest, NetworkManager, PublishedPort } from '../network/in
 import { attachNetwork } from '../agent/network-hook.js';
 import { waitHealthy } from '../health/gate.js';
 import { drain } from './drain.js';
-import { endAll, type LeftReplace } from './left-replace.js';
+import { endAll, recoveryFailed, type LeftReplace } from './left-replace.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 
@@ -138,38 +138,53 @@ export async function recoverSideBySide(runtime: RuncRuntime, network: NetworkMa
 export async function leftSideBySide(runtime: RuncRuntime, network: NetworkManager | undefined): Promise<LeftReplace[]> {
   const done: LeftReplace[] = [];
   for (const c of runtime.store.list().filter((r) => r.replaces)) {
-    const app = c.replaces!;
-    const line = (text: string) => done.push({ id: c.id, line: `${c.id}: ${text}` });
-    const cur = await runtime.state(c.id).catch(() => undefined);
-    const old = runtime.store.get(app) && runtime.store.get(app)!.status !== 'removed' ? await runtime.state(app).catch(() => undefined) : undefined;
-    const serving = (r?: ContainerRecord) => r?.status === 'running' || r?.status === 'paused';
-    if (!network) {
-      await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
-      runtime.store.forget(c.id);
-      line('discarded');
-    } else if (serving(old) || !serving(cur)) {
-      if (old) await network.movePorts(c.runcId, old.runcId).catch(() => undefined);
-      await discardCandidate(runtime, network, c.id);
-      line(`discarded, ${app} keeps serving`);
-    } else {
-      const proof = await proofOf(c, cur!);
-      const end = (p: { ok: true; checked: boolean } | { ok: false; detail: string }) => endCandidate(runtime, network, c, app, p);
-      if ('check' in proof) {
-        const hc = proof.check;
-        const since = cur!.startedAt ? Date.parse(cur!.startedAt) : undefined;
-        done.push({
-          id: c.id, holds: [c.id, app],
-          check: () => waitHealthy(runtime, c.id, hc, undefined, { since }),
-          end: (gate) => end(gate.health === 'healthy' ? { ok: true, checked: true } : { ok: false, detail: gate.detail }),
-        });
-      } else done.push({ id: c.id, line: await end(proof) });
+    // One that cannot be ended (netavark, runc) is logged with its code; the others still are.
+    try {
+      done.push(await leftCandidate(runtime, network, c));
+    } catch (e) {
+      done.push({ id: c.id, line: recoveryFailed(c.id, e) });
     }
   }
   return done;
 }
 
+async function leftCandidate(runtime: RuncRuntime, network: NetworkManager | undefined, c: ContainerRecord): Promise<LeftReplace> {
+  const app = c.replaces!;
+  const line = (text: string): LeftReplace => ({ id: c.id, line: `${c.id}: ${text}` });
+  const cur = await runtime.state(c.id).catch(() => undefined);
+  const old = runtime.store.get(app) && runtime.store.get(app)!.status !== 'removed' ? await runtime.state(app).catch(() => undefined) : undefined;
+  const serving = (r?: ContainerRecord) => r?.status === 'running' || r?.status === 'paused';
+  if (!network) {
+    await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+    runtime.store.forget(c.id);
+    return line('discarded');
+  }
+  if (serving(old) || !serving(cur)) {
+    if (old) await network.movePorts(c.runcId, old.runcId).catch(() => undefined);
+    await discardCandidate(runtime, network, c.id);
+    return line(`discarded, ${app} keeps serving`);
+  }
+  const proof = await proofOf(c, cur!);
+  const end = (p: Proof) => endCandidate(runtime, network, c, app, p);
+  if (!('check' in proof)) return { id: c.id, line: await end(proof) };
+  const hc = proof.check;
+  const since = cur!.startedAt ? Date.parse(cur!.startedAt) : undefined;
+  return {
+    id: c.id, holds: [c.id, app],
+    check: () => waitHealthy(runtime, c.id, hc, undefined, { since }),
+    end: async (gate) => {
+      if (gate.health === 'unhealthy') return end({ ok: false, detail: gate.detail });
+      // Read again: it may have ended while its ending waited for the agent's turn.
+      const now = await runtime.state(c.id).catch(() => undefined);
+      return end(serving(now) ? { ok: true, checked: true } : { ok: false, code: 'RUNTIME_FAILED', detail: `it passed its health check, then was ${now?.status ?? 'gone'}` });
+    },
+  };
+}
+
+type Proof = { ok: true; checked: boolean } | { ok: false; detail: string; code?: 'RUNTIME_FAILED' };
+
 /** The new container takes the app over (proven), or is discarded and the old one started again. */
-async function endCandidate(runtime: RuncRuntime, network: NetworkManager, c: ContainerRecord, app: string, proof: { ok: true; checked: boolean } | { ok: false; detail: string }): Promise<string> {
+async function endCandidate(runtime: RuncRuntime, network: NetworkManager, c: ContainerRecord, app: string, proof: Proof): Promise<string> {
   if (proof.ok) {
     const old = runtime.store.get(app);
     if (old && old.status !== 'removed') await network.movePorts(old.runcId, c.runcId);
@@ -185,7 +200,7 @@ async function endCandidate(runtime: RuncRuntime, network: NetworkManager, c: Co
   if (stopped && stopped.status !== 'removed') {
     back = await runtime.restart(app, 1000).then((r) => `${app} started again (${r.status})`, (e: unknown) => `${app} could not be started again: ${(e as Error).message}`);
   }
-  return `${c.id}: HEALTHCHECK_FAILED after the agent restart (${proof.detail}); discarded, ${back}`;
+  return `${c.id}: ${proof.code ?? 'HEALTHCHECK_FAILED'} after the agent restart (${proof.detail}); discarded, ${back}`;
 }
 
 /**
@@ -194,7 +209,7 @@ async function endCandidate(runtime: RuncRuntime, network: NetworkManager, c: Co
  * it passes one now (`check`: resumed by the caller, its start period counted from its start). An
  * unreadable check is no proof.
  */
-async function proofOf(c: ContainerRecord, cur: ContainerRecord): Promise<{ ok: true; checked: boolean } | { ok: false; detail: string } | { check: HealthcheckSpec }> {
+async function proofOf(c: ContainerRecord, cur: ContainerRecord): Promise<Proof | { check: HealthcheckSpec }> {
   if (cur.health === 'healthy') return { ok: true, checked: false };
   let annotation: string | undefined;
   try {

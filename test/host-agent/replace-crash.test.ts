@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
@@ -158,17 +158,55 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
       expect(await r.run(assignmentFor(fx.bundles.signed, { app: 'crash-other', generation: 3 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
       expect(runcState(stateDir, other)?.status).toBe('running');
       expect(order).toEqual([]);
-      // ...while the app in the replace is held: no lifecycle action, and its next deploy waits for the end.
+      // ...while the app in the replace is held: no lifecycle action, and a deploy of it is refused
+      // at once (the agent runs assignments one at a time: waiting would hold every other app's).
       await expect(r.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY' });
-      const redeploy = r.run(assignmentFor(fx.bundles.signed, { app: 'crash-later', generation: 4 }), fx.bundles.signed.path).then((out) => {
-        order.push('redeployed');
-        return out;
-      });
+      expect(await r.run(assignmentFor(fx.bundles.signed, { app: 'crash-later', generation: 4 }), fx.bundles.signed.path)).toMatchObject({ state: 'refused', code: 'CONTAINER_BUSY' });
+      expect(order).toEqual([]);
       expect(await ended).toEqual([`${id}: the new bundle passed its health check after the agent restart: it is the app`]);
-      expect(await redeploy).toEqual({ state: 'running' });
-      expect(order).toEqual(['recovered', 'redeployed']);
-      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest, generation: 4 });
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: later.bundleDigest, generation: 2 });
+      // Once it has ended, the app deploys again like any other.
+      expect(await r.run(assignmentFor(fx.bundles.signed, { app: 'crash-later', generation: 5 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest, generation: 5 });
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('an agent stopping while the check is pending leaves that replace, record and all, to the next start', async () => {
+    const { stateDir, id } = await killDuringGate('crash-stop', later);
+    const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    try {
+      await runtime.recover();
+      const pid = runcState(stateDir, id)!.pid;
+      const r = await runner(stateDir, runtime);
+      const recovery = await r.startRecovery();
+      await r.close();
+      expect(await recovery.later).toEqual([`${id}: the agent stopped before the replace ended; it is resumed at the next start`]);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
+      expect(existsSync(join(stateDir, 'assigned', `${id}.json`))).toBe(false);
+      expect(existsSync(join(stateDir, 'rootfs', `${id}-1`))).toBe(true);
+      // The next start: its check passed meanwhile (the container store says so): proven, it is the app.
+      expect(await (await runner(stateDir, runtime)).recoverReplaces()).toEqual([`${id}: the new bundle had passed its health check after the agent restart: it is the app`]);
+      expect(runcState(stateDir, id)).toMatchObject({ status: 'running', pid });
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: later.bundleDigest, generation: 2 });
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('keeps the record when the previous bundle cannot be put back, and says so with a stable code', async () => {
+    const { stateDir, id } = await killDuringGate('crash-noback', failing);
+    // What the rollback needs is gone (an operator's clean-up, a disk error): it cannot succeed.
+    rmSync(join(stateDir, 'rootfs', `${id}-1`), { recursive: true, force: true });
+    const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    try {
+      await runtime.recover();
+      const lines = await (await runner(stateDir, runtime)).recoverReplaces();
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^${id}: RUNTIME_FAILED: recovering the replace failed: HEALTHCHECK_FAILED after the agent restart: .*rolling back failed: .*; the record is kept$`))]);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
     } finally {
       runtime.close();
     }

@@ -69,12 +69,35 @@ describe('in-place replace: when its end goes wrong', () => {
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
 
       rmSync(blocker, { recursive: true });
-      const pid = runcState(stateDir, id)!.pid;
-      expect(await runner().recoverReplaces()).toEqual([`${id}: the new bundle runs after the agent restart: it is the app`]);
-      expect(runcState(stateDir, id)).toMatchObject({ status: 'running', pid });
+      // The host reboots before the agent starts again: the proven new bundle is stopped.
+      await runtime.stop(id, 1000);
+      expect(await runner().recoverReplaces()).toEqual([`${id}: the new bundle had passed its health check after the agent restart: it is the app (stopped)`]);
+      expect((await runtime.state(id)).status).toBe('stopped');
       expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: slow.bundleDigest, generation: 2 });
       expect(existsSync(join(stateDir, 'rootfs', `${id}-1`))).toBe(false);
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('an app removed after such a failed finish stays removed: the record goes with it', async () => {
+    const { stateDir, runtime, runner } = await open('removed');
+    try {
+      const id = containerIdFor('production', 'removed');
+      expect(await runner().run(assignmentFor(fx.bundles.signed, { app: 'removed', generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      const live = runner();
+      const replace = live.run(assignmentFor(slow, { app: 'removed', generation: 2 }), slow.path);
+      await until('the check to begin', () => runtime.store.get(id)?.health === 'starting');
+      mkdirSync(join(stateDir, 'assigned', `${id}.json`, 'x'), { recursive: true });
+      expect(await replace).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
+      rmSync(join(stateDir, 'assigned', `${id}.json`), { recursive: true });
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
+      expect((await live.action(id, { action: 'remove' })).status).toBe('removed');
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+      // The next start has nothing to bring back.
+      expect(await runner().recoverReplaces()).toEqual([]);
+      expect(runcState(stateDir, id)).toBeUndefined();
     } finally {
       runtime.close();
     }
