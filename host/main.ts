@@ -37,10 +37,11 @@ export interface HostCommandOptions {
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
 export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<number> {
   // Before anything in the state directory is touched (recovery acts on containers and records):
-  // the directory's lock, held until the agent ends, then an older agent's control socket.
+  // an agent that serves its control socket answers, one still starting holds the directory's
+  // lock (held here until the agent has ended).
+  await assertNoOtherAgent(o.stateDir);
   const lock = await lockStateDir(o.stateDir);
   try {
-    await assertNoOtherAgent(o.stateDir);
     return await runLocked(o, io);
   } finally {
     await lock.release();
@@ -76,10 +77,15 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
   // `ct host stop|start|…` on this machine go through the runner's turn (host/agent/control.ts);
   // it also refuses a second agent on the same state directory.
   const started: { agent?: Agent } = {};
-  const control = await serveRunnerControl(o.stateDir, runner, () => void started.agent?.resync());
-  // A failed start (no enrolment, server refused) must not leave the socket holding the process up.
+  // A failed start (no enrolment, server refused) must not leave the socket holding the process up,
+  // nor the resumed checks acting on the directory once its lock is released: they are stopped.
+  const control = await serveRunnerControl(o.stateDir, runner, () => void started.agent?.resync()).catch(async (e: unknown) => {
+    await runner.close();
+    throw e;
+  });
   const agent = started.agent = await startHostAgent(o, io, runner, facts).catch(async (e: unknown) => {
     await control.close();
+    await runner.close();
     throw e;
   });
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);

@@ -60,7 +60,7 @@ export async function leftInPlace(o: InPlaceRecovery): Promise<LeftReplace[]> {
         done.push({
           id, holds: [id],
           // A check that cannot run (the container vanished under it) is a failed one.
-          check: () => now.check().catch((e: unknown) => ({ health: 'unhealthy' as const, detail: `its check could not run: ${(e as Error).message}` })),
+          check: (signal) => now.check(signal).catch((e: unknown) => ({ health: 'unhealthy' as const, detail: `its check could not run: ${(e as Error).message}` })),
           end: (gate) => now.end(gate).then(ended, (e: unknown) => recoveryFailed(id, e, kept)),
         });
       }
@@ -72,7 +72,7 @@ export async function leftInPlace(o: InPlaceRecovery): Promise<LeftReplace[]> {
   return done;
 }
 
-type Pending = { check(): Promise<GateResult>; end(gate: GateResult | undefined): Promise<string> };
+type Pending = { check(signal?: AbortSignal): Promise<GateResult>; end(gate: GateResult | undefined): Promise<string> };
 
 async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pending> {
   const { id, previous } = r;
@@ -121,7 +121,7 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
   if (cur.status === 'running' && r.healthcheck && cur.health !== 'healthy') {
     const hc = r.healthcheck;
     const since = cur.startedAt ? Date.parse(cur.startedAt) : undefined;
-    return { check: () => waitHealthy(o.runtime, id, hc, undefined, { since }), end };
+    return { check: (signal) => waitHealthy(o.runtime, id, hc, undefined, { since, signal }), end };
   }
   return end(undefined);
 }

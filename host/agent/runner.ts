@@ -92,6 +92,8 @@ export class LocalRunner implements AssignmentRunner {
   private readonly recovering = new Map<string, Promise<void>>();
 
   private closing = false;
+  /** Aborted by close(): resumed checks stop probing (their endings are left to the next start). */
+  private readonly stopped = new AbortController();
 
   private readonly verified: VerificationCache;
   private readonly opened: OpenedBundles;
@@ -163,7 +165,7 @@ export class LocalRunner implements AssignmentRunner {
           now.push(l.line);
           continue;
         }
-        const ending = l.check()
+        const ending = l.check(this.stopped.signal)
           .then((gate) => this.exclusive(async () => (this.closing ? `${l.id}: the agent stopped before the replace ended; it is resumed at the next start` : l.end(gate))))
           .catch((e: unknown) => recoveryFailed(l.id, e));
         const held = ending.then(() => undefined);
@@ -183,6 +185,7 @@ export class LocalRunner implements AssignmentRunner {
    */
   async close(): Promise<void> {
     this.closing = true;
+    this.stopped.abort();
     await this.exclusive(async () => undefined);
   }
 
@@ -482,11 +485,19 @@ export class LocalRunner implements AssignmentRunner {
     }
   }
 
-  /** The new bundle is the app: its assigned record written, the root filesystems it replaced removed. */
+  /**
+   * The new bundle is the app: its assigned record written, the replace record dropped, the root
+   * filesystems it replaced removed, in that order and each durable before the next: a power loss
+   * between them leaves either the record to finish from (the old root filesystem still there to go
+   * back to) or an orphaned old root filesystem (the next replace removes it), never a record whose
+   * way back is gone.
+   */
   private async finishReplace(id: string, dir: string, assigned: string): Promise<void> {
     await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.assignedPath(id), assigned, 0o600);
-    await this.removeOtherRootfs(id, dir);
+    await writeFileAtomic(this.assignedPath(id), assigned, 0o600, { durable: true });
+    await dropReplaceRecord(this.opts.stateDir, id);
+    // Left for the next replace of this app when it fails: the app is what it should be.
+    await this.removeOtherRootfs(id, dir).catch(() => undefined);
   }
 
   /**

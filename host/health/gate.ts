@@ -11,7 +11,17 @@ export interface GateResult {
   exited?: { exitCode: number | null; exitReason: string | null };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves after `ms`, or at once when `signal` is aborted. */
+const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((r) => {
+  if (signal?.aborted) return r();
+  const t = setTimeout(done, ms);
+  function done() {
+    clearTimeout(t);
+    signal?.removeEventListener('abort', done);
+    r();
+  }
+  signal?.addEventListener('abort', done, { once: true });
+});
 
 /**
  * Docker's health semantics for a freshly started container: checks every `interval`; during the
@@ -23,7 +33,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * check resumed after an agent restart counts the start period from the container's start, as
  * Docker does, not from the restart.
  */
-export async function waitHealthy(runtime: RuncRuntime, id: string, hc: HealthcheckSpec, onState?: (h: ContainerHealth) => void, o: { since?: number } = {}): Promise<GateResult> {
+export async function waitHealthy(runtime: RuncRuntime, id: string, hc: HealthcheckSpec, onState?: (h: ContainerHealth) => void, o: { since?: number; signal?: AbortSignal } = {}): Promise<GateResult> {
   const started = o.since !== undefined && Number.isFinite(o.since) ? Math.min(Date.now(), o.since) : Date.now();
   const startPeriodMs = hc.start_period * 1000;
   let failures = 0;
@@ -31,6 +41,8 @@ export async function waitHealthy(runtime: RuncRuntime, id: string, hc: Healthch
   runtime.store.update(id, { health: 'starting' });
   onState?.('starting');
   for (;;) {
+    // Stopped by its caller (the agent is stopping): no verdict, and the container's health is left as it was.
+    if (o.signal?.aborted) return { health: 'unhealthy', detail: 'the check was stopped before it ended' };
     const rec = await runtime.state(id);
     if (rec.status !== 'running' || !rec.pid) {
       runtime.store.update(id, { health: 'unhealthy' });
@@ -50,6 +62,6 @@ export async function waitHealthy(runtime: RuncRuntime, id: string, hc: Healthch
       runtime.store.update(id, { health: 'unhealthy' });
       return { health: 'unhealthy', detail: `${failures} consecutive failed checks (last: ${last})` };
     }
-    await sleep(hc.interval * 1000);
+    await sleep(hc.interval * 1000, o.signal);
   }
 }

@@ -11,7 +11,7 @@ import type { GateResult } from '../health/gate.js';
  */
 export type LeftReplace =
   | { id: string; line: string }
-  | { id: string; holds: string[]; check(): Promise<GateResult>; end(gate: GateResult): Promise<string> };
+  | { id: string; holds: string[]; check(signal?: AbortSignal): Promise<GateResult>; end(gate: GateResult): Promise<string> };
 
 /** The log line of a replace whose recovery failed (runc, netavark, the disk): its stable code first. */
 export function recoveryFailed(id: string, e: unknown, kept = ''): string {

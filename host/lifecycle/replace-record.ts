@@ -1,4 +1,4 @@
-import { open, readdir, rm } from 'node:fs/promises';
+import { open, readdir, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { asIoError, CtError } from '../../src/core/errors.js';
 import { mkdirDurable, syncDirectory, writeFileAtomic } from '../../src/core/fs.js';
@@ -59,10 +59,10 @@ export async function saveReplaceRecord(stateDir: string, rec: ReplaceRecord): P
 export async function dropReplaceRecord(stateDir: string, id: string): Promise<void> {
   const path = replaceRecordPath(stateDir, id);
   try {
-    await rm(path, { force: true });
+    await unlink(path);
     await syncDirectory(dirOf(stateDir));
   } catch (e) {
-    // No replacing/ at all: no record, nothing to make durable.
+    // No record (every deploy asks): nothing removed, nothing to make durable.
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw asIoError(e, path);
   }

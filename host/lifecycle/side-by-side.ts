@@ -171,7 +171,7 @@ async function leftCandidate(runtime: RuncRuntime, network: NetworkManager | und
   const since = cur!.startedAt ? Date.parse(cur!.startedAt) : undefined;
   return {
     id: c.id, holds: [c.id, app],
-    check: () => waitHealthy(runtime, c.id, hc, undefined, { since }),
+    check: (signal) => waitHealthy(runtime, c.id, hc, undefined, { since, signal }),
     end: async (gate) => {
       if (gate.health === 'unhealthy') return end({ ok: false, detail: gate.detail });
       // Read again: it may have ended while its ending waited for the agent's turn.

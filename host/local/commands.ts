@@ -7,6 +7,7 @@ import type { ContainerRecord } from '../runtime/state.js';
 import { NetworkManager, findNetavark } from '../network/index.js';
 import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
+import { lockStateDir } from '../agent/state-lock.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
 
@@ -89,7 +90,15 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
   const req = { type: 'action' as const, container: o.id, action: o.action, signal: o.signal, graceSeconds: o.graceSeconds, waitMs: CONTROL_WAIT_MS };
   const viaAgent = await ask(controlPath(o.stateDir), req, CONTROL_WAIT_MS + 330_000);
   if (viaAgent && 'code' in viaAgent) throw controlError(viaAgent, o.id);
-  const h = await openHost(o.stateDir);
+  // Without an agent answering, this command acts itself, holding the directory's lock: an agent
+  // still starting (recovering replaces, not serving its socket yet) holds it, and is not raced.
+  const lock = viaAgent ? undefined : await lockStateDir(o.stateDir, 'an agent is starting').catch((e: unknown) => {
+    throw e instanceof CtError && e.code === 'USAGE' ? new CtError('CONTAINER_BUSY', `${e.message}; nothing was done to ${o.id}: try again once it serves`, { container: o.id }) : e;
+  });
+  const h = await openHost(o.stateDir).catch(async (e: unknown) => {
+    await lock?.release();
+    throw e;
+  });
   try {
     if (viaAgent) {
       const rec = h.runtime.store.get(o.id);
@@ -107,6 +116,7 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     return 0;
   } finally {
     h.close();
+    await lock?.release();
   }
 }
 

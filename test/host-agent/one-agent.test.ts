@@ -5,14 +5,15 @@
  * replace record included, are exactly as they were.
  */
 import { describe, it, expect, afterEach } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveControl } from '../../host/agent/control.js';
 import { runHostAgent } from '../../host/main.js';
 import { replaceRecordPath } from '../../host/lifecycle/replace-record.js';
-import { lockStateDir } from '../../host/agent/state-lock.js';
+import { lockPath, lockStateDir } from '../../host/agent/state-lock.js';
+import { hostAction } from '../../host/local/commands.js';
 import { isCtError } from '../../src/core/errors.js';
 import { repoRoot } from '../support/cli.js';
 
@@ -71,6 +72,9 @@ describe('one agent per state directory', () => {
       for (const dir of [stateDir, `${stateDir}-link`]) {
         expect(await secondAgent(dir)).toEqual({ code: 'USAGE', message: expect.stringContaining('another agent is running'), out: [] });
       }
+      // `ct host stop` does not act beside it either (it would race the recovery).
+      await expect(hostAction({ stateDir, id: 'production-app-0123456789', action: 'stop' }, { out: () => undefined, err: () => undefined } as never))
+        .rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('an agent is starting') });
       expect(readdirSync(stateDir, { recursive: true }).sort()).toEqual(before);
     } finally {
       holder.kill('SIGKILL');
@@ -80,6 +84,16 @@ describe('one agent per state directory', () => {
     const lock = await lockStateDir(stateDir);
     await expect(lockStateDir(`${stateDir}-link`)).rejects.toMatchObject({ code: 'USAGE' });
     await lock.release();
+    await (await lockStateDir(stateDir)).release();
+  });
+
+  it('another user cannot take the lock to keep the agent from starting', async () => {
+    expect(process.getuid?.()).toBe(0); // the host tests run as root, as the agent does
+    const stateDir = mkdtempSync(join(tmpdir(), 'ct-one-agent-')); // 0700, root's
+    dirs.push(stateDir);
+    // What a squatter would run (util-linux flock on the lock's path), as nobody.
+    const squatter = spawnSync('flock', ['--exclusive', '--nonblock', lockPath(stateDir), '-c', 'echo locked; sleep 3'], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20_000 });
+    expect({ status: squatter.status === 0 ? 'locked' : 'refused', stdout: squatter.stdout, stderr: squatter.stderr }).toEqual({ status: 'refused', stdout: '', stderr: expect.stringContaining('Permission denied') });
     await (await lockStateDir(stateDir)).release();
   });
 });

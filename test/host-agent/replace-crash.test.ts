@@ -187,8 +187,9 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
       expect(existsSync(join(stateDir, 'assigned', `${id}.json`))).toBe(false);
       expect(existsSync(join(stateDir, 'rootfs', `${id}-1`))).toBe(true);
-      // The next start: its check passed meanwhile (the container store says so): proven, it is the app.
-      expect(await (await runner(stateDir, runtime)).recoverReplaces()).toEqual([`${id}: the new bundle had passed its health check after the agent restart: it is the app`]);
+      // The check stopped with the agent (no verdict recorded), and the next start resumes it.
+      expect(runtime.store.get(id)?.health).toBe('starting');
+      expect(await (await runner(stateDir, runtime)).recoverReplaces()).toEqual([`${id}: the new bundle passed its health check after the agent restart: it is the app`]);
       expect(runcState(stateDir, id)).toMatchObject({ status: 'running', pid });
       expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: later.bundleDigest, generation: 2 });
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);

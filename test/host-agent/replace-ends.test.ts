@@ -49,18 +49,30 @@ describe('in-place replace: when its end goes wrong', () => {
   const rootfsOf = (stateDir: string, id: string) => (JSON.parse(readFileSync(join(stateDir, 'containers', id, 'config.json'), 'utf8')) as { root: { path: string } }).root.path;
   const assigned = (stateDir: string, id: string) => (JSON.parse(readFileSync(join(stateDir, 'assigned', `${id}.json`), 'utf8')) as { bundleDigest: string; generation: number });
 
+  /**
+   * `app` runs generation 1, then is replaced in place by `slow` (generation 2) whose assigned
+   * record cannot be written once its check has begun (a directory stands where the file goes,
+   * removed again once the replace has answered).
+   */
+  const finishFails = async (app: string) => {
+    const opened = await open(app);
+    const { stateDir, runtime, runner } = opened;
+    const id = containerIdFor('production', app);
+    expect(await runner().run(assignmentFor(fx.bundles.signed, { app, generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+    const live = runner();
+    const replace = live.run(assignmentFor(slow, { app, generation: 2 }), slow.path);
+    // During the check (the old assigned record is gone by then).
+    await until('the check to begin', () => runtime.store.get(id)?.health === 'starting');
+    const blocker = join(stateDir, 'assigned', `${id}.json`);
+    mkdirSync(join(blocker, 'x'), { recursive: true });
+    const out = await replace;
+    rmSync(blocker, { recursive: true });
+    return { ...opened, id, live, out };
+  };
+
   it('keeps the running new bundle and its record when the assigned record cannot be written; the next start finishes', async () => {
-    const { stateDir, runtime, runner } = await open('finish');
+    const { stateDir, runtime, runner, id, out } = await finishFails('finish');
     try {
-      const id = containerIdFor('production', 'finish');
-      expect(await runner().run(assignmentFor(fx.bundles.signed, { app: 'finish', generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
-      const live = runner();
-      const replace = live.run(assignmentFor(slow, { app: 'finish', generation: 2 }), slow.path);
-      // During the check (the old assigned record is gone by then): a directory where the new one goes.
-      await until('the check to begin', () => runtime.store.get(id)?.health === 'starting');
-      const blocker = join(stateDir, 'assigned', `${id}.json`);
-      mkdirSync(join(blocker, 'x'), { recursive: true });
-      const out = await replace;
       expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR', message: expect.stringContaining('the new bundle runs and passed its check, but finishing the replace failed') });
       // What runs keeps its root filesystem, and the record to finish from is there.
       expect(runcState(stateDir, id)?.status).toBe('running');
@@ -68,7 +80,6 @@ describe('in-place replace: when its end goes wrong', () => {
       expect(existsSync(join(stateDir, 'rootfs', `${id}-2`, 'bin', 'busybox'))).toBe(true);
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
 
-      rmSync(blocker, { recursive: true });
       // The host reboots before the agent starts again: the proven new bundle is stopped.
       await runtime.stop(id, 1000);
       expect(await runner().recoverReplaces()).toEqual([`${id}: the new bundle had passed its health check after the agent restart: it is the app (stopped)`]);
@@ -82,16 +93,9 @@ describe('in-place replace: when its end goes wrong', () => {
   }, 90_000);
 
   it('an app removed after such a failed finish stays removed: the record goes with it', async () => {
-    const { stateDir, runtime, runner } = await open('removed');
+    const { stateDir, runtime, runner, id, live, out } = await finishFails('removed');
     try {
-      const id = containerIdFor('production', 'removed');
-      expect(await runner().run(assignmentFor(fx.bundles.signed, { app: 'removed', generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
-      const live = runner();
-      const replace = live.run(assignmentFor(slow, { app: 'removed', generation: 2 }), slow.path);
-      await until('the check to begin', () => runtime.store.get(id)?.health === 'starting');
-      mkdirSync(join(stateDir, 'assigned', `${id}.json`, 'x'), { recursive: true });
-      expect(await replace).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
-      rmSync(join(stateDir, 'assigned', `${id}.json`), { recursive: true });
+      expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
       expect((await live.action(id, { action: 'remove' })).status).toBe('removed');
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
