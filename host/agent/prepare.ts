@@ -41,8 +41,10 @@ export interface UnpackRequest {
 export async function unpackAndPlan(archive: CtpArchive, r: UnpackRequest, facts: HostFacts): Promise<EnforcePlan> {
   const image = checkOciLayout(archive);
   await rm(r.dir, { recursive: true, force: true });
-  // What an unpack to the same place interrupted by a crash left (never used) goes first.
-  await removeStaleTemps(r.dir);
+  // What an unpack to the same place interrupted by a crash left (never used) goes first: whole
+  // trees, removed recursively as r.dir itself just was, which is sound only because they lie in
+  // the state directory, which no other user can write (private-trees, src/core/fs.ts).
+  await removeStaleTemps(r.dir, { kind: 'private-trees' });
   await mkdir(r.dir, { recursive: true });
   // On the unpack thread (src/bundle/unpack-thread): hashed, checked and renamed into place there.
   await applyLayersOffThread(archive, r.dir);

@@ -1,15 +1,20 @@
-import { rmSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 
 /** What ends a command from outside and can be caught (SIGKILL cannot). */
 const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
- * Runs `body` with a set it keeps of the temporaries it is writing; a signal that ends the process
- * meanwhile (Ctrl-C, SIGTERM, the terminal closing) removes them first. As git does: the removal
- * is synchronous in the handler, then the signal is raised again under its default action, so the
- * process ends at once and by that signal (130, 143 and 129 in a shell; a shell loop running the
- * command sees it was interrupted and stops). Winding the work down instead could wait out a
+ * Runs `body` with a set it keeps of the temporary files it is writing; a signal that ends the
+ * process meanwhile (Ctrl-C, SIGTERM, the terminal closing) unlinks them first. As git does: the
+ * removal is synchronous in the handler, then the signal is raised again under its default action,
+ * so the process ends at once and by that signal (130, 143 and 129 in a shell; a shell loop running
+ * the command sees it was interrupted and stops). Winding the work down instead could wait out a
  * registry's timeout. What SIGKILL leaves, the command's next run has to clear.
+ *
+ * The set must hold regular files only, each entered before it is created (src/oci/fetch-temps.ts
+ * creates them synchronously for that): unlink removes the one name and follows nothing, where a
+ * recursive removal in a directory others can write (-o /tmp/x) can be steered elsewhere. A
+ * directory entered by mistake fails to unlink and is left.
  */
 export async function removingTempsOnSignal<T>(body: (temps: Set<string>) => Promise<T>): Promise<T> {
   const temps = new Set<string>();
@@ -17,9 +22,9 @@ export async function removingTempsOnSignal<T>(body: (temps: Set<string>) => Pro
     for (const s of ENDING_SIGNALS) process.off(s, onSignal);
     for (const p of temps) {
       try {
-        rmSync(p, { recursive: true, force: true });
+        unlinkSync(p);
       } catch {
-        // The process ends all the same; the next run clears what could not be removed.
+        // The process ends all the same; the next run's stale clean-up takes what could not be removed.
       }
     }
     process.kill(process.pid, signal);

@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asIoError, CtError } from './errors.js';
@@ -115,22 +115,51 @@ export function tempTargetName(fileName: string): string | undefined {
 }
 
 /**
- * Removes the temporaries tempPathFor made beside `path` (`.<name>.<12 hex>.tmp`, files or
- * directories) that interrupted writers left: never renamed into place, so never used. With
- * `olderThanMs`, only those last modified longer ago than that: for places where another process
- * may be writing one right now (see ct fetch, src/oci/fetch.ts).
+ * What a clean-up of temporaries may remove, chosen by where they lie (removeStaleTemps):
+ * - `own-files`: regular files only (never a directory, never a symlink), owned by this process's
+ *   user, unlinked one by one: nothing is traversed, so nothing swapped in by someone else who can
+ *   write the directory (`ct fetch -o /tmp/x.ctp`) is followed. With `olderThanMs`, only those
+ *   last modified longer ago than that: for places where another process may be writing one right
+ *   now (ct fetch, src/oci/fetch-temps.ts).
+ * - `private-trees`: whole directory trees, removed recursively, for a parent no other user can
+ *   write (the unpacked root filesystems under the host agent's 0700 state directory). A recursive
+ *   removal follows a directory swapped for a symlink between its checks, so it must never be
+ *   pointed at a directory others can write.
  */
-export async function removeStaleTemps(path: string, opts: { olderThanMs?: number } = {}): Promise<void> {
+export type StaleTempRemoval = { kind: 'own-files'; olderThanMs?: number } | { kind: 'private-trees' };
+
+/**
+ * Removes the temporaries tempPathFor made beside `path` (`.<name>.<12 hex>.tmp`) that
+ * interrupted writers left: never renamed into place, so never used. Each is tried on its own: one
+ * that cannot be removed (EPERM, EIO) does not keep the rest; the first failure is thrown once all
+ * have been tried.
+ */
+export async function removeStaleTemps(path: string, removal: StaleTempRemoval): Promise<void> {
   const name = basename(path);
   const parent = dirname(path);
+  let failure: unknown;
   for (const n of await readdir(parent).catch(() => [] as string[])) {
     if (tempTargetName(n) !== name) continue;
     const temp = join(parent, n);
-    if (opts.olderThanMs !== undefined) {
+    try {
+      if (removal.kind === 'private-trees') await rm(temp, { recursive: true, force: true });
+      else if (await isOwnStaleFile(temp, removal.olderThanMs)) await unlink(temp);
+    } catch (e) {
       // Gone meanwhile (its writer renamed or removed it): nothing to do.
-      const st = await lstat(temp).catch(() => undefined);
-      if (!st || Date.now() - st.mtimeMs < opts.olderThanMs) continue;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') failure ??= asIoError(e, temp);
     }
-    await rm(temp, { recursive: true, force: true });
   }
+  if (failure) throw failure;
+}
+
+/**
+ * A regular file (lstat: a symlink is not one) of this user, older than `olderThanMs` when given.
+ * Between this check and the unlink the name may be swapped for something else; unlink removes
+ * only that name, whatever it then is (a directory fails with EISDIR), and never follows it.
+ */
+async function isOwnStaleFile(path: string, olderThanMs: number | undefined): Promise<boolean> {
+  const st = await lstat(path);
+  if (!st.isFile()) return false;
+  if (process.getuid && st.uid !== process.getuid()) return false;
+  return olderThanMs === undefined || Date.now() - st.mtimeMs >= olderThanMs;
 }

@@ -1,13 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import type { ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
-import { removeStaleTemps, tempPathFor } from '../core/fs.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
 import { RegistryClient, type ClientOptions } from './client.js';
+import { FetchTemps, removeStaleFetchTemps, STALE_TEMP_MS, TEMP_HEARTBEAT_MS } from './fetch-temps.js';
 import { BlobDownload, ChunkBudget, copyRange, downloadPart, Frontier, HELD_BYTES, NEAR_LOOKAHEAD_BYTES, NEAR_MS, NEAR_PART_BYTES, PART_BYTES, RangeSupport, type Part } from './blob-parts.js';
 import { mapLimit } from './concurrency.js';
 import { release } from './slabs.js';
@@ -30,11 +27,18 @@ export interface FetchOptions extends ClientOptions {
   /** A registry whose small answers come quicker than this is near (default 10 ms, blob-parts.ts NEAR_MS). */
   nearMs?: number;
   /**
-   * Kept up to date with the temporaries the fetch is writing (the file beside the destination,
-   * the gzip path's work directory): each is added before it is made and taken out once renamed or
-   * removed, so a caller that must end the process at once (ct fetch on a signal) removes them.
+   * Kept up to date with the temporaries the fetch has beside the destination, all regular files:
+   * each is added before it is created and taken out once renamed or removed, so a caller that
+   * must end the process at once (ct fetch on a signal) can unlink them (src/oci/fetch-temps.ts).
    */
   temporaries?: Set<string>;
+  /**
+   * A `.<name>.<hex>.tmp` beside the destination unchanged for this long is a killed fetch's, and
+   * is removed before this one starts (default 10 minutes, fetch-temps.ts STALE_TEMP_MS).
+   */
+  staleTempMs?: number;
+  /** How often the fetch touches its temporaries so that no other fetch takes them for stale (default 1 minute; keep it well under any fetch's staleTempMs). */
+  tempHeartbeatMs?: number;
 }
 
 export interface FetchResult {
@@ -45,18 +49,6 @@ export interface FetchResult {
   size: number;
 }
 
-/**
- * A temporary beside the destination unchanged for this long was left by a fetch that could not
- * remove it (SIGKILL, a crash, a power cut), and the next fetch to that destination removes it.
- * A fetch still running is never that old: it touches its temporary every TEMP_HEARTBEAT_MS, since
- * its bytes alone may pause longer (a stalled registry under a long --timeout, a slow link filling
- * a gzip block). Only a fetch stopped for that long (SIGSTOP, a suspended machine) can lose its
- * temporary to another, and it then fails at its rename: a removal never puts a partial or wrong
- * file under the destination name. No lock file: one a killed fetch left would need the same
- * staleness rule, and a pid in it means nothing across pid namespaces or hosts sharing the directory.
- */
-const STALE_TEMP_MS = 10 * 60_000;
-const TEMP_HEARTBEAT_MS = 60_000;
 const MAX_RECIPE = 16 * 1024 * 1024;
 const MAX_SKELETON = 64 * 1024 * 1024;
 
@@ -67,9 +59,7 @@ const MAX_SKELETON = 64 * 1024 * 1024;
  */
 export async function fetchCtp(reference: string, outPath: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const ref = parseReference(reference);
-  const temps = opts.temporaries ?? new Set<string>();
-  // Best effort: a leftover that cannot be removed (another user's) must not stop this fetch.
-  await removeStaleTemps(outPath, { olderThanMs: STALE_TEMP_MS }).catch(() => undefined);
+  await removeStaleFetchTemps(outPath, limit(opts.staleTempMs, STALE_TEMP_MS, 0));
   const client = await RegistryClient.open(ref, opts);
   try {
     const imageDigest = ref.digest ?? (await client.resolve(ref.tag ?? 'latest'));
@@ -105,15 +95,21 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
       throw new CtError('TAR_LIMIT_EXCEEDED', `recipe describes a .ctp of ${recipe.tar.size} bytes, more than ${CTP_LIMITS.maxTotalBytes}`, {});
     }
 
-    const tmpOut = tempPathFor(outPath);
-    temps.add(tmpOut);
-    const heartbeat = setInterval(() => void utimes(tmpOut, new Date(), new Date()).catch(() => undefined), TEMP_HEARTBEAT_MS).unref();
+    const temps = new FetchTemps(outPath, opts.temporaries, limit(opts.tempHeartbeatMs, TEMP_HEARTBEAT_MS, 1));
+    let tmpOut: string | undefined;
     let toml: Buffer | undefined;
     try {
+      tmpOut = temps.make();
       if (recipe.compression.kind === 'raw') {
         const raw = layer(MT.ctpRaw);
         if (!raw || raw.digest !== recipe.bundle.digest || raw.size !== recipe.bundle.size) throw new CtError('REGISTRY_ERROR', `recipe ${chosen.digest}: raw layer missing or not the bundle`, {});
-        await client.pullBlob(raw, createWriteStream(tmpOut));
+        const fh = await open(tmpOut, 'r+').catch((e) => Promise.reject(asIoError(e, tmpOut!)));
+        try {
+          await client.pullBlob(raw, fh.createWriteStream());
+        } finally {
+          // The stream closes the handle once it has run; not when pullBlob failed before piping.
+          await fh.close();
+        }
         const { openCtp } = await import('../bundle/read.js');
         toml = (await openCtp(tmpOut)).file('manifest.toml');
       } else {
@@ -134,12 +130,12 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
         throw new CtError('DIGEST_MISMATCH', `the rebuilt .ctp is for image ${named}, not ${imageDigest} (${reference})`, { expected: imageDigest, actual: named });
       }
       await rename(tmpOut, outPath).catch((e) => Promise.reject(asIoError(e, outPath)));
+      temps.forget(tmpOut);
     } catch (e) {
-      await rm(tmpOut, { force: true });
+      if (tmpOut) await temps.remove(tmpOut);
       throw e;
     } finally {
-      clearInterval(heartbeat);
-      temps.delete(tmpOut);
+      temps.stop();
     }
     return { imageDigest, bundleDigest: recipe.bundle.digest, recipeDigest: chosen.digest, path: outPath, size: recipe.bundle.size };
   } finally {
@@ -164,13 +160,19 @@ function limit(value: number | undefined, fallback: number, min: number): number
   return value === undefined || Number.isNaN(value) ? fallback : Math.max(min, value);
 }
 
-async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, temps: Set<string>, limits: { concurrency: number; partBytes: number; heldBytes: number; lookaheadBytes: number }): Promise<Buffer | undefined> {
+async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, temps: FetchTemps, limits: { concurrency: number; partBytes: number; heldBytes: number; lookaheadBytes: number }): Promise<Buffer | undefined> {
   const { concurrency, partBytes, heldBytes, lookaheadBytes } = limits;
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
-  const workDir = gzip ? await mkdtemp(join(tmpdir(), 'ct-fetch-')) : undefined;
-  if (workDir) temps.add(workDir);
-  const tarPath = workDir ? join(workDir, 'bundle.tar') : path;
-  const fh = await open(tarPath, 'w+').catch((e) => Promise.reject(asIoError(e, tarPath)));
+  // The gzip path's uncompressed tar: a second temporary beside the destination, which is read
+  // and written only through `fh`. Unlinked as soon as it is open, it has no name to leave behind:
+  // its blocks are freed when the handle closes, however the process ends (SIGKILL included).
+  // Only where an open file cannot be unlinked does it keep its name until it is closed.
+  const tarPath = gzip ? temps.make() : path;
+  const fh = await open(tarPath, 'r+').catch(async (e) => {
+    if (gzip) await temps.remove(tarPath);
+    throw asIoError(e, tarPath);
+  });
+  if (gzip) await temps.remove(tarPath);
   // The file in order: each piece's offset, size, when it has landed and (for downloaded parts)
   // how much of it is on disk, so the hash can follow a part while it still arrives.
   const pieces: Piece[] = [];
@@ -230,7 +232,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     if (gzip) {
       // The compressor needs the bytes in order on this thread anyway: hash and probe them here.
       const tarHash = createHash('sha256');
-      const out = await open(path, 'w').catch((e) => Promise.reject(asIoError(e, path)));
+      const out = await open(path, 'r+').catch((e) => Promise.reject(asIoError(e, path)));
       try {
         const { BlockGzip } = await later.gzip();
         const gz = new BlockGzip(async (b) => {
@@ -302,10 +304,7 @@ async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buf
     for (const b of first.values()) for (const p of b.parts) p.done.reject(notStarted);
     await Promise.allSettled(pieces.map((p) => p.landed));
     await fh.close();
-    if (workDir) {
-      await rm(workDir, { recursive: true, force: true });
-      temps.delete(workDir);
-    }
+    if (gzip) await temps.remove(tarPath);
   }
 }
 

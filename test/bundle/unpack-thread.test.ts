@@ -152,7 +152,7 @@ describe('removeStaleTemps', () => {
     const keep = ['rootfs', 'rootfs-2', '.rootfs-2.0123456789ab.tmp', '.rootfs.0123456789ab.tmp.x', '.rootfs.xyz.tmp', '.rootfsx.0123456789ab.tmp'];
     for (const d of [...keep, '.rootfs.0123456789ab.tmp', '.rootfs.ba9876543210.tmp']) mkdirSync(join(parent, d), { recursive: true });
     writeFileSync(join(parent, '.rootfs.ba9876543210.tmp', 'half-written'), 'x');
-    await removeStaleTemps(join(parent, 'rootfs'));
+    await removeStaleTemps(join(parent, 'rootfs'), { kind: 'private-trees' });
     expect((await readdir(parent)).sort()).toEqual([...keep].sort());
   });
 });

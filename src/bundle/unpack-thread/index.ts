@@ -72,10 +72,11 @@ class UnpackThread {
       const tasks = [...this.pending.values()];
       this.pending.clear();
       for (const t of tasks) {
-        // Whatever the thread had half-written goes before the caller hears of it.
+        // Whatever the thread had half-written goes before the caller hears of it (whole trees:
+        // a root filesystem's parent is the caller's private state directory, host/agent/prepare.ts).
         // A removal that fails (read-only or failing disk) must not become an unhandled rejection
         // that ends the agent: the caller hears of both.
-        void removeStaleTemps(t.task.rootfsDir).then(
+        void removeStaleTemps(t.task.rootfsDir, { kind: 'private-trees' }).then(
           () => t.reject(new CtError('UNPACK_WORKER_FAILED', `unpack thread failed: ${why.slice(0, 300)}; nothing was unpacked to ${t.task.rootfsDir}`, { rootfs: t.task.rootfsDir })),
           (e: Error) =>
             t.reject(new CtError('UNPACK_WORKER_FAILED', `unpack thread failed: ${why.slice(0, 300)}; its temporary files in ${t.task.rootfsDir} could not be removed: ${String(e.message).slice(0, 200)}`, { rootfs: t.task.rootfsDir })),
