@@ -13,6 +13,7 @@ import { startAgent, type Agent } from './agent/agent.js';
 import { saveNetworkSettings } from './local/commands.js';
 import { assertNoOtherAgent, serveRunnerControl } from './agent/control.js';
 import { lockStateDir } from './agent/state-lock.js';
+import { ensurePrivateDir } from './runtime/private-dir.js';
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -39,6 +40,7 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   // Before anything in the state directory is touched (recovery acts on containers and records):
   // an agent that serves its control socket answers, one still starting holds the directory's
   // lock (held here until the agent has ended).
+  await ensurePrivateDir(o.stateDir);
   await assertNoOtherAgent(o.stateDir);
   const lock = await lockStateDir(o.stateDir);
   try {

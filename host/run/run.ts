@@ -20,6 +20,7 @@ import { judge, unpackAndPlan } from '../agent/prepare.js';
 import type { RuntimeGrants } from '../enforce/types.js';
 import { followLogs } from '../logs/follow.js';
 import { startBundleMonitor } from './monitor.js';
+import { ensurePrivateDir } from '../runtime/private-dir.js';
 
 export interface RunBundleOptions {
   bundle: string;
@@ -104,6 +105,7 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     grants = localGrants(o.ports);
   }
 
+  await ensurePrivateDir(o.stateDir);
   const runtimeAsk = archive.manifest.runtime;
   const bridge = runtimeAsk?.network === 'bridge';
   const network = bridge && process.getuid?.() === 0

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCtp } from '../../src/bundle/read.js';
@@ -158,6 +158,23 @@ describe('ct run', () => {
     // Not even a state directory: verification comes before anything on this machine.
     expect(existsSync(fresh)).toBe(false);
     expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+  }, 30_000);
+
+  it('refuses a state directory another user made or may write (a squatted default), touching nothing in it', async () => {
+    const squatted = p('state-squatted');
+    mkdirSync(squatted, { mode: 0o700 });
+    writeFileSync(join(squatted, 'planted'), 'x');
+    chownSync(squatted, 65534, 65534);
+    const open = p('state-open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    for (const [stateDir, why] of [[squatted, 'is owned by uid 65534'], [open, 'is writable by everyone']]) {
+      const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+      expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(new RegExp(`^error\\[USAGE\\]: the state directory .* ${why}`, 'm'))]);
+      expect(r.stdout).toBe('');
+    }
+    expect(readdirSync(squatted)).toEqual(['planted']);
+    expect(readdirSync(open)).toEqual([]);
   }, 30_000);
 
   it('refuses a port the bundle does not declare before anything starts (PORT_NOT_ALLOWED)', async () => {
