@@ -42,7 +42,8 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   // lock (held here until the agent has ended).
   await ensurePrivateDir(o.stateDir);
   await assertNoOtherAgent(o.stateDir);
-  const lock = await lockStateDir(o.stateDir);
+  // A `ct host` command acting meanwhile holds it for a moment: waited for, up to a minute.
+  const lock = await lockStateDir(o.stateDir, 'agent', { waitForCommandMs: 60_000 });
   try {
     return await runLocked(o, io);
   } finally {

@@ -20,6 +20,11 @@ import { MAX_VSA_BYTES } from '../../src/attest/vsa.js';
 /** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
 export interface AssignmentRunner {
   run(a: Assignment, ctpPath: string): Promise<{ state: ContainerState; code?: string; message?: string; exitCode?: number | null }>;
+  /**
+   * Set while the assignment's app is held (a replace the previous agent left, its check being
+   * resumed): resolves when the hold ends. The assignment then waits outside the queue.
+   */
+  held?(a: Assignment): Promise<void> | undefined;
 }
 
 export interface AgentOptions {
@@ -214,17 +219,28 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       // Not saved: not acted on (a restart could otherwise take this assignment again).
       return status('failed', { code: 'IO_ERROR', message: `the accepted generation could not be saved: ${(e as Error).message}` });
     }
-    let path: string;
-    try {
-      path = await download(opts, id, a);
-    } catch (e) {
-      return status('failed', { code: 'NETWORK_ERROR', message: (e as Error).message });
+    const execute = async () => {
+      let path: string;
+      try {
+        path = await download(opts, id, a);
+      } catch (e) {
+        return status('failed', { code: 'NETWORK_ERROR', message: (e as Error).message });
+      }
+      const out = await opts.runner.run(a, path).catch((e) => ({ state: 'failed' as const, code: (e as { code?: string }).code ?? 'RUNTIME_ERROR', message: (e as Error).message }));
+      // The download is named by the digest the server assigned, which only a run proves it has:
+      // bytes that did not run (other bytes, or refused) must not stay under that name.
+      if (out.state !== 'running') await rm(path, { force: true });
+      await answer(statusOf(out.state, out));
+    };
+    // Accepted in order (above); an app still held by a replace the previous agent left runs once
+    // that replace has ended, outside the queue: its check may last as long as the bundle's
+    // manifest allows, and the other apps' assignments (and the agent's stop) must not wait for it.
+    const held = opts.runner.held?.(a);
+    if (held) {
+      void held.then(execute).catch((e) => log('assignment failed', { err: String(e) }));
+      return;
     }
-    const out = await opts.runner.run(a, path).catch((e) => ({ state: 'failed' as const, code: (e as { code?: string }).code ?? 'RUNTIME_ERROR', message: (e as Error).message }));
-    // The download is named by the digest the server assigned, which only a run proves it has:
-    // bytes that did not run (other bytes, or refused) must not stay under that name.
-    if (out.state !== 'running') await rm(path, { force: true });
-    await answer(statusOf(out.state, out));
+    await execute();
   };
 
   const inventoryNow = async () => (opts.inventory && send ? opts.inventory().catch(() => undefined) : undefined);

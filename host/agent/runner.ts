@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
-import { writeFileAtomic } from '../../src/core/fs.js';
+import { mkdirDurable, writeFileAtomic } from '../../src/core/fs.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
@@ -92,6 +92,8 @@ export class LocalRunner implements AssignmentRunner {
   private readonly recovering = new Map<string, Promise<void>>();
 
   private closing = false;
+  /** Resumed checks in progress, and the abort that stops them at close(). */
+  private readonly checks = new Set<Promise<unknown>>();
   /** Aborted by close(): resumed checks stop probing (their endings are left to the next start). */
   private readonly stopped = new AbortController();
 
@@ -165,14 +167,19 @@ export class LocalRunner implements AssignmentRunner {
           now.push(l.line);
           continue;
         }
-        const ending = l.check(this.stopped.signal)
+        const check = l.check(this.stopped.signal);
+        this.checks.add(check);
+        void check.finally(() => this.checks.delete(check)).catch(() => undefined);
+        const ending = check
           .then((gate) => this.exclusive(async () => (this.closing ? `${l.id}: the agent stopped before the replace ended; it is resumed at the next start` : l.end(gate))))
           .catch((e: unknown) => recoveryFailed(l.id, e));
-        const held = ending.then(() => undefined);
-        for (const id of l.holds) this.recovering.set(id, held);
-        later.push(ending.finally(() => {
+        // The hold is released before anything waiting on it runs (an assignment of the app).
+        const settled = ending.finally(() => {
           for (const id of l.holds) if (this.recovering.get(id) === held) this.recovering.delete(id);
-        }));
+        });
+        const held: Promise<void> = settled.then(() => undefined);
+        for (const id of l.holds) this.recovering.set(id, held);
+        later.push(settled);
       }
       return { now, later: Promise.all(later) };
     });
@@ -186,6 +193,8 @@ export class LocalRunner implements AssignmentRunner {
   async close(): Promise<void> {
     this.closing = true;
     this.stopped.abort();
+    // A probe already running ends within its timeout; then nothing of a check is left to act.
+    await Promise.allSettled(this.checks);
     await this.exclusive(async () => undefined);
   }
 
@@ -246,13 +255,19 @@ export class LocalRunner implements AssignmentRunner {
     });
   }
 
+  /** Resolves when the app's hold (a recovered replace still being checked) ends; undefined when not held. */
+  held(a: Pick<Assignment, 'environment' | 'app'>): Promise<void> | undefined {
+    return this.recovering.get(this.containerId(a));
+  }
+
   run(a: Assignment, ctpPath: string): Promise<Outcome> {
-    // Refused, not queued: the agent runs assignments one at a time, and waiting here for a check
-    // that may last hours would hold every other app's deploy (and the agent's stop) behind it.
+    // The agent waits for held() before it runs an assignment of a held app (outside its queue);
+    // anything calling while the hold lasts, or once the agent is stopping, is refused.
     const id = this.containerId(a);
     if (this.recovering.has(id)) {
       return Promise.resolve(refused('CONTAINER_BUSY', `${id} is in a replace the previous agent was killed in, whose health check is being resumed; deploy again when it has ended`));
     }
+    if (this.closing) return Promise.resolve(refused('CONTAINER_BUSY', 'the agent is stopping'));
     return this.exclusive(async () => {
       this.replacing = this.containerId(a);
       try {
@@ -481,7 +496,9 @@ export class LocalRunner implements AssignmentRunner {
       return { state: 'failed', code: 'RUNTIME_ERROR', message: (e as Error).message };
     } finally {
       // Whichever way it ended (new bundle healthy, old one back, or an error), nothing is left to resume.
-      if (!keepRecord) await dropReplaceRecord(this.opts.stateDir, id).catch(() => undefined);
+      // A record an earlier replace kept (a rollback to retry) stays when this one failed before
+      // touching anything.
+      if (!keepRecord && (recorded || replacing)) await dropReplaceRecord(this.opts.stateDir, id).catch(() => undefined);
     }
   }
 
@@ -493,7 +510,7 @@ export class LocalRunner implements AssignmentRunner {
    * way back is gone.
    */
   private async finishReplace(id: string, dir: string, assigned: string): Promise<void> {
-    await mkdir(join(this.opts.stateDir, 'assigned'), { recursive: true, mode: 0o700 });
+    await mkdirDurable(join(this.opts.stateDir, 'assigned'), 0o700);
     await writeFileAtomic(this.assignedPath(id), assigned, 0o600, { durable: true });
     await dropReplaceRecord(this.opts.stateDir, id);
     // Left for the next replace of this app when it fails: the app is what it should be.

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 
@@ -16,30 +17,56 @@ import { CtError } from '../../src/core/errors.js';
  * first version, could be squatted by anyone who could stat the directory, and was per network
  * namespace). Node has no flock(2), so util-linux's `flock` takes it on our open file, passed as its
  * fd 3: the lock belongs to the open file description, which this process keeps open after the
- * helper has exited, and which its children do not inherit (Node opens files close-on-exec).
+ * helper has exited, and which its children do not inherit (Node opens files close-on-exec). A plain
+ * fd, not a FileHandle: the garbage collector closes an unreferenced FileHandle, and the lock with it.
  */
 export interface StateLock {
   release(): Promise<void>;
 }
 
+/** Who takes the lock (`agent`, or the `ct host <action>` command): written into the file once taken, so that a refusal names the holder. */
+export type LockHolder = 'agent' | `ct host ${string}`;
+
 export const lockPath = (stateDir: string) => join(stateDir, 'agent.lock');
 
-export async function lockStateDir(stateDir: string, holder = 'another agent is running'): Promise<StateLock> {
+/**
+ * Takes the lock, or fails with USAGE (an agent holds it) or CONTAINER_BUSY (a `ct host` command
+ * acting without an agent holds it, for the few seconds of an action: an agent waits up to
+ * `waitForCommandMs` for that one to end).
+ */
+export async function lockStateDir(stateDir: string, as: LockHolder = 'agent', o: { waitForCommandMs?: number } = {}): Promise<StateLock> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const path = lockPath(stateDir);
-  let fh: FileHandle;
+  let fd: number;
   try {
-    fh = await open(path, 'a', 0o600);
+    fd = openSync(path, 'a+', 0o600);
   } catch (e) {
     throw new CtError('IO_ERROR', `the lock ${path} could not be opened: ${(e as Error).message}`, { stateDir });
   }
-  const r = spawnSync('flock', ['--exclusive', '--nonblock', '3'], { stdio: ['ignore', 'ignore', 'pipe', fh.fd], timeout: 10_000 });
-  if (r.status !== 0) {
-    await fh.close();
-    // flock exits 1 when the lock is held (--nonblock); anything else is flock failing.
-    if (r.status === 1) throw new CtError('USAGE', `${holder} on ${stateDir} (it holds ${path})`, { stateDir });
-    const why = r.error?.message ?? (r.stderr.toString('utf8').trim().slice(0, 300) || `exit ${r.status ?? r.signal}`);
-    throw new CtError('IO_ERROR', `the lock ${path} could not be taken (util-linux flock): ${why}`, { stateDir });
+  try {
+    let r = take(fd, 0);
+    const holder = () => readFileSync(path, 'utf8').slice(0, 200).trim();
+    if (r.status === 1 && o.waitForCommandMs && holder().startsWith('ct host ')) r = take(fd, Math.ceil(o.waitForCommandMs / 1000));
+    if (r.status !== 0) {
+      // flock exits 1 when the lock is held (--nonblock, or --wait ran out); anything else is flock failing.
+      if (r.status === 1) {
+        const who = holder();
+        if (who.startsWith('ct host ')) throw new CtError('CONTAINER_BUSY', `a \`${who.split(' pid ')[0]}\` command is acting on ${stateDir} (it holds ${path}); try again when it has ended`, { stateDir });
+        throw new CtError('USAGE', `${as === 'agent' ? 'another agent is running' : 'an agent is starting or stopping'} on ${stateDir} (it holds ${path})`, { stateDir });
+      }
+      const why = r.error?.message ?? (r.stderr.toString('utf8').trim().slice(0, 300) || `exit ${r.status ?? r.signal}`);
+      throw new CtError('IO_ERROR', `the lock ${path} could not be taken (util-linux flock): ${why}`, { stateDir });
+    }
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${as} pid ${process.pid}\n`);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
   }
-  return { release: () => fh.close() };
+  return { release: async () => closeSync(fd) };
+}
+
+function take(fd: number, waitSeconds: number) {
+  const how = waitSeconds > 0 ? ['--wait', String(waitSeconds)] : ['--nonblock'];
+  return spawnSync('flock', ['--exclusive', ...how, '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], timeout: (waitSeconds + 10) * 1000 });
 }

@@ -1,4 +1,4 @@
-import { readFile, rm } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
@@ -8,6 +8,7 @@ import { NetworkManager, findNetavark } from '../network/index.js';
 import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
 import { lockStateDir } from '../agent/state-lock.js';
+import { dropReplaceRecord, replaceRecordPath } from '../lifecycle/replace-record.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
 
@@ -92,8 +93,8 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
   if (viaAgent && 'code' in viaAgent) throw controlError(viaAgent, o.id);
   // Without an agent answering, this command acts itself, holding the directory's lock: an agent
   // still starting (recovering replaces, not serving its socket yet) holds it, and is not raced.
-  const lock = viaAgent ? undefined : await lockStateDir(o.stateDir, 'an agent is starting').catch((e: unknown) => {
-    throw e instanceof CtError && e.code === 'USAGE' ? new CtError('CONTAINER_BUSY', `${e.message}; nothing was done to ${o.id}: try again once it serves`, { container: o.id }) : e;
+  const lock = viaAgent ? undefined : await lockStateDir(o.stateDir, `ct host ${o.action}`).catch((e: unknown) => {
+    throw e instanceof CtError && (e.code === 'USAGE' || e.code === 'CONTAINER_BUSY') ? new CtError('CONTAINER_BUSY', `${e.message}; nothing was done to ${o.id}`, { container: o.id }) : e;
   });
   const h = await openHost(o.stateDir).catch(async (e: unknown) => {
     await lock?.release();
@@ -105,12 +106,20 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
       io.out(`${o.id}: ${viaAgent.state}${rec && viaAgent.state === 'stopped' ? exitText(rec) : ''}`);
       return 0;
     }
+    // A replace the agent left unfinished (replacing/<id>.json) is the agent's to end at its start:
+    // stopping or starting either version here would be undone or misread then. Removing the app
+    // ends it for good: the record goes with the container, or the next start would bring it back.
+    const unfinished = await access(replaceRecordPath(o.stateDir, o.id)).then(() => true, () => false);
+    if (unfinished && o.action !== 'remove') {
+      throw new CtError('CONTAINER_BUSY', `${o.id} is in a replace the agent left unfinished (${replaceRecordPath(o.stateDir, o.id)}): start the agent, which ends it first; nothing was done`, { container: o.id });
+    }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
     const rec: ContainerRecord = await performAction(h.runtime, o.id, o, grace === undefined ? undefined : grace * 1000);
     if (rec.status === 'removed') {
       await h.network?.detach(rec.runcId);
       await rm(assigned, { force: true });
+      await dropReplaceRecord(o.stateDir, o.id);
     } else if (rec.status === 'stopped') await h.network?.suspend(rec.runcId);
     io.out(`${o.id}: ${rec.status}${rec.status === 'stopped' ? exitText(rec) : ''}`);
     return 0;

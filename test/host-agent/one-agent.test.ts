@@ -87,6 +87,28 @@ describe('one agent per state directory', () => {
     await (await lockStateDir(stateDir)).release();
   });
 
+  it('an agent starting while a `ct host` command holds the lock waits for it; the command is named if it does not end', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ct-one-agent-'));
+    dirs.push(stateDir);
+    const hold = (ms: number) => spawn(process.execPath, ['--input-type=module', '-e', `
+      const { lockStateDir } = await import(${JSON.stringify(join(repoRoot, 'build/host/agent/state-lock.js'))});
+      const lock = await lockStateDir(${JSON.stringify(stateDir)}, 'ct host stop');
+      process.stdout.write('locked\\n');
+      setTimeout(() => lock.release(), ${ms});
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const locked = (c: ReturnType<typeof hold>) => new Promise<void>((resolve) => c.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()));
+    const brief = hold(1500);
+    await locked(brief);
+    // Past the lock: it fails on what comes next (this test's trust store does not exist).
+    const r = await secondAgent(stateDir);
+    expect(r.message).toMatch(/missing-trust\.json/);
+    // A command that outlasts the wait: the agent says which (here with a one-second wait).
+    const long = hold(5000);
+    await locked(long);
+    await expect(lockStateDir(stateDir, 'agent', { waitForCommandMs: 1000 })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('a `ct host stop` command is acting') });
+    long.kill('SIGKILL');
+  });
+
   it('another user cannot take the lock to keep the agent from starting', async () => {
     expect(process.getuid?.()).toBe(0); // the host tests run as root, as the agent does
     const stateDir = mkdtempSync(join(tmpdir(), 'ct-one-agent-')); // 0700, root's

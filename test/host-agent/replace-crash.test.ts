@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
@@ -17,6 +17,7 @@ import { PolicyStore } from '../../src/policy/store.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { repoRoot } from '../support/cli.js';
 import { runUntilMarker } from '../host/support.js';
+import { channelServer, until } from '../server/channel/support.js';
 import { agentFixture, assignmentFor, checkedSleeper, removeContainers, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 
 describe('in-place replace: kill -9 of the agent during the health check', () => {
@@ -138,9 +139,10 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
     }
   }, 90_000);
 
-  it('resumes the check without holding the agent up: it reports, deploys other apps, and holds only that app', async () => {
+  it('resumes the check without holding the agent up: it reports, deploys other apps, and runs the app\'s own deploy after', async () => {
     const { stateDir, id } = await killDuringGate('crash-later', later);
     const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    const server = await channelServer();
     try {
       await runtime.recover();
       const r = await runner(stateDir, runtime);
@@ -151,28 +153,45 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
         order.push('recovered');
         return lines;
       });
-      // The check is pending: the inventory answers (what the agent sends the server on connect)...
-      expect((await r.inventory()).find((c) => c.id === id)).toMatchObject({ state: 'running', health: 'starting' });
-      // ...another app deploys...
-      const other = containerIdFor('production', 'crash-other');
-      expect(await r.run(assignmentFor(fx.bundles.signed, { app: 'crash-other', generation: 3 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
-      expect(runcState(stateDir, other)?.status).toBe('running');
-      expect(order).toEqual([]);
-      // ...while the app in the replace is held: no lifecycle action, and a deploy of it is refused
-      // at once (the agent runs assignments one at a time: waiting would hold every other app's).
-      await expect(r.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY' });
-      expect(await r.run(assignmentFor(fx.bundles.signed, { app: 'crash-later', generation: 4 }), fx.bundles.signed.path)).toMatchObject({ state: 'refused', code: 'CONTAINER_BUSY' });
-      expect(order).toEqual([]);
-      expect(await ended).toEqual([`${id}: the new bundle passed its health check after the agent restart: it is the app`]);
-      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: later.bundleDigest, generation: 2 });
-      // Once it has ended, the app deploys again like any other.
-      expect(await r.run(assignmentFor(fx.bundles.signed, { app: 'crash-later', generation: 5 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
-      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest, generation: 5 });
-      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+      // The agent connects over the real channel while the check is pending (the bundle it is
+      // assigned is already in its store: no registry here).
+      const agentDir = server.stateDir();
+      mkdirSync(join(agentDir, 'bundles'));
+      copyFileSync(fx.bundles.signed.path, join(agentDir, 'bundles', `${fx.bundles.signed.bundleDigest.slice(7)}.ctp`));
+      const agent = await server.agent(server.url, { stateDir: agentDir, runner: r, inventory: () => r.inventory() });
+      try {
+        await until('the agent to connect', () => agent.connected());
+        // It reports the app being checked...
+        expect((await r.inventory()).find((c) => c.id === id)).toMatchObject({ state: 'running', health: 'starting' });
+        const assign = (app: string) => {
+          const { generation: _, ...rest } = assignmentFor(fx.bundles.signed, { app, generation: 0 });
+          return server.hub.assign(server.hostId, rest, 60_000);
+        };
+        // ...the server deploys the held app again (it waits for the end, outside the queue)...
+        const redeploy = assign('crash-later').then((st) => {
+          order.push('redeployed');
+          return st;
+        });
+        // ...and another app, which runs meanwhile...
+        expect(await assign('crash-other')).toMatchObject({ state: 'running' });
+        expect(runcState(stateDir, containerIdFor('production', 'crash-other'))?.status).toBe('running');
+        expect(order).toEqual([]);
+        // ...while the held app takes no lifecycle action.
+        await expect(r.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY' });
+        expect(await ended).toEqual([`${id}: the new bundle passed its health check after the agent restart: it is the app`]);
+        // Then the app's own deploy runs: the server's bundle replaces the one the check proved.
+        expect(await redeploy).toMatchObject({ state: 'running' });
+        expect(order).toEqual(['recovered', 'redeployed']);
+        expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest });
+        expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+      } finally {
+        await agent.stop();
+      }
     } finally {
+      await server.close();
       runtime.close();
     }
-  }, 90_000);
+  }, 120_000);
 
   it('an agent stopping while the check is pending leaves that replace, record and all, to the next start', async () => {
     const { stateDir, id } = await killDuringGate('crash-stop', later);

@@ -14,6 +14,7 @@ import { RuncRuntime } from '../../host/runtime/runc.js';
 import { LocalRunner } from '../../host/agent/runner.js';
 import { savePrevious } from '../../host/lifecycle/replace.js';
 import { saveReplaceRecord } from '../../host/lifecycle/replace-record.js';
+import { hostAction } from '../../host/local/commands.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { agentFixture, assignmentFor, checkedSleeper, removeContainers, runcState, until, type AgentFixture, type BundleFile } from './fixture.js';
@@ -98,6 +99,23 @@ describe('in-place replace: when its end goes wrong', () => {
       expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
       expect((await live.action(id, { action: 'remove' })).status).toBe('removed');
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+      // The next start has nothing to bring back.
+      expect(await runner().recoverReplaces()).toEqual([]);
+      expect(runcState(stateDir, id)).toBeUndefined();
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('without an agent, ct host refuses to act on such an app but for rm, which ends the replace for good', async () => {
+    const { stateDir, runtime, runner, id, out } = await finishFails('hostrm');
+    try {
+      expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
+      const io = { out: () => undefined, err: () => undefined } as never;
+      await expect(hostAction({ stateDir, id, action: 'stop' }, io)).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('start the agent') });
+      expect(runcState(stateDir, id)?.status).toBe('running');
+      expect(await hostAction({ stateDir, id, action: 'remove' }, io)).toBe(0);
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
       // The next start has nothing to bring back.
       expect(await runner().recoverReplaces()).toEqual([]);

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, symlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCtp } from '../../src/bundle/read.js';
@@ -168,13 +168,19 @@ describe('ct run', () => {
     const open = p('state-open');
     mkdirSync(open);
     chmodSync(open, 0o777);
-    for (const [stateDir, why] of [[squatted, 'is owned by uid 65534'], [open, 'is writable by everyone']]) {
+    // A symlink another user planted, to a directory of ours.
+    const planted = p('state-planted');
+    mkdirSync(p('ours'), { mode: 0o700 });
+    symlinkSync(p('ours'), planted);
+    lchownSync(planted, 65534, 65534);
+    for (const [stateDir, why] of [[squatted, 'is owned by uid 65534'], [open, 'is writable by everyone'], [planted, 'is a symlink owned by uid 65534']]) {
       const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
       expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(new RegExp(`^error\\[USAGE\\]: the state directory .* ${why}`, 'm'))]);
       expect(r.stdout).toBe('');
     }
     expect(readdirSync(squatted)).toEqual(['planted']);
     expect(readdirSync(open)).toEqual([]);
+    expect(readdirSync(p('ours'))).toEqual([]);
   }, 30_000);
 
   it('refuses a port the bundle does not declare before anything starts (PORT_NOT_ALLOWED)', async () => {
