@@ -2,6 +2,7 @@ import { sign } from 'node:crypto';
 import { existsSync, mkdirSync, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tempPathFor } from '../../src/core/fs.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
@@ -177,6 +178,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       } else if (msg.type === 'stop') {
         // Honoured in turn with assignments: a stop sent after an assignment applies after it.
         chain = chain.then(async () => {
+          // Waiting for a hold to end, it never ran: it is dropped and stays undone.
+          for (const [key, d] of deferred) if (d.deploymentId === String(msg.deploymentId)) deferred.delete(key);
           const rec = await opts.stopDeployment?.(String(msg.deploymentId)).catch((e) => {
             log('stop failed', { err: String(e) });
             return undefined;
@@ -201,6 +204,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     });
   };
 
+  /** Per held app (environment/app): the newest assignment waiting for the hold to end. */
+  const deferred = new Map<string, { deploymentId: string; execute(): Promise<unknown>; supersede(by: number): void }>();
+
   const handleAssign = async (a: Assignment) => {
     const statusOf = (state: ContainerState, extra: { code?: string; message?: string; exitCode?: number | null } = {}): Extract<HostMessage, { type: 'status' }> =>
       ({ type: 'status', deploymentId: a.deploymentId, generation: a.generation, state, ...extra });
@@ -219,6 +225,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       // Not saved: not acted on (a restart could otherwise take this assignment again).
       return status('failed', { code: 'IO_ERROR', message: `the accepted generation could not be saved: ${(e as Error).message}` });
     }
+    const supersede = (by: number) => status('refused', { code: 'STALE_GENERATION', message: `generation ${a.generation} was superseded by ${by} before it ran (the app was held by a replace the previous agent left)` });
     const execute = async () => {
       let path: string;
       try {
@@ -232,12 +239,26 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       if (out.state !== 'running') await rm(path, { force: true });
       await answer(statusOf(out.state, out));
     };
-    // Accepted in order (above); an app still held by a replace the previous agent left runs once
-    // that replace has ended, outside the queue: its check may last as long as the bundle's
-    // manifest allows, and the other apps' assignments (and the agent's stop) must not wait for it.
+    // Accepted in order (above). An app still held by a replace the previous agent left (its check
+    // may last as long as the bundle's manifest allows) keeps only its newest assignment aside, and
+    // the queue goes on with the other apps; when the hold ends that one joins the queue, so it runs
+    // before anything that arrives later, in generation order. A newer one supersedes it unrun.
+    const key = `${a.environment}/${a.app}`;
     const held = opts.runner.held?.(a);
-    if (held) {
-      void held.then(execute).catch((e) => log('assignment failed', { err: String(e) }));
+    if (held || deferred.has(key)) {
+      const older = deferred.get(key);
+      deferred.set(key, { deploymentId: a.deploymentId, execute, supersede });
+      if (older) older.supersede(a.generation);
+      else {
+        void (held ?? Promise.resolve()).then(() => {
+          if (stopped) return;
+          chain = chain.then(async () => {
+            const next = deferred.get(key);
+            deferred.delete(key);
+            await next?.execute();
+          }).catch((e) => log('assignment failed', { err: String(e) }));
+        });
+      }
       return;
     }
     await execute();
@@ -349,7 +370,7 @@ async function download(opts: AgentOptions, id: HostIdentity, a: Assignment): Pr
   const res = await fetch(`${opts.serverUrl}${a.download}`, { headers: { 'x-ct-host': id.hostId!, 'x-ct-time': time, 'x-ct-signature': sig } });
   if (res.status !== 200 || !res.body) throw new Error(`bundle download failed: HTTP ${res.status}`);
   mkdirSync(dir, { recursive: true });
-  const tmp = `${final}.${process.pid}.tmp`;
+  const tmp = tempPathFor(final);
   try {
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp, { mode: 0o600 }));
     await rename(tmp, final);

@@ -32,7 +32,7 @@ export const lockPath = (stateDir: string) => join(stateDir, 'agent.lock');
 /**
  * Takes the lock, or fails with USAGE (an agent holds it) or CONTAINER_BUSY (a `ct host` command
  * acting without an agent holds it, for the few seconds of an action: an agent waits up to
- * `waitForCommandMs` for that one to end).
+ * `waitForCommandMs` for anything but a live agent to let go).
  */
 export async function lockStateDir(stateDir: string, as: LockHolder = 'agent', o: { waitForCommandMs?: number } = {}): Promise<StateLock> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
@@ -46,7 +46,9 @@ export async function lockStateDir(stateDir: string, as: LockHolder = 'agent', o
   try {
     let r = take(fd, 0);
     const holder = () => readFileSync(path, 'utf8').slice(0, 200).trim();
-    if (r.status === 1 && o.waitForCommandMs && holder().startsWith('ct host ')) r = take(fd, Math.ceil(o.waitForCommandMs / 1000));
+    // Waited for unless a live agent holds it: the text is written just after the lock is taken
+    // and left by whoever held it last, so a dead pid's text says nothing about the holder now.
+    if (r.status === 1 && o.waitForCommandMs && !liveAgent(holder())) r = take(fd, Math.ceil(o.waitForCommandMs / 1000));
     if (r.status !== 0) {
       // flock exits 1 when the lock is held (--nonblock, or --wait ran out); anything else is flock failing.
       if (r.status === 1) {
@@ -64,6 +66,17 @@ export async function lockStateDir(stateDir: string, as: LockHolder = 'agent', o
     throw e;
   }
   return { release: async () => closeSync(fd) };
+}
+
+function liveAgent(text: string): boolean {
+  const m = /^agent pid (\d+)$/.exec(text);
+  if (!m) return false;
+  try {
+    process.kill(Number(m[1]), 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function take(fd: number, waitSeconds: number) {

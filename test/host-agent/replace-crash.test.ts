@@ -167,11 +167,14 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
           const { generation: _, ...rest } = assignmentFor(fx.bundles.signed, { app, generation: 0 });
           return server.hub.assign(server.hostId, rest, 60_000);
         };
-        // ...the server deploys the held app again (it waits for the end, outside the queue)...
+        // ...the server deploys the held app again, twice (a retry): the newer waits for the end,
+        // aside from the queue, and supersedes the older unrun...
+        const superseded = assign('crash-later');
         const redeploy = assign('crash-later').then((st) => {
           order.push('redeployed');
           return st;
         });
+        expect(await superseded).toMatchObject({ state: 'refused', code: 'STALE_GENERATION', message: expect.stringContaining('was superseded by') });
         // ...and another app, which runs meanwhile...
         expect(await assign('crash-other')).toMatchObject({ state: 'running' });
         expect(runcState(stateDir, containerIdFor('production', 'crash-other'))?.status).toBe('running');
