@@ -179,14 +179,18 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         // Honoured in turn with assignments: a stop sent after an assignment applies after it.
         chain = chain.then(async () => {
           // Waiting for a hold to end, it never ran: it is dropped and stays undone.
-          for (const [key, d] of deferred) if (d.deploymentId === String(msg.deploymentId)) deferred.delete(key);
+          for (const [key, d] of deferred) {
+            if (d.deploymentId !== String(msg.deploymentId)) continue;
+            deferred.delete(key);
+            d.supersede('was stopped');
+          }
           const rec = await opts.stopDeployment?.(String(msg.deploymentId)).catch((e) => {
             log('stop failed', { err: String(e) });
             return undefined;
           });
           if (rec) await answer({ type: 'status', deploymentId: msg.deploymentId, generation: msg.generation, state: rec.status });
           else await sendInventory();
-        });
+        }).catch((e) => log('stop failed', { err: String(e) }));
       } else if (msg.type === 'assign') {
         // Assignments run one at a time, in the order received.
         chain = chain.then(() => handleAssign(msg.assignment)).catch((e) => log('assignment failed', { err: String(e) }));
@@ -205,7 +209,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
 
   /** Per held app (environment/app): the newest assignment waiting for the hold to end. */
-  const deferred = new Map<string, { deploymentId: string; execute(): Promise<unknown>; supersede(by: number): void }>();
+  const deferred = new Map<string, { deploymentId: string; execute(): Promise<unknown>; supersede(why: string): void }>();
 
   const handleAssign = async (a: Assignment) => {
     const statusOf = (state: ContainerState, extra: { code?: string; message?: string; exitCode?: number | null } = {}): Extract<HostMessage, { type: 'status' }> =>
@@ -225,7 +229,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       // Not saved: not acted on (a restart could otherwise take this assignment again).
       return status('failed', { code: 'IO_ERROR', message: `the accepted generation could not be saved: ${(e as Error).message}` });
     }
-    const supersede = (by: number) => status('refused', { code: 'STALE_GENERATION', message: `generation ${a.generation} was superseded by ${by} before it ran (the app was held by a replace the previous agent left)` });
+    // SUPERSEDED: the server's deployment status for an older deployment a newer one overtook.
+    const supersede = (why: string) => status('refused', { code: 'SUPERSEDED', message: `generation ${a.generation} ${why} before it ran (the app was held by a replace the previous agent left)` });
     const execute = async () => {
       let path: string;
       try {
@@ -248,14 +253,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     if (held || deferred.has(key)) {
       const older = deferred.get(key);
       deferred.set(key, { deploymentId: a.deploymentId, execute, supersede });
-      if (older) older.supersede(a.generation);
+      if (older) older.supersede(`was superseded by ${a.generation}`);
       else {
         void (held ?? Promise.resolve()).then(() => {
           if (stopped) return;
           chain = chain.then(async () => {
             const next = deferred.get(key);
             deferred.delete(key);
-            await next?.execute();
+            // The agent stopped meanwhile: not begun (the server's deploy times out and is retried).
+            if (next && !stopped) await next.execute();
           }).catch((e) => log('assignment failed', { err: String(e) }));
         });
       }

@@ -161,6 +161,8 @@ export class DeployPipeline {
     const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence, decisionInput };
     if (!bad) return { status: 'succeeded', message: `${suspended ? 'suspended' : 'running'} on ${hosts.length} host(s)`, extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
+    // A host that held the app set this one aside and a newer deployment overtook it there.
+    if (bad.state === 'refused' && bad.code === 'SUPERSEDED') return { status: 'superseded', reason: 'SUPERSEDED', message: bad.message ?? 'a newer deployment overtook it on a host', extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
   }
 

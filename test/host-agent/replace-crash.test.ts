@@ -146,6 +146,13 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
     try {
       await runtime.recover();
       const r = await runner(stateDir, runtime);
+      // What the agent hands the runner, by app and generation.
+      const runs: string[] = [];
+      const run = r.run.bind(r);
+      r.run = (a, path) => {
+        runs.push(`${a.app}@${a.generation}`);
+        return run(a, path);
+      };
       const order: string[] = [];
       const recovery = await r.startRecovery();
       expect(recovery.now).toEqual([]);
@@ -167,14 +174,14 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
           const { generation: _, ...rest } = assignmentFor(fx.bundles.signed, { app, generation: 0 });
           return server.hub.assign(server.hostId, rest, 60_000);
         };
-        // ...the server deploys the held app again, twice (a retry): the newer waits for the end,
-        // aside from the queue, and supersedes the older unrun...
+        // ...the server deploys the held app again, twice (two deployments): the newer waits for the
+        // end, aside from the queue, and supersedes the older, which never runs...
         const superseded = assign('crash-later');
         const redeploy = assign('crash-later').then((st) => {
           order.push('redeployed');
           return st;
         });
-        expect(await superseded).toMatchObject({ state: 'refused', code: 'STALE_GENERATION', message: expect.stringContaining('was superseded by') });
+        expect(await superseded).toMatchObject({ state: 'refused', code: 'SUPERSEDED', message: expect.stringContaining('was superseded by') });
         // ...and another app, which runs meanwhile...
         expect(await assign('crash-other')).toMatchObject({ state: 'running' });
         expect(runcState(stateDir, containerIdFor('production', 'crash-other'))?.status).toBe('running');
@@ -183,8 +190,11 @@ process.stderr.write('the replace ended before the agent was killed: ' + JSON.st
         await expect(r.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY' });
         expect(await ended).toEqual([`${id}: the new bundle passed its health check after the agent restart: it is the app`]);
         // Then the app's own deploy runs: the server's bundle replaces the one the check proved.
-        expect(await redeploy).toMatchObject({ state: 'running' });
+        const last = await redeploy;
+        expect(last).toMatchObject({ state: 'running' });
         expect(order).toEqual(['recovered', 'redeployed']);
+        // The older deployment of the held app never reached the runner; the newer ran once, last.
+        expect(runs).toEqual([expect.stringMatching(/^crash-other@/), `crash-later@${(last as { generation: number }).generation}`]);
         expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: fx.bundles.signed.bundleDigest });
         expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
       } finally {
