@@ -2,7 +2,7 @@ import { sign } from 'node:crypto';
 import { existsSync, mkdirSync, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tempPathFor } from '../../src/core/fs.js';
+import { removeStaleTemps, tempPathFor } from '../../src/core/fs.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
@@ -376,6 +376,8 @@ async function download(opts: AgentOptions, id: HostIdentity, a: Assignment): Pr
   const res = await fetch(`${opts.serverUrl}${a.download}`, { headers: { 'x-ct-host': id.hostId!, 'x-ct-time': time, 'x-ct-signature': sig } });
   if (res.status !== 200 || !res.body) throw new Error(`bundle download failed: HTTP ${res.status}`);
   mkdirSync(dir, { recursive: true });
+  // What a download of these bytes killed earlier left (downloads run one at a time: none is live).
+  await removeStaleTemps(final, { kind: 'own-files' }).catch(() => undefined);
   const tmp = tempPathFor(final);
   try {
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp, { mode: 0o600 }));

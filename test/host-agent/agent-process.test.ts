@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
@@ -222,8 +222,14 @@ describe('ct host run against a deploy server', () => {
     copyFileSync(fx.bundles.tampered.path, stored);
     // A host keeps bundles it ran and does not download them again: drop this one so it must.
     rmSync(join(stateDir, 'bundles', `${fx.bundles.signed.bundleDigest.slice(7)}.ctp`), { force: true });
+    // What downloads killed earlier left: this digest's is removed by its next download, another's stays.
+    const leftover = join(stateDir, 'bundles', `.${fx.bundles.signed.bundleDigest.slice(7)}.ctp.0123456789ab.tmp`);
+    const other = join(stateDir, 'bundles', `.${'0'.repeat(64)}.ctp.0123456789ab.tmp`);
+    writeFileSync(leftover, 'half a download');
+    writeFileSync(other, 'half another');
     try {
       const d = await deploy('keep');
+      expect([existsSync(leftover), existsSync(other)]).toEqual([false, true]);
       expect([d.status, d.reason]).toEqual(['failed', 'DIGEST_MISMATCH']);
     } finally {
       copyFileSync(fx.bundles.signed.path, stored);
