@@ -7,7 +7,7 @@ import { dropReplaceRecord, leftReplaceRecords, replaceRecordPath, type ReplaceR
 import type { NetworkManager } from '../network/index.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
-import { endAll, recoveryFailed, type LeftReplace } from '../lifecycle/left-replace.js';
+import { recoveryFailed, type LeftReplace } from '../lifecycle/left-replace.js';
 
 /** What the recovery needs of the runner: the very steps its live replace ends with. */
 export interface InPlaceRecovery {
@@ -29,16 +29,9 @@ export interface InPlaceRecovery {
  * still runs is health-checked again (the start period counted from its start) and becomes the app
  * only if it passes; otherwise, or when it no longer runs, the previous bundle is put back. A
  * record that cannot be read is not guessed at: the container is left as it is and the line says
- * HOST_STATE_INVALID. Returns one line per record, for the log.
- */
-export async function recoverInPlace(o: InPlaceRecovery): Promise<string[]> {
-  return endAll(await leftInPlace(o));
-}
-
-/**
- * The same, in two steps: what can be decided now is done now; a check to resume is left pending
- * (LeftReplace: the caller runs it outside its turn). A record is dropped only once its replace
- * has ended; one whose ending failed is kept for the next start (or an operator).
+ * HOST_STATE_INVALID. In two steps: what can be decided now is done now; a check to resume is left
+ * pending (LeftReplace: the caller runs it outside its turn). A record is dropped only once its
+ * replace has ended; one whose ending failed is kept for the next start (or an operator).
  */
 export async function leftInPlace(o: InPlaceRecovery): Promise<LeftReplace[]> {
   const done: LeftReplace[] = [];

@@ -144,9 +144,9 @@ export class LocalRunner implements AssignmentRunner {
    * The same, without holding the agent up: what can be decided at once is done now, in the turn
    * (`now`); a health check to resume runs outside it (a bundle's start period and retries can make
    * it last hours) and `later` has those lines. Meanwhile the agent connects, reports and deploys
-   * other apps; the containers a pending replace acts on are held (lifecycle actions and
-   * assignments for the app refused with CONTAINER_BUSY, no restart policy), and its ending takes
-   * the turn like any deploy. Once the agent is closing (close()), an ending not begun is not begun:
+   * other apps; the containers a pending replace acts on are held (lifecycle actions refused with
+   * CONTAINER_BUSY, no restart policy; the agent holds the app's assignments back until held()
+   * resolves), and its ending takes the turn like any deploy. Once the agent is closing (close()), an ending not begun is not begun:
    * its record stays for the next start.
    */
   startRecovery(): Promise<{ now: string[]; later: Promise<string[]> }> {
@@ -269,7 +269,7 @@ export class LocalRunner implements AssignmentRunner {
     }
     if (this.closing) return Promise.resolve(refused('CONTAINER_BUSY', 'the agent is stopping'));
     return this.exclusive(async () => {
-      this.replacing = this.containerId(a);
+      this.replacing = id;
       try {
         return a.suspended ? await this.suspendNow(a, ctpPath) : await this.runNow(a, ctpPath);
       } finally {
@@ -479,7 +479,6 @@ export class LocalRunner implements AssignmentRunner {
       }
       finishing = true;
       await this.finishReplace(id, dir, `${JSON.stringify(assigned)}\n`);
-      finishing = false;
       return { state: 'running' };
     } catch (e) {
       if (finishing) {

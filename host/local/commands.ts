@@ -109,9 +109,9 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     // A replace the agent left unfinished (replacing/<id>.json) is the agent's to end at its start:
     // stopping or starting either version here would be undone or misread then. Removing the app
     // ends it for good: the record goes with the container, or the next start would bring it back.
-    const unfinished = await access(replaceRecordPath(o.stateDir, o.id)).then(() => true, () => false);
-    if (unfinished && o.action !== 'remove') {
-      throw new CtError('CONTAINER_BUSY', `${o.id} is in a replace the agent left unfinished (${replaceRecordPath(o.stateDir, o.id)}): start the agent, which ends it first; nothing was done`, { container: o.id });
+    const record = replaceRecordPath(o.stateDir, o.id);
+    if (o.action !== 'remove' && (await access(record).then(() => true, () => false))) {
+      throw new CtError('CONTAINER_BUSY', `${o.id} is in a replace the agent left unfinished (${record}): start the agent, which ends it first; nothing was done`, { container: o.id });
     }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);

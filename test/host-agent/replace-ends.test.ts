@@ -93,16 +93,20 @@ describe('in-place replace: when its end goes wrong', () => {
     }
   }, 90_000);
 
+  /** The record went with the removed app, and the next start has nothing to bring back. */
+  const staysRemoved = async (stateDir: string, runner: () => LocalRunner, id: string) => {
+    expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    expect(await runner().recoverReplaces()).toEqual([]);
+    expect(runcState(stateDir, id)).toBeUndefined();
+  };
+
   it('an app removed after such a failed finish stays removed: the record goes with it', async () => {
     const { stateDir, runtime, runner, id, live, out } = await finishFails('removed');
     try {
       expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
       expect((await live.action(id, { action: 'remove' })).status).toBe('removed');
-      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
-      // The next start has nothing to bring back.
-      expect(await runner().recoverReplaces()).toEqual([]);
-      expect(runcState(stateDir, id)).toBeUndefined();
+      await staysRemoved(stateDir, runner, id);
     } finally {
       runtime.close();
     }
@@ -116,10 +120,7 @@ describe('in-place replace: when its end goes wrong', () => {
       await expect(hostAction({ stateDir, id, action: 'stop' }, io)).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('start the agent') });
       expect(runcState(stateDir, id)?.status).toBe('running');
       expect(await hostAction({ stateDir, id, action: 'remove' }, io)).toBe(0);
-      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
-      // The next start has nothing to bring back.
-      expect(await runner().recoverReplaces()).toEqual([]);
-      expect(runcState(stateDir, id)).toBeUndefined();
+      await staysRemoved(stateDir, runner, id);
     } finally {
       runtime.close();
     }
