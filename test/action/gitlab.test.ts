@@ -20,6 +20,7 @@ import { startGitlabApi, type GitlabApi } from '../support/gitlab-api.js';
 import { startLogServer, type LogServer } from '../../src/tlog/index.js';
 import { addLog, newTrustStore } from '../../src/trust/edit.js';
 import { openCtp } from '../../src/bundle/read.js';
+import { diagnoseChain } from '../support/chain-diagnosis.js';
 
 const PKG_VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const COMPONENTS: [string, string, Record<string, unknown>][] = [
@@ -125,7 +126,8 @@ describe('GitLab build-sign job, run', () => {
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
     const code = await new Promise<number | null>((r) => child.on('close', r));
-    expect({ code, out: code === 0 ? '' : out }).toEqual({ code: 0, out: '' });
+    const why = code !== 0 && out.includes('UNTRUSTED_ROOT') ? await diagnoseChain(join(dir, 'ct-out/hello-1.0.0.ctp'), 'attestations/provenance.sigstore.json', join(dir, 'root.json')) : '';
+    expect({ code, out: code === 0 ? '' : `${out}\n${why}` }).toEqual({ code: 0, out: '' });
 
     const dotenv = Object.fromEntries((await readFile(join(dir, 'ct-outputs.env'), 'utf8')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     expect(dotenv.CT_IDENTITY).toBe('https://gitlab.com/acme-group/app//.gitlab-ci.yml@refs/heads/main');
