@@ -97,7 +97,7 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
     for (const line of lines) io.out(`recovered replace ${line}`);
     if (lines.length > 0 && !stopping) void agent.resync();
   });
-  const watch = watchContainers(runtime, runner, () => agent.resync());
+  const watch = watchContainers(runtime, runner, () => agent.resync(), { log: (line) => io.out(`recovered replace ${line}`), stopping: () => stopping });
   await new Promise<void>((r) => {
     process.once('SIGINT', r);
     process.once('SIGTERM', r);
@@ -139,7 +139,11 @@ async function startHostAgent(o: HostCommandOptions, io: Io, runner: LocalRunner
  * the next 30 s inventory: every few seconds the runner reconciles the containers with runc and the
  * supervisors' exit files (the runtime records each change), and any new change sends the inventory now.
  */
-export function watchContainers(runtime: RuncRuntime, runner: LocalRunner, onChange: () => Promise<void>, everyMs = 2000): NodeJS.Timeout {
+export function watchContainers(
+  runtime: RuncRuntime, runner: LocalRunner, onChange: () => Promise<void>,
+  o: { everyMs?: number; log?: (line: string) => void; stopping?: () => boolean } = {},
+): NodeJS.Timeout {
+  const everyMs = o.everyMs ?? 2000;
   let last = runtime.store.changes().at(-1)?.seq ?? 0;
   let busy = false;
   const timer = setInterval(() => {
@@ -148,6 +152,14 @@ export function watchContainers(runtime: RuncRuntime, runner: LocalRunner, onCha
     void (async () => {
       await runner.inventory();
       await runner.applyRestartPolicy();
+      // A replace whose ending failed (its record kept) is tried again, with growing delays.
+      const retried = await runner.retryUnfinished();
+      for (const line of retried.now) o.log?.(line);
+      if (retried.now.length > 0) await onChange();
+      void retried.later.then((lines) => {
+        for (const line of lines) o.log?.(line);
+        if (lines.length > 0 && !o.stopping?.()) void onChange();
+      });
       const fresh = runtime.store.changes(last);
       if (fresh.length > 0) {
         last = fresh[fresh.length - 1].seq;

@@ -14,6 +14,10 @@ export interface InPlaceRecovery {
   runtime: RuncRuntime;
   network?: NetworkManager;
   stateDir: string;
+  /** Only the records of these apps (the live agent's retries); default every record. */
+  only?: ReadonlySet<string>;
+  /** How the lines say when the ending came (default: after the agent restart). */
+  when?: string;
   assignedPath(id: string): string;
   /** The new bundle is the app (assigned record written, replaced root filesystems removed). */
   finish(id: string, rootfs: string, assigned: string): Promise<void>;
@@ -36,7 +40,7 @@ export interface InPlaceRecovery {
 export async function leftInPlace(o: InPlaceRecovery): Promise<LeftReplace[]> {
   const done: LeftReplace[] = [];
   const kept = '; the record is kept';
-  for (const left of await leftReplaceRecords(o.stateDir)) {
+  for (const left of await leftReplaceRecords(o.stateDir, o.only)) {
     const { id } = left;
     if ('invalid' in left) {
       done.push({ id, line: `${id}: HOST_STATE_INVALID: ${replaceRecordPath(o.stateDir, id)} is damaged (${left.invalid}); the container is left as it is and the record kept for an operator` });
@@ -97,7 +101,7 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
     if (proven || (now.status === 'running' && gate?.health !== 'unhealthy')) {
       await o.finish(id, r.rootfs, r.assigned);
       const how = gate ? 'passed its health check' : proven ? 'had passed its health check' : 'runs';
-      return `${id}: the new bundle ${how} after the agent restart: it is the app${now.status === 'running' ? '' : ` (${now.status})`}`;
+      return `${id}: the new bundle ${how} ${o.when ?? 'after the agent restart'}: it is the app${now.status === 'running' ? '' : ` (${now.status})`}`;
     }
     // One that passed and then ended is no health-check failure: RUNTIME_FAILED, with how it ended.
     const why = gate?.health === 'unhealthy' ? gate.detail : undefined;
@@ -105,7 +109,7 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
     // As in the live path: without a previous bundle the failed one's network rests with it.
     if (!previous) await o.network?.suspend(id).catch(() => undefined);
     const failed = await o.fail(id, r.rootfs, previous, rec, why, gate?.exited?.exitReason ?? rec.exitReason);
-    const line = `${failed.out.code ?? 'RUNTIME_FAILED'} after the agent restart: ${failed.out.message ?? 'the new bundle failed'}`;
+    const line = `${failed.out.code ?? 'RUNTIME_FAILED'} ${o.when ?? 'after the agent restart'}: ${failed.out.message ?? 'the new bundle failed'}`;
     // The record stays: the next start tries the rollback again.
     if (failed.rollbackFailed) throw new CtError('RUNTIME_FAILED', line);
     return `${id}: ${line}`;

@@ -12,7 +12,6 @@ import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Assignment, ContainerState, HostFacts, InventoryItem } from '../../src/protocol/messages.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import { MAX_LOG_LINES, type LogLine } from '../../src/protocol/logs.js';
-import { tempTargetName } from '../../src/core/fs.js';
 import { judge, unpackAndPlan } from './prepare.js';
 import { OpenedBundles } from './opened-bundles.js';
 import { unpackThread } from '../../src/bundle/unpack-thread/index.js';
@@ -23,12 +22,13 @@ import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, rootfsOf, savePrevious, type Previous } from '../lifecycle/replace.js';
-import { dropReplaceRecord, replaceRecordPath, saveReplaceRecord } from '../lifecycle/replace-record.js';
+import { dropReplaceRecord, hasReplaceRecord, replaceRecordIds, replaceRecordPath, saveReplaceRecord } from '../lifecycle/replace-record.js';
 import { leftInPlace } from './replace-recovery.js';
-import { recoveryFailed } from '../lifecycle/left-replace.js';
+import { recoveryFailed, type LeftReplace } from '../lifecycle/left-replace.js';
 import { candidateId, leftSideBySide, replaceSideBySide } from '../lifecycle/side-by-side.js';
 import { performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { restartDue } from '../lifecycle/restart-policy.js';
+import { removeAppRootfs } from '../lifecycle/rootfs-dirs.js';
 import { waitHealthy } from '../health/gate.js';
 import type { ContainerRecord } from '../runtime/state.js';
 import { verifiedEnvironments } from '../../src/attest/vsa.js';
@@ -77,6 +77,10 @@ const refused = (code: string, message: string): Outcome => ({ state: 'refused',
  * this host's policies with its own facts, and unpacked from the very archive that was verified
  * (applyLayers re-hashes every layer as it extracts it). Only then does runc see it.
  */
+/** A kept replace record is tried again after 15 s, then after twice as long each time, at most 10 min. */
+const RETRY_FIRST_MS = 15_000;
+const RETRY_MAX_MS = 600_000;
+
 export class LocalRunner implements AssignmentRunner {
   /**
    * Runs and reconciliations take turns: a reconciliation (runtime.list) racing a replacement could
@@ -92,6 +96,9 @@ export class LocalRunner implements AssignmentRunner {
   private readonly recovering = new Map<string, Promise<void>>();
 
   private closing = false;
+  /** When each app with a kept replace record is retried next, and how often it has failed. */
+  private readonly retries = new Map<string, { failures: number; at: number }>();
+
   /** Resumed checks in progress, and the abort that stops them at close(). */
   private readonly checks = new Set<Promise<unknown>>();
   /** Aborted by close(): resumed checks stop probing (their endings are left to the next start). */
@@ -119,12 +126,20 @@ export class LocalRunner implements AssignmentRunner {
     return this.exclusive(async () => {
       // A caller that stopped waiting (`ct host` gives up after a while) must not see its action done late.
       if (o.deadline !== undefined && Date.now() > o.deadline) throw new CtError('CONTAINER_BUSY', `the agent was busy (deploys, other actions) until after the request gave up; nothing was done to ${container}`, { container });
+      // A replace whose ending failed is retried (retryUnfinished); removing the app ends it for good.
+      if (req.action !== 'remove' && (await hasReplaceRecord(this.opts.stateDir, container))) {
+        const at = this.retries.get(container)?.at;
+        const when = at === undefined ? 'at its next reconciliation' : `again in ${Math.max(1, Math.ceil((at - Date.now()) / 1000))} s`;
+        throw new CtError('CONTAINER_BUSY', `${container} is in a replace whose ending failed (${replaceRecordPath(this.opts.stateDir, container)}); the agent tries to end it ${when}; remove the app to end it for good; nothing was done`, { container });
+      }
       const grace = await this.assignedRuntime(container).then((r) => r?.stop_grace_period);
       const rec = await performAction(this.opts.runtime, container, req, grace === undefined ? undefined : grace * 1000);
       if (req.action === 'remove') {
         await rm(this.assignedPath(container), { force: true });
         // A replace record left for the next start (a finish that failed) must not bring it back.
         await dropReplaceRecord(this.opts.stateDir, container);
+        // Nor may its root filesystems (this deploy's and any an unfinished replace left) stay.
+        await removeAppRootfs(this.opts.stateDir, container);
       }
       return rec;
     });
@@ -150,39 +165,75 @@ export class LocalRunner implements AssignmentRunner {
    * its record stays for the next start.
    */
   startRecovery(): Promise<{ now: string[]; later: Promise<string[]> }> {
+    return this.exclusive(async () => this.endLeft([...(await leftSideBySide(this.opts.runtime, this.opts.network)), ...(await this.leftInPlace())]));
+  }
+
+  /**
+   * A replace this agent ended with its record kept (a finish whose assigned record could not be
+   * written, a rollback that failed) or an earlier start could not end is tried again, the way the
+   * next start would, while the agent runs: at its reconciliations, each app after a growing delay
+   * (15 s, doubling, at most 10 min) while it keeps failing. Meanwhile lifecycle actions on the app
+   * but `remove` are refused (CONTAINER_BUSY): stopping or starting either version would be undone
+   * or misread by that ending. Same answer shape as startRecovery.
+   */
+  retryUnfinished(now = Date.now()): Promise<{ now: string[]; later: Promise<string[]> }> {
     return this.exclusive(async () => {
-      const left = [
-        ...(await leftSideBySide(this.opts.runtime, this.opts.network)),
-        ...(await leftInPlace({
-          runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id),
-          finish: (id, rootfs, assigned) => this.finishReplace(id, rootfs, assigned),
-          fail: (id, rootfs, previous, rec, why, exitReason) => this.failedReplace(id, rootfs, previous, rec, why, exitReason),
-          rollBack: (id, rootfs, previous) => this.rollBack(id, rootfs, previous),
-        })),
-      ];
-      const now: string[] = [];
-      const later: Promise<string>[] = [];
-      for (const l of left) {
-        if ('line' in l) {
-          now.push(l.line);
-          continue;
+      if (this.closing) return { now: [], later: Promise.resolve([]) };
+      const due = (await replaceRecordIds(this.opts.stateDir)).filter((id) => !this.recovering.has(id) && (this.retries.get(id)?.at ?? 0) <= now);
+      // Records gone meanwhile (a deploy or a remove ended them) leave no retry state behind.
+      for (const id of this.retries.keys()) if (!(await hasReplaceRecord(this.opts.stateDir, id))) this.retries.delete(id);
+      if (due.length === 0) return { now: [], later: Promise.resolve([]) };
+      const ended = this.endLeft(await this.leftInPlace(new Set(due), 'when the agent tried again'));
+      const reschedule = async (ids: readonly string[]) => {
+        for (const id of ids) {
+          if (!(await hasReplaceRecord(this.opts.stateDir, id))) this.retries.delete(id);
+          else {
+            const failures = (this.retries.get(id)?.failures ?? 0) + 1;
+            this.retries.set(id, { failures, at: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)) });
+          }
         }
-        const check = l.check(this.stopped.signal);
-        this.checks.add(check);
-        void check.finally(() => this.checks.delete(check)).catch(() => undefined);
-        const ending = check
-          .then((gate) => this.exclusive(async () => (this.closing ? `${l.id}: the agent stopped before the replace ended; it is resumed at the next start` : l.end(gate))))
-          .catch((e: unknown) => recoveryFailed(l.id, e));
-        // The hold is released before anything waiting on it runs (an assignment of the app).
-        const settled = ending.finally(() => {
-          for (const id of l.holds) if (this.recovering.get(id) === held) this.recovering.delete(id);
-        });
-        const held: Promise<void> = settled.then(() => undefined);
-        for (const id of l.holds) this.recovering.set(id, held);
-        later.push(settled);
-      }
-      return { now, later: Promise.all(later) };
+      };
+      // Ended now: rescheduled in the turn; a resumed check's app once its ending is over.
+      const held = due.filter((id) => this.recovering.has(id));
+      await reschedule(due.filter((id) => !held.includes(id)));
+      if (held.length > 0) void ended.later.then(() => reschedule(held)).catch(() => undefined);
+      return ended;
     });
+  }
+
+  private leftInPlace(only?: ReadonlySet<string>, when?: string): Promise<LeftReplace[]> {
+    return leftInPlace({
+      runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id), only, when,
+      finish: (id, rootfs, assigned) => this.finishReplace(id, rootfs, assigned),
+      fail: (id, rootfs, previous, rec, why, exitReason) => this.failedReplace(id, rootfs, previous, rec, why, exitReason),
+      rollBack: (id, rootfs, previous) => this.rollBack(id, rootfs, previous),
+    });
+  }
+
+  /** Called in the turn: endings decided now are done; resumed checks run outside it, their apps held. */
+  private endLeft(left: readonly LeftReplace[]): { now: string[]; later: Promise<string[]> } {
+    const now: string[] = [];
+    const later: Promise<string>[] = [];
+    for (const l of left) {
+      if ('line' in l) {
+        now.push(l.line);
+        continue;
+      }
+      const check = l.check(this.stopped.signal);
+      this.checks.add(check);
+      void check.finally(() => this.checks.delete(check)).catch(() => undefined);
+      const ending = check
+        .then((gate) => this.exclusive(async () => (this.closing ? `${l.id}: the agent stopped before the replace ended; it is resumed at the next start` : l.end(gate))))
+        .catch((e: unknown) => recoveryFailed(l.id, e));
+      // The hold is released before anything waiting on it runs (an assignment of the app).
+      const settled = ending.finally(() => {
+        for (const id of l.holds) if (this.recovering.get(id) === held) this.recovering.delete(id);
+      });
+      const held: Promise<void> = settled.then(() => undefined);
+      for (const id of l.holds) this.recovering.set(id, held);
+      later.push(settled);
+    }
+    return { now, later: Promise.all(later) };
   }
 
   /**
@@ -346,17 +397,6 @@ export class LocalRunner implements AssignmentRunner {
     }
   }
 
-  /** The root filesystems of the containers this one replaced (rootfs/<id>-<generation>). */
-  private async removeOtherRootfs(id: string, keep: string): Promise<void> {
-    const parent = join(this.opts.stateDir, 'rootfs');
-    const mine = new RegExp(`^${id.replace(/[.]/g, '\\.')}-\\d+$`);
-    for (const name of await readdir(parent).catch(() => [] as string[])) {
-      // The temporary directories of unpacks a crash interrupted (never renamed into place) go too.
-      const owned = mine.test(name) || mine.test(tempTargetName(name) ?? '');
-      if (owned && join(parent, name) !== keep) await rm(join(parent, name), { recursive: true, force: true });
-    }
-  }
-
   containerId(a: Pick<Assignment, 'environment' | 'app'>): string {
     return containerIdFor(a.environment, a.app);
   }
@@ -513,7 +553,7 @@ export class LocalRunner implements AssignmentRunner {
     await writeFileAtomic(this.assignedPath(id), assigned, 0o600, { durable: true });
     await dropReplaceRecord(this.opts.stateDir, id);
     // Left for the next replace of this app when it fails: the app is what it should be.
-    await this.removeOtherRootfs(id, dir).catch(() => undefined);
+    await removeAppRootfs(this.opts.stateDir, id, dir).catch(() => undefined);
   }
 
   /**
@@ -560,7 +600,7 @@ export class LocalRunner implements AssignmentRunner {
       runtime: { restart: lifecycle.restart, stop_grace_period: lifecycle.stop_grace_period, healthcheck: lifecycle.healthcheck },
     };
     await writeFileAtomic(this.assignedPath(id), `${JSON.stringify(assigned)}\n`, 0o600);
-    await this.removeOtherRootfs(id, dir);
+    await removeAppRootfs(this.opts.stateDir, id, dir);
     return { state: 'running' };
   }
 

@@ -1,4 +1,4 @@
-import { open, readdir, unlink } from 'node:fs/promises';
+import { access, open, readdir, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { asIoError, CtError } from '../../src/core/errors.js';
 import { mkdirDurable, syncDirectory, writeFileAtomic } from '../../src/core/fs.js';
@@ -71,12 +71,22 @@ export async function dropReplaceRecord(stateDir: string, id: string): Promise<v
 /** A record left by an agent that did not finish its replace: parsed, or why it could not be. */
 export type LeftRecord = { id: string; record: ReplaceRecord } | { id: string; invalid: string };
 
-/** The records in the state directory (temporary files of an interrupted write are not records). */
-export async function leftReplaceRecords(stateDir: string): Promise<LeftRecord[]> {
-  const out: LeftRecord[] = [];
+/** The apps with a record in the state directory (temporary files of an interrupted write are not records). */
+export async function replaceRecordIds(stateDir: string): Promise<string[]> {
   const names = await readdir(dirOf(stateDir)).catch(() => [] as string[]);
-  for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort()) {
-    const id = name.slice(0, -5);
+  return names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort().map((n) => n.slice(0, -5));
+}
+
+export function hasReplaceRecord(stateDir: string, id: string): Promise<boolean> {
+  return access(replaceRecordPath(stateDir, id)).then(() => true, () => false);
+}
+
+/** The records in the state directory (`only`: of those apps), parsed or with why they could not be. */
+export async function leftReplaceRecords(stateDir: string, only?: ReadonlySet<string>): Promise<LeftRecord[]> {
+  const out: LeftRecord[] = [];
+  for (const id of await replaceRecordIds(stateDir)) {
+    if (only && !only.has(id)) continue;
+    const name = `${id}.json`;
     try {
       const record = parseReplaceRecord(await readBounded(join(dirOf(stateDir), name)), id);
       // The recovery may remove this directory: only ever one of the host's unpacked root filesystems.

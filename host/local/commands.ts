@@ -1,4 +1,4 @@
-import { access, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
@@ -8,7 +8,8 @@ import { NetworkManager, findNetavark } from '../network/index.js';
 import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
 import { lockStateDir } from '../agent/state-lock.js';
-import { dropReplaceRecord, replaceRecordPath } from '../lifecycle/replace-record.js';
+import { dropReplaceRecord, hasReplaceRecord, replaceRecordPath } from '../lifecycle/replace-record.js';
+import { removeAppRootfs } from '../lifecycle/rootfs-dirs.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
 
@@ -110,7 +111,7 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     // stopping or starting either version here would be undone or misread then. Removing the app
     // ends it for good: the record goes with the container, or the next start would bring it back.
     const record = replaceRecordPath(o.stateDir, o.id);
-    if (o.action !== 'remove' && (await access(record).then(() => true, () => false))) {
+    if (o.action !== 'remove' && (await hasReplaceRecord(o.stateDir, o.id))) {
       throw new CtError('CONTAINER_BUSY', `${o.id} is in a replace the agent left unfinished (${record}): start the agent, which ends it first; nothing was done`, { container: o.id });
     }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
@@ -120,6 +121,7 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
       await h.network?.detach(rec.runcId);
       await rm(assigned, { force: true });
       await dropReplaceRecord(o.stateDir, o.id);
+      await removeAppRootfs(o.stateDir, o.id);
     } else if (rec.status === 'stopped') await h.network?.suspend(rec.runcId);
     io.out(`${o.id}: ${rec.status}${rec.status === 'stopped' ? exitText(rec) : ''}`);
     return 0;

@@ -7,7 +7,7 @@
  *   `created`: the next start runs it again (it ran before), where nothing else would.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
@@ -93,9 +93,11 @@ describe('in-place replace: when its end goes wrong', () => {
     }
   }, 90_000);
 
-  /** The record went with the removed app, and the next start has nothing to bring back. */
+  const appRootfs = (stateDir: string, id: string) => readdirSync(join(stateDir, 'rootfs')).filter((n) => n.startsWith(`${id}-`)).sort();
+  /** The record went with the removed app, and the next start has nothing to bring back; nor is its image left on disk. */
   const staysRemoved = async (stateDir: string, runner: () => LocalRunner, id: string) => {
     expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+    expect(appRootfs(stateDir, id)).toEqual([]);
     expect(await runner().recoverReplaces()).toEqual([]);
     expect(runcState(stateDir, id)).toBeUndefined();
   };
@@ -105,6 +107,7 @@ describe('in-place replace: when its end goes wrong', () => {
     try {
       expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
+      expect(appRootfs(stateDir, id)).toEqual([`${id}-1`, `${id}-2`]);
       expect((await live.action(id, { action: 'remove' })).status).toBe('removed');
       await staysRemoved(stateDir, runner, id);
     } finally {
@@ -119,8 +122,40 @@ describe('in-place replace: when its end goes wrong', () => {
       const io = { out: () => undefined, err: () => undefined } as never;
       await expect(hostAction({ stateDir, id, action: 'stop' }, io)).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('start the agent') });
       expect(runcState(stateDir, id)?.status).toBe('running');
+      expect(appRootfs(stateDir, id)).toEqual([`${id}-1`, `${id}-2`]);
       expect(await hostAction({ stateDir, id, action: 'remove' }, io)).toBe(0);
       await staysRemoved(stateDir, runner, id);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('a live agent tries a failed finish again, with growing delays, and refuses other actions on the app meanwhile', async () => {
+    const { stateDir, runtime, id, live, out } = await finishFails('retry');
+    try {
+      expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
+      const record = join(stateDir, 'replacing', `${id}.json`);
+      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('tries to end it at its next reconciliation') });
+      // The disk still refuses: the retry fails, the record stays, the next try waits.
+      const blocker = join(stateDir, 'assigned', `${id}.json`);
+      mkdirSync(join(blocker, 'x'), { recursive: true });
+      const t0 = Date.now();
+      const first = await live.retryUnfinished(t0);
+      expect(first.now).toEqual([expect.stringMatching(new RegExp(`^${id}: IO_ERROR: recovering the replace failed: .*; the record is kept$`))]);
+      expect(await first.later).toEqual([]);
+      expect(existsSync(record)).toBe(true);
+      expect((await live.retryUnfinished(t0 + 1000)).now).toEqual([]);
+      await expect(live.action(id, { action: 'restart' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringMatching(/tries to end it again in 1[0-5] s/) });
+      expect(runcState(stateDir, id)?.status).toBe('running');
+      // Once the disk takes it, the next try finishes the replace: the new bundle is the app.
+      rmSync(blocker, { recursive: true });
+      const second = await live.retryUnfinished(Date.now() + 16_000);
+      expect(second.now).toEqual([`${id}: the new bundle had passed its health check when the agent tried again: it is the app`]);
+      expect(existsSync(record)).toBe(false);
+      expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: slow.bundleDigest, generation: 2 });
+      expect(appRootfs(stateDir, id)).toEqual([`${id}-2`]);
+      expect((await live.retryUnfinished(Date.now() + 3_600_000)).now).toEqual([]);
+      expect((await live.action(id, { action: 'pause' })).status).toBe('paused');
     } finally {
       runtime.close();
     }
