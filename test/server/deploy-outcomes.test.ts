@@ -1,0 +1,78 @@
+/**
+ * What a deployment becomes from what its hosts answer (server/deploy/pipeline.ts): the real
+ * pipeline, database and queue, with the steps before dispatch answering at once and each host's
+ * answer given. A host's refusals that are not about the bundle are not final failures: SUPERSEDED
+ * (a newer deployment overtook this one on a host that held the app) ends it `superseded`;
+ * CONTAINER_BUSY (the agent stopping, the app held by a replace it is ending) is retried.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { DeployPipeline, type DeploySteps, type VerifiedBundle } from '../../server/deploy/pipeline.js';
+import type { Job } from '../../server/queue/queue.js';
+import type { HostFacts } from '../../src/protocol/messages.js';
+import { input } from '../policy/helpers.js';
+import { FACTS } from './channel/support.js';
+import { testServer } from './support.js';
+
+type Answer = { state: string; code?: string; message?: string };
+
+describe('deployment outcomes from host answers', () => {
+  let srv: Awaited<ReturnType<typeof testServer>>;
+  const answers = new Map<string, Answer>();
+  beforeAll(async () => {
+    srv = await testServer();
+    for (const h of ['h1', 'h2']) {
+      await srv.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [h, h, 'key', JSON.stringify({ env: 'production' }), JSON.stringify(FACTS), Date.now()]);
+    }
+  });
+  afterAll(async () => srv?.close());
+
+  const { evidence, manifest } = input();
+  const bundle: Extract<VerifiedBundle, { ok: true }> = { ok: true, path: '/nonexistent', bundleDigest: `sha256:${'b'.repeat(64)}`, imageDigest: evidence.imageDigest, evidence, manifest: { evidence, manifest, integrity: [] } };
+  const steps: DeploySteps = {
+    fetchAndVerify: async () => bundle,
+    decide: async () => ({ allow: true, warnings: [] }),
+    dispatch: async (hostId) => answers.get(hostId) ?? { state: 'running' },
+    hostFacts: () => FACTS as HostFacts,
+  };
+
+  /** One deploy of a fresh app, its job handled once (attempt `attempt` of 3); the outcome and the row. */
+  async function deployOnce(h1: Answer, attempt = 1) {
+    answers.set('h1', h1);
+    const pipeline = new DeployPipeline(srv.ctx, steps, {}, { provider: 'none', repository: 'acme/desired' });
+    const app = `app-${randomBytes(4).toString('hex')}`;
+    const { id } = await pipeline.create(randomBytes(20).toString('hex'), 'production', app, 'registry.example/app@sha256:' + 'a'.repeat(64), {});
+    const job: Job = { id: `job-${id}`, kind: 'deploy', dedupeKey: `deploy:${id}`, payload: { deploymentId: id }, attempts: attempt, maxAttempts: 3 };
+    const outcome = await pipeline.handle(job);
+    const [row] = await srv.ctx.db.query<{ status: string; reason: string | null; message: string | null }>('SELECT status, reason, message FROM deployments WHERE id = ?', [id]);
+    return { outcome, row };
+  }
+
+  it('every host running: succeeded', async () => {
+    const { outcome, row } = await deployOnce({ state: 'running' });
+    expect(outcome).toMatchObject({ state: 'done' });
+    expect(row).toMatchObject({ status: 'succeeded', message: 'running on 2 host(s)' });
+  });
+
+  it('a host answering refused SUPERSEDED: the deployment is superseded, not failed', async () => {
+    const { outcome, row } = await deployOnce({ state: 'refused', code: 'SUPERSEDED', message: 'generation 7 arrived while the app was held' });
+    expect(outcome).toMatchObject({ state: 'done' });
+    expect(row).toEqual({ status: 'superseded', reason: 'SUPERSEDED', message: 'generation 7 arrived while the app was held' });
+  });
+
+  it('a host answering refused CONTAINER_BUSY: tried again (queued), and an error only once the attempts are spent', async () => {
+    const busy = { state: 'refused', code: 'CONTAINER_BUSY', message: 'the agent is stopping' };
+    const first = await deployOnce(busy);
+    expect(first.outcome).toMatchObject({ state: 'retry', error: 'CONTAINER_BUSY: a host was busy: the agent is stopping' });
+    expect(first.row).toEqual({ status: 'queued', reason: 'CONTAINER_BUSY', message: 'a host was busy: the agent is stopping' });
+    const last = await deployOnce(busy, 3);
+    expect(last.outcome).toMatchObject({ state: 'done' });
+    expect(last.row).toMatchObject({ status: 'error', reason: 'CONTAINER_BUSY' });
+  });
+
+  it('a host refusing for the bundle (policy on the host): failed, with the host code', async () => {
+    const { outcome, row } = await deployOnce({ state: 'refused', code: 'POLICY_VIOLATION', message: 'prod/no-root: runs as root' });
+    expect(outcome).toMatchObject({ state: 'done' });
+    expect(row).toEqual({ status: 'failed', reason: 'POLICY_VIOLATION', message: 'prod/no-root: runs as root' });
+  });
+});
