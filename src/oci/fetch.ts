@@ -144,6 +144,14 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
 }
 
 /**
+ * A caller's limit, at least `min`; unset or NaN takes the default (Math.max passes NaN through: a
+ * NaN look-ahead never opened its gate and the fetch waited for ever).
+ */
+function limit(value: number | undefined, fallback: number, min: number): number {
+  return value === undefined || Number.isNaN(value) ? fallback : Math.max(min, value);
+}
+
+/**
  * Rebuilds the .ctp. Blobs are downloaded in parts of `partBytes`, several at a time and in file
  * order (src/oci/blob-parts.ts), each straight to its offset in the tar file (length checked as it
  * streams); skeleton slices are written in place. Meanwhile one reader walks the tar in order,
@@ -152,14 +160,6 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
  * the recipe's: a registry that substitutes any byte of any blob is caught, every byte is hashed
  * once, and the downloads run in parallel.
  */
-/**
- * A caller's limit, at least `min`; unset or NaN takes the default (Math.max passes NaN through: a
- * NaN look-ahead never opened its gate and the fetch waited for ever).
- */
-function limit(value: number | undefined, fallback: number, min: number): number {
-  return value === undefined || Number.isNaN(value) ? fallback : Math.max(min, value);
-}
-
 async function assemble(client: RegistryClient, recipe: CtpRecipe, skeleton: Buffer, path: string, temps: FetchTemps, limits: { concurrency: number; partBytes: number; heldBytes: number; lookaheadBytes: number }): Promise<Buffer | undefined> {
   const { concurrency, partBytes, heldBytes, lookaheadBytes } = limits;
   const gzip = recipe.compression.kind === 'gzip' ? recipe.compression : undefined;
