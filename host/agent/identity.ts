@@ -40,7 +40,9 @@ export async function loadIdentity(stateDir: string): Promise<HostIdentity> {
   if (existsSync(keyPath)) privateKey = createPrivateKey(readFileSync(keyPath));
   else {
     privateKey = generateKeyPairSync('ed25519').privateKey;
-    await writeFileAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+    // Durable: the server keeps the public key from enrolment on; a key lost to a power cut would
+    // leave the host unable to connect until it is enrolled again.
+    await writeFileAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600, { durable: true });
   }
   const id: HostIdentity = { privateKey, publicKeyB64: spkiBase64(createPublicKey(privateKey)), generation: 0 };
   const recPath = join(stateDir, 'enrolment.json');
@@ -61,5 +63,6 @@ export async function saveIdentity(stateDir: string, id: HostIdentity): Promise<
     serverPublicKey: spkiBase64(id.serverPublicKey!),
     ...(id.generationRecord ? { generation: TAKEN_OVER, generationRecord: true } : { generation: id.generation }),
   };
-  await writeFileAtomic(join(stateDir, 'enrolment.json'), JSON.stringify(saved, null, 2), 0o600);
+  // Durable, like the key: an enrolment lost to a power cut spends the one-time token for nothing.
+  await writeFileAtomic(join(stateDir, 'enrolment.json'), JSON.stringify(saved, null, 2), 0o600, { durable: true });
 }
