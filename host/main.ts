@@ -154,12 +154,8 @@ export function watchContainers(
       await runner.applyRestartPolicy();
       // A replace whose ending failed (its record kept) is tried again, with growing delays.
       const retried = await runner.retryUnfinished();
-      for (const line of retried.now) o.log?.(line);
-      if (retried.now.length > 0) await onChange();
-      void retried.later.then((lines) => {
-        for (const line of lines) o.log?.(line);
-        if (lines.length > 0 && !o.stopping?.()) void onChange();
-      });
+      for (const line of retried) o.log?.(line);
+      if (retried.length > 0 && !o.stopping?.()) await onChange();
       const fresh = runtime.store.changes(last);
       if (fresh.length > 0) {
         last = fresh[fresh.length - 1].seq;

@@ -16,6 +16,12 @@ export interface InPlaceRecovery {
   stateDir: string;
   /** Only the records of these apps (the live agent's retries); default every record. */
   only?: ReadonlySet<string>;
+  /**
+   * A running agent's retry (LocalRunner.retryUnfinished): a damaged record is left to the operator
+   * silently (its start said so), and a health check to resume is not: holding the app meanwhile
+   * would refuse a deploy already under way, so that ending is `parked` for the next start.
+   */
+  live?: boolean;
   /** How the lines say when the ending came (default: after the agent restart). */
   when?: string;
   assignedPath(id: string): string;
@@ -43,6 +49,7 @@ export async function leftInPlace(o: InPlaceRecovery): Promise<LeftReplace[]> {
   for (const left of await leftReplaceRecords(o.stateDir, o.only)) {
     const { id } = left;
     if ('invalid' in left) {
+      if (o.live) continue;
       done.push({ id, line: `${id}: HOST_STATE_INVALID: ${replaceRecordPath(o.stateDir, id)} is damaged (${left.invalid}); the container is left as it is and the record kept for an operator` });
       continue;
     }
@@ -53,6 +60,7 @@ export async function leftInPlace(o: InPlaceRecovery): Promise<LeftReplace[]> {
     try {
       const now = await resume(o, left.record);
       if (typeof now === 'string') done.push({ id, line: await ended(now) });
+      else if (o.live) done.push({ id, line: `${id}: its new bundle's health check is resumed at the agent's next start${kept}`, parked: true });
       else {
         done.push({
           id, holds: [id],

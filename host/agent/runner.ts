@@ -22,7 +22,7 @@ import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, rootfsOf, savePrevious, type Previous } from '../lifecycle/replace.js';
-import { dropReplaceRecord, hasReplaceRecord, replaceRecordIds, replaceRecordPath, saveReplaceRecord } from '../lifecycle/replace-record.js';
+import { dropReplaceRecord, hasReplaceRecord, leftReplaceRecords, replaceRecordIds, replaceRecordPath, saveReplaceRecord } from '../lifecycle/replace-record.js';
 import { leftInPlace } from './replace-recovery.js';
 import { recoveryFailed, type LeftReplace } from '../lifecycle/left-replace.js';
 import { candidateId, leftSideBySide, replaceSideBySide } from '../lifecycle/side-by-side.js';
@@ -97,7 +97,7 @@ export class LocalRunner implements AssignmentRunner {
 
   private closing = false;
   /** When each app with a kept replace record is retried next, and how often it has failed. */
-  private readonly retries = new Map<string, { failures: number; at: number }>();
+  private readonly retries = new Map<string, { failures: number; at: number; parked?: true }>();
 
   /** Resumed checks in progress, and the abort that stops them at close(). */
   private readonly checks = new Set<Promise<unknown>>();
@@ -127,22 +127,35 @@ export class LocalRunner implements AssignmentRunner {
       // A caller that stopped waiting (`ct host` gives up after a while) must not see its action done late.
       if (o.deadline !== undefined && Date.now() > o.deadline) throw new CtError('CONTAINER_BUSY', `the agent was busy (deploys, other actions) until after the request gave up; nothing was done to ${container}`, { container });
       // A replace whose ending failed is retried (retryUnfinished); removing the app ends it for good.
-      if (req.action !== 'remove' && (await hasReplaceRecord(this.opts.stateDir, container))) {
-        const at = this.retries.get(container)?.at;
-        const when = at === undefined ? 'at its next reconciliation' : `again in ${Math.max(1, Math.ceil((at - Date.now()) / 1000))} s`;
-        throw new CtError('CONTAINER_BUSY', `${container} is in a replace whose ending failed (${replaceRecordPath(this.opts.stateDir, container)}); the agent tries to end it ${when}; remove the app to end it for good; nothing was done`, { container });
-      }
+      if (req.action !== 'remove') await this.refuseUnfinished(container);
       const grace = await this.assignedRuntime(container).then((r) => r?.stop_grace_period);
       const rec = await performAction(this.opts.runtime, container, req, grace === undefined ? undefined : grace * 1000);
       if (req.action === 'remove') {
         await rm(this.assignedPath(container), { force: true });
         // A replace record left for the next start (a finish that failed) must not bring it back.
         await dropReplaceRecord(this.opts.stateDir, container);
-        // Nor may its root filesystems (this deploy's and any an unfinished replace left) stay.
-        await removeAppRootfs(this.opts.stateDir, container);
+        // Nor may its root filesystems (this deploy's and any an unfinished replace left) stay. The
+        // app is gone once its container is: one that cannot be removed (EBUSY) is left for the
+        // next deploy of the app (finishReplace) rather than failing a remove already done.
+        await removeAppRootfs(this.opts.stateDir, container).catch(() => undefined);
       }
       return rec;
     });
+  }
+
+  /**
+   * CONTAINER_BUSY for an app whose replace ended with its record kept: stopping or starting either
+   * version would be undone or misread by that ending. Not for a damaged record: the container is
+   * left to the operator as it is.
+   */
+  private async refuseUnfinished(container: string): Promise<void> {
+    if (!(await hasReplaceRecord(this.opts.stateDir, container))) return;
+    const [left] = await leftReplaceRecords(this.opts.stateDir, new Set([container]));
+    if (!left || 'invalid' in left) return;
+    const r = this.retries.get(container);
+    const when = r?.parked ? 'at its next start (its health check is to be resumed)'
+      : r ? `again in ${Math.max(1, Math.ceil((r.at - Date.now()) / 1000))} s` : 'at its next reconciliations';
+    throw new CtError('CONTAINER_BUSY', `${container} is in a replace whose ending failed (${replaceRecordPath(this.opts.stateDir, container)}); the agent tries to end it ${when}; remove the app to end it for good; nothing was done`, { container });
   }
 
   /**
@@ -171,39 +184,45 @@ export class LocalRunner implements AssignmentRunner {
   /**
    * A replace this agent ended with its record kept (a finish whose assigned record could not be
    * written, a rollback that failed) or an earlier start could not end is tried again, the way the
-   * next start would, while the agent runs: at its reconciliations, each app after a growing delay
-   * (15 s, doubling, at most 10 min) while it keeps failing. Meanwhile lifecycle actions on the app
-   * but `remove` are refused (CONTAINER_BUSY): stopping or starting either version would be undone
-   * or misread by that ending. Same answer shape as startRecovery.
+   * next start would, while the agent runs: at its reconciliations, each app 15 s after its record
+   * was first seen, then after twice as long each time (at most 10 min) while it keeps failing. An
+   * ending that needs a health check resumed waits for the next start (`parked`), and a damaged
+   * record for an operator. Meanwhile lifecycle actions on the app but `remove` are refused
+   * (action()). Lines as startRecovery's.
    */
-  retryUnfinished(now = Date.now()): Promise<{ now: string[]; later: Promise<string[]> }> {
+  retryUnfinished(now = Date.now()): Promise<string[]> {
     return this.exclusive(async () => {
-      if (this.closing) return { now: [], later: Promise.resolve([]) };
-      const due = (await replaceRecordIds(this.opts.stateDir)).filter((id) => !this.recovering.has(id) && (this.retries.get(id)?.at ?? 0) <= now);
+      if (this.closing) return [];
+      const ids = new Set(await replaceRecordIds(this.opts.stateDir));
       // Records gone meanwhile (a deploy or a remove ended them) leave no retry state behind.
-      for (const id of this.retries.keys()) if (!(await hasReplaceRecord(this.opts.stateDir, id))) this.retries.delete(id);
-      if (due.length === 0) return { now: [], later: Promise.resolve([]) };
-      const ended = this.endLeft(await this.leftInPlace(new Set(due), 'when the agent tried again'));
-      const reschedule = async (ids: readonly string[]) => {
-        for (const id of ids) {
-          if (!(await hasReplaceRecord(this.opts.stateDir, id))) this.retries.delete(id);
-          else {
-            const failures = (this.retries.get(id)?.failures ?? 0) + 1;
-            this.retries.set(id, { failures, at: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)) });
-          }
+      for (const id of this.retries.keys()) if (!ids.has(id)) this.retries.delete(id);
+      const due: string[] = [];
+      for (const id of ids) {
+        if (this.recovering.has(id)) continue;
+        const r = this.retries.get(id);
+        if (!r) this.retries.set(id, { failures: 0, at: now + RETRY_FIRST_MS });
+        else if (r.at <= now) due.push(id);
+      }
+      if (due.length === 0) return [];
+      const left = await this.leftInPlace(new Set(due), { live: true, when: 'when the agent tried again' });
+      const lines = this.endLeft(left).now;
+      for (const l of left) if ('parked' in l && l.parked) this.retries.set(l.id, { failures: 0, at: Infinity, parked: true });
+      for (const id of due) {
+        const r = this.retries.get(id);
+        if (r?.parked) continue;
+        if (!(await hasReplaceRecord(this.opts.stateDir, id))) this.retries.delete(id);
+        else {
+          const failures = (r?.failures ?? 0) + 1;
+          this.retries.set(id, { failures, at: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** failures) });
         }
-      };
-      // Ended now: rescheduled in the turn; a resumed check's app once its ending is over.
-      const held = due.filter((id) => this.recovering.has(id));
-      await reschedule(due.filter((id) => !held.includes(id)));
-      if (held.length > 0) void ended.later.then(() => reschedule(held)).catch(() => undefined);
-      return ended;
+      }
+      return lines;
     });
   }
 
-  private leftInPlace(only?: ReadonlySet<string>, when?: string): Promise<LeftReplace[]> {
+  private leftInPlace(only?: ReadonlySet<string>, o: { live?: boolean; when?: string } = {}): Promise<LeftReplace[]> {
     return leftInPlace({
-      runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id), only, when,
+      runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id), only, ...o,
       finish: (id, rootfs, assigned) => this.finishReplace(id, rootfs, assigned),
       fail: (id, rootfs, previous, rec, why, exitReason) => this.failedReplace(id, rootfs, previous, rec, why, exitReason),
       rollBack: (id, rootfs, previous) => this.rollBack(id, rootfs, previous),

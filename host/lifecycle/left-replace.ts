@@ -10,7 +10,8 @@ import type { GateResult } from '../health/gate.js';
  * lifecycle actions, its restart policy and assignments off them until the replace has ended.
  */
 export type LeftReplace =
-  | { id: string; line: string }
+  /** `parked`: a check a running agent leaves to its next start (InPlaceRecovery.live). */
+  | { id: string; line: string; parked?: true }
   | { id: string; holds: string[]; check(signal?: AbortSignal): Promise<GateResult>; end(gate: GateResult): Promise<string> };
 
 /** The log line of a replace whose recovery failed (runc, netavark, the disk): its stable code first. */

@@ -121,7 +121,8 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
       await h.network?.detach(rec.runcId);
       await rm(assigned, { force: true });
       await dropReplaceRecord(o.stateDir, o.id);
-      await removeAppRootfs(o.stateDir, o.id);
+      // Removed already: a root filesystem that cannot go (EBUSY) is said, not a failed rm.
+      await removeAppRootfs(o.stateDir, o.id).catch((e: unknown) => io.err(`warning: ${o.id}: its root filesystem could not be removed: ${(e as Error).message}`));
     } else if (rec.status === 'stopped') await h.network?.suspend(rec.runcId);
     io.out(`${o.id}: ${rec.status}${rec.status === 'stopped' ? exitText(rec) : ''}`);
     return 0;

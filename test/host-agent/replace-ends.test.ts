@@ -7,7 +7,7 @@
  *   `created`: the next start runs it again (it ran before), where nothing else would.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
@@ -135,27 +135,66 @@ describe('in-place replace: when its end goes wrong', () => {
     try {
       expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
       const record = join(stateDir, 'replacing', `${id}.json`);
-      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('tries to end it at its next reconciliation') });
-      // The disk still refuses: the retry fails, the record stays, the next try waits.
+      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('tries to end it at its next reconciliations') });
+      // The disk still refuses. The first look only schedules a try 15 s on; that try fails, the
+      // record stays, and the next waits twice as long.
       const blocker = join(stateDir, 'assigned', `${id}.json`);
       mkdirSync(join(blocker, 'x'), { recursive: true });
       const t0 = Date.now();
-      const first = await live.retryUnfinished(t0);
-      expect(first.now).toEqual([expect.stringMatching(new RegExp(`^${id}: IO_ERROR: recovering the replace failed: .*; the record is kept$`))]);
-      expect(await first.later).toEqual([]);
+      expect(await live.retryUnfinished(t0)).toEqual([]);
+      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringMatching(/tries to end it again in 1[0-5] s/) });
+      expect(await live.retryUnfinished(t0 + 14_000)).toEqual([]);
+      expect(await live.retryUnfinished(t0 + 15_000)).toEqual([expect.stringMatching(new RegExp(`^${id}: IO_ERROR: recovering the replace failed: .*; the record is kept$`))]);
       expect(existsSync(record)).toBe(true);
-      expect((await live.retryUnfinished(t0 + 1000)).now).toEqual([]);
-      await expect(live.action(id, { action: 'restart' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringMatching(/tries to end it again in 1[0-5] s/) });
+      expect(await live.retryUnfinished(t0 + 16_000)).toEqual([]);
+      await expect(live.action(id, { action: 'restart' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringMatching(/tries to end it again in (29|30) s/) });
       expect(runcState(stateDir, id)?.status).toBe('running');
       // Once the disk takes it, the next try finishes the replace: the new bundle is the app.
       rmSync(blocker, { recursive: true });
-      const second = await live.retryUnfinished(Date.now() + 16_000);
-      expect(second.now).toEqual([`${id}: the new bundle had passed its health check when the agent tried again: it is the app`]);
+      expect(await live.retryUnfinished(Date.now() + 31_000)).toEqual([`${id}: the new bundle had passed its health check when the agent tried again: it is the app`]);
       expect(existsSync(record)).toBe(false);
       expect(assigned(stateDir, id)).toMatchObject({ bundleDigest: slow.bundleDigest, generation: 2 });
       expect(appRootfs(stateDir, id)).toEqual([`${id}-2`]);
-      expect((await live.retryUnfinished(Date.now() + 3_600_000)).now).toEqual([]);
+      expect(await live.retryUnfinished(Date.now() + 3_600_000)).toEqual([]);
       expect((await live.action(id, { action: 'pause' })).status).toBe('paused');
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('a live agent leaves an ending that needs a check resumed to its next start, holding nothing: a deploy of the app goes through', async () => {
+    const { stateDir, runtime, id, live, out } = await finishFails('parked');
+    try {
+      expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
+      // As if its check had not passed: ending it would mean checking again.
+      runtime.store.update(id, { health: 'starting' });
+      const t0 = Date.now();
+      expect(await live.retryUnfinished(t0)).toEqual([]);
+      expect(await live.retryUnfinished(t0 + 15_000)).toEqual([`${id}: its new bundle's health check is resumed at the agent's next start; the record is kept`]);
+      expect(await live.retryUnfinished(t0 + 3_600_000)).toEqual([]);
+      expect(live.held({ environment: 'production', app: 'parked' })).toBeUndefined();
+      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('at its next start (its health check is to be resumed)') });
+      // A newer deploy replaces the app and ends the record.
+      expect(await live.run(assignmentFor(fx.bundles.signed, { app: 'parked', generation: 3 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+      expect(await live.retryUnfinished(t0 + 7_200_000)).toEqual([]);
+    } finally {
+      runtime.close();
+    }
+  }, 90_000);
+
+  it('a live agent leaves a damaged record to the operator: no retries, no lines, the app can be acted on', async () => {
+    const { stateDir, runtime, runner } = await open('damaged');
+    try {
+      const id = containerIdFor('production', 'damaged');
+      const live = runner();
+      expect(await live.run(assignmentFor(fx.bundles.signed, { app: 'damaged', generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      mkdirSync(join(stateDir, 'replacing'), { recursive: true });
+      writeFileSync(join(stateDir, 'replacing', `${id}.json`), '{"version": 1, "id": ');
+      const t0 = Date.now();
+      for (const at of [t0, t0 + 15_000, t0 + 60_000, t0 + 3_600_000]) expect(await live.retryUnfinished(at)).toEqual([]);
+      expect((await live.action(id, { action: 'pause' })).status).toBe('paused');
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
     } finally {
       runtime.close();
     }
