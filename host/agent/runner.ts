@@ -340,6 +340,8 @@ export class LocalRunner implements AssignmentRunner {
     if (this.closing) return Promise.resolve(refused('CONTAINER_BUSY', 'the agent is stopping'));
     return this.exclusive(async () => {
       this.replacing = id;
+      // Whatever record this deploy leaves is its own: retried afresh (a parked one is no longer).
+      this.retries.delete(id);
       try {
         return a.suspended ? await this.suspendNow(a, ctpPath) : await this.runNow(a, ctpPath);
       } finally {

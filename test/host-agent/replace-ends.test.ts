@@ -61,14 +61,21 @@ describe('in-place replace: when its end goes wrong', () => {
     const id = containerIdFor('production', app);
     expect(await runner().run(assignmentFor(fx.bundles.signed, { app, generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
     const live = runner();
-    const replace = live.run(assignmentFor(slow, { app, generation: 2 }), slow.path);
-    // During the check (the old assigned record is gone by then).
-    await until('the check to begin', () => runtime.store.get(id)?.health === 'starting');
+    const out = await replaceFailingFinish(opened, live, app, 2);
+    return { ...opened, id, live, out };
+  };
+  /** `slow` replaces `app` in place as generation `generation`; its assigned record cannot be written. */
+  const replaceFailingFinish = async ({ stateDir, runtime }: { stateDir: string; runtime: RuncRuntime }, live: LocalRunner, app: string, generation: number) => {
+    const id = containerIdFor('production', app);
+    const replace = live.run(assignmentFor(slow, { app, generation }), slow.path);
+    // During the new container's check (the old assigned record is gone by then).
+    const rootfs = join(stateDir, 'rootfs', `${id}-${generation}`);
+    await until('the check to begin', () => existsSync(join(stateDir, 'containers', id, 'config.json')) && rootfsOf(stateDir, id) === rootfs && runtime.store.get(id)?.health === 'starting');
     const blocker = join(stateDir, 'assigned', `${id}.json`);
     mkdirSync(join(blocker, 'x'), { recursive: true });
     const out = await replace;
     rmSync(blocker, { recursive: true });
-    return { ...opened, id, live, out };
+    return out;
   };
 
   it('keeps the running new bundle and its record when the assigned record cannot be written; the next start finishes', async () => {
@@ -162,7 +169,7 @@ describe('in-place replace: when its end goes wrong', () => {
     }
   }, 90_000);
 
-  it('a live agent leaves an ending that needs a check resumed to its next start, holding nothing: a deploy of the app goes through', async () => {
+  it('a live agent leaves an ending that needs a check resumed to its next start, holding nothing; a newer deploy's own kept record is retried afresh', async () => {
     const { stateDir, runtime, id, live, out } = await finishFails('parked');
     try {
       expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
@@ -174,10 +181,14 @@ describe('in-place replace: when its end goes wrong', () => {
       expect(await live.retryUnfinished(t0 + 3_600_000)).toEqual([]);
       expect(live.held({ environment: 'production', app: 'parked' })).toBeUndefined();
       await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('at its next start (its health check is to be resumed)') });
-      // A newer deploy replaces the app and ends the record.
-      expect(await live.run(assignmentFor(fx.bundles.signed, { app: 'parked', generation: 3 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
+      // A newer deploy replaces the app. Its own finish fails too: that record is retried afresh, not left parked.
+      expect(await replaceFailingFinish({ stateDir, runtime }, live, 'parked', 3)).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
+      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('tries to end it at its next reconciliations') });
+      const t1 = Date.now();
+      expect(await live.retryUnfinished(t1)).toEqual([]);
+      expect(await live.retryUnfinished(t1 + 15_000)).toEqual([`${id}: the new bundle had passed its health check when the agent tried again: it is the app`]);
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
-      expect(await live.retryUnfinished(t0 + 7_200_000)).toEqual([]);
+      expect(assigned(stateDir, id)).toMatchObject({ generation: 3 });
     } finally {
       runtime.close();
     }
