@@ -169,7 +169,7 @@ describe('in-place replace: when its end goes wrong', () => {
     }
   }, 90_000);
 
-  it('a live agent leaves an ending that needs a check resumed to its next start, holding nothing; a newer deploy's own kept record is retried afresh', async () => {
+  it('a live agent leaves an ending that needs a check resumed to its next start, holding nothing; the kept record of a newer deploy is retried afresh', async () => {
     const { stateDir, runtime, id, live, out } = await finishFails('parked');
     try {
       expect(out).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
