@@ -57,7 +57,7 @@ describe('in-place replace: when its end goes wrong', () => {
    */
   const finishFails = async (app: string) => {
     const opened = await open(app);
-    const { stateDir, runtime, runner } = opened;
+    const { runner } = opened;
     const id = containerIdFor('production', app);
     expect(await runner().run(assignmentFor(fx.bundles.signed, { app, generation: 1 }), fx.bundles.signed.path)).toEqual({ state: 'running' });
     const live = runner();
