@@ -1,9 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempTargetName } from '../../src/core/fs.js';
-
-/** The shape of the ids the agent gives apps (src/protocol/container-id.ts): a 10-hex hash last. */
-const AGENT_ID = /^ct-.+-[0-9a-f]{10}$/;
+import { AGENT_CONTAINER_ID } from '../../src/protocol/container-id.js';
 
 /**
  * Removes a container's unpacked root filesystems and the temporaries of unpacks a crash
@@ -17,7 +15,7 @@ const AGENT_ID = /^ct-.+-[0-9a-f]{10}$/;
 export async function removeAppRootfs(stateDir: string, id: string, keep?: string): Promise<void> {
   const parent = join(stateDir, 'rootfs');
   const escaped = id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const mine = new RegExp(AGENT_ID.test(id) ? `^${escaped}-\\d+$` : `^${escaped}$`);
+  const mine = new RegExp(AGENT_CONTAINER_ID.test(id) ? `^${escaped}(-\\d+)?$` : `^${escaped}$`);
   for (const name of await readdir(parent).catch(() => [] as string[])) {
     const owned = mine.test(name) || mine.test(tempTargetName(name) ?? '');
     if (owned && join(parent, name) !== keep) await rm(join(parent, name), { recursive: true, force: true });

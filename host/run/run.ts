@@ -11,7 +11,8 @@ import { PolicyStore } from '../../src/policy/store.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import { collectFacts } from '../facts.js';
-import { RuncRuntime } from '../runtime/runc.js';
+import { checkId, RuncRuntime } from '../runtime/runc.js';
+import { AGENT_CONTAINER_ID } from '../../src/protocol/container-id.js';
 import type { LogLimits } from '../runtime/supervisor.js';
 import { NetworkManager, findNetavark } from '../network/index.js';
 import { attachNetwork, checkNetworkAsk } from '../agent/network-hook.js';
@@ -75,6 +76,16 @@ function localGrants(ports: readonly PublishedPort[]): RuntimeGrants {
  * kills it). Its container, network and root filesystem are removed at the end.
  */
 export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number> {
+  // The name is a path under the state directory (rootfs/<name>, removed recursively at the end):
+  // checked before anything, and never an agent app's id (`ct host rm` would take it for one).
+  if (o.name !== undefined) {
+    if (AGENT_CONTAINER_ID.test(o.name)) throw new CtError('USAGE', `--name ${JSON.stringify(o.name)}: the shape of a host agent's app ids (ct-<environment>-<app>-<hash>); choose another`, { name: o.name });
+    try {
+      checkId(o.name);
+    } catch {
+      throw new CtError('USAGE', `--name ${JSON.stringify(o.name)}: a container name is 1 to 64 of A-Z a-z 0-9 _ . - and starts with a letter or digit`, { name: o.name });
+    }
+  }
   let archive: CtpArchive;
   try {
     archive = await openCtpToVerify(o.bundle);

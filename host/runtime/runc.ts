@@ -54,7 +54,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function checkId(id: string): void {
+export function checkId(id: string): void {
   if (!ID_RE.test(id)) throw new CtError('USAGE', `container id ${JSON.stringify(id)} must match ${ID_RE}`, { id });
 }
 

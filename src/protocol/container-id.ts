@@ -11,3 +11,6 @@ export function containerIdFor(environment: string, app: string): string {
   const hash = createHash('sha256').update(`${environment}\n${app}`).digest('hex').slice(0, 10);
   return `ct-${`${environment}-${app}`.slice(0, 48)}-${hash}`;
 }
+
+/** The ids containerIdFor makes: a host's agent apps (their root filesystems carry a generation). */
+export const AGENT_CONTAINER_ID = /^ct-.+-[0-9a-f]{10}$/;

@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lchownSync, symlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { rewriteCtp } from '../../src/bundle/write.js';
 import { startLogServer, type LogServer } from '../../src/tlog/server.js';
@@ -181,6 +182,19 @@ describe('ct run', () => {
     expect(readdirSync(squatted)).toEqual(['planted']);
     expect(readdirSync(open)).toEqual([]);
     expect(readdirSync(p('ours'))).toEqual([]);
+  }, 30_000);
+
+  it('refuses a --name that is no container name (a path, an agent app id) before anything is unpacked or removed', async () => {
+    const base = p('names');
+    const stateDir = join(base, 'a', 'state');
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(base, 'a', 'keep'), 'x');
+    for (const name of ['../..', 'a/../..', '.hidden', containerIdFor('production', 'web')]) {
+      const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', name, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+      expect([name, r.code, r.stderr]).toEqual([name, 1, expect.stringMatching(/^error\[USAGE\]: --name /m)]);
+    }
+    expect(readFileSync(join(base, 'a', 'keep'), 'utf8')).toBe('x');
+    expect(readdirSync(stateDir)).toEqual([]);
   }, 30_000);
 
   it('refuses a port the bundle does not declare before anything starts (PORT_NOT_ALLOWED)', async () => {

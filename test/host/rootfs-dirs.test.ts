@@ -21,12 +21,12 @@ function stateWith(names: string[]): string {
 const left = (state: string) => readdirSync(join(state, 'rootfs')).sort();
 
 describe('removeAppRootfs', () => {
-  it("an agent app: every generation and interrupted unpack of its own, but the one kept; not another app's", async () => {
+  it("an agent app: every root filesystem and interrupted unpack of its own, but the one kept; not another app's", async () => {
     const app = containerIdFor('prod', 'app');
     const other = containerIdFor('prod', 'app-2');
     const state = stateWith([`${app}-1`, `${app}-2`, `${app}-3`, `.${app}-4.0123456789ab.tmp`, `${other}-1`, app]);
     await removeAppRootfs(state, app, join(state, 'rootfs', `${app}-3`));
-    expect(left(state)).toEqual([app, `${app}-3`, `${other}-1`].sort());
+    expect(left(state)).toEqual([`${app}-3`, `${other}-1`].sort());
   });
 
   it('an agent app removed: all of its generations', async () => {
