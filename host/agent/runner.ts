@@ -22,7 +22,7 @@ import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, rootfsOf, savePrevious, type Previous } from '../lifecycle/replace.js';
-import { dropReplaceRecord, hasReplaceRecord, leftReplaceRecords, replaceRecordIds, replaceRecordPath, saveReplaceRecord } from '../lifecycle/replace-record.js';
+import { dropReplaceRecord, hasReplaceRecord, replaceRecordIds, replaceRecordPath, replaceToEnd, saveReplaceRecord } from '../lifecycle/replace-record.js';
 import { leftInPlace } from './replace-recovery.js';
 import { recoveryFailed, type LeftReplace } from '../lifecycle/left-replace.js';
 import { candidateId, leftSideBySide, replaceSideBySide } from '../lifecycle/side-by-side.js';
@@ -135,8 +135,8 @@ export class LocalRunner implements AssignmentRunner {
         // A replace record left for the next start (a finish that failed) must not bring it back.
         await dropReplaceRecord(this.opts.stateDir, container);
         // Nor may its root filesystems (this deploy's and any an unfinished replace left) stay. The
-        // app is gone once its container is: one that cannot be removed (EBUSY) is left for the
-        // next deploy of the app (finishReplace) rather than failing a remove already done.
+        // app is gone once its container is: one that cannot be removed (EBUSY) stays on disk until
+        // a deploy of the same app ends (which removes them) rather than failing a remove already done.
         await removeAppRootfs(this.opts.stateDir, container).catch(() => undefined);
       }
       return rec;
@@ -149,12 +149,10 @@ export class LocalRunner implements AssignmentRunner {
    * left to the operator as it is.
    */
   private async refuseUnfinished(container: string): Promise<void> {
-    if (!(await hasReplaceRecord(this.opts.stateDir, container))) return;
-    const [left] = await leftReplaceRecords(this.opts.stateDir, new Set([container]));
-    if (!left || 'invalid' in left) return;
+    if (!(await replaceToEnd(this.opts.stateDir, container))) return;
     const r = this.retries.get(container);
-    const when = r?.parked ? 'at its next start (its health check is to be resumed)'
-      : r ? `again in ${Math.max(1, Math.ceil((r.at - Date.now()) / 1000))} s` : 'at its next reconciliations';
+    const when = !r ? 'at its next reconciliations'
+      : `again in ${Math.max(1, Math.ceil((r.at - Date.now()) / 1000))} s${r.parked ? ' (while its new bundle runs unchecked, only the next start of the agent can resume the check that ends it)' : ''}`;
     throw new CtError('CONTAINER_BUSY', `${container} is in a replace whose ending failed (${replaceRecordPath(this.opts.stateDir, container)}); the agent tries to end it ${when}; remove the app to end it for good; nothing was done`, { container });
   }
 
@@ -186,8 +184,8 @@ export class LocalRunner implements AssignmentRunner {
    * written, a rollback that failed) or an earlier start could not end is tried again, the way the
    * next start would, while the agent runs: at its reconciliations, each app 15 s after its record
    * was first seen, then after twice as long each time (at most 10 min) while it keeps failing. An
-   * ending that needs a health check resumed waits for the next start (`parked`), and a damaged
-   * record for an operator. Meanwhile lifecycle actions on the app but `remove` are refused
+   * ending that needs a health check resumed waits for the next start (`parked`: looked at again on
+   * the same schedule, said once), and a damaged record for an operator. Meanwhile lifecycle actions on the app but `remove` are refused
    * (action()). Lines as startRecovery's.
    */
   retryUnfinished(now = Date.now()): Promise<string[]> {
@@ -205,16 +203,23 @@ export class LocalRunner implements AssignmentRunner {
       }
       if (due.length === 0) return [];
       const left = await this.leftInPlace(new Set(due), { live: true, when: 'when the agent tried again' });
-      const lines = this.endLeft(left).now;
-      for (const l of left) if ('parked' in l && l.parked) this.retries.set(l.id, { failures: 0, at: Infinity, parked: true });
+      // Live, nothing is left pending (leftInPlace's `live`): every ending is a line. A parked one
+      // (a check to resume) is looked at again on the same schedule, since the container may have
+      // stopped meanwhile and its ending need no check any more; its line is said once.
+      const lines: string[] = [];
+      for (const l of left) {
+        if (!('line' in l)) continue;
+        const before = this.retries.get(l.id);
+        if (!(l.parked && before?.parked)) lines.push(l.line);
+      }
       for (const id of due) {
-        const r = this.retries.get(id);
-        if (r?.parked) continue;
-        if (!(await hasReplaceRecord(this.opts.stateDir, id))) this.retries.delete(id);
-        else {
-          const failures = (r?.failures ?? 0) + 1;
-          this.retries.set(id, { failures, at: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** failures) });
+        if (!(await hasReplaceRecord(this.opts.stateDir, id))) {
+          this.retries.delete(id);
+          continue;
         }
+        const failures = (this.retries.get(id)?.failures ?? 0) + 1;
+        const parked = left.some((l) => l.id === id && 'parked' in l && l.parked);
+        this.retries.set(id, { failures, at: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** failures), ...(parked ? { parked: true as const } : {}) });
       }
       return lines;
     });
@@ -621,6 +626,9 @@ export class LocalRunner implements AssignmentRunner {
       runtime: { restart: lifecycle.restart, stop_grace_period: lifecycle.stop_grace_period, healthcheck: lifecycle.healthcheck },
     };
     await writeFileAtomic(this.assignedPath(id), `${JSON.stringify(assigned)}\n`, 0o600);
+    // A record an earlier in-place replace of the app kept (its ending failed) is over too: the
+    // app is this container now, and the root filesystems the record could go back to go next.
+    await dropReplaceRecord(this.opts.stateDir, id);
     await removeAppRootfs(this.opts.stateDir, id, dir);
     return { state: 'running' };
   }

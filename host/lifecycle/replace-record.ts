@@ -81,6 +81,16 @@ export function hasReplaceRecord(stateDir: string, id: string): Promise<boolean>
   return access(replaceRecordPath(stateDir, id)).then(() => true, () => false);
 }
 
+/**
+ * Whether the app is in a replace whose record is to be ended (lifecycle actions on it wait): a
+ * damaged record is not, since nothing ends it; the container is left to the operator as it is.
+ */
+export async function replaceToEnd(stateDir: string, id: string): Promise<boolean> {
+  if (!(await hasReplaceRecord(stateDir, id))) return false;
+  const [left] = await leftReplaceRecords(stateDir, new Set([id]));
+  return left !== undefined && !('invalid' in left);
+}
+
 /** The records in the state directory (`only`: of those apps), parsed or with why they could not be. */
 export async function leftReplaceRecords(stateDir: string, only?: ReadonlySet<string>): Promise<LeftRecord[]> {
   const out: LeftRecord[] = [];

@@ -8,7 +8,7 @@ import { NetworkManager, findNetavark } from '../network/index.js';
 import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
 import { lockStateDir } from '../agent/state-lock.js';
-import { dropReplaceRecord, hasReplaceRecord, replaceRecordPath } from '../lifecycle/replace-record.js';
+import { dropReplaceRecord, replaceRecordPath, replaceToEnd } from '../lifecycle/replace-record.js';
 import { removeAppRootfs } from '../lifecycle/rootfs-dirs.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
@@ -110,8 +110,9 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     // A replace the agent left unfinished (replacing/<id>.json) is the agent's to end at its start:
     // stopping or starting either version here would be undone or misread then. Removing the app
     // ends it for good: the record goes with the container, or the next start would bring it back.
+    // A damaged record ends nowhere: its container is the operator's to act on.
     const record = replaceRecordPath(o.stateDir, o.id);
-    if (o.action !== 'remove' && (await hasReplaceRecord(o.stateDir, o.id))) {
+    if (o.action !== 'remove' && (await replaceToEnd(o.stateDir, o.id))) {
       throw new CtError('CONTAINER_BUSY', `${o.id} is in a replace the agent left unfinished (${record}): start the agent, which ends it first; nothing was done`, { container: o.id });
     }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);

@@ -1,4 +1,5 @@
-import { lstat, mkdir, stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
+import { mkdirDurable } from '../../src/core/fs.js';
 import { CtError } from '../../src/core/errors.js';
 
 /**
@@ -9,7 +10,8 @@ import { CtError } from '../../src/core/errors.js';
  * and records where we unpack, run and remove trees recursively. Podman checks its run root so.
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Durable when made: the host key and enrolment written into it next are (host/agent/identity.ts).
+  await mkdirDurable(dir, 0o700);
   const uid = process.getuid?.();
   // An operator's symlink (/var/lib/cerro-torre → /data/ct) is fine; one another user planted,
   // pointing wherever they like (even at a directory of ours), is not.

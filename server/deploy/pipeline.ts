@@ -154,7 +154,12 @@ export class DeployPipeline {
     const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row, once)));
     // A suspended app succeeds when every host has it stopped and held (`suspended`), not running.
     const suspended = Boolean(Number(row.suspended ?? 0));
-    const bad = results.find((x) => x.state !== (suspended ? 'suspended' : 'running'));
+    const bads = results.filter((x) => x.state !== (suspended ? 'suspended' : 'running'));
+    // A host's final failure decides over another's `superseded`, and that over one that could not
+    // take it just now: retrying would only replace (and roll back) the failing host's app again.
+    const transient = (x: { state: string; code?: string }) => x.state === 'timeout' || x.state === 'offline' || (x.state === 'refused' && x.code === 'CONTAINER_BUSY');
+    const overtaken = (x: { state: string; code?: string }) => x.state === 'refused' && x.code === 'SUPERSEDED';
+    const bad = bads.find((x) => !transient(x) && !overtaken(x)) ?? bads.find(overtaken) ?? bads[0];
     // What the policies judged besides the evidence (manifest facts, the first target's host facts):
     // kept so that a policy change can be judged later on exactly this input (policy impact, diff).
     const decisionInput = { manifest: (bundle.manifest as { manifest?: unknown } | undefined)?.manifest ?? {}, hostFacts: policyHostFacts(hosts[0].facts, row.environment) };
@@ -164,7 +169,7 @@ export class DeployPipeline {
     // A host that held the app set this one aside and a newer deployment overtook it there.
     if (bad.state === 'refused' && bad.code === 'SUPERSEDED') return { status: 'superseded', reason: 'SUPERSEDED', message: bad.message ?? 'a newer deployment overtook it on a host', extra };
     // A host that could not take it just now (its agent stopping, the app held by a replace it is
-    // ending, a deploy of it in progress) said so: not the bundle's failure, so it is tried again.
+    // ending) said so: not the bundle's failure, so it is tried again.
     if (bad.state === 'refused' && bad.code === 'CONTAINER_BUSY') return { status: 'error', reason: 'CONTAINER_BUSY', message: `a host was busy: ${bad.message ?? 'try again'}`, extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
   }

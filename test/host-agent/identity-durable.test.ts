@@ -1,5 +1,5 @@
 /**
- * The host's key and its enrolment record survive a power cut, seen by strace: each is written to a
+ * The host's state directory, key and enrolment record survive a power cut, seen by strace: each is written to a
  * temporary, fsync'ed, renamed into place, and the state directory synced after the rename (the
  * server keeps the public key from enrolment on, and the enrolment token is spent).
  */
@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { repoRoot } from '../support/cli.js';
-import { dirSyncAfter, renameOnto, traceNode } from '../support/strace.js';
+import { dirSyncAfter, pathsOf, renameOnto, traceNode } from '../support/strace.js';
 
 const identityModule = pathToFileURL(join(repoRoot, 'build/host/agent/identity.js')).href;
+const privateDirModule = pathToFileURL(join(repoRoot, 'build/host/runtime/private-dir.js')).href;
 
 describe('host identity durability', () => {
   beforeAll(() => {
@@ -35,5 +36,14 @@ describe('host identity durability', () => {
       // The file named with each check, so that a failure says which one was not synced.
       expect({ file, renamed: renamed > -1, synced: dirSyncAfter(calls, stateDir, renamed + 1) > renamed }).toEqual({ file, renamed: true, synced: true });
     }
+  });
+
+  it('syncs a state directory it creates into its parent (the key and enrolment are written into it next)', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'ct-identity-durable-'));
+    const stateDir = join(parent, 'state');
+    const calls = traceNode(`import { ensurePrivateDir } from ${JSON.stringify(privateDirModule)};\nawait ensurePrivateDir(${JSON.stringify(stateDir)});`);
+    const made = calls.findIndex((c) => /^mkdir/.test(c.name) && c.result === '0' && pathsOf(c)[0] === stateDir);
+    expect(made).toBeGreaterThan(-1);
+    expect(dirSyncAfter(calls, parent, made + 1)).toBeGreaterThan(made);
   });
 });

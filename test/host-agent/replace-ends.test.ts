@@ -178,9 +178,17 @@ describe('in-place replace: when its end goes wrong', () => {
       const t0 = Date.now();
       expect(await live.retryUnfinished(t0)).toEqual([]);
       expect(await live.retryUnfinished(t0 + 15_000)).toEqual([`${id}: its new bundle's health check is resumed at the agent's next start; the record is kept`]);
+      // Looked at again later, said once.
       expect(await live.retryUnfinished(t0 + 3_600_000)).toEqual([]);
       expect(live.held({ environment: 'production', app: 'parked' })).toBeUndefined();
-      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('at its next start (its health check is to be resumed)') });
+      await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('only the next start of the agent can resume the check') });
+      // The new bundle stops meanwhile: its ending needs no check any more, and the next look ends
+      // it (the previous bundle back).
+      await runtime.stop(id, 1000);
+      expect(await live.retryUnfinished(Date.now() + 7_200_000)).toEqual([expect.stringMatching(new RegExp(`^${id}: [A-Z_]+ when the agent tried again: .*rolled back`))]);
+      expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(false);
+      expect(runcState(stateDir, id)?.status).toBe('running');
+      expect(assigned(stateDir, id)).toMatchObject({ generation: 1 });
       // A newer deploy replaces the app. Its own finish fails too: that record is retried afresh, not left parked.
       expect(await replaceFailingFinish({ stateDir, runtime }, live, 'parked', 3)).toMatchObject({ state: 'failed', code: 'IO_ERROR' });
       await expect(live.action(id, { action: 'stop' })).rejects.toMatchObject({ code: 'CONTAINER_BUSY', message: expect.stringContaining('tries to end it at its next reconciliations') });
@@ -194,7 +202,7 @@ describe('in-place replace: when its end goes wrong', () => {
     }
   }, 90_000);
 
-  it('a live agent leaves a damaged record to the operator: no retries, no lines, the app can be acted on', async () => {
+  it('a damaged record is left to the operator: no retries, no lines, the app can be acted on with or without an agent', async () => {
     const { stateDir, runtime, runner } = await open('damaged');
     try {
       const id = containerIdFor('production', 'damaged');
@@ -205,6 +213,9 @@ describe('in-place replace: when its end goes wrong', () => {
       const t0 = Date.now();
       for (const at of [t0, t0 + 15_000, t0 + 60_000, t0 + 3_600_000]) expect(await live.retryUnfinished(at)).toEqual([]);
       expect((await live.action(id, { action: 'pause' })).status).toBe('paused');
+      // Without an agent too: nothing would end that record.
+      expect(await hostAction({ stateDir, id, action: 'resume' }, { out: () => undefined, err: () => undefined } as never)).toBe(0);
+      expect(runcState(stateDir, id)?.status).toBe('running');
       expect(existsSync(join(stateDir, 'replacing', `${id}.json`))).toBe(true);
     } finally {
       runtime.close();

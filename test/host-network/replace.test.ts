@@ -15,7 +15,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { get } from 'node:http';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import { startServer, type RunningServer } from '../../server/start.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { findNetavark } from '../../host/network/index.js';
+import { replaceRecordPath, saveReplaceRecord } from '../../host/lifecycle/replace-record.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { freePort } from '../support/registry.js';
 import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from '../e2e/fixture.js';
@@ -252,6 +253,10 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
 
   it('replaces a healthy bundle without a request lost, and refuses a pause or a stop meanwhile (CONTAINER_BUSY)', async () => {
     const oldRunc = runcId();
+    // A record an earlier in-place replace kept (its ending failed, docs/host-protocol.md): the
+    // side-by-side deploy that replaces the app ends it, or the actions below stay refused.
+    const stateDir = join(fx.dir, `host-net-${pid}`);
+    await saveReplaceRecord(stateDir, { version: 1, id: CONTAINER, rootfs: join(stateDir, 'rootfs', `${CONTAINER}-999`), assigned: '{}\n' });
     const traffic = load();
     const sha = fx.commit({ [APP]: { bundle: refs.v3, ports: [{ host: port, container: 8080, address: '127.0.0.1' }] } }, 'web v3 (slow start)');
     expect(await fx.webhook(server.url, sha)).toBe(202);
@@ -281,6 +286,7 @@ describe('health-gated replace with bridge networking, and OOM, through the depl
     const dnat = listArtifacts({ ...scope, netnsPrefix: '-' }).rules.filter((r) => r.includes(`--dport ${port}`) && r.includes('--to-destination'));
     expect(dnat).toEqual([expect.stringContaining(`--to-destination ${att.address}:8080`)]);
     // Once the deploy has ended, the same actions are carried out.
+    expect(existsSync(replaceRecordPath(stateDir, CONTAINER))).toBe(false);
     expect((await action('pause')).status).toBe(200);
     expect(runcState()).toBe('paused');
     expect((await action('resume')).status).toBe(200);

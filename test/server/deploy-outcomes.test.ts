@@ -37,8 +37,9 @@ describe('deployment outcomes from host answers', () => {
   };
 
   /** One deploy of a fresh app, its job handled once (attempt `attempt` of 3); the outcome and the row. */
-  async function deployOnce(h1: Answer, attempt = 1) {
+  async function deployOnce(h1: Answer, attempt = 1, h2: Answer = { state: 'running' }) {
     answers.set('h1', h1);
+    answers.set('h2', h2);
     const pipeline = new DeployPipeline(srv.ctx, steps, {}, { provider: 'none', repository: 'acme/desired' });
     const app = `app-${randomBytes(4).toString('hex')}`;
     const { id } = await pipeline.create(randomBytes(20).toString('hex'), 'production', app, 'registry.example/app@sha256:' + 'a'.repeat(64), {});
@@ -74,5 +75,18 @@ describe('deployment outcomes from host answers', () => {
     const { outcome, row } = await deployOnce({ state: 'refused', code: 'POLICY_VIOLATION', message: 'prod/no-root: runs as root' });
     expect(outcome).toMatchObject({ state: 'done' });
     expect(row).toEqual({ status: 'failed', reason: 'POLICY_VIOLATION', message: 'prod/no-root: runs as root' });
+  });
+
+  it('a final failure on one host decides over another host that was busy or overtaken: failed, not retried', async () => {
+    const failed = { state: 'failed', code: 'HEALTHCHECK_FAILED', message: 'unhealthy; rolled back' };
+    for (const other of [{ state: 'refused', code: 'CONTAINER_BUSY', message: 'busy' }, { state: 'timeout' }, { state: 'refused', code: 'SUPERSEDED', message: 'newer' }]) {
+      // h1 sorts first: the busy or overtaken answer comes before the failure.
+      const { outcome, row } = await deployOnce(other, 1, failed);
+      expect([other.state, other.code, outcome.state]).toEqual([other.state, other.code, 'done']);
+      expect(row).toEqual({ status: 'failed', reason: 'HEALTHCHECK_FAILED', message: 'unhealthy; rolled back' });
+    }
+    // Overtaken on one host, busy on the other: superseded (a newer deployment is there anyway).
+    const { row } = await deployOnce({ state: 'refused', code: 'CONTAINER_BUSY', message: 'busy' }, 1, { state: 'refused', code: 'SUPERSEDED', message: 'newer' });
+    expect(row).toMatchObject({ status: 'superseded', reason: 'SUPERSEDED' });
   });
 });
