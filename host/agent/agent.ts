@@ -218,7 +218,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     // The server is not trusted with file names: every field that reaches a path or a URL is checked.
     const bad = assignmentProblem(a);
     if (bad) return status('refused', { code: 'MALFORMED_BUNDLE', message: `assignment ${bad}` });
-    if (!Number.isInteger(a.generation) || a.generation <= id.generation) {
+    // Safe integers only: 1e21 is an integer too, and would name root filesystems `<id>-1e+21`
+    // that no clean-up recognises (every later deploy would leave one behind).
+    if (!Number.isSafeInteger(a.generation) || a.generation <= id.generation) {
       log('refused stale assignment', { generation: a.generation, current: id.generation });
       return status('refused', { code: 'STALE_GENERATION', message: `generation ${a.generation} is not above ${id.generation}` });
     }

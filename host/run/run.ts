@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { access, mkdir, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { exitCodeFor } from '../../src/core/codes.js';
 import { openCtpToVerify } from '../../src/bundle/read.js';
@@ -12,7 +12,6 @@ import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import { collectFacts } from '../facts.js';
 import { checkId, RuncRuntime } from '../runtime/runc.js';
-import { AGENT_CONTAINER_ID } from '../../src/protocol/container-id.js';
 import type { LogLimits } from '../runtime/supervisor.js';
 import { NetworkManager, findNetavark } from '../network/index.js';
 import { attachNetwork, checkNetworkAsk } from '../agent/network-hook.js';
@@ -79,7 +78,9 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   // The name is a path under the state directory (rootfs/<name>, removed recursively at the end):
   // checked before anything, and never an agent app's id (`ct host rm` would take it for one).
   if (o.name !== undefined) {
-    if (AGENT_CONTAINER_ID.test(o.name)) throw new CtError('USAGE', `--name ${JSON.stringify(o.name)}: the shape of a host agent's app ids (ct-<environment>-<app>-<hash>); choose another`, { name: o.name });
+    // `ct-` is the host agent's: its apps' ids, their root filesystems (<id>-<generation>) and the
+    // runc ids of side-by-side replaces (<id>.<suffix>) all start so.
+    if (o.name.startsWith('ct-')) throw new CtError('USAGE', `--name ${JSON.stringify(o.name)}: names starting with ct- are the host agent's (its apps' containers); choose another`, { name: o.name });
     try {
       checkId(o.name);
     } catch {
@@ -117,6 +118,10 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   }
 
   await ensurePrivateDir(o.stateDir);
+  // A host agent's state directory is the agent's: its containers, records and root filesystems.
+  if (await access(join(o.stateDir, 'enrolment.json')).then(() => true, () => false)) {
+    throw new CtError('USAGE', `the state directory ${o.stateDir} is a host agent's (it holds enrolment.json): choose another with --state-dir`, { stateDir: o.stateDir });
+  }
   const runtimeAsk = archive.manifest.runtime;
   const bridge = runtimeAsk?.network === 'bridge';
   const network = bridge && process.getuid?.() === 0
@@ -126,11 +131,23 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   const id = o.name ?? `run-${archive.manifest.name.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
   const rootfs = join(o.stateDir, 'rootfs', id);
   let created = false;
+  let claimed = false;
   let monitor: Awaited<ReturnType<typeof startBundleMonitor>>;
   try {
     checkNetworkAsk(runtimeAsk, o.ports, grants, network);
     runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits });
     if (runtime.store.get(id) && runtime.store.get(id)!.status !== 'removed') throw new CtError('USAGE', `a container named ${id} already runs here (${o.stateDir})`, { id });
+    // The name is claimed before anything of it is made: its root filesystem directory, created
+    // here or not at all. Another `ct run` of that name (or what one left) keeps its own, and this
+    // one removes only what it made (a refused second run used to remove the running one's).
+    await mkdir(dirname(rootfs), { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(rootfs, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new CtError('USAGE', `${rootfs} exists: a \`ct run\` named ${id} is starting, or one was killed before its container existed (then delete that directory); nothing was done`, { id });
+      throw e;
+    }
+    claimed = true;
     const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
     if (bridge) await attachNetwork(network!, plan.config, { containerId: id, environment: o.environment, app: archive.manifest.name, ports: o.ports, egress: grants.network?.egress ?? 'none' });
     await runtime.create(id, plan.config, { appName: archive.manifest.name, imageDigest: archive.manifest.image_digest });
@@ -166,8 +183,10 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
       await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
       runtime.store.forget(id);
     }
-    await network?.detach(id).catch(() => undefined);
-    await rm(rootfs, { recursive: true, force: true });
+    if (claimed) {
+      await network?.detach(id).catch(() => undefined);
+      await rm(rootfs, { recursive: true, force: true });
+    }
     runtime?.close();
     network?.close();
   }

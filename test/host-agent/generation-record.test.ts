@@ -155,6 +155,9 @@ describe('a real agent and its generation', () => {
       await until('connected', () => agent.connected());
       server.send({ type: 'assign', assignment: assign('dep-9', 9) });
       expect(await statusOf('dep-9')).toMatchObject({ state: 'refused', code: 'STALE_GENERATION' });
+      // An integer past 2^53 (1e21) is no generation: it would name root filesystems no clean-up knows.
+      server.send({ type: 'assign', assignment: assign('dep-huge', 1e21) });
+      expect(await statusOf('dep-huge')).toMatchObject({ state: 'refused', code: 'STALE_GENERATION' });
       server.send({ type: 'assign', assignment: assign('dep-12', 12) });
       expect(await statusOf('dep-12')).toMatchObject({ state: 'failed', code: 'NETWORK_ERROR' });
       await agent.stop();

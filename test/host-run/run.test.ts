@@ -189,12 +189,27 @@ describe('ct run', () => {
     const stateDir = join(base, 'a', 'state');
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     writeFileSync(join(base, 'a', 'keep'), 'x');
-    for (const name of ['../..', 'a/../..', '.hidden', containerIdFor('production', 'web')]) {
+    for (const name of ['../..', 'a/../..', '.hidden', containerIdFor('production', 'web'), `${containerIdFor('production', 'web')}-3`, 'ct-mine']) {
       const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', name, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
       expect([name, r.code, r.stderr]).toEqual([name, 1, expect.stringMatching(/^error\[USAGE\]: --name /m)]);
     }
     expect(readFileSync(join(base, 'a', 'keep'), 'utf8')).toBe('x');
     expect(readdirSync(stateDir)).toEqual([]);
+  }, 30_000);
+
+  it("never touches another run's root filesystem: a name whose directory exists is refused, and a host agent's state directory too", async () => {
+    const stateDir = p('taken');
+    mkdirSync(join(stateDir, 'rootfs', 'web', 'data'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(stateDir, 'rootfs', 'web', 'data', 'precious'), 'x');
+    const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'web', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: .*rootfs\/web exists: a `ct run` named web is starting/m)]);
+    expect(readFileSync(join(stateDir, 'rootfs', 'web', 'data', 'precious'), 'utf8')).toBe('x');
+    const agentDir = p('agent-state');
+    mkdirSync(agentDir, { mode: 0o700 });
+    writeFileSync(join(agentDir, 'enrolment.json'), '{}');
+    const a = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', agentDir, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    expect([a.code, a.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: the state directory .* is a host agent's/m)]);
+    expect(readdirSync(agentDir)).toEqual(['enrolment.json']);
   }, 30_000);
 
   it('refuses a port the bundle does not declare before anything starts (PORT_NOT_ALLOWED)', async () => {
