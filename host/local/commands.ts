@@ -10,6 +10,7 @@ import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/contro
 import { lockStateDir } from '../agent/state-lock.js';
 import { dropReplaceRecord, replaceRecordPath, replaceToEnd } from '../lifecycle/replace-record.js';
 import { removeAppRootfs } from '../lifecycle/rootfs-dirs.js';
+import { ensurePrivateDir } from '../runtime/private-dir.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
 
@@ -30,6 +31,8 @@ export async function saveNetworkSettings(stateDir: string, s: NetworkSettings):
  * and the agent's next reconciliation (within ~2 s) reports any change to the server.
  */
 async function openHost(stateDir: string): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
+  // As `ct host run` and `ct run`: a state directory another user may write is not acted on as root.
+  await ensurePrivateDir(stateDir);
   const settings = await readFile(settingsPath(stateDir), 'utf8').then((t) => JSON.parse(t) as NetworkSettings, () => undefined);
   const network = process.getuid?.() === 0 && settings
     ? new NetworkManager({ stateDir, subnetBase: settings.subnetBase, bridgePrefix: settings.bridgePrefix, paths: settings.netavarkDir ? await findNetavark([settings.netavarkDir]) : undefined })
@@ -87,6 +90,8 @@ export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): P
  */
 export async function hostAction(o: { stateDir: string; id: string } & ActionRequest, io: Io): Promise<number> {
   checkActionRequest(o);
+  // Before its socket is asked or its lock taken: a directory others may write is not ours to act in.
+  await ensurePrivateDir(o.stateDir);
   // A running agent does it in its turn (after the deploy or action in hand; CONTAINER_BUSY while
   // a deploy replaces this container): acting on runc beside it could race an assignment.
   const req = { type: 'action' as const, container: o.id, action: o.action, signal: o.signal, graceSeconds: o.graceSeconds, waitMs: CONTROL_WAIT_MS };

@@ -1,5 +1,5 @@
-import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, realpath, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import type { OciConfig } from '../enforce/types.js';
@@ -428,7 +428,18 @@ export class RuncRuntime {
       }
     }
     if (rec.cgroupsPath && this.unified) await rmdir(join(this.unified, rec.cgroupsPath)).catch(() => {});
-    if (opts.purge) await rm(rec.bundleDir, { recursive: true, force: true });
+    if (opts.purge) {
+      // The store's path is trusted only inside this state directory's containers/: a state
+      // database someone else could write must not aim a recursive removal anywhere else.
+      const containers = join(this.stateDir, 'containers');
+      // Spelled differently by another command (relative, through a symlink): compared resolved.
+      const inside = resolve(dirname(rec.bundleDir)) === resolve(containers)
+        || (await realpath(dirname(rec.bundleDir)).catch(() => '')) === (await realpath(containers).catch(() => undefined));
+      if (!inside) {
+        throw new CtError('HOST_STATE_INVALID', `container ${id}: its recorded bundle directory ${JSON.stringify(rec.bundleDir)} is not under ${join(this.stateDir, 'containers')}; not removed`, { id });
+      }
+      await rm(rec.bundleDir, { recursive: true, force: true });
+    }
     return this.store.update(id, { status: 'removed', pid: null });
   }
 

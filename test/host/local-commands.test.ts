@@ -5,7 +5,8 @@
  * reported as restarts with the exit code of the run that ended.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { buildRuntimePlan, type EnforceInput } from '../../host/enforce/index.js';
@@ -92,6 +93,16 @@ describe('ct host commands on the host', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/CONTAINER_NOT_FOUND/);
   }, 60_000);
+
+  it('refuses a state directory another user may write, creating and removing nothing in it', async () => {
+    const open = mkdtempSync(join(tmpdir(), 'ct-host-open-'));
+    chmodSync(open, 0o777);
+    for (const args of [['ps'], ['rm', 'anything']]) {
+      const r = await runCt(['host', ...args, '--state-dir', open]);
+      expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: the state directory .* is writable by everyone/m)]);
+    }
+    expect(readdirSync(open)).toEqual([]);
+  });
 
   it('logs -f prints lines as they come and ends when the container stops', async () => {
     const id = await create(['/bin/sh', '-c', 'for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done; echo bye >&2']);
