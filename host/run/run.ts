@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { CtError } from '../../src/core/errors.js';
 import { exitCodeFor } from '../../src/core/codes.js';
 import { openCtpToVerify } from '../../src/bundle/read.js';
@@ -74,6 +75,12 @@ function localGrants(ports: readonly PublishedPort[]): RuntimeGrants {
  * code is ours) or we get SIGINT/SIGTERM (it is stopped with its grace period; a second signal
  * kills it). Its container, network and root filesystem are removed at the end.
  */
+class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(signal);
+  }
+}
+
 export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number> {
   // The name is a path under the state directory (rootfs/<name>, removed recursively at the end):
   // checked before anything, and never an agent app's id (`ct host rm` would take it for one).
@@ -130,30 +137,43 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   let runtime: RuncRuntime | undefined;
   const id = o.name ?? `run-${archive.manifest.name.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
   const rootfs = join(o.stateDir, 'rootfs', id);
+  const claim = join(o.stateDir, 'run-names', id);
   let created = false;
   let claimed = false;
   let monitor: Awaited<ReturnType<typeof startBundleMonitor>>;
+  // SIGINT/SIGTERM before the app starts (a large unpack takes seconds): the step in hand ends,
+  // then everything made so far is removed and the signal's exit status returned. Without this,
+  // Node's default handler ended the process with the clean-up not run.
+  let interrupted: NodeJS.Signals | undefined;
+  const early = io.onSignal((signal) => (interrupted ??= signal));
+  const stopIfInterrupted = () => {
+    if (interrupted) throw new Interrupted(interrupted);
+  };
   try {
     checkNetworkAsk(runtimeAsk, o.ports, grants, network);
     runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits });
     if (runtime.store.get(id) && runtime.store.get(id)!.status !== 'removed') throw new CtError('USAGE', `a container named ${id} already runs here (${o.stateDir})`, { id });
-    // The name is claimed before anything of it is made: its root filesystem directory, created
-    // here or not at all. Another `ct run` of that name (or what one left) keeps its own, and this
-    // one removes only what it made (a refused second run used to remove the running one's).
-    await mkdir(dirname(rootfs), { recursive: true, mode: 0o700 });
+    // The name is claimed before anything of it is made, by a directory under run-names/ that only
+    // this run creates and removes (never deleted mid-run, unlike rootfs/<name>, which the unpack
+    // replaces): a second `ct run` of the name is refused and touches nothing of the first one's.
+    await mkdir(dirname(claim), { recursive: true, mode: 0o700 });
     try {
-      await mkdir(rootfs, { mode: 0o755 });
+      await mkdir(claim, { mode: 0o700 });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new CtError('USAGE', `${rootfs} exists: a \`ct run\` named ${id} is starting, or one was killed before its container existed (then delete that directory); nothing was done`, { id });
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new CtError('USAGE', `a \`ct run\` named ${id} is starting or running here, or one was killed (then remove ${claim}); nothing was done`, { id });
       throw e;
     }
     claimed = true;
+    stopIfInterrupted();
     const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
+    stopIfInterrupted();
     if (bridge) await attachNetwork(network!, plan.config, { containerId: id, environment: o.environment, app: archive.manifest.name, ports: o.ports, egress: grants.network?.egress ?? 'none' });
     await runtime.create(id, plan.config, { appName: archive.manifest.name, imageDigest: archive.manifest.image_digest });
     created = true;
     // Before the first instruction of the app: the monitor watches its cgroup from the start.
     monitor = await startBundleMonitor(archive, id, runtime, grants, facts, io);
+    stopIfInterrupted();
+    early();
     const rt = runtime;
     let stopping = 0;
     const off = io.onSignal((signal) => {
@@ -177,7 +197,12 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     const rec = await rt.state(id);
     if (rec.exitReason === 'OOM_KILLED') io.err(`${id} was killed by the kernel for exceeding its memory limit [OOM_KILLED]`);
     return rec.exitCode ?? 125;
+  } catch (e) {
+    if (!(e instanceof Interrupted)) throw e;
+    io.err(`${e.signal}: stopped before ${id} started; nothing of it is left`);
+    return 128 + (osConstants.signals[e.signal] ?? 0);
   } finally {
+    early();
     await monitor?.stop().catch(() => undefined);
     if (runtime && created) {
       await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
@@ -186,6 +211,7 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     if (claimed) {
       await network?.detach(id).catch(() => undefined);
       await rm(rootfs, { recursive: true, force: true });
+      await rm(claim, { recursive: true, force: true });
     }
     runtime?.close();
     network?.close();

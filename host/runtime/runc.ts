@@ -1,5 +1,5 @@
-import { mkdir, readFile, realpath, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import type { OciConfig } from '../enforce/types.js';
@@ -416,6 +416,18 @@ export class RuncRuntime {
   /** Removes the container (force: kill it first). Logs stay until the bundle directory is purged. */
   async delete(id: string, opts: { force?: boolean; purge?: boolean } = {}): Promise<ContainerRecord> {
     const rec = await this.state(id);
+    // The recorded bundle directory is trusted for its name only, a container's under this state
+    // directory's containers/ (a state database someone else could write must not aim a recursive
+    // removal elsewhere; one recorded relative or through another spelling still names it). Checked
+    // before anything is done, so that a refused removal leaves the container as it was.
+    let purge: string | undefined;
+    if (opts.purge) {
+      const name = basename(rec.bundleDir);
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) {
+        throw new CtError('HOST_STATE_INVALID', `container ${id}: its recorded bundle directory ${JSON.stringify(rec.bundleDir)} names no container directory; nothing was done`, { id });
+      }
+      purge = join(this.stateDir, 'containers', name);
+    }
     if ((rec.status === 'running' || rec.status === 'paused') && !opts.force) {
       throw new CtError('USAGE', `container ${id} is ${rec.status}; stop it first or force`, { id });
     }
@@ -428,18 +440,7 @@ export class RuncRuntime {
       }
     }
     if (rec.cgroupsPath && this.unified) await rmdir(join(this.unified, rec.cgroupsPath)).catch(() => {});
-    if (opts.purge) {
-      // The store's path is trusted only inside this state directory's containers/: a state
-      // database someone else could write must not aim a recursive removal anywhere else.
-      const containers = join(this.stateDir, 'containers');
-      // Spelled differently by another command (relative, through a symlink): compared resolved.
-      const inside = resolve(dirname(rec.bundleDir)) === resolve(containers)
-        || (await realpath(dirname(rec.bundleDir)).catch(() => '')) === (await realpath(containers).catch(() => undefined));
-      if (!inside) {
-        throw new CtError('HOST_STATE_INVALID', `container ${id}: its recorded bundle directory ${JSON.stringify(rec.bundleDir)} is not under ${join(this.stateDir, 'containers')}; not removed`, { id });
-      }
-      await rm(rec.bundleDir, { recursive: true, force: true });
-    }
+    if (purge) await rm(purge, { recursive: true, force: true });
     return this.store.update(id, { status: 'removed', pid: null });
   }
 

@@ -198,12 +198,19 @@ describe('ct run', () => {
   }, 30_000);
 
   it("never touches another run's root filesystem: a name whose directory exists is refused, and a host agent's state directory too", async () => {
+    // What a `ct run --name web` still unpacking looks like: its claim, and its root filesystem.
     const stateDir = p('taken');
+    mkdirSync(join(stateDir, 'run-names', 'web'), { recursive: true, mode: 0o700 });
     mkdirSync(join(stateDir, 'rootfs', 'web', 'data'), { recursive: true, mode: 0o700 });
     writeFileSync(join(stateDir, 'rootfs', 'web', 'data', 'precious'), 'x');
     const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'web', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
-    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: .*rootfs\/web exists: a `ct run` named web is starting/m)]);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: a `ct run` named web is starting or running here, or one was killed \(then remove .*run-names\/web\)/m)]);
     expect(readFileSync(join(stateDir, 'rootfs', 'web', 'data', 'precious'), 'utf8')).toBe('x');
+    // A root filesystem a killed run left, without a claim, is no obstacle: the run takes it over and leaves nothing.
+    rmSync(join(stateDir, 'run-names', 'web'), { recursive: true });
+    const again = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'web', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    expect(again.code).toBe(7); // the batch app's own exit status
+    expect([readdirSync(join(stateDir, 'rootfs')), readdirSync(join(stateDir, 'run-names'))]).toEqual([[], []]);
     const agentDir = p('agent-state');
     mkdirSync(agentDir, { mode: 0o700 });
     writeFileSync(join(agentDir, 'enrolment.json'), '{}');

@@ -1,24 +1,30 @@
 /**
  * The runtime removes a container's bundle directory only inside its own state directory's
- * containers/: the path comes from the state database, which must not aim a recursive removal
- * anywhere else (`ct host rm` run as root against a directory someone else could write).
+ * containers/, by the recorded directory's name: the path comes from the state database, which
+ * must not aim a recursive removal anywhere else (`ct host rm` run as root against a directory someone else could write).
  */
 import { describe, expect, it } from '@jest/globals';
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { RuncRuntime } from '../../host/runtime/runc.js';
 
 describe('bundle directory removal', () => {
-  it('refuses a recorded bundle directory outside containers/ (HOST_STATE_INVALID), touching nothing there', async () => {
+  it('removes only containers/<name> for a recorded bundle directory elsewhere; refuses one naming none (HOST_STATE_INVALID)', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'ct-runtime-paths-'));
     const elsewhere = mkdtempSync(join(tmpdir(), 'ct-runtime-elsewhere-'));
     writeFileSync(join(elsewhere, 'precious'), 'x');
     const rt = await RuncRuntime.open({ stateDir });
     try {
       rt.store.insert({ id: 'planted', bundleDir: elsewhere, logPath: join(elsewhere, 'logs'), cgroupsPath: null, appName: null, imageDigest: null });
-      await expect(rt.delete('planted', { force: true, purge: true })).rejects.toMatchObject({ code: 'HOST_STATE_INVALID' });
+      expect((await rt.delete('planted', { force: true, purge: true })).status).toBe('removed');
       expect(existsSync(join(elsewhere, 'precious'))).toBe(true);
+      for (const [id, bundleDir] of [['up', `${stateDir}/containers/..`], ['dot', `${stateDir}/containers/.`], ['root', '/']]) {
+        rt.store.insert({ id, bundleDir, logPath: join(stateDir, 'logs'), cgroupsPath: null, appName: null, imageDigest: null });
+        await expect(rt.delete(id, { force: true, purge: true })).rejects.toMatchObject({ code: 'HOST_STATE_INVALID' });
+        expect(rt.store.get(id)?.status).not.toBe('removed');
+      }
+      expect(readdirSync(stateDir).length).toBeGreaterThan(0);
     } finally {
       rt.close();
     }
