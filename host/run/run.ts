@@ -145,7 +145,16 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   // then everything made so far is removed and the signal's exit status returned. Without this,
   // Node's default handler ended the process with the clean-up not run.
   let interrupted: NodeJS.Signals | undefined;
-  const early = io.onSignal((signal) => (interrupted ??= signal));
+  const early = io.onSignal((signal) => {
+    if (!interrupted) {
+      interrupted = signal;
+      io.err(`${signal}: stopping ${id} once the step in hand ends, removing what was made; again to quit at once (leaving it)`);
+      return;
+    }
+    // A second signal: a step that hangs (netavark, a huge unpack) must not trap the user.
+    early();
+    process.kill(process.pid, signal);
+  });
   const stopIfInterrupted = () => {
     if (interrupted) throw new Interrupted(interrupted);
   };
@@ -199,10 +208,12 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     return rec.exitCode ?? 125;
   } catch (e) {
     if (!(e instanceof Interrupted)) throw e;
-    io.err(`${e.signal}: stopped before ${id} started; nothing of it is left`);
+    io.err(`${e.signal}: stopped before ${id} started`);
     return 128 + (osConstants.signals[e.signal] ?? 0);
   } finally {
     early();
+    // The clean-up runs to its end (the claim is removed last): a signal meanwhile is only noted.
+    const cleaning = io.onSignal((signal) => io.err(`${signal}: removing what ${id} made first`));
     await monitor?.stop().catch(() => undefined);
     if (runtime && created) {
       await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
@@ -213,6 +224,7 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
       await rm(rootfs, { recursive: true, force: true });
       await rm(claim, { recursive: true, force: true });
     }
+    cleaning();
     runtime?.close();
     network?.close();
   }
