@@ -22,8 +22,6 @@ export interface InPlaceRecovery {
    * would refuse a deploy already under way, so that ending is `parked` for the next start.
    */
   live?: boolean;
-  /** How the lines say when the ending came (default: after the agent restart). */
-  when?: string;
   assignedPath(id: string): string;
   /** The new bundle is the app (assigned record written, replaced root filesystems removed). */
   finish(id: string, rootfs: string, assigned: string): Promise<void>;
@@ -109,7 +107,7 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
     if (proven || (now.status === 'running' && gate?.health !== 'unhealthy')) {
       await o.finish(id, r.rootfs, r.assigned);
       const how = gate ? 'passed its health check' : proven ? 'had passed its health check' : 'runs';
-      return `${id}: the new bundle ${how} ${o.when ?? 'after the agent restart'}: it is the app${now.status === 'running' ? '' : ` (${now.status})`}`;
+      return `${id}: the new bundle ${how} ${whenOf(o)}: it is the app${now.status === 'running' ? '' : ` (${now.status})`}`;
     }
     // One that passed and then ended is no health-check failure: RUNTIME_FAILED, with how it ended.
     const why = gate?.health === 'unhealthy' ? gate.detail : undefined;
@@ -117,7 +115,7 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
     // As in the live path: without a previous bundle the failed one's network rests with it.
     if (!previous) await o.network?.suspend(id).catch(() => undefined);
     const failed = await o.fail(id, r.rootfs, previous, rec, why, gate?.exited?.exitReason ?? rec.exitReason);
-    const line = `${failed.out.code ?? 'RUNTIME_FAILED'} ${o.when ?? 'after the agent restart'}: ${failed.out.message ?? 'the new bundle failed'}`;
+    const line = `${failed.out.code ?? 'RUNTIME_FAILED'} ${whenOf(o)}: ${failed.out.message ?? 'the new bundle failed'}`;
     // The record stays: the next start tries the rollback again.
     if (failed.rollbackFailed) throw new CtError('RUNTIME_FAILED', line);
     return `${id}: ${line}`;
@@ -130,6 +128,9 @@ async function resume(o: InPlaceRecovery, r: ReplaceRecord): Promise<string | Pe
   }
   return end(undefined);
 }
+
+/** How the lines say when the ending came. */
+const whenOf = (o: InPlaceRecovery) => (o.live ? 'when the agent tried again' : 'after the agent restart');
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 

@@ -68,6 +68,10 @@ export interface LocalRunnerOptions {
   maxDrainMs?: number;
 }
 
+/** A kept replace record is tried again after 15 s, then after twice as long each time, at most 10 min. */
+const RETRY_FIRST_MS = 15_000;
+const RETRY_MAX_MS = 600_000;
+
 type Outcome = { state: ContainerState; code?: string; message?: string; exitCode?: number | null };
 const refused = (code: string, message: string): Outcome => ({ state: 'refused', code, message });
 
@@ -77,10 +81,6 @@ const refused = (code: string, message: string): Outcome => ({ state: 'refused',
  * this host's policies with its own facts, and unpacked from the very archive that was verified
  * (applyLayers re-hashes every layer as it extracts it). Only then does runc see it.
  */
-/** A kept replace record is tried again after 15 s, then after twice as long each time, at most 10 min. */
-const RETRY_FIRST_MS = 15_000;
-const RETRY_MAX_MS = 600_000;
-
 export class LocalRunner implements AssignmentRunner {
   /**
    * Runs and reconciliations take turns: a reconciliation (runtime.list) racing a replacement could
@@ -202,32 +202,27 @@ export class LocalRunner implements AssignmentRunner {
         else if (r.at <= now) due.push(id);
       }
       if (due.length === 0) return [];
-      const left = await this.leftInPlace(new Set(due), { live: true, when: 'when the agent tried again' });
+      const left = await this.leftInPlace(new Set(due), true);
       // Live, nothing is left pending (leftInPlace's `live`): every ending is a line. A parked one
       // (a check to resume) is looked at again on the same schedule, since the container may have
       // stopped meanwhile and its ending need no check any more; its line is said once.
-      const lines: string[] = [];
-      for (const l of left) {
-        if (!('line' in l)) continue;
-        const before = this.retries.get(l.id);
-        if (!(l.parked && before?.parked)) lines.push(l.line);
-      }
+      const parked = new Set(left.flatMap((l) => ('parked' in l && l.parked ? [l.id] : [])));
+      const lines = left.flatMap((l) => ('line' in l && !(parked.has(l.id) && this.retries.get(l.id)?.parked) ? [l.line] : []));
       for (const id of due) {
         if (!(await hasReplaceRecord(this.opts.stateDir, id))) {
           this.retries.delete(id);
           continue;
         }
         const failures = (this.retries.get(id)?.failures ?? 0) + 1;
-        const parked = left.some((l) => l.id === id && 'parked' in l && l.parked);
-        this.retries.set(id, { failures, at: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** failures), ...(parked ? { parked: true as const } : {}) });
+        this.retries.set(id, { failures, at: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** failures), ...(parked.has(id) ? { parked: true as const } : {}) });
       }
       return lines;
     });
   }
 
-  private leftInPlace(only?: ReadonlySet<string>, o: { live?: boolean; when?: string } = {}): Promise<LeftReplace[]> {
+  private leftInPlace(only?: ReadonlySet<string>, live = false): Promise<LeftReplace[]> {
     return leftInPlace({
-      runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id), only, ...o,
+      runtime: this.opts.runtime, network: this.opts.network, stateDir: this.opts.stateDir, assignedPath: (id) => this.assignedPath(id), only, live,
       finish: (id, rootfs, assigned) => this.finishReplace(id, rootfs, assigned),
       fail: (id, rootfs, previous, rec, why, exitReason) => this.failedReplace(id, rootfs, previous, rec, why, exitReason),
       rollBack: (id, rootfs, previous) => this.rollBack(id, rootfs, previous),

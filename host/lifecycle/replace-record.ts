@@ -87,27 +87,26 @@ export function hasReplaceRecord(stateDir: string, id: string): Promise<boolean>
  */
 export async function replaceToEnd(stateDir: string, id: string): Promise<boolean> {
   if (!(await hasReplaceRecord(stateDir, id))) return false;
-  const [left] = await leftReplaceRecords(stateDir, new Set([id]));
-  return left !== undefined && !('invalid' in left);
+  return !('invalid' in (await leftRecord(stateDir, id)));
 }
 
 /** The records in the state directory (`only`: of those apps), parsed or with why they could not be. */
 export async function leftReplaceRecords(stateDir: string, only?: ReadonlySet<string>): Promise<LeftRecord[]> {
   const out: LeftRecord[] = [];
-  for (const id of await replaceRecordIds(stateDir)) {
-    if (only && !only.has(id)) continue;
-    const name = `${id}.json`;
-    try {
-      const record = parseReplaceRecord(await readBounded(join(dirOf(stateDir), name)), id);
-      // The recovery may remove this directory: only ever one of the host's unpacked root filesystems.
-      const parent = join(stateDir, 'rootfs');
-      if (!(relative(parent, record.rootfs).startsWith(`${id}-`) && dirname(record.rootfs) === parent)) throw new Error(`bad rootfs (not a root filesystem of ${id} under ${parent})`);
-      out.push({ id, record });
-    } catch (e) {
-      out.push({ id, invalid: (e as Error).message });
-    }
-  }
+  for (const id of await replaceRecordIds(stateDir)) if (!only || only.has(id)) out.push(await leftRecord(stateDir, id));
   return out;
+}
+
+async function leftRecord(stateDir: string, id: string): Promise<LeftRecord> {
+  try {
+    const record = parseReplaceRecord(await readBounded(replaceRecordPath(stateDir, id)), id);
+    // The recovery may remove this directory: only ever one of the host's unpacked root filesystems.
+    const parent = join(stateDir, 'rootfs');
+    if (!(relative(parent, record.rootfs).startsWith(`${id}-`) && dirname(record.rootfs) === parent)) throw new Error(`bad rootfs (not a root filesystem of ${id} under ${parent})`);
+    return { id, record };
+  } catch (e) {
+    return { id, invalid: (e as Error).message };
+  }
 }
 
 async function readBounded(path: string): Promise<string> {

@@ -28,11 +28,10 @@ export async function saveNetworkSettings(stateDir: string, s: NetworkSettings):
 /**
  * The host's runtime (and, as root, its networks, with the agent's settings) opened on its state
  * directory, for one `ct host` command next to a running agent: the SQLite state is shared (WAL),
- * and the agent's next reconciliation (within ~2 s) reports any change to the server.
+ * and the agent's next reconciliation (within ~2 s) reports any change to the server. Its caller
+ * has checked the directory (ensurePrivateDir) before anything else.
  */
 async function openHost(stateDir: string): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
-  // As `ct host run` and `ct run`: a state directory another user may write is not acted on as root.
-  await ensurePrivateDir(stateDir);
   const settings = await readFile(settingsPath(stateDir), 'utf8').then((t) => JSON.parse(t) as NetworkSettings, () => undefined);
   const network = process.getuid?.() === 0 && settings
     ? new NetworkManager({ stateDir, subnetBase: settings.subnetBase, bridgePrefix: settings.bridgePrefix, paths: settings.netavarkDir ? await findNetavark([settings.netavarkDir]) : undefined })
@@ -49,6 +48,8 @@ function ago(iso: string | null): string {
 
 /** `ct host ps`: the containers with their state, health, restarts and exit (code and reason). */
 export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): Promise<number> {
+  // As `ct host run` and `ct run`: a state directory another user may write is not acted on as root.
+  await ensurePrivateDir(o.stateDir);
   const h = await openHost(o.stateDir);
   try {
     const list = await h.runtime.list();
@@ -152,6 +153,8 @@ export interface LogsOptions {
 
 /** `ct host logs ID [-f]`: stdout lines to stdout and stderr lines to stderr, merged by time; -f follows until the container stops or Ctrl-C. */
 export async function hostLogs(o: LogsOptions, io: Io & { stdout(t: string): void; stderr(t: string): void; onSignal(h: () => void): void }): Promise<number> {
+  // As `ct host run` and `ct run`: a state directory another user may write is not acted on as root.
+  await ensurePrivateDir(o.stateDir);
   const h = await openHost(o.stateDir);
   try {
     const dir = h.runtime.logDir(o.id);

@@ -167,7 +167,7 @@ export class DeployPipeline {
     if (!bad) return { status: 'succeeded', message: `${suspended ? 'suspended' : 'running'} on ${hosts.length} host(s)`, extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     // A host that held the app set this one aside and a newer deployment overtook it there.
-    if (bad.state === 'refused' && bad.code === 'SUPERSEDED') return { status: 'superseded', reason: 'SUPERSEDED', message: bad.message ?? 'a newer deployment overtook it on a host', extra };
+    if (overtaken(bad)) return { status: 'superseded', reason: 'SUPERSEDED', message: bad.message ?? 'a newer deployment overtook it on a host', extra };
     // A host that could not take it just now (its agent stopping, the app held by a replace it is
     // ending) said so: not the bundle's failure, so it is tried again.
     if (bad.state === 'refused' && bad.code === 'CONTAINER_BUSY') return { status: 'error', reason: 'CONTAINER_BUSY', message: `a host was busy: ${bad.message ?? 'try again'}`, extra };
