@@ -3,4 +3,4 @@
 // Installed with the cerro-torre npm package next to `ct`, so a job needs only a Node.js image.
 const command = process.argv[2];
 if (command === 'policy-check') await import('../build/actions/policy-check/gitlab-main.js');
-else await import('../build/actions/build/gitlab.js');
+else await import('../build/actions/build/gitlab-main.js');

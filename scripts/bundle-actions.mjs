@@ -23,7 +23,7 @@ export function actionEntries() {
     'deploy/index': 'actions/deploy/index.ts',
     'promote/index': 'actions/promote/index.ts',
     // The GitLab CI entry runs the same actions from templates/*.yml.
-    'gitlab/index': 'actions/build/gitlab.ts',
+    'gitlab/index': 'actions/build/gitlab-main.ts',
   };
 }
 

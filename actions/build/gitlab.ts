@@ -1,14 +1,14 @@
 /**
  * The GitLab CI entry of the same actions (templates/*.yml run `ct-gitlab build|verify|deploy`,
- * bin/ct-gitlab.js; `node dist/gitlab/index.js` is the same bundled). Inputs come from `CT_<INPUT>` variables (GitLab variable names cannot
+ * bin/ct-gitlab.js → gitlab-main.ts; `node dist/gitlab/index.js` is the same bundled). Inputs come from `CT_<INPUT>` variables (GitLab variable names cannot
  * hold dashes: `log-quorum` → CT_LOG_QUORUM), OIDC tokens from the job's `id_tokens`
  * (SIGSTORE_ID_TOKEN for aud sigstore, CT_DEPLOY_ID_TOKEN for the deploy server), outputs go to a
  * dotenv report, the summary to a Markdown file, and commit statuses to GitLab through Gitbeaker
  * when CT_GITLAB_TOKEN is given.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { appendFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { lstatSync } from 'node:fs';
+import { CtError } from '../../src/core/errors.js';
+import { writeJobFileSync } from '../../src/core/fs.js';
 import type { ActionIo, InputReader } from './io.js';
 import { readBuildInputs } from './inputs.js';
 import { run as runBuild } from './run.js';
@@ -36,8 +36,7 @@ export function gitlabIo(env: NodeJS.ProcessEnv): ActionIo {
     setOutput: (n, v) => {
       // dotenv reports hold one line per variable: JSON values are single-line already.
       const line = `CT_${n.toUpperCase().replace(/[^A-Z0-9]/g, '_')}=${clean(v).replace(/\n/g, ' ')}\n`;
-      mkdirSync(dirname(outputs), { recursive: true });
-      appendFileSync(outputs, line);
+      writeJobFileSync(outputs, line, { append: true });
     },
     info: (m) => console.log(clean(m)),
     warning: (m) => console.log(`WARNING: ${clean(m)}`),
@@ -46,8 +45,7 @@ export function gitlabIo(env: NodeJS.ProcessEnv): ActionIo {
       process.exitCode = 1;
     },
     summary: async (md) => {
-      await mkdir(dirname(summary), { recursive: true });
-      await appendFile(summary, clean(md));
+      writeJobFileSync(summary, clean(md), { append: true });
     },
     idToken: async (aud) => {
       const name = aud === 'sigstore' ? 'SIGSTORE_ID_TOKEN' : 'CT_DEPLOY_ID_TOKEN';
@@ -66,6 +64,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   // GitHub-only inputs stay empty on GitLab: no GitHub status, output dir under the project.
   const env2 = { ...env, RUNNER_TEMP: env.CT_OUTPUT_DIR ?? `${env.CI_PROJECT_DIR ?? '.'}/ct-out` };
   try {
+    // The output directory sits in the checkout of the change under test (see writeJobFileSync).
+    if (lstatSync(env2.RUNNER_TEMP, { throwIfNoEntry: false })?.isSymbolicLink()) {
+      throw new CtError('IO_ERROR', `refusing to write into ${env2.RUNNER_TEMP}: it is a symbolic link (committed to the repository?); set CT_OUTPUT_DIR to use another directory`, { path: env2.RUNNER_TEMP });
+    }
     switch (argv[0]) {
       case 'build':
         await runBuild({ ...readBuildInputs(get, env2), githubToken: undefined }, io, reporter);
@@ -88,4 +90,3 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   }
 }
 
-await main(process.argv.slice(2), process.env);

@@ -1,9 +1,9 @@
 import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import type { OciConfig } from '../enforce/types.js';
-import { ContainerStore, type ContainerRecord, type ContainerStatus } from './state.js';
+import { CGROUP_RE, CONTAINER_ID_RE, ContainerStore, type ContainerRecord, type ContainerStatus } from './state.js';
 import { DEFAULT_LOG_LIMITS, supervisorArgv, type ExitRecord, type LogLimits } from './supervisor.js';
 import { findOnPath, runTool } from './tools.js';
 import { launcher } from './launcher.js';
@@ -12,8 +12,6 @@ import { oomKilledSince } from '../resources/oom.js';
 import { initRunning } from './liveness.js';
 import type { KillSignal } from '../../src/protocol/messages.js';
 
-/** runc's container id grammar, narrowed: it names directories and cgroups. */
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface RuncOptions {
   /** Host state directory: runc's --root, bundles, logs, exit files and the SQLite state. */
@@ -55,7 +53,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 export function checkId(id: string): void {
-  if (!ID_RE.test(id)) throw new CtError('USAGE', `container id ${JSON.stringify(id)} must match ${ID_RE}`, { id });
+  if (!CONTAINER_ID_RE.test(id)) throw new CtError('USAGE', `container id ${JSON.stringify(id)} must match ${CONTAINER_ID_RE}`, { id });
 }
 
 /**
@@ -146,6 +144,7 @@ export class RuncRuntime {
     await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, 0o600);
     await mkdir(join(dir, 'logs'), { mode: 0o700 });
     const cgroupsPath = config.linux.cgroupsPath ?? null;
+    if (cgroupsPath !== null && !CGROUP_RE.test(cgroupsPath)) throw new CtError('USAGE', `container ${id}: cgroupsPath ${JSON.stringify(cgroupsPath).slice(0, 200)} must match ${CGROUP_RE}`, { id });
     if (cgroupsPath && this.unified) await mkdir(join(this.unified, cgroupsPath), { recursive: true });
     return this.store.insert({ id, bundleDir: dir, logPath: join(dir, 'logs'), cgroupsPath, appName: opts.appName ?? null, imageDigest: opts.imageDigest ?? null, replaces: opts.replaces });
   }
@@ -416,18 +415,6 @@ export class RuncRuntime {
   /** Removes the container (force: kill it first). Logs stay until the bundle directory is purged. */
   async delete(id: string, opts: { force?: boolean; purge?: boolean } = {}): Promise<ContainerRecord> {
     const rec = await this.state(id);
-    // The recorded bundle directory is trusted for its name only, a container's under this state
-    // directory's containers/ (a state database someone else could write must not aim a recursive
-    // removal elsewhere; one recorded relative or through another spelling still names it). Checked
-    // before anything is done, so that a refused removal leaves the container as it was.
-    let purge: string | undefined;
-    if (opts.purge) {
-      const name = basename(rec.bundleDir);
-      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) {
-        throw new CtError('HOST_STATE_INVALID', `container ${id}: its recorded bundle directory ${JSON.stringify(rec.bundleDir)} names no container directory; nothing was done`, { id });
-      }
-      purge = join(this.stateDir, 'containers', name);
-    }
     if ((rec.status === 'running' || rec.status === 'paused') && !opts.force) {
       throw new CtError('USAGE', `container ${id} is ${rec.status}; stop it first or force`, { id });
     }
@@ -440,7 +427,9 @@ export class RuncRuntime {
       }
     }
     if (rec.cgroupsPath && this.unified) await rmdir(join(this.unified, rec.cgroupsPath)).catch(() => {});
-    if (purge) await rm(purge, { recursive: true, force: true });
+    // The store's bundle directory: containers/<runc id> under this state directory, whatever the
+    // database says (state.ts fromRow refuses a row recording another).
+    if (opts.purge) await rm(rec.bundleDir, { recursive: true, force: true });
     return this.store.update(id, { status: 'removed', pid: null });
   }
 

@@ -1,4 +1,11 @@
 import Database from 'better-sqlite3';
+import { basename, dirname, join } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+
+/** runc's container id grammar, narrowed: it names directories and cgroups (one segment, never `.` or `..`). */
+export const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The cgroups the runtime creates: one per container, under /cerro-torre (host/agent, ct run). */
+export const CGROUP_RE = /^\/cerro-torre\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Container lifecycle (Vörðr's set): a closed union, reported to the server on every change. */
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped' | 'removed';
@@ -74,14 +81,36 @@ interface Row {
   finished_at: string | null;
 }
 
-function fromRow(r: Row): ContainerRecord {
+/**
+ * A row as the runtime may use it. The paths the runtime acts on (a recursive removal of the bundle
+ * directory, runc's bundle, the log directory the supervisor writes, the cgroup it creates and
+ * removes) are the ones it derives from the container's runc id under this state directory; the
+ * recorded ones must be what the runtime writes (`containers/<runc id>`, its `logs` or a former
+ * agent's `container.log`, `/cerro-torre/<name>`), compared by their last components so that a state
+ * directory opened through another spelling (relative, a symlink) still matches. A row that differs
+ * was not written by a runtime: it is refused (HOST_STATE_INVALID) rather than followed, and nothing
+ * is done to that container.
+ */
+function fromRow(r: Row, containersDir: string): ContainerRecord {
+  const runcId = r.runc_id ?? r.id;
+  const refuse = (what: string, value: unknown): never => {
+    throw new CtError('HOST_STATE_INVALID', `container ${JSON.stringify(r.id).slice(0, 80)}: the state database records ${what} ${JSON.stringify(value).slice(0, 200)}, which no runtime writes; nothing was done to it (remove its row from state.db, or the state directory, by hand)`, { id: String(r.id).slice(0, 80) });
+  };
+  const ids: [string, unknown][] = [['the id', r.id], ['the runc id', runcId]];
+  if (r.replaces !== null) ids.push(['the replaced id', r.replaces]);
+  for (const [what, value] of ids) if (typeof value !== 'string' || !CONTAINER_ID_RE.test(value)) refuse(what, value);
+  if (basename(r.bundle_dir) !== runcId || basename(dirname(r.bundle_dir)) !== 'containers') refuse('the bundle directory', r.bundle_dir);
+  const logName = basename(r.log_path);
+  if (dirname(r.log_path) !== r.bundle_dir || (logName !== 'logs' && logName !== 'container.log')) refuse('the log path', r.log_path);
+  if (r.cgroups_path !== null && !CGROUP_RE.test(r.cgroups_path)) refuse('the cgroup path', r.cgroups_path);
+  const bundleDir = join(containersDir, runcId);
   return {
     id: r.id,
     runcId: r.runc_id ?? r.id,
     replaces: r.replaces ?? null,
     status: r.status,
-    bundleDir: r.bundle_dir,
-    logPath: r.log_path,
+    bundleDir,
+    logPath: join(bundleDir, logName),
     cgroupsPath: r.cgroups_path,
     appName: r.app_name,
     imageDigest: r.image_digest,
@@ -107,9 +136,12 @@ function fromRow(r: Row): ContainerRecord {
  */
 export class ContainerStore {
   private readonly db: Database.Database;
+  /** <state directory>/containers, as the runtime spells it (see fromRow). */
+  private readonly containersDir: string;
 
   constructor(path: string) {
     this.db = new Database(path);
+    this.containersDir = join(dirname(path), 'containers');
     this.db.pragma('journal_mode = WAL');
     // WAL + NORMAL survives a crash of the agent (what kill -9 is); a power loss may lose the last
     // changes, which recover() rebuilds from runc and the exit files. FULL cost an fsync per change.
@@ -150,9 +182,10 @@ export class ContainerStore {
     this.db.close();
   }
 
+  /** Records a created container; one whose paths fromRow would refuse is not written (the read-back is in the transaction). */
   insert(rec: Pick<ContainerRecord, 'id' | 'bundleDir' | 'logPath' | 'cgroupsPath' | 'appName' | 'imageDigest'> & { replaces?: string }): ContainerRecord {
     const now = new Date().toISOString();
-    this.db.transaction(() => {
+    return this.db.transaction(() => {
       this.db
         .prepare(
           `INSERT INTO containers (id, status, bundle_dir, log_path, cgroups_path, app_name, image_digest, created_at, replaces)
@@ -160,20 +193,20 @@ export class ContainerStore {
         )
         .run(rec.id, rec.bundleDir, rec.logPath, rec.cgroupsPath, rec.appName, rec.imageDigest, now, rec.replaces ?? null);
       this.db.prepare(`INSERT INTO changes (id, status, exit_code, time) VALUES (?, 'created', NULL, ?)`).run(rec.id, now);
+      return this.get(rec.id)!;
     })();
-    return this.get(rec.id)!;
   }
 
   get(id: string): ContainerRecord | undefined {
     const row = this.db.prepare(`SELECT * FROM containers WHERE id = ?`).get(id) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? fromRow(row, this.containersDir) : undefined;
   }
 
   list(opts: { includeRemoved?: boolean } = {}): ContainerRecord[] {
     const rows = this.db
       .prepare(`SELECT * FROM containers ${opts.includeRemoved ? '' : "WHERE status != 'removed'"} ORDER BY created_at, id`)
       .all() as Row[];
-    return rows.map(fromRow);
+    return rows.map((r) => fromRow(r, this.containersDir));
   }
 
   /** Updates fields; records a change when the status differs from the stored one. */

@@ -1,4 +1,5 @@
 import { lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { closeSync, constants, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asIoError, CtError } from './errors.js';
@@ -162,4 +163,31 @@ async function isOwnStaleFile(path: string, olderThanMs: number | undefined): Pr
   if (!st.isFile()) return false;
   if (process.getuid && st.uid !== process.getuid()) return false;
   return olderThanMs === undefined || Date.now() - st.mtimeMs >= olderThanMs;
+}
+
+/**
+ * Writes (append: appends to) a file a CI job leaves in its project directory for the platform to
+ * pick up (reports, dotenv outputs, summaries). That directory is a checkout of the change under
+ * test, which can commit a symbolic link under the report's name to aim the job's write at another
+ * file of the runner: the last component is opened with O_NOFOLLOW, and a link there is refused
+ * (IO_ERROR) instead of followed. The directories above it are the job's configuration's choice.
+ */
+export function writeJobFileSync(path: string, data: string, opts: { append?: boolean } = {}): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (opts.append ? constants.O_APPEND : constants.O_TRUNC);
+  let fd: number;
+  try {
+    fd = openSync(path, flags, 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw new CtError('IO_ERROR', `refusing to write ${path}: it is a symbolic link (committed to the repository?); nothing was written`, { path });
+    }
+    throw asIoError(e, path);
+  }
+  try {
+    const bytes = Buffer.from(data, 'utf8');
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+  } finally {
+    closeSync(fd);
+  }
 }
