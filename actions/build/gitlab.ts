@@ -7,6 +7,7 @@
  * when CT_GITLAB_TOKEN is given.
  */
 import { lstatSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeJobFileSync } from '../../src/core/fs.js';
 import type { ActionIo, InputReader } from './io.js';
@@ -29,6 +30,14 @@ export function gitlabInputs(env: NodeJS.ProcessEnv): InputReader {
 export function gitlabIo(env: NodeJS.ProcessEnv): ActionIo {
   const outputs = env.CT_OUTPUT_ENV ?? 'ct-outputs.env';
   const summary = env.CT_SUMMARY_FILE ?? 'ct-summary.md';
+  // Each command's dotenv report and summary start afresh: a file committed under that name (the
+  // project directory is the change under test) must not carry its variables into the report that
+  // later jobs read. The command's later writes append.
+  const written = new Set<string>();
+  const write = (path: string, text: string) => {
+    writeJobFileSync(path, text, { append: written.has(path) });
+    written.add(path);
+  };
   const secrets: string[] = [];
   const clean = (m: string) => secrets.reduce((t, s) => t.split(s).join('[MASKED]'), m);
   return {
@@ -36,7 +45,7 @@ export function gitlabIo(env: NodeJS.ProcessEnv): ActionIo {
     setOutput: (n, v) => {
       // dotenv reports hold one line per variable: JSON values are single-line already.
       const line = `CT_${n.toUpperCase().replace(/[^A-Z0-9]/g, '_')}=${clean(v).replace(/\n/g, ' ')}\n`;
-      writeJobFileSync(outputs, line, { append: true });
+      write(outputs, line);
     },
     info: (m) => console.log(clean(m)),
     warning: (m) => console.log(`WARNING: ${clean(m)}`),
@@ -45,7 +54,7 @@ export function gitlabIo(env: NodeJS.ProcessEnv): ActionIo {
       process.exitCode = 1;
     },
     summary: async (md) => {
-      writeJobFileSync(summary, clean(md), { append: true });
+      write(summary, clean(md));
     },
     idToken: async (aud) => {
       const name = aud === 'sigstore' ? 'SIGSTORE_ID_TOKEN' : 'CT_DEPLOY_ID_TOKEN';
@@ -62,11 +71,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   const reporter = gitlabReporterFromEnv(env, env.CT_GITLAB_TOKEN);
   if (env.CT_GITLAB_TOKEN) io.setSecret(env.CT_GITLAB_TOKEN);
   // GitHub-only inputs stay empty on GitLab: no GitHub status, output dir under the project.
-  const env2 = { ...env, RUNNER_TEMP: env.CT_OUTPUT_DIR ?? `${env.CI_PROJECT_DIR ?? '.'}/ct-out` };
+  // Resolved once, and that very path checked and used (a trailing slash would make lstat follow a link).
+  const outDir = resolve((env.CT_OUTPUT_DIR ?? `${env.CI_PROJECT_DIR ?? '.'}/ct-out`).trim());
+  const env2 = { ...env, RUNNER_TEMP: outDir };
   try {
-    // The output directory sits in the checkout of the change under test (see writeJobFileSync).
-    if (lstatSync(env2.RUNNER_TEMP, { throwIfNoEntry: false })?.isSymbolicLink()) {
-      throw new CtError('IO_ERROR', `refusing to write into ${env2.RUNNER_TEMP}: it is a symbolic link (committed to the repository?); set CT_OUTPUT_DIR to use another directory`, { path: env2.RUNNER_TEMP });
+    // The output directory sits in the checkout of the change under test (see writeJobFileSync);
+    // what is written inside it goes by unguessable names or by rename (run.ts).
+    if (argv[0] !== 'promote' && lstatSync(outDir, { throwIfNoEntry: false })?.isSymbolicLink()) {
+      throw new CtError('IO_ERROR', `refusing to write into ${outDir}: it is a symbolic link (committed to the repository?); set CT_OUTPUT_DIR to another directory`, { path: outDir });
     }
     switch (argv[0]) {
       case 'build':

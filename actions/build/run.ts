@@ -6,7 +6,7 @@
  * One load-guard-run shape: status `pending` first, the final status in `finally`.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { packCtp } from '../../src/bundle/pack/pack.js';
@@ -76,7 +76,9 @@ async function packSource(i: BuildInputs): Promise<{ path: string; name: string;
   const s = i.source;
   let pulled: string | undefined;
   if ('image' in s) {
-    pulled = join(i.outputDir, `.ct-pull-${process.pid}`);
+    // A fresh directory of an unguessable name: the output directory may sit in a checkout, where
+    // links committed under a predictable name would take the pulled files elsewhere.
+    pulled = await mkdtemp(join(i.outputDir, '.ct-pull-'));
     await pullImageLayout(s.image, pulled, registryOptions(i));
   }
   const from = pulled ? { ociLayout: pulled } : 'dir' in s ? { dir: resolve(s.dir) } : 'ociLayout' in s ? { ociLayout: resolve(s.ociLayout) } : { imageTar: resolve((s as { imageTar: string }).imageTar) };

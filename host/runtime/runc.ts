@@ -135,6 +135,9 @@ export class RuncRuntime {
    */
   async create(id: string, config: OciConfig, opts: CreateOptions = {}): Promise<ContainerRecord> {
     checkId(id);
+    // Before anything is touched: a refused config leaves what was there as it was.
+    const cgroupsPath = config.linux.cgroupsPath ?? null;
+    if (cgroupsPath !== null && !CGROUP_RE.test(cgroupsPath)) throw new CtError('USAGE', `container ${id}: cgroupsPath ${JSON.stringify(cgroupsPath).slice(0, 200)} must match ${CGROUP_RE}`, { id });
     const existing = this.store.get(id);
     if (existing && existing.status !== 'removed') throw new CtError('USAGE', `container ${id} already exists`, { id });
     if (existing) this.store.forget(id);
@@ -143,8 +146,6 @@ export class RuncRuntime {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, 0o600);
     await mkdir(join(dir, 'logs'), { mode: 0o700 });
-    const cgroupsPath = config.linux.cgroupsPath ?? null;
-    if (cgroupsPath !== null && !CGROUP_RE.test(cgroupsPath)) throw new CtError('USAGE', `container ${id}: cgroupsPath ${JSON.stringify(cgroupsPath).slice(0, 200)} must match ${CGROUP_RE}`, { id });
     if (cgroupsPath && this.unified) await mkdir(join(this.unified, cgroupsPath), { recursive: true });
     return this.store.insert({ id, bundleDir: dir, logPath: join(dir, 'logs'), cgroupsPath, appName: opts.appName ?? null, imageDigest: opts.imageDigest ?? null, replaces: opts.replaces });
   }

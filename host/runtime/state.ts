@@ -99,10 +99,12 @@ function fromRow(r: Row, containersDir: string): ContainerRecord {
   const ids: [string, unknown][] = [['the id', r.id], ['the runc id', runcId]];
   if (r.replaces !== null) ids.push(['the replaced id', r.replaces]);
   for (const [what, value] of ids) if (typeof value !== 'string' || !CONTAINER_ID_RE.test(value)) refuse(what, value);
-  if (basename(r.bundle_dir) !== runcId || basename(dirname(r.bundle_dir)) !== 'containers') refuse('the bundle directory', r.bundle_dir);
+  // Columns are checked for their type too: SQLite stores whatever it is given.
+  if (typeof r.bundle_dir !== 'string' || basename(r.bundle_dir) !== runcId || basename(dirname(r.bundle_dir)) !== 'containers') refuse('the bundle directory', r.bundle_dir);
+  if (typeof r.log_path !== 'string') refuse('the log path', r.log_path);
   const logName = basename(r.log_path);
   if (dirname(r.log_path) !== r.bundle_dir || (logName !== 'logs' && logName !== 'container.log')) refuse('the log path', r.log_path);
-  if (r.cgroups_path !== null && !CGROUP_RE.test(r.cgroups_path)) refuse('the cgroup path', r.cgroups_path);
+  if (r.cgroups_path !== null && (typeof r.cgroups_path !== 'string' || !CGROUP_RE.test(r.cgroups_path))) refuse('the cgroup path', r.cgroups_path);
   const bundleDir = join(containersDir, runcId);
   return {
     id: r.id,

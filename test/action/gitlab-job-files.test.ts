@@ -56,7 +56,22 @@ describe('files a GitLab job writes into its project directory', () => {
     expect(readFileSync(victim, 'utf8')).toBe('the runner’s own file\n');
   });
 
-  it('a committed ct-out link fails the job before anything is built into it', async () => {
+  it('a committed dotenv report or summary is replaced, not appended to: its variables never reach later jobs', async () => {
+    const { dir } = workspace();
+    const outputs = join(dir, 'project', 'ct-outputs.env');
+    const summary = join(dir, 'project', 'ct-summary.md');
+    writeFileSync(outputs, 'CT_SERVER=https://attacker.example\n');
+    writeFileSync(summary, '# Verified ✅\n');
+    const io = gitlabIo({ CT_OUTPUT_ENV: outputs, CT_SUMMARY_FILE: summary });
+    io.setOutput('bundle-digest', 'sha256:abc');
+    io.setOutput('image-digest', 'sha256:def');
+    await io.summary('# built\n');
+    await io.summary('more\n');
+    expect(readFileSync(outputs, 'utf8')).toBe('CT_BUNDLE_DIGEST=sha256:abc\nCT_IMAGE_DIGEST=sha256:def\n');
+    expect(readFileSync(summary, 'utf8')).toBe('# built\nmore\n');
+  });
+
+  it('a committed ct-out link fails the job before anything is built into it, however CT_OUTPUT_DIR spells it', async () => {
     const { dir, victim } = workspace();
     const elsewhere = join(dir, 'elsewhere');
     mkdirSync(elsewhere);
@@ -65,13 +80,17 @@ describe('files a GitLab job writes into its project directory', () => {
     const original = console.error;
     console.error = (m: string) => void errors.push(m);
     try {
-      await main(['build'], { CI_PROJECT_DIR: join(dir, 'project'), CT_PATH: 'examples/hello', CT_OUTPUT_ENV: join(dir, 'out.env'), CT_SUMMARY_FILE: join(dir, 'summary.md') });
-      expect(process.exitCode).toBe(1);
+      for (const spelled of [undefined, `${join(dir, 'project', 'ct-out')}/`, ` ${join(dir, 'project', 'ct-out')} `]) {
+        process.exitCode = 0;
+        await main(['build'], { CI_PROJECT_DIR: join(dir, 'project'), CT_PATH: 'examples/hello', CT_OUTPUT_ENV: join(dir, 'out.env'), CT_SUMMARY_FILE: join(dir, 'summary.md'), ...(spelled ? { CT_OUTPUT_DIR: spelled } : {}) });
+        expect([spelled, process.exitCode]).toEqual([spelled, 1]);
+      }
     } finally {
       console.error = original;
       process.exitCode = 0;
     }
-    expect(errors.join('\n')).toMatch(/^ERROR: IO_ERROR: refusing to write into .*ct-out: it is a symbolic link/m);
+    expect(errors).toHaveLength(3);
+    for (const e of errors) expect(e).toMatch(/^ERROR: IO_ERROR: refusing to write into .*\/project\/ct-out: it is a symbolic link/);
     expect(readdirSync(elsewhere)).toEqual([]);
     expect(readFileSync(victim, 'utf8')).toBe('the runner’s own file\n');
   });

@@ -74,6 +74,12 @@ describe('bundle directory removal', () => {
         await expect(rt.create('c1', { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, linux: { cgroupsPath } } as never)).rejects.toMatchObject({ code: 'USAGE' });
         expect(rt.store.get('c1')).toBeUndefined();
       }
+      // A removed container of that id is left as it was (its row, its directory): checked first.
+      await rt.create('c2', { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, linux: {} } as never);
+      await rt.delete('c2');
+      await expect(rt.create('c2', { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, linux: { cgroupsPath: '/x/../y' } } as never)).rejects.toMatchObject({ code: 'USAGE' });
+      expect(rt.store.get('c2')?.status).toBe('removed');
+      expect(existsSync(join(stateDir, 'containers', 'c2', 'config.json'))).toBe(true);
     } finally {
       rt.close();
     }
