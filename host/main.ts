@@ -5,7 +5,10 @@ import { PolicyStore } from '../src/policy/store.js';
 import type { TrustMaterial } from '../src/verify/report.js';
 import { collectFacts } from './facts.js';
 import type { HostFacts } from '../src/protocol/messages.js';
-import { RuncRuntime } from './runtime/runc.js';
+import type { RuncRuntime } from './runtime/runc.js';
+import { openAgentRuntime } from './agent/host-runtime.js';
+import type { HostAlerts } from './agent/alerts.js';
+import type { ContainerMonitors } from './monitor/containers.js';
 import type { LogLimits } from './runtime/supervisor.js';
 import { LocalRunner } from './agent/runner.js';
 import { NetworkManager, findNetavark } from './network/index.js';
@@ -67,16 +70,23 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
     : undefined;
   // `ct host` commands on this machine set suspended networks up again the way the agent does.
   if (network) await saveNetworkSettings(o.stateDir, { subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, netavarkDir: o.netavarkDir });
-  const runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits, beforeStart: network && ((id) => network.resume(id)) });
+  const { runtime, monitors, alerts } = await openAgentRuntime({ stateDir: o.stateDir, facts, network, logLimits: o.logLimits, log: (line) => io.err(line) });
+  // What the agent says it recovered is told to the server too (host.alert in its audit log).
+  const recoveredLine = (line: string) => {
+    io.out(line);
+    alerts.note('host.recovery', line);
+  };
   const recovered = await runtime.recover();
-  for (const c of recovered.changed) io.out(`recovered ${c.id}: ${c.from} → ${c.to}`);
+  for (const c of recovered.changed) recoveredLine(`recovered ${c.id}: ${c.from} → ${c.to}`);
   const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, facts: async () => facts, runtime, environment: o.environment, network });
   // A replace the previous agent was killed in ends as it would have: one container serving the app,
   // and a new bundle that was still being health-checked the app only once its check passes. Those
   // checks are resumed in the background (they may take as long as the bundle's manifest allows):
   // the agent connects and serves meanwhile.
   const recovery = await runner.startRecovery();
-  for (const line of recovery.now) io.out(`recovered replace ${line}`);
+  for (const line of recovery.now) recoveredLine(`recovered replace ${line}`);
+  // Containers that ran on while no agent did are watched again from now on.
+  await monitors.attachRunning();
   // `ct host stop|start|…` on this machine go through the runner's turn (host/agent/control.ts);
   // it also refuses a second agent on the same state directory.
   const started: { agent?: Agent } = {};
@@ -84,20 +94,23 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
   // nor the resumed checks acting on the directory once its lock is released: they are stopped.
   const control = await serveRunnerControl(o.stateDir, runner, () => void started.agent?.resync()).catch(async (e: unknown) => {
     await runner.close();
+    await monitors.close();
     throw e;
   });
   const agent = started.agent = await startHostAgent(o, io, runner, facts).catch(async (e: unknown) => {
     await control.close();
     await runner.close();
+    await monitors.close();
     throw e;
   });
+  alerts.attach((event) => agent.alert(event));
   io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
   let stopping = false;
   void recovery.later.then((lines) => {
-    for (const line of lines) io.out(`recovered replace ${line}`);
+    for (const line of lines) recoveredLine(`recovered replace ${line}`);
     if (lines.length > 0 && !stopping) void agent.resync();
   });
-  const watch = watchContainers(runtime, runner, () => agent.resync(), { log: (line) => io.out(`recovered replace ${line}`), stopping: () => stopping });
+  const watch = watchContainers(runtime, runner, () => agent.resync(), { log: (line) => recoveredLine(`recovered replace ${line}`), stopping: () => stopping, monitors, alerts });
   await new Promise<void>((r) => {
     process.once('SIGINT', r);
     process.once('SIGTERM', r);
@@ -109,6 +122,7 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
   // A deploy or a recovered replace's ending in progress finishes before the stores close under it;
   // endings not begun are left (with their records) to the next start.
   await runner.close();
+  await monitors.close();
   runtime.close();
   network?.close();
   return 0;
@@ -141,7 +155,7 @@ async function startHostAgent(o: HostCommandOptions, io: Io, runner: LocalRunner
  */
 export function watchContainers(
   runtime: RuncRuntime, runner: LocalRunner, onChange: () => Promise<void>,
-  o: { everyMs?: number; log?: (line: string) => void; stopping?: () => boolean } = {},
+  o: { everyMs?: number; log?: (line: string) => void; stopping?: () => boolean; monitors?: ContainerMonitors; alerts?: HostAlerts } = {},
 ): NodeJS.Timeout {
   const everyMs = o.everyMs ?? 2000;
   let last = runtime.store.changes().at(-1)?.seq ?? 0;
@@ -152,6 +166,9 @@ export function watchContainers(
     void (async () => {
       await runner.inventory();
       await runner.applyRestartPolicy();
+      // Monitors of containers that ended go; counts of alerts held back are sent.
+      await o.monitors?.sweep();
+      o.alerts?.tick();
       // A replace whose ending failed (its record kept) is tried again, with growing delays.
       const retried = await runner.retryUnfinished();
       for (const line of retried) o.log?.(line);

@@ -51,7 +51,7 @@ export interface AgentOptions {
 
 export interface Agent {
   hostId: string;
-  /** Sends an alert event to the server (monitor output). */
+  /** Sends an alert event to the server (monitor output, agent notes); kept while disconnected (the newest 256). */
   alert(event: Extract<HostMessage, { type: 'event' }>['event'], deploymentId?: string): void;
   report(msg: Extract<HostMessage, { type: 'status' }>): void;
   connected(): boolean;
@@ -60,6 +60,8 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+/** Alerts kept while the channel is down. */
+const MAX_UNSENT_ALERTS = 256;
 /** How long a status waits for the inventory to ride in its frame before it goes alone. */
 const INVENTORY_WAIT_MS = 50;
 const LATE = Symbol('late');
@@ -89,6 +91,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   /** The connected server reads a status's inventory in its frame (welcome `features`; see messages.ts). */
   let statusCarriesInventory = false;
   let chain: Promise<unknown> = Promise.resolve();
+  // Alerts raised while the channel is down (a reconnect, the server restarting) go out once it is
+  // back, the newest MAX_UNSENT_ALERTS of them.
+  const unsent: Extract<HostMessage, { type: 'event' }>[] = [];
+  let unsentDropped = 0;
 
   const connect = () => {
     if (stopped) return;
@@ -145,6 +151,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         const channel = mac;
         send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
         backoff = 200;
+        if (unsentDropped > 0) {
+          send({ type: 'event', event: { kind: 'host.alerts-dropped', detail: `${unsentDropped} alerts raised while disconnected were not kept (at most ${MAX_UNSENT_ALERTS})`, time: new Date().toISOString() } });
+          unsentDropped = 0;
+        }
+        for (const m of unsent.splice(0)) send(m);
         void sendInventory();
         log('connected', { hostId: id.hostId });
       } else if (msg.type === 'logs') {
@@ -306,7 +317,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   connect();
   return {
     hostId: id.hostId!,
-    alert: (event, deploymentId) => send?.({ type: 'event', deploymentId, event }),
+    alert: (event, deploymentId) => {
+      const m: HostMessage = { type: 'event', deploymentId, event };
+      if (send) return void send(m);
+      if (unsent.length >= MAX_UNSENT_ALERTS) {
+        unsent.shift();
+        unsentDropped++;
+      }
+      unsent.push(m);
+    },
     report: (m) => send?.(m),
     connected: () => Boolean(send),
     resync: () => sendInventory(),

@@ -10,6 +10,7 @@ import type { BundleFacts, Decision } from '../../src/policy/types.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
 import { buildRuntimePlan } from '../enforce/index.js';
+import { monitorAnnotations } from '../monitor/containers.js';
 import type { EnforcePlan, ImageDefaults, RuntimeGrants } from '../enforce/types.js';
 
 /**
@@ -40,6 +41,9 @@ export interface UnpackRequest {
 
 export async function unpackAndPlan(archive: CtpArchive, r: UnpackRequest, facts: HostFacts): Promise<EnforcePlan> {
   const image = checkOciLayout(archive);
+  // The bundle's monitoring rules go with the container's config (host/monitor/containers.ts):
+  // checked now, before anything is unpacked.
+  const monitor = monitorAnnotations(archive, r.grants);
   await rm(r.dir, { recursive: true, force: true });
   // What an unpack to the same place interrupted by a crash left (never used) goes first: whole
   // trees, removed recursively as r.dir itself just was, which is sound only because they lie in
@@ -52,7 +56,7 @@ export async function unpackAndPlan(archive: CtpArchive, r: UnpackRequest, facts
   // first run would get a writable /tmp and every restart from this root filesystem not.
   await mkdir(`${r.dir}/tmp`).then(() => chmod(`${r.dir}/tmp`, 0o1777), () => undefined);
   const cfg = (image.config as { config?: Record<string, unknown> }).config ?? {};
-  return buildRuntimePlan(
+  const plan = await buildRuntimePlan(
     {
       id: r.id,
       rootfs: r.dir,
@@ -66,4 +70,6 @@ export async function unpackAndPlan(archive: CtpArchive, r: UnpackRequest, facts
     },
     facts,
   );
+  if (Object.keys(monitor).length > 0) plan.config.annotations = { ...plan.config.annotations, ...monitor };
+  return plan;
 }

@@ -20,7 +20,7 @@ import { runtimeGrants } from '../agent/grants.js';
 import { judge, unpackAndPlan } from '../agent/prepare.js';
 import type { RuntimeGrants } from '../enforce/types.js';
 import { followLogs } from '../logs/follow.js';
-import { startBundleMonitor } from './monitor.js';
+import { ContainerMonitors } from '../monitor/containers.js';
 import { ensurePrivateDir } from '../runtime/private-dir.js';
 
 export interface RunBundleOptions {
@@ -140,7 +140,7 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   const claim = join(o.stateDir, 'run-names', id);
   let created = false;
   let claimed = false;
-  let monitor: Awaited<ReturnType<typeof startBundleMonitor>>;
+  let monitors: ContainerMonitors | undefined;
   // SIGINT/SIGTERM before the app starts (a large unpack takes seconds): the step in hand ends,
   // then everything made so far is removed and the signal's exit status returned. Without this,
   // Node's default handler ended the process with the clean-up not run.
@@ -179,8 +179,13 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     if (bridge) await attachNetwork(network!, plan.config, { containerId: id, environment: o.environment, app: archive.manifest.name, ports: o.ports, egress: grants.network?.egress ?? 'none' });
     await runtime.create(id, plan.config, { appName: archive.manifest.name, imageDigest: archive.manifest.image_digest });
     created = true;
-    // Before the first instruction of the app: the monitor watches its cgroup from the start.
-    monitor = await startBundleMonitor(archive, id, runtime, grants, facts, io);
+    // Before the first instruction of the app: the monitor watches its cgroup from the start (a
+    // policy that requires it and a host that cannot: refused before, HOST_CANNOT_ENFORCE).
+    monitors = new ContainerMonitors({
+      runtime, canTrace: facts.ebpf.usable, log: (line) => io.err(line),
+      onEvent: (_c, e) => io.err(`monitor: ${e.severity} ${e.rule}: ${e.comm} ${e.syscall} ${JSON.stringify(e.detail)}`),
+    });
+    await monitors.beforeStart(id);
     stopIfInterrupted();
     early();
     const rt = runtime;
@@ -214,7 +219,7 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     early();
     // The clean-up runs to its end (the claim is removed last): a signal meanwhile is only noted.
     const cleaning = io.onSignal((signal) => io.err(`${signal}: removing what ${id} made first`));
-    await monitor?.stop().catch(() => undefined);
+    await monitors?.close().catch(() => undefined);
     if (runtime && created) {
       await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
       runtime.store.forget(id);

@@ -9,6 +9,7 @@ import { CHANNEL_FEATURES, type Assignment, type ContainerAction, type Container
 import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
+import { AlertBudget } from './alert-budget.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -78,6 +79,7 @@ const LAST_SEEN_EVERY_MS = 10_000;
 
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
+  private readonly alertBudget = new AlertBudget();
   /** Waiters for a host's final status, by `hostId deploymentId` (a fan-out's statuses find theirs without a scan). */
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
@@ -221,9 +223,17 @@ export class HostHub {
     } else if (msg.type === 'containers') {
       await this.inventory(hostId, msg.containers);
     } else if (msg.type === 'event') {
+      // An enrolled host is trusted for what it says, not for how much: alerts beyond its budget
+      // (and oversized ones) are not written to the audit log, and the server says so once a minute.
+      const record = JSON.stringify(msg);
+      if (!this.alertBudget.admit(hostId, Buffer.byteLength(record))) {
+        const dropped = this.alertBudget.warning(hostId);
+        if (dropped !== undefined) this.ctx.log.warn({ hostId, dropped }, 'host alerts not written: over the host\'s budget or too large');
+        return;
+      }
       publish(this.ctx, 'host.alert', { hostId, ...msg });
       await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
-        randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, JSON.stringify(msg),
+        randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, record,
       ]);
     }
   }

@@ -7,12 +7,9 @@
  * that names the code, and nothing of it reaches runc.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pino from 'pino';
-import { loadConfig } from '../../server/config.js';
-import { startServer, type RunningServer } from '../../server/start.js';
-import { deployPipeline } from '../../server/deploy/wire.js';
+import type { RunningServer } from '../../server/start.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
-import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
+import { loopFixture, startLoopServer, startTestHost, until, type LoopFixture, type TestHost } from './fixture.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 
 /** Reads a streamed response until its text matches (or the time is up); the text read. */
@@ -38,15 +35,10 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
 
   beforeAll(async () => {
     fx = await loopFixture();
-    const config = loadConfig({}, {
-      port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
-      registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
-      desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+    server = await startLoopServer(fx, {
       // Small bounds so that the follow test reaches them: 2 per principal, 3 per host, 3 s each.
       logFollow: { perPrincipal: 2, perHost: 3, maxSeconds: 3, pollMs: 200 },
     });
-    server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 60_000 }) });
     host = await startTestHost(server.url, (await createApiKey(server.ctx.db, 'admin', 'admin')).key, fx);
   }, 120_000);
 

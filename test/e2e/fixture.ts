@@ -33,8 +33,8 @@ export interface LoopFixture {
   desiredRepo: string;
   /** References pinned by digest: the signed app (under several names) and a tampered twin. */
   refs: { good: (repo?: string) => Promise<string>; tampered: string };
-  /** Packs an app (static busybox + this ct.toml), signs it like the good bundle and pushes it; its reference. */
-  signedApp(repo: string, ctToml: string): Promise<string>;
+  /** Packs an app (static busybox + this ct.toml, `security` files such as monitor.yaml under security/), signs it like the good bundle and pushes it; its reference. */
+  signedApp(repo: string, ctToml: string, security?: Record<string, string>): Promise<string>;
   /** apps: name → reference, or `{bundle, bundleDigest?, ports?, suspended?}` to pin the .ctp too, publish ports or suspend it. */
   commit(apps: Record<string, string | { bundle: string; bundleDigest?: string; ports?: { host: number; container: number; address?: string }[]; suspended?: boolean }>, message: string): string;
   /** Commits this text as deploy/state.yaml (any environments), pushes it; the commit id. */
@@ -141,12 +141,16 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
     policiesDir: p('policies'),
     desiredRepo: p('desired.git'),
     refs: { good: (repo = 'acme/hello') => push('signed.ctp', repo), tampered },
-    async signedApp(repo, ctToml) {
+    async signedApp(repo, ctToml, security) {
       const name = repo.replace(/[^a-z0-9]/g, '-');
       mkdirSync(p(`${name}/bin`), { recursive: true });
       copyFileSync('/bin/busybox', p(`${name}/bin/busybox`));
       writeFileSync(p(`${name}/ct.toml`), ctToml);
-      await packCtp({ from: { dir: p(name) }, out: p(`${name}.ctp`), mtime: 0 });
+      if (security) {
+        mkdirSync(p(`${name}-security`), { recursive: true });
+        for (const [file, text] of Object.entries(security)) writeFileSync(p(`${name}-security/${file}`), text);
+      }
+      await packCtp({ from: { dir: p(name) }, out: p(`${name}.ctp`), mtime: 0, ...(security ? { securityDir: p(`${name}-security`) } : {}) });
       await signCtp(p(`${name}.ctp`), { key: key.privateKey, logs: logs.map((l) => ({ id: l.logId, url: l.url })), out: p(`${name}-signed.ctp`) });
       return push(`${name}-signed.ctp`, repo);
     },
@@ -177,11 +181,30 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
   };
 }
 
+/**
+ * The deploy server of the loop: this fixture's registry, GitHub stand-in, desired-state repository,
+ * policies and trust store, silent logs, deploys with a 60 s host timeout. `extra`: more settings.
+ */
+export async function startLoopServer(fx: LoopFixture, extra: Record<string, unknown> = {}): Promise<import('../../server/start.js').RunningServer> {
+  const [{ default: pino }, { loadConfig }, { startServer }, { deployPipeline }] = await Promise.all([
+    import('pino'), import('../../server/config.js'), import('../../server/start.js'), import('../../server/deploy/wire.js'),
+  ]);
+  const config = loadConfig({}, {
+    port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
+    registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
+    github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
+    desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+    ...extra,
+  });
+  return startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 60_000 }) });
+}
+
 export interface TestHost {
   agent: import('../../host/agent/agent.js').Agent;
   runtime: import('../../host/runtime/runc.js').RuncRuntime;
   runner: import('../../host/agent/runner.js').LocalRunner;
   network?: import('../../host/network/index.js').NetworkManager;
+  monitors: import('../../host/monitor/containers.js').ContainerMonitors;
   stop(): Promise<void>;
 }
 
@@ -192,7 +215,7 @@ export interface TestHost {
 export async function startTestHost(serverUrl: string, adminKey: string, fx: LoopFixture, name = 'host-1', o: { network?: { subnetBase: string; bridgePrefix: string }; environment?: string } = {}): Promise<TestHost> {
   const { startAgent } = await import('../../host/agent/agent.js');
   const { LocalRunner } = await import('../../host/agent/runner.js');
-  const { RuncRuntime } = await import('../../host/runtime/runc.js');
+  const { openAgentRuntime } = await import('../../host/agent/host-runtime.js');
   const { collectFacts } = await import('../../host/facts.js');
   const { PolicyStore } = await import('../../src/policy/store.js');
   const res = await fetch(`${serverUrl}/api/v1/hosts/tokens`, {
@@ -203,7 +226,8 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
   const facts = await collectFacts();
   const { NetworkManager } = await import('../../host/network/index.js');
   const network = o.network ? new NetworkManager({ stateDir, ...o.network }) : undefined;
-  const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, beforeStart: network && ((id) => network.resume(id)) });
+  // Wired as `ct host run` wires it: networks resumed and eBPF monitors started before each start.
+  const { runtime, monitors, alerts } = await openAgentRuntime({ stateDir, facts, network, log: () => undefined });
   const policies = new PolicyStore([fx.policiesDir]);
   if (!(await policies.reload()).ok) throw new Error('host policies failed to load');
   const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, facts: async () => facts, runtime, network });
@@ -216,6 +240,7 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
     action: (c, req) => runner.action(c, req),
     stopDeployment: (d) => runner.stopDeployment(d),
   });
+  alerts.attach((e) => agent.alert(e));
   await until('host connected', () => agent.connected());
   // `ct host stop|start|…` on this state directory go through the agent, as with `ct host run`.
   const { serveRunnerControl } = await import('../../host/agent/control.js');
@@ -225,10 +250,12 @@ export async function startTestHost(serverUrl: string, adminKey: string, fx: Loo
     runtime,
     runner,
     network,
+    monitors,
     async stop() {
       await control.close();
       await agent.stop();
       for (const c of await runtime.list()) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+      await monitors.close();
       runtime.close();
       // Networks follow their containers, all gone now.
       await network?.recover(() => 'gone');

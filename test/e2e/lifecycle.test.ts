@@ -12,17 +12,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import pino from 'pino';
-import { loadConfig } from '../../server/config.js';
-import { startServer, type RunningServer } from '../../server/start.js';
-import { deployPipeline } from '../../server/deploy/wire.js';
+import type { RunningServer } from '../../server/start.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { collectFacts } from '../../host/facts.js';
 import { runCt } from '../support/cli.js';
-import { loopFixture, startTestHost, until, WEBHOOK_SECRET, type LoopFixture, type TestHost } from './fixture.js';
+import { loopFixture, startLoopServer, startTestHost, until, type LoopFixture, type TestHost } from './fixture.js';
 
 /** An HTTP app: busybox httpd serving `version` on 8080, with an http health check of `path`. */
 const webApp = (version: string, healthPath: string, restart?: string) => `name = "web"
@@ -74,13 +71,7 @@ describe('lifecycle and health-gated updates through the deploy server', () => {
 
   beforeAll(async () => {
     fx = await loopFixture();
-    const config = loadConfig({}, {
-      port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
-      registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
-      github: { apiUrl: fx.github.url, token: 'ghs_servertoken', webhookSecrets: [WEBHOOK_SECRET], allowedAddresses: ['127.0.0.1'] },
-      desiredState: { repo: fx.desiredRepo, branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
-    });
-    server = await startServer(config, { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx, { hostTimeoutMs: 60_000 }) });
+    server = await startLoopServer(fx);
     host = await startTestHost(server.url, (await createApiKey(server.ctx.db, 'admin', 'admin')).key, fx);
     operator = (await createApiKey(server.ctx.db, 'operator', 'operator')).key;
   }, 120_000);

@@ -72,6 +72,12 @@ export function EvidencePage({ id }: { id: string }) {
       <dt>eBPF monitor</dt><dd>${data.bundle?.security?.monitor ? 'rules in the bundle' : 'none'}</dd>
     </dl>
     <h2>Monitor alerts</h2>
-    ${data.alerts.length ? html`<ul>${data.alerts.map((a) => html`<li>${String(a.time)} ${String(a.host)}: ${JSON.stringify(a)}</li>`)}</ul>` : html`<p>No alerts for container <code>${data.container}</code>.</p>`}
+    ${data.alerts.length ? html`<ul>${data.alerts.map((a) => html`<li>${String(a.time)} ${String(a.host)}: ${alertText(a)}</li>`)}</ul>` : html`<p>No alerts for container <code>${data.container}</code>.</p>`}
   </section>`;
+}
+
+/** What a host said (its event's one-line detail), else the whole record as JSON. */
+function alertText(a: Record<string, unknown>): string {
+  const detail = (a.event as { detail?: unknown } | undefined)?.detail;
+  return typeof detail === 'string' ? detail : JSON.stringify(a);
 }

@@ -1,0 +1,141 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CtError } from '../../src/core/errors.js';
+import type { CtpArchive } from '../../src/bundle/archive.js';
+import type { OciConfig } from '../enforce/types.js';
+import type { RuntimeGrants } from '../enforce/types.js';
+import type { RuncRuntime } from '../runtime/runc.js';
+import type { MonitorEvent } from './events.js';
+import { Monitor } from './monitor.js';
+import { parseRules } from './rules.js';
+import type { MonitorTarget } from './compile.js';
+
+const RULES_FILE = 'security/monitor.yaml';
+/** The bundle's rules, kept with the container (its config.json) so that every start finds them. */
+export const MONITOR_ANNOTATION = 'dev.cerro-torre.monitor';
+/** `true` when a policy requires monitoring: a container that cannot be watched does not start. */
+export const MONITOR_REQUIRED_ANNOTATION = 'dev.cerro-torre.monitor.required';
+
+/**
+ * The annotations that carry a bundle's monitoring rules into its container's config (checked
+ * here: rules outside the closed language are refused before anything starts).
+ */
+export function monitorAnnotations(archive: CtpArchive, grants: RuntimeGrants): Record<string, string> {
+  if (!archive.has(RULES_FILE)) return {};
+  const text = archive.file(RULES_FILE).toString('utf8');
+  parseRules(text);
+  return { [MONITOR_ANNOTATION]: text, [MONITOR_REQUIRED_ANNOTATION]: grants.monitoring === 'required' ? 'true' : 'false' };
+}
+
+export interface ContainerMonitorsOptions {
+  runtime: RuncRuntime;
+  /** The host can trace (bpftrace and tracefs: HostFacts.ebpf.usable). */
+  canTrace: boolean;
+  /** An event of a watched container, by its id (the app's, not the runc id). */
+  onEvent: (container: string, event: MonitorEvent) => void;
+  /** Why a container is not watched, a monitor that ended by itself. */
+  log: (line: string) => void;
+  /** bpftrace's start (tests). */
+  start?: (targets: readonly MonitorTarget[]) => Promise<Monitor>;
+}
+
+/**
+ * One bpftrace per watched container, started before each start of it (the runtime's beforeStart:
+ * a deploy, a restart by the policy or an operator, a rollback, a replace side by side), once its
+ * cgroup exists and before the app's first instruction; every start makes a new cgroup, so a
+ * monitor of an earlier run is replaced. The rules come from the container's own config.json
+ * (monitorAnnotations), so they are the verified bundle's whichever path starts it. A container
+ * whose policy requires monitoring and that cannot be watched is not started (HOST_CANNOT_ENFORCE);
+ * otherwise that is logged and it runs unwatched.
+ */
+export class ContainerMonitors {
+  private readonly monitors = new Map<string, Monitor>();
+  private readonly names = new Map<string, { id: string; at: number }>();
+  private closed = false;
+
+  constructor(private readonly o: ContainerMonitorsOptions) {}
+
+  /** For RuncRuntime's beforeStart: (re)starts the monitor of the container runc knows as `runcId`. */
+  async beforeStart(runcId: string): Promise<void> {
+    await this.stopOne(runcId);
+    const rec = this.o.runtime.store.list().find((r) => r.runcId === runcId);
+    if (!rec) return;
+    const annotations = (JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as OciConfig).annotations ?? {};
+    const text = annotations[MONITOR_ANNOTATION];
+    if (text === undefined) return;
+    const required = annotations[MONITOR_REQUIRED_ANNOTATION] === 'true';
+    const cgroupDir = this.o.runtime.cgroupDir(rec.id);
+    const refuse = (why: string): void => {
+      if (required) throw new CtError('HOST_CANNOT_ENFORCE', `${rec.id}: monitoring required but ${why}`, { id: rec.id });
+      this.o.log(`monitor: ${rec.id} not watched (${why}); the bundle's rules are not enforced`);
+    };
+    if (this.closed) return refuse('the agent is stopping');
+    if (!this.o.canTrace || !cgroupDir) return refuse(!cgroupDir ? 'no cgroup v2 hierarchy' : 'bpftrace or tracefs unavailable');
+    let monitor: Monitor;
+    try {
+      monitor = await (this.o.start ?? ((t) => Monitor.start(t)))([{ container: runcId, cgroupDir, rules: parseRules(text) }]);
+    } catch (e) {
+      return refuse(`its monitor did not start: ${(e as Error).message.slice(0, 300)}`);
+    }
+    this.monitors.set(runcId, monitor);
+    monitor.once('exit', (code: number | null, signal: string | null) => {
+      if (this.monitors.get(runcId) !== monitor) return;
+      this.monitors.delete(runcId);
+      const app = this.appOf(runcId);
+      this.names.delete(runcId);
+      this.o.log(`monitor: ${app} no longer watched (bpftrace ended: ${code ?? signal}): ${monitor.diagnostics.trim().slice(0, 300)}`);
+    });
+    // Taken from the iterator, so the monitor's queue stays empty (it keeps what nobody reads).
+    void (async () => {
+      for await (const ev of monitor) this.o.onEvent(this.appOf(runcId), ev);
+    })();
+  }
+
+  /**
+   * Containers running without a monitor (this agent started after them): watched from now on.
+   * What they did before is not seen. Never throws: a required monitor that cannot attach is logged.
+   */
+  async attachRunning(): Promise<void> {
+    for (const rec of this.o.runtime.store.list()) {
+      if ((rec.status !== 'running' && rec.status !== 'paused') || this.monitors.has(rec.runcId)) continue;
+      await this.beforeStart(rec.runcId).catch((e: unknown) => this.o.log(`monitor: ${rec.id} runs unwatched: ${(e as Error).message}`));
+    }
+  }
+
+  /** Stops the monitors of containers that no longer run (their cgroup is gone). */
+  async sweep(): Promise<void> {
+    const live = new Set(this.o.runtime.store.list().filter((r) => r.status === 'running' || r.status === 'paused' || r.status === 'created').map((r) => r.runcId));
+    for (const id of [...this.monitors.keys()]) if (!live.has(id)) await this.stopOne(id);
+  }
+
+  /** The containers watched now, by runc id (tests, `ct host`). */
+  watched(): string[] {
+    return [...this.monitors.keys()];
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.monitors.keys()].map((id) => this.stopOne(id)));
+  }
+
+  private async stopOne(runcId: string): Promise<void> {
+    const m = this.monitors.get(runcId);
+    if (!m) return;
+    this.monitors.delete(runcId);
+    this.names.delete(runcId);
+    await m.stop().catch(() => undefined);
+  }
+
+  /**
+   * The app's container id of a runc id (they differ after a side-by-side replace), looked up at
+   * most every 2 s per container: a container flooding events must not cost a database read each.
+   */
+  private appOf(runcId: string): string {
+    const t = Date.now();
+    const known = this.names.get(runcId);
+    if (known && t - known.at < 2000) return known.id;
+    const id = this.o.runtime.store.list().find((r) => r.runcId === runcId)?.id ?? runcId;
+    this.names.set(runcId, { id, at: t });
+    return id;
+  }
+}

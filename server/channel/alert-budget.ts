@@ -1,0 +1,43 @@
+/** Alerts a host may have written at once, and how fast its allowance comes back (per second). */
+export const ALERT_BURST = 120;
+export const ALERTS_PER_SECOND = 2;
+/** The largest alert written to the audit log (its JSON); hosts cut their details to 1 KiB. */
+export const MAX_ALERT_BYTES = 4096;
+
+/**
+ * Each host's allowance of alerts written to the audit log (a token bucket): a host's own limit
+ * (host/agent/alerts.ts, 30 a minute per container) keeps a healthy one well below it; a host
+ * that floods anyway, compromised or broken, fills no disk. One entry per host that sent alerts
+ * (enrolled hosts only: the channel is authenticated).
+ */
+export class AlertBudget {
+  private readonly hosts = new Map<string, { tokens: number; at: number; dropped: number; warnedAt: number }>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Whether this host's alert of `bytes` (its JSON) may be written now; a refused one is counted. */
+  admit(hostId: string, bytes: number): boolean {
+    const t = this.now();
+    const h = this.hosts.get(hostId) ?? { tokens: ALERT_BURST, at: t, dropped: 0, warnedAt: -Infinity };
+    h.tokens = Math.min(ALERT_BURST, h.tokens + ((t - h.at) / 1000) * ALERTS_PER_SECOND);
+    h.at = t;
+    this.hosts.set(hostId, h);
+    if (bytes <= MAX_ALERT_BYTES && h.tokens >= 1) {
+      h.tokens -= 1;
+      return true;
+    }
+    h.dropped++;
+    return false;
+  }
+
+  /** The count of this host's alerts refused since the last warning, at most once a minute (then 0 again). */
+  warning(hostId: string): number | undefined {
+    const t = this.now();
+    const h = this.hosts.get(hostId);
+    if (!h || h.dropped === 0 || t - h.warnedAt < 60_000) return undefined;
+    h.warnedAt = t;
+    const n = h.dropped;
+    h.dropped = 0;
+    return n;
+  }
+}

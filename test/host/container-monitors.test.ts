@@ -1,0 +1,125 @@
+/**
+ * Which containers the host agent watches (host/monitor/containers.ts), with bpftrace replaced by a
+ * stand-in that records what it was asked to watch: the rules come from the container's own
+ * config (the verified bundle's), a start replaces the monitor of the previous run, a policy that
+ * requires monitoring keeps a container that cannot be watched from starting, and containers
+ * that ran on while no agent did are watched again.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ContainerMonitors, MONITOR_ANNOTATION, MONITOR_REQUIRED_ANNOTATION } from '../../host/monitor/containers.js';
+import type { Monitor, MonitorEvent, MonitorTarget } from '../../host/monitor/index.js';
+import { RuncRuntime } from '../../host/runtime/runc.js';
+import type { OciConfig } from '../../host/enforce/types.js';
+
+const RULES = 'version: 1\nrules:\n  - name: unexpected-exec\n    kind: exec\n    allow: [/bin/busybox]\n';
+
+class FakeMonitor extends EventEmitter {
+  stopped = false;
+  readonly diagnostics = 'bpftrace: lost';
+  private readonly events: MonitorEvent[] = [];
+  private wake?: () => void;
+  constructor(readonly targets: readonly MonitorTarget[]) {
+    super();
+  }
+  emitEvent(e: MonitorEvent): void {
+    this.events.push(e);
+    this.wake?.();
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<MonitorEvent> {
+    for (;;) {
+      while (this.events.length) yield this.events.shift()!;
+      if (this.stopped) return;
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+}
+
+async function setup(o: { canTrace?: boolean; failStart?: boolean } = {}) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'ct-monitors-'));
+  const unified = mkdtempSync(join(tmpdir(), 'ct-monitors-cgroup-'));
+  const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: unified });
+  const started: FakeMonitor[] = [];
+  const events: [string, string][] = [];
+  const logs: string[] = [];
+  const monitors = new ContainerMonitors({
+    runtime, canTrace: o.canTrace ?? true, log: (l) => logs.push(l),
+    onEvent: (c, e) => events.push([c, e.rule]),
+    start: async (targets) => {
+      if (o.failStart) throw new Error('bpftrace exited (1) before attaching');
+      const m = new FakeMonitor(targets);
+      started.push(m);
+      return m as unknown as Monitor;
+    },
+  });
+  const create = (id: string, annotations?: Record<string, string>) =>
+    runtime.create(id, { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, annotations, linux: { cgroupsPath: `/cerro-torre/${id}` } } as unknown as OciConfig);
+  return { runtime, monitors, started, events, logs, create, unified };
+}
+
+const ev = (rule: string): MonitorEvent => ({ kind: 'exec', rule, severity: 'critical', container: 'x', pid: 1, tid: 1, comm: 'sh', syscall: 'execve', detail: {}, time: new Date().toISOString() });
+
+describe('container monitors', () => {
+  it('watches a container with rules on its own cgroup, replaces the monitor at its next start, reports events under the app id', async () => {
+    const { runtime, monitors, started, events, create, unified } = await setup();
+    await create('web', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'false' });
+    await create('plain');
+    await monitors.beforeStart('plain');
+    expect(started).toEqual([]);
+    await monitors.beforeStart('web');
+    expect(started).toHaveLength(1);
+    expect(started[0].targets).toEqual([{ container: 'web', cgroupDir: join(unified, 'cerro-torre/web'), rules: expect.objectContaining({ rules: [expect.objectContaining({ name: 'unexpected-exec' })] }) }]);
+    started[0].emitEvent(ev('unexpected-exec'));
+    await new Promise((r) => setImmediate(r));
+    expect(events).toEqual([['web', 'unexpected-exec']]);
+    // The next start (a restart: a new cgroup): the old monitor is stopped, a new one watches.
+    await monitors.beforeStart('web');
+    expect(started.map((m) => m.stopped)).toEqual([true, false]);
+    expect(monitors.watched()).toEqual(['web']);
+    // The container no longer runs: the sweep stops its monitor.
+    runtime.store.update('web', { status: 'stopped' });
+    await monitors.sweep();
+    expect(monitors.watched()).toEqual([]);
+    expect(started[1].stopped).toBe(true);
+    runtime.close();
+  });
+
+  it('a container whose policy requires monitoring does not start when it cannot be watched (HOST_CANNOT_ENFORCE); optional: it runs, logged', async () => {
+    for (const o of [{ canTrace: false }, { failStart: true }]) {
+      const { runtime, monitors, logs, create } = await setup(o);
+      await create('strict', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'true' });
+      await expect(monitors.beforeStart('strict')).rejects.toMatchObject({ code: 'HOST_CANNOT_ENFORCE', message: expect.stringContaining('monitoring required') });
+      await create('lenient', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'false' });
+      await monitors.beforeStart('lenient');
+      expect(logs).toEqual([expect.stringMatching(/^monitor: lenient not watched \(.+\); the bundle's rules are not enforced$/)]);
+      runtime.close();
+    }
+  });
+
+  it('watches containers that run without a monitor (an agent restarted) and never throws for them', async () => {
+    const { runtime, monitors, started, logs, create } = await setup();
+    await create('a', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'true' });
+    await create('b', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'false' });
+    await create('c', { [MONITOR_ANNOTATION]: RULES });
+    runtime.store.update('a', { status: 'running' });
+    runtime.store.update('b', { status: 'paused' });
+    await monitors.attachRunning();
+    expect(monitors.watched().sort()).toEqual(['a', 'b']);
+    await monitors.attachRunning();
+    expect(started).toHaveLength(2);
+    // A monitor that ends by itself is said, and the container is no longer counted as watched.
+    started[0].emit('exit', 1, null);
+    expect(monitors.watched()).toEqual(['b']);
+    expect(logs.at(-1)).toMatch(/^monitor: a no longer watched \(bpftrace ended: 1\)/);
+    await monitors.close();
+    expect(started.every((m) => m.stopped || m === started[0])).toBe(true);
+    runtime.close();
+  });
+});
