@@ -32,9 +32,10 @@ export async function openAgentRuntime(o: {
   const monitors = hooks.monitors = new ContainerMonitors({
     runtime, canTrace: o.facts.ebpf.usable,
     onEvent: (container, ev) => alerts.monitor(container, ev),
-    log: (line) => {
+    // Said on the deployment's Evidence page too (the alert names the container).
+    log: (line, container) => {
       o.log(line);
-      alerts.note('host.monitor', line);
+      alerts.note('host.monitor', line, container ? { container } : {});
     },
   });
   return { runtime, monitors, alerts };

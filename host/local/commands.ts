@@ -11,6 +11,7 @@ import { lockStateDir } from '../agent/state-lock.js';
 import { dropReplaceRecord, replaceRecordPath, replaceToEnd } from '../lifecycle/replace-record.js';
 import { removeAppRootfs } from '../lifecycle/rootfs-dirs.js';
 import { ensurePrivateDir } from '../runtime/private-dir.js';
+import { monitorRulesOf } from '../monitor/containers.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
 
@@ -31,12 +32,23 @@ export async function saveNetworkSettings(stateDir: string, s: NetworkSettings):
  * and the agent's next reconciliation (within ~2 s) reports any change to the server. Its caller
  * has checked the directory (ensurePrivateDir) before anything else.
  */
-async function openHost(stateDir: string): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
+async function openHost(stateDir: string, warn: (line: string) => void = () => undefined): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
   const settings = await readFile(settingsPath(stateDir), 'utf8').then((t) => JSON.parse(t) as NetworkSettings, () => undefined);
   const network = process.getuid?.() === 0 && settings
     ? new NetworkManager({ stateDir, subnetBase: settings.subnetBase, bridgePrefix: settings.bridgePrefix, paths: settings.netavarkDir ? await findNetavark([settings.netavarkDir]) : undefined })
     : undefined;
-  const runtime = await RuncRuntime.open({ stateDir, beforeStart: network && ((id) => network.resume(id)) });
+  const hooks: { runtime?: RuncRuntime } = {};
+  const runtime = hooks.runtime = await RuncRuntime.open({
+    stateDir,
+    beforeStart: async (id) => {
+      // Only an agent watches containers (its monitors live in its process): one whose policy
+      // requires monitoring is not started unwatched by a command; the others are, said on stderr.
+      const rules = await monitorRulesOf(hooks.runtime!, id);
+      if (rules?.required) throw new CtError('HOST_CANNOT_ENFORCE', `${rules.rec.id}: monitoring is required and only a running agent (ct host run) watches containers; nothing was done`, { id: rules.rec.id });
+      if (rules) warn(`warning: ${rules.rec.id}: started without its monitor (no agent runs); the next agent start watches it`);
+      await network?.resume(id);
+    },
+  });
   return { runtime, network, close: () => (runtime.close(), network?.close()) };
 }
 
@@ -103,7 +115,7 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
   const lock = viaAgent ? undefined : await lockStateDir(o.stateDir, `ct host ${o.action}`).catch((e: unknown) => {
     throw e instanceof CtError && (e.code === 'USAGE' || e.code === 'CONTAINER_BUSY') ? new CtError('CONTAINER_BUSY', `${e.message}; nothing was done to ${o.id}`, { container: o.id }) : e;
   });
-  const h = await openHost(o.stateDir).catch(async (e: unknown) => {
+  const h = await openHost(o.stateDir, (line) => io.err(line)).catch(async (e: unknown) => {
     await lock?.release();
     throw e;
   });

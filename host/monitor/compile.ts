@@ -7,6 +7,11 @@ export interface MonitorTarget {
   container: string;
   cgroupDir: string;
   rules: MonitorRules;
+  /**
+   * Already running its app (an agent that started after it): the cgroup is live from the start.
+   * Otherwise it becomes live when runc's init execs the app, which an attach afterwards never sees.
+   */
+  running?: boolean;
 }
 
 /** Which rule (and container) an event's first tuple element refers to. */
@@ -58,6 +63,7 @@ export function compileRules(targets: readonly MonitorTarget[]): CompiledProgram
     if (!CONTAINER_RE.test(t.container)) throw new CtError('MONITOR_RULES_INVALID', `container name ${JSON.stringify(t.container)} is not a container id`, {});
     if (!CGROUP_DIR_RE.test(t.cgroupDir)) throw new CtError('MONITOR_RULES_INVALID', `cgroup ${JSON.stringify(t.cgroupDir)} is not a directory under /sys/fs/cgroup`, {});
     const cg = `cgroup == cgroupid(${bpftraceString(t.cgroupDir)})`;
+    if (t.running) begin.push(`@live[cgroupid(${bpftraceString(t.cgroupDir)})] = 1;`);
     const live = `${cg} && @live[cgroup] == 1`;
     // The container is "live" once runc's init (comm "runc:[2:INIT]") has exec'd the app: before
     // that, only runc runs in the cgroup, re-executing itself (as /proc/self/exe or a memfd copy,

@@ -5,6 +5,7 @@ import type { CtpArchive } from '../../src/bundle/archive.js';
 import type { OciConfig } from '../enforce/types.js';
 import type { RuntimeGrants } from '../enforce/types.js';
 import type { RuncRuntime } from '../runtime/runc.js';
+import type { ContainerRecord } from '../runtime/state.js';
 import type { MonitorEvent } from './events.js';
 import { Monitor } from './monitor.js';
 import { parseRules } from './rules.js';
@@ -27,14 +28,23 @@ export function monitorAnnotations(archive: CtpArchive, grants: RuntimeGrants): 
   return { [MONITOR_ANNOTATION]: text, [MONITOR_REQUIRED_ANNOTATION]: grants.monitoring === 'required' ? 'true' : 'false' };
 }
 
+/** The monitoring rules a container's config carries (undefined: none, or no such container). */
+export async function monitorRulesOf(runtime: RuncRuntime, runcId: string): Promise<{ rec: ContainerRecord; text: string; required: boolean } | undefined> {
+  const rec = runtime.store.list().find((r) => r.runcId === runcId);
+  if (!rec) return undefined;
+  const annotations = (JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as OciConfig).annotations ?? {};
+  const text = annotations[MONITOR_ANNOTATION];
+  return text === undefined ? undefined : { rec, text, required: annotations[MONITOR_REQUIRED_ANNOTATION] === 'true' };
+}
+
 export interface ContainerMonitorsOptions {
   runtime: RuncRuntime;
   /** The host can trace (bpftrace and tracefs: HostFacts.ebpf.usable). */
   canTrace: boolean;
   /** An event of a watched container, by its id (the app's, not the runc id). */
   onEvent: (container: string, event: MonitorEvent) => void;
-  /** Why a container is not watched, a monitor that ended by itself. */
-  log: (line: string) => void;
+  /** Why a container is not watched, a monitor that ended by itself (`container`: the app's id). */
+  log: (line: string, container?: string) => void;
   /** bpftrace's start (tests). */
   start?: (targets: readonly MonitorTarget[]) => Promise<Monitor>;
 }
@@ -57,25 +67,40 @@ export class ContainerMonitors {
 
   /** For RuncRuntime's beforeStart: (re)starts the monitor of the container runc knows as `runcId`. */
   async beforeStart(runcId: string): Promise<void> {
+    return this.watch(runcId, false);
+  }
+
+  /** `running`: the app already runs (attachRunning): its cgroup is live from the start. */
+  private async watch(runcId: string, running: boolean): Promise<void> {
     await this.stopOne(runcId);
-    const rec = this.o.runtime.store.list().find((r) => r.runcId === runcId);
-    if (!rec) return;
-    const annotations = (JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as OciConfig).annotations ?? {};
-    const text = annotations[MONITOR_ANNOTATION];
-    if (text === undefined) return;
-    const required = annotations[MONITOR_REQUIRED_ANNOTATION] === 'true';
+    const found = await monitorRulesOf(this.o.runtime, runcId);
+    if (!found) return;
+    const { rec, text, required } = found;
     const cgroupDir = this.o.runtime.cgroupDir(rec.id);
     const refuse = (why: string): void => {
-      if (required) throw new CtError('HOST_CANNOT_ENFORCE', `${rec.id}: monitoring required but ${why}`, { id: rec.id });
-      this.o.log(`monitor: ${rec.id} not watched (${why}); the bundle's rules are not enforced`);
+      if (required && running) {
+        // It runs already (started under an earlier agent): said, and left running.
+        return this.o.log(`monitor: ${rec.id} runs unwatched although monitoring is required: ${why}`, rec.id);
+      }
+      if (required) {
+        // Said here too: a start the restart policy makes has no caller to tell.
+        this.o.log(`monitor: ${rec.id} not started: monitoring is required but ${why}`, rec.id);
+        throw new CtError('HOST_CANNOT_ENFORCE', `${rec.id}: monitoring required but ${why}`, { id: rec.id });
+      }
+      this.o.log(`monitor: ${rec.id} not watched (${why}); the bundle's rules are not enforced`, rec.id);
     };
     if (this.closed) return refuse('the agent is stopping');
     if (!this.o.canTrace || !cgroupDir) return refuse(!cgroupDir ? 'no cgroup v2 hierarchy' : 'bpftrace or tracefs unavailable');
     let monitor: Monitor;
     try {
-      monitor = await (this.o.start ?? ((t) => Monitor.start(t)))([{ container: runcId, cgroupDir, rules: parseRules(text) }]);
+      monitor = await (this.o.start ?? ((t) => Monitor.start(t)))([{ container: runcId, cgroupDir, rules: parseRules(text), ...(running ? { running } : {}) }]);
     } catch (e) {
       return refuse(`its monitor did not start: ${(e as Error).message.slice(0, 300)}`);
+    }
+    if (this.closed) {
+      // close() ran while bpftrace was attaching: this one would outlive the agent.
+      await monitor.stop().catch(() => undefined);
+      return refuse('the agent is stopping');
     }
     this.monitors.set(runcId, monitor);
     monitor.once('exit', (code: number | null, signal: string | null) => {
@@ -83,12 +108,12 @@ export class ContainerMonitors {
       this.monitors.delete(runcId);
       const app = this.appOf(runcId);
       this.names.delete(runcId);
-      this.o.log(`monitor: ${app} no longer watched (bpftrace ended: ${code ?? signal}): ${monitor.diagnostics.trim().slice(0, 300)}`);
+      this.o.log(`monitor: ${app} no longer watched (bpftrace ended: ${code ?? signal}): ${monitor.diagnostics.trim().slice(0, 300)}`, app);
     });
     // Taken from the iterator, so the monitor's queue stays empty (it keeps what nobody reads).
     void (async () => {
       for await (const ev of monitor) this.o.onEvent(this.appOf(runcId), ev);
-    })();
+    })().catch((e: unknown) => this.o.log(`monitor: ${runcId}: an event was lost: ${(e as Error).message.slice(0, 300)}`));
   }
 
   /**
@@ -98,14 +123,19 @@ export class ContainerMonitors {
   async attachRunning(): Promise<void> {
     for (const rec of this.o.runtime.store.list()) {
       if ((rec.status !== 'running' && rec.status !== 'paused') || this.monitors.has(rec.runcId)) continue;
-      await this.beforeStart(rec.runcId).catch((e: unknown) => this.o.log(`monitor: ${rec.id} runs unwatched: ${(e as Error).message}`));
+      await this.watch(rec.runcId, true).catch((e: unknown) => this.o.log(`monitor: ${rec.id} runs unwatched: ${(e as Error).message}`, rec.id));
     }
   }
 
-  /** Stops the monitors of containers that no longer run (their cgroup is gone). */
+  /**
+   * Stops the monitors of containers that no longer run (their cgroup is gone). Each one seen
+   * here, and only that one: a start meanwhile (a restart, a deploy reusing the runc id) may have
+   * put a new monitor in its place, which must go on watching.
+   */
   async sweep(): Promise<void> {
+    const seen = [...this.monitors];
     const live = new Set(this.o.runtime.store.list().filter((r) => r.status === 'running' || r.status === 'paused' || r.status === 'created').map((r) => r.runcId));
-    for (const id of [...this.monitors.keys()]) if (!live.has(id)) await this.stopOne(id);
+    for (const [id, m] of seen) if (!live.has(id)) await this.stopOne(id, m);
   }
 
   /** The containers watched now, by runc id (tests, `ct host`). */
@@ -118,9 +148,10 @@ export class ContainerMonitors {
     await Promise.all([...this.monitors.keys()].map((id) => this.stopOne(id)));
   }
 
-  private async stopOne(runcId: string): Promise<void> {
+  /** Stops the monitor of `runcId` (`only`: if it is still that one). */
+  private async stopOne(runcId: string, only?: Monitor): Promise<void> {
     const m = this.monitors.get(runcId);
-    if (!m) return;
+    if (!m || (only && m !== only)) return;
     this.monitors.delete(runcId);
     this.names.delete(runcId);
     await m.stop().catch(() => undefined);

@@ -183,7 +183,8 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     // policy that requires it and a host that cannot: refused before, HOST_CANNOT_ENFORCE).
     monitors = new ContainerMonitors({
       runtime, canTrace: facts.ebpf.usable, log: (line) => io.err(line),
-      onEvent: (_c, e) => io.err(`monitor: ${e.severity} ${e.rule}: ${e.comm} ${e.syscall} ${JSON.stringify(e.detail)}`),
+      // comm is the app's choice: quoted, so that it cannot write terminal escapes or fake lines.
+      onEvent: (_c, e) => io.err(`monitor: ${e.severity} ${e.rule}: ${JSON.stringify(e.comm)} ${e.syscall} ${JSON.stringify(e.detail)}`),
     });
     await monitors.beforeStart(id);
     stopIfInterrupted();

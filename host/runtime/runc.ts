@@ -385,7 +385,16 @@ export class RuncRuntime {
     await rm(this.exitFile(id), { force: true });
     if (rec.cgroupsPath && this.unified) await mkdir(join(this.unified, rec.cgroupsPath), { recursive: true });
     this.store.update(id, { status: 'created', pid: null, exitCode: null, exitKnown: false, exitReason: null, startedAt: null, finishedAt: null });
-    return this.start(id);
+    try {
+      return await this.start(id);
+    } catch (e) {
+      // Refused before anything was launched (beforeStart: a required monitor that could not
+      // attach): stopped again, so that the restart policy tries again later rather than never
+      // (it restarts stopped containers only).
+      const now = this.store.get(id);
+      if (now && neverStarted(now)) this.store.update(id, { status: 'stopped', exitKnown: false, finishedAt: new Date().toISOString() });
+      throw e;
+    }
   }
 
   /**

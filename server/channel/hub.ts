@@ -231,7 +231,7 @@ export class HostHub {
         if (dropped !== undefined) this.ctx.log.warn({ hostId, dropped }, 'host alerts not written: over the host\'s budget or too large');
         return;
       }
-      publish(this.ctx, 'host.alert', { hostId, ...msg });
+      publish(this.ctx, 'host.alert', { ...msg, hostId });
       await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
         randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, record,
       ]);

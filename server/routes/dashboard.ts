@@ -8,6 +8,7 @@ import type { InventoryItem } from '../../src/protocol/messages.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { readBundleFacts } from '../../src/policy/bundle-facts.js';
 import type { Db } from '../store/db.js';
+import { containerAlerts } from './container-alerts.js';
 
 type Row = Record<string, string | number | null>;
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -140,17 +141,12 @@ export function dashboardRoutes(ctx: ServerContext): Router {
     const file = digest ? join(ctx.config.dataDir, 'bundles', `${digest.slice(7)}.ctp`) : '';
     if (file && existsSync(file)) bundle = await readBundleFacts(file).catch(() => null);
     const container = containerIdFor(String(d.environment), String(d.app));
-    // The container's own alerts (hosts name it in each event), the newest 100: selected in the
-    // query, so that another app's flood of alerts cannot push them out of a fixed window.
-    const like = `%"container":${JSON.stringify(container).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    const alerts = await ctx.db.query<Row>(
-      `SELECT time, subject, record FROM audit WHERE kind = 'host.alert' AND record LIKE ? ESCAPE '\\' ORDER BY time DESC LIMIT 100`, [like],
-    );
+    const alerts = await containerAlerts(ctx.db, String(d.environment), JSON.parse(String(d.hosts)) as Record<string, string>, container);
     res.json({
       id: d.id, environment: d.environment, app: d.app, imageDigest: d.image_digest, bundleDigest: d.bundle_digest, container,
       evidence: d.evidence ? JSON.parse(String(d.evidence)) : null,
       bundle,
-      alerts: alerts.map((a) => ({ time: iso(a.time), host: a.subject, ...(JSON.parse(String(a.record)) as { event?: { container?: unknown } }) })).filter((a) => a.event?.container === container),
+      alerts,
     });
   });
 

@@ -4,6 +4,7 @@
  * - an exec the rules do not allow becomes an alert the deployment's evidence (the dashboard's
  *   Evidence page) shows, naming the container, the rule and the binary;
  * - a restart gives the container a new cgroup, and the monitor follows it: alerts keep coming;
+ * - a host of another environment cannot put alerts on the app's page;
  * - a host cannot fill the server's audit log: alerts beyond its budget are not written.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -95,6 +96,20 @@ describe('eBPF monitoring of deployed containers, alerts to the server', () => {
     await host.monitors.sweep();
     expect(host.monitors.watched()).toEqual([]);
   }, 180_000);
+
+  it('a host of another environment cannot put alerts on this app\'s page', async () => {
+    const other = await startTestHost(server.url, (await createApiKey(server.ctx.db, 'admin-2', 'admin')).key, fx, 'host-staging', { environment: 'staging' });
+    try {
+      other.agent.alert({ kind: 'monitor', container: CONTAINER, rule: 'unexpected-exec', severity: 'critical', detail: 'critical unexpected-exec: forged by a staging host', time: new Date().toISOString() });
+      await until('the forged alert in the audit log', async () => Number((await server.ctx.db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM audit WHERE kind = 'host.alert' AND subject = ?`, [other.agent.hostId]))[0].n) > 0, 10_000);
+      const shown = await alerts();
+      expect(shown.length).toBeGreaterThan(0);
+      expect(shown.every((a) => a.host === host.agent.hostId)).toBe(true);
+      expect(shown.some((a) => a.event.detail.includes('forged'))).toBe(false);
+    } finally {
+      await other.stop();
+    }
+  }, 60_000);
 
   it('a host that floods alerts fills no audit log: those beyond its budget are not written', async () => {
     const count = async () => Number((await server.ctx.db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM audit WHERE kind = 'host.alert' AND subject = ?`, [host.agent.hostId]))[0].n);

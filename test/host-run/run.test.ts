@@ -144,7 +144,7 @@ describe('ct run', () => {
     const run = start([p('watched.signed.ctp')]);
     expect(await run.exit).toBe(0);
     expect(run.stdout).toBe('done\n');
-    expect(run.stderr).not.toMatch(/monitor: not started/);
+    expect(run.stderr).not.toMatch(/^monitor: .* not watched/m);
     expect(run.stderr).toMatch(/^monitor: critical unexpected-exec: .*"path":"\/bin\/intruder"/m);
     expect(run.stderr).not.toMatch(/unexpected-exec: .*"path":"\/bin\/busybox"/);
     expect(runcList(state())).toEqual([]);

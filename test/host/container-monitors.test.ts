@@ -19,6 +19,8 @@ const RULES = 'version: 1\nrules:\n  - name: unexpected-exec\n    kind: exec\n  
 
 class FakeMonitor extends EventEmitter {
   stopped = false;
+  /** Set to hold stop() until released (a bpftrace slow to detach). */
+  hold?: Promise<void>;
   readonly diagnostics = 'bpftrace: lost';
   private readonly events: MonitorEvent[] = [];
   private wake?: () => void;
@@ -30,6 +32,7 @@ class FakeMonitor extends EventEmitter {
     this.wake?.();
   }
   async stop(): Promise<void> {
+    await this.hold;
     this.stopped = true;
     this.wake?.();
   }
@@ -42,18 +45,21 @@ class FakeMonitor extends EventEmitter {
   }
 }
 
-async function setup(o: { canTrace?: boolean; failStart?: boolean } = {}) {
+async function setup(o: { canTrace?: boolean; failStart?: boolean; startGate?: Promise<void> } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), 'ct-monitors-'));
   const unified = mkdtempSync(join(tmpdir(), 'ct-monitors-cgroup-'));
   const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: unified });
   const started: FakeMonitor[] = [];
   const events: [string, string][] = [];
   const logs: string[] = [];
+  const attempts: (readonly MonitorTarget[])[] = [];
   const monitors = new ContainerMonitors({
     runtime, canTrace: o.canTrace ?? true, log: (l) => logs.push(l),
     onEvent: (c, e) => events.push([c, e.rule]),
     start: async (targets) => {
       if (o.failStart) throw new Error('bpftrace exited (1) before attaching');
+      attempts.push(targets);
+      await o.startGate;
       const m = new FakeMonitor(targets);
       started.push(m);
       return m as unknown as Monitor;
@@ -61,7 +67,7 @@ async function setup(o: { canTrace?: boolean; failStart?: boolean } = {}) {
   });
   const create = (id: string, annotations?: Record<string, string>) =>
     runtime.create(id, { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, annotations, linux: { cgroupsPath: `/cerro-torre/${id}` } } as unknown as OciConfig);
-  return { runtime, monitors, started, events, logs, create, unified };
+  return { runtime, monitors, started, events, logs, create, unified, attempts };
 }
 
 const ev = (rule: string): MonitorEvent => ({ kind: 'exec', rule, severity: 'critical', container: 'x', pid: 1, tid: 1, comm: 'sh', syscall: 'execve', detail: {}, time: new Date().toISOString() });
@@ -98,7 +104,10 @@ describe('container monitors', () => {
       await expect(monitors.beforeStart('strict')).rejects.toMatchObject({ code: 'HOST_CANNOT_ENFORCE', message: expect.stringContaining('monitoring required') });
       await create('lenient', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'false' });
       await monitors.beforeStart('lenient');
-      expect(logs).toEqual([expect.stringMatching(/^monitor: lenient not watched \(.+\); the bundle's rules are not enforced$/)]);
+      expect(logs).toEqual([
+        expect.stringMatching(/^monitor: strict not started: monitoring is required but /),
+        expect.stringMatching(/^monitor: lenient not watched \(.+\); the bundle's rules are not enforced$/),
+      ]);
       runtime.close();
     }
   });
@@ -112,6 +121,8 @@ describe('container monitors', () => {
     runtime.store.update('b', { status: 'paused' });
     await monitors.attachRunning();
     expect(monitors.watched().sort()).toEqual(['a', 'b']);
+    // Told that the app already runs: its exec rules must not wait for a start they will never see.
+    expect(started.map((m) => m.targets[0].running)).toEqual([true, true]);
     await monitors.attachRunning();
     expect(started).toHaveLength(2);
     // A monitor that ends by itself is said, and the container is no longer counted as watched.
@@ -120,6 +131,40 @@ describe('container monitors', () => {
     expect(logs.at(-1)).toMatch(/^monitor: a no longer watched \(bpftrace ended: 1\)/);
     await monitors.close();
     expect(started.every((m) => m.stopped || m === started[0])).toBe(true);
+    runtime.close();
+  });
+
+  it('a sweep stops only the monitors it saw: a start meanwhile keeps its new one', async () => {
+    const { runtime, monitors, started, create } = await setup();
+    for (const id of ['a', 'web']) {
+      await create(id, { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'true' });
+      await monitors.beforeStart(id);
+      runtime.store.update(id, { status: 'stopped' });
+    }
+    let release!: () => void;
+    started[0].hold = new Promise<void>((r) => (release = r));
+    const sweeping = monitors.sweep();
+    // While the sweep waits on a's monitor, web is started again (a restart: a new monitor).
+    runtime.store.update('web', { status: 'created' });
+    await monitors.beforeStart('web');
+    release();
+    await sweeping;
+    expect(monitors.watched()).toEqual(['web']);
+    expect(started.map((m) => m.stopped)).toEqual([true, true, false]);
+    runtime.close();
+  });
+
+  it('a monitor whose attach ends after close() is stopped, not kept (it would outlive the agent)', async () => {
+    let open!: () => void;
+    const { runtime, monitors, started, create, attempts } = await setup({ startGate: new Promise<void>((r) => (open = r)) });
+    await create('late', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'false' });
+    const starting = monitors.beforeStart('late');
+    while (attempts.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await monitors.close();
+    open();
+    await starting;
+    expect(monitors.watched()).toEqual([]);
+    expect(started.map((m) => m.stopped)).toEqual([true]);
     runtime.close();
   });
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { buildRuntimePlan, type EnforceInput } from '../../host/enforce/index.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
+import { MONITOR_ANNOTATION, MONITOR_REQUIRED_ANNOTATION } from '../../host/monitor/containers.js';
 import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { runCt } from '../support/cli.js';
@@ -110,6 +111,29 @@ describe('ct host commands on the host', () => {
     expect(r.stdout).toBe('tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n');
     expect(r.stderr).toBe('bye\n');
   }, 30_000);
+});
+
+describe('ct host start without an agent, for a bundle with monitoring rules', () => {
+  it('refuses a container whose policy requires monitoring (only an agent watches); starts another one with a warning', async () => {
+    const made: Record<string, string> = {};
+    for (const required of ['true', 'false']) {
+      const id = `lcm-${process.pid}-${required}`;
+      const plan = await buildRuntimePlan({ id, rootfs, app: { name: id, imageDigest: DIGEST }, runtime: { command: ['/bin/sh', '-c', 'sleep 30'] }, grants: { seccomp: 'required' }, cgroupsPath: `/cerro-torre/${id}` }, facts);
+      plan.config.annotations = { ...plan.config.annotations, [MONITOR_ANNOTATION]: 'version: 1\nrules:\n  - name: x\n    kind: module-load\n', [MONITOR_REQUIRED_ANNOTATION]: required };
+      await rt.create(id, plan.config, { appName: id, imageDigest: DIGEST });
+      made[required] = id;
+    }
+    const strict = await runCt(['host', 'start', made.true, '--state-dir', stateDir()]);
+    expect(strict.code).not.toBe(0);
+    expect(strict.stderr).toContain('HOST_CANNOT_ENFORCE');
+    expect(strict.stderr).toContain('monitoring is required and only a running agent (ct host run) watches containers');
+    expect((await rt.state(made.true)).status).toBe('created');
+    const lenient = await ct('start', made.false);
+    expect(lenient.stderr).toMatch(new RegExp(`warning: ${made.false}: started without its monitor \\(no agent runs\\)`));
+    expect((await rt.state(made.false)).status).toBe('running');
+    await ct('rm', '-f', made.false).catch(() => rt.delete(made.false, { force: true }));
+    await rt.delete(made.true, { force: true });
+  });
 });
 
 describe('restart policy', () => {

@@ -233,3 +233,47 @@ describe('monitor on a running container (one bpftrace for the file)', () => {
     expect(events.every((e) => e.container === id)).toBe(true);
   });
 });
+
+describe('monitor attached to containers already running (an agent that started after them)', () => {
+  let base: string;
+  let rt: RuncRuntime;
+  let monitor: Monitor | undefined;
+  const [marked, unmarked] = [`mona-${process.pid}`, `monb-${process.pid}`];
+
+  afterAll(async () => {
+    await monitor?.stop();
+    for (const c of rt?.store.list() ?? []) await rt.delete(c.id, { force: true }).catch(() => {});
+    rt?.close();
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  it('reports what the app does from the attach on when told it runs; without that, the exec rules wait for a start never seen', async () => {
+    requireHostTools();
+    const facts = await collectFacts();
+    let rootfs: string;
+    ({ base, rootfs } = await makeRootfs(['intruder']));
+    rt = await RuncRuntime.open({ stateDir: join(base, 'state'), unifiedCgroupMount: facts.cgroup.unifiedMount });
+    const rules = parseRules(RULES);
+    for (const cid of [marked, unmarked]) {
+      const plan = await buildRuntimePlan(
+        {
+          id: cid, rootfs, app: { name: 'mon', imageDigest: DIGEST }, runtime: { command: ['/bin/sh', '-c', 'while true; do /bin/intruder true; sleep 0.2; done'] },
+          grants: { seccomp: 'required' }, cgroupsPath: `/cerro-torre/${cid}`,
+        },
+        facts,
+      );
+      await rt.create(cid, plan.config);
+      expect((await rt.start(cid)).status).toBe('running');
+    }
+    monitor = await Monitor.start([
+      { container: marked, cgroupDir: rt.cgroupDir(marked)!, rules, running: true },
+      { container: unmarked, cgroupDir: rt.cgroupDir(unmarked)!, rules },
+    ]);
+    const ev = await monitor.waitFor((e) => e.kind === 'exec' && e.container === marked, 10_000);
+    expect(ev).toMatchObject({ rule: 'unexpected-exec', detail: { path: '/bin/intruder' } });
+    // The other one ran the same loop meanwhile (five times a second) and was never reported.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(monitor.buffered().filter((e) => e.container === unmarked)).toEqual([]);
+    expect(monitor.buffered().filter((e) => e.container === marked).length).toBeGreaterThan(2);
+  }, 60_000);
+});
