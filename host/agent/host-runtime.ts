@@ -25,8 +25,9 @@ export async function openAgentRuntime(o: {
   const runtime = await RuncRuntime.open({
     stateDir: o.stateDir, unifiedCgroupMount: o.facts.cgroup.unifiedMount, logLimits: o.logLimits,
     beforeStart: async (id) => {
-      await o.network?.resume(id);
+      // The monitor first: a start it refuses sets up no network.
       await hooks.monitors?.beforeStart(id);
+      await o.network?.resume(id);
     },
   });
   const monitors = hooks.monitors = new ContainerMonitors({

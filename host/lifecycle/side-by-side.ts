@@ -1,5 +1,5 @@
 import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { savedHealthcheck, type HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
 import type { OciConfig } from '../enforce/types.js';
 import type { AttachRequest, NetworkManager, PublishedPort } from '../network/index.js';
@@ -65,7 +65,10 @@ export async function discardCandidate(runtime: RuncRuntime, network: NetworkMan
   if (rec && rec.status !== 'removed') await runtime.delete(candidate, { force: true, purge: true }).catch(() => undefined);
   runtime.store.forget(candidate);
   await network.detach(rec?.runcId ?? candidate);
-  if (rootfs) await rm(rootfs, { recursive: true, force: true });
+  // By its name under this state directory's rootfs/ (where every unpack goes), whatever path the
+  // config records: a recursive removal is never aimed elsewhere by a file in the state directory.
+  const name = rootfs ? basename(rootfs) : '';
+  if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) await rm(join(runtime.stateDir, 'rootfs', name), { recursive: true, force: true });
 }
 
 /** Stops and removes the old container once the ports left it; the new one takes the app's id. */

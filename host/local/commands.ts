@@ -32,7 +32,7 @@ export async function saveNetworkSettings(stateDir: string, s: NetworkSettings):
  * and the agent's next reconciliation (within ~2 s) reports any change to the server. Its caller
  * has checked the directory (ensurePrivateDir) before anything else.
  */
-async function openHost(stateDir: string, warn: (line: string) => void = () => undefined): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
+async function openHost(stateDir: string): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
   const settings = await readFile(settingsPath(stateDir), 'utf8').then((t) => JSON.parse(t) as NetworkSettings, () => undefined);
   const network = process.getuid?.() === 0 && settings
     ? new NetworkManager({ stateDir, subnetBase: settings.subnetBase, bridgePrefix: settings.bridgePrefix, paths: settings.netavarkDir ? await findNetavark([settings.netavarkDir]) : undefined })
@@ -41,15 +41,28 @@ async function openHost(stateDir: string, warn: (line: string) => void = () => u
   const runtime = hooks.runtime = await RuncRuntime.open({
     stateDir,
     beforeStart: async (id) => {
-      // Only an agent watches containers (its monitors live in its process): one whose policy
-      // requires monitoring is not started unwatched by a command; the others are, said on stderr.
+      // A backstop to hostAction's check (startableWithoutAgent): nothing starts unwatched here
+      // that a policy requires watched.
       const rules = await monitorRulesOf(hooks.runtime!, id);
-      if (rules?.required) throw new CtError('HOST_CANNOT_ENFORCE', `${rules.rec.id}: monitoring is required and only a running agent (ct host run) watches containers; nothing was done`, { id: rules.rec.id });
-      if (rules) warn(`warning: ${rules.rec.id}: started without its monitor (no agent runs); the next agent start watches it`);
+      if (rules?.required) throw requiresAgent(rules.rec.id);
       await network?.resume(id);
     },
   });
   return { runtime, network, close: () => (runtime.close(), network?.close()) };
+}
+
+const requiresAgent = (id: string) => new CtError('HOST_CANNOT_ENFORCE', `${id}: monitoring is required and only a running agent (ct host run) watches containers; nothing was done`, { id });
+
+/**
+ * Only an agent watches containers (its monitors live in its process). A container whose policy
+ * requires monitoring is not started by a command acting without one (HOST_CANNOT_ENFORCE, before
+ * anything is done); one with rules that are not required is (its rules, returned: warned of).
+ */
+async function startableWithoutAgent(runtime: RuncRuntime, id: string): Promise<{ required: boolean } | undefined> {
+  const rec = runtime.store.get(id);
+  const rules = rec ? await monitorRulesOf(runtime, rec.runcId) : undefined;
+  if (rules?.required) throw requiresAgent(id);
+  return rules;
 }
 
 function ago(iso: string | null): string {
@@ -115,7 +128,7 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
   const lock = viaAgent ? undefined : await lockStateDir(o.stateDir, `ct host ${o.action}`).catch((e: unknown) => {
     throw e instanceof CtError && (e.code === 'USAGE' || e.code === 'CONTAINER_BUSY') ? new CtError('CONTAINER_BUSY', `${e.message}; nothing was done to ${o.id}`, { container: o.id }) : e;
   });
-  const h = await openHost(o.stateDir, (line) => io.err(line)).catch(async (e: unknown) => {
+  const h = await openHost(o.stateDir).catch(async (e: unknown) => {
     await lock?.release();
     throw e;
   });
@@ -135,7 +148,10 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
+    // Checked before the action touches anything (a restart stops first, a start releases a hold).
+    const rules = o.action === 'start' || o.action === 'restart' ? await startableWithoutAgent(h.runtime, o.id) : undefined;
     const rec: ContainerRecord = await performAction(h.runtime, o.id, o, grace === undefined ? undefined : grace * 1000);
+    if (rules && rec.status === 'running') io.err(`warning: ${o.id}: started without its monitor (no agent runs); the next agent start watches it`);
     if (rec.status === 'removed') {
       await h.network?.detach(rec.runcId);
       await rm(assigned, { force: true });

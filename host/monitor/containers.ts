@@ -102,6 +102,10 @@ export class ContainerMonitors {
       await monitor.stop().catch(() => undefined);
       return refuse('the agent is stopping');
     }
+    // Another watch of the same container that finished first (attachRunning beside a recovery's
+    // start): this one, for the newer cgroup, replaces it.
+    const other = this.monitors.get(runcId);
+    if (other && other !== monitor) await this.stopOne(runcId, other);
     this.monitors.set(runcId, monitor);
     monitor.once('exit', (code: number | null, signal: string | null) => {
       if (this.monitors.get(runcId) !== monitor) return;
@@ -112,8 +116,15 @@ export class ContainerMonitors {
     });
     // Taken from the iterator, so the monitor's queue stays empty (it keeps what nobody reads).
     void (async () => {
-      for await (const ev of monitor) this.o.onEvent(this.appOf(runcId), ev);
-    })().catch((e: unknown) => this.o.log(`monitor: ${runcId}: an event was lost: ${(e as Error).message.slice(0, 300)}`));
+      for await (const ev of monitor) {
+        // One event that cannot be handed on (a database read failing) must not end the stream.
+        try {
+          this.o.onEvent(this.appOf(runcId), ev);
+        } catch (e) {
+          this.o.log(`monitor: ${runcId}: an event was lost: ${(e as Error).message.slice(0, 300)}`);
+        }
+      }
+    })();
   }
 
   /**

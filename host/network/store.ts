@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { CtError } from '../../src/core/errors.js';
+import { CONTAINER_ID_RE } from '../runtime/state.js';
 import type { Egress, PublishedPort } from './types.js';
 
 /**
@@ -117,7 +118,16 @@ export class NetworkStore {
     return (this.db.prepare('SELECT * FROM net_attachments ORDER BY container_id').all() as Record<string, string>[]).map((r) => this.fromRow(r));
   }
 
+  /**
+   * A row as the manager may use it: its network namespace is the one the manager names for its
+   * container (`/run/netns/<container id>`), which netavark sets up and tears down and `ip netns`
+   * deletes. A row naming another (a tampered state database: `/proc/1/ns/net`, the host's own)
+   * is refused (HOST_STATE_INVALID), not followed.
+   */
   private fromRow(r: Record<string, string>): AttachmentRow {
+    if (typeof r.container_id !== 'string' || !CONTAINER_ID_RE.test(r.container_id) || r.netns !== `/run/netns/${r.container_id}`) {
+      throw new CtError('HOST_STATE_INVALID', `network attachment ${JSON.stringify(r.container_id).slice(0, 80)}: the state database records the network namespace ${JSON.stringify(r.netns).slice(0, 200)}, which no agent writes; nothing was done (remove its row from state.db by hand)`, {});
+    }
     const ports = (this.db.prepare('SELECT protocol, host_port, host_address, container_port FROM net_ports WHERE container_id = ? ORDER BY host_port').all(r.container_id) as {
       protocol: PublishedPort['protocol']; host_port: number; host_address: string; container_port: number;
     }[]).map((p) => ({ protocol: p.protocol, host: p.host_port, address: p.host_address, container: p.container_port }));

@@ -128,6 +128,12 @@ describe('ct host start without an agent, for a bundle with monitoring rules', (
     expect(strict.stderr).toContain('HOST_CANNOT_ENFORCE');
     expect(strict.stderr).toContain('monitoring is required and only a running agent (ct host run) watches containers');
     expect((await rt.state(made.true)).status).toBe('created');
+    // Running (started by an agent): a restart is refused before it stops anything.
+    const running = await rt.start(made.true);
+    const restart = await runCt(['host', 'restart', made.true, '--state-dir', stateDir()]);
+    expect(restart.code).not.toBe(0);
+    expect(restart.stderr).toContain('HOST_CANNOT_ENFORCE');
+    expect(await rt.state(made.true)).toMatchObject({ status: 'running', pid: running.pid });
     const lenient = await ct('start', made.false);
     expect(lenient.stderr).toMatch(new RegExp(`warning: ${made.false}: started without its monitor \\(no agent runs\\)`));
     expect((await rt.state(made.false)).status).toBe('running');

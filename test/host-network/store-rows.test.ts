@@ -1,0 +1,35 @@
+/**
+ * The network store's rows are used only as an agent writes them: an attachment's network
+ * namespace is `/run/netns/<its container id>`. A tampered row naming another namespace (the
+ * host's own, /proc/1/ns/net) would have netavark set up or tear down networking there and
+ * `ip netns delete` act on it: it is refused (HOST_STATE_INVALID) when read, before anything acts.
+ */
+import { describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetworkStore } from '../../host/network/store.js';
+
+describe('network store rows', () => {
+  it('reads what an agent wrote; refuses a row naming another network namespace or a container id that is none', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'ct-netstore-')), 'state.db');
+    const store = new NetworkStore(path);
+    store.ensureNetwork('production', 'none', 4);
+    const row = store.reserve({ containerId: 'web', environment: 'production', app: 'web', netns: '/run/netns/web', ports: [] }, ['10.1.0.2'], (a) => JSON.stringify({ address: a }));
+    expect(store.attachments().map((a) => [a.containerId, a.netns])).toEqual([['web', '/run/netns/web']]);
+    expect(row.address).toBe('10.1.0.2');
+    const db = new Database(path);
+    db.pragma('foreign_keys = OFF');
+    for (const netns of ['/proc/1/ns/net', '/run/netns/other', '/run/netns/../../proc/1/ns/net']) {
+      db.prepare('UPDATE net_attachments SET netns = ?').run(netns);
+      expect(() => store.attachments()).toThrow(expect.objectContaining({ code: 'HOST_STATE_INVALID' }));
+    }
+    db.prepare('UPDATE net_attachments SET netns = ?').run('/run/netns/web');
+    expect(store.attachments()).toHaveLength(1);
+    db.prepare(`INSERT INTO net_attachments (container_id, environment, app, address, netns, document, phase) VALUES ('..', 'production', 'x', '10.1.0.3', '/run/netns/..', '{}', 'setup')`).run();
+    expect(() => store.attachments()).toThrow(expect.objectContaining({ code: 'HOST_STATE_INVALID' }));
+    db.close();
+    store.close();
+  });
+});
