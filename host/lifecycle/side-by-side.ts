@@ -67,8 +67,10 @@ export async function discardCandidate(runtime: RuncRuntime, network: NetworkMan
   await network.detach(rec?.runcId ?? candidate);
   // By its name under this state directory's rootfs/ (where every unpack goes), whatever path the
   // config records: a recursive removal is never aimed elsewhere by a file in the state directory.
+  // And only one of the replaced app's (rootfs/<app id>-<generation>), never another app's.
   const name = rootfs ? basename(rootfs) : '';
-  if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) await rm(join(runtime.stateDir, 'rootfs', name), { recursive: true, force: true });
+  const app = rec?.replaces ?? '';
+  if (app && name.startsWith(`${app}-`) && /^\d+$/.test(name.slice(app.length + 1))) await rm(join(runtime.stateDir, 'rootfs', name), { recursive: true, force: true });
 }
 
 /** Stops and removes the old container once the ports left it; the new one takes the app's id. */

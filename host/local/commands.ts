@@ -149,7 +149,9 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
     // Checked before the action touches anything (a restart stops first, a start releases a hold).
-    const rules = o.action === 'start' || o.action === 'restart' ? await startableWithoutAgent(h.runtime, o.id) : undefined;
+    const rules = o.action === 'restart' || (o.action === 'start' && !['running', 'paused'].includes((await h.runtime.state(o.id).catch(() => undefined))?.status ?? ''))
+      ? await startableWithoutAgent(h.runtime, o.id)
+      : undefined;
     const rec: ContainerRecord = await performAction(h.runtime, o.id, o, grace === undefined ? undefined : grace * 1000);
     if (rules && rec.status === 'running') io.err(`warning: ${o.id}: started without its monitor (no agent runs); the next agent start watches it`);
     if (rec.status === 'removed') {

@@ -61,6 +61,7 @@ export interface ContainerMonitorsOptions {
 export class ContainerMonitors {
   private readonly monitors = new Map<string, Monitor>();
   private readonly names = new Map<string, { id: string; at: number }>();
+  private readonly turns = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly o: ContainerMonitorsOptions) {}
@@ -72,6 +73,12 @@ export class ContainerMonitors {
 
   /** `running`: the app already runs (attachRunning): its cgroup is live from the start. */
   private async watch(runcId: string, running: boolean): Promise<void> {
+    // A container already watched needs no second look from attachRunning; a start always does.
+    if (running && this.monitors.has(runcId)) return;
+    // Watches of one container may overlap (attachRunning beside a start): the one begun last is
+    // for the newest cgroup, whichever attaches first, so each knows its turn.
+    const turn = (this.turns.get(runcId) ?? 0) + 1;
+    this.turns.set(runcId, turn);
     await this.stopOne(runcId);
     const found = await monitorRulesOf(this.o.runtime, runcId);
     if (!found) return;
@@ -102,8 +109,12 @@ export class ContainerMonitors {
       await monitor.stop().catch(() => undefined);
       return refuse('the agent is stopping');
     }
-    // Another watch of the same container that finished first (attachRunning beside a recovery's
-    // start): this one, for the newer cgroup, replaces it.
+    if (this.turns.get(runcId) !== turn) {
+      // A later watch began meanwhile: it decides (its cgroup is the newer one); this one goes.
+      await monitor.stop().catch(() => undefined);
+      return;
+    }
+    // An earlier watch that attached first (for an older cgroup) is replaced.
     const other = this.monitors.get(runcId);
     if (other && other !== monitor) await this.stopOne(runcId, other);
     this.monitors.set(runcId, monitor);
@@ -116,15 +127,17 @@ export class ContainerMonitors {
     });
     // Taken from the iterator, so the monitor's queue stays empty (it keeps what nobody reads).
     void (async () => {
+      let lost = 0;
       for await (const ev of monitor) {
-        // One event that cannot be handed on (a database read failing) must not end the stream.
+        // One event that cannot be handed on (a database read failing) must not end the stream;
+        // said for the first and every 100th after it, not once per event.
         try {
           this.o.onEvent(this.appOf(runcId), ev);
         } catch (e) {
-          this.o.log(`monitor: ${runcId}: an event was lost: ${(e as Error).message.slice(0, 300)}`);
+          if (lost++ % 100 === 0) this.o.log(`monitor: ${runcId}: ${lost} events lost so far: ${String((e as Error)?.message ?? e).slice(0, 300)}`);
         }
       }
-    })();
+    })().catch(() => undefined);
   }
 
   /**

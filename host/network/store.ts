@@ -126,7 +126,7 @@ export class NetworkStore {
    */
   private fromRow(r: Record<string, string>): AttachmentRow {
     if (typeof r.container_id !== 'string' || !CONTAINER_ID_RE.test(r.container_id) || r.netns !== `/run/netns/${r.container_id}`) {
-      throw new CtError('HOST_STATE_INVALID', `network attachment ${JSON.stringify(r.container_id).slice(0, 80)}: the state database records the network namespace ${JSON.stringify(r.netns).slice(0, 200)}, which no agent writes; nothing was done (remove its row from state.db by hand)`, {});
+      throw new CtError('HOST_STATE_INVALID', `network attachment ${JSON.stringify(r.container_id).slice(0, 80)}: the state database records the network namespace ${JSON.stringify(r.netns).slice(0, 200)}, which no agent writes; nothing was done (remove its rows from state.db by hand: DELETE FROM net_ports WHERE container_id = '…'; DELETE FROM net_attachments WHERE container_id = '…')`, {});
     }
     const ports = (this.db.prepare('SELECT protocol, host_port, host_address, container_port FROM net_ports WHERE container_id = ? ORDER BY host_port').all(r.container_id) as {
       protocol: PublishedPort['protocol']; host_port: number; host_address: string; container_port: number;

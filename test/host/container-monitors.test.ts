@@ -45,7 +45,7 @@ class FakeMonitor extends EventEmitter {
   }
 }
 
-async function setup(o: { canTrace?: boolean; failStart?: boolean; startGate?: Promise<void> } = {}) {
+async function setup(o: { canTrace?: boolean; failStart?: boolean; startGate?: Promise<void>; gates?: Promise<void>[] } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), 'ct-monitors-'));
   const unified = mkdtempSync(join(tmpdir(), 'ct-monitors-cgroup-'));
   const runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: unified });
@@ -60,6 +60,7 @@ async function setup(o: { canTrace?: boolean; failStart?: boolean; startGate?: P
       if (o.failStart) throw new Error('bpftrace exited (1) before attaching');
       attempts.push(targets);
       await o.startGate;
+      await o.gates?.shift();
       const m = new FakeMonitor(targets);
       started.push(m);
       return m as unknown as Monitor;
@@ -165,6 +166,28 @@ describe('container monitors', () => {
     await starting;
     expect(monitors.watched()).toEqual([]);
     expect(started.map((m) => m.stopped)).toEqual([true]);
+    runtime.close();
+  });
+
+  it.each([['the start attaches first'], ['the re-attach attaches first']])('two watches of one container (a re-attach beside a start) keep the start\'s monitor, for the newer cgroup, when %s', async (order) => {
+    const releases: (() => void)[] = [];
+    const gates = [0, 1].map(() => new Promise<void>((r) => releases.push(r)));
+    const { runtime, monitors, started, create, attempts } = await setup({ gates });
+    await create('web', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'true' });
+    runtime.store.update('web', { status: 'running' });
+    const reattach = monitors.attachRunning();
+    while (attempts.length < 1) await new Promise((r) => setTimeout(r, 5));
+    const start = monitors.beforeStart('web');
+    while (attempts.length < 2) await new Promise((r) => setTimeout(r, 5));
+    const [first, second] = order === 'the start attaches first' ? [1, 0] : [0, 1];
+    releases[first]();
+    await new Promise((r) => setTimeout(r, 20));
+    releases[second]();
+    await Promise.all([reattach, start]);
+    expect(monitors.watched()).toEqual(['web']);
+    const kept = started.filter((m) => !m.stopped);
+    expect(kept).toHaveLength(1);
+    expect(kept[0].targets[0].running).toBeUndefined();
     runtime.close();
   });
 });
