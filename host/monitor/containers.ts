@@ -37,6 +37,11 @@ export async function monitorRulesOf(runtime: RuncRuntime, runcId: string): Prom
   return text === undefined ? undefined : { rec, text, required: annotations[MONITOR_REQUIRED_ANNOTATION] === 'true' };
 }
 
+/** The app's container id a record serves: its own, or, for a side-by-side candidate, the one it replaces. */
+function appIdOf(rec: ContainerRecord): string {
+  return rec.replaces ?? rec.id;
+}
+
 export interface ContainerMonitorsOptions {
   runtime: RuncRuntime;
   /** The host can trace (bpftrace and tracefs: HostFacts.ebpf.usable). */
@@ -84,17 +89,19 @@ export class ContainerMonitors {
     if (!found) return;
     const { rec, text, required } = found;
     const cgroupDir = this.o.runtime.cgroupDir(rec.id);
+    // The app it serves: a side-by-side candidate's events and notes are the replaced app's.
+    const app = appIdOf(rec);
     const refuse = (why: string): void => {
       if (required && running) {
         // It runs already (started under an earlier agent): said, and left running.
-        return this.o.log(`monitor: ${rec.id} runs unwatched although monitoring is required: ${why}`, rec.id);
+        return this.o.log(`monitor: ${rec.id} runs unwatched although monitoring is required: ${why}`, app);
       }
       if (required) {
         // Said here too: a start the restart policy makes has no caller to tell.
-        this.o.log(`monitor: ${rec.id} not started: monitoring is required but ${why}`, rec.id);
+        this.o.log(`monitor: ${rec.id} not started: monitoring is required but ${why}`, app);
         throw new CtError('HOST_CANNOT_ENFORCE', `${rec.id}: monitoring required but ${why}`, { id: rec.id });
       }
-      this.o.log(`monitor: ${rec.id} not watched (${why}); the bundle's rules are not enforced`, rec.id);
+      this.o.log(`monitor: ${rec.id} not watched (${why}); the bundle's rules are not enforced`, app);
     };
     if (this.closed) return refuse('the agent is stopping');
     if (!this.o.canTrace || !cgroupDir) return refuse(!cgroupDir ? 'no cgroup v2 hierarchy' : 'bpftrace or tracefs unavailable');
@@ -182,14 +189,15 @@ export class ContainerMonitors {
   }
 
   /**
-   * The app's container id of a runc id (they differ after a side-by-side replace), looked up at
+   * The app's container id of a runc id (they differ during and after a side-by-side replace), looked up at
    * most every 2 s per container: a container flooding events must not cost a database read each.
    */
   private appOf(runcId: string): string {
     const t = Date.now();
     const known = this.names.get(runcId);
     if (known && t - known.at < 2000) return known.id;
-    const id = this.o.runtime.store.list().find((r) => r.runcId === runcId)?.id ?? runcId;
+    const rec = this.o.runtime.store.list().find((r) => r.runcId === runcId);
+    const id = rec ? appIdOf(rec) : runcId;
     this.names.set(runcId, { id, at: t });
     return id;
   }

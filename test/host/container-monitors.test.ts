@@ -66,8 +66,8 @@ async function setup(o: { canTrace?: boolean; failStart?: boolean; startGate?: P
       return m as unknown as Monitor;
     },
   });
-  const create = (id: string, annotations?: Record<string, string>) =>
-    runtime.create(id, { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, annotations, linux: { cgroupsPath: `/cerro-torre/${id}` } } as unknown as OciConfig);
+  const create = (id: string, annotations?: Record<string, string>, replaces?: string) =>
+    runtime.create(id, { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, annotations, linux: { cgroupsPath: `/cerro-torre/${id}` } } as unknown as OciConfig, replaces ? { replaces } : {});
   return { runtime, monitors, started, events, logs, create, unified, attempts };
 }
 
@@ -188,6 +188,22 @@ describe('container monitors', () => {
     const kept = started.filter((m) => !m.stopped);
     expect(kept).toHaveLength(1);
     expect(kept[0].targets[0].running).toBeUndefined();
+    runtime.close();
+  });
+
+  it('a side-by-side candidate\'s events and notes are the app\'s it replaces (its page shows them during the health gate)', async () => {
+    const { runtime, monitors, started, events, logs, create } = await setup();
+    await create('web-2', { [MONITOR_ANNOTATION]: RULES, [MONITOR_REQUIRED_ANNOTATION]: 'false' }, 'web');
+    await monitors.beforeStart('web-2');
+    started[0].emitEvent(ev('unexpected-exec'));
+    await new Promise((r) => setImmediate(r));
+    expect(events).toEqual([['web', 'unexpected-exec']]);
+    const lines: [string, string | undefined][] = [];
+    const noTrace = new ContainerMonitors({ runtime, canTrace: false, log: (l, c) => lines.push([l, c]), onEvent: () => undefined });
+    await noTrace.beforeStart('web-2');
+    expect(lines).toEqual([[expect.stringMatching(/^monitor: web-2 not watched/), 'web']]);
+    expect(logs).toEqual([]);
+    await monitors.close();
     runtime.close();
   });
 });
