@@ -16,6 +16,7 @@ import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { parsePublishedPorts } from '../../src/protocol/ports.js';
 import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
 import { GenerationRecord } from './generation-record.js';
+import { AlertBacklog } from './alerts.js';
 import { MAX_VSA_BYTES } from '../../src/attest/vsa.js';
 
 /** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
@@ -60,8 +61,6 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-/** Alerts kept while the channel is down. */
-const MAX_UNSENT_ALERTS = 256;
 /** How long a status waits for the inventory to ride in its frame before it goes alone. */
 const INVENTORY_WAIT_MS = 50;
 const LATE = Symbol('late');
@@ -91,10 +90,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   /** The connected server reads a status's inventory in its frame (welcome `features`; see messages.ts). */
   let statusCarriesInventory = false;
   let chain: Promise<unknown> = Promise.resolve();
-  // Alerts raised while the channel is down (a reconnect, the server restarting) go out once it is
-  // back, the newest MAX_UNSENT_ALERTS of them.
-  const unsent: Extract<HostMessage, { type: 'event' }>[] = [];
-  let unsentDropped = 0;
+  // Alerts raised while the channel is down (a reconnect, the server restarting) go out once it is back.
+  const unsent = new AlertBacklog('while disconnected');
 
   const connect = () => {
     if (stopped) return;
@@ -151,11 +148,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         const channel = mac;
         send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
         backoff = 200;
-        if (unsentDropped > 0) {
-          send({ type: 'event', event: { kind: 'host.alerts-dropped', detail: `${unsentDropped} alerts raised while disconnected were not kept (at most ${MAX_UNSENT_ALERTS})`, time: new Date().toISOString() } });
-          unsentDropped = 0;
-        }
-        for (const m of unsent.splice(0)) send(m);
+        unsent.drain((event, deploymentId) => send?.({ type: 'event', deploymentId, event }));
         void sendInventory();
         log('connected', { hostId: id.hostId });
       } else if (msg.type === 'logs') {
@@ -317,15 +310,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   connect();
   return {
     hostId: id.hostId!,
-    alert: (event, deploymentId) => {
-      const m: HostMessage = { type: 'event', deploymentId, event };
-      if (send) return void send(m);
-      if (unsent.length >= MAX_UNSENT_ALERTS) {
-        unsent.shift();
-        unsentDropped++;
-      }
-      unsent.push(m);
-    },
+    alert: (event, deploymentId) => (send ? void send({ type: 'event', deploymentId, event }) : unsent.push(event, deploymentId)),
     report: (m) => send?.(m),
     connected: () => Boolean(send),
     resync: () => sendInventory(),

@@ -5,9 +5,37 @@ export type AlertEvent = Extract<HostMessage, { type: 'event' }>['event'];
 
 /** Alerts of one container sent per minute; the rest are counted and reported as one alert. */
 export const ALERTS_PER_MINUTE = 30;
-/** Alerts kept while no channel is attached yet (the agent's start); the oldest go first. */
-const MAX_PENDING = 256;
+/** Alerts kept while they cannot be sent (no channel yet, or it is down); the oldest go first. */
+export const MAX_KEPT_ALERTS = 256;
 const MINUTE = 60_000;
+
+/**
+ * Alerts kept until they can be sent, the newest MAX_KEPT_ALERTS of them; `drain` sends them in
+ * order, after one `host.alerts-dropped` alert counting those that were not kept. `when` says when
+ * they were raised ("while disconnected").
+ */
+export class AlertBacklog {
+  private items: { event: AlertEvent; deploymentId?: string }[] = [];
+  private dropped = 0;
+
+  constructor(private readonly when: string, private readonly now: () => number = Date.now) {}
+
+  push(event: AlertEvent, deploymentId?: string): void {
+    if (this.items.length >= MAX_KEPT_ALERTS) {
+      this.items.shift();
+      this.dropped++;
+    }
+    this.items.push({ event, deploymentId });
+  }
+
+  drain(send: (event: AlertEvent, deploymentId?: string) => void): void {
+    if (this.dropped > 0) {
+      send({ kind: 'host.alerts-dropped', detail: `${this.dropped} alerts raised ${this.when} were not kept (at most ${MAX_KEPT_ALERTS})`, time: new Date(this.now()).toISOString() });
+      this.dropped = 0;
+    }
+    for (const { event, deploymentId } of this.items.splice(0)) send(event, deploymentId);
+  }
+}
 
 /**
  * What the host tells its server besides statuses: the eBPF monitor's events for each watched
@@ -18,20 +46,17 @@ const MINUTE = 60_000;
  */
 export class HostAlerts {
   private send?: (event: AlertEvent) => void;
-  private pending: AlertEvent[] = [];
-  private droppedBeforeAttach = 0;
+  private readonly pending: AlertBacklog;
   private readonly windows = new Map<string, { start: number; sent: number; held: number }>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    this.pending = new AlertBacklog('before the agent connected', now);
+  }
 
   /** From now on alerts go to `send` (the agent's channel); those kept meanwhile go first. */
   attach(send: (event: AlertEvent) => void): void {
     this.send = send;
-    if (this.droppedBeforeAttach > 0) {
-      send({ kind: 'host.alerts-dropped', detail: `${this.droppedBeforeAttach} alerts raised before the agent connected were not kept (at most ${MAX_PENDING})`, time: new Date(this.now()).toISOString() });
-      this.droppedBeforeAttach = 0;
-    }
-    for (const e of this.pending.splice(0)) send(e);
+    this.pending.drain(send);
   }
 
   /** A monitor event of `container` (the app's container id). */
@@ -78,11 +103,7 @@ export class HostAlerts {
   }
 
   private emit(e: AlertEvent): void {
-    if (this.send) return this.send(e);
-    if (this.pending.length >= MAX_PENDING) {
-      this.pending.shift();
-      this.droppedBeforeAttach++;
-    }
-    this.pending.push(e);
+    if (this.send) this.send(e);
+    else this.pending.push(e);
   }
 }

@@ -30,7 +30,7 @@ export function monitorAnnotations(archive: CtpArchive, grants: RuntimeGrants): 
 
 /** The monitoring rules a container's config carries (undefined: none, or no such container). */
 export async function monitorRulesOf(runtime: RuncRuntime, runcId: string): Promise<{ rec: ContainerRecord; text: string; required: boolean } | undefined> {
-  const rec = runtime.store.list().find((r) => r.runcId === runcId);
+  const rec = runtime.store.byRuncId(runcId);
   if (!rec) return undefined;
   const annotations = (JSON.parse(await readFile(join(rec.bundleDir, 'config.json'), 'utf8')) as OciConfig).annotations ?? {};
   const text = annotations[MONITOR_ANNOTATION];
@@ -78,8 +78,6 @@ export class ContainerMonitors {
 
   /** `running`: the app already runs (attachRunning): its cgroup is live from the start. */
   private async watch(runcId: string, running: boolean): Promise<void> {
-    // A container already watched needs no second look from attachRunning; a start always does.
-    if (running && this.monitors.has(runcId)) return;
     // Watches of one container may overlap (attachRunning beside a start): the one begun last is
     // for the newest cgroup, whichever attaches first, so each knows its turn.
     const turn = (this.turns.get(runcId) ?? 0) + 1;
@@ -121,9 +119,8 @@ export class ContainerMonitors {
       await monitor.stop().catch(() => undefined);
       return;
     }
-    // An earlier watch that attached first (for an older cgroup) is replaced.
-    const other = this.monitors.get(runcId);
-    if (other && other !== monitor) await this.stopOne(runcId, other);
+    // An earlier watch either ended before this one began (stopped above) or saw this one's turn
+    // and stopped its own: the container has no other monitor.
     this.monitors.set(runcId, monitor);
     monitor.once('exit', (code: number | null, signal: string | null) => {
       if (this.monitors.get(runcId) !== monitor) return;
@@ -148,7 +145,8 @@ export class ContainerMonitors {
   }
 
   /**
-   * Containers running without a monitor (this agent started after them): watched from now on.
+   * Containers running without a monitor (this agent started after them; a watched one needs no
+   * second look): watched from now on.
    * What they did before is not seen. Never throws: a required monitor that cannot attach is logged.
    */
   async attachRunning(): Promise<void> {
@@ -167,6 +165,8 @@ export class ContainerMonitors {
     const seen = [...this.monitors];
     const live = new Set(this.o.runtime.store.list().filter((r) => r.status === 'running' || r.status === 'paused' || r.status === 'created').map((r) => r.runcId));
     for (const [id, m] of seen) if (!live.has(id)) await this.stopOne(id, m);
+    // Turns of containers gone (one number per container the agent ever started, otherwise).
+    for (const id of [...this.turns.keys()]) if (!live.has(id) && !this.monitors.has(id)) this.turns.delete(id);
   }
 
   /** The containers watched now, by runc id (tests, `ct host`). */
@@ -196,7 +196,7 @@ export class ContainerMonitors {
     const t = Date.now();
     const known = this.names.get(runcId);
     if (known && t - known.at < 2000) return known.id;
-    const rec = this.o.runtime.store.list().find((r) => r.runcId === runcId);
+    const rec = this.o.runtime.store.byRuncId(runcId);
     const id = rec ? appIdOf(rec) : runcId;
     this.names.set(runcId, { id, at: t });
     return id;

@@ -204,6 +204,12 @@ export class ContainerStore {
     return row ? fromRow(row, this.containersDir) : undefined;
   }
 
+  /** The container (not removed) runc knows as `runcId`: its own id, or a side-by-side replace's. */
+  byRuncId(runcId: string): ContainerRecord | undefined {
+    const row = this.db.prepare(`SELECT * FROM containers WHERE status != 'removed' AND COALESCE(runc_id, id) = ? ORDER BY created_at, id LIMIT 1`).get(runcId) as Row | undefined;
+    return row ? fromRow(row, this.containersDir) : undefined;
+  }
+
   list(opts: { includeRemoved?: boolean } = {}): ContainerRecord[] {
     const rows = this.db
       .prepare(`SELECT * FROM containers ${opts.includeRemoved ? '' : "WHERE status != 'removed'"} ORDER BY created_at, id`)
