@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { CtError } from '../src/core/errors.js';
+import { retentionConfig, type RetentionConfig } from './retention/prune.js';
 
 /** Claim rules an OIDC token must satisfy (exact values or anchored patterns written `/re/`). */
 export interface OidcIssuerConfig {
@@ -91,6 +92,8 @@ export interface ServerConfig {
   mcp?: { enabled?: boolean; readOnly?: boolean };
   /** Bounds of `GET /api/v1/hosts/{id}/logs?follow=1` (server/logs/follow.ts): per principal, per host, duration. */
   logFollow?: import('./logs/follow.js').FollowLimits;
+  /** How long host alerts and webhook delivery ids are kept (server/retention/prune.ts); other audit records are kept. */
+  retention?: Partial<RetentionConfig>;
 }
 
 const DEFAULTS: ServerConfig = {
@@ -149,6 +152,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   for (const [k, v] of Object.entries(cfg.logFollow ?? {})) {
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `logFollow.${k} must be a whole number from 1`);
   }
+  // Checked at start: a typo must not delete records (or keep them without bound) unnoticed.
+  retentionConfig(cfg.retention);
   cfg.dataDir = resolve(cfg.dataDir);
   return cfg;
 }

@@ -15,6 +15,7 @@ import { createMetrics } from './metrics.js';
 import { JobQueue } from './queue/queue.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { ensureApiKey } from './auth/api-keys.js';
+import { retentionConfig, startRetention } from './retention/prune.js';
 
 export interface RunningServer {
   url: string;
@@ -71,6 +72,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const ext: Extension = (await opts.extend?.(ctx)) ?? {};
   const app = buildApp(ctx, ext.routers ?? []);
   await ctx.queue.start();
+  const retention = startRetention(db, retentionConfig(config.retention), log);
   const fast = ext.fastPath;
   const server: Server = createServer(fast ? (req, res) => fast(req, res, () => app(req, res)) : app);
   await new Promise<void>((resolve, reject) => {
@@ -93,6 +95,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         server.close(() => r());
       });
       await ctx.queue.stop();
+      await retention.stop();
       await ext.close?.();
       await (app.locals.closeUi as (() => Promise<void>) | undefined)?.();
       await db.close();

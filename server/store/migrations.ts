@@ -117,6 +117,14 @@ export const MIGRATIONS: string[][] = [
     // Deployments of one image (`?imageDigest=`, MCP inspect_bundle by digest), newest first, at any age.
     `CREATE INDEX deployments_image_created_id ON deployments (image_digest, created_at, id)`,
   ],
+  [
+    // Host alerts by age (server/retention: the oldest deleted; audit searches by kind) and by host
+    // (an app's Evidence page reads the alerts of its hosts, not every alert newest first).
+    `CREATE INDEX audit_kind_time ON audit (kind, time)`,
+    `CREATE INDEX audit_kind_subject_time ON audit (kind, subject, time)`,
+    // Webhook delivery ids older than their retention, deleted without a scan.
+    `CREATE INDEX deliveries_received ON deliveries (received_at)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {
