@@ -1,5 +1,6 @@
 import { CtError, boundText } from '../core/errors.js';
 import { exitCodeFor } from '../core/codes.js';
+import { terminalText } from '../core/terminal.js';
 
 /** Output sink of a command; tests and the action pass their own. */
 export interface Io {
@@ -7,9 +8,14 @@ export interface Io {
   err(text: string): void;
 }
 
+/**
+ * stdout is the command's output, byte for byte (JSON, a bundle digest, an app's log lines);
+ * stderr is messages, whose text may come from outside (a hostile registry's error body): shown,
+ * never acted on by the terminal.
+ */
 export const processIo: Io = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(terminalText(t.endsWith('\n') ? t : `${t}\n`)),
 };
 
 /**

@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../../core/fs.js';
 import { assertEnvelope, type DsseEnvelope } from '../../attest/dsse.js';
 import { assertStatement } from '../../attest/statement.js';
 import { signStatement } from '../../attest/sign.js';
+import { processIo } from '../io.js';
 import { buildVcsBundle, vcsBundleBytes, type VcsLogEntry } from '../../attest/vcs-bundle.js';
 import { parseTrustStore, trustStoreDigest } from '../../trust/store.js';
 import { parsePrivateKey } from '../../trust/keys.js';
@@ -47,7 +48,7 @@ function runner<A extends unknown[]>(body: (...args: A) => Promise<number>): (..
       const code = e instanceof CtError || e instanceof RunnerError ? e.code : 'ERROR';
       const message = e instanceof Error ? e.message : String(e);
       out({ error: { code, message } });
-      process.stderr.write(`error[${code}]: ${message}\n`);
+      processIo.err(`error[${code}]: ${message}`);
       process.exitCode = 2;
     }
   };
@@ -227,7 +228,7 @@ export function register(program: Command): void {
         try {
           text = canonicalize(JSON.parse(bytes.toString('utf8')));
         } catch (e) {
-          process.stderr.write(`error[JSON_INVALID]: ${input}: ${(e as Error).message}\n`);
+          processIo.err(`error[JSON_INVALID]: ${input}: ${(e as Error).message}`);
           return 1;
         }
         if (o.output) await writeFileAtomic(o.output, text);
