@@ -47,6 +47,7 @@ describe('terminal text', () => {
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/^error\[REGISTRY_ERROR\]: .*HTTP 400: no such tag\\u001b\]52;c;cm0gLXJmIH4=\\u0007/m);
       // Not one byte a terminal acts on besides the newline at its end.
+      // eslint-disable-next-line no-control-regex
       expect(r.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
     });
   });
