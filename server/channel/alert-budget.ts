@@ -9,7 +9,7 @@ export const MAX_ALERT_BYTES = 4096;
  * (host/agent/alerts.ts, 30 a minute per container) keeps a healthy one well below it; a host
  * that floods anyway, compromised or broken, writes at most ~2 a second (~700 MB a day at the
  * size cap), not as fast as its channel carries. This bounds the rate; the retention
- * (server/retention/prune.ts: 30 days, the newest 1,000,000 by default) bounds what is kept. Per server process (each replica counts on its own). One entry per
+ * (server/retention/prune.ts: 30 days, 100,000 per host, 1,000,000 in all by default) bounds what is kept. Per server process (each replica counts on its own). One entry per
  * host that sent alerts (enrolled hosts only: the channel is authenticated).
  */
 export class AlertBudget {

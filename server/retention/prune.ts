@@ -5,37 +5,42 @@ import type { Db } from '../store/db.js';
 /**
  * How long the server keeps what arrives without bound. Host monitor alerts (`host.alert` in the
  * audit log) come at up to ~2 a second per host (server/channel/alert-budget.ts), so they are
- * kept for a time and up to a count; webhook deliveries are kept only as long as a forge may send
- * the same one again (GitHub redelivers for 3 days), which is all the dedupe needs. Every other
- * audit record (who deployed, synced, signed in) is kept: those are the records an audit asks for.
+ * kept for a time and up to a count per host (a flooding host pushes out its own alerts, not the
+ * others'), with a total as the last bound of the disk; webhook delivery ids are kept as long as a
+ * forge may send the same delivery again, which is all their dedupe needs. Every other audit
+ * record (who deployed, synced, signed in) is kept: those are the records an audit asks for.
  */
 export interface RetentionConfig {
   /** Days a host alert is kept (default 30). */
   alertDays: number;
-  /** Most host alerts kept, the newest (default 1,000,000): a flood within the days is bounded too. */
+  /** Most alerts kept per host, its newest (default 100,000). */
+  maxAlertsPerHost: number;
+  /** Most host alerts kept in all, the newest (default 1,000,000): reached only when many hosts flood at once. */
   maxAlerts: number;
-  /** Days a webhook delivery id is remembered for its dedupe (default 7). */
+  /** Days a webhook delivery id is remembered for its dedupe (default 7: GitHub Enterprise Server redelivers for 7 days, github.com for 3). */
   deliveryDays: number;
 }
 
-export const RETENTION_DEFAULTS: RetentionConfig = { alertDays: 30, maxAlerts: 1_000_000, deliveryDays: 7 };
+export const RETENTION_DEFAULTS: RetentionConfig = { alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7 };
 
 const BOUNDS: Record<keyof RetentionConfig, [number, number]> = {
   alertDays: [1, 3650],
+  maxAlertsPerHost: [100, 100_000_000],
   maxAlerts: [1000, 1_000_000_000],
-  deliveryDays: [1, 365],
+  deliveryDays: [7, 365],
 };
 
 /** The configured retention over the defaults; a value out of its bounds is USAGE (a typo must not delete a year of records). */
 export function retentionConfig(v: unknown): RetentionConfig {
   if (v === undefined || v === null) return { ...RETENTION_DEFAULTS };
-  if (typeof v !== 'object' || Array.isArray(v)) throw new CtError('USAGE', 'retention must be a mapping (alertDays, maxAlerts, deliveryDays)');
+  if (typeof v !== 'object' || Array.isArray(v)) throw new CtError('USAGE', 'retention must be a mapping (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays)');
   const out = { ...RETENTION_DEFAULTS };
   for (const [k, value] of Object.entries(v)) {
-    const bounds = BOUNDS[k as keyof RetentionConfig];
-    if (!bounds) throw new CtError('USAGE', `retention.${k.slice(0, 64)}: unknown field (alertDays, maxAlerts, deliveryDays)`);
-    if (!Number.isInteger(value) || (value as number) < bounds[0] || (value as number) > bounds[1]) {
-      throw new CtError('USAGE', `retention.${k} must be a whole number from ${bounds[0]} to ${bounds[1]}`);
+    // Own fields only: `constructor` or `toString` must not pass as known ones.
+    if (!Object.hasOwn(BOUNDS, k)) throw new CtError('USAGE', `retention.${k.slice(0, 64)}: unknown field (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays)`);
+    const [min, max] = BOUNDS[k as keyof RetentionConfig];
+    if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
+      throw new CtError('USAGE', `retention.${k} must be a whole number from ${min} to ${max}`);
     }
     out[k as keyof RetentionConfig] = value as number;
   }
@@ -43,50 +48,89 @@ export function retentionConfig(v: unknown): RetentionConfig {
 }
 
 const DAY_MS = 86_400_000;
+
 /**
- * Rows deleted per statement: SQLite has one writer and better-sqlite3 runs on the event loop, so a
- * backlog (the first prune of a year-old database) is deleted in short statements with the loop
- * free in between, not in one that holds both for seconds.
+ * Deletes are paced: SQLite has one writer and better-sqlite3 runs on the event loop, and a row of
+ * the audit log costs ~50 µs to delete (five B-trees), so a backlog (the first pass over a large
+ * log) goes in statements of about STATEMENT_MS each, the chunk resized after each to stay near it,
+ * with the loop left free for twice as long in between. PostgreSQL takes the same pace.
  */
-export const PRUNE_CHUNK = 5000;
+const STATEMENT_MS = 10;
+const MIN_CHUNK = 50;
+const MAX_CHUNK = 5000;
+
+export interface PruneOptions {
+  now?: number;
+  /** A fixed chunk instead of the paced one (tests). */
+  chunk?: number;
+  /** Asked before each statement: a pass stops early (server shutdown) and the next one goes on. */
+  stopped?: () => boolean;
+}
 
 export interface Pruned {
   alerts: number;
   deliveries: number;
 }
 
-const turn = () => new Promise<void>((r) => setImmediate(r));
+class Pace {
+  size: number;
+  constructor(private readonly fixed?: number) {
+    this.size = fixed ?? 500;
+  }
 
-/** Deletes `select`'s rows (ids, oldest first) PRUNE_CHUNK at a time, until none is left; how many. */
-async function deleteChunked(db: Db, table: 'audit', select: string, params: unknown[], chunk: number): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const { changes } = await db.run(`DELETE FROM ${table} WHERE id IN (${select} LIMIT ?)`, [...params, chunk]);
-    total += changes;
-    if (changes < chunk) return total;
-    await turn();
+  async after(ms: number): Promise<void> {
+    if (this.fixed === undefined) {
+      if (ms > 2 * STATEMENT_MS) this.size = Math.max(MIN_CHUNK, Math.floor(this.size / 2));
+      else if (ms < STATEMENT_MS / 2) this.size = Math.min(MAX_CHUNK, this.size * 2);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(1, 2 * ms))));
   }
 }
 
 /**
- * One pass: host alerts older than `alertDays` or beyond the newest `maxAlerts`, and webhook
- * deliveries older than `deliveryDays`. Safe to run on several replicas at once (each delete
- * only removes what every replica would).
+ * Deletes the host alerts `where` selects (oldest first), a chunk at a time until none is left or
+ * the pass is stopped; how many. On PostgreSQL the rows a concurrent pass (another replica) holds
+ * are skipped, not waited for: two passes deleting the same rows in different orders deadlocked.
  */
-export async function pruneOnce(db: Db, cfg: RetentionConfig, now = Date.now(), chunk = PRUNE_CHUNK): Promise<Pruned> {
-  let cutoff = now - cfg.alertDays * DAY_MS;
-  // The time of the newest alert beyond the count (index audit_kind_time): it and everything older go.
-  const [over] = await db.query<{ time: number | string }>(`SELECT time FROM audit WHERE kind = 'host.alert' ORDER BY time DESC LIMIT 1 OFFSET ?`, [cfg.maxAlerts]);
-  if (over) cutoff = Math.max(cutoff, Number(over.time) + 1);
-  const alerts = await deleteChunked(db, 'audit', `SELECT id FROM audit WHERE kind = 'host.alert' AND time < ? ORDER BY time`, [cutoff], chunk);
+async function deleteAlerts(db: Db, where: string, params: unknown[], pace: Pace, stopped: () => boolean): Promise<number> {
+  const skip = db.dialect === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+  let total = 0;
+  while (!stopped()) {
+    const chunk = pace.size;
+    const t0 = performance.now();
+    const { changes } = await db.run(`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE kind = 'host.alert' AND ${where} ORDER BY time LIMIT ?${skip})`, [...params, chunk]);
+    total += changes;
+    if (changes < chunk) break;
+    await pace.after(performance.now() - t0);
+  }
+  return total;
+}
+
+/** The time of the newest alert beyond the first `keep` of `where`, newest first (a seek on audit_kind_subject_time or audit_kind_time). */
+async function beyond(db: Db, where: string, params: unknown[], keep: number): Promise<number | undefined> {
+  const [row] = await db.query<{ time: number | string }>(`SELECT time FROM audit WHERE kind = 'host.alert' AND ${where} ORDER BY time DESC LIMIT 1 OFFSET ?`, [...params, keep]);
+  return row ? Number(row.time) : undefined;
+}
+
+/**
+ * One pass: host alerts older than `alertDays`, beyond each enrolled host's newest
+ * `maxAlertsPerHost`, then beyond the newest `maxAlerts` of all; webhook deliveries older than
+ * `deliveryDays`. Several replicas may run passes at once.
+ */
+export async function pruneOnce(db: Db, cfg: RetentionConfig, opts: PruneOptions = {}): Promise<Pruned> {
+  const now = opts.now ?? Date.now();
+  const stopped = opts.stopped ?? (() => false);
+  const pace = new Pace(opts.chunk);
+  let alerts = await deleteAlerts(db, 'time < ?', [now - cfg.alertDays * DAY_MS], pace, stopped);
+  for (const { id } of await db.query<{ id: string }>('SELECT id FROM hosts ORDER BY id')) {
+    if (stopped()) break;
+    const t = await beyond(db, 'subject = ?', [id], cfg.maxAlertsPerHost);
+    if (t !== undefined) alerts += await deleteAlerts(db, 'subject = ? AND time <= ?', [id, t], pace, stopped);
+  }
+  const t = stopped() ? undefined : await beyond(db, '1 = 1', [], cfg.maxAlerts);
+  if (t !== undefined) alerts += await deleteAlerts(db, 'time <= ?', [t], pace, stopped);
   // Deliveries are a few per push: one statement (index deliveries_received).
-  const { changes: deliveries } = await db.run('DELETE FROM deliveries WHERE received_at < ?', [now - cfg.deliveryDays * DAY_MS]);
-  // SQLite keeps no table statistics by itself: without them its planner reads an app's alerts
-  // newest first through every host's (audit_kind_time) rather than seek its hosts' own
-  // (audit_kind_subject_time), ~10× slower on a large log. `PRAGMA optimize` gathers them where they
-  // are missing or stale (sampled: milliseconds), as SQLite advises long-lived connections to do
-  // hourly. PostgreSQL's autovacuum keeps its own.
-  if (db.dialect === 'sqlite') await db.run('PRAGMA optimize');
+  const deliveries = stopped() ? 0 : (await db.run('DELETE FROM deliveries WHERE received_at < ?', [now - cfg.deliveryDays * DAY_MS])).changes;
   return { alerts, deliveries };
 }
 
@@ -96,15 +140,15 @@ const FIRST_AFTER_MS = 60_000;
 
 /**
  * Runs pruneOnce every hour (the first a minute after start), one pass at a time; a failed pass is
- * logged and tried again at the next hour. `stop` waits for a pass in progress (the database
- * closes after it).
+ * logged and tried again at the next hour. `stop` ends a pass in progress at its next statement
+ * and waits for that (the database closes after it).
  */
 export function startRetention(db: Db, cfg: RetentionConfig, log: Logger, opts: { everyMs?: number; firstAfterMs?: number } = {}): { stop(): Promise<void>; runNow(): Promise<Pruned | undefined> } {
   let running: Promise<Pruned | undefined> | undefined;
   let stopped = false;
   const pass = (): Promise<Pruned | undefined> => {
     if (stopped) return Promise.resolve(undefined);
-    running ??= pruneOnce(db, cfg)
+    running ??= pruneOnce(db, cfg, { stopped: () => stopped })
       .then((p) => {
         if (p.alerts || p.deliveries) log.info({ ...p }, 'retention: old records deleted');
         return p;
