@@ -107,17 +107,40 @@ const DEFAULTS: ServerConfig = {
   maxBodyBytes: 1024 * 1024,
 };
 
+/**
+ * Every key a config file may hold (the compiler keeps this in step with ServerConfig): a key not
+ * here is a typo (`prot: 9090`) that would otherwise leave the default in force unnoticed.
+ */
+const KEYS: Record<keyof ServerConfig, true> = {
+  port: true, host: true, dataDir: true, databaseUrl: true, policies: true, policiesBranch: true, policiesAllowedSigners: true,
+  trustStore: true, trustedRoot: true, desiredState: true, registries: true, github: true, gitlab: true, deployer: true, oidc: true,
+  login: true, adminApiKey: true, publicUrl: true, localHost: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, retention: true,
+};
+
 const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
 /** One config file (CT_CONFIG, YAML or JSON) plus environment variables, over embedded defaults. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
   let file: Partial<ServerConfig> = {};
   if (env.CT_CONFIG) {
+    let text: string;
     try {
-      file = YAML.parse(readFileSync(env.CT_CONFIG, 'utf8')) ?? {};
+      text = readFileSync(env.CT_CONFIG, 'utf8');
     } catch (e) {
       throw new CtError('IO_ERROR', `config ${env.CT_CONFIG}: ${(e as Error).message}`, { path: env.CT_CONFIG }, { cause: e });
     }
+    let doc: unknown;
+    try {
+      doc = YAML.parse(text) ?? {};
+    } catch (e) {
+      throw new CtError('USAGE', `config ${env.CT_CONFIG} is not valid YAML or JSON: ${(e as Error).message}`, { path: env.CT_CONFIG }, { cause: e });
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CtError('USAGE', `config ${env.CT_CONFIG} must be a mapping of settings (docs/server.md "Configuration")`, { path: env.CT_CONFIG });
+    const unknown = Object.keys(doc).filter((k) => !Object.hasOwn(KEYS, k));
+    if (unknown.length > 0) {
+      throw new CtError('USAGE', `config ${env.CT_CONFIG}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 64))).join(', ')} (the settings are listed in docs/server.md "Configuration")`, { path: env.CT_CONFIG });
+    }
+    file = doc as Partial<ServerConfig>;
   }
   const cfg: ServerConfig = { ...DEFAULTS, ...file, ...overrides };
   if (env.PORT) cfg.port = Number(env.PORT);
@@ -137,7 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (glTokens || env.GITLAB_TOKEN) {
     cfg.gitlab = { apiUrl: env.GITLAB_API_URL ?? cfg.gitlab?.apiUrl ?? 'https://gitlab.com', token: env.GITLAB_TOKEN ?? cfg.gitlab?.token, webhookTokens: glTokens ?? cfg.gitlab?.webhookTokens ?? [] };
   }
-  if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT must be 0–65535, got ${env.PORT}`);
+  if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT (or port in CT_CONFIG) must be 0–65535, got ${String(env.PORT ?? cfg.port).slice(0, 64)}`);
   for (const o of cfg.oidc ?? []) {
     // Without claim rules any workflow of any repository on that issuer could act with this role.
     if (!o.claims || Object.keys(o.claims).length === 0) throw new CtError('USAGE', `oidc issuer ${o.issuer}: claim rules are required (e.g. repository, repository_owner or project_path)`);

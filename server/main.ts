@@ -23,7 +23,7 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
       `Cerro Torre deploy server listening on ${server.url}`,
       `  health:   ${server.url}/healthz   readiness: ${server.url}/readyz   metrics: ${server.url}/metrics`,
       `  dashboard: ${dashboard}`,
-      `  API:      ${server.url}/api/v1   (OpenAPI: ${server.url}/openapi.json)`,
+      `  API:      ${server.url}/api/v1/…   (every route: ${server.url}/openapi.json)`,
       `  webhooks: ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab`,
       `  storage:  ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite in ${config.dataDir}/ct.db`}`,
       `  policies: ${config.policies}`,

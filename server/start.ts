@@ -15,6 +15,7 @@ import { createMetrics } from './metrics.js';
 import { JobQueue } from './queue/queue.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { ensureApiKey } from './auth/api-keys.js';
+import { asIoError, CtError } from '../src/core/errors.js';
 import { retentionConfig, startRetention } from './retention/prune.js';
 
 export interface RunningServer {
@@ -51,6 +52,16 @@ function replicaId(dataDir: string): string {
   return id;
 }
 
+/** Why the server could not listen, with a stable code and what to do about it. */
+function listenError(e: unknown, host: string, port: number): CtError {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (code === 'EADDRINUSE') return new CtError('PORT_IN_USE', `${where} is already in use (another ct serve, or another program, listens there): stop it, or set PORT (or port in CT_CONFIG)`, { host, port }, { cause: e });
+  if (code === 'EACCES') return new CtError('IO_ERROR', `cannot listen on ${where}: permission denied (ports below 1024 need privileges): set PORT (or port in CT_CONFIG)`, { host, port }, { cause: e });
+  if (code === 'EADDRNOTAVAIL') return new CtError('IO_ERROR', `cannot listen on ${where}: no interface of this machine has that address: set HOST (or host in CT_CONFIG)`, { host, port }, { cause: e });
+  return asIoError(e, where);
+}
+
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const db = await openDb({ databaseUrl: config.databaseUrl, sqlitePath: join(config.dataDir, 'ct.db') });
@@ -75,13 +86,28 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const retention = startRetention(db, retentionConfig(config.retention), log);
   const fast = ext.fastPath;
   const server: Server = createServer(fast ? (req, res) => fast(req, res, () => app(req, res)) : app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
+  /** What was started before the listen, stopped in order (also when the listen fails). */
+  const stopParts = async () => {
+    await ctx.queue.stop();
+    await retention.stop();
+    await ext.close?.();
+    await (app.locals.closeUi as (() => Promise<void>) | undefined)?.();
+    await db.close();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    // The queue, timers and pipeline started above would keep the process alive with nothing
+    // listening: a second `npm start` hung with a stack trace instead of saying what to do.
+    await stopParts().catch(() => undefined);
+    throw listenError(e, config.host, config.port);
+  }
   server.keepAliveTimeout = 65_000;
   ext.onListen?.(server);
   const { port } = server.address() as AddressInfo;
@@ -94,11 +120,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         server.closeAllConnections();
         server.close(() => r());
       });
-      await ctx.queue.stop();
-      await retention.stop();
-      await ext.close?.();
-      await (app.locals.closeUi as (() => Promise<void>) | undefined)?.();
-      await db.close();
+      await stopParts();
     },
   };
 }

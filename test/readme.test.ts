@@ -61,6 +61,12 @@ describe('README quick start', () => {
       expect([page.status, page.headers.get('content-type')]).toEqual([200, expect.stringContaining('text/html')]);
       expect(await (await fetch(`${url}/api/v1/session`, { headers: { cookie } })).json()).toMatchObject({ kind: 'session', role: 'admin' });
       expect((await fetch(link!, { redirect: 'manual' })).status).toBe(401);
+      // A second server on the same port says so and exits at once (it hung with a stack trace).
+      const second = spawnSync(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'serve'], {
+        env: { ...env, PORT: new URL(url!).port, CT_DATA_DIR: mkdtempSync(join(tmpdir(), 'ct-npm-start-2-')), LOG_LEVEL: 'silent' }, encoding: 'utf8', timeout: 30_000,
+      });
+      expect([second.status, second.signal]).toEqual([1, null]);
+      expect(second.stderr).toContain(`error[PORT_IN_USE]: 127.0.0.1:${new URL(url!).port} is already in use`);
     } finally {
       if (child.exitCode === null) {
         process.kill(-child.pid!, 'SIGINT');

@@ -1,0 +1,50 @@
+/**
+ * The server's config file (CT_CONFIG): a typo in a setting's name or a file that is not YAML stops
+ * the start with USAGE naming it, instead of leaving the default in force unnoticed; a file that
+ * cannot be read is IO_ERROR; every setting docs/server.md lists is accepted.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../server/config.js';
+import { repoRoot } from '../support/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ct-config-'));
+const withFile = (text: string) => {
+  const path = join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(path, text);
+  return () => loadConfig({ CT_CONFIG: path });
+};
+
+describe('server config file', () => {
+  it('refuses an unknown setting, naming it', () => {
+    expect(withFile('prot: 9090\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('unknown setting "prot"') }));
+    expect(withFile('port: 9090\npolicy: x\nconstructor: 1\n')).toThrow(/unknown settings "policy", "constructor"/);
+    expect(withFile('port: 9090\n')().port).toBe(9090);
+  });
+
+  it('tells a file that is not YAML, or not a mapping, from one it cannot read', () => {
+    expect(withFile('port: [\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('is not valid YAML or JSON') }));
+    expect(withFile('- port\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('must be a mapping') }));
+    expect(() => loadConfig({ CT_CONFIG: join(dir, 'missing.yaml') })).toThrow(expect.objectContaining({ code: 'IO_ERROR' }));
+    expect(withFile('')().port).toBe(8080);
+  });
+
+  it('accepts every setting the configuration table of docs/server.md names', () => {
+    const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
+    const keys = [...new Set([...table.matchAll(/^\| `([a-zA-Z]+)[`.[]/gm)].map((m) => m[1]))];
+    expect(keys.length).toBeGreaterThan(12);
+    // (A null value may fail its own check, e.g. the port's, but never as an unknown setting.)
+    const unknown = keys.filter((k) => {
+      try {
+        withFile(`${k}: null\n`)();
+        return false;
+      } catch (e) {
+        return (e as Error).message.includes('unknown setting');
+      }
+    });
+    expect(unknown).toEqual([]);
+    expect(withFile('prot: null\n')).toThrow(/unknown setting/);
+  });
+});
