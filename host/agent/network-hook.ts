@@ -13,7 +13,7 @@ import type { OciConfig, RuntimeGrants } from '../enforce/types.js';
 export function checkNetworkAsk(runtime: RuntimeSpec | undefined, ports: readonly PublishedPort[], grants: RuntimeGrants, network: NetworkManager | undefined): void {
   const mode = runtime?.network ?? 'none';
   if (ports.length > 0 && mode !== 'bridge') {
-    throw new CtError('PORT_NOT_ALLOWED', `the desired state publishes ports but the bundle's network is ${JSON.stringify(mode)}: ports need network = "bridge"`, { network: mode });
+    throw new CtError('PORT_NOT_ALLOWED', `ports are published (the desired state's ports, or ct run -p) but the bundle's network is ${JSON.stringify(mode)}: ports need network = "bridge" in its ct.toml [runtime]`, { network: mode });
   }
   if (mode !== 'bridge') return;
   if (!network || process.getuid?.() !== 0) {

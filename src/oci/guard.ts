@@ -89,7 +89,7 @@ export class NetworkGuard {
     if (addresses.length === 0) throw new CtError('NETWORK_ERROR', `${hostname}: resolves to no address`, { host: hostname });
     const bad = addresses.filter((a) => !this.addressAllowed(a.address));
     if (bad.length > 0) {
-      throw new CtError('REGISTRY_NOT_ALLOWED', `${hostname} resolves to ${bad.map((a) => a.address).join(', ')}: private, loopback, link-local or reserved addresses are refused unless allowed`, { host: hostname, addresses: bad.map((a) => a.address) });
+      throw new CtError('REGISTRY_NOT_ALLOWED', `${hostname} resolves to ${bad.map((a) => a.address).join(', ')}: private, loopback, link-local or reserved addresses are refused unless allowed (ct: --allow-address ${bad[0].address} or CT_ALLOWED_ADDRESSES; the server: allowedAddresses in its config)`, { host: hostname, addresses: bad.map((a) => a.address) });
     }
   }
 

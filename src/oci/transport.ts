@@ -223,5 +223,7 @@ function networkError(e: unknown, url: URL): CtError {
     if (c instanceof CtError) return c;
   }
   const err = e as { code?: string; message?: string };
-  return new CtError('NETWORK_ERROR', `${url.host}: ${err?.code ?? ''} ${err?.message ?? String(e)}`.trim(), { host: url.host }, { cause: e });
+  // TLS spoken to a plain-http server: OpenSSL's words say nothing a user can act on.
+  const hint = url.protocol === 'https:' && /wrong version number|packet length too long|http request/i.test(String(err?.message)) ? ' (the registry answered in plain HTTP, not TLS: a local test registry needs --plain-http)' : '';
+  return new CtError('NETWORK_ERROR', `${url.host}: ${err?.code ?? ''} ${err?.message ?? String(e)}`.trim() + hint, { host: url.host }, { cause: e });
 }

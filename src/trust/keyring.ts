@@ -183,7 +183,14 @@ export async function resolvePrivateKeyPath(dir: string, ref: string): Promise<s
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENAMETOOLONG') throw asIoError(e, ref);
   }
-  const entry = await resolveKey(dir, ref);
+  let entry: KeyringEntry;
+  try {
+    entry = await resolveKey(dir, ref);
+  } catch (e) {
+    // Neither: a path is reported as the missing file it most likely is.
+    if (e instanceof CtError && e.code === 'UNKNOWN_KEY') throw new CtError('IO_ERROR', `${ref}: no such file, and no key of that name or id in the keyring ${dir} (ct key list)`, { path: ref, keyring: dir });
+    throw e;
+  }
   if (!entry.hasPrivate) throw new CtError('UNKNOWN_KEY', `key ${entry.id}: the keyring holds only its public key`, { keyId: entry.id });
   return keyringPaths(dir, entry.id).key;
 }

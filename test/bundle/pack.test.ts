@@ -156,6 +156,12 @@ describe('ct pack from a directory', () => {
     expect(err?.code).toBe(code);
     expect(err?.message).toMatch(message);
   });
+
+  it('says a directory is missing or is a file, before asking for a name and a version', async () => {
+    const fail = (dir: string) => packCtp({ from: { dir }, out: join(tmp, 'nothing.ctp') }).then(() => undefined, (e: unknown) => e as { code: string; message: string });
+    expect(await fail(join(tmp, 'no-such-dir'))).toMatchObject({ code: 'IO_ERROR', message: expect.stringContaining('no-such-dir: ENOENT') });
+    expect(await fail(join(hello, 'ct.toml'))).toMatchObject({ code: 'USAGE', message: expect.stringContaining('ct.toml is not a directory') });
+  });
 });
 
 describe('ct pack from images', () => {

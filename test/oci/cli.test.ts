@@ -57,7 +57,15 @@ describe('ct push / ct fetch', () => {
     const r2 = await runCt(['fetch', `${reg.host}/cli/app:1`, '-o', out, '--plain-http'], { env: noDocker(dir) });
     expect(r2.code).toBe(12);
     expect(r2.stderr).toContain('REGISTRY_NOT_ALLOWED');
+    // The refusal names the flag that allows it.
+    expect(r2.stderr).toContain('refused unless allowed (ct: --allow-address 127.0.0.1 or CT_ALLOWED_ADDRESSES');
     await expect(readFile(out)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('TLS to a plain-http registry says to add --plain-http', async () => {
+    const r = await runCt(['fetch', `${reg.host}/cli/app:1`, '-o', join(dir, 'never.ctp'), '--allow-address', '127.0.0.1'], { env: noDocker(dir) });
+    expect(r.code).toBe(12);
+    expect(r.stderr).toMatch(/^error\[NETWORK_ERROR\]: .*the registry answered in plain HTTP, not TLS: a local test registry needs --plain-http\)$/m);
   });
 
   it('a malformed reference is REFERENCE_INVALID (exit 1)', async () => {

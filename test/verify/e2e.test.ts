@@ -106,6 +106,18 @@ describe('keygen → sign with two logs → verify → tamper', () => {
     expect((await runCt(['verify', p('signed.ctp'), '--trust-store', p('trust-one.json'), '--mode', 'permissive'])).code).toBe(0);
   }, 60_000);
 
+  it('ct sign --key takes a keyring key by name, as ct keygen makes them; a name neither a file nor a key says so', async () => {
+    const env = { CT_HOME: p('home') };
+    expect((await runCt(['key', 'import', p('signer.key'), '--name', 'builder'], { env })).code).toBe(0);
+    const logArgs = ['--log', `log-one=${logs[0].url}`, '--log', `log-two=${logs[1].url}`, '--trust-store', p('trust.json')];
+    const sign = await runCt(['sign', p('app.ctp'), '--key', 'builder', ...logArgs, '--out', p('by-name.ctp')], { env });
+    expect([sign.code, sign.stderr]).toEqual([0, expect.not.stringContaining('error')]);
+    expect((await runCt(['verify', p('by-name.ctp'), '--trust-store', p('trust.json')])).stdout).toMatch(/^VERIFIED/);
+    const none = await runCt(['sign', p('app.ctp'), '--key', 'nobody', ...logArgs, '--out', p('never.ctp')], { env });
+    expect(none.code).toBe(11);
+    expect(none.stderr).toContain(`error[IO_ERROR]: nobody: no such file, and no key of that name or id in the keyring ${p('home')}/keys (ct key list)`);
+  }, 60_000);
+
   it('an edited manifest.toml → exit 1 DIGEST_MISMATCH; a file added outside covered paths → exit 1 UNCOVERED_FILE', async () => {
     const edited = await rewritten('edited.ctp', (f) => f.set('manifest.toml', Buffer.from(`${f.get('manifest.toml')!.toString()}\n[runtime]\ncapabilities = ["CAP_SYS_ADMIN"]\n`)));
     const r1 = await runCt(['verify', edited, '--trust-store', p('trust.json'), '--json']);

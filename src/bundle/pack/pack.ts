@@ -73,6 +73,16 @@ function dirConfig(inputs: PackInputs, diffId: string, created: string): { bytes
   return { bytes: canonicalBytes(config), platform };
 }
 
+async function requireDirectory(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    throw asIoError(e, dir);
+  }
+  if (!st.isDirectory()) throw new CtError('USAGE', `${dir} is not a directory: ct pack DIR packs a directory (its ct.toml gives the name, version and runtime); --oci-layout or --image-tar pack an image`, { path: dir });
+}
+
 async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
@@ -128,6 +138,8 @@ export async function packCtp(opts: PackOptions): Promise<PackResult> {
   const created = rfc3339(mtime);
   const out = resolve(opts.out);
   let inputs: PackInputs = {};
+  // The directory first: a mistyped path said "needs a name and a version" (no ct.toml found).
+  if ('dir' in opts.from) await requireDirectory(opts.from.dir);
   if (opts.runtimeFile) inputs = await readPackInputs(opts.runtimeFile);
   else if ('dir' in opts.from && (await exists(join(opts.from.dir, 'ct.toml')))) inputs = await readPackInputs(join(opts.from.dir, 'ct.toml'));
   const name = opts.name ?? inputs.name;

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';
+import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
 import type { SigstoreSignOptions } from '../../sign/index.js';
 
 interface SignBundleOptions {
@@ -49,7 +50,7 @@ export function register(program: Command): void {
     .option('--in-toto', 'FILE is an in-toto statement: sign it as a DSSE envelope')
     .option('--identity-token <jwt>', 'OIDC token (default: the CI job token, GitHub Actions or GitLab SIGSTORE_ID_TOKEN)')
     .requiredOption('--bundle <file>', 'where to write the bundle')
-    .option('--key <pem>', 'sign with this private key (ECDSA P-256 or P-384, or Ed25519; CT_KEY_PASSWORD if encrypted) instead of keyless')
+    .option('--key <key>', 'sign with this private key instead of keyless: a PEM file or a keyring key\'s name or id (a file\'s message signature needs ECDSA P-256; Ed25519 signs --in-toto statements; CT_KEY_PASSWORD if encrypted)')
     .option('--fulcio-url <url>', 'Fulcio base URL')
     .option('--rekor-url <url>', 'Rekor base URL')
     .option('--tsa-url <url>', 'RFC 3161 timestamp authority URL')
@@ -92,7 +93,7 @@ export function register(program: Command): void {
           if (opts.rekorEntryType !== 'dsse' && opts.rekorEntryType !== 'intoto') throw new CtError('USAGE', '--rekor-entry-type: dsse or intoto', {});
           o.rekorEntryType = opts.rekorEntryType;
         }
-        if (opts.key) o.key = KeySigner.fromPem(await read(opts.key), process.env.CT_KEY_PASSWORD);
+        if (opts.key) o.key = KeySigner.fromPem(await read(await resolvePrivateKeyPath(keyringDir(), opts.key)), process.env.CT_KEY_PASSWORD);
         const bundle = opts.inToto ? await signAttestationForCtp(parseStatement(data, file), o) : await signMessage(data, o);
         await writeFileAtomic(opts.bundle, `${JSON.stringify(bundle)}\n`);
         processIo.err(`wrote ${opts.bundle} (${bundle.mediaType})`);

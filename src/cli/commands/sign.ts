@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { loadPrivateKey } from '../../trust/keys.js';
+import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
 import { loadPrivateKeyFor } from '../../trust/passphrase.js';
 import { loadTrustStore } from '../../trust/store.js';
 import type { TrustStore } from '../../trust/types.js';
@@ -58,7 +59,7 @@ export function register(program: Command): void {
     .command('sign')
     .description('attest a .ctp: sign in-toto statements, record them in transparency logs, write attestations/bundle.json')
     .argument('<bundle>', '.ctp file')
-    .option('--key <file>', 'Ed25519 private key (PEM)')
+    .option('--key <key>', 'Ed25519 private key: a PEM file, or a keyring key\'s name or id (ct keygen, ct key list)')
     .option('--password-env <var>', 'environment variable holding the key password (default CT_KEY_PASSWORD, else a prompt)')
     .option('--log <url>', 'transparency log URL or ID=URL (repeat for several logs)', collect, [])
     .option('--predicate <file>', 'predicate JSON (repeat; pairs with --predicate-type in order)', collect, [])
@@ -76,7 +77,9 @@ export function register(program: Command): void {
         }
         const timeoutMs = o.timeout ? Number(o.timeout) : 20_000;
         if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new CtError('USAGE', '--timeout must be a positive integer (ms)', {});
-        const key = o.passwordEnv ? await loadPrivateKey(o.key, process.env[o.passwordEnv]) : await loadPrivateKeyFor(o.key);
+        // A key file, or a key of the keyring by name or id (what `ct keygen` makes), as ct trust-store sign takes.
+        const keyPath = await resolvePrivateKeyPath(keyringDir(), o.key);
+        const key = o.passwordEnv ? await loadPrivateKey(keyPath, process.env[o.passwordEnv]) : await loadPrivateKeyFor(keyPath);
         const predicates: PredicateInput[] = [];
         for (const [i, file] of o.predicate.entries()) {
           let text: string;
