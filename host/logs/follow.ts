@@ -7,6 +7,8 @@ export interface FollowOptions {
   since?: string;
   /** Start with only the last lines (bytes of text); ignored with `since`. */
   tailBytes?: number;
+  /** ...and at most this many of them (with tailBytes). */
+  tailLines?: number;
   intervalMs?: number;
   /** Ends the follow (the promise resolves after a last read). */
   signal?: AbortSignal;
@@ -23,7 +25,7 @@ export async function followLogs(logDir: string, onEntry: (e: LogEntry) => void,
   const interval = o.intervalMs ?? 200;
   let cursor = o.since;
   if (cursor === undefined && o.tailBytes !== undefined) {
-    const first = await readLogs(logDir, { maxBytes: o.tailBytes });
+    const first = await readLogs(logDir, { maxBytes: o.tailBytes, maxLines: o.tailLines });
     for (const e of first.entries) onEntry(e);
     cursor = first.cursor ?? `${'0'.repeat(24)}+0`;
   }

@@ -128,7 +128,8 @@ export async function readLogs(logDir: string, o: ReadOptions = {}): Promise<Log
       entries = merged.slice(0, Math.max(k, Math.min(1, merged.length)));
     }
   }
-  if (o.maxLines !== undefined && entries.length > o.maxLines) entries = o.since === undefined ? entries.slice(-o.maxLines) : entries.slice(0, o.maxLines);
+  // (`slice(length - n)`, not `slice(-n)`: -0 is 0, and a tail of 0 lines would be all of them.)
+  if (o.maxLines !== undefined && entries.length > o.maxLines) entries = o.since === undefined ? entries.slice(entries.length - o.maxLines) : entries.slice(0, o.maxLines);
   if (entries.length === 0 && !since) return { entries };
   const lastOf = (s: LogStream): string => {
     const prev = since?.[s];

@@ -80,6 +80,11 @@ describe('ct host commands on the host', () => {
     ps = (await ct('ps')).stdout;
     expect(ps).toMatch(new RegExp(`${id}\\s+app\\d+\\s+stopped \\(held\\)\\s+none\\s+0\\s+3\\s+-`));
     expect((await ct('logs', id)).stdout).toBe('hello\ngot-term\n');
+    // --tail N counts lines, as docker logs does (stdout and stderr together); with k/m, bytes.
+    expect(await ct('logs', id, '--tail', '1')).toMatchObject({ stdout: 'got-term\n', stderr: '' });
+    expect(await ct('logs', id, '--tail', '2')).toMatchObject({ stdout: 'got-term\n', stderr: 'oops\n' });
+    expect((await ct('logs', id, '--tail', '0')).stdout).toBe('');
+    expect((await ct('logs', id, '--tail', '1k')).stdout).toBe('hello\ngot-term\n');
 
     await ct('start', id);
     expect(runcState(stateDir(), id)?.status).toBe('running');

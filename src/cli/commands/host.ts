@@ -82,13 +82,18 @@ function registerLocal(host: Command): void {
     .description('a container\'s output: stdout to stdout, stderr to stderr, in time order')
     .argument('<container>', 'container id')
     .option('-f, --follow', 'keep printing new lines until the container stops (or Ctrl-C)')
-    .option('--tail <bytes>', 'start with at most this much of the end (k/m suffixes)', '64k')
+    .option('--tail <n>', 'start with the last N lines (a number, as docker logs), or the last bytes with a k/m suffix (64k)', '64k')
     .option('--stream <stream>', 'only stdout or stderr')
     .option('-t, --timestamps', 'prefix each line with its time')
     .option(...STATE_DIR)
     .action(action(async (id: string, o: { stateDir: string; follow?: boolean; tail: string; stream?: string; timestamps?: boolean }) => {
       if (o.stream !== undefined && o.stream !== 'stdout' && o.stream !== 'stderr') throw new CtError('USAGE', '--stream must be stdout or stderr', {});
-      return (await local()).hostLogs({ stateDir: o.stateDir, id, follow: o.follow, tail: parseSize(o.tail), stream: o.stream, timestamps: o.timestamps }, {
+      // A plain number counts lines, as `docker logs --tail 10` does (it counted bytes: `--tail 10`
+      // printed nothing); within 8 MiB of text, so that a huge N stays bounded.
+      const lines = /^\d+$/.test(o.tail) ? Number(o.tail) : undefined;
+      if (lines !== undefined && !Number.isSafeInteger(lines)) throw new CtError('USAGE', '--tail is too large', {});
+      const tail = lines !== undefined ? { tail: 8 << 20, tailLines: lines } : { tail: parseSize(o.tail) };
+      return (await local()).hostLogs({ stateDir: o.stateDir, id, follow: o.follow, ...tail, stream: o.stream, timestamps: o.timestamps }, {
         ...processIo,
         stdout: (t: string) => process.stdout.write(t),
         stderr: (t: string) => process.stderr.write(t),
