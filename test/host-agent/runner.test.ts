@@ -202,11 +202,11 @@ describe('LocalRunner: what reaches runc', () => {
     expect(out.code).toBe('ENVIRONMENT_MISMATCH');
   });
 
-  it('refuses an unsigned bundle before runc (UNCOVERED_FILE: nothing covers its manifest.toml)', async () => {
-    // docs/verification.md: a .ctp with no attestation at all is rejected because its manifest is
-    // covered by none (SPEC §2 "everything in the bundle is signed").
+  it('refuses an unsigned bundle before runc (MISSING_ATTESTATION: nothing authenticates its manifest.toml)', async () => {
+    // docs/verification.md: a .ctp with no attestation at all is rejected in every mode (SPEC §2
+    // "everything in the bundle is signed"; SPEC §4 "no bundle → MISSING_ATTESTATION").
     const out = await expectRefusedBeforeRunc(await runnerWith(facts), fx.bundles.unsigned, 'agent-unsigned');
-    expect(out.code).toBe('UNCOVERED_FILE');
+    expect(out.code).toBe('MISSING_ATTESTATION');
   });
 
   it('refuses a signed bundle lacking an attestation its policy requires (MISSING_ATTESTATION) before runc', async () => {
@@ -225,7 +225,7 @@ describe('LocalRunner: what reaches runc', () => {
     const again = await expectRefusedBeforeRunc(runner, fx.bundles.partial, 'agent-cache');
     expect({ code: again.code, hits: cache.hits, misses: cache.misses }).toEqual({ code: 'MISSING_ATTESTATION', hits: 1, misses: 1 });
     // A rejected bundle's report is cached too and still refused with its own code.
-    for (let i = 0; i < 2; i++) expect((await expectRefusedBeforeRunc(runner, fx.bundles.unsigned, 'agent-cache-u')).code).toBe('UNCOVERED_FILE');
+    for (let i = 0; i < 2; i++) expect((await expectRefusedBeforeRunc(runner, fx.bundles.unsigned, 'agent-cache-u')).code).toBe('MISSING_ATTESTATION');
     expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 2, misses: 2 });
     // Another trust store (its digest differs) is another key: verified again.
     const otherTrust = { ...fx.trust, store: { ...fx.trust.store, id: 'another-store' }, storeDigest: `${fx.trust.storeDigest}-other` };

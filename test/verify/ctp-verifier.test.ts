@@ -44,11 +44,12 @@ describe('verifyCtp', () => {
     expect(Object.keys(r.evidence.coveredFiles ?? {})).toEqual(['manifest.toml', 'oci-layout/index.json', 'oci-layout/oci-layout', 'security/seccomp.json']);
     expect(r.record.bundleDigest).toMatch(/^sha256:/);
   });
-  it('an unsigned .ctp is rejected in every mode: its manifest.toml is uncovered (UNCOVERED_FILE)', async () => {
+  it('an unsigned .ctp is rejected in every mode, said as unsigned (MISSING_ATTESTATION): nothing authenticates its manifest.toml', async () => {
     for (const mode of ['strict', 'permissive', 'audit'] as const) {
       const r = await verifyCtp(join(tmp.dir, 'unsigned.ctp'), { trust, mode });
       expect(r.decision).toBe('REJECT');
-      expect(r.code).toBe('UNCOVERED_FILE');
+      expect(r.code).toBe('MISSING_ATTESTATION');
+      expect(r.message).toBe('the bundle is not signed: it holds no attestations (sign it with ct sign, or build it with the CI step)');
     }
   });
   it('a swapped security/seccomp.json → DIGEST_MISMATCH', async () => {

@@ -129,10 +129,10 @@ describe('keygen → sign with two logs → verify → tamper', () => {
     expect(JSON.parse(r2.stdout).code).toBe('UNCOVERED_FILE');
   }, 30_000);
 
-  it('an unsigned .ctp is rejected (exit 1, UNCOVERED_FILE) and an unknown signer exits 3', async () => {
+  it('an unsigned .ctp is rejected as such (exit 5, MISSING_ATTESTATION) and an unknown signer exits 3', async () => {
     const r = await runCt(['verify', p('app.ctp'), '--trust-store', p('trust.json'), '--json']);
-    expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).code).toBe('UNCOVERED_FILE');
+    expect(r.code).toBe(5);
+    expect(JSON.parse(r.stdout).code).toBe('MISSING_ATTESTATION');
     const store = JSON.parse(await readFile(p('trust.json'), 'utf8')) as { keys: Record<string, unknown[]> };
     store.keys = { builders: [] };
     await writeFile(p('trust-nokey.json'), JSON.stringify(store));

@@ -98,6 +98,12 @@ async function verifyUncached(
     const imageDigest = image.manifestDigest;
     const verifiers = opts.verifiers ?? defaultVerifiers();
     const attestationFiles = [...archive.entries.keys()].filter((n) => n.startsWith('attestations/')).sort();
+    // SPEC §4 "no bundle → MISSING_ATTESTATION", said as what it is: an unsigned bundle (it read as
+    // UNCOVERED_FILE on manifest.toml). Rejected in every mode all the same: nothing authenticates
+    // its manifest, so nothing of it may be judged, let alone run.
+    if (attestationFiles.length === 0) {
+      throw new CtError('MISSING_ATTESTATION', 'the bundle is not signed: it holds no attestations (sign it with ct sign, or build it with the CI step)', { path: 'attestations/' });
+    }
     const claimed = new Set<string>();
     let results: VerifierResult[] = [];
     for (const v of verifiers) {
