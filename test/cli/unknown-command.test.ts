@@ -10,6 +10,18 @@ describe('ct with a command it does not have', () => {
     expect(r.stderr).toContain('verify-bundle');
   });
 
+  it('a near name is suggested', async () => {
+    expect((await runCt(['verfy', 'x.ctp'])).stderr).toContain('unknown command "verfy". Did you mean verify? ct has:');
+    expect((await runCt(['zzzzzz'])).stderr).not.toContain('Did you mean');
+  });
+
+  it('parser errors (a missing required option, an unknown flag) are USAGE errors of one line, then where the options are', async () => {
+    const missing = await runCt(['pack']);
+    expect(missing).toMatchObject({ code: 1, stdout: '', stderr: "error[USAGE]: required option '-o, --out <file>' not specified\n(add --help to see the options)\n" });
+    const unknown = await runCt(['verify', 'x.ctp', '--no-such-flag']);
+    expect(unknown).toMatchObject({ code: 1, stderr: "error[USAGE]: unknown option '--no-such-flag'\n(add --help to see the options)\n" });
+  });
+
   it('known commands and the root help still work', async () => {
     const help = await runCt(['--help']);
     expect(help.code).toBe(0);

@@ -64,7 +64,7 @@ export function register(program: Command): void {
     .option('--log <url>', 'transparency log URL or ID=URL (repeat for several logs)', collect, [])
     .option('--predicate <file>', 'predicate JSON (repeat; pairs with --predicate-type in order)', collect, [])
     .option('--predicate-type <uri>', 'predicate type URI for the --predicate at the same position', collect, [])
-    .option('--out <file>', 'write the signed bundle here (default: replace the input)')
+    .option('-o, --out <file>', 'write the signed bundle here (default: replace the input)')
     .option('--trust-store <file>', 'trust store naming the logs (ids, keys to check the logs\' answers)')
     .option('--timeout <ms>', 'per-log request timeout (default 20000)')
     .option('--json', 'print the result as JSON')
