@@ -214,6 +214,24 @@ function stopContainers(l: Layout): void {
   } catch {
     return;
   }
+  // As `ct host stop` does: SIGTERM first, and the apps get a grace period (10 s in all) to end
+  // cleanly before what still runs is killed (a forced delete alone left hello at exit 137).
+  for (const id of ids) {
+    try {
+      execFileSync('runc', ['--root', root, 'kill', id, 'TERM'], { stdio: 'ignore' });
+    } catch {
+      // not running
+    }
+  }
+  const until = Date.now() + STOP_GRACE_MS;
+  const running = (id: string) => {
+    try {
+      return (JSON.parse(execFileSync('runc', ['--root', root, 'state', id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { status?: string }).status === 'running';
+    } catch {
+      return false;
+    }
+  };
+  while (ids.some(running) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   for (const id of ids) {
     try {
       execFileSync('runc', ['--root', root, 'delete', '--force', id], { stdio: 'ignore' });
@@ -222,3 +240,5 @@ function stopContainers(l: Layout): void {
     }
   }
 }
+
+const STOP_GRACE_MS = 10_000;

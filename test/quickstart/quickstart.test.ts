@@ -91,6 +91,10 @@ async function interrupt(run: Run): Promise<void> {
   expect(await run.exited).toBe(0);
   expect(run.out()).toContain('stopped. Everything is kept in');
   expect(runcList()).toEqual([]);
+  // hello was asked to stop (SIGTERM, as ct host stop does) and ended by itself: exit 0, not 137.
+  const ps = spawnSync(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'host', 'ps', '--state-dir', join(dir(), 'host'), '--json'], { encoding: 'utf8' });
+  const containers = JSON.parse(ps.stdout) as { app: string; exitCode: number | null }[];
+  expect(containers.filter((c) => c.app === 'hello').map((c) => c.exitCode)).toEqual([0]);
   for (const [name, port] of Object.entries(state().ports)) {
     const reached = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) }).then(() => true, () => false);
     expect(`${name} ${reached ? 'still answers' : 'stopped'}`).toBe(`${name} stopped`);

@@ -1,4 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { signCtp } from '../../src/attest/sign-ctp.js';
@@ -56,5 +58,19 @@ describe('signCtp', () => {
     const r = await runCt(['sign', join(tmp.dir, 'u.ctp'), '--key', join(tmp.dir, 'k.key'), '--log', log.url, '--out', join(tmp.dir, 'cli.ctp'), '--json']);
     expect(r.code).toBe(0);
     expect((JSON.parse(r.stdout) as { logs: { id: string; ok: boolean }[] }).logs).toEqual([{ id: 'only-log', url: log.url, ok: true }]);
+    // One log, where ct verify asks for two by default: said at signing time.
+    expect(r.stderr).toContain('warning: recorded in 1 log; ct verify asks for 2 distinct logs by default (INSUFFICIENT_LOG_COVERAGE): sign into more --log, or verify with --log-quorum 1');
+  }, 30_000);
+
+  it('ct sign says a log it cannot reach is not reachable (not that its id is unknown)', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as AddressInfo;
+        s.close(() => resolve(port));
+      });
+    });
+    const r = await runCt(['sign', join(tmp.dir, 'u.ctp'), '--key', join(tmp.dir, 'k.key'), '--log', `http://127.0.0.1:${closed}`, '--out', join(tmp.dir, 'never.ctp')]);
+    expect(r.code).toBe(12);
+    expect(r.stderr).toContain(`error[NETWORK_ERROR]: --log http://127.0.0.1:${closed}: the log is not reachable (ECONNREFUSED); is it running, and is the URL right?`);
   }, 30_000);
 });

@@ -8,6 +8,7 @@ import { action, processIo } from '../io.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { loadPrivateKey } from '../../trust/keys.js';
 import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
+import { DEFAULT_REQUIREMENTS } from '../../verify/report.js';
 import { loadPrivateKeyFor } from '../../trust/passphrase.js';
 import { loadTrustStore } from '../../trust/store.js';
 import type { TrustStore } from '../../trust/types.js';
@@ -44,12 +45,19 @@ async function resolveLog(value: string, store: TrustStore | undefined, timeoutM
   };
   if (eq) return withKey(eq[1]);
   if (fromStore) return withKey(fromStore[0]);
+  let res: Response;
   try {
-    const res = await fetch(`${norm(url)}/api/v1/revocations`, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(`${norm(url)}/api/v1/revocations`, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    // Unreachable: naming its id would not help (the entry is recorded there all the same).
+    const why = (e as { cause?: { code?: string; message?: string } }).cause;
+    throw new CtError('NETWORK_ERROR', `--log ${url}: the log is not reachable (${why?.code ?? why?.message ?? (e as Error).message}); is it running, and is the URL right?`, { url });
+  }
+  try {
     const body = (await res.json()) as { logId?: unknown };
     if (typeof body.logId === 'string' && body.logId) return { id: body.logId, url };
   } catch (e) {
-    throw new CtError('NETWORK_ERROR', `--log ${url}: cannot learn the log's id (${(e as Error).message}); give it as ID=URL`, { url });
+    throw new CtError('NETWORK_ERROR', `--log ${url}: cannot learn the log's id (HTTP ${res.status}, ${(e as Error).message}); give it as ID=URL`, { url });
   }
   throw new CtError('NETWORK_ERROR', `--log ${url}: the log did not say its id; give it as ID=URL`, { url });
 }
@@ -105,6 +113,11 @@ export function register(program: Command): void {
           processIo.out(r.bundleDigest);
           processIo.err(`signed ${r.out}: ${r.attestations.map((a) => a.predicateType).join(', ')}`);
           for (const l of r.logs) processIo.err(`  log ${l.id} (${l.url}): ${l.ok ? 'recorded' : `FAILED ${l.message}`}`);
+        }
+        // Signed but not verifiable as things stand: say so now, not at the first ct verify.
+        const recorded = r.logs.filter((l) => l.ok).length;
+        if (recorded < DEFAULT_REQUIREMENTS.logQuorum) {
+          processIo.err(`warning: recorded in ${recorded} log${recorded === 1 ? '' : 's'}; ct verify asks for ${DEFAULT_REQUIREMENTS.logQuorum} distinct logs by default (INSUFFICIENT_LOG_COVERAGE): sign into more --log, or verify with --log-quorum ${Math.max(1, recorded)} (or logQuorum in the policy)`);
         }
         return 0;
       }),
