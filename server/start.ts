@@ -3,13 +3,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import pino, { type Logger } from 'pino';
 import type { Router } from 'express';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { buildApp } from './app.js';
-import { openDb } from './store/db.js';
+import { openDb, type Db } from './store/db.js';
 import { migrate } from './store/migrations.js';
 import { createMetrics } from './metrics.js';
 import { JobQueue } from './queue/queue.js';
@@ -64,7 +64,43 @@ function listenError(e: unknown, host: string, port: number): CtError {
 
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
-  const db = await openDb({ databaseUrl: config.databaseUrl, sqlitePath: join(config.dataDir, 'ct.db') });
+  // The port first: a second server started on a taken port (a second `npm start`) must stop
+  // before it touches anything, not after it migrated the database and took the running one's
+  // jobs back into its queue (same data directory, same worker id). Until the app is ready its
+  // requests are answered 503.
+  let handler: RequestListener = (_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end('{"error":{"code":"UNAVAILABLE","message":"the server is starting"}}');
+  };
+  const server: Server = createServer((req, res) => handler(req, res));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    throw listenError(e, config.host, config.port);
+  }
+  const closeServer = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  let db: Db | undefined;
+  try {
+    db = await openDb({ databaseUrl: config.databaseUrl, sqlitePath: join(config.dataDir, 'ct.db') });
+    return await startOn(server, db, config, log, opts, (h) => (handler = h), closeServer);
+  } catch (e) {
+    await closeServer();
+    await db?.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger, opts: StartOptions, serve: (h: RequestListener) => void, closeServer: () => Promise<void>): Promise<RunningServer> {
   await migrate(db);
   if (config.adminApiKey) await ensureApiKey(db, 'bootstrap-admin', config.adminApiKey, 'admin');
   const events = new EventEmitter();
@@ -85,29 +121,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   await ctx.queue.start();
   const retention = startRetention(db, retentionConfig(config.retention), log);
   const fast = ext.fastPath;
-  const server: Server = createServer(fast ? (req, res) => fast(req, res, () => app(req, res)) : app);
-  /** What was started before the listen, stopped in order (also when the listen fails). */
-  const stopParts = async () => {
-    await ctx.queue.stop();
-    await retention.stop();
-    await ext.close?.();
-    await (app.locals.closeUi as (() => Promise<void>) | undefined)?.();
-    await db.close();
-  };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } catch (e) {
-    // The queue, timers and pipeline started above would keep the process alive with nothing
-    // listening: a second `npm start` hung with a stack trace instead of saying what to do.
-    await stopParts().catch(() => undefined);
-    throw listenError(e, config.host, config.port);
-  }
+  serve(fast ? (req, res) => fast(req, res, () => app(req, res)) : app);
   server.keepAliveTimeout = 65_000;
   ext.onListen?.(server);
   const { port } = server.address() as AddressInfo;
@@ -116,11 +130,12 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     url,
     ctx,
     async close() {
-      await new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      });
-      await stopParts();
+      await closeServer();
+      await ctx.queue.stop();
+      await retention.stop();
+      await ext.close?.();
+      await (app.locals.closeUi as (() => Promise<void>) | undefined)?.();
+      await db.close();
     },
   };
 }

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './support/cli.js';
@@ -62,11 +62,13 @@ describe('README quick start', () => {
       expect(await (await fetch(`${url}/api/v1/session`, { headers: { cookie } })).json()).toMatchObject({ kind: 'session', role: 'admin' });
       expect((await fetch(link!, { redirect: 'manual' })).status).toBe(401);
       // A second server on the same port says so and exits at once (it hung with a stack trace).
-      const second = spawnSync(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'serve'], {
-        env: { ...env, PORT: new URL(url!).port, CT_DATA_DIR: mkdtempSync(join(tmpdir(), 'ct-npm-start-2-')), LOG_LEVEL: 'silent' }, encoding: 'utf8', timeout: 30_000,
-      });
-      expect([second.status, second.signal]).toEqual([1, null]);
-      expect(second.stderr).toContain(`error[PORT_IN_USE]: 127.0.0.1:${new URL(url!).port} is already in use`);
+      // Before it opened a database or a key (it migrated the running server's database and took
+      // its jobs back into its own queue first).
+      const secondData = join(mkdtempSync(join(tmpdir(), 'ct-npm-start-2-')), 'data');
+      const second = spawnSync(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'serve'], { env: { ...env, PORT: new URL(url!).port, CT_DATA_DIR: secondData }, encoding: 'utf8', timeout: 30_000 });
+      expect([second.status, second.signal, second.stdout]).toEqual([1, null, '']);
+      expect(second.stderr).toBe(`error[PORT_IN_USE]: 127.0.0.1:${new URL(url!).port} is already in use (another ct serve, or another program, listens there): stop it, or set PORT (or port in CT_CONFIG)\n`);
+      expect(existsSync(secondData)).toBe(false);
     } finally {
       if (child.exitCode === null) {
         process.kill(-child.pid!, 'SIGINT');

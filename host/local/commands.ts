@@ -199,13 +199,13 @@ export async function hostLogs(o: LogsOptions, io: Io & { stdout(t: string): voi
     };
     const tail = o.tail ?? 64 * 1024;
     if (!o.follow) {
-      for (const e of (await readLogs(dir, { maxBytes: tail, maxLines: o.tailLines })).entries) show(e);
+      for (const e of (await readLogs(dir, { maxBytes: tail, maxLines: o.tailLines, stream: o.stream })).entries) show(e);
       return 0;
     }
     const stop = new AbortController();
     io.onSignal(() => stop.abort());
     await followLogs(dir, show, {
-      tailBytes: tail, tailLines: o.tailLines, signal: stop.signal, intervalMs: 250,
+      tailBytes: tail, tailLines: o.tailLines, stream: o.stream, signal: stop.signal, intervalMs: 250,
       ended: async () => (await h.runtime.state(o.id).catch(() => undefined))?.status !== 'running' && (await h.runtime.state(o.id).catch(() => undefined))?.status !== 'paused',
     });
     return 0;

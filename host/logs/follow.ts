@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LOG_STREAMS, readLogs, type LogEntry } from './read.js';
+import { LOG_STREAMS, readLogs, type LogEntry, type LogStream } from './read.js';
 
 export interface FollowOptions {
   /** Start after this cursor; absent: from the first line kept. */
@@ -9,6 +9,8 @@ export interface FollowOptions {
   tailBytes?: number;
   /** ...and at most this many of them (with tailBytes). */
   tailLines?: number;
+  /** Only this stream's lines. */
+  stream?: LogStream;
   intervalMs?: number;
   /** Ends the follow (the promise resolves after a last read). */
   signal?: AbortSignal;
@@ -25,7 +27,7 @@ export async function followLogs(logDir: string, onEntry: (e: LogEntry) => void,
   const interval = o.intervalMs ?? 200;
   let cursor = o.since;
   if (cursor === undefined && o.tailBytes !== undefined) {
-    const first = await readLogs(logDir, { maxBytes: o.tailBytes, maxLines: o.tailLines });
+    const first = await readLogs(logDir, { maxBytes: o.tailBytes, maxLines: o.tailLines, stream: o.stream });
     for (const e of first.entries) onEntry(e);
     cursor = first.cursor ?? `${'0'.repeat(24)}+0`;
   }
@@ -41,7 +43,7 @@ export async function followLogs(logDir: string, onEntry: (e: LogEntry) => void,
     if ((await changed()) || last) {
       for (;;) {
         // Bounded pages: a follower that fell behind catches up without reading everything at once.
-        const page = await readLogs(logDir, { since: cursor ?? `${'0'.repeat(24)}+0`, maxBytes: 1 << 20 });
+        const page = await readLogs(logDir, { since: cursor ?? `${'0'.repeat(24)}+0`, maxBytes: 1 << 20, stream: o.stream });
         for (const e of page.entries) onEntry(e);
         if (page.entries.length === 0) break;
         cursor = page.cursor;

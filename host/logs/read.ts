@@ -27,6 +27,8 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Bound on the lines returned (the same ends as maxBytes). */
   maxLines?: number;
+  /** Only this stream's lines (counted by the bounds after the other stream is left out). */
+  stream?: LogStream;
 }
 
 export interface LogPage {
@@ -111,7 +113,7 @@ async function readStream(dir: string, stream: LogStream, o: { since?: string; m
 /** Both streams of a container's log directory, merged in time order. */
 export async function readLogs(logDir: string, o: ReadOptions = {}): Promise<LogPage> {
   const since = splitCursor(o.since);
-  const [a, b] = await Promise.all(LOG_STREAMS.map((s) => readStream(join(logDir, s), s, { since: since?.[s], maxBytes: o.maxBytes })));
+  const [a, b] = await Promise.all(LOG_STREAMS.map((s) => (o.stream && o.stream !== s ? Promise.resolve([]) : readStream(join(logDir, s), s, { since: since?.[s], maxBytes: o.maxBytes }))));
   const merged: LogEntry[] = [];
   for (let i = 0, j = 0; i < a.length || j < b.length;) merged.push(j >= b.length || (i < a.length && a[i].cursor <= b[j].cursor) ? a[i++] : b[j++]);
   let entries = merged;
@@ -130,14 +132,18 @@ export async function readLogs(logDir: string, o: ReadOptions = {}): Promise<Log
   }
   // (`slice(length - n)`, not `slice(-n)`: -0 is 0, and a tail of 0 lines would be all of them.)
   if (o.maxLines !== undefined && entries.length > o.maxLines) entries = o.since === undefined ? entries.slice(entries.length - o.maxLines) : entries.slice(0, o.maxLines);
-  if (entries.length === 0 && !since) return { entries };
+  // What the cursor says was seen: a tail (no `since`) skips the older lines on purpose, so its
+  // cursor is the end of everything read, even when the tail is empty (`--tail 0 -f` followed from
+  // the first line kept); a page after `since` has seen only what it returns.
+  const seen = o.since === undefined ? merged : entries;
+  if (seen.length === 0 && !since) return { entries };
   const lastOf = (s: LogStream): string => {
     const prev = since?.[s];
-    const last = entries.filter((e) => e.stream === s).at(-1)?.cursor;
+    const last = seen.filter((e) => e.stream === s).at(-1)?.cursor;
     if (last === undefined) return prev ?? `${ZERO}+0`;
     const [prevLabel, prevN] = prev?.split('+') ?? [];
     const carried = prevLabel === last ? (prevN === undefined ? 0 : Number(prevN)) : 0;
-    return `${last}+${carried + entries.filter((e) => e.stream === s && e.cursor === last).length}`;
+    return `${last}+${carried + seen.filter((e) => e.stream === s && e.cursor === last).length}`;
   };
   return { entries, cursor: `${lastOf('stdout')}.${lastOf('stderr')}` };
 }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { commands } from './commands/index.js';
+import { terminalText } from '../core/terminal.js';
 
 /** The first word of `argv` that is not an option: the command name, if any. */
 function commandName(argv: string[]): string | undefined {
@@ -46,7 +47,7 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
     .version('0.1.0')
     // Parser errors (a missing required option, an unknown flag) as every other error: a code and
     // one line, then where the options are, not the whole help (settings the commands inherit).
-    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'error[USAGE]: ')) })
+    .configureOutput({ outputError: (text, write) => write(terminalText(text.replace(/^error: /, 'error[USAGE]: '))) })
     .showHelpAfterError('(add --help to see the options)');
   const first = commandName(argv);
   // `ct --version` needs no command (scripts and benchmarks call it to time start-up).

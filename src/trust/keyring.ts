@@ -7,7 +7,7 @@
  *   <hex>.json  {id, name?, algorithm, createdAt, encrypted, hasPrivate}
  * The .json is written last, so a listing never shows a half-added key. The directory is 0700.
  */
-import { chmod, mkdir, readFile, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -176,21 +176,24 @@ export async function resolvePublicKey(dir: string, ref: string): Promise<{ key:
 
 /** A private key file named by path, or else by keyring reference (id, prefix or name). */
 export async function resolvePrivateKeyPath(dir: string, ref: string): Promise<string> {
+  // Looked at, not read: a pipe (`--key <(echo "$KEY")`, /dev/stdin) can be read only once, by the caller.
+  let isFile = false;
   try {
-    await readFile(ref);
-    return ref;
+    isFile = !(await stat(ref)).isDirectory();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' && code !== 'ENAMETOOLONG') throw asIoError(e, ref);
+    if (code !== 'ENOENT' && code !== 'ENAMETOOLONG' && code !== 'ENOTDIR') throw asIoError(e, ref);
   }
-  let entry: KeyringEntry;
-  try {
-    entry = await resolveKey(dir, ref);
-  } catch (e) {
-    // Neither: a path is reported as the missing file it most likely is.
-    if (e instanceof CtError && e.code === 'UNKNOWN_KEY') throw new CtError('IO_ERROR', `${ref}: no such file, and no key of that name or id in the keyring ${dir} (ct key list)`, { path: ref, keyring: dir });
+  // A bare name could be both (a checkout holding a file named like the release key): the signing
+  // key is never chosen silently.
+  const entry = ref.includes('/') ? undefined : await resolveKey(dir, ref).catch((e: unknown) => {
+    if (e instanceof CtError && e.code === 'UNKNOWN_KEY') return undefined;
     throw e;
-  }
+  });
+  if (isFile && entry) throw new CtError('USAGE', `--key ${ref}: both a file here and a keyring key (${entry.id}); write ./${ref} for the file, or the key's id for the keyring key`, { ref, keyId: entry.id });
+  if (isFile) return ref;
+  // Neither: a path is reported as the missing file it most likely is.
+  if (!entry) throw new CtError('IO_ERROR', `${ref}: no such file, and no key of that name or id in the keyring ${dir} (ct key list)`, { path: ref, keyring: dir });
   if (!entry.hasPrivate) throw new CtError('UNKNOWN_KEY', `key ${entry.id}: the keyring holds only its public key`, { keyId: entry.id });
   return keyringPaths(dir, entry.id).key;
 }

@@ -20,6 +20,8 @@ describe('ct with a command it does not have', () => {
     expect(missing).toMatchObject({ code: 1, stdout: '', stderr: "error[USAGE]: required option '-o, --out <file>' not specified\n(add --help to see the options)\n" });
     const unknown = await runCt(['verify', 'x.ctp', '--no-such-flag']);
     expect(unknown).toMatchObject({ code: 1, stderr: "error[USAGE]: unknown option '--no-such-flag'\n(add --help to see the options)\n" });
+    // What the parser quotes back is shown, not acted on by the terminal.
+    expect((await runCt(['verify', 'x.ctp', '--x\u001b]0;pwned\u0007'])).stderr).toBe("error[USAGE]: unknown option '--x\\u001b]0;pwned\\u0007'\n(add --help to see the options)\n");
   });
 
   it('known commands and the root help still work', async () => {

@@ -85,6 +85,10 @@ describe('ct host commands on the host', () => {
     expect(await ct('logs', id, '--tail', '2')).toMatchObject({ stdout: 'got-term\n', stderr: 'oops\n' });
     expect((await ct('logs', id, '--tail', '0')).stdout).toBe('');
     expect((await ct('logs', id, '--tail', '1k')).stdout).toBe('hello\ngot-term\n');
+    // The stream is chosen before the lines are counted; -f after a tail of none follows from the end.
+    expect(await ct('logs', id, '--stream', 'stderr', '--tail', '1')).toMatchObject({ stdout: '', stderr: 'oops\n' });
+    expect(await ct('logs', id, '-f', '--tail', '0')).toMatchObject({ stdout: '', stderr: '' });
+    expect(await ct('logs', id, '-f', '--tail', '1')).toMatchObject({ stdout: 'got-term\n', stderr: '' });
 
     await ct('start', id);
     expect(runcState(stateDir(), id)?.status).toBe('running');

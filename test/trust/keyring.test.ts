@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { addToKeyring, ctHome, keyringPaths, listKeys, resolveKey, resolvePublicKey } from '../../src/trust/keyring.js';
+import { addToKeyring, ctHome, keyringPaths, listKeys, resolveKey, resolvePrivateKeyPath, resolvePublicKey } from '../../src/trust/keyring.js';
 import { generateKeyPair, privateKeyPem, publicKeyPem } from '../../src/trust/keys.js';
 import { keyIdOf } from '../../src/trust/keyid.js';
 import { withTempDir } from './fixtures.js';
@@ -26,6 +27,34 @@ describe('keyring', () => {
       expect(keyIdOf((await resolvePublicKey(dir, 'k1')).key)).toBe(pair.keyId);
     });
   });
+
+  it('a --key value: a file (a pipe is not read here: the caller reads it once), a keyring key, never silently one of both', async () => {
+    await withTempDir(async (dir) => {
+      const keys = join(dir, 'keys');
+      const pair = generateKeyPair();
+      await addToKeyring(keys, { publicPem: publicKeyPem(pair.publicKey), privatePem: privateKeyPem(pair.privateKey), name: 'release' });
+      const cwd = process.cwd();
+      process.chdir(dir);
+      try {
+        expect(await resolvePrivateKeyPath(keys, 'release')).toBe(keyringPaths(keys, pair.keyId).key);
+        // A directory of that name is not a key file: the keyring key is meant.
+        await mkdir(join(dir, 'release'));
+        expect(await resolvePrivateKeyPath(keys, 'release')).toBe(keyringPaths(keys, pair.keyId).key);
+        await rm(join(dir, 'release'), { recursive: true });
+        // A file of that name too: refused, saying how to name either.
+        await writeFile(join(dir, 'release'), privateKeyPem(generateKeyPair().privateKey));
+        await expect(resolvePrivateKeyPath(keys, 'release')).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('write ./release for the file') });
+        expect(await resolvePrivateKeyPath(keys, './release')).toBe('./release');
+        expect(await resolvePrivateKeyPath(keys, pair.keyId)).toBe(keyringPaths(keys, pair.keyId).key);
+        await expect(resolvePrivateKeyPath(keys, 'nobody')).rejects.toMatchObject({ code: 'IO_ERROR' });
+        // A FIFO with no writer yet: a read here would wait for ever.
+        execFileSync('mkfifo', [join(dir, 'fifo')]);
+        expect(await resolvePrivateKeyPath(keys, join(dir, 'fifo'))).toBe(join(dir, 'fifo'));
+      } finally {
+        process.chdir(cwd);
+      }
+    });
+  }, 10_000);
 
   it('rejects a duplicate key, a taken name and a bad name', async () => {
     await withTempDir(async (dir) => {

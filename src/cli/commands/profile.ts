@@ -111,7 +111,7 @@ export function register(program: Command): void {
     .command('record')
     .description('run CMD under runc in ROOTFS, trace its syscalls with bpftrace, print a minimal allow-list profile')
     .requiredOption('--rootfs <dir>', 'root filesystem to run the command in')
-    .option('-o, --out <file>', 'write the profile here instead of stdout')
+    .option('--out <file>', 'write the profile here instead of stdout')
     .option('--timeout <seconds>', 'stop the command after this long', '60')
     .argument('<cmd...>', 'command and arguments (after --)')
     .action(
