@@ -14,6 +14,8 @@ import { ensurePrivateDir } from '../runtime/private-dir.js';
 import { monitorRulesOf } from '../monitor/containers.js';
 import { followLogs } from '../logs/follow.js';
 import { readLogs, type LogEntry, type LogStream } from '../logs/read.js';
+import { collectFacts } from '../facts.js';
+import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -72,6 +74,15 @@ function ago(iso: string | null): string {
 }
 
 /** `ct host ps`: the containers with their state, health, restarts and exit (code and reason). */
+/**
+ * `ct host facts --environment ENV`: this machine's facts as the policies read them (what an agent
+ * here would report), for `ct policy explain --host FILE` to judge a bundle on this host.
+ */
+export async function hostFacts(o: { environment: string }, io: Io): Promise<number> {
+  io.out(JSON.stringify(policyHostFacts(await collectFacts(), o.environment), null, 2));
+  return 0;
+}
+
 export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): Promise<number> {
   // As `ct host run` and `ct run`: a state directory another user may write is not acted on as root.
   await ensurePrivateDir(o.stateDir);

@@ -66,6 +66,21 @@ describe('explain a .ctp verified on the spot', () => {
     expect(JSON.parse(denied.stdout).violations.map((v: { code: string }) => v.code)).toEqual(['INSUFFICIENT_LOG_COVERAGE', 'INSUFFICIENT_LOG_COVERAGE']);
   });
 
+  it('without a host, says how to give one; ct host facts prints this machine\'s in the form --host reads', async () => {
+    const none = await runCt(['policy', 'explain', signed, '--trust-store', join(tmp.dir, 'trust-store.json'), '--policies', policies]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^error\[USAGE\]: which host would run it\? --host FILE gives its facts \(ct host facts --environment ENV > host.json/);
+    const facts = await runCt(['host', 'facts', '--environment', 'production']);
+    expect(facts.code).toBe(0);
+    const parsed = JSON.parse(facts.stdout) as { environment: string; seccomp: boolean; arch: string };
+    expect(parsed).toMatchObject({ environment: 'production', seccomp: true, arch: 'amd64' });
+    const hostFile = join(tmp.dir, 'this-host.json');
+    await writeFile(hostFile, facts.stdout);
+    const ok = await runCt(['policy', 'explain', signed, '--trust-store', join(tmp.dir, 'trust-store.json'), '--policies', policies, '--host', hostFile, '--format', 'json']);
+    expect([ok.code, ok.stderr]).toEqual([0, '']);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ allow: true });
+  });
+
   it('a swapped security/seccomp.json is an integrity failure: denied in audit mode too, with the verifier code', async () => {
     const a = await openCtp(signed);
     const swapped = join(tmp.dir, 'swapped.ctp');

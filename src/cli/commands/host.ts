@@ -36,7 +36,7 @@ export function register(program: Command): void {
 }
 
 /** host/local/commands.ts, restated: the library never imports host/ (not even its types). */
-type Local = Record<'hostPs' | 'hostAction' | 'hostLogs', (o: Record<string, unknown>, io: Record<string, unknown>) => Promise<number>>;
+type Local = Record<'hostPs' | 'hostAction' | 'hostLogs' | 'hostFacts', (o: Record<string, unknown>, io: Record<string, unknown>) => Promise<number>>;
 
 async function local(): Promise<Local> {
   return (await import(new URL('../../../host/local/commands.js', import.meta.url).href)) as Local;
@@ -49,6 +49,11 @@ const STATE_DIR = ['--state-dir <dir>', 'host state directory', '/var/lib/cerro-
  * the host itself (its state directory), next to a running agent.
  */
 function registerLocal(host: Command): void {
+  host
+    .command('facts')
+    .description('print this machine\'s facts as the policies read them (JSON), for ct policy explain --host FILE')
+    .requiredOption('--environment <env>', 'the environment the host would serve')
+    .action(action(async (o: { environment: string }) => (await local()).hostFacts(o, processIo as unknown as Record<string, unknown>)));
   host
     .command('ps')
     .description('list this host\'s containers: state, health, restarts, exit code and reason')

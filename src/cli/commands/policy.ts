@@ -128,6 +128,10 @@ export async function explainCommand(io: Io, bundle: string, opts: ExplainOption
     doc.host = hp.source.value;
   }
   if (opts.environment) doc.host = { ...((doc.host as object) ?? {}), environment: opts.environment };
+  // Without a host the policies have nothing to judge its side by (it read as a JSON error).
+  if (doc.host === undefined && doc.hostFacts === undefined) {
+    throw new CtError('USAGE', 'which host would run it? --host FILE gives its facts (ct host facts --environment ENV > host.json prints this machine\'s); --environment ENV alone judges a host whose capabilities are unknown (seccomp, AppArmor, SELinux and eBPF count as absent)');
+  }
   if (bundle !== '-') doc.manifest = await readBundleFacts(bundle);
   const read = readPolicyInput(doc, parsedSource);
   if (!read.input) throw policyInvalidFrom(read.issues, 'JSON_INVALID');
