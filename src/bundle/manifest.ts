@@ -55,7 +55,10 @@ export function parseTomlText(text: string, where: string): Table {
   try {
     return parseToml(text) as Table;
   } catch (e) {
-    throw new CtError('MANIFEST_INVALID', `${where}: not valid TOML: ${(e as Error).message.split('\n')[0]}`, { where }, { cause: e });
+    // smol-toml's TomlError names the place (line, column from 1): said as the file:line:column editors jump to.
+    const at = e as { line?: unknown; column?: unknown };
+    const place = Number.isSafeInteger(at.line) && Number.isSafeInteger(at.column) ? `:${at.line}:${at.column}` : '';
+    throw new CtError('MANIFEST_INVALID', `${where}${place}: not valid TOML: ${(e as Error).message.split('\n')[0]}`, { where, ...(place ? { line: at.line, column: at.column } : {}) }, { cause: e });
   }
 }
 

@@ -157,6 +157,14 @@ describe('ct pack from a directory', () => {
     expect(err?.message).toMatch(message);
   });
 
+  it('a ct.toml that is not TOML is MANIFEST_INVALID at its file:line:column', async () => {
+    const src = join(tmp, 'bad-toml');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'ct.toml'), 'name = "x\nversion = "1"\n');
+    const err = await packCtp({ from: { dir: src }, out: join(tmp, 'bad-toml.ctp') }).then(() => undefined, (e: unknown) => e as { code: string; message: string; details: object });
+    expect(err).toMatchObject({ code: 'MANIFEST_INVALID', message: `${join(src, 'ct.toml')}:1:10: not valid TOML: Invalid TOML document: control characters are not allowed in strings`, details: { line: 1, column: 10 } });
+  });
+
   it('says a directory is missing or is a file, before asking for a name and a version', async () => {
     const fail = (dir: string) => packCtp({ from: { dir }, out: join(tmp, 'nothing.ctp') }).then(() => undefined, (e: unknown) => e as { code: string; message: string });
     expect(await fail(join(tmp, 'no-such-dir'))).toMatchObject({ code: 'IO_ERROR', message: expect.stringContaining('no-such-dir: ENOENT') });
