@@ -69,6 +69,9 @@ describe('ct policy test', () => {
     expect(lint.code).toBe(10);
     const json = JSON.parse(lint.stdout);
     expect(json.issues).toEqual([expect.objectContaining({ file, line: lineOf(text, 'logQuorum: two'), kind: 'schema', severity: 'error' })]);
+    // The summary counts what was read, not "0 policies".
+    const plain = await inProcess((io) => lintCommand(io, [dir], {}));
+    expect(plain.stdout).toMatch(/^[1-9]\d* policy file\(s\) read, none compiled, 1 error\(s\), 0 warning\(s\)\n$/);
   });
 
   it('a failing case exits 1 and names the case by file:line; JSON output carries the codes', async () => {

@@ -53,11 +53,14 @@ async function emit(io: Io, text: string, output: string | undefined): Promise<v
 }
 
 export async function lintCommand(io: Io, paths: string[], opts: { format?: string; failOnWarnings?: boolean }): Promise<number> {
-  const result = lintTexts(await readPolicySources(paths.length ? paths : ['.']));
+  const sources = await readPolicySources(paths.length ? paths : ['.']);
+  const result = lintTexts(sources);
   if (opts.format === 'json') io.out(JSON.stringify({ ok: result.errors === 0, errors: result.errors, warnings: result.warnings, issues: result.issues, policies: result.set?.policies.map((p) => p.name) ?? [] }, null, 2));
   else {
     for (const i of result.issues) io.err(formatIssue(i));
-    io.out(`${result.set?.policies.length ?? 0} policies, ${result.errors} error(s), ${result.warnings} warning(s)`);
+    // With errors there is no compiled set: count the files read (it said "0 policies" after reading four).
+    const what = result.set ? `${result.set.policies.length} policies` : `${sources.length} policy file(s) read, none compiled`;
+    io.out(`${what}, ${result.errors} error(s), ${result.warnings} warning(s)`);
   }
   if (result.errors) return 10;
   return opts.failOnWarnings && result.warnings ? 1 : 0;
