@@ -89,7 +89,7 @@ export function webhookRoutes(ctx: ServerContext): Router {
     const secrets = ctx.config.github?.webhookSecrets ?? [];
     const signature = req.header('x-hub-signature-256');
     const body = Buffer.isBuffer(req.body) ? (req.body as Buffer) : Buffer.alloc(0);
-    if (!secrets.length) return sendError(res, 401, 'UNAUTHENTICATED', 'no GitHub webhook secret configured');
+    if (!secrets.length) return sendError(res, 401, 'UNAUTHENTICATED', 'no GitHub webhook secret configured (github.webhookSecrets, or GITHUB_WEBHOOK_SECRETS)');
     if (!signature || !/^sha256=[0-9a-f]{64}$/.test(signature)) return sendError(res, 401, 'BAD_SIGNATURE', 'missing or malformed X-Hub-Signature-256');
     let valid = false;
     // Secret rotation: any configured secret may have signed it.
@@ -116,7 +116,8 @@ export function webhookRoutes(ctx: ServerContext): Router {
   r.post('/webhooks/gitlab', raw, async (req: Request, res: Response) => {
     const tokens = ctx.config.gitlab?.webhookTokens ?? [];
     const token = req.header('x-gitlab-token') ?? '';
-    if (!tokens.length || !token || !tokens.some((t) => equalConstantTime(t, token))) {
+    if (!tokens.length) return sendError(res, 401, 'UNAUTHENTICATED', 'no GitLab webhook token configured (gitlab.webhookTokens, or GITLAB_WEBHOOK_TOKENS)');
+    if (!token || !tokens.some((t) => equalConstantTime(t, token))) {
       ctx.metrics.webhooks.inc({ source: 'gitlab', outcome: 'forged' });
       return sendError(res, 401, 'BAD_TOKEN', 'X-Gitlab-Token does not match');
     }

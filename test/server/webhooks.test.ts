@@ -111,3 +111,22 @@ describe('webhooks', () => {
     expect(metrics).toMatch(/ct_webhooks_total\{source="github",outcome="replayed"\} 1/);
   });
 });
+
+describe('webhooks on a server with no secret or token configured', () => {
+  it('says which setting is missing, for GitHub and for GitLab alike (401, nothing triggered)', async () => {
+    const server = await testServer({});
+    const triggered: WebhookTrigger[] = [];
+    server.ctx.onTrigger = async (t) => void triggered.push(t);
+    try {
+      const body = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'acme/desired' } });
+      const github = await fetch(`${server.url}/webhooks/github`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': sign('any', body) } });
+      const gitlab = await fetch(`${server.url}/webhooks/gitlab`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-gitlab-event': 'Push Hook', 'x-gitlab-token': 'any' } });
+      const errorOf = async (r: Response) => [r.status, ((await r.json()) as { error: { code: string; message: string } }).error];
+      expect(await errorOf(github)).toEqual([401, expect.objectContaining({ code: 'UNAUTHENTICATED', message: 'no GitHub webhook secret configured (github.webhookSecrets, or GITHUB_WEBHOOK_SECRETS)' })]);
+      expect(await errorOf(gitlab)).toEqual([401, expect.objectContaining({ code: 'UNAUTHENTICATED', message: 'no GitLab webhook token configured (gitlab.webhookTokens, or GITLAB_WEBHOOK_TOKENS)' })]);
+      expect(triggered).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+});
