@@ -16,7 +16,10 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
   let dashboard = `${server.url}/   (sign-in: ${config.login?.oidc.length ? `${config.login.oidc.length} OpenID Connect issuer(s)` : 'none configured (login.oidc in CT_CONFIG)'})`;
   if (!config.login?.oidc.length && LOOPBACK.has(config.host)) {
     const link = await mintLoginLink(server.ctx.db, { role: 'admin', name: 'local admin', by: { kind: 'terminal', id: 'ct serve', role: 'admin' } });
-    dashboard = `${server.url}/auth/link?token=${link.token}\n             (one-time sign-in as admin, for whoever reads this terminal, within 10 minutes; no login.oidc issuer is configured)`;
+    const another = config.adminApiKey
+      ? `another: curl -X POST -H "authorization: Bearer $CT_ADMIN_API_KEY" ${server.url}/api/v1/login-links`
+      : 'another: restart, or start with CT_ADMIN_API_KEY set and POST /api/v1/login-links with it';
+    dashboard = `${server.url}/auth/link?token=${link.token}\n             (one-time sign-in as admin, for whoever reads this terminal, within 10 minutes; no login.oidc issuer is configured;\n              ${another})`;
   }
   io.out(
     [
