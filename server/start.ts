@@ -70,7 +70,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   // requests are answered 503.
   let handler: RequestListener = (_req, res) => {
     res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
-    res.end('{"error":{"code":"UNAVAILABLE","message":"the server is starting"}}');
+    res.end('{"error":{"code":"NOT_READY","message":"the server is starting"}}');
   };
   const server: Server = createServer((req, res) => handler(req, res));
   try {
