@@ -90,12 +90,22 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       server.close(() => r());
     });
   let db: Db | undefined;
+  let lock: { release(): void } | undefined;
   try {
+    if (!(config.databaseUrl && /^postgres(ql)?:/.test(config.databaseUrl))) lock = (await import('./store/sqlite.js')).lockDataDir(config.dataDir);
     db = await openDb({ databaseUrl: config.databaseUrl, sqlitePath: join(config.dataDir, 'ct.db') });
-    return await startOn(server, db, config, log, opts, (h) => (handler = h), closeServer);
+    const running = await startOn(server, db, config, log, opts, (h) => (handler = h), closeServer);
+    return {
+      ...running,
+      async close() {
+        await running.close();
+        lock?.release();
+      },
+    };
   } catch (e) {
     await closeServer();
     await db?.close().catch(() => undefined);
+    lock?.release();
     throw e;
   }
 }
@@ -117,11 +127,23 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
     onTrigger: async (t) => void log.info({ trigger: t }, 'webhook accepted; no desired-state repository configured'),
   };
   const ext: Extension = (await opts.extend?.(ctx)) ?? {};
-  const app = buildApp(ctx, ext.routers ?? []);
-  await ctx.queue.start();
-  const retention = startRetention(db, retentionConfig(config.retention), log);
+  let app: ReturnType<typeof buildApp> | undefined;
+  let retention: ReturnType<typeof startRetention> | undefined;
+  try {
+    app = buildApp(ctx, ext.routers ?? []);
+    await ctx.queue.start();
+    retention = startRetention(db, retentionConfig(config.retention), log);
+  } catch (e) {
+    // What started stops, in reverse order (the caller closes the port and the database).
+    await retention?.stop().catch(() => undefined);
+    await ctx.queue.stop().catch(() => undefined);
+    await (app?.locals.closeUi as (() => Promise<void>) | undefined)?.().catch(() => undefined);
+    await ext.close?.().catch(() => undefined);
+    throw e;
+  }
   const fast = ext.fastPath;
-  serve(fast ? (req, res) => fast(req, res, () => app(req, res)) : app);
+  const ready = app;
+  serve(fast ? (req, res) => fast(req, res, () => ready(req, res)) : ready);
   server.keepAliveTimeout = 65_000;
   ext.onListen?.(server);
   const { port } = server.address() as AddressInfo;
@@ -132,9 +154,9 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
     async close() {
       await closeServer();
       await ctx.queue.stop();
-      await retention.stop();
+      await retention!.stop();
       await ext.close?.();
-      await (app.locals.closeUi as (() => Promise<void>) | undefined)?.();
+      await (ready.locals.closeUi as (() => Promise<void>) | undefined)?.();
       await db.close();
     },
   };

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import type { Db, Row } from './db.js';
 
@@ -115,4 +115,28 @@ export function openSqlite(path: string): Db {
     },
   };
   return db;
+}
+
+/**
+ * One server per data directory on SQLite: a second `ct serve` on the same directory (another
+ * port) would share its database and its replica id, and take the first one's running jobs back
+ * into its own queue. The lock is SQLite's own exclusive lock on `serve.lock`, held by a connection
+ * kept open (locking_mode EXCLUSIVE, a write transaction never ended): the kernel drops it when the
+ * process ends however it ends, so a crashed server leaves nothing to clean up. PostgreSQL replicas
+ * share their database on purpose and take no such lock.
+ */
+export function lockDataDir(dir: string): { release(): void } {
+  mkdirSync(dir, { recursive: true });
+  const lock = new Database(join(dir, 'serve.lock'));
+  try {
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch (e) {
+    lock.close();
+    if ((e as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new CtError('USAGE', `${dir} is in use by another ct serve: one server per data directory (set CT_DATA_DIR, or use PostgreSQL, DATABASE_URL, for several replicas)`, { path: dir });
+    }
+    throw e;
+  }
+  return { release: () => lock.close() };
 }

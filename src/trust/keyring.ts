@@ -177,23 +177,28 @@ export async function resolvePublicKey(dir: string, ref: string): Promise<{ key:
 /** A private key file named by path, or else by keyring reference (id, prefix or name). */
 export async function resolvePrivateKeyPath(dir: string, ref: string): Promise<string> {
   // Looked at, not read: a pipe (`--key <(echo "$KEY")`, /dev/stdin) can be read only once, by the caller.
-  let isFile = false;
+  let kind: 'file' | 'dir' | 'none' = 'none';
   try {
-    isFile = !(await stat(ref)).isDirectory();
+    kind = (await stat(ref)).isDirectory() ? 'dir' : 'file';
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENAMETOOLONG' && code !== 'ENOTDIR') throw asIoError(e, ref);
   }
   // A bare name could be both (a checkout holding a file named like the release key): the signing
-  // key is never chosen silently.
-  const entry = ref.includes('/') ? undefined : await resolveKey(dir, ref).catch((e: unknown) => {
-    if (e instanceof CtError && e.code === 'UNKNOWN_KEY') return undefined;
-    throw e;
-  });
-  if (isFile && entry) throw new CtError('USAGE', `--key ${ref}: both a file here and a keyring key (${entry.id}); write ./${ref} for the file, or the key's id for the keyring key`, { ref, keyId: entry.id });
-  if (isFile) return ref;
-  // Neither: a path is reported as the missing file it most likely is.
-  if (!entry) throw new CtError('IO_ERROR', `${ref}: no such file, and no key of that name or id in the keyring ${dir} (ct key list)`, { path: ref, keyring: dir });
+  // key is never chosen silently. With a file there, a keyring that cannot be read is no keyring.
+  const entry = ref.includes('/')
+    ? undefined
+    : await resolveKey(dir, ref).catch((e: unknown) => {
+        if (kind === 'file' || (e instanceof CtError && e.code === 'UNKNOWN_KEY')) return undefined;
+        throw e;
+      });
+  if (kind === 'file' && entry?.hasPrivate) throw new CtError('USAGE', `--key ${ref}: both a file here and a keyring key (${entry.id}); write ./${ref} for the file, or the key's id for the keyring key`, { ref, keyId: entry.id });
+  if (kind === 'file') return ref;
+  if (!entry) {
+    // Neither: a path is reported as the missing file it most likely is.
+    const what = kind === 'dir' ? 'is a directory, not a key file' : 'no such file';
+    throw new CtError('IO_ERROR', `${ref}: ${what}, and no key of that name or id in the keyring ${dir} (ct key list)`, { path: ref, keyring: dir });
+  }
   if (!entry.hasPrivate) throw new CtError('UNKNOWN_KEY', `key ${entry.id}: the keyring holds only its public key`, { keyId: entry.id });
   return keyringPaths(dir, entry.id).key;
 }

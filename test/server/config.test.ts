@@ -7,7 +7,9 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
+import { startServer } from '../../server/start.js';
 import { repoRoot } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ct-config-'));
@@ -46,5 +48,25 @@ describe('server config file', () => {
     });
     expect(unknown).toEqual([]);
     expect(withFile('prot: null\n')).toThrow(/unknown setting/);
+  });
+});
+
+describe('one server per data directory (SQLite)', () => {
+  it('a second server on the same data directory, another port, stops before touching it; once the first closes it starts', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'ct-one-server-'));
+    const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir: data });
+    const log = pino({ level: 'silent' });
+    const first = await startServer(config, { log });
+    try {
+      await expect(startServer(config, { log })).rejects.toMatchObject({ code: 'USAGE', message: `${data} is in use by another ct serve: one server per data directory (set CT_DATA_DIR, or use PostgreSQL, DATABASE_URL, for several replicas)` });
+      // The first one still answers.
+      expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
+    } finally {
+      await first.close();
+    }
+    // Closing released it.
+    const second = await startServer(config, { log });
+    expect((await fetch(`${second.url}/readyz`)).status).toBe(200);
+    await second.close();
   });
 });

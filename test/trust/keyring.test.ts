@@ -47,6 +47,11 @@ describe('keyring', () => {
         expect(await resolvePrivateKeyPath(keys, './release')).toBe('./release');
         expect(await resolvePrivateKeyPath(keys, pair.keyId)).toBe(keyringPaths(keys, pair.keyId).key);
         await expect(resolvePrivateKeyPath(keys, 'nobody')).rejects.toMatchObject({ code: 'IO_ERROR' });
+        // A key file by bare name does not depend on a keyring that cannot be read.
+        await writeFile(join(dir, 'signer.key'), privateKeyPem(generateKeyPair().privateKey));
+        expect(await resolvePrivateKeyPath(join(dir, 'signer.key', 'keys'), 'signer.key')).toBe('signer.key');
+        await mkdir(join(dir, 'somedir'));
+        await expect(resolvePrivateKeyPath(keys, 'somedir')).rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringContaining('somedir: is a directory, not a key file') });
         // A FIFO with no writer yet: a read here would wait for ever.
         execFileSync('mkfifo', [join(dir, 'fifo')]);
         expect(await resolvePrivateKeyPath(keys, join(dir, 'fifo'))).toBe(join(dir, 'fifo'));
