@@ -4,6 +4,7 @@
  * `@actions/core` (coreIo), so `@actions/core` is imported at the entries alone.
  */
 import type * as Core from '@actions/core';
+import { terminalText } from '../../src/core/terminal.js';
 
 export interface ActionIo {
   /** Masks a value in every later log line (tokens, keys, passwords). */
@@ -19,6 +20,17 @@ export interface ActionIo {
   idToken(audience: string): Promise<string>;
 }
 
+/**
+ * A log line as the runner will read it: `core.info` writes its text as is, and a line that starts
+ * with `::` is a workflow command to the runner (add a mask, stop commands, set an output, an
+ * annotation). Text from outside (a registry's or a server's words in a message) must not become
+ * one: such a line start is written `: :`, and control characters are escaped (terminalText).
+ * `core.warning` and `core.setFailed` escape their message themselves.
+ */
+export function logLine(text: string): string {
+  return terminalText(text).replace(/^(\s*)::/gm, '$1: :');
+}
+
 /** Reads one input by its action.yml name ('' when unset, as the runner leaves it). */
 export type InputReader = (name: string) => string;
 
@@ -29,7 +41,7 @@ export function coreIo(core: typeof Core): ActionIo {
       if (v) core.setSecret(v);
     },
     setOutput: (n, v) => core.setOutput(n, v),
-    info: (m) => core.info(m),
+    info: (m) => core.info(logLine(m)),
     warning: (m) => core.warning(m),
     setFailed: (m) => core.setFailed(m),
     summary: async (md) => {
