@@ -9,7 +9,7 @@ import type { Router } from 'express';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { buildApp } from './app.js';
-import { openDb, type Db } from './store/db.js';
+import { isPostgresUrl, openDb, type Db } from './store/db.js';
 import { migrate } from './store/migrations.js';
 import { createMetrics } from './metrics.js';
 import { JobQueue } from './queue/queue.js';
@@ -92,7 +92,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let db: Db | undefined;
   let lock: { release(): void } | undefined;
   try {
-    if (!(config.databaseUrl && /^postgres(ql)?:/.test(config.databaseUrl))) lock = (await import('./store/sqlite.js')).lockDataDir(config.dataDir);
+    if (!isPostgresUrl(config.databaseUrl)) lock = (await import('./store/sqlite.js')).lockDataDir(config.dataDir);
     db = await openDb({ databaseUrl: config.databaseUrl, sqlitePath: join(config.dataDir, 'ct.db') });
     const running = await startOn(server, db, config, log, opts, (h) => (handler = h), closeServer);
     return {
@@ -129,16 +129,19 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
   const ext: Extension = (await opts.extend?.(ctx)) ?? {};
   let app: ReturnType<typeof buildApp> | undefined;
   let retention: ReturnType<typeof startRetention> | undefined;
+  /** What started here, stopped: on close, and when the start fails part way (the caller closes the port and the database). */
+  const stopParts = async () => {
+    await ctx.queue.stop();
+    await retention?.stop();
+    await ext.close?.();
+    await (app?.locals.closeUi as (() => Promise<void>) | undefined)?.();
+  };
   try {
     app = buildApp(ctx, ext.routers ?? []);
     await ctx.queue.start();
     retention = startRetention(db, retentionConfig(config.retention), log);
   } catch (e) {
-    // What started stops, in reverse order (the caller closes the port and the database).
-    await retention?.stop().catch(() => undefined);
-    await ctx.queue.stop().catch(() => undefined);
-    await (app?.locals.closeUi as (() => Promise<void>) | undefined)?.().catch(() => undefined);
-    await ext.close?.().catch(() => undefined);
+    await stopParts().catch(() => undefined);
     throw e;
   }
   const fast = ext.fastPath;
@@ -153,10 +156,7 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
     ctx,
     async close() {
       await closeServer();
-      await ctx.queue.stop();
-      await retention!.stop();
-      await ext.close?.();
-      await (ready.locals.closeUi as (() => Promise<void>) | undefined)?.();
+      await stopParts();
       await db.close();
     },
   };

@@ -23,8 +23,13 @@ export interface Db {
   close(): Promise<void>;
 }
 
+/** Whether a database URL names PostgreSQL (anything else: the embedded SQLite). */
+export function isPostgresUrl(url: string | undefined): url is string {
+  return url !== undefined && /^postgres(ql)?:/.test(url);
+}
+
 export async function openDb(opts: { databaseUrl?: string; sqlitePath?: string }): Promise<Db> {
-  if (opts.databaseUrl && /^postgres(ql)?:/.test(opts.databaseUrl)) {
+  if (isPostgresUrl(opts.databaseUrl)) {
     const { openPostgres } = await import('./postgres.js');
     return openPostgres(opts.databaseUrl);
   }
