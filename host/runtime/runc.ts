@@ -13,6 +13,9 @@ import { initRunning } from './liveness.js';
 import type { KillSignal } from '../../src/protocol/messages.js';
 
 
+/** How long wait() gives a live supervisor to write the exit file after runc has returned. */
+const EXIT_FILE_WAIT_MS = 10_000;
+
 export interface RuncOptions {
   /** Host state directory: runc's --root, bundles, logs, exit files and the SQLite state. */
   stateDir: string;
@@ -350,14 +353,25 @@ export class RuncRuntime {
   /** Waits until the container has stopped; resolves with its reconciled record. */
   async wait(id: string, timeoutMs = 30000): Promise<ContainerRecord> {
     const deadline = Date.now() + timeoutMs;
+    let exitDeadline: number | undefined;
     for (;;) {
       const rec = await this.state(id);
-      if (rec.status === 'stopped' || rec.status === 'created') return rec;
-      if (Date.now() > deadline) throw new CtError('RUNTIME_FAILED', `container ${id} still running after ${timeoutMs} ms`, { id });
+      if (rec.status === 'created') return rec;
+      if (rec.status === 'stopped') {
+        // runc has returned but the supervisor may still be draining the app's last lines into
+        // the loggers before it writes the exit file (seconds on a loaded host): while it lives,
+        // the code is coming, whatever is left of the grace period the app had to stop in.
+        if (rec.exitKnown || !this.supervisorAlive(rec.supervisorPid)) return rec;
+        exitDeadline ??= Date.now() + EXIT_FILE_WAIT_MS;
+        if (Date.now() > exitDeadline) return rec;
+      } else if (Date.now() > deadline) {
+        throw new CtError('RUNTIME_FAILED', `container ${id} still running after ${timeoutMs} ms`, { id });
+      }
       // Between rounds, wait on the exit file (cheap) rather than asking runc each time.
       for (let i = 0; i < 10 && !(await this.readExit(id)); i++) await sleep(5);
     }
   }
+
 
   /** SIGTERM, then SIGKILL after the grace period. */
   async stop(id: string, graceMs = 5000): Promise<ContainerRecord> {

@@ -84,4 +84,23 @@ describe('container liveness without runc state', () => {
     const badPlan = await buildRuntimePlan(input(bad, ['/bin/no-such-binary']), facts);
     await expect(rt.run(bad, badPlan.config)).rejects.toMatchObject({ code: 'RUNTIME_FAILED' });
   });
+  it('stop reports the exit code when the supervisor writes it seconds after runc returned (loggers still draining)', async () => {
+    // A logger that lingers 2 s after its pipe closes: the supervisor's exit file comes that much
+    // after runc has said "stopped" (what a loaded host does to multilog). The code was reported
+    // unknown after 1 s.
+    const slow = join(base, 'multilog-slow');
+    writeFileSync(slow, '#!/bin/sh\nmultilog "$@"\nsleep 2\n');
+    await chmod(slow, 0o755);
+    const slowRt = await RuncRuntime.open({ stateDir: join(base, 'state-slow'), multilog: slow, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    const id = `live-${process.pid}-slow`;
+    try {
+      const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'trap "exit 3" TERM; while true; do sleep 0.1; done']), facts);
+      expect((await slowRt.run(id, plan.config)).status).toBe('running');
+      const stopped = await slowRt.stop(id, 5000);
+      expect(stopped).toMatchObject({ status: 'stopped', exitKnown: true, exitCode: 3 });
+    } finally {
+      await slowRt.delete(id, { force: true }).catch(() => {});
+      slowRt.close();
+    }
+  });
 });
