@@ -35,7 +35,9 @@ describe('ct run', () => {
   const p = (n: string) => join(dir, n);
   let logs: LogServer[] = [];
   const state = () => p('state');
-  const artifacts = () => listArtifacts({ netnsPrefix: 'run-', bridgePrefix: PREFIX, subnetBase: POOL });
+  // Only this file's: other files' `ct run`s (examples, README) make run-<app>-<hex> namespaces and
+  // rules at the same time, so every networked run here is named run-web-<pid>….
+  const artifacts = () => listArtifacts({ netnsPrefix: `run-web-${pid}`, bridgePrefix: PREFIX, subnetBase: POOL });
 
   const ct = async (args: string[]) => {
     const r = await runCt(args, { cwd: dir, env: { SOURCE_DATE_EPOCH: '0' } });
@@ -152,7 +154,7 @@ describe('ct run', () => {
 
   it('never runs a tampered bundle: rejected, nothing created', async () => {
     const fresh = p('state-tampered');
-    const child = await runCt(['run', p('tampered.ctp'), '-p', `127.0.0.1:${await freePort()}:8080`, ...common().slice(0, 2), '--state-dir', fresh, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    const child = await runCt(['run', p('tampered.ctp'), '-p', `127.0.0.1:${await freePort()}:8080`, '--name', `run-web-${pid}-tampered`, ...common().slice(0, 2), '--state-dir', fresh, '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
     expect(child.code).not.toBe(0);
     expect(child.stderr).toMatch(/^REJECTED: .*tampered\.ctp \[[A-Z_]+\]/m);
     expect(child.stderr).not.toMatch(/running /);
@@ -220,7 +222,7 @@ describe('ct run', () => {
   }, 30_000);
 
   it('refuses a port the bundle does not declare before anything starts (PORT_NOT_ALLOWED)', async () => {
-    const r = await runCt(['run', p('http.signed.ctp'), '-p', `127.0.0.1:${await freePort()}:9999`, ...common()], { cwd: dir });
+    const r = await runCt(['run', p('http.signed.ctp'), '-p', `127.0.0.1:${await freePort()}:9999`, '--name', `run-web-${pid}-port`, ...common()], { cwd: dir });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/error\[PORT_NOT_ALLOWED\]/);
     expect(runcList(state())).toEqual([]);
