@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, jwtVerify, decodeJwt, type JWTPayload } from 'jose';
 import type { OidcIssuerConfig } from '../config.js';
 import type { Principal } from './principal.js';
+import { linearRegex, type LinearRegex } from '../../src/core/linear-regex.js';
 
 export type OidcResult = { ok: true; principal: Principal } | { ok: false; reason: string };
 
@@ -57,7 +58,19 @@ export class OidcVerifier {
 
 function matches(rule: string, actual: string): boolean {
   if (rule.length > 2 && rule.startsWith('/') && rule.endsWith('/')) {
-    return new RegExp(`^(?:${rule.slice(1, -1)})$`).test(actual.slice(0, 1024));
+    // The claim is the token holder's choice (a repository name): RE2, never backtracking.
+    return ruleRegex(rule).test(actual.slice(0, 1024));
   }
   return rule === actual;
+}
+
+/** The configured rules, compiled once each (the config is fixed for the server's life). */
+const ruleRegexes = new Map<string, LinearRegex>();
+function ruleRegex(rule: string): LinearRegex {
+  let re = ruleRegexes.get(rule);
+  if (!re) {
+    re = linearRegex(`^(?:${rule.slice(1, -1)})$`);
+    ruleRegexes.set(rule, re);
+  }
+  return re;
 }

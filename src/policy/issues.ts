@@ -8,7 +8,7 @@ import type { SourceLocation } from './types.js';
 
 export interface PolicyIssue extends SourceLocation {
   severity: 'error' | 'warning';
-  /** Stable kind, e.g. `schema`, `yaml`, `regex-unsafe`, `conflict`, `unanchored-pattern`. */
+  /** Stable kind, e.g. `schema`, `yaml`, `regex-invalid`, `conflict`, `unanchored-pattern`. */
   kind: string;
   message: string;
 }

@@ -1,16 +1,16 @@
 /**
  * String tests in policies: exact values, globs, anchored regular expressions and lists.
  *
- * Regular expressions come from a reviewed repository but are still hostile input (SPEC §7): each
- * is checked with safe-regex2 for catastrophic backtracking, compiled anchored (`^(?:…)$` unless
- * the author anchored it), and only ever run against input of at most MAX_MATCH_INPUT characters.
- * Longer input never matches: truncating it could make an anchored pattern match a prefix, and a
- * policy test that fails closed is the safe answer.
+ * Regular expressions come from a reviewed repository but are still hostile input (SPEC §7), and a
+ * proposal previewed through the API is anyone's: each runs on RE2 (src/core/linear-regex.ts, time
+ * linear in the input; RE2 syntax, as Kyverno and cosign), compiled anchored (`^(?:…)$` unless the
+ * author anchored it), and only ever against input of at most MAX_MATCH_INPUT characters. Longer
+ * input never matches: truncating it could make an anchored pattern match a prefix, and a policy
+ * test that fails closed is the safe answer. Globs with two stars or more run on RE2 too: as a
+ * backtracking regex, `*a*a*a*b` takes time to the power of the stars.
  */
-import safeRegexModule from 'safe-regex2';
+import { linearRegex } from '../core/linear-regex.js';
 import type { StringMatcher } from './types.js';
-
-const safeRegex = safeRegexModule as unknown as (re: string | RegExp, opts?: { limit?: number }) => boolean;
 
 export const MAX_MATCH_INPUT = 4096;
 export const MAX_PATTERN_LENGTH = 1024;
@@ -28,16 +28,14 @@ function bounded(value: string | undefined): value is string {
   return typeof value === 'string' && value.length <= MAX_MATCH_INPUT;
 }
 
-function regexMatcher(source: string, re: RegExp): StringMatcher {
-  return { source, test: (v) => bounded(v) && re.test(v) };
-}
-
-/** `*` = any run of characters except `/`, `**` = any run, `?` = one character except `/`. */
-export function globToRegExp(glob: string): RegExp {
+/** `*` = any run of characters except `/`, `**` = any run, `?` = one character except `/`: the regex source, anchored. */
+function globSource(glob: string): { source: string; stars: number } {
   let out = '';
+  let stars = 0;
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
     if (c === '*') {
+      stars++;
       if (glob[i + 1] === '*') {
         out += '.*';
         i++;
@@ -45,7 +43,21 @@ export function globToRegExp(glob: string): RegExp {
     } else if (c === '?') out += '[^/]';
     else out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
   }
-  return new RegExp(`^${out}$`, 's');
+  return { source: `^${out}$`, stars };
+}
+
+/**
+ * A glob as a test. One star at most: V8's engine, whose backtracking is then linear in the input
+ * (one `.*` to give back, character by character, anchored at the start). More: RE2.
+ */
+export function globTest(glob: string): (v: string) => boolean {
+  const { source, stars } = globSource(glob);
+  if (stars <= 1) {
+    const re = new RegExp(source, 's');
+    return (v) => re.test(v);
+  }
+  const re = linearRegex(source, { dotAll: true });
+  return (v) => re.test(v);
 }
 
 function isAnchored(p: string): boolean {
@@ -56,16 +68,12 @@ export function compileRegex(pattern: string): CompileOutcome {
   if (pattern.length > MAX_PATTERN_LENGTH) return { error: { kind: 'regex-too-long', message: `regular expression longer than ${MAX_PATTERN_LENGTH} characters` } };
   const anchored = isAnchored(pattern);
   const full = anchored ? pattern : `^(?:${pattern})$`;
-  let re: RegExp;
   try {
-    re = new RegExp(full);
+    const re = linearRegex(full);
+    return { matcher: { source: `regex:${pattern}`, test: (v) => bounded(v) && re.test(v) }, unanchored: !anchored };
   } catch (e) {
-    return { error: { kind: 'regex-invalid', message: `regular expression does not compile: ${(e as Error).message}` } };
+    return { error: { kind: 'regex-invalid', message: `regular expression does not compile (RE2 syntax): ${(e as Error).message}` } };
   }
-  if (!safeRegex(full)) {
-    return { error: { kind: 'regex-unsafe', message: `regular expression ${JSON.stringify(pattern)} can backtrack catastrophically (safe-regex2); rewrite it without nested quantifiers` } };
-  }
-  return { matcher: regexMatcher(`regex:${pattern}`, re), unanchored: !anchored };
 }
 
 /**
@@ -91,9 +99,9 @@ export function compileMatcher(spec: MatcherSpec, plain: 'exact' | 'glob'): Comp
 }
 
 function globMatcher(glob: string): StringMatcher {
-  const re = globToRegExp(glob);
+  const test = globTest(glob);
   const cut = glob.search(/[*?]/);
-  return { source: `glob:${glob}`, test: (v) => bounded(v) && re.test(v), prefix: cut < 0 ? glob : glob.slice(0, cut) };
+  return { source: `glob:${glob}`, test: (v) => bounded(v) && test(v), prefix: cut < 0 ? glob : glob.slice(0, cut) };
 }
 
 function hasGlob(s: string): boolean {

@@ -90,7 +90,7 @@ describe('v2 policies', () => {
     ['an unknown field (points at the key)', v2('x', `match:\n  environments: [prod]\nsigners:\n  - keyId: ${KEY_A}\n    colour: blue\n`), 8, 5, 'schema'],
     ['a wrong type', v2('x', `match:\n  environments: [prod]\nsigners:\n  - keyId: ${KEY_A}\nlogQuorum: two\n`), 8, 12, 'schema'],
     ['a duplicate key', v2('x', `match:\n  environments: [prod]\n  environments: [dev]\nsigners:\n  - keyId: ${KEY_A}\n`), 6, 3, 'yaml'],
-    ['a catastrophic regex', v2('x', `match:\n  environments: [prod]\nsigners:\n  - issuer: https://issuer.example\n    subject: { regex: '^(a+)+$' }\n`), 8, 14, 'regex-unsafe'],
+    ['a regex RE2 cannot run (lookahead)', v2('x', `match:\n  environments: [prod]\nsigners:\n  - issuer: https://issuer.example\n    subject: { regex: '^(?=a)b$' }\n`), 8, 14, 'regex-invalid'],
     ['a regex that does not compile', v2('x', `match:\n  environments: [prod]\nsigners:\n  - issuer: https://issuer.example\n    subject: { regex: '^(abc$' }\n`), 8, 14, 'regex-invalid'],
     ['a signer mixing kinds', v2('x', `match:\n  environments: [prod]\nsigners:\n  - keyId: ${KEY_A}\n    role: builders\n`), 7, 5, 'schema'],
     ['a threshold that can never be met', v2('x', `match:\n  environments: [prod]\nsigners:\n  - keyId: ${KEY_A}\nthresholds:\n  - name: release\n    k: 2\n    signers:\n      - keyId: ${KEY_A}\n`), 9, 5, 'unreachable'],
@@ -117,6 +117,21 @@ describe('v2 policies', () => {
     expect(spec.subject!.test('https://github.com/acme/app/.github/workflows/x.yml@refs/heads/main')).toBe(true);
     expect(spec.subject!.test('https://github.com/evil-acme/app/x')).toBe(false);
     expect(spec.subject!.test(`https://github.com/acme/app/${'x'.repeat(5000)}`)).toBe(false); // bounded input
+  });
+
+  // A proposal previewed through the API is anyone's: patterns that take a backtracking engine
+  // exponential time (or time to the power of their stars) compile, and answer at once. Run by
+  // V8's engine, the load below did not end (the overlap check tests each policy's literals
+  // against the other's patterns), nor did the tests after it.
+  it('compiles and runs patterns that backtrack catastrophically, in time linear in the input', () => {
+    const env = (name: string, e: string) => v2(name, `match:\n  environments: ['${e}']\nsigners:\n  - issuer: https://issuer.example\n    subject: { regex: '${name === 'x1' ? '(a|a)*' : '.*a.*a.*a.*a.*a.*b'}' }\n`);
+    const r = load({ 'x1.policy.yaml': env('x1', 'a'.repeat(1000)), 'x2.policy.yaml': env('x2', '*a*a*a*a*a*b') });
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const [x1, x2] = r.set!.policies;
+    const hostile = 'a'.repeat(4000);
+    expect([x1.signers[0].subject!.test(hostile), x1.signers[0].subject!.test(`${hostile}b`)]).toEqual([true, false]);
+    expect([x2.signers[0].subject!.test(`${hostile}b`), x2.signers[0].subject!.test(hostile)]).toEqual([true, false]);
+    expect([x2.match.environments![0].test(`${hostile}b`), x2.match.environments![0].test(hostile), x2.match.environments![0].test(`aaaaa/b`)]).toEqual([true, false, false]);
   });
 
   it('rejects policies that contradict each other, pointing at both', () => {

@@ -33,6 +33,12 @@ describe('server config file', () => {
     expect(withFile('')().port).toBe(8080);
   });
 
+  it('refuses a CI sign-in claim rule that is no regular expression RE2 runs, naming the claim', () => {
+    const oidc = (rule: string) => `oidc:\n  - issuer: https://token.actions.githubusercontent.com\n    audience: ct\n    role: operator\n    claims: { repository: '${rule}' }\n`;
+    expect(withFile(oidc('/acme/(?=app)/'))).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('the rule for claim repository is not a regular expression') }));
+    expect(withFile(oidc('/acme/(a|a)*/'))().oidc?.[0].claims).toEqual({ repository: '/acme/(a|a)*/' });
+  });
+
   it('accepts every setting the configuration table of docs/server.md names', () => {
     const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
     const keys = [...new Set([...table.matchAll(/^\| `([a-zA-Z]+)[`.[]/gm)].map((m) => m[1]))];

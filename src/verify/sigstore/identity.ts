@@ -4,15 +4,16 @@
  * - issuer: exact match.
  * - subject (the SAN): exact, or a regular expression that must match the WHOLE SAN. sigstore-js and
  *   cosign match unanchored (`acme/app` accepts `evil-acme/app-x`); we wrap every pattern as
- *   `^(?:re)$`, refuse patterns safe-regex2 flags as catastrophic, and bound the input.
+ *   `^(?:re)$`, run it on RE2 (linear time, RE2 syntax as cosign's Go; src/core/linear-regex.ts),
+ *   and bound the input.
  * - claims: Fulcio's extensions 1.3.6.1.4.1.57264.1.8–1.22 are DER UTF8Strings and are decoded
  *   before comparing; the legacy 1.1–1.6 ones are raw bytes. Pinning repository / owner ids keeps a
  *   renamed or re-created repository from taking over an identity.
  */
-import safeRegex from 'safe-regex2';
 import { ASN1Obj } from '@sigstore/core';
 import { CtError } from '../../core/errors.js';
 import { readNode } from './der.js';
+import { linearRegex, type LinearRegex } from '../../core/linear-regex.js';
 
 const OID = (n: number) => `1.3.6.1.4.1.57264.1.${n}`;
 
@@ -146,19 +147,20 @@ export function identityOf(subjectAltName: string | undefined, value: (oid: stri
   return { subject: subjectAltName ?? null, issuer: claims.issuer ?? claims.legacyIssuer ?? null, claims };
 }
 
-const regexCache = new Map<string, RegExp>();
+/** Compiled patterns by source, as policies repeat them (bounded: patterns can come from API calls). */
+const regexCache = new Map<string, LinearRegex>();
+const REGEX_CACHE = 256;
 
-/** Compiles a subject pattern anchored at both ends; refuses catastrophic ones. */
-export function anchoredRegExp(pattern: string): RegExp {
+/** Compiles a subject pattern anchored at both ends (RE2: no pattern can backtrack catastrophically). */
+export function anchoredRegExp(pattern: string): LinearRegex {
   let re = regexCache.get(pattern);
   if (re) return re;
-  const source = `^(?:${pattern})$`;
   try {
-    re = new RegExp(source);
+    re = linearRegex(`^(?:${pattern})$`);
   } catch (e) {
-    throw new CtError('POLICY_INVALID', `identity pattern ${JSON.stringify(pattern)} is not a regular expression: ${(e as Error).message}`, { pattern }, { cause: e });
+    throw new CtError('POLICY_INVALID', `identity pattern ${JSON.stringify(pattern.slice(0, 200))} is not a regular expression (RE2 syntax): ${(e as Error).message.slice(0, 200)}`, { pattern: pattern.slice(0, 200) }, { cause: e });
   }
-  if (!safeRegex(re)) throw new CtError('POLICY_INVALID', `identity pattern ${JSON.stringify(pattern)} may backtrack catastrophically`, { pattern });
+  if (regexCache.size >= REGEX_CACHE) regexCache.clear();
   regexCache.set(pattern, re);
   return re;
 }
