@@ -139,7 +139,7 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
   try {
     app = buildApp(ctx, ext.routers ?? []);
     await ctx.queue.start();
-    retention = startRetention(db, retentionConfig(config.retention), log);
+    retention = startRetention(db, retentionConfig(config.retention), log, { bundlesDir: join(config.dataDir, 'bundles') });
   } catch (e) {
     await stopParts().catch(() => undefined);
     throw e;

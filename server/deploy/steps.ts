@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { PublishedPort } from '../../src/protocol/ports.js';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { tempPathFor } from '../../src/core/fs.js';
@@ -44,6 +44,12 @@ interface Verified {
   integrity: Finding[];
 }
 
+/** Marks a file used now; false when it is gone. */
+async function touch(path: string): Promise<boolean> {
+  const now = new Date();
+  return utimes(path, now, now).then(() => true, () => false);
+}
+
 /**
  * The real deploy steps: fetch from allow-listed registries only (SPEC §3), verify with the same
  * library `ct verify` uses, judge with the policy engine per target host, dispatch over the host
@@ -72,11 +78,14 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
       if (!trust) return { ok: false, transient: false, code: 'UNKNOWN_KEY', message: 'no trust store configured: nothing can be verified' };
       const key = `${trust.storeDigest}|${trust.trustedRootDigest ?? ''}|${reference}|${bundleDigest ?? ''}`;
       const hit = verified.get(key);
-      if (hit) {
+      // Its file marked used now (retention removes bundles no deployment names after a day
+      // unused); one removed meanwhile is fetched and verified again.
+      if (hit && (await touch(hit.path))) {
         ctx.metrics.verifySeconds.observe({ cached: 'yes' }, 0);
         remember(key, hit);
         return hit;
       }
+      if (hit) verified.delete(key);
       if (ctx.config.registries.allow.length === 0) return { ok: false, transient: false, code: 'REGISTRY_NOT_ALLOWED', message: 'no registry is allow-listed (registries.allow)' };
       const tmp = tempPathFor(join(dir, 'fetch.ctp'));
       let fetched;
@@ -99,27 +108,33 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
         return { ok: false, transient: false, code: 'DIGEST_MISMATCH', message: `the registry served bundle ${fetched.bundleDigest}, the desired state pins ${bundleDigest}` };
       }
       const path = join(dir, `${fetched.bundleDigest.slice(7)}.ctp`);
-      await rename(tmp, path);
-      const t0 = process.hrtime.bigint();
-      // Requirements (predicates, quorum, thresholds) are the policy's to judge; the verifier runs
-      // in audit mode so that only integrity failures reject here — those reject in every mode.
-      // One read: the facts the policy judges come from the very archive that was verified.
-      let archive;
+      // Verified where it was fetched, and kept under its digest only once accepted: a rejected
+      // bundle (anyone allowed to ask /api/v1/verify may name one) leaves nothing on the disk.
       try {
-        archive = await openCtpToVerify(path);
-      } catch (e) {
-        return { ok: false, transient: false, code: e instanceof CtError ? e.code : 'MALFORMED_BUNDLE', message: (e as Error).message };
+        const t0 = process.hrtime.bigint();
+        // Requirements (predicates, quorum, thresholds) are the policy's to judge; the verifier runs
+        // in audit mode so that only integrity failures reject here — those reject in every mode.
+        // One read: the facts the policy judges come from the very archive that was verified.
+        let archive;
+        try {
+          archive = await openCtpToVerify(tmp);
+        } catch (e) {
+          return { ok: false, transient: false, code: e instanceof CtError ? e.code : 'MALFORMED_BUNDLE', message: (e as Error).message };
+        }
+        const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: deps.cache, ...(deps.verifiers ? { verifiers: deps.verifiers } : {}) });
+        ctx.metrics.verifySeconds.observe({ cached: 'no' }, Number(process.hrtime.bigint() - t0) / 1e9);
+        ctx.metrics.decisions.inc({ outcome: report.decision, code: report.code ?? 'none' });
+        // A full or closed verification pool judged nothing: the deploy is retried, not denied.
+        if (report.decision === 'REJECT') return { ok: false, transient: NOT_VERIFIED_CODES.has(report.code ?? ''), code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
+        await rename(tmp, path);
+        const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: bundleFactsFromArchive(archive, path), integrity: report.findings.filter((f) => f.integrity) };
+        const ok = { ok: true as const, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
+        if (/@sha256:[0-9a-f]{64}$/.test(reference)) remember(key, ok);
+        deps.onVerified?.({ reference, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: v.evidence, facts: v.manifest, integrity: v.integrity });
+        return ok;
+      } finally {
+        await rm(tmp, { force: true });
       }
-      const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: deps.cache, ...(deps.verifiers ? { verifiers: deps.verifiers } : {}) });
-      ctx.metrics.verifySeconds.observe({ cached: 'no' }, Number(process.hrtime.bigint() - t0) / 1e9);
-      ctx.metrics.decisions.inc({ outcome: report.decision, code: report.code ?? 'none' });
-      // A full or closed verification pool judged nothing: the deploy is retried, not denied.
-      if (report.decision === 'REJECT') return { ok: false, transient: NOT_VERIFIED_CODES.has(report.code ?? ''), code: report.code ?? 'MALFORMED_BUNDLE', message: report.message ?? 'verification failed' };
-      const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: bundleFactsFromArchive(archive, path), integrity: report.findings.filter((f) => f.integrity) };
-      const ok = { ok: true as const, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
-      if (/@sha256:[0-9a-f]{64}$/.test(reference)) remember(key, ok);
-      deps.onVerified?.({ reference, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: v.evidence, facts: v.manifest, integrity: v.integrity });
-      return ok;
     },
 
     async decide(bundle, host, environment, policy, run) {

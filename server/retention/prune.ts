@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { CtError } from '../../src/core/errors.js';
 import type { Db } from '../store/db.js';
+import { pruneBundles } from './bundles.js';
 
 /**
  * How long the server keeps what arrives without bound. Host monitor alerts (`host.alert` in the
@@ -19,25 +20,28 @@ export interface RetentionConfig {
   maxAlerts: number;
   /** Days a webhook delivery id is remembered for its dedupe (default 7: GitHub Enterprise Server redelivers for 7 days, github.com for 3). */
   deliveryDays: number;
+  /** Hours a fetched bundle no deployment names is kept unused (default 24; bundles.ts). */
+  unusedBundleHours: number;
 }
 
-export const RETENTION_DEFAULTS: RetentionConfig = { alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7 };
+export const RETENTION_DEFAULTS: RetentionConfig = { alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24 };
 
 const BOUNDS: Record<keyof RetentionConfig, [number, number]> = {
   alertDays: [1, 3650],
   maxAlertsPerHost: [100, 100_000_000],
   maxAlerts: [1000, 1_000_000_000],
   deliveryDays: [7, 365],
+  unusedBundleHours: [1, 8760],
 };
 
 /** The configured retention over the defaults; a value out of its bounds is USAGE (a typo must not delete a year of records). */
 export function retentionConfig(v: unknown): RetentionConfig {
   if (v === undefined || v === null) return { ...RETENTION_DEFAULTS };
-  if (typeof v !== 'object' || Array.isArray(v)) throw new CtError('USAGE', 'retention must be a mapping (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays)');
+  if (typeof v !== 'object' || Array.isArray(v)) throw new CtError('USAGE', 'retention must be a mapping (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays, unusedBundleHours)');
   const out = { ...RETENTION_DEFAULTS };
   for (const [k, value] of Object.entries(v)) {
     // Own fields only: `constructor` or `toString` must not pass as known ones.
-    if (!Object.hasOwn(BOUNDS, k)) throw new CtError('USAGE', `retention.${k.slice(0, 64)}: unknown field (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays)`);
+    if (!Object.hasOwn(BOUNDS, k)) throw new CtError('USAGE', `retention.${k.slice(0, 64)}: unknown field (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays, unusedBundleHours)`);
     const [min, max] = BOUNDS[k as keyof RetentionConfig];
     if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
       throw new CtError('USAGE', `retention.${k} must be a whole number from ${min} to ${max}`);
@@ -65,11 +69,14 @@ export interface PruneOptions {
   chunk?: number;
   /** Asked before each statement: a pass stops early (server shutdown) and the next one goes on. */
   stopped?: () => boolean;
+  /** The bundle store to prune too (`<dataDir>/bundles`). */
+  bundlesDir?: string;
 }
 
 export interface Pruned {
   alerts: number;
   deliveries: number;
+  bundles: number;
 }
 
 class Pace {
@@ -115,7 +122,8 @@ async function beyond(db: Db, where: string, params: unknown[], keep: number): P
 /**
  * One pass: host alerts older than `alertDays`, beyond each enrolled host's newest
  * `maxAlertsPerHost`, then beyond the newest `maxAlerts` of all; webhook deliveries older than
- * `deliveryDays`. Several replicas may run passes at once.
+ * `deliveryDays`; bundles no deployment names, unused for `unusedBundleHours`. Several replicas
+ * may run passes at once.
  */
 export async function pruneOnce(db: Db, cfg: RetentionConfig, opts: PruneOptions = {}): Promise<Pruned> {
   const now = opts.now ?? Date.now();
@@ -131,7 +139,8 @@ export async function pruneOnce(db: Db, cfg: RetentionConfig, opts: PruneOptions
   if (t !== undefined) alerts += await deleteAlerts(db, 'time <= ?', [t], pace, stopped);
   // Deliveries are a few per push: one statement (index deliveries_received).
   const deliveries = stopped() ? 0 : (await db.run('DELETE FROM deliveries WHERE received_at < ?', [now - cfg.deliveryDays * DAY_MS])).changes;
-  return { alerts, deliveries };
+  const bundles = opts.bundlesDir && !stopped() ? await pruneBundles(db, opts.bundlesDir, cfg.unusedBundleHours * 3_600_000, now, stopped) : 0;
+  return { alerts, deliveries, bundles };
 }
 
 /** How often the pruner runs, and how soon after start (a restart loop must not prune at every start). */
@@ -143,14 +152,14 @@ const FIRST_AFTER_MS = 60_000;
  * logged and tried again at the next hour. `stop` ends a pass in progress at its next statement
  * and waits for that (the database closes after it).
  */
-export function startRetention(db: Db, cfg: RetentionConfig, log: Logger, opts: { everyMs?: number; firstAfterMs?: number } = {}): { stop(): Promise<void>; runNow(): Promise<Pruned | undefined> } {
+export function startRetention(db: Db, cfg: RetentionConfig, log: Logger, opts: { everyMs?: number; firstAfterMs?: number; bundlesDir?: string } = {}): { stop(): Promise<void>; runNow(): Promise<Pruned | undefined> } {
   let running: Promise<Pruned | undefined> | undefined;
   let stopped = false;
   const pass = (): Promise<Pruned | undefined> => {
     if (stopped) return Promise.resolve(undefined);
-    running ??= pruneOnce(db, cfg, { stopped: () => stopped })
+    running ??= pruneOnce(db, cfg, { stopped: () => stopped, ...(opts.bundlesDir ? { bundlesDir: opts.bundlesDir } : {}) })
       .then((p) => {
-        if (p.alerts || p.deliveries) log.info({ ...p }, 'retention: old records deleted');
+        if (p.alerts || p.deliveries || p.bundles) log.info({ ...p }, 'retention: old records deleted');
         return p;
       })
       .catch((e) => {

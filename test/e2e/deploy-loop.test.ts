@@ -7,6 +7,8 @@
  * that names the code, and nothing of it reaches runc.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RunningServer } from '../../server/start.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { loopFixture, startLoopServer, startTestHost, until, type LoopFixture, type TestHost } from './fixture.js';
@@ -158,10 +160,14 @@ describe('deploy loop: commit → webhook → registry → verify → host → s
       const res = await fetch(`${server.url}/api/v1/verify`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
       return { status: res.status, body: (await res.json()) as { decision: string; code: string | null; imageDigest?: string } };
     };
+    const store = join(server.ctx.config.dataDir, 'bundles');
+    const held = readdirSync(store).sort();
     const tampered = await verify({ reference: fx.refs.tampered, environment: 'production' });
     expect(tampered.status).toBe(200);
     expect(tampered.body.decision).toBe('REJECT');
     expect(tampered.body.code).toMatch(/DIGEST_MISMATCH|UNCOVERED_FILE/);
+    // Anyone who may ask names the bundle: a rejected one is not kept (it was, for ever).
+    expect(readdirSync(store).sort()).toEqual(held);
     const good = await fx.refs.good();
     const imageDigest = good.split('@')[1];
     // Svalinn's shape names the image: the server answers for the bundle it deployed.

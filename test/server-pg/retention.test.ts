@@ -7,7 +7,7 @@
  * table statistics (a seek, not a scan of the log).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -76,7 +76,7 @@ describe.each(['sqlite', 'postgres'])('retention on %s', (dialect) => {
     expect((await pruneOnce(db, { ...RETENTION_DEFAULTS, maxAlerts: 3 }, { now: NOW, chunk: 4 })).alerts).toBe(7);
     expect(await ids(db, 'host.alert')).toEqual(['new-7', 'new-8', 'new-9']);
     // Nothing left to delete: a second pass deletes nothing.
-    expect(await pruneOnce(db, { ...RETENTION_DEFAULTS, maxAlerts: 3 }, { now: NOW, chunk: 4 })).toEqual({ alerts: 0, deliveries: 0 });
+    expect(await pruneOnce(db, { ...RETENTION_DEFAULTS, maxAlerts: 3 }, { now: NOW, chunk: 4 })).toEqual({ alerts: 0, deliveries: 0, bundles: 0 });
     expect(await ids(db, 'host.alert')).toHaveLength(3);
   });
 
@@ -87,6 +87,30 @@ describe.each(['sqlite', 'postgres'])('retention on %s', (dialect) => {
     }
     expect((await pruneOnce(db, RETENTION_DEFAULTS, { now: NOW })).deliveries).toBe(1);
     expect((await db.query<{ id: string }>('SELECT id FROM deliveries ORDER BY id')).map((r) => r.id)).toEqual(['d-edge', 'd-new']);
+  });
+
+  it('removes fetched bundles no deployment or host assignment names once a day unused, and a killed fetch\'s temporary file; keeps the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ct-retention-bundles-'));
+    const hex = (c: string) => c.repeat(64);
+    const file = (name: string, hoursOld: number) => {
+      writeFileSync(join(dir, name), 'x');
+      const t = new Date(NOW - hoursOld * 3_600_000);
+      utimesSync(join(dir, name), t, t);
+    };
+    file(`${hex('a')}.ctp`, 48); // deployed (a rollback reads it again)
+    file(`${hex('b')}.ctp`, 48); // assigned to a host
+    file(`${hex('c')}.ctp`, 48); // verified through the API only, two days unused
+    file(`${hex('d')}.ctp`, 1); // the same, an hour ago
+    file('.fetch.ctp.0123456789ab.tmp', 48); // a fetch a killed server left
+    file('notes.txt', 48); // not the store's
+    await db.run('DELETE FROM deployments');
+    await db.run('DELETE FROM host_bundles');
+    await db.run(`INSERT INTO deployments (id, environment, app, commit_sha, reference, status, created_at, updated_at, bundle_digest) VALUES ('d1', 'prod', 'web', 'c1', 'r', 'failed', 0, 0, ?)`, [`sha256:${hex('a')}`]);
+    await db.run('INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES (?, ?, ?)', ['h1', `sha256:${hex('b')}`, 0]);
+    expect((await pruneOnce(db, RETENTION_DEFAULTS, { now: NOW, bundlesDir: dir })).bundles).toBe(2);
+    expect(readdirSync(dir).sort()).toEqual([`${hex('a')}.ctp`, `${hex('b')}.ctp`, `${hex('d')}.ctp`, 'notes.txt']);
+    // A store that does not exist yet is no error.
+    expect((await pruneOnce(db, RETENTION_DEFAULTS, { now: NOW, bundlesDir: join(dir, 'none') })).bundles).toBe(0);
   });
 
   it('runs on its timer, one pass at a time; stop ends a pass at its next statement and waits for it', async () => {
@@ -142,9 +166,9 @@ describe.each(['sqlite', 'postgres'])('retention on %s', (dialect) => {
 
 describe('retention settings', () => {
   it('defaults, and refuses values out of bounds or unknown fields at start', () => {
-    expect(retentionConfig(undefined)).toEqual({ alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7 });
-    expect(retentionConfig({ alertDays: 90 })).toEqual({ alertDays: 90, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7 });
-    for (const bad of [{ alertDays: 0 }, { alertDays: 1.5 }, { maxAlerts: 10 }, { maxAlertsPerHost: 5 }, { deliveryDays: '7' }, { deliveryDays: 3 }, { alertsDays: 30 }, { constructor: 5 }, { toString: 5 }, [1], 'x']) {
+    expect(retentionConfig(undefined)).toEqual({ alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24 });
+    expect(retentionConfig({ alertDays: 90 })).toEqual({ alertDays: 90, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24 });
+    for (const bad of [{ alertDays: 0 }, { alertDays: 1.5 }, { maxAlerts: 10 }, { maxAlertsPerHost: 5 }, { deliveryDays: '7' }, { deliveryDays: 3 }, { unusedBundleHours: 0 }, { alertsDays: 30 }, { constructor: 5 }, { toString: 5 }, [1], 'x']) {
       expect(() => retentionConfig(bad)).toThrow(expect.objectContaining({ code: 'USAGE' }));
     }
     const dir = mkdtempSync(join(tmpdir(), 'ct-retention-cfg-'));
