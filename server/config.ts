@@ -161,6 +161,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (glTokens || env.GITLAB_TOKEN) {
     cfg.gitlab = { apiUrl: env.GITLAB_API_URL ?? cfg.gitlab?.apiUrl ?? 'https://gitlab.com', token: env.GITLAB_TOKEN ?? cfg.gitlab?.token, webhookTokens: glTokens ?? cfg.gitlab?.webhookTokens ?? [] };
   }
+  // The API reads a bearer token as an API key only when it starts with ctk_ (else as a JWT): a
+  // bootstrap key without it started a server no request could act on, each told "not a JWT".
+  if (cfg.adminApiKey !== undefined && (typeof cfg.adminApiKey !== 'string' || !/^ctk_[\x21-\x7e]{20,196}$/.test(cfg.adminApiKey))) {
+    throw new CtError('USAGE', 'CT_ADMIN_API_KEY (adminApiKey) must start with ctk_ followed by 20 to 196 printable characters, no spaces: make one with  echo ctk_$(openssl rand -hex 24)');
+  }
   if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT (or port in CT_CONFIG) must be 0–65535, got ${String(env.PORT ?? cfg.port).slice(0, 64)}`);
   for (const o of cfg.oidc ?? []) {
     // Without claim rules any workflow of any repository on that issuer could act with this role.

@@ -454,7 +454,14 @@ export class RuncRuntime {
     // The store's bundle directory: containers/<runc id> under this state directory, whatever the
     // database says (state.ts fromRow refuses a row recording another).
     if (opts.purge) await rm(rec.bundleDir, { recursive: true, force: true });
-    return this.store.update(id, { status: 'removed', pid: null });
+    // Another process may have removed and forgotten it meanwhile (a `ct run` ending when the
+    // container it watched stopped): removed all the same.
+    try {
+      return this.store.update(id, { status: 'removed', pid: null });
+    } catch (e) {
+      if (e instanceof CtError && e.code === 'CONTAINER_NOT_FOUND') return { ...rec, status: 'removed', pid: null };
+      throw e;
+    }
   }
 
   /** The container's output so far (stdout and stderr, interleaved in time order), at most maxBytes (1 MiB) of it. */

@@ -217,7 +217,7 @@ export class ContainerStore {
     return rows.map((r) => fromRow(r, this.containersDir));
   }
 
-  /** Updates fields; records a change when the status differs from the stored one. */
+  /** Updates fields; records a change when the status differs from the stored one. CONTAINER_NOT_FOUND when there is no such row. */
   update(id: string, patch: Partial<Omit<ContainerRecord, 'id' | 'createdAt'>>): ContainerRecord {
     const cols: Record<string, keyof ContainerRecord> = {
       status: 'status', pid: 'pid', supervisor_pid: 'supervisorPid', exit_code: 'exitCode',
@@ -241,7 +241,10 @@ export class ContainerStore {
         this.db.prepare(`INSERT INTO changes (id, status, exit_code, time) VALUES (?, ?, ?, ?)`).run(id, patch.status, exit, new Date().toISOString());
       }
     })();
-    return this.get(id)!;
+    const after = this.get(id);
+    // Forgotten meanwhile by another process on the same state (a `ct run` ending): said, not undefined.
+    if (!after) throw new CtError('CONTAINER_NOT_FOUND', `no container ${id}`, { id });
+    return after;
   }
 
   /** Status changes after `afterSeq`, oldest first. */

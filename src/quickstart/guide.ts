@@ -1,4 +1,4 @@
-/** What `ct quickstart` prints once hello runs: where to look, and three things to try next. */
+/** What `ct quickstart` prints once hello runs: where to look, and four things to try next. */
 import type { Layout } from './setup.js';
 
 export interface GuideInput {
@@ -11,6 +11,9 @@ export interface GuideInput {
   container: string;
   deploymentId: string;
   adminKeyFile: string;
+  /** hello's bundle as deployed: reference pinned by digest, and the .ctp's digest. */
+  reference: string;
+  bundleDigest: string;
 }
 
 export function guide(g: GuideInput): string {
@@ -47,10 +50,14 @@ export function guide(g: GuideInput): string {
     `     (With two successful versions, POST $CT_URL/api/v1/deployments/<id>/rollback redeploys the one before.)`,
     '  3. Change the policy: ask which live deployments a stricter policy would deny.',
     `       curl -X POST ${auth} -H 'content-type: application/json' $CT_URL/api/v1/policies/impact \\`,
-    `         -d "{\\"files\\":[{\\"path\\":\\"production.policy.yaml\\",\\"text\\":$(sed 's/logQuorum: 2/logQuorum: 3/' policies/production.policy.yaml | node -p 'JSON.stringify(require("fs").readFileSync(0,"utf8"))')}]}"`,
+    `         -d "{\\"files\\":[{\\"path\\":\\"production.policy.yaml\\",\\"text\\":$(sed 's/^logQuorum: 2$/logQuorum: 3/' policies/production.policy.yaml | node -p 'JSON.stringify(require("fs").readFileSync(0,"utf8"))')}]}"`,
     '     → hello is now-denied (its bundle is in two logs, by two operators, not three).',
-    `     To apply it: edit policies/production.policy.yaml the same way, curl -X POST ${auth} $CT_URL/api/v1/policies/reload,`,
-    '     and deploy again (step 2): the deploy is denied, saying why.',
+    '  4. Apply it: edit the policy the same way, reload it, deploy hello again; the last line puts the policy back.',
+    `       sed -i 's/^logQuorum: 2$/logQuorum: 3/' policies/production.policy.yaml && curl -X POST ${auth} $CT_URL/api/v1/policies/reload`,
+    `       curl -X POST ${auth} -H 'content-type: application/json' $CT_URL/api/v1/deployments -d '{"environment":"production","app":"hello","bundle":"${g.reference}","bundleDigest":"${g.bundleDigest}","hosts":{"env":"production"}}'`,
+    `       sleep 3; curl ${auth} $CT_URL/api/v1/deployments`,
+    `       sed -i 's/^logQuorum: 3$/logQuorum: 2/' policies/production.policy.yaml && curl -X POST ${auth} $CT_URL/api/v1/policies/reload`,
+    '     → the newest deployment is denied with INSUFFICIENT_LOG_COVERAGE (the policy needs 3 logs); hello keeps running.',
     '',
     `Ctrl-C stops all of it (registry, server, host and its containers, logs); ct quickstart --dir ${l.dir} reuses it.`,
   ].join('\n');

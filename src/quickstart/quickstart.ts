@@ -107,7 +107,8 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     logs.push(await startLogServer({ db: join(l.dir, 'tlog', 'log1.db'), port: state.ports.log1, logId: 'log-one', operator: 'Operator One' }));
     logs.push(await startLogServer({ db: join(l.dir, 'tlog', 'log2.db'), port: state.ports.log2, logId: 'log-two', operator: 'Operator Two' }));
     const signer = loadSigningKey(l);
-    if (!existsSync(l.trustStore)) await writeTrustStore(l, signer, logs);
+    // A directory an earlier version made has no deployer key: its trust store is made again with one.
+    if (!existsSync(l.trustStore) || !existsSync(l.deployerKey)) await writeTrustStore(l, signer, logs);
     writePolicyOnce(l, state.keyId);
     ensureDesiredRepo(l);
 
@@ -120,6 +121,7 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
       host: '127.0.0.1', port: state.ports.server, dataDir: l.server, policies: l.policies, trustStore: l.trustStore,
       registries: { allow: [registryHost], allowedAddresses: ['127.0.0.1'], insecure: [registryHost] },
       desiredState: { repo: l.desiredBare, branch: 'main', path: 'deploy', pollSeconds: 30 },
+      deployer: { keyFile: l.deployerKey },
     }, null, 2)}\n`);
     const server = children.start('server', process.execPath, [ctBin, 'serve'], { CT_CONFIG: l.serverConfig, CT_ADMIN_API_KEY: state.adminKey });
     await children.until(server, 'the deploy server to answer', async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined));
@@ -188,7 +190,7 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     // The dashboard opens signed in: a one-time link (10 minutes, used once) for the person at this terminal.
     const link = await call<{ url?: string }>('/api/v1/login-links', { method: 'POST', body: { role: 'admin', name: 'quickstart' } });
     if (link.status !== 201 || !link.body.url) throw new CtError('RUNTIME_FAILED', `could not mint a dashboard sign-in link (HTTP ${link.status})`, {});
-    io.out(guide({ l, url, dashboardLink: link.body.url, registryHost, hostId, container, deploymentId: done.id, adminKeyFile: l.state }));
+    io.out(guide({ l, url, dashboardLink: link.body.url, registryHost, hostId, container, deploymentId: done.id, adminKeyFile: l.state, reference, bundleDigest }));
     await o.stop;
     io.out('stopping: host, server, registry, logs…');
   } catch (e) {

@@ -40,6 +40,8 @@ export interface Layout {
   serverConfig: string;
   host: string;
   bundles: string;
+  /** The key the server signs deploy VSAs with: the trust store lists it as a deployer. */
+  deployerKey: string;
 }
 
 export function layoutOf(dir: string): Layout {
@@ -47,7 +49,7 @@ export function layoutOf(dir: string): Layout {
   return {
     dir, state: p('quickstart.json'), logs: p('logs'), key: p('signer.key'), pub: p('signer.pub'), trustStore: p('trust.json'),
     policies: p('policies'), registry: p('registry'), desiredBare: p('desired.git'), desiredWork: p('desired'),
-    server: p('server'), serverConfig: p('server.json'), host: p('host'), bundles: p('bundles'),
+    server: p('server'), serverConfig: p('server.json'), host: p('host'), bundles: p('bundles'), deployerKey: p('deployer.key'),
   };
 }
 
@@ -97,10 +99,16 @@ export function loadSigningKey(l: Layout): KeyObject {
   }
 }
 
-/** The trust store of this setup: the signing key as a builder, both logs by their operators. */
+/**
+ * The trust store of this setup: the signing key as a builder, the server's deployer key (made
+ * here, once) as a deployer — without it every deploy VSA the server signs is one its own trust
+ * store does not accept, an error in its log at each deploy — and both logs by their operators.
+ */
 export async function writeTrustStore(l: Layout, signer: KeyObject, logs: { logId: string; operator: string; publicKey: string; url: string }[]): Promise<void> {
+  if (!existsSync(l.deployerKey)) await writeKeyPair(l.deployerKey.replace(/\.key$/, ''), generateKeyPair('ed25519'), undefined, true);
   let store = newTrustStore('quickstart');
   store = addKey(store, 'builders', createPublicKey(signer), { validFrom: '2024-01-01T00:00:00Z' });
+  store = addKey(store, 'deployers', createPublicKey(createPrivateKey(readFileSync(l.deployerKey))), { validFrom: '2024-01-01T00:00:00Z' });
   for (const log of logs) store = addLog(store, log.logId, { operator: log.operator, publicKey: parsePublicKey(log.publicKey, `log ${log.logId}`), url: log.url });
   await saveTrustStore(l.trustStore, store);
 }
@@ -112,7 +120,7 @@ export function writePolicyOnce(l: Layout, keyId: string): void {
   mkdirSync(l.policies, { recursive: true });
   writeFileSync(file, [
     '# What may run in production (docs/policy.md). Try a change: `logQuorum: 3` (there are only two',
-    '# logs), then `POST /api/v1/sync` or a new commit: the next deploy is denied, saying why.',
+    '# logs), reload the policies and deploy again (ct quickstart prints how): the deploy is denied, saying why.',
     'apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: production', 'mode: strict',
     'match:', '  environments: [production]',
     'signers:', `  - keyId: ${keyId}`,

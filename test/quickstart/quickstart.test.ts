@@ -152,7 +152,7 @@ describe('ct quickstart', () => {
 
       // What to try next, run as printed; each printed expectation is checked through the API and runc.
       const { exportLine, steps } = tryNext(out);
-      expect(steps.map((x) => x.title.split(':')[0])).toEqual(['Tamper', 'Roll back', 'Change the policy']);
+      expect(steps.map((x) => x.title.split(':')[0])).toEqual(['Tamper', 'Roll back', 'Change the policy', 'Apply it']);
       const head = () => execFileSync('git', ['-C', join(dir(), 'desired.git'), 'rev-parse', 'main'], { encoding: 'utf8' }).trim();
       const running = runcList();
 
@@ -179,6 +179,20 @@ describe('ct quickstart', () => {
       expect(steps[2].expect).toContain('hello is now-denied');
       const impact = JSON.parse(policy.stdout.slice(policy.stdout.indexOf('{'), policy.stdout.lastIndexOf('}') + 1)) as { deployments: { app: string; change: string }[] };
       expect(impact.deployments).toContainEqual(expect.objectContaining({ app: 'hello', change: 'now-denied' }));
+
+      const policyFile = join(dir(), 'policies', 'production.policy.yaml');
+      const before = readFileSync(policyFile, 'utf8');
+      const apply = runStep(exportLine, steps[3]);
+      expect({ codes: apply.codes, out: apply.codes.join() === apply.expected.join() ? '' : apply.stdout }).toEqual({ codes: apply.expected, out: '' });
+      const applied = /denied with ([A-Z_]+)/.exec(steps[3].expect)?.[1];
+      expect(applied).toBe('INSUFFICIENT_LOG_COVERAGE');
+      const list = (await (await fetch(`${url}/api/v1/deployments`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { deployments: { app: string; commit: string; status: string; reason: string | null }[] };
+      expect(list.deployments.find((d) => d.app === 'hello' && d.commit.startsWith('api:'))).toMatchObject({ status: 'denied', reason: applied });
+      expect(runcList()).toEqual([expect.objectContaining({ id: running[0].id, status: 'running' })]);
+      // The last line put the policy back as it was.
+      expect(readFileSync(policyFile, 'utf8')).toBe(before);
+      // The server's own deploy VSAs verify with the trust store quickstart made (its key is a deployer).
+      expect(readFileSync(join(dir(), 'logs', 'server.log'), 'utf8')).not.toMatch(/does not verify with this server's trust store/);
     } finally {
       if (run.child.exitCode === null) await interrupt(run);
     }

@@ -39,6 +39,13 @@ describe('server config file', () => {
     expect(withFile(oidc('/acme/(a|a)*/'))().oidc?.[0].claims).toEqual({ repository: '/acme/(a|a)*/' });
   });
 
+  it('refuses a bootstrap admin key the API would never take as one (no ctk_ prefix, short, spaces), saying how to make one', () => {
+    for (const key of ['mysecretadminkey', 'ctk_short', `ctk_${'x'.repeat(20)} y`]) {
+      expect(() => loadConfig({ CT_ADMIN_API_KEY: key })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('openssl rand -hex 24') }));
+    }
+    expect(loadConfig({ CT_ADMIN_API_KEY: `ctk_${'a1'.repeat(24)}` }).adminApiKey).toBe(`ctk_${'a1'.repeat(24)}`);
+  });
+
   it('accepts every setting the configuration table of docs/server.md names', () => {
     const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
     const keys = [...new Set([...table.matchAll(/^\| `([a-zA-Z]+)[`.[]/gm)].map((m) => m[1]))];
