@@ -13,7 +13,7 @@ import type { LogLimits } from './runtime/supervisor.js';
 import { LocalRunner } from './agent/runner.js';
 import { NetworkManager, findNetavark } from './network/index.js';
 import { startAgent, type Agent } from './agent/agent.js';
-import { saveNetworkSettings } from './local/commands.js';
+import { saveNetworkSettings } from './network/settings.js';
 import { assertNoOtherAgent, serveRunnerControl } from './agent/control.js';
 import { lockStateDir } from './agent/state-lock.js';
 import { ensurePrivateDir } from './runtime/private-dir.js';

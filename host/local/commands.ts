@@ -1,10 +1,10 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
-import { writeFileAtomic } from '../../src/core/fs.js';
 import { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 import { NetworkManager, findNetavark } from '../network/index.js';
+import { readNetworkSettings } from '../network/settings.js';
 import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
 import { lockStateDir } from '../agent/state-lock.js';
@@ -20,14 +20,6 @@ import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 interface Io { out(t: string): void; err(t: string): void }
 
 /** How the agent set its networks up (`ct host run --network-pool/--bridge-prefix/--netavark-dir`), for `ct host` commands. */
-export interface NetworkSettings { subnetBase?: string; bridgePrefix?: string; netavarkDir?: string }
-
-const settingsPath = (stateDir: string) => join(stateDir, 'network-settings.json');
-
-export async function saveNetworkSettings(stateDir: string, s: NetworkSettings): Promise<void> {
-  await writeFileAtomic(settingsPath(stateDir), `${JSON.stringify(s)}\n`, 0o600);
-}
-
 /**
  * The host's runtime (and, as root, its networks, with the agent's settings) opened on its state
  * directory, for one `ct host` command next to a running agent: the SQLite state is shared (WAL),
@@ -35,7 +27,7 @@ export async function saveNetworkSettings(stateDir: string, s: NetworkSettings):
  * has checked the directory (ensurePrivateDir) before anything else.
  */
 async function openHost(stateDir: string): Promise<{ runtime: RuncRuntime; network?: NetworkManager; close(): void }> {
-  const settings = await readFile(settingsPath(stateDir), 'utf8').then((t) => JSON.parse(t) as NetworkSettings, () => undefined);
+  const settings = await readNetworkSettings(stateDir);
   const network = process.getuid?.() === 0 && settings
     ? new NetworkManager({ stateDir, subnetBase: settings.subnetBase, bridgePrefix: settings.bridgePrefix, paths: settings.netavarkDir ? await findNetavark([settings.netavarkDir]) : undefined })
     : undefined;

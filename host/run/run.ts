@@ -22,6 +22,7 @@ import type { RuntimeGrants } from '../enforce/types.js';
 import { followLogs } from '../logs/follow.js';
 import { ContainerMonitors } from '../monitor/containers.js';
 import { ensurePrivateDir } from '../runtime/private-dir.js';
+import { saveNetworkSettings } from '../network/settings.js';
 
 export interface RunBundleOptions {
   bundle: string;
@@ -176,6 +177,8 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     stopIfInterrupted();
     const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
     stopIfInterrupted();
+    // `ct host rm/stop/start` on this state directory act on this network with the same settings.
+    if (network) await saveNetworkSettings(o.stateDir, { subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, netavarkDir: o.netavarkDir });
     if (bridge) await attachNetwork(network!, plan.config, { containerId: id, environment: o.environment, app: archive.manifest.name, ports: o.ports, egress: grants.network?.egress ?? 'none' });
     await runtime.create(id, plan.config, { appName: archive.manifest.name, imageDigest: archive.manifest.image_digest });
     created = true;

@@ -134,6 +134,26 @@ describe('ct run', () => {
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   }, 60_000);
 
+  it('a ct run killed with SIGKILL leaves its container running; ct host rm removes it with its network and frees the port', async () => {
+    const port = await freePort();
+    const name = `run-web-${pid}-killed`;
+    const run = start([p('http.signed.ctp'), '-p', `127.0.0.1:${port}:8080`, '--name', name]);
+    await until('ct run serving', () => run.stderr.includes(`running ${name}`), 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${run.stderr}`);
+    });
+    run.child.kill('SIGKILL');
+    await run.exit;
+    // The container outlives its ct run (runc's supervisor is its own process), published port and all.
+    expect((await until('the port answering', async () => fetch(`http://127.0.0.1:${port}/`).catch(() => undefined), 15_000)).status).toBe(200);
+    const rm = await runCt(['host', 'rm', name, '--state-dir', state()], { cwd: dir });
+    expect([rm.code, rm.stdout.trim()]).toEqual([0, `${name}: removed`]);
+    expect(runcList(state())).toEqual([]);
+    // Its namespace, bridge, veth and rules went with it (they stayed: the port was refused to the next run).
+    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    rmSync(join(state(), 'run-names', name), { recursive: true, force: true });
+  }, 60_000);
+
   it('propagates the exit code and keeps stdout and stderr apart', async () => {
     const run = start([p('batch.signed.ctp')]);
     expect(await run.exit).toBe(7);
