@@ -301,6 +301,10 @@ export class RuncRuntime {
     if (st && (st.status === 'running' || st.status === 'paused')) {
       return rec.status === st.status && rec.pid === st.pid ? rec : this.store.update(id, { status: st.status, pid: st.pid });
     }
+    // Being started: the supervisor lives and `runc run` is between its create and its start (runc
+    // says created or creating, or does not know it yet). Not stopped: that record, written while
+    // start() waited, showed a starting container stopped and logged a stop that never happened.
+    if (rec.status === 'created' && (!st || st.status === 'created' || st.status === 'creating') && this.supervisorAlive(rec.supervisorPid) && !(await this.readExit(id))) return rec;
     // runc says stopped (or has forgotten it): the supervisor's exit file, if any, has the code.
     let exit = await this.readExit(id);
     if (!exit && this.supervisorAlive(rec.supervisorPid)) {

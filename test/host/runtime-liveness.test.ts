@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildRuntimePlan, type EnforceInput } from '../../host/enforce/index.js';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/index.js';
+import { readLogs } from '../../host/logs/read.js';
 import { DIGEST, makeRootfs, requireHostTools } from './support.js';
 
 let facts: HostFacts;
@@ -94,10 +95,33 @@ describe('container liveness without runc state', () => {
     const slowRt = await RuncRuntime.open({ stateDir: join(base, 'state-slow'), multilog: slow, unifiedCgroupMount: facts.cgroup.unifiedMount });
     const id = `live-${process.pid}-slow`;
     try {
-      const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'trap "exit 3" TERM; while true; do sleep 0.1; done']), facts);
+      const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'trap "exit 3" TERM; echo ready; while true; do sleep 0.1; done']), facts);
       expect((await slowRt.run(id, plan.config)).status).toBe('running');
+      // The trap is set once it said so (a TERM before it, to the shell as PID 1, is ignored: 137 after the grace).
+      for (let i = 0; i < 200 && !(await readLogs(slowRt.logDir(id))).entries.some((l) => l.text === 'ready'); i++) await new Promise((r) => setTimeout(r, 50));
       const stopped = await slowRt.stop(id, 5000);
       expect(stopped).toMatchObject({ status: 'stopped', exitKnown: true, exitCode: 3 });
+    } finally {
+      await slowRt.delete(id, { force: true }).catch(() => {});
+      slowRt.close();
+    }
+  });
+  it('a container being started reads as created, not stopped, while runc has not started it yet', async () => {
+    // runc's `run` held back 1.5 s (a loaded host): state() asked meanwhile, as `ct host ps` or an
+    // agent's pass does, said stopped with the code unknown and recorded a stop that never was.
+    const slowRunc = join(base, 'runc-slow-run');
+    writeFileSync(slowRunc, '#!/bin/sh\ncase " $* " in *" run "*) sleep 1.5 ;; esac\nexec runc "$@"\n');
+    await chmod(slowRunc, 0o755);
+    const slowRt = await RuncRuntime.open({ stateDir: join(base, 'state-slow-run'), runc: slowRunc, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    const id = `live-${process.pid}-starting`;
+    try {
+      const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'while true; do sleep 1; done']), facts);
+      await slowRt.create(id, plan.config);
+      const started = slowRt.start(id);
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await slowRt.state(id)).status).toBe('created');
+      expect((await started).status).toBe('running');
+      expect(slowRt.store.changes().filter((c) => c.id === id).map((c) => c.status)).not.toContain('stopped');
     } finally {
       await slowRt.delete(id, { force: true }).catch(() => {});
       slowRt.close();
