@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
@@ -5,6 +6,7 @@ import { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 import { NetworkManager, findNetavark } from '../network/index.js';
 import { readNetworkSettings } from '../network/settings.js';
+import { claimState } from '../run/claim.js';
 import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
 import { lockStateDir } from '../agent/state-lock.js';
@@ -149,6 +151,13 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     if (o.action !== 'remove' && (await replaceToEnd(o.stateDir, o.id))) {
       throw new CtError('CONTAINER_BUSY', `${o.id} is in a replace the agent left unfinished (${record}): start the agent, which ends it first; nothing was done`, { container: o.id });
     }
+    // A `ct run` in its terminal watches its container and clears it when it stops: starting it
+    // again or removing it here raced that clean-up (a restart ended with its rootfs gone).
+    const claim = join(o.stateDir, 'run-names', o.id);
+    const runClaim = existsSync(claim) ? await claimState(claim) : undefined;
+    if (runClaim?.state === 'alive' && ['start', 'restart', 'remove'].includes(o.action)) {
+      throw new CtError('CONTAINER_BUSY', `${o.id} is watched by a running \`ct run\` (pid ${runClaim.pid}): stop it there (Ctrl-C) or with \`ct host stop ${o.id}\`, which ends that run; nothing was done`, { container: o.id });
+    }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
     // Checked before the action touches anything (a restart stops first, a start releases a hold).
@@ -163,6 +172,8 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
       await dropReplaceRecord(o.stateDir, o.id);
       // Removed already: a root filesystem that cannot go (EBUSY) is said, not a failed rm.
       await removeAppRootfs(o.stateDir, o.id).catch((e: unknown) => io.err(`warning: ${o.id}: its root filesystem could not be removed: ${(e as Error).message}`));
+      // The name a killed `ct run` still claimed is free again.
+      if (runClaim?.state === 'gone') await rm(claim, { recursive: true, force: true });
     } else if (rec.status === 'stopped') await h.network?.suspend(rec.runcId);
     io.out(`${o.id}: ${rec.status}${rec.status === 'stopped' ? exitText(rec) : ''}`);
     return 0;

@@ -141,17 +141,47 @@ describe('ct run', () => {
     await until('ct run serving', () => run.stderr.includes(`running ${name}`), 30_000).catch((e: Error) => {
       throw new Error(`${e.message}\n${run.stderr}`);
     });
+    // While it runs, `ct host` does not start it again or remove it under its ct run's feet.
+    const busy = await runCt(['host', 'restart', name, '--state-dir', state()], { cwd: dir });
+    expect([busy.code, busy.stderr]).toEqual([expect.any(Number), expect.stringMatching(new RegExp(`error\\[CONTAINER_BUSY\\]: ${name} is watched by a running \`ct run\` \\(pid ${run.child.pid}\\)`))]);
     run.child.kill('SIGKILL');
     await run.exit;
     // The container outlives its ct run (runc's supervisor is its own process), published port and all.
     expect((await until('the port answering', async () => fetch(`http://127.0.0.1:${port}/`).catch(() => undefined), 15_000)).status).toBe(200);
+    // The killed run's name is taken over only with nothing of it running: here, refused.
+    const again = await runCt(['run', p('http.signed.ctp'), '--name', name, ...common()], { cwd: dir });
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a container named ${name} already runs here`)]);
     const rm = await runCt(['host', 'rm', name, '--state-dir', state()], { cwd: dir });
     expect([rm.code, rm.stdout.trim()]).toEqual([0, `${name}: removed`]);
     expect(runcList(state())).toEqual([]);
     // Its namespace, bridge, veth and rules went with it (they stayed: the port was refused to the next run).
     expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
-    rmSync(join(state(), 'run-names', name), { recursive: true, force: true });
+    // The killed run's claim went with it: the name is free.
+    expect(readdirSync(join(state(), 'run-names'))).not.toContain(name);
+  }, 60_000);
+
+  it('a name a killed ct run left (its claim, a partial root filesystem) is taken over; other names it left are cleared', async () => {
+    const stateDir = p('killed-runs');
+    // What SIGKILL mid-unpack leaves: the claim of a process that is gone, and part of a root filesystem.
+    const leave = (name: string) => {
+      mkdirSync(join(stateDir, 'run-names', name), { recursive: true, mode: 0o700 });
+      writeFileSync(join(stateDir, 'run-names', name, 'owner.json'), JSON.stringify({ pid: 4_194_305, start: '1' }));
+      mkdirSync(join(stateDir, 'rootfs', name, 'usr'), { recursive: true });
+      writeFileSync(join(stateDir, 'rootfs', name, 'usr', 'partial'), 'x');
+    };
+    leave('batchy');
+    leave('run-batch-0a1b2c');
+    chmodSync(stateDir, 0o700);
+    const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'batchy', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    expect([r.code, r.stderr]).toEqual([7, expect.not.stringContaining('error[')]);
+    expect([readdirSync(join(stateDir, 'rootfs')), readdirSync(join(stateDir, 'run-names'))]).toEqual([[], []]);
+    // A claim whose owner runs is left alone (this process's own).
+    mkdirSync(join(stateDir, 'run-names', 'live'), { mode: 0o700 });
+    writeFileSync(join(stateDir, 'run-names', 'live', 'owner.json'), JSON.stringify({ pid: process.pid, start: readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19] }));
+    const live = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'live', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    expect([live.code, live.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named live (pid ${process.pid}) is starting or running here`)]);
+    expect(readdirSync(join(stateDir, 'run-names'))).toEqual(['live']);
   }, 60_000);
 
   it('propagates the exit code and keeps stdout and stderr apart', async () => {
