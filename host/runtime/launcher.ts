@@ -62,7 +62,12 @@ export class Launcher {
     if (!child || !usable(child)) {
       const direct = spawnTool(bin, args, { detached: true, stdio: 'ignore', cwd });
       direct.unref();
-      return direct.pid;
+      // A spawn that fails (its directory removed meanwhile) says so as an 'error' event: an
+      // exception that ended the process when nothing listened.
+      return new Promise<number | undefined>((resolve, reject) => {
+        direct.once('spawn', () => resolve(direct.pid));
+        direct.once('error', (e) => reject(new CtError('RUNTIME_FAILED', `${bin} could not be started in ${cwd}: ${e.message}`, { bin })));
+      });
     }
     const id = this.nextId++;
     const pid = await new Promise<number>((resolve, reject) => {

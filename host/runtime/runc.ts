@@ -442,7 +442,15 @@ export class RuncRuntime {
 
   /** Removes the container (force: kill it first). Logs stay until the bundle directory is purged. */
   async delete(id: string, opts: { force?: boolean; purge?: boolean } = {}): Promise<ContainerRecord> {
-    const rec = await this.state(id);
+    const known = this.mustGet(id);
+    let rec: ContainerRecord;
+    try {
+      rec = await this.state(id);
+    } catch (e) {
+      // Removed and forgotten by another process while its state was read (a `ct run` ending).
+      if (e instanceof CtError && e.code === 'CONTAINER_NOT_FOUND') return { ...known, status: 'removed', pid: null };
+      throw e;
+    }
     if ((rec.status === 'running' || rec.status === 'paused') && !opts.force) {
       throw new CtError('USAGE', `container ${id} is ${rec.status}; stop it first or force`, { id });
     }

@@ -58,8 +58,9 @@ export class OidcVerifier {
 
 function matches(rule: string, actual: string): boolean {
   if (rule.length > 2 && rule.startsWith('/') && rule.endsWith('/')) {
-    // The claim is the token holder's choice (a repository name): RE2, never backtracking.
-    return ruleRegex(rule).test(actual.slice(0, 1024));
+    // The claim is the token holder's choice (a repository name): RE2, never backtracking; an
+    // over-long one never matches (cut, it could match as a prefix: fail closed, as policies do).
+    return actual.length <= 1024 && ruleRegex(rule).test(actual);
   }
   return rule === actual;
 }

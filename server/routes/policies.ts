@@ -7,11 +7,9 @@ import { liveDeployments } from '../deploy/live.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import { readPolicySources } from '../../src/policy/load.js';
 import { parseDeployments } from '../../src/policy/diff.js';
-import { decisionSummary, policyImpact, type PolicyProposal } from '../../src/policy/impact.js';
+import type { PolicyProposal } from '../../src/policy/impact.js';
+import { impactOnThread } from '../../src/policy/impact-thread.js';
 import { CtError } from '../../src/core/errors.js';
-
-/** Rows of an impact answer: the live deployments a proposal would change are listed first. */
-const MAX_ROWS = 500;
 
 /** `/api/v1/policies`: the policy set in force, an authorised reload, and what a proposal would change. */
 export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () => { source: 'git' | 'directory'; commit: string | null } = () => ({ source: 'directory', commit: null })): Router {
@@ -32,7 +30,9 @@ export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () 
     const out = await store.reload();
     res.status(out.ok ? 200 : 422).json(out);
   });
-  // A proposed change (files added, replaced or removed) judged against every live deployment.
+  // A proposed change (files added, replaced or removed) judged against every live deployment, on
+  // a thread of its own with a deadline (src/policy/impact-thread.ts): anyone who may read chooses
+  // what it costs to compile and judge.
   r.post('/api/v1/policies/impact', requirePermission(ctx.db, ctx.oidc, 'read'), validateBody('policyImpact'), async (req: Request, res: Response) => {
     const current = store.current;
     if (!current) return sendError(res, 503, 'NO_POLICY', 'no policy set is loaded');
@@ -40,22 +40,16 @@ export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () 
     let out;
     try {
       const deployments = parseDeployments('(live deployments)', JSON.stringify({ deployments: live.filter((d) => d.evidence) }));
-      out = policyImpact(current, await readPolicySources(store.paths), store.paths[0], req.body as PolicyProposal, deployments);
+      out = await impactOnThread({ base: await readPolicySources(store.paths), root: store.paths[0], proposal: req.body as PolicyProposal, deployments, now: Date.now(), currentDigest: current.digest });
     } catch (e) {
       if (e instanceof CtError && e.code === 'USAGE') return sendError(res, 400, 'BAD_REQUEST', e.message);
+      if (e instanceof CtError && e.code === 'POLICY_IMPACT_BUSY') return sendError(res, 429, e.code, e.message);
+      if (e instanceof CtError && e.code === 'POLICY_INVALID') return sendError(res, 422, e.code, e.message);
       throw e;
     }
+    if ('stale' in out) return sendError(res, 409, 'POLICY_STALE', 'the policy files changed since the set in force was loaded: reload the policies, then preview again');
     if (!out.ok) return sendError(res, 422, 'POLICY_INVALID', 'the proposed policies do not compile', { issues: out.issues });
-    const order = { 'now-denied': 0, 'now-allowed': 1, 'reasons-changed': 2, unchanged: 3 } as const;
-    const rows = [...out.diff.rows].sort((a, b) => order[a.change] - order[b.change]).slice(0, MAX_ROWS);
-    res.json({
-      baseDigest: out.baseDigest,
-      headDigest: out.headDigest,
-      counts: out.diff.counts,
-      policies: out.diff.policies,
-      deployments: rows.map((row) => ({ id: row.id, environment: row.environment, app: row.app, imageDigest: row.imageDigest, change: row.change, before: decisionSummary(row.before), after: decisionSummary(row.after) })),
-      truncated: out.diff.rows.length > MAX_ROWS,
-    });
+    res.json(out.body);
   });
   return r;
 }

@@ -3,7 +3,10 @@
  * RE2 (re2js): time linear in the input, whatever the pattern. V8's backtracking engine takes
  * exponential time on patterns such as `(a|a)*` or `.*a.*a.*a.*b`, which no static check catches
  * reliably (safe-regex2 accepted both; one API request with such a policy froze the server).
- * The syntax is RE2's, as in cosign, Kyverno and Go: no lookaround, no back-references.
+ * The syntax is RE2's, as in cosign, Kyverno and Go: no lookaround, no back-references; `.` is
+ * one code point, `\s` ASCII whitespace. Where JavaScript's `.` stops at \r, U+2028 and U+2029
+ * and RE2's does not, an input holding one never matches (unless `dotAll`) (no identity, ref or name has one: fail
+ * closed rather than let `release-.*` take `release-x\u2028…`).
  *
  * RE2 in JavaScript is slower per character than V8's engine, and the same few values (an
  * environment, an identity) are tested again and again: each pattern remembers its last answers.
@@ -12,6 +15,9 @@ import { RE2JS } from 're2js';
 
 /** Answers remembered per pattern (then forgotten together: an attacker's distinct inputs cannot grow it). */
 const MEMO = 256;
+
+/** Line terminators JavaScript's `.` does not match but RE2's does (\n is excluded by both). */
+const LINE_BREAKS = /[\r\u2028\u2029]/;
 
 export interface LinearRegex {
   readonly source: string;
@@ -33,6 +39,7 @@ export function linearRegex(source: string, opts: { dotAll?: boolean } = {}): Li
   return {
     source,
     test(input: string): boolean {
+      if (!opts.dotAll && LINE_BREAKS.test(input)) return false;
       const known = memo.get(input);
       if (known !== undefined) return known;
       const found = re.matcher(input).find();

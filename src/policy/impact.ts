@@ -69,3 +69,28 @@ export function policyImpact(current: PolicySet, base: readonly SourceText[], ro
   }
   return { ok: true, baseDigest: current.digest, headDigest: head.set.digest, diff: diffPolicySets(current, head.set, deployments, now) };
 }
+
+/** Rows of an impact answer: the live deployments a proposal would change are listed first. */
+export const MAX_IMPACT_ROWS = 500;
+
+/** The API's answer to an impact request (plain data: it crosses from the worker that computed it). */
+export type ImpactAnswer =
+  | { ok: false; issues: { file: string; line: number; column: number; message: string }[] }
+  | { ok: true; body: Record<string, unknown> };
+
+export function impactAnswer(out: ImpactResult): ImpactAnswer {
+  if (!out.ok) return { ok: false, issues: out.issues };
+  const order = { 'now-denied': 0, 'now-allowed': 1, 'reasons-changed': 2, unchanged: 3 } as const;
+  const rows = [...out.diff.rows].sort((a, b) => order[a.change] - order[b.change]).slice(0, MAX_IMPACT_ROWS);
+  return {
+    ok: true,
+    body: {
+      baseDigest: out.baseDigest,
+      headDigest: out.headDigest,
+      counts: out.diff.counts,
+      policies: out.diff.policies,
+      deployments: rows.map((row) => ({ id: row.id, environment: row.environment, app: row.app, imageDigest: row.imageDigest, change: row.change, before: decisionSummary(row.before), after: decisionSummary(row.after) })),
+      truncated: out.diff.rows.length > MAX_IMPACT_ROWS,
+    },
+  };
+}

@@ -53,7 +53,8 @@ function globSource(glob: string): { source: string; stars: number } {
 export function globTest(glob: string): (v: string) => boolean {
   const { source, stars } = globSource(glob);
   if (stars <= 1) {
-    const re = new RegExp(source, 's');
+    // `u`: `?` is one character (a code point), as on RE2, not half of one.
+    const re = new RegExp(source, 'su');
     return (v) => re.test(v);
   }
   const re = linearRegex(source, { dotAll: true });

@@ -4,6 +4,7 @@
  * in the API, read-only mode, and hostile calls.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -206,6 +207,33 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
       await server.ctx.db.run(`DELETE FROM deployments WHERE app = 'filler'`);
     }
   }, 120_000);
+
+  it("a viewer's costly policy preview runs on a thread of its own: the server answers meanwhile, and the preview ends at its deadline", async () => {
+    // Patterns RE2 runs in linear time but compiles to ~200,000 instructions each (seconds apiece):
+    // judged on the server's event loop, this froze every route for tens of seconds.
+    const alternatives = Array.from({ length: 100 }, (_, i) => `.{0,999}${String.fromCharCode(97 + (i % 26))}`).join('|');
+    const files = Array.from({ length: 20 }, (_, i) => ({
+      path: `costly-${i}.policy.yaml`,
+      text: `apiVersion: cerro-torre.dev/v2\nkind: Policy\nname: costly-${i}\nmatch:\n  environments: [prod-${i}]\nsigners:\n  - issuer: https://issuer.example\n    subject: { regex: '(?:${alternatives.slice(0, 1000)})*x' }\n`,
+    }));
+    const started = Date.now();
+    const preview = fetch(`${server.url}/api/v1/policies/impact`, { method: 'POST', headers: { authorization: `Bearer ${keys.viewer}`, 'content-type': 'application/json' }, body: JSON.stringify({ files }) });
+    await new Promise((r) => setTimeout(r, 500));
+    const health = await fetch(`${server.url}/healthz`);
+    expect(health.status).toBe(200);
+    const healthAt = Date.now() - started;
+    const res = await preview;
+    const previewAt = Date.now() - started;
+    // The health check was answered seconds before the preview ended (on the event loop, both came together).
+    expect({ healthAnsweredSecondsBefore: previewAt - healthAt > 2000 }).toEqual({ healthAnsweredSecondsBefore: true });
+    expect(res.status).toBe(422);
+    // Ended at its deadline, or at its thread's memory bound, whichever came first.
+    expect(await res.json()).toMatchObject({ error: { code: 'POLICY_INVALID', message: expect.stringMatching(/took more than 10 s to judge|could not be judged: .*memory limit/) } });
+    // An ordinary preview still works after it.
+    const prodPolicy = readFileSync(join(fx.policiesDir, 'prod.policy.yaml'), 'utf8');
+    const fine = await fetch(`${server.url}/api/v1/policies/impact`, { method: 'POST', headers: { authorization: `Bearer ${keys.viewer}`, 'content-type': 'application/json' }, body: JSON.stringify({ files: [{ path: 'prod.policy.yaml', text: prodPolicy }] }) });
+    expect(fine.status).toBe(200);
+  }, 60_000);
 
   it('rollback: done and audited for an operator, refused for a viewer; read-only mode hides act tools', async () => {
     const viewer = await connect(keys.viewer);

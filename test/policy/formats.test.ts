@@ -134,6 +134,14 @@ describe('v2 policies', () => {
     expect([x2.match.environments![0].test(`${hostile}b`), x2.match.environments![0].test(hostile), x2.match.environments![0].test(`aaaaa/b`)]).toEqual([true, false, false]);
   });
 
+  it('keeps JavaScript\'s answers where RE2 would differ: a line break . did not match never matches; ? is one character', () => {
+    const text = v2('x', `match:\n  environments: ['prod-?']\nsigners:\n  - issuer: https://issuer.example\n    subject: { regex: '^refs/heads/release-.*$' }\n`);
+    const p = load({ 'r.policy.yaml': text }).set!.policies[0];
+    const subject = p.signers[0].subject!;
+    expect(['refs/heads/release-1', 'refs/heads/release-x\u2028y', 'refs/heads/release-x\ry'].map((v) => subject.test(v))).toEqual([true, false, false]);
+    expect(['prod-1', 'prod-\u{1F600}', 'prod-12'].map((v) => p.match.environments![0].test(v))).toEqual([true, true, false]);
+  });
+
   it('rejects policies that contradict each other, pointing at both', () => {
     const cond = (v: string) => `match:\n  environments: [prod]\nsigners:\n  - keyId: ${KEY_A}\nattestations:\n  - predicateType: ${SLSA}\n    conditions:\n      - path: runDetails.builder.id\n        equals: ${v}\n`;
     const r = load({ 'a.policy.yaml': v2('a', cond('https://builder.one')), 'b.policy.yaml': v2('b', cond('https://builder.two')) });
