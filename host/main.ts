@@ -59,7 +59,7 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
   const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store) };
   const policies = new PolicyStore([resolve(o.policies)]);
   const loaded = await policies.reload();
-  if (!loaded.ok) io.err(`policies failed to load (${loaded.error?.code}): every assignment will be refused until they do`);
+  if (!loaded.ok) io.err(`policies from ${resolve(o.policies)} failed to load (${loaded.error?.code}: ${(loaded.error?.message ?? '').slice(0, 300)}): every assignment will be refused until they do (--policies names them)`);
   const facts = await collectFacts();
   // Bridge networking needs root (netavark makes bridges and firewall rules); rootless agents run network = "none".
   const network = process.getuid?.() === 0

@@ -63,7 +63,7 @@ export class Children {
     const end = Date.now() + ms;
     for (;;) {
       if (child.exitCode() !== undefined) {
-        throw new CtError('RUNTIME_FAILED', `${child.name} exited (code ${child.exitCode()}) before ${what}; its log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
+        throw new CtError('RUNTIME_FAILED', `${child.name} exited (code ${child.exitCode()}) while waiting for ${what}; its log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
       }
       const v = await check().catch(() => undefined);
       if (v !== undefined) return v;

@@ -50,11 +50,14 @@ function preflight(registryBin: string | undefined): string {
   if (process.getuid?.() !== 0) {
     throw new CtError('USAGE', 'ct quickstart runs a host agent, and hosts run containers with runc: run it as root (e.g. sudo ct quickstart)', {});
   }
-  const missing = ['runc', 'git'].filter((b) => !which(b));
+  // Each tool the loop runs, and the Debian package that has it: all said at once, before anything starts.
+  const tools: [string, string][] = [['runc', 'runc'], ['git', 'git'], ['multilog', 'daemontools'], ['busybox', 'busybox-static']];
+  const missing = tools.filter(([b]) => !which(b));
   const registry = registryBin ?? which('docker-registry') ?? (existsSync('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : undefined);
-  if (!registry) missing.push('docker-registry');
+  if (!registry) missing.push(['docker-registry', 'docker-registry']);
   if (missing.length) {
-    throw new CtError('HOST_TOOL_MISSING', `ct quickstart needs ${missing.join(', ')}: ${missing.includes('docker-registry') ? 'a local OCI registry (Debian package docker-registry) holds the bundles the server deploys; ' : ''}install them with the README set-up line (apt-get install -y ${missing.join(' ')})`, { missing });
+    const names = missing.map(([b]) => b);
+    throw new CtError('HOST_TOOL_MISSING', `ct quickstart needs ${names.join(', ')}: ${names.includes('docker-registry') ? 'a local OCI registry (Debian package docker-registry) holds the bundles the server deploys; ' : ''}${names.includes('multilog') ? 'multilog writes the containers\' logs; ' : ''}install them with the README set-up line (apt-get install -y ${[...new Set(missing.map(([, pkg]) => pkg))].join(' ')})`, { missing: names });
   }
   return registry as string;
 }

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../support/cli.js';
@@ -197,6 +197,21 @@ describe('ct quickstart', () => {
       if (run.child.exitCode === null) await interrupt(run);
     }
   }, 420_000);
+
+  it('names every missing tool and its Debian package before starting anything', () => {
+    // A PATH with runc, git and sh only: no multilog (daemontools), no busybox, no docker-registry there.
+    const only = join(base, 'only-bin');
+    mkdirSync(only, { recursive: true });
+    for (const tool of ['runc', 'git', 'sh']) {
+      const at = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      symlinkSync(at, join(only, tool));
+    }
+    const fresh = join(base, 'preflight');
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'quickstart', '--dir', fresh], { encoding: 'utf8', env: { ...process.env, PATH: only } });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/error\[HOST_TOOL_MISSING\]: ct quickstart needs multilog, busybox: multilog writes the containers' logs; install them with the README set-up line \(apt-get install -y daemontools busybox-static\)/);
+    expect(existsSync(fresh)).toBe(false);
+  });
 
   it('a second run reuses the directory (key, logs, ports, enrolled host) and brings hello back', async () => {
     const before = { key: readFileSync(join(dir(), 'signer.key')), state: state() };
