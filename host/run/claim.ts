@@ -1,14 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
  * A `ct run`'s name is claimed by a directory `run-names/<name>` under its state directory, made
  * before anything of the run exists and removed last (run.ts). The claim names its owner (pid and
- * the process's start time, so a reused pid is not taken for it): a claim whose owner is gone was
- * left by a run killed with SIGKILL, and is taken over — atomically, by renaming it away and
- * claiming the name afresh, so that two runs finding it at once cannot both clean up and both run.
+ * the process's start time, so a reused pid is not taken for it): `ct host` refuses to start or
+ * remove a container a live run watches, a refused `ct run` says whether the holder lives, and
+ * `ct host rm` frees the name of a run killed with SIGKILL. A claim is never taken over
+ * automatically: two runs racing to clear one would both win (a rename race), and the namespace
+ * of a container is named after it on the whole machine.
  */
 const OWNER = 'owner.json';
 
@@ -35,7 +36,8 @@ export async function claimState(claim: string): Promise<ClaimState> {
   } catch {
     return { state: 'unknown' };
   }
-  if (!Number.isSafeInteger(owner?.pid) || owner.pid <= 0 || typeof owner.start !== 'string') return { state: 'unknown' };
+  // An empty start time: /proc was not readable by the owner (another pid namespace): not judged.
+  if (!Number.isSafeInteger(owner?.pid) || owner.pid <= 0 || typeof owner.start !== 'string' || owner.start === '') return { state: 'unknown' };
   return startOf(owner.pid) === owner.start ? { state: 'alive', pid: owner.pid } : { state: 'gone' };
 }
 
@@ -49,27 +51,4 @@ export async function claimName(claim: string): Promise<boolean> {
   }
   await writeFile(join(claim, OWNER), JSON.stringify({ pid: process.pid, start: startOf(process.pid) ?? '' }), { mode: 0o600 });
   return true;
-}
-
-/**
- * Takes over a claim whose owner is gone: it is renamed away (one of several racing takers wins)
- * and the name claimed afresh. True when this process now holds the name; the caller then clears
- * what the killed run left under it before going on.
- */
-export async function takeOverStaleClaim(claim: string): Promise<boolean> {
-  if ((await claimState(claim)).state !== 'gone') return false;
-  const aside = `${claim}.stale-${randomBytes(4).toString('hex')}`;
-  try {
-    await rename(claim, aside);
-  } catch {
-    return false; // another run took it first
-  }
-  await rm(aside, { recursive: true, force: true });
-  return claimName(claim);
-}
-
-/** The names claimed under `dir` (run-names/), without the directories takeOverStaleClaim sets aside. */
-export async function claimedNames(dir: string): Promise<string[]> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  return names.filter((n) => !n.includes('.stale-'));
 }

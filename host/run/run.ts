@@ -23,8 +23,7 @@ import { followLogs } from '../logs/follow.js';
 import { ContainerMonitors } from '../monitor/containers.js';
 import { ensurePrivateDir } from '../runtime/private-dir.js';
 import { saveNetworkSettings } from '../network/settings.js';
-import { claimName, claimState, takeOverStaleClaim } from './claim.js';
-import { Leftovers } from './leftovers.js';
+import { claimName, claimState } from './claim.js';
 
 export interface RunBundleOptions {
   bundle: string;
@@ -143,7 +142,6 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   const claim = join(o.stateDir, 'run-names', id);
   let created = false;
   let claimed = false;
-  let ownsRootfs = false;
   let monitors: ContainerMonitors | undefined;
   // SIGINT/SIGTERM before the app starts (a large unpack takes seconds): the step in hand ends,
   // then everything made so far is removed and the signal's exit status returned. Without this,
@@ -165,27 +163,20 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   try {
     checkNetworkAsk(runtimeAsk, o.ports, grants, network);
     runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits });
-    const leftovers = new Leftovers(o.stateDir, runtime, network);
-    if (await leftovers.running(id)) throw new CtError('USAGE', `a container named ${id} already runs here (${o.stateDir}); \`ct host rm ${id} --state-dir ${o.stateDir}\` removes it`, { id });
+    const existing = runtime.store.get(id);
+    if (existing && existing.status !== 'removed') throw new CtError('USAGE', `a container named ${id} is here already (${existing.status}, in ${o.stateDir}): \`ct host rm ${id} --state-dir ${o.stateDir}\` removes it`, { id });
     // The name is claimed before anything of it is made, by a directory under run-names/ that only
     // this run creates and removes (never deleted mid-run, unlike rootfs/<name>, which the unpack
     // replaces): a second `ct run` of the name is refused and touches nothing of the first one's.
-    // A claim whose run was killed (SIGKILL: no clean-up ran) is taken over, and what it left cleared.
+    // The claim names its owner, so that a refusal can say whether that run lives.
     await mkdir(dirname(claim), { recursive: true, mode: 0o700 });
     if (!(await claimName(claim))) {
       const held = await claimState(claim);
       if (held.state === 'alive') throw new CtError('USAGE', `a \`ct run\` named ${id} (pid ${held.pid}) is starting or running here; nothing was done`, { id });
-      if (held.state === 'unknown' || !(await takeOverStaleClaim(claim))) {
-        throw new CtError('USAGE', `a \`ct run\` named ${id} is starting or running here, or one was killed (then remove ${claim}); nothing was done`, { id });
-      }
+      const why = held.state === 'gone' ? 'was killed before it could clean up' : 'is starting or running here, or one was killed';
+      throw new CtError('USAGE', `a \`ct run\` named ${id} ${why}: remove ${claim} and ${rootfs} (when no \`ct run\` of that name runs); nothing was done`, { id });
     }
     claimed = true;
-    // What a killed run of this name left (its stopped container, network, root filesystem): ours
-    // to clear now that the name is; a container started again meanwhile (ct host start) is not.
-    if (!(await leftovers.clear(id))) throw new CtError('USAGE', `a container named ${id} already runs here (${o.stateDir}); \`ct host rm ${id} --state-dir ${o.stateDir}\` removes it`, { id });
-    ownsRootfs = true;
-    // And what killed runs of other names left (a random name is never asked for again).
-    await leftovers.sweep(dirname(claim), id);
     stopIfInterrupted();
     const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
     stopIfInterrupted();
@@ -240,11 +231,11 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
       await runtime.delete(id, { force: true, purge: true }).catch(() => undefined);
       runtime.store.forget(id);
     }
-    if (ownsRootfs) {
+    if (claimed) {
       await network?.detach(id).catch(() => undefined);
       await rm(rootfs, { recursive: true, force: true });
+      await rm(claim, { recursive: true, force: true });
     }
-    if (claimed) await rm(claim, { recursive: true, force: true });
     cleaning();
     runtime?.close();
     network?.close();

@@ -6,9 +6,8 @@ import { validateBody } from '../openapi.js';
 import { liveDeployments } from '../deploy/live.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import { readPolicySources } from '../../src/policy/load.js';
-import { parseDeployments } from '../../src/policy/diff.js';
 import type { PolicyProposal } from '../../src/policy/impact.js';
-import { impactOnThread } from '../../src/policy/impact-thread.js';
+import { impactSlot } from '../../src/policy/impact-thread.js';
 import { CtError } from '../../src/core/errors.js';
 
 /** `/api/v1/policies`: the policy set in force, an authorised reload, and what a proposal would change. */
@@ -36,16 +35,27 @@ export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () 
   r.post('/api/v1/policies/impact', requirePermission(ctx.db, ctx.oidc, 'read'), validateBody('policyImpact'), async (req: Request, res: Response) => {
     const current = store.current;
     if (!current) return sendError(res, 503, 'NO_POLICY', 'no policy set is loaded');
-    const live = await liveDeployments(ctx.db, typeof req.body.environment === 'string' ? req.body.environment : undefined);
+    let slot;
+    try {
+      slot = impactSlot();
+    } catch (e) {
+      if (e instanceof CtError && e.code === 'POLICY_IMPACT_BUSY') return sendError(res, 429, e.code, e.message);
+      throw e;
+    }
+    // A client that goes away ends its judgement (and frees its slot) at once.
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
     let out;
     try {
-      const deployments = parseDeployments('(live deployments)', JSON.stringify({ deployments: live.filter((d) => d.evidence) }));
-      out = await impactOnThread({ base: await readPolicySources(store.paths), root: store.paths[0], proposal: req.body as PolicyProposal, deployments, now: Date.now(), currentDigest: current.digest });
+      const live = await liveDeployments(ctx.db, typeof req.body.environment === 'string' ? req.body.environment : undefined);
+      const deploymentsJson = JSON.stringify({ deployments: live.filter((d) => d.evidence) });
+      out = await slot.run({ base: await readPolicySources(store.paths), root: store.paths[0], proposal: req.body as PolicyProposal, deploymentsJson, now: Date.now(), currentDigest: current.digest }, gone.signal);
     } catch (e) {
       if (e instanceof CtError && e.code === 'USAGE') return sendError(res, 400, 'BAD_REQUEST', e.message);
-      if (e instanceof CtError && e.code === 'POLICY_IMPACT_BUSY') return sendError(res, 429, e.code, e.message);
       if (e instanceof CtError && e.code === 'POLICY_INVALID') return sendError(res, 422, e.code, e.message);
       throw e;
+    } finally {
+      slot.release();
     }
     if ('stale' in out) return sendError(res, 409, 'POLICY_STALE', 'the policy files changed since the set in force was loaded: reload the policies, then preview again');
     if (!out.ok) return sendError(res, 422, 'POLICY_INVALID', 'the proposed policies do not compile', { issues: out.issues });

@@ -3,43 +3,57 @@ import { CtError } from '../core/errors.js';
 import { workerUrl } from '../verify/batch/pool.js';
 import type { ImpactAnswer, PolicyProposal } from './impact.js';
 import type { SourceText } from './load.js';
-import type { Deployment } from './diff.js';
 
 /** How long one impact judgement may take, and how many run at once (each on its own thread). */
 export interface ImpactLimits { timeoutMs: number; concurrent: number; memoryMb: number }
 export const IMPACT_LIMITS: ImpactLimits = { timeoutMs: 10_000, concurrent: 2, memoryMb: 256 };
 
+/** What the worker judges: the sources in force, the proposal, and the live deployments as the JSON the API exports. */
+export interface ImpactInput { base: SourceText[]; root: string; proposal: PolicyProposal; deploymentsJson: string; now: number; currentDigest: string }
+
 let running = 0;
 
 /**
- * policyImpact on a thread of its own (impact-worker.ts), ended at `timeoutMs` (POLICY_INVALID:
- * too costly), at most `concurrent` at once (POLICY_IMPACT_BUSY beyond), its heap bounded.
- * `stale`: the sources on disk are no longer those of the set in force.
+ * A slot for one impact judgement, taken before any work for it is done (reading sources, live
+ * deployments): beyond `concurrent` at once, POLICY_IMPACT_BUSY at once. `run` judges on a thread of
+ * its own (impact-worker.ts), ended at `timeoutMs` (POLICY_INVALID: too costly), its heap bounded,
+ * or when `signal` aborts (the client went away). `stale`: the sources on disk are no longer those
+ * of the set in force. `release` must be called once, whatever happened.
  */
-export async function impactOnThread(input: { base: SourceText[]; root: string; proposal: PolicyProposal; deployments: Deployment[]; now: number; currentDigest: string }, limits: ImpactLimits = IMPACT_LIMITS): Promise<ImpactAnswer | { stale: true }> {
+export function impactSlot(limits: ImpactLimits = IMPACT_LIMITS): { run(input: ImpactInput, signal?: AbortSignal): Promise<ImpactAnswer | { stale: true }>; release(): void } {
   if (running >= limits.concurrent) throw new CtError('POLICY_IMPACT_BUSY', `at most ${limits.concurrent} policy previews run at once: try again shortly`, { limit: limits.concurrent });
   running++;
+  let released = false;
+  return {
+    release: () => {
+      if (!released) running--;
+      released = true;
+    },
+    run: (input, signal) => judge(input, limits, signal),
+  };
+}
+
+async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSignal): Promise<ImpactAnswer | { stale: true }> {
   const worker = new Worker(workerUrl('impact-worker', import.meta.url), { workerData: input, resourceLimits: { maxOldGenerationSizeMb: limits.memoryMb } });
+  let onAbort: (() => void) | undefined;
   try {
     return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new CtError('POLICY_INVALID', `the proposal took more than ${limits.timeoutMs / 1000} s to judge (its patterns, policies or values): nothing was judged; make it smaller or its patterns simpler`, { timeoutMs: limits.timeoutMs })), limits.timeoutMs);
+      const fail = (e: CtError) => (clearTimeout(timer), reject(e));
+      const timer = setTimeout(() => fail(new CtError('POLICY_INVALID', `the proposal took more than ${limits.timeoutMs / 1000} s to judge (its patterns, policies or values): nothing was judged; make it smaller or its patterns simpler`, { timeoutMs: limits.timeoutMs })), limits.timeoutMs);
       timer.unref();
+      onAbort = () => fail(new CtError('POLICY_INVALID', 'the request ended before the proposal was judged', {}));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       worker.once('message', (m: { answer?: ImpactAnswer; stale?: true; error?: { code: string; message: string } }) => {
         clearTimeout(timer);
         if (m.error) reject(new CtError(m.error.code === 'USAGE' ? 'USAGE' : 'POLICY_INVALID', m.error.message, {}));
         else resolve(m.stale ? { stale: true } : m.answer!);
       });
-      worker.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new CtError('POLICY_INVALID', `the proposal could not be judged: ${e.message.slice(0, 300)}`, {}));
-      });
-      worker.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new CtError('POLICY_INVALID', `the proposal could not be judged (its thread ended with ${code})`, {}));
-      });
+      worker.once('error', (e) => fail(new CtError('POLICY_INVALID', `the proposal could not be judged: ${e.message.slice(0, 300)}`, {})));
+      worker.once('exit', (code) => fail(new CtError('POLICY_INVALID', `the proposal could not be judged (its thread ended with ${code})`, {})));
     });
   } finally {
-    running--;
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
     void worker.terminate();
   }
 }

@@ -7,17 +7,19 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileTexts, type SourceText } from './load.js';
 import { impactAnswer, policyImpact, type PolicyProposal } from './impact.js';
-import type { Deployment } from './diff.js';
+import { parseDeployments } from './diff.js';
 
-interface Input { base: SourceText[]; root: string; proposal: PolicyProposal; deployments: Deployment[]; now: number; currentDigest: string }
+interface Input { base: SourceText[]; root: string; proposal: PolicyProposal; deploymentsJson: string; now: number; currentDigest: string }
 
 const input = workerData as Input;
 try {
   // The set in force, compiled again from the same sources (a compiled set holds functions: it
   // cannot cross threads); sources changed since it was loaded are said, not judged against.
   const current = compileTexts(input.base);
+  // Parsed here too: a few hundred live deployments' evidence took the event loop most of a second.
+  const deployments = parseDeployments('(live deployments)', input.deploymentsJson);
   if (!current.set || current.set.digest !== input.currentDigest) parentPort!.postMessage({ stale: true });
-  else parentPort!.postMessage({ answer: impactAnswer(policyImpact(current.set, input.base, input.root, input.proposal, input.deployments, input.now)) });
+  else parentPort!.postMessage({ answer: impactAnswer(policyImpact(current.set, input.base, input.root, input.proposal, deployments, input.now)) });
 } catch (e) {
   parentPort!.postMessage({ error: { code: (e as { code?: string }).code ?? 'POLICY_INVALID', message: String((e as Error).message ?? e).slice(0, 500) } });
 }

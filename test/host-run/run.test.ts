@@ -148,9 +148,9 @@ describe('ct run', () => {
     await run.exit;
     // The container outlives its ct run (runc's supervisor is its own process), published port and all.
     expect((await until('the port answering', async () => fetch(`http://127.0.0.1:${port}/`).catch(() => undefined), 15_000)).status).toBe(200);
-    // The killed run's name is taken over only with nothing of it running: here, refused.
+    // Its name stays taken while its container is here: a new run of it is refused, saying how to end it.
     const again = await runCt(['run', p('http.signed.ctp'), '--name', name, ...common()], { cwd: dir });
-    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a container named ${name} already runs here`)]);
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a container named ${name} is here already (running, in ${state()}): \`ct host rm ${name} --state-dir ${state()}\` removes it`)]);
     const rm = await runCt(['host', 'rm', name, '--state-dir', state()], { cwd: dir });
     expect([rm.code, rm.stdout.trim()]).toEqual([0, `${name}: removed`]);
     expect(runcList(state())).toEqual([]);
@@ -161,26 +161,26 @@ describe('ct run', () => {
     expect(readdirSync(join(state(), 'run-names'))).not.toContain(name);
   }, 60_000);
 
-  it('a name a killed ct run left (its claim, a partial root filesystem) is taken over; other names it left are cleared', async () => {
+  it('a name a killed ct run left is refused, saying so and what to remove; a live holder is named by its pid', async () => {
     const stateDir = p('killed-runs');
     // What SIGKILL mid-unpack leaves: the claim of a process that is gone, and part of a root filesystem.
-    const leave = (name: string) => {
-      mkdirSync(join(stateDir, 'run-names', name), { recursive: true, mode: 0o700 });
-      writeFileSync(join(stateDir, 'run-names', name, 'owner.json'), JSON.stringify({ pid: 4_194_305, start: '1' }));
-      mkdirSync(join(stateDir, 'rootfs', name, 'usr'), { recursive: true });
-      writeFileSync(join(stateDir, 'rootfs', name, 'usr', 'partial'), 'x');
-    };
-    leave('batchy');
-    leave('run-batch-0a1b2c');
+    mkdirSync(join(stateDir, 'run-names', 'batchy'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(stateDir, 'run-names', 'batchy', 'owner.json'), JSON.stringify({ pid: 4_194_305, start: '1' }));
+    mkdirSync(join(stateDir, 'rootfs', 'batchy', 'usr'), { recursive: true });
     chmodSync(stateDir, 0o700);
-    const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'batchy', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
-    expect([r.code, r.stderr]).toEqual([7, expect.not.stringContaining('error[')]);
-    expect([readdirSync(join(stateDir, 'rootfs')), readdirSync(join(stateDir, 'run-names'))]).toEqual([[], []]);
-    // A claim whose owner runs is left alone (this process's own).
+    const args = (name: string) => ['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', name, '--network-pool', POOL, '--bridge-prefix', PREFIX];
+    const r = await runCt(args('batchy'), { cwd: dir });
+    expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named batchy was killed before it could clean up: remove ${join(stateDir, 'run-names', 'batchy')} and ${join(stateDir, 'rootfs', 'batchy')}`)]);
+    expect(readdirSync(join(stateDir, 'rootfs', 'batchy'))).toEqual(['usr']);
+    // A claim whose owner runs (this test's own process).
     mkdirSync(join(stateDir, 'run-names', 'live'), { mode: 0o700 });
     writeFileSync(join(stateDir, 'run-names', 'live', 'owner.json'), JSON.stringify({ pid: process.pid, start: readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19] }));
-    const live = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'live', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
+    const live = await runCt(args('live'), { cwd: dir });
     expect([live.code, live.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named live (pid ${process.pid}) is starting or running here`)]);
+    // Removed as the message says, the name runs again and leaves nothing.
+    rmSync(join(stateDir, 'run-names', 'batchy'), { recursive: true });
+    rmSync(join(stateDir, 'rootfs', 'batchy'), { recursive: true });
+    expect((await runCt(args('batchy'), { cwd: dir })).code).toBe(7);
     expect(readdirSync(join(stateDir, 'run-names'))).toEqual(['live']);
   }, 60_000);
 
@@ -256,7 +256,7 @@ describe('ct run', () => {
     mkdirSync(join(stateDir, 'rootfs', 'web', 'data'), { recursive: true, mode: 0o700 });
     writeFileSync(join(stateDir, 'rootfs', 'web', 'data', 'precious'), 'x');
     const r = await runCt(['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', 'web', '--network-pool', POOL, '--bridge-prefix', PREFIX], { cwd: dir });
-    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: a `ct run` named web is starting or running here, or one was killed \(then remove .*run-names\/web\)/m)]);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: a `ct run` named web is starting or running here, or one was killed: remove .*run-names\/web and .*rootfs\/web \(when no `ct run` of that name runs\)/m)]);
     expect(readFileSync(join(stateDir, 'rootfs', 'web', 'data', 'precious'), 'utf8')).toBe('x');
     // A root filesystem a killed run left, without a claim, is no obstacle: the run takes it over and leaves nothing.
     rmSync(join(stateDir, 'run-names', 'web'), { recursive: true });

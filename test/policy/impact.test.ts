@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { overlaySources, MAX_PROPOSAL_FILES } from '../../src/policy/impact.js';
+import { impactSlot } from '../../src/policy/impact-thread.js';
+import { compileTexts } from '../../src/policy/load.js';
 import { codeOf } from '../support/error-code.js';
 
 const base = [{ file: '/repo/prod.policy.yaml', text: 'a', defaultName: 'prod.policy' }, { file: '/repo/dev/policy.yaml', text: 'b', defaultName: 'dev.policy' }];
@@ -17,5 +19,31 @@ describe('policy proposals laid over the repository', () => {
     expect(codeOf(() => overlaySources(base, '/repo', { files: [{ path: 'p.policy.yaml', text: 'x'.repeat(300 * 1024) }] }))).toBe('USAGE');
     const many = Array.from({ length: MAX_PROPOSAL_FILES + 1 }, (_, i) => ({ path: `p${i}.policy.yaml`, text: 'x' }));
     expect(codeOf(() => overlaySources(base, '/repo', { files: many }))).toBe('USAGE');
+  });
+});
+
+describe('policy previews on a thread of their own', () => {
+  const limits = { timeoutMs: 10_000, concurrent: 1, memoryMb: 64 };
+  const input = (proposal: unknown) => ({ base: [], root: '/repo', proposal: proposal as never, deploymentsJson: '{"deployments":[]}', now: 0, currentDigest: compileTexts([]).set!.digest });
+
+  it('takes a slot before any work, refuses beyond the limit, and frees it whatever the judgement did', async () => {
+    const one = impactSlot(limits);
+    expect(codeOf(() => impactSlot(limits))).toBe('POLICY_IMPACT_BUSY');
+    // A task that cannot even reach its thread (workerData that does not clone) still frees its slot.
+    await expect(one.run(input({ files: [], f: () => 1 }))).rejects.toThrow();
+    one.release();
+    one.release(); // once only
+    const two = impactSlot(limits);
+    expect(codeOf(() => impactSlot(limits))).toBe('POLICY_IMPACT_BUSY');
+    // The proposal's own problems come back as they are (USAGE: a path leaving the repository).
+    await expect(two.run(input({ files: [{ path: '../x.policy.yaml', text: 'x' }] }))).rejects.toMatchObject({ code: 'USAGE' });
+    // A client gone before the answer ends the judgement.
+    const gone = new AbortController();
+    gone.abort();
+    await expect(two.run(input({ files: [] }), gone.signal)).rejects.toThrow(/the request ended/);
+    // Sources changed since the set in force was loaded: said, not judged.
+    await expect(two.run({ ...input({ files: [] }), currentDigest: 'sha256:other' })).resolves.toEqual({ stale: true });
+    two.release();
+    impactSlot(limits).release();
   });
 });
