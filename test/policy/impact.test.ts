@@ -2,6 +2,9 @@ import { describe, expect, it } from '@jest/globals';
 import { overlaySources, MAX_PROPOSAL_FILES } from '../../src/policy/impact.js';
 import { impactSlot } from '../../src/policy/impact-thread.js';
 import { compileTexts } from '../../src/policy/load.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../support/cli.js';
 import { codeOf } from '../support/error-code.js';
 
 const base = [{ file: '/repo/prod.policy.yaml', text: 'a', defaultName: 'prod.policy' }, { file: '/repo/dev/policy.yaml', text: 'b', defaultName: 'dev.policy' }];
@@ -41,6 +44,13 @@ describe('policy previews on a thread of their own', () => {
     const gone = new AbortController();
     gone.abort();
     await expect(two.run(input({ files: [] }), gone.signal)).rejects.toThrow(/the request ended/);
+    // A fleet's live evidence over the reader's 1 MiB bound for one document is judged all the same.
+    const example = JSON.parse(readFileSync(join(repoRoot, 'examples', 'policy-repo', 'deployments.example.json'), 'utf8')) as { deployments: { id: string }[] };
+    const fleet = Array.from({ length: 400 }, (_, i) => ({ ...example.deployments[i % 2], id: `d${i}` }));
+    const many = { ...input({ files: [] }), deploymentsJson: JSON.stringify({ deployments: fleet }) };
+    expect(many.deploymentsJson.length).toBeGreaterThan(1024 * 1024);
+    const judged = await two.run(many);
+    expect(judged).toMatchObject({ ok: true, body: { counts: { unchanged: 400 } } });
     // Sources changed since the set in force was loaded: said, not judged.
     await expect(two.run({ ...input({ files: [] }), currentDigest: 'sha256:other' })).resolves.toEqual({ stale: true });
     two.release();
