@@ -158,6 +158,16 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
     if (runClaim?.state === 'alive' && ['start', 'restart', 'remove'].includes(o.action)) {
       throw new CtError('CONTAINER_BUSY', `${o.id} is watched by a running \`ct run\` (pid ${runClaim.pid}): stop it there (Ctrl-C) or with \`ct host stop ${o.id}\`, which ends that run; nothing was done`, { container: o.id });
     }
+    // A `ct run` killed before its container existed (unpacking, setting its network up) left the
+    // claim, a root filesystem and perhaps a network, and no container: rm clears those.
+    const known = h.runtime.store.get(o.id);
+    if (o.action === 'remove' && runClaim?.state === 'gone' && (!known || known.status === 'removed')) {
+      await h.network?.detach(o.id);
+      await removeAppRootfs(o.stateDir, o.id);
+      await rm(claim, { recursive: true, force: true });
+      io.out(`${o.id}: removed (what a killed \`ct run\` left: no container)`);
+      return 0;
+    }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
     const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
     // Checked before the action touches anything (a restart stops first, a start releases a hold).

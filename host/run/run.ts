@@ -163,6 +163,9 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   try {
     checkNetworkAsk(runtimeAsk, o.ports, grants, network);
     runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits });
+    // A live holder first: its container is its own, not one for `ct host rm`.
+    const holder = await claimState(claim);
+    if (holder.state === 'alive') throw new CtError('USAGE', `a \`ct run\` named ${id} (pid ${holder.pid}) is starting or running here; nothing was done`, { id });
     const existing = runtime.store.get(id);
     if (existing && existing.status !== 'removed') throw new CtError('USAGE', `a container named ${id} is here already (${existing.status}, in ${o.stateDir}): \`ct host rm ${id} --state-dir ${o.stateDir}\` removes it`, { id });
     // The name is claimed before anything of it is made, by a directory under run-names/ that only
@@ -173,8 +176,8 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     if (!(await claimName(claim))) {
       const held = await claimState(claim);
       if (held.state === 'alive') throw new CtError('USAGE', `a \`ct run\` named ${id} (pid ${held.pid}) is starting or running here; nothing was done`, { id });
-      const why = held.state === 'gone' ? 'was killed before it could clean up' : 'is starting or running here, or one was killed';
-      throw new CtError('USAGE', `a \`ct run\` named ${id} ${why}: remove ${claim} and ${rootfs} (when no \`ct run\` of that name runs); nothing was done`, { id });
+      if (held.state === 'gone') throw new CtError('USAGE', `a \`ct run\` named ${id} was killed before it could clean up: \`ct host rm ${id} --state-dir ${o.stateDir}\` clears what it left; nothing was done`, { id });
+      throw new CtError('USAGE', `a \`ct run\` named ${id} is starting or running here, or one was killed: remove ${claim} and ${rootfs} (when no \`ct run\` of that name runs); nothing was done`, { id });
     }
     claimed = true;
     stopIfInterrupted();

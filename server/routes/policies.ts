@@ -42,9 +42,11 @@ export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () 
       if (e instanceof CtError && e.code === 'POLICY_IMPACT_BUSY') return sendError(res, 429, e.code, e.message);
       throw e;
     }
-    // A client that goes away ends its judgement (and frees its slot) at once.
+    // A client that goes away ends its judgement (and frees its slot); one gone already (while it
+    // was being authenticated) is not judged at all.
     const gone = new AbortController();
     res.on('close', () => gone.abort());
+    if (res.closed || req.socket.destroyed) gone.abort();
     let out;
     try {
       const live = await liveDeployments(ctx.db, typeof req.body.environment === 'string' ? req.body.environment : undefined);

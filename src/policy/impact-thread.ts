@@ -34,6 +34,7 @@ export function impactSlot(limits: ImpactLimits = IMPACT_LIMITS): { run(input: I
 }
 
 async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSignal): Promise<ImpactAnswer | { stale: true }> {
+  if (signal?.aborted) throw new CtError('POLICY_INVALID', 'the request ended before the proposal was judged', {});
   const worker = new Worker(workerUrl('impact-worker', import.meta.url), { workerData: input, resourceLimits: { maxOldGenerationSizeMb: limits.memoryMb } });
   let onAbort: (() => void) | undefined;
   try {
@@ -46,7 +47,8 @@ async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSig
       signal?.addEventListener('abort', onAbort, { once: true });
       worker.once('message', (m: { answer?: ImpactAnswer; stale?: true; error?: { code: string; message: string } }) => {
         clearTimeout(timer);
-        if (m.error) reject(new CtError(m.error.code === 'USAGE' ? 'USAGE' : 'POLICY_INVALID', m.error.message, {}));
+        // USAGE: the proposal's shape; JSON_INVALID: the server's own live records (a 500, not the proposal's fault).
+        if (m.error) reject(new CtError(m.error.code === 'USAGE' || m.error.code === 'JSON_INVALID' ? m.error.code : 'POLICY_INVALID', m.error.message, {}));
         else resolve(m.stale ? { stale: true } : m.answer!);
       });
       worker.once('error', (e) => fail(new CtError('POLICY_INVALID', `the proposal could not be judged: ${e.message.slice(0, 300)}`, {})));

@@ -16,11 +16,13 @@ try {
   // The set in force, compiled again from the same sources (a compiled set holds functions: it
   // cannot cross threads); sources changed since it was loaded are said, not judged against.
   const current = compileTexts(input.base);
-  // Parsed here too: a few hundred live deployments' evidence took the event loop most of a second.
-  // One at a time: the reader bounds a document to 1 MiB, which all of a fleet's evidence passes.
-  const deployments = (JSON.parse(input.deploymentsJson) as { deployments: unknown[] }).deployments.flatMap((d, i) => parseDeployments(`(live deployment ${i})`, JSON.stringify({ deployments: [d] })));
   if (!current.set || current.set.digest !== input.currentDigest) parentPort!.postMessage({ stale: true });
-  else parentPort!.postMessage({ answer: impactAnswer(policyImpact(current.set, input.base, input.root, input.proposal, deployments, input.now)) });
+  else {
+    // Parsed here too: a few hundred live deployments' evidence took the event loop most of a second.
+    // One at a time: the reader bounds a document to 1 MiB, which all of a fleet's evidence passes.
+    const deployments = (JSON.parse(input.deploymentsJson) as { deployments: unknown[] }).deployments.flatMap((d, i) => parseDeployments(`(live deployment ${i})`, JSON.stringify({ deployments: [d] })));
+    parentPort!.postMessage({ answer: impactAnswer(policyImpact(current.set, input.base, input.root, input.proposal, deployments, input.now)) });
+  }
 } catch (e) {
   parentPort!.postMessage({ error: { code: (e as { code?: string }).code ?? 'POLICY_INVALID', message: String((e as Error).message ?? e).slice(0, 500) } });
 }

@@ -161,7 +161,7 @@ describe('ct run', () => {
     expect(readdirSync(join(state(), 'run-names'))).not.toContain(name);
   }, 60_000);
 
-  it('a name a killed ct run left is refused, saying so and what to remove; a live holder is named by its pid', async () => {
+  it('a name a killed ct run left is refused, saying so; ct host rm clears what it left; a live holder is named by its pid', async () => {
     const stateDir = p('killed-runs');
     // What SIGKILL mid-unpack leaves: the claim of a process that is gone, and part of a root filesystem.
     mkdirSync(join(stateDir, 'run-names', 'batchy'), { recursive: true, mode: 0o700 });
@@ -170,16 +170,17 @@ describe('ct run', () => {
     chmodSync(stateDir, 0o700);
     const args = (name: string) => ['run', p('batch.signed.ctp'), ...common().slice(0, 2), '--state-dir', stateDir, '--name', name, '--network-pool', POOL, '--bridge-prefix', PREFIX];
     const r = await runCt(args('batchy'), { cwd: dir });
-    expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named batchy was killed before it could clean up: remove ${join(stateDir, 'run-names', 'batchy')} and ${join(stateDir, 'rootfs', 'batchy')}`)]);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named batchy was killed before it could clean up: \`ct host rm batchy --state-dir ${stateDir}\` clears what it left`)]);
     expect(readdirSync(join(stateDir, 'rootfs', 'batchy'))).toEqual(['usr']);
     // A claim whose owner runs (this test's own process).
     mkdirSync(join(stateDir, 'run-names', 'live'), { mode: 0o700 });
     writeFileSync(join(stateDir, 'run-names', 'live', 'owner.json'), JSON.stringify({ pid: process.pid, start: readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19] }));
     const live = await runCt(args('live'), { cwd: dir });
     expect([live.code, live.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named live (pid ${process.pid}) is starting or running here`)]);
-    // Removed as the message says, the name runs again and leaves nothing.
-    rmSync(join(stateDir, 'run-names', 'batchy'), { recursive: true });
-    rmSync(join(stateDir, 'rootfs', 'batchy'), { recursive: true });
+    // Cleared as the message says (no container: only the claim and the partial root filesystem), the name runs again and leaves nothing.
+    const cleared = await runCt(['host', 'rm', 'batchy', '--state-dir', stateDir], { cwd: dir });
+    expect([cleared.code, cleared.stdout.trim()]).toEqual([0, 'batchy: removed (what a killed `ct run` left: no container)']);
+    expect(existsSync(join(stateDir, 'rootfs', 'batchy'))).toBe(false);
     expect((await runCt(args('batchy'), { cwd: dir })).code).toBe(7);
     expect(readdirSync(join(stateDir, 'run-names'))).toEqual(['live']);
   }, 60_000);

@@ -51,6 +51,8 @@ describe('policy previews on a thread of their own', () => {
     expect(many.deploymentsJson.length).toBeGreaterThan(1024 * 1024);
     const judged = await two.run(many);
     expect(judged).toMatchObject({ ok: true, body: { counts: { unchanged: 400 } } });
+    // The server's own live records unreadable: their code (the API answers 500), not the proposal's fault.
+    await expect(two.run({ ...input({ files: [] }), deploymentsJson: '{"deployments":[{"id":1}]}' })).rejects.toMatchObject({ code: 'JSON_INVALID' });
     // Sources changed since the set in force was loaded: said, not judged.
     await expect(two.run({ ...input({ files: [] }), currentDigest: 'sha256:other' })).resolves.toEqual({ stale: true });
     two.release();
