@@ -174,12 +174,6 @@ export class NetworkManager {
     }
     const paths = await this.tools();
     if (this.store.attachment(req.containerId)) await this.detachNow(req.containerId);
-    // Namespaces are named after the container on the whole machine: one this state does not
-    // record is another state directory's (a container of the same name): never taken over, nor
-    // torn down later (its container would lose its network).
-    if (existsSync(this.netnsPath(req.containerId))) {
-      throw new CtError('NETWORK_SETUP_FAILED', `the network namespace ${this.netnsPath(req.containerId)} exists and is not this state directory's (${this.dir}): another state directory runs a container named ${req.containerId}; choose another name`, { container: req.containerId });
-    }
     for (const p of req.ports) await probePort(p);
     const network = this.store.ensureNetwork(req.environment, req.egress, this.slots);
     const bridge = this.bridgeOf(network);

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,24 +123,6 @@ describe('host/network (netavark bridge per environment)', () => {
     }
     expect(net.attachment(ID('x1'))).toBeUndefined();
     expect(listArtifacts(scope)).toEqual(before);
-  });
-
-  it("never takes over or tears down another state directory's namespace of the same container name", async () => {
-    const id = ID('shared');
-    await net.attach({ containerId: id, environment: 'prod', app: 'shared', egress: 'any', ports: [] });
-    const inode = statSync(`/run/netns/${id}`).ino;
-    const otherDir = mkdtempSync(join(tmpdir(), 'ct-net-other-'));
-    const other = new NetworkManager({ stateDir: otherDir, subnetBase: BASE2, bridgePrefix: BRIDGE2, slots: 4, addresses: 3 });
-    try {
-      await expect(other.attach({ containerId: id, environment: 'prod', app: 'shared', egress: 'any', ports: [] })).rejects.toMatchObject({ code: 'NETWORK_SETUP_FAILED', message: expect.stringContaining('is not this state directory') });
-      await other.detach(id);
-      expect(statSync(`/run/netns/${id}`).ino).toBe(inode);
-      expect(listArtifacts(scope2)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
-    } finally {
-      other.close();
-      rmSync(otherDir, { recursive: true, force: true });
-      await net.detach(id);
-    }
   });
 
   it('reports an exhausted address pool and keeps nothing of the refused attachment', async () => {
