@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { CtError } from '../src/core/errors.js';
-import { linearRegex } from '../src/core/linear-regex.js';
+import { claimRuleRegex } from './auth/oidc.js';
 import { retentionConfig, type RetentionConfig } from './retention/prune.js';
 
 /** Claim rules an OIDC token must satisfy (exact values or anchored patterns written `/re/`). */
@@ -172,12 +172,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     if (!o.claims || Object.keys(o.claims).length === 0) throw new CtError('USAGE', `oidc issuer ${o.issuer}: claim rules are required (e.g. repository, repository_owner or project_path)`);
     for (const [claim, rule] of Object.entries(o.claims)) {
       if (typeof rule !== 'string') throw new CtError('USAGE', `oidc issuer ${o.issuer}: the rule for claim ${claim} must be a string (exact, or /regex/)`);
-      if (rule.length > 2 && rule.startsWith('/') && rule.endsWith('/')) {
-        try {
-          linearRegex(`^(?:${rule.slice(1, -1)})$`);
-        } catch (e) {
-          throw new CtError('USAGE', `oidc issuer ${o.issuer}: the rule for claim ${claim} is not a regular expression (RE2 syntax): ${(e as Error).message.slice(0, 200)}`);
-        }
+      try {
+        claimRuleRegex(rule);
+      } catch (e) {
+        throw new CtError('USAGE', `oidc issuer ${o.issuer}: the rule for claim ${claim} is not a regular expression (RE2 syntax): ${(e as Error).message.slice(0, 200)}`);
       }
     }
   }

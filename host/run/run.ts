@@ -23,7 +23,7 @@ import { followLogs } from '../logs/follow.js';
 import { ContainerMonitors } from '../monitor/containers.js';
 import { ensurePrivateDir } from '../runtime/private-dir.js';
 import { saveNetworkSettings } from '../network/settings.js';
-import { claimName, claimState } from './claim.js';
+import { claimName, claimState, type ClaimState } from './claim.js';
 
 export interface RunBundleOptions {
   bundle: string;
@@ -163,9 +163,11 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   try {
     checkNetworkAsk(runtimeAsk, o.ports, grants, network);
     runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits });
+    const refuseLive = (held: ClaimState) => {
+      if (held.state === 'alive') throw new CtError('USAGE', `a \`ct run\` named ${id} (pid ${held.pid}) is starting or running here; nothing was done`, { id });
+    };
     // A live holder first: its container is its own, not one for `ct host rm`.
-    const holder = await claimState(claim);
-    if (holder.state === 'alive') throw new CtError('USAGE', `a \`ct run\` named ${id} (pid ${holder.pid}) is starting or running here; nothing was done`, { id });
+    refuseLive(await claimState(claim));
     const existing = runtime.store.get(id);
     if (existing && existing.status !== 'removed') throw new CtError('USAGE', `a container named ${id} is here already (${existing.status}, in ${o.stateDir}): \`ct host rm ${id} --state-dir ${o.stateDir}\` removes it`, { id });
     // The name is claimed before anything of it is made, by a directory under run-names/ that only
@@ -175,7 +177,7 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     await mkdir(dirname(claim), { recursive: true, mode: 0o700 });
     if (!(await claimName(claim))) {
       const held = await claimState(claim);
-      if (held.state === 'alive') throw new CtError('USAGE', `a \`ct run\` named ${id} (pid ${held.pid}) is starting or running here; nothing was done`, { id });
+      refuseLive(held);
       if (held.state === 'gone') throw new CtError('USAGE', `a \`ct run\` named ${id} was killed before it could clean up: \`ct host rm ${id} --state-dir ${o.stateDir}\` clears what it left; nothing was done`, { id });
       throw new CtError('USAGE', `a \`ct run\` named ${id} is starting or running here, or one was killed: remove ${claim} and ${rootfs} (when no \`ct run\` of that name runs); nothing was done`, { id });
     }

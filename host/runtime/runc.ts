@@ -442,39 +442,33 @@ export class RuncRuntime {
 
   /** Removes the container (force: kill it first). Logs stay until the bundle directory is purged. */
   async delete(id: string, opts: { force?: boolean; purge?: boolean } = {}): Promise<ContainerRecord> {
-    const known = this.mustGet(id);
-    let rec: ContainerRecord;
+    let last = this.mustGet(id);
     try {
-      rec = await this.state(id);
-    } catch (e) {
-      // Removed and forgotten by another process while its state was read (a `ct run` ending).
-      if (e instanceof CtError && e.code === 'CONTAINER_NOT_FOUND') return { ...known, status: 'removed', pid: null };
-      throw e;
-    }
-    if ((rec.status === 'running' || rec.status === 'paused') && !opts.force) {
-      throw new CtError('USAGE', `container ${id} is ${rec.status}; stop it first or force`, { id });
-    }
-    // Once the supervisor has written the exit code, `runc run` has returned and removed its
-    // container itself: nothing left for `runc delete` (and no process to spawn).
-    if (!(rec.status === 'stopped' && rec.exitKnown) && !neverStarted(rec)) {
-      const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), this.rid(id)]);
-      if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
-        throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });
+      const rec = last = await this.state(id);
+      if ((rec.status === 'running' || rec.status === 'paused') && !opts.force) {
+        throw new CtError('USAGE', `container ${id} is ${rec.status}; stop it first or force`, { id });
       }
-    }
-    if (rec.cgroupsPath && this.unified) await rmdir(join(this.unified, rec.cgroupsPath)).catch(() => {});
-    // The store's bundle directory: containers/<runc id> under this state directory, whatever the
-    // database says (state.ts fromRow refuses a row recording another).
-    if (opts.purge) await rm(rec.bundleDir, { recursive: true, force: true });
-    // Another process may have removed and forgotten it meanwhile (a `ct run` ending when the
-    // container it watched stopped): removed all the same.
-    try {
+      // Once the supervisor has written the exit code, `runc run` has returned and removed its
+      // container itself: nothing left for `runc delete` (and no process to spawn).
+      if (!(rec.status === 'stopped' && rec.exitKnown) && !neverStarted(rec)) {
+        const r = await this.runcCmd(['delete', ...(opts.force ? ['--force'] : []), this.rid(id)]);
+        if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) {
+          throw new CtError('RUNTIME_FAILED', `runc delete ${id}: ${r.stderr.trim()}`, { id });
+        }
+      }
+      if (rec.cgroupsPath && this.unified) await rmdir(join(this.unified, rec.cgroupsPath)).catch(() => {});
+      // The store's bundle directory: containers/<runc id> under this state directory, whatever the
+      // database says (state.ts fromRow refuses a row recording another).
+      if (opts.purge) await rm(rec.bundleDir, { recursive: true, force: true });
       return this.store.update(id, { status: 'removed', pid: null });
     } catch (e) {
-      if (e instanceof CtError && e.code === 'CONTAINER_NOT_FOUND') return { ...rec, status: 'removed', pid: null };
+      // Removed and forgotten by another process meanwhile (a `ct run` ending when the container
+      // it watched stopped): removed all the same.
+      if (e instanceof CtError && e.code === 'CONTAINER_NOT_FOUND') return { ...last, status: 'removed', pid: null };
       throw e;
     }
   }
+
 
   /** The container's output so far (stdout and stderr, interleaved in time order), at most maxBytes (1 MiB) of it. */
   async logs(id: string, opts: { maxBytes?: number } = {}): Promise<string> {

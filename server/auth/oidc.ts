@@ -57,17 +57,19 @@ export class OidcVerifier {
 }
 
 function matches(rule: string, actual: string): boolean {
-  if (rule.length > 2 && rule.startsWith('/') && rule.endsWith('/')) {
-    // The claim is the token holder's choice (a repository name): RE2, never backtracking; an
-    // over-long one never matches (cut, it could match as a prefix: fail closed, as policies do).
-    return actual.length <= 1024 && ruleRegex(rule).test(actual);
-  }
+  const re = claimRuleRegex(rule);
+  // The claim is the token holder's choice (a repository name): RE2, never backtracking; an
+  // over-long one never matches (cut, it could match as a prefix: fail closed, as policies do).
+  if (re) return actual.length <= 1024 && re.test(actual);
   return rule === actual;
 }
 
-/** The configured rules, compiled once each (the config is fixed for the server's life). */
+/** The configured rules written `/re/`, compiled once each (the config is fixed for the server's life). */
 const ruleRegexes = new Map<string, LinearRegex>();
-function ruleRegex(rule: string): LinearRegex {
+
+/** A claim rule's pattern when it is written `/re/` (anchored; RE2), else undefined (an exact value). Throws when it does not compile. */
+export function claimRuleRegex(rule: string): LinearRegex | undefined {
+  if (!(rule.length > 2 && rule.startsWith('/') && rule.endsWith('/'))) return undefined;
   let re = ruleRegexes.get(rule);
   if (!re) {
     re = linearRegex(`^(?:${rule.slice(1, -1)})$`);

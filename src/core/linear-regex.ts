@@ -5,8 +5,8 @@
  * reliably (safe-regex2 accepted both; one API request with such a policy froze the server).
  * The syntax is RE2's, as in cosign, Kyverno and Go: no lookaround, no back-references; `.` is
  * one code point, `\s` ASCII whitespace. Where JavaScript's `.` stops at \r, U+2028 and U+2029
- * and RE2's does not, an input holding one never matches (unless `dotAll`) (no identity, ref or name has one: fail
- * closed rather than let `release-.*` take `release-x\u2028…`).
+ * and RE2's does not, an input holding one never matches unless `dotAll` (no identity, ref or
+ * name has one: fail closed rather than let `release-.*` take `release-x\u2028…`).
  *
  * RE2 in JavaScript is slower per character than V8's engine, and the same few values (an
  * environment, an identity) are tested again and again: each pattern remembers its last answers.

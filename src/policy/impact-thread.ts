@@ -33,8 +33,11 @@ export function impactSlot(limits: ImpactLimits = IMPACT_LIMITS): { run(input: I
   };
 }
 
+const ended = () => new CtError('POLICY_INVALID', 'the request ended before the proposal was judged', {});
+
 async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSignal): Promise<ImpactAnswer | { stale: true }> {
-  if (signal?.aborted) throw new CtError('POLICY_INVALID', 'the request ended before the proposal was judged', {});
+  // Checked before a thread is started for nothing; from then on, the abort listener.
+  if (signal?.aborted) throw ended();
   const worker = new Worker(workerUrl('impact-worker', import.meta.url), { workerData: input, resourceLimits: { maxOldGenerationSizeMb: limits.memoryMb } });
   let onAbort: (() => void) | undefined;
   try {
@@ -42,8 +45,7 @@ async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSig
       const fail = (e: CtError) => (clearTimeout(timer), reject(e));
       const timer = setTimeout(() => fail(new CtError('POLICY_INVALID', `the proposal took more than ${limits.timeoutMs / 1000} s to judge (its patterns, policies or values): nothing was judged; make it smaller or its patterns simpler`, { timeoutMs: limits.timeoutMs })), limits.timeoutMs);
       timer.unref();
-      onAbort = () => fail(new CtError('POLICY_INVALID', 'the request ended before the proposal was judged', {}));
-      if (signal?.aborted) return onAbort();
+      onAbort = () => fail(ended());
       signal?.addEventListener('abort', onAbort, { once: true });
       worker.once('message', (m: { answer?: ImpactAnswer; stale?: true; error?: { code: string; message: string } }) => {
         clearTimeout(timer);

@@ -46,6 +46,24 @@ afterAll(async () => {
   if (base) await rm(base, { recursive: true, force: true });
 });
 
+/**
+ * A runtime of its own, whose `tool` (runc or multilog) is the script given, for one container
+ * `id`: `body` runs with both, and the container and the runtime are removed after it.
+ */
+async function withSlowTool(tool: 'runc' | 'multilog', script: string, name: string, body: (rt: RuncRuntime, id: string) => Promise<void>): Promise<void> {
+  const path = join(base, `${tool}-${name}`);
+  writeFileSync(path, script);
+  await chmod(path, 0o755);
+  const slowRt = await RuncRuntime.open({ stateDir: join(base, `state-${name}`), [tool]: path, unifiedCgroupMount: facts.cgroup.unifiedMount });
+  const id = `live-${process.pid}-${name}`;
+  try {
+    await body(slowRt, id);
+  } finally {
+    await slowRt.delete(id, { force: true }).catch(() => {});
+    slowRt.close();
+  }
+}
+
 describe('container liveness without runc state', () => {
   it('answers state() of a running container from files, and asks runc only when they cannot tell', async () => {
     const id = `live-${process.pid}-1`;
@@ -89,32 +107,19 @@ describe('container liveness without runc state', () => {
     // A logger that lingers 2 s after its pipe closes: the supervisor's exit file comes that much
     // after runc has said "stopped" (what a loaded host does to multilog). The code was reported
     // unknown after 1 s.
-    const slow = join(base, 'multilog-slow');
-    writeFileSync(slow, '#!/bin/sh\nmultilog "$@"\nsleep 2\n');
-    await chmod(slow, 0o755);
-    const slowRt = await RuncRuntime.open({ stateDir: join(base, 'state-slow'), multilog: slow, unifiedCgroupMount: facts.cgroup.unifiedMount });
-    const id = `live-${process.pid}-slow`;
-    try {
+    await withSlowTool('multilog', '#!/bin/sh\nmultilog "$@"\nsleep 2\n', 'slow', async (slowRt, id) => {
       const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'trap "exit 3" TERM; echo ready; while true; do sleep 0.1; done']), facts);
       expect((await slowRt.run(id, plan.config)).status).toBe('running');
       // The trap is set once it said so (a TERM before it, to the shell as PID 1, is ignored: 137 after the grace).
       for (let i = 0; i < 200 && !(await readLogs(slowRt.logDir(id))).entries.some((l) => l.text === 'ready'); i++) await new Promise((r) => setTimeout(r, 50));
       const stopped = await slowRt.stop(id, 5000);
       expect(stopped).toMatchObject({ status: 'stopped', exitKnown: true, exitCode: 3 });
-    } finally {
-      await slowRt.delete(id, { force: true }).catch(() => {});
-      slowRt.close();
-    }
+    });
   });
   it('a container being started reads as created, not stopped, while runc has not started it yet', async () => {
     // runc's `run` held back 1.5 s (a loaded host): state() asked meanwhile, as `ct host ps` or an
     // agent's pass does, said stopped with the code unknown and recorded a stop that never was.
-    const slowRunc = join(base, 'runc-slow-run');
-    writeFileSync(slowRunc, '#!/bin/sh\ncase " $* " in *" run "*) sleep 1.5 ;; esac\nexec runc "$@"\n');
-    await chmod(slowRunc, 0o755);
-    const slowRt = await RuncRuntime.open({ stateDir: join(base, 'state-slow-run'), runc: slowRunc, unifiedCgroupMount: facts.cgroup.unifiedMount });
-    const id = `live-${process.pid}-starting`;
-    try {
+    await withSlowTool('runc', '#!/bin/sh\ncase " $* " in *" run "*) sleep 1.5 ;; esac\nexec runc "$@"\n', 'starting', async (slowRt, id) => {
       const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'while true; do sleep 1; done']), facts);
       await slowRt.create(id, plan.config);
       const started = slowRt.start(id);
@@ -122,9 +127,6 @@ describe('container liveness without runc state', () => {
       expect((await slowRt.state(id)).status).toBe('created');
       expect((await started).status).toBe('running');
       expect(slowRt.store.changes().filter((c) => c.id === id).map((c) => c.status)).not.toContain('stopped');
-    } finally {
-      await slowRt.delete(id, { force: true }).catch(() => {});
-      slowRt.close();
-    }
+    });
   });
 });
