@@ -497,7 +497,7 @@ export class LocalRunner implements AssignmentRunner {
       runtime: { restart: lifecycle.restart, stop_grace_period: lifecycle.stop_grace_period, healthcheck: hc },
     };
     try {
-      const plan = await unpackAndPlan(archive, { id, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
+      const plan = await unpackAndPlan(archive, { id, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants, manifest, cgroupsPath: this.opts.runtime.cgroupsPathFor(id) }, facts);
       // What runs now is kept (config and root filesystem) until the new bundle proves healthy.
       // A port another app or a host process holds is refused before the old container is touched.
       if (ports.length > 0) await this.opts.network?.checkPorts(existing?.runcId ?? id, ports);
@@ -592,7 +592,7 @@ export class LocalRunner implements AssignmentRunner {
     const lifecycle = o.archive.manifest.runtime ?? {};
     let result: Awaited<ReturnType<typeof replaceSideBySide>>;
     try {
-      const plan = await unpackAndPlan(o.archive, { id: candidate, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants: o.grants, manifest: o.manifest, cgroupsPath: `/cerro-torre/${candidate}` }, o.facts);
+      const plan = await unpackAndPlan(o.archive, { id: candidate, dir, app: { name: a.app, imageDigest: a.imageDigest }, grants: o.grants, manifest: o.manifest, cgroupsPath: this.opts.runtime.cgroupsPathFor(candidate) }, o.facts);
       if (o.ports.length > 0) await network.checkPorts(existing.runcId, o.ports);
       const grace = (await this.assignedRuntime(id))?.stop_grace_period;
       result = await replaceSideBySide({

@@ -62,7 +62,7 @@ export async function recordProfile(opts: RecordOptions): Promise<RecordResult> 
     const plan = await buildRuntimePlan(
       {
         id, rootfs, app: { name: 'record', imageDigest: `sha256:${'0'.repeat(64)}` },
-        runtime: { ...opts.runtime, command: opts.args }, grants: opts.grants ?? {}, cgroupsPath: `/cerro-torre/${id}`,
+        runtime: { ...opts.runtime, command: opts.args }, grants: opts.grants ?? {}, cgroupsPath: rt.cgroupsPathFor(id),
       },
       facts,
     );

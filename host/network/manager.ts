@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
+import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges } from './egress.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
@@ -81,6 +82,8 @@ export class NetworkManager {
   private readonly slots: number;
   private readonly addresses: number;
   private readonly prefix: string;
+  /** This state directory's mark on namespace names (another directory's container of the same id has its own). */
+  private readonly scope: string;
   private paths?: NetavarkPaths;
   private turn: Promise<unknown> = Promise.resolve();
 
@@ -88,6 +91,7 @@ export class NetworkManager {
     this.dir = join(opts.stateDir, 'network');
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
     this.store = new NetworkStore(join(opts.stateDir, 'state.db'));
+    this.scope = stateScope(opts.stateDir);
     this.base = opts.subnetBase ?? '10.231';
     this.slots = Math.min(opts.slots ?? 256, 256);
     this.addresses = Math.min(opts.addresses ?? 253, 253);
@@ -113,8 +117,9 @@ export class NetworkManager {
     return { name: `${this.prefix}-${n.slot}`, bridge: `${this.prefix}${n.slot}`, subnet: `${net}.0/24`, gateway: `${net}.1` };
   }
 
+  /** Where a new attachment's namespace goes; an existing one's is its row's (`netns`). */
   netnsPath(containerId: string): string {
-    return `/run/netns/${containerId}`;
+    return `/run/netns/${scopedName(this.scope, containerId)}`;
   }
 
   private resolvPath(containerId: string): string {
@@ -280,10 +285,20 @@ export class NetworkManager {
     return this.exclusive(() => this.detachNow(containerId));
   }
 
+  /**
+   * A suspended attachment whose namespace exists all the same: an agent killed while it resumed
+   * it (the namespace and veth were made before the row could say 'up'). Its namespace is ours to
+   * tear down only when the name carries this state directory's scope: a bare container id (rows
+   * of earlier agents) may be another state directory's namespace.
+   */
+  private orphaned(row: AttachmentRow): boolean {
+    return row.phase === 'down' && row.netns === this.netnsPath(row.containerId) && existsSync(row.netns);
+  }
+
   private async detachNow(containerId: string): Promise<void> {
     const row = this.store.attachment(containerId);
     if (!row) return;
-    if (row.phase !== 'down') await this.teardown(row);
+    if (row.phase !== 'down' || this.orphaned(row)) await this.teardown(row);
     await rm(this.resolvPath(containerId), { force: true });
     this.store.release(containerId);
     const net = this.store.network(row.environment);
@@ -298,7 +313,7 @@ export class NetworkManager {
   suspend(containerId: string): Promise<void> {
     return this.exclusive(async () => {
       const row = this.store.attachment(containerId);
-      if (!row || row.phase === 'down') return;
+      if (!row || (row.phase === 'down' && !this.orphaned(row))) return;
       await this.teardown(row);
       this.store.setPhase(containerId, 'down');
       const net = this.store.network(row.environment);
@@ -337,7 +352,7 @@ export class NetworkManager {
         if (s === 'gone' || row.phase === 'setup') {
           await this.detachNow(row.containerId);
           torn.push(row.containerId);
-        } else if (s === 'stopped' && row.phase === 'up') {
+        } else if (s === 'stopped' && (row.phase === 'up' || this.orphaned(row))) {
           await this.teardown(row);
           this.store.setPhase(row.containerId, 'down');
           torn.push(row.containerId);

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { CtError } from '../../src/core/errors.js';
 import { CONTAINER_ID_RE } from '../runtime/state.js';
+import { namesContainer } from '../runtime/scope.js';
 import type { Egress, PublishedPort } from './types.js';
 
 /**
@@ -119,13 +120,15 @@ export class NetworkStore {
   }
 
   /**
-   * A row as the manager may use it: its network namespace is the one the manager names for its
-   * container (`/run/netns/<container id>`), which netavark sets up and tears down and `ip netns`
-   * deletes. A row naming another (a tampered state database: `/proc/1/ns/net`, the host's own)
-   * is refused (HOST_STATE_INVALID), not followed.
+   * A row as the manager may use it: its network namespace is one a manager names for its
+   * container (`/run/netns/<container id>-<scope>`, or `/run/netns/<container id>` in rows of
+   * earlier agents), which netavark sets up and tears down and `ip netns` deletes. A row naming
+   * another (a tampered state database: `/proc/1/ns/net`, the host's own) is refused
+   * (HOST_STATE_INVALID), not followed.
    */
   private fromRow(r: Record<string, string>): AttachmentRow {
-    if (typeof r.container_id !== 'string' || !CONTAINER_ID_RE.test(r.container_id) || r.netns !== `/run/netns/${r.container_id}`) {
+    const netnsOk = (id: string, netns: unknown): boolean => typeof netns === 'string' && netns.startsWith('/run/netns/') && namesContainer(netns.slice('/run/netns/'.length), id);
+    if (typeof r.container_id !== 'string' || !CONTAINER_ID_RE.test(r.container_id) || !netnsOk(r.container_id, r.netns)) {
       throw new CtError('HOST_STATE_INVALID', `network attachment ${JSON.stringify(r.container_id).slice(0, 80)}: the state database records the network namespace ${JSON.stringify(r.netns).slice(0, 200)}, which no agent writes; nothing was done (remove its rows from state.db by hand: DELETE FROM net_ports WHERE container_id = '…'; DELETE FROM net_attachments WHERE container_id = '…')`, {});
     }
     const ports = (this.db.prepare('SELECT protocol, host_port, host_address, container_port FROM net_ports WHERE container_id = ? ORDER BY host_port').all(r.container_id) as {

@@ -183,7 +183,7 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     }
     claimed = true;
     stopIfInterrupted();
-    const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: `/cerro-torre/${id}` }, facts);
+    const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: runtime.cgroupsPathFor(id) }, facts);
     stopIfInterrupted();
     // `ct host rm/stop/start` on this state directory act on this network with the same settings.
     if (network) await saveNetworkSettings(o.stateDir, { subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, netavarkDir: o.netavarkDir });

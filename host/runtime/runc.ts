@@ -10,6 +10,7 @@ import { launcher } from './launcher.js';
 import { readLogs, renderText, type LogPage, type ReadOptions } from '../logs/read.js';
 import { oomKilledSince } from '../resources/oom.js';
 import { initRunning } from './liveness.js';
+import { scopedName, stateScope } from './scope.js';
 import type { KillSignal } from '../../src/protocol/messages.js';
 
 
@@ -68,6 +69,8 @@ export class RuncRuntime {
   readonly stateDir: string;
   readonly root: string;
   readonly store: ContainerStore;
+  /** This state directory's mark on machine-wide names (scope.ts). */
+  readonly scope: string;
   private readonly runc: string;
   private readonly unified?: string;
   private readonly beforeStart?: (id: string) => Promise<void>;
@@ -77,6 +80,7 @@ export class RuncRuntime {
   private constructor(opts: RuncOptions & { multilog: string }, store: ContainerStore) {
     this.stateDir = opts.stateDir;
     this.root = join(opts.stateDir, 'runc');
+    this.scope = stateScope(opts.stateDir);
     this.runc = opts.runc ?? 'runc';
     this.unified = opts.unifiedCgroupMount;
     this.beforeStart = opts.beforeStart;
@@ -116,6 +120,11 @@ export class RuncRuntime {
 
   private runcLog(id: string): string {
     return join(this.dir(this.rid(id)), 'runc.log');
+  }
+
+  /** The cgroup a new container of this state directory gets (no other state directory's container shares it). */
+  cgroupsPathFor(id: string): string {
+    return `/cerro-torre/${scopedName(this.scope, id)}`;
   }
 
   /** Directory of the container's cgroup in the v2 hierarchy (what the monitor filters on). */

@@ -5,7 +5,8 @@ import { CtError } from '../../src/core/errors.js';
 /** runc's container id grammar, narrowed: it names directories and cgroups (one segment, never `.` or `..`). */
 export const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** The cgroups the runtime creates: one per container, under /cerro-torre (host/agent, ct run). */
-export const CGROUP_RE = /^\/cerro-torre\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** `/cerro-torre/<name>`: a container id followed by its state directory's scope (scope.ts), or alone (rows of earlier agents). */
+export const CGROUP_RE = /^\/cerro-torre\/[A-Za-z0-9][A-Za-z0-9_.-]{0,72}$/;
 
 /** Container lifecycle (Vörðr's set): a closed union, reported to the server on every change. */
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped' | 'removed';

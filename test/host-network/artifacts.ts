@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
  * given subnets, bridges or containers. Tests compare this with the containers that still run.
  */
 export interface NetArtifacts {
+  /** The containers whose network namespaces exist: the namespace names without their state directory's scope (host/runtime/scope.ts). */
   netns: string[];
   bridges: string[];
   /** Host-side veths enslaved to one of the bridges. */
@@ -22,7 +23,7 @@ export function listArtifacts(o: { netnsPrefix: string; bridgePrefix: string; su
     .split('\n')
     .filter((l) => l.startsWith('-A') && (l.includes(`${o.subnetBase}.`) || ours.some((b) => l.includes(b)) || l.includes(o.netnsPrefix) || new RegExp(`${o.bridgePrefix}[\\d+-]`).test(l)));
   return {
-    netns: ((netns.trim() ? JSON.parse(netns) : []) as { name: string }[]).map((n) => n.name).filter((n) => n.startsWith(o.netnsPrefix)).sort(),
+    netns: ((netns.trim() ? JSON.parse(netns) : []) as { name: string }[]).map((n) => n.name.replace(/-[0-9a-f]{8}$/, '')).filter((n) => n.startsWith(o.netnsPrefix)).sort(),
     bridges: ours.sort(),
     veths: links.filter((l) => l.master && ours.includes(l.master)).map((l) => l.ifname).sort(),
     rules,

@@ -18,7 +18,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
 import { listArtifacts } from './artifacts.js';
 
@@ -31,12 +31,15 @@ const OUT_HOST_IF = `cteo${pid % 100000}`;
 const OUT = { host: `${BASE}.200.1`, ns: `${BASE}.200.2` };
 const scope = { netnsPrefix: `cteg-${pid}-`, bridgePrefix: BRIDGE, subnetBase: BASE };
 
+/** The namespace of a container (its name carries the state directory's scope), or a namespace of the test's own. */
+let nsOf = (id: string): string => id;
+
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
 
 /** `wget` from inside a namespace; what it fetched, or `blocked` when it could not within 3 s (busybox 1.35's `wget -T` crashes). */
 function fetchFrom(ns: string, url: string): Promise<string> {
   return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns, 'timeout', '3', 'busybox', 'wget', '-q', '-O', '-', url], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) =>
+    execFile('ip', ['netns', 'exec', nsOf(ns), 'timeout', '3', 'busybox', 'wget', '-q', '-O', '-', url], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) =>
       resolve(err ? 'blocked' : stdout.trim()));
   });
 }
@@ -50,7 +53,7 @@ describe('egress policy by connection (netavark bridges)', () => {
   const gateway: Partial<Record<Egress, string>> = {};
 
   const httpd = (ns: string, dir: string) => {
-    procs.push(spawn('ip', ['netns', 'exec', ns, 'busybox', 'httpd', '-f', '-p', '8080', '-h', dir], { stdio: 'ignore' }));
+    procs.push(spawn('ip', ['netns', 'exec', nsOf(ns), 'busybox', 'httpd', '-f', '-p', '8080', '-h', dir], { stdio: 'ignore' }));
   };
 
   beforeAll(async () => {
@@ -58,6 +61,7 @@ describe('egress policy by connection (netavark bridges)', () => {
     await findNetavark();
     stateDir = mkdtempSync(join(tmpdir(), 'ct-egress-state-'));
     net = new NetworkManager({ stateDir, subnetBase: BASE, bridgePrefix: BRIDGE, slots: 4 });
+    nsOf = (id) => (id === OUT_NS ? id : basename(net.netnsPath(id)));
     mkdirSync(join(www, 'peer'));
     writeFileSync(join(www, 'peer', 'index.html'), 'peer\n');
     mkdirSync(join(www, 'outside'));
@@ -68,8 +72,8 @@ describe('egress policy by connection (netavark bridges)', () => {
         const id = ID(`${egress}-${app}`);
         const att = await net.attach({ containerId: id, environment: `eg-${egress}`, app, egress, ports: [] });
         // The container's resolv.conf, where `ip netns exec` looks for it (runc bind-mounts it).
-        mkdirSync(`/etc/netns/${id}`, { recursive: true });
-        writeFileSync(`/etc/netns/${id}/resolv.conf`, readFileSync(att.resolvConf));
+        mkdirSync(`/etc/netns/${nsOf(id)}`, { recursive: true });
+        writeFileSync(`/etc/netns/${nsOf(id)}/resolv.conf`, readFileSync(att.resolvConf));
         gateway[egress] = readFileSync(att.resolvConf, 'utf8').match(/nameserver (\S+)/)![1];
         if (app === 'peer') httpd(id, join(www, 'peer'));
       }
@@ -112,7 +116,7 @@ describe('egress policy by connection (netavark bridges)', () => {
     } catch {
       // never made
     }
-    for (const egress of ['none', 'environment', 'any']) for (const app of ['client', 'peer']) rmSync(`/etc/netns/${ID(`${egress}-${app}`)}`, { recursive: true, force: true });
+    for (const egress of ['none', 'environment', 'any']) for (const app of ['client', 'peer']) rmSync(`/etc/netns/${nsOf(ID(`${egress}-${app}`))}`, { recursive: true, force: true });
     rmSync(www, { recursive: true, force: true });
     expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
   }, 60_000);
@@ -143,13 +147,13 @@ describe('egress policy by connection (netavark bridges)', () => {
     // The environment `eg-any` is told `none` by the policy now: its next container applies it to the bridge.
     const id = ID('any-late');
     const att = await net.attach({ containerId: id, environment: 'eg-any', app: 'late', egress: 'none', ports: [] });
-    mkdirSync(`/etc/netns/${id}`, { recursive: true });
-    writeFileSync(`/etc/netns/${id}/resolv.conf`, readFileSync(att.resolvConf));
+    mkdirSync(`/etc/netns/${nsOf(id)}`, { recursive: true });
+    writeFileSync(`/etc/netns/${nsOf(id)}/resolv.conf`, readFileSync(att.resolvConf));
     try {
       expect(await Promise.all([fetchFrom(id, 'http://peer:8080/'), fetchFrom(id, `http://${OUT.ns}:8080/`), fetchFrom(ID('any-client'), `http://${OUT.ns}:8080/`)])).toEqual(['peer', 'blocked', 'blocked']);
     } finally {
       await net.detach(id);
-      rmSync(`/etc/netns/${id}`, { recursive: true, force: true });
+      rmSync(`/etc/netns/${nsOf(id)}`, { recursive: true, force: true });
     }
   }, 30_000);
 });

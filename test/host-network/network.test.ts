@@ -11,7 +11,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { NetworkManager } from '../../host/network/index.js';
 import { findNetavark } from '../../host/network/netavark.js';
 import { codeOfAsync } from '../support/error-code.js';
@@ -42,16 +42,19 @@ describe('host/network (netavark bridge per environment)', () => {
   let stateDir: string;
   let net: NetworkManager;
   const procs: ChildProcess[] = [];
+  const etcNetns: string[] = [];
   const www = mkdtempSync(join(tmpdir(), 'ct-net-www-'));
 
   /** A process in the container's netns, with the container's resolv.conf, like runc would give it. */
-  const inNetns = (id: string, resolvConf: string, argv: string[]) => {
-    mkdirSync(`/etc/netns/${id}`, { recursive: true });
-    writeFileSync(`/etc/netns/${id}/resolv.conf`, readFileSync(resolvConf));
-    return argv.length ? execFileSync('ip', ['netns', 'exec', id, ...argv], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] }) : '';
+  /** The container's namespace name (it carries the state directory's scope). */
+  const nsOf = (id: string, m: NetworkManager = net) => basename(m.netnsPath(id));
+  const inNetns = (id: string, resolvConf: string, argv: string[], m: NetworkManager = net) => {
+    mkdirSync(`/etc/netns/${nsOf(id, m)}`, { recursive: true });
+    writeFileSync(`/etc/netns/${nsOf(id, m)}/resolv.conf`, readFileSync(resolvConf));
+    return argv.length ? execFileSync('ip', ['netns', 'exec', nsOf(id, m), ...argv], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] }) : '';
   };
-  const httpd = (id: string) => {
-    const p = spawn('ip', ['netns', 'exec', id, 'busybox', 'httpd', '-f', '-p', '8080', '-h', www], { stdio: 'ignore' });
+  const httpd = (id: string, m: NetworkManager = net) => {
+    const p = spawn('ip', ['netns', 'exec', nsOf(id, m), 'busybox', 'httpd', '-f', '-p', '8080', '-h', www], { stdio: 'ignore' });
     procs.push(p);
     return p;
   };
@@ -68,7 +71,8 @@ describe('host/network (netavark bridge per environment)', () => {
     for (const p of procs) p.kill('SIGKILL');
     for (const row of net.store.attachments()) await net.detach(row.containerId);
     net.close();
-    for (const n of ['web', 'client', 'other', 'x1', 'x2', 'x3', 'x4', 'xhalf', 'xcrash']) rmSync(`/etc/netns/${ID(n)}`, { recursive: true, force: true });
+    for (const n of ['web', 'client', 'other', 'x1', 'x2', 'x3', 'x4', 'xhalf', 'xcrash']) rmSync(`/etc/netns/${nsOf(ID(n))}`, { recursive: true, force: true });
+    for (const d of etcNetns) rmSync(d, { recursive: true, force: true });
     rmSync(www, { recursive: true, force: true });
   });
 
@@ -157,34 +161,50 @@ describe('host/network (netavark bridge per environment)', () => {
     }
   });
 
-  it('after kill -9 of the process in the middle of netavark setup, recovery leaves nothing behind', async () => {
+  /**
+   * Runs `calls` (statements on `net`, a manager of `stateDir` on BASE2/BRIDGE2) in a process whose
+   * netavark finishes its setup and then hangs, and kills that process and its netavark with
+   * SIGKILL once netavark is in that state: an agent killed in the middle of a setup.
+   */
+  async function killedInSetup<T>(stateDir: string, calls: string, whileHung: () => T): Promise<T> {
     const real = await findNetavark();
     const dir = mkdtempSync(join(tmpdir(), 'ct-net-crash-'));
-    const crashState = mkdtempSync(join(tmpdir(), 'ct-net-crash-state-'));
     const marker = join(dir, 'in-setup');
-    // netavark that finishes its work, then hangs: the agent is killed while it "runs".
-    writeFileSync(join(dir, 'netavark'), `#!/bin/sh\n"${real.netavark}" "$@"\nfor a in "$@"; do [ "$a" = setup ] && { echo $$ > "${marker}"; exec sleep 60; }; done\n`);
+    // netavark that finishes its work, then hangs when asked to (the marker's directory exists): the agent is killed while it "runs".
+    writeFileSync(join(dir, 'netavark'), `#!/bin/sh\n"${real.netavark}" "$@"\nrc=$?\nfor a in "$@"; do [ "$a" = setup ] && [ -d "${dir}/hang" ] && { echo $$ > "${marker}"; exec sleep 60; }; done\nexit $rc\n`);
     chmodSync(join(dir, 'netavark'), 0o755);
-    const cport = await freePort();
-    const script = join(dir, 'attach.mjs');
-    writeFileSync(script, `import { NetworkManager } from '${join(repoRoot, 'build/host/network/manager.js')}';
-const net = new NetworkManager({ stateDir: ${JSON.stringify(crashState)}, subnetBase: '${BASE2}', bridgePrefix: '${BRIDGE2}', slots: 4,
+    const script = join(dir, 'calls.mjs');
+    writeFileSync(script, `import { mkdirSync } from 'node:fs';
+import { NetworkManager } from '${join(repoRoot, 'build/host/network/manager.js')}';
+const net = new NetworkManager({ stateDir: ${JSON.stringify(stateDir)}, subnetBase: '${BASE2}', bridgePrefix: '${BRIDGE2}', slots: 4,
   paths: { netavark: ${JSON.stringify(join(dir, 'netavark'))}, aardvark: ${JSON.stringify(real.aardvark)} } });
-await net.attach({ containerId: '${ID('xcrash')}', environment: 'crash', app: 'crash', egress: 'none', ports: [{ host: ${cport}, container: 80, address: '127.0.0.1', protocol: 'tcp' }] });
+const hang = () => mkdirSync(${JSON.stringify(join(dir, 'hang'))});
+${calls}
 `);
     execFileSync(process.execPath, [join(repoRoot, 'scripts/build.mjs')], { cwd: repoRoot });
     const child = spawn(process.execPath, [script], { stdio: 'ignore' });
-    for (let i = 0; i < 200 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(existsSync(marker)).toBe(true);
-    // The setup is in place, the process that made it dies without a word.
-    const during = listArtifacts(scope2);
+    try {
+      for (let i = 0; i < 200 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(marker)).toBe(true);
+      return whileHung();
+    } finally {
+      child.kill('SIGKILL');
+      if (existsSync(marker)) process.kill(Number(readFileSync(marker, 'utf8')), 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('after kill -9 of the process in the middle of netavark setup, recovery leaves nothing behind', async () => {
+    const crashState = mkdtempSync(join(tmpdir(), 'ct-net-crash-state-'));
+    const cport = await freePort();
+    // The setup is in place (looked at while netavark hangs), the process that made it dies without a word.
+    const during = await killedInSetup(crashState, `hang();
+await net.attach({ containerId: '${ID('xcrash')}', environment: 'crash', app: 'crash', egress: 'none', ports: [{ host: ${cport}, container: 80, address: '127.0.0.1', protocol: 'tcp' }] });`, () => listArtifacts(scope2));
     expect(during.netns).toEqual([ID('xcrash')]);
     expect(during.bridges).toEqual([`${BRIDGE2}0`]);
     // Ports are published (our DNAT rules, host/network/ports.ts) only once netavark's setup returned.
     expect(during.rules.some((r) => r.includes(`--dport ${cport}`))).toBe(false);
     expect(during.rules.some((r) => r.includes('cerro-torre egress'))).toBe(false); // killed before the egress rules
-    child.kill('SIGKILL');
-    process.kill(Number(readFileSync(marker, 'utf8')), 'SIGKILL');
 
     const restarted = new NetworkManager({ stateDir: crashState, subnetBase: BASE2, bridgePrefix: BRIDGE2, slots: 4 });
     try {
@@ -193,7 +213,69 @@ await net.attach({ containerId: '${ID('xcrash')}', environment: 'crash', app: 'c
       expect(listArtifacts(scope2)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
     } finally {
       restarted.close();
-      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('after kill -9 in the middle of resuming a stopped container\'s network, recovery tears down what the resume made and keeps its address', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'ct-net-resume-state-'));
+    const rport = await freePort();
+    const id = ID('xresume');
+    await killedInSetup(state, `await net.attach({ containerId: '${id}', environment: 'resume', app: 'resume', egress: 'environment', ports: [{ host: ${rport}, container: 80, address: '127.0.0.1', protocol: 'tcp' }] });
+await net.suspend('${id}');
+hang();
+await net.resume('${id}');`, () => undefined);
+    const restarted = new NetworkManager({ stateDir: state, subnetBase: BASE2, bridgePrefix: BRIDGE2, slots: 4 });
+    try {
+      // The row still says the container's network is down; its namespace, veth and bridge are up.
+      const row = restarted.store.attachment(id)!;
+      expect([row.phase, existsSync(row.netns)]).toEqual(['down', true]);
+      expect(listArtifacts(scope2)).toMatchObject({ netns: [id], bridges: [`${BRIDGE2}0`] });
+      expect(await restarted.recover(() => 'stopped')).toEqual([id]);
+      expect(listArtifacts(scope2)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+      // Suspended as before, its address and port kept: the container's next start has them back.
+      expect(restarted.store.attachment(id)).toMatchObject({ phase: 'down', address: row.address, ports: row.ports });
+      await restarted.resume(id);
+      expect([restarted.store.attachment(id)?.phase, existsSync(row.netns)]).toEqual(['up', true]);
+      expect(listArtifacts(scope2).rules.some((r) => r.includes(`--dport ${rport}`))).toBe(true);
+      await restarted.detach(id);
+      expect(listArtifacts(scope2)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+    } finally {
+      restarted.close();
+    }
+  });
+
+  it('gives a container of the same id in another state directory its own namespace: one\'s teardown leaves the other\'s network', async () => {
+    const twinState = mkdtempSync(join(tmpdir(), 'ct-net-twin-'));
+    const twin = new NetworkManager({ stateDir: twinState, subnetBase: BASE2, bridgePrefix: BRIDGE2, slots: 4 });
+    const id = ID('twin');
+    const tport = await freePort();
+    try {
+      const ours = await net.attach({ containerId: id, environment: 'twin', app: 'twin', egress: 'any', ports: [{ host: tport, container: 8080, address: '127.0.0.1', protocol: 'tcp' }] });
+      etcNetns.push(`/etc/netns/${nsOf(id)}`);
+      inNetns(id, ours.resolvConf, []);
+      httpd(id);
+      const theirs = await twin.attach({ containerId: id, environment: 'twin', app: 'twin', egress: 'any', ports: [] });
+      expect(theirs.netnsPath).not.toBe(ours.netnsPath);
+      expect([existsSync(ours.netnsPath), existsSync(theirs.netnsPath)]).toEqual([true, true]);
+      // Each namespace holds its own container's address.
+      const addressIn = (path: string) => execFileSync('ip', ['-n', basename(path), '-4', '-o', 'addr', 'show', 'eth0'], { encoding: 'utf8' });
+      expect(addressIn(ours.netnsPath)).toContain(`${ours.address}/24`);
+      expect(addressIn(theirs.netnsPath)).toContain(`${theirs.address}/24`);
+
+      await twin.detach(id);
+      expect([existsSync(ours.netnsPath), existsSync(theirs.netnsPath)]).toEqual([true, false]);
+      expect(addressIn(ours.netnsPath)).toContain(`${ours.address}/24`);
+      let status: number | string = 0;
+      for (let i = 0; i < 50 && status !== 200; i++) {
+        status = await httpStatus(`http://127.0.0.1:${tport}/`);
+        if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(200);
+    } finally {
+      await twin.detach(id);
+      twin.close();
+      for (const p of procs.splice(-1)) p.kill('SIGKILL');
+      await net.detach(id);
     }
   });
 

@@ -1,6 +1,6 @@
 /**
  * The network store's rows are used only as an agent writes them: an attachment's network
- * namespace is `/run/netns/<its container id>`. A tampered row naming another namespace (the
+ * namespace is `/run/netns/<its container id>-<scope>` (or the bare id, as earlier agents wrote). A tampered row naming another namespace (the
  * host's own, /proc/1/ns/net) would have netavark set up or tear down networking there and
  * `ip netns delete` act on it: it is refused (HOST_STATE_INVALID) when read, before anything acts.
  */
@@ -22,6 +22,15 @@ describe('network store rows', () => {
     const db = new Database(path);
     db.pragma('foreign_keys = OFF');
     for (const netns of ['/proc/1/ns/net', '/run/netns/other', '/run/netns/../../proc/1/ns/net']) {
+      db.prepare('UPDATE net_attachments SET netns = ?').run(netns);
+      expect(() => store.attachments()).toThrow(expect.objectContaining({ code: 'HOST_STATE_INVALID' }));
+    }
+    // A manager's own names: the container id with a state directory's scope, or alone (earlier agents).
+    for (const netns of ['/run/netns/web-0123abcd', '/run/netns/web']) {
+      db.prepare('UPDATE net_attachments SET netns = ?').run(netns);
+      expect(store.attachments().map((a) => a.netns)).toEqual([netns]);
+    }
+    for (const netns of ['/run/netns/web-0123abcd0', '/run/netns/web-0123ABCD', '/run/netns/web-0123abc', '/run/netns/webx0123abcd', '/run/netns/web-0123abcd/..', '/run/netns/wex-0123abcd']) {
       db.prepare('UPDATE net_attachments SET netns = ?').run(netns);
       expect(() => store.attachments()).toThrow(expect.objectContaining({ code: 'HOST_STATE_INVALID' }));
     }

@@ -104,4 +104,23 @@ describe('bundle directory removal', () => {
       }
     }
   });
+
+  it('names each container\'s cgroup after its id and its state directory: the same id elsewhere has another, the same directory however spelled the same', async () => {
+    const a = mkdtempSync(join(tmpdir(), 'ct-runtime-scope-'));
+    const b = mkdtempSync(join(tmpdir(), 'ct-runtime-scope-'));
+    symlinkSync(a, `${a}-link`);
+    const [ra, rb, rlink] = await Promise.all([RuncRuntime.open({ stateDir: a }), RuncRuntime.open({ stateDir: b }), RuncRuntime.open({ stateDir: relative(process.cwd(), `${a}-link`) })]);
+    try {
+      expect(ra.cgroupsPathFor('web')).toMatch(/^\/cerro-torre\/web-[0-9a-f]{8}$/);
+      expect(rb.cgroupsPathFor('web')).not.toBe(ra.cgroupsPathFor('web'));
+      expect(rlink.cgroupsPathFor('web')).toBe(ra.cgroupsPathFor('web'));
+      // The longest container id still makes a cgroup the runtime accepts.
+      const long = `a${'b'.repeat(63)}`;
+      const rec = await ra.create(long, { ociVersion: '1.0.2', root: { path: '/nonexistent' }, process: { args: ['/bin/true'], cwd: '/' }, linux: { cgroupsPath: ra.cgroupsPathFor(long) } } as never);
+      expect(rec.cgroupsPath).toBe(`/cerro-torre/${long}-${ra.scope}`);
+      expect(ra.store.get(long)?.cgroupsPath).toBe(rec.cgroupsPath);
+    } finally {
+      for (const r of [ra, rb, rlink]) r.close();
+    }
+  });
 });
