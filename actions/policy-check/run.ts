@@ -4,14 +4,13 @@
  * plain inputs; the entry files (main.ts for GitHub Actions, gitlab-main.ts for GitLab CI) read
  * their environment and call run().
  */
-import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import {
   compileTexts,
   diffPolicySets,
   formatIssue,
   lintTexts,
-  parseDeployments,
+  readDeployments,
   readPolicySources,
   readPolicySourcesAtRev,
   renderDiffMarkdown,
@@ -69,7 +68,7 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
     const base = compileTexts(await readPolicySourcesAtRev(repo, inputs.baseRef, relative(repo, inputs.policies) || '.'));
     if (!base.set) diffNote = `The base revision ${inputs.baseRef} does not load; impact not computed.`;
     else {
-      const deployments = parseDeployments(inputs.deployments, await readFile(inputs.deployments, 'utf8'));
+      const deployments = await readDeployments(inputs.deployments);
       diff = diffPolicySets(base.set, lint.set, deployments, now);
     }
   }

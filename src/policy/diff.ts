@@ -4,11 +4,13 @@
  * markdown table for the pull-request comment. The deployments file is what the deploy server
  * exports at `GET /api/v1/deployments?format=evidence` (format in docs/policy.md).
  */
-import { CtError } from '../core/errors.js';
+import { readFile, stat } from 'node:fs/promises';
+import { CtError, asIoError } from '../core/errors.js';
 import { evaluate } from './evaluate.js';
 import { readPolicyInput } from './input.js';
 import type { PolicySet } from './policy-set.js';
-import { parseSource } from './source.js';
+import { parseJson } from '../core/json.js';
+import { MAX_POLICY_FILE_BYTES, parseSource, type ParsedSource } from './source.js';
 import type { Decision, PolicyInput } from './types.js';
 
 export interface Deployment {
@@ -43,10 +45,35 @@ export interface DiffResult {
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- untrusted JSON walked by field name */
-export function parseDeployments(file: string, text: string): Deployment[] {
-  const parsed = parseSource(file, text);
-  if (!parsed.source) throw new CtError('JSON_INVALID', `${file}: ${parsed.issues[0]?.message ?? 'unreadable'}`, { issues: parsed.issues });
-  const src = parsed.source;
+/**
+ * How large a deployments export may be. It carries every live deployment's evidence, SBOM
+ * predicates included (megabytes for a large image): the 1 MiB bound of a policy file would refuse
+ * a real fleet's export. Up to that bound it is read with positions (errors at file:line:column,
+ * YAML accepted); beyond it, as the JSON the server writes (errors name the field's path).
+ */
+export const MAX_DEPLOYMENTS_BYTES = 256 * 1024 * 1024;
+
+function deploymentsSource(file: string, text: string, positions: boolean): ParsedSource {
+  if (text.length > MAX_DEPLOYMENTS_BYTES) {
+    throw new CtError('JSON_INVALID', `${file}: larger than ${MAX_DEPLOYMENTS_BYTES} bytes`, { file, limit: MAX_DEPLOYMENTS_BYTES });
+  }
+  if (positions && text.length <= MAX_POLICY_FILE_BYTES) {
+    const parsed = parseSource(file, text);
+    if (!parsed.source) throw new CtError('JSON_INVALID', `${file}: ${parsed.issues[0]?.message ?? 'unreadable'}`, { issues: parsed.issues });
+    return parsed.source;
+  }
+  const value = parseJson(text, file);
+  const start = () => ({ file, line: 1, column: 1 });
+  return { file, value, locate: start, locateKey: start };
+}
+
+/**
+ * The deployments of an export (`{deployments: [...]}`). `positions: false` skips the positions
+ * (the server's own live records, which no one edits: a YAML parse of a fleet's evidence cost most
+ * of a second).
+ */
+export function parseDeployments(file: string, text: string, o: { positions?: boolean } = {}): Deployment[] {
+  const src = deploymentsSource(file, text, o.positions ?? true);
   const doc = src.value as any;
   if (!doc || typeof doc !== 'object' || !Array.isArray(doc.deployments)) {
     const at = src.locate([]);
@@ -64,6 +91,19 @@ export function parseDeployments(file: string, text: string): Deployment[] {
     }
     return { id: d.id, environment: d.environment, app: String(d.app ?? d.manifest?.name ?? ''), imageDigest: String(d.imageDigest ?? d.evidence?.imageDigest ?? ''), input: read.input };
   });
+}
+
+/** Reads a deployments export file, refusing one over MAX_DEPLOYMENTS_BYTES before reading it. */
+export async function readDeployments(path: string): Promise<Deployment[]> {
+  let text: string;
+  try {
+    const size = (await stat(path)).size;
+    if (size > MAX_DEPLOYMENTS_BYTES) throw new CtError('JSON_INVALID', `${path}: larger than ${MAX_DEPLOYMENTS_BYTES} bytes`, { file: path, limit: MAX_DEPLOYMENTS_BYTES });
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw e instanceof CtError ? e : asIoError(e, path);
+  }
+  return parseDeployments(path, text);
 }
 
 export function diffPolicySets(base: PolicySet, head: PolicySet, deployments: readonly Deployment[], now = Date.now()): DiffResult {

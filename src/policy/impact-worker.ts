@@ -19,8 +19,7 @@ try {
   if (!current.set || current.set.digest !== input.currentDigest) parentPort!.postMessage({ stale: true });
   else {
     // Parsed here too: a few hundred live deployments' evidence took the event loop most of a second.
-    // One at a time: the reader bounds a document to 1 MiB, which all of a fleet's evidence passes.
-    const deployments = (JSON.parse(input.deploymentsJson) as { deployments: unknown[] }).deployments.flatMap((d, i) => parseDeployments(`(live deployment ${i})`, JSON.stringify({ deployments: [d] })));
+    const deployments = parseDeployments('(live deployments)', input.deploymentsJson, { positions: false });
     parentPort!.postMessage({ answer: impactAnswer(policyImpact(current.set, input.base, input.root, input.proposal, deployments, input.now)) });
   }
 } catch (e) {

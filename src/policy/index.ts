@@ -9,7 +9,7 @@ export { PolicySet } from './policy-set.js';
 export { PolicyStore, type ReloadOutcome } from './store.js';
 export { lintTexts, KNOWN_PREDICATE_TYPES, type LintResult } from './lint.js';
 export { runPolicyTests, toJUnit, type TestReport, type CaseResult, type TestOptions } from './suite.js';
-export { diffPolicySets, parseDeployments, renderDiffMarkdown, type Deployment, type DiffResult, type DiffRow } from './diff.js';
+export { diffPolicySets, parseDeployments, readDeployments, renderDiffMarkdown, type Deployment, type DiffResult, type DiffRow } from './diff.js';
 export { readPolicySourcesAtRev } from './git-source.js';
 export { readPolicyInput } from './input.js';
 export { readBundleFacts } from './bundle-facts.js';

@@ -8,6 +8,7 @@ import { gitHubNotifier } from '../../actions/policy-check/github.js';
 import { COMMENT_MARKER } from '../../actions/policy-check/notifier.js';
 import { startGitHubApi, type GitHubApi } from '../support/github-api.js';
 import { repoRoot } from '../support/cli.js';
+import { withSbom } from './helpers.js';
 
 const TEMPLATE = join(repoRoot, 'examples', 'policy-repo');
 const SHA = 'c'.repeat(40);
@@ -80,6 +81,10 @@ describe('policy-check action run()', () => {
     expect(tightened.diff?.counts['now-denied']).toBe(1);
     expect(tightened.markdown).toContain('| ⛔ prod-shop-1 | shop | production |');
     expect(tightened.description).toContain('1 deployment(s) would now be denied');
+    // The same against a real fleet's export, larger than a policy file may be (its evidence carries SBOMs).
+    await writeFile(join(repo, 'deployments.large.json'), withSbom(await readFile(join(repo, 'deployments.example.json'), 'utf8'), 8000));
+    const large = await run({ policies: join(repo, 'policies'), repoDir: repo, baseRef: 'HEAD', deployments: join(repo, 'deployments.large.json'), failOnDeny: true, notifier: notifier() });
+    expect([large.diff?.counts['now-denied'], large.diff?.counts.unchanged]).toEqual([1, 1]);
 
     await writeFile(file, text.replace('mode: strict', 'mode: enforce'));
     const broken = await run({ policies: join(repo, 'policies'), repoDir: repo, baseRef: 'HEAD', deployments: join(repo, 'deployments.example.json'), notifier: notifier() });

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { repoRoot, runCt } from '../support/cli.js';
 import { diffCommand, explainCommand, lintCommand, testCommand } from '../../src/cli/commands/policy.js';
 import { runCommand, type Io } from '../../src/cli/io.js';
+import { withSbom } from './helpers.js';
 
 /**
  * The command bodies in-process, with the exit code `ct` would return (runCommand maps errors the
@@ -170,6 +171,27 @@ describe('ct policy diff', () => {
     expect(r.stdout).toContain('`production` (modified)');
     const failing = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: DEPLOYMENTS, failOnDeny: true }));
     expect(failing.code).toBe(4);
+
+    // A real fleet's export is larger than a policy file may be: its evidence carries SBOMs.
+    const large = join(tmp, 'deployments-large.json');
+    await writeFile(large, withSbom(await readFile(DEPLOYMENTS, 'utf8'), 8000));
+    expect((await stat(large)).size).toBeGreaterThan(4 * 1024 * 1024);
+    const big = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: large }));
+    expect([big.code, big.stderr]).toEqual([0, '']);
+    expect(big.stdout).toMatch(/^\| ⛔ prod-shop-1 \| shop \| production \| `sha256:111111111111` \| allowed \| denied \| `SIGNER_NOT_ALLOWED` \(production\) \|$/m);
+    // Its problems are still named by the field's path.
+    const broken = JSON.parse(await readFile(large, 'utf8'));
+    broken.deployments[1].evidence.attestations[1].signers = 'nobody';
+    await writeFile(large, JSON.stringify(broken));
+    const bad = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: large }));
+    expect(bad.code).toBe(10);
+    expect(bad.stderr).toContain('deployments.1.evidence.attestations.1.signers: must be a list');
+    // Beyond the export's own bound (a sparse file: nothing is written, nothing read).
+    const huge = join(tmp, 'deployments-huge.json');
+    await truncate(await writeFile(huge, '').then(() => huge), 256 * 1024 * 1024 + 1);
+    const refused = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: huge }));
+    expect(refused.code).toBe(10);
+    expect(refused.stderr).toMatch(/^error\[JSON_INVALID\].*deployments-huge\.json: larger than 268435456 bytes/);
   });
 
   it('compares git revisions of a repository path', async () => {

@@ -77,3 +77,23 @@ attestations:
 logQuorum: 2
 `,
 );
+
+/**
+ * A deployments export (docs/policy.md) whose every deployment also carries an SPDX SBOM of
+ * `packages` packages, as the server exports the evidence of a large image: about 250 bytes each.
+ */
+export function withSbom(exportJson: string, packages: number): string {
+  const doc = JSON.parse(exportJson) as { deployments: { evidence: { attestations: Record<string, unknown>[] } }[] };
+  const sbom = {
+    spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT', name: 'image',
+    packages: Array.from({ length: packages }, (_, i) => ({
+      SPDXID: `SPDXRef-Package-${i}`, name: `package-${i}`, versionInfo: `1.${i}.0`, downloadLocation: 'NOASSERTION',
+      licenseConcluded: 'NOASSERTION', externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: `pkg:npm/package-${i}@1.${i}.0` }],
+    })),
+  };
+  for (const d of doc.deployments) {
+    const signed = d.evidence.attestations[0];
+    d.evidence.attestations.push({ ...signed, digest: `sha256:${'5'.repeat(64)}`, predicateType: SPDX, predicate: sbom });
+  }
+  return JSON.stringify(doc, null, 2);
+}

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../support/cli.js';
 import { codeOf } from '../support/error-code.js';
+import { withSbom } from './helpers.js';
 
 const base = [{ file: '/repo/prod.policy.yaml', text: 'a', defaultName: 'prod.policy' }, { file: '/repo/dev/policy.yaml', text: 'b', defaultName: 'dev.policy' }];
 
@@ -51,6 +52,10 @@ describe('policy previews on a thread of their own', () => {
     expect(many.deploymentsJson.length).toBeGreaterThan(1024 * 1024);
     const judged = await two.run(many);
     expect(judged).toMatchObject({ ok: true, body: { counts: { unchanged: 400 } } });
+    // One live deployment whose evidence alone is over that bound (an SBOM of a large image) too.
+    const large = { ...input({ files: [] }), deploymentsJson: withSbom(JSON.stringify(example), 8000) };
+    expect(JSON.stringify(JSON.parse(large.deploymentsJson).deployments[0]).length).toBeGreaterThan(1024 * 1024);
+    await expect(two.run(large)).resolves.toMatchObject({ ok: true, body: { counts: { unchanged: 2 } } });
     // The server's own live records unreadable: their code (the API answers 500), not the proposal's fault.
     await expect(two.run({ ...input({ files: [] }), deploymentsJson: '{"deployments":[{"id":1}]}' })).rejects.toMatchObject({ code: 'JSON_INVALID' });
     // Sources changed since the set in force was loaded: said, not judged.

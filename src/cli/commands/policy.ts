@@ -19,7 +19,7 @@ import {
   exitCodeForDecision,
   formatIssue,
   lintTexts,
-  parseDeployments,
+  readDeployments,
   policyInvalidFrom,
   readBundleFacts,
   readPolicyInput,
@@ -177,7 +177,7 @@ async function setFrom(ref: string, repo: string, path: string): Promise<PolicyS
 }
 
 export async function diffCommand(io: Io, base: string, head: string, opts: { against: string; repo?: string; path?: string; format?: string; output?: string; failOnDeny?: boolean }): Promise<number> {
-  const deployments = parseDeployments(opts.against, await readText(opts.against));
+  const deployments = await readDeployments(opts.against);
   const repo = opts.repo ?? '.';
   const path = opts.path ?? '.';
   const result = diffPolicySets(await setFrom(base, repo, path), await setFrom(head, repo, path), deployments);
