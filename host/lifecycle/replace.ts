@@ -70,16 +70,17 @@ export async function restorePrevious(runtime: RuncRuntime, id: string, prev: Pr
   await network?.detach(id);
   if (prev.network) {
     if (!network) throw new Error('the previous container was on a bridge network and this host has none');
-    // It comes back under the app's id: a container that had replaced another side by side ran
-    // under its own runc id, which its saved config names (netns, resolv.conf).
+    // It comes back under the app's id, in the namespace attach names now: its saved config may
+    // name another (a container that had replaced another side by side ran under its own runc id;
+    // one an earlier agent made has a namespace without its state directory's scope).
     const att = await network.attach({ ...prev.network, containerId: id });
-    if (prev.network.containerId !== id) {
-      const ns = prev.config.linux.namespaces.find((n) => n.type === 'network');
-      if (ns) ns.path = att.netnsPath;
-      for (const m of prev.config.mounts) if (m.destination === '/etc/resolv.conf') m.source = att.resolvConf;
-    }
+    const ns = prev.config.linux.namespaces.find((n) => n.type === 'network');
+    if (ns) ns.path = att.netnsPath;
+    for (const m of prev.config.mounts) if (m.destination === '/etc/resolv.conf') m.source = att.resolvConf;
     if (!prev.wasRunning) await network.suspend(id);
   }
+  // Its cgroup as this runtime names the app's now (its own runc id's, or one without the scope, before).
+  if (prev.config.linux.cgroupsPath) prev.config.linux.cgroupsPath = runtime.cgroupsPathFor(id);
   await runtime.create(id, prev.config, { appName: prev.appName ?? undefined, imageDigest: prev.imageDigest ?? undefined });
   if (prev.assigned) await writeFile(assignedPath, prev.assigned, { mode: 0o600 });
   return prev.wasRunning ? runtime.start(id) : runtime.state(id);

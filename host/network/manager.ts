@@ -287,12 +287,12 @@ export class NetworkManager {
 
   /**
    * A suspended attachment whose namespace exists all the same: an agent killed while it resumed
-   * it (the namespace and veth were made before the row could say 'up'). Its namespace is ours to
-   * tear down only when the name carries this state directory's scope: a bare container id (rows
-   * of earlier agents) may be another state directory's namespace.
+   * it (the namespace and veth were made before the row could say 'up'). The row's namespace is
+   * what resume made, under the name the row records (a bare container id in rows of earlier
+   * agents, which resume uses as well).
    */
   private orphaned(row: AttachmentRow): boolean {
-    return row.phase === 'down' && row.netns === this.netnsPath(row.containerId) && existsSync(row.netns);
+    return row.phase === 'down' && existsSync(row.netns);
   }
 
   private async detachNow(containerId: string): Promise<void> {

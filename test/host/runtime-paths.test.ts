@@ -5,7 +5,7 @@
  * creation and removal anywhere else (`ct host rm` run as root against a database someone altered).
  */
 import { describe, expect, it } from '@jest/globals';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
@@ -121,6 +121,7 @@ describe('bundle directory removal', () => {
       expect(ra.store.get(long)?.cgroupsPath).toBe(rec.cgroupsPath);
     } finally {
       for (const r of [ra, rb, rlink]) r.close();
+      for (const d of [a, b, `${a}-link`]) rmSync(d, { recursive: true, force: true });
     }
   });
 });
