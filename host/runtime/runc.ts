@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
@@ -282,14 +283,29 @@ export class RuncRuntime {
     return undefined;
   }
 
-  private supervisorAlive(pid: number | null): boolean {
+  /**
+   * Does this container's supervisor still run? Its recorded pid may belong to another process by
+   * now (pids are reused: the exit file would be waited for in vain, a start that died would read
+   * as being started): the process's command line must be a supervisor's (`ct-supervisor`, $0 of
+   * supervisor.ts's script) of this container. A zombie has none: it has ended.
+   */
+  private supervisorAlive(rec: Pick<ContainerRecord, 'supervisorPid' | 'runcId'>): boolean {
+    const pid = rec.supervisorPid;
     if (!pid) return false;
+    let argv: string[];
     try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      // No /proc to read: the pid's existence is all there is to go by.
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
     }
+    return argv[3] === 'ct-supervisor' && argv.includes(rec.runcId);
   }
 
   /**
@@ -313,10 +329,10 @@ export class RuncRuntime {
     // Being started: the supervisor lives and `runc run` is between its create and its start (runc
     // says created or creating, or does not know it yet). Not stopped: that record, written while
     // start() waited, showed a starting container stopped and logged a stop that never happened.
-    if (rec.status === 'created' && (!st || st.status === 'created' || st.status === 'creating') && this.supervisorAlive(rec.supervisorPid) && !(await this.readExit(id))) return rec;
+    if (rec.status === 'created' && (!st || st.status === 'created' || st.status === 'creating') && this.supervisorAlive(rec) && !(await this.readExit(id))) return rec;
     // runc says stopped (or has forgotten it): the supervisor's exit file, if any, has the code.
     let exit = await this.readExit(id);
-    if (!exit && this.supervisorAlive(rec.supervisorPid)) {
+    if (!exit && this.supervisorAlive(rec)) {
       // The supervisor is about to write it; give it a moment.
       for (let i = 0; i < 50 && !exit; i++) {
         await sleep(20);
@@ -374,7 +390,7 @@ export class RuncRuntime {
         // runc has returned but the supervisor may still be draining the app's last lines into
         // the loggers before it writes the exit file (seconds on a loaded host): while it lives,
         // the code is coming, whatever is left of the grace period the app had to stop in.
-        if (rec.exitKnown || !this.supervisorAlive(rec.supervisorPid)) return rec;
+        if (rec.exitKnown || !this.supervisorAlive(rec)) return rec;
         exitDeadline ??= Date.now() + EXIT_FILE_WAIT_MS;
         if (Date.now() > exitDeadline) return rec;
       } else if (Date.now() > deadline) {

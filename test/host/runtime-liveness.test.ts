@@ -1,7 +1,7 @@
 // The runtime tells "running" from files (runc's pid file, the init's cgroup, the freezer), not by
 // starting `runc state`: a wrapper around runc records every subcommand the runtime starts.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -128,5 +128,21 @@ describe('container liveness without runc state', () => {
       expect((await started).status).toBe('running');
       expect(slowRt.store.changes().filter((c) => c.id === id).map((c) => c.status)).not.toContain('stopped');
     });
+  });
+  it('a recorded supervisor pid that another process has by now is not taken for the supervisor', async () => {
+    // The start's supervisor died without a word and its pid went to another process (here, one
+    // that lives on): the container was read as being started for as long as that process lived.
+    const id = `live-${process.pid}-reused`;
+    const plan = await buildRuntimePlan(input(id, ['/bin/true']), facts);
+    await rt.create(id, plan.config);
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      rt.store.update(id, { startedAt: new Date().toISOString(), supervisorPid: other.pid! });
+      expect(await rt.state(id)).toMatchObject({ status: 'stopped', exitKnown: false, exitCode: null });
+      expect((await rt.wait(id, 1000)).status).toBe('stopped');
+    } finally {
+      other.kill('SIGKILL');
+      await rt.delete(id, { force: true });
+    }
   });
 });
