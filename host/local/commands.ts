@@ -6,7 +6,7 @@ import { RuncRuntime } from '../runtime/runc.js';
 import type { ContainerRecord } from '../runtime/state.js';
 import { NetworkManager, findNetavark } from '../network/index.js';
 import { readNetworkSettings } from '../network/settings.js';
-import { claimState } from '../run/claim.js';
+import { claimState, killedRunNames } from '../run/claim.js';
 import { checkActionRequest, performAction, type ActionRequest } from '../lifecycle/actions.js';
 import { ask, controlError, controlPath, CONTROL_WAIT_MS } from '../agent/control.js';
 import { lockStateDir } from '../agent/state-lock.js';
@@ -90,7 +90,10 @@ export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): P
       const rec = await readFile(join(o.stateDir, 'assigned', `${c.id}.json`), 'utf8').then((t) => JSON.parse(t) as { suspended?: boolean }, () => undefined);
       if (rec?.suspended) suspended.add(c.id);
     }
+    const killed = await killedRunNames(o.stateDir, (name) => list.some((c) => c.id === name));
+    const killedNote = killed.length ? `left by a killed \`ct run\` (no container; \`ct host rm NAME --state-dir ${o.stateDir}\` clears each): ${killed.join(', ')}` : '';
     if (o.json) {
+      if (killedNote) io.err(killedNote);
       io.out(JSON.stringify(list.map((c) => ({
         id: c.id, app: c.appName, imageDigest: c.imageDigest, state: c.status, health: c.health, restarts: c.restarts,
         exitCode: c.exitCode, exitReason: c.exitReason, held: c.held, suspended: suspended.has(c.id), startedAt: c.startedAt, finishedAt: c.finishedAt,
@@ -106,6 +109,7 @@ export async function hostPs(o: { stateDir: string; json?: boolean }, io: Io): P
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     io.out(rows.map((r) => r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd()).join('\n'));
+    if (killedNote) io.out(`\n${killedNote}`);
     return 0;
   } finally {
     h.close();

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -51,4 +51,19 @@ export async function claimName(claim: string): Promise<boolean> {
   }
   await writeFile(join(claim, OWNER), JSON.stringify({ pid: process.pid, start: startOf(process.pid) ?? '' }), { mode: 0o600 });
   return true;
+}
+
+/**
+ * The names whose `ct run` was killed before its container existed (SIGKILL while unpacking or
+ * setting its network up): a claim whose owner is gone, and no container of that name. Nothing
+ * but `ct host rm NAME` clears them, and a run's random name is nowhere else to be seen: `ct host
+ * ps` lists them.
+ */
+export async function killedRunNames(stateDir: string, hasContainer: (name: string) => boolean): Promise<string[]> {
+  const dir = join(stateDir, 'run-names');
+  const out: string[] = [];
+  for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    if (!hasContainer(name) && (await claimState(join(dir, name))).state === 'gone') out.push(name);
+  }
+  return out;
 }

@@ -55,6 +55,7 @@ export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () 
     } catch (e) {
       if (e instanceof CtError && e.code === 'USAGE') return sendError(res, 400, 'BAD_REQUEST', e.message);
       if (e instanceof CtError && e.code === 'POLICY_INVALID') return sendError(res, 422, e.code, e.message);
+      if (e instanceof CtError && e.code === 'POLICY_IMPACT_TOO_LARGE') return sendError(res, 503, e.code, e.message);
       throw e;
     } finally {
       slot.release();

@@ -6,6 +6,7 @@
  */
 import { CtError } from '../core/errors.js';
 import { isDigest } from '../core/digest.js';
+import { assertJsonDepth } from '../core/json.js';
 
 export const STATEMENT_TYPE_V1 = 'https://in-toto.io/Statement/v1';
 export const PREDICATE_SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
@@ -78,11 +79,16 @@ export function assertStatement(v: unknown, where = 'statement'): asserts v is S
   if (typeof s.predicateType !== 'string' || s.predicateType.length === 0) fail('.predicateType', 'must be a non-empty string');
 }
 
-/** Parses statement bytes (the decoded DSSE payload). */
+/**
+ * Parses statement bytes (the decoded DSSE payload), nested at most MAX_JSON_DEPTH deep like every
+ * other JSON input: its predicate is kept in the evidence, which exports and previews read again.
+ */
 export function parseStatement(bytes: Uint8Array, where = 'statement'): Statement {
   let v: unknown;
+  const text = (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8');
+  assertJsonDepth(text, where, 'MALFORMED_BUNDLE');
   try {
-    v = JSON.parse((Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8'));
+    v = JSON.parse(text);
   } catch {
     throw new CtError('MALFORMED_BUNDLE', `${where}: payload is not JSON`, { where });
   }

@@ -58,10 +58,10 @@ export function valueDepthExceeds(value: unknown, limit = MAX_JSON_DEPTH): boole
   return false;
 }
 
-/** JSON.parse with a stable code, the file named in the message and the depth limit above. */
-export function parseJson(data: Buffer | string, where: string, code: ErrorCode = 'JSON_INVALID'): unknown {
+/** JSON.parse with a stable code, the file named in the message and the depth limit above (or `depth`: a document that nests others). */
+export function parseJson(data: Buffer | string, where: string, code: ErrorCode = 'JSON_INVALID', depth = MAX_JSON_DEPTH): unknown {
   const text = typeof data === 'string' ? data : data.toString('utf8');
-  assertJsonDepth(text, where, code);
+  assertJsonDepth(text, where, code, depth);
   try {
     return JSON.parse(text);
   } catch (e) {

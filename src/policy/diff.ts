@@ -4,12 +4,12 @@
  * markdown table for the pull-request comment. The deployments file is what the deploy server
  * exports at `GET /api/v1/deployments?format=evidence` (format in docs/policy.md).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { CtError, asIoError } from '../core/errors.js';
 import { evaluate } from './evaluate.js';
 import { readPolicyInput } from './input.js';
 import type { PolicySet } from './policy-set.js';
-import { parseJson } from '../core/json.js';
+import { MAX_JSON_DEPTH, parseJson } from '../core/json.js';
 import { MAX_POLICY_FILE_BYTES, parseSource, type ParsedSource } from './source.js';
 import type { Decision, PolicyInput } from './types.js';
 
@@ -53,16 +53,24 @@ export interface DiffResult {
  */
 export const MAX_DEPLOYMENTS_BYTES = 256 * 1024 * 1024;
 
+/**
+ * How deep an export may nest: a predicate sits 7 levels down (deployments, the deployment, evidence,
+ * attestations, the attestation, predicate) and may itself nest as deep as any JSON input
+ * (parseStatement's bound).
+ */
+const MAX_DEPLOYMENTS_DEPTH = MAX_JSON_DEPTH + 8;
+
+const tooLarge = (file: string, limit = MAX_DEPLOYMENTS_BYTES) => new CtError('JSON_INVALID', `${file}: larger than ${limit} bytes`, { file, limit });
+
 function deploymentsSource(file: string, text: string, positions: boolean): ParsedSource {
-  if (text.length > MAX_DEPLOYMENTS_BYTES) {
-    throw new CtError('JSON_INVALID', `${file}: larger than ${MAX_DEPLOYMENTS_BYTES} bytes`, { file, limit: MAX_DEPLOYMENTS_BYTES });
-  }
+  if (text.length > MAX_DEPLOYMENTS_BYTES) throw tooLarge(file);
   if (positions && text.length <= MAX_POLICY_FILE_BYTES) {
     const parsed = parseSource(file, text);
     if (!parsed.source) throw new CtError('JSON_INVALID', `${file}: ${parsed.issues[0]?.message ?? 'unreadable'}`, { issues: parsed.issues });
     return parsed.source;
   }
-  const value = parseJson(text, file);
+  // A byte order mark, as the YAML reader of smaller exports accepts it.
+  const value = parseJson(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, file, 'JSON_INVALID', MAX_DEPLOYMENTS_DEPTH);
   const start = () => ({ file, line: 1, column: 1 });
   return { file, value, locate: start, locateKey: start };
 }
@@ -93,17 +101,35 @@ export function parseDeployments(file: string, text: string, o: { positions?: bo
   });
 }
 
-/** Reads a deployments export file, refusing one over MAX_DEPLOYMENTS_BYTES before reading it. */
-export async function readDeployments(path: string): Promise<Deployment[]> {
-  let text: string;
+/**
+ * Reads a deployments export file: at most MAX_DEPLOYMENTS_BYTES of it, whatever it is (a file
+ * that grows meanwhile, a device that never ends): one byte more is refused.
+ */
+export async function readDeployments(path: string, maxBytes = MAX_DEPLOYMENTS_BYTES): Promise<Deployment[]> {
+  const chunks: Buffer[] = [];
+  let total = 0;
   try {
-    const size = (await stat(path)).size;
-    if (size > MAX_DEPLOYMENTS_BYTES) throw new CtError('JSON_INVALID', `${path}: larger than ${MAX_DEPLOYMENTS_BYTES} bytes`, { file: path, limit: MAX_DEPLOYMENTS_BYTES });
-    text = await readFile(path, 'utf8');
+    const file = await open(path, 'r');
+    try {
+      // A file larger already is refused unread; its size is a hint only (it may grow, a device
+      // has none): reads go on to the end of the file, or one byte past the bound.
+      const size = (await file.stat()).size;
+      if (size > maxBytes) throw tooLarge(path, maxBytes);
+      const chunk = Math.min(Math.max(size + 1, 64 * 1024), 64 * 1024 * 1024);
+      for (;;) {
+        const { bytesRead, buffer } = await file.read(Buffer.allocUnsafe(Math.min(chunk, maxBytes + 1 - total)), 0, undefined, null);
+        if (bytesRead === 0) break;
+        chunks.push(buffer.subarray(0, bytesRead));
+        total += bytesRead;
+        if (total > maxBytes) throw tooLarge(path, maxBytes);
+      }
+    } finally {
+      await file.close();
+    }
   } catch (e) {
     throw e instanceof CtError ? e : asIoError(e, path);
   }
-  return parseDeployments(path, text);
+  return parseDeployments(path, Buffer.concat(chunks, total).toString('utf8'));
 }
 
 export function diffPolicySets(base: PolicySet, head: PolicySet, deployments: readonly Deployment[], now = Date.now()): DiffResult {

@@ -35,10 +35,19 @@ export function impactSlot(limits: ImpactLimits = IMPACT_LIMITS): { run(input: I
 
 const ended = () => new CtError('POLICY_INVALID', 'the request ended before the proposal was judged', {});
 
+/**
+ * The heap a judgement may use: `memoryMb` for the proposal, and room for the live deployments it
+ * is judged against (parsed, their evidence takes about five times its JSON), up to 2 GiB.
+ */
+export function impactHeapMb(limits: ImpactLimits, deploymentsJson: string): number {
+  return Math.min(limits.memoryMb + Math.ceil((6 * deploymentsJson.length) / (1024 * 1024)), 2048);
+}
+
 async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSignal): Promise<ImpactAnswer | { stale: true }> {
   // Checked before a thread is started for nothing; from then on, the abort listener.
   if (signal?.aborted) throw ended();
-  const worker = new Worker(workerUrl('impact-worker', import.meta.url), { workerData: input, resourceLimits: { maxOldGenerationSizeMb: limits.memoryMb } });
+  const heapMb = impactHeapMb(limits, input.deploymentsJson);
+  const worker = new Worker(workerUrl('impact-worker', import.meta.url), { workerData: input, resourceLimits: { maxOldGenerationSizeMb: heapMb } });
   let onAbort: (() => void) | undefined;
   try {
     return await new Promise((resolve, reject) => {
@@ -47,13 +56,18 @@ async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSig
       timer.unref();
       onAbort = () => fail(ended());
       signal?.addEventListener('abort', onAbort, { once: true });
-      worker.once('message', (m: { answer?: ImpactAnswer; stale?: true; error?: { code: string; message: string } }) => {
+      let parsed = false;
+      worker.on('message', (m: { parsed?: true; answer?: ImpactAnswer; stale?: true; error?: { code: string; message: string } }) => {
+        if (m.parsed) return void (parsed = true);
         clearTimeout(timer);
         // USAGE: the proposal's shape; JSON_INVALID: the server's own live records (a 500, not the proposal's fault).
         if (m.error) reject(new CtError(m.error.code === 'USAGE' || m.error.code === 'JSON_INVALID' ? m.error.code : 'POLICY_INVALID', m.error.message, {}));
         else resolve(m.stale ? { stale: true } : m.answer!);
       });
-      worker.once('error', (e) => fail(new CtError('POLICY_INVALID', `the proposal could not be judged: ${e.message.slice(0, 300)}`, {})));
+      worker.once('error', (e: NodeJS.ErrnoException) => fail(e.code === 'ERR_WORKER_OUT_OF_MEMORY' && !parsed
+        // Reading the live deployments' evidence: the server's bound, not the proposal's fault.
+        ? new CtError('POLICY_IMPACT_TOO_LARGE', `the preview needed more than its ${heapMb} MiB of memory (the live deployments' evidence is ${Math.ceil(input.deploymentsJson.length / (1024 * 1024))} MiB of JSON): preview one environment at a time`, { heapMb })
+        : new CtError('POLICY_INVALID', `the proposal could not be judged: ${e.message.slice(0, 300)}`, {})));
       worker.once('exit', (code) => fail(new CtError('POLICY_INVALID', `the proposal could not be judged (its thread ended with ${code})`, {})));
     });
   } finally {

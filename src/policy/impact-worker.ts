@@ -20,6 +20,8 @@ try {
   else {
     // Parsed here too: a few hundred live deployments' evidence took the event loop most of a second.
     const deployments = parseDeployments('(live deployments)', input.deploymentsJson, { positions: false });
+    // From here on, the memory and time are the proposal's (impact-thread.ts tells the two apart).
+    parentPort!.postMessage({ parsed: true });
     parentPort!.postMessage({ answer: impactAnswer(policyImpact(current.set, input.base, input.root, input.proposal, deployments, input.now)) });
   }
 } catch (e) {

@@ -11,10 +11,16 @@ import type { BundleFacts, HostFacts, PolicyInput } from './types.js';
 /* eslint-disable @typescript-eslint/no-explicit-any -- walking untrusted JSON */
 const isObj = (v: unknown): v is Record<string, any> => !!v && typeof v === 'object' && !Array.isArray(v);
 
-/** Checks `value` (at `base` inside `src`) as a PolicyInput; returns it or the issues. */
+/**
+ * Issues reported per input at most: an export of millions of empty attestations made millions of
+ * them (with their locations), and ran out of memory instead of saying the first.
+ */
+const MAX_INPUT_ISSUES = 20;
+
+/** Checks `value` (at `base` inside `src`) as a PolicyInput; returns it or the issues (the first MAX_INPUT_ISSUES). */
 export function readPolicyInput(value: unknown, src: ParsedSource, base: PathSegment[] = []): { input?: PolicyInput; issues: PolicyIssue[] } {
   const issues: PolicyIssue[] = [];
-  const bad = (path: PathSegment[], message: string) => issues.push({ ...src.locate([...base, ...path]), severity: 'error', kind: 'input', message: `${[...base, ...path].join('.') || '(top level)'}: ${message}` });
+  const bad = (path: PathSegment[], message: string) => issues.length < MAX_INPUT_ISSUES && issues.push({ ...src.locate([...base, ...path]), severity: 'error', kind: 'input', message: `${[...base, ...path].join('.') || '(top level)'}: ${message}` });
   if (!isObj(value)) {
     bad([], 'engine input must be a mapping with evidence, manifest, host');
     return { issues };

@@ -172,6 +172,9 @@ describe('ct run', () => {
     const r = await runCt(args('batchy'), { cwd: dir });
     expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named batchy was killed before it could clean up: \`ct host rm batchy --state-dir ${stateDir}\` clears what it left`)]);
     expect(readdirSync(join(stateDir, 'rootfs', 'batchy'))).toEqual(['usr']);
+    // `ct host ps` shows it (a run's random name is nowhere else to be seen).
+    const ps = await runCt(['host', 'ps', '--state-dir', stateDir], { cwd: dir });
+    expect([ps.code, ps.stdout.trim().split('\n').at(-1)]).toEqual([0, `left by a killed \`ct run\` (no container; \`ct host rm NAME --state-dir ${stateDir}\` clears each): batchy`]);
     // A claim whose owner runs (this test's own process).
     mkdirSync(join(stateDir, 'run-names', 'live'), { mode: 0o700 });
     writeFileSync(join(stateDir, 'run-names', 'live', 'owner.json'), JSON.stringify({ pid: process.pid, start: readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19] }));
@@ -183,6 +186,8 @@ describe('ct run', () => {
     expect(existsSync(join(stateDir, 'rootfs', 'batchy'))).toBe(false);
     expect((await runCt(args('batchy'), { cwd: dir })).code).toBe(7);
     expect(readdirSync(join(stateDir, 'run-names'))).toEqual(['live']);
+    // Neither the live run nor a cleared one is listed as left.
+    expect((await runCt(['host', 'ps', '--state-dir', stateDir], { cwd: dir })).stdout).not.toContain('killed');
   }, 60_000);
 
   it('propagates the exit code and keeps stdout and stderr apart', async () => {

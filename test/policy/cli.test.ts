@@ -8,6 +8,9 @@ import { repoRoot, runCt } from '../support/cli.js';
 import { diffCommand, explainCommand, lintCommand, testCommand } from '../../src/cli/commands/policy.js';
 import { runCommand, type Io } from '../../src/cli/io.js';
 import { withSbom } from './helpers.js';
+import { readDeployments } from '../../src/policy/diff.js';
+import { MAX_JSON_DEPTH } from '../../src/core/json.js';
+import type { CtError } from '../../src/core/errors.js';
 
 /**
  * The command bodies in-process, with the exit code `ct` would return (runCommand maps errors the
@@ -192,6 +195,27 @@ describe('ct policy diff', () => {
     const refused = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: huge }));
     expect(refused.code).toBe(10);
     expect(refused.stderr).toMatch(/^error\[JSON_INVALID\].*deployments-huge\.json: larger than 268435456 bytes/);
+  });
+
+  it('reads a large export as the server writes it: predicates as deep as a statement may nest, a byte order mark; at most its bound of anything, the first problems only', async () => {
+    const head = await tightened();
+    const doc = JSON.parse(withSbom(await readFile(DEPLOYMENTS, 'utf8'), 8000));
+    let deep: unknown = 1;
+    for (let i = 0; i < MAX_JSON_DEPTH - 1; i++) deep = [deep];
+    doc.deployments[0].evidence.attestations[1].predicate = { deep }; // the predicate is a statement's level 2
+    const large = join(tmp, 'deployments-deep.json');
+    await writeFile(large, `\uFEFF${JSON.stringify(doc)}`);
+    const r = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: large }));
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toContain('**1 would now be denied**');
+    // A device that never ends, a file that grows: no more than the bound is read.
+    await expect(readDeployments('/dev/zero', 1024 * 1024)).rejects.toMatchObject({ code: 'JSON_INVALID', message: '/dev/zero: larger than 1048576 bytes' });
+    // Millions of broken attestations: their first problems, at once (every one of them ran out of memory).
+    const broken = join(tmp, 'deployments-broken.json');
+    await writeFile(broken, `{"deployments":[{"id":"x","environment":"e","evidence":{"imageDigest":"sha256:1","attestations":[${Array(2_000_000).fill('{}').join(',')}]},"hostFacts":{"environment":"e"}}]}`);
+    const err = await readDeployments(broken).catch((e: unknown) => e as CtError);
+    expect(err).toMatchObject({ code: 'JSON_INVALID', message: expect.stringContaining('deployments.0.evidence.attestations.0.predicateType: must be a string') });
+    expect((err as CtError).details.issues).toHaveLength(20);
   });
 
   it('compares git revisions of a repository path', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { overlaySources, MAX_PROPOSAL_FILES } from '../../src/policy/impact.js';
-import { impactSlot } from '../../src/policy/impact-thread.js';
+import { impactHeapMb, impactSlot } from '../../src/policy/impact-thread.js';
 import { compileTexts } from '../../src/policy/load.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,6 +56,17 @@ describe('policy previews on a thread of their own', () => {
     const large = { ...input({ files: [] }), deploymentsJson: withSbom(JSON.stringify(example), 8000) };
     expect(JSON.stringify(JSON.parse(large.deploymentsJson).deployments[0]).length).toBeGreaterThan(1024 * 1024);
     await expect(two.run(large)).resolves.toMatchObject({ ok: true, body: { counts: { unchanged: 2 } } });
+    // Evidence that takes more memory parsed than the thread may have: the server's limit, said as such (not the proposal's fault).
+    const heavy = JSON.parse(JSON.stringify(example));
+    heavy.deployments[0].evidence.attestations[0].predicate = Array(1_000_000).fill({});
+    const heavyJson = JSON.stringify(heavy);
+    expect(impactHeapMb({ ...limits, memoryMb: 8 }, heavyJson)).toBe(8 + Math.ceil((6 * heavyJson.length) / (1024 * 1024)));
+    const small = impactSlot({ ...limits, concurrent: 3, memoryMb: 8 });
+    try {
+      await expect(small.run({ ...input({ files: [] }), deploymentsJson: heavyJson })).rejects.toMatchObject({ code: 'POLICY_IMPACT_TOO_LARGE', message: expect.stringContaining('preview one environment at a time') });
+    } finally {
+      small.release();
+    }
     // The server's own live records unreadable: their code (the API answers 500), not the proposal's fault.
     await expect(two.run({ ...input({ files: [] }), deploymentsJson: '{"deployments":[{"id":1}]}' })).rejects.toMatchObject({ code: 'JSON_INVALID' });
     // Sources changed since the set in force was loaded: said, not judged.
