@@ -24,6 +24,8 @@ export interface AdmissionRequest {
   name?: string;
   operation: Operation;
   object?: unknown;
+  /** The object before an UPDATE (what was admitted then). */
+  oldObject?: unknown;
   dryRun: boolean;
 }
 
@@ -87,6 +89,7 @@ export function parseReview(body: unknown): ParsedReview {
       operation: r.operation as Operation,
       dryRun: r.dryRun === true,
       object: r.object ?? undefined,
+      ...(r.oldObject !== undefined && r.oldObject !== null ? { oldObject: r.oldObject } : {}),
       ...(str(r.namespace) && r.namespace ? { namespace: r.namespace } : {}),
       ...(str(r.name) && r.name ? { name: r.name } : {}),
       ...(str(r.subResource) && r.subResource ? { subResource: r.subResource } : {}),

@@ -9,12 +9,13 @@
  *   judged), checks the policy verdict for the namespace's environment and that the security
  *   context is no weaker than the bundle's.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { CtError } from '../core/errors.js';
 import { mapLimit } from '../oci/concurrency.js';
 import { parseReference } from '../oci/reference.js';
 import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewOut } from './admission-review.js';
 import { desiredSecurityContext, weakerThanBundle, type BundleProfiles } from './profiles.js';
-import { podSpecOf, type ContainerRef } from './workloads.js';
+import { podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
 
 export interface ImageVerdict {
   /** `registry/repository@sha256:…` judged. */
@@ -54,10 +55,47 @@ export function denyFor(uid: string, e: unknown, what?: string): AdmissionReview
   return denyResponse(uid, code, what ? `${what}: ${message}` : message, { httpCode });
 }
 
-/** Requests that carry no pod to judge (DELETE, CONNECT, other subresources) pass untouched. */
+/**
+ * Requests that carry no pod to judge pass untouched: DELETE, CONNECT, other subresources, and an
+ * UPDATE of an object being deleted (its finalizers must be removable whatever its images are now:
+ * a revoked bundle or a registry down left pods terminating for ever).
+ */
 function judged(req: AdmissionRequest): boolean {
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return false;
+  if (req.operation === 'UPDATE' && isObj(req.object) && isObj(req.object.metadata) && req.object.metadata.deletionTimestamp) return false;
   return req.subResource === undefined || req.subResource === 'ephemeralcontainers';
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * What an UPDATE changes, judged (and patched) alone; what it leaves as it was was admitted when it
+ * came, or before this webhook watched the namespace (Kyverno leaves those too): a label change, a
+ * scale, a finalizer's removal is not judged again, nor its pod patched.
+ * - A workload's pod template: all its containers when the template's spec changed, none otherwise.
+ * - A pod (whose containers may change only their image, and gain ephemeral containers): the
+ *   containers that are new, or whose image or security context differ from the old pod's
+ *   container of the same name in the same list; `existing` are those the old pod had.
+ * Without a readable old object, every container is judged.
+ */
+function changedBy(req: AdmissionRequest, pod: PodSpecRef): { containers: ContainerRef[]; existing: Set<ContainerRef> } {
+  if (req.operation !== 'UPDATE' || req.oldObject === undefined) return { containers: pod.containers, existing: new Set() };
+  let old: PodSpecRef;
+  try {
+    old = podSpecOf(req.kind, req.oldObject);
+  } catch {
+    return { containers: pod.containers, existing: new Set() };
+  }
+  if (req.kind.kind !== 'Pod') return { containers: isDeepStrictEqual(old.spec, pod.spec) ? [] : pod.containers, existing: new Set() };
+  const before = new Map(old.containers.map((c) => [`${c.list}/${c.name}`, c]));
+  const existing = new Set<ContainerRef>();
+  const containers = pod.containers.filter((c) => {
+    const was = before.get(`${c.list}/${c.name}`);
+    if (!was) return true;
+    existing.add(c);
+    return was.image !== c.image || !isDeepStrictEqual(was.securityContext, c.securityContext);
+  });
+  return { containers, existing };
 }
 
 function distinct<T>(containers: ContainerRef[], key: (c: ContainerRef) => T): T[] {
@@ -74,34 +112,44 @@ async function each<K, V>(keys: K[], fn: (k: K) => Promise<V>): Promise<Map<K, V
 
 const label = (c: ContainerRef) => `${c.list}[${c.index}] ${JSON.stringify(c.name)}`;
 
-/** The pod spec both webhooks judge, or their answer when there is nothing to judge or it is malformed. */
-function podOrAnswer(req: AdmissionRequest): { pod: ReturnType<typeof podSpecOf> } | { answer: AdmissionReviewOut } {
+/**
+ * The pod spec both webhooks judge, with the containers to judge (all of them, or what an UPDATE
+ * changed: changedBy), or their answer when there is nothing to judge or it is malformed.
+ */
+function podOrAnswer(req: AdmissionRequest): { pod: PodSpecRef; containers: ContainerRef[]; existing: Set<ContainerRef> } | { answer: AdmissionReviewOut } {
   if (!judged(req)) return { answer: allowResponse(req.uid) };
+  let pod: PodSpecRef;
   try {
-    return { pod: podSpecOf(req.kind, req.object) };
+    pod = podSpecOf(req.kind, req.object);
   } catch (e) {
     return { answer: denyFor(req.uid, e) };
   }
+  const { containers, existing } = changedBy(req, pod);
+  if (containers.length === 0) return { answer: allowResponse(req.uid) };
+  return { pod, containers, existing };
 }
 
 export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
   const got = podOrAnswer(req);
   if ('answer' in got) return got.answer;
-  const { pod } = got;
+  const { containers, existing } = got;
   // Pin each distinct image once, then find its verified bundle for the profiles.
   const pins = new Map<string, string>();
   const verdicts = new Map<string, ImageVerdict>();
   try {
-    const images = distinct(pod.containers, (c) => c.image);
+    const images = distinct(containers, (c) => c.image);
     for (const [image, pinned] of await each(images, (i) => ctx.judge.pin(i))) pins.set(image, pinned);
     for (const [pinned, v] of await each([...new Set(pins.values())], (p) => ctx.judge.judge(p, ctx.environment))) verdicts.set(pinned, v);
   } catch (e) {
     return denyFor(req.uid, e);
   }
   const patch: unknown[] = [];
-  for (const c of pod.containers) {
+  for (const c of containers) {
     const pinned = pins.get(c.image)!;
     if (pinned !== c.image) patch.push({ op: 'replace', path: `${c.pointer}/image`, value: pinned });
+    // A running pod's containers may change their image only (the API server refuses any other
+    // change of them): the validating webhook judges their security context as it is.
+    if (req.kind.kind === 'Pod' && existing.has(c)) continue;
     const want = desiredSecurityContext(verdicts.get(pinned)!.profiles);
     if (!c.securityContext) patch.push({ op: 'add', path: `${c.pointer}/securityContext`, value: want });
     // `add` on an existing member replaces it (RFC 6902 §4.1): one op shape either way.
@@ -113,9 +161,9 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
 export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
   const got = podOrAnswer(req);
   if ('answer' in got) return got.answer;
-  const { pod } = got;
+  const { pod, containers } = got;
   const pinnedOf = new Map<ContainerRef, string>();
-  for (const c of pod.containers) {
+  for (const c of containers) {
     let ref;
     try {
       ref = parseReference(c.image);
@@ -127,12 +175,12 @@ export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promis
   }
   let verdicts: Map<string, ImageVerdict>;
   try {
-    verdicts = await each(distinct(pod.containers, (c) => pinnedOf.get(c)!), (p) => ctx.judge.judge(p, ctx.environment));
+    verdicts = await each(distinct(containers, (c) => pinnedOf.get(c)!), (p) => ctx.judge.judge(p, ctx.environment));
   } catch (e) {
     return denyFor(req.uid, e);
   }
   const warnings: string[] = [];
-  for (const c of pod.containers) {
+  for (const c of containers) {
     const v = verdicts.get(pinnedOf.get(c)!)!;
     if (!v.allow) return denyResponse(req.uid, v.code ?? 'POLICY_VIOLATION', `${label(c)} ${v.reference}: ${v.message ?? 'denied by policy'}`);
     const weaker = weakerThanBundle(c, pod.spec, v.profiles);

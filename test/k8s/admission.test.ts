@@ -125,14 +125,55 @@ describe('mutating webhook', () => {
 
   it('ephemeral containers (pods/ephemeralcontainers UPDATE): denied unpatched, allowed once mutated', async () => {
     const base = (await mutated(pod([{ name: 'web', image: fx.refs.v1 }]))) as Obj;
+    const oldObject = structuredClone(base);
+    const update = { operation: 'UPDATE', subResource: 'ephemeralcontainers', oldObject };
     base.spec.ephemeralContainers = [{ name: 'debug', image: fx.refs.v1, securityContext: { capabilities: { add: ['SYS_PTRACE'] } } }];
-    const denied = await validated(base, 'production', { operation: 'UPDATE', subResource: 'ephemeralcontainers' });
+    const denied = await validated(base, 'production', update);
     expect(denied.allowed).toBe(false);
     expect(denied.status.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\] ephemeralContainers\[0\] "debug".*SYS_PTRACE/);
     base.spec.ephemeralContainers = [{ name: 'debug', image: fx.refs.v1 }];
-    const fixed = await mutated(base, 'production', { operation: 'UPDATE', subResource: 'ephemeralcontainers' });
+    const fixed = await mutated(base, 'production', update);
     expect(fixed.spec.ephemeralContainers[0].securityContext).toEqual(wantSc(fx.digests.v1));
-    expectAllowed(await validated(fixed, 'production', { operation: 'UPDATE', subResource: 'ephemeralcontainers' }));
+    // The pod's own container, unchanged, is left as it is.
+    expect(fixed.spec.containers).toEqual(oldObject.spec.containers);
+    expectAllowed(await validated(fixed, 'production', update));
+  });
+
+  it('UPDATE: what it leaves unchanged is not judged or patched again; what it changes is, within what a running pod may change', async () => {
+    // A pod from before the namespace was watched: a tag, an image no bundle covers, its own security context.
+    const before = pod([{ name: 'web', image: 'docker.io/library/nginx:1.25', securityContext: { runAsUser: 1000 } }]) as Obj;
+    const relabelled = structuredClone(before);
+    relabelled.metadata.labels.tier = 'frontend';
+    for (const path of ['/mutate/production', '/validate/production']) {
+      const review = reviewOf(relabelled, { operation: 'UPDATE', oldObject: before }) as Obj;
+      expect((await client.post(path, review)).json.response).toEqual({ uid: review.request.uid, allowed: true });
+    }
+    // Being deleted: its finalizers go whatever its images are now.
+    const terminating = structuredClone(relabelled);
+    terminating.metadata.deletionTimestamp = '2026-12-06T10:00:00Z';
+    terminating.metadata.finalizers = [];
+    terminating.spec.containers[0].image = `127.0.0.1:${closedPort}/acme/hello:gone`;
+    expectAllowed(await validated(terminating, 'production', { operation: 'UPDATE', oldObject: relabelled }));
+    // A running pod's image changed (the only change the API server lets through): pinned and
+    // judged, its security context left to the validating webhook (which finds it weaker).
+    const running = await mutated(pod([{ name: 'web', image: fx.refs.v1 }, { name: 'side', image: fx.refs.v1 }]));
+    const moved = structuredClone(running);
+    moved.spec.containers[0].image = fx.tagRef;
+    moved.spec.containers[0].securityContext = { runAsUser: 1000 };
+    const out = await mutated(moved, 'production', { operation: 'UPDATE', oldObject: running });
+    expect(out.spec.containers[0]).toEqual({ name: 'web', image: pinned(fx.digests.v1), securityContext: { runAsUser: 1000 } });
+    expect(out.spec.containers[1]).toEqual(running.spec.containers[1]);
+    const weaker = await validated(out, 'production', { operation: 'UPDATE', oldObject: running });
+    expect([weaker.allowed, weaker.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web"/)]);
+    // A workload: a change outside its pod template (replicas) is not judged; one inside is, all of it.
+    const dep = deployment([{ name: 'web', image: 'docker.io/library/nginx:1.25' }]) as Obj;
+    const scaled = structuredClone(dep);
+    scaled.spec.replicas = 5;
+    expectAllowed(await validated(scaled, 'production', { operation: 'UPDATE', oldObject: dep }));
+    const edited = structuredClone(scaled);
+    edited.spec.template.spec.containers[0].env = [{ name: 'A', value: '1' }];
+    const judged = await validated(edited, 'production', { operation: 'UPDATE', oldObject: scaled });
+    expect([judged.allowed, judged.status?.message]).toEqual([false, expect.stringMatching(/^\[(IMAGE_NOT_PINNED|REGISTRY_NOT_ALLOWED)\]/)]);
   });
 });
 

@@ -22,7 +22,8 @@ const RESOURCES: Record<string, { group: string; resource: string }> = {
   Service: { group: '', resource: 'services' },
 };
 
-export function reviewOf(object: Obj, o: { operation?: string; dryRun?: boolean; subResource?: string; namespace?: string; uid?: string } = {}): Obj {
+/** An AdmissionReview of `object`; an UPDATE's oldObject is `o.oldObject`, else the object itself (a change of nothing the webhooks read). */
+export function reviewOf(object: Obj, o: { operation?: string; dryRun?: boolean; subResource?: string; namespace?: string; uid?: string; oldObject?: Obj } = {}): Obj {
   const kind = String(object.kind);
   const { group, resource } = RESOURCES[kind];
   const version = 'v1';
@@ -43,7 +44,7 @@ export function reviewOf(object: Obj, o: { operation?: string; dryRun?: boolean;
       operation,
       userInfo: { username: 'alice@example.com', uid: 'a1b2c3', groups: ['system:authenticated', 'developers'], extra: { 'scopes.example.com/team': ['shop'] } },
       object,
-      oldObject: operation === 'UPDATE' ? object : null,
+      oldObject: operation === 'UPDATE' ? (o.oldObject ?? object) : null,
       dryRun: o.dryRun ?? false,
       options: { apiVersion: 'meta.k8s.io/v1', kind: operation === 'UPDATE' ? 'UpdateOptions' : 'CreateOptions' },
     },
