@@ -86,6 +86,8 @@ export interface ServerConfig {
     environments?: string[];
     timeoutMs?: number;
     ttlSeconds?: number;
+    /** The cluster's nodes enforce AppArmor (`ct admission serve --nodes-apparmor`): pods get and must keep the bundles' AppArmor profiles. */
+    nodesAppArmor?: boolean;
     /** Bearer tokens the callers of `/admission/` must present (one per line; the API server's kubeconfig `token`). */
     tokenFile?: string;
   };

@@ -23,6 +23,7 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
     policies: () => policies.current,
     registry: { allowedRegistries: ctx.config.registries.allow, allowedAddresses: ctx.config.registries.allowedAddresses, insecure: ctx.config.registries.insecure ?? [] },
     ...(cfg.ttlSeconds ? { ttlMs: cfg.ttlSeconds * 1000 } : {}),
+    ...(cfg.nodesAppArmor === true ? { nodes: { apparmor: { present: true, enforcing: true } } } : {}),
   });
   const handler = admissionHandler({
     judge,

@@ -43,12 +43,19 @@ export function seccompLocalhostPath(name: string): string {
   return `operator/${name}.json`;
 }
 
-export function bundleProfiles(facts: BundleFacts, imageDigest: string): BundleProfiles {
+/**
+ * The profiles a container of this bundle is given and held to. Its AppArmor profile only where
+ * the nodes enforce AppArmor (`nodesAppArmor`): the kubelet refuses a pod that asks for AppArmor
+ * on a node without it, so the bundle could never run there. As on a host (docs/profiles.md), a
+ * profile that cannot be enforced is left out, and a policy that requires AppArmor denies (it sees
+ * nodes that do not enforce it).
+ */
+export function bundleProfiles(facts: BundleFacts, imageDigest: string, o: { nodesAppArmor?: boolean } = { nodesAppArmor: true }): BundleProfiles {
   const name = profileNameFor(facts.name ?? 'app', imageDigest);
   const caps = (facts.runtime?.capabilities ?? []).filter((c): c is string => typeof c === 'string').map(k8sCapability);
   return {
     ...(facts.security?.seccomp !== undefined ? { seccomp: name } : {}),
-    ...(facts.security?.apparmor !== undefined ? { apparmor: name } : {}),
+    ...(facts.security?.apparmor !== undefined && o.nodesAppArmor ? { apparmor: name } : {}),
     capabilities: [...new Set(caps)].sort(),
     hostNetwork: facts.runtime?.network === 'host',
     ...(typeof facts.runtime?.user === 'string' ? { user: manifestUser(facts.runtime.user) } : {}),

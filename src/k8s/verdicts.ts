@@ -175,7 +175,7 @@ export class AdmissionJudge implements ImageJudge {
       allow: d.allow,
       ...(d.allow ? {} : { code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' }),
       warnings: d.warnings.map((w) => `${w.code}: ${w.policy}/${w.rule}: ${w.message}`),
-      profiles: bundleProfiles(img.facts, img.imageDigest),
+      profiles: bundleProfiles(img.facts, img.imageDigest, { nodesAppArmor: this.opts.nodes?.apparmor?.enforcing === true }),
     };
     this.verdicts.set(vkey, verdict);
     return verdict;

@@ -52,6 +52,8 @@ beforeAll(async () => {
       registry: { allowedRegistries: allowed, allowedAddresses: ['127.0.0.1'], insecure: allowed, noDockerConfig: true, timeoutMs: 30_000 },
       certReloadMs: 100,
       trustReloadMs: 100,
+      // The nodes of this "cluster" enforce AppArmor (test/k8s/deploy-server.test.ts: nodes that do not).
+      nodesAppArmor: true,
       onDecision: (r) => decisions.push(r),
     },
     pino({ level: 'silent' }),

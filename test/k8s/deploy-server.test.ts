@@ -37,7 +37,8 @@ afterAll(async () => {
   await fx?.cleanup();
 });
 
-const sc = (d: string) => ({ runAsUser: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${profileNameFor('hello', d)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: profileNameFor('hello', d) } });
+// No AppArmor profile: this server's config does not say the nodes enforce AppArmor (admission.nodesAppArmor).
+const sc = (d: string) => ({ runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${profileNameFor('hello', d)}.json` } });
 const post = async (path: string, body: unknown): Promise<{ status: number; json: Obj }> => {
   const r = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as Obj };
@@ -47,6 +48,11 @@ describe('admission in the deploy server', () => {
   it('admits from the verdict the server pre-computed when it verified; the rest needs the registry', async () => {
     const v = await post('/api/v1/verify', { reference: fx.refs.v1, environment: 'staging' });
     expect(v.json).toMatchObject({ decision: 'ALLOW' });
+    // The bundle carries an AppArmor profile, and these nodes do not enforce AppArmor: none is set
+    // (the kubelet would refuse the pod), and the pod without one is admitted.
+    const m = await post('/admission/mutate/production', reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])));
+    const patch = JSON.parse(Buffer.from(m.json.response.patch, 'base64').toString('utf8')) as { path: string; value: unknown }[];
+    expect(patch).toEqual([{ op: 'add', path: '/spec/containers/0/securityContext', value: sc(fx.digests.v1) }]);
     await fx.registry.stop();
     const ok = await post('/admission/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.v1, securityContext: sc(fx.digests.v1) }])));
     expect(ok.status).toBe(200);

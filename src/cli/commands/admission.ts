@@ -50,7 +50,7 @@ export function register(program: Command): void {
     .option('--environment <name>', 'environments that may be named in webhook paths (repeatable; default any)', collect)
     .option('--insecure-registry <host[:port]>', 'registries spoken to over plain http (local test registries only)', collect)
     .option('--webhook-timeout <ms>', 'answer within this many ms (default 9000; keep under timeoutSeconds)')
-    .option('--nodes-apparmor', 'the nodes enforce AppArmor (policies that require it can pass)')
+    .option('--nodes-apparmor', 'the nodes enforce AppArmor: pods get and must keep their bundles\' AppArmor profiles, and policies that require AppArmor can pass (without it no AppArmor profile is set: the kubelet refuses one where AppArmor is off)')
     .option('--ttl <seconds>', 'how long verified bundles and verdicts are cached (default 600)');
   addRegistryOptions(serve).action(
     action(async (o: ServeOptions) => {
