@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CONTAINER_ID_RE } from '../runtime/state.js';
 
 /**
  * A `ct run`'s name is claimed by a directory `run-names/<name>` under its state directory, made
@@ -63,6 +64,8 @@ export async function killedRunNames(stateDir: string, hasContainer: (name: stri
   const dir = join(stateDir, 'run-names');
   const out: string[] = [];
   for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    // Only names a run can claim (a container id): anything else there was not made by ct run, and is not printed.
+    if (!CONTAINER_ID_RE.test(name)) continue;
     if (!hasContainer(name) && (await claimState(join(dir, name))).state === 'gone') out.push(name);
   }
   return out;

@@ -16,6 +16,7 @@ import { parseReference } from '../oci/reference.js';
 import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewOut } from './admission-review.js';
 import { desiredSecurityContext, weakerThanBundle, type BundleProfiles } from './profiles.js';
 import { podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
+import { kubeletImageName } from './image-name.js';
 
 export interface ImageVerdict {
   /** `registry/repository@sha256:…` judged. */
@@ -58,11 +59,13 @@ export function denyFor(uid: string, e: unknown, what?: string): AdmissionReview
 /**
  * Requests that carry no pod to judge pass untouched: DELETE, CONNECT, other subresources, and an
  * UPDATE of an object being deleted (its finalizers must be removable whatever its images are now:
- * a revoked bundle or a registry down left pods terminating for ever).
+ * a revoked bundle or a registry down left pods terminating for ever). Being deleted is read from
+ * the old object, the API server's own copy: a client cannot set deletionTimestamp, but the
+ * object it sends is its own.
  */
 function judged(req: AdmissionRequest): boolean {
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return false;
-  if (req.operation === 'UPDATE' && isObj(req.object) && isObj(req.object.metadata) && req.object.metadata.deletionTimestamp) return false;
+  if (req.operation === 'UPDATE' && isObj(req.oldObject) && isObj(req.oldObject.metadata) && req.oldObject.metadata.deletionTimestamp) return false;
   return req.subResource === undefined || req.subResource === 'ephemeralcontainers';
 }
 
@@ -104,9 +107,16 @@ function distinct<T>(containers: ContainerRef[], key: (c: ContainerRef) => T): T
   return out;
 }
 
-async function each<K, V>(keys: K[], fn: (k: K) => Promise<V>): Promise<Map<K, V>> {
-  const out = new Map<K, V>();
-  await mapLimit(keys, PARALLEL, async (k) => void out.set(k, await fn(k)));
+/** `fn` of each key, 8 at a time; a failure names the image it was about (`image "…": …`). */
+async function each<V>(keys: string[], fn: (k: string) => Promise<V>): Promise<Map<string, V>> {
+  const out = new Map<string, V>();
+  await mapLimit(keys, PARALLEL, async (k) => {
+    try {
+      out.set(k, await fn(k));
+    } catch (e) {
+      throw e instanceof CtError ? new CtError(e.code, `image ${JSON.stringify(k.slice(0, 200))}: ${e.message}`, e.details, { cause: e }) : e;
+    }
+  });
   return out;
 }
 
@@ -138,7 +148,7 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
   const verdicts = new Map<string, ImageVerdict>();
   try {
     const images = distinct(containers, (c) => c.image);
-    for (const [image, pinned] of await each(images, (i) => ctx.judge.pin(i))) pins.set(image, pinned);
+    for (const [image, pinned] of await each(images, (i) => ctx.judge.pin(kubeletImageName(i)))) pins.set(image, pinned);
     for (const [pinned, v] of await each([...new Set(pins.values())], (p) => ctx.judge.judge(p, ctx.environment))) verdicts.set(pinned, v);
   } catch (e) {
     return denyFor(req.uid, e);
@@ -166,7 +176,7 @@ export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promis
   for (const c of containers) {
     let ref;
     try {
-      ref = parseReference(c.image);
+      ref = parseReference(kubeletImageName(c.image));
     } catch (e) {
       return denyFor(req.uid, e, label(c));
     }

@@ -115,14 +115,22 @@ export async function readDeployments(path: string, maxBytes = MAX_DEPLOYMENTS_B
       // has none): reads go on to the end of the file, or one byte past the bound.
       const size = (await file.stat()).size;
       if (size > maxBytes) throw tooLarge(path, maxBytes);
-      const chunk = Math.min(Math.max(size + 1, 64 * 1024), 64 * 1024 * 1024);
+      // One buffer filled to its end before the next (a pipe's short reads share it), each the size the file says, at least 64 KiB.
+      let buf = Buffer.allocUnsafe(Math.min(Math.max(size + 1, 64 * 1024), maxBytes + 1));
+      let filled = 0;
       for (;;) {
-        const { bytesRead, buffer } = await file.read(Buffer.allocUnsafe(Math.min(chunk, maxBytes + 1 - total)), 0, undefined, null);
+        if (filled === buf.length) {
+          chunks.push(buf);
+          buf = Buffer.allocUnsafe(Math.min(Math.max(buf.length, 64 * 1024), maxBytes + 1 - total));
+          filled = 0;
+        }
+        const { bytesRead } = await file.read(buf, filled, buf.length - filled, null);
         if (bytesRead === 0) break;
-        chunks.push(buffer.subarray(0, bytesRead));
+        filled += bytesRead;
         total += bytesRead;
         if (total > maxBytes) throw tooLarge(path, maxBytes);
       }
+      chunks.push(buf.subarray(0, filled));
     } finally {
       await file.close();
     }

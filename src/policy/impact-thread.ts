@@ -52,11 +52,14 @@ async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSig
   try {
     return await new Promise((resolve, reject) => {
       const fail = (e: CtError) => (clearTimeout(timer), reject(e));
-      const timer = setTimeout(() => fail(new CtError('POLICY_INVALID', `the proposal took more than ${limits.timeoutMs / 1000} s to judge (its patterns, policies or values): nothing was judged; make it smaller or its patterns simpler`, { timeoutMs: limits.timeoutMs })), limits.timeoutMs);
+      // Set once the live deployments are read: what fails after is the proposal's judgement.
+      let parsed = false;
+      const timer = setTimeout(() => fail(parsed
+        ? new CtError('POLICY_INVALID', `the proposal took more than ${limits.timeoutMs / 1000} s to judge (its patterns, policies or values): nothing was judged; make it smaller or its patterns simpler`, { timeoutMs: limits.timeoutMs })
+        : new CtError('POLICY_IMPACT_TOO_LARGE', `reading the live deployments' evidence (${Math.ceil(input.deploymentsJson.length / (1024 * 1024))} MiB of JSON) took more than ${limits.timeoutMs / 1000} s: preview one environment at a time`, { timeoutMs: limits.timeoutMs })), limits.timeoutMs);
       timer.unref();
       onAbort = () => fail(ended());
       signal?.addEventListener('abort', onAbort, { once: true });
-      let parsed = false;
       worker.on('message', (m: { parsed?: true; answer?: ImpactAnswer; stale?: true; error?: { code: string; message: string } }) => {
         if (m.parsed) return void (parsed = true);
         clearTimeout(timer);

@@ -172,8 +172,12 @@ describe('ct run', () => {
     const r = await runCt(args('batchy'), { cwd: dir });
     expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`error[USAGE]: a \`ct run\` named batchy was killed before it could clean up: \`ct host rm batchy --state-dir ${stateDir}\` clears what it left`)]);
     expect(readdirSync(join(stateDir, 'rootfs', 'batchy'))).toEqual(['usr']);
-    // `ct host ps` shows it (a run's random name is nowhere else to be seen).
+    // `ct host ps` shows it (a run's random name is nowhere else to be seen); what no run can have made there, it does not print.
+    mkdirSync(join(stateDir, 'run-names', 'evil\u001b[2J\nSTATE fake'), { mode: 0o700 });
+    writeFileSync(join(stateDir, 'run-names', 'evil\u001b[2J\nSTATE fake', 'owner.json'), JSON.stringify({ pid: 4_194_305, start: '1' }));
     const ps = await runCt(['host', 'ps', '--state-dir', stateDir], { cwd: dir });
+    expect(ps.stdout).not.toContain('\u001b');
+    rmSync(join(stateDir, 'run-names', 'evil\u001b[2J\nSTATE fake'), { recursive: true });
     expect([ps.code, ps.stdout.trim().split('\n').at(-1)]).toEqual([0, `left by a killed \`ct run\` (no container; \`ct host rm NAME --state-dir ${stateDir}\` clears each): batchy`]);
     // A claim whose owner runs (this test's own process).
     mkdirSync(join(stateDir, 'run-names', 'live'), { mode: 0o700 });

@@ -141,6 +141,14 @@ describe('mutating webhook', () => {
     expectAllowed(await validated(fixed, 'production', update));
   });
 
+  it('a name without a registry host is the Docker Hub image the kubelet would pull: judged as such, the denial naming it', async () => {
+    for (const image of ['nginx:1.25', 'myorg/app:1.0']) {
+      const review = reviewOf(pod([{ name: 'web', image }])) as Obj;
+      const { json } = await client.post('/mutate/production', review);
+      expect([json.response.allowed, json.response.status?.message]).toEqual([false, expect.stringMatching(new RegExp(`^\\[REGISTRY_NOT_ALLOWED\\] image ${JSON.stringify(image)}: .*docker\\.io`))]);
+    }
+  });
+
   it('UPDATE: what it leaves unchanged is not judged or patched again; what it changes is, within what a running pod may change', async () => {
     // A pod from before the namespace was watched: a tag, an image no bundle covers, its own security context.
     const before = pod([{ name: 'web', image: 'docker.io/library/nginx:1.25', securityContext: { runAsUser: 1000 } }]) as Obj;
@@ -150,15 +158,26 @@ describe('mutating webhook', () => {
       const review = reviewOf(relabelled, { operation: 'UPDATE', oldObject: before }) as Obj;
       expect((await client.post(path, review)).json.response).toEqual({ uid: review.request.uid, allowed: true });
     }
-    // Being deleted: its finalizers go whatever its images are now.
-    const terminating = structuredClone(relabelled);
-    terminating.metadata.deletionTimestamp = '2026-12-06T10:00:00Z';
-    terminating.metadata.finalizers = [];
-    terminating.spec.containers[0].image = `127.0.0.1:${closedPort}/acme/hello:gone`;
-    expectAllowed(await validated(terminating, 'production', { operation: 'UPDATE', oldObject: relabelled }));
+    // Being deleted (as the API server's own copy, oldObject, says): its finalizers go whatever its images are now.
+    const deleting = structuredClone(relabelled);
+    deleting.metadata.deletionTimestamp = '2026-12-06T10:00:00Z';
+    deleting.metadata.finalizers = ['example.com/cleanup'];
+    deleting.spec.containers[0].image = `127.0.0.1:${closedPort}/acme/hello:gone`;
+    const finalized = structuredClone(deleting);
+    finalized.metadata.finalizers = [];
+    for (const path of ['/mutate/production', '/validate/production']) {
+      const review = reviewOf(finalized, { operation: 'UPDATE', oldObject: deleting }) as Obj;
+      expect((await client.post(path, review)).json.response).toEqual({ uid: review.request.uid, allowed: true });
+    }
+    // A deletionTimestamp only in the object the client sends counts for nothing; nor does an UPDATE without its old object.
+    const claimed = await validated(finalized, 'production', { operation: 'UPDATE', oldObject: relabelled });
+    expect([claimed.allowed, claimed.status?.message]).toEqual([false, expect.stringMatching(/^\[IMAGE_NOT_PINNED\] containers\[0\] "web"/)]);
+    const noOld = reviewOf(relabelled, { operation: 'UPDATE' }) as Obj;
+    noOld.request.oldObject = null;
+    expect((await client.post('/validate/production', noOld)).json.response).toMatchObject({ allowed: false, status: { message: expect.stringMatching(/^\[IMAGE_NOT_PINNED\]/) } });
     // A running pod's image changed (the only change the API server lets through): pinned and
     // judged, its security context left to the validating webhook (which finds it weaker).
-    const running = await mutated(pod([{ name: 'web', image: fx.refs.v1 }, { name: 'side', image: fx.refs.v1 }]));
+    const running = await mutated(pod([{ name: 'web', image: fx.refs.v1 }, { name: 'side', image: fx.refs.v1 }], { initContainers: [{ name: 'init', image: fx.refs.v1 }] }));
     const moved = structuredClone(running);
     moved.spec.containers[0].image = fx.tagRef;
     moved.spec.containers[0].securityContext = { runAsUser: 1000 };
@@ -167,6 +186,12 @@ describe('mutating webhook', () => {
     expect(out.spec.containers[1]).toEqual(running.spec.containers[1]);
     const weaker = await validated(out, 'production', { operation: 'UPDATE', oldObject: running });
     expect([weaker.allowed, weaker.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web"/)]);
+    // An init container's image changed to one no bundle covers: judged too.
+    const initMoved = structuredClone(running);
+    initMoved.spec.initContainers[0].image = `${fx.registry.host}/acme/nothing@sha256:${'e'.repeat(64)}`;
+    const initJudged = await validated(initMoved, 'production', { operation: 'UPDATE', oldObject: running });
+    expect(initJudged.allowed).toBe(false);
+    expect(initJudged.status.message).toContain('acme/nothing@sha256:eeee');
     // A workload: a change outside its pod template (replicas) is not judged; one inside is, all of it.
     const dep = deployment([{ name: 'web', image: 'docker.io/library/nginx:1.25' }]) as Obj;
     const scaled = structuredClone(dep);
