@@ -33,6 +33,9 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
       `  trust store: ${config.trustStore ?? 'none (set CT_TRUST_STORE or trustStore): every verification fails closed until one is set'}`,
       `  registries: ${config.registries.allow.length ? config.registries.allow.join(', ') : 'none allow-listed (CT_REGISTRIES): deploys are refused'}`,
       config.desiredState ? `  desired state: ${config.desiredState.repo} (${config.desiredState.branch})` : '  desired state: none configured (set desiredState in CT_CONFIG)',
+      ...(config.admission?.enabled
+        ? [`  admission: ${server.url}/admission/mutate/<env>   ${server.url}/admission/validate/<env>   (${(config.admission.environments ?? []).join(', ') || 'every environment'}; ${config.admission.tokenFile ? `callers need a token of ${config.admission.tokenFile}` : 'no caller is authenticated: set admission.tokenFile'})`]
+        : []),
     ].join('\n'),
   );
   await new Promise<void>((resolve) => {

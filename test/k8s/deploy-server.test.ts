@@ -5,11 +5,13 @@
  * without it.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { profileNameFor } from '../../src/profiles/apparmor/names.js';
 import { testServer } from '../server/support.js';
+import { repoRoot } from '../support/cli.js';
 import { k8sFixture, type K8sFixture } from './fixture.js';
 import { pod, reviewOf } from './requests.js';
 
@@ -102,5 +104,25 @@ describe('admission callers authenticated by bearer token (admission.tokenFile)'
     }
     writeFileSync(file, 'short\n');
     await expect(testServer(config, { extend: (ctx) => deployPipeline(ctx) })).rejects.toMatchObject({ code: 'ADMISSION_TOKEN_FILE_INVALID' });
+  }, 60_000);
+});
+
+describe('ct serve with admission enabled', () => {
+  it('prints the webhooks\' addresses and whether their callers are authenticated', async () => {
+    const config = join(fx.dir, 'serve-admission.json');
+    const data = join(fx.dir, 'serve-admission-data');
+    writeFileSync(config, JSON.stringify({ trustStore: fx.trustStorePath, policies: fx.policiesDir, admission: { enabled: true, environments: ['production'] } }));
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'serve'], { env: { ...process.env, PORT: '0', CT_CONFIG: config, CT_DATA_DIR: data, CT_ADMIN_API_KEY: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    try {
+      for (const end = Date.now() + 30_000; !out.includes('admission:') && child.exitCode === null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+      expect(out).toContain(`  admission: ${url}/admission/mutate/<env>   ${url}/admission/validate/<env>   (production; no caller is authenticated: set admission.tokenFile)`);
+    } finally {
+      child.kill('SIGINT');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    }
   }, 60_000);
 });
