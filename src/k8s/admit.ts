@@ -190,12 +190,21 @@ export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promis
     return denyFor(req.uid, e);
   }
   const warnings: string[] = [];
+  // Every container's denial, not the first only: a pod is fixed in one go, not one container a try.
+  const denials: { code: string; message: string }[] = [];
   for (const c of containers) {
     const v = verdicts.get(pinnedOf.get(c)!)!;
-    if (!v.allow) return denyResponse(req.uid, v.code ?? 'POLICY_VIOLATION', `${label(c)} ${v.reference}: ${v.message ?? 'denied by policy'}`);
+    if (!v.allow) {
+      denials.push({ code: v.code ?? 'POLICY_VIOLATION', message: `${label(c)} ${v.reference}: ${v.message ?? 'denied by policy'}` });
+      continue;
+    }
     const weaker = weakerThanBundle(c, pod.spec, v.profiles);
-    if (weaker.length > 0) return denyResponse(req.uid, 'SECURITY_CONTEXT_WEAKER', `${label(c)}: weaker than bundle ${v.bundleDigest} asks: ${weaker.join('; ')}`);
+    if (weaker.length > 0) denials.push({ code: 'SECURITY_CONTEXT_WEAKER', message: `${label(c)}: weaker than bundle ${v.bundleDigest} asks: ${weaker.join('; ')}` });
     for (const w of v.warnings) warnings.push(`${c.name}: ${w}`);
+  }
+  if (denials.length > 0) {
+    const [first, ...more] = denials;
+    return denyResponse(req.uid, first.code, [first.message, ...more.map((d) => `also [${d.code}] ${d.message}`)].join('; '));
   }
   return allowResponse(req.uid, { warnings });
 }

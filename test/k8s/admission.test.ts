@@ -186,6 +186,11 @@ describe('mutating webhook', () => {
     expect(out.spec.containers[1]).toEqual(running.spec.containers[1]);
     const weaker = await validated(out, 'production', { operation: 'UPDATE', oldObject: running });
     expect([weaker.allowed, weaker.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web"/)]);
+    // Every container's denial is said, the first one's code first.
+    const both = structuredClone(out);
+    both.spec.containers[1].securityContext = { ...both.spec.containers[1].securityContext, privileged: true };
+    const two = await validated(both, 'production');
+    expect(two.status.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*; also \[SECURITY_CONTEXT_WEAKER\] containers\[1\] "side": .*privileged: true/);
     // An init container's image changed to one no bundle covers: judged too.
     const initMoved = structuredClone(running);
     initMoved.spec.initContainers[0].image = `${fx.registry.host}/acme/nothing@sha256:${'e'.repeat(64)}`;
