@@ -193,6 +193,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   // Checked at start: a typo must not delete records (or keep them without bound) unnoticed.
   retentionConfig(cfg.retention);
+  checkAdmissionConfig(cfg.admission);
   cfg.dataDir = resolve(cfg.dataDir);
   return cfg;
 }
+
+/** The admission settings and their types: a misspelt `nodesApparmor` left AppArmor off, unnoticed. */
+const ADMISSION_FIELDS: Record<string, (v: unknown) => boolean> = {
+  enabled: (v) => typeof v === 'boolean',
+  environments: (v) => Array.isArray(v) && v.length <= 64 && v.every((e) => typeof e === 'string'),
+  timeoutMs: (v) => Number.isInteger(v) && (v as number) >= 100 && (v as number) <= 30_000,
+  ttlSeconds: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 86_400,
+  nodesAppArmor: (v) => typeof v === 'boolean',
+  tokenFile: (v) => typeof v === 'string' && v.length > 0,
+};
+
+function checkAdmissionConfig(v: unknown): void {
+  if (v === undefined || v === null) return;
+  const fields = Object.keys(ADMISSION_FIELDS).join(', ');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CtError('USAGE', `admission must be a mapping (${fields})`);
+  for (const [k, value] of Object.entries(v)) {
+    if (!Object.hasOwn(ADMISSION_FIELDS, k)) throw new CtError('USAGE', `admission.${k.slice(0, 64)}: unknown field (${fields})`);
+    if (!ADMISSION_FIELDS[k](value)) throw new CtError('USAGE', `admission.${k}: ${JSON.stringify(value)?.slice(0, 64)} is not what it takes (enabled, nodesAppArmor: true or false; environments: names; timeoutMs: 100–30000; ttlSeconds: 1–86400; tokenFile: a path)`);
+  }
+}
+

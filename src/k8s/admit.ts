@@ -201,6 +201,10 @@ export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promis
     const weaker = weakerThanBundle(c, pod.spec, v.profiles);
     if (weaker.length > 0) denials.push({ code: 'SECURITY_CONTEXT_WEAKER', message: `${label(c)}: weaker than bundle ${v.bundleDigest} asks: ${weaker.join('; ')}` });
     for (const w of v.warnings) warnings.push(`${c.name}: ${w}`);
+    // Said, not silent: the bundle has an AppArmor profile this container runs without.
+    if (v.profiles.apparmorNotEnforced && c.securityContext?.appArmorProfile === undefined) {
+      warnings.push(`${c.name}: runs without its bundle's AppArmor profile: the nodes are not said to enforce AppArmor (--nodes-apparmor)`);
+    }
   }
   if (denials.length > 0) {
     const [first, ...more] = denials;

@@ -11,8 +11,10 @@ import type { ContainerRef } from './workloads.js';
 export interface BundleProfiles {
   /** SPO SeccompProfile name, when the bundle carries security/seccomp.json. */
   seccomp?: string;
-  /** SPO AppArmorProfile name, when the bundle carries security/apparmor. */
+  /** SPO AppArmorProfile name, when the bundle carries security/apparmor and the nodes enforce AppArmor: set and required. */
   apparmor?: string;
+  /** Its name where the nodes are not said to enforce AppArmor: neither set nor required, accepted when a pod names it. */
+  apparmorNotEnforced?: string;
   /** Capabilities the manifest's [runtime] asks for, in Kubernetes spelling (no CAP_ prefix). */
   capabilities: string[];
   /** The manifest asks for the host network. */
@@ -55,7 +57,7 @@ export function bundleProfiles(facts: BundleFacts, imageDigest: string, o: { nod
   const caps = (facts.runtime?.capabilities ?? []).filter((c): c is string => typeof c === 'string').map(k8sCapability);
   return {
     ...(facts.security?.seccomp !== undefined ? { seccomp: name } : {}),
-    ...(facts.security?.apparmor !== undefined && o.nodesAppArmor ? { apparmor: name } : {}),
+    ...(facts.security?.apparmor !== undefined ? (o.nodesAppArmor ? { apparmor: name } : { apparmorNotEnforced: name }) : {}),
     capabilities: [...new Set(caps)].sort(),
     hostNetwork: facts.runtime?.network === 'host',
     ...(typeof facts.runtime?.user === 'string' ? { user: manifestUser(facts.runtime.user) } : {}),
@@ -149,8 +151,14 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
     const aa = effective(c, pod, 'appArmorProfile');
     if (aa?.type !== 'Localhost' || aa.localhostProfile !== p.apparmor) out.push(`appArmorProfile must be Localhost ${p.apparmor} (the bundle's), not ${describe(aa)}`);
   } else {
+    // The bundle's own profile (ct k8s render sets it; templates patched before the nodes were
+    // said not to enforce AppArmor carry it) is stronger than the default: accepted.
     const aa = effective(c, pod, 'appArmorProfile');
-    if (aa && aa.type !== 'RuntimeDefault') out.push(`appArmorProfile must be RuntimeDefault or unset (the bundle carries no profile), not ${describe(aa)}`);
+    const own = p.apparmorNotEnforced !== undefined && aa?.type === 'Localhost' && aa.localhostProfile === p.apparmorNotEnforced;
+    const allowed = p.apparmorNotEnforced
+      ? `RuntimeDefault, unset or Localhost ${p.apparmorNotEnforced} (the bundle's, not required where the nodes are not said to enforce AppArmor)`
+      : 'RuntimeDefault or unset (the bundle carries no profile)';
+    if (aa && aa.type !== 'RuntimeDefault' && !own) out.push(`appArmorProfile must be ${allowed}, not ${describe(aa)}`);
   }
   out.push(...weakerUser(c, pod, p));
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');

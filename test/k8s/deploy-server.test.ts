@@ -59,6 +59,12 @@ describe('admission in the deploy server', () => {
     const ok = await post('/admission/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.v1, securityContext: sc(fx.digests.v1) }])));
     expect(ok.status).toBe(200);
     expect({ allowed: ok.json.response.allowed, message: ok.json.response.status?.message }).toEqual({ allowed: true, message: undefined });
+    // Said, not silent: kubectl prints it.
+    expect(ok.json.response.warnings).toEqual(['web: runs without its bundle\'s AppArmor profile: the nodes are not said to enforce AppArmor (--nodes-apparmor)']);
+    // What ct k8s render writes (and templates patched before) carries the bundle's own profile: accepted.
+    const rendered = { ...sc(fx.digests.v1), appArmorProfile: { type: 'Localhost', localhostProfile: profileNameFor('hello', fx.digests.v1) } };
+    const own = await post('/admission/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.v1, securityContext: rendered }])));
+    expect({ allowed: own.json.response.allowed, message: own.json.response.status?.message, warnings: own.json.response.warnings }).toEqual({ allowed: true, message: undefined, warnings: undefined });
     const other = await post('/admission/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.v2, securityContext: sc(fx.digests.v2) }])));
     expect(other.json.response.allowed).toBe(false);
     expect(other.json.response.status.code).toBe(503);
@@ -119,10 +125,13 @@ describe('ct serve with admission enabled', () => {
     try {
       for (const end = Date.now() + 30_000; !out.includes('admission:') && child.exitCode === null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
       const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-      expect(out).toContain(`  admission: ${url}/admission/mutate/<env>   ${url}/admission/validate/<env>   (production; no caller is authenticated: set admission.tokenFile)`);
+      expect(out).toContain(`  admission: ${url}/admission/mutate/<env>   ${url}/admission/validate/<env>   (production; no caller is authenticated: set admission.tokenFile; AppArmor on the nodes: not said (admission.nodesAppArmor): bundles' AppArmor profiles are not set)`);
     } finally {
-      child.kill('SIGINT');
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      }
     }
   }, 60_000);
 });

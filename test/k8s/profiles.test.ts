@@ -66,3 +66,18 @@ describe('the manifest\'s user and read-only root file system', () => {
     expect(weakerThanBundle(container({ ...base, readOnlyRootFilesystem: true }), {}, ro)).toEqual([]);
   });
 });
+
+describe('a bundle with an AppArmor profile, on nodes not said to enforce AppArmor', () => {
+  const notEnforced: BundleProfiles = { capabilities: [], hostNetwork: false, apparmorNotEnforced: 'cerro-torre-app-0123456789ab' };
+  it('sets none and requires none, accepts the bundle\'s own (ct k8s render sets it), and refuses any other Localhost profile', () => {
+    expect(desiredSecurityContext(notEnforced)).not.toHaveProperty('appArmorProfile');
+    const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+    expect(weakerThanBundle(container(rd), {}, notEnforced)).toEqual([]);
+    expect(weakerThanBundle(container({ ...rd, appArmorProfile: { type: 'Localhost', localhostProfile: 'cerro-torre-app-0123456789ab' } }), {}, notEnforced)).toEqual([]);
+    expect(weakerThanBundle(container({ ...rd, appArmorProfile: { type: 'Localhost', localhostProfile: 'unconfined-ish' } }), {}, notEnforced)).toEqual([
+      'appArmorProfile must be RuntimeDefault, unset or Localhost cerro-torre-app-0123456789ab (the bundle\'s, not required where the nodes are not said to enforce AppArmor), not Localhost unconfined-ish',
+    ]);
+    expect(weakerThanBundle(container({ ...rd, appArmorProfile: { type: 'Unconfined' } }), {}, notEnforced)).toHaveLength(1);
+  });
+});
+

@@ -39,6 +39,13 @@ describe('server config file', () => {
     expect(withFile(oidc('/acme/(a|a)*/'))().oidc?.[0].claims).toEqual({ repository: '/acme/(a|a)*/' });
   });
 
+  it('refuses an admission setting it does not know or of the wrong type, naming it (a misspelt nodesApparmor left AppArmor off)', () => {
+    expect(withFile('admission:\n  enabled: true\n  nodesApparmor: true\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('admission.nodesApparmor: unknown field') }));
+    expect(withFile('admission:\n  enabled: true\n  nodesAppArmor: "true"\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('admission.nodesAppArmor: "true" is not what it takes') }));
+    expect(withFile('admission:\n  timeoutMs: 60000\n')).toThrow(/admission\.timeoutMs/);
+    expect(withFile('admission:\n  enabled: true\n  environments: [production]\n  nodesAppArmor: true\n')().admission).toEqual({ enabled: true, environments: ['production'], nodesAppArmor: true });
+  });
+
   it('refuses a bootstrap admin key the API would never take as one (no ctk_ prefix, short, spaces), saying how to make one', () => {
     for (const key of ['mysecretadminkey', 'ctk_short', `ctk_${'x'.repeat(20)} y`]) {
       expect(() => loadConfig({ CT_ADMIN_API_KEY: key })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('openssl rand -hex 24') }));
