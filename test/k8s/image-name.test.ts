@@ -16,6 +16,7 @@ describe('image names as the kubelet completes them', () => {
       ['myorg/app:1.0', 'docker.io/myorg/app:1.0'],
       ['myorg/team/app', 'docker.io/myorg/team/app'],
       ['docker.io/library/nginx', 'docker.io/library/nginx'],
+      ['index.docker.io/library/nginx:1', 'docker.io/library/nginx:1'],
       ['ghcr.io/acme/app:1', 'ghcr.io/acme/app:1'],
       ['registry.local:5000/app', 'registry.local:5000/app'],
       ['localhost/app', 'localhost/app'],
