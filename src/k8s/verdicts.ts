@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CtError } from '../core/errors.js';
 import { RegistryClient, type ClientOptions } from '../oci/client.js';
+import { Slots } from '../oci/concurrency.js';
 import { fetchCtp } from '../oci/fetch.js';
 import { parseReference } from '../oci/reference.js';
 import { openCtpToVerify } from '../bundle/read.js';
@@ -69,6 +70,12 @@ const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAI
  */
 export const MAX_FETCHES = 16;
 
+/**
+ * Tag lookups at once, likewise: each holds a registry connection for up to the registry timeout,
+ * and requests answered at their deadline leave theirs running (a hung registry piled them up).
+ */
+export const MAX_PINS = 16;
+
 class TtlLru<V> {
   private readonly map = new Map<string, { v: V; until: number }>();
   constructor(private readonly max: number, private readonly ttl: number) {}
@@ -106,8 +113,10 @@ export class AdmissionJudge implements ImageJudge {
   private readonly verified: TtlLru<VerifyOutcome>;
   private readonly verdicts: TtlLru<ImageVerdict>;
   private readonly inflight = new Map<string, Promise<VerifyOutcome>>();
-  private fetching = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly fetchSlots = new Slots(MAX_FETCHES);
+  private readonly pinSlots = new Slots(MAX_PINS);
+  /** Lookups of one tag asked for by several requests at once share one. */
+  private readonly pinning = new Map<string, Promise<string>>();
   private readonly verifyCache = new VerificationCache({ maxEntries: 1024 });
   /** Counters for metrics and tests: verdicts served from cache, bundles fetched. */
   readonly stats = { verdictHits: 0, fetches: 0, learned: 0, purged: 0 };
@@ -131,14 +140,22 @@ export class AdmissionJudge implements ImageJudge {
     if (ref.digest) return `${ref.registry}/${ref.repository}@${ref.digest}`;
     const o = this.opts.registry;
     if (o.allowedRegistries.length === 0) throw new CtError('REGISTRY_NOT_ALLOWED', 'no registry is allow-listed: tags cannot be pinned', {});
-    const client = await RegistryClient.open(ref, { ...o, plainHttp: o.insecure?.includes(ref.registry) ?? false });
-    try {
-      const digest = await client.resolve(ref.tag ?? 'latest');
-      if (!digest) throw new CtError('REGISTRY_NOT_FOUND', `${image}: no such tag in ${ref.registry}/${ref.repository}`, { image });
-      return `${ref.registry}/${ref.repository}@${digest}`;
-    } finally {
-      await client.close();
+    const key = `${ref.registry}/${ref.repository}:${ref.tag ?? 'latest'}`;
+    let p = this.pinning.get(key);
+    if (!p) {
+      p = this.pinSlots.run(async () => {
+        const client = await RegistryClient.open(ref, { ...o, plainHttp: o.insecure?.includes(ref.registry) ?? false });
+        try {
+          const digest = await client.resolve(ref.tag ?? 'latest');
+          if (!digest) throw new CtError('REGISTRY_NOT_FOUND', `${image}: no such tag in ${ref.registry}/${ref.repository}`, { image });
+          return `${ref.registry}/${ref.repository}@${digest}`;
+        } finally {
+          await client.close();
+        }
+      }).finally(() => this.pinning.delete(key));
+      this.pinning.set(key, p);
     }
+    return p;
   }
 
   /** The deploy server hands over what it verified: later admissions of that image need no fetch. */
@@ -201,7 +218,7 @@ export class AdmissionJudge implements ImageJudge {
     if (cached) return Promise.resolve(cached);
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.limited(() => this.fetchAndVerify(pinned, trust))
+      p = this.fetchSlots.run(() => this.fetchAndVerify(pinned, trust))
         .then((o) => {
           // Not when the trust store changed meanwhile: the entry would outlive its purge.
           if ((o.ok || !TRANSIENT.has(o.code)) && key.startsWith(`${this.lastTrust}|`)) this.verified.set(key, o);
@@ -211,20 +228,6 @@ export class AdmissionJudge implements ImageJudge {
       this.inflight.set(key, p);
     }
     return p;
-  }
-
-  /** Runs `fn` once fewer than MAX_FETCHES are running (first come, first served). */
-  private async limited<T>(fn: () => Promise<T>): Promise<T> {
-    // A finished fetch hands its slot to the next waiter directly, so no newcomer slips in between.
-    if (this.fetching >= MAX_FETCHES) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.fetching++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.fetching--;
-    }
   }
 
   private async fetchAndVerify(pinned: string, trust: TrustMaterial): Promise<VerifyOutcome> {

@@ -14,7 +14,7 @@ import pino from 'pino';
 import { startAdmission, type RunningAdmission } from '../../server/admission/main.js';
 import type { AdmissionDecisionRecord } from '../../server/admission/handler.js';
 import { profileNameFor } from '../../src/profiles/apparmor/names.js';
-import { MAX_FETCHES } from '../../src/k8s/verdicts.js';
+import { MAX_FETCHES, MAX_PINS } from '../../src/k8s/verdicts.js';
 import { freePort } from '../support/registry.js';
 import { loadTrustStore, saveTrustStore } from '../../src/trust/store.js';
 import { bumpVersion, revoke } from '../../src/trust/edit.js';
@@ -486,6 +486,17 @@ describe('load from many requests at once', () => {
     // 40 distinct images asked for; the registry saw no more connections than the judge's bound.
     expect(hangingSockets.size - before).toBeGreaterThan(0);
     expect(hangingSockets.size - before).toBeLessThanOrEqual(MAX_FETCHES);
+  });
+
+  it('looks up at most MAX_PINS tags at a time across requests, one lookup per tag however many ask', async () => {
+    const before = hangingSockets.size;
+    // 5 requests of 8 tags each, 40 distinct tags, and each request's tags asked for twice (another request too).
+    const requests = Array.from({ length: 5 }, (_, r) => pod(Array.from({ length: 8 }, (_, i) => ({ name: `c${i}`, image: `127.0.0.1:${hangingPort}/acme/pin${r}:t${i}` }))));
+    const answers = await Promise.all([...requests, ...requests].map((p) => client.post('/mutate/production', reviewOf(p), { timeout: '2s' })));
+    for (const a of answers) expect(a.json.response).toMatchObject({ allowed: false, status: { code: 504 } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(hangingSockets.size - before).toBeGreaterThan(0);
+    expect(hangingSockets.size - before).toBeLessThanOrEqual(MAX_PINS);
   });
 });
 
