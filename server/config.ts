@@ -201,11 +201,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 /** The admission settings and their types: a misspelt `nodesApparmor` left AppArmor off, unnoticed. */
 const ADMISSION_FIELDS: Record<string, (v: unknown) => boolean> = {
   enabled: (v) => typeof v === 'boolean',
-  environments: (v) => Array.isArray(v) && v.length <= 64 && v.every((e) => typeof e === 'string'),
-  timeoutMs: (v) => Number.isInteger(v) && (v as number) >= 100 && (v as number) <= 30_000,
-  ttlSeconds: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 86_400,
+  // null and 0 keep meaning "the default", as before these checks.
+  environments: (v) => v === null || (Array.isArray(v) && v.length <= 64 && v.every((e) => typeof e === 'string')),
+  timeoutMs: (v) => v === null || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 30_000),
+  ttlSeconds: (v) => v === null || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 604_800),
   nodesAppArmor: (v) => typeof v === 'boolean',
-  tokenFile: (v) => typeof v === 'string' && v.length > 0,
+  tokenFile: (v) => v === null || typeof v === 'string',
 };
 
 function checkAdmissionConfig(v: unknown): void {
@@ -214,7 +215,7 @@ function checkAdmissionConfig(v: unknown): void {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CtError('USAGE', `admission must be a mapping (${fields})`);
   for (const [k, value] of Object.entries(v)) {
     if (!Object.hasOwn(ADMISSION_FIELDS, k)) throw new CtError('USAGE', `admission.${k.slice(0, 64)}: unknown field (${fields})`);
-    if (!ADMISSION_FIELDS[k](value)) throw new CtError('USAGE', `admission.${k}: ${JSON.stringify(value)?.slice(0, 64)} is not what it takes (enabled, nodesAppArmor: true or false; environments: names; timeoutMs: 100–30000; ttlSeconds: 1–86400; tokenFile: a path)`);
+    if (!ADMISSION_FIELDS[k](value)) throw new CtError('USAGE', `admission.${k}: ${JSON.stringify(value)?.slice(0, 64)} is not what it takes (enabled, nodesAppArmor: true or false; environments: names; timeoutMs: 0–30000, the API server's limit; ttlSeconds: 0–604800; tokenFile: a path)`);
   }
 }
 

@@ -202,7 +202,8 @@ export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promis
     if (weaker.length > 0) denials.push({ code: 'SECURITY_CONTEXT_WEAKER', message: `${label(c)}: weaker than bundle ${v.bundleDigest} asks: ${weaker.join('; ')}` });
     for (const w of v.warnings) warnings.push(`${c.name}: ${w}`);
     // Said, not silent: the bundle has an AppArmor profile this container runs without.
-    if (v.profiles.apparmorNotEnforced && c.securityContext?.appArmorProfile === undefined) {
+    const podAppArmor = isObj(pod.spec.securityContext) ? pod.spec.securityContext.appArmorProfile : undefined;
+    if (v.profiles.apparmorNotEnforced && c.securityContext?.appArmorProfile === undefined && podAppArmor === undefined) {
       warnings.push(`${c.name}: runs without its bundle's AppArmor profile: the nodes are not said to enforce AppArmor (--nodes-apparmor)`);
     }
   }

@@ -488,6 +488,15 @@ describe('load from many requests at once', () => {
     expect(hangingSockets.size - before).toBeLessThanOrEqual(MAX_FETCHES);
   });
 
+  it('looks up a tag once however many requests ask for it at once', async () => {
+    const before = hangingSockets.size;
+    const answers = await Promise.all(Array.from({ length: 10 }, () => client.post('/mutate/production', reviewOf(pod([{ name: 'web', image: `127.0.0.1:${hangingPort}/acme/shared:1` }])), { timeout: '2s' })));
+    for (const a of answers) expect(a.json.response).toMatchObject({ allowed: false, status: { code: 504 } });
+    await new Promise((r) => setTimeout(r, 300));
+    // One lookup's connection, not ten.
+    expect(hangingSockets.size - before).toBe(1);
+  });
+
   it('looks up at most MAX_PINS tags at a time across requests, one lookup per tag however many ask', async () => {
     const before = hangingSockets.size;
     // 5 requests of 8 tags each, 40 distinct tags, and each request's tags asked for twice (another request too).
