@@ -5,7 +5,7 @@
  */
 import pino from 'pino';
 import { PolicyStore } from '../../src/policy/store.js';
-import { AdmissionJudge } from '../../src/k8s/verdicts.js';
+import { AdmissionJudge, APPARMOR_NODES } from '../../src/k8s/verdicts.js';
 import type { ClientOptions } from '../../src/oci/client.js';
 import { CtError } from '../../src/core/errors.js';
 import { admissionHandler, type AdmissionDecisionRecord } from './handler.js';
@@ -77,7 +77,7 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
   if (!loaded.ok) throw new CtError('POLICY_INVALID', `policies failed to load: ${loaded.error?.message ?? 'unknown error'}`, { issues: loaded.issues.slice(0, 20) });
   const policy = policyReloader(policies, log);
   await policy.reload();
-  const judge = new AdmissionJudge({ trust: () => trust.get(), policies: () => policies.current, registry: o.registry, ...(o.nodesAppArmor ? { nodes: { apparmor: { present: true, enforcing: true } } } : {}), ...(o.ttlSeconds ? { ttlMs: o.ttlSeconds * 1000 } : {}) });
+  const judge = new AdmissionJudge({ trust: () => trust.get(), policies: () => policies.current, registry: o.registry, ...(o.nodesAppArmor ? { nodes: APPARMOR_NODES } : {}), ...(o.ttlSeconds ? { ttlMs: o.ttlSeconds * 1000 } : {}) });
   const handler = admissionHandler({
     judge,
     ...(o.environments ? { environments: o.environments } : {}),

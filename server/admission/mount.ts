@@ -9,7 +9,7 @@
 import { Router } from 'express';
 import type { PolicyStore } from '../../src/policy/store.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
-import { AdmissionJudge, type VerifiedImage } from '../../src/k8s/verdicts.js';
+import { AdmissionJudge, APPARMOR_NODES, type VerifiedImage } from '../../src/k8s/verdicts.js';
 import type { ServerContext } from '../context.js';
 import { admissionHandler } from './handler.js';
 import { bearerTokenCheck, refuseCaller } from './caller-auth.js';
@@ -23,7 +23,7 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
     policies: () => policies.current,
     registry: { allowedRegistries: ctx.config.registries.allow, allowedAddresses: ctx.config.registries.allowedAddresses, insecure: ctx.config.registries.insecure ?? [] },
     ...(cfg.ttlSeconds ? { ttlMs: cfg.ttlSeconds * 1000 } : {}),
-    ...(cfg.nodesAppArmor === true ? { nodes: { apparmor: { present: true, enforcing: true } } } : {}),
+    ...(cfg.nodesAppArmor === true ? { nodes: APPARMOR_NODES } : {}),
   });
   const handler = admissionHandler({
     judge,

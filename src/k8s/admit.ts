@@ -14,8 +14,8 @@ import { CtError } from '../core/errors.js';
 import { mapLimit } from '../oci/concurrency.js';
 import { parseReference } from '../oci/reference.js';
 import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewOut } from './admission-review.js';
-import { desiredSecurityContext, weakerThanBundle, type BundleProfiles } from './profiles.js';
-import { podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
+import { desiredSecurityContext, effectiveProfile, weakerThanBundle, type BundleProfiles } from './profiles.js';
+import { isObj, podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
 import { kubeletImageName } from './image-name.js';
 
 export interface ImageVerdict {
@@ -68,8 +68,6 @@ function judged(req: AdmissionRequest): boolean {
   if (req.operation === 'UPDATE' && isObj(req.oldObject) && isObj(req.oldObject.metadata) && req.oldObject.metadata.deletionTimestamp) return false;
   return req.subResource === undefined || req.subResource === 'ephemeralcontainers';
 }
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * What an UPDATE changes, judged (and patched) alone; what it leaves as it was was admitted when it
@@ -202,8 +200,7 @@ export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promis
     if (weaker.length > 0) denials.push({ code: 'SECURITY_CONTEXT_WEAKER', message: `${label(c)}: weaker than bundle ${v.bundleDigest} asks: ${weaker.join('; ')}` });
     for (const w of v.warnings) warnings.push(`${c.name}: ${w}`);
     // Said, not silent: the bundle has an AppArmor profile this container runs without.
-    const podAppArmor = isObj(pod.spec.securityContext) ? pod.spec.securityContext.appArmorProfile : undefined;
-    if (v.profiles.apparmorNotEnforced && c.securityContext?.appArmorProfile === undefined && podAppArmor === undefined) {
+    if (v.profiles.apparmorNotEnforced && !effectiveProfile(c, pod.spec, 'appArmorProfile')) {
       warnings.push(`${c.name}: runs without its bundle's AppArmor profile: the nodes are not said to enforce AppArmor (--nodes-apparmor)`);
     }
   }

@@ -6,7 +6,7 @@
  */
 import { profileNameFor } from '../profiles/apparmor/names.js';
 import type { BundleFacts } from '../policy/types.js';
-import type { ContainerRef } from './workloads.js';
+import { isObj, type ContainerRef } from './workloads.js';
 
 export interface BundleProfiles {
   /** SPO SeccompProfile name, when the bundle carries security/seccomp.json. */
@@ -87,8 +87,6 @@ export function desiredSecurityContext(p: BundleProfiles): Record<string, unknow
   };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /**
  * A field in force for a container: its own securityContext's when set, else the pod's
  * (Kubernetes: "the value specified in SecurityContext takes precedence" for the fields both
@@ -102,7 +100,7 @@ function effectiveField(c: ContainerRef, pod: Record<string, unknown>, field: st
 }
 
 /** The profile in force for a container: its own field, else the pod's (Kubernetes' rule). */
-function effective(c: ContainerRef, pod: Record<string, unknown>, field: 'seccompProfile' | 'appArmorProfile'): Record<string, unknown> | undefined {
+export function effectiveProfile(c: ContainerRef, pod: Record<string, unknown>, field: 'seccompProfile' | 'appArmorProfile'): Record<string, unknown> | undefined {
   const v = effectiveField(c, pod, field);
   return isObj(v) ? v : undefined;
 }
@@ -139,7 +137,7 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   const caps = isObj(sc.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
   const extra = caps.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
   if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8))} beyond the manifest's ${JSON.stringify(p.capabilities)}`);
-  const seccomp = effective(c, pod, 'seccompProfile');
+  const seccomp = effectiveProfile(c, pod, 'seccompProfile');
   if (p.seccomp) {
     const want = seccompLocalhostPath(p.seccomp);
     if (seccomp?.type !== 'Localhost' || seccomp.localhostProfile !== want) out.push(`seccompProfile must be Localhost ${want} (the bundle's), not ${describe(seccomp)}`);
@@ -148,12 +146,12 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
     out.push(`seccompProfile must be RuntimeDefault (the bundle carries no profile), not ${describe(seccomp)}`);
   }
   if (p.apparmor) {
-    const aa = effective(c, pod, 'appArmorProfile');
+    const aa = effectiveProfile(c, pod, 'appArmorProfile');
     if (aa?.type !== 'Localhost' || aa.localhostProfile !== p.apparmor) out.push(`appArmorProfile must be Localhost ${p.apparmor} (the bundle's), not ${describe(aa)}`);
   } else {
     // The bundle's own profile (ct k8s render sets it; templates patched before the nodes were
     // said not to enforce AppArmor carry it) is stronger than the default: accepted.
-    const aa = effective(c, pod, 'appArmorProfile');
+    const aa = effectiveProfile(c, pod, 'appArmorProfile');
     const own = p.apparmorNotEnforced !== undefined && aa?.type === 'Localhost' && aa.localhostProfile === p.apparmorNotEnforced;
     const allowed = p.apparmorNotEnforced
       ? `RuntimeDefault, unset or Localhost ${p.apparmorNotEnforced} (the bundle's, not required where the nodes are not said to enforce AppArmor)`

@@ -61,6 +61,9 @@ export interface JudgeOptions {
   nodes?: Omit<HostFacts, 'environment'>;
 }
 
+/** The nodes' facts where the operator says they enforce AppArmor (`--nodes-apparmor`, `admission.nodesAppArmor`). */
+export const APPARMOR_NODES: Omit<HostFacts, 'environment'> = { apparmor: { present: true, enforcing: true } };
+
 const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR']);
 
 /**

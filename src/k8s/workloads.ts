@@ -42,7 +42,8 @@ export interface PodSpecRef {
   containers: ContainerRef[];
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A JSON object (not null, not an array): what a field of a Kubernetes object must be to be read. */
+export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function kindKey(k: GroupVersionKind): string {
   return `${k.group}/${k.version}/${k.kind}`;

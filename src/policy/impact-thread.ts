@@ -43,6 +43,9 @@ export function impactHeapMb(limits: ImpactLimits, deploymentsJson: string): num
   return Math.min(limits.memoryMb + Math.ceil((6 * deploymentsJson.length) / (1024 * 1024)), 2048);
 }
 
+/** The live deployments' JSON in MiB, as the messages say it. */
+const jsonMb = (json: string) => Math.ceil(json.length / (1024 * 1024));
+
 async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSignal): Promise<ImpactAnswer | { stale: true }> {
   // Checked before a thread is started for nothing; from then on, the abort listener.
   if (signal?.aborted) throw ended();
@@ -56,7 +59,7 @@ async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSig
       let parsed = false;
       const timer = setTimeout(() => fail(parsed
         ? new CtError('POLICY_INVALID', `the proposal took more than ${limits.timeoutMs / 1000} s to judge (its patterns, policies or values): nothing was judged; make it smaller or its patterns simpler`, { timeoutMs: limits.timeoutMs })
-        : new CtError('POLICY_IMPACT_TOO_LARGE', `reading the live deployments' evidence (${Math.ceil(input.deploymentsJson.length / (1024 * 1024))} MiB of JSON) took more than ${limits.timeoutMs / 1000} s: preview one environment at a time`, { timeoutMs: limits.timeoutMs })), limits.timeoutMs);
+        : new CtError('POLICY_IMPACT_TOO_LARGE', `reading the live deployments' evidence (${jsonMb(input.deploymentsJson)} MiB of JSON) took more than ${limits.timeoutMs / 1000} s: preview one environment at a time`, { timeoutMs: limits.timeoutMs })), limits.timeoutMs);
       timer.unref();
       onAbort = () => fail(ended());
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -69,7 +72,7 @@ async function judge(input: ImpactInput, limits: ImpactLimits, signal?: AbortSig
       });
       worker.once('error', (e: NodeJS.ErrnoException) => fail(e.code === 'ERR_WORKER_OUT_OF_MEMORY' && !parsed
         // Reading the live deployments' evidence: the server's bound, not the proposal's fault.
-        ? new CtError('POLICY_IMPACT_TOO_LARGE', `the preview needed more than its ${heapMb} MiB of memory (the live deployments' evidence is ${Math.ceil(input.deploymentsJson.length / (1024 * 1024))} MiB of JSON): preview one environment at a time`, { heapMb })
+        ? new CtError('POLICY_IMPACT_TOO_LARGE', `the preview needed more than its ${heapMb} MiB of memory (the live deployments' evidence is ${jsonMb(input.deploymentsJson)} MiB of JSON): preview one environment at a time`, { heapMb })
         : new CtError('POLICY_INVALID', `the proposal could not be judged: ${e.message.slice(0, 300)}`, {})));
       worker.once('exit', (code) => fail(new CtError('POLICY_INVALID', `the proposal could not be judged (its thread ended with ${code})`, {})));
     });
