@@ -13,7 +13,7 @@ const find = (kind: string) => objects.filter((o) => o.kind === kind);
 
 describe('install manifests (deploy/kubernetes)', () => {
   it('pass the Kubernetes schema of a current release, without unknown fields', async () => {
-    expect(objects.length).toBeGreaterThanOrEqual(10);
+    expect(objects.length).toBeGreaterThanOrEqual(14);
     const problems = (await Promise.all(objects.map(validateK8s))).flat();
     expect(problems).toEqual([]);
   });
@@ -29,6 +29,38 @@ describe('install manifests (deploy/kubernetes)', () => {
     wh.webhooks[0].sideEffects = 'Maybe';
     delete wh.webhooks[0].clientConfig;
     expect((await validateK8s(wh)).length).toBeGreaterThan(0);
+    const cert = structuredClone(find('Certificate').find((c) => !c.spec.isCA)!);
+    cert.spec.dnsName = cert.spec.dnsNames;
+    cert.spec.privateKey.algorithm = 'EC';
+    const certProblems = (await validateK8s(cert)).join('\n');
+    expect(certProblems).toMatch(/spec\.dnsName: unknown field/);
+    expect(certProblems).toMatch(/privateKey\/algorithm/);
+  });
+
+  it('cert-manager issues the certificate the API server expects and injects its CA into both webhook configurations', () => {
+    const [dep] = find('Deployment');
+    const [svc] = find('Service');
+    const ns = svc.metadata.namespace;
+    const secret = dep.spec.template.spec.volumes.find((v: Obj) => v.name === 'tls').secret.secretName;
+    const certs = find('Certificate');
+    const issuers = find('Issuer');
+    const serving = certs.find((c) => c.spec.secretName === secret);
+    expect(serving).toBeDefined();
+    expect(serving!.metadata.namespace).toBe(ns);
+    // The API server calls a service-referenced webhook at <service>.<namespace>.svc.
+    expect(serving!.spec.dnsNames).toContain(`${svc.metadata.name}.${ns}.svc`);
+    expect(serving!.spec.usages ?? ['server auth']).toContain('server auth');
+    // Signed by a CA of its own, itself from a self-signed issuer: renewals keep the injected CA.
+    const ca = issuers.find((i) => i.metadata.name === serving!.spec.issuerRef.name && i.metadata.namespace === ns);
+    expect(serving!.spec.issuerRef.kind ?? 'Issuer').toBe('Issuer');
+    expect(ca?.spec.ca?.secretName).toBeDefined();
+    const caCert = certs.find((c) => c.spec.secretName === ca!.spec.ca.secretName && c.metadata.namespace === ns);
+    expect(caCert?.spec.isCA).toBe(true);
+    const root = issuers.find((i) => i.metadata.name === caCert!.spec.issuerRef.name && i.metadata.namespace === ns);
+    expect(root?.spec.selfSigned).toEqual({});
+    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+      expect(find(kind)[0].metadata.annotations['cert-manager.io/inject-ca-from']).toBe(`${ns}/${serving!.metadata.name}`);
+    }
   });
 
   it('kustomization lists every manifest', () => {

@@ -6,12 +6,17 @@
  *   models of `@kubernetes/client-node` (the OpenAPI description does not forbid extra fields;
  *   the API server drops or rejects them, either way a typo would go unnoticed);
  * - SPO kinds: the CRD's openAPIV3Schema (test/k8s/schemas/spo-crds.yaml) with Ajv, unknown
- *   fields refused where the API server would prune them.
+ *   fields refused where the API server would prune them;
+ * - cert-manager kinds: the validators of `@kubernetes-models/cert-manager` (generated from
+ *   cert-manager's CRDs), plus unknown fields found from that package's type declarations (its
+ *   validators accept any extra field; the API server prunes them, `kubectl --validate=strict`
+ *   refuses them).
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import YAML from 'yaml';
 import * as models from '@kubernetes/client-node/dist/gen/models/all.js';
+import { unknownCertManagerFields } from './cert-manager-fields.js';
 
 type Obj = Record<string, unknown>;
 
@@ -99,11 +104,12 @@ export async function validateK8s(obj: Obj): Promise<string[]> {
     if (!crd.validate(obj)) problems.push(...(crd.validate.errors ?? []).map((e) => `${where}${e.instancePath}: ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`));
     return problems;
   }
-  const dir = BUILTIN[apiVersion];
+  const certManager = apiVersion === 'cert-manager.io/v1';
+  const dir = certManager ? '@kubernetes-models/cert-manager/cert-manager.io/v1' : BUILTIN[apiVersion] && `kubernetes-models/${BUILTIN[apiVersion]}`;
   if (!dir) return [`${where}: no schema for ${apiVersion} ${kind}`];
   let mod: Record<string, new (data: unknown) => { validate(): void }>;
   try {
-    mod = (await load(`kubernetes-models/${dir}/${kind}`)) as typeof mod;
+    mod = (await load(`${dir}/${kind}`)) as typeof mod;
   } catch (e) {
     return [`${where}: ${apiVersion} ${kind} is not a kind of this Kubernetes release (${(e as Error).message.split('\n')[0]})`];
   }
@@ -114,7 +120,8 @@ export async function validateK8s(obj: Obj): Promise<string[]> {
     const details = (e as { details?: { instancePath?: string; message?: string }[] }).details;
     problems.push(...(details?.length ? details.map((d) => `${where}${d.instancePath ?? ''}: ${d.message ?? ''}`) : [`${where}: ${(e as Error).message}`]));
   }
-  unknownFields(obj, `V1${kind}`, where, problems);
+  if (certManager) problems.push(...unknownCertManagerFields(obj, kind, where));
+  else unknownFields(obj, `V1${kind}`, where, problems);
   return problems;
 }
 
