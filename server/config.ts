@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
+import { parseExemptions } from '../src/k8s/exempt.js';
 import { CtError } from '../src/core/errors.js';
 import { claimRuleRegex } from './auth/oidc.js';
 import { retentionConfig, type RetentionConfig } from './retention/prune.js';
@@ -90,6 +91,10 @@ export interface ServerConfig {
     nodesAppArmor?: boolean;
     /** Bearer tokens the callers of `/admission/` must present (one per line; the API server's kubeconfig `token`). */
     tokenFile?: string;
+    /** Environments whose denials are answered as allows with a warning (`--audit-environment`). */
+    auditEnvironments?: string[];
+    /** Images let through unverified (`--exempt-image`, src/k8s/exempt.ts). */
+    exemptImages?: string[];
   };
   /** `/mcp` for agents: on by default; `readOnly` hides the tools that change what runs. */
   mcp?: { enabled?: boolean; readOnly?: boolean };
@@ -207,6 +212,8 @@ const ADMISSION_FIELDS: Record<string, (v: unknown) => boolean> = {
   ttlSeconds: (v) => v === null || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 604_800),
   nodesAppArmor: (v) => typeof v === 'boolean',
   tokenFile: (v) => v === null || typeof v === 'string',
+  auditEnvironments: (v) => v === null || (Array.isArray(v) && v.length <= 64 && v.every((e) => typeof e === 'string')),
+  exemptImages: (v) => v === null || (Array.isArray(v) && v.every((e) => typeof e === 'string')),
 };
 
 function checkAdmissionConfig(v: unknown): void {
@@ -215,7 +222,10 @@ function checkAdmissionConfig(v: unknown): void {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CtError('USAGE', `admission must be a mapping (${fields})`);
   for (const [k, value] of Object.entries(v)) {
     if (!Object.hasOwn(ADMISSION_FIELDS, k)) throw new CtError('USAGE', `admission.${k.slice(0, 64)}: unknown field (${fields})`);
-    if (!ADMISSION_FIELDS[k](value)) throw new CtError('USAGE', `admission.${k}: ${JSON.stringify(value)?.slice(0, 64)} is not what it takes (enabled, nodesAppArmor: true or false; environments: names; timeoutMs: 0–30000, the API server's limit; ttlSeconds: 0–604800; tokenFile: a path)`);
+    if (!ADMISSION_FIELDS[k](value)) throw new CtError('USAGE', `admission.${k}: ${JSON.stringify(value)?.slice(0, 64)} is not what it takes (enabled, nodesAppArmor: true or false; environments, auditEnvironments: names; exemptImages: registry/repository patterns; timeoutMs: 0–30000, the API server's limit; ttlSeconds: 0–604800; tokenFile: a path)`);
   }
+  // The patterns themselves, now: a bad one stops the start with its reason.
+  const exempt = (v as { exemptImages?: string[] | null }).exemptImages;
+  if (exempt) parseExemptions(exempt, 'admission.exemptImages');
 }
 

@@ -34,7 +34,7 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
       `  registries: ${config.registries.allow.length ? config.registries.allow.join(', ') : 'none allow-listed (CT_REGISTRIES): deploys are refused'}`,
       config.desiredState ? `  desired state: ${config.desiredState.repo} (${config.desiredState.branch})` : '  desired state: none configured (set desiredState in CT_CONFIG)',
       ...(config.admission?.enabled
-        ? [`  admission: ${server.url}/admission/mutate/<env>   ${server.url}/admission/validate/<env>   (${(config.admission.environments ?? []).join(', ') || 'every environment'}; ${config.admission.tokenFile ? `callers need a token of ${config.admission.tokenFile}` : 'no caller is authenticated: set admission.tokenFile'}; AppArmor on the nodes: ${config.admission.nodesAppArmor ? 'yes' : 'not said (admission.nodesAppArmor): bundles\' AppArmor profiles are not set'})`]
+        ? [`  admission: ${server.url}/admission/mutate/<env>   ${server.url}/admission/validate/<env>   (${(config.admission.environments ?? []).join(', ') || 'every environment'}; ${config.admission.tokenFile ? `callers need a token of ${config.admission.tokenFile}` : 'no caller is authenticated: set admission.tokenFile'}; AppArmor on the nodes: ${config.admission.nodesAppArmor ? 'yes' : 'not said (admission.nodesAppArmor): bundles\' AppArmor profiles are not set'}${config.admission.auditEnvironments?.length ? `; audit only: ${config.admission.auditEnvironments.join(', ')}` : ''}${config.admission.exemptImages?.length ? `; exempt: ${config.admission.exemptImages.join(', ')}` : ''})`]
         : []),
     ].join('\n'),
   );

@@ -20,8 +20,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { CtError } from '../../src/core/errors.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../src/core/json.js';
-import { denyResponse, parseReview, type AdmissionReviewOut } from '../../src/k8s/admission-review.js';
+import { auditAnswer, denyResponse, parseReview, type AdmissionReviewOut } from '../../src/k8s/admission-review.js';
 import { denyFor, mutate, validate, type ImageJudge } from '../../src/k8s/admit.js';
+import type { Exemptions } from '../../src/k8s/exempt.js';
 
 export interface AdmissionDecisionRecord {
   time: string;
@@ -33,6 +34,8 @@ export interface AdmissionDecisionRecord {
   name?: string;
   allowed: boolean;
   message?: string;
+  /** In an audit environment: the denial that was turned into an allow. */
+  wouldDeny?: string;
   patched: boolean;
 }
 
@@ -40,6 +43,10 @@ export interface AdmissionHandlerOptions {
   judge: ImageJudge;
   /** Environments that may be named in the path; others are refused (404). Empty: any name. */
   environments?: string[];
+  /** Environments whose denials are answered as allows with a warning (audit mode, auditAnswer). */
+  auditEnvironments?: string[];
+  /** Images let through unverified (exempt.ts). */
+  exempt?: Exemptions;
   /** Our own answer deadline in ms (default 9000: under the manifests' timeoutSeconds of 10). */
   timeoutMs?: number;
   /** AdmissionReview bodies larger than this are refused (default 3 MiB, the API server's own object limit). */
@@ -56,6 +63,12 @@ const ENV_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const MARGIN_MS = 500;
 
 export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  // A misspelt audit environment would enforce where a team meant to audit: refuse to start.
+  for (const a of o.auditEnvironments ?? []) {
+    if (!ENV_RE.test(a) || (o.environments?.length && !o.environments.includes(a))) {
+      throw new CtError('USAGE', `audit environment ${JSON.stringify(a.slice(0, 64))} is not ${o.environments?.length ? `one of the environments (${o.environments.join(', ')})` : 'an environment name'}`, {});
+    }
+  }
   const maxBody = o.maxBodyBytes ?? 3 * 1024 * 1024;
   const ours = o.timeoutMs ?? 9000;
   return (req, res) => {
@@ -96,8 +109,9 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
       return send(res, 200, denyResponse(parsed.uid, 'ADMISSION_INVALID', parsed.message, { httpCode: 400 }));
     }
     const request = parsed.request;
-    const work = (webhook === 'mutate' ? mutate : validate)(request, { judge: o.judge, environment });
-    const out = await raceDeadline(work, deadline, request.uid, webhook);
+    const work = (webhook === 'mutate' ? mutate : validate)(request, { judge: o.judge, environment, ...(o.exempt ? { exempt: o.exempt } : {}) });
+    const answered = await raceDeadline(work, deadline, request.uid, webhook);
+    const { out, wouldDeny } = o.auditEnvironments?.includes(environment) ? auditAnswer(answered) : { out: answered, wouldDeny: undefined };
     const r = out.response;
     if (!request.dryRun) {
       o.onDecision?.({
@@ -110,10 +124,13 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
         ...(request.name ? { name: request.name } : {}),
         allowed: r.allowed,
         ...(r.status ? { message: r.status.message } : {}),
+        ...(wouldDeny ? { wouldDeny } : {}),
         patched: r.patch !== undefined,
       });
     }
-    o.log?.info({ webhook, environment, uid: request.uid, allowed: r.allowed, dryRun: request.dryRun, ms: Date.now() - started }, 'admission decision');
+    const logged = { webhook, environment, uid: request.uid, allowed: r.allowed, dryRun: request.dryRun, ms: Date.now() - started };
+    if (wouldDeny) o.log?.warn({ ...logged, wouldDeny, namespace: request.namespace, name: request.name }, 'admission audit: would deny');
+    else o.log?.info(logged, 'admission decision');
     send(res, 200, out);
   }
 }

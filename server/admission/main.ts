@@ -6,6 +6,7 @@
 import pino from 'pino';
 import { PolicyStore } from '../../src/policy/store.js';
 import { AdmissionJudge, APPARMOR_NODES } from '../../src/k8s/verdicts.js';
+import { parseExemptions } from '../../src/k8s/exempt.js';
 import type { ClientOptions } from '../../src/oci/client.js';
 import { CtError } from '../../src/core/errors.js';
 import { admissionHandler, type AdmissionDecisionRecord } from './handler.js';
@@ -32,6 +33,10 @@ export interface AdmissionServeOptions {
   certReloadMs?: number;
   /** The nodes' kernels enforce AppArmor (policies requiring AppArmor can then pass). */
   nodesAppArmor?: boolean;
+  /** Environments whose denials are answered as allows with a warning (audit mode). */
+  auditEnvironments?: string[];
+  /** Image patterns let through unverified (src/k8s/exempt.ts). */
+  exemptImages?: string[];
   /** Bearer tokens the webhook callers must present (caller-auth.ts); `/healthz` stays open for probes. */
   tokenFile?: string;
   /** Also called for every recorded decision (not for dry runs). */
@@ -67,6 +72,7 @@ export async function startAdmission(o: AdmissionServeOptions, log = pino({ leve
 }
 
 async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: CallerCheck | undefined): Promise<RunningAdmission> {
+  const exempt = parseExemptions(o.exemptImages ?? [], '--exempt-image');
   const trust = new TrustReloader({ trustStore: o.trustStore, ...(o.trustedRoot ? { trustedRoot: o.trustedRoot } : {}) }, log);
   await trust.reload();
   // Nothing valid at start: refuse to start (an operator sees it at once; the API server, with
@@ -81,6 +87,8 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
   const handler = admissionHandler({
     judge,
     ...(o.environments ? { environments: o.environments } : {}),
+    ...(o.auditEnvironments?.length ? { auditEnvironments: o.auditEnvironments } : {}),
+    exempt,
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     log,
     health: () => ({ trust: publicReloadState(trust.state), policies: publicReloadState(policy.state) }),
@@ -125,6 +133,8 @@ export async function serveAdmission(o: AdmissionServeOptions, io: Io): Promise<
       `  certificate: ${o.certFile} (reloaded when it changes)${o.clientCaFile ? `; client certificates from ${o.clientCaFile}` : ''}`,
       `  registries: ${o.registry.allowedRegistries.join(', ') || 'none allow-listed: every image is denied'}`,
       `  policies: ${o.policies.join(', ')}`,
+      ...(o.auditEnvironments?.length ? [`  audit only (denials answered as allows with a warning): ${o.auditEnvironments.join(', ')}`] : []),
+      ...(o.exemptImages?.length ? [`  exempt from verification: ${o.exemptImages.join(', ')}`] : []),
     ].join('\n'),
   );
   await new Promise<void>((resolve) => {

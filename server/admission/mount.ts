@@ -10,6 +10,7 @@ import { Router } from 'express';
 import type { PolicyStore } from '../../src/policy/store.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import { AdmissionJudge, APPARMOR_NODES, type VerifiedImage } from '../../src/k8s/verdicts.js';
+import { parseExemptions } from '../../src/k8s/exempt.js';
 import type { ServerContext } from '../context.js';
 import { admissionHandler } from './handler.js';
 import { bearerTokenCheck, refuseCaller } from './caller-auth.js';
@@ -29,6 +30,8 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
     judge,
     log: ctx.log,
     ...(cfg.environments ? { environments: cfg.environments } : {}),
+    ...(cfg.auditEnvironments?.length ? { auditEnvironments: cfg.auditEnvironments } : {}),
+    exempt: parseExemptions(cfg.exemptImages ?? [], 'admission.exemptImages'),
     ...(cfg.timeoutMs ? { timeoutMs: cfg.timeoutMs } : {}),
   });
   const router = Router();

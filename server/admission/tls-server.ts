@@ -6,7 +6,7 @@
  * With a client CA, callers must present a certificate it signed (the API server's
  * `--admission-control-config-file` kubeconfig), before any request is read.
  */
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -69,9 +69,18 @@ export async function startTlsServer(o: TlsServerOptions, handler: (req: Incomin
   };
   const interval = o.reloadIntervalMs ?? 5000;
   const watched = [o.certFile, o.keyFile, ...(o.clientCaFile ? [o.clientCaFile] : [])];
-  for (const f of watched) watchFile(f, { interval, persistent: false }, (cur, prev) => cur.mtimeMs !== prev.mtimeMs && reload());
+  // Our listener only, on close: unwatchFile(f) without it stops every watcher of the file in the
+  // process (a second webhook server on the same pair, closed, left the first never reloading).
+  const onChange = (cur: Stats, prev: Stats) => void (cur.mtimeMs !== prev.mtimeMs && reload());
+  const unwatch = () => {
+    for (const f of watched) unwatchFile(f, onChange);
+  };
+  for (const f of watched) watchFile(f, { interval, persistent: false }, onChange);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => {
+      unwatch();
+      reject(e);
+    });
     server.listen(o.port, o.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
@@ -80,7 +89,7 @@ export async function startTlsServer(o: TlsServerOptions, handler: (req: Incomin
     server,
     loads: () => loads,
     async close() {
-      for (const f of watched) unwatchFile(f);
+      unwatch();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

@@ -133,3 +133,16 @@ export function denyResponse(uid: string, code: string, message: string, opts: {
   const reason = httpCode === 400 ? 'BadRequest' : httpCode === 504 ? 'Timeout' : httpCode === 503 ? 'ServiceUnavailable' : 'Forbidden';
   return review({ uid, allowed: false, status: { code: httpCode, reason, message: clip(`[${code}] ${message}`, MAX_MESSAGE) }, ...(warnings ? { warnings } : {}) });
 }
+
+/**
+ * An audit-mode answer (`--audit-environment`): a denial becomes an allow that says, as a warning
+ * kubectl prints, what would have been denied — as Kyverno's `Audit` and policy-controller's
+ * `warn` do, so a team sees what enforcing would break before it does. A malformed request (400)
+ * stays denied: it is no verdict to audit. Returns the denial's message when it converted one.
+ */
+export function auditAnswer(out: AdmissionReviewOut): { out: AdmissionReviewOut; wouldDeny?: string } {
+  const r = out.response;
+  if (r.allowed || r.status?.code === 400) return { out };
+  const wouldDeny = r.status?.message ?? '[POLICY_VIOLATION] denied';
+  return { out: allowResponse(r.uid, { warnings: [`audit: would be denied: ${wouldDeny}`, ...(r.warnings ?? [])] }), wouldDeny };
+}

@@ -17,6 +17,7 @@ import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionRevie
 import { desiredSecurityContext, effectiveProfile, weakerThanBundle, type BundleProfiles } from './profiles.js';
 import { isObj, podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
 import { kubeletImageName } from './image-name.js';
+import type { Exemptions } from './exempt.js';
 
 export interface ImageVerdict {
   /** `registry/repository@sha256:…` judged. */
@@ -40,6 +41,8 @@ export interface ImageJudge {
 export interface AdmitContext {
   judge: ImageJudge;
   environment: string;
+  /** Images let through unverified and untouched (exempt.ts): neither pinned, patched nor judged. */
+  exempt?: Exemptions;
 }
 
 /** Distinct images judged per request; hundreds of containers of one image count once. */
@@ -122,9 +125,10 @@ const label = (c: ContainerRef) => `${c.list}[${c.index}] ${JSON.stringify(c.nam
 
 /**
  * The pod spec both webhooks judge, with the containers to judge (all of them, or what an UPDATE
- * changed: changedBy), or their answer when there is nothing to judge or it is malformed.
+ * changed: changedBy; exempt images left out), or their answer when there is nothing to judge or
+ * it is malformed.
  */
-function podOrAnswer(req: AdmissionRequest): { pod: PodSpecRef; containers: ContainerRef[]; existing: Set<ContainerRef> } | { answer: AdmissionReviewOut } {
+function podOrAnswer(req: AdmissionRequest, exempt: Exemptions | undefined): { pod: PodSpecRef; containers: ContainerRef[]; existing: Set<ContainerRef> } | { answer: AdmissionReviewOut } {
   if (!judged(req)) return { answer: allowResponse(req.uid) };
   let pod: PodSpecRef;
   try {
@@ -132,13 +136,15 @@ function podOrAnswer(req: AdmissionRequest): { pod: PodSpecRef; containers: Cont
   } catch (e) {
     return { answer: denyFor(req.uid, e) };
   }
-  const { containers, existing } = changedBy(req, pod);
+  const changed = changedBy(req, pod);
+  const containers = exempt ? changed.containers.filter((c) => exempt.match(c.image) === undefined) : changed.containers;
   if (containers.length === 0) return { answer: allowResponse(req.uid) };
+  const existing = changed.existing;
   return { pod, containers, existing };
 }
 
 export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
-  const got = podOrAnswer(req);
+  const got = podOrAnswer(req, ctx.exempt);
   if ('answer' in got) return got.answer;
   const { containers, existing } = got;
   // Pin each distinct image once, then find its verified bundle for the profiles.
@@ -167,7 +173,7 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
 }
 
 export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {
-  const got = podOrAnswer(req);
+  const got = podOrAnswer(req, ctx.exempt);
   if ('answer' in got) return got.answer;
   const { pod, containers } = got;
   const pinnedOf = new Map<ContainerRef, string>();

@@ -509,6 +509,89 @@ describe('load from many requests at once', () => {
   });
 });
 
+describe('adopting: audit-only environments and exempt images', () => {
+  // A second webhook as a team starts with it: staging audited, a mesh sidecar and an agent
+  // repository exempt; production enforced.
+  let adopt: RunningAdmission;
+  let c2: WebhookClient;
+  const seen: AdmissionDecisionRecord[] = [];
+  beforeAll(async () => {
+    adopt = await startAdmission(
+      {
+        host: '127.0.0.1', port: 0, certFile: fx.tls.cert, keyFile: fx.tls.key, trustStore: fx.trustStorePath, policies: [fx.policiesDir],
+        registry: { allowedRegistries: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host], noDockerConfig: true, timeoutMs: 30_000 },
+        environments: ['production', 'staging'],
+        auditEnvironments: ['staging'],
+        exemptImages: ['docker.io/istio/proxyv2', `${fx.registry.host}/acme/agents/*`],
+        nodesAppArmor: true,
+        onDecision: (r) => seen.push(r),
+      },
+      pino({ level: 'silent' }),
+    );
+    c2 = webhookClient(adopt.url, fx.tls.cert);
+  });
+  afterAll(async () => {
+    await c2?.close();
+    await adopt?.close();
+  });
+
+  it('audit: what would be denied is allowed, saying why in a warning and in the decision record; what passes is patched as usual', async () => {
+    const review = reviewOf(pod([{ name: 'web', image: fx.refs.tampered }])) as Obj;
+    const audited = (await c2.post('/validate/staging', review)).json.response;
+    expect(audited).toMatchObject({ uid: review.request.uid, allowed: true });
+    expect(audited.status).toBeUndefined();
+    expect(audited.warnings[0]).toMatch(/^audit: would be denied: \[(SUBJECT_MISMATCH|DIGEST_MISMATCH|UNCOVERED_FILE)\] /);
+    expect(seen.find((d) => d.uid === review.request.uid)).toMatchObject({ allowed: true, wouldDeny: expect.stringMatching(/^\[[A-Z_]+\]/), environment: 'staging' });
+    // The same request where it is enforced.
+    const enforced = (await c2.post('/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.tampered }])))).json.response;
+    expect(enforced.allowed).toBe(false);
+    // A tag with no bundle: the mutating webhook changes nothing and says so.
+    const noBundle = (await c2.post('/mutate/staging', reviewOf(pod([{ name: 'x', image: `${fx.registry.host}/acme/nothing:1` }])))).json.response;
+    expect(noBundle).toMatchObject({ allowed: true });
+    expect(noBundle.patch).toBeUndefined();
+    expect(noBundle.warnings[0]).toMatch(/^audit: would be denied: \[/);
+    // An image that passes is pinned and given its profiles in audit mode too.
+    const good = (await c2.post('/mutate/staging', reviewOf(pod([{ name: 'web', image: fx.tagRef }])))).json.response;
+    expect(good.allowed).toBe(true);
+    expect(good.warnings).toBeUndefined();
+    expect(Buffer.from(good.patch, 'base64').toString()).toContain(fx.digests.v1);
+    // A malformed request is no verdict to audit: still refused.
+    const bad = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])) as Obj;
+    delete bad.request.object.spec;
+    expect((await c2.post('/validate/staging', bad)).json.response).toMatchObject({ allowed: false, status: { code: 400 } });
+  });
+
+  it('exempt images are neither pinned, patched nor judged; their neighbours are; a look-alike name is not exempt', async () => {
+    const object = pod([
+      { name: 'web', image: fx.tagRef },
+      { name: 'istio-proxy', image: 'istio/proxyv2:1.24.0' },
+      { name: 'agent', image: `${fx.registry.host}/acme/agents/log-shipper:7` },
+    ]);
+    const m = (await c2.post('/mutate/production', reviewOf(object))).json.response;
+    expect(m.allowed).toBe(true);
+    const patch = JSON.parse(Buffer.from(m.patch, 'base64').toString('utf8')) as { path: string }[];
+    expect(patch.length).toBeGreaterThan(0);
+    expect(patch.every((op) => op.path.startsWith('/spec/containers/0/'))).toBe(true);
+    const patched = jsonpatch.applyPatch(structuredClone(object), patch as never, true, false).newDocument as Obj;
+    expect(patched.spec.containers[1]).toEqual((object as Obj).spec.containers[1]);
+    const v = (await c2.post('/validate/production', reviewOf(patched))).json.response;
+    expectAllowed(v);
+    // Docker Hub is not allow-listed here: judging any of these would deny (never exempt by likeness).
+    for (const image of ['istio/proxyv2-debug:1', 'docker.io/istio-evil/proxyv2:1', `${fx.registry.host}/acme/agents/deep/x:1`, `${fx.registry.host}/acme/agents:1`]) {
+      const r = (await c2.post('/validate/production', reviewOf(pod([{ name: 'x', image }])))).json.response;
+      expect({ image, allowed: r.allowed }).toEqual({ image, allowed: false });
+    }
+  });
+
+  it('refuses to start on a pattern that would exempt a whole registry or an audit environment it does not serve', async () => {
+    const base = { host: '127.0.0.1', port: 0, certFile: fx.tls.cert, keyFile: fx.tls.key, trustStore: fx.trustStorePath, policies: [fx.policiesDir], registry: { allowedRegistries: [], noDockerConfig: true } };
+    for (const exemptImages of [['*/istio/proxyv2'], ['docker.io/**'], ['istio/proxyv2'], ['docker.io/istio/proxyv2:1.24']]) {
+      await expect(startAdmission({ ...base, exemptImages }, pino({ level: 'silent' }))).rejects.toMatchObject({ code: 'USAGE' });
+    }
+    await expect(startAdmission({ ...base, environments: ['production'], auditEnvironments: ['prodution'] }, pino({ level: 'silent' }))).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/prodution/) });
+  });
+});
+
 describe('TLS', () => {
   const fingerprint = () =>
     new Promise<string>((resolve, reject) => {

@@ -22,6 +22,8 @@ interface ServeOptions extends RegistryCliOptions {
   webhookTimeout?: string;
   ttl?: string;
   nodesApparmor?: boolean;
+  auditEnvironment?: string[];
+  exemptImage?: string[];
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -51,7 +53,9 @@ export function register(program: Command): void {
     .option('--insecure-registry <host[:port]>', 'registries spoken to over plain http (local test registries only)', collect)
     .option('--webhook-timeout <ms>', 'answer within this many ms (default 9000; keep under timeoutSeconds)')
     .option('--nodes-apparmor', 'the nodes enforce AppArmor: pods get and must keep their bundles\' AppArmor profiles, and policies that require AppArmor can pass (without it no AppArmor profile is set: the kubelet refuses one where AppArmor is off)')
-    .option('--ttl <seconds>', 'how long verified bundles and verdicts are cached (default 600)');
+    .option('--ttl <seconds>', 'how long verified bundles and verdicts are cached (default 600)')
+    .option('--audit-environment <name>', 'audit only in this environment: what would be denied is allowed, with a warning saying why, and logged (repeatable)', collect)
+    .option('--exempt-image <registry/repository>', 'let these images through unverified and untouched (repeatable; * within a path component, a last /** for any depth; the registry literal)', collect);
   addRegistryOptions(serve).action(
     action(async (o: ServeOptions) => {
       if (!o.cert || !o.key) throw new CtError('USAGE', 'ct admission serve needs --cert and --key (the API server calls webhooks over HTTPS only)', {});
@@ -78,6 +82,8 @@ export function register(program: Command): void {
           timeoutMs: positive('--webhook-timeout', o.webhookTimeout),
           ttlSeconds: positive('--ttl', o.ttl),
           nodesAppArmor: Boolean(o.nodesApparmor),
+          ...(o.auditEnvironment ? { auditEnvironments: o.auditEnvironment } : {}),
+          ...(o.exemptImage ? { exemptImages: o.exemptImage } : {}),
         },
         processIo,
       );
