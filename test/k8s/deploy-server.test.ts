@@ -29,7 +29,7 @@ beforeAll(async () => {
       policies: fx.policiesDir,
       registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
       adminApiKey: KEY,
-      admission: { enabled: true, environments: ['production'] },
+      admission: { enabled: true, environments: ['production', 'trial'], auditEnvironments: ['trial'], exemptImages: ['docker.io/istio/proxyv2'] },
     },
     { extend: (ctx) => deployPipeline(ctx) },
   );
@@ -69,6 +69,15 @@ describe('admission in the deploy server', () => {
     expect(other.json.response.allowed).toBe(false);
     expect(other.json.response.status.code).toBe(503);
     expect((await post('/admission/validate/staging', reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])))).status).toBe(404);
+  });
+
+  it('admission.auditEnvironments allow what they would deny, saying why; admission.exemptImages are not judged', async () => {
+    // The registry is gone (above): v2 cannot be verified, a denial where enforced, a warning in the trial.
+    const trial = await post('/admission/validate/trial', reviewOf(pod([{ name: 'web', image: fx.refs.v2, securityContext: sc(fx.digests.v2) }])));
+    expect(trial.json.response).toMatchObject({ allowed: true });
+    expect(trial.json.response.warnings[0]).toMatch(/^audit: would be denied: \[(NETWORK_ERROR|REGISTRY_ERROR)\]/);
+    const sidecar = await post('/admission/validate/production', reviewOf(pod([{ name: 'istio-proxy', image: 'istio/proxyv2:1.24.0' }])));
+    expect({ allowed: sidecar.json.response.allowed, message: sidecar.json.response.status?.message }).toEqual({ allowed: true, message: undefined });
   });
 });
 
