@@ -23,6 +23,7 @@ import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../src/core/json.js';
 import { auditAnswer, denyResponse, parseReview, type AdmissionReviewOut } from '../../src/k8s/admission-review.js';
 import { denyFor, mutate, validate, type ImageJudge } from '../../src/k8s/admit.js';
 import type { Exemptions } from '../../src/k8s/exempt.js';
+import type { AdmissionMetrics } from './metrics.js';
 
 export interface AdmissionDecisionRecord {
   time: string;
@@ -56,6 +57,10 @@ export interface AdmissionHandlerOptions {
   health?: () => Record<string, unknown>;
   /** Called for every decision of a request that is not a dry run. */
   onDecision?: (r: AdmissionDecisionRecord) => void;
+  /** Counted here; served as `GET /metrics` when the handler owns its registry (`serveMetrics`). */
+  metrics?: AdmissionMetrics;
+  /** Answer `GET /metrics` from `metrics` (ct admission serve; the deploy server has its own /metrics). */
+  serveMetrics?: boolean;
 }
 
 const ENV_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -80,8 +85,14 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (o.metrics) res.once('finish', () => res.statusCode >= 400 && o.metrics!.httpError(res.statusCode));
     const url = new URL(req.url ?? '/', 'http://admission');
     if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok', ...o.health?.() });
+    if (req.method === 'GET' && url.pathname === '/metrics' && o.serveMetrics && o.metrics) {
+      const text = await o.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': o.metrics.registry.contentType, 'cache-control': 'no-store' });
+      return void res.end(text);
+    }
     const m = /^\/(mutate|validate)\/([^/]+)$/.exec(url.pathname);
     if (!m) return send(res, 404, { error: 'no such webhook: POST /mutate/<environment> or /validate/<environment>' });
     const webhook = m[1] as 'mutate' | 'validate';
@@ -128,6 +139,7 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
         patched: r.patch !== undefined,
       });
     }
+    o.metrics?.answered(webhook, environment, wouldDeny ? 'audited' : r.allowed ? 'allowed' : 'denied', wouldDeny ?? r.status?.message, (Date.now() - started) / 1000);
     const logged = { webhook, environment, uid: request.uid, allowed: r.allowed, dryRun: request.dryRun, ms: Date.now() - started };
     if (wouldDeny) o.log?.warn({ ...logged, wouldDeny, namespace: request.namespace, name: request.name }, 'admission audit: would deny');
     else o.log?.info(logged, 'admission decision');

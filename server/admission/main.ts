@@ -10,6 +10,7 @@ import { parseExemptions } from '../../src/k8s/exempt.js';
 import type { ClientOptions } from '../../src/oci/client.js';
 import { CtError } from '../../src/core/errors.js';
 import { admissionHandler, type AdmissionDecisionRecord } from './handler.js';
+import { AdmissionMetrics } from './metrics.js';
 import { startTlsServer, type RunningTlsServer } from './tls-server.js';
 import { FileWatch, TrustReloader, policyReloader, publicReloadState, type ReloadState } from './reload.js';
 import { bearerTokenCheck, refuseCaller, type CallerCheck } from './caller-auth.js';
@@ -89,6 +90,8 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
     ...(o.environments ? { environments: o.environments } : {}),
     ...(o.auditEnvironments?.length ? { auditEnvironments: o.auditEnvironments } : {}),
     exempt,
+    metrics: new AdmissionMetrics(),
+    serveMetrics: true,
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     log,
     health: () => ({ trust: publicReloadState(trust.state), policies: publicReloadState(policy.state) }),
@@ -129,7 +132,7 @@ export async function serveAdmission(o: AdmissionServeOptions, io: Io): Promise<
   io.out(
     [
       `Cerro Torre admission webhooks listening on ${running.url}`,
-      `  mutate:   ${running.url}/mutate/<environment>   validate: ${running.url}/validate/<environment>   health: ${running.url}/healthz`,
+      `  mutate:   ${running.url}/mutate/<environment>   validate: ${running.url}/validate/<environment>   health: ${running.url}/healthz   metrics: ${running.url}/metrics${o.tokenFile ? ' (with a token)' : ''}`,
       `  certificate: ${o.certFile} (reloaded when it changes)${o.clientCaFile ? `; client certificates from ${o.clientCaFile}` : ''}`,
       `  registries: ${o.registry.allowedRegistries.join(', ') || 'none allow-listed: every image is denied'}`,
       `  policies: ${o.policies.join(', ')}`,

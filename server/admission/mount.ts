@@ -13,6 +13,7 @@ import { AdmissionJudge, APPARMOR_NODES, type VerifiedImage } from '../../src/k8
 import { parseExemptions } from '../../src/k8s/exempt.js';
 import type { ServerContext } from '../context.js';
 import { admissionHandler } from './handler.js';
+import { AdmissionMetrics } from './metrics.js';
 import { bearerTokenCheck, refuseCaller } from './caller-auth.js';
 
 export function admissionExtension(ctx: ServerContext, trust: () => TrustMaterial | undefined, policies: PolicyStore): { router: Router; learn: (v: VerifiedImage) => void; judge: AdmissionJudge; close(): void } {
@@ -32,6 +33,8 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
     ...(cfg.environments ? { environments: cfg.environments } : {}),
     ...(cfg.auditEnvironments?.length ? { auditEnvironments: cfg.auditEnvironments } : {}),
     exempt: parseExemptions(cfg.exemptImages ?? [], 'admission.exemptImages'),
+    // In the server's registry: its /metrics shows them.
+    metrics: new AdmissionMetrics(ctx.metrics.registry),
     ...(cfg.timeoutMs ? { timeoutMs: cfg.timeoutMs } : {}),
   });
   const router = Router();

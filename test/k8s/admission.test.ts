@@ -9,6 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { connect } from 'node:tls';
+import { Agent, request } from 'undici';
 import jsonpatch from 'fast-json-patch';
 import pino from 'pino';
 import { startAdmission, type RunningAdmission } from '../../server/admission/main.js';
@@ -581,6 +582,23 @@ describe('adopting: audit-only environments and exempt images', () => {
       const r = (await c2.post('/validate/production', reviewOf(pod([{ name: 'x', image }])))).json.response;
       expect({ image, allowed: r.allowed }).toEqual({ image, allowed: false });
     }
+  });
+
+  it('GET /metrics counts answers by webhook, environment, outcome and code, and HTTP refusals', async () => {
+    expect((await c2.post('/validate/production', reviewOf(pod([])), { contentType: 'text/plain' })).status).toBe(415);
+    const agent = new Agent({ connect: { ca: readFileSync(fx.tls.cert), servername: '' } });
+    const res = await request(`${adopt.url}/metrics`, { dispatcher: agent });
+    const text = await res.body.text();
+    await agent.close();
+    expect(res.statusCode).toBe(200);
+    expect(String(res.headers['content-type'])).toMatch(/^text\/plain/);
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    expect(value(/^ct_admission_requests_total\{webhook="validate",environment="staging",outcome="audited",code="(?:SUBJECT_MISMATCH|DIGEST_MISMATCH|UNCOVERED_FILE)"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^ct_admission_requests_total\{webhook="validate",environment="production",outcome="denied",code="(?:SUBJECT_MISMATCH|DIGEST_MISMATCH|UNCOVERED_FILE)"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^ct_admission_requests_total\{webhook="validate",environment="production",outcome="allowed",code=""\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^ct_admission_requests_total\{webhook="validate",environment="staging",outcome="denied",code="ADMISSION_INVALID"\} (\d+)$/m)).toBe(1);
+    expect(value(/^ct_admission_refused_total\{status="415"\} (\d+)$/m)).toBe(1);
+    expect(value(/^ct_admission_duration_seconds_count\{webhook="mutate"\} (\d+)$/m)).toBeGreaterThanOrEqual(3);
   });
 
   it('refuses to start on a pattern that would exempt a whole registry or an audit environment it does not serve', async () => {

@@ -78,6 +78,9 @@ describe('admission in the deploy server', () => {
     expect(trial.json.response.warnings[0]).toMatch(/^audit: would be denied: \[(NETWORK_ERROR|REGISTRY_ERROR)\]/);
     const sidecar = await post('/admission/validate/production', reviewOf(pod([{ name: 'istio-proxy', image: 'istio/proxyv2:1.24.0' }])));
     expect({ allowed: sidecar.json.response.allowed, message: sidecar.json.response.status?.message }).toEqual({ allowed: true, message: undefined });
+    // Counted in the server's own /metrics.
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
+    expect(metrics).toMatch(/^ct_admission_requests_total\{webhook="validate",environment="trial",outcome="audited",code="(NETWORK_ERROR|REGISTRY_ERROR)"\} 1$/m);
   });
 });
 
