@@ -46,7 +46,12 @@ function issueAsCertManager(dir: string): { 'tls.crt': string; 'tls.key': string
     if (algorithm !== 'ECDSA' || ![256, 384].includes(size)) throw new Error(`emulation covers ECDSA P-256/P-384 only, not ${algorithm} ${size}`);
     return `ec_paramgen_curve:P-${size}`;
   };
-  const days = (c: Obj) => String(Math.ceil(parseInt(c.spec.duration, 10) / 24));
+  // Durations in hours, as the manifest writes them (manifests.test.ts checks they are Go durations).
+  const days = (c: Obj) => {
+    const h = /^(\d+)h$/.exec(c.spec.duration);
+    if (!h) throw new Error(`emulation reads durations in hours only, not ${c.spec.duration}`);
+    return String(Math.ceil(Number(h[1]) / 24));
+  };
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', curve(caCert), '-nodes', '-days', days(caCert), '-subj', `/CN=${caCert.spec.commonName}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,digitalSignature', '-keyout', 'ca.key', '-out', 'ca.crt'], dir);
   openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', curve(serving), '-nodes', '-subj', '/', '-keyout', 'tls.key', '-out', 'tls.csr'], dir);
@@ -57,7 +62,7 @@ function issueAsCertManager(dir: string): { 'tls.crt': string; 'tls.key': string
   const ext = [
     `subjectAltName=${serving.spec.dnsNames.map((n: string) => `DNS:${n}`).join(',')}`,
     ...(usages.some((u) => eku[u]) ? [`extendedKeyUsage=${usages.filter((u) => eku[u]).map((u) => eku[u]).join(',')}`] : []),
-    `keyUsage=critical,${usages.filter((u) => ku[u]).map((u) => ku[u]).join(',')}`,
+    ...(usages.some((u) => ku[u]) ? [`keyUsage=critical,${usages.filter((u) => ku[u]).map((u) => ku[u]).join(',')}`] : []),
   ];
   writeFileSync(join(dir, 'tls.ext'), `${ext.join('\n')}\n`);
   openssl(['x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', days(serving), '-extfile', 'tls.ext', '-out', 'tls.crt'], dir);

@@ -11,6 +11,15 @@ const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'kusto
 const objects: Obj[] = files.flatMap((f) => parseYamlDocs(readFileSync(join(DIR, f), 'utf8')));
 const find = (kind: string) => objects.filter((o) => o.kind === kind);
 
+/** Seconds of a Go duration (time.ParseDuration: h, m, s, ms; no days); NaN when it is not one. */
+function goDuration(text: string): number {
+  const units: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 };
+  if (!/^(\d+(\.\d+)?(h|ms|m|s))+$/.test(text)) return NaN;
+  let total = 0;
+  for (const [, n, , u] of text.matchAll(/(\d+(\.\d+)?)(h|ms|m|s)/g)) total += Number(n) * units[u];
+  return total;
+}
+
 describe('install manifests (deploy/kubernetes)', () => {
   it('pass the Kubernetes schema of a current release, without unknown fields', async () => {
     expect(objects.length).toBeGreaterThanOrEqual(14);
@@ -51,13 +60,27 @@ describe('install manifests (deploy/kubernetes)', () => {
     expect(serving!.spec.dnsNames).toContain(`${svc.metadata.name}.${ns}.svc`);
     expect(serving!.spec.usages ?? ['server auth']).toContain('server auth');
     // Signed by a CA of its own, itself from a self-signed issuer: renewals keep the injected CA.
-    const ca = issuers.find((i) => i.metadata.name === serving!.spec.issuerRef.name && i.metadata.namespace === ns);
-    expect(serving!.spec.issuerRef.kind ?? 'Issuer').toBe('Issuer');
+    // An issuerRef names an Issuer of this namespace (cert-manager.io, kind Issuer), or nothing is ever issued.
+    const issuerOf = (c: Obj) => {
+      const ref = c.spec.issuerRef;
+      expect({ group: ref.group ?? 'cert-manager.io', kind: ref.kind ?? 'Issuer' }).toEqual({ group: 'cert-manager.io', kind: 'Issuer' });
+      return issuers.find((i) => i.metadata.name === ref.name && i.metadata.namespace === c.metadata.namespace);
+    };
+    const ca = issuerOf(serving!);
     expect(ca?.spec.ca?.secretName).toBeDefined();
     const caCert = certs.find((c) => c.spec.secretName === ca!.spec.ca.secretName && c.metadata.namespace === ns);
     expect(caCert?.spec.isCA).toBe(true);
-    const root = issuers.find((i) => i.metadata.name === caCert!.spec.issuerRef.name && i.metadata.namespace === ns);
-    expect(root?.spec.selfSigned).toEqual({});
+    // A renewed CA keeps its key: certificates it signed before still verify against the injected CA.
+    expect(caCert!.spec.privateKey.rotationPolicy).toBe('Never');
+    expect(issuerOf(caCert!)?.spec.selfSigned).toEqual({});
+    // What cert-manager's own webhook checks: Go durations, at least 1 h, renewed at least 5 min before and before they end.
+    for (const c of certs) {
+      const duration = goDuration(c.spec.duration ?? '2160h');
+      const renewBefore = goDuration(c.spec.renewBefore ?? '0s');
+      expect(duration).toBeGreaterThanOrEqual(3600);
+      if (c.spec.renewBefore !== undefined) expect(renewBefore).toBeGreaterThanOrEqual(300);
+      expect(renewBefore).toBeLessThan(duration);
+    }
     for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
       expect(find(kind)[0].metadata.annotations['cert-manager.io/inject-ca-from']).toBe(`${ns}/${serving!.metadata.name}`);
     }
