@@ -35,6 +35,12 @@ export interface RenderInput {
   replicas?: number;
   /** Accept an AppArmor profile whose rules SPO's abstract form cannot all express. */
   allowPartialAppArmor?: boolean;
+  /**
+   * The nodes enforce AppArmor (default true). False: no AppArmorProfile and no appArmorProfile
+   * (the kubelet refuses a pod asking for one on nodes without AppArmor), as the admission
+   * webhooks do without `--nodes-apparmor`; a warning says the bundle's profile was left out.
+   */
+  nodesAppArmor?: boolean;
 }
 
 export interface Rendered {
@@ -85,7 +91,8 @@ export function renderK8s(input: RenderInput): Rendered {
   const warnings: string[] = [];
   const { facts } = input;
   const app = sanitizeAppName(input.app ?? facts.name ?? 'app');
-  const profiles = bundleProfiles(facts, input.imageDigest);
+  const profiles = bundleProfiles(facts, input.imageDigest, { nodesAppArmor: input.nodesAppArmor !== false });
+  if (profiles.apparmorNotEnforced) warnings.push(`the bundle's AppArmor profile ${profiles.apparmorNotEnforced} is not rendered: the nodes are said not to enforce AppArmor (--no-apparmor)`);
   const labels = { 'app.kubernetes.io/name': app, 'app.kubernetes.io/managed-by': 'cerro-torre' };
   const annotations = { [ANNOTATIONS.bundleDigest]: input.bundleDigest, [ANNOTATIONS.imageDigest]: input.imageDigest, [ANNOTATIONS.bundle]: `${facts.name ?? app}:${facts.version ?? ''}` };
   const objects: Obj[] = [];

@@ -69,6 +69,17 @@ describe('ct k8s render', () => {
     expect(refused.stderr).toMatch(/REGISTRY_NOT_ALLOWED/);
   });
 
+  it('--no-apparmor (nodes without AppArmor): no AppArmorProfile, no appArmorProfile, a warning; the seccomp profile stays', async () => {
+    const r = await runCt(['k8s', 'render', fx.bundles.v1Path, '--trust-store', fx.trustStorePath, '--repository', `${fx.registry.host}/acme/hello`, '--no-apparmor']);
+    expect(r.code).toBe(0);
+    const docs = parseYamlDocs(r.stdout) as Obj[];
+    expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'SeccompProfile']);
+    const sc = docs.find((d) => d.kind === 'Deployment')!.spec.template.spec.containers[0].securityContext;
+    expect(sc.appArmorProfile).toBeUndefined();
+    expect(sc.seccompProfile).toMatchObject({ type: 'Localhost' });
+    expect(r.stderr).toMatch(/warning: the bundle's AppArmor profile \S+ is not rendered/);
+  });
+
   it('a tampered bundle is not rendered', async () => {
     const out = `${fx.dir}/tampered-render.ctp`;
     const f = await runCt(['fetch', fx.refs.tampered, '-o', out, '--allow-registry', fx.registry.host, '--allow-address', '127.0.0.1', '--plain-http']);

@@ -32,6 +32,7 @@ interface RenderOptions extends RegistryCliOptions {
   namespace?: string;
   replicas?: string;
   allowPartialApparmor?: boolean;
+  apparmor: boolean;
   output?: string;
 }
 
@@ -48,6 +49,7 @@ export function register(program: Command): void {
     .option('--namespace <ns>', 'namespace of the Deployment')
     .option('--replicas <n>', 'replicas (default 1)')
     .option('--allow-partial-apparmor', 'render an AppArmor profile even when SPO cannot express all of its rules (they are listed)')
+    .option('--no-apparmor', 'the nodes do not enforce AppArmor (Bottlerocket, Amazon Linux, RHEL): render no AppArmor profile (the kubelet refuses a pod asking for one there), as the admission webhooks without --nodes-apparmor')
     .option('-o, --output <file>', 'write the YAML here instead of standard output');
   addRegistryOptions(render).action(
     action(async (bundle: string, o: RenderOptions) => {
@@ -88,6 +90,7 @@ export function register(program: Command): void {
           ...(o.namespace ? { namespace: o.namespace } : {}),
           replicas,
           allowPartialAppArmor: Boolean(o.allowPartialApparmor),
+          nodesAppArmor: o.apparmor,
         });
         for (const w of out.warnings) processIo.err(`warning: ${w}`);
         const text = out.objects.map((d) => YAML.stringify(d, { lineWidth: 0 })).join('---\n');
