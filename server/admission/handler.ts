@@ -69,6 +69,7 @@ const MARGIN_MS = 500;
 
 export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   // A misspelt audit environment would enforce where a team meant to audit: refuse to start.
+  if (o.auditEnvironments?.length && !o.environments?.length) throw new CtError('USAGE', 'audit environments need the list of environments (--environment, admission.environments): a misspelt one would be enforced', {});
   for (const a of o.auditEnvironments ?? []) {
     if (!ENV_RE.test(a) || (o.environments?.length && !o.environments.includes(a))) {
       throw new CtError('USAGE', `audit environment ${JSON.stringify(a.slice(0, 64))} is not ${o.environments?.length ? `one of the environments (${o.environments.join(', ')})` : 'an environment name'}`, {});

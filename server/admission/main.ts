@@ -16,7 +16,8 @@ import { FileWatch, TrustReloader, policyReloader, publicReloadState, type Reloa
 import { bearerTokenCheck, refuseCaller, type CallerCheck } from './caller-auth.js';
 
 export interface AdmissionServeOptions {
-  host: string;
+  /** Unset: every address, IPv6 and IPv4 (IPv6-only and dual-stack clusters too). */
+  host?: string;
   port: number;
   certFile: string;
   keyFile: string;
@@ -104,7 +105,7 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
   const guarded: typeof handler = callers
     ? (req, res) => (isHealthz(req.url) || callers.allows(req) ? handler(req, res) : refuseCaller(req, res, '--token-file'))
     : handler;
-  const server = await startTlsServer({ host: o.host, port: o.port, certFile: o.certFile, keyFile: o.keyFile, ...(o.clientCaFile ? { clientCaFile: o.clientCaFile } : {}), reloadIntervalMs: o.certReloadMs, log }, guarded);
+  const server = await startTlsServer({ ...(o.host !== undefined ? { host: o.host } : {}), port: o.port, certFile: o.certFile, keyFile: o.keyFile, ...(o.clientCaFile ? { clientCaFile: o.clientCaFile } : {}), reloadIntervalMs: o.certReloadMs, log }, guarded);
   const every = Math.max(5, o.policyReloadSeconds ?? 60) * 1000;
   const timer = setInterval(() => void policy.reload(), every);
   timer.unref();

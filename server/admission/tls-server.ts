@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import { CtError } from '../../src/core/errors.js';
 
 export interface TlsServerOptions {
-  host: string;
+  /** Address to listen on; unset: every address, IPv6 and IPv4 where the kernel has IPv6 (Node's default), else IPv4. */
+  host?: string;
   port: number;
   certFile: string;
   keyFile: string;
@@ -77,15 +78,24 @@ export async function startTlsServer(o: TlsServerOptions, handler: (req: Incomin
   };
   for (const f of watched) watchFile(f, { interval, persistent: false }, onChange);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => {
+    const failed = (e: Error) => {
       unwatch();
       reject(e);
-    });
-    server.listen(o.port, o.host, () => resolve());
+    };
+    // Only while listening starts: a later 'error' (accept() failing on EMFILE) must not stop reloads.
+    server.once('error', failed);
+    const listening = () => {
+      server.off('error', failed);
+      resolve();
+    };
+    if (o.host === undefined) server.listen(o.port, listening);
+    else server.listen(o.port, o.host, listening);
   });
-  const { port } = server.address() as AddressInfo;
+  server.on('error', (e) => o.log?.error({ err: e.message }, 'admission TLS server error'));
+  const { port, address } = server.address() as AddressInfo;
+  const host = o.host ?? address;
   return {
-    url: `https://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     server,
     loads: () => loads,
     async close() {

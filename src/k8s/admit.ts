@@ -124,6 +124,18 @@ async function each<V>(keys: string[], fn: (k: string) => Promise<V>): Promise<M
 const label = (c: ContainerRef) => `${c.list}[${c.index}] ${JSON.stringify(c.name)}`;
 
 /**
+ * An exempt image in a container or init container. Never an ephemeral one: `kubectl debug
+ * --image=<exempt image> --target=app` would attach unverified code to a verified container's
+ * processes. Each distinct image is matched once per request.
+ */
+function isExempt(c: ContainerRef, exempt: Exemptions, seen: Map<string, boolean>): boolean {
+  if (c.list === 'ephemeralContainers') return false;
+  let hit = seen.get(c.image);
+  if (hit === undefined) seen.set(c.image, (hit = exempt.match(c.image) !== undefined));
+  return hit;
+}
+
+/**
  * The pod spec both webhooks judge, with the containers to judge (all of them, or what an UPDATE
  * changed: changedBy; exempt images left out), or their answer when there is nothing to judge or
  * it is malformed.
@@ -137,7 +149,8 @@ function podOrAnswer(req: AdmissionRequest, exempt: Exemptions | undefined): { p
     return { answer: denyFor(req.uid, e) };
   }
   const changed = changedBy(req, pod);
-  const containers = exempt ? changed.containers.filter((c) => exempt.match(c.image) === undefined) : changed.containers;
+  const seen = new Map<string, boolean>();
+  const containers = exempt ? changed.containers.filter((c) => !isExempt(c, exempt, seen)) : changed.containers;
   if (containers.length === 0) return { answer: allowResponse(req.uid) };
   const existing = changed.existing;
   return { pod, containers, existing };

@@ -565,7 +565,7 @@ describe('adopting: audit-only environments and exempt images', () => {
   it('exempt images are neither pinned, patched nor judged; their neighbours are; a look-alike name is not exempt', async () => {
     const object = pod([
       { name: 'web', image: fx.tagRef },
-      { name: 'istio-proxy', image: 'istio/proxyv2:1.24.0' },
+      { name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.24.0' },
       { name: 'agent', image: `${fx.registry.host}/acme/agents/log-shipper:7` },
     ]);
     const m = (await c2.post('/mutate/production', reviewOf(object))).json.response;
@@ -578,10 +578,17 @@ describe('adopting: audit-only environments and exempt images', () => {
     const v = (await c2.post('/validate/production', reviewOf(patched))).json.response;
     expectAllowed(v);
     // Docker Hub is not allow-listed here: judging any of these would deny (never exempt by likeness).
-    for (const image of ['istio/proxyv2-debug:1', 'docker.io/istio-evil/proxyv2:1', `${fx.registry.host}/acme/agents/deep/x:1`, `${fx.registry.host}/acme/agents:1`]) {
+    // A short name is not exempt: the runtime may look it up in other registries (CRI-O's search list).
+    for (const image of ['istio/proxyv2:1.24.0', 'docker.io/istio/proxyv2-debug:1', 'docker.io/istio-evil/proxyv2:1', `${fx.registry.host}/acme/agents/deep/x:1`, `${fx.registry.host}/acme/agents:1`]) {
       const r = (await c2.post('/validate/production', reviewOf(pod([{ name: 'x', image }])))).json.response;
       expect({ image, allowed: r.allowed }).toEqual({ image, allowed: false });
     }
+    // Nor is an ephemeral container (kubectl debug --image=<exempt> would reach a verified pod's processes).
+    const running = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
+    const debug = structuredClone(running);
+    debug.spec.ephemeralContainers = [{ name: 'debugger', image: 'docker.io/istio/proxyv2:1.24.0', targetContainerName: 'web' }];
+    const d = (await c2.post('/validate/production', reviewOf(debug, { operation: 'UPDATE', subResource: 'ephemeralcontainers', oldObject: running }))).json.response;
+    expect(d.allowed).toBe(false);
   });
 
   it('GET /metrics counts answers by webhook, environment, outcome and code, and HTTP refusals', async () => {
@@ -603,10 +610,17 @@ describe('adopting: audit-only environments and exempt images', () => {
 
   it('refuses to start on a pattern that would exempt a whole registry or an audit environment it does not serve', async () => {
     const base = { host: '127.0.0.1', port: 0, certFile: fx.tls.cert, keyFile: fx.tls.key, trustStore: fx.trustStorePath, policies: [fx.policiesDir], registry: { allowedRegistries: [], noDockerConfig: true } };
-    for (const exemptImages of [['*/istio/proxyv2'], ['docker.io/**'], ['istio/proxyv2'], ['docker.io/istio/proxyv2:1.24']]) {
+    const refused = [
+      ['*/istio/proxyv2'], ['docker.io/**'], ['istio/proxyv2'], ['docker.io/istio/proxyv2:1.24'],
+      // a wildcard account covers what anyone registers; patterns that could never match
+      ['docker.io/*/*'], ['ghcr.io/*/**'], ['ghcr.io/*/proxyv2'], ['docker.io/istio*/proxyv2'],
+      ['docker.io/nginx'], ['index.docker.io/istio/proxyv2'], ['registry.local:99999/x'], ['ghcr.io/acme/***'], ['ghcr.io/acme/a*b*c*d*e*f'],
+    ];
+    for (const exemptImages of refused) {
       await expect(startAdmission({ ...base, exemptImages }, pino({ level: 'silent' }))).rejects.toMatchObject({ code: 'USAGE' });
     }
     await expect(startAdmission({ ...base, environments: ['production'], auditEnvironments: ['prodution'] }, pino({ level: 'silent' }))).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/prodution/) });
+    await expect(startAdmission({ ...base, auditEnvironments: ['staging'] }, pino({ level: 'silent' }))).rejects.toMatchObject({ code: 'USAGE' });
   });
 });
 

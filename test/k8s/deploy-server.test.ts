@@ -76,7 +76,7 @@ describe('admission in the deploy server', () => {
     const trial = await post('/admission/validate/trial', reviewOf(pod([{ name: 'web', image: fx.refs.v2, securityContext: sc(fx.digests.v2) }])));
     expect(trial.json.response).toMatchObject({ allowed: true });
     expect(trial.json.response.warnings[0]).toMatch(/^audit: would be denied: \[(NETWORK_ERROR|REGISTRY_ERROR)\]/);
-    const sidecar = await post('/admission/validate/production', reviewOf(pod([{ name: 'istio-proxy', image: 'istio/proxyv2:1.24.0' }])));
+    const sidecar = await post('/admission/validate/production', reviewOf(pod([{ name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.24.0' }])));
     expect({ allowed: sidecar.json.response.allowed, message: sidecar.json.response.status?.message }).toEqual({ allowed: true, message: undefined });
     // Counted in the server's own /metrics.
     const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();

@@ -44,7 +44,7 @@ export function register(program: Command): void {
     .option('--key <file>', 'TLS private key (PEM), reloaded when it changes (required)')
     .option('--client-ca <file>', 'require client certificates signed by this CA (the API server\'s)')
     .option('--token-file <file>', 'require a bearer token listed in this file (one per line, reloaded when it changes) on webhook calls; /healthz stays open')
-    .option('--host <addr>', 'address to listen on', '0.0.0.0')
+    .option('--host <addr>', 'address to listen on (default: every address, IPv6 and IPv4)')
     .option('--port <n>', 'port to listen on', '8443')
     .option('--trust-store <file>', 'VCS trust store JSON (required)')
     .option('--trusted-root <file>', 'Sigstore TrustedRoot JSON for keyless bundles')
@@ -68,7 +68,7 @@ export function register(program: Command): void {
       const { serveAdmission } = (await import(main)) as { serveAdmission: (o: unknown, io: typeof processIo) => Promise<number> };
       return serveAdmission(
         {
-          host: o.host,
+          ...(o.host !== undefined ? { host: o.host } : {}),
           port,
           certFile: o.cert,
           keyFile: o.key,
