@@ -35,7 +35,14 @@ function positive(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
-export function register(program: Command): void {
+type ServeFn = (o: unknown, io: typeof processIo) => Promise<number>;
+
+/**
+ * `serve`: the server's entry, given by the container image's bundle (server/admission/image-entry.ts,
+ * which imports it so that it is bundled); otherwise loaded by path from the built tree.
+ */
+export function register(program: Command, o: { serve?: ServeFn } = {}): void {
+  const serveFn = o.serve;
   const admission = program.command('admission').description('Kubernetes admission webhooks for verified bundles');
   const serve = admission
     .command('serve')
@@ -64,8 +71,7 @@ export function register(program: Command): void {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CtError('USAGE', `--port ${o.port}: not 0-65535`, {});
       const registry = await clientOptionsFrom(o);
-      const main = new URL('../../../server/admission/main.js', import.meta.url).href;
-      const { serveAdmission } = (await import(main)) as { serveAdmission: (o: unknown, io: typeof processIo) => Promise<number> };
+      const serveAdmission = serveFn ?? ((await import(new URL('../../../server/admission/main.js', import.meta.url).href)) as { serveAdmission: ServeFn }).serveAdmission;
       return serveAdmission(
         {
           ...(o.host !== undefined ? { host: o.host } : {}),
