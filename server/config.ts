@@ -224,6 +224,8 @@ function checkAdmissionConfig(v: unknown): void {
     if (!Object.hasOwn(ADMISSION_FIELDS, k)) throw new CtError('USAGE', `admission.${k.slice(0, 64)}: unknown field (${fields})`);
     if (!ADMISSION_FIELDS[k](value)) throw new CtError('USAGE', `admission.${k}: ${JSON.stringify(value)?.slice(0, 64)} is not what it takes (enabled, nodesAppArmor: true or false; environments, auditEnvironments: names; exemptImages: registry/repository patterns; timeoutMs: 0–30000, the API server's limit; ttlSeconds: 0–604800; tokenFile: a path)`);
   }
+  const a = v as { environments?: string[] | null; auditEnvironments?: string[] | null };
+  if (a.auditEnvironments?.length && !a.environments?.length) throw new CtError('USAGE', 'admission.auditEnvironments needs admission.environments: a misspelt audit environment would be enforced');
   // The patterns themselves, now: a bad one stops the start with its reason.
   const exempt = (v as { exemptImages?: string[] | null }).exemptImages;
   if (exempt) parseExemptions(exempt, 'admission.exemptImages');

@@ -68,8 +68,10 @@ export function bearerTokenCheck(file: string, log?: Logger, intervalMs = 5000):
 }
 
 /** The answer to a caller without an accepted token: its body is never read (drained, not parsed). */
-export function refuseCaller(req: IncomingMessage, res: ServerResponse, where: string): void {
+export function refuseCaller(req: IncomingMessage, res: ServerResponse, where: string, metrics?: { httpError(status: number): void }): void {
   req.resume();
+  // Counted: a rotated or mismatched token refuses (denies) every call, which only this shows.
+  metrics?.httpError(401);
   res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer realm="cerro-torre-admission"', 'cache-control': 'no-store' });
   res.end(JSON.stringify({ code: 'ADMISSION_UNAUTHENTICATED', error: `the admission webhooks need a bearer token of ${where} (the API server's AdmissionConfiguration kubeconfig)` }));
 }

@@ -118,7 +118,9 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     if (!parsed.ok) {
       // Without a uid no response can be matched to the request: an HTTP error is the denial.
       if (!parsed.uid) return send(res, 400, { error: parsed.message });
-      return send(res, 200, denyResponse(parsed.uid, 'ADMISSION_INVALID', parsed.message, { httpCode: 400 }));
+      const denied = denyResponse(parsed.uid, 'ADMISSION_INVALID', parsed.message, { httpCode: 400 });
+      o.metrics?.answered(webhook, environment, 'denied', denied.response.status?.message, (Date.now() - started) / 1000);
+      return send(res, 200, denied);
     }
     const request = parsed.request;
     const work = (webhook === 'mutate' ? mutate : validate)(request, { judge: o.judge, environment, ...(o.exempt ? { exempt: o.exempt } : {}) });

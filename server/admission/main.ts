@@ -3,6 +3,8 @@
  * and the policy directories (reloaded when they change, reload.ts: a broken file keeps the
  * previous one in force) and the registry allow-list given on the command line. src/cli loads this file by path at run time.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { PolicyStore } from '../../src/policy/store.js';
 import { AdmissionJudge, APPARMOR_NODES } from '../../src/k8s/verdicts.js';
@@ -39,6 +41,11 @@ export interface AdmissionServeOptions {
   auditEnvironments?: string[];
   /** Image patterns let through unverified (src/k8s/exempt.ts). */
   exemptImages?: string[];
+  /**
+   * Also serve `GET /metrics` over plain HTTP on this port (0: any), for Prometheus without the
+   * webhook's client certificate or token (which would also let it call the webhooks).
+   */
+  metricsPort?: number;
   /** Bearer tokens the webhook callers must present (caller-auth.ts); `/healthz` stays open for probes. */
   tokenFile?: string;
   /** Also called for every recorded decision (not for dry runs). */
@@ -51,6 +58,8 @@ interface Io {
 }
 
 export interface RunningAdmission extends RunningTlsServer {
+  /** `http://host:port` of the plain metrics listener (`metricsPort`). */
+  metricsUrl?: string;
   judge: AdmissionJudge;
   policies: PolicyStore;
   /** What is in force and how reloads went (`GET /healthz` shows it without the error messages). */
@@ -59,7 +68,13 @@ export interface RunningAdmission extends RunningTlsServer {
 
 /** The path the handler answers as `GET /healthz`, parsed the way it parses it. */
 function isHealthz(url: string | undefined): boolean {
-  return new URL(url ?? '/', 'http://admission').pathname === '/healthz';
+  // A request line such as `GET //[ HTTP/1.1` is no URL: this runs outside the handler's own
+  // error handling, where a throw ended the process (every replica, one request each).
+  try {
+    return new URL(url ?? '/', 'http://admission').pathname === '/healthz';
+  } catch {
+    return false;
+  }
 }
 
 export async function startAdmission(o: AdmissionServeOptions, log = pino({ level: process.env.LOG_LEVEL ?? 'info' })): Promise<RunningAdmission> {
@@ -86,12 +101,13 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
   const policy = policyReloader(policies, log);
   await policy.reload();
   const judge = new AdmissionJudge({ trust: () => trust.get(), policies: () => policies.current, registry: o.registry, ...(o.nodesAppArmor ? { nodes: APPARMOR_NODES } : {}), ...(o.ttlSeconds ? { ttlMs: o.ttlSeconds * 1000 } : {}) });
+  const metrics = new AdmissionMetrics(undefined, o.environments);
   const handler = admissionHandler({
     judge,
     ...(o.environments ? { environments: o.environments } : {}),
     ...(o.auditEnvironments?.length ? { auditEnvironments: o.auditEnvironments } : {}),
     exempt,
-    metrics: new AdmissionMetrics(),
+    metrics,
     serveMetrics: true,
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     log,
@@ -103,7 +119,7 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
   });
   // The caller is checked before the handler reads a byte of the body; probes reach /healthz without a token.
   const guarded: typeof handler = callers
-    ? (req, res) => (isHealthz(req.url) || callers.allows(req) ? handler(req, res) : refuseCaller(req, res, '--token-file'))
+    ? (req, res) => (isHealthz(req.url) || callers.allows(req) ? handler(req, res) : refuseCaller(req, res, '--token-file', metrics))
     : handler;
   const server = await startTlsServer({ ...(o.host !== undefined ? { host: o.host } : {}), port: o.port, certFile: o.certFile, keyFile: o.keyFile, ...(o.clientCaFile ? { clientCaFile: o.clientCaFile } : {}), reloadIntervalMs: o.certReloadMs, log }, guarded);
   const every = Math.max(5, o.policyReloadSeconds ?? 60) * 1000;
@@ -114,8 +130,13 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
     FileWatch.forFiles(trustFiles, o.trustReloadMs ?? 5000, () => void trust.reload(), log),
     new FileWatch(o.policies, o.policies, o.trustReloadMs ?? 5000, () => void policy.reload(), log),
   ];
+  const metricsServer = o.metricsPort === undefined ? undefined : await serveMetrics(metrics, o.host, o.metricsPort).catch(async (e: unknown) => {
+    await server.close();
+    throw e;
+  });
   return {
     ...server,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     judge,
     policies,
     reloads: { trust: trust.state, policies: policy.state },
@@ -124,7 +145,33 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
       callers?.close();
       for (const w of watches) w.close();
       await server.close();
+      await metricsServer?.close();
     },
+  };
+}
+
+/** `GET /metrics` only, plain HTTP: counts and timings, no names, images or verdict text. */
+async function serveMetrics(metrics: AdmissionMetrics, host: string | undefined, port: number): Promise<{ url: string; close(): Promise<void> }> {
+  const srv = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /metrics\n');
+      return;
+    }
+    void metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    if (host === undefined) srv.listen(port, () => resolve());
+    else srv.listen(port, host, () => resolve());
+  });
+  const a = srv.address() as AddressInfo;
+  const h = host ?? a.address;
+  return {
+    url: `http://${h.includes(':') ? `[${h}]` : h}:${a.port}`,
+    close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }),
   };
 }
 
@@ -133,7 +180,7 @@ export async function serveAdmission(o: AdmissionServeOptions, io: Io): Promise<
   io.out(
     [
       `Cerro Torre admission webhooks listening on ${running.url}`,
-      `  mutate:   ${running.url}/mutate/<environment>   validate: ${running.url}/validate/<environment>   health: ${running.url}/healthz   metrics: ${running.url}/metrics${o.tokenFile ? ' (with a token)' : ''}`,
+      `  mutate:   ${running.url}/mutate/<environment>   validate: ${running.url}/validate/<environment>   health: ${running.url}/healthz   metrics: ${running.metricsUrl ? `${running.metricsUrl}/metrics` : `${running.url}/metrics${o.tokenFile ? ' (with a token)' : ''}`}`,
       `  certificate: ${o.certFile} (reloaded when it changes)${o.clientCaFile ? `; client certificates from ${o.clientCaFile}` : ''}`,
       `  registries: ${o.registry.allowedRegistries.join(', ') || 'none allow-listed: every image is denied'}`,
       `  policies: ${o.policies.join(', ')}`,

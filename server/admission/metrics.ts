@@ -6,14 +6,13 @@
  * they join its own registry (`/metrics` there).
  *
  * Label values are bounded: codes are the stable `[CODE]` of a denial (anything else is `OTHER`),
- * and environments are the first 64 names seen (where any name may be called, a caller could
- * otherwise mint a series per request).
+ * and environments are the configured ones (`--environment`); without that list every call is
+ * `unlisted` (a caller naming paths could otherwise mint series, or take the names first).
  */
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type AdmissionOutcome = 'allowed' | 'denied' | 'audited';
 
-const MAX_ENVIRONMENTS = 64;
 const CODE_RE = /^\[([A-Z][A-Z0-9_]{1,47})\]/;
 
 export class AdmissionMetrics {
@@ -21,10 +20,11 @@ export class AdmissionMetrics {
   private readonly answers: Counter<'webhook' | 'environment' | 'outcome' | 'code'>;
   private readonly seconds: Histogram<'webhook'>;
   private readonly refused: Counter<'status'>;
-  private readonly environments = new Set<string>();
+  private readonly environments: ReadonlySet<string>;
 
   /** Into `registry` when given (the deploy server's), else a registry of its own with the process metrics. */
-  constructor(registry?: Registry) {
+  constructor(registry?: Registry, environments?: readonly string[]) {
+    this.environments = new Set(environments ?? []);
     this.registry = registry ?? new Registry();
     if (!registry) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
@@ -34,8 +34,7 @@ export class AdmissionMetrics {
   }
 
   answered(webhook: 'mutate' | 'validate', environment: string, outcome: AdmissionOutcome, denial: string | undefined, seconds: number): void {
-    if (!this.environments.has(environment) && this.environments.size < MAX_ENVIRONMENTS) this.environments.add(environment);
-    const env = this.environments.has(environment) ? environment : 'other';
+    const env = this.environments.has(environment) ? environment : 'unlisted';
     const code = denial === undefined ? '' : (CODE_RE.exec(denial)?.[1] ?? 'OTHER');
     this.answers.inc({ webhook, environment: env, outcome, code });
     this.seconds.observe({ webhook }, seconds);

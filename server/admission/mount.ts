@@ -27,21 +27,22 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
     ...(cfg.ttlSeconds ? { ttlMs: cfg.ttlSeconds * 1000 } : {}),
     ...(cfg.nodesAppArmor === true ? { nodes: APPARMOR_NODES } : {}),
   });
+  // In the server's registry: its /metrics shows them.
+  const metrics = new AdmissionMetrics(ctx.metrics.registry, cfg.environments ?? undefined);
   const handler = admissionHandler({
     judge,
     log: ctx.log,
     ...(cfg.environments ? { environments: cfg.environments } : {}),
     ...(cfg.auditEnvironments?.length ? { auditEnvironments: cfg.auditEnvironments } : {}),
     exempt: parseExemptions(cfg.exemptImages ?? [], 'admission.exemptImages'),
-    // In the server's registry: its /metrics shows them.
-    metrics: new AdmissionMetrics(ctx.metrics.registry),
+    metrics,
     ...(cfg.timeoutMs ? { timeoutMs: cfg.timeoutMs } : {}),
   });
   const router = Router();
   // Mounted before any body parser: the handler reads and bounds the body itself, after the
   // caller is known (no body of an unknown caller is read or parsed).
   router.use('/admission', (req, res) => {
-    if (callers && !callers.allows(req)) return refuseCaller(req, res, 'admission.tokenFile');
+    if (callers && !callers.allows(req)) return refuseCaller(req, res, 'admission.tokenFile', metrics);
     handler(req, res);
   });
   return {

@@ -124,14 +124,19 @@ async function each<V>(keys: string[], fn: (k: string) => Promise<V>): Promise<M
 const label = (c: ContainerRef) => `${c.list}[${c.index}] ${JSON.stringify(c.name)}`;
 
 /**
- * An exempt image in a container or init container. Never an ephemeral one: `kubectl debug
- * --image=<exempt image> --target=app` would attach unverified code to a verified container's
- * processes. Each distinct image is matched once per request.
+ * An exempt image in a new container or init container. Never an ephemeral one, nor a running
+ * pod's container changing its image: `kubectl debug --image=<exempt image> --target=app`, or a
+ * patch of `app`'s image to an exempt one, would run unverified code inside a verified pod (its
+ * volumes, token, network, processes). Each distinct image is matched once per request, at most
+ * MAX_DISTINCT_IMAGES of them (more are judged, and refused as too many).
  */
-function isExempt(c: ContainerRef, exempt: Exemptions, seen: Map<string, boolean>): boolean {
-  if (c.list === 'ephemeralContainers') return false;
+function isExempt(c: ContainerRef, exempt: Exemptions, seen: Map<string, boolean>, existing: Set<ContainerRef>): boolean {
+  if (c.list === 'ephemeralContainers' || existing.has(c)) return false;
   let hit = seen.get(c.image);
-  if (hit === undefined) seen.set(c.image, (hit = exempt.match(c.image) !== undefined));
+  if (hit === undefined) {
+    if (seen.size >= MAX_DISTINCT_IMAGES) return false;
+    seen.set(c.image, (hit = exempt.match(c.image) !== undefined));
+  }
   return hit;
 }
 
@@ -150,7 +155,7 @@ function podOrAnswer(req: AdmissionRequest, exempt: Exemptions | undefined): { p
   }
   const changed = changedBy(req, pod);
   const seen = new Map<string, boolean>();
-  const containers = exempt ? changed.containers.filter((c) => !isExempt(c, exempt, seen)) : changed.containers;
+  const containers = exempt ? changed.containers.filter((c) => !isExempt(c, exempt, seen, changed.existing)) : changed.containers;
   if (containers.length === 0) return { answer: allowResponse(req.uid) };
   const existing = changed.existing;
   return { pod, containers, existing };

@@ -31,6 +31,9 @@ const MAX_PATTERN = 255;
 const MAX_STARS = 4;
 /** localhost, a dotted DNS name or IPv4 address, or a bracketed IPv6 address; a port may follow. */
 const HOST_RE = /^(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+|\[[0-9a-f:]+\])(?::([0-9]{1,5}))?$/;
+/** A one-label host with a port (`kind-registry:5000`): a host to the kubelet too. */
+const LABEL_PORT_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?:([0-9]{1,5})$/;
+const MAX_COMPONENT = 128;
 /** A repository component of distribution's grammar, with `*` allowed between its characters. */
 const COMPONENT_RE = /^[a-z0-9*]+(?:(?:[._]|__|-+)[a-z0-9*]+)*$/;
 
@@ -77,7 +80,7 @@ function compile(pattern: string, where: string): Compiled {
   const [host, ...path] = pattern.split('/');
   if (path.length === 0) throw bad('names a registry and a repository');
   if (pattern.includes('@') || path.some((c) => c.includes(':'))) throw bad('names a repository, without tag or digest');
-  const h = HOST_RE.exec(host);
+  const h = HOST_RE.exec(host) ?? LABEL_PORT_RE.exec(host);
   if (!h) throw bad(host.includes('*') ? 'the registry cannot be a wildcard' : `"${host.slice(0, 64)}" is not a registry host (name it in full: docker.io/${pattern})`);
   if (h[1] !== undefined && (Number(h[1]) < 1 || Number(h[1]) > 65535)) throw bad(`port ${h[1]} is not 1-65535`);
   // As the kubelet names images: a pattern written otherwise would never match, silently.
@@ -85,12 +88,16 @@ function compile(pattern: string, where: string): Compiled {
   if (host === 'docker.io' && path.length === 1) throw bad(`Docker Hub's official images are docker.io/library/${path[0]}`);
   const deep = path[path.length - 1] === '**';
   const components = deep ? path.slice(0, -1) : path;
+  if (host === 'docker.io' && (deep || components.length !== 2)) throw bad('Docker Hub names are account/repository, two components');
   if (components.some((c) => c === '**')) throw bad('** only as the last component');
   for (const c of components) {
-    if (!COMPONENT_RE.test(c) || c.includes('**')) throw bad(`"${c.slice(0, 64)}" is not a repository component (lower case letters, digits, . _ -, and single *)`);
+    if (!COMPONENT_RE.test(c) || c.includes('**') || c.length > MAX_COMPONENT) throw bad(`"${c.slice(0, 64)}" is not a repository component (at most ${MAX_COMPONENT} lower case letters, digits, . _ -, and single *)`);
     if ((c.match(/\*/g)?.length ?? 0) > MAX_STARS) throw bad(`at most ${MAX_STARS} * in a component`);
   }
   if (components.length === 0 || components[0].includes('*')) throw bad('the first repository component (the account or organisation) cannot be a wildcard: anyone may register one that matches');
+  // A wildcard before the last component stands for accounts too where a registry nests them (a
+  // pull-through cache's project holds Docker Hub's accounts): only the last may have one.
+  if (components.slice(0, -1).some((c) => c.includes('*'))) throw bad('* only in the last component (or a last /**)');
   return { host, components, deep };
 }
 

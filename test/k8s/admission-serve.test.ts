@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { repoRoot } from '../support/cli.js';
 import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
@@ -123,6 +124,34 @@ describe('ct admission serve --token-file', () => {
     const health = await post('/healthz', undefined, apiServer, undefined, null, 'GET');
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ status: 'ok', trust: { loads: 1, errors: 0 } });
+  });
+});
+
+describe('hostile request lines and what operators see', () => {
+  it('a request line that is no URL gets an error, not the end of the process; refusals are counted in /metrics', async () => {
+    for (const target of ['//[', '//:99999', '//a b']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: Number(new URL(url).port), ca: readFileSync(fx.tls.cert), servername: '', cert: readFileSync(apiServer.cert), key: readFileSync(apiServer.key) }, () => s.write(`GET ${target} HTTP/1.1\r\nHost: webhook\r\nConnection: close\r\n\r\n`));
+        let got = '';
+        s.on('data', (d) => (got += d));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 (400|401|404)/);
+    }
+    expect(child.exitCode).toBeNull();
+    expect((await post('/healthz', undefined, apiServer, undefined, null, 'GET')).status).toBe(200);
+    const agent = new Agent({ connect: { ca: readFileSync(fx.tls.cert), servername: '', cert: readFileSync(apiServer.cert), key: readFileSync(apiServer.key) } });
+    try {
+      expect((await request(`${url}/metrics`, { dispatcher: agent })).statusCode).toBe(401);
+      const r = await request(`${url}/metrics`, { dispatcher: agent, headers: { authorization: `Bearer ${TOKEN}` } });
+      const text = await r.body.text();
+      expect(r.statusCode).toBe(200);
+      // The callers refused for want of a token (above): what a rotated, mismatched token looks like.
+      expect(Number(/^ct_admission_refused_total\{status="401"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(7);
+    } finally {
+      await agent.close();
+    }
   });
 });
 

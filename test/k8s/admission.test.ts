@@ -525,6 +525,7 @@ describe('adopting: audit-only environments and exempt images', () => {
         auditEnvironments: ['staging'],
         exemptImages: ['docker.io/istio/proxyv2', `${fx.registry.host}/acme/agents/*`],
         nodesAppArmor: true,
+        metricsPort: 0,
         onDecision: (r) => seen.push(r),
       },
       pino({ level: 'silent' }),
@@ -583,6 +584,12 @@ describe('adopting: audit-only environments and exempt images', () => {
       const r = (await c2.post('/validate/production', reviewOf(pod([{ name: 'x', image }])))).json.response;
       expect({ image, allowed: r.allowed }).toEqual({ image, allowed: false });
     }
+    // Nor a running pod's container whose image is changed to an exempt one.
+    const verified = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
+    const swapped = structuredClone(verified);
+    swapped.spec.containers[0].image = 'docker.io/istio/proxyv2:1.24.0';
+    const sw = (await c2.post('/validate/production', reviewOf(swapped, { operation: 'UPDATE', oldObject: verified }))).json.response;
+    expect(sw.allowed).toBe(false);
     // Nor is an ephemeral container (kubectl debug --image=<exempt> would reach a verified pod's processes).
     const running = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
     const debug = structuredClone(running);
@@ -606,6 +613,12 @@ describe('adopting: audit-only environments and exempt images', () => {
     expect(value(/^ct_admission_requests_total\{webhook="validate",environment="staging",outcome="denied",code="ADMISSION_INVALID"\} (\d+)$/m)).toBe(1);
     expect(value(/^ct_admission_refused_total\{status="415"\} (\d+)$/m)).toBe(1);
     expect(value(/^ct_admission_duration_seconds_count\{webhook="mutate"\} (\d+)$/m)).toBeGreaterThanOrEqual(3);
+    // The plain listener for Prometheus (--metrics-port): the same registry, and nothing else.
+    expect(adopt.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const plain = await fetch(`${adopt.metricsUrl}/metrics`);
+    expect(plain.status).toBe(200);
+    expect(await plain.text()).toMatch(/^ct_admission_refused_total\{status="415"\} 1$/m);
+    expect((await fetch(`${adopt.metricsUrl}/validate/production`, { method: 'POST', body: '{}' })).status).toBe(404);
   });
 
   it('refuses to start on a pattern that would exempt a whole registry or an audit environment it does not serve', async () => {

@@ -44,9 +44,10 @@ describe('server config file', () => {
     expect(withFile('admission:\n  enabled: true\n  nodesAppArmor: "true"\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('admission.nodesAppArmor: "true" is not what it takes') }));
     expect(withFile('admission:\n  timeoutMs: 60000\n')).toThrow(/admission\.timeoutMs/);
     expect(withFile('admission:\n  enabled: true\n  environments: [production]\n  nodesAppArmor: true\n')().admission).toEqual({ enabled: true, environments: ['production'], nodesAppArmor: true });
-    expect(withFile('admission:\n  auditEnvironments: [staging]\n  exemptImages: [docker.io/istio/proxyv2]\n')().admission).toEqual({ auditEnvironments: ['staging'], exemptImages: ['docker.io/istio/proxyv2'] });
+    expect(withFile('admission:\n  environments: [staging]\n  auditEnvironments: [staging]\n  exemptImages: [docker.io/istio/proxyv2]\n')().admission).toEqual({ environments: ['staging'], auditEnvironments: ['staging'], exemptImages: ['docker.io/istio/proxyv2'] });
     expect(withFile('admission:\n  exemptImages: ["*/istio/proxyv2"]\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('admission.exemptImages "*/istio/proxyv2": the registry cannot be a wildcard') }));
     expect(withFile('admission:\n  exemptImages: docker.io/istio/proxyv2\n')).toThrow(/admission\.exemptImages/);
+    expect(withFile('admission:\n  auditEnvironments: [staging]\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('needs admission.environments') }));
   });
 
   it('refuses a bootstrap admin key the API would never take as one (no ctk_ prefix, short, spaces), saying how to make one', () => {

@@ -24,6 +24,7 @@ interface ServeOptions extends RegistryCliOptions {
   nodesApparmor?: boolean;
   auditEnvironment?: string[];
   exemptImage?: string[];
+  metricsPort?: string;
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -41,6 +42,12 @@ type ServeFn = (o: unknown, io: typeof processIo) => Promise<number>;
  * `serve`: the server's entry, given by the container image's bundle (server/admission/image-entry.ts,
  * which imports it so that it is bundled); otherwise loaded by path from the built tree.
  */
+function portOf(name: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new CtError('USAGE', `${name} ${v}: not 0-65535`, {});
+  return n;
+}
+
 export function register(program: Command, o: { serve?: ServeFn } = {}): void {
   const serveFn = o.serve;
   const admission = program.command('admission').description('Kubernetes admission webhooks for verified bundles');
@@ -62,14 +69,14 @@ export function register(program: Command, o: { serve?: ServeFn } = {}): void {
     .option('--nodes-apparmor', 'the nodes enforce AppArmor: pods get and must keep their bundles\' AppArmor profiles, and policies that require AppArmor can pass (without it no AppArmor profile is set: the kubelet refuses one where AppArmor is off)')
     .option('--ttl <seconds>', 'how long verified bundles and verdicts are cached (default 600)')
     .option('--audit-environment <name>', 'audit only in this environment: what would be denied is allowed, with a warning saying why, and logged (repeatable)', collect)
+    .option('--metrics-port <n>', 'also serve GET /metrics over plain HTTP on this port, for Prometheus without the webhook\'s client certificate or token')
     .option('--exempt-image <registry/repository>', 'let these images through unverified and untouched (repeatable; * within a path component, a last /** for any depth; the registry literal)', collect);
   addRegistryOptions(serve).action(
     action(async (o: ServeOptions) => {
       if (!o.cert || !o.key) throw new CtError('USAGE', 'ct admission serve needs --cert and --key (the API server calls webhooks over HTTPS only)', {});
       if (!o.trustStore) throw new CtError('USAGE', 'ct admission serve needs --trust-store', {});
       if (o.policies.length === 0) throw new CtError('USAGE', 'ct admission serve needs --policies DIR', {});
-      const port = Number(o.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CtError('USAGE', `--port ${o.port}: not 0-65535`, {});
+      const port = portOf('--port', o.port);
       const registry = await clientOptionsFrom(o);
       const serveAdmission = serveFn ?? ((await import(new URL('../../../server/admission/main.js', import.meta.url).href)) as { serveAdmission: ServeFn }).serveAdmission;
       return serveAdmission(
@@ -90,6 +97,7 @@ export function register(program: Command, o: { serve?: ServeFn } = {}): void {
           nodesAppArmor: Boolean(o.nodesApparmor),
           ...(o.auditEnvironment ? { auditEnvironments: o.auditEnvironment } : {}),
           ...(o.exemptImage ? { exemptImages: o.exemptImage } : {}),
+          ...(o.metricsPort !== undefined ? { metricsPort: portOf('--metrics-port', o.metricsPort) } : {}),
         },
         processIo,
       );
