@@ -5,13 +5,18 @@
 //   ct pack DIR --out ct-admission.ctp && ct sign … && ct push ct-admission.ctp registry.example.com/cerro-torre/ct-admission:V
 //
 // Contents, nothing more: the node binary this script runs on and the shared libraries it links
-// (ldd), `ct admission` bundled into one file (esbuild; server/admission/image-entry.ts), the
-// policy schemas it validates policies with, this machine's CA certificates (registries over
-// HTTPS), and a passwd/group entry for uid 65532 (the Deployment's runAsUser). No shell, no
-// package manager. The image's command is `/usr/local/bin/node /app/ct.mjs`; the Deployment's
-// `args` (`admission serve …`) follow it.
+// (ldd, and glibc's name-service modules where this glibc still has them apart: before 2.34 a
+// host name lookup loads them at run time, which ldd does not show), `ct admission` bundled into
+// one file (esbuild; server/admission/image-entry.ts) with its dependencies' license notices,
+// the policy schemas it validates policies with, and a passwd/group entry for uid 65532 (the
+// Deployment's runAsUser). No shell, no package manager, and not this machine's CA certificates:
+// node trusts the public roots it ships, and a build machine's own CAs (a proxy's, a company's)
+// would be trusted by every cluster running the image; a private registry's CA is mounted and
+// named by NODE_EXTRA_CA_CERTS in the Deployment (docs/kubernetes.md "The image").
+// The image's command is `/usr/local/bin/node /app/ct.mjs`; the Deployment's `args` follow it.
 //
-// Architecture: the machine's (the node binary is copied); build on an arm64 machine for arm64.
+// Architecture: the machine's (the node binary is copied), written into ct.toml so that `ct pack`
+// labels the image with it wherever it runs; build on an arm64 machine for arm64.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +25,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const UID = 65532;
+/** Node's process.arch → the OCI platform name. */
+const OCI_ARCH = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
 /** The shared libraries `file` needs, with the dynamic loader, as absolute paths (ldd's output). */
 function sharedLibraries(file) {
@@ -41,6 +48,45 @@ function copyInto(rootfs, from, to = from) {
   return dest;
 }
 
+/**
+ * What the copied files are, where the build machine's package manager knows: their dpkg
+ * stanzas in /var/lib/dpkg/status.d/<package> (as distroless images keep them) and each package's
+ * copyright file. `ct sign`'s SBOM, Trivy and Grype read that database: without it the image's
+ * node, glibc and libstdc++ would be invisible to scanners. Files no package owns (a node from a
+ * tarball) are named in the returned list.
+ */
+function recordPackages(rootfs, files) {
+  const owners = new Map();
+  const unowned = [];
+  for (const f of files) {
+    let out = '';
+    try {
+      out = execFileSync('dpkg-query', ['-S', realpathSync(f)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      try {
+        out = execFileSync('dpkg-query', ['-S', f], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch {
+        unowned.push(f);
+        continue;
+      }
+    }
+    const pkg = out.split(':')[0].split(',')[0].trim();
+    const arch = /^[^:]+:([a-z0-9]+):/.exec(out)?.[1];
+    owners.set(arch ? `${pkg}:${arch}` : pkg, pkg);
+  }
+  const dir = join(rootfs, 'var/lib/dpkg/status.d');
+  for (const [spec, pkg] of owners) {
+    const stanza = execFileSync('dpkg-query', ['-s', spec], { encoding: 'utf8' });
+    // The fields a scanner reads; not the host's conffiles or descriptions.
+    const keep = stanza.split('\n').filter((l) => /^(Package|Status|Priority|Section|Maintainer|Architecture|Multi-Arch|Source|Version|Homepage):/.test(l));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, pkg), `${keep.join('\n')}\n`);
+    const copyright = `/usr/share/doc/${pkg}/copyright`;
+    if (existsSync(copyright)) copyInto(rootfs, copyright);
+  }
+  return unowned;
+}
+
 export async function buildAdmissionImage(out, { version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version } = {}) {
   rmSync(out, { recursive: true, force: true });
   const rootfs = join(out, 'rootfs');
@@ -54,7 +100,9 @@ export async function buildAdmissionImage(out, { version = JSON.parse(readFileSy
     platform: 'node',
     target: 'node20',
     minify: true,
-    legalComments: 'none',
+    // The bundled packages' license notices, beside it (/app/ct.mjs.LEGAL.txt): MIT, ISC, Apache
+    // and BSD terms ask that they go with the code.
+    legalComments: 'external',
     charset: 'utf8',
     // ESM output still meets CommonJS dependencies that call require() on Node built-ins.
     banner: { js: "import { createRequire as __ctCreateRequire } from 'node:module'; const require = __ctCreateRequire(import.meta.url);" },
@@ -68,9 +116,14 @@ export async function buildAdmissionImage(out, { version = JSON.parse(readFileSy
   for (const f of readdirSync(join(root, 'policies', 'schema')).filter((f) => f.endsWith('.json'))) copyInto(rootfs, join(root, 'policies', 'schema', f), join('app', 'policies', 'schema', f));
   copyInto(rootfs, process.execPath, '/usr/local/bin/node');
   chmodSync(join(rootfs, 'usr/local/bin/node'), 0o755);
-  for (const lib of sharedLibraries(process.execPath)) copyInto(rootfs, lib);
-  if (existsSync('/etc/ssl/certs/ca-certificates.crt')) copyInto(rootfs, '/etc/ssl/certs/ca-certificates.crt');
+  const libs = sharedLibraries(process.execPath);
+  for (const lib of libs) copyInto(rootfs, lib);
+  const libc = libs.find((l) => /\/libc\.so\.6$/.test(l));
+  if (libc) for (const nss of ['libnss_files.so.2', 'libnss_dns.so.2', 'libresolv.so.2']) if (existsSync(join(dirname(libc), nss))) copyInto(rootfs, join(dirname(libc), nss));
+  recordPackages(rootfs, [process.execPath, ...libs]);
   mkdirSync(join(rootfs, 'etc'), { recursive: true });
+  // /etc/hosts first (the kubelet writes it, hostAliases too), then DNS.
+  writeFileSync(join(rootfs, 'etc/nsswitch.conf'), 'hosts: files dns\n');
   writeFileSync(join(rootfs, 'etc/passwd'), `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${UID}:${UID}:nonroot:/home/nonroot:/sbin/nologin\n`);
   writeFileSync(join(rootfs, 'etc/group'), `root:x:0:\nnonroot:x:${UID}:\n`);
   for (const d of ['tmp', 'home/nonroot', 'etc/ct']) mkdirSync(join(rootfs, d), { recursive: true });
@@ -87,8 +140,8 @@ export async function buildAdmissionImage(out, { version = JSON.parse(readFileSy
       'command = ["/usr/local/bin/node", "/app/ct.mjs"]',
       'ports = ["8443/tcp"]',
       '',
-      '[runtime.env]',
-      'NODE_EXTRA_CA_CERTS = "/etc/ssl/certs/ca-certificates.crt"',
+      '[image]',
+      `architecture = "${OCI_ARCH[process.arch] ?? process.arch}"`,
       '',
     ].join('\n'),
   );

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jsonpatch from 'fast-json-patch';
@@ -18,6 +18,7 @@ import { repoRoot, runCt } from '../support/cli.js';
 import { k8sFixture, type K8sFixture } from './fixture.js';
 import { pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
 import { parseYamlDocs } from './schema.js';
+import { spdxProblems } from '../attest/spdx-rules.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -51,19 +52,35 @@ afterAll(async () => {
 });
 
 describe('the admission image', () => {
-  it('packs into a bundle whose image runs the Deployment\'s command as its user, read-only', async () => {
+  it('packs into a bundle whose image runs the Deployment\'s command as its user, read-only, with its packages on record', async () => {
     const r = await runCt(['pack', rootfs, '--out', join(work, 'ct-admission.ctp')]);
     expect(r.code).toBe(0);
     const ctp = await openCtp(join(work, 'ct-admission.ctp'));
     const manifest = ctp.file('manifest.toml').toString('utf8');
     expect(manifest).toMatch(/name = "ct-admission"/);
+    expect((await runCt(['inspect', join(work, 'ct-admission.ctp')])).stdout).toContain(`(linux/${process.arch === 'x64' ? 'amd64' : process.arch})`);
+    // Not the build machine's CA certificates: its proxy's or company's CAs would be trusted by every cluster.
+    expect(existsSync(join(rootfs, 'etc/ssl'))).toBe(false);
+    expect(manifest).not.toMatch(/NODE_EXTRA_CA_CERTS/);
+    // The runtime's packages are on record where scanners and ct's SBOM look, and the SBOM is one SPDX tools accept.
+    const att = await runCt(['attest', join(work, 'ct-admission.ctp'), '--type', 'spdx', '-o', join(work, 'sbom.json')]);
+    expect(att.code).toBe(0);
+    const sbom = JSON.parse(readFileSync(join(work, 'sbom.json'), 'utf8')).predicate as Obj;
+    const names = (sbom.packages as Obj[]).map((p) => p.name);
+    expect(names).toEqual(expect.arrayContaining(['libc6', 'libstdc++6']));
+    expect(spdxProblems(sbom)).toEqual([]);
+    // What runs below is the packed layer, not the build directory.
+    const u = await runCt(['unpack', join(work, 'ct-admission.ctp'), '--out', join(work, 'unpacked'), '--rootfs']);
+    expect(u.code).toBe(0);
+    rootfs = join(work, 'unpacked', 'rootfs');
+    expect(existsSync(join(rootfs, 'app/ct.mjs'))).toBe(true);
     expect(container.command).toEqual(['/usr/local/bin/node', '/app/ct.mjs']);
     expect(manifest).toContain('command = [ "/usr/local/bin/node", "/app/ct.mjs" ]');
     expect(manifest).toContain(`user = "${podSecurity.runAsUser}:${podSecurity.runAsGroup}"`);
-    // Only what it needs: the runtime, its libraries, the bundle, schemas, CA certificates, users.
+    // Only what it needs: the runtime, its libraries and their records, the bundle, schemas, users.
     const top = readdirSync(rootfs).sort();
-    expect(top).toEqual(expect.arrayContaining(['app', 'etc', 'usr', 'tmp']));
-    expect(top.filter((d) => !['app', 'etc', 'home', 'lib', 'lib64', 'tmp', 'usr', 'ct.toml'].includes(d))).toEqual([]);
+    expect(top).toEqual(expect.arrayContaining(['app', 'etc', 'usr']));
+    expect(top.filter((d) => !['app', 'etc', 'home', 'lib', 'lib64', 'tmp', 'usr', 'var'].includes(d))).toEqual([]);
   }, 120_000);
 
   it('serves the webhooks from its own root file system, as the Deployment runs it', async () => {
@@ -85,7 +102,7 @@ describe('the admission image', () => {
       'mount --make-rprivate /',
       `mount --bind "$1" "$1"`,
       `mount -o remount,bind,ro "$1"`,
-      `mount -t tmpfs -o size=64m tmpfs "$1/tmp"`,
+      `mount -t tmpfs -o size=64m tmpfs "$1/tmp"`, // the Deployment's emptyDir
       'root="$1"; shift',
       `exec chroot --userspec=${podSecurity.runAsUser}:${podSecurity.runAsGroup} "$root" "$@"`,
     ].join('\n');
