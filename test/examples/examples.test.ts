@@ -20,6 +20,7 @@ import { startLogServer, type LogServer } from '../../src/tlog/server.js';
 import { assignmentFor, runcDeleteAll, runcState, until } from '../host-agent/fixture.js';
 import { requireHostTools } from '../host/support.js';
 import { repoRoot, runCt } from '../support/cli.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 let dir: string;
 let logs: LogServer[] = [];
@@ -76,7 +77,7 @@ beforeAll(async () => {
   if (!loaded.ok) throw new Error(`policies: ${loaded.error?.code}`);
   const facts = await collectFacts();
   runtime = await RuncRuntime.open({ stateDir: p('host'), unifiedCgroupMount: facts.cgroup.unifiedMount });
-  network = new NetworkManager({ stateDir: p('host'), subnetBase: `10.${20 + (process.pid % 30)}`, bridgePrefix: `cte${process.pid % 100000}b` });
+  network = new NetworkManager({ stateDir: p('host'), subnetBase: claimSubnetBase(), bridgePrefix: `cte${process.pid % 100000}b` });
   runner = new LocalRunner({ stateDir: p('host'), trust: () => ({ store, storeDigest: trustStoreDigest(store) }), policies, facts: async () => facts, runtime, network });
 }, 60_000);
 

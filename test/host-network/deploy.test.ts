@@ -32,6 +32,7 @@ import { repoRoot, runCt } from '../support/cli.js';
 import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
 import { runcDeleteAll, runcState, until } from '../host-agent/fixture.js';
 import { listArtifacts } from './artifacts.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
 interface Agent { child: ChildProcess; stdout: string; stderr: string; exit: Promise<unknown>; stateDir: string }
@@ -39,8 +40,8 @@ interface DeploymentView { id: string; status: string; reason: string | null; me
 
 // Each agent has its own pool and bridge names (two agents on one machine stand for two hosts).
 const HOSTS = {
-  production: { name: 'net-prod', pool: `10.${100 + (pid % 40)}`, prefix: `ctd${pid % 100000}p` },
-  staging: { name: 'net-staging', pool: `10.${50 + (pid % 40)}`, prefix: `ctd${pid % 100000}s` },
+  production: { name: 'net-prod', pool: claimSubnetBase(), prefix: `ctd${pid % 100000}p` },
+  staging: { name: 'net-staging', pool: claimSubnetBase(), prefix: `ctd${pid % 100000}s` },
 } as const;
 type Env = keyof typeof HOSTS;
 

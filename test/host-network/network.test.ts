@@ -18,16 +18,17 @@ import { codeOfAsync } from '../support/error-code.js';
 import { freePort } from '../support/registry.js';
 import { repoRoot } from '../support/cli.js';
 import { listArtifacts } from './artifacts.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
 // Unique per test process: other tests (and other checkouts) use netavark on this machine too.
 const BRIDGE = `ctn${pid % 100000}b`;
-const BASE = `10.${200 + (pid % 50)}`;
+const BASE = claimSubnetBase();
 const ID = (name: string) => `ctnet-${pid}-${name}`;
 const scope = { netnsPrefix: `ctnet-${pid}-`, bridgePrefix: BRIDGE, subnetBase: BASE };
 // The managers that fail or crash keep their own state: their own bridges and subnets too.
 const BRIDGE2 = `ctn${pid % 100000}x`;
-const BASE2 = `10.${150 + (pid % 50)}`;
+const BASE2 = claimSubnetBase();
 const scope2 = { netnsPrefix: `ctnet-${pid}-x`, bridgePrefix: BRIDGE2, subnetBase: BASE2 };
 
 async function httpStatus(url: string): Promise<number | string> {

@@ -15,6 +15,7 @@ import { NetworkManager, findNetavark } from '../../host/network/index.js';
 import { checkNetworkAsk } from '../../host/agent/network-hook.js';
 import { codeOf, codeOfAsync } from '../support/error-code.js';
 import { repoRoot } from '../support/cli.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
 const ID = `ctref-${pid}-a`;
@@ -69,7 +70,7 @@ try {
     expect((missing as { code?: string }).code).toBe('HOST_TOOL_MISSING');
     expect((missing as Error).message).toContain('netavark is not installed');
     const real = await findNetavark();
-    const net = new NetworkManager({ stateDir: join(dir, 'gone'), subnetBase: `10.${90 + (pid % 10)}`, bridgePrefix: `ctf${pid % 100000}`, paths: { netavark: join(empty, 'netavark'), aardvark: real.aardvark } });
+    const net = new NetworkManager({ stateDir: join(dir, 'gone'), subnetBase: claimSubnetBase(), bridgePrefix: `ctf${pid % 100000}`, paths: { netavark: join(empty, 'netavark'), aardvark: real.aardvark } });
     try {
       expect(await codeOfAsync(net.attach({ containerId: ID, environment: 'e', app: 'a', egress: 'none', ports: [] }))).toBe('HOST_TOOL_MISSING');
       expect(net.store.attachments()).toEqual([]);

@@ -17,10 +17,11 @@ import { repoRoot } from '../support/cli.js';
 import { makeRootfs, requireHostTools, runUntilMarker } from '../host/support.js';
 import { listArtifacts } from './artifacts.js';
 import { killWithRunc, makeVersions, openAgent, recoverNetwork, removeAll, runcListed, served, writeSideBySideAgent } from './side-by-side-agent.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
 // Ranges no other test of this directory uses (they run in parallel workers).
-const NET = { subnetBase: `10.${150 + (pid % 40)}`, bridgePrefix: `ctg${pid % 100000}k` };
+const NET = { subnetBase: claimSubnetBase(), bridgePrefix: `ctg${pid % 100000}k` };
 const APP_ID = `ctgate-${pid}`;
 const scope = { netnsPrefix: APP_ID, ...NET };
 

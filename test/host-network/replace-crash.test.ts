@@ -20,9 +20,10 @@ import { repoRoot } from '../support/cli.js';
 import { makeRootfs, requireHostTools, runUntilMarker } from '../host/support.js';
 import { listArtifacts } from './artifacts.js';
 import { killWithRunc, makeVersions, openAgent, recoverNetwork, removeAll, runcListed, served, writeSideBySideAgent } from './side-by-side-agent.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
-const NET = { subnetBase: `10.${100 + (pid % 40)}`, bridgePrefix: `cts${pid % 100000}k` };
+const NET = { subnetBase: claimSubnetBase(), bridgePrefix: `cts${pid % 100000}k` };
 const scope = { netnsPrefix: `ctsbs-${pid}`, ...NET };
 
 describe('side-by-side replace: kill -9 of the agent mid-swap', () => {

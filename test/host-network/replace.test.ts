@@ -27,12 +27,13 @@ import { containerIdFor } from '../../src/protocol/container-id.js';
 import { freePort } from '../support/registry.js';
 import { loopFixture, startLoopServer, startTestHost, until, type LoopFixture, type TestHost } from '../e2e/fixture.js';
 import { listArtifacts } from './artifacts.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
 // Names unique to this test process: other tests deploy `production/web` with bridges too.
 const APP = `web-${pid}`;
 const HOG = `hog-${pid}`;
-const NET = { subnetBase: `10.${10 + (pid % 40)}`, bridgePrefix: `ctr${pid % 100000}b` };
+const NET = { subnetBase: claimSubnetBase(), bridgePrefix: `ctr${pid % 100000}b` };
 const CONTAINER = containerIdFor('production', APP);
 
 /** busybox httpd serving `version` on 8080 on the environment's bridge, health-checked on `healthPath`. */

@@ -19,9 +19,10 @@ import type { AttachmentRow } from '../../host/network/store.js';
 import { RuncRuntime } from '../../host/runtime/index.js';
 import { DIGEST, makeRootfs, requireHostTools } from '../host/support.js';
 import { listArtifacts } from './artifacts.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
-const RANGE = { subnetBase: `10.${100 + (pid % 40)}`, bridgePrefix: `ctu${pid % 100000}b` };
+const RANGE = { subnetBase: claimSubnetBase(), bridgePrefix: `ctu${pid % 100000}b` };
 const ID = (name: string) => `ctup-${pid}-${name}`;
 const scope = { netnsPrefix: `ctup-${pid}-`, ...RANGE };
 

@@ -23,9 +23,10 @@ import { repoRoot, runCt } from '../support/cli.js';
 import { freePort } from '../support/registry.js';
 import { runcList, until } from '../host-agent/fixture.js';
 import { listArtifacts } from '../host-network/artifacts.js';
+import { claimSubnetBase } from '../support/subnets.js';
 
 const pid = process.pid;
-const POOL = `10.${140 + (pid % 40)}`;
+const POOL = claimSubnetBase();
 const PREFIX = `ctr${pid % 100000}`;
 
 interface Run { child: ChildProcess; stdout: string; stderr: string; exit: Promise<number | null> }
