@@ -13,7 +13,10 @@
 // node trusts the public roots it ships, and a build machine's own CAs (a proxy's, a company's)
 // would be trusted by every cluster running the image; a private registry's CA is mounted and
 // named by NODE_EXTRA_CA_CERTS in the Deployment (docs/kubernetes.md "The image").
-// The image's command is `/usr/local/bin/node /app/ct.mjs`; the Deployment's `args` follow it.
+// The image's command is `/usr/local/bin/node --use-bundled-ca /app/ct.mjs` (the roots node ships,
+// whatever the build machine's node was configured to read); the Deployment's `args` follow it.
+// A node built against the system's OpenSSL (Fedora, nixpkgs, Homebrew) has no roots of its own
+// and reads them from /etc/ssl, which the image does not have: such a node is refused.
 //
 // Architecture: the machine's (the node binary is copied), written into ct.toml so that `ct pack`
 // labels the image with it wherever it runs; build on an arm64 machine for arm64.
@@ -70,8 +73,13 @@ function recordPackages(rootfs, files) {
         continue;
       }
     }
-    const pkg = out.split(':')[0].split(',')[0].trim();
-    const arch = /^[^:]+:([a-z0-9]+):/.exec(out)?.[1];
+    const line = out.split('\n').find((l) => l.trim() && !l.startsWith('diversion by'));
+    if (!line) {
+      unowned.push(f);
+      continue;
+    }
+    const pkg = line.split(':')[0].split(',')[0].trim();
+    const arch = /^[^:]+:([a-z0-9]+):/.exec(line)?.[1];
     owners.set(arch ? `${pkg}:${arch}` : pkg, pkg);
   }
   const dir = join(rootfs, 'var/lib/dpkg/status.d');
@@ -88,6 +96,7 @@ function recordPackages(rootfs, files) {
 }
 
 export async function buildAdmissionImage(out, { version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version } = {}) {
+  if (process.config.variables.node_shared_openssl) throw new Error(`${process.execPath} uses the system's OpenSSL and its CA store, which the image does not carry: build with a node from nodejs.org or NodeSource`);
   rmSync(out, { recursive: true, force: true });
   const rootfs = join(out, 'rootfs');
   mkdirSync(join(rootfs, 'app'), { recursive: true });
@@ -120,7 +129,11 @@ export async function buildAdmissionImage(out, { version = JSON.parse(readFileSy
   for (const lib of libs) copyInto(rootfs, lib);
   const libc = libs.find((l) => /\/libc\.so\.6$/.test(l));
   if (libc) for (const nss of ['libnss_files.so.2', 'libnss_dns.so.2', 'libresolv.so.2']) if (existsSync(join(dirname(libc), nss))) copyInto(rootfs, join(dirname(libc), nss));
-  recordPackages(rootfs, [process.execPath, ...libs]);
+  const unrecorded = recordPackages(rootfs, [process.execPath, ...libs]);
+  // Said, not silent: scanners and the SBOM will not see these.
+  for (const f of unrecorded) console.error(`warning: ${f} belongs to no package this machine's dpkg knows: the image's SBOM and scanners will not list it`);
+  // Which distribution the package records are of (scanners and ct's SBOM read it).
+  if (existsSync('/etc/os-release')) copyInto(rootfs, '/etc/os-release', '/usr/lib/os-release');
   mkdirSync(join(rootfs, 'etc'), { recursive: true });
   // /etc/hosts first (the kubelet writes it, hostAliases too), then DNS.
   writeFileSync(join(rootfs, 'etc/nsswitch.conf'), 'hosts: files dns\n');
@@ -137,7 +150,7 @@ export async function buildAdmissionImage(out, { version = JSON.parse(readFileSy
       '[runtime]',
       `user = "${UID}:${UID}"`,
       'read_only_rootfs = true',
-      'command = ["/usr/local/bin/node", "/app/ct.mjs"]',
+      'command = ["/usr/local/bin/node", "--use-bundled-ca", "/app/ct.mjs"]',
       'ports = ["8443/tcp"]',
       '',
       '[image]',

@@ -152,8 +152,9 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
 
 /** `GET /metrics` only, plain HTTP: counts and timings, no names, images or verdict text. */
 async function serveMetrics(metrics: AdmissionMetrics, host: string | undefined, port: number): Promise<{ url: string; close(): Promise<void> }> {
-  const srv = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url !== '/metrics') {
+  // Bounded like the webhook's own listener: whoever reaches the port cannot hold it open.
+  const srv = createServer({ headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /metrics\n');
       return;
     }
@@ -162,11 +163,17 @@ async function serveMetrics(metrics: AdmissionMetrics, host: string | undefined,
       () => res.writeHead(500).end(),
     );
   });
+  srv.maxConnections = 64;
   await new Promise<void>((resolve, reject) => {
     srv.once('error', reject);
-    if (host === undefined) srv.listen(port, () => resolve());
-    else srv.listen(port, host, () => resolve());
+    const listening = () => {
+      srv.off('error', reject);
+      resolve();
+    };
+    if (host === undefined) srv.listen(port, listening);
+    else srv.listen(port, host, listening);
   });
+  srv.on('error', () => undefined); // an accept() failure later: the listener stays, the process too
   const a = srv.address() as AddressInfo;
   const h = host ?? a.address;
   return {

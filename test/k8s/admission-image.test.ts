@@ -74,8 +74,8 @@ describe('the admission image', () => {
     expect(u.code).toBe(0);
     rootfs = join(work, 'unpacked', 'rootfs');
     expect(existsSync(join(rootfs, 'app/ct.mjs'))).toBe(true);
-    expect(container.command).toEqual(['/usr/local/bin/node', '/app/ct.mjs']);
-    expect(manifest).toContain('command = [ "/usr/local/bin/node", "/app/ct.mjs" ]');
+    expect(container.command).toEqual(['/usr/local/bin/node', '--use-bundled-ca', '/app/ct.mjs']);
+    expect(manifest).toContain('command = [ "/usr/local/bin/node", "--use-bundled-ca", "/app/ct.mjs" ]');
     expect(manifest).toContain(`user = "${podSecurity.runAsUser}:${podSecurity.runAsGroup}"`);
     // Only what it needs: the runtime, its libraries and their records, the bundle, schemas, users.
     const top = readdirSync(rootfs).sort();
