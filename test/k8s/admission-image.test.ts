@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import jsonpatch from 'fast-json-patch';
 import { openCtp } from '../../src/bundle/read.js';
 import { repoRoot, runCt } from '../support/cli.js';
-import { k8sFixture, type K8sFixture } from './fixture.js';
+import { admissionUrl, k8sFixture, type K8sFixture } from './fixture.js';
 import { pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
 import { parseYamlDocs } from './schema.js';
 import { spdxProblems } from '../attest/spdx-rules.js';
@@ -108,15 +108,7 @@ describe('the admission image', () => {
     ].join('\n');
     child = spawn('unshare', ['--mount', 'sh', '-c', script, 'sh', rootfs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LOG_LEVEL: 'warn' } });
     child.stderr!.on('data', (d) => (stderr += d));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d) => {
-        out += d;
-        const m = /listening on (https:\/\/[\d.:]+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`the image exited ${code}: ${stderr}`)));
-    });
+    const url = await admissionUrl(child, 'the image', () => stderr);
     client = webhookClient(url, fx.tls.cert);
     // A tag pinned through the registry, the bundle fetched, verified and judged, the profiles set.
     const object = pod([{ name: 'web', image: fx.tagRef }]);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { repoRoot } from '../support/cli.js';
-import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
+import { admissionUrl, k8sFixture, makeCert, type K8sFixture } from './fixture.js';
 import { pod, reviewOf } from './requests.js';
 
 let fx: K8sFixture;
@@ -49,15 +49,7 @@ beforeAll(async () => {
     '--environment', 'production',
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'silent' } });
   child.stderr!.on('data', (d) => (stderr += d));
-  url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (https:\/\/[\d.:]+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`ct admission serve exited ${code}: ${stderr}`)));
-  });
+  url = await admissionUrl(child, 'ct admission serve', () => stderr);
 }, 120_000);
 
 afterAll(async () => {

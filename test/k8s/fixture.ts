@@ -10,7 +10,7 @@
  * Policies: `production` strict (this key, SLSA + SPDX, quorum 2, RuntimeDefault-level seccomp),
  * `staging` permissive with an unmet review requirement (a warning), `locked` strict for another key.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,6 +55,19 @@ export interface K8sFixture {
   moveTag(to: 'v1' | 'v2'): Promise<void>;
   tls: { cert: string; key: string; dir: string };
   cleanup(): Promise<void>;
+}
+
+/** The https URL a started `ct admission serve` prints; rejects with its stderr if it exits first. */
+export function admissionUrl(child: ChildProcess, what: string, stderr: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (https:\/\/[\d.:]+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited ${code}: ${stderr()}`)));
+  });
 }
 
 /** A self-signed certificate for 127.0.0.1 (openssl, as in the webhook's Secret). */

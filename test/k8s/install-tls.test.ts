@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { repoRoot } from '../support/cli.js';
 import { parseYamlDocs } from './schema.js';
+import { admissionUrl } from './fixture.js';
 import { pod, reviewOf } from './requests.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -131,15 +132,7 @@ beforeAll(async () => {
   expect(args.join(' ')).not.toMatch(/=\/etc\//);
   child = spawn(process.execPath, [join(repoRoot, 'bin', 'ct.js'), ...args, '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'silent' } });
   child.stderr!.on('data', (d) => (stderr += d));
-  url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (https:\/\/[\d.:]+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`ct admission serve exited ${code}: ${stderr}`)));
-  });
+  url = await admissionUrl(child, 'ct admission serve', () => stderr);
 }, 60_000);
 
 afterAll(async () => {
