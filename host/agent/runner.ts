@@ -5,6 +5,7 @@ import { mkdirDurable, writeFileAtomic } from '../../src/core/fs.js';
 import type { CtpArchive } from '../../src/bundle/archive.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
+import { withPolicyKeyless } from '../../src/policy/keyless-trust.js';
 import { VerificationCache } from '../../src/verify/cache.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
@@ -437,9 +438,11 @@ export class LocalRunner implements AssignmentRunner {
       return refused((e as CtError).code ?? 'MALFORMED_BUNDLE', (e as Error).message);
     }
     if (archive.bundleDigest !== a.bundleDigest) return refused('DIGEST_MISMATCH', `bundle is ${archive.bundleDigest}, assignment names ${a.bundleDigest}`);
-    const trust = this.opts.trust();
-    if (!trust) return refused('UNKNOWN_KEY', 'this host has no trust store: nothing can be verified');
+    const store = this.opts.trust();
+    if (!store) return refused('UNKNOWN_KEY', 'this host has no trust store: nothing can be verified');
     const set = this.opts.policies.current;
+    // This host's own policies name the keyless identities whose Sigstore attestations count.
+    const trust = withPolicyKeyless(store, set);
     const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: this.verified, ...(set?.digest ? { policyDigest: set.digest } : {}) });
     if (report.decision === 'REJECT') return refused(report.code ?? 'MALFORMED_BUNDLE', report.message ?? 'verification failed');
     if (report.evidence.imageDigest !== a.imageDigest) return refused('SUBJECT_MISMATCH', `image is ${report.evidence.imageDigest}, assignment names ${a.imageDigest}`);

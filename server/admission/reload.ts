@@ -15,9 +15,10 @@ import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { CtError } from '../../src/core/errors.js';
-import { loadTrustStore, trustStoreDigest } from '../../src/trust/store.js';
+import { loadTrustStore } from '../../src/trust/store.js';
+import { trustMaterial } from '../../src/verify/trust-material.js';
 import { loadTrustedRootFile } from '../../src/verify/sigstore/trusted-root.js';
-import type { TrustMaterial } from '../../src/verify/report.js';
+import { trustKeyOf, type TrustMaterial } from '../../src/verify/report.js';
 import type { PolicyStore } from '../../src/policy/store.js';
 
 export interface ReloadState {
@@ -150,8 +151,8 @@ export class TrustReloader {
       // An older version is a rollback (SPEC §5: versions only increase); the same version re-read is fine.
       if (prev && store.version < prev.version) throw new CtError('TRUST_STORE_ROLLBACK', `trust store ${this.files.trustStore} version ${store.version} is older than the ${prev.version} in force`, { current: prev.version, next: store.version });
       const root = this.files.trustedRoot ? await loadTrustedRootFile(this.files.trustedRoot) : undefined;
-      const next: TrustMaterial = { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) };
-      const digest = `${next.storeDigest}|${next.trustedRootDigest ?? ''}`;
+      const next = trustMaterial(store, root);
+      const digest = trustKeyOf(next);
       if (digest === this.state.digest) return;
       this.current = next;
       this.state.digest = digest;

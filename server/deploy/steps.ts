@@ -7,7 +7,8 @@ import { tempPathFor } from '../../src/core/fs.js';
 import { fetchCtp } from '../../src/oci/fetch.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import { openCtpToVerify } from '../../src/bundle/read.js';
-import type { AttestationVerifier, TrustMaterial } from '../../src/verify/report.js';
+import { trustKeyOf, type AttestationVerifier, type TrustMaterial } from '../../src/verify/report.js';
+import { withPolicyKeyless } from '../../src/policy/keyless-trust.js';
 import { NOT_VERIFIED_CODES } from '../../src/verify/batch/pool.js';
 import type { VerificationCache } from '../../src/verify/cache.js';
 import type { Evidence, Finding } from '../../src/verify/evidence.js';
@@ -74,9 +75,11 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
   };
   return {
     async fetchAndVerify(reference: string, _environment?: string, bundleDigest?: string): Promise<VerifiedBundle> {
-      const trust = deps.trust();
-      if (!trust) return { ok: false, transient: false, code: 'UNKNOWN_KEY', message: 'no trust store configured: nothing can be verified' };
-      const key = `${trust.storeDigest}|${trust.trustedRootDigest ?? ''}|${reference}|${bundleDigest ?? ''}`;
+      const store = deps.trust();
+      if (!store) return { ok: false, transient: false, code: 'UNKNOWN_KEY', message: 'no trust store configured: nothing can be verified' };
+      // The keyless signers the policies name are the identities whose Sigstore attestations count.
+      const trust = withPolicyKeyless(store, deps.policies.current);
+      const key = `${trustKeyOf(trust)}|${reference}|${bundleDigest ?? ''}`;
       const hit = verified.get(key);
       // Its file marked used now (retention removes bundles no deployment names after a day
       // unused); one removed meanwhile is fetched and verified again.

@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { CtError, asIoError } from '../core/errors.js';
-import { loadTrustStore, trustStoreDigest } from '../trust/store.js';
+import { loadTrustStore } from '../trust/store.js';
+import { trustMaterial } from '../verify/trust-material.js';
 import type { Mode } from '../verify/evidence.js';
 import type { Requirements } from '../verify/report.js';
 import type { CtpVerifyOptions } from '../verify/ctp/verify-ctp.js';
@@ -70,7 +71,7 @@ export async function verifyOptionsFrom(command: string, o: VerifyFlags): Promis
     : undefined;
   return {
     options: {
-      trust: { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) },
+      trust: trustMaterial(store, root),
       mode: (o.mode as Mode | undefined) ?? policy?.mode ?? 'strict',
       requirements,
       allowLegacyPae: Boolean(o.legacyPae),

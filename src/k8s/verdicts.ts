@@ -25,7 +25,8 @@ import { parseReference } from '../oci/reference.js';
 import { openCtpToVerify } from '../bundle/read.js';
 import { verifyCtpArchive } from '../verify/ctp/verify-ctp.js';
 import { VerificationCache } from '../verify/cache.js';
-import type { TrustMaterial } from '../verify/report.js';
+import { trustKeyOf, type TrustMaterial } from '../verify/report.js';
+import { withPolicyKeyless } from '../policy/keyless-trust.js';
 import type { Evidence, Finding } from '../verify/evidence.js';
 import { bundleFactsFromArchive } from '../policy/bundle-facts.js';
 import { evaluate } from '../policy/evaluate.js';
@@ -134,9 +135,6 @@ export class AdmissionJudge implements ImageJudge {
     this.verdicts = new TtlLru(max, ttl);
   }
 
-  private trustKey(t: TrustMaterial): string {
-    return `${t.storeDigest}|${t.trustedRootDigest ?? ''}`;
-  }
 
   async pin(image: string): Promise<string> {
     const ref = parseReference(image);
@@ -163,21 +161,25 @@ export class AdmissionJudge implements ImageJudge {
 
   /** The deploy server hands over what it verified: later admissions of that image need no fetch. */
   learn(image: VerifiedImage): void {
-    const trust = this.opts.trust();
-    if (!trust) return;
+    const store = this.opts.trust();
+    if (!store) return;
+    // Verified by the deploy server with the same policies' keyless signers (it shares them).
+    const trust = withPolicyKeyless(store, this.opts.policies());
     const r = parseReference(image.reference);
     const pinned = `${r.registry}/${r.repository}@${image.imageDigest}`;
-    this.verified.set(`${this.trustKey(trust)}|${pinned}`, { ok: true, image: { ...image, reference: pinned } });
+    this.verified.set(`${trustKeyOf(trust)}|${pinned}`, { ok: true, image: { ...image, reference: pinned } });
     this.stats.learned++;
   }
 
   async judge(pinned: string, environment: string): Promise<ImageVerdict> {
-    const trust = this.opts.trust();
-    if (!trust) throw new CtError('UNKNOWN_KEY', 'no trust store is configured: nothing can be verified', {});
+    const store = this.opts.trust();
+    if (!store) throw new CtError('UNKNOWN_KEY', 'no trust store is configured: nothing can be verified', {});
     const set = this.opts.policies();
     if (!set) throw new CtError('NO_POLICY', 'the policies could not be loaded: failing closed', {});
-    this.forgetStale(this.trustKey(trust), set.digest);
-    const vkey = `${this.trustKey(trust)}|${set.digest}|${environment}|${pinned}`;
+    // The keyless signers the policies name are the identities whose Sigstore attestations count.
+    const trust = withPolicyKeyless(store, set);
+    this.forgetStale(trustKeyOf(trust), set.digest);
+    const vkey = `${trustKeyOf(trust)}|${set.digest}|${environment}|${pinned}`;
     const hit = this.verdicts.get(vkey);
     if (hit) {
       this.stats.verdictHits++;
@@ -216,7 +218,7 @@ export class AdmissionJudge implements ImageJudge {
 
   /** Verified bundle for a pinned reference: cache, else one shared fetch + verification. */
   private verify(pinned: string, trust: TrustMaterial): Promise<VerifyOutcome> {
-    const key = `${this.trustKey(trust)}|${pinned}`;
+    const key = `${trustKeyOf(trust)}|${pinned}`;
     const cached = this.verified.get(key);
     if (cached) return Promise.resolve(cached);
     let p = this.inflight.get(key);

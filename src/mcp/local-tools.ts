@@ -8,7 +8,8 @@ import { realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { inspectBundle } from '../bundle/inspect.js';
-import { loadTrustStore, trustStoreDigest } from '../trust/store.js';
+import { loadTrustStore } from '../trust/store.js';
+import { trustMaterial } from '../verify/trust-material.js';
 import { verifyCtp } from '../verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../verify/ctp/verifiers.js';
 import { loadTrustedRootFile } from '../verify/sigstore/trusted-root.js';
@@ -70,7 +71,7 @@ export function localTools(root: string): ToolDef[] {
         const store = await loadTrustStore(inRoot(a.trustStore));
         const rootFile = a.trustedRoot ? await loadTrustedRootFile(inRoot(a.trustedRoot)) : undefined;
         const report = await verifyCtp(inRoot(a.path), {
-          trust: { store, storeDigest: trustStoreDigest(store), ...(rootFile ? { trustedRoot: rootFile, trustedRootDigest: rootFile.digest } : {}) },
+          trust: trustMaterial(store, rootFile),
           mode: a.mode ?? 'strict',
           requirements: a.logQuorum ? { logQuorum: a.logQuorum } : {},
           verifiers: defaultVerifiers(rootFile ? { trustedRoot: rootFile } : {}),

@@ -6,6 +6,7 @@
  * bundle that runs now (the one the desired state pins today), verified the same way.
  */
 import { evidenceFromCtp } from '../policy/ctp-evidence.js';
+import { withPolicyKeyless } from '../policy/keyless-trust.js';
 import { readBundleFacts } from '../policy/bundle-facts.js';
 import { evaluate } from '../policy/evaluate.js';
 import { renderDecision } from '../policy/explain.js';
@@ -155,13 +156,15 @@ export function setDiff(before: Set<string>, after: Set<string>): SetDiff {
 }
 
 export async function promotionEvidence(req: EvidenceRequest): Promise<PromotionEvidence> {
-  const cand = await evidenceFromCtp(req.candidate, req.trust, req.now !== undefined ? { now: new Date(req.now) } : {});
+  // The policies' keyless signers are the identities whose Sigstore attestations count.
+  const trust = withPolicyKeyless(req.trust, req.policies);
+  const cand = await evidenceFromCtp(req.candidate, trust, req.now !== undefined ? { now: new Date(req.now) } : {});
   const facts = await readBundleFacts(req.candidate);
   let base: { evidence?: Evidence; facts?: BundleFacts } = {};
   let baseline: PromotionEvidence['baseline'] = { compared: false, reason: req.currentMissing ?? 'no bundle runs there yet' };
   if (req.current) {
     try {
-      const cur = await evidenceFromCtp(req.current.path, req.trust);
+      const cur = await evidenceFromCtp(req.current.path, trust);
       if (cur.findings.length) baseline = { bundle: req.current.reference, compared: false, reason: `the running bundle does not verify (${cur.findings[0].code})` };
       else {
         base = { evidence: cur.evidence, facts: await readBundleFacts(req.current.path) };

@@ -2,7 +2,8 @@
 import { compileTexts, readPolicySources } from '../policy/load.js';
 import { policyInvalid } from '../policy/issues.js';
 import type { PolicySet } from '../policy/policy-set.js';
-import { loadTrustStore, trustStoreDigest } from '../trust/store.js';
+import { loadTrustStore } from '../trust/store.js';
+import { trustMaterial } from '../verify/trust-material.js';
 import { loadTrustedRootFile } from '../verify/sigstore/trusted-root.js';
 import type { TrustMaterial } from '../verify/report.js';
 
@@ -11,5 +12,5 @@ export async function loadPromotionMaterial(o: { trustStore: string; trustedRoot
   const root = o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined;
   const loaded = compileTexts(await readPolicySources(o.policies));
   if (!loaded.set) throw policyInvalid(loaded.issues);
-  return { trust: { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) }, policies: loaded.set };
+  return { trust: trustMaterial(store, root), policies: loaded.set };
 }

@@ -17,6 +17,8 @@ export interface CacheKeyParts {
   imageDigest: string;
   trustStoreDigest: string;
   trustedRootDigest?: string;
+  /** The keyless identities trusted (TrustMaterial.keyless). */
+  keylessDigest?: string;
   policyDigest?: string;
   /** Anything else that changes the outcome (mode, legacy PAE, requirements). */
   options?: unknown;
@@ -29,6 +31,7 @@ export function cacheKey(p: CacheKeyParts): string {
       i: p.imageDigest,
       t: p.trustStoreDigest,
       r: p.trustedRootDigest ?? null,
+      k: p.keylessDigest ?? null,
       p: p.policyDigest ?? null,
       o: p.options ?? null,
     }),

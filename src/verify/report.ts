@@ -35,12 +35,33 @@ export const DEFAULT_REQUIREMENTS: Readonly<Requirements> = Object.freeze({
   checkThresholds: true,
 });
 
-/** Trust material: a VCS trust store and, for the Sigstore verifier, a trusted root. */
+/**
+ * The keyless identities trusted where no single identity was given on the command line: those the
+ * policy set's keyless signers name (src/policy/keyless-trust.ts). What the trust store is to keys:
+ * a Sigstore attestation counts only when its certificate's identity is one of them, and one signed
+ * by any other identity rejects the bundle (IDENTITY_MISMATCH), as a key outside the store does.
+ */
+export interface KeylessTrust {
+  /** Whether a verified certificate identity (a `keyless` signer) is trusted. */
+  accepts(signer: VerifiedSigner): boolean;
+  /** The trusted identities as the policies name them, for messages. */
+  readonly labels: readonly string[];
+  /** Changes whenever accepts() could answer otherwise: part of every cache key of a verdict. */
+  readonly digest: string;
+}
+
+/** Trust material: a VCS trust store and, for the Sigstore verifier, a trusted root and identities. */
 export interface TrustMaterial {
   store: TrustStore;
   storeDigest: string;
   trustedRoot?: unknown;
   trustedRootDigest?: string;
+  keyless?: KeylessTrust;
+}
+
+/** One string for "the same trust": what caches of verified bundles are keyed by. */
+export function trustKeyOf(t: TrustMaterial): string {
+  return `${t.storeDigest}|${t.trustedRootDigest ?? ''}|${t.keyless?.digest ?? ''}`;
 }
 
 export interface AttestationInput {

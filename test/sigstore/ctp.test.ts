@@ -7,17 +7,13 @@ import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { join } from 'node:path';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
 import { ctpFiles, tempDir } from '../verify/ctp-fixtures.js';
-import { makeStore, trustOf, DEFAULT_PREDICATES } from '../verify/fixtures.js';
+import { makeStore, trustOf } from '../verify/fixtures.js';
 import { writeCtp, rewriteCtp } from '../../src/bundle/write.js';
 import { openCtp } from '../../src/bundle/read.js';
-import { checkOciLayout } from '../../src/bundle/check-layout.js';
-import { coveredFiles } from '../../src/attest/sign-ctp.js';
-import { buildStatement, ctpSubjects } from '../../src/attest/statement.js';
 import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
-import { signAttestationForCtp } from '../../src/sign/index.js';
 import { SigstoreAttestationVerifier } from '../../src/verify/sigstore/index.js';
-import { GH_ISSUER, GH_SAN, keylessOptions, rootOf } from './fixtures.js';
+import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless } from './fixtures.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -30,16 +26,8 @@ beforeAll(async () => {
   tmp = await tempDir('ct-sigstore-ctp-');
   const unsigned = join(tmp.dir, 'unsigned.ctp');
   await writeCtp(unsigned, ctpFiles().files);
-  const archive = await openCtp(unsigned);
-  const image = checkOciLayout(archive);
-  const subjects = ctpSubjects('hello:1.0', image.manifestDigest, coveredFiles(archive));
-  const add: Record<string, Buffer> = {};
-  for (const [i, p] of DEFAULT_PREDICATES.entries()) {
-    const bundle = await signAttestationForCtp(buildStatement(subjects, p.type, p.predicate), keylessOptions(m, await m.githubToken()));
-    add[`attestations/${i === 0 ? 'provenance' : 'sbom'}.sigstore.json`] = Buffer.from(JSON.stringify(bundle));
-  }
   signed = join(tmp.dir, 'signed.ctp');
-  await rewriteCtp(unsigned, signed, { add });
+  await signCtpKeyless(m, unsigned, signed);
 });
 afterAll(async () => {
   await m.close();

@@ -7,6 +7,13 @@ import { buildStatement } from '../../src/attest/statement.js';
 import type { SigstoreSignOptions } from '../../src/sign/index.js';
 import { trustedRootFromJSON } from '../../src/verify/sigstore/index.js';
 import type { SigstoreMock } from '../support/sigstore-mock.js';
+import { openCtp } from '../../src/bundle/read.js';
+import { rewriteCtp } from '../../src/bundle/write.js';
+import { checkOciLayout } from '../../src/bundle/check-layout.js';
+import { coveredFiles } from '../../src/attest/sign-ctp.js';
+import { ctpSubjects } from '../../src/attest/statement.js';
+import { signAttestationForCtp } from '../../src/sign/index.js';
+import { DEFAULT_PREDICATES } from '../verify/fixtures.js';
 
 export const GH_SAN = 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main';
 export const GH_ISSUER = 'https://token.actions.githubusercontent.com';
@@ -36,4 +43,21 @@ export const edKey = () => generateKeyPairSync('ed25519');
 export function samplesDir(): string {
   const tries = [join(process.cwd(), '..', 'shared'), join(process.cwd(), '..', '..', 'shared')].map((d) => join(d, 'reference', 'samples', 'sigstore'));
   return tries.find((d) => existsSync(d)) ?? tries[0];
+}
+
+/**
+ * Signs an unsigned .ctp keylessly, as the build action does without a key: SLSA provenance and an
+ * SPDX document, each a Sigstore bundle under attestations/ naming the image and every covered file.
+ */
+export async function signCtpKeyless(m: SigstoreMock, unsigned: string, out: string, identityToken?: string): Promise<void> {
+  const archive = await openCtp(unsigned);
+  const image = checkOciLayout(archive);
+  const subjects = ctpSubjects('hello:1.0', image.manifestDigest, coveredFiles(archive));
+  const token = identityToken ?? (await m.githubToken());
+  const add: Record<string, Buffer> = {};
+  for (const [i, p] of DEFAULT_PREDICATES.entries()) {
+    const bundle = await signAttestationForCtp(buildStatement(subjects, p.type, p.predicate), keylessOptions(m, token));
+    add[`attestations/${i === 0 ? 'provenance' : 'sbom'}.sigstore.json`] = Buffer.from(JSON.stringify(bundle));
+  }
+  await rewriteCtp(unsigned, out, { add });
 }

@@ -17,7 +17,8 @@ import { addRegistryOptions, clientOptionsFrom, type RegistryCliOptions } from '
 import { fetchCtp } from '../../oci/fetch.js';
 import { parseReference } from '../../oci/reference.js';
 import { openCtpToVerify } from '../../bundle/read.js';
-import { loadTrustStore, trustStoreDigest } from '../../trust/store.js';
+import { loadTrustStore } from '../../trust/store.js';
+import { trustMaterial } from '../../verify/trust-material.js';
 import { loadTrustedRootFile } from '../../verify/sigstore/trusted-root.js';
 import { verifyCtpArchive } from '../../verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../../verify/ctp/verifiers.js';
@@ -72,7 +73,7 @@ export function register(program: Command): void {
         parseReference(`${repository}@sha256:${'0'.repeat(64)}`); // a valid repository, or REFERENCE_INVALID
         const archive = await openCtpToVerify(path);
         const report = await verifyCtpArchive(archive, {
-          trust: { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) },
+          trust: trustMaterial(store, root),
           // Integrity is what rendering needs (signed profiles); requirements are the policy's, judged at admission.
           mode: 'audit',
           verifiers: defaultVerifiers(root ? { trustedRoot: root } : {}),

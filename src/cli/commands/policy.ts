@@ -33,7 +33,9 @@ import {
 } from '../../policy/cli-api.js';
 import { parseSource } from '../../policy/source.js';
 import { evidenceFromCtp } from '../../policy/ctp-evidence.js';
-import { loadTrustStore, trustStoreDigest } from '../../trust/store.js';
+import { withPolicyKeyless } from '../../policy/keyless-trust.js';
+import { trustMaterial } from '../../verify/trust-material.js';
+import { loadTrustStore } from '../../trust/store.js';
 import { loadTrustedRootFile } from '../../verify/sigstore/trusted-root.js';
 import { defaultVerifiers } from '../../verify/ctp/index.js';
 
@@ -104,6 +106,8 @@ export async function explainCommand(io: Io, bundle: string, opts: ExplainOption
   if (opts.mode !== undefined && !MODES.includes(opts.mode as Mode)) throw new CtError('USAGE', `--mode must be one of ${MODES.join(', ')}`);
   let doc: Record<string, unknown>;
   let parsedSource;
+  // Loaded first: a bundle's Sigstore attestations count when signed by a keyless signer they name.
+  const set = await loadSet(opts.policies);
   if (opts.evidence) {
     const evText = await readText(opts.evidence);
     const parsed = parseSource(opts.evidence, evText);
@@ -117,7 +121,7 @@ export async function explainCommand(io: Io, bundle: string, opts: ExplainOption
     if (bundle === '-' || (await isDir(bundle))) throw new CtError('USAGE', 'verifying needs a .ctp file (a directory or - needs --evidence)');
     const store = await loadTrustStore(opts.trustStore);
     const root = opts.trustedRoot ? await loadTrustedRootFile(opts.trustedRoot) : undefined;
-    const verified = await evidenceFromCtp(bundle, { store, storeDigest: trustStoreDigest(store), ...(root ? { trustedRoot: root, trustedRootDigest: root.digest } : {}) }, {
+    const verified = await evidenceFromCtp(bundle, withPolicyKeyless(trustMaterial(store, root), set), {
       allowLegacyPae: Boolean(opts.legacyPae),
       ...(root ? { verifiers: defaultVerifiers({ trustedRoot: root }) } : {}),
     });
@@ -140,7 +144,6 @@ export async function explainCommand(io: Io, bundle: string, opts: ExplainOption
   if (!read.input) throw policyInvalidFrom(read.issues, 'JSON_INVALID');
   // The mode comes from the policies or the operator's --mode, never from the evidence file (SPEC §4).
   const input = { ...read.input, mode: opts.mode as Mode | undefined };
-  const set = await loadSet(opts.policies);
   const decision = evaluate(set, input);
   if (opts.format === 'json') io.out(JSON.stringify(decision, null, 2));
   else io.out(renderDecision(decision));

@@ -62,6 +62,7 @@ export async function verifyCtpArchive(archive: CtpArchive, opts: CtpVerifyOptio
         imageDigest: '',
         trustStoreDigest: opts.trust.storeDigest,
         trustedRootDigest: opts.trust.trustedRootDigest,
+        keylessDigest: opts.trust.keyless?.digest,
         policyDigest: opts.policyDigest,
         options: { mode, allowLegacyPae, requirements },
       })
@@ -91,6 +92,9 @@ async function verifyUncached(
 ): Promise<VerificationReport> {
   const warnings: string[] = [];
   let base = baseIn;
+  // Kept outside the try: a rejection still says what the verifiers warned of (an attestation they
+  // ignored is often why a file is uncovered).
+  let results: VerifierResult[] = [];
   try {
     const image = checkOciLayout(archive, { imageDigest: 'later' });
     base = { ...base, imageDigest: image.manifestDigest };
@@ -105,7 +109,6 @@ async function verifyUncached(
       throw new CtError('MISSING_ATTESTATION', 'the bundle is not signed: it holds no attestations (sign it with ct sign, or build it with the CI step)', { path: 'attestations/' });
     }
     const claimed = new Set<string>();
-    let results: VerifierResult[] = [];
     for (const v of verifiers) {
       const inputs: AttestationInput[] = attestationFiles.filter((n) => v.accepts(n)).map((n) => ({ name: n, data: archive.file(n) }));
       inputs.forEach((i) => claimed.add(i.name));
@@ -133,7 +136,7 @@ async function verifyUncached(
     checkImageDigest(archive.authenticateManifest(covered), image);
     return combineReport(base, results, requirements, { coveredFiles: covered, warnings });
   } catch (e) {
-    if (e instanceof CtError) return rejectReport(e, base, warnings);
+    if (e instanceof CtError) return rejectReport(e, base, [...warnings, ...results.flatMap((r) => r.warnings)]);
     throw e;
   }
 }

@@ -19,7 +19,7 @@ import { defaultVerifiers } from '../ctp/verifiers.js';
 export interface SigstoreJob {
   data: Uint8Array;
   imageDigest: string;
-  policy?: SigstoreInput['policy'];
+  identity?: SigstoreInput['identity'];
   root?: { json: Record<string, unknown>; digest: string; source: string };
   thresholds?: SigstoreInput['thresholds'];
 }
@@ -46,7 +46,7 @@ export class SigstoreVerifierPool {
     return this.pool.run({
       data: input.data,
       imageDigest: input.imageDigest,
-      ...(input.policy ? { policy: input.policy } : {}),
+      ...(input.identity ? { identity: input.identity } : {}),
       ...(root ? { root: { json: root.json, digest: root.digest, source: root.source } } : {}),
       ...(input.thresholds ? { thresholds: input.thresholds } : {}),
     });

@@ -48,8 +48,14 @@ export interface SigstoreVerifierOptions {
 }
 
 export interface SigstoreVerifyRequest {
-  /** Required for certificate (keyless) bundles. */
+  /** Required for certificate (keyless) bundles, unless anyIdentity. */
   policy?: IdentityPolicy;
+  /**
+   * Keyless bundles of any identity verify (chain, SCTs, logs, timestamps, signature all checked);
+   * the caller judges the returned signer's identity itself (a policy set's keyless signers,
+   * attestation-verifier.ts). Never set it without doing so.
+   */
+  anyIdentity?: boolean;
   /** The artifact's bytes: message signatures are verified over them; DSSE subjects against their digest. */
   artifact?: Buffer;
   /** `sha256:<hex>` of the artifact or image, when the bytes are not at hand. */
@@ -117,7 +123,7 @@ export class SigstoreBundleVerifier {
     const digest = req.artifact ? sha256Digest(req.artifact) : req.digest;
     if (req.artifact && req.digest && req.digest !== digest) throw new CtError('DIGEST_MISMATCH', `artifact digest ${digest} is not the given ${req.digest}`, { expected: req.digest, actual: digest });
     if (req.policy) assertIdentityPolicy(req.policy);
-    const key = `${bundleDigest}|${digest ?? '-'}|${req.artifact ? 'bytes' : 'digest'}|${this.trustDigest}|${policyDigest(req.policy, this.thresholds)}`;
+    const key = `${bundleDigest}|${digest ?? '-'}|${req.artifact ? 'bytes' : 'digest'}|${this.trustDigest}|${policyDigest(req.policy, req.anyIdentity === true, this.thresholds)}`;
     const hit = this.cache?.get(key);
     if (hit) {
       if ('err' in hit) throw hit.err;
@@ -142,12 +148,13 @@ export class SigstoreBundleVerifier {
     else if (digest === undefined) throw new CtError('USAGE', 'a DSSE bundle is verified against an artifact or image digest; none given', {});
 
     // The fast path accepts only what the Verifier accepts; anything else gets the Verifier's verdict.
-    const fast = req.policy ? this.fastIdentity(bundle, req.artifact) : undefined;
+    const fast = req.policy || req.anyIdentity ? this.fastIdentity(bundle, req.artifact) : undefined;
     const id = fast ?? this.verifyEntity(bundle, req);
     try {
       let signer: VerifiedSigner;
       if (id) {
-        checkIdentity(req.policy as IdentityPolicy, id);
+        if (req.policy) checkIdentity(req.policy, id);
+        else if (!req.anyIdentity) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
         signer = { kind: 'keyless', issuer: id.issuer ?? undefined, subject: id.subject ?? undefined, claims: id.claims };
       } else {
         signer = { kind: 'key', keyId: keyIdOf(this.publicKey as KeyObject) };
@@ -179,7 +186,7 @@ export class SigstoreBundleVerifier {
       }
       return result;
     } catch (e) {
-      throw withIdentity(e, id, req.policy);
+      throw withIdentity(e, id, req);
     }
   }
 
@@ -226,7 +233,7 @@ export class SigstoreBundleVerifier {
       Error.stackTraceLimit = stackTraceLimit;
     }
     const cert = entity.key.$case === 'certificate' ? entity.key.certificate : null;
-    if (cert && !req.policy) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
+    if (cert && !req.policy && !req.anyIdentity) throw new CtError('POLICY_INVALID', 'a keyless bundle needs an identity policy (issuer and subject)', {});
     if (!cert && !this.publicKey) throw new CtError('UNKNOWN_KEY', 'the bundle is signed with a key and no public key was given (--key)', {});
     try {
       this.checkThresholds(entity, cert);
@@ -248,7 +255,7 @@ export class SigstoreBundleVerifier {
       }
       return cert ? certIdentity(cert) : null;
     } catch (e) {
-      throw withIdentity(e, cert ? certIdentity(cert) : null, req.policy);
+      throw withIdentity(e, cert ? certIdentity(cert) : null, req);
     }
   }
 
@@ -314,15 +321,16 @@ export class SigstoreBundleVerifier {
  * Every rejection of a keyless bundle states the expected and the actual identity (identity
  * mismatches already do): the certificate's SAN and issuer are added to the message and details.
  */
-function withIdentity(e: unknown, actual: CertIdentity | null, policy: IdentityPolicy | undefined): unknown {
+function withIdentity(e: unknown, actual: CertIdentity | null, req: SigstoreVerifyRequest): unknown {
   if (!(e instanceof CtError) || !actual || e.code === 'IDENTITY_MISMATCH') return e;
-  const expected = policy ? describePolicy(policy) : 'no identity policy';
+  const policy = req.policy;
+  const expected = policy ? describePolicy(policy) : req.anyIdentity ? 'an identity the policies trust' : 'no identity policy';
   return new CtError(e.code, `${e.message} [signer: subject ${JSON.stringify(actual.subject)} from issuer ${JSON.stringify(actual.issuer)}; expected ${expected}]`,
     { ...e.details, expectedIdentity: policy ?? null, actualIdentity: { subject: actual.subject, issuer: actual.issuer } }, { cause: e });
 }
 
-function policyDigest(p: IdentityPolicy | undefined, t: Required<SigstoreThresholds>): string {
-  return createHash('sha256').update(canonicalize({ p: p ?? null, t })).digest('hex');
+function policyDigest(p: IdentityPolicy | undefined, any: boolean, t: Required<SigstoreThresholds>): string {
+  return createHash('sha256').update(canonicalize({ p: p ?? null, any, t })).digest('hex');
 }
 
 /**

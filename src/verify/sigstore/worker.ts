@@ -26,7 +26,7 @@ parentPort?.on('message', (m: { id: number; input: SigstoreJob }) => {
   const j = m.input;
   try {
     const data = Buffer.from(j.data.buffer, j.data.byteOffset, j.data.byteLength);
-    const ok = checkSigstoreInput(data, j.imageDigest, j.policy, j.root ? rootOf(j.root) : undefined, j.thresholds);
+    const ok = checkSigstoreInput({ data, imageDigest: j.imageDigest, ...(j.identity ? { identity: j.identity } : {}), ...(j.root ? { root: rootOf(j.root) } : {}), ...(j.thresholds ? { thresholds: j.thresholds } : {}) });
     parentPort?.postMessage({ id: m.id, ok });
   } catch (e) {
     const err = e instanceof CtError

@@ -1,0 +1,54 @@
+/**
+ * The keyless identities a policy set trusts: every `issuer` + `subject` signer its policies name
+ * (a policy's signers, an attestation requirement's, a threshold's). The trust store lists the keys
+ * whose signatures count; for Sigstore certificates this is that list. Where a bundle is verified
+ * beside a policy set (deploy server, hosts, admission, `ct policy explain`, promotion), a Sigstore
+ * attestation counts when its certificate's identity is one of these — matched exactly as the
+ * policies' `signers` rule matches it (signerMatches) — and one signed by any other identity
+ * rejects the bundle (IDENTITY_MISMATCH), as a key outside the trust store does (UNKNOWN_KEY). Which
+ * identity may sign for which app is then each policy's own `signers` rule.
+ */
+import { sha256Digest } from '../core/digest.js';
+import { canonicalize } from '../core/jcs.js';
+import type { KeylessTrust, TrustMaterial } from '../verify/report.js';
+import type { PolicySet } from './policy-set.js';
+import type { CompiledPolicy, SignerSpec } from './types.js';
+import { signerMatches } from './facts.js';
+
+function keylessSigners(p: CompiledPolicy): SignerSpec[] {
+  const all = [...p.signers, ...p.attestations.flatMap((a) => a.signers ?? []), ...p.thresholds.flatMap((t) => t.signers)];
+  return all.filter((s) => s.issuer !== undefined);
+}
+
+// A set is immutable: its trust is computed once.
+const memo = new WeakMap<PolicySet, KeylessTrust | null>();
+
+/** The set's keyless identities; undefined when no policy names one. */
+export function keylessTrustOf(set: PolicySet): KeylessTrust | undefined {
+  let t = memo.get(set);
+  if (t === undefined) {
+    const by = set.policies.map((p) => ({ p, specs: keylessSigners(p) })).filter((x) => x.specs.length > 0);
+    const specs = by.flatMap((x) => x.specs);
+    t = specs.length === 0
+      ? null
+      : {
+          accepts: (s) => s.kind === 'keyless' && specs.some((spec) => signerMatches(spec, s)),
+          labels: [...new Set(specs.map((s) => s.label))],
+          // The sources of the policies that name them (a file's digest fixes every matcher in it).
+          digest: sha256Digest(canonicalize(by.map((x) => [x.p.file, x.p.name, x.p.digest]))),
+        };
+    memo.set(set, t);
+  }
+  return t ?? undefined;
+}
+
+/** The trust material with the set's keyless identities (none when there is no set). */
+export function withPolicyKeyless(trust: TrustMaterial, set: PolicySet | undefined | null): TrustMaterial {
+  const keyless = set ? keylessTrustOf(set) : undefined;
+  if (!keyless) {
+    if (!trust.keyless) return trust;
+    const { keyless: _drop, ...rest } = trust;
+    return rest;
+  }
+  return trust.keyless === keyless ? trust : { ...trust, keyless };
+}

@@ -1,0 +1,145 @@
+/**
+ * Keyless signers named by policies are the identities whose Sigstore attestations count where a
+ * bundle is verified beside a policy set (src/policy/keyless-trust.ts): a bundle signed only
+ * keylessly verifies when its certificate's identity is one a policy names (issuer, subject as the
+ * policy matches it, claims), is refused with the certificate's actual identity otherwise, and
+ * proves nothing when no policy names a keyless signer. Which identity may sign for which
+ * environment stays each policy's own `signers` rule.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
+import { ctpFiles, tempDir } from '../verify/ctp-fixtures.js';
+import { makeStore, trustOf } from '../verify/fixtures.js';
+import { writeCtp } from '../../src/bundle/write.js';
+import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
+import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
+import { VerificationCache } from '../../src/verify/cache.js';
+import { SigstoreVerifierPool } from '../../src/verify/sigstore/pool.js';
+import { compileTexts } from '../../src/policy/load.js';
+import type { PolicySet } from '../../src/policy/policy-set.js';
+import { keylessTrustOf, withPolicyKeyless } from '../../src/policy/keyless-trust.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+import { promotionEvidence } from '../../src/promote/evidence.js';
+import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless } from '../sigstore/fixtures.js';
+
+let m: SigstoreMock;
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let signed: string;
+
+beforeAll(async () => {
+  m = await startSigstoreMock();
+  tmp = await tempDir('ct-keyless-trust-');
+  const unsigned = join(tmp.dir, 'unsigned.ctp');
+  await writeCtp(unsigned, ctpFiles().files);
+  signed = join(tmp.dir, 'signed.ctp');
+  await signCtpKeyless(m, unsigned, signed);
+}, 60_000);
+afterAll(async () => {
+  await m?.close();
+  await tmp?.cleanup();
+});
+
+const OTHER_SAN = 'https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main';
+
+function policy(name: string, env: string, signer: string[]): string {
+  return ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', `name: ${name}`, 'mode: strict', 'match:', `  environments: [${env}]`, 'signers:', ...signer.map((l, i) => (i === 0 ? `  - ${l}` : `    ${l}`)), 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', 'logQuorum: 1', ''].join('\n');
+}
+
+function setOf(...policies: string[]): PolicySet {
+  const loaded = compileTexts(policies.map((text, i) => ({ file: `p${i}.policy.yaml`, text })));
+  if (!loaded.set) throw new Error(JSON.stringify(loaded.issues));
+  return loaded.set;
+}
+
+const exact = (san: string, issuer = GH_ISSUER) => [`issuer: ${issuer}`, `subject: ${san}`];
+const trusted = setOf(policy('production', 'production', exact(GH_SAN)), policy('staging', 'staging', exact(OTHER_SAN)));
+
+function options(set: PolicySet | undefined, extra: { cache?: VerificationCache; verifiers?: ReturnType<typeof defaultVerifiers> } = {}) {
+  const root = rootOf(m);
+  const store = makeStore({ signers: [], logs: [] });
+  return {
+    trust: withPolicyKeyless({ ...trustOf(store), trustedRoot: root, trustedRootDigest: root.digest }, set),
+    mode: 'audit' as const,
+    requirements: { logQuorum: 1 },
+    verifiers: extra.verifiers ?? defaultVerifiers({ trustedRoot: root }),
+    ...(extra.cache ? { cache: extra.cache } : {}),
+  };
+}
+
+describe('keyless signers of the policies', () => {
+  it('a keyless-only bundle verifies when a policy names its identity; each policy still judges its own signers', async () => {
+    const r = await verifyCtp(signed, options(trusted));
+    expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'ALLOW', code: null });
+    expect(r.evidence.attestations.map((a) => a.signers[0])).toEqual([expect.objectContaining({ kind: 'keyless', subject: GH_SAN, issuer: GH_ISSUER }), expect.objectContaining({ kind: 'keyless', subject: GH_SAN })]);
+    const manifest = await readBundleFacts(signed);
+    const judge = (environment: string) => evaluate(trusted, { evidence: r.evidence, manifest, host: { environment }, findings: [] });
+    expect(judge('production')).toMatchObject({ allow: true });
+    // Trusted by the set (production names it), yet staging's policy asks for another workflow.
+    const staging = judge('staging');
+    expect(staging.allow).toBe(false);
+    expect(staging.violations[0]).toMatchObject({ code: 'SIGNER_NOT_ALLOWED' });
+    expect(staging.violations[0].message).toContain(GH_SAN);
+  });
+
+  it('subjects and claims match as the policy writes them: regex, glob, claims', async () => {
+    const regex = setOf(policy('p', 'production', [`issuer: ${GH_ISSUER}`, "subject: { regex: '^https://github\\.com/acme/[^/]+/\\.github/workflows/release\\.yml@refs/heads/main$' }"]));
+    expect((await verifyCtp(signed, options(regex))).decision).toBe('ALLOW');
+    const claims = setOf(policy('p', 'production', [...exact(GH_SAN), 'claims:', '  sourceRepositoryRef: refs/heads/main']));
+    expect((await verifyCtp(signed, options(claims))).decision).toBe('ALLOW');
+    const wrongClaim = setOf(policy('p', 'production', [...exact(GH_SAN), 'claims:', '  sourceRepositoryRef: refs/heads/release']));
+    const r = await verifyCtp(signed, options(wrongClaim));
+    expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'REJECT', code: 'IDENTITY_MISMATCH' });
+    // An unanchored-looking pattern is still matched whole: `acme/app` is not the SAN.
+    const partial = setOf(policy('p', 'production', [`issuer: ${GH_ISSUER}`, "subject: { regex: 'acme/app' }"]));
+    expect((await verifyCtp(signed, options(partial))).code).toBe('IDENTITY_MISMATCH');
+  });
+
+  it('an identity no policy names is refused, naming the certificate\'s actual identity', async () => {
+    const r = await verifyCtp(signed, options(setOf(policy('staging', 'staging', exact(OTHER_SAN)))));
+    expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'REJECT', code: 'IDENTITY_MISMATCH' });
+    expect(r.message).toContain('attestations/provenance.sigstore.json');
+    expect(r.message).toContain(GH_SAN);
+    expect(r.message).toContain(OTHER_SAN);
+    // The same subject from another issuer is another identity.
+    const gitlab = await verifyCtp(signed, options(setOf(policy('p', 'production', exact(GH_SAN, 'https://gitlab.com')))));
+    expect(gitlab.code).toBe('IDENTITY_MISMATCH');
+  });
+
+  it('no policy names a keyless signer: Sigstore attestations prove nothing (not ALLOW)', async () => {
+    const keysOnly = setOf(policy('p', 'production', [`keyId: sha256:${'1'.repeat(64)}`]));
+    expect(keylessTrustOf(keysOnly)).toBeUndefined();
+    const r = await verifyCtp(signed, options(keysOnly));
+    expect(r.decision).toBe('REJECT');
+    expect(r.code).toBe('UNCOVERED_FILE');
+    expect(r.warnings.join('\n')).toMatch(/Sigstore attestation\(s\) ignored: no keyless identity given/);
+  });
+
+  it('a cached verdict is not reused once the policies trust other identities', async () => {
+    const cache = new VerificationCache({ maxEntries: 16 });
+    expect((await verifyCtp(signed, options(trusted, { cache }))).decision).toBe('ALLOW');
+    const narrowed = setOf(policy('staging', 'staging', exact(OTHER_SAN)));
+    expect((await verifyCtp(signed, options(narrowed, { cache }))).code).toBe('IDENTITY_MISMATCH');
+    expect((await verifyCtp(signed, options(undefined, { cache }))).code).toBe('UNCOVERED_FILE');
+    expect((await verifyCtp(signed, options(trusted, { cache }))).decision).toBe('ALLOW');
+  });
+
+  it('verification threads (the server\'s pool) judge the same', async () => {
+    const pool = new SigstoreVerifierPool({ trustedRoot: rootOf(m) }, { size: 2 });
+    try {
+      expect((await verifyCtp(signed, options(trusted, { verifiers: pool.verifiers }))).decision).toBe('ALLOW');
+      expect((await verifyCtp(signed, options(setOf(policy('s', 'staging', exact(OTHER_SAN))), { verifiers: pool.verifiers }))).code).toBe('IDENTITY_MISMATCH');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('promotion evidence counts the keyless attestations of the policies\' identities', async () => {
+    const root = rootOf(m);
+    const ev = await promotionEvidence({ candidate: signed, trust: { ...trustOf(makeStore({ signers: [], logs: [] })), trustedRoot: root, trustedRootDigest: root.digest }, policies: trusted, environment: 'production' });
+    expect(ev.integrity).toEqual([]);
+    expect(ev.signers).toContainEqual(expect.objectContaining({ kind: 'keyless', identity: GH_SAN }));
+    expect(ev.policy).toMatchObject({ environment: 'production', allow: true });
+  });
+});
