@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseTrustStore, trustStoreDigest } from '../src/trust/store.js';
+import { parseTrustStore } from '../src/trust/store.js';
+import { trustMaterial } from '../src/verify/trust-material.js';
+import { loadTrustedRootFile } from '../src/verify/sigstore/trusted-root.js';
 import { PolicyStore } from '../src/policy/store.js';
 import type { TrustMaterial } from '../src/verify/report.js';
 import { collectFacts } from './facts.js';
@@ -26,6 +28,8 @@ export interface HostCommandOptions {
   name: string;
   enrollToken?: string;
   trustStore: string;
+  /** Sigstore TrustedRoot JSON for keyless attestations (default: the public-good root shipped offline). */
+  trustedRoot?: string;
   policies: string;
   /** The environment this host serves; assignments for others are refused. */
   environment?: string;
@@ -56,7 +60,7 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
 
 async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
   const store = parseTrustStore(readFileSync(o.trustStore, 'utf8'), o.trustStore);
-  const trust: TrustMaterial = { store, storeDigest: trustStoreDigest(store) };
+  const trust: TrustMaterial = trustMaterial(store, o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined);
   const policies = new PolicyStore([resolve(o.policies)]);
   const loaded = await policies.reload();
   if (!loaded.ok) io.err(`policies from ${resolve(o.policies)} failed to load (${loaded.error?.code}: ${(loaded.error?.message ?? '').slice(0, 300)}): every assignment will be refused until they do (--policies names them)`);

@@ -31,21 +31,17 @@ import { verifyHotPath } from '../verify/hot-path.js';
 import { admissionExtension } from '../admission/mount.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { VerificationCache } from '../../src/verify/cache.js';
-import { parseTrustStore, trustStoreDigest } from '../../src/trust/store.js';
-import { sha256Digest } from '../../src/core/digest.js';
+import { parseTrustStore } from '../../src/trust/store.js';
+import { trustMaterial } from '../../src/verify/trust-material.js';
+import { loadTrustedRootFile } from '../../src/verify/sigstore/trusted-root.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import { SigstoreVerifierPool } from '../../src/verify/sigstore/pool.js';
 
-function loadTrust(ctx: ServerContext): TrustMaterial | undefined {
+async function loadTrust(ctx: ServerContext): Promise<TrustMaterial | undefined> {
   if (!ctx.config.trustStore) return undefined;
   const store = parseTrustStore(readFileSync(ctx.config.trustStore, 'utf8'), ctx.config.trustStore);
-  const material: TrustMaterial = { store, storeDigest: trustStoreDigest(store) };
-  if (ctx.config.trustedRoot) {
-    const text = readFileSync(ctx.config.trustedRoot, 'utf8');
-    material.trustedRoot = JSON.parse(text);
-    material.trustedRootDigest = sha256Digest(text);
-  }
-  return material;
+  // Parsed and checked once, here: a root that is not one fails the start's trust, not each bundle.
+  return trustMaterial(store, ctx.config.trustedRoot ? await loadTrustedRootFile(ctx.config.trustedRoot) : undefined);
 }
 
 /**
@@ -80,7 +76,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   ctx.readiness.policies = () => (policies.current ? 'ok' : 'policies not loaded');
   let trust: TrustMaterial | undefined;
   try {
-    trust = loadTrust(ctx);
+    trust = await loadTrust(ctx);
   } catch (e) {
     ctx.log.error({ err: (e as Error).message }, 'trust store failed to load: every verification fails');
   }

@@ -74,7 +74,7 @@ export function checkedSleeper(name: string, readyAfter: number | undefined, sta
   ].join('\n');
 }
 
-async function describeBundle(path: string): Promise<BundleFile> {
+export async function describeBundle(path: string): Promise<BundleFile> {
   const a = await openCtp(path);
   return { path, bundleDigest: a.bundleDigest, imageDigest: a.manifest.image_digest };
 }

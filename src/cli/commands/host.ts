@@ -18,6 +18,7 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'host state directory', '/var/lib/cerro-torre')
     .option('--enroll-token <token>', 'one-time enrolment token (first start only; or CT_ENROLL_TOKEN)')
     .option('--policies <dir>', 'policy directory this host judges bundles with', 'policies')
+    .option('--trusted-root <file>', 'Sigstore TrustedRoot JSON for keyless attestations signed by the policies\' keyless signers (default: the public-good root shipped offline)')
     .option('--environment <env>', 'the environment this host serves; assignments for others are refused')
     .option('--network-pool <a.b>', 'bridge networks get subnets <a.b>.<n>.0/24, one per environment', '10.231')
     .option('--bridge-prefix <name>', 'bridge interfaces are named <prefix><n>', 'ctbr')
@@ -25,7 +26,7 @@ export function register(program: Command): void {
     .option('--log-max-size <bytes>', 'rotate each container output stream\'s log at this size (k/m suffixes; 4k-16m)', '10m')
     .option('--log-max-files <n>', 'log files kept per stream', '2')
     .action(
-      action(async (o: { server: string; name: string; trustStore: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string }) => {
+      action(async (o: { server: string; name: string; trustStore: string; trustedRoot?: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string }) => {
         const main = new URL('../../../host/main.js', import.meta.url).href;
         const { runHostAgent } = (await import(main)) as { runHostAgent: (o: Record<string, unknown>, io: typeof processIo) => Promise<number> };
         return runHostAgent({ ...o, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
