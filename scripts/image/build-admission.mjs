@@ -8,7 +8,7 @@
 // (ldd, and glibc's name-service modules where this glibc still has them apart: before 2.34 a
 // host name lookup loads them at run time, which ldd does not show), `ct admission` bundled into
 // one file (esbuild; server/admission/image-entry.ts) with its dependencies' license notices,
-// the policy schemas it validates policies with, and a passwd/group entry for uid 65532 (the
+// the policy schemas it validates policies with, the public-good Sigstore root's seed (offline), and a passwd/group entry for uid 65532 (the
 // Deployment's runAsUser). No shell, no package manager, and not this machine's CA certificates:
 // node trusts the public roots it ships, and a build machine's own CAs (a proxy's, a company's)
 // would be trusted by every cluster running the image; a private registry's CA is mounted and
@@ -121,6 +121,10 @@ export async function buildAdmissionImage(out, { version = JSON.parse(readFileSy
   });
   const natives = Object.keys(result.metafile.inputs).filter((p) => /node_modules\/(better-sqlite3|pg)\//.test(p));
   if (natives.length) throw new Error(`the deploy server's database reached the admission image: ${natives.slice(0, 5).join(', ')}`);
+  // The public-good Sigstore root, offline: src/verify/sigstore/trusted-root.ts reads the seed
+  // @sigstore/tuf ships through require.resolve from /app/ct.mjs, so the package's manifest, seed
+  // and license sit where node looks (a JSON data file esbuild does not bundle).
+  for (const f of ['package.json', 'seeds.json', 'LICENSE']) copyInto(rootfs, join(root, 'node_modules/@sigstore/tuf', f), join('app/node_modules/@sigstore/tuf', f));
   // Policy files are validated against these (src/policy/schema.ts looks for policies/schema beside the code).
   for (const f of readdirSync(join(root, 'policies', 'schema')).filter((f) => f.endsWith('.json'))) copyInto(rootfs, join(root, 'policies', 'schema', f), join('app', 'policies', 'schema', f));
   copyInto(rootfs, process.execPath, '/usr/local/bin/node');

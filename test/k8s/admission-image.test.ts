@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jsonpatch from 'fast-json-patch';
@@ -19,6 +19,11 @@ import { admissionUrl, k8sFixture, type K8sFixture } from './fixture.js';
 import { pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
 import { parseYamlDocs } from './schema.js';
 import { spdxProblems } from '../attest/spdx-rules.js';
+import { startSigstoreMock } from '../support/sigstore-mock.js';
+import { GH_ISSUER, GH_SAN, signCtpKeyless } from '../sigstore/fixtures.js';
+import { ctpFiles } from '../verify/ctp-fixtures.js';
+import { writeCtp } from '../../src/bundle/write.js';
+import { pushCtp } from '../../src/oci/push.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -32,12 +37,23 @@ let rootfs: string;
 let child: ChildProcess;
 let client: WebhookClient;
 let stderr = '';
+/** Signed keylessly by a private Sigstore (the mock), which the image's public-good root does not trust. */
+let keylessRef: string;
 
 beforeAll(async () => {
   fx = await k8sFixture();
   work = mkdtempSync(join(tmpdir(), 'ct-admission-image-'));
   execFileSync(process.execPath, [join(repoRoot, 'scripts/image/build-admission.mjs'), '--out', join(work, 'image')], { stdio: 'pipe' });
   rootfs = join(work, 'image', 'rootfs');
+  const m = await startSigstoreMock();
+  try {
+    await writeCtp(join(work, 'keyless-unsigned.ctp'), ctpFiles().files);
+    await signCtpKeyless(m, join(work, 'keyless-unsigned.ctp'), join(work, 'keyless.ctp'));
+  } finally {
+    await m.close();
+  }
+  const pushed = await pushCtp(join(work, 'keyless.ctp'), `${fx.registry.host}/acme/keyless:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
+  keylessRef = `${fx.registry.host}/acme/keyless@${pushed.imageDigest}`;
 }, 120_000);
 
 afterAll(async () => {
@@ -92,6 +108,10 @@ describe('the admission image', () => {
     mkdirSync(join(etc, 'trust'), { recursive: true });
     copyFileSync(fx.trustStorePath, join(etc, 'trust/trust-store.json'));
     cpSync(fx.policiesDir, join(etc, 'policies'), { recursive: true });
+    // Production also trusts a keyless workflow: its bundles are verified with the image's own
+    // public-good root (no --trusted-root in the Deployment).
+    const production = join(etc, 'policies/production.policy.yaml');
+    writeFileSync(production, readFileSync(production, 'utf8').replace('signers:\n', `signers:\n  - issuer: ${GH_ISSUER}\n    subject: ${GH_SAN}\n`));
     for (const f of ['tls/tls.key', 'tls/tls.crt', 'trust/trust-store.json']) chmodSync(join(etc, f), 0o644);
     expect(container.args.some((a: string) => a.startsWith('--trust-store=/etc/ct/'))).toBe(true);
     const args = [...container.command, ...container.args, '--host', '127.0.0.1', '--port', '0',
@@ -120,6 +140,11 @@ describe('the admission image', () => {
     expect({ allowed: v.allowed, message: v.status?.message }).toEqual({ allowed: true, message: undefined });
     const tampered = (await client.post('/validate/production', reviewOf(pod([{ name: 'web', image: fx.refs.tampered }])))).json.response;
     expect(tampered.status.message).toMatch(/^\[(SUBJECT_MISMATCH|DIGEST_MISMATCH|UNCOVERED_FILE)\]/);
+    // The public-good root is in the image and read offline: a certificate from another Sigstore
+    // is refused by it (not a missing file, not a network error).
+    const keyless = (await client.post('/validate/production', reviewOf(pod([{ name: 'web', image: keylessRef }])))).json.response;
+    expect(keyless.allowed).toBe(false);
+    expect(keyless.status.message).toMatch(/^\[UNTRUSTED_ROOT\]/);
     // Nothing was written outside /tmp: the root is read-only.
     expect(stderr).not.toMatch(/EROFS|read-only file system/i);
   }, 120_000);
