@@ -10,6 +10,8 @@ import { verifyCtpArchive, type CtpVerifyOptions } from '../../src/verify/ctp/in
 import type { VerificationReport } from '../../src/verify/report.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
+import type { PolicySet } from '../../src/policy/policy-set.js';
+import { withPolicyKeyless } from '../../src/policy/keyless-trust.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import { collectFacts } from '../facts.js';
 import { checkId, RuncRuntime } from '../runtime/runc.js';
@@ -104,24 +106,30 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     io.err(`REJECTED: ${o.bundle} [${e.code}]\n  reason:  ${e.message}`);
     return exitCodeFor(e.code);
   }
-  const report = await verifyCtpArchive(archive, o.verify);
+  // Loaded before verifying: as on a host, their keyless signers are the Sigstore identities that
+  // count (a --certificate-identity given on the command line wins).
+  let set: PolicySet | undefined;
+  if (o.policies) {
+    const store = new PolicyStore([resolve(o.policies)]);
+    const loaded = await store.reload();
+    if (!loaded.ok || !store.current) throw new CtError('NO_POLICY', `policies in ${o.policies} failed to load: ${loaded.error?.message ?? 'unknown error'}`, {});
+    set = store.current;
+  }
+  const report = await verifyCtpArchive(archive, { ...o.verify, trust: withPolicyKeyless(o.verify.trust, set) });
   io.report(report);
   if (report.decision !== 'ALLOW') return exitCodeFor(report.code ?? 'USAGE');
 
   const facts = await collectFacts();
   const manifest = bundleFactsFromArchive(archive, o.bundle);
   let grants: RuntimeGrants;
-  if (o.policies) {
-    const store = new PolicyStore([resolve(o.policies)]);
-    const loaded = await store.reload();
-    if (!loaded.ok || !store.current) throw new CtError('NO_POLICY', `policies in ${o.policies} failed to load: ${loaded.error?.message ?? 'unknown error'}`, {});
-    const decision = judge(store.current, report, manifest, facts, o.environment);
+  if (set) {
+    const decision = judge(set, report, manifest, facts, o.environment);
     if (!decision.allow) {
       const v = decision.violations[0];
       io.err(`DENIED by policy in environment ${o.environment}: ${v ? `${v.policy}/${v.rule} [${v.code}] ${v.message}` : 'denied'}`);
       return exitCodeFor(v?.code ?? 'POLICY_VIOLATION');
     }
-    grants = runtimeGrants(store.current, decision);
+    grants = runtimeGrants(set, decision);
   } else {
     grants = localGrants(o.ports);
   }

@@ -13,6 +13,7 @@ import type { Requirements } from '../verify/report.js';
 import type { CtpVerifyOptions } from '../verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../verify/ctp/verifiers.js';
 import { parseSvalinnPolicyText } from '../verify/vcs/svalinn-v1.js';
+import type { IdentityPolicy } from '../verify/sigstore/identity.js';
 
 export interface VerifyFlags {
   trustStore?: string;
@@ -30,17 +31,33 @@ export interface VerifyFlags {
 export const MODES: Mode[] = ['strict', 'permissive', 'audit'];
 
 export function addVerifyOptions(cmd: Command): Command {
+  return addIdentityOptions(
+    cmd
+      .option('--trust-store <file>', 'VCS trust store JSON (required)')
+      .option('--policy <file>', 'Svalinn v1 policy JSON (requiredPredicates, allowedSigners, logQuorum, mode)')
+      .option('--mode <mode>', 'strict | permissive | audit (default: the policy\'s mode, else strict)')
+      .option('--log-quorum <n>', 'distinct trusted log operators required per attestation (default: policy, else 2)')
+      .option('--any-signer-role', 'count attestations signed by any trusted key, whatever its role (default: builders sign build attestations; see docs/keys-and-trust-stores.md)')
+      .option('--legacy-pae', 'accept signatures over the legacy PAE of the upstream MVP producer (reported)'),
+  ).option('--trusted-root <file>', 'Sigstore TrustedRoot JSON (default: the public-good root shipped offline)');
+}
+
+/** The keyless identity flags (cosign's names), for every command that verifies Sigstore attestations. */
+export function addIdentityOptions(cmd: Command): Command {
   return cmd
-    .option('--trust-store <file>', 'VCS trust store JSON (required)')
-    .option('--policy <file>', 'Svalinn v1 policy JSON (requiredPredicates, allowedSigners, logQuorum, mode)')
-    .option('--mode <mode>', 'strict | permissive | audit (default: the policy\'s mode, else strict)')
-    .option('--log-quorum <n>', 'distinct trusted log operators required per attestation (default: policy, else 2)')
-    .option('--any-signer-role', 'count attestations signed by any trusted key, whatever its role (default: builders sign build attestations; see docs/keys-and-trust-stores.md)')
-    .option('--legacy-pae', 'accept signatures over the legacy PAE of the upstream MVP producer (reported)')
     .option('--certificate-identity <san>', 'Sigstore: accepted certificate SAN (exact)')
     .option('--certificate-identity-regexp <re>', 'Sigstore: accepted SAN pattern (anchored)')
-    .option('--certificate-oidc-issuer <url>', 'Sigstore: accepted OIDC issuer (exact)')
-    .option('--trusted-root <file>', 'Sigstore TrustedRoot JSON (default: the public-good root shipped offline)');
+    .option('--certificate-oidc-issuer <url>', 'Sigstore: accepted OIDC issuer (exact)');
+}
+
+/** The identity the flags name; none without an issuer (Sigstore attestations then prove nothing). */
+export function identityFromFlags(o: Pick<VerifyFlags, 'certificateIdentity' | 'certificateIdentityRegexp' | 'certificateOidcIssuer'>): IdentityPolicy | undefined {
+  if ((o.certificateIdentity !== undefined || o.certificateIdentityRegexp !== undefined) && !o.certificateOidcIssuer) {
+    throw new CtError('USAGE', '--certificate-identity and --certificate-identity-regexp need --certificate-oidc-issuer (an identity is a subject from an issuer)', {});
+  }
+  return o.certificateOidcIssuer
+    ? { issuer: o.certificateOidcIssuer, ...(o.certificateIdentity ? { subject: o.certificateIdentity } : {}), ...(o.certificateIdentityRegexp ? { subjectRegExp: o.certificateIdentityRegexp } : {}) }
+    : undefined;
 }
 
 /** The verifier's options from the flags, with the Svalinn policy's warnings to show in the report. */
@@ -66,9 +83,7 @@ export async function verifyOptionsFrom(command: string, o: VerifyFlags): Promis
   }
   // @sigstore/* load only when a Sigstore root is asked for (they cost ~0.3 s of start-up).
   const root = o.trustedRoot ? await (await import('../verify/sigstore/trusted-root.js')).loadTrustedRootFile(o.trustedRoot) : undefined;
-  const identity = o.certificateOidcIssuer
-    ? { issuer: o.certificateOidcIssuer, ...(o.certificateIdentity ? { subject: o.certificateIdentity } : {}), ...(o.certificateIdentityRegexp ? { subjectRegExp: o.certificateIdentityRegexp } : {}) }
-    : undefined;
+  const identity = identityFromFlags(o);
   return {
     options: {
       trust: trustMaterial(store, root),

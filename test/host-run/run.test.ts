@@ -24,6 +24,8 @@ import { freePort } from '../support/registry.js';
 import { runcList, until } from '../host-agent/fixture.js';
 import { listArtifacts } from '../host-network/artifacts.js';
 import { claimSubnetBase } from '../support/subnets.js';
+import { startSigstoreMock } from '../support/sigstore-mock.js';
+import { GH_ISSUER, GH_SAN, signCtpKeyless } from '../sigstore/fixtures.js';
 
 const pid = process.pid;
 const POOL = claimSubnetBase();
@@ -289,4 +291,29 @@ describe('ct run', () => {
     expect(runcList(state())).toEqual([]);
     expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
   }, 30_000);
+  it('a keylessly signed bundle runs when --policies name its workflow; without them it proves nothing; a --certificate-identity given wins', async () => {
+    const m = await startSigstoreMock();
+    try {
+      await signCtpKeyless(m, p('batch.ctp'), p('batch.keyless.ctp'));
+      writeFileSync(p('root.json'), JSON.stringify(m.trustedRoot));
+    } finally {
+      await m.close();
+    }
+    mkdirSync(p('keyless-policies'));
+    writeFileSync(p('keyless-policies/local.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: local', 'match:', '  environments: [local]', 'signers:', `  - issuer: ${GH_ISSUER}`, `    subject: ${GH_SAN}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', 'logQuorum: 1', ''].join('\n'));
+    const stateDir = p('keyless-runs');
+    const args = (...extra: string[]) => ['run', p('batch.keyless.ctp'), '--trust-store', p('trust.json'), '--trusted-root', p('root.json'), '--log-quorum', '1', '--state-dir', stateDir, '--network-pool', POOL, '--bridge-prefix', PREFIX, ...extra];
+    const bare = await runCt(args(), { cwd: dir });
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toContain('[UNCOVERED_FILE]');
+    expect(bare.stderr).toMatch(/Sigstore attestation\(s\) ignored: no keyless identity given/);
+    const judged = await runCt(args('--policies', p('keyless-policies')), { cwd: dir });
+    expect([judged.code, judged.stdout]).toEqual([7, 'to-stdout\n']);
+    const other = await runCt(args('--policies', p('keyless-policies'), '--certificate-oidc-issuer', GH_ISSUER, '--certificate-identity', 'https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main'), { cwd: dir });
+    expect(other.code).toBe(3);
+    expect(other.stderr).toContain('[IDENTITY_MISMATCH]');
+    // An identity is a subject from an issuer: a subject alone is refused, not silently ignored.
+    const half = await runCt(args('--certificate-identity', GH_SAN), { cwd: dir });
+    expect([half.code, half.stderr]).toEqual([1, expect.stringContaining('need --certificate-oidc-issuer')]);
+  }, 60_000);
 });

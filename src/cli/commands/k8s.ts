@@ -22,12 +22,16 @@ import { trustMaterial } from '../../verify/trust-material.js';
 import { loadTrustedRootFile } from '../../verify/sigstore/trusted-root.js';
 import { verifyCtpArchive } from '../../verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../../verify/ctp/verifiers.js';
+import { addIdentityOptions, identityFromFlags } from '../verify-options.js';
 import { bundleFactsFromArchive } from '../../policy/bundle-facts.js';
 import { renderK8s } from '../../k8s/render.js';
 
 interface RenderOptions extends RegistryCliOptions {
   trustStore?: string;
   trustedRoot?: string;
+  certificateIdentity?: string;
+  certificateIdentityRegexp?: string;
+  certificateOidcIssuer?: string;
   repository?: string;
   app?: string;
   namespace?: string;
@@ -52,11 +56,12 @@ export function register(program: Command): void {
     .option('--allow-partial-apparmor', 'render an AppArmor profile even when SPO cannot express all of its rules (they are listed)')
     .option('--no-apparmor', 'the nodes do not enforce AppArmor (Bottlerocket, Amazon Linux, RHEL): render no AppArmor profile (the kubelet refuses a pod asking for one there), as the admission webhooks without --nodes-apparmor')
     .option('-o, --output <file>', 'write the YAML here instead of standard output');
-  addRegistryOptions(render).action(
+  addRegistryOptions(addIdentityOptions(render)).action(
     action(async (bundle: string, o: RenderOptions) => {
       if (!o.trustStore) throw new CtError('USAGE', 'ct k8s render needs --trust-store: only verified profiles are rendered', {});
       const replicas = o.replicas === undefined ? 1 : Number(o.replicas);
       if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) throw new CtError('USAGE', `--replicas ${o.replicas}: not 0-10000`, {});
+      const identity = identityFromFlags(o);
       const store = await loadTrustStore(o.trustStore);
       const root = o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined;
       const dir = await mkdtemp(join(tmpdir(), 'ct-k8s-'));
@@ -76,7 +81,7 @@ export function register(program: Command): void {
           trust: trustMaterial(store, root),
           // Integrity is what rendering needs (signed profiles); requirements are the policy's, judged at admission.
           mode: 'audit',
-          verifiers: defaultVerifiers(root ? { trustedRoot: root } : {}),
+          verifiers: defaultVerifiers({ ...(identity ? { policy: identity } : {}), ...(root ? { trustedRoot: root } : {}) }),
         });
         if (report.decision === 'REJECT') {
           processIo.err(`REJECTED: ${bundle} [${report.code}] ${report.message ?? ''}`);
