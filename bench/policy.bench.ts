@@ -48,7 +48,7 @@ function inputFor(i: number, env: string): PolicyInput {
     kind: 'keyless' as const,
     issuer: 'https://token.actions.githubusercontent.com',
     subject: `https://github.com/org-${i}/app/.github/workflows/release.yml@refs/heads/main`,
-    claims: { runnerEnvironment: 'github-hosted', sourceRepositoryRef: 'refs/heads/main', sourceRepositoryURI: `https://github.com/org-${i}/app` },
+    claims: { runnerEnvironment: 'github-hosted', sourceRepositoryRef: 'refs/heads/main', sourceRepositoryUri: `https://github.com/org-${i}/app` },
   };
   const att = (predicateType: string, predicate: unknown) => ({
     digest: KEY(999), source: 'sigstore' as const, predicateType, predicate, signers: [signer], logEntries: [], logOperators: ['rekor', 'vcs-log'],

@@ -133,7 +133,7 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
         const v: Verified = { evidence: { ...report.evidence, fetchedReference: reference }, manifest: bundleFactsFromArchive(archive, path), integrity: report.findings.filter((f) => f.integrity) };
         const ok = { ok: true as const, path, bundleDigest: fetched.bundleDigest, imageDigest: fetched.imageDigest, evidence: v.evidence, manifest: v };
         if (/@sha256:[0-9a-f]{64}$/.test(reference)) remember(key, ok);
-        deps.onVerified?.({ reference, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: v.evidence, facts: v.manifest, integrity: v.integrity });
+        deps.onVerified?.({ reference, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: v.evidence, facts: v.manifest, integrity: v.integrity, trustKey: trustKeyOf(trust) });
         return ok;
       } finally {
         await rm(tmp, { force: true });

@@ -43,6 +43,8 @@ export interface VerifiedImage {
   evidence: Evidence;
   facts: BundleFacts;
   integrity: Finding[];
+  /** trustKeyOf the trust material (keyless identities included) it was verified under. */
+  trustKey?: string;
 }
 
 type VerifyOutcome = { ok: true; image: VerifiedImage } | { ok: false; code: string; message: string };
@@ -163,11 +165,13 @@ export class AdmissionJudge implements ImageJudge {
   learn(image: VerifiedImage): void {
     const store = this.opts.trust();
     if (!store) return;
-    // Verified by the deploy server with the same policies' keyless signers (it shares them).
-    const trust = withPolicyKeyless(store, this.opts.policies());
+    // The deploy server shares the trust store and policies; verified under what is in force now
+    // only (a reload while it verified makes the verdict another trust's: not learnt).
+    const key = trustKeyOf(withPolicyKeyless(store, this.opts.policies()));
+    if (image.trustKey !== key) return;
     const r = parseReference(image.reference);
     const pinned = `${r.registry}/${r.repository}@${image.imageDigest}`;
-    this.verified.set(`${trustKeyOf(trust)}|${pinned}`, { ok: true, image: { ...image, reference: pinned } });
+    this.verified.set(`${key}|${pinned}`, { ok: true, image: { ...image, reference: pinned } });
     this.stats.learned++;
   }
 

@@ -10,6 +10,7 @@ import { validateAgainstSchema } from './schema.js';
 import { parseSize } from '../bundle/runtime-extras.js';
 import type { ParsedSource, PathSegment } from './source.js';
 import { compileMatcher, type MatcherSpec } from './string-match.js';
+import { CLAIM_ALIASES, CLAIM_OIDS, resolveClaimName } from '../verify/sigstore/claims.js';
 import type {
   AttestationRequirement,
   CompiledPolicy,
@@ -159,10 +160,25 @@ function compileSigners(list: Raw[], path: PathSegment[], src: ParsedSource, sin
     else if (s.role) out.push({ label: s.name ?? `role:${s.role}`, role: s.role, at });
     else {
       const subject = matcher(s.subject, [...p, 'subject'], 'exact');
-      const claims = Object.entries((s.claims ?? {}) as Record<string, MatcherSpec>)
-        .map(([k, spec]) => [k, matcher(spec, [...p, 'claims', k], 'exact')] as [string, StringMatcher | undefined])
-        .filter((e): e is [string, StringMatcher] => !!e[1])
-        .sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      // Claim names as the verifier reports them (aliases and other capitalisations resolved): a
+      // name that never occurs would make the signer match nothing, silently.
+      const claims: [string, StringMatcher][] = [];
+      for (const [k, spec] of Object.entries((s.claims ?? {}) as Record<string, MatcherSpec>)) {
+        let name: string;
+        try {
+          name = resolveClaimName(k);
+        } catch {
+          sink.error(src.locate([...p, 'claims', k]), 'schema', `${pathText([...p, 'claims', k])}: unknown certificate claim (Fulcio's names: ${Object.keys(CLAIM_OIDS).join(', ')}; or ${Object.keys(CLAIM_ALIASES).join(', ')})`);
+          continue;
+        }
+        if (claims.some((c) => c[0] === name)) {
+          sink.error(src.locate([...p, 'claims', k]), 'schema', `${pathText([...p, 'claims', k])}: claim ${name} is named twice`);
+          continue;
+        }
+        const m = matcher(spec, [...p, 'claims', k], 'exact');
+        if (m) claims.push([name, m]);
+      }
+      claims.sort((a, b) => (a[0] < b[0] ? -1 : 1));
       if (subject) out.push({ label: s.name ?? `${s.issuer} ${subject.source}`, issuer: s.issuer, subject, claims, at });
     }
   });

@@ -10,7 +10,7 @@
 import type { VerifiedAttestation } from '../verify/evidence.js';
 import { bound, conditionHolds, describeSigner, signedByAny, signerIdentity, signerMatches, sourceRepositories, valuesAt } from './facts.js';
 import type { PolicySet } from './policy-set.js';
-import { checkRuntime } from './runtime-rules.js';
+import { checkRuntime, runtimeFiles } from './runtime-rules.js';
 import type { CompiledPolicy, Decision, Mode, PolicyInput, Violation } from './types.js';
 
 type Raw = Omit<Violation, 'policy' | 'mode'>;
@@ -136,8 +136,37 @@ export function checkPolicy(p: CompiledPolicy, input: PolicyInput): Raw[] {
     const missing = p.requireVerifiedIn.environments.filter((e) => !have.has(e));
     if (missing.length) out.push({ code: 'NOT_VERIFIED_IN', rule: 'requireVerifiedIn', message: `no verified deploy attestation (VSA) shows this bundle ran in ${missing.join(', ')}${have.size ? ` (it did in ${[...have].sort().join(', ')})` : ''}`, evidence: { missing, verifiedIn: [...have].sort().slice(0, 16) }, at: p.requireVerifiedIn.at });
   }
-  if (p.runtime) out.push(...checkRuntime(p.runtime, input.manifest, input.host, input.evidence.coveredFiles));
+  const uncovered = uncoveredFiles(p, input, ok);
+  if (uncovered.length) {
+    const rule = p.runtime ? 'runtime' : 'signers';
+    out.push({ code: 'UNCOVERED_FILE', rule, message: `not covered by a verified attestation of a signer this policy accepts: ${uncovered.slice(0, 8).join(', ')}`, evidence: { files: uncovered.slice(0, 64) }, integrity: true, at: p.runtime?.at ?? p.at });
+  }
+  if (p.runtime) out.push(...checkRuntime(p.runtime, input.manifest, input.host));
   return out;
+}
+
+/**
+ * What a host and the runtime rules take from the bundle (manifest.toml, every security/ file) must
+ * be covered, with the digest the verifier saw, by an attestation of this policy's own signers (its
+ * signers or an attestation requirement's) once any of theirs verified: the verifier accepts a file
+ * any trusted signer covers (a trust-store key, or a keyless identity another environment's policy
+ * trusts), which must not let that signer add a seccomp profile, an AppArmor profile or a monitor
+ * to a bundle this policy's signers built without one. Runtime rules also need the files they read
+ * covered at all. Evidence without a coverage list (a hand-written file) is not judged here.
+ */
+function uncoveredFiles(p: CompiledPolicy, input: PolicyInput, ok: readonly VerifiedAttestation[]): string[] {
+  const covered = input.evidence.coveredFiles;
+  if (!covered) return [];
+  const needed = p.runtime ? runtimeFiles(input.manifest).filter((f) => !(f in covered)) : [];
+  if (ok.length === 0) return needed;
+  const specs = [...p.signers, ...p.attestations.flatMap((r) => r.signers ?? [])];
+  const vouched = new Set<string>();
+  for (const a of input.evidence.attestations) {
+    if (!signedByAny(a, specs)) continue;
+    for (const sub of a.subjects) if (sub.digest?.sha256 && covered[sub.name] === `sha256:${sub.digest.sha256}`) vouched.add(sub.name);
+  }
+  const foreign = Object.keys(covered).filter((f) => (f === 'manifest.toml' || f.startsWith('security/')) && !vouched.has(f));
+  return [...new Set([...needed, ...foreign])].sort();
 }
 
 function checkAttestations(p: CompiledPolicy, atts: readonly VerifiedAttestation[], ok: VerifiedAttestation[], out: Raw[]): void {

@@ -55,7 +55,7 @@ export function sourceRepositories(atts: readonly VerifiedAttestation[]): Set<st
     if (typeof v === 'string' && v.length > 0 && v.length <= 2048) out.add(normaliseRepo(v));
   };
   for (const a of atts) {
-    for (const s of a.signers) if (s.kind === 'keyless') add(s.claims?.sourceRepositoryURI);
+    for (const s of a.signers) if (s.kind === 'keyless') add(s.claims?.sourceRepositoryUri);
     const p = a.predicate as Record<string, any> | null; // eslint-disable-line @typescript-eslint/no-explicit-any
     if (!p || typeof p !== 'object') continue;
     if (a.predicateType === SLSA_V1) {

@@ -20,26 +20,29 @@ function keylessSigners(p: CompiledPolicy): SignerSpec[] {
   return all.filter((s) => s.issuer !== undefined);
 }
 
-// A set is immutable: its trust is computed once.
-const memo = new WeakMap<PolicySet, KeylessTrust | null>();
+// A set is immutable: its trust is computed once, and again when one of its policies expires.
+const memo = new WeakMap<PolicySet, { trust: KeylessTrust | null; from: number; until: number }>();
 
-/** The set's keyless identities; undefined when no policy names one. */
-export function keylessTrustOf(set: PolicySet): KeylessTrust | undefined {
-  let t = memo.get(set);
-  if (t === undefined) {
-    const by = set.policies.map((p) => ({ p, specs: keylessSigners(p) })).filter((x) => x.specs.length > 0);
-    const specs = by.flatMap((x) => x.specs);
-    t = specs.length === 0
-      ? null
-      : {
-          accepts: (s) => s.kind === 'keyless' && specs.some((spec) => signerMatches(spec, s)),
-          labels: [...new Set(specs.map((s) => s.label))],
-          // The sources of the policies that name them (a file's digest fixes every matcher in it).
-          digest: sha256Digest(canonicalize(by.map((x) => [x.p.file, x.p.name, x.p.digest]))),
-        };
-    memo.set(set, t);
-  }
-  return t ?? undefined;
+/**
+ * The set's keyless identities; undefined when no policy in force names one. An expired policy
+ * applies to nothing (evaluate.ts), so its signers are not trusted either.
+ */
+export function keylessTrustOf(set: PolicySet, now = Date.now()): KeylessTrust | undefined {
+  const hit = memo.get(set);
+  if (hit && hit.from <= now && now < hit.until) return hit.trust ?? undefined;
+  const live = set.policies.filter((p) => !p.expires || now < p.expires.time);
+  const by = live.map((p) => ({ p, specs: keylessSigners(p) })).filter((x) => x.specs.length > 0);
+  const specs = by.flatMap((x) => x.specs);
+  const trust: KeylessTrust | null = specs.length === 0
+    ? null
+    : {
+        accepts: (s) => s.kind === 'keyless' && specs.some((spec) => signerMatches(spec, s)),
+        labels: [...new Set(specs.map((s) => s.label))],
+        // The sources of the policies that name them (a file's digest fixes every matcher in it).
+        digest: sha256Digest(canonicalize(by.map((x) => [x.p.file, x.p.name, x.p.digest]))),
+      };
+  memo.set(set, { trust, from: now, until: Math.min(Infinity, ...live.map((p) => p.expires?.time ?? Infinity)) });
+  return trust ?? undefined;
 }
 
 /** The trust material with the set's keyless identities (none when there is no set). */

@@ -11,19 +11,16 @@ type Raw = Omit<Violation, 'policy' | 'mode'>;
 
 const ROOT_USER = /^(root|0)(:.*)?$/;
 
-export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFacts, coveredFiles: Record<string, string> | undefined): Raw[] {
+/** The files runtime rules read: the manifest and the security/ files it has (evaluate.ts checks who covered them). */
+export function runtimeFiles(bundle: BundleFacts): string[] {
+  const sec = bundle.security ?? {};
+  return ['manifest.toml', ...(sec.seccomp !== undefined ? ['security/seccomp.json'] : []), ...(sec.apparmor !== undefined ? ['security/apparmor'] : []), ...(sec.selinux !== undefined ? ['security/selinux/policy.cil'] : []), ...(sec.monitor ? ['security/monitor.yaml'] : [])];
+}
+
+export function checkRuntime(r: RuntimeRules, bundle: BundleFacts, host: HostFacts): Raw[] {
   const out: Raw[] = [];
   const rt = bundle.runtime ?? {};
   const sec = bundle.security ?? {};
-
-  // Runtime rules read the manifest and security/ files: they must be covered by a verified
-  // attestation (SPEC §2), or a swapped file would pass. The verifier already rejects uncovered
-  // files; this guards evidence that lists coverage explicitly.
-  if (coveredFiles) {
-    const needed = ['manifest.toml', ...(sec.seccomp !== undefined ? ['security/seccomp.json'] : []), ...(sec.apparmor !== undefined ? ['security/apparmor'] : []), ...(sec.selinux !== undefined ? ['security/selinux/policy.cil'] : []), ...(sec.monitor ? ['security/monitor.yaml'] : [])];
-    const missing = needed.filter((f) => !(f in coveredFiles));
-    if (missing.length) out.push({ code: 'UNCOVERED_FILE', rule: 'runtime', message: `not covered by a verified attestation: ${missing.join(', ')}`, evidence: { files: missing }, integrity: true, at: r.at });
-  }
 
   if (rt.privileged === true && !r.allowPrivileged) {
     out.push({ code: 'PRIVILEGED', rule: 'runtime.allowPrivileged', message: 'the bundle asks to run privileged; policies never allow that unless runtime.allowPrivileged is true', evidence: { privileged: true }, at: r.at });

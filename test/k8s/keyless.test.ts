@@ -22,6 +22,12 @@ import { GH_ISSUER, GH_SAN, signCtpKeyless } from '../sigstore/fixtures.js';
 import { ctpFiles } from '../verify/ctp-fixtures.js';
 import { makeCert } from './fixture.js';
 import { pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
+import { AdmissionJudge } from '../../src/k8s/verdicts.js';
+import { PolicyStore } from '../../src/policy/store.js';
+import { trustKeyOf } from '../../src/verify/report.js';
+import { withPolicyKeyless } from '../../src/policy/keyless-trust.js';
+import { loadTrustStore } from '../../src/trust/store.js';
+import { trustMaterial } from '../../src/verify/trust-material.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -118,5 +124,17 @@ describe('keyless bundles beside policies', () => {
     expect(answer.allowed).toBe(false);
     expect(answer.status.message).toMatch(/IDENTITY_MISMATCH/);
     expect(answer.status.message).toContain(GH_SAN);
+  });
+
+  it('a verdict the deploy server reached under other policies is not learnt by admission', async () => {
+    const policies = new PolicyStore([join(dir, 'policies')]);
+    expect((await policies.reload()).ok).toBe(true);
+    const store = trustMaterial(await loadTrustStore(join(dir, 'trust.json')));
+    const judge = new AdmissionJudge({ trust: () => store, policies: () => policies.current, registry: { allowedRegistries: [] } });
+    const image = { reference: ref, imageDigest: ref.split('@')[1], bundleDigest: `sha256:${'0'.repeat(64)}`, evidence: { attestations: [] } as never, facts: {} as never, integrity: [] };
+    judge.learn({ ...image, trustKey: trustKeyOf(withPolicyKeyless(store, undefined)) });
+    expect(judge.stats.learned).toBe(0);
+    judge.learn({ ...image, trustKey: trustKeyOf(withPolicyKeyless(store, policies.current)) });
+    expect(judge.stats.learned).toBe(1);
   });
 });

@@ -74,7 +74,7 @@ describe('policy-check action run()', () => {
     git('commit', '-q', '-m', 'base');
     const file = join(repo, 'policies', 'production', 'production.policy.yaml');
     const text = await readFile(file, 'utf8');
-    await writeFile(file, text.replace('sourceRepositoryOwnerURI: https://github.com/example-org', 'sourceRepositoryOwnerURI: https://github.com/example-org/billing'));
+    await writeFile(file, text.replace('sourceRepositoryOwnerUri: https://github.com/example-org', 'sourceRepositoryOwnerUri: https://github.com/example-org/billing'));
 
     const tightened = await run({ policies: join(repo, 'policies'), repoDir: repo, baseRef: 'HEAD', deployments: join(repo, 'deployments.example.json'), failOnDeny: true, notifier: notifier() });
     expect(tightened.ok).toBe(false);

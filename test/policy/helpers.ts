@@ -21,7 +21,7 @@ export function ghSigner(repo = 'acme/app', ref = 'refs/heads/main', extra: Reco
     kind: 'keyless',
     issuer: GH_ISSUER,
     subject: `https://github.com/${repo}/.github/workflows/release.yml@${ref}`,
-    claims: { sourceRepositoryURI: `https://github.com/${repo}`, sourceRepositoryRef: ref, runnerEnvironment: 'github-hosted', ...extra },
+    claims: { sourceRepositoryUri: `https://github.com/${repo}`, sourceRepositoryRef: ref, runnerEnvironment: 'github-hosted', ...extra },
   };
 }
 

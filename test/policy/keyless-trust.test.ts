@@ -9,9 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
-import { ctpFiles, tempDir } from '../verify/ctp-fixtures.js';
-import { makeStore, trustOf } from '../verify/fixtures.js';
-import { writeCtp } from '../../src/bundle/write.js';
+import { ctpFiles, signCtpInMemory, tempDir, writeUnsignedCtp } from '../verify/ctp-fixtures.js';
+import { makeKey, makeStore, MemLog, trustOf } from '../verify/fixtures.js';
+import { rewriteCtp, writeCtp } from '../../src/bundle/write.js';
 import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
 import { VerificationCache } from '../../src/verify/cache.js';
@@ -91,6 +91,19 @@ describe('keyless signers of the policies', () => {
     const wrongClaim = setOf(policy('p', 'production', [...exact(GH_SAN), 'claims:', '  sourceRepositoryRef: refs/heads/release']));
     const r = await verifyCtp(signed, options(wrongClaim));
     expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'REJECT', code: 'IDENTITY_MISMATCH' });
+    // Claim names as users write them: the aliases and Fulcio's names in any capitalisation.
+    for (const name of ['repository', 'sourceRepositoryURI']) {
+      const alias = setOf(policy('p', 'production', [...exact(GH_SAN), 'claims:', `  ${name}: https://github.com/acme/app`]));
+      expect(alias.policies[0].signers[0].claims?.map((c) => c[0])).toEqual(['sourceRepositoryUri']);
+      expect((await verifyCtp(signed, options(alias))).decision).toBe('ALLOW');
+    }
+    expect(() => setOf(policy('p', 'production', [...exact(GH_SAN), 'claims:', '  repository: https://github.com/acme/app', '  sourceRepositoryUri: https://github.com/acme/app']))).toThrow(/named twice/);
+    expect((await verifyCtp(signed, options(setOf(policy('p', 'production', [...exact(GH_SAN), 'claims:', '  owner: https://github.com/acme']))))).decision).toBe('ALLOW');
+    expect(() => setOf(policy('p', 'production', [...exact(GH_SAN), 'claims:', '  colour: blue']))).toThrow(/unknown certificate claim/);
+    // A policy scoped to the certificate's repository applies (match.sourceRepositories reads the claim).
+    const scoped = setOf(policy('p', 'production', exact(GH_SAN)).replace('match:\n', "match:\n  sourceRepositories: ['https://github.com/acme/app']\n"));
+    const ev = (await verifyCtp(signed, options(scoped))).evidence;
+    expect(evaluate(scoped, { evidence: ev, manifest: await readBundleFacts(signed), host: { environment: 'production' }, findings: [] })).toMatchObject({ allow: true, policies: ['p'] });
     // An unanchored-looking pattern is still matched whole: `acme/app` is not the SAN.
     const partial = setOf(policy('p', 'production', [`issuer: ${GH_ISSUER}`, "subject: { regex: 'acme/app' }"]));
     expect((await verifyCtp(signed, options(partial))).code).toBe('IDENTITY_MISMATCH');
@@ -114,6 +127,15 @@ describe('keyless signers of the policies', () => {
     expect(r.decision).toBe('REJECT');
     expect(r.code).toBe('UNCOVERED_FILE');
     expect(r.warnings.join('\n')).toMatch(/Sigstore attestation\(s\) ignored: no keyless identity given/);
+  });
+
+  it('the signers of an expired policy are not trusted (it applies to nothing)', async () => {
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    const set = setOf(policy('production', 'production', exact(GH_SAN)).replace('mode: strict\n', `mode: strict\nexpires: '${soon}'\n`));
+    expect(keylessTrustOf(set)?.labels).toHaveLength(1);
+    expect(keylessTrustOf(set, Date.now() + 120_000)).toBeUndefined();
+    const past = setOf(policy('production', 'production', exact(GH_SAN)).replace('mode: strict\n', "mode: strict\nexpires: '2020-01-01T00:00:00Z'\n"));
+    expect((await verifyCtp(signed, options(past))).code).toBe('UNCOVERED_FILE');
   });
 
   it('a cached verdict is not reused once the policies trust other identities', async () => {
@@ -141,5 +163,30 @@ describe('keyless signers of the policies', () => {
     expect(ev.integrity).toEqual([]);
     expect(ev.signers).toContainEqual(expect.objectContaining({ kind: 'keyless', identity: GH_SAN }));
     expect(ev.policy).toMatchObject({ environment: 'production', allow: true });
+  });
+
+  it('a signer trusted for one environment cannot add security files to a bundle another environment\'s signer built', async () => {
+    // Production trusts key K; staging a keyless workflow. K built the bundle without a monitor; the
+    // workflow's attestations add security/monitor.yaml and cover everything.
+    const k = makeKey();
+    const log = new MemLog('log-one', 'Operator One');
+    await writeUnsignedCtp(join(tmp.dir, 'k-unsigned.ctp'));
+    await signCtpInMemory(join(tmp.dir, 'k-unsigned.ctp'), join(tmp.dir, 'k-signed.ctp'), k, [log]);
+    await rewriteCtp(join(tmp.dir, 'k-signed.ctp'), join(tmp.dir, 'k-monitor.ctp'), { add: { 'security/monitor.yaml': Buffer.from('version: 1\nrules:\n  - name: anything\n    kind: exec\n    allow: ["/**"]\n    severity: low\n') } });
+    await signCtpKeyless(m, join(tmp.dir, 'k-monitor.ctp'), join(tmp.dir, 'attacked.ctp'));
+    const set = setOf(policy('production', 'production', [`keyId: ${k.keyId}`]), policy('staging', 'staging', exact(GH_SAN)));
+    const root = rootOf(m);
+    const trust = withPolicyKeyless({ ...trustOf(makeStore({ signers: [{ key: k }], logs: [log] })), trustedRoot: root, trustedRootDigest: root.digest }, set);
+    const r = await verifyCtp(join(tmp.dir, 'attacked.ctp'), { trust, mode: 'audit', requirements: { logQuorum: 1 }, verifiers: defaultVerifiers({ trustedRoot: root }) });
+    // The verifier accepts it: every file is covered by a trusted signer.
+    expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'ALLOW', code: null });
+    expect(r.evidence.coveredFiles).toHaveProperty(['security/monitor.yaml']);
+    const manifest = await readBundleFacts(join(tmp.dir, 'attacked.ctp'));
+    const d = evaluate(set, { evidence: r.evidence, manifest, host: { environment: 'production' }, findings: [] });
+    expect(d.allow).toBe(false);
+    expect(d.violations[0]).toMatchObject({ code: 'UNCOVERED_FILE', evidence: { files: ['security/monitor.yaml'] } });
+    // K's own bundle, untouched, is allowed there.
+    const plain = await verifyCtp(join(tmp.dir, 'k-signed.ctp'), { trust, mode: 'audit', requirements: { logQuorum: 1 }, verifiers: defaultVerifiers({ trustedRoot: root }) });
+    expect(evaluate(set, { evidence: plain.evidence, manifest: await readBundleFacts(join(tmp.dir, 'k-signed.ctp')), host: { environment: 'production' }, findings: [] })).toMatchObject({ allow: true });
   });
 });

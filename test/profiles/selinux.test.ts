@@ -89,7 +89,7 @@ describe('SELinux on the host', () => {
     }
     expect(await selinuxFacts()).toMatchObject({ enforcing: false });
     const rule = { allowPrivileged: false, selinux: { at: { file: 'p.yaml', line: 1, column: 1 } }, at: { file: 'p.yaml', line: 1, column: 1 } };
-    const found = checkRuntime(rule, { runtime: {}, security: {} }, { environment: 'production', selinux: { present: false, enforcing: false } }, undefined).map((v) => v.code);
+    const found = checkRuntime(rule, { runtime: {}, security: {} }, { environment: 'production', selinux: { present: false, enforcing: false } }).map((v) => v.code);
     expect(found.sort()).toEqual(['HOST_SELINUX_UNAVAILABLE', 'SELINUX_REQUIRED']);
     const { base, rootfs } = await makeRootfs();
     try {

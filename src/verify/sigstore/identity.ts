@@ -15,52 +15,8 @@ import { CtError } from '../../core/errors.js';
 import { readNode } from './der.js';
 import { linearRegex, type LinearRegex } from '../../core/linear-regex.js';
 
-const OID = (n: number) => `1.3.6.1.4.1.57264.1.${n}`;
-
-/** Fulcio's names for the DER-encoded extensions (cosign's --certificate-github-* flags map here). */
-export const CLAIM_OIDS = {
-  issuer: OID(8),
-  buildSignerUri: OID(9),
-  buildSignerDigest: OID(10),
-  runnerEnvironment: OID(11),
-  sourceRepositoryUri: OID(12),
-  sourceRepositoryDigest: OID(13),
-  sourceRepositoryRef: OID(14),
-  sourceRepositoryIdentifier: OID(15),
-  sourceRepositoryOwnerUri: OID(16),
-  sourceRepositoryOwnerIdentifier: OID(17),
-  buildConfigUri: OID(18),
-  buildConfigDigest: OID(19),
-  buildTrigger: OID(20),
-  runInvocationUri: OID(21),
-  sourceRepositoryVisibilityAtSigning: OID(22),
-} as const;
-
-/** The deprecated raw-bytes extensions (GitHub only), under their own names. */
-export const LEGACY_CLAIM_OIDS = {
-  legacyIssuer: OID(1),
-  githubWorkflowTrigger: OID(2),
-  githubWorkflowSha: OID(3),
-  githubWorkflowName: OID(4),
-  githubWorkflowRepository: OID(5),
-  githubWorkflowRef: OID(6),
-} as const;
-
-/** Short names users write in policies and on the command line. */
-export const CLAIM_ALIASES: Record<string, string> = {
-  repository: 'sourceRepositoryUri',
-  repositoryId: 'sourceRepositoryIdentifier',
-  ownerId: 'sourceRepositoryOwnerIdentifier',
-  owner: 'sourceRepositoryOwnerUri',
-  ref: 'sourceRepositoryRef',
-  sha: 'sourceRepositoryDigest',
-  workflow: 'buildConfigUri',
-  signerWorkflow: 'buildSignerUri',
-  trigger: 'buildTrigger',
-  runnerEnvironment: 'runnerEnvironment',
-};
-
-export type ClaimName = keyof typeof CLAIM_OIDS | keyof typeof LEGACY_CLAIM_OIDS;
+export { CLAIM_OIDS, LEGACY_CLAIM_OIDS, CLAIM_ALIASES, resolveClaimName, type ClaimName } from './claims.js';
+import { CLAIM_OIDS, LEGACY_CLAIM_OIDS, resolveClaimName } from './claims.js';
 
 export interface CertIdentity {
   subject: string | null;
@@ -165,11 +121,6 @@ export function anchoredRegExp(pattern: string): LinearRegex {
   return re;
 }
 
-export function resolveClaimName(name: string): string {
-  const n = CLAIM_ALIASES[name] ?? name;
-  if (!(n in CLAIM_OIDS) && !(n in LEGACY_CLAIM_OIDS)) throw new CtError('POLICY_INVALID', `unknown certificate claim ${JSON.stringify(name)}`, { claim: name });
-  return n;
-}
 
 /** Checks a policy is usable before any bundle is seen (bad patterns fail early, once). */
 export function assertIdentityPolicy(p: IdentityPolicy): void {
