@@ -116,4 +116,17 @@ describe('.ctp with Sigstore attestations only', () => {
     expect(r.decision).toBe('REJECT');
     expect(['DIGEST_MISMATCH', 'UNCOVERED_FILE']).toContain(r.code);
   });
+
+describe('bounds', () => {
+  it('more Sigstore attestation files than a bundle may hold is MALFORMED_BUNDLE, before any is verified', async () => {
+    const one = (await openCtp(signed)).file('attestations/provenance.sigstore.json');
+    const add: Record<string, Buffer> = {};
+    for (let i = 0; i < 65; i++) add[`attestations/extra-${i}.sigstore.json`] = one;
+    const many = join(tmp.dir, 'many.ctp');
+    await rewriteCtp(signed, many, { add });
+    const r = await verifyCtp(many, options({ issuer: GH_ISSUER, subject: GH_SAN }));
+    expect({ decision: r.decision, code: r.code }).toEqual({ decision: 'REJECT', code: 'MALFORMED_BUNDLE' });
+    expect(r.message).toMatch(/67 Sigstore attestation files; at most 64/);
+  });
+});
 });

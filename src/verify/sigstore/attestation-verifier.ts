@@ -14,6 +14,9 @@ import { isSigstoreAttestationPath } from './paths.js';
 
 export { SIGSTORE_BUNDLE_SUFFIX } from './paths.js';
 
+/** Sigstore attestation files one bundle may hold. */
+export const MAX_SIGSTORE_FILES = 64;
+
 /** Requirement-level outcomes a mode may relax; every other code is an integrity/trust failure. */
 const RELAXABLE = new Set(['INSUFFICIENT_LOG_COVERAGE', 'THRESHOLD_NOT_MET']);
 
@@ -110,6 +113,9 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
     const result: VerifierResult = { verifier: this.name, imageDigest: ctx.imageDigest, attestations: [], findings: [], warnings: [], logEntriesVerified: 0 };
     const inputs = ctx.inputs.filter((i) => this.accepts(i.name));
     if (inputs.length === 0) return result;
+    // Each file costs milliseconds of verification threads whoever signed it (the identity is judged
+    // after): a bundle of thousands would hold the server's pool. The build action writes two.
+    if (inputs.length > MAX_SIGSTORE_FILES) throw new CtError('MALFORMED_BUNDLE', `${inputs.length} Sigstore attestation files; at most ${MAX_SIGSTORE_FILES} are read`, { path: 'attestations/', count: inputs.length, limit: MAX_SIGSTORE_FILES });
     // An identity given to this verifier wins; else the identities the policies name, judged here.
     const keyless = this.opts.policy ? undefined : ctx.trust.keyless;
     const identity = this.opts.policy ?? (keyless ? 'any' : undefined);
