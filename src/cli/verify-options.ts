@@ -50,14 +50,14 @@ export function addIdentityOptions(cmd: Command): Command {
     .option('--certificate-oidc-issuer <url>', 'Sigstore: accepted OIDC issuer (exact)');
 }
 
-/** The identity the flags name; none without an issuer (Sigstore attestations then prove nothing). */
-export function identityFromFlags(o: Pick<VerifyFlags, 'certificateIdentity' | 'certificateIdentityRegexp' | 'certificateOidcIssuer'>): IdentityPolicy | undefined {
-  if ((o.certificateIdentity !== undefined || o.certificateIdentityRegexp !== undefined) && !o.certificateOidcIssuer) {
-    throw new CtError('USAGE', '--certificate-identity and --certificate-identity-regexp need --certificate-oidc-issuer (an identity is a subject from an issuer)', {});
-  }
-  return o.certificateOidcIssuer
-    ? { issuer: o.certificateOidcIssuer, ...(o.certificateIdentity ? { subject: o.certificateIdentity } : {}), ...(o.certificateIdentityRegexp ? { subjectRegExp: o.certificateIdentityRegexp } : {}) }
-    : undefined;
+/**
+ * The identity the flags name (ct verify-bundle's rules: an issuer and exactly one of subject or
+ * pattern); none without any flag (Sigstore attestations then prove nothing, or the policies' signers
+ * count). Sigstore's modules load only when a flag is given.
+ */
+export async function identityFromFlags(o: Pick<VerifyFlags, 'certificateIdentity' | 'certificateIdentityRegexp' | 'certificateOidcIssuer'>): Promise<IdentityPolicy | undefined> {
+  if (o.certificateIdentity === undefined && o.certificateIdentityRegexp === undefined && o.certificateOidcIssuer === undefined) return undefined;
+  return (await import('../verify/sigstore/cli-options.js')).identityPolicyFromOptions(o);
 }
 
 /** The verifier's options from the flags, with the Svalinn policy's warnings to show in the report. */
@@ -83,7 +83,7 @@ export async function verifyOptionsFrom(command: string, o: VerifyFlags): Promis
   }
   // @sigstore/* load only when a Sigstore root is asked for (they cost ~0.3 s of start-up).
   const root = o.trustedRoot ? await (await import('../verify/sigstore/trusted-root.js')).loadTrustedRootFile(o.trustedRoot) : undefined;
-  const identity = identityFromFlags(o);
+  const identity = await identityFromFlags(o);
   return {
     options: {
       trust: trustMaterial(store, root),

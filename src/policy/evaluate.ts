@@ -136,37 +136,38 @@ export function checkPolicy(p: CompiledPolicy, input: PolicyInput): Raw[] {
     const missing = p.requireVerifiedIn.environments.filter((e) => !have.has(e));
     if (missing.length) out.push({ code: 'NOT_VERIFIED_IN', rule: 'requireVerifiedIn', message: `no verified deploy attestation (VSA) shows this bundle ran in ${missing.join(', ')}${have.size ? ` (it did in ${[...have].sort().join(', ')})` : ''}`, evidence: { missing, verifiedIn: [...have].sort().slice(0, 16) }, at: p.requireVerifiedIn.at });
   }
-  const uncovered = uncoveredFiles(p, input, ok);
-  if (uncovered.length) {
-    const rule = p.runtime ? 'runtime' : 'signers';
-    out.push({ code: 'UNCOVERED_FILE', rule, message: `not covered by a verified attestation of a signer this policy accepts: ${uncovered.slice(0, 8).join(', ')}`, evidence: { files: uncovered.slice(0, 64) }, integrity: true, at: p.runtime?.at ?? p.at });
+  const { missing, foreign } = coverageFor(p, input, ok);
+  if (missing.length) {
+    out.push({ code: 'UNCOVERED_FILE', rule: 'runtime', message: `not covered by a verified attestation: ${missing.join(', ')}`, evidence: { files: missing }, integrity: true, at: p.runtime?.at ?? p.at });
+  }
+  if (foreign.length) {
+    out.push({ code: 'SIGNER_NOT_ALLOWED', rule: 'signers', message: `signed only by signers this policy does not accept, though its signers signed manifest.toml: ${foreign.slice(0, 8).join(', ')}`, evidence: { files: foreign.slice(0, 64) }, at: p.signers[0]?.at ?? p.at });
   }
   if (p.runtime) out.push(...checkRuntime(p.runtime, input.manifest, input.host));
   return out;
 }
 
 /**
- * What a host and the runtime rules take from the bundle (manifest.toml, every security/ file) must
- * be covered, with the digest the verifier saw, by an attestation of this policy's own signers (its
- * signers or an attestation requirement's) once any of theirs verified: the verifier accepts a file
- * any trusted signer covers (a trust-store key, or a keyless identity another environment's policy
- * trusts), which must not let that signer add a seccomp profile, an AppArmor profile or a monitor
- * to a bundle this policy's signers built without one. Runtime rules also need the files they read
- * covered at all. Evidence without a coverage list (a hand-written file) is not judged here.
+ * Who covered what a host and the runtime rules take from the bundle (manifest.toml, the security/
+ * files). `missing`: files the runtime rules read that no verified attestation covers (integrity).
+ * `foreign`: once this policy's own signers (its `signers`) signed manifest.toml, the security/
+ * files they did not sign with the digest the verifier saw: the verifier accepts a file any trusted
+ * signer covers (a trust-store key, a keyless identity another environment's policy trusts, an
+ * attestation requirement's SBOM or scanner signer), which must not let that signer add a seccomp
+ * or AppArmor profile or a monitor to a bundle this policy's signers built without one. A policy
+ * whose signers sign no manifest (reviewers only) cannot tell builders from others: not judged.
+ * Evidence without a coverage list (a hand-written file) is not judged here.
  */
-function uncoveredFiles(p: CompiledPolicy, input: PolicyInput, ok: readonly VerifiedAttestation[]): string[] {
+function coverageFor(p: CompiledPolicy, input: PolicyInput, ok: readonly VerifiedAttestation[]): { missing: string[]; foreign: string[] } {
   const covered = input.evidence.coveredFiles;
-  if (!covered) return [];
-  const needed = p.runtime ? runtimeFiles(input.manifest).filter((f) => !(f in covered)) : [];
-  if (ok.length === 0) return needed;
-  const specs = [...p.signers, ...p.attestations.flatMap((r) => r.signers ?? [])];
+  if (!covered) return { missing: [], foreign: [] };
+  const missing = p.runtime ? runtimeFiles(input.manifest).filter((f) => !(f in covered)) : [];
   const vouched = new Set<string>();
-  for (const a of input.evidence.attestations) {
-    if (!signedByAny(a, specs)) continue;
+  for (const a of ok) {
     for (const sub of a.subjects) if (sub.digest?.sha256 && covered[sub.name] === `sha256:${sub.digest.sha256}`) vouched.add(sub.name);
   }
-  const foreign = Object.keys(covered).filter((f) => (f === 'manifest.toml' || f.startsWith('security/')) && !vouched.has(f));
-  return [...new Set([...needed, ...foreign])].sort();
+  const foreign = vouched.has('manifest.toml') ? Object.keys(covered).filter((f) => f.startsWith('security/') && !vouched.has(f)).sort() : [];
+  return { missing, foreign };
 }
 
 function checkAttestations(p: CompiledPolicy, atts: readonly VerifiedAttestation[], ok: VerifiedAttestation[], out: Raw[]): void {

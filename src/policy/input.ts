@@ -7,6 +7,7 @@ import type { Evidence, Finding } from '../verify/evidence.js';
 import type { PolicyIssue } from './issues.js';
 import type { ParsedSource, PathSegment } from './source.js';
 import type { BundleFacts, HostFacts, PolicyInput } from './types.js';
+import { resolveClaimName } from '../verify/sigstore/claims.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- walking untrusted JSON */
 const isObj = (v: unknown): v is Record<string, any> => !!v && typeof v === 'object' && !Array.isArray(v);
@@ -53,7 +54,7 @@ export function readPolicyInput(value: unknown, src: ParsedSource, base: PathSeg
 
   const evidence: Evidence = {
     ...ev,
-    attestations: ev.attestations.map((a: any) => ({ digest: '', source: 'vcs', subjects: [], logEntries: [], logOperators: [], predicate: null, ...a })),
+    attestations: ev.attestations.map((a: any) => ({ digest: '', source: 'vcs', subjects: [], logEntries: [], logOperators: [], predicate: null, ...a, signers: a.signers.map(canonicalClaims) })),
   } as Evidence;
   const input: PolicyInput = {
     evidence,
@@ -65,4 +66,24 @@ export function readPolicyInput(value: unknown, src: ParsedSource, base: PathSeg
     ...(value.verifiedIn ? { verifiedIn: value.verifiedIn as string[] } : {}),
   };
   return { input, issues };
+}
+
+/**
+ * A hand-written signer's claims under the names the verifier reports (policies resolve theirs the
+ * same way: `sourceRepositoryURI` is `sourceRepositoryUri`); names that are no claim are kept as written.
+ */
+function canonicalClaims(s: any): any {
+  if (!isObj(s.claims)) return s;
+  const claims = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(s.claims as Record<string, unknown>)) {
+    let name = k;
+    try {
+      name = resolveClaimName(k);
+    } catch {
+      // Not a claim the verifier reports: no policy can name it either.
+    }
+    if (!claims.has(name)) claims.set(name, v);
+  }
+  // fromEntries defines own properties (a `__proto__` key stays data).
+  return { ...s, claims: Object.fromEntries(claims) };
 }

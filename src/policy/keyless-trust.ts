@@ -46,8 +46,8 @@ export function keylessTrustOf(set: PolicySet, now = Date.now()): KeylessTrust |
 }
 
 /** The trust material with the set's keyless identities (none when there is no set). */
-export function withPolicyKeyless(trust: TrustMaterial, set: PolicySet | undefined | null): TrustMaterial {
-  const keyless = set ? keylessTrustOf(set) : undefined;
+export function withPolicyKeyless(trust: TrustMaterial, set: PolicySet | undefined | null, now = Date.now()): TrustMaterial {
+  const keyless = set ? keylessTrustOf(set, now) : undefined;
   if (!keyless) {
     if (!trust.keyless) return trust;
     const { keyless: _drop, ...rest } = trust;

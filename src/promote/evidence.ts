@@ -157,7 +157,7 @@ export function setDiff(before: Set<string>, after: Set<string>): SetDiff {
 
 export async function promotionEvidence(req: EvidenceRequest): Promise<PromotionEvidence> {
   // The policies' keyless signers are the identities whose Sigstore attestations count.
-  const trust = withPolicyKeyless(req.trust, req.policies);
+  const trust = withPolicyKeyless(req.trust, req.policies, req.now);
   const cand = await evidenceFromCtp(req.candidate, trust, req.now !== undefined ? { now: new Date(req.now) } : {});
   const facts = await readBundleFacts(req.candidate);
   let base: { evidence?: Evidence; facts?: BundleFacts } = {};

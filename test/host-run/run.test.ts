@@ -312,8 +312,10 @@ describe('ct run', () => {
     const other = await runCt(args('--policies', p('keyless-policies'), '--certificate-oidc-issuer', GH_ISSUER, '--certificate-identity', 'https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main'), { cwd: dir });
     expect(other.code).toBe(3);
     expect(other.stderr).toContain('[IDENTITY_MISMATCH]');
-    // An identity is a subject from an issuer: a subject alone is refused, not silently ignored.
+    // An identity is a subject from an issuer: a subject alone is refused, not silently ignored (ct verify-bundle's rule).
     const half = await runCt(args('--certificate-identity', GH_SAN), { cwd: dir });
-    expect([half.code, half.stderr]).toEqual([1, expect.stringContaining('need --certificate-oidc-issuer')]);
+    expect([half.code, half.stderr]).toEqual([1, expect.stringContaining('--certificate-oidc-issuer is required with a certificate identity')]);
+    const issuerOnly = await runCt(args('--certificate-oidc-issuer', GH_ISSUER), { cwd: dir });
+    expect([issuerOnly.code, issuerOnly.stderr]).toEqual([1, expect.stringContaining('--certificate-identity or --certificate-identity-regexp is required')]);
   }, 60_000);
 });

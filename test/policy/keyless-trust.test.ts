@@ -184,7 +184,15 @@ describe('keyless signers of the policies', () => {
     const manifest = await readBundleFacts(join(tmp.dir, 'attacked.ctp'));
     const d = evaluate(set, { evidence: r.evidence, manifest, host: { environment: 'production' }, findings: [] });
     expect(d.allow).toBe(false);
-    expect(d.violations[0]).toMatchObject({ code: 'UNCOVERED_FILE', evidence: { files: ['security/monitor.yaml'] } });
+    expect(d.violations).toEqual([expect.objectContaining({ code: 'SIGNER_NOT_ALLOWED', rule: 'signers', evidence: { files: ['security/monitor.yaml'] } })]);
+    // Nor when production trusts the workflow for one predicate only (an SBOM signer, say).
+    const sbomSigner = setOf(policy('production', 'production', [`keyId: ${k.keyId}`]).replace('logQuorum: 1', `  - predicateType: https://spdx.dev/Document\n    signers: [{ issuer: ${GH_ISSUER}, subject: ${GH_SAN} }]\nlogQuorum: 1`));
+    const trust2 = withPolicyKeyless(trust, sbomSigner);
+    const r2 = await verifyCtp(join(tmp.dir, 'attacked.ctp'), { trust: trust2, mode: 'audit', requirements: { logQuorum: 1 }, verifiers: defaultVerifiers({ trustedRoot: root }) });
+    expect(evaluate(sbomSigner, { evidence: r2.evidence, manifest, host: { environment: 'production' }, findings: [] }).violations.map((v) => v.code)).toEqual(['SIGNER_NOT_ALLOWED']);
+    // A policy in audit mode only warns (the check is the policy's, not the verifier's integrity).
+    const audit = setOf(policy('production', 'production', [`keyId: ${k.keyId}`]).replace('mode: strict', 'mode: audit'));
+    expect(evaluate(audit, { evidence: r.evidence, manifest, host: { environment: 'production' }, findings: [] })).toMatchObject({ allow: true, warnings: [expect.objectContaining({ code: 'SIGNER_NOT_ALLOWED' })] });
     // K's own bundle, untouched, is allowed there.
     const plain = await verifyCtp(join(tmp.dir, 'k-signed.ctp'), { trust, mode: 'audit', requirements: { logQuorum: 1 }, verifiers: defaultVerifiers({ trustedRoot: root }) });
     expect(evaluate(set, { evidence: plain.evidence, manifest: await readBundleFacts(join(tmp.dir, 'k-signed.ctp')), host: { environment: 'production' }, findings: [] })).toMatchObject({ allow: true });

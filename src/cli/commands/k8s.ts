@@ -61,7 +61,7 @@ export function register(program: Command): void {
       if (!o.trustStore) throw new CtError('USAGE', 'ct k8s render needs --trust-store: only verified profiles are rendered', {});
       const replicas = o.replicas === undefined ? 1 : Number(o.replicas);
       if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) throw new CtError('USAGE', `--replicas ${o.replicas}: not 0-10000`, {});
-      const identity = identityFromFlags(o);
+      const identity = await identityFromFlags(o);
       const store = await loadTrustStore(o.trustStore);
       const root = o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined;
       const dir = await mkdtemp(join(tmpdir(), 'ct-k8s-'));
