@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { PolicySet } from '../../src/policy/policy-set.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
+import { nextTimeBound as timeBound } from '../../src/verify/time-bound.js';
 
 /**
  * What a `/api/v1/verify` answer depends on besides the request: the trust material, the policy
@@ -68,22 +69,7 @@ export class VerdictCache {
   }
 }
 
-/**
- * The first instant after `now` at which a decision may change with the clock alone: a policy's
- * `expires`, a trust-store key's `validFrom` or `validUntil` (deploy VSAs are judged against
- * them at every decision).
- */
+/** nextTimeBound of what a stamp holds (src/verify/time-bound.ts). */
 export function nextTimeBound(stamp: VerdictStamp, now: number): number {
-  let next = Infinity;
-  const consider = (t: number) => {
-    if (t > now && t < next) next = t;
-  };
-  for (const p of stamp.policies?.policies ?? []) if (p.expires) consider(p.expires.time);
-  for (const keys of Object.values(stamp.trust?.store.keys ?? {})) {
-    for (const k of keys) {
-      consider(Date.parse(k.validFrom));
-      if (k.validUntil !== undefined) consider(Date.parse(k.validUntil));
-    }
-  }
-  return next;
+  return timeBound(stamp.policies, stamp.trust?.store, now);
 }

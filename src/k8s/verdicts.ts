@@ -27,6 +27,7 @@ import { verifyCtpArchive } from '../verify/ctp/verify-ctp.js';
 import { VerificationCache } from '../verify/cache.js';
 import { trustKeyOf, type TrustMaterial } from '../verify/report.js';
 import { withPolicyKeyless } from '../policy/keyless-trust.js';
+import { nextTimeBound } from '../verify/time-bound.js';
 import type { Evidence, Finding } from '../verify/evidence.js';
 import { bundleFactsFromArchive } from '../policy/bundle-facts.js';
 import { evaluate } from '../policy/evaluate.js';
@@ -93,9 +94,12 @@ class TtlLru<V> {
     this.map.set(k, e);
     return e.v;
   }
-  set(k: string, v: V): void {
+  /** Kept for the TTL, and never past `until` (when the decision may change with the clock). */
+  set(k: string, v: V, until = Infinity): void {
     this.map.delete(k);
-    this.map.set(k, { v, until: Date.now() + this.ttl });
+    const end = Math.min(Date.now() + this.ttl, until);
+    if (!(end > Date.now())) return;
+    this.map.set(k, { v, until: end });
     while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
   }
   get size(): number {
@@ -203,7 +207,8 @@ export class AdmissionJudge implements ImageJudge {
       warnings: d.warnings.map((w) => `${w.code}: ${w.policy}/${w.rule}: ${w.message}`),
       profiles: bundleProfiles(img.facts, img.imageDigest, { nodesAppArmor: this.opts.nodes?.apparmor?.enforcing === true }),
     };
-    this.verdicts.set(vkey, verdict);
+    // Not past a policy's expiry or a key's validity bound: the same digests then judge otherwise.
+    this.verdicts.set(vkey, verdict, nextTimeBound(set, store.store, Date.now()));
     return verdict;
   }
 

@@ -18,7 +18,7 @@ import { pushCtp } from '../../src/oci/push.js';
 import { testServer } from '../server/support.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
-import { GH_ISSUER, GH_SAN, signCtpKeyless } from '../sigstore/fixtures.js';
+import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless } from '../sigstore/fixtures.js';
 import { ctpFiles } from '../verify/ctp-fixtures.js';
 import { makeCert } from './fixture.js';
 import { pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
@@ -137,4 +137,21 @@ describe('keyless bundles beside policies', () => {
     judge.learn({ ...image, trustKey: trustKeyOf(withPolicyKeyless(store, policies.current)) });
     expect(judge.stats.learned).toBe(1);
   });
+
+  it('a cached admission verdict does not outlive the expiry of a policy that decided it', async () => {
+    // Production's own policy, and a freeze that denies until it expires (it names only a key, so
+    // the trusted identities, and with them the cache keys, do not change when it expires).
+    const pdir = join(dir, 'expiring-policies');
+    mkdirSync(pdir);
+    writeFileSync(join(pdir, 'production.policy.yaml'), policy('production', GH_SAN));
+    const expires = new Date(Date.now() + 3_000).toISOString();
+    writeFileSync(join(pdir, 'freeze.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: freeze', 'mode: strict', `expires: '${expires}'`, 'match:', '  environments: [production]', 'signers:', `  - keyId: sha256:${'1'.repeat(64)}`, ''].join('\n'));
+    const policies = new PolicyStore([pdir]);
+    expect((await policies.reload()).ok).toBe(true);
+    const store = trustMaterial(await loadTrustStore(join(dir, 'trust.json')), rootOf(m));
+    const judge = new AdmissionJudge({ trust: () => store, policies: () => policies.current, registry: { allowedRegistries: [registry.host], allowedAddresses: ['127.0.0.1'], insecure: [registry.host], noDockerConfig: true } });
+    expect(await judge.judge(ref, 'production')).toMatchObject({ allow: false, code: 'SIGNER_NOT_ALLOWED' });
+    await new Promise((r) => setTimeout(r, Date.parse(expires) - Date.now() + 50));
+    expect(await judge.judge(ref, 'production')).toMatchObject({ allow: true });
+  }, 30_000);
 });
