@@ -141,33 +141,48 @@ export function checkPolicy(p: CompiledPolicy, input: PolicyInput): Raw[] {
     out.push({ code: 'UNCOVERED_FILE', rule: 'runtime', message: `not covered by a verified attestation: ${missing.join(', ')}`, evidence: { files: missing }, integrity: true, at: p.runtime?.at ?? p.at });
   }
   if (foreign.length) {
-    out.push({ code: 'SIGNER_NOT_ALLOWED', rule: 'signers', message: `signed only by signers this policy does not accept, though its signers signed manifest.toml: ${foreign.slice(0, 8).join(', ')}`, evidence: { files: foreign.slice(0, 64) }, at: p.signers[0]?.at ?? p.at });
+    const what = foreign[0] === 'manifest.toml' ? 'manifest.toml is signed by no signer this policy names' : 'not signed by every signer of manifest.toml this policy names';
+    out.push({ code: 'SIGNER_NOT_ALLOWED', rule: 'signers', message: `${what}: ${foreign.slice(0, 8).join(', ')}`, evidence: { files: foreign.slice(0, 64) }, at: p.signers[0]?.at ?? p.at });
   }
   if (p.runtime) out.push(...checkRuntime(p.runtime, input.manifest, input.host));
   return out;
 }
 
 /**
- * Who covered what a host and the runtime rules take from the bundle (manifest.toml, the security/
+ * Who signed what a host and the runtime rules take from the bundle (manifest.toml, the security/
  * files). `missing`: files the runtime rules read that no verified attestation covers (integrity).
- * `foreign`: once this policy's own signers (its `signers`) signed manifest.toml, the security/
- * files they did not sign with the digest the verifier saw: the verifier accepts a file any trusted
- * signer covers (a trust-store key, a keyless identity another environment's policy trusts, an
- * attestation requirement's SBOM or scanner signer), which must not let that signer add a seccomp
- * or AppArmor profile or a monitor to a bundle this policy's signers built without one. A policy
- * whose signers sign no manifest (reviewers only) cannot tell builders from others: not judged.
+ * `foreign`: files not vouched for by the signers this policy names. The verifier accepts a file
+ * any trusted signer covers (a trust-store key, a keyless identity another environment's policy
+ * trusts), so a policy asks more: manifest.toml must be signed by a signer it names (its `signers`,
+ * or a requirement's for that requirement's predicate type), and every security/ file by each of
+ * the named signers that signed manifest.toml, with the digests the verifier saw. Then no other
+ * signer — another environment's identity, an SBOM or scanner signer, one of a threshold's k —
+ * can add a seccomp or AppArmor profile or a monitor to a bundle the builder signed without one,
+ * and stripping the builder's attestations leaves a manifest nobody the policy names signed.
  * Evidence without a coverage list (a hand-written file) is not judged here.
  */
 function coverageFor(p: CompiledPolicy, input: PolicyInput, ok: readonly VerifiedAttestation[]): { missing: string[]; foreign: string[] } {
   const covered = input.evidence.coveredFiles;
   if (!covered) return { missing: [], foreign: [] };
   const missing = p.runtime ? runtimeFiles(input.manifest).filter((f) => !(f in covered)) : [];
-  const vouched = new Set<string>();
-  for (const a of ok) {
-    for (const sub of a.subjects) if (sub.digest?.sha256 && covered[sub.name] === `sha256:${sub.digest.sha256}`) vouched.add(sub.name);
+  // No signer of this policy's verified at all: SIGNER_NOT_ALLOWED says so already.
+  if (ok.length === 0) return { missing, foreign: [] };
+  const signedBy = new Map<string, Set<string>>();
+  for (const a of input.evidence.attestations) {
+    const specs = [...p.signers, ...p.attestations.filter((r) => r.signers && r.predicateType === a.predicateType).flatMap((r) => r.signers!)];
+    const who = a.signers.filter((s) => specs.some((spec) => signerMatches(spec, s))).map(signerIdentity);
+    if (who.length === 0) continue;
+    const files = a.subjects.filter((sub) => sub.digest?.sha256 && covered[sub.name] === `sha256:${sub.digest.sha256}`).map((sub) => sub.name);
+    for (const id of who) {
+      let set = signedBy.get(id);
+      if (!set) signedBy.set(id, (set = new Set()));
+      for (const f of files) set.add(f);
+    }
   }
-  const foreign = vouched.has('manifest.toml') ? Object.keys(covered).filter((f) => f.startsWith('security/') && !vouched.has(f)).sort() : [];
-  return { missing, foreign };
+  const security = Object.keys(covered).filter((f) => f.startsWith('security/')).sort();
+  const builders = [...signedBy.values()].filter((files) => files.has('manifest.toml'));
+  if (builders.length === 0) return { missing, foreign: ['manifest.toml', ...security] };
+  return { missing, foreign: security.filter((f) => builders.some((files) => !files.has(f))) };
 }
 
 function checkAttestations(p: CompiledPolicy, atts: readonly VerifiedAttestation[], ok: VerifiedAttestation[], out: Raw[]): void {

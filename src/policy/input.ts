@@ -39,6 +39,10 @@ export function readPolicyInput(value: unknown, src: ParsedSource, base: PathSeg
         if (!Array.isArray(a.signers) || a.signers.some((s: unknown) => !isObj(s) || (s.kind !== 'key' && s.kind !== 'keyless'))) bad([...p, 'signers'], 'must be a list of {kind: key|keyless, …}');
         if (a.logOperators !== undefined && (!Array.isArray(a.logOperators) || a.logOperators.some((o: unknown) => typeof o !== 'string'))) bad([...p, 'logOperators'], 'must be a list of strings');
         if (a.subjects !== undefined && !Array.isArray(a.subjects)) bad([...p, 'subjects'], 'must be a list');
+        if (Array.isArray(a.signers)) a.signers.forEach((s: any, j: number) => {
+          const twice = isObj(s?.claims) ? repeatedClaim(s.claims) : undefined;
+          if (twice) bad([...p, 'signers', j, 'claims'], `names claim ${twice} twice (aliases and capitalisations are one name)`);
+        });
       });
     if (ev.coveredFiles !== undefined && !isObj(ev.coveredFiles)) bad(['evidence', 'coveredFiles'], 'must be a mapping of file → digest');
     if (ev.fetchedReference !== undefined && typeof ev.fetchedReference !== 'string') bad(['evidence', 'fetchedReference'], 'must be a string');
@@ -86,4 +90,20 @@ function canonicalClaims(s: any): any {
   }
   // fromEntries defines own properties (a `__proto__` key stays data).
   return { ...s, claims: Object.fromEntries(claims) };
+}
+
+/** The canonical name of a claim written twice (`ref` and `sourceRepositoryRef`), if any. */
+function repeatedClaim(claims: Record<string, unknown>): string | undefined {
+  const seen = new Set<string>();
+  for (const k of Object.keys(claims)) {
+    let name = k;
+    try {
+      name = resolveClaimName(k);
+    } catch {
+      continue;
+    }
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
 }

@@ -164,7 +164,7 @@ export async function promotionEvidence(req: EvidenceRequest): Promise<Promotion
   let baseline: PromotionEvidence['baseline'] = { compared: false, reason: req.currentMissing ?? 'no bundle runs there yet' };
   if (req.current) {
     try {
-      const cur = await evidenceFromCtp(req.current.path, trust);
+      const cur = await evidenceFromCtp(req.current.path, trust, req.now !== undefined ? { now: new Date(req.now) } : {});
       if (cur.findings.length) baseline = { bundle: req.current.reference, compared: false, reason: `the running bundle does not verify (${cur.findings[0].code})` };
       else {
         base = { evidence: cur.evidence, facts: await readBundleFacts(req.current.path) };

@@ -59,7 +59,11 @@ const CASES: [string, Mutate][] = [
   ['PREDICATE_CONDITION_FAILED', (i) => void (i.evidence.attestations[0].predicate = { runDetails: { builder: { id: 'https://evil.example' } } })],
   ['INSUFFICIENT_LOG_COVERAGE', (i) => void (i.evidence.attestations[0].logOperators = ['log-a'])],
   ['THRESHOLD_NOT_MET', (i) => void (i.evidence.attestations[0].signers = [keySigner(KEY_A)])],
-  ['UNCOVERED_FILE', (i) => void (i.evidence.coveredFiles = { 'manifest.toml': 'sha256:x', 'security/seccomp.json': 'sha256:y', 'security/apparmor': 'sha256:z' })],
+  ['UNCOVERED_FILE', (i) => {
+    // Signed by the policy's signer (so only the runtime rules' own need is unmet): no monitor.yaml covered.
+    i.evidence.coveredFiles = { 'manifest.toml': 'sha256:x', 'security/seccomp.json': 'sha256:y', 'security/apparmor': 'sha256:z' };
+    for (const a of i.evidence.attestations) a.subjects = Object.entries(i.evidence.coveredFiles).map(([name, d]) => ({ name, digest: { sha256: d.slice(7) } }));
+  }],
   ['SECCOMP_REQUIRED', (i) => void delete i.manifest.security!.seccomp],
   ['SECCOMP_NOT_CONFINING', (i) => void (i.manifest.security!.seccomp = { ...CONFINING, defaultAction: 'SCMP_ACT_LOG' })],
   ['SECCOMP_NOTIFY', (i) => void (i.manifest.security!.seccomp = { ...CONFINING, listenerPath: '/run/agent.sock' })],
