@@ -7,8 +7,9 @@
  * - Integrity failures (verifier findings with `integrity: true`, uncovered files) deny in every mode.
  * - Deterministic: policies in name order, rules in a fixed order, no clock unless `now` is absent.
  */
-import type { VerifiedAttestation } from '../verify/evidence.js';
+import type { VerifiedAttestation, VerifiedSigner } from '../verify/evidence.js';
 import { bound, conditionHolds, describeSigner, signedByAny, signerIdentity, signerMatches, sourceRepositories, valuesAt } from './facts.js';
+import { PROVENANCE_PREDICATES } from '../verify/signer-roles.js';
 import type { PolicySet } from './policy-set.js';
 import { checkRuntime, runtimeFiles } from './runtime-rules.js';
 import type { CompiledPolicy, Decision, Mode, PolicyInput, Violation } from './types.js';
@@ -154,13 +155,23 @@ export function checkPolicy(p: CompiledPolicy, input: PolicyInput): Raw[] {
  * `foreign`: files not vouched for by the signers this policy names. The verifier accepts a file
  * any trusted signer covers (a trust-store key, a keyless identity another environment's policy
  * trusts), so a policy asks more: manifest.toml must be signed by a signer it names (its `signers`,
- * or a requirement's for that requirement's predicate type), and every security/ file by each of
- * the named signers that signed manifest.toml, with the digests the verifier saw. Then no other
+ * or a provenance requirement's), and every security/ file by each of the named signers that
+ * signed manifest.toml, with the digests the verifier saw. Then no other
  * signer — another environment's identity, an SBOM or scanner signer, one of a threshold's k —
  * can add a seccomp or AppArmor profile or a monitor to a bundle the builder signed without one,
  * and stripping the builder's attestations leaves a manifest nobody the policy names signed.
  * Evidence without a coverage list (a hand-written file) is not judged here.
  */
+/**
+ * One signer, for who-signed-which-file: a key, or a certificate's whole identity (issuer, SAN and
+ * claims): a reusable workflow signs every caller's runs under one SAN, told apart by its claims.
+ */
+function certificateOrKey(s: VerifiedSigner): string {
+  if (s.kind === 'key') return `key:${s.keyId ?? '?'}`;
+  const claims = Object.entries(s.claims ?? {}).sort((x, y) => (x[0] < y[0] ? -1 : 1));
+  return JSON.stringify([s.issuer ?? null, s.subject ?? null, claims]);
+}
+
 function coverageFor(p: CompiledPolicy, input: PolicyInput, ok: readonly VerifiedAttestation[]): { missing: string[]; foreign: string[] } {
   const covered = input.evidence.coveredFiles;
   if (!covered) return { missing: [], foreign: [] };
@@ -169,8 +180,9 @@ function coverageFor(p: CompiledPolicy, input: PolicyInput, ok: readonly Verifie
   if (ok.length === 0) return { missing, foreign: [] };
   const signedBy = new Map<string, Set<string>>();
   for (const a of input.evidence.attestations) {
-    const specs = [...p.signers, ...p.attestations.filter((r) => r.signers && r.predicateType === a.predicateType).flatMap((r) => r.signers!)];
-    const who = a.signers.filter((s) => specs.some((spec) => signerMatches(spec, s))).map(signerIdentity);
+    // A requirement's signers build only through provenance: an SBOM or scanner signer is no builder.
+    const specs = [...p.signers, ...(PROVENANCE_PREDICATES.has(a.predicateType) ? p.attestations.filter((r) => r.signers && r.predicateType === a.predicateType).flatMap((r) => r.signers!) : [])];
+    const who = a.signers.filter((s) => specs.some((spec) => signerMatches(spec, s))).map(certificateOrKey);
     if (who.length === 0) continue;
     const files = a.subjects.filter((sub) => sub.digest?.sha256 && covered[sub.name] === `sha256:${sub.digest.sha256}`).map((sub) => sub.name);
     for (const id of who) {

@@ -9,11 +9,16 @@
 import { PREDICATE_SLSA_PROVENANCE_V1, PREDICATE_SPDX_DOCUMENT } from '../attest/statement.js';
 import type { VerifiedAttestation, VerifiedSigner } from './evidence.js';
 
-const BUILD_PREDICATES = new Set<string>([
+/** Predicates that say how the subject was built: their signer is its builder. */
+export const PROVENANCE_PREDICATES: ReadonlySet<string> = new Set<string>([
   PREDICATE_SLSA_PROVENANCE_V1,
   'https://slsa.dev/provenance/v0.2',
   'https://slsa.dev/provenance/v0.1',
   'https://in-toto.io/attestation/link/v0.3',
+]);
+
+const BUILD_PREDICATES = new Set<string>([
+  ...PROVENANCE_PREDICATES,
   PREDICATE_SPDX_DOCUMENT,
   'https://spdx.dev/Document/v2.3',
   'https://cyclonedx.org/bom',

@@ -8,7 +8,7 @@ import { describe, expect, it } from '@jest/globals';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { readPolicyInput } from '../../src/policy/input.js';
 import { parseSource } from '../../src/policy/source.js';
-import { att, input, keySigner, KEY_A, KEY_B, KEY_C, setOf, SLSA, SPDX } from './helpers.js';
+import { att, ghSigner, GH_ISSUER, input, keySigner, KEY_A, KEY_B, KEY_C, setOf, SLSA, SPDX } from './helpers.js';
 
 const REVIEW = 'https://verified-container.org/v1/review';
 const B = `sha256:${'b'.repeat(64)}`;
@@ -47,6 +47,20 @@ describe('files a host runs come from the signers a policy names', () => {
   it('an SBOM signer the policy trusts for SBOMs cannot add a profile the builder did not sign', () => {
     const set = policy(['signers:', `  - keyId: ${KEY_A}`, 'attestations:', `  - predicateType: ${SLSA}`, `  - predicateType: ${SPDX}`, '    signers:', `      - keyId: ${KEY_B}`]);
     const d = judge(set, [att(SLSA, [keySigner(KEY_A)], { subjects: ['manifest.toml', 'security/seccomp.json'] }), att(SPDX, [keySigner(KEY_B)], { subjects: ALL })]);
+    expect(d.violations).toEqual([expect.objectContaining({ code: 'SIGNER_NOT_ALLOWED', evidence: { files: ['security/monitor.yaml'] } })]);
+  });
+
+  it('an SBOM signer cannot supply the manifest either, with the builder\'s attestations stripped', () => {
+    const set = policy(['signers:', `  - keyId: ${KEY_A}`, `  - keyId: ${KEY_C}`, 'attestations:', `  - predicateType: ${REVIEW}`, `  - predicateType: ${SPDX}`, '    signers:', `      - keyId: ${KEY_B}`]);
+    const d = judge(set, [att(REVIEW, [keySigner(KEY_C, ['reviewers'])], { subjects: [] }), att(SPDX, [keySigner(KEY_B)], { subjects: ALL })]);
+    expect(d.violations).toEqual([expect.objectContaining({ code: 'SIGNER_NOT_ALLOWED', evidence: { files: ALL.slice().sort() } })]);
+  });
+
+  it('a certificate is its whole identity: another run under the same workflow SAN (other claims) adds nothing', () => {
+    const builder = ghSigner('acme/app', 'refs/heads/main', { runnerEnvironment: 'github-hosted' });
+    const selfHosted = ghSigner('acme/app', 'refs/heads/main', { runnerEnvironment: 'self-hosted' });
+    const set = policy(['signers:', `  - issuer: ${GH_ISSUER}`, `    subject: ${builder.subject}`, '    claims:', '      runnerEnvironment: github-hosted', 'attestations:', `  - predicateType: ${SLSA}`, `  - predicateType: ${SPDX}`, '    signers:', `      - issuer: ${GH_ISSUER}`, `        subject: ${builder.subject}`]);
+    const d = judge(set, [att(SLSA, [builder], { subjects: ['manifest.toml', 'security/seccomp.json'] }), att(SPDX, [selfHosted], { subjects: ALL })]);
     expect(d.violations).toEqual([expect.objectContaining({ code: 'SIGNER_NOT_ALLOWED', evidence: { files: ['security/monitor.yaml'] } })]);
   });
 
