@@ -7,9 +7,9 @@
  * - Integrity failures (verifier findings with `integrity: true`, uncovered files) deny in every mode.
  * - Deterministic: policies in name order, rules in a fixed order, no clock unless `now` is absent.
  */
-import type { VerifiedAttestation, VerifiedSigner } from '../verify/evidence.js';
+import type { VerifiedAttestation } from '../verify/evidence.js';
 import { bound, conditionHolds, describeSigner, signedByAny, signerIdentity, signerMatches, sourceRepositories, valuesAt } from './facts.js';
-import { PROVENANCE_PREDICATES } from '../verify/signer-roles.js';
+import { isProvenancePredicate } from '../verify/signer-roles.js';
 import type { PolicySet } from './policy-set.js';
 import { checkRuntime, runtimeFiles } from './runtime-rules.js';
 import type { CompiledPolicy, Decision, Mode, PolicyInput, Violation } from './types.js';
@@ -142,7 +142,7 @@ export function checkPolicy(p: CompiledPolicy, input: PolicyInput): Raw[] {
     out.push({ code: 'UNCOVERED_FILE', rule: 'runtime', message: `not covered by a verified attestation: ${missing.join(', ')}`, evidence: { files: missing }, integrity: true, at: p.runtime?.at ?? p.at });
   }
   if (foreign.length) {
-    const what = foreign[0] === 'manifest.toml' ? 'manifest.toml is signed by no signer this policy names' : 'not signed by every signer of manifest.toml this policy names';
+    const what = foreign[0] === 'manifest.toml' ? 'manifest.toml is signed by no signer this policy names' : 'not signed with manifest.toml by the signers this policy names';
     out.push({ code: 'SIGNER_NOT_ALLOWED', rule: 'signers', message: `${what}: ${foreign.slice(0, 8).join(', ')}`, evidence: { files: foreign.slice(0, 64) }, at: p.signers[0]?.at ?? p.at });
   }
   if (p.runtime) out.push(...checkRuntime(p.runtime, input.manifest, input.host));
@@ -154,47 +154,30 @@ export function checkPolicy(p: CompiledPolicy, input: PolicyInput): Raw[] {
  * files). `missing`: files the runtime rules read that no verified attestation covers (integrity).
  * `foreign`: files not vouched for by the signers this policy names. The verifier accepts a file
  * any trusted signer covers (a trust-store key, a keyless identity another environment's policy
- * trusts), so a policy asks more: manifest.toml must be signed by a signer it names (its `signers`,
- * or a provenance requirement's), and every security/ file by each of the named signers that
- * signed manifest.toml, with the digests the verifier saw. Then no other
- * signer — another environment's identity, an SBOM or scanner signer, one of a threshold's k —
- * can add a seccomp or AppArmor profile or a monitor to a bundle the builder signed without one,
- * and stripping the builder's attestations leaves a manifest nobody the policy names signed.
+ * trusts), so a policy asks more: manifest.toml must be signed, with the verified digest, by a
+ * signer it names (its `signers`, or a provenance requirement's), and every attestation of theirs
+ * that signs manifest.toml must sign every security/ file too. Then no other signer — another
+ * environment's identity, an SBOM or scanner signer, one of a threshold's k — can add a seccomp or
+ * AppArmor profile or a monitor to a bundle the builder signed without one, nor can two of the
+ * builder's own signings (two builds of one version) be combined. Every producer (ct sign, ct
+ * attest, the build action) signs the manifest with every covered file.
  * Evidence without a coverage list (a hand-written file) is not judged here.
  */
-/**
- * One signer, for who-signed-which-file: a key, or a certificate's whole identity (issuer, SAN and
- * claims): a reusable workflow signs every caller's runs under one SAN, told apart by its claims.
- */
-function certificateOrKey(s: VerifiedSigner): string {
-  if (s.kind === 'key') return `key:${s.keyId ?? '?'}`;
-  const claims = Object.entries(s.claims ?? {}).sort((x, y) => (x[0] < y[0] ? -1 : 1));
-  return JSON.stringify([s.issuer ?? null, s.subject ?? null, claims]);
-}
-
 function coverageFor(p: CompiledPolicy, input: PolicyInput, ok: readonly VerifiedAttestation[]): { missing: string[]; foreign: string[] } {
   const covered = input.evidence.coveredFiles;
   if (!covered) return { missing: [], foreign: [] };
   const missing = p.runtime ? runtimeFiles(input.manifest).filter((f) => !(f in covered)) : [];
   // No signer of this policy's verified at all: SIGNER_NOT_ALLOWED says so already.
   if (ok.length === 0) return { missing, foreign: [] };
-  const signedBy = new Map<string, Set<string>>();
-  for (const a of input.evidence.attestations) {
+  const signs = (a: VerifiedAttestation, f: string) => a.subjects.some((sub) => sub.name === f && !!sub.digest?.sha256 && covered[f] === `sha256:${sub.digest.sha256}`);
+  const builds = input.evidence.attestations.filter((a) => {
     // A requirement's signers build only through provenance: an SBOM or scanner signer is no builder.
-    const specs = [...p.signers, ...(PROVENANCE_PREDICATES.has(a.predicateType) ? p.attestations.filter((r) => r.signers && r.predicateType === a.predicateType).flatMap((r) => r.signers!) : [])];
-    const who = a.signers.filter((s) => specs.some((spec) => signerMatches(spec, s))).map(certificateOrKey);
-    if (who.length === 0) continue;
-    const files = a.subjects.filter((sub) => sub.digest?.sha256 && covered[sub.name] === `sha256:${sub.digest.sha256}`).map((sub) => sub.name);
-    for (const id of who) {
-      let set = signedBy.get(id);
-      if (!set) signedBy.set(id, (set = new Set()));
-      for (const f of files) set.add(f);
-    }
-  }
+    const specs = [...p.signers, ...(isProvenancePredicate(a.predicateType) ? p.attestations.filter((r) => r.signers && r.predicateType === a.predicateType).flatMap((r) => r.signers!) : [])];
+    return signedByAny(a, specs) && signs(a, 'manifest.toml');
+  });
   const security = Object.keys(covered).filter((f) => f.startsWith('security/')).sort();
-  const builders = [...signedBy.values()].filter((files) => files.has('manifest.toml'));
-  if (builders.length === 0) return { missing, foreign: ['manifest.toml', ...security] };
-  return { missing, foreign: security.filter((f) => builders.some((files) => !files.has(f))) };
+  if (builds.length === 0) return { missing, foreign: ['manifest.toml', ...security] };
+  return { missing, foreign: security.filter((f) => builds.some((a) => !signs(a, f))) };
 }
 
 function checkAttestations(p: CompiledPolicy, atts: readonly VerifiedAttestation[], ok: VerifiedAttestation[], out: Raw[]): void {

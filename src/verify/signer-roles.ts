@@ -9,13 +9,17 @@
 import { PREDICATE_SLSA_PROVENANCE_V1, PREDICATE_SPDX_DOCUMENT } from '../attest/statement.js';
 import type { VerifiedAttestation, VerifiedSigner } from './evidence.js';
 
-/** Predicates that say how the subject was built: their signer is its builder. */
-export const PROVENANCE_PREDICATES: ReadonlySet<string> = new Set<string>([
+const PROVENANCE_PREDICATES: ReadonlySet<string> = new Set<string>([
   PREDICATE_SLSA_PROVENANCE_V1,
   'https://slsa.dev/provenance/v0.2',
   'https://slsa.dev/provenance/v0.1',
   'https://in-toto.io/attestation/link/v0.3',
 ]);
+
+/** Predicates that say how the subject was built (any SLSA provenance version, in-toto links): their signer is its builder. */
+export function isProvenancePredicate(predicateType: string): boolean {
+  return PROVENANCE_PREDICATES.has(predicateType) || predicateType.startsWith('https://slsa.dev/provenance/');
+}
 
 const BUILD_PREDICATES = new Set<string>([
   ...PROVENANCE_PREDICATES,
@@ -29,7 +33,7 @@ const ATTESTERS: readonly string[] = ['builders', 'releasers', 'reviewers'];
 
 /** The roles whose keys may sign an attestation of this predicate type. */
 export function rolesThatMaySign(predicateType: string): readonly string[] {
-  return BUILD_PREDICATES.has(predicateType) || predicateType.startsWith('https://slsa.dev/provenance/') ? BUILDERS : ATTESTERS;
+  return BUILD_PREDICATES.has(predicateType) || isProvenancePredicate(predicateType) ? BUILDERS : ATTESTERS;
 }
 
 /**

@@ -64,6 +64,12 @@ describe('files a host runs come from the signers a policy names', () => {
     expect(d.violations).toEqual([expect.objectContaining({ code: 'SIGNER_NOT_ALLOWED', evidence: { files: ['security/monitor.yaml'] } })]);
   });
 
+  it('two signings by the builder\'s own key (two builds of one version) cannot be combined', () => {
+    const set = policy(['signers:', `  - keyId: ${KEY_A}`]);
+    const d = judge(set, [att(SLSA, [keySigner(KEY_A)], { subjects: ['manifest.toml', 'security/seccomp.json'] }), att(SLSA, [keySigner(KEY_A)], { subjects: ['manifest.toml', 'security/monitor.yaml'] })]);
+    expect(d.violations).toEqual([expect.objectContaining({ code: 'SIGNER_NOT_ALLOWED', evidence: { files: ['security/monitor.yaml', 'security/seccomp.json'] } })]);
+  });
+
   it('one of a threshold\'s signers cannot add a file the others did not sign', () => {
     const set = policy(['signers:', `  - keyId: ${KEY_A}`, `  - keyId: ${KEY_B}`, `  - keyId: ${KEY_C}`, 'thresholds:', '  - name: two', '    k: 2', `    predicateType: ${SLSA}`, `    signers: [{ keyId: ${KEY_A} }, { keyId: ${KEY_B} }, { keyId: ${KEY_C} }]`]);
     const d = judge(set, [att(SLSA, [keySigner(KEY_A)], { subjects: ['manifest.toml', 'security/seccomp.json'] }), att(SLSA, [keySigner(KEY_C)], { subjects: ALL })]);
