@@ -8,8 +8,8 @@
 // (ldd, and glibc's name-service modules where this glibc still has them apart: before 2.34 a
 // host name lookup loads them at run time, which ldd does not show), `ct admission` bundled into
 // one file (esbuild; server/admission/image-entry.ts) with its dependencies' license notices,
-// the policy schemas it validates policies with, the public-good Sigstore root's seed (offline), and a passwd/group entry for uid 65532 (the
-// Deployment's runAsUser). No shell, no package manager, and not this machine's CA certificates:
+// the policy schemas it validates policies with, the public-good Sigstore root's seed (offline),
+// and a passwd/group entry for uid 65532 (the Deployment's runAsUser). No shell, no package manager, and not this machine's CA certificates:
 // node trusts the public roots it ships, and a build machine's own CAs (a proxy's, a company's)
 // would be trusted by every cluster running the image; a private registry's CA is mounted and
 // named by NODE_EXTRA_CA_CERTS in the Deployment (docs/kubernetes.md "The image").

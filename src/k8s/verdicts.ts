@@ -141,7 +141,6 @@ export class AdmissionJudge implements ImageJudge {
     this.verdicts = new TtlLru(max, ttl);
   }
 
-
   async pin(image: string): Promise<string> {
     const ref = parseReference(image);
     if (ref.digest) return `${ref.registry}/${ref.repository}@${ref.digest}`;

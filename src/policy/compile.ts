@@ -10,7 +10,7 @@ import { validateAgainstSchema } from './schema.js';
 import { parseSize } from '../bundle/runtime-extras.js';
 import type { ParsedSource, PathSegment } from './source.js';
 import { compileMatcher, type MatcherSpec } from './string-match.js';
-import { CLAIM_ALIASES, CLAIM_OIDS, resolveClaimName } from '../verify/sigstore/claims.js';
+import { CLAIM_ALIASES, CLAIM_OIDS, canonicalClaimName } from '../verify/sigstore/claims.js';
 import type {
   AttestationRequirement,
   CompiledPolicy,
@@ -164,10 +164,8 @@ function compileSigners(list: Raw[], path: PathSegment[], src: ParsedSource, sin
       // name that never occurs would make the signer match nothing, silently.
       const claims: [string, StringMatcher][] = [];
       for (const [k, spec] of Object.entries((s.claims ?? {}) as Record<string, MatcherSpec>)) {
-        let name: string;
-        try {
-          name = resolveClaimName(k);
-        } catch {
+        const name = canonicalClaimName(k);
+        if (name === undefined) {
           sink.error(src.locate([...p, 'claims', k]), 'schema', `${pathText([...p, 'claims', k])}: unknown certificate claim (Fulcio's names: ${Object.keys(CLAIM_OIDS).join(', ')}; or ${Object.keys(CLAIM_ALIASES).join(', ')})`);
           continue;
         }

@@ -7,7 +7,7 @@ import type { Evidence, Finding } from '../verify/evidence.js';
 import type { PolicyIssue } from './issues.js';
 import type { ParsedSource, PathSegment } from './source.js';
 import type { BundleFacts, HostFacts, PolicyInput } from './types.js';
-import { resolveClaimName } from '../verify/sigstore/claims.js';
+import { canonicalClaimName } from '../verify/sigstore/claims.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- walking untrusted JSON */
 const isObj = (v: unknown): v is Record<string, any> => !!v && typeof v === 'object' && !Array.isArray(v);
@@ -80,12 +80,8 @@ function canonicalClaims(s: any): any {
   if (!isObj(s.claims)) return s;
   const claims = new Map<string, unknown>();
   for (const [k, v] of Object.entries(s.claims as Record<string, unknown>)) {
-    let name = k;
-    try {
-      name = resolveClaimName(k);
-    } catch {
-      // Not a claim the verifier reports: no policy can name it either.
-    }
+    // A name that is no claim the verifier reports is kept as written: no policy can name it either.
+    const name = canonicalClaimName(k) ?? k;
     if (!claims.has(name)) claims.set(name, v);
   }
   // fromEntries defines own properties (a `__proto__` key stays data).
@@ -96,12 +92,8 @@ function canonicalClaims(s: any): any {
 function repeatedClaim(claims: Record<string, unknown>): string | undefined {
   const seen = new Set<string>();
   for (const k of Object.keys(claims)) {
-    let name = k;
-    try {
-      name = resolveClaimName(k);
-    } catch {
-      continue;
-    }
+    const name = canonicalClaimName(k);
+    if (name === undefined) continue;
     if (seen.has(name)) return name;
     seen.add(name);
   }

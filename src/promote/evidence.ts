@@ -158,13 +158,14 @@ export function setDiff(before: Set<string>, after: Set<string>): SetDiff {
 export async function promotionEvidence(req: EvidenceRequest): Promise<PromotionEvidence> {
   // The policies' keyless signers are the identities whose Sigstore attestations count.
   const trust = withPolicyKeyless(req.trust, req.policies, req.now);
-  const cand = await evidenceFromCtp(req.candidate, trust, req.now !== undefined ? { now: new Date(req.now) } : {});
+  const at = req.now !== undefined ? { now: new Date(req.now) } : {};
+  const cand = await evidenceFromCtp(req.candidate, trust, at);
   const facts = await readBundleFacts(req.candidate);
   let base: { evidence?: Evidence; facts?: BundleFacts } = {};
   let baseline: PromotionEvidence['baseline'] = { compared: false, reason: req.currentMissing ?? 'no bundle runs there yet' };
   if (req.current) {
     try {
-      const cur = await evidenceFromCtp(req.current.path, trust, req.now !== undefined ? { now: new Date(req.now) } : {});
+      const cur = await evidenceFromCtp(req.current.path, trust, at);
       if (cur.findings.length) baseline = { bundle: req.current.reference, compared: false, reason: `the running bundle does not verify (${cur.findings[0].code})` };
       else {
         base = { evidence: cur.evidence, facts: await readBundleFacts(req.current.path) };

@@ -17,7 +17,7 @@ import { openCtp } from '../../src/bundle/read.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { parseTrustStore, trustStoreDigest } from '../../src/trust/store.js';
 import { startLogServer, type LogServer } from '../../src/tlog/server.js';
-import { assignmentFor, runcDeleteAll, runcState, until } from '../host-agent/fixture.js';
+import { assignmentFor, deleteAllAndClose, runcDeleteAll, runcState, until } from '../host-agent/fixture.js';
 import { requireHostTools } from '../host/support.js';
 import { repoRoot, runCt } from '../support/cli.js';
 import { claimSubnetBase } from '../support/subnets.js';
@@ -83,8 +83,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (runtime) {
-    for (const c of await runtime.list().catch(() => [])) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
-    runtime.close();
+    await deleteAllAndClose(runtime);
     await network.recover(() => 'gone');
     network.close();
     runcDeleteAll(p('host'));

@@ -208,6 +208,12 @@ export async function removeContainers(stateDirs: readonly string[]): Promise<vo
 }
 
 /** Removes every container runc knows under this state directory (`runc delete --force`). */
+/** Deletes every container the runtime knows (forced, state purged) and closes it: a test's afterAll. */
+export async function deleteAllAndClose(runtime: RuncRuntime): Promise<void> {
+  for (const c of await runtime.list().catch(() => [])) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
+  runtime.close();
+}
+
 export function runcDeleteAll(stateDir: string): void {
   for (const c of runcList(stateDir)) {
     try {

@@ -12,7 +12,7 @@ import { LocalRunner } from '../../host/agent/runner.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
 import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless } from '../sigstore/fixtures.js';
-import { agentFixture, assignmentFor, describeBundle, runcDeleteAll, runcState, type AgentFixture, type BundleFile } from './fixture.js';
+import { agentFixture, assignmentFor, deleteAllAndClose, describeBundle, runcDeleteAll, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 
 const OTHER_SAN = 'https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main';
 
@@ -37,10 +37,7 @@ beforeAll(async () => {
   runtime = await RuncRuntime.open({ stateDir, unifiedCgroupMount: (await collectFacts()).cgroup.unifiedMount });
 }, 60_000);
 afterAll(async () => {
-  if (runtime) {
-    for (const c of await runtime.list().catch(() => [])) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
-    runtime.close();
-  }
+  if (runtime) await deleteAllAndClose(runtime);
   if (stateDir) runcDeleteAll(stateDir);
   await m?.close();
   await fx?.cleanup();

@@ -18,7 +18,7 @@ import { openCtp } from '../../src/bundle/read.js';
 import { BLOB_PREFIX, CtpArchive } from '../../src/bundle/archive.js';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
 import { VerificationCache } from '../../src/verify/cache.js';
-import { agentFixture, assignmentFor, pidAlive, runcDeleteAll, runcList, runcState, type AgentFixture, type BundleFile } from './fixture.js';
+import { agentFixture, assignmentFor, deleteAllAndClose, pidAlive, runcDeleteAll, runcList, runcState, type AgentFixture, type BundleFile } from './fixture.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 
 const hostAppArmor = await apparmorFacts();
@@ -64,10 +64,7 @@ describe('LocalRunner: what reaches runc', () => {
   }, 60_000);
 
   afterAll(async () => {
-    if (runtime) {
-      for (const c of await runtime.list().catch(() => [])) await runtime.delete(c.id, { force: true, purge: true }).catch(() => undefined);
-      runtime.close();
-    }
+    if (runtime) await deleteAllAndClose(runtime);
     if (stateDir) runcDeleteAll(stateDir);
     await fx?.cleanup();
   });

@@ -20,9 +20,7 @@ import { pod, reviewOf, webhookClient, type WebhookClient } from './requests.js'
 import { parseYamlDocs } from './schema.js';
 import { spdxProblems } from '../attest/spdx-rules.js';
 import { startSigstoreMock } from '../support/sigstore-mock.js';
-import { GH_ISSUER, GH_SAN, signCtpKeyless } from '../sigstore/fixtures.js';
-import { ctpFiles } from '../verify/ctp-fixtures.js';
-import { writeCtp } from '../../src/bundle/write.js';
+import { GH_ISSUER, GH_SAN, writeKeylessCtp } from '../sigstore/fixtures.js';
 import { pushCtp } from '../../src/oci/push.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -47,8 +45,7 @@ beforeAll(async () => {
   rootfs = join(work, 'image', 'rootfs');
   const m = await startSigstoreMock();
   try {
-    await writeCtp(join(work, 'keyless-unsigned.ctp'), ctpFiles().files);
-    await signCtpKeyless(m, join(work, 'keyless-unsigned.ctp'), join(work, 'keyless.ctp'));
+    await writeKeylessCtp(m, work, 'keyless');
   } finally {
     await m.close();
   }

@@ -13,13 +13,11 @@ import pino from 'pino';
 import jsonpatch from 'fast-json-patch';
 import { startAdmission, type RunningAdmission } from '../../server/admission/main.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
-import { writeCtp } from '../../src/bundle/write.js';
 import { pushCtp } from '../../src/oci/push.js';
 import { testServer } from '../server/support.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
-import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless } from '../sigstore/fixtures.js';
-import { ctpFiles } from '../verify/ctp-fixtures.js';
+import { GH_ISSUER, GH_SAN, rootOf, writeKeylessCtp } from '../sigstore/fixtures.js';
 import { makeCert } from './fixture.js';
 import { pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
 import { AdmissionJudge } from '../../src/k8s/verdicts.js';
@@ -48,10 +46,9 @@ const policy = (name: string, san: string) =>
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ct-k8s-keyless-'));
   m = await startSigstoreMock();
-  await writeCtp(join(dir, 'unsigned.ctp'), ctpFiles().files);
-  await signCtpKeyless(m, join(dir, 'unsigned.ctp'), join(dir, 'signed.ctp'));
+  const signed = await writeKeylessCtp(m, dir);
   registry = await startRegistry();
-  const pushed = await pushCtp(join(dir, 'signed.ctp'), `${registry.host}/acme/app:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
+  const pushed = await pushCtp(signed, `${registry.host}/acme/app:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
   ref = `${registry.host}/acme/app@${pushed.imageDigest}`;
   // No key at all: the trust store is empty; the Sigstore services' root is the mock's.
   writeFileSync(join(dir, 'trust.json'), JSON.stringify({ version: 1, id: 'keyless', updated: '2026-01-01T00:00:00Z', keys: {}, thresholds: {}, logs: {} }));

@@ -9,9 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
-import { ctpFiles, signCtpInMemory, tempDir, writeUnsignedCtp } from '../verify/ctp-fixtures.js';
+import { signCtpInMemory, tempDir, writeUnsignedCtp } from '../verify/ctp-fixtures.js';
 import { makeKey, makeStore, MemLog, trustOf } from '../verify/fixtures.js';
-import { rewriteCtp, writeCtp } from '../../src/bundle/write.js';
+import { rewriteCtp } from '../../src/bundle/write.js';
 import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
 import { VerificationCache } from '../../src/verify/cache.js';
@@ -22,7 +22,7 @@ import { keylessTrustOf, withPolicyKeyless } from '../../src/policy/keyless-trus
 import { evaluate } from '../../src/policy/evaluate.js';
 import { readBundleFacts } from '../../src/policy/bundle-facts.js';
 import { promotionEvidence } from '../../src/promote/evidence.js';
-import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless } from '../sigstore/fixtures.js';
+import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless, writeKeylessCtp } from '../sigstore/fixtures.js';
 
 let m: SigstoreMock;
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -31,10 +31,7 @@ let signed: string;
 beforeAll(async () => {
   m = await startSigstoreMock();
   tmp = await tempDir('ct-keyless-trust-');
-  const unsigned = join(tmp.dir, 'unsigned.ctp');
-  await writeCtp(unsigned, ctpFiles().files);
-  signed = join(tmp.dir, 'signed.ctp');
-  await signCtpKeyless(m, unsigned, signed);
+  signed = await writeKeylessCtp(m, tmp.dir);
 }, 60_000);
 afterAll(async () => {
   await m?.close();

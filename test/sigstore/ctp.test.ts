@@ -6,14 +6,14 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { join } from 'node:path';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
-import { ctpFiles, tempDir } from '../verify/ctp-fixtures.js';
+import { tempDir } from '../verify/ctp-fixtures.js';
 import { makeStore, trustOf } from '../verify/fixtures.js';
-import { writeCtp, rewriteCtp } from '../../src/bundle/write.js';
+import { rewriteCtp } from '../../src/bundle/write.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { verifyCtp } from '../../src/verify/ctp/verify-ctp.js';
 import { defaultVerifiers } from '../../src/verify/ctp/verifiers.js';
 import { SigstoreAttestationVerifier } from '../../src/verify/sigstore/index.js';
-import { GH_ISSUER, GH_SAN, rootOf, signCtpKeyless } from './fixtures.js';
+import { GH_ISSUER, GH_SAN, rootOf, writeKeylessCtp } from './fixtures.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -24,10 +24,7 @@ let signed: string;
 beforeAll(async () => {
   m = await startSigstoreMock();
   tmp = await tempDir('ct-sigstore-ctp-');
-  const unsigned = join(tmp.dir, 'unsigned.ctp');
-  await writeCtp(unsigned, ctpFiles().files);
-  signed = join(tmp.dir, 'signed.ctp');
-  await signCtpKeyless(m, unsigned, signed);
+  signed = await writeKeylessCtp(m, tmp.dir);
 });
 afterAll(async () => {
   await m.close();

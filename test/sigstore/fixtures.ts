@@ -14,6 +14,8 @@ import { coveredFiles } from '../../src/attest/sign-ctp.js';
 import { ctpSubjects } from '../../src/attest/statement.js';
 import { signAttestationForCtp } from '../../src/sign/index.js';
 import { DEFAULT_PREDICATES } from '../verify/fixtures.js';
+import { ctpFiles } from '../verify/ctp-fixtures.js';
+import { writeCtp } from '../../src/bundle/write.js';
 
 export const GH_SAN = 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main';
 export const GH_ISSUER = 'https://token.actions.githubusercontent.com';
@@ -60,4 +62,13 @@ export async function signCtpKeyless(m: SigstoreMock, unsigned: string, out: str
     add[`attestations/${i === 0 ? 'provenance' : 'sbom'}.sigstore.json`] = Buffer.from(JSON.stringify(bundle));
   }
   await rewriteCtp(unsigned, out, { add });
+}
+
+/** A small test .ctp (ctpFiles) signed keylessly: `<dir>/<name>.ctp`, from `<dir>/<name>-unsigned.ctp`. */
+export async function writeKeylessCtp(m: SigstoreMock, dir: string, name = 'signed'): Promise<string> {
+  const unsigned = join(dir, `${name}-unsigned.ctp`);
+  await writeCtp(unsigned, ctpFiles().files);
+  const out = join(dir, `${name}.ctp`);
+  await signCtpKeyless(m, unsigned, out);
+  return out;
 }

@@ -90,14 +90,14 @@ export function checkSigstoreInput(i: SigstoreInput): SigstoreInputOutcome {
 
 const inThisThread: SigstoreInputRunner = async (i) => checkSigstoreInput(i);
 
-/** IDENTITY_MISMATCH unless every keyless signer of the attestation is one the policies trust. */
-function checkTrusted(keyless: KeylessTrust, a: VerifiedAttestation): void {
+/** IDENTITY_MISMATCH unless every keyless signer of the attestation (file `name`) is one the policies trust. */
+function checkTrusted(keyless: KeylessTrust, a: VerifiedAttestation, name: string): void {
   for (const s of a.signers) {
     if (s.kind !== 'keyless' || keyless.accepts(s)) continue;
     const shown = keyless.labels.slice(0, 8).map((l) => JSON.stringify(l.slice(0, 200))).join(', ');
     throw new CtError('IDENTITY_MISMATCH',
-      `signed by subject ${JSON.stringify(s.subject?.slice(0, 512) ?? null)} from issuer ${JSON.stringify(s.issuer?.slice(0, 512) ?? null)}, which no keyless signer of the policies accepts (${shown}${keyless.labels.length > 8 ? ', …' : ''})`,
-      { actual: { subject: s.subject?.slice(0, 512) ?? null, issuer: s.issuer?.slice(0, 512) ?? null }, expected: keyless.labels.slice(0, 8) });
+      `${name}: signed by subject ${JSON.stringify(s.subject?.slice(0, 512) ?? null)} from issuer ${JSON.stringify(s.issuer?.slice(0, 512) ?? null)}, which no keyless signer of the policies accepts (${shown}${keyless.labels.length > 8 ? ', …' : ''})`,
+      { path: name, actual: { subject: s.subject?.slice(0, 512) ?? null, issuer: s.issuer?.slice(0, 512) ?? null }, expected: keyless.labels.slice(0, 8) });
   }
 }
 
@@ -131,14 +131,7 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
       const name = inputs[k].name;
       if (o.status === 'fulfilled') {
         if (o.value) {
-          if (keyless) {
-            try {
-              checkTrusted(keyless, o.value.attestation);
-            } catch (e) {
-              const err = e as CtError;
-              throw new CtError(err.code, `${name}: ${err.message}`, { ...err.details, path: name });
-            }
-          }
+          if (keyless) checkTrusted(keyless, o.value.attestation, name);
           result.attestations.push(o.value.attestation);
           result.logEntriesVerified += o.value.logEntries;
         }

@@ -55,9 +55,14 @@ export type ClaimName = keyof typeof CLAIM_OIDS | keyof typeof LEGACY_CLAIM_OIDS
 /** Canonical names by their lower-case spelling: Fulcio's docs write `Source Repository URI`, users `sourceRepositoryUri`. */
 const BY_LOWER = new Map<string, string>([...Object.keys(CLAIM_OIDS), ...Object.keys(LEGACY_CLAIM_OIDS)].map((n) => [n.toLowerCase(), n]));
 
-/** The canonical claim name for a name, alias or other capitalisation of one; POLICY_INVALID otherwise. */
+/** The canonical claim name for a name, alias or other capitalisation of one; undefined for no claim. */
+export function canonicalClaimName(name: string): string | undefined {
+  return (Object.hasOwn(CLAIM_ALIASES, name) ? CLAIM_ALIASES[name] : undefined) ?? BY_LOWER.get(name.toLowerCase());
+}
+
+/** canonicalClaimName, or POLICY_INVALID. */
 export function resolveClaimName(name: string): string {
-  const n = (Object.hasOwn(CLAIM_ALIASES, name) ? CLAIM_ALIASES[name] : undefined) ?? BY_LOWER.get(name.toLowerCase());
+  const n = canonicalClaimName(name);
   if (n === undefined) throw new CtError('POLICY_INVALID', `unknown certificate claim ${JSON.stringify(name.slice(0, 100))}`, { claim: name.slice(0, 100) });
   return n;
 }

@@ -121,7 +121,6 @@ export function anchoredRegExp(pattern: string): LinearRegex {
   return re;
 }
 
-
 /** Checks a policy is usable before any bundle is seen (bad patterns fail early, once). */
 export function assertIdentityPolicy(p: IdentityPolicy): void {
   if (!p || typeof p.issuer !== 'string' || p.issuer === '') throw new CtError('POLICY_INVALID', 'identity policy: issuer is required (exact)', {});
