@@ -124,13 +124,14 @@ export function allowResponse(uid: string, opts: { warnings?: readonly string[];
 }
 
 /**
- * A denial: HTTP-like status code (403 policy, 400 bad object, 504 deadline, 503 registry down),
+ * A denial: HTTP-like status code (403 policy, 400 bad object, 504 deadline, 503 registry down,
+ * 500 a fault of ours),
  * the stable code first in the message so that users and scripts see it in `kubectl` output.
  */
 export function denyResponse(uid: string, code: string, message: string, opts: { httpCode?: number; warnings?: readonly string[] } = {}): AdmissionReviewOut {
   const warnings = boundedWarnings(opts.warnings);
   const httpCode = opts.httpCode ?? 403;
-  const reason = httpCode === 400 ? 'BadRequest' : httpCode === 504 ? 'Timeout' : httpCode === 503 ? 'ServiceUnavailable' : 'Forbidden';
+  const reason = httpCode === 400 ? 'BadRequest' : httpCode === 504 ? 'Timeout' : httpCode === 503 ? 'ServiceUnavailable' : httpCode === 500 ? 'InternalError' : 'Forbidden';
   return review({ uid, allowed: false, status: { code: httpCode, reason, message: clip(`[${code}] ${message}`, MAX_MESSAGE) }, ...(warnings ? { warnings } : {}) });
 }
 

@@ -55,7 +55,7 @@ const UNAVAILABLE = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_F
 export function denyFor(uid: string, e: unknown, what?: string): AdmissionReviewOut {
   const code = e instanceof CtError ? e.code : 'ADMISSION_INVALID';
   const message = e instanceof Error ? e.message : String(e);
-  const httpCode = code === 'ADMISSION_INVALID' ? 400 : code === 'ADMISSION_DEADLINE' ? 504 : UNAVAILABLE.has(code) ? 503 : 403;
+  const httpCode = code === 'ADMISSION_INVALID' ? 400 : code === 'ADMISSION_DEADLINE' ? 504 : code === 'ADMISSION_INTERNAL' ? 500 : UNAVAILABLE.has(code) ? 503 : 403;
   return denyResponse(uid, code, what ? `${what}: ${message}` : message, { httpCode });
 }
 

@@ -17,7 +17,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CtError } from '../core/errors.js';
+import { asIoError, boundText, CtError } from '../core/errors.js';
 import { RegistryClient, type ClientOptions } from '../oci/client.js';
 import { Slots } from '../oci/concurrency.js';
 import { fetchCtp } from '../oci/fetch.js';
@@ -57,6 +57,8 @@ export interface JudgeOptions {
   registry: ClientOptions & { allowedRegistries: string[]; insecure?: string[] };
   ttlMs?: number;
   maxEntries?: number;
+  /** Where bundles are fetched to while verified (default `os.tmpdir()`: in a pod, a writable /tmp volume). */
+  scratchDir?: string;
   /**
    * What the cluster's nodes enforce, as the policy engine sees a host. Linux nodes always
    * enforce seccomp (the kubelet applies Localhost profiles, SPO installs them); AppArmor only
@@ -68,7 +70,22 @@ export interface JudgeOptions {
 /** The nodes' facts where the operator says they enforce AppArmor (`--nodes-apparmor`, `admission.nodesAppArmor`). */
 export const APPARMOR_NODES: Omit<HostFacts, 'environment'> = { apparmor: { present: true, enforcing: true } };
 
-const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR']);
+const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR', 'ADMISSION_INTERNAL']);
+
+/**
+ * What a failed fetch or verification says. The library's errors carry their code; a system
+ * error (an `errno`: the scratch directory unwritable, a full disk) is IO_ERROR, naming the
+ * scratch directory (an admission pod without a writable /tmp read "[NETWORK_ERROR] EROFS …");
+ * anything else is a fault of ours, ADMISSION_INTERNAL, never a verdict on the image: not cached.
+ */
+export function failureOf(e: unknown, scratch: string): { ok: false; code: string; message: string } {
+  if (e instanceof CtError) return { ok: false, code: e.code, message: e.message };
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof errno === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string') {
+    return { ok: false, code: 'IO_ERROR', message: asIoError(e, `scratch directory ${scratch}`).message };
+  }
+  return { ok: false, code: 'ADMISSION_INTERNAL', message: boundText(`internal error: ${e instanceof Error ? e.message : String(e)}`, 512) };
+}
 
 /**
  * Bundles fetched and verified at once by one judge, whatever the number of requests: each
@@ -247,7 +264,13 @@ export class AdmissionJudge implements ImageJudge {
     this.stats.fetches++;
     const o = this.opts.registry;
     if (o.allowedRegistries.length === 0) return { ok: false, code: 'REGISTRY_NOT_ALLOWED', message: 'no registry is allow-listed' };
-    const dir = await mkdtemp(join(tmpdir(), 'ct-admission-'));
+    const scratch = this.opts.scratchDir ?? tmpdir();
+    let dir: string;
+    try {
+      dir = await mkdtemp(join(scratch, 'ct-admission-'));
+    } catch (e) {
+      return failureOf(e, scratch);
+    }
     try {
       const host = pinned.split('/')[0];
       const fetched = await fetchCtp(pinned, join(dir, 'bundle.ctp'), { ...o, plainHttp: o.insecure?.includes(host) ?? false });
@@ -261,7 +284,7 @@ export class AdmissionJudge implements ImageJudge {
         image: { reference: pinned, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: { ...report.evidence, fetchedReference: pinned }, facts, integrity: report.findings.filter((f) => f.integrity) },
       };
     } catch (e) {
-      return { ok: false, code: e instanceof CtError ? e.code : 'NETWORK_ERROR', message: (e as Error).message };
+      return failureOf(e, scratch);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -15,7 +15,10 @@ import pino from 'pino';
 import { startAdmission, type RunningAdmission } from '../../server/admission/main.js';
 import type { AdmissionDecisionRecord } from '../../server/admission/handler.js';
 import { profileNameFor } from '../../src/profiles/apparmor/names.js';
-import { MAX_FETCHES, MAX_PINS } from '../../src/k8s/verdicts.js';
+import { AdmissionJudge, APPARMOR_NODES, failureOf, MAX_FETCHES, MAX_PINS } from '../../src/k8s/verdicts.js';
+import { trustMaterial } from '../../src/verify/trust-material.js';
+import { denyFor } from '../../src/k8s/admit.js';
+import { CtError } from '../../src/core/errors.js';
 import { freePort } from '../support/registry.js';
 import { loadTrustStore, saveTrustStore } from '../../src/trust/store.js';
 import { bumpVersion, revoke } from '../../src/trust/edit.js';
@@ -462,6 +465,26 @@ describe('bad input and faults: a well-formed AdmissionReview denial, or an HTTP
     expect(r.status.message).toMatch(/^\[(NETWORK_ERROR|REGISTRY_ERROR)\]/);
     const m = await client.post('/mutate/production', reviewOf(pod([{ name: 'web', image: `127.0.0.1:${closedPort}/acme/hello:stable` }])));
     expect(m.json.response.allowed).toBe(false);
+  });
+
+  it('no writable scratch directory (an admission pod without a /tmp volume): IO_ERROR naming it, nothing cached; a fault of ours is ADMISSION_INTERNAL (500)', async () => {
+    // A judge of its own: the file's judge has this digest cached already.
+    const trust = trustMaterial(await loadTrustStore(fx.trustStorePath));
+    const registry = { allowedRegistries: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host], noDockerConfig: true };
+    const judge = new AdmissionJudge({ trust: () => trust, policies: () => adm.policies.current, registry, nodes: APPARMOR_NODES, scratchDir: '/nonexistent-ct-admission-scratch' });
+    const v = await judge.judge(fx.refs.v1, 'production').catch((e: CtError) => e);
+    expect(v).toBeInstanceOf(CtError);
+    expect((v as CtError).code).toBe('IO_ERROR');
+    expect((v as CtError).message).toMatch(/^scratch directory \/nonexistent-ct-admission-scratch: ENOENT/);
+    expect(denyFor('u', v).response.status).toMatchObject({ code: 503, reason: 'ServiceUnavailable' });
+    expect(judge.stats.fetches).toBe(1);
+    // Not cached: the next request fetches again (the same failure here).
+    await expect(judge.judge(fx.refs.v1, 'production')).rejects.toThrow(/scratch directory/);
+    expect(judge.stats.fetches).toBe(2);
+    const internal = failureOf(new TypeError(`x is not a function ${'y'.repeat(2000)}`), '/tmp');
+    expect(internal.code).toBe('ADMISSION_INTERNAL');
+    expect(internal.message.length).toBeLessThanOrEqual(512);
+    expect(denyFor('u', new CtError('ADMISSION_INTERNAL', 'internal error: boom')).response.status).toMatchObject({ code: 500, reason: 'InternalError' });
   });
 
   it('past the API server\'s deadline (?timeout=): denied with ADMISSION_DEADLINE before it gives up', async () => {
