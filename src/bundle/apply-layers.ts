@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -104,6 +104,9 @@ class LayerApplier {
     }
     if (keepDir && st.isDirectory()) return;
     this.forget(rel);
+    // Its directories' modes go with it: a path recorded under a removed directory may lead
+    // through whatever replaces it (a symlink to a host directory) when the modes are applied.
+    if (st.isDirectory()) for (const d of this.dirModes.keys()) if (d === rel || d.startsWith(`${rel}/`)) this.dirModes.delete(d);
     if (st.isDirectory()) rmSync(abs, { recursive: true, force: true });
     else unlinkSync(abs);
   }
@@ -194,6 +197,37 @@ class LayerApplier {
   }
 }
 
+/**
+ * Directory modes last, deepest first, so a read-only directory does not block its children. Each
+ * is set on a descriptor opened without following a link, after every component above it was seen
+ * to be a real directory (lstat): a path recorded for a directory that a later entry replaced by a
+ * symlink must not carry the bundle's mode (setuid, 0777) to a host directory. Nothing else writes
+ * in the temporary tree meanwhile, so the walk and the open see the same tree.
+ */
+function applyDirModes(root: string, modes: ReadonlyMap<string, number>): void {
+  const real = new Map<string, boolean>([['', true]]);
+  const isRealDir = (rel: string): boolean => {
+    let known = real.get(rel);
+    if (known === undefined) {
+      const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+      known = isRealDir(parent) && lstatSync(join(root, rel), { throwIfNoEntry: false })?.isDirectory() === true;
+      real.set(rel, known);
+    }
+    return known;
+  };
+  const dirs = [...modes].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
+  for (const [rel, mode] of dirs) {
+    // A later whiteout or replacement may have removed the directory: only real ones get modes.
+    if (!isRealDir(rel)) continue;
+    const fd = openSync(join(root, rel), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      fchmodSync(fd, mode);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
 async function layersOf(source: CtpArchive | string, platform?: Platform): Promise<LayerRef[]> {
   if (source instanceof CtpArchive) {
     const image = checkOciLayout(source, { platform });
@@ -254,13 +288,7 @@ export async function applyLayerRefs(layers: readonly LayerRef[], rootfsDir: str
       usedEntries += r.entries;
       applied.push({ digest: l.digest, entries: r.entries, bytes: r.tarBytes });
     }
-    // Directory modes last, deepest first, so a read-only directory does not block its children.
-    const dirs = [...applier.dirModes].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
-    for (const [rel, mode] of dirs) {
-      // A later whiteout or replacement may have removed the directory: only real ones get modes.
-      const st = lstatSync(join(tmp, rel), { throwIfNoEntry: false });
-      if (st?.isDirectory()) chmodSync(join(tmp, rel), mode);
-    }
+    applyDirModes(tmp, applier.dirModes);
     try {
       await rmdir(rootfsDir);
     } catch {

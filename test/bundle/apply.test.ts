@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -81,6 +81,28 @@ describe('applyLayers', () => {
     await applyLayers(dir, root);
     expect(await readFile(victim, 'utf8')).toBe('original');
     expect((await lstat(join(root, 'x'))).isFile()).toBe(true);
+  });
+
+  it('never carries a directory mode through a symlink that replaced the directory (a host directory stays as it was)', async () => {
+    const outside = join(tmp, `outside${n++}`);
+    await mkdir(join(outside, 'victim'), { recursive: true, mode: 0o700 });
+    await chmod(join(outside, 'victim'), 0o700);
+    // x/ and x/victim/ (0777, setgid), then x replaced by a symlink to the host directory, in one
+    // layer and across two: the recorded mode of x/victim must not reach outside/victim.
+    const one = await layout([{ name: 'x/', type: '5' }, { name: 'x/victim/', type: '5', mode: 0o2777 }, { name: 'x', type: '2', linkpath: outside }]);
+    const two = await layout([{ name: 'x/', type: '5' }, { name: 'x/victim/', type: '5', mode: 0o2777 }], [{ name: '.wh.x' }, { name: 'x', type: '2', linkpath: outside }]);
+    for (const dir of [one, two]) {
+      const root = join(tmp, `root${n++}`);
+      await applyLayers(dir, root);
+      expect((await lstat(join(root, 'x'))).isSymbolicLink()).toBe(true);
+      expect((await stat(join(outside, 'victim'))).mode & 0o7777).toBe(0o700);
+    }
+    // A directory that stays gets its mode, set on the directory itself.
+    const kept = await layout([{ name: 'x/', type: '5', mode: 0o750 }, { name: 'x/victim/', type: '5', mode: 0o2775 }]);
+    const root = join(tmp, `root${n++}`);
+    await applyLayers(kept, root);
+    expect((await stat(join(root, 'x', 'victim'))).mode & 0o7777).toBe(0o2775);
+    expect((await stat(join(root, 'x'))).mode & 0o7777).toBe(0o750);
   });
 
   it('allows hard links inside the rootfs and refuses escaping ones', async () => {
