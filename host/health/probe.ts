@@ -1,5 +1,5 @@
 import type { HealthcheckSpec } from '../../src/bundle/runtime-extras.js';
-import type { RuncRuntime } from '../runtime/runc.js';
+import { EXEC_OUTPUT_MAX, type RuncRuntime } from '../runtime/runc.js';
 import { runTool } from '../runtime/tools.js';
 
 export interface ProbeResult {
@@ -36,6 +36,7 @@ export async function probe(runtime: RuncRuntime, id: string, pid: number, hc: H
   try {
     if (hc.type === 'exec') {
       const r = await runtime.exec(id, hc.command ?? [], timeoutMs);
+      if (r.overflowed) return { ok: false, detail: `exec printed more than ${EXEC_OUTPUT_MAX / 1024 / 1024} MiB on one stream and was killed` };
       if (r.timedOut) return { ok: false, detail: `exec timed out after ${hc.timeout}s` };
       return { ok: r.code === 0, detail: `exit ${r.code}${r.output.trim() ? `: ${r.output.trim().slice(-200)}` : ''}` };
     }

@@ -17,6 +17,8 @@ import type { KillSignal } from '../../src/protocol/messages.js';
 
 /** How long wait() gives a live supervisor to write the exit file after runc has returned. */
 const EXIT_FILE_WAIT_MS = 10_000;
+/** Bytes an exec (health check) may print on one stream before it is killed and fails. */
+export const EXEC_OUTPUT_MAX = 64 * 1024 * 1024;
 
 export interface RuncOptions {
   /** Host state directory: runc's --root, bundles, logs, exit files and the SQLite state. */
@@ -444,11 +446,13 @@ export class RuncRuntime {
    * Runs a command inside a running container (`runc exec`, the container's own namespaces, cgroup,
    * seccomp profile and user): exec health checks. Killed at the timeout.
    */
-  async exec(id: string, argv: readonly string[], timeoutMs: number): Promise<{ code: number | null; output: string; timedOut: boolean }> {
+  async exec(id: string, argv: readonly string[], timeoutMs: number): Promise<{ code: number | null; output: string; timedOut: boolean; overflowed: boolean }> {
     this.mustGet(id);
-    const r = await runTool(this.runc, ['--root', this.root, 'exec', this.rid(id), ...argv], { timeoutMs });
+    // Only the output's end is kept (as Docker keeps 4 KiB of a check's): a check may print a
+    // page (`curl -f http://…/`); one that prints without end is killed past EXEC_OUTPUT_MAX.
+    const r = await runTool(this.runc, ['--root', this.root, 'exec', this.rid(id), ...argv], { timeoutMs, keepOutputBytes: 4096, maxOutputBytes: EXEC_OUTPUT_MAX });
     if (r.missing) throw new CtError('HOST_TOOL_MISSING', `${this.runc} is not installed`, { tool: this.runc });
-    return { code: r.code, output: `${r.stdout}${r.stderr}`.slice(-4096), timedOut: r.timedOut === true };
+    return { code: r.code, output: `${r.stdout}${r.stderr}`.slice(-4096), timedOut: r.timedOut === true, overflowed: r.overflowed === true };
   }
 
   async pause(id: string): Promise<ContainerRecord> {

@@ -16,17 +16,61 @@ export interface ToolResult {
   missing: boolean;
   /** Killed at opts.timeoutMs. */
   timedOut?: boolean;
+  /** Killed when stdout or stderr passed opts.maxOutputBytes (what it holds is the last part). */
+  overflowed?: boolean;
+}
+
+/** What a tool may print on one stream before it is killed: no tool of ours prints near it. */
+export const MAX_TOOL_OUTPUT = 16 * 1024 * 1024;
+
+/**
+ * One stream's output, bounded: only its last `keep` bytes are held, and past `max` bytes in all
+ * the tool is killed (a command that prints without end, e.g. an exec health check running `yes`,
+ * grew a string until V8 threw in the stream's handler and the agent exited).
+ */
+class Bounded {
+  private chunks: Buffer[] = [];
+  private held = 0;
+  private seen = 0;
+  over = false;
+  constructor(private readonly keep: number, private readonly max: number, private readonly onOver: () => void) {}
+
+  add(d: Buffer): void {
+    this.seen += d.length;
+    this.chunks.push(d);
+    this.held += d.length;
+    while (this.held - this.chunks[0]!.length >= this.keep) this.held -= this.chunks.shift()!.length;
+    if (this.seen > this.max && !this.over) {
+      this.over = true;
+      this.onOver();
+    }
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.keep)).toString();
+  }
 }
 
 export function runTool(
   bin: string,
   args: readonly string[],
-  opts: { input?: string; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    input?: string; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv;
+    /** Bytes of one stream after which the tool is killed (default MAX_TOOL_OUTPUT). */
+    maxOutputBytes?: number;
+    /** The last bytes of each stream kept for the result (default all, up to maxOutputBytes). */
+    keepOutputBytes?: number;
+  } = {},
 ): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = spawn(bin, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
+    const kill = () => child.kill('SIGKILL');
+    const max = opts.maxOutputBytes ?? MAX_TOOL_OUTPUT;
+    const keep = Math.min(max, opts.keepOutputBytes ?? max);
+    const out = new Bounded(keep, max, kill);
+    const err = new Bounded(keep, max, kill);
+    const overflowed = () => (out.over || err.over ? { overflowed: true } : {});
     let settled = false;
     // On timeout the child is killed; its result is given even if a process it started keeps the
     // output pipes open (a hung command under `runc exec`): 'close' would never come.
@@ -38,23 +82,24 @@ export function runTool(
           settled = true;
           child.stdout?.destroy();
           child.stderr?.destroy();
-          resolve({ code: null, signal: 'SIGKILL', stdout, stderr, missing: false, timedOut: true });
+          resolve({ code: null, signal: 'SIGKILL', stdout: out.text(), stderr: err.text(), missing: false, timedOut: true, ...overflowed() });
         }, 500).unref();
       }, opts.timeoutMs)
       : undefined;
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => out.add(d));
+    child.stderr!.on('data', (d: Buffer) => err.add(d));
     child.on('error', (e: NodeJS.ErrnoException) => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      resolve({ code: null, signal: null, stdout, stderr: e.message, missing: e.code === 'ENOENT' });
+      resolve({ code: null, signal: null, stdout: out.text(), stderr: e.message, missing: e.code === 'ENOENT' });
     });
     child.on('close', (code, signal) => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, missing: false, timedOut: signal === 'SIGKILL' && opts.timeoutMs !== undefined ? true : undefined });
+      const o = overflowed();
+      resolve({ code, signal, stdout: out.text(), stderr: err.text(), missing: false, timedOut: signal === 'SIGKILL' && opts.timeoutMs !== undefined && !o.overflowed ? true : undefined, ...o });
     });
     child.stdin!.on('error', () => {});
     child.stdin!.end(opts.input ?? '');

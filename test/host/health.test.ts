@@ -56,6 +56,21 @@ describe('health checks', () => {
     expect((await rt.state(id)).health).toBe('unhealthy');
   }, 30000);
 
+  it('an exec check that prints without end is killed and fails, the agent unharmed; one that prints a page passes', async () => {
+    const id = await start(['/bin/sleep', '60']);
+    // `yes` grew one string until V8 threw in the stream handler and the agent process exited.
+    const r = await waitHealthy(rt, id, check({ command: ['/bin/busybox', 'yes'], timeout: 20, retries: 1 }));
+    expect(r.health).toBe('unhealthy');
+    expect(r.detail).toContain('printed more than 64 MiB');
+    // ~110 KB of output then exit 0 (`curl -f http://…/` printing a page): healthy, its end kept.
+    const page = ['/bin/sh', '-c', 'i=0; while [ $i -lt 2000 ]; do echo "line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); done'];
+    const out = await rt.exec(id, page, 10_000);
+    expect(out).toMatchObject({ code: 0, overflowed: false, timedOut: false });
+    expect(out.output.length).toBe(4096);
+    expect(out.output.endsWith('line-1999-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n')).toBe(true);
+    expect(await waitHealthy(rt, id, check({ command: page, timeout: 10 }))).toMatchObject({ health: 'healthy' });
+  }, 60000);
+
   it('reports a container that exits during its start period as unhealthy at once, with its exit code', async () => {
     const id = await start(['/bin/sh', '-c', 'sleep 0.3; exit 3']);
     const r = await waitHealthy(rt, id, check({ command: ['/bin/false'], start_period: 30 }));
