@@ -191,3 +191,32 @@ export function writeJobFileSync(path: string, data: string, opts: { append?: bo
     closeSync(fd);
   }
 }
+
+/**
+ * Reads a file of a checkout the way a build must: a regular file, not followed through a
+ * symbolic link at its name (a committed `security/apparmor -> /proc/self/environ` packed the CI
+ * job's secrets into a signed bundle), never a FIFO or device (opened non-blocking, then checked:
+ * a FIFO blocked `ct pack` for good), at most `maxBytes`. USAGE when it is not such a file.
+ */
+export async function readRegularFile(path: string, maxBytes: number, what: string): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new CtError('USAGE', `${path}: ${what} is a symbolic link; it must be a regular file (links are not followed)`, { path });
+    throw asIoError(e, path);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new CtError('USAGE', `${path}: ${what} is not a regular file`, { path });
+    if (st.size > maxBytes) throw new CtError('USAGE', `${path}: ${what} is ${st.size} bytes, more than ${maxBytes}`, { path, size: st.size, max: maxBytes });
+    const data = await fh.readFile();
+    // Grown since the stat: still bounded.
+    if (data.length > maxBytes) throw new CtError('USAGE', `${path}: ${what} is more than ${maxBytes} bytes`, { path, max: maxBytes });
+    return data;
+  } catch (e) {
+    throw asIoError(e, path);
+  } finally {
+    await fh.close();
+  }
+}

@@ -3,6 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 import { packCtp } from '../../src/bundle/pack/pack.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
@@ -111,6 +112,53 @@ describe('ct pack from a directory', () => {
       off += 512 + Math.ceil(size / 512) * 512;
     }
     expect(names).toEqual(['bin 2 777 usr/bin', 'usr/ 5 755', 'usr/bin/ 5 755', 'usr/bin/app 0 755']);
+  });
+
+  it('leaves version-control metadata out (a checkout\'s .git/config holds the CI job\'s token), at any depth', async () => {
+    const src = join(tmp, 'checkout');
+    await mkdir(join(src, '.git'), { recursive: true });
+    await writeFile(join(src, '.git', 'config'), '[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n');
+    await mkdir(join(src, 'vendor', 'lib', '.hg'), { recursive: true });
+    await writeFile(join(src, 'vendor', 'lib', '.git'), 'gitdir: ../../.git/modules/lib\n');
+    await writeFile(join(src, 'vendor', 'lib', 'a.txt'), 'a');
+    await writeFile(join(src, '.gitignore'), 'x\n');
+    const out = join(tmp, 'checkout.ctp');
+    await packCtp({ from: { dir: src }, out, name: 'checkout', version: '0.1' });
+    const a = await openCtp(out);
+    const image = checkOciLayout(a);
+    const chunks: Buffer[] = [];
+    for await (const c of a.openEntry(`oci-layout/blobs/sha256/${image.layers[0].digest.slice(7)}`)) chunks.push(c as Buffer);
+    const layer = gunzipSync(Buffer.concat(chunks));
+    expect(layer.includes('extraheader')).toBe(false);
+    expect(layer.includes('gitdir:')).toBe(false);
+    expect(layer.includes('.hg')).toBe(false);
+    expect(layer.includes('vendor/lib/a.txt')).toBe(true);
+    expect(layer.includes('.gitignore')).toBe(true);
+  });
+
+  it('reads security files and ct.toml only as regular files: a link (to /proc/self/environ: the job\'s secrets) or a FIFO is refused', async () => {
+    const src = join(tmp, 'linked');
+    await mkdir(src);
+    await writeFile(join(src, 'app'), 'x');
+    const sec = join(tmp, 'linked-sec');
+    await mkdir(sec);
+    await symlink('/proc/self/environ', join(sec, 'apparmor'));
+    const out = join(tmp, 'linked.ctp');
+    await expect(packCtp({ from: { dir: src }, out, name: 'l', version: '1', securityDir: sec })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('is a symbolic link') });
+    await rm(join(sec, 'apparmor'));
+    execFileSync('mkfifo', [join(sec, 'apparmor')]);
+    await expect(packCtp({ from: { dir: src }, out, name: 'l', version: '1', securityDir: sec })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('not a regular file') });
+    await rm(join(sec, 'apparmor'));
+    await mkdir(join(tmp, 'elsewhere'));
+    await writeFile(join(tmp, 'elsewhere', 'policy.cil'), '(allow)');
+    await symlink(join(tmp, 'elsewhere'), join(sec, 'selinux'));
+    await expect(packCtp({ from: { dir: src }, out, name: 'l', version: '1', securityDir: sec })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('links are not followed') });
+    await symlink('/proc/self/environ', join(src, 'ct.toml'));
+    await expect(packCtp({ from: { dir: src }, out, name: 'l', version: '1' })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('ct.toml is a symbolic link') });
+    await rm(join(src, 'ct.toml'));
+    execFileSync('mkfifo', [join(src, 'ct.toml')]);
+    await expect(packCtp({ from: { dir: src }, out, name: 'l', version: '1' })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('not a regular file') });
+    expect(await readdir(tmp)).not.toContain('linked.ctp');
   });
 
   it('[[include]] copies host files into the layer (with their parent directories), bytes and exec bit kept', async () => {

@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, posix, resolve } from 'node:path';
-import { CtError, asIoError } from '../../core/errors.js';
+import { CtError } from '../../core/errors.js';
+import { readRegularFile } from '../../core/fs.js';
 import { checkRuntime, parseTomlText, throwProblems, type RuntimeSpec } from '../manifest.js';
+
+/** A ct.toml is a few hundred bytes; its TOML parse is bounded further by TOML_LIMITS. */
+const MAX_CT_TOML_BYTES = 1024 * 1024;
 
 /** What `ct pack` reads from `ct.toml` (or `--runtime FILE`): see docs/ctp-format.md. */
 export interface PackInputs {
@@ -57,12 +60,9 @@ function checkIncludes(v: unknown, base: string, problems: { path: string; messa
 
 /** Reads and validates a `ct.toml`; unknown keys are errors so typos do not pass silently. */
 export async function readPackInputs(path: string): Promise<PackInputs> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw asIoError(e, path);
-  }
+  // A regular file, not followed through a link: a TOML error quotes the line it stopped at, and
+  // a committed `ct.toml -> /proc/self/environ` would print the job's secrets to its log.
+  const text = (await readRegularFile(path, MAX_CT_TOML_BYTES, 'ct.toml')).toString('utf8');
   const doc = parseTomlText(text, path);
   const problems: { path: string; message: string }[] = [];
   const out: PackInputs = {};

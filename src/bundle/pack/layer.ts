@@ -25,7 +25,14 @@ export interface BuiltLayer {
 /** Files up to this size are read whole (one syscall round trip); larger ones are streamed. */
 const READ_WHOLE_BYTES = 4 * 1024 * 1024;
 
-async function walk(root: string, exclude: Set<string>): Promise<TreeEntry[]> {
+/**
+ * Version-control metadata, left out of a directory's layer wherever it is: a CI checkout's
+ * `.git/config` holds the job's token (actions/checkout's `extraheader`) and `.git` the whole
+ * history, which an image published from the checkout's root would carry to anyone who pulls it.
+ */
+export const VCS_METADATA: readonly string[] = ['.git', '.hg', '.svn'];
+
+async function walk(root: string, exclude: Set<string>, excludeNames: ReadonlySet<string>): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   const visit = async (rel: string): Promise<void> => {
     const dir = rel ? join(root, rel) : root;
@@ -37,7 +44,7 @@ async function walk(root: string, exclude: Set<string>): Promise<TreeEntry[]> {
     }
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
-      if (exclude.has(r)) continue;
+      if (exclude.has(r) || excludeNames.has(n)) continue;
       const abs = join(root, r);
       let st;
       try {
@@ -96,8 +103,11 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
  * directories and executables and 0644 otherwise, symlinks kept as symlinks. The tar is gzipped
  * (fixed header) and both digests are computed as the bytes are written, in one pass.
  */
-export async function buildDirLayer(root: string, blobPath: string, opts: { mtime: number; exclude?: string[]; gzip?: boolean; include?: { from: string; to: string }[] }): Promise<BuiltLayer> {
-  const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? [])), opts.include ?? [])).sort((a, b) => compareNames(a.name, b.name));
+export async function buildDirLayer(
+  root: string, blobPath: string,
+  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; gzip?: boolean; include?: { from: string; to: string }[] },
+): Promise<BuiltLayer> {
+  const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? [])), opts.include ?? [])).sort((a, b) => compareNames(a.name, b.name));
   // A scratch file copied into the bundle right after: no fsync needed.
   const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
   const mtime = opts.mtime;

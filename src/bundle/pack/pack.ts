@@ -1,6 +1,8 @@
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
+import { readRegularFile } from '../../core/fs.js';
+import { MAX_SMALL_FILE_BYTES } from '../limits.js';
 import { sha256Digest } from '../../core/digest.js';
 import { canonicalBytes } from '../../core/jcs.js';
 import { serializeManifest, type CtpManifest, type RuntimeSpec } from '../manifest.js';
@@ -11,7 +13,7 @@ import { imageFromImageTar } from './from-image-tar.js';
 import { imageFromOciLayout } from './from-oci-layout.js';
 import type { SourceImage } from './image.js';
 import { ociArch, readPackInputs, type PackInputs } from './inputs.js';
-import { buildDirLayer } from './layer.js';
+import { buildDirLayer, VCS_METADATA } from './layer.js';
 
 export const BUILDER = 'cerro-torre ct 0.1.0';
 
@@ -106,17 +108,17 @@ async function securityFiles(dir: string): Promise<Map<string, Buffer>> {
     }
     const p = n === 'selinux' ? join(dir, SELINUX_POLICY_FILE) : join(dir, n);
     if (n === 'selinux') {
+      // A real directory: a committed link named selinux would aim the read elsewhere.
+      const st = await lstat(join(dir, n)).catch((e: unknown) => {
+        throw asIoError(e, join(dir, n));
+      });
+      if (!st.isDirectory()) throw new CtError('USAGE', `${join(dir, n)}: must be a directory holding policy.cil (links are not followed)`, { path: join(dir, n) });
       const inside = await readdir(join(dir, n)).catch((e: unknown) => {
         throw asIoError(e, join(dir, n));
       });
       if (inside.length !== 1 || inside[0] !== 'policy.cil') throw new CtError('USAGE', `${join(dir, n)}: must hold exactly policy.cil`, { path: join(dir, n) });
     }
-    let data: Buffer;
-    try {
-      data = await readFile(p);
-    } catch (e) {
-      throw asIoError(e, p);
-    }
+    const data = await readRegularFile(p, MAX_SMALL_FILE_BYTES, 'a security profile');
     if (n === 'seccomp.json') {
       try {
         JSON.parse(data.toString('utf8'));
@@ -160,7 +162,7 @@ export async function packCtp(opts: PackOptions): Promise<PackResult> {
         throw asIoError(e, (opts.from as { dir: string }).dir);
       });
       if (!st.isDirectory()) throw new CtError('USAGE', `${opts.from.dir}: not a directory`, { path: opts.from.dir });
-      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'], include: inputs.include });
+      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, include: inputs.include });
       const cfg = dirConfig(inputs, layer.diffId, created);
       const manifestBytes = canonicalBytes({
         schemaVersion: 2,
