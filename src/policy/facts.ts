@@ -80,7 +80,11 @@ export function valuesAt(root: unknown, path: readonly string[]): unknown[] {
     const next: unknown[] = [];
     for (const v of cur) {
       if (v === null || typeof v !== 'object') continue;
-      if (seg === '*') next.push(...(Array.isArray(v) ? v : Object.values(v)));
+      if (seg === '*') {
+        // One at a time up to the bound: spreading an array of ~130,000 values overflowed the stack.
+        const all = Array.isArray(v) ? v : Object.values(v);
+        for (let i = 0; i < all.length && next.length <= MAX_PATH_VALUES; i++) next.push(all[i]);
+      }
       else if (Array.isArray(v)) {
         if (/^\d+$/.test(seg)) next.push(v[Number(seg)]);
       } else if (Object.prototype.hasOwnProperty.call(v, seg)) next.push((v as Record<string, unknown>)[seg]);

@@ -68,7 +68,9 @@ function isAnchored(p: string): boolean {
 export function compileRegex(pattern: string): CompileOutcome {
   if (pattern.length > MAX_PATTERN_LENGTH) return { error: { kind: 'regex-too-long', message: `regular expression longer than ${MAX_PATTERN_LENGTH} characters` } };
   const anchored = isAnchored(pattern);
-  const full = anchored ? pattern : `^(?:${pattern})$`;
+  // Always matched whole, anchored or not: `^a|b$` is `^a` or `b$` as written (any identity
+  // ending in b), which its author, having anchored both ends, did not mean.
+  const full = `^(?:${pattern})$`;
   try {
     const re = linearRegex(full);
     return { matcher: { source: `regex:${pattern}`, test: (v) => bounded(v) && re.test(v) }, unanchored: !anchored };

@@ -119,6 +119,17 @@ describe('v2 policies', () => {
     expect(spec.subject!.test(`https://github.com/acme/app/${'x'.repeat(5000)}`)).toBe(false); // bounded input
   });
 
+  it('matches an anchored pattern whole even with a top-level alternative: ^a|b$ is not "anything ending in b"', () => {
+    const subject = String.raw`^https://github\.com/acme/shop/\.github/workflows/release\.yml@refs/heads/main|refs/tags/v[0-9.]+$`;
+    const r = load({ 'a.policy.yaml': v2('x', `match:\n  environments: [prod]\nsigners:\n  - issuer: https://token.actions.githubusercontent.com\n    subject: { regex: '${subject}' }\n`) });
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const spec = r.set!.policies[0].signers[0];
+    expect(spec.subject!.test('https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main')).toBe(true);
+    expect(spec.subject!.test('refs/tags/v1.2')).toBe(true);
+    expect(spec.subject!.test('https://github.com/evil/x/.github/workflows/a.yml@refs/tags/v1')).toBe(false);
+    expect(spec.subject!.test('https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main-evil')).toBe(false);
+  });
+
   // A proposal previewed through the API is anyone's: patterns that take a backtracking engine
   // exponential time (or time to the power of their stars) compile, and answer at once. Run by
   // V8's engine, the load below did not end (the overlap check tests each policy's literals
