@@ -21,7 +21,7 @@ const TABLES = ['mangle', 'nat', 'filter'] as const;
 export async function saveTables(): Promise<SavedTables> {
   const r = await runTool('iptables-save', [], { timeoutMs: 30_000 });
   if (r.missing) throw new CtError('HOST_TOOL_MISSING', 'iptables-save (iptables) is not installed', { tool: 'iptables-save' });
-  if (r.code !== 0) throw new CtError('NETWORK_SETUP_FAILED', `iptables-save: ${r.stderr.trim().slice(0, 300)}`, {});
+  if (r.code !== 0) throw new CtError('NETWORK_SETUP_FAILED', `iptables-save: ${r.overflowed ? 'printed more than the host reads of a tool and was killed' : r.timedOut ? 'timed out' : r.stderr.trim().slice(0, 300)}`, {});
   const out: SavedTables = { mangle: [], nat: [], filter: [] };
   let table: string[] | undefined;
   for (const line of r.stdout.split('\n')) {

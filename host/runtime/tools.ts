@@ -20,8 +20,11 @@ export interface ToolResult {
   overflowed?: boolean;
 }
 
-/** What a tool may print on one stream before it is killed: no tool of ours prints near it. */
-export const MAX_TOOL_OUTPUT = 16 * 1024 * 1024;
+/**
+ * What a tool may print on one stream before it is killed: far above what any tool of ours prints
+ * (`iptables-save` on a node with 250,000 kube-proxy rules prints ~30 MB), bounding only a runaway.
+ */
+export const MAX_TOOL_OUTPUT = 256 * 1024 * 1024;
 
 /**
  * One stream's output, bounded: only its last `keep` bytes are held, and past `max` bytes in all
@@ -65,27 +68,33 @@ export function runTool(
 ): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = spawn(bin, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const kill = () => child.kill('SIGKILL');
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    // The child is killed (timeout, output past its bound); its result is given even if a process
+    // it started keeps the output pipes open (a hung or flooding command under `runc exec`):
+    // 'close' would never come, and the agent would go on reading a flood.
+    let givingUp = false;
+    let timedOut = false;
+    const giveUp = (timeout: boolean) => {
+      if (timeout) timedOut = true;
+      child.kill('SIGKILL');
+      if (givingUp) return;
+      givingUp = true;
+      setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        resolve({ code: null, signal: 'SIGKILL', stdout: out.text(), stderr: err.text(), missing: false, ...(timedOut ? { timedOut: true } : {}), ...overflowed() });
+      }, 500).unref();
+    };
     const max = opts.maxOutputBytes ?? MAX_TOOL_OUTPUT;
     const keep = Math.min(max, opts.keepOutputBytes ?? max);
-    const out = new Bounded(keep, max, kill);
-    const err = new Bounded(keep, max, kill);
+    const out = new Bounded(keep, max, () => giveUp(false));
+    const err = new Bounded(keep, max, () => giveUp(false));
     const overflowed = () => (out.over || err.over ? { overflowed: true } : {});
-    let settled = false;
-    // On timeout the child is killed; its result is given even if a process it started keeps the
-    // output pipes open (a hung command under `runc exec`): 'close' would never come.
-    const timer = opts.timeoutMs
-      ? setTimeout(() => {
-        child.kill('SIGKILL');
-        setTimeout(() => {
-          if (settled) return;
-          settled = true;
-          child.stdout?.destroy();
-          child.stderr?.destroy();
-          resolve({ code: null, signal: 'SIGKILL', stdout: out.text(), stderr: err.text(), missing: false, timedOut: true, ...overflowed() });
-        }, 500).unref();
-      }, opts.timeoutMs)
-      : undefined;
+    if (opts.timeoutMs) timer = setTimeout(() => giveUp(true), opts.timeoutMs);
     child.stdout!.on('data', (d: Buffer) => out.add(d));
     child.stderr!.on('data', (d: Buffer) => err.add(d));
     child.on('error', (e: NodeJS.ErrnoException) => {
@@ -98,8 +107,7 @@ export function runTool(
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      const o = overflowed();
-      resolve({ code, signal, stdout: out.text(), stderr: err.text(), missing: false, timedOut: signal === 'SIGKILL' && opts.timeoutMs !== undefined && !o.overflowed ? true : undefined, ...o });
+      resolve({ code, signal, stdout: out.text(), stderr: err.text(), missing: false, ...(timedOut ? { timedOut: true } : {}), ...overflowed() });
     });
     child.stdin!.on('error', () => {});
     child.stdin!.end(opts.input ?? '');

@@ -197,23 +197,32 @@ export function writeJobFileSync(path: string, data: string, opts: { append?: bo
  * symbolic link at its name (a committed `security/apparmor -> /proc/self/environ` packed the CI
  * job's secrets into a signed bundle), never a FIFO or device (opened non-blocking, then checked:
  * a FIFO blocked `ct pack` for good), at most `maxBytes`. USAGE when it is not such a file.
+ * `operatorPath`: a path the operator gave on the command line, not the checkout's: a link, a
+ * pipe or /dev/stdin is theirs to give (still at most `maxBytes`).
  */
-export async function readRegularFile(path: string, maxBytes: number, what: string): Promise<Buffer> {
+export async function readRegularFile(path: string, maxBytes: number, what: string, opts: { operatorPath?: boolean } = {}): Promise<Buffer> {
   let fh;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fh = await open(path, constants.O_RDONLY | (opts.operatorPath ? 0 : constants.O_NOFOLLOW | constants.O_NONBLOCK));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new CtError('USAGE', `${path}: ${what} is a symbolic link; it must be a regular file (links are not followed)`, { path });
     throw asIoError(e, path);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new CtError('USAGE', `${path}: ${what} is not a regular file`, { path });
-    if (st.size > maxBytes) throw new CtError('USAGE', `${path}: ${what} is ${st.size} bytes, more than ${maxBytes}`, { path, size: st.size, max: maxBytes });
-    const data = await fh.readFile();
-    // Grown since the stat: still bounded.
-    if (data.length > maxBytes) throw new CtError('USAGE', `${path}: ${what} is more than ${maxBytes} bytes`, { path, max: maxBytes });
-    return data;
+    if (!opts.operatorPath && !st.isFile()) throw new CtError('USAGE', `${path}: ${what} is not a regular file`, { path });
+    if (st.isDirectory()) throw new CtError('USAGE', `${path}: ${what} is a directory`, { path });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+      if (size > maxBytes) throw new CtError('USAGE', `${path}: ${what} is more than ${maxBytes} bytes`, { path, max: maxBytes });
+      chunks.push(buf.subarray(0, bytesRead));
+    }
+    return Buffer.concat(chunks);
   } catch (e) {
     throw asIoError(e, path);
   } finally {

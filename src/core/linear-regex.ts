@@ -25,10 +25,10 @@ export interface LinearRegex {
 }
 
 /**
- * Compiles `source` as a whole-input match (the caller anchors it as it needs). `dotAll`: `.`
- * matches newlines too. Throws an Error with RE2's message when the pattern does not compile.
+ * Compiles `source`, found anywhere in the input (the caller anchors it as it needs) or, with
+ * `whole`, matching the whole input. `dotAll`: `.` matches newlines too. Throws an Error with RE2's message when the pattern does not compile.
  */
-export function linearRegex(source: string, opts: { dotAll?: boolean } = {}): LinearRegex {
+export function linearRegex(source: string, opts: { dotAll?: boolean; whole?: boolean } = {}): LinearRegex {
   let re: RE2JS;
   try {
     re = RE2JS.compile(source, opts.dotAll ? RE2JS.DOTALL : 0);
@@ -42,7 +42,9 @@ export function linearRegex(source: string, opts: { dotAll?: boolean } = {}): Li
       if (!opts.dotAll && LINE_BREAKS.test(input)) return false;
       const known = memo.get(input);
       if (known !== undefined) return known;
-      const found = re.matcher(input).find();
+      // `whole`: the whole input must match (RE2's full match), with no text added to the
+      // pattern: `^(?:` + p + `)$` let a pattern with an unbalanced `)` close the group itself.
+      const found = opts.whole ? re.matcher(input).matches() : re.matcher(input).find();
       if (memo.size >= MEMO) memo.clear();
       memo.set(input, found);
       return found;

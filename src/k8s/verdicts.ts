@@ -72,17 +72,22 @@ export const APPARMOR_NODES: Omit<HostFacts, 'environment'> = { apparmor: { pres
 
 const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR', 'ADMISSION_INTERNAL']);
 
+/** System errors of the network, not of the disk. */
+const NETWORK_ERRNOS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+
 /**
- * What a failed fetch or verification says. The library's errors carry their code; a system
- * error (an `errno`: the scratch directory unwritable, a full disk) is IO_ERROR, naming the
- * scratch directory (an admission pod without a writable /tmp read "[NETWORK_ERROR] EROFS …");
- * anything else is a fault of ours, ADMISSION_INTERNAL, never a verdict on the image: not cached.
+ * What a failed fetch or verification says. The library's errors carry their code; a system error
+ * (an `errno`) is NETWORK_ERROR for the network's, else IO_ERROR (a full disk; `scratch`: the
+ * scratch directory could not be made, which it names: an admission pod without a writable /tmp
+ * read "[NETWORK_ERROR] EROFS …"); anything else is a fault of ours, ADMISSION_INTERNAL, never a
+ * verdict on the image: not cached.
  */
-export function failureOf(e: unknown, scratch: string): { ok: false; code: string; message: string } {
+export function failureOf(e: unknown, scratch?: string): { ok: false; code: string; message: string } {
   if (e instanceof CtError) return { ok: false, code: e.code, message: e.message };
-  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof errno === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string') {
-    return { ok: false, code: 'IO_ERROR', message: asIoError(e, `scratch directory ${scratch}`).message };
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (typeof err?.code === 'string' && typeof err.syscall === 'string') {
+    if (NETWORK_ERRNOS.has(err.code)) return { ok: false, code: 'NETWORK_ERROR', message: boundText(err.message, 512) };
+    return { ok: false, code: 'IO_ERROR', message: scratch ? asIoError(e, `scratch directory ${scratch}`).message : boundText(err.message, 512) };
   }
   return { ok: false, code: 'ADMISSION_INTERNAL', message: boundText(`internal error: ${e instanceof Error ? e.message : String(e)}`, 512) };
 }
@@ -284,7 +289,7 @@ export class AdmissionJudge implements ImageJudge {
         image: { reference: pinned, imageDigest: fetched.imageDigest, bundleDigest: fetched.bundleDigest, evidence: { ...report.evidence, fetchedReference: pinned }, facts, integrity: report.findings.filter((f) => f.integrity) },
       };
     } catch (e) {
-      return failureOf(e, scratch);
+      return failureOf(e);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -68,11 +68,10 @@ function isAnchored(p: string): boolean {
 export function compileRegex(pattern: string): CompileOutcome {
   if (pattern.length > MAX_PATTERN_LENGTH) return { error: { kind: 'regex-too-long', message: `regular expression longer than ${MAX_PATTERN_LENGTH} characters` } };
   const anchored = isAnchored(pattern);
-  // Always matched whole, anchored or not: `^a|b$` is `^a` or `b$` as written (any identity
-  // ending in b), which its author, having anchored both ends, did not mean.
-  const full = `^(?:${pattern})$`;
+  // Always matched against the whole value, anchored or not: `^a|b$` searched as written is `^a`
+  // or `b$` (any identity ending in b), which its author, having anchored both ends, did not mean.
   try {
-    const re = linearRegex(full);
+    const re = linearRegex(pattern, { whole: true });
     return { matcher: { source: `regex:${pattern}`, test: (v) => bounded(v) && re.test(v) }, unanchored: !anchored };
   } catch (e) {
     return { error: { kind: 'regex-invalid', message: `regular expression does not compile (RE2 syntax): ${(e as Error).message}` } };

@@ -159,6 +159,29 @@ describe('ct pack from a directory', () => {
     execFileSync('mkfifo', [join(src, 'ct.toml')]);
     await expect(packCtp({ from: { dir: src }, out, name: 'l', version: '1' })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('not a regular file') });
     expect(await readdir(tmp)).not.toContain('linked.ctp');
+    // The security directory itself must be a real directory.
+    await rm(sec, { recursive: true });
+    await mkdir(join(tmp, 'hostsec'));
+    await writeFile(join(tmp, 'hostsec', 'apparmor'), 'HOST_SECRET_PROFILE');
+    await symlink(join(tmp, 'hostsec'), sec);
+    await rm(join(src, 'ct.toml'));
+    await expect(packCtp({ from: { dir: src }, out, name: 'l', version: '1', securityDir: sec })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('must be a directory') });
+    // --runtime FILE is the operator's own argument: a link to a real file is read.
+    await writeFile(join(tmp, 'real.toml'), 'name = "viaLink"\nversion = "2"\n');
+    await symlink(join(tmp, 'real.toml'), join(tmp, 'link.toml'));
+    const r = await packCtp({ from: { dir: src }, out, runtimeFile: join(tmp, 'link.toml') });
+    expect(r.manifest.name).toBe('viaLink');
+  });
+
+  it('an [[include]] cannot take a file from version-control metadata, even through a link', async () => {
+    const src = join(tmp, 'inc-git');
+    await mkdir(join(src, '.git'), { recursive: true });
+    await writeFile(join(src, '.git', 'config'), 'extraheader = AUTHORIZATION: basic SECRET_JOB_TOKEN\n');
+    await symlink('.git/config', join(src, 'innocent'));
+    for (const from of ['.git/config', 'innocent']) {
+      await writeFile(join(src, 'ct.toml'), `name = "i"\nversion = "1"\n[[include]]\nfrom = "${from}"\nto = "etc/leak"\n`);
+      await expect(packCtp({ from: { dir: src }, out: join(tmp, 'inc-git.ctp') })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('version-control metadata') });
+    }
   });
 
   it('[[include]] copies host files into the layer (with their parent directories), bytes and exec bit kept', async () => {

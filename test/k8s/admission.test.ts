@@ -481,7 +481,10 @@ describe('bad input and faults: a well-formed AdmissionReview denial, or an HTTP
     // Not cached: the next request fetches again (the same failure here).
     await expect(judge.judge(fx.refs.v1, 'production')).rejects.toThrow(/scratch directory/);
     expect(judge.stats.fetches).toBe(2);
-    const internal = failureOf(new TypeError(`x is not a function ${'y'.repeat(2000)}`), '/tmp');
+    // Only the scratch directory's own failure names it; a network errno is a network error.
+    expect(failureOf(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', syscall: 'read' }))).toMatchObject({ code: 'NETWORK_ERROR', message: 'read ECONNRESET' });
+    expect(failureOf(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }))).toMatchObject({ code: 'IO_ERROR', message: 'ENOSPC: no space left on device, write' });
+    const internal = failureOf(new TypeError(`x is not a function ${'y'.repeat(2000)}`));
     expect(internal.code).toBe('ADMISSION_INTERNAL');
     expect(internal.message.length).toBeLessThanOrEqual(512);
     expect(denyFor('u', new CtError('ADMISSION_INTERNAL', 'internal error: boom')).response.status).toMatchObject({ code: 500, reason: 'InternalError' });

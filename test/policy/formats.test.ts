@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluate } from '../../src/policy/evaluate.js';
+import { compileRegex } from '../../src/policy/string-match.js';
 import { att, input, KEY_A, KEY_B, keySigner, load, setOf, SLSA, SPDX, v2, KEY_POLICY } from './helpers.js';
 import { repoRoot } from '../support/cli.js';
 
@@ -128,6 +129,12 @@ describe('v2 policies', () => {
     expect(spec.subject!.test('refs/tags/v1.2')).toBe(true);
     expect(spec.subject!.test('https://github.com/evil/x/.github/workflows/a.yml@refs/tags/v1')).toBe(false);
     expect(spec.subject!.test('https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main-evil')).toBe(false);
+    // A pattern cannot close a group of ours: unbalanced parentheses do not compile.
+    for (const bad of ['^a)|(b$', String.raw`^https://github\.com/good/)|(?:.*$`, 'good)|(.*']) {
+      const c = compileRegex(bad);
+      expect(c.matcher).toBeUndefined();
+      expect(c.error?.message).toContain(bad);
+    }
   });
 
   // A proposal previewed through the API is anyone's: patterns that take a backtracking engine

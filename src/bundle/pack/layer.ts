@@ -1,6 +1,6 @@
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { compareNames } from '../names.js';
 import { HashingFileSink } from '../sink.js';
@@ -84,6 +84,14 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
       throw new CtError('IO_ERROR', `ct.toml [[include]] ${inc.to}: ${io.message}`, io.details, { cause: e });
     }
     if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
+    // Not from version-control metadata, however named (links followed): the walk leaves it out
+    // because a checkout's .git/config holds the CI job's token; an include must not put it back.
+    const real = await realpath(inc.from).catch((e: unknown) => {
+      throw asIoError(e, inc.from);
+    });
+    if (real.split(sep).some((part) => VCS_METADATA.includes(part))) {
+      throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is in version-control metadata (${real}), which is never packed: it can hold credentials`, { path: inc.from });
+    }
     if (names.has(inc.to) || names.has(`${inc.to}/`)) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: the directory already has that path`, { path: inc.to });
     const parts = inc.to.split('/');
     for (let i = 1; i < parts.length; i++) {

@@ -98,6 +98,9 @@ async function securityFiles(dir: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   let names: string[];
   try {
+    // A real directory, as its files must be: a committed link named like the security directory
+    // would aim the reads at a directory of the machine that builds.
+    if (!(await lstat(dir)).isDirectory()) throw new CtError('USAGE', `${dir}: the security directory must be a directory (links are not followed)`, { path: dir });
     names = await readdir(dir);
   } catch (e) {
     throw asIoError(e, dir);
@@ -142,7 +145,9 @@ export async function packCtp(opts: PackOptions): Promise<PackResult> {
   let inputs: PackInputs = {};
   // The directory first: a mistyped path said "needs a name and a version" (no ct.toml found).
   if ('dir' in opts.from) await requireDirectory(opts.from.dir);
-  if (opts.runtimeFile) inputs = await readPackInputs(opts.runtimeFile);
+  // --runtime FILE is the operator's own argument (a link or /dev/stdin is theirs to give); the
+  // directory's ct.toml is the checkout's, read as a regular file only.
+  if (opts.runtimeFile) inputs = await readPackInputs(opts.runtimeFile, { operatorPath: true });
   else if ('dir' in opts.from && (await exists(join(opts.from.dir, 'ct.toml')))) inputs = await readPackInputs(join(opts.from.dir, 'ct.toml'));
   const name = opts.name ?? inputs.name;
   const version = opts.version ?? inputs.version;
