@@ -4,7 +4,7 @@ import { rename, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { tempPathFor } from '../../src/core/fs.js';
-import { fetchCtp } from '../../src/oci/fetch.js';
+import { fetchCtp, SERVER_FETCH_DEADLINE } from '../../src/oci/fetch.js';
 import { verifyCtpArchive } from '../../src/verify/ctp/index.js';
 import { openCtpToVerify } from '../../src/bundle/read.js';
 import { trustKeyOf, type AttestationVerifier, type TrustMaterial } from '../../src/verify/report.js';
@@ -98,6 +98,8 @@ export function realSteps(ctx: ServerContext, hub: HostHub, deps: StepDeps): Dep
           allowedRegistries: ctx.config.registries.allow,
           allowedAddresses: ctx.config.registries.allowedAddresses,
           plainHttp: ctx.config.registries.insecure?.includes(host) ?? false,
+          // A registry must not hold a deploy for ever: one deadline for the whole fetch.
+          overall: SERVER_FETCH_DEADLINE,
           // A pinned .ctp: the registry does not get to choose among several signed bundles.
           ...(bundleDigest ? { bundleDigest } : {}),
         });

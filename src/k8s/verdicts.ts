@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { asIoError, boundText, CtError } from '../core/errors.js';
 import { RegistryClient, type ClientOptions } from '../oci/client.js';
 import { Slots } from '../oci/concurrency.js';
-import { fetchCtp } from '../oci/fetch.js';
+import { fetchCtp, SERVER_FETCH_DEADLINE, type FetchOptions } from '../oci/fetch.js';
 import { parseReference } from '../oci/reference.js';
 import { openCtpToVerify } from '../bundle/read.js';
 import { verifyCtpArchive } from '../verify/ctp/verify-ctp.js';
@@ -53,8 +53,8 @@ type VerifyOutcome = { ok: true; image: VerifiedImage } | { ok: false; code: str
 export interface JudgeOptions {
   trust: () => TrustMaterial | undefined;
   policies: () => PolicySet | undefined;
-  /** Registry access: allow-list, allowed addresses, credentials (src/oci ClientOptions). */
-  registry: ClientOptions & { allowedRegistries: string[]; insecure?: string[] };
+  /** Registry access: allow-list, allowed addresses, credentials (src/oci ClientOptions), the overall fetch deadline (default SERVER_FETCH_DEADLINE). */
+  registry: ClientOptions & Pick<FetchOptions, 'overall'> & { allowedRegistries: string[]; insecure?: string[] };
   ttlMs?: number;
   maxEntries?: number;
   /** Where bundles are fetched to while verified (default `os.tmpdir()`: in a pod, a writable /tmp volume). */
@@ -278,7 +278,8 @@ export class AdmissionJudge implements ImageJudge {
     }
     try {
       const host = pinned.split('/')[0];
-      const fetched = await fetchCtp(pinned, join(dir, 'bundle.ctp'), { ...o, plainHttp: o.insecure?.includes(host) ?? false });
+      // One deadline for the whole fetch: a registry must not hold a fetch slot for ever.
+      const fetched = await fetchCtp(pinned, join(dir, 'bundle.ctp'), { overall: SERVER_FETCH_DEADLINE, ...o, plainHttp: o.insecure?.includes(host) ?? false });
       const archive = await openCtpToVerify(fetched.path);
       // As in the deploy server: the verifier judges integrity (audit mode); requirements are the policy's.
       const report = await verifyCtpArchive(archive, { trust, mode: 'audit', cache: this.verifyCache });

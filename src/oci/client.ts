@@ -20,7 +20,12 @@ export interface ClientOptions extends GuardOptions {
   /** Do not read Docker credentials at all. */
   noDockerConfig?: boolean;
   plainHttp?: boolean;
+  /** To connect, for an answer's head, between body reads, and an answer's grace before `minBytesPerSecond` applies (default 60 s). */
   timeoutMs?: number;
+  /** The least average rate of every answer body once `timeoutMs` has gone by (default 16 KiB/s; docs/registry.md "Time bounds"). */
+  minBytesPerSecond?: number;
+  /** Epoch ms after which no request is made and answers still arriving fail (default none; see setDeadline). */
+  deadline?: number;
   /** Blobs up to this size go in one PUT; bigger ones in PATCH chunks of `chunkSize` (default 64 MiB both). */
   monolithicMax?: number;
   chunkSize?: number;
@@ -52,12 +57,17 @@ export class RegistryClient {
     await guard.assertHostAllowed(ref.apiHost.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
     let credentials = opts.credentials;
     if (!credentials && !opts.noDockerConfig) credentials = await dockerCredentials(ref.registry, opts.dockerConfig ?? dockerConfigPath());
-    const t = new RegistryTransport(ref.apiHost, ref.repository, { guard, credentials, plainHttp: opts.plainHttp, timeoutMs: opts.timeoutMs });
+    const t = new RegistryTransport(ref.apiHost, ref.repository, { guard, credentials, plainHttp: opts.plainHttp, timeoutMs: opts.timeoutMs, minBytesPerSecond: opts.minBytesPerSecond, deadline: opts.deadline });
     return new RegistryClient(ref, t, opts);
   }
 
   async close(): Promise<void> {
     await this.t.close();
+  }
+
+  /** Moves the overall deadline (epoch ms), e.g. once the caller knows how many bytes are to come. */
+  setDeadline(at: number | undefined): void {
+    this.t.deadline = at;
   }
 
   private get base(): string {

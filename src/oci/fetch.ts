@@ -39,7 +39,25 @@ export interface FetchOptions extends ClientOptions {
   staleTempMs?: number;
   /** How often the fetch touches its temporaries so that no other fetch takes them for stale (default 1 minute; keep it well under any fetch's staleTempMs). */
   tempHeartbeatMs?: number;
+  /**
+   * One deadline for the whole fetch (default none: `ct fetch` has only the per-answer bounds):
+   * `baseMs` from its start, plus the time the recipe's bytes take at `minBytesPerSecond` once the
+   * recipe says how many there are (docs/registry.md "Time bounds").
+   */
+  overall?: OverallDeadline;
 }
+
+export interface OverallDeadline {
+  baseMs: number;
+  minBytesPerSecond: number;
+}
+
+/**
+ * The deploy server's and admission's overall deadline: a registry they fetch from must not be able
+ * to hold a fetch (and a fetch slot) for ever. 10 minutes plus 64 KiB/s (512 kbit/s) of the
+ * bundle: a legitimate 1 GiB fetch gets 4 h 50 min, more than it takes on a 1 Mbit/s link.
+ */
+export const SERVER_FETCH_DEADLINE: OverallDeadline = { baseMs: 10 * 60_000, minBytesPerSecond: 64 * 1024 };
 
 export interface FetchResult {
   imageDigest: string;
@@ -60,7 +78,8 @@ const MAX_SKELETON = 64 * 1024 * 1024;
 export async function fetchCtp(reference: string, outPath: string, opts: FetchOptions = {}): Promise<FetchResult> {
   const ref = parseReference(reference);
   await removeStaleFetchTemps(outPath, limit(opts.staleTempMs, STALE_TEMP_MS, 0));
-  const client = await RegistryClient.open(ref, opts);
+  const started = Date.now();
+  const client = await RegistryClient.open(ref, { ...opts, deadline: deadlineOf(opts, started, 0) });
   try {
     const imageDigest = ref.digest ?? (await client.resolve(ref.tag ?? 'latest'));
     if (!imageDigest) throw new CtError('REGISTRY_NOT_FOUND', `${reference}: no such tag`, { reference });
@@ -94,6 +113,8 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
     if (recipe.tar.size > CTP_LIMITS.maxTotalBytes || recipe.bundle.size > CTP_LIMITS.maxTotalBytes) {
       throw new CtError('TAR_LIMIT_EXCEEDED', `recipe describes a .ctp of ${recipe.tar.size} bytes, more than ${CTP_LIMITS.maxTotalBytes}`, {});
     }
+    // Now the bytes to come are known (and bounded by the limit just checked): the deadline grows by them.
+    client.setDeadline(deadlineOf(opts, started, Math.max(recipe.tar.size, recipe.bundle.size)));
 
     const temps = new FetchTemps(outPath, opts.temporaries, limit(opts.tempHeartbeatMs, TEMP_HEARTBEAT_MS, 1));
     let tmpOut: string | undefined;
@@ -141,6 +162,13 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
   } finally {
     await client.close();
   }
+}
+
+/** The overall deadline (epoch ms) for a fetch started at `started` that is to receive `bytes`. */
+function deadlineOf(opts: FetchOptions, started: number, bytes: number): number | undefined {
+  if (!opts.overall) return opts.deadline;
+  const at = started + opts.overall.baseMs + (bytes / opts.overall.minBytesPerSecond) * 1000;
+  return opts.deadline === undefined ? at : Math.min(at, opts.deadline);
 }
 
 /**

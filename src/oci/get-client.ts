@@ -2,6 +2,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { CtError } from '../core/errors.js';
 import type { NetworkGuard } from './guard.js';
+import { MIN_BYTES_PER_SECOND, Pace, withinDeadline, type PaceLimits } from './pace.js';
 import { Filler, release, SlabPool } from './slabs.js';
 
 /**
@@ -24,8 +25,13 @@ import { Filler, release, SlabPool } from './slabs.js';
 export interface GetClientOptions {
   /** The network guard's lookup (guard.ts): every connection's host is resolved and checked by it. */
   lookup: NetworkGuard['lookup'];
-  /** Until the head has arrived, and between body reads (undici's headersTimeout, bodyTimeout). */
+  /**
+   * Until the head has arrived, and between body reads (undici's headersTimeout, bodyTimeout);
+   * also the grace before a body's minimum rate applies (pace.ts).
+   */
   timeoutMs: number;
+  /** The least average rate of a body, and the overall deadline (pace.ts; default 16 KiB/s, none). */
+  pace?: Omit<PaceLimits, 'graceMs'>;
   /** Trust roots for https (tests); otherwise Node's. */
   ca?: string | Buffer;
 }
@@ -123,6 +129,8 @@ interface Job {
   method: 'GET' | 'HEAD';
   head: Buffer;
   body?: Body;
+  /** The body's rate and the deadline, checked with every read (created with the body). */
+  pace?: Pace;
   remaining: number;
   received: boolean;
   timer: NodeJS.Timeout;
@@ -175,7 +183,9 @@ class Connection {
     clearTimeout(this.idleTimer);
     this.socket.ref();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(protocolError(`no answer head within ${this.opts.timeoutMs} ms`, 'UND_ERR_HEADERS_TIMEOUT')), this.opts.timeoutMs);
+      // The head wait ends at the overall deadline too (a body is held to it with every read).
+      const wait = withinDeadline(this.opts.timeoutMs, this.opts.pace?.deadline());
+      const timer = setTimeout(() => this.fail(protocolError(`no answer head within ${wait} ms`, 'UND_ERR_HEADERS_TIMEOUT')), wait);
       this.job = { method, head: Buffer.alloc(0), remaining: 0, received: false, timer, resolve, reject };
       this.socket.write(head);
     });
@@ -256,6 +266,7 @@ class Connection {
     }
     if (!parsed.keepAlive) this.reusable = false;
     job.remaining = length!;
+    job.pace = new Pace({ minBytesPerSecond: MIN_BYTES_PER_SECOND, deadline: () => undefined, ...this.opts.pace, graceMs: this.opts.timeoutMs });
     job.body = new Body(this, () => job.remaining);
     job.resolve({ statusCode: status, headers, body: job.body });
     return this.readBody(job, n, end + 4 - before);
@@ -264,6 +275,13 @@ class Connection {
   /** Bytes [from, n) of the last read belong to the body (those past its length, to nobody). */
   private readBody(job: Job, n: number, from: number): boolean {
     const take = Math.min(n - from, job.remaining);
+    // The idle timeout restarts with every byte: only an average rate stops a drip-feed.
+    const verdict = take > 0 ? job.pace!.check(job.body!.received + take) : undefined;
+    if (verdict) {
+      this.filler.took(n, 0, 0); // nothing of this read is kept
+      this.fail(protocolError(verdict, 'CT_TOO_SLOW'));
+      return false;
+    }
     if (n - from > job.remaining) this.reusable = false;
     const view = this.filler.took(n, from, from + take);
     job.remaining -= take;
@@ -280,12 +298,16 @@ class Connection {
       return true;
     }
     // Paused while the reader catches up: that wait is ours, not the registry's silence.
-    if (!more) this.socket.setTimeout(0);
+    if (!more) {
+      this.socket.setTimeout(0);
+      job.pace!.paused();
+    }
     return more;
   }
 
   resume(): void {
     if (this.gone || !this.connected) return;
+    this.job?.pace?.resumed();
     this.socket.setTimeout(this.opts.timeoutMs);
     this.socket.resume();
   }

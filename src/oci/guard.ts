@@ -57,12 +57,9 @@ export class NetworkGuard {
   constructor(readonly options: GuardOptions = {}) {
     this.registries = (options.allowedRegistries ?? []).map((e) => splitHostPort(e.trim().toLowerCase()));
     for (const entry of options.allowedAddresses ?? []) {
-      const [addr, bits] = entry.trim().split('/');
-      const fam = isIP(addr);
-      if (fam === 0) throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} is not an IP address or CIDR range`, { entry });
-      const family = fam === 4 ? 'ipv4' : 'ipv6';
-      if (bits === undefined) this.allowed.addAddress(addr, family);
-      else this.allowed.addSubnet(addr, Number(bits), family);
+      const { addr, family, prefix } = parseAllowedAddress(entry);
+      if (prefix === undefined) this.allowed.addAddress(addr, family);
+      else this.allowed.addSubnet(addr, prefix, family);
     }
     this.hasAllowed = (options.allowedAddresses ?? []).length > 0;
   }
@@ -133,6 +130,33 @@ export class NetworkGuard {
       else callback(null, addrs[0].address, addrs[0].family);
     });
   };
+}
+
+/**
+ * One `allowedAddresses` entry: an address, or an address and a prefix length of 1–3 decimal
+ * digits. Read strictly because a sloppy entry fails open: `Number('')` is 0, so a typo like
+ * `10.0.0.5/` would become a /0, every address, and turn the guard off for every client that
+ * shares it (registries, forges, notifiers, the server's config). A /0 written on purpose is
+ * refused too: allowing every address is not turning an exception on, it is removing the guard.
+ */
+function parseAllowedAddress(entry: string): { addr: string; family: 'ipv4' | 'ipv6'; prefix?: number } {
+  const text = entry.trim();
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const fam = isIP(addr);
+  if (fam === 0) throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} is not an IP address or CIDR range`, { entry });
+  const family = fam === 4 ? 'ipv4' : 'ipv6';
+  if (slash < 0) return { addr, family };
+  const bits = text.slice(slash + 1);
+  const max = fam === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) {
+    throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)}: the prefix length after "/" must be a number from 1 to ${max}`, { entry });
+  }
+  const prefix = Number(bits);
+  if (prefix === 0) {
+    throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} would allow every ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address, which turns the address guard off: list the addresses or ranges meant (e.g. 10.0.0.0/8)`, { entry });
+  }
+  return { addr, family, prefix };
 }
 
 function splitHostPort(s: string): { host: string; port?: string } {

@@ -6,6 +6,7 @@ import { parseChallenges } from './challenge.js';
 import { readRegistryJson } from './remote-json.js';
 import type { Credentials } from './credentials.js';
 import type { NetworkGuard } from './guard.js';
+import { MIN_BYTES_PER_SECOND, Pace, pastDeadline, withinDeadline } from './pace.js';
 
 /**
  * HTTP to one registry with the SPEC §3 rules built in:
@@ -29,8 +30,12 @@ export interface TransportOptions {
   credentials?: Credentials;
   /** Speak http:// instead of https:// to the registry (local test registries). */
   plainHttp?: boolean;
-  /** Headers timeout in ms for every request (default 60 s). */
+  /** Headers timeout in ms for every request, the idle timeout of bodies, and their grace before the minimum rate applies (default 60 s). */
   timeoutMs?: number;
+  /** The least average rate of every answer body after `timeoutMs` (default 16 KiB/s, pace.ts). */
+  minBytesPerSecond?: number;
+  /** Epoch ms after which no request is made and every answer still arriving fails (default none). */
+  deadline?: number;
   userAgent?: string;
 }
 
@@ -69,10 +74,21 @@ export class RegistryTransport {
   private readonly gets: GetClient;
   private readonly tokens = new Map<string, string>();
   private basicActive = false;
+  /** The overall deadline (epoch ms); a caller may move it once it knows how much is to come. */
+  deadline: number | undefined;
 
   constructor(readonly registryHost: string, readonly repository: string, private readonly opts: TransportOptions) {
     this.origin = `${opts.plainHttp ? 'http' : 'https'}://${registryHost}`;
-    this.gets = new GetClient({ lookup: opts.guard.lookup, timeoutMs: opts.timeoutMs ?? 60000 });
+    this.deadline = opts.deadline;
+    this.gets = new GetClient({ lookup: opts.guard.lookup, timeoutMs: this.timeoutMs, pace: { minBytesPerSecond: this.minRate, deadline: () => this.deadline } });
+  }
+
+  private get timeoutMs(): number {
+    return this.opts.timeoutMs ?? 60000;
+  }
+
+  private get minRate(): number {
+    return this.opts.minBytesPerSecond ?? MIN_BYTES_PER_SECOND;
   }
 
   async close(): Promise<void> {
@@ -147,13 +163,17 @@ export class RegistryTransport {
 
   /** The only place a request leaves: the URL passes the guard first, whatever its source. */
   private async connect(url: URL, o: { method: SendOptions['method']; headers: Record<string, string>; body?: Buffer | Readable }): Promise<Answer> {
+    const late = pastDeadline(this.deadline);
+    if (late) throw new CtError('NETWORK_ERROR', `${url.host}: ${o.method} ${url.pathname} not sent, ${late}`, { host: url.host });
     await this.opts.guard.assertUrlAllowed(url);
     if ((o.method === 'GET' || o.method === 'HEAD') && o.body === undefined) {
       const answer = await this.gets.request(url, o.method, o.headers);
       if (answer) return answer;
     }
     const { agent, request } = await this.undici();
-    return request(url, agent, o);
+    const res = await request(url, agent, { ...o, headersTimeout: withinDeadline(this.timeoutMs, this.deadline) });
+    const pace = new Pace({ minBytesPerSecond: this.minRate, graceMs: this.timeoutMs, deadline: () => this.deadline });
+    return { ...res, body: paced(res.body as ReplyBody, pace, url) };
   }
 
   private async authenticate(header: string | string[] | undefined, actions: 'pull' | 'pull,push'): Promise<void> {
@@ -203,6 +223,35 @@ export class RegistryTransport {
     if (!token) throw new CtError('REGISTRY_AUTH_FAILED', `${this.registryHost}: token endpoint returned no token`, { registry: this.registryHost });
     return token;
   }
+}
+
+/**
+ * undici's body with the rate and deadline checked per chunk (its bodyTimeout, like the idle
+ * timeout of get-client.ts, restarts with every byte). Hooked into the instance's own `push` and
+ * `_read` rather than piped through another stream, so `dump()` and the rest of undici's body
+ * behave as before.
+ */
+function paced(body: ReplyBody, pace: Pace, url: URL): ReplyBody {
+  const push = body.push.bind(body);
+  const read = body._read.bind(body);
+  let received = 0;
+  body.push = (chunk: Buffer | null): boolean => {
+    if (chunk === null) return push(chunk);
+    received += chunk.length;
+    const verdict = pace.check(received);
+    if (verdict) {
+      body.destroy(new CtError('NETWORK_ERROR', `${url.host}: the answer to ${url.pathname} stopped after ${received} bytes (${verdict})`, { host: url.host }));
+      return false;
+    }
+    const more = push(chunk);
+    if (!more) pace.paused();
+    return more;
+  };
+  body._read = (n: number): void => {
+    pace.resumed();
+    read(n);
+  };
+  return body;
 }
 
 function basic(c: Credentials): string {

@@ -211,4 +211,24 @@ describe('allow-list and address guard: refused before any request', () => {
     expect(g.addressAllowed('127.0.0.2')).toBe(false);
     expect(() => new NetworkGuard({ allowedAddresses: ['nope'] })).toThrow(expect.objectContaining({ code: 'USAGE' }));
   });
+
+  // `Number('')` is 0: a trailing slash once became a /0 that allowed every address.
+  it.each(['10.0.0.5/', 'fd00::/', '10.0.0.1/x', '10.0.0.1/33', 'fd00::/129', '10.0.0.1/8/9', '10.0.0.1/ 8', '10.0.0.1/1e1', '10.0.0.1/-1', '10.0.0.1/0008'])('refuses the malformed allowed address %j as USAGE, naming it', (entry) => {
+    expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(JSON.stringify(entry)) }));
+  });
+
+  it.each(['0.0.0.0/0', '10.0.0.0/0', '::/0', 'fd00::/0'])('refuses %j: a /0 allows every address, so it is not an exception but no guard', (entry) => {
+    expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/every IPv[46] address.*list the addresses/) }));
+  });
+
+  it('allows exactly the range a well-formed CIDR names', () => {
+    const g = new NetworkGuard({ allowedAddresses: [' 10.0.0.0/8 ', 'fd00::/64', '192.168.1.7/32'] });
+    expect(g.addressAllowed('10.200.3.4')).toBe(true);
+    expect(g.addressAllowed('fd00::1')).toBe(true);
+    expect(g.addressAllowed('192.168.1.7')).toBe(true);
+    expect(g.addressAllowed('192.168.1.8')).toBe(false);
+    expect(g.addressAllowed('169.254.169.254')).toBe(false);
+    expect(g.addressAllowed('fd01::1')).toBe(false);
+    expect(g.addressAllowed('::1')).toBe(false);
+  });
 });

@@ -1,0 +1,100 @@
+/**
+ * A registry that answers, but too slowly to ever finish (docs/registry.md "Time bounds"): the
+ * idle timeout restarts with every byte, so a registry dripping one byte at a time held a
+ * `ct fetch --timeout 3000` for ever. Every answer body must keep a minimum average rate after
+ * its grace, and a caller's overall deadline ends any request still running; an honest answer
+ * that is slow but steady above the rate still arrives.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { RegistryClient, type ClientOptions } from '../../src/oci/client.js';
+import { parseReference } from '../../src/oci/reference.js';
+
+const closers: (() => void)[] = [];
+afterEach(() => {
+  while (closers.length) closers.pop()!();
+});
+
+const BLOB = Buffer.alloc(60 * 1024, 'x');
+const DESC = { digest: `sha256:${createHash('sha256').update(BLOB).digest('hex')}`, size: BLOB.length };
+
+/**
+ * Answers every GET with BLOB, `step` bytes every `everyMs`, framed by a Content-Length or
+ * chunked (which the GET client hands to undici). Only 127.0.0.1.
+ */
+async function dripServer(step: number, everyMs: number, framing: 'length' | 'chunked'): Promise<number> {
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const srv: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.once('data', () => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n${framing === 'length' ? `Content-Length: ${BLOB.length}` : 'Transfer-Encoding: chunked'}\r\n\r\n`);
+      let at = 0;
+      const t = setInterval(() => {
+        if (s.destroyed) return clearInterval(t);
+        const piece = BLOB.subarray(at, at + step);
+        at += piece.length;
+        s.write(framing === 'length' ? piece : Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]));
+        if (at >= BLOB.length) {
+          clearInterval(t);
+          if (framing === 'chunked') s.write('0\r\n\r\n');
+        }
+      }, everyMs);
+      timers.add(t);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const t of timers) clearInterval(t);
+    for (const s of sockets) s.destroy();
+    srv.close();
+  });
+  return (srv.address() as { port: number }).port;
+}
+
+async function pull(port: number, opts: ClientOptions): Promise<{ result: Buffer | Error; ms: number }> {
+  const t0 = Date.now();
+  const rc = await RegistryClient.open(parseReference(`127.0.0.1:${port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, noDockerConfig: true, ...opts });
+  try {
+    const result = await rc.pullBlobBytes(DESC).catch((e: Error) => e);
+    return { result, ms: Date.now() - t0 };
+  } finally {
+    await rc.close();
+  }
+}
+
+describe('a registry that drips its answer', () => {
+  // One byte every 200 ms: never idle for the 500 ms timeout, and 60 KiB would take 3.4 hours.
+  it.each(['length', 'chunked'] as const)('fails as too slow (NETWORK_ERROR) within seconds (%s framing)', async (framing) => {
+    const port = await dripServer(1, 200, framing);
+    const { result, ms } = await pull(port, { timeoutMs: 500, minBytesPerSecond: 1024 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringContaining('too slow') });
+    expect(ms).toBeLessThan(3000);
+  }, 15_000);
+
+  it.each(['length', 'chunked'] as const)('still receives an honest answer that is slow but steady above the rate (%s framing)', async (framing) => {
+    // 4 KiB every 100 ms (40 KiB/s) against a minimum of 8 KiB/s: 1.5 s, three times the timeout.
+    const port = await dripServer(4096, 100, framing);
+    const { result, ms } = await pull(port, { timeoutMs: 500, minBytesPerSecond: 8 * 1024 });
+    expect(Buffer.isBuffer(result) && result.equals(BLOB)).toBe(true);
+    expect(ms).toBeGreaterThan(1000);
+  }, 15_000);
+});
+
+describe('the overall deadline', () => {
+  it('ends an answer that keeps the rate but outlasts the deadline, and sends nothing after it', async () => {
+    // 1 KiB every 50 ms (20 KiB/s, above the 1 KiB/s minimum): 3 s for the blob, the deadline is 1 s.
+    const port = await dripServer(1024, 50, 'length');
+    const { result, ms } = await pull(port, { timeoutMs: 5000, minBytesPerSecond: 1024, deadline: Date.now() + 1000 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringMatching(/too slow: the overall deadline/) });
+    expect(ms).toBeLessThan(2500);
+    const rc = await RegistryClient.open(parseReference(`127.0.0.1:${port}/team/app`), { allowedAddresses: ['127.0.0.1'], plainHttp: true, noDockerConfig: true, deadline: Date.now() - 1 });
+    try {
+      await expect(rc.pullBlobBytes(DESC)).rejects.toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringContaining('not sent') });
+    } finally {
+      await rc.close();
+    }
+  }, 15_000);
+});
