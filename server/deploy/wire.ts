@@ -52,7 +52,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   const key = await loadServerKey(ctx.config.dataDir);
   const hub = new HostHub(ctx, key.privateKey);
   // Policies from a directory, or from a git repository kept checked out at its branch head.
-  const repo = isGitSource(ctx.config.policies) ? new PolicyRepo(ctx.config.policies, ctx.config.dataDir, ctx.config.policiesBranch ?? 'main', ctx.config.policiesAllowedSigners) : undefined;
+  const repo = isGitSource(ctx.config.policies) ? new PolicyRepo(ctx.config.policies, ctx.config.dataDir, ctx.db, ctx.config.policiesBranch ?? 'main', ctx.config.policiesAllowedSigners) : undefined;
   const policies = new PolicyStore([repo ? repo.dir : resolve(ctx.config.policies)]);
   // The commit of the policy repository the loaded set was read at (a directory has none).
   let policyCommit: string | null = null;

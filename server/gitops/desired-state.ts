@@ -2,6 +2,17 @@ import YAML from 'yaml';
 import { CtError } from '../../src/core/errors.js';
 import { parsePublishedPorts, type PublishedPort } from '../../src/protocol/ports.js';
 import { parsePromotionRules, type PromotionRule } from '../promotion/rules.js';
+import { MAX_DESIRED_STATE_BYTES } from '../../src/promote/desired-edit.js';
+
+/** One desired-state file: the size `ct promote` edits, so a file it refuses is never applied either. */
+export { MAX_DESIRED_STATE_BYTES };
+
+/**
+ * All desired-state files of one commit together. Parsing is synchronous (a hostile megabyte of
+ * YAML can hold the event loop for about a second), so this bounds a reconcile's parse time; a
+ * 100,000-file state (the listing limit) still fits at ~300 bytes a file.
+ */
+export const MAX_DESIRED_STATE_TOTAL_BYTES = 32 * MAX_DESIRED_STATE_BYTES;
 
 /**
  * Desired state: YAML files in a git repository, environments → apps → bundle reference pinned
@@ -45,6 +56,9 @@ export function parseDesiredFiles(files: { name: string; text: string }[]): { ap
   const promotions: PromotionRule[] = [];
   const seen = new Set<string>();
   for (const f of files) {
+    // Checked again here for callers that did not check sizes before reading (the reconciler does).
+    const bytes = Buffer.byteLength(f.text);
+    if (bytes > MAX_DESIRED_STATE_BYTES) throw fileTooLarge(f.name, bytes);
     const doc = YAML.parseDocument(f.text, { uniqueKeys: true });
     if (doc.errors.length) throw new CtError('MANIFEST_INVALID', `${f.name}: ${doc.errors[0].message}`, { file: f.name });
     const v = doc.toJS({ maxAliasCount: 10 }) as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }>; promotion?: unknown } | null;
@@ -77,4 +91,14 @@ export function parseDesiredFiles(files: { name: string; text: string }[]): { ap
     }
   }
   return { apps: out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`)), promotions };
+}
+
+/** A desired-state file over MAX_DESIRED_STATE_BYTES, refused before it is parsed. */
+export function fileTooLarge(file: string, bytes: number): CtError {
+  return new CtError('DESIRED_STATE_TOO_LARGE', `${file}: ${bytes} bytes, larger than the ${MAX_DESIRED_STATE_BYTES} bytes a desired-state file may hold`, { file, bytes, limit: 'file', max: MAX_DESIRED_STATE_BYTES });
+}
+
+/** The files of one commit over MAX_DESIRED_STATE_TOTAL_BYTES together (`bytes`: counted so far), refused before any is parsed. */
+export function stateTooLarge(bytes: number, files: number): CtError {
+  return new CtError('DESIRED_STATE_TOO_LARGE', `the desired-state files hold more than ${MAX_DESIRED_STATE_TOTAL_BYTES} bytes together (${bytes} counted over ${files} files; a file listed under several names counts once per name)`, { bytes, files, limit: 'total', max: MAX_DESIRED_STATE_TOTAL_BYTES });
 }

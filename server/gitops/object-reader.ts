@@ -17,8 +17,19 @@ export interface TreeEntry {
 /** Largest object read (a desired-state file, a tree): bigger ones are refused, not buffered. */
 export const MAX_OBJECT_BYTES = 16 * 1024 * 1024;
 
+/**
+ * An object over the limit its read was given (or MAX_OBJECT_BYTES): refused from the size in
+ * git's header, before any of its content is buffered. `size` lets a caller say how large it is.
+ */
+export class ObjectTooLarge extends CtError {
+  constructor(readonly oid: string, readonly size: number, readonly limit: number) {
+    super('MANIFEST_INVALID', `git object ${oid} is ${size} bytes (limit ${limit})`, { oid, size, limit });
+  }
+}
+
 interface Pending {
   name: string;
+  maxBytes: number;
   resolve(o: GitObject | null): void;
   reject(e: Error): void;
 }
@@ -50,14 +61,17 @@ export class GitObjectReader {
 
   constructor(private readonly gitDir: string) {}
 
-  /** The object `name` (an id, `<rev>:<path>`, `<ref>^{commit}`), or null when it does not exist. */
-  read(name: string): Promise<GitObject | null> {
+  /**
+   * The object `name` (an id, `<rev>:<path>`, `<ref>^{commit}`), or null when it does not exist.
+   * One larger than `maxBytes` (at most MAX_OBJECT_BYTES) is refused with ObjectTooLarge.
+   */
+  read(name: string, maxBytes = MAX_OBJECT_BYTES): Promise<GitObject | null> {
     if (this.closed) return Promise.reject(new CtError('IO_ERROR', 'git object reader is closed'));
     if (/[\n\r\0]/.test(name) || name.length > 4096) return Promise.reject(new CtError('USAGE', 'invalid git object name'));
     const child = this.process();
     if (this.queue.length === 0) this.hold(child, true);
     return new Promise((resolve, reject) => {
-      this.queue.push({ name, resolve, reject });
+      this.queue.push({ name, maxBytes: Math.min(maxBytes, MAX_OBJECT_BYTES), resolve, reject });
       child.stdin.write(`${name}\n`);
     });
   }
@@ -120,6 +134,18 @@ export class GitObjectReader {
     this.child = undefined;
   }
 
+  /**
+   * Abandons every read waiting (rejected with `why`) and the process answering them: a caller that
+   * has seen enough stops git from streaming the rest. The next read starts a new process.
+   */
+  restart(why: string): void {
+    const child = this.child;
+    this.child = undefined;
+    this.buf = Buffer.alloc(0);
+    this.fail(new CtError('IO_ERROR', `git object read abandoned: ${why}`));
+    child?.kill('SIGKILL');
+  }
+
   private process(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
     const child = spawn('git', ['--git-dir', this.gitDir, 'cat-file', '--batch'], {
@@ -127,6 +153,8 @@ export class GitObjectReader {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     child.stdout.on('data', (d: Buffer) => {
+      // Output still buffered from a process given up by restart() belongs to no read.
+      if (this.child !== child) return;
       this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
       this.drain();
     });
@@ -180,9 +208,11 @@ export class GitObjectReader {
         return;
       }
       const size = Number(m[3]);
-      if (size > MAX_OBJECT_BYTES) {
-        this.queue.shift()!.reject(new CtError('MANIFEST_INVALID', `git object ${m[1]} is ${size} bytes (limit ${MAX_OBJECT_BYTES})`));
-        this.child?.kill('SIGKILL');
+      const { maxBytes } = this.queue[0];
+      if (size > maxBytes) {
+        // Killing git is cheaper than reading past up to 16 MiB (or more) to the next answer.
+        this.queue.shift()!.reject(new ObjectTooLarge(m[1], size, maxBytes));
+        this.restart(`after object ${m[1]} of ${size} bytes`);
         return;
       }
       if (this.buf.length < nl + 1 + size + 1) return;

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { GitMirror } from './git.js';
-import { parseDesiredFiles, type DesiredApp } from './desired-state.js';
+import { MAX_DESIRED_STATE_BYTES, MAX_DESIRED_STATE_TOTAL_BYTES, fileTooLarge, parseDesiredFiles, stateTooLarge, type DesiredApp } from './desired-state.js';
+import { ObjectTooLarge, type GitObject } from './object-reader.js';
 import { mergeRules, type PromotionRule } from '../promotion/rules.js';
 import { CtError } from '../../src/core/errors.js';
 import { parseCommitInfo, type CommitInfo } from './commit-info.js';
@@ -12,7 +13,7 @@ const MAX_CACHED_BLOBS = 20_000;
 export type ReconcileOutcome =
   | { outcome: 'up-to-date'; commit: string }
   | { outcome: 'applied'; commit: string; previous: string | null; deploys: DesiredApp[] }
-  | { outcome: 'refused'; commit: string; previous: string | null; reason: 'NOT_DESCENDANT' | 'UNSIGNED_COMMIT' | 'INVALID_STATE'; message: string }
+  | { outcome: 'refused'; commit: string; previous: string | null; reason: 'NOT_DESCENDANT' | 'UNSIGNED_COMMIT' | 'INVALID_STATE'; message: string; code?: string }
   | { outcome: 'error'; message: string };
 
 export interface ReconcilerOptions {
@@ -38,8 +39,14 @@ export class Reconciler {
    * one; when the young one is full it becomes the old one. Least-recently-used-like, without
    * re-inserting every file of a large state at every reconcile (#14 target 7).
    */
-  private young = new Map<string, DesiredState>();
-  private old = new Map<string, DesiredState>();
+  private young = new Map<string, ParsedFile>();
+  private old = new Map<string, ParsedFile>();
+  /**
+   * The branch head whose desired state was refused for its content, and why: a commit's content
+   * never changes, so the 60 s poll answers again without reading or parsing it. Kept only while
+   * that commit is the head (errors of git itself are not kept: the next poll tries again).
+   */
+  private refusedHead: { commit: string; error: CtError } | undefined;
 
   constructor(private readonly db: Db, private readonly mirror: GitMirror, private readonly opts: ReconcilerOptions) {}
 
@@ -65,7 +72,11 @@ export class Reconciler {
     // is reused instead of read from git again (a few recent commits are kept).
     const hit = this.parsed.get(commit);
     if (hit) return hit;
-    const state = await this.readDesired(commit);
+    if (this.refusedHead?.commit === commit) throw this.refusedHead.error;
+    const state = await this.readDesired(commit).catch((e: unknown) => {
+      if (isContentError(e)) this.refusedHead = { commit, error: e };
+      throw e;
+    });
     this.parsed.set(commit, state);
     if (this.parsed.size > 8) this.parsed.delete(this.parsed.keys().next().value!);
     return state;
@@ -80,19 +91,16 @@ export class Reconciler {
   /**
    * The desired state at a commit, incrementally: files are listed with their blob ids (read in
    * process from git's trees) and each blob is parsed once, so a commit that changes one file of
-   * thousands costs one read and one parse. Names must still be unique across files.
+   * thousands costs one read and one parse. Names must still be unique across files. Sizes are
+   * checked before anything is parsed (readBlobs).
    */
   private async readDesired(commit: string): Promise<DesiredState> {
     const blobs = await this.mirror.reader.listBlobs(commit, this.opts.path, (n) => /\.ya?ml$/.test(n));
     // Cached files are taken at once; only the others are read (a promise per file of thousands cost more than the rest).
-    const perFile: DesiredState[] = [];
-    const misses: Promise<void>[] = [];
-    blobs.forEach((b, i) => {
-      const hit = this.cachedBlob(`${b.oid} ${b.path}`);
-      if (hit) perFile[i] = hit;
-      else misses.push(this.parseBlob(b.path, b.oid).then((st) => void (perFile[i] = st)));
-    });
-    await Promise.all(misses);
+    const cached = blobs.map((b) => this.cachedBlob(blobKey(b)));
+    const cachedBytes = cached.reduce((n, c) => n + (c?.bytes ?? 0), 0);
+    const texts = await this.readBlobs(blobs.filter((_b, i) => !cached[i]), cachedBytes, blobs.length);
+    const perFile = blobs.map((b, i) => cached[i]?.state ?? this.parseBlob(b, texts.get(b.oid)!));
     const seen = new Map<string, string>();
     const out: DesiredApp[] = [];
     for (const [i, { apps }] of perFile.entries()) {
@@ -107,19 +115,57 @@ export class Reconciler {
     return { apps: out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`)), promotions: mergeRules(perFile.map((f) => f.promotions)) };
   }
 
+  /**
+   * The content of each distinct blob of `files` (those not cached), refused before any file is
+   * parsed when one is over MAX_DESIRED_STATE_BYTES (git's header says so: nothing of it is read)
+   * or when every file of the commit together, cached ones included (`counted`), is over
+   * MAX_DESIRED_STATE_TOTAL_BYTES. A blob listed under N paths is read once but parsed N times,
+   * so it counts N times. The total is the commit's, not this process's cache's: a commit is
+   * accepted or refused the same way after a restart.
+   */
+  private async readBlobs(files: { path: string; oid: string }[], counted: number, fileCount: number): Promise<Map<string, Buffer>> {
+    let total = counted;
+    if (total > MAX_DESIRED_STATE_TOTAL_BYTES) throw stateTooLarge(total, fileCount);
+    const paths = new Map<string, string[]>();
+    for (const f of files) {
+      const list = paths.get(f.oid);
+      if (list) list.push(f.path);
+      else paths.set(f.oid, [f.path]);
+    }
+    const reader = this.mirror.reader;
+    const texts = new Map<string, Buffer>();
+    // The first refusal wins; reads answered after it (or abandoned because of it) are dropped.
+    let refusal: CtError | undefined;
+    const take = (oid: string, names: string[], obj: GitObject | null) => {
+      if (refusal) return;
+      if (!obj || obj.type !== 'blob') throw new CtError('IO_ERROR', `${names[0]}: blob ${oid} is missing`);
+      total += obj.data.length * names.length;
+      if (total > MAX_DESIRED_STATE_TOTAL_BYTES) {
+        refusal = stateTooLarge(total, fileCount);
+        reader.restart('the desired state is over its size limit');
+      } else texts.set(oid, obj.data);
+    };
+    const refuse = (names: string[], e: unknown) => {
+      if (refusal) return;
+      if (e instanceof ObjectTooLarge) refusal = fileTooLarge(names[0], e.size);
+      else throw e;
+    };
+    const reads = [...paths].map(([oid, names]) => reader.read(oid, MAX_DESIRED_STATE_BYTES).then((obj) => take(oid, names, obj), (e: unknown) => refuse(names, e)));
+    const settled = await Promise.allSettled(reads);
+    if (refusal) throw refusal;
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return texts;
+  }
+
   /** One file's apps, by blob id (content-addressed, so a cached parse can never be stale). */
-  private async parseBlob(path: string, oid: string): Promise<DesiredState> {
-    const key = `${oid} ${path}`;
-    const hit = this.cachedBlob(key);
-    if (hit) return hit;
-    const obj = await this.mirror.reader.read(oid);
-    if (!obj || obj.type !== 'blob') throw new CtError('IO_ERROR', `${path}: blob ${oid} is missing`);
-    const state = parseDesiredFiles([{ name: path, text: obj.data.toString('utf8') }]);
-    this.remember(key, state);
+  private parseBlob(b: { path: string; oid: string }, data: Buffer): DesiredState {
+    const state = parseDesiredFiles([{ name: b.path, text: data.toString('utf8') }]);
+    this.remember(blobKey(b), { state, bytes: data.length });
     return state;
   }
 
-  private cachedBlob(key: string): DesiredState | undefined {
+  private cachedBlob(key: string): ParsedFile | undefined {
     const young = this.young.get(key);
     if (young) return young;
     const old = this.old.get(key);
@@ -127,7 +173,7 @@ export class Reconciler {
     return old;
   }
 
-  private remember(key: string, state: DesiredState): void {
+  private remember(key: string, state: ParsedFile): void {
     this.young.set(key, state);
     if (this.young.size >= MAX_CACHED_BLOBS) {
       this.old = this.young;
@@ -165,9 +211,9 @@ export class Reconciler {
 
   private async step(head: string, previous: string | null): Promise<ReconcileOutcome> {
     if (head === previous) return { outcome: 'up-to-date', commit: head };
-    // Read the head's state while its ancestry (and signature) are checked: each is a git process,
-    // and webhook → status latency is mostly these. The checks still decide first.
-    const reading = this.stateAt(head).then((apps) => ({ apps }), (error: Error) => ({ error }));
+    if (this.refusedHead && this.refusedHead.commit !== head) this.refusedHead = undefined;
+    // Ancestry and signature first, the head's content only after both passed: anyone who can push
+    // to the branch chooses that content, and reading and parsing it is the costly part.
     if (previous && !(await this.mirror.isAncestor(previous, head))) {
       return { outcome: 'refused', commit: head, previous, reason: 'NOT_DESCENDANT', message: `${head} does not descend from the applied commit ${previous}` };
     }
@@ -175,9 +221,12 @@ export class Reconciler {
       const sig = await this.mirror.verifyCommit(head, this.opts.allowedSignersFile);
       if (!sig.ok) return { outcome: 'refused', commit: head, previous, reason: 'UNSIGNED_COMMIT', message: `commit ${head} is not signed by an allowed key: ${sig.reason}` };
     }
-    const read = await reading;
-    if ('error' in read) return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: read.error.message };
-    const desired = read.apps.apps;
+    const read = await this.stateAt(head).then((state) => ({ state }), (error: Error) => ({ error }));
+    if ('error' in read) {
+      const code = read.error instanceof CtError ? { code: read.error.code } : {};
+      return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: read.error.message, ...code };
+    }
+    const desired = read.state.apps;
     const before = new Map<string, string>();
     if (previous) {
       for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, deployKey(a));
@@ -198,6 +247,21 @@ export class Reconciler {
 export interface DesiredState {
   apps: DesiredApp[];
   promotions: PromotionRule[];
+}
+
+/** One file's parse, with its size: a commit's total is counted over cached files too. */
+interface ParsedFile {
+  state: DesiredState;
+  bytes: number;
+}
+
+function blobKey(b: { path: string; oid: string }): string {
+  return `${b.oid} ${b.path}`;
+}
+
+/** A refusal decided by a commit's content alone (so it is the same at every poll), not by git failing. */
+function isContentError(e: unknown): e is CtError {
+  return e instanceof CtError && (e.code === 'MANIFEST_INVALID' || e.code === 'DESIRED_STATE_TOO_LARGE');
 }
 
 /** What makes a desired app's deploy differ from the previous commit's: a change redeploys it. */

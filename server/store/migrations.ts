@@ -125,6 +125,13 @@ export const MIGRATIONS: string[][] = [
     // Webhook delivery ids older than their retention, deleted without a scan.
     `CREATE INDEX deliveries_received ON deliveries (received_at)`,
   ],
+  [
+    // The policy repository's last accepted commit per branch (server/gitops/policy-repo.ts), as
+    // gitops_state keeps the desired state's: a restarted server (or another replica) still
+    // refuses a head that does not descend from it, instead of loading an older signed set.
+    `CREATE TABLE policy_state (repo TEXT NOT NULL, branch TEXT NOT NULL, applied_sha TEXT NOT NULL, applied_at BIGINT NOT NULL,
+       PRIMARY KEY (repo, branch))`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, type Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
 import { GitMirror } from '../../server/gitops/git.js';
 import { Reconciler } from '../../server/gitops/reconcile.js';
-import type { DesiredApp } from '../../server/gitops/desired-state.js';
+import { MAX_DESIRED_STATE_BYTES, MAX_DESIRED_STATE_TOTAL_BYTES, type DesiredApp } from '../../server/gitops/desired-state.js';
 import { MAX_MESSAGE_CHARS, type CommitInfo } from '../../server/gitops/commit-info.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -147,5 +147,97 @@ describe('GitOps with signed commits required', () => {
       await db.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('GitOps reconcile: a head is authenticated before its content is read, and sizes are bounded before parsing', () => {
+  let dir: string;
+  let work: string;
+  let db: Db;
+  let mirror: GitMirror;
+  let r: Reconciler;
+  /** Every object name the reconciler asked git for. */
+  const reads: string[] = [];
+  const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
+  const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env }).trim();
+  /** Valid desired state declaring no app, padded with comment lines to about `bytes`. */
+  const padded = (bytes: number) => `environments:\n  production:\n    apps: {}\n${`# ${'x'.repeat(98)}\n`.repeat(Math.ceil(bytes / 101))}`;
+  /** Replaces deploy/ with `files`, commits (signed by the allowed key or not at all) and pushes. */
+  const commit = (files: Record<string, string>, signed: boolean) => {
+    rmSync(join(work, 'deploy'), { recursive: true, force: true });
+    mkdirSync(join(work, 'deploy'));
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(work, 'deploy', f), text);
+    git(['add', '-A']);
+    git(signed ? ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${join(dir, 'allowed')}`, 'commit', '-q', '-S', '-m', 'x'] : ['commit', '-q', '-m', 'x']);
+    git(['push', '-q', '--force', 'origin', 'HEAD:main']);
+    return git(['rev-parse', 'HEAD']);
+  };
+  const blob = (head: string, file: string) => git(['rev-parse', `${head}:deploy/${file}`]);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ct-gitops-limits-'));
+    const bare = join(dir, 'desired.git');
+    work = join(dir, 'work');
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
+    execFileSync('git', ['init', '-q', '-b', 'main', work]);
+    git(['remote', 'add', 'origin', bare]);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'allowed', '-f', join(dir, 'allowed')]);
+    writeFileSync(join(dir, 'allowed_signers'), `t@e ${readFileSync(join(dir, 'allowed.pub'), 'utf8').trim()}\n`);
+    db = await openDb({ sqlitePath: ':memory:' });
+    await migrate(db);
+    mirror = new GitMirror(bare, join(dir, 'cache'));
+    const reader = mirror.reader;
+    const read = reader.read.bind(reader);
+    reader.read = (name: string, maxBytes?: number) => (reads.push(name), read(name, maxBytes));
+    r = new Reconciler(db, mirror, { branch: 'main', path: 'deploy', allowedSignersFile: join(dir, 'allowed_signers'), enqueueDeploy: async () => undefined });
+  });
+  afterAll(async () => {
+    mirror.close();
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses an unsigned head as unsigned without reading its files, however large', async () => {
+    const base = commit({ 'state.yaml': state(digest('a')) }, true);
+    expect(await r.reconcile('t')).toMatchObject({ outcome: 'applied', commit: base });
+    const head = commit({ 'state.yaml': state(digest('a')), 'big.yaml': padded(2 * MAX_DESIRED_STATE_BYTES) }, false);
+    reads.length = 0;
+    const started = Date.now();
+    expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT', commit: head });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // Nothing of the head's tree was asked for, not even in the background after the refusal.
+    await new Promise((res) => setTimeout(res, 200));
+    expect(reads.filter((n) => n.startsWith(`${head}:`) || n === blob(head, 'big.yaml'))).toEqual([]);
+    expect(await r.appliedCommit()).toBe(base);
+  });
+
+  it('refuses a signed head with a file over the limit before parsing it, and does not read it again at the next poll', async () => {
+    const head = commit({ 'state.yaml': state(digest('a')), 'big.yaml': padded(MAX_DESIRED_STATE_BYTES + 1) }, true);
+    const first = await r.reconcile('t');
+    expect(first).toMatchObject({ outcome: 'refused', reason: 'INVALID_STATE', code: 'DESIRED_STATE_TOO_LARGE', commit: head });
+    expect((first as { message: string }).message).toContain('deploy/big.yaml');
+    reads.length = 0;
+    expect(await r.reconcile('poll')).toEqual(first);
+    expect(reads.filter((n) => n.startsWith(`${head}:`) || n === blob(head, 'big.yaml'))).toEqual([]);
+    const rows = await db.query<{ outcome: string }>('SELECT outcome FROM reconciles WHERE commit_sha = ?', [head]);
+    expect(rows.map((x) => x.outcome)).toEqual(['refused:INVALID_STATE', 'refused:INVALID_STATE']);
+  });
+
+  it('counts a blob listed under N names N times against the per-commit total, reading it once', async () => {
+    const text = padded(MAX_DESIRED_STATE_BYTES - 4096);
+    const names = Math.ceil(MAX_DESIRED_STATE_TOTAL_BYTES / Buffer.byteLength(text)) + 1;
+    const files: Record<string, string> = { 'state.yaml': state(digest('b')) };
+    for (let i = 0; i < names; i++) files[`copy-${String(i).padStart(3, '0')}.yaml`] = text;
+    const head = commit(files, true);
+    reads.length = 0;
+    const out = await r.reconcile('t');
+    expect(out).toMatchObject({ outcome: 'refused', reason: 'INVALID_STATE', code: 'DESIRED_STATE_TOO_LARGE', commit: head });
+    expect((out as { message: string }).message).toContain(`more than ${MAX_DESIRED_STATE_TOTAL_BYTES} bytes together`);
+    expect(reads.filter((n) => n === blob(head, 'copy-000.yaml'))).toHaveLength(1);
+    // One name fewer than the limit allows is a valid state again.
+    const fits = Object.fromEntries(Object.entries(files).slice(0, names - 2));
+    expect(Buffer.byteLength(Object.values(fits).join(''))).toBeLessThanOrEqual(MAX_DESIRED_STATE_TOTAL_BYTES);
+    commit(fits, true);
+    expect(await r.reconcile('t')).toMatchObject({ outcome: 'applied' });
   });
 });
