@@ -46,19 +46,27 @@ function intersect(ask: readonly string[] | undefined, allow: readonly string[] 
   return [...new Set(ask ?? [])].filter((c) => allowed.has(c)).sort();
 }
 
-/** The seccomp profile the container runs under: the bundle's (checked) or RuntimeDefault. Never none. */
+/**
+ * The seccomp profile the container runs under: the bundle's (checked) or RuntimeDefault. Never none.
+ * A bundle's profile replaces RuntimeDefault, so it may only narrow it, whatever the policy says:
+ * judged by `confines()` always, not only when a policy requires seccomp. Without a requiring policy
+ * (`ct run` without --policies, a policy with no runtime.seccomp) a profile of
+ * `{"defaultAction":"SCMP_ACT_ALLOW"}` would otherwise turn seccomp off, and a no-capability app
+ * could unshare(CLONE_NEWUSER) into a namespace with every capability. Extras (syscalls beyond
+ * RuntimeDefault) come only from a policy that requires seccomp (runtimeGrants); none otherwise.
+ * Refused, never replaced by RuntimeDefault: the bundle asked for something else and should say so.
+ */
 function chooseSeccomp(input: EnforceInput, capabilities: string[], facts: HostFacts): EnforcePlan['seccomp'] {
   if (input.profiles?.seccomp !== undefined) {
     const profile = checkBundleSeccomp(input.profiles.seccomp);
-    if (input.grants.seccomp === 'required') {
-      const report = confines(profile, { extras: input.grants.seccompExtras, capabilities, arch: facts.architecture, kernel: facts.kernel });
-      if (!report.confines) {
-        throw new CtError(
-          'POLICY_VIOLATION',
-          `security/seccomp.json does not confine (${report.problems.join(', ')}${report.outside.length ? `: ${report.outside.join(', ')}` : ''})`,
-          { problems: report.problems, outside: report.outside },
-        );
-      }
+    const extras = input.grants.seccomp === 'required' ? input.grants.seccompExtras : [];
+    const report = confines(profile, { extras, capabilities, arch: facts.architecture, kernel: facts.kernel });
+    if (!report.confines) {
+      throw new CtError(
+        'POLICY_VIOLATION',
+        `security/seccomp.json does not confine: a bundle's profile may only narrow RuntimeDefault (${report.problems.join(', ')}${report.outside.length ? `: ${report.outside.join(', ')}` : ''})`,
+        { problems: report.problems, outside: report.outside, seccomp: input.grants.seccomp ?? 'optional' },
+      );
     }
     return { source: 'bundle', profile };
   }

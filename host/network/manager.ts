@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges } from './egress.js';
+import { disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
 import { NetworkStore, type AttachmentRow, type NetworkRow } from './store.js';
@@ -218,6 +219,8 @@ export class NetworkManager {
     const saved = saveTables();
     saved.catch(() => undefined);
     await this.netavarkSetup(paths, row);
+    // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts).
+    await disableIpv6OnBridge(bridge);
     this.store.setPhase(row.containerId, 'up');
     // The bridge's egress rules and the published ports (this container's now among them) in one transaction.
     await this.firewall([{ bridge, egress }], await saved);
@@ -232,6 +235,7 @@ export class NetworkManager {
     const add = await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
     if (add.missing) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
     if (add.code !== 0) throw new CtError('NETWORK_SETUP_FAILED', `ip netns add ${name}: ${add.stderr.trim().slice(0, 300)}`, { netns: name });
+    await disableIpv6InNamespace(name);
     const r = await netavark(paths, this.dir, 'setup', row.netns, row.document);
     if (r.code !== 0) {
       throw new CtError('NETWORK_SETUP_FAILED', `netavark setup for ${row.containerId} failed: ${netavarkError(r)}`, { container: row.containerId, netavark: netavarkError(r) });

@@ -7,7 +7,9 @@
  *  - a tampered bundle never runs: nothing is created (no runc state, no netns, no bridge);
  *  - a port the bundle does not declare is refused before anything starts;
  *  - the bundle's monitor runs under `ct run` as on a host: an exec its rules do not allow is
- *    reported (bpftrace, the container's cgroup).
+ *    reported (bpftrace, the container's cgroup);
+ *  - a bundle's own seccomp profile that lets through more than RuntimeDefault is refused, with no
+ *    --policies as well.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -94,6 +96,19 @@ describe('ct run', () => {
     ].join('\n'));
     await ct(['pack', p('watched'), '--security-dir', p('watched-security'), '-o', p('watched.ctp')]);
     await ct(['sign', p('watched.ctp'), '--key', p('signer.key'), '--log', logs[0].url, '--log', logs[1].url, '--out', p('watched.signed.ctp')]);
+    // An app whose own seccomp profile allows everything: as nobody without capabilities it would
+    // get a user namespace with every capability (unshare -Ur) were the profile to replace RuntimeDefault.
+    mkdirSync(p('unconfined-security'), { recursive: true });
+    mkdirSync(p('unconfined'), { recursive: true });
+    writeFileSync(p('unconfined-security/seccomp.json'), '{"defaultAction":"SCMP_ACT_ALLOW"}');
+    writeFileSync(p('unconfined/ct.toml'), [
+      'name = "unconfined"', 'version = "1.0.0"', '[image]', 'architecture = "amd64"', 'os = "linux"',
+      '[[include]]', 'from = "/bin/busybox"', 'to = "bin/busybox"',
+      '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "none"',
+      'command = ["/bin/busybox", "unshare", "-Ur", "/bin/busybox", "grep", "CapEff", "/proc/self/status"]', '',
+    ].join('\n'));
+    await ct(['pack', p('unconfined'), '--security-dir', p('unconfined-security'), '-o', p('unconfined.ctp')]);
+    await ct(['sign', p('unconfined.ctp'), '--key', p('signer.key'), '--log', logs[0].url, '--log', logs[1].url, '--out', p('unconfined.signed.ctp')]);
     // Tampered after signing: the command changed in the (signed, covered) manifest.
     const signed = await openCtp(p('http.signed.ctp'));
     const manifest = signed.file('manifest.toml').toString('utf8').replace('command = [ "/bin/serve" ]', 'command = [ "/bin/sh", "-c", "id" ]');
@@ -214,6 +229,14 @@ describe('ct run', () => {
     expect(run.stderr).not.toMatch(/unexpected-exec: .*"path":"\/bin\/busybox"/);
     expect(runcList(state())).toEqual([]);
   }, 60_000);
+
+  it("refuses a bundle whose own seccomp profile does not confine, without --policies too (POLICY_VIOLATION); nothing runs", async () => {
+    const run = start([p('unconfined.signed.ctp')]);
+    expect(await run.exit).toBe(4);
+    expect(run.stderr).toMatch(/error\[POLICY_VIOLATION\].*seccomp\.json does not confine/);
+    expect(run.stdout).not.toMatch(/CapEff/);
+    expect(runcList(state())).toEqual([]);
+  }, 30_000);
 
   it('never runs a tampered bundle: rejected, nothing created', async () => {
     const fresh = p('state-tampered');

@@ -141,6 +141,32 @@ describe('OCI runtime config', () => {
     expect(await codeOf(buildRuntimePlan(input({ command: ['/bin/true'], profiles: { seccomp: notOci } }), facts))).toBe('PROFILE_INVALID');
   });
 
+  it('refuses a bundle profile that does not confine when no policy requires seccomp (ct run without --policies)', async () => {
+    // The grants `ct run` without --policies gives, and an agent policy with no runtime.seccomp:
+    // seccomp optional. The bundle's profile still replaces RuntimeDefault, so it must narrow it.
+    const optional = (profile: unknown) => ({ ...input({ command: ['/bin/true'], profiles: { seccomp: profile } }), grants: {} });
+    const allowAll = { defaultAction: 'SCMP_ACT_ALLOW' };
+    const err = await buildRuntimePlan(optional(allowAll), facts).then(() => undefined, (e: unknown) => e as { code: string; details: Record<string, unknown> });
+    expect(err?.code).toBe('POLICY_VIOLATION');
+    expect(err?.details.problems).toEqual(['DEFAULT_ACTION_ALLOWS']);
+    // logging is not denying; nor is an ERRNO default that lets through what RuntimeDefault denies
+    expect(await codeOf(buildRuntimePlan(optional({ ...runtimeDefault({ capabilities: [] }), defaultAction: 'SCMP_ACT_LOG' }), facts))).toBe('POLICY_VIOLATION');
+    const rd = runtimeDefault({ capabilities: [] });
+    const withUnshare = { ...rd, syscalls: [...rd.syscalls!, { names: ['unshare', 'setns', 'mount'], action: 'SCMP_ACT_ALLOW' }] };
+    const outside = await buildRuntimePlan(optional(withUnshare), facts).then(() => undefined, (e: unknown) => e as { code: string; details: Record<string, unknown> });
+    expect(outside?.code).toBe('POLICY_VIOLATION');
+    expect(outside?.details).toMatchObject({ problems: ['OUTSIDE_RUNTIME_DEFAULT'], outside: ['mount', 'setns', 'unshare'] });
+    // A policy's extras count only where that policy requires seccomp.
+    expect(await codeOf(buildRuntimePlan({ ...optional(withUnshare), grants: { seccompExtras: ['unshare', 'setns', 'mount'] } }, facts))).toBe('POLICY_VIOLATION');
+    const required = await buildRuntimePlan({ ...optional(withUnshare), grants: { seccomp: 'required', seccompExtras: ['unshare', 'setns', 'mount'] } }, facts);
+    expect(required.seccomp.source).toBe('bundle');
+    // A narrowing profile is the bundle's to use.
+    const noMkdir = { ...rd, syscalls: rd.syscalls!.map((s) => ({ ...s, names: s.names.filter((n) => n !== 'mkdir' && n !== 'mkdirat') })) };
+    const plan = await buildRuntimePlan(optional(noMkdir), facts);
+    expect(plan.seccomp.source).toBe('bundle');
+    expect(plan.config.linux.seccomp).toEqual(noMkdir);
+  });
+
   it("does not follow a rootfs /etc/passwd link to the host's files", async () => {
     const { base: b2, rootfs: r2 } = await makeRootfs();
     try {
@@ -177,6 +203,19 @@ describe('runc runtime', () => {
     expect(r.output).toContain('ok\n'); // the rest still works
     // the same command under RuntimeDefault can mkdir
     expect((await runToEnd(input({ command: ['/bin/sh', '-c', 'mkdir /tmp/d && echo made'] }))).output).toContain('made');
+  });
+
+  it('runs a narrowing bundle profile without a policy: what it denies, and what RuntimeDefault denies, is EPERM', async () => {
+    const rd = runtimeDefault({ capabilities: [] });
+    const noMkdir = { ...rd, syscalls: rd.syscalls!.map((s) => ({ ...s, names: s.names.filter((n) => n !== 'mkdir' && n !== 'mkdirat') })) };
+    const r = await runToEnd({
+      ...input({ command: ['/bin/sh', '-c', 'mkdir /tmp/d; echo "mkdir=$?"; unshare -Ur id -u; echo "unshare=$?"'], profiles: { seccomp: noMkdir } }),
+      grants: {},
+    });
+    expect(r.output).toContain('mkdir=1');
+    // no user namespace (and so no capabilities in one) for a nobody app without CAP_SYS_ADMIN
+    expect(r.output).toMatch(/unshare=[1-9]/);
+    expect(r.output).not.toMatch(/^0$/m);
   });
 
   it('refuses to start under a profile that denies runc start-up syscalls with RUNTIME_FAILED (when forced past the check)', async () => {
