@@ -37,6 +37,8 @@ export interface LoginConfig {
   sessionTtlSeconds?: number;
   /** Non-public addresses the issuers may resolve to (e.g. 127.0.0.1 for a local issuer). */
   allowedAddresses?: string[];
+  /** Logins in progress (all replicas) past which /auth/login answers 503 LOGIN_BUSY (default 10,000). */
+  maxPendingLogins?: number;
 }
 
 export interface ServerConfig {
@@ -193,6 +195,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const bad = Object.values(o.roles).find((r) => !['admin', 'operator', 'viewer', 'auditor'].includes(r));
     if (bad) throw new CtError('USAGE', `login.oidc issuer ${o.issuer}: unknown role ${bad}`);
   }
+  const maxPending = cfg.login?.maxPendingLogins;
+  if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 1 || maxPending > 1_000_000)) throw new CtError('USAGE', 'login.maxPendingLogins must be a whole number from 1 to 1000000');
   for (const [k, v] of Object.entries(cfg.logFollow ?? {})) {
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `logFollow.${k} must be a whole number from 1`);
   }

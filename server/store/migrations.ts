@@ -125,6 +125,13 @@ export const MIGRATIONS: string[][] = [
     // Webhook delivery ids older than their retention, deleted without a scan.
     `CREATE INDEX deliveries_received ON deliveries (received_at)`,
   ],
+  [
+    // Logins in progress are started by anyone, unauthenticated: sweeping the expired ones and
+    // counting the live ones against login.maxPendingLogins (server/ui/oidc-login.ts) seek this
+    // index instead of scanning the table; expired sessions are swept the same way.
+    `CREATE INDEX ui_logins_expires ON ui_logins (expires_at)`,
+    `CREATE INDEX ui_sessions_expires ON ui_sessions (expires_at)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {
