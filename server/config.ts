@@ -37,6 +37,8 @@ export interface LoginConfig {
   sessionTtlSeconds?: number;
   /** Non-public addresses the issuers may resolve to (e.g. 127.0.0.1 for a local issuer). */
   allowedAddresses?: string[];
+  /** Logins in progress (all replicas) past which /auth/login answers 503 LOGIN_BUSY (default 10,000). */
+  maxPendingLogins?: number;
 }
 
 export interface ServerConfig {
@@ -100,6 +102,8 @@ export interface ServerConfig {
   mcp?: { enabled?: boolean; readOnly?: boolean };
   /** Bounds of `GET /api/v1/hosts/{id}/logs?follow=1` (server/logs/follow.ts): per principal, per host, duration. */
   logFollow?: import('./logs/follow.js').FollowLimits;
+  /** `GET /api/v1/events` (server/routes/events.ts): how often an open stream's credentials are checked again, its maximum duration. */
+  events?: import('./routes/events.js').EventStreamLimits;
   /** How long host alerts and webhook delivery ids are kept (server/retention/prune.ts); other audit records are kept. */
   retention?: Partial<RetentionConfig>;
 }
@@ -122,7 +126,7 @@ const DEFAULTS: ServerConfig = {
 const KEYS: Record<keyof ServerConfig, true> = {
   port: true, host: true, dataDir: true, databaseUrl: true, policies: true, policiesBranch: true, policiesAllowedSigners: true,
   trustStore: true, trustedRoot: true, desiredState: true, registries: true, github: true, gitlab: true, deployer: true, oidc: true,
-  login: true, adminApiKey: true, publicUrl: true, localHost: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, retention: true,
+  login: true, adminApiKey: true, publicUrl: true, localHost: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, events: true, retention: true,
 };
 
 const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
@@ -192,6 +196,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
     const bad = Object.values(o.roles).find((r) => !['admin', 'operator', 'viewer', 'auditor'].includes(r));
     if (bad) throw new CtError('USAGE', `login.oidc issuer ${o.issuer}: unknown role ${bad}`);
+  }
+  const maxPending = cfg.login?.maxPendingLogins;
+  if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 1 || maxPending > 1_000_000)) throw new CtError('USAGE', 'login.maxPendingLogins must be a whole number from 1 to 1000000');
+  for (const [k, v] of Object.entries(cfg.events ?? {})) {
+    if (!['recheckMs', 'maxSeconds'].includes(k)) throw new CtError('USAGE', `events.${k.slice(0, 64)}: unknown field (recheckMs, maxSeconds)`);
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `events.${k} must be a whole number from 1`);
   }
   for (const [k, v] of Object.entries(cfg.logFollow ?? {})) {
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `logFollow.${k} must be a whole number from 1`);

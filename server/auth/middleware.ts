@@ -46,6 +46,27 @@ export async function authenticateBearer(db: Db, oidc: OidcVerifier, header: str
   return { ok: true, principal: r.principal, token };
 }
 
+export type RequestAuth =
+  | { ok: true; principal: Principal; /** The session's CSRF token, when the cookie authenticated. */ csrf?: string }
+  | { ok: false; code: 'UNAUTHENTICATED' | 'SESSION_INVALID'; reason: string };
+
+/**
+ * Who a request's credentials name now: its bearer token, or (without an Authorization header)
+ * its session cookie. Also asked again by long-lived streams (server/routes/events.ts), so that a
+ * revoked key, an expired token or a signed-out session stops them as it stops a new request.
+ */
+export async function authenticateRequest(db: Db, oidc: OidcVerifier, req: Request): Promise<RequestAuth> {
+  if (!req.headers.authorization) {
+    const cookie = readCookie(req, SESSION_COOKIE);
+    if (!cookie) return { ok: false, code: 'UNAUTHENTICATED', reason: 'missing bearer credentials' };
+    const session = await findSession(db, cookie);
+    if (!session) return { ok: false, code: 'SESSION_INVALID', reason: 'session unknown or expired: sign in again' };
+    return { ok: true, principal: { kind: 'session', id: session.subject, name: session.name, role: session.role }, csrf: session.csrf };
+  }
+  const auth = await authenticateBearer(db, oidc, req.headers.authorization);
+  return auth.ok ? { ok: true, principal: auth.principal } : { ok: false, code: 'UNAUTHENTICATED', reason: auth.reason };
+}
+
 /**
  * `Authorization: Bearer <API key | OIDC JWT>` for machines, or the dashboard's session cookie for
  * people; 401 without valid credentials, 403 without the permission. A cookie is sent by the
@@ -54,22 +75,12 @@ export async function authenticateBearer(db: Db, oidc: OidcVerifier, header: str
  */
 export function requirePermission(db: Db, oidc: OidcVerifier, perm: Permission) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (!req.headers.authorization) {
-      const cookie = readCookie(req, SESSION_COOKIE);
-      if (!cookie) return sendError(res, 401, 'UNAUTHENTICATED', 'missing bearer credentials');
-      const session = await findSession(db, cookie);
-      if (!session) return sendError(res, 401, 'SESSION_INVALID', 'session unknown or expired: sign in again');
-      if (!SAFE.has(req.method)) {
-        const token = req.header('x-csrf-token') ?? '';
-        if (!token || !sameSecret(token, session.csrf)) return sendError(res, 403, 'CSRF_FAILED', 'missing or wrong X-CSRF-Token');
-      }
-      const principal: Principal = { kind: 'session', id: session.subject, name: session.name, role: session.role };
-      if (!can(principal, perm)) return sendError(res, 403, 'FORBIDDEN', `role ${principal.role} may not ${perm}`);
-      req.principal = principal;
-      return next();
+    const auth = await authenticateRequest(db, oidc, req);
+    if (!auth.ok) return sendError(res, 401, auth.code, auth.reason);
+    if (auth.csrf !== undefined && !SAFE.has(req.method)) {
+      const token = req.header('x-csrf-token') ?? '';
+      if (!token || !sameSecret(token, auth.csrf)) return sendError(res, 403, 'CSRF_FAILED', 'missing or wrong X-CSRF-Token');
     }
-    const auth = await authenticateBearer(db, oidc, req.headers.authorization);
-    if (!auth.ok) return sendError(res, 401, 'UNAUTHENTICATED', auth.reason);
     const principal = auth.principal;
     if (!can(principal, perm)) return sendError(res, 403, 'FORBIDDEN', `role ${principal.role} may not ${perm}`);
     req.principal = principal;

@@ -132,6 +132,13 @@ export const MIGRATIONS: string[][] = [
     `CREATE TABLE policy_state (repo TEXT NOT NULL, branch TEXT NOT NULL, applied_sha TEXT NOT NULL, applied_at BIGINT NOT NULL,
        PRIMARY KEY (repo, branch))`,
   ],
+  [
+    // Logins in progress are started by anyone, unauthenticated: sweeping the expired ones and
+    // counting the live ones against login.maxPendingLogins (server/ui/oidc-login.ts) seek this
+    // index instead of scanning the table; expired sessions are swept the same way.
+    `CREATE INDEX ui_logins_expires ON ui_logins (expires_at)`,
+    `CREATE INDEX ui_sessions_expires ON ui_sessions (expires_at)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -7,12 +7,24 @@ import { hashSecret, randomSecret } from './sessions.js';
 
 /** A login refused, with a stable code (docs/error-codes.md). */
 export class LoginError extends Error {
-  constructor(readonly code: 'LOGIN_UNKNOWN_ISSUER' | 'LOGIN_STATE_INVALID' | 'LOGIN_REJECTED' | 'LOGIN_NO_ROLE' | 'LOGIN_ISSUER_UNREACHABLE', message: string) {
+  constructor(
+    readonly code: 'LOGIN_UNKNOWN_ISSUER' | 'LOGIN_STATE_INVALID' | 'LOGIN_REJECTED' | 'LOGIN_NO_ROLE' | 'LOGIN_ISSUER_UNREACHABLE' | 'LOGIN_BUSY',
+    message: string,
+    /** LOGIN_BUSY: seconds until the oldest login in progress expires (the Retry-After). */
+    readonly retryAfterSeconds?: number,
+  ) {
     super(message);
   }
 }
 
 const FLOW_TTL_MS = 10 * 60_000;
+/**
+ * Logins in progress (all replicas together) past which a new one is refused: anyone may start
+ * one, unauthenticated, and each is a row kept for FLOW_TTL_MS. 10,000 rows of at most ~1.5 KB.
+ */
+export const DEFAULT_MAX_PENDING_LOGINS = 10_000;
+/** Expired logins are swept at most this often by a replica, not by every /auth/login. */
+const SWEEP_EVERY_MS = 5_000;
 /** When a person is in several mapped groups, the most capable role wins, in this order. */
 const PRECEDENCE: Role[] = ['admin', 'operator', 'auditor', 'viewer'];
 
@@ -34,8 +46,11 @@ export class OidcLogin {
   private readonly configs = new Map<number, Promise<client.Configuration>>();
   private readonly guard: NetworkGuard;
   private readonly agent: Agent;
+  private readonly maxPending: number;
+  private lastSweep = 0;
 
   constructor(private readonly db: Db, private readonly login: LoginConfig) {
+    this.maxPending = login.maxPendingLogins ?? DEFAULT_MAX_PENDING_LOGINS;
     // Every request to an issuer goes through the one URL guard: checked before the request (IP
     // literals never reach a lookup) and again inside the socket's own lookup (DNS rebinding).
     this.guard = new NetworkGuard({ allowedAddresses: login.allowedAddresses ?? [] });
@@ -87,10 +102,25 @@ export class OidcLogin {
     const state = client.randomState();
     const nonce = client.randomNonce();
     const browser = randomSecret();
-    await this.db.run('DELETE FROM ui_logins WHERE expires_at < ?', [Date.now()]);
-    await this.db.run('INSERT INTO ui_logins (state_hash, browser_hash, issuer_index, verifier, nonce, redirect_uri, return_to, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
-      hashSecret(state), hashSecret(browser), index, verifier, nonce, redirectUri, returnTo, Date.now() + FLOW_TTL_MS,
-    ]);
+    const now = Date.now();
+    if (now - this.lastSweep >= SWEEP_EVERY_MS) {
+      this.lastSweep = now;
+      await this.db.run('DELETE FROM ui_logins WHERE expires_at < ?', [now]);
+    }
+    // Counted and inserted in one statement, so that concurrent starts cannot all pass one count.
+    // Expired rows not swept yet are not counted (ui_logins_expires makes the count a range seek).
+    // The CASTs give PostgreSQL the parameters' types, which a SELECT list does not imply.
+    const added = await this.db.run(
+      `INSERT INTO ui_logins (state_hash, browser_hash, issuer_index, verifier, nonce, redirect_uri, return_to, expires_at)
+       SELECT ?, ?, CAST(? AS INTEGER), ?, ?, ?, ?, CAST(? AS BIGINT)
+       WHERE (SELECT COUNT(*) FROM ui_logins WHERE expires_at >= ?) < ?`,
+      [hashSecret(state), hashSecret(browser), index, verifier, nonce, redirectUri, returnTo, now + FLOW_TTL_MS, now, this.maxPending],
+    );
+    if (added.changes === 0) {
+      const [oldest] = await this.db.query<{ e: number | null }>('SELECT MIN(expires_at) AS e FROM ui_logins WHERE expires_at >= ?', [now]);
+      const wait = Math.ceil(((Number(oldest?.e ?? 0) || now + 1000) - now) / 1000);
+      throw new LoginError('LOGIN_BUSY', 'too many sign-ins are in progress: try again shortly', Math.max(1, Math.min(600, wait)));
+    }
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
       scope: 'openid profile email',

@@ -24,9 +24,20 @@ function safeReturn(v: unknown): string {
   return typeof v === 'string' && /^\/(?![/\\])[\x21-\x7e]{0,500}$/.test(v) ? v : '/';
 }
 
-function origin(ctx: ServerContext, req: Request): string {
-  // The redirect URI must also be registered at the issuer, so a forged Host header gains nothing.
-  return ctx.config.publicUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host')}`;
+/** A DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+const MAX_HOST_LENGTH = 255;
+
+/**
+ * Where the issuer sends the browser back to: `publicUrl`, else this request's own Host. The
+ * redirect URI must also be registered at the issuer, so a forged Host signs nobody in; but it is
+ * stored with the login in progress, so only a syntactically valid, bounded host is taken (a Host
+ * header may be ~15 KB, one row per unauthenticated request). Undefined: no usable Host.
+ */
+function origin(ctx: ServerContext, req: Request): string | undefined {
+  if (ctx.config.publicUrl) return ctx.config.publicUrl.replace(/\/$/, '');
+  const host = req.get('host') ?? '';
+  return host.length <= MAX_HOST_LENGTH && HOST_RE.test(host) ? `${req.protocol}://${host}` : undefined;
 }
 
 function loginErrorPage(res: Response, status: number, code: string, message: string): void {
@@ -59,13 +70,19 @@ export function uiRoutes(ctx: ServerContext): { router: Router; close(): Promise
 
   r.get('/auth/login', async (req, res) => {
     if (!login) return loginErrorPage(res, 404, 'LOGIN_NOT_CONFIGURED', 'no sign-in issuer is configured (login.oidc in CT_CONFIG)');
+    const base = origin(ctx, req);
+    if (!base) return loginErrorPage(res, 400, 'LOGIN_HOST_INVALID', 'the Host header is not a valid host name: set publicUrl in CT_CONFIG, or reach the server by its name');
     try {
-      const started = await login.start(Number(req.query.issuer ?? 0), `${origin(ctx, req)}/auth/callback`, safeReturn(req.query.returnTo));
+      const started = await login.start(Number(req.query.issuer ?? 0), `${base}/auth/callback`, safeReturn(req.query.returnTo));
       res.setHeader('set-cookie', setCookie(LOGIN_COOKIE, started.browser, 600));
       res.redirect(302, started.url);
     } catch (e) {
-      if (e instanceof LoginError) return loginErrorPage(res, e.code === 'LOGIN_UNKNOWN_ISSUER' ? 404 : 502, e.code, e.message);
-      throw e;
+      if (!(e instanceof LoginError)) throw e;
+      if (e.code === 'LOGIN_BUSY') {
+        res.setHeader('retry-after', String(e.retryAfterSeconds ?? 60));
+        return loginErrorPage(res, 503, e.code, e.message);
+      }
+      return loginErrorPage(res, e.code === 'LOGIN_UNKNOWN_ISSUER' ? 404 : 502, e.code, e.message);
     }
   });
 
