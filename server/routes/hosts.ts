@@ -11,9 +11,16 @@ import type { HostHub } from '../channel/hub.js';
 import { validateBody } from '../openapi.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { LogFollows } from '../logs/follow.js';
+import { actor, recordAudit } from '../audit.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/**
+ * How audit records name an enrolment token: a prefix of its SHA-256 (the table's key), so the
+ * record of its creation (who made it) and of its use (which host) can be joined, while the token
+ * itself is never written anywhere.
+ */
+const tokenId = (token: string) => sha(token).slice(0, 16);
 /** Thrown inside the enrolment transaction to roll back the host row when the token was raced away. */
 class TokenRaced extends Error {}
 
@@ -30,6 +37,8 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     const token = `cte_${randomBytes(32).toString('base64url')}`;
     const expiresAt = Date.now() + ttl * 1000;
     await ctx.db.run('INSERT INTO enrollment_tokens (hash, labels, expires_at) VALUES (?, ?, ?)', [sha(token), JSON.stringify(labels), expiresAt]);
+    // A token lets a machine join the fleet: who minted it is recorded (the token is not).
+    await recordAudit(ctx.db, 'enrollment-token.created', tokenId(token), { principal: actor(req.principal), tokenId: tokenId(token), labels, expiresAt: new Date(expiresAt).toISOString() });
     res.status(201).json({ token, expiresAt: new Date(expiresAt).toISOString() });
   });
 
@@ -68,6 +77,9 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     });
     if (outcome === 'token') return sendError(res, 401, 'UNAUTHENTICATED', 'enrolment token is unknown, used or expired');
     if (outcome === 'name') return sendError(res, 409, 'CONFLICT', `a host named ${name} is already enrolled`);
+    // The enrolment's principal is the one-time token (named by its id, never its value); the
+    // token's own `enrollment-token.created` record names who minted it.
+    await recordAudit(ctx.db, 'host.enrolled', name, { principal: { kind: 'enrollment-token', id: tokenId(token), role: null }, host: name, hostId, tokenId: tokenId(token) });
     res.status(201).json({ hostId, serverPublicKey });
   });
 

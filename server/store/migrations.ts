@@ -125,6 +125,11 @@ export const MIGRATIONS: string[][] = [
     // Webhook delivery ids older than their retention, deleted without a scan.
     `CREATE INDEX deliveries_received ON deliveries (received_at)`,
   ],
+  [
+    // Who asked for a deploy through the API (an API key, a CI OIDC identity, a dashboard session):
+    // JSON {kind, id, role}, null for GitOps deploys (their commit names the author).
+    `ALTER TABLE deployments ADD COLUMN created_by TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {
