@@ -21,6 +21,22 @@ const STATUS_BY_CODE: Record<string, number> = {
   REGISTRY_NOT_FOUND: 404,
 };
 
+/**
+ * 4xx errors raised by middleware rather than our code (serve-static, body-parser): their messages
+ * are not ours to pass on (serve-static's 404 is `ENOENT: …, stat '<install path>/…'`), so each
+ * status answers a fixed code and message. Other 4xx statuses answer BAD_REQUEST.
+ */
+const CLIENT_ERRORS: Record<number, { code: string; message: string }> = {
+  400: { code: 'BAD_REQUEST', message: 'bad request' },
+  403: { code: 'FORBIDDEN', message: 'forbidden' },
+  404: { code: 'NOT_FOUND', message: 'not found' },
+  405: { code: 'METHOD_NOT_ALLOWED', message: 'method not allowed' },
+  412: { code: 'PRECONDITION_FAILED', message: 'precondition failed' },
+  413: { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' },
+  415: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'unsupported content type, encoding or charset' },
+  416: { code: 'RANGE_NOT_SATISFIABLE', message: 'range not satisfiable' },
+};
+
 export function sendError(res: Response, status: number, code: string, message: string, details: Record<string, unknown> = {}): void {
   const id = randomUUID();
   // Bounded whatever produced them: no input may turn into a megabyte-long answer.
@@ -36,7 +52,10 @@ export function errorHandler(log: { error: (o: object, m: string) => void }) {
     const e = err as { type?: string; status?: number; message?: string };
     if (e?.type === 'entity.too.large') return sendError(res, 413, 'PAYLOAD_TOO_LARGE', 'request body too large');
     if (e?.type === 'entity.parse.failed') return sendError(res, 400, 'JSON_INVALID', 'request body is not valid JSON');
-    if (e?.status && e.status >= 400 && e.status < 500) return sendError(res, e.status, 'BAD_REQUEST', e.message ?? 'bad request');
+    if (e?.status && e.status >= 400 && e.status < 500) {
+      const known = CLIENT_ERRORS[e.status] ?? { code: 'BAD_REQUEST', message: 'bad request' };
+      return sendError(res, e.status, known.code, known.message);
+    }
     log.error({ err }, 'unhandled error');
     sendError(res, 500, 'INTERNAL', 'internal error');
   };

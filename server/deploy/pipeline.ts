@@ -4,6 +4,7 @@ import type { CommitInfo } from '../gitops/commit-info.js';
 import { signerSummary } from './signers.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
+import type { actor } from '../audit.js';
 import type { Job, JobOutcome } from '../queue/queue.js';
 import type { Notifier } from '../notifiers/notifier.js';
 import type { Assignment, HostFacts } from '../../src/protocol/messages.js';
@@ -57,6 +58,8 @@ export interface DeploymentRow {
   ports?: string | null;
   /** 1: desired state `suspended: true` (the hosts stop the app and report `suspended`). */
   suspended?: number | boolean | null;
+  /** JSON `{kind, id, role}` of who asked through the API (server/audit.ts actor), or null (GitOps). */
+  created_by?: string | null;
 }
 
 export interface ReportTarget {
@@ -83,13 +86,13 @@ export class DeployPipeline {
     private readonly onSucceeded?: (row: DeploymentRow) => Promise<void>,
   ) {}
 
-  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string, ports?: readonly PublishedPort[], info?: CommitInfo, suspended?: boolean): Promise<{ id: string; created: boolean }> {
+  async create(commit: string, environment: string, app: string, reference: string, selector: Record<string, string>, rollbackOf?: string, bundleDigest?: string, ports?: readonly PublishedPort[], info?: CommitInfo, suspended?: boolean, createdBy?: ReturnType<typeof actor>): Promise<{ id: string; created: boolean }> {
     const id = randomUUID();
     const now = Date.now();
     const ins = await this.ctx.db.run(
-      `INSERT INTO deployments (id, environment, app, commit_sha, reference, bundle_digest, status, hosts, repo, rollback_of, created_at, updated_at, ports, commit_author, commit_message, suspended)
-       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
-      [id, environment, app, commit, reference, bundleDigest ?? null, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now, ports?.length ? JSON.stringify(ports) : null, info?.author ?? null, info?.message ?? null, suspended ? 1 : 0],
+      `INSERT INTO deployments (id, environment, app, commit_sha, reference, bundle_digest, status, hosts, repo, rollback_of, created_at, updated_at, ports, commit_author, commit_message, suspended, created_by)
+       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (commit_sha, environment, app) DO NOTHING`,
+      [id, environment, app, commit, reference, bundleDigest ?? null, JSON.stringify(selector), this.target.repository, rollbackOf ?? null, now, now, ports?.length ? JSON.stringify(ports) : null, info?.author ?? null, info?.message ?? null, suspended ? 1 : 0, createdBy ? JSON.stringify(createdBy) : null],
     );
     const [row] = await this.ctx.db.query<{ id: string }>('SELECT id FROM deployments WHERE commit_sha = ? AND environment = ? AND app = ?', [commit, environment, app]);
     await this.ctx.queue.enqueue('deploy', `deploy:${row.id}`, { deploymentId: row.id });
@@ -272,7 +275,8 @@ export class DeployPipeline {
   private async audit(row: DeploymentRow, r: { status: DeployStatus; reason?: string; message: string }): Promise<void> {
     await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
       randomUUID(), Date.now(), 'deploy.decision', row.id,
-      JSON.stringify({ deployment: row.id, environment: row.environment, app: row.app, commit: row.commit_sha, reference: row.reference, decision: r.status, code: r.reason ?? null, message: r.message }),
+      // The decision names who asked for the deploy through the API (null: GitOps, by commit).
+      JSON.stringify({ deployment: row.id, environment: row.environment, app: row.app, commit: row.commit_sha, reference: row.reference, decision: r.status, code: r.reason ?? null, message: r.message, principal: row.created_by ? JSON.parse(row.created_by) : null }),
     ]);
   }
 }

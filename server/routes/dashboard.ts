@@ -91,17 +91,22 @@ export function dashboardRoutes(ctx: ServerContext): Router {
     const page = apps.slice(0, limit);
     const environments = await distinctEnvironments(ctx.db);
     if (page.length === 0) return void res.json({ environments, apps: [], next: null });
-    // Every (app, environment) cell of the page, each answered by one probe of the
-    // (app, environment, created_at) index: the cost is the page's, whatever the history's length.
-    const cellParams = page.flatMap((app) => environments.flatMap((env) => [app, env]));
-    const cellList = `WITH c (app, environment) AS (VALUES ${page.flatMap(() => environments.map(() => '(?, ?)')).join(', ')})`;
+    // The page's (app, environment) cells that have deployments, found by a loose index scan per
+    // app (one probe of the (app, environment, …) index per cell), then each cell's newest row by
+    // one more probe: the cost is the page's, whatever the history's length. Only the page's apps
+    // are bound (at most 500 parameters): one parameter pair per (app, environment) of every
+    // environment known passed SQLite's 32,766 bound variables with a few hundred environments.
+    const cellList = `WITH RECURSIVE a (app) AS (VALUES ${page.map(() => '(?)').join(', ')}),
+       c (app, environment) AS (
+         SELECT a.app, (SELECT MIN(d.environment) FROM deployments d WHERE d.app = a.app) FROM a
+         UNION ALL SELECT c.app, (SELECT MIN(d.environment) FROM deployments d WHERE d.app = c.app AND d.environment > c.environment) FROM c WHERE c.environment IS NOT NULL)`;
     const newest = (status: string) =>
       `(SELECT x.id FROM deployments x WHERE x.app = c.app AND x.environment = c.environment${status} ORDER BY x.created_at DESC, x.id DESC LIMIT 1)`;
     const latest = await ctx.db.query<Row>(
-      `${cellList} SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM c JOIN deployments d ON d.id = ${newest('')}`, cellParams,
+      `${cellList} SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM c JOIN deployments d ON d.id = ${newest('')} WHERE c.environment IS NOT NULL`, page,
     );
     const live = await ctx.db.query<Row>(
-      `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at, d.suspended FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)}`, cellParams,
+      `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at, d.suspended FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)} WHERE c.environment IS NOT NULL`, page,
     );
     const hosts = await hostCache.read(ctx.db);
     const liveBy = new Map(live.map((l) => [`${l.environment}/${l.app}`, l]));

@@ -17,12 +17,14 @@ function view(r: Row) {
     id: r.id, environment: r.environment, app: r.app, commit: r.commit_sha, commitAuthor: r.commit_author ?? null, commitMessage: r.commit_message ?? null,
     reference: r.reference, imageDigest: r.image_digest, bundleDigest: r.bundle_digest ?? null, signers: r.signers ? (JSON.parse(String(r.signers)) as string[]) : [],
     status: r.status, reason: r.reason, message: r.message, rollbackOf: r.rollback_of, suspended: Number(r.suspended ?? 0) === 1,
+    // Who asked for it through the API ({kind, id, role}); null for GitOps deploys and older rows.
+    createdBy: r.created_by ? (JSON.parse(String(r.created_by)) as unknown) : null,
     hosts: JSON.parse(String(r.hosts ?? '{}')), createdAt: new Date(Number(r.created_at)).toISOString(), updatedAt: new Date(Number(r.updated_at)).toISOString(),
   };
 }
 
 /** The list's columns: never the evidence or the decision input (kilobytes per row, read only for one deployment). */
-const LIST_COLUMNS = 'id, environment, app, commit_sha, commit_author, commit_message, reference, image_digest, bundle_digest, signers, status, reason, message, rollback_of, hosts, created_at, updated_at, suspended';
+const LIST_COLUMNS = 'id, environment, app, commit_sha, commit_author, commit_message, reference, image_digest, bundle_digest, signers, status, reason, message, rollback_of, hosts, created_at, updated_at, suspended, created_by';
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/;
 
@@ -76,7 +78,10 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     const sha = typeof commit === 'string' && /^[0-9a-f]{40}$/.test(commit) ? `api:${commit}:${bundle.split('@')[1]}` : `api:${randomUUID()}`;
     const published = parsePublishedPorts(ports);
     if ('problem' in published) return sendError(res, 400, 'BAD_REQUEST', `ports: ${published.problem}`);
-    const out = await pipeline.create(sha, environment, app, bundle, selector, undefined, typeof bundleDigest === 'string' ? bundleDigest : undefined, published.ports);
+    const who = actor(req.principal);
+    const out = await pipeline.create(sha, environment, app, bundle, selector, undefined, typeof bundleDigest === 'string' ? bundleDigest : undefined, published.ports, undefined, undefined, who);
+    // Every request is on record with who made it, an idempotent repeat (created: false) too.
+    await recordAudit(ctx.db, 'api.deploy', out.id, { principal: who, deployment: out.id, created: out.created, environment, app, reference: bundle, commit: sha });
     res.status(out.created ? 202 : 200).json({ id: out.id, created: out.created });
   });
 
@@ -88,7 +93,7 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
       [cur.environment, cur.app, cur.created_at, cur.reference],
     );
     if (!prev) return sendError(res, 409, 'NO_PREVIOUS', 'no earlier successful deployment to roll back to');
-    const out = await pipeline.create(`rollback:${cur.id}`, String(cur.environment), String(cur.app), String(prev.reference), JSON.parse(String(prev.hosts)), String(cur.id), prev.bundle_digest ? String(prev.bundle_digest) : undefined, prev.ports ? (JSON.parse(String(prev.ports)) as PublishedPort[]) : undefined, undefined, Number(prev.suspended ?? 0) === 1);
+    const out = await pipeline.create(`rollback:${cur.id}`, String(cur.environment), String(cur.app), String(prev.reference), JSON.parse(String(prev.hosts)), String(cur.id), prev.bundle_digest ? String(prev.bundle_digest) : undefined, prev.ports ? (JSON.parse(String(prev.ports)) as PublishedPort[]) : undefined, undefined, Number(prev.suspended ?? 0) === 1, actor(req.principal));
     await recordAudit(ctx.db, 'api.rollback', String(cur.id), { principal: actor(req.principal), deployment: cur.id, to: prev.id, reference: prev.reference, created: out.id });
     res.status(202).json({ id: out.id, rollbackOf: cur.id, reference: prev.reference });
   });

@@ -11,9 +11,18 @@ import type { HostHub } from '../channel/hub.js';
 import { validateBody } from '../openapi.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { LogFollows } from '../logs/follow.js';
+import { actor, recordAudit } from '../audit.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/**
+ * How audit records name an enrolment token: a prefix of its SHA-256 (the table's key), so the
+ * record of its creation (who made it) and of its use (which host) can be joined, while the token
+ * itself is never written anywhere.
+ */
+const tokenId = (token: string) => sha(token).slice(0, 16);
+/** Thrown inside the enrolment transaction to roll back the host row when the token was raced away. */
+class TokenRaced extends Error {}
 
 
 export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: string, follows = new LogFollows(hub, ctx.config.logFollow)): Router {
@@ -28,6 +37,8 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     const token = `cte_${randomBytes(32).toString('base64url')}`;
     const expiresAt = Date.now() + ttl * 1000;
     await ctx.db.run('INSERT INTO enrollment_tokens (hash, labels, expires_at) VALUES (?, ?, ?)', [sha(token), JSON.stringify(labels), expiresAt]);
+    // A token lets a machine join the fleet: who minted it is recorded (the token is not).
+    await recordAudit(ctx.db, 'enrollment-token.created', tokenId(token), { principal: actor(req.principal), tokenId: tokenId(token), labels, expiresAt: new Date(expiresAt).toISOString() });
     res.status(201).json({ token, expiresAt: new Date(expiresAt).toISOString() });
   });
 
@@ -44,19 +55,31 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
       return sendError(res, 400, 'KEY_INVALID', 'publicKey must be an Ed25519 SPKI key (base64 DER)');
     }
     const hostId = randomUUID();
+    // The token is spent only by an enrolment that succeeds: a name already taken answers 409 and
+    // leaves the token usable for another name. Order: check the token (unauthenticated callers
+    // learn nothing about host names without one), claim the name, then spend the token; a
+    // concurrent enrolment that spent it first rolls our host row back.
     const outcome = await ctx.db.tx(async (t) => {
-      const used = await t.run('UPDATE enrollment_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?', [Date.now(), sha(token), Date.now()]);
-      if (used.changes !== 1) return 'token';
-      const [tok] = await t.query<{ labels: string }>('SELECT labels FROM enrollment_tokens WHERE hash = ?', [sha(token)]);
-      const [taken] = await t.query('SELECT id FROM hosts WHERE name = ?', [name]);
-      if (taken) return 'name';
-      await t.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [
-        hostId, name, publicKey, tok.labels, JSON.stringify(facts ?? {}), Date.now(),
+      const now = Date.now();
+      const [tok] = await t.query<{ labels: string }>('SELECT labels FROM enrollment_tokens WHERE hash = ? AND used_at IS NULL AND expires_at > ?', [sha(token), now]);
+      if (!tok) return 'token';
+      // ON CONFLICT: two enrolments racing for one name never fail on the unique index (500).
+      const added = await t.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [
+        hostId, name, publicKey, tok.labels, JSON.stringify(facts ?? {}), now,
       ]);
+      if (added.changes !== 1) return 'name';
+      const used = await t.run('UPDATE enrollment_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?', [now, sha(token), now]);
+      if (used.changes !== 1) throw new TokenRaced();
       return 'ok';
+    }).catch((e: unknown) => {
+      if (e instanceof TokenRaced) return 'token' as const;
+      throw e;
     });
     if (outcome === 'token') return sendError(res, 401, 'UNAUTHENTICATED', 'enrolment token is unknown, used or expired');
     if (outcome === 'name') return sendError(res, 409, 'CONFLICT', `a host named ${name} is already enrolled`);
+    // The enrolment's principal is the one-time token (named by its id, never its value); the
+    // token's own `enrollment-token.created` record names who minted it.
+    await recordAudit(ctx.db, 'host.enrolled', name, { principal: { kind: 'enrollment-token', id: tokenId(token), role: null }, host: name, hostId, tokenId: tokenId(token) });
     res.status(201).json({ hostId, serverPublicKey });
   });
 

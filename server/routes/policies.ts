@@ -9,6 +9,7 @@ import { readPolicySources } from '../../src/policy/load.js';
 import type { PolicyProposal } from '../../src/policy/impact.js';
 import { impactSlot } from '../../src/policy/impact-thread.js';
 import { CtError } from '../../src/core/errors.js';
+import { actor, recordAudit } from '../audit.js';
 
 /** `/api/v1/policies`: the policy set in force, an authorised reload, and what a proposal would change. */
 export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () => { source: 'git' | 'directory'; commit: string | null } = () => ({ source: 'directory', commit: null })): Router {
@@ -25,8 +26,10 @@ export function policyRoutes(ctx: ServerContext, store: PolicyStore, origin: () 
       policies: (set?.policies ?? []).map((p) => ({ name: p.name, digest: p.digest })),
     });
   });
-  r.post('/api/v1/policies/reload', requirePermission(ctx.db, ctx.oidc, 'admin'), async (_req, res) => {
+  r.post('/api/v1/policies/reload', requirePermission(ctx.db, ctx.oidc, 'admin'), async (req, res) => {
     const out = await store.reload();
+    // A reload can change every verdict: who asked, and what set came of it, is on record.
+    await recordAudit(ctx.db, 'api.policies.reload', out.digest ?? null, { principal: actor(req.principal), ok: out.ok, digest: out.digest ?? null, issues: out.issues.length, code: out.error?.code ?? null });
     res.status(out.ok ? 200 : 422).json(out);
   });
   // A proposed change (files added, replaced or removed) judged against every live deployment, on

@@ -139,6 +139,11 @@ export const MIGRATIONS: string[][] = [
     `CREATE INDEX ui_logins_expires ON ui_logins (expires_at)`,
     `CREATE INDEX ui_sessions_expires ON ui_sessions (expires_at)`,
   ],
+  [
+    // Who asked for a deploy through the API (an API key, a CI OIDC identity, a dashboard session):
+    // JSON {kind, id, role}, null for GitOps deploys (their commit names the author).
+    `ALTER TABLE deployments ADD COLUMN created_by TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {
