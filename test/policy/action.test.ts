@@ -65,6 +65,41 @@ describe('policy-check action run()', () => {
     expect(first.markdown.startsWith(COMMENT_MARKER)).toBe(true);
   });
 
+  it('a file or test case name holding a newline and a ``` line cannot close the report\'s code block or add a heading', async () => {
+    const dir = join(tmp, 'inject');
+    await cp(join(TEMPLATE, 'policies'), dir, { recursive: true });
+    const inject = '\n```\n\n## fake: ✅ passed\n';
+    const headings = (md: string) => md.split('\n').filter((l) => /^\s{0,3}#/.test(l));
+    // Inside a fence only a line of at least as many backticks closes it: every fence line must be
+    // the opening or closing one of its own block, and each block's closing the same as its opening.
+    const fencesBalanced = (md: string) => {
+      const fences = md.split('\n').filter((l) => /^\s{0,3}`{3,}/.test(l));
+      return fences.length % 2 === 0 && fences.every((f, i) => i % 2 === 1 || fences[i + 1] === f);
+    };
+
+    // A policy file (with a schema error, so lint lists it) whose name carries the injection.
+    const evil = join(dir, 'production', `evil${inject}.policy.yaml`);
+    const policy = await readFile(join(dir, 'production', 'production.policy.yaml'), 'utf8');
+    await writeFile(evil, policy.replace('mode: strict', 'mode: enforce').replace(/^name: .*$/m, 'name: evil'));
+    const linted = await run({ policies: dir });
+    expect(linted.ok).toBe(false);
+    expect(headings(linted.markdown)).toEqual(['## Cerro Torre policy check: ❌ failed']);
+    expect(linted.markdown).not.toMatch(/^## fake/m);
+    expect(fencesBalanced(linted.markdown)).toBe(true);
+    expect(linted.markdown).toContain(`${JSON.stringify(evil)}:`);
+    await rm(evil);
+
+    // A test file and a failing case of it whose names carry it.
+    const cases = join(dir, 'development', `cases${inject}.test.yaml`);
+    await writeFile(cases, `cases:\n  - name: ${JSON.stringify(`denied?${inject}`)}\n    input: fixtures/feature-build.yaml\n    expect: { allow: false }\n`);
+    const failed = await run({ policies: dir });
+    expect(failed.tests.failed).toBe(1);
+    expect(headings(failed.markdown)).toEqual(['## Cerro Torre policy check: ❌ failed']);
+    expect(failed.markdown).not.toMatch(/^## fake/m);
+    expect(fencesBalanced(failed.markdown)).toBe(true);
+    expect(failed.markdown).toContain(`FAIL ${JSON.stringify(cases)}:2 denied?\\n\`\`\`\\n\\n## fake: ✅ passed\\n`);
+  });
+
   it('reports a broken policy as a failure with its file:line and the impact of a tightened signer rule', async () => {
     const repo = join(tmp, 'repo');
     await cp(TEMPLATE, repo, { recursive: true });
