@@ -20,6 +20,7 @@ import {
   type PolicyIssue,
   type TestReport,
 } from '../../src/policy/cli-api.js';
+import { describeError } from '../build/errors.js';
 import { COMMENT_MARKER, type Notifier, type StatusState } from './notifier.js';
 
 export interface PolicyCheckInputs {
@@ -49,6 +50,8 @@ export interface PolicyCheckResult {
   diff?: DiffResult;
   diffNote?: string;
   comment?: { id: number; created: boolean };
+  /** Why the comment could not be written (the status was set all the same). */
+  commentError?: { code: string; message: string };
 }
 
 const MAX_LISTED = 30;
@@ -85,9 +88,20 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
   const description = parts.join(' · ');
   const markdown = render(ok, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
 
-  const comment = inputs.notifier ? await inputs.notifier.upsertComment(markdown) : undefined;
-  if (inputs.notifier) await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
-  return { ok, state, description, markdown, lint, tests, diff, diffNote, comment };
+  // The status is the merge gate, the comment a convenience: the status goes first, and a comment
+  // that cannot be written (no permission, an API error) is reported, never the reason the status
+  // is missing.
+  let comment: PolicyCheckResult['comment'];
+  let commentError: PolicyCheckResult['commentError'];
+  if (inputs.notifier) {
+    await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
+    try {
+      comment = await inputs.notifier.upsertComment(markdown);
+    } catch (e) {
+      commentError = describeError(e);
+    }
+  }
+  return { ok, state, description, markdown, lint, tests, diff, diffNote, comment, ...(commentError ? { commentError } : {}) };
 }
 
 function render(ok: boolean, lint: LintResult, tests: TestReport, diff: DiffResult | undefined, diffNote: string | undefined, baseRef: string): string {

@@ -12,20 +12,27 @@ import { withSbom } from './helpers.js';
 
 const TEMPLATE = join(repoRoot, 'examples', 'policy-repo');
 const SHA = 'c'.repeat(40);
+// What GitHub answers GET /user with an installation token (the workflow's GITHUB_TOKEN is one).
+const INTEGRATION_403 = { status: 403, body: { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user' } };
+const commentJson = (c: { id: number; body: string; login: string }) => ({
+  id: c.id, body: c.body, node_id: 'x', url: 'u', html_url: 'h', issue_url: 'i', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', author_association: 'MEMBER',
+  user: { login: c.login, id: c.login.length, type: c.login.endsWith('[bot]') ? 'Bot' : 'User' },
+});
 
 describe('policy-check action run()', () => {
   let api: GitHubApi;
   let tmp: string;
-  let comments: { id: number; body: string }[];
+  let comments: { id: number; body: string; login: string }[];
   beforeAll(async () => {
     api = await startGitHubApi();
     tmp = await mkdtemp(join(tmpdir(), 'ct-policy-action-'));
-    comments = [{ id: 7, body: 'an unrelated review comment' }];
+    comments = [{ id: 7, body: 'an unrelated review comment', login: 'octocat' }];
     // The stand-in validates every request against GitHub's OpenAPI description; these responders
     // keep the comment thread as state so the second run must find and update the first comment.
-    api.respond('issues/list-comments', () => ({ status: 200, body: comments.map((c) => ({ id: c.id, body: c.body, node_id: 'x', url: 'u', html_url: 'h', issue_url: 'i', user: null, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', author_association: 'MEMBER' })) }));
+    api.respond('users/get-authenticated', () => INTEGRATION_403);
+    api.respond('issues/list-comments', () => ({ status: 200, body: comments.map(commentJson) }));
     api.respond('issues/create-comment', (req) => {
-      comments.push({ id: 100 + comments.length, body: req.body.body });
+      comments.push({ id: 100 + comments.length, body: req.body.body, login: 'github-actions[bot]' });
       return { status: 201, body: { id: comments.at(-1)!.id, body: req.body.body } };
     });
     api.respond('issues/update-comment', (req) => {
@@ -52,12 +59,14 @@ describe('policy-check action run()', () => {
 
     const ops = api.requests.map((r) => `${r.method} ${r.path}`);
     expect(ops).toEqual([
+      `POST /repos/acme/policies/statuses/${SHA}`,
+      'GET /user',
       'GET /repos/acme/policies/issues/12/comments',
       'POST /repos/acme/policies/issues/12/comments',
       `POST /repos/acme/policies/statuses/${SHA}`,
+      'GET /user',
       'GET /repos/acme/policies/issues/12/comments',
       'PATCH /repos/acme/policies/issues/comments/101',
-      `POST /repos/acme/policies/statuses/${SHA}`,
     ]);
     const status = api.requests.find((r) => r.operationId === 'repos/create-commit-status')!;
     expect(status.body).toMatchObject({ state: 'success', context: 'cerro-torre/policy' });
@@ -130,5 +139,72 @@ describe('policy-check action run()', () => {
     const statuses = api.requests.filter((r) => r.operationId === 'repos/create-commit-status');
     expect(statuses.at(-1)!.body.state).toBe('failure');
     expect(api.errors).toEqual([]);
+  });
+});
+
+describe('policy-check comment: only the token\'s own is the report; the status is posted whatever happens to it', () => {
+  let api: GitHubApi;
+  let comments: { id: number; body: string; login: string }[];
+  let updateFails = false;
+  // Whom the stand-in takes the token for.
+  let tokenLogin = 'github-actions[bot]';
+  const FAKE = `${COMMENT_MARKER}\n## Cerro Torre policy check: ✅ passed`;
+  beforeAll(async () => {
+    api = await startGitHubApi();
+    comments = [
+      { id: 8, body: FAKE, login: 'mallory' },
+      { id: 9, body: `quoting: ${COMMENT_MARKER}`, login: 'some-other-app[bot]' },
+    ];
+    api.respond('users/get-authenticated', () => INTEGRATION_403);
+    api.respond('issues/list-comments', () => ({ status: 200, body: comments.map(commentJson) }));
+    api.respond('issues/create-comment', (req) => {
+      comments.push({ id: 100 + comments.length, body: req.body.body, login: 'github-actions[bot]' });
+      return { status: 201, body: commentJson(comments.at(-1)!) };
+    });
+    // An installation token may not edit someone else's comment: GitHub answers 403.
+    api.respond('issues/update-comment', (req) => {
+      const c = comments.find((x) => x.id === Number(req.params.comment_id))!;
+      if (updateFails || c.login.toLowerCase() !== tokenLogin.toLowerCase()) return INTEGRATION_403;
+      c.body = req.body.body;
+      return { status: 200, body: commentJson(c) };
+    });
+  });
+  afterAll(() => api.close());
+  const notifier = (extra: { commentAuthor?: string } = {}) => gitHubNotifier({ token: 'ghs_test', baseUrl: api.url, owner: 'acme', repo: 'policies', sha: SHA, pr: 12, ...extra });
+  const statuses = () => api.requests.filter((r) => r.operationId === 'repos/create-commit-status');
+
+  it('a comment carrying the marker by anyone else is left alone: the bot writes its own, then updates that one', async () => {
+    const first = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
+    expect(first.comment).toEqual({ id: 102, created: true });
+    expect(first.commentError).toBeUndefined();
+    const second = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
+    expect(second.comment).toEqual({ id: 102, created: false });
+    expect(comments.slice(0, 2).map((c) => c.body)).toEqual([FAKE, `quoting: ${COMMENT_MARKER}`]);
+    expect(api.requests.filter((r) => r.operationId === 'issues/update-comment').map((r) => r.params.comment_id)).toEqual(['102']);
+    expect(statuses().map((r) => r.body.state)).toEqual(['success', 'success']);
+    expect(api.errors).toEqual([]);
+  });
+
+  it('with a user\'s token (GET /user answers) or a named App bot, that login\'s comment is the report', async () => {
+    tokenLogin = 'Mallory';
+    api.respond('users/get-authenticated', () => ({ status: 200, body: { login: tokenLogin } }));
+    // A token of mallory's own: her comment is the bot's (logins compare case-insensitively).
+    expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() })).comment).toEqual({ id: 8, created: false });
+    tokenLogin = 'some-other-app[bot]';
+    api.respond('users/get-authenticated', () => INTEGRATION_403);
+    const n = api.requests.length;
+    expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier({ commentAuthor: 'some-other-app[bot]' }) })).comment).toEqual({ id: 9, created: false });
+    expect(api.requests.slice(n).map((r) => r.operationId)).not.toContain('users/get-authenticated');
+    tokenLogin = 'github-actions[bot]';
+  });
+
+  it('a comment that cannot be written does not lose the status: it is posted, and the failure reported', async () => {
+    updateFails = true;
+    const n = statuses().length;
+    const r = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
+    expect(r.ok).toBe(true);
+    expect(r.comment).toBeUndefined();
+    expect(r.commentError?.message).toContain('Resource not accessible by integration');
+    expect(statuses().slice(n).map((q) => q.body)).toEqual([expect.objectContaining({ state: 'success', context: 'cerro-torre/policy' })]);
   });
 });
