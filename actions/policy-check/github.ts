@@ -11,16 +11,44 @@ export interface GitHubTarget {
   sha: string;
   /** Pull request number; without one only the status is set. */
   pr?: number;
+  /**
+   * Login whose comment is the report, when the token is a GitHub App's installation token
+   * (`my-app[bot]`). Without it, derived from the token: see commentAuthor() below.
+   */
+  commentAuthor?: string;
 }
 
+/** The identity of a workflow's GITHUB_TOKEN: comments made with it carry this login. */
+export const GITHUB_ACTIONS_BOT = 'github-actions[bot]';
+
 export function gitHubNotifier(t: GitHubTarget): Notifier {
-  const octokit = new Octokit({ auth: t.token, baseUrl: t.baseUrl, request: { retries: 0 } });
+  // Octokit's own log would print the 403 GET /user expects for an installation token as an error
+  // in the job log; failures reach the caller as exceptions anyway.
+  const octokit = new Octokit({ auth: t.token, baseUrl: t.baseUrl, request: { retries: 0 }, log: { debug() {}, info() {}, warn: console.warn, error() {} } });
+  // Whose comment is the report. Anyone who may comment can write the marker: a comment found by
+  // the marker alone would be someone else's, which the action then rewrote (or, not allowed to,
+  // failed on). GET /user names the token's user for a personal or user-to-server token; an
+  // installation token has no user (GitHub answers 403 "Resource not accessible by integration")
+  // and REST has no way for it to ask which App it is (GET /app wants the App's JWT), so it is
+  // taken to be the workflow's GITHUB_TOKEN, github-actions[bot], unless commentAuthor names the
+  // App's bot. A wrong guess costs a second comment, never someone else's being edited.
+  const commentAuthor = async (): Promise<string> => {
+    if (t.commentAuthor) return t.commentAuthor;
+    try {
+      return (await octokit.rest.users.getAuthenticated()).data.login;
+    } catch (e) {
+      if ((e as { status?: number }).status === 403) return GITHUB_ACTIONS_BOT;
+      throw e;
+    }
+  };
   return {
     async upsertComment(body) {
       if (t.pr === undefined) return { id: 0, created: false };
       const text = body.includes(COMMENT_MARKER) ? body : `${COMMENT_MARKER}\n${body}`;
+      // Logins are case-insensitive on GitHub; `[bot]` logins cannot be taken by a person.
+      const me = (await commentAuthor()).toLowerCase();
       const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner: t.owner, repo: t.repo, issue_number: t.pr, per_page: 100 });
-      const mine = comments.find((c) => typeof c.body === 'string' && c.body.includes(COMMENT_MARKER));
+      const mine = comments.find((c) => c.user?.login.toLowerCase() === me && typeof c.body === 'string' && c.body.includes(COMMENT_MARKER));
       if (mine) {
         await octokit.rest.issues.updateComment({ owner: t.owner, repo: t.repo, comment_id: mine.id, body: text });
         return { id: mine.id, created: false };

@@ -2,6 +2,7 @@
 import { writeJobFileSync } from '../../src/core/fs.js';
 import { describeError } from '../build/errors.js';
 import { gitLabNotifier } from './gitlab.js';
+import { STATUS_CONTEXT } from './notifier.js';
 import { run } from './run.js';
 import { toJUnit } from '../../src/policy/cli-api.js';
 
@@ -18,6 +19,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     detailsUrl: env.CI_JOB_URL,
     notifier: token ? gitLabNotifier({ token, host: env.CI_SERVER_URL ?? 'https://gitlab.com', projectId: env.CI_PROJECT_ID ?? '', sha: env.CI_COMMIT_SHA ?? '', mergeRequestIid: iid }) : undefined,
   });
+  if (result.commentError) console.error(`WARNING: the merge-request note was not written (the ${STATUS_CONTEXT} status was): ${result.commentError.code}: ${result.commentError.message}`);
   process.stdout.write(result.markdown);
   // The job's artifacts (report, JUnit) in the project directory, never through a committed link.
   writeJobFileSync('policy-report.md', result.markdown);

@@ -19,8 +19,12 @@ export function gitLabNotifier(t: GitLabTarget): Notifier {
     async upsertComment(body) {
       if (t.mergeRequestIid === undefined) return { id: 0, created: false };
       const text = body.includes(COMMENT_MARKER) ? body : `${COMMENT_MARKER}\n${body}`;
+      // Anyone who may comment can write the marker: only a note by the token's own user (a
+      // project or group access token has its bot user; GET /user names it) is the report, so
+      // someone else's note is never rewritten.
+      const me = (await api.Users.showCurrentUser()).id;
       const notes = await api.MergeRequestNotes.all(t.projectId, t.mergeRequestIid);
-      const mine = notes.find((n) => typeof n.body === 'string' && n.body.includes(COMMENT_MARKER));
+      const mine = notes.find((n) => n.author?.id === me && typeof n.body === 'string' && n.body.includes(COMMENT_MARKER));
       if (mine) {
         await api.MergeRequestNotes.edit(t.projectId, t.mergeRequestIid, mine.id, { body: text });
         return { id: mine.id, created: false };

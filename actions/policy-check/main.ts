@@ -1,6 +1,7 @@
 // GitHub Actions entry of the policy check: read the inputs, call run(). Only file importing @actions/core.
 import * as core from '@actions/core';
 import { gitHubNotifier } from './github.js';
+import { STATUS_CONTEXT } from './notifier.js';
 import { run } from './run.js';
 
 async function main(): Promise<void> {
@@ -17,8 +18,9 @@ async function main(): Promise<void> {
     requireTests: core.getInput('require-tests') === 'true',
     failOnDeny: core.getInput('fail-on-deny') === 'true',
     detailsUrl: `${process.env.GITHUB_SERVER_URL}/${process.env.GITHUB_REPOSITORY}/actions/runs/${process.env.GITHUB_RUN_ID}`,
-    notifier: token ? gitHubNotifier({ token, baseUrl: process.env.GITHUB_API_URL ?? 'https://api.github.com', owner, repo, sha, pr }) : undefined,
+    notifier: token ? gitHubNotifier({ token, baseUrl: process.env.GITHUB_API_URL ?? 'https://api.github.com', owner, repo, sha, pr, commentAuthor: core.getInput('comment-author') || undefined }) : undefined,
   });
+  if (result.commentError) core.warning(`the pull-request comment was not written (the ${STATUS_CONTEXT} status was): ${result.commentError.code}: ${result.commentError.message}`);
   await core.summary.addRaw(result.markdown).write();
   core.setOutput('result', result.state);
   if (!result.ok) core.setFailed(result.description);

@@ -17,8 +17,10 @@ import {
   runPolicyTests,
   type DiffResult,
   type LintResult,
+  type PolicyIssue,
   type TestReport,
 } from '../../src/policy/cli-api.js';
+import { describeError } from '../build/errors.js';
 import { COMMENT_MARKER, type Notifier, type StatusState } from './notifier.js';
 
 export interface PolicyCheckInputs {
@@ -48,6 +50,8 @@ export interface PolicyCheckResult {
   diff?: DiffResult;
   diffNote?: string;
   comment?: { id: number; created: boolean };
+  /** Why the comment could not be written (the status was set all the same). */
+  commentError?: { code: string; message: string };
 }
 
 const MAX_LISTED = 30;
@@ -84,27 +88,37 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
   const description = parts.join(' · ');
   const markdown = render(ok, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
 
-  const comment = inputs.notifier ? await inputs.notifier.upsertComment(markdown) : undefined;
-  if (inputs.notifier) await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
-  return { ok, state, description, markdown, lint, tests, diff, diffNote, comment };
+  // The status is the merge gate, the comment a convenience: the status goes first, and a comment
+  // that cannot be written (no permission, an API error) is reported, never the reason the status
+  // is missing.
+  let comment: PolicyCheckResult['comment'];
+  let commentError: PolicyCheckResult['commentError'];
+  if (inputs.notifier) {
+    await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
+    try {
+      comment = await inputs.notifier.upsertComment(markdown);
+    } catch (e) {
+      commentError = describeError(e);
+    }
+  }
+  return { ok, state, description, markdown, lint, tests, diff, diffNote, comment, ...(commentError ? { commentError } : {}) };
 }
 
 function render(ok: boolean, lint: LintResult, tests: TestReport, diff: DiffResult | undefined, diffNote: string | undefined, baseRef: string): string {
   const out: string[] = [COMMENT_MARKER, `## Cerro Torre policy check: ${ok ? '✅ passed' : '❌ failed'}`, ''];
   out.push(`**Lint**: ${lint.set?.policies.length ?? 0} policies, ${lint.errors} error(s), ${lint.warnings} warning(s)`);
   if (lint.issues.length) {
-    out.push('', '<details><summary>Lint findings</summary>', '', '```');
-    out.push(...lint.issues.slice(0, MAX_LISTED).map(formatIssue));
-    if (lint.issues.length > MAX_LISTED) out.push(`… and ${lint.issues.length - MAX_LISTED} more`);
-    out.push('```', '', '</details>');
+    const listed = lint.issues.slice(0, MAX_LISTED).map(issueLine);
+    if (lint.issues.length > MAX_LISTED) listed.push(`… and ${lint.issues.length - MAX_LISTED} more`);
+    out.push('', '<details><summary>Lint findings</summary>', '', ...fenced(listed), '', '</details>');
   }
   out.push('', `**Tests**: ${tests.passed} passed, ${tests.failed} failed${tests.errors.length ? `, ${tests.errors.length} error(s)` : ''}`);
   const failing = tests.cases.filter((c) => !c.passed);
   if (failing.length || tests.errors.length) {
-    out.push('', '```');
-    for (const c of failing.slice(0, MAX_LISTED)) out.push(`FAIL ${c.at.file}:${c.at.line} ${c.name}`, ...c.failures.map((f) => `     ${f}`));
-    for (const e of tests.errors.slice(0, MAX_LISTED)) out.push(`ERROR ${formatIssue(e)}`);
-    out.push('```');
+    const listed: string[] = [];
+    for (const c of failing.slice(0, MAX_LISTED)) listed.push(`FAIL ${showPath(c.at.file)}:${c.at.line} ${oneLine(c.name)}`, ...c.failures.map((f) => `     ${oneLine(f)}`));
+    for (const e of tests.errors.slice(0, MAX_LISTED)) listed.push(`ERROR ${issueLine(e)}`);
+    out.push('', ...fenced(listed));
   }
   if (tests.untested.length) out.push('', `Not exercised by any case: ${tests.untested.map((n) => `\`${n}\``).join(', ')}`);
   out.push('');
@@ -113,4 +127,43 @@ function render(ok: boolean, lint: LintResult, tests: TestReport, diff: DiffResu
   const text = `${out.join('\n').trimEnd()}\n`;
   // GitHub refuses comments over 65,536 characters.
   return text.length > MAX_COMMENT ? `${text.slice(0, MAX_COMMENT)}\n\n_… report truncated; the job summary and \`ct policy diff --format json\` have everything._\n` : text;
+}
+
+// What the report lists comes from the pull request: policy and test file names, test case names,
+// messages quoting a file. A newline there would end the listing's line and a ``` line close its
+// code block, and the change would write its own markdown into the bot's comment (a fake "✅
+// passed" heading). Each listed item stays on one line, its control, format and line-separator
+// characters escaped; and the fence is longer than any run of backticks inside it, so nothing in
+// the block can close it.
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
+const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const hexEscape = (c: string) => {
+  const n = c.codePointAt(0)!;
+  return n > 0xffff ? `\\u{${n.toString(16)}}` : `\\u${n.toString(16).padStart(4, '0')}`;
+};
+
+/** A message on one line: control characters as escapes (`\n`, `\u001b`, …). */
+function oneLine(s: string): string {
+  return s.replace(UNSAFE_ALL, (c) => SHORT[c] ?? hexEscape(c));
+}
+
+/**
+ * A file name as it is when it holds only printable characters; otherwise quoted as JSON (with the
+ * characters JSON leaves alone escaped too), so that an escaped newline and a name spelled with a
+ * backslash and an n stay apart.
+ */
+function showPath(p: string): string {
+  return UNSAFE.test(p) ? JSON.stringify(p).replace(UNSAFE_ALL, hexEscape) : p;
+}
+
+function issueLine(i: PolicyIssue): string {
+  return formatIssue({ ...i, file: showPath(i.file), kind: oneLine(i.kind), message: oneLine(i.message) });
+}
+
+/** A code block whose fence no line inside can close: one backtick longer than the longest run. */
+function fenced(lines: string[]): string[] {
+  const longest = Math.max(0, ...lines.flatMap((l) => (l.match(/`+/g) ?? []).map((r) => r.length)));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return [fence, ...lines, fence];
 }

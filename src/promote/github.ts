@@ -48,6 +48,13 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
     }
   };
   const notFound = (e: unknown) => (e as { status?: number }).status === 404;
+  // The `head` filter is `owner:branch`, and a fork in the same organisation (GitHub allows one
+  // under another name) has the same label: its pull request from a branch named
+  // ct-promote/<env>/<app> would be listed as ours, and taking it would put the verified evidence
+  // and a success status on someone else's commit. Only a pull request whose head is in the
+  // repository it targets counts; ids, since names change on a rename (GitHub redirects the old
+  // one) and compare case-insensitively. A deleted fork's head.repo is null: never ours either.
+  const sameRepo = (x: { head: { repo: { id: number } | null }; base: { repo: { id: number } } }) => x.head.repo !== null && x.head.repo.id === x.base.repo.id;
   const toChange = (p: { number: number; html_url: string; head: { sha: string }; title: string; body?: string | null }): ChangeRequest =>
     ({ number: p.number, url: p.html_url, headSha: p.head.sha, title: p.title, body: p.body ?? '' });
 
@@ -97,13 +104,13 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
       }
     },
     async findChange(branch, base) {
-      const r = await call('list pull requests', () => gh.rest.pulls.list({ owner, repo, state: 'open', head: `${owner}:${branch}`, base, per_page: 10 }));
-      const p = r.data.find((x) => x.head.ref === branch);
+      const r = await call('list pull requests', () => gh.rest.pulls.list({ owner, repo, state: 'open', head: `${owner}:${branch}`, base, per_page: 100 }));
+      const p = r.data.find((x) => x.head.ref === branch && sameRepo(x));
       return p ? toChange(p) : undefined;
     },
     async endedChangeHeads(branch) {
       const r = await call('list pull requests', () => gh.rest.pulls.list({ owner, repo, state: 'all', head: `${owner}:${branch}`, per_page: 100 }));
-      const mine = r.data.filter((x) => x.head.ref === branch);
+      const mine = r.data.filter((x) => x.head.ref === branch && sameRepo(x));
       // A closed pull request's head.sha is its head when it was closed: later pushes do not move it.
       return { open: mine.some((x) => x.state === 'open'), heads: mine.filter((x) => x.state !== 'open').map((x) => x.head.sha) };
     },

@@ -4,6 +4,7 @@
  * statuses. Rate limits and rejected tokens are handled as on GitHub (rate-limit.ts).
  */
 import { Gitlab } from '@gitbeaker/rest';
+import { CtError } from '../core/errors.js';
 import type { ChangeRequest, CommitStatus, FileVersion, Forge, WriteOutcome } from './forge.js';
 import { forgeHttp } from './forge-http.js';
 import { forgeError, withRateLimit, type RetryOptions } from './rate-limit.js';
@@ -17,7 +18,7 @@ export interface GitlabForgeOptions extends RetryOptions {
   project: string;
 }
 
-type Mr = { iid: number; web_url: string; sha?: string | null; title: string; description?: string | null };
+type Mr = { iid: number; web_url: string; sha?: string | null; title: string; description?: string | null; source_project_id?: number; target_project_id?: number };
 
 function statusOf(e: unknown): number | undefined {
   const s = (e as { cause?: { response?: { status?: number } } })?.cause?.response?.status;
@@ -46,11 +47,34 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
       throw fail(what, e);
     }
   };
+  // The project's numeric id (opts.project may be its path), read once: merge requests name their
+  // source and target projects by id.
+  let projectId: number | undefined;
+  const ownId = async (): Promise<number> => {
+    if (projectId === undefined) {
+      const id = (await call('read the project', () => api.Projects.show(p))).id;
+      if (typeof id !== 'number') throw new CtError('PROMOTE_FORGE_ERROR', `GitLab answered no numeric id for project ${p}`, { project: p });
+      projectId = id;
+    }
+    return projectId;
+  };
+  // GitLab lists a fork's merge requests under the project they target, and a fork may name its
+  // branch ct-promote/<env>/<app> too: such a merge request is someone else's branch, and taking
+  // it for ours would put the verified evidence and a success status on their commit (or reset our
+  // branch to match their head). Only a merge request from this project into this project counts.
+  const ours = async <T extends Mr>(list: T[]): Promise<T[]> => {
+    const id = await ownId();
+    return list.filter((m) => m.source_project_id === id && m.target_project_id === id);
+  };
   const toChange = (m: Mr): ChangeRequest => ({ number: m.iid, url: m.web_url, headSha: m.sha ?? '', title: m.title, body: m.description ?? '' });
   return {
     kind: 'gitlab',
     close: () => http.close(),
-    defaultBranch: () => call('read the project', async () => String((await api.Projects.show(p)).default_branch)),
+    defaultBranch: () => call('read the project', async () => {
+      const project = await api.Projects.show(p);
+      if (typeof project.id === 'number') projectId = project.id; // saves ownId() the same request
+      return String(project.default_branch);
+    }),
     branchHead: async (branch) => (await maybe(`read branch ${branch}`, () => api.Branches.show(p, branch)))?.commit.id as string | undefined,
     async createBranch(branch, sha) {
       try {
@@ -82,13 +106,15 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
       return { ok: true, commit: String(head.commit.id) };
     },
     async findChange(branch, base) {
-      const list = (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, sourceBranch: branch, targetBranch: base, state: 'opened', perPage: 10, maxPages: 1 }))) as unknown as Mr[];
-      const m = list[0];
+      // A full page: forks' merge requests from a branch of this name come first and are skipped,
+      // and must not push ours off the page (past it, opening ours fails: nothing is taken over).
+      const list = (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, sourceBranch: branch, targetBranch: base, state: 'opened', perPage: 100, maxPages: 1 }))) as unknown as Mr[];
+      const m = (await ours(list))[0];
       return m ? toChange(m) : undefined;
     },
     async endedChangeHeads(branch) {
       const list = (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, sourceBranch: branch, perPage: 100, maxPages: 1 }))) as unknown as (Mr & { state?: string; source_branch?: string })[];
-      const mine = list.filter((m) => m.source_branch === branch);
+      const mine = (await ours(list)).filter((m) => m.source_branch === branch);
       // An open change is `opened` (or `locked` while it is being merged): such a branch is never reset.
       const ended = mine.filter((m) => m.state === 'merged' || m.state === 'closed');
       return { open: mine.length > ended.length, heads: ended.map((m) => m.sha ?? '').filter(Boolean) };

@@ -12,20 +12,27 @@ import { withSbom } from './helpers.js';
 
 const TEMPLATE = join(repoRoot, 'examples', 'policy-repo');
 const SHA = 'c'.repeat(40);
+// What GitHub answers GET /user with an installation token (the workflow's GITHUB_TOKEN is one).
+const INTEGRATION_403 = { status: 403, body: { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user' } };
+const commentJson = (c: { id: number; body: string; login: string }) => ({
+  id: c.id, body: c.body, node_id: 'x', url: 'u', html_url: 'h', issue_url: 'i', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', author_association: 'MEMBER',
+  user: { login: c.login, id: c.login.length, type: c.login.endsWith('[bot]') ? 'Bot' : 'User' },
+});
 
 describe('policy-check action run()', () => {
   let api: GitHubApi;
   let tmp: string;
-  let comments: { id: number; body: string }[];
+  let comments: { id: number; body: string; login: string }[];
   beforeAll(async () => {
     api = await startGitHubApi();
     tmp = await mkdtemp(join(tmpdir(), 'ct-policy-action-'));
-    comments = [{ id: 7, body: 'an unrelated review comment' }];
+    comments = [{ id: 7, body: 'an unrelated review comment', login: 'octocat' }];
     // The stand-in validates every request against GitHub's OpenAPI description; these responders
     // keep the comment thread as state so the second run must find and update the first comment.
-    api.respond('issues/list-comments', () => ({ status: 200, body: comments.map((c) => ({ id: c.id, body: c.body, node_id: 'x', url: 'u', html_url: 'h', issue_url: 'i', user: null, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', author_association: 'MEMBER' })) }));
+    api.respond('users/get-authenticated', () => INTEGRATION_403);
+    api.respond('issues/list-comments', () => ({ status: 200, body: comments.map(commentJson) }));
     api.respond('issues/create-comment', (req) => {
-      comments.push({ id: 100 + comments.length, body: req.body.body });
+      comments.push({ id: 100 + comments.length, body: req.body.body, login: 'github-actions[bot]' });
       return { status: 201, body: { id: comments.at(-1)!.id, body: req.body.body } };
     });
     api.respond('issues/update-comment', (req) => {
@@ -52,17 +59,54 @@ describe('policy-check action run()', () => {
 
     const ops = api.requests.map((r) => `${r.method} ${r.path}`);
     expect(ops).toEqual([
+      `POST /repos/acme/policies/statuses/${SHA}`,
+      'GET /user',
       'GET /repos/acme/policies/issues/12/comments',
       'POST /repos/acme/policies/issues/12/comments',
       `POST /repos/acme/policies/statuses/${SHA}`,
+      'GET /user',
       'GET /repos/acme/policies/issues/12/comments',
       'PATCH /repos/acme/policies/issues/comments/101',
-      `POST /repos/acme/policies/statuses/${SHA}`,
     ]);
     const status = api.requests.find((r) => r.operationId === 'repos/create-commit-status')!;
     expect(status.body).toMatchObject({ state: 'success', context: 'cerro-torre/policy' });
     expect(api.errors).toEqual([]);
     expect(first.markdown.startsWith(COMMENT_MARKER)).toBe(true);
+  });
+
+  it('a file or test case name holding a newline and a ``` line cannot close the report\'s code block or add a heading', async () => {
+    const dir = join(tmp, 'inject');
+    await cp(join(TEMPLATE, 'policies'), dir, { recursive: true });
+    const inject = '\n```\n\n## fake: ✅ passed\n';
+    const headings = (md: string) => md.split('\n').filter((l) => /^\s{0,3}#/.test(l));
+    // Inside a fence only a line of at least as many backticks closes it: every fence line must be
+    // the opening or closing one of its own block, and each block's closing the same as its opening.
+    const fencesBalanced = (md: string) => {
+      const fences = md.split('\n').filter((l) => /^\s{0,3}`{3,}/.test(l));
+      return fences.length % 2 === 0 && fences.every((f, i) => i % 2 === 1 || fences[i + 1] === f);
+    };
+
+    // A policy file (with a schema error, so lint lists it) whose name carries the injection.
+    const evil = join(dir, 'production', `evil${inject}.policy.yaml`);
+    const policy = await readFile(join(dir, 'production', 'production.policy.yaml'), 'utf8');
+    await writeFile(evil, policy.replace('mode: strict', 'mode: enforce').replace(/^name: .*$/m, 'name: evil'));
+    const linted = await run({ policies: dir });
+    expect(linted.ok).toBe(false);
+    expect(headings(linted.markdown)).toEqual(['## Cerro Torre policy check: ❌ failed']);
+    expect(linted.markdown).not.toMatch(/^## fake/m);
+    expect(fencesBalanced(linted.markdown)).toBe(true);
+    expect(linted.markdown).toContain(`${JSON.stringify(evil)}:`);
+    await rm(evil);
+
+    // A test file and a failing case of it whose names carry it.
+    const cases = join(dir, 'development', `cases${inject}.test.yaml`);
+    await writeFile(cases, `cases:\n  - name: ${JSON.stringify(`denied?${inject}`)}\n    input: fixtures/feature-build.yaml\n    expect: { allow: false }\n`);
+    const failed = await run({ policies: dir });
+    expect(failed.tests.failed).toBe(1);
+    expect(headings(failed.markdown)).toEqual(['## Cerro Torre policy check: ❌ failed']);
+    expect(failed.markdown).not.toMatch(/^## fake/m);
+    expect(fencesBalanced(failed.markdown)).toBe(true);
+    expect(failed.markdown).toContain(`FAIL ${JSON.stringify(cases)}:2 denied?\\n\`\`\`\\n\\n## fake: ✅ passed\\n`);
   });
 
   it('reports a broken policy as a failure with its file:line and the impact of a tightened signer rule', async () => {
@@ -95,5 +139,72 @@ describe('policy-check action run()', () => {
     const statuses = api.requests.filter((r) => r.operationId === 'repos/create-commit-status');
     expect(statuses.at(-1)!.body.state).toBe('failure');
     expect(api.errors).toEqual([]);
+  });
+});
+
+describe('policy-check comment: only the token\'s own is the report; the status is posted whatever happens to it', () => {
+  let api: GitHubApi;
+  let comments: { id: number; body: string; login: string }[];
+  let updateFails = false;
+  // Whom the stand-in takes the token for.
+  let tokenLogin = 'github-actions[bot]';
+  const FAKE = `${COMMENT_MARKER}\n## Cerro Torre policy check: ✅ passed`;
+  beforeAll(async () => {
+    api = await startGitHubApi();
+    comments = [
+      { id: 8, body: FAKE, login: 'mallory' },
+      { id: 9, body: `quoting: ${COMMENT_MARKER}`, login: 'some-other-app[bot]' },
+    ];
+    api.respond('users/get-authenticated', () => INTEGRATION_403);
+    api.respond('issues/list-comments', () => ({ status: 200, body: comments.map(commentJson) }));
+    api.respond('issues/create-comment', (req) => {
+      comments.push({ id: 100 + comments.length, body: req.body.body, login: 'github-actions[bot]' });
+      return { status: 201, body: commentJson(comments.at(-1)!) };
+    });
+    // An installation token may not edit someone else's comment: GitHub answers 403.
+    api.respond('issues/update-comment', (req) => {
+      const c = comments.find((x) => x.id === Number(req.params.comment_id))!;
+      if (updateFails || c.login.toLowerCase() !== tokenLogin.toLowerCase()) return INTEGRATION_403;
+      c.body = req.body.body;
+      return { status: 200, body: commentJson(c) };
+    });
+  });
+  afterAll(() => api.close());
+  const notifier = (extra: { commentAuthor?: string } = {}) => gitHubNotifier({ token: 'ghs_test', baseUrl: api.url, owner: 'acme', repo: 'policies', sha: SHA, pr: 12, ...extra });
+  const statuses = () => api.requests.filter((r) => r.operationId === 'repos/create-commit-status');
+
+  it('a comment carrying the marker by anyone else is left alone: the bot writes its own, then updates that one', async () => {
+    const first = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
+    expect(first.comment).toEqual({ id: 102, created: true });
+    expect(first.commentError).toBeUndefined();
+    const second = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
+    expect(second.comment).toEqual({ id: 102, created: false });
+    expect(comments.slice(0, 2).map((c) => c.body)).toEqual([FAKE, `quoting: ${COMMENT_MARKER}`]);
+    expect(api.requests.filter((r) => r.operationId === 'issues/update-comment').map((r) => r.params.comment_id)).toEqual(['102']);
+    expect(statuses().map((r) => r.body.state)).toEqual(['success', 'success']);
+    expect(api.errors).toEqual([]);
+  });
+
+  it('with a user\'s token (GET /user answers) or a named App bot, that login\'s comment is the report', async () => {
+    tokenLogin = 'Mallory';
+    api.respond('users/get-authenticated', () => ({ status: 200, body: { login: tokenLogin } }));
+    // A token of mallory's own: her comment is the bot's (logins compare case-insensitively).
+    expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() })).comment).toEqual({ id: 8, created: false });
+    tokenLogin = 'some-other-app[bot]';
+    api.respond('users/get-authenticated', () => INTEGRATION_403);
+    const n = api.requests.length;
+    expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier({ commentAuthor: 'some-other-app[bot]' }) })).comment).toEqual({ id: 9, created: false });
+    expect(api.requests.slice(n).map((r) => r.operationId)).not.toContain('users/get-authenticated');
+    tokenLogin = 'github-actions[bot]';
+  });
+
+  it('a comment that cannot be written does not lose the status: it is posted, and the failure reported', async () => {
+    updateFails = true;
+    const n = statuses().length;
+    const r = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
+    expect(r.ok).toBe(true);
+    expect(r.comment).toBeUndefined();
+    expect(r.commentError?.message).toContain('Resource not accessible by integration');
+    expect(statuses().slice(n).map((q) => q.body)).toEqual([expect.objectContaining({ state: 'success', context: 'cerro-torre/policy' })]);
   });
 });

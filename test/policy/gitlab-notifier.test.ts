@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { resolveComponent } from '../action/gitlab-components.js';
 import { repoRoot } from '../support/cli.js';
 import { gitLabNotifier } from '../../actions/policy-check/gitlab.js';
+import { run } from '../../actions/policy-check/run.js';
 import { COMMENT_MARKER } from '../../actions/policy-check/notifier.js';
 import { GITLAB_STATUS_STATES } from '../support/gitlab-api.js';
 
@@ -19,7 +20,10 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
   let server: Server;
   let url: string;
   const requests: Rec[] = [];
-  const notes: { id: number; body: string }[] = [{ id: 3, body: 'LGTM' }];
+  // The token's user is the project access token's bot (id 77); note 3 is a reviewer's.
+  const BOT = { id: 77, username: 'project_42_bot_1' };
+  const notes: { id: number; body: string; author: { id: number; username: string } }[] = [{ id: 3, body: 'LGTM', author: { id: 5, username: 'reviewer' } }];
+  let editFails = false;
   const SHA = 'e'.repeat(40);
 
   beforeAll(async () => {
@@ -31,15 +35,18 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
       const body = raw ? (String(req.headers['content-type']).includes('json') ? JSON.parse(raw) : Object.fromEntries(new URLSearchParams(raw))) : {};
       requests.push({ method: req.method!, path: u.pathname, body, token: req.headers['private-token'] as string | undefined });
       const json = (status: number, v: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+      if (req.method === 'GET' && u.pathname === '/api/v4/user') return json(200, { ...BOT, bot: true });
       const notesPath = /^\/api\/v4\/projects\/42\/merge_requests\/7\/notes(?:\/(\d+))?$/.exec(u.pathname);
       if (notesPath && req.method === 'GET' && !notesPath[1]) return json(200, notes);
       if (notesPath && req.method === 'POST') {
-        notes.push({ id: 100 + notes.length, body: String(body.body) });
+        notes.push({ id: 100 + notes.length, body: String(body.body), author: BOT });
         return json(201, notes.at(-1));
       }
       if (notesPath && req.method === 'PUT' && notesPath[1]) {
         const n = notes.find((x) => x.id === Number(notesPath[1]));
         if (!n) return json(404, { message: '404 Not found' });
+        // GitLab lets only a note's author edit it.
+        if (editFails || n.author.id !== BOT.id) return json(403, { message: '403 Forbidden' });
         n.body = String(body.body);
         return json(200, n);
       }
@@ -58,11 +65,13 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
     expect(await n.upsertComment('## report 2')).toEqual({ id: 101, created: false });
     await n.setStatus('success', 'tests 2/2', 'https://gitlab.example/job/1');
 
-    expect(notes).toEqual([{ id: 3, body: 'LGTM' }, { id: 101, body: `${COMMENT_MARKER}\n## report 2` }]);
+    expect(notes.map((n) => ({ id: n.id, body: n.body }))).toEqual([{ id: 3, body: 'LGTM' }, { id: 101, body: `${COMMENT_MARKER}\n## report 2` }]);
     expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'GET /api/v4/user',
       'GET /api/v4/projects/42/merge_requests/7/notes',
       'POST /api/v4/projects/42/merge_requests/7/notes',
       `POST /api/v4/projects/42/statuses/${SHA}`,
+      'GET /api/v4/user',
       'GET /api/v4/projects/42/merge_requests/7/notes',
       'PUT /api/v4/projects/42/merge_requests/7/notes/101',
       `POST /api/v4/projects/42/statuses/${SHA}`,
@@ -102,5 +111,23 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
     } finally {
       await rm(cwd, { recursive: true, force: true });
     }
+  });
+
+  it('a note carrying the marker by anyone else is left alone: the bot writes its own; a note that cannot be written does not lose the status', async () => {
+    const fake = { id: 2, body: `${COMMENT_MARKER}\n## Cerro Torre policy check: ✅ passed`, author: { id: 5, username: 'reviewer' } };
+    notes.splice(0, notes.length, fake);
+    requests.length = 0;
+    const n = gitLabNotifier({ token: 'glpat-test', host: url, projectId: 42, sha: SHA, mergeRequestIid: 7 });
+    const first = await run({ policies: join(repoRoot, 'examples/policy-repo/policies'), notifier: n });
+    expect(first.comment).toEqual({ id: 101, created: true });
+    expect(notes[0]).toEqual(fake);
+    expect(requests.filter((r) => r.method === 'PUT')).toEqual([]);
+
+    editFails = true;
+    requests.length = 0;
+    const second = await run({ policies: join(repoRoot, 'examples/policy-repo/policies'), notifier: n });
+    expect(second.commentError?.message).toContain('Forbidden');
+    expect(requests.filter((r) => r.path.includes('/statuses/')).map((r) => r.body)).toEqual([expect.objectContaining({ state: 'success', name: 'cerro-torre/policy' })]);
+    editFails = false;
   });
 });

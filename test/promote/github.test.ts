@@ -144,6 +144,35 @@ describe('promotion pull request on GitHub', () => {
     expect(api.errors).toEqual([]);
   });
 
+  it('a pull request from a fork in the same organisation, with the promotion branch\'s name, is never taken for ours', async () => {
+    const branch = 'ct-promote/staging/hello';
+    // GitHub lists it first under head `acme:<branch>` (the head filter names the owner, not the repository).
+    const theirs = 'f'.repeat(40);
+    repo.pulls.push({ number: 1, head: branch, base: 'main', title: 'innocent', body: 'attacker text', state: 'open', merged: false, fork: { owner: 'acme', name: 'deploy-fork', id: 4242, sha: theirs } });
+    const first = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    expect(first).toMatchObject({ outcome: 'opened', change: { number: 2 } });
+    // The next run finds our own pull request; before, it took the fork's and rewrote its body with
+    // the evidence and posted a success status on the fork's head.
+    const again = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    expect(again).toMatchObject({ outcome: 'unchanged', change: { number: 2, headSha: repo.branches.get(branch) } });
+    const newer = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(newer).toMatchObject({ outcome: 'updated', change: { number: 2 } });
+    expect(repo.pulls[0]).toMatchObject({ title: 'innocent', body: 'attacker text' });
+    expect(repo.pulls[1].body).toContain(fx.v3.reference);
+    expect(repo.statuses.filter((x) => x.sha === theirs)).toEqual([]);
+    expect(api.requests.filter((r) => r.operationId === 'pulls/update').map((r) => r.params.pull_number)).toEqual(['2']);
+    // Closed with its head equal to ours (a fork can hold our commits), it does not make our branch
+    // one that outlived its change: the commit pushed since our pull request closed is kept.
+    repo.close(2);
+    const human = repo.push(branch, 'NOTES.md', 'work nobody reviewed yet\n', 'wip by a human');
+    Object.assign(repo.pulls[0], { state: 'closed', closedHead: human });
+    const after = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    expect(after).toMatchObject({ outcome: 'opened', change: { number: 3 } });
+    expect(repo.file(branch, 'NOTES.md')).toBe('work nobody reviewed yet\n');
+    expect(writes()).not.toContain('git/update-ref');
+    expect(api.errors).toEqual([]);
+  });
+
   it('one pull request per (environment, app): production gets its own branch', async () => {
     await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
     const p = await promote(input(fx.v2, 'production'), forge(), evidenceFor(fx.v2, 'production'));

@@ -1,6 +1,6 @@
 /** Promotion against the GitLab stand-in through the real Gitbeaker client. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startGitlabRepo, type GitlabRepo } from '../support/gitlab-repo.js';
+import { PROJECT_ID, startGitlabRepo, type GitlabRepo } from '../support/gitlab-repo.js';
 import { gitlabForge } from '../../src/promote/gitlab.js';
 import { promote } from '../../src/promote/promote.js';
 import { promotionEvidence } from '../../src/promote/evidence.js';
@@ -88,5 +88,44 @@ describe('promotion merge request on GitLab', () => {
 
   it('a rejected token is PROMOTE_TOKEN_REJECTED', async () => {
     expect(await codeOfAsync(promote(input(fx.v2), forge('expired'), ev(fx.v2)))).toBe('PROMOTE_TOKEN_REJECTED');
+  });
+});
+
+describe('a fork\'s merge request with the promotion branch\'s name', () => {
+  let fk: GitlabRepo;
+  const branch = 'ct-promote/staging/hello';
+  const theirs = 'f'.repeat(40);
+  beforeAll(async () => {
+    fk = await startGitlabRepo({ token: 'glpat-test', project: 'acme/deploy', files: { [FILE]: desiredState(fx.v1.reference, fx.v1.reference) } });
+    // GitLab lists a fork's merge request under the project it targets; this one is listed first.
+    fk.mrs.push({ iid: 1, source_branch: branch, target_branch: 'main', title: 'innocent', description: 'attacker text', state: 'opened', sha: theirs, source_project_id: PROJECT_ID + 41 });
+  });
+  afterAll(() => fk.close());
+  const forkForge = () => gitlabForge({ apiUrl: fk.url, allowedAddresses: ['127.0.0.1'], token: 'glpat-test', project: 'acme/deploy' });
+
+  it('is never taken for ours: our own merge request is opened and updated, the fork\'s untouched, no status on its head', async () => {
+    expect(await promote(input(fx.v2), forkForge(), ev(fx.v2))).toMatchObject({ outcome: 'opened', change: { number: 2 } });
+    // The next run finds our own merge request; before, it took the fork's (list[0]), rewrote its
+    // title and description with the evidence and posted a success status on the fork's head.
+    const again = await promote(input(fx.v2), forkForge(), ev(fx.v2));
+    expect(again).toMatchObject({ outcome: 'unchanged', change: { number: 2, headSha: fk.head(branch) } });
+    expect(await promote(input(fx.v3), forkForge(), ev(fx.v3))).toMatchObject({ outcome: 'updated', change: { number: 2 } });
+    expect(fk.mrs[0]).toMatchObject({ title: 'innocent', description: 'attacker text' });
+    expect(fk.mrs[1].description).toContain(fx.v3.reference);
+    expect(fk.statuses.filter((x) => x.sha === theirs)).toEqual([]);
+    expect(fk.requests.filter((q) => q.method === 'PUT' && q.path.includes('/merge_requests/')).map((q) => q.path.split('/').at(-1))).toEqual(['2']);
+    expect(fk.errors).toEqual([]);
+  });
+
+  it('ended with its head equal to our branch\'s, it does not make our branch one that outlived its change: a commit pushed since is kept', async () => {
+    Object.assign(fk.mrs[1], { state: 'closed', sha: fk.head(branch) });
+    fk.push(branch, 'NOTES.md', 'work nobody reviewed yet\n');
+    // A fork can hold our commits: its merge request, closed, names our branch's head.
+    Object.assign(fk.mrs[0], { state: 'closed', sha: fk.head(branch) });
+    fk.requests.length = 0;
+    expect(await promote(input(fx.v2), forkForge(), ev(fx.v2))).toMatchObject({ outcome: 'opened', change: { number: 3 } });
+    expect(fk.file(branch, 'NOTES.md')).toBe('work nobody reviewed yet\n');
+    expect(fk.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
+    expect(fk.errors).toEqual([]);
   });
 });

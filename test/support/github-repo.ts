@@ -7,7 +7,11 @@
 import { createHash } from 'node:crypto';
 import type { GitHubApi, RecordedRequest } from './github-api.js';
 
-export interface Pull { number: number; head: string; base: string; title: string; body: string; state: 'open' | 'closed'; merged: boolean; /** The head when it was closed (GitHub stops following the branch then). */ closedHead?: string }
+export interface Pull {
+  number: number; head: string; base: string; title: string; body: string; state: 'open' | 'closed'; merged: boolean;
+  /** The head when it was closed (GitHub stops following the branch then). */ closedHead?: string;
+  /** A pull request from a fork: the fork (whose branches this repository does not hold) and its head commit. */ fork?: { owner: string; name: string; id: number; sha: string };
+}
 export interface Status { sha: string; state: string; context: string; description: string; target_url?: string }
 
 export function blobSha(text: string): string {
@@ -64,8 +68,17 @@ export class FakeRepo {
     Object.assign(p, { state: 'closed', closedHead: this.branches.get(p.head) });
   }
 
+  /** This repository's id, as GitHub's `repo.id` (a fork has another). */
+  readonly id = 1296269;
+
   private pullJson(p: Pull) {
-    return { number: p.number, html_url: `https://github.example/${this.owner}/${this.name}/pull/${p.number}`, title: p.title, body: p.body, state: p.state, head: { ref: p.head, sha: p.closedHead ?? this.branches.get(p.head) }, base: { ref: p.base } };
+    const repo = { id: this.id, name: this.name, full_name: `${this.owner}/${this.name}`, owner: { login: this.owner } };
+    const headRepo = p.fork ? { id: p.fork.id, name: p.fork.name, full_name: `${p.fork.owner}/${p.fork.name}`, owner: { login: p.fork.owner }, fork: true } : repo;
+    return {
+      number: p.number, html_url: `https://github.example/${this.owner}/${this.name}/pull/${p.number}`, title: p.title, body: p.body, state: p.state,
+      head: { ref: p.head, label: `${headRepo.owner.login}:${p.head}`, sha: p.closedHead ?? p.fork?.sha ?? this.branches.get(p.head), repo: headRepo },
+      base: { ref: p.base, label: `${this.owner}:${p.base}`, repo },
+    };
   }
 
   attach(api: GitHubApi): void {
@@ -113,8 +126,9 @@ export class FakeRepo {
       return { status: 200, body: { content: { sha: blobSha(this.file(branch, r.params.path)!) }, commit: { sha: commit } } };
     });
     api.respond('pulls/list', (r) => {
-      const head = r.query.head?.split(':')[1];
-      const list = this.pulls.filter((p) => [p.state, 'all'].includes(r.query.state ?? 'open') && (!head || p.head === head) && (!r.query.base || p.base === r.query.base));
+      // `head` is `user-or-organisation:branch`: it matches the head's owner, not its repository.
+      const [headOwner, head] = r.query.head?.split(':') ?? [];
+      const list = this.pulls.filter((p) => [p.state, 'all'].includes(r.query.state ?? 'open') && (!head || (p.head === head && (p.fork?.owner ?? this.owner) === headOwner)) && (!r.query.base || p.base === r.query.base));
       return { status: 200, body: list.map((p) => this.pullJson(p)) };
     });
     api.respond('pulls/create', (r) => {

@@ -8,7 +8,14 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export interface Mr { iid: number; source_branch: string; target_branch: string; title: string; description: string; state: 'opened' | 'merged' | 'closed'; /** The head when it was merged or closed (the source branch may move on). */ sha?: string }
+export interface Mr {
+  iid: number; source_branch: string; target_branch: string; title: string; description: string; state: 'opened' | 'merged' | 'closed';
+  /** The head when it was merged or closed (the source branch may move on); a fork's merge request names its head here. */ sha?: string;
+  /** A fork's merge request comes from another project (GitLab lists it under the project it targets); this project's id otherwise. */ source_project_id?: number;
+}
+
+/** The stand-in project's id (`GET /projects/:id` answers it; merge requests name it as their target). */
+export const PROJECT_ID = 1;
 
 export interface GitlabRepo {
   url: string;
@@ -51,7 +58,7 @@ export async function startGitlabRepo(opts: { token: string; project: string; fi
     files.set(path, text);
     branches.set(branch, commit(files));
   };
-  const mrJson = (m: Mr) => ({ ...m, web_url: `https://gitlab.example/${opts.project}/-/merge_requests/${m.iid}`, sha: m.sha ?? branches.get(m.source_branch) });
+  const mrJson = (m: Mr) => ({ ...m, web_url: `https://gitlab.example/${opts.project}/-/merge_requests/${m.iid}`, sha: m.sha ?? branches.get(m.source_branch), source_project_id: m.source_project_id ?? PROJECT_ID, target_project_id: PROJECT_ID });
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -79,7 +86,7 @@ export async function startGitlabRepo(opts: { token: string; project: string; fi
     if (!m || decodeURIComponent(m[1]) !== opts.project) return fail(404, '404 Project Not Found');
     const rest = m[2] ?? '';
     let x: RegExpExecArray | null;
-    if (req.method === 'GET' && rest === '') return send(200, { id: 1, path_with_namespace: opts.project, default_branch: 'main' });
+    if (req.method === 'GET' && rest === '') return send(200, { id: PROJECT_ID, path_with_namespace: opts.project, default_branch: 'main' });
     if (req.method === 'GET' && (x = /^\/repository\/branches\/(.+)$/.exec(rest))) {
       const b = decodeURIComponent(x[1]);
       return branches.has(b) ? send(200, { name: b, commit: { id: branches.get(b) } }) : fail(404, '404 Branch Not Found');
