@@ -1,5 +1,6 @@
 import type { PolicySet } from '../../src/policy/policy-set.js';
 import type { Decision, Egress } from '../../src/policy/types.js';
+import { seccompGrant } from '../../src/policy/seccomp-grant.js';
 import type { RuntimeGrants } from '../enforce/types.js';
 
 /**
@@ -13,7 +14,6 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
   const rules = decision.policies.map((n) => set.get(n)?.runtime);
   const present = rules.filter((r): r is NonNullable<typeof r> => Boolean(r));
   let caps: Set<string> | undefined;
-  let extras: Set<string> | undefined;
   // Resource limits: the smallest of the applying policies' (each one is a ceiling).
   const limits: NonNullable<RuntimeGrants['limits']> = {};
   const lower = (to: keyof typeof limits, v: number | undefined) => {
@@ -24,16 +24,16 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
     lower('cpus', r.resources?.cpus);
     lower('pids', r.resources?.pids);
     if (r.capabilities) caps = caps ? new Set([...caps].filter((c) => r.capabilities!.allowed.has(c))) : new Set(r.capabilities.allowed);
-    if (r.seccomp) extras = extras ? new Set([...extras].filter((s) => r.seccomp!.extraSyscalls.has(s))) : new Set(r.seccomp.extraSyscalls);
   }
+  const seccomp = seccompGrant(set, decision);
   return {
-    seccomp: present.some((r) => r.seccomp) ? 'required' : 'optional',
+    seccomp: seccomp.required ? 'required' : 'optional',
     apparmor: present.some((r) => r.apparmor && !r.apparmor.allowUnenforcedHost) ? 'required' : 'optional',
     monitoring: present.some((r) => r.monitoring) ? 'required' : 'optional',
     selinux: present.some((r) => r.selinux) ? 'required' : 'optional',
     capabilitiesAllowed: [...(caps ?? [])].sort(),
     allowRoot: rules.length > 0 && present.length === rules.length && !present.some((r) => r.nonRoot),
-    seccompExtras: [...(extras ?? [])].sort(),
+    seccompExtras: seccomp.extras,
     limits,
     network: {
       publish: present.filter((r) => r.network).map((r) => r.network!.publish),

@@ -35,6 +35,7 @@ import type { PolicySet } from '../policy/policy-set.js';
 import type { BundleFacts, HostFacts } from '../policy/types.js';
 import type { ImageJudge, ImageVerdict } from './admit.js';
 import { bundleProfiles } from './profiles.js';
+import { bundleSeccompProblem } from './seccomp-check.js';
 
 /** A bundle that verified (integrity), with what the policy engine judges. */
 export interface VerifiedImage {
@@ -219,12 +220,14 @@ export class AdmissionJudge implements ImageJudge {
     const img = outcome.image;
     const d = evaluate(set, { evidence: img.evidence, manifest: img.facts, host: { seccomp: true, ...this.opts.nodes, environment }, findings: img.integrity });
     const first = d.violations[0];
+    // The pods would run under the bundle's profile instead of the runtime's default.
+    const seccomp = d.allow ? bundleSeccompProblem(img.facts, set, d) : undefined;
     const verdict: ImageVerdict = {
       reference: pinned,
       imageDigest: img.imageDigest,
       bundleDigest: img.bundleDigest,
-      allow: d.allow,
-      ...(d.allow ? {} : { code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' }),
+      allow: d.allow && seccomp === undefined,
+      ...(d.allow && seccomp === undefined ? {} : seccomp !== undefined ? { code: 'POLICY_VIOLATION', message: seccomp } : { code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' }),
       warnings: d.warnings.map((w) => `${w.code}: ${w.policy}/${w.rule}: ${w.message}`),
       profiles: bundleProfiles(img.facts, img.imageDigest, { nodesAppArmor: this.opts.nodes?.apparmor?.enforcing === true }),
     };
