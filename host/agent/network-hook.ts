@@ -22,11 +22,13 @@ export function checkNetworkAsk(runtime: RuntimeSpec | undefined, ports: readonl
   checkPublishedPorts(ports, runtime?.ports, grants.network);
 }
 
-/** Attaches the container to its environment's bridge and points the OCI config at the netns and resolv.conf. */
+/** Attaches the container to its environment's bridge and points the OCI config at the netns and resolv.conf, with IPv6 off there. */
 export async function attachNetwork(network: NetworkManager, config: OciConfig, req: AttachRequest): Promise<void> {
   const attached = await network.attach(req);
   const ns = config.linux.namespaces.find((n) => n.type === 'network');
   if (ns) ns.path = attached.netnsPath;
   else config.linux.namespaces.push({ type: 'network', path: attached.netnsPath });
+  // IPv6 off in the namespace, ::1 kept (network/ipv6.ts): runc applies it, no process of ours.
+  config.linux.sysctl = { ...config.linux.sysctl, ...attached.sysctl };
   config.mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: attached.resolvConf, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
 }

@@ -122,6 +122,8 @@ export interface OciConfig {
       cpu?: { quota?: number; period?: number };
     };
     cgroupsPath?: string;
+    /** Kernel parameters runc writes in the container's namespaces before the app starts (network/ipv6.ts). */
+    sysctl?: Record<string, string>;
     mountLabel?: string;
     seccomp: OciSeccomp;
     maskedPaths: string[];

@@ -77,6 +77,8 @@ export async function restorePrevious(runtime: RuncRuntime, id: string, prev: Pr
     const ns = prev.config.linux.namespaces.find((n) => n.type === 'network');
     if (ns) ns.path = att.netnsPath;
     for (const m of prev.config.mounts) if (m.destination === '/etc/resolv.conf') m.source = att.resolvConf;
+    // A config an earlier agent saved has IPv6 on in the namespace: off now (network/ipv6.ts).
+    prev.config.linux.sysctl = { ...prev.config.linux.sysctl, ...att.sysctl };
     if (!prev.wasRunning) await network.suspend(id);
   }
   // Its cgroup as this runtime names the app's now (its own runc id's, or one without the scope, before).

@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges } from './egress.js';
-import { disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
+import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
 import { NetworkStore, type AttachmentRow, type NetworkRow } from './store.js';
@@ -44,6 +44,8 @@ export interface Attached {
   address: string;
   /** resolv.conf naming aardvark-dns on the gateway: bind-mounted at /etc/resolv.conf. */
   resolvConf: string;
+  /** For the OCI config's `linux.sysctl`: IPv6 off in the namespace but on lo (ipv6.ts), applied by runc. */
+  sysctl: Record<string, string>;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -87,6 +89,12 @@ export class NetworkManager {
   private readonly scope: string;
   private paths?: NetavarkPaths;
   private turn: Promise<unknown> = Promise.resolve();
+  /**
+   * Containers whose namespace this manager knows to have IPv6 off: attached here (their configs
+   * carry Attached.sysctl), or turned off by recover() once. Not a resumed one: its config may be
+   * an earlier agent's, without the sysctls (recover() turns it off once, off the start path).
+   */
+  private readonly ipv6Off = new Set<string>();
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.dir = join(opts.stateDir, 'network');
@@ -209,7 +217,8 @@ export class NetworkManager {
       await this.detachNow(req.containerId);
       throw e;
     }
-    return { netnsPath: row.netns, address: row.address, resolvConf };
+    this.ipv6Off.add(req.containerId);
+    return { netnsPath: row.netns, address: row.address, resolvConf, sysctl: containerIpv6Sysctls() };
   }
 
   private async setup(paths: NetavarkPaths, row: AttachmentRow, bridge: string, egress: Egress): Promise<void> {
@@ -219,7 +228,8 @@ export class NetworkManager {
     const saved = saveTables();
     saved.catch(() => undefined);
     await this.netavarkSetup(paths, row);
-    // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts).
+    // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
+    // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
     await disableIpv6OnBridge(bridge);
     this.store.setPhase(row.containerId, 'up');
     // The bridge's egress rules and the published ports (this container's now among them) in one transaction.
@@ -235,7 +245,6 @@ export class NetworkManager {
     const add = await runTool('ip', ['netns', 'add', name], { timeoutMs: 10_000 });
     if (add.missing) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
     if (add.code !== 0) throw new CtError('NETWORK_SETUP_FAILED', `ip netns add ${name}: ${add.stderr.trim().slice(0, 300)}`, { netns: name });
-    await disableIpv6InNamespace(name);
     const r = await netavark(paths, this.dir, 'setup', row.netns, row.document);
     if (r.code !== 0) {
       throw new CtError('NETWORK_SETUP_FAILED', `netavark setup for ${row.containerId} failed: ${netavarkError(r)}`, { container: row.containerId, netavark: netavarkError(r) });
@@ -305,6 +314,7 @@ export class NetworkManager {
     if (row.phase !== 'down' || this.orphaned(row)) await this.teardown(row);
     await rm(this.resolvPath(containerId), { force: true });
     this.store.release(containerId);
+    this.ipv6Off.delete(containerId);
     const net = this.store.network(row.environment);
     const gone = net && this.store.dropNetworkIfEmpty(row.environment) ? [{ bridge: this.bridgeOf(net).bridge, egress: undefined }] : [];
     if (row.ports.length > 0 || gone.length > 0) await this.firewall(gone);
@@ -331,6 +341,7 @@ export class NetworkManager {
     return this.exclusive(async () => {
       const row = this.store.attachment(containerId);
       if (!row || row.phase === 'up') return;
+      this.ipv6Off.delete(containerId);
       const net = this.store.network(row.environment)!;
       try {
         await this.setup(await this.tools(), row, this.bridgeOf(net).bridge, net.egress);
@@ -345,14 +356,21 @@ export class NetworkManager {
   /**
    * After an agent restart (or a crash in the middle of a setup), and at every inventory: tears
    * down the network of every container that is gone (including attachments left in phase
-   * `setup`), and suspends that of stopped ones.
+   * `setup`), and suspends that of stopped ones. IPv6 goes off on every bridge in use (a /proc
+   * write each) and, once per container, in the namespace of a running one this manager did not
+   * set up (an earlier agent's, which left IPv6 on: ipv6.ts).
    */
   recover(state: (containerId: string) => 'running' | 'stopped' | 'gone'): Promise<string[]> {
     const torn: string[] = [];
     return this.exclusive(async () => {
       for (const row of this.store.attachments()) {
         const s = state(row.containerId);
-        if (s === 'running' && row.phase === 'up') continue;
+        if (s === 'running' && row.phase === 'up') {
+          // Best effort: the bridge (below) keeps the host out of reach either way.
+          if (!this.ipv6Off.has(row.containerId) && existsSync(row.netns)) await disableIpv6InNamespace(row.netns).catch(() => undefined);
+          this.ipv6Off.add(row.containerId);
+          continue;
+        }
         if (s === 'gone' || row.phase === 'setup') {
           await this.detachNow(row.containerId);
           torn.push(row.containerId);
@@ -362,6 +380,8 @@ export class NetworkManager {
           torn.push(row.containerId);
         }
       }
+      const inUse = new Set(this.store.attachments().filter((a) => a.phase === 'up').map((a) => a.environment));
+      for (const net of this.store.networks()) if (inUse.has(net.environment)) await disableIpv6OnBridge(this.bridgeOf(net).bridge, { ifExists: true });
       // Whatever an agent killed mid-way left in the port rules, they are made what the state says;
       // networks with nothing up lose their egress rules.
       const idle = this.store.networks()
