@@ -69,7 +69,7 @@ describe('dashboard sign-in starts are bounded', () => {
   it('never stores a redirect URI built from a malformed or oversized Host header', async () => {
     const port = new URL(server.url).port;
     const huge = `${'a'.repeat(10_240)}.example`;
-    for (const host of [huge, `${'a'.repeat(60)}.`.repeat(5) + `example:${port}`, `127.0.0.1:${port}/${'p'.repeat(100)}`, 'x y', '127.0.0.1:1"><script>']) {
+    for (const host of [huge, `${'a'.repeat(60)}.`.repeat(5) + `example:${port}`, `127.0.0.1:${port}/${'p'.repeat(100)}`, 'x y', '127.0.0.1:1"><script>', '127.0.0.1:99999', '127.0.0.1:65536', '127.0.0.1:0', 'ct_server:', '_:-1']) {
       const r = await get(`${server.url}/auth/login?issuer=0`, host);
       expect([r.status, codeOf(r.body)]).toEqual([400, 'LOGIN_HOST_INVALID']);
     }
@@ -79,6 +79,11 @@ describe('dashboard sign-in starts are bounded', () => {
     expect(ok.status).toBe(302);
     const stored = await server.ctx.db.query<{ redirect_uri: string }>('SELECT redirect_uri FROM ui_logins');
     expect(stored.map((s) => s.redirect_uri)).toEqual([`http://127.0.0.1:${port}/auth/callback`]);
+    // Docker Compose service names hold underscores; any port from 1 to 65535. (Three: the cap.)
+    await server.ctx.db.run('DELETE FROM ui_logins');
+    for (const host of [`ct_server:${port}`, 'deploy_ct_server_1.internal:1', 'ct-server:65535']) expect((await get(`${server.url}/auth/login?issuer=0`, host)).status).toBe(302);
+    const compose = await server.ctx.db.query<{ redirect_uri: string }>('SELECT redirect_uri FROM ui_logins ORDER BY redirect_uri');
+    expect(compose.map((s) => s.redirect_uri)).toEqual(['http://ct-server:65535/auth/callback', `http://ct_server:${port}/auth/callback`, 'http://deploy_ct_server_1.internal:1/auth/callback']);
   });
 
   it('takes the redirect URI from publicUrl, whatever the Host', async () => {
