@@ -37,7 +37,7 @@ export interface LoginConfig {
   sessionTtlSeconds?: number;
   /** Non-public addresses the issuers may resolve to (e.g. 127.0.0.1 for a local issuer). */
   allowedAddresses?: string[];
-  /** Logins in progress (all replicas) past which /auth/login answers 503 LOGIN_BUSY (default 10,000). */
+  /** Logins in progress kept (all replicas); a start past it evicts the oldest (default 10,000). */
   maxPendingLogins?: number;
 }
 
@@ -123,6 +123,12 @@ const DEFAULTS: ServerConfig = {
  * Every key a config file may hold (the compiler keeps this in step with ServerConfig): a key not
  * here is a typo (`prot: 9090`) that would otherwise leave the default in force unnoticed.
  */
+/**
+ * events.*: [lowest, highest]. maxSeconds at most a day (an EventSource reconnects on its own),
+ * recheckMs from 100 ms (each recheck is a database read per open stream) to a day.
+ */
+const EVENT_LIMIT_BOUNDS = { maxSeconds: [1, 86_400], recheckMs: [100, 86_400_000] } as const;
+
 const KEYS: Record<keyof ServerConfig, true> = {
   port: true, host: true, dataDir: true, databaseUrl: true, policies: true, policiesBranch: true, policiesAllowedSigners: true,
   trustStore: true, trustedRoot: true, desiredState: true, registries: true, github: true, gitlab: true, deployer: true, oidc: true,
@@ -201,7 +207,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 1 || maxPending > 1_000_000)) throw new CtError('USAGE', 'login.maxPendingLogins must be a whole number from 1 to 1000000');
   for (const [k, v] of Object.entries(cfg.events ?? {})) {
     if (!['recheckMs', 'maxSeconds'].includes(k)) throw new CtError('USAGE', `events.${k.slice(0, 64)}: unknown field (recheckMs, maxSeconds)`);
-    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `events.${k} must be a whole number from 1`);
+    // Both become timers (maxSeconds × 1000, recheckMs): past 2^31−1 ms Node fires one at once, so
+    // every stream would end as it opens and every EventSource reconnect in a tight loop.
+    const [lo, hi] = EVENT_LIMIT_BOUNDS[k as keyof typeof EVENT_LIMIT_BOUNDS];
+    if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new CtError('USAGE', `events.${k} must be a whole number from ${lo} to ${hi}, got ${String(v).slice(0, 64)}`);
   }
   for (const [k, v] of Object.entries(cfg.logFollow ?? {})) {
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `logFollow.${k} must be a whole number from 1`);

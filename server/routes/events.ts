@@ -15,7 +15,7 @@ export interface EventStreamLimits {
    * API key's check may be answered by the token cache, itself at most 5 s old).
    */
   recheckMs?: number;
-  /** The stream ends after this long (default 3600 s); EventSource reconnects on its own. */
+  /** The stream ends after this long (default 3600 s, at most 86,400); EventSource reconnects on its own. */
   maxSeconds?: number;
 }
 

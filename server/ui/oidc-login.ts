@@ -10,7 +10,7 @@ export class LoginError extends Error {
   constructor(
     readonly code: 'LOGIN_UNKNOWN_ISSUER' | 'LOGIN_STATE_INVALID' | 'LOGIN_REJECTED' | 'LOGIN_NO_ROLE' | 'LOGIN_ISSUER_UNREACHABLE' | 'LOGIN_BUSY',
     message: string,
-    /** LOGIN_BUSY: seconds until the oldest login in progress expires (the Retry-After). */
+    /** LOGIN_BUSY: seconds to wait before trying again (the Retry-After). */
     readonly retryAfterSeconds?: number,
   ) {
     super(message);
@@ -19,10 +19,15 @@ export class LoginError extends Error {
 
 const FLOW_TTL_MS = 10 * 60_000;
 /**
- * Logins in progress (all replicas together) past which a new one is refused: anyone may start
- * one, unauthenticated, and each is a row kept for FLOW_TTL_MS. 10,000 rows of at most ~1.5 KB.
+ * Logins in progress kept (all replicas together): anyone may start one, unauthenticated, and each
+ * is a row kept for FLOW_TTL_MS; past this many the oldest are evicted to make room for new ones.
+ * 10,000 rows of at most ~1.5 KB.
  */
 export const DEFAULT_MAX_PENDING_LOGINS = 10_000;
+/** Logins evicted by one start at most (more than one after concurrent starts on PostgreSQL, or a lowered maxPendingLogins). */
+const EVICT_BATCH = 1_000;
+/** LOGIN_BUSY's Retry-After: only when evicting the oldest logins failed. */
+const BUSY_RETRY_S = 5;
 /** Expired logins are swept at most this often by a replica, not by every /auth/login. */
 const SWEEP_EVERY_MS = 5_000;
 /** When a person is in several mapped groups, the most capable role wins, in this order. */
@@ -107,19 +112,29 @@ export class OidcLogin {
       this.lastSweep = now;
       await this.db.run('DELETE FROM ui_logins WHERE expires_at < ?', [now]);
     }
-    // Counted and inserted in one statement, so that concurrent starts cannot all pass one count.
-    // Expired rows not swept yet are not counted (ui_logins_expires makes the count a range seek).
-    // The CASTs give PostgreSQL the parameters' types, which a SELECT list does not imply.
-    const added = await this.db.run(
-      `INSERT INTO ui_logins (state_hash, browser_hash, issuer_index, verifier, nonce, redirect_uri, return_to, expires_at)
-       SELECT ?, ?, CAST(? AS INTEGER), ?, ?, ?, ?, CAST(? AS BIGINT)
-       WHERE (SELECT COUNT(*) FROM ui_logins WHERE expires_at >= ?) < ?`,
-      [hashSecret(state), hashSecret(browser), index, verifier, nonce, redirectUri, returnTo, now + FLOW_TTL_MS, now, this.maxPending],
-    );
-    if (added.changes === 0) {
-      const [oldest] = await this.db.query<{ e: number | null }>('SELECT MIN(expires_at) AS e FROM ui_logins WHERE expires_at >= ?', [now]);
-      const wait = Math.ceil(((Number(oldest?.e ?? 0) || now + 1000) - now) / 1000);
-      throw new LoginError('LOGIN_BUSY', 'too many sign-ins are in progress: try again shortly', Math.max(1, Math.min(600, wait)));
+    // Stored, then room made by evicting the oldest logins past the cap, in one transaction: a flood
+    // of starts (anyone may make one) costs the oldest logins in progress, never new ones, and the
+    // table stays at the cap. A person's own login is lost only if maxPendingLogins newer ones start
+    // during their few seconds at the issuer. Expired rows not swept yet are the oldest, so go first.
+    // ORDER BY expires_at walks ui_logins_expires; at most EVICT_BATCH rows go per start. On
+    // PostgreSQL, starts in flight together on the replicas do not see each other's rows, so the
+    // table can stand above the cap by those (at most the replicas' pool connections) until the
+    // next start evicts it back down: not serialised, so that a flood does not queue sign-ins.
+    let evicting = false;
+    try {
+      await this.db.tx(async (t) => {
+        await t.run(
+          'INSERT INTO ui_logins (state_hash, browser_hash, issuer_index, verifier, nonce, redirect_uri, return_to, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+          [hashSecret(state), hashSecret(browser), index, verifier, nonce, redirectUri, returnTo, now + FLOW_TTL_MS],
+        );
+        evicting = true;
+        await t.run('DELETE FROM ui_logins WHERE state_hash IN (SELECT state_hash FROM ui_logins ORDER BY expires_at DESC LIMIT ? OFFSET ?)', [EVICT_BATCH, this.maxPending]);
+      });
+    } catch (e) {
+      if (!evicting) throw e;
+      // Room could not be made (the transaction, and with it this login, is rolled back): refused
+      // rather than let the table grow past the cap. The database's message is not shown.
+      throw new LoginError('LOGIN_BUSY', 'too many sign-ins are in progress and room could not be made: try again shortly', BUSY_RETRY_S);
     }
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,

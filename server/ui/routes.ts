@@ -24,9 +24,17 @@ function safeReturn(v: unknown): string {
   return typeof v === 'string' && /^\/(?![/\\])[\x21-\x7e]{0,500}$/.test(v) ? v : '/';
 }
 
-/** A DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
-const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+/**
+ * A DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port (1–65535, checked
+ * in validHost). Labels may hold `_`: Docker Compose service names (`ct_server:8080`) do.
+ */
+const HOST_RE = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::([1-9][0-9]{0,4}))?$/;
 const MAX_HOST_LENGTH = 255;
+
+function validHost(host: string): boolean {
+  const m = host.length <= MAX_HOST_LENGTH ? HOST_RE.exec(host) : null;
+  return m !== null && (m[1] === undefined || Number(m[1]) <= 65_535);
+}
 
 /**
  * Where the issuer sends the browser back to: `publicUrl`, else this request's own Host. The
@@ -37,7 +45,7 @@ const MAX_HOST_LENGTH = 255;
 function origin(ctx: ServerContext, req: Request): string | undefined {
   if (ctx.config.publicUrl) return ctx.config.publicUrl.replace(/\/$/, '');
   const host = req.get('host') ?? '';
-  return host.length <= MAX_HOST_LENGTH && HOST_RE.test(host) ? `${req.protocol}://${host}` : undefined;
+  return validHost(host) ? `${req.protocol}://${host}` : undefined;
 }
 
 function loginErrorPage(res: Response, status: number, code: string, message: string): void {

@@ -57,6 +57,15 @@ describe('server config file', () => {
     expect(loadConfig({ CT_ADMIN_API_KEY: `ctk_${'a1'.repeat(24)}` }).adminApiKey).toBe(`ctk_${'a1'.repeat(24)}`);
   });
 
+  it('bounds the event stream limits: events.maxSeconds 1–86,400 (× 1000 past 2^31−1 ms fires a timer at once), events.recheckMs 100–86,400,000', () => {
+    for (const bad of ['maxSeconds: 2147484', 'maxSeconds: 86400000', 'maxSeconds: 86401', 'maxSeconds: 0', 'maxSeconds: 1.5', 'recheckMs: 99', 'recheckMs: 86400001', 'recheckMs: 4294967296']) {
+      const field = bad.split(':')[0];
+      expect(withFile(`events:\n  ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(`events.${field} must be a whole number from`) }));
+    }
+    expect(withFile('events:\n  maxSeconds: 86400\n  recheckMs: 86400000\n')().events).toEqual({ maxSeconds: 86_400, recheckMs: 86_400_000 });
+    expect(withFile('events:\n  maxSeconds: 1\n  recheckMs: 100\n')().events).toEqual({ maxSeconds: 1, recheckMs: 100 });
+  });
+
   it('accepts every setting the configuration table of docs/server.md names', () => {
     const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
     const keys = [...new Set([...table.matchAll(/^\| `([a-zA-Z]+)[`.[]/gm)].map((m) => m[1]))];

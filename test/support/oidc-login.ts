@@ -60,3 +60,52 @@ export async function startLoginProvider(accounts: Accounts): Promise<LoginProvi
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }
+
+/**
+ * A dashboard sign-in over plain HTTP, in two halves as a browser makes it: `begin` calls the
+ * server's /auth/login and walks the provider's login form up to the callback URL (the server has
+ * not seen it yet); `end` presents that callback with the login-binding cookie. Between the two,
+ * a test does what happens while a person is at the issuer (a flood of other starts).
+ */
+export async function beginHttpLogin(provider: LoginProvider, base: string, who: string): Promise<{ callback: string; loginCookie: string }> {
+  const jar = new Map<string, string>();
+  const step = async (url: string, init: RequestInit = {}) => {
+    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const i = pair.indexOf('=');
+      jar.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+    return res;
+  };
+  const start = await step(`${base}/auth/login?issuer=0`);
+  if (start.status !== 302) throw new Error(`/auth/login answered ${start.status}: ${(await start.text()).slice(0, 300)}`);
+  const loginCookie = jar.get('ct_login') ?? '';
+  jar.clear();
+  let res = await step(start.headers.get('location') ?? '');
+  const form = await step(new URL(res.headers.get('location') ?? '', provider.issuer).href);
+  const action = /action="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+  res = await step(new URL(action, provider.issuer).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ prompt: 'login', login: who, password: 'x' }).toString() });
+  for (let i = 0; i < 5; i++) {
+    const location = new URL(res.headers.get('location') ?? '', provider.issuer).href;
+    if (location.startsWith(`${base}/auth/callback`)) return { callback: location, loginCookie };
+    res = await step(location);
+  }
+  throw new Error('the provider never redirected to the callback');
+}
+
+/** Presents a callback from `beginHttpLogin`: the status, the error code if any, whether a session cookie was set. */
+export async function endHttpLogin(login: { callback: string; loginCookie: string }): Promise<{ status: number; code: string; session: boolean }> {
+  const res = await fetch(login.callback, { redirect: 'manual', headers: { cookie: `ct_login=${login.loginCookie}` } });
+  const text = await res.text();
+  return { status: res.status, code: /data-code>([A-Z_]+)</.exec(text)?.[1] ?? '', session: res.headers.getSetCookie().some((c) => c.startsWith('ct_session=') && !c.startsWith('ct_session=;')) };
+}
+
+/**
+ * Resolves once the clock has passed the current millisecond: logins are ordered by their expiry
+ * (start time + 10 min, in ms), so a start made after this is strictly newer than every earlier one.
+ */
+export async function nextMillisecond(): Promise<void> {
+  const now = Date.now();
+  while (Date.now() <= now) await new Promise((r) => setTimeout(r, 1));
+}
