@@ -98,3 +98,67 @@ describe('the overall deadline', () => {
     }
   }, 15_000);
 });
+
+/**
+ * Answers every request with interim (1xx) heads, `count` of them `everyMs` apart, then BLOB (or
+ * nothing more when `count` is Infinity). undici restarts its head timeout with every 1xx, and
+ * the overall deadline reached it only as that timeout: a `102 Processing` every 500 ms held a
+ * fetch with timeout 1 s and deadline 3 s for ever. Only 127.0.0.1.
+ */
+async function interimServer(status: string, everyMs: number, count: number): Promise<number> {
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const srv: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.once('data', () => {
+      let sent = 0;
+      const once = (): void => {
+        if (s.destroyed) return;
+        if (sent++ < count) {
+          s.write(`HTTP/1.1 ${status}\r\n\r\n`);
+          if (everyMs === 0) return once();
+          const t = setTimeout(once, everyMs);
+          timers.add(t);
+        } else s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BLOB.length}\r\n\r\n`, () => s.write(BLOB));
+      };
+      once();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const t of timers) clearTimeout(t);
+    for (const s of sockets) s.destroy();
+    srv.close();
+  });
+  return (srv.address() as { port: number }).port;
+}
+
+describe('a registry that answers only with interim (1xx) heads', () => {
+  it('fails within the timeout when a 102 comes every 400 ms and no final head (NETWORK_ERROR)', async () => {
+    const port = await interimServer('102 Processing', 400, Infinity);
+    const { result, ms } = await pull(port, { timeoutMs: 1000, deadline: Date.now() + 3000 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringMatching(/no final answer .*no answer head within \d+ ms \(after \d+ interim 1xx answers\)/) });
+    expect(ms).toBeLessThan(4000);
+  }, 20_000);
+
+  it('fails at the overall deadline when the timeout is long', async () => {
+    const port = await interimServer('103 Early Hints', 1000, Infinity);
+    const { result, ms } = await pull(port, { timeoutMs: 60_000, deadline: Date.now() + 1500 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringContaining('no final answer') });
+    expect(ms).toBeLessThan(5000);
+  }, 20_000);
+
+  it('refuses more than a few interim answers at once, whatever the timeout', async () => {
+    const port = await interimServer('103 Early Hints', 0, 50);
+    const { result, ms } = await pull(port, { timeoutMs: 60_000 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringContaining('more than 4 interim (1xx) answers') });
+    expect(ms).toBeLessThan(5000);
+  }, 20_000);
+
+  it('still takes an honest answer after an Early Hints', async () => {
+    const port = await interimServer('103 Early Hints', 0, 1);
+    const { result } = await pull(port, { timeoutMs: 2000, deadline: Date.now() + 10_000 });
+    expect(Buffer.isBuffer(result) && result.equals(BLOB)).toBe(true);
+  }, 20_000);
+});
