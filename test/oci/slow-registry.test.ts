@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { RegistryClient, type ClientOptions } from '../../src/oci/client.js';
 import { parseReference } from '../../src/oci/reference.js';
+import { deadlineOf, SERVER_FETCH_DEADLINE } from '../../src/oci/fetch.js';
 
 const closers: (() => void)[] = [];
 afterEach(() => {
@@ -84,6 +85,23 @@ describe('a registry that drips its answer', () => {
 });
 
 describe('the overall deadline', () => {
+  // The sizes are the registry's word (up to the .ctp limit, 16 GiB: ~73 h at 64 KiB/s); the
+  // deploy server and admission must not give a registry a slot for days.
+  it("the servers' deadline grows with the bundle but never past 2 hours", () => {
+    const t0 = 1_800_000_000_000;
+    const MiB = 1024 * 1024;
+    const o = { overall: SERVER_FETCH_DEADLINE };
+    expect(deadlineOf(o, t0, 0)).toBe(t0 + 10 * 60_000);
+    expect(deadlineOf(o, t0, 256 * MiB)).toBe(t0 + 10 * 60_000 + 4096_000);
+    expect(deadlineOf(o, t0, 16 * 1024 * MiB)).toBe(t0 + 2 * 3600_000);
+    expect(deadlineOf(o, t0, Number.MAX_SAFE_INTEGER)).toBe(t0 + 2 * 3600_000);
+    // A caller's own deadline still wins when it is earlier; without maxMs there is no cap.
+    expect(deadlineOf({ ...o, deadline: t0 + 60_000 }, t0, 16 * 1024 * MiB)).toBe(t0 + 60_000);
+    expect(deadlineOf({ overall: { baseMs: 1000, minBytesPerSecond: 1024 } }, t0, 1024 * 1024)).toBe(t0 + 1000 + 1024_000);
+    expect(deadlineOf({ overall: { baseMs: 1000, minBytesPerSecond: 1024, maxMs: 5000 } }, t0, 1024 * 1024)).toBe(t0 + 5000);
+    expect(deadlineOf({}, t0, 1024)).toBeUndefined();
+  });
+
   it('ends an answer that keeps the rate but outlasts the deadline, and sends nothing after it', async () => {
     // 1 KiB every 50 ms (20 KiB/s, above the 1 KiB/s minimum): 3 s for the blob, the deadline is 1 s.
     const port = await dripServer(1024, 50, 'length');
