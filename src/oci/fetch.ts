@@ -50,14 +50,20 @@ export interface FetchOptions extends ClientOptions {
 export interface OverallDeadline {
   baseMs: number;
   minBytesPerSecond: number;
+  /**
+   * The longest the whole fetch may take, whatever the sizes say (default none). The sizes come
+   * from the registry's recipe: up to the .ctp limit of 16 GiB, ~73 h at 64 KiB/s.
+   */
+  maxMs?: number;
 }
 
 /**
  * The deploy server's and admission's overall deadline: a registry they fetch from must not be able
  * to hold a fetch (and a fetch slot) for ever. 10 minutes plus 64 KiB/s (512 kbit/s) of the
- * bundle: a legitimate 1 GiB fetch gets 4 h 50 min, more than it takes on a 1 Mbit/s link.
+ * bundle, at most 2 hours: a 256 MiB bundle gets 1 h 18 min, more than it takes on a 1 Mbit/s
+ * link; a bundle of more than ~410 MiB needs more than 64 KiB/s to arrive within the 2 hours.
  */
-export const SERVER_FETCH_DEADLINE: OverallDeadline = { baseMs: 10 * 60_000, minBytesPerSecond: 64 * 1024 };
+export const SERVER_FETCH_DEADLINE: OverallDeadline = { baseMs: 10 * 60_000, minBytesPerSecond: 64 * 1024, maxMs: 2 * 3600_000 };
 
 export interface FetchResult {
   imageDigest: string;
@@ -164,10 +170,15 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
   }
 }
 
-/** The overall deadline (epoch ms) for a fetch started at `started` that is to receive `bytes`. */
-function deadlineOf(opts: FetchOptions, started: number, bytes: number): number | undefined {
+/**
+ * The overall deadline (epoch ms) for a fetch started at `started` that is to receive `bytes`:
+ * `baseMs` plus the bytes at `minBytesPerSecond`, never past `maxMs` (the bytes are the
+ * registry's word), nor past the caller's own `deadline`.
+ */
+export function deadlineOf(opts: Pick<FetchOptions, 'overall' | 'deadline'>, started: number, bytes: number): number | undefined {
   if (!opts.overall) return opts.deadline;
-  const at = started + opts.overall.baseMs + (bytes / opts.overall.minBytesPerSecond) * 1000;
+  const { baseMs, minBytesPerSecond, maxMs } = opts.overall;
+  const at = started + Math.min(baseMs + (bytes / minBytesPerSecond) * 1000, maxMs ?? Infinity);
   return opts.deadline === undefined ? at : Math.min(at, opts.deadline);
 }
 

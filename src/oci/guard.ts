@@ -132,12 +132,23 @@ export class NetworkGuard {
   };
 }
 
+/** The shortest prefixes an entry may have: the guard's exceptions name a few private networks, not the internet. */
+const MIN_PREFIX = { ipv4: 8, ipv6: 16 } as const;
+
 /**
  * One `allowedAddresses` entry: an address, or an address and a prefix length of 1–3 decimal
  * digits. Read strictly because a sloppy entry fails open: `Number('')` is 0, so a typo like
  * `10.0.0.5/` would become a /0, every address, and turn the guard off for every client that
  * shares it (registries, forges, notifiers, the server's config). A /0 written on purpose is
  * refused too: allowing every address is not turning an exception on, it is removing the guard.
+ * So are, each as USAGE naming the entry:
+ * - host bits set (`10.0.0.1/1`, a typo for /31, is 0.0.0.0/1: half the IPv4 internet);
+ * - prefixes shorter than /8 (IPv4) or /16 (IPv6): `0.0.0.0/1` and `128.0.0.0/1` together are /0;
+ * - an IPv6 range holding the IPv4-mapped range `::ffff:0:0/96` or `::1` without being exactly
+ *   one of them: node's BlockList checks an IPv4 address against IPv6 ranges as `::ffff:a.b.c.d`,
+ *   so `::/80` (or `::/8`, `::/1`) allowed 127.0.0.1, 169.254.169.254 and every other IPv4
+ *   address. An entry inside `::ffff:0:0/96` is taken as the IPv4 entry it maps (prefix − 96) and
+ *   judged as one.
  */
 function parseAllowedAddress(entry: string): { addr: string; family: 'ipv4' | 'ipv6'; prefix?: number } {
   const text = entry.trim();
@@ -145,18 +156,71 @@ function parseAllowedAddress(entry: string): { addr: string; family: 'ipv4' | 'i
   const addr = slash < 0 ? text : text.slice(0, slash);
   const fam = isIP(addr);
   if (fam === 0) throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} is not an IP address or CIDR range`, { entry });
-  const family = fam === 4 ? 'ipv4' : 'ipv6';
-  if (slash < 0) return { addr, family };
-  const bits = text.slice(slash + 1);
+  let family: 'ipv4' | 'ipv6' = fam === 4 ? 'ipv4' : 'ipv6';
   const max = fam === 4 ? 32 : 128;
-  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) {
-    throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)}: the prefix length after "/" must be a number from 1 to ${max}`, { entry });
+  let prefix = max;
+  if (slash >= 0) {
+    const bits = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) {
+      throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)}: the prefix length after "/" must be a number from 1 to ${max}`, { entry });
+    }
+    prefix = Number(bits);
   }
-  const prefix = Number(bits);
   if (prefix === 0) {
     throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} would allow every ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address, which turns the address guard off: list the addresses or ranges meant (e.g. 10.0.0.0/8)`, { entry });
   }
-  return { addr, family, prefix };
+  let value = family === 'ipv4' ? v4Value(addr) : v6Value(addr);
+  const width = family === 'ipv4' ? 32 : 128;
+  const hostMask = (1n << BigInt(width - prefix)) - 1n;
+  if ((value & hostMask) !== 0n) {
+    const network = `${formatAddress(value & ~hostMask, family)}/${prefix}`;
+    throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} has host bits set: as a range it is ${network}; write the network meant (its address with the host bits zero, e.g. ${network}, or a longer prefix) or ${formatAddress(value, family)} alone for one address`, { entry, network });
+  }
+  // IPv4-mapped: the IPv4 entry it stands for, judged as one (node's BlockList does the same to addresses).
+  if (family === 'ipv6' && prefix >= 96 && value >> 32n === 0xffffn) {
+    family = 'ipv4';
+    value &= 0xffffffffn;
+    prefix -= 96;
+    if (prefix === 0) throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} is the IPv4-mapped range, every IPv4 address, which turns the address guard off: list the addresses or ranges meant (e.g. 10.0.0.0/8)`, { entry });
+  }
+  if (prefix < MIN_PREFIX[family]) {
+    throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)}: a prefix shorter than /${MIN_PREFIX[family]} allows too much of the ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space; the guard's exceptions name private networks or single addresses (e.g. ${family === 'ipv4' ? '10.0.0.0/8' : 'fd12:3456:789a::/48'})`, { entry });
+  }
+  if (family === 'ipv6' && prefix < 128) {
+    const holds = (a: bigint, p: number): boolean => p >= prefix && (a >> BigInt(128 - prefix)) === value >> BigInt(128 - prefix);
+    const inside = holds(0xffffn << 32n, 96) ? '::ffff:0:0/96 (every IPv4 address, as node checks IPv4 against IPv6 ranges)' : holds(1n, 128) ? '::1 (loopback)' : undefined;
+    if (inside) throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} holds ${inside}: allow the IPv4 or IPv6 addresses meant on their own (e.g. 127.0.0.1, ::1, 10.0.0.0/8)`, { entry });
+  }
+  const addrOut = formatAddress(value, family);
+  return prefix === (family === 'ipv4' ? 32 : 128) ? { addr: addrOut, family } : { addr: addrOut, family, prefix };
+}
+
+function v4Value(addr: string): bigint {
+  return addr.split('.').reduce((v, part) => (v << 8n) | BigInt(Number(part)), 0n);
+}
+
+/** A valid IPv6 address (isIP 6) as 128 bits, an embedded dotted IPv4 tail included. */
+function v6Value(addr: string): bigint {
+  let text = addr.replace(/%.*$/, '');
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted) {
+    const v = Number(v4Value(dotted[1]));
+    text = `${text.slice(0, dotted.index)}${(v >>> 16).toString(16)}:${(v & 0xffff).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const groups = (s: string | undefined): string[] => (s ? s.split(':') : []);
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return all.reduce((v, g) => (v << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+function formatAddress(value: bigint, family: 'ipv4' | 'ipv6'): string {
+  if (family === 'ipv4') return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 255n)).join('.');
+  const groups = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((value >> s) & 0xffffn).toString(16));
+  // The URL parser writes the canonical (compressed) form.
+  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
 }
 
 function splitHostPort(s: string): { host: string; port?: string } {

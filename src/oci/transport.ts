@@ -60,6 +60,8 @@ export interface Reply {
 }
 
 const MAX_REDIRECTS = 5;
+/** Interim (1xx) answers taken before a final one: an honest server sends one or two (103 Early Hints). */
+const MAX_INTERIM_ANSWERS = 4;
 
 /** One answer, from either client. */
 interface Answer {
@@ -171,9 +173,33 @@ export class RegistryTransport {
       if (answer) return answer;
     }
     const { agent, request } = await this.undici();
-    const res = await request(url, agent, { ...o, headersTimeout: withinDeadline(this.timeoutMs, this.deadline) });
+    const res = await this.finalHead(url, o, (signal, onInfo) => request(url, agent, { ...o, headersTimeout: withinDeadline(this.timeoutMs, this.deadline), signal, onInfo }));
     const pace = new Pace({ minBytesPerSecond: this.minRate, graceMs: this.timeoutMs, deadline: () => this.deadline });
     return { ...res, body: paced(res.body as ReplyBody, pace, url) };
+  }
+
+  /**
+   * undici's wait for the final head, bounded by our own timer: undici restarts its headersTimeout
+   * with every interim (1xx) answer, so a registry sending `102 Processing` just inside the
+   * timeout, again and again, held a request (and a deploy or admission slot) for ever, the
+   * overall deadline included (it reaches undici only as that timeout). A request without a body
+   * has `timeoutMs` (within the deadline) from the send to its final head; one with a body (an
+   * upload, whose sending undici times itself) the time to the deadline. More than
+   * MAX_INTERIM_ANSWERS interim answers end any request at once.
+   */
+  private async finalHead<T>(url: URL, o: { method: string; body?: unknown }, send: (signal: AbortSignal, onInfo: () => void) => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    let interim = 0;
+    const fail = (why: string): void => ac.abort(new CtError('NETWORK_ERROR', `${url.host}: no final answer to ${o.method} ${url.pathname}: ${why}`, { host: url.host }));
+    const wait = o.body === undefined ? withinDeadline(this.timeoutMs, this.deadline) : this.deadline === undefined ? undefined : withinDeadline(Infinity, this.deadline);
+    const timer = wait === undefined ? undefined : setTimeout(() => fail(`${o.body === undefined ? `no answer head within ${wait} ms` : 'the overall deadline has passed'}${interim ? ` (after ${interim} interim 1xx answers)` : ''}`), wait);
+    try {
+      return await send(ac.signal, () => {
+        if (++interim > MAX_INTERIM_ANSWERS) fail(`more than ${MAX_INTERIM_ANSWERS} interim (1xx) answers`);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async authenticate(header: string | string[] | undefined, actions: 'pull' | 'pull,push'): Promise<void> {

@@ -221,6 +221,48 @@ describe('allow-list and address guard: refused before any request', () => {
     expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/every IPv[46] address.*list the addresses/) }));
   });
 
+  // node's BlockList checks an IPv4 address against IPv6 ranges as ::ffff:a.b.c.d: an IPv6 entry
+  // holding ::ffff:0:0/96 allowed 127.0.0.1, 169.254.169.254 and every other IPv4 address.
+  it.each(['::ffff:0:0/96', '::/80', '::/64', '::/16', '::/8', '::/1', '0:0:0:0:0:0:0:0/96', '::ffff:0:0/100', '::/127'])('refuses %j, which would allow IPv4 addresses through the IPv4-mapped range (USAGE)', (entry) => {
+    expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(JSON.stringify(entry)) }));
+  });
+
+  it('takes an entry inside ::ffff:0:0/96 as the IPv4 entry it maps, and nothing more', () => {
+    const g = new NetworkGuard({ allowedAddresses: ['::ffff:10.0.0.0/104', '::ffff:7f00:1', '::1'] });
+    expect(g.addressAllowed('10.1.2.3')).toBe(true);
+    expect(g.addressAllowed('::ffff:10.1.2.3')).toBe(true);
+    expect(g.addressAllowed('127.0.0.1')).toBe(true);
+    expect(g.addressAllowed('::1')).toBe(true);
+    expect(g.addressAllowed('127.0.0.2')).toBe(false);
+    expect(g.addressAllowed('169.254.169.254')).toBe(false);
+    expect(g.addressAllowed('172.16.0.1')).toBe(false);
+    expect(g.addressAllowed('fd00::1')).toBe(false);
+  });
+
+  it.each([
+    ['10.0.0.1/1', '0.0.0.0/1'],
+    ['127.0.0.1/8', '127.0.0.0/8'],
+    ['192.168.1.7/24', '192.168.1.0/24'],
+    ['fd00::1/64', 'fd00::/64'],
+    ['::ffff:10.0.0.1/104', '::ffff:a00:0/104'],
+  ])('refuses %j, whose host bits are set, naming the network it is (%s) as USAGE', (entry, network) => {
+    expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(new RegExp(`^allowed address ${JSON.stringify(entry).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} has host bits set: as a range it is ${network.replace(/[.]/g, '\\.')}`)) }));
+  });
+
+  it.each(['0.0.0.0/1', '128.0.0.0/1', '10.0.0.0/7', '64.0.0.0/2', 'fc00::/7', 'fd00::/8', '2000::/3'])('refuses %j: a prefix shorter than /8 (IPv4) or /16 (IPv6) is not a few private networks (USAGE)', (entry) => {
+    expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/prefix shorter than \/(8|16)/) }));
+  });
+
+  it('still takes the narrowest allowed prefixes and single addresses', () => {
+    const g = new NetworkGuard({ allowedAddresses: ['10.0.0.0/8', 'fd12::/16', '::1/128', '172.16.0.0/12'] });
+    expect(g.addressAllowed('10.255.0.1')).toBe(true);
+    expect(g.addressAllowed('fd12:ffff::1')).toBe(true);
+    expect(g.addressAllowed('::1')).toBe(true);
+    expect(g.addressAllowed('172.31.0.1')).toBe(true);
+    expect(g.addressAllowed('127.0.0.1')).toBe(false);
+    expect(g.addressAllowed('169.254.169.254')).toBe(false);
+  });
+
   it('allows exactly the range a well-formed CIDR names', () => {
     const g = new NetworkGuard({ allowedAddresses: [' 10.0.0.0/8 ', 'fd00::/64', '192.168.1.7/32'] });
     expect(g.addressAllowed('10.200.3.4')).toBe(true);

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { RegistryClient, type ClientOptions } from '../../src/oci/client.js';
 import { parseReference } from '../../src/oci/reference.js';
+import { deadlineOf, SERVER_FETCH_DEADLINE } from '../../src/oci/fetch.js';
 
 const closers: (() => void)[] = [];
 afterEach(() => {
@@ -84,6 +85,23 @@ describe('a registry that drips its answer', () => {
 });
 
 describe('the overall deadline', () => {
+  // The sizes are the registry's word (up to the .ctp limit, 16 GiB: ~73 h at 64 KiB/s); the
+  // deploy server and admission must not give a registry a slot for days.
+  it("the servers' deadline grows with the bundle but never past 2 hours", () => {
+    const t0 = 1_800_000_000_000;
+    const MiB = 1024 * 1024;
+    const o = { overall: SERVER_FETCH_DEADLINE };
+    expect(deadlineOf(o, t0, 0)).toBe(t0 + 10 * 60_000);
+    expect(deadlineOf(o, t0, 256 * MiB)).toBe(t0 + 10 * 60_000 + 4096_000);
+    expect(deadlineOf(o, t0, 16 * 1024 * MiB)).toBe(t0 + 2 * 3600_000);
+    expect(deadlineOf(o, t0, Number.MAX_SAFE_INTEGER)).toBe(t0 + 2 * 3600_000);
+    // A caller's own deadline still wins when it is earlier; without maxMs there is no cap.
+    expect(deadlineOf({ ...o, deadline: t0 + 60_000 }, t0, 16 * 1024 * MiB)).toBe(t0 + 60_000);
+    expect(deadlineOf({ overall: { baseMs: 1000, minBytesPerSecond: 1024 } }, t0, 1024 * 1024)).toBe(t0 + 1000 + 1024_000);
+    expect(deadlineOf({ overall: { baseMs: 1000, minBytesPerSecond: 1024, maxMs: 5000 } }, t0, 1024 * 1024)).toBe(t0 + 5000);
+    expect(deadlineOf({}, t0, 1024)).toBeUndefined();
+  });
+
   it('ends an answer that keeps the rate but outlasts the deadline, and sends nothing after it', async () => {
     // 1 KiB every 50 ms (20 KiB/s, above the 1 KiB/s minimum): 3 s for the blob, the deadline is 1 s.
     const port = await dripServer(1024, 50, 'length');
@@ -97,4 +115,68 @@ describe('the overall deadline', () => {
       await rc.close();
     }
   }, 15_000);
+});
+
+/**
+ * Answers every request with interim (1xx) heads, `count` of them `everyMs` apart, then BLOB (or
+ * nothing more when `count` is Infinity). undici restarts its head timeout with every 1xx, and
+ * the overall deadline reached it only as that timeout: a `102 Processing` every 500 ms held a
+ * fetch with timeout 1 s and deadline 3 s for ever. Only 127.0.0.1.
+ */
+async function interimServer(status: string, everyMs: number, count: number): Promise<number> {
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const srv: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.once('data', () => {
+      let sent = 0;
+      const once = (): void => {
+        if (s.destroyed) return;
+        if (sent++ < count) {
+          s.write(`HTTP/1.1 ${status}\r\n\r\n`);
+          if (everyMs === 0) return once();
+          const t = setTimeout(once, everyMs);
+          timers.add(t);
+        } else s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BLOB.length}\r\n\r\n`, () => s.write(BLOB));
+      };
+      once();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const t of timers) clearTimeout(t);
+    for (const s of sockets) s.destroy();
+    srv.close();
+  });
+  return (srv.address() as { port: number }).port;
+}
+
+describe('a registry that answers only with interim (1xx) heads', () => {
+  it('fails within the timeout when a 102 comes every 400 ms and no final head (NETWORK_ERROR)', async () => {
+    const port = await interimServer('102 Processing', 400, Infinity);
+    const { result, ms } = await pull(port, { timeoutMs: 1000, deadline: Date.now() + 3000 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringMatching(/no final answer .*no answer head within \d+ ms \(after \d+ interim 1xx answers\)/) });
+    expect(ms).toBeLessThan(4000);
+  }, 20_000);
+
+  it('fails at the overall deadline when the timeout is long', async () => {
+    const port = await interimServer('103 Early Hints', 1000, Infinity);
+    const { result, ms } = await pull(port, { timeoutMs: 60_000, deadline: Date.now() + 1500 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringContaining('no final answer') });
+    expect(ms).toBeLessThan(5000);
+  }, 20_000);
+
+  it('refuses more than a few interim answers at once, whatever the timeout', async () => {
+    const port = await interimServer('103 Early Hints', 0, 50);
+    const { result, ms } = await pull(port, { timeoutMs: 60_000 });
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR', message: expect.stringContaining('more than 4 interim (1xx) answers') });
+    expect(ms).toBeLessThan(5000);
+  }, 20_000);
+
+  it('still takes an honest answer after an Early Hints', async () => {
+    const port = await interimServer('103 Early Hints', 0, 1);
+    const { result } = await pull(port, { timeoutMs: 2000, deadline: Date.now() + 10_000 });
+    expect(Buffer.isBuffer(result) && result.equals(BLOB)).toBe(true);
+  }, 20_000);
 });
