@@ -116,6 +116,29 @@ describe('policy-check action run()', () => {
     expect(failed.markdown).toContain(`FAIL ${JSON.stringify(cases)}:2 denied?\\n\`\`\`\\n\\n## fake: ✅ passed\\n`);
   });
 
+  it('a failing case named with 200,000 backtick runs still gets the status posted and a bounded comment', async () => {
+    const dir = join(tmp, 'backticks');
+    await cp(join(TEMPLATE, 'policies'), dir, { recursive: true });
+    const name = '`a'.repeat(200_000);
+    await writeFile(join(dir, 'development', 'long.test.yaml'), `cases:\n  - name: ${JSON.stringify(name)}\n    input: fixtures/feature-build.yaml\n    expect: { allow: false }\n`);
+    const n = api.requests.length;
+    // Before, the fence was sized with Math.max(0, ...runs): a RangeError (stack), thrown before the status.
+    const r = await run({ policies: dir, notifier: notifier() });
+    expect(r.tests.failed).toBe(1);
+    expect(r.commentError).toBeUndefined();
+    const sent = api.requests.slice(n);
+    expect(sent.filter((q) => q.operationId === 'repos/create-commit-status').map((q) => q.body)).toEqual([expect.objectContaining({ state: 'failure', context: 'cerro-torre/policy' })]);
+    const body = sent.find((q) => ['issues/create-comment', 'issues/update-comment'].includes(q.operationId))!.body.body as string;
+    expect(body.length).toBeLessThan(5_000);
+    const line = body.split('\n').find((l) => l.startsWith('FAIL '))!;
+    expect(line.length).toBeLessThanOrEqual(1_001);
+    expect(line.endsWith('…')).toBe(true);
+    // The fence is still longer than any backtick run inside it (runs of one here: three will do).
+    expect(body).toContain('\n```\nFAIL ');
+    expect(body.split('\n').filter((l) => l === '```')).toHaveLength(2);
+    expect(api.errors).toEqual([]);
+  });
+
   it('reports a broken policy as a failure with its file:line and the impact of a tightened signer rule', async () => {
     const repo = join(tmp, 'repo');
     await cp(TEMPLATE, repo, { recursive: true });
