@@ -12,8 +12,8 @@ export interface GitHubTarget {
   /** Pull request number; without one only the status is set. */
   pr?: number;
   /**
-   * Login whose comment is the report, when the token is a GitHub App's installation token
-   * (`my-app[bot]`). Without it, derived from the token: see commentAuthor() below.
+   * Login whose comment is the report (`my-app[bot]`), overriding the one derived from the token:
+   * see commentAuthor() below.
    */
   commentAuthor?: string;
 }
@@ -27,13 +27,18 @@ export function gitHubNotifier(t: GitHubTarget): Notifier {
   const octokit = new Octokit({ auth: t.token, baseUrl: t.baseUrl, request: { retries: 0 }, log: { debug() {}, info() {}, warn: console.warn, error() {} } });
   // Whose comment is the report. Anyone who may comment can write the marker: a comment found by
   // the marker alone would be someone else's, which the action then rewrote (or, not allowed to,
-  // failed on). GET /user names the token's user for a personal or user-to-server token; an
-  // installation token has no user (GitHub answers 403 "Resource not accessible by integration")
-  // and REST has no way for it to ask which App it is (GET /app wants the App's JWT), so it is
-  // taken to be the workflow's GITHUB_TOKEN, github-actions[bot], unless commentAuthor names the
-  // App's bot. A wrong guess costs a second comment, never someone else's being edited.
+  // failed on). The token's own identity is the one GitHub names as the `creator` of the commit
+  // status just posted with it (run() sets the status first; `creator` is in every status GitHub
+  // answers): for a user's token its user, for an installation token the App's bot (`my-app[bot]`;
+  // GET /user refuses such a token with 403 "Resource not accessible by integration", GET /app
+  // wants the App's JWT). Before, an installation token was guessed to be the workflow's
+  // GITHUB_TOKEN, and any other App's got a new comment on every run. Without a status creator
+  // (none posted, or null), GET /user, and on its 403 github-actions[bot]. A wrong guess costs a
+  // second comment, never someone else's being edited.
+  let statusCreator: string | undefined;
   const commentAuthor = async (): Promise<string> => {
     if (t.commentAuthor) return t.commentAuthor;
+    if (statusCreator) return statusCreator;
     try {
       return (await octokit.rest.users.getAuthenticated()).data.login;
     } catch (e) {
@@ -57,7 +62,7 @@ export function gitHubNotifier(t: GitHubTarget): Notifier {
       return { id: res.data.id, created: true };
     },
     async setStatus(state: StatusState, description: string, targetUrl?: string) {
-      await octokit.rest.repos.createCommitStatus({
+      const res = await octokit.rest.repos.createCommitStatus({
         owner: t.owner,
         repo: t.repo,
         sha: t.sha,
@@ -66,6 +71,8 @@ export function gitHubNotifier(t: GitHubTarget): Notifier {
         description: description.slice(0, 140),
         ...(targetUrl ? { target_url: targetUrl } : {}),
       });
+      const login = res.data.creator?.login;
+      if (typeof login === 'string' && login) statusCreator = login;
     },
   };
 }

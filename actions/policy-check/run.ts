@@ -86,20 +86,19 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
     diff ? `${denied} deployment(s) would now be denied` : undefined,
   ].filter(Boolean);
   const description = parts.join(' · ');
-  const markdown = render(ok, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
 
   // The status is the merge gate, the comment a convenience: the status goes first, and a comment
-  // that cannot be written (no permission, an API error) is reported, never the reason the status
-  // is missing.
+  // that cannot be rendered or written (no permission, an API error) is reported, never the reason
+  // the status is missing.
   let comment: PolicyCheckResult['comment'];
   let commentError: PolicyCheckResult['commentError'];
-  if (inputs.notifier) {
-    await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
-    try {
-      comment = await inputs.notifier.upsertComment(markdown);
-    } catch (e) {
-      commentError = describeError(e);
-    }
+  if (inputs.notifier) await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
+  let markdown = `${COMMENT_MARKER}\n## Cerro Torre policy check: ${ok ? '✅ passed' : '❌ failed'}\n\n${description}\n`;
+  try {
+    markdown = render(ok, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
+    if (inputs.notifier) comment = await inputs.notifier.upsertComment(markdown);
+  } catch (e) {
+    commentError = describeError(e);
   }
   return { ok, state, description, markdown, lint, tests, diff, diffNote, comment, ...(commentError ? { commentError } : {}) };
 }
@@ -161,9 +160,23 @@ function issueLine(i: PolicyIssue): string {
   return formatIssue({ ...i, file: showPath(i.file), kind: oneLine(i.kind), message: oneLine(i.message) });
 }
 
-/** A code block whose fence no line inside can close: one backtick longer than the longest run. */
+/** Characters of one listed line at most (a crafted name can be any length): longer is cut, with an ellipsis. */
+const MAX_LINE = 1_000;
+
+/**
+ * A code block whose fence no line inside can close: one backtick longer than the longest run.
+ * Counted with a loop: a name of 200,000 backtick runs spread into Math.max overflowed the stack.
+ */
 function fenced(lines: string[]): string[] {
-  const longest = Math.max(0, ...lines.flatMap((l) => (l.match(/`+/g) ?? []).map((r) => r.length)));
+  const cut = lines.map((l) => (l.length > MAX_LINE ? `${l.slice(0, /[\uD800-\uDBFF]/.test(l[MAX_LINE - 1]) ? MAX_LINE - 1 : MAX_LINE)}…` : l));
+  let longest = 0;
+  for (const l of cut) {
+    let run = 0;
+    for (const c of l) {
+      run = c === '`' ? run + 1 : 0;
+      if (run > longest) longest = run;
+    }
+  }
   const fence = '`'.repeat(Math.max(3, longest + 1));
-  return [fence, ...lines, fence];
+  return [fence, ...cut, fence];
 }

@@ -21,6 +21,9 @@ export interface GitHubForgeOptions extends RetryOptions {
   repository: string;
 }
 
+/** Pages of 100 pull requests read at most when looking for ours. */
+const PULL_PAGES = 10;
+
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 function ownerRepo(repository: string): { owner: string; repo: string } {
@@ -55,6 +58,20 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
   // repository it targets counts; ids, since names change on a rename (GitHub redirects the old
   // one) and compare case-insensitively. A deleted fork's head.repo is null: never ours either.
   const sameRepo = (x: { head: { repo: { id: number } | null }; base: { repo: { id: number } } }) => x.head.repo !== null && x.head.repo.id === x.base.repo.id;
+  // Pull requests from this repository matching the filter, newest first. GitHub has no filter by
+  // head repository, and the list is newest first: forks in the same organisation (their pull
+  // requests, open or closed, listed under the same `head`) could push ours off a page, so pages
+  // are read on, up to PULL_PAGES of 100 (`first`: until one of ours is found).
+  type PullItem = Awaited<ReturnType<typeof gh.rest.pulls.list>>['data'][number];
+  const pulls = (query: { state: 'open' | 'all'; head: string; base?: string }, keep: (x: PullItem) => boolean, first: boolean) => call('list pull requests', async () => {
+    const found: PullItem[] = [];
+    let pages = 0;
+    for await (const page of gh.paginate.iterator(gh.rest.pulls.list, { owner, repo, ...query, per_page: 100 })) {
+      found.push(...page.data.filter((x) => keep(x) && sameRepo(x)));
+      if ((first && found.length > 0) || ++pages >= PULL_PAGES) break;
+    }
+    return found;
+  });
   const toChange = (p: { number: number; html_url: string; head: { sha: string }; title: string; body?: string | null }): ChangeRequest =>
     ({ number: p.number, url: p.html_url, headSha: p.head.sha, title: p.title, body: p.body ?? '' });
 
@@ -104,13 +121,12 @@ export function githubForge(opts: GitHubForgeOptions): Forge {
       }
     },
     async findChange(branch, base) {
-      const r = await call('list pull requests', () => gh.rest.pulls.list({ owner, repo, state: 'open', head: `${owner}:${branch}`, base, per_page: 100 }));
-      const p = r.data.find((x) => x.head.ref === branch && sameRepo(x));
+      const mine = await pulls({ state: 'open', head: `${owner}:${branch}`, base }, (x) => x.head.ref === branch, true);
+      const p = mine[0];
       return p ? toChange(p) : undefined;
     },
     async endedChangeHeads(branch) {
-      const r = await call('list pull requests', () => gh.rest.pulls.list({ owner, repo, state: 'all', head: `${owner}:${branch}`, per_page: 100 }));
-      const mine = r.data.filter((x) => x.head.ref === branch && sameRepo(x));
+      const mine = await pulls({ state: 'all', head: `${owner}:${branch}` }, (x) => x.head.ref === branch, false);
       // A closed pull request's head.sha is its head when it was closed: later pushes do not move it.
       return { open: mine.some((x) => x.state === 'open'), heads: mine.filter((x) => x.state !== 'open').map((x) => x.head.sha) };
     },

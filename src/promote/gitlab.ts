@@ -18,6 +18,9 @@ export interface GitlabForgeOptions extends RetryOptions {
   project: string;
 }
 
+/** Pages of 100 merge requests read at most when looking for ours. */
+const MR_PAGES = 10;
+
 type Mr = { iid: number; web_url: string; sha?: string | null; title: string; description?: string | null; source_project_id?: number; target_project_id?: number };
 
 function statusOf(e: unknown): number | undefined {
@@ -66,6 +69,16 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
     const id = await ownId();
     return list.filter((m) => m.source_project_id === id && m.target_project_id === id);
   };
+  // This project's merge requests from a branch, asked for by source project: GitLab lists them
+  // newest first, and forks' merge requests from a branch of the same name (anyone may open any
+  // number) would otherwise push ours off the page: our open one would be missed (and another
+  // opened), our merged one too (and its branch reused with the old history). `source_project_id`
+  // is a documented filter of GET /projects/:id/merge_requests; a GitLab that ignored it is still
+  // paged through, up to MR_PAGES pages, and `ours` still keeps only this project's.
+  const mergeRequests = async (query: { sourceBranch: string; targetBranch?: string; state?: 'opened' }): Promise<(Mr & { state?: string; source_branch?: string })[]> => {
+    const sourceProjectId = await ownId();
+    return (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, ...query, sourceProjectId, perPage: 100, maxPages: MR_PAGES } as never))) as unknown as (Mr & { state?: string; source_branch?: string })[];
+  };
   const toChange = (m: Mr): ChangeRequest => ({ number: m.iid, url: m.web_url, headSha: m.sha ?? '', title: m.title, body: m.description ?? '' });
   return {
     kind: 'gitlab',
@@ -106,15 +119,11 @@ export function gitlabForge(opts: GitlabForgeOptions): Forge {
       return { ok: true, commit: String(head.commit.id) };
     },
     async findChange(branch, base) {
-      // A full page: forks' merge requests from a branch of this name come first and are skipped,
-      // and must not push ours off the page (past it, opening ours fails: nothing is taken over).
-      const list = (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, sourceBranch: branch, targetBranch: base, state: 'opened', perPage: 100, maxPages: 1 }))) as unknown as Mr[];
-      const m = (await ours(list))[0];
+      const m = (await ours(await mergeRequests({ sourceBranch: branch, targetBranch: base, state: 'opened' })))[0];
       return m ? toChange(m) : undefined;
     },
     async endedChangeHeads(branch) {
-      const list = (await call('list merge requests', () => api.MergeRequests.all({ projectId: p, sourceBranch: branch, perPage: 100, maxPages: 1 }))) as unknown as (Mr & { state?: string; source_branch?: string })[];
-      const mine = (await ours(list)).filter((m) => m.source_branch === branch);
+      const mine = (await ours(await mergeRequests({ sourceBranch: branch }))).filter((m) => m.source_branch === branch);
       // An open change is `opened` (or `locked` while it is being merged): such a branch is never reset.
       const ended = mine.filter((m) => m.state === 'merged' || m.state === 'closed');
       return { open: mine.length > ended.length, heads: ended.map((m) => m.sha ?? '').filter(Boolean) };

@@ -19,6 +19,14 @@ const commentJson = (c: { id: number; body: string; login: string }) => ({
   user: { login: c.login, id: c.login.length, type: c.login.endsWith('[bot]') ? 'Bot' : 'User' },
 });
 
+// A commit status as GitHub answers POST /repos/{owner}/{repo}/statuses/{sha}: `creator` is whoever
+// the token is (the workflow's GITHUB_TOKEN: github-actions[bot]; an App's installation token: its bot).
+const statusJson = (req: { params: Record<string, string>; body: { state: string; context?: string; description?: string; target_url?: string } }, login: string) => ({
+  url: `https://api.github.com/repos/acme/policies/statuses/${req.params.sha}`, avatar_url: null, id: 1, node_id: 'x', state: req.body.state, description: req.body.description ?? null,
+  target_url: req.body.target_url ?? null, context: req.body.context ?? 'default', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
+  creator: { login, id: login.length, node_id: 'u', avatar_url: 'a', gravatar_id: '', url: 'u', html_url: 'h', followers_url: 'f', following_url: 'f', gists_url: 'g', starred_url: 's', subscriptions_url: 's', organizations_url: 'o', repos_url: 'r', events_url: 'e', received_events_url: 'r', type: login.endsWith('[bot]') ? 'Bot' : 'User', site_admin: false },
+});
+
 describe('policy-check action run()', () => {
   let api: GitHubApi;
   let tmp: string;
@@ -30,6 +38,7 @@ describe('policy-check action run()', () => {
     // The stand-in validates every request against GitHub's OpenAPI description; these responders
     // keep the comment thread as state so the second run must find and update the first comment.
     api.respond('users/get-authenticated', () => INTEGRATION_403);
+    api.respond('repos/create-commit-status', (req) => ({ status: 201, body: statusJson(req, 'github-actions[bot]') }));
     api.respond('issues/list-comments', () => ({ status: 200, body: comments.map(commentJson) }));
     api.respond('issues/create-comment', (req) => {
       comments.push({ id: 100 + comments.length, body: req.body.body, login: 'github-actions[bot]' });
@@ -60,11 +69,9 @@ describe('policy-check action run()', () => {
     const ops = api.requests.map((r) => `${r.method} ${r.path}`);
     expect(ops).toEqual([
       `POST /repos/acme/policies/statuses/${SHA}`,
-      'GET /user',
       'GET /repos/acme/policies/issues/12/comments',
       'POST /repos/acme/policies/issues/12/comments',
       `POST /repos/acme/policies/statuses/${SHA}`,
-      'GET /user',
       'GET /repos/acme/policies/issues/12/comments',
       'PATCH /repos/acme/policies/issues/comments/101',
     ]);
@@ -107,6 +114,29 @@ describe('policy-check action run()', () => {
     expect(failed.markdown).not.toMatch(/^## fake/m);
     expect(fencesBalanced(failed.markdown)).toBe(true);
     expect(failed.markdown).toContain(`FAIL ${JSON.stringify(cases)}:2 denied?\\n\`\`\`\\n\\n## fake: ✅ passed\\n`);
+  });
+
+  it('a failing case named with 200,000 backtick runs still gets the status posted and a bounded comment', async () => {
+    const dir = join(tmp, 'backticks');
+    await cp(join(TEMPLATE, 'policies'), dir, { recursive: true });
+    const name = '`a'.repeat(200_000);
+    await writeFile(join(dir, 'development', 'long.test.yaml'), `cases:\n  - name: ${JSON.stringify(name)}\n    input: fixtures/feature-build.yaml\n    expect: { allow: false }\n`);
+    const n = api.requests.length;
+    // Before, the fence was sized with Math.max(0, ...runs): a RangeError (stack), thrown before the status.
+    const r = await run({ policies: dir, notifier: notifier() });
+    expect(r.tests.failed).toBe(1);
+    expect(r.commentError).toBeUndefined();
+    const sent = api.requests.slice(n);
+    expect(sent.filter((q) => q.operationId === 'repos/create-commit-status').map((q) => q.body)).toEqual([expect.objectContaining({ state: 'failure', context: 'cerro-torre/policy' })]);
+    const body = sent.find((q) => ['issues/create-comment', 'issues/update-comment'].includes(q.operationId))!.body.body as string;
+    expect(body.length).toBeLessThan(5_000);
+    const line = body.split('\n').find((l) => l.startsWith('FAIL '))!;
+    expect(line.length).toBeLessThanOrEqual(1_001);
+    expect(line.endsWith('…')).toBe(true);
+    // The fence is still longer than any backtick run inside it (runs of one here: three will do).
+    expect(body).toContain('\n```\nFAIL ');
+    expect(body.split('\n').filter((l) => l === '```')).toHaveLength(2);
+    expect(api.errors).toEqual([]);
   });
 
   it('reports a broken policy as a failure with its file:line and the impact of a tightened signer rule', async () => {
@@ -156,9 +186,10 @@ describe('policy-check comment: only the token\'s own is the report; the status 
       { id: 9, body: `quoting: ${COMMENT_MARKER}`, login: 'some-other-app[bot]' },
     ];
     api.respond('users/get-authenticated', () => INTEGRATION_403);
+    api.respond('repos/create-commit-status', (req) => ({ status: 201, body: statusJson(req, tokenLogin) }));
     api.respond('issues/list-comments', () => ({ status: 200, body: comments.map(commentJson) }));
     api.respond('issues/create-comment', (req) => {
-      comments.push({ id: 100 + comments.length, body: req.body.body, login: 'github-actions[bot]' });
+      comments.push({ id: 100 + comments.length, body: req.body.body, login: tokenLogin });
       return { status: 201, body: commentJson(comments.at(-1)!) };
     });
     // An installation token may not edit someone else's comment: GitHub answers 403.
@@ -188,11 +219,17 @@ describe('policy-check comment: only the token\'s own is the report; the status 
   it('with a user\'s token (GET /user answers) or a named App bot, that login\'s comment is the report', async () => {
     tokenLogin = 'Mallory';
     api.respond('users/get-authenticated', () => ({ status: 200, body: { login: tokenLogin } }));
-    // A token of mallory's own: her comment is the bot's (logins compare case-insensitively).
+    // A token of mallory's own: her comment is the bot's (logins compare case-insensitively). The
+    // status names its creator; without one (null), GET /user does.
     expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() })).comment).toEqual({ id: 8, created: false });
+    api.respond('repos/create-commit-status', (req) => ({ status: 201, body: { ...statusJson(req, tokenLogin), creator: null } }));
+    let n = api.requests.length;
+    expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() })).comment).toEqual({ id: 8, created: false });
+    expect(api.requests.slice(n).map((r) => r.operationId)).toContain('users/get-authenticated');
+    api.respond('repos/create-commit-status', (req) => ({ status: 201, body: statusJson(req, tokenLogin) }));
     tokenLogin = 'some-other-app[bot]';
     api.respond('users/get-authenticated', () => INTEGRATION_403);
-    const n = api.requests.length;
+    n = api.requests.length;
     expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier({ commentAuthor: 'some-other-app[bot]' }) })).comment).toEqual({ id: 9, created: false });
     expect(api.requests.slice(n).map((r) => r.operationId)).not.toContain('users/get-authenticated');
     tokenLogin = 'github-actions[bot]';
@@ -206,5 +243,47 @@ describe('policy-check comment: only the token\'s own is the report; the status 
     expect(r.comment).toBeUndefined();
     expect(r.commentError?.message).toContain('Resource not accessible by integration');
     expect(statuses().slice(n).map((q) => q.body)).toEqual([expect.objectContaining({ state: 'success', context: 'cerro-torre/policy' })]);
+  });
+});
+
+describe('policy-check comment with a GitHub App\'s installation token (no comment-author): the App\'s bot, named by the status it posts, owns the report', () => {
+  let api: GitHubApi;
+  let comments: { id: number; body: string; login: string }[];
+  const APP_BOT = 'acme-ci[bot]';
+  beforeAll(async () => {
+    api = await startGitHubApi();
+    // An earlier report by the workflow's GITHUB_TOKEN (another workflow, or before the App): not this token's.
+    comments = [{ id: 5, body: `${COMMENT_MARKER}\n## Cerro Torre policy check: ✅ passed`, login: 'github-actions[bot]' }];
+    // An installation token: GET /user is refused; GitHub names the App's bot as the creator of
+    // what the token writes, statuses and comments alike; it may edit only its own comments.
+    api.respond('users/get-authenticated', () => INTEGRATION_403);
+    api.respond('repos/create-commit-status', (req) => ({ status: 201, body: statusJson(req, APP_BOT) }));
+    api.respond('issues/list-comments', () => ({ status: 200, body: comments.map(commentJson) }));
+    api.respond('issues/create-comment', (req) => {
+      comments.push({ id: 100 + comments.length, body: req.body.body, login: APP_BOT });
+      return { status: 201, body: commentJson(comments.at(-1)!) };
+    });
+    api.respond('issues/update-comment', (req) => {
+      const c = comments.find((x) => x.id === Number(req.params.comment_id))!;
+      if (c.login !== APP_BOT) return INTEGRATION_403;
+      c.body = req.body.body;
+      return { status: 200, body: commentJson(c) };
+    });
+  });
+  afterAll(() => api.close());
+
+  it('three runs leave exactly one report comment by the App\'s bot, created once and updated since; the other report untouched', async () => {
+    const notifier = () => gitHubNotifier({ token: 'ghs_installation', baseUrl: api.url, owner: 'acme', repo: 'policies', sha: SHA, pr: 12 });
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() }));
+    // Before, the token was taken for github-actions[bot]: each run tried that comment (403) or posted a new one.
+    expect(results.map((r) => r.comment)).toEqual([{ id: 101, created: true }, { id: 101, created: false }, { id: 101, created: false }]);
+    expect(results.map((r) => r.commentError)).toEqual([undefined, undefined, undefined]);
+    expect(comments.filter((c) => c.login === APP_BOT)).toHaveLength(1);
+    expect(comments[0]).toMatchObject({ id: 5, login: 'github-actions[bot]', body: `${COMMENT_MARKER}\n## Cerro Torre policy check: ✅ passed` });
+    expect(api.requests.filter((r) => r.operationId === 'issues/update-comment').map((r) => r.params.comment_id)).toEqual(['101', '101']);
+    expect(api.requests.filter((r) => r.operationId === 'repos/create-commit-status')).toHaveLength(3);
+    expect(api.requests.map((r) => r.operationId)).not.toContain('users/get-authenticated');
+    expect(api.errors).toEqual([]);
   });
 });

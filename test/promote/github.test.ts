@@ -173,6 +173,43 @@ describe('promotion pull request on GitHub', () => {
     expect(api.errors).toEqual([]);
   });
 
+  // GitHub lists pull requests newest first, at most 100 to a page, and its head filter names the
+  // owner: forks in the same organisation, their pull requests from a branch of the same name
+  // open or closed, can outnumber a page.
+  const forkPulls = (n: number, state: 'open' | 'closed') => {
+    for (let i = 0; i < n; i++) {
+      repo.pulls.push({ number: repo.pulls.length + 1, head: 'ct-promote/staging/hello', base: 'main', title: `fork ${i}`, body: '', state, merged: false, fork: { owner: 'acme', name: `deploy-fork-${i}`, id: 5000 + i, sha: 'e'.repeat(40) } });
+    }
+  };
+
+  it('our open pull request is found past 150 newer ones from forks in the same organisation: updated, no second one opened', async () => {
+    expect(await promote(input(fx.v2), forge(), evidenceFor(fx.v2))).toMatchObject({ outcome: 'opened', change: { number: 1 } });
+    forkPulls(150, 'open');
+    api.requests.length = 0;
+    // Before, only the first page (the forks' 100 newest) was read: ours was missed and another opened.
+    expect(await promote(input(fx.v2), forge(), evidenceFor(fx.v2))).toMatchObject({ outcome: 'unchanged', change: { number: 1 } });
+    expect(await promote(input(fx.v3), forge(), evidenceFor(fx.v3))).toMatchObject({ outcome: 'updated', change: { number: 1 } });
+    expect(writes()).not.toContain('pulls/create');
+    expect(repo.pulls[0].body).toContain(fx.v3.reference);
+    expect(api.errors).toEqual([]);
+  });
+
+  it('our merged pull request is found past 150 newer closed ones from forks in the same organisation: its branch starts over from the base', async () => {
+    const branch = 'ct-promote/staging/hello';
+    const first = await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
+    repo.merge(first.change!.number);
+    const stale = repo.branches.get(branch)!;
+    forkPulls(150, 'closed');
+    api.requests.length = 0;
+    // Before, our merged one was off the page: the branch was reused, carrying its old history.
+    const second = await promote(input(fx.v3), forge(), evidenceFor(fx.v3));
+    expect(second).toMatchObject({ outcome: 'opened', change: { number: 152 } });
+    expect(writes()).toContain('git/update-ref');
+    expect(repo.commits.get(repo.branches.get(branch)!)!.parent).toBe(repo.branches.get('main'));
+    expect(repo.branches.get(branch)).not.toBe(stale);
+    expect(api.errors).toEqual([]);
+  });
+
   it('one pull request per (environment, app): production gets its own branch', async () => {
     await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
     const p = await promote(input(fx.v2, 'production'), forge(), evidenceFor(fx.v2, 'production'));

@@ -129,3 +129,46 @@ describe('a fork\'s merge request with the promotion branch\'s name', () => {
     expect(fk.errors).toEqual([]);
   });
 });
+
+describe('forks\' merge requests newer than ours, more than a page of them', () => {
+  // GitLab lists merge requests newest first, at most 100 to a page; anyone can fork the project
+  // and open (and close) merge requests from a branch named ct-promote/staging/hello.
+  let mn: GitlabRepo;
+  const branch = 'ct-promote/staging/hello';
+  beforeAll(async () => {
+    mn = await startGitlabRepo({ token: 'glpat-test', project: 'acme/deploy', files: { [FILE]: desiredState(fx.v1.reference, fx.v1.reference) } });
+  });
+  afterAll(() => mn.close());
+  const manyForge = () => gitlabForge({ apiUrl: mn.url, allowedAddresses: ['127.0.0.1'], token: 'glpat-test', project: 'acme/deploy' });
+  const forks = (n: number, state: 'opened' | 'closed') => {
+    for (let i = 0; i < n; i++) {
+      mn.mrs.push({ iid: mn.mrs.length + 1, source_branch: branch, target_branch: 'main', title: `fork ${i}`, description: '', state, sha: 'e'.repeat(40), source_project_id: PROJECT_ID + 100 + i });
+    }
+  };
+
+  it('our open merge request is found past 150 forks\' open ones: updated, no second one opened', async () => {
+    expect(await promote(input(fx.v2), manyForge(), ev(fx.v2))).toMatchObject({ outcome: 'opened', change: { number: 1 } });
+    forks(150, 'opened');
+    // Before, only the first page (the forks' 100 newest) was read: ours was missed and another opened.
+    expect(await promote(input(fx.v2), manyForge(), ev(fx.v2))).toMatchObject({ outcome: 'unchanged', change: { number: 1 } });
+    expect(await promote(input(fx.v3), manyForge(), ev(fx.v3))).toMatchObject({ outcome: 'updated', change: { number: 1 } });
+    expect(mn.mrs.filter((m) => m.source_project_id === undefined)).toHaveLength(1);
+    expect(mn.mrs[0].description).toContain(fx.v3.reference);
+    expect(mn.errors).toEqual([]);
+  });
+
+  it('our merged merge request is found past 150 forks\' closed ones: its branch starts over from main', async () => {
+    mn.push(branch, 'NOTES.md', 'reviewed in the merge request\n');
+    Object.assign(mn.mrs[0], { state: 'merged', sha: mn.head(branch) });
+    for (const m of mn.mrs.slice(1)) m.state = 'closed';
+    forks(150, 'closed');
+    mn.requests.length = 0;
+    // Before, our merged one was off the page: the branch was reused, carrying its old history.
+    const r = await promote(input(fx.v2), manyForge(), ev(fx.v2));
+    expect(r).toMatchObject({ outcome: 'opened' });
+    expect(mn.file(branch, 'NOTES.md')).toBeUndefined();
+    expect(mn.file(branch, FILE)).toBe(mn.file('main', FILE)!.replace(fx.v1.reference, fx.v2.reference));
+    expect(mn.requests.filter((q) => q.method === 'DELETE').map((q) => q.path)).toEqual([`/api/v4/projects/acme%2Fdeploy/repository/branches/${encodeURIComponent(branch)}`]);
+    expect(mn.errors).toEqual([]);
+  });
+});

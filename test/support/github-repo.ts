@@ -128,8 +128,15 @@ export class FakeRepo {
     api.respond('pulls/list', (r) => {
       // `head` is `user-or-organisation:branch`: it matches the head's owner, not its repository.
       const [headOwner, head] = r.query.head?.split(':') ?? [];
-      const list = this.pulls.filter((p) => [p.state, 'all'].includes(r.query.state ?? 'open') && (!head || (p.head === head && (p.fork?.owner ?? this.owner) === headOwner)) && (!r.query.base || p.base === r.query.base));
-      return { status: 200, body: list.map((p) => this.pullJson(p)) };
+      const list = this.pulls.filter((p) => [p.state, 'all'].includes(r.query.state ?? 'open') && (!head || (p.head === head && (p.fork?.owner ?? this.owner) === headOwner)) && (!r.query.base || p.base === r.query.base))
+        .sort((a, b) => b.number - a.number); // newest first: GitHub's default sort=created, direction=desc
+      // Pages as GitHub answers them: per_page (30 unless given, at most 100), page, a Link header.
+      const size = Math.min(Number(r.query.per_page ?? 30), 100);
+      const page = Number(r.query.page ?? 1);
+      const pages = Math.max(1, Math.ceil(list.length / size));
+      const at = (n: number) => { const q = new URLSearchParams({ ...r.query, per_page: String(size), page: String(n) }); return `<http://${r.headers.host}${r.path}?${q}>`; };
+      const link = [...(page < pages ? [`${at(page + 1)}; rel="next"`, `${at(pages)}; rel="last"`] : []), ...(page > 1 ? [`${at(1)}; rel="first"`, `${at(page - 1)}; rel="prev"`] : [])].join(', ');
+      return { status: 200, body: list.slice((page - 1) * size, page * size).map((p) => this.pullJson(p)), ...(link ? { headers: { link } } : {}) };
     });
     api.respond('pulls/create', (r) => {
       const p: Pull = { number: this.pulls.length + 1, head: r.body.head, base: r.body.base, title: r.body.title, body: r.body.body ?? '', state: 'open', merged: false };

@@ -2,7 +2,9 @@
  * A GitLab project's state behind a local stand-in of the REST API v4 endpoints promotion uses
  * (https://docs.gitlab.com/api/): project, branches, repository files (`last_commit_id` checked
  * on edit, 400 "changed since" as GitLab answers), merge requests, commit statuses. Requests must
- * carry the token; unknown endpoints and parameters are refused and listed in `errors`.
+ * carry the token; unknown endpoints and parameters are refused and listed in `errors`. Lists of
+ * merge requests are as gitlab.com answers them: newest first, `per_page` (20 unless given, at most
+ * 100) to a page, `page`, and the `link` / `x-next-page` headers clients page with.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -31,6 +33,8 @@ export interface GitlabRepo {
 }
 
 const ALLOWED: Record<string, string[]> = {
+  // https://docs.gitlab.com/api/merge_requests/#list-project-merge-requests (those this stand-in honours)
+  'GET merge_requests': ['state', 'source_branch', 'target_branch', 'source_project_id', 'per_page', 'page'],
   'POST branches': ['branch', 'ref'],
   'PUT files': ['branch', 'content', 'commit_message', 'encoding', 'last_commit_id', 'author_email', 'author_name', 'start_branch'],
   'POST merge_requests': ['source_branch', 'target_branch', 'title', 'description', 'remove_source_branch'],
@@ -128,7 +132,23 @@ export async function startGitlabRepo(opts: { token: string; project: string; fi
       }
     }
     if (rest === '/merge_requests' && req.method === 'GET') {
-      return send(200, mrs.filter((r) => (!body.state || r.state === body.state) && (!body.source_branch || r.source_branch === body.source_branch) && (!body.target_branch || r.target_branch === body.target_branch)).map(mrJson));
+      if (!check('GET merge_requests')) return;
+      const perPage = body.per_page === undefined ? 20 : Number(body.per_page);
+      const page = body.page === undefined ? 1 : Number(body.page);
+      if (!Number.isInteger(perPage) || perPage < 1 || !Number.isInteger(page) || page < 1) return fail(400, 'per_page or page is invalid');
+      const size = Math.min(perPage, 100);
+      const all = mrs
+        .filter((r) => (!body.state || body.state === 'all' || r.state === body.state) && (!body.source_branch || r.source_branch === body.source_branch) && (!body.target_branch || r.target_branch === body.target_branch)
+          && (body.source_project_id === undefined || (r.source_project_id ?? PROJECT_ID) === Number(body.source_project_id)))
+        .sort((a, b) => b.iid - a.iid); // newest first: GitLab's default order_by=created_at, sort=desc
+      const pages = Math.max(1, Math.ceil(all.length / size));
+      const at = (n: number) => { const u = new URL(url); u.searchParams.set('page', String(n)); u.searchParams.set('per_page', String(size)); return `<http://${req.headers.host}${u.pathname}${u.search}>`; };
+      const link = [...(page < pages ? [`${at(page + 1)}; rel="next"`] : []), ...(page > 1 ? [`${at(page - 1)}; rel="prev"`] : []), `${at(1)}; rel="first"`, `${at(pages)}; rel="last"`].join(', ');
+      res.writeHead(200, {
+        'content-type': 'application/json', link, 'x-page': String(page), 'x-per-page': String(size), 'x-total': String(all.length), 'x-total-pages': String(pages),
+        'x-next-page': page < pages ? String(page + 1) : '', 'x-prev-page': page > 1 ? String(page - 1) : '',
+      }).end(JSON.stringify(all.slice((page - 1) * size, page * size).map(mrJson)));
+      return;
     }
     if (rest === '/merge_requests' && req.method === 'POST') {
       if (!check('POST merge_requests')) return;
