@@ -1,12 +1,26 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CtError } from '../../src/core/errors.js';
-import { GitObjectReader } from './object-reader.js';
+import { GitObjectReader, ObjectTooLarge } from './object-reader.js';
 
 const run = promisify(execFile);
+
+/**
+ * Largest commit object the ancestry walk reads (a signed commit's header is a few KiB): anyone
+ * who can push chooses a commit's message, and a chain of 15 MiB messages read in process froze
+ * the event loop for seconds at every poll. A larger commit is left to `git merge-base`.
+ */
+export const MAX_WALKED_COMMIT_BYTES = 64 * 1024;
+/** Bytes of commits one walk reads in all before it leaves the question to `git merge-base`. */
+const MAX_WALKED_BYTES = 4 * 1024 * 1024;
+/** `git merge-base --is-ancestor` runs at most this long (in its own process). */
+const MERGE_BASE_TIMEOUT_MS = 60_000;
+/** Ancestry answers and signature refusals remembered (each a few dozen bytes). */
+const MAX_REMEMBERED = 256;
 
 /**
  * A mirror of a desired-state (or policy) repository, driven through the git CLI: the server
@@ -16,6 +30,13 @@ const run = promisify(execFile);
 export class GitMirror {
   readonly dir: string;
   private objects: GitObjectReader | undefined;
+  /**
+   * `ancestor descendant` → whether it is: commits never change, so neither does the answer. A
+   * refused force-push stays the head until someone pushes again, and every poll asks again.
+   */
+  private readonly ancestry = new Map<string, boolean>();
+  /** `commit sha256(allowed signers)` → why git refused its signature (the same commit and keys, the same answer). */
+  private readonly unsigned = new Map<string, string>();
 
   /** True when the repository is read where it is (a local repository) instead of mirrored. */
   readonly inPlace: boolean;
@@ -53,18 +74,31 @@ export class GitMirror {
       // Read in place: the branch head from the ref files themselves (a long-running cat-file may
       // cache packed refs), then the commit through the reader.
       const sha = readRef(this.dir, `refs/heads/${branch}`);
-      const head = sha ? await this.reader.read(`${sha}^{commit}`) : null;
+      const head = sha ? await this.commitId(`${sha}^{commit}`) : null;
       if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.remote} has no commit`, { remote: this.remote });
-      return head.oid;
+      return head;
     }
     if (!existsSync(this.dir)) {
       mkdirSync(this.dir, { recursive: true });
       await this.git(['init', '--bare', '--quiet']);
     }
     await this.git(['fetch', '--quiet', '--no-tags', '--force', this.remote, `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
-    const head = await this.reader.read(`refs/remotes/origin/${branch}^{commit}`);
+    const head = await this.commitId(`refs/remotes/origin/${branch}^{commit}`);
     if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.remote} has no commit`, { remote: this.remote });
-    return head.oid;
+    return head;
+  }
+
+  /**
+   * The id of the commit `name` peels to, or null. Only its id is wanted: a commit larger than the
+   * walk's limit (anyone who can push chooses its message) is not read, git's header names it.
+   */
+  private async commitId(name: string): Promise<string | null> {
+    try {
+      return (await this.reader.read(name, MAX_WALKED_COMMIT_BYTES))?.oid ?? null;
+    } catch (e) {
+      if (e instanceof ObjectTooLarge) return e.oid;
+      throw e;
+    }
   }
 
   /** The repository's objects, read by one long-lived `git cat-file --batch`. */
@@ -80,20 +114,45 @@ export class GitMirror {
 
   /**
    * True when `ancestor` is `descendant` or one of its ancestors. Walks parents through the reader
-   * (a reconcile's previous commit is usually a few commits back); a long walk falls back to
-   * `git merge-base`.
+   * (a reconcile's previous commit is usually a few commits back), reading each commit only up to
+   * MAX_WALKED_COMMIT_BYTES; a long walk, or a larger commit, is left to `git merge-base` in its
+   * own process. Answers are remembered: asking again about a refused head reads nothing.
    */
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    const key = `${ancestor} ${descendant}`;
+    const known = this.ancestry.get(key);
+    if (known !== undefined) return known;
     const walked = await this.walkToAncestor(ancestor, descendant, 2_000).catch(() => undefined);
-    if (walked !== undefined) return walked;
-    const r = await this.git(['merge-base', '--is-ancestor', ancestor, descendant], { allowFail: true });
-    return r.code === 0;
+    const answer = walked ?? (await this.mergeBaseIsAncestor(ancestor, descendant));
+    // git failing otherwise (a commit it does not have) says no, and is asked again next time.
+    if (typeof answer === 'boolean') remember(this.ancestry, key, answer);
+    return answer === true;
+  }
+
+  /**
+   * `git merge-base --is-ancestor`: true (exit 0), false (exit 1), 'failed' (git said something
+   * else: no, but not for good); a timeout is an error (the reconcile is tried again).
+   */
+  private async mergeBaseIsAncestor(ancestor: string, descendant: string): Promise<boolean | 'failed'> {
+    try {
+      await run('git', ['--git-dir', this.dir, 'merge-base', '--is-ancestor', ancestor, descendant], {
+        timeout: MERGE_BASE_TIMEOUT_MS,
+        killSignal: 'SIGKILL',
+        env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' },
+      });
+      return true;
+    } catch (e) {
+      const err = e as { code?: unknown; killed?: boolean; stderr?: string };
+      if (typeof err.code === 'number' && !err.killed) return err.code === 1 ? false : 'failed';
+      throw new CtError('IO_ERROR', `git merge-base failed for ${this.remote}: ${err.killed ? 'timed out' : (err.stderr ?? String(e)).trim().slice(0, 500)}`, { remote: this.remote });
+    }
   }
 
   /** true / false when decided within `budget` commits, undefined otherwise. */
   private async walkToAncestor(ancestor: string, descendant: string, budget: number): Promise<boolean | undefined> {
     if (!/^[0-9a-f]{40,64}$/.test(ancestor) || !/^[0-9a-f]{40,64}$/.test(descendant)) return undefined;
     const seen = new Set<string>();
+    let bytes = 0;
     let frontier = [descendant];
     while (frontier.length) {
       const next: string[] = [];
@@ -102,8 +161,11 @@ export class GitMirror {
         if (seen.has(c)) continue;
         seen.add(c);
         if (seen.size > budget) return undefined;
-        const o = await this.reader.read(c);
+        // A commit over the limit rejects (ObjectTooLarge, from git's header: none of it is read).
+        const o = await this.reader.read(c, MAX_WALKED_COMMIT_BYTES);
         if (!o || o.type !== 'commit') return undefined;
+        bytes += o.data.length;
+        if (bytes > MAX_WALKED_BYTES) return undefined;
         // Parents are the header lines before the first blank line.
         const head = o.data.subarray(0, Math.max(0, o.data.indexOf('\n\n'))).toString('utf8');
         for (const m of head.matchAll(/^parent ([0-9a-f]{40,64})$/gm)) next.push(m[1]);
@@ -127,17 +189,39 @@ export class GitMirror {
    * allowed-signers file. Returns the reason when the commit is not signed by an allowed key.
    */
   async verifyCommit(commit: string, allowedSignersFile: string): Promise<{ ok: boolean; reason?: string }> {
+    // A refusal is remembered for this commit and these allowed signers (the file's content: a
+    // key added to it clears the refusal); a commit's signature and date never change.
+    const signers = await readFile(allowedSignersFile).then((b) => createHash('sha256').update(b).digest('hex'), () => undefined);
+    const key = signers && `${commit} ${signers}`;
+    const known = key ? this.unsigned.get(key) : undefined;
+    if (known !== undefined) return { ok: false, reason: known };
+    const r = await this.runVerify(commit, allowedSignersFile);
+    // Only git's own answer (it ran and said no) is kept, never a timeout or a failure to start.
+    if (!r.ok && r.definite && key) remember(this.unsigned, key, r.reason);
+    return { ok: r.ok, ...(r.ok ? {} : { reason: r.reason }) };
+  }
+
+  private async runVerify(commit: string, allowedSignersFile: string): Promise<{ ok: true } | { ok: false; reason: string; definite: boolean }> {
     try {
       // SSH signatures only: a GPG or x509 signature by any key in the service's keyring must not pass.
       await run('git', ['--git-dir', this.dir, '-c', `gpg.ssh.allowedSignersFile=${allowedSignersFile}`, '-c', 'gpg.program=false', '-c', 'gpg.x509.program=false', 'verify-commit', commit], {
         timeout: 30_000,
+        killSignal: 'SIGKILL',
         env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
       });
       return { ok: true };
     } catch (e) {
-      return { ok: false, reason: ((e as { stderr?: string }).stderr ?? 'unsigned').trim().slice(0, 300) || 'no signature' };
+      const err = e as { code?: unknown; killed?: boolean; stderr?: string };
+      return { ok: false, reason: (err.stderr ?? 'unsigned').trim().slice(0, 300) || 'no signature', definite: typeof err.code === 'number' && !err.killed };
     }
   }
+}
+
+/** Sets `key` in a map kept to MAX_REMEMBERED entries (the oldest go first). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!);
 }
 
 /** The git directory of a repository on this machine (bare, or a work tree's .git), or undefined. */

@@ -30,9 +30,23 @@ export class ObjectTooLarge extends CtError {
 interface Pending {
   name: string;
   maxBytes: number;
+  /** Who asked (restart(why, owner) abandons only that owner's reads); undefined: nobody in particular. */
+  owner: object | undefined;
   resolve(o: GitObject | null): void;
   reject(e: Error): void;
 }
+
+/** The object whose content is being received: its chunks are kept as they come and joined once. */
+interface Body {
+  oid: string;
+  type: GitObject['type'];
+  size: number;
+  parts: Buffer[];
+  have: number;
+}
+
+/** Longest answer header (`<id> <type> <size>`, or `<name> missing`): more without a newline is out of step. */
+const MAX_HEADER_BYTES = 4096 + 128;
 
 /**
  * A long-lived `git cat-file --batch` over a bare repository: reading a commit's desired state
@@ -56,7 +70,10 @@ export class GitObjectReader {
   private listedFiles = 0;
   private child: ChildProcessWithoutNullStreams | undefined;
   private queue: Pending[] = [];
+  /** Received bytes not yet parsed, between objects' contents (headers: short). */
   private buf: Buffer = Buffer.alloc(0);
+  /** The content being received, when a header announced one. */
+  private body: Body | undefined;
   private closed = false;
 
   constructor(private readonly gitDir: string) {}
@@ -64,14 +81,15 @@ export class GitObjectReader {
   /**
    * The object `name` (an id, `<rev>:<path>`, `<ref>^{commit}`), or null when it does not exist.
    * One larger than `maxBytes` (at most MAX_OBJECT_BYTES) is refused with ObjectTooLarge.
+   * `owner`: a token restart() can abandon this read by, leaving other callers' reads answered.
    */
-  read(name: string, maxBytes = MAX_OBJECT_BYTES): Promise<GitObject | null> {
+  read(name: string, maxBytes = MAX_OBJECT_BYTES, owner?: object): Promise<GitObject | null> {
     if (this.closed) return Promise.reject(new CtError('IO_ERROR', 'git object reader is closed'));
     if (/[\n\r\0]/.test(name) || name.length > 4096) return Promise.reject(new CtError('USAGE', 'invalid git object name'));
     const child = this.process();
     if (this.queue.length === 0) this.hold(child, true);
     return new Promise((resolve, reject) => {
-      this.queue.push({ name, maxBytes: Math.min(maxBytes, MAX_OBJECT_BYTES), resolve, reject });
+      this.queue.push({ name, maxBytes: Math.min(maxBytes, MAX_OBJECT_BYTES), owner, resolve, reject });
       child.stdin.write(`${name}\n`);
     });
   }
@@ -135,15 +153,33 @@ export class GitObjectReader {
   }
 
   /**
-   * Abandons every read waiting (rejected with `why`) and the process answering them: a caller that
-   * has seen enough stops git from streaming the rest. The next read starts a new process.
+   * Abandons the reads waiting for `owner` (rejected with `why`; all of them when no owner is
+   * given) and the process answering them: a caller that has seen enough stops git from streaming
+   * the rest. Other callers' reads are asked again of a new process, in their order: one caller
+   * giving up (the reconciler, on a desired state over its limit) never fails another's (the
+   * promoter reading the applied state).
    */
-  restart(why: string): void {
+  restart(why: string, owner?: object): void {
+    const mine = this.queue.filter((p) => owner === undefined || p.owner === owner);
+    if (mine.length === 0) return;
+    const others = this.queue.filter((p) => !mine.includes(p));
+    this.queue = mine;
+    this.fail(new CtError('IO_ERROR', `git object read abandoned: ${why}`));
+    this.resend(others);
+  }
+
+  /** Kills the process (its output is dropped) and asks `reads` again of a new one. */
+  private resend(reads: Pending[]): void {
     const child = this.child;
     this.child = undefined;
     this.buf = Buffer.alloc(0);
-    this.fail(new CtError('IO_ERROR', `git object read abandoned: ${why}`));
+    this.body = undefined;
     child?.kill('SIGKILL');
+    this.queue = reads;
+    if (reads.length === 0 || this.closed) return;
+    const next = this.process();
+    this.hold(next, true);
+    for (const p of reads) next.stdin.write(`${p.name}\n`);
   }
 
   private process(): ChildProcessWithoutNullStreams {
@@ -155,7 +191,12 @@ export class GitObjectReader {
     child.stdout.on('data', (d: Buffer) => {
       // Output still buffered from a process given up by restart() belongs to no read.
       if (this.child !== child) return;
-      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+      // An object's content is kept chunk by chunk and joined once when complete: joining at
+      // every chunk copied a 16 MiB object thousands of times.
+      if (this.body) {
+        this.body.parts.push(d);
+        this.body.have += d.length;
+      } else this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
       this.drain();
     });
     child.stderr.resume();
@@ -163,6 +204,7 @@ export class GitObjectReader {
       if (this.child !== child) return;
       this.child = undefined;
       this.buf = Buffer.alloc(0);
+      this.body = undefined;
       this.fail(new CtError('IO_ERROR', `git cat-file ${why}`));
     };
     child.on('error', (e) => gone(`failed: ${e.message}`));
@@ -190,35 +232,56 @@ export class GitObjectReader {
     for (const p of q) p.reject(e);
   }
 
-  /** Parses as many complete answers as the buffer holds, in request order. */
+  /** Parses as many complete answers as have been received, in request order. */
   private drain(): void {
     while (this.queue.length) {
-      const nl = this.buf.indexOf(0x0a);
-      if (nl < 0) return;
-      const header = this.buf.subarray(0, nl).toString('utf8');
-      if (header.endsWith(' missing') || header.endsWith(' ambiguous')) {
-        this.buf = this.buf.subarray(nl + 1);
-        this.queue.shift()!.resolve(null);
-        continue;
+      if (!this.body) {
+        const nl = this.buf.indexOf(0x0a);
+        if (nl < 0) {
+          // Out of step with git: nothing after this can be trusted; restart on the next read.
+          if (this.buf.length > MAX_HEADER_BYTES) this.child?.kill('SIGKILL');
+          return;
+        }
+        const header = this.buf.subarray(0, nl).toString('utf8');
+        if (header.endsWith(' missing') || header.endsWith(' ambiguous')) {
+          this.buf = this.buf.subarray(nl + 1);
+          this.queue.shift()!.resolve(null);
+          continue;
+        }
+        const m = /^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$/.exec(header);
+        if (!m) {
+          this.child?.kill('SIGKILL');
+          return;
+        }
+        const size = Number(m[3]);
+        const { maxBytes } = this.queue[0];
+        if (size > maxBytes) {
+          // Killing git is cheaper than reading past up to 16 MiB (or more) to the next answer;
+          // the reads behind this one are asked again.
+          this.queue.shift()!.reject(new ObjectTooLarge(m[1], size, maxBytes));
+          this.resend(this.queue);
+          return;
+        }
+        const rest = this.buf.subarray(nl + 1);
+        this.buf = Buffer.alloc(0);
+        this.body = { oid: m[1], type: m[2] as GitObject['type'], size, parts: rest.length ? [rest] : [], have: rest.length };
       }
-      const m = /^([0-9a-f]{40,64}) (blob|tree|commit|tag) (\d+)$/.exec(header);
-      if (!m) {
-        // Out of step with git: nothing after this can be trusted; restart on the next read.
-        this.child?.kill('SIGKILL');
-        return;
+      const body = this.body;
+      // The content and the newline after it.
+      if (body.have < body.size + 1) return;
+      const data = Buffer.concat(body.parts, body.size);
+      let skip = body.size + 1;
+      const after: Buffer[] = [];
+      for (const p of body.parts) {
+        if (skip >= p.length) skip -= p.length;
+        else {
+          after.push(skip ? p.subarray(skip) : p);
+          skip = 0;
+        }
       }
-      const size = Number(m[3]);
-      const { maxBytes } = this.queue[0];
-      if (size > maxBytes) {
-        // Killing git is cheaper than reading past up to 16 MiB (or more) to the next answer.
-        this.queue.shift()!.reject(new ObjectTooLarge(m[1], size, maxBytes));
-        this.restart(`after object ${m[1]} of ${size} bytes`);
-        return;
-      }
-      if (this.buf.length < nl + 1 + size + 1) return;
-      const data = Buffer.from(this.buf.subarray(nl + 1, nl + 1 + size));
-      this.buf = this.buf.subarray(nl + 1 + size + 1);
-      this.queue.shift()!.resolve({ oid: m[1], type: m[2] as GitObject['type'], data });
+      this.body = undefined;
+      this.buf = after.length === 0 ? Buffer.alloc(0) : after.length === 1 ? after[0] : Buffer.concat(after);
+      this.queue.shift()!.resolve({ oid: body.oid, type: body.type, data });
     }
     if (this.queue.length === 0 && this.child) this.hold(this.child, false);
   }

@@ -133,6 +133,9 @@ export class Reconciler {
       else paths.set(f.oid, [f.path]);
     }
     const reader = this.mirror.reader;
+    // These reads are abandoned together when the commit is refused; other reads of the shared
+    // reader (the promoter's appliedState(), another commit's) are left to finish.
+    const owner = {};
     const texts = new Map<string, Buffer>();
     // The first refusal wins; reads answered after it (or abandoned because of it) are dropped.
     let refusal: CtError | undefined;
@@ -142,15 +145,17 @@ export class Reconciler {
       total += obj.data.length * names.length;
       if (total > MAX_DESIRED_STATE_TOTAL_BYTES) {
         refusal = stateTooLarge(total, fileCount);
-        reader.restart('the desired state is over its size limit');
+        reader.restart('the desired state is over its size limit', owner);
       } else texts.set(oid, obj.data);
     };
     const refuse = (names: string[], e: unknown) => {
       if (refusal) return;
-      if (e instanceof ObjectTooLarge) refusal = fileTooLarge(names[0], e.size);
-      else throw e;
+      if (e instanceof ObjectTooLarge) {
+        refusal = fileTooLarge(names[0], e.size);
+        reader.restart('the desired state has a file over its size limit', owner);
+      } else throw e;
     };
-    const reads = [...paths].map(([oid, names]) => reader.read(oid, MAX_DESIRED_STATE_BYTES).then((obj) => take(oid, names, obj), (e: unknown) => refuse(names, e)));
+    const reads = [...paths].map(([oid, names]) => reader.read(oid, MAX_DESIRED_STATE_BYTES, owner).then((obj) => take(oid, names, obj), (e: unknown) => refuse(names, e)));
     const settled = await Promise.allSettled(reads);
     if (refusal) throw refusal;
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -15,6 +15,9 @@ const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const PROGRESSING = new Set(['queued', 'fetching', 'verifying', 'dispatching', 'error']);
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
 
+/** Apps × environments one overview page covers at most (its cost is one index probe or two per cell). */
+export const MAX_OVERVIEW_CELLS = 5_000;
+
 /** `?limit=` bounded to 1..max. */
 export function limitOf(v: unknown, dflt: number, max: number): number {
   const n = Number(v ?? dflt);
@@ -78,19 +81,25 @@ export function dashboardRoutes(ctx: ServerContext): Router {
   const hostCache = new HostCache();
 
   r.get('/api/v1/overview', read, async (req: Request, res: Response) => {
-    const limit = limitOf(req.query.limit, 100, 500);
+    const environments = await distinctEnvironments(ctx.db);
+    // The cost is the page's cells, not its apps (500 apps × 50 environments held the event loop
+    // for seconds): a page has at most MAX_OVERVIEW_CELLS apps × environments, at least one app;
+    // `limit` in the answer is the page size used, and `next` continues from there.
+    const limit = Math.max(1, Math.min(limitOf(req.query.limit, 100, 500), Math.floor(MAX_OVERVIEW_CELLS / Math.max(1, environments.length))));
+    // `app=`: that app alone (its page), however many others a search for its name would match.
+    const only = typeof req.query.app === 'string' && NAME.test(req.query.app) ? req.query.app : undefined;
     const withHosts = req.query.hosts === '1';
     const after = typeof req.query.after === 'string' && NAME.test(req.query.after) ? req.query.after : '';
     const q = typeof req.query.q === 'string' ? req.query.q.slice(0, 63).replace(/[^a-z0-9._-]/g, '') : '';
     const params: unknown[] = [after];
     if (q) params.push(`%${q}%`);
+    if (only) params.push(only);
     const apps = (await ctx.db.query<{ app: string }>(
-      `SELECT DISTINCT app FROM deployments WHERE app > ? ${q ? 'AND app LIKE ?' : ''} ORDER BY app LIMIT ${limit + 1}`, params,
+      `SELECT DISTINCT app FROM deployments WHERE app > ? ${q ? 'AND app LIKE ?' : ''} ${only ? 'AND app = ?' : ''} ORDER BY app LIMIT ${limit + 1}`, params,
     )).map((a) => a.app);
     const next = apps.length > limit ? apps[limit - 1] : null;
     const page = apps.slice(0, limit);
-    const environments = await distinctEnvironments(ctx.db);
-    if (page.length === 0) return void res.json({ environments, apps: [], next: null });
+    if (page.length === 0) return void res.json({ environments, apps: [], next: null, limit });
     // The page's (app, environment) cells that have deployments, found by a loose index scan per
     // app (one probe of the (app, environment, …) index per cell), then each cell's newest row by
     // one more probe: the cost is the page's, whatever the history's length. Only the page's apps
@@ -134,6 +143,7 @@ export function dashboardRoutes(ctx: ServerContext): Router {
       environments,
       apps: page.map((app) => ({ app, environments: Object.fromEntries(environments.filter((e) => cells.has(`${e}/${app}`)).map((e) => [e, cells.get(`${e}/${app}`)])) })),
       next,
+      limit,
     });
   });
 

@@ -2,7 +2,7 @@
  * The long-lived git object reader and the incremental desired-state read built on it: trees read
  * in process, blobs parsed once by id, names unique across files, hostile names refused.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,6 +88,33 @@ describe('git object reader and incremental reconcile', () => {
     }
     expect(await codeOfAsync(reader.read(c1))).toBe('IO_ERROR');
     expect(() => parseTree(Buffer.from('100644 a\0short'))).toThrow(/malformed git tree/);
+  });
+
+  it('joins a large object once, not at every chunk git writes, and keeps other callers\' reads when one caller abandons its own', async () => {
+    const text = 'y'.repeat(12 * 1024 * 1024);
+    const small = 'small\n';
+    const c = commit({ 'big/blob.txt': text, 'big/small.txt': small }, 'a large blob');
+    const reader = new GitObjectReader(bare);
+    const concat = jest.spyOn(Buffer, 'concat');
+    try {
+      const o = await reader.read(`${c}:big/blob.txt`);
+      expect(o?.data.length).toBe(text.length);
+      // git writes it in thousands of pipe chunks: joined once (plus at most a header's worth).
+      expect(concat.mock.calls.length).toBeLessThanOrEqual(3);
+      concat.mockRestore();
+      // One caller abandons its reads; another's, asked in between, are asked again and answered.
+      const mine = {};
+      const a = reader.read(`${c}:big/blob.txt`, undefined, mine).then(() => 'answered', (e: Error) => e.message);
+      const b = reader.read(`${c}:big/small.txt`);
+      const d = reader.read(`${c}:big/blob.txt`, undefined, mine).then(() => 'answered', (e: Error) => e.message);
+      reader.restart('enough', mine);
+      expect(await a).toMatch(/abandoned: enough/);
+      expect(await d).toMatch(/abandoned: enough/);
+      expect((await b)?.data.toString()).toBe(small);
+    } finally {
+      concat.mockRestore();
+      reader.close();
+    }
   });
 
   it('a commit that changes one file of many deploys only that app; a name declared in two files is refused', async () => {

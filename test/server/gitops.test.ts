@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, type Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
-import { GitMirror } from '../../server/gitops/git.js';
+import { GitMirror, MAX_WALKED_COMMIT_BYTES } from '../../server/gitops/git.js';
 import { Reconciler } from '../../server/gitops/reconcile.js';
 import { MAX_DESIRED_STATE_BYTES, MAX_DESIRED_STATE_TOTAL_BYTES, type DesiredApp } from '../../server/gitops/desired-state.js';
 import { MAX_MESSAGE_CHARS, type CommitInfo } from '../../server/gitops/commit-info.js';
@@ -158,6 +158,10 @@ describe('GitOps reconcile: a head is authenticated before its content is read, 
   let r: Reconciler;
   /** Every object name the reconciler asked git for. */
   const reads: string[] = [];
+  /** Every read with the limit it was given and the size of what it got (-1: nothing). */
+  const answered: { name: string; maxBytes: number | undefined; got: number }[] = [];
+  /** Called with each object name just after it was asked for. */
+  let onRead: (name: string) => void = () => undefined;
   const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
   const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env }).trim();
   /** Valid desired state declaring no app, padded with comment lines to about `bytes`. */
@@ -188,7 +192,15 @@ describe('GitOps reconcile: a head is authenticated before its content is read, 
     mirror = new GitMirror(bare, join(dir, 'cache'));
     const reader = mirror.reader;
     const read = reader.read.bind(reader);
-    reader.read = (name: string, maxBytes?: number) => (reads.push(name), read(name, maxBytes));
+    reader.read = (name: string, maxBytes?: number, owner?: object) => {
+      reads.push(name);
+      const p = read(name, maxBytes, owner);
+      onRead(name);
+      return p.then(
+        (o) => (answered.push({ name, maxBytes, got: o ? o.data.length : -1 }), o),
+        (e: unknown) => (answered.push({ name, maxBytes, got: -1 }), Promise.reject(e)),
+      );
+    };
     r = new Reconciler(db, mirror, { branch: 'main', path: 'deploy', allowedSignersFile: join(dir, 'allowed_signers'), enqueueDeploy: async () => undefined });
   });
   afterAll(async () => {
@@ -239,5 +251,79 @@ describe('GitOps reconcile: a head is authenticated before its content is read, 
     expect(Buffer.byteLength(Object.values(fits).join(''))).toBeLessThanOrEqual(MAX_DESIRED_STATE_TOTAL_BYTES);
     commit(fits, true);
     expect(await r.reconcile('t')).toMatchObject({ outcome: 'applied' });
+  });
+
+  /** A commit of the applied head's tree with a `bytes`-long message (on top of `parent`, or with no parent), pushed as main. */
+  const bigCommit = (bytes: number, parent?: string) => {
+    const msg = join(dir, 'message');
+    writeFileSync(msg, `subject\n\n${'m'.repeat(bytes)}\n`);
+    const c = git(['commit-tree', `${git(['rev-parse', 'HEAD^{tree}'])}`, ...(parent ? ['-p', parent] : []), '-F', msg]);
+    git(['push', '-q', '--force', 'origin', `${c}:refs/heads/main`]);
+    return c;
+  };
+
+  it('refuses an unsigned head whose commit object is large without reading more of it than the walk limit, and remembers the refusal', async () => {
+    const base = (await r.appliedCommit())!;
+    const head = bigCommit(4 * 1024 * 1024, base);
+    const verify = jest.spyOn(mirror as unknown as { runVerify: (...a: unknown[]) => Promise<unknown> }, 'runVerify');
+    answered.length = 0;
+    expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT', commit: head });
+    const ofHead = answered.filter((a) => a.name.startsWith(head));
+    // The ancestry walk asked for the head with the small limit and got nothing of it (git's header said too large).
+    expect(ofHead.length).toBeGreaterThan(0);
+    for (const a of ofHead) expect(a.maxBytes).toBeLessThanOrEqual(MAX_WALKED_COMMIT_BYTES);
+    expect(ofHead.every((a) => a.got === -1)).toBe(true);
+    expect(Math.max(...answered.map((a) => a.got))).toBeLessThanOrEqual(MAX_WALKED_COMMIT_BYTES);
+    expect(verify).toHaveBeenCalledTimes(1);
+    // The next poll neither walks nor verifies it again.
+    answered.length = 0;
+    expect(await r.reconcile('poll')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT', commit: head });
+    expect(answered.filter((a) => a.name.startsWith(head))).toEqual([]);
+    expect(verify).toHaveBeenCalledTimes(1);
+    // Another allowed-signers file content is asked again.
+    const signers = join(dir, 'allowed_signers');
+    writeFileSync(signers, `${readFileSync(signers, 'utf8')}# rotated\n`);
+    expect(await r.reconcile('poll')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT', commit: head });
+    expect(verify).toHaveBeenCalledTimes(2);
+    verify.mockRestore();
+    expect(await r.appliedCommit()).toBe(base);
+  });
+
+  it('refuses a force-pushed head of large commits as not descending without reading them, and does not walk it again', async () => {
+    const base = (await r.appliedCommit())!;
+    const root = bigCommit(3 * 1024 * 1024);
+    const head = bigCommit(3 * 1024 * 1024, root);
+    answered.length = 0;
+    expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'NOT_DESCENDANT', commit: head });
+    expect(answered.filter((a) => a.got > MAX_WALKED_COMMIT_BYTES)).toEqual([]);
+    expect(answered.filter((a) => a.name.startsWith(root))).toEqual([]);
+    answered.length = 0;
+    expect(await r.reconcile('poll')).toMatchObject({ outcome: 'refused', reason: 'NOT_DESCENDANT', commit: head });
+    expect(answered.filter((a) => a.name.startsWith(head))).toEqual([]);
+    expect(await r.appliedCommit()).toBe(base);
+    // Back to the applied commit for the next test.
+    git(['push', '-q', '--force', 'origin', `${base}:refs/heads/main`]);
+    expect(await r.reconcile('t')).toMatchObject({ outcome: 'up-to-date', commit: base });
+  });
+
+  it('a file over the limit abandons only the reconcile\'s own reads: the applied state read at the same time is answered', async () => {
+    const base = (await r.appliedCommit())!;
+    git(['reset', '-q', '--hard', base]);
+    const other = new Reconciler(db, mirror, { branch: 'main', path: 'deploy', enqueueDeploy: async () => undefined });
+    const head = commit({ ...Object.fromEntries(readdirSync(join(work, 'deploy')).map((f) => [f, readFileSync(join(work, 'deploy', f), 'utf8')])), 'big.yaml': padded(MAX_DESIRED_STATE_BYTES + 1) }, true);
+    const big = blob(head, 'big.yaml');
+    let applied: Promise<unknown> | undefined;
+    // The moment the reconcile asks for the large file, the promoter reads the applied state (what
+    // appliedState() does): its reads wait behind the large file's in the same git process.
+    onRead = (name) => {
+      if (name === big && !applied) applied = other.stateAt(base).then((s) => ({ ok: s }), (e: Error) => ({ error: e.message }));
+    };
+    const out = await r.reconcile('t');
+    onRead = () => undefined;
+    expect(out).toMatchObject({ outcome: 'refused', reason: 'INVALID_STATE', code: 'DESIRED_STATE_TOO_LARGE', commit: head });
+    expect(applied).toBeDefined();
+    const got = (await applied) as { ok?: { apps: DesiredApp[] }; error?: string };
+    expect(got.error).toBeUndefined();
+    expect(got.ok!.apps).toEqual(await r.desiredAt(base));
   });
 });

@@ -6,6 +6,7 @@
  */
 import { expect } from '@jest/globals';
 import type { Db } from '../../server/store/db.js';
+import { MAX_OVERVIEW_CELLS } from '../../server/routes/dashboard.js';
 
 export const WIDE_ENVIRONMENTS = 200;
 
@@ -24,7 +25,7 @@ export async function fillWide(db: Db): Promise<void> {
 }
 
 type Cell = { last: { id: string; status: string }; live: { id: string } | null };
-type Overview = { environments: string[]; apps: { app: string; environments: Record<string, Cell> }[]; next: string | null };
+type Overview = { environments: string[]; apps: { app: string; environments: Record<string, Cell> }[]; next: string | null; limit: number };
 
 export async function expectWideOverview(url: string, token: string): Promise<void> {
   const get = async (q: string) => {
@@ -32,20 +33,34 @@ export async function expectWideOverview(url: string, token: string): Promise<vo
     expect(r.status).toBe(200);
     return (await r.json()) as Overview;
   };
-  const all = await get('limit=500');
-  expect(all.environments).toHaveLength(WIDE_ENVIRONMENTS);
-  expect(all.apps).toHaveLength(101);
-  expect(all.next).toBeNull();
+  // A page covers at most MAX_OVERVIEW_CELLS apps × environments, whatever the limit asked:
+  // 25 apps of 200 environments; `limit` says so and `next` reaches every app.
+  const perPage = Math.floor(MAX_OVERVIEW_CELLS / WIDE_ENVIRONMENTS);
+  const pages: Overview[] = [];
+  for (let after = ''; ; ) {
+    const page = await get(`limit=500${after ? `&after=${after}` : ''}`);
+    expect(page.environments).toHaveLength(WIDE_ENVIRONMENTS);
+    expect(page.limit).toBe(perPage);
+    expect(page.apps.length * page.environments.length).toBeLessThanOrEqual(MAX_OVERVIEW_CELLS);
+    pages.push(page);
+    if (!page.next) break;
+    after = page.next;
+  }
+  expect(pages).toHaveLength(Math.ceil(101 / perPage));
+  const all = { apps: pages.flatMap((p) => p.apps) };
+  expect(all.apps.map((a) => a.app)).toEqual([...Array.from({ length: 100 }, (_, i) => `app-${String(i).padStart(3, '0')}`), 'zz-wide']);
+  // One app alone, by its exact name.
+  expect((await get('app=app-042&limit=1')).apps.map((a) => a.app)).toEqual(['app-042']);
   const wide = all.apps.find((a) => a.app === 'zz-wide')!;
   expect(Object.keys(wide.environments)).toHaveLength(WIDE_ENVIRONMENTS);
   // The newest row of a cell is its last deploy; the newest that succeeded is what runs.
   expect(wide.environments['env-123']).toMatchObject({ last: { id: 'wide-123-denied', status: 'denied' }, live: { id: 'wide-123-ok' } });
   expect(all.apps.find((a) => a.app === 'app-042')!.environments).toEqual({ 'env-000': expect.objectContaining({ last: expect.objectContaining({ id: 'narrow-42', status: 'succeeded' }), live: { id: 'narrow-42', imageDigest: null } }) });
-  // The default page (100 apps) and the next one.
+  // The default page (100 apps, bounded to 25 here) and, after the last narrow app, the wide one.
   const first = await get('');
-  expect(first.apps).toHaveLength(100);
-  expect(first.next).toBe('app-099');
-  const second = await get(`after=${first.next}`);
+  expect(first.apps).toHaveLength(perPage);
+  expect(first.next).toBe(`app-${String(perPage - 1).padStart(3, '0')}`);
+  const second = await get('after=app-099');
   expect(second.apps.map((a) => a.app)).toEqual(['zz-wide']);
   expect(Object.keys(second.apps[0].environments)).toHaveLength(WIDE_ENVIRONMENTS);
 }

@@ -13,7 +13,7 @@ export function AppPage({ app, me }: { app: string; me: Me }) {
   const [failure, setFailure] = useState<ApiError | null>(null);
   const concerns = (t: string, d: unknown) => t.startsWith('host') || (t === 'deployment' && (d as { app?: string })?.app === app);
   const history = useData<{ deployments: Deployment[] }>(`/api/v1/deployments${q({ app, limit: 100 })}`, concerns);
-  const grid = useData<{ environments: string[]; apps: { app: string; environments: Record<string, Cell> }[] }>(`/api/v1/overview${q({ q: app, limit: 500, hosts: 1 })}`, concerns);
+  const grid = useData<{ environments: string[]; apps: { app: string; environments: Record<string, Cell> }[] }>(`/api/v1/overview${q({ app, limit: 1, hosts: 1 })}`, concerns);
   const cells = grid.data?.apps.find((a) => a.app === app)?.environments ?? {};
   const act = async (what: string, path: string, body?: unknown) => {
     setNotice(null);
