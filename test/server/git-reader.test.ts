@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, type Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
-import { GitMirror } from '../../server/gitops/git.js';
+import { commitParents, GitMirror } from '../../server/gitops/git.js';
 import { GitObjectReader, parseTree } from '../../server/gitops/object-reader.js';
 import { Reconciler } from '../../server/gitops/reconcile.js';
 import { codeOfAsync } from '../support/error-code.js';
@@ -174,6 +174,27 @@ describe('tree listings remembered by tree id', () => {
     ({ bare, work } = initRepos(dir));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('counts only the parent lines git counts: an orphan commit with a parent header after committer is not a descendant', async () => {
+    const applied = commit({ 'deploy/x.yaml': app('x', digest('a')) }, 'applied');
+    const tree = execFileSync('git', ['-C', work, 'rev-parse', `${applied}^{tree}`], { encoding: 'utf8' }).trim();
+    // No real parent: `parent <applied>` after committer is an unknown header to git (fsck --strict accepts it).
+    const text = `tree ${tree}\nauthor a <a@b> 1700000000 +0000\ncommitter a <a@b> 1700000000 +0000\nparent ${applied}\n\nlooks like a child\n`;
+    const orphan = execFileSync('git', ['-C', work, 'hash-object', '-t', 'commit', '-w', '--stdin'], { input: text, encoding: 'utf8' }).trim();
+    execFileSync('git', ['-C', work, 'push', '-q', '--force', 'origin', `${orphan}:refs/heads/rewritten`]);
+    expect(commitParents(Buffer.from(text))).toEqual([]);
+    expect(commitParents(Buffer.from(`tree ${tree}\nparent ${applied}\nparent ${orphan}\nauthor a <a@b> 1 +0000\n\nm\n`))).toEqual([applied, orphan]);
+    const m = new GitMirror(bare, join(dir, 'cache-parents'));
+    try {
+      await m.fetch('rewritten');
+      expect(await m.isAncestor(applied, orphan)).toBe(false);
+      expect(await m.isAncestor(applied, applied)).toBe(true);
+      // Ids only: an option-looking string never reaches git.
+      expect(await m.isAncestor('--octopus', orphan)).toBe(false);
+    } finally {
+      m.close();
+    }
+  });
 
   it('lists every commit as git ls-tree does while reusing the listings of unchanged subtrees', async () => {
     const reader = new GitObjectReader(bare);
