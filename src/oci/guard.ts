@@ -143,7 +143,9 @@ const MIN_PREFIX = { ipv4: 8, ipv6: 16 } as const;
  * refused too: allowing every address is not turning an exception on, it is removing the guard.
  * So are, each as USAGE naming the entry:
  * - host bits set (`10.0.0.1/1`, a typo for /31, is 0.0.0.0/1: half the IPv4 internet);
- * - prefixes shorter than /8 (IPv4) or /16 (IPv6): `0.0.0.0/1` and `128.0.0.0/1` together are /0;
+ * - prefixes shorter than /8 (IPv4) or /16 (IPv6), but for the whole of fc00::/7, fd00::/8 and
+ *   fe80::/10: `0.0.0.0/1` and `128.0.0.0/1` together are /0;
+ * - 0.0.0.0/8 and `::`, which reach this machine's loopback;
  * - an IPv6 range holding the IPv4-mapped range `::ffff:0:0/96` or `::1` without being exactly
  *   one of them: node's BlockList checks an IPv4 address against IPv6 ranges as `::ffff:a.b.c.d`,
  *   so `::/80` (or `::/8`, `::/1`) allowed 127.0.0.1, 169.254.169.254 and every other IPv4
@@ -183,7 +185,13 @@ function parseAllowedAddress(entry: string): { addr: string; family: 'ipv4' | 'i
     prefix -= 96;
     if (prefix === 0) throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)} is the IPv4-mapped range, every IPv4 address, which turns the address guard off: list the addresses or ranges meant (e.g. 10.0.0.0/8)`, { entry });
   }
-  if (prefix < MIN_PREFIX[family]) {
+  // 0.0.0.0/8 and `::` read as "nothing", but connecting to them reaches this machine's loopback.
+  if ((family === 'ipv4' && prefix >= 8 && value >> 24n === 0n) || (family === 'ipv6' && prefix === 128 && value === 0n)) {
+    throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)}: a connection to ${family === 'ipv4' ? '0.0.0.0' : '::'} reaches this machine's loopback services; write 127.0.0.1 or ::1 if that is meant`, { entry });
+  }
+  // The IPv6 private and link-local ranges whole are what an operator writes for "our networks".
+  const wholeLocalV6 = family === 'ipv6' && ((prefix === 7 && value === 0xfcn << 120n) || (prefix === 8 && value === 0xfdn << 120n) || (prefix === 10 && value === 0xfe80n << 112n));
+  if (prefix < MIN_PREFIX[family] && !wholeLocalV6) {
     throw new CtError('USAGE', `allowed address ${JSON.stringify(entry)}: a prefix shorter than /${MIN_PREFIX[family]} allows too much of the ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space; the guard's exceptions name private networks or single addresses (e.g. ${family === 'ipv4' ? '10.0.0.0/8' : 'fd12:3456:789a::/48'})`, { entry });
   }
   if (family === 'ipv6' && prefix < 128) {

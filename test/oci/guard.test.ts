@@ -249,7 +249,7 @@ describe('allow-list and address guard: refused before any request', () => {
     expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(new RegExp(`^allowed address ${JSON.stringify(entry).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} has host bits set: as a range it is ${network.replace(/[.]/g, '\\.')}`)) }));
   });
 
-  it.each(['0.0.0.0/1', '128.0.0.0/1', '10.0.0.0/7', '64.0.0.0/2', 'fc00::/7', 'fd00::/8', '2000::/3'])('refuses %j: a prefix shorter than /8 (IPv4) or /16 (IPv6) is not a few private networks (USAGE)', (entry) => {
+  it.each(['0.0.0.0/1', '128.0.0.0/1', '10.0.0.0/7', '64.0.0.0/2', 'fc00::/6', 'fd00::/9', '2000::/3'])('refuses %j: a prefix shorter than /8 (IPv4) or /16 (IPv6) is not a few private networks (USAGE)', (entry) => {
     expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/prefix shorter than \/(8|16)/) }));
   });
 
@@ -261,6 +261,19 @@ describe('allow-list and address guard: refused before any request', () => {
     expect(g.addressAllowed('172.31.0.1')).toBe(true);
     expect(g.addressAllowed('127.0.0.1')).toBe(false);
     expect(g.addressAllowed('169.254.169.254')).toBe(false);
+  });
+
+  it('refuses entries that read as "nothing" but reach loopback; takes the IPv6 private and link-local ranges whole', () => {
+    for (const entry of ['0.0.0.0', '0.0.0.0/8', '::ffff:0.0.0.0/104', '::', '::/128']) {
+      expect(() => new NetworkGuard({ allowedAddresses: [entry] })).toThrow(/loopback/);
+    }
+    const g = new NetworkGuard({ allowedAddresses: ['fc00::/7', 'fe80::/10'] });
+    expect(g.addressAllowed('fd12:3456::1')).toBe(true);
+    expect(g.addressAllowed('fe80::1')).toBe(true);
+    expect(g.addressAllowed('::1')).toBe(false);
+    expect(g.addressAllowed('127.0.0.1')).toBe(false);
+    expect(new NetworkGuard({ allowedAddresses: ['fd00::/8'] }).addressAllowed('fd00:ec2::254')).toBe(true);
+    expect(() => new NetworkGuard({ allowedAddresses: ['fe00::/7'] })).toThrow(/shorter than/);
   });
 
   it('allows exactly the range a well-formed CIDR names', () => {
