@@ -20,16 +20,31 @@ afterEach(() => {
 const BLOB = Buffer.alloc(60 * 1024, 'x');
 const DESC = { digest: `sha256:${createHash('sha256').update(BLOB).digest('hex')}`, size: BLOB.length };
 
-/**
- * Answers every GET with BLOB, `step` bytes every `everyMs`, framed by a Content-Length or
- * chunked (which the GET client hands to undici). Only 127.0.0.1.
- */
-async function dripServer(step: number, everyMs: number, framing: 'length' | 'chunked'): Promise<number> {
+/** A raw TCP server on 127.0.0.1 (its port): `handle` answers each socket; sockets and timers end with the test file. */
+async function rawServer(handle: (s: Socket, timers: Set<NodeJS.Timeout>) => void): Promise<number> {
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const srv: Server = createServer((s) => {
     sockets.add(s);
     s.on('error', () => undefined);
+    handle(s, timers);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    // clearTimeout clears intervals too.
+    for (const t of timers) clearTimeout(t);
+    for (const s of sockets) s.destroy();
+    srv.close();
+  });
+  return (srv.address() as { port: number }).port;
+}
+
+/**
+ * Answers every GET with BLOB, `step` bytes every `everyMs`, framed by a Content-Length or
+ * chunked (which the GET client hands to undici). Only 127.0.0.1.
+ */
+async function dripServer(step: number, everyMs: number, framing: 'length' | 'chunked'): Promise<number> {
+  return rawServer((s, timers) => {
     s.once('data', () => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n${framing === 'length' ? `Content-Length: ${BLOB.length}` : 'Transfer-Encoding: chunked'}\r\n\r\n`);
       let at = 0;
@@ -46,13 +61,6 @@ async function dripServer(step: number, everyMs: number, framing: 'length' | 'ch
       timers.add(t);
     });
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  closers.push(() => {
-    for (const t of timers) clearInterval(t);
-    for (const s of sockets) s.destroy();
-    srv.close();
-  });
-  return (srv.address() as { port: number }).port;
 }
 
 async function pull(port: number, opts: ClientOptions): Promise<{ result: Buffer | Error; ms: number }> {
@@ -124,11 +132,7 @@ describe('the overall deadline', () => {
  * fetch with timeout 1 s and deadline 3 s for ever. Only 127.0.0.1.
  */
 async function interimServer(status: string, everyMs: number, count: number): Promise<number> {
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  const srv: Server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => undefined);
+  return rawServer((s, timers) => {
     s.once('data', () => {
       let sent = 0;
       const once = (): void => {
@@ -143,13 +147,6 @@ async function interimServer(status: string, everyMs: number, count: number): Pr
       once();
     });
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  closers.push(() => {
-    for (const t of timers) clearTimeout(t);
-    for (const s of sockets) s.destroy();
-    srv.close();
-  });
-  return (srv.address() as { port: number }).port;
 }
 
 describe('a registry that answers only with interim (1xx) heads', () => {

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { testServer } from '../server/support.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createSession } from '../../server/ui/sessions.js';
-import { startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
+import { beginHttpLogin, startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
 import { launchBrowser, newContext, signIn } from '../support/browser.js';
 import type { RunningServer } from '../../server/start.js';
 
@@ -42,35 +42,13 @@ describe('dashboard sign-in', () => {
     await provider?.close();
   });
 
-  /** The callback URL the provider sends the browser to, captured before the server sees it. */
   /**
    * Runs a login as a browser would, over plain HTTP with two cookie jars, and stops before the
    * callback: the server has not seen it; the test then presents it (or a forgery of it).
    */
   async function captureCallback(who: string, base = server.url): Promise<{ url: string; loginCookie: string }> {
-    const jar = new Map<string, string>();
-    const step = async (url: string, init: RequestInit = {}) => {
-      const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
-      for (const c of res.headers.getSetCookie()) {
-        const [pair] = c.split(';');
-        const i = pair.indexOf('=');
-        jar.set(pair.slice(0, i), pair.slice(i + 1));
-      }
-      return res;
-    };
-    const start = await step(`${base}/auth/login?issuer=0`);
-    const loginCookie = jar.get('ct_login') ?? '';
-    jar.clear();
-    let res = await step(start.headers.get('location') ?? '');
-    const form = await step(new URL(res.headers.get('location') ?? '', provider.issuer).href);
-    const action = /action="([^"]+)"/.exec(await form.text())?.[1] ?? '';
-    res = await step(new URL(action, provider.issuer).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ prompt: 'login', login: who, password: 'x' }).toString() });
-    for (let i = 0; i < 5; i++) {
-      const location = new URL(res.headers.get('location') ?? '', provider.issuer).href;
-      if (location.startsWith(`${base}/auth/callback`)) return { url: location, loginCookie };
-      res = await step(location);
-    }
-    throw new Error('the provider never redirected to the callback');
+    const { callback, loginCookie } = await beginHttpLogin(provider, base, who);
+    return { url: callback, loginCookie };
   }
 
   /** Presents a callback with (or without) the login-binding cookie. */

@@ -12,18 +12,24 @@ import { startPostgres, type Postgres } from '../support/postgres.js';
 const policy = (name: string, env: string) =>
   `apiVersion: cerro-torre.dev/v2\nkind: Policy\nname: ${name}\nmode: strict\nmatch:\n  environments: [${env}]\nsigners:\n  - role: builders\nlogQuorum: 1\n`;
 
-describe('policy repository followed by git', () => {
-  let dir: string;
-  let work: string;
-  let bare: string;
-  const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
+/** git in a test's working clone (read when called: the clone is made in beforeAll), and a commit pushed to main. */
+function workTree(work: () => string) {
+  const git = (args: string[]) => execFileSync('git', args, { cwd: work(), encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
   const commit = (file: string, text: string) => {
-    writeFileSync(join(work, file), text);
+    writeFileSync(join(work(), file), text);
     git(['add', '.']);
     git(['commit', '-qm', file]);
     git(['push', '-q', '--force', 'origin', 'HEAD:main']);
     return git(['rev-parse', 'HEAD']);
   };
+  return { git, commit };
+}
+
+describe('policy repository followed by git', () => {
+  let dir: string;
+  let work: string;
+  let bare: string;
+  const { git, commit } = workTree(() => work);
 
   let db: Db;
   beforeAll(async () => {
@@ -76,14 +82,7 @@ describe.each(['sqlite', 'postgres'] as const)('policy repository: no rollback a
   let dir: string;
   let work: string;
   let bare: string;
-  const git = (args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).trim();
-  const commit = (file: string, text: string) => {
-    writeFileSync(join(work, file), text);
-    git(['add', '.']);
-    git(['commit', '-qm', file]);
-    git(['push', '-q', '--force', 'origin', 'HEAD:main']);
-    return git(['rev-parse', 'HEAD']);
-  };
+  const { git, commit } = workTree(() => work);
   /** A database as a restarted server opens it: the same file (or PostgreSQL database), migrated again. */
   const open = async (): Promise<Db> => {
     const db = await openDb(pg ? { databaseUrl: pg.url } : { sqlitePath: join(dir, 'ct.db') });
