@@ -227,7 +227,11 @@ export class GitMirror {
       return { ok: true };
     } catch (e) {
       const err = e as { code?: unknown; killed?: boolean; stderr?: string };
-      return { ok: false, reason: (err.stderr ?? 'unsigned').trim().slice(0, 300) || 'no signature', definite: typeof err.code === 'number' && !err.killed };
+      const stderr = err.stderr ?? '';
+      // git's own failures to check (ssh-keygen missing, killed, fork failed) are its `fatal:` and
+      // `error:` lines: the signature was never judged, so the next poll asks again.
+      const definite = typeof err.code === 'number' && !err.killed && !/^(?:fatal|error):/m.test(stderr);
+      return { ok: false, reason: stderr.trim().slice(0, 300) || 'no signature', definite };
     }
   }
 }

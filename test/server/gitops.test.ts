@@ -140,9 +140,20 @@ describe('GitOps with signed commits required', () => {
       commit(state(digest('c')), null);
       expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
       expect(deploys).toEqual([digest('a')]);
+      // ssh-keygen that cannot run (not installed, killed) is not a verdict: once it runs again,
+      // the same signed head is applied, not refused from memory.
+      const allowedAgain = commit(state(digest('d')), 'allowed');
+      Object.assign(process.env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'gpg.ssh.program', GIT_CONFIG_VALUE_0: join(dir, 'no-ssh-keygen') });
+      try {
+        expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
+      } finally {
+        for (const k of ['GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0']) delete process.env[k];
+      }
+      expect(await r.reconcile('t')).toMatchObject({ outcome: 'applied', commit: allowedAgain });
+      expect(deploys).toEqual([digest('a'), digest('d')]);
       // The signature header (multi-line) does not confuse the author and message.
-      expect(infos).toEqual([{ author: 't <t@e>', message: 'x' }]);
-      expect(await r.appliedCommit()).toBe(signed);
+      expect(infos).toEqual([{ author: 't <t@e>', message: 'x' }, { author: 't <t@e>', message: 'x' }]);
+      expect(await r.appliedCommit()).toBe(allowedAgain);
     } finally {
       await db.close();
       rmSync(dir, { recursive: true, force: true });
