@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CtError } from '../../core/errors.js';
+import { timeoutOption } from '../timeout-option.js';
 import { publicKeyFrom } from '../../trust/keyid.js';
 import { verifyCheckpoint } from '../../tlog/checkpoint.js';
 import { fetchCheckpoint, fetchConsistencyProof, submitToLogs } from '../../tlog/client.js';
@@ -10,11 +11,6 @@ import { action, processIo } from '../io.js';
 import { readJsonFile } from '../../core/json.js';
 
 
-function timeout(v: string): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new CtError('USAGE', `--timeout: not a positive number of milliseconds: ${v}`);
-  return n;
-}
 
 function port(v: string): number {
   const n = Number(v);
@@ -74,7 +70,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { url: string; entry: string; logId: string; publicKey?: string; timeout: string }) => {
         const entry = (await readJsonFile(opts.entry)) as Parameters<typeof submitToLogs>[0];
-        const [r] = await submitToLogs(entry, [{ id: opts.logId, url: opts.url, publicKey: opts.publicKey }], { timeoutMs: timeout(opts.timeout) });
+        const [r] = await submitToLogs(entry, [{ id: opts.logId, url: opts.url, publicKey: opts.publicKey }], { timeoutMs: timeoutOption(opts.timeout) });
         if (!r.ok) throw new CtError(r.code, `${opts.url}: ${r.message}`, { url: opts.url, status: r.status });
         processIo.out(JSON.stringify({ record: r.record, entry: r.entry }));
       }),
@@ -92,7 +88,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { url: string; publicKey: string; origin: string; logId?: string; memory?: string; timeout: string }) => {
         const key = publicKeyFrom(opts.publicKey, '--public-key');
-        const req = { timeoutMs: timeout(opts.timeout) };
+        const req = { timeoutMs: timeoutOption(opts.timeout) };
         const cp = verifyCheckpoint(await fetchCheckpoint(opts.url, req), opts.origin, key, opts.origin);
         const logId = opts.logId ?? opts.origin;
         let status = 'verified';

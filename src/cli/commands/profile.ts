@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
+import { timeoutOption } from '../timeout-option.js';
 import { readJsonFile } from '../../core/json.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';
@@ -118,7 +119,7 @@ export function register(program: Command): void {
       action(async (cmd: string[], opts: { rootfs: string; out?: string; timeout: string }) => {
         const url = new URL('../../../host/monitor/record.js', import.meta.url).href;
         const { recordProfile } = (await import(url)) as RecordModule;
-        const timeoutMs = Math.max(1, Number(opts.timeout) || 60) * 1000;
+        const timeoutMs = timeoutOption(opts.timeout, '--timeout', 's');
         const result = await recordProfile({ rootfs: opts.rootfs, args: cmd, timeoutMs });
         const json = `${JSON.stringify(result.profile, null, 2)}\n`;
         if (opts.out) {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
+import { timeoutOption } from '../timeout-option.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
@@ -74,7 +75,7 @@ export function register(program: Command): void {
           rekorURL: opts.rekorUrl,
           tsaURL: opts.tsaUrl,
           tlog: opts.tlog,
-          timeoutMs: int(opts.timeout, 'timeout'),
+          timeoutMs: opts.timeout === undefined ? undefined : timeoutOption(opts.timeout),
           retries: int(opts.retries, 'retries'),
         };
         if (opts.signingConfig) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
-import { CtError } from '../../core/errors.js';
+import { timeoutOption } from '../timeout-option.js';
 import type { TrustUpdateResult } from '../../verify/sigstore/tuf-refresh.js';
 
 // Loaded on use: @sigstore/tuf would slow down every other ct command's start.
@@ -45,12 +45,11 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (opts: TrustUpdateCli) => {
-        if (opts.timeout !== undefined && !/^\d+$/.test(opts.timeout)) throw new CtError('USAGE', `--timeout: not a number of ms: ${opts.timeout}`, {});
         const { updateTrustedRoot } = await import('../../verify/sigstore/tuf-refresh.js');
         const r = await updateTrustedRoot({
           cacheDir: opts.cacheDir ?? (await roots()).defaultTrustCacheDir(),
           mirrorURL: opts.mirror,
-          timeoutMs: opts.timeout ? Number(opts.timeout) : undefined,
+          timeoutMs: opts.timeout ? timeoutOption(opts.timeout) : undefined,
           allowedAddresses: opts.allowAddress,
         });
         if (!r.updated) processIo.err(`warning: ${describe(r)}`);
