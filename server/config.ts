@@ -58,7 +58,8 @@ export interface ServerConfig {
     repo: string;
     branch: string;
     path: string;
-    pollSeconds: number;
+    /** Seconds between polls of the branch (webhooks trigger one at once): 1 to 2147483 (below 5 counts as 5), default 60. */
+    pollSeconds?: number;
     /** SSH allowed-signers file: when set, only commits signed by these keys are applied. */
     allowedSigners?: string;
     /** Where deploy statuses are reported: the desired-state repository on GitHub or GitLab. */
@@ -214,6 +215,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   for (const [k, v] of Object.entries(cfg.logFollow ?? {})) {
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `logFollow.${k} must be a whole number from 1`);
+  }
+  // A timer (setInterval, × 1000): past 2^31−1 ms, or not a number, Node fires it every
+  // millisecond and the server queues a reconcile as fast as it can. Omitted means 60.
+  const poll = cfg.desiredState?.pollSeconds;
+  if (cfg.desiredState && poll !== undefined && (!Number.isInteger(poll) || poll < 1 || poll > 2_147_483)) {
+    throw new CtError('USAGE', `desiredState.pollSeconds must be a whole number from 1 to 2147483 (about 24.8 days), got ${String(poll).slice(0, 64)}`);
   }
   // Checked at start: a typo must not delete records (or keep them without bound) unnoticed.
   retentionConfig(cfg.retention);

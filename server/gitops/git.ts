@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CtError } from '../../src/core/errors.js';
@@ -51,6 +52,8 @@ export class GitMirror {
   private readonly ancestry = new Map<string, boolean>();
   /** `commit sha256(allowed signers)` → why git refused its signature (the same commit and keys, the same answer). */
   private readonly unsigned = new Map<string, string>();
+  /** Where the allowed-signers copies git is given live (made at the first signature check). */
+  private signersDir: Promise<string> | undefined;
 
   /** True when the repository is read where it is (a local repository) instead of mirrored. */
   readonly inPlace: boolean;
@@ -124,6 +127,8 @@ export class GitMirror {
   close(): void {
     this.objects?.close();
     this.objects = undefined;
+    void this.signersDir?.then((d) => rmSync(d, { recursive: true, force: true }), () => undefined);
+    this.signersDir = undefined;
   }
 
   /**
@@ -206,20 +211,63 @@ export class GitMirror {
   async verifyCommit(commit: string, allowedSignersFile: string): Promise<{ ok: boolean; reason?: string }> {
     // A refusal is remembered for this commit and these allowed signers (the file's content: a
     // key added to it clears the refusal); a commit's signature and date never change.
-    const signers = await readFile(allowedSignersFile).then((b) => createHash('sha256').update(b).digest('hex'), () => undefined);
+    const bytes = await readFile(allowedSignersFile).catch(() => undefined);
+    const signers = bytes && createHash('sha256').update(bytes).digest('hex');
     const key = signers && `${commit} ${signers}`;
     const known = key ? this.unsigned.get(key) : undefined;
     if (known !== undefined) return { ok: false, reason: known };
-    const r = await this.runVerify(commit, allowedSignersFile);
-    // Only git's own answer (it ran and said no) is kept, never a timeout or a failure to start.
-    if (!r.ok && r.definite && key) remember(this.unsigned, key, r.reason);
+    // git is given the very bytes that were hashed (a private copy named by their digest): the
+    // operator's file rewritten in between (truncated, then written) must not have git's answer
+    // about an empty file remembered under the new content's digest.
+    const file = bytes && signers ? await this.signersCopy(signers, bytes) : allowedSignersFile;
+    const config = ['-c', `gpg.ssh.allowedSignersFile=${file}`, '-c', 'gpg.program=false', '-c', 'gpg.x509.program=false'];
+    const r = await this.runVerify(commit, config);
+    if (!r.ok && key && (await this.isVerdict(commit, config, r))) remember(this.unsigned, key, r.reason);
     return { ok: r.ok, ...(r.ok ? {} : { reason: r.reason }) };
   }
 
-  private async runVerify(commit: string, allowedSignersFile: string): Promise<{ ok: true } | { ok: false; reason: string; definite: boolean }> {
+  /**
+   * Whether git's refusal judged the signature (so the same commit and keys get the same answer)
+   * rather than failing to judge it: ssh-keygen missing, killed, out of files or memory, a timeout.
+   * Those are asked again at the next poll. The verdicts are ssh-keygen's own "No principal
+   * matched." (no allowed key signed it), git's `bad/incompatible signature` (a malformed one), and
+   * silence from git when the commit carries no signature it checks: unsigned, or GPG/x509 (their
+   * programs are `false`). A silent failure of ssh-keygen is silence too, so silence is a verdict
+   * only when git's own format says the commit is unsigned (`%G?` = N).
+   */
+  private async isVerdict(commit: string, config: string[], r: { stderr: string; exitCode: number | null }): Promise<boolean> {
+    if (r.exitCode === null) return false;
+    if (/^No principal matched\.$/m.test(r.stderr) && !/^(?:fatal|error):/m.test(r.stderr)) return true;
+    if (r.exitCode === 128 && /^fatal: bad\/incompatible signature/m.test(r.stderr)) return true;
+    if (r.stderr.trim() !== '') return false;
+    try {
+      const { stdout } = await run('git', ['--git-dir', this.dir, ...config, 'log', '-1', '--no-walk', '--format=%G?', '--end-of-options', commit], {
+        timeout: 30_000,
+        killSignal: 'SIGKILL',
+        env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+      });
+      return stdout.trim() === 'N';
+    } catch {
+      return false;
+    }
+  }
+
+  /** A private copy of the allowed-signers bytes whose digest is `digest` (written once). */
+  private async signersCopy(digest: string, bytes: Buffer): Promise<string> {
+    this.signersDir ??= mkdtemp(join(tmpdir(), 'ct-allowed-signers-'));
+    const path = join(await this.signersDir, digest);
+    if (!existsSync(path)) {
+      const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+      await writeFile(tmp, bytes, { mode: 0o600 });
+      await rename(tmp, path);
+    }
+    return path;
+  }
+
+  private async runVerify(commit: string, config: string[]): Promise<{ ok: true } | { ok: false; reason: string; stderr: string; exitCode: number | null }> {
     try {
       // SSH signatures only: a GPG or x509 signature by any key in the service's keyring must not pass.
-      await run('git', ['--git-dir', this.dir, '-c', `gpg.ssh.allowedSignersFile=${allowedSignersFile}`, '-c', 'gpg.program=false', '-c', 'gpg.x509.program=false', 'verify-commit', commit], {
+      await run('git', ['--git-dir', this.dir, ...config, 'verify-commit', commit], {
         timeout: 30_000,
         killSignal: 'SIGKILL',
         env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
@@ -228,10 +276,9 @@ export class GitMirror {
     } catch (e) {
       const err = e as { code?: unknown; killed?: boolean; stderr?: string };
       const stderr = err.stderr ?? '';
-      // git's own failures to check (ssh-keygen missing, killed, fork failed) are its `fatal:` and
-      // `error:` lines: the signature was never judged, so the next poll asks again.
-      const definite = typeof err.code === 'number' && !err.killed && !/^(?:fatal|error):/m.test(stderr);
-      return { ok: false, reason: stderr.trim().slice(0, 300) || 'no signature', definite };
+      // A timeout, a kill or a failure to start has no exit code of git's own.
+      const exitCode = typeof err.code === 'number' && !err.killed ? err.code : null;
+      return { ok: false, reason: stderr.trim().slice(0, 300) || 'no signature', stderr, exitCode };
     }
   }
 }

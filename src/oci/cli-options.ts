@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CtError } from '../core/errors.js';
+import { timeoutOption } from '../core/timeout-option.js';
 import type { ClientOptions } from './client.js';
 
 /** Registry options shared by `ct push` and `ct fetch` (docs/registry.md). */
@@ -45,10 +46,6 @@ export async function clientOptionsFrom(o: RegistryCliOptions, env: NodeJS.Proce
   } else if (o.passwordStdin) {
     throw new CtError('USAGE', '--password-stdin needs --username', {});
   }
-  if (o.timeout !== undefined) {
-    const t = Number(o.timeout);
-    if (!Number.isInteger(t) || t <= 0) throw new CtError('USAGE', `--timeout ${o.timeout}: not a positive number of milliseconds`, {});
-    opts.timeoutMs = t;
-  }
+  if (o.timeout !== undefined) opts.timeoutMs = timeoutOption(o.timeout);
   return opts;
 }

@@ -66,6 +66,15 @@ describe('server config file', () => {
     expect(withFile('events:\n  maxSeconds: 1\n  recheckMs: 100\n')().events).toEqual({ maxSeconds: 1, recheckMs: 100 });
   });
 
+  it('bounds desiredState.pollSeconds (a timer: past 2^31−1 ms, or not a number, it fires every millisecond)', () => {
+    const ds = (poll: string) => withFile(`desiredState:\n  repo: /tmp/x.git\n  branch: main\n  path: deploy\n${poll}`);
+    for (const bad of ['3000000', '.inf', 'abc', '0', '2.5', '-60']) {
+      expect(ds(`  pollSeconds: ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('desiredState.pollSeconds must be a whole number from 1 to 2147483') }));
+    }
+    expect(ds('  pollSeconds: 2147483\n')().desiredState?.pollSeconds).toBe(2_147_483);
+    expect(ds('')().desiredState?.pollSeconds).toBeUndefined();
+  });
+
   it('accepts every setting the configuration table of docs/server.md names', () => {
     const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
     const keys = [...new Set([...table.matchAll(/^\| `([a-zA-Z]+)[`.[]/gm)].map((m) => m[1]))];

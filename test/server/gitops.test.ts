@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, type Db } from '../../server/store/db.js';
@@ -140,19 +140,42 @@ describe('GitOps with signed commits required', () => {
       commit(state(digest('c')), null);
       expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
       expect(deploys).toEqual([digest('a')]);
-      // ssh-keygen that cannot run (not installed, killed) is not a verdict: once it runs again,
-      // the same signed head is applied, not refused from memory.
-      const allowedAgain = commit(state(digest('d')), 'allowed');
-      Object.assign(process.env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'gpg.ssh.program', GIT_CONFIG_VALUE_0: join(dir, 'no-ssh-keygen') });
-      try {
-        expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
-      } finally {
-        for (const k of ['GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0']) delete process.env[k];
+      // A refusal by ssh-keygen ("No principal matched.") is remembered: asked again with an
+      // ssh-keygen that would leave a mark, the answer comes without running it.
+      const withProgram = async (program: string) => {
+        Object.assign(process.env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'gpg.ssh.program', GIT_CONFIG_VALUE_0: program });
+        try {
+          return await r.reconcile('t');
+        } finally {
+          for (const k of ['GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0']) delete process.env[k];
+        }
+      };
+      const script = (name: string, body: string) => {
+        writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+        return join(dir, name);
+      };
+      const marked = join(dir, 'ran');
+      commit(state(digest('9')), 'other');
+      expect(await r.reconcile('t')).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT', message: expect.stringContaining('No principal matched') });
+      expect(await withProgram(script('mark', `touch ${marked}; exec ssh-keygen "$@"`))).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
+      expect(existsSync(marked)).toBe(false);
+      // An ssh-keygen that could not judge (not installed; out of files while looking for the
+      // principal, after which git says "Good" but not allowed; failing silently) is no verdict:
+      // once it works again, the same signed head is applied, not refused from memory.
+      const broken = [
+        join(dir, 'no-ssh-keygen'),
+        script('emfile', 'for a; do [ "$a" = find-principals ] && { echo "load_allowed: Too many open files" >&2; exit 255; }; done; exec ssh-keygen "$@"'),
+        script('silent', 'exit 255'),
+      ];
+      let allowedAgain = '';
+      for (const [i, program] of broken.entries()) {
+        allowedAgain = commit(state(digest('def'[i])), 'allowed');
+        expect(await withProgram(program)).toMatchObject({ outcome: 'refused', reason: 'UNSIGNED_COMMIT' });
+        expect(await r.reconcile('t')).toMatchObject({ outcome: 'applied', commit: allowedAgain });
       }
-      expect(await r.reconcile('t')).toMatchObject({ outcome: 'applied', commit: allowedAgain });
-      expect(deploys).toEqual([digest('a'), digest('d')]);
+      expect(deploys).toEqual([digest('a'), digest('d'), digest('e'), digest('f')]);
       // The signature header (multi-line) does not confuse the author and message.
-      expect(infos).toEqual([{ author: 't <t@e>', message: 'x' }, { author: 't <t@e>', message: 'x' }]);
+      expect(infos).toEqual(Array(4).fill({ author: 't <t@e>', message: 'x' }));
       expect(await r.appliedCommit()).toBe(allowedAgain);
     } finally {
       await db.close();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CtError } from '../../core/errors.js';
-import { timeoutOption } from '../timeout-option.js';
+import { timeoutOption } from '../../core/timeout-option.js';
 import { publicKeyFrom } from '../../trust/keyid.js';
 import { verifyCheckpoint } from '../../tlog/checkpoint.js';
 import { fetchCheckpoint, fetchConsistencyProof, submitToLogs } from '../../tlog/client.js';

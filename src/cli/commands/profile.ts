@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
-import { timeoutOption } from '../timeout-option.js';
+import { timeoutOption } from '../../core/timeout-option.js';
 import { readJsonFile } from '../../core/json.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
-import { timeoutOption } from '../timeout-option.js';
+import { timeoutOption } from '../../core/timeout-option.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
-import { timeoutOption } from '../timeout-option.js';
+import { timeoutOption } from '../../core/timeout-option.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { loadPrivateKey } from '../../trust/keys.js';
 import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
@@ -84,7 +84,7 @@ export function register(program: Command): void {
         if (o.predicate.length !== o.predicateType.length) {
           throw new CtError('USAGE', `${o.predicate.length} --predicate but ${o.predicateType.length} --predicate-type: give them in pairs`, {});
         }
-        const timeoutMs = o.timeout ? timeoutOption(o.timeout) : 20_000;
+        const timeoutMs = o.timeout === undefined ? 20_000 : timeoutOption(o.timeout);
         // A key file, or a key of the keyring by name or id (what `ct keygen` makes), as ct trust-store sign takes.
         const keyPath = await resolvePrivateKeyPath(keyringDir(), o.key);
         const key = o.passwordEnv ? await loadPrivateKey(keyPath, process.env[o.passwordEnv]) : await loadPrivateKeyFor(keyPath);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
-import { timeoutOption } from '../timeout-option.js';
+import { timeoutOption } from '../../core/timeout-option.js';
 import type { TrustUpdateResult } from '../../verify/sigstore/tuf-refresh.js';
 
 // Loaded on use: @sigstore/tuf would slow down every other ct command's start.
@@ -49,7 +49,7 @@ export function register(program: Command): void {
         const r = await updateTrustedRoot({
           cacheDir: opts.cacheDir ?? (await roots()).defaultTrustCacheDir(),
           mirrorURL: opts.mirror,
-          timeoutMs: opts.timeout ? timeoutOption(opts.timeout) : undefined,
+          timeoutMs: opts.timeout === undefined ? undefined : timeoutOption(opts.timeout),
           allowedAddresses: opts.allowAddress,
         });
         if (!r.updated) processIo.err(`warning: ${describe(r)}`);

@@ -1,4 +1,4 @@
-import { CtError } from '../core/errors.js';
+import { CtError } from './errors.js';
 
 /** The longest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days): a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;

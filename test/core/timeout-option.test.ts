@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCt } from '../support/cli.js';
-import { MAX_TIMER_MS, timeoutOption } from '../../src/cli/timeout-option.js';
+import { MAX_TIMER_MS, timeoutOption } from '../../src/core/timeout-option.js';
 
 describe('--timeout values', () => {
   it('are whole numbers from 1 to what a timer can wait, in the flag\'s unit', () => {
@@ -34,6 +34,10 @@ describe('--timeout values', () => {
       const r = await runCt(['log', 'submit', '--url', url, '--entry', join(dir, 'entry.json'), '--timeout', '3000000000']);
       expect(r).toMatchObject({ code: 1, stdout: '' });
       expect(r.stderr).toContain('error[USAGE]: --timeout: not a whole number of milliseconds from 1 to 2147483647: 3000000000');
+      expect(requests).toBe(0);
+      // ct fetch and ct push share the registry options' --timeout.
+      const fetch = await runCt(['fetch', `127.0.0.1:${(server.address() as AddressInfo).port}/a/b:t`, '-o', join(dir, 'out.ctp'), '--plain-http', '--allow-address', '127.0.0.1', '--timeout', '3000000000']);
+      expect(fetch.stderr).toContain('error[USAGE]: --timeout: not a whole number of milliseconds from 1 to 2147483647: 3000000000');
       expect(requests).toBe(0);
     } finally {
       server.close();
