@@ -7,7 +7,7 @@ export type OidcResult = { ok: true; principal: Principal } | { ok: false; reaso
 
 /**
  * Verifies CI OIDC tokens (GitHub Actions, GitLab CI): signature against the issuer's JWKS
- * (fetched once and cached by jose), issuer exact, audience, expiry, then the configured claim
+ * (fetched once and cached by jose), issuer exact, audience, expiry (required), then the configured claim
  * rules — an exact value, or `/pattern/` matched anchored.
  */
 export class OidcVerifier {
@@ -30,7 +30,9 @@ export class OidcVerifier {
     for (const cfg of candidates) {
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(token, this.keysFor(cfg), { issuer: cfg.issuer, audience: cfg.audience, clockTolerance: 30 }));
+        // exp is required: jose checks it only when present, and a token without one would be a
+        // bearer credential good forever (leaked from a job log, it would still deploy years later).
+        ({ payload } = await jwtVerify(token, this.keysFor(cfg), { issuer: cfg.issuer, audience: cfg.audience, clockTolerance: 30, requiredClaims: ['exp'] }));
       } catch (e) {
         reason = `token rejected: ${(e as Error).message}`;
         continue;
