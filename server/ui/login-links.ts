@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type Response } from 'express';
 import type { ServerContext } from '../context.js';
 import type { Role } from '../config.js';
 import type { Db } from '../store/db.js';
@@ -6,6 +6,8 @@ import { requirePermission } from '../auth/middleware.js';
 import { actor, recordAudit } from '../audit.js';
 import { validateBody } from '../openapi.js';
 import { escapeHtml } from './escape.js';
+import { requestOrigin } from './origin.js';
+import { sendError } from '../http-error.js';
 import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
 
 /**
@@ -18,10 +20,6 @@ import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } fr
  */
 const LINK_TTL_MS = 10 * 60_000;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
-
-function origin(ctx: ServerContext, req: Request): string {
-  return ctx.config.publicUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host')}`;
-}
 
 function refused(res: Response): void {
   res.status(401).type('html').send(
@@ -48,8 +46,11 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     const body = req.body as { role?: Role; name?: string };
     const role = body.role ?? 'operator';
     const name = body.name ?? 'dashboard user';
+    // Checked before minting: no link is made that could not be handed out.
+    const base = requestOrigin(ctx, req);
+    if (!base) return sendError(res, 400, 'LOGIN_HOST_INVALID', 'the Host header is not a valid host name: set publicUrl in CT_CONFIG, or reach the server by its name');
     const { token, expiresAt } = await mintLoginLink(ctx.db, { role, name, by: actor(req.principal) });
-    res.status(201).json({ url: `${origin(ctx, req)}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
+    res.status(201).json({ url: `${base}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
   });
 
   r.get('/auth/link', async (req, res) => {
