@@ -112,7 +112,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
 
 async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger, opts: StartOptions, serve: (h: RequestListener) => void, closeServer: () => Promise<void>): Promise<RunningServer> {
   await migrate(db);
-  if (config.adminApiKey) await ensureApiKey(db, 'bootstrap-admin', config.adminApiKey, 'admin');
+  // Without one configured, the last bootstrap key is revoked (server/auth/api-keys.ts).
+  await ensureApiKey(db, 'bootstrap-admin', config.adminApiKey, 'admin');
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const ctx: ServerContext = {
