@@ -8,7 +8,7 @@ import { validateBody } from '../openapi.js';
 import { escapeHtml } from './escape.js';
 import { requestOrigin } from './origin.js';
 import { sendError } from '../http-error.js';
-import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
+import { LINK_ISSUER, SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
 
 /**
  * One-time sign-in links: an admin (in practice the API key of the person who runs the server,
@@ -61,7 +61,7 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     // The DELETE decides: of two requests with the same link, one signs in.
     const won = row ? await ctx.db.run('DELETE FROM ui_login_links WHERE token_hash = ?', [hash]) : { changes: 0 };
     if (!row || won.changes !== 1 || Number(row.expires_at) <= Date.now()) return refused(res);
-    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: 'login-link', role: row.role }, sessionTtlS * 1000);
+    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: LINK_ISSUER, role: row.role }, sessionTtlS * 1000);
     await recordAudit(ctx.db, 'login-link.used', row.name, { role: row.role });
     ctx.log.info({ subject: row.name, role: row.role }, 'dashboard sign-in by one-time link');
     res.setHeader('set-cookie', setCookie(SESSION_COOKIE, s.id, sessionTtlS));
