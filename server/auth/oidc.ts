@@ -39,7 +39,9 @@ export class OidcVerifier {
       }
       const broken = Object.entries(cfg.claims ?? {}).find(([claim, rule]) => typeof payload[claim] !== 'string' || !matches(rule, payload[claim] as string));
       if (broken) {
-        reason = `claim ${broken[0]}: expected ${broken[1]}, got ${JSON.stringify(payload[broken[0]] ?? null)}`;
+        // What the token carried, never the rule: anyone can have a token of a public CI for this
+        // audience, and the rule would tell them which repositories and branches are trusted here.
+        reason = `claim ${broken[0]}: ${JSON.stringify(payload[broken[0]] ?? null)} is not allowed here`;
         continue;
       }
       return { ok: true, principal: { kind: 'oidc', id: String(payload.sub), role: cfg.role, claims: payload as Record<string, unknown> } };
