@@ -54,6 +54,9 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
   });
 
   r.get('/auth/link', async (req, res) => {
+    // Express answers HEAD with this route: link checkers and mail or chat scanners send one
+    // before a person clicks, and it must not use the link up (nor be handed the session).
+    if (req.method === 'HEAD') return void res.status(200).set('cache-control', 'no-store').type('html').end();
     const token = typeof req.query.token === 'string' && TOKEN.test(req.query.token) ? req.query.token : undefined;
     if (!token) return refused(res);
     const hash = hashSecret(token);
