@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { OidcVerifier } from '../../server/auth/oidc.js';
 
-describe('CI OIDC token lifetime', () => {
+describe('CI OIDC tokens', () => {
   let jwks: Server;
   let issuer: string;
   let key: CryptoKey;
@@ -40,29 +40,16 @@ describe('CI OIDC token lifetime', () => {
     expect(r.ok).toBe(false);
     expect(!r.ok && r.reason).toContain('exp');
   });
-});
 
-describe('CI OIDC claim rules stay the server\'s', () => {
-  it('a refused token is told which claim failed and what it carried, not the rule it had to match', async () => {
-    const { publicKey, privateKey } = await generateKeyPair('RS256');
-    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    const jwks = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
-    await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
-    try {
-      const issuer = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}`;
-      // Anyone can have such a token (any repository on a public CI can ask for this audience):
-      // the rule would tell them which repositories and branches this server trusts.
-      const rule = '/acme-secret-team\\/(payments|ledger)/';
-      const verifier = new OidcVerifier([{ issuer, audience: 'cerro-torre', jwksUri: `${issuer}/jwks`, role: 'operator', claims: { repository: rule } }]);
-      const token = await new SignJWT({ repository: 'mallory/probe' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(issuer).setAudience('cerro-torre').setIssuedAt().setExpirationTime('5m').setSubject('repo:mallory/probe').sign(privateKey);
-      const r = await verifier.verify(token);
-      expect(r.ok).toBe(false);
-      const reason = r.ok ? '' : r.reason;
-      expect(reason).toContain('repository');
-      expect(reason).toContain('mallory/probe');
-      expect(reason).not.toContain('acme-secret-team');
-    } finally {
-      jwks.close();
-    }
+  it('a token refused by a claim rule is told which claim failed and what it carried, not the rule', async () => {
+    // Anyone can have such a token (any repository on a public CI can ask for this audience):
+    // the rule would tell them which repositories and branches this server trusts.
+    const strict = new OidcVerifier([{ issuer, audience: 'cerro-torre', jwksUri: `${issuer}/jwks`, role: 'operator', claims: { repository: '/acme-secret-team\\/(payments|ledger)/' } }]);
+    const r = await strict.verify(await token(true));
+    expect(r.ok).toBe(false);
+    const reason = r.ok ? '' : r.reason;
+    expect(reason).toContain('repository');
+    expect(reason).toContain('acme/app');
+    expect(reason).not.toContain('acme-secret-team');
   });
 });
