@@ -187,7 +187,10 @@ export function validateBody(operationId: keyof typeof REQUEST_SCHEMAS & string)
   const v = validators.get(operationId);
   if (!v) throw new Error(`no schema for ${operationId}`);
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (v(req.body ?? {})) return next();
+    // No body (no JSON content type: no parser ran) is validated as `{}`, so the handler gets
+    // `{}` too: an optional body (login links, enrolment tokens) must not reach it as undefined.
+    if (req.body === undefined) req.body = {};
+    if (v(req.body)) return next();
     sendError(res, 400, 'BAD_REQUEST', `request body does not match ${operationId}`, {
       errors: (v.errors ?? []).slice(0, 20).map((e) => ({ path: e.instancePath || '/', message: e.message })),
     });

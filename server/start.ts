@@ -15,6 +15,7 @@ import { createMetrics } from './metrics.js';
 import { JobQueue } from './queue/queue.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { ensureApiKey } from './auth/api-keys.js';
+import { endSessionsOfRemovedIssuers } from './ui/sessions.js';
 import { asIoError, CtError } from '../src/core/errors.js';
 import { retentionConfig, startRetention } from './retention/prune.js';
 
@@ -112,7 +113,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
 
 async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger, opts: StartOptions, serve: (h: RequestListener) => void, closeServer: () => Promise<void>): Promise<RunningServer> {
   await migrate(db);
-  if (config.adminApiKey) await ensureApiKey(db, 'bootstrap-admin', config.adminApiKey, 'admin');
+  // Without one configured, the last bootstrap key is revoked (server/auth/api-keys.ts).
+  await ensureApiKey(db, 'bootstrap-admin', config.adminApiKey, 'admin');
+  await endSessionsOfRemovedIssuers(db, (config.login?.oidc ?? []).map((o) => o.issuer));
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const ctx: ServerContext = {

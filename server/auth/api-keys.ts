@@ -23,12 +23,19 @@ export async function createApiKey(db: Db, name: string, role: Role, scopes: str
   return { id, key };
 }
 
-/** Installs a key given in configuration (e.g. the bootstrap admin key) idempotently. */
-export async function ensureApiKey(db: Db, name: string, key: string, role: Role): Promise<void> {
-  // A rotated bootstrap key replaces the previous one: the old key stops working.
-  await db.run('UPDATE api_keys SET revoked_at = ? WHERE name = ? AND hash <> ? AND revoked_at IS NULL', [Date.now(), name, hashApiKey(key)]);
-  await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [
-    randomUUID(), name, hashApiKey(key), role, '[]', Date.now(),
+/**
+ * Installs the key given in configuration (the bootstrap admin key) idempotently. The configured
+ * key is the only live key of its name, and there is no other way to revoke it: a rotated key
+ * replaces the previous one, and none configured (undefined) revokes the last one, so that an
+ * operator who removes a leaked CT_ADMIN_API_KEY is not left with it working as admin. A key
+ * configured again after it was revoked works again: the configuration decides.
+ */
+export async function ensureApiKey(db: Db, name: string, key: string | undefined, role: Role): Promise<void> {
+  const hash = key === undefined ? '' : hashApiKey(key);
+  await db.run('UPDATE api_keys SET revoked_at = ? WHERE name = ? AND hash <> ? AND revoked_at IS NULL', [Date.now(), name, hash]);
+  if (key === undefined) return;
+  await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET revoked_at = NULL WHERE api_keys.name = excluded.name', [
+    randomUUID(), name, hash, role, '[]', Date.now(),
   ]);
 }
 

@@ -7,7 +7,7 @@ export type OidcResult = { ok: true; principal: Principal } | { ok: false; reaso
 
 /**
  * Verifies CI OIDC tokens (GitHub Actions, GitLab CI): signature against the issuer's JWKS
- * (fetched once and cached by jose), issuer exact, audience, expiry, then the configured claim
+ * (fetched once and cached by jose), issuer exact, audience, expiry (required), then the configured claim
  * rules — an exact value, or `/pattern/` matched anchored.
  */
 export class OidcVerifier {
@@ -30,14 +30,18 @@ export class OidcVerifier {
     for (const cfg of candidates) {
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(token, this.keysFor(cfg), { issuer: cfg.issuer, audience: cfg.audience, clockTolerance: 30 }));
+        // exp is required: jose checks it only when present, and a token without one would be a
+        // bearer credential good forever (leaked from a job log, it would still deploy years later).
+        ({ payload } = await jwtVerify(token, this.keysFor(cfg), { issuer: cfg.issuer, audience: cfg.audience, clockTolerance: 30, requiredClaims: ['exp'] }));
       } catch (e) {
         reason = `token rejected: ${(e as Error).message}`;
         continue;
       }
       const broken = Object.entries(cfg.claims ?? {}).find(([claim, rule]) => typeof payload[claim] !== 'string' || !matches(rule, payload[claim] as string));
       if (broken) {
-        reason = `claim ${broken[0]}: expected ${broken[1]}, got ${JSON.stringify(payload[broken[0]] ?? null)}`;
+        // What the token carried, never the rule: anyone can have a token of a public CI for this
+        // audience, and the rule would tell them which repositories and branches are trusted here.
+        reason = `claim ${broken[0]}: ${JSON.stringify(payload[broken[0]] ?? null)} is not allowed here`;
         continue;
       }
       return { ok: true, principal: { kind: 'oidc', id: String(payload.sub), role: cfg.role, claims: payload as Record<string, unknown> } };

@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type Response } from 'express';
 import type { ServerContext } from '../context.js';
 import type { Role } from '../config.js';
 import type { Db } from '../store/db.js';
@@ -6,7 +6,9 @@ import { requirePermission } from '../auth/middleware.js';
 import { actor, recordAudit } from '../audit.js';
 import { validateBody } from '../openapi.js';
 import { escapeHtml } from './escape.js';
-import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
+import { requestOrigin } from './origin.js';
+import { sendError } from '../http-error.js';
+import { LINK_ISSUER, SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
 
 /**
  * One-time sign-in links: an admin (in practice the API key of the person who runs the server,
@@ -18,10 +20,6 @@ import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } fr
  */
 const LINK_TTL_MS = 10 * 60_000;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
-
-function origin(ctx: ServerContext, req: Request): string {
-  return ctx.config.publicUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host')}`;
-}
 
 function refused(res: Response): void {
   res.status(401).type('html').send(
@@ -48,11 +46,17 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     const body = req.body as { role?: Role; name?: string };
     const role = body.role ?? 'operator';
     const name = body.name ?? 'dashboard user';
+    // Checked before minting: no link is made that could not be handed out.
+    const base = requestOrigin(ctx, req);
+    if (!base) return sendError(res, 400, 'LOGIN_HOST_INVALID', 'the Host header is not a valid host name: set publicUrl in CT_CONFIG, or reach the server by its name');
     const { token, expiresAt } = await mintLoginLink(ctx.db, { role, name, by: actor(req.principal) });
-    res.status(201).json({ url: `${origin(ctx, req)}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
+    res.status(201).json({ url: `${base}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
   });
 
   r.get('/auth/link', async (req, res) => {
+    // Express answers HEAD with this route: link checkers and mail or chat scanners send one
+    // before a person clicks, and it must not use the link up (nor be handed the session).
+    if (req.method === 'HEAD') return void res.status(200).set('cache-control', 'no-store').type('html').end();
     const token = typeof req.query.token === 'string' && TOKEN.test(req.query.token) ? req.query.token : undefined;
     if (!token) return refused(res);
     const hash = hashSecret(token);
@@ -60,7 +64,7 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     // The DELETE decides: of two requests with the same link, one signs in.
     const won = row ? await ctx.db.run('DELETE FROM ui_login_links WHERE token_hash = ?', [hash]) : { changes: 0 };
     if (!row || won.changes !== 1 || Number(row.expires_at) <= Date.now()) return refused(res);
-    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: 'login-link', role: row.role }, sessionTtlS * 1000);
+    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: LINK_ISSUER, role: row.role }, sessionTtlS * 1000);
     await recordAudit(ctx.db, 'login-link.used', row.name, { role: row.role });
     ctx.log.info({ subject: row.name, role: row.role }, 'dashboard sign-in by one-time link');
     res.setHeader('set-cookie', setCookie(SESSION_COOKIE, s.id, sessionTtlS));

@@ -1,4 +1,4 @@
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type Response } from 'express';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { LOGIN_COOKIE, SESSION_COOKIE, createSession, deleteSession, findSession
 import { LoginError, OidcLogin } from './oidc-login.js';
 import { escapeHtml } from './escape.js';
 import { loginLinkRoutes } from './login-links.js';
+import { requestOrigin } from './origin.js';
 
 const DEFAULT_TTL_S = 8 * 3600;
 
@@ -22,30 +23,6 @@ export function uiAssetsDir(): string | undefined {
 /** Only same-site paths are returned to after sign-in (no open redirect). */
 function safeReturn(v: unknown): string {
   return typeof v === 'string' && /^\/(?![/\\])[\x21-\x7e]{0,500}$/.test(v) ? v : '/';
-}
-
-/**
- * A DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port (1–65535, checked
- * in validHost). Labels may hold `_`: Docker Compose service names (`ct_server:8080`) do.
- */
-const HOST_RE = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::([1-9][0-9]{0,4}))?$/;
-const MAX_HOST_LENGTH = 255;
-
-function validHost(host: string): boolean {
-  const m = host.length <= MAX_HOST_LENGTH ? HOST_RE.exec(host) : null;
-  return m !== null && (m[1] === undefined || Number(m[1]) <= 65_535);
-}
-
-/**
- * Where the issuer sends the browser back to: `publicUrl`, else this request's own Host. The
- * redirect URI must also be registered at the issuer, so a forged Host signs nobody in; but it is
- * stored with the login in progress, so only a syntactically valid, bounded host is taken (a Host
- * header may be ~15 KB, one row per unauthenticated request). Undefined: no usable Host.
- */
-function origin(ctx: ServerContext, req: Request): string | undefined {
-  if (ctx.config.publicUrl) return ctx.config.publicUrl.replace(/\/$/, '');
-  const host = req.get('host') ?? '';
-  return validHost(host) ? `${req.protocol}://${host}` : undefined;
 }
 
 function loginErrorPage(res: Response, status: number, code: string, message: string): void {
@@ -78,7 +55,7 @@ export function uiRoutes(ctx: ServerContext): { router: Router; close(): Promise
 
   r.get('/auth/login', async (req, res) => {
     if (!login) return loginErrorPage(res, 404, 'LOGIN_NOT_CONFIGURED', 'no sign-in issuer is configured (login.oidc in CT_CONFIG)');
-    const base = origin(ctx, req);
+    const base = requestOrigin(ctx, req);
     if (!base) return loginErrorPage(res, 400, 'LOGIN_HOST_INVALID', 'the Host header is not a valid host name: set publicUrl in CT_CONFIG, or reach the server by its name');
     try {
       const started = await login.start(Number(req.query.issuer ?? 0), `${base}/auth/callback`, safeReturn(req.query.returnTo));

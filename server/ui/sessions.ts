@@ -37,6 +37,20 @@ export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expires
   return { id, csrf, expiresAt };
 }
 
+/** The issuer of sessions opened by one-time sign-in links (server/ui/login-links.ts). */
+export const LINK_ISSUER = 'login-link';
+
+/**
+ * Ends the sessions of sign-in issuers no longer configured (at start, before any request): an
+ * issuer removed from login.oidc (compromised, retired) signs its people out rather than leaving
+ * their sessions, and whoever holds one of their cookies, in force for up to sessionTtlSeconds.
+ * Sessions of one-time links are kept: they are minted by an admin key, not by an issuer.
+ */
+export async function endSessionsOfRemovedIssuers(db: Db, issuers: string[]): Promise<void> {
+  const kept = [LINK_ISSUER, ...new Set(issuers)];
+  await db.run(`DELETE FROM ui_sessions WHERE issuer NOT IN (${kept.map(() => '?').join(', ')})`, kept);
+}
+
 export async function findSession(db: Db, id: string): Promise<Session | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
   const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number }>(

@@ -1,0 +1,28 @@
+import type { Request } from 'express';
+import type { ServerContext } from '../context.js';
+
+/**
+ * A DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port (1–65535, checked
+ * in validHost). Labels may hold `_`: Docker Compose service names (`ct_server:8080`) do.
+ */
+const HOST_RE = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::([1-9][0-9]{0,4}))?$/;
+const MAX_HOST_LENGTH = 255;
+
+function validHost(host: string): boolean {
+  const m = host.length <= MAX_HOST_LENGTH ? HOST_RE.exec(host) : null;
+  return m !== null && (m[1] === undefined || Number(m[1]) <= 65_535);
+}
+
+/**
+ * This server's origin as URLs it hands out must name it (the OpenID Connect redirect URI, a
+ * one-time sign-in link): `publicUrl`, else this request's own Host, taken only when it is a
+ * syntactically valid, bounded `host[:port]`. A Host header is the client's to write: unchecked,
+ * `evil.example/?` would make `http://evil.example/?/auth/link?token=…`, a link that hands its
+ * token to another site, and a ~15 KB one would be stored with every login started.
+ * Undefined: no usable Host.
+ */
+export function requestOrigin(ctx: ServerContext, req: Request): string | undefined {
+  if (ctx.config.publicUrl) return ctx.config.publicUrl.replace(/\/$/, '');
+  const host = req.get('host') ?? '';
+  return validHost(host) ? `${req.protocol}://${host}` : undefined;
+}
