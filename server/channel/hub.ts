@@ -33,6 +33,28 @@ function validInventory(v: unknown): boolean {
   );
 }
 
+/** Bounds of what a host's status says (written to the deployment, sent to every event subscriber). */
+const MAX_STATUS_MESSAGE = 1000;
+const STATUS_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * A host's status as the server takes it: the protocol's fields only, typed and bounded, or
+ * undefined. The host is trusted for what it reports about its own deployments, not to name
+ * another host (a `hostId` it added was spread over the authenticated one in `host.status`), nor
+ * to write a megabyte into a deployment's message or an arbitrary reason.
+ */
+function statusFrom(m: Record<string, unknown>): StatusMsg | undefined {
+  const { deploymentId, generation, state, exitCode, code, message } = m;
+  if (typeof deploymentId !== 'string' || deploymentId.length > 128) return undefined;
+  if (!Number.isSafeInteger(generation) || !STATES.has(state as string)) return undefined;
+  return {
+    type: 'status', deploymentId, generation: generation as number, state: state as ContainerState,
+    ...(exitCode === null || Number.isSafeInteger(exitCode) ? { exitCode: exitCode as number | null } : {}),
+    ...(typeof code === 'string' ? { code: STATUS_CODE.test(code) ? code : 'HOST_FAILED' } : {}),
+    ...(typeof message === 'string' ? { message: message.slice(0, MAX_STATUS_MESSAGE) } : {}),
+  };
+}
+
 interface Connection {
   hostId: string;
   facts: HostFacts;
@@ -201,10 +223,15 @@ export class HostHub {
     if (msg.type === 'status') {
       // A status may carry the inventory that follows it (`status.containers`, one frame where
       // older hosts send two): handled as the status, then as that inventory.
-      const { containers, ...status } = msg;
+      const { containers } = msg;
+      const status = statusFrom(msg);
+      if (!status) {
+        this.ctx.log.warn({ hostId }, 'malformed status ignored');
+        return containers === undefined ? this.touch(hostId) : this.inventory(hostId, containers);
+      }
       if (containers === undefined) await this.touch(hostId);
-      publish(this.ctx, 'host.status', { hostId, ...status });
-      const key = `${hostId} ${String(status.deploymentId)}`;
+      publish(this.ctx, 'host.status', { ...status, hostId });
+      const key = `${hostId} ${status.deploymentId}`;
       const set = this.waiters.get(key);
       for (const w of set ?? []) {
         if (w.done(status)) {
