@@ -7,6 +7,7 @@ import { CHANNEL_PROTOCOL, ServerHandshake } from '../../src/protocol/handshake.
 import { CtError } from '../../src/core/errors.js';
 import { CHANNEL_FEATURES, type Assignment, type ContainerAction, type ContainerState, type HostFacts, type HostMessage, type ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
+import { hostFactsProblem } from '../../src/protocol/host-facts.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import { AlertBudget } from './alert-budget.js';
@@ -170,6 +171,9 @@ export class HostHub {
           try {
             if (isBinary) throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'handshake message is not a text frame');
             const done = handshake.hello(frame);
+            // Policies read these for every deploy to the host's environment (host-facts.ts).
+            const factsProblem = hostFactsProblem(done.hello.facts);
+            if (factsProblem) throw new CtError('CHANNEL_HANDSHAKE_FAILED', `hello facts ${factsProblem}`);
             hello = done.hello;
             mac = new MacChannel(done.keys);
           } catch (e) {
