@@ -10,7 +10,7 @@ import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/l
 import { hostFactsProblem } from '../../src/protocol/host-facts.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
-import { AlertBudget } from './alert-budget.js';
+import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -103,6 +103,7 @@ const LAST_SEEN_EVERY_MS = 10_000;
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly alertBudget = new AlertBudget();
+  private readonly inventoryBudget = new AlertBudget(Date.now, INVENTORY_BUDGET);
   /** Waiters for a host's final status, by `hostId deploymentId` (a fan-out's statuses find theirs without a scan). */
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
@@ -279,6 +280,13 @@ export class HostHub {
     // The same inventory again (every 30 s, and after a redeploy of what already runs) changes
     // nothing but the channel's freshness.
     if (this.inventoryWritten.get(hostId) === text) return this.touch(hostId);
+    // Over the host's allowance: not written (the host sends its inventory again after each
+    // status, action and every 30 s; the one after the flood is written).
+    if (!this.inventoryBudget.admit(hostId, text.length)) {
+      const dropped = this.inventoryBudget.warning(hostId);
+      if (dropped !== undefined) this.ctx.log.warn({ hostId, dropped }, 'host inventories not written: over the host\'s budget');
+      return this.touch(hostId);
+    }
     this.inventoryWritten.set(hostId, text);
     this.seenWritten.set(hostId, Date.now());
     await this.writeHostRow(hostId, text);
