@@ -7,9 +7,10 @@ import { CHANNEL_PROTOCOL, ServerHandshake } from '../../src/protocol/handshake.
 import { CtError } from '../../src/core/errors.js';
 import { CHANNEL_FEATURES, type Assignment, type ContainerAction, type ContainerState, type HostFacts, type HostMessage, type ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
+import { hostFactsProblem } from '../../src/protocol/host-facts.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
-import { AlertBudget } from './alert-budget.js';
+import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -31,6 +32,28 @@ function validInventory(v: unknown): boolean {
       && (c.health === undefined || HEALTH.has(c.health)) && (c.restarts === undefined || (Number.isInteger(c.restarts) && c.restarts >= 0))
       && (c.lastExitCode === undefined || c.lastExitCode === null || Number.isInteger(c.lastExitCode)) && (c.suspended === undefined || typeof c.suspended === 'boolean'))
   );
+}
+
+/** Bounds of what a host's status says (written to the deployment, sent to every event subscriber). */
+const MAX_STATUS_MESSAGE = 1000;
+const STATUS_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * A host's status as the server takes it: the protocol's fields only, typed and bounded, or
+ * undefined. The host is trusted for what it reports about its own deployments, not to name
+ * another host (a `hostId` it added was spread over the authenticated one in `host.status`), nor
+ * to write a megabyte into a deployment's message or an arbitrary reason.
+ */
+function statusFrom(m: Record<string, unknown>): StatusMsg | undefined {
+  const { deploymentId, generation, state, exitCode, code, message } = m;
+  if (typeof deploymentId !== 'string' || deploymentId.length > 128) return undefined;
+  if (!Number.isSafeInteger(generation) || !STATES.has(state as string)) return undefined;
+  return {
+    type: 'status', deploymentId, generation: generation as number, state: state as ContainerState,
+    ...(exitCode === null || Number.isSafeInteger(exitCode) ? { exitCode: exitCode as number | null } : {}),
+    ...(typeof code === 'string' ? { code: STATUS_CODE.test(code) ? code : 'HOST_FAILED' } : {}),
+    ...(typeof message === 'string' ? { message: message.slice(0, MAX_STATUS_MESSAGE) } : {}),
+  };
 }
 
 interface Connection {
@@ -80,6 +103,7 @@ const LAST_SEEN_EVERY_MS = 10_000;
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly alertBudget = new AlertBudget();
+  private readonly inventoryBudget = new AlertBudget(Date.now, INVENTORY_BUDGET);
   /** Waiters for a host's final status, by `hostId deploymentId` (a fan-out's statuses find theirs without a scan). */
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
@@ -148,6 +172,9 @@ export class HostHub {
           try {
             if (isBinary) throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'handshake message is not a text frame');
             const done = handshake.hello(frame);
+            // Policies read these for every deploy to the host's environment (host-facts.ts).
+            const factsProblem = hostFactsProblem(done.hello.facts);
+            if (factsProblem) throw new CtError('CHANNEL_HANDSHAKE_FAILED', `hello facts ${factsProblem}`);
             hello = done.hello;
             mac = new MacChannel(done.keys);
           } catch (e) {
@@ -201,10 +228,15 @@ export class HostHub {
     if (msg.type === 'status') {
       // A status may carry the inventory that follows it (`status.containers`, one frame where
       // older hosts send two): handled as the status, then as that inventory.
-      const { containers, ...status } = msg;
+      const { containers } = msg;
+      const status = statusFrom(msg);
+      if (!status) {
+        this.ctx.log.warn({ hostId }, 'malformed status ignored');
+        return containers === undefined ? this.touch(hostId) : this.inventory(hostId, containers);
+      }
       if (containers === undefined) await this.touch(hostId);
-      publish(this.ctx, 'host.status', { hostId, ...status });
-      const key = `${hostId} ${String(status.deploymentId)}`;
+      publish(this.ctx, 'host.status', { ...status, hostId });
+      const key = `${hostId} ${status.deploymentId}`;
       const set = this.waiters.get(key);
       for (const w of set ?? []) {
         if (w.done(status)) {
@@ -248,6 +280,13 @@ export class HostHub {
     // The same inventory again (every 30 s, and after a redeploy of what already runs) changes
     // nothing but the channel's freshness.
     if (this.inventoryWritten.get(hostId) === text) return this.touch(hostId);
+    // Over the host's allowance: not written (the host sends its inventory again after each
+    // status, action and every 30 s; the one after the flood is written).
+    if (!this.inventoryBudget.admit(hostId, text.length)) {
+      const dropped = this.inventoryBudget.warning(hostId);
+      if (dropped !== undefined) this.ctx.log.warn({ hostId, dropped }, 'host inventories not written: over the host\'s budget');
+      return this.touch(hostId);
+    }
     this.inventoryWritten.set(hostId, text);
     this.seenWritten.set(hostId, Date.now());
     await this.writeHostRow(hostId, text);

@@ -13,7 +13,15 @@ export interface FollowLimits {
   maxSeconds?: number;
   /** Between two polls of the host (default 1000 ms). */
   pollMs?: number;
+  /**
+   * How often an open follow's credentials are judged again (default 5000 ms), as `/api/v1/events`
+   * does: a revoked API key, a signed-out session or a role without `deploy` ends the follow.
+   */
+  recheckMs?: number;
 }
+
+/** Whether the credentials of the request that opened a follow still allow it (false, or a throw: no). */
+export type FollowRecheck = (req: Request) => Promise<boolean>;
 
 interface Held { principal: string; host: string; ends: number }
 
@@ -34,12 +42,25 @@ export class LogFollows {
   private readonly perHost: number;
   private readonly maxMs: number;
   private readonly pollMs: number;
+  private readonly recheckMs: number;
 
-  constructor(private readonly hub: HostHub, limits: FollowLimits = {}) {
+  /**
+   * `recheck` judges the opening request's credentials again while the follow lasts (they were
+   * checked only when it opened, and a follow lasts up to maxSeconds: a revoked key kept reading
+   * the logs, which may hold secrets, for an hour). Without one, nothing is rechecked.
+   */
+  constructor(private readonly hub: HostHub, limits: FollowLimits = {}, private readonly recheck?: FollowRecheck) {
     this.perPrincipal = limits.perPrincipal ?? 4;
     this.perHost = limits.perHost ?? 32;
     this.maxMs = (limits.maxSeconds ?? 3600) * 1000;
     this.pollMs = limits.pollMs ?? 1000;
+    this.recheckMs = limits.recheckMs ?? 5000;
+  }
+
+  /** False once the follow's credentials no longer pass (a check that could not be made counts as failed). */
+  private async stillAllowed(req: Request): Promise<boolean> {
+    if (!this.recheck) return true;
+    return this.recheck(req).catch(() => false);
   }
 
   /** Follows open now (the whole server's). */
@@ -84,7 +105,19 @@ export class LogFollows {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.write(': following\n\n');
     let quietSince = Date.now();
+    let checkedAt = Date.now();
     for (;;) {
+      // Judged again before a page is written: lines the host sent after the credentials stopped
+      // passing are not delivered.
+      if (Date.now() - checkedAt >= this.recheckMs) {
+        checkedAt = Date.now();
+        const ok = await this.stillAllowed(req);
+        if (gone()) return;
+        if (!ok) {
+          res.write(`event: end\ndata: ${JSON.stringify({ reason: 'UNAUTHENTICATED' })}\n\n`);
+          break;
+        }
+      }
       if ('code' in page) {
         if (page.code === 'CONTAINER_NOT_FOUND') {
           res.write(`event: gone\ndata: ${JSON.stringify({ container })}\n\n`);
@@ -106,6 +139,21 @@ export class LogFollows {
       if (Date.now() - quietSince > 15_000) {
         res.write(': ping\n\n');
         quietSince = Date.now();
+      }
+      // A client that stops reading is not written for without end (up to maxSeconds of a host's
+      // output, buffered here): the host is asked again only once the last page has left.
+      if (res.writableNeedDrain) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(done, Math.max(0, held.ends - Date.now()));
+          function done() {
+            clearTimeout(t);
+            res.off('drain', done);
+            r();
+          }
+          res.once('drain', done);
+          onWake(done);
+        });
+        if (gone()) return;
       }
       const wait = Math.min(this.pollMs, held.ends - Date.now());
       if (wait > 0) await new Promise<void>((r) => { const t = setTimeout(r, wait); onWake(() => (clearTimeout(t), r())); });

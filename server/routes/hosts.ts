@@ -4,7 +4,8 @@ import { createReadStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { ServerContext } from '../context.js';
-import { requirePermission } from '../auth/middleware.js';
+import { authenticateRequest, requirePermission } from '../auth/middleware.js';
+import { can } from '../auth/principal.js';
 import { sendError } from '../http-error.js';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import type { HostHub } from '../channel/hub.js';
@@ -25,7 +26,13 @@ const tokenId = (token: string) => sha(token).slice(0, 16);
 class TokenRaced extends Error {}
 
 
-export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: string, follows = new LogFollows(hub, ctx.config.logFollow)): Router {
+/** A log follow's credentials judged again as a new request to the log route would be (`deploy`). */
+const followRecheck = (ctx: ServerContext) => async (req: Request) => {
+  const auth = await authenticateRequest(ctx.db, ctx.oidc, req);
+  return auth.ok && can(auth.principal, 'deploy');
+};
+
+export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: string, follows = new LogFollows(hub, ctx.config.logFollow, followRecheck(ctx))): Router {
   const r = Router();
   const admin = requirePermission(ctx.db, ctx.oidc, 'admin');
   const read = requirePermission(ctx.db, ctx.oidc, 'read');

@@ -49,6 +49,8 @@ export interface ChannelServer {
   hostId: string;
   /** An admin API key of the server. */
   adminKey: string;
+  /** The server's context (its database). */
+  ctx: Awaited<ReturnType<typeof testServer>>['ctx'];
   /** A copy of the enrolled host's state directory (each agent gets its own). */
   stateDir(): string;
   agent(serverUrl: string, o?: Partial<AgentOptions>): Promise<Agent>;
@@ -56,9 +58,9 @@ export interface ChannelServer {
 }
 
 /** A server with the hub, and one host enrolled through the real API by a real agent. */
-export async function channelServer(): Promise<ChannelServer> {
+export async function channelServer(config: Parameters<typeof testServer>[0] = {}): Promise<ChannelServer> {
   let hub!: HostHub;
-  const server = await testServer({}, {
+  const server = await testServer(config, {
     extend: async (ctx) => {
       const key = await loadServerKey(ctx.config.dataDir);
       hub = new HostHub(ctx, key.privateKey);
@@ -92,7 +94,7 @@ export async function channelServer(): Promise<ChannelServer> {
   await first.stop();
   await until('enrolled host gone', () => !hub.connected(first.hostId));
   return {
-    url: server.url, hub, hostId: first.hostId, adminKey: admin, stateDir: copy,
+    url: server.url, hub, hostId: first.hostId, adminKey: admin, ctx: server.ctx, stateDir: copy,
     agent: (url, o) => agent(url, o),
     async close() {
       for (const a of agents) await a.stop();

@@ -1,0 +1,88 @@
+/**
+ * A log follow (`GET /api/v1/hosts/{id}/logs?follow=1`) lasts up to an hour: its credentials are
+ * judged again while it is open, as `/api/v1/events` does, and a client that stops reading does
+ * not make the server ask the host for page after page it can only buffer.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { request, type IncomingMessage } from 'node:http';
+import { createApiKey } from '../../server/auth/api-keys.js';
+import { channelServer, until, type ChannelServer } from './channel/support.js';
+import type { LogLine } from '../../src/protocol/logs.js';
+
+const CONTAINER = 'ct-web-0123456789';
+const label = (n: number) => (0x4000000000000000n + BigInt(n)).toString(16).padStart(16, '0') + '00000000';
+
+describe('an open log follow', () => {
+  let cs: ChannelServer;
+  let asked = 0;
+  /** Text of each line the host answers with (big lines make big pages). */
+  let lineText = 'hello';
+  let linesPerPage = 1;
+  beforeAll(async () => {
+    cs = await channelServer({ logFollow: { pollMs: 20, recheckMs: 100 } });
+    await cs.agent(cs.url, {
+      logs: async () => '',
+      logLines: async () => {
+        const n = ++asked;
+        const lines: LogLine[] = Array.from({ length: linesPerPage }, () => ({ stream: 'stdout', time: '2026-01-01T00:00:00.000000000Z', text: lineText }));
+        return { lines, cursor: `${label(n)}+${linesPerPage}` };
+      },
+    });
+    await until('host connected', () => Boolean(cs.hub.connected(cs.hostId)));
+  }, 30_000);
+  afterAll(async () => cs?.close());
+
+  it('ends with reason UNAUTHENTICATED once its API key is revoked, and no line is sent after that', async () => {
+    const { id, key } = await createApiKey(cs.ctx.db, 'follower', 'operator');
+    const abort = new AbortController();
+    const res = await fetch(`${cs.url}/api/v1/hosts/${cs.hostId}/logs?container=${CONTAINER}&follow=1`, { headers: { authorization: `Bearer ${key}` }, signal: abort.signal });
+    expect(res.status).toBe(200);
+    let text = '';
+    const done = (async () => {
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString('utf8');
+      } catch {
+        // aborted
+      }
+    })();
+    try {
+      await until('lines followed', () => (text.match(/event: log/g) ?? []).length >= 3);
+      await cs.ctx.db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ?', [Date.now(), id]);
+      // The token cache answers for at most 5 s; then the next recheck ends the follow.
+      const ended = await Promise.race([done.then(() => 'ended'), new Promise((r) => setTimeout(() => r('open'), 10_000))]);
+      expect(ended).toBe('ended');
+      expect(text.endsWith('event: end\ndata: {"reason":"UNAUTHENTICATED"}\n\n')).toBe(true);
+    } finally {
+      abort.abort();
+    }
+  }, 20_000);
+
+  it('stops asking the host while the client does not read what was sent', async () => {
+    const { key } = await createApiKey(cs.ctx.db, 'slow-reader', 'operator');
+    // ~400 KB pages (each sent twice over the channel, as lines and text, under its 1 MiB frame): a few fill the socket buffers.
+    lineText = 'x'.repeat(1000);
+    linesPerPage = 400;
+    const before = asked;
+    let response: IncomingMessage | undefined;
+    const req = request(`${cs.url}/api/v1/hosts/${cs.hostId}/logs?container=${CONTAINER}&follow=1`, { headers: { authorization: `Bearer ${key}` } }, (r) => {
+      response = r;
+      // Never read: the body stays in the kernel's buffers and the server's.
+      r.pause();
+    });
+    req.end();
+    try {
+      await until('the follow opened', () => response !== undefined);
+      expect(response!.statusCode).toBe(200);
+      await new Promise((r) => setTimeout(r, 2000));
+      const settled = asked;
+      await new Promise((r) => setTimeout(r, 2000));
+      // At 20 ms a poll, an unbounded follow asks ~100 more pages (100 MB buffered) in 2 s.
+      expect(settled - before).toBeLessThan(40);
+      expect(asked - settled).toBeLessThanOrEqual(1);
+    } finally {
+      req.destroy();
+      lineText = 'hello';
+      linesPerPage = 1;
+    }
+  }, 20_000);
+});
