@@ -72,12 +72,16 @@ export function k8sCapability(c: string): string {
 
 /**
  * The container-level fields the mutating webhook sets: the bundle's profiles, the manifest's
- * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them) and a
- * read-only root file system when the manifest asks for one.
+ * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them), a
+ * read-only root file system when the manifest asks for one, and no_new_privs
+ * (`allowPrivilegeEscalation: false`), which hosts always set (host/enforce/oci-config.ts):
+ * Kubernetes leaves it off by default, and a setuid binary of the image then makes the
+ * manifest's non-root user root again.
  */
 export function desiredSecurityContext(p: BundleProfiles): Record<string, unknown> {
   const u = p.user;
   return {
+    allowPrivilegeEscalation: false,
     ...(u?.uid !== undefined ? { runAsUser: u.uid } : {}),
     ...(u?.gid !== undefined ? { runAsGroup: u.gid } : {}),
     ...(u?.nonRoot ? { runAsNonRoot: true } : {}),
@@ -126,7 +130,7 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
 
 /**
  * Every way this container's security context is weaker than its bundle asks: privileged,
- * capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
+ * privilege escalation allowed (no no_new_privs), capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
  * root where the manifest names another user, a writable root file system where it asks for a
  * read-only one, host namespaces the manifest does not ask for. Empty when none.
  */
@@ -134,6 +138,8 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   const out: string[] = [];
   const sc = c.securityContext ?? {};
   if (sc.privileged === true) out.push('privileged: true');
+  // A container-only field, unset meaning true: only an explicit false is no_new_privs.
+  if (sc.allowPrivilegeEscalation !== false) out.push(`allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not ${sc.allowPrivilegeEscalation === undefined || sc.allowPrivilegeEscalation === null ? 'unset (true)' : JSON.stringify(sc.allowPrivilegeEscalation).slice(0, 40)}`);
   const caps = isObj(sc.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
   const extra = caps.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
   if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8))} beyond the manifest's ${JSON.stringify(p.capabilities)}`);

@@ -75,7 +75,7 @@ afterAll(async () => {
 
 const name = (digest: string) => profileNameFor('hello', digest);
 const pinned = (d: string) => `${fx.registry.host}/acme/hello@${d}`;
-const wantSc = (digest: string) => ({ runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
+const wantSc = (digest: string) => ({ allowPrivilegeEscalation: false, runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
 
 /** Posts to /mutate, checks the answer's shape, applies its patch; returns the patched object. */
 async function mutated(object: Obj, env = 'production', opts: Parameters<typeof reviewOf>[1] = {}): Promise<Obj> {

@@ -9,7 +9,22 @@ import { desiredSecurityContext, manifestUser, weakerThanBundle, type BundleProf
 import type { ContainerRef } from '../../src/k8s/workloads.js';
 
 const none: BundleProfiles = { capabilities: [], hostNetwork: false };
-const container = (securityContext?: Record<string, unknown>): ContainerRef => ({ list: 'containers', index: 0, name: 'web', image: 'r.example/a@sha256:' + '0'.repeat(64), pointer: '/spec/containers/0', ...(securityContext ? { securityContext } : {}) });
+/** A container with no_new_privs (what the mutating webhook sets) unless the test says otherwise. */
+const container = (securityContext?: Record<string, unknown>): ContainerRef => ({ list: 'containers', index: 0, name: 'web', image: 'r.example/a@sha256:' + '0'.repeat(64), pointer: '/spec/containers/0', securityContext: { allowPrivilegeEscalation: false, ...securityContext } });
+
+describe('no_new_privs, as every bundle has on a host', () => {
+  it('is set by mutation and required by validation: unset (true by default in Kubernetes) or true lets a setuid binary make the manifest user root', () => {
+    const p: BundleProfiles = { capabilities: [], hostNetwork: false, user: manifestUser('65534:65534') };
+    const want = desiredSecurityContext(p);
+    expect(want).toMatchObject({ allowPrivilegeEscalation: false });
+    expect(weakerThanBundle(container(want), {}, p)).toEqual([]);
+    const { allowPrivilegeEscalation: _, ...unset } = want;
+    const bare: ContainerRef = { ...container(), securityContext: unset };
+    expect(weakerThanBundle(bare, {}, p)).toEqual(['allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not unset (true)']);
+    expect(weakerThanBundle(container({ ...want, allowPrivilegeEscalation: true }), {}, p)).toEqual(['allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not true']);
+    expect(weakerThanBundle({ ...container(), securityContext: undefined }, {}, none)).toEqual([expect.stringMatching(/^allowPrivilegeEscalation must be false/), expect.stringMatching(/^seccompProfile must be RuntimeDefault/)]);
+  });
+});
 
 describe('a bundle without profiles', () => {
   it('accepts what the mutating webhook sets (RuntimeDefault), and AppArmor left to the runtime default', () => {
