@@ -132,7 +132,8 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
  * Every way this container's security context is weaker than its bundle asks: privileged,
  * privilege escalation allowed (no no_new_privs), capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
  * root where the manifest names another user, a writable root file system where it asks for a
- * read-only one, host namespaces the manifest does not ask for. Empty when none.
+ * read-only one, host namespaces the manifest does not ask for, the node's files (hostPath).
+ * Empty when none.
  */
 export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
   const out: string[] = [];
@@ -168,7 +169,34 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
   if (pod.hostPID === true) out.push('hostPID: true');
   if (pod.hostIPC === true) out.push('hostIPC: true');
+  out.push(...hostPathMounts(c, pod));
   return out;
+}
+
+/** At most this many mounts of one container are looked at (the API server allows far fewer volumes). */
+const MAX_MOUNTS = 1000;
+
+/**
+ * The pod's hostPath volumes this container mounts: the node's files (`/`, the container
+ * runtime's socket, the kubelet's credentials) are root on the node, and a manifest cannot ask
+ * for them — a host runs a bundle with none of its files — so a verified image with a shell is
+ * otherwise the node's. Images that need them (a CSI driver, a log agent) are exempt ones.
+ */
+function hostPathMounts(c: ContainerRef, pod: Record<string, unknown>): string[] {
+  const volumes = Array.isArray(pod.volumes) ? pod.volumes : [];
+  const host = new Map<string, string>();
+  for (const v of volumes.slice(0, MAX_MOUNTS)) {
+    if (isObj(v) && typeof v.name === 'string' && v.hostPath !== undefined && v.hostPath !== null) {
+      host.set(v.name, isObj(v.hostPath) && typeof v.hostPath.path === 'string' ? v.hostPath.path : '?');
+    }
+  }
+  if (host.size === 0) return [];
+  const list = pod[c.list];
+  const self = Array.isArray(list) ? list[c.index] : undefined;
+  const mounts = isObj(self) && Array.isArray(self.volumeMounts) ? self.volumeMounts : [];
+  const named = new Set<string>();
+  for (const m of mounts.slice(0, MAX_MOUNTS)) if (isObj(m) && typeof m.name === 'string' && host.has(m.name)) named.add(m.name);
+  return [...named].map((n) => `hostPath volume ${JSON.stringify(n.slice(0, 64))} (${JSON.stringify(host.get(n)!.slice(0, 120))}) mounted: the manifest cannot ask for the node's files`);
 }
 
 function describe(p: Record<string, unknown> | undefined): string {

@@ -257,6 +257,11 @@ describe('validating webhook', () => {
         p.spec.securityContext = { runAsNonRoot: true };
       }, /neither runAsNonRoot: true/],
       ['writable rootfs', (p) => (p.spec.containers[0].securityContext.readOnlyRootFilesystem = false), /readOnlyRootFilesystem must be true/],
+      ['privilege escalation', (p) => delete p.spec.containers[0].securityContext.allowPrivilegeEscalation, /allowPrivilegeEscalation must be false/],
+      ['the node\'s files', (p) => {
+        p.spec.volumes = [{ name: 'node', hostPath: { path: '/' } }];
+        p.spec.containers[0].volumeMounts = [{ name: 'node', mountPath: '/host' }];
+      }, /hostPath volume "node" \("\/"\) mounted/],
     ];
     for (const [, change, re] of cases) {
       const p = structuredClone(good);

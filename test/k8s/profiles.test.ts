@@ -26,6 +26,24 @@ describe('no_new_privs, as every bundle has on a host', () => {
   });
 });
 
+describe('the node\'s files', () => {
+  const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+  const init: ContainerRef = { ...container(rd), list: 'initContainers' };
+  it('refuses a hostPath volume the container mounts (a verified image with a shell would own the node), not one it leaves alone', () => {
+    const pod = (mounts: string[]) => ({
+      volumes: [{ name: 'root', hostPath: { path: '/', type: 'Directory' } }, { name: 'sock', hostPath: { path: '/run/containerd/containerd.sock' } }, { name: 'scratch', emptyDir: {} }],
+      initContainers: [{ name: 'web', image: 'r.example/a', volumeMounts: mounts.map((name, i) => ({ name, mountPath: `/m${i}` })) }],
+    });
+    expect(weakerThanBundle(init, pod(['scratch']), none)).toEqual([]);
+    expect(weakerThanBundle(init, pod(['root', 'scratch', 'root', 'sock']), none)).toEqual([
+      'hostPath volume "root" ("/") mounted: the manifest cannot ask for the node\'s files',
+      'hostPath volume "sock" ("/run/containerd/containerd.sock") mounted: the manifest cannot ask for the node\'s files',
+    ]);
+    // Another container's mount is that container's: judged with it (or exempt with it).
+    expect(weakerThanBundle(container(rd), { ...pod(['root']), containers: [{ name: 'side', image: 'r.example/b' }] }, none)).toEqual([]);
+  });
+});
+
 describe('a bundle without profiles', () => {
   it('accepts what the mutating webhook sets (RuntimeDefault), and AppArmor left to the runtime default', () => {
     expect(weakerThanBundle(container(desiredSecurityContext(none)), {}, none)).toEqual([]);
