@@ -71,6 +71,8 @@ export interface AdmissionHandlerOptions {
 const ENV_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Time kept back from the API server's deadline for the answer to travel. */
 const MARGIN_MS = 500;
+/** A request's bytes count no longer than this, however long its verification goes on (a bundle's fetch may take more). */
+const RELEASE_AT_MOST_MS = 5 * 60_000;
 
 export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   // A misspelt audit environment would enforce where a team meant to audit: refuse to start.
@@ -126,9 +128,14 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     try {
       work = (await answer(req, res, url, webhook, environment, take))?.work;
     } finally {
-      // Held while the verification goes on (past the deadline too): it holds the request.
-      if (work) void work.then(release, release);
-      else release();
+      // Held while the verification goes on (past the deadline too): it holds the request. Given
+      // back after RELEASE_AT_MOST_MS whatever happens: a verification that hung must not take
+      // the budget for ever (every later call refused, every pod denied).
+      if (work) {
+        const valve = setTimeout(release, RELEASE_AT_MOST_MS);
+        valve.unref();
+        void work.then(release, release).finally(() => clearTimeout(valve));
+      } else release();
     }
   }
 

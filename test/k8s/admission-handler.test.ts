@@ -9,9 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { admissionHandler } from '../../server/admission/handler.js';
 import type { ImageJudge } from '../../src/k8s/admit.js';
 
+/** Verdicts wait until the test lets them go. */
+let letGo: () => void = () => undefined;
 const judge: ImageJudge = {
-  pin: () => Promise.reject(new Error('not called')),
-  judge: () => Promise.reject(new Error('not called')),
+  pin: (image) => Promise.resolve(image),
+  judge: (pinned) => new Promise((resolve) => (letGo = () => resolve({ reference: pinned, imageDigest: pinned.split('@')[1], bundleDigest: pinned.split('@')[1], allow: false, code: 'POLICY_VIOLATION', message: 'no', warnings: [], profiles: { capabilities: [], hostNetwork: false } }))),
 };
 
 let server: Server;
@@ -35,8 +37,16 @@ function review(size: number): Buffer {
   return Buffer.from(JSON.stringify(base));
 }
 
-function post(body: Buffer, send = body.length): { req: ClientRequest; answer: Promise<{ status: number; json: Record<string, unknown> }> } {
-  const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/validate/production', headers: { 'content-type': 'application/json', 'content-length': body.length } });
+/** A pod to validate, padded to about `size` bytes. */
+function podReview(size: number): Buffer {
+  const image = `r.example/acme/app@sha256:${'a'.repeat(64)}`;
+  const base = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'b1c2d3e4-0000-4000-8000-000000000002', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', object: { metadata: { annotations: { pad: '' } }, spec: { containers: [{ name: 'web', image }] } } } };
+  base.request.object.metadata.annotations.pad = 'x'.repeat(Math.max(0, size - JSON.stringify(base).length));
+  return Buffer.from(JSON.stringify(base));
+}
+
+function post(body: Buffer, send = body.length, path = '/validate/production'): { req: ClientRequest; answer: Promise<{ status: number; json: Record<string, unknown> }> } {
+  const req = request({ host: '127.0.0.1', port, method: 'POST', path, headers: { 'content-type': 'application/json', 'content-length': body.length } });
   const answer = new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
     req.on('response', (res) => {
       let text = '';
@@ -66,5 +76,15 @@ describe('bodies held at once', () => {
     const again = await post(review(30_000)).answer;
     expect(again.status).toBe(200);
     expect(again.json).toMatchObject({ response: { allowed: true } });
+  });
+
+  it('a request\'s bytes count until its verification ends, past the answer at the deadline', async () => {
+    const late = await post(podReview(50_000), undefined, '/validate/production?timeout=1s').answer;
+    expect(late.status).toBe(200);
+    expect(late.json).toMatchObject({ response: { allowed: false, status: { message: expect.stringMatching(/^\[ADMISSION_DEADLINE\]/) } } });
+    expect((await post(review(30_000)).answer).status).toBe(503);
+    letGo();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await post(review(30_000)).answer).status).toBe(200);
   });
 });
