@@ -132,7 +132,8 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
  * Every way this container's security context is weaker than its bundle asks: privileged,
  * privilege escalation allowed (no no_new_privs), capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
  * root where the manifest names another user, a writable root file system where it asks for a
- * read-only one, host namespaces the manifest does not ask for, the node's files (hostPath).
+ * read-only one, SELinux options or /proc outside the runtime's confinement, host namespaces the
+ * manifest does not ask for, the node's files (hostPath).
  * Empty when none.
  */
 export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
@@ -166,10 +167,33 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
     if (aa && aa.type !== 'RuntimeDefault' && !own) out.push(`appArmorProfile must be ${allowed}, not ${describe(aa)}`);
   }
   out.push(...weakerUser(c, pod, p));
+  out.push(...weakerSeLinux(c, pod));
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
   if (pod.hostPID === true) out.push('hostPID: true');
   if (pod.hostIPC === true) out.push('hostIPC: true');
   out.push(...hostPathMounts(c, pod));
+  return out;
+}
+
+/** The SELinux types a container may run as: the runtime's own (Pod Security's baseline list). */
+const SELINUX_TYPES = new Set(['container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']);
+
+/**
+ * SELinux options that leave the runtime's confinement, as an Unconfined seccomp or AppArmor
+ * profile would: another type (`spc_t`, the "super privileged container", is unconfined), or
+ * another user or role; the MCS level is the runtime's separation of pods, as Pod Security
+ * allows. And `procMount: Unmasked` (the runtime masks /proc's host paths).
+ */
+function weakerSeLinux(c: ContainerRef, pod: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const se = effectiveField(c, pod, 'seLinuxOptions');
+  if (isObj(se)) {
+    const set = (v: unknown) => v !== undefined && v !== null && v !== '';
+    if (set(se.type) && !SELINUX_TYPES.has(se.type as string)) out.push(`seLinuxOptions.type ${JSON.stringify(se.type).slice(0, 80)}: only the runtime's (${[...SELINUX_TYPES].join(', ')})`);
+    for (const f of ['user', 'role'] as const) if (set(se[f])) out.push(`seLinuxOptions.${f} ${JSON.stringify(se[f]).slice(0, 80)}: not the runtime's`);
+  }
+  const proc = c.securityContext?.procMount;
+  if (proc !== undefined && proc !== null && proc !== 'Default') out.push(`procMount ${JSON.stringify(proc).slice(0, 40)}: /proc unmasked`);
   return out;
 }
 

@@ -257,6 +257,7 @@ describe('validating webhook', () => {
         p.spec.securityContext = { runAsNonRoot: true };
       }, /neither runAsNonRoot: true/],
       ['writable rootfs', (p) => (p.spec.containers[0].securityContext.readOnlyRootFilesystem = false), /readOnlyRootFilesystem must be true/],
+      ['SELinux unconfined', (p) => (p.spec.securityContext = { seLinuxOptions: { type: 'spc_t' } }), /seLinuxOptions\.type "spc_t"/],
       ['privilege escalation', (p) => delete p.spec.containers[0].securityContext.allowPrivilegeEscalation, /allowPrivilegeEscalation must be false/],
       ['the node\'s files', (p) => {
         p.spec.volumes = [{ name: 'node', hostPath: { path: '/' } }];

@@ -44,6 +44,18 @@ describe('the node\'s files', () => {
   });
 });
 
+describe('SELinux and /proc', () => {
+  const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+  it('refuses a type other than the runtime\'s (spc_t is unconfined), a user or role, at container or pod level, and an unmasked /proc', () => {
+    expect(weakerThanBundle(container({ ...rd, seLinuxOptions: { type: 'container_t', level: 's0:c123,c456' }, procMount: 'Default' }), {}, none)).toEqual([]);
+    expect(weakerThanBundle(container({ ...rd, seLinuxOptions: { type: 'spc_t' } }), {}, none)).toEqual([expect.stringMatching(/^seLinuxOptions\.type "spc_t": only the runtime's/)]);
+    expect(weakerThanBundle(container(rd), { securityContext: { seLinuxOptions: { type: 'unconfined_t', user: 'system_u', role: 'system_r' } } }, none)).toHaveLength(3);
+    // The container's own options win over the pod's (Kubernetes' precedence).
+    expect(weakerThanBundle(container({ ...rd, seLinuxOptions: { type: 'container_t' } }), { securityContext: { seLinuxOptions: { type: 'spc_t' } } }, none)).toEqual([]);
+    expect(weakerThanBundle(container({ ...rd, procMount: 'Unmasked' }), {}, none)).toEqual(['procMount "Unmasked": /proc unmasked']);
+  });
+});
+
 describe('a bundle without profiles', () => {
   it('accepts what the mutating webhook sets (RuntimeDefault), and AppArmor left to the runtime default', () => {
     expect(weakerThanBundle(container(desiredSecurityContext(none)), {}, none)).toEqual([]);
