@@ -52,6 +52,11 @@ export interface AdmissionHandlerOptions {
   timeoutMs?: number;
   /** AdmissionReview bodies larger than this are refused (default 3 MiB, the API server's own object limit). */
   maxBodyBytes?: number;
+  /**
+   * Bytes of AdmissionReview bodies held at once, all requests together (default 12 MiB: four of
+   * the largest, hundreds of real ones); a request past it is refused (503) as it comes.
+   */
+  maxInFlightBytes?: number;
   log?: Logger;
   /** Merged into the `GET /healthz` answer (what is loaded, reload errors). */
   health?: () => Record<string, unknown>;
@@ -66,6 +71,8 @@ export interface AdmissionHandlerOptions {
 const ENV_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Time kept back from the API server's deadline for the answer to travel. */
 const MARGIN_MS = 500;
+/** A request's bytes count no longer than this, however long its verification goes on (a bundle's fetch may take more). */
+const RELEASE_AT_MOST_MS = 5 * 60_000;
 
 export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   // A misspelt audit environment would enforce where a team meant to audit: refuse to start.
@@ -76,6 +83,11 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     }
   }
   const maxBody = o.maxBodyBytes ?? 3 * 1024 * 1024;
+  // Each request's body, then its parsed object (several times the size), is held until its
+  // verification ends: without a bound, a few dozen callers posting 3 MiB at once (no caller is
+  // authenticated by default) exhausted the webhook's memory, and its restarts, with
+  // failurePolicy Fail, denied every pod of the cluster's labelled namespaces meanwhile.
+  const budget = { limit: o.maxInFlightBytes ?? 12 * 1024 * 1024, used: 0 };
   const ours = o.timeoutMs ?? 9000;
   return (req, res) => {
     void handle(req, res).catch((e) => {
@@ -101,26 +113,55 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     if (!ENV_RE.test(environment) || (o.environments?.length && !o.environments.includes(environment))) return send(res, 404, { error: `unknown environment ${JSON.stringify(environment.slice(0, 64))}` });
     if (req.method !== 'POST') return send(res, 405, { error: 'POST an AdmissionReview' });
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return send(res, 415, { error: 'content-type must be application/json' });
+    let held = 0;
+    const take = (n: number) => {
+      if (budget.used + n > budget.limit) return false;
+      budget.used += n;
+      held += n;
+      return true;
+    };
+    const release = () => {
+      budget.used -= held;
+      held = 0;
+    };
+    let work: Promise<unknown> | undefined;
+    try {
+      work = (await answer(req, res, url, webhook, environment, take))?.work;
+    } finally {
+      // Held while the verification goes on (past the deadline too): it holds the request. Given
+      // back after RELEASE_AT_MOST_MS whatever happens: a verification that hung must not take
+      // the budget for ever (every later call refused, every pod denied).
+      if (work) {
+        const valve = setTimeout(release, RELEASE_AT_MOST_MS);
+        valve.unref();
+        void work.then(release, release).finally(() => clearTimeout(valve));
+      } else release();
+    }
+  }
+
+  /** Reads, parses and answers one webhook call; returns the verification, which may outlive the answer. */
+  async function answer(req: IncomingMessage, res: ServerResponse, url: URL, webhook: 'mutate' | 'validate', environment: string, take: (n: number) => boolean): Promise<{ work: Promise<unknown> } | undefined> {
     const started = Date.now();
     const deadline = started + Math.max(100, Math.min(ours, apiServerTimeout(url) - MARGIN_MS));
-    const body = await readBody(req, maxBody);
-    if (body === undefined) return send(res, 413, { error: `AdmissionReview larger than ${maxBody} bytes` });
+    const body = await readBody(req, maxBody, take);
+    if (body === 'busy') return void send(res, 503, { error: `the webhook holds ${budget.limit} bytes of requests already: retry` });
+    if (body === undefined) return void send(res, 413, { error: `AdmissionReview larger than ${maxBody} bytes` });
     // Real AdmissionReviews nest about 25 deep (managedFields included); JSON.parse of a body
     // nested a million deep holds the event loop for seconds, every other admission waiting.
-    if (jsonDepthExceeds(body)) return send(res, 400, { error: `AdmissionReview nested deeper than ${MAX_JSON_DEPTH} levels` });
+    if (jsonDepthExceeds(body)) return void send(res, 400, { error: `AdmissionReview nested deeper than ${MAX_JSON_DEPTH} levels` });
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
     } catch {
-      return send(res, 400, { error: 'body is not JSON' });
+      return void send(res, 400, { error: 'body is not JSON' });
     }
     const parsed = parseReview(json);
     if (!parsed.ok) {
       // Without a uid no response can be matched to the request: an HTTP error is the denial.
-      if (!parsed.uid) return send(res, 400, { error: parsed.message });
+      if (!parsed.uid) return void send(res, 400, { error: parsed.message });
       const denied = denyResponse(parsed.uid, 'ADMISSION_INVALID', parsed.message, { httpCode: 400 });
       o.metrics?.answered(webhook, environment, 'denied', denied.response.status?.message, (Date.now() - started) / 1000);
-      return send(res, 200, denied);
+      return void send(res, 200, denied);
     }
     const request = parsed.request;
     const work = (webhook === 'mutate' ? mutate : validate)(request, { judge: o.judge, environment, ...(o.exempt ? { exempt: o.exempt } : {}) });
@@ -147,6 +188,7 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     if (wouldDeny) o.log?.warn({ ...logged, wouldDeny, namespace: request.namespace, name: request.name }, 'admission audit: would deny');
     else o.log?.info(logged, 'admission decision');
     send(res, 200, out);
+    return { work };
   }
 }
 
@@ -173,7 +215,8 @@ async function raceDeadline(work: Promise<AdmissionReviewOut>, deadline: number,
   }
 }
 
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+/** The body, undefined when larger than `max`, 'busy' when `take` (the in-flight budget) refuses a chunk. */
+async function readBody(req: IncomingMessage, max: number, take: (n: number) => boolean): Promise<Buffer | undefined | 'busy'> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) {
     req.resume();
@@ -186,6 +229,10 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
     if (n > max) {
       req.resume();
       return undefined;
+    }
+    if (!take(chunk.length)) {
+      req.resume();
+      return 'busy';
     }
     parts.push(chunk);
   }

@@ -72,12 +72,16 @@ export function k8sCapability(c: string): string {
 
 /**
  * The container-level fields the mutating webhook sets: the bundle's profiles, the manifest's
- * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them) and a
- * read-only root file system when the manifest asks for one.
+ * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them), a
+ * read-only root file system when the manifest asks for one, and no_new_privs
+ * (`allowPrivilegeEscalation: false`), which hosts always set (host/enforce/oci-config.ts):
+ * Kubernetes leaves it off by default, and a setuid binary of the image then makes the
+ * manifest's non-root user root again.
  */
 export function desiredSecurityContext(p: BundleProfiles): Record<string, unknown> {
   const u = p.user;
   return {
+    allowPrivilegeEscalation: false,
     ...(u?.uid !== undefined ? { runAsUser: u.uid } : {}),
     ...(u?.gid !== undefined ? { runAsGroup: u.gid } : {}),
     ...(u?.nonRoot ? { runAsNonRoot: true } : {}),
@@ -126,14 +130,18 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
 
 /**
  * Every way this container's security context is weaker than its bundle asks: privileged,
- * capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
+ * privilege escalation allowed (no no_new_privs), capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
  * root where the manifest names another user, a writable root file system where it asks for a
- * read-only one, host namespaces the manifest does not ask for. Empty when none.
+ * read-only one, SELinux options or /proc outside the runtime's confinement, host namespaces the
+ * manifest does not ask for, the node's files (hostPath).
+ * Empty when none.
  */
 export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
   const out: string[] = [];
   const sc = c.securityContext ?? {};
   if (sc.privileged === true) out.push('privileged: true');
+  // A container-only field, unset meaning true: only an explicit false is no_new_privs.
+  if (sc.allowPrivilegeEscalation !== false) out.push(`allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not ${sc.allowPrivilegeEscalation === undefined || sc.allowPrivilegeEscalation === null ? 'unset (true)' : JSON.stringify(sc.allowPrivilegeEscalation).slice(0, 40)}`);
   const caps = isObj(sc.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
   const extra = caps.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
   if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8))} beyond the manifest's ${JSON.stringify(p.capabilities)}`);
@@ -159,10 +167,60 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
     if (aa && aa.type !== 'RuntimeDefault' && !own) out.push(`appArmorProfile must be ${allowed}, not ${describe(aa)}`);
   }
   out.push(...weakerUser(c, pod, p));
+  out.push(...weakerSeLinux(c, pod));
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
   if (pod.hostPID === true) out.push('hostPID: true');
   if (pod.hostIPC === true) out.push('hostIPC: true');
+  out.push(...hostPathMounts(c, pod));
   return out;
+}
+
+/** The SELinux types a container may run as: the runtime's own (Pod Security's baseline list). */
+const SELINUX_TYPES = new Set(['container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']);
+
+/**
+ * SELinux options that leave the runtime's confinement, as an Unconfined seccomp or AppArmor
+ * profile would: another type (`spc_t`, the "super privileged container", is unconfined), or
+ * another user or role; the MCS level is the runtime's separation of pods, as Pod Security
+ * allows. And `procMount: Unmasked` (the runtime masks /proc's host paths).
+ */
+function weakerSeLinux(c: ContainerRef, pod: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const se = effectiveField(c, pod, 'seLinuxOptions');
+  if (isObj(se)) {
+    const set = (v: unknown) => v !== undefined && v !== null && v !== '';
+    if (set(se.type) && !SELINUX_TYPES.has(se.type as string)) out.push(`seLinuxOptions.type ${JSON.stringify(se.type).slice(0, 80)}: only the runtime's (${[...SELINUX_TYPES].join(', ')})`);
+    for (const f of ['user', 'role'] as const) if (set(se[f])) out.push(`seLinuxOptions.${f} ${JSON.stringify(se[f]).slice(0, 80)}: not the runtime's`);
+  }
+  const proc = c.securityContext?.procMount;
+  if (proc !== undefined && proc !== null && proc !== 'Default') out.push(`procMount ${JSON.stringify(proc).slice(0, 40)}: /proc unmasked`);
+  return out;
+}
+
+/** At most this many mounts of one container are looked at (the API server allows far fewer volumes). */
+const MAX_MOUNTS = 1000;
+
+/**
+ * The pod's hostPath volumes this container mounts: the node's files (`/`, the container
+ * runtime's socket, the kubelet's credentials) are root on the node, and a manifest cannot ask
+ * for them — a host runs a bundle with none of its files — so a verified image with a shell is
+ * otherwise the node's. Images that need them (a CSI driver, a log agent) are exempt ones.
+ */
+function hostPathMounts(c: ContainerRef, pod: Record<string, unknown>): string[] {
+  const volumes = Array.isArray(pod.volumes) ? pod.volumes : [];
+  const host = new Map<string, string>();
+  for (const v of volumes.slice(0, MAX_MOUNTS)) {
+    if (isObj(v) && typeof v.name === 'string' && v.hostPath !== undefined && v.hostPath !== null) {
+      host.set(v.name, isObj(v.hostPath) && typeof v.hostPath.path === 'string' ? v.hostPath.path : '?');
+    }
+  }
+  if (host.size === 0) return [];
+  const list = pod[c.list];
+  const self = Array.isArray(list) ? list[c.index] : undefined;
+  const mounts = isObj(self) && Array.isArray(self.volumeMounts) ? self.volumeMounts : [];
+  const named = new Set<string>();
+  for (const m of mounts.slice(0, MAX_MOUNTS)) if (isObj(m) && typeof m.name === 'string' && host.has(m.name)) named.add(m.name);
+  return [...named].map((n) => `hostPath volume ${JSON.stringify(n.slice(0, 64))} (${JSON.stringify(host.get(n)!.slice(0, 120))}) mounted: the manifest cannot ask for the node's files`);
 }
 
 function describe(p: Record<string, unknown> | undefined): string {

@@ -75,7 +75,7 @@ afterAll(async () => {
 
 const name = (digest: string) => profileNameFor('hello', digest);
 const pinned = (d: string) => `${fx.registry.host}/acme/hello@${d}`;
-const wantSc = (digest: string) => ({ runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
+const wantSc = (digest: string) => ({ allowPrivilegeEscalation: false, runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
 
 /** Posts to /mutate, checks the answer's shape, applies its patch; returns the patched object. */
 async function mutated(object: Obj, env = 'production', opts: Parameters<typeof reviewOf>[1] = {}): Promise<Obj> {
@@ -257,6 +257,12 @@ describe('validating webhook', () => {
         p.spec.securityContext = { runAsNonRoot: true };
       }, /neither runAsNonRoot: true/],
       ['writable rootfs', (p) => (p.spec.containers[0].securityContext.readOnlyRootFilesystem = false), /readOnlyRootFilesystem must be true/],
+      ['SELinux unconfined', (p) => (p.spec.securityContext = { seLinuxOptions: { type: 'spc_t' } }), /seLinuxOptions\.type "spc_t"/],
+      ['privilege escalation', (p) => delete p.spec.containers[0].securityContext.allowPrivilegeEscalation, /allowPrivilegeEscalation must be false/],
+      ['the node\'s files', (p) => {
+        p.spec.volumes = [{ name: 'node', hostPath: { path: '/' } }];
+        p.spec.containers[0].volumeMounts = [{ name: 'node', mountPath: '/host' }];
+      }, /hostPath volume "node" \("\/"\) mounted/],
     ];
     for (const [, change, re] of cases) {
       const p = structuredClone(good);

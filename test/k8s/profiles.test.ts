@@ -9,7 +9,52 @@ import { desiredSecurityContext, manifestUser, weakerThanBundle, type BundleProf
 import type { ContainerRef } from '../../src/k8s/workloads.js';
 
 const none: BundleProfiles = { capabilities: [], hostNetwork: false };
-const container = (securityContext?: Record<string, unknown>): ContainerRef => ({ list: 'containers', index: 0, name: 'web', image: 'r.example/a@sha256:' + '0'.repeat(64), pointer: '/spec/containers/0', ...(securityContext ? { securityContext } : {}) });
+/** A container with no_new_privs (what the mutating webhook sets) unless the test says otherwise. */
+const container = (securityContext?: Record<string, unknown>): ContainerRef => ({ list: 'containers', index: 0, name: 'web', image: 'r.example/a@sha256:' + '0'.repeat(64), pointer: '/spec/containers/0', securityContext: { allowPrivilegeEscalation: false, ...securityContext } });
+
+describe('no_new_privs, as every bundle has on a host', () => {
+  it('is set by mutation and required by validation: unset (true by default in Kubernetes) or true lets a setuid binary make the manifest user root', () => {
+    const p: BundleProfiles = { capabilities: [], hostNetwork: false, user: manifestUser('65534:65534') };
+    const want = desiredSecurityContext(p);
+    expect(want).toMatchObject({ allowPrivilegeEscalation: false });
+    expect(weakerThanBundle(container(want), {}, p)).toEqual([]);
+    const { allowPrivilegeEscalation: _, ...unset } = want;
+    const bare: ContainerRef = { ...container(), securityContext: unset };
+    expect(weakerThanBundle(bare, {}, p)).toEqual(['allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not unset (true)']);
+    expect(weakerThanBundle(container({ ...want, allowPrivilegeEscalation: true }), {}, p)).toEqual(['allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not true']);
+    expect(weakerThanBundle({ ...container(), securityContext: undefined }, {}, none)).toEqual([expect.stringMatching(/^allowPrivilegeEscalation must be false/), expect.stringMatching(/^seccompProfile must be RuntimeDefault/)]);
+  });
+});
+
+describe('the node\'s files', () => {
+  const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+  const init: ContainerRef = { ...container(rd), list: 'initContainers' };
+  it('refuses a hostPath volume the container mounts (a verified image with a shell would own the node), not one it leaves alone', () => {
+    const pod = (mounts: string[]) => ({
+      volumes: [{ name: 'root', hostPath: { path: '/', type: 'Directory' } }, { name: 'sock', hostPath: { path: '/run/containerd/containerd.sock' } }, { name: 'scratch', emptyDir: {} }],
+      initContainers: [{ name: 'web', image: 'r.example/a', volumeMounts: mounts.map((name, i) => ({ name, mountPath: `/m${i}` })) }],
+    });
+    expect(weakerThanBundle(init, pod(['scratch']), none)).toEqual([]);
+    expect(weakerThanBundle(init, pod(['root', 'scratch', 'root', 'sock']), none)).toEqual([
+      'hostPath volume "root" ("/") mounted: the manifest cannot ask for the node\'s files',
+      'hostPath volume "sock" ("/run/containerd/containerd.sock") mounted: the manifest cannot ask for the node\'s files',
+    ]);
+    // Another container's mount is that container's: judged with it (or exempt with it).
+    expect(weakerThanBundle(container(rd), { ...pod(['root']), containers: [{ name: 'side', image: 'r.example/b' }] }, none)).toEqual([]);
+  });
+});
+
+describe('SELinux and /proc', () => {
+  const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+  it('refuses a type other than the runtime\'s (spc_t is unconfined), a user or role, at container or pod level, and an unmasked /proc', () => {
+    expect(weakerThanBundle(container({ ...rd, seLinuxOptions: { type: 'container_t', level: 's0:c123,c456' }, procMount: 'Default' }), {}, none)).toEqual([]);
+    expect(weakerThanBundle(container({ ...rd, seLinuxOptions: { type: 'spc_t' } }), {}, none)).toEqual([expect.stringMatching(/^seLinuxOptions\.type "spc_t": only the runtime's/)]);
+    expect(weakerThanBundle(container(rd), { securityContext: { seLinuxOptions: { type: 'unconfined_t', user: 'system_u', role: 'system_r' } } }, none)).toHaveLength(3);
+    // The container's own options win over the pod's (Kubernetes' precedence).
+    expect(weakerThanBundle(container({ ...rd, seLinuxOptions: { type: 'container_t' } }), { securityContext: { seLinuxOptions: { type: 'spc_t' } } }, none)).toEqual([]);
+    expect(weakerThanBundle(container({ ...rd, procMount: 'Unmasked' }), {}, none)).toEqual(['procMount "Unmasked": /proc unmasked']);
+  });
+});
 
 describe('a bundle without profiles', () => {
   it('accepts what the mutating webhook sets (RuntimeDefault), and AppArmor left to the runtime default', () => {
