@@ -79,6 +79,7 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
       });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       const visible = new Map(visibleTools(tools, readOnly).map((t) => [t.name, t.kind]));
+      const known = new Set(tools.map((t) => t.name));
       const send = transport.send.bind(transport);
       transport.send = async (message, options) => {
         const id = (message as { id?: unknown }).id;
@@ -86,7 +87,10 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
         if (call && !audited.has(id as string | number)) {
           audited.add(id as string | number);
           const kind = visible.get(call.tool) ?? null;
-          await recordAudit(ctx.db, 'mcp.tool', call.tool, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
+          // The subject is what the audit is searched and a decision's trail is gathered by: a name
+          // the caller made up (another deployment's id, an instruction to an auditor's agent) is
+          // kept inside the record only.
+          await recordAudit(ctx.db, 'mcp.tool', known.has(call.tool) ? call.tool : null, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
         }
         return send(message, options);
       };
