@@ -152,7 +152,9 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     expect(hosts).toEqual([expect.objectContaining({ id: host.agent.hostId, name: 'host-1', connected: true })]);
     const oneHost = (await ok(admin, 'get_host', { host: 'host-1' })).host as Row;
     expect(oneHost.id).toBe(host.agent.hostId);
-    expect(oneHost.facts).toEqual(expect.objectContaining({ seccomp: expect.anything() }));
+    // What the host reported about itself comes back as data (test/mcp/untrusted-output.test.ts).
+    expect(oneHost.facts).toMatchObject({ untrusted: true, source: 'host facts' });
+    expect(JSON.parse((oneHost.facts as { text: string }).text)).toEqual(expect.objectContaining({ seccomp: expect.anything() }));
 
     const logs = await until('log line', async () => {
       const r = await ok(admin, 'container_logs', { host: 'host-1', container: containerIdFor('production', 'hello') });
