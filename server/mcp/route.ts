@@ -60,6 +60,9 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
     if (!base) return sendError(res, 503, 'NOT_READY', 'the server is not listening yet');
     json(req, res, async (err?: unknown) => {
       if (err) return next(err);
+      // Answers are matched to calls by id (the audit of refusals below too): with two requests under
+      // one id, a refused call could be recorded as the other, or not at all.
+      if (hasDuplicateIds(req.body)) return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request: request ids must be unique within a batch' }, id: null });
       const api = new ApiClient(base, auth.token);
       const tools = [...serverTools(api), ...(opts.extraTools?.(api) ?? [])];
       const who = actor(auth.principal);
@@ -114,6 +117,18 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Whether a JSON-RPC batch holds two requests with the same id. */
+function hasDuplicateIds(body: unknown): boolean {
+  if (!Array.isArray(body)) return false;
+  const seen = new Set<unknown>();
+  for (const m of body) {
+    if (!isObj(m) || typeof m.method !== 'string' || (typeof m.id !== 'string' && typeof m.id !== 'number')) continue;
+    if (seen.has(m.id)) return true;
+    seen.add(m.id);
+  }
+  return false;
+}
 
 /** The tools/call requests of a JSON-RPC message (or batch) by id: tool name and argument names, bounded. */
 function toolCallsOf(body: unknown): Map<string | number, { tool: string; arguments: string[] }> {

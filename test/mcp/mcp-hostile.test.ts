@@ -60,4 +60,28 @@ describe('/mcp: hostile callers', () => {
     expect(entries.length).toBeGreaterThan(200);
     expect(entries.filter((e) => JSON.stringify(e.subject ?? null).includes('SYSTEM'))).toEqual([]);
   }, 60_000);
+
+  it('probing is not hidden by reusing a request id: a batch whose requests share an id is refused before any tool is asked', async () => {
+    const before = Number((await server.ctx.db.query<Row>(`SELECT COUNT(*) AS n FROM audit WHERE kind = 'mcp.tool'`))[0].n);
+    // Two refusals under one id: only one answer can be matched to its call, so the other went unrecorded.
+    const batch = [
+      { jsonrpc: '2.0', id: 'p', method: 'tools/call', params: { name: 'rollback_everything', arguments: {} } },
+      { jsonrpc: '2.0', id: 'p', method: 'tools/call', params: { name: 'list_hosts', arguments: { id: 1 } } },
+    ];
+    const res = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify(batch),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32600 }, id: null });
+    const records = (await server.ctx.db.query<Row>(`SELECT record FROM audit WHERE kind = 'mcp.tool'`)).map((r) => JSON.parse(String(r.record)) as Row);
+    expect(records.filter((r) => r.tool === 'rollback_everything')).toEqual([]);
+    expect(records).toHaveLength(before);
+    // Distinct ids: both answered, both on record.
+    const answers = await rpc(viewer, [{ name: 'rollback_everything' }, { name: 'list_hosts' }]);
+    expect(answers.map((a) => a.id).sort()).toEqual([1, 2]);
+    const after = (await server.ctx.db.query<Row>(`SELECT record FROM audit WHERE kind = 'mcp.tool'`)).map((r) => JSON.parse(String(r.record)) as Row);
+    expect(after.filter((r) => r.tool === 'rollback_everything')).toHaveLength(1);
+  });
 });
