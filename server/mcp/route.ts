@@ -63,7 +63,9 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
       // Answers are matched to calls by id (the audit of refusals below too): with two requests under
       // one id, a refused call could be recorded as the other, or not at all.
       if (hasDuplicateIds(req.body)) return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request: request ids must be unique within a batch' }, id: null });
-      const api = new ApiClient(base, auth.token);
+      // A client that goes away ends its tools' API calls, queued or running: nobody reads the answers.
+      const gone = new AbortController();
+      const api = new ApiClient(base, auth.token, { signal: gone.signal });
       const tools = [...serverTools(api), ...(opts.extraTools?.(api) ?? [])];
       const who = actor(auth.principal);
       const readOnly = ctx.config.mcp?.readOnly ?? false;
@@ -98,6 +100,7 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
         return send(message, options);
       };
       res.on('close', () => {
+        gone.abort();
         void transport.close();
         void server.close();
       });
