@@ -60,7 +60,12 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
     if (!base) return sendError(res, 503, 'NOT_READY', 'the server is not listening yet');
     json(req, res, async (err?: unknown) => {
       if (err) return next(err);
-      const api = new ApiClient(base, auth.token);
+      // Answers are matched to calls by id (the audit of refusals below too): with two requests under
+      // one id, a refused call could be recorded as the other, or not at all.
+      if (hasDuplicateIds(req.body)) return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request: request ids must be unique within a batch' }, id: null });
+      // A client that goes away ends its tools' API calls, queued or running: nobody reads the answers.
+      const gone = new AbortController();
+      const api = new ApiClient(base, auth.token, { signal: gone.signal });
       const tools = [...serverTools(api), ...(opts.extraTools?.(api) ?? [])];
       const who = actor(auth.principal);
       const readOnly = ctx.config.mcp?.readOnly ?? false;
@@ -79,6 +84,7 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
       });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       const visible = new Map(visibleTools(tools, readOnly).map((t) => [t.name, t.kind]));
+      const known = new Set(tools.map((t) => t.name));
       const send = transport.send.bind(transport);
       transport.send = async (message, options) => {
         const id = (message as { id?: unknown }).id;
@@ -86,11 +92,15 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
         if (call && !audited.has(id as string | number)) {
           audited.add(id as string | number);
           const kind = visible.get(call.tool) ?? null;
-          await recordAudit(ctx.db, 'mcp.tool', call.tool, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
+          // The subject is what the audit is searched and a decision's trail is gathered by: a name
+          // the caller made up (another deployment's id, an instruction to an auditor's agent) is
+          // kept inside the record only.
+          await recordAudit(ctx.db, 'mcp.tool', known.has(call.tool) ? call.tool : null, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
         }
         return send(message, options);
       };
       res.on('close', () => {
+        gone.abort();
         void transport.close();
         void server.close();
       });
@@ -110,6 +120,18 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Whether a JSON-RPC batch holds two requests with the same id. */
+function hasDuplicateIds(body: unknown): boolean {
+  if (!Array.isArray(body)) return false;
+  const seen = new Set<unknown>();
+  for (const m of body) {
+    if (!isObj(m) || typeof m.method !== 'string' || (typeof m.id !== 'string' && typeof m.id !== 'number')) continue;
+    if (seen.has(m.id)) return true;
+    seen.add(m.id);
+  }
+  return false;
+}
 
 /** The tools/call requests of a JSON-RPC message (or batch) by id: tool name and argument names, bounded. */
 function toolCallsOf(body: unknown): Map<string | number, { tool: string; arguments: string[] }> {

@@ -7,6 +7,17 @@ import { ToolError } from './tool.js';
 import { jsonDepthExceeds } from '../core/json.js';
 
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+/**
+ * API calls one client has in flight at once. One MCP request may carry a batch of 100 tool calls,
+ * each buffering and parsing an answer of up to 8 MiB: unqueued, a single request held gigabytes.
+ */
+const MAX_IN_FLIGHT = 4;
+
+export interface ApiClientOptions {
+  timeoutMs?: number;
+  /** Ends every call, queued or in flight (the MCP client went away: nobody will read the answers). */
+  signal?: AbortSignal;
+}
 
 export interface ApiCall {
   query?: Record<string, string | number | undefined>;
@@ -14,11 +25,19 @@ export interface ApiCall {
 }
 
 export class ApiClient {
+  private readonly timeoutMs: number;
+  private readonly signal?: AbortSignal;
+  private inFlight = 0;
+  private readonly waiting: Array<() => void> = [];
+
   constructor(
     private readonly base: string,
     private readonly token: string,
-    private readonly timeoutMs = 30_000,
-  ) {}
+    opts: ApiClientOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.signal = opts.signal;
+  }
 
   get(path: string, call: ApiCall = {}) {
     return this.request('GET', path, call);
@@ -29,6 +48,20 @@ export class ApiClient {
   }
 
   private async request(method: string, path: string, call: ApiCall): Promise<Record<string, unknown>> {
+    // A slot freed is handed to the next call waiting (never counted down and up again, which let a new call slip in between).
+    if (this.inFlight < MAX_IN_FLIGHT) this.inFlight++;
+    else await new Promise<void>((go) => this.waiting.push(go));
+    try {
+      if (this.signal?.aborted) throw new ToolError('CANCELLED', 'the MCP client went away');
+      return await this.send(method, path, call);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.inFlight--;
+    }
+  }
+
+  private async send(method: string, path: string, call: ApiCall): Promise<Record<string, unknown>> {
     // Paths are built by the tools from validated arguments; encode each segment anyway.
     const url = new URL(path, this.base);
     if (url.origin !== new URL(this.base).origin) throw new ToolError('BAD_REQUEST', 'path leaves the server');
@@ -38,14 +71,22 @@ export class ApiClient {
       res = await fetch(url, {
         method,
         redirect: 'error',
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: this.signal ? AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.signal]) : AbortSignal.timeout(this.timeoutMs),
         headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: call.body === undefined ? undefined : JSON.stringify(call.body),
       });
     } catch (e) {
+      if (this.signal?.aborted) throw new ToolError('CANCELLED', 'the MCP client went away');
       throw new ToolError('SERVER_UNAVAILABLE', `the deploy server did not answer: ${(e as Error).name}`);
     }
-    const text = await readBounded(res);
+    let text: string;
+    try {
+      text = await readBounded(res);
+    } catch (e) {
+      if (e instanceof ToolError) throw e;
+      if (this.signal?.aborted) throw new ToolError('CANCELLED', 'the MCP client went away');
+      throw new ToolError('SERVER_UNAVAILABLE', `the deploy server's answer was cut short: ${(e as Error).name}`);
+    }
     let body: unknown;
     try {
       if (jsonDepthExceeds(text)) throw new Error('too deep');

@@ -13,6 +13,11 @@ function builderOf(predicate: unknown): string | undefined {
   return str(p?.runDetails?.builder?.id) ?? str(p?.builder?.id);
 }
 
+/** A certificate's claims name what its owner chose (a branch, a workflow, a repository): data, as its subject is. */
+function claimsView(claims: Record<string, string> | undefined) {
+  return Object.fromEntries(Object.entries(claims ?? {}).slice(0, 32).map(([k, v]) => [k, untrusted('certificate claim', v, 1024)]));
+}
+
 export function summariseEvidence(e: Evidence | null | undefined) {
   if (!e || typeof e !== 'object' || !Array.isArray(e.attestations)) return null;
   return {
@@ -25,7 +30,7 @@ export function summariseEvidence(e: Evidence | null | undefined) {
       source: a.source,
       digest: a.digest,
       builder: builderOf(a.predicate) ?? null,
-      signers: a.signers.map((s) => (s.kind === 'key' ? { kind: s.kind, keyId: s.keyId ?? null, roles: s.roles ?? [] } : { kind: s.kind, issuer: s.issuer ?? null, subject: untrusted('certificate subject', s.subject, 1024), claims: s.claims ?? {} })),
+      signers: a.signers.map((s) => (s.kind === 'key' ? { kind: s.kind, keyId: s.keyId ?? null, roles: s.roles ?? [] } : { kind: s.kind, issuer: s.issuer ?? null, subject: untrusted('certificate subject', s.subject, 1024), claims: claimsView(s.claims) })),
       logEntries: a.logEntries.slice(0, 20).map((l) => ({ logId: l.logId, operator: l.operator, logIndex: l.logIndex })),
       logOperators: a.logOperators,
     })),

@@ -59,7 +59,9 @@ export function localTools(root: string): ToolDef[] {
       input: { path },
       output: { report: z.unknown() },
       async run(a: { path: string }) {
-        return { report: await inspectBundle(inRoot(a.path)) };
+        // Nothing in an unverified bundle is vouched for: its version, builder, command, environment
+        // and file names are whatever its author wrote, all of it data.
+        return { report: untrusted('bundle contents', JSON.stringify(await inspectBundle(inRoot(a.path))), 1 << 20) };
       },
     },
     {

@@ -18,6 +18,21 @@ const rows = (shape: z.ZodRawShape) => z.array(z.object(shape).passthrough());
 const seg = (s: string) => encodeURIComponent(s);
 
 type Row = Record<string, unknown>;
+const isRow = (v: unknown): v is Row => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A decision in brief (src/policy/impact.ts): its reasons quote the bundle and its signers
+ * (uncovered file names, predicate values, certificate subjects), so their messages are data.
+ */
+function summaryView(s: unknown): unknown {
+  if (!isRow(s)) return s ?? null;
+  return { ...s, reasons: Array.isArray(s.reasons) ? s.reasons.map((r: unknown) => (isRow(r) ? { ...r, message: untrusted('policy reason', r.message, 1024) } : null)) : [] };
+}
+
+/** A host as it reported itself: its facts and inventory are whatever the host (or a container on it) wrote. */
+function hostView(h: Row) {
+  return { ...h, facts: untrusted('host facts', JSON.stringify(h.facts ?? null), 16384), containers: untrusted('host inventory', JSON.stringify(h.containers ?? []), 65536) };
+}
 
 /** A deployment as listed: its message, commit message and author are bundle- or commit-controlled text. */
 function deploymentView(d: Row) {
@@ -76,7 +91,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
       input: { host: z.string().min(1).max(100) },
       output: { host: z.object({ id: z.string(), name: z.string() }).passthrough() },
       async run(a: { host: string }) {
-        return { host: await findHost(api, a.host) };
+        return { host: hostView(await findHost(api, a.host)) };
       },
     },
     {
@@ -118,7 +133,9 @@ export function serverTools(api: ApiClient): ToolDef[] {
       async run(a: { reference?: string; digest?: string; environment?: string; policy?: string }) {
         if (Boolean(a.reference) === Boolean(a.digest)) throw new ToolError('BAD_REQUEST', 'give exactly one of reference or digest');
         const out = await api.post('/api/v1/verify', { body: { ...(a.reference ? { reference: a.reference } : { digest: a.digest }), ...(a.environment ? { environment: a.environment } : {}), ...(a.policy ? { policy: a.policy } : {}) } });
-        return { ...out, code: (out.code as string | null) ?? null, message: untrusted('verification message', out.message, 4096) };
+        // Audit-mode warnings quote the bundle as the messages of denials do.
+        const warnings = Array.isArray(out.warnings) ? out.warnings.map((w: unknown) => untrusted('policy warning', w, 1024)) : [];
+        return { ...out, code: (out.code as string | null) ?? null, message: untrusted('verification message', out.message, 4096), warnings };
       },
     },
     {
@@ -137,7 +154,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
         let current: unknown = null;
         if (d.status === 'succeeded') {
           const impact = await api.post('/api/v1/policies/impact', { body: { files: [], environment: d.environment } });
-          current = (impact.deployments as Row[]).find((x) => x.id === d.id)?.after ?? null;
+          current = summaryView((impact.deployments as Row[]).find((x) => x.id === d.id)?.after);
         }
         return {
           deployment: String(d.id), status: String(d.status), code: (d.reason as string | null) ?? null, allowed: d.status === 'succeeded',
@@ -155,7 +172,9 @@ export function serverTools(api: ApiClient): ToolDef[] {
       },
       output: { counts: z.record(z.string(), z.number()), deployments: z.array(z.unknown()), policies: z.array(z.unknown()) },
       async run(a: { files: { path: string; text: string }[]; remove?: string[]; environment?: string }) {
-        return api.post('/api/v1/policies/impact', { body: { files: a.files, ...(a.remove ? { remove: a.remove } : {}), ...(a.environment ? { environment: a.environment } : {}) } });
+        const out = await api.post('/api/v1/policies/impact', { body: { files: a.files, ...(a.remove ? { remove: a.remove } : {}), ...(a.environment ? { environment: a.environment } : {}) } });
+        const rows = Array.isArray(out.deployments) ? out.deployments : [];
+        return { ...out, deployments: rows.map((d: unknown) => (isRow(d) ? { ...d, before: summaryView(d.before), after: summaryView(d.after) } : null)) };
       },
     },
     {
@@ -192,7 +211,10 @@ export function serverTools(api: ApiClient): ToolDef[] {
       input: { id },
       output: {},
       async run(a: { id: string }) {
-        return api.post(`/api/v1/deployments/${seg(a.id)}/actions`, { body: { action } });
+        const out = await api.post(`/api/v1/deployments/${seg(a.id)}/actions`, { body: { action } });
+        // A host's refusal carries the runtime's message: written on the host, so data.
+        const results = Array.isArray(out.results) ? out.results.map((r: unknown) => (isRow(r) ? { ...r, message: untrusted('host answer', r.message, 1024) } : null)) : [];
+        return { ...out, results };
       },
     })),
     {

@@ -152,7 +152,9 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     expect(hosts).toEqual([expect.objectContaining({ id: host.agent.hostId, name: 'host-1', connected: true })]);
     const oneHost = (await ok(admin, 'get_host', { host: 'host-1' })).host as Row;
     expect(oneHost.id).toBe(host.agent.hostId);
-    expect(oneHost.facts).toEqual(expect.objectContaining({ seccomp: expect.anything() }));
+    // What the host reported about itself comes back as data (test/mcp/untrusted-output.test.ts).
+    expect(oneHost.facts).toMatchObject({ untrusted: true, source: 'host facts' });
+    expect(JSON.parse((oneHost.facts as { text: string }).text)).toEqual(expect.objectContaining({ seccomp: expect.anything() }));
 
     const logs = await until('log line', async () => {
       const r = await ok(admin, 'container_logs', { host: 'host-1', container: containerIdFor('production', 'hello') });
@@ -290,8 +292,9 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     await expect(call(admin, 'get_deployment', { id: '../../hosts/tokens' })).resolves.toMatchObject({ isError: true });
     await expect(call(admin, 'audit_search', { text: 'x'.repeat(10_000) })).resolves.toMatchObject({ isError: true });
     // Refused before any tool ran (unknown tool, wrong types): audited all the same, with who asked.
-    const refused = async (tool: string) => (await server.ctx.db.query<Row>(`SELECT record FROM audit WHERE kind = 'mcp.tool' AND subject = ?`, [tool])).map((r) => JSON.parse(String(r.record)) as Row);
-    expect(await refused('delete_everything')).toEqual([expect.objectContaining({ tool: 'delete_everything', ok: false, code: 'UNKNOWN_TOOL', principal: expect.objectContaining({ role: 'admin' }) })]);
+    // A name the caller made up is kept in the record, not as the subject (test/mcp/mcp-hostile.test.ts).
+    const refused = async (tool: string) => (await server.ctx.db.query<Row>(`SELECT subject, record FROM audit WHERE kind = 'mcp.tool'`)).map((r): Row => ({ ...(JSON.parse(String(r.record)) as Row), subject: r.subject })).filter((r) => r.tool === tool);
+    expect(await refused('delete_everything')).toEqual([expect.objectContaining({ tool: 'delete_everything', subject: null, ok: false, code: 'UNKNOWN_TOOL', principal: expect.objectContaining({ role: 'admin' }) })]);
     expect(await refused('get_deployment')).toEqual(expect.arrayContaining([expect.objectContaining({ tool: 'get_deployment', ok: false, code: 'INVALID_ARGUMENTS', arguments: ['id'] })]));
     expect((await refused('audit_search')).filter((r) => r.ok === false && r.code === 'INVALID_ARGUMENTS')).toHaveLength(1);
     const huge = await fetch(`${server.url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_hosts', arguments: { pad: 'x'.repeat(2 * 1024 * 1024) } } }) });
