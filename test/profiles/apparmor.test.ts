@@ -107,6 +107,28 @@ describe('bundle-supplied AppArmor text', () => {
     expect(refusal(text)).toBeDefined();
   });
 
+  // Ubuntu 24.04 ships dozens of profiles in unconfined mode (`runc`, `crun`, browsers...): a
+  // transition to any profile the host has loaded, by attachment (px) or by name (->), leaves the
+  // bundle's profile as surely as ux does. Each of these compiles with apparmor_parser.
+  it.each([
+    ['exec into a host profile by attachment (Px)', VALID.replace('  file,', '  file,\n  /usr/sbin/runc Px,')],
+    ['exec into a host profile by attachment, mode first (px)', VALID.replace('  file,', '  file,\n  px /usr/sbin/runc,')],
+    ['exec into a named host profile (px ->)', VALID.replace('  file,', '  file,\n  /bin/sh px -> runc,')],
+    ['exec into a named host profile, inherit fallback (pix ->)', VALID.replace('  file,', '  file,\n  /bin/sh pix -> crun,')],
+    ['exec into a child profile (cx)', VALID.replace('  file,', '  file,\n  /bin/sh cx,')],
+    ['change_profile to a named host profile', VALID.replace('  file,', '  file,\n  change_profile -> runc,')],
+    ['change_profile to any profile', VALID.replace('  file,', '  file,\n  change_profile -> **,')],
+    ['pivot_root into another profile', VALID.replace('  file,', '  file,\n  pivot_root oldroot=/mnt/ /new/ -> runc,')],
+  ])('refuses %s with PROFILE_INVALID, though apparmor_parser compiles it', async (_what, text) => {
+    const lint = await lintAppArmor(text);
+    expect([lint.linted, lint.ok]).toEqual([true, true]);
+    expect(refusal(text)).toBeDefined();
+  });
+
+  it('still accepts exec that inherits the profile (ix)', () => {
+    expect(refusal(VALID.replace('  file,', '  file,\n  /bin/sh ix,\n  /usr/bin/** rix,'))).toBeUndefined();
+  });
+
   it('is not fooled by comments', () => {
     expect(refusal(VALID.replace('  file,', '  file, # ux is fine in a comment, so is unconfined'))).toBeUndefined();
   });

@@ -7,7 +7,11 @@ import { CtError } from '../../core/errors.js';
  *    `docker-default`, an attachment path `/…`, or a namespace `:ns:` is refused outright);
  *  - exec unconfined (`ux`, `Ux`, `pux`, `PUx`, `cux`, `CUx`) or mention `unconfined` anywhere
  *    except docker-default's `signal (receive) peer=unconfined`;
- *  - `change_profile` without a target, or to unconfined; change_onexec likewise;
+ *  - leave the profile in any other way: exec into another profile (`px`, `Px`, `cx`, `Cx`, `pix`,
+ *    …, by attachment or `-> name`), `change_profile`, `change_onexec`, `pivot_root -> name`. The
+ *    host has profiles of its own, and some are in unconfined mode (Ubuntu 24.04's `runc`, `crun`
+ *    and dozens more, attached to host paths): a way out of this profile is a way out of
+ *    confinement. Exec inherits it (`ix`) or nothing;
  *  - run in complain/kill/unconfined mode (flags other than attach_disconnected, mediate_deleted,
  *    chroot_relative, namespace_relative);
  *  - define hats or child profiles, or include files by absolute or quoted path.
@@ -112,8 +116,11 @@ export function checkBundleAppArmor(text: string, where = 'security/apparmor', h
     [/->\s*"?unconfined\b/, 'transitions to unconfined'],
     // a permission token (letters of rwaklmixpPcCuU) holding ux/Ux: ux, Ux, pux, PUx, cux, rux, …
     [/(?:^|[\s,])[rwaklmixpPcCuU]*[uU]x[rwaklmixpPcCuU]*(?=[\s,]|->|$)/m, 'execs unconfined (ux/Ux/pux/cux)'],
-    [/\bchange_profile\s*(?:,|$)/m, 'change_profile without a target'],
-    [/\bchange_profile\b[^,]*->\s*"?unconfined/, 'change_profile to unconfined'],
+    // a permission token with a profile transition: px, Px, cx, Cx, pix, Cix, rpx, … (see above)
+    [/(?:^|[\s,])[rwaklmixpPcCuU]*[pPcC][iuU]?x[rwaklmixpPcCuU]*(?=[\s,]|->|$)/m, 'execs into another profile (px/Px/cx/Cx)'],
+    // every transition rule names its target after `->` (exec, change_profile, pivot_root)
+    [/->/, 'transitions to another profile (->)'],
+    [/\bchange_profile\b/, 'change_profile is not allowed'],
     [/\bchange_onexec\b/, 'change_onexec is not allowed'],
     [/^\s*\^/m, 'hats are not allowed'],
     [/\bhat\s+\S+\s*\{/, 'hats are not allowed'],
