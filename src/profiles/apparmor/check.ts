@@ -14,26 +14,28 @@ import { CtError } from '../../core/errors.js';
  *    confinement. Exec inherits it (`ix`) or nothing;
  *  - run in complain/kill/unconfined mode (flags other than attach_disconnected, mediate_deleted,
  *    chroot_relative, namespace_relative);
- *  - define hats or child profiles, or include files by absolute or quoted path.
+ *  - define hats or child profiles, or include files by absolute or quoted path or out of the
+ *    parser's directory (`..`).
  * Every problem is reported at once. apparmor_parser -Q (lint.ts) then checks the grammar.
  */
 const RESERVED = new Set(['unconfined', 'runc', 'crun', 'containerd', 'docker-default', 'default', 'kernel', 'init', 'lsb_release']);
 const ALLOWED_FLAGS = new Set(['attach_disconnected', 'mediate_deleted', 'chroot_relative', 'namespace_relative', 'no_attach_disconnected']);
 
 /**
- * Text with comments (`#` to end of line, except `#include`) blanked out by spaces, so that offsets
- * into it are offsets into the original text. Quoted strings are kept.
+ * Text with comments (`#` to end of line) blanked out by spaces, so that offsets into it are
+ * offsets into the original text. Quoted strings are kept, and so is `#include` wherever it
+ * stands: apparmor_parser reads `file, #include "/etc/shadow"` as an include, not as a comment.
  */
 function stripComments(text: string): string {
   return text
     .split('\n')
     .map((line) => {
-      if (/^\s*#include\b/.test(line)) return line;
       let out = '';
       let inQuote = false;
-      for (const ch of line) {
+      for (let i = 0; i < line.length; i++) {
+        const ch = line[i];
         if (ch === '"') inQuote = !inQuote;
-        if (ch === '#' && !inQuote) return out.padEnd(line.length, ' ');
+        if (ch === '#' && !inQuote && !line.startsWith('#include', i)) return out.padEnd(line.length, ' ');
         out += ch;
       }
       return out;
@@ -124,8 +126,9 @@ export function checkBundleAppArmor(text: string, where = 'security/apparmor', h
     [/\bchange_onexec\b/, 'change_onexec is not allowed'],
     [/^\s*\^/m, 'hats are not allowed'],
     [/\bhat\s+\S+\s*\{/, 'hats are not allowed'],
-    [/#include\s+"|#include\s+<\s*\//, 'includes must name an abstraction (<abstractions/…>)'],
-    [/\binclude\s+(?:if\s+exists\s+)?"/, 'includes must name an abstraction (<abstractions/…>)'],
+    // Quoted, absolute or with `..`: any file of the host, read by apparmor_parser as root (its
+    // first bytes come back in the diagnostics; a FIFO or trace_pipe never ends).
+    [/(?:#|\b)include\s*(?:if\s+exists\s*)?(?:"|<\s*\/|<[^>\n]*\.\.)/, 'includes must name an abstraction (<abstractions/…>)'],
   ];
   for (const [re, what] of rules) if (re.test(body)) problems.push(what);
   // docker-default lets unconfined (host) processes signal the container; any other mention of
