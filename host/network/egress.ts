@@ -10,6 +10,17 @@ import type { Egress } from './types.js';
  */
 function rules(bridge: string, egress: Egress, prefix: string): { chain: string; spec: string[] }[] {
   const comment = ['-m', 'comment', '--comment', `cerro-torre egress ${bridge}`];
+  // Whatever the egress: nothing from the bridge to the host's loopback. A bridge with a port
+  // published on 127.0.0.1 or 0.0.0.0 has route_localnet (ports.ts), and the host then takes a
+  // packet for 127.0.0.0/8 arriving on it as its own: a container that wrote one (CAP_NET_RAW)
+  // reached services the host keeps on 127.0.0.1 (CVE-2020-8558 in kube-proxy). Only the answers
+  // of the host's own clients of a published port come that way (de-NATed to 127.0.0.1), and they
+  // are ESTABLISHED. Inserted last, so first: ahead of the DNS ACCEPTs of `none`.
+  const loopback = { chain: 'INPUT', spec: ['-i', bridge, '-d', '127.0.0.0/8', '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'DROP'] };
+  return [...modeRules(bridge, egress, prefix, comment), loopback];
+}
+
+function modeRules(bridge: string, egress: Egress, prefix: string, comment: string[]): { chain: string; spec: string[] }[] {
   if (egress === 'any') {
     // Environments stay apart without relying on netavark's `isolate` chains, which are shared by
     // every network and were seen gone while another network was torn down: new connections from
@@ -37,6 +48,11 @@ function rules(bridge: string, egress: Egress, prefix: string): { chain: string;
 /** `-D` lines (for the mangle section of an iptables-restore) for our rules of the bridge in a saved mangle table. */
 function deletions(bridge: string, mangle: readonly string[]): string[] {
   return mangle.filter((l) => /^-A (FORWARD|INPUT) /.test(l) && l.includes(`cerro-torre egress ${bridge}"`)).map((l) => `-D${l.slice(2)}`);
+}
+
+/** Whether the saved mangle table holds the bridge's loopback DROP (rules() writes it for every egress). */
+export function hasLoopbackDrop(bridge: string, mangle: readonly string[]): boolean {
+  return mangle.some((l) => l.startsWith('-A INPUT ') && l.includes(' -d 127.0.0.0/8 ') && l.includes(`cerro-torre egress ${bridge}"`) && / -j DROP$/.test(l));
 }
 
 const quote = (a: string) => (/\s/.test(a) ? `"${a}"` : a);

@@ -7,7 +7,7 @@ import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
-import { egressChanges } from './egress.js';
+import { egressChanges, hasLoopbackDrop } from './egress.js';
 import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
@@ -387,7 +387,13 @@ export class NetworkManager {
       const idle = this.store.networks()
         .filter((net) => !this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down'))
         .map((net) => ({ bridge: this.bridgeOf(net).bridge, egress: undefined }));
-      await this.firewall(idle);
+      // Networks in use whose egress rules an earlier agent wrote without the loopback DROP
+      // (egress.ts) get this agent's rules, once: until then their containers reach 127.0.0.1.
+      const saved = await saveTables();
+      const stale = this.store.networks()
+        .filter((net) => inUse.has(net.environment) && !hasLoopbackDrop(this.bridgeOf(net).bridge, saved.mangle))
+        .map((net) => ({ bridge: this.bridgeOf(net).bridge, egress: net.egress }));
+      await this.firewall([...idle, ...stale], saved);
       return torn;
     });
   }

@@ -43,17 +43,33 @@ export interface BridgeNetwork {
   gateway: string;
 }
 
+const DNS_LABEL = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+/**
+ * The app's name in its environment's DNS, when it is one: a single label. aardvark-dns answers
+ * from its records (container_name and aliases) before it asks upstream, and app names may hold
+ * dots: an app named `example.com` was every other app's `example.com`. A dotted name is not
+ * turned into a label (`a.b` → `a-b` would answer for the app `a-b`); it gets no name.
+ */
+export function dnsNameOf(app: string): string | undefined {
+  return DNS_LABEL.test(app) ? app : undefined;
+}
+
 /**
  * The options document of `netavark setup` / `teardown` (netavark 1.x `NetworkOptions`): one
  * bridge network with DNS, isolated from other bridges (`isolate`), a static address (netavark
- * has no IPAM of its own), the app's name as DNS alias, and the published ports.
+ * has no IPAM of its own), the app's name as DNS alias (dnsNameOf), and the published ports.
  */
 export function netavarkDocument(o: { containerId: string; app: string; address: string; network: BridgeNetwork; ports: readonly PublishedPort[] }): string {
   const id = createHash('sha256').update(`cerro-torre network ${o.network.name} ${o.network.bridge}`).digest('hex');
+  const dnsName = dnsNameOf(o.app);
+  // netavark wants a container name, and aardvark-dns makes it a record too: without a DNS name,
+  // one no app has nor any outside name is (a label of hex digits from the container id).
+  const containerName = dnsName ?? `ct-${createHash('sha256').update(o.containerId).digest('hex').slice(0, 16)}`;
   return JSON.stringify({
     container_id: o.containerId,
-    container_name: o.app,
-    networks: { [o.network.name]: { interface_name: 'eth0', static_ips: [o.address], aliases: [o.app] } },
+    container_name: containerName,
+    networks: { [o.network.name]: { interface_name: 'eth0', static_ips: [o.address], aliases: dnsName ? [dnsName] : [] } },
     network_info: {
       [o.network.name]: {
         name: o.network.name,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -105,6 +106,57 @@ describe('bundle-supplied AppArmor text', () => {
     ['ptrace of unconfined processes', VALID.replace('  file,', '  file,\n  ptrace (trace) peer=unconfined,')],
   ])('refuses %s with PROFILE_INVALID', (_what, text) => {
     expect(refusal(text)).toBeDefined();
+  });
+
+  // Ubuntu 24.04 ships dozens of profiles in unconfined mode (`runc`, `crun`, browsers...): a
+  // transition to any profile the host has loaded, by attachment (px) or by name (->), leaves the
+  // bundle's profile as surely as ux does. Each of these compiles with apparmor_parser.
+  it.each([
+    ['exec into a host profile by attachment (Px)', VALID.replace('  file,', '  file,\n  /usr/sbin/runc Px,')],
+    ['exec into a host profile by attachment, mode first (px)', VALID.replace('  file,', '  file,\n  px /usr/sbin/runc,')],
+    ['exec into a named host profile (px ->)', VALID.replace('  file,', '  file,\n  /bin/sh px -> runc,')],
+    ['exec into a named host profile, inherit fallback (pix ->)', VALID.replace('  file,', '  file,\n  /bin/sh pix -> crun,')],
+    ['exec into a child profile (cx)', VALID.replace('  file,', '  file,\n  /bin/sh cx,')],
+    ['change_profile to a named host profile', VALID.replace('  file,', '  file,\n  change_profile -> runc,')],
+    ['change_profile to any profile', VALID.replace('  file,', '  file,\n  change_profile -> **,')],
+    ['pivot_root into another profile', VALID.replace('  file,', '  file,\n  pivot_root oldroot=/mnt/ /new/ -> runc,')],
+  ])('refuses %s with PROFILE_INVALID, though apparmor_parser compiles it', async (_what, text) => {
+    const lint = await lintAppArmor(text);
+    expect([lint.linted, lint.ok]).toEqual([true, true]);
+    expect(refusal(text)).toBeDefined();
+  });
+
+  // apparmor_parser runs as root on the host: an include names any file it can read, whose first
+  // bytes come back in the diagnostics, and one that never ends (a FIFO, trace_pipe) held the deploy.
+  it.each([
+    ['an include out of the parser directory', `#include <../../sys/kernel/tracing/trace_pipe>\n${VALID}`],
+    ['an include out of abstractions', VALID.replace('  file,', '  file,\n  include <abstractions/../../../../etc/shadow>')],
+    ['an include if exists out of abstractions', VALID.replace('  file,', '  file,\n  include if exists <../../proc/kmsg>')],
+    ['an absolute include after a rule on its line', VALID.replace('  file,', '  file, #include "/etc/shadow"')],
+  ])('refuses %s with PROFILE_INVALID', (_what, text) => {
+    expect(refusal(text)).toEqual(expect.arrayContaining([expect.stringMatching(/^includes must name an abstraction/)]));
+  });
+
+  it('accepts includes of abstractions', () => {
+    expect(refusal(`#include <tunables/global>\n${VALID.replace('  file,', '  file,\n  #include <abstractions/base>\n  include if exists <local/myapp>')}`)).toBeUndefined();
+  });
+
+  it('lint gives up on a parser that does not finish (an include of a FIFO nobody writes)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ct-aa-fifo-'));
+    try {
+      execFileSync('mkfifo', [join(dir, 'fifo')]);
+      const started = Date.now();
+      const lint = await lintAppArmor(`profile "x" {\n  #include "${join(dir, 'fifo')}"\n  file,\n}\n`, { timeoutMs: 1000 });
+      expect(lint).toMatchObject({ linted: true, ok: false, names: [] });
+      expect(lint.diagnostics).toMatch(/did not finish within 1000 ms/);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 15_000);
+
+  it('still accepts exec that inherits the profile (ix)', () => {
+    expect(refusal(VALID.replace('  file,', '  file,\n  /bin/sh ix,\n  /usr/bin/** rix,'))).toBeUndefined();
   });
 
   it('is not fooled by comments', () => {

@@ -80,6 +80,40 @@ describe('SELinux policy generation', () => {
   });
 });
 
+describe('bundle SELinux text: only its own domain', () => {
+  const good = generateSelinuxPolicy('web', { network: 'bridge' }).text;
+  const inBlock = (rule: string) => good.replace('(blockinherit ct_container)', `(blockinherit ct_container)\n    ${rule}`);
+  // Each changes what other domains of the host may do (or lets the container become one of
+  // them), and each secilc compiles against the reference stand-in (where the stand-in has the
+  // class: it has no dyntransition): a bundle's policy is loaded into the host's kernel policy
+  // with semodule, so it may only speak of its own process type.
+  it.each([
+    ['a global allow after the block (every domain of the host)', `${good}(allow domain container_file_t (file (write)))\n`],
+    ['a global allow before the block (the runtime)', `(allow container_runtime_t container_file_t (file (write)))\n${good}`],
+    ['a global type', `${good}(type ct_extra_t)\n`],
+    ['an allow for a global attribute inside the block (names resolve outward)', inBlock('(allow domain container_file_t (file (write)))')],
+    ['an allow for the runtime inside the block', inBlock('(allow container_runtime_t container_file_t (file (write)))')],
+    ['a dyntransition into the runtime domain', inBlock('(allow process container_runtime_t (process (dyntransition)))'), false],
+    ['a transition into the runtime domain', inBlock('(allow process container_runtime_t (process (transition)))')],
+    ['inheriting a block other than the template', inBlock('(blockinherit ct_other)'), false],
+  ])('refuses %s with PROFILE_INVALID', (_what, text, compiles = true) => {
+    if (compiles) expect(secilc(text)).toMatchObject({ ok: true });
+    expect(codeOf(() => checkBundleSelinux(text, 'web'))).toBe('PROFILE_INVALID');
+  });
+
+  it('refuses nesting deeper than a policy needs, without a stack overflow', () => {
+    expect(codeOf(() => checkBundleSelinux(`${'('.repeat(30_000)}${')'.repeat(30_000)}`, 'web'))).toBe('PROFILE_INVALID');
+  });
+
+  it('accepts the generated policies and allow rules of its own process', () => {
+    for (const t of [
+      good,
+      generateSelinuxPolicy('web', { network: 'bridge', ports: ['80/tcp'], capabilities: ['CAP_NET_BIND_SERVICE'], read_only_rootfs: false }).text,
+      inBlock('(dontaudit process container_file_t (dir (write)))'),
+    ]) expect(checkBundleSelinux(t, 'web').block).toBe('ct_web');
+  });
+});
+
 describe('SELinux on the host', () => {
   it('a policy that requires SELinux is refused on this kernel (HOST_SELINUX_UNAVAILABLE), by the engine and by the host', async () => {
     const facts = await collectFacts();

@@ -7,29 +7,35 @@ import { CtError } from '../../core/errors.js';
  *    `docker-default`, an attachment path `/…`, or a namespace `:ns:` is refused outright);
  *  - exec unconfined (`ux`, `Ux`, `pux`, `PUx`, `cux`, `CUx`) or mention `unconfined` anywhere
  *    except docker-default's `signal (receive) peer=unconfined`;
- *  - `change_profile` without a target, or to unconfined; change_onexec likewise;
+ *  - leave the profile in any other way: exec into another profile (`px`, `Px`, `cx`, `Cx`, `pix`,
+ *    …, by attachment or `-> name`), `change_profile`, `change_onexec`, `pivot_root -> name`. The
+ *    host has profiles of its own, and some are in unconfined mode (Ubuntu 24.04's `runc`, `crun`
+ *    and dozens more, attached to host paths): a way out of this profile is a way out of
+ *    confinement. Exec inherits it (`ix`) or nothing;
  *  - run in complain/kill/unconfined mode (flags other than attach_disconnected, mediate_deleted,
  *    chroot_relative, namespace_relative);
- *  - define hats or child profiles, or include files by absolute or quoted path.
+ *  - define hats or child profiles, or include files by absolute or quoted path or out of the
+ *    parser's directory (`..`).
  * Every problem is reported at once. apparmor_parser -Q (lint.ts) then checks the grammar.
  */
 const RESERVED = new Set(['unconfined', 'runc', 'crun', 'containerd', 'docker-default', 'default', 'kernel', 'init', 'lsb_release']);
 const ALLOWED_FLAGS = new Set(['attach_disconnected', 'mediate_deleted', 'chroot_relative', 'namespace_relative', 'no_attach_disconnected']);
 
 /**
- * Text with comments (`#` to end of line, except `#include`) blanked out by spaces, so that offsets
- * into it are offsets into the original text. Quoted strings are kept.
+ * Text with comments (`#` to end of line) blanked out by spaces, so that offsets into it are
+ * offsets into the original text. Quoted strings are kept, and so is `#include` wherever it
+ * stands: apparmor_parser reads `file, #include "/etc/shadow"` as an include, not as a comment.
  */
 function stripComments(text: string): string {
   return text
     .split('\n')
     .map((line) => {
-      if (/^\s*#include\b/.test(line)) return line;
       let out = '';
       let inQuote = false;
-      for (const ch of line) {
+      for (let i = 0; i < line.length; i++) {
+        const ch = line[i];
         if (ch === '"') inQuote = !inQuote;
-        if (ch === '#' && !inQuote) return out.padEnd(line.length, ' ');
+        if (ch === '#' && !inQuote && !line.startsWith('#include', i)) return out.padEnd(line.length, ' ');
         out += ch;
       }
       return out;
@@ -112,13 +118,17 @@ export function checkBundleAppArmor(text: string, where = 'security/apparmor', h
     [/->\s*"?unconfined\b/, 'transitions to unconfined'],
     // a permission token (letters of rwaklmixpPcCuU) holding ux/Ux: ux, Ux, pux, PUx, cux, rux, …
     [/(?:^|[\s,])[rwaklmixpPcCuU]*[uU]x[rwaklmixpPcCuU]*(?=[\s,]|->|$)/m, 'execs unconfined (ux/Ux/pux/cux)'],
-    [/\bchange_profile\s*(?:,|$)/m, 'change_profile without a target'],
-    [/\bchange_profile\b[^,]*->\s*"?unconfined/, 'change_profile to unconfined'],
+    // a permission token with a profile transition: px, Px, cx, Cx, pix, Cix, rpx, … (see above)
+    [/(?:^|[\s,])[rwaklmixpPcCuU]*[pPcC][iuU]?x[rwaklmixpPcCuU]*(?=[\s,]|->|$)/m, 'execs into another profile (px/Px/cx/Cx)'],
+    // every transition rule names its target after `->` (exec, change_profile, pivot_root)
+    [/->/, 'transitions to another profile (->)'],
+    [/\bchange_profile\b/, 'change_profile is not allowed'],
     [/\bchange_onexec\b/, 'change_onexec is not allowed'],
     [/^\s*\^/m, 'hats are not allowed'],
     [/\bhat\s+\S+\s*\{/, 'hats are not allowed'],
-    [/#include\s+"|#include\s+<\s*\//, 'includes must name an abstraction (<abstractions/…>)'],
-    [/\binclude\s+(?:if\s+exists\s+)?"/, 'includes must name an abstraction (<abstractions/…>)'],
+    // Quoted, absolute or with `..`: any file of the host, read by apparmor_parser as root (its
+    // first bytes come back in the diagnostics; a FIFO or trace_pipe never ends).
+    [/(?:#|\b)include\s*(?:if\s+exists\s*)?(?:"|<\s*\/|<[^>\n]*\.\.)/, 'includes must name an abstraction (<abstractions/…>)'],
   ];
   for (const [re, what] of rules) if (re.test(body)) problems.push(what);
   // docker-default lets unconfined (host) processes signal the container; any other mention of
