@@ -57,6 +57,8 @@ export interface AdmissionHandlerOptions {
    * the largest, hundreds of real ones); a request past it is refused (503) as it comes.
    */
   maxInFlightBytes?: number;
+  /** Of those, what the requests of one remote address may hold at once (default maxBodyBytes). */
+  maxInFlightPerCaller?: number;
   log?: Logger;
   /** Merged into the `GET /healthz` answer (what is loaded, reload errors). */
   health?: () => Record<string, unknown>;
@@ -71,8 +73,6 @@ export interface AdmissionHandlerOptions {
 const ENV_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Time kept back from the API server's deadline for the answer to travel. */
 const MARGIN_MS = 500;
-/** A request's bytes count no longer than this, however long its verification goes on (a bundle's fetch may take more). */
-const RELEASE_AT_MOST_MS = 5 * 60_000;
 
 export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   // A misspelt audit environment would enforce where a team meant to audit: refuse to start.
@@ -83,11 +83,16 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     }
   }
   const maxBody = o.maxBodyBytes ?? 3 * 1024 * 1024;
-  // Each request's body, then its parsed object (several times the size), is held until its
-  // verification ends: without a bound, a few dozen callers posting 3 MiB at once (no caller is
+  // Each request's body, then its parsed object (several times the size), is held until it is
+  // answered: without a bound, a few dozen callers posting 3 MiB at once (no caller is
   // authenticated by default) exhausted the webhook's memory, and its restarts, with
   // failurePolicy Fail, denied every pod of the cluster's labelled namespaces meanwhile.
+  // A bound shared by all lets one caller take it all, and deny every pod as surely: each remote
+  // address holds at most maxInFlightPerCaller, a body is read until the deadline only, and
+  // nothing of the request is held once it is answered.
   const budget = { limit: o.maxInFlightBytes ?? 12 * 1024 * 1024, used: 0 };
+  const perCaller = o.maxInFlightPerCaller ?? maxBody;
+  const callers = new Map<string, number>();
   const ours = o.timeoutMs ?? 9000;
   return (req, res) => {
     void handle(req, res).catch((e) => {
@@ -113,37 +118,36 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     if (!ENV_RE.test(environment) || (o.environments?.length && !o.environments.includes(environment))) return send(res, 404, { error: `unknown environment ${JSON.stringify(environment.slice(0, 64))}` });
     if (req.method !== 'POST') return send(res, 405, { error: 'POST an AdmissionReview' });
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return send(res, 415, { error: 'content-type must be application/json' });
+    const who = req.socket.remoteAddress ?? '';
     let held = 0;
-    const take = (n: number) => {
-      if (budget.used + n > budget.limit) return false;
+    const take = (n: number): Taken => {
+      const mine = callers.get(who) ?? 0;
+      if (mine + n > perCaller) return 'caller';
+      if (budget.used + n > budget.limit) return 'busy';
       budget.used += n;
+      callers.set(who, mine + n);
       held += n;
-      return true;
+      return 'ok';
     };
-    const release = () => {
-      budget.used -= held;
-      held = 0;
-    };
-    let work: Promise<unknown> | undefined;
     try {
-      work = (await answer(req, res, url, webhook, environment, take))?.work;
+      await answer(req, res, url, webhook, environment, take);
     } finally {
-      // Held while the verification goes on (past the deadline too): it holds the request. Given
-      // back after RELEASE_AT_MOST_MS whatever happens: a verification that hung must not take
-      // the budget for ever (every later call refused, every pod denied).
-      if (work) {
-        const valve = setTimeout(release, RELEASE_AT_MOST_MS);
-        valve.unref();
-        void work.then(release, release).finally(() => clearTimeout(valve));
-      } else release();
+      // Answered (or given up): the verification may go on, but holds nothing of the request.
+      budget.used -= held;
+      const left = (callers.get(who) ?? 0) - held;
+      if (left > 0) callers.set(who, left);
+      else callers.delete(who);
     }
   }
 
-  /** Reads, parses and answers one webhook call; returns the verification, which may outlive the answer. */
-  async function answer(req: IncomingMessage, res: ServerResponse, url: URL, webhook: 'mutate' | 'validate', environment: string, take: (n: number) => boolean): Promise<{ work: Promise<unknown> } | undefined> {
+  /** Reads, parses and answers one webhook call; returns once nothing of the request is held. */
+  async function answer(req: IncomingMessage, res: ServerResponse, url: URL, webhook: 'mutate' | 'validate', environment: string, take: (n: number) => Taken): Promise<void> {
     const started = Date.now();
     const deadline = started + Math.max(100, Math.min(ours, apiServerTimeout(url) - MARGIN_MS));
-    const body = await readBody(req, maxBody, take);
+    const body = await readBody(req, maxBody, take, deadline);
+    // Past the deadline the API server has given up: the connection is closed, nobody to answer.
+    if (body === 'late') return;
+    if (body === 'caller') return void send(res, 503, { error: `this caller holds ${perCaller} bytes of requests already: retry` });
     if (body === 'busy') return void send(res, 503, { error: `the webhook holds ${budget.limit} bytes of requests already: retry` });
     if (body === undefined) return void send(res, 413, { error: `AdmissionReview larger than ${maxBody} bytes` });
     // Real AdmissionReviews nest about 25 deep (managedFields included); JSON.parse of a body
@@ -164,8 +168,17 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
       return void send(res, 200, denied);
     }
     const request = parsed.request;
-    const work = (webhook === 'mutate' ? mutate : validate)(request, { judge: o.judge, environment, ...(o.exempt ? { exempt: o.exempt } : {}) });
-    const answered = await raceDeadline(work, deadline, request.uid, webhook);
+    // The verification outlives a late answer in the judge (which caches it for the retry), not in
+    // mutate/validate: once answered they are let go, and with them the request they hold.
+    const { judge, letGo } = abandonable(o.judge);
+    const work = (webhook === 'mutate' ? mutate : validate)(request, { judge, environment, ...(o.exempt ? { exempt: o.exempt } : {}) });
+    let answered: AdmissionReviewOut;
+    try {
+      answered = await raceDeadline(work, deadline, request.uid, webhook);
+    } finally {
+      letGo();
+      await work.catch(() => undefined);
+    }
     const { out, wouldDeny } = o.auditEnvironments?.includes(environment) ? auditAnswer(answered) : { out: answered, wouldDeny: undefined };
     const r = out.response;
     if (!request.dryRun) {
@@ -188,8 +201,23 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     if (wouldDeny) o.log?.warn({ ...logged, wouldDeny, namespace: request.namespace, name: request.name }, 'admission audit: would deny');
     else o.log?.info(logged, 'admission decision');
     send(res, 200, out);
-    return { work };
   }
+}
+
+type Taken = 'ok' | 'busy' | 'caller';
+
+/**
+ * The judge as one request sees it: `letGo` settles its pending calls (denied), while the calls
+ * themselves go on in `judge` with only the image reference, to be cached for the next attempt.
+ */
+function abandonable(judge: ImageJudge): { judge: ImageJudge; letGo: () => void } {
+  let letGo!: () => void;
+  const gone = new Promise<never>((_, reject) => (letGo = () => reject(new CtError('ADMISSION_DEADLINE', 'answered already', {}))));
+  gone.catch(() => undefined);
+  return {
+    judge: { pin: (i) => Promise.race([judge.pin(i), gone]), judge: (p, e) => Promise.race([judge.judge(p, e), gone]) },
+    letGo,
+  };
 }
 
 /** The API server appends `?timeout=10s` (the webhook's timeoutSeconds) to every call. */
@@ -215,28 +243,47 @@ async function raceDeadline(work: Promise<AdmissionReviewOut>, deadline: number,
   }
 }
 
-/** The body, undefined when larger than `max`, 'busy' when `take` (the in-flight budget) refuses a chunk. */
-async function readBody(req: IncomingMessage, max: number, take: (n: number) => boolean): Promise<Buffer | undefined | 'busy'> {
+/**
+ * The body, undefined when larger than `max`, 'busy' or 'caller' when `take` (the in-flight
+ * budget, all callers' or this one's) refuses a chunk, 'late' when it is not in by `deadline`: the
+ * request is then destroyed, so that a caller sending all but a few bytes and stalling holds its
+ * bytes until the deadline, not for as long as the server lets a request last (the deploy server
+ * sets no limit).
+ */
+async function readBody(req: IncomingMessage, max: number, take: (n: number) => Taken, deadline: number): Promise<Buffer | undefined | Exclude<Taken, 'ok'> | 'late'> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) {
     req.resume();
     return undefined;
   }
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    req.destroy();
+  }, Math.max(0, deadline - Date.now()));
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > max) {
-      req.resume();
-      return undefined;
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > max) {
+        req.resume();
+        return undefined;
+      }
+      const taken = take(chunk.length);
+      if (taken !== 'ok') {
+        req.resume();
+        return taken;
+      }
+      parts.push(chunk);
     }
-    if (!take(chunk.length)) {
-      req.resume();
-      return 'busy';
-    }
-    parts.push(chunk);
+  } catch (e) {
+    if (late) return 'late';
+    throw e;
+  } finally {
+    clearTimeout(timer);
   }
-  return Buffer.concat(parts);
+  return late ? 'late' : Buffer.concat(parts);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -14,7 +14,7 @@ import { CtError } from '../core/errors.js';
 import { mapLimit } from '../oci/concurrency.js';
 import { parseReference } from '../oci/reference.js';
 import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewOut } from './admission-review.js';
-import { desiredSecurityContext, effectiveProfile, weakerThanBundle, type BundleProfiles } from './profiles.js';
+import { capSysAdminAt, desiredSecurityContext, effectiveProfile, weakerThanBundle, type BundleProfiles } from './profiles.js';
 import { isObj, podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
 import { kubeletImageName } from './image-name.js';
 import type { Exemptions } from './exempt.js';
@@ -182,10 +182,11 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
     // A running pod's containers may change their image only (the API server refuses any other
     // change of them): the validating webhook judges their security context as it is.
     if (req.kind.kind === 'Pod' && existing.has(c)) continue;
-    const want = desiredSecurityContext(verdicts.get(pinned)!.profiles);
+    const want = desiredSecurityContext(verdicts.get(pinned)!.profiles, c.securityContext);
     if (!c.securityContext) patch.push({ op: 'add', path: `${c.pointer}/securityContext`, value: want });
     // `add` on an existing member replaces it (RFC 6902 §4.1): one op shape either way.
     else for (const [k, v] of Object.entries(want)) patch.push({ op: 'add', path: `${c.pointer}/securityContext/${k}`, value: v });
+    if ('allowPrivilegeEscalation' in want) for (const i of capSysAdminAt(c.securityContext)) patch.push({ op: 'replace', path: `${c.pointer}/securityContext/capabilities/add/${i}`, value: 'SYS_ADMIN' });
   }
   return allowResponse(req.uid, { patch });
 }

@@ -78,10 +78,13 @@ export function k8sCapability(c: string): string {
  * Kubernetes leaves it off by default, and a setuid binary of the image then makes the
  * manifest's non-root user root again.
  */
-export function desiredSecurityContext(p: BundleProfiles): Record<string, unknown> {
+export function desiredSecurityContext(p: BundleProfiles, current?: Record<string, unknown>): Record<string, unknown> {
   const u = p.user;
   return {
-    allowPrivilegeEscalation: false,
+    // The API server refuses allowPrivilegeEscalation: false next to privileged: true, and would
+    // answer that instead of the validating webhook's SECURITY_CONTEXT_WEAKER ("privileged: true"):
+    // a privileged container is left as it asked, and denied by validation.
+    ...(current?.privileged === true ? {} : { allowPrivilegeEscalation: false }),
     ...(u?.uid !== undefined ? { runAsUser: u.uid } : {}),
     ...(u?.gid !== undefined ? { runAsGroup: u.gid } : {}),
     ...(u?.nonRoot ? { runAsNonRoot: true } : {}),
@@ -89,6 +92,21 @@ export function desiredSecurityContext(p: BundleProfiles): Record<string, unknow
     seccompProfile: p.seccomp ? { type: 'Localhost', localhostProfile: seccompLocalhostPath(p.seccomp) } : { type: 'RuntimeDefault' },
     ...(p.apparmor ? { appArmorProfile: { type: 'Localhost', localhostProfile: p.apparmor } } : {}),
   };
+}
+
+/**
+ * Where the container's capabilities.add spells `CAP_SYS_ADMIN`: the API server refuses exactly
+ * that string next to allowPrivilegeEscalation: false, which the mutating webhook sets, so a pod of
+ * a bundle whose manifest grants it (`CAP_SYS_ADMIN`, the manifest's spelling) could never be
+ * admitted. Hosts run such a bundle with no_new_privs and SYS_ADMIN both (host/enforce/oci-config.ts):
+ * the webhook keeps no_new_privs and respells the capability `SYS_ADMIN`, which the runtime grants
+ * the same way (it adds the CAP_ prefix) and the API server accepts.
+ */
+export function capSysAdminAt(sc: Record<string, unknown> | undefined): number[] {
+  const add = isObj(sc?.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
+  const out: number[] = [];
+  add.forEach((x, i) => x === 'CAP_SYS_ADMIN' && out.push(i));
+  return out;
 }
 
 /**
@@ -186,18 +204,29 @@ const SELINUX_TYPES = new Set(['container_t', 'container_init_t', 'container_kvm
  */
 function weakerSeLinux(c: ContainerRef, pod: Record<string, unknown>): string[] {
   const out: string[] = [];
-  const se = effectiveField(c, pod, 'seLinuxOptions');
-  if (isObj(se)) {
-    const set = (v: unknown) => v !== undefined && v !== null && v !== '';
-    if (set(se.type) && !SELINUX_TYPES.has(se.type as string)) out.push(`seLinuxOptions.type ${JSON.stringify(se.type).slice(0, 80)}: only the runtime's (${[...SELINUX_TYPES].join(', ')})`);
-    for (const f of ['user', 'role'] as const) if (set(se[f])) out.push(`seLinuxOptions.${f} ${JSON.stringify(se[f]).slice(0, 80)}: not the runtime's`);
+  const own = c.securityContext?.seLinuxOptions;
+  const podSc = pod.securityContext;
+  const ofPod = isObj(podSc) ? podSc.seLinuxOptions : undefined;
+  const set = (v: unknown) => v !== undefined && v !== null && v !== '';
+  // Field by field, the container's when set, else the pod's: not effectiveField's whole object.
+  // The container runtime labels a container whose options are all empty (`seLinuxOptions: {}`)
+  // with the pod's label, so a container's empty object over a pod's `type: spc_t` ran unconfined.
+  const field = (f: string): unknown => (isObj(own) && set(own[f]) ? own[f] : isObj(ofPod) ? ofPod[f] : undefined);
+  const type = field('type');
+  if (set(type) && !SELINUX_TYPES.has(type as string)) out.push(`seLinuxOptions.type ${JSON.stringify(type).slice(0, 80)}: only the runtime's (${[...SELINUX_TYPES].join(', ')})`);
+  for (const f of ['user', 'role'] as const) {
+    const v = field(f);
+    if (set(v)) out.push(`seLinuxOptions.${f} ${JSON.stringify(v).slice(0, 80)}: not the runtime's`);
   }
   const proc = c.securityContext?.procMount;
   if (proc !== undefined && proc !== null && proc !== 'Default') out.push(`procMount ${JSON.stringify(proc).slice(0, 40)}: /proc unmasked`);
   return out;
 }
 
-/** At most this many mounts of one container are looked at (the API server allows far fewer volumes). */
+/**
+ * More volumes or mounts than this are refused, not looked at (the API server's pods have far
+ * fewer): only the first ones were scanned, and a thousand emptyDirs before a hostPath of / hid it.
+ */
 const MAX_MOUNTS = 1000;
 
 /**
@@ -208,8 +237,9 @@ const MAX_MOUNTS = 1000;
  */
 function hostPathMounts(c: ContainerRef, pod: Record<string, unknown>): string[] {
   const volumes = Array.isArray(pod.volumes) ? pod.volumes : [];
+  if (volumes.length > MAX_MOUNTS) return [`${volumes.length} volumes: more than ${MAX_MOUNTS} are not judged`];
   const host = new Map<string, string>();
-  for (const v of volumes.slice(0, MAX_MOUNTS)) {
+  for (const v of volumes) {
     if (isObj(v) && typeof v.name === 'string' && v.hostPath !== undefined && v.hostPath !== null) {
       host.set(v.name, isObj(v.hostPath) && typeof v.hostPath.path === 'string' ? v.hostPath.path : '?');
     }
@@ -218,8 +248,9 @@ function hostPathMounts(c: ContainerRef, pod: Record<string, unknown>): string[]
   const list = pod[c.list];
   const self = Array.isArray(list) ? list[c.index] : undefined;
   const mounts = isObj(self) && Array.isArray(self.volumeMounts) ? self.volumeMounts : [];
+  if (mounts.length > MAX_MOUNTS) return [`${mounts.length} volume mounts: more than ${MAX_MOUNTS} are not judged`];
   const named = new Set<string>();
-  for (const m of mounts.slice(0, MAX_MOUNTS)) if (isObj(m) && typeof m.name === 'string' && host.has(m.name)) named.add(m.name);
+  for (const m of mounts) if (isObj(m) && typeof m.name === 'string' && host.has(m.name)) named.add(m.name);
   return [...named].map((n) => `hostPath volume ${JSON.stringify(n.slice(0, 64))} (${JSON.stringify(host.get(n)!.slice(0, 120))}) mounted: the manifest cannot ask for the node's files`);
 }
 

@@ -1,6 +1,6 @@
 /**
  * The admission handler as a hostile caller meets it (no caller is authenticated by default):
- * the bodies it holds at once are bounded, all requests together, so that many large posts
+ * the bodies it holds at once are bounded (all requests together, one address's, until answered or the deadline), so that many large posts or a few stalled ones
  * cannot exhaust its memory (its restarts would deny every pod under failurePolicy Fail).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -78,13 +78,61 @@ describe('bodies held at once', () => {
     expect(again.json).toMatchObject({ response: { allowed: true } });
   });
 
-  it('a request\'s bytes count until its verification ends, past the answer at the deadline', async () => {
+  it('once answered at the deadline, a request holds nothing: a verification that hangs does not refuse unrelated calls', async () => {
     const late = await post(podReview(50_000), undefined, '/validate/production?timeout=1s').answer;
     expect(late.status).toBe(200);
     expect(late.json).toMatchObject({ response: { allowed: false, status: { message: expect.stringMatching(/^\[ADMISSION_DEADLINE\]/) } } });
-    expect((await post(review(30_000)).answer).status).toBe(503);
+    // The verification still hangs; its request's 50 kB no longer count.
+    expect((await post(review(30_000)).answer).status).toBe(200);
     letGo();
+  });
+
+  it('a body not in by the deadline is dropped with its connection, and its bytes given back', async () => {
+    const stalled = post(review(60_000), 50_000, '/validate/production?timeout=1s');
+    const closed = stalled.answer.then(() => 'answered', () => 'closed');
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await post(review(30_000)).answer).status).toBe(503);
+    expect(await closed).toBe('closed');
     await new Promise((r) => setTimeout(r, 100));
     expect((await post(review(30_000)).answer).status).toBe(200);
+  });
+});
+
+describe('bodies held at once by one caller', () => {
+  let one: Server;
+  let onePort: number;
+  beforeAll(async () => {
+    one = createServer(admissionHandler({ judge, maxBodyBytes: 64 * 1024, maxInFlightBytes: 128 * 1024 }));
+    await new Promise<void>((r) => one.listen(0, '127.0.0.1', () => r()));
+    onePort = (one.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    one.closeAllConnections();
+    await new Promise((r) => one.close(r));
+  });
+
+  const from = (localAddress: string, body: Buffer, send = body.length) => {
+    const req = request({ host: '127.0.0.1', port: onePort, localAddress, method: 'POST', path: '/validate/production', headers: { 'content-type': 'application/json', 'content-length': body.length } });
+    const answer = new Promise<number>((resolve, reject) => {
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+    });
+    if (send >= body.length) req.end(body);
+    else req.write(body.subarray(0, send));
+    return { req, answer };
+  };
+
+  it('are bounded by maxBody, so that stalled callers of one address cannot take the budget of all', async () => {
+    const stalled = [0, 1, 2, 3].map(() => from('127.0.0.2', review(60_000), 50_000));
+    for (const s of stalled) s.answer.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    // The first holds its 50 kB; the others are refused past 64 kB for their address (not held
+    // until the budget of all is taken), and another caller is served.
+    expect(await Promise.all(stalled.slice(1).map((s) => Promise.race([s.answer, new Promise((r) => setTimeout(() => r('held'), 500))])))).toEqual([503, 503, 503]);
+    expect(await from('127.0.0.1', review(30_000)).answer).toBe(200);
+    for (const s of stalled) s.req.destroy();
   });
 });

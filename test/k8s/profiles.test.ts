@@ -35,6 +35,12 @@ describe('the node\'s files', () => {
       initContainers: [{ name: 'web', image: 'r.example/a', volumeMounts: mounts.map((name, i) => ({ name, mountPath: `/m${i}` })) }],
     });
     expect(weakerThanBundle(init, pod(['scratch']), none)).toEqual([]);
+    // Not only the first thousand: padding before the hostPath volume or its mount is refused.
+    const padded = pod(['root']);
+    padded.volumes = [...Array.from({ length: 1000 }, (_, i) => ({ name: `d${i}`, emptyDir: {} })), ...padded.volumes] as typeof padded.volumes;
+    expect(weakerThanBundle(init, padded, none)).toEqual(['1003 volumes: more than 1000 are not judged']);
+    const mounts = pod([...Array.from({ length: 1000 }, () => 'scratch'), 'root']);
+    expect(weakerThanBundle(init, mounts, none)).toEqual(['1001 volume mounts: more than 1000 are not judged']);
     expect(weakerThanBundle(init, pod(['root', 'scratch', 'root', 'sock']), none)).toEqual([
       'hostPath volume "root" ("/") mounted: the manifest cannot ask for the node\'s files',
       'hostPath volume "sock" ("/run/containerd/containerd.sock") mounted: the manifest cannot ask for the node\'s files',
@@ -52,6 +58,13 @@ describe('SELinux and /proc', () => {
     expect(weakerThanBundle(container(rd), { securityContext: { seLinuxOptions: { type: 'unconfined_t', user: 'system_u', role: 'system_r' } } }, none)).toHaveLength(3);
     // The container's own options win over the pod's (Kubernetes' precedence).
     expect(weakerThanBundle(container({ ...rd, seLinuxOptions: { type: 'container_t' } }), { securityContext: { seLinuxOptions: { type: 'spc_t' } } }, none)).toEqual([]);
+    // An empty object (or empty fields) of the container's is not its label: the runtime gives it the pod's.
+    for (const own of [{}, { type: '', level: '' }, { level: 's0:c1,c2' }]) {
+      expect(weakerThanBundle(container({ ...rd, seLinuxOptions: own }), { securityContext: { seLinuxOptions: { type: 'spc_t', user: 'system_u' } } }, none)).toEqual([
+        expect.stringMatching(/^seLinuxOptions\.type "spc_t"/),
+        expect.stringMatching(/^seLinuxOptions\.user "system_u"/),
+      ]);
+    }
     expect(weakerThanBundle(container({ ...rd, procMount: 'Unmasked' }), {}, none)).toEqual(['procMount "Unmasked": /proc unmasked']);
   });
 });

@@ -1,0 +1,54 @@
+/**
+ * The mutating patch meets the API server's own validation: what it sets must be admissible next
+ * to what the container asks, or the pod is refused with the API server's error, not ours.
+ */
+import { describe, expect, it } from '@jest/globals';
+import jsonpatch from 'fast-json-patch';
+import { mutate, validate, type ImageJudge } from '../../src/k8s/admit.js';
+import type { AdmissionRequest } from '../../src/k8s/admission-review.js';
+import type { BundleProfiles } from '../../src/k8s/profiles.js';
+
+const digest = `sha256:${'a'.repeat(64)}`;
+const image = `r.example/acme/fuse@${digest}`;
+const judgeOf = (profiles: BundleProfiles): ImageJudge => ({
+  pin: (i) => Promise.resolve(i),
+  judge: async (p) => ({ reference: p, imageDigest: digest, bundleDigest: digest, allow: true, warnings: [], profiles }),
+});
+const request = (securityContext: Record<string, unknown>, object?: Record<string, unknown>): AdmissionRequest =>
+  ({ uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', dryRun: false, object: object ?? { spec: { containers: [{ name: 'fuse', image, securityContext }] } } }) as AdmissionRequest;
+
+/** What Kubernetes' ValidateSecurityContext refuses of a container's security context. */
+function apiServerRefuses(sc: Record<string, unknown>): boolean {
+  if (sc.allowPrivilegeEscalation !== false) return false;
+  const add = ((sc.capabilities as { add?: unknown[] } | undefined)?.add ?? []) as unknown[];
+  return sc.privileged === true || add.includes('CAP_SYS_ADMIN');
+}
+
+async function patched(sc: Record<string, unknown>, profiles: BundleProfiles): Promise<Record<string, unknown>> {
+  const req = request(sc);
+  const out = await mutate(req, { judge: judgeOf(profiles), environment: 'production' });
+  expect(out.response.allowed).toBe(true);
+  const ops = JSON.parse(Buffer.from(out.response.patch ?? '', 'base64').toString('utf8')) as jsonpatch.Operation[];
+  const obj = jsonpatch.applyPatch(structuredClone(req.object), ops).newDocument as { spec: { containers: { securityContext: Record<string, unknown> }[] } };
+  return obj.spec.containers[0].securityContext;
+}
+
+describe('the mutating patch and the API server', () => {
+  it('keeps no_new_privs for a manifest granting CAP_SYS_ADMIN (as hosts do) and respells it SYS_ADMIN, which the API server admits', async () => {
+    const profiles: BundleProfiles = { capabilities: ['SYS_ADMIN'], hostNetwork: false };
+    const sc = await patched({ capabilities: { add: ['NET_ADMIN', 'CAP_SYS_ADMIN'] } }, profiles);
+    expect(sc).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { add: ['NET_ADMIN', 'SYS_ADMIN'] } });
+    expect(apiServerRefuses(sc)).toBe(false);
+    // And the validating webhook takes SYS_ADMIN with no_new_privs.
+    const v = await validate(request({}, { spec: { containers: [{ name: 'fuse', image, securityContext: { ...sc, capabilities: { add: ['SYS_ADMIN'] } } }] } }), { judge: judgeOf(profiles), environment: 'production' });
+    expect(v.response.allowed).toBe(true);
+  });
+
+  it('leaves a privileged container\'s escalation alone, so that the validating webhook denies it as weaker, not the API server as invalid', async () => {
+    const profiles: BundleProfiles = { capabilities: [], hostNetwork: false };
+    const sc = await patched({ privileged: true }, profiles);
+    expect(apiServerRefuses(sc)).toBe(false);
+    const v = await validate(request({}, { spec: { containers: [{ name: 'fuse', image, securityContext: sc }] } }), { judge: judgeOf(profiles), environment: 'production' });
+    expect(v.response).toMatchObject({ allowed: false, status: { message: expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] .*privileged: true/) } });
+  });
+});
