@@ -1,3 +1,5 @@
+import { lexAppArmor } from '../profiles/apparmor/lex.js';
+
 /**
  * The bundle's AppArmor text in the only form the current Security Profiles Operator accepts:
  * its AppArmorProfile has no field for raw profile text, only `spec.abstract` allow-lists
@@ -24,15 +26,23 @@ export interface AbstractTranslation {
 const PATH_RULE = /^(\/[A-Za-z0-9_./*?+@{} -]*)\s+([rwamlkixpuPUCc]+)\s*,$/;
 const SPO_PATH = /^\/(?:[a-zA-Z0-9_./*?+@ -]|@\{[a-zA-Z0-9_]+\})*$/;
 
-/** Lines of the profile body (between the outer braces), comments removed, one rule per entry. */
+/**
+ * Lines of the profile body (between the outer braces), comments removed as apparmor_parser
+ * removes them (lex.ts: `#` glued to a word is no comment), one rule per entry; spellings the
+ * lexer refuses come first, as rules that cannot be translated.
+ */
 function rules(text: string): string[] {
-  const open = text.indexOf('{');
-  const close = text.lastIndexOf('}');
-  const body = open >= 0 && close > open ? text.slice(open + 1, close) : text;
-  return body
-    .split('\n')
-    .map((l) => (/^\s*#include\b/.test(l) ? l.trim() : l.replace(/#.*$/, '').trim()))
-    .filter((l) => l.length > 0);
+  const { code, problems } = lexAppArmor(text);
+  const open = code.indexOf('{');
+  const close = code.lastIndexOf('}');
+  const body = open >= 0 && close > open ? code.slice(open + 1, close) : code;
+  return [
+    ...problems,
+    ...body
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0),
+  ];
 }
 
 export function toAbstract(text: string): AbstractTranslation {
@@ -51,7 +61,10 @@ export function toAbstract(text: string): AbstractTranslation {
     } else if ((m = PATH_RULE.exec(rule)) && SPO_PATH.test(m[1])) {
       const [path, perms] = [m[1], m[2]];
       const r = perms.includes('r'), w = /[wa]/.test(perms), x = /x/.test(perms), map = perms.includes('m');
-      if (/[lk]/.test(perms)) untranslated.push(rule);
+      // SPO's allowedExecutables are exec that inherits the profile (ix). px, cx and ux (and
+      // pix, pux, …) say another profile or none: as allowedExecutables they would mean
+      // something else, so they are reported, not translated.
+      if (/[lk]/.test(perms) || (x && /[pcu]/i.test(perms))) untranslated.push(rule);
       else {
         if (x) exe.add(path);
         if (map && !x) lib.add(path);

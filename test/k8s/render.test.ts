@@ -105,4 +105,13 @@ describe('ct k8s render', () => {
       network: { allowRaw: true, allowedProtocols: { allowUdp: true } },
     });
   });
+
+  // SPO's allowedExecutables inherit the profile (ix): px/ux rules are other profiles or none,
+  // and `#` glued to a path is part of it (apparmor_parser), not a comment hiding the rest.
+  it('AppArmor exec into another profile or unconfined is reported, never made an allowed executable', () => {
+    const t = toAbstract('profile x {\n  /bin/sh ix,\n  /usr/bin/tool px,\n  /usr/bin/other ux,\n  /usr/bin/c Cx,\n  /usr/bin/p rpix,\n  /tmp/a#b r, /usr/bin/sh ux,\n}\n');
+    expect(t.abstract.executable).toEqual({ allowedExecutables: ['/bin/sh'] });
+    expect(t.untranslated).toEqual(expect.arrayContaining(['/usr/bin/tool px,', '/usr/bin/other ux,', '/usr/bin/c Cx,', '/usr/bin/p rpix,']));
+    expect(t.untranslated.join('\n')).toMatch(/"#" inside a word/);
+  });
 });

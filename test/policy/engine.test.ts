@@ -250,6 +250,24 @@ describe('AppArmor judgement', () => {
     const fine = ['  /bin/sh Px,', '  /bin/** rCx -> child,', '  /tmp/ux/** rw,', '  signal (receive) peer=unconfined,', '  # /opt/** ux,'];
     for (const rule of fine) expect(judgeAppArmor(`profile a {\n${rule}\n}\n`)).toEqual([]);
   });
+
+  // apparmor_parser lowercases mode letters, reads several rules on a line, and takes `#` for a
+  // comment only after whitespace or `,`; backslashes escape quotes, spaces and `#`. Each of these
+  // compiles to ux (test/profiles/apparmor.test.ts runs the same spellings through the parser).
+  it('judges ux the way apparmor_parser reads it: any case, any rule of a line, no false comments', async () => {
+    const { judgeAppArmor } = await import('../../src/policy/apparmor.js');
+    const bad = [
+      '  /usr/bin/sh UX,',
+      '  /usr/bin/sh PUX,',
+      '  "/usr/bin/sh"Ux,',
+      '  network inet tcp, /bin/sh ux,',
+      '  /tmp/a#b r, /usr/bin/sh ux,',
+      '  "/tmp/a\\"#" r, /bin/sh ux,',
+      '  /tmp/a\\ #b r, /bin/sh ux,',
+    ];
+    for (const rule of bad) expect([rule, judgeAppArmor(`profile a {\n${rule}\n}\n`).length > 0]).toEqual([rule, true]);
+    for (const rule of ['  /tmp/e r, # UX in a comment', '  /tmp/e r,# ux in a comment']) expect(judgeAppArmor(`profile a {\n${rule}\n}\n`)).toEqual([]);
+  });
 });
 
 describe('seccomp judgement', () => {

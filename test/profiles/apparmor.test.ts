@@ -126,6 +126,34 @@ describe('bundle-supplied AppArmor text', () => {
     expect(refusal(text)).toBeDefined();
   });
 
+  // The parser lowercases mode letters and reads a mode glued to a quoted path; it reads `#` as a
+  // comment only after whitespace or `,` (glued to a word it is part of the word), and it honours
+  // backslash escapes in and out of quotes. Each of these compiles with the ux/px in force.
+  it.each([
+    ['unconfined exec in capitals (UX)', VALID.replace('  file,', '  file,\n  /usr/bin/sh UX,')],
+    ['exec into a host profile in capitals (PX)', VALID.replace('  file,', '  file,\n  /usr/sbin/runc PX,')],
+    ['exec into a child profile in capitals (CX)', VALID.replace('  file,', '  file,\n  /bin/sh CX,')],
+    ['exec into a host profile, mixed case (pIx)', VALID.replace('  file,', '  file,\n  /usr/sbin/runc pIx,')],
+    ['exec into a host profile, mixed case (RPx)', VALID.replace('  file,', '  file,\n  /usr/sbin/runc RPx,')],
+    ['exec into a host profile, capitals first (PX /path)', VALID.replace('  file,', '  file,\n  PX /usr/sbin/runc,')],
+    ['a mode glued to a quoted path', VALID.replace('  file,', '  file,\n  "/usr/sbin/runc"Px,')],
+    ['ux after a # glued to a path', VALID.replace('  file,', '  file,\n  /tmp/a#b r, /usr/bin/sh ux,')],
+    ['px after an escaped quote and a #', VALID.replace('  file,', '  file,\n  "/tmp/a\\"#" r, /bin/sh px -> runc,')],
+    ['ux after an escaped space and a #', VALID.replace('  file,', '  file,\n  /tmp/a\\ #b r, /bin/sh ux,')],
+  ])('refuses %s with PROFILE_INVALID, though apparmor_parser compiles it', async (_what, text) => {
+    const lint = await lintAppArmor(text);
+    expect([lint.linted, lint.ok]).toEqual([true, true]);
+    expect(refusal(text)).toBeDefined();
+  });
+
+  // `->` names a path in link and mount rules: no transition, and a profile with them compiles.
+  it('accepts link and mount rules with ->, and comments after whitespace or a comma', async () => {
+    const text = VALID.replace('  file,', '  file,\n  link /tmp/a -> /tmp/b,\n  owner link subset /tmp/c -> /tmp/d,\n  mount options=(ro,bind) /srv/ -> /mnt/,\n  /tmp/e r,# ux here is a comment\n  /tmp/f r, #UX too');
+    const lint = await lintAppArmor(text);
+    expect([lint.linted, lint.ok]).toEqual([true, true]);
+    expect(refusal(text)).toBeUndefined();
+  });
+
   // apparmor_parser runs as root on the host: an include names any file it can read, whose first
   // bytes come back in the diagnostics, and one that never ends (a FIFO, trace_pipe) held the deploy.
   it.each([

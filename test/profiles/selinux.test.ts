@@ -93,8 +93,18 @@ describe('bundle SELinux text: only its own domain', () => {
     ['a global type', `${good}(type ct_extra_t)\n`],
     ['an allow for a global attribute inside the block (names resolve outward)', inBlock('(allow domain container_file_t (file (write)))')],
     ['an allow for the runtime inside the block', inBlock('(allow container_runtime_t container_file_t (file (write)))')],
-    ['a dyntransition into the runtime domain', inBlock('(allow process container_runtime_t (process (dyntransition)))'), false],
+    ['a dyntransition into the runtime domain', inBlock('(allow process container_runtime_t (process (dyntransition)))')],
     ['a transition into the runtime domain', inBlock('(allow process container_runtime_t (process (transition)))')],
+    // CIL reads `all` in a permission list as every permission of the class, transition included.
+    ['all process permissions toward the runtime (transition among them)', inBlock('(allow process container_runtime_t (process (all)))')],
+    // Powers over the host whatever the target: the policy itself, relabeling, SELinux's capability.
+    ['setenforce (class security)', inBlock('(allow process kernel_t (security (setenforce)))')],
+    ['load_policy (class security)', inBlock('(allow process process (security (load_policy)))')],
+    ['relabeling a host type', inBlock('(allow process container_file_t (file (relabelto relabelfrom)))')],
+    ['mac_admin', inBlock('(allow process process (capability2 (mac_admin)))')],
+    ['mac_override', inBlock('(allow process self (capability2 (mac_override)))')],
+    ['ptrace of the runtime', inBlock('(allow process container_runtime_t (process (ptrace)))')],
+    ['setcurrent', inBlock('(allow process process (process (setcurrent)))')],
     ['inheriting a block other than the template', inBlock('(blockinherit ct_other)'), false],
   ])('refuses %s with PROFILE_INVALID', (_what, text, compiles = true) => {
     if (compiles) expect(secilc(text)).toMatchObject({ ok: true });
@@ -110,6 +120,7 @@ describe('bundle SELinux text: only its own domain', () => {
       good,
       generateSelinuxPolicy('web', { network: 'bridge', ports: ['80/tcp'], capabilities: ['CAP_NET_BIND_SERVICE'], read_only_rootfs: false }).text,
       inBlock('(dontaudit process container_file_t (dir (write)))'),
+      inBlock('(allow process self (process (ptrace signal)))'),
     ]) expect(checkBundleSelinux(t, 'web').block).toBe('ct_web');
   });
 });

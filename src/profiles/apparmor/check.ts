@@ -1,47 +1,29 @@
 import { CtError } from '../../core/errors.js';
+import { appArmorRules, execModes, isTransitionArrow, lexAppArmor } from './lex.js';
 
 /**
  * Checks AppArmor text a bundle supplies (`security/apparmor`) and gives it the host's name.
  * The text must hold exactly one top-level `profile NAME … { … }`; what it may not do:
  *  - pick a name the host would honour (the host replaces it; a name like `unconfined`, `runc`,
  *    `docker-default`, an attachment path `/…`, or a namespace `:ns:` is refused outright);
- *  - exec unconfined (`ux`, `Ux`, `pux`, `PUx`, `cux`, `CUx`) or mention `unconfined` anywhere
+ *  - exec unconfined (`ux`, `Ux`, `pux`, `PUx`, `cux`, `CUx`, in any case) or mention `unconfined` anywhere
  *    except docker-default's `signal (receive) peer=unconfined`;
  *  - leave the profile in any other way: exec into another profile (`px`, `Px`, `cx`, `Cx`, `pix`,
- *    …, by attachment or `-> name`), `change_profile`, `change_onexec`, `pivot_root -> name`. The
+ *    …, in any case, by attachment or `-> name`), `change_profile`, `change_onexec`,
+ *    `pivot_root -> name` (`->` in link and mount rules names a path and is fine). The
  *    host has profiles of its own, and some are in unconfined mode (Ubuntu 24.04's `runc`, `crun`
  *    and dozens more, attached to host paths): a way out of this profile is a way out of
  *    confinement. Exec inherits it (`ix`) or nothing;
  *  - run in complain/kill/unconfined mode (flags other than attach_disconnected, mediate_deleted,
  *    chroot_relative, namespace_relative);
  *  - define hats or child profiles, or include files by absolute or quoted path or out of the
- *    parser's directory (`..`).
+ *    parser's directory (`..`);
+ *  - use spellings the parser reads otherwise than this check (lex.ts): `#` glued to a word,
+ *    backslash escapes, quoted strings across lines.
  * Every problem is reported at once. apparmor_parser -Q (lint.ts) then checks the grammar.
  */
 const RESERVED = new Set(['unconfined', 'runc', 'crun', 'containerd', 'docker-default', 'default', 'kernel', 'init', 'lsb_release']);
 const ALLOWED_FLAGS = new Set(['attach_disconnected', 'mediate_deleted', 'chroot_relative', 'namespace_relative', 'no_attach_disconnected']);
-
-/**
- * Text with comments (`#` to end of line) blanked out by spaces, so that offsets into it are
- * offsets into the original text. Quoted strings are kept, and so is `#include` wherever it
- * stands: apparmor_parser reads `file, #include "/etc/shadow"` as an include, not as a comment.
- */
-function stripComments(text: string): string {
-  return text
-    .split('\n')
-    .map((line) => {
-      let out = '';
-      let inQuote = false;
-      for (let i = 0; i < line.length; i++) {
-        const ch = line[i];
-        if (ch === '"') inQuote = !inQuote;
-        if (ch === '#' && !inQuote && !line.startsWith('#include', i)) return out.padEnd(line.length, ' ');
-        out += ch;
-      }
-      return out;
-    })
-    .join('\n');
-}
 
 const HEADER = /^\s*(?:profile\s+("[^"]*"|[^\s{]+)(?:\s+("[^"]*"|\/[^\s{]*))?|("[^"]*"|\/[^\s{]*))\s*(?:flags\s*=\s*\(([^)]*)\)\s*)?\{/;
 
@@ -54,7 +36,11 @@ export interface CheckedAppArmor {
 export function checkBundleAppArmor(text: string, where = 'security/apparmor', hostName?: string): CheckedAppArmor {
   const problems: string[] = [];
   if (text.includes('\0')) problems.push('contains a NUL byte');
-  const body = stripComments(text);
+  // Comments out, by the parser's rules (lex.ts); spellings that would read differently here and
+  // in the parser (`#` glued to a word, backslash escapes) are refused.
+  const lexed = lexAppArmor(text);
+  problems.push(...lexed.problems);
+  const body = lexed.code;
 
   // Top-level structure. A `{` preceded by `@`, `/` or a path character opens a variable or a glob
   // alternation (`@{PROC}`, `/etc/{a,b}`); other braces open blocks. Every block opened at depth 0
@@ -116,12 +102,6 @@ export function checkBundleAppArmor(text: string, where = 'security/apparmor', h
 
   const rules: [RegExp, string][] = [
     [/->\s*"?unconfined\b/, 'transitions to unconfined'],
-    // a permission token (letters of rwaklmixpPcCuU) holding ux/Ux: ux, Ux, pux, PUx, cux, rux, …
-    [/(?:^|[\s,])[rwaklmixpPcCuU]*[uU]x[rwaklmixpPcCuU]*(?=[\s,]|->|$)/m, 'execs unconfined (ux/Ux/pux/cux)'],
-    // a permission token with a profile transition: px, Px, cx, Cx, pix, Cix, rpx, … (see above)
-    [/(?:^|[\s,])[rwaklmixpPcCuU]*[pPcC][iuU]?x[rwaklmixpPcCuU]*(?=[\s,]|->|$)/m, 'execs into another profile (px/Px/cx/Cx)'],
-    // every transition rule names its target after `->` (exec, change_profile, pivot_root)
-    [/->/, 'transitions to another profile (->)'],
     [/\bchange_profile\b/, 'change_profile is not allowed'],
     [/\bchange_onexec\b/, 'change_onexec is not allowed'],
     [/^\s*\^/m, 'hats are not allowed'],
@@ -131,6 +111,13 @@ export function checkBundleAppArmor(text: string, where = 'security/apparmor', h
     [/(?:#|\b)include\s*(?:if\s+exists\s*)?(?:"|<\s*\/|<[^>\n]*\.\.)/, 'includes must name an abstraction (<abstractions/…>)'],
   ];
   for (const [re, what] of rules) if (re.test(body)) problems.push(what);
+  // Mode words in any case, also glued to a quoted path (lex.ts).
+  const modes = execModes(body);
+  if (modes.unconfined) problems.push('execs unconfined (ux/Ux/pux/cux)');
+  if (modes.transition) problems.push('execs into another profile (px/Px/cx/Cx)');
+  // Transition rules name their target after `->` (exec, change_profile, pivot_root); link and
+  // mount rules name a path there and keep their meaning.
+  if (appArmorRules(body).some(isTransitionArrow)) problems.push('transitions to another profile (->; a link rule is written link /a -> /b)');
   // docker-default lets unconfined (host) processes signal the container; any other mention of
   // unconfined (flags, peers it may signal or trace, targets) is refused.
   const rest = body.replace(/\bsignal\s*\(\s*receive\s*\)\s*peer\s*=\s*"?unconfined"?/g, '');

@@ -39,11 +39,40 @@ const show = (s: Sexp): string => (atom(s) ? s : `(${s.map(show).join(' ')})`).s
 const DOMAIN_CHANGE = new Set(['transition', 'dyntransition', 'setcurrent', 'setexec', 'nnp_transition', 'nosuid_transition']);
 
 /**
+ * A permission or class is a plain name. CIL reads some words in a permission list as operators
+ * over the class's permissions: `(process (all))` is every process permission, transition
+ * included, and `(not (signal))` nearly all of them; no such word is a permission name.
+ */
+const NAME = /^[a-z][a-z0-9_]*$/;
+const PERMISSION_OPERATORS = new Set(['all', 'not', 'and', 'or', 'xor', 'range']);
+
+/**
+ * Powers over the host rather than over the container, refused whatever the target: a bundle's
+ * policy joins the host's kernel policy, and a grant here is one for the container's processes.
+ *  - class `security` (setenforce, load_policy, setbool, …): the policy and its enforcement;
+ *  - class `system` module_load/reload/enable/disable/halt…: the kernel and the init system;
+ *  - `capability2 mac_admin/mac_override`: SELinux's own capability to override or redefine labels;
+ *  - relabelfrom/relabelto (any class): moving a host object into or out of a type is how the
+ *    container's files would become the host's (or the host's its own).
+ * And in `process`/`process2`, toward anything but its own type: ptrace (reading and driving
+ * another domain's processes), besides the domain changes above.
+ */
+const HOST_CLASSES = new Set(['security']);
+const HOST_PERMISSIONS = new Map<string, Set<string>>([
+  ['system', new Set(['module_load', 'module_request', 'reload', 'enable', 'disable', 'halt', 'reboot', 'start', 'stop'])],
+  ['capability2', new Set(['mac_admin', 'mac_override'])],
+]);
+const RELABEL = new Set(['relabelfrom', 'relabelto']);
+const OWN_TYPES = new Set(['process', 'self']);
+
+/**
  * Checks a bundle's `security/selinux/*.cil` before a host loads it (semodule: into the kernel's
  * policy for the whole host). It may hold exactly one block, named for the app, and in it only:
  *  - `(blockinherit ct_container)` (required) and `(blockinherit ct_container_net)`;
  *  - `(allow|auditallow|dontaudit process TARGET (CLASS (PERMS…)))`: rules whose source is the
- *    block's own process type, never a domain change (transition, dyntransition, setcurrent, …).
+ *    block's own process type, permissions written out by name (no `all`, `not`, …), never a
+ *    domain change (transition, dyntransition, setcurrent, …) nor a power over the host (class
+ *    security, relabeling, mac_admin, ptrace of other domains: HOST_CLASSES below).
  * Anything else is refused, not judged: a statement outside the block is global (`(allow domain
  * shadow_t …)` speaks for every process of the host), and inside it a name that is not the
  * block's resolves outward, so `(allow domain …)` in the block is just as global. Names that
@@ -80,8 +109,17 @@ export function checkBundleSelinux(text: string, appName: string): { block: stri
       if (atom(classPerms) || classPerms.length !== 2 || !atom(cls) || atom(perms) || perms === undefined || !perms.every(atom)) {
         throw bad(`${show(st)}: permissions must be written out as (class (perm …))`);
       }
-      const change = (perms as string[]).find((p) => DOMAIN_CHANGE.has(p));
-      if ((cls === 'process' || cls === 'process2') && change) throw bad(`${show(st)}: ${change} would let the container become another domain`);
+      const names = perms as string[];
+      const odd = [cls, ...names].find((p) => !NAME.test(p) || PERMISSION_OPERATORS.has(p));
+      if (odd !== undefined) throw bad(`${show(st)}: ${odd} is not a class or permission name (write each permission out)`);
+      if (HOST_CLASSES.has(cls)) throw bad(`${show(st)}: class ${cls} is the host's policy itself`);
+      const host = names.find((p) => RELABEL.has(p) || HOST_PERMISSIONS.get(cls)?.has(p));
+      if (host) throw bad(`${show(st)}: ${host} is a power over the host, not the container`);
+      if (cls === 'process' || cls === 'process2') {
+        const change = names.find((p) => DOMAIN_CHANGE.has(p));
+        if (change) throw bad(`${show(st)}: ${change} would let the container become another domain`);
+        if (names.includes('ptrace') && !OWN_TYPES.has(target)) throw bad(`${show(st)}: ptrace of another domain's processes`);
+      }
     } else {
       throw bad(`${keyword} statements are not allowed (only blockinherit, allow, auditallow, dontaudit)`);
     }
