@@ -23,6 +23,9 @@ export interface FollowLimits {
 /** Whether the credentials of the request that opened a follow still allow it (false, or a throw: no). */
 export type FollowRecheck = (req: Request) => Promise<boolean>;
 
+/** The longest delay a Node timer takes (a longer one fires after 1 ms, with a TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 interface Held { principal: string; host: string; ends: number }
 
 /**
@@ -144,7 +147,7 @@ export class LogFollows {
       // output, buffered here): the host is asked again only once the last page has left.
       if (res.writableNeedDrain) {
         await new Promise<void>((r) => {
-          const t = setTimeout(done, Math.max(0, held.ends - Date.now()));
+          const t = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, held.ends - Date.now())));
           function done() {
             clearTimeout(t);
             res.off('drain', done);
