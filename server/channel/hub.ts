@@ -7,7 +7,7 @@ import { CHANNEL_PROTOCOL, ServerHandshake } from '../../src/protocol/handshake.
 import { CtError } from '../../src/core/errors.js';
 import { CHANNEL_FEATURES, type Assignment, type ContainerAction, type ContainerState, type HostFacts, type HostMessage, type ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
-import { hostFactsProblem } from '../../src/protocol/host-facts.js';
+import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
@@ -182,7 +182,8 @@ export class HostHub {
             // Policies read these for every deploy to the host's environment (host-facts.ts).
             const factsProblem = hostFactsProblem(done.hello.facts);
             if (factsProblem) throw new CtError('CHANNEL_HANDSHAKE_FAILED', `hello facts ${factsProblem}`);
-            hello = done.hello;
+            // Only the fields the protocol names are kept (stored, and returned by GET /api/v1/hosts).
+            hello = { ...done.hello, facts: knownHostFacts(done.hello.facts) };
             mac = new MacChannel(done.keys);
           } catch (e) {
             const code = e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED';
