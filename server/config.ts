@@ -130,6 +130,16 @@ const DEFAULTS: ServerConfig = {
  */
 const EVENT_LIMIT_BOUNDS = { maxSeconds: [1, 86_400], recheckMs: [100, 86_400_000] } as const;
 
+/**
+ * logFollow.*: [lowest, highest]. maxSeconds (× 1000), pollMs and recheckMs become timers: past
+ * 2^31−1 ms Node fires one after 1 ms (a follow's wait for a client that stopped reading ended at
+ * once, and the host was asked again without backpressure). pollMs from 10 ms (each poll is a
+ * request to the host), recheckMs from 100 ms (each a database read per open follow).
+ */
+const LOG_FOLLOW_BOUNDS = {
+  perPrincipal: [1, 10_000], perHost: [1, 100_000], maxSeconds: [1, 86_400], pollMs: [10, 3_600_000], recheckMs: [100, 86_400_000],
+} as const satisfies Record<keyof NonNullable<ServerConfig['logFollow']>, readonly [number, number]>;
+
 const KEYS: Record<keyof ServerConfig, true> = {
   port: true, host: true, dataDir: true, databaseUrl: true, policies: true, policiesBranch: true, policiesAllowedSigners: true,
   trustStore: true, trustedRoot: true, desiredState: true, registries: true, github: true, gitlab: true, deployer: true, oidc: true,
@@ -214,7 +224,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new CtError('USAGE', `events.${k} must be a whole number from ${lo} to ${hi}, got ${String(v).slice(0, 64)}`);
   }
   for (const [k, v] of Object.entries(cfg.logFollow ?? {})) {
-    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 86_400_000) throw new CtError('USAGE', `logFollow.${k} must be a whole number from 1`);
+    if (!Object.hasOwn(LOG_FOLLOW_BOUNDS, k)) throw new CtError('USAGE', `logFollow.${k.slice(0, 64)}: unknown field (${Object.keys(LOG_FOLLOW_BOUNDS).join(', ')})`);
+    const [lo, hi] = LOG_FOLLOW_BOUNDS[k as keyof typeof LOG_FOLLOW_BOUNDS];
+    if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new CtError('USAGE', `logFollow.${k} must be a whole number from ${lo} to ${hi}, got ${String(v).slice(0, 64)}`);
   }
   // A timer (setInterval, × 1000): past 2^31−1 ms, or not a number, Node fires it every
   // millisecond and the server queues a reconcile as fast as it can. Omitted means 60.

@@ -48,6 +48,14 @@ export class AlertBudget {
     return false;
   }
 
+  /** Milliseconds until this host has a whole token again (0: it has one now). */
+  nextIn(hostId: string): number {
+    const h = this.hosts.get(hostId);
+    if (!h) return 0;
+    const tokens = Math.min(this.burst, h.tokens + ((this.now() - h.at) / 1000) * this.perSecond);
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.perSecond) * 1000);
+  }
+
   /** The count of this host's alerts refused since the last warning, at most once a minute (then 0 again). */
   warning(hostId: string): number | undefined {
     const t = this.now();

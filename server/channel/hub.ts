@@ -7,7 +7,7 @@ import { CHANNEL_PROTOCOL, ServerHandshake } from '../../src/protocol/handshake.
 import { CtError } from '../../src/core/errors.js';
 import { CHANNEL_FEATURES, type Assignment, type ContainerAction, type ContainerState, type HostFacts, type HostMessage, type ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, validLogLines, type LogLine } from '../../src/protocol/logs.js';
-import { hostFactsProblem } from '../../src/protocol/host-facts.js';
+import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.js';
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
@@ -113,6 +113,13 @@ export class HostHub {
   private readonly seenWritten = new Map<string, number>();
   /** The inventory (JSON) last written for each host connected here; forgotten when its channel changes. */
   private readonly inventoryWritten = new Map<string, string>();
+  /**
+   * The latest inventory (JSON) of each host refused over its budget, and the timer that writes it
+   * once the host has a token again (~1 s): the host sends its inventory again only every 30 s, so
+   * without it the state after a burst (a deploy, an action) stayed unwritten that long, and drift,
+   * the dashboard, actions and promotion health read the stale one.
+   */
+  private readonly inventoryPending = new Map<string, { text: string; timer: NodeJS.Timeout }>();
   /** Serialised assignments, by the object a deploy sends to all its hosts (assignmentBytes). */
   private readonly assignBytes = new WeakMap<object, Buffer>();
   /** Host rows waiting to be written, in one transaction per turn (writeHostRow). */
@@ -175,7 +182,8 @@ export class HostHub {
             // Policies read these for every deploy to the host's environment (host-facts.ts).
             const factsProblem = hostFactsProblem(done.hello.facts);
             if (factsProblem) throw new CtError('CHANNEL_HANDSHAKE_FAILED', `hello facts ${factsProblem}`);
-            hello = done.hello;
+            // Only the fields the protocol names are kept (stored, and returned by GET /api/v1/hosts).
+            hello = { ...done.hello, facts: knownHostFacts(done.hello.facts) };
             mac = new MacChannel(done.keys);
           } catch (e) {
             const code = e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED';
@@ -186,8 +194,10 @@ export class HostHub {
           conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
-          // Another replica may have written this host's row while it was away.
+          // Another replica may have written this host's row while it was away; what the previous
+          // channel left pending is superseded by what this one sends.
           this.inventoryWritten.delete(hostId);
+          this.dropPendingInventory(hostId);
           // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
           // A host that accepted a higher generation than this database knows (a restore, a failover)
           // lifts it, so that the next assignment is not refused as stale.
@@ -218,7 +228,15 @@ export class HostHub {
       if (conn && this.conns.get(hostId) === conn) {
         this.conns.delete(hostId);
         this.inventoryWritten.delete(hostId);
-        void this.ctx.db.run('UPDATE hosts SET replica = NULL WHERE id = ? AND replica = ?', [hostId, this.ctx.queue.workerId]).catch(() => undefined);
+        // The host's last inventory, if it was still waiting for its budget, is written with the
+        // release of the row, and only while the row is still this replica's (a host that has
+        // already reconnected to another one has had a newer inventory written there).
+        const pending = this.inventoryPending.get(hostId)?.text;
+        this.dropPendingInventory(hostId);
+        const release = pending === undefined
+          ? this.ctx.db.run('UPDATE hosts SET replica = NULL WHERE id = ? AND replica = ?', [hostId, this.ctx.queue.workerId])
+          : this.ctx.db.run('UPDATE hosts SET containers = ?, replica = NULL WHERE id = ? AND replica = ?', [pending, hostId, this.ctx.queue.workerId]);
+        void release.catch(() => undefined);
         publish(this.ctx, 'host.disconnected', { hostId });
       }
     });
@@ -279,17 +297,49 @@ export class HostHub {
     const text = JSON.stringify(containers);
     // The same inventory again (every 30 s, and after a redeploy of what already runs) changes
     // nothing but the channel's freshness.
-    if (this.inventoryWritten.get(hostId) === text) return this.touch(hostId);
-    // Over the host's allowance: not written (the host sends its inventory again after each
-    // status, action and every 30 s; the one after the flood is written).
+    if (this.inventoryWritten.get(hostId) === text) {
+      // The latest is what is written: one still pending is older.
+      this.dropPendingInventory(hostId);
+      return this.touch(hostId);
+    }
+    // Over the host's allowance: not written now, but kept as the host's latest and written when
+    // its next token is due (one timer per host, its inventory replaced by each newer one).
     if (!this.inventoryBudget.admit(hostId, text.length)) {
       const dropped = this.inventoryBudget.warning(hostId);
       if (dropped !== undefined) this.ctx.log.warn({ hostId, dropped }, 'host inventories not written: over the host\'s budget');
+      const pending = this.inventoryPending.get(hostId);
+      if (pending) pending.text = text;
+      else this.armPendingInventory(hostId, text);
       return this.touch(hostId);
     }
+    this.dropPendingInventory(hostId);
+    await this.writeInventory(hostId, text);
+  }
+
+  private async writeInventory(hostId: string, text: string): Promise<void> {
     this.inventoryWritten.set(hostId, text);
     this.seenWritten.set(hostId, Date.now());
     await this.writeHostRow(hostId, text);
+  }
+
+  private armPendingInventory(hostId: string, text: string): void {
+    const timer = setTimeout(() => {
+      const p = this.inventoryPending.get(hostId);
+      if (!p || p.timer !== timer) return;
+      this.inventoryPending.delete(hostId);
+      if (!this.conns.has(hostId) || this.inventoryWritten.get(hostId) === p.text) return;
+      if (!this.inventoryBudget.admit(hostId, p.text.length)) return this.armPendingInventory(hostId, p.text);
+      this.writeInventory(hostId, p.text).catch((e) => this.ctx.log.warn({ hostId, err: (e as Error).message }, 'host inventory not written'));
+    }, Math.max(1, this.inventoryBudget.nextIn(hostId)));
+    timer.unref();
+    this.inventoryPending.set(hostId, { text, timer });
+  }
+
+  private dropPendingInventory(hostId: string): void {
+    const p = this.inventoryPending.get(hostId);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.inventoryPending.delete(hostId);
   }
 
   /**
@@ -495,6 +545,8 @@ export class HostHub {
   }
 
   close(): void {
+    // Nothing written after the server stops (its database may already be closed).
+    for (const hostId of [...this.inventoryPending.keys()]) this.dropPendingInventory(hostId);
     for (const c of this.conns.values()) c.close();
     this.wss?.close();
   }

@@ -23,6 +23,15 @@ export interface FollowLimits {
 /** Whether the credentials of the request that opened a follow still allow it (false, or a throw: no). */
 export type FollowRecheck = (req: Request) => Promise<boolean>;
 
+/** The longest delay a Node timer takes (a longer one fires after 1 ms, with a TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * How long an ended follow's client has to read what is still buffered for it: one that is not
+ * reading (the follow ended while it was stuck) kept its socket and that page open without end.
+ */
+export const END_GRACE_MS = 5000;
+
 interface Held { principal: string; host: string; ends: number }
 
 /**
@@ -144,7 +153,7 @@ export class LogFollows {
       // output, buffered here): the host is asked again only once the last page has left.
       if (res.writableNeedDrain) {
         await new Promise<void>((r) => {
-          const t = setTimeout(done, Math.max(0, held.ends - Date.now()));
+          const t = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, held.ends - Date.now())));
           function done() {
             clearTimeout(t);
             res.off('drain', done);
@@ -165,6 +174,15 @@ export class LogFollows {
       page = await this.hub.requestLogs(hostId, container, 1 << 20, 10_000, since ?? `${'0'.repeat(24)}+0`);
       if (gone()) return;
     }
+    // A client still not reading gets a few seconds, then its socket is dropped, as
+    // /api/v1/events drops one that stops reading: the follow's slot was freed, its buffers were not.
+    const stuck = res.writableNeedDrain;
     res.end();
+    if (stuck && !res.writableFinished) {
+      const t = setTimeout(() => void (res.writableFinished || res.destroy()), END_GRACE_MS);
+      t.unref();
+      res.once('finish', () => clearTimeout(t));
+      res.once('close', () => clearTimeout(t));
+    }
   }
 }

@@ -13,6 +13,8 @@ import { validateBody } from '../openapi.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { LogFollows } from '../logs/follow.js';
 import { actor, recordAudit } from '../audit.js';
+import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.js';
+import type { HostFacts } from '../../src/protocol/messages.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -72,7 +74,8 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
       if (!tok) return 'token';
       // ON CONFLICT: two enrolments racing for one name never fail on the unique index (500).
       const added = await t.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [
-        hostId, name, publicKey, tok.labels, JSON.stringify(facts ?? {}), now,
+        // The protocol's fields only, as a hello's are kept; facts without them read as nothing available.
+        hostId, name, publicKey, tok.labels, JSON.stringify(hostFactsProblem(facts) === undefined ? knownHostFacts(facts as HostFacts) : {}), now,
       ]);
       if (added.changes !== 1) return 'name';
       const used = await t.run('UPDATE enrollment_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?', [now, sha(token), now]);

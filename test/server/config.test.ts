@@ -75,6 +75,18 @@ describe('server config file', () => {
     expect(ds('')().desiredState?.pollSeconds).toBeUndefined();
   });
 
+  it('bounds the log follow limits: known fields only, each a range whose timers (maxSeconds × 1000, pollMs, recheckMs) stay within 2^31−1 ms', () => {
+    for (const bad of ['maxSeconds: 2147484', 'maxSeconds: 86400000', 'maxSeconds: 86401', 'maxSeconds: 0', 'pollMs: 2147483648', 'pollMs: 9', 'recheckMs: 99', 'recheckMs: 86400001', 'perPrincipal: 0', 'perHost: 1.5', "perHost: '4'"]) {
+      const field = bad.split(':')[0];
+      expect(withFile(`logFollow:\n  ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(`logFollow.${field} must be a whole number from`) }));
+    }
+    expect(withFile('logFollow:\n  maxSecond: 60\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('logFollow.maxSecond: unknown field') }));
+    const top = { perPrincipal: 10_000, perHost: 100_000, maxSeconds: 86_400, pollMs: 3_600_000, recheckMs: 86_400_000 };
+    expect(withFile(`logFollow:\n${Object.entries(top).map(([k, v]) => `  ${k}: ${v}\n`).join('')}`)().logFollow).toEqual(top);
+    for (const v of [top.maxSeconds * 1000, top.pollMs, top.recheckMs]) expect(v).toBeLessThanOrEqual(2 ** 31 - 1);
+    expect(withFile('logFollow:\n  pollMs: 20\n  recheckMs: 100\n')().logFollow).toEqual({ pollMs: 20, recheckMs: 100 });
+  });
+
   it('accepts every setting the configuration table of docs/server.md names', () => {
     const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
     const keys = [...new Set([...table.matchAll(/^\| `([a-zA-Z]+)[`.[]/gm)].map((m) => m[1]))];

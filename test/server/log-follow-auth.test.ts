@@ -8,6 +8,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { channelServer, until, type ChannelServer } from './channel/support.js';
 import type { LogLine } from '../../src/protocol/logs.js';
+import { END_GRACE_MS } from '../../server/logs/follow.js';
 
 const CONTAINER = 'ct-web-0123456789';
 const label = (n: number) => (0x4000000000000000n + BigInt(n)).toString(16).padStart(16, '0') + '00000000';
@@ -85,4 +86,50 @@ describe('an open log follow', () => {
       linesPerPage = 1;
     }
   }, 20_000);
+});
+
+describe('a log follow that ends while its client is not reading', () => {
+  let cs: ChannelServer;
+  beforeAll(async () => {
+    cs = await channelServer({ logFollow: { pollMs: 20, maxSeconds: 2 } });
+    await cs.agent(cs.url, {
+      logs: async () => '',
+      // ~400 KB pages: a few fill the socket buffers of a client that does not read.
+      logLines: async () => ({ lines: Array.from({ length: 400 }, () => ({ stream: 'stdout' as const, time: '2026-01-01T00:00:00.000000000Z', text: 'x'.repeat(1000) })), cursor: `${label(1)}+400` }),
+    });
+    await until('host connected', () => Boolean(cs.hub.connected(cs.hostId)));
+  }, 30_000);
+  afterAll(async () => cs?.close());
+
+  it('has its connection dropped a few seconds after the end (MAX_DURATION), not left open with its buffered pages', async () => {
+    const { key } = await createApiKey(cs.ctx.db, 'stuck-reader', 'operator');
+    let response: IncomingMessage | undefined;
+    const req = request(`${cs.url}/api/v1/hosts/${cs.hostId}/logs?container=${CONTAINER}&follow=1`, { headers: { authorization: `Bearer ${key}` } }, (r) => {
+      response = r;
+      r.pause();
+    });
+    req.on('error', () => undefined);
+    req.end();
+    try {
+      await until('the follow opened', () => response !== undefined);
+      expect(response!.statusCode).toBe(200);
+      // Not read through maxSeconds (2 s) and the grace after it.
+      await new Promise((r) => setTimeout(r, 2000 + END_GRACE_MS + 1500));
+      // Read now: a dropped connection ends before the last page and the `end` event; one left open
+      // (the server holding its socket and buffers for as long as the client likes) delivers them.
+      let text = '';
+      const outcome = await new Promise<string>((resolve) => {
+        response!.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        response!.on('end', () => resolve(response!.complete ? 'complete' : 'cut'));
+        response!.on('error', () => resolve('cut'));
+        response!.on('aborted', () => resolve('cut'));
+        response!.resume();
+        setTimeout(() => resolve('still open'), 8000);
+      });
+      expect(outcome).toBe('cut');
+      expect(text).not.toContain('MAX_DURATION');
+    } finally {
+      req.destroy();
+    }
+  }, 30_000);
 });

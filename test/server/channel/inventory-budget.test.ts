@@ -50,4 +50,24 @@ describe('a host flooding changed inventories', () => {
       await agent.stop();
     }
   }, 60_000);
+
+  it('has the last one of a burst written within about a second, not at the host\'s next resend', async () => {
+    let n = 0;
+    let last: InventoryItem[] = [];
+    const agent = await server.agent(server.url, { inventory: async () => { n++; last = Array.from({ length: 20 }, (_, i) => item(1_000_000 + n * 100 + i)); return last; } });
+    await until('connected', () => Boolean(server.hub.connected(server.hostId)));
+    try {
+      // Well past the budget's burst (spent by the test above, or by this one).
+      for (let i = 0; i < INVENTORY_BUDGET.burst + 20; i++) {
+        await agent.resync();
+        await new Promise((r) => setImmediate(r));
+      }
+      const final = JSON.stringify(last);
+      const stored = async () => (await server.ctx.db.query<{ containers: string | null }>('SELECT containers FROM hosts WHERE id = ?', [server.hostId]))[0]?.containers;
+      // The host resends only every 30 s: without the pending write the row keeps an older one.
+      await until('the burst\'s last inventory written', async () => (await stored()) === final, 3000);
+    } finally {
+      await agent.stop();
+    }
+  }, 30_000);
 });
