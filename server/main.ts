@@ -2,8 +2,7 @@ import { loadConfig } from './config.js';
 import { startServer } from './start.js';
 import { deployPipeline } from './deploy/wire.js';
 import { mintLoginLink } from './ui/login-links.js';
-
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+import { printsTerminalLink } from './auth/configured-trust.js';
 
 interface Io { out(t: string): void; err(t: string): void }
 
@@ -14,8 +13,8 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
   // A server on this machine only, with no sign-in issuer (npm start's defaults): whoever reads
   // this terminal gets a one-time link to the dashboard. Reachable servers sign people in by OIDC.
   let dashboard = `${server.url}/   (sign-in: ${config.login?.oidc.length ? `${config.login.oidc.length} OpenID Connect issuer(s)` : 'none configured (login.oidc in CT_CONFIG)'})`;
-  if (!config.login?.oidc.length && LOOPBACK.has(config.host)) {
-    const link = await mintLoginLink(server.ctx.db, { role: 'admin', name: 'local admin', by: { kind: 'terminal', id: 'ct serve', role: 'admin' } });
+  if (printsTerminalLink(config.host, config.login?.oidc.length ?? 0)) {
+    const link = await mintLoginLink(server.ctx.db, { role: 'admin', name: 'local admin', by: { kind: 'terminal', id: 'ct serve', role: 'admin' }, minter: 'terminal' });
     const another = config.adminApiKey
       ? `another: curl -X POST -H "authorization: Bearer $CT_ADMIN_API_KEY" ${server.url}/api/v1/login-links`
       : 'another: restart, or start with CT_ADMIN_API_KEY set and POST /api/v1/login-links with it';

@@ -182,14 +182,28 @@ export const OPENAPI = described({
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 const validators = new Map(Object.entries(REQUEST_SCHEMAS).map(([op, s]) => [op, ajv.compile(s)]));
 
+/**
+ * Whether a request carries a body. As type-is's hasBody, except that `content-length: 0` (what
+ * fetch and many clients send with a bodiless POST) is no body: nothing was sent to be misread.
+ */
+function hasBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
+}
+
 /** Validates a JSON request body against its operation's schema; 400 with every problem listed. */
 export function validateBody(operationId: keyof typeof REQUEST_SCHEMAS & string) {
   const v = validators.get(operationId);
   if (!v) throw new Error(`no schema for ${operationId}`);
   return (req: Request, res: Response, next: NextFunction): void => {
-    // No body (no JSON content type: no parser ran) is validated as `{}`, so the handler gets
-    // `{}` too: an optional body (login links, enrolment tokens) must not reach it as undefined.
-    if (req.body === undefined) req.body = {};
+    if (req.body === undefined) {
+      // The JSON parser ran on nothing. A body of another type (curl -d sends
+      // application/x-www-form-urlencoded) is refused, not taken for `{}`: its fields would be
+      // silently replaced by the defaults (an admin asking for a viewer link got an operator one).
+      if (hasBody(req)) return sendError(res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'the request body must be JSON (content-type: application/json)');
+      // Truly no body: validated as `{}`, and handled as `{}` (an optional body, e.g. login links).
+      req.body = {};
+    }
     if (v(req.body)) return next();
     sendError(res, 400, 'BAD_REQUEST', `request body does not match ${operationId}`, {
       errors: (v.errors ?? []).slice(0, 20).map((e) => ({ path: e.instancePath || '/', message: e.message })),

@@ -14,8 +14,8 @@ import { migrate } from './store/migrations.js';
 import { createMetrics } from './metrics.js';
 import { JobQueue } from './queue/queue.js';
 import { OidcVerifier } from './auth/oidc.js';
-import { ensureApiKey } from './auth/api-keys.js';
-import { endSessionsOfRemovedIssuers } from './ui/sessions.js';
+import { ensureBootstrapKey, hashApiKey } from './auth/api-keys.js';
+import { printsTerminalLink, setConfiguredTrust } from './auth/configured-trust.js';
 import { asIoError, CtError } from '../src/core/errors.js';
 import { retentionConfig, startRetention } from './retention/prune.js';
 
@@ -113,9 +113,18 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
 
 async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger, opts: StartOptions, serve: (h: RequestListener) => void, closeServer: () => Promise<void>): Promise<RunningServer> {
   await migrate(db);
-  // Without one configured, the last bootstrap key is revoked (server/auth/api-keys.ts).
-  await ensureApiKey(db, 'bootstrap-admin', config.adminApiKey, 'admin');
-  await endSessionsOfRemovedIssuers(db, (config.login?.oidc ?? []).map((o) => o.issuer));
+  // What this process trusts is decided from its own configuration, at every request
+  // (server/auth/configured-trust.ts), never by a start writing it for all replicas.
+  const loginIssuers = (config.login?.oidc ?? []).map((o) => o.issuer);
+  setConfiguredTrust(db, {
+    bootstrapKeyHash: config.adminApiKey ? hashApiKey(config.adminApiKey) : null,
+    loginIssuers: new Set(loginIssuers),
+    ciIssuers: new Set(config.oidc.map((o) => o.issuer)),
+    terminalLinks: printsTerminalLink(config.host, loginIssuers.length),
+  });
+  const bootstrap = await ensureBootstrapKey(db, config.adminApiKey);
+  if (bootstrap.storedUnconfigured) log.warn('a bootstrap admin key is stored but CT_ADMIN_API_KEY is not set: this server refuses it (set it to use it)');
+  if (bootstrap.configuredRevoked) log.warn('the configured CT_ADMIN_API_KEY was revoked (rotated out, or not a bootstrap key): this server refuses it; configure a new one');
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const ctx: ServerContext = {

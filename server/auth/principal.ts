@@ -4,6 +4,8 @@ export interface Principal {
   kind: 'api-key' | 'oidc' | 'host' | 'session';
   /** A person's display name (dashboard sessions). */
   name?: string;
+  /** A dashboard session's sign-in issuer (login.oidc issuer, or `login-link:<minter>`). */
+  issuer?: string;
   id: string;
   role: Role;
   claims?: Record<string, unknown>;

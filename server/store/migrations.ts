@@ -144,6 +144,12 @@ export const MIGRATIONS: string[][] = [
     // JSON {kind, id, role}, null for GitOps deploys (their commit names the author).
     `ALTER TABLE deployments ADD COLUMN created_by TEXT`,
   ],
+  [
+    // Who stands behind a one-time sign-in link (server/auth/configured-trust.ts: `key:<id>`,
+    // `issuer:<url>`, `ci:<url>`, `terminal`), checked again when it is opened and at every read of
+    // the session it opens. Links minted before are null, and refused.
+    `ALTER TABLE ui_login_links ADD COLUMN minted_by TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -8,7 +8,8 @@ import { validateBody } from '../openapi.js';
 import { escapeHtml } from './escape.js';
 import { requestOrigin } from './origin.js';
 import { sendError } from '../http-error.js';
-import { LINK_ISSUER, SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
+import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
+import { LINK_ISSUER_PREFIX, linkMinter, linkMinterTrusted } from '../auth/configured-trust.js';
 
 /**
  * One-time sign-in links: an admin (in practice the API key of the person who runs the server,
@@ -16,7 +17,10 @@ import { LINK_ISSUER, SESSION_COOKIE, createSession, hashSecret, randomSecret, s
  * issuer. Nothing is granted that the admin key does not already grant: minting needs `admin`;
  * the link holds 32 random bytes (only their SHA-256 is stored), names its role, expires after
  * LINK_TTL_MS, and is used once (the row is deleted by the request that wins it). Every mint
- * and every use is audited.
+ * and every use is audited. A link records who minted it (server/auth/configured-trust.ts), and
+ * the link, then its session (issuer `login-link:<minter>`), stands only while this process still
+ * trusts that minter: removing a leaked bootstrap key or a compromised issuer also ends what it
+ * handed out.
  */
 const LINK_TTL_MS = 10 * 60_000;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -30,12 +34,12 @@ function refused(res: Response): void {
 }
 
 /** Mints a link token (returned once; only its hash is kept) and audits who asked for it. */
-export async function mintLoginLink(db: Db, o: { role: Role; name: string; by: Record<string, unknown> | null }): Promise<{ token: string; expiresAt: number }> {
+export async function mintLoginLink(db: Db, o: { role: Role; name: string; by: Record<string, unknown> | null; minter: string }): Promise<{ token: string; expiresAt: number }> {
   const token = randomSecret();
   const expiresAt = Date.now() + LINK_TTL_MS;
   await db.run('DELETE FROM ui_login_links WHERE expires_at < ?', [Date.now()]);
-  await db.run('INSERT INTO ui_login_links (token_hash, role, name, created_by, expires_at) VALUES (?, ?, ?, ?, ?)', [hashSecret(token), o.role, o.name, JSON.stringify(o.by).slice(0, 500), expiresAt]);
-  await recordAudit(db, 'login-link.created', o.name, { by: o.by, role: o.role, expiresAt: new Date(expiresAt).toISOString() });
+  await db.run('INSERT INTO ui_login_links (token_hash, role, name, created_by, minted_by, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [hashSecret(token), o.role, o.name, JSON.stringify(o.by).slice(0, 500), o.minter, expiresAt]);
+  await recordAudit(db, 'login-link.created', o.name, { by: o.by, mintedBy: o.minter, role: o.role, expiresAt: new Date(expiresAt).toISOString() });
   return { token, expiresAt };
 }
 
@@ -46,10 +50,16 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     const body = req.body as { role?: Role; name?: string };
     const role = body.role ?? 'operator';
     const name = body.name ?? 'dashboard user';
+    // A session opened by a link mints no link: otherwise whoever once opened an admin link (from
+    // a key or issuer since removed) could keep minting links, each new session with a fresh
+    // lifetime, and the chain would outlive every revocation. Links come from a key, an issuer's
+    // sign-in or the terminal, each of which this process can stop trusting.
+    const minter = req.principal ? linkMinter(req.principal) : null;
+    if (!minter) return sendError(res, 403, 'LOGIN_LINK_FORBIDDEN', 'a session opened by a sign-in link (or a host) cannot mint sign-in links: use an API key or sign in with an issuer');
     // Checked before minting: no link is made that could not be handed out.
     const base = requestOrigin(ctx, req);
     if (!base) return sendError(res, 400, 'LOGIN_HOST_INVALID', 'the Host header is not a valid host name: set publicUrl in CT_CONFIG, or reach the server by its name');
-    const { token, expiresAt } = await mintLoginLink(ctx.db, { role, name, by: actor(req.principal) });
+    const { token, expiresAt } = await mintLoginLink(ctx.db, { role, name, by: actor(req.principal), minter });
     res.status(201).json({ url: `${base}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
   });
 
@@ -60,12 +70,14 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     const token = typeof req.query.token === 'string' && TOKEN.test(req.query.token) ? req.query.token : undefined;
     if (!token) return refused(res);
     const hash = hashSecret(token);
-    const [row] = await ctx.db.query<{ role: Role; name: string; expires_at: number }>('SELECT role, name, expires_at FROM ui_login_links WHERE token_hash = ?', [hash]);
+    const [row] = await ctx.db.query<{ role: Role; name: string; minted_by: string | null; expires_at: number }>('SELECT role, name, minted_by, expires_at FROM ui_login_links WHERE token_hash = ?', [hash]);
     // The DELETE decides: of two requests with the same link, one signs in.
     const won = row ? await ctx.db.run('DELETE FROM ui_login_links WHERE token_hash = ?', [hash]) : { changes: 0 };
     if (!row || won.changes !== 1 || Number(row.expires_at) <= Date.now()) return refused(res);
-    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: LINK_ISSUER, role: row.role }, sessionTtlS * 1000);
-    await recordAudit(ctx.db, 'login-link.used', row.name, { role: row.role });
+    // Its minter removed from this process's configuration (or revoked) since: the link is void.
+    if (!row.minted_by || !(await linkMinterTrusted(ctx.db, row.minted_by))) return refused(res);
+    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: `${LINK_ISSUER_PREFIX}${row.minted_by}`, role: row.role }, sessionTtlS * 1000);
+    await recordAudit(ctx.db, 'login-link.used', row.name, { role: row.role, mintedBy: row.minted_by });
     ctx.log.info({ subject: row.name, role: row.role }, 'dashboard sign-in by one-time link');
     res.setHeader('set-cookie', setCookie(SESSION_COOKIE, s.id, sessionTtlS));
     res.set('cache-control', 'no-store').redirect(302, '/');

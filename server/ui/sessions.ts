@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
+import { sessionIssuerTrusted } from '../auth/configured-trust.js';
 
 /**
  * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
@@ -37,26 +38,16 @@ export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expires
   return { id, csrf, expiresAt };
 }
 
-/** The issuer of sessions opened by one-time sign-in links (server/ui/login-links.ts). */
-export const LINK_ISSUER = 'login-link';
-
-/**
- * Ends the sessions of sign-in issuers no longer configured (at start, before any request): an
- * issuer removed from login.oidc (compromised, retired) signs its people out rather than leaving
- * their sessions, and whoever holds one of their cookies, in force for up to sessionTtlSeconds.
- * Sessions of one-time links are kept: they are minted by an admin key, not by an issuer.
- */
-export async function endSessionsOfRemovedIssuers(db: Db, issuers: string[]): Promise<void> {
-  const kept = [LINK_ISSUER, ...new Set(issuers)];
-  await db.run(`DELETE FROM ui_sessions WHERE issuer NOT IN (${kept.map(() => '?').join(', ')})`, kept);
-}
-
 export async function findSession(db: Db, id: string): Promise<Session | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
   const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number }>(
     'SELECT subject, name, issuer, role, csrf, expires_at FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
   );
   if (!row || Number(row.expires_at) <= Date.now()) return null;
+  // Checked at every read, from this process's configuration (server/auth/configured-trust.ts): a
+  // session of an issuer removed here, or of a link whose minter is no longer trusted here, is
+  // refused, including one made by another replica or before the removal.
+  if (!(await sessionIssuerTrusted(db, row.issuer))) return null;
   return { subject: row.subject, name: row.name, issuer: row.issuer, role: row.role, csrf: row.csrf, expiresAt: Number(row.expires_at) };
 }
 

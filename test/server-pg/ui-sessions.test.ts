@@ -17,8 +17,10 @@ describe('dashboard sessions shared by replicas on PostgreSQL', () => {
   let b: RunningServer;
   beforeAll(async () => {
     pg = await startPostgres();
-    a = await testServer({ databaseUrl: pg.url });
-    b = await testServer({ databaseUrl: pg.url }, { extend: (ctx) => deployPipeline(ctx) });
+    // The sessions' issuer is configured on both (never contacted: no login is started here).
+    const login = { oidc: [{ issuer: 'https://idp.test', clientId: 'ct-dashboard', groupsClaim: 'groups', roles: { ops: 'admin' as const } }] };
+    a = await testServer({ databaseUrl: pg.url, login });
+    b = await testServer({ databaseUrl: pg.url, login }, { extend: (ctx) => deployPipeline(ctx) });
   }, 60_000);
   afterAll(async () => {
     await a?.close();

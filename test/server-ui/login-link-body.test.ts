@@ -20,6 +20,21 @@ describe('optional request bodies', () => {
     expect(await res.json()).toMatchObject({ role: 'operator', name: 'dashboard user', url: expect.stringContaining('/auth/link?token=') });
   });
 
+  it('a body of another content type is refused (415), not taken for the defaults', async () => {
+    // curl -d sends application/x-www-form-urlencoded: the JSON parser skips it, and it was
+    // handled as `{}`, so an admin asking for a viewer link got an operator link.
+    const before = Number((await server.ctx.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM ui_login_links'))[0].n);
+    for (const [type, body] of [['application/x-www-form-urlencoded', '{"role":"viewer"}'], ['text/plain', '{"role":"viewer"}']]) {
+      const res = await fetch(`${server.url}/api/v1/login-links`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': type }, body });
+      expect([type, res.status]).toEqual([type, 415]);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    }
+    expect(Number((await server.ctx.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM ui_login_links'))[0].n)).toBe(before);
+    // The same body as JSON is taken as asked.
+    const ok = await fetch(`${server.url}/api/v1/login-links`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{"role":"viewer"}' });
+    expect(((await ok.json()) as { role: string }).role).toBe('viewer');
+  });
+
   it('a body that is not JSON is still refused', async () => {
     const res = await fetch(`${server.url}/api/v1/login-links`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{"role":' });
     expect(res.status).toBe(400);

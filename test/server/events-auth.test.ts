@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { testServer } from './support.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { createSession } from '../../server/ui/sessions.js';
+
+// The sessions' issuer must be configured (never contacted: no login is started here).
+const IDP = { issuer: 'https://idp.test', clientId: 'ct-dashboard', groupsClaim: 'groups', roles: { ops: 'admin' as const } };
 import { publish } from '../../server/context.js';
 import type { RunningServer } from '../../server/start.js';
 
@@ -52,7 +55,7 @@ const END_UNAUTHENTICATED = 'event: end\ndata: {"reason":"UNAUTHENTICATED"}\n\n'
 
 describe('an open event stream follows its credentials', () => {
   let server: RunningServer;
-  beforeAll(async () => void (server = await testServer({ events: { recheckMs: 100 } })));
+  beforeAll(async () => void (server = await testServer({ events: { recheckMs: 100 }, login: { oidc: [IDP] } })));
   afterAll(async () => server?.close());
 
   const who = { subject: 'alice', name: 'Alice', issuer: 'https://idp.test', role: 'viewer' as const };

@@ -1,0 +1,90 @@
+import type { Db } from '../store/db.js';
+import type { Principal } from './principal.js';
+
+/**
+ * What THIS process's configuration trusts, consulted on every request that presents a credential
+ * whose standing depends on configuration: the bootstrap admin key, dashboard sessions (their
+ * sign-in issuer) and one-time links (who minted them). Replicas share one database but may run
+ * different configurations (during a rollout, or by mistake): deciding from the shared tables at
+ * start made the last replica to start win for all of them, so one started without
+ * CT_ADMIN_API_KEY revoked it everywhere and one restarted with an old (leaked) key brought it
+ * back everywhere. Each process decides from its own configuration instead, and a removed key or
+ * issuer stops working on every process that no longer configures it, however old the session.
+ *
+ * Kept per database (one per server, as the token cache), so that every place that already has
+ * the database can ask without new plumbing. A database no server registered trusts nothing.
+ */
+export interface ConfiguredTrust {
+  /** SHA-256 (hex) of CT_ADMIN_API_KEY, or null when none is configured. */
+  bootstrapKeyHash: string | null;
+  /** login.oidc issuers: the dashboard's sign-in issuers. */
+  loginIssuers: ReadonlySet<string>;
+  /** oidc issuers: CI tokens (a CI role may be admin, and admins mint links). */
+  ciIssuers: ReadonlySet<string>;
+  /** Whether this process prints a sign-in link to its terminal (server/main.ts). */
+  terminalLinks: boolean;
+}
+
+/** The api_keys name of the configured bootstrap key (server/auth/api-keys.ts). */
+export const BOOTSTRAP_KEY_NAME = 'bootstrap-admin';
+/** Sessions opened by a one-time link have the issuer `login-link:<minter>` (server/ui/login-links.ts). */
+export const LINK_ISSUER_PREFIX = 'login-link:';
+
+const NOTHING: ConfiguredTrust = { bootstrapKeyHash: null, loginIssuers: new Set(), ciIssuers: new Set(), terminalLinks: false };
+const trusts = new WeakMap<Db, ConfiguredTrust>();
+
+export function setConfiguredTrust(db: Db, trust: ConfiguredTrust): void {
+  trusts.set(db, trust);
+}
+
+export function configuredTrust(db: Db): ConfiguredTrust {
+  return trusts.get(db) ?? NOTHING;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** A server on this machine only, with no sign-in issuer: whoever reads its terminal gets a link. */
+export function printsTerminalLink(host: string, loginIssuers: number): boolean {
+  return loginIssuers === 0 && LOOPBACK.has(host);
+}
+
+/** An api_keys row stands for this process: not revoked, and a bootstrap key only if it is the one configured here. */
+export function apiKeyAccepted(db: Db, row: { name: string; hash: string; revoked_at: number | null }): boolean {
+  if (row.revoked_at) return false;
+  return row.name !== BOOTSTRAP_KEY_NAME || row.hash === configuredTrust(db).bootstrapKeyHash;
+}
+
+/**
+ * Who stands behind a one-time link, recorded when it is minted: `key:<api key id>`,
+ * `issuer:<login.oidc issuer>`, `ci:<oidc issuer>`, or `terminal`. Null: this principal may not
+ * mint (a host, or a session opened by a link — see server/ui/login-links.ts).
+ */
+export function linkMinter(p: Principal): string | null {
+  if (p.kind === 'api-key') return `key:${p.id}`;
+  if (p.kind === 'session') return p.issuer && !p.issuer.startsWith(LINK_ISSUER_PREFIX) ? `issuer:${p.issuer}` : null;
+  if (p.kind === 'oidc') return typeof p.claims?.iss === 'string' ? `ci:${p.claims.iss}` : null;
+  return null;
+}
+
+/** Whether the minter of a link (or of the session it opened) is still trusted by this process. */
+export async function linkMinterTrusted(db: Db, minter: string): Promise<boolean> {
+  const t = configuredTrust(db);
+  if (minter === 'terminal') return t.terminalLinks;
+  if (minter.startsWith('issuer:')) return t.loginIssuers.has(minter.slice('issuer:'.length));
+  if (minter.startsWith('ci:')) return t.ciIssuers.has(minter.slice('ci:'.length));
+  if (minter.startsWith('key:')) {
+    const [row] = await db.query<{ name: string; hash: string; revoked_at: number | null }>('SELECT name, hash, revoked_at FROM api_keys WHERE id = ?', [minter.slice('key:'.length)]);
+    return row !== undefined && apiKeyAccepted(db, row);
+  }
+  return false;
+}
+
+/**
+ * Whether a dashboard session's issuer is trusted by this process: a login.oidc issuer configured
+ * here, or a link whose minter still is. Anything else (an issuer removed from this process's
+ * configuration, links from before minters were recorded) is refused.
+ */
+export async function sessionIssuerTrusted(db: Db, issuer: string): Promise<boolean> {
+  if (issuer.startsWith(LINK_ISSUER_PREFIX)) return linkMinterTrusted(db, issuer.slice(LINK_ISSUER_PREFIX.length));
+  return configuredTrust(db).loginIssuers.has(issuer);
+}
