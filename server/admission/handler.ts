@@ -57,8 +57,15 @@ export interface AdmissionHandlerOptions {
    * the largest, hundreds of real ones); a request past it is refused (503) as it comes.
    */
   maxInFlightBytes?: number;
-  /** Of those, what the requests of one remote address may hold at once (default maxBodyBytes). */
+  /**
+   * Of those, what the requests of one remote address may hold at once. Default: all of it when
+   * every caller is authenticated (`callersAuthenticated`: only the API server gets here), else
+   * half, so that one unauthenticated address cannot take the whole budget while the API server
+   * (a few addresses carrying every review of a rollout) keeps room for its bursts.
+   */
   maxInFlightPerCaller?: number;
+  /** True when a caller check (token file, client CA) runs before this handler. */
+  callersAuthenticated?: boolean;
   log?: Logger;
   /** Merged into the `GET /healthz` answer (what is loaded, reload errors). */
   health?: () => Record<string, unknown>;
@@ -88,10 +95,10 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
   // authenticated by default) exhausted the webhook's memory, and its restarts, with
   // failurePolicy Fail, denied every pod of the cluster's labelled namespaces meanwhile.
   // A bound shared by all lets one caller take it all, and deny every pod as surely: each remote
-  // address holds at most maxInFlightPerCaller, a body is read until the deadline only, and
-  // nothing of the request is held once it is answered.
+  // address holds at most maxInFlightPerCaller (unless every caller is authenticated), a body is
+  // read until the deadline only, and nothing of the request is held once it is answered.
   const budget = { limit: o.maxInFlightBytes ?? 12 * 1024 * 1024, used: 0 };
-  const perCaller = o.maxInFlightPerCaller ?? maxBody;
+  const perCaller = o.maxInFlightPerCaller ?? (o.callersAuthenticated ? budget.limit : Math.max(maxBody, Math.floor(budget.limit / 2)));
   const callers = new Map<string, number>();
   const ours = o.timeoutMs ?? 9000;
   return (req, res) => {

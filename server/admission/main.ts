@@ -109,6 +109,7 @@ async function serveWith(o: AdmissionServeOptions, log: pino.Logger, callers: Ca
     exempt,
     metrics,
     serveMetrics: true,
+    callersAuthenticated: Boolean(callers || o.clientCaFile),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     log,
     health: () => ({ trust: publicReloadState(trust.state), policies: publicReloadState(policy.state) }),

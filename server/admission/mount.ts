@@ -36,6 +36,7 @@ export function admissionExtension(ctx: ServerContext, trust: () => TrustMateria
     ...(cfg.auditEnvironments?.length ? { auditEnvironments: cfg.auditEnvironments } : {}),
     exempt: parseExemptions(cfg.exemptImages ?? [], 'admission.exemptImages'),
     metrics,
+    callersAuthenticated: Boolean(callers),
     ...(cfg.timeoutMs ? { timeoutMs: cfg.timeoutMs } : {}),
   });
   const router = Router();

@@ -125,7 +125,37 @@ describe('bodies held at once by one caller', () => {
     return { req, answer };
   };
 
-  it('are bounded by maxBody, so that stalled callers of one address cannot take the budget of all', async () => {
+  it('are bounded by half the budget for one address; when every caller is authenticated, one address (the API server) may use it all', async () => {
+    const burst = async (authenticated: boolean) => {
+      const server = createServer(admissionHandler({ judge, maxBodyBytes: 64 * 1024, maxInFlightBytes: 256 * 1024, callersAuthenticated: authenticated }));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        // Five bodies of one address, each stalled before its end: 250 kB held together.
+        const held = [0, 1, 2, 3, 4].map(() => {
+          const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/validate/production', headers: { 'content-type': 'application/json', 'content-length': 60_000 } });
+          const answer = new Promise<number | 'held'>((resolve) => {
+            req.on('response', (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+            req.on('error', () => resolve(0));
+            setTimeout(() => resolve('held'), 800);
+          });
+          req.write(review(60_000).subarray(0, 50_000));
+          return { req, answer };
+        });
+        const got = await Promise.all(held.map((h) => h.answer));
+        for (const h of held) h.req.destroy();
+        return got;
+      } finally {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      }
+    };
+    // Unauthenticated: 128 kB for the address, so two are held and three refused.
+    expect((await burst(false)).sort()).toEqual([503, 503, 503, 'held', 'held']);
+    expect(await burst(true)).toEqual(['held', 'held', 'held', 'held', 'held']);
+  });
+
+  it('are bounded for one address, so that stalled callers of one address cannot take the budget of all', async () => {
     const stalled = [0, 1, 2, 3].map(() => from('127.0.0.2', review(60_000), 50_000));
     for (const s of stalled) s.answer.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 300));
