@@ -5,6 +5,7 @@
  */
 import { ToolError } from './tool.js';
 import { jsonDepthExceeds } from '../core/json.js';
+import { errorCode } from '../protocol/error-code.js';
 
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 /**
@@ -96,7 +97,8 @@ export class ApiClient {
     }
     if (!res.ok) {
       const err = (body as { error?: { code?: unknown; message?: unknown } }).error;
-      throw new ToolError(typeof err?.code === 'string' ? err.code : `HTTP_${res.status}`, typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`);
+      // A refusal relayed from a host carries the host's code and message: the code is kept only when shaped like one.
+      throw new ToolError(errorCode(err?.code, `HTTP_${res.status}`), typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`);
     }
     return body as Record<string, unknown>;
   }

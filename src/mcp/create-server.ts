@@ -7,7 +7,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { toolFailure, type ToolDef } from './tool.js';
-import { UNTRUSTED_NOTE } from './untrusted.js';
+import { UNTRUSTED_NOTE, untrusted } from './untrusted.js';
 
 export interface CallRecord {
   tool: string;
@@ -26,6 +26,14 @@ export interface McpOptions {
   version: string;
   readOnly?: boolean;
   onCall?: (c: CallRecord) => Promise<void> | void;
+}
+
+/**
+ * A refusal as the agent reads it: the code is the tool's (validated), the message may quote a
+ * host, a bundle (a symlink's target) or the API relaying either, so it is data.
+ */
+export function errorText(f: { code: string; message: string }): string {
+  return JSON.stringify({ code: f.code, message: untrusted('error message', f.message, 1000) });
 }
 
 export function visibleTools(tools: readonly ToolDef[], readOnly = false): ToolDef[] {
@@ -53,12 +61,13 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
         const record = (ok: boolean, code?: string) => opts.onCall?.({ tool: t.name, kind: t.kind, ok, code, arguments: Object.keys(args ?? {}).sort(), ms: Date.now() - started, requestId: extra?.requestId });
         try {
           const out = await t.run(args ?? {});
+          const text = JSON.stringify(out);
           await record(true);
-          return { content: [{ type: 'text' as const, text: JSON.stringify(out) }], structuredContent: out };
+          return { content: [{ type: 'text' as const, text }], structuredContent: out };
         } catch (e) {
           const f = toolFailure(e);
           await record(false, f.code);
-          return { isError: true, content: [{ type: 'text' as const, text: `${f.code}: ${f.message}` }] };
+          return { isError: true, content: [{ type: 'text' as const, text: errorText(f) }] };
         }
       },
     );
