@@ -26,6 +26,12 @@ export interface McpOptions {
   version: string;
   readOnly?: boolean;
   onCall?: (c: CallRecord) => Promise<void> | void;
+  /**
+   * Bytes all this server's tool answers may hold together. The deploy server builds one server per
+   * HTTP request and, answering in JSON, keeps every answer of a batch until the last is ready: past
+   * this, a call is answered RESPONSE_TOO_LARGE instead of being kept.
+   */
+  maxOutputBytes?: number;
 }
 
 /**
@@ -41,6 +47,7 @@ export function visibleTools(tools: readonly ToolDef[], readOnly = false): ToolD
 }
 
 export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): McpServer {
+  let spent = 0;
   const server = new McpServer(
     { name: opts.name, version: opts.version },
     { instructions: `Cerro Torre: verified deployments, their evidence and policy decisions. ${UNTRUSTED_NOTE}` },
@@ -62,6 +69,13 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
         try {
           const out = await t.run(args ?? {});
           const text = JSON.stringify(out);
+          // Held twice until sent: as text and as structured content.
+          const size = 2 * Buffer.byteLength(text);
+          if (opts.maxOutputBytes !== undefined && spent + size > opts.maxOutputBytes) {
+            await record(false, 'RESPONSE_TOO_LARGE');
+            return { isError: true, content: [{ type: 'text' as const, text: errorText({ code: 'RESPONSE_TOO_LARGE', message: `the answers of this request would exceed ${opts.maxOutputBytes} bytes: ask for less (a lower limit) or in separate requests` }) }] };
+          }
+          spent += size;
           await record(true);
           return { content: [{ type: 'text' as const, text }], structuredContent: out };
         } catch (e) {
