@@ -62,6 +62,14 @@ export class ApiClient {
     }
   }
 
+  /**
+   * Cut because the client went away. A GET changed nothing; a POST had been sent, so the server may
+   * have acted (rolled back, restarted, opened a pull request): the audit must not say it did not.
+   */
+  private cut(method: string): ToolError {
+    return method === 'GET' ? new ToolError('CANCELLED', 'the MCP client went away') : new ToolError('OUTCOME_UNKNOWN', 'the MCP client went away after the request was sent: the server may have acted');
+  }
+
   private async send(method: string, path: string, call: ApiCall): Promise<Record<string, unknown>> {
     // Paths are built by the tools from validated arguments; encode each segment anyway.
     const url = new URL(path, this.base);
@@ -77,7 +85,7 @@ export class ApiClient {
         body: call.body === undefined ? undefined : JSON.stringify(call.body),
       });
     } catch (e) {
-      if (this.signal?.aborted) throw new ToolError('CANCELLED', 'the MCP client went away');
+      if (this.signal?.aborted) throw this.cut(method);
       throw new ToolError('SERVER_UNAVAILABLE', `the deploy server did not answer: ${(e as Error).name}`);
     }
     let text: string;
@@ -85,7 +93,7 @@ export class ApiClient {
       text = await readBounded(res);
     } catch (e) {
       if (e instanceof ToolError) throw e;
-      if (this.signal?.aborted) throw new ToolError('CANCELLED', 'the MCP client went away');
+      if (this.signal?.aborted) throw this.cut(method);
       throw new ToolError('SERVER_UNAVAILABLE', `the deploy server's answer was cut short: ${(e as Error).name}`);
     }
     let body: unknown;
