@@ -16,7 +16,7 @@ import { loadTrustedRootFile } from '../verify/sigstore/trusted-root.js';
 import { diffCommand, explainCommand } from '../cli/commands/policy.js';
 import type { Io } from '../cli/io.js';
 import { ToolError, type ToolDef } from './tool.js';
-import { untrusted } from './untrusted.js';
+import { untrusted, untrustedJson } from './untrusted.js';
 import { ERROR_CODE } from '../protocol/error-code.js';
 
 const path = z.string().min(1).max(1024);
@@ -47,7 +47,7 @@ const isRow = (v: unknown): v is Row => typeof v === 'object' && v !== null && !
 /** A policy's finding: its message and what it saw quote the bundle and its signers (file names, predicate values, subjects). */
 function violationView(v: unknown) {
   if (!isRow(v)) return null;
-  return { ...v, message: untrusted('policy reason', v.message, 1024), evidence: untrusted('policy evidence', JSON.stringify(v.evidence ?? null), 4096) };
+  return { ...v, message: untrusted('policy reason', v.message, 1024), evidence: untrustedJson('policy evidence', v.evidence ?? null, 4096) };
 }
 
 /** A decision as `ct policy explain` prints it, its reasons wrapped as data. */
@@ -89,7 +89,7 @@ export function localTools(root: string): ToolDef[] {
       async run(a: { path: string }) {
         // Nothing in an unverified bundle is vouched for: its version, builder, command, environment
         // and file names are whatever its author wrote, all of it data.
-        return { report: untrusted('bundle contents', JSON.stringify(await inspectBundle(inRoot(a.path))), 1 << 20) };
+        return { report: untrustedJson('bundle contents', await inspectBundle(inRoot(a.path)), 1 << 20) };
       },
     },
     {

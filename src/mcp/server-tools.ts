@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { ApiClient } from './api-client.js';
 import { ToolError, type ToolDef } from './tool.js';
-import { untrusted } from './untrusted.js';
+import { untrusted, untrustedJson } from './untrusted.js';
 import { summariseEvidence } from './evidence-summary.js';
 import type { Evidence } from '../verify/evidence.js';
 import { errorCode } from '../protocol/error-code.js';
@@ -32,7 +32,7 @@ function summaryView(s: unknown): unknown {
 
 /** A host as it reported itself: its facts and inventory are whatever the host (or a container on it) wrote. */
 function hostView(h: Row) {
-  return { ...h, facts: untrusted('host facts', JSON.stringify(h.facts ?? null), 16384), containers: untrusted('host inventory', JSON.stringify(h.containers ?? []), 65536) };
+  return { ...h, facts: untrustedJson('host facts', h.facts ?? null, 16384), containers: untrustedJson('host inventory', h.containers ?? [], 65536) };
 }
 
 /** A decision or host code: a host reports some of them, so one not shaped like a code is not passed on. */
@@ -47,7 +47,7 @@ function deploymentView(d: Row) {
     id: d.id, environment: d.environment, app: d.app, status: d.status, code: codeOf(d.reason),
     message: untrusted('deployment message', d.message, 4096), reference: d.reference, imageDigest: d.imageDigest ?? null,
     commit: d.commit, commitAuthor: untrusted('commit author', d.commitAuthor, 256), commitMessage: untrusted('commit message', d.commitMessage, 4096),
-    rollbackOf: d.rollbackOf ?? null, hosts: untrusted('host selector', JSON.stringify(d.hosts ?? null), 4096), createdAt: d.createdAt, updatedAt: d.updatedAt,
+    rollbackOf: d.rollbackOf ?? null, hosts: untrustedJson('host selector', d.hosts ?? null, 4096), createdAt: d.createdAt, updatedAt: d.updatedAt,
   };
 }
 
@@ -129,7 +129,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
       async run(a: { kind?: string; subject?: string; since?: string; until?: string; text?: string; limit?: number }) {
         const { entries } = (await api.get('/api/v1/audit', { query: { kind: a.kind, subject: a.subject, since: a.since, until: a.until, q: a.text, limit: a.limit } })) as { entries: Row[] };
         // Records quote commit messages, bundle names and host events: all of it data.
-        return { entries: entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrusted('audit record', JSON.stringify(e.record), 16384) })) };
+        return { entries: entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrustedJson('audit record', e.record, 16384) })) };
       },
     },
     {
@@ -152,7 +152,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
       output: { deployment: z.string(), status: z.string(), code: z.string().nullable(), allowed: z.boolean(), trail: z.array(z.unknown()), current: z.unknown() },
       async run(a: { id: string }) {
         const d = await api.get(`/api/v1/deployments/${seg(a.id)}`);
-        const trail = await api.get('/api/v1/audit', { query: { subject: a.id, limit: 50 } }).then((r) => (r.entries as Row[]).map((e) => ({ time: e.time, kind: e.kind, record: untrusted('audit record', JSON.stringify(e.record), 4096) })), (e: unknown) => {
+        const trail = await api.get('/api/v1/audit', { query: { subject: a.id, limit: 50 } }).then((r) => (r.entries as Row[]).map((e) => ({ time: e.time, kind: e.kind, record: untrustedJson('audit record', e.record, 4096) })), (e: unknown) => {
           // Viewers and operators may not read the audit log: the explanation works without it.
           if (e instanceof ToolError && e.code === 'FORBIDDEN') return [];
           throw e;

@@ -144,3 +144,18 @@ describe('MCP error answers: attacker-written text comes back wrapped', () => {
     });
   });
 });
+
+describe('untrusted JSON past its bound', () => {
+  it('get_host: a host reporting more inventory than fits comes back trimmed, still parsable JSON', async () => {
+    const huge = { ...host, facts: { kernel: 'k'.repeat(40_000) }, containers: Array.from({ length: 3000 }, (_, i) => ({ id: `c-${i}`, image: 'x'.repeat(100), status: INJECTION })) };
+    const stub = { get: async () => ({ hosts: [huge] }) } as unknown as ApiClient;
+    const out = (await serverTools(stub).find((t) => t.name === 'get_host')!.run({ host: 'host-1' })).host as Row;
+    for (const [field, max] of [['containers', 65536], ['facts', 16384]] as const) {
+      const w = out[field] as { text: string; truncated?: boolean };
+      expect(w.text.length).toBeLessThanOrEqual(max);
+      expect(w.truncated).toBe(true);
+      expect(() => JSON.parse(w.text)).not.toThrow();
+    }
+    expect((JSON.parse((out.containers as { text: string }).text) as Row[])[0]).toMatchObject({ id: 'c-0', status: INJECTION });
+  });
+});
