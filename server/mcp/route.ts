@@ -21,6 +21,13 @@ import type { ToolDef } from '../../src/mcp/tool.js';
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
 const VERSION = '0.1.0';
+/**
+ * Tool calls one request may carry. Answering in JSON, the SDK keeps every answer of a batch until
+ * the last is ready: a batch of 100 calls each answering megabytes held hundreds of MiB.
+ */
+const MAX_CALLS_PER_BATCH = 16;
+/** Bytes the answers of one request may hold together (see createMcpServer's maxOutputBytes). */
+const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 export interface McpRouteOptions {
   /** The server's own listening URL: where tools send their API calls (never taken from a request header). */
@@ -63,6 +70,16 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
       // Answers are matched to calls by id (the audit of refusals below too): with two requests under
       // one id, a refused call could be recorded as the other, or not at all.
       if (hasDuplicateIds(req.body)) return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request: request ids must be unique within a batch' }, id: null });
+      const calls = Array.isArray(req.body) ? req.body.filter((m) => isObj(m) && m.method === 'tools/call').length : 0;
+      if (calls > MAX_CALLS_PER_BATCH) {
+        // Refused whole, before any tool is asked, and on record: who sent how many.
+        try {
+          await recordAudit(ctx.db, 'mcp.tool', null, { principal: actor(auth.principal), tool: null, kind: null, ok: false, code: 'BATCH_TOO_LARGE', calls, arguments: [], ms: 0 });
+        } catch (e) {
+          return next(e);
+        }
+        return void res.status(400).json({ jsonrpc: '2.0', error: { code: -32600, message: `Invalid Request: at most ${MAX_CALLS_PER_BATCH} tools/call requests in one batch (${calls} sent)` }, id: null });
+      }
       // A client that goes away ends its tools' API calls, queued or running: nobody reads the answers.
       const gone = new AbortController();
       const api = new ApiClient(base, auth.token, { signal: gone.signal });
@@ -77,6 +94,7 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
         name: 'cerro-torre',
         version: VERSION,
         readOnly,
+        maxOutputBytes: MAX_OUTPUT_BYTES,
         onCall: (c) => {
           if (c.requestId !== undefined) audited.add(c.requestId);
           return recordAudit(ctx.db, 'mcp.tool', c.tool, { principal: who, tool: c.tool, kind: c.kind, ok: c.ok, code: c.code ?? null, arguments: c.arguments, ms: c.ms });

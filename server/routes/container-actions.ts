@@ -7,6 +7,7 @@ import type { HostHub } from '../channel/hub.js';
 import { validateBody } from '../openapi.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { ContainerAction, ContainerState } from '../../src/protocol/messages.js';
+import { errorCode } from '../../src/protocol/error-code.js';
 
 type Body = { action: ContainerAction; signal?: string; graceSeconds?: number };
 type HostResult = { hostId: string; state?: ContainerState; code?: string; message?: string };
@@ -28,7 +29,11 @@ export function containerActionRoutes(ctx: ServerContext, hub: HostHub): Router 
   const act = async (req: Request, res: Response, subject: string, container: string, hostIds: string[]) => {
     const body = req.body as Body;
     const ask = { action: body.action, ...(body.signal ? { signal: body.signal } : {}), ...(body.graceSeconds !== undefined ? { graceSeconds: body.graceSeconds } : {}) };
-    const results: HostResult[] = await Promise.all(hostIds.map(async (hostId) => ({ hostId, ...(await hub.requestAction(hostId, container, ask)) })));
+    const results: HostResult[] = await Promise.all(hostIds.map(async (hostId) => {
+      const answer = await hub.requestAction(hostId, container, ask);
+      // The code is the host's own word: kept only when shaped like one (it becomes this answer's error code).
+      return { hostId, ...answer, ...('code' in answer ? { code: errorCode(answer.code) } : {}) };
+    }));
     await recordAudit(ctx.db, 'container.action', subject, { principal: actor(req.principal), container, ...ask, results });
     const failed = results.filter((x) => x.code);
     if (failed.length === results.length) {

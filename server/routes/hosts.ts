@@ -12,6 +12,7 @@ import type { HostHub } from '../channel/hub.js';
 import { validateBody } from '../openapi.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
 import { LogFollows } from '../logs/follow.js';
+import { errorCode } from '../../src/protocol/error-code.js';
 import { actor, recordAudit } from '../audit.js';
 import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
@@ -121,7 +122,8 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     const out = await hub.requestLogs(hostId, container, maxBytes);
     if ('text' in out) return void res.json({ container, ...out });
     const missing = out.code === 'CONTAINER_NOT_FOUND';
-    sendError(res, missing ? 404 : 503, out.code, missing ? `no container ${container} on this host` : 'the host did not answer');
+    // The code is the host's own word: kept only when shaped like one.
+    sendError(res, missing ? 404 : 503, errorCode(out.code), missing ? `no container ${container} on this host` : 'the host did not answer');
   });
 
   // Bundle bytes for an assignment. The host verifies them again itself; the signature here only

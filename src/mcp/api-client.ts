@@ -5,6 +5,7 @@
  */
 import { ToolError } from './tool.js';
 import { jsonDepthExceeds } from '../core/json.js';
+import { errorCode } from '../protocol/error-code.js';
 
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 /**
@@ -61,6 +62,14 @@ export class ApiClient {
     }
   }
 
+  /**
+   * Cut because the client went away. A GET changed nothing; a POST had been sent, so the server may
+   * have acted (rolled back, restarted, opened a pull request): the audit must not say it did not.
+   */
+  private cut(method: string): ToolError {
+    return method === 'GET' ? new ToolError('CANCELLED', 'the MCP client went away') : new ToolError('OUTCOME_UNKNOWN', 'the MCP client went away after the request was sent: the server may have acted');
+  }
+
   private async send(method: string, path: string, call: ApiCall): Promise<Record<string, unknown>> {
     // Paths are built by the tools from validated arguments; encode each segment anyway.
     const url = new URL(path, this.base);
@@ -76,7 +85,7 @@ export class ApiClient {
         body: call.body === undefined ? undefined : JSON.stringify(call.body),
       });
     } catch (e) {
-      if (this.signal?.aborted) throw new ToolError('CANCELLED', 'the MCP client went away');
+      if (this.signal?.aborted) throw this.cut(method);
       throw new ToolError('SERVER_UNAVAILABLE', `the deploy server did not answer: ${(e as Error).name}`);
     }
     let text: string;
@@ -84,7 +93,7 @@ export class ApiClient {
       text = await readBounded(res);
     } catch (e) {
       if (e instanceof ToolError) throw e;
-      if (this.signal?.aborted) throw new ToolError('CANCELLED', 'the MCP client went away');
+      if (this.signal?.aborted) throw this.cut(method);
       throw new ToolError('SERVER_UNAVAILABLE', `the deploy server's answer was cut short: ${(e as Error).name}`);
     }
     let body: unknown;
@@ -96,7 +105,8 @@ export class ApiClient {
     }
     if (!res.ok) {
       const err = (body as { error?: { code?: unknown; message?: unknown } }).error;
-      throw new ToolError(typeof err?.code === 'string' ? err.code : `HTTP_${res.status}`, typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`);
+      // A refusal relayed from a host carries the host's code and message: the code is kept only when shaped like one.
+      throw new ToolError(errorCode(err?.code, `HTTP_${res.status}`), typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`);
     }
     return body as Record<string, unknown>;
   }

@@ -7,7 +7,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { toolFailure, type ToolDef } from './tool.js';
-import { UNTRUSTED_NOTE } from './untrusted.js';
+import { UNTRUSTED_NOTE, untrusted } from './untrusted.js';
 
 export interface CallRecord {
   tool: string;
@@ -26,6 +26,20 @@ export interface McpOptions {
   version: string;
   readOnly?: boolean;
   onCall?: (c: CallRecord) => Promise<void> | void;
+  /**
+   * Bytes all this server's tool answers may hold together. The deploy server builds one server per
+   * HTTP request and, answering in JSON, keeps every answer of a batch until the last is ready: past
+   * this, a call is answered RESPONSE_TOO_LARGE instead of being kept.
+   */
+  maxOutputBytes?: number;
+}
+
+/**
+ * A refusal as the agent reads it: the code is the tool's (validated), the message may quote a
+ * host, a bundle (a symlink's target) or the API relaying either, so it is data.
+ */
+export function errorText(f: { code: string; message: string }): string {
+  return JSON.stringify({ code: f.code, message: untrusted('error message', f.message, 1000) });
 }
 
 export function visibleTools(tools: readonly ToolDef[], readOnly = false): ToolDef[] {
@@ -33,6 +47,7 @@ export function visibleTools(tools: readonly ToolDef[], readOnly = false): ToolD
 }
 
 export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): McpServer {
+  let spent = 0;
   const server = new McpServer(
     { name: opts.name, version: opts.version },
     { instructions: `Cerro Torre: verified deployments, their evidence and policy decisions. ${UNTRUSTED_NOTE}` },
@@ -53,12 +68,20 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
         const record = (ok: boolean, code?: string) => opts.onCall?.({ tool: t.name, kind: t.kind, ok, code, arguments: Object.keys(args ?? {}).sort(), ms: Date.now() - started, requestId: extra?.requestId });
         try {
           const out = await t.run(args ?? {});
+          const text = JSON.stringify(out);
+          // Held twice until sent: as text and as structured content.
+          const size = 2 * Buffer.byteLength(text);
+          if (opts.maxOutputBytes !== undefined && spent + size > opts.maxOutputBytes) {
+            await record(false, 'RESPONSE_TOO_LARGE');
+            return { isError: true, content: [{ type: 'text' as const, text: errorText({ code: 'RESPONSE_TOO_LARGE', message: `the answers of this request would exceed ${opts.maxOutputBytes} bytes: ask for less (a lower limit) or in separate requests` }) }] };
+          }
+          spent += size;
           await record(true);
-          return { content: [{ type: 'text' as const, text: JSON.stringify(out) }], structuredContent: out };
+          return { content: [{ type: 'text' as const, text }], structuredContent: out };
         } catch (e) {
           const f = toolFailure(e);
           await record(false, f.code);
-          return { isError: true, content: [{ type: 'text' as const, text: `${f.code}: ${f.message}` }] };
+          return { isError: true, content: [{ type: 'text' as const, text: errorText(f) }] };
         }
       },
     );

@@ -16,7 +16,8 @@ import { loadTrustedRootFile } from '../verify/sigstore/trusted-root.js';
 import { diffCommand, explainCommand } from '../cli/commands/policy.js';
 import type { Io } from '../cli/io.js';
 import { ToolError, type ToolDef } from './tool.js';
-import { untrusted } from './untrusted.js';
+import { untrusted, untrustedJson } from './untrusted.js';
+import { ERROR_CODE } from '../protocol/error-code.js';
 
 const path = z.string().min(1).max(1024);
 const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
@@ -40,6 +41,33 @@ function existingRealPath(p: string): string {
   }
 }
 
+type Row = Record<string, unknown>;
+const isRow = (v: unknown): v is Row => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A policy's finding: its message and what it saw quote the bundle and its signers (file names, predicate values, subjects). */
+function violationView(v: unknown) {
+  if (!isRow(v)) return null;
+  return { ...v, message: untrusted('policy reason', v.message, 1024), evidence: untrustedJson('policy evidence', v.evidence ?? null, 4096) };
+}
+
+/** A decision as `ct policy explain` prints it, its reasons wrapped as data. */
+function decisionView(d: unknown) {
+  if (!isRow(d)) return d ?? null;
+  const list = (x: unknown) => (Array.isArray(x) ? x.map(violationView) : []);
+  return { ...d, violations: list(d.violations), warnings: list(d.warnings) };
+}
+
+/**
+ * A row of `ct policy diff`: its id, app and environment are the deployments export's, the codes
+ * the policies' (a code not shaped like one is the export's too); all kept only as data or codes.
+ */
+function diffRowView(r: unknown) {
+  if (!isRow(r)) return null;
+  const codes = (x: unknown) => (Array.isArray(x) ? x.map((c) => (typeof c === 'string' && ERROR_CODE.test(c) ? c : untrusted('policy code', c, 256))) : []);
+  const side = (x: unknown) => (isRow(x) ? { ...x, violations: codes(x.violations), ...(x.warnings !== undefined ? { warnings: codes(x.warnings) } : {}) } : null);
+  return { ...r, id: untrusted('deployment id', r.id, 256), app: untrusted('app name', r.app, 256), environment: untrusted('environment name', r.environment, 256), before: side(r.before), after: side(r.after) };
+}
+
 export function localTools(root: string): ToolDef[] {
   const realRoot = existingRealPath(root);
   const inRoot = (p: string) => {
@@ -61,7 +89,7 @@ export function localTools(root: string): ToolDef[] {
       async run(a: { path: string }) {
         // Nothing in an unverified bundle is vouched for: its version, builder, command, environment
         // and file names are whatever its author wrote, all of it data.
-        return { report: untrusted('bundle contents', JSON.stringify(await inspectBundle(inRoot(a.path))), 1 << 20) };
+        return { report: untrustedJson('bundle contents', await inspectBundle(inRoot(a.path)), 1 << 20) };
       },
     },
     {
@@ -78,7 +106,10 @@ export function localTools(root: string): ToolDef[] {
           requirements: a.logQuorum ? { logQuorum: a.logQuorum } : {},
           verifiers: defaultVerifiers(rootFile ? { trustedRoot: rootFile } : {}),
         });
-        return { decision: report.decision, code: report.code ?? null, message: untrusted('verification message', report.message, 4096), warnings: report.warnings, record: report.record };
+        // The message and warnings quote the bundle (a symlink's target, a file's name): data, in the record too.
+        const message = untrusted('verification message', report.message, 4096);
+        const warnings = (report.warnings ?? []).map((w) => untrusted('verification warning', w, 1024));
+        return { decision: report.decision, code: report.code ?? null, message, warnings, record: { ...report.record, message, warnings } };
       },
     },
     {
@@ -88,7 +119,7 @@ export function localTools(root: string): ToolDef[] {
       output: { exitCode: z.number(), decision: z.unknown() },
       async run(a: { path: string; trustStore: string; policies: string[]; environment?: string }) {
         const r = await captured((io) => explainCommand(io, inRoot(a.path), { trustStore: inRoot(a.trustStore), policies: a.policies.map(inRoot), environment: a.environment, format: 'json' }));
-        return { exitCode: r.code, decision: JSON.parse(r.out) };
+        return { exitCode: r.code, decision: decisionView(JSON.parse(r.out)) };
       },
     },
     {
@@ -98,7 +129,8 @@ export function localTools(root: string): ToolDef[] {
       output: { counts: z.record(z.string(), z.number()), rows: z.array(z.unknown()), policies: z.array(z.unknown()) },
       async run(a: { base: string; head: string; against: string }) {
         const r = await captured((io) => diffCommand(io, inRoot(a.base), inRoot(a.head), { against: inRoot(a.against), format: 'json' }));
-        return JSON.parse(r.out) as Record<string, unknown>;
+        const out = JSON.parse(r.out) as Row;
+        return { ...out, rows: Array.isArray(out.rows) ? out.rows.map(diffRowView) : [] };
       },
     },
   ];

@@ -6,9 +6,10 @@
 import { z } from 'zod';
 import type { ApiClient } from './api-client.js';
 import { ToolError, type ToolDef } from './tool.js';
-import { untrusted } from './untrusted.js';
+import { untrusted, untrustedJson } from './untrusted.js';
 import { summariseEvidence } from './evidence-summary.js';
 import type { Evidence } from '../verify/evidence.js';
+import { errorCode } from '../protocol/error-code.js';
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
 const id = z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/);
@@ -31,16 +32,22 @@ function summaryView(s: unknown): unknown {
 
 /** A host as it reported itself: its facts and inventory are whatever the host (or a container on it) wrote. */
 function hostView(h: Row) {
-  return { ...h, facts: untrusted('host facts', JSON.stringify(h.facts ?? null), 16384), containers: untrusted('host inventory', JSON.stringify(h.containers ?? []), 65536) };
+  return { ...h, facts: untrustedJson('host facts', h.facts ?? null, 16384), containers: untrustedJson('host inventory', h.containers ?? [], 65536) };
 }
 
-/** A deployment as listed: its message, commit message and author are bundle- or commit-controlled text. */
+/** A decision or host code: a host reports some of them, so one not shaped like a code is not passed on. */
+const codeOf = (c: unknown) => (c === null || c === undefined ? null : errorCode(c));
+
+/**
+ * A deployment as listed: its message, commit message and author are bundle- or commit-controlled
+ * text; its code may be a host's; its host selector is the desired-state repository's text.
+ */
 function deploymentView(d: Row) {
   return {
-    id: d.id, environment: d.environment, app: d.app, status: d.status, code: d.reason ?? null,
+    id: d.id, environment: d.environment, app: d.app, status: d.status, code: codeOf(d.reason),
     message: untrusted('deployment message', d.message, 4096), reference: d.reference, imageDigest: d.imageDigest ?? null,
     commit: d.commit, commitAuthor: untrusted('commit author', d.commitAuthor, 256), commitMessage: untrusted('commit message', d.commitMessage, 4096),
-    rollbackOf: d.rollbackOf ?? null, hosts: d.hosts, createdAt: d.createdAt, updatedAt: d.updatedAt,
+    rollbackOf: d.rollbackOf ?? null, hosts: untrustedJson('host selector', d.hosts ?? null, 4096), createdAt: d.createdAt, updatedAt: d.updatedAt,
   };
 }
 
@@ -122,7 +129,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
       async run(a: { kind?: string; subject?: string; since?: string; until?: string; text?: string; limit?: number }) {
         const { entries } = (await api.get('/api/v1/audit', { query: { kind: a.kind, subject: a.subject, since: a.since, until: a.until, q: a.text, limit: a.limit } })) as { entries: Row[] };
         // Records quote commit messages, bundle names and host events: all of it data.
-        return { entries: entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrusted('audit record', JSON.stringify(e.record), 16384) })) };
+        return { entries: entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrustedJson('audit record', e.record, 16384) })) };
       },
     },
     {
@@ -145,7 +152,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
       output: { deployment: z.string(), status: z.string(), code: z.string().nullable(), allowed: z.boolean(), trail: z.array(z.unknown()), current: z.unknown() },
       async run(a: { id: string }) {
         const d = await api.get(`/api/v1/deployments/${seg(a.id)}`);
-        const trail = await api.get('/api/v1/audit', { query: { subject: a.id, limit: 50 } }).then((r) => (r.entries as Row[]).map((e) => ({ time: e.time, kind: e.kind, record: untrusted('audit record', JSON.stringify(e.record), 4096) })), (e: unknown) => {
+        const trail = await api.get('/api/v1/audit', { query: { subject: a.id, limit: 50 } }).then((r) => (r.entries as Row[]).map((e) => ({ time: e.time, kind: e.kind, record: untrustedJson('audit record', e.record, 4096) })), (e: unknown) => {
           // Viewers and operators may not read the audit log: the explanation works without it.
           if (e instanceof ToolError && e.code === 'FORBIDDEN') return [];
           throw e;
@@ -157,7 +164,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
           current = summaryView((impact.deployments as Row[]).find((x) => x.id === d.id)?.after);
         }
         return {
-          deployment: String(d.id), status: String(d.status), code: (d.reason as string | null) ?? null, allowed: d.status === 'succeeded',
+          deployment: String(d.id), status: String(d.status), code: codeOf(d.reason), allowed: d.status === 'succeeded',
           message: untrusted('decision message', d.message, 4096), trail, current,
         };
       },
@@ -213,7 +220,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
       async run(a: { id: string }) {
         const out = await api.post(`/api/v1/deployments/${seg(a.id)}/actions`, { body: { action } });
         // A host's refusal carries the runtime's message: written on the host, so data.
-        const results = Array.isArray(out.results) ? out.results.map((r: unknown) => (isRow(r) ? { ...r, message: untrusted('host answer', r.message, 1024) } : null)) : [];
+        const results = Array.isArray(out.results) ? out.results.map((r: unknown) => (isRow(r) ? { ...r, ...(r.code !== undefined ? { code: codeOf(r.code) } : {}), message: untrusted('host answer', r.message, 1024) } : null)) : [];
         return { ...out, results };
       },
     })),

@@ -5,6 +5,7 @@
  */
 import type { ZodRawShape } from 'zod';
 import { CtError } from '../core/errors.js';
+import { errorCode } from '../protocol/error-code.js';
 
 export type ToolKind = 'read' | 'act';
 
@@ -26,9 +27,12 @@ export class ToolError extends Error {
   }
 }
 
-/** Any failure as `{code, message}`, never a stack trace and never longer than 1,000 characters. */
+/**
+ * Any failure as `{code, message}`, never a stack trace and never longer than 1,000 characters.
+ * A code that came from the API may be a host's: kept only when shaped like a code.
+ */
 export function toolFailure(e: unknown): { code: string; message: string } {
-  if (e instanceof ToolError) return { code: e.code, message: e.message };
+  if (e instanceof ToolError) return { code: errorCode(e.code), message: e.message };
   if (e instanceof CtError) return { code: e.code, message: e.message.slice(0, 1000) };
   return { code: 'INTERNAL', message: 'the tool failed' };
 }

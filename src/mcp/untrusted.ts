@@ -18,3 +18,27 @@ export function untrusted(source: string, text: unknown, max = 64 * 1024): Untru
   const s = String(text);
   return { untrusted: true, source, text: s.length > max ? `${s.slice(0, max)}…` : s };
 }
+
+/** `v` with strings cut to `chars`, arrays and objects to `items` entries, and nesting to 32 levels. */
+function trimmed(v: unknown, chars: number, items: number, depth = 0): unknown {
+  if (typeof v === 'string') return v.length > chars ? `${v.slice(0, chars)}…` : v;
+  if (v === null || typeof v !== 'object') return v;
+  if (depth >= 32) return null;
+  if (Array.isArray(v)) return v.slice(0, items).map((x) => trimmed(x, chars, items, depth + 1));
+  return Object.fromEntries(Object.entries(v).slice(0, items).map(([k, x]) => [k.slice(0, chars), trimmed(x, chars, items, depth + 1)]));
+}
+
+/**
+ * A structured value from outside (host facts, inventory, a bundle's report, an audit record) as
+ * untrusted JSON text of at most `max` characters. Cutting the JSON text itself left it unparsable:
+ * the value's fields are trimmed instead, shorter each round, until it fits.
+ */
+export function untrustedJson(source: string, value: unknown, max = 64 * 1024): Untrusted & { truncated?: true } {
+  let text = JSON.stringify(value ?? null) ?? 'null';
+  if (text.length <= max) return { untrusted: true, source, text };
+  for (let chars = 4096, items = 1024; chars >= 16; chars = Math.floor(chars / 4), items = Math.max(1, Math.floor(items / 4))) {
+    text = JSON.stringify(trimmed(value, chars, items));
+    if (text.length <= max) return { untrusted: true, source, text, truncated: true };
+  }
+  return { untrusted: true, source, text: '{"truncated":true}', truncated: true };
+}

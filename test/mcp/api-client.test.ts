@@ -56,4 +56,18 @@ describe('MCP ApiClient', () => {
     expect(received).toBeLessThanOrEqual(4);
     expect(closedEarly).toBe(received);
   }, 30_000);
+
+  it('a POST cut after it was sent is OUTCOME_UNKNOWN (the server may have acted), a GET CANCELLED', async () => {
+    reset();
+    delayMs = 10_000;
+    const gone = new AbortController();
+    const client = new ApiClient(base, 'ctk_x', { signal: gone.signal });
+    const post = client.post('/api/v1/deployments/dep-1/rollback').then(() => 'answered', (e: { code?: string }) => e.code);
+    const get = client.get('/api/v1/hosts').then(() => 'answered', (e: { code?: string }) => e.code);
+    for (let i = 0; i < 100 && received < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(received).toBe(2);
+    gone.abort();
+    expect(await post).toBe('OUTCOME_UNKNOWN');
+    expect(await get).toBe('CANCELLED');
+  }, 30_000);
 });

@@ -143,8 +143,8 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     expect((got.deployment as Row).commitMessage).toEqual({ untrusted: true, source: 'commit message', text: expect.stringContaining(COMMIT_INJECTION) });
     expect((got.deployment as Row).commitAuthor).toEqual({ untrusted: true, source: 'commit author', text: expect.any(String) });
     expect(listed.find((d) => d.id === ids.second)?.commitMessage).toMatchObject({ untrusted: true, text: expect.stringContaining(COMMIT_INJECTION) });
-    const evidence = got.evidence as { attestations: Array<{ predicateType: string; logEntries: Array<{ operator: string; logIndex: number }>; signers: Array<{ keyId: string }> }> };
-    expect(evidence.attestations.map((a) => a.predicateType)).toEqual(expect.arrayContaining(['https://slsa.dev/provenance/v1']));
+    const evidence = got.evidence as { attestations: Array<{ predicateType: { text: string }; logEntries: Array<{ operator: string; logIndex: number }>; signers: Array<{ keyId: string }> }> };
+    expect(evidence.attestations.map((a) => a.predicateType.text)).toEqual(expect.arrayContaining(['https://slsa.dev/provenance/v1']));
     expect(new Set(evidence.attestations[0].logEntries.map((l) => l.operator))).toEqual(new Set(['Operator One', 'Operator Two']));
     expect(evidence.attestations[0].signers[0].keyId).toBe(fx.trust.store.keys.builders![0].id);
 
@@ -187,7 +187,7 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     expect((impact.deployments as Row[])[0]).toMatchObject({ id: ids.second, change: 'now-denied', after: { allow: false } });
     const broken = await call(admin, 'policy_impact', { files: [{ path: 'prod.policy.yaml', text: 'kind: [' }] });
     expect(broken.isError).toBe(true);
-    expect(broken.content[0].text).toMatch(/^POLICY_INVALID/);
+    expect(broken.content[0].text).toMatch(/^\{"code":"POLICY_INVALID"/);
 
     const inspected = await ok(admin, 'inspect_bundle', { digest: String(listed[0].imageDigest) });
     expect((inspected.evidence as Row).imageDigest).toBe(listed[0].imageDigest);
@@ -204,7 +204,7 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
       expect(old).toMatchObject({ deployment: inspected.deployment, evidence: { imageDigest: listed[0].imageDigest } });
       const none = await call(admin, 'inspect_bundle', { digest: `sha256:${'e'.repeat(64)}` });
       expect(none.isError).toBe(true);
-      expect(none.content[0].text).toMatch(/^NOT_FOUND/);
+      expect(none.content[0].text).toMatch(/^\{"code":"NOT_FOUND"/);
     } finally {
       await server.ctx.db.run(`DELETE FROM deployments WHERE app = 'filler'`);
     }
@@ -241,7 +241,7 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     const viewer = await connect(keys.viewer);
     const refused = await call(viewer, 'rollback', { id: ids.second });
     expect(refused.isError).toBe(true);
-    expect(refused.content[0].text).toMatch(/^FORBIDDEN/);
+    expect(refused.content[0].text).toMatch(/^\{"code":"FORBIDDEN"/);
 
     const operator = await connect(keys.operator);
     const done = await ok(operator, 'rollback', { id: ids.second });
@@ -252,7 +252,7 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     const cid = containerIdFor('production', 'hello');
     await ok(operator, 'stop', { id: done.id });
     expect((await host.runtime.list()).find((c) => c.id === cid)?.status).not.toBe('running');
-    expect((await call(viewer, 'start', { id: done.id })).content[0].text).toMatch(/^FORBIDDEN/);
+    expect((await call(viewer, 'start', { id: done.id })).content[0].text).toMatch(/^\{"code":"FORBIDDEN"/);
     await ok(operator, 'start', { id: done.id });
     expect((await host.runtime.list()).find((c) => c.id === cid)?.status).toBe('running');
 
@@ -334,13 +334,13 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     const explained = await ok(local, 'explain_decision', { path: 'signed.ctp', trustStore: 'trust.json', policies: ['policies'], environment: 'production' });
     expect(explained.decision).toEqual(expect.objectContaining({ policies: ['prod'] }));
     const outside = await call(local, 'inspect_bundle', { path: '/etc/passwd' });
-    expect(outside).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/^PATH_OUTSIDE_ROOT/) }] });
+    expect(outside).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/^\{"code":"PATH_OUTSIDE_ROOT"/) }] });
     // A symbolic link inside the root (a cloned repository can hold one) does not lead out of it.
     const fs = await import('node:fs');
     fs.symlinkSync('/etc', join(fx.dir, 'etc-link'));
     fs.symlinkSync(join(fx.dir, 'trust.json'), join(fx.dir, 'trust-link.json'));
     for (const [tool, args] of [['inspect_bundle', { path: 'etc-link/passwd' }], ['verify_bundle', { path: 'signed.ctp', trustStore: 'etc-link/passwd' }]] as const) {
-      expect(await call(local, tool, args)).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/^PATH_OUTSIDE_ROOT/) }] });
+      expect(await call(local, tool, args)).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/^\{"code":"PATH_OUTSIDE_ROOT"/) }] });
     }
     expect(await ok(local, 'verify_bundle', { path: 'signed.ctp', trustStore: 'trust-link.json' })).toMatchObject({ decision: 'ALLOW' });
 
@@ -352,6 +352,6 @@ describe('MCP: /mcp (Streamable HTTP) and ct mcp (stdio)', () => {
     expect(names).not.toContain('rollback');
     expect(((await ok(remote, 'list_deployments', { app: 'hello' })).deployments as Row[]).length).toBeGreaterThanOrEqual(2);
     const denied = await call(remote, 'container_logs', { host: 'host-1', container: containerIdFor('production', 'hello') });
-    expect(denied.content[0].text).toMatch(/^FORBIDDEN/);
+    expect(denied.content[0].text).toMatch(/^\{"code":"FORBIDDEN"/);
   }, 60_000);
 });
