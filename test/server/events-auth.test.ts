@@ -12,35 +12,10 @@ import { createSession } from '../../server/ui/sessions.js';
 const IDP = { issuer: 'https://idp.test', clientId: 'ct-dashboard', groupsClaim: 'groups', roles: { ops: 'admin' as const } };
 import { publish } from '../../server/context.js';
 import type { RunningServer } from '../../server/start.js';
+import { openEventStream, type EventStream } from '../support/event-stream.js';
 
-interface Stream {
-  text(): string;
-  /** 'ended' when the server closed the stream, 'open' if it was still open after `ms`. */
-  ended(ms: number): Promise<'ended' | 'open'>;
-  abort(): void;
-}
-
-async function open(server: RunningServer, headers: Record<string, string>): Promise<Stream> {
-  const abort = new AbortController();
-  const res = await fetch(`${server.url}/api/v1/events`, { headers, signal: abort.signal });
-  expect(res.status).toBe(200);
-  let text = '';
-  const done = (async () => {
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString('utf8');
-    } catch {
-      // aborted by the test
-    }
-  })();
-  return {
-    text: () => text,
-    ended: (ms) => {
-      let timer: NodeJS.Timeout | undefined;
-      const wait = new Promise<'open'>((r) => (timer = setTimeout(() => r('open'), ms)));
-      return Promise.race([done.then(() => 'ended' as const), wait]).finally(() => clearTimeout(timer));
-    },
-    abort: () => abort.abort(),
-  };
+function open(server: RunningServer, headers: Record<string, string>): Promise<EventStream> {
+  return openEventStream(`${server.url}/api/v1/events`, headers);
 }
 
 async function until(what: string, fn: () => boolean): Promise<void> {

@@ -9,6 +9,7 @@ import { createApiKey } from '../../server/auth/api-keys.js';
 import { channelServer, until, type ChannelServer } from './channel/support.js';
 import type { LogLine } from '../../src/protocol/logs.js';
 import { END_GRACE_MS } from '../../server/logs/follow.js';
+import { openEventStream } from '../support/event-stream.js';
 
 const CONTAINER = 'ct-web-0123456789';
 const label = (n: number) => (0x4000000000000000n + BigInt(n)).toString(16).padStart(16, '0') + '00000000';
@@ -35,26 +36,15 @@ describe('an open log follow', () => {
 
   it('ends with reason UNAUTHENTICATED once its API key is revoked, and no line is sent after that', async () => {
     const { id, key } = await createApiKey(cs.ctx.db, 'follower', 'operator');
-    const abort = new AbortController();
-    const res = await fetch(`${cs.url}/api/v1/hosts/${cs.hostId}/logs?container=${CONTAINER}&follow=1`, { headers: { authorization: `Bearer ${key}` }, signal: abort.signal });
-    expect(res.status).toBe(200);
-    let text = '';
-    const done = (async () => {
-      try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString('utf8');
-      } catch {
-        // aborted
-      }
-    })();
+    const stream = await openEventStream(`${cs.url}/api/v1/hosts/${cs.hostId}/logs?container=${CONTAINER}&follow=1`, { authorization: `Bearer ${key}` });
     try {
-      await until('lines followed', () => (text.match(/event: log/g) ?? []).length >= 3);
+      await until('lines followed', () => (stream.text().match(/event: log/g) ?? []).length >= 3);
       await cs.ctx.db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ?', [Date.now(), id]);
       // The token cache answers for at most 5 s; then the next recheck ends the follow.
-      const ended = await Promise.race([done.then(() => 'ended'), new Promise((r) => setTimeout(() => r('open'), 10_000))]);
-      expect(ended).toBe('ended');
-      expect(text.endsWith('event: end\ndata: {"reason":"UNAUTHENTICATED"}\n\n')).toBe(true);
+      expect(await stream.ended(10_000)).toBe('ended');
+      expect(stream.text().endsWith('event: end\ndata: {"reason":"UNAUTHENTICATED"}\n\n')).toBe(true);
     } finally {
-      abort.abort();
+      stream.abort();
     }
   }, 20_000);
 
