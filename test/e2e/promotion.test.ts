@@ -174,10 +174,11 @@ describe('promotion: staging deploy → healthy → VSA → pull request → pro
       expect(repo.pulls).toHaveLength(1);
       const refused = (await viewer.callTool({ name: 'promote', arguments: { app: 'hello', from: 'staging', to: 'production' } })) as Result;
       expect(refused.isError).toBe(true);
-      expect(refused.content[0].text).toMatch(/^FORBIDDEN/);
+      // Error answers are JSON: the code, and the message as untrusted text.
+      expect(JSON.parse(refused.content[0].text ?? '')).toMatchObject({ code: 'FORBIDDEN', message: { untrusted: true, text: 'role viewer may not deploy' } });
       const missing = (await operator.callTool({ name: 'promote', arguments: { app: 'hello', from: 'staging', to: 'qa' } })) as Result;
       expect(missing.isError).toBe(true);
-      expect(missing.content[0].text).toMatch(/^PROMOTE_APP_MISSING/);
+      expect(JSON.parse(missing.content[0].text ?? '')).toMatchObject({ code: 'PROMOTE_APP_MISSING' });
       const bad = (await operator.callTool({ name: 'promote', arguments: { app: 'Hello World', from: 'staging', to: 'production' } })) as Result;
       expect(bad.isError).toBe(true);
       const calls = (await server.ctx.db.query<{ record: string }>(`SELECT record FROM audit WHERE kind = 'mcp.tool' AND subject = 'promote'`)).map((r) => JSON.parse(r.record) as Record<string, unknown>);
