@@ -11,6 +11,7 @@ import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
+import { errorCode } from '../../src/protocol/error-code.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -36,7 +37,6 @@ function validInventory(v: unknown): boolean {
 
 /** Bounds of what a host's status says (written to the deployment, sent to every event subscriber). */
 const MAX_STATUS_MESSAGE = 1000;
-const STATUS_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 
 /**
  * A host's status as the server takes it: the protocol's fields only, typed and bounded, or
@@ -51,7 +51,7 @@ function statusFrom(m: Record<string, unknown>): StatusMsg | undefined {
   return {
     type: 'status', deploymentId, generation: generation as number, state: state as ContainerState,
     ...(exitCode === null || Number.isSafeInteger(exitCode) ? { exitCode: exitCode as number | null } : {}),
-    ...(typeof code === 'string' ? { code: STATUS_CODE.test(code) ? code : 'HOST_FAILED' } : {}),
+    ...(typeof code === 'string' ? { code: errorCode(code, 'HOST_FAILED') } : {}),
     ...(typeof message === 'string' ? { message: message.slice(0, MAX_STATUS_MESSAGE) } : {}),
   };
 }

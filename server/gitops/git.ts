@@ -241,11 +241,7 @@ export class GitMirror {
     if (r.exitCode === 128 && /^fatal: bad\/incompatible signature/m.test(r.stderr)) return true;
     if (r.stderr.trim() !== '') return false;
     try {
-      const { stdout } = await run('git', ['--git-dir', this.dir, ...config, 'log', '-1', '--no-walk', '--format=%G?', '--end-of-options', commit], {
-        timeout: 30_000,
-        killSignal: 'SIGKILL',
-        env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
-      });
+      const { stdout } = await this.signatureGit([...config, 'log', '-1', '--no-walk', '--format=%G?', '--end-of-options', commit]);
       return stdout.trim() === 'N';
     } catch {
       return false;
@@ -264,14 +260,15 @@ export class GitMirror {
     return path;
   }
 
+  /** git for a signature question: bounded in time, killed outright, never prompting. */
+  private signatureGit(args: string[]): Promise<{ stdout: string }> {
+    return run('git', ['--git-dir', this.dir, ...args], { timeout: 30_000, killSignal: 'SIGKILL', env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+  }
+
   private async runVerify(commit: string, config: string[]): Promise<{ ok: true } | { ok: false; reason: string; stderr: string; exitCode: number | null }> {
     try {
       // SSH signatures only: a GPG or x509 signature by any key in the service's keyring must not pass.
-      await run('git', ['--git-dir', this.dir, ...config, 'verify-commit', commit], {
-        timeout: 30_000,
-        killSignal: 'SIGKILL',
-        env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
-      });
+      await this.signatureGit([...config, 'verify-commit', commit]);
       return { ok: true };
     } catch (e) {
       const err = e as { code?: unknown; killed?: boolean; stderr?: string };
