@@ -214,6 +214,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const bad = Object.values(o.roles).find((r) => !['admin', 'operator', 'viewer', 'auditor'].includes(r));
     if (bad) throw new CtError('USAGE', `login.oidc issuer ${o.issuer}: unknown role ${bad}`);
   }
+  // Sessions end sessionTtlSeconds after sign-in (and so do their cookies): a value that is not a
+  // whole number failed every sign-in with a 500 at its database write, unnoticed until then.
+  const ttl = cfg.login?.sessionTtlSeconds;
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 60 || ttl > 31_536_000)) throw new CtError('USAGE', `login.sessionTtlSeconds must be a whole number from 60 to 31536000 (a year), got ${String(ttl).slice(0, 64)}`);
   const maxPending = cfg.login?.maxPendingLogins;
   if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 1 || maxPending > 1_000_000)) throw new CtError('USAGE', 'login.maxPendingLogins must be a whole number from 1 to 1000000');
   for (const [k, v] of Object.entries(cfg.events ?? {})) {

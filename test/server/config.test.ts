@@ -87,6 +87,13 @@ describe('server config file', () => {
     expect(withFile('logFollow:\n  pollMs: 20\n  recheckMs: 100\n')().logFollow).toEqual({ pollMs: 20, recheckMs: 100 });
   });
 
+  it('bounds login.sessionTtlSeconds (a session and its cookie end then; not a number failed every sign-in with a 500)', () => {
+    for (const bad of ['abc', '8h', '59', '1.5', '31536001', '.inf']) {
+      expect(withFile(`login:\n  sessionTtlSeconds: ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('login.sessionTtlSeconds must be a whole number from 60 to 31536000') }));
+    }
+    expect(withFile('login:\n  sessionTtlSeconds: 28800\n')().login?.sessionTtlSeconds).toBe(28_800);
+  });
+
   it('accepts every setting the configuration table of docs/server.md names', () => {
     const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
     const keys = [...new Set([...table.matchAll(/^\| `([a-zA-Z]+)[`.[]/gm)].map((m) => m[1]))];
