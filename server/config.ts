@@ -13,6 +13,8 @@ export interface OidcIssuerConfig {
   jwksUri?: string;
   role: Role;
   claims?: Record<string, string>;
+  /** Refuse tokens valid longer than this (exp − iat, or exp − now without iat); default a day. */
+  maxTokenLifetimeSeconds?: number;
 }
 
 export type Role = 'admin' | 'operator' | 'viewer' | 'auditor';
@@ -198,6 +200,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   for (const o of cfg.oidc ?? []) {
     // Without claim rules any workflow of any repository on that issuer could act with this role.
     if (!o.claims || Object.keys(o.claims).length === 0) throw new CtError('USAGE', `oidc issuer ${o.issuer}: claim rules are required (e.g. repository, repository_owner or project_path)`);
+    const maxLife = o.maxTokenLifetimeSeconds;
+    if (maxLife !== undefined && (!Number.isInteger(maxLife) || maxLife < 60 || maxLife > 2_592_000)) throw new CtError('USAGE', `oidc issuer ${o.issuer}: maxTokenLifetimeSeconds must be a whole number from 60 to 2592000 (30 days), got ${String(maxLife).slice(0, 64)}`);
     for (const [claim, rule] of Object.entries(o.claims)) {
       if (typeof rule !== 'string') throw new CtError('USAGE', `oidc issuer ${o.issuer}: the rule for claim ${claim} must be a string (exact, or /regex/)`);
       try {

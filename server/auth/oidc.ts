@@ -3,6 +3,9 @@ import type { OidcIssuerConfig } from '../config.js';
 import type { Principal } from './principal.js';
 import { linearRegex, type LinearRegex } from '../../src/core/linear-regex.js';
 
+/** A day: longer than any CI job's default timeout (GitLab's ID tokens live as long as the job's timeout). */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400;
+
 export type OidcResult = { ok: true; principal: Principal } | { ok: false; reason: string };
 
 /**
@@ -37,6 +40,19 @@ export class OidcVerifier {
         reason = `token rejected: ${(e as Error).message}`;
         continue;
       }
+      // The subject is who the audit says acted: a token without one audited as "undefined".
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 1024) {
+        reason = 'token rejected: sub must be a non-empty string of at most 1024 characters';
+        continue;
+      }
+      // CI tokens live minutes (GitHub) to a job's timeout (GitLab, 1 h by default): one signed to
+      // live for months is a standing credential if it leaks from a log, whatever its issuer meant.
+      const lifetime = (payload.exp as number) - (typeof payload.iat === 'number' ? payload.iat : Math.floor(Date.now() / 1000));
+      const maxLifetime = cfg.maxTokenLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
+      if (lifetime > maxLifetime) {
+        reason = `token rejected: it is valid for ${Math.round(lifetime)} s, more than this server accepts (${maxLifetime} s; oidc[].maxTokenLifetimeSeconds)`;
+        continue;
+      }
       const broken = Object.entries(cfg.claims ?? {}).find(([claim, rule]) => typeof payload[claim] !== 'string' || !matches(rule, payload[claim] as string));
       if (broken) {
         // What the token carried, never the rule: anyone can have a token of a public CI for this
@@ -44,7 +60,7 @@ export class OidcVerifier {
         reason = `claim ${broken[0]}: ${JSON.stringify(payload[broken[0]] ?? null)} is not allowed here`;
         continue;
       }
-      return { ok: true, principal: { kind: 'oidc', id: String(payload.sub), role: cfg.role, claims: payload as Record<string, unknown> } };
+      return { ok: true, principal: { kind: 'oidc', id: payload.sub, role: cfg.role, claims: payload as Record<string, unknown> } };
     }
     return { ok: false, reason };
   }

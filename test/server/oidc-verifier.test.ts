@@ -52,4 +52,29 @@ describe('CI OIDC tokens', () => {
     expect(reason).toContain('acme/app');
     expect(reason).not.toContain('acme-secret-team');
   });
+
+  const signed = (claims: Record<string, unknown>, iat: number | undefined, exp: number) => {
+    const t = new SignJWT({ repository: 'acme/app', ...claims }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(issuer).setAudience('cerro-torre').setExpirationTime(exp);
+    return (iat === undefined ? t : t.setIssuedAt(iat)).sign(key);
+  };
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('refuses a token without a subject, which would act as "undefined" in the audit', async () => {
+    const r = await verifier.verify(await signed({}, now(), now() + 300));
+    expect(r).toEqual({ ok: false, reason: expect.stringContaining('sub') });
+    const empty = await verifier.verify(await signed({ sub: '' }, now(), now() + 300));
+    expect(empty.ok).toBe(false);
+  });
+
+  it('refuses a token signed to live longer than the configured lifetime (a day by default), with or without iat', async () => {
+    const year = await verifier.verify(await signed({ sub: 'repo:acme/app' }, now(), now() + 365 * 86_400));
+    expect(year).toEqual({ ok: false, reason: expect.stringContaining('maxTokenLifetimeSeconds') });
+    const noIat = await verifier.verify(await signed({ sub: 'repo:acme/app' }, undefined, now() + 2 * 86_400));
+    expect(noIat.ok).toBe(false);
+    // A GitLab job with a 2-hour timeout gets a 2-hour token: accepted by default, refused at 1 h.
+    const twoHours = await signed({ sub: 'project_path:acme/app' }, now(), now() + 7_200);
+    expect(await verifier.verify(twoHours)).toMatchObject({ ok: true, principal: { id: 'project_path:acme/app' } });
+    const strict = new OidcVerifier([{ issuer, audience: 'cerro-torre', jwksUri: `${issuer}/jwks`, role: 'operator', claims: { repository: 'acme/app' }, maxTokenLifetimeSeconds: 3_600 }]);
+    expect((await strict.verify(twoHours)).ok).toBe(false);
+  });
 });
