@@ -17,9 +17,11 @@ export interface AppArmorFinding {
   reason: string;
 }
 
-// A transition of this profile's processes to unconfined (`px -> unconfined`, `change_profile -> unconfined`).
+// A transition of this profile's processes to unconfined (`px -> unconfined`, `change_profile -> unconfined`,
+// `change_profile unconfined`), in any rule of the line and after qualifiers (`audit`, `owner`, …):
+// apparmor_parser reads `network inet tcp, change_profile unconfined,` as two rules.
 // `peer=unconfined` on signal/ptrace/unix rules names the other side and is fine (docker-default has it).
-const TO_UNCONFINED = /->\s*"?unconfined\b|^change_profile\s+(\S+\s+)?"?unconfined\b/;
+const TO_UNCONFINED = /->\s*"?unconfined\b|\bchange_profile\b[^,]*?"?\bunconfined\b/;
 const FLAGS = /\bflags\s*=\s*\(([^)]*)\)/;
 
 export function judgeAppArmor(text: string): AppArmorFinding[] {

@@ -244,7 +244,7 @@ describe('AppArmor judgement', () => {
     const { judgeAppArmor } = await import('../../src/policy/apparmor.js');
     const golden = await readFile(join(repoRoot, '..', 'shared', 'reference', 'moby-profiles', 'apparmor-docker-default.golden'), 'utf8');
     expect(judgeAppArmor(golden)).toEqual([]);
-    const bad = ['  /opt/** ux,', '  /bin/sh pux,', '  /bin/sh PUx,', '  /usr/bin/tool Cux -> helper,', '  /bin/x px -> unconfined,', '  change_profile -> unconfined,'];
+    const bad = ['  /opt/** ux,', '  /bin/sh pux,', '  /bin/sh PUx,', '  /usr/bin/tool Cux -> helper,', '  /bin/x px -> unconfined,', '  change_profile -> unconfined,', '  change_profile unconfined,', '  network inet tcp, change_profile unconfined,', '  audit change_profile "unconfined",'];
     for (const rule of bad) expect(judgeAppArmor(`profile a {\n${rule}\n}\n`).map((f) => f.line)).toEqual([2]);
     expect(judgeAppArmor('profile a flags=(complain) {\n}\n').map((f) => f.line)).toEqual([1]);
     const fine = ['  /bin/sh Px,', '  /bin/** rCx -> child,', '  /tmp/ux/** rw,', '  signal (receive) peer=unconfined,', '  # /opt/** ux,'];
