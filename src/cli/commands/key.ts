@@ -75,7 +75,7 @@ export function register(program: Command): void {
     .argument('<key>', 'key id / name in the keyring, or a public key file')
     .description('add a public key to a trust store under a role')
     .requiredOption('--trust-store <file>', 'trust store to edit')
-    .requiredOption('--role <role>', 'role, e.g. builders, releasers, reviewers, trust-store-updaters')
+    .requiredOption('--role <role>', 'role, e.g. builders, releasers, reviewers, deployers, trust-store-updaters')
     .option('--valid-from <date>', 'RFC 3339 start of validity (default: now)')
     .option('--valid-until <date>', 'RFC 3339 end of validity (exclusive)')
     .option('--owner <owner>', 'metadata.owner of the entry (default: the key name)')

@@ -43,8 +43,9 @@ export function register(program: Command): void {
     );
 
   seccomp
-    .command('check <file>')
+    .command('check')
     .description('validate a bundle-supplied profile (OCI schema, runc start-up syscalls) and report whether it confines')
+    .argument('<file>', 'seccomp profile, JSON (a bundle\'s security/seccomp.json)')
     .option('--extras <syscalls>', 'syscalls the policy allows beyond RuntimeDefault', list)
     .action(
       action(async (file: string, opts: { extras?: string[] }) => {
@@ -56,8 +57,9 @@ export function register(program: Command): void {
     );
 
   profile
-    .command('apparmor-check <file>')
+    .command('apparmor-check')
     .description('check bundle-supplied AppArmor text (no system names, no unconfined exec) and lint it with apparmor_parser')
+    .argument('<file>', 'AppArmor profile text (a bundle\'s security/apparmor)')
     .action(
       action(async (file: string) => {
         let text: string;
@@ -87,8 +89,9 @@ export function register(program: Command): void {
     );
 
   profile
-    .command('monitor-export <file>')
+    .command('monitor-export')
     .description('check monitoring rules (security/monitor.yaml) and export them as Falco rules or a Tetragon TracingPolicy')
+    .argument('<file>', 'monitoring rules, YAML (a bundle\'s security/monitor.yaml)')
     .requiredOption('--format <format>', 'falco | tetragon')
     .option('--container <name>', 'scope the output to this container')
     .action(

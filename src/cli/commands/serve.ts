@@ -8,7 +8,7 @@ import { action, processIo } from '../io.js';
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('run the deploy server (config: CT_CONFIG file, PORT, DATABASE_URL)')
+    .description('run the deploy server (config: CT_CONFIG file, PORT, DATABASE_URL; every setting: docs/server.md)')
     .action(
       action(async () => {
         const main = new URL('../../../server/main.js', import.meta.url).href;

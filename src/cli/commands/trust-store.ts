@@ -66,7 +66,7 @@ export function register(program: Command): void {
   ts.command('add-key')
     .argument('<file>', 'trust store')
     .description('add an Ed25519 public key under a role')
-    .requiredOption('--role <role>', 'builders, releasers, reviewers, trust-store-updaters, …')
+    .requiredOption('--role <role>', 'builders, releasers, reviewers, deployers, trust-store-updaters, …')
     .requiredOption('--key <pubfile>', 'public key file (SPKI PEM or base64 SPKI DER)')
     .option('--valid-from <date>', 'RFC 3339 start of validity (default: now)')
     .option('--valid-until <date>', 'RFC 3339 end of validity (exclusive)')
