@@ -71,7 +71,7 @@ export interface ServerConfig {
   github?: { apiUrl: string; token?: string; webhookSecrets: string[]; allowedAddresses?: string[] };
   gitlab?: { apiUrl: string; token?: string; webhookTokens: string[]; allowedAddresses?: string[] };
   /**
-   * The key this server signs deploy VSAs with (PKCS#8 PEM, Ed25519 or ECDSA P-256/P-384); the
+   * The key this server signs deploy VSAs with (PKCS#8 PEM, Ed25519: trust stores list no other kind); the
    * trust stores that judge them list it in the role `deployers`. Default: `deployer-key.pem` in
    * the data directory, made on first start.
    */
