@@ -81,8 +81,9 @@ export interface ServerConfig {
   login?: LoginConfig;
   /** Bootstrap admin API key (hashed at start-up, never stored in clear). */
   adminApiKey?: string;
+  /** The server's address as its users reach it (behind a proxy): sign-in redirects and links, status target URLs, the VSA verifier id. */
   publicUrl?: string;
-  localHost: boolean;
+  /** Largest request body (JSON API, webhooks), in bytes: 1 KiB to 256 MiB, default 1 MiB. */
   maxBodyBytes: number;
   /** Kubernetes admission webhooks under `/admission/` (docs/kubernetes.md), fed by this server's verifications. */
   admission?: {
@@ -116,7 +117,6 @@ const DEFAULTS: ServerConfig = {
   policies: 'policies',
   registries: { allow: [], allowedAddresses: [] },
   oidc: [],
-  localHost: true,
   maxBodyBytes: 1024 * 1024,
 };
 
@@ -143,8 +143,11 @@ const LOG_FOLLOW_BOUNDS = {
 const KEYS: Record<keyof ServerConfig, true> = {
   port: true, host: true, dataDir: true, databaseUrl: true, policies: true, policiesBranch: true, policiesAllowedSigners: true,
   trustStore: true, trustedRoot: true, desiredState: true, registries: true, github: true, gitlab: true, deployer: true, oidc: true,
-  login: true, adminApiKey: true, publicUrl: true, localHost: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, events: true, retention: true,
+  login: true, adminApiKey: true, publicUrl: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, events: true, retention: true,
 };
+
+/** The settings a config file may hold (docs/server.md lists each, test/server/config.test.ts checks). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 
 const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
@@ -193,6 +196,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   // bootstrap key without it started a server no request could act on, each told "not a JWT".
   if (cfg.adminApiKey !== undefined && (typeof cfg.adminApiKey !== 'string' || !/^ctk_[\x21-\x7e]{20,196}$/.test(cfg.adminApiKey))) {
     throw new CtError('USAGE', 'CT_ADMIN_API_KEY (adminApiKey) must start with ctk_ followed by 20 to 196 printable characters, no spaces: make one with  echo ctk_$(openssl rand -hex 24)');
+  }
+  // The body parsers' limit, checked here: a value body-parser cannot read ("1 megabyte") threw a
+  // TypeError stack trace half-way through the start, after the database was opened.
+  if (!Number.isInteger(cfg.maxBodyBytes) || cfg.maxBodyBytes < 1024 || cfg.maxBodyBytes > 268_435_456) {
+    throw new CtError('USAGE', `maxBodyBytes must be a whole number of bytes from 1024 to 268435456 (256 MiB), got ${String(cfg.maxBodyBytes).slice(0, 64)}`);
   }
   if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT (or port in CT_CONFIG) must be 0–65535, got ${String(env.PORT ?? cfg.port).slice(0, 64)}`);
   for (const o of cfg.oidc ?? []) {

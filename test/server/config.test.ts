@@ -1,14 +1,15 @@
 /**
  * The server's config file (CT_CONFIG): a typo in a setting's name or a file that is not YAML stops
  * the start with USAGE naming it, instead of leaving the default in force unnoticed; a file that
- * cannot be read is IO_ERROR; every setting docs/server.md lists is accepted.
+ * cannot be read is IO_ERROR; every setting docs/server.md lists is accepted, and every setting and
+ * environment variable the loader reads is listed there.
  */
 import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { loadConfig } from '../../server/config.js';
+import { CONFIG_KEYS, loadConfig } from '../../server/config.js';
 import { startServer } from '../../server/start.js';
 import { repoRoot } from '../support/cli.js';
 
@@ -109,6 +110,29 @@ describe('server config file', () => {
     });
     expect(unknown).toEqual([]);
     expect(withFile('prot: null\n')).toThrow(/unknown setting/);
+  });
+
+  // The other way round: a setting the loader takes but the table does not name (policiesBranch,
+  // maxBodyBytes, mcp, … were read and undocumented; localHost was taken and read by nothing).
+  it('names in its configuration table every setting the file may hold and every environment variable the loader reads', () => {
+    const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
+    const rows = table.split('\n').filter((l) => l.startsWith('| `'));
+    const keyColumn = rows.map((r) => r.split(' | ')[0]).join(' ');
+    const named = new Set([...keyColumn.matchAll(/`([a-zA-Z]+)[`.[]/g)].map((m) => m[1]));
+    expect(CONFIG_KEYS.filter((k) => !named.has(k))).toEqual([]);
+    const source = ['server/config.ts', 'server/start.ts'].map((f) => readFileSync(join(repoRoot, f), 'utf8')).join('\n');
+    const envs = [...new Set([...source.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]))];
+    expect(envs.length).toBeGreaterThan(10);
+    expect(envs.filter((v) => !table.includes(`\`${v}\``))).toEqual([]);
+  });
+
+  it('bounds maxBodyBytes (a value the body parser could not read threw a stack trace half-way through the start)', () => {
+    for (const bad of ['"1 megabyte"', '"10mb"', '0', '1023', '1.5', '268435457', '-1']) {
+      expect(withFile(`maxBodyBytes: ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('maxBodyBytes must be a whole number of bytes from 1024 to 268435456') }));
+    }
+    expect(withFile('maxBodyBytes: 4194304\n')().maxBodyBytes).toBe(4_194_304);
+    expect(withFile('')().maxBodyBytes).toBe(1_048_576);
+    expect(withFile('localHost: true\n')).toThrow(/unknown setting "localHost"/);
   });
 });
 
