@@ -21,7 +21,9 @@ export function guide(g: GuideInput): string {
   const auth = '-H "authorization: Bearer $CT_KEY"';
   return [
     '',
-    'Where to look',
+    // The curl lines below use $CT_KEY: copied before it was set (it was set only under "What to
+    // try next") they answered 401 with nothing saying where the key is.
+    `Where to look (the curl lines need the admin key: export CT_KEY=$(node -p "require(${JSON.stringify(g.adminKeyFile).replace(/"/g, "'")}).adminKey"))`,
     `  dashboard        ${g.dashboardLink}`,
     `                   (signs you in once, within 10 minutes; a new link: curl -X POST ${auth} ${url}/api/v1/login-links)`,
     `  API              ${url}/api/v1   (OpenAPI: ${url}/openapi.json; admin key: "adminKey" in ${g.adminKeyFile})`,
