@@ -21,13 +21,24 @@ export interface DeployerKey {
  * nowhere, noticed only when a promotion that needs them is refused.
  */
 export async function loadDeployerKey(dataDir: string, keyFile?: string): Promise<DeployerKey> {
-  const path = keyFile ?? join(dataDir, 'deployer-key.pem');
+  // An empty keyFile means unset, as it did before the Ed25519 check: `keyFile: ""` (a templated
+  // config with the value left out) stopped the start reading "" as a file.
+  const given = keyFile || undefined;
+  const path = given ?? join(dataDir, 'deployer-key.pem');
+  const what = `${given ? 'deployer.keyFile ' : 'deployer key '}${path}`;
   let privateKey: KeyObject;
-  if (keyFile || existsSync(path)) {
+  if (given || existsSync(path)) {
+    let pem: Buffer;
     try {
-      privateKey = createPrivateKey(readFileSync(path));
+      pem = readFileSync(path);
     } catch (e) {
-      throw new CtError('KEY_INVALID', `${keyFile ? 'deployer.keyFile ' : 'deployer key '}${path}: ${(e as Error).message}`, { path }, { cause: e });
+      // Not the key's fault (EACCES, EISDIR, ENOENT): an operator fixes the file's access, not the key.
+      throw new CtError('IO_ERROR', `${what}: ${(e as Error).message}`, { path, errno: (e as NodeJS.ErrnoException).code }, { cause: e });
+    }
+    try {
+      privateKey = createPrivateKey(pem);
+    } catch (e) {
+      throw new CtError('KEY_INVALID', `${what}: ${(e as Error).message}`, { path }, { cause: e });
     }
   } else {
     privateKey = generateKeyPairSync('ed25519').privateKey;
@@ -35,12 +46,20 @@ export async function loadDeployerKey(dataDir: string, keyFile?: string): Promis
   }
   const pub = createPublicKey(privateKey);
   if (pub.asymmetricKeyType !== 'ed25519') {
-    const kind = pub.asymmetricKeyType === 'ec' ? `ECDSA ${pub.asymmetricKeyDetails?.namedCurve ?? ''}`.trim() : String(pub.asymmetricKeyType).toUpperCase();
     throw new CtError(
       'KEY_INVALID',
-      `${keyFile ? 'deployer.keyFile ' : 'deployer key '}${path} holds a key of type ${kind}: deploy VSAs are signed with Ed25519 keys only (a trust store lists no other kind); make one with  openssl genpkey -algorithm ed25519 -out deployer.pem`,
+      `${what} holds a key of type ${keyKind(pub)}: deploy VSAs are signed with Ed25519 keys only (a trust store lists no other kind); make one with  openssl genpkey -algorithm ed25519 -out deployer.pem`,
       { path, keyType: pub.asymmetricKeyType },
     );
   }
   return { privateKey, keyId: keyIdOf(pub), publicKey: spkiBase64(pub), algorithm: 'ed25519' };
+}
+
+/** OpenSSL's curve names (prime256v1) are not the ones the docs and operators use (P-256). */
+const CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+function keyKind(pub: KeyObject): string {
+  if (pub.asymmetricKeyType !== 'ec') return String(pub.asymmetricKeyType).toUpperCase();
+  const curve = pub.asymmetricKeyDetails?.namedCurve;
+  return `ECDSA ${curve ? (CURVES[curve] ?? curve) : ''}`.trim();
 }
