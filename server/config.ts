@@ -184,13 +184,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.CT_ADMIN_API_KEY) cfg.adminApiKey = env.CT_ADMIN_API_KEY;
   if (env.CT_MCP_READ_ONLY) cfg.mcp = { ...cfg.mcp, readOnly: env.CT_MCP_READ_ONLY === 'true' || env.CT_MCP_READ_ONLY === '1' };
   if (env.CT_REGISTRIES) cfg.registries = { ...cfg.registries, allow: list(env.CT_REGISTRIES) ?? [] };
+  // The forges' variables each replace one field of the file's section, nothing more: a token from
+  // the environment rebuilt the section from scratch, silently dropping the file's
+  // allowedAddresses, and an API URL was ignored unless a token or secret was set too.
   const ghSecrets = list(env.GITHUB_WEBHOOK_SECRETS ?? env.GITHUB_WEBHOOK_SECRET);
-  if (ghSecrets || env.GITHUB_TOKEN) {
-    cfg.github = { apiUrl: env.GITHUB_API_URL ?? cfg.github?.apiUrl ?? 'https://api.github.com', token: env.GITHUB_TOKEN ?? cfg.github?.token, webhookSecrets: ghSecrets ?? cfg.github?.webhookSecrets ?? [] };
+  if (ghSecrets || env.GITHUB_TOKEN || env.GITHUB_API_URL) {
+    const github = { apiUrl: 'https://api.github.com', webhookSecrets: [], ...cfg.github };
+    if (env.GITHUB_API_URL) github.apiUrl = env.GITHUB_API_URL;
+    if (env.GITHUB_TOKEN) github.token = env.GITHUB_TOKEN;
+    if (ghSecrets) github.webhookSecrets = ghSecrets;
+    cfg.github = github;
   }
   const glTokens = list(env.GITLAB_WEBHOOK_TOKENS ?? env.GITLAB_WEBHOOK_TOKEN);
-  if (glTokens || env.GITLAB_TOKEN) {
-    cfg.gitlab = { apiUrl: env.GITLAB_API_URL ?? cfg.gitlab?.apiUrl ?? 'https://gitlab.com', token: env.GITLAB_TOKEN ?? cfg.gitlab?.token, webhookTokens: glTokens ?? cfg.gitlab?.webhookTokens ?? [] };
+  if (glTokens || env.GITLAB_TOKEN || env.GITLAB_API_URL) {
+    const gitlab = { apiUrl: 'https://gitlab.com', webhookTokens: [], ...cfg.gitlab };
+    if (env.GITLAB_API_URL) gitlab.apiUrl = env.GITLAB_API_URL;
+    if (env.GITLAB_TOKEN) gitlab.token = env.GITLAB_TOKEN;
+    if (glTokens) gitlab.webhookTokens = glTokens;
+    cfg.gitlab = gitlab;
   }
   // The API reads a bearer token as an API key only when it starts with ctk_ (else as a JWT): a
   // bootstrap key without it started a server no request could act on, each told "not a JWT".

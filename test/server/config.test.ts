@@ -14,10 +14,10 @@ import { startServer } from '../../server/start.js';
 import { repoRoot } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ct-config-'));
-const withFile = (text: string) => {
+const withFile = (text: string, env: NodeJS.ProcessEnv = {}) => {
   const path = join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(path, text);
-  return () => loadConfig({ CT_CONFIG: path });
+  return () => loadConfig({ CT_CONFIG: path, ...env });
 };
 
 describe('server config file', () => {
@@ -124,6 +124,22 @@ describe('server config file', () => {
     const envs = [...new Set([...source.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]))];
     expect(envs.length).toBeGreaterThan(10);
     expect(envs.filter((v) => !table.includes(`\`${v}\``))).toEqual([]);
+  });
+
+  // docs/server.md: an environment variable wins over the file, field by field. GITHUB_TOKEN
+  // rebuilt the github section from scratch (the file's allowedAddresses were dropped, promotion then
+  // refused by the URL guard), and GITHUB_API_URL applied only with a token or secret set too.
+  it('merges each forge environment variable into the file\'s section, one field each', () => {
+    const gh = 'github:\n  apiUrl: https://ghe.example/api/v3\n  token: file-token\n  webhookSecrets: [file-secret]\n  allowedAddresses: [127.0.0.1]\n';
+    expect(withFile(gh, { GITHUB_TOKEN: 'env-token' })().github).toEqual({ apiUrl: 'https://ghe.example/api/v3', token: 'env-token', webhookSecrets: ['file-secret'], allowedAddresses: ['127.0.0.1'] });
+    expect(withFile(gh, { GITHUB_WEBHOOK_SECRETS: 'a, b' })().github).toEqual({ apiUrl: 'https://ghe.example/api/v3', token: 'file-token', webhookSecrets: ['a', 'b'], allowedAddresses: ['127.0.0.1'] });
+    expect(withFile(gh, { GITHUB_API_URL: 'http://127.0.0.1:9/api' })().github).toEqual({ apiUrl: 'http://127.0.0.1:9/api', token: 'file-token', webhookSecrets: ['file-secret'], allowedAddresses: ['127.0.0.1'] });
+    expect(withFile('', { GITHUB_TOKEN: 't' })().github).toEqual({ apiUrl: 'https://api.github.com', token: 't', webhookSecrets: [] });
+    expect(withFile('')().github).toBeUndefined();
+    const gl = 'gitlab:\n  apiUrl: https://gitlab.example\n  token: file-token\n  webhookTokens: [file-hook]\n  allowedAddresses: [10.0.0.5]\n';
+    expect(withFile(gl, { GITLAB_TOKEN: 'env-token' })().gitlab).toEqual({ apiUrl: 'https://gitlab.example', token: 'env-token', webhookTokens: ['file-hook'], allowedAddresses: ['10.0.0.5'] });
+    expect(withFile(gl, { GITLAB_WEBHOOK_TOKEN: 'h' })().gitlab).toEqual({ apiUrl: 'https://gitlab.example', token: 'file-token', webhookTokens: ['h'], allowedAddresses: ['10.0.0.5'] });
+    expect(withFile(gl, { GITLAB_API_URL: 'http://127.0.0.1:9' })().gitlab).toEqual({ apiUrl: 'http://127.0.0.1:9', token: 'file-token', webhookTokens: ['file-hook'], allowedAddresses: ['10.0.0.5'] });
   });
 
   it('bounds maxBodyBytes (a value the body parser could not read threw a stack trace half-way through the start)', () => {
