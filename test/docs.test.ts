@@ -77,8 +77,10 @@ function ctLineProblems(tree: Record<string, CtNode>, line: string): string[] {
   const node = tree[path.join(' ')];
   const next = words[path.length];
   if (node.subs.length && next !== undefined && /^[a-z][\w-]*$/.test(next) && next !== 'help') return [`ct ${path.join(' ')} ${next}: no such subcommand (${node.subs.join(', ')})`];
-  return words
-    .slice(path.length)
+  // After a bare `--` the words are arguments (a command a host runs, say), not ct's options.
+  const rest = words.slice(path.length);
+  const end = rest.indexOf('--');
+  return (end === -1 ? rest : rest.slice(0, end))
     .map((w) => /^(--?[a-zA-Z][\w-]*)/.exec(w)?.[1])
     .filter((f): f is string => f !== undefined && f !== '--help' && f !== '-h' && !node.opts.includes(f))
     .map((f) => `ct ${path.join(' ')}: no option ${f}`);
@@ -115,6 +117,7 @@ describe('README and docs/', () => {
     expect(ctLineProblems(tree, 'verfy x.ctp')).toEqual(['ct verfy: no such command']);
     expect(ctLineProblems(tree, 'trust-store add-keys t.json')).toEqual([expect.stringContaining('no such subcommand')]);
     expect(ctLineProblems(tree, 'verify x.ctp --quorum 2')).toEqual(['ct verify: no option --quorum']);
+    expect(ctLineProblems(tree, 'verify x.ctp --quorum 2 -- ls --all')).toEqual(['ct verify: no option --quorum']);
     expect(ctLines('run `ct verify a.ctp --quorum=2` or\n```sh\nct host \\\n  ps --jsn\n```\n').flatMap((l) => ctLineProblems(tree, l))).toEqual(['ct host ps: no option --jsn', 'ct verify: no option --quorum']);
   });
 });
