@@ -83,7 +83,7 @@ export interface ServerConfig {
   adminApiKey?: string;
   /** The server's address as its users reach it (behind a proxy): sign-in redirects and links, status target URLs, the VSA verifier id. */
   publicUrl?: string;
-  /** Largest request body (JSON API, webhooks), in bytes: 1 KiB to 256 MiB, default 1 MiB. */
+  /** Largest request body (JSON API, webhooks), in bytes: 1 KiB to 64 MiB, default 1 MiB. */
   maxBodyBytes: number;
   /** Kubernetes admission webhooks under `/admission/` (docs/kubernetes.md), fed by this server's verifications. */
   admission?: {
@@ -149,10 +149,25 @@ const KEYS: Record<keyof ServerConfig, true> = {
 /** The settings a config file may hold (docs/server.md lists each, test/server/config.test.ts checks). */
 export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 
+/**
+ * Settings still taken, for one release, with a warning instead of stopping the start as unknown:
+ * a file that held one was valid before it was dropped. Each is ignored; the text says what to do.
+ */
+const DEPRECATED: Record<string, string> = {
+  localHost: 'nothing reads it (it never changed what the server does); remove it: a later release will refuse it as an unknown setting',
+};
+
 const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
-/** One config file (CT_CONFIG, YAML or JSON) plus environment variables, over embedded defaults. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
+/**
+ * One config file (CT_CONFIG, YAML or JSON) plus environment variables, over embedded defaults.
+ * `warn` is told of each deprecated setting (`ct serve` logs them once the log is up).
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<ServerConfig> = {},
+  warn: (message: string) => void = (message) => process.emitWarning(message, 'DeprecationWarning'),
+): ServerConfig {
   let file: Partial<ServerConfig> = {};
   if (env.CT_CONFIG) {
     let text: string;
@@ -168,11 +183,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       throw new CtError('USAGE', `config ${env.CT_CONFIG} is not valid YAML or JSON: ${(e as Error).message}`, { path: env.CT_CONFIG }, { cause: e });
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CtError('USAGE', `config ${env.CT_CONFIG} must be a mapping of settings (docs/server.md "Configuration")`, { path: env.CT_CONFIG });
-    const unknown = Object.keys(doc).filter((k) => !Object.hasOwn(KEYS, k));
+    const unknown = Object.keys(doc).filter((k) => !Object.hasOwn(KEYS, k) && !Object.hasOwn(DEPRECATED, k));
     if (unknown.length > 0) {
       throw new CtError('USAGE', `config ${env.CT_CONFIG}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 64))).join(', ')} (the settings are listed in docs/server.md "Configuration")`, { path: env.CT_CONFIG });
     }
-    file = doc as Partial<ServerConfig>;
+    const kept: Record<string, unknown> = { ...doc };
+    for (const [k, what] of Object.entries(DEPRECATED)) {
+      if (!Object.hasOwn(kept, k)) continue;
+      warn(`config ${env.CT_CONFIG}: the setting ${k} is deprecated and ignored: ${what}`);
+      delete kept[k];
+    }
+    file = kept as Partial<ServerConfig>;
   }
   const cfg: ServerConfig = { ...DEFAULTS, ...file, ...overrides };
   if (env.PORT) cfg.port = Number(env.PORT);
@@ -209,9 +230,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new CtError('USAGE', 'CT_ADMIN_API_KEY (adminApiKey) must start with ctk_ followed by 20 to 196 printable characters, no spaces: make one with  echo ctk_$(openssl rand -hex 24)');
   }
   // The body parsers' limit, checked here: a value body-parser cannot read ("1 megabyte") threw a
-  // TypeError stack trace half-way through the start, after the database was opened.
-  if (!Number.isInteger(cfg.maxBodyBytes) || cfg.maxBodyBytes < 1024 || cfg.maxBodyBytes > 268_435_456) {
-    throw new CtError('USAGE', `maxBodyBytes must be a whole number of bytes from 1024 to 268435456 (256 MiB), got ${String(cfg.maxBodyBytes).slice(0, 64)}`);
+  // TypeError stack trace half-way through the start, after the database was opened. At most 64 MiB:
+  // a body is held in memory before its sender is authenticated (a webhook's signature covers it
+  // all), and GitHub sends no webhook payload over 25 MB.
+  if (!Number.isInteger(cfg.maxBodyBytes) || cfg.maxBodyBytes < 1024 || cfg.maxBodyBytes > 67_108_864) {
+    throw new CtError('USAGE', `maxBodyBytes must be a whole number of bytes from 1024 to 67108864 (64 MiB), got ${String(cfg.maxBodyBytes).slice(0, 64)}`);
   }
   if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT (or port in CT_CONFIG) must be 0–65535, got ${String(env.PORT ?? cfg.port).slice(0, 64)}`);
   for (const o of cfg.oidc ?? []) {
