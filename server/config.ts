@@ -73,7 +73,7 @@ export interface ServerConfig {
   github?: { apiUrl: string; token?: string; webhookSecrets: string[]; allowedAddresses?: string[] };
   gitlab?: { apiUrl: string; token?: string; webhookTokens: string[]; allowedAddresses?: string[] };
   /**
-   * The key this server signs deploy VSAs with (PKCS#8 PEM, Ed25519 or ECDSA P-256/P-384); the
+   * The key this server signs deploy VSAs with (PKCS#8 PEM, Ed25519: trust stores list no other kind); the
    * trust stores that judge them list it in the role `deployers`. Default: `deployer-key.pem` in
    * the data directory, made on first start.
    */
@@ -83,8 +83,9 @@ export interface ServerConfig {
   login?: LoginConfig;
   /** Bootstrap admin API key (hashed at start-up, never stored in clear). */
   adminApiKey?: string;
+  /** The server's address as its users reach it (behind a proxy): sign-in redirects and links, status target URLs, the VSA verifier id. */
   publicUrl?: string;
-  localHost: boolean;
+  /** Largest request body (JSON API, webhooks), in bytes: 1 KiB to 64 MiB, default 1 MiB. */
   maxBodyBytes: number;
   /** Kubernetes admission webhooks under `/admission/` (docs/kubernetes.md), fed by this server's verifications. */
   admission?: {
@@ -118,7 +119,6 @@ const DEFAULTS: ServerConfig = {
   policies: 'policies',
   registries: { allow: [], allowedAddresses: [] },
   oidc: [],
-  localHost: true,
   maxBodyBytes: 1024 * 1024,
 };
 
@@ -145,13 +145,31 @@ const LOG_FOLLOW_BOUNDS = {
 const KEYS: Record<keyof ServerConfig, true> = {
   port: true, host: true, dataDir: true, databaseUrl: true, policies: true, policiesBranch: true, policiesAllowedSigners: true,
   trustStore: true, trustedRoot: true, desiredState: true, registries: true, github: true, gitlab: true, deployer: true, oidc: true,
-  login: true, adminApiKey: true, publicUrl: true, localHost: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, events: true, retention: true,
+  login: true, adminApiKey: true, publicUrl: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, events: true, retention: true,
+};
+
+/** The settings a config file may hold (docs/server.md lists each, test/server/config.test.ts checks). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
+
+/**
+ * Settings still taken, for one release, with a warning instead of stopping the start as unknown:
+ * a file that held one was valid before it was dropped. Each is ignored; the text says what to do.
+ */
+const DEPRECATED: Record<string, string> = {
+  localHost: 'nothing reads it (it never changed what the server does); remove it: a later release will refuse it as an unknown setting',
 };
 
 const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
-/** One config file (CT_CONFIG, YAML or JSON) plus environment variables, over embedded defaults. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
+/**
+ * One config file (CT_CONFIG, YAML or JSON) plus environment variables, over embedded defaults.
+ * `warn` is told of each deprecated setting (`ct serve` logs them once the log is up).
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<ServerConfig> = {},
+  warn: (message: string) => void = (message) => process.emitWarning(message, 'DeprecationWarning'),
+): ServerConfig {
   let file: Partial<ServerConfig> = {};
   if (env.CT_CONFIG) {
     let text: string;
@@ -167,11 +185,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       throw new CtError('USAGE', `config ${env.CT_CONFIG} is not valid YAML or JSON: ${(e as Error).message}`, { path: env.CT_CONFIG }, { cause: e });
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CtError('USAGE', `config ${env.CT_CONFIG} must be a mapping of settings (docs/server.md "Configuration")`, { path: env.CT_CONFIG });
-    const unknown = Object.keys(doc).filter((k) => !Object.hasOwn(KEYS, k));
+    const unknown = Object.keys(doc).filter((k) => !Object.hasOwn(KEYS, k) && !Object.hasOwn(DEPRECATED, k));
     if (unknown.length > 0) {
       throw new CtError('USAGE', `config ${env.CT_CONFIG}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 64))).join(', ')} (the settings are listed in docs/server.md "Configuration")`, { path: env.CT_CONFIG });
     }
-    file = doc as Partial<ServerConfig>;
+    const kept: Record<string, unknown> = { ...doc };
+    for (const [k, what] of Object.entries(DEPRECATED)) {
+      if (!Object.hasOwn(kept, k)) continue;
+      warn(`config ${env.CT_CONFIG}: the setting ${k} is deprecated and ignored: ${what}`);
+      delete kept[k];
+    }
+    file = kept as Partial<ServerConfig>;
   }
   const cfg: ServerConfig = { ...DEFAULTS, ...file, ...overrides };
   if (env.PORT) cfg.port = Number(env.PORT);
@@ -183,18 +207,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.CT_ADMIN_API_KEY) cfg.adminApiKey = env.CT_ADMIN_API_KEY;
   if (env.CT_MCP_READ_ONLY) cfg.mcp = { ...cfg.mcp, readOnly: env.CT_MCP_READ_ONLY === 'true' || env.CT_MCP_READ_ONLY === '1' };
   if (env.CT_REGISTRIES) cfg.registries = { ...cfg.registries, allow: list(env.CT_REGISTRIES) ?? [] };
+  // The forges' variables each replace one field of the file's section, nothing more: a token from
+  // the environment rebuilt the section from scratch, silently dropping the file's
+  // allowedAddresses, and an API URL was ignored unless a token or secret was set too.
   const ghSecrets = list(env.GITHUB_WEBHOOK_SECRETS ?? env.GITHUB_WEBHOOK_SECRET);
-  if (ghSecrets || env.GITHUB_TOKEN) {
-    cfg.github = { apiUrl: env.GITHUB_API_URL ?? cfg.github?.apiUrl ?? 'https://api.github.com', token: env.GITHUB_TOKEN ?? cfg.github?.token, webhookSecrets: ghSecrets ?? cfg.github?.webhookSecrets ?? [] };
+  if (ghSecrets || env.GITHUB_TOKEN || env.GITHUB_API_URL) {
+    const github = { apiUrl: 'https://api.github.com', webhookSecrets: [], ...cfg.github };
+    if (env.GITHUB_API_URL) github.apiUrl = env.GITHUB_API_URL;
+    if (env.GITHUB_TOKEN) github.token = env.GITHUB_TOKEN;
+    if (ghSecrets) github.webhookSecrets = ghSecrets;
+    cfg.github = github;
   }
   const glTokens = list(env.GITLAB_WEBHOOK_TOKENS ?? env.GITLAB_WEBHOOK_TOKEN);
-  if (glTokens || env.GITLAB_TOKEN) {
-    cfg.gitlab = { apiUrl: env.GITLAB_API_URL ?? cfg.gitlab?.apiUrl ?? 'https://gitlab.com', token: env.GITLAB_TOKEN ?? cfg.gitlab?.token, webhookTokens: glTokens ?? cfg.gitlab?.webhookTokens ?? [] };
+  if (glTokens || env.GITLAB_TOKEN || env.GITLAB_API_URL) {
+    const gitlab = { apiUrl: 'https://gitlab.com', webhookTokens: [], ...cfg.gitlab };
+    if (env.GITLAB_API_URL) gitlab.apiUrl = env.GITLAB_API_URL;
+    if (env.GITLAB_TOKEN) gitlab.token = env.GITLAB_TOKEN;
+    if (glTokens) gitlab.webhookTokens = glTokens;
+    cfg.gitlab = gitlab;
   }
   // The API reads a bearer token as an API key only when it starts with ctk_ (else as a JWT): a
   // bootstrap key without it started a server no request could act on, each told "not a JWT".
   if (cfg.adminApiKey !== undefined && (typeof cfg.adminApiKey !== 'string' || !/^ctk_[\x21-\x7e]{20,196}$/.test(cfg.adminApiKey))) {
     throw new CtError('USAGE', 'CT_ADMIN_API_KEY (adminApiKey) must start with ctk_ followed by 20 to 196 printable characters, no spaces: make one with  echo ctk_$(openssl rand -hex 24)');
+  }
+  // The body parsers' limit, checked here: a value body-parser cannot read ("1 megabyte") threw a
+  // TypeError stack trace half-way through the start, after the database was opened. At most 64 MiB:
+  // a body is held in memory before its sender is authenticated (a webhook's signature covers it
+  // all), and GitHub sends no webhook payload over 25 MB.
+  if (!Number.isInteger(cfg.maxBodyBytes) || cfg.maxBodyBytes < 1024 || cfg.maxBodyBytes > 67_108_864) {
+    throw new CtError('USAGE', `maxBodyBytes must be a whole number of bytes from 1024 to 67108864 (64 MiB), got ${String(cfg.maxBodyBytes).slice(0, 64)}`);
   }
   if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new CtError('USAGE', `PORT (or port in CT_CONFIG) must be 0–65535, got ${String(env.PORT ?? cfg.port).slice(0, 64)}`);
   for (const o of cfg.oidc ?? []) {

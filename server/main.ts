@@ -8,8 +8,11 @@ interface Io { out(t: string): void; err(t: string): void }
 
 /** `ct serve`: start with embedded defaults, say where to look, stop cleanly on SIGINT/SIGTERM. */
 export async function serveFromEnvironment(io: Io): Promise<number> {
-  const config = loadConfig(process.env);
+  // Deprecated settings are told in the server's log, which starts with the server.
+  const deprecated: string[] = [];
+  const config = loadConfig(process.env, {}, (m) => deprecated.push(m));
   const server = await startServer(config, { extend: (ctx) => deployPipeline(ctx) });
+  for (const m of deprecated) server.ctx.log.warn(m);
   // A server on this machine only, with no sign-in issuer (npm start's defaults): whoever reads
   // this terminal gets a one-time link to the dashboard. Reachable servers sign people in by OIDC.
   let dashboard = `${server.url}/   (sign-in: ${config.login?.oidc.length ? `${config.login.oidc.length} OpenID Connect issuer(s)` : 'none configured (login.oidc in CT_CONFIG)'})`;

@@ -21,7 +21,12 @@ export function guide(g: GuideInput): string {
   const auth = '-H "authorization: Bearer $CT_KEY"';
   return [
     '',
-    'Where to look',
+    // The curl lines below use $CT_KEY: copied before it was set (it was set only under "What to
+    // try next") they answered 401 with nothing saying where the key is. The command has a line of
+    // its own, nothing after it (a line copied whole must run), and the path is one single-quoted
+    // argument, not code: a --dir may hold ', $, ` or spaces.
+    'Where to look (the curl lines need the admin key in CT_KEY; set it with the next line)',
+    `    export CT_KEY=$(node -p 'require(process.argv[1]).adminKey' ${shellQuote(g.adminKeyFile)})`,
     `  dashboard        ${g.dashboardLink}`,
     `                   (signs you in once, within 10 minutes; a new link: curl -X POST ${auth} ${url}/api/v1/login-links)`,
     `  API              ${url}/api/v1   (OpenAPI: ${url}/openapi.json; admin key: "adminKey" in ${g.adminKeyFile})`,
@@ -61,4 +66,9 @@ export function guide(g: GuideInput): string {
     '',
     `Ctrl-C stops all of it (registry, server, host and its containers, logs); ct quickstart --dir ${l.dir} reuses it.`,
   ].join('\n');
+}
+
+/** One POSIX shell word that is exactly `s`: single quotes keep everything but ', written '\''. */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, "'\\''")}'`;
 }

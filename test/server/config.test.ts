@@ -1,22 +1,23 @@
 /**
  * The server's config file (CT_CONFIG): a typo in a setting's name or a file that is not YAML stops
  * the start with USAGE naming it, instead of leaving the default in force unnoticed; a file that
- * cannot be read is IO_ERROR; every setting docs/server.md lists is accepted.
+ * cannot be read is IO_ERROR; every setting docs/server.md lists is accepted, and every setting and
+ * environment variable the loader reads is listed there.
  */
 import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { loadConfig } from '../../server/config.js';
+import { CONFIG_KEYS, loadConfig } from '../../server/config.js';
 import { startServer } from '../../server/start.js';
 import { repoRoot } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ct-config-'));
-const withFile = (text: string) => {
+const withFile = (text: string, env: NodeJS.ProcessEnv = {}) => {
   const path = join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(path, text);
-  return () => loadConfig({ CT_CONFIG: path });
+  return () => loadConfig({ CT_CONFIG: path, ...env });
 };
 
 describe('server config file', () => {
@@ -117,6 +118,63 @@ describe('server config file', () => {
     });
     expect(unknown).toEqual([]);
     expect(withFile('prot: null\n')).toThrow(/unknown setting/);
+  });
+
+  // The other way round: a setting the loader takes but the table does not name (policiesBranch,
+  // maxBodyBytes, mcp, … were read and undocumented; localHost was taken and read by nothing).
+  it('names in its configuration table every setting the file may hold and every environment variable the loader reads', () => {
+    const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
+    const rows = table.split('\n').filter((l) => l.startsWith('| `'));
+    const keyColumn = rows.map((r) => r.split(' | ')[0]).join(' ');
+    const named = new Set([...keyColumn.matchAll(/`([a-zA-Z]+)[`.[]/g)].map((m) => m[1]));
+    expect(CONFIG_KEYS.filter((k) => !named.has(k))).toEqual([]);
+    const source = ['server/config.ts', 'server/start.ts'].map((f) => readFileSync(join(repoRoot, f), 'utf8')).join('\n');
+    const envs = [...new Set([...source.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]))];
+    expect(envs.length).toBeGreaterThan(10);
+    expect(envs.filter((v) => !table.includes(`\`${v}\``))).toEqual([]);
+  });
+
+  // docs/server.md: an environment variable wins over the file, field by field. GITHUB_TOKEN
+  // rebuilt the github section from scratch (the file's allowedAddresses were dropped, promotion then
+  // refused by the URL guard), and GITHUB_API_URL applied only with a token or secret set too.
+  it('merges each forge environment variable into the file\'s section, one field each', () => {
+    const gh = 'github:\n  apiUrl: https://ghe.example/api/v3\n  token: file-token\n  webhookSecrets: [file-secret]\n  allowedAddresses: [127.0.0.1]\n';
+    expect(withFile(gh, { GITHUB_TOKEN: 'env-token' })().github).toEqual({ apiUrl: 'https://ghe.example/api/v3', token: 'env-token', webhookSecrets: ['file-secret'], allowedAddresses: ['127.0.0.1'] });
+    expect(withFile(gh, { GITHUB_WEBHOOK_SECRETS: 'a, b' })().github).toEqual({ apiUrl: 'https://ghe.example/api/v3', token: 'file-token', webhookSecrets: ['a', 'b'], allowedAddresses: ['127.0.0.1'] });
+    expect(withFile(gh, { GITHUB_API_URL: 'http://127.0.0.1:9/api' })().github).toEqual({ apiUrl: 'http://127.0.0.1:9/api', token: 'file-token', webhookSecrets: ['file-secret'], allowedAddresses: ['127.0.0.1'] });
+    expect(withFile('', { GITHUB_TOKEN: 't' })().github).toEqual({ apiUrl: 'https://api.github.com', token: 't', webhookSecrets: [] });
+    expect(withFile('')().github).toBeUndefined();
+    const gl = 'gitlab:\n  apiUrl: https://gitlab.example\n  token: file-token\n  webhookTokens: [file-hook]\n  allowedAddresses: [10.0.0.5]\n';
+    expect(withFile(gl, { GITLAB_TOKEN: 'env-token' })().gitlab).toEqual({ apiUrl: 'https://gitlab.example', token: 'env-token', webhookTokens: ['file-hook'], allowedAddresses: ['10.0.0.5'] });
+    expect(withFile(gl, { GITLAB_WEBHOOK_TOKEN: 'h' })().gitlab).toEqual({ apiUrl: 'https://gitlab.example', token: 'file-token', webhookTokens: ['h'], allowedAddresses: ['10.0.0.5'] });
+    expect(withFile(gl, { GITLAB_API_URL: 'http://127.0.0.1:9' })().gitlab).toEqual({ apiUrl: 'http://127.0.0.1:9', token: 'file-token', webhookTokens: ['file-hook'], allowedAddresses: ['10.0.0.5'] });
+  });
+
+  it('bounds maxBodyBytes (a value the body parser could not read threw a stack trace half-way through the start)', () => {
+    // At most 64 MiB: bodies are held in memory before the sender is authenticated (GitHub's webhook payloads stop at 25 MB).
+    for (const bad of ['"1 megabyte"', '"10mb"', '0', '1023', '1.5', '67108865', '268435456', '-1']) {
+      expect(withFile(`maxBodyBytes: ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('maxBodyBytes must be a whole number of bytes from 1024 to 67108864 (64 MiB)') }));
+    }
+    expect(withFile('maxBodyBytes: 4194304\n')().maxBodyBytes).toBe(4_194_304);
+    expect(withFile('maxBodyBytes: 67108864\n')().maxBodyBytes).toBe(67_108_864);
+    expect(withFile('')().maxBodyBytes).toBe(1_048_576);
+  });
+
+  // localHost was a setting nothing read; dropped outright it stopped the start of servers whose file
+  // held it. For one release it is taken, ignored, with a deprecation warning (and stays undocumented).
+  it('takes localHost for one release with a deprecation warning, and ignores it', () => {
+    const path = join(dir, 'c-localhost.yaml');
+    writeFileSync(path, 'localHost: false\nport: 9090\n');
+    const warnings: string[] = [];
+    const cfg = loadConfig({ CT_CONFIG: path }, {}, (m) => warnings.push(m));
+    expect(cfg.port).toBe(9090);
+    expect(Object.hasOwn(cfg, 'localHost')).toBe(false);
+    expect(warnings).toEqual([expect.stringMatching(/the setting localHost is deprecated and ignored: nothing reads it.*remove it/)]);
+    expect(CONFIG_KEYS).not.toContain('localHost');
+    const table = readFileSync(join(repoRoot, 'docs', 'server.md'), 'utf8').split('## Configuration')[1].split('\n## ')[0];
+    expect(table).not.toContain('localHost');
+    // Unknown settings still stop the start.
+    expect(withFile('localhost: true\n')).toThrow(/unknown setting "localhost"/);
   });
 });
 
