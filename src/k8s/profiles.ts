@@ -73,10 +73,10 @@ export function k8sCapability(c: string): string {
 /**
  * The container-level fields the mutating webhook sets: the bundle's profiles, the manifest's
  * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them), a
- * read-only root file system when the manifest asks for one, and no_new_privs
- * (`allowPrivilegeEscalation: false`), which hosts always set (host/enforce/oci-config.ts):
- * Kubernetes leaves it off by default, and a setuid binary of the image then makes the
- * manifest's non-root user root again.
+ * read-only root file system when the manifest asks for one, the manifest's capabilities and no
+ * others (desiredCapabilities), and no_new_privs (`allowPrivilegeEscalation: false`), which hosts
+ * always set (host/enforce/oci-config.ts): Kubernetes leaves it off by default, and a setuid
+ * binary of the image then makes the manifest's non-root user root again.
  */
 export function desiredSecurityContext(p: BundleProfiles, current?: Record<string, unknown>): Record<string, unknown> {
   const u = p.user;
@@ -89,24 +89,40 @@ export function desiredSecurityContext(p: BundleProfiles, current?: Record<strin
     ...(u?.gid !== undefined ? { runAsGroup: u.gid } : {}),
     ...(u?.nonRoot ? { runAsNonRoot: true } : {}),
     ...(p.readOnlyRootfs ? { readOnlyRootFilesystem: true } : {}),
+    capabilities: desiredCapabilities(p, current?.capabilities),
     seccompProfile: p.seccomp ? { type: 'Localhost', localhostProfile: seccompLocalhostPath(p.seccomp) } : { type: 'RuntimeDefault' },
     ...(p.apparmor ? { appArmorProfile: { type: 'Localhost', localhostProfile: p.apparmor } } : {}),
   };
 }
 
+/** A capability list of a pod (`drop` or `add`) as Kubernetes names; what is not a string names nothing. */
+function capabilityNames(list: unknown): Set<string> {
+  return new Set(Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').map(k8sCapability) : []);
+}
+
 /**
- * Where the container's capabilities.add spells `CAP_SYS_ADMIN`: the API server refuses exactly
- * that string next to allowPrivilegeEscalation: false, which the mutating webhook sets, so a pod of
- * a bundle whose manifest grants it (`CAP_SYS_ADMIN`, the manifest's spelling) could never be
- * admitted. Hosts run such a bundle with no_new_privs and SYS_ADMIN both (host/enforce/oci-config.ts):
- * the webhook keeps no_new_privs and respells the capability `SYS_ADMIN`, which the runtime grants
- * the same way (it adds the CAP_ prefix) and the API server accepts.
+ * The container's capabilities: `drop: ["ALL"]` and `add:` the manifest's, as a host runs the
+ * bundle (host/enforce/oci-config.ts). Left alone, containerd and CRI-O give every container
+ * their default set (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID, NET_RAW, MKNOD, …), far more
+ * than a manifest asking for none grants, and CRI-O's set is the node's configuration to change.
+ * Less where the container already asks less: a capability it drops by name, or, where it drops
+ * ALL, one it does not add (the runtimes drop ALL first, then add, then drop the named ones).
+ * What it adds beyond the manifest is left out (mutate warns; validate denies what comes unpatched).
+ * Always the Kubernetes spelling (`SYS_ADMIN`, which the runtimes prefix with CAP_): the API server
+ * refuses `CAP_SYS_ADMIN` beside allowPrivilegeEscalation: false, which the webhook sets.
  */
-export function capSysAdminAt(sc: Record<string, unknown> | undefined): number[] {
+export function desiredCapabilities(p: BundleProfiles, current: unknown): { drop: string[]; add?: string[] } {
+  const cur = isObj(current) ? current : {};
+  const dropped = capabilityNames(cur.drop);
+  const added = capabilityNames(cur.add);
+  const add = p.capabilities.filter((c) => !dropped.has(c) && (added.has(c) || !dropped.has('ALL')));
+  return { drop: ['ALL'], ...(add.length ? { add } : {}) };
+}
+
+/** What a container's capabilities.add names beyond the manifest's (anything not a string too). */
+export function capabilitiesBeyond(p: BundleProfiles, sc: Record<string, unknown> | undefined): unknown[] {
   const add = isObj(sc?.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
-  const out: number[] = [];
-  add.forEach((x, i) => x === 'CAP_SYS_ADMIN' && out.push(i));
-  return out;
+  return add.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
 }
 
 /**
@@ -125,6 +141,23 @@ function effectiveField(c: ContainerRef, pod: Record<string, unknown>, field: st
 export function effectiveProfile(c: ContainerRef, pod: Record<string, unknown>, field: 'seccompProfile' | 'appArmorProfile'): Record<string, unknown> | undefined {
   const v = effectiveField(c, pod, field);
   return isObj(v) ? v : undefined;
+}
+
+/**
+ * The runtime's default capabilities kept (no `drop: ["ALL"]`: naming each default is not enough,
+ * CRI-O's set is the node's to configure), or one added beyond the manifest's. "ALL" exactly, as
+ * Pod Security's restricted profile reads it. Lists that are not lists are refused, not read as empty.
+ */
+function weakerCapabilities(sc: Record<string, unknown>, p: BundleProfiles): string[] {
+  const caps = sc.capabilities ?? {};
+  const listOrUnset = (v: unknown) => v === undefined || v === null || Array.isArray(v);
+  if (!isObj(caps) || !listOrUnset(caps.add) || !listOrUnset(caps.drop)) return ['capabilities: add and drop must be lists'];
+  const out: string[] = [];
+  const drop = Array.isArray(caps.drop) ? caps.drop : undefined;
+  if (!drop?.includes('ALL')) out.push(`capabilities.drop must include "ALL" (the runtime's defaults are more than the manifest grants), not ${drop ? JSON.stringify(drop.slice(0, 8)).slice(0, 120) : 'unset'}`);
+  const extra = capabilitiesBeyond(p, sc);
+  if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8)).slice(0, 200)} beyond the manifest's ${JSON.stringify(p.capabilities)}`);
+  return out;
 }
 
 /**
@@ -148,7 +181,7 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
 
 /**
  * Every way this container's security context is weaker than its bundle asks: privileged,
- * privilege escalation allowed (no no_new_privs), capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
+ * privilege escalation allowed (no no_new_privs), the runtime's default capabilities kept or others added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
  * root where the manifest names another user, a writable root file system where it asks for a
  * read-only one, SELinux options or /proc outside the runtime's confinement, host namespaces the
  * manifest does not ask for, the node's files (hostPath).
@@ -160,9 +193,7 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   if (sc.privileged === true) out.push('privileged: true');
   // A container-only field, unset meaning true: only an explicit false is no_new_privs.
   if (sc.allowPrivilegeEscalation !== false) out.push(`allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not ${sc.allowPrivilegeEscalation === undefined || sc.allowPrivilegeEscalation === null ? 'unset (true)' : JSON.stringify(sc.allowPrivilegeEscalation).slice(0, 40)}`);
-  const caps = isObj(sc.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
-  const extra = caps.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
-  if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8))} beyond the manifest's ${JSON.stringify(p.capabilities)}`);
+  out.push(...weakerCapabilities(sc, p));
   const seccomp = effectiveProfile(c, pod, 'seccompProfile');
   if (p.seccomp) {
     const want = seccompLocalhostPath(p.seccomp);
