@@ -282,6 +282,21 @@ describe('capabilities: the manifest\'s, and none of the container runtime\'s de
   });
 });
 
+describe('SELinux level', () => {
+  it('a pod- or container-level level (MCS categories) is admitted, as Pod Security\'s baseline admits it; a type, user or role beside it is not', async () => {
+    const good = await mutated(pod([{ name: 'web', image: fx.refs.v1 }], { initContainers: [{ name: 'init', image: fx.refs.v1 }] }));
+    const levelled = structuredClone(good);
+    levelled.spec.securityContext = { seLinuxOptions: { level: 's0:c123,c456' } };
+    levelled.spec.initContainers[0].securityContext.seLinuxOptions = { level: 's0:c1,c2' };
+    expectAllowed(await validated(levelled));
+    const withRole = structuredClone(levelled);
+    withRole.spec.securityContext.seLinuxOptions.role = 'system_r';
+    withRole.spec.initContainers[0].securityContext.seLinuxOptions.type = 'spc_t';
+    const r = await validated(withRole);
+    expect([r.allowed, r.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] initContainers\[0\] "init": .*seLinuxOptions\.type "spc_t".*seLinuxOptions\.role "system_r".*; also \[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*seLinuxOptions\.role "system_r"/)]);
+  });
+});
+
 describe('validating webhook', () => {
   it('denies a tampered bundle with the verifier\'s code, and a policy denial with the policy\'s message', async () => {
     const t = await validated(pod([{ name: 'web', image: fx.refs.tampered }]));
