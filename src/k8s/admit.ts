@@ -5,7 +5,8 @@
  *
  * - mutate: pins every image by tag to the digest the allow-listed registry names now, and sets
  *   the container's seccomp and AppArmor profiles to the bundle's (SPO names) and its
- *   capabilities to the manifest's (all others dropped), as a JSON Patch.
+ *   capabilities to the granted ones (the manifest's that the policies allow; all others
+ *   dropped), as a JSON Patch.
  * - validate: judges the digest it is given (never re-resolves a tag: what runs is what was
  *   judged), checks the policy verdict for the namespace's environment and that the security
  *   context is no weaker than the bundle's.
@@ -192,7 +193,7 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
     else for (const [k, v] of Object.entries(want)) patch.push({ op: 'add', path: `${c.pointer}/securityContext/${k}`, value: v });
     // Said, not silent: the container asked for a capability it will run without.
     const beyond = capabilitiesBeyond(profiles, c.securityContext);
-    if (beyond.length > 0) warnings.push(`${c.name}: capabilities.add ${JSON.stringify(beyond.slice(0, 8)).slice(0, 200)} left out: the manifest grants ${JSON.stringify(profiles.capabilities)}`);
+    if (beyond.length > 0) warnings.push(`${c.name}: capabilities.add ${JSON.stringify(beyond.slice(0, 8)).slice(0, 200)} left out: granted ${JSON.stringify(profiles.capabilities)} (the manifest's that the policies allow)`);
   }
   return allowResponse(req.uid, { patch, warnings });
 }

@@ -6,6 +6,7 @@
  */
 import { profileNameFor } from '../profiles/apparmor/names.js';
 import type { BundleFacts } from '../policy/types.js';
+import { grantedCapabilities } from '../policy/capability-grant.js';
 import { isObj, type ContainerRef } from './workloads.js';
 
 export interface BundleProfiles {
@@ -15,7 +16,10 @@ export interface BundleProfiles {
   apparmor?: string;
   /** Its name where the nodes are not said to enforce AppArmor: neither set nor required, accepted when a pod names it. */
   apparmorNotEnforced?: string;
-  /** Capabilities the manifest's [runtime] asks for, in Kubernetes spelling (no CAP_ prefix). */
+  /**
+   * Capabilities the bundle runs with, in Kubernetes spelling (no CAP_ prefix): the manifest's
+   * [runtime] ask that the policies allow (never `ALL`).
+   */
   capabilities: string[];
   /** The manifest asks for the host network. */
   hostNetwork: boolean;
@@ -52,9 +56,14 @@ export function seccompLocalhostPath(name: string): string {
  * profile that cannot be enforced is left out, and a policy that requires AppArmor denies (it sees
  * nodes that do not enforce it).
  */
-export function bundleProfiles(facts: BundleFacts, imageDigest: string, o: { nodesAppArmor?: boolean } = { nodesAppArmor: true }): BundleProfiles {
+export function bundleProfiles(facts: BundleFacts, imageDigest: string, o: { nodesAppArmor?: boolean; capabilitiesAllowed?: readonly string[] } = { nodesAppArmor: true }): BundleProfiles {
   const name = profileNameFor(facts.name ?? 'app', imageDigest);
-  const caps = (facts.runtime?.capabilities ?? []).filter((c): c is string => typeof c === 'string').map(k8sCapability);
+  const ask = facts.runtime?.capabilities ?? [];
+  // Admission passes what the policies allow (capabilitiesAllowed): a pod gets ask ∩ allow, as a
+  // host runs the bundle. Without it (`ct k8s render`, which has no policies) the manifest's, which
+  // the mutating webhook then narrows to the granted ones. `ALL` never (grantedCapabilities).
+  const granted = o.capabilitiesAllowed ? grantedCapabilities(ask, o.capabilitiesAllowed) : grantedCapabilities(ask, ask.filter((c): c is string => typeof c === 'string'));
+  const caps = granted.map(k8sCapability);
   return {
     ...(facts.security?.seccomp !== undefined ? { seccomp: name } : {}),
     ...(facts.security?.apparmor !== undefined ? (o.nodesAppArmor ? { apparmor: name } : { apparmorNotEnforced: name }) : {}),
@@ -73,8 +82,8 @@ export function k8sCapability(c: string): string {
 /**
  * The container-level fields the mutating webhook sets: the bundle's profiles, the manifest's
  * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them), a
- * read-only root file system when the manifest asks for one, the manifest's capabilities and no
- * others (desiredCapabilities), and no_new_privs (`allowPrivilegeEscalation: false`), which hosts
+ * read-only root file system when the manifest asks for one, the granted capabilities (the
+ * manifest's that the policies allow) and no others (desiredCapabilities), and no_new_privs (`allowPrivilegeEscalation: false`), which hosts
  * always set (host/enforce/oci-config.ts): Kubernetes leaves it off by default, and a setuid
  * binary of the image then makes the manifest's non-root user root again.
  */
@@ -101,13 +110,13 @@ function capabilityNames(list: unknown): Set<string> {
 }
 
 /**
- * The container's capabilities: `drop: ["ALL"]` and `add:` the manifest's, as a host runs the
- * bundle (host/enforce/oci-config.ts). Left alone, containerd and CRI-O give every container
+ * The container's capabilities: `drop: ["ALL"]` and `add:` the granted ones (the manifest's that
+ * the policies allow, never `ALL`), as a host runs the bundle (host/enforce/oci-config.ts). Left alone, containerd and CRI-O give every container
  * their default set (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID, NET_RAW, MKNOD, …), far more
  * than a manifest asking for none grants, and CRI-O's set is the node's configuration to change.
  * Less where the container already asks less: a capability it drops by name, or, where it drops
  * ALL, one it does not add (the runtimes drop ALL first, then add, then drop the named ones).
- * What it adds beyond the manifest is left out (mutate warns; validate denies what comes unpatched).
+ * What it adds beyond the granted ones is left out (mutate warns; validate denies what comes unpatched).
  * Always the Kubernetes spelling (`SYS_ADMIN`, which the runtimes prefix with CAP_): the API server
  * refuses `CAP_SYS_ADMIN` beside allowPrivilegeEscalation: false, which the webhook sets.
  */
@@ -115,14 +124,17 @@ export function desiredCapabilities(p: BundleProfiles, current: unknown): { drop
   const cur = isObj(current) ? current : {};
   const dropped = capabilityNames(cur.drop);
   const added = capabilityNames(cur.add);
-  const add = p.capabilities.filter((c) => !dropped.has(c) && (added.has(c) || !dropped.has('ALL')));
+  const add = p.capabilities.filter((c) => c !== 'ALL' && !dropped.has(c) && (added.has(c) || !dropped.has('ALL')));
   return { drop: ['ALL'], ...(add.length ? { add } : {}) };
 }
 
-/** What a container's capabilities.add names beyond the manifest's (anything not a string too). */
+/**
+ * What a container's capabilities.add names beyond the granted ones (anything not a string too).
+ * `ALL` (any spelling) always: in `add` it is every capability, which nothing grants.
+ */
 export function capabilitiesBeyond(p: BundleProfiles, sc: Record<string, unknown> | undefined): unknown[] {
   const add = isObj(sc?.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
-  return add.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
+  return add.filter((x) => typeof x !== 'string' || k8sCapability(x) === 'ALL' || !p.capabilities.includes(k8sCapability(x)));
 }
 
 /**
@@ -145,7 +157,7 @@ export function effectiveProfile(c: ContainerRef, pod: Record<string, unknown>, 
 
 /**
  * The runtime's default capabilities kept (no `drop: ["ALL"]`: naming each default is not enough,
- * CRI-O's set is the node's to configure), or one added beyond the manifest's. "ALL" exactly, as
+ * CRI-O's set is the node's to configure), or one added beyond the granted ones. "ALL" exactly, as
  * Pod Security's restricted profile reads it. Lists that are not lists are refused, not read as empty.
  */
 function weakerCapabilities(sc: Record<string, unknown>, p: BundleProfiles): string[] {
@@ -154,9 +166,9 @@ function weakerCapabilities(sc: Record<string, unknown>, p: BundleProfiles): str
   if (!isObj(caps) || !listOrUnset(caps.add) || !listOrUnset(caps.drop)) return ['capabilities: add and drop must be lists'];
   const out: string[] = [];
   const drop = Array.isArray(caps.drop) ? caps.drop : undefined;
-  if (!drop?.includes('ALL')) out.push(`capabilities.drop must include "ALL" (the runtime's defaults are more than the manifest grants), not ${drop ? JSON.stringify(drop.slice(0, 8)).slice(0, 120) : 'unset'}`);
+  if (!drop?.includes('ALL')) out.push(`capabilities.drop must include "ALL" (the runtime's defaults are more than the bundle is granted), not ${drop ? JSON.stringify(drop.slice(0, 8)).slice(0, 120) : 'unset'}`);
   const extra = capabilitiesBeyond(p, sc);
-  if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8)).slice(0, 200)} beyond the manifest's ${JSON.stringify(p.capabilities)}`);
+  if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8)).slice(0, 200)} beyond those granted ${JSON.stringify(p.capabilities)} (the manifest's that the policies allow)`);
   return out;
 }
 

@@ -122,7 +122,9 @@ export function renderK8s(input: RenderInput): Rendered {
       privileged: false,
       readOnlyRootFilesystem: rt.read_only_rootfs === true,
       // What the mutating webhook sets (capabilities: ALL dropped, the manifest's added; the
-      // profiles, user, no_new_privs): a rendered Deployment passes admission as it is.
+      // profiles, user, no_new_privs): a rendered Deployment passes admission as it is. Render has
+      // no policies: where they allow fewer capabilities than the manifest asks, the mutating
+      // webhook narrows `add` to the granted ones (profiles.ts, desiredCapabilities).
       ...desiredSecurityContext(profiles),
     },
   };

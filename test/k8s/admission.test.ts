@@ -231,7 +231,7 @@ describe('capabilities: the manifest\'s, and none of the container runtime\'s de
     ) as Obj;
     const review = reviewOf(object) as Obj;
     const { json } = await client.post('/mutate/production', review);
-    expect(json.response).toMatchObject({ allowed: true, warnings: ['side: capabilities.add ["NET_ADMIN"] left out: the manifest grants ["NET_BIND_SERVICE"]'] });
+    expect(json.response).toMatchObject({ allowed: true, warnings: ['side: capabilities.add ["NET_ADMIN"] left out: granted ["NET_BIND_SERVICE"] (the manifest\'s that the policies allow)'] });
     const out = jsonpatch.applyPatch(structuredClone(object), JSON.parse(Buffer.from(json.response.patch, 'base64').toString('utf8')), true, false).newDocument as Obj;
     expect(out.spec.containers.map((c: Obj) => c.securityContext.capabilities)).toEqual([ALL_DROPPED, ALL_DROPPED]);
     expect(out.spec.initContainers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
@@ -252,7 +252,7 @@ describe('capabilities: the manifest\'s, and none of the container runtime\'s de
       ['an init container adding only', (p) => (p.spec.initContainers[0].securityContext.capabilities = { add: ['NET_BIND_SERVICE'] }), /^\[SECURITY_CONTEXT_WEAKER\] initContainers\[0\] "init": .*capabilities\.drop must include "ALL"/],
       ['the defaults dropped one by one but for NET_RAW', (p) => (p.spec.containers[0].securityContext.capabilities = { drop: ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'] }), /capabilities\.drop must include "ALL"/],
       ['"all" in lower case', (p) => (p.spec.containers[0].securityContext.capabilities = { drop: ['all'] }), /capabilities\.drop must include "ALL" .*not \["all"\]/],
-      ['every capability added back', (p) => (p.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['ALL'] }), /capabilities\.add \["ALL"\] beyond the manifest's \["NET_BIND_SERVICE"\]/],
+      ['every capability added back', (p) => (p.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['ALL'] }), /capabilities\.add \["ALL"\] beyond those granted \["NET_BIND_SERVICE"\]/],
     ];
     for (const [what, change, re] of cases) {
       const p = structuredClone(good);
@@ -269,6 +269,26 @@ describe('capabilities: the manifest\'s, and none of the container runtime\'s de
     const fewer = structuredClone(good);
     fewer.spec.containers[0].securityContext.capabilities = { drop: ['ALL'] };
     expectAllowed(await validated(fewer));
+  });
+
+  it('a pod gets what a host grants: the manifest\'s that the policies allow, none without a capabilities rule', async () => {
+    // The quickstart policy has no runtime.capabilities rule: a host runs the bundle with none.
+    const quick = await mutated(pod([{ name: 'web', image: fx.refs.v1, securityContext: { capabilities: { add: ['NET_BIND_SERVICE'] } } }]), 'quickstart');
+    expect(quick.spec.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    expectAllowed(await validated(quick, 'quickstart'));
+    // Validation allows exactly that set: the manifest's capability added back is beyond it.
+    const readded = structuredClone(quick);
+    readded.spec.containers[0].securityContext.capabilities.add = ['NET_BIND_SERVICE'];
+    const r = await validated(readded, 'quickstart');
+    expect([r.allowed, r.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*capabilities\.add \["NET_BIND_SERVICE"\] beyond those granted \[\]/)]);
+    // A policy allowing NET_BIND_SERVICE, a manifest asking it and SYS_ADMIN (permissive: admitted, with a warning).
+    const bind = await mutated(pod([{ name: 'web', image: fx.refs.v3 }]), 'bind');
+    expect(bind.spec.containers[0].securityContext.capabilities).toEqual(ALL_DROPPED);
+    expectAllowed(await validated(bind, 'bind'));
+    const admin = structuredClone(bind);
+    admin.spec.containers[0].securityContext.capabilities.add = ['NET_BIND_SERVICE', 'SYS_ADMIN'];
+    const denied = await validated(admin, 'bind');
+    expect([denied.allowed, denied.status?.message]).toEqual([false, expect.stringMatching(/capabilities\.add \["SYS_ADMIN"\] beyond those granted \["NET_BIND_SERVICE"\]/)]);
   });
 
   it('what ct k8s render writes passes both webhooks with its capabilities as they are', async () => {
@@ -320,7 +340,7 @@ describe('validating webhook', () => {
     const good = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
     const cases: [string, (p: Obj) => void, RegExp][] = [
       ['privileged', (p) => (p.spec.containers[0].securityContext.privileged = true), /privileged: true/],
-      ['capabilities', (p) => (p.spec.containers[0].securityContext.capabilities = { add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] }), /capabilities\.add \["SYS_ADMIN"\] beyond the manifest's \["NET_BIND_SERVICE"\]/],
+      ['capabilities', (p) => (p.spec.containers[0].securityContext.capabilities = { add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] }), /capabilities\.add \["SYS_ADMIN"\] beyond those granted \["NET_BIND_SERVICE"\]/],
       ['seccomp', (p) => (p.spec.containers[0].securityContext.seccompProfile = { type: 'Unconfined' }), /seccompProfile must be Localhost operator\/cerro-torre-hello-/],
       ['apparmor', (p) => delete p.spec.containers[0].securityContext.appArmorProfile, /appArmorProfile must be Localhost/],
       ['hostPID', (p) => (p.spec.hostPID = true), /hostPID/],

@@ -38,7 +38,7 @@ describe('the mutating patch and the API server', () => {
   it('keeps no_new_privs for a manifest granting CAP_SYS_ADMIN (as hosts do) and respells it SYS_ADMIN, which the API server admits', async () => {
     const profiles: BundleProfiles = { capabilities: ['SYS_ADMIN'], hostNetwork: false };
     // NET_ADMIN, which the manifest does not grant, is left out (and said), as are the runtime's defaults.
-    const sc = await patched({ capabilities: { add: ['NET_ADMIN', 'CAP_SYS_ADMIN'] } }, profiles, ['fuse: capabilities.add ["NET_ADMIN"] left out: the manifest grants ["SYS_ADMIN"]']);
+    const sc = await patched({ capabilities: { add: ['NET_ADMIN', 'CAP_SYS_ADMIN'] } }, profiles, ['fuse: capabilities.add ["NET_ADMIN"] left out: granted ["SYS_ADMIN"] (the manifest\'s that the policies allow)']);
     expect(sc).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['SYS_ADMIN'] } });
     expect(apiServerRefuses(sc)).toBe(false);
     // And the validating webhook takes SYS_ADMIN with no_new_privs.

@@ -5,7 +5,7 @@
  * permissive profile or one that allows every syscall).
  */
 import { describe, expect, it } from '@jest/globals';
-import { desiredCapabilities, desiredSecurityContext, manifestUser, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
+import { bundleProfiles, desiredCapabilities, desiredSecurityContext, manifestUser, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
 import type { ContainerRef } from '../../src/k8s/workloads.js';
 
 const none: BundleProfiles = { capabilities: [], hostNetwork: false };
@@ -51,19 +51,44 @@ describe('capabilities: the manifest\'s, none of the runtime\'s defaults (as a h
   it('validation refuses the runtime\'s defaults kept (no drop of "ALL") and any capability beyond the manifest', () => {
     const defaults = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
     const weaker = (capabilities: unknown) => weakerThanBundle(container({ ...rd, capabilities }), {}, granted);
-    expect(weaker(undefined)).toEqual(['capabilities.drop must include "ALL" (the runtime\'s defaults are more than the manifest grants), not unset']);
+    expect(weaker(undefined)).toEqual(['capabilities.drop must include "ALL" (the runtime\'s defaults are more than the bundle is granted), not unset']);
     expect(weaker({ add: ['NET_BIND_SERVICE'] })).toEqual([expect.stringMatching(/^capabilities\.drop must include "ALL" .*not unset/)]);
     // Each default named is not ALL: CRI-O's default set is the node's configuration.
     expect(weaker({ drop: defaults })).toEqual([expect.stringMatching(/^capabilities\.drop must include "ALL" .*not \["CHOWN",/)]);
     // "ALL" as Pod Security's restricted profile reads it.
     expect(weaker({ drop: ['all'] })).toHaveLength(1);
-    expect(weaker({ drop: ['ALL'], add: ['NET_BIND_SERVICE', 'CAP_SYS_ADMIN', 'NET_ADMIN', 'ALL'] })).toEqual(['capabilities.add ["NET_ADMIN","ALL"] beyond the manifest\'s ["NET_BIND_SERVICE","SYS_ADMIN"]']);
+    expect(weaker({ drop: ['ALL'], add: ['NET_BIND_SERVICE', 'CAP_SYS_ADMIN', 'NET_ADMIN', 'ALL'] })).toEqual(['capabilities.add ["NET_ADMIN","ALL"] beyond those granted ["NET_BIND_SERVICE","SYS_ADMIN"] (the manifest\'s that the policies allow)']);
     expect(weaker('ALL')).toEqual(['capabilities: add and drop must be lists']);
     expect(weaker({ drop: 'ALL' })).toEqual(['capabilities: add and drop must be lists']);
     expect(weaker({ drop: ['ALL'], add: ['SYS_ADMIN'] })).toEqual([]);
     expect(weaker({ drop: ['ALL', 'NET_RAW'], add: null })).toEqual([]);
     // A container-only field: the pod's securityContext has none to fall back on.
     expect(weakerThanBundle(container({ ...rd, capabilities: undefined }), { securityContext: { capabilities: { drop: ['ALL'] } } }, granted)).toHaveLength(1);
+  });
+});
+
+describe('CAP_ALL and the policies\' grant', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+
+  it('a manifest\'s CAP_ALL grants nothing, even where a policy allows it: never add: ["ALL"] (every capability)', () => {
+    const facts = { name: 'app', runtime: { capabilities: ['CAP_ALL', 'CAP_NET_BIND_SERVICE'] } };
+    expect(bundleProfiles(facts, digest).capabilities).toEqual(['NET_BIND_SERVICE']);
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: ['CAP_ALL', 'CAP_NET_BIND_SERVICE'] }).capabilities).toEqual(['NET_BIND_SERVICE']);
+    expect(bundleProfiles({ name: 'app', runtime: { capabilities: ['CAP_ALL'] } }, digest, { capabilitiesAllowed: ['CAP_ALL'] }).capabilities).toEqual([]);
+    // Profiles that say ALL all the same (a judge of another make): not written, and beyond in validation.
+    const all: BundleProfiles = { capabilities: ['ALL'], hostNetwork: false };
+    expect(desiredCapabilities(all, { add: ['ALL'] })).toEqual({ drop: ['ALL'] });
+    for (const spelling of ['ALL', 'all', 'CAP_ALL']) {
+      expect(weakerThanBundle(container({ ...rd, capabilities: { drop: ['ALL'], add: [spelling] } }), {}, all)).toEqual([expect.stringMatching(new RegExp(`^capabilities\\.add \\["${spelling}"\\] beyond`))]);
+    }
+  });
+
+  it('the profiles grant the manifest\'s capabilities that the policies allow, in either spelling, none when none is allowed', () => {
+    const facts = { name: 'app', runtime: { capabilities: ['CAP_NET_BIND_SERVICE', 'CAP_SYS_ADMIN', 'CAP_SYS_MODULE'] } };
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: [] }).capabilities).toEqual([]);
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: ['CAP_NET_BIND_SERVICE', 'CAP_CHOWN'] }).capabilities).toEqual(['NET_BIND_SERVICE']);
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: ['net_bind_service', 'SYS_ADMIN'] }).capabilities).toEqual(['NET_BIND_SERVICE', 'SYS_ADMIN']);
   });
 });
 
