@@ -16,7 +16,7 @@ import { CtError } from '../core/errors.js';
 import { mapLimit } from '../oci/concurrency.js';
 import { parseReference } from '../oci/reference.js';
 import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewOut } from './admission-review.js';
-import { capabilitiesBeyond, desiredSecurityContext, effectiveProfile, weakerThanBundle, type BundleProfiles } from './profiles.js';
+import { capabilitiesBeyond, desiredSecurityContext, effectiveProfile, strippedCapabilities, weakerThanBundle, type BundleProfiles } from './profiles.js';
 import { isObj, podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
 import { kubeletImageName } from './image-name.js';
 import type { Exemptions } from './exempt.js';
@@ -45,7 +45,24 @@ export interface AdmitContext {
   environment: string;
   /** Images let through unverified and untouched (exempt.ts): neither pinned, patched nor judged. */
   exempt?: Exemptions;
+  /**
+   * Filled by mutate, for the decision record: the capabilities its patch takes from each
+   * container (at most MAX_STRIPPED_RECORDED of them), when it answers with the patch.
+   */
+  stripped?: StrippedCapabilities[];
 }
+
+export interface StrippedCapabilities {
+  /** `containers[0] "web"`. */
+  container: string;
+  /** What the container added beyond the granted capabilities (at most 8). */
+  added: string[];
+  /** It did not drop ALL: the runtime's default set (CHOWN, SETUID, NET_RAW, …) is taken away. */
+  runtimeDefaults: boolean;
+}
+
+/** Containers whose stripped capabilities one decision record lists; a pod may have hundreds. */
+export const MAX_STRIPPED_RECORDED = 64;
 
 /** Distinct images judged per request; hundreds of containers of one image count once. */
 export const MAX_DISTINCT_IMAGES = 64;
@@ -179,6 +196,7 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
   }
   const patch: unknown[] = [];
   const warnings: string[] = [];
+  const stripped: StrippedCapabilities[] = [];
   for (const c of containers) {
     const pinned = pins.get(c.image)!;
     if (pinned !== c.image) patch.push({ op: 'replace', path: `${c.pointer}/image`, value: pinned });
@@ -194,7 +212,11 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
     // Said, not silent: the container asked for a capability it will run without.
     const beyond = capabilitiesBeyond(profiles, c.securityContext);
     if (beyond.length > 0) warnings.push(`${c.name}: capabilities.add ${JSON.stringify(beyond.slice(0, 8)).slice(0, 200)} left out: granted ${JSON.stringify(profiles.capabilities)} (the manifest's that the policies allow)`);
+    const s = strippedCapabilities(profiles, c.securityContext);
+    if (s && stripped.length < MAX_STRIPPED_RECORDED) stripped.push({ container: label(c).slice(0, 300), ...s });
   }
+  // Only now: an earlier return answers without the patch, which then strips nothing.
+  ctx.stripped?.push(...stripped);
   return allowResponse(req.uid, { patch, warnings });
 }
 

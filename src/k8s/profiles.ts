@@ -138,6 +138,20 @@ export function capabilitiesBeyond(p: BundleProfiles, sc: Record<string, unknown
 }
 
 /**
+ * What the mutating patch takes from a container that it would otherwise run with: the runtime's
+ * default set where it did not drop `ALL`, and what it added beyond the granted ones (at most 8,
+ * each cut to 64 characters). Undefined when nothing. For the decision record: in an audit-only
+ * environment too the patch applies (as the profiles, user and no_new_privs do), so a pod may
+ * behave otherwise with no denial to show for it.
+ */
+export function strippedCapabilities(p: BundleProfiles, sc: Record<string, unknown> | undefined): { added: string[]; runtimeDefaults: boolean } | undefined {
+  const caps = sc?.capabilities;
+  const runtimeDefaults = !(isObj(caps) && Array.isArray(caps.drop) && caps.drop.includes('ALL'));
+  const added = capabilitiesBeyond(p, sc).slice(0, 8).map((x) => (typeof x === 'string' ? x : String(JSON.stringify(x))).slice(0, 64));
+  return runtimeDefaults || added.length > 0 ? { added, runtimeDefaults } : undefined;
+}
+
+/**
  * A field in force for a container: its own securityContext's when set, else the pod's
  * (Kubernetes: "the value specified in SecurityContext takes precedence" for the fields both
  * have: runAsUser, runAsGroup, runAsNonRoot, seccompProfile, appArmorProfile, …).

@@ -693,6 +693,19 @@ describe('adopting: audit-only environments and exempt images', () => {
     expect(good.allowed).toBe(true);
     expect(good.warnings).toBeUndefined();
     expect(Buffer.from(good.patch, 'base64').toString()).toContain(fx.digests.v1);
+    // Capabilities included (as the profiles, user and no_new_privs): what the patch takes is on record.
+    const capsReview = reviewOf(pod([{ name: 'web', image: fx.refs.v1, securityContext: { capabilities: { add: ['NET_ADMIN', 'NET_BIND_SERVICE'] } } }, { name: 'quiet', image: fx.refs.v1, securityContext: { capabilities: { drop: ['ALL'] } } }])) as Obj;
+    const caps = (await c2.post('/mutate/staging', capsReview)).json.response;
+    const out = jsonpatch.applyPatch(structuredClone(capsReview.request.object), JSON.parse(Buffer.from(caps.patch, 'base64').toString('utf8')), true, false).newDocument as Obj;
+    // staging has no capabilities rule: none granted.
+    expect(out.spec.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    expect(seen.find((d) => d.uid === capsReview.request.uid)).toMatchObject({ allowed: true, patched: true, capabilitiesStripped: [{ container: 'containers[0] "web"', added: ['NET_ADMIN', 'NET_BIND_SERVICE'], runtimeDefaults: true }] });
+    // Nothing taken, nothing recorded; nor where the pod was left as it came.
+    const quietReview = reviewOf(pod([{ name: 'quiet', image: fx.refs.v1, securityContext: { capabilities: { drop: ['ALL'] } } }])) as Obj;
+    await c2.post('/mutate/staging', quietReview);
+    expect(seen.find((d) => d.uid === quietReview.request.uid)).toMatchObject({ patched: true });
+    expect(seen.find((d) => d.uid === quietReview.request.uid)?.capabilitiesStripped).toBeUndefined();
+    expect(seen.filter((d) => d.webhook === 'mutate' && d.wouldDeny).every((d) => d.capabilitiesStripped === undefined && !d.patched)).toBe(true);
     // A malformed request is no verdict to audit: still refused.
     const bad = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])) as Obj;
     delete bad.request.object.spec;

@@ -5,7 +5,7 @@
  * permissive profile or one that allows every syscall).
  */
 import { describe, expect, it } from '@jest/globals';
-import { bundleProfiles, desiredCapabilities, desiredSecurityContext, manifestUser, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
+import { bundleProfiles, desiredCapabilities, desiredSecurityContext, manifestUser, strippedCapabilities, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
 import type { ContainerRef } from '../../src/k8s/workloads.js';
 
 const none: BundleProfiles = { capabilities: [], hostNetwork: false };
@@ -82,6 +82,13 @@ describe('CAP_ALL and the policies\' grant', () => {
     for (const spelling of ['ALL', 'all', 'CAP_ALL']) {
       expect(weakerThanBundle(container({ ...rd, capabilities: { drop: ['ALL'], add: [spelling] } }), {}, all)).toEqual([expect.stringMatching(new RegExp(`^capabilities\\.add \\["${spelling}"\\] beyond`))]);
     }
+  });
+
+  it('what the patch takes, for the decision record: the runtime\'s defaults without a drop of ALL, what is added beyond the grant, bounded', () => {
+    const granted: BundleProfiles = { capabilities: ['NET_BIND_SERVICE'], hostNetwork: false };
+    expect(strippedCapabilities(granted, undefined)).toEqual({ added: [], runtimeDefaults: true });
+    expect(strippedCapabilities(granted, { capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } })).toBeUndefined();
+    expect(strippedCapabilities(granted, { capabilities: { drop: ['ALL'], add: ['ALL', 7, 'X'.repeat(500), ...Array.from({ length: 20 }, (_, i) => `C${i}`)] } })).toEqual({ added: ['ALL', '7', 'X'.repeat(64), 'C0', 'C1', 'C2', 'C3', 'C4'], runtimeDefaults: false });
   });
 
   it('the profiles grant the manifest\'s capabilities that the policies allow, in either spelling, none when none is allowed', () => {
