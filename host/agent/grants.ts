@@ -1,6 +1,7 @@
 import type { PolicySet } from '../../src/policy/policy-set.js';
 import type { Decision, Egress } from '../../src/policy/types.js';
 import { seccompGrant } from '../../src/policy/seccomp-grant.js';
+import { capabilitiesAllowed } from '../../src/policy/capability-grant.js';
 import type { RuntimeGrants } from '../enforce/types.js';
 
 /**
@@ -13,7 +14,6 @@ import type { RuntimeGrants } from '../enforce/types.js';
 export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants {
   const rules = decision.policies.map((n) => set.get(n)?.runtime);
   const present = rules.filter((r): r is NonNullable<typeof r> => Boolean(r));
-  let caps: Set<string> | undefined;
   // Resource limits: the smallest of the applying policies' (each one is a ceiling).
   const limits: NonNullable<RuntimeGrants['limits']> = {};
   const lower = (to: keyof typeof limits, v: number | undefined) => {
@@ -23,7 +23,6 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
     lower('memoryBytes', r.resources?.memory);
     lower('cpus', r.resources?.cpus);
     lower('pids', r.resources?.pids);
-    if (r.capabilities) caps = caps ? new Set([...caps].filter((c) => r.capabilities!.allowed.has(c))) : new Set(r.capabilities.allowed);
   }
   const seccomp = seccompGrant(set, decision);
   return {
@@ -31,7 +30,8 @@ export function runtimeGrants(set: PolicySet, decision: Decision): RuntimeGrants
     apparmor: present.some((r) => r.apparmor && !r.apparmor.allowUnenforcedHost) ? 'required' : 'optional',
     monitoring: present.some((r) => r.monitoring) ? 'required' : 'optional',
     selinux: present.some((r) => r.selinux) ? 'required' : 'optional',
-    capabilitiesAllowed: [...(caps ?? [])].sort(),
+    // The rule Kubernetes admission applies too (src/policy/capability-grant.ts).
+    capabilitiesAllowed: capabilitiesAllowed(set, decision),
     allowRoot: rules.length > 0 && present.length === rules.length && !present.some((r) => r.nonRoot),
     seccompExtras: seccomp.extras,
     limits,

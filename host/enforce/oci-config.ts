@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { checkBundleSeccomp, confines, runtimeDefault, type OciSeccomp } from '../../src/profiles/seccomp/index.js';
 import { sanitizeAppName } from '../../src/profiles/apparmor/index.js';
+import { grantedCapabilities } from '../../src/policy/capability-grant.js';
 import type { HostFacts } from '../facts.js';
 import { planAppArmor } from './apparmor.js';
 import { planSelinux } from './selinux.js';
@@ -39,11 +40,6 @@ function mounts(rootless: boolean, mappedIds: number): OciConfig['mounts'] {
     // A read-only rootfs still needs somewhere to write scratch files.
     { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] },
   ];
-}
-
-function intersect(ask: readonly string[] | undefined, allow: readonly string[] | undefined): string[] {
-  const allowed = new Set(allow ?? []);
-  return [...new Set(ask ?? [])].filter((c) => allowed.has(c)).sort();
 }
 
 /**
@@ -101,7 +97,8 @@ function processEnv(input: EnforceInput): string[] {
 export async function buildRuntimePlan(input: EnforceInput, facts: HostFacts): Promise<EnforcePlan> {
   assertHostCanEnforce(input.grants, facts);
   const rootless = input.userns !== undefined;
-  const capabilities = intersect(input.runtime?.capabilities, input.grants.capabilitiesAllowed);
+  // ask ∩ allow, the function Kubernetes admission grants a pod's capabilities with.
+  const capabilities = grantedCapabilities(input.runtime?.capabilities, input.grants.capabilitiesAllowed ?? []);
 
   const user = await resolveUser(input.rootfs, input.runtime?.user ?? input.image?.user);
   if ((user.uid === 0 || user.gid === 0) && !input.grants.allowRoot) {

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { CtError } from '../../src/core/errors.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../src/core/json.js';
 import { auditAnswer, denyResponse, parseReview, type AdmissionReviewOut } from '../../src/k8s/admission-review.js';
-import { denyFor, mutate, validate, type ImageJudge } from '../../src/k8s/admit.js';
+import { denyFor, mutate, validate, type ImageJudge, type StrippedCapabilities } from '../../src/k8s/admit.js';
 import type { Exemptions } from '../../src/k8s/exempt.js';
 import type { AdmissionMetrics } from './metrics.js';
 
@@ -38,6 +38,12 @@ export interface AdmissionDecisionRecord {
   /** In an audit environment: the denial that was turned into an allow. */
   wouldDeny?: string;
   patched: boolean;
+  /**
+   * Mutation: the capabilities the patch took from each container (the runtime's defaults, what it
+   * added beyond the granted ones), in audit-only environments too, where the patch applies as
+   * usual and nothing is denied: what changed in the pod is on record.
+   */
+  capabilitiesStripped?: StrippedCapabilities[];
 }
 
 export interface AdmissionHandlerOptions {
@@ -178,7 +184,8 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
     // The verification outlives a late answer in the judge (which caches it for the retry), not in
     // mutate/validate: once answered they are let go, and with them the request they hold.
     const { judge, letGo } = abandonable(o.judge);
-    const work = (webhook === 'mutate' ? mutate : validate)(request, { judge, environment, ...(o.exempt ? { exempt: o.exempt } : {}) });
+    const stripped: StrippedCapabilities[] = [];
+    const work = (webhook === 'mutate' ? mutate : validate)(request, { judge, environment, ...(o.exempt ? { exempt: o.exempt } : {}), stripped });
     let answered: AdmissionReviewOut;
     try {
       answered = await raceDeadline(work, deadline, request.uid, webhook);
@@ -201,6 +208,8 @@ export function admissionHandler(o: AdmissionHandlerOptions): (req: IncomingMess
         ...(r.status ? { message: r.status.message } : {}),
         ...(wouldDeny ? { wouldDeny } : {}),
         patched: r.patch !== undefined,
+        // Only when the patch goes out: an audited denial or a late answer carries none.
+        ...(r.allowed && r.patch !== undefined && stripped.length > 0 ? { capabilitiesStripped: stripped } : {}),
       });
     }
     o.metrics?.answered(webhook, environment, wouldDeny ? 'audited' : r.allowed ? 'allowed' : 'denied', wouldDeny ?? r.status?.message, (Date.now() - started) / 1000);

@@ -4,7 +4,9 @@
  * logic). Both fail closed: whatever cannot be decided denies, with the code that says why.
  *
  * - mutate: pins every image by tag to the digest the allow-listed registry names now, and sets
- *   the container's seccomp and AppArmor profiles to the bundle's (SPO names), as a JSON Patch.
+ *   the container's seccomp and AppArmor profiles to the bundle's (SPO names) and its
+ *   capabilities to the granted ones (the manifest's that the policies allow; all others
+ *   dropped), as a JSON Patch.
  * - validate: judges the digest it is given (never re-resolves a tag: what runs is what was
  *   judged), checks the policy verdict for the namespace's environment and that the security
  *   context is no weaker than the bundle's.
@@ -14,7 +16,7 @@ import { CtError } from '../core/errors.js';
 import { mapLimit } from '../oci/concurrency.js';
 import { parseReference } from '../oci/reference.js';
 import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewOut } from './admission-review.js';
-import { capSysAdminAt, desiredSecurityContext, effectiveProfile, weakerThanBundle, type BundleProfiles } from './profiles.js';
+import { capabilitiesBeyond, desiredSecurityContext, effectiveProfile, strippedCapabilities, weakerThanBundle, type BundleProfiles } from './profiles.js';
 import { isObj, podSpecOf, type ContainerRef, type PodSpecRef } from './workloads.js';
 import { kubeletImageName } from './image-name.js';
 import type { Exemptions } from './exempt.js';
@@ -43,7 +45,24 @@ export interface AdmitContext {
   environment: string;
   /** Images let through unverified and untouched (exempt.ts): neither pinned, patched nor judged. */
   exempt?: Exemptions;
+  /**
+   * Filled by mutate, for the decision record: the capabilities its patch takes from each
+   * container (at most MAX_STRIPPED_RECORDED of them), when it answers with the patch.
+   */
+  stripped?: StrippedCapabilities[];
 }
+
+export interface StrippedCapabilities {
+  /** `containers[0] "web"`. */
+  container: string;
+  /** What the container added beyond the granted capabilities (at most 8). */
+  added: string[];
+  /** It did not drop ALL: the runtime's default set (CHOWN, SETUID, NET_RAW, …) is taken away. */
+  runtimeDefaults: boolean;
+}
+
+/** Containers whose stripped capabilities one decision record lists; a pod may have hundreds. */
+export const MAX_STRIPPED_RECORDED = 64;
 
 /** Distinct images judged per request; hundreds of containers of one image count once. */
 export const MAX_DISTINCT_IMAGES = 64;
@@ -176,19 +195,29 @@ export async function mutate(req: AdmissionRequest, ctx: AdmitContext): Promise<
     return denyFor(req.uid, e);
   }
   const patch: unknown[] = [];
+  const warnings: string[] = [];
+  const stripped: StrippedCapabilities[] = [];
   for (const c of containers) {
     const pinned = pins.get(c.image)!;
     if (pinned !== c.image) patch.push({ op: 'replace', path: `${c.pointer}/image`, value: pinned });
     // A running pod's containers may change their image only (the API server refuses any other
     // change of them): the validating webhook judges their security context as it is.
     if (req.kind.kind === 'Pod' && existing.has(c)) continue;
-    const want = desiredSecurityContext(verdicts.get(pinned)!.profiles, c.securityContext);
+    const profiles = verdicts.get(pinned)!.profiles;
+    const want = desiredSecurityContext(profiles, c.securityContext);
     if (!c.securityContext) patch.push({ op: 'add', path: `${c.pointer}/securityContext`, value: want });
-    // `add` on an existing member replaces it (RFC 6902 §4.1): one op shape either way.
+    // `add` on an existing member replaces it (RFC 6902 §4.1): one op shape either way, and the
+    // whole of `capabilities` (add and drop) is the webhook's.
     else for (const [k, v] of Object.entries(want)) patch.push({ op: 'add', path: `${c.pointer}/securityContext/${k}`, value: v });
-    if ('allowPrivilegeEscalation' in want) for (const i of capSysAdminAt(c.securityContext)) patch.push({ op: 'replace', path: `${c.pointer}/securityContext/capabilities/add/${i}`, value: 'SYS_ADMIN' });
+    // Said, not silent: the container asked for a capability it will run without.
+    const beyond = capabilitiesBeyond(profiles, c.securityContext);
+    if (beyond.length > 0) warnings.push(`${c.name}: capabilities.add ${JSON.stringify(beyond.slice(0, 8)).slice(0, 200)} left out: granted ${JSON.stringify(profiles.capabilities)} (the manifest's that the policies allow)`);
+    const s = strippedCapabilities(profiles, c.securityContext);
+    if (s && stripped.length < MAX_STRIPPED_RECORDED) stripped.push({ container: label(c).slice(0, 300), ...s });
   }
-  return allowResponse(req.uid, { patch });
+  // Only now: an earlier return answers without the patch, which then strips nothing.
+  ctx.stripped?.push(...stripped);
+  return allowResponse(req.uid, { patch, warnings });
 }
 
 export async function validate(req: AdmissionRequest, ctx: AdmitContext): Promise<AdmissionReviewOut> {

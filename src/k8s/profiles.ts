@@ -6,6 +6,7 @@
  */
 import { profileNameFor } from '../profiles/apparmor/names.js';
 import type { BundleFacts } from '../policy/types.js';
+import { grantedCapabilities } from '../policy/capability-grant.js';
 import { isObj, type ContainerRef } from './workloads.js';
 
 export interface BundleProfiles {
@@ -15,7 +16,10 @@ export interface BundleProfiles {
   apparmor?: string;
   /** Its name where the nodes are not said to enforce AppArmor: neither set nor required, accepted when a pod names it. */
   apparmorNotEnforced?: string;
-  /** Capabilities the manifest's [runtime] asks for, in Kubernetes spelling (no CAP_ prefix). */
+  /**
+   * Capabilities the bundle runs with, in Kubernetes spelling (no CAP_ prefix): the manifest's
+   * [runtime] ask that the policies allow (never `ALL`).
+   */
   capabilities: string[];
   /** The manifest asks for the host network. */
   hostNetwork: boolean;
@@ -52,9 +56,14 @@ export function seccompLocalhostPath(name: string): string {
  * profile that cannot be enforced is left out, and a policy that requires AppArmor denies (it sees
  * nodes that do not enforce it).
  */
-export function bundleProfiles(facts: BundleFacts, imageDigest: string, o: { nodesAppArmor?: boolean } = { nodesAppArmor: true }): BundleProfiles {
+export function bundleProfiles(facts: BundleFacts, imageDigest: string, o: { nodesAppArmor?: boolean; capabilitiesAllowed?: readonly string[] } = { nodesAppArmor: true }): BundleProfiles {
   const name = profileNameFor(facts.name ?? 'app', imageDigest);
-  const caps = (facts.runtime?.capabilities ?? []).filter((c): c is string => typeof c === 'string').map(k8sCapability);
+  const ask = facts.runtime?.capabilities ?? [];
+  // Admission passes what the policies allow (capabilitiesAllowed): a pod gets ask ∩ allow, as a
+  // host runs the bundle. Without it (`ct k8s render`, which has no policies) the manifest's, which
+  // the mutating webhook then narrows to the granted ones. `ALL` never (grantedCapabilities).
+  const granted = o.capabilitiesAllowed ? grantedCapabilities(ask, o.capabilitiesAllowed) : grantedCapabilities(ask, ask.filter((c): c is string => typeof c === 'string'));
+  const caps = granted.map(k8sCapability);
   return {
     ...(facts.security?.seccomp !== undefined ? { seccomp: name } : {}),
     ...(facts.security?.apparmor !== undefined ? (o.nodesAppArmor ? { apparmor: name } : { apparmorNotEnforced: name }) : {}),
@@ -73,10 +82,10 @@ export function k8sCapability(c: string): string {
 /**
  * The container-level fields the mutating webhook sets: the bundle's profiles, the manifest's
  * user (container fields win over the pod's in Kubernetes, so the pod cannot undo them), a
- * read-only root file system when the manifest asks for one, and no_new_privs
- * (`allowPrivilegeEscalation: false`), which hosts always set (host/enforce/oci-config.ts):
- * Kubernetes leaves it off by default, and a setuid binary of the image then makes the
- * manifest's non-root user root again.
+ * read-only root file system when the manifest asks for one, the granted capabilities (the
+ * manifest's that the policies allow) and no others (desiredCapabilities), and no_new_privs (`allowPrivilegeEscalation: false`), which hosts
+ * always set (host/enforce/oci-config.ts): Kubernetes leaves it off by default, and a setuid
+ * binary of the image then makes the manifest's non-root user root again.
  */
 export function desiredSecurityContext(p: BundleProfiles, current?: Record<string, unknown>): Record<string, unknown> {
   const u = p.user;
@@ -89,24 +98,57 @@ export function desiredSecurityContext(p: BundleProfiles, current?: Record<strin
     ...(u?.gid !== undefined ? { runAsGroup: u.gid } : {}),
     ...(u?.nonRoot ? { runAsNonRoot: true } : {}),
     ...(p.readOnlyRootfs ? { readOnlyRootFilesystem: true } : {}),
+    capabilities: desiredCapabilities(p, current?.capabilities),
     seccompProfile: p.seccomp ? { type: 'Localhost', localhostProfile: seccompLocalhostPath(p.seccomp) } : { type: 'RuntimeDefault' },
     ...(p.apparmor ? { appArmorProfile: { type: 'Localhost', localhostProfile: p.apparmor } } : {}),
   };
 }
 
+/** A capability list of a pod (`drop` or `add`) as Kubernetes names; what is not a string names nothing. */
+function capabilityNames(list: unknown): Set<string> {
+  return new Set(Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').map(k8sCapability) : []);
+}
+
 /**
- * Where the container's capabilities.add spells `CAP_SYS_ADMIN`: the API server refuses exactly
- * that string next to allowPrivilegeEscalation: false, which the mutating webhook sets, so a pod of
- * a bundle whose manifest grants it (`CAP_SYS_ADMIN`, the manifest's spelling) could never be
- * admitted. Hosts run such a bundle with no_new_privs and SYS_ADMIN both (host/enforce/oci-config.ts):
- * the webhook keeps no_new_privs and respells the capability `SYS_ADMIN`, which the runtime grants
- * the same way (it adds the CAP_ prefix) and the API server accepts.
+ * The container's capabilities: `drop: ["ALL"]` and `add:` the granted ones (the manifest's that
+ * the policies allow, never `ALL`), as a host runs the bundle (host/enforce/oci-config.ts). Left alone, containerd and CRI-O give every container
+ * their default set (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID, NET_RAW, MKNOD, …), far more
+ * than a manifest asking for none grants, and CRI-O's set is the node's configuration to change.
+ * Less where the container already asks less: a capability it drops by name, or, where it drops
+ * ALL, one it does not add (the runtimes drop ALL first, then add, then drop the named ones).
+ * What it adds beyond the granted ones is left out (mutate warns; validate denies what comes unpatched).
+ * Always the Kubernetes spelling (`SYS_ADMIN`, which the runtimes prefix with CAP_): the API server
+ * refuses `CAP_SYS_ADMIN` beside allowPrivilegeEscalation: false, which the webhook sets.
  */
-export function capSysAdminAt(sc: Record<string, unknown> | undefined): number[] {
+export function desiredCapabilities(p: BundleProfiles, current: unknown): { drop: string[]; add?: string[] } {
+  const cur = isObj(current) ? current : {};
+  const dropped = capabilityNames(cur.drop);
+  const added = capabilityNames(cur.add);
+  const add = p.capabilities.filter((c) => c !== 'ALL' && !dropped.has(c) && (added.has(c) || !dropped.has('ALL')));
+  return { drop: ['ALL'], ...(add.length ? { add } : {}) };
+}
+
+/**
+ * What a container's capabilities.add names beyond the granted ones (anything not a string too).
+ * `ALL` (any spelling) always: in `add` it is every capability, which nothing grants.
+ */
+export function capabilitiesBeyond(p: BundleProfiles, sc: Record<string, unknown> | undefined): unknown[] {
   const add = isObj(sc?.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
-  const out: number[] = [];
-  add.forEach((x, i) => x === 'CAP_SYS_ADMIN' && out.push(i));
-  return out;
+  return add.filter((x) => typeof x !== 'string' || k8sCapability(x) === 'ALL' || !p.capabilities.includes(k8sCapability(x)));
+}
+
+/**
+ * What the mutating patch takes from a container that it would otherwise run with: the runtime's
+ * default set where it did not drop `ALL`, and what it added beyond the granted ones (at most 8,
+ * each cut to 64 characters). Undefined when nothing. For the decision record: in an audit-only
+ * environment too the patch applies (as the profiles, user and no_new_privs do), so a pod may
+ * behave otherwise with no denial to show for it.
+ */
+export function strippedCapabilities(p: BundleProfiles, sc: Record<string, unknown> | undefined): { added: string[]; runtimeDefaults: boolean } | undefined {
+  const caps = sc?.capabilities;
+  const runtimeDefaults = !(isObj(caps) && Array.isArray(caps.drop) && caps.drop.includes('ALL'));
+  const added = capabilitiesBeyond(p, sc).slice(0, 8).map((x) => (typeof x === 'string' ? x : String(JSON.stringify(x))).slice(0, 64));
+  return runtimeDefaults || added.length > 0 ? { added, runtimeDefaults } : undefined;
 }
 
 /**
@@ -125,6 +167,23 @@ function effectiveField(c: ContainerRef, pod: Record<string, unknown>, field: st
 export function effectiveProfile(c: ContainerRef, pod: Record<string, unknown>, field: 'seccompProfile' | 'appArmorProfile'): Record<string, unknown> | undefined {
   const v = effectiveField(c, pod, field);
   return isObj(v) ? v : undefined;
+}
+
+/**
+ * The runtime's default capabilities kept (no `drop: ["ALL"]`: naming each default is not enough,
+ * CRI-O's set is the node's to configure), or one added beyond the granted ones. "ALL" exactly, as
+ * Pod Security's restricted profile reads it. Lists that are not lists are refused, not read as empty.
+ */
+function weakerCapabilities(sc: Record<string, unknown>, p: BundleProfiles): string[] {
+  const caps = sc.capabilities ?? {};
+  const listOrUnset = (v: unknown) => v === undefined || v === null || Array.isArray(v);
+  if (!isObj(caps) || !listOrUnset(caps.add) || !listOrUnset(caps.drop)) return ['capabilities: add and drop must be lists'];
+  const out: string[] = [];
+  const drop = Array.isArray(caps.drop) ? caps.drop : undefined;
+  if (!drop?.includes('ALL')) out.push(`capabilities.drop must include "ALL" (the runtime's defaults are more than the bundle is granted), not ${drop ? JSON.stringify(drop.slice(0, 8)).slice(0, 120) : 'unset'}`);
+  const extra = capabilitiesBeyond(p, sc);
+  if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8)).slice(0, 200)} beyond those granted ${JSON.stringify(p.capabilities)} (the manifest's that the policies allow)`);
+  return out;
 }
 
 /**
@@ -148,7 +207,7 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
 
 /**
  * Every way this container's security context is weaker than its bundle asks: privileged,
- * privilege escalation allowed (no no_new_privs), capabilities added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
+ * privilege escalation allowed (no no_new_privs), the runtime's default capabilities kept or others added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
  * root where the manifest names another user, a writable root file system where it asks for a
  * read-only one, SELinux options or /proc outside the runtime's confinement, host namespaces the
  * manifest does not ask for, the node's files (hostPath).
@@ -160,9 +219,7 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   if (sc.privileged === true) out.push('privileged: true');
   // A container-only field, unset meaning true: only an explicit false is no_new_privs.
   if (sc.allowPrivilegeEscalation !== false) out.push(`allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not ${sc.allowPrivilegeEscalation === undefined || sc.allowPrivilegeEscalation === null ? 'unset (true)' : JSON.stringify(sc.allowPrivilegeEscalation).slice(0, 40)}`);
-  const caps = isObj(sc.capabilities) && Array.isArray(sc.capabilities.add) ? sc.capabilities.add : [];
-  const extra = caps.filter((x) => typeof x !== 'string' || !p.capabilities.includes(k8sCapability(x)));
-  if (extra.length > 0) out.push(`capabilities.add ${JSON.stringify(extra.slice(0, 8))} beyond the manifest's ${JSON.stringify(p.capabilities)}`);
+  out.push(...weakerCapabilities(sc, p));
   const seccomp = effectiveProfile(c, pod, 'seccompProfile');
   if (p.seccomp) {
     const want = seccompLocalhostPath(p.seccomp);

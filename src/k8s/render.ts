@@ -110,7 +110,6 @@ export function renderK8s(input: RenderInput): Rendered {
   }
   const rt = facts.runtime ?? {};
   userWarning(profiles, warnings);
-  const caps = profiles.capabilities;
   const container: Obj = {
     name: app,
     image: `${input.repository}@${input.imageDigest}`,
@@ -122,7 +121,10 @@ export function renderK8s(input: RenderInput): Rendered {
       allowPrivilegeEscalation: false,
       privileged: false,
       readOnlyRootFilesystem: rt.read_only_rootfs === true,
-      capabilities: { drop: ['ALL'], ...(caps.length ? { add: caps } : {}) },
+      // What the mutating webhook sets (capabilities: ALL dropped, the manifest's added; the
+      // profiles, user, no_new_privs): a rendered Deployment passes admission as it is. Render has
+      // no policies: where they allow fewer capabilities than the manifest asks, the mutating
+      // webhook narrows `add` to the granted ones (profiles.ts, desiredCapabilities).
       ...desiredSecurityContext(profiles),
     },
   };

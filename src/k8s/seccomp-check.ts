@@ -10,8 +10,10 @@ import { assertSeccompProfile, confines, DOCKER_DEFAULT_CAPS, type OciSeccomp } 
  * Profiles Operator installs) instead of the runtime's default, so, as on a host
  * (host/enforce/oci-config.ts), that profile may only narrow RuntimeDefault: a bundle shipping
  * `{"defaultAction":"SCMP_ACT_ALLOW"}` would otherwise run its pods with seccomp off. The baseline
- * is RuntimeDefault for the capabilities a pod keeps (the runtime's defaults and the manifest's),
- * on this node's architecture and kernel; extras only from policies that require seccomp.
+ * is RuntimeDefault for the runtime's default capabilities and the manifest's, on this node's
+ * architecture and kernel; extras only from policies that require seccomp. Pods keep only the
+ * manifest's capabilities (profiles.ts, desiredCapabilities): the few syscalls the wider baseline
+ * lets through for the others (chroot, for SYS_CHROOT) still need a capability the pod lacks.
  */
 export function bundleSeccompProblem(facts: BundleFacts, set: PolicySet, decision: Decision): string | undefined {
   const raw = facts.security?.seccomp;

@@ -31,6 +31,7 @@ import { nextTimeBound } from '../verify/time-bound.js';
 import type { Evidence, Finding } from '../verify/evidence.js';
 import { bundleFactsFromArchive } from '../policy/bundle-facts.js';
 import { evaluate } from '../policy/evaluate.js';
+import { capabilitiesAllowed } from '../policy/capability-grant.js';
 import type { PolicySet } from '../policy/policy-set.js';
 import type { BundleFacts, HostFacts } from '../policy/types.js';
 import type { ImageJudge, ImageVerdict } from './admit.js';
@@ -229,7 +230,9 @@ export class AdmissionJudge implements ImageJudge {
       allow: d.allow && seccomp === undefined,
       ...(d.allow && seccomp === undefined ? {} : seccomp !== undefined ? { code: 'POLICY_VIOLATION', message: seccomp } : { code: first?.code ?? 'POLICY_VIOLATION', message: first ? `${first.policy}/${first.rule}: ${first.message}` : 'denied by policy' }),
       warnings: d.warnings.map((w) => `${w.code}: ${w.policy}/${w.rule}: ${w.message}`),
-      profiles: bundleProfiles(img.facts, img.imageDigest, { nodesAppArmor: this.opts.nodes?.apparmor?.enforcing === true }),
+      // Capabilities as a host grants them: the manifest's that the applying policies allow
+      // (none where no policy has a runtime.capabilities rule), not the manifest's alone.
+      profiles: bundleProfiles(img.facts, img.imageDigest, { nodesAppArmor: this.opts.nodes?.apparmor?.enforcing === true, capabilitiesAllowed: capabilitiesAllowed(set, d) }),
     };
     // Not past a policy's expiry or a key's validity bound: the same digests then judge otherwise.
     this.verdicts.set(vkey, verdict, nextTimeBound(set, store.store, Date.now()));

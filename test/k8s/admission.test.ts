@@ -25,6 +25,9 @@ import { bumpVersion, revoke } from '../../src/trust/edit.js';
 import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
 import { cronJob, deployment, pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
 import { validateK8s } from './schema.js';
+import { openCtp } from '../../src/bundle/read.js';
+import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
+import { renderK8s } from '../../src/k8s/render.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -75,7 +78,7 @@ afterAll(async () => {
 
 const name = (digest: string) => profileNameFor('hello', digest);
 const pinned = (d: string) => `${fx.registry.host}/acme/hello@${d}`;
-const wantSc = (digest: string) => ({ allowPrivilegeEscalation: false, runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
+const wantSc = (digest: string) => ({ allowPrivilegeEscalation: false, runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] }, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${name(digest)}.json` }, appArmorProfile: { type: 'Localhost', localhostProfile: name(digest) } });
 
 /** Posts to /mutate, checks the answer's shape, applies its patch; returns the patched object. */
 async function mutated(object: Obj, env = 'production', opts: Parameters<typeof reviewOf>[1] = {}): Promise<Obj> {
@@ -213,6 +216,107 @@ describe('mutating webhook', () => {
   });
 });
 
+describe('capabilities: the manifest\'s, and none of the container runtime\'s defaults', () => {
+  const ALL_DROPPED = { drop: ['ALL'], add: ['NET_BIND_SERVICE'] };
+
+  it('mutation drops ALL and adds the manifest\'s (containers, init and ephemeral containers), keeping a stricter ask, leaving out and saying a wider one', async () => {
+    const object = pod(
+      [
+        { name: 'web', image: fx.refs.v1 },
+        // Asks one capability the manifest does not grant, and the manifest's own in its CAP_ spelling.
+        { name: 'side', image: fx.refs.v1, securityContext: { capabilities: { add: ['NET_ADMIN', 'CAP_NET_BIND_SERVICE'], drop: ['NET_RAW'] } } },
+      ],
+      // Asks less than the manifest grants: kept.
+      { initContainers: [{ name: 'init', image: fx.refs.v1, securityContext: { capabilities: { drop: ['ALL'] } } }] },
+    ) as Obj;
+    const review = reviewOf(object) as Obj;
+    const { json } = await client.post('/mutate/production', review);
+    expect(json.response).toMatchObject({ allowed: true, warnings: ['side: capabilities.add ["NET_ADMIN"] left out: granted ["NET_BIND_SERVICE"] (the manifest\'s that the policies allow)'] });
+    const out = jsonpatch.applyPatch(structuredClone(object), JSON.parse(Buffer.from(json.response.patch, 'base64').toString('utf8')), true, false).newDocument as Obj;
+    expect(out.spec.containers.map((c: Obj) => c.securityContext.capabilities)).toEqual([ALL_DROPPED, ALL_DROPPED]);
+    expect(out.spec.initContainers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    expect(await validateK8s(out)).toEqual([]);
+    expectAllowed(await validated(out));
+    // An ephemeral container (kubectl debug) gets the same, whatever it asked.
+    const update = { operation: 'UPDATE', subResource: 'ephemeralcontainers', oldObject: structuredClone(out) };
+    out.spec.ephemeralContainers = [{ name: 'debug', image: fx.refs.v1, securityContext: { capabilities: { add: ['SYS_PTRACE'] } } }];
+    const debug = await mutated(out, 'production', update);
+    expect(debug.spec.ephemeralContainers[0].securityContext.capabilities).toEqual(ALL_DROPPED);
+    expectAllowed(await validated(debug, 'production', update));
+  });
+
+  it('validation refuses a container, init container or ephemeral container keeping the runtime\'s defaults, or adding beyond the manifest', async () => {
+    const good = await mutated(pod([{ name: 'web', image: fx.refs.v1 }], { initContainers: [{ name: 'init', image: fx.refs.v1 }] }));
+    const cases: [string, (p: Obj) => void, RegExp][] = [
+      ['no capabilities (the runtime\'s defaults: CHOWN, SETUID, NET_RAW, …)', (p) => delete p.spec.containers[0].securityContext.capabilities, /^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*capabilities\.drop must include "ALL" .*not unset/],
+      ['an init container adding only', (p) => (p.spec.initContainers[0].securityContext.capabilities = { add: ['NET_BIND_SERVICE'] }), /^\[SECURITY_CONTEXT_WEAKER\] initContainers\[0\] "init": .*capabilities\.drop must include "ALL"/],
+      ['the defaults dropped one by one but for NET_RAW', (p) => (p.spec.containers[0].securityContext.capabilities = { drop: ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'] }), /capabilities\.drop must include "ALL"/],
+      ['"all" in lower case', (p) => (p.spec.containers[0].securityContext.capabilities = { drop: ['all'] }), /capabilities\.drop must include "ALL" .*not \["all"\]/],
+      ['every capability added back', (p) => (p.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['ALL'] }), /capabilities\.add \["ALL"\] beyond those granted \["NET_BIND_SERVICE"\]/],
+    ];
+    for (const [what, change, re] of cases) {
+      const p = structuredClone(good);
+      change(p);
+      const r = await validated(p);
+      expect([what, r.allowed, r.status?.message]).toEqual([what, false, expect.stringMatching(re)]);
+    }
+    const update = { operation: 'UPDATE', subResource: 'ephemeralcontainers', oldObject: structuredClone(good) };
+    const debug = structuredClone(good);
+    debug.spec.ephemeralContainers = [{ name: 'debug', image: fx.refs.v1, securityContext: { ...good.spec.containers[0].securityContext, capabilities: undefined } }];
+    const r = await validated(debug, 'production', update);
+    expect([r.allowed, r.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] ephemeralContainers\[0\] "debug": .*capabilities\.drop must include "ALL"/)]);
+    // Fewer than the manifest grants is no weaker.
+    const fewer = structuredClone(good);
+    fewer.spec.containers[0].securityContext.capabilities = { drop: ['ALL'] };
+    expectAllowed(await validated(fewer));
+  });
+
+  it('a pod gets what a host grants: the manifest\'s that the policies allow, none without a capabilities rule', async () => {
+    // The quickstart policy has no runtime.capabilities rule: a host runs the bundle with none.
+    const quick = await mutated(pod([{ name: 'web', image: fx.refs.v1, securityContext: { capabilities: { add: ['NET_BIND_SERVICE'] } } }]), 'quickstart');
+    expect(quick.spec.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    expectAllowed(await validated(quick, 'quickstart'));
+    // Validation allows exactly that set: the manifest's capability added back is beyond it.
+    const readded = structuredClone(quick);
+    readded.spec.containers[0].securityContext.capabilities.add = ['NET_BIND_SERVICE'];
+    const r = await validated(readded, 'quickstart');
+    expect([r.allowed, r.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*capabilities\.add \["NET_BIND_SERVICE"\] beyond those granted \[\]/)]);
+    // A policy allowing NET_BIND_SERVICE, a manifest asking it and SYS_ADMIN (permissive: admitted, with a warning).
+    const bind = await mutated(pod([{ name: 'web', image: fx.refs.v3 }]), 'bind');
+    expect(bind.spec.containers[0].securityContext.capabilities).toEqual(ALL_DROPPED);
+    expectAllowed(await validated(bind, 'bind'));
+    const admin = structuredClone(bind);
+    admin.spec.containers[0].securityContext.capabilities.add = ['NET_BIND_SERVICE', 'SYS_ADMIN'];
+    const denied = await validated(admin, 'bind');
+    expect([denied.allowed, denied.status?.message]).toEqual([false, expect.stringMatching(/capabilities\.add \["SYS_ADMIN"\] beyond those granted \["NET_BIND_SERVICE"\]/)]);
+  });
+
+  it('what ct k8s render writes passes both webhooks with its capabilities as they are', async () => {
+    const facts = bundleFactsFromArchive(await openCtp(fx.bundles.v1Path));
+    const { objects } = renderK8s({ facts, imageDigest: fx.digests.v1, bundleDigest: fx.bundles.v1, repository: `${fx.registry.host}/acme/hello`, namespace: 'shop' });
+    const dep = objects.find((o) => o.kind === 'Deployment') as Obj;
+    expect(dep.spec.template.spec.containers[0].securityContext.capabilities).toEqual(ALL_DROPPED);
+    expectAllowed(await validated(dep));
+    const out = await mutated(dep);
+    expect(out.spec.template.spec.containers[0].securityContext).toEqual(dep.spec.template.spec.containers[0].securityContext);
+  });
+});
+
+describe('SELinux level', () => {
+  it('a pod- or container-level level (MCS categories) is admitted, as Pod Security\'s baseline admits it; a type, user or role beside it is not', async () => {
+    const good = await mutated(pod([{ name: 'web', image: fx.refs.v1 }], { initContainers: [{ name: 'init', image: fx.refs.v1 }] }));
+    const levelled = structuredClone(good);
+    levelled.spec.securityContext = { seLinuxOptions: { level: 's0:c123,c456' } };
+    levelled.spec.initContainers[0].securityContext.seLinuxOptions = { level: 's0:c1,c2' };
+    expectAllowed(await validated(levelled));
+    const withRole = structuredClone(levelled);
+    withRole.spec.securityContext.seLinuxOptions.role = 'system_r';
+    withRole.spec.initContainers[0].securityContext.seLinuxOptions.type = 'spc_t';
+    const r = await validated(withRole);
+    expect([r.allowed, r.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] initContainers\[0\] "init": .*seLinuxOptions\.type "spc_t".*seLinuxOptions\.role "system_r".*; also \[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*seLinuxOptions\.role "system_r"/)]);
+  });
+});
+
 describe('validating webhook', () => {
   it('denies a tampered bundle with the verifier\'s code, and a policy denial with the policy\'s message', async () => {
     const t = await validated(pod([{ name: 'web', image: fx.refs.tampered }]));
@@ -236,7 +340,7 @@ describe('validating webhook', () => {
     const good = await mutated(pod([{ name: 'web', image: fx.refs.v1 }]));
     const cases: [string, (p: Obj) => void, RegExp][] = [
       ['privileged', (p) => (p.spec.containers[0].securityContext.privileged = true), /privileged: true/],
-      ['capabilities', (p) => (p.spec.containers[0].securityContext.capabilities = { add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] }), /capabilities\.add \["SYS_ADMIN"\] beyond the manifest's \["NET_BIND_SERVICE"\]/],
+      ['capabilities', (p) => (p.spec.containers[0].securityContext.capabilities = { add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] }), /capabilities\.add \["SYS_ADMIN"\] beyond those granted \["NET_BIND_SERVICE"\]/],
       ['seccomp', (p) => (p.spec.containers[0].securityContext.seccompProfile = { type: 'Unconfined' }), /seccompProfile must be Localhost operator\/cerro-torre-hello-/],
       ['apparmor', (p) => delete p.spec.containers[0].securityContext.appArmorProfile, /appArmorProfile must be Localhost/],
       ['hostPID', (p) => (p.spec.hostPID = true), /hostPID/],
@@ -589,6 +693,19 @@ describe('adopting: audit-only environments and exempt images', () => {
     expect(good.allowed).toBe(true);
     expect(good.warnings).toBeUndefined();
     expect(Buffer.from(good.patch, 'base64').toString()).toContain(fx.digests.v1);
+    // Capabilities included (as the profiles, user and no_new_privs): what the patch takes is on record.
+    const capsReview = reviewOf(pod([{ name: 'web', image: fx.refs.v1, securityContext: { capabilities: { add: ['NET_ADMIN', 'NET_BIND_SERVICE'] } } }, { name: 'quiet', image: fx.refs.v1, securityContext: { capabilities: { drop: ['ALL'] } } }])) as Obj;
+    const caps = (await c2.post('/mutate/staging', capsReview)).json.response;
+    const out = jsonpatch.applyPatch(structuredClone(capsReview.request.object), JSON.parse(Buffer.from(caps.patch, 'base64').toString('utf8')), true, false).newDocument as Obj;
+    // staging has no capabilities rule: none granted.
+    expect(out.spec.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    expect(seen.find((d) => d.uid === capsReview.request.uid)).toMatchObject({ allowed: true, patched: true, capabilitiesStripped: [{ container: 'containers[0] "web"', added: ['NET_ADMIN', 'NET_BIND_SERVICE'], runtimeDefaults: true }] });
+    // Nothing taken, nothing recorded; nor where the pod was left as it came.
+    const quietReview = reviewOf(pod([{ name: 'quiet', image: fx.refs.v1, securityContext: { capabilities: { drop: ['ALL'] } } }])) as Obj;
+    await c2.post('/mutate/staging', quietReview);
+    expect(seen.find((d) => d.uid === quietReview.request.uid)).toMatchObject({ patched: true });
+    expect(seen.find((d) => d.uid === quietReview.request.uid)?.capabilitiesStripped).toBeUndefined();
+    expect(seen.filter((d) => d.webhook === 'mutate' && d.wouldDeny).every((d) => d.capabilitiesStripped === undefined && !d.patched)).toBe(true);
     // A malformed request is no verdict to audit: still refused.
     const bad = reviewOf(pod([{ name: 'web', image: fx.refs.v1 }])) as Obj;
     delete bad.request.object.spec;

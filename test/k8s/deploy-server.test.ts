@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 // No AppArmor profile: this server's config does not say the nodes enforce AppArmor (admission.nodesAppArmor).
-const sc = (d: string) => ({ allowPrivilegeEscalation: false, runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${profileNameFor('hello', d)}.json` } });
+const sc = (d: string) => ({ allowPrivilegeEscalation: false, runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] }, seccompProfile: { type: 'Localhost', localhostProfile: `operator/${profileNameFor('hello', d)}.json` } });
 const post = async (path: string, body: unknown): Promise<{ status: number; json: Obj }> => {
   const r = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as Obj };

@@ -1,14 +1,17 @@
 /**
  * Shared set-up of the Kubernetes tests: signed .ctp bundles (seccomp + AppArmor profiles, a
  * [runtime] table with a capability and a port) pushed to a real docker-registry, two
- * transparency logs by two operators, a trust store, policies for three environments, and a
+ * transparency logs by two operators, a trust store, policies for five environments, and a
  * self-signed TLS certificate for the webhook.
  *
  * - `hello` 1.0.0 and 2.0.0: signed; both pushed under the tag `acme/hello:stable` in turn
  *   (`moveTag` re-points it), so a tag can resolve differently between mutate and validate;
+ *   3.0.0 (`acme/hello:3.0.0`) asks CAP_SYS_ADMIN beside CAP_NET_BIND_SERVICE;
  * - `tampered`: the signed 1.0.0 with a capability raised in manifest.toml afterwards.
- * Policies: `production` strict (this key, SLSA + SPDX, quorum 2, RuntimeDefault-level seccomp),
- * `staging` permissive with an unmet review requirement (a warning), `locked` strict for another key.
+ * Policies: `production` strict (this key, SLSA + SPDX, quorum 2, RuntimeDefault-level seccomp,
+ * CAP_NET_BIND_SERVICE allowed), `quickstart` as production with no capabilities rule (none
+ * granted), `bind` permissive allowing NET_BIND_SERVICE only, `staging` permissive with an unmet
+ * review requirement (a warning), `locked` strict for another key.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -47,8 +50,9 @@ export interface K8sFixture {
   trust: TrustMaterial;
   policiesDir: string;
   /** Pinned references `host/repo@sha256:…`. */
-  refs: { v1: string; v2: string; tampered: string };
-  digests: { v1: string; v2: string; tampered: string };
+  /** v3: the manifest asks CAP_NET_BIND_SERVICE and CAP_SYS_ADMIN. */
+  refs: { v1: string; v2: string; v3: string; tampered: string };
+  digests: { v1: string; v2: string; v3: string; tampered: string };
   bundles: { v1: string; v2: string; v1Path: string };
   /** `host/acme/hello:stable`. */
   tagRef: string;
@@ -84,17 +88,19 @@ export async function k8sFixture(): Promise<K8sFixture> {
   mkdirSync(p('security'));
   writeFileSync(p('security/seccomp.json'), JSON.stringify(runtimeDefault({ arch: 'amd64', capabilities: ['CAP_NET_BIND_SERVICE'] })));
   writeFileSync(p('security/apparmor'), APPARMOR);
-  const pack = async (version: string) => {
+  const pack = async (version: string, caps = '"CAP_NET_BIND_SERVICE"') => {
     mkdirSync(p(`app-${version}/app`), { recursive: true });
     writeFileSync(p(`app-${version}/app/hello.txt`), `hello ${version}\n`);
     writeFileSync(
       p(`app-${version}/ct.toml`),
-      `name = "hello"\nversion = "${version}"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = ["CAP_NET_BIND_SERVICE"]\nnetwork = "bridge"\nports = ["8080/tcp"]\ncommand = ["/app/run"]\n`,
+      `name = "hello"\nversion = "${version}"\n\n[runtime]\nuser = "65534:65534"\nread_only_rootfs = true\ncapabilities = [${caps}]\nnetwork = "bridge"\nports = ["8080/tcp"]\ncommand = ["/app/run"]\n`,
     );
     await packCtp({ from: { dir: p(`app-${version}`) }, out: p(`hello-${version}.ctp`), mtime: 0, securityDir: p('security') });
   };
   await pack('1.0.0');
   await pack('2.0.0');
+  // Asks a capability beside NET_BIND_SERVICE: granted only where a policy allows it.
+  await pack('3.0.0', '"CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"');
 
   const key = generateKeyPairSync('ed25519');
   const keyId = keyIdOf(key.publicKey);
@@ -110,14 +116,18 @@ export async function k8sFixture(): Promise<K8sFixture> {
   };
   writeFileSync(p('trust.json'), JSON.stringify(storeJson));
   const store = parseTrustStore(JSON.stringify(storeJson));
-  for (const v of ['1.0.0', '2.0.0']) await signCtp(p(`hello-${v}.ctp`), { key: key.privateKey, logs: logs.map((l) => ({ id: l.logId, url: l.url })), out: p(`signed-${v}.ctp`) });
+  for (const v of ['1.0.0', '2.0.0', '3.0.0']) await signCtp(p(`hello-${v}.ctp`), { key: key.privateKey, logs: logs.map((l) => ({ id: l.logId, url: l.url })), out: p(`signed-${v}.ctp`) });
   const signed = await openCtp(p('signed-1.0.0.ctp'));
   const manifest = signed.file('manifest.toml').toString('utf8').replace('capabilities = [ "CAP_NET_BIND_SERVICE" ]', 'capabilities = [ "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN" ]').replace('capabilities = ["CAP_NET_BIND_SERVICE"]', 'capabilities = ["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]');
   if (!manifest.includes('CAP_SYS_ADMIN')) throw new Error('fixture: could not tamper with manifest.toml');
   await rewriteCtp(p('signed-1.0.0.ctp'), p('tampered.ctp'), { add: { 'manifest.toml': Buffer.from(manifest) } });
 
   mkdirSync(p('policies'));
-  writeFileSync(p('policies/production.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: production', 'mode: strict', 'match:', '  environments: [production]', 'signers:', `  - keyId: ${keyId}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', '  - predicateType: https://spdx.dev/Document', 'logQuorum: 2', 'runtime:', '  seccomp:', '    profile: runtime-default', ''].join('\n'));
+  writeFileSync(p('policies/production.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: production', 'mode: strict', 'match:', '  environments: [production]', 'signers:', `  - keyId: ${keyId}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', '  - predicateType: https://spdx.dev/Document', 'logQuorum: 2', 'runtime:', '  seccomp:', '    profile: runtime-default', '  capabilities:', '    allowed: [CAP_NET_BIND_SERVICE]', ''].join('\n'));
+  // As the quickstart policy: a runtime section without a capabilities rule grants none.
+  writeFileSync(p('policies/quickstart.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: quickstart', 'mode: strict', 'match:', '  environments: [quickstart]', 'signers:', `  - keyId: ${keyId}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', 'logQuorum: 2', 'runtime:', '  seccomp:', '    profile: runtime-default', ''].join('\n'));
+  // Permissive, allowing NET_BIND_SERVICE only: a bundle asking more is admitted (with a warning) and granted the allowed part.
+  writeFileSync(p('policies/bind.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: bind', 'mode: permissive', 'match:', '  environments: [bind]', 'signers:', `  - keyId: ${keyId}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', 'logQuorum: 2', 'runtime:', '  capabilities:', '    allowed: [NET_BIND_SERVICE]', ''].join('\n'));
   writeFileSync(p('policies/staging.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: staging', 'mode: permissive', 'match:', '  environments: [staging]', 'signers:', `  - keyId: ${keyId}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', '  - predicateType: https://verified-container.org/v1/review', 'logQuorum: 2', ''].join('\n'));
   const other = keyIdOf(generateKeyPairSync('ed25519').publicKey);
   writeFileSync(p('policies/locked.policy.yaml'), ['apiVersion: cerro-torre.dev/v2', 'kind: Policy', 'name: locked', 'mode: strict', 'match:', '  environments: [locked]', 'signers:', `  - keyId: ${other}`, 'attestations:', '  - predicateType: https://slsa.dev/provenance/v1', 'logQuorum: 1', ''].join('\n'));
@@ -127,6 +137,7 @@ export async function k8sFixture(): Promise<K8sFixture> {
   const push = async (file: string, ref: string) => pushCtp(p(file), ref, opts);
   const v1 = await push('signed-1.0.0.ctp', `${registry.host}/acme/hello:1.0.0`);
   const v2 = await push('signed-2.0.0.ctp', `${registry.host}/acme/hello:2.0.0`);
+  const v3 = await push('signed-3.0.0.ctp', `${registry.host}/acme/hello:3.0.0`);
   const tp = await push('tampered.ctp', `${registry.host}/acme/evil:1.0.0`);
   const tagRef = `${registry.host}/acme/hello:stable`;
   const moveTag = async (to: 'v1' | 'v2') => void (await push(to === 'v1' ? 'signed-1.0.0.ctp' : 'signed-2.0.0.ctp', tagRef));
@@ -138,8 +149,8 @@ export async function k8sFixture(): Promise<K8sFixture> {
     trustStorePath: p('trust.json'),
     trust: { store, storeDigest: trustStoreDigest(store) },
     policiesDir: p('policies'),
-    refs: { v1: `${registry.host}/acme/hello@${v1.imageDigest}`, v2: `${registry.host}/acme/hello@${v2.imageDigest}`, tampered: `${registry.host}/acme/evil@${tp.imageDigest}` },
-    digests: { v1: v1.imageDigest, v2: v2.imageDigest, tampered: tp.imageDigest },
+    refs: { v1: `${registry.host}/acme/hello@${v1.imageDigest}`, v2: `${registry.host}/acme/hello@${v2.imageDigest}`, v3: `${registry.host}/acme/hello@${v3.imageDigest}`, tampered: `${registry.host}/acme/evil@${tp.imageDigest}` },
+    digests: { v1: v1.imageDigest, v2: v2.imageDigest, v3: v3.imageDigest, tampered: tp.imageDigest },
     bundles: { v1: v1.bundleDigest, v2: v2.bundleDigest, v1Path: p('signed-1.0.0.ctp') },
     tagRef,
     moveTag,

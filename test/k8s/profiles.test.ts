@@ -5,12 +5,12 @@
  * permissive profile or one that allows every syscall).
  */
 import { describe, expect, it } from '@jest/globals';
-import { desiredSecurityContext, manifestUser, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
+import { bundleProfiles, desiredCapabilities, desiredSecurityContext, manifestUser, strippedCapabilities, weakerThanBundle, type BundleProfiles } from '../../src/k8s/profiles.js';
 import type { ContainerRef } from '../../src/k8s/workloads.js';
 
 const none: BundleProfiles = { capabilities: [], hostNetwork: false };
-/** A container with no_new_privs (what the mutating webhook sets) unless the test says otherwise. */
-const container = (securityContext?: Record<string, unknown>): ContainerRef => ({ list: 'containers', index: 0, name: 'web', image: 'r.example/a@sha256:' + '0'.repeat(64), pointer: '/spec/containers/0', securityContext: { allowPrivilegeEscalation: false, ...securityContext } });
+/** A container with no_new_privs and no capabilities (what the mutating webhook sets) unless the test says otherwise. */
+const container = (securityContext?: Record<string, unknown>): ContainerRef => ({ list: 'containers', index: 0, name: 'web', image: 'r.example/a@sha256:' + '0'.repeat(64), pointer: '/spec/containers/0', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, ...securityContext } });
 
 describe('no_new_privs, as every bundle has on a host', () => {
   it('is set by mutation and required by validation: unset (true by default in Kubernetes) or true lets a setuid binary make the manifest user root', () => {
@@ -22,7 +22,80 @@ describe('no_new_privs, as every bundle has on a host', () => {
     const bare: ContainerRef = { ...container(), securityContext: unset };
     expect(weakerThanBundle(bare, {}, p)).toEqual(['allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not unset (true)']);
     expect(weakerThanBundle(container({ ...want, allowPrivilegeEscalation: true }), {}, p)).toEqual(['allowPrivilegeEscalation must be false (bundles run with no_new_privs, as on a host), not true']);
-    expect(weakerThanBundle({ ...container(), securityContext: undefined }, {}, none)).toEqual([expect.stringMatching(/^allowPrivilegeEscalation must be false/), expect.stringMatching(/^seccompProfile must be RuntimeDefault/)]);
+    expect(weakerThanBundle({ ...container(), securityContext: undefined }, {}, none)).toEqual([expect.stringMatching(/^allowPrivilegeEscalation must be false/), expect.stringMatching(/^capabilities\.drop must include "ALL"/), expect.stringMatching(/^seccompProfile must be RuntimeDefault/)]);
+  });
+});
+
+describe('capabilities: the manifest\'s, none of the runtime\'s defaults (as a host runs the bundle)', () => {
+  const granted: BundleProfiles = { capabilities: ['NET_BIND_SERVICE', 'SYS_ADMIN'], hostNetwork: false };
+  const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+
+  it('mutation drops ALL and adds the manifest\'s, keeping what the container asks less of, never what it asks more', () => {
+    expect(desiredCapabilities(none, undefined)).toEqual({ drop: ['ALL'] });
+    expect(desiredSecurityContext(granted)).toMatchObject({ capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] } });
+    // What the runtime would give it by default (CHOWN, SETUID, NET_RAW, …) is no grant of the manifest's.
+    expect(desiredCapabilities(none, { add: ['CHOWN'], drop: ['NET_RAW'] })).toEqual({ drop: ['ALL'] });
+    // Added beyond the manifest: left out; the manifest's own in the Kubernetes spelling.
+    expect(desiredCapabilities(granted, { add: ['NET_ADMIN', 'CAP_SYS_ADMIN', 'ALL'] })).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] });
+    // Stricter than the manifest: a capability dropped by name, or not added back after ALL.
+    expect(desiredCapabilities(granted, { drop: ['cap_net_bind_service'] })).toEqual({ drop: ['ALL'], add: ['SYS_ADMIN'] });
+    expect(desiredCapabilities(granted, { drop: ['ALL'], add: ['NET_BIND_SERVICE'] })).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
+    expect(desiredCapabilities(granted, { drop: ['ALL'] })).toEqual({ drop: ['ALL'] });
+    // Not lists: read as asking nothing of its own.
+    expect(desiredCapabilities(granted, { add: 'NET_ADMIN', drop: 7 })).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE', 'SYS_ADMIN'] });
+    for (const cur of [undefined, { add: ['NET_ADMIN'] }, { drop: ['ALL'], add: ['SYS_ADMIN'] }]) {
+      expect(weakerThanBundle(container(desiredSecurityContext(granted, { capabilities: cur })), {}, granted)).toEqual([]);
+    }
+  });
+
+  it('validation refuses the runtime\'s defaults kept (no drop of "ALL") and any capability beyond the manifest', () => {
+    const defaults = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
+    const weaker = (capabilities: unknown) => weakerThanBundle(container({ ...rd, capabilities }), {}, granted);
+    expect(weaker(undefined)).toEqual(['capabilities.drop must include "ALL" (the runtime\'s defaults are more than the bundle is granted), not unset']);
+    expect(weaker({ add: ['NET_BIND_SERVICE'] })).toEqual([expect.stringMatching(/^capabilities\.drop must include "ALL" .*not unset/)]);
+    // Each default named is not ALL: CRI-O's default set is the node's configuration.
+    expect(weaker({ drop: defaults })).toEqual([expect.stringMatching(/^capabilities\.drop must include "ALL" .*not \["CHOWN",/)]);
+    // "ALL" as Pod Security's restricted profile reads it.
+    expect(weaker({ drop: ['all'] })).toHaveLength(1);
+    expect(weaker({ drop: ['ALL'], add: ['NET_BIND_SERVICE', 'CAP_SYS_ADMIN', 'NET_ADMIN', 'ALL'] })).toEqual(['capabilities.add ["NET_ADMIN","ALL"] beyond those granted ["NET_BIND_SERVICE","SYS_ADMIN"] (the manifest\'s that the policies allow)']);
+    expect(weaker('ALL')).toEqual(['capabilities: add and drop must be lists']);
+    expect(weaker({ drop: 'ALL' })).toEqual(['capabilities: add and drop must be lists']);
+    expect(weaker({ drop: ['ALL'], add: ['SYS_ADMIN'] })).toEqual([]);
+    expect(weaker({ drop: ['ALL', 'NET_RAW'], add: null })).toEqual([]);
+    // A container-only field: the pod's securityContext has none to fall back on.
+    expect(weakerThanBundle(container({ ...rd, capabilities: undefined }), { securityContext: { capabilities: { drop: ['ALL'] } } }, granted)).toHaveLength(1);
+  });
+});
+
+describe('CAP_ALL and the policies\' grant', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const rd = { seccompProfile: { type: 'RuntimeDefault' } };
+
+  it('a manifest\'s CAP_ALL grants nothing, even where a policy allows it: never add: ["ALL"] (every capability)', () => {
+    const facts = { name: 'app', runtime: { capabilities: ['CAP_ALL', 'CAP_NET_BIND_SERVICE'] } };
+    expect(bundleProfiles(facts, digest).capabilities).toEqual(['NET_BIND_SERVICE']);
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: ['CAP_ALL', 'CAP_NET_BIND_SERVICE'] }).capabilities).toEqual(['NET_BIND_SERVICE']);
+    expect(bundleProfiles({ name: 'app', runtime: { capabilities: ['CAP_ALL'] } }, digest, { capabilitiesAllowed: ['CAP_ALL'] }).capabilities).toEqual([]);
+    // Profiles that say ALL all the same (a judge of another make): not written, and beyond in validation.
+    const all: BundleProfiles = { capabilities: ['ALL'], hostNetwork: false };
+    expect(desiredCapabilities(all, { add: ['ALL'] })).toEqual({ drop: ['ALL'] });
+    for (const spelling of ['ALL', 'all', 'CAP_ALL']) {
+      expect(weakerThanBundle(container({ ...rd, capabilities: { drop: ['ALL'], add: [spelling] } }), {}, all)).toEqual([expect.stringMatching(new RegExp(`^capabilities\\.add \\["${spelling}"\\] beyond`))]);
+    }
+  });
+
+  it('what the patch takes, for the decision record: the runtime\'s defaults without a drop of ALL, what is added beyond the grant, bounded', () => {
+    const granted: BundleProfiles = { capabilities: ['NET_BIND_SERVICE'], hostNetwork: false };
+    expect(strippedCapabilities(granted, undefined)).toEqual({ added: [], runtimeDefaults: true });
+    expect(strippedCapabilities(granted, { capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } })).toBeUndefined();
+    expect(strippedCapabilities(granted, { capabilities: { drop: ['ALL'], add: ['ALL', 7, 'X'.repeat(500), ...Array.from({ length: 20 }, (_, i) => `C${i}`)] } })).toEqual({ added: ['ALL', '7', 'X'.repeat(64), 'C0', 'C1', 'C2', 'C3', 'C4'], runtimeDefaults: false });
+  });
+
+  it('the profiles grant the manifest\'s capabilities that the policies allow, in either spelling, none when none is allowed', () => {
+    const facts = { name: 'app', runtime: { capabilities: ['CAP_NET_BIND_SERVICE', 'CAP_SYS_ADMIN', 'CAP_SYS_MODULE'] } };
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: [] }).capabilities).toEqual([]);
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: ['CAP_NET_BIND_SERVICE', 'CAP_CHOWN'] }).capabilities).toEqual(['NET_BIND_SERVICE']);
+    expect(bundleProfiles(facts, digest, { capabilitiesAllowed: ['net_bind_service', 'SYS_ADMIN'] }).capabilities).toEqual(['NET_BIND_SERVICE', 'SYS_ADMIN']);
   });
 });
 
