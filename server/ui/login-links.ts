@@ -1,4 +1,4 @@
-import { Router, type Response } from 'express';
+import express, { Router, type Response } from 'express';
 import type { ServerContext } from '../context.js';
 import type { Role } from '../config.js';
 import type { Db } from '../store/db.js';
@@ -6,7 +6,8 @@ import { requirePermission } from '../auth/middleware.js';
 import { actor, recordAudit } from '../audit.js';
 import { validateBody } from '../openapi.js';
 import { escapeHtml } from './escape.js';
-import { requestOrigin } from './origin.js';
+import { requestOrigin, sameOriginRequest } from './origin.js';
+import { loginErrorPage } from './login-error-page.js';
 import { sendError } from '../http-error.js';
 import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
 import { LINK_ISSUER_PREFIX, linkMinter, linkMinterTrusted } from '../auth/configured-trust.js';
@@ -16,7 +17,8 @@ import { LINK_ISSUER_PREFIX, linkMinter, linkMinterTrusted } from '../auth/confi
  * e.g. `ct quickstart`) mints a link for someone to open the dashboard without an OpenID Connect
  * issuer. Nothing is granted that the admin key does not already grant: minting needs `admin`;
  * the link holds 32 random bytes (only their SHA-256 is stored), names its role, expires after
- * LINK_TTL_MS, and is used once (the row is deleted by the request that wins it). Every mint
+ * LINK_TTL_MS, and is used once (the row is deleted by the request that wins it): by the POST
+ * of the button that opening the link (GET) shows, never by the GET itself. Every mint
  * and every use is audited. A link records who minted it (server/auth/configured-trust.ts), and
  * the link, then its session (issuer `login-link:<minter>`), stands only while this process still
  * trusts that minter: removing a leaked bootstrap key or a compromised issuer also ends what it
@@ -24,13 +26,40 @@ import { LINK_ISSUER_PREFIX, linkMinter, linkMinterTrusted } from '../auth/confi
  */
 const LINK_TTL_MS = 10 * 60_000;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+/**
+ * The sign-in form's body: one field of 43 characters, so 1 KB and a few fields are plenty; more
+ * is refused (413) before anything is looked up.
+ */
+const LINK_FORM = express.urlencoded({ extended: false, limit: 1024, parameterLimit: 4, type: 'application/x-www-form-urlencoded' });
 
 function refused(res: Response): void {
-  res.status(401).type('html').send(
-    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title><link rel="stylesheet" href="/ui/app.css"></head>' +
-      `<body><main class="login"><h1>Sign-in failed</h1><p>${escapeHtml('this sign-in link is unknown, expired or already used: ask for a new one')}</p>` +
-      '<p>Code: <code data-code>LOGIN_LINK_INVALID</code></p><p><a href="/">Back to the dashboard</a></p></main></body></html>',
-  );
+  loginErrorPage(res, 401, 'LOGIN_LINK_INVALID', 'this sign-in link is unknown, expired or already used: ask for a new one');
+}
+
+/** The link's token from a query or form field: exactly 43 base64url characters, or undefined. */
+const tokenOf = (v: unknown): string | undefined => (typeof v === 'string' && TOKEN.test(v) ? v : undefined);
+
+/**
+ * Every answer of /auth/link: the token is in the GET's URL (and the POST's body), so no cache
+ * keeps the page and no request the page makes (its stylesheet) names the URL in a Referer.
+ */
+function privateAnswer(res: Response): void {
+  res.set('cache-control', 'no-store').set('referrer-policy', 'no-referrer');
+}
+
+/**
+ * What GET /auth/link shows: a button that posts the token back. The page reveals nothing about
+ * the link (the database is not read: a scanner or anyone holding the URL learns neither whether
+ * it is valid nor its role or name) and changes nothing; its only resource is the dashboard's own
+ * stylesheet, under the same Content-Security-Policy as the rest of the dashboard.
+ */
+function confirmPage(token: string): string {
+  return '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">' +
+    '<title>Sign in to Cerro Torre</title><link rel="stylesheet" href="/ui/app.css"></head>' +
+    '<body><main class="login"><h1>Sign in to the Cerro Torre dashboard</h1>' +
+    '<p>This one-time link signs this browser in. It works once, within 10 minutes of being made: sign in only if you asked for it.</p>' +
+    `<form method="post" action="/auth/link"><input type="hidden" name="token" value="${escapeHtml(token)}"><button type="submit">Sign in</button></form>` +
+    '</main></body></html>';
 }
 
 /** Mints a link token (returned once; only its hash is kept) and audits who asked for it. */
@@ -63,11 +92,25 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     res.status(201).json({ url: `${base}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
   });
 
-  r.get('/auth/link', async (req, res) => {
-    // Express answers HEAD with this route: link checkers and mail or chat scanners send one
-    // before a person clicks, and it must not use the link up (nor be handed the session).
-    if (req.method === 'HEAD') return void res.status(200).set('cache-control', 'no-store').type('html').end();
-    const token = typeof req.query.token === 'string' && TOKEN.test(req.query.token) ? req.query.token : undefined;
+  // Opening the link only shows the page that signs in: chat unfurlers (Slack, Teams) and mail
+  // link scanners fetch every URL they see, with GET or HEAD (Express answers HEAD with this
+  // route), and used the link up (or were handed the session) before the person clicked it.
+  r.get('/auth/link', (req, res) => {
+    privateAnswer(res);
+    const token = tokenOf(req.query.token);
+    if (!token) return refused(res);
+    res.status(200).type('html').send(confirmPage(token));
+  });
+
+  // The button: the token in the body, posted by a page of this server. Checked before the body is
+  // read: another site's page may not post a link of its own (login CSRF: the victim's browser
+  // signed in as the attacker, and what they then do seen by the attacker).
+  r.post('/auth/link', (req, res, next) => {
+    privateAnswer(res);
+    if (!sameOriginRequest(ctx, req)) return loginErrorPage(res, 403, 'LOGIN_LINK_CROSS_SITE', 'this sign-in was sent by another site\'s page: open the link itself and press Sign in');
+    next();
+  }, LINK_FORM, async (req, res) => {
+    const token = tokenOf((req.body as Record<string, unknown> | undefined)?.token);
     if (!token) return refused(res);
     const hash = hashSecret(token);
     const [row] = await ctx.db.query<{ role: Role; name: string; minted_by: string | null; expires_at: number }>('SELECT role, name, minted_by, expires_at FROM ui_login_links WHERE token_hash = ?', [hash]);
@@ -80,7 +123,8 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     await recordAudit(ctx.db, 'login-link.used', row.name, { role: row.role, mintedBy: row.minted_by });
     ctx.log.info({ subject: row.name, role: row.role }, 'dashboard sign-in by one-time link');
     res.setHeader('set-cookie', setCookie(SESSION_COOKIE, s.id, sessionTtlS));
-    res.set('cache-control', 'no-store').redirect(302, '/');
+    // 303: the browser follows with a GET of the dashboard (a reload does not post the form again).
+    res.redirect(303, '/');
   });
   return r;
 }

@@ -26,3 +26,22 @@ export function requestOrigin(ctx: ServerContext, req: Request): string | undefi
   const host = req.get('host') ?? '';
   return validHost(host) ? `${req.protocol}://${host}` : undefined;
 }
+
+/**
+ * Whether a browser sent this request from a page of this server, for the state-changing requests
+ * a page of another site could make a browser send without any secret of ours (a form posted
+ * cross-site carries no X-CSRF-Token, but needs none to sign the browser in with the attacker's
+ * own link: login CSRF). As Go's net/http CrossOriginProtection: `Sec-Fetch-Site` when the browser
+ * sends it (every current one does), only `same-origin` (`same-site` is a sibling subdomain or
+ * another port, not this server); else `Origin`, which must be this server's (`null`, sent by
+ * sandboxed or privacy-redirected pages, is not). A request with neither came from no browser
+ * page (curl, a script), which no other site can make anyone send.
+ */
+export function sameOriginRequest(ctx: ServerContext, req: Request): boolean {
+  const site = req.get('sec-fetch-site');
+  if (site !== undefined) return site === 'same-origin';
+  const origin = req.get('origin');
+  if (origin === undefined) return true;
+  const own = requestOrigin(ctx, req);
+  return own !== undefined && origin === own;
+}

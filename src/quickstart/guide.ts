@@ -23,7 +23,7 @@ export function guide(g: GuideInput): string {
     '',
     'Where to look',
     `  dashboard        ${g.dashboardLink}`,
-    `                   (signs you in once, within 10 minutes; a new link: curl -X POST ${auth} ${url}/api/v1/login-links)`,
+    `                   (open it and press Sign in: signs you in once, within 10 minutes; a new link: curl -X POST ${auth} ${url}/api/v1/login-links)`,
     `  API              ${url}/api/v1   (OpenAPI: ${url}/openapi.json; admin key: "adminKey" in ${g.adminKeyFile})`,
     `  deployments      curl ${auth} ${url}/api/v1/deployments/${g.deploymentId}`,
     `  hello's log      curl ${auth} '${url}/api/v1/hosts/${g.hostId}/logs?container=${g.container}'`,
