@@ -21,6 +21,11 @@ const GRANTS: Record<Role, Permission[]> = {
   auditor: ['read', 'audit', 'verify'],
 };
 
+/** What a role may do. */
+export function grantsOf(role: Role): readonly Permission[] {
+  return GRANTS[role] ?? [];
+}
+
 export function can(p: Principal, perm: Permission): boolean {
   return GRANTS[p.role]?.includes(perm) ?? false;
 }

@@ -150,6 +150,12 @@ export const MIGRATIONS: string[][] = [
     // the session it opens. Links minted before are null, and refused.
     `ALTER TABLE ui_login_links ADD COLUMN minted_by TEXT`,
   ],
+  [
+    // The groups of a sign-in that its issuer's mapping named (JSON list; server/auth/role-mapping.ts):
+    // the session's role is re-derived from them at every read, so a narrowed mapping narrows it.
+    // Null for link sessions and for sessions from before.
+    `ALTER TABLE ui_sessions ADD COLUMN mapped_groups TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

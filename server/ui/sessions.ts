@@ -2,7 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
-import { sessionIssuerTrusted } from '../auth/configured-trust.js';
+import { configuredTrust, sessionIssuerTrusted } from '../auth/configured-trust.js';
+import { sessionRole } from '../auth/role-mapping.js';
 
 /**
  * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
@@ -25,30 +26,50 @@ export interface Session {
 export const hashSecret = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 export const randomSecret = () => randomBytes(32).toString('base64url');
 
-export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expiresAt'>, ttlMs: number): Promise<{ id: string; csrf: string; expiresAt: number }> {
+/**
+ * `groups`: for an issuer's sign-in, the person's groups its mapping names (the role is re-derived
+ * from them at every read); absent for a link's session, whose role its minter chose.
+ */
+export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expiresAt'> & { groups?: readonly string[] }, ttlMs: number): Promise<{ id: string; csrf: string; expiresAt: number }> {
   const id = randomSecret();
   const csrf = randomSecret();
   const now = Date.now();
   const expiresAt = now + ttlMs;
   // Expired sessions are swept as new ones are made: the table stays the size of who is signed in.
   await db.run('DELETE FROM ui_sessions WHERE expires_at < ?', [now]);
-  await db.run('INSERT INTO ui_sessions (id_hash, subject, name, issuer, role, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
-    hashSecret(id), who.subject.slice(0, 256), who.name.slice(0, 256), who.issuer, who.role, csrf, now, expiresAt,
+  await db.run('INSERT INTO ui_sessions (id_hash, subject, name, issuer, role, csrf, created_at, expires_at, mapped_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+    hashSecret(id), who.subject.slice(0, 256), who.name.slice(0, 256), who.issuer, who.role, csrf, now, expiresAt, who.groups ? JSON.stringify(who.groups) : null,
   ]);
   return { id, csrf, expiresAt };
 }
 
 export async function findSession(db: Db, id: string): Promise<Session | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
-  const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number }>(
-    'SELECT subject, name, issuer, role, csrf, expires_at FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
+  const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number; mapped_groups: string | null }>(
+    'SELECT subject, name, issuer, role, csrf, expires_at, mapped_groups FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
   );
   if (!row || Number(row.expires_at) <= Date.now()) return null;
   // Checked at every read, from this process's configuration (server/auth/configured-trust.ts): a
   // session of an issuer removed here, or of a link whose minter is no longer trusted here, is
   // refused, including one made by another replica or before the removal.
   if (!(await sessionIssuerTrusted(db, row.issuer))) return null;
-  return { subject: row.subject, name: row.name, issuer: row.issuer, role: row.role, csrf: row.csrf, expiresAt: Number(row.expires_at) };
+  // An issuer's session has the role this process's mapping gives its groups now, never more than
+  // at sign-in (server/auth/role-mapping.ts); none left: refused. A link's session keeps its own.
+  const mappings = configuredTrust(db).loginIssuers.get(row.issuer);
+  const role = mappings ? sessionRole(mappings, row.role, storedGroups(row.mapped_groups)) : row.role;
+  if (!role) return null;
+  return { subject: row.subject, name: row.name, issuer: row.issuer, role, csrf: row.csrf, expiresAt: Number(row.expires_at) };
+}
+
+/** The groups a session recorded: null when none were (before they were); not a list of strings: none (fails closed). */
+function storedGroups(v: string | null): string[] | null {
+  if (v === null || v === undefined) return null;
+  try {
+    const list: unknown = JSON.parse(v);
+    return Array.isArray(list) ? list.filter((g): g is string => typeof g === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 export async function deleteSession(db: Db, id: string): Promise<void> {

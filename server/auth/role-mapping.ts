@@ -1,0 +1,46 @@
+import type { Role } from '../config.js';
+import { grantsOf } from './principal.js';
+
+/** A login.oidc issuer's group → role mapping (server/config.ts). */
+export type GroupRoles = Readonly<Record<string, Role>>;
+
+/** When a person is in several mapped groups, the most capable role wins, in this order. */
+export const PRECEDENCE: readonly Role[] = ['admin', 'operator', 'auditor', 'viewer'];
+
+/** Groups kept with a session at most (only mapped ones are kept: the configuration bounds them too). */
+const MAX_KEPT_GROUPS = 100;
+
+/** The role a person in `groups` gets from `mapping`, as at sign-in; undefined: none of them is mapped. */
+export function roleForGroups(mapping: GroupRoles, groups: readonly string[]): Role | undefined {
+  const granted = new Set(groups.filter((g) => Object.hasOwn(mapping, g)).map((g) => mapping[g]));
+  return PRECEDENCE.find((r) => granted.has(r));
+}
+
+/** Of a person's groups, those `mapping` names: what a session keeps to re-derive its role later. */
+export function mappedGroups(mapping: GroupRoles, groups: readonly string[]): string[] {
+  return [...new Set(groups.filter((g) => Object.hasOwn(mapping, g)))].slice(0, MAX_KEPT_GROUPS);
+}
+
+/**
+ * The most capable role that grants nothing `a` or `b` does not: one of them when one's
+ * permissions hold the other's, else the role under both (operator and auditor: viewer).
+ */
+export function narrowerRole(a: Role, b: Role): Role {
+  const both = grantsOf(a).filter((p) => grantsOf(b).includes(p));
+  return PRECEDENCE.find((r) => grantsOf(r).every((p) => both.includes(p))) ?? 'viewer';
+}
+
+/**
+ * A dashboard session's role now: what it was given at sign-in, narrowed to what the issuer's
+ * current mapping gives the groups it recorded, so that narrowing the mapping (a group removed,
+ * or given a lesser role) takes effect at the next request rather than at the session's expiry.
+ * Never wider than at sign-in: the groups are as the issuer said then, and a mapping widened since
+ * is taken at the next sign-in. Several login.oidc entries may name one issuer: the most capable
+ * of their answers. A session from before groups were recorded (`groups` null) is narrowed to
+ * what the mapping still gives anyone. Undefined: no role any more (the session is refused).
+ */
+export function sessionRole(mappings: readonly GroupRoles[], signedIn: Role, groups: readonly string[] | null): Role | undefined {
+  const now = mappings.flatMap((m) => (groups ? [roleForGroups(m, groups)] : Object.values(m))).filter((r): r is Role => r !== undefined);
+  const narrowed = new Set(now.map((r) => narrowerRole(signedIn, r)));
+  return PRECEDENCE.find((r) => narrowed.has(r));
+}
