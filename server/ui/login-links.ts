@@ -57,7 +57,7 @@ function confirmPage(token: string): string {
   return '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">' +
     '<title>Sign in to Cerro Torre</title><link rel="stylesheet" href="/ui/app.css"></head>' +
     '<body><main class="login"><h1>Sign in to the Cerro Torre dashboard</h1>' +
-    '<p>This one-time link signs this browser in. It works once, within 10 minutes of being made: sign in only if you asked for it.</p>' +
+    `<p>This one-time link signs this browser in. It works once, within ${LINK_TTL_MS / 60_000} minutes of being made: sign in only if you asked for it.</p>` +
     `<form method="post" action="/auth/link"><input type="hidden" name="token" value="${escapeHtml(token)}"><button type="submit">Sign in</button></form>` +
     '</main></body></html>';
 }
