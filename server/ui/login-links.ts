@@ -41,10 +41,14 @@ const tokenOf = (v: unknown): string | undefined => (typeof v === 'string' && TO
 
 /**
  * Every answer of /auth/link: the token is in the GET's URL (and the POST's body), so no cache
- * keeps the page and no request the page makes (its stylesheet) names the URL in a Referer.
+ * keeps the page, and the URL goes in a Referer to no other site (the page loads only this
+ * server's stylesheet). `same-origin`, not `no-referrer`: under no-referrer the browser sends the
+ * button's own POST with `Origin: null` (Fetch spec), which sameOriginRequest must refuse, so a
+ * browser that sends no Sec-Fetch-Site (Safari before 16.4, older ones, a proxy stripping it, or
+ * any http:// name that is not localhost) could never sign in.
  */
 function privateAnswer(res: Response): void {
-  res.set('cache-control', 'no-store').set('referrer-policy', 'no-referrer');
+  res.set('cache-control', 'no-store').set('referrer-policy', 'same-origin');
 }
 
 /**
@@ -54,7 +58,7 @@ function privateAnswer(res: Response): void {
  * stylesheet, under the same Content-Security-Policy as the rest of the dashboard.
  */
 function confirmPage(token: string): string {
-  return '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">' +
+  return '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="same-origin"><meta name="robots" content="noindex">' +
     '<title>Sign in to Cerro Torre</title><link rel="stylesheet" href="/ui/app.css"></head>' +
     '<body><main class="login"><h1>Sign in to the Cerro Torre dashboard</h1>' +
     `<p>This one-time link signs this browser in. It works once, within ${LINK_TTL_MS / 60_000} minutes of being made: sign in only if you asked for it.</p>` +
