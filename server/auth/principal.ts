@@ -6,6 +6,8 @@ export interface Principal {
   name?: string;
   /** A dashboard session's sign-in issuer (login.oidc issuer, or `login-link:<minter>`). */
   issuer?: string;
+  /** A dashboard session's groups that its issuer's mapping names (null: kept by no session from before). */
+  groups?: readonly string[] | null;
   id: string;
   role: Role;
   claims?: Record<string, unknown>;

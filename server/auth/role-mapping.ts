@@ -1,5 +1,6 @@
 import type { Role } from '../config.js';
 import { grantsOf } from './principal.js';
+import { LINK_ISSUER_PREFIX } from './configured-trust.js';
 
 /** A login.oidc issuer's group → role mapping (server/config.ts). */
 export type GroupRoles = Readonly<Record<string, Role>>;
@@ -43,4 +44,28 @@ export function sessionRole(mappings: readonly GroupRoles[], signedIn: Role, gro
   const now = mappings.flatMap((m) => (groups ? [roleForGroups(m, groups)] : Object.values(m))).filter((r): r is Role => r !== undefined);
   const narrowed = new Set(now.map((r) => narrowerRole(signedIn, r)));
   return PRECEDENCE.find((r) => narrowed.has(r));
+}
+
+/** Links minted by a login.oidc sign-in name their minter `issuer:<issuer>` (configured-trust.ts). */
+const ISSUER_LINK_PREFIX = `${LINK_ISSUER_PREFIX}issuer:`;
+
+/**
+ * The role of a dashboard session (or of a link about to open one, by the issuer its session
+ * would have) under this process's login.oidc mappings, now. An issuer's sign-in: sessionRole. A
+ * link minted by an issuer's admin: never more than its minter has now, from the groups the
+ * minter signed in with (`groups`, copied to the link and its session): an admin whose group is
+ * narrowed or removed no longer hands out, through the links they minted, what they lost. Links
+ * from an API key, a CI token or the terminal keep their role (their minter's standing is checked
+ * by configured-trust.ts). Undefined: no role any more (refused).
+ */
+export function currentRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null): Role | undefined {
+  if (issuer.startsWith(ISSUER_LINK_PREFIX)) {
+    const mappings = loginIssuers.get(issuer.slice(ISSUER_LINK_PREFIX.length));
+    // Minting needs admin: the minter's role now is what their groups give an admin.
+    const minter = mappings ? sessionRole(mappings, 'admin', groups) : undefined;
+    return minter && narrowerRole(role, minter);
+  }
+  if (issuer.startsWith(LINK_ISSUER_PREFIX)) return role;
+  const mappings = loginIssuers.get(issuer);
+  return mappings ? sessionRole(mappings, role, groups) : undefined;
 }

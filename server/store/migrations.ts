@@ -156,6 +156,14 @@ export const MIGRATIONS: string[][] = [
     // Null for link sessions and for sessions from before.
     `ALTER TABLE ui_sessions ADD COLUMN mapped_groups TEXT`,
   ],
+  [
+    // A link minted by an issuer's sign-in keeps its minter's subject and mapped groups, and so
+    // does the session it opens (whose mapped_groups are the minter's): the link's role follows
+    // the minter's as the mapping narrows. Null for other minters and links from before.
+    `ALTER TABLE ui_login_links ADD COLUMN minter_subject TEXT`,
+    `ALTER TABLE ui_login_links ADD COLUMN minter_groups TEXT`,
+    `ALTER TABLE ui_sessions ADD COLUMN minter_subject TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

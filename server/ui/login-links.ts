@@ -9,8 +9,9 @@ import { escapeHtml } from './escape.js';
 import { requestOrigin, sameOriginRequest } from './origin.js';
 import { loginErrorPage } from './login-error-page.js';
 import { sendError } from '../http-error.js';
-import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
-import { LINK_ISSUER_PREFIX, linkMinter, linkMinterTrusted } from '../auth/configured-trust.js';
+import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie, storedGroups } from './sessions.js';
+import { LINK_ISSUER_PREFIX, configuredTrust, linkMinter, linkMinterTrusted } from '../auth/configured-trust.js';
+import { currentRole } from '../auth/role-mapping.js';
 
 /**
  * One-time sign-in links: an admin (in practice the API key of the person who runs the server,
@@ -66,12 +67,19 @@ function confirmPage(token: string): string {
     '</main></body></html>';
 }
 
-/** Mints a link token (returned once; only its hash is kept) and audits who asked for it. */
-export async function mintLoginLink(db: Db, o: { role: Role; name: string; by: Record<string, unknown> | null; minter: string }): Promise<{ token: string; expiresAt: number }> {
+/**
+ * Mints a link token (returned once; only its hash is kept) and audits who asked for it.
+ * `minterSession`: when an issuer's sign-in mints, its subject and mapped groups, kept with the
+ * link and its session so that their role follows the minter's (server/auth/role-mapping.ts).
+ */
+export async function mintLoginLink(db: Db, o: { role: Role; name: string; by: Record<string, unknown> | null; minter: string; minterSession?: { subject: string; groups: readonly string[] | null } }): Promise<{ token: string; expiresAt: number }> {
   const token = randomSecret();
   const expiresAt = Date.now() + LINK_TTL_MS;
+  const groups = o.minterSession?.groups;
   await db.run('DELETE FROM ui_login_links WHERE expires_at < ?', [Date.now()]);
-  await db.run('INSERT INTO ui_login_links (token_hash, role, name, created_by, minted_by, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [hashSecret(token), o.role, o.name, JSON.stringify(o.by).slice(0, 500), o.minter, expiresAt]);
+  await db.run('INSERT INTO ui_login_links (token_hash, role, name, created_by, minted_by, expires_at, minter_subject, minter_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+    hashSecret(token), o.role, o.name, JSON.stringify(o.by).slice(0, 500), o.minter, expiresAt, o.minterSession?.subject.slice(0, 256) ?? null, groups ? JSON.stringify(groups) : null,
+  ]);
   await recordAudit(db, 'login-link.created', o.name, { by: o.by, mintedBy: o.minter, role: o.role, expiresAt: new Date(expiresAt).toISOString() });
   return { token, expiresAt };
 }
@@ -92,7 +100,8 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     // Checked before minting: no link is made that could not be handed out.
     const base = requestOrigin(ctx, req);
     if (!base) return sendError(res, 400, 'LOGIN_HOST_INVALID', 'the Host header is not a valid host name: set publicUrl in CT_CONFIG, or reach the server by its name');
-    const { token, expiresAt } = await mintLoginLink(ctx.db, { role, name, by: actor(req.principal), minter });
+    const minterSession = minter.startsWith('issuer:') && req.principal ? { subject: req.principal.id, groups: req.principal.groups ?? null } : undefined;
+    const { token, expiresAt } = await mintLoginLink(ctx.db, { role, name, by: actor(req.principal), minter, minterSession });
     res.status(201).json({ url: `${base}/auth/link?token=${token}`, role, name, expiresAt: new Date(expiresAt).toISOString() });
   });
 
@@ -117,15 +126,23 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     const token = tokenOf((req.body as Record<string, unknown> | undefined)?.token);
     if (!token) return refused(res);
     const hash = hashSecret(token);
-    const [row] = await ctx.db.query<{ role: Role; name: string; minted_by: string | null; expires_at: number }>('SELECT role, name, minted_by, expires_at FROM ui_login_links WHERE token_hash = ?', [hash]);
+    const [row] = await ctx.db.query<{ role: Role; name: string; minted_by: string | null; expires_at: number; minter_subject: string | null; minter_groups: string | null }>(
+      'SELECT role, name, minted_by, expires_at, minter_subject, minter_groups FROM ui_login_links WHERE token_hash = ?', [hash],
+    );
     // The DELETE decides: of two requests with the same link, one signs in.
     const won = row ? await ctx.db.run('DELETE FROM ui_login_links WHERE token_hash = ?', [hash]) : { changes: 0 };
     if (!row || won.changes !== 1 || Number(row.expires_at) <= Date.now()) return refused(res);
     // Its minter removed from this process's configuration (or revoked) since: the link is void.
     if (!row.minted_by || !(await linkMinterTrusted(ctx.db, row.minted_by))) return refused(res);
-    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer: `${LINK_ISSUER_PREFIX}${row.minted_by}`, role: row.role }, sessionTtlS * 1000);
-    await recordAudit(ctx.db, 'login-link.used', row.name, { role: row.role, mintedBy: row.minted_by });
-    ctx.log.info({ subject: row.name, role: row.role }, 'dashboard sign-in by one-time link');
+    // Minted by an issuer's admin: no more than that admin has now (their group narrowed or
+    // removed since: less, or nothing), as the session it opens will be at every request.
+    const issuer = `${LINK_ISSUER_PREFIX}${row.minted_by}`;
+    const groups = storedGroups(row.minter_groups);
+    const role = currentRole(configuredTrust(ctx.db).loginIssuers, issuer, row.role, groups);
+    if (!role) return refused(res);
+    const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer, role, groups, minterSubject: row.minter_subject }, sessionTtlS * 1000);
+    await recordAudit(ctx.db, 'login-link.used', row.name, { role, mintedBy: row.minted_by, ...(row.minter_subject ? { minterSubject: row.minter_subject } : {}) });
+    ctx.log.info({ subject: row.name, role }, 'dashboard sign-in by one-time link');
     res.setHeader('set-cookie', setCookie(SESSION_COOKIE, s.id, sessionTtlS));
     // 303: the browser follows with a GET of the dashboard (a reload does not post the form again).
     res.redirect(303, '/');

@@ -3,7 +3,7 @@ import type { Request } from 'express';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
 import { configuredTrust, sessionIssuerTrusted } from '../auth/configured-trust.js';
-import { sessionRole } from '../auth/role-mapping.js';
+import { currentRole } from '../auth/role-mapping.js';
 
 /**
  * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
@@ -21,6 +21,13 @@ export interface Session {
   role: Role;
   csrf: string;
   expiresAt: number;
+  /**
+   * The groups the role is re-derived from (server/auth/role-mapping.ts): an issuer's sign-in's,
+   * or, for a link minted by one, its minter's. Null: none kept (other links, sessions from before).
+   */
+  groups?: readonly string[] | null;
+  /** For a link minted by an issuer's sign-in: the minter's subject. */
+  minterSubject?: string | null;
 }
 
 export const hashSecret = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
@@ -28,25 +35,26 @@ export const randomSecret = () => randomBytes(32).toString('base64url');
 
 /**
  * `groups`: for an issuer's sign-in, the person's groups its mapping names (the role is re-derived
- * from them at every read); absent for a link's session, whose role its minter chose.
+ * from them at every read); for a link minted by such a sign-in, the minter's (with
+ * `minterSubject`); absent for other links, whose role their minter chose.
  */
-export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expiresAt'> & { groups?: readonly string[] }, ttlMs: number): Promise<{ id: string; csrf: string; expiresAt: number }> {
+export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expiresAt'>, ttlMs: number): Promise<{ id: string; csrf: string; expiresAt: number }> {
   const id = randomSecret();
   const csrf = randomSecret();
   const now = Date.now();
   const expiresAt = now + ttlMs;
   // Expired sessions are swept as new ones are made: the table stays the size of who is signed in.
   await db.run('DELETE FROM ui_sessions WHERE expires_at < ?', [now]);
-  await db.run('INSERT INTO ui_sessions (id_hash, subject, name, issuer, role, csrf, created_at, expires_at, mapped_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
-    hashSecret(id), who.subject.slice(0, 256), who.name.slice(0, 256), who.issuer, who.role, csrf, now, expiresAt, who.groups ? JSON.stringify(who.groups) : null,
+  await db.run('INSERT INTO ui_sessions (id_hash, subject, name, issuer, role, csrf, created_at, expires_at, mapped_groups, minter_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+    hashSecret(id), who.subject.slice(0, 256), who.name.slice(0, 256), who.issuer, who.role, csrf, now, expiresAt, who.groups ? JSON.stringify(who.groups) : null, who.minterSubject?.slice(0, 256) ?? null,
   ]);
   return { id, csrf, expiresAt };
 }
 
 export async function findSession(db: Db, id: string): Promise<Session | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
-  const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number; mapped_groups: string | null }>(
-    'SELECT subject, name, issuer, role, csrf, expires_at, mapped_groups FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
+  const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number; mapped_groups: string | null; minter_subject: string | null }>(
+    'SELECT subject, name, issuer, role, csrf, expires_at, mapped_groups, minter_subject FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
   );
   if (!row || Number(row.expires_at) <= Date.now()) return null;
   // Checked at every read, from this process's configuration (server/auth/configured-trust.ts): a
@@ -54,15 +62,16 @@ export async function findSession(db: Db, id: string): Promise<Session | null> {
   // refused, including one made by another replica or before the removal.
   if (!(await sessionIssuerTrusted(db, row.issuer))) return null;
   // An issuer's session has the role this process's mapping gives its groups now, never more than
-  // at sign-in (server/auth/role-mapping.ts); none left: refused. A link's session keeps its own.
-  const mappings = configuredTrust(db).loginIssuers.get(row.issuer);
-  const role = mappings ? sessionRole(mappings, row.role, storedGroups(row.mapped_groups)) : row.role;
+  // at sign-in, and a link minted by an issuer's admin no more than that admin has now
+  // (server/auth/role-mapping.ts); none left: refused. Other links' sessions keep their own.
+  const groups = storedGroups(row.mapped_groups);
+  const role = currentRole(configuredTrust(db).loginIssuers, row.issuer, row.role, groups);
   if (!role) return null;
-  return { subject: row.subject, name: row.name, issuer: row.issuer, role, csrf: row.csrf, expiresAt: Number(row.expires_at) };
+  return { subject: row.subject, name: row.name, issuer: row.issuer, role, csrf: row.csrf, expiresAt: Number(row.expires_at), groups, minterSubject: row.minter_subject };
 }
 
-/** The groups a session recorded: null when none were (before they were); not a list of strings: none (fails closed). */
-function storedGroups(v: string | null): string[] | null {
+/** Groups as stored (a JSON list): null when none were (before they were); not a list of strings: none (fails closed). */
+export function storedGroups(v: string | null): string[] | null {
   if (v === null || v === undefined) return null;
   try {
     const list: unknown = JSON.parse(v);

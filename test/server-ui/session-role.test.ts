@@ -16,8 +16,9 @@ import { loadConfig, type LoginIssuerConfig, type Role } from '../../server/conf
 import { startServer, type RunningServer } from '../../server/start.js';
 import { createSession } from '../../server/ui/sessions.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
-import { narrowerRole, sessionRole } from '../../server/auth/role-mapping.js';
+import { currentRole, narrowerRole, sessionRole } from '../../server/auth/role-mapping.js';
 import { beginHttpLogin, startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
+import { followLoginLink } from '../support/login-link.js';
 
 describe('narrowerRole and sessionRole', () => {
   it('never grant more than at sign-in, nor more than the mapping gives now', () => {
@@ -37,6 +38,14 @@ describe('narrowerRole and sessionRole', () => {
     expect(sessionRole([{ ops: 'viewer' }, { ops: 'operator' }], 'admin', ['ops'])).toBe('operator');
     // Names of Object.prototype are not groups.
     expect(sessionRole([m], 'admin', ['constructor', '__proto__', 'toString'])).toBeUndefined();
+    // A link's session: minted by an issuer's admin, no more than the minter's groups give now;
+    // minted by a key (or CI, or the terminal), the role it was given.
+    const issuers = new Map([['https://idp', [m]]]);
+    expect(currentRole(issuers, 'login-link:issuer:https://idp', 'admin', ['ops'])).toBe('operator');
+    expect(currentRole(issuers, 'login-link:issuer:https://idp', 'viewer', ['all'])).toBe('viewer');
+    expect(currentRole(issuers, 'login-link:issuer:https://idp', 'admin', ['gone'])).toBeUndefined();
+    expect(currentRole(issuers, 'login-link:issuer:https://other', 'admin', ['all'])).toBeUndefined();
+    expect(currentRole(issuers, 'login-link:key:k1', 'admin', null)).toBe('admin');
   });
 });
 
@@ -56,8 +65,23 @@ describe('a session\'s role after its issuer\'s mapping narrows', () => {
     return res.status === 200 ? ((await res.json()) as { role: string }).role : res.status;
   };
 
+  /** Signs `login` in at the running server: the session cookie's value. */
+  const signIn = async (login: string) => {
+    provider.configure([`${server!.url}/auth/callback`]);
+    const { callback, loginCookie } = await beginHttpLogin(provider, server!.url, login);
+    const done = await fetch(callback, { redirect: 'manual', headers: { cookie: `ct_login=${loginCookie}` } });
+    return /ct_session=([A-Za-z0-9_-]{43})/.exec(done.headers.getSetCookie().join('\n'))?.[1] ?? '';
+  };
+  /** A link's URL at the running server (a restart listens on another port). */
+  const here = (url: string) => `${server!.url}${new URL(url).pathname}${new URL(url).search}`;
+  /** Uses a link at the running server: the session cookie's value, or the status when refused. */
+  const use = async (url: string) => {
+    const res = await followLoginLink(here(url));
+    return /ct_session=([A-Za-z0-9_-]{43})/.exec(res.headers.getSetCookie().join('\n'))?.[1] ?? res.status;
+  };
+
   beforeAll(async () => {
-    provider = await startLoginProvider({ olga: { name: 'Olga', groups: ['ops', 'readers', 'unmapped'] } });
+    provider = await startLoginProvider({ olga: { name: 'Olga', groups: ['ops', 'readers', 'unmapped'] }, oleg: { name: 'Oleg', groups: ['ops'] } });
   });
   afterAll(async () => {
     await server?.close();
@@ -107,5 +131,36 @@ describe('a session\'s role after its issuer\'s mapping narrows', () => {
     expect(await roleOf(olga)).toBe(401);
     // The link session's role is its minter's choice, not the issuer's mapping.
     expect(await roleOf(link)).toBe('admin');
+  }, 60_000);
+
+  it('a link minted by an issuer\'s admin follows its minter\'s groups: narrowed with them, refused when none is left', async () => {
+    await start({ ops: 'admin' });
+    const oleg = await signIn('oleg');
+    expect(await roleOf(oleg)).toBe('admin');
+    const cookie = `ct_session=${oleg}`;
+    const csrf = ((await (await fetch(`${server!.url}/api/v1/session`, { headers: { cookie } })).json()) as { csrfToken: string }).csrfToken;
+    const mint = async () => {
+      const res = await fetch(`${server!.url}/api/v1/login-links`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' }, body: '{"role":"admin","name":"handed"}' });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { url: string }).url;
+    };
+    const [used, later, last] = [await mint(), await mint(), await mint()];
+    const link = await use(used);
+    expect(await roleOf(link as string)).toBe('admin');
+    // The link and its session keep who minted it and the groups that made them an admin.
+    const [row] = await server!.ctx.db.query<{ minter_subject: string; mapped_groups: string }>('SELECT minter_subject, mapped_groups FROM ui_sessions WHERE subject = ?', ['link:handed']);
+    expect([row.minter_subject, JSON.parse(row.mapped_groups)]).toEqual(['oleg', ['ops']]);
+
+    // ops is given viewer: Oleg is a viewer, and so is everything his links hand out, used or not.
+    await start({ ops: 'viewer' });
+    expect(await roleOf(oleg)).toBe('viewer');
+    expect(await roleOf(link as string)).toBe('viewer');
+    const second = await use(later);
+    expect(await roleOf(second as string)).toBe('viewer');
+
+    // ops removed: Oleg has no role, nor have his links' sessions; an unused link of his is refused.
+    await start({ others: 'admin' });
+    expect([await roleOf(oleg), await roleOf(link as string), await roleOf(second as string)]).toEqual([401, 401, 401]);
+    expect(await use(last)).toBe(401);
   }, 60_000);
 });
