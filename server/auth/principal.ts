@@ -23,11 +23,11 @@ const GRANTS: Record<Role, Permission[]> = {
   auditor: ['read', 'audit', 'verify'],
 };
 
-/** What a role may do. */
+/** What a role may do; nothing for a name that is no role (`constructor` is not one, though GRANTS inherits it). */
 export function grantsOf(role: Role): readonly Permission[] {
-  return GRANTS[role] ?? [];
+  return Object.hasOwn(GRANTS, role) ? GRANTS[role] : [];
 }
 
 export function can(p: Principal, perm: Permission): boolean {
-  return GRANTS[p.role]?.includes(perm) ?? false;
+  return grantsOf(p.role).includes(perm);
 }

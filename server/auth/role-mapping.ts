@@ -8,27 +8,31 @@ export type GroupRoles = Readonly<Record<string, Role>>;
 /** When a person is in several mapped groups, the most capable role wins, in this order. */
 export const PRECEDENCE: readonly Role[] = ['admin', 'operator', 'auditor', 'viewer'];
 
-/** Groups kept with a session at most (only mapped ones are kept: the configuration bounds them too). */
-const MAX_KEPT_GROUPS = 100;
-
 /** The role a person in `groups` gets from `mapping`, as at sign-in; undefined: none of them is mapped. */
 export function roleForGroups(mapping: GroupRoles, groups: readonly string[]): Role | undefined {
   const granted = new Set(groups.filter((g) => Object.hasOwn(mapping, g)).map((g) => mapping[g]));
   return PRECEDENCE.find((r) => granted.has(r));
 }
 
-/** Of a person's groups, those `mapping` names: what a session keeps to re-derive its role later. */
+/**
+ * Of a person's groups, those `mapping` names: what a session keeps to re-derive its role later.
+ * All of them: the role at sign-in came from all, and keeping only some (the first in the token's
+ * order) demoted at the next request someone whose capable group came later. Bounded by the
+ * configuration's mapping and by the groups read from the token (server/ui/oidc-login.ts).
+ */
 export function mappedGroups(mapping: GroupRoles, groups: readonly string[]): string[] {
-  return [...new Set(groups.filter((g) => Object.hasOwn(mapping, g)))].slice(0, MAX_KEPT_GROUPS);
+  return [...new Set(groups.filter((g) => Object.hasOwn(mapping, g)))];
 }
 
 /**
  * The most capable role that grants nothing `a` or `b` does not: one of them when one's
  * permissions hold the other's, else the role under both (operator and auditor: viewer).
+ * Undefined when either is no role this server knows (a row from another version, or tampered
+ * with): it grants nothing, so neither may the result (refused, not viewer).
  */
-export function narrowerRole(a: Role, b: Role): Role {
+export function narrowerRole(a: Role, b: Role): Role | undefined {
   const both = grantsOf(a).filter((p) => grantsOf(b).includes(p));
-  return PRECEDENCE.find((r) => grantsOf(r).every((p) => both.includes(p))) ?? 'viewer';
+  return PRECEDENCE.find((r) => grantsOf(r).every((p) => both.includes(p)));
 }
 
 /**
@@ -42,7 +46,7 @@ export function narrowerRole(a: Role, b: Role): Role {
  */
 export function sessionRole(mappings: readonly GroupRoles[], signedIn: Role, groups: readonly string[] | null): Role | undefined {
   const now = mappings.flatMap((m) => (groups ? [roleForGroups(m, groups)] : Object.values(m))).filter((r): r is Role => r !== undefined);
-  const narrowed = new Set(now.map((r) => narrowerRole(signedIn, r)));
+  const narrowed = new Set(now.map((r) => narrowerRole(signedIn, r)).filter((r): r is Role => r !== undefined));
   return PRECEDENCE.find((r) => narrowed.has(r));
 }
 

@@ -16,7 +16,7 @@ import { loadConfig, type LoginIssuerConfig, type Role } from '../../server/conf
 import { startServer, type RunningServer } from '../../server/start.js';
 import { createSession } from '../../server/ui/sessions.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
-import { currentRole, narrowerRole, sessionRole } from '../../server/auth/role-mapping.js';
+import { currentRole, mappedGroups, narrowerRole, roleForGroups, sessionRole } from '../../server/auth/role-mapping.js';
 import { beginHttpLogin, startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
 import { followLoginLink } from '../support/login-link.js';
 
@@ -38,6 +38,18 @@ describe('narrowerRole and sessionRole', () => {
     expect(sessionRole([{ ops: 'viewer' }, { ops: 'operator' }], 'admin', ['ops'])).toBe('operator');
     // Names of Object.prototype are not groups.
     expect(sessionRole([m], 'admin', ['constructor', '__proto__', 'toString'])).toBeUndefined();
+    // A role this server does not know (a row written by another version, or tampered with) grants
+    // nothing, and narrows to nothing: refused, not viewer.
+    for (const odd of ['root', 'constructor', '__proto__'] as unknown as Role[]) {
+      expect([narrowerRole(odd, 'admin'), narrowerRole('admin', odd), sessionRole([m], odd, ['all'])]).toEqual([undefined, undefined, undefined]);
+    }
+    // Every mapped group is kept, wherever in the token it came: the role re-derived from them is
+    // the one signed in with (keeping the first 100 demoted someone whose admin group came later).
+    const many = Object.fromEntries([...Array.from({ length: 150 }, (_v, i) => [`team-${i}`, 'viewer']), ['admins', 'admin']]) as Record<string, Role>;
+    const token = [...Object.keys(many).filter((g) => g !== 'admins'), 'admins'];
+    expect(roleForGroups(many, token)).toBe('admin');
+    expect(mappedGroups(many, token)).toHaveLength(151);
+    expect(sessionRole([many], 'admin', mappedGroups(many, token))).toBe('admin');
     // A link's session: minted by an issuer's admin, no more than the minter's groups give now;
     // minted by a key (or CI, or the terminal), the role it was given.
     const issuers = new Map([['https://idp', [m]]]);
