@@ -21,7 +21,7 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
     const another = config.adminApiKey
       ? `another: curl -X POST -H "authorization: Bearer $CT_ADMIN_API_KEY" ${server.url}/api/v1/login-links`
       : 'another: restart, or start with CT_ADMIN_API_KEY set and POST /api/v1/login-links with it';
-    dashboard = `${server.url}/auth/link?token=${link.token}\n             (one-time sign-in as admin, for whoever reads this terminal, within 10 minutes; no login.oidc issuer is configured;\n              ${another})`;
+    dashboard = `${server.url}/auth/link?token=${link.token}\n             (open it and press Sign in: one-time sign-in as admin, for whoever reads this terminal, within 10 minutes; no login.oidc issuer is configured;\n              ${another})`;
   }
   io.out(
     [

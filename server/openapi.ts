@@ -80,7 +80,7 @@ const SUMMARIES: Record<string, string> = {
   deploymentAction: 'Stop, start, restart, kill, pause, resume or remove a deployment\'s app', containerAction: 'A lifecycle action on one container of a host',
   createPromotion: 'Open the promotion pull request of a live deployment', listVsas: 'Deploy VSAs of an image', deployerKey: 'The key deploy VSAs are signed with',
   dashboard: 'The dashboard', loginIssuers: 'Sign-in issuers', login: 'Start sign-in', loginCallback: 'Sign-in callback', logout: 'Sign out',
-  createLoginLink: 'Create a one-time dashboard sign-in link', loginLink: 'Sign in with a one-time link',
+  createLoginLink: 'Create a one-time dashboard sign-in link', loginLink: 'Open a one-time sign-in link', loginLinkUse: 'Sign in with a one-time link',
 };
 
 /**
@@ -90,7 +90,7 @@ const SUMMARIES: Record<string, string> = {
  */
 const OTHER_SECURITY: Record<string, Record<string, string[]>[]> = {
   health: [], ready: [], metrics: [], openapi: [], protectedResource: [], protectedResourceMcp: [], mcpStream: [], mcpSession: [],
-  enrollHost: [], hostChannel: [], dashboard: [], loginIssuers: [], login: [], loginCallback: [], loginLink: [],
+  enrollHost: [], hostChannel: [], dashboard: [], loginIssuers: [], login: [], loginCallback: [], loginLink: [], loginLinkUse: [],
   githubWebhook: [{ githubSignature: [] }], gitlabWebhook: [{ gitlabToken: [] }], downloadBundle: [{ hostSignature: [] }],
 };
 
@@ -170,7 +170,10 @@ export const OPENAPI = described({
     '/auth/login': { get: { operationId: 'login', description: 'starts OpenID Connect sign-in (authorization code + PKCE)', parameters: [{ name: 'issuer', in: 'query', schema: { type: 'integer' } }, { name: 'returnTo', in: 'query', schema: { type: 'string' } }], responses: { '302': { description: 'to the issuer' }, '404': { description: 'no such issuer' } } } },
     '/auth/callback': { get: { operationId: 'loginCallback', responses: { '302': { description: 'signed in' }, '401': { description: 'refused' }, '403': { description: 'no role' } } } },
     '/api/v1/login-links': { post: { operationId: 'createLoginLink', security: secured, description: 'a one-time dashboard sign-in link (admins; 10 minutes, used once)', requestBody: body('createLoginLink'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 403) } } },
-    '/auth/link': { get: { operationId: 'loginLink', description: 'signs in with a one-time link and opens the dashboard', parameters: [{ name: 'token', in: 'query', required: true, schema: { type: 'string' } }], responses: { '302': { description: 'signed in' }, '401': { description: 'unknown, expired or used link' } } } },
+    '/auth/link': {
+      get: { operationId: 'loginLink', description: 'the page a one-time link opens: a Sign in button that posts the token (uses nothing, reads nothing: a link scanner\'s GET or HEAD leaves the link usable)', parameters: [{ name: 'token', in: 'query', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'text/html' }, '401': { description: 'malformed token' } } },
+      post: { operationId: 'loginLinkUse', description: 'signs in with a one-time link (form field token; Sec-Fetch-Site same-origin, or an Origin of this server, when a browser sends one) and opens the dashboard', requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', required: ['token'], properties: { token: { type: 'string' } } } } } }, responses: { '303': { description: 'signed in, to the dashboard' }, '401': { description: 'unknown, expired or used link' }, '403': { description: 'posted by another site\'s page' } } },
+    },
     '/auth/logout': { post: { operationId: 'logout', security: secured, description: 'needs X-CSRF-Token', responses: { '204': { description: 'signed out' }, ...errors(401, 403) } } },
     '/api/v1/promotions': { post: { operationId: 'createPromotion', description: 'opens or updates the pull / merge request pinning, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (operators and admins; audited)', requestBody: body('createPromotion'), responses: { '200': json({ type: 'object' }, 'opened, updated or unchanged'), ...errors(400, 401, 403, 404, 422, 502, 503) } } },
     '/api/v1/vsas': { get: { operationId: 'listVsas', description: 'the deploy VSAs (canonical DSSE envelopes) this server signed for an image, newest first', parameters: [{ name: 'imageDigest', in: 'query', required: true, schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } } },

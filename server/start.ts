@@ -16,6 +16,7 @@ import { JobQueue } from './queue/queue.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { ensureBootstrapKey, hashApiKey } from './auth/api-keys.js';
 import { printsTerminalLink, setConfiguredTrust } from './auth/configured-trust.js';
+import type { GroupRoles } from './auth/role-mapping.js';
 import { asIoError, CtError } from '../src/core/errors.js';
 import { retentionConfig, startRetention } from './retention/prune.js';
 
@@ -115,12 +116,13 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
   await migrate(db);
   // What this process trusts is decided from its own configuration, at every request
   // (server/auth/configured-trust.ts), never by a start writing it for all replicas.
-  const loginIssuers = (config.login?.oidc ?? []).map((o) => o.issuer);
+  const loginIssuers = new Map<string, GroupRoles[]>();
+  for (const o of config.login?.oidc ?? []) loginIssuers.set(o.issuer, [...(loginIssuers.get(o.issuer) ?? []), { ...o.roles }]);
   setConfiguredTrust(db, {
     bootstrapKeyHash: config.adminApiKey ? hashApiKey(config.adminApiKey) : null,
-    loginIssuers: new Set(loginIssuers),
+    loginIssuers,
     ciIssuers: new Set(config.oidc.map((o) => o.issuer)),
-    terminalLinks: printsTerminalLink(config.host, loginIssuers.length),
+    terminalLinks: printsTerminalLink(config.host, config.login?.oidc.length ?? 0),
   });
   const bootstrap = await ensureBootstrapKey(db, config.adminApiKey);
   if (bootstrap.storedUnconfigured) log.warn('a bootstrap admin key is stored but CT_ADMIN_API_KEY is not set: this server refuses it (set it to use it)');

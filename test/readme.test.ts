@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './support/cli.js';
+import { followLoginLink } from './support/login-link.js';
 
 const readme = () => readFileSync(join(repoRoot, 'README.md'), 'utf8');
 const quickStart = () => readme().slice(readme().indexOf('## Quick start'), readme().indexOf('\n## ', readme().indexOf('## Quick start') + 5));
@@ -51,16 +52,16 @@ describe('README quick start', () => {
       expect(out).toContain(`SQLite in ${data}/ct.db`);
       for (const path of ['/healthz', '/openapi.json']) expect([path, (await fetch(`${url}${path}`)).status]).toEqual([path, 200]);
       expect(out).toContain(`API:      ${url}/api/v1`);
-      // The dashboard line is a one-time sign-in link: it signs in once, then the dashboard answers.
+      // The dashboard line is a one-time sign-in link: its page's Sign in button signs in once, then the dashboard answers.
       const link = new RegExp(`dashboard: (${url}/auth/link\\?token=\\S+)`).exec(out)?.[1];
       expect(link).toBeDefined();
-      const signedIn = await fetch(link!, { redirect: 'manual' });
-      expect([signedIn.status, signedIn.headers.get('location')]).toEqual([302, '/']);
+      const signedIn = await followLoginLink(link!);
+      expect([signedIn.status, signedIn.headers.get('location')]).toEqual([303, '/']);
       const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('ct_session='))!.split(';')[0];
       const page = await fetch(`${url}/`, { headers: { cookie } });
       expect([page.status, page.headers.get('content-type')]).toEqual([200, expect.stringContaining('text/html')]);
       expect(await (await fetch(`${url}/api/v1/session`, { headers: { cookie } })).json()).toMatchObject({ kind: 'session', role: 'admin' });
-      expect((await fetch(link!, { redirect: 'manual' })).status).toBe(401);
+      expect((await followLoginLink(link!)).status).toBe(401);
       // A second server on the same port says so and exits at once (it hung with a stack trace).
       // Before it opened a database or a key (it migrated the running server's database and took
       // its jobs back into its own queue first).

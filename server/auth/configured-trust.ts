@@ -1,5 +1,6 @@
 import type { Db } from '../store/db.js';
 import type { Principal } from './principal.js';
+import type { GroupRoles } from './role-mapping.js';
 
 /**
  * What THIS process's configuration trusts, consulted on every request that presents a credential
@@ -17,8 +18,11 @@ import type { Principal } from './principal.js';
 export interface ConfiguredTrust {
   /** SHA-256 (hex) of CT_ADMIN_API_KEY, or null when none is configured. */
   bootstrapKeyHash: string | null;
-  /** login.oidc issuers: the dashboard's sign-in issuers. */
-  loginIssuers: ReadonlySet<string>;
+  /**
+   * login.oidc issuers (the dashboard's sign-in issuers), each with its group → role mappings
+   * (several entries may name one issuer): a session's role is re-derived from them at every read.
+   */
+  loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>;
   /** oidc issuers: CI tokens (a CI role may be admin, and admins mint links). */
   ciIssuers: ReadonlySet<string>;
   /** Whether this process prints a sign-in link to its terminal (server/main.ts). */
@@ -30,7 +34,7 @@ export const BOOTSTRAP_KEY_NAME = 'bootstrap-admin';
 /** Sessions opened by a one-time link have the issuer `login-link:<minter>` (server/ui/login-links.ts). */
 export const LINK_ISSUER_PREFIX = 'login-link:';
 
-const NOTHING: ConfiguredTrust = { bootstrapKeyHash: null, loginIssuers: new Set(), ciIssuers: new Set(), terminalLinks: false };
+const NOTHING: ConfiguredTrust = { bootstrapKeyHash: null, loginIssuers: new Map(), ciIssuers: new Set(), terminalLinks: false };
 const trusts = new WeakMap<Db, ConfiguredTrust>();
 
 export function setConfiguredTrust(db: Db, trust: ConfiguredTrust): void {

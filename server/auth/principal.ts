@@ -6,6 +6,8 @@ export interface Principal {
   name?: string;
   /** A dashboard session's sign-in issuer (login.oidc issuer, or `login-link:<minter>`). */
   issuer?: string;
+  /** A dashboard session's groups that its issuer's mapping names (null: kept by no session from before). */
+  groups?: readonly string[] | null;
   id: string;
   role: Role;
   claims?: Record<string, unknown>;
@@ -21,6 +23,11 @@ const GRANTS: Record<Role, Permission[]> = {
   auditor: ['read', 'audit', 'verify'],
 };
 
+/** What a role may do; nothing for a name that is no role (`constructor` is not one, though GRANTS inherits it). */
+export function grantsOf(role: Role): readonly Permission[] {
+  return Object.hasOwn(GRANTS, role) ? GRANTS[role] : [];
+}
+
 export function can(p: Principal, perm: Permission): boolean {
-  return GRANTS[p.role]?.includes(perm) ?? false;
+  return grantsOf(p.role).includes(perm);
 }

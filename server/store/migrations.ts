@@ -150,6 +150,20 @@ export const MIGRATIONS: string[][] = [
     // the session it opens. Links minted before are null, and refused.
     `ALTER TABLE ui_login_links ADD COLUMN minted_by TEXT`,
   ],
+  [
+    // The groups of a sign-in that its issuer's mapping named (JSON list; server/auth/role-mapping.ts):
+    // the session's role is re-derived from them at every read, so a narrowed mapping narrows it.
+    // Null for link sessions and for sessions from before.
+    `ALTER TABLE ui_sessions ADD COLUMN mapped_groups TEXT`,
+  ],
+  [
+    // A link minted by an issuer's sign-in keeps its minter's subject and mapped groups, and so
+    // does the session it opens (whose mapped_groups are the minter's): the link's role follows
+    // the minter's as the mapping narrows. Null for other minters and links from before.
+    `ALTER TABLE ui_login_links ADD COLUMN minter_subject TEXT`,
+    `ALTER TABLE ui_login_links ADD COLUMN minter_groups TEXT`,
+    `ALTER TABLE ui_sessions ADD COLUMN minter_subject TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -4,6 +4,7 @@ import type { Db } from '../store/db.js';
 import type { LoginConfig, LoginIssuerConfig, Role } from '../config.js';
 import { NetworkGuard } from '../../src/oci/guard.js';
 import { hashSecret, randomSecret } from './sessions.js';
+import { mappedGroups, roleForGroups } from '../auth/role-mapping.js';
 
 /** A login refused, with a stable code (docs/error-codes.md). */
 export class LoginError extends Error {
@@ -30,14 +31,14 @@ const EVICT_BATCH = 1_000;
 const BUSY_RETRY_S = 5;
 /** Expired logins are swept at most this often by a replica, not by every /auth/login. */
 const SWEEP_EVERY_MS = 5_000;
-/** When a person is in several mapped groups, the most capable role wins, in this order. */
-const PRECEDENCE: Role[] = ['admin', 'operator', 'auditor', 'viewer'];
 
 export interface SignedIn {
   subject: string;
   name: string;
   issuer: string;
   role: Role;
+  /** The person's groups that the issuer's mapping names: the session re-derives its role from them (server/auth/role-mapping.ts). */
+  groups: string[];
 }
 
 /**
@@ -176,11 +177,10 @@ export class OidcLogin {
     if (!claims || typeof claims.sub !== 'string') throw new LoginError('LOGIN_REJECTED', 'no ID token subject');
     const raw = claims[cfg.groupsClaim];
     const groups = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string').slice(0, 1000) : typeof raw === 'string' ? [raw] : [];
-    const granted = new Set(groups.map((g) => cfg.roles[g]).filter(Boolean));
-    const role = PRECEDENCE.find((r) => granted.has(r));
+    const role = roleForGroups(cfg.roles, groups);
     if (!role) throw new LoginError('LOGIN_NO_ROLE', `none of your groups (${cfg.groupsClaim}) is given a role here`);
     const name = [claims.name, claims.preferred_username, claims.email, claims.sub].find((v) => typeof v === 'string' && v) as string;
-    return { subject: claims.sub, name, issuer: cfg.issuer, role, returnTo: flow.return_to };
+    return { subject: claims.sub, name, issuer: cfg.issuer, role, groups: mappedGroups(cfg.roles, groups), returnTo: flow.return_to };
   }
 
   async close(): Promise<void> {

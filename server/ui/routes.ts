@@ -1,4 +1,4 @@
-import express, { Router, type Response } from 'express';
+import express, { Router } from 'express';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import { can } from '../auth/principal.js';
 import { sendError } from '../http-error.js';
 import { LOGIN_COOKIE, SESSION_COOKIE, createSession, deleteSession, findSession, readCookie, setCookie } from './sessions.js';
 import { LoginError, OidcLogin } from './oidc-login.js';
-import { escapeHtml } from './escape.js';
+import { loginErrorPage } from './login-error-page.js';
 import { loginLinkRoutes } from './login-links.js';
 import { requestOrigin } from './origin.js';
 
@@ -23,13 +23,6 @@ export function uiAssetsDir(): string | undefined {
 /** Only same-site paths are returned to after sign-in (no open redirect). */
 function safeReturn(v: unknown): string {
   return typeof v === 'string' && /^\/(?![/\\])[\x21-\x7e]{0,500}$/.test(v) ? v : '/';
-}
-
-function loginErrorPage(res: Response, status: number, code: string, message: string): void {
-  res.status(status).type('html').send(
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title><link rel="stylesheet" href="/ui/app.css"></head>` +
-      `<body><main class="login"><h1>Sign-in failed</h1><p>${escapeHtml(message)}</p><p>Code: <code data-code>${escapeHtml(code)}</code></p><p><a href="/">Back to the dashboard</a></p></main></body></html>`,
-  );
 }
 
 /**

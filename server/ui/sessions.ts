@@ -2,7 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
-import { sessionIssuerTrusted } from '../auth/configured-trust.js';
+import { configuredTrust, sessionIssuerTrusted } from '../auth/configured-trust.js';
+import { currentRole } from '../auth/role-mapping.js';
 
 /**
  * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
@@ -20,11 +21,23 @@ export interface Session {
   role: Role;
   csrf: string;
   expiresAt: number;
+  /**
+   * The groups the role is re-derived from (server/auth/role-mapping.ts): an issuer's sign-in's,
+   * or, for a link minted by one, its minter's. Null: none kept (other links, sessions from before).
+   */
+  groups?: readonly string[] | null;
+  /** For a link minted by an issuer's sign-in: the minter's subject. */
+  minterSubject?: string | null;
 }
 
 export const hashSecret = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 export const randomSecret = () => randomBytes(32).toString('base64url');
 
+/**
+ * `groups`: for an issuer's sign-in, the person's groups its mapping names (the role is re-derived
+ * from them at every read); for a link minted by such a sign-in, the minter's (with
+ * `minterSubject`); absent for other links, whose role their minter chose.
+ */
 export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expiresAt'>, ttlMs: number): Promise<{ id: string; csrf: string; expiresAt: number }> {
   const id = randomSecret();
   const csrf = randomSecret();
@@ -32,23 +45,40 @@ export async function createSession(db: Db, who: Omit<Session, 'csrf' | 'expires
   const expiresAt = now + ttlMs;
   // Expired sessions are swept as new ones are made: the table stays the size of who is signed in.
   await db.run('DELETE FROM ui_sessions WHERE expires_at < ?', [now]);
-  await db.run('INSERT INTO ui_sessions (id_hash, subject, name, issuer, role, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
-    hashSecret(id), who.subject.slice(0, 256), who.name.slice(0, 256), who.issuer, who.role, csrf, now, expiresAt,
+  await db.run('INSERT INTO ui_sessions (id_hash, subject, name, issuer, role, csrf, created_at, expires_at, mapped_groups, minter_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+    hashSecret(id), who.subject.slice(0, 256), who.name.slice(0, 256), who.issuer, who.role, csrf, now, expiresAt, who.groups ? JSON.stringify(who.groups) : null, who.minterSubject?.slice(0, 256) ?? null,
   ]);
   return { id, csrf, expiresAt };
 }
 
 export async function findSession(db: Db, id: string): Promise<Session | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
-  const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number }>(
-    'SELECT subject, name, issuer, role, csrf, expires_at FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
+  const [row] = await db.query<{ subject: string; name: string; issuer: string; role: Role; csrf: string; expires_at: number; mapped_groups: string | null; minter_subject: string | null }>(
+    'SELECT subject, name, issuer, role, csrf, expires_at, mapped_groups, minter_subject FROM ui_sessions WHERE id_hash = ?', [hashSecret(id)],
   );
   if (!row || Number(row.expires_at) <= Date.now()) return null;
   // Checked at every read, from this process's configuration (server/auth/configured-trust.ts): a
   // session of an issuer removed here, or of a link whose minter is no longer trusted here, is
   // refused, including one made by another replica or before the removal.
   if (!(await sessionIssuerTrusted(db, row.issuer))) return null;
-  return { subject: row.subject, name: row.name, issuer: row.issuer, role: row.role, csrf: row.csrf, expiresAt: Number(row.expires_at) };
+  // An issuer's session has the role this process's mapping gives its groups now, never more than
+  // at sign-in, and a link minted by an issuer's admin no more than that admin has now
+  // (server/auth/role-mapping.ts); none left: refused. Other links' sessions keep their own.
+  const groups = storedGroups(row.mapped_groups);
+  const role = currentRole(configuredTrust(db).loginIssuers, row.issuer, row.role, groups);
+  if (!role) return null;
+  return { subject: row.subject, name: row.name, issuer: row.issuer, role, csrf: row.csrf, expiresAt: Number(row.expires_at), groups, minterSubject: row.minter_subject };
+}
+
+/** Groups as stored (a JSON list): null when none were (before they were); not a list of strings: none (fails closed). */
+export function storedGroups(v: string | null): string[] | null {
+  if (v === null || v === undefined) return null;
+  try {
+    const list: unknown = JSON.parse(v);
+    return Array.isArray(list) ? list.filter((g): g is string => typeof g === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 export async function deleteSession(db: Db, id: string): Promise<void> {

@@ -28,7 +28,7 @@ export function guide(g: GuideInput): string {
     'Where to look (the curl lines need the admin key in CT_KEY; set it with the next line)',
     `    export CT_KEY=$(node -p 'require(process.argv[1]).adminKey' ${shellQuote(g.adminKeyFile)})`,
     `  dashboard        ${g.dashboardLink}`,
-    `                   (signs you in once, within 10 minutes; a new link: curl -X POST ${auth} ${url}/api/v1/login-links)`,
+    `                   (open it and press Sign in: signs you in once, within 10 minutes; a new link: curl -X POST ${auth} ${url}/api/v1/login-links)`,
     `  API              ${url}/api/v1   (OpenAPI: ${url}/openapi.json; admin key: "adminKey" in ${g.adminKeyFile})`,
     `  deployments      curl ${auth} ${url}/api/v1/deployments/${g.deploymentId}`,
     `  hello's log      curl ${auth} '${url}/api/v1/hosts/${g.hostId}/logs?container=${g.container}'`,

@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../support/cli.js';
+import { followLoginLink } from '../support/login-link.js';
 import { requireHostTools } from '../host/support.js';
 
 let base: string;
@@ -140,11 +141,11 @@ describe('ct quickstart', () => {
       const logs = (await (await fetch(`${logsUrl}?container=${container}`, { headers: auth })).json()) as { text: string };
       expect(logs.text).toContain('hello from a .ctp');
 
-      // The dashboard line is a one-time sign-in link: it opens the dashboard signed in.
+      // The dashboard line is a one-time sign-in link: its page's Sign in button opens the dashboard signed in.
       const link = new RegExp(`dashboard        (${url}/auth/link\\?token=\\S+)`).exec(out)?.[1];
       expect(link).toBeDefined();
-      const signedIn = await fetch(link!, { redirect: 'manual' });
-      expect([signedIn.status, signedIn.headers.get('location')]).toEqual([302, '/']);
+      const signedIn = await followLoginLink(link!);
+      expect([signedIn.status, signedIn.headers.get('location')]).toEqual([303, '/']);
       const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('ct_session='))!.split(';')[0];
       expect((await fetch(`${url}/`, { headers: { cookie } })).status).toBe(200);
       const overview = (await (await fetch(`${url}/api/v1/overview`, { headers: { cookie } })).json()) as object;

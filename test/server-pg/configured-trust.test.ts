@@ -12,6 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { testServer } from '../server/support.js';
+import { followLoginLink } from '../support/login-link.js';
 import { createSession } from '../../server/ui/sessions.js';
 import type { LoginIssuerConfig, ServerConfig } from '../../server/config.js';
 import type { RunningServer } from '../../server/start.js';
@@ -39,7 +40,7 @@ describe('what each replica trusts, from its own configuration', () => {
   const withCookie = async (s: RunningServer, id: string) => (await fetch(`${s.url}/api/v1/session`, { headers: { cookie: `ct_session=${id}` } })).status;
   const mint = async (s: RunningServer, auth: Record<string, string>) => fetch(`${s.url}/api/v1/login-links`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"role":"admin"}' });
   const open = async (url: string) => {
-    const res = await fetch(url, { redirect: 'manual' });
+    const res = await followLoginLink(url);
     return { status: res.status, session: /ct_session=([A-Za-z0-9_-]{43})/.exec(res.headers.getSetCookie().join('\n'))?.[1] };
   };
 

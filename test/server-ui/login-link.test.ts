@@ -1,12 +1,14 @@
 /**
  * One-time dashboard sign-in links (what `ct quickstart` prints): minted by an admin, opened in
- * Chromium they land on the dashboard signed in with the link's role; a link works once, expires,
- * and a forged one signs nobody in. Minting needs the admin permission; both steps are audited.
+ * Chromium they show a Sign in button, which lands on the dashboard signed in with the link's role;
+ * a link works once, expires, and a forged one signs nobody in. Minting needs the admin
+ * permission; both steps are audited.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser } from 'playwright-core';
 import { testServer } from '../server/support.js';
 import { launchBrowser, newContext } from '../support/browser.js';
+import { followLoginLink } from '../support/login-link.js';
 import type { RunningServer } from '../../server/start.js';
 import { searchAudit } from '../../server/routes/audit.js';
 
@@ -19,7 +21,7 @@ describe('one-time dashboard sign-in links', () => {
     method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify(body),
   });
   const open = async (url: string) => {
-    const res = await fetch(url, { redirect: 'manual' });
+    const res = await followLoginLink(url);
     return { status: res.status, location: res.headers.get('location'), code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('ct_session=')) ?? null };
   };
 
@@ -42,7 +44,10 @@ describe('one-time dashboard sign-in links', () => {
     const context = await newContext(browser);
     const page = await context.newPage();
     await page.goto(url);
-    expect(page.url()).toBe(`${server.url}/`);
+    // The link opens a page; the button signs in.
+    expect(page.url()).toBe(url);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${server.url}/`);
     const who = page.locator('.who');
     await who.waitFor();
     // The name is text, never markup.
@@ -64,6 +69,12 @@ describe('one-time dashboard sign-in links', () => {
     expect(await open(`${server.url}/auth/link?token=${'A'.repeat(43)}`)).toMatchObject({ status: 401, code: 'LOGIN_LINK_INVALID', cookie: null });
     expect(await open(`${server.url}/auth/link?token=../../etc`)).toMatchObject({ status: 401, code: 'LOGIN_LINK_INVALID', cookie: null });
     expect(await open(`${server.url}/auth/link`)).toMatchObject({ status: 401, code: 'LOGIN_LINK_INVALID', cookie: null });
+    // Posted without the page: no token, a malformed one, a forged one.
+    const post = async (body: string) => {
+      const res = await fetch(`${server.url}/auth/link`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      return { status: res.status, code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('ct_session=')) ?? null };
+    };
+    for (const body of ['', 'token=../../etc', `token=${'A'.repeat(43)}`]) expect(await post(body)).toMatchObject({ status: 401, code: 'LOGIN_LINK_INVALID', cookie: null });
     const { url } = (await (await mint({})).json()) as { url: string };
     await server.ctx.db.run('UPDATE ui_login_links SET expires_at = ?', [Date.now() - 1]);
     expect(await open(url)).toMatchObject({ status: 401, code: 'LOGIN_LINK_INVALID', cookie: null });
@@ -71,7 +82,7 @@ describe('one-time dashboard sign-in links', () => {
     const fresh = (await (await mint({})).json()) as { url: string; role: string };
     expect(fresh.role).toBe('operator');
     const ok = await open(fresh.url);
-    expect(ok).toMatchObject({ status: 302, location: '/' });
+    expect(ok).toMatchObject({ status: 303, location: '/' });
     expect(ok.cookie).toMatch(/^ct_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax/);
   }, 30_000);
 

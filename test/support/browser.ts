@@ -8,17 +8,20 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 
 export const CHROMIUM = '/usr/bin/chromium';
 
-export async function launchBrowser(): Promise<Browser> {
+/** `args`: more Chromium switches, e.g. `--host-resolver-rules=MAP ct.test 127.0.0.1` for a name that is not a secure context. */
+export async function launchBrowser(args: readonly string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (README set-up line)`);
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
   });
 }
 
-export async function newContext(browser: Browser): Promise<BrowserContext> {
+/** `hosts`: the host names pages may reach besides 127.0.0.1 (each mapped to it by launchBrowser's `args`). */
+export async function newContext(browser: Browser, hosts: readonly string[] = []): Promise<BrowserContext> {
   const context = await browser.newContext();
-  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (r) => r.abort());
+  const allowed = ['127.0.0.1', ...hosts].map((h) => h.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+  await context.route(new RegExp(`^https?://(?!(?:${allowed})[:/])`), (r) => r.abort());
   return context;
 }
 
