@@ -1,5 +1,11 @@
 import type { Egress } from './types.js';
 
+/** The bridge an environment's rules are for, and the gateway address aardvark-dns answers on there. */
+export interface EgressBridge {
+  bridge: string;
+  gateway: string;
+}
+
 /**
  * The firewall rules that narrow an environment's egress below netavark's default (which
  * masquerades everything to the outside). They live in the mangle table, which the kernel walks
@@ -8,7 +14,8 @@ import type { Egress } from './types.js';
  * was seen bypassed while other networks changed. Each carries a comment naming the bridge, so
  * that it can be listed and removed exactly.
  */
-function rules(bridge: string, egress: Egress, prefix: string): { chain: string; spec: string[] }[] {
+function rules(net: EgressBridge, egress: Egress, prefix: string): { chain: string; spec: string[] }[] {
+  const { bridge } = net;
   const comment = ['-m', 'comment', '--comment', `cerro-torre egress ${bridge}`];
   // Whatever the egress: nothing from the bridge to the host's loopback. A bridge with a port
   // published on 127.0.0.1 or 0.0.0.0 has route_localnet (ports.ts), and the host then takes a
@@ -17,10 +24,10 @@ function rules(bridge: string, egress: Egress, prefix: string): { chain: string;
   // of the host's own clients of a published port come that way (de-NATed to 127.0.0.1), and they
   // are ESTABLISHED. Inserted last, so first: ahead of the DNS ACCEPTs of `none`.
   const loopback = { chain: 'INPUT', spec: ['-i', bridge, '-d', '127.0.0.0/8', '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'DROP'] };
-  return [...modeRules(bridge, egress, prefix, comment), loopback];
+  return [...modeRules(net, egress, prefix, comment), loopback];
 }
 
-function modeRules(bridge: string, egress: Egress, prefix: string, comment: string[]): { chain: string; spec: string[] }[] {
+function modeRules({ bridge, gateway }: EgressBridge, egress: Egress, prefix: string, comment: string[]): { chain: string; spec: string[] }[] {
   if (egress === 'any') {
     // Environments stay apart without relying on netavark's `isolate` chains, which are shared by
     // every network and were seen gone while another network was torn down: new connections from
@@ -37,10 +44,13 @@ function modeRules(bridge: string, egress: Egress, prefix: string, comment: stri
     { chain: 'FORWARD', spec: ['-i', bridge, '!', '-o', bridge, '-m', 'conntrack', '--ctstate', 'NEW', ...comment, '-j', 'DROP'] },
   ];
   if (egress === 'none') {
-    // Nothing reaches the host either, except aardvark-dns on the gateway.
+    // Nothing reaches the host either, except aardvark-dns on this bridge's gateway: port 53 of the
+    // host's other addresses (another bridge's aardvark-dns, a dnsmasq or systemd-resolved on a LAN
+    // address) is a resolver that forwards, a way out through DNS. UDP only: aardvark-dns 1.4
+    // serves no TCP, and TCP port 53 of the gateway reaches whatever of the host listens on every
+    // address.
     out.push({ chain: 'INPUT', spec: ['-i', bridge, '-m', 'conntrack', '--ctstate', 'NEW', ...comment, '-j', 'DROP'] });
-    out.push({ chain: 'INPUT', spec: ['-i', bridge, '-p', 'udp', '--dport', '53', ...comment, '-j', 'ACCEPT'] });
-    out.push({ chain: 'INPUT', spec: ['-i', bridge, '-p', 'tcp', '--dport', '53', ...comment, '-j', 'ACCEPT'] });
+    out.push({ chain: 'INPUT', spec: ['-i', bridge, '-d', `${gateway}/32`, '-p', 'udp', '--dport', '53', ...comment, '-j', 'ACCEPT'] });
   }
   return out;
 }
@@ -50,9 +60,16 @@ function deletions(bridge: string, mangle: readonly string[]): string[] {
   return mangle.filter((l) => /^-A (FORWARD|INPUT) /.test(l) && l.includes(`cerro-torre egress ${bridge}"`)).map((l) => `-D${l.slice(2)}`);
 }
 
-/** Whether the saved mangle table holds the bridge's loopback DROP (rules() writes it for every egress). */
-export function hasLoopbackDrop(bridge: string, mangle: readonly string[]): boolean {
-  return mangle.some((l) => l.startsWith('-A INPUT ') && l.includes(' -d 127.0.0.0/8 ') && l.includes(`cerro-torre egress ${bridge}"`) && / -j DROP$/.test(l));
+/**
+ * Whether the saved mangle table holds rules of the bridge that an earlier agent wrote and this
+ * one would not: no loopback DROP (rules() writes it for every egress), or a DNS ACCEPT that is
+ * not for the gateway's UDP port 53 alone (`none` let port 53 of every host address in).
+ */
+export function hasStaleRules(bridge: string, mangle: readonly string[]): boolean {
+  const ours = mangle.filter((l) => l.startsWith('-A INPUT ') && l.includes(`cerro-torre egress ${bridge}"`));
+  const loopbackDrop = ours.some((l) => l.includes(' -d 127.0.0.0/8 ') && / -j DROP$/.test(l));
+  const openDns = ours.some((l) => l.includes(' --dport 53 ') && / -j ACCEPT$/.test(l) && !(/ -d \d+\.\d+\.\d+\.\d+\/32 /.test(l) && l.includes(' -p udp ')));
+  return !loopbackDrop || openDns;
 }
 
 const quote = (a: string) => (/\s/.test(a) ? `"${a}"` : a);
@@ -62,8 +79,8 @@ const quote = (a: string) => (/\s/.test(a) ? `"${a}"` : a);
  * new ones in, in the same transaction; the last inserted ends up first), or that remove every
  * rule of ours for the bridge when `egress` is undefined. `mangle` is the table as saved now.
  */
-export function egressChanges(bridge: string, egress: Egress | undefined, bridgePrefix: string, mangle: readonly string[]): string[] {
-  const lines = deletions(bridge, mangle);
-  if (egress) for (const r of rules(bridge, egress, bridgePrefix)) lines.push(`-I ${r.chain} 1 ${r.spec.map(quote).join(' ')}`);
+export function egressChanges(net: EgressBridge, egress: Egress | undefined, bridgePrefix: string, mangle: readonly string[]): string[] {
+  const lines = deletions(net.bridge, mangle);
+  if (egress) for (const r of rules(net, egress, bridgePrefix)) lines.push(`-I ${r.chain} 1 ${r.spec.map(quote).join(' ')}`);
   return lines;
 }
