@@ -25,9 +25,9 @@ import { listArtifacts } from './artifacts.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
-const PREFIX = `ctd${pid % 100000}g`;
-const ID = (name: string) => `ctd-${pid}-${name}`;
-const scope = { netnsPrefix: `ctd-${pid}-`, bridgePrefix: PREFIX, subnetBase: BASE };
+const PREFIX = `ctq${pid % 100000}g`;
+const ID = (name: string) => `ctq-${pid}-${name}`;
+const scope = { netnsPrefix: `ctq-${pid}-`, bridgePrefix: PREFIX, subnetBase: BASE };
 const EGRESS = ['none', 'environment', 'any'] as const;
 /** The counting rule's comment (named like our namespaces: listArtifacts would report it left behind). */
 const PROBE = `${scope.netnsPrefix}probe`;

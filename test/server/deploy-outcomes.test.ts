@@ -55,6 +55,12 @@ describe('deployment outcomes from host answers', () => {
     expect(row).toMatchObject({ status: 'succeeded', message: 'running on 2 host(s)' });
   });
 
+  it('every host running, with what they said besides: succeeded, their notes in its message once each', async () => {
+    const note = 'app "api.v2" has no DNS name in its environment';
+    const { row } = await deployOnce({ state: 'running', message: note }, 1, { state: 'running', message: note });
+    expect(row).toMatchObject({ status: 'succeeded', message: `running on 2 host(s); ${note}` });
+  });
+
   it('a host answering refused SUPERSEDED: the deployment is superseded, not failed', async () => {
     const { outcome, row } = await deployOnce({ state: 'refused', code: 'SUPERSEDED', message: 'generation 7 arrived while the app was held' });
     expect(outcome).toMatchObject({ state: 'done' });
