@@ -1,9 +1,11 @@
 import type { Egress } from './types.js';
 
-/** The bridge an environment's rules are for, and the gateway address aardvark-dns answers on there. */
+/** The bridge an environment's rules are for, the gateway address aardvark-dns answers on there, and the containers up on it. */
 export interface EgressBridge {
   bridge: string;
   gateway: string;
+  /** The addresses of the containers attached to the bridge now (AttachmentRow.address, phase `up`). */
+  clients: readonly string[];
 }
 
 /**
@@ -23,11 +25,11 @@ function rules(net: EgressBridge, egress: Egress, prefix: string): { chain: stri
   // reached services the host keeps on 127.0.0.1 (CVE-2020-8558 in kube-proxy). Only the answers
   // of the host's own clients of a published port come that way (de-NATed to 127.0.0.1), and they
   // are ESTABLISHED. Inserted last, so first: ahead of the DNS ACCEPTs of `none`.
-  const loopback = { chain: 'INPUT', spec: ['-i', bridge, '-d', '127.0.0.0/8', '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'DROP'] };
+  const loopback = { chain: 'INPUT', spec: ['-d', '127.0.0.0/8', '-i', bridge, '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'DROP'] };
   return [...modeRules(net, egress, prefix, comment), loopback];
 }
 
-function modeRules({ bridge, gateway }: EgressBridge, egress: Egress, prefix: string, comment: string[]): { chain: string; spec: string[] }[] {
+function modeRules({ bridge, gateway, clients }: EgressBridge, egress: Egress, prefix: string, comment: string[]): { chain: string; spec: string[] }[] {
   if (egress === 'any') {
     // Environments stay apart without relying on netavark's `isolate` chains, which are shared by
     // every network and were seen gone while another network was torn down: new connections from
@@ -50,7 +52,13 @@ function modeRules({ bridge, gateway }: EgressBridge, egress: Egress, prefix: st
     // serves no TCP, and TCP port 53 of the gateway reaches whatever of the host listens on every
     // address.
     out.push({ chain: 'INPUT', spec: ['-i', bridge, '-m', 'conntrack', '--ctstate', 'NEW', ...comment, '-j', 'DROP'] });
-    out.push({ chain: 'INPUT', spec: ['-i', bridge, '-d', `${gateway}/32`, '-p', 'udp', '--dport', '53', ...comment, '-j', 'ACCEPT'] });
+    // And only from the addresses of its containers: aardvark-dns 1.4 forwards the query of an
+    // address it has no container for to the host's resolvers, whatever the containers'
+    // dns_servers (netavark.ts), and a container with CAP_NET_RAW writes any source address.
+    // The host's rp_filter lets any address of the subnet in through the bridge.
+    for (const client of [...clients].sort(byAddress)) {
+      out.push({ chain: 'INPUT', spec: ['-s', `${client}/32`, '-d', `${gateway}/32`, '-i', bridge, '-p', 'udp', '-m', 'udp', '--dport', '53', ...comment, '-j', 'ACCEPT'] });
+    }
   }
   return out;
 }
@@ -60,19 +68,42 @@ function deletions(bridge: string, mangle: readonly string[]): string[] {
   return mangle.filter((l) => /^-A (FORWARD|INPUT) /.test(l) && l.includes(`cerro-torre egress ${bridge}"`)).map((l) => `-D${l.slice(2)}`);
 }
 
-/**
- * Whether the saved mangle table holds rules of the bridge that an earlier agent wrote and this
- * one would not: no loopback DROP (rules() writes it for every egress), or a DNS ACCEPT that is
- * not for the gateway's UDP port 53 alone (`none` let port 53 of every host address in).
- */
-export function hasStaleRules(bridge: string, mangle: readonly string[]): boolean {
-  const ours = mangle.filter((l) => l.startsWith('-A INPUT ') && l.includes(`cerro-torre egress ${bridge}"`));
-  const loopbackDrop = ours.some((l) => l.includes(' -d 127.0.0.0/8 ') && / -j DROP$/.test(l));
-  const openDns = ours.some((l) => l.includes(' --dport 53 ') && / -j ACCEPT$/.test(l) && !(/ -d \d+\.\d+\.\d+\.\d+\/32 /.test(l) && l.includes(' -p udp ')));
-  return !loopbackDrop || openDns;
+/** IPv4 addresses in numeric order: the rules of the same containers are the same lines. */
+function byAddress(a: string, b: string): number {
+  const n = (x: string) => x.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return n(a) - n(b);
 }
 
 const quote = (a: string) => (/\s/.test(a) ? `"${a}"` : a);
+
+/** Our rules of the bridge in a saved mangle table, INPUT then FORWARD, each chain in its order. */
+function saved(bridge: string, mangle: readonly string[]): string[] {
+  const ours = mangle.filter((l) => l.includes(`cerro-torre egress ${bridge}"`));
+  return ['INPUT', 'FORWARD'].flatMap((chain) => ours.filter((l) => l.startsWith(`-A ${chain} `)));
+}
+
+/**
+ * The lines iptables-save prints for the rules egressChanges() writes, in the same order as
+ * saved(): each is inserted at the top of its chain, so a chain holds them last first. rules()
+ * writes every option in the order and form iptables-save prints it (`-s -d -i -o -p`, then the
+ * matches, `-p udp` with its `-m udp`).
+ */
+function written(net: EgressBridge, egress: Egress, prefix: string): string[] {
+  const lines = rules(net, egress, prefix).map((r) => `-A ${r.chain} ${r.spec.map(quote).join(' ')}`).reverse();
+  return ['INPUT', 'FORWARD'].flatMap((chain) => lines.filter((l) => l.startsWith(`-A ${chain} `)));
+}
+
+/**
+ * Whether the saved mangle table holds other rules of the bridge than egressChanges() would write
+ * now: one missing, one more, one changed or out of order (an earlier agent's, another egress's,
+ * an address that left, a hand edit). Compared line by line, so that the same rules are not
+ * rewritten at every inventory.
+ */
+export function hasStaleRules(net: EgressBridge, egress: Egress, prefix: string, mangle: readonly string[]): boolean {
+  const have = saved(net.bridge, mangle);
+  const want = written(net, egress, prefix);
+  return have.length !== want.length || have.some((l, i) => l !== want[i]);
+}
 
 /**
  * The mangle lines that make the bridge's egress rules those of `egress` (the old ones out, the

@@ -50,6 +50,19 @@ function ask(ns: string, server: string, name: string, proto: 'udp' | 'tcp' = 'u
   });
 }
 
+/**
+ * From inside a namespace, with a raw socket (what CAP_NET_RAW allows a container): one UDP DNS
+ * query for `name` to server:53 whose IP header names `source` as its sender. aardvark-dns 1.4
+ * forwards the query of an address it has no container for to the host's resolvers.
+ */
+const SPOOF = `import socket, struct, sys
+src, dst, name = sys.argv[1:4]
+q = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]) + b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + bytes([0, 0, 1, 0, 1])
+udp = struct.pack('!HHHH', 40053, 53, 8 + len(q), 0) + q
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).sendto(ip + udp, (dst, 0))`;
+const spoof = (ns: string, source: string, server: string, name: string) => run('ip', 'netns', 'exec', ns, 'python3', '-c', SPOOF, source, server, name);
+
 /** The mangle OUTPUT rules of this file that count (and drop) DNS queries leaving the host whose name holds `label`. */
 const counter = (label: string) => ['OUTPUT', '-p', 'udp', '--dport', '53', '-m', 'string', '--algo', 'bm', '--string', label, '-m', 'comment', '--comment', PROBE, '-j', 'DROP'];
 function counted(label: string): number {
@@ -118,6 +131,30 @@ describe('DNS from containers whose egress is not `any`', () => {
     expect(seen).toEqual(['none: kept', 'environment: kept', 'any: forwarded']);
   }, 30_000);
 
+  it('forwards no query of a `none` container that names another sender (raw socket)', async () => {
+    // The address of a container that was attached and left: its rule went with it.
+    await net.attach({ containerId: ID('none-leaver'), environment: 'dns-none', app: 'leaver', egress: 'none', ports: [] });
+    const left = net.attachment(ID('none-leaver'))!.address;
+    await net.detach(ID('none-leaver'));
+    const nonce = randomBytes(6).toString('hex');
+    const senders = [
+      // An address of its subnet that no container has: aardvark-dns knows no dns_servers for it.
+      ['none', gateway.none!.replace(/\.1$/, '.200')], ['none left', left], ['none outside', '192.0.2.7'],
+      ['any', gateway.any!.replace(/\.1$/, '.200')],
+    ] as const;
+    for (const [i, [what, source]] of senders.entries()) {
+      const label = `s${nonce}${i}`;
+      run('iptables', '-t', 'mangle', '-I', ...counter(label));
+      labels.push(label);
+      const egress = what === 'any' ? 'any' : 'none';
+      spoof(ns[egress]!, source, gateway[egress]!, `${label}.exfil.example`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const seen = senders.map(([what], i) => `${what}: ${counted(`s${nonce}${i}`) > 0 ? 'forwarded' : 'kept'}`);
+    // `any` shows that such a query is forwarded where nothing stops it.
+    expect(seen).toEqual(['none: kept', 'none left: kept', 'none outside: kept', 'any: forwarded']);
+  }, 30_000);
+
   it("gives `none` networks an earlier agent set up (port 53 of every host address open) this agent's rules at recover()", async () => {
     const bridge = net.bridgeOf(net.store.network('dns-none')!).bridge;
     const mangle = () => run('iptables-save', '-t', 'mangle').split('\n');
@@ -132,6 +169,45 @@ describe('DNS from containers whose egress is not `any`', () => {
     } finally {
       next.close();
     }
+    expect(await noneReaches()).toEqual(['answered', 'silent', 'silent']);
+  }, 30_000);
+
+  it('rewrites at recover() the egress rules of a network that are not exactly what it writes, and leaves the same ones as they are', async () => {
+    const bridge = (e: Egress) => net.bridgeOf(net.store.network(`dns-${e}`)!).bridge;
+    // Each network's rules in their order (the networks' rules interleave as they were written).
+    const ours = (withCounters: boolean) => {
+      const lines = run('iptables-save', ...(withCounters ? ['-c'] : []), '-t', 'mangle').split('\n');
+      return EGRESS.flatMap((e) => lines.filter((l) => l.includes(`cerro-torre egress ${bridge(e)}"`)));
+    };
+    const recover = async () => {
+      const next = new NetworkManager({ stateDir, subnetBase: BASE, bridgePrefix: PREFIX, slots: 4 });
+      try {
+        expect(await next.recover(() => 'running')).toEqual([]);
+      } finally {
+        next.close();
+      }
+    };
+    await recover();
+    // A query counted by the client's ACCEPT: a rule written again would count from 0.
+    expect(await ask(ns.none!, gateway.none!, 'peer')).toBe('answered');
+    const before = ours(false);
+    const counters = ours(true);
+    const accepted = (lines: string[]) => lines.filter((l) => l.includes(' --dport 53 ')).map((l) => Number(/^\[(\d+):/.exec(l)![1]));
+    expect(Math.max(...accepted(counters))).toBeGreaterThan(0);
+    await recover();
+    expect(ours(false)).toEqual(before);
+    expect(accepted(ours(true))).toEqual(accepted(counters));
+
+    // One rule missing (`none`: the DROP of new connections to the host), one of another egress
+    // (`environment` with `any`'s RETURN in place of its DROP), one more (`any`: an ACCEPT of TCP 53).
+    const tagged = (e: Egress) => ['-m', 'comment', '--comment', `cerro-torre egress ${bridge(e)}`];
+    run('iptables', '-t', 'mangle', '-D', 'INPUT', '-i', bridge('none'), '-m', 'conntrack', '--ctstate', 'NEW', ...tagged('none'), '-j', 'DROP');
+    run('iptables', '-t', 'mangle', '-D', 'FORWARD', '-i', bridge('environment'), '!', '-o', bridge('environment'), '-m', 'conntrack', '--ctstate', 'NEW', ...tagged('environment'), '-j', 'DROP');
+    run('iptables', '-t', 'mangle', '-I', 'FORWARD', '-i', bridge('environment'), '-o', bridge('environment'), ...tagged('environment'), '-j', 'RETURN');
+    run('iptables', '-t', 'mangle', '-I', 'INPUT', '-i', bridge('any'), '-p', 'tcp', '--dport', '53', ...tagged('any'), '-j', 'ACCEPT');
+    expect(await ask(ns.none!, gateway.none!, 'peer', 'tcp')).toBe('connected');
+    await recover();
+    expect(ours(false)).toEqual(before);
     expect(await noneReaches()).toEqual(['answered', 'silent', 'silent']);
   }, 30_000);
 });
