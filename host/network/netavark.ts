@@ -66,17 +66,23 @@ function broadcastOf(subnet: string): string {
 
 /**
  * Where aardvark-dns forwards the container's queries for names that are not its environment's:
- * nowhere unless its egress is `any`. aardvark-dns asks the host's resolvers for any other name,
+ * nowhere when its egress is `none`. aardvark-dns asks the host's resolvers for any other name,
  * and a query for `<data>.attacker.example` carries data out whatever the firewall says of the
  * container. aardvark-dns 1.4 cannot be told not to forward for one network (Podman's internal
  * networks get that from 1.5 on; AARDVARK_NO_PROXY would stop it for every network of the host),
  * but it forwards a container's queries to the container's own `dns_servers` when it has some.
  * The subnet's broadcast address is one that nothing is sent to: the host refuses to send a
  * datagram there on a socket without SO_BROADCAST (EACCES), and were it sent, it would go no
- * further than the environment's own bridge. The container gets no answer for such a name.
+ * further than the environment's own bridge. The container gets no answer for such a name (and
+ * waits out its resolver's timeout: aardvark-dns 1.4 answers nothing when forwarding fails).
+ *
+ * `environment` forwards as `any` does: that egress reaches the host, so a resolver the host runs
+ * on any of its addresses but loopback answers the container directly. Not forwarding would keep
+ * nothing in, and would make every lookup of an outside name (a host service by its DNS name)
+ * hang for the resolver's timeout.
  */
 export function forwardingServers(egress: Egress, network: Pick<BridgeNetwork, 'subnet'>): string[] | undefined {
-  return egress === 'any' ? undefined : [broadcastOf(network.subnet)];
+  return egress === 'none' ? [broadcastOf(network.subnet)] : undefined;
 }
 
 /**

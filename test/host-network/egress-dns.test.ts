@@ -1,12 +1,17 @@
 /**
- * DNS as a way out of an environment whose egress is not `any`. Its containers need their
+ * DNS as a way out of an environment whose egress is `none`. Its containers need their
  * environment's names (aardvark-dns on their bridge's gateway), and nothing else of DNS:
  *
  * - with egress `none`, port 53 of every address of the host was open to them (another bridge's
  *   aardvark-dns, a dnsmasq or systemd-resolved listening on a host address), and TCP port 53 of
  *   the gateway, where aardvark-dns 1.4 does not listen but a host resolver on every address does;
- * - with egress `none` or `environment`, aardvark-dns forwarded their queries for outside names to
- *   the host's resolvers: `<data>.attacker.example` carried data out past every firewall rule.
+ * - with egress `none`, aardvark-dns forwarded their queries for outside names to the host's
+ *   resolvers: `<data>.attacker.example` carried data out past every firewall rule; and it still
+ *   did for a query whose source address (written with a raw socket) was no container's.
+ *
+ * Egress `environment` reaches the host, whose resolvers answer it on their own addresses: its
+ * outside names are forwarded as those of `any` are (not forwarding them kept nothing in and made
+ * every such lookup wait out the resolver's timeout).
  *
  * The forwarded queries are seen (and dropped: nothing leaves the machine) by a counting rule in
  * the host's OUTPUT chain that matches the query's name; the `any` container's query, which is
@@ -70,7 +75,7 @@ function counted(label: string): number {
   return line ? Number(/^\[(\d+):/.exec(line)![1]) : -1;
 }
 
-describe('DNS from containers whose egress is not `any`', () => {
+describe('DNS from containers by their egress', () => {
   let stateDir: string;
   let net: NetworkManager;
   let hostResolver: Server | undefined;
@@ -116,7 +121,7 @@ describe('DNS from containers whose egress is not `any`', () => {
     expect(await Promise.all([ask(ns.environment!, gateway.environment!, 'peer'), ask(ns.any!, gateway.any!, 'peer')])).toEqual(['answered', 'answered']);
   }, 30_000);
 
-  it('forwards outside names to the host\'s resolvers for egress `any` only', async () => {
+  it('forwards outside names to the host\'s resolvers for egress `environment` and `any`, not `none`', async () => {
     const nonce = randomBytes(6).toString('hex');
     const seen: string[] = [];
     for (const egress of EGRESS) {
@@ -128,7 +133,7 @@ describe('DNS from containers whose egress is not `any`', () => {
     // aardvark-dns forwards after it answered nothing: the counters are read once it had time to.
     await new Promise((r) => setTimeout(r, 1000));
     for (const egress of EGRESS) seen.push(`${egress}: ${counted(`x${nonce}${egress}`) > 0 ? 'forwarded' : 'kept'}`);
-    expect(seen).toEqual(['none: kept', 'environment: kept', 'any: forwarded']);
+    expect(seen).toEqual(['none: kept', 'environment: forwarded', 'any: forwarded']);
   }, 30_000);
 
   it('forwards no query of a `none` container that names another sender (raw socket)', async () => {
