@@ -145,6 +145,6 @@ export async function handBundle(
   cfg.linux.namespaces = cfg.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: `/run/netns/${id}` } : ns));
   await writeFile(join(bundle, 'config.json'), JSON.stringify(cfg));
   const address = `${network.gateway.slice(0, -2)}.2`;
-  await writeFile(join(bundle, 'netavark.json'), netavarkDocument({ containerId: id, app: 'web', address, network, ports: [{ host: port, container: 8080, address: '127.0.0.1', protocol: 'tcp' }] }));
+  await writeFile(join(bundle, 'netavark.json'), netavarkDocument({ containerId: id, app: 'web', address, network, egress: 'any', ports: [{ host: port, container: 8080, address: '127.0.0.1', protocol: 'tcp' }] }));
   return bundle;
 }

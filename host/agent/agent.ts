@@ -245,6 +245,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         return status('failed', { code: 'NETWORK_ERROR', message: (e as Error).message });
       }
       const out = await opts.runner.run(a, path).catch((e) => ({ state: 'failed' as const, code: (e as { code?: string }).code ?? 'RUNTIME_ERROR', message: (e as Error).message }));
+      // A deploy that started says what else is so in its message (runner.ts: an app without a DNS name).
+      if (out.state === 'running' && out.message) log('deployed with a warning', { deploymentId: a.deploymentId, app: `${a.environment}/${a.app}`, warning: out.message });
       // The download is named by the digest the server assigned, which only a run proves it has:
       // bytes that did not run (other bytes, or refused) must not stay under that name.
       if (out.state !== 'running') await rm(path, { force: true });

@@ -1,7 +1,7 @@
 import { CtError } from '../../src/core/errors.js';
 import type { RuntimeSpec } from '../../src/bundle/manifest.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
-import { checkPublishedPorts, type AttachRequest, type NetworkManager } from '../network/index.js';
+import { checkPublishedPorts, dnsNameOf, type AttachRequest, type NetworkManager } from '../network/index.js';
 import type { OciConfig, RuntimeGrants } from '../enforce/types.js';
 
 /**
@@ -20,6 +20,17 @@ export function checkNetworkAsk(runtime: RuntimeSpec | undefined, ports: readonl
     throw new CtError('NETWORK_ROOTLESS_UNSUPPORTED', 'network = "bridge" needs a root agent with netavark; this agent runs rootless (use network = "none")', {});
   }
   checkPublishedPorts(ports, runtime?.ports, grants.network);
+}
+
+/**
+ * What a deploy that started should say of the app's network besides: an app on a bridge whose
+ * name is not a DNS label has no name in its environment's DNS (netavark.ts, dnsNameOf). It runs,
+ * but the apps that reached it by name get no answer: said in the deploy's message and the host's
+ * log rather than found out from a failing peer.
+ */
+export function networkNote(runtime: RuntimeSpec | undefined, app: string): string | undefined {
+  if (runtime?.network !== 'bridge' || dnsNameOf(app) !== undefined) return undefined;
+  return `app ${JSON.stringify(app.slice(0, 128))} has no DNS name in its environment: only a single label (letters, digits, - and _, at most 63) is one, and other apps reach it by address only`;
 }
 
 /** Attaches the container to its environment's bridge and points the OCI config at the netns and resolv.conf, with IPv6 off there. */

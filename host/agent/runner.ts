@@ -20,7 +20,7 @@ import { launcher } from '../runtime/launcher.js';
 import type { RuncRuntime } from '../runtime/runc.js';
 import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
-import { attachNetwork, checkNetworkAsk } from './network-hook.js';
+import { attachNetwork, checkNetworkAsk, networkNote } from './network-hook.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, rootfsOf, savePrevious, type Previous } from '../lifecycle/replace.js';
 import { dropReplaceRecord, hasReplaceRecord, replaceRecordIds, replaceRecordPath, replaceToEnd, saveReplaceRecord } from '../lifecycle/replace-record.js';
@@ -466,6 +466,8 @@ export class LocalRunner implements AssignmentRunner {
     } catch (e) {
       return refused((e as CtError).code, (e as Error).message);
     }
+    const note = networkNote(archive.manifest.runtime, a.app);
+    const started: Outcome = { state: 'running', ...(note ? { message: note } : {}) };
 
     // Only now may what already runs answer for the assignment: a tampered or unapproved bundle of
     // the same image must be refused, not reported running (a server retrying after a crash still
@@ -473,7 +475,7 @@ export class LocalRunner implements AssignmentRunner {
     // bundle: another one of the same image may carry other security files or runtime settings.
     const existing = await running;
     if (existing?.status === 'running' && existing.imageDigest === a.imageDigest && (await this.runningBundle(id)) === `${archive.bundleDigest}${portsKey(ports)}`) {
-      return { state: 'running' };
+      return started;
     }
 
     const dir = join(this.opts.stateDir, 'rootfs', `${id}-${a.generation}`);
@@ -481,7 +483,7 @@ export class LocalRunner implements AssignmentRunner {
     // filesystem must not be the new one's: the same generation assigned again is replaced in place).
     const beside = existing?.status === 'running' && archive.manifest.runtime?.network === 'bridge' ? this.opts.network?.attachment(existing.runcId) : undefined;
     if (existing && beside && (await rootfsOf(existing)) !== dir) {
-      return this.replaceBeside(a, id, existing, dir, { archive, grants, manifest, facts, ports });
+      return this.replaceBeside(a, id, existing, dir, { archive, grants, manifest, facts, ports, started });
     }
     // Until the old container is removed, a failure must leave it (and its network) as it was.
     let replacing = false;
@@ -543,7 +545,7 @@ export class LocalRunner implements AssignmentRunner {
       }
       finishing = true;
       await this.finishReplace(id, dir, `${JSON.stringify(assigned)}\n`);
-      return { state: 'running' };
+      return started;
     } catch (e) {
       if (finishing) {
         // The record is kept: the agent's next start finishes the replace (replace-recovery.ts: the
@@ -586,7 +588,7 @@ export class LocalRunner implements AssignmentRunner {
    */
   private async replaceBeside(
     a: Assignment, id: string, existing: ContainerRecord, dir: string,
-    o: { archive: CtpArchive; grants: ReturnType<typeof runtimeGrants>; manifest: ReturnType<typeof bundleFactsFromArchive>; facts: HostFacts; ports: readonly PublishedPort[] },
+    o: { archive: CtpArchive; grants: ReturnType<typeof runtimeGrants>; manifest: ReturnType<typeof bundleFactsFromArchive>; facts: HostFacts; ports: readonly PublishedPort[]; started: Outcome },
   ): Promise<Outcome> {
     const network = this.opts.network!;
     const candidate = candidateId(id);
@@ -628,7 +630,7 @@ export class LocalRunner implements AssignmentRunner {
     // app is this container now, and the root filesystems the record could go back to go next.
     await dropReplaceRecord(this.opts.stateDir, id);
     await removeAppRootfs(this.opts.stateDir, id, dir);
-    return { state: 'running' };
+    return o.started;
   }
 
   /**

@@ -7,7 +7,7 @@ import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
-import { egressChanges, hasLoopbackDrop } from './egress.js';
+import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
 import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
@@ -199,7 +199,7 @@ export class NetworkManager {
         { containerId: req.containerId, environment: req.environment, app: req.app, netns: this.netnsPath(req.containerId), ports: [...req.ports] },
         candidates,
         // Ports are ours (ports.ts), not netavark mappings: they can move to another container atomically.
-        (address) => netavarkDocument({ containerId: req.containerId, app: req.app, address, network: bridge, ports: [] }),
+        (address) => netavarkDocument({ containerId: req.containerId, app: req.app, address, network: bridge, egress: network.egress, ports: [] }),
       );
     } catch (e) {
       this.store.dropNetworkIfEmpty(req.environment);
@@ -210,7 +210,7 @@ export class NetworkManager {
       // resolv.conf depends only on the gateway: written while netavark works (a failed setup removes it again).
       const resolv = mkdir(join(this.dir, 'resolv'), { recursive: true, mode: 0o700 })
         .then(() => writeFileAtomic(resolvConf, `nameserver ${bridge.gateway}\nsearch dns.podman\noptions ndots:1\n`, 0o644));
-      const [set] = await Promise.allSettled([this.setup(paths, row, bridge.bridge, network.egress), resolv]);
+      const [set] = await Promise.allSettled([this.setup(paths, row, network), resolv]);
       if (set.status === 'rejected') throw set.reason;
       await resolv;
     } catch (e) {
@@ -221,7 +221,7 @@ export class NetworkManager {
     return { netnsPath: row.netns, address: row.address, resolvConf, sysctl: containerIpv6Sysctls() };
   }
 
-  private async setup(paths: NetavarkPaths, row: AttachmentRow, bridge: string, egress: Egress): Promise<void> {
+  private async setup(paths: NetavarkPaths, row: AttachmentRow, net: NetworkRow): Promise<void> {
     // The firewall is read while the netns and netavark are set up (one process spawn off the start
     // path): netavark never touches our chains or our commented rules, and every change of ours is
     // serialised by exclusive(), so the lines of ours this snapshot holds are those of after setup.
@@ -230,10 +230,11 @@ export class NetworkManager {
     await this.netavarkSetup(paths, row);
     // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
     // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
-    await disableIpv6OnBridge(bridge);
+    await disableIpv6OnBridge(this.bridgeOf(net).bridge);
     this.store.setPhase(row.containerId, 'up');
-    // The bridge's egress rules and the published ports (this container's now among them) in one transaction.
-    await this.firewall([{ bridge, egress }], await saved);
+    // The bridge's egress rules (this container's address now among its clients) and the published
+    // ports (its own among them) in one transaction.
+    await this.firewall([{ net, egress: net.egress }], await saved);
   }
 
   /** `ip netns add` (a leftover of a crash replaced) and `netavark setup` with the stored document. */
@@ -253,12 +254,13 @@ export class NetworkManager {
 
   /**
    * Makes the firewall what the state says: the published ports of every container that is up
-   * (ports.ts), and for each bridge named, its egress rules (or none: `egress` undefined, when its
-   * network goes). One iptables-save and at most one iptables-restore (firewall.ts).
+   * (ports.ts), and for each network named, its egress rules for the containers up on it now (or
+   * none: `egress` undefined, when its network goes). One iptables-save and at most one
+   * iptables-restore (firewall.ts).
    */
-  private async firewall(bridges: readonly { bridge: string; egress: Egress | undefined }[] = [], saved?: SavedTables): Promise<void> {
+  private async firewall(bridges: readonly { net: NetworkRow; egress: Egress | undefined }[] = [], saved?: SavedTables): Promise<void> {
     saved ??= await saveTables();
-    const mangle = bridges.flatMap((b) => egressChanges(b.bridge, b.egress, this.prefix, saved.mangle));
+    const mangle = bridges.flatMap((b) => egressChanges(this.egressBridge(b.net), b.egress, this.prefix, saved.mangle));
     const targets = this.store.attachments().filter((a) => a.phase === 'up' && a.ports.length > 0).flatMap((a) => {
       const net = this.store.network(a.environment);
       if (!net) return [];
@@ -266,6 +268,24 @@ export class NetworkManager {
       return [{ address: a.address, bridge: b.bridge, subnet: b.subnet, containerId: a.containerId, ports: a.ports }];
     });
     await restoreTables({ mangle, ...(await portChanges(this.prefix, targets, saved)) });
+  }
+
+  /** The network's bridge as its egress rules see it: with the addresses of the containers up on it (egress.ts: `none` answers their DNS only). */
+  private egressBridge(net: NetworkRow): EgressBridge {
+    const { bridge, gateway } = this.bridgeOf(net);
+    const clients = this.store.attachments().filter((a) => a.environment === net.environment && a.phase === 'up').map((a) => a.address);
+    return { bridge, gateway, clients };
+  }
+
+  /**
+   * The egress rules to write after a container of the network left it (detached or suspended):
+   * none when the network went or has nothing up any more; for `none`, the rules without the DNS
+   * ACCEPT of the address that left (another container may get it, or a raw socket write it).
+   */
+  private afterLeaving(net: NetworkRow | undefined, gone: boolean): { net: NetworkRow; egress: Egress | undefined }[] {
+    if (!net) return [];
+    if (gone || !this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down')) return [{ net, egress: undefined }];
+    return net.egress === 'none' ? [{ net, egress: net.egress }] : [];
   }
 
   /**
@@ -316,8 +336,10 @@ export class NetworkManager {
     this.store.release(containerId);
     this.ipv6Off.delete(containerId);
     const net = this.store.network(row.environment);
-    const gone = net && this.store.dropNetworkIfEmpty(row.environment) ? [{ bridge: this.bridgeOf(net).bridge, egress: undefined }] : [];
-    if (row.ports.length > 0 || gone.length > 0) await this.firewall(gone);
+    const gone = net !== undefined && this.store.dropNetworkIfEmpty(row.environment);
+    // Only a row that was up had its address in the rules (setup() writes them once it is; suspend() took them out).
+    const egress = row.phase !== 'up' && !gone ? [] : this.afterLeaving(net, gone);
+    if (row.ports.length > 0 || egress.length > 0) await this.firewall(egress);
   }
 
   /**
@@ -330,9 +352,8 @@ export class NetworkManager {
       if (!row || (row.phase === 'down' && !this.orphaned(row))) return;
       await this.teardown(row);
       this.store.setPhase(containerId, 'down');
-      const net = this.store.network(row.environment);
-      const idle = net && !this.store.attachments().some((a) => a.environment === row.environment && a.phase !== 'down') ? [{ bridge: this.bridgeOf(net).bridge, egress: undefined }] : [];
-      if (row.ports.length > 0 || idle.length > 0) await this.firewall(idle);
+      const egress = this.afterLeaving(this.store.network(row.environment), false);
+      if (row.ports.length > 0 || egress.length > 0) await this.firewall(egress);
     });
   }
 
@@ -344,7 +365,7 @@ export class NetworkManager {
       this.ipv6Off.delete(containerId);
       const net = this.store.network(row.environment)!;
       try {
-        await this.setup(await this.tools(), row, this.bridgeOf(net).bridge, net.egress);
+        await this.setup(await this.tools(), row, net);
       } catch (e) {
         await this.teardown(row);
         this.store.setPhase(containerId, 'down');
@@ -386,13 +407,15 @@ export class NetworkManager {
       // networks with nothing up lose their egress rules.
       const idle = this.store.networks()
         .filter((net) => !this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down'))
-        .map((net) => ({ bridge: this.bridgeOf(net).bridge, egress: undefined }));
-      // Networks in use whose egress rules an earlier agent wrote without the loopback DROP
-      // (egress.ts) get this agent's rules, once: until then their containers reach 127.0.0.1.
+        .map((net) => ({ net, egress: undefined }));
+      // Networks in use whose egress rules are not exactly those this agent writes (an earlier
+      // agent's, without the loopback DROP or with port 53 of every host address open; one lost or
+      // added by hand; an address that left) get them: until then their containers may reach
+      // 127.0.0.1, or a resolver that forwards. The same rules are left as they are.
       const saved = await saveTables();
       const stale = this.store.networks()
-        .filter((net) => inUse.has(net.environment) && !hasLoopbackDrop(this.bridgeOf(net).bridge, saved.mangle))
-        .map((net) => ({ bridge: this.bridgeOf(net).bridge, egress: net.egress }));
+        .filter((net) => inUse.has(net.environment) && hasStaleRules(this.egressBridge(net), net.egress, this.prefix, saved.mangle))
+        .map((net) => ({ net, egress: net.egress }));
       await this.firewall([...idle, ...stale], saved);
       return torn;
     });

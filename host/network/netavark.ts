@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { access, constants } from 'node:fs/promises';
 import { CtError } from '../../src/core/errors.js';
 import { runTool, type ToolResult } from '../runtime/tools.js';
-import type { PublishedPort } from './types.js';
+import type { Egress, PublishedPort } from './types.js';
 
 /** Where Debian, Fedora and upstream put netavark and aardvark-dns (Podman's helper directories). */
 const HELPER_DIRS = ['/usr/libexec/podman', '/usr/lib/podman', '/usr/local/libexec/podman', '/usr/local/lib/podman'];
@@ -55,20 +55,53 @@ export function dnsNameOf(app: string): string | undefined {
   return DNS_LABEL.test(app) ? app : undefined;
 }
 
+/** The broadcast address of an IPv4 subnet (`10.231.4.0/24` → `10.231.4.255`). */
+function broadcastOf(subnet: string): string {
+  const [address, bits] = subnet.split('/');
+  const n = address.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+  const host = 2 ** (32 - Number(bits)) - 1;
+  const b = n - (n % (host + 1)) + host;
+  return [24, 16, 8, 0].map((s) => Math.floor(b / 2 ** s) % 256).join('.');
+}
+
+/**
+ * Where aardvark-dns forwards the container's queries for names that are not its environment's:
+ * nowhere when its egress is `none`. aardvark-dns asks the host's resolvers for any other name,
+ * and a query for `<data>.attacker.example` carries data out whatever the firewall says of the
+ * container. aardvark-dns 1.4 cannot be told not to forward for one network (Podman's internal
+ * networks get that from 1.5 on; AARDVARK_NO_PROXY would stop it for every network of the host),
+ * but it forwards a container's queries to the container's own `dns_servers` when it has some.
+ * The subnet's broadcast address is one that nothing is sent to: the host refuses to send a
+ * datagram there on a socket without SO_BROADCAST (EACCES), and were it sent, it would go no
+ * further than the environment's own bridge. The container gets no answer for such a name (and
+ * waits out its resolver's timeout: aardvark-dns 1.4 answers nothing when forwarding fails).
+ *
+ * `environment` forwards as `any` does: that egress reaches the host, so a resolver the host runs
+ * on any of its addresses but loopback answers the container directly. Not forwarding would keep
+ * nothing in, and would make every lookup of an outside name (a host service by its DNS name)
+ * hang for the resolver's timeout.
+ */
+export function forwardingServers(egress: Egress, network: Pick<BridgeNetwork, 'subnet'>): string[] | undefined {
+  return egress === 'none' ? [broadcastOf(network.subnet)] : undefined;
+}
+
 /**
  * The options document of `netavark setup` / `teardown` (netavark 1.x `NetworkOptions`): one
  * bridge network with DNS, isolated from other bridges (`isolate`), a static address (netavark
- * has no IPAM of its own), the app's name as DNS alias (dnsNameOf), and the published ports.
+ * has no IPAM of its own), the app's name as DNS alias (dnsNameOf), where its outside names are
+ * forwarded (forwardingServers), and the published ports.
  */
-export function netavarkDocument(o: { containerId: string; app: string; address: string; network: BridgeNetwork; ports: readonly PublishedPort[] }): string {
+export function netavarkDocument(o: { containerId: string; app: string; address: string; network: BridgeNetwork; egress: Egress; ports: readonly PublishedPort[] }): string {
   const id = createHash('sha256').update(`cerro-torre network ${o.network.name} ${o.network.bridge}`).digest('hex');
   const dnsName = dnsNameOf(o.app);
   // netavark wants a container name, and aardvark-dns makes it a record too: without a DNS name,
   // one no app has nor any outside name is (a label of hex digits from the container id).
   const containerName = dnsName ?? `ct-${createHash('sha256').update(o.containerId).digest('hex').slice(0, 16)}`;
+  const dnsServers = forwardingServers(o.egress, o.network);
   return JSON.stringify({
     container_id: o.containerId,
     container_name: containerName,
+    ...(dnsServers ? { dns_servers: dnsServers } : {}),
     networks: { [o.network.name]: { interface_name: 'eth0', static_ips: [o.address], aliases: dnsName ? [dnsName] : [] } },
     network_info: {
       [o.network.name]: {

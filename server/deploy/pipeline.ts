@@ -12,9 +12,25 @@ import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { PolicySet } from '../../src/policy/policy-set.js';
 import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
 import { hostLabels, targetsOf } from './host-targets.js';
+import { terminalText } from '../../src/core/terminal.js';
 
 /** A host whose channel sent nothing for this long (inventory comes every 30 s) is not counted as connected to another replica. */
 const REPLICA_FRESH_MS = 90_000;
+/** At most this many distinct notes of the hosts go into a success's message, */
+const MAX_HOST_NOTES = 3;
+/** each cut to this many characters (the hub lets 1000 in: a host's text should not be most of the message). */
+const MAX_HOST_NOTE = 200;
+
+/**
+ * A host's note as the deployment's message shows it: one line (it is joined with others by `; `),
+ * its controls and invisible marks written as visible escapes (terminalText: the message reaches
+ * terminals through `ct`, notifiers and the audit log), at most MAX_HOST_NOTE characters. A host is
+ * not trusted with what other readers see.
+ */
+function hostNote(message: string): string {
+  const chars = [...terminalText(message.replace(/[\t\n]+/g, ' ').trim())];
+  return chars.length > MAX_HOST_NOTE ? `${chars.slice(0, MAX_HOST_NOTE - 1).join('')}…` : chars.join('');
+}
 
 /** The outcome of fetching + verifying a bundle for a deploy. */
 export type VerifiedBundle =
@@ -167,7 +183,10 @@ export class DeployPipeline {
     // kept so that a policy change can be judged later on exactly this input (policy impact, diff).
     const decisionInput = { manifest: (bundle.manifest as { manifest?: unknown } | undefined)?.manifest ?? {}, hostFacts: policyHostFacts(hosts[0].facts, row.environment) };
     const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence, decisionInput };
-    if (!bad) return { status: 'succeeded', message: `${suspended ? 'suspended' : 'running'} on ${hosts.length} host(s)`, extra };
+    // What the hosts that run it said besides (an app on a bridge without a DNS name: host/agent/
+    // network-hook.ts), once per text and a few at most: shown with the outcome, not lost with it.
+    const notes = [...new Set(results.flatMap((x) => (x.state === 'running' && x.message ? [hostNote(x.message)] : [])))].filter((n) => n !== '').slice(0, MAX_HOST_NOTES);
+    if (!bad) return { status: 'succeeded', message: [`${suspended ? 'suspended' : 'running'} on ${hosts.length} host(s)`, ...notes].join('; '), extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     // A host that held the app set this one aside and a newer deployment overtook it there.
     if (overtaken(bad)) return { status: 'superseded', reason: 'SUPERSEDED', message: bad.message ?? 'a newer deployment overtook it on a host', extra };

@@ -183,6 +183,16 @@ describe('bridge networking through the deploy server (issue 11)', () => {
     expect(execIn('production', 'peer', ['/bin/busybox', 'wget', '-qO-', 'http://web:8080/'])).toContain('hello over HTTP from a signed .ctp');
   }, 60_000);
 
+  it('says in the deployment and the host log that an app whose name has dots has no DNS name', async () => {
+    // Only single labels are names in the environment (host/network/netavark.ts): `api.v2` runs, unnamed.
+    const d = await deploy('production', 'api.v2');
+    expect([d.status, d.message]).toEqual(['succeeded', 'running on 1 host(s); app "api.v2" has no DNS name in its environment: only a single label (letters, digits, - and _, at most 63) is one, and other apps reach it by address only']);
+    expect(agents.production!.stderr).toContain('deployed with a warning {"deploymentId":');
+    expect(agents.production!.stderr).toContain('"app":"production/api.v2"');
+    // A single label says nothing besides.
+    expect((await deploy('production', 'peer2')).message).toBe('running on 1 host(s)');
+  }, 60_000);
+
   it('an app of another environment reaches it neither by name nor by address', async () => {
     const d = await deploy('staging', 'other');
     expect(d.status).toBe('succeeded');

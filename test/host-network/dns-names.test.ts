@@ -59,7 +59,7 @@ describe("an app's DNS name in its environment", () => {
 
   it('writes only single labels as names into the netavark document', () => {
     const names = (app: string, containerId = 'c1') => {
-      const doc = JSON.parse(netavarkDocument({ containerId, app, address: '10.0.0.2', network: { name: 'n', bridge: 'b0', subnet: '10.0.0.0/24', gateway: '10.0.0.1' }, ports: [] }));
+      const doc = JSON.parse(netavarkDocument({ containerId, app, address: '10.0.0.2', network: { name: 'n', bridge: 'b0', subnet: '10.0.0.0/24', gateway: '10.0.0.1' }, egress: 'any', ports: [] }));
       return [doc.container_name, ...doc.networks.n.aliases] as string[];
     };
     expect(names('web')).toEqual(['web', 'web']);

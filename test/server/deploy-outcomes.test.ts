@@ -55,6 +55,26 @@ describe('deployment outcomes from host answers', () => {
     expect(row).toMatchObject({ status: 'succeeded', message: 'running on 2 host(s)' });
   });
 
+  it('every host running, with what they said besides: succeeded, their notes in its message once each', async () => {
+    const note = 'app "api.v2" has no DNS name in its environment';
+    const { row } = await deployOnce({ state: 'running', message: note }, 1, { state: 'running', message: note });
+    expect(row).toMatchObject({ status: 'succeeded', message: `running on 2 host(s); ${note}` });
+  });
+
+  it("a host's note in the message: one line, its control characters escaped, at most 200 characters", async () => {
+    // ESC sequences (a terminal title, a hidden text), CR rewriting the line, a newline forging another status line.
+    const hostile = `app \u001b]0;owned\u0007"x" has\r no\nDNS name ${'z'.repeat(1000)}`;
+    const { row } = await deployOnce({ state: 'running', message: hostile }, 1, { state: 'running', message: '\u009b31m' });
+    const [head, ...notes] = row.message!.split('; ');
+    expect(head).toBe('running on 2 host(s)');
+    expect(notes[0].startsWith('app \\u001b]0;owned\\u0007"x" has\\u000d no DNS name zzz')).toBe(true);
+    expect(notes[0].endsWith('z…')).toBe(true);
+    expect(notes[1]).toBe('\\u009b31m');
+    expect(notes.map((n) => [...n].length)).toEqual([200, 9]);
+    // eslint-disable-next-line no-control-regex
+    expect(row.message).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   it('a host answering refused SUPERSEDED: the deployment is superseded, not failed', async () => {
     const { outcome, row } = await deployOnce({ state: 'refused', code: 'SUPERSEDED', message: 'generation 7 arrived while the app was held' });
     expect(outcome).toMatchObject({ state: 'done' });
