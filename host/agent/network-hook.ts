@@ -30,7 +30,9 @@ export function checkNetworkAsk(runtime: RuntimeSpec | undefined, ports: readonl
  */
 export function networkNote(runtime: RuntimeSpec | undefined, app: string): string | undefined {
   if (runtime?.network !== 'bridge' || dnsNameOf(app) !== undefined) return undefined;
-  return `app ${JSON.stringify(app.slice(0, 128))} has no DNS name in its environment: only a single label (letters, digits, - and _, at most 63) is one, and other apps reach it by address only`;
+  // The name is cut so the whole explanation fits the server's 200-character note.
+  const shown = app.length > 40 ? `${app.slice(0, 40)}…` : app;
+  return `app ${JSON.stringify(shown)} has no DNS name in its environment: only a single label (letters, digits, - and _, at most 63) is one, and other apps reach it by address only`;
 }
 
 /** Attaches the container to its environment's bridge and points the OCI config at the netns and resolv.conf, with IPv6 off there. */
