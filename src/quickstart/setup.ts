@@ -7,13 +7,13 @@
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { CtError } from '../core/errors.js';
 import { generateKeyPair, parsePublicKey, writeKeyPair } from '../trust/keys.js';
 import { keyIdOf } from '../trust/keyid.js';
 import { addKey, addLog, newTrustStore } from '../trust/edit.js';
 import { saveTrustStore } from '../trust/store.js';
+import { freePort } from './ports.js';
 
 export interface QuickstartState {
   version: 1;
@@ -51,17 +51,6 @@ export function layoutOf(dir: string): Layout {
     policies: p('policies'), registry: p('registry'), desiredBare: p('desired.git'), desiredWork: p('desired'),
     server: p('server'), serverConfig: p('server.json'), host: p('host'), bundles: p('bundles'), deployerKey: p('deployer.key'),
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export function readState(l: Layout): QuickstartState | undefined {
@@ -130,14 +119,29 @@ export function writePolicyOnce(l: Layout, keyId: string): void {
   ].join('\n'));
 }
 
-export function writeRegistryConfig(l: Layout, port: number): string {
+/**
+ * The registry answers every request with `nonce` in REGISTRY_NONCE_HEADER (a new one each start):
+ * the readiness check knows the answer came from this registry, not from whatever else may listen
+ * on its port.
+ */
+export function writeRegistryConfig(l: Layout, port: number, nonce: string): string {
   mkdirSync(l.registry, { recursive: true });
   const file = join(l.registry, 'config.yml');
   writeFileSync(file, [
     'version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(l.registry, 'storage')}`,
-    '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, `  secret: quickstart-${port}`, '',
+    '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, `  secret: quickstart-${port}`,
+    '  headers:', `    ${REGISTRY_NONCE_HEADER}: [${nonce}]`, '',
   ].join('\n'));
   return file;
+}
+
+export const REGISTRY_NONCE_HEADER = 'X-Ct-Quickstart-Registry';
+
+/** True once the registry started with `nonce` answers /v2/ on `port`. */
+export async function registryAnswers(port: number, nonce: string, signal: AbortSignal): Promise<true | undefined> {
+  const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal, redirect: 'manual' });
+  await res.body?.cancel();
+  return res.ok && res.headers.get(REGISTRY_NONCE_HEADER) === nonce ? true : undefined;
 }
 
 const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'quickstart', GIT_AUTHOR_EMAIL: 'quickstart@localhost', GIT_COMMITTER_NAME: 'quickstart', GIT_COMMITTER_EMAIL: 'quickstart@localhost' };

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { repoRoot } from '../support/cli.js';
 import { requireHostTools } from '../host/support.js';
@@ -223,7 +224,9 @@ describe('ct quickstart', () => {
       expect(out).toContain('desired state unchanged: deploying the same bundle again');
       expect(out).toContain('  | hello from a .ctp\n');
       expect(readFileSync(join(dir(), 'signer.key')).equals(before.key)).toBe(true);
-      expect(state().ports).toEqual(before.state.ports);
+      // Same ports, but for a registry or server port someone else took in between: that child moved, saying so.
+      const moved = Object.fromEntries([...out.matchAll(/the (registry|server)'s port \d+ was taken: it listens on (\d+) now/g)].map((m) => [m[1], Number(m[2])]));
+      expect(state().ports).toEqual({ ...before.state.ports, ...moved });
       expect(runcList()).toEqual([expect.objectContaining({ status: 'running' })]);
       // One directory, one quickstart: a second one at the same time is refused.
       const again = start();
@@ -231,6 +234,26 @@ describe('ct quickstart', () => {
       expect(again.out()).toContain('error[USAGE]: ct quickstart is already running in');
     } finally {
       if (run.child.exitCode === null) await interrupt(run);
+    }
+  }, 180_000);
+
+  it('a registry port someone else took between runs: the registry moves to a new port, kept, and hello is deployed from it', async () => {
+    const before = state().ports;
+    // A stand-in that answers /v2/ as a registry would: an answer from it must not pass for quickstart's own.
+    const squatter = createServer((_req, res) => res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' }).end('{}'));
+    await new Promise<void>((r) => squatter.listen(before.registry, '127.0.0.1', r));
+    const run = start();
+    try {
+      const out = await waitFor(run, 'Ctrl-C stops all of it');
+      const moved = new RegExp(`the registry's port ${before.registry} was taken: it listens on (\\d+) now`).exec(out);
+      expect(moved).not.toBeNull();
+      expect(state().ports).toEqual({ ...before, registry: Number(moved![1]) });
+      expect(out).toMatch(new RegExp(`committed [0-9a-f]{12} to `));
+      expect(out).toContain('  | hello from a .ctp\n');
+      expect(runcList()).toEqual([expect.objectContaining({ status: 'running' })]);
+    } finally {
+      if (run.child.exitCode === null) await interrupt(run);
+      await new Promise<void>((r) => { squatter.close(() => r()); squatter.closeAllConnections(); });
     }
   }, 180_000);
 });
