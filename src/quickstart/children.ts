@@ -33,7 +33,8 @@ export function logTail(file: string, bytes = 2000): string {
 export class Children {
   private readonly started: { child: Child; proc: ChildProcess }[] = [];
 
-  constructor(private readonly logDir: string) {}
+  /** `onStart` is told of each child as soon as it runs (quickstart records it for a later run: leftovers.ts). */
+  constructor(private readonly logDir: string, private readonly onStart?: (child: Child, argv: string[]) => void) {}
 
   start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
     const logFile = join(this.logDir, `${name}.log`);
@@ -58,6 +59,7 @@ export class Children {
     });
     const child: Child = { name, pid: proc.pid ?? -1, logFile, logStart, exited, exitCode: () => code };
     this.started.push({ child, proc });
+    if (child.pid > 0) this.onStart?.(child, [command, ...args]);
     return child;
   }
 
@@ -69,12 +71,16 @@ export class Children {
    */
   async until<T>(child: Child, what: string, check: (signal: AbortSignal) => Promise<T | undefined>, ms = 60_000, attemptMs = 10_000): Promise<T> {
     const end = Date.now() + ms;
+    // One reaction on the child's exit for the whole wait, not one more per attempt.
+    const gone = child.exited.then(() => undefined);
     for (;;) {
       if (child.exitCode() !== undefined) {
         throw new CtError('RUNTIME_FAILED', `${child.name} exited (code ${child.exitCode()}) while waiting for ${what}; its log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name, exitCode: child.exitCode() ?? null });
       }
-      const v = await attempt(child, check, Math.max(1, Math.min(attemptMs, end - Date.now())));
-      if (v !== undefined) return v;
+      const v = await attempt(check, gone, Math.max(1, Math.min(attemptMs, end - Date.now())));
+      // A check that passed is an answer from a child that is still running: one that exited
+      // meanwhile (its port now anyone's) is reported as exited at the top of the loop.
+      if (v !== undefined && child.exitCode() === undefined) return v;
       if (child.exitCode() !== undefined) continue;
       if (Date.now() > end) throw new CtError('RUNTIME_FAILED', `timed out waiting for ${what}; ${child.name}'s log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
       await new Promise((r) => setTimeout(r, 200));
@@ -94,15 +100,17 @@ export class Children {
   }
 }
 
-/** One call of `check`: its value, or undefined once it fails, runs out of time or the child exits. */
-async function attempt<T>(child: Child, check: (signal: AbortSignal) => Promise<T | undefined>, ms: number): Promise<T | undefined> {
+/** One call of `check`: its value, or undefined once it fails (or throws), runs out of time or the child exits (`gone`). */
+async function attempt<T>(check: (signal: AbortSignal) => Promise<T | undefined>, gone: Promise<undefined>, ms: number): Promise<T | undefined> {
   const ac = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), ms);
   });
   try {
-    return await Promise.race([check(ac.signal).catch(() => undefined), expired, child.exited.then(() => undefined)]);
+    // Called inside a promise so that a check throwing before it returns one is a failed attempt too.
+    const answer = new Promise<T | undefined>((resolve) => resolve(check(ac.signal))).catch(() => undefined);
+    return await Promise.race([answer, expired, gone]);
   } finally {
     clearTimeout(timer);
     // A request still in flight is given up, so its socket is not left waiting on the other end.

@@ -5,7 +5,8 @@
  * (runc); then examples/hello is packed, signed into both logs, pushed, and deployed by a commit,
  * and its greeting is read back through the server's logs API. Ctrl-C stops everything (the host's
  * containers too); a second run reuses the directory (same key, logs, ports, host identity; a
- * registry or server port another program took in between is replaced by a new one, said and kept).
+ * registry or server port another program took in between is replaced by a new one, said and kept;
+ * what a killed earlier run left running is stopped first: leftovers.ts).
  *
  * It only connects to the servers it started itself, on 127.0.0.1 and ports it chose.
  */
@@ -21,8 +22,9 @@ import { pushCtp } from '../oci/push.js';
 import { startLogServer, type LogServer } from '../tlog/server.js';
 import { containerIdFor } from '../protocol/container-id.js';
 import { Children } from './children.js';
-import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, registryAnswers, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
+import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, registryAnswers, serverAnswers, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
 import { startListening } from './ports.js';
+import { ChildRecord, stopLeftovers } from './leftovers.js';
 import { guide } from './guide.js';
 
 export interface QuickstartOptions {
@@ -99,11 +101,24 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
   const l = layoutOf(o.dir);
   mkdirSync(l.dir, { recursive: true });
   const unlock = lock(l);
+  const recordFile = join(l.dir, 'children.json');
+  try {
+    // An earlier run that was killed left its children running (on the ports, the admin key and the host identity this run uses).
+    const left = await stopLeftovers(recordFile);
+    if (left.length) {
+      io.out(`stopped what an interrupted ct quickstart left running: ${left.map((c) => `${c.name} (pid ${c.pid})`).join(', ')}`);
+      stopContainers(l);
+    }
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   const previous = readState(l);
   const state: QuickstartState = previous ?? (await createState(l));
   io.out(previous ? `reusing ${l.dir}` : `created ${l.dir}`);
   mkdirSync(l.logs, { recursive: true });
-  const children = new Children(l.logs);
+  const record = new ChildRecord(recordFile);
+  const children = new Children(l.logs, (child, argv) => record.add(child, argv));
   const logs: LogServer[] = [];
   const ctBin = join(o.repoRoot, 'bin', 'ct.js');
   let failed = false;
@@ -127,16 +142,17 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     };
     const registryNonce = randomBytes(16).toString('hex');
     const { port: registryPort } = await startListening(children, {
-      what: 'the registry to answer', port: state.ports.registry,
+      what: 'the registry to answer', port: state.ports.registry, avoid: () => [state.ports.server, state.ports.log1, state.ports.log2],
       start: (port) => children.start('registry', registryBin, ['serve', writeRegistryConfig(l, port, registryNonce)]),
       ready: (port, signal) => registryAnswers(port, registryNonce, signal),
     });
     moved('registry', registryPort);
     const registryHost = `127.0.0.1:${registryPort}`;
 
-    // Ready when it takes the admin key only this server was given: /healthz would be answered by any deploy server.
+    // Ready when its own log says it listens on the port and /healthz answers there: the admin key
+    // is sent only once it is known to be this server's port (never to whatever else holds it).
     const { child: server, port: serverPort } = await startListening(children, {
-      what: 'the deploy server to answer', port: state.ports.server,
+      what: 'the deploy server to answer', port: state.ports.server, avoid: () => [state.ports.registry, state.ports.log1, state.ports.log2],
       start: (port) => {
         writeFileSync(l.serverConfig, `${JSON.stringify({
           host: '127.0.0.1', port, dataDir: l.server, policies: l.policies, trustStore: l.trustStore,
@@ -146,11 +162,7 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
         }, null, 2)}\n`);
         return children.start('server', process.execPath, [ctBin, 'serve'], { CT_CONFIG: l.serverConfig, CT_ADMIN_API_KEY: state.adminKey });
       },
-      ready: async (port, signal) => {
-        const res = await fetch(`http://127.0.0.1:${port}/api/v1/hosts`, { headers: { authorization: `Bearer ${state.adminKey}` }, signal, redirect: 'manual' });
-        await res.body?.cancel();
-        return res.status === 200 ? true : undefined;
-      },
+      ready: (port, signal, child) => serverAnswers(child, port, signal),
     });
     moved('server', serverPort);
     const url = `http://127.0.0.1:${serverPort}`;
@@ -227,6 +239,7 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     throw e;
   } finally {
     await children.stopAll();
+    record.clear();
     stopContainers(l);
     for (const g of logs) await g.close().catch(() => undefined);
     unlock();
