@@ -5,7 +5,7 @@
  * `<dir>/logs/<name>.log`; a child that exits early is reported with the tail of its log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtError } from '../core/errors.js';
 
@@ -13,6 +13,8 @@ export interface Child {
   name: string;
   pid: number;
   logFile: string;
+  /** Where this start's output begins in logFile (a later run appends to the same file). */
+  logStart: number;
   exited: Promise<number | null>;
   /** Set once the process has exited. */
   exitCode(): number | null | undefined;
@@ -31,11 +33,13 @@ export function logTail(file: string, bytes = 2000): string {
 export class Children {
   private readonly started: { child: Child; proc: ChildProcess }[] = [];
 
-  constructor(private readonly logDir: string) {}
+  /** `onStart` is told of each child as soon as it runs (quickstart records it for a later run: leftovers.ts). */
+  constructor(private readonly logDir: string, private readonly onStart?: (child: Child, argv: string[]) => void) {}
 
   start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
     const logFile = join(this.logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
+    const logStart = fstatSync(fd).size;
     let proc: ChildProcess;
     try {
       proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd], detached: true });
@@ -53,20 +57,31 @@ export class Children {
         resolve(-1);
       });
     });
-    const child: Child = { name, pid: proc.pid ?? -1, logFile, exited, exitCode: () => code };
+    const child: Child = { name, pid: proc.pid ?? -1, logFile, logStart, exited, exitCode: () => code };
     this.started.push({ child, proc });
+    if (child.pid > 0) this.onStart?.(child, [command, ...args]);
     return child;
   }
 
-  /** Polls `check` until it returns a value; fails early (with the log tail) if the child exits. */
-  async until<T>(child: Child, what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  /**
+   * Polls `check` until it returns a value; fails early (with the log tail) if the child exits. Each
+   * attempt is bounded by `attemptMs` (and by what is left of `ms`), and given a signal that aborts
+   * when it runs out: an answer that never comes — a port another process accepted on and then held
+   * — must not keep the loop from trying again, nor from noticing the child's exit or the deadline.
+   */
+  async until<T>(child: Child, what: string, check: (signal: AbortSignal) => Promise<T | undefined>, ms = 60_000, attemptMs = 10_000): Promise<T> {
     const end = Date.now() + ms;
+    // One reaction on the child's exit for the whole wait, not one more per attempt.
+    const gone = child.exited.then(() => undefined);
     for (;;) {
       if (child.exitCode() !== undefined) {
-        throw new CtError('RUNTIME_FAILED', `${child.name} exited (code ${child.exitCode()}) while waiting for ${what}; its log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
+        throw new CtError('RUNTIME_FAILED', `${child.name} exited (code ${child.exitCode()}) while waiting for ${what}; its log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name, exitCode: child.exitCode() ?? null });
       }
-      const v = await check().catch(() => undefined);
-      if (v !== undefined) return v;
+      const v = await attempt(check, gone, Math.max(1, Math.min(attemptMs, end - Date.now())));
+      // A check that passed is an answer from a child that is still running: one that exited
+      // meanwhile (its port now anyone's) is reported as exited at the top of the loop.
+      if (v !== undefined && child.exitCode() === undefined) return v;
+      if (child.exitCode() !== undefined) continue;
       if (Date.now() > end) throw new CtError('RUNTIME_FAILED', `timed out waiting for ${what}; ${child.name}'s log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -82,6 +97,24 @@ export class Children {
       clearTimeout(timer);
     }
     this.started.length = 0;
+  }
+}
+
+/** One call of `check`: its value, or undefined once it fails (or throws), runs out of time or the child exits (`gone`). */
+async function attempt<T>(check: (signal: AbortSignal) => Promise<T | undefined>, gone: Promise<undefined>, ms: number): Promise<T | undefined> {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    // Called inside a promise so that a check throwing before it returns one is a failed attempt too.
+    const answer = new Promise<T | undefined>((resolve) => resolve(check(ac.signal))).catch(() => undefined);
+    return await Promise.race([answer, expired, gone]);
+  } finally {
+    clearTimeout(timer);
+    // A request still in flight is given up, so its socket is not left waiting on the other end.
+    ac.abort();
   }
 }
 

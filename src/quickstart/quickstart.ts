@@ -4,11 +4,14 @@
  * registry (docker-registry), a desired-state git repository, a deploy server and an enrolled host
  * (runc); then examples/hello is packed, signed into both logs, pushed, and deployed by a commit,
  * and its greeting is read back through the server's logs API. Ctrl-C stops everything (the host's
- * containers too); a second run reuses the directory (same key, logs, ports, host identity).
+ * containers too); a second run reuses the directory (same key, logs, ports, host identity; a
+ * registry or server port another program took in between is replaced by a new one, said and kept;
+ * what a killed earlier run left running is stopped first: leftovers.ts).
  *
  * It only connects to the servers it started itself, on 127.0.0.1 and ports it chose.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtError } from '../core/errors.js';
@@ -19,7 +22,9 @@ import { pushCtp } from '../oci/push.js';
 import { startLogServer, type LogServer } from '../tlog/server.js';
 import { containerIdFor } from '../protocol/container-id.js';
 import { Children } from './children.js';
-import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
+import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, registryAnswers, serverAnswers, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
+import { startListening } from './ports.js';
+import { ChildRecord, stopLeftovers } from './leftovers.js';
 import { guide } from './guide.js';
 
 export interface QuickstartOptions {
@@ -79,12 +84,12 @@ function lock(l: Layout): () => void {
   return () => rmSync(file, { force: true });
 }
 
-async function api<T>(url: string, key: string, path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
+async function api<T>(url: string, key: string, path: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}): Promise<{ status: number; body: T }> {
   const res = await fetch(`${url}${path}`, {
     method: init.method ?? 'GET',
     headers: { authorization: `Bearer ${key}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
     body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
-    signal: AbortSignal.timeout(15_000),
+    signal: init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(15_000)]) : AbortSignal.timeout(15_000),
   });
   return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
 }
@@ -96,11 +101,24 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
   const l = layoutOf(o.dir);
   mkdirSync(l.dir, { recursive: true });
   const unlock = lock(l);
+  const recordFile = join(l.dir, 'children.json');
+  try {
+    // An earlier run that was killed left its children running (on the ports, the admin key and the host identity this run uses).
+    const left = await stopLeftovers(recordFile);
+    if (left.length) {
+      io.out(`stopped what an interrupted ct quickstart left running: ${left.map((c) => `${c.name} (pid ${c.pid})`).join(', ')}`);
+      stopContainers(l);
+    }
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   const previous = readState(l);
   const state: QuickstartState = previous ?? (await createState(l));
   io.out(previous ? `reusing ${l.dir}` : `created ${l.dir}`);
   mkdirSync(l.logs, { recursive: true });
-  const children = new Children(l.logs);
+  const record = new ChildRecord(recordFile);
+  const children = new Children(l.logs, (child, argv) => record.add(child, argv));
   const logs: LogServer[] = [];
   const ctBin = join(o.repoRoot, 'bin', 'ct.js');
   let failed = false;
@@ -115,20 +133,40 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     writePolicyOnce(l, state.keyId);
     ensureDesiredRepo(l);
 
-    const registryHost = `127.0.0.1:${state.ports.registry}`;
-    const registry = children.start('registry', registryBin, ['serve', writeRegistryConfig(l, state.ports.registry)]);
-    await children.until(registry, 'the registry to answer', async () => ((await fetch(`http://${registryHost}/v2/`)).ok ? true : undefined));
+    // A port chosen earlier may be someone else's by now: the child then moves to a new one, kept for the next run.
+    const moved = (name: 'registry' | 'server', port: number) => {
+      if (port === state.ports[name]) return;
+      io.out(`the ${name}'s port ${state.ports[name]} was taken: it listens on ${port} now`);
+      state.ports[name] = port;
+      writeState(l, state);
+    };
+    const registryNonce = randomBytes(16).toString('hex');
+    const { port: registryPort } = await startListening(children, {
+      what: 'the registry to answer', port: state.ports.registry, avoid: () => [state.ports.server, state.ports.log1, state.ports.log2],
+      start: (port) => children.start('registry', registryBin, ['serve', writeRegistryConfig(l, port, registryNonce)]),
+      ready: (port, signal) => registryAnswers(port, registryNonce, signal),
+    });
+    moved('registry', registryPort);
+    const registryHost = `127.0.0.1:${registryPort}`;
 
-    const url = `http://127.0.0.1:${state.ports.server}`;
-    writeFileSync(l.serverConfig, `${JSON.stringify({
-      host: '127.0.0.1', port: state.ports.server, dataDir: l.server, policies: l.policies, trustStore: l.trustStore,
-      registries: { allow: [registryHost], allowedAddresses: ['127.0.0.1'], insecure: [registryHost] },
-      desiredState: { repo: l.desiredBare, branch: 'main', path: 'deploy', pollSeconds: 30 },
-      deployer: { keyFile: l.deployerKey },
-    }, null, 2)}\n`);
-    const server = children.start('server', process.execPath, [ctBin, 'serve'], { CT_CONFIG: l.serverConfig, CT_ADMIN_API_KEY: state.adminKey });
-    await children.until(server, 'the deploy server to answer', async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined));
-    const call = <T>(path: string, init?: { method?: string; body?: unknown }) => api<T>(url, state.adminKey, path, init);
+    // Ready when its own log says it listens on the port and /healthz answers there: the admin key
+    // is sent only once it is known to be this server's port (never to whatever else holds it).
+    const { child: server, port: serverPort } = await startListening(children, {
+      what: 'the deploy server to answer', port: state.ports.server, avoid: () => [state.ports.registry, state.ports.log1, state.ports.log2],
+      start: (port) => {
+        writeFileSync(l.serverConfig, `${JSON.stringify({
+          host: '127.0.0.1', port, dataDir: l.server, policies: l.policies, trustStore: l.trustStore,
+          registries: { allow: [registryHost], allowedAddresses: ['127.0.0.1'], insecure: [registryHost] },
+          desiredState: { repo: l.desiredBare, branch: 'main', path: 'deploy', pollSeconds: 30 },
+          deployer: { keyFile: l.deployerKey },
+        }, null, 2)}\n`);
+        return children.start('server', process.execPath, [ctBin, 'serve'], { CT_CONFIG: l.serverConfig, CT_ADMIN_API_KEY: state.adminKey });
+      },
+      ready: (port, signal, child) => serverAnswers(child, port, signal),
+    });
+    moved('server', serverPort);
+    const url = `http://127.0.0.1:${serverPort}`;
+    const call = <T>(path: string, init?: { method?: string; body?: unknown; signal?: AbortSignal }) => api<T>(url, state.adminKey, path, init);
 
     // The host: enrolled once with a one-time token; its identity stays in host/.
     const hostArgs = [ctBin, 'host', 'run', '--server', url, '--name', HOST_NAME, '--trust-store', l.trustStore, '--state-dir', l.host, '--policies', l.policies, '--environment', ENVIRONMENT];
@@ -138,8 +176,8 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
       hostArgs.push('--enroll-token', t.body.token);
     }
     const host = children.start('host', process.execPath, hostArgs);
-    const hostId = await children.until(host, 'the host to connect', async () => {
-      const r = await call<{ hosts: { id: string; name: string; connected: boolean }[] }>('/api/v1/hosts');
+    const hostId = await children.until(host, 'the host to connect', async (signal) => {
+      const r = await call<{ hosts: { id: string; name: string; connected: boolean }[] }>('/api/v1/hosts', { signal });
       return r.body.hosts?.find((h) => h.name === HOST_NAME && h.connected)?.id;
     });
     if (!state.hostEnrolled) writeState(l, { ...state, hostEnrolled: true });
@@ -173,8 +211,8 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
       io.out('desired state unchanged: deploying the same bundle again');
       wait = (d) => d.id === r.body.id;
     }
-    const done = await children.until(server, 'the deployment to finish', async () => {
-      const r = await call<{ deployments: Deployment[] }>(`/api/v1/deployments?environment=${ENVIRONMENT}`);
+    const done = await children.until(server, 'the deployment to finish', async (signal) => {
+      const r = await call<{ deployments: Deployment[] }>(`/api/v1/deployments?environment=${ENVIRONMENT}`, { signal });
       const d = r.body.deployments?.find(wait);
       return d && ['succeeded', 'denied', 'failed'].includes(d.status) ? d : undefined;
     }, 120_000);
@@ -183,8 +221,8 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
       failed = true;
       io.err(`deployment ${done.id} ${done.status}: ${done.reason ?? ''} ${done.message ?? ''} (see ${url}/api/v1/deployments/${done.id}, logs in ${l.logs})`);
     } else {
-      const text = await children.until(host, 'the greeting in the container log', async () => {
-        const r = await call<{ text?: string }>(`/api/v1/hosts/${hostId}/logs?container=${container}`);
+      const text = await children.until(host, 'the greeting in the container log', async (signal) => {
+        const r = await call<{ text?: string }>(`/api/v1/hosts/${hostId}/logs?container=${container}`, { signal });
         return r.body.text?.trim() ? r.body.text : undefined;
       }, 30_000);
       io.out(`\n${APP} is running under runc on host ${HOST_NAME}; its log, read through ${url}/api/v1/hosts/${hostId}/logs:`);
@@ -201,6 +239,7 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     throw e;
   } finally {
     await children.stopAll();
+    record.clear();
     stopContainers(l);
     for (const g of logs) await g.close().catch(() => undefined);
     unlock();

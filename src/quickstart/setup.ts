@@ -1,19 +1,21 @@
 /**
  * What `ct quickstart` creates once under its directory and reuses on every later run: the
  * remembered ports and secrets (quickstart.json, mode 0600), the signing key, the trust store (the
- * key as a builder and both logs), the production policy, the registry configuration and the
+ * key as a builder and both logs), the production policy, the registry configuration (mode 0600:
+ * it holds the nonce the registry's answers are known by) and the
  * desired-state repository (a bare repository the server follows and a working clone to edit).
  */
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtError } from '../core/errors.js';
 import { generateKeyPair, parsePublicKey, writeKeyPair } from '../trust/keys.js';
 import { keyIdOf } from '../trust/keyid.js';
 import { addKey, addLog, newTrustStore } from '../trust/edit.js';
 import { saveTrustStore } from '../trust/store.js';
+import type { Child } from './children.js';
+import { freePort, logSince } from './ports.js';
 
 export interface QuickstartState {
   version: 1;
@@ -53,17 +55,6 @@ export function layoutOf(dir: string): Layout {
   };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export function readState(l: Layout): QuickstartState | undefined {
   if (!existsSync(l.state)) return undefined;
   try {
@@ -76,7 +67,24 @@ export function readState(l: Layout): QuickstartState | undefined {
 }
 
 export function writeState(l: Layout, s: QuickstartState): void {
-  writeFileSync(l.state, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  writePrivate(l.state, `${JSON.stringify(s, null, 2)}\n`);
+}
+
+/**
+ * Writes a file only its owner reads (it holds a secret or a nonce), whole or not at all: a new
+ * file made 0600 then renamed over the old one (writeFileSync's mode only applies to a file it
+ * creates, so an older file written 0644 would have kept its mode).
+ */
+export function writePrivate(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  try {
+    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CtError('IO_ERROR', `${file}: ${(e as Error).message}`, { path: file });
+  }
 }
 
 /** First run: ports chosen once (the trust store records the log URLs), key pair, secrets. */
@@ -85,7 +93,11 @@ export async function createState(l: Layout): Promise<QuickstartState> {
   const pair = generateKeyPair('ed25519');
   if (!existsSync(l.key)) await writeKeyPair(join(l.dir, 'signer'), pair);
   const keyId = existsSync(l.key) ? keyIdOf(loadSigningKey(l)) : pair.keyId;
-  const ports = { server: await freePort(), registry: await freePort(), log1: await freePort(), log2: await freePort() };
+  // Four different ports: each is free only until its server binds it, and none has started yet.
+  const chosen: number[] = [];
+  for (let i = 0; i < 4; i++) chosen.push(await freePort(chosen));
+  const [server, registry, log1, log2] = chosen;
+  const ports = { server, registry, log1, log2 };
   const state: QuickstartState = { version: 1, ports, adminKey: `ctk_${randomBytes(24).toString('base64url')}`, keyId, hostEnrolled: false };
   writeState(l, state);
   return state;
@@ -130,14 +142,44 @@ export function writePolicyOnce(l: Layout, keyId: string): void {
   ].join('\n'));
 }
 
-export function writeRegistryConfig(l: Layout, port: number): string {
+/**
+ * The registry answers every request with `nonce` in REGISTRY_NONCE_HEADER (a new one each start):
+ * the readiness check knows the answer came from this registry, not from whatever else may listen
+ * on its port.
+ */
+export function writeRegistryConfig(l: Layout, port: number, nonce: string): string {
   mkdirSync(l.registry, { recursive: true });
   const file = join(l.registry, 'config.yml');
-  writeFileSync(file, [
+  writePrivate(file, [
     'version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(l.registry, 'storage')}`,
-    '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, `  secret: quickstart-${port}`, '',
+    '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, `  secret: quickstart-${port}`,
+    '  headers:', `    ${REGISTRY_NONCE_HEADER}: [${nonce}]`, '',
   ].join('\n'));
   return file;
+}
+
+export const REGISTRY_NONCE_HEADER = 'X-Ct-Quickstart-Registry';
+
+/** True once the registry started with `nonce` answers /v2/ on `port`. */
+export async function registryAnswers(port: number, nonce: string, signal: AbortSignal): Promise<true | undefined> {
+  const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal, redirect: 'manual' });
+  await res.body?.cancel();
+  return res.ok && res.headers.get(REGISTRY_NONCE_HEADER) === nonce ? true : undefined;
+}
+
+/** The line `ct serve` prints once it listens (server/main.ts). */
+export const serverListening = (port: number) => `Cerro Torre deploy server listening on http://127.0.0.1:${port}\n`;
+
+/**
+ * True once the deploy server `child` (this start of it) listens on `port` and answers there. No
+ * secret is sent: until its own log says it bound the port, any program may hold it, and even then
+ * the unauthenticated /healthz is all it takes (an answer from the port it holds is its own).
+ */
+export async function serverAnswers(child: Child, port: number, signal: AbortSignal): Promise<true | undefined> {
+  if (!logSince(child.logFile, child.logStart).includes(serverListening(port))) return undefined;
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal, redirect: 'manual' });
+  await res.body?.cancel();
+  return res.status === 200 ? true : undefined;
 }
 
 const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'quickstart', GIT_AUTHOR_EMAIL: 'quickstart@localhost', GIT_COMMITTER_NAME: 'quickstart', GIT_COMMITTER_EMAIL: 'quickstart@localhost' };

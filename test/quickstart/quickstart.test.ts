@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { repoRoot } from '../support/cli.js';
 import { followLoginLink } from '../support/login-link.js';
@@ -101,6 +102,8 @@ async function interrupt(run: Run): Promise<void> {
     expect(`${name} ${reached ? 'still answers' : 'stopped'}`).toBe(`${name} stopped`);
   }
   expect(existsSync(join(dir(), 'quickstart.pid'))).toBe(false);
+  // Every child stopped: no record of them is left for a later run to stop.
+  expect(existsSync(join(dir(), 'children.json'))).toBe(false);
 }
 
 beforeAll(() => {
@@ -221,10 +224,14 @@ describe('ct quickstart', () => {
       const out = await waitFor(run, 'Ctrl-C stops all of it');
       expect(out).toContain(`reusing ${dir()}`);
       expect(out).not.toContain('packed and signed');
-      expect(out).toContain('desired state unchanged: deploying the same bundle again');
       expect(out).toContain('  | hello from a .ctp\n');
       expect(readFileSync(join(dir(), 'signer.key')).equals(before.key)).toBe(true);
-      expect(state().ports).toEqual(before.state.ports);
+      // Same ports, but for a registry or server port someone else took in between: that child moved, saying so.
+      const moved = Object.fromEntries([...out.matchAll(/the (registry|server)'s port \d+ was taken: it listens on (\d+) now/g)].map((m) => [m[1], Number(m[2])]));
+      expect(state().ports).toEqual({ ...before.state.ports, ...moved });
+      // The bundle's reference names the registry's port: a moved registry is a new desired state, committed.
+      if (moved.registry) expect(out).toMatch(/committed [0-9a-f]{12} to /);
+      else expect(out).toContain('desired state unchanged: deploying the same bundle again');
       expect(runcList()).toEqual([expect.objectContaining({ status: 'running' })]);
       // One directory, one quickstart: a second one at the same time is refused.
       const again = start();
@@ -234,4 +241,73 @@ describe('ct quickstart', () => {
       if (run.child.exitCode === null) await interrupt(run);
     }
   }, 180_000);
+
+  it('a registry port someone else took between runs: the registry moves to a new port, kept, and hello is deployed from it', async () => {
+    const before = state().ports;
+    // A stand-in that answers /v2/ as a registry would: an answer from it must not pass for quickstart's own.
+    const squatter = createServer((_req, res) => res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' }).end('{}'));
+    await new Promise<void>((r) => squatter.listen(before.registry, '127.0.0.1', r));
+    const run = start();
+    try {
+      const out = await waitFor(run, 'Ctrl-C stops all of it');
+      const moved = new RegExp(`the registry's port ${before.registry} was taken: it listens on (\\d+) now`).exec(out);
+      expect(moved).not.toBeNull();
+      expect(state().ports).toEqual({ ...before, registry: Number(moved![1]) });
+      expect(out).toMatch(new RegExp(`committed [0-9a-f]{12} to `));
+      expect(out).toContain('  | hello from a .ctp\n');
+      expect(runcList()).toEqual([expect.objectContaining({ status: 'running' })]);
+    } finally {
+      if (run.child.exitCode === null) await interrupt(run);
+      await new Promise<void>((r) => { squatter.close(() => r()); squatter.closeAllConnections(); });
+    }
+  }, 180_000);
+
+  it('a catch-all server on the server\'s port is not taken for ct serve: the server moves, and the admin key never reaches it', async () => {
+    const before = state().ports;
+    // Answers 200 to everything, as the old readiness check (any 200 from /api/v1/hosts) took for ct serve.
+    const authorization: (string | undefined)[] = [];
+    const squatter = createServer((req, res) => (authorization.push(req.headers.authorization), res.writeHead(200, { 'content-type': 'application/json' }).end('{"hosts":[],"deployments":[]}')));
+    await new Promise<void>((r) => squatter.listen(before.server, '127.0.0.1', r));
+    const run = start();
+    try {
+      const out = await waitFor(run, 'Ctrl-C stops all of it');
+      const moved = new RegExp(`the server's port ${before.server} was taken: it listens on (\\d+) now`).exec(out);
+      expect(moved).not.toBeNull();
+      expect(state().ports.server).toBe(Number(moved![1]));
+      expect(out).toContain('  | hello from a .ctp\n');
+      expect(authorization.filter((a) => a !== undefined)).toEqual([]);
+    } finally {
+      if (run.child.exitCode === null) await interrupt(run);
+      await new Promise<void>((r) => { squatter.close(() => r()); squatter.closeAllConnections(); });
+    }
+  }, 180_000);
+
+  it('after a run that was killed (SIGKILL), the next run stops what it left running and deploys hello', async () => {
+    const before = state().ports;
+    const killed = start();
+    await waitFor(killed, 'Ctrl-C stops all of it');
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    const left = (JSON.parse(readFileSync(join(dir(), 'children.json'), 'utf8')) as { children: { name: string; pid: number }[] }).children;
+    // Running, not a zombie waiting for whoever adopted it to reap it.
+    const alive = (pid: number) => { try { return !/^\S+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; } };
+    expect(left.map((c) => [c.name, alive(c.pid)])).toEqual([['registry', true], ['server', true], ['host', true]]);
+    const run = start();
+    try {
+      const out = await waitFor(run, 'Ctrl-C stops all of it');
+      expect(out).toContain(`stopped what an interrupted ct quickstart left running: ${[...left].reverse().map((c) => `${c.name} (pid ${c.pid})`).join(', ')}`);
+      expect(left.filter((c) => alive(c.pid))).toEqual([]);
+      const moved = Object.fromEntries([...out.matchAll(/the (registry|server)'s port \d+ was taken: it listens on (\d+) now/g)].map((m) => [m[1], Number(m[2])]));
+      expect(state().ports).toEqual({ ...before, ...moved });
+      expect(out).toContain('  | hello from a .ctp\n');
+      expect(runcList()).toEqual([expect.objectContaining({ status: 'running' })]);
+    } finally {
+      try {
+        if (run.child.exitCode === null) await interrupt(run);
+      } finally {
+        // Without the fix the killed run's children would outlive the test: ended here, by their pids.
+        for (const c of left) if (alive(c.pid)) try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+  }, 300_000);
 });

@@ -3,6 +3,7 @@
 // when asked, htpasswd (bcrypt) authentication. A missing binary is a failure, never a skip:
 // CI installs the package, and a silently skipped registry test would prove nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -24,6 +25,8 @@ export interface TestRegistry {
 export interface RegistryOptions {
   /** Enables htpasswd auth with this single user. */
   auth?: { username: string; password: string };
+  /** The port to try first instead of a free one (a test of this helper gives it a taken one). */
+  port?: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -45,17 +48,21 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   // registry binds, so a failed start is retried on a new port.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(opts);
+      return await startOnce(opts, attempt === 1 ? opts.port : undefined);
     } catch (e) {
       if (attempt >= 3) throw e;
     }
   }
 }
 
-async function startOnce(opts: RegistryOptions): Promise<TestRegistry> {
+/** Every answer of the registry started here carries its nonce: readiness is this registry's answer, not any on its port. */
+const NONCE_HEADER = 'X-Ct-Test-Registry';
+
+async function startOnce(opts: RegistryOptions, wanted: number | undefined): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'ct-registry-'));
   const storageDir = join(dir, 'storage');
-  const port = await freePort();
+  const port = wanted ?? (await freePort());
+  const nonce = randomBytes(16).toString('hex');
   const host = `127.0.0.1:${port}`;
   let authBlock = '';
   if (opts.auth) {
@@ -78,6 +85,8 @@ async function startOnce(opts: RegistryOptions): Promise<TestRegistry> {
     'http:',
     `  addr: ${host}`,
     '  secret: ct-test-secret',
+    '  headers:',
+    `    ${NONCE_HEADER}: [${nonce}]`,
     authBlock,
   ].join('\n');
   await writeFile(join(dir, 'config.yml'), config);
@@ -88,7 +97,7 @@ async function startOnce(opts: RegistryOptions): Promise<TestRegistry> {
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = `http://${host}`;
   try {
-    await waitReady(url, child, () => stderr);
+    await waitReady(url, nonce, child, () => stderr);
   } catch (e) {
     await stopChild(child, exited);
     await rm(dir, { recursive: true, force: true });
@@ -106,16 +115,17 @@ async function startOnce(opts: RegistryOptions): Promise<TestRegistry> {
   };
 }
 
-async function waitReady(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
+async function waitReady(url: string, nonce: string, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${stderr()}`);
     try {
-      const res = await fetch(`${url}/v2/`);
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return;
+      // Bounded: whatever else took the port may accept and never answer.
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000), redirect: 'manual' });
+      await res.body?.cancel();
+      if ((res.status === 200 || res.status === 401) && res.headers.get(NONCE_HEADER) === nonce) return;
     } catch {
-      // not listening yet
+      // not listening yet, or not this registry
     }
     await new Promise((r) => setTimeout(r, 50));
   }
