@@ -186,9 +186,12 @@ export async function loopFixture(opts: { greeting?: string; stopGraceSeconds?: 
  * policies and trust store, silent logs, deploys with a 60 s host timeout. `extra`: more settings.
  */
 export async function startLoopServer(fx: LoopFixture, extra: Record<string, unknown> = {}): Promise<import('../../server/start.js').RunningServer> {
-  const [{ default: pino }, { loadConfig }, { startServer }, { deployPipeline }] = await Promise.all([
-    import('pino'), import('../../server/config.js'), import('../../server/start.js'), import('../../server/deploy/wire.js'),
-  ]);
+  // One after another: jest's ESM loader fails ("request for 'jose' is not in cache") when two
+  // dynamic imports link a shared dependency at the same time.
+  const { default: pino } = await import('pino');
+  const { loadConfig } = await import('../../server/config.js');
+  const { startServer } = await import('../../server/start.js');
+  const { deployPipeline } = await import('../../server/deploy/wire.js');
   const config = loadConfig({}, {
     port: 0, host: '127.0.0.1', dataDir: `${fx.dir}/server`, policies: fx.policiesDir, trustStore: fx.trustStorePath,
     registries: { allow: [fx.registry.host], allowedAddresses: ['127.0.0.1'], insecure: [fx.registry.host] },
