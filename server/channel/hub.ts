@@ -11,12 +11,13 @@ import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
+import { PendingHandshakes, type PendingHandshake } from './pending-handshakes.js';
+import { StatusBudget } from './status-budget.js';
 import { errorCode } from '../../src/protocol/error-code.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const HANDSHAKE_MS = 10_000;
 /** The states that answer an assignment (others, like `created`, are progress). */
 const FINAL_STATES = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped', 'suspended']);
 const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed', 'suspended']);
@@ -104,6 +105,10 @@ export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly alertBudget = new AlertBudget();
   private readonly inventoryBudget = new AlertBudget(Date.now, INVENTORY_BUDGET);
+  /** Connections not authenticated yet: bounded in number, per address and in time (pending-handshakes.ts). */
+  private readonly pending: PendingHandshakes;
+  /** What each host's statuses publish to event subscribers, within its budget (status-budget.ts). */
+  private readonly statuses: StatusBudget<StatusMsg>;
   /** Waiters for a host's final status, by `hostId deploymentId` (a fan-out's statuses find theirs without a scan). */
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
@@ -127,7 +132,10 @@ export class HostHub {
   /** Assignments waiting for their generation: written together, in one transaction (a fan-out to a fleet). */
   private pendingAssign: { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }[] = [];
 
-  constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {}
+  constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {
+    this.pending = new PendingHandshakes(ctx.config.hostChannel);
+    this.statuses = new StatusBudget((hostId, status) => publish(this.ctx, 'host.status', { ...status, hostId }), ctx.config.hostChannel);
+  }
 
   connected(hostId: string): HostFacts | undefined {
     return this.conns.get(hostId)?.facts;
@@ -142,8 +150,12 @@ export class HostHub {
         const url = new URL(req.url ?? '/', 'http://localhost');
         const hostId = url.searchParams.get('host') ?? '';
         if (url.pathname !== '/api/v1/hosts/channel' || !UUID.test(hostId)) return socket.destroy();
+        // Counted from here: a client that named a host id, any, has not proved it is that host.
+        const pending = this.pending.admit(socket, req.socket.remoteAddress);
         this.wss!.handleUpgrade(req, socket, head, (ws) => {
-          this.accept(ws, hostId).catch((e) => {
+          // ws reads the socket from now on (its listener is attached, `head` put back).
+          pending.watch();
+          this.accept(ws, hostId, pending).catch((e) => {
             this.ctx.log.warn({ err: (e as Error).message }, 'host channel set-up failed');
             ws.close(1011, 'internal error');
           });
@@ -154,7 +166,7 @@ export class HostHub {
     });
   }
 
-  private async accept(ws: WebSocket, hostId: string): Promise<void> {
+  private async accept(ws: WebSocket, hostId: string, pending: PendingHandshake): Promise<void> {
     ws.on('error', () => undefined);
     // Host and server ship together: an older (or newer) host is told which version this is.
     if (ws.protocol !== CHANNEL_PROTOCOL) return ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
@@ -167,8 +179,6 @@ export class HostHub {
     const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
     const sendShared = (shared: Buffer, tail: string) => ws.readyState === ws.OPEN && mac && ws.send(mac.sealShared(shared, tail), { binary: false });
     let conn: Connection | undefined;
-    const handshakeTimer = setTimeout(() => !conn && ws.close(4408, 'handshake timeout'), HANDSHAKE_MS);
-    handshakeTimer.unref();
     ws.send(handshake.challenge(), { binary: false });
     ws.on('message', (data, isBinary) => {
       void (async () => {
@@ -190,7 +200,9 @@ export class HostHub {
             this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel handshake refused');
             return ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
           }
-          clearTimeout(handshakeTimer);
+          // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
+          // and it must not replace the host's current one.
+          if (!pending.authenticated()) return;
           conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
@@ -253,7 +265,9 @@ export class HostHub {
         return containers === undefined ? this.touch(hostId) : this.inventory(hostId, containers);
       }
       if (containers === undefined) await this.touch(hostId);
-      publish(this.ctx, 'host.status', { ...status, hostId });
+      this.statuses.offer(hostId, status);
+      const over = this.statuses.warning(hostId);
+      if (over !== undefined) this.ctx.log.warn({ hostId, ...over }, 'host statuses held: over the host\'s budget');
       const key = `${hostId} ${status.deploymentId}`;
       const set = this.waiters.get(key);
       for (const w of set ?? []) {
@@ -547,6 +561,8 @@ export class HostHub {
   close(): void {
     // Nothing written after the server stops (its database may already be closed).
     for (const hostId of [...this.inventoryPending.keys()]) this.dropPendingInventory(hostId);
+    this.statuses.close();
+    this.pending.closeAll();
     for (const c of this.conns.values()) c.close();
     this.wss?.close();
   }
