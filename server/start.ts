@@ -31,6 +31,12 @@ export interface Extension {
   onListen?: (server: Server) => void;
   /** Sees every request before express; calls `next` to let express answer it (server/verify/hot-path.ts). */
   fastPath?: (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+  /**
+   * Called as the server stops, before it waits for its connections to end: a connection taken
+   * over by an upgrade (a host's channel) is not one `closeAllConnections()` ends, so without
+   * this a stopping server waited for every connected host to hang up, which none does.
+   */
+  closing?: () => void;
   close?: () => Promise<void>;
 }
 
@@ -167,6 +173,7 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
     url,
     ctx,
     async close() {
+      ext.closing?.();
       await closeServer();
       await stopParts();
       await db.close();

@@ -64,7 +64,7 @@ export async function channelServer(config: Parameters<typeof testServer>[0] = {
     extend: async (ctx) => {
       const key = await loadServerKey(ctx.config.dataDir);
       hub = new HostHub(ctx, key.privateKey);
-      return { routers: [hostRoutes(ctx, hub, key.publicKeyB64)], onListen: (s) => hub.attach(s), close: async () => hub.close() };
+      return { routers: [hostRoutes(ctx, hub, key.publicKeyB64)], onListen: (s) => hub.attach(s), closing: () => hub.close(), close: async () => hub.close() };
     },
   });
   const admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
