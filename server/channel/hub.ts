@@ -152,9 +152,12 @@ export class HostHub {
         if (url.pathname !== '/api/v1/hosts/channel' || !UUID.test(hostId)) return socket.destroy();
         // Counted from here: a client that named a host id, any, has not proved it is that host.
         const pending = this.pending.admit(socket, req.socket.remoteAddress);
+        // Refused (no room: every place is held by a handshake too young to drop): destroyed.
+        if (!pending) return;
         this.wss!.handleUpgrade(req, socket, head, (ws) => {
-          // ws reads the socket from now on (its listener is attached, `head` put back).
-          pending.watch();
+          // ws reads the socket from now on (its listener is attached, `head` put back): what
+          // came with the upgrade request counts toward what it may send before its hello.
+          pending.watch(head.length);
           this.accept(ws, hostId, pending).catch((e) => {
             this.ctx.log.warn({ err: (e as Error).message }, 'host channel set-up failed');
             ws.close(1011, 'internal error');
@@ -169,9 +172,17 @@ export class HostHub {
   private async accept(ws: WebSocket, hostId: string, pending: PendingHandshake): Promise<void> {
     ws.on('error', () => undefined);
     // Host and server ship together: an older (or newer) host is told which version this is.
-    if (ws.protocol !== CHANNEL_PROTOCOL) return ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
+    if (ws.protocol !== CHANNEL_PROTOCOL) {
+      ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
+      return pending.refuse();
+    }
     const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
-    if (!row) return ws.close(4401, 'unknown host');
+    if (!row) {
+      // Its place is given back at once: it would have held it until its deadline, waiting for
+      // an answer to the close that a client flooding unknown ids never sends.
+      ws.close(4401, 'unknown host');
+      return pending.refuse();
+    }
     // Handshake signed with the long-term keys over its whole transcript; everything after it
     // MACed with the session keys derived from that transcript (src/protocol/handshake.ts).
     const handshake = new ServerHandshake(hostId, this.serverKey, publicKeyFrom(row.public_key));
@@ -198,7 +209,8 @@ export class HostHub {
           } catch (e) {
             const code = e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED';
             this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel handshake refused');
-            return ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
+            ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
+            return pending.refuse();
           }
           // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
           // and it must not replace the host's current one.

@@ -5,7 +5,7 @@
 export interface HostChannelLimits {
   /** Connections not yet authenticated, from every address together (default 512). */
   maxPending?: number;
-  /** Connections not yet authenticated from one address (an IPv6 address's /64) (default 32). */
+  /** Connections not yet authenticated from one address (an IPv6 address's /64) (default 128). */
   maxPendingPerAddress?: number;
   /** From the upgrade to the host's accepted hello; past it the socket is destroyed (default 10000 ms). */
   handshakeMs?: number;
@@ -16,5 +16,5 @@ export interface HostChannelLimits {
 }
 
 export const HOST_CHANNEL_DEFAULTS: Required<HostChannelLimits> = {
-  maxPending: 512, maxPendingPerAddress: 32, handshakeMs: 10_000, statusBurst: 100, statusPerSecond: 20,
+  maxPending: 512, maxPendingPerAddress: 128, handshakeMs: 10_000, statusBurst: 100, statusPerSecond: 20,
 };

@@ -2,8 +2,9 @@
  * Connections to the host channel that have not authenticated (config `hostChannel`;
  * server/channel/pending-handshakes.ts), attacked with raw sockets that do what a WebSocket
  * client would not: never answer the challenge, never answer a close, send half a huge frame.
- * They are destroyed at their deadline, bounded per address and in all (a new one drops the
- * oldest), and cannot keep the real host from connecting, nor replace its channel.
+ * They are destroyed at their deadline, bounded per address and in all (a new one is refused, or
+ * drops an older one past the minimum age), and cannot keep the real host from connecting, nor
+ * replace its channel.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type Socket } from 'node:net';
@@ -43,6 +44,11 @@ const open = (rs: Raw[]) => rs.filter((r) => !r.closed()).length;
 
 describe('host channel connections that have not authenticated', () => {
   const sockets: Raw[] = [];
+  /** Every held connection ended, and the server's count of them back to 0. */
+  const clear = async () => {
+    for (const r of sockets) r.socket.destroy();
+    await until('none pending', () => sockets.every((r) => r.closed()), 5_000);
+  };
   const track = async (p: Promise<Raw>) => {
     const r = await p;
     sockets.push(r);
@@ -96,24 +102,29 @@ describe('host channel connections that have not authenticated', () => {
       await server.close();
     });
 
-    it('keeps at most maxPendingPerAddress from one address and maxPending in all, dropping the oldest', async () => {
+    it('keeps at most maxPendingPerAddress from one address and maxPending in all: over a limit the new one is refused while the others are young, then the oldest of the address holding the most is dropped', async () => {
       // Held open for the real host's id, one after the other (so that "oldest" is well defined).
       const one: Raw[] = [];
       for (let i = 0; i < 10; i++) one.push(await track(raw(server.url, server.hostId)));
-      await until('oldest dropped', () => open(one) === 3, 5_000);
-      // The three newest are the ones left.
-      expect(one.slice(7).every((r) => !r.closed())).toBe(true);
-      // Two more addresses: three each would make nine; the oldest go first, to six in all.
+      await until('newer ones refused', () => open(one) === 3, 5_000);
+      // Every handshake younger than the minimum age (2 s here) keeps its place: the newest went.
+      expect(one.slice(0, 3).every((r) => !r.closed())).toBe(true);
+      // Two more addresses: the second fills the six places in all, the third finds none.
       const two: Raw[] = [];
       const three: Raw[] = [];
       for (let i = 0; i < 4; i++) two.push(await track(raw(server.url, server.hostId, '127.0.0.2')));
       for (let i = 0; i < 4; i++) three.push(await track(raw(server.url, server.hostId, '127.0.0.3')));
       await until('six in all', () => open([...one, ...two, ...three]) === 6, 5_000);
-      expect(open(two)).toBeLessThanOrEqual(3);
-      expect(open(three)).toBe(3);
-      // Held a while longer: nothing else closes them (the deadline is a minute away).
-      await new Promise((r) => setTimeout(r, 300));
-      expect(open([...one, ...two, ...three])).toBe(6);
+      expect(open(two)).toBe(3);
+      expect(open(three)).toBe(0);
+      // Older than the minimum age, the oldest of the address holding the most (the first of two
+      // holding three) makes room: for an address holding none.
+      await new Promise((r) => setTimeout(r, 2_100));
+      const late = await track(raw(server.url, server.hostId, '127.0.0.3'));
+      expect(late.got()).toMatch(/^HTTP\/1\.1 101 /);
+      await until('the oldest dropped', () => one[0].closed(), 5_000);
+      expect(open([...one, ...two, late])).toBe(6);
+      await clear();
     });
 
     it('cannot keep the real host out, nor replace its channel, however many it holds for that host id', async () => {
@@ -132,7 +143,21 @@ describe('host channel connections that have not authenticated', () => {
       await until('host gone', () => !server.hub.connected(server.hostId));
     });
 
+    it('ends one naming an unknown host at once, with its 4401 close frame, instead of holding its place until the deadline', async () => {
+      await clear();
+      const start = Date.now();
+      const unknown = await track(raw(server.url, '00000000-0000-4000-8000-00000000dead', '127.0.0.8'));
+      // Before: held until the deadline (a minute here), waiting for the answer to its close.
+      await until('destroyed', () => unknown.closed(), 3_000);
+      expect(unknown.closedAt()! - start).toBeLessThan(2_000);
+      // The close frame (0x88, code 4401 = 0x1131) went out before the socket was ended.
+      expect(unknown.got()).toContain('\x88');
+      expect(unknown.got()).toContain('\x11\x31unknown host');
+      expect((server.hub as unknown as { pending: { size: number } }).pending.size).toBe(0);
+    });
+
     it('destroys one that sends more than a hello can be before authenticating (ws would buffer up to 1 MiB of it)', async () => {
+      await clear();
       const r = await track(raw(server.url, server.hostId, '127.0.0.7'));
       expect(r.got()).toMatch(/^HTTP\/1\.1 101 /);
       // A masked text frame announcing 900 KiB, and 200 KiB of it: never finished, never a message.
