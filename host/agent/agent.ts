@@ -10,6 +10,7 @@ import { CtError } from '../../src/core/errors.js';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { MacChannel } from '../../src/protocol/session-keys.js';
 import { CHANNEL_PROTOCOL, HostHandshake } from '../../src/protocol/handshake.js';
+import { jittered } from './backoff.js';
 import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, type LogLine } from '../../src/protocol/logs.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
@@ -221,7 +222,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       clearTimeout(deadline);
       send = undefined;
       if (stopped) return;
-      setTimeout(connect, backoff).unref();
+      setTimeout(connect, jittered(backoff)).unref();
       backoff = Math.min(backoff * 2, opts.maxBackoffMs ?? 10_000);
     });
     // An older server picks no subprotocol: ws reports it here; we retry with backoff.
