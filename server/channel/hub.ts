@@ -64,13 +64,15 @@ interface Connection {
   /** Sends a message a fan-out shares, given as bytes and the per-channel rest of its text (MacChannel.sealShared). */
   sendShared(shared: Buffer, tail: string): void;
   close(): void;
+  /** Ends the channel at once (the server stops): a close waits up to 30 s for a silent peer. */
+  end(): void;
 }
 
 interface Waiter {
   deploymentId: string;
   hostId: string;
   done: (s: StatusMsg) => boolean;
-  resolve: (s: StatusMsg) => void;
+  resolve: (s: StatusMsg | { type: 'offline' }) => void;
   /** Its timeout, cleared when it is answered (else every answered assignment of a fleet kept its waiter for the whole timeout). */
   timer?: NodeJS.Timeout;
 }
@@ -114,6 +116,7 @@ export class HostHub {
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
   private readonly actionWaiters = new Map<string, (m: Extract<HostMessage, { type: 'action' }>) => void>();
   private wss?: WebSocketServer;
+  private closed = false;
   /** When each host's `last_seen` was last written (it is written at most every LAST_SEEN_EVERY_MS). */
   private readonly seenWritten = new Map<string, number>();
   /** The inventory (JSON) last written for each host connected here; forgotten when its channel changes. */
@@ -215,7 +218,7 @@ export class HostHub {
           // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
           // and it must not replace the host's current one.
           if (!pending.authenticated()) return;
-          conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close() };
+          conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
           // Another replica may have written this host's row while it was away; what the previous
@@ -532,7 +535,7 @@ export class HostHub {
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
     const generation = await this.nextGeneration(hostId, a.bundleDigest);
-    const result = new Promise<StatusMsg | { type: 'timeout' }>((resolve) => {
+    const result = new Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }>((resolve) => {
       const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && FINAL_STATES.has(s.state), resolve };
       const key = `${hostId} ${a.deploymentId}`;
       const set = this.waiters.get(key) ?? new Set<Waiter>();
@@ -570,12 +573,22 @@ export class HostHub {
     return true;
   }
 
+  /** Ends every channel and handshake (the server stops); called again, does nothing. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     // Nothing written after the server stops (its database may already be closed).
     for (const hostId of [...this.inventoryPending.keys()]) this.dropPendingInventory(hostId);
     this.statuses.close();
     this.pending.closeAll();
-    for (const c of this.conns.values()) c.close();
+    for (const c of this.conns.values()) c.end();
+    // A deploy still waiting for a host's answer gets `offline` now (it is retried), not at its timeout.
+    for (const set of [...this.waiters.values()]) {
+      for (const w of [...set]) {
+        this.dropWaiter(w);
+        w.resolve({ type: 'offline' });
+      }
+    }
     this.wss?.close();
   }
 }
