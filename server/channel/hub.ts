@@ -137,7 +137,7 @@ export class HostHub {
 
   constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {
     this.pending = new PendingHandshakes(ctx.config.hostChannel);
-    this.statuses = new StatusBudget((hostId, status) => publish(this.ctx, 'host.status', { ...status, hostId }), ctx.config.hostChannel);
+    this.statuses = new StatusBudget((hostId, status) => publish(this.ctx, 'host.status', { ...status, hostId }), ctx.config.hostChannel, Date.now, (s) => FINAL_STATES.has(s.state));
   }
 
   connected(hostId: string): HostFacts | undefined {

@@ -1,12 +1,18 @@
 import { AlertBudget } from './alert-budget.js';
 import { HOST_CHANNEL_DEFAULTS, type HostChannelLimits } from './limits.js';
 
-/** Deployments whose latest status a host over its budget has waiting at once (~1.2 KB each). */
-export const MAX_HELD_STATUSES = 64;
+/**
+ * Deployments whose latest status a host over its budget has waiting at once (~1.2 KB each, so
+ * ~1.2 MB a host at most): room for a legitimate burst (a host refusing a few hundred assignments
+ * at once) without pushing out any of them.
+ */
+export const MAX_HELD_STATUSES = 1024;
 
 interface Held<S> {
   /** The latest status of each deployment, oldest first (a Map keeps insertion order). */
   latest: Map<string, S>;
+  /** The deployments among them whose latest status is not final (progress), oldest first. */
+  progress: Set<string>;
   timer?: NodeJS.Timeout;
   /** Statuses replaced by a newer one of their deployment, or pushed out, since the last warning. */
   merged: number;
@@ -19,8 +25,12 @@ interface Held<S> {
  * subscriber. Each host has a token bucket (`statusBurst`, refilled at `statusPerSecond`); over
  * it, a status is held as its deployment's latest (a newer one replaces it) and published in
  * order as tokens come back, so the flood is merged and the last state of every deployment is
- * still published, at most MAX_HELD_STATUSES deployments a host (the oldest one pushed out past
- * that: the host's latest status is always kept). A host that disconnects keeps its held statuses
+ * still published, at most MAX_HELD_STATUSES deployments a host. Past that a held progress status
+ * (not final) is pushed out first, the oldest: a final status is the one subscribers (the
+ * dashboard, a CI job following its deploy) wait for, and pushing out the oldest whatever it was
+ * lost finals of a legitimate burst (200 refused assignments: 136 never published). Only when
+ * every held status is final does the oldest final go (the bound holds against a host flooding
+ * finals; the host's latest status is always kept). A host that disconnects keeps its held statuses
  * and its bucket (reconnecting refills neither). Only publishing is limited: a deploy waiting for
  * a host's answer reads every status at once (HostHub).
  */
@@ -28,7 +38,13 @@ export class StatusBudget<S extends { deploymentId: string }> {
   private readonly budget: AlertBudget;
   private readonly held = new Map<string, Held<S>>();
 
-  constructor(private readonly publish: (hostId: string, status: S) => void, limits: HostChannelLimits = {}, now: () => number = Date.now) {
+  constructor(
+    private readonly publish: (hostId: string, status: S) => void,
+    limits: HostChannelLimits = {},
+    now: () => number = Date.now,
+    /** Whether a status is its deployment's final one (an answer to its assignment). */
+    private readonly isFinal: (status: S) => boolean = () => false,
+  ) {
     this.budget = new AlertBudget(now, {
       burst: limits.statusBurst ?? HOST_CHANNEL_DEFAULTS.statusBurst,
       perSecond: limits.statusPerSecond ?? HOST_CHANNEL_DEFAULTS.statusPerSecond,
@@ -41,11 +57,17 @@ export class StatusBudget<S extends { deploymentId: string }> {
     const h = this.held.get(hostId);
     // Behind held ones, even with a token now: a newer status must not be overtaken by an older one.
     if (!h && this.budget.admit(hostId, 0)) return this.publish(hostId, status);
-    const held = h ?? { latest: new Map<string, S>(), merged: 0 };
-    if (held.latest.delete(status.deploymentId)) held.merged++;
-    held.latest.set(status.deploymentId, status);
+    const held = h ?? { latest: new Map<string, S>(), progress: new Set<string>(), merged: 0 };
+    const id = status.deploymentId;
+    if (held.latest.delete(id)) held.merged++;
+    held.progress.delete(id);
+    held.latest.set(id, status);
+    if (!this.isFinal(status)) held.progress.add(id);
     if (held.latest.size > MAX_HELD_STATUSES) {
-      held.latest.delete(held.latest.keys().next().value!);
+      // The oldest progress status; the oldest final one only when none is left.
+      const out = held.progress.values().next().value ?? held.latest.keys().next().value!;
+      held.latest.delete(out);
+      held.progress.delete(out);
       held.merged++;
     }
     if (!h) {
@@ -85,6 +107,7 @@ export class StatusBudget<S extends { deploymentId: string }> {
       if (this.budget.nextIn(hostId) > 0) return this.arm(hostId, held);
       this.budget.admit(hostId, 0);
       held.latest.delete(deploymentId);
+      held.progress.delete(deploymentId);
       this.publish(hostId, status);
     }
     this.held.delete(hostId);

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { startAgent, type Agent } from '../../../host/agent/agent.js';
 import { CHANNEL_PROTOCOL } from '../../../src/protocol/handshake.js';
+import { handshakeTimeoutMs } from '../../../src/cli/commands/host.js';
+import { CtError } from '../../../src/core/errors.js';
 import { FACTS, handServer, until } from './support.js';
 
 describe('an agent whose server says nothing', () => {
@@ -86,5 +88,14 @@ describe('an agent whose server says nothing', () => {
     await new Promise((r) => setTimeout(r, 800));
     expect(agent.connected()).toBe(true);
     expect(real.welcomed()).toBe(1);
+  });
+
+  it('is set with ct host run --handshake-timeout, in whole seconds from 5 to 600', () => {
+    expect(handshakeTimeoutMs('30')).toBe(30_000);
+    expect(handshakeTimeoutMs('5')).toBe(5_000);
+    expect(handshakeTimeoutMs('600')).toBe(600_000);
+    for (const bad of ['4', '601', '1.5', '', '-10', '1e3', '30s', ' 30']) {
+      expect(() => handshakeTimeoutMs(bad)).toThrow(CtError);
+    }
   });
 });

@@ -85,7 +85,7 @@ describe('a host that floods statuses', () => {
     await h.close();
   });
 
-  it('holds at most MAX_HELD_STATUSES deployments a host, keeping the latest, and answers a waiting deploy at once', async () => {
+  it('holds the latest of each deployment while the budget comes back, and answers a waiting deploy at once', async () => {
     // The budget spent above comes back within a second.
     await new Promise((r) => setTimeout(r, 1000));
     published.length = 0;
@@ -103,14 +103,12 @@ describe('a host that floods statuses', () => {
     await until('the answer published too', () => published.some((p) => p.deploymentId === 'dep-waited'), 10_000);
     // The deploy had its answer before subscribers did: only publishing waits for the budget.
     expect(answeredAt).toBeLessThan(published.find((p) => p.deploymentId === 'dep-waited')!.at);
-    // The burst, then the held ones: at most MAX_HELD_STATUSES of them, the newest, the answer
-    // last (a few more only if the budget came back while the flood was still arriving: 10 is
-    // 100 ms of it). Without the bound all 300 waited, and were published, before the answer.
+    // Fewer than MAX_HELD_STATUSES deployments: none pushed out, each published once, in order,
+    // the answer last (bounds past MAX_HELD_STATUSES: status-budget.test.ts).
+    expect(300).toBeLessThan(MAX_HELD_STATUSES);
     await new Promise((r) => setTimeout(r, 300));
-    expect(published.length).toBeLessThanOrEqual(BURST + MAX_HELD_STATUSES + 10);
     expect(published.at(-1)).toMatchObject({ deploymentId: 'dep-waited', state: 'running' });
-    const held = published.slice(-MAX_HELD_STATUSES, -1).map((p) => p.deploymentId);
-    expect(held).toEqual(Array.from({ length: MAX_HELD_STATUSES - 1 }, (_, i) => `other-${300 - MAX_HELD_STATUSES + 1 + i}`));
+    expect(published.map((p) => p.deploymentId).filter((d) => d.startsWith('other-'))).toEqual(Array.from({ length: 300 }, (_, i) => `other-${i}`));
     await h.close();
   });
 });
