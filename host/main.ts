@@ -40,6 +40,8 @@ export interface HostCommandOptions {
   netavarkDir?: string;
   /** Size cap and rotation of each container's stdout and stderr logs. */
   logLimits?: LogLimits;
+  /** From opening the channel to the server's welcome (`--handshake-timeout`; default 30 s). */
+  handshakeMs?: number;
 }
 
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
@@ -149,6 +151,7 @@ async function startHostAgent(o: HostCommandOptions, io: Io, runner: LocalRunner
     action: (c, req) => runner.action(c, req),
     stopDeployment: (d) => runner.stopDeployment(d),
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
+    handshakeMs: o.handshakeMs,
   });
 }
 

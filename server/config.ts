@@ -108,6 +108,8 @@ export interface ServerConfig {
   logFollow?: import('./logs/follow.js').FollowLimits;
   /** `GET /api/v1/events` (server/routes/events.ts): how often an open stream's credentials are checked again, its maximum duration. */
   events?: import('./routes/events.js').EventStreamLimits;
+  /** Bounds of the host channel (server/channel/limits.ts): unauthenticated connections, their deadline, each host's status rate. */
+  hostChannel?: import('./channel/limits.js').HostChannelLimits;
   /** How long host alerts and webhook delivery ids are kept (server/retention/prune.ts); other audit records are kept. */
   retention?: Partial<RetentionConfig>;
 }
@@ -142,10 +144,19 @@ const LOG_FOLLOW_BOUNDS = {
   perPrincipal: [1, 10_000], perHost: [1, 100_000], maxSeconds: [1, 86_400], pollMs: [10, 3_600_000], recheckMs: [100, 86_400_000],
 } as const satisfies Record<keyof NonNullable<ServerConfig['logFollow']>, readonly [number, number]>;
 
+/**
+ * hostChannel.*: [lowest, highest]. handshakeMs is a timer (below 2^31−1 ms) and at least 100 ms
+ * (a host on a slow link must finish in time); statusPerSecond at least 1 (a status held for want
+ * of tokens waits at most a second per place in its host's queue).
+ */
+const HOST_CHANNEL_BOUNDS = {
+  maxPending: [1, 1_000_000], maxPendingPerAddress: [1, 1_000_000], handshakeMs: [100, 600_000], statusBurst: [1, 100_000], statusPerSecond: [1, 100_000],
+} as const satisfies Record<keyof NonNullable<ServerConfig['hostChannel']>, readonly [number, number]>;
+
 const KEYS: Record<keyof ServerConfig, true> = {
   port: true, host: true, dataDir: true, databaseUrl: true, policies: true, policiesBranch: true, policiesAllowedSigners: true,
   trustStore: true, trustedRoot: true, desiredState: true, registries: true, github: true, gitlab: true, deployer: true, oidc: true,
-  login: true, adminApiKey: true, publicUrl: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, events: true, retention: true,
+  login: true, adminApiKey: true, publicUrl: true, maxBodyBytes: true, admission: true, mcp: true, logFollow: true, events: true, hostChannel: true, retention: true,
 };
 
 /** The settings a config file may hold (docs/server.md lists each, test/server/config.test.ts checks). */
@@ -277,6 +288,13 @@ export function loadConfig(
     if (!Object.hasOwn(LOG_FOLLOW_BOUNDS, k)) throw new CtError('USAGE', `logFollow.${k.slice(0, 64)}: unknown field (${Object.keys(LOG_FOLLOW_BOUNDS).join(', ')})`);
     const [lo, hi] = LOG_FOLLOW_BOUNDS[k as keyof typeof LOG_FOLLOW_BOUNDS];
     if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new CtError('USAGE', `logFollow.${k} must be a whole number from ${lo} to ${hi}, got ${String(v).slice(0, 64)}`);
+  }
+  const channel: unknown = cfg.hostChannel;
+  if (channel !== undefined && (typeof channel !== 'object' || channel === null || Array.isArray(channel))) throw new CtError('USAGE', `hostChannel must be a mapping (${Object.keys(HOST_CHANNEL_BOUNDS).join(', ')})`);
+  for (const [k, v] of Object.entries(cfg.hostChannel ?? {})) {
+    if (!Object.hasOwn(HOST_CHANNEL_BOUNDS, k)) throw new CtError('USAGE', `hostChannel.${k.slice(0, 64)}: unknown field (${Object.keys(HOST_CHANNEL_BOUNDS).join(', ')})`);
+    const [lo, hi] = HOST_CHANNEL_BOUNDS[k as keyof typeof HOST_CHANNEL_BOUNDS];
+    if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new CtError('USAGE', `hostChannel.${k} must be a whole number from ${lo} to ${hi}, got ${String(v).slice(0, 64)}`);
   }
   // A timer (setInterval, × 1000): past 2^31−1 ms, or not a number, Node fires it every
   // millisecond and the server queues a reconcile as fast as it can. Omitted means 60.

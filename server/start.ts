@@ -32,8 +32,21 @@ export interface Extension {
   onListen?: (server: Server) => void;
   /** Sees every request before express; calls `next` to let express answer it (server/verify/hot-path.ts). */
   fastPath?: (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+  /**
+   * Called as the server stops, once its deploy queue has drained (or SHUTDOWN_DRAIN_MS passed)
+   * and before it waits for its connections to end: a connection taken over by an upgrade (a
+   * host's channel) is not one `closeAllConnections()` ends, so without this a stopping server
+   * waited for every connected host to hang up, which none does.
+   */
+  closing?: () => void;
   close?: () => Promise<void>;
 }
+
+/**
+ * How long a stopping server lets the deploys it runs finish before it ends its host channels:
+ * within Kubernetes' default grace period (30 s) with room for the rest of the stop.
+ */
+export const SHUTDOWN_DRAIN_MS = 20_000;
 
 export interface StartOptions {
   log?: Logger;
@@ -169,6 +182,16 @@ async function startOn(server: Server, db: Db, config: ServerConfig, log: Logger
     url,
     ctx,
     async close() {
+      // Deploys in flight finish first, over host channels still open: their hosts answer on them
+      // (and download bundles over HTTP, which is still served). The queue takes no new job; the
+      // running ones get SHUTDOWN_DRAIN_MS. Ending the channels first left each waiting for an
+      // answer that could no longer come, for its whole host timeout (120 s), recorded as
+      // HOST_UNAVAILABLE, and a SIGTERM outlasted any orchestrator's grace period.
+      let budget: NodeJS.Timeout | undefined;
+      await Promise.race([ctx.queue.stop(), new Promise((r) => (budget = setTimeout(r, SHUTDOWN_DRAIN_MS)))]);
+      clearTimeout(budget);
+      // Then the channels (a deploy still waiting is answered `offline`, and retried by the next server).
+      ext.closing?.();
       await closeServer();
       await stopParts();
       await db.close();

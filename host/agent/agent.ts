@@ -10,6 +10,7 @@ import { CtError } from '../../src/core/errors.js';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { MacChannel } from '../../src/protocol/session-keys.js';
 import { CHANNEL_PROTOCOL, HostHandshake } from '../../src/protocol/handshake.js';
+import { jittered } from './backoff.js';
 import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, type LogLine } from '../../src/protocol/logs.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
@@ -48,6 +49,8 @@ export interface AgentOptions {
   stopDeployment?: (deploymentId: string) => Promise<{ status: ContainerState } | undefined>;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
   maxBackoffMs?: number;
+  /** From opening the channel to the server's welcome (default HANDSHAKE_DEADLINE_MS); past it the agent connects again. */
+  handshakeMs?: number;
 }
 
 export interface Agent {
@@ -60,6 +63,14 @@ export interface Agent {
   resync(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/**
+ * From opening the channel to the server's welcome. Without it a server, or anything on the path,
+ * that accepted the connection and then said nothing (no upgrade answer, no challenge, no welcome)
+ * left the host without a channel for good: nothing closed the socket, so it never reconnected.
+ * Longer than the server's own deadline (10 s by default), which is the one a live server enforces.
+ */
+const HANDSHAKE_DEADLINE_MS = 30_000;
 
 /** How long a status waits for the inventory to ride in its frame before it goes alone. */
 const INVENTORY_WAIT_MS = 50;
@@ -99,6 +110,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     // The channel's version is the WebSocket subprotocol; the handshake carries it again, signed.
     const sock = new WebSocket(url, [CHANNEL_PROTOCOL], { maxPayload: 1024 * 1024 });
     ws = sock;
+    // terminate(): a close would wait for a peer that is not answering; 'close' then reconnects.
+    const deadline = setTimeout(() => {
+      log('channel handshake timed out', { code: 'CHANNEL_HANDSHAKE_FAILED' });
+      sock.terminate();
+    }, opts.handshakeMs ?? HANDSHAKE_DEADLINE_MS);
+    deadline.unref();
     // The server's challenge is signed with its long-term key over its exact bytes; our hello signs
     // the whole transcript (challenge + hello); both ends then switch to MAC keys derived from that
     // transcript (src/protocol/handshake.ts). The server's first MAC frame (welcome) confirms it.
@@ -144,6 +161,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       if (msg.type === 'welcome') {
         if (welcomed) return;
         welcomed = true;
+        clearTimeout(deadline);
         statusCarriesInventory = Array.isArray(msg.features) && msg.features.includes('status.containers');
         const channel = mac;
         send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
@@ -201,9 +219,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       }
     });
     sock.on('close', () => {
+      clearTimeout(deadline);
       send = undefined;
       if (stopped) return;
-      setTimeout(connect, backoff).unref();
+      setTimeout(connect, jittered(backoff)).unref();
       backoff = Math.min(backoff * 2, opts.maxBackoffMs ?? 10_000);
     });
     // An older server picks no subprotocol: ws reports it here; we retry with backoff.

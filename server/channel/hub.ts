@@ -11,12 +11,13 @@ import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.
 import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
+import { PendingHandshakes, type PendingHandshake } from './pending-handshakes.js';
+import { StatusBudget } from './status-budget.js';
 import { errorCode } from '../../src/protocol/error-code.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const HANDSHAKE_MS = 10_000;
 /** The states that answer an assignment (others, like `created`, are progress). */
 const FINAL_STATES = new Set<ContainerState>(['running', 'refused', 'failed', 'stopped', 'suspended']);
 const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed', 'suspended']);
@@ -63,13 +64,15 @@ interface Connection {
   /** Sends a message a fan-out shares, given as bytes and the per-channel rest of its text (MacChannel.sealShared). */
   sendShared(shared: Buffer, tail: string): void;
   close(): void;
+  /** Ends the channel at once (the server stops): a close waits up to 30 s for a silent peer. */
+  end(): void;
 }
 
 interface Waiter {
   deploymentId: string;
   hostId: string;
   done: (s: StatusMsg) => boolean;
-  resolve: (s: StatusMsg) => void;
+  resolve: (s: StatusMsg | { type: 'offline' }) => void;
   /** Its timeout, cleared when it is answered (else every answered assignment of a fleet kept its waiter for the whole timeout). */
   timer?: NodeJS.Timeout;
 }
@@ -104,11 +107,16 @@ export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly alertBudget = new AlertBudget();
   private readonly inventoryBudget = new AlertBudget(Date.now, INVENTORY_BUDGET);
+  /** Connections not authenticated yet: bounded in number, per address and in time (pending-handshakes.ts). */
+  private readonly pending: PendingHandshakes;
+  /** What each host's statuses publish to event subscribers, within its budget (status-budget.ts). */
+  private readonly statuses: StatusBudget<StatusMsg>;
   /** Waiters for a host's final status, by `hostId deploymentId` (a fan-out's statuses find theirs without a scan). */
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly logWaiters = new Map<string, (m: Extract<HostMessage, { type: 'logs' }>) => void>();
   private readonly actionWaiters = new Map<string, (m: Extract<HostMessage, { type: 'action' }>) => void>();
   private wss?: WebSocketServer;
+  private closed = false;
   /** When each host's `last_seen` was last written (it is written at most every LAST_SEEN_EVERY_MS). */
   private readonly seenWritten = new Map<string, number>();
   /** The inventory (JSON) last written for each host connected here; forgotten when its channel changes. */
@@ -127,7 +135,10 @@ export class HostHub {
   /** Assignments waiting for their generation: written together, in one transaction (a fan-out to a fleet). */
   private pendingAssign: { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }[] = [];
 
-  constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {}
+  constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {
+    this.pending = new PendingHandshakes(ctx.config.hostChannel);
+    this.statuses = new StatusBudget((hostId, status) => publish(this.ctx, 'host.status', { ...status, hostId }), ctx.config.hostChannel, Date.now, (s) => FINAL_STATES.has(s.state));
+  }
 
   connected(hostId: string): HostFacts | undefined {
     return this.conns.get(hostId)?.facts;
@@ -142,8 +153,15 @@ export class HostHub {
         const url = new URL(req.url ?? '/', 'http://localhost');
         const hostId = url.searchParams.get('host') ?? '';
         if (url.pathname !== '/api/v1/hosts/channel' || !UUID.test(hostId)) return socket.destroy();
+        // Counted from here: a client that named a host id, any, has not proved it is that host.
+        const pending = this.pending.admit(socket, req.socket.remoteAddress);
+        // Refused (no room: every place is held by a handshake too young to drop): destroyed.
+        if (!pending) return;
         this.wss!.handleUpgrade(req, socket, head, (ws) => {
-          this.accept(ws, hostId).catch((e) => {
+          // ws reads the socket from now on (its listener is attached, `head` put back): what
+          // came with the upgrade request counts toward what it may send before its hello.
+          pending.watch(head.length);
+          this.accept(ws, hostId, pending).catch((e) => {
             this.ctx.log.warn({ err: (e as Error).message }, 'host channel set-up failed');
             ws.close(1011, 'internal error');
           });
@@ -154,12 +172,20 @@ export class HostHub {
     });
   }
 
-  private async accept(ws: WebSocket, hostId: string): Promise<void> {
+  private async accept(ws: WebSocket, hostId: string, pending: PendingHandshake): Promise<void> {
     ws.on('error', () => undefined);
     // Host and server ship together: an older (or newer) host is told which version this is.
-    if (ws.protocol !== CHANNEL_PROTOCOL) return ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
+    if (ws.protocol !== CHANNEL_PROTOCOL) {
+      ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
+      return pending.refuse();
+    }
     const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
-    if (!row) return ws.close(4401, 'unknown host');
+    if (!row) {
+      // Its place is given back at once: it would have held it until its deadline, waiting for
+      // an answer to the close that a client flooding unknown ids never sends.
+      ws.close(4401, 'unknown host');
+      return pending.refuse();
+    }
     // Handshake signed with the long-term keys over its whole transcript; everything after it
     // MACed with the session keys derived from that transcript (src/protocol/handshake.ts).
     const handshake = new ServerHandshake(hostId, this.serverKey, publicKeyFrom(row.public_key));
@@ -167,8 +193,6 @@ export class HostHub {
     const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
     const sendShared = (shared: Buffer, tail: string) => ws.readyState === ws.OPEN && mac && ws.send(mac.sealShared(shared, tail), { binary: false });
     let conn: Connection | undefined;
-    const handshakeTimer = setTimeout(() => !conn && ws.close(4408, 'handshake timeout'), HANDSHAKE_MS);
-    handshakeTimer.unref();
     ws.send(handshake.challenge(), { binary: false });
     ws.on('message', (data, isBinary) => {
       void (async () => {
@@ -188,10 +212,13 @@ export class HostHub {
           } catch (e) {
             const code = e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED';
             this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel handshake refused');
-            return ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
+            ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
+            return pending.refuse();
           }
-          clearTimeout(handshakeTimer);
-          conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close() };
+          // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
+          // and it must not replace the host's current one.
+          if (!pending.authenticated()) return;
+          conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate() };
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
           // Another replica may have written this host's row while it was away; what the previous
@@ -253,7 +280,9 @@ export class HostHub {
         return containers === undefined ? this.touch(hostId) : this.inventory(hostId, containers);
       }
       if (containers === undefined) await this.touch(hostId);
-      publish(this.ctx, 'host.status', { ...status, hostId });
+      this.statuses.offer(hostId, status);
+      const over = this.statuses.warning(hostId);
+      if (over !== undefined) this.ctx.log.warn({ hostId, ...over }, 'host statuses held: over the host\'s budget');
       const key = `${hostId} ${status.deploymentId}`;
       const set = this.waiters.get(key);
       for (const w of set ?? []) {
@@ -506,7 +535,7 @@ export class HostHub {
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
     const generation = await this.nextGeneration(hostId, a.bundleDigest);
-    const result = new Promise<StatusMsg | { type: 'timeout' }>((resolve) => {
+    const result = new Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }>((resolve) => {
       const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && FINAL_STATES.has(s.state), resolve };
       const key = `${hostId} ${a.deploymentId}`;
       const set = this.waiters.get(key) ?? new Set<Waiter>();
@@ -544,10 +573,22 @@ export class HostHub {
     return true;
   }
 
+  /** Ends every channel and handshake (the server stops); called again, does nothing. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     // Nothing written after the server stops (its database may already be closed).
     for (const hostId of [...this.inventoryPending.keys()]) this.dropPendingInventory(hostId);
-    for (const c of this.conns.values()) c.close();
+    this.statuses.close();
+    this.pending.closeAll();
+    for (const c of this.conns.values()) c.end();
+    // A deploy still waiting for a host's answer gets `offline` now (it is retried), not at its timeout.
+    for (const set of [...this.waiters.values()]) {
+      for (const w of [...set]) {
+        this.dropWaiter(w);
+        w.resolve({ type: 'offline' });
+      }
+    }
     this.wss?.close();
   }
 }

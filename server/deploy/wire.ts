@@ -153,6 +153,9 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       const host = a.address === '0.0.0.0' || a.address === '::' ? '127.0.0.1' : a.address;
       listening = `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
     },
+    // The channels, once the deploys in flight drained and before the server waits for its
+    // connections (start.ts): hosts reconnect to the next one.
+    closing: () => hub.close(),
     close: async () => {
       clearInterval(poll);
       closeMirror?.();

@@ -25,15 +25,28 @@ export function register(program: Command): void {
     .option('--netavark-dir <dir>', 'directory holding netavark and aardvark-dns (default: Podman\'s helper directories)')
     .option('--log-max-size <bytes>', 'rotate each container output stream\'s log at this size (k/m suffixes; 4k-16m)', '10m')
     .option('--log-max-files <n>', 'log files kept per stream', '2')
+    .option('--handshake-timeout <seconds>', 'give up on a channel whose server has not welcomed it within this time, and connect again (5-600; at least the server\'s hostChannel.handshakeMs)', '30')
     .action(
-      action(async (o: { server: string; name: string; trustStore: string; trustedRoot?: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string }) => {
+      action(async (o: { server: string; name: string; trustStore: string; trustedRoot?: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string; handshakeTimeout: string }) => {
+        const handshakeMs = handshakeTimeoutMs(o.handshakeTimeout);
         const main = new URL('../../../host/main.js', import.meta.url).href;
         const { runHostAgent } = (await import(main)) as { runHostAgent: (o: Record<string, unknown>, io: typeof processIo) => Promise<number> };
-        return runHostAgent({ ...o, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
+        return runHostAgent({ ...o, handshakeMs, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
       }),
     );
 
   registerLocal(host);
+}
+
+/**
+ * `--handshake-timeout`: whole seconds, 5 to 600, as milliseconds. It must not be shorter than the
+ * server's own deadline (hostChannel.handshakeMs, 10 s by default): a host on a slow link would
+ * give up on handshakes the server still waits for.
+ */
+export function handshakeTimeoutMs(v: string): number {
+  const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 5 && n <= 600)) throw new CtError('USAGE', `--handshake-timeout must be whole seconds from 5 to 600, not ${JSON.stringify(v.slice(0, 32))}`, {});
+  return n * 1000;
 }
 
 /** host/local/commands.ts, restated: the library never imports host/ (not even its types). */

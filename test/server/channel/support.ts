@@ -54,6 +54,8 @@ export interface ChannelServer {
   /** A copy of the enrolled host's state directory (each agent gets its own). */
   stateDir(): string;
   agent(serverUrl: string, o?: Partial<AgentOptions>): Promise<Agent>;
+  /** Stops the server only, its hosts still running (as a SIGTERM does); close() still cleans up. */
+  stopServer(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,7 +66,7 @@ export async function channelServer(config: Parameters<typeof testServer>[0] = {
     extend: async (ctx) => {
       const key = await loadServerKey(ctx.config.dataDir);
       hub = new HostHub(ctx, key.privateKey);
-      return { routers: [hostRoutes(ctx, hub, key.publicKeyB64)], onListen: (s) => hub.attach(s), close: async () => hub.close() };
+      return { routers: [hostRoutes(ctx, hub, key.publicKeyB64)], onListen: (s) => hub.attach(s), closing: () => hub.close(), close: async () => hub.close() };
     },
   });
   const admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
@@ -89,6 +91,7 @@ export async function channelServer(config: Parameters<typeof testServer>[0] = {
     cpSync(base, d, { recursive: true });
     return d;
   }
+  let stopped: Promise<void> | undefined;
   const first = await agent(server.url, { enrollToken: token }, base);
   await until('enrolled host connected', () => first.connected());
   await first.stop();
@@ -96,9 +99,10 @@ export async function channelServer(config: Parameters<typeof testServer>[0] = {
   return {
     url: server.url, hub, hostId: first.hostId, adminKey: admin, ctx: server.ctx, stateDir: copy,
     agent: (url, o) => agent(url, o),
+    stopServer: () => (stopped ??= server.close()),
     async close() {
       for (const a of agents) await a.stop();
-      await server.close();
+      await (stopped ??= server.close());
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     },
   };
