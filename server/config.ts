@@ -254,7 +254,7 @@ export function loadConfig(
     // Without claim rules any workflow of any repository on that issuer could act with this role.
     if (!o.claims || Object.keys(o.claims).length === 0) throw new CtError('USAGE', `oidc issuer ${o.issuer}: claim rules are required (e.g. repository, repository_owner or project_path)`);
     const maxLife = o.maxTokenLifetimeSeconds;
-    if (maxLife !== undefined && (!Number.isInteger(maxLife) || maxLife < 60 || maxLife > 2_592_000)) throw new CtError('USAGE', `oidc issuer ${o.issuer}: maxTokenLifetimeSeconds must be a whole number from 60 to 2592000 (30 days), got ${String(maxLife).slice(0, 64)}`);
+    if (maxLife !== undefined && (!Number.isInteger(maxLife) || maxLife < 60 || maxLife > 2_678_400)) throw new CtError('USAGE', `oidc issuer ${o.issuer}: maxTokenLifetimeSeconds must be a whole number from 60 to 2678400 (31 days: GitLab's longest job timeout is a month), got ${String(maxLife).slice(0, 64)}`);
     for (const [claim, rule] of Object.entries(o.claims)) {
       if (typeof rule !== 'string') throw new CtError('USAGE', `oidc issuer ${o.issuer}: the rule for claim ${claim} must be a string (exact, or /regex/)`);
       try {

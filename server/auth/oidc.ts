@@ -3,7 +3,7 @@ import type { OidcIssuerConfig } from '../config.js';
 import type { Principal } from './principal.js';
 import { linearRegex, type LinearRegex } from '../../src/core/linear-regex.js';
 
-/** A day: longer than any CI job's default timeout (GitLab's ID tokens live as long as the job's timeout). */
+/** A day: longer than GitHub's tokens (6 h) and GitLab's default job timeout (its ID tokens live as long as the job's timeout). */
 export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400;
 
 export type OidcResult = { ok: true; principal: Principal } | { ok: false; reason: string };
@@ -45,12 +45,15 @@ export class OidcVerifier {
         reason = 'token rejected: sub must be a non-empty string of at most 1024 characters';
         continue;
       }
-      // CI tokens live minutes (GitHub) to a job's timeout (GitLab, 1 h by default): one signed to
-      // live for months is a standing credential if it leaks from a log, whatever its issuer meant.
-      const lifetime = (payload.exp as number) - (typeof payload.iat === 'number' ? payload.iat : Math.floor(Date.now() / 1000));
-      const maxLifetime = cfg.maxTokenLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
-      if (lifetime > maxLifetime) {
-        reason = `token rejected: it is valid for ${Math.round(lifetime)} s, more than this server accepts (${maxLifetime} s; oidc[].maxTokenLifetimeSeconds)`;
+      // CI tokens live hours (GitHub's say 6 h) or a job's timeout (GitLab, 1 h by default): one
+      // signed to live for months is a standing credential if it leaks from a log, whatever its
+      // issuer meant. Counted from iat, or from now when iat is missing or in the future (jose
+      // checks iat only with maxTokenAge: iat = exp would have made any lifetime zero).
+      const now = Math.floor(Date.now() / 1000);
+      const issued = typeof payload.iat === 'number' ? Math.min(payload.iat, now) : now;
+      const lifetime = (payload.exp as number) - issued;
+      if (lifetime > (cfg.maxTokenLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS)) {
+        reason = `token rejected: it is valid for ${Math.round(lifetime)} s, longer than this server accepts (oidc[].maxTokenLifetimeSeconds)`;
         continue;
       }
       const broken = Object.entries(cfg.claims ?? {}).find(([claim, rule]) => typeof payload[claim] !== 'string' || !matches(rule, payload[claim] as string));

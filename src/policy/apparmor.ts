@@ -7,7 +7,7 @@
  * profile compiles is the host's and `ct profile`'s business. Text the lexer cannot read as the
  * parser does (`#` glued to a word, backslash escapes) is a finding, not a guess.
  */
-import { execModes, lexAppArmor } from '../profiles/apparmor/lex.js';
+import { appArmorRules, execModes, lexAppArmor } from '../profiles/apparmor/lex.js';
 
 const MAX_PROFILE_CHARS = 256 * 1024;
 
@@ -17,11 +17,32 @@ export interface AppArmorFinding {
   reason: string;
 }
 
-// A transition of this profile's processes to unconfined (`px -> unconfined`, `change_profile -> unconfined`,
-// `change_profile unconfined`), in any rule of the line and after qualifiers (`audit`, `owner`, …):
-// apparmor_parser reads `network inet tcp, change_profile unconfined,` as two rules.
-// `peer=unconfined` on signal/ptrace/unix rules names the other side and is fine (docker-default has it).
-const TO_UNCONFINED = /->\s*"?unconfined\b|\bchange_profile\b[^,]*?"?\bunconfined\b/;
+// Qualifiers that may precede a rule (`audit deny change_profile …`).
+const QUALIFIERS = /^(?:(?:audit|allow|deny|owner|quiet|priority\s*=\s*-?\d+)\s+)*/;
+
+/**
+ * Why a rule may move this profile's processes out of it, judged per rule as apparmor_parser reads
+ * them (a rule may span lines; `px ->` on one line and its target on the next is one rule). Any
+ * `change_profile` is one: its target may be missing (`**`), a glob or a variable that matches
+ * `unconfined`, and this judgement sees no other profile. An exec transition is one when its target
+ * is `unconfined` or a pattern or variable. `peer=unconfined` on signal/ptrace/unix rules names the
+ * other side and is fine (docker-default has it); `link` and `mount` name paths after `->`.
+ */
+function transition(rule: string): string | undefined {
+  const r = rule.replace(/\s+/g, ' ');
+  const qualifiers = QUALIFIERS.exec(r)![0];
+  if (/\bdeny\b/.test(qualifiers)) return undefined;
+  const body = r.slice(qualifiers.length);
+  if (/^change_profile\b/.test(body)) return 'change_profile (its target may reach unconfined; this judgement sees no other profile)';
+  if (/^@\{[^}]*\}\s*\+?=/.test(body)) return /\bunconfined\b/.test(body) ? 'variable naming unconfined (a transition target may use it)' : undefined;
+  if (/^(?:link|mount|remount|umount|pivot_root)\b/.test(body)) return undefined;
+  const arrow = /->\s*"?([^\s"]*)/.exec(body);
+  if (!arrow) return undefined;
+  if (/^unconfined\b/.test(arrow[1])) return 'transition to unconfined';
+  if (arrow[1] === '' || /[*?[\]{}@]/.test(arrow[1])) return 'transition to a profile named by a pattern or variable';
+  return undefined;
+}
+
 const FLAGS = /\bflags\s*=\s*\(([^)]*)\)/;
 
 export function judgeAppArmor(text: string): AppArmorFinding[] {
@@ -37,12 +58,19 @@ export function judgeAppArmor(text: string): AppArmorFinding[] {
     if (/^(profile\s+\S+|\/\S*|[\w.-]+)\s*(flags\s*=\s*\([^)]*\)\s*)?\{/.test(code) || /^profile\s/.test(code)) profiles++;
     const flags = FLAGS.exec(code);
     if (flags && /\b(unconfined|complain)\b/.test(flags[1])) out.push({ line: i + 1, text: code.slice(0, 200), reason: 'profile flag turns enforcement off' });
-    else if (TO_UNCONFINED.test(code)) out.push({ line: i + 1, text: code.slice(0, 200), reason: 'transition to unconfined' });
     // Any rule on the line: `network inet tcp, /bin/sh ux,` is one line and two rules.
     else if (execModes(code).unconfined) {
       out.push({ line: i + 1, text: code.slice(0, 200), reason: 'unconfined execution mode (ux)' });
     }
   }
+  let from = 0;
+  for (const rule of appArmorRules(lexed.code)) {
+    const at = lexed.code.indexOf(rule, from);
+    if (at >= 0) from = at + rule.length;
+    const reason = transition(rule);
+    if (reason) out.push({ line: at >= 0 ? lexed.code.slice(0, at).split('\n').length : 0, text: rule.replace(/\s+/g, ' ').slice(0, 200), reason });
+  }
+  out.sort((x, y) => x.line - y.line);
   if (profiles === 0) out.push({ line: 0, text: '', reason: 'no profile block found' });
   return out;
 }

@@ -244,10 +244,13 @@ describe('AppArmor judgement', () => {
     const { judgeAppArmor } = await import('../../src/policy/apparmor.js');
     const golden = await readFile(join(repoRoot, '..', 'shared', 'reference', 'moby-profiles', 'apparmor-docker-default.golden'), 'utf8');
     expect(judgeAppArmor(golden)).toEqual([]);
-    const bad = ['  /opt/** ux,', '  /bin/sh pux,', '  /bin/sh PUx,', '  /usr/bin/tool Cux -> helper,', '  /bin/x px -> unconfined,', '  change_profile -> unconfined,', '  change_profile unconfined,', '  network inet tcp, change_profile unconfined,', '  audit change_profile "unconfined",'];
+    const bad = ['  /opt/** ux,', '  /bin/sh pux,', '  /bin/sh PUx,', '  /usr/bin/tool Cux -> helper,', '  /bin/x px -> unconfined,', '  change_profile -> unconfined,', '  network inet tcp, change_profile -> unconfined,', '  audit change_profile -> "unconfined",', '  change_profile,', '  change_profile /bin/x,', '  change_profile -> **,', '  change_profile -> unconf*,', '  change_profile -> {foo,unconfined},', '  /bin/sh px -> @{T},', '  /bin/sh Px -> unconf*,'];
     for (const rule of bad) expect(judgeAppArmor(`profile a {\n${rule}\n}\n`).map((f) => f.line)).toEqual([2]);
     expect(judgeAppArmor('profile a flags=(complain) {\n}\n').map((f) => f.line)).toEqual([1]);
-    const fine = ['  /bin/sh Px,', '  /bin/** rCx -> child,', '  /tmp/ux/** rw,', '  signal (receive) peer=unconfined,', '  # /opt/** ux,'];
+    // apparmor_parser reads a rule across lines, and a variable may name unconfined for a transition.
+    expect(judgeAppArmor('profile a {\n  /bin/x px ->\n    unconfined,\n}\n').map((f) => [f.line, f.reason])).toEqual([[2, 'transition to unconfined']]);
+    expect(judgeAppArmor('@{T}=unconfined\nprofile a {\n  /bin/x r,\n}\n').map((f) => f.line)).toEqual([1]);
+    const fine = ['  /bin/sh Px,', '  /bin/** rCx -> child,', '  /tmp/ux/** rw,', '  signal (receive) peer=unconfined,', '  # /opt/** ux,', '  deny change_profile -> **,', '  audit deny change_profile,', '  link /tmp/a -> /tmp/b*,', '  /bin/x px -> unconfined_helper,'];
     for (const rule of fine) expect(judgeAppArmor(`profile a {\n${rule}\n}\n`)).toEqual([]);
   });
 

@@ -107,10 +107,10 @@ describe('server config file', () => {
     expect(withFile('login:\n  sessionTtlSeconds: 28800\n')().login?.sessionTtlSeconds).toBe(28_800);
   });
 
-  it('bounds oidc[].maxTokenLifetimeSeconds (60 s to 30 days)', () => {
+  it('bounds oidc[].maxTokenLifetimeSeconds (60 s to 31 days)', () => {
     const issuer = (extra: string) => withFile(`oidc:\n  - issuer: https://token.actions.githubusercontent.com\n    audience: ct\n    role: operator\n    claims: { repository: acme/app }\n${extra}`);
-    for (const bad of ['abc', '59', '1.5', '2592001']) {
-      expect(issuer(`    maxTokenLifetimeSeconds: ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('maxTokenLifetimeSeconds must be a whole number from 60 to 2592000') }));
+    for (const bad of ['abc', '59', '1.5', '2678401']) {
+      expect(issuer(`    maxTokenLifetimeSeconds: ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('maxTokenLifetimeSeconds must be a whole number from 60 to 2678400') }));
     }
     expect(issuer('    maxTokenLifetimeSeconds: 7200\n')().oidc[0].maxTokenLifetimeSeconds).toBe(7_200);
   });

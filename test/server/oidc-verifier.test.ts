@@ -71,6 +71,10 @@ describe('CI OIDC tokens', () => {
     expect(year).toEqual({ ok: false, reason: expect.stringContaining('maxTokenLifetimeSeconds') });
     const noIat = await verifier.verify(await signed({ sub: 'repo:acme/app' }, undefined, now() + 2 * 86_400));
     expect(noIat.ok).toBe(false);
+    // An iat in the future (jose does not check it without maxTokenAge) counts from now.
+    const futureIat = await verifier.verify(await signed({ sub: 'repo:acme/app' }, now() + 365 * 86_400 - 60, now() + 365 * 86_400));
+    expect(futureIat).toEqual({ ok: false, reason: expect.stringContaining('maxTokenLifetimeSeconds') });
+    expect(futureIat.ok ? '' : futureIat.reason).not.toContain('86400');
     // A GitLab job with a 2-hour timeout gets a 2-hour token: accepted by default, refused at 1 h.
     const twoHours = await signed({ sub: 'project_path:acme/app' }, now(), now() + 7_200);
     expect(await verifier.verify(twoHours)).toMatchObject({ ok: true, principal: { id: 'project_path:acme/app' } });
