@@ -3,7 +3,7 @@
  * initdb refuses to run as root, so the cluster runs as the `postgres` user when we are root.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,12 @@ async function freePort(): Promise<number> {
 
 export interface Postgres { url: string; stop(): Promise<void> }
 
-export async function startPostgres(): Promise<Postgres> {
+/**
+ * A PostgreSQL of its own. Its port is picked free and then bound by the server: a parallel test
+ * may take it in between, and then the start is tried again on another (`firstPort`: the port of
+ * the first try, for the test of that).
+ */
+export async function startPostgres(opts: { firstPort?: number } = {}): Promise<Postgres> {
   const dir = mkdtempSync(join(tmpdir(), 'ct-pg-'));
   chmodSync(dir, 0o777);
   const data = join(dir, 'data');
@@ -39,8 +44,18 @@ export async function startPostgres(): Promise<Postgres> {
     if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
   };
   run(pgBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'ct', '--no-sync', '-E', 'UTF8']);
-  const port = await freePort();
-  run(pgBin('pg_ctl'), ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = attempt === 1 && opts.firstPort ? opts.firstPort : await freePort();
+    const log = join(dir, `log.${attempt}`);
+    try {
+      run(pgBin('pg_ctl'), ['-D', data, '-w', '-l', log, '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+      break;
+    } catch (e) {
+      const said = existsSync(log) ? readFileSync(log, 'utf8') : '';
+      if (attempt >= 3 || !/could not bind|already in use|could not create any TCP\/IP sockets/i.test(said)) throw e;
+    }
+  }
   execFileSync(pgBin('psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'ct', '-d', 'postgres', '-c', 'CREATE DATABASE ct'], { stdio: 'ignore' });
   return {
     url: `postgres://ct@127.0.0.1:${port}/ct`,
