@@ -5,13 +5,9 @@
  * latest status, which is always published; a deploy waiting for the host is not held back.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { WebSocket } from 'ws';
-import { loadIdentity } from '../../../host/agent/identity.js';
 import { MAX_HELD_STATUSES } from '../../../server/channel/status-budget.js';
-import { CHANNEL_PROTOCOL, HostHandshake } from '../../../src/protocol/handshake.js';
-import type { Assignment, HostMessage, ServerMessage } from '../../../src/protocol/messages.js';
-import { MacChannel } from '../../../src/protocol/session-keys.js';
-import { FACTS, channelServer, frameText, until, type ChannelServer } from './support.js';
+import type { Assignment, HostMessage } from '../../../src/protocol/messages.js';
+import { channelServer, rawHost, until, type ChannelServer } from './support.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const BURST = 5;
@@ -28,29 +24,17 @@ describe('a host that floods statuses', () => {
 
   /** The enrolled host by hand: its real handshake, then whatever the test sends. */
   async function host(onAssign?: (a: Assignment, send: (m: HostMessage) => void) => void) {
-    const id = await loadIdentity(server.stateDir());
-    const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${id.hostId}`, [CHANNEL_PROTOCOL]);
-    const hs = new HostHandshake(id.hostId!, id.privateKey, id.serverPublicKey!);
-    let mac: MacChannel<ServerMessage, HostMessage> | undefined;
     let welcomed = false;
-    const send = (m: HostMessage) => ws.send(mac!.seal(m));
-    ws.on('message', (d) => {
-      if (!mac) {
-        hs.challenge(Buffer.from(frameText(d)));
-        const { frame, keys } = hs.hello(FACTS, id.generation);
-        mac = new MacChannel(keys);
-        return void ws.send(frame, { binary: false });
-      }
-      const m = mac.open(frameText(d));
+    const { ws, hostId, send } = await rawHost(server, (m, reply) => {
       if (m.type === 'welcome') welcomed = true;
-      if (m.type === 'assign') onAssign?.(m.assignment, send);
+      if (m.type === 'assign') onAssign?.(m.assignment, reply);
     });
     await until('welcomed', () => welcomed);
     return {
       send,
       async close() {
         ws.close();
-        await until('host gone', () => !server.hub.connected(id.hostId!));
+        await until('host gone', () => !server.hub.connected(hostId));
       },
     };
   }

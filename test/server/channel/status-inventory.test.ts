@@ -11,11 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { startAgent } from '../../../host/agent/agent.js';
-import { loadIdentity } from '../../../host/agent/identity.js';
-import { CHANNEL_PROTOCOL, HostHandshake } from '../../../src/protocol/handshake.js';
-import type { Assignment, HostMessage, InventoryItem, ServerMessage } from '../../../src/protocol/messages.js';
-import { MacChannel } from '../../../src/protocol/session-keys.js';
-import { FACTS, Relay, channelServer, frameText, handServer, until, type ChannelServer } from './support.js';
+import type { Assignment, InventoryItem, ServerMessage } from '../../../src/protocol/messages.js';
+import { FACTS, Relay, channelServer, handServer, rawHost, until, type ChannelServer } from './support.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
@@ -84,43 +81,32 @@ describe('a status with its inventory in one frame', () => {
 
   it('keeps reading the two frames of an older host, and ignores a malformed inventory inside a status but not the status', async () => {
     // An older agent, by hand: the same handshake and MAC frames, a status and then a `containers` message.
-    const id = await loadIdentity(server.stateDir());
-    const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${id.hostId}`, [CHANNEL_PROTOCOL]);
-    const hs = new HostHandshake(id.hostId!, id.privateKey, id.serverPublicKey!);
-    let mac: MacChannel<ServerMessage, HostMessage> | undefined;
     const got: ServerMessage[] = [];
-    ws.on('message', (d) => {
-      if (!mac) {
-        hs.challenge(Buffer.from(frameText(d)));
-        const { frame, keys } = hs.hello(FACTS, id.generation);
-        mac = new MacChannel(keys);
-        return void ws.send(frame, { binary: false });
-      }
-      const m = mac.open(frameText(d));
+    const { ws, hostId } = await rawHost(server, (m, send) => {
       got.push(m);
       if (m.type !== 'assign') return;
       const { deploymentId, generation } = m.assignment;
       if (deploymentId === 'dep-old') {
-        ws.send(mac.seal({ type: 'status', deploymentId, generation, state: 'running' }));
-        ws.send(mac.seal({ type: 'containers', containers: [item('ct-two-frames')] }));
+        send({ type: 'status', deploymentId, generation, state: 'running' });
+        send({ type: 'containers', containers: [item('ct-two-frames')] });
       } else {
-        ws.send(mac.seal({ type: 'status', deploymentId, generation, state: 'running', containers: [{ ...item('ct-bad'), state: 'exploded' as never }] }));
+        send({ type: 'status', deploymentId, generation, state: 'running', containers: [{ ...item('ct-bad'), state: 'exploded' as never }] });
       }
     });
     try {
       await until('welcomed', () => got.length > 0);
-      const out = await server.hub.assign(id.hostId!, assignment('dep-old'), 10_000);
+      const out = await server.hub.assign(hostId, assignment('dep-old'), 10_000);
       expect(out).toMatchObject({ type: 'status', deploymentId: 'dep-old', state: 'running' });
-      await until('inventory written', async () => JSON.stringify(await containersOf(id.hostId!)) === JSON.stringify([item('ct-two-frames')]));
-      const bad = await server.hub.assign(id.hostId!, assignment('dep-bad-inventory'), 10_000);
+      await until('inventory written', async () => JSON.stringify(await containersOf(hostId)) === JSON.stringify([item('ct-two-frames')]));
+      const bad = await server.hub.assign(hostId, assignment('dep-bad-inventory'), 10_000);
       expect(bad).toEqual({ type: 'status', deploymentId: 'dep-bad-inventory', generation: expect.any(Number), state: 'running' });
       // The malformed inventory was not written; the channel stays up.
       await new Promise((r) => setTimeout(r, 100));
-      expect(await containersOf(id.hostId!)).toEqual([item('ct-two-frames')]);
+      expect(await containersOf(hostId)).toEqual([item('ct-two-frames')]);
       expect(ws.readyState).toBe(WebSocket.OPEN);
     } finally {
       ws.close();
-      await until('host gone', () => !server.hub.connected(id.hostId!));
+      await until('host gone', () => !server.hub.connected(hostId));
     }
   });
 

@@ -18,7 +18,8 @@ import { loadServerKey } from '../../../server/channel/server-key.js';
 import { hostRoutes } from '../../../server/routes/hosts.js';
 import { startAgent, type Agent, type AgentOptions } from '../../../host/agent/agent.js';
 import type { ChannelFeature, HostFacts, HostMessage, ServerMessage } from '../../../src/protocol/messages.js';
-import { CHANNEL_PROTOCOL, ServerHandshake } from '../../../src/protocol/handshake.js';
+import { CHANNEL_PROTOCOL, HostHandshake, ServerHandshake } from '../../../src/protocol/handshake.js';
+import { loadIdentity } from '../../../host/agent/identity.js';
 import { MacChannel } from '../../../src/protocol/session-keys.js';
 import { spkiBase64 } from '../../../src/trust/keyid.js';
 
@@ -225,4 +226,27 @@ export async function handServer(stateDir: string, o: { features?: ChannelFeatur
       await new Promise((r) => wss.close(r));
     },
   };
+}
+
+/**
+ * The enrolled host by hand (an older or misbehaving agent): the real handshake and MAC frames, then
+ * every message the server sends goes to `onMessage`, which can answer with `send`.
+ */
+export async function rawHost(server: ChannelServer, onMessage: (m: ServerMessage, send: (m: HostMessage) => void) => void) {
+  const id = await loadIdentity(server.stateDir());
+  const hostId = id.hostId!;
+  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${hostId}`, [CHANNEL_PROTOCOL]);
+  const hs = new HostHandshake(hostId, id.privateKey, id.serverPublicKey!);
+  let mac: MacChannel<ServerMessage, HostMessage> | undefined;
+  const send = (m: HostMessage) => ws.send(mac!.seal(m));
+  ws.on('message', (d) => {
+    if (!mac) {
+      hs.challenge(Buffer.from(frameText(d)));
+      const { frame, keys } = hs.hello(FACTS, id.generation);
+      mac = new MacChannel(keys);
+      return void ws.send(frame, { binary: false });
+    }
+    onMessage(mac.open(frameText(d)), send);
+  });
+  return { ws, hostId, send };
 }
