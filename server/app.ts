@@ -6,6 +6,7 @@ import { healthRoutes } from './routes/health.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { eventRoutes } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
 import { uiRoutes } from './ui/routes.js';
 import { securityHeaders } from './ui/headers.js';
 
@@ -21,6 +22,7 @@ export function buildApp(ctx: ServerContext, extra: Router[] = []): Express {
   app.use('/api', express.json({ limit: ctx.config.maxBodyBytes, strict: true, verify: (_req, _res, buf) => assertJsonDepth(buf, 'request body', 'JSON_INVALID') }));
   app.use(eventRoutes(ctx));
   app.use(dashboardRoutes(ctx));
+  app.use(apiKeyRoutes(ctx));
   for (const r of extra) app.use(r);
   const ui = uiRoutes(ctx);
   app.use(ui.router);

@@ -33,6 +33,10 @@ export const REQUEST_SCHEMAS: Record<string, object> = {
     properties: { reference: digestRef, digest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' }, policy: { type: 'string', maxLength: 200 }, environment: name },
     oneOf: [{ required: ['reference'] }, { required: ['digest'] }],
   },
+  createApiKey: {
+    type: 'object', additionalProperties: false, required: ['name', 'role'],
+    properties: { name, role: { type: 'string', enum: ['viewer', 'operator', 'auditor', 'admin'] }, ttlSeconds: { type: 'integer', minimum: 60, maximum: 31622400 } },
+  },
   createEnrollmentToken: {
     type: 'object', additionalProperties: false,
     properties: { labels, ttlSeconds: { type: 'integer', minimum: 60, maximum: 604800 } },
@@ -80,7 +84,7 @@ const SUMMARIES: Record<string, string> = {
   deploymentAction: 'Stop, start, restart, kill, pause, resume or remove a deployment\'s app', containerAction: 'A lifecycle action on one container of a host',
   createPromotion: 'Open the promotion pull request of a live deployment', listVsas: 'Deploy VSAs of an image', deployerKey: 'The key deploy VSAs are signed with',
   dashboard: 'The dashboard', loginIssuers: 'Sign-in issuers', login: 'Start sign-in', loginCallback: 'Sign-in callback', logout: 'Sign out',
-  createLoginLink: 'Create a one-time dashboard sign-in link', loginLink: 'Open a one-time sign-in link', loginLinkUse: 'Sign in with a one-time link',
+  createLoginLink: 'Create a one-time dashboard sign-in link', listApiKeys: 'List API keys', createApiKey: 'Create an API key', revokeApiKey: 'Revoke an API key', loginLink: 'Open a one-time sign-in link', loginLinkUse: 'Sign in with a one-time link',
 };
 
 /**
@@ -178,6 +182,11 @@ export const OPENAPI = described({
     '/api/v1/promotions': { post: { operationId: 'createPromotion', description: 'opens or updates the pull / merge request pinning, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (operators and admins; audited)', requestBody: body('createPromotion'), responses: { '200': json({ type: 'object' }, 'opened, updated or unchanged'), ...errors(400, 401, 403, 404, 422, 502, 503) } } },
     '/api/v1/vsas': { get: { operationId: 'listVsas', description: 'the deploy VSAs (canonical DSSE envelopes) this server signed for an image, newest first', parameters: [{ name: 'imageDigest', in: 'query', required: true, schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } } },
     '/api/v1/deployer': { get: { operationId: 'deployerKey', description: 'key id and public key (SPKI, base64) deploy VSAs are signed with: list it in the role deployers', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/api-keys': {
+      get: { operationId: 'listApiKeys', security: secured, description: 'API keys newest first, never their secrets (admins)', parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } },
+      post: { operationId: 'createApiKey', security: secured, description: 'a new API key with a role, shown once (admins; audited; 90 days unless ttlSeconds, at most 366 days)', requestBody: body('createApiKey'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 403, 409) } },
+    },
+    '/api/v1/api-keys/{id}': { delete: { operationId: 'revokeApiKey', security: secured, description: 'revokes an API key for good, and the keys it minted (admins; audited)', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '204': { description: 'revoked' }, ...errors(401, 403, 404) } } },
     '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
   },
 } as const);

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
 import type { Principal } from './principal.js';
-import { BOOTSTRAP_KEY_NAME, apiKeyAccepted } from './configured-trust.js';
+import { BOOTSTRAP_KEY_NAME, apiKeyAccepted, type ApiKeyRow } from './configured-trust.js';
 
 /**
  * API keys are 32 random bytes: a plain SHA-256 of such a secret is enough to store (a slow
@@ -15,13 +15,65 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
-export async function createApiKey(db: Db, name: string, role: Role, scopes: string[] = []): Promise<{ id: string; key: string }> {
+export interface NewApiKey {
+  /** Lifetime; none: the key does not expire (tests, and keys made by hand). */
+  ttlMs?: number;
+  /** What minted it (configured-trust.ts linkMinter): the key is accepted only while that is. */
+  mintedBy?: string;
+  /** Who asked (audit actor), shown by the list. */
+  createdBy?: unknown;
+}
+
+export async function createApiKey(db: Db, name: string, role: Role, o: NewApiKey = {}): Promise<{ id: string; key: string; createdAt: number; expiresAt: number | null }> {
   const id = randomUUID();
   const key = `${PREFIX}${randomBytes(32).toString('base64url')}`;
-  await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
-    id, name, hashApiKey(key), role, JSON.stringify(scopes), Date.now(),
+  const createdAt = Date.now();
+  const expiresAt = o.ttlMs === undefined ? null : createdAt + o.ttlMs;
+  // The scopes column of the first schema is never read: a key's role is all it is granted.
+  await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at, expires_at, minted_by, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+    id, name, hashApiKey(key), role, '[]', createdAt, expiresAt, o.mintedBy ?? null, o.createdBy === undefined ? null : JSON.stringify(o.createdBy),
   ]);
-  return { id, key };
+  return { id, key, createdAt, expiresAt };
+}
+
+/** What the list shows of a key: never its hash. */
+export interface ApiKeyInfo {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  mintedBy: string | null;
+  createdBy: unknown;
+  bootstrap: boolean;
+}
+
+const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(Number(ms)).toISOString());
+
+/** Newest first, at most `limit`. */
+export async function listApiKeys(db: Db, limit: number): Promise<ApiKeyInfo[]> {
+  const rows = await db.query<{ id: string; name: string; role: Role; created_at: number; expires_at: number | null; revoked_at: number | null; minted_by: string | null; created_by: string | null }>(
+    'SELECT id, name, role, created_at, expires_at, revoked_at, minted_by, created_by FROM api_keys ORDER BY created_at DESC, id LIMIT ?', [limit],
+  );
+  return rows.map((r) => ({
+    id: r.id, name: r.name, role: r.role, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
+    mintedBy: r.minted_by, createdBy: r.created_by ? (JSON.parse(r.created_by) as unknown) : null, bootstrap: r.name === BOOTSTRAP_KEY_NAME,
+  }));
+}
+
+/** Keys that are neither revoked nor expired (the bound on how many may exist). */
+export async function liveApiKeyCount(db: Db, now = Date.now()): Promise<number> {
+  const [row] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)', [now]);
+  return Number(row?.n ?? 0);
+}
+
+/** Revokes a key for good: 'revoked', 'already' (revoked before) or 'unknown'. */
+export async function revokeApiKey(db: Db, id: string): Promise<'revoked' | 'already' | 'unknown'> {
+  const changed = await db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [Date.now(), id]);
+  if (changed.changes > 0) return 'revoked';
+  const [row] = await db.query<{ id: string }>('SELECT id FROM api_keys WHERE id = ?', [id]);
+  return row ? 'already' : 'unknown';
 }
 
 /**
@@ -50,11 +102,14 @@ export async function ensureBootstrapKey(db: Db, key: string | undefined): Promi
   return { configuredRevoked: Boolean(mine.revoked_at), storedUnconfigured: false };
 }
 
-/** One indexed lookup; callers remember the outcome for a few seconds (server/auth/token-cache.ts). */
-export async function authenticateApiKey(db: Db, key: string): Promise<Principal | null> {
+/**
+ * One indexed lookup (plus one per minter behind a minted key); callers remember the outcome for a
+ * few seconds, never past the key's expiry (server/auth/token-cache.ts).
+ */
+export async function authenticateApiKey(db: Db, key: string): Promise<{ principal: Principal; expiresAt: number } | null> {
   if (!key.startsWith(PREFIX) || key.length > 200) return null;
-  const [row] = await db.query<{ id: string; name: string; hash: string; role: Role; revoked_at: number | null }>('SELECT id, name, hash, role, revoked_at FROM api_keys WHERE hash = ?', [hashApiKey(key)]);
+  const [row] = await db.query<ApiKeyRow & { id: string; role: Role }>('SELECT id, name, hash, role, revoked_at, expires_at, minted_by FROM api_keys WHERE hash = ?', [hashApiKey(key)]);
   // A bootstrap key is accepted only as the one this process is configured with (server/auth/configured-trust.ts).
-  if (!row || !apiKeyAccepted(db, row)) return null;
-  return { kind: 'api-key', id: row.id, role: row.role };
+  if (!row || !(await apiKeyAccepted(db, row))) return null;
+  return { principal: { kind: 'api-key', id: row.id, role: row.role }, expiresAt: row.expires_at == null ? Infinity : Number(row.expires_at) };
 }

@@ -52,10 +52,34 @@ export function printsTerminalLink(host: string, loginIssuers: number): boolean 
   return loginIssuers === 0 && LOOPBACK.has(host);
 }
 
-/** An api_keys row stands for this process: not revoked, and a bootstrap key only if it is the one configured here. */
-export function apiKeyAccepted(db: Db, row: { name: string; hash: string; revoked_at: number | null }): boolean {
+/** What an api_keys row holds that decides whether it is accepted. */
+export interface ApiKeyRow {
+  name: string;
+  hash: string;
+  revoked_at: number | null;
+  expires_at?: number | null;
+  minted_by?: string | null;
+}
+
+/**
+ * Minters followed back at most this far: a key minted by a key minted by a key… Each step is one
+ * lookup; a longer chain is refused rather than walked (ids are random, so no chain loops).
+ */
+const MAX_MINTER_CHAIN = 8;
+
+/**
+ * An api_keys row stands for this process: not revoked, not expired, a bootstrap key only if it is
+ * the one configured here, and a minted key only while whatever minted it still is trusted (as
+ * sign-in links): revoking a leaked admin key, rotating the bootstrap key or removing an issuer
+ * also stops the keys minted with it, so a leak cannot be made to outlive its revocation.
+ */
+export async function apiKeyAccepted(db: Db, row: ApiKeyRow, now = Date.now(), depth = 0): Promise<boolean> {
   if (row.revoked_at) return false;
-  return row.name !== BOOTSTRAP_KEY_NAME || row.hash === configuredTrust(db).bootstrapKeyHash;
+  if (row.expires_at != null && Number(row.expires_at) <= now) return false;
+  if (row.name === BOOTSTRAP_KEY_NAME && row.hash !== configuredTrust(db).bootstrapKeyHash) return false;
+  // Keys from before minters were recorded (the bootstrap key, keys made by hand) have none.
+  if (!row.minted_by) return true;
+  return depth < MAX_MINTER_CHAIN && linkMinterTrusted(db, row.minted_by, depth + 1);
 }
 
 /**
@@ -71,14 +95,14 @@ export function linkMinter(p: Principal): string | null {
 }
 
 /** Whether the minter of a link (or of the session it opened) is still trusted by this process. */
-export async function linkMinterTrusted(db: Db, minter: string): Promise<boolean> {
+export async function linkMinterTrusted(db: Db, minter: string, depth = 0): Promise<boolean> {
   const t = configuredTrust(db);
   if (minter === 'terminal') return t.terminalLinks;
   if (minter.startsWith('issuer:')) return t.loginIssuers.has(minter.slice('issuer:'.length));
   if (minter.startsWith('ci:')) return t.ciIssuers.has(minter.slice('ci:'.length));
   if (minter.startsWith('key:')) {
-    const [row] = await db.query<{ name: string; hash: string; revoked_at: number | null }>('SELECT name, hash, revoked_at FROM api_keys WHERE id = ?', [minter.slice('key:'.length)]);
-    return row !== undefined && apiKeyAccepted(db, row);
+    const [row] = await db.query<ApiKeyRow>('SELECT name, hash, revoked_at, expires_at, minted_by FROM api_keys WHERE id = ?', [minter.slice('key:'.length)]);
+    return row !== undefined && apiKeyAccepted(db, row, Date.now(), depth);
   }
   return false;
 }

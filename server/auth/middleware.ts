@@ -33,10 +33,10 @@ export async function authenticateBearer(db: Db, oidc: OidcVerifier, header: str
   const known = cache.get(token);
   if (known) return { ok: true, principal: known, token };
   if (token.startsWith('ctk_')) {
-    const principal = await authenticateApiKey(db, token);
-    if (!principal) return { ok: false, reason: 'invalid API key' };
-    cache.set(token, principal);
-    return { ok: true, principal, token };
+    const found = await authenticateApiKey(db, token);
+    if (!found) return { ok: false, reason: 'invalid API key' };
+    cache.set(token, found.principal, found.expiresAt);
+    return { ok: true, principal: found.principal, token };
   }
   const r = await oidc.verify(token);
   if (!r.ok) return { ok: false, reason: r.reason };

@@ -47,6 +47,16 @@ export class TokenCache {
     }
     this.entries.set(token, { principal: Object.freeze({ ...principal }), until });
   }
+
+  /**
+   * Forgets every token of one kind (API keys, when one is revoked here): a revoked key, and every
+   * key it minted, stops working in this process at once, other replicas within MAX_AGE_MS. Those
+   * minted keys are not known here without a lookup per entry; revocations are rare, and each key
+   * still cached is checked again on its next use.
+   */
+  forgetKind(kind: Principal['kind']): void {
+    for (const [k, e] of this.entries) if (e.principal.kind === kind) this.entries.delete(k);
+  }
 }
 
 const caches = new WeakMap<Db, TokenCache>();

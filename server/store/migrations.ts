@@ -164,6 +164,14 @@ export const MIGRATIONS: string[][] = [
     `ALTER TABLE ui_login_links ADD COLUMN minter_groups TEXT`,
     `ALTER TABLE ui_sessions ADD COLUMN minter_subject TEXT`,
   ],
+  [
+    // API keys made through the API: when each expires, what minted it (a key is accepted only
+    // while its minter is, as links: server/auth/configured-trust.ts) and who asked (actor JSON).
+    // Null for the bootstrap key and keys from before.
+    `ALTER TABLE api_keys ADD COLUMN expires_at BIGINT`,
+    `ALTER TABLE api_keys ADD COLUMN minted_by TEXT`,
+    `ALTER TABLE api_keys ADD COLUMN created_by TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

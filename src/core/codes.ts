@@ -133,6 +133,9 @@ export const CODES = {
   // Layers extracted on a worker thread (src/bundle/unpack-thread).
   UNPACK_WORKER_FAILED: EXIT.IO_ERROR,
   NETWORK_ERROR: EXIT.NETWORK_ERROR,
+  // The deploy server's API, called by `ct api-key` (src/cli/server-api.ts).
+  SERVER_UNAVAILABLE: EXIT.NETWORK_ERROR,
+  SERVER_REFUSED: EXIT.NETWORK_ERROR,
   // OCI registries (SPEC §3 Fetching; docs/registry.md).
   REFERENCE_INVALID: EXIT.HASH_MISMATCH,
   REGISTRY_NOT_ALLOWED: EXIT.NETWORK_ERROR,

@@ -48,6 +48,10 @@ export class ApiClient {
     return this.request('POST', path, call);
   }
 
+  delete(path: string, call: ApiCall = {}) {
+    return this.request('DELETE', path, call);
+  }
+
   private async request(method: string, path: string, call: ApiCall): Promise<Record<string, unknown>> {
     // A slot freed is handed to the next call waiting (never counted down and up again, which let a new call slip in between).
     if (this.inFlight < MAX_IN_FLIGHT) this.inFlight++;

@@ -34,5 +34,6 @@ export const commands: { names: string[]; load: () => Promise<Module> }[] = [
   { names: ['admission'], load: () => import('./admission.js') },
   { names: ['k8s'], load: () => import('./k8s.js') },
   { names: ['mcp'], load: () => import('./mcp.js') },
+  { names: ['api-key'], load: () => import('./api-key.js') },
   { names: ['quickstart'], load: () => import('./quickstart.js') },
 ];

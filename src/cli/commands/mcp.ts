@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { action } from '../io.js';
-import { CtError } from '../../core/errors.js';
+import { serverToken, serverUrl } from '../server-api.js';
 import { createMcpServer } from '../../mcp/create-server.js';
 import { localTools } from '../../mcp/local-tools.js';
 import { serverTools } from '../../mcp/server-tools.js';
@@ -33,15 +33,8 @@ export function register(program: Command): void {
       action(async (o: McpOptions) => {
         const tools: ToolDef[] = localTools(resolve(o.root ?? '.'));
         if (o.server) {
-          let url: URL;
-          try {
-            url = new URL(o.server);
-          } catch {
-            throw new CtError('USAGE', `--server must be a URL, got ${JSON.stringify(o.server.slice(0, 200))}`);
-          }
-          if (url.protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) throw new CtError('USAGE', '--server must use https (http only for a server on this machine)');
-          const token = process.env[o.tokenEnv];
-          if (!token) throw new CtError('USAGE', `--server needs a credential in $${o.tokenEnv}`);
+          const url = serverUrl(o.server);
+          const token = serverToken(o.tokenEnv);
           // The server's tools take the shared names; the local ones stay reachable as local_*.
           const remote = serverTools(new ApiClient(url.href, token));
           const taken = new Set(remote.map((t) => t.name));

@@ -1,0 +1,60 @@
+import { Router, type Request, type Response } from 'express';
+import type { ServerContext } from '../context.js';
+import type { Role } from '../config.js';
+import { requirePermission } from '../auth/middleware.js';
+import { createApiKey, listApiKeys, liveApiKeyCount, revokeApiKey } from '../auth/api-keys.js';
+import { BOOTSTRAP_KEY_NAME, linkMinter } from '../auth/configured-trust.js';
+import { tokenCacheFor } from '../auth/token-cache.js';
+import { validateBody } from '../openapi.js';
+import { sendError } from '../http-error.js';
+import { actor, recordAudit } from '../audit.js';
+
+/** A key lives 90 days unless asked otherwise, at most 366 (GitHub's fine-grained tokens: a year). */
+export const API_KEY_DEFAULT_TTL_S = 90 * 86_400;
+export const API_KEY_MAX_TTL_S = 366 * 86_400;
+/** Live keys (neither revoked nor expired) at most: each is a standing credential someone must review. */
+export const MAX_LIVE_API_KEYS = 1_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * `/api/v1/api-keys`: admins make, list and revoke API keys (`ct api-key`), one per agent, CI job or
+ * person's script, each with the role it needs. A key is shown once, at creation; it is accepted
+ * only while what minted it is (configured-trust.ts apiKeyAccepted), so a session opened by a
+ * sign-in link, which no revocation of its minter could then reach, mints none.
+ */
+export function apiKeyRoutes(ctx: ServerContext): Router {
+  const r = Router();
+  const admin = requirePermission(ctx.db, ctx.oidc, 'admin');
+
+  r.post('/api/v1/api-keys', admin, validateBody('createApiKey'), async (req: Request, res: Response) => {
+    const body = req.body as { name: string; role: Role; ttlSeconds?: number };
+    if (body.name === BOOTSTRAP_KEY_NAME) return sendError(res, 400, 'BAD_REQUEST', `the name ${BOOTSTRAP_KEY_NAME} is the configured bootstrap key's`);
+    const minter = req.principal ? linkMinter(req.principal) : null;
+    if (!minter) return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a session opened by a sign-in link (or a host) cannot make API keys: use an API key, a CI token or sign in with an issuer');
+    if ((await liveApiKeyCount(ctx.db)) >= MAX_LIVE_API_KEYS) return sendError(res, 409, 'API_KEY_LIMIT', `${MAX_LIVE_API_KEYS} API keys are live: revoke some first (ct api-key list, ct api-key revoke)`);
+    const by = actor(req.principal);
+    const k = await createApiKey(ctx.db, body.name, body.role, { ttlMs: (body.ttlSeconds ?? API_KEY_DEFAULT_TTL_S) * 1000, mintedBy: minter, createdBy: by });
+    const expiresAt = new Date(k.expiresAt!).toISOString();
+    // Who made which key, for which role (the key itself is never written anywhere).
+    await recordAudit(ctx.db, 'api-key.created', k.id, { principal: by, id: k.id, name: body.name, role: body.role, mintedBy: minter, expiresAt });
+    res.setHeader('cache-control', 'no-store');
+    res.status(201).json({ id: k.id, name: body.name, role: body.role, key: k.key, createdAt: new Date(k.createdAt).toISOString(), expiresAt, mintedBy: minter });
+  });
+
+  r.get('/api/v1/api-keys', admin, async (req: Request, res: Response) => {
+    const raw = typeof req.query.limit === 'string' ? req.query.limit : '1000';
+    const limit = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+    if (!(limit >= 1 && limit <= 1000)) return sendError(res, 400, 'BAD_REQUEST', 'limit must be 1 to 1000');
+    res.json({ keys: await listApiKeys(ctx.db, limit) });
+  });
+
+  r.delete('/api/v1/api-keys/:id', admin, async (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const outcome = UUID.test(id) ? await revokeApiKey(ctx.db, id) : 'unknown';
+    if (outcome === 'unknown') return sendError(res, 404, 'NOT_FOUND', 'no such API key');
+    tokenCacheFor(ctx.db).forgetKind('api-key');
+    if (outcome === 'revoked') await recordAudit(ctx.db, 'api-key.revoked', id, { principal: actor(req.principal), id });
+    res.status(204).end();
+  });
+  return r;
+}

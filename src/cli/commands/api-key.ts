@@ -1,0 +1,94 @@
+/**
+ * `ct api-key create|list|revoke`: the deploy server's API keys, made by an admin for each agent,
+ * CI job or script with the role it needs (server/routes/api-keys.ts). The credential that calls is
+ * read from an environment variable (--token-env), never from the command line.
+ */
+import type { Command } from 'commander';
+import { action, processIo } from '../io.js';
+import { CtError } from '../../core/errors.js';
+import { callServer, serverClient } from '../server-api.js';
+
+const SERVER = ['--server <url>', 'deploy server URL (https, or http on this machine)'] as const;
+const TOKEN_ENV = ['--token-env <name>', 'environment variable holding an admin\'s API key or OIDC token', 'CT_TOKEN'] as const;
+const ROLES = ['viewer', 'operator', 'auditor', 'admin'];
+
+interface Common {
+  server: string;
+  tokenEnv: string;
+  json?: boolean;
+}
+
+/** `--expires-in` as seconds: whole days (`90d`) or hours (`12h`), 1 hour to 366 days. */
+export function ttlSeconds(v: string): number {
+  const m = /^(\d{1,4})([dh])$/.exec(v);
+  const s = m ? Number(m[1]) * (m[2] === 'd' ? 86_400 : 3_600) : NaN;
+  if (!(s >= 3_600 && s <= 366 * 86_400)) throw new CtError('USAGE', `--expires-in must be hours or days from 1h to 366d (e.g. 90d), not ${JSON.stringify(v.slice(0, 32))}`);
+  return s;
+}
+
+export function register(program: Command): void {
+  const keys = program.command('api-key').description('make, list and revoke the deploy server\'s API keys (admins)');
+  keys
+    .command('create')
+    .description('make an API key with a role; prints the key once (stdout), its id and expiry (stderr)')
+    .requiredOption(...SERVER)
+    .requiredOption('--name <name>', 'what the key is for ([a-z0-9._-], e.g. ci-release or agent-triage)')
+    .option('--role <role>', `what the key may do: ${ROLES.join(', ')}`, 'viewer')
+    .option('--expires-in <duration>', 'lifetime in hours or days (1h to 366d)', '90d')
+    .option(...TOKEN_ENV)
+    .option('--json', 'print the whole answer as JSON')
+    .action(
+      action(async (o: Common & { name: string; role: string; expiresIn: string }) => {
+        if (!ROLES.includes(o.role)) throw new CtError('USAGE', `--role must be one of ${ROLES.join(', ')}`);
+        const body = { name: o.name, role: o.role, ttlSeconds: ttlSeconds(o.expiresIn) };
+        const api = serverClient(o.server, o.tokenEnv);
+        const k = await callServer(() => api.post('/api/v1/api-keys', { body }));
+        if (o.json) processIo.out(`${JSON.stringify(k, null, 2)}\n`);
+        else {
+          processIo.out(`${String(k.key)}\n`);
+          processIo.err(`API key ${String(k.id)} (${String(k.name)}, ${String(k.role)}) expires ${String(k.expiresAt)}; it is shown only now\n`);
+        }
+        return 0;
+      }),
+    );
+  keys
+    .command('list')
+    .description('list API keys, newest first (never their secrets)')
+    .requiredOption(...SERVER)
+    .option(...TOKEN_ENV)
+    .option('--json', 'print JSON')
+    .action(
+      action(async (o: Common) => {
+        const api = serverClient(o.server, o.tokenEnv);
+        const { keys: list } = (await callServer(() => api.get('/api/v1/api-keys'))) as { keys: Array<Record<string, unknown>> };
+        if (o.json) processIo.out(`${JSON.stringify(list, null, 2)}\n`);
+        else {
+          const state = (k: Record<string, unknown>) => (k.revokedAt ? 'revoked' : k.expiresAt && Date.parse(String(k.expiresAt)) <= Date.now() ? 'expired' : 'live');
+          const rows = list.map((k) => [String(k.id), String(k.name), String(k.role), state(k), String(k.expiresAt ?? 'never'), String(k.mintedBy ?? (k.bootstrap ? 'configured' : '-'))]);
+          processIo.out(table([['ID', 'NAME', 'ROLE', 'STATE', 'EXPIRES', 'MINTED BY'], ...rows]));
+        }
+        return 0;
+      }),
+    );
+  keys
+    .command('revoke')
+    .description('revoke an API key for good (and the keys it minted)')
+    .argument('<id>', 'the key\'s id (ct api-key list)')
+    .requiredOption(...SERVER)
+    .option(...TOKEN_ENV)
+    .action(
+      action(async (id: string, o: Common) => {
+        const api = serverClient(o.server, o.tokenEnv);
+        await callServer(() => api.delete(`/api/v1/api-keys/${encodeURIComponent(id)}`));
+        processIo.err(`API key ${id} revoked\n`);
+        return 0;
+      }),
+    );
+}
+
+/** Columns padded to their widest cell; names and ids are the server's, control characters shown escaped. */
+function table(rows: string[][]): string {
+  const clean = rows.map((r) => r.map((c) => JSON.stringify(c).slice(1, -1)));
+  const widths = clean[0].map((_, i) => Math.max(...clean.map((r) => r[i].length)));
+  return clean.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
+}

@@ -1,0 +1,45 @@
+/**
+ * The deploy server's API from a terminal (`ct mcp --server`, `ct api-key`): one check of the URL
+ * and the credential, and the MCP tools' client (bounded answers, timeouts, no redirects) with its
+ * failures as CtErrors.
+ */
+import { CtError } from '../core/errors.js';
+import { ApiClient } from '../mcp/api-client.js';
+import { ToolError } from '../mcp/tool.js';
+
+const LOCAL = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** `--server` as a URL: https, or http for a server on this machine only (the credential crosses it). */
+export function serverUrl(server: string): URL {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new CtError('USAGE', `--server must be a URL, got ${JSON.stringify(server.slice(0, 200))}`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOCAL.has(url.hostname))) throw new CtError('USAGE', '--server must use https (http only for a server on this machine)');
+  if (url.username || url.password) throw new CtError('USAGE', '--server must not carry credentials: put the token in the variable --token-env names');
+  return url;
+}
+
+/** The credential in `$tokenEnv`; read from the environment so that it stays out of `ps` and shell history. */
+export function serverToken(tokenEnv: string): string {
+  const token = process.env[tokenEnv];
+  if (!token) throw new CtError('USAGE', `--server needs a credential in $${tokenEnv}`);
+  return token;
+}
+
+/** A call's failure as the CLI reports it: the server's own code kept in details. */
+export async function callServer<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (!(e instanceof ToolError)) throw e;
+    if (['SERVER_UNAVAILABLE', 'BAD_RESPONSE', 'RESPONSE_TOO_LARGE'].includes(e.code)) throw new CtError('SERVER_UNAVAILABLE', e.message, { cause: e.code });
+    throw new CtError('SERVER_REFUSED', `the deploy server refused: ${e.code}: ${e.message}`, { serverCode: e.code });
+  }
+}
+
+export function serverClient(server: string, tokenEnv: string): ApiClient {
+  return new ApiClient(serverUrl(server).href, serverToken(tokenEnv));
+}
