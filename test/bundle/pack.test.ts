@@ -191,7 +191,8 @@ describe('ct pack from a directory', () => {
     await writeFile(join(tmp, 'note.txt'), 'from the host\n');
     await writeFile(join(src, 'ct.toml'), 'name = "inc"\nversion = "1"\n\n[[include]]\nfrom = "/bin/busybox"\nto = "/bin/busybox"\n\n[[include]]\nfrom = "../note.txt"\nto = "usr/share/note.txt"\n');
     const out = join(tmp, 'inc.ctp');
-    await packCtp({ from: { dir: src }, out });
+    // ../note.txt is outside the packed directory: only with its directory named (ct pack --include-from).
+    await packCtp({ from: { dir: src }, out, includeFrom: [tmp] });
     const a = await openCtp(out);
     const image = checkOciLayout(a);
     const chunks: Buffer[] = [];
@@ -210,6 +211,32 @@ describe('ct pack from a directory', () => {
     expect(files.get('bin/busybox')!.data.equals(await readFile('/bin/busybox'))).toBe(true);
     expect(files.get('bin/busybox')!.mode).toBe(0o755);
     expect(files.get('usr/share/note.txt')).toEqual({ mode: 0o644, data: Buffer.from('from the host\n') });
+  });
+
+  it('[[include]] copies nothing from outside the packed directory and the system\'s program directories unless the command line names it', async () => {
+    // A ct.toml comes from the repository being built, in CI perhaps a pull request's: the job's
+    // environment, a credentials file in its home or runner temp must not end up in a pushed image.
+    const src = join(tmp, 'inc-outside');
+    const secrets = join(tmp, 'runner-temp');
+    await mkdir(src, { recursive: true });
+    await mkdir(secrets, { recursive: true });
+    await writeFile(join(secrets, 'config.json'), '{"auths":{"registry":{"auth":"SECRET"}}}');
+    await symlink(join(secrets, 'config.json'), join(src, 'innocent.json'));
+    const out = join(tmp, 'inc-outside.ctp');
+    for (const from of ['/proc/self/environ', '/etc/passwd', join(secrets, 'config.json'), '../runner-temp/config.json', 'innocent.json']) {
+      await writeFile(join(src, 'ct.toml'), `name = "o"\nversion = "1"\n[[include]]\nfrom = "${from}"\nto = "etc/leak"\n`);
+      const err = await packCtp({ from: { dir: src }, out }).then(() => undefined, (e: unknown) => e as { code: string; message: string });
+      expect([from, err?.code, err?.message]).toEqual([from, 'USAGE', expect.stringContaining('is outside the packed directory and the system\'s program directories')]);
+    }
+    await expect(readdir(tmp)).resolves.not.toContain('inc-outside.ctp');
+    // Named on the command line, the directory may be copied from; the walk's own symlink stays a symlink.
+    await writeFile(join(src, 'ct.toml'), `name = "o"\nversion = "1"\n[[include]]\nfrom = "innocent.json"\nto = "etc/docker.json"\n`);
+    await packCtp({ from: { dir: src }, out, includeFrom: [secrets] });
+    // A file of the packed directory itself, and a system program, need nothing.
+    await rm(join(src, 'innocent.json'));
+    await writeFile(join(src, 'local.txt'), 'mine\n');
+    await writeFile(join(src, 'ct.toml'), 'name = "o"\nversion = "1"\n[[include]]\nfrom = "local.txt"\nto = "etc/local.txt"\n[[include]]\nfrom = "/bin/busybox"\nto = "bin/busybox"\n');
+    await packCtp({ from: { dir: src }, out });
   });
 
   it.each([

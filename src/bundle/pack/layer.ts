@@ -69,12 +69,39 @@ async function walk(root: string, exclude: Set<string>, excludeNames: ReadonlySe
 }
 
 /**
- * `[[include]]` host files added to the tree (a static binary the directory does not hold, e.g.
- * busybox-static's /bin/busybox): the file's bytes, followed through symlinks, with its parent
- * directories. A path the directory already has is a conflict, not an override.
+ * Where an `[[include]]` may copy from, besides the directory being packed: the system's program
+ * and library directories, whose files come from the distribution's packages (busybox-static's
+ * /bin/busybox). A ct.toml comes from the repository being built, which in CI may be a pull
+ * request's: left free, `from = "/proc/self/environ"` or `~/.docker/config.json` packed the job's
+ * credentials into an image pushed for anyone to pull. Docker's build context forbids the same.
+ * Other directories only when the command line names them (`ct pack --include-from DIR`).
  */
-async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[]): Promise<TreeEntry[]> {
+export const SYSTEM_INCLUDE_ROOTS = ['/bin', '/sbin', '/lib', '/lib64', '/usr/bin', '/usr/sbin', '/usr/lib', '/usr/lib64', '/usr/libexec', '/usr/share'];
+
+/** Each root as its real path (merged-/usr systems link /bin to /usr/bin); missing ones left out. */
+async function realRoots(paths: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const r = await realpath(p).catch(() => undefined);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+const under = (path: string, root: string) => path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+
+/**
+ * `[[include]]` host files added to the tree (a static binary the directory does not hold, e.g.
+ * busybox-static's /bin/busybox): the file's bytes, followed through symlinks and read from the
+ * real path that was checked, with its parent directories. A path the directory already has is a
+ * conflict, not an override. `from` must be inside the packed directory, a system directory
+ * (SYSTEM_INCLUDE_ROOTS, world-readable files only) or a directory of `includeRoots`.
+ */
+async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[], packed: string, includeRoots: readonly string[]): Promise<TreeEntry[]> {
   const names = new Map(entries.map((e) => [e.name, e]));
+  if (includes.length === 0) return entries;
+  const own = await realRoots([packed, ...includeRoots]);
+  const system = await realRoots(SYSTEM_INCLUDE_ROOTS);
   for (const inc of includes) {
     let st;
     try {
@@ -92,6 +119,10 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
     if (real.split(sep).some((part) => VCS_METADATA.includes(part))) {
       throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is in version-control metadata (${real}), which is never packed: it can hold credentials`, { path: inc.from });
     }
+    const allowed = own.some((r) => under(real, r)) || (system.some((r) => under(real, r)) && (st.mode & 0o004) !== 0);
+    if (!allowed) {
+      throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} (${real}) is outside the packed directory and the system's program directories (/usr/bin, /usr/lib, …, world-readable files): a ct.toml must not copy this machine's other files (a CI job's credentials) into the image; name its directory with ct pack --include-from DIR if it should`, { path: inc.from, real });
+    }
     if (names.has(inc.to) || names.has(`${inc.to}/`)) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: the directory already has that path`, { path: inc.to });
     const parts = inc.to.split('/');
     for (let i = 1; i < parts.length; i++) {
@@ -100,7 +131,7 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
       if (have && have.kind !== 'dir') throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${dir.slice(0, -1)} is not a directory`, { path: inc.to });
       if (!have) names.set(dir, { name: dir, abs: '', kind: 'dir', size: 0, mode: 0o755 });
     }
-    names.set(inc.to, { name: inc.to, abs: inc.from, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
+    names.set(inc.to, { name: inc.to, abs: real, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
   }
   return [...names.values()];
 }
@@ -113,9 +144,9 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
  */
 export async function buildDirLayer(
   root: string, blobPath: string,
-  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; gzip?: boolean; include?: { from: string; to: string }[] },
+  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; gzip?: boolean; include?: { from: string; to: string }[]; includeRoots?: readonly string[] },
 ): Promise<BuiltLayer> {
-  const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? [])), opts.include ?? [])).sort((a, b) => compareNames(a.name, b.name));
+  const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? [])), opts.include ?? [], root, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
   // A scratch file copied into the bundle right after: no fsync needed.
   const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
   const mtime = opts.mtime;

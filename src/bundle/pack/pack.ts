@@ -32,6 +32,8 @@ export interface PackOptions {
   /** gzip the whole `.ctp` (the layers are compressed either way). */
   gzip?: boolean;
   securityDir?: string;
+  /** Directories `[[include]]` may copy from besides the packed one and the system's (layer.ts). */
+  includeFrom?: string[];
   /** Manifest inputs (`ct.toml` format); default `ct.toml` in the source directory. */
   runtimeFile?: string;
   /** Seconds; default SOURCE_DATE_EPOCH or 0. Also the build timestamp, so output is reproducible. */
@@ -167,7 +169,7 @@ export async function packCtp(opts: PackOptions): Promise<PackResult> {
         throw asIoError(e, (opts.from as { dir: string }).dir);
       });
       if (!st.isDirectory()) throw new CtError('USAGE', `${opts.from.dir}: not a directory`, { path: opts.from.dir });
-      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, include: inputs.include });
+      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, include: inputs.include, includeRoots: opts.includeFrom });
       const cfg = dirConfig(inputs, layer.diffId, created);
       const manifestBytes = canonicalBytes({
         schemaVersion: 2,

@@ -9,6 +9,7 @@ interface PackCliOptions {
   out?: string;
   gzip?: boolean;
   securityDir?: string;
+  includeFrom?: string[];
   runtime?: string;
   ociLayout?: string;
   imageTar?: string;
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--platform <os/arch>', 'choose the image when an index holds several')
     .option('--runtime <file>', 'manifest inputs (ct.toml format: name, version, [image], [runtime])')
     .option('--security-dir <dir>', 'copy seccomp.json, apparmor and monitor.yaml into security/')
+    .option('--include-from <dir>', 'a directory ct.toml [[include]] may copy host files from, besides DIR and the system\'s program directories (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--gzip', 'gzip the whole bundle (layers are compressed either way)')
     .option('--json', 'print {out, bundleDigest, imageDigest, size} as JSON')
     .action(
@@ -54,6 +56,7 @@ export function register(program: Command): void {
           version: opts.version,
           gzip: opts.gzip,
           securityDir: opts.securityDir,
+          includeFrom: opts.includeFrom,
           runtimeFile: opts.runtime,
           platform: parsePlatform(opts.platform),
         });
