@@ -41,6 +41,8 @@ export interface ApiKeyInfo {
   id: string;
   name: string;
   role: Role;
+  /** Whether the key is accepted by the server that answers: `minter-untrusted` when what minted it no longer is. */
+  state: 'live' | 'revoked' | 'expired' | 'minter-untrusted';
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
@@ -51,15 +53,38 @@ export interface ApiKeyInfo {
 
 const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(Number(ms)).toISOString());
 
-/** Newest first, at most `limit`. */
-export async function listApiKeys(db: Db, limit: number): Promise<ApiKeyInfo[]> {
-  const rows = await db.query<{ id: string; name: string; role: Role; created_at: number; expires_at: number | null; revoked_at: number | null; minted_by: string | null; created_by: string | null }>(
-    'SELECT id, name, role, created_at, expires_at, revoked_at, minted_by, created_by FROM api_keys ORDER BY created_at DESC, id LIMIT ?', [limit],
-  );
-  return rows.map((r) => ({
-    id: r.id, name: r.name, role: r.role, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
-    mintedBy: r.minted_by, createdBy: r.created_by ? (JSON.parse(r.created_by) as unknown) : null, bootstrap: r.name === BOOTSTRAP_KEY_NAME,
-  }));
+/**
+ * Newest first, at most `limit`; `liveOnly` leaves out revoked, expired and minter-untrusted keys
+ * (so that old revoked rows never push a working key off the page). `truncated`: more matched.
+ */
+export async function listApiKeys(db: Db, limit: number, liveOnly: boolean, now = Date.now()): Promise<{ keys: ApiKeyInfo[]; truncated: boolean }> {
+  type Row = ApiKeyRow & { id: string; role: Role; created_at: number; created_by: string | null };
+  const cols = 'id, name, hash, role, created_at, expires_at, revoked_at, minted_by, created_by';
+  const keys: ApiKeyInfo[] = [];
+  let truncated = false;
+  // Paged by (created_at, id) so that live-only skips any number of dead rows without loading them at once.
+  let after: { at: number; id: string } | undefined;
+  for (;;) {
+    const rows = await db.query<Row>(
+      `SELECT ${cols} FROM api_keys WHERE ${liveOnly ? 'revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)' : '1 = 1'}${after ? ' AND (created_at < ? OR (created_at = ? AND id > ?))' : ''} ORDER BY created_at DESC, id LIMIT ?`,
+      [...(liveOnly ? [now] : []), ...(after ? [after.at, after.at, after.id] : []), limit + 1],
+    );
+    for (const r of rows) {
+      const state: ApiKeyInfo['state'] = r.revoked_at ? 'revoked' : r.expires_at != null && Number(r.expires_at) <= now ? 'expired' : (await apiKeyAccepted(db, r, now)) ? 'live' : 'minter-untrusted';
+      if (liveOnly && state !== 'live') continue;
+      if (keys.length === limit) {
+        truncated = true;
+        break;
+      }
+      keys.push({
+        id: r.id, name: r.name, role: r.role, state, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
+        mintedBy: r.minted_by ?? null, createdBy: r.created_by ? (JSON.parse(r.created_by) as unknown) : null, bootstrap: r.name === BOOTSTRAP_KEY_NAME,
+      });
+    }
+    if (truncated || rows.length <= limit) return { keys, truncated };
+    const last = rows[rows.length - 1];
+    after = { at: Number(last.created_at), id: last.id };
+  }
 }
 
 /** Keys that are neither revoked nor expired (the bound on how many may exist). */
@@ -68,12 +93,30 @@ export async function liveApiKeyCount(db: Db, now = Date.now()): Promise<number>
   return Number(row?.n ?? 0);
 }
 
-/** Revokes a key for good: 'revoked', 'already' (revoked before) or 'unknown'. */
-export async function revokeApiKey(db: Db, id: string): Promise<'revoked' | 'already' | 'unknown'> {
-  const changed = await db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [Date.now(), id]);
-  if (changed.changes > 0) return 'revoked';
-  const [row] = await db.query<{ id: string }>('SELECT id FROM api_keys WHERE id = ?', [id]);
-  return row ? 'already' : 'unknown';
+/**
+ * Revokes keys for good with every key minted under them, in one statement: a key minted by a
+ * revoked one would be refused anyway (configured-trust.ts), but would still be listed as live,
+ * hold one of the MAX_LIVE_API_KEYS places and cost a walk up its chain on every use.
+ * UNION (not UNION ALL) ends the walk on any loop. Answers how many rows it revoked.
+ */
+export async function revokeWithDescendants(db: Db, where: string, params: unknown[], now = Date.now()): Promise<number> {
+  const r = await db.run(
+    `UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND id IN (
+       WITH RECURSIVE tree(id) AS (SELECT id FROM api_keys WHERE ${where} UNION SELECT k.id FROM api_keys k JOIN tree t ON k.minted_by = 'key:' || t.id)
+       SELECT id FROM tree)`,
+    [now, ...params],
+  );
+  return r.changes;
+}
+
+/** Revokes a key for good, and the keys minted under it: 'revoked', 'already' (revoked before) or 'unknown'. */
+export async function revokeApiKey(db: Db, id: string): Promise<{ outcome: 'revoked' | 'already' | 'unknown'; descendants: number }> {
+  return db.tx(async (t) => {
+    const [row] = await t.query<{ revoked_at: number | null }>('SELECT revoked_at FROM api_keys WHERE id = ?', [id]);
+    if (!row) return { outcome: 'unknown' as const, descendants: 0 };
+    const n = await revokeWithDescendants(t, 'id = ?', [id]);
+    return row.revoked_at ? { outcome: 'already' as const, descendants: n } : { outcome: 'revoked' as const, descendants: n - 1 };
+  });
 }
 
 /**
@@ -98,7 +141,8 @@ export async function ensureBootstrapKey(db: Db, key: string | undefined): Promi
   ]);
   const [mine] = await db.query<{ name: string; created_at: number; revoked_at: number | null }>('SELECT name, created_at, revoked_at FROM api_keys WHERE hash = ?', [hash]);
   if (!mine || mine.name !== BOOTSTRAP_KEY_NAME) return { configuredRevoked: true, storedUnconfigured: false };
-  await db.run('UPDATE api_keys SET revoked_at = ? WHERE name = ? AND created_at < ? AND revoked_at IS NULL', [Date.now(), BOOTSTRAP_KEY_NAME, Number(mine.created_at)]);
+  // With the keys they minted (a rotation is for a leak: what the leaked key made goes too).
+  await revokeWithDescendants(db, 'name = ? AND created_at < ? AND revoked_at IS NULL', [BOOTSTRAP_KEY_NAME, Number(mine.created_at)]);
   return { configuredRevoked: Boolean(mine.revoked_at), storedUnconfigured: false };
 }
 

@@ -33,9 +33,10 @@ export async function authenticateBearer(db: Db, oidc: OidcVerifier, header: str
   const known = cache.get(token);
   if (known) return { ok: true, principal: known, token };
   if (token.startsWith('ctk_')) {
+    const epoch = cache.epoch;
     const found = await authenticateApiKey(db, token);
     if (!found) return { ok: false, reason: 'invalid API key' };
-    cache.set(token, found.principal, found.expiresAt);
+    cache.set(token, found.principal, found.expiresAt, Date.now(), epoch);
     return { ok: true, principal: found.principal, token };
   }
   const r = await oidc.verify(token);

@@ -23,6 +23,17 @@ interface Entry {
 
 export class TokenCache {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * Bumped by every forget: a lookup that started before a revocation (PostgreSQL answers
+   * asynchronously) must not store what it read afterwards, or the revoked key's children
+   * would be remembered for MAX_AGE_MS after the revocation answered.
+   */
+  private generation = 0;
+
+  /** Pass to set(): a check that started before the latest forget stores nothing. */
+  get epoch(): number {
+    return this.generation;
+  }
 
   /** The principal of a token that passed its check less than MAX_AGE_MS ago and has not expired. */
   get(token: string, now = Date.now()): Principal | undefined {
@@ -34,8 +45,8 @@ export class TokenCache {
   }
 
   /** `expiresAt`: when the token itself stops being accepted (ms since the epoch), if it does. */
-  set(token: string, principal: Principal, expiresAt = Infinity, now = Date.now()): void {
-    if (token.length > MAX_TOKEN_LENGTH) return;
+  set(token: string, principal: Principal, expiresAt = Infinity, now = Date.now(), epoch = this.generation): void {
+    if (token.length > MAX_TOKEN_LENGTH || epoch !== this.generation) return;
     const until = Math.min(now + TOKEN_CACHE_MAX_AGE_MS, expiresAt);
     if (!(until > now)) return;
     if (this.entries.size >= MAX_ENTRIES) {
@@ -55,6 +66,7 @@ export class TokenCache {
    * still cached is checked again on its next use.
    */
   forgetKind(kind: Principal['kind']): void {
+    this.generation++;
     for (const [k, e] of this.entries) if (e.principal.kind === kind) this.entries.delete(k);
   }
 }

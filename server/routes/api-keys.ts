@@ -3,7 +3,7 @@ import type { ServerContext } from '../context.js';
 import type { Role } from '../config.js';
 import { requirePermission } from '../auth/middleware.js';
 import { createApiKey, listApiKeys, liveApiKeyCount, revokeApiKey } from '../auth/api-keys.js';
-import { BOOTSTRAP_KEY_NAME, linkMinter } from '../auth/configured-trust.js';
+import { BOOTSTRAP_KEY_NAME, apiKeyAccepted, linkMinter } from '../auth/configured-trust.js';
 import { tokenCacheFor } from '../auth/token-cache.js';
 import { validateBody } from '../openapi.js';
 import { sendError } from '../http-error.js';
@@ -31,9 +31,20 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
     if (body.name === BOOTSTRAP_KEY_NAME) return sendError(res, 400, 'BAD_REQUEST', `the name ${BOOTSTRAP_KEY_NAME} is the configured bootstrap key's`);
     const minter = req.principal ? linkMinter(req.principal) : null;
     if (!minter) return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a session opened by a sign-in link (or a host) cannot make API keys: use an API key, a CI token or sign in with an issuer');
-    if ((await liveApiKeyCount(ctx.db)) >= MAX_LIVE_API_KEYS) return sendError(res, 409, 'API_KEY_LIMIT', `${MAX_LIVE_API_KEYS} API keys are live: revoke some first (ct api-key list, ct api-key revoke)`);
+    const ttlMs = (body.ttlSeconds ?? API_KEY_DEFAULT_TTL_S) * 1000;
+    // The key would be accepted (its minter's chain not too long, nothing in it revoked since this
+    // request authenticated): never hand out a key that is dead from the start.
+    if (!(await apiKeyAccepted(ctx.db, { name: body.name, hash: '', revoked_at: null, expires_at: Date.now() + ttlMs, minted_by: minter }))) {
+      return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a key minted by this credential would not be accepted: it is itself minted by a chain of 8 keys, or something in that chain was revoked');
+    }
     const by = actor(req.principal);
-    const k = await createApiKey(ctx.db, body.name, body.role, { ttlMs: (body.ttlSeconds ?? API_KEY_DEFAULT_TTL_S) * 1000, mintedBy: minter, createdBy: by });
+    // Counted and inserted under one lock: replicas creating at once must not pass the bound together.
+    const k = await ctx.db.tx(async (t) => {
+      if (t.dialect === 'postgres') await t.query('SELECT pg_advisory_xact_lock(74687)');
+      if ((await liveApiKeyCount(t)) >= MAX_LIVE_API_KEYS) return undefined;
+      return createApiKey(t, body.name, body.role, { ttlMs, mintedBy: minter, createdBy: by });
+    });
+    if (!k) return sendError(res, 409, 'API_KEY_LIMIT', `${MAX_LIVE_API_KEYS} API keys are live: revoke some first (ct api-key list, ct api-key revoke)`);
     const expiresAt = new Date(k.expiresAt!).toISOString();
     // Who made which key, for which role (the key itself is never written anywhere).
     await recordAudit(ctx.db, 'api-key.created', k.id, { principal: by, id: k.id, name: body.name, role: body.role, mintedBy: minter, expiresAt });
@@ -42,18 +53,20 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
   });
 
   r.get('/api/v1/api-keys', admin, async (req: Request, res: Response) => {
-    const raw = typeof req.query.limit === 'string' ? req.query.limit : '1000';
-    const limit = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+    const raw = req.query.limit ?? '1000';
+    const limit = typeof raw === 'string' && /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
     if (!(limit >= 1 && limit <= 1000)) return sendError(res, 400, 'BAD_REQUEST', 'limit must be 1 to 1000');
-    res.json({ keys: await listApiKeys(ctx.db, limit) });
+    const state = req.query.state ?? 'all';
+    if (state !== 'all' && state !== 'live') return sendError(res, 400, 'BAD_REQUEST', 'state must be live or all');
+    res.json(await listApiKeys(ctx.db, limit, state === 'live'));
   });
 
   r.delete('/api/v1/api-keys/:id', admin, async (req: Request, res: Response) => {
     const id = String(req.params.id);
-    const outcome = UUID.test(id) ? await revokeApiKey(ctx.db, id) : 'unknown';
+    const { outcome, descendants } = UUID.test(id) ? await revokeApiKey(ctx.db, id) : { outcome: 'unknown' as const, descendants: 0 };
     if (outcome === 'unknown') return sendError(res, 404, 'NOT_FOUND', 'no such API key');
     tokenCacheFor(ctx.db).forgetKind('api-key');
-    if (outcome === 'revoked') await recordAudit(ctx.db, 'api-key.revoked', id, { principal: actor(req.principal), id });
+    if (outcome === 'revoked' || descendants > 0) await recordAudit(ctx.db, 'api-key.revoked', id, { principal: actor(req.principal), id, alreadyRevoked: outcome === 'already', mintedKeysRevoked: descendants });
     res.status(204).end();
   });
   return r;

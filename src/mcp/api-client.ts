@@ -76,8 +76,11 @@ export class ApiClient {
 
   private async send(method: string, path: string, call: ApiCall): Promise<Record<string, unknown>> {
     // Paths are built by the tools from validated arguments; encode each segment anyway.
-    const url = new URL(path, this.base);
-    if (url.origin !== new URL(this.base).origin) throw new ToolError('BAD_REQUEST', 'path leaves the server');
+    // Under the base URL's own path (a server behind a proxy at https://host/deploy/): a path that
+    // starts with `/` would otherwise replace it.
+    const base = new URL(this.base);
+    const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
+    if (url.origin !== base.origin) throw new ToolError('BAD_REQUEST', 'path leaves the server');
     for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     let res: Response;
     try {

@@ -15,10 +15,12 @@ describe('MCP ApiClient', () => {
   let received = 0;
   let closedEarly = 0;
   let delayMs = 150;
+  const paths: string[] = [];
   beforeAll(async () => {
     // Each answer takes a while: long enough for every call of a batch to be in flight together.
     api = createServer((req, res) => {
       received++;
+      paths.push(req.url ?? '');
       peak = Math.max(peak, ++inFlight);
       const t = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'), delayMs);
       res.on('close', () => {
@@ -32,6 +34,14 @@ describe('MCP ApiClient', () => {
   });
   afterAll(() => new Promise<void>((r) => api.close(() => r())));
   const reset = () => void ((peak = 0), (received = 0), (closedEarly = 0));
+
+  it('keeps the base URL\'s path (a server behind a proxy at /deploy/) and never leaves its origin', async () => {
+    paths.length = 0;
+    await new ApiClient(`${base}/deploy/`, 'ctk_x').get('/api/v1/hosts', { query: { limit: 2 } });
+    await new ApiClient(`${base}/deploy`, 'ctk_x').delete('/api/v1/api-keys/x');
+    expect(paths).toEqual(['/deploy/api/v1/hosts?limit=2', '/deploy/api/v1/api-keys/x']);
+    await expect(new ApiClient(base, 'ctk_x').get('//evil.example/steal')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
 
   it('a batch of 40 calls reaches the server at most 4 at a time, and every call is answered', async () => {
     reset();

@@ -57,7 +57,7 @@ describe('API keys through the API', () => {
 
     const list = (await (await call('GET', '/api/v1/api-keys', ADMIN)).json()) as { keys: Array<Record<string, unknown>> };
     const mine = list.keys.find((k) => k.id === made.body.id);
-    expect(mine).toMatchObject({ name: 'agent-triage', role: 'operator', revokedAt: null, bootstrap: false, createdBy: { kind: 'api-key', role: 'admin' } });
+    expect(mine).toMatchObject({ name: 'agent-triage', role: 'operator', state: 'live', revokedAt: null, bootstrap: false, createdBy: { kind: 'api-key', role: 'admin' } });
     expect(list.keys.some((k) => k.bootstrap === true)).toBe(true);
     const text = JSON.stringify(list);
     expect(text).not.toContain(made.body.key);
@@ -86,10 +86,35 @@ describe('API keys through the API', () => {
     expect([await roleOf(a.key), await roleOf(b.key), await roleOf(c.key)]).toEqual(['admin', 'admin', 'viewer']);
     expect((await call('DELETE', `/api/v1/api-keys/${a.id}`, ADMIN)).status).toBe(204);
     expect([await roleOf(a.key), await roleOf(b.key), await roleOf(c.key)]).toEqual([401, 401, 401]);
+    // Revoked with it, not only refused: listed so, and holding no place among the live ones.
+    const all = ((await (await call('GET', '/api/v1/api-keys?state=all', ADMIN)).json()) as { keys: Array<{ id: string; state: string }> }).keys;
+    expect([a.id, b.id, c.id].map((id) => all.find((k) => k.id === id)?.state)).toEqual(['revoked', 'revoked', 'revoked']);
+    const live = ((await (await call('GET', '/api/v1/api-keys?state=live', ADMIN)).json()) as { keys: Array<{ id: string }> }).keys;
+    expect(live.some((k) => [a.id, b.id, c.id].includes(k.id))).toBe(false);
+    expect((await call('GET', '/api/v1/api-keys?state=dead', ADMIN)).status).toBe(400);
+    expect((await call('GET', '/api/v1/api-keys?limit=0x10', ADMIN)).status).toBe(400);
     expect((await call('DELETE', `/api/v1/api-keys/${a.id}`, ADMIN)).status).toBe(204);
     expect((await call('DELETE', '/api/v1/api-keys/00000000-0000-4000-8000-000000000000', ADMIN)).status).toBe(404);
     expect((await call('DELETE', '/api/v1/api-keys/..%2F..%2Fetc', ADMIN)).status).toBe(404);
-    expect(await searchAudit(server.ctx, { kind: 'api-key.revoked', subject: a.id, limit: 5 })).toHaveLength(1);
+    expect(await searchAudit(server.ctx, { kind: 'api-key.revoked', subject: a.id, limit: 5 })).toEqual([expect.objectContaining({ record: expect.objectContaining({ mintedKeysRevoked: 2 }) })]);
+  });
+
+  it('no key is handed out that would be refused: a chain of keys minting keys ends at 8', async () => {
+    let by = ADMIN;
+    const made: string[] = [];
+    for (let i = 1; i <= 8; i++) {
+      const r = await mint(by, { name: `chain-${i}`, role: 'admin' });
+      expect(r.status).toBe(201);
+      made.push(r.body.key);
+      by = r.body.key;
+    }
+    expect(await roleOf(made[7])).toBe('admin');
+    const ninth = await mint(by, { name: 'chain-9', role: 'viewer' });
+    expect([ninth.status, ninth.body.error?.code]).toEqual([403, 'API_KEY_FORBIDDEN']);
+    expect(await liveApiKeyCount(server.ctx.db)).toBeGreaterThan(0);
+    const ids = ((await (await call('GET', '/api/v1/api-keys?state=live', ADMIN)).json()) as { keys: Array<{ id: string; name: string }> }).keys.filter((k) => k.name === 'chain-1');
+    expect((await call('DELETE', `/api/v1/api-keys/${ids[0].id}`, ADMIN)).status).toBe(204);
+    for (const k of made) expect(await roleOf(k)).toBe(401);
   });
 
   it('an expired key is refused, even while remembered', async () => {
@@ -135,9 +160,13 @@ describe('API keys through the API', () => {
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`^ID +NAME +ROLE +STATE +EXPIRES +MINTED BY\\n(.*\\n)*${id} +ci-release +operator +live +\\S+ +key:`, 'm'));
     expect(listed.stdout).not.toContain(key);
+    expect(listed.stdout).not.toMatch(/ revoked /);
     const revoked = await runCt(['api-key', 'revoke', id, '--server', server.url], { env });
     expect([revoked.code, revoked.stderr]).toEqual([0, `API key ${id} revoked\n`]);
     expect(await roleOf(key)).toBe(401);
+    // Revoked keys are listed only with --all.
+    expect((await runCt(['api-key', 'list', '--server', server.url], { env })).stdout).not.toContain(id);
+    expect((await runCt(['api-key', 'list', '--all', '--server', server.url], { env })).stdout).toMatch(new RegExp(`^${id} +ci-release +operator +revoked `, 'm'));
     // Refusals carry the server's code; a credential never crosses plain http to another machine.
     const refused = await runCt(['api-key', 'create', '--server', server.url, '--name', 'x'], { env: { CT_TOKEN: key } });
     expect([refused.code, refused.stderr]).toEqual([12, 'error[SERVER_REFUSED]: the deploy server refused: UNAUTHENTICATED: invalid API key\n']);

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
 import { CtError } from '../../core/errors.js';
 import { callServer, serverClient } from '../server-api.js';
+import { terminalText } from '../../core/terminal.js';
 
 const SERVER = ['--server <url>', 'deploy server URL (https, or http on this machine)'] as const;
 const TOKEN_ENV = ['--token-env <name>', 'environment variable holding an admin\'s API key or OIDC token', 'CT_TOKEN'] as const;
@@ -43,6 +44,8 @@ export function register(program: Command): void {
         const body = { name: o.name, role: o.role, ttlSeconds: ttlSeconds(o.expiresIn) };
         const api = serverClient(o.server, o.tokenEnv);
         const k = await callServer(() => api.post('/api/v1/api-keys', { body }));
+        // Printed raw on stdout for scripts: only what a key looks like (a server's answer is not trusted to be one).
+        if (typeof k.key !== 'string' || !/^ctk_[A-Za-z0-9_-]{20,196}$/.test(k.key)) throw new CtError('SERVER_UNAVAILABLE', 'the deploy server answered something that is not an API key');
         if (o.json) processIo.out(`${JSON.stringify(k, null, 2)}\n`);
         else {
           processIo.out(`${String(k.key)}\n`);
@@ -53,20 +56,21 @@ export function register(program: Command): void {
     );
   keys
     .command('list')
-    .description('list API keys, newest first (never their secrets)')
+    .description('list the keys the server accepts, newest first (never their secrets); --all adds revoked, expired and those whose minter is no longer trusted')
     .requiredOption(...SERVER)
     .option(...TOKEN_ENV)
+    .option('--all', 'every key, not only those accepted')
     .option('--json', 'print JSON')
     .action(
-      action(async (o: Common) => {
+      action(async (o: Common & { all?: boolean }) => {
         const api = serverClient(o.server, o.tokenEnv);
-        const { keys: list } = (await callServer(() => api.get('/api/v1/api-keys'))) as { keys: Array<Record<string, unknown>> };
+        const { keys: list, truncated } = (await callServer(() => api.get('/api/v1/api-keys', { query: { state: o.all ? 'all' : 'live' } }))) as { keys: Array<Record<string, unknown>>; truncated?: boolean };
         if (o.json) processIo.out(`${JSON.stringify(list, null, 2)}\n`);
         else {
-          const state = (k: Record<string, unknown>) => (k.revokedAt ? 'revoked' : k.expiresAt && Date.parse(String(k.expiresAt)) <= Date.now() ? 'expired' : 'live');
-          const rows = list.map((k) => [String(k.id), String(k.name), String(k.role), state(k), String(k.expiresAt ?? 'never'), String(k.mintedBy ?? (k.bootstrap ? 'configured' : '-'))]);
+          const rows = list.map((k) => [String(k.id), String(k.name), String(k.role), String(k.state), String(k.expiresAt ?? 'never'), String(k.mintedBy ?? (k.bootstrap ? 'configured' : '-'))]);
           processIo.out(table([['ID', 'NAME', 'ROLE', 'STATE', 'EXPIRES', 'MINTED BY'], ...rows]));
         }
+        if (truncated) processIo.err('only the newest 1,000 are shown: revoke what is no longer needed');
         return 0;
       }),
     );
@@ -86,9 +90,9 @@ export function register(program: Command): void {
     );
 }
 
-/** Columns padded to their widest cell; names and ids are the server's, control characters shown escaped. */
+/** Columns padded to their widest cell; names and ids are the server's: what a terminal would act on is shown escaped. */
 function table(rows: string[][]): string {
-  const clean = rows.map((r) => r.map((c) => JSON.stringify(c).slice(1, -1)));
+  const clean = rows.map((r) => r.map((c) => terminalText(c.replace(/[\t\n]/g, ' '))));
   const widths = clean[0].map((_, i) => Math.max(...clean.map((r) => r[i].length)));
   return clean.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
 }
