@@ -22,12 +22,15 @@ export interface Syscall {
 
 const TRACED = 'openat,open,fsync,fdatasync,rename,renameat,renameat2,mkdir,mkdirat,unlink,unlinkat';
 
-/** The calls `script` (ESM, run with `node --input-type=module -e`) made; throws when it or strace failed. */
-export function traceNode(script: string): Syscall[] {
+/**
+ * The calls `script` (ESM, run with `node --input-type=module -e`) made; throws when it or strace
+ * failed. `extra`: more system calls to trace (e.g. `pwrite64`).
+ */
+export function traceNode(script: string, extra: string[] = []): Syscall[] {
   const dir = mkdtempSync(join(tmpdir(), 'ct-strace-'));
   try {
     const out = join(dir, 'trace');
-    const r = spawnSync(STRACE, ['-f', '-qq', '-s', '4096', '-e', `trace=${TRACED}`, '-o', out, process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+    const r = spawnSync(STRACE, ['-f', '-qq', '-s', '4096', '-e', `trace=${[TRACED, ...extra].join(',')}`, '-o', out, process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
     if (r.error) throw new Error(`${STRACE} could not run (${r.error.message}): install strace (README, .ci/run)`);
     if (r.status !== 0) throw new Error(`strace or the script failed (${r.status}): ${r.stderr}`);
     return parseTrace(readFileSync(out, 'utf8'));
