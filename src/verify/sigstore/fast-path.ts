@@ -23,6 +23,7 @@ import { ecSpkiJwk, tbsWithoutExtension } from './der.js';
 import { parseLeaf, sctDate, sctHash, sctSignedData, type LeafCert, type Sct } from './leaf-cert.js';
 import { parseTsaToken, tsaTokenVerifies, type TsaToken } from './tsa-token.js';
 import { inclusionHolds } from './tlog-inclusion.js';
+import { trustedKey } from './cert-memo.js';
 import { verifyTLogBody } from '@sigstore/verify/dist/tlog/index.js';
 
 /** The certificate class of @sigstore/verify's own @sigstore/core (it nests a different version). */
@@ -265,7 +266,7 @@ function chainCert(cert: X509Certificate): ChainCert | null {
     return {
       cert, der, subject: cert.subject, issuer: cert.issuer, notBefore: cert.notBefore, notAfter: cert.notAfter,
       ski: cert.extSubjectKeyID?.keyIdentifier, aki: cert.extAuthorityKeyID?.keyIdentifier,
-      spki, spkiHash: createHash('sha256').update(spki).digest(), key: createPublicKey({ key: spki, format: 'der', type: 'spki' }), path: null,
+      spki, spkiHash: createHash('sha256').update(spki).digest(), key: trustedKey(spki), path: null,
     };
   }) ?? null;
 }
@@ -316,7 +317,7 @@ function planTsa(chain: X509Certificate[]): TsaPlan {
   const certs = path?.map(chainCert);
   return {
     path: certs && certs.every((c) => c) ? (certs as ChainCert[]) : null,
-    key: leaf ? safe(() => createPublicKey({ key: leaf.publicKey, format: 'der', type: 'spki' })) ?? null : null,
+    key: leaf ? safe(() => trustedKey(leaf.publicKey)) ?? null : null,
     serial: leaf ? leaf.serialNumber : Buffer.alloc(0),
     issuer: leaf ? leaf.issuer : Buffer.alloc(0),
   };

@@ -27,6 +27,7 @@ import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
 import { memoizeCertificate, memoizeTrustedCertVerify } from './cert-memo.js';
 import { FastPath } from './fast-path.js';
+import { unsafeCheckpointName } from './tlog-inclusion.js';
 import { checkSubject, inTotoStatement, parseBundleJson, strictBundleFromJSON } from './shape.js';
 
 export interface SigstoreThresholds {
@@ -143,6 +144,13 @@ export class SigstoreBundleVerifier {
 
   private verifyUncached(json: unknown, fromText: boolean, bundleDigest: string, digest: string | undefined, req: SigstoreVerifyRequest): SigstoreVerification {
     const bundle = strictBundleFromJSON(json, fromText);
+    // Before either path hands a checkpoint to @sigstore/verify (tlog-inclusion.ts says why).
+    for (const [i, entry] of bundle.verificationMaterial.tlogEntries.entries()) {
+      const name = entry.inclusionProof?.checkpoint?.envelope ? unsafeCheckpointName(entry.inclusionProof.checkpoint.envelope) : undefined;
+      if (name !== undefined) {
+        throw new CtError('LOG_PROOF_INVALID', `transparency log entry ${i}: checkpoint signature names log ${JSON.stringify(name)}, not a log name (host, port, path)`, { where: `tlogEntries[${i}].inclusionProof.checkpoint`, name });
+      }
+    }
     const kind = bundle.content.$case === 'dsseEnvelope' ? 'dsse' : 'message';
     if (kind === 'message') bindMessage(bundle, req.artifact, digest);
     else if (digest === undefined) throw new CtError('USAGE', 'a DSSE bundle is verified against an artifact or image digest; none given', {});
