@@ -37,6 +37,8 @@ export interface BuildInputs {
   name?: string;
   version?: string;
   securityDir?: string;
+  /** Directories `[[include]]` may copy from besides the packed one (ct pack --include-from). */
+  includeFrom: string[];
   signing: SigningInput;
   sigstore: SigstoreInput;
   /** VCS trust store (JSON): its `logs` say where each VCS transparency log is and its key. */
@@ -203,6 +205,7 @@ export function readBuildInputs(get: InputReader, env: NodeJS.ProcessEnv = proce
     name: optional(get, 'name'),
     version: optional(get, 'version'),
     securityDir: optional(get, 'security-dir'),
+    includeFrom: listInput(get, 'include-from'),
     signing,
     sigstore,
     trustStore,

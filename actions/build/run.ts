@@ -84,7 +84,7 @@ async function packSource(i: BuildInputs): Promise<{ path: string; name: string;
   const from = pulled ? { ociLayout: pulled } : 'dir' in s ? { dir: resolve(s.dir) } : 'ociLayout' in s ? { ociLayout: resolve(s.ociLayout) } : { imageTar: resolve((s as { imageTar: string }).imageTar) };
   let packed;
   try {
-    packed = await packCtp({ from, out: tmp, name: i.name, version: i.version, securityDir: i.securityDir });
+    packed = await packCtp({ from, out: tmp, name: i.name, version: i.version, securityDir: i.securityDir, includeFrom: i.includeFrom.map((d) => resolve(d)) });
   } finally {
     if (pulled) await rm(pulled, { recursive: true, force: true });
   }

@@ -232,12 +232,48 @@ describe('ct pack from a directory', () => {
     // Named on the command line, the directory may be copied from; the walk's own symlink stays a symlink.
     await writeFile(join(src, 'ct.toml'), `name = "o"\nversion = "1"\n[[include]]\nfrom = "innocent.json"\nto = "etc/docker.json"\n`);
     await packCtp({ from: { dir: src }, out, includeFrom: [secrets] });
+    // A directory named on the command line that does not exist is a mistake said, not skipped.
+    await expect(packCtp({ from: { dir: src }, out, includeFrom: [join(tmp, 'runner-tmep')] })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('runner-tmep: not a directory') });
     // A file of the packed directory itself, and a system program, need nothing.
     await rm(join(src, 'innocent.json'));
     await writeFile(join(src, 'local.txt'), 'mine\n');
     await writeFile(join(src, 'ct.toml'), 'name = "o"\nversion = "1"\n[[include]]\nfrom = "local.txt"\nto = "etc/local.txt"\n[[include]]\nfrom = "/bin/busybox"\nto = "bin/busybox"\n');
     await packCtp({ from: { dir: src }, out });
   });
+
+  it('[[include]] reads the file it checked, however the path is relinked while the pack runs', async () => {
+    // Another user swaps a path in a directory it may write between a regular file and a link to a
+    // secret; before, the check followed the path once and the read again, so the secret could be
+    // packed (it was, in a few tries, in a review).
+    const shared = join(tmp, 'shared-writable');
+    const src = join(tmp, 'race-src');
+    await mkdir(shared, { recursive: true });
+    await mkdir(src, { recursive: true });
+    const secret = join(tmp, 'race-secret');
+    await writeFile(secret, 'SECRET-SECRET-SECRET');
+    await writeFile(join(shared, 'decoy'), 'harmless-harmless!!!');
+    await writeFile(join(src, 'ct.toml'), `name = "r"\nversion = "1"\n[[include]]\nfrom = "${join(shared, 'f')}"\nto = "etc/f"\n`);
+    const { spawn } = await import('node:child_process');
+    // The swapper: rename(2) a regular file or a link over f, as fast as it can, in another process.
+    const swapper = spawn('sh', ['-c', `cd ${shared} && while :; do cp decoy f.tmp && mv -f f.tmp f; ln -sfn ${secret} l.tmp && mv -fT l.tmp f; done`], { stdio: 'ignore' });
+    try {
+      let packed = 0;
+      for (let i = 0; i < 150; i++) {
+        const out = join(tmp, 'race.ctp');
+        const ok = await packCtp({ from: { dir: src }, out, includeFrom: [shared] }).then(() => true, () => false);
+        if (!ok) continue;
+        packed++;
+        const a = await openCtp(out);
+        const image = checkOciLayout(a);
+        const chunks: Buffer[] = [];
+        for await (const c of a.openEntry(`oci-layout/blobs/sha256/${image.layers[0].digest.slice(7)}`)) chunks.push(c as Buffer);
+        expect(gunzipSync(Buffer.concat(chunks)).includes('SECRET-SECRET')).toBe(false);
+      }
+      expect(packed).toBeGreaterThan(0);
+    } finally {
+      swapper.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it.each([
     ['a missing host file', 'from = "/nonexistent/busybox"\nto = "bin/busybox"', 'IO_ERROR', /\[\[include\]\] bin\/busybox: \/nonexistent\/busybox/],

@@ -1,6 +1,6 @@
-import { lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
-import { join, sep } from 'node:path';
+import { lstat, open, readdir, readFile, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { compareNames } from '../names.js';
 import { HashingFileSink } from '../sink.js';
@@ -12,6 +12,8 @@ interface TreeEntry {
   kind: 'dir' | 'file' | 'symlink';
   size: number;
   mode: number;
+  /** An `[[include]]`'s file, opened when it was checked: read from here, never by path again. */
+  handle?: FileHandle;
 }
 
 export interface BuiltLayer {
@@ -88,52 +90,93 @@ async function realRoots(paths: readonly string[]): Promise<string[]> {
   return out;
 }
 
+/** `--include-from` directories as real paths; one that does not exist is a mistake to say, not skip. */
+async function commandLineRoots(paths: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const st = await stat(p).catch(() => undefined);
+    if (!st?.isDirectory()) throw new CtError('USAGE', `--include-from ${p}: not a directory`, { path: p });
+    out.push(await realpath(p));
+  }
+  return out;
+}
+
 const under = (path: string, root: string) => path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+
+/** Whether every other user could read `real`: the file readable by others, each directory above it up to `root` searchable by them. */
+async function worldReadable(real: string, mode: number, root: string): Promise<boolean> {
+  if ((mode & 0o004) === 0) return false;
+  for (let d = dirname(real); under(d, root); d = dirname(d)) {
+    const st = await stat(d).catch(() => undefined);
+    if (!st || (st.mode & 0o001) === 0) return false;
+    if (d === root) break;
+  }
+  return true;
+}
 
 /**
  * `[[include]]` host files added to the tree (a static binary the directory does not hold, e.g.
- * busybox-static's /bin/busybox): the file's bytes, followed through symlinks and read from the
- * real path that was checked, with its parent directories. A path the directory already has is a
- * conflict, not an override. `from` must be inside the packed directory, a system directory
- * (SYSTEM_INCLUDE_ROOTS, world-readable files only) or a directory of `includeRoots`.
+ * busybox-static's /bin/busybox), with their parent directories. A path the directory already has
+ * is a conflict, not an override. `from` must be inside the packed directory, a system directory
+ * (SYSTEM_INCLUDE_ROOTS; files every user can read) or a directory of `includeRoots`.
+ * Each file is opened once, links followed, and checked on that handle: the file read into the
+ * layer is the one whose real path was checked (its device and inode are compared), whatever is
+ * renamed or relinked in between (a pack run as root over a directory another user can write).
+ * The caller closes the handles (closeHandles).
  */
 async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[], packed: string, includeRoots: readonly string[]): Promise<TreeEntry[]> {
   const names = new Map(entries.map((e) => [e.name, e]));
   if (includes.length === 0) return entries;
-  const own = await realRoots([packed, ...includeRoots]);
+  const own = [...(await realRoots([packed])), ...(await commandLineRoots(includeRoots))];
   const system = await realRoots(SYSTEM_INCLUDE_ROOTS);
-  for (const inc of includes) {
-    let st;
-    try {
-      st = await stat(inc.from);
-    } catch (e) {
-      const io = asIoError(e, inc.from);
-      throw new CtError('IO_ERROR', `ct.toml [[include]] ${inc.to}: ${io.message}`, io.details, { cause: e });
+  const opened: FileHandle[] = [];
+  try {
+    for (const inc of includes) {
+      let fh: FileHandle;
+      try {
+        // O_NONBLOCK: a FIFO named here must not hang the pack before it is refused as not a file.
+        fh = await open(inc.from, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+      } catch (e) {
+        const io = asIoError(e, inc.from);
+        throw new CtError('IO_ERROR', `ct.toml [[include]] ${inc.to}: ${io.message}`, io.details, { cause: e });
+      }
+      opened.push(fh);
+      const st = await fh.stat();
+      if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
+      const real = await realpath(inc.from).catch((e: unknown) => {
+        throw asIoError(e, inc.from);
+      });
+      const now = await stat(real).catch(() => undefined);
+      if (!now || now.dev !== st.dev || now.ino !== st.ino) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} changed while it was being checked`, { path: inc.from });
+      // Not from version-control metadata, however named (links followed): the walk leaves it out
+      // because a checkout's .git/config holds the CI job's token; an include must not put it back.
+      if (real.split(sep).some((part) => VCS_METADATA.includes(part))) {
+        throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is in version-control metadata (${real}), which is never packed: it can hold credentials`, { path: inc.from });
+      }
+      const sysRoot = system.find((r) => under(real, r));
+      const allowed = own.some((r) => under(real, r)) || (sysRoot !== undefined && (await worldReadable(real, st.mode, sysRoot)));
+      if (!allowed) {
+        throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} (${real}) is outside the packed directory and the system's program directories (/usr/bin, /usr/lib, …, files every user can read): a ct.toml must not copy this machine's other files (a CI job's credentials) into the image; name its directory with ct pack --include-from DIR (the action's include-from input) if it should`, { path: inc.from, real });
+      }
+      if (names.has(inc.to) || names.has(`${inc.to}/`)) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: the directory already has that path`, { path: inc.to });
+      const parts = inc.to.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const dir = `${parts.slice(0, i).join('/')}/`;
+        const have = names.get(dir) ?? names.get(dir.slice(0, -1));
+        if (have && have.kind !== 'dir') throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${dir.slice(0, -1)} is not a directory`, { path: inc.to });
+        if (!have) names.set(dir, { name: dir, abs: '', kind: 'dir', size: 0, mode: 0o755 });
+      }
+      names.set(inc.to, { name: inc.to, abs: real, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644, handle: fh });
     }
-    if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
-    // Not from version-control metadata, however named (links followed): the walk leaves it out
-    // because a checkout's .git/config holds the CI job's token; an include must not put it back.
-    const real = await realpath(inc.from).catch((e: unknown) => {
-      throw asIoError(e, inc.from);
-    });
-    if (real.split(sep).some((part) => VCS_METADATA.includes(part))) {
-      throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is in version-control metadata (${real}), which is never packed: it can hold credentials`, { path: inc.from });
-    }
-    const allowed = own.some((r) => under(real, r)) || (system.some((r) => under(real, r)) && (st.mode & 0o004) !== 0);
-    if (!allowed) {
-      throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} (${real}) is outside the packed directory and the system's program directories (/usr/bin, /usr/lib, …, world-readable files): a ct.toml must not copy this machine's other files (a CI job's credentials) into the image; name its directory with ct pack --include-from DIR if it should`, { path: inc.from, real });
-    }
-    if (names.has(inc.to) || names.has(`${inc.to}/`)) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: the directory already has that path`, { path: inc.to });
-    const parts = inc.to.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const dir = `${parts.slice(0, i).join('/')}/`;
-      const have = names.get(dir) ?? names.get(dir.slice(0, -1));
-      if (have && have.kind !== 'dir') throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${dir.slice(0, -1)} is not a directory`, { path: inc.to });
-      if (!have) names.set(dir, { name: dir, abs: '', kind: 'dir', size: 0, mode: 0o755 });
-    }
-    names.set(inc.to, { name: inc.to, abs: real, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
+  } catch (e) {
+    await Promise.all(opened.map((h) => h.close().catch(() => undefined)));
+    throw e;
   }
   return [...names.values()];
+}
+
+async function closeHandles(entries: TreeEntry[]): Promise<void> {
+  await Promise.all(entries.map((e) => e.handle?.close().catch(() => undefined)));
 }
 
 /**
@@ -167,14 +210,15 @@ export async function buildDirLayer(
         if (e.size <= READ_WHOLE_BYTES) {
           let data: Buffer;
           try {
-            data = await readFile(e.abs);
+            data = e.handle ? await e.handle.readFile() : await readFile(e.abs);
           } catch (err) {
             throw asIoError(err, e.abs);
           }
           if (data.length !== e.size) throw new CtError('IO_ERROR', `${e.abs}: changed size while being packed`, { path: e.abs });
           await sink.write(data);
         } else {
-          await sink.copyFrom(createReadStream(e.abs, { highWaterMark: 1 << 20 }), e.abs, { size: e.size });
+          const stream = e.handle ? e.handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false }) : createReadStream(e.abs, { highWaterMark: 1 << 20 });
+          await sink.copyFrom(stream, e.abs, { size: e.size });
         }
         await sink.write(padding(e.size));
       }
@@ -183,6 +227,8 @@ export async function buildDirLayer(
   } catch (err) {
     await sink.abort();
     throw err;
+  } finally {
+    await closeHandles(entries);
   }
   const r = await sink.commit();
   return { path: blobPath, digest: r.digest, size: r.size, diffId: r.uncompressedDigest };
