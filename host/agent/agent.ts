@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeStaleTemps, tempPathFor } from '../../src/core/fs.js';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
@@ -122,6 +123,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     // The channel's version is the WebSocket subprotocol; the handshake carries it again, signed.
     const sock = new WebSocket(url, [CHANNEL_PROTOCOL], { maxPayload: 1024 * 1024, ...(admission ? { headers: { 'x-ct-admission': admission } } : {}) });
     ws = sock;
+    // The TCP socket under it, for the keepalive's byte counters (ws keeps its own private).
+    let raw: Socket | undefined;
+    sock.once('upgrade', (res) => {
+      raw = res.socket;
+    });
     // terminate(): a close would wait for a peer that is not answering; 'close' then reconnects.
     const deadline = setTimeout(() => {
       log('channel handshake timed out', { code: 'CHANNEL_HANDSHAKE_FAILED' });
@@ -172,6 +178,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       }
       if (msg.type === 'welcome') {
         if (welcomed) return;
+        // ws emits 'upgrade' before any message: never so, but a channel without its keepalive is none.
+        if (!raw) return refuse('CHANNEL_HANDSHAKE_FAILED', 'no upgrade response');
         welcomed = true;
         clearTimeout(deadline);
         statusCarriesInventory = Array.isArray(msg.features) && msg.features.includes('status.containers');
@@ -179,7 +187,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         admission = typeof msg.admission === 'string' && /^[0-9A-Za-z._-]{1,64}$/.test(msg.admission) ? msg.admission : undefined;
         // A server gone without a FIN (its network dropped) answers no ping: the socket is
         // terminated and 'close' connects again, with the backoff.
-        keepAlive(sock, opts.pingMs ?? PING_MS, () => log('server answered no ping', { code: 'NETWORK_ERROR' }));
+        keepAlive(sock, raw, opts.pingMs ?? PING_MS, () => log('server answered no ping', { code: 'NETWORK_ERROR' }));
         const channel = mac;
         send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
         backoff = 200;

@@ -1,5 +1,6 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { MacChannel } from '../../src/protocol/session-keys.js';
@@ -170,7 +171,7 @@ export class HostHub {
           // ws reads the socket from now on (its listener is attached, `head` put back): what
           // came with the upgrade request counts toward what it may send before its hello.
           pending.watch(head.length);
-          this.accept(ws, hostId, pending).catch((e) => {
+          this.accept(ws, req.socket, hostId, pending).catch((e) => {
             this.ctx.log.warn({ err: (e as Error).message }, 'host channel set-up failed');
             ws.close(1011, 'internal error');
           });
@@ -181,7 +182,8 @@ export class HostHub {
     });
   }
 
-  private async accept(ws: WebSocket, hostId: string, pending: PendingHandshake): Promise<void> {
+  /** `raw`: the TCP socket under `ws` (the upgrade's), whose byte counters the keepalive reads. */
+  private async accept(ws: WebSocket, raw: Socket, hostId: string, pending: PendingHandshake): Promise<void> {
     ws.on('error', () => undefined);
     // Host and server ship together: an older (or newer) host is told which version this is.
     if (ws.protocol !== CHANNEL_PROTOCOL) {
@@ -230,7 +232,7 @@ export class HostHub {
           conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate() };
           // A host whose network dropped without a FIN answers no ping: terminated, its 'close'
           // then marks it disconnected (without this it stayed connected here for good).
-          keepAlive(ws, this.ctx.config.hostChannel?.pingMs ?? HOST_CHANNEL_DEFAULTS.pingMs, () => this.ctx.log.warn({ hostId }, 'host channel ended: the host answered no ping'));
+          keepAlive(ws, raw, this.ctx.config.hostChannel?.pingMs ?? HOST_CHANNEL_DEFAULTS.pingMs, () => this.ctx.log.warn({ hostId }, 'host channel ended: the host answered no ping'));
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
           // Another replica may have written this host's row while it was away; what the previous

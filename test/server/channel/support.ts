@@ -284,3 +284,52 @@ export async function tcpProxy(target: string, delayMs = 0): Promise<TcpProxy> {
     },
   };
 }
+
+/**
+ * A TCP relay on 127.0.0.1 to `target`'s port whose host->server direction carries `bytesPerSecond`
+ * (a slow uplink): nothing is dropped, what arrives faster waits in the relay. The other direction
+ * is forwarded at once.
+ */
+export async function slowUplink(target: string, bytesPerSecond: number): Promise<Pick<TcpProxy, 'url' | 'accepted' | 'close'>> {
+  const port = Number(new URL(target).port);
+  const socks = new Set<Socket>();
+  let accepted = 0;
+  const srv = tcpServer((c) => {
+    accepted++;
+    const u = connect({ host: '127.0.0.1', port });
+    for (const s of [c, u]) {
+      socks.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => socks.delete(s));
+    }
+    u.on('data', (d) => !c.destroyed && c.write(d));
+    u.on('close', () => c.destroy());
+    const queue: Buffer[] = [];
+    c.on('data', (d) => void queue.push(d));
+    // Every 50 ms, a 20th of a second's bytes.
+    const tick = setInterval(() => {
+      let budget = Math.floor(bytesPerSecond / 20);
+      while (budget > 0 && queue.length && !u.destroyed) {
+        const b = queue[0];
+        const n = Math.min(b.length, budget);
+        u.write(b.subarray(0, n));
+        if (n === b.length) queue.shift();
+        else queue[0] = b.subarray(n);
+        budget -= n;
+      }
+    }, 50);
+    c.on('close', () => {
+      clearInterval(tick);
+      u.destroy();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
+    accepted: () => accepted,
+    close: () => {
+      for (const s of socks) s.destroy();
+      srv.close();
+    },
+  };
+}
