@@ -6,6 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { channelServer, tcpProxy, until, type ChannelServer } from './support.js';
+import { CtError } from '../../../src/core/errors.js';
+import { pingIntervalMs } from '../../../src/cli/commands/host.js';
+import { buildProgram } from '../../../src/cli/program.js';
 
 describe('a host channel whose network drops silently', () => {
   describe('the server', () => {
@@ -76,5 +79,17 @@ describe('a host channel whose network drops silently', () => {
         proxy.close();
       }
     }, 30_000);
+  });
+
+  it('the agent\'s interval is set with ct host run --ping-interval, in whole seconds from 5 to 600 (default 30)', async () => {
+    expect(pingIntervalMs('30')).toBe(30_000);
+    expect(pingIntervalMs('5')).toBe(5_000);
+    expect(pingIntervalMs('600')).toBe(600_000);
+    for (const bad of ['4', '601', '1.5', '', '-10', '1e3', '30s', ' 30', '0']) {
+      expect(() => pingIntervalMs(bad)).toThrow(CtError);
+    }
+    const program = await buildProgram(['node', 'ct']);
+    const run = program.commands.find((c) => c.name() === 'host')?.commands.find((c) => c.name() === 'run');
+    expect(run?.options.find((o) => o.long === '--ping-interval')?.defaultValue).toBe('30');
   });
 });
