@@ -42,6 +42,8 @@ export interface HostCommandOptions {
   logLimits?: LogLimits;
   /** From opening the channel to the server's welcome (`--handshake-timeout`; default 30 s). */
   handshakeMs?: number;
+  /** How often the agent pings the server once welcomed (`--ping-interval`; default 30 s). */
+  pingMs?: number;
 }
 
 /** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
@@ -152,6 +154,7 @@ async function startHostAgent(o: HostCommandOptions, io: Io, runner: LocalRunner
     stopDeployment: (d) => runner.stopDeployment(d),
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
     handshakeMs: o.handshakeMs,
+    pingMs: o.pingMs,
   });
 }
 

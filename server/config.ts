@@ -146,11 +146,12 @@ const LOG_FOLLOW_BOUNDS = {
 
 /**
  * hostChannel.*: [lowest, highest]. handshakeMs is a timer (below 2^31−1 ms) and at least 100 ms
- * (a host on a slow link must finish in time); statusPerSecond at least 1 (a status held for want
+ * (a host on a slow link must finish in time); pingMs a timer too, at least 100 ms (each ping is a
+ * frame per host); statusPerSecond at least 1 (a status held for want
  * of tokens waits at most a second per place in its host's queue).
  */
 const HOST_CHANNEL_BOUNDS = {
-  maxPending: [1, 1_000_000], maxPendingPerAddress: [1, 1_000_000], handshakeMs: [100, 600_000], statusBurst: [1, 100_000], statusPerSecond: [1, 100_000],
+  maxPending: [1, 1_000_000], maxPendingPerAddress: [1, 1_000_000], handshakeMs: [100, 600_000], pingMs: [100, 600_000], statusBurst: [1, 100_000], statusPerSecond: [1, 100_000],
 } as const satisfies Record<keyof NonNullable<ServerConfig['hostChannel']>, readonly [number, number]>;
 
 const KEYS: Record<keyof ServerConfig, true> = {

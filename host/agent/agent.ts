@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeStaleTemps, tempPathFor } from '../../src/core/fs.js';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WebSocket } from 'ws';
@@ -11,6 +12,7 @@ import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { MacChannel } from '../../src/protocol/session-keys.js';
 import { CHANNEL_PROTOCOL, HostHandshake } from '../../src/protocol/handshake.js';
 import { jittered } from './backoff.js';
+import { keepAlive } from '../../src/protocol/keepalive.js';
 import type { Assignment, ContainerAction, ContainerState, HostFacts, HostMessage, InventoryItem, ServerMessage } from '../../src/protocol/messages.js';
 import { LOG_CURSOR_RE, type LogLine } from '../../src/protocol/logs.js';
 import { hostRequestText } from '../../src/protocol/request-signature.js';
@@ -51,6 +53,8 @@ export interface AgentOptions {
   maxBackoffMs?: number;
   /** From opening the channel to the server's welcome (default HANDSHAKE_DEADLINE_MS); past it the agent connects again. */
   handshakeMs?: number;
+  /** How often the agent pings the server once welcomed (default 30 s); two unanswered pings and it connects again. */
+  pingMs?: number;
 }
 
 export interface Agent {
@@ -71,6 +75,9 @@ export interface Agent {
  * Longer than the server's own deadline (10 s by default), which is the one a live server enforces.
  */
 const HANDSHAKE_DEADLINE_MS = 30_000;
+
+/** How often the agent pings a server that welcomed it (the server's default hostChannel.pingMs). */
+const PING_MS = 30_000;
 
 /** How long a status waits for the inventory to ride in its frame before it goes alone. */
 const INVENTORY_WAIT_MS = 50;
@@ -103,13 +110,24 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let chain: Promise<unknown> = Promise.resolve();
   // Alerts raised while the channel is down (a reconnect, the server restarting) go out once it is back.
   const unsent = new AlertBacklog('while disconnected');
+  /**
+   * The last welcome's admission ticket, shown on the next upgrade: the server keeps a few pending
+   * places per host for it, out of a flood's reach (server/channel/admission-ticket.ts). Memory only:
+   * after a restart the host waits for an ordinary place once.
+   */
+  let admission: string | undefined;
 
   const connect = () => {
     if (stopped) return;
     const url = `${opts.serverUrl.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${encodeURIComponent(id.hostId!)}`;
     // The channel's version is the WebSocket subprotocol; the handshake carries it again, signed.
-    const sock = new WebSocket(url, [CHANNEL_PROTOCOL], { maxPayload: 1024 * 1024 });
+    const sock = new WebSocket(url, [CHANNEL_PROTOCOL], { maxPayload: 1024 * 1024, ...(admission ? { headers: { 'x-ct-admission': admission } } : {}) });
     ws = sock;
+    // The TCP socket under it, for the keepalive's byte counters (ws keeps its own private).
+    let raw: Socket | undefined;
+    sock.once('upgrade', (res) => {
+      raw = res.socket;
+    });
     // terminate(): a close would wait for a peer that is not answering; 'close' then reconnects.
     const deadline = setTimeout(() => {
       log('channel handshake timed out', { code: 'CHANNEL_HANDSHAKE_FAILED' });
@@ -160,9 +178,16 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       }
       if (msg.type === 'welcome') {
         if (welcomed) return;
+        // ws emits 'upgrade' before any message: never so, but a channel without its keepalive is none.
+        if (!raw) return refuse('CHANNEL_HANDSHAKE_FAILED', 'no upgrade response');
         welcomed = true;
         clearTimeout(deadline);
         statusCarriesInventory = Array.isArray(msg.features) && msg.features.includes('status.containers');
+        // Sent in a header: only a short token of the ticket's alphabet is kept (anything else, none).
+        admission = typeof msg.admission === 'string' && /^[0-9A-Za-z._-]{1,64}$/.test(msg.admission) ? msg.admission : undefined;
+        // A server gone without a FIN (its network dropped) answers no ping: the socket is
+        // terminated and 'close' connects again, with the backoff.
+        keepAlive(sock, raw, opts.pingMs ?? PING_MS, () => log('server answered no ping', { code: 'NETWORK_ERROR' }));
         const channel = mac;
         send = (m) => sock.readyState === sock.OPEN && sock.send(channel.seal(m));
         backoff = 200;

@@ -1,5 +1,6 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { MacChannel } from '../../src/protocol/session-keys.js';
@@ -12,6 +13,9 @@ import type { ServerContext } from '../context.js';
 import { publish } from '../context.js';
 import { AlertBudget, INVENTORY_BUDGET } from './alert-budget.js';
 import { PendingHandshakes, type PendingHandshake } from './pending-handshakes.js';
+import { ADMISSION_HEADER, AdmissionTickets } from './admission-ticket.js';
+import { HOST_CHANNEL_DEFAULTS } from './limits.js';
+import { keepAlive } from '../../src/protocol/keepalive.js';
 import { StatusBudget } from './status-budget.js';
 import { errorCode } from '../../src/protocol/error-code.js';
 
@@ -109,6 +113,8 @@ export class HostHub {
   private readonly inventoryBudget = new AlertBudget(Date.now, INVENTORY_BUDGET);
   /** Connections not authenticated yet: bounded in number, per address and in time (pending-handshakes.ts). */
   private readonly pending: PendingHandshakes;
+  /** Tickets given to welcomed hosts, for a place of their own on their next upgrade (admission-ticket.ts). */
+  private readonly tickets: AdmissionTickets;
   /** What each host's statuses publish to event subscribers, within its budget (status-budget.ts). */
   private readonly statuses: StatusBudget<StatusMsg>;
   /** Waiters for a host's final status, by `hostId deploymentId` (a fan-out's statuses find theirs without a scan). */
@@ -137,6 +143,7 @@ export class HostHub {
 
   constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {
     this.pending = new PendingHandshakes(ctx.config.hostChannel);
+    this.tickets = new AdmissionTickets(serverKey);
     this.statuses = new StatusBudget((hostId, status) => publish(this.ctx, 'host.status', { ...status, hostId }), ctx.config.hostChannel, Date.now, (s) => FINAL_STATES.has(s.state));
   }
 
@@ -153,15 +160,18 @@ export class HostHub {
         const url = new URL(req.url ?? '/', 'http://localhost');
         const hostId = url.searchParams.get('host') ?? '';
         if (url.pathname !== '/api/v1/hosts/channel' || !UUID.test(hostId)) return socket.destroy();
-        // Counted from here: a client that named a host id, any, has not proved it is that host.
-        const pending = this.pending.admit(socket, req.socket.remoteAddress);
+        // Counted from here: a client that named a host id, any, has not proved it is that host. One
+        // with that host's ticket (an HMAC, checked before anything is allocated) has been welcomed
+        // as it before, and competes only with others holding that ticket.
+        const ticketFor = this.tickets.valid(req.headers[ADMISSION_HEADER], hostId) ? hostId : undefined;
+        const pending = this.pending.admit(socket, req.socket.remoteAddress, ticketFor);
         // Refused (no room: every place is held by a handshake too young to drop): destroyed.
         if (!pending) return;
         this.wss!.handleUpgrade(req, socket, head, (ws) => {
           // ws reads the socket from now on (its listener is attached, `head` put back): what
           // came with the upgrade request counts toward what it may send before its hello.
           pending.watch(head.length);
-          this.accept(ws, hostId, pending).catch((e) => {
+          this.accept(ws, req.socket, hostId, pending).catch((e) => {
             this.ctx.log.warn({ err: (e as Error).message }, 'host channel set-up failed');
             ws.close(1011, 'internal error');
           });
@@ -172,7 +182,8 @@ export class HostHub {
     });
   }
 
-  private async accept(ws: WebSocket, hostId: string, pending: PendingHandshake): Promise<void> {
+  /** `raw`: the TCP socket under `ws` (the upgrade's), whose byte counters the keepalive reads. */
+  private async accept(ws: WebSocket, raw: Socket, hostId: string, pending: PendingHandshake): Promise<void> {
     ws.on('error', () => undefined);
     // Host and server ship together: an older (or newer) host is told which version this is.
     if (ws.protocol !== CHANNEL_PROTOCOL) {
@@ -219,6 +230,9 @@ export class HostHub {
           // and it must not replace the host's current one.
           if (!pending.authenticated()) return;
           conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate() };
+          // A host whose network dropped without a FIN answers no ping: terminated, its 'close'
+          // then marks it disconnected (without this it stayed connected here for good).
+          keepAlive(ws, raw, this.ctx.config.hostChannel?.pingMs ?? HOST_CHANNEL_DEFAULTS.pingMs, () => this.ctx.log.warn({ hostId }, 'host channel ended: the host answered no ping'));
           this.conns.get(hostId)?.close();
           this.conns.set(hostId, conn);
           // Another replica may have written this host's row while it was away; what the previous
@@ -234,7 +248,7 @@ export class HostHub {
           ]);
           this.seenWritten.set(hostId, Date.now());
           // The first MAC frame: the host's proof that both ends derived keys from one transcript.
-          send({ type: 'welcome', hostId, generation: Number(row.generation), features: [...CHANNEL_FEATURES] });
+          send({ type: 'welcome', hostId, generation: Number(row.generation), features: [...CHANNEL_FEATURES], admission: this.tickets.issue(hostId) });
           publish(this.ctx, 'host.connected', { hostId });
           return;
         }

@@ -9,6 +9,11 @@ export interface HostChannelLimits {
   maxPendingPerAddress?: number;
   /** From the upgrade to the host's accepted hello; past it the socket is destroyed (default 10000 ms). */
   handshakeMs?: number;
+  /**
+   * After authentication: how often each end pings the other (WebSocket ping); a host that
+   * answers no ping for two intervals is disconnected (default 30000 ms).
+   */
+  pingMs?: number;
   /** Statuses a host may have published to event subscribers at once (default 100). */
   statusBurst?: number;
   /** How fast that allowance comes back, per second (default 20). */
@@ -16,5 +21,5 @@ export interface HostChannelLimits {
 }
 
 export const HOST_CHANNEL_DEFAULTS: Required<HostChannelLimits> = {
-  maxPending: 512, maxPendingPerAddress: 128, handshakeMs: 10_000, statusBurst: 100, statusPerSecond: 20,
+  maxPending: 512, maxPendingPerAddress: 128, handshakeMs: 10_000, pingMs: 30_000, statusBurst: 100, statusPerSecond: 20,
 };

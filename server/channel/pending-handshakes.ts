@@ -12,6 +12,13 @@ import { HOST_CHANNEL_DEFAULTS, type HostChannelLimits } from './limits.js';
 export const MAX_PRE_AUTH_BYTES = MAX_HANDSHAKE_BYTES + 4096;
 
 /**
+ * Pending places kept per host id for upgrades with that host's admission ticket: the agent opens
+ * one channel at a time, so two leave room for a new attempt while a stale one (its network
+ * dropped mid-handshake) is still younger than the minimum age.
+ */
+export const RESERVED_PER_HOST = 2;
+
+/**
  * What limits are counted per: the address, and for IPv6 its /64 (one machine is commonly given
  * a whole /64, so a per-address limit on full IPv6 addresses would bound nothing).
  */
@@ -31,6 +38,8 @@ export function addressKey(address: string | undefined): string {
 interface Entry {
   socket: Duplex;
   key: string;
+  /** The places it holds: its address's (byKey), or those kept for the host id its ticket names (byHost). */
+  pool: Map<string, Set<Entry>>;
   /** When it was admitted (performance.now()): younger than minAgeMs it is not evicted. */
   at: number;
   timer?: NodeJS.Timeout;
@@ -78,10 +87,12 @@ export interface PendingHandshake {
  * replaces it.
  */
 export class PendingHandshakes {
-  /** Every pending connection, oldest first (a Set keeps insertion order). */
+  /** Every pending connection without a ticket, oldest first (a Set keeps insertion order). */
   private readonly all = new Set<Entry>();
   /** Per address, oldest first. */
   private readonly byKey = new Map<string, Set<Entry>>();
+  /** Connections with a valid ticket, per host id, oldest first: at most RESERVED_PER_HOST each. */
+  private readonly byHost = new Map<string, Set<Entry>>();
   private readonly limits: Required<Pick<HostChannelLimits, 'maxPending' | 'maxPendingPerAddress' | 'handshakeMs'>>;
   private readonly minAgeMs: number;
   /** Connections dropped to make room for newer ones (a metric for tests and logs). */
@@ -99,23 +110,32 @@ export class PendingHandshakes {
   }
 
   get size(): number {
-    return this.all.size;
+    let n = this.all.size;
+    for (const s of this.byHost.values()) n += s.size;
+    return n;
   }
 
   /**
    * A new connection, before its upgrade: counted, given its deadline, room made for it; or,
-   * when no room can be made, destroyed and undefined returned.
+   * when no room can be made, destroyed and undefined returned. `ticketFor`: the host id whose
+   * valid admission ticket the upgrade carried (the caller checked it): one of that host's places.
    */
-  admit(socket: Duplex, address: string | undefined): PendingHandshake | undefined {
-    const key = addressKey(address);
-    const same = this.byKey.get(key);
-    if (same && same.size >= this.limits.maxPendingPerAddress && !this.evictOldest(same)) return this.refuse(socket);
-    if (this.all.size >= this.limits.maxPending && !this.evictOldest(this.largest())) return this.refuse(socket);
-    const e: Entry = { socket, key, at: this.now(), bytes: 0, done: false };
-    this.all.add(e);
-    const set = this.byKey.get(key) ?? new Set<Entry>();
-    set.add(e);
-    this.byKey.set(key, set);
+  admit(socket: Duplex, address: string | undefined, ticketFor?: string): PendingHandshake | undefined {
+    let e: Entry;
+    if (ticketFor !== undefined) {
+      const same = this.byHost.get(ticketFor);
+      // Only the host (or whoever holds its ticket) gets here: an older attempt of its own that
+      // is past the minimum age makes room (the agent opens one channel at a time).
+      if (same && same.size >= RESERVED_PER_HOST && !this.evictOldest(same)) return this.refuse(socket);
+      e = this.add(socket, ticketFor, this.byHost);
+    } else {
+      const key = addressKey(address);
+      const same = this.byKey.get(key);
+      if (same && same.size >= this.limits.maxPendingPerAddress && !this.evictOldest(same)) return this.refuse(socket);
+      if (this.all.size >= this.limits.maxPending && !this.evictOldest(this.largest())) return this.refuse(socket);
+      e = this.add(socket, key, this.byKey);
+      this.all.add(e);
+    }
     // Destroyed, not closed: a WebSocket close waits up to 30 s for the peer's answer, which a
     // hostile peer never sends.
     e.timer = setTimeout(() => this.drop(e), this.limits.handshakeMs);
@@ -151,6 +171,15 @@ export class PendingHandshakes {
   /** Every pending connection destroyed (the server stops). */
   closeAll(): void {
     for (const e of [...this.all]) this.drop(e);
+    for (const s of [...this.byHost.values()]) for (const e of [...s]) this.drop(e);
+  }
+
+  private add(socket: Duplex, key: string, pool: Map<string, Set<Entry>>): Entry {
+    const e: Entry = { socket, key, pool, at: this.now(), bytes: 0, done: false };
+    const set = pool.get(key) ?? new Set<Entry>();
+    set.add(e);
+    pool.set(key, set);
+    return e;
   }
 
   private refuse(socket: Duplex): undefined {
@@ -186,8 +215,8 @@ export class PendingHandshakes {
     clearTimeout(e.timer);
     if (e.onData) e.socket.off('data', e.onData);
     this.all.delete(e);
-    const same = this.byKey.get(e.key);
+    const same = e.pool.get(e.key);
     same?.delete(e);
-    if (same?.size === 0) this.byKey.delete(e.key);
+    if (same?.size === 0) e.pool.delete(e.key);
   }
 }

@@ -58,7 +58,12 @@ export const CHANNEL_FEATURES = ['status.containers'] as const;
 export type ChannelFeature = (typeof CHANNEL_FEATURES)[number];
 
 export type ServerMessage =
-  | { type: 'welcome'; hostId: string; generation: number; features?: ChannelFeature[] }
+  /**
+   * `admission`: a ticket the host presents (header `x-ct-admission`) when it opens its next
+   * channel, for a pending place kept for its host id that a flood from its address cannot take
+   * (docs/host-protocol.md); older servers send none.
+   */
+  | { type: 'welcome'; hostId: string; generation: number; features?: ChannelFeature[]; admission?: string }
   | { type: 'assign'; assignment: Assignment }
   | { type: 'stop'; deploymentId: string; generation: number }
   /** A lifecycle action on one container (answered by a host `action` message with the same id). */

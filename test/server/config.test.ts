@@ -89,15 +89,16 @@ describe('server config file', () => {
   });
 
   it('bounds the host channel limits: known fields only, each a whole number in its range (handshakeMs a timer)', () => {
-    for (const bad of ['maxPending: 0', 'maxPending: 1000001', 'maxPendingPerAddress: 1.5', "maxPendingPerAddress: '4'", 'handshakeMs: 99', 'handshakeMs: 600001', 'handshakeMs: 2147483648', 'statusBurst: 0', 'statusPerSecond: 0', 'statusPerSecond: .inf']) {
+    for (const bad of ['maxPending: 0', 'maxPending: 1000001', 'maxPendingPerAddress: 1.5', "maxPendingPerAddress: '4'", 'handshakeMs: 99', 'handshakeMs: 600001', 'handshakeMs: 2147483648', 'pingMs: 99', 'pingMs: 600001', 'pingMs: 1.5', "pingMs: '30000'", 'statusBurst: 0', 'statusPerSecond: 0', 'statusPerSecond: .inf']) {
       const field = bad.split(':')[0];
       expect(withFile(`hostChannel:\n  ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(`hostChannel.${field} must be a whole number from`) }));
     }
     expect(withFile('hostChannel:\n  maxPendingPerIp: 4\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('hostChannel.maxPendingPerIp: unknown field') }));
     expect(withFile('hostChannel: 5\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('hostChannel must be a mapping') }));
-    const top = { maxPending: 1_000_000, maxPendingPerAddress: 1_000_000, handshakeMs: 600_000, statusBurst: 100_000, statusPerSecond: 100_000 };
+    const top = { maxPending: 1_000_000, maxPendingPerAddress: 1_000_000, handshakeMs: 600_000, pingMs: 600_000, statusBurst: 100_000, statusPerSecond: 100_000 };
     expect(withFile(`hostChannel:\n${Object.entries(top).map(([k, v]) => `  ${k}: ${v}\n`).join('')}`)().hostChannel).toEqual(top);
     expect(withFile('hostChannel:\n  handshakeMs: 100\n  statusBurst: 1\n')().hostChannel).toEqual({ handshakeMs: 100, statusBurst: 1 });
+    expect(withFile('hostChannel:\n  pingMs: 100\n')().hostChannel).toEqual({ pingMs: 100 });
   });
 
   it('bounds login.sessionTtlSeconds (a session and its cookie end then; not a number failed every sign-in with a 500)', () => {

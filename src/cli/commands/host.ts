@@ -26,12 +26,14 @@ export function register(program: Command): void {
     .option('--log-max-size <bytes>', 'rotate each container output stream\'s log at this size (k/m suffixes; 4k-16m)', '10m')
     .option('--log-max-files <n>', 'log files kept per stream', '2')
     .option('--handshake-timeout <seconds>', 'give up on a channel whose server has not welcomed it within this time, and connect again (5-600; at least the server\'s hostChannel.handshakeMs)', '30')
+    .option('--ping-interval <seconds>', 'once welcomed, ping the server this often; after 2 intervals in a row with nothing from it, connect again (5-600)', '30')
     .action(
-      action(async (o: { server: string; name: string; trustStore: string; trustedRoot?: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string; handshakeTimeout: string }) => {
+      action(async (o: { server: string; name: string; trustStore: string; trustedRoot?: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string; handshakeTimeout: string; pingInterval: string }) => {
         const handshakeMs = handshakeTimeoutMs(o.handshakeTimeout);
+        const pingMs = pingIntervalMs(o.pingInterval);
         const main = new URL('../../../host/main.js', import.meta.url).href;
         const { runHostAgent } = (await import(main)) as { runHostAgent: (o: Record<string, unknown>, io: typeof processIo) => Promise<number> };
-        return runHostAgent({ ...o, handshakeMs, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
+        return runHostAgent({ ...o, handshakeMs, pingMs, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
       }),
     );
 
@@ -44,8 +46,21 @@ export function register(program: Command): void {
  * give up on handshakes the server still waits for.
  */
 export function handshakeTimeoutMs(v: string): number {
+  return secondsMs('--handshake-timeout', v);
+}
+
+/**
+ * `--ping-interval`: whole seconds, 5 to 600, as milliseconds. A dropped server is noticed within
+ * three intervals; shorter ones only add pings (each end counts any byte received as an answer,
+ * so a slow link carrying a large frame is not taken for a dead one).
+ */
+export function pingIntervalMs(v: string): number {
+  return secondsMs('--ping-interval', v);
+}
+
+function secondsMs(flag: string, v: string): number {
   const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
-  if (!(n >= 5 && n <= 600)) throw new CtError('USAGE', `--handshake-timeout must be whole seconds from 5 to 600, not ${JSON.stringify(v.slice(0, 32))}`, {});
+  if (!(n >= 5 && n <= 600)) throw new CtError('USAGE', `${flag} must be whole seconds from 5 to 600, not ${JSON.stringify(v.slice(0, 32))}`, {});
   return n * 1000;
 }
 

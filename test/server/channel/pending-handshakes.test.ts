@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { PassThrough } from 'node:stream';
-import { PendingHandshakes } from '../../../server/channel/pending-handshakes.js';
+import { PendingHandshakes, RESERVED_PER_HOST } from '../../../server/channel/pending-handshakes.js';
 
 describe('pending handshakes over a limit', () => {
   let t = 0;
@@ -67,6 +67,39 @@ describe('pending handshakes over a limit', () => {
     const s = sock();
     p.admit(s, '192.0.2.1')!.watch(70 * 1024);
     expect(s.destroyed).toBe(true);
+    expect(p.size).toBe(0);
+  });
+
+  it('keep RESERVED_PER_HOST places per host id for upgrades with its ticket, out of the address\'s and the global count', () => {
+    t = 0;
+    const p = new PendingHandshakes({ maxPending: 4, maxPendingPerAddress: 4, handshakeMs: 10_000 }, clock);
+    const host = '00000000-0000-4000-8000-00000000000a';
+    // A flood from the host's address holds every ordinary place, all younger than the minimum age.
+    const flood = Array.from({ length: 4 }, () => sock());
+    for (const s of flood) p.admit(s, '203.0.113.9');
+    expect(p.admit(sock(), '203.0.113.9')).toBeUndefined();
+    // Before: a ticket changed nothing, the host was refused like the flood.
+    const [a, b, c] = [sock(), sock(), sock()];
+    expect(p.admit(a, '203.0.113.9', host)).toBeDefined();
+    expect(p.admit(b, '203.0.113.9', host)).toBeDefined();
+    expect(RESERVED_PER_HOST).toBe(2);
+    // A third with the ticket within the minimum age is refused; it takes no ordinary place either.
+    expect(p.admit(c, '203.0.113.9', host)).toBeUndefined();
+    expect(c.destroyed).toBe(true);
+    // Another host's ticket has places of its own; the flood lost nothing.
+    expect(p.admit(sock(), '203.0.113.9', '00000000-0000-4000-8000-00000000000b')).toBeDefined();
+    expect(flood.every((s) => !s.destroyed)).toBe(true);
+    expect(p.size).toBe(7);
+    // Past the minimum age, a new attempt with the ticket replaces the host's oldest (a stale one).
+    t = 2_000;
+    const d = sock();
+    expect(p.admit(d, '203.0.113.9', host)).toBeDefined();
+    expect([a.destroyed, b.destroyed, d.destroyed]).toEqual([true, false, false]);
+    // The flood cannot reach them: over its limit it replaces its own.
+    expect(p.admit(sock(), '203.0.113.9')).toBeDefined();
+    expect(b.destroyed).toBe(false);
+    p.closeAll();
+    expect([b.destroyed, d.destroyed]).toEqual([true, true]);
     expect(p.size).toBe(0);
   });
 });

@@ -6,34 +6,28 @@
  * the flood's new connections are refused instead (server/channel/pending-handshakes.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createServer as tcpServer, connect, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { CHANNEL_PROTOCOL } from '../../../src/protocol/handshake.js';
-import { channelServer, until, type ChannelServer } from './support.js';
+import { channelServer, tcpProxy, until, type ChannelServer } from './support.js';
 
-/** A TCP relay that delays every chunk: the host's handshake takes a few of its round trips. */
-function delayProxy(target: number, ms: number): { srv: Server; close(): void } {
-  const socks = new Set<Socket>();
-  const srv = tcpServer((c) => {
-    const u = connect({ host: '127.0.0.1', port: target });
-    for (const s of [c, u]) {
-      socks.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => socks.delete(s));
-    }
-    const pipe = (a: Socket, b: Socket) => {
-      a.on('data', (d) => setTimeout(() => !b.destroyed && b.write(d), ms));
-      a.on('close', () => setTimeout(() => b.destroy(), ms));
-    };
-    pipe(c, u);
-    pipe(u, c);
-  });
-  return { srv, close: () => { for (const s of socks) s.destroy(); srv.close(); } };
-}
+/** An upgrade naming the host's id, with a ticket header when given (a forged one, in the flood). */
+const request = (hostId: string, ticket?: string) => [`GET /api/v1/hosts/channel?host=${hostId} HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Protocol: ${CHANNEL_PROTOCOL}`, ...(ticket ? [`x-ct-admission: ${ticket}`] : []), '', ''].join('\r\n');
 
 describe('a flood of upgrades from the host\'s own address', () => {
   let server: ChannelServer;
   const held = new Set<Socket>();
   let flood: NodeJS.Timeout | undefined;
+  /** One upgrade request of the flood, destroyed after `holdMs` (or left to the server); 1. */
+  const upgrade = (port: number, text: string, holdMs?: number) => {
+    const s = connect({ host: '127.0.0.1', port });
+    held.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => held.delete(s));
+    s.write(text);
+    if (holdMs !== undefined) setTimeout(() => s.destroy(), holdMs);
+    return 1;
+  };
   beforeAll(async () => {
     server = await channelServer({ hostChannel: { maxPendingPerAddress: 8, maxPending: 64, handshakeMs: 10_000 } });
   }, 60_000);
@@ -45,10 +39,7 @@ describe('a flood of upgrades from the host\'s own address', () => {
 
   it('lets the real host in during the flood', async () => {
     const port = Number(new URL(server.url).port);
-    const proxy = delayProxy(port, 150);
-    await new Promise<void>((r) => proxy.srv.listen(0, '127.0.0.1', r));
-    const request = [`GET /api/v1/hosts/channel?host=${server.hostId} HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Protocol: ${CHANNEL_PROTOCOL}`, '', ''].join('\r\n');
+    const proxy = await tcpProxy(server.url, 150);
     // Every 100 ms, 5 upgrades naming the host's id, each held 200 ms: the limit of 8 is full or
     // nearly so, and more than 8 come within each of the host's handshakes through the proxy (a
     // few 300 ms round trips), so dropping the oldest always evicted the host's. (A flood that
@@ -56,19 +47,11 @@ describe('a flood of upgrades from the host\'s own address', () => {
     // has one it keeps it, but getting it took up to 30 s on a loaded machine.)
     let sent = 0;
     flood = setInterval(() => {
-      for (let i = 0; i < 5; i++) {
-        const s = connect({ host: '127.0.0.1', port });
-        held.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => held.delete(s));
-        s.write(request);
-        setTimeout(() => s.destroy(), 200);
-        sent++;
-      }
+      for (let i = 0; i < 5; i++) sent += upgrade(port, request(server.hostId), 200);
     }, 100);
     await until('the flood is under way', () => sent >= 25);
     const start = Date.now();
-    const agent = await server.agent(`http://127.0.0.1:${(proxy.srv.address() as { port: number }).port}`, { maxBackoffMs: 300 });
+    const agent = await server.agent(proxy.url, { maxBackoffMs: 300 });
     try {
       // Before: kept out for as long as the flood went on (the flood lasts until the host is in).
       // Once the host has a place it keeps it; getting one is a matter of a free place when its
@@ -76,6 +59,42 @@ describe('a flood of upgrades from the host\'s own address', () => {
       // not always enough there, so the bound is generous.
       await until('the real host connected', () => agent.connected(), 40_000);
       expect(Date.now() - start).toBeLessThan(40_000);
+      expect(server.hub.connected(server.hostId)).toBeDefined();
+    } finally {
+      clearInterval(flood);
+      await agent.stop();
+      proxy.close();
+    }
+  }, 90_000);
+
+  it('lets a host welcomed before back in within seconds, while a flood holds every place at every instant', async () => {
+    const port = Number(new URL(server.url).port);
+    const proxy = await tcpProxy(server.url, 150);
+    // Welcomed once before the flood: its welcome carries the admission ticket.
+    const agent = await server.agent(proxy.url, { maxBackoffMs: 300 });
+    try {
+      await until('the host connected', () => agent.connected());
+      // Every 100 ms, 12 upgrades naming the host's id, each held until the server drops it: the
+      // limit of 8 is full at every instant, and a place frees only when its holder reaches the
+      // minimum age and the next arrival (most likely the flood's, 120 a second) replaces it, so
+      // an ordinary place is the host's only by chance (a lottery that took 17 to 29 s). Half
+      // carry a ticket of the right shape that this server did not issue.
+      const forged = `${Math.floor(Date.now() / 1000) + 3600}.${'A'.repeat(43)}`;
+      let sent = 0;
+      flood = setInterval(() => {
+        for (let i = 0; i < 12; i++) sent += upgrade(port, request(server.hostId, i % 2 ? forged : undefined));
+      }, 100);
+      const pending = (server.hub as unknown as { pending: { refused: number } }).pending;
+      const refusedBefore = pending.refused;
+      await until('the flood is under way and refused', () => sent >= 60 && pending.refused > refusedBefore + 20);
+      // Its network resets: the agent connects again, with the ticket.
+      proxy.cut();
+      await until('the host saw its channel drop', () => !agent.connected());
+      const start = Date.now();
+      await until('the host is back', () => agent.connected(), 20_000);
+      // Before: an ordinary place by chance, 17 to 29 s; now one of the places kept for its id.
+      expect(Date.now() - start).toBeLessThan(5_000);
+      expect(proxy.accepted()).toBeGreaterThanOrEqual(2);
       expect(server.hub.connected(server.hostId)).toBeDefined();
     } finally {
       clearInterval(flood);

@@ -7,7 +7,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as tcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -249,4 +249,110 @@ export async function rawHost(server: ChannelServer, onMessage: (m: ServerMessag
     onMessage(mac.open(frameText(d)), send);
   });
   return { ws, hostId, send };
+
+export interface TcpProxy {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  /** Connections accepted so far. */
+  accepted(): number;
+  /**
+   * The connections open now stop forwarding either way, and stay open: a network that dropped
+   * without a FIN. Later connections are forwarded as usual.
+   */
+  freeze(): void;
+  /** Destroys the connections open now (both sides), as a network reset. */
+  cut(): void;
+  close(): void;
+}
+
+/** A TCP relay on 127.0.0.1 to `target`'s port, every chunk delayed `delayMs`. */
+export async function tcpProxy(target: string, delayMs = 0): Promise<TcpProxy> {
+  const port = Number(new URL(target).port);
+  const socks = new Set<Socket>();
+  let pairs: { frozen: boolean; socks: Socket[] }[] = [];
+  let accepted = 0;
+  const srv = tcpServer((c) => {
+    accepted++;
+    const u = connect({ host: '127.0.0.1', port });
+    const pair = { frozen: false, socks: [c, u] };
+    pairs.push(pair);
+    for (const s of [c, u]) {
+      socks.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => socks.delete(s));
+    }
+    const later = (fn: () => void) => (delayMs ? setTimeout(fn, delayMs) : fn());
+    const pipe = (a: Socket, b: Socket) => {
+      a.on('data', (d) => later(() => !pair.frozen && !b.destroyed && b.write(d)));
+      a.on('close', () => later(() => !pair.frozen && b.destroy()));
+    };
+    pipe(c, u);
+    pipe(u, c);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
+    accepted: () => accepted,
+    freeze: () => {
+      for (const p of pairs) p.frozen = true;
+      pairs = [];
+    },
+    cut: () => {
+      for (const p of pairs) for (const s of p.socks) s.destroy();
+      pairs = [];
+    },
+    close: () => {
+      for (const s of socks) s.destroy();
+      srv.close();
+    },
+  };
+}
+
+/**
+ * A TCP relay on 127.0.0.1 to `target`'s port whose host->server direction carries `bytesPerSecond`
+ * (a slow uplink): nothing is dropped, what arrives faster waits in the relay. The other direction
+ * is forwarded at once.
+ */
+export async function slowUplink(target: string, bytesPerSecond: number): Promise<Pick<TcpProxy, 'url' | 'accepted' | 'close'>> {
+  const port = Number(new URL(target).port);
+  const socks = new Set<Socket>();
+  let accepted = 0;
+  const srv = tcpServer((c) => {
+    accepted++;
+    const u = connect({ host: '127.0.0.1', port });
+    for (const s of [c, u]) {
+      socks.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => socks.delete(s));
+    }
+    u.on('data', (d) => !c.destroyed && c.write(d));
+    u.on('close', () => c.destroy());
+    const queue: Buffer[] = [];
+    c.on('data', (d) => void queue.push(d));
+    // Every 50 ms, a 20th of a second's bytes.
+    const tick = setInterval(() => {
+      let budget = Math.floor(bytesPerSecond / 20);
+      while (budget > 0 && queue.length && !u.destroyed) {
+        const b = queue[0];
+        const n = Math.min(b.length, budget);
+        u.write(b.subarray(0, n));
+        if (n === b.length) queue.shift();
+        else queue[0] = b.subarray(n);
+        budget -= n;
+      }
+    }, 50);
+    c.on('close', () => {
+      clearInterval(tick);
+      u.destroy();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
+    accepted: () => accepted,
+    close: () => {
+      for (const s of socks) s.destroy();
+      srv.close();
+    },
+  };
 }
