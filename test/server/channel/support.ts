@@ -249,6 +249,7 @@ export async function rawHost(server: ChannelServer, onMessage: (m: ServerMessag
     onMessage(mac.open(frameText(d)), send);
   });
   return { ws, hostId, send };
+}
 
 export interface TcpProxy {
   /** http://127.0.0.1:<port> */
