@@ -70,23 +70,56 @@ export function inclusionHolds(entry: InclusionEntry, tlogs: TLogAuthority[]): b
 
 /**
  * @sigstore/verify's verifyCheckpoint picks the log for each signature line of a checkpoint with
- * `tlog.baseURL.match(name)`: the name, unsigned text of the bundle (signature lines are not part of
- * the signed note), is compiled as a regular expression. `(.*)*x` as one extra line in an otherwise
- * valid bundle made one verification take 75 s (backtracking over a 28-character URL; each further
- * character doubles it). Logs name themselves by host, port and path (rekor.sigstore.dev,
- * 127.0.0.1:3000); a name of these characters is a pattern without quantifiers, groups, classes,
- * alternation or escapes, whose match is linear. The lines are found as the library finds them.
+ * `tlogs.find((t) => t.logID[0:4] equals the line's key hint && t.baseURL.match(name))`: the name,
+ * unsigned text of the bundle (signature lines are not part of the signed note), is compiled as a
+ * regular expression, but only on a line whose key hint (the first 4 bytes of its base64 signature)
+ * is a trusted log's; the `&&` skips every other line. `(.*)*x` as one such extra line in an
+ * otherwise valid bundle made one verification take 75 s (backtracking over a 28-character URL; each
+ * further character doubles it).
+ *
+ * So only the lines the library compiles are checked: other lines are witness cosignatures, whose
+ * names the C2SP signed-note format leaves open (anything without whitespace or `+`:
+ * witness@example.org, bücher.example), and refusing them broke valid Rekor v2 bundles. On those
+ * lines a name may hold no `\ ^ $ | ? * + ( ) [ ] { }`: what is left is a sequence of literal
+ * characters and `.` (one character, any), with no quantifier, group, alternation, class, anchor or
+ * escape, so there is nothing to backtrack into: a match tries each start in the URL and compares at
+ * most name-length characters from it, linear in each. Real names keep their dots. Nothing left can
+ * make `new RegExp` throw either.
+ *
+ * Each line with a trusted log's hint whose name matches costs a signature check (~0.1 ms), and the
+ * library tries lines until one verifies: 5,000 such lines took ~600 ms. A checkpoint holds its log's
+ * signature and a few witnesses'; more than MAX_CHECKPOINT_SIGNATURES lines is refused outright,
+ * which also bounds the per-line decoding here and in the library.
  */
 const CHECKPOINT_SEPARATOR = '\n\n';
+// The library's own pattern (tlog/checkpoint.js SIGNATURE_REGEX), so the same lines are seen.
 const SIGNATURE_LINE = /\u2014 (\S+) (\S+)\n/g;
-const LINEAR_NAME = /^[A-Za-z0-9._:/-]{1,253}$/;
+const REGEXP_SYNTAX = /[\\^$|?*+()[\]{}]/;
+const MAX_NAME = 253;
+export const MAX_CHECKPOINT_SIGNATURES = 16;
 
-/** The first checkpoint signature name the library would compile that is not a plain log name (bounded), or undefined. */
-export function unsafeCheckpointName(envelope: string): string | undefined {
+export type CheckpointHazard =
+  | { reason: 'name'; name: string }
+  | { reason: 'count'; limit: number };
+
+/**
+ * Why a checkpoint envelope must not reach @sigstore/verify, or undefined: more than
+ * MAX_CHECKPOINT_SIGNATURES signature lines, or a line the library would compile (key hint of one of
+ * `tlogs`) whose name is not a linear pattern (length 1-253, no regular-expression syntax but `.`).
+ * The name reported is cut to 100 characters.
+ */
+export function checkpointHazard(envelope: string, tlogs: readonly { logID: Buffer }[]): CheckpointHazard | undefined {
   const split = envelope.indexOf(CHECKPOINT_SEPARATOR);
   if (split < 0) return undefined;
+  const hints = tlogs.map((t) => t.logID.subarray(0, 4));
+  let count = 0;
   for (const m of envelope.slice(split + CHECKPOINT_SEPARATOR.length).matchAll(SIGNATURE_LINE)) {
-    if (!LINEAR_NAME.test(m[1])) return m[1].slice(0, 100);
+    if (++count > MAX_CHECKPOINT_SIGNATURES) return { reason: 'count', limit: MAX_CHECKPOINT_SIGNATURES };
+    const [, name, signature] = m;
+    // Decoded as the library decodes it (Buffer's lenient base64), so the hint is the one it compares.
+    const hint = Buffer.from(signature, 'base64').subarray(0, 4);
+    if (!hints.some((h) => h.equals(hint))) continue;
+    if (name.length > MAX_NAME || REGEXP_SYNTAX.test(name)) return { reason: 'name', name: name.slice(0, 100) };
   }
   return undefined;
 }

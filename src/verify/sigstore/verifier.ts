@@ -27,7 +27,7 @@ import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
 import { memoizeCertificate, memoizeTrustedCertVerify } from './cert-memo.js';
 import { FastPath } from './fast-path.js';
-import { unsafeCheckpointName } from './tlog-inclusion.js';
+import { checkpointHazard } from './tlog-inclusion.js';
 import { checkSubject, inTotoStatement, parseBundleJson, strictBundleFromJSON } from './shape.js';
 
 export interface SigstoreThresholds {
@@ -146,10 +146,14 @@ export class SigstoreBundleVerifier {
     const bundle = strictBundleFromJSON(json, fromText);
     // Before either path hands a checkpoint to @sigstore/verify (tlog-inclusion.ts says why).
     for (const [i, entry] of bundle.verificationMaterial.tlogEntries.entries()) {
-      const name = entry.inclusionProof?.checkpoint?.envelope ? unsafeCheckpointName(entry.inclusionProof.checkpoint.envelope) : undefined;
-      if (name !== undefined) {
-        throw new CtError('LOG_PROOF_INVALID', `transparency log entry ${i}: checkpoint signature names log ${JSON.stringify(name)}, not a log name (host, port, path)`, { where: `tlogEntries[${i}].inclusionProof.checkpoint`, name });
+      const envelope = entry.inclusionProof?.checkpoint?.envelope;
+      const hazard = envelope ? checkpointHazard(envelope, this.trust.tlogs) : undefined;
+      if (hazard === undefined) continue;
+      const where = `tlogEntries[${i}].inclusionProof.checkpoint`;
+      if (hazard.reason === 'count') {
+        throw new CtError('LOG_PROOF_INVALID', `transparency log entry ${i}: checkpoint has more than ${hazard.limit} signature lines`, { where, limit: hazard.limit });
       }
+      throw new CtError('LOG_PROOF_INVALID', `transparency log entry ${i}: checkpoint signature for a trusted log names ${JSON.stringify(hazard.name)}, a regular expression, not a log name`, { where, name: hazard.name });
     }
     const kind = bundle.content.$case === 'dsseEnvelope' ? 'dsse' : 'message';
     if (kind === 'message') bindMessage(bundle, req.artifact, digest);
