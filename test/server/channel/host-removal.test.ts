@@ -4,9 +4,10 @@
  * for it ends as failed (HOST_REMOVED) instead of hanging, a removal made through another replica
  * reaches the replica holding the channel, and its name can be enrolled again.
  */
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { createApiKey } from '../../../server/auth/api-keys.js';
@@ -14,6 +15,7 @@ import { HOSTS_REMOVED_CHANNEL, removeHost } from '../../../server/hosts/removal
 import { loadIdentity } from '../../../host/agent/identity.js';
 import { hostRequestText } from '../../../src/protocol/request-signature.js';
 import { spkiBase64 } from '../../../src/trust/keyid.js';
+import { runCt } from '../../support/cli.js';
 import { channelServer, rawHost, until, type ChannelServer } from './support.js';
 
 const DIGEST = `sha256:${'b'.repeat(64)}`;
@@ -129,4 +131,45 @@ describe('removing a host', () => {
     expect(await s.ctx.db.query('SELECT id FROM hosts')).toEqual([]);
     expect((await s.ctx.db.query<{ id: string }>('SELECT id FROM hosts_removed ORDER BY removed_at')).map((r) => r.id).sort()).toEqual([s.hostId, hostId].sort());
   });
+});
+
+describe('ct host token, list and remove', () => {
+  let s: ChannelServer;
+  const fresh = mkdtempSync(join(tmpdir(), 'ct-host-cli-'));
+  beforeAll(async () => {
+    s = await channelServer();
+  }, 30_000);
+  afterAll(async () => {
+    await s.close();
+    rmSync(fresh, { recursive: true, force: true });
+  });
+
+  it('mints a token a host enrols with, lists the fleet and removes a host', async () => {
+    const env = { CT_TOKEN: s.adminKey };
+    const minted = await runCt(['host', 'token', '--server', s.url, '--label', 'env=dev', '--label', 'zone=a=b', '--ttl', '30m'], { env });
+    expect([minted.code, minted.stderr]).toEqual([0, expect.stringMatching(/^enrolment token expires \d{4}-/)]);
+    const token = minted.stdout.trim();
+    const enrolled = await s.agent(s.url, { enrollToken: token, name: 'edge-1', stateDir: fresh });
+    await until('new host connected', () => enrolled.connected());
+    const listed = await runCt(['host', 'list', '--server', s.url, '--json'], { env });
+    expect(listed.code).toBe(0);
+    const hosts = JSON.parse(listed.stdout) as { id: string; name: string; labels: Record<string, string>; connected: boolean }[];
+    expect(hosts.map((h) => [h.name, h.labels, h.connected])).toEqual([['edge-1', { env: 'dev', zone: 'a=b' }, true], ['relay-host', {}, false]]);
+    const text = await runCt(['host', 'list', '--server', s.url], { env });
+    expect(text.stdout).toMatch(new RegExp(`^ID +NAME +STATE +LAST SEEN +LABELS\\n${enrolled.hostId} +edge-1 +connected +\\S+ +env=dev,zone=a=b\\n`));
+    const removed = await runCt(['host', 'remove', 'edge-1', '--server', s.url], { env });
+    expect([removed.code, removed.stderr]).toEqual([0, 'host edge-1 removed\n']);
+    await until('removed host disconnected', () => !enrolled.connected());
+    expect((JSON.parse((await runCt(['host', 'list', '--server', s.url, '--json'], { env })).stdout) as { name: string }[]).map((h) => h.name)).toEqual(['relay-host']);
+    // Refusals carry the server's code: an unknown host, a caller who is not an admin, a bad --ttl.
+    const unknown = await runCt(['host', 'remove', 'nope', '--server', s.url], { env });
+    expect([unknown.code, unknown.stderr]).toEqual([12, 'error[SERVER_REFUSED]: the deploy server refused: NOT_FOUND: no such host\n']);
+    const viewer = (await createApiKey(s.ctx.db, 'viewer', 'viewer')).key;
+    const refused = await runCt(['host', 'remove', 'relay-host', '--server', s.url], { env: { CT_TOKEN: viewer } });
+    expect([refused.code, refused.stderr]).toEqual([12, expect.stringMatching(/^error\[SERVER_REFUSED\]: the deploy server refused: FORBIDDEN: /)]);
+    const ttl = await runCt(['host', 'token', '--server', s.url, '--ttl', '8d'], { env });
+    expect([ttl.code, ttl.stderr]).toEqual([1, expect.stringMatching(/^error\[USAGE\]: --ttl must be/)]);
+    const label = await runCt(['host', 'token', '--server', s.url, '--label', 'env'], { env });
+    expect([label.code, label.stderr]).toEqual([1, 'error[USAGE]: --label must be key=value, not "env"\n']);
+  }, 60_000);
 });
