@@ -16,7 +16,8 @@ import { loadIdentity } from '../../../host/agent/identity.js';
 import { hostRequestText } from '../../../src/protocol/request-signature.js';
 import { spkiBase64 } from '../../../src/trust/keyid.js';
 import { runCt } from '../../support/cli.js';
-import { channelServer, rawHost, until, type ChannelServer } from './support.js';
+import { CHANNEL_PROTOCOL, HostHandshake } from '../../../src/protocol/handshake.js';
+import { channelServer, FACTS, frameText, rawHost, until, type ChannelServer } from './support.js';
 
 const DIGEST = `sha256:${'b'.repeat(64)}`;
 
@@ -114,6 +115,20 @@ describe('removing a host', () => {
     await removeHost(s.ctx.db, s.hostId, null);
     await s.ctx.db.notify(HOSTS_REMOVED_CHANNEL);
     expect((await ended).code).toBe(4403);
+    expect(s.hub.connected(s.hostId)).toBeUndefined();
+  }, 30_000);
+
+  it('refuses a channel whose host was removed while it shook hands', async () => {
+    const id = await loadIdentity(s.stateDir());
+    const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${s.hostId}`, [CHANNEL_PROTOCOL]);
+    const hs = new HostHandshake(s.hostId, id.privateKey, id.serverPublicKey!);
+    const ended = closed(ws);
+    ws.once('message', (d) => {
+      hs.challenge(Buffer.from(frameText(d)));
+      // The server read the host's key before this removal; the hello it then accepts must not open a channel.
+      void removeHost(s.ctx.db, s.hostId, null).then(() => ws.send(hs.hello(FACTS, id.generation).frame, { binary: false }));
+    });
+    expect(await ended).toEqual({ code: 4403, reason: 'HOST_REMOVED' });
     expect(s.hub.connected(s.hostId)).toBeUndefined();
   }, 30_000);
 
