@@ -18,6 +18,7 @@ import { HOST_CHANNEL_DEFAULTS } from './limits.js';
 import { keepAlive } from '../../src/protocol/keepalive.js';
 import { StatusBudget } from './status-budget.js';
 import { errorCode } from '../../src/protocol/error-code.js';
+import { HOSTS_REMOVED_CHANNEL } from '../hosts/removal.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -70,7 +71,14 @@ interface Connection {
   close(): void;
   /** Ends the channel at once (the server stops): a close waits up to 30 s for a silent peer. */
   end(): void;
+  /** Closes with a code the host is told (its removal), ended at once if it does not answer the close. */
+  kick(code: number, reason: string): void;
+  /** Set when the host was removed: what it still sends is not read. */
+  removed?: boolean;
 }
+
+/** How long a removed host's channel may take to answer the close before it is ended. */
+const KICK_GRACE_MS = 1000;
 
 interface Waiter {
   deploymentId: string;
@@ -123,6 +131,8 @@ export class HostHub {
   private readonly actionWaiters = new Map<string, (m: Extract<HostMessage, { type: 'action' }>) => void>();
   private wss?: WebSocketServer;
   private closed = false;
+  /** Stops listening for host removals made on any replica (attach). */
+  private unlisten?: () => Promise<void>;
   /** When each host's `last_seen` was last written (it is written at most every LAST_SEEN_EVERY_MS). */
   private readonly seenWritten = new Map<string, number>();
   /** The inventory (JSON) last written for each host connected here; forgotten when its channel changes. */
@@ -152,6 +162,11 @@ export class HostHub {
   }
 
   attach(server: Server): void {
+    // A host removed through any replica: the one holding its channel closes it (sweepRemoved).
+    void this.ctx.db.listen(HOSTS_REMOVED_CHANNEL, () => void this.sweepRemoved()).then((stop) => {
+      if (this.closed) void stop();
+      else this.unlisten = stop;
+    }, (e: unknown) => this.ctx.log.warn({ err: (e as Error).message }, 'not listening for host removals'));
     // The channel's version is its WebSocket subprotocol; a peer without it is told so (accept()).
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024, handleProtocols: (offered) => (offered.has(CHANNEL_PROTOCOL) ? CHANNEL_PROTOCOL : false) });
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
@@ -229,7 +244,13 @@ export class HostHub {
           // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
           // and it must not replace the host's current one.
           if (!pending.authenticated()) return;
-          conn = { hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate() };
+          conn = {
+            hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate(),
+            kick: (code, reason) => {
+              ws.close(code, reason);
+              setTimeout(() => ws.terminate(), KICK_GRACE_MS).unref();
+            },
+          };
           // A host whose network dropped without a FIN answers no ping: terminated, its 'close'
           // then marks it disconnected (without this it stayed connected here for good).
           keepAlive(ws, raw, this.ctx.config.hostChannel?.pingMs ?? HOST_CHANNEL_DEFAULTS.pingMs, () => this.ctx.log.warn({ hostId }, 'host channel ended: the host answered no ping'));
@@ -243,15 +264,20 @@ export class HostHub {
           // A host that accepted a higher generation than this database knows (a restore, a failover)
           // lifts it, so that the next assignment is not refused as stale.
           const hostGen = hello.generation > 0 ? hello.generation : 0;
-          await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ?, generation = CASE WHEN generation < ? THEN ? ELSE generation END WHERE id = ?', [
+          const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ?, generation = CASE WHEN generation < ? THEN ? ELSE generation END WHERE id = ?', [
             JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostGen, hostGen, hostId,
           ]);
+          // Removed while it was shaking hands (its row read before the removal): no channel. A
+          // removal committed after this write finds the channel through sweepRemoved.
+          if (seen.changes !== 1) return this.removed(hostId);
           this.seenWritten.set(hostId, Date.now());
           // The first MAC frame: the host's proof that both ends derived keys from one transcript.
           send({ type: 'welcome', hostId, generation: Number(row.generation), features: [...CHANNEL_FEATURES], admission: this.tickets.issue(hostId) });
           publish(this.ctx, 'host.connected', { hostId });
           return;
         }
+        // A removed host's frames still in flight are not read (no status, alert or inventory written).
+        if (conn?.removed) return;
         let msg: HostMessage;
         try {
           if (isBinary) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a text frame');
@@ -525,6 +551,8 @@ export class HostHub {
             for (const r of rows) out.set(r.id, Number(r.generation));
           }
         }
+        // A host removed just before (its row gone): what was just recorded for it goes too.
+        for (const hostId of times.keys()) if (!out.has(hostId)) await t.run('DELETE FROM host_bundles WHERE host_id = ?', [hostId]);
         return out;
       });
       // The last of a host's k new generations is the one returned; its assignments take them in order.
@@ -587,10 +615,56 @@ export class HostHub {
     return true;
   }
 
+  /**
+   * A host was removed (server/hosts/removal.ts): its channel, if this replica holds it, is closed
+   * at once (4403 HOST_REMOVED), and every deploy waiting here for its answer ends as failed with
+   * HOST_REMOVED instead of waiting for its timeout. Its reconnects are refused: its row is gone.
+   */
+  removed(hostId: string): void {
+    const conn = this.conns.get(hostId);
+    if (conn) {
+      conn.removed = true;
+      this.conns.delete(hostId);
+      this.inventoryWritten.delete(hostId);
+      this.seenWritten.delete(hostId);
+      this.dropPendingInventory(hostId);
+      conn.kick(4403, 'HOST_REMOVED');
+      publish(this.ctx, 'host.disconnected', { hostId });
+    }
+    for (const [key, set] of [...this.waiters]) {
+      if (!key.startsWith(`${hostId} `)) continue;
+      for (const w of [...set]) {
+        this.dropWaiter(w);
+        w.resolve({ type: 'status', deploymentId: w.deploymentId, generation: 0, state: 'failed', code: 'HOST_REMOVED', message: 'the host was removed from the server' });
+      }
+    }
+  }
+
+  /**
+   * The hosts this replica holds a channel to, or deploys waiting for, whose row is gone (removed
+   * through another replica, or by this one): each handled as removed(). Run on every removal
+   * notice; a notice missed while the listener reconnected is made up for at its next attach.
+   */
+  private async sweepRemoved(): Promise<void> {
+    const ids = [...new Set([...this.conns.keys(), ...[...this.waiters.values()].flatMap((set) => [...set].map((w) => w.hostId))])];
+    if (ids.length === 0 || this.closed) return;
+    try {
+      const live = new Set<string>();
+      for (const chunk of chunks(ids)) {
+        const rows = await this.ctx.db.query<{ id: string }>(`SELECT id FROM hosts WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk);
+        for (const r of rows) live.add(r.id);
+      }
+      for (const id of ids) if (!live.has(id) && !this.closed) this.removed(id);
+    } catch (e) {
+      this.ctx.log.warn({ err: (e as Error).message }, 'removed hosts not swept');
+    }
+  }
+
   /** Ends every channel and handshake (the server stops); called again, does nothing. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    void this.unlisten?.().catch(() => undefined);
     // Nothing written after the server stops (its database may already be closed).
     for (const hostId of [...this.inventoryPending.keys()]) this.dropPendingInventory(hostId);
     this.statuses.close();

@@ -16,6 +16,7 @@ import { errorCode } from '../../src/protocol/error-code.js';
 import { actor, recordAudit } from '../audit.js';
 import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
+import { HOSTS_REMOVED_CHANNEL, hostRef, removeHost } from '../hosts/removal.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -108,6 +109,21 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
         lastSeen: h.last_seen ? new Date(Number(h.last_seen)).toISOString() : null,
       })),
     });
+  });
+
+  // Decommissioning: the host's key stops working everywhere, its channel is closed on whichever
+  // replica holds it, and the name may be enrolled again (server/hosts/removal.ts).
+  r.delete('/api/v1/hosts/:id', admin, async (req: Request, res: Response) => {
+    const ref = String(req.params.id);
+    if (!hostRef(ref)) return sendError(res, 404, 'NOT_FOUND', 'no such host');
+    const out = await removeHost(ctx.db, ref, actor(req.principal));
+    if (out.outcome === 'unknown') return sendError(res, 404, 'NOT_FOUND', 'no such host');
+    if (out.outcome === 'removed') {
+      hub.removed(out.id);
+      // The replica holding its channel may be another one (PostgreSQL): it sweeps on this notice.
+      await ctx.db.notify(HOSTS_REMOVED_CHANNEL).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message }, 'host removal not announced to other replicas'));
+    }
+    res.status(204).end();
   });
 
   // The tail of a container's log, asked of the host over its channel. Logs may hold secrets:

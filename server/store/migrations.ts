@@ -172,6 +172,15 @@ export const MIGRATIONS: string[][] = [
     `ALTER TABLE api_keys ADD COLUMN minted_by TEXT`,
     `ALTER TABLE api_keys ADD COLUMN created_by TEXT`,
   ],
+  [
+    // Decommissioned hosts (DELETE /api/v1/hosts/{id}, server/hosts/removal.ts): the `hosts` row is
+    // deleted, so that no reader of it (channel, bundle downloads, deploys, drift, …) can forget a
+    // filter and let a removed key back in, and its name is free to enrol again; what it was (id,
+    // name, key, labels) is kept here for the audit log's host ids and a repeated DELETE (204).
+    `CREATE TABLE hosts_removed (id TEXT PRIMARY KEY, name TEXT NOT NULL, public_key TEXT NOT NULL, labels TEXT NOT NULL,
+       enrolled_at BIGINT NOT NULL, removed_at BIGINT NOT NULL, removed_by TEXT)`,
+    `CREATE INDEX hosts_removed_name ON hosts_removed (name)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

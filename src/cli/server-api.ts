@@ -6,6 +6,7 @@
 import { CtError } from '../core/errors.js';
 import { ApiClient } from '../mcp/api-client.js';
 import { ToolError } from '../mcp/tool.js';
+import { terminalText } from '../core/terminal.js';
 
 const LOCAL = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -42,4 +43,11 @@ export async function callServer<T>(call: () => Promise<T>): Promise<T> {
 
 export function serverClient(server: string, tokenEnv: string): ApiClient {
   return new ApiClient(serverUrl(server).href, serverToken(tokenEnv));
+}
+
+/** Columns padded to their widest cell; names and ids are the server's: what a terminal would act on is shown escaped. */
+export function table(rows: string[][]): string {
+  const clean = rows.map((r) => r.map((c) => terminalText(c.replace(/[\t\n]/g, ' '))));
+  const widths = clean[0].map((_, i) => Math.max(...clean.map((r) => r[i].length)));
+  return clean.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
 }

@@ -6,8 +6,7 @@
 import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
 import { CtError } from '../../core/errors.js';
-import { callServer, serverClient } from '../server-api.js';
-import { terminalText } from '../../core/terminal.js';
+import { callServer, serverClient, table } from '../server-api.js';
 
 const SERVER = ['--server <url>', 'deploy server URL (https, or http on this machine)'] as const;
 const TOKEN_ENV = ['--token-env <name>', 'environment variable holding an admin\'s API key or OIDC token', 'CT_TOKEN'] as const;
@@ -88,11 +87,4 @@ export function register(program: Command): void {
         return 0;
       }),
     );
-}
-
-/** Columns padded to their widest cell; names and ids are the server's: what a terminal would act on is shown escaped. */
-function table(rows: string[][]): string {
-  const clean = rows.map((r) => r.map((c) => terminalText(c.replace(/[\t\n]/g, ' '))));
-  const widths = clean[0].map((_, i) => Math.max(...clean.map((r) => r[i].length)));
-  return clean.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
 }

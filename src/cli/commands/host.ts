@@ -2,13 +2,14 @@ import type { Command } from 'commander';
 import { action, processIo } from '../io.js';
 import { logLimitsFrom, parseSize } from '../log-limits.js';
 import { CtError } from '../../core/errors.js';
+import { registerFleet } from './host-fleet.js';
 
 /**
  * `ct host run`: the runtime host agent. The host code lives outside src/ and is loaded by path
  * at run time; the library never imports it.
  */
 export function register(program: Command): void {
-  const host = program.command('host').description('runtime host agent');
+  const host = program.command('host').description('runtime host agent, its containers (on the host), and the fleet (token, list, remove: on the deploy server)');
   host
     .command('run')
     .description('enrol (once) and run assignments from a deploy server')
@@ -38,6 +39,7 @@ export function register(program: Command): void {
     );
 
   registerLocal(host);
+  registerFleet(host);
 }
 
 /**

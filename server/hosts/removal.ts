@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../store/db.js';
+import type { actor } from '../audit.js';
+
+/**
+ * Channel every replica's hub listens on (server/channel/hub.ts): a host was removed, so whichever
+ * replica holds its channel closes it and ends the deploys waiting for it.
+ */
+export const HOSTS_REMOVED_CHANNEL = 'ct_hosts_removed';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** A host id or an enrolled name; anything else can name no host. */
+export function hostRef(ref: string): boolean {
+  return UUID.test(ref) || NAME.test(ref);
+}
+
+export type Removal =
+  | { outcome: 'removed'; id: string; name: string }
+  /** Removed before: nothing to do (DELETE is idempotent). */
+  | { outcome: 'gone'; id: string; name: string }
+  | { outcome: 'unknown' };
+
+/**
+ * Decommissions a host for good, in one transaction: its row moves to `hosts_removed` (its key no
+ * longer authenticates anything: every check reads `hosts`), the bundles assigned to it are
+ * forgotten, and the removal is audited with who asked. The caller then closes its channel
+ * (HostHub.removed) and tells the other replicas (HOSTS_REMOVED_CHANNEL).
+ */
+export async function removeHost(db: Db, ref: string, by: ReturnType<typeof actor>): Promise<Removal> {
+  return db.tx(async (t) => {
+    const [h] = await t.query<{ id: string; name: string; public_key: string; labels: string; enrolled_at: number }>(
+      // A name may look like an id (a UUID is a valid name): the id is taken first.
+      'SELECT id, name, public_key, labels, enrolled_at FROM hosts WHERE id = ? OR name = ? ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1', [ref, ref, ref],
+    );
+    if (!h) {
+      // A name enrolled again after a removal names the live host (above); only then the old one.
+      const [old] = await t.query<{ id: string; name: string }>('SELECT id, name FROM hosts_removed WHERE id = ? OR name = ? ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END, removed_at DESC LIMIT 1', [ref, ref, ref]);
+      return old ? { outcome: 'gone' as const, id: old.id, name: old.name } : { outcome: 'unknown' as const };
+    }
+    const now = Date.now();
+    // Only the transaction that deletes the row records the removal (two admins at once: one record).
+    const deleted = await t.run('DELETE FROM hosts WHERE id = ?', [h.id]);
+    if (deleted.changes !== 1) return { outcome: 'gone' as const, id: h.id, name: h.name };
+    await t.run('INSERT INTO hosts_removed (id, name, public_key, labels, enrolled_at, removed_at, removed_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING', [
+      h.id, h.name, h.public_key, h.labels, Number(h.enrolled_at), now, by ? JSON.stringify(by) : null,
+    ]);
+    await t.run('DELETE FROM host_bundles WHERE host_id = ?', [h.id]);
+    await t.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
+      randomUUID(), now, 'host.removed', h.name, JSON.stringify({ principal: by, host: h.name, hostId: h.id, labels: JSON.parse(String(h.labels)) as unknown }),
+    ]);
+    return { outcome: 'removed' as const, id: h.id, name: h.name };
+  });
+}
