@@ -145,19 +145,23 @@ describe('DNS from containers by their egress', () => {
     const senders = [
       // An address of its subnet that no container has: aardvark-dns knows no dns_servers for it.
       ['none', gateway.none!.replace(/\.1$/, '.200')], ['none left', left], ['none outside', '192.0.2.7'],
-      ['any', gateway.any!.replace(/\.1$/, '.200')],
+      // The `any` container's own address: forwarded, as its own queries are (the control).
+      ['any', net.attachment(ID('any-client'))!.address],
+      // An address of its subnet that no container has: egress is each container's, by its
+      // address, and one that is no container's has `none`'s (egress.ts).
+      ['any unknown', gateway.any!.replace(/\.1$/, '.200')],
     ] as const;
     for (const [i, [what, source]] of senders.entries()) {
       const label = `s${nonce}${i}`;
       run('iptables', '-t', 'mangle', '-I', ...counter(label));
       labels.push(label);
-      const egress = what === 'any' ? 'any' : 'none';
+      const egress = what.startsWith('any') ? 'any' : 'none';
       spoof(ns[egress]!, source, gateway[egress]!, `${label}.exfil.example`);
     }
     await new Promise((r) => setTimeout(r, 1000));
     const seen = senders.map(([what], i) => `${what}: ${counted(`s${nonce}${i}`) > 0 ? 'forwarded' : 'kept'}`);
     // `any` shows that such a query is forwarded where nothing stops it.
-    expect(seen).toEqual(['none: kept', 'none left: kept', 'none outside: kept', 'any: forwarded']);
+    expect(seen).toEqual(['none: kept', 'none left: kept', 'none outside: kept', 'any: forwarded', 'any unknown: kept']);
   }, 30_000);
 
   it("gives `none` networks an earlier agent set up (port 53 of every host address open) this agent's rules at recover()", async () => {

@@ -143,14 +143,16 @@ describe('egress policy by connection (netavark bridges)', () => {
     expect(seen).toEqual(['blocked', 'blocked']);
   }, 30_000);
 
-  it('narrows an environment\'s egress when its policy changes, on the next attachment', async () => {
-    // The environment `eg-any` is told `none` by the policy now: its next container applies it to the bridge.
+  it('gives a container of an environment the egress its own policies grant, not its neighbours\'', async () => {
+    // The environment `eg-any` is told `none` by the policy now: its next container gets `none`;
+    // the ones already running keep what they were granted until they are replaced (the egress
+    // of the container attached last was every neighbour's: `any-client` lost its egress here).
     const id = ID('any-late');
     const att = await net.attach({ containerId: id, environment: 'eg-any', app: 'late', egress: 'none', ports: [] });
     mkdirSync(`/etc/netns/${nsOf(id)}`, { recursive: true });
     writeFileSync(`/etc/netns/${nsOf(id)}/resolv.conf`, readFileSync(att.resolvConf));
     try {
-      expect(await Promise.all([fetchFrom(id, 'http://peer:8080/'), fetchFrom(id, `http://${OUT.ns}:8080/`), fetchFrom(ID('any-client'), `http://${OUT.ns}:8080/`)])).toEqual(['peer', 'blocked', 'blocked']);
+      expect(await Promise.all([fetchFrom(id, 'http://peer:8080/'), fetchFrom(id, `http://${OUT.ns}:8080/`), fetchFrom(ID('any-client'), `http://${OUT.ns}:8080/`)])).toEqual(['peer', 'blocked', 'outside']);
     } finally {
       await net.detach(id);
       rmSync(`/etc/netns/${nsOf(id)}`, { recursive: true, force: true });

@@ -1,0 +1,206 @@
+/**
+ * Apps of one environment with different egress, on the environment's one bridge (netavark 1.4,
+ * made by host/network). Egress was the network's: each attach overwrote it, and the bridge's
+ * rules were those of the container attached last, so an app granted `none` got the egress of a
+ * neighbour attached after it (and a neighbour granted `any` lost it to a `none` one). Each
+ * container now has its own, by its address (host/network/egress.ts):
+ *
+ * | container | egress        | peer of its environment | host listener | outside listener | a host resolver (UDP 53) not its gateway |
+ * |-----------|---------------|-------------------------|---------------|------------------|------------------------------------------|
+ * | shut      | `none`        | yes                     | no            | no               | no                                       |
+ * | open      | `environment` | yes                     | yes           | no               | yes                                      |
+ * | wide      | `any`         | yes                     | yes           | yes              | yes                                      |
+ *
+ * They are attached `none` first and `environment` last (the old code gave all three
+ * `environment`). The outside is a namespace of its own behind a veth, routed by the host.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
+import { claimSubnetBase } from '../support/subnets.js';
+import { listArtifacts } from './artifacts.js';
+
+const pid = process.pid;
+const BASE = claimSubnetBase();
+const PREFIX = `ctm${pid % 100000}g`;
+const ID = (name: string) => `ctm-${pid}-${name}`;
+const scope = { netnsPrefix: `ctm-${pid}-`, bridgePrefix: PREFIX, subnetBase: BASE };
+const OUT_NS = ID('outside');
+const OUT_HOST_IF = `ctmo${pid % 100000}`;
+const OUT = { host: `${BASE}.200.1`, ns: `${BASE}.200.2` };
+const ENV = 'mixed';
+/** In the order they are attached: the one attached last used to set the egress of all. */
+const APPS: readonly [string, Egress][] = [['peer', 'none'], ['shut', 'none'], ['wide', 'any'], ['open', 'environment']];
+
+const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+describe('egress per container in one environment', () => {
+  let stateDir: string;
+  let net: NetworkManager;
+  let gateway: string;
+  let bridge: string;
+  let resolver: Socket | undefined;
+  const www = mkdtempSync(join(tmpdir(), 'ct-egress-mixed-www-'));
+  const procs: ChildProcess[] = [];
+  const servers: Server[] = [];
+
+  const nsOf = (id: string): string => (id === OUT_NS ? id : basename(net.attachment(id)!.netns));
+
+  /** `wget` from inside a namespace: what it fetched, or `blocked` when it could not within 3 s. */
+  const fetchFrom = (ns: string, url: string): Promise<string> => new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', nsOf(ns), 'timeout', '3', 'busybox', 'wget', '-q', '-O', '-', url], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) =>
+      resolve(err ? 'blocked' : stdout.trim()));
+  });
+
+  /** One DNS query (type A) for `name` to server:53 over UDP from inside a namespace: `answered` or `silent` (2 s). */
+  const ask = (ns: string, server: string, name: string): Promise<string> => {
+    const script = `const q=Buffer.concat([Buffer.from([0x12,0x34,1,0,0,1,0,0,0,0,0,0]),...${JSON.stringify(name)}.split('.').map((l)=>Buffer.concat([Buffer.from([l.length]),Buffer.from(l)])),Buffer.from([0,0,1,0,1])]);
+       const s=require('dgram').createSocket('udp4');s.on('message',()=>{console.log('answered');process.exit(0)});
+       s.send(q,53,${JSON.stringify(server)});setTimeout(()=>{console.log('silent');process.exit(0)},2000)`;
+    return new Promise((resolve) => {
+      execFile('ip', ['netns', 'exec', nsOf(ns), process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => resolve(err ? `failed: ${err.message}` : stdout.trim()));
+    });
+  };
+
+  /**
+   * Until aardvark-dns answers the peer again: netavark makes it reload its records at every
+   * setup and teardown, and a query in the middle of that goes unanswered, whatever the rules.
+   */
+  const dnsSettled = async () => {
+    for (let i = 0; i < 10 && (await ask(ID('peer'), gateway, 'peer')) !== 'answered'; i++) await new Promise((r) => setTimeout(r, 200));
+  };
+
+  /** What each of shut, open and wide reaches, as `<app> → <what>: <answer>`. */
+  const reaches = async (apps: readonly string[] = ['shut', 'open', 'wide']): Promise<string[]> => {
+    await dnsSettled();
+    const peer = net.attachment(ID('peer'))!.address;
+    const probes = apps.flatMap((app) => [
+      [app, 'peer', () => fetchFrom(ID(app), `http://${peer}:8080/`)],
+      [app, 'host', () => fetchFrom(ID(app), `http://${gateway}:8080/`)],
+      [app, 'outside', () => fetchFrom(ID(app), `http://${OUT.ns}:8080/`)],
+      [app, 'dns', () => ask(ID(app), gateway, 'peer')],
+      [app, 'host dns', () => ask(ID(app), OUT.host, 'peer')],
+    ] as const);
+    return Promise.all(probes.map(async ([app, what, probe]) => `${app} → ${what}: ${await probe()}`));
+  };
+  const EXPECTED: Record<string, string[]> = {
+    shut: ['shut → peer: peer', 'shut → host: blocked', 'shut → outside: blocked', 'shut → dns: answered', 'shut → host dns: silent'],
+    open: ['open → peer: peer', 'open → host: host', 'open → outside: blocked', 'open → dns: answered', 'open → host dns: answered'],
+    wide: ['wide → peer: peer', 'wide → host: host', 'wide → outside: outside', 'wide → dns: answered', 'wide → host dns: answered'],
+  };
+
+  /** Our egress rules of the bridge, as iptables-save prints them. */
+  const ours = () => execFileSync('iptables-save', ['-t', 'mangle'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`cerro-torre egress ${bridge}"`));
+
+  const recover = async () => {
+    const next = new NetworkManager({ stateDir, subnetBase: BASE, bridgePrefix: PREFIX, slots: 2 });
+    try {
+      expect(await next.recover(() => 'running')).toEqual([]);
+    } finally {
+      next.close();
+    }
+  };
+
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error('host/network tests run as root (CI does)');
+    await findNetavark();
+    stateDir = mkdtempSync(join(tmpdir(), 'ct-egress-mixed-state-'));
+    net = new NetworkManager({ stateDir, subnetBase: BASE, bridgePrefix: PREFIX, slots: 2 });
+    for (const [what, text] of [['peer', 'peer'], ['outside', 'outside']]) {
+      mkdirSync(join(www, what));
+      writeFileSync(join(www, what, 'index.html'), `${text}\n`);
+    }
+    for (const [app, egress] of APPS) await net.attach({ containerId: ID(app), environment: ENV, app, egress, ports: [] });
+    ({ gateway, bridge } = net.bridgeOf(net.store.network(ENV)!));
+    procs.push(spawn('ip', ['netns', 'exec', nsOf(ID('peer')), 'busybox', 'httpd', '-f', '-p', '8080', '-h', join(www, 'peer')], { stdio: 'ignore' }));
+    // A service of the host, on the address the bridge gives the host.
+    const srv = createServer((_req, res) => res.end('host\n'));
+    await new Promise<void>((r) => srv.listen(8080, gateway, r));
+    servers.push(srv);
+
+    // The outside: a namespace behind a veth, routed by the host (what `any` masquerades to).
+    ip('netns', 'add', OUT_NS);
+    ip('link', 'add', OUT_HOST_IF, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', OUT_NS);
+    ip('addr', 'add', `${OUT.host}/30`, 'dev', OUT_HOST_IF);
+    ip('link', 'set', OUT_HOST_IF, 'up');
+    ip('-n', OUT_NS, 'addr', 'add', `${OUT.ns}/30`, 'dev', 'eth0');
+    ip('-n', OUT_NS, 'link', 'set', 'eth0', 'up');
+    ip('-n', OUT_NS, 'link', 'set', 'lo', 'up');
+    ip('-n', OUT_NS, 'route', 'add', 'default', 'via', OUT.host);
+    procs.push(spawn('ip', ['netns', 'exec', OUT_NS, 'busybox', 'httpd', '-f', '-p', '8080', '-h', join(www, 'outside')], { stdio: 'ignore' }));
+    // A resolver of the host on another of its addresses (a dnsmasq on a LAN address): it answers anything.
+    resolver = createSocket('udp4');
+    resolver.on('message', (msg, from) => resolver!.send(msg, from.port, from.address));
+    await new Promise<void>((r) => resolver!.bind(53, OUT.host, r));
+    // Every listener answers before anything is judged.
+    for (let i = 0; i < 50; i++) {
+      const ok = await Promise.all([fetchFrom(OUT_NS, `http://${OUT.ns}:8080/`), fetchFrom(ID('peer'), 'http://127.0.0.1:8080/')]);
+      if (ok.every((x) => x !== 'blocked')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const p of procs) p.kill('SIGKILL');
+    for (const s of servers) s.close();
+    resolver?.close();
+    for (const row of net?.store.attachments() ?? []) await net.detach(row.containerId);
+    net?.close();
+    try {
+      ip('link', 'delete', OUT_HOST_IF);
+    } catch {
+      // already gone with its namespace
+    }
+    try {
+      ip('netns', 'delete', OUT_NS);
+    } catch {
+      // never made
+    }
+    for (const d of [www, stateDir]) if (d) rmSync(d, { recursive: true, force: true });
+    expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+  }, 60_000);
+
+  it('lets each container reach what its own egress allows, whatever its neighbours\' and whichever was attached last', async () => {
+    expect(await reaches()).toEqual([...EXPECTED.shut, ...EXPECTED.open, ...EXPECTED.wide]);
+  }, 60_000);
+
+  it('rebuilds exactly these rules at recover() from rules of one egress for the whole bridge (an earlier agent\'s), and leaves them alone then', async () => {
+    const before = ours();
+    // What an earlier agent wrote after `wide` attached: `any` for the bridge.
+    for (const l of before) execFileSync('sh', ['-c', `iptables -t mangle ${l.replace(/^-A/, '-D')}`]);
+    const tag = ['-m', 'comment', '--comment', `cerro-torre egress ${bridge}`];
+    execFileSync('iptables', ['-t', 'mangle', '-I', 'FORWARD', '-i', bridge, '-o', `${PREFIX}+`, '-m', 'conntrack', '--ctstate', 'NEW', ...tag, '-j', 'DROP']);
+    execFileSync('iptables', ['-t', 'mangle', '-I', 'FORWARD', '-i', bridge, '-o', bridge, ...tag, '-j', 'RETURN']);
+    expect(await fetchFrom(ID('shut'), `http://${OUT.ns}:8080/`)).toBe('outside');
+    await recover();
+    expect(ours()).toEqual(before);
+    expect(await reaches()).toEqual([...EXPECTED.shut, ...EXPECTED.open, ...EXPECTED.wide]);
+    // The same rules are not written again: their counters go on.
+    const counters = () => execFileSync('iptables-save', ['-c', '-t', 'mangle'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`cerro-torre egress ${bridge}"`));
+    const seen = counters();
+    expect(seen.some((l) => !l.startsWith('[0:0]'))).toBe(true);
+    await recover();
+    expect(counters()).toEqual(seen);
+  }, 60_000);
+
+  it('keeps every neighbour\'s rules when one app leaves, and the address it leaves gets no egress of its', async () => {
+    const wide = net.attachment(ID('wide'))!.address;
+    await net.detach(ID('wide'));
+    expect(ours().filter((l) => l.includes(`-s ${wide}/32`))).toEqual([]);
+    expect(await reaches(['shut', 'open'])).toEqual([...EXPECTED.shut, ...EXPECTED.open]);
+    // The next container of the environment gets the address `wide` had; its egress is its own.
+    await net.attach({ containerId: ID('late'), environment: ENV, app: 'late', egress: 'none', ports: [] });
+    expect(net.attachment(ID('late'))!.address).toBe(wide);
+    expect(await reaches(['late', 'open'])).toEqual([...EXPECTED.shut.map((l) => l.replace('shut', 'late')), ...EXPECTED.open]);
+    // Suspended (stopped) and resumed, a container gets its own egress back.
+    await net.suspend(ID('open'));
+    expect(await reaches(['shut'])).toEqual(EXPECTED.shut);
+    await net.resume(ID('open'));
+    expect(await reaches(['open', 'shut'])).toEqual([...EXPECTED.open, ...EXPECTED.shut]);
+  }, 120_000);
+});
