@@ -18,7 +18,7 @@
  * forwarded, shows that the rule sees them.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -27,6 +27,7 @@ import { basename, join } from 'node:path';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
 import { claimSubnetBase } from '../support/subnets.js';
 import { listArtifacts } from './artifacts.js';
+import { ask } from './probes.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
@@ -38,22 +39,6 @@ const EGRESS = ['none', 'environment', 'any'] as const;
 const PROBE = `${scope.netnsPrefix}probe`;
 
 const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-
-/**
- * From inside a namespace: one DNS query for `name` (type A) to server:53 over UDP, `answered` when
- * any reply came within 2 s, else `silent`; over TCP, `connected` or `silent`.
- */
-function ask(ns: string, server: string, name: string, proto: 'udp' | 'tcp' = 'udp'): Promise<string> {
-  const script = proto === 'udp'
-    ? `const q=Buffer.concat([Buffer.from([0x12,0x34,1,0,0,1,0,0,0,0,0,0]),...${JSON.stringify(name)}.split('.').map((l)=>Buffer.concat([Buffer.from([l.length]),Buffer.from(l)])),Buffer.from([0,0,1,0,1])]);
-       const s=require('dgram').createSocket('udp4');s.on('message',()=>{console.log('answered');process.exit(0)});
-       s.send(q,53,${JSON.stringify(server)});setTimeout(()=>{console.log('silent');process.exit(0)},2000)`
-    : `const c=require('net').connect(53,${JSON.stringify(server)},()=>{console.log('connected');process.exit(0)});c.on('error',()=>{});
-       setTimeout(()=>{console.log('silent');process.exit(0)},2000)`;
-  return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => resolve(err ? `failed: ${err.message}` : stdout.trim()));
-  });
-}
 
 /**
  * From inside a namespace, with a raw socket (what CAP_NET_RAW allows a container): one UDP DNS
