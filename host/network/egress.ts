@@ -59,18 +59,20 @@ function ordered(net: EgressBridge, prefix: string): Rule[] {
     })),
     // `environment` and `any` reach the host.
     ...clients.filter((c) => c.egress !== 'none').map((c): Rule => ({ chain: 'INPUT', spec: [...from(c), '-i', bridge, ...comment, '-j', 'RETURN'] })),
-    // Everything else: no new connection to the host.
-    { chain: 'INPUT', spec: ['-i', bridge, '-m', 'conntrack', '--ctstate', 'NEW', ...comment, '-j', 'DROP'] },
+    // Everything else: nothing to the host but the answers of a connection the host's side opened.
+    // Not `--ctstate NEW` alone: a packet conntrack calls INVALID (an RST or a SYN+FIN with data,
+    // written by a container with CAP_NET_RAW) is neither, and filter's ACCEPTs took it.
+    { chain: 'INPUT', spec: ['-i', bridge, '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'DROP'] },
     // Traffic that stays on the bridge (judged here only with br_netfilter) is the environment's own.
     { chain: 'FORWARD', spec: ['-i', bridge, '-o', bridge, ...comment, '-j', 'RETURN'] },
     // Environments stay apart whatever the egress, without relying on netavark's `isolate` chains,
     // which are shared by every network and were seen gone while another network was torn down.
-    { chain: 'FORWARD', spec: ['-i', bridge, '-o', `${prefix}+`, '-m', 'conntrack', '--ctstate', 'NEW', ...comment, '-j', 'DROP'] },
+    { chain: 'FORWARD', spec: ['-i', bridge, '-o', `${prefix}+`, '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'DROP'] },
     // `any` leaves the host (netavark masquerades it).
     ...clients.filter((c) => c.egress === 'any').map((c): Rule => ({ chain: 'FORWARD', spec: [...from(c), '-i', bridge, ...comment, '-j', 'RETURN'] })),
-    // Everything else: no new connection leaves the bridge; replies to connections made to
-    // published ports are not new.
-    { chain: 'FORWARD', spec: ['-i', bridge, '!', '-o', bridge, '-m', 'conntrack', '--ctstate', 'NEW', ...comment, '-j', 'DROP'] },
+    // Everything else: nothing leaves the bridge but replies to connections made to published
+    // ports (ESTABLISHED) and their ICMP errors (RELATED); INVALID packets go too (as for INPUT).
+    { chain: 'FORWARD', spec: ['-i', bridge, '!', '-o', bridge, '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'DROP'] },
   ];
 }
 

@@ -195,8 +195,8 @@ describe('DNS from containers by their egress', () => {
     // One rule missing (`none`: the DROP of new connections to the host), one of another egress
     // (`environment` with `any`'s RETURN in place of its DROP), one more (`any`: an ACCEPT of TCP 53).
     const tagged = (e: Egress) => ['-m', 'comment', '--comment', `cerro-torre egress ${bridge(e)}`];
-    run('iptables', '-t', 'mangle', '-D', 'INPUT', '-i', bridge('none'), '-m', 'conntrack', '--ctstate', 'NEW', ...tagged('none'), '-j', 'DROP');
-    run('iptables', '-t', 'mangle', '-D', 'FORWARD', '-i', bridge('environment'), '!', '-o', bridge('environment'), '-m', 'conntrack', '--ctstate', 'NEW', ...tagged('environment'), '-j', 'DROP');
+    run('iptables', '-t', 'mangle', '-D', 'INPUT', '-i', bridge('none'), '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...tagged('none'), '-j', 'DROP');
+    run('iptables', '-t', 'mangle', '-D', 'FORWARD', '-i', bridge('environment'), '!', '-o', bridge('environment'), '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', ...tagged('environment'), '-j', 'DROP');
     run('iptables', '-t', 'mangle', '-I', 'FORWARD', '-i', bridge('environment'), '-o', bridge('environment'), ...tagged('environment'), '-j', 'RETURN');
     run('iptables', '-t', 'mangle', '-I', 'INPUT', '-i', bridge('any'), '-p', 'tcp', '--dport', '53', ...tagged('any'), '-j', 'ACCEPT');
     expect(await ask(ns.none!, gateway.none!, 'peer', 'tcp')).toBe('connected');
