@@ -16,6 +16,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -36,8 +37,81 @@ const OUT_HOST_IF = `ctmo${pid % 100000}`;
 const OUT = { host: `${BASE}.200.1`, ns: `${BASE}.200.2` };
 const OUTSIDE = { ns: OUT_NS, hostIf: OUT_HOST_IF, host: OUT.host, addr: OUT.ns };
 const ENV = 'mixed';
+const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 /** In the order they are attached: the one attached last used to set the egress of all. */
 const APPS: readonly [string, Egress][] = [['peer', 'none'], ['shut', 'none'], ['wide', 'any'], ['open', 'environment']];
+
+/** A negative probe's packets: from `src` to dst:port; `local` when the host is their destination. */
+interface Counted {
+  label: string;
+  src: string;
+  dst: string;
+  proto: 'tcp' | 'udp';
+  port: number;
+  local: boolean;
+}
+
+/**
+ * Rules without a target that count a negative probe's packets: `sent` in raw PREROUTING, which
+ * every packet from the bridge passes before anything else; `through` where only a packet that
+ * passed the mangle table's verdict (the bridge's DROP) and filter's comes: nat INPUT (the first
+ * packet of a connection to the host) or mangle POSTROUTING (one routed out; netavark masquerades
+ * it after that). As [table, chain, ...spec].
+ */
+function countingRules(c: Counted): string[][] {
+  const match = ['-s', `${c.src}/32`, '-d', `${c.dst}/32`, '-p', c.proto, '-m', c.proto, '--dport', String(c.port)];
+  return [
+    ['raw', 'PREROUTING', ...match, '-m', 'comment', '--comment', `${c.label}-sent`],
+    [c.local ? 'nat' : 'mangle', c.local ? 'INPUT' : 'POSTROUTING', ...match, '-m', 'comment', '--comment', `${c.label}-through`],
+  ];
+}
+
+/** The packets the counting rules of `label` saw. */
+function counted(label: string): { sent: number; through: number } {
+  const lines = run('iptables-save', '-c').split('\n');
+  const n = (which: string) => {
+    const line = lines.find((l) => l.endsWith(` --comment ${label}-${which}`));
+    if (!line) throw new Error(`counting rule ${label}-${which} is missing`);
+    return Number(/^\[(\d+):/.exec(line)![1]);
+  };
+  return { sent: n('sent'), through: n('through') };
+}
+
+/**
+ * From inside a namespace, with a raw socket (what CAP_NET_RAW allows a container) and its own
+ * source address: TCP segments conntrack calls INVALID, an RST carrying data and a SYN+FIN
+ * carrying data, to dst:80; the data is `CTMARK-<tag>-RST` and `CTMARK-<tag>-SYNFIN`.
+ */
+const INVALID = `import socket, struct, sys
+src, dst, tag = sys.argv[1:4]
+def csum(b):
+    b += b'\\0' * (len(b) % 2)
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+def segment(flags, data, sport):
+    h = struct.pack('!HHIIBBHHH', sport, 80, 1000, 0, 5 << 4, flags, 1024, 0, 0)
+    c = csum(socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 6, len(h) + len(data)) + h + data)
+    h = h[:16] + struct.pack('!H', c) + h[18:]
+    return struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(h) + len(data), 1, 0, 64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst)) + h + data
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(segment(0x04, ('CTMARK-%s-RST' % tag).encode(), 40002), (dst, 0))
+s.sendto(segment(0x03, ('CTMARK-%s-SYNFIN' % tag).encode(), 40003), (dst, 0))`;
+
+/**
+ * In the outside namespace: prints `ready` once it listens on eth0, then the tag and kind of every
+ * CTMARK segment that arrives (`<tag>-RST`, once each), and exits a second after it saw `last`
+ * (the control: what should arrive, sent after what should not) or after 10 s.
+ */
+const SNIFF = `import re, socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800)); s.bind(('eth0', 0)); s.settimeout(0.2)
+print('ready', flush=True)
+seen, end = set(), time.time() + 10
+while time.time() < end:
+    try: p = s.recv(65535)
+    except socket.timeout: continue
+    for m in re.findall(rb'CTMARK-([A-Z]+-[A-Z]+)', p):
+        if m not in seen: seen.add(m); print(m.decode(), flush=True)
+        if m.decode() == sys.argv[1]: end = min(end, time.time() + 1)`;
 
 describe('egress per container in one environment', () => {
   let stateDir: string;
@@ -72,23 +146,42 @@ describe('egress per container in one environment', () => {
    * What each app reaches, as `<app> → <what>: <answer>`, for apps whose egress is that of one of
    * EXPECTED's (`as`: late has shut's). A probe that got nothing where something is expected is
    * asked again, twice at most: on this shared 2-core machine a probe's process may start after
-   * its timeout. Nothing is asked again where nothing is expected: an answer is never load's doing.
+   * its timeout. Where nothing is expected, the probe's silence proves nothing (a probe that never
+   * sent anything is silent too): the answer counts only when counting rules (counted()) saw its
+   * packets come from the bridge and none get past the bridge's DROP; a probe whose packets were
+   * not seen is asked again, one whose packets got past reads `… (past the DROP)`.
    */
   const reaches = async (apps: readonly string[] = ['shut', 'open', 'wide'], as: Record<string, string> = {}): Promise<string[]> => {
     await dnsSettled();
     const peer = net.attachment(ID('peer'))!.address;
     const probes = apps.flatMap((app) => ([
-      ['peer', () => fetchFrom(ID(app), `http://${peer}:8080/`)],
-      ['host', () => fetchFrom(ID(app), `http://${gateway}:8080/`)],
-      ['outside', () => fetchFrom(ID(app), `http://${OUT.ns}:8080/`)],
-      ['dns', () => ask(ID(app), gateway, 'peer')],
-      ['host dns', () => ask(ID(app), OUT.host, 'peer')],
-    ] as const).map(([what, probe], k) => ({ app, what, probe, expected: EXPECTED[as[app] ?? app][k].split(': ')[1] })));
-    return Promise.all(probes.map(async ({ app, what, probe, expected }) => {
-      let got = await probe();
-      for (let i = 0; i < 2 && got !== expected && (got === 'blocked' || got === 'silent'); i++) got = await probe();
-      return `${app} → ${what}: ${got}`;
+      ['peer', () => fetchFrom(ID(app), `http://${peer}:8080/`), peer, 'tcp', 8080],
+      ['host', () => fetchFrom(ID(app), `http://${gateway}:8080/`), gateway, 'tcp', 8080],
+      ['outside', () => fetchFrom(ID(app), `http://${OUT.ns}:8080/`), OUT.ns, 'tcp', 8080],
+      ['dns', () => ask(ID(app), gateway, 'peer'), gateway, 'udp', 53],
+      ['host dns', () => ask(ID(app), OUT.host, 'peer'), OUT.host, 'udp', 53],
+    ] as const).map(([what, probe, dst, proto, port], k) => {
+      const expected = EXPECTED[as[app] ?? app][k].split(': ')[1];
+      const negative = expected === 'blocked' || expected === 'silent';
+      return { app, what, probe, expected, count: negative ? { label: `${ID('count')}-${app}-${k}`, src: net.attachment(ID(app))!.address, dst, proto, port, local: dst !== OUT.ns } : undefined };
     }));
+    const counting = probes.flatMap((p) => (p.count ? countingRules(p.count) : []));
+    for (const [table, chain, ...spec] of counting) run('iptables', '-w', '-t', table, '-I', chain, '1', ...spec);
+    try {
+      return await Promise.all(probes.map(async ({ app, what, probe, expected, count }) => {
+        const judged = async () => {
+          const got = await probe();
+          if (!count) return got;
+          const { sent, through } = counted(count.label);
+          return through > 0 ? `${got} (past the DROP)` : sent === 0 ? 'nothing sent' : got;
+        };
+        let got = await judged();
+        for (let i = 0; i < 2 && got !== expected && (got === 'blocked' || got === 'silent' || got === 'nothing sent'); i++) got = await judged();
+        return `${app} → ${what}: ${got}`;
+      }));
+    } finally {
+      for (const [table, chain, ...spec] of counting) run('iptables', '-w', '-t', table, '-D', chain, ...spec);
+    }
   };
 
   /** Our egress rules of the bridge, as iptables-save prints them. */
@@ -149,6 +242,21 @@ describe('egress per container in one environment', () => {
   it('lets each container reach what its own egress allows, whatever its neighbours\' and whichever was attached last', async () => {
     expect(await reaches()).toEqual([...EXPECTED.shut, ...EXPECTED.open, ...EXPECTED.wide]);
   }, 60_000);
+
+  it('drops what conntrack calls INVALID from a `none` container with CAP_NET_RAW (an RST or a SYN+FIN with data), which passed a DROP of NEW connections', async () => {
+    const sniffer = spawn('ip', ['netns', 'exec', OUT_NS, 'python3', '-c', SNIFF, 'WIDE-SYNFIN'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(sniffer);
+    let out = '';
+    sniffer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = once(sniffer, 'exit');
+    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toContain('ready');
+    run('ip', 'netns', 'exec', nsOf(ID('shut')), 'python3', '-c', INVALID, net.attachment(ID('shut'))!.address, OUT.ns, 'SHUT');
+    // The control, sent after: `any` leaves the host, so its segments arrive and show the sniffer sees them.
+    run('ip', 'netns', 'exec', nsOf(ID('wide')), 'python3', '-c', INVALID, net.attachment(ID('wide'))!.address, OUT.ns, 'WIDE');
+    await exited;
+    expect(out.split('\n').filter((l) => l.includes('-')).sort()).toEqual(['WIDE-RST', 'WIDE-SYNFIN']);
+  }, 30_000);
 
   it('rebuilds exactly these rules at recover() from rules of one egress for the whole bridge (an earlier agent\'s), and leaves them alone then', async () => {
     const before = ours();
