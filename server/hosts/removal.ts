@@ -16,6 +16,15 @@ export function hostRef(ref: string): boolean {
   return UUID.test(ref) || NAME.test(ref);
 }
 
+/**
+ * Whether `ref` is shaped like a host id. Such a ref means an id only, never a name: a retried
+ * DELETE of a removed host's id must not fall through to a live host named like that id. Enrolment
+ * refuses such names for the same reason (server/routes/hosts.ts).
+ */
+export function idShaped(ref: string): boolean {
+  return UUID.test(ref);
+}
+
 export type Removal =
   | { outcome: 'removed'; id: string; name: string }
   /** Removed before: nothing to do (DELETE is idempotent). */
@@ -25,18 +34,20 @@ export type Removal =
 /**
  * Decommissions a host for good, in one transaction: its row moves to `hosts_removed` (its key no
  * longer authenticates anything: every check reads `hosts`), the bundles assigned to it are
- * forgotten, and the removal is audited with who asked. The caller then closes its channel
- * (HostHub.removed) and tells the other replicas (HOSTS_REMOVED_CHANNEL).
+ * forgotten, the removal is audited with who asked, and the other replicas are told
+ * (HOSTS_REMOVED_CHANNEL). The caller then closes its channel here (HostHub.removed).
  */
 export async function removeHost(db: Db, ref: string, by: ReturnType<typeof actor>): Promise<Removal> {
   return db.tx(async (t) => {
+    // A UUID-shaped ref is an id only: looked up in hosts, then among removed hosts, never as a name
+    // (a host enrolled before names were refused that shape stays removable by its id).
+    const byId = idShaped(ref);
     const [h] = await t.query<{ id: string; name: string; public_key: string; labels: string; enrolled_at: number }>(
-      // A name may look like an id (a UUID is a valid name): the id is taken first.
-      'SELECT id, name, public_key, labels, enrolled_at FROM hosts WHERE id = ? OR name = ? ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1', [ref, ref, ref],
+      `SELECT id, name, public_key, labels, enrolled_at FROM hosts WHERE ${byId ? 'id = ?' : 'name = ?'}`, [ref],
     );
     if (!h) {
       // A name enrolled again after a removal names the live host (above); only then the old one.
-      const [old] = await t.query<{ id: string; name: string }>('SELECT id, name FROM hosts_removed WHERE id = ? OR name = ? ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END, removed_at DESC LIMIT 1', [ref, ref, ref]);
+      const [old] = await t.query<{ id: string; name: string }>(`SELECT id, name FROM hosts_removed WHERE ${byId ? 'id = ?' : 'name = ?'} ORDER BY removed_at DESC LIMIT 1`, [ref]);
       return old ? { outcome: 'gone' as const, id: old.id, name: old.name } : { outcome: 'unknown' as const };
     }
     const now = Date.now();
@@ -50,6 +61,9 @@ export async function removeHost(db: Db, ref: string, by: ReturnType<typeof acto
     await t.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
       randomUUID(), now, 'host.removed', h.name, JSON.stringify({ principal: by, host: h.name, hostId: h.id, labels: JSON.parse(String(h.labels)) as unknown }),
     ]);
+    // Inside the transaction: PostgreSQL delivers a NOTIFY on commit, so a removal is never committed
+    // without its notice (sent after the commit, a lost one left another replica's channel open).
+    await t.notify(HOSTS_REMOVED_CHANNEL);
     return { outcome: 'removed' as const, id: h.id, name: h.name };
   });
 }

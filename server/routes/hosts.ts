@@ -16,7 +16,7 @@ import { errorCode } from '../../src/protocol/error-code.js';
 import { actor, recordAudit } from '../audit.js';
 import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
-import { HOSTS_REMOVED_CHANNEL, hostRef, removeHost } from '../hosts/removal.js';
+import { hostRef, idShaped, removeHost } from '../hosts/removal.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -59,6 +59,8 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     if (typeof token !== 'string' || typeof name !== 'string' || typeof publicKey !== 'string' || !NAME.test(name)) {
       return sendError(res, 400, 'BAD_REQUEST', 'token, name ([a-z0-9._-]) and publicKey are required');
     }
+    // An id-shaped ref means an id (DELETE /api/v1/hosts/{id}): such a name could never be named.
+    if (idShaped(name)) return sendError(res, 400, 'BAD_REQUEST', 'name must not be shaped like a host id (a UUID)');
     try {
       const key = publicKeyFrom(publicKey);
       if (key.asymmetricKeyType !== 'ed25519') throw new Error('not ed25519');
@@ -118,11 +120,8 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
     if (!hostRef(ref)) return sendError(res, 404, 'NOT_FOUND', 'no such host');
     const out = await removeHost(ctx.db, ref, actor(req.principal));
     if (out.outcome === 'unknown') return sendError(res, 404, 'NOT_FOUND', 'no such host');
-    if (out.outcome === 'removed') {
-      hub.removed(out.id);
-      // The replica holding its channel may be another one (PostgreSQL): it sweeps on this notice.
-      await ctx.db.notify(HOSTS_REMOVED_CHANNEL).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message }, 'host removal not announced to other replicas'));
-    }
+    // Other replicas were told by the removal itself (its NOTIFY commits with it).
+    if (out.outcome === 'removed') hub.removed(out.id);
     res.status(204).end();
   });
 
