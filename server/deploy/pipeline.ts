@@ -170,7 +170,14 @@ export class DeployPipeline {
     );
     if (newer) return { status: 'superseded', reason: 'SUPERSEDED', message: `deployment ${newer.id} is newer` };
     await this.save(row, 'dispatching');
-    const results = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row, once)));
+    const dispatched = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row, once)));
+    // A host removed while the deploy waited for it is no longer a target: its HOST_REMOVED is
+    // dropped before the outcome is judged (else a deploy that runs on every remaining host failed
+    // for good). Only when its row is really gone: a host's own word is not taken for it.
+    const gone = await this.removedHosts(hosts.filter((_h, i) => dispatched[i].code === 'HOST_REMOVED').map((h) => h.id));
+    const results = dispatched.filter((_x, i) => !gone.has(hosts[i].id));
+    const remaining = hosts.length - gone.size;
+    if (remaining === 0) return { status: 'error', reason: 'NO_HOST', message: `no host of environment ${row.environment} matches ${JSON.stringify(selector)}: every one was removed meanwhile` };
     // A suspended app succeeds when every host has it stopped and held (`suspended`), not running.
     const suspended = Boolean(Number(row.suspended ?? 0));
     const bads = results.filter((x) => x.state !== (suspended ? 'suspended' : 'running'));
@@ -186,7 +193,7 @@ export class DeployPipeline {
     // What the hosts that run it said besides (an app on a bridge without a DNS name: host/agent/
     // network-hook.ts), once per text and a few at most: shown with the outcome, not lost with it.
     const notes = [...new Set(results.flatMap((x) => (x.state === 'running' && x.message ? [hostNote(x.message)] : [])))].filter((n) => n !== '').slice(0, MAX_HOST_NOTES);
-    if (!bad) return { status: 'succeeded', message: [`${suspended ? 'suspended' : 'running'} on ${hosts.length} host(s)`, ...notes].join('; '), extra };
+    if (!bad) return { status: 'succeeded', message: [`${suspended ? 'suspended' : 'running'} on ${remaining} host(s)`, ...notes].join('; '), extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     // A host that held the app set this one aside and a newer deployment overtook it there.
     if (overtaken(bad)) return { status: 'superseded', reason: 'SUPERSEDED', message: bad.message ?? 'a newer deployment overtook it on a host', extra };
@@ -194,6 +201,17 @@ export class DeployPipeline {
     // ending) said so: not the bundle's failure, so it is tried again.
     if (bad.state === 'refused' && bad.code === 'CONTAINER_BUSY') return { status: 'error', reason: 'CONTAINER_BUSY', message: `a host was busy: ${bad.message ?? 'try again'}`, extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
+  }
+
+  /** Which of these hosts have no row any more (removed: server/hosts/removal.ts). */
+  private async removedHosts(ids: string[]): Promise<Set<string>> {
+    const live = new Set<string>();
+    // In slices: a fleet decommissioned at once must not exceed the database's parameter limit.
+    for (let i = 0; i < ids.length; i += 500) {
+      const slice = ids.slice(i, i + 500);
+      for (const r of await this.ctx.db.query<{ id: string }>(`SELECT id FROM hosts WHERE id IN (${slice.map(() => '?').join(', ')})`, slice)) live.add(r.id);
+    }
+    return new Set(ids.filter((id) => !live.has(id)));
   }
 
   /**

@@ -5,7 +5,7 @@
  * (a newer deployment overtook this one on a host that held the app) ends it `superseded`;
  * CONTAINER_BUSY (the agent stopping, the app held by a replace it is ending) is retried.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { DeployPipeline, type DeploySteps, type VerifiedBundle } from '../../server/deploy/pipeline.js';
 import type { Job } from '../../server/queue/queue.js';
@@ -19,11 +19,12 @@ type Answer = { state: string; code?: string; message?: string };
 describe('deployment outcomes from host answers', () => {
   let srv: Awaited<ReturnType<typeof testServer>>;
   const answers = new Map<string, Answer>();
+  /** Hosts whose row is deleted while the deploy waits for them (a DELETE /api/v1/hosts/{id} meanwhile). */
+  const removing = new Set<string>();
+  const enrol = (h: string) => srv.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [h, h, 'key', JSON.stringify({ env: 'production' }), JSON.stringify(FACTS), Date.now()]);
   beforeAll(async () => {
     srv = await testServer();
-    for (const h of ['h1', 'h2']) {
-      await srv.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [h, h, 'key', JSON.stringify({ env: 'production' }), JSON.stringify(FACTS), Date.now()]);
-    }
+    for (const h of ['h1', 'h2']) await enrol(h);
   });
   afterAll(async () => srv?.close());
 
@@ -32,7 +33,10 @@ describe('deployment outcomes from host answers', () => {
   const steps: DeploySteps = {
     fetchAndVerify: async () => bundle,
     decide: async () => ({ allow: true, warnings: [] }),
-    dispatch: async (hostId) => answers.get(hostId) ?? { state: 'running' },
+    dispatch: async (hostId) => {
+      if (removing.has(hostId)) await srv.ctx.db.run('DELETE FROM hosts WHERE id = ?', [hostId]);
+      return answers.get(hostId) ?? { state: 'running' };
+    },
     hostFacts: () => FACTS as HostFacts,
   };
 
@@ -108,5 +112,40 @@ describe('deployment outcomes from host answers', () => {
     // Overtaken on one host, busy on the other: superseded (a newer deployment is there anyway).
     const { row } = await deployOnce({ state: 'refused', code: 'CONTAINER_BUSY', message: 'busy' }, 1, { state: 'refused', code: 'SUPERSEDED', message: 'newer' });
     expect(row).toMatchObject({ status: 'superseded', reason: 'SUPERSEDED' });
+  });
+
+  describe('a host removed while the deploy waits for it (HOST_REMOVED)', () => {
+    const removedAnswer = { state: 'failed', code: 'HOST_REMOVED', message: 'the host was removed from the server' };
+    afterEach(async () => {
+      // Enrolled again for the tests after: the row each of them deploys to.
+      for (const h of removing) await enrol(h);
+      removing.clear();
+    });
+
+    it('every remaining host running: succeeded at once, on the hosts that remain', async () => {
+      removing.add('h1');
+      const { outcome, row } = await deployOnce(removedAnswer);
+      expect(outcome).toMatchObject({ state: 'done' });
+      expect(row).toMatchObject({ status: 'succeeded', message: 'running on 1 host(s)' });
+    });
+
+    it('a remaining host failing still fails the deployment, with its code', async () => {
+      removing.add('h1');
+      const { row } = await deployOnce(removedAnswer, 1, { state: 'failed', code: 'HEALTHCHECK_FAILED', message: 'unhealthy' });
+      expect(row).toEqual({ status: 'failed', reason: 'HEALTHCHECK_FAILED', message: 'unhealthy' });
+    });
+
+    it('every host removed: NO_HOST, tried again like a deploy that matches no host', async () => {
+      removing.add('h1');
+      removing.add('h2');
+      const { outcome, row } = await deployOnce(removedAnswer, 1, removedAnswer);
+      expect(outcome).toMatchObject({ state: 'retry' });
+      expect(row).toMatchObject({ status: 'queued', reason: 'NO_HOST' });
+    });
+
+    it("a host's own HOST_REMOVED, its row still there, is its failure: not taken as a removal", async () => {
+      const { row } = await deployOnce(removedAnswer);
+      expect(row).toMatchObject({ status: 'failed', reason: 'HOST_REMOVED' });
+    });
   });
 });

@@ -85,7 +85,7 @@ export function registerFleet(host: Command): void {
     );
   host
     .command('remove')
-    .description('deploy server: decommission a host for good (admins): its key stops working, its channel is closed, deploys waiting for it fail (HOST_REMOVED); its name may be enrolled again. Not ct host rm, which removes a container here')
+    .description('deploy server: decommission a host for good (admins): its key stops working, its channel is closed, deploys waiting for it go on with the remaining hosts; its name may be enrolled again. Not ct host rm, which removes a container here')
     .argument('<host>', 'the host\'s id or name (ct host list)')
     .requiredOption(...SERVER)
     .option(...TOKEN_ENV)
