@@ -115,6 +115,13 @@ function chunks<T>(items: T[]): T[][] {
 /** A live channel's `last_seen` is written at most this often (readers judge freshness over 90 s). */
 const LAST_SEEN_EVERY_MS = 10_000;
 
+/** An assignment's host has no row (removed meanwhile): assign() answers `offline`. */
+class HostNotEnrolled extends Error {
+  constructor(hostId: string) {
+    super(`host ${hostId} is not enrolled`);
+  }
+}
+
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
   private readonly alertBudget = new AlertBudget();
@@ -496,12 +503,19 @@ export class HostHub {
     this.pendingRows = new Map();
     const now = Date.now();
     try {
-      await this.ctx.db.tx(async (t) => {
+      const gone = await this.ctx.db.tx(async (t) => {
+        const missing: string[] = [];
         for (const [hostId, r] of batch) {
-          if (r.containers === undefined) await t.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [now, hostId]);
-          else await t.run('UPDATE hosts SET containers = ?, last_seen = ? WHERE id = ?', [r.containers, now, hostId]);
+          const out = r.containers === undefined
+            ? await t.run('UPDATE hosts SET last_seen = ? WHERE id = ?', [now, hostId])
+            : await t.run('UPDATE hosts SET containers = ?, last_seen = ? WHERE id = ?', [r.containers, now, hostId]);
+          if (out.changes === 0) missing.push(hostId);
         }
+        return missing;
       });
+      // Its row is gone: the host was removed, and this replica missed the notice (sweepRemoved).
+      // Without this its channel stayed open for good, its frames still read (alerts audited).
+      for (const hostId of gone) if (!this.closed) this.removed(hostId);
       for (const r of batch.values()) for (const w of r.waiting) w.resolve();
     } catch (e) {
       // Not written: the next inventory of these hosts is written again, not taken as known.
@@ -560,7 +574,7 @@ export class HostHub {
       for (const b of batch) {
         const top = raised.get(b.hostId);
         if (top === undefined) {
-          b.reject(new Error(`host ${b.hostId} is not enrolled`));
+          b.reject(new HostNotEnrolled(b.hostId));
           continue;
         }
         const n = (given.get(b.hostId) ?? 0) + 1;
@@ -576,7 +590,17 @@ export class HostHub {
   async assign(hostId: string, a: Omit<Assignment, 'generation'>, timeoutMs: number): Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }> {
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
-    const generation = await this.nextGeneration(hostId, a.bundleDigest);
+    let generation: number;
+    try {
+      generation = await this.nextGeneration(hostId, a.bundleDigest);
+    } catch (e) {
+      // Its row went meanwhile (removed): nothing assigned, like a host not connected.
+      if (e instanceof HostNotEnrolled) return { type: 'offline' };
+      throw e;
+    }
+    // Removed, or reconnected, while the generation was written: this channel no longer stands for
+    // the host (a waiter registered now would only be left to its timeout).
+    if (this.conns.get(hostId) !== conn || conn.removed) return { type: 'offline' };
     const result = new Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }>((resolve) => {
       const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && FINAL_STATES.has(s.state), resolve };
       const key = `${hostId} ${a.deploymentId}`;

@@ -8,10 +8,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { createApiKey } from '../../../server/auth/api-keys.js';
-import { HOSTS_REMOVED_CHANNEL, removeHost } from '../../../server/hosts/removal.js';
+import { removeHost } from '../../../server/hosts/removal.js';
 import { loadIdentity } from '../../../host/agent/identity.js';
 import { hostRequestText } from '../../../src/protocol/request-signature.js';
 import { spkiBase64 } from '../../../src/trust/keyid.js';
@@ -31,6 +33,8 @@ describe('removing a host', () => {
   });
 
   const del = (ref: string, key = s.adminKey) => fetch(`${s.url}/api/v1/hosts/${encodeURIComponent(ref)}`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } });
+  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms).unref())]);
+  const enrolToken = async () => ((await (await fetch(`${s.url}/api/v1/hosts/tokens`, { method: 'POST', headers: { authorization: `Bearer ${s.adminKey}`, 'content-type': 'application/json' }, body: '{"labels":{}}' })).json()) as { token: string }).token;
   const closed = (ws: WebSocket) => new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
   /** A bundle download signed with the enrolled host's key, as the agent makes it. */
   async function download(digest = DIGEST): Promise<number> {
@@ -111,10 +115,10 @@ describe('removing a host', () => {
     const live = await rawHost(s, () => undefined);
     await until('host connected', () => Boolean(s.hub.connected(s.hostId)));
     const ended = closed(live.ws);
-    // What the replica that took the DELETE does: this replica's hub is not called, only told.
+    // What the replica that took the DELETE does: this replica's hub is not called, only told, by
+    // the removal itself (its NOTIFY is sent inside the transaction, never lost after a commit).
     await removeHost(s.ctx.db, s.hostId, null);
-    await s.ctx.db.notify(HOSTS_REMOVED_CHANNEL);
-    expect((await ended).code).toBe(4403);
+    expect((await within(ended, 5_000)).code).toBe(4403);
     expect(s.hub.connected(s.hostId)).toBeUndefined();
   }, 30_000);
 
@@ -130,6 +134,63 @@ describe('removing a host', () => {
     });
     expect(await ended).toEqual({ code: 4403, reason: 'HOST_REMOVED' });
     expect(s.hub.connected(s.hostId)).toBeUndefined();
+  }, 30_000);
+
+  it("a UUID-shaped ref is an id only: a retried DELETE of a removed id never removes a host named like it", async () => {
+    // Enrolment refuses such a name now; a host enrolled under one before is still in the table.
+    const other = '00000000-0000-4000-8000-0000000000aa';
+    await s.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [other, s.hostId, 'key', '{}', '{}', Date.now()]);
+    expect((await del(s.hostId)).status).toBe(204);
+    expect((await del(s.hostId)).status).toBe(204); // the retry: the removed id, answered as gone
+    expect(await s.ctx.db.query('SELECT id FROM hosts')).toEqual([{ id: other }]);
+    // That host stays removable, by its id.
+    expect((await del(other)).status).toBe(204);
+    expect(await s.ctx.db.query('SELECT id FROM hosts')).toEqual([]);
+  });
+
+  it('refuses to enrol a host under a UUID-shaped name (it would read as an id)', async () => {
+    const token = await enrolToken();
+    const key = generateKeyPairSync('ed25519');
+    const enrol = (name: string) => fetch(`${s.url}/api/v1/hosts/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, name, publicKey: spkiBase64(key.publicKey) }) });
+    const refused = await enrol('00000000-0000-4000-8000-0000000000bb');
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'BAD_REQUEST', message: 'name must not be shaped like a host id (a UUID)' });
+    expect(await s.ctx.db.query('SELECT name FROM hosts ORDER BY name')).toEqual([{ name: 'relay-host' }]);
+    // The token was not spent: a proper name enrols with it.
+    expect((await enrol('edge-2')).status).toBe(201);
+  });
+
+  it('closes the channel of a host whose row went without a notice, at its next row write', async () => {
+    let welcomed = false;
+    const live = await rawHost(s, (m) => void (welcomed ||= m.type === 'welcome'));
+    await until('host welcomed', () => welcomed && Boolean(s.hub.connected(s.hostId)));
+    const ended = closed(live.ws);
+    // The removal notice lost: only the row is gone.
+    await s.ctx.db.run('DELETE FROM hosts WHERE id = ?', [s.hostId]);
+    live.send({ type: 'containers', containers: [] });
+    expect(await within(ended, 5_000)).toEqual({ code: 4403, reason: 'HOST_REMOVED' });
+    expect(s.hub.connected(s.hostId)).toBeUndefined();
+  }, 30_000);
+
+  it('an assignment racing a removal answers offline at once, never left to its timeout', async () => {
+    await rawHost(s, () => undefined);
+    await until('host connected', () => Boolean(s.hub.connected(s.hostId)));
+    const assignment = { deploymentId: 'd-1', environment: 'dev', app: 'web', bundle: 'x', bundleDigest: DIGEST, imageDigest: DIGEST, download: `/api/v1/hosts/bundles/${DIGEST}` };
+    // Removed while its generation is being written (the row still there when it is).
+    const started = Date.now();
+    const waiting = s.hub.assign(s.hostId, assignment, 8_000);
+    s.hub.removed(s.hostId);
+    expect(await waiting).toEqual({ type: 'offline' });
+    expect(Date.now() - started).toBeLessThan(4_000);
+  }, 30_000);
+
+  it('an assignment to a host whose row went (no notice yet) answers offline, not an exception', async () => {
+    await rawHost(s, () => undefined);
+    await until('host connected', () => Boolean(s.hub.connected(s.hostId)));
+    await s.ctx.db.run('DELETE FROM hosts WHERE id = ?', [s.hostId]);
+    const assignment = { deploymentId: 'd-1', environment: 'dev', app: 'web', bundle: 'x', bundleDigest: DIGEST, imageDigest: DIGEST, download: `/api/v1/hosts/bundles/${DIGEST}` };
+    await expect(s.hub.assign(s.hostId, assignment, 8_000)).resolves.toEqual({ type: 'offline' });
+    expect(await s.ctx.db.query('SELECT 1 FROM host_bundles WHERE host_id = ?', [s.hostId])).toEqual([]);
   }, 30_000);
 
   it('lets the name be enrolled again, with a new id', async () => {
@@ -187,4 +248,23 @@ describe('ct host token, list and remove', () => {
     const label = await runCt(['host', 'token', '--server', s.url, '--label', 'env'], { env });
     expect([label.code, label.stderr]).toEqual([1, 'error[USAGE]: --label must be key=value, not "env"\n']);
   }, 60_000);
+
+  it("writes a server's expiresAt to the terminal with its controls escaped", async () => {
+    // A hostile (or broken) server: its expiry text carries a terminal escape (processIo.err escapes
+    // all of stderr: this keeps it so for this server-supplied text).
+    const fake = createServer((_req, res) => {
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token: `cte_${'A'.repeat(43)}`, expiresAt: '\u001b]0;owned\u0007 2030' }));
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+      const minted = await runCt(['host', 'token', '--server', url], { env: { CT_TOKEN: s.adminKey } });
+      expect(minted.code).toBe(0);
+      expect([minted.stderr.includes('\u001b'), minted.stderr.includes('\u0007')]).toEqual([false, false]);
+      expect(minted.stderr).toMatch(/^enrolment token expires \\u001b\]0;owned\\u0007 2030; /);
+    } finally {
+      fake.close();
+    }
+  }, 30_000);
 });
