@@ -52,10 +52,9 @@ export async function savePrevious(rec: ContainerRecord, assignedPath: string, n
     bundleDigest = undefined;
   }
   const att = network?.attachment(rec.runcId);
-  const egress = att ? network!.store.network(att.environment)?.egress : undefined;
   return {
     config, appName: rec.appName, imageDigest: rec.imageDigest, rootfs: config.root.path, assigned, bundleDigest, wasRunning: rec.status === 'running' || rec.status === 'paused',
-    network: att ? { containerId: rec.runcId, environment: att.environment, app: att.app, ports: att.ports, egress: egress ?? 'none' } : undefined,
+    network: att ? { containerId: rec.runcId, environment: att.environment, app: att.app, ports: att.ports, egress: att.egress } : undefined,
   };
 }
 

@@ -48,6 +48,12 @@ export interface Attached {
   sysctl: Record<string, string>;
 }
 
+/** A network whose egress rules are rewritten: those of its containers up now (`keep`), or none. */
+interface BridgeRules {
+  net: NetworkRow;
+  keep: boolean;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -189,17 +195,17 @@ export class NetworkManager {
     const paths = await this.tools();
     if (this.store.attachment(req.containerId)) await this.detachNow(req.containerId);
     for (const p of req.ports) await probePort(p);
-    const network = this.store.ensureNetwork(req.environment, req.egress, this.slots);
+    const network = this.store.ensureNetwork(req.environment, this.slots);
     const bridge = this.bridgeOf(network);
     const net = bridge.subnet.slice(0, -'.0/24'.length);
     const candidates = Array.from({ length: this.addresses }, (_, i) => `${net}.${i + 2}`);
     let row: AttachmentRow;
     try {
       row = this.store.reserve(
-        { containerId: req.containerId, environment: req.environment, app: req.app, netns: this.netnsPath(req.containerId), ports: [...req.ports] },
+        { containerId: req.containerId, environment: req.environment, app: req.app, netns: this.netnsPath(req.containerId), ports: [...req.ports], egress: req.egress },
         candidates,
         // Ports are ours (ports.ts), not netavark mappings: they can move to another container atomically.
-        (address) => netavarkDocument({ containerId: req.containerId, app: req.app, address, network: bridge, egress: network.egress, ports: [] }),
+        (address) => netavarkDocument({ containerId: req.containerId, app: req.app, address, network: bridge, egress: req.egress, ports: [] }),
       );
     } catch (e) {
       this.store.dropNetworkIfEmpty(req.environment);
@@ -232,9 +238,9 @@ export class NetworkManager {
     // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
     await disableIpv6OnBridge(this.bridgeOf(net).bridge);
     this.store.setPhase(row.containerId, 'up');
-    // The bridge's egress rules (this container's address now among its clients) and the published
-    // ports (its own among them) in one transaction.
-    await this.firewall([{ net, egress: net.egress }], await saved);
+    // The bridge's egress rules (this container's address now among its clients, with its own
+    // egress) and the published ports (its own among them) in one transaction.
+    await this.firewall([{ net, keep: true }], await saved);
   }
 
   /** `ip netns add` (a leftover of a crash replaced) and `netavark setup` with the stored document. */
@@ -255,12 +261,12 @@ export class NetworkManager {
   /**
    * Makes the firewall what the state says: the published ports of every container that is up
    * (ports.ts), and for each network named, its egress rules for the containers up on it now (or
-   * none: `egress` undefined, when its network goes). One iptables-save and at most one
+   * none: `keep` false, when its network goes). One iptables-save and at most one
    * iptables-restore (firewall.ts).
    */
-  private async firewall(bridges: readonly { net: NetworkRow; egress: Egress | undefined }[] = [], saved?: SavedTables): Promise<void> {
+  private async firewall(bridges: readonly BridgeRules[] = [], saved?: SavedTables): Promise<void> {
     saved ??= await saveTables();
-    const mangle = bridges.flatMap((b) => egressChanges(this.egressBridge(b.net), b.egress, this.prefix, saved.mangle));
+    const mangle = bridges.flatMap((b) => egressChanges(this.egressBridge(b.net), b.keep, this.prefix, saved.mangle));
     const targets = this.store.attachments().filter((a) => a.phase === 'up' && a.ports.length > 0).flatMap((a) => {
       const net = this.store.network(a.environment);
       if (!net) return [];
@@ -270,22 +276,25 @@ export class NetworkManager {
     await restoreTables({ mangle, ...(await portChanges(this.prefix, targets, saved)) });
   }
 
-  /** The network's bridge as its egress rules see it: with the addresses of the containers up on it (egress.ts: `none` answers their DNS only). */
+  /** The network's bridge as its egress rules see it: the containers up on it, each with its own egress (egress.ts). */
   private egressBridge(net: NetworkRow): EgressBridge {
     const { bridge, gateway } = this.bridgeOf(net);
-    const clients = this.store.attachments().filter((a) => a.environment === net.environment && a.phase === 'up').map((a) => a.address);
+    const clients = this.store.attachments()
+      .filter((a) => a.environment === net.environment && a.phase === 'up')
+      .map((a) => ({ address: a.address, egress: a.egress }));
     return { bridge, gateway, clients };
   }
 
   /**
    * The egress rules to write after a container of the network left it (detached or suspended):
-   * none when the network went or has nothing up any more; for `none`, the rules without the DNS
-   * ACCEPT of the address that left (another container may get it, or a raw socket write it).
+   * none when the network went or has nothing up any more; else the rules of the containers still
+   * up, without those of the address that left (another container may get it, or a raw socket
+   * write it), and with every neighbour's own.
    */
-  private afterLeaving(net: NetworkRow | undefined, gone: boolean): { net: NetworkRow; egress: Egress | undefined }[] {
+  private afterLeaving(net: NetworkRow | undefined, gone: boolean): BridgeRules[] {
     if (!net) return [];
-    if (gone || !this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down')) return [{ net, egress: undefined }];
-    return net.egress === 'none' ? [{ net, egress: net.egress }] : [];
+    if (gone || !this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down')) return [{ net, keep: false }];
+    return [{ net, keep: true }];
   }
 
   /**
@@ -407,15 +416,16 @@ export class NetworkManager {
       // networks with nothing up lose their egress rules.
       const idle = this.store.networks()
         .filter((net) => !this.store.attachments().some((a) => a.environment === net.environment && a.phase !== 'down'))
-        .map((net) => ({ net, egress: undefined }));
+        .map((net) => ({ net, keep: false }));
       // Networks in use whose egress rules are not exactly those this agent writes (an earlier
-      // agent's, without the loopback DROP or with port 53 of every host address open; one lost or
-      // added by hand; an address that left) get them: until then their containers may reach
-      // 127.0.0.1, or a resolver that forwards. The same rules are left as they are.
+      // agent's, without the loopback DROP, with port 53 of every host address open, or with one
+      // egress for every container of the bridge; one lost or added by hand; an address that left)
+      // get them: until then their containers may reach 127.0.0.1, a resolver that forwards, or
+      // what a neighbour's egress allows. The same rules are left as they are.
       const saved = await saveTables();
       const stale = this.store.networks()
-        .filter((net) => inUse.has(net.environment) && hasStaleRules(this.egressBridge(net), net.egress, this.prefix, saved.mangle))
-        .map((net) => ({ net, egress: net.egress }));
+        .filter((net) => inUse.has(net.environment) && hasStaleRules(this.egressBridge(net), this.prefix, saved.mangle))
+        .map((net) => ({ net, keep: true }));
       await this.firewall([...idle, ...stale], saved);
       return torn;
     });

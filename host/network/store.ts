@@ -11,10 +11,13 @@ import type { Egress, PublishedPort } from './types.js';
  */
 export type AttachmentPhase = 'setup' | 'up' | 'down';
 
+/**
+ * An environment's network: its subnet slot. Its egress is not here: it is each container's
+ * (AttachmentRow.egress), as apps of one environment may be granted different egress.
+ */
 export interface NetworkRow {
   environment: string;
   slot: number;
-  egress: Egress;
 }
 
 export interface AttachmentRow {
@@ -27,7 +30,11 @@ export interface AttachmentRow {
   document: string;
   phase: AttachmentPhase;
   ports: PublishedPort[];
+  /** What its policies grant this container (egress.ts writes its rules by its address). */
+  egress: Egress;
 }
+
+const EGRESS: readonly Egress[] = ['none', 'environment', 'any'];
 
 /**
  * The host's network allocations, in the host's SQLite state file (state.db, beside the
@@ -69,6 +76,28 @@ export class NetworkStore {
       );
     `);
     this.db.pragma('foreign_keys = ON');
+    this.addEgressColumn();
+  }
+
+  /**
+   * State files of agents before per-container egress have no `egress` on attachments (their
+   * network's egress, `net_networks.egress`, was that of the container attached last): each row
+   * gets the narrowest its own setup document shows. A document with `dns_servers` was written for
+   * `none` (netavark.ts forwardingServers); any other gets the network's recorded egress, which
+   * the bridge's rules applied to it until now, so nothing is widened by the upgrade.
+   */
+  private addEgressColumn(): void {
+    // Immediate: two stores opening one state file (an agent, a `ct host` command) add it once.
+    this.db.transaction(() => {
+      const columns = (this.db.prepare('PRAGMA table_info(net_attachments)').all() as { name: string }[]).map((c) => c.name);
+      if (columns.includes('egress')) return;
+      this.db.exec('ALTER TABLE net_attachments ADD COLUMN egress TEXT');
+      const rows = this.db.prepare('SELECT a.container_id, a.document, n.egress AS network_egress FROM net_attachments a LEFT JOIN net_networks n ON n.environment = a.environment').all() as {
+        container_id: string; document: string; network_egress: string | null;
+      }[];
+      const set = this.db.prepare('UPDATE net_attachments SET egress = ? WHERE container_id = ?');
+      for (const r of rows) set.run(hasDnsServers(r.document) ? 'none' : asEgress(r.network_egress), r.container_id);
+    }).immediate();
   }
 
   close(): void {
@@ -76,27 +105,29 @@ export class NetworkStore {
   }
 
   network(environment: string): NetworkRow | undefined {
-    return this.db.prepare('SELECT environment, slot, egress FROM net_networks WHERE environment = ?').get(environment) as NetworkRow | undefined;
+    return this.db.prepare('SELECT environment, slot FROM net_networks WHERE environment = ?').get(environment) as NetworkRow | undefined;
   }
 
   networks(): NetworkRow[] {
-    return this.db.prepare('SELECT environment, slot, egress FROM net_networks ORDER BY slot').all() as NetworkRow[];
+    return this.db.prepare('SELECT environment, slot FROM net_networks ORDER BY slot').all() as NetworkRow[];
   }
 
-  /** The environment's network, created with the lowest free slot (a /24 each) when absent. */
-  ensureNetwork(environment: string, egress: Egress, slots: number): NetworkRow {
+  /**
+   * The environment's network, created with the lowest free slot (a /24 each) when absent. It
+   * carries no egress: the one an existing network had was overwritten by every attach, so the
+   * container attached last set the egress of all its neighbours.
+   */
+  ensureNetwork(environment: string, slots: number): NetworkRow {
     return this.db.transaction(() => {
       const found = this.network(environment);
-      if (found) {
-        if (found.egress !== egress) this.db.prepare('UPDATE net_networks SET egress = ? WHERE environment = ?').run(egress, environment);
-        return { ...found, egress };
-      }
+      if (found) return found;
       const used = new Set((this.db.prepare('SELECT slot FROM net_networks').all() as { slot: number }[]).map((r) => r.slot));
       let slot = 0;
       while (used.has(slot)) slot++;
       if (slot >= slots) throw new CtError('ADDRESS_POOL_EXHAUSTED', `no free subnet for environment ${environment}: all ${slots} are in use`, { environment, slots });
-      this.db.prepare('INSERT INTO net_networks (environment, slot, egress) VALUES (?, ?, ?)').run(environment, slot, egress);
-      return { environment, slot, egress };
+      // net_networks.egress is NOT NULL in every state file and read by no agent any more: `none`.
+      this.db.prepare(`INSERT INTO net_networks (environment, slot, egress) VALUES (?, ?, 'none')`).run(environment, slot);
+      return { environment, slot };
     })();
   }
 
@@ -137,6 +168,8 @@ export class NetworkStore {
     return {
       containerId: r.container_id, environment: r.environment, app: r.app, address: r.address, netns: r.netns,
       document: r.document, phase: r.phase as AttachmentPhase, ports,
+      // A value no agent writes (a hand edit) fails closed: the narrowest egress.
+      egress: asEgress(r.egress),
     };
   }
 
@@ -161,8 +194,8 @@ export class NetworkStore {
       }
       const doc = document(address);
       this.db
-        .prepare(`INSERT INTO net_attachments (container_id, environment, app, address, netns, document, phase) VALUES (?, ?, ?, ?, ?, ?, 'setup')`)
-        .run(a.containerId, a.environment, a.app, address, a.netns, doc);
+        .prepare(`INSERT INTO net_attachments (container_id, environment, app, address, netns, document, phase, egress) VALUES (?, ?, ?, ?, ?, ?, 'setup', ?)`)
+        .run(a.containerId, a.environment, a.app, address, a.netns, doc, a.egress);
       const ins = this.db.prepare('INSERT INTO net_ports (protocol, host_port, host_address, container_port, container_id) VALUES (?, ?, ?, ?, ?)');
       for (const p of a.ports) ins.run(p.protocol, p.host, p.address, p.container, a.containerId);
       return { ...a, address, document: doc, phase: 'setup' as const };
@@ -208,5 +241,20 @@ export class NetworkStore {
 
   release(containerId: string): void {
     this.db.prepare('DELETE FROM net_attachments WHERE container_id = ?').run(containerId);
+  }
+}
+
+/** An egress as stored; anything else (NULL, a hand edit) is `none`, the narrowest. */
+function asEgress(v: unknown): Egress {
+  return EGRESS.find((e) => e === v) ?? 'none';
+}
+
+/** Whether a stored netavark document names DNS servers for its container (only `none` gets them). */
+function hasDnsServers(document: string): boolean {
+  try {
+    return Array.isArray((JSON.parse(document) as { dns_servers?: unknown }).dns_servers);
+  } catch {
+    // Unreadable: treated as the narrowest.
+    return true;
   }
 }

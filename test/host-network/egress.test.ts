@@ -14,13 +14,14 @@
  * Each refusal is shown beside a connection that works, so that it is the policy that refuses.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
 import { listArtifacts } from './artifacts.js';
+import { fetchIn, makeOutside, removeOutside } from './probes.js';
 
 const pid = process.pid;
 const BASE = `172.${16 + (pid % 16)}`;
@@ -29,20 +30,13 @@ const ID = (name: string) => `cteg-${pid}-${name}`;
 const OUT_NS = ID('outside');
 const OUT_HOST_IF = `cteo${pid % 100000}`;
 const OUT = { host: `${BASE}.200.1`, ns: `${BASE}.200.2` };
+const OUTSIDE = { ns: OUT_NS, hostIf: OUT_HOST_IF, host: OUT.host, addr: OUT.ns };
 const scope = { netnsPrefix: `cteg-${pid}-`, bridgePrefix: BRIDGE, subnetBase: BASE };
 
 /** The namespace of a container (its name carries the state directory's scope), or a namespace of the test's own. */
 let nsOf = (id: string): string => id;
 
-const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-
-/** `wget` from inside a namespace; what it fetched, or `blocked` when it could not within 3 s (busybox 1.35's `wget -T` crashes). */
-function fetchFrom(ns: string, url: string): Promise<string> {
-  return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', nsOf(ns), 'timeout', '3', 'busybox', 'wget', '-q', '-O', '-', url], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) =>
-      resolve(err ? 'blocked' : stdout.trim()));
-  });
-}
+const fetchFrom = (ns: string, url: string): Promise<string> => fetchIn(nsOf(ns), url);
 
 describe('egress policy by connection (netavark bridges)', () => {
   let stateDir: string;
@@ -84,14 +78,7 @@ describe('egress policy by connection (netavark bridges)', () => {
     }
 
     // The outside: a namespace behind a veth, routed by the host (what `any` masquerades to).
-    ip('netns', 'add', OUT_NS);
-    ip('link', 'add', OUT_HOST_IF, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', OUT_NS);
-    ip('addr', 'add', `${OUT.host}/30`, 'dev', OUT_HOST_IF);
-    ip('link', 'set', OUT_HOST_IF, 'up');
-    ip('-n', OUT_NS, 'addr', 'add', `${OUT.ns}/30`, 'dev', 'eth0');
-    ip('-n', OUT_NS, 'link', 'set', 'eth0', 'up');
-    ip('-n', OUT_NS, 'link', 'set', 'lo', 'up');
-    ip('-n', OUT_NS, 'route', 'add', 'default', 'via', OUT.host);
+    makeOutside(OUTSIDE);
     httpd(OUT_NS, join(www, 'outside'));
     // Every listener answers before anything is judged.
     for (let i = 0; i < 50; i++) {
@@ -106,16 +93,7 @@ describe('egress policy by connection (netavark bridges)', () => {
     for (const s of servers) s.close();
     for (const row of net?.store.attachments() ?? []) await net.detach(row.containerId);
     net?.close();
-    try {
-      ip('link', 'delete', OUT_HOST_IF);
-    } catch {
-      // already gone with its namespace
-    }
-    try {
-      ip('netns', 'delete', OUT_NS);
-    } catch {
-      // never made
-    }
+    removeOutside(OUTSIDE);
     for (const egress of ['none', 'environment', 'any']) for (const app of ['client', 'peer']) rmSync(`/etc/netns/${nsOf(ID(`${egress}-${app}`))}`, { recursive: true, force: true });
     rmSync(www, { recursive: true, force: true });
     expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
@@ -143,14 +121,16 @@ describe('egress policy by connection (netavark bridges)', () => {
     expect(seen).toEqual(['blocked', 'blocked']);
   }, 30_000);
 
-  it('narrows an environment\'s egress when its policy changes, on the next attachment', async () => {
-    // The environment `eg-any` is told `none` by the policy now: its next container applies it to the bridge.
+  it('gives a container of an environment the egress its own policies grant, not its neighbours\'', async () => {
+    // The environment `eg-any` is told `none` by the policy now: its next container gets `none`;
+    // the ones already running keep what they were granted until they are replaced (the egress
+    // of the container attached last was every neighbour's: `any-client` lost its egress here).
     const id = ID('any-late');
     const att = await net.attach({ containerId: id, environment: 'eg-any', app: 'late', egress: 'none', ports: [] });
     mkdirSync(`/etc/netns/${nsOf(id)}`, { recursive: true });
     writeFileSync(`/etc/netns/${nsOf(id)}/resolv.conf`, readFileSync(att.resolvConf));
     try {
-      expect(await Promise.all([fetchFrom(id, 'http://peer:8080/'), fetchFrom(id, `http://${OUT.ns}:8080/`), fetchFrom(ID('any-client'), `http://${OUT.ns}:8080/`)])).toEqual(['peer', 'blocked', 'blocked']);
+      expect(await Promise.all([fetchFrom(id, 'http://peer:8080/'), fetchFrom(id, `http://${OUT.ns}:8080/`), fetchFrom(ID('any-client'), `http://${OUT.ns}:8080/`)])).toEqual(['peer', 'blocked', 'outside']);
     } finally {
       await net.detach(id);
       rmSync(`/etc/netns/${nsOf(id)}`, { recursive: true, force: true });

@@ -1,0 +1,65 @@
+import { execFile, execFileSync } from 'node:child_process';
+
+/**
+ * What the egress tests probe from inside a network namespace (a container's, as runc would run
+ * its processes there), and the "outside" they probe: a namespace of its own behind a veth, routed
+ * by the host like the Internet would be (what `any` masquerades to).
+ */
+
+const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** `wget` from inside a namespace; what it fetched, or `blocked` when it could not within 3 s (busybox 1.35's `wget -T` crashes). */
+export function fetchIn(ns: string, url: string): Promise<string> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', ns, 'timeout', '3', 'busybox', 'wget', '-q', '-O', '-', url], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) =>
+      resolve(err ? 'blocked' : stdout.trim()));
+  });
+}
+
+/**
+ * From inside a namespace: one DNS query for `name` (type A) to server:53 over UDP, `answered` when
+ * any reply came within 2 s, else `silent`; over TCP, `connected` or `silent`.
+ */
+export function ask(ns: string, server: string, name: string, proto: 'udp' | 'tcp' = 'udp'): Promise<string> {
+  const script = proto === 'udp'
+    ? `const q=Buffer.concat([Buffer.from([0x12,0x34,1,0,0,1,0,0,0,0,0,0]),...${JSON.stringify(name)}.split('.').map((l)=>Buffer.concat([Buffer.from([l.length]),Buffer.from(l)])),Buffer.from([0,0,1,0,1])]);
+       const s=require('dgram').createSocket('udp4');s.on('message',()=>{console.log('answered');process.exit(0)});
+       s.send(q,53,${JSON.stringify(server)});setTimeout(()=>{console.log('silent');process.exit(0)},2000)`
+    : `const c=require('net').connect(53,${JSON.stringify(server)},()=>{console.log('connected');process.exit(0)});c.on('error',()=>{});
+       setTimeout(()=>{console.log('silent');process.exit(0)},2000)`;
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => resolve(err ? `failed: ${err.message}` : stdout.trim()));
+  });
+}
+
+/** The outside: namespace `ns` behind the host's veth `hostIf`, `host` its host-side address and `addr` its own (a /30). */
+export interface Outside {
+  ns: string;
+  hostIf: string;
+  host: string;
+  addr: string;
+}
+
+export function makeOutside(o: Outside): void {
+  ip('netns', 'add', o.ns);
+  ip('link', 'add', o.hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', o.ns);
+  ip('addr', 'add', `${o.host}/30`, 'dev', o.hostIf);
+  ip('link', 'set', o.hostIf, 'up');
+  ip('-n', o.ns, 'addr', 'add', `${o.addr}/30`, 'dev', 'eth0');
+  ip('-n', o.ns, 'link', 'set', 'eth0', 'up');
+  ip('-n', o.ns, 'link', 'set', 'lo', 'up');
+  ip('-n', o.ns, 'route', 'add', 'default', 'via', o.host);
+}
+
+export function removeOutside(o: Outside): void {
+  try {
+    ip('link', 'delete', o.hostIf);
+  } catch {
+    // already gone with its namespace
+  }
+  try {
+    ip('netns', 'delete', o.ns);
+  } catch {
+    // never made
+  }
+}
