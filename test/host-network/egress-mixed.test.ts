@@ -25,7 +25,7 @@ import { basename, join } from 'node:path';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
 import { claimSubnetBase } from '../support/subnets.js';
 import { listArtifacts } from './artifacts.js';
-import { ask as askIn, fetchIn, makeOutside, removeOutside } from './probes.js';
+import { ask as askIn, fetchIn, makeOutside, removeOutside, untilAnswering } from './probes.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
@@ -221,11 +221,7 @@ describe('egress per container in one environment', () => {
     resolver.on('message', (msg, from) => resolver!.send(msg, from.port, from.address));
     await new Promise<void>((r) => resolver!.bind(53, OUT.host, r));
     // Every listener answers before anything is judged.
-    for (let i = 0; i < 50; i++) {
-      const ok = await Promise.all([fetchFrom(OUT_NS, `http://${OUT.ns}:8080/`), fetchFrom(ID('peer'), 'http://127.0.0.1:8080/')]);
-      if (ok.every((x) => x !== 'blocked')) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilAnswering([() => fetchFrom(OUT_NS, `http://${OUT.ns}:8080/`), () => fetchFrom(ID('peer'), 'http://127.0.0.1:8080/')]);
   }, 60_000);
 
   afterAll(async () => {

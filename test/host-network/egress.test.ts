@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
 import { listArtifacts } from './artifacts.js';
-import { fetchIn, makeOutside, removeOutside } from './probes.js';
+import { fetchIn, makeOutside, removeOutside, untilAnswering } from './probes.js';
 
 const pid = process.pid;
 const BASE = `172.${16 + (pid % 16)}`;
@@ -81,11 +81,7 @@ describe('egress policy by connection (netavark bridges)', () => {
     makeOutside(OUTSIDE);
     httpd(OUT_NS, join(www, 'outside'));
     // Every listener answers before anything is judged.
-    for (let i = 0; i < 50; i++) {
-      const ok = await Promise.all([fetchFrom(OUT_NS, `http://${OUT.ns}:8080/`), fetchFrom(ID('any-peer'), 'http://127.0.0.1:8080/')]);
-      if (ok.every((x) => x !== 'blocked')) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilAnswering([() => fetchFrom(OUT_NS, `http://${OUT.ns}:8080/`), () => fetchFrom(ID('any-peer'), 'http://127.0.0.1:8080/')]);
   }, 60_000);
 
   afterAll(async () => {

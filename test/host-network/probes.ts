@@ -16,6 +16,15 @@ export function fetchIn(ns: string, url: string): Promise<string> {
   });
 }
 
+/** Until every `fetch` answers (at most 5 s): listeners started in the background are up before anything is judged. */
+export async function untilAnswering(fetches: (() => Promise<string>)[]): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const ok = await Promise.all(fetches.map((f) => f()));
+    if (ok.every((x) => x !== 'blocked')) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * From inside a namespace: one DNS query for `name` (type A) to server:53 over UDP, `answered` when
  * any reply came within 2 s, else `silent`; over TCP, `connected` or `silent`.
