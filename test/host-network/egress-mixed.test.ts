@@ -239,21 +239,6 @@ describe('egress per container in one environment', () => {
     expect(await reaches()).toEqual([...EXPECTED.shut, ...EXPECTED.open, ...EXPECTED.wide]);
   }, 60_000);
 
-  it('drops what conntrack calls INVALID from a `none` container with CAP_NET_RAW (an RST or a SYN+FIN with data), which passed a DROP of NEW connections', async () => {
-    const sniffer = spawn('ip', ['netns', 'exec', OUT_NS, 'python3', '-c', SNIFF, 'WIDE-SYNFIN'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    procs.push(sniffer);
-    let out = '';
-    sniffer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = once(sniffer, 'exit');
-    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(out).toContain('ready');
-    run('ip', 'netns', 'exec', nsOf(ID('shut')), 'python3', '-c', INVALID, net.attachment(ID('shut'))!.address, OUT.ns, 'SHUT');
-    // The control, sent after: `any` leaves the host, so its segments arrive and show the sniffer sees them.
-    run('ip', 'netns', 'exec', nsOf(ID('wide')), 'python3', '-c', INVALID, net.attachment(ID('wide'))!.address, OUT.ns, 'WIDE');
-    await exited;
-    expect(out.split('\n').filter((l) => l.includes('-')).sort()).toEqual(['WIDE-RST', 'WIDE-SYNFIN']);
-  }, 30_000);
-
   it('rebuilds exactly these rules at recover() from rules of one egress for the whole bridge (an earlier agent\'s), and leaves them alone then', async () => {
     const before = ours();
     // What an earlier agent wrote after `wide` attached: `any` for the bridge.
@@ -288,4 +273,22 @@ describe('egress per container in one environment', () => {
     await net.resume(ID('open'));
     expect(await reaches(['open', 'shut'])).toEqual([...EXPECTED.open, ...EXPECTED.shut]);
   }, 120_000);
+
+  it('drops what conntrack calls INVALID from a `none` container with CAP_NET_RAW (an RST or a SYN+FIN with data), which passed a DROP of NEW connections', async () => {
+    // Last, with a control of its own: run before the detach above, its segments left that test's
+    // probes failing (rules as expected; not explained yet, see the stop note).
+    await net.attach({ containerId: ID('control'), environment: ENV, app: 'control', egress: 'any', ports: [] });
+    const sniffer = spawn('ip', ['netns', 'exec', OUT_NS, 'python3', '-c', SNIFF, 'WIDE-SYNFIN'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(sniffer);
+    let out = '';
+    sniffer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = once(sniffer, 'exit');
+    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toContain('ready');
+    run('ip', 'netns', 'exec', nsOf(ID('shut')), 'python3', '-c', INVALID, net.attachment(ID('shut'))!.address, OUT.ns, 'SHUT');
+    // The control, sent after: `any` leaves the host, so its segments arrive and show the sniffer sees them.
+    run('ip', 'netns', 'exec', nsOf(ID('control')), 'python3', '-c', INVALID, net.attachment(ID('control'))!.address, OUT.ns, 'WIDE');
+    await exited;
+    expect(out.split('\n').filter((l) => l.includes('-')).sort()).toEqual(['WIDE-RST', 'WIDE-SYNFIN']);
+  }, 30_000);
 });
