@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
+import { pinBridgeMac } from './bridge-mac.js';
 import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
@@ -237,6 +238,8 @@ export class NetworkManager {
     // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
     // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
     await disableIpv6OnBridge(this.bridgeOf(net).bridge);
+    // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts).
+    await pinBridgeMac(this.bridgeOf(net).bridge);
     this.store.setPhase(row.containerId, 'up');
     // The bridge's egress rules (this container's address now among its clients, with its own
     // egress) and the published ports (its own among them) in one transaction.
@@ -411,7 +414,11 @@ export class NetworkManager {
         }
       }
       const inUse = new Set(this.store.attachments().filter((a) => a.phase === 'up').map((a) => a.environment));
-      for (const net of this.store.networks()) if (inUse.has(net.environment)) await disableIpv6OnBridge(this.bridgeOf(net).bridge, { ifExists: true });
+      for (const net of this.store.networks()) {
+        if (!inUse.has(net.environment)) continue;
+        await disableIpv6OnBridge(this.bridgeOf(net).bridge, { ifExists: true });
+        await pinBridgeMac(this.bridgeOf(net).bridge, { ifExists: true });
+      }
       // Whatever an agent killed mid-way left in the port rules, they are made what the state says;
       // networks with nothing up lose their egress rules.
       const idle = this.store.networks()
