@@ -238,8 +238,10 @@ export class NetworkManager {
     // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
     // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
     await disableIpv6OnBridge(this.bridgeOf(net).bridge);
-    // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts).
-    await pinBridgeMac(this.bridgeOf(net).bridge);
+    // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts). Best
+    // effort: it keeps neighbours reachable, it confines nothing, so a failure (an `ip` timeout)
+    // must not fail the start; the next setup or recover() tries again (the MAC is not yet set).
+    await pinBridgeMac(this.bridgeOf(net).bridge).catch(() => undefined);
     this.store.setPhase(row.containerId, 'up');
     // The bridge's egress rules (this container's address now among its clients, with its own
     // egress) and the published ports (its own among them) in one transaction.
@@ -417,7 +419,8 @@ export class NetworkManager {
       for (const net of this.store.networks()) {
         if (!inUse.has(net.environment)) continue;
         await disableIpv6OnBridge(this.bridgeOf(net).bridge, { ifExists: true });
-        await pinBridgeMac(this.bridgeOf(net).bridge, { ifExists: true });
+        // Best effort, and after the IPv6 step: a failure here must not stop the security repairs below.
+        await pinBridgeMac(this.bridgeOf(net).bridge, { ifExists: true }).catch(() => undefined);
       }
       // Whatever an agent killed mid-way left in the port rules, they are made what the state says;
       // networks with nothing up lose their egress rules.
