@@ -29,8 +29,18 @@ export async function pinBridgeMac(bridge: string, o: { ifExists?: boolean } = {
   try {
     [type, mac] = (await Promise.all(['addr_assign_type', 'address'].map((f) => readFile(`/sys/class/net/${bridge}/${f}`, 'utf8')))).map((s) => s.trim());
   } catch (e) {
-    if (o.ifExists && (e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new CtError('NETWORK_SETUP_FAILED', `reading the MAC of bridge ${bridge}: ${(e as Error).message.slice(0, 300)}`, { bridge });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new CtError('NETWORK_SETUP_FAILED', `reading the MAC of bridge ${bridge}: ${(e as Error).message.slice(0, 300)}`, { bridge });
+    // Not in this /sys: no such bridge, or an agent in a network namespace whose /sys is another's
+    // (`nsenter --net`). Asked of `ip`, which speaks to this namespace; how the MAC was assigned
+    // is not shown there, so it is set (again): one gratuitous ARP of the gateway, harmless.
+    const shown = await runTool('ip', ['-j', 'link', 'show', 'dev', bridge], { timeoutMs: 10_000 });
+    const found = shown.code === 0 ? (JSON.parse(shown.stdout || '[]') as { address?: unknown }[])[0]?.address : undefined;
+    if (typeof found !== 'string') {
+      if (o.ifExists) return;
+      throw new CtError('NETWORK_SETUP_FAILED', `bridge ${bridge} not found`, { bridge });
+    }
+    type = '';
+    mac = found;
   }
   if (type === NET_ADDR_SET) return;
   if (!MAC.test(mac)) throw new CtError('NETWORK_SETUP_FAILED', `bridge ${bridge} has no MAC address to keep`, { bridge });
