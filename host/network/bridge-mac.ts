@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { CtError } from '../../src/core/errors.js';
 import { runTool } from '../runtime/tools.js';
+import { assertBridgeName } from './ipv6.js';
 
 /**
  * A Linux bridge whose MAC address nobody set takes the lowest MAC of its ports, again at every
@@ -23,7 +24,7 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
  * not pinned).
  */
 export async function pinBridgeMac(bridge: string, o: { ifExists?: boolean } = {}): Promise<void> {
-  if (!/^[A-Za-z0-9_-]{1,15}$/.test(bridge)) throw new CtError('NETWORK_SETUP_FAILED', `bridge name ${bridge} is not an interface name`, { bridge });
+  assertBridgeName(bridge);
   let type: string;
   let mac: string;
   try {

@@ -56,11 +56,16 @@ export async function disableIpv6InNamespace(netnsPath: string): Promise<void> {
  */
 export async function disableIpv6OnBridge(bridge: string, o: { ifExists?: boolean } = {}): Promise<void> {
   if (!hasIpv6()) return;
-  if (!/^[A-Za-z0-9_-]{1,15}$/.test(bridge)) throw new CtError('NETWORK_SETUP_FAILED', `bridge name ${bridge} is not an interface name`, { bridge });
+  assertBridgeName(bridge);
   try {
     await writeFile(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1\n');
   } catch (e) {
     if (o.ifExists && (e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new CtError('NETWORK_SETUP_FAILED', `turning IPv6 off on bridge ${bridge}: ${(e as Error).message}`, { bridge });
   }
+}
+
+/** A bridge name as the kernel takes it (IFNAMSIZ, no path characters): it is joined into /sys and /proc paths. */
+export function assertBridgeName(bridge: string): void {
+  if (!/^[A-Za-z0-9_-]{1,15}$/.test(bridge)) throw new CtError('NETWORK_SETUP_FAILED', `bridge name ${bridge} is not an interface name`, { bridge });
 }
