@@ -7,44 +7,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Agent } from '../../../host/agent/agent.js';
 import { loadServerKey } from '../../../server/channel/server-key.js';
 import { refusalFrame, refusalNonce } from '../../../src/protocol/refusal.js';
 import { CtError } from '../../../src/core/errors.js';
-import { channelServer, Relay, tcpProxy, until, type ChannelServer, type TcpProxy } from './support.js';
-
-type Outcome = 'pass' | 'http503' | 'reset';
-
-/** A TCP front to the server that answers each new connection as `next()` says (else forwards it). */
-async function gate(target: string, next: () => Outcome): Promise<{ url: string; accepted(): number; close(): void }> {
-  const port = Number(new URL(target).port);
-  const socks = new Set<Socket>();
-  let accepted = 0;
-  const srv: Server = createServer((c) => {
-    accepted++;
-    socks.add(c);
-    c.on('error', () => undefined);
-    const how = next();
-    if (how === 'reset') return void c.destroy();
-    if (how === 'http503') return void c.once('data', () => c.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
-    const u = connect({ host: '127.0.0.1', port });
-    socks.add(u);
-    u.on('error', () => undefined);
-    c.pipe(u).pipe(c);
-    c.on('close', () => u.destroy());
-    u.on('close', () => c.destroy());
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
-    accepted: () => accepted,
-    close: () => {
-      for (const s of socks) s.destroy();
-      srv.close();
-    },
-  };
-}
+import { channelServer, Relay, tcpProxy, until, type ChannelServer, type ProxyAnswer, type TcpProxy } from './support.js';
 
 const settled = (agent: Agent) => {
   let got: CtError | undefined;
@@ -106,8 +73,8 @@ describe('an agent whose host was removed', () => {
       return null;
     };
     // In front of the relay: a busy server's 503 and two resets come first.
-    const plan: Outcome[] = ['http503', 'reset', 'http503'];
-    const front = await gate(relayUrl, () => plan.shift() ?? 'pass');
+    const plan: ProxyAnswer[] = ['http503', 'reset', 'http503'];
+    const front = await tcpProxy(relayUrl, 0, () => plan.shift() ?? 'pass');
     closers.push(() => front.close());
     const agent = await s.agent(front.url);
     const ended = settled(agent);

@@ -272,14 +272,29 @@ export interface TcpProxy {
   close(): void;
 }
 
-/** A TCP relay on 127.0.0.1 to `target`'s port, every chunk delayed `delayMs`. */
-export async function tcpProxy(target: string, delayMs = 0): Promise<TcpProxy> {
+/** What a tcpProxy does with a new connection: forwards it, answers a busy server's 503, or resets it. */
+export type ProxyAnswer = 'pass' | 'http503' | 'reset';
+
+/**
+ * A TCP relay on 127.0.0.1 to `target`'s port, every chunk delayed `delayMs`; `answer` decides,
+ * for each new connection, whether it is forwarded (the default) or refused as the server is not.
+ */
+export async function tcpProxy(target: string, delayMs = 0, answer: () => ProxyAnswer = () => 'pass'): Promise<TcpProxy> {
   const port = Number(new URL(target).port);
   const socks = new Set<Socket>();
   let pairs: { frozen: boolean; socks: Socket[] }[] = [];
   let accepted = 0;
   const srv = tcpServer((c) => {
     accepted++;
+    const how = answer();
+    if (how !== 'pass') {
+      socks.add(c);
+      c.on('error', () => undefined);
+      c.on('close', () => socks.delete(c));
+      if (how === 'reset') c.destroy();
+      else c.once('data', () => c.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
+      return;
+    }
     const u = connect({ host: '127.0.0.1', port });
     const pair = { frozen: false, socks: [c, u] };
     pairs.push(pair);
