@@ -57,7 +57,7 @@ export interface AgentOptions {
   handshakeMs?: number;
   /** How often the agent pings the server once welcomed (default 30 s); two unanswered pings and it connects again. */
   pingMs?: number;
-  /** How long a signed HOST_UNKNOWN must last before the agent stops (default 10 min; refusals.ts). */
+  /** How long a signed HOST_UNKNOWN must answer every connection before the agent stops (default 30 min; refusals.ts). */
   unknownGraceMs?: number;
 }
 
@@ -72,9 +72,10 @@ export interface Agent {
   stop(): Promise<void>;
   /**
    * Settles when the server said, signed with the key pinned at enrolment, that this host is
-   * removed (HOST_REMOVED) or, for unknownGraceMs, unknown (HOST_UNKNOWN): the agent no longer
-   * connects, and its containers are left as they are. Never settles otherwise (a network error, a
-   * 5xx, a refused or busy upgrade, an unsigned close or a server restart: it keeps connecting).
+   * removed (HOST_REMOVED) or, on every connection for unknownGraceMs, unknown (HOST_UNKNOWN): the
+   * agent no longer connects, and its containers are left as they are. Never settles otherwise (a
+   * network error, a 5xx, a refused or busy upgrade, an unsigned close or a server restart: it keeps
+   * connecting).
    */
   ended: Promise<CtError>;
 }
@@ -134,7 +135,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const finish = (e: CtError) => {
     stopped = true;
     clearInterval(inventoryTimer);
-    log('the server refused this host for good', { code: e.code, err: e.message });
+    // The code only: the message is what `ct host run` fails with, printed once by the CLI.
+    log('the server refused this host for good', { code: e.code });
     end(e);
   };
 
@@ -165,6 +167,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     let challenged = false;
     let mac: MacChannel<ServerMessage, HostMessage> | undefined;
     let welcomed = false;
+    /** This connection was answered with a verified HOST_UNKNOWN (refusals.ts counts a streak of them). */
+    let unknown = false;
     const refuse = (code: string, err: string) => {
       log('rejected server message', { code, err });
       sock.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
@@ -181,6 +185,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
           try {
             const code = readRefusal(frame, id.serverPublicKey!, id.hostId!, nonce);
             final = refusals.refused(code, id.hostId!);
+            unknown = code === 'HOST_UNKNOWN';
             if (!final) log('the server does not know this host: trying again', { code });
           } catch (e) {
             return refuse('CHANNEL_HANDSHAKE_FAILED', (e as Error).message);
@@ -219,7 +224,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         // ws emits 'upgrade' before any message: never so, but a channel without its keepalive is none.
         if (!raw) return refuse('CHANNEL_HANDSHAKE_FAILED', 'no upgrade response');
         welcomed = true;
-        refusals.welcomed();
+        refusals.interrupted();
         clearTimeout(deadline);
         statusCarriesInventory = Array.isArray(msg.features) && msg.features.includes('status.containers');
         // Sent in a header: only a short token of the ticket's alphabet is kept (anything else, none).
@@ -285,6 +290,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     sock.on('close', () => {
       clearTimeout(deadline);
       send = undefined;
+      if (!unknown) refusals.interrupted();
       if (stopped) return;
       setTimeout(connect, jittered(backoff)).unref();
       backoff = Math.min(backoff * 2, opts.maxBackoffMs ?? 10_000);
