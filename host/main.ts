@@ -44,6 +44,8 @@ export interface HostCommandOptions {
   handshakeMs?: number;
   /** How often the agent pings the server once welcomed (`--ping-interval`; default 30 s). */
   pingMs?: number;
+  /** How long a signed HOST_UNKNOWN must answer every connection before the agent stops (`--unknown-grace`; default 30 min). */
+  unknownGraceMs?: number;
 }
 
 /**
@@ -168,6 +170,7 @@ async function startHostAgent(o: HostCommandOptions, io: Io, runner: LocalRunner
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
     handshakeMs: o.handshakeMs,
     pingMs: o.pingMs,
+    unknownGraceMs: o.unknownGraceMs,
   });
 }
 
