@@ -315,6 +315,8 @@ describe('ct host run against a deploy server', () => {
     const line = gone.stderr.split('\n').find((l) => l.startsWith('error['));
     expect(/^error\[(\w+)\]/.exec(line ?? '')?.[1]).toBe('HOST_REMOVED');
     expect(line).toContain('ct host token');
+    // Said once: the agent's own log line names only the code (it was printed twice before).
+    expect(gone.stderr.split('ct host token').length - 1).toBe(1);
   }, 60_000);
 
   it('SIGTERM ends ct host run with exit 0 and leaves its containers running', async () => {

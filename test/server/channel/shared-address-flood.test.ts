@@ -32,18 +32,21 @@ describe('a flood of upgrades from the host\'s own address', () => {
   /**
    * The real host's agent through a proxy that delays every chunk 150 ms (each handshake a few
    * 300 ms round trips), started once `before` is done (a flood that must come first); the flood,
-   * the agent and the proxy end with `body`, whether it passes or fails.
+   * the agent and the proxy end with `body`, whether it passes or fails, as do those made before a
+   * failure in `before` or the agent's start (all are made inside the try).
    */
   const withHost = async (before: (() => Promise<void>) | undefined, body: (agent: Agent, proxy: TcpProxy) => Promise<void>) => {
-    const proxy = await tcpProxy(server.url, 150);
-    await before?.();
-    const agent = await server.agent(proxy.url, { maxBackoffMs: 300 });
+    let proxy: TcpProxy | undefined;
+    let agent: Agent | undefined;
     try {
+      proxy = await tcpProxy(server.url, 150);
+      await before?.();
+      agent = await server.agent(proxy.url, { maxBackoffMs: 300 });
       await body(agent, proxy);
     } finally {
       clearInterval(flood);
-      await agent.stop();
-      proxy.close();
+      await agent?.stop();
+      proxy?.close();
     }
   };
   beforeAll(async () => {
