@@ -115,4 +115,21 @@ describe('an agent whose host was removed', () => {
     await sleep(1_000);
     expect(proxy.accepted()).toBe(attempts);
   }, 45_000);
+
+  it('does not stop on a HOST_UNKNOWN that is not on every connection: one reset between starts the grace again', async () => {
+    // Every other connection is reset before the server sees it, so no two HOST_UNKNOWN come in a row.
+    let n = 0;
+    const proxy = await tcpProxy(s.url, 0, () => (n++ % 2 === 0 ? 'pass' : 'reset'));
+    closers.push(() => proxy.close());
+    await s.ctx.db.run('DELETE FROM hosts WHERE id = ?', [s.hostId]);
+    const agent = await s.agent(proxy.url, { unknownGraceMs: 500 });
+    const ended = settled(agent);
+    // Well past the grace and its 3 answers (the backoff is capped at 300 ms): before, it stopped.
+    await until('many answers', () => proxy.accepted() >= 16 || ended() !== undefined, 20_000);
+    expect(ended()).toBeUndefined();
+    await agent.stop();
+    // The same server answering every connection: it stops, so the one above was not just slow.
+    const other = await s.agent(s.url, { unknownGraceMs: 500 });
+    expect(await Promise.race([other.ended, sleep(10_000).then(() => undefined)])).toMatchObject({ code: 'HOST_UNKNOWN' });
+  }, 45_000);
 });
