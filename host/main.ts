@@ -44,9 +44,14 @@ export interface HostCommandOptions {
   handshakeMs?: number;
   /** How often the agent pings the server once welcomed (`--ping-interval`; default 30 s). */
   pingMs?: number;
+  /** How long a signed HOST_UNKNOWN must answer every connection before the agent stops (`--unknown-grace`; default 30 min). */
+  unknownGraceMs?: number;
 }
 
-/** `ct host run`: the runtime host agent until SIGINT/SIGTERM. Containers outlive the agent. */
+/**
+ * `ct host run`: the runtime host agent until SIGINT/SIGTERM (exit 0), or until the server says the
+ * host is removed (HOST_REMOVED, HOST_UNKNOWN: agent.ended). Containers outlive the agent.
+ */
 export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<number> {
   // Before anything in the state directory is touched (recovery acts on containers and records):
   // an agent that serves its control socket answers, one still starting holds the directory's
@@ -119,9 +124,18 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
     if (lines.length > 0 && !stopping) void agent.resync();
   });
   const watch = watchContainers(runtime, runner, () => agent.resync(), { log: (line) => recoveredLine(`recovered replace ${line}`), stopping: () => stopping, monitors, alerts });
-  await new Promise<void>((r) => {
-    process.once('SIGINT', r);
-    process.once('SIGTERM', r);
+  // Until a signal, or the server's signed word that this host is removed (agent.ended): then the
+  // agent ends as it does on a signal, its containers left running, and `ct host run` fails with
+  // that code and what to do (enrol again), rather than retrying for ever against a closed door.
+  const refused = await new Promise<Awaited<typeof agent.ended> | undefined>((r) => {
+    const signalled = () => r(undefined);
+    process.once('SIGINT', signalled);
+    process.once('SIGTERM', signalled);
+    void agent.ended.then((e) => {
+      process.off('SIGINT', signalled);
+      process.off('SIGTERM', signalled);
+      r(e);
+    });
   });
   stopping = true;
   clearInterval(watch);
@@ -133,6 +147,7 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
   await monitors.close();
   runtime.close();
   network?.close();
+  if (refused) throw refused;
   return 0;
 }
 
@@ -155,6 +170,7 @@ async function startHostAgent(o: HostCommandOptions, io: Io, runner: LocalRunner
     log: (m, extra) => io.err(`${m}${extra ? ` ${JSON.stringify(extra)}` : ''}`),
     handshakeMs: o.handshakeMs,
     pingMs: o.pingMs,
+    unknownGraceMs: o.unknownGraceMs,
   });
 }
 

@@ -21,6 +21,8 @@ import { loadIdentity, saveIdentity, type HostIdentity } from './identity.js';
 import { GenerationRecord } from './generation-record.js';
 import { AlertBacklog } from './alerts.js';
 import { MAX_VSA_BYTES } from '../../src/attest/vsa.js';
+import { claimsRefusal, readRefusal, REFUSAL_NONCE_HEADER, refusalNonce } from '../../src/protocol/refusal.js';
+import { Refusals } from './refusals.js';
 
 /** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
 export interface AssignmentRunner {
@@ -55,6 +57,8 @@ export interface AgentOptions {
   handshakeMs?: number;
   /** How often the agent pings the server once welcomed (default 30 s); two unanswered pings and it connects again. */
   pingMs?: number;
+  /** How long a signed HOST_UNKNOWN must answer every connection before the agent stops (default 30 min; refusals.ts). */
+  unknownGraceMs?: number;
 }
 
 export interface Agent {
@@ -66,6 +70,14 @@ export interface Agent {
   /** Sends the container inventory now (it is also sent on connect, after assignments, every 30 s). */
   resync(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Settles when the server said, signed with the key pinned at enrolment, that this host is
+   * removed (HOST_REMOVED) or, on every connection for unknownGraceMs, unknown (HOST_UNKNOWN): the
+   * agent no longer connects, and its containers are left as they are. Never settles otherwise (a
+   * network error, a 5xx, a refused or busy upgrade, an unsigned close or a server restart: it keeps
+   * connecting).
+   */
+  ended: Promise<CtError>;
 }
 
 /**
@@ -116,12 +128,26 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
    * after a restart the host waits for an ordinary place once.
    */
   let admission: string | undefined;
+  const refusals = new Refusals(opts.unknownGraceMs);
+  let end!: (e: CtError) => void;
+  const ended = new Promise<CtError>((resolve) => (end = resolve));
+  /** The server's signed "removed" (or a lasting "unknown"): no more connections, ever. */
+  const finish = (e: CtError) => {
+    stopped = true;
+    clearInterval(inventoryTimer);
+    // The code only: the message is what `ct host run` fails with, printed once by the CLI.
+    log('the server refused this host for good', { code: e.code });
+    end(e);
+  };
 
   const connect = () => {
     if (stopped) return;
     const url = `${opts.serverUrl.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${encodeURIComponent(id.hostId!)}`;
+    // This connection's nonce, for a refusal the server signs (src/protocol/refusal.ts): only a
+    // refusal naming it can stop the agent, never one recorded from another connection.
+    const nonce = refusalNonce();
     // The channel's version is the WebSocket subprotocol; the handshake carries it again, signed.
-    const sock = new WebSocket(url, [CHANNEL_PROTOCOL], { maxPayload: 1024 * 1024, ...(admission ? { headers: { 'x-ct-admission': admission } } : {}) });
+    const sock = new WebSocket(url, [CHANNEL_PROTOCOL], { maxPayload: 1024 * 1024, headers: { [REFUSAL_NONCE_HEADER]: nonce, ...(admission ? { 'x-ct-admission': admission } : {}) } });
     ws = sock;
     // The TCP socket under it, for the keepalive's byte counters (ws keeps its own private).
     let raw: Socket | undefined;
@@ -141,6 +167,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     let challenged = false;
     let mac: MacChannel<ServerMessage, HostMessage> | undefined;
     let welcomed = false;
+    /** This connection was answered with a verified HOST_UNKNOWN (refusals.ts counts a streak of them). */
+    let unknown = false;
     const refuse = (code: string, err: string) => {
       log('rejected server message', { code, err });
       sock.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
@@ -150,6 +178,21 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       if (!challenged) {
         challenged = true;
+        // A refusal instead of the challenge. Only a verified one counts: a close code (4403, 4401),
+        // an HTTP answer or a frame anyone on the path could send leaves the agent connecting again.
+        if (!isBinary && claimsRefusal(frame)) {
+          let final: CtError | undefined;
+          try {
+            const code = readRefusal(frame, id.serverPublicKey!, id.hostId!, nonce);
+            final = refusals.refused(code, id.hostId!);
+            unknown = code === 'HOST_UNKNOWN';
+            if (!final) log('the server does not know this host: trying again', { code });
+          } catch (e) {
+            return refuse('CHANNEL_HANDSHAKE_FAILED', (e as Error).message);
+          }
+          if (final) finish(final);
+          return sock.close();
+        }
         try {
           if (isBinary) throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'challenge is not a text frame');
           handshake.challenge(frame);
@@ -181,6 +224,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         // ws emits 'upgrade' before any message: never so, but a channel without its keepalive is none.
         if (!raw) return refuse('CHANNEL_HANDSHAKE_FAILED', 'no upgrade response');
         welcomed = true;
+        refusals.interrupted();
         clearTimeout(deadline);
         statusCarriesInventory = Array.isArray(msg.features) && msg.features.includes('status.containers');
         // Sent in a header: only a short token of the ticket's alphabet is kept (anything else, none).
@@ -246,6 +290,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     sock.on('close', () => {
       clearTimeout(deadline);
       send = undefined;
+      if (!unknown) refusals.interrupted();
       if (stopped) return;
       setTimeout(connect, jittered(backoff)).unref();
       backoff = Math.min(backoff * 2, opts.maxBackoffMs ?? 10_000);
@@ -360,6 +405,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     report: (m) => send?.(m),
     connected: () => Boolean(send),
     resync: () => sendInventory(),
+    ended,
     async stop() {
       stopped = true;
       clearInterval(inventoryTimer);

@@ -19,6 +19,7 @@ import { keepAlive } from '../../src/protocol/keepalive.js';
 import { StatusBudget } from './status-budget.js';
 import { errorCode } from '../../src/protocol/error-code.js';
 import { HOSTS_REMOVED_CHANNEL } from '../hosts/removal.js';
+import { nonceFrom, REFUSAL_NONCE_HEADER, refusalFrame } from '../../src/protocol/refusal.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -193,7 +194,7 @@ export class HostHub {
           // ws reads the socket from now on (its listener is attached, `head` put back): what
           // came with the upgrade request counts toward what it may send before its hello.
           pending.watch(head.length);
-          this.accept(ws, req.socket, hostId, pending).catch((e) => {
+          this.accept(ws, req.socket, hostId, pending, nonceFrom(req.headers[REFUSAL_NONCE_HEADER])).catch((e) => {
             this.ctx.log.warn({ err: (e as Error).message }, 'host channel set-up failed');
             ws.close(1011, 'internal error');
           });
@@ -204,8 +205,11 @@ export class HostHub {
     });
   }
 
-  /** `raw`: the TCP socket under `ws` (the upgrade's), whose byte counters the keepalive reads. */
-  private async accept(ws: WebSocket, raw: Socket, hostId: string, pending: PendingHandshake): Promise<void> {
+  /**
+   * `raw`: the TCP socket under `ws` (the upgrade's), whose byte counters the keepalive reads;
+   * `nonce`: the host's for a signed refusal (src/protocol/refusal.ts), when it sent one.
+   */
+  private async accept(ws: WebSocket, raw: Socket, hostId: string, pending: PendingHandshake, nonce: string | undefined): Promise<void> {
     ws.on('error', () => undefined);
     // Host and server ship together: an older (or newer) host is told which version this is.
     if (ws.protocol !== CHANNEL_PROTOCOL) {
@@ -214,9 +218,17 @@ export class HostHub {
     }
     const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
     if (!row) {
+      // A removed host is told so, signed, when it asked with a nonce: its agent then stops for
+      // good instead of retrying forever (the close code alone is not authenticated: see
+      // refusal.ts). An unknown id gets its signed HOST_UNKNOWN likewise (its agent waits before
+      // believing it: host/agent/refusals.ts). A flood of unknown ids costs one indexed read and
+      // one signature each, as a known id's challenge does, within the same pending bounds.
+      const [gone] = await this.ctx.db.query<{ one: number }>('SELECT 1 AS one FROM hosts_removed WHERE id = ?', [hostId]);
+      if (nonce && ws.readyState === ws.OPEN) ws.send(refusalFrame(this.serverKey, hostId, nonce, gone ? 'HOST_REMOVED' : 'HOST_UNKNOWN'), { binary: false });
       // Its place is given back at once: it would have held it until its deadline, waiting for
       // an answer to the close that a client flooding unknown ids never sends.
-      ws.close(4401, 'unknown host');
+      if (gone) ws.close(4403, 'HOST_REMOVED');
+      else ws.close(4401, 'unknown host');
       return pending.refuse();
     }
     // Handshake signed with the long-term keys over its whole transcript; everything after it

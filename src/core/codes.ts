@@ -80,6 +80,9 @@ export const CODES = {
   // Server ↔ host channel (docs/host-protocol.md): the signed, transcript-bound handshake.
   CHANNEL_HANDSHAKE_FAILED: EXIT.SIGNATURE_INVALID,
   CHANNEL_VERSION_UNSUPPORTED: EXIT.NETWORK_ERROR,
+  // The server's signed refusal of a host (src/protocol/refusal.ts): `ct host run` stops for good.
+  HOST_REMOVED: EXIT.NETWORK_ERROR,
+  HOST_UNKNOWN: EXIT.NETWORK_ERROR,
   RUNTIME_FAILED: EXIT.HASH_MISMATCH,
   CONTAINER_NOT_FOUND: EXIT.HASH_MISMATCH,
   // Lifecycle, health checks, resources (host/lifecycle, host/health, host/resources).

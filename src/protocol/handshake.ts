@@ -64,7 +64,8 @@ export function signedContent(context: string, transcriptHash: Buffer): Buffer {
   return Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from(context, 'ascii'), Buffer.from([0]), transcriptHash]);
 }
 
-function writeFrame(t: Transcript, context: string, body: object, key: KeyObject): Buffer {
+/** A signed frame over the transcript with `body` appended (also the refusal's: src/protocol/refusal.ts). */
+export function writeFrame(t: Transcript, context: string, body: object, key: KeyObject): Buffer {
   const bytes = Buffer.from(JSON.stringify(body), 'utf8');
   t.append(bytes);
   const sig = sign(null, signedContent(context, t.hash()), key).toString('base64url');
@@ -72,7 +73,7 @@ function writeFrame(t: Transcript, context: string, body: object, key: KeyObject
 }
 
 /** Checks the frame's signature over the transcript with its body, then appends and parses it. */
-function readFrame(t: Transcript, context: string, frame: Buffer, key: KeyObject): Record<string, unknown> {
+export function readFrame(t: Transcript, context: string, frame: Buffer, key: KeyObject): Record<string, unknown> {
   if (frame.length > MAX_HANDSHAKE_BYTES) fail(`handshake message larger than ${MAX_HANDSHAKE_BYTES} bytes`);
   // A v1 peer sends a JSON envelope: say so rather than "bad signature".
   if (frame[0] === 0x7b) throw new CtError('CHANNEL_VERSION_UNSUPPORTED', `the peer speaks an older channel protocol (a JSON envelope); this end speaks ${CHANNEL_PROTOCOL}: upgrade host and server together`);

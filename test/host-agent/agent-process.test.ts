@@ -302,6 +302,23 @@ describe('ct host run against a deploy server', () => {
     expect(await hostNamed('edge-2')).toBeUndefined();
   }, 90_000); // four ct processes start at once: on a loaded 2-core machine their start-up alone took over 30 s
 
+  it('ct host run of a host the server removed stops with HOST_REMOVED (exit 12) and one line saying to enrol again', async () => {
+    const dir = join(fx.dir, 'host-removed');
+    const gone = spawnAgent(await mintToken('removed'), 'removed-1', dir);
+    extraHosts.push({ agent: gone, stateDir: dir });
+    await until('removed-1 connected', async () => Boolean((await hostNamed('removed-1'))?.connected), 20_000);
+    const del = await fetch(`${server.url}/api/v1/hosts/removed-1`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    expect(del.status).toBe(204);
+    // Before: it kept reconnecting for ever, never exiting.
+    const exit = await Promise.race([gone.exit, new Promise((r) => setTimeout(r, 20_000).unref())]);
+    expect(exit).toEqual({ code: 12, signal: null });
+    const line = gone.stderr.split('\n').find((l) => l.startsWith('error['));
+    expect(/^error\[(\w+)\]/.exec(line ?? '')?.[1]).toBe('HOST_REMOVED');
+    expect(line).toContain('ct host token');
+    // Said once: the agent's own log line names only the code (it was printed twice before).
+    expect(gone.stderr.split('ct host token').length - 1).toBe(1);
+  }, 60_000);
+
   it('SIGTERM ends ct host run with exit 0 and leaves its containers running', async () => {
     const keepBefore = runcState(stateDir, KEEP)!;
     expect(keepBefore.status).toBe('running');

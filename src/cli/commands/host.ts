@@ -28,13 +28,15 @@ export function register(program: Command): void {
     .option('--log-max-files <n>', 'log files kept per stream', '2')
     .option('--handshake-timeout <seconds>', 'give up on a channel whose server has not welcomed it within this time, and connect again (5-600; at least the server\'s hostChannel.handshakeMs)', '30')
     .option('--ping-interval <seconds>', 'once welcomed, ping the server this often; after 2 intervals in a row with nothing from it, connect again (5-600)', '30')
+    .option('--unknown-grace <minutes>', 'stop (exit 12, HOST_UNKNOWN) only once the server has said, signed, on every connection for this long, that it has no record of this host (1-1440)', '30')
     .action(
-      action(async (o: { server: string; name: string; trustStore: string; trustedRoot?: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string; handshakeTimeout: string; pingInterval: string }) => {
+      action(async (o: { server: string; name: string; trustStore: string; trustedRoot?: string; stateDir: string; enrollToken?: string; policies: string; environment?: string; networkPool: string; bridgePrefix: string; netavarkDir?: string; logMaxSize: string; logMaxFiles: string; handshakeTimeout: string; pingInterval: string; unknownGrace: string }) => {
         const handshakeMs = handshakeTimeoutMs(o.handshakeTimeout);
         const pingMs = pingIntervalMs(o.pingInterval);
+        const unknownGraceMs = unknownGraceMinutesMs(o.unknownGrace);
         const main = new URL('../../../host/main.js', import.meta.url).href;
         const { runHostAgent } = (await import(main)) as { runHostAgent: (o: Record<string, unknown>, io: typeof processIo) => Promise<number> };
-        return runHostAgent({ ...o, handshakeMs, pingMs, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
+        return runHostAgent({ ...o, handshakeMs, pingMs, unknownGraceMs, enrollToken: o.enrollToken ?? process.env.CT_ENROLL_TOKEN, logLimits: logLimitsFrom(o.logMaxSize, o.logMaxFiles) }, processIo);
       }),
     );
 
@@ -58,6 +60,16 @@ export function handshakeTimeoutMs(v: string): number {
  */
 export function pingIntervalMs(v: string): number {
   return secondsMs('--ping-interval', v);
+}
+
+/**
+ * `--unknown-grace`: whole minutes, 1 to 1440, as milliseconds. Long enough for an operator to put
+ * right a server started on the wrong database before its fleet stops (host/agent/refusals.ts).
+ */
+export function unknownGraceMinutesMs(v: string): number {
+  const n = /^\d{1,4}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 1 && n <= 1440)) throw new CtError('USAGE', `--unknown-grace must be whole minutes from 1 to 1440, not ${JSON.stringify(v.slice(0, 32))}`, {});
+  return n * 60_000;
 }
 
 function secondsMs(flag: string, v: string): number {

@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type Socket } from 'node:net';
 import { CHANNEL_PROTOCOL } from '../../../src/protocol/handshake.js';
-import { channelServer, tcpProxy, until, type ChannelServer } from './support.js';
+import type { Agent } from '../../../host/agent/agent.js';
+import { channelServer, tcpProxy, until, type ChannelServer, type TcpProxy } from './support.js';
 
 /** An upgrade naming the host's id, with a ticket header when given (a forged one, in the flood). */
 const request = (hostId: string, ticket?: string) => [`GET /api/v1/hosts/channel?host=${hostId} HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
@@ -28,6 +29,26 @@ describe('a flood of upgrades from the host\'s own address', () => {
     if (holdMs !== undefined) setTimeout(() => s.destroy(), holdMs);
     return 1;
   };
+  /**
+   * The real host's agent through a proxy that delays every chunk 150 ms (each handshake a few
+   * 300 ms round trips), started once `before` is done (a flood that must come first); the flood,
+   * the agent and the proxy end with `body`, whether it passes or fails, as do those made before a
+   * failure in `before` or the agent's start (all are made inside the try).
+   */
+  const withHost = async (before: (() => Promise<void>) | undefined, body: (agent: Agent, proxy: TcpProxy) => Promise<void>) => {
+    let proxy: TcpProxy | undefined;
+    let agent: Agent | undefined;
+    try {
+      proxy = await tcpProxy(server.url, 150);
+      await before?.();
+      agent = await server.agent(proxy.url, { maxBackoffMs: 300 });
+      await body(agent, proxy);
+    } finally {
+      clearInterval(flood);
+      await agent?.stop();
+      proxy?.close();
+    }
+  };
   beforeAll(async () => {
     server = await channelServer({ hostChannel: { maxPendingPerAddress: 8, maxPending: 64, handshakeMs: 10_000 } });
   }, 60_000);
@@ -39,20 +60,20 @@ describe('a flood of upgrades from the host\'s own address', () => {
 
   it('lets the real host in during the flood', async () => {
     const port = Number(new URL(server.url).port);
-    const proxy = await tcpProxy(server.url, 150);
     // Every 100 ms, 5 upgrades naming the host's id, each held 200 ms: the limit of 8 is full or
     // nearly so, and more than 8 come within each of the host's handshakes through the proxy (a
     // few 300 ms round trips), so dropping the oldest always evicted the host's. (A flood that
     // keeps every place taken at every instant leaves the host a lottery for a free one: once it
     // has one it keeps it, but getting it took up to 30 s on a loaded machine.)
     let sent = 0;
-    flood = setInterval(() => {
-      for (let i = 0; i < 5; i++) sent += upgrade(port, request(server.hostId), 200);
-    }, 100);
-    await until('the flood is under way', () => sent >= 25);
-    const start = Date.now();
-    const agent = await server.agent(proxy.url, { maxBackoffMs: 300 });
-    try {
+    let start = 0;
+    await withHost(async () => {
+      flood = setInterval(() => {
+        for (let i = 0; i < 5; i++) sent += upgrade(port, request(server.hostId), 200);
+      }, 100);
+      await until('the flood is under way', () => sent >= 25);
+      start = Date.now();
+    }, async (agent) => {
       // Before: kept out for as long as the flood went on (the flood lasts until the host is in).
       // Once the host has a place it keeps it; getting one is a matter of a free place when its
       // upgrade arrives, which a loaded machine (the whole suite on two cores) makes rarer: 8 s was
@@ -60,19 +81,13 @@ describe('a flood of upgrades from the host\'s own address', () => {
       await until('the real host connected', () => agent.connected(), 40_000);
       expect(Date.now() - start).toBeLessThan(40_000);
       expect(server.hub.connected(server.hostId)).toBeDefined();
-    } finally {
-      clearInterval(flood);
-      await agent.stop();
-      proxy.close();
-    }
+    });
   }, 90_000);
 
   it('lets a host welcomed before back in within seconds, while a flood holds every place at every instant', async () => {
     const port = Number(new URL(server.url).port);
-    const proxy = await tcpProxy(server.url, 150);
     // Welcomed once before the flood: its welcome carries the admission ticket.
-    const agent = await server.agent(proxy.url, { maxBackoffMs: 300 });
-    try {
+    await withHost(undefined, async (agent, proxy) => {
       await until('the host connected', () => agent.connected());
       // Every 100 ms, 12 upgrades naming the host's id, each held until the server drops it: the
       // limit of 8 is full at every instant, and a place frees only when its holder reaches the
@@ -96,10 +111,6 @@ describe('a flood of upgrades from the host\'s own address', () => {
       expect(Date.now() - start).toBeLessThan(5_000);
       expect(proxy.accepted()).toBeGreaterThanOrEqual(2);
       expect(server.hub.connected(server.hostId)).toBeDefined();
-    } finally {
-      clearInterval(flood);
-      await agent.stop();
-      proxy.close();
-    }
+    });
   }, 90_000);
 });

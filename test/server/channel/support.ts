@@ -22,6 +22,7 @@ import { CHANNEL_PROTOCOL, HostHandshake, ServerHandshake } from '../../../src/p
 import { loadIdentity } from '../../../host/agent/identity.js';
 import { MacChannel } from '../../../src/protocol/session-keys.js';
 import { spkiBase64 } from '../../../src/trust/keyid.js';
+import { nonceFrom, REFUSAL_NONCE_HEADER } from '../../../src/protocol/refusal.js';
 
 export const FACTS = {
   kernel: '6.1.0-test', architecture: 'amd64',
@@ -116,6 +117,10 @@ export interface RelayedConnection {
   /** How the server closed its side (code, reason), once it did. */
   serverClose: Promise<{ code: number; reason: string }>;
   upstream: WebSocket;
+  /** The host's side, which a test can close with any code (as anything on the path can). */
+  client: WebSocket;
+  /** The nonce the host sent for a signed refusal (forwarded to the server). */
+  nonce?: string;
 }
 
 export type Rewrite = (text: string, index: number, c: RelayedConnection) => string | string[] | null;
@@ -130,9 +135,10 @@ export class Relay {
 
   constructor(private readonly target: string) {
     this.wss.on('connection', (client, req) => {
-      const upstream = new WebSocket(`${this.target.replace(/^http/, 'ws')}${req.url}`, client.protocol ? [client.protocol] : []);
+      const nonce = nonceFrom(req.headers[REFUSAL_NONCE_HEADER]);
+      const upstream = new WebSocket(`${this.target.replace(/^http/, 'ws')}${req.url}`, client.protocol ? [client.protocol] : [], nonce ? { headers: { [REFUSAL_NONCE_HEADER]: nonce } } : {});
       let closed: (v: { code: number; reason: string }) => void = () => undefined;
-      const c: RelayedConnection = { up: [], down: [], upstream, serverClose: new Promise((r) => (closed = r)) };
+      const c: RelayedConnection = { up: [], down: [], upstream, client, nonce, serverClose: new Promise((r) => (closed = r)) };
       this.connections.push(c);
       const pending: string[] = [];
       upstream.on('open', () => pending.splice(0).forEach((f) => upstream.send(f)));
@@ -266,14 +272,29 @@ export interface TcpProxy {
   close(): void;
 }
 
-/** A TCP relay on 127.0.0.1 to `target`'s port, every chunk delayed `delayMs`. */
-export async function tcpProxy(target: string, delayMs = 0): Promise<TcpProxy> {
+/** What a tcpProxy does with a new connection: forwards it, answers a busy server's 503, or resets it. */
+export type ProxyAnswer = 'pass' | 'http503' | 'reset';
+
+/**
+ * A TCP relay on 127.0.0.1 to `target`'s port, every chunk delayed `delayMs`; `answer` decides,
+ * for each new connection, whether it is forwarded (the default) or refused as the server is not.
+ */
+export async function tcpProxy(target: string, delayMs = 0, answer: () => ProxyAnswer = () => 'pass'): Promise<TcpProxy> {
   const port = Number(new URL(target).port);
   const socks = new Set<Socket>();
   let pairs: { frozen: boolean; socks: Socket[] }[] = [];
   let accepted = 0;
   const srv = tcpServer((c) => {
     accepted++;
+    const how = answer();
+    if (how !== 'pass') {
+      socks.add(c);
+      c.on('error', () => undefined);
+      c.on('close', () => socks.delete(c));
+      if (how === 'reset') c.destroy();
+      else c.once('data', () => c.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
+      return;
+    }
     const u = connect({ host: '127.0.0.1', port });
     const pair = { frozen: false, socks: [c, u] };
     pairs.push(pair);
