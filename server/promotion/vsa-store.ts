@@ -9,8 +9,16 @@ import { verifiedEnvironments } from '../../src/attest/vsa.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import type { Db } from '../store/db.js';
 
-/** At most this many VSAs of one image are considered (newest first), and carried to a host. */
+/**
+ * At most this many VSAs of one image are considered, and carried to a host: the newest of each
+ * environment, newest first. Every successful deploy signs one, so the newest 8 of all (as before)
+ * were, after 8 redeploys to production, 8 production VSAs: the staging one that a
+ * `requireVerifiedIn: [staging]` rule needs had dropped out, and the next production deploy of
+ * that very bundle was denied. Older VSAs of an environment add nothing a newer one does not say.
+ */
 export const MAX_VSAS_PER_IMAGE = 8;
+/** (bundle, environment) pairs of one image read at once: the newest of each pair only. */
+const MAX_VSA_ROWS = 64;
 
 export interface VsaRow {
   deployment_id: string;
@@ -23,13 +31,15 @@ export interface VsaRow {
   created_at: number;
 }
 
+type NewestRow = { envelope: string; bundle_digest: string | null };
+
 export class VsaStore {
   /**
    * Envelope rows by image, on SQLite only: the embedded database belongs to this one process and
    * `record` is the only writer, so the rows are read once per image instead of at every decision
    * (a query per cached `/api/v1/verify`). PostgreSQL replicas record VSAs too: always read there.
    */
-  private readonly rows = new Map<string, { envelope: string; bundle_digest: string | null }[]>();
+  private readonly rows = new Map<string, NewestRow[]>();
   /** Bumped by every `record`: rows read across one are not kept (they may predate the insert). */
   private generation = 0;
 
@@ -65,12 +75,17 @@ export class VsaStore {
     await this.db.run('UPDATE vsas SET published = ? WHERE deployment_id = ?', [where.slice(0, 500), deploymentId]);
   }
 
-  /** Envelopes naming this image (and .ctp), newest first, bounded. */
+  /** Envelopes naming this image (and .ctp): the newest of each environment, newest first, bounded. */
   async envelopes(imageDigest: string, bundleDigest?: string): Promise<string[]> {
     let rows = this.rows.get(imageDigest);
     if (!rows) {
       const generation = this.generation;
-      rows = await this.db.query<{ envelope: string; bundle_digest: string | null }>('SELECT envelope, bundle_digest FROM vsas WHERE image_digest = ? ORDER BY created_at DESC LIMIT 64', [imageDigest]);
+      // A window function (SQLite ≥ 3.25 and PostgreSQL alike): one row per bundle and environment.
+      rows = await this.db.query<NewestRow>(
+        `SELECT envelope, bundle_digest FROM (SELECT envelope, bundle_digest, created_at, ROW_NUMBER() OVER (PARTITION BY bundle_digest, environment ORDER BY created_at DESC, id) AS n
+           FROM vsas WHERE image_digest = ?) AS newest WHERE n = 1 ORDER BY created_at DESC LIMIT ${MAX_VSA_ROWS}`,
+        [imageDigest],
+      );
       if (this.db.dialect === 'sqlite' && generation === this.generation) {
         if (this.rows.size >= 1024) this.rows.clear();
         this.rows.set(imageDigest, rows);
