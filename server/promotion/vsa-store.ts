@@ -5,20 +5,24 @@
  * another digest, or signed by a key that is no longer a deployer, counts for nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { verifiedEnvironments } from '../../src/attest/vsa.js';
+import { verifyDeployVsa } from '../../src/attest/vsa.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import type { Db } from '../store/db.js';
 
 /**
- * At most this many VSAs of one image are considered, and carried to a host: the newest of each
- * environment, newest first. Every successful deploy signs one, so the newest 8 of all (as before)
- * were, after 8 redeploys to production, 8 production VSAs: the staging one that a
- * `requireVerifiedIn: [staging]` rule needs had dropped out, and the next production deploy of
- * that very bundle was denied. Older VSAs of an environment add nothing a newer one does not say.
+ * At most this many VSAs of one image are carried to a host: one per environment, newest first.
+ * Every successful deploy signs one, so the newest 8 of all (as before) were, after 8 redeploys to
+ * production, 8 production VSAs: the staging one that a `requireVerifiedIn: [staging]` rule needs
+ * had dropped out, and the next production deploy of that very bundle was denied. A newer VSA of
+ * an environment says what an older one does, unless the older verifies and the newer does not (a
+ * deployer key rotated in before the trust store listed it): so a few are kept per environment,
+ * and the newest that verifies is the one used.
  */
 export const MAX_VSAS_PER_IMAGE = 8;
-/** (bundle, environment) pairs of one image read at once: the newest of each pair only. */
-const MAX_VSA_ROWS = 64;
+/** The newest VSAs of one bundle and environment read as candidates. */
+const CANDIDATES_PER_ENVIRONMENT = 4;
+/** Candidate rows of one image read at once (all its bundles and environments). */
+const MAX_VSA_ROWS = 256;
 
 export interface VsaRow {
   deployment_id: string;
@@ -31,7 +35,7 @@ export interface VsaRow {
   created_at: number;
 }
 
-type NewestRow = { envelope: string; bundle_digest: string | null };
+type CandidateRow = { envelope: string; bundle_digest: string | null; environment: string };
 
 export class VsaStore {
   /**
@@ -39,7 +43,7 @@ export class VsaStore {
    * `record` is the only writer, so the rows are read once per image instead of at every decision
    * (a query per cached `/api/v1/verify`). PostgreSQL replicas record VSAs too: always read there.
    */
-  private readonly rows = new Map<string, NewestRow[]>();
+  private readonly rows = new Map<string, CandidateRow[]>();
   /** Bumped by every `record`: rows read across one are not kept (they may predate the insert). */
   private generation = 0;
 
@@ -75,15 +79,16 @@ export class VsaStore {
     await this.db.run('UPDATE vsas SET published = ? WHERE deployment_id = ?', [where.slice(0, 500), deploymentId]);
   }
 
-  /** Envelopes naming this image (and .ctp): the newest of each environment, newest first, bounded. */
-  async envelopes(imageDigest: string, bundleDigest?: string): Promise<string[]> {
+  /** Envelopes naming this image (and .ctp): the newest few of each environment, newest first, bounded. */
+  async candidates(imageDigest: string, bundleDigest?: string): Promise<CandidateRow[]> {
     let rows = this.rows.get(imageDigest);
     if (!rows) {
       const generation = this.generation;
-      // A window function (SQLite ≥ 3.25 and PostgreSQL alike): one row per bundle and environment.
-      rows = await this.db.query<NewestRow>(
-        `SELECT envelope, bundle_digest FROM (SELECT envelope, bundle_digest, created_at, ROW_NUMBER() OVER (PARTITION BY bundle_digest, environment ORDER BY created_at DESC, id) AS n
-           FROM vsas WHERE image_digest = ?) AS newest WHERE n = 1 ORDER BY created_at DESC LIMIT ${MAX_VSA_ROWS}`,
+      // A window function (SQLite ≥ 3.25 and PostgreSQL alike): the newest few per bundle and environment.
+      rows = await this.db.query<CandidateRow>(
+        `SELECT envelope, bundle_digest, environment FROM (SELECT envelope, bundle_digest, environment, created_at, id,
+           ROW_NUMBER() OVER (PARTITION BY bundle_digest, environment ORDER BY created_at DESC, id) AS n FROM vsas WHERE image_digest = ?) AS newest
+         WHERE n <= ${CANDIDATES_PER_ENVIRONMENT} ORDER BY created_at DESC, id LIMIT ${MAX_VSA_ROWS}`,
         [imageDigest],
       );
       if (this.db.dialect === 'sqlite' && generation === this.generation) {
@@ -91,14 +96,33 @@ export class VsaStore {
         this.rows.set(imageDigest, rows);
       }
     }
-    return rows.filter((r) => !bundleDigest || r.bundle_digest === bundleDigest).slice(0, MAX_VSAS_PER_IMAGE).map((r) => r.envelope);
+    return rows.filter((r) => !bundleDigest || r.bundle_digest === bundleDigest);
   }
 
-  /** Environments where this exact bundle has a VSA that verifies now; fail closed without trust. */
+  /**
+   * Environments where this exact bundle has a VSA that verifies now, and the envelopes to carry
+   * to a host: per environment the newest that verifies (or, when none does here, the newest: the
+   * host judges with its own trust store), at most MAX_VSAS_PER_IMAGE. Fail closed without trust.
+   */
   async verifiedIn(trust: TrustMaterial | undefined, imageDigest: string, bundleDigest: string): Promise<{ environments: string[]; envelopes: string[] }> {
     if (!trust) return { environments: [], envelopes: [] };
-    const envelopes = await this.envelopes(imageDigest, bundleDigest);
-    const { environments } = verifiedEnvironments(envelopes.map((e) => Buffer.from(e, 'utf8')), { store: trust.store, imageDigest, bundleDigest });
-    return { environments, envelopes };
+    const byEnvironment = new Map<string, CandidateRow[]>();
+    for (const r of await this.candidates(imageDigest, bundleDigest)) byEnvironment.set(r.environment, [...(byEnvironment.get(r.environment) ?? []), r]);
+    const environments = new Set<string>();
+    const envelopes: string[] = [];
+    // Rows come newest first, so do the environments (a Map keeps the order of their newest row).
+    // Judged on what a host is carried, no more: the server must not allow what the host then refuses.
+    for (const rows of [...byEnvironment.values()].slice(0, MAX_VSAS_PER_IMAGE)) {
+      const good = rows.find((r) => {
+        try {
+          environments.add(verifyDeployVsa(Buffer.from(r.envelope, 'utf8'), { store: trust.store, imageDigest, bundleDigest }).environment);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      envelopes.push((good ?? rows[0]).envelope);
+    }
+    return { environments: [...environments].sort(), envelopes };
   }
 }

@@ -1,9 +1,9 @@
 /**
- * The deploy VSAs a decision considers and a host is sent (server/promotion/vsa-store.ts): the
- * newest of each environment, on SQLite and on PostgreSQL. Every successful deploy signs one; the
- * newest 8 of all were, after 8 redeploys to production, all production: the staging VSA that
- * `requireVerifiedIn: [staging]` needs had dropped out and the bundle could no longer be deployed
- * to production.
+ * The deploy VSAs a decision counts and a host is carried (server/promotion/vsa-store.ts), on
+ * SQLite and on PostgreSQL: per environment the newest that verifies, for at most 8 environments.
+ * Every successful deploy signs one; the newest 8 of all were, after 8 redeploys to production,
+ * all production: the staging VSA that `requireVerifiedIn: [staging]` needs had dropped out and the
+ * bundle could no longer be deployed to production.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync } from 'node:fs';
@@ -12,11 +12,18 @@ import { join } from 'node:path';
 import { openDb, type Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
 import { MAX_VSAS_PER_IMAGE, VsaStore } from '../../server/promotion/vsa-store.js';
+import { signDeployVsa } from '../../src/attest/vsa.js';
+import type { TrustMaterial } from '../../src/verify/report.js';
+import { makeKey, makeStore, type TestKey } from '../verify/fixtures.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 
 const image = `sha256:${'a'.repeat(64)}`;
 const bundle = `sha256:${'b'.repeat(64)}`;
 const other = `sha256:${'c'.repeat(64)}`;
+const deployer = makeKey();
+/** A deployer key rotated in on the server before the trust store lists it. */
+const unlisted = makeKey();
+const trust = { store: makeStore({ signers: [{ key: deployer, role: 'deployers' }], logs: [] }) } as unknown as TrustMaterial;
 const tick = () => new Promise((r) => setTimeout(r, 3));
 
 describe.each(['sqlite', 'postgres'])('deploy VSAs per environment on %s', (dialect) => {
@@ -36,26 +43,37 @@ describe.each(['sqlite', 'postgres'])('deploy VSAs per environment on %s', (dial
     await pg?.stop();
   });
 
-  it('keeps the newest VSA of each environment however often another was redeployed, newest first, bounded', async () => {
+  it('counts and carries the newest VSA of each environment that verifies, however often another was redeployed', async () => {
     const store = new VsaStore(db);
     let n = 0;
-    const record = async (environment: string, bundleDigest = bundle) => {
+    const record = async (environment: string, key: TestKey = deployer, bundleDigest = bundle) => {
       await tick();
       const id = `d-${dialect}-${n++}`;
-      await store.record({ deployment_id: id, environment, app: 'web', image_digest: image, bundle_digest: bundleDigest, envelope: `${environment}-${id}` });
-      return `${environment}-${id}`;
+      const envelope = signDeployVsa({ verifierId: 'https://deploy.example', environment, imageDigest: image, bundleDigest, reference: `registry.example/acme/web@${image}`, time: new Date(), deploymentId: id }, key.privateKey).toString('utf8');
+      await store.record({ deployment_id: id, environment, app: 'web', image_digest: image, bundle_digest: bundleDigest, envelope });
+      return envelope;
     };
     const staging = await record('staging');
     let production = '';
     for (let i = 0; i < MAX_VSAS_PER_IMAGE + 4; i++) production = await record('production');
     // Another bundle of the same image, deployed to qa since: not this bundle's.
-    await record('qa', other);
-    expect(await store.envelopes(image, bundle)).toEqual([production, staging]);
-    expect(await store.envelopes(image, other)).toHaveLength(1);
+    await record('qa', deployer, other);
+    expect(await store.verifiedIn(trust, image, bundle)).toEqual({ environments: ['production', 'staging'], envelopes: [production, staging] });
 
-    // More environments than a host is sent: the newest 8 environments.
+    // The newest production VSA is signed by a key the trust store does not list: the one before
+    // still counts, and is the one carried. An environment with none that verifies counts for
+    // nothing here, and its newest is carried for the host's own trust store to judge.
+    await record('production', unlisted);
+    const canary = await record('canary', unlisted);
+    expect(await store.verifiedIn(trust, image, bundle)).toEqual({ environments: ['production', 'staging'], envelopes: [canary, production, staging] });
+
+    // More environments than a host is carried: the 8 with the newest VSAs, and only those count.
     const envs: string[] = [];
-    for (let i = 0; i < MAX_VSAS_PER_IMAGE + 2; i++) envs.unshift(await record(`e${i}`));
-    expect(await store.envelopes(image, bundle)).toEqual(envs.slice(0, MAX_VSAS_PER_IMAGE));
+    for (let i = 0; i < MAX_VSAS_PER_IMAGE; i++) envs.unshift(await record(`e${i}`));
+    const v = await store.verifiedIn(trust, image, bundle);
+    expect(v.envelopes).toEqual(envs);
+    expect(v.environments).toEqual(Array.from({ length: MAX_VSAS_PER_IMAGE }, (_x, i) => `e${i}`).sort());
+    // Without trust material: nothing counts, nothing is carried.
+    expect(await store.verifiedIn(undefined, image, bundle)).toEqual({ environments: [], envelopes: [] });
   }, 60_000);
 });
