@@ -21,8 +21,10 @@ import type { Db } from '../store/db.js';
 export const MAX_VSAS_PER_IMAGE = 8;
 /** The newest VSAs of one bundle and environment read as candidates. */
 const CANDIDATES_PER_ENVIRONMENT = 4;
-/** Candidate rows of one image read at once (all its bundles and environments). */
+/** Candidate rows of one bundle read at once (64 environments' worth). */
 const MAX_VSA_ROWS = 256;
+/** Verifications one decision may spend looking for environments whose VSAs verify. */
+const MAX_VERIFICATIONS = 64;
 
 export interface VsaRow {
   deployment_id: string;
@@ -35,7 +37,7 @@ export interface VsaRow {
   created_at: number;
 }
 
-type CandidateRow = { envelope: string; bundle_digest: string | null; environment: string };
+type CandidateRow = { envelope: string; environment: string };
 
 export class VsaStore {
   /**
@@ -79,24 +81,30 @@ export class VsaStore {
     await this.db.run('UPDATE vsas SET published = ? WHERE deployment_id = ?', [where.slice(0, 500), deploymentId]);
   }
 
-  /** Envelopes naming this image (and .ctp): the newest few of each environment, newest first, bounded. */
-  async candidates(imageDigest: string, bundleDigest?: string): Promise<CandidateRow[]> {
-    let rows = this.rows.get(imageDigest);
+  /**
+   * VSAs naming this image and .ctp: the newest few of each environment, newest first, bounded.
+   * Read per bundle, not per image: the newest rows of an image are mostly other bundles' when
+   * many apps share it (13 apps in 5 environments pushed a bundle's staging VSA out of the 256).
+   */
+  async candidates(imageDigest: string, bundleDigest: string): Promise<CandidateRow[]> {
+    const key = `${imageDigest} ${bundleDigest}`;
+    let rows = this.rows.get(key);
     if (!rows) {
       const generation = this.generation;
-      // A window function (SQLite ≥ 3.25 and PostgreSQL alike): the newest few per bundle and environment.
+      // A window function (SQLite ≥ 3.25 and PostgreSQL alike) over the index vsas_bundle_newest;
+      // the envelopes (~1.5 KB each) are joined to the few rows kept, not sorted with all of them.
       rows = await this.db.query<CandidateRow>(
-        `SELECT envelope, bundle_digest, environment FROM (SELECT envelope, bundle_digest, environment, created_at, id,
-           ROW_NUMBER() OVER (PARTITION BY bundle_digest, environment ORDER BY created_at DESC, id) AS n FROM vsas WHERE image_digest = ?) AS newest
-         WHERE n <= ${CANDIDATES_PER_ENVIRONMENT} ORDER BY created_at DESC, id LIMIT ${MAX_VSA_ROWS}`,
-        [imageDigest],
+        `SELECT v.envelope, v.environment FROM (SELECT id, created_at, ROW_NUMBER() OVER (PARTITION BY environment ORDER BY created_at DESC, id) AS n
+           FROM vsas WHERE image_digest = ? AND bundle_digest = ?) AS newest JOIN vsas v ON v.id = newest.id
+         WHERE newest.n <= ${CANDIDATES_PER_ENVIRONMENT} ORDER BY newest.created_at DESC, newest.id LIMIT ${MAX_VSA_ROWS}`,
+        [imageDigest, bundleDigest],
       );
       if (this.db.dialect === 'sqlite' && generation === this.generation) {
         if (this.rows.size >= 1024) this.rows.clear();
-        this.rows.set(imageDigest, rows);
+        this.rows.set(key, rows);
       }
     }
-    return rows.filter((r) => !bundleDigest || r.bundle_digest === bundleDigest);
+    return rows;
   }
 
   /**
@@ -109,11 +117,16 @@ export class VsaStore {
     const byEnvironment = new Map<string, CandidateRow[]>();
     for (const r of await this.candidates(imageDigest, bundleDigest)) byEnvironment.set(r.environment, [...(byEnvironment.get(r.environment) ?? []), r]);
     const environments = new Set<string>();
-    const envelopes: string[] = [];
-    // Rows come newest first, so do the environments (a Map keeps the order of their newest row).
-    // Judged on what a host is carried, no more: the server must not allow what the host then refuses.
-    for (const rows of [...byEnvironment.values()].slice(0, MAX_VSAS_PER_IMAGE)) {
+    const verified: string[] = [];
+    const unverified: string[] = [];
+    let budget = MAX_VERIFICATIONS;
+    // Environments in the order of their newest VSA (a Map keeps insertion order; rows come newest
+    // first). Those with a VSA that verifies here take the host's 8 places first: an environment
+    // whose VSAs this server cannot verify must not push out one it can.
+    for (const rows of byEnvironment.values()) {
+      if (verified.length === MAX_VSAS_PER_IMAGE) break;
       const good = rows.find((r) => {
+        if (budget-- <= 0) return false;
         try {
           environments.add(verifyDeployVsa(Buffer.from(r.envelope, 'utf8'), { store: trust.store, imageDigest, bundleDigest }).environment);
           return true;
@@ -121,8 +134,11 @@ export class VsaStore {
           return false;
         }
       });
-      envelopes.push((good ?? rows[0]).envelope);
+      if (good) verified.push(good.envelope);
+      // None verifies here: its newest, for the host's own trust store to judge, if a place is left.
+      else unverified.push(rows[0].envelope);
     }
+    const envelopes = [...verified, ...unverified].slice(0, MAX_VSAS_PER_IMAGE);
     return { environments: [...environments].sort(), envelopes };
   }
 }

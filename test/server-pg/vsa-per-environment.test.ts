@@ -62,10 +62,11 @@ describe.each(['sqlite', 'postgres'])('deploy VSAs per environment on %s', (dial
 
     // The newest production VSA is signed by a key the trust store does not list: the one before
     // still counts, and is the one carried. An environment with none that verifies counts for
-    // nothing here, and its newest is carried for the host's own trust store to judge.
+    // nothing here, and its newest is carried (after those that verify) for the host's own trust
+    // store to judge.
     await record('production', unlisted);
     const canary = await record('canary', unlisted);
-    expect(await store.verifiedIn(trust, image, bundle)).toEqual({ environments: ['production', 'staging'], envelopes: [canary, production, staging] });
+    expect(await store.verifiedIn(trust, image, bundle)).toEqual({ environments: ['production', 'staging'], envelopes: [production, staging, canary] });
 
     // More environments than a host is carried: the 8 with the newest VSAs, and only those count.
     const envs: string[] = [];
@@ -73,7 +74,35 @@ describe.each(['sqlite', 'postgres'])('deploy VSAs per environment on %s', (dial
     const v = await store.verifiedIn(trust, image, bundle);
     expect(v.envelopes).toEqual(envs);
     expect(v.environments).toEqual(Array.from({ length: MAX_VSAS_PER_IMAGE }, (_x, i) => `e${i}`).sort());
+    // Environments whose VSAs do not verify here, newer than all of those: they do not push out
+    // one that verifies (they take the places left, newest first).
+    for (let i = 0; i < MAX_VSAS_PER_IMAGE; i++) await record(`u${i}`, unlisted);
+    expect((await store.verifiedIn(trust, image, bundle)).environments).toEqual(v.environments);
     // Without trust material: nothing counts, nothing is carried.
     expect(await store.verifiedIn(undefined, image, bundle)).toEqual({ environments: [], envelopes: [] });
+  }, 60_000);
+
+  it('a bundle\'s VSAs are not pushed out by any number of other bundles\' and environments\' newer ones', async () => {
+    const store = new VsaStore(db);
+    const img = `sha256:${'e'.repeat(64)}`;
+    const sign = (environment: string, bundleDigest: string) => signDeployVsa({ verifierId: 'https://deploy.example', environment, imageDigest: img, bundleDigest, reference: `registry.example/acme/web@${img}`, time: new Date(), deploymentId: 'x' }, deployer.privateKey).toString('utf8');
+    let at = Date.now() - 1_000_000;
+    let k = 0;
+    const put = async (environment: string, bundleDigest: string, envelope: string, count: number) => {
+      await db.tx(async (t) => {
+        for (let i = 0; i < count; i++) {
+          await t.run('INSERT INTO vsas (id, deployment_id, environment, app, image_digest, bundle_digest, envelope, published, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)', [`id-${dialect}-${k}`, `dep-${dialect}-${k++}`, environment, 'web', img, bundleDigest, envelope, at++]);
+        }
+      });
+    };
+    const staging = sign('staging', bundle);
+    await put('staging', bundle, staging, 1);
+    // This bundle redeployed to production 300 times; another bundle of the image (another app)
+    // deployed 300 times to production and to 70 other environments, all since.
+    const production = sign('production', bundle);
+    await put('production', bundle, production, 300);
+    await put('production', other, sign('production', other), 300);
+    for (let i = 0; i < 70; i++) await put(`x${i}`, other, sign(`x${i}`, other), 1);
+    expect(await store.verifiedIn(trust, img, bundle)).toEqual({ environments: ['production', 'staging'], envelopes: [production, staging] });
   }, 60_000);
 });
