@@ -19,6 +19,7 @@ import { keepAlive } from '../../src/protocol/keepalive.js';
 import { StatusBudget } from './status-budget.js';
 import { errorCode } from '../../src/protocol/error-code.js';
 import { HOSTS_REMOVED_CHANNEL } from '../hosts/removal.js';
+import { GENERATION_JOIN, GENERATION_OF, liftGeneration, raiseGenerations } from '../hosts/generations.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -212,7 +213,7 @@ export class HostHub {
       ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
       return pending.refuse();
     }
-    const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
+    const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>(`SELECT h.public_key, ${GENERATION_OF} AS generation FROM hosts h ${GENERATION_JOIN} WHERE h.id = ?`, [hostId]);
     if (!row) {
       // Its place is given back at once: it would have held it until its deadline, waiting for
       // an answer to the close that a client flooding unknown ids never sends.
@@ -270,10 +271,12 @@ export class HostHub {
           // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
           // A host that accepted a higher generation than this database knows (a restore, a failover)
           // lifts it, so that the next assignment is not refused as stale.
-          const hostGen = hello.generation > 0 ? hello.generation : 0;
-          const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ?, generation = CASE WHEN generation < ? THEN ? ELSE generation END WHERE id = ?', [
-            JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostGen, hostGen, hostId,
-          ]);
+          const hostGen = hello.generation;
+          const seen = await this.ctx.db.tx(async (t) => {
+            const r = await t.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostId]);
+            await liftGeneration(t, hostId, hostGen);
+            return r;
+          });
           // Removed while it was shaking hands (its row read before the removal): no channel. A
           // removal committed after this write finds the channel through sweepRemoved.
           if (seen.changes !== 1) return this.removed(hostId);
@@ -544,7 +547,7 @@ export class HostHub {
     this.pendingAssign = [];
     const times = new Map<string, number>();
     for (const b of batch) times.set(b.hostId, (times.get(b.hostId) ?? 0) + 1);
-    // Hosts by how many assignments they got (nearly always all 1): one UPDATE per count and chunk.
+    // Hosts by how many assignments they got (nearly always all 1): one statement per count and chunk.
     const byCount = new Map<number, string[]>();
     for (const [hostId, k] of times) {
       const same = byCount.get(k);
@@ -561,8 +564,7 @@ export class HostHub {
         const out = new Map<string, number>();
         for (const [k, hosts] of byCount) {
           for (const chunk of chunks(hosts)) {
-            const rows = await t.query<{ id: string; generation: number }>(`UPDATE hosts SET generation = generation + ? WHERE id IN (${chunk.map(() => '?').join(', ')}) RETURNING id, generation`, [k, ...chunk]);
-            for (const r of rows) out.set(r.id, Number(r.generation));
+            for (const [id, g] of await raiseGenerations(t, chunk, k)) out.set(id, g);
           }
         }
         // A host removed just before (its row gone): what was just recorded for it goes too.
