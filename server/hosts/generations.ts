@@ -1,4 +1,5 @@
 import type { Db } from '../store/db.js';
+import { chunks } from '../store/chunks.js';
 
 /**
  * Each host's assignment generation, in `host_generations` (one narrow row a host) rather than in
@@ -8,8 +9,9 @@ import type { Db } from '../store/db.js';
  *
  * A host without a row is at generation 0 (what `hosts.generation` defaulted to). Rows are written
  * only for a host whose `hosts` row exists, in the same statement (a removed host gets none), and
- * go with it: host removal deletes its row in its transaction, and the foreign key cascades any
- * other delete of the host. `hosts.generation` is no longer read or written (see the migration).
+ * go with it: the foreign key cascades the delete of the host (removal, or any other). This version
+ * no longer writes `hosts.generation`; it reads it only to seed a host's first row (see the
+ * migration: a replica of the previous version may still raise it during a rolling upgrade).
  */
 
 /** The generation a host's next hello and welcome start from (0 for a host never assigned). */
@@ -17,49 +19,72 @@ export const GENERATION_JOIN = 'LEFT JOIN host_generations g ON g.host_id = h.id
 export const GENERATION_OF = 'COALESCE(g.generation, 0)';
 
 /**
- * Raises by `k` the generation of each of `hostIds` that is still enrolled, atomically per row
- * (run it in the caller's transaction), and answers each one's new value. Hosts absent from the
- * answer are not enrolled (removed).
+ * Raises the generation of each host of `times` that is still enrolled by its count there (the
+ * assignments it got in the batch), atomically per row (run it in the caller's transaction, through
+ * txRetrying), and answers each one's new value. Hosts absent from the answer are not enrolled
+ * (removed).
+ *
+ * Two such transactions (two batches, two replicas) raising overlapping hosts each lock their rows
+ * as they go: in scan order they deadlocked, and PostgreSQL aborted one (40P01). On PostgreSQL the
+ * rows are locked first, in host id order across the whole batch, so that each waits for the
+ * other instead; a first raise of two hosts at once still may (rows inserted by both, rare), and
+ * txRetrying runs it again.
  */
-export async function raiseGenerations(t: Db, hostIds: string[], k: number): Promise<Map<string, number>> {
-  const list = hostIds.map(() => '?').join(', ');
-  // Hosts assigned before (every host of a redeploy): a plain UPDATE, the cheapest on both stores
-  // (an upsert cost ~1.2 ms more per 200 hosts on PostgreSQL). A row here means a `hosts` row: the
-  // foreign key deletes it with the host.
-  const rows = await t.query<{ host_id: string; generation: number }>(
-    `UPDATE host_generations SET generation = generation + ? WHERE host_id IN (${list}) RETURNING host_id, generation`, [k, ...hostIds],
-  );
-  const out = new Map(rows.map((r) => [r.host_id, Number(r.generation)]));
-  const first = [...new Set(hostIds)].filter((id) => !out.has(id));
-  if (first.length === 0) return out;
-  // Padded to a power of two (as the caller's chunks): a few statement texts, each compiled once.
-  for (let size = 1; ; size *= 2) if (size >= first.length) { while (first.length < size) first.push(first[0]); break; }
-  // Never assigned yet (or removed: no `hosts` row, so nothing written). The upsert, not a plain
-  // INSERT, for a row another replica made meanwhile; the WHERE keeps SQLite from reading the ON
-  // CONFLICT as a join's ON (its documented ambiguity).
-  const made = await t.query<{ host_id: string; generation: number }>(
-    `INSERT INTO host_generations (host_id, generation) SELECT id, ? FROM hosts WHERE id IN (${first.map(() => '?').join(', ')})
-     ON CONFLICT (host_id) DO UPDATE SET generation = host_generations.generation + excluded.generation RETURNING host_id, generation`,
-    [k, ...first],
-  );
-  for (const r of made) out.set(r.host_id, Number(r.generation));
+export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+  const sorted = [...times.keys()].sort();
+  if (t.dialect === 'postgres') {
+    for (const chunk of chunks(sorted)) {
+      await t.query(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id FOR UPDATE`, chunk);
+    }
+  }
+  // Hosts by how many assignments they got (nearly always all 1): one statement per count and chunk.
+  const byCount = new Map<number, string[]>();
+  for (const hostId of sorted) {
+    const k = times.get(hostId)!;
+    const same = byCount.get(k);
+    if (same) same.push(hostId);
+    else byCount.set(k, [hostId]);
+  }
+  const out = new Map<string, number>();
+  for (const [k, hosts] of byCount) {
+    // Hosts assigned before (every host of a redeploy): a plain UPDATE, the cheapest on both stores
+    // (an upsert cost ~1.2 ms more per 200 hosts on PostgreSQL). A row here means a `hosts` row:
+    // the foreign key deletes it with the host.
+    for (const chunk of chunks(hosts)) {
+      const rows = await t.query<{ host_id: string; generation: number }>(
+        `UPDATE host_generations SET generation = generation + ? WHERE host_id IN (${chunk.map(() => '?').join(', ')}) RETURNING host_id, generation`, [k, ...chunk],
+      );
+      for (const r of rows) out.set(r.host_id, Number(r.generation));
+    }
+    const first = hosts.filter((id) => !out.has(id));
+    // Never raised here yet (or removed: no `hosts` row, so nothing written). Seeded from
+    // `hosts.generation`: a replica of the previous version may still have raised it after the
+    // migration copied it. The upsert, not a plain INSERT, for a row another replica made
+    // meanwhile; the WHERE keeps SQLite from reading the ON CONFLICT as a join's ON (its documented
+    // ambiguity); in id order, as the locks above.
+    for (const chunk of chunks(first)) {
+      const made = await t.query<{ host_id: string; generation: number }>(
+        `INSERT INTO host_generations (host_id, generation) SELECT id, generation + ? FROM hosts WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id
+         ON CONFLICT (host_id) DO UPDATE SET generation = host_generations.generation + ? RETURNING host_id, generation`,
+        [k, ...chunk, k],
+      );
+      for (const r of made) out.set(r.host_id, Number(r.generation));
+    }
+  }
   return out;
 }
 
 /**
  * Lifts a host's generation to `generation` if it is below (a host that accepted more than this
- * database knows: a restore, a failover), never lowers it; nothing for a host not enrolled.
+ * database knows: a restore, a failover, a replica of the previous version that raised
+ * `hosts.generation`), never lowers it; nothing for a host not enrolled. A host without a row
+ * starts from the higher of the two and `hosts.generation`.
  */
 export async function liftGeneration(t: Db, hostId: string, generation: number): Promise<void> {
   if (!(generation > 0)) return;
   await t.run(
-    `INSERT INTO host_generations (host_id, generation) SELECT id, ? FROM hosts WHERE id = ?
-     ON CONFLICT (host_id) DO UPDATE SET generation = excluded.generation WHERE host_generations.generation < excluded.generation`,
-    [generation, hostId],
+    `INSERT INTO host_generations (host_id, generation) SELECT id, CASE WHEN generation > ? THEN generation ELSE ? END FROM hosts WHERE id = ?
+     ON CONFLICT (host_id) DO UPDATE SET generation = ? WHERE host_generations.generation < ?`,
+    [generation, generation, hostId, generation, generation],
   );
-}
-
-/** Forgets a host's generation (host removal, in its transaction). */
-export async function dropGeneration(t: Db, hostId: string): Promise<void> {
-  await t.run('DELETE FROM host_generations WHERE host_id = ?', [hostId]);
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { actor } from '../audit.js';
-import { dropGeneration } from './generations.js';
 
 /**
  * Channel every replica's hub listens on (server/channel/hub.ts): a host was removed, so whichever
@@ -56,8 +55,7 @@ export async function removeHost(db: Db, ref: string, by: ReturnType<typeof acto
     // Only the transaction that deletes the row records the removal (two admins at once: one record).
     const deleted = await t.run('DELETE FROM hosts WHERE id = ?', [h.id]);
     if (deleted.changes !== 1) return { outcome: 'gone' as const, id: h.id, name: h.name };
-    // Its generation goes with it (the foreign key cascades too; said here, not left to a pragma).
-    await dropGeneration(t, h.id);
+    // Its generation (host_generations) goes with the row: the foreign key cascades.
     await t.run('INSERT INTO hosts_removed (id, name, public_key, labels, enrolled_at, removed_at, removed_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING', [
       h.id, h.name, h.public_key, h.labels, Number(h.enrolled_at), now, by ? JSON.stringify(by) : null,
     ]);

@@ -33,7 +33,7 @@ async function previousVersionDatabase(db: Db, hosts: [string, number][]): Promi
   }
 }
 
-const raise = (db: Db, ids: string[], k = 1) => db.tx((t) => raiseGenerations(t, ids, k));
+const raise = (db: Db, ids: string[], k = 1) => db.tx((t) => raiseGenerations(t, new Map(ids.map((id) => [id, k]))));
 const listed = async (db: Db) => Object.fromEntries((await db.query<{ id: string; generation: number }>(
   'SELECT h.id, COALESCE(g.generation, 0) AS generation FROM hosts h LEFT JOIN host_generations g ON g.host_id = h.id ORDER BY h.id',
 )).map((r) => [r.id, Number(r.generation)]));
@@ -50,6 +50,14 @@ export async function checkGenerationUpgrade(db: Db): Promise<void> {
   expect(Object.fromEntries(await raise(db, ['a', 'b', 'c', 'd']))).toEqual({ a: 1, b: 2, c: 42, d: 2 ** 40 + 1 });
   // Twice in one batch (k = 2): the last of the two.
   expect(Object.fromEntries(await raise(db, ['c'], 2))).toEqual({ c: 44 });
+
+  // A replica of the previous version, still running (a rolling upgrade), enrols hosts and raises
+  // `hosts.generation` for them: their first raise here (or a hello's lift) goes on from there.
+  for (const id of ['f', 'g']) await db.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [id, `name-${id}`, 'key', '{}', '{}', 0]);
+  await db.run("UPDATE hosts SET generation = generation + 5 WHERE id IN ('f', 'g')");
+  expect(Object.fromEntries(await raise(db, ['f']))).toEqual({ f: 6 });
+  await db.tx((t) => liftGeneration(t, 'g', 3));
+  expect(Object.fromEntries(await raise(db, ['g']))).toEqual({ g: 6 });
 
   // A hello reporting more (a restore) lifts it; reporting less or 0 leaves it.
   await db.tx((t) => liftGeneration(t, 'b', 100));
