@@ -20,6 +20,10 @@ describe('host generations raised concurrently on PostgreSQL', () => {
     a = await openDb({ databaseUrl: pg.url });
     b = await openDb({ databaseUrl: pg.url });
     await migrate(a);
+    // A deadlock is found after deadlock_timeout (1 s by default): 50 ms, so that without the lock
+    // order this fails in seconds, not by the test's timeout. Its own cluster: nobody else's setting.
+    await a.run("ALTER SYSTEM SET deadlock_timeout = '50ms'");
+    await a.query('SELECT pg_reload_conf()');
   }, 60_000);
   afterAll(async () => {
     await a?.close();
@@ -64,4 +68,26 @@ describe('host generations raised concurrently on PostgreSQL', () => {
       expect([...first, ...gs].sort((x, y) => x - y)).toEqual(Array.from({ length: raises.get(id)! }, (_, i) => i + 1));
     }
   }, 60_000);
+
+  it('runs again a transaction PostgreSQL aborted as a deadlock, once it lost', async () => {
+    for (const id of ['x', 'y']) await a.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [id, `n${id}`, 'k', '{}', '{}', 0]);
+    await a.tx((t) => raiseGenerations(t, new Map([['x', 1], ['y', 1]])));
+    // Two transactions each holding one row and then wanting the other's: a deadlock for certain.
+    let bothHold!: () => void;
+    const held = new Promise<void>((r) => (bothHold = r));
+    let holding = 0;
+    let attempts = 0;
+    const crossed = (db: Db, mine: string, theirs: string) => txRetrying(db, async (t) => {
+      attempts++;
+      await t.run('UPDATE host_generations SET generation = generation + 1 WHERE host_id = ?', [mine]);
+      if (++holding === 2) bothHold();
+      await held;
+      await t.run('UPDATE host_generations SET generation = generation + 1 WHERE host_id = ?', [theirs]);
+    });
+    await Promise.all([crossed(a, 'x', 'y'), crossed(b, 'y', 'x')]);
+    // One of them was aborted and run again (the second time alone): both written, once each.
+    expect(attempts).toBe(3);
+    const rows = await a.query<{ host_id: string; generation: string }>("SELECT host_id, generation FROM host_generations WHERE host_id IN ('x', 'y') ORDER BY host_id");
+    expect(rows.map((r) => [r.host_id, Number(r.generation)])).toEqual([['x', 3], ['y', 3]]);
+  }, 30_000);
 });
