@@ -95,7 +95,9 @@ interface Waiter {
 /**
  * The server end of the host channel: a WebSocket per host, every message signed (envelope.ts),
  * the host authenticated by the key it enrolled with. Assignments carry a generation taken from
- * the database so that it only ever increases, across restarts and replicas.
+ * the database so that it only ever increases, across restarts and replicas of this version; one a
+ * host accepted elsewhere (a restored database, a replica of the previous version) is lifted to at
+ * its hello, before the channel can be assigned to (docs/host-protocol.md).
  */
 
 /** A live channel's `last_seen` is written at most this often (readers judge freshness over 90 s). */

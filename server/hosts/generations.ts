@@ -7,16 +7,16 @@ import { chunks } from '../store/chunks.js';
  * assignment, most of the generations' transaction in a fleet-wide deploy (#14 target 8,
  * docs/performance.md "Round eight: the fleet — generation table").
  *
- * A host without a row is at generation 0 (what `hosts.generation` defaulted to). Rows are written
+ * A host without a row is at its `hosts.generation` (0 for a host enrolled since, never assigned). Rows are written
  * only for a host whose `hosts` row exists, in the same statement (a removed host gets none), and
  * go with it: the foreign key cascades the delete of the host (removal, or any other). This version
  * no longer writes `hosts.generation`; it reads it only to seed a host's first row (see the
  * migration: a replica of the previous version may still raise it during a rolling upgrade).
  */
 
-/** The generation a host's next hello and welcome start from (0 for a host never assigned). */
+/** A host's generation (`hosts` as `h`), as its first raise goes on from it (see raiseGenerations). */
 export const GENERATION_JOIN = 'LEFT JOIN host_generations g ON g.host_id = h.id';
-export const GENERATION_OF = 'COALESCE(g.generation, 0)';
+export const GENERATION_OF = 'COALESCE(g.generation, h.generation)';
 
 /**
  * Raises the generation of each host of `times` that is still enrolled by its count there (the
