@@ -32,11 +32,6 @@ export const GENERATION_OF = 'COALESCE(g.generation, h.generation)';
  */
 export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>): Promise<Map<string, number>> {
   const sorted = [...times.keys()].sort();
-  if (t.dialect === 'postgres') {
-    for (const chunk of chunks(sorted)) {
-      await t.query(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id FOR UPDATE`, chunk);
-    }
-  }
   // Hosts by how many assignments they got (nearly always all 1): one statement per count and chunk.
   const byCount = new Map<number, string[]>();
   for (const hostId of sorted) {
@@ -45,15 +40,27 @@ export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>
     if (same) same.push(hostId);
     else byCount.set(k, [hostId]);
   }
+  // One count (the usual batch): each chunk's UPDATE locks its rows itself, in id order (below);
+  // else they are all locked first, the counts' statements then taking hosts out of order.
+  const lockInUpdate = t.dialect === 'postgres' && byCount.size === 1;
+  if (t.dialect === 'postgres' && !lockInUpdate) {
+    for (const chunk of chunks(sorted)) {
+      await t.query(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id FOR UPDATE`, chunk);
+    }
+  }
   const out = new Map<string, number>();
   for (const [k, hosts] of byCount) {
     // Hosts assigned before (every host of a redeploy): a plain UPDATE, the cheapest on both stores
     // (an upsert cost ~1.2 ms more per 200 hosts on PostgreSQL). A row here means a `hosts` row:
     // the foreign key deletes it with the host.
     for (const chunk of chunks(hosts)) {
-      const rows = await t.query<{ host_id: string; generation: number }>(
-        `UPDATE host_generations SET generation = generation + ? WHERE host_id IN (${chunk.map(() => '?').join(', ')}) RETURNING host_id, generation`, [k, ...chunk],
-      );
+      const list = chunk.map(() => '?').join(', ');
+      // The lock order in the statement (a second one cost ~1 ms a 200-host batch on PostgreSQL).
+      const rows = await t.query<{ host_id: string; generation: number }>(lockInUpdate
+        ? `WITH locked AS (SELECT host_id FROM host_generations WHERE host_id IN (${list}) ORDER BY host_id FOR UPDATE)
+           UPDATE host_generations g SET generation = g.generation + ? FROM locked WHERE g.host_id = locked.host_id RETURNING g.host_id, g.generation`
+        : `UPDATE host_generations SET generation = generation + ? WHERE host_id IN (${list}) RETURNING host_id, generation`,
+      lockInUpdate ? [...chunk, k] : [k, ...chunk]);
       for (const r of rows) out.set(r.host_id, Number(r.generation));
     }
     const first = hosts.filter((id) => !out.has(id));
