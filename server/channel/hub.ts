@@ -20,6 +20,9 @@ import { StatusBudget } from './status-budget.js';
 import { errorCode } from '../../src/protocol/error-code.js';
 import { HOSTS_REMOVED_CHANNEL } from '../hosts/removal.js';
 import { nonceFrom, REFUSAL_NONCE_HEADER, refusalFrame } from '../../src/protocol/refusal.js';
+import { GENERATION_JOIN, GENERATION_OF, liftGeneration, raiseGenerations } from '../hosts/generations.js';
+import { chunks } from '../store/chunks.js';
+import { txRetrying } from '../store/retry.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -93,25 +96,10 @@ interface Waiter {
 /**
  * The server end of the host channel: a WebSocket per host, every message signed (envelope.ts),
  * the host authenticated by the key it enrolled with. Assignments carry a generation taken from
- * the database so that it only ever increases, across restarts and replicas.
+ * the database so that it only ever increases, across restarts and replicas of this version; one a
+ * host accepted elsewhere (a restored database, a replica of the previous version) is lifted to at
+ * its hello, before the channel can be assigned to (docs/host-protocol.md).
  */
-/**
- * Statements of a batch name at most this many rows, padded to a power of two by repeating the
- * last (harmless in `IN (…)` and under ON CONFLICT DO NOTHING): a handful of statement texts, each
- * compiled once (server/store/sqlite.ts), whatever the size of the fleet.
- */
-const CHUNK = 128;
-function chunks<T>(items: T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) {
-    const c = items.slice(i, i + CHUNK);
-    let size = 1;
-    while (size < c.length) size *= 2;
-    while (c.length < size) c.push(c[c.length - 1]);
-    out.push(c);
-  }
-  return out;
-}
 
 /** A live channel's `last_seen` is written at most this often (readers judge freshness over 90 s). */
 const LAST_SEEN_EVERY_MS = 10_000;
@@ -158,6 +146,8 @@ export class HostHub {
   private pendingRows = new Map<string, { containers?: string; waiting: { resolve: () => void; reject: (e: Error) => void }[] }>();
   /** Assignments waiting for their generation: written together, in one transaction (a fan-out to a fleet). */
   private pendingAssign: { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }[] = [];
+  /** The generations transaction being written, if any (see scheduleFlush); never rejects. */
+  private assignChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly ctx: ServerContext, private readonly serverKey: KeyObject) {
     this.pending = new PendingHandshakes(ctx.config.hostChannel);
@@ -216,7 +206,7 @@ export class HostHub {
       ws.close(4426, 'CHANNEL_VERSION_UNSUPPORTED');
       return pending.refuse();
     }
-    const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>('SELECT public_key, generation FROM hosts WHERE id = ?', [hostId]);
+    const [row] = await this.ctx.db.query<{ public_key: string; generation: number }>(`SELECT h.public_key, ${GENERATION_OF} AS generation FROM hosts h ${GENERATION_JOIN} WHERE h.id = ?`, [hostId]);
     if (!row) {
       // A removed host is told so, signed, when it asked with a nonce: its agent then stops for
       // good instead of retrying forever (the close code alone is not authenticated: see
@@ -263,6 +253,13 @@ export class HostHub {
           // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
           // and it must not replace the host's current one.
           if (!pending.authenticated()) return;
+          // A host that accepted a higher generation than this database knows (a restore, a
+          // failover, a replica of the previous version) lifts it, committed before the channel is
+          // registered below: an assignment can only be made through it after, so its generation
+          // is above what the hello reported (made before, it was refused as stale).
+          await liftGeneration(this.ctx.db, hostId, hello.generation);
+          // Closed meanwhile: its 'close' has run (nothing registered), so nothing to register.
+          if (ws.readyState !== ws.OPEN) return;
           conn = {
             hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate(),
             kick: (code, reason) => {
@@ -280,11 +277,8 @@ export class HostHub {
           this.inventoryWritten.delete(hostId);
           this.dropPendingInventory(hostId);
           // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
-          // A host that accepted a higher generation than this database knows (a restore, a failover)
-          // lifts it, so that the next assignment is not refused as stale.
-          const hostGen = hello.generation > 0 ? hello.generation : 0;
-          const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ?, generation = CASE WHEN generation < ? THEN ? ELSE generation END WHERE id = ?', [
-            JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostGen, hostGen, hostId,
+          const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [
+            JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostId,
           ]);
           // Removed while it was shaking hands (its row read before the removal): no channel. A
           // removal committed after this write finds the channel through sweepRemoved.
@@ -542,8 +536,17 @@ export class HostHub {
   private nextGeneration(hostId: string, bundleDigest: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.pendingAssign.push({ hostId, bundleDigest, resolve, reject });
-      if (this.pendingAssign.length === 1) setImmediate(() => void this.flushAssign());
+      if (this.pendingAssign.length === 1) setImmediate(() => void this.scheduleFlush());
     });
+  }
+
+  /**
+   * One generations transaction at a time on this replica: the next batch accumulates while one is
+   * written, and is flushed after it. Two at once raising the same hosts only waited on (or, on
+   * PostgreSQL, deadlocked with) each other.
+   */
+  private scheduleFlush(): void {
+    this.assignChain = this.assignChain.then(() => this.flushAssign());
   }
 
   /**
@@ -554,28 +557,21 @@ export class HostHub {
   private async flushAssign(): Promise<void> {
     const batch = this.pendingAssign;
     this.pendingAssign = [];
+    if (batch.length === 0) return;
     const times = new Map<string, number>();
     for (const b of batch) times.set(b.hostId, (times.get(b.hostId) ?? 0) + 1);
-    // Hosts by how many assignments they got (nearly always all 1): one UPDATE per count and chunk.
-    const byCount = new Map<number, string[]>();
-    for (const [hostId, k] of times) {
-      const same = byCount.get(k);
-      if (same) same.push(hostId);
-      else byCount.set(k, [hostId]);
-    }
-    const pairs = [...new Map(batch.map((b) => [`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]])).values()];
+    // In (host, bundle) order, as raiseGenerations locks: two replicas' inserts of the same pairs
+    // wait for each other instead of deadlocking.
+    const pairs = [...new Map(batch.map((b) => [`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]])).entries()]
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, p]) => p);
     try {
-      const raised = await this.ctx.db.tx(async (t) => {
+      // Run again if PostgreSQL aborted it in favour of another replica's (a deadlock left despite
+      // the lock order, a serialization failure): nothing of it was written.
+      const raised = await txRetrying(this.ctx.db, async (t) => {
         const now = Date.now();
+        const out = await raiseGenerations(t, times);
         for (const chunk of chunks(pairs)) {
           await t.run(`INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`, chunk.flatMap(([h, d]) => [h, d, now]));
-        }
-        const out = new Map<string, number>();
-        for (const [k, hosts] of byCount) {
-          for (const chunk of chunks(hosts)) {
-            const rows = await t.query<{ id: string; generation: number }>(`UPDATE hosts SET generation = generation + ? WHERE id IN (${chunk.map(() => '?').join(', ')}) RETURNING id, generation`, [k, ...chunk]);
-            for (const r of rows) out.set(r.id, Number(r.generation));
-          }
         }
         // A host removed just before (its row gone): what was just recorded for it goes too.
         for (const hostId of times.keys()) if (!out.has(hostId)) await t.run('DELETE FROM host_bundles WHERE host_id = ?', [hostId]);

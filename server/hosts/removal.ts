@@ -33,9 +33,10 @@ export type Removal =
 
 /**
  * Decommissions a host for good, in one transaction: its row moves to `hosts_removed` (its key no
- * longer authenticates anything: every check reads `hosts`), the bundles assigned to it are
- * forgotten, the removal is audited with who asked, and the other replicas are told
- * (HOSTS_REMOVED_CHANNEL). The caller then closes its channel here (HostHub.removed).
+ * longer authenticates anything: every check reads `hosts`), the bundles assigned to it and its
+ * assignment generation are forgotten (a name enrolled again is a new host id, from generation 0),
+ * the removal is audited with who asked, and the other replicas are told (HOSTS_REMOVED_CHANNEL).
+ * The caller then closes its channel here (HostHub.removed).
  */
 export async function removeHost(db: Db, ref: string, by: ReturnType<typeof actor>): Promise<Removal> {
   return db.tx(async (t) => {
@@ -54,6 +55,7 @@ export async function removeHost(db: Db, ref: string, by: ReturnType<typeof acto
     // Only the transaction that deletes the row records the removal (two admins at once: one record).
     const deleted = await t.run('DELETE FROM hosts WHERE id = ?', [h.id]);
     if (deleted.changes !== 1) return { outcome: 'gone' as const, id: h.id, name: h.name };
+    // Its generation (host_generations) goes with the row: the foreign key cascades.
     await t.run('INSERT INTO hosts_removed (id, name, public_key, labels, enrolled_at, removed_at, removed_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING', [
       h.id, h.name, h.public_key, h.labels, Number(h.enrolled_at), now, by ? JSON.stringify(by) : null,
     ]);

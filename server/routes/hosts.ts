@@ -17,6 +17,7 @@ import { actor, recordAudit } from '../audit.js';
 import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.js';
 import type { HostFacts } from '../../src/protocol/messages.js';
 import { hostRef, idShaped, removeHost } from '../hosts/removal.js';
+import { GENERATION_JOIN, GENERATION_OF } from '../hosts/generations.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -98,7 +99,7 @@ export function hostRoutes(ctx: ServerContext, hub: HostHub, serverPublicKey: st
   });
 
   r.get('/api/v1/hosts', read, async (_req, res) => {
-    const rows = await ctx.db.query<Record<string, string | number | null>>('SELECT id, name, labels, facts, containers, generation, last_seen FROM hosts ORDER BY name');
+    const rows = await ctx.db.query<Record<string, string | number | null>>(`SELECT h.id, h.name, h.labels, h.facts, h.containers, ${GENERATION_OF} AS generation, h.last_seen FROM hosts h ${GENERATION_JOIN} ORDER BY h.name`);
     res.json({
       hosts: rows.map((h) => ({
         id: h.id,

@@ -181,6 +181,17 @@ export const MIGRATIONS: string[][] = [
        enrolled_at BIGINT NOT NULL, removed_at BIGINT NOT NULL, removed_by TEXT)`,
     `CREATE INDEX hosts_removed_name ON hosts_removed (name)`,
   ],
+  [
+    // Each host's assignment generation in a narrow table of its own (server/hosts/generations.ts):
+    // raising it in `hosts` rewrote the whole row (facts, inventory) for one number, every host of
+    // every deploy. Every existing generation is copied: a host refuses an assignment whose
+    // generation is not above what it accepted. `hosts.generation` stays, no longer written (read to
+    // seed a host's first row, for a replica of the previous version may still raise it):
+    // dropping it rewrites the table on SQLite, and a replica of the previous version still reading
+    // it during a rolling upgrade would fail instead of being corrected at its host's next hello.
+    `CREATE TABLE host_generations (host_id TEXT PRIMARY KEY REFERENCES hosts (id) ON DELETE CASCADE, generation BIGINT NOT NULL)`,
+    `INSERT INTO host_generations (host_id, generation) SELECT id, generation FROM hosts`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -195,7 +195,7 @@ describe('ct host run against a deploy server', () => {
     const keepBefore = runcState(stateDir, KEEP)!;
     expect(keepBefore.status).toBe('running');
     // A server whose generation went backwards (a restored database) dispatches generations 1, 2.
-    await server.ctx.db.run('UPDATE hosts SET generation = 0 WHERE name = ?', [HOST]);
+    await server.ctx.db.run('UPDATE host_generations SET generation = 0 WHERE host_id = (SELECT id FROM hosts WHERE name = ?)', [HOST]);
     const stale = await deploy('keep');
     expect([stale.status, stale.reason]).toEqual(['failed', 'STALE_GENERATION']);
     expect(runcState(stateDir, KEEP)).toEqual(keepBefore);
@@ -205,7 +205,7 @@ describe('ct host run against a deploy server', () => {
     expect(runcList(stateDir).map((c) => c.id)).toEqual([KEEP]);
 
     // Only the generation stood in the way: above the host's last one, the same deploy runs.
-    await server.ctx.db.run('UPDATE hosts SET generation = 100 WHERE name = ?', [HOST]);
+    await server.ctx.db.run('UPDATE host_generations SET generation = 100 WHERE host_id = (SELECT id FROM hosts WHERE name = ?)', [HOST]);
     const fresh = await deploy('exits');
     expect([fresh.status, fresh.reason]).toEqual(['succeeded', null]);
     expect(runcState(stateDir, EXITS)?.status).toBe('running');

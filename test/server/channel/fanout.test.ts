@@ -27,6 +27,7 @@ interface SimHost { agent: Agent; got: Assignment[]; inventory: InventoryItem[] 
 describe('deploy fan-out over the host channel', () => {
   let server: Awaited<ReturnType<typeof testServer>>;
   let hub!: HostHub;
+  let admin = '';
   const hosts: SimHost[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'ct-fanout-'));
 
@@ -38,7 +39,7 @@ describe('deploy fan-out over the host channel', () => {
         return { routers: [hostRoutes(ctx, hub, key.publicKeyB64)], onListen: (s) => hub.attach(s), close: async () => hub.close() };
       },
     });
-    const admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
+    admin = (await createApiKey(server.ctx.db, 'admin', 'admin')).key;
     for (let i = 0; i < HOSTS; i++) {
       const res = await fetch(`${server.url}/api/v1/hosts/tokens`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{"labels":{}}' });
       const { token } = (await res.json()) as { token: string };
@@ -59,7 +60,11 @@ describe('deploy fan-out over the host channel', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const generations = async () => new Map((await server.ctx.db.query<{ id: string; generation: number }>('SELECT id, generation FROM hosts')).map((r) => [r.id, Number(r.generation)]));
+  // What an operator sees (GET /api/v1/hosts), read from where the hub keeps it.
+  const generations = async () => {
+    const res = await fetch(`${server.url}/api/v1/hosts`, { headers: { authorization: `Bearer ${admin}` } });
+    return new Map(((await res.json()) as { hosts: { id: string; generation: number }[] }).hosts.map((h) => [h.id, h.generation]));
+  };
   const base = (deploymentId: string): Omit<Assignment, 'generation'> => ({
     deploymentId, environment: 'production', app: 'web', bundle: 'registry.example/web@sha256:' + 'b'.repeat(64), bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
   });
@@ -111,6 +116,7 @@ describe('deploy fan-out over the host channel', () => {
   it('fails only the host whose row went away in the middle of a fan-out', async () => {
     const gone = hosts[HOSTS - 1];
     const [row] = await server.ctx.db.query<Record<string, unknown>>('SELECT * FROM hosts WHERE id = ?', [gone.agent.hostId]);
+    const [gen] = await server.ctx.db.query<Record<string, unknown>>('SELECT * FROM host_generations WHERE host_id = ?', [gone.agent.hostId]);
     await server.ctx.db.run('DELETE FROM host_bundles WHERE host_id = ?', [gone.agent.hostId]);
     await server.ctx.db.run('DELETE FROM hosts WHERE id = ?', [gone.agent.hostId]);
     try {
@@ -122,6 +128,9 @@ describe('deploy fan-out over the host channel', () => {
     } finally {
       const cols = Object.keys(row);
       await server.ctx.db.run(`INSERT INTO hosts (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`, cols.map((c) => row[c]));
+      // Its generation went with its row (the foreign key): put back as well, or its agent refuses the next as stale.
+      expect(await server.ctx.db.query('SELECT * FROM host_generations WHERE host_id = ?', [gone.agent.hostId])).toEqual([]);
+      await server.ctx.db.run('INSERT INTO host_generations (host_id, generation) VALUES (?, ?)', [gen.host_id, gen.generation]);
     }
   });
 

@@ -236,9 +236,10 @@ export async function handServer(stateDir: string, o: { features?: ChannelFeatur
 
 /**
  * The enrolled host by hand (an older or misbehaving agent): the real handshake and MAC frames, then
- * every message the server sends goes to `onMessage`, which can answer with `send`.
+ * every message the server sends goes to `onMessage`, which can answer with `send`; `generation`:
+ * the highest one its hello says it accepted (else its state directory's).
  */
-export async function rawHost(server: ChannelServer, onMessage: (m: ServerMessage, send: (m: HostMessage) => void) => void) {
+export async function rawHost(server: ChannelServer, onMessage: (m: ServerMessage, send: (m: HostMessage) => void) => void, o: { generation?: number } = {}) {
   const id = await loadIdentity(server.stateDir());
   const hostId = id.hostId!;
   const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/api/v1/hosts/channel?host=${hostId}`, [CHANNEL_PROTOCOL]);
@@ -248,7 +249,7 @@ export async function rawHost(server: ChannelServer, onMessage: (m: ServerMessag
   ws.on('message', (d) => {
     if (!mac) {
       hs.challenge(Buffer.from(frameText(d)));
-      const { frame, keys } = hs.hello(FACTS, id.generation);
+      const { frame, keys } = hs.hello(FACTS, o.generation ?? id.generation);
       mac = new MacChannel(keys);
       return void ws.send(frame, { binary: false });
     }

@@ -1,0 +1,97 @@
+import type { Db } from '../store/db.js';
+import { chunks } from '../store/chunks.js';
+
+/**
+ * Each host's assignment generation, in `host_generations` (one narrow row a host) rather than in
+ * its `hosts` row: raising one number rewrote the whole wide row (facts, inventory) on every
+ * assignment, most of the generations' transaction in a fleet-wide deploy (#14 target 8,
+ * docs/performance.md "Round eight: the fleet — generation table").
+ *
+ * A host without a row is at its `hosts.generation` (0 for a host enrolled since, never assigned). Rows are written
+ * only for a host whose `hosts` row exists, in the same statement (a removed host gets none), and
+ * go with it: the foreign key cascades the delete of the host (removal, or any other). This version
+ * no longer writes `hosts.generation`; it reads it only to seed a host's first row (see the
+ * migration: a replica of the previous version may still raise it during a rolling upgrade).
+ */
+
+/** A host's generation (`hosts` as `h`), as its first raise goes on from it (see raiseGenerations). */
+export const GENERATION_JOIN = 'LEFT JOIN host_generations g ON g.host_id = h.id';
+export const GENERATION_OF = 'COALESCE(g.generation, h.generation)';
+
+/**
+ * Raises the generation of each host of `times` that is still enrolled by its count there (the
+ * assignments it got in the batch), atomically per row (run it in the caller's transaction, through
+ * txRetrying), and answers each one's new value. Hosts absent from the answer are not enrolled
+ * (removed).
+ *
+ * Two such transactions (two batches, two replicas) raising overlapping hosts each lock their rows
+ * as they go: in scan order they deadlocked, and PostgreSQL aborted one (40P01). On PostgreSQL the
+ * rows are locked first, in host id order across the whole batch, so that each waits for the
+ * other instead; a first raise of two hosts at once still may (rows inserted by both, rare), and
+ * txRetrying runs it again.
+ */
+export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+  const sorted = [...times.keys()].sort();
+  // Hosts by how many assignments they got (nearly always all 1): one statement per count and chunk.
+  const byCount = new Map<number, string[]>();
+  for (const hostId of sorted) {
+    const k = times.get(hostId)!;
+    const same = byCount.get(k);
+    if (same) same.push(hostId);
+    else byCount.set(k, [hostId]);
+  }
+  // One count (the usual batch): each chunk's UPDATE locks its rows itself, in id order (below);
+  // else they are all locked first, the counts' statements then taking hosts out of order.
+  const lockInUpdate = t.dialect === 'postgres' && byCount.size === 1;
+  if (t.dialect === 'postgres' && !lockInUpdate) {
+    for (const chunk of chunks(sorted)) {
+      await t.query(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id FOR UPDATE`, chunk);
+    }
+  }
+  const out = new Map<string, number>();
+  for (const [k, hosts] of byCount) {
+    // Hosts assigned before (every host of a redeploy): a plain UPDATE, the cheapest on both stores
+    // (an upsert cost ~1.2 ms more per 200 hosts on PostgreSQL). A row here means a `hosts` row:
+    // the foreign key deletes it with the host.
+    for (const chunk of chunks(hosts)) {
+      const list = chunk.map(() => '?').join(', ');
+      // The lock order in the statement (a second one cost ~1 ms a 200-host batch on PostgreSQL).
+      const rows = await t.query<{ host_id: string; generation: number }>(lockInUpdate
+        ? `WITH locked AS (SELECT host_id FROM host_generations WHERE host_id IN (${list}) ORDER BY host_id FOR UPDATE)
+           UPDATE host_generations g SET generation = g.generation + ? FROM locked WHERE g.host_id = locked.host_id RETURNING g.host_id, g.generation`
+        : `UPDATE host_generations SET generation = generation + ? WHERE host_id IN (${list}) RETURNING host_id, generation`,
+      lockInUpdate ? [...chunk, k] : [k, ...chunk]);
+      for (const r of rows) out.set(r.host_id, Number(r.generation));
+    }
+    const first = hosts.filter((id) => !out.has(id));
+    // Never raised here yet (or removed: no `hosts` row, so nothing written). Seeded from
+    // `hosts.generation`: a replica of the previous version may still have raised it after the
+    // migration copied it. The upsert, not a plain INSERT, for a row another replica made
+    // meanwhile; the WHERE keeps SQLite from reading the ON CONFLICT as a join's ON (its documented
+    // ambiguity); in id order, as the locks above.
+    for (const chunk of chunks(first)) {
+      const made = await t.query<{ host_id: string; generation: number }>(
+        `INSERT INTO host_generations (host_id, generation) SELECT id, generation + ? FROM hosts WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id
+         ON CONFLICT (host_id) DO UPDATE SET generation = host_generations.generation + ? RETURNING host_id, generation`,
+        [k, ...chunk, k],
+      );
+      for (const r of made) out.set(r.host_id, Number(r.generation));
+    }
+  }
+  return out;
+}
+
+/**
+ * Lifts a host's generation to `generation` if it is below (a host that accepted more than this
+ * database knows: a restore, a failover, a replica of the previous version that raised
+ * `hosts.generation`), never lowers it; nothing for a host not enrolled. A host without a row
+ * starts from the higher of the two and `hosts.generation`.
+ */
+export async function liftGeneration(t: Db, hostId: string, generation: number): Promise<void> {
+  if (!(generation > 0)) return;
+  await t.run(
+    `INSERT INTO host_generations (host_id, generation) SELECT id, CASE WHEN generation > ? THEN generation ELSE ? END FROM hosts WHERE id = ?
+     ON CONFLICT (host_id) DO UPDATE SET generation = ? WHERE host_generations.generation < ?`,
+    [generation, generation, hostId, generation, generation],
+  );
+}
