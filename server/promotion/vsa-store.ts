@@ -39,6 +39,15 @@ export interface VsaRow {
 
 type CandidateRow = { envelope: string; environment: string };
 
+/**
+ * A bundle's candidate VSAs. A window function (SQLite ≥ 3.25 and PostgreSQL alike) over the index
+ * vsas_bundle_newest; the envelopes (~1.5 KB each) are joined to the few rows kept, not sorted
+ * with all of them.
+ */
+export const CANDIDATES_SQL = `SELECT v.envelope, v.environment FROM (SELECT id, created_at, ROW_NUMBER() OVER (PARTITION BY environment ORDER BY created_at DESC, id) AS n
+    FROM vsas WHERE image_digest = ? AND bundle_digest = ?) AS newest JOIN vsas v ON v.id = newest.id
+  WHERE newest.n <= ${CANDIDATES_PER_ENVIRONMENT} ORDER BY newest.created_at DESC, newest.id LIMIT ${MAX_VSA_ROWS}`;
+
 export class VsaStore {
   /**
    * Envelope rows by image, on SQLite only: the embedded database belongs to this one process and
@@ -91,14 +100,7 @@ export class VsaStore {
     let rows = this.rows.get(key);
     if (!rows) {
       const generation = this.generation;
-      // A window function (SQLite ≥ 3.25 and PostgreSQL alike) over the index vsas_bundle_newest;
-      // the envelopes (~1.5 KB each) are joined to the few rows kept, not sorted with all of them.
-      rows = await this.db.query<CandidateRow>(
-        `SELECT v.envelope, v.environment FROM (SELECT id, created_at, ROW_NUMBER() OVER (PARTITION BY environment ORDER BY created_at DESC, id) AS n
-           FROM vsas WHERE image_digest = ? AND bundle_digest = ?) AS newest JOIN vsas v ON v.id = newest.id
-         WHERE newest.n <= ${CANDIDATES_PER_ENVIRONMENT} ORDER BY newest.created_at DESC, newest.id LIMIT ${MAX_VSA_ROWS}`,
-        [imageDigest, bundleDigest],
-      );
+      rows = await this.db.query<CandidateRow>(CANDIDATES_SQL, [imageDigest, bundleDigest]);
       if (this.db.dialect === 'sqlite' && generation === this.generation) {
         if (this.rows.size >= 1024) this.rows.clear();
         this.rows.set(key, rows);

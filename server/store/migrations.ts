@@ -192,6 +192,11 @@ export const MIGRATIONS: string[][] = [
     `CREATE TABLE host_generations (host_id TEXT PRIMARY KEY REFERENCES hosts (id) ON DELETE CASCADE, generation BIGINT NOT NULL)`,
     `INSERT INTO host_generations (host_id, generation) SELECT id, generation FROM hosts`,
   ],
+  [
+    // A decision reads the newest few deploy VSAs of one bundle per environment
+    // (server/promotion/vsa-store.ts): a seek here, not a sort of the image's whole history.
+    `CREATE INDEX vsas_bundle_newest ON vsas (image_digest, bundle_digest, environment, created_at DESC)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

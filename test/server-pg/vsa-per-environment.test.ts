@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, type Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
-import { MAX_VSAS_PER_IMAGE, VsaStore } from '../../server/promotion/vsa-store.js';
+import { CANDIDATES_SQL, MAX_VSAS_PER_IMAGE, VsaStore } from '../../server/promotion/vsa-store.js';
 import { signDeployVsa } from '../../src/attest/vsa.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import { makeKey, makeStore, type TestKey } from '../verify/fixtures.js';
@@ -104,5 +104,10 @@ describe.each(['sqlite', 'postgres'])('deploy VSAs per environment on %s', (dial
     await put('production', other, sign('production', other), 300);
     for (let i = 0; i < 70; i++) await put(`x${i}`, other, sign(`x${i}`, other), 1);
     expect(await store.verifiedIn(trust, img, bundle)).toEqual({ environments: ['production', 'staging'], envelopes: [production, staging] });
+    // A seek of this bundle's rows in the index made for it, not a sort of the image's history.
+    if (dialect === 'sqlite') {
+      const plan = (await db.query<{ detail: string }>(`EXPLAIN QUERY PLAN ${CANDIDATES_SQL}`, [img, bundle])).map((r) => r.detail).join(' | ');
+      expect(plan).toMatch(/SEARCH vsas USING (COVERING )?INDEX vsas_bundle_newest \(image_digest=\? AND bundle_digest=\?\)/);
+    }
   }, 60_000);
 });
