@@ -5,13 +5,10 @@
  * row's time and host, not the record's.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDb, type Db } from '../../server/store/db.js';
+import type { Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
 import { containerAlerts } from '../../server/routes/container-alerts.js';
-import { startPostgres, type Postgres } from '../support/postgres.js';
+import { openDialectDb } from '../support/dialect-db.js';
 
 async function fill(db: Db): Promise<void> {
   await migrate(db);
@@ -33,20 +30,15 @@ async function fill(db: Db): Promise<void> {
 }
 
 describe.each(['sqlite', 'postgres'])('container alerts on %s', (kind) => {
-  let pg: Postgres | undefined;
+  let store: Awaited<ReturnType<typeof openDialectDb>> | undefined;
   let db: Db;
   beforeAll(async () => {
-    if (kind === 'postgres') {
-      pg = await startPostgres();
-      db = await openDb({ databaseUrl: pg.url });
-    } else {
-      db = await openDb({ sqlitePath: join(mkdtempSync(join(tmpdir(), 'ct-alerts-')), 'ct.db') });
-    }
+    store = await openDialectDb(kind, 'ct-alerts-');
+    db = store.db;
     await fill(db);
   }, 60_000);
   afterAll(async () => {
-    await db?.close();
-    await pg?.stop();
+    await store?.close();
   });
 
   it('selects the container\'s own alerts from the deployment\'s hosts, newest 100 first', async () => {

@@ -11,11 +11,11 @@ import { mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { openDb, type Db } from '../../server/store/db.js';
+import type { Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
 import { loadConfig } from '../../server/config.js';
 import { pruneOnce, retentionConfig, RETENTION_DEFAULTS, startRetention } from '../../server/retention/prune.js';
-import { startPostgres, type Postgres } from '../support/postgres.js';
+import { openDialectDb } from '../support/dialect-db.js';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 6);
@@ -28,20 +28,15 @@ async function put(db: Db, rows: { id: string; time: number; kind: string; subje
 const ids = async (db: Db, kind: string) => (await db.query<{ id: string }>('SELECT id FROM audit WHERE kind = ? ORDER BY time, id', [kind])).map((r) => r.id);
 
 describe.each(['sqlite', 'postgres'])('retention on %s', (dialect) => {
-  let pg: Postgres | undefined;
+  let store: Awaited<ReturnType<typeof openDialectDb>> | undefined;
   let db: Db;
   beforeAll(async () => {
-    if (dialect === 'postgres') {
-      pg = await startPostgres();
-      db = await openDb({ databaseUrl: pg.url });
-    } else {
-      db = await openDb({ sqlitePath: join(mkdtempSync(join(tmpdir(), 'ct-retention-')), 'ct.db') });
-    }
+    store = await openDialectDb(dialect, 'ct-retention-');
+    db = store.db;
     await migrate(db);
   }, 60_000);
   afterAll(async () => {
-    await db?.close();
-    await pg?.stop();
+    await store?.close();
   });
 
   const hosts = async (...names: string[]) => {

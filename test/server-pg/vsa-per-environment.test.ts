@@ -6,16 +6,13 @@
  * bundle could no longer be deployed to production.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDb, type Db } from '../../server/store/db.js';
+import type { Db } from '../../server/store/db.js';
 import { migrate } from '../../server/store/migrations.js';
 import { CANDIDATES_SQL, MAX_VSAS_PER_IMAGE, VsaStore } from '../../server/promotion/vsa-store.js';
 import { signDeployVsa } from '../../src/attest/vsa.js';
 import type { TrustMaterial } from '../../src/verify/report.js';
 import { makeKey, makeStore, type TestKey } from '../verify/fixtures.js';
-import { startPostgres, type Postgres } from '../support/postgres.js';
+import { openDialectDb } from '../support/dialect-db.js';
 
 const image = `sha256:${'a'.repeat(64)}`;
 const bundle = `sha256:${'b'.repeat(64)}`;
@@ -27,20 +24,15 @@ const trust = { store: makeStore({ signers: [{ key: deployer, role: 'deployers' 
 const tick = () => new Promise((r) => setTimeout(r, 3));
 
 describe.each(['sqlite', 'postgres'])('deploy VSAs per environment on %s', (dialect) => {
-  let pg: Postgres | undefined;
+  let store: Awaited<ReturnType<typeof openDialectDb>> | undefined;
   let db: Db;
   beforeAll(async () => {
-    if (dialect === 'postgres') {
-      pg = await startPostgres();
-      db = await openDb({ databaseUrl: pg.url });
-    } else {
-      db = await openDb({ sqlitePath: join(mkdtempSync(join(tmpdir(), 'ct-vsa-env-')), 'ct.db') });
-    }
+    store = await openDialectDb(dialect, 'ct-vsa-env-');
+    db = store.db;
     await migrate(db);
   }, 60_000);
   afterAll(async () => {
-    await db?.close();
-    await pg?.stop();
+    await store?.close();
   });
 
   it('counts and carries the newest VSA of each environment that verifies, however often another was redeployed', async () => {
