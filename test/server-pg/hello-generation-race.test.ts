@@ -3,7 +3,8 @@
  * (its `hosts` row held by another transaction, as a busy replica's writes do) gets a generation
  * above what the hello reported. The channel used to be registered before the hello's lift
  * committed: an assignment in that window took the stale number and the host refused it
- * (STALE_GENERATION).
+ * (STALE_GENERATION). It was also sent before the welcome, which the host refuses: it now waits
+ * for the welcome.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { openDb, type Db } from '../../server/store/db.js';
@@ -51,16 +52,18 @@ describe('an assignment racing a hello on PostgreSQL', () => {
       if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
     }, { generation: REPORTED });
     try {
-      // Assigned as soon as the hub takes the channel as the host's.
+      // Assigned as soon as the hub takes the channel as the host's, its hello still being written.
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
       const result = s.hub.assign(s.hostId, assignment, 20_000);
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      await holder;
       await until('assignment sent', () => got.some((m) => m.type === 'assign'));
       const sent = got.find((m) => m.type === 'assign') as Extract<ServerMessage, { type: 'assign' }>;
       expect(sent.assignment.generation).toBeGreaterThan(REPORTED);
-      release();
-      await holder;
       expect(await result).toMatchObject({ type: 'status', generation: sent.assignment.generation, state: 'running' });
-      await until('welcomed', () => got.some((m) => m.type === 'welcome'));
+      // The welcome first: a host refuses any message before it (host/agent/agent.ts).
+      expect(got.map((m) => m.type)).toEqual(['welcome', 'assign']);
     } finally {
       release();
       ws.close();
