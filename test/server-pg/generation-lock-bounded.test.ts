@@ -12,6 +12,7 @@ import { GENERATION_LOCK_TIMEOUT_MS } from '../../server/channel/hub.js';
 import type { Assignment } from '../../src/protocol/messages.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { channelServer, rawHost, until, type ChannelServer } from '../server/channel/support.js';
+import { heldLock } from './held-lock.js';
 
 const DIGEST = `sha256:${'d'.repeat(64)}`;
 const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
@@ -41,16 +42,7 @@ describe("a host's generation row locked elsewhere (PostgreSQL)", () => {
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
       // The host has its row (assigned before): the next raise locks it.
       expect(await s.hub.assign(s.hostId, assignment('dep-0'), 10_000)).toMatchObject({ type: 'status', state: 'running' });
-      let release!: () => void;
-      const released = new Promise<void>((r) => (release = r));
-      let locked!: () => void;
-      const isLocked = new Promise<void>((r) => (locked = r));
-      const holder = other.tx(async (t) => {
-        await t.query('SELECT host_id FROM host_generations WHERE host_id = ? FOR UPDATE', [s.hostId]);
-        locked();
-        await released;
-      });
-      await isLocked;
+      const held = await heldLock(other, 'SELECT host_id FROM host_generations WHERE host_id = ? FOR UPDATE', [s.hostId]);
       try {
         const t0 = Date.now();
         const stuck = s.hub.assign(s.hostId, assignment('dep-1'), 60_000);
@@ -62,8 +54,7 @@ describe("a host's generation row locked elsewhere (PostgreSQL)", () => {
         expect(await stuck).toMatchObject({ type: 'status', state: 'refused', code: 'GENERATION_BUSY' });
         expect(Date.now() - t0).toBeLessThan(GENERATION_LOCK_TIMEOUT_MS + 3_000);
       } finally {
-        release();
-        await holder;
+        await held.release();
       }
       // The lock gone: assignments go on, on this replica's chain.
       expect(await s.hub.assign(s.hostId, assignment('dep-3'), 10_000)).toMatchObject({ type: 'status', deploymentId: 'dep-3', state: 'running' });

@@ -13,6 +13,7 @@ import { openDb, type Db } from '../../server/store/db.js';
 import type { Assignment } from '../../src/protocol/messages.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { channelServer, until, type ChannelServer } from '../server/channel/support.js';
+import { heldLock } from './held-lock.js';
 
 const BYTES = Buffer.from('a bundle only this test runs');
 const DIGEST = `sha256:${createHash('sha256').update(BYTES).digest('hex')}`;
@@ -39,16 +40,7 @@ describe('the real agent assigned to while its hello is written (PostgreSQL)', (
   });
 
   it('gets the assignment after its welcome, and the deploy succeeds', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
-    const holder = other.tx(async (t) => {
-      await t.query('SELECT id FROM hosts WHERE id = ? FOR NO KEY UPDATE', [s.hostId]);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const held = await heldLock(other, 'SELECT id FROM hosts WHERE id = ? FOR NO KEY UPDATE', [s.hostId]);
     const refusals: string[] = [];
     const ran: string[] = [];
     const agent = await s.agent(s.url, {
@@ -61,13 +53,12 @@ describe('the real agent assigned to while its hello is written (PostgreSQL)', (
       expect(agent.connected()).toBe(false);
       const result = s.hub.assign(s.hostId, assignment, 10_000);
       await new Promise((r) => setTimeout(r, 300));
-      release();
-      await holder;
+      await held.release();
       expect(await result).toMatchObject({ type: 'status', deploymentId: 'dep-real-agent', state: 'running' });
       expect(ran).toEqual(['dep-real-agent']);
       expect(refusals).toEqual([]);
     } finally {
-      release();
+      await held.release();
     }
   }, 60_000);
 });

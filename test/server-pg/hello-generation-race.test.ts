@@ -11,6 +11,7 @@ import { openDb, type Db } from '../../server/store/db.js';
 import type { Assignment, ServerMessage } from '../../src/protocol/messages.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { channelServer, rawHost, until, type ChannelServer } from '../server/channel/support.js';
+import { heldLock } from './held-lock.js';
 
 const DIGEST = `sha256:${'d'.repeat(64)}`;
 const assignment: Omit<Assignment, 'generation'> = {
@@ -36,16 +37,7 @@ describe('an assignment racing a hello on PostgreSQL', () => {
     const REPORTED = 1000;
     // Holds the host's row against the hello's write of it (facts, replica) until released; a row
     // lock that a generation's foreign key check does not wait for.
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
-    const holder = other.tx(async (t) => {
-      await t.query('SELECT id FROM hosts WHERE id = ? FOR NO KEY UPDATE', [s.hostId]);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const held = await heldLock(other, 'SELECT id FROM hosts WHERE id = ? FOR NO KEY UPDATE', [s.hostId]);
     const got: ServerMessage[] = [];
     const { ws } = await rawHost(s, (m, send) => {
       got.push(m);
@@ -56,8 +48,7 @@ describe('an assignment racing a hello on PostgreSQL', () => {
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
       const result = s.hub.assign(s.hostId, assignment, 20_000);
       await new Promise((r) => setTimeout(r, 300));
-      release();
-      await holder;
+      await held.release();
       await until('assignment sent', () => got.some((m) => m.type === 'assign'));
       const sent = got.find((m) => m.type === 'assign') as Extract<ServerMessage, { type: 'assign' }>;
       expect(sent.assignment.generation).toBeGreaterThan(REPORTED);
@@ -65,7 +56,7 @@ describe('an assignment racing a hello on PostgreSQL', () => {
       // The welcome first: a host refuses any message before it (host/agent/agent.ts).
       expect(got.map((m) => m.type)).toEqual(['welcome', 'assign']);
     } finally {
-      release();
+      await held.release();
       ws.close();
     }
   }, 60_000);

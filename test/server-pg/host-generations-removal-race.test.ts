@@ -11,6 +11,7 @@ import { migrate } from '../../server/store/migrations.js';
 import { txRetrying } from '../../server/store/retry.js';
 import { liftGeneration, raiseGenerations } from '../../server/hosts/generations.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
+import { heldLock } from './held-lock.js';
 
 describe('a host removal racing its first generation on PostgreSQL', () => {
   let pg: Postgres;
@@ -30,22 +31,12 @@ describe('a host removal racing its first generation on PostgreSQL', () => {
 
   /** Runs `write` while another transaction has deleted host `id` but not committed yet, then commits it. */
   async function duringRemoval<T>(id: string, write: () => Promise<T>): Promise<T> {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let deleted!: () => void;
-    const isDeleted = new Promise<void>((r) => (deleted = r));
-    const removal = b.tx(async (t) => {
-      await t.run('DELETE FROM hosts WHERE id = ?', [id]);
-      deleted();
-      await released;
-    });
-    await isDeleted;
+    const removal = await heldLock(b, 'DELETE FROM hosts WHERE id = ?', [id]);
     const out = write();
     out.catch(() => undefined);
     // The write reaches the deleted row and waits for (or, before the fix, reads past) the removal.
     await new Promise((r) => setTimeout(r, 300));
-    release();
-    await removal;
+    await removal.release();
     return out;
   }
 
