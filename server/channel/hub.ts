@@ -23,6 +23,7 @@ import { nonceFrom, REFUSAL_NONCE_HEADER, refusalFrame } from '../../src/protoco
 import { GENERATION_JOIN, GENERATION_OF, liftGeneration, raiseGenerations } from '../hosts/generations.js';
 import { chunks } from '../store/chunks.js';
 import { txRetrying } from '../store/retry.js';
+import { LATE, within } from './within.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
 
@@ -79,6 +80,12 @@ interface Connection {
   kick(code: number, reason: string): void;
   /** Set when the host was removed: what it still sends is not read. */
   removed?: boolean;
+  /**
+   * True once its welcome was sent, false if it ended before: registered before (a removal or a
+   * newer channel must find it), it is assigned to only after, as a host refuses any message
+   * before its welcome (host/agent/agent.ts).
+   */
+  welcomed: Promise<boolean>;
 }
 
 /** How long a removed host's channel may take to answer the close before it is ended. */
@@ -110,6 +117,20 @@ class HostNotEnrolled extends Error {
     super(`host ${hostId} is not enrolled`);
   }
 }
+
+/**
+ * How long a generations transaction waits for a row lock on PostgreSQL (lock_timeout): a row held
+ * by another replica's transaction (a wedged connection, a long transaction) fails the batch
+ * (55P03) instead of stalling it, and every batch queued behind it on this replica, for good.
+ */
+export const GENERATION_LOCK_TIMEOUT_MS = 5_000;
+/** How long a generations transaction may take in all (retries, a connection that never answers): past it the next batch goes on. */
+export const GENERATION_WRITE_BOUND_MS = 15_000;
+/** PostgreSQL's lock_not_available (lock_timeout) and query_canceled (statement_timeout). */
+const TIMED_OUT = new Set(['55P03', '57014']);
+
+/** A batch's generations not written in time: its assignments answer GENERATION_BUSY, and the deploy is tried again. */
+class GenerationBusy extends Error {}
 
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
@@ -228,6 +249,8 @@ export class HostHub {
     const send = (msg: ServerMessage) => ws.readyState === ws.OPEN && mac && ws.send(mac.seal(msg));
     const sendShared = (shared: Buffer, tail: string) => ws.readyState === ws.OPEN && mac && ws.send(mac.sealShared(shared, tail), { binary: false });
     let conn: Connection | undefined;
+    let welcome!: (sent: boolean) => void;
+    const welcomed = new Promise<boolean>((r) => (welcome = r));
     ws.send(handshake.challenge(), { binary: false });
     ws.on('message', (data, isBinary) => {
       void (async () => {
@@ -256,8 +279,13 @@ export class HostHub {
           // A host that accepted a higher generation than this database knows (a restore, a
           // failover, a replica of the previous version) lifts it, committed before the channel is
           // registered below: an assignment can only be made through it after, so its generation
-          // is above what the hello reported (made before, it was refused as stale).
-          await liftGeneration(this.ctx.db, hostId, hello.generation);
+          // is above what the hello reported (made before, it was refused as stale). Not written
+          // (the database failing): closed, for the host to connect again, rather than left
+          // authenticated and never welcomed.
+          await liftGeneration(this.ctx.db, hostId, hello.generation).catch((e: unknown) => {
+            ws.close(1011, 'internal error');
+            throw e;
+          });
           // Closed meanwhile: its 'close' has run (nothing registered), so nothing to register.
           if (ws.readyState !== ws.OPEN) return;
           conn = {
@@ -266,6 +294,7 @@ export class HostHub {
               ws.close(code, reason);
               setTimeout(() => ws.terminate(), KICK_GRACE_MS).unref();
             },
+            welcomed,
           };
           // A host whose network dropped without a FIN answers no ping: terminated, its 'close'
           // then marks it disconnected (without this it stayed connected here for good).
@@ -279,13 +308,18 @@ export class HostHub {
           // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
           const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [
             JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostId,
-          ]);
+          ]).catch((e: unknown) => {
+            ws.close(1011, 'internal error');
+            throw e;
+          });
           // Removed while it was shaking hands (its row read before the removal): no channel. A
           // removal committed after this write finds the channel through sweepRemoved.
           if (seen.changes !== 1) return this.removed(hostId);
           this.seenWritten.set(hostId, Date.now());
           // The first MAC frame: the host's proof that both ends derived keys from one transcript.
           send({ type: 'welcome', hostId, generation: Number(row.generation), features: [...CHANNEL_FEATURES], admission: this.tickets.issue(hostId) });
+          // Assignable from now on (assign() waited): after the welcome, as the host requires.
+          welcome(ws.readyState === ws.OPEN);
           publish(this.ctx, 'host.connected', { hostId });
           return;
         }
@@ -305,6 +339,8 @@ export class HostHub {
       })().catch((e) => this.ctx.log.error({ err: e }, 'host channel handler failed'));
     });
     ws.on('close', () => {
+      // Never welcomed (removed, replaced or failed during its hello): never assignable.
+      welcome(false);
       if (conn && this.conns.get(hostId) === conn) {
         this.conns.delete(hostId);
         this.inventoryWritten.delete(hostId);
@@ -567,8 +603,10 @@ export class HostHub {
     try {
       // Run again if PostgreSQL aborted it in favour of another replica's (a deadlock left despite
       // the lock order, a serialization failure): nothing of it was written.
-      const raised = await txRetrying(this.ctx.db, async (t) => {
+      const raised = await within(txRetrying(this.ctx.db, async (t) => {
         const now = Date.now();
+        // Bounded: a row held elsewhere fails this batch (below), not every later one behind it.
+        if (t.dialect === 'postgres') await t.run(`SET LOCAL lock_timeout = ${GENERATION_LOCK_TIMEOUT_MS}`);
         const out = await raiseGenerations(t, times);
         for (const chunk of chunks(pairs)) {
           await t.run(`INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`, chunk.flatMap(([h, d]) => [h, d, now]));
@@ -576,7 +614,10 @@ export class HostHub {
         // A host removed just before (its row gone): what was just recorded for it goes too.
         for (const hostId of times.keys()) if (!out.has(hostId)) await t.run('DELETE FROM host_bundles WHERE host_id = ?', [hostId]);
         return out;
-      });
+      }), GENERATION_WRITE_BOUND_MS);
+      // Still running (a connection that never answers): its assignments fail, and the next batch
+      // goes on; if it commits later, the generations it raised are skipped, never repeated.
+      if (raised === LATE) throw new GenerationBusy(`the hosts' generations were not written within ${GENERATION_WRITE_BOUND_MS} ms`);
       // The last of a host's k new generations is the one returned; its assignments take them in order.
       const given = new Map<string, number>();
       for (const b of batch) {
@@ -590,20 +631,31 @@ export class HostHub {
         b.resolve(top - times.get(b.hostId)! + n);
       }
     } catch (e) {
-      for (const b of batch) b.reject(e as Error);
+      const code = (e as { code?: unknown }).code;
+      const busy = typeof code === 'string' && TIMED_OUT.has(code) ? new GenerationBusy(`a host's generation was locked for over ${GENERATION_LOCK_TIMEOUT_MS} ms by another transaction`) : (e as Error);
+      for (const b of batch) b.reject(busy);
     }
   }
 
   /** Sends an assignment with the host's next generation; resolves with the host's final status. */
   async assign(hostId: string, a: Omit<Assignment, 'generation'>, timeoutMs: number): Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }> {
+    // Everything (its welcome, its generation, its answer) within the caller's timeout.
+    const deadline = Date.now() + timeoutMs;
     const conn = this.conns.get(hostId);
     if (!conn) return { type: 'offline' };
+    const welcomed = await within(conn.welcomed, timeoutMs);
+    if (welcomed === LATE) return { type: 'timeout' };
+    if (!welcomed) return { type: 'offline' };
     let generation: number;
     try {
-      generation = await this.nextGeneration(hostId, a.bundleDigest);
+      const next = await within(this.nextGeneration(hostId, a.bundleDigest), deadline - Date.now());
+      if (next === LATE) return { type: 'timeout' };
+      generation = next;
     } catch (e) {
       // Its row went meanwhile (removed): nothing assigned, like a host not connected.
       if (e instanceof HostNotEnrolled) return { type: 'offline' };
+      // Not the host's answer: nothing was sent, and the deploy is tried again (pipeline.ts).
+      if (e instanceof GenerationBusy) return { type: 'status', deploymentId: a.deploymentId, generation: 0, state: 'refused', code: 'GENERATION_BUSY', message: e.message };
       throw e;
     }
     // Removed, or reconnected, while the generation was written: this channel no longer stands for
@@ -617,7 +669,7 @@ export class HostHub {
       this.waiters.set(key, set);
       w.timer = setTimeout(() => {
         if (this.dropWaiter(w)) resolve({ type: 'timeout' });
-      }, timeoutMs).unref();
+      }, Math.max(0, deadline - Date.now())).unref();
     });
     conn.sendShared(this.assignmentBytes(a), `,"generation":${generation}}}`);
     return result;

@@ -183,7 +183,8 @@ export class DeployPipeline {
     const bads = results.filter((x) => x.state !== (suspended ? 'suspended' : 'running'));
     // A host's final failure decides over another's `superseded`, and that over one that could not
     // take it just now: retrying would only replace (and roll back) the failing host's app again.
-    const transient = (x: { state: string; code?: string }) => x.state === 'timeout' || x.state === 'offline' || (x.state === 'refused' && x.code === 'CONTAINER_BUSY');
+    const busy = (x: { state: string; code?: string }) => x.state === 'refused' && (x.code === 'CONTAINER_BUSY' || x.code === 'GENERATION_BUSY');
+    const transient = (x: { state: string; code?: string }) => x.state === 'timeout' || x.state === 'offline' || busy(x);
     const overtaken = (x: { state: string; code?: string }) => x.state === 'refused' && x.code === 'SUPERSEDED';
     const bad = bads.find((x) => !transient(x) && !overtaken(x)) ?? bads.find(overtaken) ?? bads[0];
     // What the policies judged besides the evidence (manifest facts, the first target's host facts):
@@ -200,6 +201,8 @@ export class DeployPipeline {
     // A host that could not take it just now (its agent stopping, the app held by a replace it is
     // ending) said so: not the bundle's failure, so it is tried again.
     if (bad.state === 'refused' && bad.code === 'CONTAINER_BUSY') return { status: 'error', reason: 'CONTAINER_BUSY', message: `a host was busy: ${bad.message ?? 'try again'}`, extra };
+    // The server could not number the assignment in time (its generations row held elsewhere: HostHub): nothing was sent.
+    if (busy(bad)) return { status: 'error', reason: 'GENERATION_BUSY', message: `a host's assignment was not sent: ${bad.message ?? 'try again'}`, extra };
     return { status: 'failed', reason: bad.code ?? 'HOST_FAILED', message: bad.message ?? `host reported ${bad.state}`, extra };
   }
 

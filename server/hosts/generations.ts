@@ -14,6 +14,21 @@ import { chunks } from '../store/chunks.js';
  * migration: a replica of the previous version may still raise it during a rolling upgrade).
  */
 
+/**
+ * PostgreSQL's lock statements take ids in the order the batch was sorted in (JS: by UTF-16 code
+ * unit, the same as bytes for the ids' ASCII), whatever the database's collation: two batches
+ * then lock any ids in one order.
+ */
+const BY_CODE_UNIT = 'COLLATE "C"';
+
+/**
+ * A host's first row is read from its `hosts` row under FOR KEY SHARE on PostgreSQL: a removal
+ * deleting that row, uncommitted, is waited for and the host skipped (written, its foreign key
+ * failed once the removal committed: 23503 failed the whole batch, or the hello that lifted it).
+ * SQLite writes one transaction at a time: nothing is deleted under a statement.
+ */
+const KEY_SHARE = 'FOR KEY SHARE';
+
 /** A host's generation (`hosts` as `h`), as its first raise goes on from it (see raiseGenerations). */
 export const GENERATION_JOIN = 'LEFT JOIN host_generations g ON g.host_id = h.id';
 export const GENERATION_OF = 'COALESCE(g.generation, h.generation)';
@@ -42,10 +57,11 @@ export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>
   }
   // One count (the usual batch): each chunk's UPDATE locks its rows itself, in id order (below);
   // else they are all locked first, the counts' statements then taking hosts out of order.
-  const lockInUpdate = t.dialect === 'postgres' && byCount.size === 1;
-  if (t.dialect === 'postgres' && !lockInUpdate) {
+  const pg = t.dialect === 'postgres';
+  const lockInUpdate = pg && byCount.size === 1;
+  if (pg && !lockInUpdate) {
     for (const chunk of chunks(sorted)) {
-      await t.query(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id FOR UPDATE`, chunk);
+      await t.query(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id ${BY_CODE_UNIT} FOR UPDATE`, chunk);
     }
   }
   const out = new Map<string, number>();
@@ -57,7 +73,7 @@ export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>
       const list = chunk.map(() => '?').join(', ');
       // The lock order in the statement (a second one cost ~1 ms a 200-host batch on PostgreSQL).
       const rows = await t.query<{ host_id: string; generation: number }>(lockInUpdate
-        ? `WITH locked AS (SELECT host_id FROM host_generations WHERE host_id IN (${list}) ORDER BY host_id FOR UPDATE)
+        ? `WITH locked AS (SELECT host_id FROM host_generations WHERE host_id IN (${list}) ORDER BY host_id ${BY_CODE_UNIT} FOR UPDATE)
            UPDATE host_generations g SET generation = g.generation + ? FROM locked WHERE g.host_id = locked.host_id RETURNING g.host_id, g.generation`
         : `UPDATE host_generations SET generation = generation + ? WHERE host_id IN (${list}) RETURNING host_id, generation`,
       lockInUpdate ? [...chunk, k] : [k, ...chunk]);
@@ -68,10 +84,10 @@ export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>
     // `hosts.generation`: a replica of the previous version may still have raised it after the
     // migration copied it. The upsert, not a plain INSERT, for a row another replica made
     // meanwhile; the WHERE keeps SQLite from reading the ON CONFLICT as a join's ON (its documented
-    // ambiguity); in id order, as the locks above.
+    // ambiguity); in id order, as the locks above. KEY_SHARE: a host being removed is skipped.
     for (const chunk of chunks(first)) {
       const made = await t.query<{ host_id: string; generation: number }>(
-        `INSERT INTO host_generations (host_id, generation) SELECT id, generation + ? FROM hosts WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id
+        `INSERT INTO host_generations (host_id, generation) SELECT id, generation + ? FROM hosts WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id${pg ? ` ${BY_CODE_UNIT} ${KEY_SHARE}` : ''}
          ON CONFLICT (host_id) DO UPDATE SET generation = host_generations.generation + ? RETURNING host_id, generation`,
         [k, ...chunk, k],
       );
@@ -90,7 +106,7 @@ export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>
 export async function liftGeneration(t: Db, hostId: string, generation: number): Promise<void> {
   if (!(generation > 0)) return;
   await t.run(
-    `INSERT INTO host_generations (host_id, generation) SELECT id, CASE WHEN generation > ? THEN generation ELSE ? END FROM hosts WHERE id = ?
+    `INSERT INTO host_generations (host_id, generation) SELECT id, CASE WHEN generation > ? THEN generation ELSE ? END FROM hosts WHERE id = ?${t.dialect === 'postgres' ? ` ${KEY_SHARE}` : ''}
      ON CONFLICT (host_id) DO UPDATE SET generation = ? WHERE host_generations.generation < ?`,
     [generation, generation, hostId, generation, generation],
   );

@@ -3,13 +3,15 @@
  * (its `hosts` row held by another transaction, as a busy replica's writes do) gets a generation
  * above what the hello reported. The channel used to be registered before the hello's lift
  * committed: an assignment in that window took the stale number and the host refused it
- * (STALE_GENERATION).
+ * (STALE_GENERATION). It was also sent before the welcome, which the host refuses: it now waits
+ * for the welcome.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { openDb, type Db } from '../../server/store/db.js';
 import type { Assignment, ServerMessage } from '../../src/protocol/messages.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { channelServer, rawHost, until, type ChannelServer } from '../server/channel/support.js';
+import { heldLock } from './held-lock.js';
 
 const DIGEST = `sha256:${'d'.repeat(64)}`;
 const assignment: Omit<Assignment, 'generation'> = {
@@ -35,34 +37,26 @@ describe('an assignment racing a hello on PostgreSQL', () => {
     const REPORTED = 1000;
     // Holds the host's row against the hello's write of it (facts, replica) until released; a row
     // lock that a generation's foreign key check does not wait for.
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
-    const holder = other.tx(async (t) => {
-      await t.query('SELECT id FROM hosts WHERE id = ? FOR NO KEY UPDATE', [s.hostId]);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const held = await heldLock(other, 'SELECT id FROM hosts WHERE id = ? FOR NO KEY UPDATE', [s.hostId]);
     const got: ServerMessage[] = [];
     const { ws } = await rawHost(s, (m, send) => {
       got.push(m);
       if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
     }, { generation: REPORTED });
     try {
-      // Assigned as soon as the hub takes the channel as the host's.
+      // Assigned as soon as the hub takes the channel as the host's, its hello still being written.
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
       const result = s.hub.assign(s.hostId, assignment, 20_000);
+      await new Promise((r) => setTimeout(r, 300));
+      await held.release();
       await until('assignment sent', () => got.some((m) => m.type === 'assign'));
       const sent = got.find((m) => m.type === 'assign') as Extract<ServerMessage, { type: 'assign' }>;
       expect(sent.assignment.generation).toBeGreaterThan(REPORTED);
-      release();
-      await holder;
       expect(await result).toMatchObject({ type: 'status', generation: sent.assignment.generation, state: 'running' });
-      await until('welcomed', () => got.some((m) => m.type === 'welcome'));
+      // The welcome first: a host refuses any message before it (host/agent/agent.ts).
+      expect(got.map((m) => m.type)).toEqual(['welcome', 'assign']);
     } finally {
-      release();
+      await held.release();
       ws.close();
     }
   }, 60_000);

@@ -3,7 +3,8 @@
  * pipeline, database and queue, with the steps before dispatch answering at once and each host's
  * answer given. A host's refusals that are not about the bundle are not final failures: SUPERSEDED
  * (a newer deployment overtook this one on a host that held the app) ends it `superseded`;
- * CONTAINER_BUSY (the agent stopping, the app held by a replace it is ending) is retried.
+ * CONTAINER_BUSY (the agent stopping, the app held by a replace it is ending) is retried, and so is
+ * the server's GENERATION_BUSY (an assignment it could not number in time: nothing was sent).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
@@ -93,6 +94,16 @@ describe('deployment outcomes from host answers', () => {
     const last = await deployOnce(busy, 3);
     expect(last.outcome).toMatchObject({ state: 'done' });
     expect(last.row).toMatchObject({ status: 'error', reason: 'CONTAINER_BUSY' });
+  });
+
+  it("a host's assignment the server could not number in time (GENERATION_BUSY): tried again, an error only once the attempts are spent", async () => {
+    const busy = { state: 'refused', code: 'GENERATION_BUSY', message: 'locked' };
+    const first = await deployOnce(busy);
+    expect(first.outcome).toMatchObject({ state: 'retry' });
+    expect(first.row).toMatchObject({ status: 'queued', reason: 'GENERATION_BUSY' });
+    const last = await deployOnce(busy, 3);
+    expect(last.outcome).toMatchObject({ state: 'done' });
+    expect(last.row).toMatchObject({ status: 'error', reason: 'GENERATION_BUSY' });
   });
 
   it('a host refusing for the bundle (policy on the host): failed, with the host code', async () => {

@@ -9,7 +9,7 @@
 import { expect } from '@jest/globals';
 import type { Db } from '../../../server/store/db.js';
 import { migrate, MIGRATIONS } from '../../../server/store/migrations.js';
-import { liftGeneration, raiseGenerations } from '../../../server/hosts/generations.js';
+import { GENERATION_JOIN, GENERATION_OF, liftGeneration, raiseGenerations } from '../../../server/hosts/generations.js';
 import { removeHost } from '../../../server/hosts/removal.js';
 
 /** The migration that made the table (append-only: the ones before it are what the previous version shipped). */
@@ -34,8 +34,9 @@ async function previousVersionDatabase(db: Db, hosts: [string, number][]): Promi
 }
 
 const raise = (db: Db, ids: string[], k = 1) => db.tx((t) => raiseGenerations(t, new Map(ids.map((id) => [id, k]))));
+/** Each host's generation as production reads it (the hello's welcome). */
 const listed = async (db: Db) => Object.fromEntries((await db.query<{ id: string; generation: number }>(
-  'SELECT h.id, COALESCE(g.generation, 0) AS generation FROM hosts h LEFT JOIN host_generations g ON g.host_id = h.id ORDER BY h.id',
+  `SELECT h.id, ${GENERATION_OF} AS generation FROM hosts h ${GENERATION_JOIN} ORDER BY h.id`,
 )).map((r) => [r.id, Number(r.generation)]));
 
 export async function checkGenerationUpgrade(db: Db): Promise<void> {

@@ -1,0 +1,65 @@
+/**
+ * PostgreSQL: a host's generation row held by another transaction (another replica's wedged
+ * connection, a long transaction). The generations transactions of a replica run one at a time:
+ * one waiting on that lock stalled every later assignment of the replica, to any host, for good.
+ * Now its wait is bounded (lock_timeout): its assignments answer GENERATION_BUSY (the deploy is
+ * tried again), an assignment waiting behind it answers within its own timeout, and the next
+ * batch goes on.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { openDb, type Db } from '../../server/store/db.js';
+import { GENERATION_LOCK_TIMEOUT_MS } from '../../server/channel/hub.js';
+import type { Assignment } from '../../src/protocol/messages.js';
+import { startPostgres, type Postgres } from '../support/postgres.js';
+import { channelServer, rawHost, until, type ChannelServer } from '../server/channel/support.js';
+import { heldLock } from './held-lock.js';
+
+const DIGEST = `sha256:${'d'.repeat(64)}`;
+const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
+  deploymentId, environment: 'production', app: 'web', bundle: `registry.example/web@${DIGEST}`, bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
+});
+
+describe("a host's generation row locked elsewhere (PostgreSQL)", () => {
+  let pg: Postgres;
+  let s: ChannelServer;
+  let other: Db;
+  beforeAll(async () => {
+    pg = await startPostgres();
+    s = await channelServer({ databaseUrl: pg.url });
+    other = await openDb({ databaseUrl: pg.url });
+  }, 60_000);
+  afterAll(async () => {
+    await s?.close();
+    await other?.close();
+    await pg?.stop();
+  });
+
+  it('fails that batch with GENERATION_BUSY in bounded time, and later assignments go on', async () => {
+    const { ws } = await rawHost(s, (m, send) => {
+      if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
+    });
+    try {
+      await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
+      // The host has its row (assigned before): the next raise locks it.
+      expect(await s.hub.assign(s.hostId, assignment('dep-0'), 10_000)).toMatchObject({ type: 'status', state: 'running' });
+      const held = await heldLock(other, 'SELECT host_id FROM host_generations WHERE host_id = ? FOR UPDATE', [s.hostId]);
+      try {
+        const t0 = Date.now();
+        const stuck = s.hub.assign(s.hostId, assignment('dep-1'), 60_000);
+        await new Promise((r) => setTimeout(r, 100));
+        // The next batch, queued behind the stuck one: answered within its own timeout.
+        const behind = await s.hub.assign(s.hostId, assignment('dep-2'), 1_000);
+        expect(behind).toEqual({ type: 'timeout' });
+        expect(Date.now() - t0).toBeLessThan(GENERATION_LOCK_TIMEOUT_MS);
+        expect(await stuck).toMatchObject({ type: 'status', state: 'refused', code: 'GENERATION_BUSY' });
+        expect(Date.now() - t0).toBeLessThan(GENERATION_LOCK_TIMEOUT_MS + 3_000);
+      } finally {
+        await held.release();
+      }
+      // The lock gone: assignments go on, on this replica's chain.
+      expect(await s.hub.assign(s.hostId, assignment('dep-3'), 10_000)).toMatchObject({ type: 'status', deploymentId: 'dep-3', state: 'running' });
+    } finally {
+      ws.close();
+    }
+  }, 60_000);
+});
