@@ -126,11 +126,46 @@ class HostNotEnrolled extends Error {
 export const GENERATION_LOCK_TIMEOUT_MS = 5_000;
 /** How long a generations transaction may take in all (retries, a connection that never answers): past it the next batch goes on. */
 export const GENERATION_WRITE_BOUND_MS = 15_000;
-/** PostgreSQL's lock_not_available (lock_timeout) and query_canceled (statement_timeout). */
-const TIMED_OUT = new Set(['55P03', '57014']);
+/** An assignment waiting for its generation (flushAssign). */
+interface PendingAssign { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }
 
 /** A batch's generations not written in time: its assignments answer GENERATION_BUSY, and the deploy is tried again. */
 class GenerationBusy extends Error {}
+
+/**
+ * Gives each assignment of `batch` its generation from `raised` (each host's last of the k new ones
+ * of `times`, its assignments taking them in order), or fails it with `raised`'s error; a host
+ * absent from `raised` was removed meanwhile.
+ */
+function settle(batch: readonly PendingAssign[], times: ReadonlyMap<string, number>, raised: Map<string, number> | Error): void {
+  const given = new Map<string, number>();
+  for (const b of batch) {
+    if (raised instanceof Error) {
+      b.reject(raised);
+      continue;
+    }
+    const top = raised.get(b.hostId);
+    if (top === undefined) {
+      b.reject(new HostNotEnrolled(b.hostId));
+      continue;
+    }
+    const n = (given.get(b.hostId) ?? 0) + 1;
+    given.set(b.hostId, n);
+    b.resolve(top - times.get(b.hostId)! + n);
+  }
+}
+
+/**
+ * A generations transaction's failure as its assignments answer it: PostgreSQL's lock_not_available
+ * (lock_timeout) and query_canceled (statement_timeout, or idle_in_transaction_session_timeout's)
+ * as GENERATION_BUSY, each saying what took too long; anything else as it is.
+ */
+function generationError(e: unknown): Error {
+  const code = (e as { code?: unknown }).code;
+  if (code === '55P03') return new GenerationBusy(`a host's generation was locked for over ${GENERATION_LOCK_TIMEOUT_MS} ms by another transaction`);
+  if (code === '57014' || code === '25P03') return new GenerationBusy(`the hosts' generations transaction ran for over ${GENERATION_WRITE_BOUND_MS} ms`);
+  return e instanceof Error ? e : new Error(String(e));
+}
 
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
@@ -166,7 +201,7 @@ export class HostHub {
   /** Host rows waiting to be written, in one transaction per turn (writeHostRow). */
   private pendingRows = new Map<string, { containers?: string; waiting: { resolve: () => void; reject: (e: Error) => void }[] }>();
   /** Assignments waiting for their generation: written together, in one transaction (a fan-out to a fleet). */
-  private pendingAssign: { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }[] = [];
+  private pendingAssign: PendingAssign[] = [];
   /** The generations transaction being written, if any (see scheduleFlush); never rejects. */
   private assignChain: Promise<void> = Promise.resolve();
 
@@ -291,6 +326,8 @@ export class HostHub {
           conn = {
             hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate(),
             kick: (code, reason) => {
+              // Not assignable from now: an assign() waiting for the welcome answers at once.
+              welcome(false);
               ws.close(code, reason);
               setTimeout(() => ws.terminate(), KICK_GRACE_MS).unref();
             },
@@ -309,6 +346,7 @@ export class HostHub {
           const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [
             JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostId,
           ]).catch((e: unknown) => {
+            welcome(false);
             ws.close(1011, 'internal error');
             throw e;
           });
@@ -465,15 +503,18 @@ export class HostHub {
    * that cursor. Hosts that know lines answer with them (stream, time) and the next cursor.
    */
   async requestLogs(hostId: string, container: string, maxBytes: number, timeoutMs = 10_000, since?: string): Promise<{ text: string; lines?: LogLine[]; cursor?: string } | { code: string }> {
+    const deadline = Date.now() + timeoutMs;
     const conn = this.conns.get(hostId);
     if (!conn) return { code: 'HOST_UNAVAILABLE' };
+    // Not before its welcome: the host refuses anything sent earlier, and drops the channel.
+    if ((await within(conn.welcomed, timeoutMs)) !== true) return { code: 'HOST_UNAVAILABLE' };
     const requestId = randomBytes(8).toString('hex');
     const key = `${hostId}/${requestId}`;
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.logWaiters.delete(key);
         resolve({ code: 'HOST_UNAVAILABLE' });
-      }, timeoutMs);
+      }, Math.max(0, deadline - Date.now()));
       t.unref();
       this.logWaiters.set(key, (m) => {
         clearTimeout(t);
@@ -493,15 +534,20 @@ export class HostHub {
    * leaves room for it.
    */
   async requestAction(hostId: string, container: string, req: { action: ContainerAction; signal?: string; graceSeconds?: number }, timeoutMs = 30_000): Promise<{ state: ContainerState } | { code: string; message?: string }> {
+    const deadline = Date.now() + timeoutMs + (req.graceSeconds ?? 10) * 1000;
     const conn = this.conns.get(hostId);
     if (!conn) return { code: 'HOST_UNAVAILABLE', message: 'the host is not connected' };
+    // Not before its welcome: the host refuses anything sent earlier, and drops the channel.
+    const welcomed = await within(conn.welcomed, timeoutMs);
+    if (welcomed === LATE) return { code: 'HOST_UNAVAILABLE', message: 'the host was not welcomed in time' };
+    if (!welcomed) return { code: 'HOST_UNAVAILABLE', message: 'the host is not connected' };
     const requestId = randomBytes(8).toString('hex');
     const key = `${hostId}/${requestId}`;
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.actionWaiters.delete(key);
         resolve({ code: 'HOST_UNAVAILABLE', message: 'the host did not answer in time' });
-      }, timeoutMs + (req.graceSeconds ?? 10) * 1000);
+      }, Math.max(0, deadline - Date.now()));
       t.unref();
       this.actionWaiters.set(key, (m) => {
         clearTimeout(t);
@@ -578,8 +624,11 @@ export class HostHub {
 
   /**
    * One generations transaction at a time on this replica: the next batch accumulates while one is
-   * written, and is flushed after it. Two at once raising the same hosts only waited on (or, on
-   * PostgreSQL, deadlocked with) each other.
+   * written, and is flushed after it (two at once raising the same hosts only waited on, or on
+   * PostgreSQL deadlocked with, each other). On PostgreSQL one past GENERATION_WRITE_BOUND_MS is
+   * no longer waited for: the next goes on, and the server ends the abandoned one (its
+   * statement_timeout, idle_in_transaction_session_timeout), its row locks waited for meanwhile
+   * within the lock timeout like any other's.
    */
   private scheduleFlush(): void {
     this.assignChain = this.assignChain.then(() => this.flushAssign());
@@ -588,7 +637,9 @@ export class HostHub {
   /**
    * One transaction for every assignment made in the same turn (a deploy's fan-out to its hosts),
    * a few statements for all of them: a host assigned k times in the turn (several apps) gets its
-   * generation raised by k, each assignment one of the k, in order.
+   * generation raised by k, each assignment one of the k, in order. On PostgreSQL a host whose row
+   * another transaction holds is left out of it (SKIP LOCKED) and waited for in a second one, within
+   * the lock timeout: only that host's assignments can answer GENERATION_BUSY, not the batch's others.
    */
   private async flushAssign(): Promise<void> {
     const batch = this.pendingAssign;
@@ -596,45 +647,68 @@ export class HostHub {
     if (batch.length === 0) return;
     const times = new Map<string, number>();
     for (const b of batch) times.set(b.hostId, (times.get(b.hostId) ?? 0) + 1);
-    // In (host, bundle) order, as raiseGenerations locks: two replicas' inserts of the same pairs
-    // wait for each other instead of deadlocking.
-    const pairs = [...new Map(batch.map((b) => [`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]])).entries()]
-      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, p]) => p);
+    const pg = this.ctx.db.dialect === 'postgres';
+    const busy: string[] = [];
+    let raised: Map<string, number> | Error;
     try {
-      // Run again if PostgreSQL aborted it in favour of another replica's (a deadlock left despite
-      // the lock order, a serialization failure): nothing of it was written.
-      const raised = await within(txRetrying(this.ctx.db, async (t) => {
-        const now = Date.now();
-        // Bounded: a row held elsewhere fails this batch (below), not every later one behind it.
-        if (t.dialect === 'postgres') await t.run(`SET LOCAL lock_timeout = ${GENERATION_LOCK_TIMEOUT_MS}`);
-        const out = await raiseGenerations(t, times);
-        for (const chunk of chunks(pairs)) {
-          await t.run(`INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`, chunk.flatMap(([h, d]) => [h, d, now]));
-        }
-        // A host removed just before (its row gone): what was just recorded for it goes too.
-        for (const hostId of times.keys()) if (!out.has(hostId)) await t.run('DELETE FROM host_bundles WHERE host_id = ?', [hostId]);
-        return out;
-      }), GENERATION_WRITE_BOUND_MS);
-      // Still running (a connection that never answers): its assignments fail, and the next batch
-      // goes on; if it commits later, the generations it raised are skipped, never repeated.
-      if (raised === LATE) throw new GenerationBusy(`the hosts' generations were not written within ${GENERATION_WRITE_BOUND_MS} ms`);
-      // The last of a host's k new generations is the one returned; its assignments take them in order.
-      const given = new Map<string, number>();
-      for (const b of batch) {
-        const top = raised.get(b.hostId);
-        if (top === undefined) {
-          b.reject(new HostNotEnrolled(b.hostId));
-          continue;
-        }
-        const n = (given.get(b.hostId) ?? 0) + 1;
-        given.set(b.hostId, n);
-        b.resolve(top - times.get(b.hostId)! + n);
-      }
+      raised = await this.writeGenerations(batch, times, pg ? busy : undefined);
     } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      const busy = typeof code === 'string' && TIMED_OUT.has(code) ? new GenerationBusy(`a host's generation was locked for over ${GENERATION_LOCK_TIMEOUT_MS} ms by another transaction`) : (e as Error);
-      for (const b of batch) b.reject(busy);
+      raised = generationError(e);
     }
+    // The others' assignments go out now, not after the wait for the held hosts' rows.
+    const held = new Set(busy);
+    settle(batch.filter((b) => !held.has(b.hostId)), times, raised);
+    if (held.size === 0) return;
+    const heldTimes = new Map(busy.map((h) => [h, times.get(h)!]));
+    const heldBatch = batch.filter((b) => held.has(b.hostId));
+    try {
+      raised = await this.writeGenerations(heldBatch, heldTimes);
+    } catch (e) {
+      raised = generationError(e);
+    }
+    settle(heldBatch, heldTimes, raised);
+  }
+
+  /**
+   * Raises the generations of `times`' hosts and records their bundles, in one transaction; with
+   * `busy` (PostgreSQL), hosts whose row is held elsewhere are skipped and listed there (see
+   * raiseGenerations). Answers each raised host's last new generation.
+   */
+  private async writeGenerations(batch: readonly PendingAssign[], times: ReadonlyMap<string, number>, busy?: string[]): Promise<Map<string, number>> {
+    const pg = this.ctx.db.dialect === 'postgres';
+    // Run again if PostgreSQL aborted it in favour of another replica's (a deadlock left despite
+    // the lock order, a serialization failure): nothing of it was written.
+    const tx = txRetrying(this.ctx.db, async (t) => {
+      const now = Date.now();
+      if (pg) {
+        busy?.splice(0);
+        // Bounded: a row held elsewhere fails this transaction (below), not every later one behind
+        // it; and abandoned past GENERATION_WRITE_BOUND_MS (below), the server ends it itself, its
+        // connection and locks given back, instead of holding them for as long as it hangs.
+        await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true), set_config(\'idle_in_transaction_session_timeout\', ?, true)', [
+          String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS), String(GENERATION_WRITE_BOUND_MS),
+        ]);
+      }
+      const out = await raiseGenerations(t, times, busy);
+      const skipped = new Set(busy);
+      // In (host, bundle) order, as raiseGenerations locks: two replicas' inserts of the same pairs
+      // wait for each other instead of deadlocking.
+      const pairs = [...new Map(batch.filter((b) => !skipped.has(b.hostId)).map((b) => [`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]])).entries()]
+        .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, p]) => p);
+      for (const chunk of chunks(pairs)) {
+        await t.run(`INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`, chunk.flatMap(([h, d]) => [h, d, now]));
+      }
+      // A host removed just before (its row gone): what was just recorded for it goes too.
+      for (const hostId of times.keys()) if (!out.has(hostId) && !skipped.has(hostId)) await t.run('DELETE FROM host_bundles WHERE host_id = ?', [hostId]);
+      return out;
+    });
+    // SQLite writes in-process, one transaction at a time: its wait is the host timeout's, as before.
+    if (!pg) return tx;
+    const raised = await within(tx, GENERATION_WRITE_BOUND_MS);
+    // Still running (a connection that never answers): its assignments fail, and the next batch
+    // goes on; if it commits later, the generations it raised are skipped, never repeated.
+    if (raised === LATE) throw new GenerationBusy(`the hosts' generations were not written within ${GENERATION_WRITE_BOUND_MS} ms`);
+    return raised;
   }
 
   /** Sends an assignment with the host's next generation; resolves with the host's final status. */

@@ -44,8 +44,26 @@ export const GENERATION_OF = 'COALESCE(g.generation, h.generation)';
  * rows are locked first, in host id order across the whole batch, so that each waits for the
  * other instead; a first raise of two hosts at once still may (rows inserted by both, rare), and
  * txRetrying runs it again.
+ *
+ * With `busy` (PostgreSQL), a host whose row another transaction holds is not waited for: the
+ * locks are taken SKIP LOCKED, and such a host is left out (not raised) and listed in `busy`, for
+ * the caller to wait for apart (a row another transaction is inserting, uncommitted, is still
+ * waited for by the insert below, within the caller's lock_timeout). One host's row held elsewhere then no longer fails (lock_timeout) the
+ * raise of every other host of the batch.
  */
-export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>, busy?: string[]): Promise<Map<string, number>> {
+  const pg = t.dialect === 'postgres';
+  const skip = pg && busy !== undefined ? ' SKIP LOCKED' : '';
+  // Of `ids` not locked here, those with a row: held by another transaction, listed in `busy`.
+  const heldOf = async (ids: string[]): Promise<Set<string>> => {
+    const held = new Set<string>();
+    for (const chunk of chunks(ids)) {
+      const rows = await t.query<{ host_id: string }>(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')})`, chunk);
+      for (const r of rows) held.add(r.host_id);
+    }
+    busy?.push(...held);
+    return held;
+  };
   const sorted = [...times.keys()].sort();
   // Hosts by how many assignments they got (nearly always all 1): one statement per count and chunk.
   const byCount = new Map<number, string[]>();
@@ -57,15 +75,19 @@ export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>
   }
   // One count (the usual batch): each chunk's UPDATE locks its rows itself, in id order (below);
   // else they are all locked first, the counts' statements then taking hosts out of order.
-  const pg = t.dialect === 'postgres';
   const lockInUpdate = pg && byCount.size === 1;
+  let held = new Set<string>();
   if (pg && !lockInUpdate) {
+    const got = new Set<string>();
     for (const chunk of chunks(sorted)) {
-      await t.query(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id ${BY_CODE_UNIT} FOR UPDATE`, chunk);
+      const rows = await t.query<{ host_id: string }>(`SELECT host_id FROM host_generations WHERE host_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY host_id ${BY_CODE_UNIT} FOR UPDATE${skip}`, chunk);
+      for (const r of rows) got.add(r.host_id);
     }
+    if (skip) held = await heldOf(sorted.filter((id) => !got.has(id)));
   }
   const out = new Map<string, number>();
-  for (const [k, hosts] of byCount) {
+  for (const [k, all] of byCount) {
+    const hosts = all.filter((id) => !held.has(id));
     // Hosts assigned before (every host of a redeploy): a plain UPDATE, the cheapest on both stores
     // (an upsert cost ~1.2 ms more per 200 hosts on PostgreSQL). A row here means a `hosts` row:
     // the foreign key deletes it with the host.
@@ -73,13 +95,19 @@ export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>
       const list = chunk.map(() => '?').join(', ');
       // The lock order in the statement (a second one cost ~1 ms a 200-host batch on PostgreSQL).
       const rows = await t.query<{ host_id: string; generation: number }>(lockInUpdate
-        ? `WITH locked AS (SELECT host_id FROM host_generations WHERE host_id IN (${list}) ORDER BY host_id ${BY_CODE_UNIT} FOR UPDATE)
+        ? `WITH locked AS (SELECT host_id FROM host_generations WHERE host_id IN (${list}) ORDER BY host_id ${BY_CODE_UNIT} FOR UPDATE${skip})
            UPDATE host_generations g SET generation = g.generation + ? FROM locked WHERE g.host_id = locked.host_id RETURNING g.host_id, g.generation`
         : `UPDATE host_generations SET generation = generation + ? WHERE host_id IN (${list}) RETURNING host_id, generation`,
       lockInUpdate ? [...chunk, k] : [k, ...chunk]);
       for (const r of rows) out.set(r.host_id, Number(r.generation));
     }
-    const first = hosts.filter((id) => !out.has(id));
+    let first = hosts.filter((id) => !out.has(id));
+    // Skipped by the UPDATE's lock: a host with no row yet, or one held elsewhere (left out). Only
+    // a first raise (or a held host) costs this statement; a redeploy's hosts all have their rows.
+    if (skip && lockInUpdate && first.length > 0) {
+      const busyHere = await heldOf(first);
+      first = first.filter((id) => !busyHere.has(id));
+    }
     // Never raised here yet (or removed: no `hosts` row, so nothing written). Seeded from
     // `hosts.generation`: a replica of the previous version may still have raised it after the
     // migration copied it. The upsert, not a plain INSERT, for a row another replica made

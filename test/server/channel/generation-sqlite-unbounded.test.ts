@@ -1,0 +1,48 @@
+/**
+ * SQLite has one in-process writer: a generations transaction queued behind a long one (over
+ * GENERATION_WRITE_BOUND_MS) is waited for within the assignment's own timeout, not failed with
+ * GENERATION_BUSY (the bound is PostgreSQL's, for a connection that never answers).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { GENERATION_WRITE_BOUND_MS } from '../../../server/channel/hub.js';
+import type { Assignment } from '../../../src/protocol/messages.js';
+import { channelServer, rawHost, until, type ChannelServer } from './support.js';
+
+const DIGEST = `sha256:${'d'.repeat(64)}`;
+const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
+  deploymentId, environment: 'production', app: 'web', bundle: `registry.example/web@${DIGEST}`, bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
+});
+
+describe('generations on SQLite', () => {
+  let s: ChannelServer;
+  beforeAll(async () => {
+    s = await channelServer();
+  }, 60_000);
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('a generations transaction queued past the PostgreSQL bound behind another runs', async () => {
+    const { ws } = await rawHost(s, (m, send) => {
+      if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
+    });
+    try {
+      await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let inside!: () => void;
+      const entered = new Promise<void>((r) => (inside = r));
+      const long = s.ctx.db.tx(async () => {
+        inside();
+        await gate;
+      });
+      await entered;
+      setTimeout(release, GENERATION_WRITE_BOUND_MS + 1_000).unref();
+      const out = await s.hub.assign(s.hostId, assignment('dep-sqlite'), 60_000);
+      await long;
+      expect(out).toMatchObject({ type: 'status', deploymentId: 'dep-sqlite', state: 'running' });
+    } finally {
+      ws.close();
+    }
+  }, 60_000);
+});
