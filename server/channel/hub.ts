@@ -157,13 +157,13 @@ function settle(batch: readonly PendingAssign[], times: ReadonlyMap<string, numb
 
 /**
  * A generations transaction's failure as its assignments answer it: PostgreSQL's lock_not_available
- * (lock_timeout) and query_canceled (statement_timeout, or idle_in_transaction_session_timeout's)
- * as GENERATION_BUSY, each saying what took too long; anything else as it is.
+ * (lock_timeout) and query_canceled (statement_timeout) as GENERATION_BUSY, each saying what took
+ * too long; anything else as it is.
  */
 function generationError(e: unknown): Error {
   const code = (e as { code?: unknown }).code;
   if (code === '55P03') return new GenerationBusy(`a host's generation was locked for over ${GENERATION_LOCK_TIMEOUT_MS} ms by another transaction`);
-  if (code === '57014' || code === '25P03') return new GenerationBusy(`the hosts' generations transaction ran for over ${GENERATION_WRITE_BOUND_MS} ms`);
+  if (code === '57014') return new GenerationBusy(`the hosts' generations transaction ran for over ${GENERATION_WRITE_BOUND_MS} ms`);
   return e instanceof Error ? e : new Error(String(e));
 }
 
@@ -626,9 +626,10 @@ export class HostHub {
    * One generations transaction at a time on this replica: the next batch accumulates while one is
    * written, and is flushed after it (two at once raising the same hosts only waited on, or on
    * PostgreSQL deadlocked with, each other). On PostgreSQL one past GENERATION_WRITE_BOUND_MS is
-   * no longer waited for: the next goes on, and the server ends the abandoned one (its
-   * statement_timeout, idle_in_transaction_session_timeout), its row locks waited for meanwhile
-   * within the lock timeout like any other's.
+   * no longer waited for: the next goes on, and the server cancels the abandoned one's statement
+   * (statement_timeout), its row locks waited for meanwhile within the lock timeout like any
+   * other's. A batch with held hosts waits for them in a second transaction before the next batch
+   * (their generations stay in batch order): the chain may wait up to twice the bound.
    */
   private scheduleFlush(): void {
     this.assignChain = this.assignChain.then(() => this.flushAssign());
@@ -683,11 +684,11 @@ export class HostHub {
       if (pg) {
         busy?.splice(0);
         // Bounded: a row held elsewhere fails this transaction (below), not every later one behind
-        // it; and abandoned past GENERATION_WRITE_BOUND_MS (below), the server ends it itself, its
-        // connection and locks given back, instead of holding them for as long as it hangs.
-        await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true), set_config(\'idle_in_transaction_session_timeout\', ?, true)', [
-          String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS), String(GENERATION_WRITE_BOUND_MS),
-        ]);
+        // it; and a statement past GENERATION_WRITE_BOUND_MS is cancelled by the server itself, its
+        // locks given back, instead of holding them for as long as it hangs.
+        // Not idle_in_transaction_session_timeout: the server ends such a session with a FATAL, a
+        // connection error between queries, which is not this transaction's to answer.
+        await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true)', [String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS)]);
       }
       const out = await raiseGenerations(t, times, busy);
       const skipped = new Set(busy);

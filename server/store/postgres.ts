@@ -30,6 +30,13 @@ export async function openPostgres(url: string): Promise<Db> {
     ...make((t, p) => pool.query(t, p)),
     async tx<T>(fn: (d: Db) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A checked-out client has no listener for 'error' (the pool listens on idle ones only): a
+      // connection lost between two of this transaction's queries (the server restarting, a
+      // session ended by the server) was an unhandled 'error' event, and the process exited. The
+      // transaction's next query fails instead, and the client is not given back to the pool.
+      let broken: Error | undefined;
+      const onError = (e: Error) => void (broken = e);
+      client.on('error', onError);
       const inner: Db = { ...make((t, p) => client.query(t, p)), tx: (f) => f(inner), listen: db.listen, close: async () => {} };
       try {
         await client.query('BEGIN');
@@ -40,7 +47,8 @@ export async function openPostgres(url: string): Promise<Db> {
         await client.query('ROLLBACK').catch(() => undefined);
         throw e;
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(broken ?? undefined);
       }
     },
     async listen(channel, fn) {
