@@ -124,10 +124,7 @@ export class Reconciler {
         files.delete(path);
         bytes -= old.file.bytes;
         rules ||= old.file.state.promotions.length > 0;
-        for (const a of old.file.state.apps) {
-          touched.add(appKey(a));
-          byKey.delete(appKey(a));
-        }
+        for (const a of old.file.state.apps) byKey.delete(appKey(a));
       }
       if (c.after) added.push({ path, oid: c.after });
     }
@@ -272,6 +269,7 @@ export class Reconciler {
    * files that differ; any other compares every app.
    */
   private async changedSince(snap: Snapshot, previous: string | null): Promise<DesiredApp[]> {
+    // A removed name deploys nothing, so the names declared in the files now there are enough.
     const from = snap.from?.commit === previous ? snap.from : undefined;
     const before = from?.byKey ?? (previous ? await this.snapshotAt(previous).then((s) => s.byKey, () => new Map<string, DesiredApp>()) : new Map<string, DesiredApp>());
     const candidates = from ? [...from.touched].flatMap((k) => snap.byKey.get(k) ?? []) : snap.state.apps;
@@ -348,8 +346,8 @@ export interface DesiredState {
 /**
  * A commit's desired state with what deriving the next one needs: its files by path, its apps by
  * name, their total size, the id of the tree read ('' none, null: the path is a file) and, when it
- * was derived from another commit's, that commit, its apps and the names declared in the files
- * that differ.
+ * was derived from another commit's, that commit, its apps and the names declared in this commit's
+ * versions of the files that differ.
  */
 interface Snapshot {
   state: DesiredState;
