@@ -6,9 +6,13 @@ import { ObjectTooLarge, type GitObject } from './object-reader.js';
 import { mergeRules, type PromotionRule } from '../promotion/rules.js';
 import { CtError } from '../../src/core/errors.js';
 import { parseCommitInfo, type CommitInfo } from './commit-info.js';
+import { diffTrees } from './tree-diff.js';
 
 /** Parsed files kept per generation (so at most twice this): every file of a large repository at two commits. */
 const MAX_CACHED_BLOBS = 20_000;
+/** Most desired-state files at one commit (as GitObjectReader.listBlobs allows). */
+const MAX_FILES = 100_000;
+const WANTED = (n: string) => /\.ya?ml$/.test(n);
 
 export type ReconcileOutcome =
   | { outcome: 'up-to-date'; commit: string }
@@ -32,7 +36,7 @@ export interface ReconcilerOptions {
  */
 export class Reconciler {
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly parsed = new Map<string, DesiredState>();
+  private readonly parsed = new Map<string, Snapshot>();
   /**
    * Parsed desired-state files by blob id and path (a parse error is thrown, never cached), in two
    * generations: a hit in the young one costs one lookup; a hit in the old one moves it to the young
@@ -68,18 +72,86 @@ export class Reconciler {
 
   /** Apps and promotion rules at a commit. */
   async stateAt(commit: string): Promise<DesiredState> {
+    return (await this.snapshotAt(commit)).state;
+  }
+
+  /**
+   * The desired state at a commit with its bookkeeping. `base`: a commit whose state, when still
+   * remembered, the new one is derived from by the files that differ between the two (#14 target 7).
+   */
+  private async snapshotAt(commit: string, base?: string | null): Promise<Snapshot> {
     // A commit's content never changes: the previous head's state, parsed by the last reconcile,
     // is reused instead of read from git again (a few recent commits are kept).
     const hit = this.parsed.get(commit);
     if (hit) return hit;
     if (this.refusedHead?.commit === commit) throw this.refusedHead.error;
-    const state = await this.readDesired(commit).catch((e: unknown) => {
+    const from = base ? this.parsed.get(base) : undefined;
+    const read = from ? this.readChanged(commit, base!, from) : this.readDesired(commit);
+    const snap = await read.catch((e: unknown) => {
       if (isContentError(e)) this.refusedHead = { commit, error: e };
       throw e;
     });
-    this.parsed.set(commit, state);
+    this.parsed.set(commit, snap);
     if (this.parsed.size > 8) this.parsed.delete(this.parsed.keys().next().value!);
-    return state;
+    return snap;
+  }
+
+  /**
+   * The state at `commit` from the remembered state at `base`: only the files that differ between
+   * the two trees are read and parsed, the others' apps are kept. Sizes are counted over every
+   * file of the commit as readDesired counts them (the unchanged files' sizes are remembered). A
+   * name declared twice, or too many files, is decided by reading the whole state (readDesired),
+   * so the error names the same files; a root that is not a directory is read whole too.
+   */
+  private async readChanged(commit: string, baseCommit: string, base: Snapshot): Promise<Snapshot> {
+    const root = await this.rootTree(commit);
+    if (base.root === null || root === null) return this.readDesired(commit, root);
+    // Each state has at most MAX_FILES files, so at most twice that differ (more: read it whole, and refuse it).
+    const diff = await diffTrees(this.mirror.reader, base.root || undefined, root || undefined, 2 * MAX_FILES);
+    if (!diff) return this.readDesired(commit, root);
+    const changes = diff.filter((c) => WANTED(c.name));
+    const prefix = cleanPath(this.opts.path) ? `${cleanPath(this.opts.path)}/` : '';
+    const files = new Map(base.files);
+    const byKey = new Map(base.byKey);
+    let bytes = base.bytes;
+    let rules = false;
+    const touched = new Set<string>();
+    const added: { path: string; oid: string }[] = [];
+    for (const c of changes) {
+      const path = prefix + c.path;
+      const old = files.get(path);
+      if (old) {
+        files.delete(path);
+        bytes -= old.file.bytes;
+        rules ||= old.file.state.promotions.length > 0;
+        for (const a of old.file.state.apps) byKey.delete(appKey(a));
+      }
+      if (c.after) added.push({ path, oid: c.after });
+    }
+    if (files.size + added.length > MAX_FILES) return await this.readDesired(commit, root);
+    const cached = added.map((b) => this.cachedBlob(blobKey(b)));
+    const cachedBytes = cached.reduce((n, c) => n + (c?.bytes ?? 0), 0);
+    const texts = await this.readBlobs(added.filter((_b, i) => !cached[i]), bytes + cachedBytes, files.size + added.length);
+    for (const [i, b] of added.entries()) {
+      const file = cached[i] ?? this.parseBlob(b, texts.get(b.oid)!);
+      for (const a of file.state.apps) {
+        if (byKey.has(appKey(a))) return await this.readDesired(commit, root);
+        touched.add(appKey(a));
+        byKey.set(appKey(a), a);
+      }
+      rules ||= file.state.promotions.length > 0;
+      files.set(b.path, { oid: b.oid, file });
+      bytes += file.bytes;
+    }
+    const promotions = rules ? mergeRules([...files].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, f]) => f.file.state.promotions)) : base.state.promotions;
+    return snapshot(root, files, byKey, bytes, promotions, { commit: baseCommit, byKey: base.byKey, touched });
+  }
+
+  /** The id of the tree at the configured path of `commit`: '' when there is none, null when it is a file. */
+  private async rootTree(commit: string): Promise<string | null> {
+    const clean = cleanPath(this.opts.path);
+    const o = await this.mirror.reader.read(clean ? `${commit}:${clean}` : `${commit}^{tree}`);
+    return !o ? '' : o.type === 'tree' ? o.oid : null;
   }
 
   /** The desired state in force: at the last applied commit (empty before the first). */
@@ -94,25 +166,30 @@ export class Reconciler {
    * thousands costs one read and one parse. Names must still be unique across files. Sizes are
    * checked before anything is parsed (readBlobs).
    */
-  private async readDesired(commit: string): Promise<DesiredState> {
-    const blobs = await this.mirror.reader.listBlobs(commit, this.opts.path, (n) => /\.ya?ml$/.test(n));
+  private async readDesired(commit: string, root?: string | null): Promise<Snapshot> {
+    const tree = root === undefined ? await this.rootTree(commit) : root;
+    const blobs = await this.mirror.reader.listBlobs(commit, this.opts.path, WANTED);
     // Cached files are taken at once; only the others are read (a promise per file of thousands cost more than the rest).
     const cached = blobs.map((b) => this.cachedBlob(blobKey(b)));
     const cachedBytes = cached.reduce((n, c) => n + (c?.bytes ?? 0), 0);
     const texts = await this.readBlobs(blobs.filter((_b, i) => !cached[i]), cachedBytes, blobs.length);
-    const perFile = blobs.map((b, i) => cached[i]?.state ?? this.parseBlob(b, texts.get(b.oid)!));
+    const perFile = blobs.map((b, i) => cached[i] ?? this.parseBlob(b, texts.get(b.oid)!));
     const seen = new Map<string, string>();
-    const out: DesiredApp[] = [];
-    for (const [i, { apps }] of perFile.entries()) {
-      for (const a of apps) {
-        const key = `${a.environment}/${a.app}`;
+    const byKey = new Map<string, DesiredApp>();
+    const files = new Map<string, { oid: string; file: ParsedFile }>();
+    let bytes = 0;
+    for (const [i, file] of perFile.entries()) {
+      for (const a of file.state.apps) {
+        const key = appKey(a);
         const other = seen.get(key);
         if (other !== undefined) throw new CtError('MANIFEST_INVALID', `${blobs[i].path}: environments.${a.environment}.apps.${a.app}: declared twice (also in ${other})`, { file: blobs[i].path });
         seen.set(key, blobs[i].path);
-        out.push(a);
+        byKey.set(key, a);
       }
+      files.set(blobs[i].path, { oid: blobs[i].oid, file });
+      bytes += file.bytes;
     }
-    return { apps: out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`)), promotions: mergeRules(perFile.map((f) => f.promotions)) };
+    return snapshot(tree, files, byKey, bytes, mergeRules(perFile.map((f) => f.state.promotions)));
   }
 
   /**
@@ -164,10 +241,10 @@ export class Reconciler {
   }
 
   /** One file's apps, by blob id (content-addressed, so a cached parse can never be stale). */
-  private parseBlob(b: { path: string; oid: string }, data: Buffer): DesiredState {
-    const state = parseDesiredFiles([{ name: b.path, text: data.toString('utf8') }]);
-    this.remember(blobKey(b), { state, bytes: data.length });
-    return state;
+  private parseBlob(b: { path: string; oid: string }, data: Buffer): ParsedFile {
+    const file = { state: parseDesiredFiles([{ name: b.path, text: data.toString('utf8') }]), bytes: data.length };
+    this.remember(blobKey(b), file);
+    return file;
   }
 
   private cachedBlob(key: string): ParsedFile | undefined {
@@ -184,6 +261,24 @@ export class Reconciler {
       this.old = this.young;
       this.young = new Map();
     }
+  }
+
+  /**
+   * The apps of `snap` whose deploy differs from the one at `previous` (all of them before the
+   * first commit), by name. A state derived from `previous` compares only the apps declared in the
+   * files that differ; any other compares every app.
+   */
+  private async changedSince(snap: Snapshot, previous: string | null): Promise<DesiredApp[]> {
+    // A removed name deploys nothing, so the names declared in the files now there are enough.
+    const from = snap.from?.commit === previous ? snap.from : undefined;
+    const before = from?.byKey ?? (previous ? await this.snapshotAt(previous).then((s) => s.byKey, () => new Map<string, DesiredApp>()) : new Map<string, DesiredApp>());
+    const candidates = from ? [...from.touched].flatMap((k) => snap.byKey.get(k) ?? []) : snap.state.apps;
+    // A different reference (even to the same image digest) or a different host selector is a change.
+    const changed = candidates.filter((a) => {
+      const b = before.get(appKey(a));
+      return !b || deployKey(b) !== deployKey(a);
+    });
+    return from ? changed.sort(byName) : changed;
   }
 
   /** The head's author and message, shown with its deploys; a commit that cannot be read has none. */
@@ -226,18 +321,12 @@ export class Reconciler {
       const sig = await this.mirror.verifyCommit(head, this.opts.allowedSignersFile);
       if (!sig.ok) return { outcome: 'refused', commit: head, previous, reason: 'UNSIGNED_COMMIT', message: `commit ${head} is not signed by an allowed key: ${sig.reason}` };
     }
-    const read = await this.stateAt(head).then((state) => ({ state }), (error: Error) => ({ error }));
+    const read = await this.snapshotAt(head, previous).then((snap) => ({ snap }), (error: Error) => ({ error }));
     if ('error' in read) {
       const code = read.error instanceof CtError ? { code: read.error.code } : {};
       return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: read.error.message, ...code };
     }
-    const desired = read.state.apps;
-    const before = new Map<string, string>();
-    if (previous) {
-      for (const a of await this.desiredAt(previous).catch(() => [] as DesiredApp[])) before.set(`${a.environment}/${a.app}`, deployKey(a));
-    }
-    // A different reference (even to the same image digest) or a different host selector is a change.
-    const changed = desired.filter((a) => before.get(`${a.environment}/${a.app}`) !== deployKey(a));
+    const changed = await this.changedSince(read.snap, previous);
     const info = changed.length ? await this.commitInfo(head) : undefined;
     for (const app of changed) await this.opts.enqueueDeploy(app, head, info);
     // Recorded after the enqueues: a crash in between re-enqueues the same idempotent keys.
@@ -252,6 +341,40 @@ export class Reconciler {
 export interface DesiredState {
   apps: DesiredApp[];
   promotions: PromotionRule[];
+}
+
+/**
+ * A commit's desired state with what deriving the next one needs: its files by path, its apps by
+ * name, their total size, the id of the tree read ('' none, null: the path is a file) and, when it
+ * was derived from another commit's, that commit, its apps and the names declared in this commit's
+ * versions of the files that differ.
+ */
+interface Snapshot {
+  state: DesiredState;
+  root: string | null;
+  files: ReadonlyMap<string, { oid: string; file: ParsedFile }>;
+  byKey: ReadonlyMap<string, DesiredApp>;
+  bytes: number;
+  from?: { commit: string; byKey: ReadonlyMap<string, DesiredApp>; touched: ReadonlySet<string> };
+}
+
+function snapshot(root: string | null, files: Snapshot['files'], byKey: Snapshot['byKey'], bytes: number, promotions: PromotionRule[], from?: Snapshot['from']): Snapshot {
+  // The sorted list is built when asked for (the promoter, the API), not at every reconcile.
+  let apps: DesiredApp[] | undefined;
+  const state = { get apps() { return (apps ??= [...byKey.values()].sort(byName)); }, promotions };
+  return { state, root, files, byKey, bytes, ...(from ? { from } : {}) };
+}
+
+function appKey(a: DesiredApp): string {
+  return `${a.environment}/${a.app}`;
+}
+
+function byName(a: DesiredApp, b: DesiredApp): number {
+  return appKey(a).localeCompare(appKey(b));
+}
+
+function cleanPath(path: string): string {
+  return path.replace(/^\.?\/*|\/+$/g, '');
 }
 
 /** One file's parse, with its size: a commit's total is counted over cached files too. */
