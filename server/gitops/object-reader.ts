@@ -129,7 +129,11 @@ export class GitObjectReader {
     const hit = this.listings.get(treeOid);
     if (hit) return hit;
     const files: TreeFile[] = [];
-    for (const e of (await this.tree(treeOid)) ?? []) {
+    const entries = (await this.tree(treeOid)) ?? [];
+    // Names are bytes in git and text here: two that decode alike (not UTF-8) would be one path,
+    // and which of their files counted would depend on the order they were met. Refused.
+    if (new Set(entries.map((e) => e.name)).size !== entries.length) throw new CtError('MANIFEST_INVALID', `tree ${treeOid} holds two entries whose names read alike (names that are not UTF-8)`);
+    for (const e of entries) {
       if (e.mode === '40000') for (const f of await this.filesOf(e.oid, max)) files.push({ path: `${e.name}/${f.path}`, name: f.name, oid: f.oid });
       else if (e.mode === '100644' || e.mode === '100755') files.push({ path: e.name, name: e.name, oid: e.oid });
       if (files.length > max) throw new CtError('MANIFEST_INVALID', `more than ${max} files under tree ${treeOid}`);

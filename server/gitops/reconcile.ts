@@ -109,6 +109,9 @@ export class Reconciler {
     // Each state has at most MAX_FILES files, so at most twice that differ (more: read it whole, and refuse it).
     const diff = await diffTrees(this.mirror.reader, base.root || undefined, root || undefined, 2 * MAX_FILES);
     if (!diff) return this.readDesired(commit, root);
+    // Every regular file counts towards MAX_FILES, as the whole read counts them, YAML or not.
+    const allFiles = base.allFiles + diff.reduce((n, c) => n + (c.after && !c.before ? 1 : !c.after && c.before ? -1 : 0), 0);
+    if (allFiles > MAX_FILES) return this.readDesired(commit, root);
     const changes = diff.filter((c) => WANTED(c.name));
     const prefix = cleanPath(this.opts.path) ? `${cleanPath(this.opts.path)}/` : '';
     const files = new Map(base.files);
@@ -144,7 +147,7 @@ export class Reconciler {
       bytes += file.bytes;
     }
     const promotions = rules ? mergeRules([...files].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, f]) => f.file.state.promotions)) : base.state.promotions;
-    return snapshot(root, files, byKey, bytes, promotions, { commit: baseCommit, byKey: base.byKey, touched });
+    return snapshot(root, files, byKey, bytes, allFiles, promotions, { commit: baseCommit, byKey: base.byKey, touched });
   }
 
   /** The id of the tree at the configured path of `commit`: '' when there is none, null when it is a file. */
@@ -168,7 +171,9 @@ export class Reconciler {
    */
   private async readDesired(commit: string, root?: string | null): Promise<Snapshot> {
     const tree = root === undefined ? await this.rootTree(commit) : root;
-    const blobs = await this.mirror.reader.listBlobs(commit, this.opts.path, WANTED);
+    // Every regular file, counted (the incremental read keeps the count); the YAML ones read.
+    const every = await this.mirror.reader.listBlobs(commit, this.opts.path, () => true);
+    const blobs = every.filter((b) => WANTED(b.path.slice(b.path.lastIndexOf('/') + 1)));
     // Cached files are taken at once; only the others are read (a promise per file of thousands cost more than the rest).
     const cached = blobs.map((b) => this.cachedBlob(blobKey(b)));
     const cachedBytes = cached.reduce((n, c) => n + (c?.bytes ?? 0), 0);
@@ -189,7 +194,7 @@ export class Reconciler {
       files.set(blobs[i].path, { oid: blobs[i].oid, file });
       bytes += file.bytes;
     }
-    return snapshot(tree, files, byKey, bytes, mergeRules(perFile.map((f) => f.state.promotions)));
+    return snapshot(tree, files, byKey, bytes, every.length, mergeRules(perFile.map((f) => f.state.promotions)));
   }
 
   /**
@@ -355,14 +360,16 @@ interface Snapshot {
   files: ReadonlyMap<string, { oid: string; file: ParsedFile }>;
   byKey: ReadonlyMap<string, DesiredApp>;
   bytes: number;
+  /** Regular files under the root, of any name: what MAX_FILES bounds. */
+  allFiles: number;
   from?: { commit: string; byKey: ReadonlyMap<string, DesiredApp>; touched: ReadonlySet<string> };
 }
 
-function snapshot(root: string | null, files: Snapshot['files'], byKey: Snapshot['byKey'], bytes: number, promotions: PromotionRule[], from?: Snapshot['from']): Snapshot {
+function snapshot(root: string | null, files: Snapshot['files'], byKey: Snapshot['byKey'], bytes: number, allFiles: number, promotions: PromotionRule[], from?: Snapshot['from']): Snapshot {
   // The sorted list is built when asked for (the promoter, the API), not at every reconcile.
   let apps: DesiredApp[] | undefined;
   const state = { get apps() { return (apps ??= [...byKey.values()].sort(byName)); }, promotions };
-  return { state, root, files, byKey, bytes, ...(from ? { from } : {}) };
+  return { state, root, files, byKey, bytes, allFiles, ...(from ? { from } : {}) };
 }
 
 function appKey(a: DesiredApp): string {

@@ -22,11 +22,13 @@ export async function diffTrees(reader: GitObjectReader, a: string | undefined, 
   return (await diffInto(reader, a, b, '', out, max)) ? out : null;
 }
 
-/** False when it stopped at `max` changes. */
+/** False when it stopped at `max` changes, or at a tree the whole read must judge. */
 async function diffInto(reader: GitObjectReader, a: string | undefined, b: string | undefined, prefix: string, out: FileChange[], max: number): Promise<boolean> {
   if (a === b) return true;
   const before = a ? await entriesOf(reader, a) : EMPTY;
   const after = b ? await entriesOf(reader, b) : EMPTY;
+  // Two entries whose names read alike: stop, and the commit is read whole (which refuses it).
+  if (!before || !after) return false;
   for (const [name, y] of after) if (!(await diffEntry(reader, name, before.get(name), y, prefix, out, max))) return false;
   for (const [name, x] of before) if (!after.has(name) && !(await diffEntry(reader, name, x, undefined, prefix, out, max))) return false;
   return true;
@@ -46,13 +48,19 @@ const EMPTY: ReadonlyMap<string, TreeEntry> = new Map();
 const MAX_REMEMBERED_ENTRIES = 200_000;
 const remembered = new WeakMap<GitObjectReader, { trees: Map<string, ReadonlyMap<string, TreeEntry>>; entries: number }>();
 
-/** A tree's entries by name, remembered by the tree's id (its content never changes), the oldest dropped first. */
-async function entriesOf(reader: GitObjectReader, oid: string): Promise<ReadonlyMap<string, TreeEntry>> {
+/**
+ * A tree's entries by name, remembered by the tree's id (its content never changes), the oldest
+ * dropped first. undefined when two names read alike (bytes that are not UTF-8 decode to the same
+ * text): a map by name would keep one of them and miss changes to the other.
+ */
+async function entriesOf(reader: GitObjectReader, oid: string): Promise<ReadonlyMap<string, TreeEntry> | undefined> {
   let cache = remembered.get(reader);
   if (!cache) remembered.set(reader, (cache = { trees: new Map(), entries: 0 }));
   const hit = cache.trees.get(oid);
   if (hit) return hit;
-  const entries = new Map(((await reader.tree(oid)) ?? []).map((e) => [e.name, e]));
+  const list = (await reader.tree(oid)) ?? [];
+  const entries = new Map(list.map((e) => [e.name, e]));
+  if (entries.size !== list.length) return undefined;
   cache.trees.set(oid, entries);
   cache.entries += entries.size;
   while (cache.entries > MAX_REMEMBERED_ENTRIES && cache.trees.size > 1) {
