@@ -143,11 +143,12 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
       opened.push(fh);
       const st = await fh.stat();
       if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
-      const real = await realpath(inc.from).catch((e: unknown) => {
-        throw asIoError(e, inc.from);
-      });
-      const now = await stat(real).catch(() => undefined);
-      if (!now || now.dev !== st.dev || now.ino !== st.ino) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} changed while it was being checked`, { path: inc.from });
+      const real = await openedPath(fh, inc.from);
+      // lstat, not stat: `real` has no links in it, so a link put there since (a swap to a link to
+      // another file, the one the handle holds) is itself what is found, and refused. stat
+      // followed it, found the handle's file, and checked the name of a harmless one.
+      const now = await lstat(real).catch(() => undefined);
+      if (!now || !now.isFile() || now.dev !== st.dev || now.ino !== st.ino) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} changed while it was being checked`, { path: inc.from });
       // Not from version-control metadata, however named (links followed): the walk leaves it out
       // because a checkout's .git/config holds the CI job's token; an include must not put it back.
       if (real.split(sep).some((part) => VCS_METADATA.includes(part))) {
@@ -173,6 +174,19 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
     throw e;
   }
   return [...names.values()];
+}
+
+/**
+ * Where the opened file is: the kernel's name for the handle (/proc/self/fd), so the path judged
+ * is the file's that was opened, not what the name leads to a moment later; without /proc (not
+ * Linux), the name's real path, checked against the handle by the caller all the same.
+ */
+async function openedPath(fh: FileHandle, from: string): Promise<string> {
+  const viaProc = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
+  if (viaProc !== undefined && viaProc.startsWith('/')) return viaProc;
+  return realpath(from).catch((e: unknown) => {
+    throw asIoError(e, from);
+  });
 }
 
 async function closeHandles(entries: TreeEntry[]): Promise<void> {
