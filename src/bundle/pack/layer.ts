@@ -144,9 +144,9 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
       const st = await fh.stat();
       if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
       const real = await openedPath(fh, inc.from);
-      // lstat, not stat: `real` has no links in it, so a link put there since (a swap to a link to
-      // another file, the one the handle holds) is itself what is found, and refused. stat
-      // followed it, found the handle's file, and checked the name of a harmless one.
+      // lstat, not stat: a link put at `real` since (a swap to a link to another file, the one the
+      // handle holds) is itself what is found, and refused. stat followed it, found the handle's
+      // file, and checked the name of a harmless one.
       const now = await lstat(real).catch(() => undefined);
       if (!now || !now.isFile() || now.dev !== st.dev || now.ino !== st.ino) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} changed while it was being checked`, { path: inc.from });
       // Not from version-control metadata, however named (links followed): the walk leaves it out
@@ -178,12 +178,16 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
 
 /**
  * Where the opened file is: the kernel's name for the handle (/proc/self/fd), so the path judged
- * is the file's that was opened, not what the name leads to a moment later; without /proc (not
- * Linux), the name's real path, checked against the handle by the caller all the same.
+ * is the file's that was opened, not what the name leads to a moment later. On Linux without /proc
+ * (a sandbox) the pack is refused: the name's real path can be raced by swapping one of its
+ * directories for a link (a review packed a secret so). Elsewhere (not Linux) the name's real
+ * path, checked against the handle by the caller: only the last component is safe from a swap
+ * there, so packing over directories other users can write is not safe on those systems.
  */
 async function openedPath(fh: FileHandle, from: string): Promise<string> {
   const viaProc = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
   if (viaProc !== undefined && viaProc.startsWith('/')) return viaProc;
+  if (process.platform === 'linux') throw new CtError('USAGE', `ct.toml [[include]] ${from}: /proc/self/fd is not readable here (is /proc mounted?): ct pack needs it to know which file an include opened`, { path: from });
   return realpath(from).catch((e: unknown) => {
     throw asIoError(e, from);
   });
