@@ -4,34 +4,21 @@
  * every assignment of the batch answered GENERATION_BUSY, the other host's included: now only the
  * held host's assignment does, the other's is sent and runs.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { openDb, type Db } from '../../server/store/db.js';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { Db } from '../../server/store/db.js';
 import { GENERATION_LOCK_TIMEOUT_MS } from '../../server/channel/hub.js';
 import { raiseGenerations } from '../../server/hosts/generations.js';
-import type { Assignment } from '../../src/protocol/messages.js';
-import { startPostgres, type Postgres } from '../support/postgres.js';
-import { channelServer, rawHost, until, type ChannelServer } from '../server/channel/support.js';
+import { rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
 import { heldLock } from './held-lock.js';
+import { pgChannel } from './pg-channel.js';
 
-const DIGEST = `sha256:${'d'.repeat(64)}`;
-const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
-  deploymentId, environment: 'production', app: 'web', bundle: `registry.example/web@${DIGEST}`, bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
-});
+const assignment = (deploymentId: string) => testAssignment(deploymentId);
 
 describe("one host's generation row locked elsewhere, others assigned with it (PostgreSQL)", () => {
-  let pg: Postgres;
+  const ch = pgChannel();
   let s: ChannelServer;
   let other: Db;
-  beforeAll(async () => {
-    pg = await startPostgres();
-    s = await channelServer({ databaseUrl: pg.url });
-    other = await openDb({ databaseUrl: pg.url });
-  }, 60_000);
-  afterAll(async () => {
-    await s?.close();
-    await other?.close();
-    await pg?.stop();
-  });
+  beforeAll(() => void ({ s, other } = ch));
 
   it("only the held host's assignment answers GENERATION_BUSY; the other host's is sent and runs", async () => {
     const got: string[] = [];

@@ -6,33 +6,20 @@
  * tried again), an assignment waiting behind it answers within its own timeout, and the next
  * batch goes on.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { openDb, type Db } from '../../server/store/db.js';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { Db } from '../../server/store/db.js';
 import { GENERATION_LOCK_TIMEOUT_MS } from '../../server/channel/hub.js';
-import type { Assignment } from '../../src/protocol/messages.js';
-import { startPostgres, type Postgres } from '../support/postgres.js';
-import { channelServer, rawHost, until, type ChannelServer } from '../server/channel/support.js';
+import { rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
 import { heldLock } from './held-lock.js';
+import { pgChannel } from './pg-channel.js';
 
-const DIGEST = `sha256:${'d'.repeat(64)}`;
-const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
-  deploymentId, environment: 'production', app: 'web', bundle: `registry.example/web@${DIGEST}`, bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
-});
+const assignment = (deploymentId: string) => testAssignment(deploymentId);
 
 describe("a host's generation row locked elsewhere (PostgreSQL)", () => {
-  let pg: Postgres;
+  const ch = pgChannel();
   let s: ChannelServer;
   let other: Db;
-  beforeAll(async () => {
-    pg = await startPostgres();
-    s = await channelServer({ databaseUrl: pg.url });
-    other = await openDb({ databaseUrl: pg.url });
-  }, 60_000);
-  afterAll(async () => {
-    await s?.close();
-    await other?.close();
-    await pg?.stop();
-  });
+  beforeAll(() => void ({ s, other } = ch));
 
   it('fails that batch with GENERATION_BUSY in bounded time, and later assignments go on', async () => {
     const { ws } = await rawHost(s, (m, send) => {

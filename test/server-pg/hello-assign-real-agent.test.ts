@@ -8,35 +8,25 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { openDb, type Db } from '../../server/store/db.js';
-import type { Assignment } from '../../src/protocol/messages.js';
-import { startPostgres, type Postgres } from '../support/postgres.js';
-import { channelServer, until, type ChannelServer } from '../server/channel/support.js';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { Db } from '../../server/store/db.js';
+import { testAssignment, until, type ChannelServer } from '../server/channel/support.js';
 import { heldLock } from './held-lock.js';
+import { pgChannel } from './pg-channel.js';
 
 const BYTES = Buffer.from('a bundle only this test runs');
 const DIGEST = `sha256:${createHash('sha256').update(BYTES).digest('hex')}`;
-const assignment: Omit<Assignment, 'generation'> = {
-  deploymentId: 'dep-real-agent', environment: 'production', app: 'web', bundle: `registry.example/web@${DIGEST}`, bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
-};
+const assignment = testAssignment('dep-real-agent', DIGEST);
 
 describe('the real agent assigned to while its hello is written (PostgreSQL)', () => {
-  let pg: Postgres;
+  const ch = pgChannel();
   let s: ChannelServer;
   let other: Db;
   beforeAll(async () => {
-    pg = await startPostgres();
-    s = await channelServer({ databaseUrl: pg.url });
-    other = await openDb({ databaseUrl: pg.url });
+    ({ s, other } = ch);
     // The bundle the server holds (the agent downloads it); the runner here only says it ran.
     mkdirSync(join(s.ctx.config.dataDir, 'bundles'), { recursive: true });
     writeFileSync(join(s.ctx.config.dataDir, 'bundles', `${DIGEST.slice(7)}.ctp`), BYTES);
-  }, 60_000);
-  afterAll(async () => {
-    await s?.close();
-    await other?.close();
-    await pg?.stop();
   });
 
   it('gets the assignment after its welcome, and the deploy succeeds', async () => {

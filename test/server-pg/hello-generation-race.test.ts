@@ -6,32 +6,20 @@
  * (STALE_GENERATION). It was also sent before the welcome, which the host refuses: it now waits
  * for the welcome.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { openDb, type Db } from '../../server/store/db.js';
-import type { Assignment, ServerMessage } from '../../src/protocol/messages.js';
-import { startPostgres, type Postgres } from '../support/postgres.js';
-import { channelServer, rawHost, until, type ChannelServer } from '../server/channel/support.js';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { Db } from '../../server/store/db.js';
+import type { ServerMessage } from '../../src/protocol/messages.js';
+import { rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
 import { heldLock } from './held-lock.js';
+import { pgChannel } from './pg-channel.js';
 
-const DIGEST = `sha256:${'d'.repeat(64)}`;
-const assignment: Omit<Assignment, 'generation'> = {
-  deploymentId: 'dep-racing-hello', environment: 'production', app: 'web', bundle: `registry.example/web@${DIGEST}`, bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
-};
+const assignment = testAssignment('dep-racing-hello');
 
 describe('an assignment racing a hello on PostgreSQL', () => {
-  let pg: Postgres;
+  const ch = pgChannel();
   let s: ChannelServer;
   let other: Db;
-  beforeAll(async () => {
-    pg = await startPostgres();
-    s = await channelServer({ databaseUrl: pg.url });
-    other = await openDb({ databaseUrl: pg.url });
-  }, 60_000);
-  afterAll(async () => {
-    await s?.close();
-    await other?.close();
-    await pg?.stop();
-  });
+  beforeAll(() => void ({ s, other } = ch));
 
   it('is given a generation above what the hello reported', async () => {
     const REPORTED = 1000;

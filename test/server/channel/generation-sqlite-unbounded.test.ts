@@ -5,13 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { GENERATION_WRITE_BOUND_MS } from '../../../server/channel/hub.js';
-import type { Assignment } from '../../../src/protocol/messages.js';
-import { channelServer, rawHost, until, type ChannelServer } from './support.js';
+import { channelServer, rawHost, testAssignment, until, type ChannelServer } from './support.js';
 
-const DIGEST = `sha256:${'d'.repeat(64)}`;
-const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
-  deploymentId, environment: 'production', app: 'web', bundle: `registry.example/web@${DIGEST}`, bundleDigest: DIGEST, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${DIGEST}`,
-});
+const assignment = (deploymentId: string) => testAssignment(deploymentId);
 
 describe('generations on SQLite', () => {
   let s: ChannelServer;

@@ -17,7 +17,7 @@ import { HostHub } from '../../../server/channel/hub.js';
 import { loadServerKey } from '../../../server/channel/server-key.js';
 import { hostRoutes } from '../../../server/routes/hosts.js';
 import { startAgent, type Agent, type AgentOptions } from '../../../host/agent/agent.js';
-import type { ChannelFeature, HostFacts, HostMessage, ServerMessage } from '../../../src/protocol/messages.js';
+import type { Assignment, ChannelFeature, HostFacts, HostMessage, ServerMessage } from '../../../src/protocol/messages.js';
 import { CHANNEL_PROTOCOL, HostHandshake, ServerHandshake } from '../../../src/protocol/handshake.js';
 import { loadIdentity } from '../../../host/agent/identity.js';
 import { MacChannel } from '../../../src/protocol/session-keys.js';
@@ -378,4 +378,9 @@ export async function slowUplink(target: string, bytesPerSecond: number): Promis
       srv.close();
     },
   };
+}
+
+/** An assignment of `production/web` naming bundle `digest` (the server serves it from its bundles directory). */
+export function testAssignment(deploymentId: string, digest = `sha256:${'d'.repeat(64)}`): Omit<Assignment, 'generation'> {
+  return { deploymentId, environment: 'production', app: 'web', bundle: `registry.example/web@${digest}`, bundleDigest: digest, imageDigest: `sha256:${'c'.repeat(64)}`, download: `/api/v1/hosts/bundles/${digest}` };
 }
