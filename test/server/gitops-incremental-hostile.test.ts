@@ -6,20 +6,18 @@
  * applied, and every later one refused after a restart).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { desiredRepo } from './desired-repo.js';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDb, type Db } from '../../server/store/db.js';
-import { migrate } from '../../server/store/migrations.js';
-import { GitMirror } from '../../server/gitops/git.js';
+import type { Db } from '../../server/store/db.js';
+import type { GitMirror } from '../../server/gitops/git.js';
 import { Reconciler } from '../../server/gitops/reconcile.js';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const file = (env: string, name: string, n: number) => `environments:\n  ${env}:\n    apps:\n      ${name}:\n        bundle: 127.0.0.1:5000/acme/${name}@${digest(n)}\n        hosts: { env: ${env} }\n`;
 
 describe('the incremental reconcile against a whole read of hostile trees', () => {
-  let dir: string, bare: string, work: string, db: Db, mirror: GitMirror, r: Reconciler;
+  let repo: Awaited<ReturnType<typeof desiredRepo>> | undefined;
+  let work: string, db: Db, mirror: GitMirror, r: Reconciler;
   let deploys: string[] = [];
   const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
   const git = (args: string[], input?: string | Buffer) => execFileSync('git', args, { cwd: work, env, input, maxBuffer: 1 << 28 }).toString().trim();
@@ -41,20 +39,15 @@ describe('the incremental reconcile against a whole read of hostile trees', () =
   const fresh = () => new Reconciler(db, mirror, { branch: 'main', path: 'deploy', enqueueDeploy: async () => undefined });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ct-review-d-'));
-    bare = join(dir, 'desired.git');
-    work = join(dir, 'work');
-    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-    execFileSync('git', ['init', '-q', '-b', 'main', work]);
-    git(['remote', 'add', 'origin', bare]);
-    db = await openDb({ sqlitePath: ':memory:' });
-    await migrate(db);
-    mirror = new GitMirror(bare, join(dir, 'cache'));
+    repo = await desiredRepo('ct-gitops-hostile-');
+    ({ work, db, mirror } = repo);
     r = new Reconciler(db, mirror, { branch: 'main', path: 'deploy', enqueueDeploy: async (a) => void deploys.push(`${a.environment}/${a.app}@${a.bundle.slice(-4)}`) });
     commit([['deploy/production/base.yaml', blob(file('production', 'base', 1))]]);
     expect((await r.reconcile('t')).outcome).toBe('applied');
   });
-  afterAll(async () => { await db.close?.(); rmSync(dir, { recursive: true, force: true }); });
+  afterAll(async () => {
+    await repo?.close();
+  });
 
   it('two file names that read alike (not UTF-8) are refused, as a whole read refuses them, and nothing of them is deployed', async () => {
     commit([[Buffer.concat([Buffer.from('deploy/production/'), Buffer.from([0xff]), Buffer.from('.yaml')]), blob(file('production', 'x', 2))]]);

@@ -6,13 +6,12 @@
  * app's file and the trees on its path, nothing else.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { desiredRepo } from './desired-repo.js';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDb, type Db } from '../../server/store/db.js';
-import { migrate } from '../../server/store/migrations.js';
-import { GitMirror } from '../../server/gitops/git.js';
+import type { Db } from '../../server/store/db.js';
+import type { GitMirror } from '../../server/gitops/git.js';
 import { Reconciler } from '../../server/gitops/reconcile.js';
 
 const ENVS = ['development', 'staging', 'production'];
@@ -22,8 +21,7 @@ const app = (env: string, name: string, n: number) => `      ${name}:\n        b
 const file = (env: string, ...apps: [string, number][]) => `environments:\n  ${env}:\n    apps:\n${apps.map(([a, n]) => app(env, a, n)).join('')}`;
 
 describe('GitOps reconcile, incremental', () => {
-  let dir: string;
-  let bare: string;
+  let repo: Awaited<ReturnType<typeof desiredRepo>> | undefined;
   let work: string;
   let db: Db;
   let mirror: GitMirror;
@@ -59,15 +57,8 @@ describe('GitOps reconcile, incremental', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ct-gitops-incremental-'));
-    bare = join(dir, 'desired.git');
-    work = join(dir, 'work');
-    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-    execFileSync('git', ['init', '-q', '-b', 'main', work]);
-    git(['remote', 'add', 'origin', bare]);
-    db = await openDb({ sqlitePath: ':memory:' });
-    await migrate(db);
-    mirror = new GitMirror(bare, join(dir, 'cache'));
+    repo = await desiredRepo('ct-gitops-incremental-');
+    ({ work, db, mirror } = repo);
     const read = mirror.reader.read.bind(mirror.reader);
     mirror.reader.read = (name: string, maxBytes?: number, owner?: object) => (reads.push(name), read(name, maxBytes, owner));
     r = new Reconciler(db, mirror, { branch: 'main', path: 'deploy', enqueueDeploy: async (a) => void deploys.push(`${a.environment}/${a.app}`) });
@@ -78,9 +69,7 @@ describe('GitOps reconcile, incremental', () => {
     expect(deploys).toHaveLength(ENVS.length * APPS);
   });
   afterAll(async () => {
-    mirror.close();
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
+    await repo?.close();
   });
 
   it("a change to one app reads that app's file and the trees on its path, and deploys that app only", async () => {
