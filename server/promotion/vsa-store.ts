@@ -117,7 +117,11 @@ export class VsaStore {
   async verifiedIn(trust: TrustMaterial | undefined, imageDigest: string, bundleDigest: string): Promise<{ environments: string[]; envelopes: string[] }> {
     if (!trust) return { environments: [], envelopes: [] };
     const byEnvironment = new Map<string, CandidateRow[]>();
-    for (const r of await this.candidates(imageDigest, bundleDigest)) byEnvironment.set(r.environment, [...(byEnvironment.get(r.environment) ?? []), r]);
+    for (const r of await this.candidates(imageDigest, bundleDigest)) {
+      const rows = byEnvironment.get(r.environment);
+      if (rows) rows.push(r);
+      else byEnvironment.set(r.environment, [r]);
+    }
     const environments = new Set<string>();
     const verified: string[] = [];
     const unverified: string[] = [];
