@@ -1,7 +1,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { publicKeyFrom } from '../../src/trust/keyid.js';
 import { MacChannel } from '../../src/protocol/session-keys.js';
 import { CHANNEL_PROTOCOL, ServerHandshake } from '../../src/protocol/handshake.js';
@@ -21,8 +21,9 @@ import { errorCode } from '../../src/protocol/error-code.js';
 import { HOSTS_REMOVED_CHANNEL } from '../hosts/removal.js';
 import { nonceFrom, REFUSAL_NONCE_HEADER, refusalFrame } from '../../src/protocol/refusal.js';
 import { GENERATION_JOIN, GENERATION_OF, liftGeneration, raiseGenerations } from '../hosts/generations.js';
-import { chunks } from '../store/chunks.js';
+import { chunks, placeholders } from '../store/chunks.js';
 import { txRetrying } from '../store/retry.js';
+import type { Db } from '../store/db.js';
 import { LATE, within } from './within.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
@@ -33,17 +34,19 @@ const FINAL_STATES = new Set<ContainerState>(['running', 'refused', 'failed', 's
 const STATES = new Set(['created', 'running', 'paused', 'stopped', 'removed', 'refused', 'failed', 'suspended']);
 const HEALTH = new Set(['none', 'starting', 'healthy', 'unhealthy']);
 
+const boundedText = (x: unknown) => x === null || (typeof x === 'string' && x.length <= 256);
+
+/** One container of an inventory (functions of the module: they run for every host's status; within.ts says why). */
+function validContainer(c: Record<string, unknown> | null): boolean {
+  return Boolean(c && typeof c === 'object' && typeof c.id === 'string' && c.id.length <= 128 && boundedText(c.app) && boundedText(c.imageDigest) && STATES.has(c.state as string) && (c.exitCode === undefined || c.exitCode === null || Number.isInteger(c.exitCode))
+    && (c.exitReason === undefined || c.exitReason === null || (typeof c.exitReason === 'string' && c.exitReason.length <= 64))
+    && (c.health === undefined || HEALTH.has(c.health as string)) && (c.restarts === undefined || (Number.isInteger(c.restarts) && (c.restarts as number) >= 0))
+    && (c.lastExitCode === undefined || c.lastExitCode === null || Number.isInteger(c.lastExitCode)) && (c.suspended === undefined || typeof c.suspended === 'boolean'));
+}
+
 /** The inventory feeds drift for every user: it must have the shape the protocol says. */
 function validInventory(v: unknown): boolean {
-  const str = (x: unknown) => x === null || (typeof x === 'string' && x.length <= 256);
-  return (
-    Array.isArray(v) &&
-    v.length <= 1000 &&
-    v.every((c) => c && typeof c === 'object' && typeof c.id === 'string' && c.id.length <= 128 && str(c.app) && str(c.imageDigest) && STATES.has(c.state) && (c.exitCode === undefined || c.exitCode === null || Number.isInteger(c.exitCode))
-      && (c.exitReason === undefined || c.exitReason === null || (typeof c.exitReason === 'string' && c.exitReason.length <= 64))
-      && (c.health === undefined || HEALTH.has(c.health)) && (c.restarts === undefined || (Number.isInteger(c.restarts) && c.restarts >= 0))
-      && (c.lastExitCode === undefined || c.lastExitCode === null || Number.isInteger(c.lastExitCode)) && (c.suspended === undefined || typeof c.suspended === 'boolean'))
-  );
+  return Array.isArray(v) && v.length <= 1000 && v.every(validContainer);
 }
 
 /** Bounds of what a host's status says (written to the deployment, sent to every event subscriber). */
@@ -94,8 +97,9 @@ const KICK_GRACE_MS = 1000;
 interface Waiter {
   deploymentId: string;
   hostId: string;
-  done: (s: StatusMsg) => boolean;
-  resolve: (s: StatusMsg | { type: 'offline' }) => void;
+  /** The generation of its assignment: a final status of it answers (data, not a closure per assignment: within.ts says why). */
+  generation: number;
+  resolve: (s: StatusMsg | { type: 'timeout' } | { type: 'offline' }) => void;
   /** Its timeout, cleared when it is answered (else every answered assignment of a fleet kept its waiter for the whole timeout). */
   timer?: NodeJS.Timeout;
 }
@@ -287,95 +291,96 @@ export class HostHub {
     let welcome!: (sent: boolean) => void;
     const welcomed = new Promise<boolean>((r) => (welcome = r));
     ws.send(handshake.challenge(), { binary: false });
-    ws.on('message', (data, isBinary) => {
-      void (async () => {
-        // ws hands a text message over as one Buffer (a fragmented one as several): read in place.
-        const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-        if (!mac) {
-          let hello;
-          try {
-            if (isBinary) throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'handshake message is not a text frame');
-            const done = handshake.hello(frame);
-            // Policies read these for every deploy to the host's environment (host-facts.ts).
-            const factsProblem = hostFactsProblem(done.hello.facts);
-            if (factsProblem) throw new CtError('CHANNEL_HANDSHAKE_FAILED', `hello facts ${factsProblem}`);
-            // Only the fields the protocol names are kept (stored, and returned by GET /api/v1/hosts).
-            hello = { ...done.hello, facts: knownHostFacts(done.hello.facts) };
-            mac = new MacChannel(done.keys);
-          } catch (e) {
-            const code = e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED';
-            this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel handshake refused');
-            ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
-            return pending.refuse();
-          }
-          // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
-          // and it must not replace the host's current one.
-          if (!pending.authenticated()) return;
-          // A host that accepted a higher generation than this database knows (a restore, a
-          // failover, a replica of the previous version) lifts it, committed before the channel is
-          // registered below: an assignment can only be made through it after, so its generation
-          // is above what the hello reported (made before, it was refused as stale). Not written
-          // (the database failing): closed, for the host to connect again, rather than left
-          // authenticated and never welcomed.
-          await liftGeneration(this.ctx.db, hostId, hello.generation).catch((e: unknown) => {
-            ws.close(1011, 'internal error');
-            throw e;
-          });
-          // Closed meanwhile: its 'close' has run (nothing registered), so nothing to register.
-          if (ws.readyState !== ws.OPEN) return;
-          conn = {
-            hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate(),
-            kick: (code, reason) => {
-              // Not assignable from now: an assign() waiting for the welcome answers at once.
-              welcome(false);
-              ws.close(code, reason);
-              setTimeout(() => ws.terminate(), KICK_GRACE_MS).unref();
-            },
-            welcomed,
-          };
-          // A host whose network dropped without a FIN answers no ping: terminated, its 'close'
-          // then marks it disconnected (without this it stayed connected here for good).
-          keepAlive(ws, raw, this.ctx.config.hostChannel?.pingMs ?? HOST_CHANNEL_DEFAULTS.pingMs, () => this.ctx.log.warn({ hostId }, 'host channel ended: the host answered no ping'));
-          this.conns.get(hostId)?.close();
-          this.conns.set(hostId, conn);
-          // Another replica may have written this host's row while it was away; what the previous
-          // channel left pending is superseded by what this one sends.
-          this.inventoryWritten.delete(hostId);
-          this.dropPendingInventory(hostId);
-          // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
-          const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [
-            JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostId,
-          ]).catch((e: unknown) => {
-            welcome(false);
-            ws.close(1011, 'internal error');
-            throw e;
-          });
-          // Removed while it was shaking hands (its row read before the removal): no channel. A
-          // removal committed after this write finds the channel through sweepRemoved.
-          if (seen.changes !== 1) return this.removed(hostId);
-          this.seenWritten.set(hostId, Date.now());
-          // The first MAC frame: the host's proof that both ends derived keys from one transcript.
-          send({ type: 'welcome', hostId, generation: Number(row.generation), features: [...CHANNEL_FEATURES], admission: this.tickets.issue(hostId) });
-          // Assignable from now on (assign() waited): after the welcome, as the host requires.
-          welcome(ws.readyState === ws.OPEN);
-          publish(this.ctx, 'host.connected', { hostId });
-          return;
-        }
-        // A removed host's frames still in flight are not read (no status, alert or inventory written).
-        if (conn?.removed) return;
-        let msg: HostMessage;
+    // One handler for the channel's life, not an async closure made per message (within.ts says why).
+    const onFrame = async (data: RawData, isBinary: boolean): Promise<void> => {
+      // ws hands a text message over as one Buffer (a fragmented one as several): read in place.
+      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (!mac) {
+        let hello;
         try {
-          if (isBinary) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a text frame');
-          msg = mac.open(frame);
-          if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new CtError('MALFORMED_BUNDLE', 'channel message has no type');
+          if (isBinary) throw new CtError('CHANNEL_HANDSHAKE_FAILED', 'handshake message is not a text frame');
+          const done = handshake.hello(frame);
+          // Policies read these for every deploy to the host's environment (host-facts.ts).
+          const factsProblem = hostFactsProblem(done.hello.facts);
+          if (factsProblem) throw new CtError('CHANNEL_HANDSHAKE_FAILED', `hello facts ${factsProblem}`);
+          // Only the fields the protocol names are kept (stored, and returned by GET /api/v1/hosts).
+          hello = { ...done.hello, facts: knownHostFacts(done.hello.facts) };
+          mac = new MacChannel(done.keys);
         } catch (e) {
-          const code = e instanceof CtError ? e.code : 'MALFORMED_BUNDLE';
-          this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel message rejected');
-          return ws.close(4401, code);
+          const code = e instanceof CtError && e.code === 'CHANNEL_VERSION_UNSUPPORTED' ? e.code : 'CHANNEL_HANDSHAKE_FAILED';
+          this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel handshake refused');
+          ws.close(code === 'CHANNEL_VERSION_UNSUPPORTED' ? 4426 : 4401, code);
+          return pending.refuse();
         }
-        await this.onMessage(hostId, msg);
-      })().catch((e) => this.ctx.log.error({ err: e }, 'host channel handler failed'));
-    });
+        // Dropped meanwhile (its deadline, or room made for newer connections): not a channel,
+        // and it must not replace the host's current one.
+        if (!pending.authenticated()) return;
+        // A host that accepted a higher generation than this database knows (a restore, a
+        // failover, a replica of the previous version) lifts it, committed before the channel is
+        // registered below: an assignment can only be made through it after, so its generation
+        // is above what the hello reported (made before, it was refused as stale). Not written
+        // (the database failing): closed, for the host to connect again, rather than left
+        // authenticated and never welcomed.
+        await liftGeneration(this.ctx.db, hostId, hello.generation).catch((e: unknown) => {
+          ws.close(1011, 'internal error');
+          throw e;
+        });
+        // Closed meanwhile: its 'close' has run (nothing registered), so nothing to register.
+        if (ws.readyState !== ws.OPEN) return;
+        conn = {
+          hostId, facts: hello.facts, send, sendShared, close: () => ws.close(), end: () => ws.terminate(),
+          kick: (code, reason) => {
+            // Not assignable from now: an assign() waiting for the welcome answers at once.
+            welcome(false);
+            ws.close(code, reason);
+            setTimeout(() => ws.terminate(), KICK_GRACE_MS).unref();
+          },
+          welcomed,
+        };
+        // A host whose network dropped without a FIN answers no ping: terminated, its 'close'
+        // then marks it disconnected (without this it stayed connected here for good).
+        keepAlive(ws, raw, this.ctx.config.hostChannel?.pingMs ?? HOST_CHANNEL_DEFAULTS.pingMs, () => this.ctx.log.warn({ hostId }, 'host channel ended: the host answered no ping'));
+        this.conns.get(hostId)?.close();
+        this.conns.set(hostId, conn);
+        // Another replica may have written this host's row while it was away; what the previous
+        // channel left pending is superseded by what this one sends.
+        this.inventoryWritten.delete(hostId);
+        this.dropPendingInventory(hostId);
+        // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
+        const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [
+          JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostId,
+        ]).catch((e: unknown) => {
+          welcome(false);
+          ws.close(1011, 'internal error');
+          throw e;
+        });
+        // Removed while it was shaking hands (its row read before the removal): no channel. A
+        // removal committed after this write finds the channel through sweepRemoved.
+        if (seen.changes !== 1) return this.removed(hostId);
+        this.seenWritten.set(hostId, Date.now());
+        // The first MAC frame: the host's proof that both ends derived keys from one transcript.
+        send({ type: 'welcome', hostId, generation: Number(row.generation), features: [...CHANNEL_FEATURES], admission: this.tickets.issue(hostId) });
+        // Assignable from now on (assign() waited): after the welcome, as the host requires.
+        welcome(ws.readyState === ws.OPEN);
+        publish(this.ctx, 'host.connected', { hostId });
+        return;
+      }
+      // A removed host's frames still in flight are not read (no status, alert or inventory written).
+      if (conn?.removed) return;
+      let msg: HostMessage;
+      try {
+        if (isBinary) throw new CtError('MALFORMED_BUNDLE', 'channel message is not a text frame');
+        msg = mac.open(frame);
+        if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new CtError('MALFORMED_BUNDLE', 'channel message has no type');
+      } catch (e) {
+        const code = e instanceof CtError ? e.code : 'MALFORMED_BUNDLE';
+        this.ctx.log.warn({ hostId, code, err: (e as Error).message }, 'host channel message rejected');
+        return ws.close(4401, code);
+      }
+      await this.onMessage(hostId, msg);
+    };
+    const failed = (e: unknown) => this.ctx.log.error({ err: e }, 'host channel handler failed');
+    ws.on('message', (data, isBinary) => void onFrame(data, isBinary).catch(failed));
     ws.on('close', () => {
       // Never welcomed (removed, replaced or failed during its hello): never assignable.
       welcome(false);
@@ -413,7 +418,7 @@ export class HostHub {
       const key = `${hostId} ${status.deploymentId}`;
       const set = this.waiters.get(key);
       for (const w of set ?? []) {
-        if (w.done(status)) {
+        if (w.generation === status.generation && FINAL_STATES.has(status.state)) {
           this.dropWaiter(w);
           w.resolve(status);
         }
@@ -657,9 +662,10 @@ export class HostHub {
       raised = generationError(e);
     }
     // The others' assignments go out now, not after the wait for the held hosts' rows.
+    // Nearly always none held (SQLite never holds any): the batch as it is, no filter over it.
     const held = new Set(busy);
+    if (held.size === 0) return settle(batch, times, raised);
     settle(batch.filter((b) => !held.has(b.hostId)), times, raised);
-    if (held.size === 0) return;
     const heldTimes = new Map(busy.map((h) => [h, times.get(h)!]));
     const heldBatch = batch.filter((b) => held.has(b.hostId));
     try {
@@ -679,30 +685,8 @@ export class HostHub {
     const pg = this.ctx.db.dialect === 'postgres';
     // Run again if PostgreSQL aborted it in favour of another replica's (a deadlock left despite
     // the lock order, a serialization failure): nothing of it was written.
-    const tx = txRetrying(this.ctx.db, async (t) => {
-      const now = Date.now();
-      if (pg) {
-        busy?.splice(0);
-        // Bounded: a row held elsewhere fails this transaction (below), not every later one behind
-        // it; and a statement past GENERATION_WRITE_BOUND_MS is cancelled by the server itself, its
-        // locks given back, instead of holding them for as long as it hangs.
-        // Not idle_in_transaction_session_timeout: the server ends such a session with a FATAL, a
-        // connection error between queries, which is not this transaction's to answer.
-        await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true)', [String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS)]);
-      }
-      const out = await raiseGenerations(t, times, busy);
-      const skipped = new Set(busy);
-      // In (host, bundle) order, as raiseGenerations locks: two replicas' inserts of the same pairs
-      // wait for each other instead of deadlocking.
-      const pairs = [...new Map(batch.filter((b) => !skipped.has(b.hostId)).map((b) => [`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]])).entries()]
-        .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, p]) => p);
-      for (const chunk of chunks(pairs)) {
-        await t.run(`INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`, chunk.flatMap(([h, d]) => [h, d, now]));
-      }
-      // A host removed just before (its row gone): what was just recorded for it goes too.
-      for (const hostId of times.keys()) if (!out.has(hostId) && !skipped.has(hostId)) await t.run('DELETE FROM host_bundles WHERE host_id = ?', [hostId]);
-      return out;
-    });
+    // The transaction's body is a method, not an async closure made per batch (within.ts says why).
+    const tx = txRetrying(this.ctx.db, (t) => this.generationsTx(t, batch, times, busy));
     // SQLite writes in-process, one transaction at a time: its wait is the host timeout's, as before.
     if (!pg) return tx;
     const raised = await within(tx, GENERATION_WRITE_BOUND_MS);
@@ -710,6 +694,38 @@ export class HostHub {
     // goes on; if it commits later, the generations it raised are skipped, never repeated.
     if (raised === LATE) throw new GenerationBusy(`the hosts' generations were not written within ${GENERATION_WRITE_BOUND_MS} ms`);
     return raised;
+  }
+
+  /** One attempt of writeGenerations' transaction, on its handle `t`. */
+  private async generationsTx(t: Db, batch: readonly PendingAssign[], times: ReadonlyMap<string, number>, busy?: string[]): Promise<Map<string, number>> {
+    const pg = this.ctx.db.dialect === 'postgres';
+    const now = Date.now();
+    if (pg) {
+      busy?.splice(0);
+      // Bounded: a row held elsewhere fails this transaction (below), not every later one behind
+      // it; and a statement past GENERATION_WRITE_BOUND_MS is cancelled by the server itself, its
+      // locks given back, instead of holding them for as long as it hangs.
+      // Not idle_in_transaction_session_timeout: the server ends such a session with a FATAL, a
+      // connection error between queries, which is not this transaction's to answer.
+      await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true)', [String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS)]);
+    }
+    const out = await raiseGenerations(t, times, busy);
+    const skipped = new Set(busy);
+    // In (host, bundle) order, as raiseGenerations locks: two replicas' inserts of the same pairs
+    // wait for each other instead of deadlocking.
+    // Loops, not closures made per batch over every host (within.ts says why).
+    const byPair = new Map<string, [string, string]>();
+    for (const b of batch) if (!skipped.has(b.hostId)) byPair.set(`${b.hostId} ${b.bundleDigest}`, [b.hostId, b.bundleDigest]);
+    const pairs: [string, string][] = [];
+    for (const key of [...byPair.keys()].sort()) pairs.push(byPair.get(key)!);
+    for (const chunk of chunks(pairs)) {
+      const values: unknown[] = [];
+      for (const [h, d] of chunk) values.push(h, d, now);
+      await t.run(`INSERT INTO host_bundles (host_id, bundle_digest, assigned_at) VALUES ${placeholders(chunk.length, '(?, ?, ?)')} ON CONFLICT DO NOTHING`, values);
+    }
+    // A host removed just before (its row gone): what was just recorded for it goes too.
+    for (const hostId of times.keys()) if (!out.has(hostId) && !skipped.has(hostId)) await t.run('DELETE FROM host_bundles WHERE host_id = ?', [hostId]);
+    return out;
   }
 
   /** Sends an assignment with the host's next generation; resolves with the host's final status. */
@@ -736,16 +752,15 @@ export class HostHub {
     // Removed, or reconnected, while the generation was written: this channel no longer stands for
     // the host (a waiter registered now would only be left to its timeout).
     if (this.conns.get(hostId) !== conn || conn.removed) return { type: 'offline' };
-    const result = new Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }>((resolve) => {
-      const w: Waiter = { deploymentId: a.deploymentId, hostId, done: (s) => s.generation === generation && FINAL_STATES.has(s.state), resolve };
-      const key = `${hostId} ${a.deploymentId}`;
-      const set = this.waiters.get(key) ?? new Set<Waiter>();
-      set.add(w);
-      this.waiters.set(key, set);
-      w.timer = setTimeout(() => {
-        if (this.dropWaiter(w)) resolve({ type: 'timeout' });
-      }, Math.max(0, deadline - Date.now())).unref();
-    });
+    // Its waiter holds data and the hub's own timeout handler, not closures made per assignment (within.ts says why).
+    let resolve!: Waiter['resolve'];
+    const result = new Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }>((r) => (resolve = r));
+    const w: Waiter = { deploymentId: a.deploymentId, hostId, generation, resolve };
+    const key = `${hostId} ${a.deploymentId}`;
+    const set = this.waiters.get(key) ?? new Set<Waiter>();
+    set.add(w);
+    this.waiters.set(key, set);
+    w.timer = setTimeout(this.waiterTimedOut, Math.max(0, deadline - Date.now()), w).unref();
     conn.sendShared(this.assignmentBytes(a), `,"generation":${generation}}}`);
     return result;
   }
@@ -764,6 +779,10 @@ export class HostHub {
     }
     return bytes;
   }
+
+  private readonly waiterTimedOut = (w: Waiter): void => {
+    if (this.dropWaiter(w)) w.resolve({ type: 'timeout' });
+  };
 
   private dropWaiter(w: Waiter): boolean {
     const key = `${w.hostId} ${w.deploymentId}`;

@@ -11,7 +11,7 @@ import type { Assignment, HostFacts } from '../../src/protocol/messages.js';
 import { policyHostFacts } from '../../src/protocol/policy-facts.js';
 import type { PolicySet } from '../../src/policy/policy-set.js';
 import { FINAL, type DeployEvent, type DeployStatus } from './status.js';
-import { hostLabels, targetsOf } from './host-targets.js';
+import { hostLabels, isTarget, targetsOf } from './host-targets.js';
 import { terminalText } from '../../src/core/terminal.js';
 
 /** A host whose channel sent nothing for this long (inventory comes every 30 s) is not counted as connected to another replica. */
@@ -170,17 +170,25 @@ export class DeployPipeline {
     );
     if (newer) return { status: 'superseded', reason: 'SUPERSEDED', message: `deployment ${newer.id} is newer` };
     await this.save(row, 'dispatching');
-    const dispatched = await Promise.all(hosts.map((h) => this.steps.dispatch(h.id, bundle, row, once)));
+    // Loops over the hosts, not closures made per deploy (server/channel/within.ts says why).
+    const sends: Promise<{ state: string; code?: string; message?: string }>[] = [];
+    for (const h of hosts) sends.push(this.steps.dispatch(h.id, bundle, row, once));
+    const dispatched = await Promise.all(sends);
     // A host removed while the deploy waited for it is no longer a target: its HOST_REMOVED is
     // dropped before the outcome is judged (else a deploy that runs on every remaining host failed
     // for good). Only when its row is really gone: a host's own word is not taken for it.
-    const gone = await this.removedHosts(hosts.filter((_h, i) => dispatched[i].code === 'HOST_REMOVED').map((h) => h.id));
-    const results = dispatched.filter((_x, i) => !gone.has(hosts[i].id));
+    const removed: string[] = [];
+    for (let i = 0; i < hosts.length; i++) if (dispatched[i].code === 'HOST_REMOVED') removed.push(hosts[i].id);
+    const gone = await this.removedHosts(removed);
+    const results: { state: string; code?: string; message?: string }[] = [];
+    for (let i = 0; i < hosts.length; i++) if (!gone.has(hosts[i].id)) results.push(dispatched[i]);
     const remaining = hosts.length - gone.size;
     if (remaining === 0) return { status: 'error', reason: 'NO_HOST', message: `no host of environment ${row.environment} matches ${JSON.stringify(selector)}: every one was removed meanwhile` };
     // A suspended app succeeds when every host has it stopped and held (`suspended`), not running.
     const suspended = Boolean(Number(row.suspended ?? 0));
-    const bads = results.filter((x) => x.state !== (suspended ? 'suspended' : 'running'));
+    const want = suspended ? 'suspended' : 'running';
+    const bads: { state: string; code?: string; message?: string }[] = [];
+    for (const x of results) if (x.state !== want) bads.push(x);
     // A host's final failure decides over another's `superseded`, and that over one that could not
     // take it just now: retrying would only replace (and roll back) the failing host's app again.
     const busy = (x: { state: string; code?: string }) => x.state === 'refused' && (x.code === 'CONTAINER_BUSY' || x.code === 'GENERATION_BUSY');
@@ -193,7 +201,13 @@ export class DeployPipeline {
     const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence, decisionInput };
     // What the hosts that run it said besides (an app on a bridge without a DNS name: host/agent/
     // network-hook.ts), once per text and a few at most: shown with the outcome, not lost with it.
-    const notes = [...new Set(results.flatMap((x) => (x.state === 'running' && x.message ? [hostNote(x.message)] : [])))].filter((n) => n !== '').slice(0, MAX_HOST_NOTES);
+    const noted = new Set<string>();
+    for (const x of results) {
+      if (noted.size >= MAX_HOST_NOTES) break;
+      const note = x.state === 'running' && x.message ? hostNote(x.message) : '';
+      if (note !== '') noted.add(note);
+    }
+    const notes = [...noted];
     if (!bad) return { status: 'succeeded', message: [`${suspended ? 'suspended' : 'running'} on ${remaining} host(s)`, ...notes].join('; '), extra };
     if (bad.state === 'timeout' || bad.state === 'offline') return { status: 'error', reason: 'HOST_UNAVAILABLE', message: `a host did not answer (${bad.state})`, extra };
     // A host that held the app set this one aside and a newer deployment overtook it there.
@@ -231,7 +245,7 @@ export class DeployPipeline {
     // The same hosts matchingHosts() deploys to: selector and the host's own environment label.
     const targets = targetsOf(environment, selector);
     for (const r of rows) {
-      if (!targets(hostLabels(r.labels))) continue;
+      if (!isTarget(targets, hostLabels(r.labels))) continue;
       if (this.steps.hostFacts(r.id)) here = true;
       else if (r.replica && r.replica !== me && Number(r.last_seen ?? 0) > fresh) elsewhere.add(r.replica);
     }
@@ -254,7 +268,7 @@ export class DeployPipeline {
     const targets = targetsOf(environment, selector);
     for (const r of rows) {
       const labels = hostLabels(r.labels);
-      if (!targets(labels)) continue;
+      if (!isTarget(targets, labels)) continue;
       const facts = this.steps.hostFacts(r.id);
       if (facts) hosts.push({ id: r.id, facts, labels });
       else offline.push(r.name);

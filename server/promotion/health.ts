@@ -7,7 +7,7 @@
 import type { InventoryItem } from '../../src/protocol/messages.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import type { Db } from '../store/db.js';
-import { hostLabels, targetsOf } from '../deploy/host-targets.js';
+import { hostLabels, isTarget, targetsOf } from '../deploy/host-targets.js';
 
 /** Inventory arrives every 30 s: older than this and the host's answer is not known. */
 const FRESH_MS = 90_000;
@@ -19,7 +19,10 @@ interface HostRow { id: string; name: string; labels: string; containers: string
 async function targetHosts(db: Db, environment: string, selector: Record<string, string>): Promise<HostRow[]> {
   const rows = await db.query<HostRow>('SELECT id, name, labels, containers, last_seen FROM hosts ORDER BY name');
   const targets = targetsOf(environment, selector);
-  return rows.filter((r) => targets(hostLabels(r.labels)));
+  // A loop, not a closure per call, for every row (host-targets.ts isTarget).
+  const out: HostRow[] = [];
+  for (const r of rows) if (isTarget(targets, hostLabels(r.labels))) out.push(r);
+  return out;
 }
 
 /** Restart counts of the deployment's container per host, now (compared at the end of the wait). */

@@ -1,5 +1,5 @@
 import type { Db } from '../store/db.js';
-import { hostLabels, targetsOf } from '../deploy/host-targets.js';
+import { hostLabels, isTarget, targetsOf } from '../deploy/host-targets.js';
 
 type Row = Record<string, string | number | null>;
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
@@ -15,7 +15,7 @@ const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
  */
 export async function containerAlerts(db: Db, environment: string, selector: Record<string, string>, container: string): Promise<Record<string, unknown>[]> {
   const targets = targetsOf(environment, selector);
-  const hosts = (await db.query<{ id: string; labels: string }>('SELECT id, labels FROM hosts')).filter((h) => targets(hostLabels(String(h.labels)))).map((h) => String(h.id));
+  const hosts = (await db.query<{ id: string; labels: string }>('SELECT id, labels FROM hosts')).filter((h) => isTarget(targets, hostLabels(String(h.labels)))).map((h) => String(h.id));
   const like = `%"container":${JSON.stringify(container).replace(/[!%_]/g, (c) => `!${c}`)}%`;
   const rows: Row[] = [];
   for (const host of hosts) {

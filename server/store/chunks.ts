@@ -16,3 +16,13 @@ export function chunks<T>(items: T[]): T[][] {
   }
   return out;
 }
+
+/**
+ * `one, one, …` (`n` of them, comma-separated): the placeholders of a chunk's statement, by a loop
+ * rather than a closure made per statement (server/channel/within.ts says why).
+ */
+export function placeholders(n: number, one = '?'): string {
+  let out = '';
+  for (let i = 0; i < n; i++) out += i === 0 ? one : `, ${one}`;
+  return out;
+}

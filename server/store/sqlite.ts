@@ -5,6 +5,15 @@ import { dirname, join } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import type { Db, Row } from './db.js';
 
+/**
+ * A parameter as SQLite takes it (booleans as 0/1, undefined as NULL). A function of the module, not
+ * a closure made per statement: a batch's statements map hundreds of parameters, and V8 compiled
+ * such a closure again after every major GC (server/channel/within.ts).
+ */
+function sqliteParam(p: unknown): unknown {
+  return typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p;
+}
+
 /** better-sqlite3 is synchronous: one connection, WAL, and transactions that cannot interleave. */
 export function openSqlite(path: string): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -39,7 +48,7 @@ export function openSqlite(path: string): Db {
     }
     return stmt;
   };
-  const norm = (params: unknown[] = []) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
+  const norm = (params: unknown[] = []) => params.map(sqliteParam);
   const query = <T>(sql: string, params?: unknown[]): T[] => {
     const stmt = prepare(sql);
     return (stmt.reader ? stmt.all(...norm(params)) : (stmt.run(...norm(params)), [])) as T[];

@@ -1,6 +1,6 @@
 /** The one rule for which host rows a deploy targets, and the labels parsed once per distinct text. */
 import { describe, expect, it } from '@jest/globals';
-import { hostLabels, targetsOf } from '../../server/deploy/host-targets.js';
+import { hostLabels, isTarget, targetsOf } from '../../server/deploy/host-targets.js';
 
 describe('host targets', () => {
   it('parses each distinct labels text once, into a frozen object equal to its JSON', () => {
@@ -14,13 +14,13 @@ describe('host targets', () => {
 
   it('targets a host by its own environment label (env or environment) and every selector label', () => {
     const prodA = targetsOf('production', { zone: 'a' });
-    expect(prodA(hostLabels('{"env":"production","zone":"a"}'))).toBe(true);
-    expect(prodA(hostLabels('{"environment":"production","zone":"a","x":"y"}'))).toBe(true);
-    expect(prodA(hostLabels('{"env":"production","zone":"b"}'))).toBe(false);
-    expect(prodA(hostLabels('{"env":"production"}'))).toBe(false);
+    expect(isTarget(prodA, hostLabels('{"env":"production","zone":"a"}'))).toBe(true);
+    expect(isTarget(prodA, hostLabels('{"environment":"production","zone":"a","x":"y"}'))).toBe(true);
+    expect(isTarget(prodA, hostLabels('{"env":"production","zone":"b"}'))).toBe(false);
+    expect(isTarget(prodA, hostLabels('{"env":"production"}'))).toBe(false);
     // The selector cannot name the environment of another host: its own label decides.
-    expect(targetsOf('production', { env: 'production' })(hostLabels('{"env":"dev"}'))).toBe(false);
-    expect(targetsOf('production', {})(hostLabels('{"env":"dev","environment":"production"}'))).toBe(false);
-    expect(targetsOf('production', {})(hostLabels('{}'))).toBe(false);
+    expect(isTarget(targetsOf('production', { env: 'production' }), hostLabels('{"env":"dev"}'))).toBe(false);
+    expect(isTarget(targetsOf('production', {}), hostLabels('{"env":"dev","environment":"production"}'))).toBe(false);
+    expect(isTarget(targetsOf('production', {}), hostLabels('{}'))).toBe(false);
   });
 });
