@@ -23,6 +23,7 @@ import { nonceFrom, REFUSAL_NONCE_HEADER, refusalFrame } from '../../src/protoco
 import { GENERATION_JOIN, GENERATION_OF, liftGeneration, raiseGenerations } from '../hosts/generations.js';
 import { chunks } from '../store/chunks.js';
 import { txRetrying } from '../store/retry.js';
+import type { Db } from '../store/db.js';
 import { LATE, within } from './within.js';
 
 type StatusMsg = Extract<HostMessage, { type: 'status' }>;
@@ -126,6 +127,16 @@ class HostNotEnrolled extends Error {
 export const GENERATION_LOCK_TIMEOUT_MS = 5_000;
 /** How long a generations transaction may take in all (retries, a connection that never answers): past it the next batch goes on. */
 export const GENERATION_WRITE_BOUND_MS = 15_000;
+/**
+ * Bounds the rest of transaction `t` on PostgreSQL (nothing elsewhere: SQLite has one writer and
+ * no row locks): a generation row held by another transaction fails it after
+ * GENERATION_LOCK_TIMEOUT_MS (55P03), a statement past GENERATION_WRITE_BOUND_MS is cancelled
+ * (57014), its locks given back, instead of holding a pooled connection for as long as it hangs.
+ */
+async function boundGenerationWrites(t: Db): Promise<void> {
+  if (t.dialect !== 'postgres') return;
+  await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true)', [String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS)]);
+}
 /** An assignment waiting for its generation (flushAssign). */
 interface PendingAssign { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }
 
@@ -317,7 +328,13 @@ export class HostHub {
           // is above what the hello reported (made before, it was refused as stale). Not written
           // (the database failing): closed, for the host to connect again, rather than left
           // authenticated and never welcomed.
-          await liftGeneration(this.ctx.db, hostId, hello.generation).catch((e: unknown) => {
+          // Bounded like the raises: a row held elsewhere (another replica's wedged transaction)
+          // closes this hello after the lock timeout, for the host to connect again, instead of
+          // leaving it authenticated and never welcomed while it holds a pooled connection.
+          await this.ctx.db.tx(async (t) => {
+            await boundGenerationWrites(t);
+            await liftGeneration(t, hostId, hello.generation);
+          }).catch((e: unknown) => {
             ws.close(1011, 'internal error');
             throw e;
           });
@@ -688,7 +705,7 @@ export class HostHub {
         // locks given back, instead of holding them for as long as it hangs.
         // Not idle_in_transaction_session_timeout: the server ends such a session with a FATAL, a
         // connection error between queries, which is not this transaction's to answer.
-        await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true)', [String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS)]);
+        await boundGenerationWrites(t);
       }
       const out = await raiseGenerations(t, times, busy);
       const skipped = new Set(busy);
