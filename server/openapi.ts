@@ -11,7 +11,7 @@ const name = { type: 'string', pattern: NAME.source };
 /** A newest-first list's page (server/routes/page.ts): at most `max` rows, after the `before` cursor (a previous page's `next`). */
 const page = (max: number) => [
   { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: max } },
-  { name: 'before', in: 'query', description: 'the `next` of the previous page', schema: { type: 'string', pattern: '^[0-9]{1,16}:[A-Za-z0-9_-]{1,64}$' } },
+  { name: 'before', in: 'query', description: 'the `next` of the previous page', schema: { type: 'string', pattern: '^[0-9]{1,15}:[A-Za-z0-9_-]{1,64}$' } },
 ];
 const labels = { type: 'object', additionalProperties: { type: 'string', maxLength: 256 }, maxProperties: 64 };
 const digestRef = { type: 'string', pattern: '^[a-z0-9.-]+(?::\\d{1,5})?/[a-z0-9._/-]+(?::[\\w.-]{1,128})?@sha256:[0-9a-f]{64}$' };

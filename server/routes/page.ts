@@ -3,7 +3,7 @@
  * previous page, `next` the cursor of this one's (null on the last page). Keyed on (created_at, id),
  * not an offset: rows added meanwhile neither repeat nor skip one.
  */
-const BEFORE = /^(\d{1,16}):([\w-]{1,64})$/;
+const BEFORE = /^(\d{1,15}):([\w-]{1,64})$/;
 
 /** The `?before=` cursor, or null (absent or malformed: the first page). */
 export function beforeOf(v: unknown): [number, string] | null {

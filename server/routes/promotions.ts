@@ -60,9 +60,15 @@ export function promotionRoutes(ctx: ServerContext, deps: OpenPrDeps & { key: De
       if (typeof req.query.environment !== 'string' || !NAME.test(req.query.environment)) return sendError(res, 400, 'BAD_REQUEST', 'environment must be an environment name');
       where('environment = ?', req.query.environment);
     }
+    // Refused when malformed, not read as absent: a client holding a damaged cursor would get the
+    // first page again, and page for good.
     const cursor = beforeOf(req.query.before);
+    if (req.query.before !== undefined && !cursor) return sendError(res, 400, 'BAD_REQUEST', 'before must be the next of a previous page');
     if (cursor) where('(created_at, id) < (?, ?)', ...cursor);
     // Each envelope is a few KiB: a page is bounded by count.
+    if (req.query.limit !== undefined && !(typeof req.query.limit === 'string' && /^[1-9]\d{0,1}$/.test(req.query.limit) && Number(req.query.limit) <= 64)) {
+      return sendError(res, 400, 'BAD_REQUEST', 'limit must be 1 to 64');
+    }
     const limit = limitOf(req.query.limit, 64, 64);
     const rows = await ctx.db.query<{ id: string; deployment_id: string; environment: string; app: string; bundle_digest: string | null; envelope: string; published: string | null; created_at: number }>(
       `SELECT id, deployment_id, environment, app, bundle_digest, envelope, published, created_at FROM vsas WHERE ${w.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p,

@@ -72,9 +72,23 @@ describe('GET /api/v1/vsas', () => {
   });
 
   it('refuses a malformed filter with 400 BAD_REQUEST rather than listing everything', async () => {
-    for (const q of [`imageDigest=${IMAGE}&bundleDigest=sha256:xyz`, `imageDigest=${IMAGE}&environment=Prod%20uction`, `imageDigest=${IMAGE}&environment=a&environment=b`, 'imageDigest=sha256:1']) {
+    const bad = [
+      `bundleDigest=sha256:xyz`, `environment=Prod%20uction`, `environment=a&environment=b`,
+      // A damaged cursor or page size: refused, never the first page again (a client would loop).
+      'before=garbage', 'before=1:a&before=2:b', 'before=99999999999999999:x', 'limit=65', 'limit=0', 'limit=-1', 'limit=abc', 'limit=1&limit=2',
+    ].map((q) => `imageDigest=${IMAGE}&${q}`);
+    for (const q of [...bad, 'imageDigest=sha256:1']) {
       const r = await get(q);
       expect([q, r.status, r.body.error?.code]).toEqual([q, 400, 'BAD_REQUEST']);
     }
+  });
+
+  it('reads each page by a seek on (image, created_at, id), not a sort of the image history', async () => {
+    const plan = await server.ctx.db.query<{ detail: string }>(
+      'EXPLAIN QUERY PLAN SELECT id FROM vsas WHERE image_digest = ? AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT 65', [IMAGE, 1, 'x'],
+    );
+    const text = plan.map((p) => p.detail).join('\n');
+    expect(text).toContain('vsas_image_created_id');
+    expect(text).not.toContain('TEMP B-TREE');
   });
 });
