@@ -119,7 +119,7 @@ export const OPENAPI = described({
   servers: [{ url: '/', description: 'this deploy server' }],
   components: {
     securitySchemes: {
-      bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT; the dashboard uses its session cookie (ct_session) plus X-CSRF-Token on state-changing requests' },
+      bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT; the dashboard uses its session cookie (__Host-ct_session) plus X-CSRF-Token on state-changing requests' },
       githubSignature: { type: 'apiKey', in: 'header', name: 'X-Hub-Signature-256', description: 'HMAC-SHA256 of the raw body with a configured GitHub webhook secret' },
       gitlabToken: { type: 'apiKey', in: 'header', name: 'X-Gitlab-Token', description: 'a configured GitLab webhook token' },
       hostSignature: { type: 'apiKey', in: 'header', name: 'X-Ct-Signature', description: 'the enrolled host\'s signature over method, path and X-Ct-Time (with X-Ct-Host)' },
