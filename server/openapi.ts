@@ -1,12 +1,18 @@
 import type { NextFunction, Request, Response } from 'express';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { sendError } from './http-error.js';
+import { NAME } from '../src/core/name.js';
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
 const Ajv2020 = Ajv2020Module as unknown as typeof Ajv2020Module.default;
 
 const error = { $ref: '#/components/schemas/Error' };
-const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' };
+const name = { type: 'string', pattern: NAME.source };
+/** A newest-first list's page (server/routes/page.ts): at most `max` rows, after the `before` cursor (a previous page's `next`). */
+const page = (max: number) => [
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: max } },
+  { name: 'before', in: 'query', description: 'the `next` of the previous page', schema: { type: 'string', pattern: '^[0-9]{1,15}:[A-Za-z0-9_-]{1,64}$' } },
+];
 const labels = { type: 'object', additionalProperties: { type: 'string', maxLength: 256 }, maxProperties: 64 };
 const digestRef = { type: 'string', pattern: '^[a-z0-9.-]+(?::\\d{1,5})?/[a-z0-9._/-]+(?::[\\w.-]{1,128})?@sha256:[0-9a-f]{64}$' };
 const secured = [{ bearer: [] }];
@@ -113,7 +119,7 @@ export const OPENAPI = described({
   servers: [{ url: '/', description: 'this deploy server' }],
   components: {
     securitySchemes: {
-      bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT; the dashboard uses its session cookie (ct_session) plus X-CSRF-Token on state-changing requests' },
+      bearer: { type: 'http', scheme: 'bearer', description: 'API key (ctk_…) or CI OIDC JWT; the dashboard uses its session cookie (__Host-ct_session) plus X-CSRF-Token on state-changing requests' },
       githubSignature: { type: 'apiKey', in: 'header', name: 'X-Hub-Signature-256', description: 'HMAC-SHA256 of the raw body with a configured GitHub webhook secret' },
       gitlabToken: { type: 'apiKey', in: 'header', name: 'X-Gitlab-Token', description: 'a configured GitLab webhook token' },
       hostSignature: { type: 'apiKey', in: 'header', name: 'X-Ct-Signature', description: 'the enrolled host\'s signature over method, path and X-Ct-Time (with X-Ct-Host)' },
@@ -133,7 +139,7 @@ export const OPENAPI = described({
     '/webhooks/github': { post: { operationId: 'githubWebhook', description: 'X-Hub-Signature-256 signed GitHub deliveries', responses: { '200': json({ type: 'object' }, 'duplicate'), '202': json({ type: 'object' }, 'accepted or ignored'), ...errors(400, 401, 413) } } },
     '/webhooks/gitlab': { post: { operationId: 'gitlabWebhook', description: 'X-Gitlab-Token authenticated GitLab deliveries', responses: { '200': json({ type: 'object' }), '202': json({ type: 'object' }), ...errors(400, 401, 413) } } },
     '/api/v1/deployments': {
-      get: { operationId: 'listDeployments', security: secured, parameters: [{ name: 'environment', in: 'query', schema: name }, { name: 'imageDigest', in: 'query', schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }, { name: 'format', in: 'query', schema: { enum: ['evidence'] } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403) } },
+      get: { operationId: 'listDeployments', security: secured, parameters: [{ name: 'environment', in: 'query', schema: name }, { name: 'imageDigest', in: 'query', schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }, { name: 'format', in: 'query', schema: { enum: ['evidence'] } }, ...page(500)], responses: { '200': json({ type: 'object' }), ...errors(401, 403) } },
       post: { operationId: 'createDeployment', security: secured, requestBody: body('createDeployment'), responses: { '200': json({ type: 'object' }, 'already exists'), '202': json({ type: 'object' }, 'queued'), ...errors(400, 401, 403) } },
     },
     '/api/v1/deployments/{id}': { get: { operationId: 'getDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403, 404) } } },
@@ -181,7 +187,7 @@ export const OPENAPI = described({
     },
     '/auth/logout': { post: { operationId: 'logout', security: secured, description: 'needs X-CSRF-Token', responses: { '204': { description: 'signed out' }, ...errors(401, 403) } } },
     '/api/v1/promotions': { post: { operationId: 'createPromotion', description: 'opens or updates the pull / merge request pinning, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (operators and admins; audited)', requestBody: body('createPromotion'), responses: { '200': json({ type: 'object' }, 'opened, updated or unchanged'), ...errors(400, 401, 403, 404, 422, 502, 503) } } },
-    '/api/v1/vsas': { get: { operationId: 'listVsas', description: 'the deploy VSAs (canonical DSSE envelopes) this server signed for an image, newest first', parameters: [{ name: 'imageDigest', in: 'query', required: true, schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } } },
+    '/api/v1/vsas': { get: { operationId: 'listVsas', description: 'the deploy VSAs (canonical DSSE envelopes) this server signed for an image, newest first', parameters: [{ name: 'imageDigest', in: 'query', required: true, schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }, { name: 'bundleDigest', in: 'query', schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }, { name: 'environment', in: 'query', schema: name }, ...page(64)], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } } },
     '/api/v1/deployer': { get: { operationId: 'deployerKey', description: 'key id and public key (SPKI, base64) deploy VSAs are signed with: list it in the role deployers', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/api-keys': {
       get: { operationId: 'listApiKeys', security: secured, description: 'API keys newest first, never their secrets (admins)', parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } },

@@ -57,7 +57,7 @@ describe('README quick start', () => {
       expect(link).toBeDefined();
       const signedIn = await followLoginLink(link!);
       expect([signedIn.status, signedIn.headers.get('location')]).toEqual([303, '/']);
-      const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('ct_session='))!.split(';')[0];
+      const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('__Host-ct_session='))!.split(';')[0];
       const page = await fetch(`${url}/`, { headers: { cookie } });
       expect([page.status, page.headers.get('content-type')]).toEqual([200, expect.stringContaining('text/html')]);
       expect(await (await fetch(`${url}/api/v1/session`, { headers: { cookie } })).json()).toMatchObject({ kind: 'session', role: 'admin' });

@@ -3,6 +3,7 @@ import { CtError } from '../../src/core/errors.js';
 import { runnerContext, type RunnerContext } from '../build/context.js';
 import { booleanInput, intInput, listInput, optional, urlInput } from '../build/inputs.js';
 import type { InputReader } from '../build/io.js';
+import { NAME } from '../../src/core/name.js';
 
 export interface DeployInputs {
   server: string;
@@ -24,7 +25,6 @@ export interface DeployInputs {
   ctx: RunnerContext;
 }
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 // The deploy server's own rule (server/routes/deployments.ts): a reference pinned by digest.
 const DIGEST_REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/;
 

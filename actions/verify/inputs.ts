@@ -5,6 +5,7 @@ import type { IdentityPolicy } from '../../src/verify/sigstore/identity.js';
 import { runnerContext, type RunnerContext } from '../build/context.js';
 import { booleanInput, listInput, optional } from '../build/inputs.js';
 import type { InputReader } from '../build/io.js';
+import { NAME } from '../../src/core/name.js';
 
 export interface VerifyInputs {
   source: { path: string } | { reference: string };
@@ -40,7 +41,7 @@ export function readVerifyInputs(get: InputReader, env: NodeJS.ProcessEnv = proc
     throw new CtError('USAGE', `inputs certificate-*: ${(e as Error).message.replace(/--/g, '')}`, { input: 'certificate-identity' }, { cause: e });
   }
   const environment = optional(get, 'environment') ?? 'production';
-  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(environment)) throw new CtError('USAGE', 'input environment: [a-z0-9._-], at most 63 characters', { input: 'environment' });
+  if (!NAME.test(environment)) throw new CtError('USAGE', 'input environment: [a-z0-9._-], at most 63 characters', { input: 'environment' });
   const ctx = runnerContext(env);
   const workDir = optional(get, 'output-dir') ?? ctx.runnerTemp;
   if (!workDir) throw new CtError('USAGE', 'input output-dir: not given and RUNNER_TEMP is not set', { input: 'output-dir' });

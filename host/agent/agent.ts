@@ -23,6 +23,7 @@ import { AlertBacklog } from './alerts.js';
 import { MAX_VSA_BYTES } from '../../src/attest/vsa.js';
 import { claimsRefusal, readRefusal, REFUSAL_NONCE_HEADER, refusalNonce } from '../../src/protocol/refusal.js';
 import { Refusals } from './refusals.js';
+import { NAME } from '../../src/core/name.js';
 
 /** What the agent does with a verified-to-be assignment: verify locally, enforce, run. */
 export interface AssignmentRunner {
@@ -420,7 +421,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 function assignmentProblem(a: Assignment): string | undefined {
   if (!a || typeof a !== 'object') return 'is not an object';

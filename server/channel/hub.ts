@@ -130,6 +130,16 @@ class HostNotEnrolled extends Error {
 export const GENERATION_LOCK_TIMEOUT_MS = 5_000;
 /** How long a generations transaction may take in all (retries, a connection that never answers): past it the next batch goes on. */
 export const GENERATION_WRITE_BOUND_MS = 15_000;
+/**
+ * Bounds the rest of transaction `t` on PostgreSQL (nothing elsewhere: SQLite has one writer and
+ * no row locks): a generation row held by another transaction fails it after
+ * GENERATION_LOCK_TIMEOUT_MS (55P03), a statement past GENERATION_WRITE_BOUND_MS is cancelled
+ * (57014), its locks given back, instead of holding a pooled connection for as long as it hangs.
+ */
+async function boundGenerationWrites(t: Db): Promise<void> {
+  if (t.dialect !== 'postgres') return;
+  await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true)', [String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS)]);
+}
 /** An assignment waiting for its generation (flushAssign). */
 interface PendingAssign { hostId: string; bundleDigest: string; resolve: (generation: number) => void; reject: (e: Error) => void }
 
@@ -321,10 +331,24 @@ export class HostHub {
         // is above what the hello reported (made before, it was refused as stale). Not written
         // (the database failing): closed, for the host to connect again, rather than left
         // authenticated and never welcomed.
-        await liftGeneration(this.ctx.db, hostId, hello.generation).catch((e: unknown) => {
-          ws.close(1011, 'internal error');
-          throw e;
-        });
+        // Only when there is something to lift (generations only rise, so the value read above
+        // still bounds it): an ordinary reconnect takes no transaction and no row lock. Bounded
+        // like the raises: a row held elsewhere (another replica's wedged transaction) or a
+        // database connection that stops answering closes this hello, for the host to connect
+        // again, instead of leaving it authenticated and never welcomed, a pooled connection held.
+        if (hello.generation > Number(row.generation)) {
+          const lifted = await within(this.ctx.db.tx(async (t) => {
+            await boundGenerationWrites(t);
+            await liftGeneration(t, hostId, hello.generation);
+          }), GENERATION_WRITE_BOUND_MS).catch((e: unknown) => {
+            ws.close(1011, 'internal error');
+            throw e;
+          });
+          if (lifted === LATE) {
+            this.ctx.log.warn({ hostId }, `host channel closed: its generation was not lifted within ${GENERATION_WRITE_BOUND_MS} ms`);
+            return void ws.close(1011, 'internal error');
+          }
+        }
         // Closed meanwhile: its 'close' has run (nothing registered), so nothing to register.
         if (ws.readyState !== ws.OPEN) return;
         conn = {
@@ -347,13 +371,20 @@ export class HostHub {
         this.inventoryWritten.delete(hostId);
         this.dropPendingInventory(hostId);
         // `replica`: other replicas hand this host's deploys to this one (several replicas on PostgreSQL).
-        const seen = await this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [
+        // Bounded as the lift above: a database that stops answering closes the channel rather
+        // than keeping it registered and never welcomed (a late write of facts is harmless).
+        const seen = await within(this.ctx.db.run('UPDATE hosts SET facts = ?, last_seen = ?, replica = ? WHERE id = ?', [
           JSON.stringify(hello.facts), Date.now(), this.ctx.queue.workerId, hostId,
-        ]).catch((e: unknown) => {
+        ]), GENERATION_WRITE_BOUND_MS).catch((e: unknown) => {
           welcome(false);
           ws.close(1011, 'internal error');
           throw e;
         });
+        if (seen === LATE) {
+          welcome(false);
+          this.ctx.log.warn({ hostId }, `host channel closed: its hello was not recorded within ${GENERATION_WRITE_BOUND_MS} ms`);
+          return void ws.close(1011, 'internal error');
+        }
         // Removed while it was shaking hands (its row read before the removal): no channel. A
         // removal committed after this write finds the channel through sweepRemoved.
         if (seen.changes !== 1) return this.removed(hostId);
@@ -707,7 +738,7 @@ export class HostHub {
       // locks given back, instead of holding them for as long as it hangs.
       // Not idle_in_transaction_session_timeout: the server ends such a session with a FATAL, a
       // connection error between queries, which is not this transaction's to answer.
-      await t.query('SELECT set_config(\'lock_timeout\', ?, true), set_config(\'statement_timeout\', ?, true)', [String(GENERATION_LOCK_TIMEOUT_MS), String(GENERATION_WRITE_BOUND_MS)]);
+      await boundGenerationWrites(t);
     }
     const out = await raiseGenerations(t, times, busy);
     const skipped = new Set(busy);

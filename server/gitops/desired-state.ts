@@ -3,6 +3,7 @@ import { CtError } from '../../src/core/errors.js';
 import { parsePublishedPorts, type PublishedPort } from '../../src/protocol/ports.js';
 import { parsePromotionRules, type PromotionRule } from '../promotion/rules.js';
 import { MAX_DESIRED_STATE_BYTES } from '../../src/promote/desired-edit.js';
+import { NAME } from '../../src/core/name.js';
 
 /** One desired-state file: the size `ct promote` edits, so a file it refuses is never applied either. */
 export { MAX_DESIRED_STATE_BYTES };
@@ -43,7 +44,6 @@ export interface DesiredApp {
   file?: string;
 }
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@(sha256:[0-9a-f]{64})$/;
 
 export function parseDesiredState(files: { name: string; text: string }[]): DesiredApp[] {

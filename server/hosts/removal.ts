@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { actor } from '../audit.js';
+import { NAME } from '../../src/core/name.js';
 
 /**
  * Channel every replica's hub listens on (server/channel/hub.ts): a host was removed, so whichever
@@ -9,7 +10,6 @@ import type { actor } from '../audit.js';
 export const HOSTS_REMOVED_CHANNEL = 'ct_hosts_removed';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /** A host id or an enrolled name; anything else can name no host. */
 export function hostRef(ref: string): boolean {

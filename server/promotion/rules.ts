@@ -7,6 +7,7 @@
  *     - { from: staging, to: production, after: 30m }
  */
 import { CtError } from '../../src/core/errors.js';
+import { NAME } from '../../src/core/name.js';
 
 export interface PromotionRule {
   from: string;
@@ -16,7 +17,6 @@ export interface PromotionRule {
   file: string;
 }
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const MAX_RULES = 32;
 /** A week: a longer wait is almost certainly a typo (and would hold a job that long). */
 export const MAX_AFTER_MS = 7 * 24 * 3600_000;

@@ -9,9 +9,9 @@ import { containerIdFor } from '../../src/protocol/container-id.js';
 import { readBundleFacts } from '../../src/policy/bundle-facts.js';
 import type { Db } from '../store/db.js';
 import { containerAlerts } from './container-alerts.js';
+import { NAME } from '../../src/core/name.js';
 
 type Row = Record<string, string | number | null>;
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const PROGRESSING = new Set(['queued', 'fetching', 'verifying', 'dispatching', 'error']);
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
 

@@ -9,6 +9,8 @@ import { validateBody } from '../openapi.js';
 import { liveDeployments } from '../deploy/live.js';
 import { actor, recordAudit } from '../audit.js';
 import { limitOf } from './dashboard.js';
+import { beforeOf, nextOf } from './page.js';
+import { NAME } from '../../src/core/name.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -25,7 +27,6 @@ function view(r: Row) {
 
 /** The list's columns: never the evidence or the decision input (kilobytes per row, read only for one deployment). */
 const LIST_COLUMNS = 'id, environment, app, commit_sha, commit_author, commit_message, reference, image_digest, bundle_digest, signers, status, reason, message, rollback_of, hosts, created_at, updated_at, suspended, created_by';
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/;
 
 export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): Router {
@@ -48,13 +49,12 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
       if (!/^sha256:[0-9a-f]{64}$/.test(req.query.imageDigest)) return sendError(res, 400, 'BAD_REQUEST', 'imageDigest must be sha256:<64 hex>');
       where('image_digest = ?', req.query.imageDigest);
     }
-    const cursor = typeof req.query.before === 'string' ? /^(\d{1,16}):([\w-]{1,64})$/.exec(req.query.before) : null;
+    const cursor = beforeOf(req.query.before);
     // A row-value comparison: both databases seek the (…, created_at, id) indexes with it.
-    if (cursor) where('(created_at, id) < (?, ?)', Number(cursor[1]), cursor[2]);
+    if (cursor) where('(created_at, id) < (?, ?)', ...cursor);
     const limit = limitOf(req.query.limit, 500, 500);
     const rows = await ctx.db.query<Row>(`SELECT ${LIST_COLUMNS} FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);
-    const last = rows[limit - 1];
-    res.json({ deployments: rows.slice(0, limit).map(view), next: rows.length > limit ? `${last.created_at}:${last.id}` : null });
+    res.json({ deployments: rows.slice(0, limit).map(view), next: nextOf(rows, limit) });
   });
 
   r.get('/api/v1/deployments/:id', read, async (req: Request, res: Response) => {

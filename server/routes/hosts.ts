@@ -18,9 +18,9 @@ import { hostFactsProblem, knownHostFacts } from '../../src/protocol/host-facts.
 import type { HostFacts } from '../../src/protocol/messages.js';
 import { hostRef, idShaped, removeHost } from '../hosts/removal.js';
 import { GENERATION_JOIN, GENERATION_OF } from '../hosts/generations.js';
+import { NAME } from '../../src/core/name.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /**
  * How audit records name an enrolment token: a prefix of its SHA-256 (the table's key), so the
  * record of its creation (who made it) and of its use (which host) can be joined, while the token

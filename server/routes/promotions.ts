@@ -14,6 +14,9 @@ import { sendError } from '../http-error.js';
 import { validateBody } from '../openapi.js';
 import type { DeployerKey } from '../promotion/deployer-key.js';
 import { openPromotion, type OpenPrDeps } from '../promotion/open-pr.js';
+import { limitOf } from './dashboard.js';
+import { beforeOf, nextOf } from './page.js';
+import { NAME } from '../../src/core/name.js';
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** Codes that mean the request cannot succeed as asked (4xx), rather than a forge/registry failure (502). */
@@ -44,10 +47,36 @@ export function promotionRoutes(ctx: ServerContext, deps: OpenPrDeps & { key: De
   r.get('/api/v1/vsas', read, async (req: Request, res: Response) => {
     const image = typeof req.query.imageDigest === 'string' ? req.query.imageDigest : '';
     if (!DIGEST.test(image)) return sendError(res, 400, 'BAD_REQUEST', 'imageDigest=sha256:<64 hex> is required');
-    const rows = await ctx.db.query<{ deployment_id: string; environment: string; app: string; bundle_digest: string | null; envelope: string; published: string | null; created_at: number }>(
-      'SELECT deployment_id, environment, app, bundle_digest, envelope, published, created_at FROM vsas WHERE image_digest = ? ORDER BY created_at DESC LIMIT 64', [image],
+    // Newest first, narrowed to one bundle and/or environment (what a verifier of one deployment
+    // wants), a page at a time: an image redeployed often has more than one answer holds.
+    const w = ['image_digest = ?'];
+    const p: unknown[] = [image];
+    const where = (clause: string, ...values: unknown[]) => void (w.push(clause), p.push(...values));
+    if (req.query.bundleDigest !== undefined) {
+      if (typeof req.query.bundleDigest !== 'string' || !DIGEST.test(req.query.bundleDigest)) return sendError(res, 400, 'BAD_REQUEST', 'bundleDigest must be sha256:<64 hex>');
+      where('bundle_digest = ?', req.query.bundleDigest);
+    }
+    if (req.query.environment !== undefined) {
+      if (typeof req.query.environment !== 'string' || !NAME.test(req.query.environment)) return sendError(res, 400, 'BAD_REQUEST', 'environment must be an environment name');
+      where('environment = ?', req.query.environment);
+    }
+    // Refused when malformed, not read as absent: a client holding a damaged cursor would get the
+    // first page again, and page for good.
+    const cursor = beforeOf(req.query.before);
+    if (req.query.before !== undefined && !cursor) return sendError(res, 400, 'BAD_REQUEST', 'before must be the next of a previous page');
+    if (cursor) where('(created_at, id) < (?, ?)', ...cursor);
+    // Each envelope is a few KiB: a page is bounded by count.
+    if (req.query.limit !== undefined && !(typeof req.query.limit === 'string' && /^[1-9]\d{0,1}$/.test(req.query.limit) && Number(req.query.limit) <= 64)) {
+      return sendError(res, 400, 'BAD_REQUEST', 'limit must be 1 to 64');
+    }
+    const limit = limitOf(req.query.limit, 64, 64);
+    const rows = await ctx.db.query<{ id: string; deployment_id: string; environment: string; app: string; bundle_digest: string | null; envelope: string; published: string | null; created_at: number }>(
+      `SELECT id, deployment_id, environment, app, bundle_digest, envelope, published, created_at FROM vsas WHERE ${w.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p,
     );
-    res.json({ vsas: rows.map((v) => ({ deployment: v.deployment_id, environment: v.environment, app: v.app, imageDigest: image, bundleDigest: v.bundle_digest, published: v.published, createdAt: new Date(Number(v.created_at)).toISOString(), envelope: v.envelope })) });
+    res.json({
+      vsas: rows.slice(0, limit).map((v) => ({ deployment: v.deployment_id, environment: v.environment, app: v.app, imageDigest: image, bundleDigest: v.bundle_digest, published: v.published, createdAt: new Date(Number(v.created_at)).toISOString(), envelope: v.envelope })),
+      next: nextOf(rows, limit),
+    });
   });
 
   r.get('/api/v1/deployer', read, (_req: Request, res: Response) => {

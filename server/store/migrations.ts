@@ -197,6 +197,12 @@ export const MIGRATIONS: string[][] = [
     // (server/promotion/vsa-store.ts): a seek here, not a sort of the image's whole history.
     `CREATE INDEX vsas_bundle_newest ON vsas (image_digest, bundle_digest, environment, created_at DESC)`,
   ],
+  [
+    // GET /api/v1/vsas pages an image's VSAs newest first by (created_at, id): each page a seek
+    // here, not a sort of the image's whole history. It serves every read vsas_image served.
+    `CREATE INDEX vsas_image_created_id ON vsas (image_digest, created_at, id)`,
+    `DROP INDEX vsas_image`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -8,11 +8,13 @@ import { currentRole } from '../auth/role-mapping.js';
 /**
  * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
  * random bytes; the table holds only their SHA-256, so a database dump signs nobody in. A cookie
- * minted by another server (another database) is simply unknown here.
+ * minted by another server (another database) is simply unknown here. `__Host-`: a browser takes
+ * the cookie only from this origin, Secure, Path=/ and without Domain (setCookie), so a sibling
+ * subdomain or a plain-HTTP page cannot plant a session or login cookie of its own.
  */
-export const SESSION_COOKIE = 'ct_session';
+export const SESSION_COOKIE = '__Host-ct_session';
 /** Binds a login in progress to the browser that started it (login CSRF). */
-export const LOGIN_COOKIE = 'ct_login';
+export const LOGIN_COOKIE = '__Host-ct_login';
 
 export interface Session {
   subject: string;

@@ -19,6 +19,7 @@ import { cachedPublicKey } from '../verify/vcs/keys.js';
 import { assertEnvelope, decodeBase64Strict, INTOTO_PAYLOAD_TYPE, pae, type DsseEnvelope } from './dsse.js';
 import { signStatement } from './sign.js';
 import { assertStatement, buildStatement, type Statement, type Subject } from './statement.js';
+import { NAME } from '../core/name.js';
 
 export const VSA_PREDICATE = 'https://slsa.dev/verification_summary/v1';
 export const DEPLOYERS_ROLE = 'deployers';
@@ -27,7 +28,6 @@ export const VSA_ARTIFACT_TYPE = 'application/vnd.cerro-torre.vsa.v1+json';
 /** The policy URI names the environment whose policy was applied: `urn:cerro-torre:environment:<name>`. */
 const ENV_URN = 'urn:cerro-torre:environment:';
 export const MAX_VSA_BYTES = 64 * 1024;
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 export interface DeployVsaFacts {

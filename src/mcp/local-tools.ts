@@ -18,9 +18,10 @@ import type { Io } from '../cli/io.js';
 import { ToolError, type ToolDef } from './tool.js';
 import { untrusted, untrustedJson } from './untrusted.js';
 import { ERROR_CODE } from '../protocol/error-code.js';
+import { NAME } from '../core/name.js';
 
 const path = z.string().min(1).max(1024);
-const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
+const name = z.string().regex(NAME);
 const modes = z.enum(['strict', 'permissive', 'audit']);
 
 /** Runs a command function, capturing what it prints (JSON) and its exit code. */

@@ -10,8 +10,9 @@ import { untrusted, untrustedJson } from './untrusted.js';
 import { summariseEvidence } from './evidence-summary.js';
 import type { Evidence } from '../verify/evidence.js';
 import { errorCode } from '../protocol/error-code.js';
+import { NAME } from '../core/name.js';
 
-const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
+const name = z.string().regex(NAME);
 const id = z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/);
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 const reference = z.string().max(512).regex(/^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/);
@@ -227,7 +228,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'promote', title: 'Promote an app to another environment', kind: 'act',
       description: 'Open or update the pull / merge request that pins, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (signers, logs, SBOM and profile differences, where it ran, the policy decision for `to`) and a commit status (operators and admins; audited). Nothing is deployed until a person merges it.',
-      input: { app: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/), from: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/), to: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/) },
+      input: { app: z.string().regex(NAME), from: z.string().regex(NAME), to: z.string().regex(NAME) },
       output: { outcome: z.string(), deployment: z.string(), bundle: z.string(), from: z.string(), to: z.string(), app: z.string(), url: z.string().nullable(), number: z.number().nullable(), allowed: z.boolean(), branch: z.string(), file: z.string() },
       async run(a: { app: string; from: string; to: string }) {
         return api.post('/api/v1/promotions', { body: { app: a.app, from: a.from, to: a.to } });

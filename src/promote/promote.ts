@@ -14,6 +14,7 @@ import { currentPin, setBundle, type BundlePin } from './desired-edit.js';
 import { promotionTitle, renderPromotionBody } from './body.js';
 import type { PromotionEvidence } from './evidence.js';
 import type { ChangeRequest, CommitStatus, Forge } from './forge.js';
+import { NAME } from '../core/name.js';
 
 export interface PromoteInput extends BundlePin {
   /** Path of the desired-state file in the repository. */
@@ -42,7 +43,6 @@ export interface PromoteResult {
 export type EvidenceFor = (previous: { bundle: string; bundleDigest?: string } | undefined) => Promise<PromotionEvidence>;
 
 const MAX_REBASES = 3;
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const FILE = /^(?!\/)(?!.*(?:^|\/)\.\.(?:\/|$))[\w./-]{1,512}$/;
 
 export function promotionBranch(pin: Pick<BundlePin, 'environment' | 'app'>): string {

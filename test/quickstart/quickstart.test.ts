@@ -149,7 +149,7 @@ describe('ct quickstart', () => {
       expect(link).toBeDefined();
       const signedIn = await followLoginLink(link!);
       expect([signedIn.status, signedIn.headers.get('location')]).toEqual([303, '/']);
-      const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('ct_session='))!.split(';')[0];
+      const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('__Host-ct_session='))!.split(';')[0];
       expect((await fetch(`${url}/`, { headers: { cookie } })).status).toBe(200);
       const overview = (await (await fetch(`${url}/api/v1/overview`, { headers: { cookie } })).json()) as object;
       expect(JSON.stringify(overview)).toContain('"hello"');

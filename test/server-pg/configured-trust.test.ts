@@ -37,11 +37,11 @@ describe('what each replica trusts, from its own configuration', () => {
     await s.close();
   };
   const withKey = async (s: RunningServer, key: string) => (await fetch(`${s.url}/api/v1/session`, { headers: { authorization: `Bearer ${key}` } })).status;
-  const withCookie = async (s: RunningServer, id: string) => (await fetch(`${s.url}/api/v1/session`, { headers: { cookie: `ct_session=${id}` } })).status;
+  const withCookie = async (s: RunningServer, id: string) => (await fetch(`${s.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${id}` } })).status;
   const mint = async (s: RunningServer, auth: Record<string, string>) => fetch(`${s.url}/api/v1/login-links`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"role":"admin"}' });
   const open = async (url: string) => {
     const res = await followLoginLink(url);
-    return { status: res.status, session: /ct_session=([A-Za-z0-9_-]{43})/.exec(res.headers.getSetCookie().join('\n'))?.[1] };
+    return { status: res.status, session: /__Host-ct_session=([A-Za-z0-9_-]{43})/.exec(res.headers.getSetCookie().join('\n'))?.[1] };
   };
 
   beforeAll(async () => void (pg = await startPostgres()), 60_000);
@@ -98,15 +98,15 @@ describe('what each replica trusts, from its own configuration', () => {
 
     // Minted by a session of issuer Y: refused where Y is not configured.
     const y = await createSession(a.ctx.db, { subject: 'yvonne', name: 'Yvonne', issuer: Y.issuer, role: 'admin' }, 3600_000);
-    const byIssuer = await mint(a, { cookie: `ct_session=${y.id}`, 'x-csrf-token': y.csrf });
+    const byIssuer = await mint(a, { cookie: `__Host-ct_session=${y.id}`, 'x-csrf-token': y.csrf });
     expect(byIssuer.status).toBe(201);
     const issuerSession = (await open(((await byIssuer.json()) as { url: string }).url)).session!;
     expect(await withCookie(a, issuerSession)).toBe(200);
     expect(await withCookie(b, issuerSession)).toBe(401);
 
     // An admin session opened by a link mints no further link.
-    const csrf = ((await (await fetch(`${a.url}/api/v1/session`, { headers: { cookie: `ct_session=${keySession}` } })).json()) as { csrfToken: string }).csrfToken;
-    const chained = await mint(a, { cookie: `ct_session=${keySession}`, 'x-csrf-token': csrf });
+    const csrf = ((await (await fetch(`${a.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${keySession}` } })).json()) as { csrfToken: string }).csrfToken;
+    const chained = await mint(a, { cookie: `__Host-ct_session=${keySession}`, 'x-csrf-token': csrf });
     expect(chained.status).toBe(403);
     expect(((await chained.json()) as { error: { code: string } }).error.code).toBe('LOGIN_LINK_FORBIDDEN');
 

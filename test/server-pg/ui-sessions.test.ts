@@ -28,14 +28,14 @@ describe('dashboard sessions shared by replicas on PostgreSQL', () => {
     await pg?.stop();
   });
 
-  const session = async (server: RunningServer, id: string) => fetch(`${server.url}/api/v1/session`, { headers: { cookie: `ct_session=${id}` } });
+  const session = async (server: RunningServer, id: string) => fetch(`${server.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${id}` } });
 
   it('shares sessions across replicas, ends them everywhere, and refuses expired ones', async () => {
     const s = await createSession(a.ctx.db, { subject: 'alice', name: 'Alice', issuer: 'https://idp.test', role: 'operator' }, 60_000);
     const onB = await session(b, s.id);
     expect(onB.status).toBe(200);
     expect(await onB.json()).toMatchObject({ kind: 'session', role: 'operator', csrfToken: s.csrf, can: { deploy: true, audit: false } });
-    const out = await fetch(`${b.url}/auth/logout`, { method: 'POST', headers: { cookie: `ct_session=${s.id}`, 'x-csrf-token': s.csrf } });
+    const out = await fetch(`${b.url}/auth/logout`, { method: 'POST', headers: { cookie: `__Host-ct_session=${s.id}`, 'x-csrf-token': s.csrf } });
     expect(out.status).toBe(204);
     expect((await session(a, s.id)).status).toBe(401);
     const old = await createSession(a.ctx.db, { subject: 'bob', name: 'Bob', issuer: 'https://idp.test', role: 'viewer' }, 1);
@@ -50,7 +50,7 @@ describe('dashboard sessions shared by replicas on PostgreSQL', () => {
         [`d${i}`, `app${i % 2}`, `c${i}`, i === 4 ? 'verifying' : 'succeeded', now + i, now + i]);
     }
     const s = await createSession(a.ctx.db, { subject: 'v', name: 'V', issuer: 'https://idp.test', role: 'viewer' }, 60_000);
-    const get = async (path: string) => (await fetch(`${b.url}${path}`, { headers: { cookie: `ct_session=${s.id}` } })).json() as Promise<Record<string, unknown>>;
+    const get = async (path: string) => (await fetch(`${b.url}${path}`, { headers: { cookie: `__Host-ct_session=${s.id}` } })).json() as Promise<Record<string, unknown>>;
     const grid = (await get('/api/v1/overview?limit=1')) as { apps: { app: string; environments: Record<string, { sync: string; last: { id: string } }> }[]; next: string };
     expect(grid.apps.map((x) => x.app)).toEqual(['app0']);
     expect(grid.apps[0].environments.prod).toMatchObject({ sync: 'progressing', last: { id: 'd4' } });

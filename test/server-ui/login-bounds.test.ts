@@ -54,7 +54,7 @@ describe('dashboard sign-in starts are bounded', () => {
     const flood = await Promise.all(Array.from({ length: 8 }, () => get(`${server.url}/auth/login?issuer=0&returnTo=/${'x'.repeat(400)}`)));
     for (const r of flood) {
       expect(r.status).toBe(302);
-      expect(String(r.headers['set-cookie'])).toMatch(/^ct_login=/);
+      expect(String(r.headers['set-cookie'])).toMatch(/^__Host-ct_login=/);
     }
     expect(await rows()).toBe(3);
     // A person who starts after the flood signs in, even with starts after theirs (fewer than the

@@ -31,7 +31,7 @@ describe('a one-time sign-in link opens a page; its button signs in', () => {
   const stands = async (url: string) => (await server.ctx.db.query('SELECT 1 FROM ui_login_links WHERE token_hash = ?', [hashSecret(tokenOf(url))])).length === 1;
   const post = async (token: string, headers: Record<string, string> = {}) => {
     const res = await fetch(`${server.url}/auth/link`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: `token=${token}` });
-    return { status: res.status, location: res.headers.get('location'), code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', session: res.headers.getSetCookie().some((c) => c.startsWith('ct_session=')) };
+    return { status: res.status, location: res.headers.get('location'), code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', session: res.headers.getSetCookie().some((c) => c.startsWith('__Host-ct_session=')) };
   };
   const tokenOf = (url: string) => new URL(url).searchParams.get('token')!;
 
@@ -142,7 +142,7 @@ describe('a one-time sign-in link opens a page; its button signs in', () => {
     await page.goto(attackerUrl);
     await page.waitForURL(`${server.url}/auth/link`);
     expect(await page.locator('[data-code]').textContent()).toBe('LOGIN_LINK_CROSS_SITE');
-    expect((await context.cookies(server.url)).filter((c) => c.name === 'ct_session')).toEqual([]);
+    expect((await context.cookies(server.url)).filter((c) => c.name === '__Host-ct_session')).toEqual([]);
     expect(await stands(url)).toBe(true);
 
     await page.goto(url);

@@ -21,10 +21,10 @@ describe('one-time sign-in links and HEAD', () => {
     const minted = await fetch(`${server.url}/api/v1/login-links`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
     const { url } = (await minted.json()) as { url: string };
     const head = await fetch(url, { method: 'HEAD', redirect: 'manual' });
-    expect(head.headers.getSetCookie().filter((c) => c.startsWith('ct_session='))).toEqual([]);
+    expect(head.headers.getSetCookie().filter((c) => c.startsWith('__Host-ct_session='))).toEqual([]);
     expect(head.status).toBe(200);
     const used = await followLoginLink(url);
     expect([used.status, used.headers.get('location')]).toEqual([303, '/']);
-    expect(used.headers.getSetCookie().some((c) => c.startsWith('ct_session='))).toBe(true);
+    expect(used.headers.getSetCookie().some((c) => c.startsWith('__Host-ct_session='))).toBe(true);
   });
 });

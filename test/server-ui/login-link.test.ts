@@ -22,7 +22,7 @@ describe('one-time dashboard sign-in links', () => {
   });
   const open = async (url: string) => {
     const res = await followLoginLink(url);
-    return { status: res.status, location: res.headers.get('location'), code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('ct_session=')) ?? null };
+    return { status: res.status, location: res.headers.get('location'), code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('__Host-ct_session=')) ?? null };
   };
 
   beforeAll(async () => {
@@ -72,7 +72,7 @@ describe('one-time dashboard sign-in links', () => {
     // Posted without the page: no token, a malformed one, a forged one.
     const post = async (body: string) => {
       const res = await fetch(`${server.url}/auth/link`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
-      return { status: res.status, code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('ct_session=')) ?? null };
+      return { status: res.status, code: /data-code>([A-Z_]+)</.exec(await res.text())?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('__Host-ct_session=')) ?? null };
     };
     for (const body of ['', 'token=../../etc', `token=${'A'.repeat(43)}`]) expect(await post(body)).toMatchObject({ status: 401, code: 'LOGIN_LINK_INVALID', cookie: null });
     const { url } = (await (await mint({})).json()) as { url: string };
@@ -83,7 +83,7 @@ describe('one-time dashboard sign-in links', () => {
     expect(fresh.role).toBe('operator');
     const ok = await open(fresh.url);
     expect(ok).toMatchObject({ status: 303, location: '/' });
-    expect(ok.cookie).toMatch(/^ct_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax/);
+    expect(ok.cookie).toMatch(/^__Host-ct_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax/);
   }, 30_000);
 
   it('minting needs an admin: no credentials 401, a session without admin 403, a bad body 400', async () => {

@@ -36,7 +36,7 @@ describe('sessions of a removed sign-in issuer', () => {
     for (const [k, iss] of [['kept', KEPT.issuer], ['removed', REMOVED.issuer], ['link', `login-link:key:${key.id}`], ['old-link', 'login-link']]) {
       ids[k] = (await createSession(server.ctx.db, { subject: k, name: k, issuer: iss, role: 'admin' }, 3600_000)).id;
     }
-    const status = async (k: string) => (await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `ct_session=${ids[k]}` } })).status;
+    const status = async (k: string) => (await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${ids[k]}` } })).status;
     for (const k of ['kept', 'removed', 'link']) expect([k, await status(k)]).toEqual([k, 200]);
     // A link session from before minters were recorded: who stands behind it is unknown.
     expect(await status('old-link')).toBe(401);

@@ -73,7 +73,7 @@ describe('a session\'s role after its issuer\'s mapping narrows', () => {
   };
   /** The role the answering server gives the session now, or its HTTP status when refused. */
   const roleOf = async (id: string) => {
-    const res = await fetch(`${server!.url}/api/v1/session`, { headers: { cookie: `ct_session=${id}` } });
+    const res = await fetch(`${server!.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${id}` } });
     return res.status === 200 ? ((await res.json()) as { role: string }).role : res.status;
   };
 
@@ -81,15 +81,15 @@ describe('a session\'s role after its issuer\'s mapping narrows', () => {
   const signIn = async (login: string) => {
     provider.configure([`${server!.url}/auth/callback`]);
     const { callback, loginCookie } = await beginHttpLogin(provider, server!.url, login);
-    const done = await fetch(callback, { redirect: 'manual', headers: { cookie: `ct_login=${loginCookie}` } });
-    return /ct_session=([A-Za-z0-9_-]{43})/.exec(done.headers.getSetCookie().join('\n'))?.[1] ?? '';
+    const done = await fetch(callback, { redirect: 'manual', headers: { cookie: `__Host-ct_login=${loginCookie}` } });
+    return /__Host-ct_session=([A-Za-z0-9_-]{43})/.exec(done.headers.getSetCookie().join('\n'))?.[1] ?? '';
   };
   /** A link's URL at the running server (a restart listens on another port). */
   const here = (url: string) => `${server!.url}${new URL(url).pathname}${new URL(url).search}`;
   /** Uses a link at the running server: the session cookie's value, or the status when refused. */
   const use = async (url: string) => {
     const res = await followLoginLink(here(url));
-    return /ct_session=([A-Za-z0-9_-]{43})/.exec(res.headers.getSetCookie().join('\n'))?.[1] ?? res.status;
+    return /__Host-ct_session=([A-Za-z0-9_-]{43})/.exec(res.headers.getSetCookie().join('\n'))?.[1] ?? res.status;
   };
 
   beforeAll(async () => {
@@ -105,8 +105,8 @@ describe('a session\'s role after its issuer\'s mapping narrows', () => {
     const s = await start({ ops: 'admin', readers: 'viewer' });
     provider.configure([`${s.url}/auth/callback`]);
     const { callback, loginCookie } = await beginHttpLogin(provider, s.url, 'olga');
-    const done = await fetch(callback, { redirect: 'manual', headers: { cookie: `ct_login=${loginCookie}` } });
-    const olga = /ct_session=([A-Za-z0-9_-]{43})/.exec(done.headers.getSetCookie().join('\n'))?.[1] ?? '';
+    const done = await fetch(callback, { redirect: 'manual', headers: { cookie: `__Host-ct_login=${loginCookie}` } });
+    const olga = /__Host-ct_session=([A-Za-z0-9_-]{43})/.exec(done.headers.getSetCookie().join('\n'))?.[1] ?? '';
     expect(await roleOf(olga)).toBe('admin');
     // Only the groups the mapping names are kept.
     const [row] = await s.ctx.db.query<{ mapped_groups: string }>('SELECT mapped_groups FROM ui_sessions');
@@ -120,7 +120,7 @@ describe('a session\'s role after its issuer\'s mapping narrows', () => {
     // ops loses admin: Olga is an operator now (and the API refuses her admin calls).
     await start({ ops: 'operator', readers: 'viewer', admins: 'admin' });
     expect(await roleOf(olga)).toBe('operator');
-    const cookie = `ct_session=${olga}`;
+    const cookie = `__Host-ct_session=${olga}`;
     const csrf = ((await (await fetch(`${server!.url}/api/v1/session`, { headers: { cookie } })).json()) as { csrfToken: string }).csrfToken;
     const mint = await fetch(`${server!.url}/api/v1/login-links`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' }, body: '{}' });
     expect(mint.status).toBe(403);
@@ -149,7 +149,7 @@ describe('a session\'s role after its issuer\'s mapping narrows', () => {
     await start({ ops: 'admin' });
     const oleg = await signIn('oleg');
     expect(await roleOf(oleg)).toBe('admin');
-    const cookie = `ct_session=${oleg}`;
+    const cookie = `__Host-ct_session=${oleg}`;
     const csrf = ((await (await fetch(`${server!.url}/api/v1/session`, { headers: { cookie } })).json()) as { csrfToken: string }).csrfToken;
     const mint = async () => {
       const res = await fetch(`${server!.url}/api/v1/login-links`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' }, body: '{"role":"admin","name":"handed"}' });

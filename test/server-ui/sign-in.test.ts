@@ -53,9 +53,9 @@ describe('dashboard sign-in', () => {
 
   /** Presents a callback with (or without) the login-binding cookie. */
   async function visit(url: string, loginCookie?: string): Promise<{ status: number; code: string; cookie: string | null }> {
-    const res = await fetch(url, { redirect: 'manual', headers: loginCookie ? { cookie: `ct_login=${loginCookie}` } : {} });
+    const res = await fetch(url, { redirect: 'manual', headers: loginCookie ? { cookie: `__Host-ct_login=${loginCookie}` } : {} });
     const text = await res.text();
-    return { status: res.status, code: /data-code>([A-Z_]+)</.exec(text)?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('ct_session=') && !c.startsWith('ct_session=;')) ?? null };
+    return { status: res.status, code: /data-code>([A-Z_]+)</.exec(text)?.[1] ?? '', cookie: res.headers.getSetCookie().find((c) => c.startsWith('__Host-ct_session=') && !c.startsWith('__Host-ct_session=;')) ?? null };
   }
 
 
@@ -85,7 +85,7 @@ describe('dashboard sign-in', () => {
     // A display name with markup is shown as text.
     await expect(page.locator('.who').textContent()).resolves.toContain('Alice <b>Ops</b>');
     expect(await page.locator('.who b').count()).toBe(0);
-    const cookie = (await context.cookies()).find((c) => c.name === 'ct_session');
+    const cookie = (await context.cookies()).find((c) => c.name === '__Host-ct_session');
     expect(cookie).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax' });
     // Strict CSP and the other helmet headers on the page.
     const res = await fetch(`${server.url}/`);
@@ -95,7 +95,7 @@ describe('dashboard sign-in', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('link', { name: /^Sign in with/ }).waitFor();
     // The session is gone from the database, not only from the browser.
-    const after = await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `ct_session=${cookie?.value}` } });
+    const after = await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${cookie?.value}` } });
     expect(after.status).toBe(401);
     expect(((await after.json()) as { error: { code: string } }).error.code).toBe('SESSION_INVALID');
     await context.close();
@@ -110,7 +110,7 @@ describe('dashboard sign-in', () => {
     await page.getByRole('button', { name: 'Sign-in' }).click();
     await page.locator('[data-code]').waitFor();
     expect(await page.locator('[data-code]').textContent()).toBe('LOGIN_NO_ROLE');
-    expect((await context.cookies()).some((c) => c.name === 'ct_session')).toBe(false);
+    expect((await context.cookies()).some((c) => c.name === '__Host-ct_session')).toBe(false);
     await context.close();
   }, 60_000);
 
@@ -129,7 +129,7 @@ describe('dashboard sign-in', () => {
     expect(await visit(forged.href, second.loginCookie)).toEqual(refused('LOGIN_STATE_INVALID'));
     const ok = await visit(second.url, second.loginCookie);
     expect(ok.status).toBe(302);
-    expect(ok.cookie).toMatch(/^ct_session=[\w-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax/);
+    expect(ok.cookie).toMatch(/^__Host-ct_session=[\w-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax/);
     expect(await visit(second.url, second.loginCookie)).toEqual(refused('LOGIN_STATE_INVALID'));
 
     // Wrong issuer in the response (RFC 9207 `iss`).
@@ -158,29 +158,29 @@ describe('dashboard sign-in', () => {
     const context = await newContext(browser);
     const page = await context.newPage();
     await signIn(page, other.url, 'alice');
-    const foreign = (await context.cookies(other.url)).find((c) => c.name === 'ct_session')?.value;
+    const foreign = (await context.cookies(other.url)).find((c) => c.name === '__Host-ct_session')?.value;
     expect(foreign).toBeTruthy();
-    const onServer = await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `ct_session=${foreign}` } });
+    const onServer = await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${foreign}` } });
     expect(onServer.status).toBe(401);
     expect(((await onServer.json()) as { error: { code: string } }).error.code).toBe('SESSION_INVALID');
 
     const expired = await createSession(server.ctx.db, { subject: 'alice', name: 'Alice', issuer: provider.issuer, role: 'operator' }, 1);
     await new Promise((r) => setTimeout(r, 5));
-    expect((await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `ct_session=${expired.id}` } })).status).toBe(401);
+    expect((await fetch(`${server.url}/api/v1/session`, { headers: { cookie: `__Host-ct_session=${expired.id}` } })).status).toBe(401);
 
     const op = await createSession(server.ctx.db, { subject: 'alice', name: 'Alice', issuer: provider.issuer, role: 'operator' }, 60_000);
-    const post = (headers: Record<string, string>) => fetch(`${server.url}/api/v1/sync`, { method: 'POST', headers: { cookie: `ct_session=${op.id}`, ...headers } });
+    const post = (headers: Record<string, string>) => fetch(`${server.url}/api/v1/sync`, { method: 'POST', headers: { cookie: `__Host-ct_session=${op.id}`, ...headers } });
     const noCsrf = await post({});
     expect(noCsrf.status).toBe(403);
     expect(((await noCsrf.json()) as { error: { code: string } }).error.code).toBe('CSRF_FAILED');
     expect((await post({ 'x-csrf-token': 'wrong' })).status).toBe(403);
     expect((await post({ 'x-csrf-token': op.csrf })).status).toBe(202);
     // Reads need no token.
-    expect((await fetch(`${server.url}/api/v1/deployments`, { headers: { cookie: `ct_session=${op.id}` } })).status).toBe(200);
+    expect((await fetch(`${server.url}/api/v1/deployments`, { headers: { cookie: `__Host-ct_session=${op.id}` } })).status).toBe(200);
 
     const viewer = await createSession(server.ctx.db, { subject: 'victor', name: 'Victor', issuer: provider.issuer, role: 'viewer' }, 60_000);
     for (const path of ['/api/v1/sync', '/api/v1/deployments/x/rollback']) {
-      const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { cookie: `ct_session=${viewer.id}`, 'x-csrf-token': viewer.csrf } });
+      const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { cookie: `__Host-ct_session=${viewer.id}`, 'x-csrf-token': viewer.csrf } });
       expect(res.status).toBe(403);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
     }

@@ -128,7 +128,7 @@ describe('API keys through the API', () => {
   it('a session opened by a sign-in link makes no key, even an admin one', async () => {
     const { url } = (await (await call('POST', '/api/v1/login-links', ADMIN, { role: 'admin', name: 'link user' })).json()) as { url: string };
     const opened = await followLoginLink(url, { origin: server.url });
-    const cookie = opened.headers.getSetCookie().find((c) => c.startsWith('ct_session='))!.split(';')[0];
+    const cookie = opened.headers.getSetCookie().find((c) => c.startsWith('__Host-ct_session='))!.split(';')[0];
     const session = (await (await fetch(`${server.url}/api/v1/session`, { headers: { cookie } })).json()) as { role: string; csrfToken: string };
     expect(session.role).toBe('admin');
     const res = await call('POST', '/api/v1/api-keys', null, { name: 'laundered', role: 'admin' }, { cookie, 'x-csrf-token': session.csrfToken });

@@ -37,13 +37,13 @@ describe('an open event stream follows its credentials', () => {
 
   it('keeps delivering to valid credentials, and ends at the next check after sign-out', async () => {
     const s = await createSession(server.ctx.db, who, 60_000);
-    const stream = await open(server, { cookie: `ct_session=${s.id}` });
+    const stream = await open(server, { cookie: `__Host-ct_session=${s.id}` });
     try {
       // Several checks pass: the stream stays open and delivers.
       expect(await stream.ended(500)).toBe('open');
       publish(server.ctx, 'deployment', { id: 'before-logout' });
       await until('the event before sign-out', () => stream.text().includes('before-logout'));
-      const out = await fetch(`${server.url}/auth/logout`, { method: 'POST', headers: { cookie: `ct_session=${s.id}`, 'x-csrf-token': s.csrf } });
+      const out = await fetch(`${server.url}/auth/logout`, { method: 'POST', headers: { cookie: `__Host-ct_session=${s.id}`, 'x-csrf-token': s.csrf } });
       expect(out.status).toBe(204);
       expect(await stream.ended(5_000)).toBe('ended');
       expect(stream.text().endsWith(END_UNAUTHENTICATED)).toBe(true);
@@ -58,7 +58,7 @@ describe('an open event stream follows its credentials', () => {
 
   it('ends when the session expires', async () => {
     const s = await createSession(server.ctx.db, who, 1_000);
-    const stream = await open(server, { cookie: `ct_session=${s.id}` });
+    const stream = await open(server, { cookie: `__Host-ct_session=${s.id}` });
     try {
       expect(await stream.ended(5_000)).toBe('ended');
       expect(stream.text().endsWith(END_UNAUTHENTICATED)).toBe(true);

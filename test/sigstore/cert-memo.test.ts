@@ -7,7 +7,8 @@ import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { toTrustMaterial } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { startSigstoreMock, type SigstoreMock } from '../support/sigstore-mock.js';
-import { memoizeTrustedCertVerify, trustedKey } from '../../src/verify/sigstore/cert-memo.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { memoizeTrustedCertVerify, memoTrustMaterial, trustedKey } from '../../src/verify/sigstore/cert-memo.js';
 
 let m: SigstoreMock;
 beforeAll(async () => {
@@ -63,5 +64,34 @@ describe('trusted-root memos across verifier instances', () => {
     const b = trustedKey(Buffer.from(tsa));
     expect(b).not.toBe(a);
     expect(b.export({ format: 'der', type: 'spki' }).equals(Buffer.from(tsa))).toBe(true);
+  });
+
+  it('builds the log authorities toTrustMaterial builds, each log key imported once per process', () => {
+    // The mock's root plus a Rekor log under an RSA PKCS#1 key (the library's 'pkcs1' rule).
+    type LogJSON = { baseUrl: string; publicKey: { rawBytes: string; keyDetails: string; validFor?: unknown }; logId: { keyId: string } };
+    const json = structuredClone(m.trustedRoot) as unknown as { tlogs: LogJSON[]; ctlogs: LogJSON[] };
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'der', type: 'pkcs1' });
+    json.tlogs.push({ baseUrl: 'https://rekor.rsa.example', publicKey: { rawBytes: rsa.toString('base64'), keyDetails: 'PKCS1_RSA_PKCS1V5' }, logId: { keyId: Buffer.alloc(32, 7).toString('base64') } });
+    const root = TrustedRoot.fromJSON(json);
+    const library = toTrustMaterial(root);
+    const ours = memoTrustMaterial(TrustedRoot.fromJSON(structuredClone(json)), undefined);
+    const view = (t: typeof library) => [...t.tlogs, ...t.ctlogs].map((l) => ({
+      baseURL: l.baseURL, logID: l.logID.toString('hex'), start: l.validFor.start.getTime(), end: l.validFor.end.getTime(),
+      key: l.publicKey.export({ format: 'der', type: 'spki' }).toString('hex'),
+    }));
+    expect(ours.tlogs).toHaveLength(json.tlogs.length);
+    expect(ours.ctlogs.length).toBeGreaterThan(0);
+    expect(view(ours)).toEqual(view(library));
+    expect(ours.certificateAuthorities.map((c) => c.certChain.length)).toEqual(library.certificateAuthorities.map((c) => c.certChain.length));
+    expect(ours.timestampAuthorities.length).toBe(library.timestampAuthorities.length);
+
+    // A second verifier's material for the same root (a trust refresh): the same KeyObjects.
+    const again = memoTrustMaterial(TrustedRoot.fromJSON(structuredClone(json)), undefined);
+    again.tlogs.forEach((l, i) => expect(l.publicKey).toBe(ours.tlogs[i].publicKey));
+    again.ctlogs.forEach((l, i) => expect(l.publicKey).toBe(ours.ctlogs[i].publicKey));
+    // A key that does not import fails the construction, as the library's does.
+    json.tlogs[0].publicKey.rawBytes = Buffer.from('not a key').toString('base64');
+    expect(() => toTrustMaterial(TrustedRoot.fromJSON(structuredClone(json)))).toThrow();
+    expect(() => memoTrustMaterial(TrustedRoot.fromJSON(structuredClone(json)), undefined)).toThrow();
   });
 });

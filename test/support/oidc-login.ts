@@ -80,7 +80,7 @@ export async function beginHttpLogin(provider: LoginProvider, base: string, who:
   };
   const start = await step(`${base}/auth/login?issuer=0`);
   if (start.status !== 302) throw new Error(`/auth/login answered ${start.status}: ${(await start.text()).slice(0, 300)}`);
-  const loginCookie = jar.get('ct_login') ?? '';
+  const loginCookie = jar.get('__Host-ct_login') ?? '';
   jar.clear();
   let res = await step(start.headers.get('location') ?? '');
   const form = await step(new URL(res.headers.get('location') ?? '', provider.issuer).href);
@@ -96,9 +96,9 @@ export async function beginHttpLogin(provider: LoginProvider, base: string, who:
 
 /** Presents a callback from `beginHttpLogin`: the status, the error code if any, whether a session cookie was set. */
 export async function endHttpLogin(login: { callback: string; loginCookie: string }): Promise<{ status: number; code: string; session: boolean }> {
-  const res = await fetch(login.callback, { redirect: 'manual', headers: { cookie: `ct_login=${login.loginCookie}` } });
+  const res = await fetch(login.callback, { redirect: 'manual', headers: { cookie: `__Host-ct_login=${login.loginCookie}` } });
   const text = await res.text();
-  return { status: res.status, code: /data-code>([A-Z_]+)</.exec(text)?.[1] ?? '', session: res.headers.getSetCookie().some((c) => c.startsWith('ct_session=') && !c.startsWith('ct_session=;')) };
+  return { status: res.status, code: /data-code>([A-Z_]+)</.exec(text)?.[1] ?? '', session: res.headers.getSetCookie().some((c) => c.startsWith('__Host-ct_session=') && !c.startsWith('__Host-ct_session=;')) };
 }
 
 /**

@@ -6,7 +6,7 @@
  * Only canonical DER (der.ts) in the shape core navigates; anything else answers null and the
  * bundle takes @sigstore/verify's path.
  */
-import { createHash, verify as cryptoVerify, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { hash, verify as cryptoVerify, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { children, dateOf, isCanonicalDer, isContextTag, oidOf, rawOf, subsOf, valueOf, type DerNode } from './der.js';
 import { ECDSA_SIGNATURE_ALGOS, SHA2_HASH_ALGOS } from './leaf-cert.js';
 
@@ -105,8 +105,8 @@ function equal(a: Buffer, b: Buffer): boolean {
 export function tsaTokenVerifies(t: TsaToken, data: Buffer, key: KeyObject): boolean {
   if (t.contentType !== OID_SIGNED_DATA || t.eContentType !== OID_TSTINFO) return false;
   if (!t.imprintAlgorithm || !t.digestAlgorithm || !t.messageDigest) return false;
-  if (!equal(createHash(t.imprintAlgorithm).update(data).digest(), t.imprint)) return false;
-  if (!equal(createHash(t.digestAlgorithm).update(t.tstInfo).digest(), t.messageDigest)) return false;
+  if (!equal(hash(t.imprintAlgorithm, data, 'buffer'), t.imprint)) return false;
+  if (!equal(hash(t.digestAlgorithm, t.tstInfo, 'buffer'), t.messageDigest)) return false;
   const signed = Buffer.from(t.signedAttrs);
   signed[0] = 0x31;
   try {

@@ -10,14 +10,14 @@
  * INVALID_SIGNATURE, UNTRUSTED_ROOT, LOG_PROOF_INVALID, UNKNOWN_KEY, INSUFFICIENT_LOG_COVERAGE,
  * THRESHOLD_NOT_MET, IDENTITY_MISMATCH, SUBJECT_MISMATCH.
  */
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Bundle } from '@sigstore/bundle';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
-import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
+import { toSignedEntity, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { signatureContent } from '@sigstore/verify/dist/bundle/index.js';
 import { CtError } from '../../core/errors.js';
 import { canonicalize } from '../../core/jcs.js';
-import { isDigest, sha256Digest } from '../../core/digest.js';
+import { isDigest, sha256Digest, sha256Hex } from '../../core/digest.js';
 import { keyIdOf } from '../../trust/keyid.js';
 import type { VerifiedAttestation, VerifiedLogEntry, VerifiedSigner } from '../evidence.js';
 import { tlogOperators, type LoadedTrustedRoot } from './trusted-root.js';
@@ -25,7 +25,7 @@ import { assertIdentityPolicy, certIdentity, checkIdentity, describePolicy, iden
 import { acceptRekorV2DsseDigest, checkRekorV2Entries, withSignature } from './rekor-v2.js';
 import { verifyP256Prehashed } from './prehash.js';
 import { VerificationCache } from './cache.js';
-import { memoizeCertificate, memoizeTrustedCertVerify } from './cert-memo.js';
+import { memoizeCertificate, memoizeTrustedCertVerify, memoTrustMaterial } from './cert-memo.js';
 import { FastPath } from './fast-path.js';
 import { checkpointHazard } from './tlog-inclusion.js';
 import { checkSubject, inTotoStatement, parseBundleJson, strictBundleFromJSON } from './shape.js';
@@ -103,7 +103,7 @@ export class SigstoreBundleVerifier {
       if (!key) throw new CtError('UNKNOWN_KEY', `bundle names key ${JSON.stringify(hint)} but no public key was given (--key)`, { hint });
       return { publicKey: key, validFor: () => true };
     };
-    this.trust = toTrustMaterial(o.trustedRoot.root, keyFinder);
+    this.trust = memoTrustMaterial(o.trustedRoot.root, keyFinder);
     memoizeTrustedCertVerify(this.trust);
     this.verifier = new Verifier(this.trust, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
     this.fast = new FastPath(this.trust, this.verifier);
@@ -124,7 +124,8 @@ export class SigstoreBundleVerifier {
     const digest = req.artifact ? sha256Digest(req.artifact) : req.digest;
     if (req.artifact && req.digest && req.digest !== digest) throw new CtError('DIGEST_MISMATCH', `artifact digest ${digest} is not the given ${req.digest}`, { expected: req.digest, actual: digest });
     if (req.policy) assertIdentityPolicy(req.policy);
-    const key = `${bundleDigest}|${digest ?? '-'}|${req.artifact ? 'bytes' : 'digest'}|${this.trustDigest}|${policyDigest(req.policy, req.anyIdentity === true, this.thresholds)}`;
+    // The cache key (its policy digest canonicalises and hashes the policy) only when there is a cache.
+    const key = this.cache ? `${bundleDigest}|${digest ?? '-'}|${req.artifact ? 'bytes' : 'digest'}|${this.trustDigest}|${policyDigest(req.policy, req.anyIdentity === true, this.thresholds)}` : '';
     const hit = this.cache?.get(key);
     if (hit) {
       if ('err' in hit) throw hit.err;
@@ -342,7 +343,7 @@ function withIdentity(e: unknown, actual: CertIdentity | null, req: SigstoreVeri
 }
 
 function policyDigest(p: IdentityPolicy | undefined, any: boolean, t: Required<SigstoreThresholds>): string {
-  return createHash('sha256').update(canonicalize({ p: p ?? null, any, t })).digest('hex');
+  return sha256Hex(canonicalize({ p: p ?? null, any, t }));
 }
 
 /**
