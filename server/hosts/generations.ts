@@ -34,6 +34,16 @@ export const GENERATION_JOIN = 'LEFT JOIN host_generations g ON g.host_id = h.id
 export const GENERATION_OF = 'COALESCE(g.generation, h.generation)';
 
 /**
+ * `ids` not in `set`: a loop of the module, not a closure made per call over every host of a batch
+ * (server/channel/within.ts says why).
+ */
+function without(ids: readonly string[], set: ReadonlySet<string> | ReadonlyMap<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const id of ids) if (!set.has(id)) out.push(id);
+  return out;
+}
+
+/**
  * Raises the generation of each host of `times` that is still enrolled by its count there (the
  * assignments it got in the batch), atomically per row (run it in the caller's transaction, through
  * txRetrying), and answers each one's new value. Hosts absent from the answer are not enrolled
@@ -51,16 +61,6 @@ export const GENERATION_OF = 'COALESCE(g.generation, h.generation)';
  * waited for by the insert below, within the caller's lock_timeout). One host's row held elsewhere then no longer fails (lock_timeout) the
  * raise of every other host of the batch.
  */
-/**
- * `ids` not in `set`: a loop of the module, not a closure made per call over every host of a batch
- * (server/channel/within.ts says why).
- */
-function without(ids: readonly string[], set: ReadonlySet<string> | ReadonlyMap<string, unknown>): string[] {
-  const out: string[] = [];
-  for (const id of ids) if (!set.has(id)) out.push(id);
-  return out;
-}
-
 export async function raiseGenerations(t: Db, times: ReadonlyMap<string, number>, busy?: string[]): Promise<Map<string, number>> {
   const pg = t.dialect === 'postgres';
   const skip = pg && busy !== undefined ? ' SKIP LOCKED' : '';
