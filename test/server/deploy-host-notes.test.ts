@@ -1,0 +1,45 @@
+/**
+ * The notes a deployment's message carries from its hosts (server/deploy/pipeline.ts): each distinct
+ * text once, in the hosts' order, blank ones dropped without taking a place, three at most. Guards
+ * the loop that replaced the flatMap/Set/filter/slice chain (round nine of #14 target 8).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { DeployPipeline, type DeploySteps, type VerifiedBundle } from '../../server/deploy/pipeline.js';
+import type { Job } from '../../server/queue/queue.js';
+import type { HostFacts } from '../../src/protocol/messages.js';
+import { input } from '../policy/helpers.js';
+import { FACTS } from './channel/support.js';
+import { testServer } from './support.js';
+
+const HOSTS = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
+
+describe("a deployment's notes from its hosts", () => {
+  let srv: Awaited<ReturnType<typeof testServer>>;
+  beforeAll(async () => {
+    srv = await testServer();
+    for (const h of HOSTS) {
+      await srv.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)', [h, h, 'key', JSON.stringify({ env: 'production' }), JSON.stringify(FACTS), Date.now()]);
+    }
+  });
+  afterAll(async () => srv?.close());
+
+  it('each distinct text once, in host order, blank ones taking no place, three at most', async () => {
+    // h1 says only blanks (a note of nothing), h2 and h3 the same text, h6's fourth text is past the limit.
+    const said: Record<string, string> = { h1: ' \t\n ', h2: 'note a', h3: 'note a', h4: 'note b', h5: 'note c', h6: 'note d' };
+    const { evidence, manifest } = input();
+    const bundle: Extract<VerifiedBundle, { ok: true }> = { ok: true, path: '/nonexistent', bundleDigest: `sha256:${'b'.repeat(64)}`, imageDigest: evidence.imageDigest, evidence, manifest: { evidence, manifest, integrity: [] } };
+    const steps: DeploySteps = {
+      fetchAndVerify: async () => bundle,
+      decide: async () => ({ allow: true, warnings: [] }),
+      dispatch: async (hostId) => ({ state: 'running', message: said[hostId] }),
+      hostFacts: () => FACTS as HostFacts,
+    };
+    const pipeline = new DeployPipeline(srv.ctx, steps, {}, { provider: 'none', repository: 'acme/desired' });
+    const { id } = await pipeline.create(randomBytes(20).toString('hex'), 'production', `app-${randomBytes(4).toString('hex')}`, 'registry.example/app@sha256:' + 'a'.repeat(64), {});
+    const job: Job = { id: `job-${id}`, kind: 'deploy', dedupeKey: `deploy:${id}`, payload: { deploymentId: id }, attempts: 1, maxAttempts: 3 };
+    await pipeline.handle(job);
+    const [row] = await srv.ctx.db.query<{ status: string; message: string }>('SELECT status, message FROM deployments WHERE id = ?', [id]);
+    expect(row).toEqual({ status: 'succeeded', message: 'running on 6 host(s); note a; note b; note c' });
+  });
+});
