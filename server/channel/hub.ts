@@ -783,7 +783,7 @@ export class HostHub {
     // Removed, or reconnected, while the generation was written: this channel no longer stands for
     // the host (a waiter registered now would only be left to its timeout).
     if (this.conns.get(hostId) !== conn || conn.removed) return { type: 'offline' };
-    // Its waiter holds data and the hub's own timeout handler, not closures made per assignment (within.ts says why).
+    // Its waiter holds data and the hub's own timeout handler, not closures made per assignment (within.ts says why); the Promise executor below is the one left.
     let resolve!: Waiter['resolve'];
     const result = new Promise<StatusMsg | { type: 'timeout' } | { type: 'offline' }>((r) => (resolve = r));
     const w: Waiter = { deploymentId: a.deploymentId, hostId, generation, resolve };
