@@ -1,5 +1,8 @@
 import type { Role } from '../config.js';
 
+/** Sessions opened by a one-time link have the issuer `login-link:<minter>` (server/ui/login-links.ts). */
+export const LINK_ISSUER_PREFIX = 'login-link:';
+
 export interface Principal {
   kind: 'api-key' | 'oidc' | 'host' | 'session';
   /** A person's display name (dashboard sessions). */

@@ -1,6 +1,5 @@
 import type { Role } from '../config.js';
-import { grantsOf } from './principal.js';
-import { LINK_ISSUER_PREFIX } from './configured-trust.js';
+import { LINK_ISSUER_PREFIX, grantsOf } from './principal.js';
 
 /** A login.oidc issuer's group → role mapping (server/config.ts). */
 export type GroupRoles = Readonly<Record<string, Role>>;
@@ -50,6 +49,28 @@ export function sessionRole(mappings: readonly GroupRoles[], signedIn: Role, gro
   return PRECEDENCE.find((r) => narrowed.has(r));
 }
 
+/**
+ * What an issuer's sign-in that minted something (a one-time link, an API key) may hand out now:
+ * what the groups it signed in with give an admin (minting needs admin) under this process's
+ * mapping of that issuer. The one rule for both, so that a link and a key minted by the same
+ * person narrow alike. Undefined: the issuer is not configured here, or the groups get no role.
+ */
+export function minterRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, groups: readonly string[] | null): Role | undefined {
+  const mappings = loginIssuers.get(issuer);
+  return mappings ? sessionRole(mappings, 'admin', groups) : undefined;
+}
+
+/** Groups as stored (a JSON list): null when none were (before they were); not a list of strings: none (fails closed). */
+export function storedGroups(v: string | null | undefined): string[] | null {
+  if (v === null || v === undefined) return null;
+  try {
+    const list: unknown = JSON.parse(v);
+    return Array.isArray(list) ? list.filter((g): g is string => typeof g === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 /** Links minted by a login.oidc sign-in name their minter `issuer:<issuer>` (configured-trust.ts). */
 const ISSUER_LINK_PREFIX = `${LINK_ISSUER_PREFIX}issuer:`;
 
@@ -64,9 +85,7 @@ const ISSUER_LINK_PREFIX = `${LINK_ISSUER_PREFIX}issuer:`;
  */
 export function currentRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null): Role | undefined {
   if (issuer.startsWith(ISSUER_LINK_PREFIX)) {
-    const mappings = loginIssuers.get(issuer.slice(ISSUER_LINK_PREFIX.length));
-    // Minting needs admin: the minter's role now is what their groups give an admin.
-    const minter = mappings ? sessionRole(mappings, 'admin', groups) : undefined;
+    const minter = minterRole(loginIssuers, issuer.slice(ISSUER_LINK_PREFIX.length), groups);
     return minter && narrowerRole(role, minter);
   }
   if (issuer.startsWith(LINK_ISSUER_PREFIX)) return role;

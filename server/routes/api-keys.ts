@@ -31,10 +31,16 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
     if (body.name === BOOTSTRAP_KEY_NAME) return sendError(res, 400, 'BAD_REQUEST', `the name ${BOOTSTRAP_KEY_NAME} is the configured bootstrap key's`);
     const minter = req.principal ? linkMinter(req.principal) : null;
     if (!minter) return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a session opened by a sign-in link (or a host) cannot make API keys: use an API key, a CI token or sign in with an issuer');
+    // An issuer's sign-in: the key keeps the session's mapped groups and follows them as the mapping
+    // narrows (configured-trust.ts apiKeyStanding). A session from before groups were kept has
+    // none to follow: it mints nothing rather than a key that would keep admin whatever happens.
+    const minterGroups = minter.startsWith('issuer:') ? req.principal?.groups ?? null : undefined;
+    if (minterGroups === null) return sendError(res, 403, 'API_KEY_FORBIDDEN', 'this session was opened before sign-ins kept their groups: sign in again to make API keys');
     const ttlMs = (body.ttlSeconds ?? API_KEY_DEFAULT_TTL_S) * 1000;
     // The key would be accepted (its minter's chain not too long, nothing in it revoked since this
     // request authenticated): never hand out a key that is dead from the start.
-    if (!(await apiKeyAccepted(ctx.db, { name: body.name, hash: '', revoked_at: null, expires_at: Date.now() + ttlMs, minted_by: minter }))) {
+    const row = { name: body.name, hash: '', role: body.role, revoked_at: null, expires_at: Date.now() + ttlMs, minted_by: minter, minter_groups: minterGroups ? JSON.stringify(minterGroups) : null };
+    if (!(await apiKeyAccepted(ctx.db, row))) {
       return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a key minted by this credential would not be accepted: it is itself minted by a chain of 8 keys, or something in that chain was revoked');
     }
     const by = actor(req.principal);
@@ -42,7 +48,7 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
     const k = await ctx.db.tx(async (t) => {
       if (t.dialect === 'postgres') await t.query('SELECT pg_advisory_xact_lock(74687)');
       if ((await liveApiKeyCount(t)) >= MAX_LIVE_API_KEYS) return undefined;
-      return createApiKey(t, body.name, body.role, { ttlMs, mintedBy: minter, createdBy: by });
+      return createApiKey(t, body.name, body.role, { ttlMs, mintedBy: minter, createdBy: by, minterGroups: minterGroups ?? undefined });
     });
     if (!k) return sendError(res, 409, 'API_KEY_LIMIT', `${MAX_LIVE_API_KEYS} API keys are live: revoke some first (ct api-key list, ct api-key revoke)`);
     const expiresAt = new Date(k.expiresAt!).toISOString();

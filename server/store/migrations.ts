@@ -197,6 +197,13 @@ export const MIGRATIONS: string[][] = [
     // (server/promotion/vsa-store.ts): a seek here, not a sort of the image's whole history.
     `CREATE INDEX vsas_bundle_newest ON vsas (image_digest, bundle_digest, environment, created_at DESC)`,
   ],
+  [
+    // An API key minted by a login.oidc sign-in keeps the groups that sign-in's mapping named (JSON
+    // list, as ui_sessions.mapped_groups): the key's role, and its minted keys', is narrowed at every
+    // use to what they give an admin now (server/auth/configured-trust.ts apiKeyStanding). Null for
+    // keys minted otherwise and for keys from before, which keep the role they were given.
+    `ALTER TABLE api_keys ADD COLUMN minter_groups TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

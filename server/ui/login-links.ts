@@ -9,9 +9,10 @@ import { escapeHtml } from './escape.js';
 import { requestOrigin, sameOriginRequest } from './origin.js';
 import { loginErrorPage } from './login-error-page.js';
 import { sendError } from '../http-error.js';
-import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie, storedGroups } from './sessions.js';
-import { LINK_ISSUER_PREFIX, configuredTrust, linkMinter, linkMinterTrusted } from '../auth/configured-trust.js';
-import { currentRole } from '../auth/role-mapping.js';
+import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
+import { configuredTrust, linkMinter, linkMinterTrusted } from '../auth/configured-trust.js';
+import { LINK_ISSUER_PREFIX } from '../auth/principal.js';
+import { currentRole, storedGroups } from '../auth/role-mapping.js';
 
 /**
  * One-time sign-in links: an admin (in practice the API key of the person who runs the server,

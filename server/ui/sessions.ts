@@ -3,7 +3,7 @@ import type { Request } from 'express';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
 import { configuredTrust, sessionIssuerTrusted } from '../auth/configured-trust.js';
-import { currentRole } from '../auth/role-mapping.js';
+import { currentRole, storedGroups } from '../auth/role-mapping.js';
 
 /**
  * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
@@ -70,17 +70,6 @@ export async function findSession(db: Db, id: string): Promise<Session | null> {
   const role = currentRole(configuredTrust(db).loginIssuers, row.issuer, row.role, groups);
   if (!role) return null;
   return { subject: row.subject, name: row.name, issuer: row.issuer, role, csrf: row.csrf, expiresAt: Number(row.expires_at), groups, minterSubject: row.minter_subject };
-}
-
-/** Groups as stored (a JSON list): null when none were (before they were); not a list of strings: none (fails closed). */
-export function storedGroups(v: string | null): string[] | null {
-  if (v === null || v === undefined) return null;
-  try {
-    const list: unknown = JSON.parse(v);
-    return Array.isArray(list) ? list.filter((g): g is string => typeof g === 'string') : [];
-  } catch {
-    return [];
-  }
 }
 
 export async function deleteSession(db: Db, id: string): Promise<void> {

@@ -1,0 +1,105 @@
+/**
+ * An API key minted by a dashboard sign-in follows its minter's groups, as the sessions and links
+ * that sign-in opens already did. Before, the key kept the role it was given for its whole life (up
+ * to 366 days): an admin whose group was removed from the mapping, or given a lesser role, kept
+ * admin through every key they had minted. Now the key keeps the groups the sign-in's mapping
+ * named, and every use narrows its role to what they give an admin under the answering server's
+ * mapping; none left: refused, listed as `minter-no-role`. Keys minted by such a key follow it;
+ * keys minted by a plain API key (the bootstrap key here) keep their role.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { loadConfig, type Role } from '../../server/config.js';
+import { startServer, type RunningServer } from '../../server/start.js';
+import { createSession } from '../../server/ui/sessions.js';
+import { beginHttpLogin, startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
+
+const BOOTSTRAP = `ctk_${'c7'.repeat(24)}`;
+
+describe('API keys minted by an issuer\'s sign-in', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ct-api-key-role-'));
+  let provider: LoginProvider;
+  let server: RunningServer | undefined;
+  const start = async (roles: Record<string, Role>) => {
+    await server?.close();
+    const oidc = [{ issuer: provider.issuer, clientId: 'ct-dashboard', groupsClaim: 'groups', roles }];
+    server = await startServer(loadConfig({}, { port: 0, host: '127.0.0.1', dataDir: dir, adminApiKey: BOOTSTRAP, login: { oidc, allowedAddresses: ['127.0.0.1'] } }), { log: pino({ level: 'silent' }) });
+    return server;
+  };
+  const get = (path: string, key: string) => fetch(`${server!.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+  /** What a key may do at the running server: its role, an admin route's and a viewer route's status. */
+  const standing = async (key: string) => {
+    const session = await get('/api/v1/session', key);
+    const role = session.status === 200 ? ((await session.json()) as { role: string }).role : session.status;
+    return [role, (await get('/api/v1/api-keys', key)).status, (await get('/api/v1/overview', key)).status];
+  };
+  const mint = async (auth: Record<string, string>, name: string) => {
+    const res = await fetch(`${server!.url}/api/v1/api-keys`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name, role: 'admin' }) });
+    return { status: res.status, body: (await res.json()) as { id: string; key: string; error?: { code: string } } };
+  };
+  /** The list as the bootstrap key sees it (its own keys never narrow). */
+  const listed = async (id: string) => {
+    const { keys } = (await (await get('/api/v1/api-keys?state=all', BOOTSTRAP)).json()) as { keys: Array<{ id: string; role: string; roleNow: string | null; state: string }> };
+    const k = keys.find((x) => x.id === id)!;
+    return [k.role, k.roleNow, k.state];
+  };
+
+  beforeAll(async () => {
+    provider = await startLoginProvider({ olga: { name: 'Olga', groups: ['ops', 'readers', 'unmapped'] } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await provider?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('narrowing the mapping narrows the key and the keys it minted; removing the group refuses them; a plain key\'s keys are unchanged', async () => {
+    const s = await start({ ops: 'admin', readers: 'viewer' });
+    provider.configure([`${s.url}/auth/callback`]);
+    const { callback, loginCookie } = await beginHttpLogin(provider, s.url, 'olga');
+    const done = await fetch(callback, { redirect: 'manual', headers: { cookie: `__Host-ct_login=${loginCookie}` } });
+    const cookie = `__Host-ct_session=${/__Host-ct_session=([A-Za-z0-9_-]{43})/.exec(done.headers.getSetCookie().join('\n'))?.[1] ?? ''}`;
+    const { csrfToken } = (await (await fetch(`${s.url}/api/v1/session`, { headers: { cookie } })).json()) as { csrfToken: string };
+
+    const olgas = await mint({ cookie, 'x-csrf-token': csrfToken }, 'olgas-script');
+    expect(olgas.status).toBe(201);
+    // The sign-in's mapped groups are kept with the key (not the unmapped one).
+    const [row] = await s.ctx.db.query<{ minter_groups: string }>('SELECT minter_groups FROM api_keys WHERE id = ?', [olgas.body.id]);
+    expect(JSON.parse(row.minter_groups).sort()).toEqual(['ops', 'readers']);
+    const chained = (await mint({ authorization: `Bearer ${olgas.body.key}` }, 'minted-by-olgas')).body;
+    const plain = (await mint({ authorization: `Bearer ${BOOTSTRAP}` }, 'minted-by-bootstrap')).body;
+    for (const k of [olgas.body, chained, plain]) expect(await standing(k.key)).toEqual(['admin', 200, 200]);
+
+    // ops is given operator: Olga's key, and the key it minted, are operators at once (a restart
+    // is how a mapping changes; the token cache is the process's and starts empty).
+    await start({ ops: 'operator', readers: 'viewer' });
+    expect(await standing(olgas.body.key)).toEqual(['operator', 403, 200]);
+    expect(await standing(chained.key)).toEqual(['operator', 403, 200]);
+    expect(await standing(plain.key)).toEqual(['admin', 200, 200]);
+    expect(await listed(olgas.body.id)).toEqual(['admin', 'operator', 'live']);
+
+    // ops removed, readers left: viewers. Then neither: refused, listed so, not live.
+    await start({ readers: 'viewer' });
+    expect(await standing(olgas.body.key)).toEqual(['viewer', 403, 200]);
+    await start({ others: 'admin' });
+    for (const k of [olgas.body, chained]) {
+      const res = await get('/api/v1/overview', k.key);
+      expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([401, 'UNAUTHENTICATED']);
+      expect(await listed(k.id)).toEqual(['admin', null, 'minter-no-role']);
+    }
+    const live = ((await (await get('/api/v1/api-keys?state=live', BOOTSTRAP)).json()) as { keys: Array<{ id: string }> }).keys.map((k) => k.id);
+    expect(live).toContain(plain.id);
+    expect(live).not.toContain(olgas.body.id);
+    expect(await standing(plain.key)).toEqual(['admin', 200, 200]);
+  }, 60_000);
+
+  it('a session from before sign-ins kept their groups mints no key (it would have none to follow)', async () => {
+    const s = await start({ ops: 'admin' });
+    const old = await createSession(s.ctx.db, { subject: 'old', name: 'Old', issuer: provider.issuer, role: 'admin' }, 3600_000);
+    const res = await mint({ cookie: `__Host-ct_session=${old.id}`, 'x-csrf-token': old.csrf }, 'from-old-session');
+    expect([res.status, res.body.error?.code]).toEqual([403, 'API_KEY_FORBIDDEN']);
+  }, 60_000);
+});
