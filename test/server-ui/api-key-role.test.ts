@@ -16,6 +16,7 @@ import { loadConfig, type Role } from '../../server/config.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { createSession } from '../../server/ui/sessions.js';
 import { beginHttpLogin, startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
+import { runCt } from '../support/cli.js';
 
 const BOOTSTRAP = `ctk_${'c7'.repeat(24)}`;
 
@@ -80,6 +81,9 @@ describe('API keys minted by an issuer\'s sign-in', () => {
     expect(await standing(chained.key)).toEqual(['operator', 403, 200]);
     expect(await standing(plain.key)).toEqual(['admin', 200, 200]);
     expect(await listed(olgas.body.id)).toEqual(['admin', 'operator', 'live']);
+    const cli = await runCt(['api-key', 'list', '--server', server!.url], { env: { CT_TOKEN: BOOTSTRAP } });
+    expect(cli.stdout).toMatch(new RegExp(`^${olgas.body.id} +olgas-script +operator \\(was admin\\) +live `, 'm'));
+    expect(cli.stdout).toMatch(new RegExp(`^${plain.id} +minted-by-bootstrap +admin +live `, 'm'));
 
     // ops removed, readers left: viewers. Then neither: refused, listed so, not live.
     await start({ readers: 'viewer' });
