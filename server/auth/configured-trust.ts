@@ -154,19 +154,25 @@ export function linkMinter(p: Principal): string | null {
 }
 
 /**
- * Whether the minter of a link (or of the session it opened) is still trusted by this process. A
- * link's role is narrowed by currentRole (role-mapping.ts), from the groups the link keeps.
+ * Whether the minter of a link (or of the session it opened) is still trusted by this process, and
+ * the most the link's role may be now: for a link minted by a key, what that key has now (narrowed
+ * by the sign-in behind it, if any: apiKeyStanding). Links minted by an issuer's sign-in are
+ * narrowed by currentRole (role-mapping.ts) from the groups the link keeps; others have no cap.
  */
-export async function linkMinterTrusted(db: Db, minter: string): Promise<boolean> {
-  return (await minterStanding(db, minter, null, Date.now(), 0)).ok;
+export type LinkMinterStanding = { ok: true; cap?: Role } | { ok: false };
+
+export async function linkMinterStanding(db: Db, minter: string): Promise<LinkMinterStanding> {
+  const s = await minterStanding(db, minter, null, Date.now(), 0);
+  return s.ok ? { ok: true, cap: s.cap } : { ok: false };
 }
 
 /**
  * Whether a dashboard session's issuer is trusted by this process: a login.oidc issuer configured
- * here, or a link whose minter still is. Anything else (an issuer removed from this process's
- * configuration, links from before minters were recorded) is refused.
+ * here, or a link whose minter still is (with the cap linkMinterStanding gives). Anything else (an
+ * issuer removed from this process's configuration, links from before minters were recorded) is
+ * refused.
  */
-export async function sessionIssuerTrusted(db: Db, issuer: string): Promise<boolean> {
-  if (issuer.startsWith(LINK_ISSUER_PREFIX)) return linkMinterTrusted(db, issuer.slice(LINK_ISSUER_PREFIX.length));
-  return configuredTrust(db).loginIssuers.has(issuer);
+export async function sessionIssuerStanding(db: Db, issuer: string): Promise<LinkMinterStanding> {
+  if (issuer.startsWith(LINK_ISSUER_PREFIX)) return linkMinterStanding(db, issuer.slice(LINK_ISSUER_PREFIX.length));
+  return { ok: configuredTrust(db).loginIssuers.has(issuer) };
 }

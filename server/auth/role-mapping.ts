@@ -80,10 +80,16 @@ const ISSUER_LINK_PREFIX = `${LINK_ISSUER_PREFIX}issuer:`;
  * link minted by an issuer's admin: never more than its minter has now, from the groups the
  * minter signed in with (`groups`, copied to the link and its session): an admin whose group is
  * narrowed or removed no longer hands out, through the links they minted, what they lost. Links
- * from an API key, a CI token or the terminal keep their role (their minter's standing is checked
- * by configured-trust.ts). Undefined: no role any more (refused).
+ * from an API key, a CI token or the terminal keep their role, but never more than `cap`: what
+ * their minter has now (configured-trust.ts linkMinterStanding: a key narrowed by the sign-in that
+ * minted it narrows its links too). Undefined: no role any more (refused).
  */
-export function currentRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null): Role | undefined {
+export function currentRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null, cap?: Role): Role | undefined {
+  const now = uncappedRole(loginIssuers, issuer, role, groups);
+  return now && cap !== undefined ? narrowerRole(now, cap) : now;
+}
+
+function uncappedRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null): Role | undefined {
   if (issuer.startsWith(ISSUER_LINK_PREFIX)) {
     const minter = minterRole(loginIssuers, issuer.slice(ISSUER_LINK_PREFIX.length), groups);
     return minter && narrowerRole(role, minter);

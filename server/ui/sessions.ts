@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
-import { configuredTrust, sessionIssuerTrusted } from '../auth/configured-trust.js';
+import { configuredTrust, sessionIssuerStanding } from '../auth/configured-trust.js';
 import { currentRole, storedGroups } from '../auth/role-mapping.js';
 
 /**
@@ -62,12 +62,14 @@ export async function findSession(db: Db, id: string): Promise<Session | null> {
   // Checked at every read, from this process's configuration (server/auth/configured-trust.ts): a
   // session of an issuer removed here, or of a link whose minter is no longer trusted here, is
   // refused, including one made by another replica or before the removal.
-  if (!(await sessionIssuerTrusted(db, row.issuer))) return null;
+  const trusted = await sessionIssuerStanding(db, row.issuer);
+  if (!trusted.ok) return null;
   // An issuer's session has the role this process's mapping gives its groups now, never more than
   // at sign-in, and a link minted by an issuer's admin no more than that admin has now
-  // (server/auth/role-mapping.ts); none left: refused. Other links' sessions keep their own.
+  // (server/auth/role-mapping.ts); none left: refused. Other links' sessions keep their own, never
+  // more than their minting key has now.
   const groups = storedGroups(row.mapped_groups);
-  const role = currentRole(configuredTrust(db).loginIssuers, row.issuer, row.role, groups);
+  const role = currentRole(configuredTrust(db).loginIssuers, row.issuer, row.role, groups, trusted.cap);
   if (!role) return null;
   return { subject: row.subject, name: row.name, issuer: row.issuer, role, csrf: row.csrf, expiresAt: Number(row.expires_at), groups, minterSubject: row.minter_subject };
 }

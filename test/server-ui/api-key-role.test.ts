@@ -4,8 +4,9 @@
  * to 366 days): an admin whose group was removed from the mapping, or given a lesser role, kept
  * admin through every key they had minted. Now the key keeps the groups the sign-in's mapping
  * named, and every use narrows its role to what they give an admin under the answering server's
- * mapping; none left: refused, listed as `minter-no-role`. Keys minted by such a key follow it;
- * keys minted by a plain API key (the bootstrap key here) keep their role.
+ * mapping; none left: refused, listed as `minter-no-role`. Keys minted by such a key follow it, and
+ * so do the sign-in links it minted (used before or after); keys minted by a plain API key (the
+ * bootstrap key here) keep their role.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { startServer, type RunningServer } from '../../server/start.js';
 import { createSession } from '../../server/ui/sessions.js';
 import { beginHttpLogin, startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
 import { runCt } from '../support/cli.js';
+import { followLoginLink } from '../support/login-link.js';
 
 const BOOTSTRAP = `ctk_${'c7'.repeat(24)}`;
 
@@ -41,6 +43,24 @@ describe('API keys minted by an issuer\'s sign-in', () => {
     const res = await fetch(`${server!.url}/api/v1/api-keys`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name, role: 'admin' }) });
     return { status: res.status, body: (await res.json()) as { id: string; key: string; error?: { code: string } } };
   };
+  /** A one-time admin link minted with `key`, its URL at the running server's path (a restart moves the port). */
+  const link = async (key: string) => {
+    const res = await fetch(`${server!.url}/api/v1/login-links`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"role":"admin","name":"handed"}' });
+    expect(res.status).toBe(201);
+    const url = new URL(((await res.json()) as { url: string }).url);
+    return `${url.pathname}${url.search}`;
+  };
+  /** Opens a link at the running server: the session cookie, or the status when refused. */
+  const open = async (path: string) => {
+    const res = await followLoginLink(`${server!.url}${path}`);
+    const id = /__Host-ct_session=([A-Za-z0-9_-]{43})/.exec(res.headers.getSetCookie().join('\n'))?.[1];
+    return id ? `__Host-ct_session=${id}` : res.status;
+  };
+  /** A session's role at the running server, or the status when refused. */
+  const sessionRole = async (cookie: string) => {
+    const res = await fetch(`${server!.url}/api/v1/session`, { headers: { cookie } });
+    return res.status === 200 ? ((await res.json()) as { role: string }).role : res.status;
+  };
   /** The list as the bootstrap key sees it (its own keys never narrow). */
   const listed = async (id: string) => {
     const { keys } = (await (await get('/api/v1/api-keys?state=all', BOOTSTRAP)).json()) as { keys: Array<{ id: string; role: string; roleNow: string | null; state: string }> };
@@ -57,7 +77,7 @@ describe('API keys minted by an issuer\'s sign-in', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('narrowing the mapping narrows the key and the keys it minted; removing the group refuses them; a plain key\'s keys are unchanged', async () => {
+  it('narrowing the mapping narrows the key and the keys and links it minted; removing the group refuses them; a plain key\'s keys are unchanged', async () => {
     const s = await start({ ops: 'admin', readers: 'viewer' });
     provider.configure([`${s.url}/auth/callback`]);
     const { callback, loginCookie } = await beginHttpLogin(provider, s.url, 'olga');
@@ -73,6 +93,10 @@ describe('API keys minted by an issuer\'s sign-in', () => {
     const chained = (await mint({ authorization: `Bearer ${olgas.body.key}` }, 'minted-by-olgas')).body;
     const plain = (await mint({ authorization: `Bearer ${BOOTSTRAP}` }, 'minted-by-bootstrap')).body;
     for (const k of [olgas.body, chained, plain]) expect(await standing(k.key)).toEqual(['admin', 200, 200]);
+    // Links minted with Olga's key: one used now, one later.
+    const linked = (await open(await link(olgas.body.key))) as string;
+    const unused = await link(olgas.body.key);
+    expect(await sessionRole(linked)).toBe('admin');
 
     // ops is given operator: Olga's key, and the key it minted, are operators at once (a restart
     // is how a mapping changes; the token cache is the process's and starts empty).
@@ -81,6 +105,8 @@ describe('API keys minted by an issuer\'s sign-in', () => {
     expect(await standing(chained.key)).toEqual(['operator', 403, 200]);
     expect(await standing(plain.key)).toEqual(['admin', 200, 200]);
     expect(await listed(olgas.body.id)).toEqual(['admin', 'operator', 'live']);
+    const later = (await open(unused)) as string;
+    expect([await sessionRole(linked), await sessionRole(later)]).toEqual(['operator', 'operator']);
     const cli = await runCt(['api-key', 'list', '--server', server!.url], { env: { CT_TOKEN: BOOTSTRAP } });
     expect(cli.stdout).toMatch(new RegExp(`^${olgas.body.id} +olgas-script +operator \\(was admin\\) +live `, 'm'));
     expect(cli.stdout).toMatch(new RegExp(`^${plain.id} +minted-by-bootstrap +admin +live `, 'm'));
@@ -94,6 +120,7 @@ describe('API keys minted by an issuer\'s sign-in', () => {
       expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([401, 'UNAUTHENTICATED']);
       expect(await listed(k.id)).toEqual(['admin', null, 'minter-no-role']);
     }
+    expect([await sessionRole(linked), await sessionRole(later)]).toEqual([401, 401]);
     const live = ((await (await get('/api/v1/api-keys?state=live', BOOTSTRAP)).json()) as { keys: Array<{ id: string }> }).keys.map((k) => k.id);
     expect(live).toContain(plain.id);
     expect(live).not.toContain(olgas.body.id);
