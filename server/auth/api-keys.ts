@@ -27,13 +27,16 @@ export interface NewApiKey {
    * the key's role is narrowed at every use (configured-trust.ts apiKeyStanding).
    */
   minterGroups?: readonly string[];
+  /** Expires no later than this (ms): the end of the sign-in session that minted it. */
+  notAfter?: number;
 }
 
 export async function createApiKey(db: Db, name: string, role: Role, o: NewApiKey = {}): Promise<{ id: string; key: string; createdAt: number; expiresAt: number | null }> {
   const id = randomUUID();
   const key = `${PREFIX}${randomBytes(32).toString('base64url')}`;
   const createdAt = Date.now();
-  const expiresAt = o.ttlMs === undefined ? null : createdAt + o.ttlMs;
+  const ends = [o.ttlMs === undefined ? undefined : createdAt + o.ttlMs, o.notAfter].filter((t): t is number => t !== undefined);
+  const expiresAt = ends.length ? Math.min(...ends) : null;
   // The scopes column of the first schema is never read: a key's role is all it is granted.
   await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at, expires_at, minted_by, created_by, minter_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
     id, name, hashApiKey(key), role, '[]', createdAt, expiresAt, o.mintedBy ?? null, o.createdBy === undefined ? null : JSON.stringify(o.createdBy),
@@ -58,6 +61,13 @@ export interface ApiKeyInfo {
    * no longer is, `minter-no-role` when the groups of the sign-in behind it get no role any more.
    */
   state: 'live' | 'revoked' | 'expired' | 'minter-untrusted' | 'minter-no-role';
+  /**
+   * Live and minted (or up its chain) by an issuer's sign-in whose groups were kept: its role is
+   * what the answering server's mapping gives those groups now (the groups as at that sign-in:
+   * the identity provider is never asked again). False for keys that keep their role, and for
+   * keys minted by a replica from before groups were kept (capped to what the mapping gives anyone).
+   */
+  followsGroups: boolean;
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
@@ -93,7 +103,7 @@ export async function listApiKeys(db: Db, limit: number, liveOnly: boolean, now 
         break;
       }
       keys.push({
-        id: r.id, name: r.name, role: r.role, roleNow: standing.ok ? standing.role : null, state, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
+        id: r.id, name: r.name, role: r.role, roleNow: standing.ok ? standing.role : null, state, followsGroups: standing.ok && standing.followsGroups, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
         mintedBy: r.minted_by ?? null, createdBy: r.created_by ? (JSON.parse(r.created_by) as unknown) : null, bootstrap: r.name === BOOTSTRAP_KEY_NAME,
       });
     }

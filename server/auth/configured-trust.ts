@@ -1,7 +1,7 @@
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
 import { LINK_ISSUER_PREFIX, type Principal } from './principal.js';
-import { minterRole, narrowerRole, storedGroups, type GroupRoles } from './role-mapping.js';
+import { minterRole, narrowerRole, sessionRole, storedGroups, type GroupRoles } from './role-mapping.js';
 
 /**
  * What THIS process's configuration trusts, consulted on every request that presents a credential
@@ -78,7 +78,9 @@ const MAX_MINTER_CHAIN = 8;
  * here; `minter-no-role`: the sign-in behind it (its own minter's, or up its chain) has no role
  * under this process's mapping any more.
  */
-export type ApiKeyStanding = { ok: true; role: Role } | { ok: false; state: 'revoked' | 'expired' | 'minter-untrusted' | 'minter-no-role' };
+export type ApiKeyStanding =
+  | { ok: true; role: Role; /** Its role follows the groups kept by the sign-in behind it (up its chain). */ followsGroups: boolean }
+  | { ok: false; state: 'revoked' | 'expired' | 'minter-untrusted' | 'minter-no-role' };
 
 /**
  * An api_keys row stands for this process: not revoked, not expired, a bootstrap key only if it is
@@ -89,22 +91,25 @@ export type ApiKeyStanding = { ok: true; role: Role } | { ok: false; state: 'rev
  * minted by an issuer's sign-in has at most what the minter's recorded groups give an admin under
  * this process's mapping, and a key minted by a key at most what that key has now, so narrowing
  * or removing a person's group narrows or refuses every key they minted, and the keys those
- * minted. Keys whose chain reaches no such sign-in (the bootstrap key, CI tokens, the terminal,
- * rows from before groups were kept) keep the role they were given.
+ * minted. A key minted by an issuer's sign-in whose groups were not kept (by a replica from
+ * before they were, during a rolling upgrade) has at most what the mapping still gives anyone, as
+ * sessions and links without groups. Keys whose chain reaches no sign-in (the bootstrap key, CI
+ * tokens, the terminal) keep the role they were given.
  */
 export async function apiKeyStanding(db: Db, row: ApiKeyRow, now = Date.now(), depth = 0): Promise<ApiKeyStanding> {
   if (row.revoked_at) return { ok: false, state: 'revoked' };
   if (row.expires_at != null && Number(row.expires_at) <= now) return { ok: false, state: 'expired' };
   if (row.name === BOOTSTRAP_KEY_NAME && row.hash !== configuredTrust(db).bootstrapKeyHash) return { ok: false, state: 'minter-untrusted' };
   // Keys from before minters were recorded (the bootstrap key, keys made by hand) have none.
-  if (!row.minted_by) return { ok: true, role: row.role };
+  if (!row.minted_by) return { ok: true, role: row.role, followsGroups: false };
   if (depth >= MAX_MINTER_CHAIN) return { ok: false, state: 'minter-untrusted' };
-  const minter = await minterStanding(db, row.minted_by, storedGroups(row.minter_groups), now, depth + 1);
+  const minter = await minterStanding(db, row.minted_by, { groups: storedGroups(row.minter_groups), role: row.role }, now, depth + 1);
   if (!minter.ok) return { ok: false, state: minter.state === 'minter-no-role' ? 'minter-no-role' : 'minter-untrusted' };
-  if (minter.cap === undefined) return { ok: true, role: row.role };
+  const followsGroups = minter.followsGroups ?? false;
+  if (minter.cap === undefined) return { ok: true, role: row.role, followsGroups };
   // Undefined also for a role this server does not know: it grants nothing, refused.
   const role = narrowerRole(row.role, minter.cap);
-  return role ? { ok: true, role } : { ok: false, state: 'minter-no-role' };
+  return role ? { ok: true, role, followsGroups } : { ok: false, state: 'minter-no-role' };
 }
 
 /** Whether an api_keys row is accepted by this process (apiKeyStanding). */
@@ -112,15 +117,18 @@ export async function apiKeyAccepted(db: Db, row: ApiKeyRow, now = Date.now()): 
   return (await apiKeyStanding(db, row, now)).ok;
 }
 
-type MinterStanding = { ok: true; /** The most the minted credential may have now; none: its own role. */ cap?: Role } | Exclude<ApiKeyStanding, { ok: true }>;
+type MinterStanding =
+  | { ok: true; /** The most the minted credential may have now; none: its own role. */ cap?: Role; followsGroups?: boolean }
+  | Exclude<ApiKeyStanding, { ok: true }>;
 
 /**
  * Whether `minter` (a linkMinter string) is trusted by this process now, and what it caps: an
  * issuer's sign-in whose groups were kept, what they give an admin now (role-mapping.ts
- * minterRole, as links); a key, its role now (apiKeyStanding, up its chain). `groups` null: the
- * sign-in's groups were not kept (a key from before, or a link: currentRole narrows links).
+ * minterRole, as links); a key, its role now (apiKeyStanding, up its chain). `key`: the key row
+ * being judged (its kept groups, null when none were, and its role); none for a link, which
+ * currentRole (role-mapping.ts) narrows from the groups the link keeps.
  */
-async function minterStanding(db: Db, minter: string, groups: readonly string[] | null, now: number, depth: number): Promise<MinterStanding> {
+async function minterStanding(db: Db, minter: string, key: { groups: readonly string[] | null; role: Role } | undefined, now: number, depth: number): Promise<MinterStanding> {
   const t = configuredTrust(db);
   const trusted = (yes: boolean): MinterStanding => (yes ? { ok: true } : { ok: false, state: 'minter-untrusted' });
   if (minter === 'terminal') return trusted(t.terminalLinks);
@@ -128,15 +136,18 @@ async function minterStanding(db: Db, minter: string, groups: readonly string[] 
   if (minter.startsWith('issuer:')) {
     const issuer = minter.slice('issuer:'.length);
     if (!t.loginIssuers.has(issuer)) return { ok: false, state: 'minter-untrusted' };
-    if (groups === null) return { ok: true };
-    const cap = minterRole(t.loginIssuers, issuer, groups);
-    return cap ? { ok: true, cap } : { ok: false, state: 'minter-no-role' };
+    if (!key) return { ok: true };
+    // No groups kept (a replica from before they were minted it, during a rolling upgrade): what
+    // the mapping still gives anyone, as a session without groups (sessionRole), never more. The
+    // key's own role goes in, so that an auditor key is not narrowed by an operator mapping.
+    const cap = key.groups === null ? sessionRole(t.loginIssuers.get(issuer) ?? [], key.role, null) : minterRole(t.loginIssuers, issuer, key.groups);
+    return cap ? { ok: true, cap, followsGroups: key.groups !== null } : { ok: false, state: 'minter-no-role' };
   }
   if (minter.startsWith('key:')) {
     const [row] = await db.query<ApiKeyRow>('SELECT name, hash, role, revoked_at, expires_at, minted_by, minter_groups FROM api_keys WHERE id = ?', [minter.slice('key:'.length)]);
     if (!row) return { ok: false, state: 'minter-untrusted' };
     const standing = await apiKeyStanding(db, row, now, depth);
-    return standing.ok ? { ok: true, cap: standing.role } : { ok: false, state: standing.state };
+    return standing.ok ? { ok: true, cap: standing.role, followsGroups: standing.followsGroups } : { ok: false, state: standing.state };
   }
   return { ok: false, state: 'minter-untrusted' };
 }
@@ -162,7 +173,7 @@ export function linkMinter(p: Principal): string | null {
 export type LinkMinterStanding = { ok: true; cap?: Role } | { ok: false };
 
 export async function linkMinterStanding(db: Db, minter: string): Promise<LinkMinterStanding> {
-  const s = await minterStanding(db, minter, null, Date.now(), 0);
+  const s = await minterStanding(db, minter, undefined, Date.now(), 0);
   return s.ok ? { ok: true, cap: s.cap } : { ok: false };
 }
 

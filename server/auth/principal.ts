@@ -11,6 +11,8 @@ export interface Principal {
   issuer?: string;
   /** A dashboard session's groups that its issuer's mapping names (null: kept by no session from before). */
   groups?: readonly string[] | null;
+  /** A dashboard session's end (ms): keys it mints end no later (server/routes/api-keys.ts). */
+  expiresAt?: number;
   id: string;
   role: Role;
   claims?: Record<string, unknown>;

@@ -16,6 +16,7 @@ import pino from 'pino';
 import { loadConfig, type Role } from '../../server/config.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { createSession } from '../../server/ui/sessions.js';
+import { createApiKey } from '../../server/auth/api-keys.js';
 import { beginHttpLogin, startLoginProvider, type LoginProvider } from '../support/oidc-login.js';
 import { runCt } from '../support/cli.js';
 import { followLoginLink } from '../support/login-link.js';
@@ -63,9 +64,9 @@ describe('API keys minted by an issuer\'s sign-in', () => {
   };
   /** The list as the bootstrap key sees it (its own keys never narrow). */
   const listed = async (id: string) => {
-    const { keys } = (await (await get('/api/v1/api-keys?state=all', BOOTSTRAP)).json()) as { keys: Array<{ id: string; role: string; roleNow: string | null; state: string }> };
+    const { keys } = (await (await get('/api/v1/api-keys?state=all', BOOTSTRAP)).json()) as { keys: Array<{ id: string; role: string; roleNow: string | null; state: string; followsGroups: boolean }> };
     const k = keys.find((x) => x.id === id)!;
-    return [k.role, k.roleNow, k.state];
+    return [k.role, k.roleNow, k.state, k.followsGroups];
   };
 
   beforeAll(async () => {
@@ -104,12 +105,17 @@ describe('API keys minted by an issuer\'s sign-in', () => {
     expect(await standing(olgas.body.key)).toEqual(['operator', 403, 200]);
     expect(await standing(chained.key)).toEqual(['operator', 403, 200]);
     expect(await standing(plain.key)).toEqual(['admin', 200, 200]);
-    expect(await listed(olgas.body.id)).toEqual(['admin', 'operator', 'live']);
+    expect(await listed(olgas.body.id)).toEqual(['admin', 'operator', 'live', true]);
+    expect(await listed(plain.id)).toEqual(['admin', 'admin', 'live', false]);
     const later = (await open(unused)) as string;
     expect([await sessionRole(linked), await sessionRole(later)]).toEqual(['operator', 'operator']);
+    // Recorded so when opened, not only narrowed when read: the session row and the audit entry.
+    const [opened] = await server!.ctx.db.query<{ role: string }>('SELECT role FROM ui_sessions WHERE subject = ? ORDER BY created_at DESC LIMIT 1', ['link:handed']);
+    const [used] = await server!.ctx.db.query<{ record: string }>('SELECT record FROM audit WHERE kind = ? ORDER BY time DESC LIMIT 1', ['login-link.used']);
+    expect([opened.role, (JSON.parse(used.record) as { role: string }).role]).toEqual(['operator', 'operator']);
     const cli = await runCt(['api-key', 'list', '--server', server!.url], { env: { CT_TOKEN: BOOTSTRAP } });
-    expect(cli.stdout).toMatch(new RegExp(`^${olgas.body.id} +olgas-script +operator \\(was admin\\) +live `, 'm'));
-    expect(cli.stdout).toMatch(new RegExp(`^${plain.id} +minted-by-bootstrap +admin +live `, 'm'));
+    expect(cli.stdout).toMatch(new RegExp(`^${olgas.body.id} +olgas-script +operator \\(was admin\\) +live +yes `, 'm'));
+    expect(cli.stdout).toMatch(new RegExp(`^${plain.id} +minted-by-bootstrap +admin +live +no `, 'm'));
 
     // ops removed, readers left: viewers. Then neither: refused, listed so, not live.
     await start({ readers: 'viewer' });
@@ -118,13 +124,55 @@ describe('API keys minted by an issuer\'s sign-in', () => {
     for (const k of [olgas.body, chained]) {
       const res = await get('/api/v1/overview', k.key);
       expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([401, 'UNAUTHENTICATED']);
-      expect(await listed(k.id)).toEqual(['admin', null, 'minter-no-role']);
+      expect(await listed(k.id)).toEqual(['admin', null, 'minter-no-role', false]);
     }
     expect([await sessionRole(linked), await sessionRole(later)]).toEqual([401, 401]);
     const live = ((await (await get('/api/v1/api-keys?state=live', BOOTSTRAP)).json()) as { keys: Array<{ id: string }> }).keys.map((k) => k.id);
     expect(live).toContain(plain.id);
     expect(live).not.toContain(olgas.body.id);
     expect(await standing(plain.key)).toEqual(['admin', 200, 200]);
+  }, 60_000);
+
+  it('a key minted by a sign-in ends no later than that session, whatever lifetime was asked', async () => {
+    const s = await start({ ops: 'admin' });
+    const hour = await createSession(s.ctx.db, { subject: 'olga', name: 'Olga', issuer: provider.issuer, role: 'admin', groups: ['ops'] }, 3600_000);
+    const res = await fetch(`${s.url}/api/v1/api-keys`, {
+      method: 'POST', headers: { cookie: `__Host-ct_session=${hour.id}`, 'x-csrf-token': hour.csrf, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'ninety-days', role: 'admin', ttlSeconds: 90 * 86_400 }),
+    });
+    expect(res.status).toBe(201);
+    const k = (await res.json()) as { id: string; expiresAt: string };
+    expect(Date.parse(k.expiresAt)).toBeLessThanOrEqual(hour.expiresAt);
+    const { keys } = (await (await get('/api/v1/api-keys', BOOTSTRAP)).json()) as { keys: Array<{ id: string; expiresAt: string }> };
+    expect(keys.find((x) => x.id === k.id)?.expiresAt).toBe(k.expiresAt);
+    // A key (not a sign-in) still gets what it asks.
+    const byKey = await fetch(`${s.url}/api/v1/api-keys`, { method: 'POST', headers: { authorization: `Bearer ${BOOTSTRAP}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'by-key', role: 'viewer', ttlSeconds: 90 * 86_400 }) });
+    expect(Date.parse(((await byKey.json()) as { expiresAt: string }).expiresAt)).toBeGreaterThan(Date.now() + 89 * 86_400_000);
+  }, 60_000);
+
+  it('a key a replica from before minted with no groups has at most what the mapping gives anyone', async () => {
+    let s = await start({ ops: 'admin', audit: 'auditor' });
+    // As an old replica inserts it: minted by the issuer's sign-in, minter_groups NULL.
+    const admin = await createApiKey(s.ctx.db, 'old-replica-admin', 'admin', { ttlMs: 86_400_000, mintedBy: `issuer:${provider.issuer}` });
+    const auditor = await createApiKey(s.ctx.db, 'old-replica-auditor', 'auditor', { ttlMs: 86_400_000, mintedBy: `issuer:${provider.issuer}` });
+    expect(await listed(admin.id)).toEqual(['admin', 'admin', 'live', false]);
+    s = await start({ ops: 'operator', audit: 'auditor' });
+    expect(await standing(admin.key)).toEqual(['operator', 403, 200]);
+    // Its own role goes in: an auditor key under {operator, auditor} stays auditor (not viewer).
+    expect((await standing(auditor.key))[0]).toBe('auditor');
+    await start({ readers: 'viewer' });
+    expect(await standing(admin.key)).toEqual(['viewer', 403, 200]);
+    expect(await listed(admin.id)).toEqual(['admin', 'viewer', 'live', false]);
+  }, 60_000);
+
+  it('tampered kept groups fail closed: refused, not kept', async () => {
+    const s = await start({ ops: 'admin' });
+    const k = await createApiKey(s.ctx.db, 'tampered', 'admin', { ttlMs: 86_400_000, mintedBy: `issuer:${provider.issuer}`, minterGroups: ['ops'] });
+    expect(await listed(k.id)).toEqual(['admin', 'admin', 'live', true]);
+    for (const v of ['{"ops":1}', '["__proto__","constructor","hasOwnProperty"]', 'not json']) {
+      await s.ctx.db.run('UPDATE api_keys SET minter_groups = ? WHERE id = ?', [v, k.id]);
+      expect(await listed(k.id)).toEqual(['admin', null, 'minter-no-role', false]);
+    }
   }, 60_000);
 
   it('a session from before sign-ins kept their groups mints no key (it would have none to follow)', async () => {
