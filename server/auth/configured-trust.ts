@@ -90,8 +90,10 @@ export type ApiKeyStanding =
  * Its role is never more than its minter has now (as a link's, server/auth/role-mapping.ts): a key
  * minted by an issuer's sign-in has at most what the minter's recorded groups give an admin under
  * this process's mapping, and a key minted by a key at most what that key has now, so narrowing
- * or removing a person's group narrows or refuses every key they minted, and the keys those
- * minted. A key minted by an issuer's sign-in whose groups were not kept (by a replica from
+ * a group's role in the mapping, or removing the group from it, narrows or refuses every key its
+ * members minted, and the keys those minted. The groups are as the identity provider gave them at
+ * that sign-in (it is never asked again): that is why such keys end with their session
+ * (server/routes/api-keys.ts). A key minted by an issuer's sign-in whose groups were not kept (by a replica from
  * before they were, during a rolling upgrade) has at most what the mapping still gives anyone, as
  * sessions and links without groups. Keys whose chain reaches no sign-in (the bootstrap key, CI
  * tokens, the terminal) keep the role they were given.
