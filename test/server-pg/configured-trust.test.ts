@@ -16,6 +16,7 @@ import { startPostgres, type Postgres } from '../support/postgres.js';
 import { testServer } from '../server/support.js';
 import { followLoginLink } from '../support/login-link.js';
 import { createSession } from '../../server/ui/sessions.js';
+import { createApiKey } from '../../server/auth/api-keys.js';
 import type { LoginIssuerConfig, ServerConfig } from '../../server/config.js';
 import type { RunningServer } from '../../server/start.js';
 
@@ -147,6 +148,12 @@ describe('what each replica trusts, from its own configuration', () => {
       expect(await can(c, k.key)).toEqual([401, 401]);
     }
     for (const s of [a, b, c]) expect(await can(s, plain.key)).toEqual([200, 200]);
+    // Minted by a replica from before groups were kept (NULL): what each replica's mapping still
+    // gives anyone, no more (b: operator), and not listed as following groups.
+    const old = await createApiKey(a.ctx.db, 'old-replica', 'admin', { ttlMs: 3600_000, mintedBy: `issuer:${X.issuer}` });
+    expect([await can(a, old.key), await can(b, old.key)]).toEqual([[200, 200], [403, 200]]);
+    const listedOld = ((await (await fetch(`${b.url}/api/v1/api-keys`, { headers: { authorization: `Bearer ${K3}` } })).json()) as { keys: Array<{ id: string; roleNow: string; followsGroups: boolean }> }).keys;
+    expect(listedOld.filter((k) => k.id === old.id || k.id === hers.id).map((k) => [k.roleNow, k.followsGroups])).toEqual([['operator', false], ['operator', true]]);
     const states = async (s: RunningServer) => {
       const { keys } = (await (await fetch(`${s.url}/api/v1/api-keys?state=all`, { headers: { authorization: `Bearer ${K3}` } })).json()) as { keys: Array<{ id: string; roleNow: string | null; state: string }> };
       return [hers.id, chained.id, plain.id].map((id) => keys.find((k) => k.id === id)).map((k) => `${k?.state}:${k?.roleNow}`);
