@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
 import type { Principal } from './principal.js';
-import { BOOTSTRAP_KEY_NAME, apiKeyAccepted, type ApiKeyRow } from './configured-trust.js';
+import { BOOTSTRAP_KEY_NAME, apiKeyStanding, type ApiKeyRow } from './configured-trust.js';
 
 /**
  * API keys are 32 random bytes: a plain SHA-256 of such a secret is enough to store (a slow
@@ -22,16 +22,25 @@ export interface NewApiKey {
   mintedBy?: string;
   /** Who asked (audit actor), shown by the list. */
   createdBy?: unknown;
+  /**
+   * Minted by a login.oidc sign-in: the groups its mapping named then (the session's), from which
+   * the key's role is narrowed at every use (configured-trust.ts apiKeyStanding).
+   */
+  minterGroups?: readonly string[];
+  /** Expires no later than this (ms): the end of the sign-in session that minted it. */
+  notAfter?: number;
 }
 
 export async function createApiKey(db: Db, name: string, role: Role, o: NewApiKey = {}): Promise<{ id: string; key: string; createdAt: number; expiresAt: number | null }> {
   const id = randomUUID();
   const key = `${PREFIX}${randomBytes(32).toString('base64url')}`;
   const createdAt = Date.now();
-  const expiresAt = o.ttlMs === undefined ? null : createdAt + o.ttlMs;
+  const ends = [o.ttlMs === undefined ? undefined : createdAt + o.ttlMs, o.notAfter].filter((t): t is number => t !== undefined);
+  const expiresAt = ends.length ? Math.min(...ends) : null;
   // The scopes column of the first schema is never read: a key's role is all it is granted.
-  await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at, expires_at, minted_by, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+  await db.run('INSERT INTO api_keys (id, name, hash, role, scopes, created_at, expires_at, minted_by, created_by, minter_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
     id, name, hashApiKey(key), role, '[]', createdAt, expiresAt, o.mintedBy ?? null, o.createdBy === undefined ? null : JSON.stringify(o.createdBy),
+    o.minterGroups ? JSON.stringify(o.minterGroups) : null,
   ]);
   return { id, key, createdAt, expiresAt };
 }
@@ -40,9 +49,25 @@ export async function createApiKey(db: Db, name: string, role: Role, o: NewApiKe
 export interface ApiKeyInfo {
   id: string;
   name: string;
+  /** The role it was given. */
   role: Role;
-  /** Whether the key is accepted by the server that answers: `minter-untrusted` when what minted it no longer is. */
-  state: 'live' | 'revoked' | 'expired' | 'minter-untrusted';
+  /**
+   * The role the answering server grants it now (null unless live): `role`, narrowed when the
+   * sign-in behind it has less under the current group → role mapping.
+   */
+  roleNow: Role | null;
+  /**
+   * Whether the key is accepted by the server that answers: `minter-untrusted` when what minted it
+   * no longer is, `minter-no-role` when the groups of the sign-in behind it get no role any more.
+   */
+  state: 'live' | 'revoked' | 'expired' | 'minter-untrusted' | 'minter-no-role';
+  /**
+   * Live and minted (or up its chain) by an issuer's sign-in whose groups were kept: its role is
+   * what the answering server's mapping gives those groups now (the groups as at that sign-in:
+   * the identity provider is never asked again). False for keys that keep their role, and for
+   * keys minted by a replica from before groups were kept (capped to what the mapping gives anyone).
+   */
+  followsGroups: boolean;
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
@@ -58,8 +83,8 @@ const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(Num
  * (so that old revoked rows never push a working key off the page). `truncated`: more matched.
  */
 export async function listApiKeys(db: Db, limit: number, liveOnly: boolean, now = Date.now()): Promise<{ keys: ApiKeyInfo[]; truncated: boolean }> {
-  type Row = ApiKeyRow & { id: string; role: Role; created_at: number; created_by: string | null };
-  const cols = 'id, name, hash, role, created_at, expires_at, revoked_at, minted_by, created_by';
+  type Row = ApiKeyRow & { id: string; created_at: number; created_by: string | null };
+  const cols = 'id, name, hash, role, created_at, expires_at, revoked_at, minted_by, created_by, minter_groups';
   const keys: ApiKeyInfo[] = [];
   let truncated = false;
   // Paged by (created_at, id) so that live-only skips any number of dead rows without loading them at once.
@@ -70,14 +95,15 @@ export async function listApiKeys(db: Db, limit: number, liveOnly: boolean, now 
       [...(liveOnly ? [now] : []), ...(after ? [after.at, after.at, after.id] : []), limit + 1],
     );
     for (const r of rows) {
-      const state: ApiKeyInfo['state'] = r.revoked_at ? 'revoked' : r.expires_at != null && Number(r.expires_at) <= now ? 'expired' : (await apiKeyAccepted(db, r, now)) ? 'live' : 'minter-untrusted';
+      const standing = await apiKeyStanding(db, r, now);
+      const state: ApiKeyInfo['state'] = standing.ok ? 'live' : standing.state;
       if (liveOnly && state !== 'live') continue;
       if (keys.length === limit) {
         truncated = true;
         break;
       }
       keys.push({
-        id: r.id, name: r.name, role: r.role, state, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
+        id: r.id, name: r.name, role: r.role, roleNow: standing.ok ? standing.role : null, state, followsGroups: standing.ok && standing.followsGroups, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
         mintedBy: r.minted_by ?? null, createdBy: r.created_by ? (JSON.parse(r.created_by) as unknown) : null, bootstrap: r.name === BOOTSTRAP_KEY_NAME,
       });
     }
@@ -152,8 +178,11 @@ export async function ensureBootstrapKey(db: Db, key: string | undefined): Promi
  */
 export async function authenticateApiKey(db: Db, key: string): Promise<{ principal: Principal; expiresAt: number } | null> {
   if (!key.startsWith(PREFIX) || key.length > 200) return null;
-  const [row] = await db.query<ApiKeyRow & { id: string; role: Role }>('SELECT id, name, hash, role, revoked_at, expires_at, minted_by FROM api_keys WHERE hash = ?', [hashApiKey(key)]);
-  // A bootstrap key is accepted only as the one this process is configured with (server/auth/configured-trust.ts).
-  if (!row || !(await apiKeyAccepted(db, row))) return null;
-  return { principal: { kind: 'api-key', id: row.id, role: row.role }, expiresAt: row.expires_at == null ? Infinity : Number(row.expires_at) };
+  const [row] = await db.query<ApiKeyRow & { id: string }>('SELECT id, name, hash, role, revoked_at, expires_at, minted_by, minter_groups FROM api_keys WHERE hash = ?', [hashApiKey(key)]);
+  if (!row) return null;
+  // A bootstrap key is accepted only as the one this process is configured with, a minted key only
+  // while its minter is, with no more than its minter has now (server/auth/configured-trust.ts).
+  const standing = await apiKeyStanding(db, row);
+  if (!standing.ok) return null;
+  return { principal: { kind: 'api-key', id: row.id, role: standing.role }, expiresAt: row.expires_at == null ? Infinity : Number(row.expires_at) };
 }

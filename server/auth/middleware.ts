@@ -62,7 +62,7 @@ export async function authenticateRequest(db: Db, oidc: OidcVerifier, req: Reque
     if (!cookie) return { ok: false, code: 'UNAUTHENTICATED', reason: 'missing bearer credentials' };
     const session = await findSession(db, cookie);
     if (!session) return { ok: false, code: 'SESSION_INVALID', reason: 'session unknown or expired: sign in again' };
-    return { ok: true, principal: { kind: 'session', id: session.subject, name: session.name, issuer: session.issuer, role: session.role, groups: session.groups }, csrf: session.csrf };
+    return { ok: true, principal: { kind: 'session', id: session.subject, name: session.name, issuer: session.issuer, role: session.role, groups: session.groups, expiresAt: session.expiresAt }, csrf: session.csrf };
   }
   const auth = await authenticateBearer(db, oidc, req.headers.authorization);
   return auth.ok ? { ok: true, principal: auth.principal } : { ok: false, code: 'UNAUTHENTICATED', reason: auth.reason };

@@ -1,5 +1,8 @@
 import type { Role } from '../config.js';
 
+/** Sessions opened by a one-time link have the issuer `login-link:<minter>` (server/ui/login-links.ts). */
+export const LINK_ISSUER_PREFIX = 'login-link:';
+
 export interface Principal {
   kind: 'api-key' | 'oidc' | 'host' | 'session';
   /** A person's display name (dashboard sessions). */
@@ -8,6 +11,8 @@ export interface Principal {
   issuer?: string;
   /** A dashboard session's groups that its issuer's mapping names (null: kept by no session from before). */
   groups?: readonly string[] | null;
+  /** A dashboard session's end (ms): keys it mints end no later (server/routes/api-keys.ts). */
+  expiresAt?: number;
   id: string;
   role: Role;
   claims?: Record<string, unknown>;

@@ -1,6 +1,5 @@
 import type { Role } from '../config.js';
-import { grantsOf } from './principal.js';
-import { LINK_ISSUER_PREFIX } from './configured-trust.js';
+import { LINK_ISSUER_PREFIX, grantsOf } from './principal.js';
 
 /** A login.oidc issuer's group → role mapping (server/config.ts). */
 export type GroupRoles = Readonly<Record<string, Role>>;
@@ -50,6 +49,28 @@ export function sessionRole(mappings: readonly GroupRoles[], signedIn: Role, gro
   return PRECEDENCE.find((r) => narrowed.has(r));
 }
 
+/**
+ * What an issuer's sign-in that minted something (a one-time link, an API key) may hand out now:
+ * what the groups it signed in with give an admin (minting needs admin) under this process's
+ * mapping of that issuer. The one rule for both, so that a link and a key minted by the same
+ * person narrow alike. Undefined: the issuer is not configured here, or the groups get no role.
+ */
+export function minterRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, groups: readonly string[] | null): Role | undefined {
+  const mappings = loginIssuers.get(issuer);
+  return mappings ? sessionRole(mappings, 'admin', groups) : undefined;
+}
+
+/** Groups as stored (a JSON list): null when none were (before they were); not a list of strings: none (fails closed). */
+export function storedGroups(v: string | null | undefined): string[] | null {
+  if (v === null || v === undefined) return null;
+  try {
+    const list: unknown = JSON.parse(v);
+    return Array.isArray(list) ? list.filter((g): g is string => typeof g === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 /** Links minted by a login.oidc sign-in name their minter `issuer:<issuer>` (configured-trust.ts). */
 const ISSUER_LINK_PREFIX = `${LINK_ISSUER_PREFIX}issuer:`;
 
@@ -59,14 +80,18 @@ const ISSUER_LINK_PREFIX = `${LINK_ISSUER_PREFIX}issuer:`;
  * link minted by an issuer's admin: never more than its minter has now, from the groups the
  * minter signed in with (`groups`, copied to the link and its session): an admin whose group is
  * narrowed or removed no longer hands out, through the links they minted, what they lost. Links
- * from an API key, a CI token or the terminal keep their role (their minter's standing is checked
- * by configured-trust.ts). Undefined: no role any more (refused).
+ * from an API key, a CI token or the terminal keep their role, but never more than `cap`: what
+ * their minter has now (configured-trust.ts linkMinterStanding: a key narrowed by the sign-in that
+ * minted it narrows its links too). Undefined: no role any more (refused).
  */
-export function currentRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null): Role | undefined {
+export function currentRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null, cap?: Role): Role | undefined {
+  const now = uncappedRole(loginIssuers, issuer, role, groups);
+  return now && cap !== undefined ? narrowerRole(now, cap) : now;
+}
+
+function uncappedRole(loginIssuers: ReadonlyMap<string, readonly GroupRoles[]>, issuer: string, role: Role, groups: readonly string[] | null): Role | undefined {
   if (issuer.startsWith(ISSUER_LINK_PREFIX)) {
-    const mappings = loginIssuers.get(issuer.slice(ISSUER_LINK_PREFIX.length));
-    // Minting needs admin: the minter's role now is what their groups give an admin.
-    const minter = mappings ? sessionRole(mappings, 'admin', groups) : undefined;
+    const minter = minterRole(loginIssuers, issuer.slice(ISSUER_LINK_PREFIX.length), groups);
     return minter && narrowerRole(role, minter);
   }
   if (issuer.startsWith(LINK_ISSUER_PREFIX)) return role;

@@ -31,10 +31,22 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
     if (body.name === BOOTSTRAP_KEY_NAME) return sendError(res, 400, 'BAD_REQUEST', `the name ${BOOTSTRAP_KEY_NAME} is the configured bootstrap key's`);
     const minter = req.principal ? linkMinter(req.principal) : null;
     if (!minter) return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a session opened by a sign-in link (or a host) cannot make API keys: use an API key, a CI token or sign in with an issuer');
+    // An issuer's sign-in: the key keeps the session's mapped groups, as the identity provider gave
+    // them at that sign-in, and its role narrows with what this server's mapping gives those groups
+    // (configured-trust.ts apiKeyStanding); removing the person from a group at the provider does
+    // not reach it. A session from before groups were kept mints nothing.
+    const minterGroups = minter.startsWith('issuer:') ? req.principal?.groups ?? null : undefined;
+    if (minterGroups === null) return sendError(res, 403, 'API_KEY_FORBIDDEN', 'this session was opened before sign-ins kept their groups: sign in again to make API keys');
     const ttlMs = (body.ttlSeconds ?? API_KEY_DEFAULT_TTL_S) * 1000;
+    // The groups kept are as the identity provider gave them at that sign-in, never asked again: a
+    // person removed from a group there still has them here. So the key ends with the session that
+    // minted it (which also ends then), not up to 366 days later; an issuer's session always has an
+    // end (the middleware sets it), none would mint a key that is already dead.
+    const notAfter = minterGroups ? req.principal?.expiresAt ?? 0 : undefined;
     // The key would be accepted (its minter's chain not too long, nothing in it revoked since this
     // request authenticated): never hand out a key that is dead from the start.
-    if (!(await apiKeyAccepted(ctx.db, { name: body.name, hash: '', revoked_at: null, expires_at: Date.now() + ttlMs, minted_by: minter }))) {
+    const row = { name: body.name, hash: '', role: body.role, revoked_at: null, expires_at: Math.min(Date.now() + ttlMs, notAfter ?? Infinity), minted_by: minter, minter_groups: minterGroups ? JSON.stringify(minterGroups) : null };
+    if (!(await apiKeyAccepted(ctx.db, row))) {
       return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a key minted by this credential would not be accepted: it is itself minted by a chain of 8 keys, or something in that chain was revoked');
     }
     const by = actor(req.principal);
@@ -42,9 +54,9 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
     const k = await ctx.db.tx(async (t) => {
       if (t.dialect === 'postgres') await t.query('SELECT pg_advisory_xact_lock(74687)');
       if ((await liveApiKeyCount(t)) >= MAX_LIVE_API_KEYS) return undefined;
-      return createApiKey(t, body.name, body.role, { ttlMs, mintedBy: minter, createdBy: by });
+      return createApiKey(t, body.name, body.role, { ttlMs, mintedBy: minter, createdBy: by, minterGroups: minterGroups ?? undefined, notAfter });
     });
-    if (!k) return sendError(res, 409, 'API_KEY_LIMIT', `${MAX_LIVE_API_KEYS} API keys are live: revoke some first (ct api-key list, ct api-key revoke)`);
+    if (!k) return sendError(res, 409, 'API_KEY_LIMIT', `${MAX_LIVE_API_KEYS} API keys are neither revoked nor expired: revoke some first (ct api-key list --all shows them all, also those refused now; ct api-key revoke)`);
     const expiresAt = new Date(k.expiresAt!).toISOString();
     // Who made which key, for which role (the key itself is never written anywhere).
     await recordAudit(ctx.db, 'api-key.created', k.id, { principal: by, id: k.id, name: body.name, role: body.role, mintedBy: minter, expiresAt });

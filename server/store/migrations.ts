@@ -203,6 +203,14 @@ export const MIGRATIONS: string[][] = [
     `CREATE INDEX vsas_image_created_id ON vsas (image_digest, created_at, id)`,
     `DROP INDEX vsas_image`,
   ],
+  [
+    // An API key minted by a login.oidc sign-in keeps the groups that sign-in's mapping named (JSON
+    // list, as ui_sessions.mapped_groups): the key's role, and its minted keys', is narrowed at every
+    // use to what they give an admin now (server/auth/configured-trust.ts apiKeyStanding). Null for
+    // keys minted otherwise and for keys from before (a sign-in's then narrowed as a session
+    // without groups is).
+    `ALTER TABLE api_keys ADD COLUMN minter_groups TEXT`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

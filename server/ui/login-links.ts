@@ -9,9 +9,10 @@ import { escapeHtml } from './escape.js';
 import { requestOrigin, sameOriginRequest } from './origin.js';
 import { loginErrorPage } from './login-error-page.js';
 import { sendError } from '../http-error.js';
-import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie, storedGroups } from './sessions.js';
-import { LINK_ISSUER_PREFIX, configuredTrust, linkMinter, linkMinterTrusted } from '../auth/configured-trust.js';
-import { currentRole } from '../auth/role-mapping.js';
+import { SESSION_COOKIE, createSession, hashSecret, randomSecret, setCookie } from './sessions.js';
+import { configuredTrust, linkMinter, linkMinterStanding } from '../auth/configured-trust.js';
+import { LINK_ISSUER_PREFIX } from '../auth/principal.js';
+import { currentRole, storedGroups } from '../auth/role-mapping.js';
 
 /**
  * One-time sign-in links: an admin (in practice the API key of the person who runs the server,
@@ -133,12 +134,14 @@ export function loginLinkRoutes(ctx: ServerContext, sessionTtlS: number): Router
     const won = row ? await ctx.db.run('DELETE FROM ui_login_links WHERE token_hash = ?', [hash]) : { changes: 0 };
     if (!row || won.changes !== 1 || Number(row.expires_at) <= Date.now()) return refused(res);
     // Its minter removed from this process's configuration (or revoked) since: the link is void.
-    if (!row.minted_by || !(await linkMinterTrusted(ctx.db, row.minted_by))) return refused(res);
+    const minter = row.minted_by ? await linkMinterStanding(ctx.db, row.minted_by) : { ok: false as const };
+    if (!minter.ok) return refused(res);
     // Minted by an issuer's admin: no more than that admin has now (their group narrowed or
-    // removed since: less, or nothing), as the session it opens will be at every request.
+    // removed since: less, or nothing), by a key no more than that key has now, as the session it
+    // opens will be at every request.
     const issuer = `${LINK_ISSUER_PREFIX}${row.minted_by}`;
     const groups = storedGroups(row.minter_groups);
-    const role = currentRole(configuredTrust(ctx.db).loginIssuers, issuer, row.role, groups);
+    const role = currentRole(configuredTrust(ctx.db).loginIssuers, issuer, row.role, groups, minter.cap);
     if (!role) return refused(res);
     const s = await createSession(ctx.db, { subject: `link:${row.name}`, name: row.name, issuer, role, groups, minterSubject: row.minter_subject }, sessionTtlS * 1000);
     await recordAudit(ctx.db, 'login-link.used', row.name, { role, mintedBy: row.minted_by, ...(row.minter_subject ? { minterSubject: row.minter_subject } : {}) });

@@ -2,8 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import type { Db } from '../store/db.js';
 import type { Role } from '../config.js';
-import { configuredTrust, sessionIssuerTrusted } from '../auth/configured-trust.js';
-import { currentRole } from '../auth/role-mapping.js';
+import { configuredTrust, sessionIssuerStanding } from '../auth/configured-trust.js';
+import { currentRole, storedGroups } from '../auth/role-mapping.js';
 
 /**
  * Dashboard sessions, kept in the database so that every replica knows them. The cookie holds 32
@@ -62,25 +62,16 @@ export async function findSession(db: Db, id: string): Promise<Session | null> {
   // Checked at every read, from this process's configuration (server/auth/configured-trust.ts): a
   // session of an issuer removed here, or of a link whose minter is no longer trusted here, is
   // refused, including one made by another replica or before the removal.
-  if (!(await sessionIssuerTrusted(db, row.issuer))) return null;
+  const trusted = await sessionIssuerStanding(db, row.issuer);
+  if (!trusted.ok) return null;
   // An issuer's session has the role this process's mapping gives its groups now, never more than
   // at sign-in, and a link minted by an issuer's admin no more than that admin has now
-  // (server/auth/role-mapping.ts); none left: refused. Other links' sessions keep their own.
+  // (server/auth/role-mapping.ts); none left: refused. Other links' sessions keep their own, never
+  // more than their minting key has now.
   const groups = storedGroups(row.mapped_groups);
-  const role = currentRole(configuredTrust(db).loginIssuers, row.issuer, row.role, groups);
+  const role = currentRole(configuredTrust(db).loginIssuers, row.issuer, row.role, groups, trusted.cap);
   if (!role) return null;
   return { subject: row.subject, name: row.name, issuer: row.issuer, role, csrf: row.csrf, expiresAt: Number(row.expires_at), groups, minterSubject: row.minter_subject };
-}
-
-/** Groups as stored (a JSON list): null when none were (before they were); not a list of strings: none (fails closed). */
-export function storedGroups(v: string | null): string[] | null {
-  if (v === null || v === undefined) return null;
-  try {
-    const list: unknown = JSON.parse(v);
-    return Array.isArray(list) ? list.filter((g): g is string => typeof g === 'string') : [];
-  } catch {
-    return [];
-  }
 }
 
 export async function deleteSession(db: Db, id: string): Promise<void> {

@@ -7,21 +7,27 @@
  *   restarted during a rotation brought the old (leaked) key back for all; one with fewer
  *   login.oidc issuers signed the others' people out, and missed sessions an old replica made after;
  * - sessions opened by one-time links survived the removal of the key or issuer that minted them,
- *   and could mint further links forever.
+ *   and could mint further links forever;
+ * - an API key minted by an issuer's sign-in kept its role whatever that issuer's mapping became;
+ *   now each replica narrows it (and the keys it minted) by its own mapping, as it does sessions.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { testServer } from '../server/support.js';
 import { followLoginLink } from '../support/login-link.js';
 import { createSession } from '../../server/ui/sessions.js';
+import { createApiKey } from '../../server/auth/api-keys.js';
 import type { LoginIssuerConfig, ServerConfig } from '../../server/config.js';
 import type { RunningServer } from '../../server/start.js';
 
 const K1 = `ctk_${'a1'.repeat(24)}`;
 const K2 = `ctk_${'b2'.repeat(24)}`;
+// Configured last (a newer bootstrap key revokes those recorded before it).
+const K3 = `ctk_${'c3'.repeat(24)}`;
 // Never contacted: no login is started here.
 const issuer = (host: string): LoginIssuerConfig => ({ issuer: `https://${host}`, clientId: 'ct-dashboard', groupsClaim: 'groups', roles: { ops: 'admin' } });
 const X = issuer('x.example');
+const withRoles = (roles: LoginIssuerConfig['roles']): LoginIssuerConfig => ({ ...X, roles });
 const Y = issuer('y.example');
 
 describe('what each replica trusts, from its own configuration', () => {
@@ -116,5 +122,44 @@ describe('what each replica trusts, from its own configuration', () => {
     expect(await withCookie(a2, keySession)).toBe(401);
     expect(await withCookie(a2, issuerSession)).toBe(200);
     for (const s of [a2, b]) await stop(s);
+  }, 60_000);
+
+  it('an API key minted by an issuer\'s sign-in has, on each replica, what its minter\'s groups give there; so do the keys it mints', async () => {
+    const a = await start({ adminApiKey: K3, login: { oidc: [withRoles({ ops: 'admin' })] } });
+    const b = await start({ adminApiKey: K3, login: { oidc: [withRoles({ ops: 'operator' })] } });
+    const c = await start({ adminApiKey: K3, login: { oidc: [withRoles({ others: 'admin' })] } });
+    const mintKey = async (auth: Record<string, string>, name: string) => {
+      const res = await fetch(`${a.url}/api/v1/api-keys`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name, role: 'admin' }) });
+      expect(res.status).toBe(201);
+      return (await res.json()) as { id: string; key: string };
+    };
+    /** On one replica: an admin route's and a read route's status. */
+    const can = async (s: RunningServer, key: string) => {
+      const h = { authorization: `Bearer ${key}` };
+      return [(await fetch(`${s.url}/api/v1/api-keys`, { headers: h })).status, (await fetch(`${s.url}/api/v1/overview`, { headers: h })).status];
+    };
+    const x = await createSession(a.ctx.db, { subject: 'xenia', name: 'Xenia', issuer: X.issuer, role: 'admin', groups: ['ops'] }, 3600_000);
+    const hers = await mintKey({ cookie: `__Host-ct_session=${x.id}`, 'x-csrf-token': x.csrf }, 'xenias');
+    const chained = await mintKey({ authorization: `Bearer ${hers.key}` }, 'minted-by-xenias');
+    const plain = await mintKey({ authorization: `Bearer ${K3}` }, 'minted-by-bootstrap');
+    for (const k of [hers, chained]) {
+      expect(await can(a, k.key)).toEqual([200, 200]);
+      expect(await can(b, k.key)).toEqual([403, 200]);
+      expect(await can(c, k.key)).toEqual([401, 401]);
+    }
+    for (const s of [a, b, c]) expect(await can(s, plain.key)).toEqual([200, 200]);
+    // Minted by a replica from before groups were kept (NULL): what each replica's mapping still
+    // gives anyone, no more (b: operator), and not listed as following groups.
+    const old = await createApiKey(a.ctx.db, 'old-replica', 'admin', { ttlMs: 3600_000, mintedBy: `issuer:${X.issuer}` });
+    expect([await can(a, old.key), await can(b, old.key)]).toEqual([[200, 200], [403, 200]]);
+    const listedOld = ((await (await fetch(`${b.url}/api/v1/api-keys`, { headers: { authorization: `Bearer ${K3}` } })).json()) as { keys: Array<{ id: string; roleNow: string; followsGroups: boolean }> }).keys;
+    expect(listedOld.filter((k) => k.id === old.id || k.id === hers.id).map((k) => [k.roleNow, k.followsGroups])).toEqual([['operator', false], ['operator', true]]);
+    const states = async (s: RunningServer) => {
+      const { keys } = (await (await fetch(`${s.url}/api/v1/api-keys?state=all`, { headers: { authorization: `Bearer ${K3}` } })).json()) as { keys: Array<{ id: string; roleNow: string | null; state: string }> };
+      return [hers.id, chained.id, plain.id].map((id) => keys.find((k) => k.id === id)).map((k) => `${k?.state}:${k?.roleNow}`);
+    };
+    expect(await states(b)).toEqual(['live:operator', 'live:operator', 'live:admin']);
+    expect(await states(c)).toEqual(['minter-no-role:null', 'minter-no-role:null', 'live:admin']);
+    for (const s of [a, b, c]) await stop(s);
   }, 60_000);
 });

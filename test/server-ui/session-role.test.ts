@@ -58,6 +58,9 @@ describe('narrowerRole and sessionRole', () => {
     expect(currentRole(issuers, 'login-link:issuer:https://idp', 'admin', ['gone'])).toBeUndefined();
     expect(currentRole(issuers, 'login-link:issuer:https://other', 'admin', ['all'])).toBeUndefined();
     expect(currentRole(issuers, 'login-link:key:k1', 'admin', null)).toBe('admin');
+    // ...never more than what minted it has now (a key narrowed by the sign-in that minted it).
+    expect(currentRole(issuers, 'login-link:key:k1', 'admin', null, 'operator')).toBe('operator');
+    expect(currentRole(issuers, 'login-link:key:k1', 'viewer', null, 'admin')).toBe('viewer');
   });
 });
 

@@ -158,7 +158,7 @@ describe('API keys through the API', () => {
     const id = /API key ([0-9a-f-]{36})/.exec(made.stderr)![1];
     const listed = await runCt(['api-key', 'list', '--server', server.url], { env });
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(new RegExp(`^ID +NAME +ROLE +STATE +EXPIRES +MINTED BY\\n(.*\\n)*${id} +ci-release +operator +live +\\S+ +key:`, 'm'));
+    expect(listed.stdout).toMatch(new RegExp(`^ID +NAME +ROLE +STATE +FOLLOWS GROUPS +EXPIRES +MINTED BY\\n(.*\\n)*${id} +ci-release +operator +live +no +\\S+ +key:`, 'm'));
     expect(listed.stdout).not.toContain(key);
     expect(listed.stdout).not.toMatch(/ revoked /);
     const revoked = await runCt(['api-key', 'revoke', id, '--server', server.url], { env });

@@ -55,7 +55,7 @@ export function register(program: Command): void {
     );
   keys
     .command('list')
-    .description('list the keys the server accepts, newest first (never their secrets); --all adds revoked, expired and those whose minter is no longer trusted')
+    .description('list the keys the server accepts, newest first (never their secrets); --all adds revoked, expired, those whose minter is no longer trusted and those whose minter\'s groups have no role now')
     .requiredOption(...SERVER)
     .option(...TOKEN_ENV)
     .option('--all', 'every key, not only those accepted')
@@ -66,8 +66,11 @@ export function register(program: Command): void {
         const { keys: list, truncated } = (await callServer(() => api.get('/api/v1/api-keys', { query: { state: o.all ? 'all' : 'live' } }))) as { keys: Array<Record<string, unknown>>; truncated?: boolean };
         if (o.json) processIo.out(`${JSON.stringify(list, null, 2)}\n`);
         else {
-          const rows = list.map((k) => [String(k.id), String(k.name), String(k.role), String(k.state), String(k.expiresAt ?? 'never'), String(k.mintedBy ?? (k.bootstrap ? 'configured' : '-'))]);
-          processIo.out(table([['ID', 'NAME', 'ROLE', 'STATE', 'EXPIRES', 'MINTED BY'], ...rows]));
+          // A key narrowed by its minter's groups (the server's mapping now) shows both roles.
+          const role = (k: Record<string, unknown>) => (typeof k.roleNow === 'string' && k.roleNow !== k.role ? `${k.roleNow} (was ${String(k.role)})` : String(k.role));
+          // FOLLOWS GROUPS: yes when its role is the server's mapping of the groups kept at the sign-in behind it.
+          const rows = list.map((k) => [String(k.id), String(k.name), role(k), String(k.state), k.followsGroups === true ? 'yes' : 'no', String(k.expiresAt ?? 'never'), String(k.mintedBy ?? (k.bootstrap ? 'configured' : '-'))]);
+          processIo.out(table([['ID', 'NAME', 'ROLE', 'STATE', 'FOLLOWS GROUPS', 'EXPIRES', 'MINTED BY'], ...rows]));
         }
         if (truncated) processIo.err('only the newest 1,000 are shown: revoke what is no longer needed');
         return 0;
