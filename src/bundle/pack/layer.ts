@@ -1,5 +1,5 @@
-import { lstat, open, readdir, readFile, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { constants, createReadStream } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { compareNames } from '../names.js';
@@ -14,6 +14,9 @@ interface TreeEntry {
   mode: number;
   /** An `[[include]]`'s file, opened when it was checked: read from here, never by path again. */
   handle?: FileHandle;
+  /** A walked file: what lstat found (device, inode), which the handle it is read from must be. */
+  dev?: number;
+  ino?: number;
 }
 
 export interface BuiltLayer {
@@ -58,7 +61,7 @@ async function walk(root: string, exclude: Set<string>, excludeNames: ReadonlySe
         out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755 });
         await visit(r);
       } else if (st.isFile()) {
-        out.push({ name: r, abs, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
+        out.push({ name: r, abs, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644, dev: st.dev, ino: st.ino });
       } else if (st.isSymbolicLink()) {
         out.push({ name: r, abs, kind: 'symlink', size: 0, mode: 0o777 });
       } else {
@@ -143,7 +146,7 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
       opened.push(fh);
       const st = await fh.stat();
       if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
-      const real = await openedPath(fh, inc.from);
+      const real = await openedPath(fh, inc.from, `ct.toml [[include]] ${inc.from}`);
       // lstat, not stat: a link put at `real` since (a swap to a link to another file, the one the
       // handle holds) is itself what is found, and refused. stat followed it, found the handle's
       // file, and checked the name of a harmless one.
@@ -184,13 +187,47 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
  * path, checked against the handle by the caller: only the last component is safe from a swap
  * there, so packing over directories other users can write is not safe on those systems.
  */
-async function openedPath(fh: FileHandle, from: string): Promise<string> {
+async function openedPath(fh: FileHandle, from: string, what: string): Promise<string> {
   const viaProc = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
   if (viaProc !== undefined && viaProc.startsWith('/')) return viaProc;
-  if (process.platform === 'linux') throw new CtError('USAGE', `ct.toml [[include]] ${from}: /proc/self/fd is not readable here (is /proc mounted?): ct pack needs it to know which file an include opened`, { path: from });
+  if (process.platform === 'linux') throw new CtError('USAGE', `${what}: /proc/self/fd is not readable here (is /proc mounted?): ct pack needs it to know which file it opened`, { path: from });
   return realpath(from).catch((e: unknown) => {
     throw asIoError(e, from);
   });
+}
+
+/**
+ * Opens a file the walk found, once, and makes sure the handle is that file before it is read:
+ * not followed if it is a link now (O_NOFOLLOW), not a FIFO swapped in (O_NONBLOCK, then fstat),
+ * the device, inode and size lstat saw, and the kernel's name for the handle (openedPath) the
+ * path under the packed directory's real path. O_NOFOLLOW guards only the last component: a
+ * directory of the path swapped for a link (by another user who may write the packed directory,
+ * under a pack run as root or by CI) led the old read by path to another file of the same size,
+ * packed in its place; swapped before the walk's lstat, even the inode matches, so only the
+ * kernel's name tells. On Linux without /proc the pack is refused as an [[include]] is: a check of
+ * each directory's device and inode after the open can be raced by swapping the link back.
+ */
+async function openWalkedFile(e: TreeEntry, realRoot: string): Promise<FileHandle> {
+  const changed = (why: string, extra: Record<string, unknown> = {}) => new CtError('IO_ERROR', `${e.abs}: ${why} while the directory was being packed; nothing was packed (was the directory changed by someone else?)`, { path: e.abs, ...extra });
+  let fh: FileHandle;
+  try {
+    fh = await open(e.abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw changed('replaced by a symbolic link');
+    throw asIoError(err, e.abs);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.dev !== e.dev || st.ino !== e.ino) throw changed('replaced by another file');
+    if (st.size !== e.size) throw changed('changed size');
+    const opened = await openedPath(fh, e.abs, `ct pack ${e.abs}`);
+    const expected = join(realRoot, e.name);
+    if (opened !== expected) throw changed(`opened as ${opened}, outside its place in the packed directory (${expected}): one of its directories was relinked`, { opened, expected });
+    return fh;
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
 }
 
 async function closeHandles(entries: TreeEntry[]): Promise<void> {
@@ -207,6 +244,10 @@ export async function buildDirLayer(
   root: string, blobPath: string,
   opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; gzip?: boolean; include?: { from: string; to: string }[]; includeRoots?: readonly string[] },
 ): Promise<BuiltLayer> {
+  // The real path the walked files must still be under when they are opened (openWalkedFile).
+  const realRoot = await realpath(root).catch((e: unknown) => {
+    throw asIoError(e, root);
+  });
   const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? [])), opts.include ?? [], root, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
   // A scratch file copied into the bundle right after: no fsync needed.
   const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
@@ -224,21 +265,26 @@ export async function buildDirLayer(
         }
         await sink.write(encodeHeader({ name: e.name, type: 'SymbolicLink', size: 0, mode: e.mode, mtime, linkpath: target }));
       } else {
+        // A walked file is opened here, one at a time (a tree's thousands of files are not held
+        // open at once), and read only from the handle; an [[include]]'s was opened when checked.
+        e.handle ??= await openWalkedFile(e, realRoot);
         await sink.write(encodeHeader({ name: e.name, type: 'File', size: e.size, mode: e.mode, mtime }));
         if (e.size <= READ_WHOLE_BYTES) {
           let data: Buffer;
           try {
-            data = e.handle ? await e.handle.readFile() : await readFile(e.abs);
+            data = await e.handle.readFile();
           } catch (err) {
             throw asIoError(err, e.abs);
           }
           if (data.length !== e.size) throw new CtError('IO_ERROR', `${e.abs}: changed size while being packed`, { path: e.abs });
           await sink.write(data);
         } else {
-          const stream = e.handle ? e.handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false }) : createReadStream(e.abs, { highWaterMark: 1 << 20 });
+          const stream = e.handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false });
           await sink.copyFrom(stream, e.abs, { size: e.size });
         }
         await sink.write(padding(e.size));
+        await e.handle.close();
+        e.handle = undefined;
       }
     }
     await sink.write(END_OF_ARCHIVE);
