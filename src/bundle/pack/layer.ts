@@ -230,6 +230,27 @@ async function openWalkedFile(e: TreeEntry, realRoot: string): Promise<FileHandl
   }
 }
 
+/**
+ * The file's `size` bytes, read from the handle into one buffer of the size known already: no
+ * second fstat and no growing buffer as FileHandle.readFile has (a pack of many small files spends
+ * its time in such calls). One byte more is asked for, and the end of the file awaited, so a file
+ * that grew is refused, not cut.
+ */
+async function readWhole(fh: FileHandle, size: number, path: string): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size + 1);
+  let n = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0 || (n += bytesRead) === buf.length) break;
+    }
+  } catch (err) {
+    throw asIoError(err, path);
+  }
+  if (n !== size) throw new CtError('IO_ERROR', `${path}: changed size while being packed`, { path });
+  return buf.subarray(0, size);
+}
+
 async function closeHandles(entries: TreeEntry[]): Promise<void> {
   await Promise.all(entries.map((e) => e.handle?.close().catch(() => undefined)));
 }
@@ -270,14 +291,7 @@ export async function buildDirLayer(
         e.handle ??= await openWalkedFile(e, realRoot);
         await sink.write(encodeHeader({ name: e.name, type: 'File', size: e.size, mode: e.mode, mtime }));
         if (e.size <= READ_WHOLE_BYTES) {
-          let data: Buffer;
-          try {
-            data = await e.handle.readFile();
-          } catch (err) {
-            throw asIoError(err, e.abs);
-          }
-          if (data.length !== e.size) throw new CtError('IO_ERROR', `${e.abs}: changed size while being packed`, { path: e.abs });
-          await sink.write(data);
+          await sink.write(await readWhole(e.handle, e.size, e.abs));
         } else {
           const stream = e.handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false });
           await sink.copyFrom(stream, e.abs, { size: e.size });
