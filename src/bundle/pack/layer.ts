@@ -1,5 +1,5 @@
 import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { constants, readlinkSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { compareNames } from '../names.js';
@@ -188,7 +188,14 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
  * there, so packing over directories other users can write is not safe on those systems.
  */
 async function openedPath(fh: FileHandle, from: string, what: string): Promise<string> {
-  const viaProc = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
+  // Sync: the kernel answers from the open file (procfs, no disk), faster than a trip to the
+  // thread pool, which a pack of many small files would take once per file.
+  let viaProc: string | undefined;
+  try {
+    viaProc = readlinkSync(`/proc/self/fd/${fh.fd}`);
+  } catch {
+    viaProc = undefined;
+  }
   if (viaProc !== undefined && viaProc.startsWith('/')) return viaProc;
   if (process.platform === 'linux') throw new CtError('USAGE', `${what}: /proc/self/fd is not readable here (is /proc mounted?): ct pack needs it to know which file it opened`, { path: from });
   return realpath(from).catch((e: unknown) => {
