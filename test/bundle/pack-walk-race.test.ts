@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,12 +19,16 @@ import { repoRoot } from '../support/cli.js';
 const build = (p: string) => pathToFileURL(join(repoRoot, 'build', 'src', 'bundle', p)).href;
 
 /**
- * The child: P/d/key (20 harmless bytes) is packed; S/key holds a secret of the same size. `when`
- * says when P/d (or P/d/key) is swapped: `open` = the first open/readFile of P/d/key after the
- * walk; `readdir` = when the walk lists P/d, after its lstat said directory (then the walk's own
- * lstat of P/d/key already sees the secret's inode); `fifo` = P/d/key replaced by a FIFO before the
- * open; `none` = not at all. Prints what the user would see: the error's code and details, whether
- * the output exists and whether the secret is in any file left in the output directory.
+ * The child: P/d/key (20 harmless bytes) is packed; S/key holds a secret of the same size, and S2
+ * only a directory and a symlink whose names are private (PRIVATE-DIR-NAME, SECRET-LINK-TARGET).
+ * `when` says what is swapped, and when (each fs call is matched by the real path its argument
+ * names at that moment, so a call through /proc/self/fd/N counts as one on the file):
+ * `lstat` = P/d for a link to S2 right after the walk's lstat of P/d said directory; `leak` =
+ * the same, to S2; `readdir` = P/d for a link to S when the walk lists P/d; `open` = P/d for a link
+ * to S just before P/d/key is opened; `fifo` = P/d/key for a FIFO before it is opened; `root` = P
+ * itself for a link to S right after P/ct.toml was opened (read); `none` = nothing. Prints what the
+ * user would see: the error's code and details, whether the output exists, whether the secret (or
+ * S2's names) is in any file left in the output directory or in the error.
  */
 const child = (tmp: string, when: string) => `
 import fs from 'node:fs';
@@ -32,33 +37,47 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 const tmp = ${JSON.stringify(tmp)}, when = ${JSON.stringify(when)};
-const S = join(tmp, 'secret'), P = join(tmp, 'P'), outDir = join(tmp, 'out');
-for (const d of [S, join(P, 'd'), outDir]) fs.mkdirSync(d, { recursive: true });
+const S = join(tmp, 'secret'), S2 = join(tmp, 'secret2'), P = join(tmp, 'P'), outDir = join(tmp, 'out');
+for (const d of [S, join(S2, 'PRIVATE-DIR-NAME'), join(P, 'd'), outDir]) fs.mkdirSync(d, { recursive: true });
 fs.writeFileSync(join(S, 'key'), 'SECRET-SECRET-SECRET');
+fs.symlinkSync('SECRET-LINK-TARGET', join(S2, 'tok'));
+fs.chmodSync(S2, 0o700);
 fs.writeFileSync(join(P, 'd', 'key'), 'harmless-harmless!!!');
 fs.writeFileSync(join(P, 'ct.toml'), 'name = "r"\\nversion = "1"\\n');
 let done = false;
-const swapDir = () => { done = true; fs.renameSync(join(P, 'd'), join(tmp, 'old')); fs.symlinkSync(S, join(P, 'd')); };
+const swap = (path, to) => { done = true; fs.renameSync(path, join(tmp, 'old')); fs.symlinkSync(to, path); };
 const swapFifo = () => { done = true; execFileSync('mkfifo', [join(tmp, 'fifo')]); fs.renameSync(join(tmp, 'fifo'), join(P, 'd', 'key')); };
+const real = (x) => { try { return fs.realpathSync(String(x)); } catch { return ''; } };
 const p = fs.promises;
 for (const fn of ['open', 'readFile']) {
   const orig = p[fn];
   p[fn] = async (x, ...r) => {
-    if (!done && String(x) === join(P, 'd', 'key')) { if (when === 'open') swapDir(); if (when === 'fifo') swapFifo(); }
-    return orig(x, ...r);
+    if (!done && real(x) === join(P, 'd', 'key')) { if (when === 'open') swap(join(P, 'd'), S); if (when === 'fifo') swapFifo(); }
+    const rootToml = !done && when === 'root' && real(x) === join(P, 'ct.toml');
+    const res = await orig(x, ...r);
+    if (rootToml) swap(P, S);
+    return res;
   };
 }
 const origReaddir = p.readdir;
 p.readdir = async (x, ...r) => {
-  if (!done && when === 'readdir' && String(x) === join(P, 'd')) swapDir();
+  if (!done && when === 'readdir' && real(x) === join(P, 'd')) swap(join(P, 'd'), S);
   return origReaddir(x, ...r);
+};
+const origLstat = p.lstat;
+p.lstat = async (x, ...r) => {
+  const hit = !done && (when === 'lstat' || when === 'leak') && real(x) === join(P, 'd');
+  const res = await origLstat(x, ...r);
+  if (hit) swap(join(P, 'd'), when === 'leak' ? S2 : S);
+  return res;
 };
 syncBuiltinESMExports();
 const { packCtp } = await import(${JSON.stringify(build('pack/pack.js'))});
 const out = join(outDir, 'o.ctp');
 let error;
 await packCtp({ from: { dir: P }, out }).catch((e) => { error = { code: e.code, details: e.details }; });
-let secretInOut = false, harmlessInLayer = false;
+const secrets = ['SECRET-SECRET', 'PRIVATE-DIR-NAME', 'SECRET-LINK-TARGET'];
+let secretInOut = secrets.some((s) => JSON.stringify(error ?? {}).includes(s)), harmlessInLayer = false;
 for (const f of fs.readdirSync(outDir, { recursive: true })) {
   const path = join(outDir, String(f));
   if (!fs.statSync(path).isFile()) continue;
@@ -68,11 +87,25 @@ for (const f of fs.readdirSync(outDir, { recursive: true })) {
   for (let i = bytes.indexOf(Buffer.from([0x1f, 0x8b, 8])); i >= 0; i = bytes.indexOf(Buffer.from([0x1f, 0x8b, 8]), i + 1)) {
     try { layers.push(gunzipSync(bytes.subarray(i), { finishFlush: 2 })); } catch {}
   }
-  secretInOut ||= [bytes, ...layers].some((b) => b.includes('SECRET-SECRET'));
+  secretInOut ||= [bytes, ...layers].some((b) => secrets.some((s) => b.includes(s)));
   harmlessInLayer ||= layers.some((b) => b.includes('harmless-harmless'));
 }
 console.log(JSON.stringify({ swapped: done, error, outExists: fs.existsSync(out), secretInOut, harmlessInLayer }));
 `;
+
+/** The layers of a .ctp, unzipped and joined (the harness's own search, in this process). */
+async function layerOf(ctp: string): Promise<Buffer> {
+  const bytes = await readFile(ctp);
+  const layers: Buffer[] = [];
+  for (let i = bytes.indexOf(Buffer.from([0x1f, 0x8b, 8])); i >= 0; i = bytes.indexOf(Buffer.from([0x1f, 0x8b, 8]), i + 1)) {
+    try {
+      layers.push(gunzipSync(bytes.subarray(i), { finishFlush: 2 }));
+    } catch {
+      // not a gzip member's start
+    }
+  }
+  return Buffer.concat(layers);
+}
 
 interface Outcome { swapped: boolean; error?: { code: string; details: Record<string, unknown> }; outExists: boolean; secretInOut: boolean; harmlessInLayer: boolean }
 
@@ -82,7 +115,8 @@ describe('ct pack DIR: a file swapped while the pack runs', () => {
     base = await mkdtemp(join(tmpdir(), 'ct-pack-walk-race-'));
   });
   afterAll(async () => {
-    await rm(base, { recursive: true, force: true });
+    // rm -rf: it goes a directory at a time; fs.rm names each file by its full path, too long in the deep tree.
+    await promisify(execFile)('rm', ['-rf', base]);
   });
 
   const run = async (when: string): Promise<Outcome> => {
@@ -96,16 +130,50 @@ describe('ct pack DIR: a file swapped while the pack runs', () => {
   }, 30_000);
 
   it.each([
-    ['its directory swapped for a link between the walk and the read', 'open', {}],
-    // Device, inode and size all match here: only the kernel's name for the handle tells.
-    ['its directory swapped for a link while the walk lists it (the inode lstat saw is the secret\'s)', 'readdir', { opened: expect.stringMatching(/\/secret\/key$/) }],
-    ['the file replaced by a FIFO (refused, not waited on)', 'fifo', {}],
-  ])('is refused (IO_ERROR on that file) and nothing is written: %s', async (_what, when, details) => {
+    // The directory is held open from the walk on: the file is read from it, where it was.
+    ['its directory swapped for a link just before the file is opened', 'open'],
+    // DIR is opened once, first: ct.toml, the walk and every check go through that handle.
+    // Before, DIR was named again after ct.toml was read and the link's target was packed.
+    ['the packed directory itself swapped for a link after its ct.toml was read', 'root'],
+  ])('packs the directory that was there, never the link\'s target: %s', async (_what, when) => {
+    const r = (await run(when)) as Outcome & { tmp: string };
+    expect(r).toEqual({ swapped: true, outExists: true, secretInOut: false, harmlessInLayer: true, tmp: r.tmp });
+  }, 30_000);
+
+  it.each([
+    ['its directory swapped for a link right after the walk found it a directory', 'lstat', 'd'],
+    // Before, the walk listed the link's target and read its symlinks by path: the names of a
+    // root-only directory and its link targets were packed (a link to / walked the filesystem).
+    ['its directory swapped for a link to a directory of only directories and symlinks (their names must not leak)', 'leak', 'd'],
+    ['its directory swapped for a link while the walk lists it (the walk lists the one it opened)', 'readdir', 'd'],
+    ['the file replaced by a FIFO (refused, not waited on)', 'fifo', 'd/key'],
+  ])('is refused (IO_ERROR on that path) and nothing is written: %s', async (_what, when, at) => {
     const r = (await run(when)) as Outcome & { tmp: string };
     expect(r).toEqual({
       swapped: true,
-      error: { code: 'IO_ERROR', details: expect.objectContaining({ path: join(r.tmp, 'P', 'd', 'key'), ...details }) },
+      error: { code: 'IO_ERROR', details: expect.objectContaining({ path: join(r.tmp, 'P', at) }) },
       outExists: false, secretInOut: false, harmlessInLayer: false, tmp: r.tmp,
     });
+  }, 30_000);
+
+  // The walk goes a directory handle at a time, so no path longer than PATH_MAX (4096 bytes) is
+  // needed; before, the kernel could not name such a file's handle and the pack blamed /proc.
+  it('packs a tree whose real path is longer than 4096 bytes, reached through a short link', async () => {
+    const tmp = await mkdtemp(join(base, 'deep-'));
+    const seg = 'd'.repeat(200);
+    // ~3000 bytes to the root, ~1200 more to the file: made through the link, as no path that long works.
+    const top = join(tmp, ...Array<string>(15).fill(seg));
+    await mkdir(top, { recursive: true });
+    await symlink(top, join(tmp, 'r'));
+    await mkdir(join(tmp, 'r', ...Array<string>(6).fill(seg)), { recursive: true });
+    await writeFile(join(tmp, 'r', 'ct.toml'), 'name = "p"\nversion = "1"\n');
+    await writeFile(join(tmp, 'r', ...Array<string>(6).fill(seg), 'deep-file'), 'deep-content');
+    const script = `const { packCtp } = await import(${JSON.stringify(build('pack/pack.js'))});
+      console.log(await packCtp({ from: { dir: ${JSON.stringify(join(tmp, 'r'))} }, out: ${JSON.stringify(join(tmp, 'o.ctp'))} }).then(() => 'packed', (e) => e.code));`;
+    const r = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 15_000 });
+    expect(r.stdout.trim()).toBe('packed');
+    const layer = await layerOf(join(tmp, 'o.ctp'));
+    expect(layer.includes(`${Array<string>(6).fill(seg).join('/')}/deep-file`)).toBe(true);
+    expect(layer.includes('deep-content')).toBe(true);
   }, 30_000);
 });

@@ -59,10 +59,11 @@ function checkIncludes(v: unknown, base: string, problems: { path: string; messa
 }
 
 /** Reads and validates a `ct.toml`; unknown keys are errors so typos do not pass silently. */
-export async function readPackInputs(path: string, opts: { operatorPath?: boolean } = {}): Promise<PackInputs> {
+export async function readPackInputs(path: string, opts: { operatorPath?: boolean; readFrom?: string } = {}): Promise<PackInputs> {
   // A regular file, not followed through a link: a TOML error quotes the line it stopped at, and
   // a committed `ct.toml -> /proc/self/environ` would print the job's secrets to its log.
-  const text = (await readRegularFile(path, MAX_CT_TOML_BYTES, opts.operatorPath ? 'the runtime file' : 'ct.toml', { operatorPath: opts.operatorPath })).toString('utf8');
+  // `readFrom`: the same file through the packed directory's handle (pack.ts); `path` names it.
+  const text = (await readRegularFile(path, MAX_CT_TOML_BYTES, opts.operatorPath ? 'the runtime file' : 'ct.toml', { operatorPath: opts.operatorPath, readFrom: opts.readFrom })).toString('utf8');
   const doc = parseTomlText(text, path);
   const problems: { path: string; message: string }[] = [];
   const out: PackInputs = {};

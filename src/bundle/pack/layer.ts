@@ -1,8 +1,10 @@
 import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { constants, readlinkSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
+import { LAYER_LIMITS } from '../limits.js';
 import { compareNames } from '../names.js';
+import { kernelPath, openChildDir, openChildFile, pinnedIoError, type PinnedDir } from './pinned-dir.js';
 import { HashingFileSink } from '../sink.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar-write.js';
 
@@ -14,9 +16,11 @@ interface TreeEntry {
   mode: number;
   /** An `[[include]]`'s file, opened when it was checked: read from here, never by path again. */
   handle?: FileHandle;
-  /** A walked file: what lstat found (device, inode), which the handle it is read from must be. */
+  /** A walked file or directory: what lstat found (device, inode), which its handle must be. */
   dev?: number;
   ino?: number;
+  /** A walked symlink's target, read when it was listed. */
+  linkpath?: string;
 }
 
 export interface BuiltLayer {
@@ -37,39 +41,64 @@ const READ_WHOLE_BYTES = 4 * 1024 * 1024;
  */
 export const VCS_METADATA: readonly string[] = ['.git', '.hg', '.svn'];
 
-async function walk(root: string, exclude: Set<string>, excludeNames: ReadonlySet<string>): Promise<TreeEntry[]> {
+/** How many entries, and how long a name, a packed directory may have: what a host applies (LAYER_LIMITS). */
+const MAX_ENTRIES = LAYER_LIMITS.maxEntries;
+const MAX_NAME_BYTES = LAYER_LIMITS.maxNameBytes;
+
+/**
+ * The tree under the pinned root, each directory listed through a handle opened on it through its
+ * parent's (pinned-dir.ts), so a directory renamed for a link while the pack runs is refused, not
+ * followed: before, its target's names and link targets were listed (a root-only directory's, or
+ * the whole filesystem's for a link to /). One handle a level is open at a time; names are bounded
+ * by the layer limit, so the depth (and the handles) are too. `shownRoot` names paths in messages.
+ */
+async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, excludeNames: ReadonlySet<string>): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
-  const visit = async (rel: string): Promise<void> => {
-    const dir = rel ? join(root, rel) : root;
+  const visit = async (dir: PinnedDir, rel: string): Promise<void> => {
     let names: string[];
     try {
-      names = await readdir(dir);
+      names = await readdir(dir.at);
     } catch (e) {
-      throw asIoError(e, dir);
+      throw pinnedIoError(e, rel ? join(shownRoot, rel) : shownRoot);
     }
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
       if (exclude.has(r) || excludeNames.has(n)) continue;
-      const abs = join(root, r);
+      const abs = join(shownRoot, r);
+      if (out.length >= MAX_ENTRIES) throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
+      if (Buffer.byteLength(r) + 1 > MAX_NAME_BYTES) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: a name in the layer longer than ${MAX_NAME_BYTES} bytes, more than a host applies`, { path: abs, limit: 'maxNameBytes' });
+      const at = `${dir.at}/${n}`;
       let st;
       try {
-        st = await lstat(abs);
+        st = await lstat(at);
       } catch (e) {
-        throw asIoError(e, abs);
+        throw pinnedIoError(e, abs);
       }
       if (st.isDirectory()) {
-        out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755 });
-        await visit(r);
+        out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755, dev: st.dev, ino: st.ino });
+        const child = await openChildDir(dir, n, st, abs);
+        try {
+          await visit(child, r);
+        } finally {
+          await child.fh.close().catch(() => undefined);
+        }
       } else if (st.isFile()) {
         out.push({ name: r, abs, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644, dev: st.dev, ino: st.ino });
       } else if (st.isSymbolicLink()) {
-        out.push({ name: r, abs, kind: 'symlink', size: 0, mode: 0o777 });
+        let target: string;
+        try {
+          // Not followed: readlink reads the last component itself, here in the held directory.
+          target = await readlink(at);
+        } catch (e) {
+          throw pinnedIoError(e, abs);
+        }
+        out.push({ name: r, abs, kind: 'symlink', size: 0, mode: 0o777, linkpath: target });
       } else {
         throw new CtError('IO_ERROR', `${abs}: not a file, directory or symlink; cannot be packed`, { path: abs });
       }
     }
   };
-  await visit('');
+  await visit(root, '');
   return out;
 }
 
@@ -127,10 +156,10 @@ async function worldReadable(real: string, mode: number, root: string): Promise<
  * renamed or relinked in between (a pack run as root over a directory another user can write).
  * The caller closes the handles (closeHandles).
  */
-async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[], packed: string, includeRoots: readonly string[]): Promise<TreeEntry[]> {
+async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[], packed: string | undefined, includeRoots: readonly string[]): Promise<TreeEntry[]> {
   const names = new Map(entries.map((e) => [e.name, e]));
   if (includes.length === 0) return entries;
-  const own = [...(await realRoots([packed])), ...(await commandLineRoots(includeRoots))];
+  const own = [...(packed === undefined ? [] : [packed]), ...(await commandLineRoots(includeRoots))];
   const system = await realRoots(SYSTEM_INCLUDE_ROOTS);
   const opened: FileHandle[] = [];
   try {
@@ -183,58 +212,17 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
  * Where the opened file is: the kernel's name for the handle (/proc/self/fd), so the path judged
  * is the file's that was opened, not what the name leads to a moment later. On Linux without /proc
  * (a sandbox) the pack is refused: the name's real path can be raced by swapping one of its
- * directories for a link (a review packed a secret so). Elsewhere (not Linux) the name's real
- * path, checked against the handle by the caller: only the last component is safe from a swap
- * there, so packing over directories other users can write is not safe on those systems.
+ * directories for a link (a review packed a secret so). A real path longer than the kernel names
+ * (PATH_MAX) is IO_ERROR. Elsewhere (not Linux) the name's real path, checked against the handle
+ * by the caller: only the last component is safe from a swap there.
  */
 async function openedPath(fh: FileHandle, from: string, what: string): Promise<string> {
-  // Sync: the kernel answers from the open file (procfs, no disk), faster than a trip to the
-  // thread pool, which a pack of many small files would take once per file.
-  let viaProc: string | undefined;
-  try {
-    viaProc = readlinkSync(`/proc/self/fd/${fh.fd}`);
-  } catch {
-    viaProc = undefined;
-  }
-  if (viaProc !== undefined && viaProc.startsWith('/')) return viaProc;
-  if (process.platform === 'linux') throw new CtError('USAGE', `${what}: /proc/self/fd is not readable here (is /proc mounted?): ct pack needs it to know which file it opened`, { path: from });
+  const viaProc = kernelPath(fh, what, from);
+  if (viaProc !== undefined) return viaProc;
+  if (process.platform === 'linux') throw new CtError('IO_ERROR', `${what}: its real path is longer than the 4096 bytes the kernel names (PATH_MAX), so where it lies cannot be checked`, { path: from, errno: 'ENAMETOOLONG' });
   return realpath(from).catch((e: unknown) => {
     throw asIoError(e, from);
   });
-}
-
-/**
- * Opens a file the walk found, once, and makes sure the handle is that file before it is read:
- * not followed if it is a link now (O_NOFOLLOW), not a FIFO swapped in (O_NONBLOCK, then fstat),
- * the device, inode and size lstat saw, and the kernel's name for the handle (openedPath) the
- * path under the packed directory's real path. O_NOFOLLOW guards only the last component: a
- * directory of the path swapped for a link (by another user who may write the packed directory,
- * under a pack run as root or by CI) led the old read by path to another file of the same size,
- * packed in its place; swapped before the walk's lstat, even the inode matches, so only the
- * kernel's name tells. On Linux without /proc the pack is refused as an [[include]] is: a check of
- * each directory's device and inode after the open can be raced by swapping the link back.
- */
-async function openWalkedFile(e: TreeEntry, realRoot: string): Promise<FileHandle> {
-  const changed = (why: string, extra: Record<string, unknown> = {}) => new CtError('IO_ERROR', `${e.abs}: ${why} while the directory was being packed; nothing was packed (was the directory changed by someone else?)`, { path: e.abs, ...extra });
-  let fh: FileHandle;
-  try {
-    fh = await open(e.abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw changed('replaced by a symbolic link');
-    throw asIoError(err, e.abs);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile() || st.dev !== e.dev || st.ino !== e.ino) throw changed('replaced by another file');
-    if (st.size !== e.size) throw changed('changed size');
-    const opened = await openedPath(fh, e.abs, `ct pack ${e.abs}`);
-    const expected = join(realRoot, e.name);
-    if (opened !== expected) throw changed(`opened as ${opened}, outside its place in the packed directory (${expected}): one of its directories was relinked`, { opened, expected });
-    return fh;
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    throw err;
-  }
 }
 
 /**
@@ -263,39 +251,71 @@ async function closeHandles(entries: TreeEntry[]): Promise<void> {
 }
 
 /**
+ * The handles of the directories above the file being written, opened again through each other
+ * from the pinned root as the sorted entries go by (a directory's entries are contiguous, so one
+ * handle a level is open), each checked to be the directory the walk listed (device, inode).
+ */
+class DirStack {
+  private readonly stack: { rel: string; dir: PinnedDir }[];
+  constructor(root: PinnedDir, private readonly dirs: ReadonlyMap<string, TreeEntry>) {
+    this.stack = [{ rel: '', dir: root }];
+  }
+
+  /** The open directory holding `name` (a walked file's relative path). */
+  async parentOf(name: string): Promise<PinnedDir> {
+    const parentRel = name.slice(0, name.lastIndexOf('/') + 1);
+    while (!parentRel.startsWith(this.top.rel)) await this.stack.pop()!.dir.fh.close().catch(() => undefined);
+    while (this.top.rel !== parentRel) {
+      const rel = parentRel.slice(0, parentRel.indexOf('/', this.top.rel.length) + 1);
+      const seen = this.dirs.get(rel);
+      if (seen?.dev === undefined || seen.ino === undefined) throw new CtError('IO_ERROR', `${rel}: not a directory the walk listed`, { path: rel });
+      const dir = await openChildDir(this.top.dir, rel.slice(this.top.rel.length, -1), { dev: seen.dev, ino: seen.ino }, seen.abs);
+      this.stack.push({ rel, dir });
+    }
+    return this.top.dir;
+  }
+
+  private get top(): { rel: string; dir: PinnedDir } {
+    return this.stack[this.stack.length - 1]!;
+  }
+
+  /** Closes what it opened (not the root, which is the caller's). */
+  async close(): Promise<void> {
+    while (this.stack.length > 1) await this.stack.pop()!.dir.fh.close().catch(() => undefined);
+  }
+}
+
+/**
  * Builds the one layer of an image from a directory tree, deterministically: entries sorted
  * bytewise, names relative without `./`, uid/gid 0, no user names, mtime fixed, modes 0755 for
  * directories and executables and 0644 otherwise, symlinks kept as symlinks. The tar is gzipped
  * (fixed header) and both digests are computed as the bytes are written, in one pass.
+ * `root` is the directory pinned by the caller (pinRoot), which closes it; `realRoot` its real
+ * path (undefined past PATH_MAX), what an `[[include]]` in it is judged against; `shownRoot` the
+ * name the user gave, for messages.
  */
 export async function buildDirLayer(
-  root: string, blobPath: string,
+  root: PinnedDir, realRoot: string | undefined, shownRoot: string, blobPath: string,
   opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; gzip?: boolean; include?: { from: string; to: string }[]; includeRoots?: readonly string[] },
 ): Promise<BuiltLayer> {
-  // The real path the walked files must still be under when they are opened (openWalkedFile).
-  const realRoot = await realpath(root).catch((e: unknown) => {
-    throw asIoError(e, root);
-  });
-  const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? [])), opts.include ?? [], root, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
+  const walked = await walk(root, shownRoot, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? []));
+  const dirs = new Map(walked.filter((e) => e.kind === 'dir').map((e) => [e.name, e]));
+  const entries = (await withIncludes(walked, opts.include ?? [], realRoot, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
   // A scratch file copied into the bundle right after: no fsync needed.
   const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
   const mtime = opts.mtime;
+  const held = new DirStack(root, dirs);
   try {
     for (const e of entries) {
       if (e.kind === 'dir') {
         await sink.write(encodeHeader({ name: e.name, type: 'Directory', size: 0, mode: e.mode, mtime }));
       } else if (e.kind === 'symlink') {
-        let target: string;
-        try {
-          target = await readlink(e.abs);
-        } catch (err) {
-          throw asIoError(err, e.abs);
-        }
-        await sink.write(encodeHeader({ name: e.name, type: 'SymbolicLink', size: 0, mode: e.mode, mtime, linkpath: target }));
+        await sink.write(encodeHeader({ name: e.name, type: 'SymbolicLink', size: 0, mode: e.mode, mtime, linkpath: e.linkpath ?? '' }));
       } else {
         // A walked file is opened here, one at a time (a tree's thousands of files are not held
-        // open at once), and read only from the handle; an [[include]]'s was opened when checked.
-        e.handle ??= await openWalkedFile(e, realRoot);
+        // open at once), through its directory's handle, and read only from its own handle; an
+        // [[include]]'s was opened when checked.
+        e.handle ??= await openChildFile(await held.parentOf(e.name), e.name.slice(e.name.lastIndexOf('/') + 1), { dev: e.dev!, ino: e.ino!, size: e.size }, e.abs);
         await sink.write(encodeHeader({ name: e.name, type: 'File', size: e.size, mode: e.mode, mtime }));
         if (e.size <= READ_WHOLE_BYTES) {
           await sink.write(await readWhole(e.handle, e.size, e.abs));
@@ -313,6 +333,7 @@ export async function buildDirLayer(
     await sink.abort();
     throw err;
   } finally {
+    await held.close();
     await closeHandles(entries);
   }
   const r = await sink.commit();
