@@ -175,5 +175,12 @@ describe('ct pack DIR: a file swapped while the pack runs', () => {
     const layer = await layerOf(join(tmp, 'o.ctp'));
     expect(layer.includes(`${Array<string>(6).fill(seg).join('/')}/deep-file`)).toBe(true);
     expect(layer.includes('deep-content')).toBe(true);
+
+    // An [[include]] from there cannot be checked (the kernel cannot name where it lies): IO_ERROR
+    // saying so, not a /proc the machine has.
+    const deepTool = `${Array<string>(6).fill(seg).join('/')}/deep-file`;
+    await writeFile(join(tmp, 'r', 'ct.toml'), `name = "p"\nversion = "1"\n[[include]]\nfrom = "${deepTool}"\nto = "bin/tool"\n`);
+    const inc = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script.replace("e.code", "JSON.stringify({ code: e.code, errno: e.details.errno })")], { timeout: 15_000 });
+    expect(JSON.parse(inc.stdout.trim())).toEqual({ code: 'IO_ERROR', errno: 'ENAMETOOLONG' });
   }, 30_000);
 });

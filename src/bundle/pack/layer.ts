@@ -66,7 +66,7 @@ async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, ex
       if (exclude.has(r) || excludeNames.has(n)) continue;
       const abs = join(shownRoot, r);
       if (out.length >= MAX_ENTRIES) throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
-      if (Buffer.byteLength(r) + 1 > MAX_NAME_BYTES) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: a name in the layer longer than ${MAX_NAME_BYTES} bytes, more than a host applies`, { path: abs, limit: 'maxNameBytes' });
+      if (Buffer.byteLength(r) >= MAX_NAME_BYTES) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: ${MAX_NAME_BYTES} bytes or more of path under the packed directory, more than a host applies (a directory's name in the layer ends in /)`, { path: abs, limit: 'maxNameBytes' });
       const at = `${dir.at}/${n}`;
       let st;
       try {
