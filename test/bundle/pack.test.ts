@@ -23,6 +23,20 @@ afterAll(async () => {
 });
 
 describe('ct pack from a directory', () => {
+  // The walk holds one directory handle a level: the depth is bounded so they stay well under the
+  // common 1024 open-file limit (EMFILE), 512 levels packing, 513 refused with the limit named.
+  it('packs directories nested 512 deep and refuses 513 (TAR_LIMIT_EXCEEDED, details.limit depth)', async () => {
+    const nest = async (levels: number) => {
+      const dir = join(tmp, `nest-${levels}`);
+      await mkdir(join(dir, ...Array<string>(levels).fill('a')), { recursive: true });
+      await writeFile(join(dir, 'ct.toml'), 'name = "p"\nversion = "1"\n');
+      await writeFile(join(dir, ...Array<string>(levels).fill('a'), 'f'), 'deepest');
+      return packCtp({ from: { dir }, out: join(tmp, `nest-${levels}.ctp`) });
+    };
+    await expect(nest(512)).resolves.toMatchObject({ manifest: { name: 'p' } });
+    await expect(nest(513)).rejects.toMatchObject({ code: 'TAR_LIMIT_EXCEEDED', details: { limit: 'depth' } });
+  }, 30_000);
+
   it('builds a one-layer OCI image whose layout checks out, with the ct.toml inputs', async () => {
     const out = join(tmp, 'hello.ctp');
     const r = await packCtp({ from: { dir: hello }, out });

@@ -44,17 +44,22 @@ export const VCS_METADATA: readonly string[] = ['.git', '.hg', '.svn'];
 /** How many entries, and how long a name, a packed directory may have: what a host applies (LAYER_LIMITS). */
 const MAX_ENTRIES = LAYER_LIMITS.maxEntries;
 const MAX_NAME_BYTES = LAYER_LIMITS.maxNameBytes;
+/**
+ * How deep directories may nest: the walk holds a handle a level, and this keeps them (with the
+ * process's own) under the common 1024 open-file limit. Names alone (MAX_NAME_BYTES) allow 2048.
+ */
+const MAX_DEPTH = 512;
 
 /**
  * The tree under the pinned root, each directory listed through a handle opened on it through its
  * parent's (pinned-dir.ts), so a directory renamed for a link while the pack runs is refused, not
  * followed: before, its target's names and link targets were listed (a root-only directory's, or
- * the whole filesystem's for a link to /). One handle a level is open at a time; names are bounded
- * by the layer limit, so the depth (and the handles) are too. `shownRoot` names paths in messages.
+ * the whole filesystem's for a link to /). One handle a level is open at a time, at most
+ * MAX_DEPTH; entries and names are bounded as a host's layer limits bound them. `shownRoot` names paths in messages.
  */
 async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, excludeNames: ReadonlySet<string>): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
-  const visit = async (dir: PinnedDir, rel: string): Promise<void> => {
+  const visit = async (dir: PinnedDir, rel: string, depth: number): Promise<void> => {
     let names: string[];
     try {
       names = await readdir(dir.at);
@@ -76,9 +81,10 @@ async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, ex
       }
       if (st.isDirectory()) {
         out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755, dev: st.dev, ino: st.ino });
+        if (depth >= MAX_DEPTH) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: directories nested more than ${MAX_DEPTH} deep under the packed directory`, { path: abs, limit: 'depth' });
         const child = await openChildDir(dir, n, st, abs);
         try {
-          await visit(child, r);
+          await visit(child, r, depth + 1);
         } finally {
           await child.fh.close().catch(() => undefined);
         }
@@ -98,7 +104,7 @@ async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, ex
       }
     }
   };
-  await visit(root, '');
+  await visit(root, '', 0);
   return out;
 }
 
