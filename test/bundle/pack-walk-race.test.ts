@@ -26,7 +26,11 @@ const build = (p: string) => pathToFileURL(join(repoRoot, 'build', 'src', 'bundl
  * `lstat` = P/d for a link to S2 right after the walk's lstat of P/d said directory; `leak` =
  * the same, to S2; `readdir` = P/d for a link to S when the walk lists P/d; `open` = P/d for a link
  * to S just before P/d/key is opened; `fifo` = P/d/key for a FIFO before it is opened; `root` = P
- * itself for a link to S right after P/ct.toml was opened (read); `none` = nothing. Prints what the
+ * itself for a link to S right after P/ct.toml was opened (read), and `root-include` the same with a
+relative [[include]] of d/key (S/d/key holds the secret); `walkdir` = P/d for a real directory
+(a secret key of the same size) right after the walk's lstat of P/d; `reopen` = the same after
+the walk, when P/d is opened again to read its files; `samesize` = P/d/key for another regular
+file of the same size before it is opened; `grow` = P/d/key grown before it is opened; `none` = nothing. Prints what the
  * user would see: the error's code and details, whether the output exists, whether the secret (or
  * S2's names) is in any file left in the output directory or in the error.
  */
@@ -44,16 +48,26 @@ fs.symlinkSync('SECRET-LINK-TARGET', join(S2, 'tok'));
 fs.chmodSync(S2, 0o700);
 fs.writeFileSync(join(P, 'd', 'key'), 'harmless-harmless!!!');
 fs.writeFileSync(join(P, 'ct.toml'), 'name = "r"\\nversion = "1"\\n');
+// root-include: a relative [[include]], which must be opened through P's handle, not its name.
+if (when === 'root-include') { fs.mkdirSync(join(S, 'd')); fs.writeFileSync(join(S, 'd', 'key'), 'SECRET-SECRET-SECRET'); fs.appendFileSync(join(P, 'ct.toml'), '[[include]]\\nfrom = "d/key"\\nto = "inc/key"\\n'); }
 let done = false;
 const swap = (path, to) => { done = true; fs.renameSync(path, join(tmp, 'old')); fs.symlinkSync(to, path); };
+// A real directory (not a link) in its place, holding a secret file of the same name and size.
+const swapRealDir = (path) => { done = true; fs.renameSync(path, join(tmp, 'old')); fs.mkdirSync(path); fs.writeFileSync(join(path, 'key'), 'SECRET-SECRET-SECRET'); };
+// Another regular file of the same size in the file's place; or the file itself grown.
+const swapFile = () => { done = true; fs.writeFileSync(join(tmp, 'other'), 'SECRET-SECRET-SECRET'); fs.renameSync(join(tmp, 'other'), join(P, 'd', 'key')); };
+const grow = () => { done = true; fs.appendFileSync(join(P, 'd', 'key'), '+more'); };
+let opensOfD = 0;
 const swapFifo = () => { done = true; execFileSync('mkfifo', [join(tmp, 'fifo')]); fs.renameSync(join(tmp, 'fifo'), join(P, 'd', 'key')); };
 const real = (x) => { try { return fs.realpathSync(String(x)); } catch { return ''; } };
 const p = fs.promises;
 for (const fn of ['open', 'readFile']) {
   const orig = p[fn];
   p[fn] = async (x, ...r) => {
-    if (!done && real(x) === join(P, 'd', 'key')) { if (when === 'open') swap(join(P, 'd'), S); if (when === 'fifo') swapFifo(); }
-    const rootToml = !done && when === 'root' && real(x) === join(P, 'ct.toml');
+    if (!done && real(x) === join(P, 'd', 'key')) { if (when === 'open') swap(join(P, 'd'), S); if (when === 'fifo') swapFifo(); if (when === 'samesize') swapFile(); if (when === 'grow') grow(); }
+    // The second open of P/d is the one for reading its files, after the walk (its first).
+    if (!done && when === 'reopen' && real(x) === join(P, 'd') && ++opensOfD === 2) swapRealDir(join(P, 'd'));
+    const rootToml = !done && (when === 'root' || when === 'root-include') && real(x) === join(P, 'ct.toml');
     const res = await orig(x, ...r);
     if (rootToml) swap(P, S);
     return res;
@@ -66,9 +80,10 @@ p.readdir = async (x, ...r) => {
 };
 const origLstat = p.lstat;
 p.lstat = async (x, ...r) => {
-  const hit = !done && (when === 'lstat' || when === 'leak') && real(x) === join(P, 'd');
+  const hit = !done && (when === 'lstat' || when === 'leak' || when === 'walkdir') && real(x) === join(P, 'd');
   const res = await origLstat(x, ...r);
-  if (hit) swap(join(P, 'd'), when === 'leak' ? S2 : S);
+  if (hit && when === 'walkdir') swapRealDir(join(P, 'd'));
+  else if (hit) swap(join(P, 'd'), when === 'leak' ? S2 : S);
   return res;
 };
 syncBuiltinESMExports();
@@ -135,23 +150,32 @@ describe('ct pack DIR: a file swapped while the pack runs', () => {
     // DIR is opened once, first: ct.toml, the walk and every check go through that handle.
     // Before, DIR was named again after ct.toml was read and the link's target was packed.
     ['the packed directory itself swapped for a link after its ct.toml was read', 'root'],
+    // A relative [[include]] is opened through DIR's handle: before, by DIR's name, so it opened
+    // the link's target's file (refused by the check, but with the secret's path in the error).
+    ['the packed directory swapped for a link after its ct.toml (with a relative [[include]]) was read', 'root-include'],
   ])('packs the directory that was there, never the link\'s target: %s', async (_what, when) => {
     const r = (await run(when)) as Outcome & { tmp: string };
     expect(r).toEqual({ swapped: true, outExists: true, secretInOut: false, harmlessInLayer: true, tmp: r.tmp });
   }, 30_000);
 
   it.each([
-    ['its directory swapped for a link right after the walk found it a directory', 'lstat', 'd'],
+    ['its directory swapped for a link right after the walk found it a directory', 'lstat', 'd', 'kind'],
     // Before, the walk listed the link's target and read its symlinks by path: the names of a
     // root-only directory and its link targets were packed (a link to / walked the filesystem).
-    ['its directory swapped for a link to a directory of only directories and symlinks (their names must not leak)', 'leak', 'd'],
-    ['its directory swapped for a link while the walk lists it (the walk lists the one it opened)', 'readdir', 'd'],
-    ['the file replaced by a FIFO (refused, not waited on)', 'fifo', 'd/key'],
-  ])('is refused (IO_ERROR on that path) and nothing is written: %s', async (_what, when, at) => {
+    ['its directory swapped for a link to a directory of only directories and symlinks (their names must not leak)', 'leak', 'd', 'kind'],
+    ['its directory swapped for a link while the walk lists it (the walk lists the one it opened)', 'readdir', 'd', 'kind'],
+    ['the file replaced by a FIFO (refused, not waited on)', 'fifo', 'd/key', 'kind'],
+    // Not links: only the device and inode tell these apart, and the size a grown file.
+    ['its directory swapped for a real directory right after the walk found it a directory', 'walkdir', 'd', 'identity'],
+    ['its directory swapped for a real directory between the walk and the read', 'reopen', 'd', 'identity'],
+    ['the file replaced by another regular file of the same size', 'samesize', 'd/key', 'identity'],
+    // Refused when opened, before a byte is read (the read's own count would refuse it later).
+    ['the file grown between the walk and its open', 'grow', 'd/key', 'size'],
+  ])('is refused (IO_ERROR on that path) and nothing is written: %s', async (_what, when, at, changed) => {
     const r = (await run(when)) as Outcome & { tmp: string };
     expect(r).toEqual({
       swapped: true,
-      error: { code: 'IO_ERROR', details: expect.objectContaining({ path: join(r.tmp, 'P', at) }) },
+      error: { code: 'IO_ERROR', details: expect.objectContaining({ path: join(r.tmp, 'P', at), changed }) },
       outExists: false, secretInOut: false, harmlessInLayer: false, tmp: r.tmp,
     });
   }, 30_000);

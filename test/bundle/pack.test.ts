@@ -84,6 +84,24 @@ describe('ct pack from a directory', () => {
     expect(ca.mtime).toBe(1700000000);
   });
 
+  // --out inside DIR: the pack's scratch directory (made before the walk) and the first run's
+  // output were packed into the layer, so no two runs gave the same bytes.
+  it('--out inside the packed directory: its output and scratch directory are not packed, so two runs give the same bytes', async () => {
+    const dir = join(tmp, 'out-inside');
+    await mkdir(dir);
+    await writeFile(join(dir, 'ct.toml'), 'name = "p"\nversion = "1"\n');
+    await writeFile(join(dir, 'app'), 'x');
+    const out = join(dir, 'o.ctp');
+    const a = await packCtp({ from: { dir }, out, mtime: 0 });
+    const first = await readFile(out);
+    const b = await packCtp({ from: { dir }, out, mtime: 0 });
+    expect(b.bundleDigest).toBe(a.bundleDigest);
+    expect(await readFile(out)).toEqual(first);
+    // And the same as the directory packed from outside it.
+    await rm(out);
+    expect((await packCtp({ from: { dir }, out: join(tmp, 'out-inside.ctp'), mtime: 0 })).bundleDigest).toBe(a.bundleDigest);
+  });
+
   it('gzip bundles are detected by magic bytes and deterministic too', async () => {
     const a = join(tmp, 'g1.bin');
     const b = join(tmp, 'g2.bin');

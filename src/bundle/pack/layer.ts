@@ -4,6 +4,7 @@ import { dirname, join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { LAYER_LIMITS } from '../limits.js';
 import { compareNames } from '../names.js';
+import type { PackInclude } from './inputs.js';
 import { kernelPath, openChildDir, openChildFile, pinnedIoError, type PinnedDir } from './pinned-dir.js';
 import { HashingFileSink } from '../sink.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar-write.js';
@@ -57,7 +58,7 @@ const MAX_DEPTH = 512;
  * the whole filesystem's for a link to /). One handle a level is open at a time, at most
  * MAX_DEPTH; entries and names are bounded as a host's layer limits bound them. `shownRoot` names paths in messages.
  */
-async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, excludeNames: ReadonlySet<string>): Promise<TreeEntry[]> {
+async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, excludeNames: ReadonlySet<string>, skip: ReadonlySet<string>): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   const visit = async (dir: PinnedDir, rel: string, depth: number): Promise<void> => {
     let names: string[];
@@ -70,7 +71,6 @@ async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, ex
       const r = rel ? `${rel}/${n}` : n;
       if (exclude.has(r) || excludeNames.has(n)) continue;
       const abs = join(shownRoot, r);
-      if (out.length >= MAX_ENTRIES) throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
       if (Buffer.byteLength(r) >= MAX_NAME_BYTES) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: ${MAX_NAME_BYTES} bytes or more of path under the packed directory, more than a host applies (a directory's name in the layer ends in /)`, { path: abs, limit: 'maxNameBytes' });
       const at = `${dir.at}/${n}`;
       let st;
@@ -79,6 +79,10 @@ async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, ex
       } catch (e) {
         throw pinnedIoError(e, abs);
       }
+      // ct pack's own scratch directory and output, when --out is inside DIR: by device and inode,
+      // as a name in DIR could be anything's. Packed, a second run packed the first one's .ctp.
+      if (skip.has(`${st.dev}:${st.ino}`)) continue;
+      if (out.length >= MAX_ENTRIES) throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
       if (st.isDirectory()) {
         out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755, dev: st.dev, ino: st.ino });
         if (depth >= MAX_DEPTH) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: directories nested more than ${MAX_DEPTH} deep under the packed directory`, { path: abs, limit: 'depth' });
@@ -162,7 +166,7 @@ async function worldReadable(real: string, mode: number, root: string): Promise<
  * renamed or relinked in between (a pack run as root over a directory another user can write).
  * The caller closes the handles (closeHandles).
  */
-async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[], packed: string | undefined, includeRoots: readonly string[]): Promise<TreeEntry[]> {
+async function withIncludes(entries: TreeEntry[], includes: PackInclude[], packed: string | undefined, includeRoots: readonly string[]): Promise<TreeEntry[]> {
   const names = new Map(entries.map((e) => [e.name, e]));
   if (includes.length === 0) return entries;
   const own = [...(packed === undefined ? [] : [packed]), ...(await commandLineRoots(includeRoots))];
@@ -173,9 +177,10 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
       let fh: FileHandle;
       try {
         // O_NONBLOCK: a FIFO named here must not hang the pack before it is refused as not a file.
-        fh = await open(inc.from, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+        // `at`: a relative `from`, opened through the packed directory's handle, not its name.
+        fh = await open(inc.at ?? inc.from, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
       } catch (e) {
-        const io = asIoError(e, inc.from);
+        const io = inc.at === undefined ? asIoError(e, inc.from) : pinnedIoError(e, inc.from);
         throw new CtError('IO_ERROR', `ct.toml [[include]] ${inc.to}: ${io.message}`, io.details, { cause: e });
       }
       opened.push(fh);
@@ -296,17 +301,28 @@ class DirStack {
  * bytewise, names relative without `./`, uid/gid 0, no user names, mtime fixed, modes 0755 for
  * directories and executables and 0644 otherwise, symlinks kept as symlinks. The tar is gzipped
  * (fixed header) and both digests are computed as the bytes are written, in one pass.
- * `root` is the directory pinned by the caller (pinRoot), which closes it; `realRoot` its real
- * path (undefined past PATH_MAX), what an `[[include]]` in it is judged against; `shownRoot` the
+ * `skip`: files and directories (device, inode) never packed, wherever they are (ct pack's own
+ * scratch directory and output). `root` is the directory pinned by the caller (pinRoot), which closes it; `realRoot` its real
+ * path when it was opened (undefined past PATH_MAX), what an `[[include]]` in it is judged against
+ * where /proc cannot say where the handle is now; `shownRoot` the
  * name the user gave, for messages.
  */
 export async function buildDirLayer(
   root: PinnedDir, realRoot: string | undefined, shownRoot: string, blobPath: string,
-  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; gzip?: boolean; include?: { from: string; to: string }[]; includeRoots?: readonly string[] },
+  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; skip?: readonly { dev: number; ino: number }[]; gzip?: boolean; include?: PackInclude[]; includeRoots?: readonly string[] },
 ): Promise<BuiltLayer> {
-  const walked = await walk(root, shownRoot, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? []));
+  const skip = new Set((opts.skip ?? []).map((f) => `${f.dev}:${f.ino}`));
+  const walked = await walk(root, shownRoot, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? []), skip);
   const dirs = new Map(walked.filter((e) => e.kind === 'dir').map((e) => [e.name, e]));
-  const entries = (await withIncludes(walked, opts.include ?? [], realRoot, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
+  // An include inside DIR is judged against where the held directory is now (the kernel's name for
+  // its handle): the file a relative `from` opened through it is there, wherever DIR's name leads.
+  const packedReal = opts.include?.length && process.platform === 'linux' ? kernelPath(root.fh, `ct pack ${shownRoot}`, shownRoot) : realRoot;
+  const entries = (await withIncludes(walked, opts.include ?? [], packedReal, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
+  // Again with the includes and the parent directories they add: the walk alone stops at the limit.
+  if (entries.length > MAX_ENTRIES) {
+    await closeHandles(entries);
+    throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries with its [[include]] files and their directories, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
+  }
   // A scratch file copied into the bundle right after: no fsync needed.
   const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
   const mtime = opts.mtime;

@@ -144,7 +144,7 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
   // directory's ct.toml is the checkout's, read as a regular file only.
   if (opts.runtimeFile) inputs = await readPackInputs(opts.runtimeFile, { operatorPath: true });
   else if ('dir' in opts.from && pinned && (await lstat(`${pinned.root.at}/ct.toml`).then(() => true, () => false))) {
-    inputs = await readPackInputs(join(opts.from.dir, 'ct.toml'), { readFrom: `${pinned.root.at}/ct.toml` });
+    inputs = await readPackInputs(join(opts.from.dir, 'ct.toml'), { readFrom: `${pinned.root.at}/ct.toml`, includeBase: pinned.root.at });
   }
   const name = opts.name ?? inputs.name;
   const version = opts.version ?? inputs.version;
@@ -161,7 +161,11 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
     let image: SourceImage;
     if ('dir' in opts.from) {
       if (!pinned) throw new Error('ct pack DIR: the directory was not opened');
-      const layer = await buildDirLayer(pinned.root, pinned.real, opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, include: inputs.include, includeRoots: opts.includeFrom });
+      // --out inside DIR: neither this run's scratch directory nor an earlier run's output is packed.
+      const skip = await Promise.all([tmp, out].map((p) => lstat(p).catch(() => undefined)));
+      const layer = await buildDirLayer(pinned.root, pinned.real, opts.from.dir, join(tmp, 'layer'), {
+        mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, skip: skip.filter((s) => s !== undefined), include: inputs.include, includeRoots: opts.includeFrom,
+      });
       const cfg = dirConfig(inputs, layer.diffId, created);
       const manifestBytes = canonicalBytes({
         schemaVersion: 2,

@@ -76,7 +76,12 @@ export async function pinRoot(dir: string): Promise<{ root: PinnedDir; real: str
   }
 }
 
-const changed = (shown: string, why: string) => new CtError('IO_ERROR', `${shown}: ${why} while the directory was being packed; nothing was packed (was the directory changed by someone else?)`, { path: shown });
+/**
+ * `details.changed` says what was found, a stable code: `kind` (a link, FIFO, device or other kind of file
+ * where a directory or file was), `identity` (another directory or file: device, inode), `size`.
+ */
+type Change = 'kind' | 'identity' | 'size';
+const changed = (shown: string, why: string, what: Change) => new CtError('IO_ERROR', `${shown}: ${why} while the directory was being packed; nothing was packed (was the directory changed by someone else?)`, { path: shown, changed: what });
 
 /**
  * Opens `name` in an open directory, as the directory `seen` (the lstat the walk made through the
@@ -89,12 +94,12 @@ export async function openChildDir(parent: PinnedDir, name: string, seen: { dev:
     fh = await open(`${parent.at}/${name}`, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP' || code === 'ENOTDIR') throw changed(shown, 'replaced by a symbolic link or a file');
+    if (code === 'ELOOP' || code === 'ENOTDIR') throw changed(shown, 'replaced by a symbolic link or a file', 'kind');
     throw pinnedIoError(e, shown);
   }
   try {
     const st = await fh.stat();
-    if (st.dev !== seen.dev || st.ino !== seen.ino) throw changed(shown, 'replaced by another directory');
+    if (st.dev !== seen.dev || st.ino !== seen.ino) throw changed(shown, 'replaced by another directory', 'identity');
     return { fh, at: viaProc ? `${FD_DIR}/${fh.fd}` : `${parent.at}/${name}`, dev: st.dev, ino: st.ino };
   } catch (e) {
     await fh.close().catch(() => undefined);
@@ -109,13 +114,15 @@ export async function openChildFile(parent: PinnedDir, name: string, seen: { dev
     // O_NONBLOCK: a FIFO swapped in is refused below, not waited on.
     fh = await open(`${parent.at}/${name}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw changed(shown, 'replaced by a symbolic link');
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw changed(shown, 'replaced by a symbolic link', 'kind');
     throw pinnedIoError(e, shown);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile() || st.dev !== seen.dev || st.ino !== seen.ino) throw changed(shown, 'replaced by another file');
-    if (st.size !== seen.size) throw changed(shown, 'changed size');
+    if (!st.isFile()) throw changed(shown, 'replaced by a FIFO, device or directory', 'kind');
+    if (st.dev !== seen.dev || st.ino !== seen.ino) throw changed(shown, 'replaced by another file', 'identity');
+    // Checked here, before a byte is read: the read's own count (layer.ts) catches a later change.
+    if (st.size !== seen.size) throw changed(shown, 'changed size', 'size');
     return fh;
   } catch (e) {
     await fh.close().catch(() => undefined);
