@@ -198,12 +198,14 @@ export function writeJobFileSync(path: string, data: string, opts: { append?: bo
  * job's secrets into a signed bundle), never a FIFO or device (opened non-blocking, then checked:
  * a FIFO blocked `ct pack` for good), at most `maxBytes`. USAGE when it is not such a file.
  * `operatorPath`: a path the operator gave on the command line, not the checkout's: a link, a
- * pipe or /dev/stdin is theirs to give (still at most `maxBytes`).
+ * pipe or /dev/stdin is theirs to give (still at most `maxBytes`). `readFrom`: another path to
+ * the same file, opened instead (ct pack's /proc/self/fd/N/ct.toml, through the directory's
+ * handle); messages still name `path`, the file as the user knows it.
  */
-export async function readRegularFile(path: string, maxBytes: number, what: string, opts: { operatorPath?: boolean } = {}): Promise<Buffer> {
+export async function readRegularFile(path: string, maxBytes: number, what: string, opts: { operatorPath?: boolean; readFrom?: string } = {}): Promise<Buffer> {
   let fh;
   try {
-    fh = await open(path, constants.O_RDONLY | (opts.operatorPath ? 0 : constants.O_NOFOLLOW | constants.O_NONBLOCK));
+    fh = await open(opts.readFrom ?? path, constants.O_RDONLY | (opts.operatorPath ? 0 : constants.O_NOFOLLOW | constants.O_NONBLOCK));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new CtError('USAGE', `${path}: ${what} is a symbolic link; it must be a regular file (links are not followed)`, { path });
     throw asIoError(e, path);

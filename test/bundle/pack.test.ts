@@ -23,6 +23,20 @@ afterAll(async () => {
 });
 
 describe('ct pack from a directory', () => {
+  // The walk holds one directory handle a level: the depth is bounded so they stay well under the
+  // common 1024 open-file limit (EMFILE), 512 levels packing, 513 refused with the limit named.
+  it('packs directories nested 512 deep and refuses 513 (TAR_LIMIT_EXCEEDED, details.limit depth)', async () => {
+    const nest = async (levels: number) => {
+      const dir = join(tmp, `nest-${levels}`);
+      await mkdir(join(dir, ...Array<string>(levels).fill('a')), { recursive: true });
+      await writeFile(join(dir, 'ct.toml'), 'name = "p"\nversion = "1"\n');
+      await writeFile(join(dir, ...Array<string>(levels).fill('a'), 'f'), 'deepest');
+      return packCtp({ from: { dir }, out: join(tmp, `nest-${levels}.ctp`) });
+    };
+    await expect(nest(512)).resolves.toMatchObject({ manifest: { name: 'p' } });
+    await expect(nest(513)).rejects.toMatchObject({ code: 'TAR_LIMIT_EXCEEDED', details: { limit: 'depth' } });
+  }, 30_000);
+
   it('builds a one-layer OCI image whose layout checks out, with the ct.toml inputs', async () => {
     const out = join(tmp, 'hello.ctp');
     const r = await packCtp({ from: { dir: hello }, out });
@@ -68,6 +82,24 @@ describe('ct pack from a directory', () => {
     const ca = await openCtp(c);
     expect(ca.manifest.metadata.build_timestamp).toBe('2023-11-14T22:13:20Z');
     expect(ca.mtime).toBe(1700000000);
+  });
+
+  // --out inside DIR: the pack's scratch directory (made before the walk) and the first run's
+  // output were packed into the layer, so no two runs gave the same bytes.
+  it('--out inside the packed directory: its output and scratch directory are not packed, so two runs give the same bytes', async () => {
+    const dir = join(tmp, 'out-inside');
+    await mkdir(dir);
+    await writeFile(join(dir, 'ct.toml'), 'name = "p"\nversion = "1"\n');
+    await writeFile(join(dir, 'app'), 'x');
+    const out = join(dir, 'o.ctp');
+    const a = await packCtp({ from: { dir }, out, mtime: 0 });
+    const first = await readFile(out);
+    const b = await packCtp({ from: { dir }, out, mtime: 0 });
+    expect(b.bundleDigest).toBe(a.bundleDigest);
+    expect(await readFile(out)).toEqual(first);
+    // And the same as the directory packed from outside it.
+    await rm(out);
+    expect((await packCtp({ from: { dir }, out: join(tmp, 'out-inside.ctp'), mtime: 0 })).bundleDigest).toBe(a.bundleDigest);
   });
 
   it('gzip bundles are detected by magic bytes and deterministic too', async () => {

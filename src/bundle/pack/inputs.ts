@@ -17,13 +17,18 @@ export interface PackInputs {
   include?: PackInclude[];
 }
 
-/** One host file placed in the image at `to` (relative to the image root, no `..`). */
-export interface PackInclude { from: string; to: string }
+/**
+ * One host file placed in the image at `to` (relative to the image root, no `..`). `from` names it
+ * (messages, and the open when `at` is absent); `at` is the path it is opened by: a relative `from`
+ * of the packed directory's ct.toml goes through the directory's held handle (`/proc/self/fd/N/from`),
+ * as the directory's name may lead elsewhere by then.
+ */
+export interface PackInclude { from: string; to: string; at?: string }
 
 /** How many `[[include]]` entries a ct.toml may hold. */
 const MAX_INCLUDES = 256;
 
-function checkIncludes(v: unknown, base: string, problems: { path: string; message: string }[]): PackInclude[] | undefined {
+function checkIncludes(v: unknown, base: string, openBase: string | undefined, problems: { path: string; message: string }[]): PackInclude[] | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v)) {
     problems.push({ path: 'include', message: 'must be an array of tables ([[include]] from = "...", to = "...")' });
@@ -48,7 +53,8 @@ function checkIncludes(v: unknown, base: string, problems: { path: string; messa
       return;
     }
     if (typeof from !== 'string') return;
-    out.push({ from: isAbsolute(from) ? from : resolve(base, from), to: rel });
+    if (isAbsolute(from)) out.push({ from, to: rel });
+    else out.push({ from: resolve(base, from), to: rel, ...(openBase === undefined ? {} : { at: `${openBase}/${from}` }) });
   });
   const seen = new Set<string>();
   for (const inc of out) {
@@ -59,10 +65,12 @@ function checkIncludes(v: unknown, base: string, problems: { path: string; messa
 }
 
 /** Reads and validates a `ct.toml`; unknown keys are errors so typos do not pass silently. */
-export async function readPackInputs(path: string, opts: { operatorPath?: boolean } = {}): Promise<PackInputs> {
+export async function readPackInputs(path: string, opts: { operatorPath?: boolean; readFrom?: string; includeBase?: string } = {}): Promise<PackInputs> {
   // A regular file, not followed through a link: a TOML error quotes the line it stopped at, and
   // a committed `ct.toml -> /proc/self/environ` would print the job's secrets to its log.
-  const text = (await readRegularFile(path, MAX_CT_TOML_BYTES, opts.operatorPath ? 'the runtime file' : 'ct.toml', { operatorPath: opts.operatorPath })).toString('utf8');
+  // `readFrom`: the same file through the packed directory's handle (pack.ts); `path` names it.
+  // `includeBase`: that handle's path, which a relative [[include]] `from` is opened through.
+  const text = (await readRegularFile(path, MAX_CT_TOML_BYTES, opts.operatorPath ? 'the runtime file' : 'ct.toml', { operatorPath: opts.operatorPath, readFrom: opts.readFrom })).toString('utf8');
   const doc = parseTomlText(text, path);
   const problems: { path: string; message: string }[] = [];
   const out: PackInputs = {};
@@ -84,7 +92,7 @@ export async function readPackInputs(path: string, opts: { operatorPath?: boolea
     }
   }
   out.runtime = checkRuntime(doc.runtime, 'runtime', problems);
-  out.include = checkIncludes(doc.include, dirname(resolve(path)), problems);
+  out.include = checkIncludes(doc.include, dirname(resolve(path)), opts.includeBase, problems);
   throwProblems(path, problems);
   return out;
 }

@@ -1,8 +1,11 @@
-import { lstat, open, readdir, readFile, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { constants, createReadStream } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
+import { LAYER_LIMITS } from '../limits.js';
 import { compareNames } from '../names.js';
+import type { PackInclude } from './inputs.js';
+import { kernelPath, openChildDir, openChildFile, pinnedIoError, type PinnedDir } from './pinned-dir.js';
 import { HashingFileSink } from '../sink.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar-write.js';
 
@@ -14,6 +17,11 @@ interface TreeEntry {
   mode: number;
   /** An `[[include]]`'s file, opened when it was checked: read from here, never by path again. */
   handle?: FileHandle;
+  /** A walked file or directory: what lstat found (device, inode), which its handle must be. */
+  dev?: number;
+  ino?: number;
+  /** A walked symlink's target, read when it was listed. */
+  linkpath?: string;
 }
 
 export interface BuiltLayer {
@@ -34,39 +42,73 @@ const READ_WHOLE_BYTES = 4 * 1024 * 1024;
  */
 export const VCS_METADATA: readonly string[] = ['.git', '.hg', '.svn'];
 
-async function walk(root: string, exclude: Set<string>, excludeNames: ReadonlySet<string>): Promise<TreeEntry[]> {
+/** How many entries, and how long a name, a packed directory may have: what a host applies (LAYER_LIMITS). */
+const MAX_ENTRIES = LAYER_LIMITS.maxEntries;
+const MAX_NAME_BYTES = LAYER_LIMITS.maxNameBytes;
+/**
+ * How deep directories may nest: the walk holds a handle a level, and this keeps them (with the
+ * process's own) under the common 1024 open-file limit. Names alone (MAX_NAME_BYTES) allow 2048.
+ */
+const MAX_DEPTH = 512;
+
+/**
+ * The tree under the pinned root, each directory listed through a handle opened on it through its
+ * parent's (pinned-dir.ts), so a directory renamed for a link while the pack runs is refused, not
+ * followed: before, its target's names and link targets were listed (a root-only directory's, or
+ * the whole filesystem's for a link to /). One handle a level is open at a time, at most
+ * MAX_DEPTH; entries and names are bounded as a host's layer limits bound them. `shownRoot` names paths in messages.
+ */
+async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, excludeNames: ReadonlySet<string>, skip: ReadonlySet<string>): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
-  const visit = async (rel: string): Promise<void> => {
-    const dir = rel ? join(root, rel) : root;
+  const visit = async (dir: PinnedDir, rel: string, depth: number): Promise<void> => {
     let names: string[];
     try {
-      names = await readdir(dir);
+      names = await readdir(dir.at);
     } catch (e) {
-      throw asIoError(e, dir);
+      throw pinnedIoError(e, rel ? join(shownRoot, rel) : shownRoot);
     }
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
       if (exclude.has(r) || excludeNames.has(n)) continue;
-      const abs = join(root, r);
+      const abs = join(shownRoot, r);
+      if (Buffer.byteLength(r) >= MAX_NAME_BYTES) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: ${MAX_NAME_BYTES} bytes or more of path under the packed directory, more than a host applies (a directory's name in the layer ends in /)`, { path: abs, limit: 'maxNameBytes' });
+      const at = `${dir.at}/${n}`;
       let st;
       try {
-        st = await lstat(abs);
+        st = await lstat(at);
       } catch (e) {
-        throw asIoError(e, abs);
+        throw pinnedIoError(e, abs);
       }
+      // ct pack's own scratch directory and output, when --out is inside DIR: by device and inode,
+      // as a name in DIR could be anything's. Packed, a second run packed the first one's .ctp.
+      if (skip.has(`${st.dev}:${st.ino}`)) continue;
+      if (out.length >= MAX_ENTRIES) throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
       if (st.isDirectory()) {
-        out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755 });
-        await visit(r);
+        out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755, dev: st.dev, ino: st.ino });
+        if (depth >= MAX_DEPTH) throw new CtError('TAR_LIMIT_EXCEEDED', `${abs}: directories nested more than ${MAX_DEPTH} deep under the packed directory`, { path: abs, limit: 'depth' });
+        const child = await openChildDir(dir, n, st, abs);
+        try {
+          await visit(child, r, depth + 1);
+        } finally {
+          await child.fh.close().catch(() => undefined);
+        }
       } else if (st.isFile()) {
-        out.push({ name: r, abs, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
+        out.push({ name: r, abs, kind: 'file', size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644, dev: st.dev, ino: st.ino });
       } else if (st.isSymbolicLink()) {
-        out.push({ name: r, abs, kind: 'symlink', size: 0, mode: 0o777 });
+        let target: string;
+        try {
+          // Not followed: readlink reads the last component itself, here in the held directory.
+          target = await readlink(at);
+        } catch (e) {
+          throw pinnedIoError(e, abs);
+        }
+        out.push({ name: r, abs, kind: 'symlink', size: 0, mode: 0o777, linkpath: target });
       } else {
         throw new CtError('IO_ERROR', `${abs}: not a file, directory or symlink; cannot be packed`, { path: abs });
       }
     }
   };
-  await visit('');
+  await visit(root, '', 0);
   return out;
 }
 
@@ -124,10 +166,10 @@ async function worldReadable(real: string, mode: number, root: string): Promise<
  * renamed or relinked in between (a pack run as root over a directory another user can write).
  * The caller closes the handles (closeHandles).
  */
-async function withIncludes(entries: TreeEntry[], includes: { from: string; to: string }[], packed: string, includeRoots: readonly string[]): Promise<TreeEntry[]> {
+async function withIncludes(entries: TreeEntry[], includes: PackInclude[], packed: string | undefined, includeRoots: readonly string[]): Promise<TreeEntry[]> {
   const names = new Map(entries.map((e) => [e.name, e]));
   if (includes.length === 0) return entries;
-  const own = [...(await realRoots([packed])), ...(await commandLineRoots(includeRoots))];
+  const own = [...(packed === undefined ? [] : [packed]), ...(await commandLineRoots(includeRoots))];
   const system = await realRoots(SYSTEM_INCLUDE_ROOTS);
   const opened: FileHandle[] = [];
   try {
@@ -135,15 +177,16 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
       let fh: FileHandle;
       try {
         // O_NONBLOCK: a FIFO named here must not hang the pack before it is refused as not a file.
-        fh = await open(inc.from, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+        // `at`: a relative `from`, opened through the packed directory's handle, not its name.
+        fh = await open(inc.at ?? inc.from, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
       } catch (e) {
-        const io = asIoError(e, inc.from);
+        const io = inc.at === undefined ? asIoError(e, inc.from) : pinnedIoError(e, inc.from);
         throw new CtError('IO_ERROR', `ct.toml [[include]] ${inc.to}: ${io.message}`, io.details, { cause: e });
       }
       opened.push(fh);
       const st = await fh.stat();
       if (!st.isFile()) throw new CtError('USAGE', `ct.toml [[include]] ${inc.to}: ${inc.from} is not a regular file`, { path: inc.from });
-      const real = await openedPath(fh, inc.from);
+      const real = await openedPath(fh, inc.from, `ct.toml [[include]] ${inc.from}`);
       // lstat, not stat: a link put at `real` since (a swap to a link to another file, the one the
       // handle holds) is itself what is found, and refused. stat followed it, found the handle's
       // file, and checked the name of a harmless one.
@@ -180,17 +223,38 @@ async function withIncludes(entries: TreeEntry[], includes: { from: string; to: 
  * Where the opened file is: the kernel's name for the handle (/proc/self/fd), so the path judged
  * is the file's that was opened, not what the name leads to a moment later. On Linux without /proc
  * (a sandbox) the pack is refused: the name's real path can be raced by swapping one of its
- * directories for a link (a review packed a secret so). Elsewhere (not Linux) the name's real
- * path, checked against the handle by the caller: only the last component is safe from a swap
- * there, so packing over directories other users can write is not safe on those systems.
+ * directories for a link (a review packed a secret so). A real path longer than the kernel names
+ * (PATH_MAX) is IO_ERROR. Elsewhere (not Linux) the name's real path, checked against the handle
+ * by the caller: only the last component is safe from a swap there.
  */
-async function openedPath(fh: FileHandle, from: string): Promise<string> {
-  const viaProc = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
-  if (viaProc !== undefined && viaProc.startsWith('/')) return viaProc;
-  if (process.platform === 'linux') throw new CtError('USAGE', `ct.toml [[include]] ${from}: /proc/self/fd is not readable here (is /proc mounted?): ct pack needs it to know which file an include opened`, { path: from });
+async function openedPath(fh: FileHandle, from: string, what: string): Promise<string> {
+  const viaProc = kernelPath(fh, what, from);
+  if (viaProc !== undefined) return viaProc;
+  if (process.platform === 'linux') throw new CtError('IO_ERROR', `${what}: its real path is longer than the 4096 bytes the kernel names (PATH_MAX), so where it lies cannot be checked`, { path: from, errno: 'ENAMETOOLONG' });
   return realpath(from).catch((e: unknown) => {
     throw asIoError(e, from);
   });
+}
+
+/**
+ * The file's `size` bytes, read from the handle into one buffer of the size known already: no
+ * second fstat and no growing buffer as FileHandle.readFile has (a pack of many small files spends
+ * its time in such calls). One byte more is asked for, and the end of the file awaited, so a file
+ * that grew is refused, not cut.
+ */
+async function readWhole(fh: FileHandle, size: number, path: string): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size + 1);
+  let n = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0 || (n += bytesRead) === buf.length) break;
+    }
+  } catch (err) {
+    throw asIoError(err, path);
+  }
+  if (n !== size) throw new CtError('IO_ERROR', `${path}: changed size while being packed`, { path });
+  return buf.subarray(0, size);
 }
 
 async function closeHandles(entries: TreeEntry[]): Promise<void> {
@@ -198,47 +262,92 @@ async function closeHandles(entries: TreeEntry[]): Promise<void> {
 }
 
 /**
+ * The handles of the directories above the file being written, opened again through each other
+ * from the pinned root as the sorted entries go by (a directory's entries are contiguous, so one
+ * handle a level is open), each checked to be the directory the walk listed (device, inode).
+ */
+class DirStack {
+  private readonly stack: { rel: string; dir: PinnedDir }[];
+  constructor(root: PinnedDir, private readonly dirs: ReadonlyMap<string, TreeEntry>) {
+    this.stack = [{ rel: '', dir: root }];
+  }
+
+  /** The open directory holding `name` (a walked file's relative path). */
+  async parentOf(name: string): Promise<PinnedDir> {
+    const parentRel = name.slice(0, name.lastIndexOf('/') + 1);
+    while (!parentRel.startsWith(this.top.rel)) await this.stack.pop()!.dir.fh.close().catch(() => undefined);
+    while (this.top.rel !== parentRel) {
+      const rel = parentRel.slice(0, parentRel.indexOf('/', this.top.rel.length) + 1);
+      const seen = this.dirs.get(rel);
+      if (seen?.dev === undefined || seen.ino === undefined) throw new CtError('IO_ERROR', `${rel}: not a directory the walk listed`, { path: rel });
+      const dir = await openChildDir(this.top.dir, rel.slice(this.top.rel.length, -1), { dev: seen.dev, ino: seen.ino }, seen.abs);
+      this.stack.push({ rel, dir });
+    }
+    return this.top.dir;
+  }
+
+  private get top(): { rel: string; dir: PinnedDir } {
+    return this.stack[this.stack.length - 1]!;
+  }
+
+  /** Closes what it opened (not the root, which is the caller's). */
+  async close(): Promise<void> {
+    while (this.stack.length > 1) await this.stack.pop()!.dir.fh.close().catch(() => undefined);
+  }
+}
+
+/**
  * Builds the one layer of an image from a directory tree, deterministically: entries sorted
  * bytewise, names relative without `./`, uid/gid 0, no user names, mtime fixed, modes 0755 for
  * directories and executables and 0644 otherwise, symlinks kept as symlinks. The tar is gzipped
  * (fixed header) and both digests are computed as the bytes are written, in one pass.
+ * `skip`: files and directories (device, inode) never packed, wherever they are (ct pack's own
+ * scratch directory and output). `root` is the directory pinned by the caller (pinRoot), which closes it; `realRoot` its real
+ * path when it was opened (undefined past PATH_MAX), what an `[[include]]` in it is judged against
+ * where /proc cannot say where the handle is now; `shownRoot` the
+ * name the user gave, for messages.
  */
 export async function buildDirLayer(
-  root: string, blobPath: string,
-  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; gzip?: boolean; include?: { from: string; to: string }[]; includeRoots?: readonly string[] },
+  root: PinnedDir, realRoot: string | undefined, shownRoot: string, blobPath: string,
+  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; skip?: readonly { dev: number; ino: number }[]; gzip?: boolean; include?: PackInclude[]; includeRoots?: readonly string[] },
 ): Promise<BuiltLayer> {
-  const entries = (await withIncludes(await walk(root, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? [])), opts.include ?? [], root, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
+  const skip = new Set((opts.skip ?? []).map((f) => `${f.dev}:${f.ino}`));
+  const walked = await walk(root, shownRoot, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? []), skip);
+  const dirs = new Map(walked.filter((e) => e.kind === 'dir').map((e) => [e.name, e]));
+  // An include inside DIR is judged against where the held directory is now (the kernel's name for
+  // its handle): the file a relative `from` opened through it is there, wherever DIR's name leads.
+  const packedReal = opts.include?.length && process.platform === 'linux' ? kernelPath(root.fh, `ct pack ${shownRoot}`, shownRoot) : realRoot;
+  const entries = (await withIncludes(walked, opts.include ?? [], packedReal, opts.includeRoots ?? [])).sort((a, b) => compareNames(a.name, b.name));
+  // Again with the includes and the parent directories they add: the walk alone stops at the limit.
+  if (entries.length > MAX_ENTRIES) {
+    await closeHandles(entries);
+    throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries with its [[include]] files and their directories, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
+  }
   // A scratch file copied into the bundle right after: no fsync needed.
   const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
   const mtime = opts.mtime;
+  const held = new DirStack(root, dirs);
   try {
     for (const e of entries) {
       if (e.kind === 'dir') {
         await sink.write(encodeHeader({ name: e.name, type: 'Directory', size: 0, mode: e.mode, mtime }));
       } else if (e.kind === 'symlink') {
-        let target: string;
-        try {
-          target = await readlink(e.abs);
-        } catch (err) {
-          throw asIoError(err, e.abs);
-        }
-        await sink.write(encodeHeader({ name: e.name, type: 'SymbolicLink', size: 0, mode: e.mode, mtime, linkpath: target }));
+        await sink.write(encodeHeader({ name: e.name, type: 'SymbolicLink', size: 0, mode: e.mode, mtime, linkpath: e.linkpath ?? '' }));
       } else {
+        // A walked file is opened here, one at a time (a tree's thousands of files are not held
+        // open at once), through its directory's handle, and read only from its own handle; an
+        // [[include]]'s was opened when checked.
+        e.handle ??= await openChildFile(await held.parentOf(e.name), e.name.slice(e.name.lastIndexOf('/') + 1), { dev: e.dev!, ino: e.ino!, size: e.size }, e.abs);
         await sink.write(encodeHeader({ name: e.name, type: 'File', size: e.size, mode: e.mode, mtime }));
         if (e.size <= READ_WHOLE_BYTES) {
-          let data: Buffer;
-          try {
-            data = e.handle ? await e.handle.readFile() : await readFile(e.abs);
-          } catch (err) {
-            throw asIoError(err, e.abs);
-          }
-          if (data.length !== e.size) throw new CtError('IO_ERROR', `${e.abs}: changed size while being packed`, { path: e.abs });
-          await sink.write(data);
+          await sink.write(await readWhole(e.handle, e.size, e.abs));
         } else {
-          const stream = e.handle ? e.handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false }) : createReadStream(e.abs, { highWaterMark: 1 << 20 });
+          const stream = e.handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false });
           await sink.copyFrom(stream, e.abs, { size: e.size });
         }
         await sink.write(padding(e.size));
+        await e.handle.close();
+        e.handle = undefined;
       }
     }
     await sink.write(END_OF_ARCHIVE);
@@ -246,6 +355,7 @@ export async function buildDirLayer(
     await sink.abort();
     throw err;
   } finally {
+    await held.close();
     await closeHandles(entries);
   }
   const r = await sink.commit();

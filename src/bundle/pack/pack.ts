@@ -1,4 +1,4 @@
-import { lstat, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
 import { readRegularFile } from '../../core/fs.js';
@@ -14,6 +14,7 @@ import { imageFromOciLayout } from './from-oci-layout.js';
 import type { SourceImage } from './image.js';
 import { ociArch, readPackInputs, type PackInputs } from './inputs.js';
 import { buildDirLayer, VCS_METADATA } from './layer.js';
+import { pinRoot, type PinnedDir } from './pinned-dir.js';
 
 export const BUILDER = 'cerro-torre ct 0.1.0';
 
@@ -77,25 +78,6 @@ function dirConfig(inputs: PackInputs, diffId: string, created: string): { bytes
   return { bytes: canonicalBytes(config), platform };
 }
 
-async function requireDirectory(dir: string): Promise<void> {
-  let st;
-  try {
-    st = await stat(dir);
-  } catch (e) {
-    throw asIoError(e, dir);
-  }
-  if (!st.isDirectory()) throw new CtError('USAGE', `${dir} is not a directory: ct pack DIR packs a directory (its ct.toml gives the name, version and runtime); --oci-layout or --image-tar pack an image`, { path: dir });
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function securityFiles(dir: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   let names: string[];
@@ -141,16 +123,29 @@ async function securityFiles(dir: string): Promise<Map<string, Buffer>> {
  * directory, or a `docker save` / OCI archive tar. Identical inputs give identical bytes.
  */
 export async function packCtp(opts: PackOptions): Promise<PackResult> {
+  // The directory first (a mistyped path said "needs a name and a version": no ct.toml found),
+  // and once: opened here, its ct.toml, its walk and the [[include]] check all go through this one
+  // handle. Named again at each step, DIR renamed for a link to another directory after its
+  // ct.toml was read packed that directory instead (a root-only one, under a pack run as root).
+  const pinned = 'dir' in opts.from ? await pinRoot(opts.from.dir) : undefined;
+  try {
+    return await packFrom(opts, pinned);
+  } finally {
+    await pinned?.root.fh.close().catch(() => undefined);
+  }
+}
+
+async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: string | undefined } | undefined): Promise<PackResult> {
   const mtime = opts.mtime ?? defaultMtime();
   const created = rfc3339(mtime);
   const out = resolve(opts.out);
   let inputs: PackInputs = {};
-  // The directory first: a mistyped path said "needs a name and a version" (no ct.toml found).
-  if ('dir' in opts.from) await requireDirectory(opts.from.dir);
   // --runtime FILE is the operator's own argument (a link or /dev/stdin is theirs to give); the
   // directory's ct.toml is the checkout's, read as a regular file only.
   if (opts.runtimeFile) inputs = await readPackInputs(opts.runtimeFile, { operatorPath: true });
-  else if ('dir' in opts.from && (await exists(join(opts.from.dir, 'ct.toml')))) inputs = await readPackInputs(join(opts.from.dir, 'ct.toml'));
+  else if ('dir' in opts.from && pinned && (await lstat(`${pinned.root.at}/ct.toml`).then(() => true, () => false))) {
+    inputs = await readPackInputs(join(opts.from.dir, 'ct.toml'), { readFrom: `${pinned.root.at}/ct.toml`, includeBase: pinned.root.at });
+  }
   const name = opts.name ?? inputs.name;
   const version = opts.version ?? inputs.version;
   if (!name || !version) throw new CtError('USAGE', 'ct pack needs a name and a version (--name/--version or ct.toml)', {});
@@ -165,11 +160,12 @@ export async function packCtp(opts: PackOptions): Promise<PackResult> {
   try {
     let image: SourceImage;
     if ('dir' in opts.from) {
-      const st = await stat(opts.from.dir).catch((e) => {
-        throw asIoError(e, (opts.from as { dir: string }).dir);
+      if (!pinned) throw new Error('ct pack DIR: the directory was not opened');
+      // --out inside DIR: neither this run's scratch directory nor an earlier run's output is packed.
+      const skip = await Promise.all([tmp, out].map((p) => lstat(p).catch(() => undefined)));
+      const layer = await buildDirLayer(pinned.root, pinned.real, opts.from.dir, join(tmp, 'layer'), {
+        mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, skip: skip.filter((s) => s !== undefined), include: inputs.include, includeRoots: opts.includeFrom,
       });
-      if (!st.isDirectory()) throw new CtError('USAGE', `${opts.from.dir}: not a directory`, { path: opts.from.dir });
-      const layer = await buildDirLayer(opts.from.dir, join(tmp, 'layer'), { mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, include: inputs.include, includeRoots: opts.includeFrom });
       const cfg = dirConfig(inputs, layer.diffId, created);
       const manifestBytes = canonicalBytes({
         schemaVersion: 2,
