@@ -52,6 +52,18 @@ const MAX_NAME_BYTES = LAYER_LIMITS.maxNameBytes;
 const MAX_DEPTH = 512;
 
 /**
+ * `raw` as a string, refused unless it is UTF-8 (a layer's names are: PAX records and every host
+ * read them so): decoded lossily it named another file or none. `where`: the directory (or link).
+ */
+function utf8Name(raw: Buffer, where: string, what = 'a name in it'): string {
+  const s = raw.toString('utf8');
+  if (!Buffer.from(s, 'utf8').equals(raw)) {
+    throw new CtError('IO_ERROR', `${where}: ${what} is not UTF-8 (${JSON.stringify(s.slice(0, 200))}); rename it to pack this directory`, { path: where, reason: 'name-not-utf8' });
+  }
+  return s;
+}
+
+/**
  * The tree under the pinned root, each directory listed through a handle opened on it through its
  * parent's (pinned-dir.ts), so a directory renamed for a link while the pack runs is refused, not
  * followed: before, its target's names and link targets were listed (a root-only directory's, or
@@ -61,13 +73,16 @@ const MAX_DEPTH = 512;
 async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, excludeNames: ReadonlySet<string>, skip: ReadonlySet<string>): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   const visit = async (dir: PinnedDir, rel: string, depth: number): Promise<void> => {
-    let names: string[];
+    let names: Buffer[];
     try {
-      names = await readdir(dir.at);
+      // As bytes: a name that is not UTF-8 decoded to U+FFFD was then not found (ENOENT), or, next
+      // to its look-alike, packed that one twice (a duplicate entry a host refuses).
+      names = await readdir(dir.at, { encoding: 'buffer' });
     } catch (e) {
       throw pinnedIoError(e, rel ? join(shownRoot, rel) : shownRoot);
     }
-    for (const n of names) {
+    for (const raw of names) {
+      const n = utf8Name(raw, rel ? join(shownRoot, rel) : shownRoot);
       const r = rel ? `${rel}/${n}` : n;
       if (exclude.has(r) || excludeNames.has(n)) continue;
       const abs = join(shownRoot, r);
@@ -98,7 +113,7 @@ async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, ex
         let target: string;
         try {
           // Not followed: readlink reads the last component itself, here in the held directory.
-          target = await readlink(at);
+          target = utf8Name(await readlink(at, { encoding: 'buffer' }), abs, 'its link target');
         } catch (e) {
           throw pinnedIoError(e, abs);
         }
