@@ -184,5 +184,6 @@ export async function authenticateApiKey(db: Db, key: string): Promise<{ princip
   // while its minter is, with no more than its minter has now (server/auth/configured-trust.ts).
   const standing = await apiKeyStanding(db, row);
   if (!standing.ok) return null;
-  return { principal: { kind: 'api-key', id: row.id, role: standing.role }, expiresAt: row.expires_at == null ? Infinity : Number(row.expires_at) };
+  const expiresAt = row.expires_at == null ? Infinity : Number(row.expires_at);
+  return { principal: { kind: 'api-key', id: row.id, role: standing.role, ...(row.expires_at == null ? {} : { expiresAt }) }, expiresAt };
 }

@@ -42,7 +42,9 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
     // person removed from a group there still has them here. So the key ends with the session that
     // minted it (which also ends then), not up to 366 days later; an issuer's session always has an
     // end (the middleware sets it), none would mint a key that is already dead.
-    const notAfter = minterGroups ? req.principal?.expiresAt ?? 0 : undefined;
+    // A key minted by a key ends no later than it: it is refused once its minter expires
+    // (minter-untrusted), and the list then showed it live until a later date.
+    const notAfter = minterGroups ? req.principal?.expiresAt ?? 0 : req.principal?.kind === 'api-key' ? req.principal.expiresAt : undefined;
     // The key would be accepted (its minter's chain not too long, nothing in it revoked since this
     // request authenticated): never hand out a key that is dead from the start.
     const row = { name: body.name, hash: '', role: body.role, revoked_at: null, expires_at: Math.min(Date.now() + ttlMs, notAfter ?? Infinity), minted_by: minter, minter_groups: minterGroups ? JSON.stringify(minterGroups) : null };

@@ -125,6 +125,15 @@ describe('API keys through the API', () => {
     expect(await roleOf(k.key)).toBe(401);
   });
 
+  it('a key minted by a key ends no later than its minter', async () => {
+    const parent = (await mint(ADMIN, { name: 'parent', role: 'admin', ttlSeconds: 3_600 })).body;
+    const child = (await mint(parent.key, { name: 'child', role: 'viewer', ttlSeconds: 90 * 86_400 })).body;
+    expect(Date.parse(child.expiresAt)).toBeLessThanOrEqual(Date.parse(parent.expiresAt));
+    // A key minted by the configured bootstrap key (no end) keeps the lifetime it asked for.
+    const free = (await mint(ADMIN, { name: 'free', role: 'viewer', ttlSeconds: 90 * 86_400 })).body;
+    expect(Date.parse(free.expiresAt)).toBeGreaterThan(Date.now() + 89 * 86_400_000);
+  });
+
   it('a session opened by a sign-in link makes no key, even an admin one', async () => {
     const { url } = (await (await call('POST', '/api/v1/login-links', ADMIN, { role: 'admin', name: 'link user' })).json()) as { url: string };
     const opened = await followLoginLink(url, { origin: server.url });
