@@ -341,6 +341,8 @@ export class RuncRuntime {
         exit = await this.readExit(id);
       }
     }
+    // Gone between the two looks above: it writes the file before it exits, so once more.
+    exit ??= await this.readExit(id);
     if (exit) return this.store.update(id, this.stopped(rec, exit));
     return this.store.update(id, { status: 'stopped', pid: null, exitCode: null, exitKnown: false, exitReason: null, finishedAt: rec.finishedAt ?? new Date().toISOString() });
   }
@@ -392,7 +394,10 @@ export class RuncRuntime {
         // runc has returned but the supervisor may still be draining the app's last lines into
         // the loggers before it writes the exit file (seconds on a loaded host): while it lives,
         // the code is coming, whatever is left of the grace period the app had to stop in.
-        if (rec.exitKnown || !this.supervisorAlive(rec)) return rec;
+        if (rec.exitKnown) return rec;
+        // Gone: it wrote the exit file before it exited, maybe just after state() looked for it
+        // (then it read "exit unknown" on a loaded host), so looked for once more.
+        if (!this.supervisorAlive(rec)) return this.state(id);
         exitDeadline ??= Date.now() + EXIT_FILE_WAIT_MS;
         if (Date.now() > exitDeadline) return rec;
       } else if (Date.now() > deadline) {
