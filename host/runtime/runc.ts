@@ -248,8 +248,13 @@ export class RuncRuntime {
   private async readExit(id: string): Promise<ExitRecord | undefined> {
     try {
       const path = this.exitFile(id);
-      const parsed = JSON.parse(await readFile(path, 'utf8')) as { exitCode?: unknown };
+      const parsed = JSON.parse(await readFile(path, 'utf8')) as { exitCode?: unknown; supervisor?: unknown };
       if (typeof parsed.exitCode !== 'number' || !Number.isInteger(parsed.exitCode)) return undefined;
+      // Written by another run's supervisor (the previous one, still draining its loggers when
+      // the container was started again, writes late into this run's file): not this run's exit.
+      // A file without the field is from a supervisor before it was written (an upgrade): taken.
+      const own = this.store.get(id)?.supervisorPid;
+      if (typeof parsed.supervisor === 'number' && own && parsed.supervisor !== own) return undefined;
       return { exitCode: parsed.exitCode, finishedAt: (await stat(path)).mtime.toISOString() };
     } catch {
       return undefined; // absent, or caught mid-write: ask again later

@@ -34,7 +34,9 @@ export const SUPERVISOR_SCRIPT = [
   'fi',
   // One short write by a shell builtin: a reader sees the whole line or nothing parsable (and
   // retries). The time is the file's mtime: no `date`/`mv` processes on the way to the exit code.
-  'printf \'{"exitCode":%d}\\n\' "$code" >"$7"',
+  // Its own pid: a supervisor of a previous run still draining its loggers when the container was
+  // started again writes here late, and must not pass for the new run's (runc.ts readExit).
+  'printf \'{"exitCode":%d,"supervisor":%d}\\n\' "$code" "$$" >"$7"',
 ].join('\n');
 
 /** Where a container's output goes and how much of it is kept. */

@@ -145,4 +145,21 @@ describe('container liveness without runc state', () => {
       await rt.delete(id, { force: true });
     }
   });
+
+  it("a previous run's supervisor, still draining when the container was started again, does not stop the new run with its code", async () => {
+    // The loggers outlive stop()'s wait for the exit file (EXIT_FILE_WAIT_MS): restart() starts a
+    // new run, and the old supervisor then writes exit 3 into the new run's exit file. It was
+    // read as the new run's: a running container recorded stopped (exit 3), for good.
+    await withSlowTool('multilog', '#!/bin/sh\nmultilog "$@"\nsleep 13\n', 'stale', async (slowRt, id) => {
+      const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'trap "exit 3" TERM; echo ready; while true; do sleep 0.1; done']), facts);
+      expect((await slowRt.run(id, plan.config)).status).toBe('running');
+      for (let i = 0; i < 200 && !(await readLogs(slowRt.logDir(id))).entries.some((l) => l.text === 'ready'); i++) await new Promise((r) => setTimeout(r, 50));
+      const again = await slowRt.restart(id, 5000);
+      expect(again.status).toBe('running');
+      // Past the old supervisor's late write (its loggers end 13 s after the app).
+      await new Promise((r) => setTimeout(r, 6_000));
+      const now = await slowRt.state(id);
+      expect([now.status, now.pid, now.exitKnown]).toEqual(['running', again.pid, false]);
+    });
+  }, 90_000);
 });
