@@ -11,7 +11,7 @@ export interface Principal {
   issuer?: string;
   /** A dashboard session's groups that its issuer's mapping names (null: kept by no session from before). */
   groups?: readonly string[] | null;
-  /** A dashboard session's end (ms): keys it mints end no later (server/routes/api-keys.ts). */
+  /** The end (ms) of a dashboard session or of an API key that has one: keys they mint end no later (server/routes/api-keys.ts). */
   expiresAt?: number;
   id: string;
   role: Role;
