@@ -184,6 +184,7 @@ export async function authenticateApiKey(db: Db, key: string): Promise<{ princip
   // while its minter is, with no more than its minter has now (server/auth/configured-trust.ts).
   const standing = await apiKeyStanding(db, row);
   if (!standing.ok) return null;
-  const expiresAt = row.expires_at == null ? Infinity : Number(row.expires_at);
-  return { principal: { kind: 'api-key', id: row.id, role: standing.role, ...(row.expires_at == null ? {} : { expiresAt }) }, expiresAt };
+  // The chain's first end, not only its own: remembered no longer, and keys it mints end no later.
+  const expiresAt = standing.endsAt ?? Infinity;
+  return { principal: { kind: 'api-key', id: row.id, role: standing.role, ...(standing.endsAt === undefined ? {} : { expiresAt }) }, expiresAt };
 }

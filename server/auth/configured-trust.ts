@@ -79,7 +79,11 @@ const MAX_MINTER_CHAIN = 8;
  * under this process's mapping any more.
  */
 export type ApiKeyStanding =
-  | { ok: true; role: Role; /** Its role follows the groups kept by the sign-in behind it (up its chain). */ followsGroups: boolean }
+  | {
+    ok: true; role: Role; /** Its role follows the groups kept by the sign-in behind it (up its chain). */ followsGroups: boolean;
+    /** When it stops being accepted at the latest (ms): its own end or a key's up its chain, whichever is first; none: no end. */
+    endsAt?: number;
+  }
   | { ok: false; state: 'revoked' | 'expired' | 'minter-untrusted' | 'minter-no-role' };
 
 /**
@@ -103,15 +107,19 @@ export async function apiKeyStanding(db: Db, row: ApiKeyRow, now = Date.now(), d
   if (row.expires_at != null && Number(row.expires_at) <= now) return { ok: false, state: 'expired' };
   if (row.name === BOOTSTRAP_KEY_NAME && row.hash !== configuredTrust(db).bootstrapKeyHash) return { ok: false, state: 'minter-untrusted' };
   // Keys from before minters were recorded (the bootstrap key, keys made by hand) have none.
-  if (!row.minted_by) return { ok: true, role: row.role, followsGroups: false };
+  const own = row.expires_at == null ? undefined : Number(row.expires_at);
+  if (!row.minted_by) return { ok: true, role: row.role, followsGroups: false, endsAt: own };
   if (depth >= MAX_MINTER_CHAIN) return { ok: false, state: 'minter-untrusted' };
   const minter = await minterStanding(db, row.minted_by, { groups: storedGroups(row.minter_groups), role: row.role }, now, depth + 1);
   if (!minter.ok) return { ok: false, state: minter.state === 'minter-no-role' ? 'minter-no-role' : 'minter-untrusted' };
   const followsGroups = minter.followsGroups ?? false;
-  if (minter.cap === undefined) return { ok: true, role: row.role, followsGroups };
+  // A key minted by a key is refused once that one ends (a key minted before keys were capped at
+  // their minter's end may say later): the earlier of the two.
+  const endsAt = own === undefined ? minter.endsAt : minter.endsAt === undefined ? own : Math.min(own, minter.endsAt);
+  if (minter.cap === undefined) return { ok: true, role: row.role, followsGroups, endsAt };
   // Undefined also for a role this server does not know: it grants nothing, refused.
   const role = narrowerRole(row.role, minter.cap);
-  return role ? { ok: true, role, followsGroups } : { ok: false, state: 'minter-no-role' };
+  return role ? { ok: true, role, followsGroups, endsAt } : { ok: false, state: 'minter-no-role' };
 }
 
 /** Whether an api_keys row is accepted by this process (apiKeyStanding). */
@@ -120,7 +128,7 @@ export async function apiKeyAccepted(db: Db, row: ApiKeyRow, now = Date.now()): 
 }
 
 type MinterStanding =
-  | { ok: true; /** The most the minted credential may have now; none: its own role. */ cap?: Role; followsGroups?: boolean }
+  | { ok: true; /** The most the minted credential may have now; none: its own role. */ cap?: Role; followsGroups?: boolean; /** A minting key's end, up its chain. */ endsAt?: number }
   | Exclude<ApiKeyStanding, { ok: true }>;
 
 /**
@@ -149,7 +157,7 @@ async function minterStanding(db: Db, minter: string, key: { groups: readonly st
     const [row] = await db.query<ApiKeyRow>('SELECT name, hash, role, revoked_at, expires_at, minted_by, minter_groups FROM api_keys WHERE id = ?', [minter.slice('key:'.length)]);
     if (!row) return { ok: false, state: 'minter-untrusted' };
     const standing = await apiKeyStanding(db, row, now, depth);
-    return standing.ok ? { ok: true, cap: standing.role, followsGroups: standing.followsGroups } : { ok: false, state: standing.state };
+    return standing.ok ? { ok: true, cap: standing.role, followsGroups: standing.followsGroups, endsAt: standing.endsAt } : { ok: false, state: standing.state };
   }
   return { ok: false, state: 'minter-untrusted' };
 }

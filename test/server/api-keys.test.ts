@@ -129,6 +129,13 @@ describe('API keys through the API', () => {
     const parent = (await mint(ADMIN, { name: 'parent', role: 'admin', ttlSeconds: 3_600 })).body;
     const child = (await mint(parent.key, { name: 'child', role: 'viewer', ttlSeconds: 90 * 86_400 })).body;
     expect(Date.parse(child.expiresAt)).toBeLessThanOrEqual(Date.parse(parent.expiresAt));
+    // A key minted before keys were capped so (its end later than its minter's): what it mints
+    // ends with the chain's first end, when it would be refused anyway.
+    await server.ctx.db.run('UPDATE api_keys SET expires_at = ? WHERE id = ?', [Date.now() + 90 * 86_400_000, child.id]);
+    const grand = (await mint(parent.key, { name: 'old-child', role: 'admin', ttlSeconds: 90 * 86_400 })).body;
+    await server.ctx.db.run('UPDATE api_keys SET expires_at = ? WHERE id = ?', [Date.now() + 90 * 86_400_000, grand.id]);
+    const great = (await mint(grand.key, { name: 'great', role: 'viewer', ttlSeconds: 90 * 86_400 })).body;
+    expect(Date.parse(great.expiresAt)).toBeLessThanOrEqual(Date.parse(parent.expiresAt));
     // A key minted by the configured bootstrap key (no end) keeps the lifetime it asked for.
     const free = (await mint(ADMIN, { name: 'free', role: 'viewer', ttlSeconds: 90 * 86_400 })).body;
     expect(Date.parse(free.expiresAt)).toBeGreaterThan(Date.now() + 89 * 86_400_000);
