@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { Db } from '../../server/store/db.js';
 import { GENERATION_LOCK_TIMEOUT_MS } from '../../server/channel/hub.js';
 import { raiseGenerations } from '../../server/hosts/generations.js';
-import { rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
+import { answersRunning, rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
 import { heldLock } from './held-lock.js';
 import { pgChannel } from './pg-channel.js';
 
@@ -74,9 +74,7 @@ describe("one host's generation row locked elsewhere, others assigned with it (P
       hostId: 'host-brief', facts: {}, send: () => undefined, close: () => undefined, end: () => undefined, kick: () => undefined,
       sendShared: (_b: Buffer, tail: string) => void sentToBrief.push(tail), welcomed: Promise.resolve(true),
     });
-    const { ws } = await rawHost(s, (m, send) => {
-      if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
-    });
+    const { ws } = await rawHost(s, answersRunning());
     try {
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
       const held = await heldLock(other, 'SELECT host_id FROM host_generations WHERE host_id = ? FOR UPDATE', ['host-brief']);

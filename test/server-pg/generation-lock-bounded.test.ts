@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { Db } from '../../server/store/db.js';
 import { GENERATION_LOCK_TIMEOUT_MS } from '../../server/channel/hub.js';
-import { rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
+import { answersRunning, rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
 import { heldLock } from './held-lock.js';
 import { pgChannel } from './pg-channel.js';
 
@@ -22,9 +22,7 @@ describe("a host's generation row locked elsewhere (PostgreSQL)", () => {
   beforeAll(() => void ({ s, other } = ch));
 
   it('fails that batch with GENERATION_BUSY in bounded time, and later assignments go on', async () => {
-    const { ws } = await rawHost(s, (m, send) => {
-      if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
-    });
+    const { ws } = await rawHost(s, answersRunning());
     try {
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
       // The host has its row (assigned before): the next raise locks it.

@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { Db } from '../../server/store/db.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
-import { rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
+import { answersRunning, rawHost, testAssignment, until, type ChannelServer } from '../server/channel/support.js';
 import { heldLock } from './held-lock.js';
 import { pgChannel } from './pg-channel.js';
 
@@ -27,10 +27,7 @@ describe('an assignment racing a hello on PostgreSQL', () => {
     // lock that a generation's foreign key check does not wait for.
     const held = await heldLock(other, 'SELECT id FROM hosts WHERE id = ? FOR NO KEY UPDATE', [s.hostId]);
     const got: ServerMessage[] = [];
-    const { ws } = await rawHost(s, (m, send) => {
-      got.push(m);
-      if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
-    }, { generation: REPORTED });
+    const { ws } = await rawHost(s, answersRunning(got), { generation: REPORTED });
     try {
       // Assigned as soon as the hub takes the channel as the host's, its hello still being written.
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));

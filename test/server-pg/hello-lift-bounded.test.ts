@@ -11,21 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { WebSocket } from 'ws';
 import type { Db } from '../../server/store/db.js';
 import { GENERATION_LOCK_TIMEOUT_MS, GENERATION_WRITE_BOUND_MS } from '../../server/channel/hub.js';
-import type { HostMessage, ServerMessage } from '../../src/protocol/messages.js';
-import { channelServer, rawHost, tcpProxy, testAssignment, until, type ChannelServer, type TcpProxy } from '../server/channel/support.js';
+import type { ServerMessage } from '../../src/protocol/messages.js';
+import { answersRunning, channelServer, rawHost, tcpProxy, testAssignment, until, type ChannelServer, type TcpProxy } from '../server/channel/support.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { heldLock } from './held-lock.js';
 import { pgChannel } from './pg-channel.js';
 
 const REPORTED = 1000;
-
-/** Answers every assignment `running`, recording what the server sent. */
-function runningHost(got: ServerMessage[]) {
-  return (m: ServerMessage, send: (x: HostMessage) => void) => {
-    got.push(m);
-    if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
-  };
-}
 
 /** The close code `ws` gets within `ms`, or 'open'; the timer cleared either way. */
 async function closedWithin(ws: WebSocket, ms: number): Promise<number | 'open'> {
@@ -46,7 +38,7 @@ async function assignedOnceThenGone(s: ChannelServer): Promise<number> {
   // A previous test's channel, closing: not the one assigned to here.
   await until('no channel', () => !s.hub.connected(s.hostId));
   const got: ServerMessage[] = [];
-  const first = await rawHost(s, runningHost(got));
+  const first = await rawHost(s, answersRunning(got));
   await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
   expect(await s.hub.assign(s.hostId, testAssignment(`dep-${Date.now()}`), 10_000)).toMatchObject({ type: 'status', state: 'running' });
   first.ws.close();
@@ -79,7 +71,7 @@ describe("a hello's generation lift with the row locked elsewhere (PostgreSQL)",
 
     // The lock gone: welcomed, and the generation lifted above what the hello reported.
     const got: ServerMessage[] = [];
-    const again = await rawHost(s, runningHost(got), { generation: REPORTED });
+    const again = await rawHost(s, answersRunning(got), { generation: REPORTED });
     try {
       await until('welcomed', () => got.some((m) => m.type === 'welcome'));
       expect(await s.hub.assign(s.hostId, testAssignment('dep-lifted'), 10_000)).toMatchObject({ type: 'status', state: 'running' });

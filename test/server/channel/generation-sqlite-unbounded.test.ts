@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { GENERATION_WRITE_BOUND_MS } from '../../../server/channel/hub.js';
-import { channelServer, rawHost, testAssignment, until, type ChannelServer } from './support.js';
+import { answersRunning, channelServer, rawHost, testAssignment, until, type ChannelServer } from './support.js';
 
 const assignment = (deploymentId: string) => testAssignment(deploymentId);
 
@@ -19,9 +19,7 @@ describe('generations on SQLite', () => {
   });
 
   it('a generations transaction queued past the PostgreSQL bound behind another runs', async () => {
-    const { ws } = await rawHost(s, (m, send) => {
-      if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
-    });
+    const { ws } = await rawHost(s, answersRunning());
     try {
       await until('channel registered', () => Boolean(s.hub.connected(s.hostId)));
       let release!: () => void;

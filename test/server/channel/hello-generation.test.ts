@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { WebSocket } from 'ws';
 import type { Assignment, ServerMessage } from '../../../src/protocol/messages.js';
-import { channelServer, rawHost, until, type ChannelServer } from './support.js';
+import { answersRunning, channelServer, rawHost, until, type ChannelServer } from './support.js';
 
 const DIGEST = `sha256:${'d'.repeat(64)}`;
 const assignment = (deploymentId: string): Omit<Assignment, 'generation'> => ({
@@ -26,10 +26,7 @@ describe('a host\'s generation across hellos', () => {
   /** Connects by hand, saying it accepted `generation`; answers every assignment `running`, recording what it got. */
   async function connect(generation: number): Promise<{ ws: WebSocket; got: ServerMessage[] }> {
     const got: ServerMessage[] = [];
-    const { ws } = await rawHost(s, (m, send) => {
-      got.push(m);
-      if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
-    }, { generation });
+    const { ws } = await rawHost(s, answersRunning(got), { generation });
     await until('welcomed', () => got.some((m) => m.type === 'welcome') && Boolean(s.hub.connected(s.hostId)));
     return { ws, got };
   }

@@ -234,6 +234,14 @@ export async function handServer(stateDir: string, o: { features?: ChannelFeatur
   };
 }
 
+/** A rawHost handler answering every assignment `running`; each message is also pushed to `got`, when given. */
+export function answersRunning(got?: ServerMessage[]): (m: ServerMessage, send: (m: HostMessage) => void) => void {
+  return (m, send) => {
+    got?.push(m);
+    if (m.type === 'assign') send({ type: 'status', deploymentId: m.assignment.deploymentId, generation: m.assignment.generation, state: 'running' });
+  };
+}
+
 /**
  * The enrolled host by hand (an older or misbehaving agent): the real handshake and MAC frames, then
  * every message the server sends goes to `onMessage`, which can answer with `send`; `generation`:
