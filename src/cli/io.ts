@@ -30,6 +30,14 @@ export async function runCommand(io: Io, body: () => Promise<number | void>): Pr
       io.err(`error[${e.code}]: ${e.message}`);
       return exitCodeFor(e.code);
     }
+    // An operating-system error that escaped a command's own mapping (a working directory past
+    // PATH_MAX makes process.cwd() throw ERANGE, a disk fills up mid-write): the user's problem to
+    // fix, said as one IO_ERROR line with the call and errno, not a stack trace.
+    if (isSystemError(e)) {
+      const hint = e.syscall === 'uv_cwd' ? ' (the working directory: its path is longer than this system allows, or it was removed; run from another one)' : '';
+      io.err(`error[IO_ERROR]: ${boundText(e.message)}${hint}`);
+      return exitCodeFor('IO_ERROR');
+    }
     io.err(`error: ${boundText((e as Error)?.stack ?? String(e))}`);
     return 1;
   }
@@ -40,4 +48,9 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<number
   return async (...args: A) => {
     process.exitCode = await runCommand(processIo, () => body(...args));
   };
+}
+
+/** Node's errors from a system call: an errno code (`ENOENT`, `ERANGE`, …) and the call that failed. */
+function isSystemError(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).syscall === 'string' && /^E[A-Z0-9]+$/.test(String((e as NodeJS.ErrnoException).code));
 }
