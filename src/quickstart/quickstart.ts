@@ -5,7 +5,8 @@
  * (runc); then examples/hello is packed, signed into both logs, pushed, and deployed by a commit,
  * and its greeting is read back through the server's logs API. Ctrl-C stops everything (the host's
  * containers too); a second run reuses the directory (same key, logs, ports, host identity; a
- * registry or server port another program took in between is replaced by a new one, said and kept;
+ * port another program took in between (registry, server, a log) is replaced by a new one, said
+ * and kept, the trust store following a log that moved;
  * what a killed earlier run left running is stopped first: leftovers.ts).
  *
  * It only connects to the servers it started itself, on 127.0.0.1 and ports it chose.
@@ -19,13 +20,14 @@ import { packCtp } from '../bundle/pack/pack.js';
 import { openCtp } from '../bundle/read.js';
 import { signCtp } from '../attest/sign-ctp.js';
 import { pushCtp } from '../oci/push.js';
-import { startLogServer, type LogServer } from '../tlog/server.js';
+import type { LogServer } from '../tlog/server.js';
 import { containerIdFor } from '../protocol/container-id.js';
 import { Children } from './children.js';
 import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, registryAnswers, serverAnswers, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
 import { startListening } from './ports.js';
 import { ChildRecord, stopLeftovers } from './leftovers.js';
 import { guide } from './guide.js';
+import { LOGS, moveLogsInTrustStore, startLogMoving } from './tlogs.js';
 
 export interface QuickstartOptions {
   dir: string;
@@ -41,6 +43,8 @@ interface Io { out(t: string): void; err(t: string): void }
 const APP = 'hello';
 const ENVIRONMENT = 'production';
 const HOST_NAME = 'quickstart';
+/** How the output names each child whose port moved. */
+const PORT_NAMES: Record<keyof QuickstartState['ports'], string> = { registry: 'registry', server: 'server', log1: 'transparency log log-one', log2: 'transparency log log-two' };
 
 function which(bin: string): string | undefined {
   try {
@@ -123,23 +127,30 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
   const ctBin = join(o.repoRoot, 'bin', 'ct.js');
   let failed = false;
   try {
-    // Two transparency logs, run by two operators (their keys live in their databases).
-    mkdirSync(join(l.dir, 'tlog'), { recursive: true });
-    logs.push(await startLogServer({ db: join(l.dir, 'tlog', 'log1.db'), port: state.ports.log1, logId: 'log-one', operator: 'Operator One' }));
-    logs.push(await startLogServer({ db: join(l.dir, 'tlog', 'log2.db'), port: state.ports.log2, logId: 'log-two', operator: 'Operator Two' }));
-    const signer = loadSigningKey(l);
-    // A directory an earlier version made has no deployer key: its trust store is made again with one.
-    if (!existsSync(l.trustStore) || !existsSync(l.deployerKey)) await writeTrustStore(l, signer, logs);
-    writePolicyOnce(l, state.keyId);
-    ensureDesiredRepo(l);
-
     // A port chosen earlier may be someone else's by now: the child then moves to a new one, kept for the next run.
-    const moved = (name: 'registry' | 'server', port: number) => {
+    const moved = (name: keyof QuickstartState['ports'], port: number) => {
       if (port === state.ports[name]) return;
-      io.out(`the ${name}'s port ${state.ports[name]} was taken: it listens on ${port} now`);
+      io.out(`the ${PORT_NAMES[name]}'s port ${state.ports[name]} was taken: it listens on ${port} now`);
       state.ports[name] = port;
       writeState(l, state);
     };
+    // Two transparency logs, run by two operators (their keys live in their databases).
+    mkdirSync(join(l.dir, 'tlog'), { recursive: true });
+    const logsMoved: LogServer[] = [];
+    for (const [name, logId, operator] of LOGS) {
+      const { log, port } = await startLogMoving(l, state, name, logId, operator);
+      logs.push(log);
+      if (port !== state.ports[name]) logsMoved.push(log);
+      moved(name, port);
+    }
+    const signer = loadSigningKey(l);
+    // A directory an earlier version made has no deployer key: its trust store is made again with one.
+    if (!existsSync(l.trustStore) || !existsSync(l.deployerKey)) await writeTrustStore(l, signer, logs);
+    // A log that moved is found at its new URL: the trust store says where each log is.
+    else if (logsMoved.length) await moveLogsInTrustStore(l, logsMoved);
+    writePolicyOnce(l, state.keyId);
+    ensureDesiredRepo(l);
+
     const registryNonce = randomBytes(16).toString('hex');
     const { port: registryPort } = await startListening(children, {
       what: 'the registry to answer', port: state.ports.registry, avoid: () => [state.ports.server, state.ports.log1, state.ports.log2],

@@ -10,9 +10,10 @@ import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from '
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtError } from '../core/errors.js';
-import { generateKeyPair, parsePublicKey, writeKeyPair } from '../trust/keys.js';
+import { generateKeyPair, writeKeyPair } from '../trust/keys.js';
 import { keyIdOf } from '../trust/keyid.js';
-import { addKey, addLog, newTrustStore } from '../trust/edit.js';
+import { addKey, newTrustStore } from '../trust/edit.js';
+import { withLog } from './tlogs.js';
 import { saveTrustStore } from '../trust/store.js';
 import type { Child } from './children.js';
 import { freePort, logSince } from './ports.js';
@@ -121,7 +122,7 @@ export async function writeTrustStore(l: Layout, signer: KeyObject, logs: { logI
   let store = newTrustStore('quickstart');
   store = addKey(store, 'builders', createPublicKey(signer), { validFrom: '2024-01-01T00:00:00Z' });
   store = addKey(store, 'deployers', createPublicKey(createPrivateKey(readFileSync(l.deployerKey))), { validFrom: '2024-01-01T00:00:00Z' });
-  for (const log of logs) store = addLog(store, log.logId, { operator: log.operator, publicKey: parsePublicKey(log.publicKey, `log ${log.logId}`), url: log.url });
+  for (const log of logs) store = withLog(store, log);
   await saveTrustStore(l.trustStore, store);
 }
 

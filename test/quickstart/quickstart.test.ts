@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import { join } from 'node:path';
 import { repoRoot } from '../support/cli.js';
 import { followLoginLink } from '../support/login-link.js';
@@ -36,6 +36,19 @@ async function waitFor(run: Run, text: string, ms = 120_000): Promise<string> {
     await new Promise((r) => setTimeout(r, 200));
   }
   return run.out();
+}
+
+/** A quickstart run while another program answers on `port` with `handler`; `check` reads its output. */
+async function whileSquatted(port: number, handler: RequestListener, check: (out: string) => Promise<void>): Promise<void> {
+  const squatter = createServer(handler);
+  await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
+  const run = start();
+  try {
+    await check(await waitFor(run, 'Ctrl-C stops all of it'));
+  } finally {
+    if (run.child.exitCode === null) await interrupt(run);
+    await new Promise<void>((r) => { squatter.close(() => r()); squatter.closeAllConnections(); });
+  }
 }
 
 const runcList = () => (JSON.parse(execFileSync('runc', ['--root', join(dir(), 'host', 'runc'), 'list', '--format', 'json'], { encoding: 'utf8' })) ?? []) as { id: string; status: string }[];
@@ -227,7 +240,7 @@ describe('ct quickstart', () => {
       expect(out).toContain('  | hello from a .ctp\n');
       expect(readFileSync(join(dir(), 'signer.key')).equals(before.key)).toBe(true);
       // Same ports, but for a registry or server port someone else took in between: that child moved, saying so.
-      const moved = Object.fromEntries([...out.matchAll(/the (registry|server)'s port \d+ was taken: it listens on (\d+) now/g)].map((m) => [m[1], Number(m[2])]));
+      const moved = Object.fromEntries([...out.matchAll(/the (registry|server|transparency log log-one|transparency log log-two)'s port \d+ was taken: it listens on (\d+) now/g)].map((m) => [m[1].replace('transparency log log-one', 'log1').replace('transparency log log-two', 'log2'), Number(m[2])]));
       expect(state().ports).toEqual({ ...before.state.ports, ...moved });
       // The bundle's reference names the registry's port: a moved registry is a new desired state, committed.
       if (moved.registry) expect(out).toMatch(/committed [0-9a-f]{12} to /);
@@ -245,41 +258,45 @@ describe('ct quickstart', () => {
   it('a registry port someone else took between runs: the registry moves to a new port, kept, and hello is deployed from it', async () => {
     const before = state().ports;
     // A stand-in that answers /v2/ as a registry would: an answer from it must not pass for quickstart's own.
-    const squatter = createServer((_req, res) => res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' }).end('{}'));
-    await new Promise<void>((r) => squatter.listen(before.registry, '127.0.0.1', r));
-    const run = start();
-    try {
-      const out = await waitFor(run, 'Ctrl-C stops all of it');
+    await whileSquatted(before.registry, (_req, res) => res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' }).end('{}'), async (out) => {
       const moved = new RegExp(`the registry's port ${before.registry} was taken: it listens on (\\d+) now`).exec(out);
       expect(moved).not.toBeNull();
       expect(state().ports).toEqual({ ...before, registry: Number(moved![1]) });
       expect(out).toMatch(new RegExp(`committed [0-9a-f]{12} to `));
       expect(out).toContain('  | hello from a .ctp\n');
       expect(runcList()).toEqual([expect.objectContaining({ status: 'running' })]);
-    } finally {
-      if (run.child.exitCode === null) await interrupt(run);
-      await new Promise<void>((r) => { squatter.close(() => r()); squatter.closeAllConnections(); });
-    }
+    });
+  }, 180_000);
+
+  it('a log port someone else took between runs: the log moves, the trust store follows it, and hello is deployed', async () => {
+    const before = state().ports;
+    await whileSquatted(before.log1, (_req, res) => res.writeHead(200).end('{}'), async (out) => {
+      const moved = new RegExp(`the transparency log log-one's port ${before.log1} was taken: it listens on (\\d+) now`).exec(out);
+      expect(moved).not.toBeNull();
+      const port = Number(moved![1]);
+      expect(state().ports).toEqual({ ...before, log1: port });
+      const store = JSON.parse(readFileSync(join(dir(), 'trust.json'), 'utf8')) as { logs: Record<string, { url: string }> };
+      expect([store.logs['log-one'].url, store.logs['log-two'].url]).toEqual([`http://127.0.0.1:${port}`, `http://127.0.0.1:${before.log2}`]);
+      // The moved log answers at the URL the trust store gives, with the entries of the earlier runs.
+      const checkpoint = await fetch(`${store.logs['log-one'].url}/api/v1/checkpoint`, { signal: AbortSignal.timeout(5000) });
+      expect(checkpoint.status).toBe(200);
+      expect(Number((await checkpoint.text()).split('\n')[1])).toBeGreaterThan(0);
+      expect(out).toContain('  | hello from a .ctp\n');
+      expect(runcList()).toEqual([expect.objectContaining({ status: 'running' })]);
+    });
   }, 180_000);
 
   it('a catch-all server on the server\'s port is not taken for ct serve: the server moves, and the admin key never reaches it', async () => {
     const before = state().ports;
     // Answers 200 to everything, as the old readiness check (any 200 from /api/v1/hosts) took for ct serve.
     const authorization: (string | undefined)[] = [];
-    const squatter = createServer((req, res) => (authorization.push(req.headers.authorization), res.writeHead(200, { 'content-type': 'application/json' }).end('{"hosts":[],"deployments":[]}')));
-    await new Promise<void>((r) => squatter.listen(before.server, '127.0.0.1', r));
-    const run = start();
-    try {
-      const out = await waitFor(run, 'Ctrl-C stops all of it');
+    await whileSquatted(before.server, (req, res) => (authorization.push(req.headers.authorization), res.writeHead(200, { 'content-type': 'application/json' }).end('{"hosts":[],"deployments":[]}')), async (out) => {
       const moved = new RegExp(`the server's port ${before.server} was taken: it listens on (\\d+) now`).exec(out);
       expect(moved).not.toBeNull();
       expect(state().ports.server).toBe(Number(moved![1]));
       expect(out).toContain('  | hello from a .ctp\n');
       expect(authorization.filter((a) => a !== undefined)).toEqual([]);
-    } finally {
-      if (run.child.exitCode === null) await interrupt(run);
-      await new Promise<void>((r) => { squatter.close(() => r()); squatter.closeAllConnections(); });
-    }
+    });
   }, 180_000);
 
   it('after a run that was killed (SIGKILL), the next run stops what it left running and deploys hello', async () => {
