@@ -70,6 +70,12 @@ export interface ApiKeyInfo {
   followsGroups: boolean;
   createdAt: string;
   expiresAt: string | null;
+  /**
+   * Live: when it stops being accepted at the latest — its own end, or a key's up its chain
+   * (a key minted before keys were capped at their minter's end lists a later `expiresAt`); null
+   * when nothing in its chain ends, or it is not live.
+   */
+  endsAt: string | null;
   revokedAt: string | null;
   mintedBy: string | null;
   createdBy: unknown;
@@ -103,7 +109,7 @@ export async function listApiKeys(db: Db, limit: number, liveOnly: boolean, now 
         break;
       }
       keys.push({
-        id: r.id, name: r.name, role: r.role, roleNow: standing.ok ? standing.role : null, state, followsGroups: standing.ok && standing.followsGroups, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at),
+        id: r.id, name: r.name, role: r.role, roleNow: standing.ok ? standing.role : null, state, followsGroups: standing.ok && standing.followsGroups, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), endsAt: standing.ok ? iso(standing.endsAt) : null, revokedAt: iso(r.revoked_at),
         mintedBy: r.minted_by ?? null, createdBy: r.created_by ? (JSON.parse(r.created_by) as unknown) : null, bootstrap: r.name === BOOTSTRAP_KEY_NAME,
       });
     }

@@ -3,7 +3,7 @@ import type { ServerContext } from '../context.js';
 import type { Role } from '../config.js';
 import { requirePermission } from '../auth/middleware.js';
 import { createApiKey, listApiKeys, liveApiKeyCount, revokeApiKey } from '../auth/api-keys.js';
-import { BOOTSTRAP_KEY_NAME, apiKeyAccepted, linkMinter } from '../auth/configured-trust.js';
+import { BOOTSTRAP_KEY_NAME, apiKeyStanding, linkMinter, type ApiKeyStanding } from '../auth/configured-trust.js';
 import { tokenCacheFor } from '../auth/token-cache.js';
 import { validateBody } from '../openapi.js';
 import { sendError } from '../http-error.js';
@@ -12,6 +12,15 @@ import { actor, recordAudit } from '../audit.js';
 /** A key lives 90 days unless asked otherwise, at most 366 (GitHub's fine-grained tokens: a year). */
 export const API_KEY_DEFAULT_TTL_S = 90 * 86_400;
 export const API_KEY_MAX_TTL_S = 366 * 86_400;
+/** Why a key this credential would mint is refused from the start, by the state it would have. */
+const MINT_REFUSED: Record<Exclude<ApiKeyStanding, { ok: true }>['state'], string> = {
+  // The credential ends now (it authenticated a moment ago): the key would end with it.
+  expired: 'the credential minting it ends now, and a key ends no later than what minted it: use one with time left',
+  revoked: 'a key minted by this credential would not be accepted: something in its chain was revoked',
+  'minter-untrusted': 'a key minted by this credential would not be accepted: it is itself minted by a chain of 8 keys, or something in that chain was revoked or has ended',
+  'minter-no-role': 'a key minted by this credential would not be accepted: the groups of the sign-in behind it get no role under this server\'s mapping now',
+};
+
 /** Live keys (neither revoked nor expired) at most: each is a standing credential someone must review. */
 export const MAX_LIVE_API_KEYS = 1_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -48,9 +57,8 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
     // The key would be accepted (its minter's chain not too long, nothing in it revoked since this
     // request authenticated): never hand out a key that is dead from the start.
     const row = { name: body.name, hash: '', role: body.role, revoked_at: null, expires_at: Math.min(Date.now() + ttlMs, notAfter ?? Infinity), minted_by: minter, minter_groups: minterGroups ? JSON.stringify(minterGroups) : null };
-    if (!(await apiKeyAccepted(ctx.db, row))) {
-      return sendError(res, 403, 'API_KEY_FORBIDDEN', 'a key minted by this credential would not be accepted: it is itself minted by a chain of 8 keys, or something in that chain was revoked');
-    }
+    const standing = await apiKeyStanding(ctx.db, row);
+    if (!standing.ok) return sendError(res, 403, 'API_KEY_FORBIDDEN', MINT_REFUSED[standing.state]);
     const by = actor(req.principal);
     // Counted and inserted under one lock: replicas creating at once must not pass the bound together.
     const k = await ctx.db.tx(async (t) => {

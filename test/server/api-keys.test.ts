@@ -132,6 +132,11 @@ describe('API keys through the API', () => {
     // A key minted before keys were capped so (its end later than its minter's): what it mints
     // ends with the chain's first end, when it would be refused anyway.
     await server.ctx.db.run('UPDATE api_keys SET expires_at = ? WHERE id = ?', [Date.now() + 90 * 86_400_000, child.id]);
+    // The list says when such a key stops being accepted: its minter's end, not its own later one.
+    const listed = (await (await call('GET', '/api/v1/api-keys?state=all', ADMIN)).json()) as { keys: { id: string; expiresAt: string; endsAt: string | null }[] };
+    const row = (id: string) => listed.keys.find((k) => k.id === id)!;
+    expect(Date.parse(row(child.id).expiresAt)).toBeGreaterThan(Date.parse(parent.expiresAt));
+    expect([row(child.id).endsAt, row(parent.id).endsAt]).toEqual([parent.expiresAt, parent.expiresAt]);
     const grand = (await mint(parent.key, { name: 'old-child', role: 'admin', ttlSeconds: 90 * 86_400 })).body;
     await server.ctx.db.run('UPDATE api_keys SET expires_at = ? WHERE id = ?', [Date.now() + 90 * 86_400_000, grand.id]);
     const great = (await mint(grand.key, { name: 'great', role: 'viewer', ttlSeconds: 90 * 86_400 })).body;

@@ -68,8 +68,9 @@ export function register(program: Command): void {
         else {
           // A key narrowed by its minter's groups (the server's mapping now) shows both roles.
           const role = (k: Record<string, unknown>) => (typeof k.roleNow === 'string' && k.roleNow !== k.role ? `${k.roleNow} (was ${String(k.role)})` : String(k.role));
+          // EXPIRES: when it stops being accepted (endsAt: its own end or one up its chain, for a live key).
           // FOLLOWS GROUPS: yes when its role is the server's mapping of the groups kept at the sign-in behind it.
-          const rows = list.map((k) => [String(k.id), String(k.name), role(k), String(k.state), k.followsGroups === true ? 'yes' : 'no', String(k.expiresAt ?? 'never'), String(k.mintedBy ?? (k.bootstrap ? 'configured' : '-'))]);
+          const rows = list.map((k) => [String(k.id), String(k.name), role(k), String(k.state), k.followsGroups === true ? 'yes' : 'no', String(k.endsAt ?? k.expiresAt ?? 'never'), String(k.mintedBy ?? (k.bootstrap ? 'configured' : '-'))]);
           processIo.out(table([['ID', 'NAME', 'ROLE', 'STATE', 'FOLLOWS GROUPS', 'EXPIRES', 'MINTED BY'], ...rows]));
         }
         if (truncated) processIo.err('only the newest 1,000 are shown: revoke what is no longer needed');
