@@ -17,6 +17,9 @@ import type { KillSignal } from '../../src/protocol/messages.js';
 
 /** How long wait() gives a live supervisor to write the exit file after runc has returned. */
 const EXIT_FILE_WAIT_MS = 10_000;
+/** How long a previous run's supervisor has to end on TERM, then on KILL, before a new run starts (endPreviousSupervisor). */
+const PREVIOUS_SUPERVISOR_TERM_MS = 2_000;
+const PREVIOUS_SUPERVISOR_KILL_MS = 2_000;
 /** Bytes an exec (health check) may print on one stream before it is killed and fails. */
 export const EXEC_OUTPUT_MAX = 64 * 1024 * 1024;
 
@@ -174,6 +177,7 @@ export class RuncRuntime {
     const rec = this.mustGet(id);
     if (rec.status !== 'created') throw new CtError('USAGE', `container ${id} is ${rec.status}, not created`, { id, status: rec.status });
     await this.beforeStart?.(rec.runcId);
+    await this.endPreviousSupervisor(rec);
     await rm(this.exitFile(id), { force: true });
     await rm(this.pidFile(id), { force: true });
     // runc.log is how start() tells "runc refused" from "the app exited": one run's log at a time.
@@ -288,6 +292,29 @@ export class RuncRuntime {
       }
     }
     return undefined;
+  }
+
+  /**
+   * A previous run's supervisor still draining its loggers (past stop()'s wait for its exit file,
+   * EXIT_FILE_WAIT_MS) holds their directories' locks: the new run's multilog processes would find
+   * them locked and exit at once, and everything the new run writes would be lost, the container
+   * running with no log. It has had its wait: its process group (its own session: the supervisor,
+   * its loggers) is asked to end (multilog finishes its line on TERM), then killed. The pid is
+   * checked to still be this container's supervisor first (pids are reused). Its exit file is
+   * then never written, so it cannot be taken for the new run's either.
+   */
+  private async endPreviousSupervisor(rec: ContainerRecord): Promise<void> {
+    const pid = rec.supervisorPid;
+    if (!pid || !this.supervisorAlive(rec)) return;
+    for (const [signal, ms] of [['SIGTERM', PREVIOUS_SUPERVISOR_TERM_MS], ['SIGKILL', PREVIOUS_SUPERVISOR_KILL_MS]] as const) {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        return; // gone meanwhile
+      }
+      for (const until = Date.now() + ms; Date.now() < until; await sleep(10)) if (!this.supervisorAlive(rec)) return;
+    }
+    throw new CtError('RUNTIME_FAILED', `container ${rec.id}: the previous run's supervisor (pid ${pid}) did not end; its loggers hold the log directory`, { id: rec.id, supervisorPid: pid });
   }
 
   /**

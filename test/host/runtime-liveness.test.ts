@@ -162,4 +162,29 @@ describe('container liveness without runc state', () => {
       expect([now.status, now.pid, now.exitKnown]).toEqual(['running', again.pid, false]);
     });
   }, 90_000);
+
+  it("a previous run's logger still holding the log directory is ended before the new run starts: the new run's output is logged", async () => {
+    // multilog itself drains late (alive, holding its directory's lock, 13 s past the app's end):
+    // the new run's loggers found the directory locked and exited at once, and the restarted
+    // container ran with nothing of its output kept (review finding, pre-existing).
+    await withSlowTool('multilog', '#!/bin/sh\n{ cat; sleep 13; } | multilog "$@"\n', 'locked', async (slowRt, id) => {
+      const plan = await buildRuntimePlan(input(id, ['/bin/sh', '-c', 'trap "exit 3" TERM; echo "run $$ $(cat /proc/uptime)"; while true; do echo tick; sleep 0.2; done']), facts);
+      expect((await slowRt.run(id, plan.config)).status).toBe('running');
+      const lines = async () => (await readLogs(slowRt.logDir(id))).entries.map((l) => l.text);
+      for (let i = 0; i < 200 && !(await lines()).some((t) => t.startsWith('run ')); i++) await new Promise((r) => setTimeout(r, 50));
+      const again = await slowRt.restart(id, 5000);
+      expect(again.status).toBe('running');
+      // The new run's first line reaches the log, and its ticks keep coming.
+      let runs: string[] = [];
+      for (let i = 0; i < 100 && runs.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        runs = (await lines()).filter((t) => t.startsWith('run '));
+      }
+      expect(runs).toHaveLength(2);
+      const ticks = (await lines()).length;
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect((await lines()).length).toBeGreaterThan(ticks);
+      expect((await slowRt.state(id)).status).toBe('running');
+    });
+  }, 90_000);
 });
