@@ -27,7 +27,7 @@ import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey
 import { startListening } from './ports.js';
 import { ChildRecord, stopLeftovers } from './leftovers.js';
 import { guide } from './guide.js';
-import { LOGS, moveLogsInTrustStore, startLogMoving } from './tlogs.js';
+import { LOGS, followLogsInTrustStore, startLogMoving } from './tlogs.js';
 
 export interface QuickstartOptions {
   dir: string;
@@ -136,18 +136,17 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     };
     // Two transparency logs, run by two operators (their keys live in their databases).
     mkdirSync(join(l.dir, 'tlog'), { recursive: true });
-    const logsMoved: LogServer[] = [];
     for (const [name, logId, operator] of LOGS) {
       const { log, port } = await startLogMoving(l, state, name, logId, operator);
       logs.push(log);
-      if (port !== state.ports[name]) logsMoved.push(log);
       moved(name, port);
     }
     const signer = loadSigningKey(l);
     // A directory an earlier version made has no deployer key: its trust store is made again with one.
     if (!existsSync(l.trustStore) || !existsSync(l.deployerKey)) await writeTrustStore(l, signer, logs);
-    // A log that moved is found at its new URL: the trust store says where each log is.
-    else if (logsMoved.length) await moveLogsInTrustStore(l, logsMoved);
+    // The trust store says where each log is: compared on every run (a run that stopped between a
+    // log's move and this line left the old URL), and what it says is never changed silently.
+    else for (const line of await followLogsInTrustStore(l, logs)) io.out(line);
     writePolicyOnce(l, state.keyId);
     ensureDesiredRepo(l);
 

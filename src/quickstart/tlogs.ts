@@ -9,7 +9,7 @@ import { CtError } from '../core/errors.js';
 import { startLogServer, type LogServer } from '../tlog/server.js';
 import { addLog } from '../trust/edit.js';
 import { parsePublicKey } from '../trust/keys.js';
-import { loadTrustStore, saveTrustStore } from '../trust/store.js';
+import { loadTrustStore, ownEntry, saveTrustStore } from '../trust/store.js';
 import type { TrustStore } from '../trust/types.js';
 import { freePort } from './ports.js';
 import type { Layout, QuickstartState } from './setup.js';
@@ -42,11 +42,24 @@ export async function startLogMoving(l: Layout, state: QuickstartState, name: Lo
   }
 }
 
-/** The trust store's entries of the logs that moved, at their new URLs (each log's key and operator unchanged). */
-export async function moveLogsInTrustStore(l: Layout, moved: readonly LogServer[]): Promise<void> {
-  let store = await loadTrustStore(l.trustStore);
-  for (const log of moved) store = withLog(store, log);
-  await saveTrustStore(l.trustStore, store);
+/**
+ * The trust store's entries of logs listening elsewhere than it says, at their URLs now (each
+ * log's key and operator unchanged); what was done or left, as lines to print. A log the user
+ * removed from the store stays removed, and a signed store (`ct trust-store sign`) is left as it
+ * is: an edit would drop its signatures, and the user re-signs what they changed themselves.
+ */
+export async function followLogsInTrustStore(l: Layout, logs: readonly LogServer[]): Promise<string[]> {
+  const store = await loadTrustStore(l.trustStore);
+  const stale = logs.filter((log) => { const entry = ownEntry(store.logs, log.logId); return entry !== undefined && entry.url !== log.url; });
+  if (stale.length === 0) return [];
+  const where = stale.map((log) => `${log.logId} at ${ownEntry(store.logs, log.logId)!.url}, it listens on ${log.url}`).join('; ');
+  if (store.signatures?.length) {
+    return [`the trust store ${l.trustStore} lists ${where}: it is signed, so it is left as it is; update it (ct trust-store add-log) and sign it again`];
+  }
+  let next = store;
+  for (const log of stale) next = withLog(next, log);
+  await saveTrustStore(l.trustStore, next);
+  return [`the trust store ${l.trustStore} listed ${where}: updated`];
 }
 
 /** The store with the log's entry (added, or replaced under its id). */

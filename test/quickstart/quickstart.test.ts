@@ -277,6 +277,7 @@ describe('ct quickstart', () => {
       expect(state().ports).toEqual({ ...before, log1: port });
       const store = JSON.parse(readFileSync(join(dir(), 'trust.json'), 'utf8')) as { logs: Record<string, { url: string }> };
       expect([store.logs['log-one'].url, store.logs['log-two'].url]).toEqual([`http://127.0.0.1:${port}`, `http://127.0.0.1:${before.log2}`]);
+      expect(out).toContain(`listed log-one at http://127.0.0.1:${before.log1}, it listens on http://127.0.0.1:${port}: updated`);
       // The moved log answers at the URL the trust store gives, with the entries of the earlier runs.
       const checkpoint = await fetch(`${store.logs['log-one'].url}/api/v1/checkpoint`, { signal: AbortSignal.timeout(5000) });
       expect(checkpoint.status).toBe(200);
