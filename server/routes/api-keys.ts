@@ -16,6 +16,7 @@ export const API_KEY_MAX_TTL_S = 366 * 86_400;
 const MINT_REFUSED: Record<Exclude<ApiKeyStanding, { ok: true }>['state'], string> = {
   // The credential ends now (it authenticated a moment ago): the key would end with it.
   expired: 'the credential minting it ends now, and a key ends no later than what minted it: use one with time left',
+  // Not reached (the row judged is never revoked); a minter revoked up the chain is minter-untrusted.
   revoked: 'a key minted by this credential would not be accepted: something in its chain was revoked',
   'minter-untrusted': 'a key minted by this credential would not be accepted: it is itself minted by a chain of 8 keys, or something in that chain was revoked or has ended',
   'minter-no-role': 'a key minted by this credential would not be accepted: the groups of the sign-in behind it get no role under this server\'s mapping now',

@@ -31,12 +31,14 @@ export async function runCommand(io: Io, body: () => Promise<number | void>): Pr
       return exitCodeFor(e.code);
     }
     // An operating-system error that escaped a command's own mapping (a working directory past
-    // PATH_MAX makes process.cwd() throw ERANGE, a disk fills up mid-write): the user's problem to
-    // fix, said as one IO_ERROR line with the call and errno, not a stack trace.
+    // PATH_MAX makes process.cwd() throw ERANGE, a disk fills up mid-write, a connection refused):
+    // the user's problem to fix, said as one line with the call and errno, not a stack trace;
+    // NETWORK_ERROR (exit 12) for a failed connection or lookup, IO_ERROR (11) for the rest.
     if (isSystemError(e)) {
+      const code = NETWORK_SYSCALLS.has(e.syscall!) || NETWORK_ERRNOS.has(e.code!) ? 'NETWORK_ERROR' : 'IO_ERROR';
       const hint = e.syscall === 'uv_cwd' ? ' (the working directory: its path is longer than this system allows, or it was removed; run from another one)' : '';
-      io.err(`error[IO_ERROR]: ${boundText(e.message)}${hint}`);
-      return exitCodeFor('IO_ERROR');
+      io.err(`error[${code}]: ${boundText(e.message)}${hint}`);
+      return exitCodeFor(code);
     }
     io.err(`error: ${boundText((e as Error)?.stack ?? String(e))}`);
     return 1;
@@ -49,6 +51,10 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<number
     process.exitCode = await runCommand(processIo, () => body(...args));
   };
 }
+
+/** System calls and errnos of a network that failed (SPEC §2: exit 12), not of a file. */
+const NETWORK_SYSCALLS = new Set(['connect', 'getaddrinfo', 'getnameinfo', 'queryA', 'queryAaaa']);
+const NETWORK_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
 
 /** Node's errors from a system call: an errno code (`ENOENT`, `ERANGE`, …) and the call that failed. */
 function isSystemError(e: unknown): e is NodeJS.ErrnoException {

@@ -29,12 +29,18 @@ describe('system errors in the CLI', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
-  it('an errno error from any command is IO_ERROR; a plain bug is still reported as one (exit 1)', async () => {
+  it('an errno error from any command is IO_ERROR, a network one NETWORK_ERROR; a plain bug is still reported as one (exit 1)', async () => {
     const out: string[] = [];
     const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t) };
     const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
     expect(await runCommand(io, async () => { throw full; })).toBe(11);
     expect(out.pop()).toBe('error[IO_ERROR]: ENOSPC: no space left on device, write');
+    // A connection or a name lookup that failed is a network error (exit 12).
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' });
+    expect(await runCommand(io, async () => { throw refused; })).toBe(12);
+    expect(out.pop()).toBe('error[NETWORK_ERROR]: connect ECONNREFUSED 127.0.0.1:1');
+    const lookup = Object.assign(new Error('getaddrinfo ENOTFOUND no-such-host.invalid'), { code: 'ENOTFOUND', errno: -3008, syscall: 'getaddrinfo' });
+    expect(await runCommand(io, async () => { throw lookup; })).toBe(12);
     // An error with a code but no system call is not taken for one.
     expect(await runCommand(io, async () => { throw Object.assign(new TypeError('x is not a function'), { code: 'ERR_X' }); })).toBe(1);
     expect(out.pop()).toMatch(/^error: TypeError: x is not a function/);
