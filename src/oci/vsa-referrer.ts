@@ -23,7 +23,10 @@ export interface AttachedVsa {
   /** Digest of the artifact manifest. */
   digest: string;
   via: 'api' | 'tag';
-  /** Referrers API: superseded VSA manifests of the same environment and key the registry would not delete (code each). */
+  /**
+   * Referrers API: superseded VSA manifests of the same environment and key the registry would not
+   * delete, with the code of each refusal (the image's digest when its referrers could not be listed).
+   */
   notDeleted?: { digest: string; code: string }[];
 }
 
