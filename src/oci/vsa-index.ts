@@ -18,6 +18,12 @@ export const ANNOTATION_VSA_ENVIRONMENT = 'dev.cerro-torre.vsa.environment';
 export const ANNOTATION_VSA_VERIFIER = 'dev.cerro-torre.vsa.verifier';
 /** Deploy VSAs kept in a tag index and read back, whatever the number of environments. */
 export const MAX_VSAS = 32;
+/**
+ * A creation time further ahead of the local clock than this counts as missing: a descriptor
+ * dated 9999 (planted, or from a replica whose clock runs far ahead) would otherwise outrank
+ * every real VSA for good, in what the tag index keeps and in what is read.
+ */
+export const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
 
 export interface VsaLabels {
   environment: string;
@@ -34,27 +40,36 @@ export function isDeployVsa(d: Descriptor): boolean {
   return d.artifactType === VSA_ARTIFACT_TYPE;
 }
 
-/** Same environment and same deployer key: the older one is superseded by the newer. */
-export function sameSeries(a: Descriptor, b: Descriptor): boolean {
-  const env = a.annotations?.[ANNOTATION_VSA_ENVIRONMENT];
-  const key = a.annotations?.[ANNOTATION_VSA_VERIFIER];
-  return env !== undefined && key !== undefined && env === b.annotations?.[ANNOTATION_VSA_ENVIRONMENT] && key === b.annotations?.[ANNOTATION_VSA_VERIFIER];
+/** The (environment, deployer key) a VSA belongs to, or undefined when not annotated with both. */
+function seriesOf(d: Descriptor): string | undefined {
+  const env = d.annotations?.[ANNOTATION_VSA_ENVIRONMENT];
+  const key = d.annotations?.[ANNOTATION_VSA_VERIFIER];
+  return typeof env === 'string' && typeof key === 'string' ? JSON.stringify([env, key]) : undefined;
 }
 
-/** Creation time in ms, or undefined when the annotation is missing or not an RFC 3339 time. */
-function createdMs(d: Descriptor): number | undefined {
-  const s = d.annotations?.[ANNOTATION_CREATED];
-  if (typeof s !== 'string' || s.length > 64 || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(s)) return undefined;
-  const t = Date.parse(s);
-  return Number.isNaN(t) ? undefined : t;
+/** Same environment and same deployer key: the older one is superseded by the newer. */
+export function sameSeries(a: Descriptor, b: Descriptor): boolean {
+  const s = seriesOf(a);
+  return s !== undefined && s === seriesOf(b);
 }
 
 /**
- * `list` newest first by creation time; those without one after them, later in the list first
- * (the tag index is appended to, so later is newer). Stable otherwise.
+ * Creation time in ms, or undefined when the annotation is missing, not an RFC 3339 time, or
+ * more than MAX_CLOCK_AHEAD_MS ahead of `now`.
  */
-export function newestFirst(list: Descriptor[]): Descriptor[] {
-  const keyed = list.map((d, i) => ({ d, i, t: createdMs(d) }));
+function createdMs(d: Descriptor, now: number): number | undefined {
+  const s = d.annotations?.[ANNOTATION_CREATED];
+  if (typeof s !== 'string' || s.length > 64 || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(s)) return undefined;
+  const t = Date.parse(s);
+  return Number.isNaN(t) || t > now + MAX_CLOCK_AHEAD_MS ? undefined : t;
+}
+
+/**
+ * `list` newest first by creation time; those without one (or dated in the future) after them,
+ * later in the list first (the tag index is appended to, so later is newer). Stable otherwise.
+ */
+export function newestFirst(list: Descriptor[], now = Date.now()): Descriptor[] {
+  const keyed = list.map((d, i) => ({ d, i, t: createdMs(d, now) }));
   keyed.sort((a, b) => {
     if (a.t !== undefined && b.t !== undefined && a.t !== b.t) return b.t - a.t;
     if ((a.t === undefined) !== (b.t === undefined)) return a.t === undefined ? 1 : -1;
@@ -64,14 +79,42 @@ export function newestFirst(list: Descriptor[]): Descriptor[] {
 }
 
 /**
- * The tag index's descriptors once `added` (a deploy VSA) is in: every non-VSA descriptor kept in
- * place; the VSAs of `added`'s environment and key replaced by it; at most MAX_VSAS VSAs, the
- * newest. An index over-full from before (VSAs without annotations) shrinks to the cap here.
+ * The deploy VSAs to read, newest first: the newest of each environment and key, then the
+ * newest of the rest, at most MAX_VSAS. Many VSAs of one series (planted, or never deleted)
+ * cannot crowd out another environment's.
  */
-export function withVsa(list: Descriptor[], added: Descriptor): Descriptor[] {
-  const vsas = list.filter((d) => isDeployVsa(d) && d.digest !== added.digest && !sameSeries(d, added));
-  const kept = new Set(newestFirst(vsas).slice(0, MAX_VSAS - 1));
-  return [...list.filter((d) => !isDeployVsa(d) || kept.has(d)), added];
+export function toRead(list: Descriptor[], now = Date.now()): Descriptor[] {
+  const sorted = newestFirst(list.filter(isDeployVsa), now);
+  const seen = new Set<string>();
+  const heads: Descriptor[] = [];
+  const rest: Descriptor[] = [];
+  for (const d of sorted) {
+    const s = seriesOf(d);
+    if (s !== undefined && !seen.has(s)) {
+      seen.add(s);
+      heads.push(d);
+    } else rest.push(d);
+  }
+  const picked = new Set([...heads, ...rest].slice(0, MAX_VSAS));
+  return sorted.filter((d) => picked.has(d));
+}
+
+/**
+ * The tag index's descriptors once `added` (a deploy VSA) is in: every non-VSA descriptor kept in
+ * place; the VSAs of `added`'s environment and key that are older (or undated) replaced by it;
+ * at most MAX_VSAS VSAs, the newest. A VSA of the same series created strictly later stays and
+ * `added`, superseded on arrival (published out of order), is not put in; one created at the
+ * same time stays beside it. An index over-full from before (VSAs without annotations) shrinks
+ * to the cap here.
+ */
+export function withVsa(list: Descriptor[], added: Descriptor, now = Date.now()): Descriptor[] {
+  const t = createdMs(added, now) ?? -Infinity;
+  const replaced = (d: Descriptor) => sameSeries(d, added) && (createdMs(d, now) ?? -Infinity) < t;
+  const vsas = list.filter((d) => isDeployVsa(d) && d.digest !== added.digest && !replaced(d));
+  const superseded = vsas.some((d) => sameSeries(d, added) && (createdMs(d, now) ?? -Infinity) > t);
+  const kept = new Set(newestFirst(vsas, now).slice(0, superseded ? MAX_VSAS : MAX_VSAS - 1));
+  const out = list.filter((d) => !isDeployVsa(d) || kept.has(d));
+  return superseded ? out : [...out, added];
 }
 
 /**
@@ -80,8 +123,8 @@ export function withVsa(list: Descriptor[], added: Descriptor): Descriptor[] {
  * environment and key, strictly older (by creation time; none without one), at most MAX_VSAS.
  * Strictly older, so that two replicas publishing at once never delete each other's newest.
  */
-export function supersededBy(list: Descriptor[], added: Descriptor): Descriptor[] {
-  const t = createdMs(added);
+export function supersededBy(list: Descriptor[], added: Descriptor, now = Date.now()): Descriptor[] {
+  const t = createdMs(added, now);
   if (t === undefined) return [];
-  return list.filter((d) => isDeployVsa(d) && d.digest !== added.digest && sameSeries(d, added) && (createdMs(d) ?? Infinity) < t).slice(0, MAX_VSAS);
+  return list.filter((d) => isDeployVsa(d) && d.digest !== added.digest && sameSeries(d, added) && (createdMs(d, now) ?? Infinity) < t).slice(0, MAX_VSAS);
 }
