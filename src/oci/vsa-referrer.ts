@@ -5,8 +5,8 @@
  * the `sha256-<hex>` tag index (distribution-spec 1.1 fallback), like the attestations `ct push`
  * attaches. Each is annotated with its environment, signing key and creation time (vsa-index.ts):
  * in the tag index a new one replaces the older ones of its environment and key, and at most 32
- * stay. Reading them back is bounded (count and bytes), newest first; what is read is verified by
- * the caller.
+ * stay. Reading them back is bounded (count and bytes): the newest of each environment and key
+ * first, at most 32; what is read is verified by the caller.
  */
 import { sha256Digest } from '../core/digest.js';
 import { CtError } from '../core/errors.js';
@@ -14,7 +14,7 @@ import { MAX_VSA_BYTES, VSA_ARTIFACT_TYPE } from '../attest/vsa.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { ANNOTATION_TITLE, EMPTY_DESCRIPTOR, EMPTY_JSON, MT, type Descriptor, type ImageManifest } from './media-types.js';
 import { parseReference } from './reference.js';
-import { MAX_VSAS, newestFirst, supersededBy, vsaAnnotations, withVsa, type VsaLabels } from './vsa-index.js';
+import { isDeployVsa, supersededBy, toRead, vsaAnnotations, withVsa, type VsaLabels } from './vsa-index.js';
 
 /** Media type of the one layer: a DSSE envelope (in-toto). */
 export const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
@@ -25,13 +25,29 @@ export interface AttachedVsa {
   via: 'api' | 'tag';
   /**
    * Referrers API: superseded VSA manifests of the same environment and key the registry would not
-   * delete, with the code of each refusal (the image's digest when its referrers could not be listed).
+   * delete, with the code of each refusal.
    */
   notDeleted?: { digest: string; code: string }[];
+  /** Referrers API: the image's referrers could not be listed (this code): nothing was deleted. */
+  unlisted?: string;
+  /**
+   * Tag index: a VSA of the same environment and key created later was already listed (this one
+   * was published out of order): the manifest is pushed but not put in the index.
+   */
+  superseded?: true;
+}
+
+/**
+ * Which superseded VSAs may be deleted: `isOurs` tells whether a VSA envelope (the DSSE layer of
+ * a listed manifest) is one this publisher signed for the image and environment. Without it
+ * nothing is deleted.
+ */
+export interface PruneOptions {
+  isOurs: (envelope: Buffer) => boolean;
 }
 
 /** Pushes one VSA as a referrer of the reference's image (pinned by digest), labelled for supersession. */
-export async function attachVsa(reference: string, envelope: Uint8Array, labels: VsaLabels, opts: ClientOptions = {}): Promise<AttachedVsa> {
+export async function attachVsa(reference: string, envelope: Uint8Array, labels: VsaLabels, opts: ClientOptions = {}, prune?: PruneOptions): Promise<AttachedVsa> {
   const ref = parseReference(reference);
   if (!ref.digest) throw new CtError('REFERENCE_INVALID', `${reference}: a VSA is attached to an image pinned by digest`, { reference });
   if (envelope.length > MAX_VSA_BYTES) throw new CtError('VSA_INVALID', `VSA larger than ${MAX_VSA_BYTES} bytes`, {});
@@ -48,9 +64,14 @@ export async function attachVsa(reference: string, envelope: Uint8Array, labels:
     const m = Buffer.from(JSON.stringify(manifest));
     const { digest, subjectAccepted } = await client.putManifest(sha256Digest(m), m, MT.imageManifest);
     const added: Descriptor = { mediaType: MT.imageManifest, digest, size: m.length, artifactType: VSA_ARTIFACT_TYPE, annotations };
-    if (subjectAccepted) return { digest, via: 'api', notDeleted: await deleteSuperseded(client, image.digest, added) };
-    await client.addReferrerByTag(image.digest, added, withVsa);
-    return { digest, via: 'tag' };
+    if (subjectAccepted) return { digest, via: 'api', ...(prune ? await deleteSuperseded(client, image.digest, added, prune) : { notDeleted: [] }) };
+    let listed = true;
+    await client.addReferrerByTag(image.digest, added, (list, a) => {
+      const after = withVsa(list, a);
+      listed = after.includes(a);
+      return after;
+    });
+    return { digest, via: 'tag', ...(listed ? {} : { superseded: true as const }) };
   } finally {
     await client.close();
   }
@@ -61,33 +82,56 @@ export async function attachVsa(reference: string, envelope: Uint8Array, labels:
  * registry would otherwise list forever (a list ct reads whole, bounded: client.ts). Deleting is
  * often refused (distribution disables it by default; push credentials may lack the right): a
  * refusal is returned for the caller to log, never an error — the VSA is published either way,
- * and an old one left behind only costs list space (readers take the newest first). Deleting
- * an old VSA loses nothing: the server keeps every VSA it signed (GET /api/v1/vsas).
+ * and an old one left behind only costs list space (readers take the newest of each environment
+ * first). Deleting an old VSA loses nothing: the server keeps every VSA it signed (GET /api/v1/vsas).
+ *
+ * The list is the registry's, unauthenticated: a candidate is deleted only once its own manifest
+ * (fetched by digest, hash checked) is a VSA about this image, annotated as an older one of the
+ * same series, whose envelope `isOurs`. Never the image itself nor the VSA just pushed.
  */
-async function deleteSuperseded(client: RegistryClient, imageDigest: string, added: Descriptor): Promise<{ digest: string; code: string }[]> {
-  const codeOf = (e: unknown) => (e instanceof CtError ? e.code : 'REGISTRY_ERROR');
+async function deleteSuperseded(client: RegistryClient, imageDigest: string, added: Descriptor, prune: PruneOptions): Promise<{ notDeleted: { digest: string; code: string }[]; unlisted?: string }> {
   let listed: Descriptor[];
   try {
     listed = (await client.referrers(imageDigest, VSA_ARTIFACT_TYPE)).descriptors;
   } catch (e) {
-    return [{ digest: imageDigest, code: codeOf(e) }];
+    return { notDeleted: [], unlisted: codeOf(e) };
   }
-  const refused: { digest: string; code: string }[] = [];
+  const notDeleted: { digest: string; code: string }[] = [];
   for (const d of supersededBy(listed, added)) {
+    if (d.digest === imageDigest || d.digest === added.digest) continue;
     try {
+      if (!(await isOurSupersededVsa(client, imageDigest, added, d.digest, prune))) continue;
       await client.deleteManifest(d.digest);
     } catch (e) {
-      refused.push({ digest: d.digest, code: codeOf(e) });
-      // Deleting is off for this repository (405) or not ours to do: the rest would be refused too.
-      break;
+      // Gone already (another replica deleted it): what was wanted.
+      if (codeOf(e) === 'REGISTRY_NOT_FOUND') continue;
+      notDeleted.push({ digest: d.digest, code: codeOf(e) });
+      // Not ours to delete (401/403) or deleting is off for this repository (405): the rest would be refused too.
+      if (codeOf(e) === 'REGISTRY_AUTH_FAILED' || (e instanceof CtError && e.details.status === 405)) break;
     }
   }
-  return refused;
+  return { notDeleted };
+}
+
+function codeOf(e: unknown): string {
+  return e instanceof CtError ? e.code : 'REGISTRY_ERROR';
+}
+
+/** The manifest at `digest` is a VSA of this image that `added` supersedes, and ours (see deleteSuperseded). */
+async function isOurSupersededVsa(client: RegistryClient, imageDigest: string, added: Descriptor, digest: string, prune: PruneOptions): Promise<boolean> {
+  const m = await client.getImageManifest(digest);
+  if (m.subject?.digest !== imageDigest) return false;
+  const own: Descriptor = { mediaType: MT.imageManifest, digest, size: 0, ...(typeof m.artifactType === 'string' ? { artifactType: m.artifactType } : {}), ...(m.annotations ? { annotations: m.annotations } : {}) };
+  if (!isDeployVsa(own) || supersededBy([own], added).length !== 1) return false;
+  const layer = m.layers.find((l) => l.mediaType === DSSE_MEDIA_TYPE);
+  if (!layer || layer.size > MAX_VSA_BYTES) return false;
+  return prune.isOurs(await client.pullBlobBytes(layer, MAX_VSA_BYTES));
 }
 
 /**
  * The VSA envelopes attached to the reference's image, newest first (by their creation
- * annotation; those without one last), at most 32, each at most 64 KiB: unverified.
+ * annotation; those without one, or dated more than 5 minutes ahead, last), the newest of each
+ * environment and key taken first, at most 32, each at most 64 KiB: unverified.
  */
 export async function fetchVsas(reference: string, opts: ClientOptions = {}): Promise<Buffer[]> {
   const ref = parseReference(reference);
@@ -96,7 +140,7 @@ export async function fetchVsas(reference: string, opts: ClientOptions = {}): Pr
   try {
     const { descriptors } = await client.referrers(ref.digest, VSA_ARTIFACT_TYPE);
     const out: Buffer[] = [];
-    for (const d of newestFirst(descriptors).slice(0, MAX_VSAS)) {
+    for (const d of toRead(descriptors)) {
       const m = await client.getImageManifest(d.digest);
       const layer = m.layers.find((l) => l.mediaType === DSSE_MEDIA_TYPE);
       if (!layer || layer.size > MAX_VSA_BYTES) continue;

@@ -3,7 +3,8 @@
 // stays untouched (and `ct fetch` keeps working), fetchVsas reads the newest first, and an index
 // past the read bound is a typed error. Then a registry WITH the referrers API (a stand-in: the
 // Debian registry has none): the superseded VSA manifest is deleted, a refused delete is no error.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,8 +15,9 @@ import { EMPTY_DESCRIPTOR, EMPTY_JSON, MT, type Descriptor } from '../../src/oci
 import { pushCtp } from '../../src/oci/push.js';
 import { fetchCtp } from '../../src/oci/fetch.js';
 import { attachVsa, fetchVsas } from '../../src/oci/vsa-referrer.js';
-import { ANNOTATION_VSA_ENVIRONMENT, MAX_VSAS } from '../../src/oci/vsa-index.js';
-import { VSA_ARTIFACT_TYPE } from '../../src/attest/vsa.js';
+import { ANNOTATION_VSA_ENVIRONMENT, MAX_VSAS, vsaAnnotations } from '../../src/oci/vsa-index.js';
+import { isOwnDeployVsa, signDeployVsa, VSA_ARTIFACT_TYPE } from '../../src/attest/vsa.js';
+import { keyIdOf } from '../../src/trust/keyid.js';
 import { sha256Digest } from '../../src/core/digest.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeCtp } from './fixture.js';
@@ -165,8 +167,19 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
   const blobs = new Map<string, Buffer>();
   const deletes: string[] = [];
   let deleteStatus = 202;
+  /** Descriptors the stand-in lists besides its manifests: a hostile registry's lies. */
+  const lies: Descriptor[] = [];
   const image = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.imageManifest, config: EMPTY_DESCRIPTOR, layers: [] }));
   const imageDigest = sha256Digest(image);
+  const ours = generateKeyPairSync('ed25519');
+  const foreign = generateKeyPairSync('ed25519');
+  const OURS = keyIdOf(ours.publicKey);
+  const ref = () => `127.0.0.1:${port}/team/app@${imageDigest}`;
+  /** A real deploy VSA of the n-th deploy, signed by `key`. */
+  const signed = (env: string, n: number, key = ours.privateKey) => signDeployVsa({ verifierId: 'urn:test', environment: env, imageDigest, reference: ref(), time: new Date(T0 + n * 60_000) }, key);
+  /** What the server passes: only VSAs of its own key, this image and the environment are deleted. */
+  const prune = (env: string) => ({ isOurs: (b: Buffer) => isOwnDeployVsa(b, { keyId: OURS, publicKey: ours.publicKey }, { imageDigest, environment: env }) });
+  const publish = (env: string, n: number, verifier = OURS, key = ours.privateKey) => attachVsa(ref(), signed(env, n, key), labels(env, n, verifier), local, prune(env));
   beforeAll(async () => {
     manifests.set(imageDigest, image);
     srv = createServer((req, res) => {
@@ -192,7 +205,8 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
         }
         if (req.method === 'DELETE' && url.includes('/manifests/')) {
           deletes.push(digest);
-          if (deleteStatus === 202) manifests.delete(digest);
+          // 404: another replica deleted it first.
+          if (deleteStatus === 202 || deleteStatus === 404) manifests.delete(digest);
           return void res.writeHead(deleteStatus).end();
         }
         if (req.method === 'GET' && url.startsWith(`/v2/team/app/referrers/${imageDigest}`)) {
@@ -200,7 +214,7 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
             const m = JSON.parse(b.toString('utf8'));
             return { mediaType: MT.imageManifest, digest: d, size: b.length, artifactType: m.artifactType, annotations: m.annotations };
           });
-          return void res.writeHead(200, { 'content-type': MT.imageIndex }).end(JSON.stringify({ schemaVersion: 2, mediaType: MT.imageIndex, manifests: list }));
+          return void res.writeHead(200, { 'content-type': MT.imageIndex }).end(JSON.stringify({ schemaVersion: 2, mediaType: MT.imageIndex, manifests: [...lies, ...list] }));
         }
         res.writeHead(404).end();
       });
@@ -211,20 +225,66 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
   afterAll(async () => {
     await new Promise<void>((r) => srv.close(() => r()));
   });
+  beforeEach(() => {
+    deletes.length = 0;
+    lies.length = 0;
+    deleteStatus = 202;
+  });
 
   it('deletes the superseded VSA manifest of the same environment and key only; a refused delete is reported, not an error', async () => {
-    const ref = `127.0.0.1:${port}/team/app@${imageDigest}`;
-    const s1 = await attachVsa(ref, envelope('staging', 1), labels('staging', 1), local);
-    const p1 = await attachVsa(ref, envelope('production', 2), labels('production', 2), local);
-    const other = await attachVsa(ref, envelope('staging', 3), labels('staging', 3, 'b2'.repeat(32)), local);
+    const s1 = await publish('staging', 1);
+    const p1 = await publish('production', 2);
+    const other = await publish('staging', 3, 'b2'.repeat(32), foreign.privateKey);
     expect(deletes).toEqual([]);
-    const s2 = await attachVsa(ref, envelope('staging', 4), labels('staging', 4), local);
+    const s2 = await publish('staging', 4);
     expect(s2).toMatchObject({ via: 'api', notDeleted: [] });
     expect(deletes).toEqual([s1.digest]);
     expect([...manifests.keys()].sort()).toEqual([imageDigest, p1.digest, other.digest, s2.digest].sort());
     deleteStatus = 405;
-    const s3 = await attachVsa(ref, envelope('staging', 5), labels('staging', 5), local);
+    const s3 = await publish('staging', 5);
     expect(s3.notDeleted).toEqual([{ digest: s2.digest, code: 'REGISTRY_ERROR' }]);
-    expect((await fetchVsas(ref, local)).map((b) => JSON.parse(b.toString('utf8')).n)).toEqual([5, 4, 3, 2]);
+    expect((await fetchVsas(ref(), local)).map((b) => sha256Digest(b))).toEqual([signed('staging', 5), signed('staging', 4), signed('staging', 3, foreign.privateKey), signed('production', 2)].map((b) => sha256Digest(b)));
+    // Without a way to tell its own VSAs, a publisher deletes nothing.
+    deleteStatus = 202;
+    await attachVsa(ref(), signed('staging', 6), labels('staging', 6, OURS), local);
+    expect(deletes).toEqual([s1.digest, s2.digest]);
+  });
+
+  it('a hostile list: the image itself, a foreign-signed VSA and our production VSA, each listed as an old staging VSA of ours, are not deleted', async () => {
+    const lie = (digest: string, size: number) => ({ mediaType: MT.imageManifest, digest, size, artifactType: VSA_ARTIFACT_TYPE, annotations: vsaAnnotations({ environment: 'staging', verifier: OURS, created: new Date(T0) }) });
+    // A real VSA manifest about the image, annotated as ours, whose envelope another key signed.
+    const forged = await attachVsa(ref(), signed('staging', 0, foreign.privateKey), labels('staging', 0, OURS), local);
+    const production = await publish('production', 10);
+    lies.push(lie(imageDigest, image.length), lie(production.digest, 1));
+    deletes.length = 0;
+    // Our older staging VSAs (left by the test before): these do go.
+    const older = [...manifests].filter(([d, b]) => d !== forged.digest && JSON.parse(b.toString('utf8')).annotations?.[ANNOTATION_VSA_ENVIRONMENT] === 'staging' && JSON.parse(b.toString('utf8')).annotations?.['dev.cerro-torre.vsa.verifier'] === OURS).map(([d]) => d);
+    expect(older.length).toBeGreaterThan(0);
+    const s = await publish('staging', 20);
+    expect(s.notDeleted).toEqual([]);
+    expect(deletes).not.toContain(imageDigest);
+    expect(deletes).not.toContain(production.digest);
+    expect(deletes).not.toContain(forged.digest);
+    expect(manifests.has(imageDigest) && manifests.has(forged.digest) && manifests.has(production.digest)).toBe(true);
+    expect([...deletes].sort()).toEqual(older.sort());
+  });
+
+  it('a delete answered 404 (another replica deleted it) counts as done and the next is deleted; 403 stops the rest', async () => {
+    deleteStatus = 405;
+    const q1 = await publish('qa', 1);
+    const q2 = await publish('qa', 2);
+    deleteStatus = 404;
+    const q3 = await publish('qa', 3);
+    expect(q3.notDeleted).toEqual([]);
+    expect(deletes.slice(-2)).toEqual([q1.digest, q2.digest]);
+    deleteStatus = 405;
+    await publish('qa', 4);
+    const q5 = await publish('qa', 5);
+    deletes.length = 0;
+    deleteStatus = 403;
+    const q6 = await publish('qa', 6);
+    expect(deletes).toHaveLength(1);
+    expect(q6.notDeleted).toEqual([{ digest: deletes[0], code: 'REGISTRY_AUTH_FAILED' }]);
+    expect([q3.digest, q5.digest]).toContain(deletes[0]);
   });
 });
