@@ -14,7 +14,7 @@ import { MAX_VSA_BYTES, VSA_ARTIFACT_TYPE } from '../attest/vsa.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { ANNOTATION_TITLE, EMPTY_DESCRIPTOR, EMPTY_JSON, MT, type Descriptor, type ImageManifest } from './media-types.js';
 import { parseReference } from './reference.js';
-import { isDeployVsa, supersededBy, toRead, vsaAnnotations, withVsa, type VsaLabels } from './vsa-index.js';
+import { supersededBy, toRead, vsaAnnotations, withVsa, type VsaLabels } from './vsa-index.js';
 
 /** Media type of the one layer: a DSSE envelope (in-toto). */
 export const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
@@ -122,7 +122,7 @@ async function isOurSupersededVsa(client: RegistryClient, imageDigest: string, a
   const m = await client.getImageManifest(digest);
   if (m.subject?.digest !== imageDigest) return false;
   const own: Descriptor = { mediaType: MT.imageManifest, digest, size: 0, ...(typeof m.artifactType === 'string' ? { artifactType: m.artifactType } : {}), ...(m.annotations ? { annotations: m.annotations } : {}) };
-  if (!isDeployVsa(own) || supersededBy([own], added).length !== 1) return false;
+  if (supersededBy([own], added).length !== 1) return false;
   const layer = m.layers.find((l) => l.mediaType === DSSE_MEDIA_TYPE);
   if (!layer || layer.size > MAX_VSA_BYTES) return false;
   return prune.isOurs(await client.pullBlobBytes(layer, MAX_VSA_BYTES));

@@ -14,7 +14,7 @@ import { parseReference } from '../../src/oci/reference.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MT, type Descriptor } from '../../src/oci/media-types.js';
 import { pushCtp } from '../../src/oci/push.js';
 import { fetchCtp } from '../../src/oci/fetch.js';
-import { attachVsa, fetchVsas } from '../../src/oci/vsa-referrer.js';
+import { attachVsa, DSSE_MEDIA_TYPE, fetchVsas } from '../../src/oci/vsa-referrer.js';
 import { ANNOTATION_VSA_ENVIRONMENT, MAX_VSAS, vsaAnnotations } from '../../src/oci/vsa-index.js';
 import { isOwnDeployVsa, signDeployVsa, VSA_ARTIFACT_TYPE } from '../../src/attest/vsa.js';
 import { keyIdOf } from '../../src/trust/keyid.js';
@@ -250,26 +250,41 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
     expect(deletes).toEqual([s1.digest, s2.digest]);
   });
 
-  it('a hostile list: the image itself, a foreign-signed VSA and our production VSA, each listed as an old staging VSA of ours, are not deleted', async () => {
+  it('a hostile list: the image itself, a foreign-signed VSA, our production VSA, a later staging one of ours (each listed as an old staging VSA of ours) and our envelope under another subject are not deleted', async () => {
     const lie = (digest: string, size: number) => ({ mediaType: MT.imageManifest, digest, size, artifactType: VSA_ARTIFACT_TYPE, annotations: vsaAnnotations({ environment: 'staging', verifier: OURS, created: new Date(T0) }) });
     // A real VSA manifest about the image, annotated as ours, whose envelope another key signed.
     const forged = await attachVsa(ref(), signed('staging', 0, foreign.privateKey), labels('staging', 0, OURS), local);
     const production = await publish('production', 10);
-    lies.push(lie(imageDigest, image.length), lie(production.digest, 1));
+    // A later staging VSA of ours (another replica's with the same key), listed as older.
+    const later = await attachVsa(ref(), signed('staging', 30), labels('staging', 30, OURS), local);
+    // Our own older staging envelope, in a VSA manifest (annotated as an older staging one of ours) whose subject is another image.
+    const ownLayer = signed('staging', 1);
+    blobs.set(sha256Digest(ownLayer), ownLayer);
+    const elsewhere = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MT.imageManifest, artifactType: VSA_ARTIFACT_TYPE, config: EMPTY_DESCRIPTOR,
+      layers: [{ mediaType: DSSE_MEDIA_TYPE, digest: sha256Digest(ownLayer), size: ownLayer.length }],
+      subject: { mediaType: MT.imageManifest, digest: sha256Digest(Buffer.from('another image')), size: 13 },
+      annotations: vsaAnnotations({ environment: 'staging', verifier: OURS, created: new Date(T0) }),
+    }));
+    const elsewhereDigest = sha256Digest(elsewhere);
+    manifests.set(elsewhereDigest, elsewhere);
+    lies.push(lie(imageDigest, image.length), lie(production.digest, 1), lie(later.digest, 1));
     deletes.length = 0;
     // Our older staging VSAs (left by the test before): these do go.
-    const older = [...manifests].filter(([d, b]) => d !== forged.digest && JSON.parse(b.toString('utf8')).annotations?.[ANNOTATION_VSA_ENVIRONMENT] === 'staging' && JSON.parse(b.toString('utf8')).annotations?.['dev.cerro-torre.vsa.verifier'] === OURS).map(([d]) => d);
+    const older = [...manifests].filter(([d, b]) => d !== forged.digest && d !== later.digest && d !== elsewhereDigest && JSON.parse(b.toString('utf8')).annotations?.[ANNOTATION_VSA_ENVIRONMENT] === 'staging' && JSON.parse(b.toString('utf8')).annotations?.['dev.cerro-torre.vsa.verifier'] === OURS).map(([d]) => d);
     expect(older.length).toBeGreaterThan(0);
     const s = await publish('staging', 20);
     expect(s.notDeleted).toEqual([]);
     expect(deletes).not.toContain(imageDigest);
     expect(deletes).not.toContain(production.digest);
     expect(deletes).not.toContain(forged.digest);
+    expect(deletes).not.toContain(later.digest);
+    expect(deletes).not.toContain(elsewhereDigest);
     expect(manifests.has(imageDigest) && manifests.has(forged.digest) && manifests.has(production.digest)).toBe(true);
     expect([...deletes].sort()).toEqual(older.sort());
   });
 
-  it('a delete answered 404 (another replica deleted it) counts as done and the next is deleted; 403 stops the rest', async () => {
+  it('a delete answered 404 (another replica deleted it) counts as done and the next is deleted; a 500 is reported and the next tried; 403 stops the rest', async () => {
     deleteStatus = 405;
     const q1 = await publish('qa', 1);
     const q2 = await publish('qa', 2);
@@ -278,13 +293,17 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
     expect(q3.notDeleted).toEqual([]);
     expect(deletes.slice(-2)).toEqual([q1.digest, q2.digest]);
     deleteStatus = 405;
-    await publish('qa', 4);
+    const q4 = await publish('qa', 4);
+    deletes.length = 0;
+    // A server error on one is reported and the next is still tried.
+    deleteStatus = 500;
     const q5 = await publish('qa', 5);
+    expect(deletes).toEqual([q3.digest, q4.digest]);
+    expect(q5.notDeleted).toEqual([{ digest: q3.digest, code: 'REGISTRY_ERROR' }, { digest: q4.digest, code: 'REGISTRY_ERROR' }]);
     deletes.length = 0;
     deleteStatus = 403;
     const q6 = await publish('qa', 6);
-    expect(deletes).toHaveLength(1);
-    expect(q6.notDeleted).toEqual([{ digest: deletes[0], code: 'REGISTRY_AUTH_FAILED' }]);
-    expect([q3.digest, q5.digest]).toContain(deletes[0]);
+    expect(deletes).toEqual([q3.digest]);
+    expect(q6.notDeleted).toEqual([{ digest: q3.digest, code: 'REGISTRY_AUTH_FAILED' }]);
   });
 });
