@@ -111,6 +111,17 @@ describe('deploy VSAs in the tag index (docker-registry, no referrers API)', () 
     expect(read).toEqual(Array.from({ length: 32 }, (_, i) => 40 - i));
   }, 60_000);
 
+  it('an older deployment\'s VSA published after a newer one: the newer stays listed, the older is pushed but not listed', async () => {
+    const app = await pushed('out-of-order');
+    const newer = await attachVsa(app.ref, envelope('staging', 5), labels('staging', 5), local);
+    const older = await attachVsa(app.ref, envelope('staging', 3), labels('staging', 3), local);
+    expect(newer.superseded).toBeUndefined();
+    expect(older).toMatchObject({ via: 'tag', superseded: true });
+    const vsas = (await tagIndex(reg, 'team/out-of-order', app.imageDigest)).manifests.filter((d) => d.artifactType === VSA_ARTIFACT_TYPE);
+    expect(vsas.map((d) => d.digest)).toEqual([newer.digest]);
+    expect((await fetchVsas(app.ref, local)).map(String)).toEqual([String(envelope('staging', 5))]);
+  });
+
   /** Writes the tag index by hand: `extra` real manifests (distribution checks they exist) after what ct push put there. */
   async function seedIndex(app: { ref: string; imageDigest: string; pushedReferrers: Descriptor[] }, extra: { artifactType?: string; n: number; annotations?: Record<string, string> }[], repeat = 1): Promise<Descriptor[]> {
     const c = await RegistryClient.open(parseReference(app.ref), local);
