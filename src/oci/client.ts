@@ -218,20 +218,20 @@ export class RegistryClient {
   }
 
   /**
-   * GET a manifest by tag or digest. Authenticate before parsing: the bytes (at most 4 MiB, the
-   * stream dropped past that) are hashed first and, asked by digest, must hash to it; asked by tag,
+   * GET a manifest by tag or digest. Authenticate before parsing: the bytes (at most `max`, 4 MiB
+   * by default, the stream dropped past that: `tooLarge` with details.limit) are hashed first and, asked by digest, must hash to it; asked by tag,
    * to the Docker-Content-Digest the registry states, if it states one. Only then is the JSON
    * parsed (depth-bounded) for its mediaType.
    */
-  async getManifest(reference: string, accept: string[] = MANIFEST_ACCEPT, tooLarge: ErrorCode = 'REGISTRY_ERROR'): Promise<PulledManifest> {
+  async getManifest(reference: string, accept: string[] = MANIFEST_ACCEPT, tooLarge: ErrorCode = 'REGISTRY_ERROR', max = MAX_MANIFEST): Promise<PulledManifest> {
     const r = await this.t.send({ method: 'GET', url: `${this.base}/manifests/${reference}`, headers: { accept: accept.join(', ') }, actions: 'pull' });
     if (r.status !== 200) return this.fail(r, `GET manifest ${reference}`);
     const len = Number(r.headers['content-length'] ?? 0);
-    if (len > MAX_MANIFEST) {
+    if (len > max) {
       discard(r.body);
-      throw new CtError(tooLarge, `manifest ${reference} is ${len} bytes, more than ${MAX_MANIFEST}`, { reference, limit: MAX_MANIFEST });
+      throw new CtError(tooLarge, `manifest ${reference} is ${len} bytes, more than ${max}`, { reference, limit: max });
     }
-    const bytes = await readBounded(r.body, MAX_MANIFEST, `manifest ${reference}`, tooLarge);
+    const bytes = await readBounded(r.body, max, `manifest ${reference}`, tooLarge);
     const digest = sha256Digest(bytes);
     if (isDigest(reference) && digest !== reference) throw new CtError('DIGEST_MISMATCH', `manifest ${reference}: registry returned bytes with digest ${digest}`, { expected: reference, actual: digest });
     const stated = r.headers['docker-content-digest'];
@@ -245,16 +245,30 @@ export class RegistryClient {
 
   /**
    * An image manifest by digest (its bytes hashed before parsing), with the descriptors this
-   * client acts on checked: layers, config and subject are sha256 descriptors.
+   * client acts on checked: layers, config and subject are sha256 descriptors. At most `max` bytes
+   * are read (REGISTRY_ERROR past that; see getImageManifestWithin).
    */
-  async getImageManifest(digest: string): Promise<ImageManifest> {
+  async getImageManifest(digest: string, max = MAX_MANIFEST): Promise<ImageManifest> {
     if (!isDigest(digest)) throw new CtError('REGISTRY_ERROR', `manifest reference ${JSON.stringify(digest)} is not a digest`, {});
-    const m = registryJsonObject((await this.getManifest(digest, [MT.imageManifest])).bytes, `manifest ${digest}`);
+    const m = registryJsonObject((await this.getManifest(digest, [MT.imageManifest], 'REGISTRY_ERROR', max)).bytes, `manifest ${digest}`);
     const layers = descriptorsOf(m.layers, `manifest ${digest}: layers`);
     const subject = m.subject === undefined ? undefined : descriptorOf(m.subject, `manifest ${digest}: subject`);
     const config = m.config === undefined ? undefined : descriptorOf(m.config, `manifest ${digest}: config`);
     if (m.artifactType !== undefined && typeof m.artifactType !== 'string') throw new CtError('REGISTRY_ERROR', `manifest ${digest}: artifactType is not a string`, {});
     return { ...(m as unknown as ImageManifest), layers, ...(subject ? { subject } : {}), ...(config ? { config } : {}) };
+  }
+
+  /**
+   * As getImageManifest, but undefined when the manifest is larger than `max`: no more than `max`
+   * bytes of it are read. For manifests a caller expects to be small and skips otherwise.
+   */
+  async getImageManifestWithin(digest: string, max: number): Promise<ImageManifest | undefined> {
+    try {
+      return await this.getImageManifest(digest, max);
+    } catch (e) {
+      if (e instanceof CtError && e.code === 'REGISTRY_ERROR' && e.details.limit === max) return undefined;
+      throw e;
+    }
   }
 
   /** The digest a tag points at, or undefined when the tag does not exist. */

@@ -44,7 +44,20 @@ export interface AttachedVsa {
  */
 export interface PruneOptions {
   isOurs: (envelope: Buffer) => boolean;
+  /** The whole pruning step's time (default PRUNE_DEADLINE_MS): past it no more is deleted. */
+  deadlineMs?: number;
 }
+
+/**
+ * A listed VSA manifest read to decide on its deletion: a real one is about 1 KB; a bigger one is
+ * not ours and is skipped unread (at 4 MiB each, 32 candidates made one publish read 128 MiB).
+ */
+export const MAX_CANDIDATE_MANIFEST = 64 * 1024;
+/**
+ * Pruning is best effort after the VSA is published: a registry answering each request just
+ * inside its own timeout does not hold the deploy for 32 × (manifest, blob, delete) timeouts.
+ */
+export const PRUNE_DEADLINE_MS = 30_000;
 
 /** Pushes one VSA as a referrer of the reference's image (pinned by digest), labelled for supersession. */
 export async function attachVsa(reference: string, envelope: Uint8Array, labels: VsaLabels, opts: ClientOptions = {}, prune?: PruneOptions): Promise<AttachedVsa> {
@@ -64,7 +77,12 @@ export async function attachVsa(reference: string, envelope: Uint8Array, labels:
     const m = Buffer.from(JSON.stringify(manifest));
     const { digest, subjectAccepted } = await client.putManifest(sha256Digest(m), m, MT.imageManifest);
     const added: Descriptor = { mediaType: MT.imageManifest, digest, size: m.length, artifactType: VSA_ARTIFACT_TYPE, annotations };
-    if (subjectAccepted) return { digest, via: 'api', ...(prune ? await deleteSuperseded(client, image.digest, added, prune) : { notDeleted: [] }) };
+    if (subjectAccepted) {
+      if (!prune) return { digest, via: 'api', notDeleted: [] };
+      const until = Math.min(opts.deadline ?? Infinity, Date.now() + (prune.deadlineMs ?? PRUNE_DEADLINE_MS));
+      client.setDeadline(until);
+      return { digest, via: 'api', ...(await deleteSuperseded(client, image.digest, added, prune, until)) };
+    }
     let listed = true;
     await client.addReferrerByTag(image.digest, added, (list, a) => {
       const after = withVsa(list, a);
@@ -87,9 +105,11 @@ export async function attachVsa(reference: string, envelope: Uint8Array, labels:
  *
  * The list is the registry's, unauthenticated: a candidate is deleted only once its own manifest
  * (fetched by digest, hash checked) is a VSA about this image, annotated as an older one of the
- * same series, whose envelope `isOurs`. Never the image itself nor the VSA just pushed.
+ * same series, whose envelope `isOurs`. Never the image itself nor the VSA just pushed. Each
+ * candidate's manifest is read within MAX_CANDIDATE_MANIFEST (bigger: skipped), and the whole
+ * step within `until` (listing included).
  */
-async function deleteSuperseded(client: RegistryClient, imageDigest: string, added: Descriptor, prune: PruneOptions): Promise<{ notDeleted: { digest: string; code: string }[]; unlisted?: string }> {
+async function deleteSuperseded(client: RegistryClient, imageDigest: string, added: Descriptor, prune: PruneOptions, until: number): Promise<{ notDeleted: { digest: string; code: string }[]; unlisted?: string }> {
   let listed: Descriptor[];
   try {
     listed = (await client.referrers(imageDigest, VSA_ARTIFACT_TYPE)).descriptors;
@@ -99,6 +119,12 @@ async function deleteSuperseded(client: RegistryClient, imageDigest: string, add
   const notDeleted: { digest: string; code: string }[] = [];
   for (const d of supersededBy(listed, added)) {
     if (d.digest === imageDigest || d.digest === added.digest) continue;
+    // Past the step's deadline (the client's too: a request under way fails with NETWORK_ERROR):
+    // reported like a refused delete, and the rest left.
+    if (Date.now() > until) {
+      notDeleted.push({ digest: d.digest, code: 'NETWORK_ERROR' });
+      break;
+    }
     try {
       if (!(await isOurSupersededVsa(client, imageDigest, added, d.digest, prune))) continue;
       await client.deleteManifest(d.digest);
@@ -107,7 +133,7 @@ async function deleteSuperseded(client: RegistryClient, imageDigest: string, add
       if (codeOf(e) === 'REGISTRY_NOT_FOUND') continue;
       notDeleted.push({ digest: d.digest, code: codeOf(e) });
       // Not ours to delete (401/403) or deleting is off for this repository (405): the rest would be refused too.
-      if (codeOf(e) === 'REGISTRY_AUTH_FAILED' || (e instanceof CtError && e.details.status === 405)) break;
+      if (codeOf(e) === 'REGISTRY_AUTH_FAILED' || (e instanceof CtError && e.details.status === 405) || Date.now() > until) break;
     }
   }
   return { notDeleted };
@@ -119,8 +145,8 @@ function codeOf(e: unknown): string {
 
 /** The manifest at `digest` is a VSA of this image that `added` supersedes, and ours (see deleteSuperseded). */
 async function isOurSupersededVsa(client: RegistryClient, imageDigest: string, added: Descriptor, digest: string, prune: PruneOptions): Promise<boolean> {
-  const m = await client.getImageManifest(digest);
-  if (m.subject?.digest !== imageDigest) return false;
+  const m = await client.getImageManifestWithin(digest, MAX_CANDIDATE_MANIFEST);
+  if (m?.subject?.digest !== imageDigest) return false;
   const own: Descriptor = { mediaType: MT.imageManifest, digest, size: 0, ...(typeof m.artifactType === 'string' ? { artifactType: m.artifactType } : {}), ...(m.annotations ? { annotations: m.annotations } : {}) };
   if (supersededBy([own], added).length !== 1) return false;
   const layer = m.layers.find((l) => l.mediaType === DSSE_MEDIA_TYPE);

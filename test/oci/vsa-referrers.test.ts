@@ -14,7 +14,7 @@ import { parseReference } from '../../src/oci/reference.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MT, type Descriptor } from '../../src/oci/media-types.js';
 import { pushCtp } from '../../src/oci/push.js';
 import { fetchCtp } from '../../src/oci/fetch.js';
-import { attachVsa, DSSE_MEDIA_TYPE, fetchVsas } from '../../src/oci/vsa-referrer.js';
+import { attachVsa, DSSE_MEDIA_TYPE, fetchVsas, MAX_CANDIDATE_MANIFEST } from '../../src/oci/vsa-referrer.js';
 import { ANNOTATION_VSA_ENVIRONMENT, MAX_VSAS, vsaAnnotations } from '../../src/oci/vsa-index.js';
 import { isOwnDeployVsa, signDeployVsa, VSA_ARTIFACT_TYPE } from '../../src/attest/vsa.js';
 import { keyIdOf } from '../../src/trust/keyid.js';
@@ -178,6 +178,8 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
   const blobs = new Map<string, Buffer>();
   const deletes: string[] = [];
   let deleteStatus = 202;
+  /** How long the stand-in takes to answer a DELETE (a slow registry). */
+  let deleteDelayMs = 0;
   /** Descriptors the stand-in lists besides its manifests: a hostile registry's lies. */
   const lies: Descriptor[] = [];
   const image = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.imageManifest, config: EMPTY_DESCRIPTOR, layers: [] }));
@@ -218,7 +220,8 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
           deletes.push(digest);
           // 404: another replica deleted it first.
           if (deleteStatus === 202 || deleteStatus === 404) manifests.delete(digest);
-          return void res.writeHead(deleteStatus).end();
+          const status = deleteStatus;
+          return void setTimeout(() => res.writeHead(status).end(), deleteDelayMs);
         }
         if (req.method === 'GET' && url.startsWith(`/v2/team/app/referrers/${imageDigest}`)) {
           const list = [...manifests].filter(([d]) => d !== imageDigest).map(([d, b]) => {
@@ -240,6 +243,7 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
     deletes.length = 0;
     lies.length = 0;
     deleteStatus = 202;
+    deleteDelayMs = 0;
   });
 
   it('deletes the superseded VSA manifest of the same environment and key only; a refused delete is reported, not an error', async () => {
@@ -316,5 +320,45 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
     const q6 = await publish('qa', 6);
     expect(deletes).toEqual([q3.digest]);
     expect(q6.notDeleted).toEqual([{ digest: q3.digest, code: 'REGISTRY_AUTH_FAILED' }]);
+  });
+
+  it('a listed VSA manifest of 1 MiB (ours in every other way) is skipped, not deleted; the smaller ones still are', async () => {
+    deleteStatus = 405;
+    const b1 = await publish('big', 1);
+    deleteStatus = 202;
+    // A VSA manifest of ours about this image, an older one of the series, padded to 1 MiB.
+    const layer = signed('big', 2);
+    blobs.set(sha256Digest(layer), layer);
+    const big = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MT.imageManifest, artifactType: VSA_ARTIFACT_TYPE, config: EMPTY_DESCRIPTOR,
+      layers: [{ mediaType: DSSE_MEDIA_TYPE, digest: sha256Digest(layer), size: layer.length }],
+      subject: { mediaType: MT.imageManifest, digest: imageDigest, size: image.length },
+      annotations: { ...vsaAnnotations({ environment: 'big', verifier: OURS, created: new Date(T0 + 2 * 60_000) }), pad: 'x'.repeat(1024 * 1024) },
+    }));
+    expect(big.length).toBeGreaterThan(MAX_CANDIDATE_MANIFEST);
+    manifests.set(sha256Digest(big), big);
+    deletes.length = 0;
+    const b3 = await publish('big', 3);
+    expect(b3.notDeleted).toEqual([]);
+    expect(deletes).toEqual([b1.digest]);
+    expect(manifests.has(sha256Digest(big))).toBe(true);
+  });
+
+  it('a registry slow to answer deletes: past the pruning deadline no more is deleted, the one under way reported like a refused delete', async () => {
+    deleteStatus = 405;
+    const d1 = await publish('slow', 1);
+    const d2 = await publish('slow', 2);
+    const d3 = await publish('slow', 3);
+    deleteStatus = 202;
+    deleteDelayMs = 1000;
+    deletes.length = 0;
+    const started = Date.now();
+    const d4 = await attachVsa(ref(), signed('slow', 4), labels('slow', 4, OURS), local, { ...prune('slow'), deadlineMs: 1500 });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(d4.via).toBe('api');
+    // The first delete is answered in time; the second is cut at the deadline; the third is never sent.
+    expect(deletes).toEqual([d1.digest, d2.digest]);
+    expect(d4.notDeleted).toEqual([{ digest: d2.digest, code: 'NETWORK_ERROR' }]);
+    expect(deletes).not.toContain(d3.digest);
   });
 });
