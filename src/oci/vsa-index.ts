@@ -80,8 +80,10 @@ export function newestFirst(list: Descriptor[], now = Date.now()): Descriptor[] 
 
 /**
  * The deploy VSAs to read, newest first: the newest of each environment and key, then the
- * newest of the rest, at most MAX_VSAS. Many VSAs of one series (planted, or never deleted)
- * cannot crowd out another environment's.
+ * newest of the rest, at most MAX_VSAS. Many VSAs of one series (never deleted, or planted)
+ * cannot crowd out another series' newest. VSAs planted under MAX_VSAS distinct (environment, key)
+ * labels, dated now, still can: the labels are unauthenticated. Readers verify what they read, so
+ * that is denial of service only, by someone with push rights to the repository.
  */
 export function toRead(list: Descriptor[], now = Date.now()): Descriptor[] {
   const sorted = newestFirst(list.filter(isDeployVsa), now);
@@ -105,7 +107,10 @@ export function toRead(list: Descriptor[], now = Date.now()): Descriptor[] {
  * at most MAX_VSAS VSAs, the newest. A VSA of the same series created strictly later stays and
  * `added`, superseded on arrival (published out of order), is not put in; one created at the
  * same time stays beside it. An index over-full from before (VSAs without annotations) shrinks
- * to the cap here.
+ * to the cap here. The labels are unauthenticated: VSAs planted (with push rights) under
+ * MAX_VSAS distinct series, dated now, evict the real ones of other series at this publish, and
+ * one planted in `added`'s own series, dated up to MAX_CLOCK_AHEAD_MS ahead, keeps `added` out.
+ * Denial of service only: readers verify.
  */
 export function withVsa(list: Descriptor[], added: Descriptor, now = Date.now()): Descriptor[] {
   const t = createdMs(added, now) ?? -Infinity;
@@ -121,7 +126,9 @@ export function withVsa(list: Descriptor[], added: Descriptor, now = Date.now())
  * On a registry with the referrers API the list is the registry's: a superseded VSA goes only
  * when its manifest is deleted. These are the ones to delete once `added` is pushed: same
  * environment and key, strictly older (by creation time; none without one), at most MAX_VSAS.
- * Strictly older, so that two replicas publishing at once never delete each other's newest.
+ * Strictly older, so that two replicas publishing at once never delete each other's newest, as
+ * long as their clocks agree: with skew (up to MAX_CLOCK_AHEAD_MS counts as dated) the VSA signed
+ * earlier may carry the later time and delete the other.
  */
 export function supersededBy(list: Descriptor[], added: Descriptor, now = Date.now()): Descriptor[] {
   const t = createdMs(added, now);

@@ -6,7 +6,8 @@
  * attaches. Each is annotated with its environment, signing key and creation time (vsa-index.ts):
  * in the tag index a new one replaces the older ones of its environment and key, and at most 32
  * stay. Reading them back is bounded (count and bytes): the newest of each environment and key
- * first, at most 32; what is read is verified by the caller.
+ * first, at most 32; what is read is verified by the caller. The labels are unauthenticated: VSAs
+ * planted under 32 series can crowd the real ones out (vsa-index.ts), denial of service only.
  */
 import { sha256Digest } from '../core/digest.js';
 import { CtError } from '../core/errors.js';
