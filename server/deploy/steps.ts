@@ -24,7 +24,7 @@ import type { DeployRun, DeploySteps, PolicyVerdict, VerifiedBundle } from './pi
 import type { VerifiedImage } from '../../src/k8s/verdicts.js';
 
 /** Registry failures that may pass on their own (retry) versus answers that will not change. */
-const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'IO_ERROR']);
+const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_REFERRERS_TOO_LARGE', 'IO_ERROR']);
 
 export interface StepDeps {
   trust: () => TrustMaterial | undefined;

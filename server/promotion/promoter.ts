@@ -31,7 +31,7 @@ interface DeploymentRow {
 }
 
 /** Transient forge/registry failures are retried by the queue; anything else is final. */
-const TRANSIENT = new Set(['PROMOTE_FORGE_ERROR', 'PROMOTE_RATE_LIMITED', 'NETWORK_ERROR', 'REGISTRY_ERROR', 'PROMOTE_CONFLICT']);
+const TRANSIENT = new Set(['PROMOTE_FORGE_ERROR', 'PROMOTE_RATE_LIMITED', 'NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_REFERRERS_TOO_LARGE', 'PROMOTE_CONFLICT']);
 
 export class Promoter {
   constructor(private readonly ctx: ServerContext, private readonly deps: OpenPrDeps & { key: DeployerKey }) {}

@@ -132,6 +132,28 @@ export function verifyDeployVsa(bytes: Uint8Array, x: VsaExpectation): VerifiedV
     if (!cryptoVerify(null, pae(env.payloadType, payload), key, sig)) throw new CtError('INVALID_SIGNATURE', `VSA signature by ${s.keyid} does not verify`, { keyId: s.keyid });
     signer = s.keyid;
   }
+  return { ...statementFacts(payload, x), keyId: signer! };
+}
+
+/**
+ * Whether `bytes` is a deploy VSA this server signed (`own`: its deployer key; the trust store
+ * is not consulted) about `imageDigest` for `environment`: what may be deleted from a registry
+ * as superseded. Never throws.
+ */
+export function isOwnDeployVsa(bytes: Uint8Array, own: { keyId: string; publicKey: KeyObject }, x: { imageDigest: string; environment: string }): boolean {
+  try {
+    const env = parseWire(bytes);
+    const payload = decodeBase64Strict(env.payload, 'vsa.payload');
+    if (payload.toString('base64') !== env.payload) return false;
+    const ok = env.signatures.every((s) => s.keyid === own.keyId && cryptoVerify(null, pae(env.payloadType, payload), own.publicKey, decodeBase64Strict(s.sig, 'vsa.signatures.sig')));
+    return ok && statementFacts(payload, x).environment === x.environment;
+  } catch {
+    return false;
+  }
+}
+
+/** The checks of the signed statement (predicate, result, subjects, environment) and what it records. */
+function statementFacts(payload: Buffer, x: Omit<VsaExpectation, 'store' | 'now'>): Omit<VerifiedVsa, 'keyId'> {
   let st: unknown;
   try {
     st = JSON.parse(payload.toString('utf8'));
@@ -154,7 +176,6 @@ export function verifyDeployVsa(bytes: Uint8Array, x: VsaExpectation): VerifiedV
     environment,
     imageDigest: x.imageDigest,
     ...(bundleSubject ? { bundleDigest: `sha256:${bundleSubject}` } : {}),
-    keyId: signer!,
     timeVerified: typeof p.timeVerified === 'string' ? p.timeVerified : '',
     verifier: typeof p.verifier?.id === 'string' ? p.verifier.id.slice(0, 256) : '',
     resourceUri: typeof p.resourceUri === 'string' ? p.resourceUri.slice(0, 512) : '',

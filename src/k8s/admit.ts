@@ -69,7 +69,7 @@ export const MAX_DISTINCT_IMAGES = 64;
 const PARALLEL = 8;
 
 /** Registry and network failures say "could not decide" (503), not "denied by policy" (403). */
-const UNAVAILABLE = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR']);
+const UNAVAILABLE = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_REFERRERS_TOO_LARGE', 'REGISTRY_AUTH_FAILED', 'IO_ERROR']);
 
 export function denyFor(uid: string, e: unknown, what?: string): AdmissionReviewOut {
   const code = e instanceof CtError ? e.code : 'ADMISSION_INVALID';

@@ -72,7 +72,7 @@ export interface JudgeOptions {
 /** The nodes' facts where the operator says they enforce AppArmor (`--nodes-apparmor`, `admission.nodesAppArmor`). */
 export const APPARMOR_NODES: Omit<HostFacts, 'environment'> = { apparmor: { present: true, enforcing: true } };
 
-const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_AUTH_FAILED', 'IO_ERROR', 'ADMISSION_INTERNAL']);
+const TRANSIENT = new Set(['NETWORK_ERROR', 'REGISTRY_ERROR', 'REGISTRY_REFERRERS_TOO_LARGE', 'REGISTRY_AUTH_FAILED', 'IO_ERROR', 'ADMISSION_INTERNAL']);
 
 /** System errors of the network, not of the disk. */
 const NETWORK_ERRNOS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CtError } from '../core/errors.js';
+import type { ErrorCode } from '../core/codes.js';
 import { isDigest, sha256Digest } from '../core/digest.js';
 import { dockerConfigPath, dockerCredentials, type Credentials } from './credentials.js';
 import { NetworkGuard, type GuardOptions } from './guard.js';
@@ -41,6 +42,8 @@ export interface PulledManifest {
 }
 
 const MAX_MANIFEST = MAX_REGISTRY_JSON;
+/** Descriptors read from one referrers list (API answer or tag index). */
+const MAX_REFERRERS = 10_000;
 const MIB = 1024 * 1024;
 
 /** A distribution-spec client for one repository (docs/registry.md). */
@@ -206,21 +209,29 @@ export class RegistryClient {
     return { digest, subjectAccepted: r.headers['oci-subject'] !== undefined };
   }
 
+  /** DELETE a manifest by digest (distribution answers 202; 405 where deleting is disabled). */
+  async deleteManifest(digest: string): Promise<void> {
+    if (!isDigest(digest)) throw new CtError('REGISTRY_ERROR', `manifest reference ${JSON.stringify(digest)} is not a digest`, {});
+    const r = await this.t.send({ method: 'DELETE', url: `${this.base}/manifests/${digest}`, actions: 'delete' });
+    if (r.status !== 202 && r.status !== 200) return this.fail(r, `DELETE manifest ${digest}`);
+    await r.body.dump();
+  }
+
   /**
-   * GET a manifest by tag or digest. Authenticate before parsing: the bytes (at most 4 MiB, the
-   * stream dropped past that) are hashed first and, asked by digest, must hash to it; asked by tag,
+   * GET a manifest by tag or digest. Authenticate before parsing: the bytes (at most `max`, 4 MiB
+   * by default, the stream dropped past that: `tooLarge` with details.limit) are hashed first and, asked by digest, must hash to it; asked by tag,
    * to the Docker-Content-Digest the registry states, if it states one. Only then is the JSON
    * parsed (depth-bounded) for its mediaType.
    */
-  async getManifest(reference: string, accept: string[] = MANIFEST_ACCEPT): Promise<PulledManifest> {
+  async getManifest(reference: string, accept: string[] = MANIFEST_ACCEPT, tooLarge: ErrorCode = 'REGISTRY_ERROR', max = MAX_MANIFEST): Promise<PulledManifest> {
     const r = await this.t.send({ method: 'GET', url: `${this.base}/manifests/${reference}`, headers: { accept: accept.join(', ') }, actions: 'pull' });
     if (r.status !== 200) return this.fail(r, `GET manifest ${reference}`);
     const len = Number(r.headers['content-length'] ?? 0);
-    if (len > MAX_MANIFEST) {
+    if (len > max) {
       discard(r.body);
-      throw new CtError('REGISTRY_ERROR', `manifest ${reference} is ${len} bytes, more than ${MAX_MANIFEST}`, { reference });
+      throw new CtError(tooLarge, `manifest ${reference} is ${len} bytes, more than ${max}`, { reference, limit: max });
     }
-    const bytes = await readBounded(r.body, MAX_MANIFEST, `manifest ${reference}`, 'REGISTRY_ERROR');
+    const bytes = await readBounded(r.body, max, `manifest ${reference}`, tooLarge);
     const digest = sha256Digest(bytes);
     if (isDigest(reference) && digest !== reference) throw new CtError('DIGEST_MISMATCH', `manifest ${reference}: registry returned bytes with digest ${digest}`, { expected: reference, actual: digest });
     const stated = r.headers['docker-content-digest'];
@@ -234,16 +245,30 @@ export class RegistryClient {
 
   /**
    * An image manifest by digest (its bytes hashed before parsing), with the descriptors this
-   * client acts on checked: layers, config and subject are sha256 descriptors.
+   * client acts on checked: layers, config and subject are sha256 descriptors. At most `max` bytes
+   * are read (REGISTRY_ERROR past that; see getImageManifestWithin).
    */
-  async getImageManifest(digest: string): Promise<ImageManifest> {
+  async getImageManifest(digest: string, max = MAX_MANIFEST): Promise<ImageManifest> {
     if (!isDigest(digest)) throw new CtError('REGISTRY_ERROR', `manifest reference ${JSON.stringify(digest)} is not a digest`, {});
-    const m = registryJsonObject((await this.getManifest(digest, [MT.imageManifest])).bytes, `manifest ${digest}`);
+    const m = registryJsonObject((await this.getManifest(digest, [MT.imageManifest], 'REGISTRY_ERROR', max)).bytes, `manifest ${digest}`);
     const layers = descriptorsOf(m.layers, `manifest ${digest}: layers`);
     const subject = m.subject === undefined ? undefined : descriptorOf(m.subject, `manifest ${digest}: subject`);
     const config = m.config === undefined ? undefined : descriptorOf(m.config, `manifest ${digest}: config`);
     if (m.artifactType !== undefined && typeof m.artifactType !== 'string') throw new CtError('REGISTRY_ERROR', `manifest ${digest}: artifactType is not a string`, {});
     return { ...(m as unknown as ImageManifest), layers, ...(subject ? { subject } : {}), ...(config ? { config } : {}) };
+  }
+
+  /**
+   * As getImageManifest, but undefined when the manifest is larger than `max`: no more than `max`
+   * bytes of it are read. For manifests a caller expects to be small and skips otherwise.
+   */
+  async getImageManifestWithin(digest: string, max: number): Promise<ImageManifest | undefined> {
+    try {
+      return await this.getImageManifest(digest, max);
+    } catch (e) {
+      if (e instanceof CtError && e.code === 'REGISTRY_ERROR' && e.details.limit === max) return undefined;
+      throw e;
+    }
   }
 
   /** The digest a tag points at, or undefined when the tag does not exist. */
@@ -287,8 +312,9 @@ export class RegistryClient {
     const r = await this.t.send({ method: 'GET', url: `${this.base}/referrers/${digest}${q}`, headers: { accept: MT.imageIndex }, actions: 'pull' });
     const ct = String(r.headers['content-type'] ?? '');
     if (r.status === 200 && ct.startsWith(MT.imageIndex)) {
-      const idx = await readRegistryJson(r.body, `referrers of ${digest}`);
-      const list = idx.manifests === undefined ? [] : descriptorsOf(idx.manifests, `referrers of ${digest}: manifests`);
+      const idx = registryJsonObject(await readBounded(r.body, MAX_REGISTRY_JSON, `referrers of ${digest}`, 'REGISTRY_REFERRERS_TOO_LARGE'), `referrers of ${digest}`);
+      if (Array.isArray(idx.manifests) && idx.manifests.length > MAX_REFERRERS) throw tooManyReferrers(`referrers of ${digest}`, MAX_REFERRERS);
+      const list = idx.manifests === undefined ? [] : descriptorsOf(idx.manifests, `referrers of ${digest}: manifests`, MAX_REFERRERS);
       return { descriptors: artifactType ? list.filter((d) => d.artifactType === artifactType) : list, via: 'api' };
     }
     if (r.status !== 404 && r.status !== 200) return this.fail(r, `GET referrers ${digest}`);
@@ -304,10 +330,11 @@ export class RegistryClient {
 
   private async fallbackIndex(digest: string): Promise<ImageIndex | undefined> {
     try {
-      const m = await this.getManifest(RegistryClient.fallbackTag(digest), [MT.imageIndex]);
+      const m = await this.getManifest(RegistryClient.fallbackTag(digest), [MT.imageIndex], 'REGISTRY_REFERRERS_TOO_LARGE');
       const idx = registryJsonObject(m.bytes, `referrers tag ${RegistryClient.fallbackTag(digest)}`);
       if (!Array.isArray(idx.manifests)) throw new CtError('REGISTRY_ERROR', `referrers tag ${RegistryClient.fallbackTag(digest)} is not an image index`, {});
-      return { ...(idx as unknown as ImageIndex), manifests: descriptorsOf(idx.manifests, `referrers tag ${RegistryClient.fallbackTag(digest)}: manifests`) };
+      if (idx.manifests.length > MAX_REFERRERS) throw tooManyReferrers(`referrers tag ${RegistryClient.fallbackTag(digest)}`, MAX_REFERRERS);
+      return { ...(idx as unknown as ImageIndex), manifests: descriptorsOf(idx.manifests, `referrers tag ${RegistryClient.fallbackTag(digest)}: manifests`, MAX_REFERRERS) };
     } catch (e) {
       if (e instanceof CtError && e.code === 'REGISTRY_NOT_FOUND') return undefined;
       throw e;
@@ -317,13 +344,26 @@ export class RegistryClient {
   /**
    * Records a referrer in the `sha256-<hex>` tag index (read, add, write back). Used when the
    * registry did not answer the manifest PUT with `OCI-Subject`, i.e. has no referrers API.
+   * `place` lays out the new list (deploy VSAs replace their older ones: vsa-index.ts); by
+   * default the descriptor is appended unless already there. Distribution has no conditional
+   * PUT: two writers that read the same index each write theirs, and the later one wins (one
+   * GET and one PUT wide; callers publish nothing else in between). docs/registry.md.
    */
-  async addReferrerByTag(subjectDigest: string, desc: Descriptor): Promise<void> {
+  async addReferrerByTag(subjectDigest: string, desc: Descriptor, place?: (list: Descriptor[], added: Descriptor) => Descriptor[]): Promise<void> {
     const idx: ImageIndex = (await this.fallbackIndex(subjectDigest)) ?? { schemaVersion: 2, mediaType: MT.imageIndex, manifests: [] };
-    if (idx.manifests.some((d) => d.digest === desc.digest)) return;
-    idx.manifests.push(desc);
-    await this.putManifest(RegistryClient.fallbackTag(subjectDigest), Buffer.from(JSON.stringify(idx)), MT.imageIndex);
+    const before = idx.manifests;
+    const after = place ? place(before, desc) : before.some((d) => d.digest === desc.digest) ? before : [...before, desc];
+    if (after.length === before.length && after.every((d, i) => d === before[i])) return;
+    await this.putManifest(RegistryClient.fallbackTag(subjectDigest), Buffer.from(JSON.stringify({ ...idx, manifests: after })), MT.imageIndex);
   }
+}
+
+/**
+ * A referrers list past the read bound: ct cannot read (nor rewrite) it; docs/registry.md
+ * "Referrers: API or tag fallback" says how to shrink it by hand.
+ */
+function tooManyReferrers(what: string, limit: number): CtError {
+  return new CtError('REGISTRY_REFERRERS_TOO_LARGE', `${what}: more than ${limit} descriptors`, { where: what, limit });
 }
 
 function header(r: Reply, name: string): string {

@@ -47,8 +47,8 @@ export interface SendOptions {
   url: string;
   headers?: Record<string, string>;
   body?: Body;
-  /** Token scope actions needed (`pull` or `pull,push`). */
-  actions: 'pull' | 'pull,push';
+  /** Token scope actions needed (`pull`, `pull,push`, or `delete` for a manifest DELETE). */
+  actions: 'pull' | 'pull,push' | 'delete';
 }
 
 export interface Reply {
@@ -202,7 +202,7 @@ export class RegistryTransport {
     }
   }
 
-  private async authenticate(header: string | string[] | undefined, actions: 'pull' | 'pull,push'): Promise<void> {
+  private async authenticate(header: string | string[] | undefined, actions: SendOptions['actions']): Promise<void> {
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (bearer?.params.realm) {

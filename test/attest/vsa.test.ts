@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { signDeployVsa, verifiedEnvironments, verifyDeployVsa } from '../../src/attest/vsa.js';
+import { isOwnDeployVsa, signDeployVsa, verifiedEnvironments, verifyDeployVsa } from '../../src/attest/vsa.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { makeKey, makeStore, type TestKey } from '../verify/fixtures.js';
 import { tempDir } from '../verify/ctp-fixtures.js';
@@ -35,6 +35,22 @@ describe('deploy VSA', () => {
     expect(v).toMatchObject({ environment: 'staging', imageDigest: IMAGE, bundleDigest: BUNDLE, keyId: deployer.keyId, timeVerified: '2026-12-01T10:00:00.000Z', verifier: 'https://deploy.example' });
     const statement = JSON.parse(Buffer.from(JSON.parse(sign().toString()).payload, 'base64').toString());
     expect(statement).toMatchObject({ _type: 'https://in-toto.io/Statement/v1', predicateType: 'https://slsa.dev/verification_summary/v1', predicate: { verificationResult: 'PASSED', policy: { uri: 'urn:cerro-torre:environment:staging' }, resourceUri: `oci://registry.example/acme/hello@${IMAGE}` } });
+  });
+
+  it('is our own (what the server may delete as superseded) only when signed by our key, about this image and environment, unchanged', () => {
+    const own = { keyId: deployer.keyId, publicKey: deployer.publicKey };
+    const x = { imageDigest: IMAGE, environment: 'staging' };
+    expect(isOwnDeployVsa(sign(), own, x)).toBe(true);
+    expect(isOwnDeployVsa(sign(builder), own, x)).toBe(false);
+    expect(isOwnDeployVsa(sign(), { keyId: builder.keyId, publicKey: builder.publicKey }, x)).toBe(false);
+    // The signature must also name our key id.
+    expect(isOwnDeployVsa(sign(), { keyId: builder.keyId, publicKey: deployer.publicKey }, x)).toBe(false);
+    expect(isOwnDeployVsa(sign(), own, { imageDigest: OTHER, environment: 'staging' })).toBe(false);
+    expect(isOwnDeployVsa(sign(), own, { imageDigest: IMAGE, environment: 'production' })).toBe(false);
+    const bytes = Buffer.from(sign());
+    bytes[bytes.length - 10] ^= 1;
+    expect(isOwnDeployVsa(bytes, own, x)).toBe(false);
+    expect(isOwnDeployVsa(Buffer.from('{}'), own, x)).toBe(false);
   });
 
   it('is rejected after any byte changes (every position of the file)', () => {

@@ -18,7 +18,9 @@ import { loadConfig } from '../../server/config.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
-import { verifyDeployVsa } from '../../src/attest/vsa.js';
+import { verifyDeployVsa, VSA_ARTIFACT_TYPE } from '../../src/attest/vsa.js';
+import { RegistryClient } from '../../src/oci/client.js';
+import { parseReference } from '../../src/oci/reference.js';
 import { fetchVsas } from '../../src/oci/vsa-referrer.js';
 import { keyIdOf } from '../../src/trust/keyid.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
@@ -145,6 +147,15 @@ describe('promotion: staging deploy → healthy → VSA → pull request → pro
     expect(v.keyId).toBe(keyIdOf(deployer.publicKey));
     const published = await fetchVsas(a, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
     expect(published.map((p) => p.toString('utf8'))).toContain(vsas[0].envelope);
+    // Labelled for replacement by the environment's next VSA of this key (docs/registry.md).
+    const rc = await RegistryClient.open(parseReference(a), { allowedAddresses: ['127.0.0.1'], plainHttp: true });
+    try {
+      expect((await rc.referrers(imageDigest, VSA_ARTIFACT_TYPE)).descriptors.map((d) => d.annotations)).toEqual([{
+        'dev.cerro-torre.vsa.environment': 'staging', 'dev.cerro-torre.vsa.verifier': keyIdOf(deployer.publicKey), 'org.opencontainers.image.created': expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      }]);
+    } finally {
+      await rc.close();
+    }
     const flipped = Buffer.from(bytes);
     flipped[flipped.length - 3] ^= 1;
     expect(codeOf(() => verifyDeployVsa(flipped, { store: fx.trust.store, imageDigest, environment: 'staging' }))).toMatch(/VSA_INVALID|INVALID_SIGNATURE/);

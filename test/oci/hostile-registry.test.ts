@@ -127,10 +127,10 @@ describe('manifests: hashed before they are parsed', () => {
 });
 
 describe('referrer lists and tag lists: bounded and shaped', () => {
-  it('a referrers answer of 512 MiB, or nested 100,000 deep: REGISTRY_ERROR, the stream dropped', async () => {
+  it('a referrers answer of 512 MiB: REGISTRY_REFERRERS_TOO_LARGE, the stream dropped; nested 100,000 deep: REGISTRY_ERROR', async () => {
     let s: { sent: () => number } | undefined;
     route = (_q, res) => void (s = stream(res, 512 * 1024 * 1024));
-    expect(await failure(withClient((c) => c.referrers(IMAGE)))).toEqual({ code: 'REGISTRY_ERROR', bounded: true });
+    expect(await failure(withClient((c) => c.referrers(IMAGE)))).toEqual({ code: 'REGISTRY_REFERRERS_TOO_LARGE', bounded: true });
     expect(s!.sent()).toBeLessThan(64 * 1024 * 1024);
     route = (_q, res) => void res.writeHead(200, { 'content-type': MT.imageIndex }).end(deep(100_000));
     expect(await failure(withClient((c) => c.referrers(IMAGE)))).toEqual({ code: 'REGISTRY_ERROR', bounded: true });
