@@ -168,7 +168,10 @@ export async function fetchVsas(reference: string, opts: ClientOptions = {}): Pr
     const { descriptors } = await client.referrers(ref.digest, VSA_ARTIFACT_TYPE);
     const out: Buffer[] = [];
     for (const d of toRead(descriptors)) {
-      const m = await client.getImageManifest(d.digest);
+      // A VSA's manifest is ~1 KB: one past the candidates' bound is not a VSA, skipped (not read
+      // whole, not a failure of the whole lookup).
+      const m = await client.getImageManifestWithin(d.digest, MAX_CANDIDATE_MANIFEST);
+      if (!m) continue;
       const layer = m.layers.find((l) => l.mediaType === DSSE_MEDIA_TYPE);
       if (!layer || layer.size > MAX_VSA_BYTES) continue;
       out.push(await client.pullBlobBytes(layer, MAX_VSA_BYTES));

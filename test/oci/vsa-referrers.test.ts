@@ -342,6 +342,10 @@ describe('deploy VSAs on a registry with the referrers API (stand-in)', () => {
     expect(b3.notDeleted).toEqual([]);
     expect(deletes).toEqual([b1.digest]);
     expect(manifests.has(sha256Digest(big))).toBe(true);
+    // Reading: the big one is skipped, the lookup does not fail for it.
+    const read = (await fetchVsas(ref(), local)).map((b) => sha256Digest(b));
+    expect(read).toContain(sha256Digest(signed('big', 3)));
+    expect(read).not.toContain(sha256Digest(layer));
   });
 
   it('a registry slow to answer deletes: past the pruning deadline no more is deleted, the one under way reported like a refused delete', async () => {
