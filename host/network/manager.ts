@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
+import { containerPort, guardChain, guardChains, guardChanges, hasStaleGuard, restoreGuards, saveGuards, scopeChainPrefix, type SpoofGuard } from './anti-spoofing.js';
 import { pinBridgeMac } from './bridge-mac.js';
 import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
@@ -102,6 +103,11 @@ export class NetworkManager {
    * an earlier agent's, without the sysctls (recover() turns it off once, off the start path).
    */
   private readonly ipv6Off = new Set<string>();
+  /**
+   * The anti-spoofing guard (anti-spoofing.ts) of each container up that this manager wrote or
+   * found: recover() compares the host's rules with these without asking each namespace again.
+   */
+  private readonly guards = new Map<string, SpoofGuard>();
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.dir = join(opts.stateDir, 'network');
@@ -165,6 +171,11 @@ export class NetworkManager {
       r = await run();
     }
     await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
+    // Its veth went with the namespace; the chain and the jumps naming the veth stay until
+    // removed. Best effort like the rest: one left behind filters only a veth of that name, and
+    // recover() removes it.
+    this.guards.delete(row.containerId);
+    await saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], []))).catch(() => undefined);
   }
 
   /**
@@ -234,7 +245,13 @@ export class NetworkManager {
     // serialised by exclusive(), so the lines of ours this snapshot holds are those of after setup.
     const saved = saveTables();
     saved.catch(() => undefined);
+    const savedGuards = saveGuards();
+    savedGuards.catch(() => undefined);
     await this.netavarkSetup(paths, row);
+    // Before the container starts, and before its address is given any egress (the firewall
+    // below): it writes no frame but with its own MAC and address (anti-spoofing.ts). A failure
+    // fails the start (attach and resume tear everything down again): it never runs unguarded.
+    await this.guard(row, net, await savedGuards);
     // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
     // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
     await disableIpv6OnBridge(this.bridgeOf(net).bridge);
@@ -246,6 +263,47 @@ export class NetworkManager {
     // The bridge's egress rules (this container's address now among its clients, with its own
     // egress) and the published ports (its own among them) in one transaction.
     await this.firewall([{ net, keep: true }], await saved);
+  }
+
+  /** Writes the container's anti-spoofing guard (its veth and MAC as they are now), replacing any it had. */
+  private async guard(row: AttachmentRow, net: NetworkRow, saved: readonly string[]): Promise<void> {
+    const { port, mac } = await containerPort(row.netns, this.bridgeOf(net).bridge);
+    const g: SpoofGuard = { chain: guardChain(this.scope, row.containerId), port, mac, address: row.address };
+    await restoreGuards(guardChanges(saved, [], [g]));
+    this.guards.set(row.containerId, g);
+  }
+
+  /**
+   * recover()'s part for the guards: every container up and running has its own, exactly (written
+   * again when missing, changed, or an earlier agent's had none), and no chain of this state
+   * directory is left for a container that is not up. One ebtables-save, at most one restore. A
+   * container whose guard cannot be written is reported (NETWORK_SETUP_FAILED) after the others
+   * are done.
+   */
+  private async repairGuards(running: readonly AttachmentRow[]): Promise<void> {
+    const saved = await saveGuards();
+    const add: [string, SpoofGuard][] = [];
+    let failure: unknown;
+    for (const row of running) {
+      const net = this.store.network(row.environment);
+      if (!net) continue;
+      let g = this.guards.get(row.containerId);
+      if (!g || g.address !== row.address) {
+        try {
+          g = { chain: guardChain(this.scope, row.containerId), address: row.address, ...(await containerPort(row.netns, this.bridgeOf(net).bridge)) };
+        } catch (e) {
+          failure ??= e;
+          continue;
+        }
+      }
+      if (hasStaleGuard(g, saved)) add.push([row.containerId, g]);
+      else this.guards.set(row.containerId, g);
+    }
+    const keep = new Set(running.map((r) => guardChain(this.scope, r.containerId)));
+    const orphans = guardChains(scopeChainPrefix(this.scope), saved).filter((c) => !keep.has(c));
+    await restoreGuards(guardChanges(saved, orphans, add.map(([, g]) => g)));
+    for (const [id, g] of add) this.guards.set(id, g);
+    if (failure) throw failure;
   }
 
   /** `ip netns add` (a leftover of a crash replaced) and `netavark setup` with the stored document. */
@@ -437,6 +495,9 @@ export class NetworkManager {
         .filter((net) => inUse.has(net.environment) && hasStaleRules(this.egressBridge(net), this.prefix, saved.mangle))
         .map((net) => ({ net, keep: true }));
       await this.firewall([...idle, ...stale], saved);
+      // Last: a container whose guard cannot be written fails recover() after every other repair.
+      const running = this.store.attachments().filter((a) => a.phase === 'up' && state(a.containerId) === 'running');
+      await this.repairGuards(running);
       return torn;
     });
   }

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import { CtError } from '../../src/core/errors.js';
+import { runTool } from '../runtime/tools.js';
+
+/**
+ * Per-container anti-spoofing on the bridge (what libvirt's clean-traffic nwfilter and the
+ * Kubernetes CNIs' spoof checks do). The egress rules (egress.ts) judge a packet by its source
+ * address, and a container with CAP_NET_RAW writes any frame: with a neighbour's address, its
+ * datagrams left the host as the neighbour's (masqueraded), and by ARP or the neighbour's MAC it
+ * took the neighbour's traffic on the bridge. So a frame that enters the bridge from a container's
+ * veth must carry that container's MAC and, as IPv4, its address, or be an ARP packet whose sender
+ * is that MAC and address; anything else is dropped: IPv6 (off on our networks, ipv6.ts: nothing
+ * needs NDP), VLAN-tagged frames, other ethertypes. netavark gives static addresses (no DHCP).
+ *
+ * Why ebtables (its nf_tables flavour, from Debian's iptables package, already a dependency):
+ * bridge-family netfilter hooks see every frame a port brings in, with no host-global switch. The
+ * alternatives were worse here: iptables' physdev match needs br_netfilter and
+ * bridge-nf-call-iptables=1, a setting of the whole host (every bridge, Docker's and libvirt's
+ * too); a tc clsact filter on the veth needs cls_flower or cls_u32 with the gact action, and
+ * kernels built without them (this project's CI kernel has no gact) could not drop at all.
+ *
+ * One chain per container, jumped to from the filter table's INPUT (frames for the host: the
+ * gateway, aardvark-dns, routed out) and FORWARD (frames for other ports: neighbours) by the
+ * host-side veth's name. The chain's name carries the state directory's scope and a hash of the
+ * container id, so that it is found again (detach, recover) and no other agent's is touched.
+ */
+export interface SpoofGuard {
+  /** The container's chain (guardChain()). */
+  chain: string;
+  /** The host-side veth of the container's eth0, a port of the bridge. */
+  port: string;
+  /** The MAC of the container's eth0 (lower-case, as /sys and ebtables-save print it). */
+  mac: string;
+  address: string;
+}
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const CHAIN_PREFIX = 'ct-as-';
+
+/** The chain of a container of a state directory (its scope, host/runtime/scope.ts): 23 characters, under ebtables' 31. */
+export function guardChain(scope: string, containerId: string): string {
+  return `${CHAIN_PREFIX}${scope}-${createHash('sha256').update(containerId).digest('hex').slice(0, 8)}`;
+}
+
+/** The first part of every chain of the state directory's containers. */
+export function scopeChainPrefix(scope: string): string {
+  return `${CHAIN_PREFIX}${scope}-`;
+}
+
+function failed(what: string, detail: string, extra: Record<string, unknown>): CtError {
+  return new CtError('NETWORK_SETUP_FAILED', `anti-spoofing: ${what}: ${detail.slice(0, 300)}`, { guard: 'anti-spoofing', ...extra });
+}
+
+/**
+ * The container's side as the guard needs it: the MAC of its eth0 and the name of the veth's
+ * other end on the host, a port of the bridge. Two `ip` calls, at once: eth0's link_index is the
+ * host-side veth's ifindex.
+ */
+export async function containerPort(netnsPath: string, bridge: string): Promise<{ port: string; mac: string }> {
+  if (!netnsPath.startsWith('/run/netns/')) throw failed('namespace', `${netnsPath} is not under /run/netns`, { netns: netnsPath });
+  const [inside, ports] = await Promise.all([
+    runTool('ip', ['-j', '-n', netnsPath.slice('/run/netns/'.length), 'link', 'show', 'dev', 'eth0'], { timeoutMs: 10_000 }),
+    runTool('ip', ['-j', 'link', 'show', 'master', bridge], { timeoutMs: 10_000 }),
+  ]);
+  if (inside.missing || ports.missing) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
+  for (const r of [inside, ports]) if (r.code !== 0) throw failed('finding the container\'s veth', r.stderr.trim() || `exit ${r.code}`, { netns: netnsPath, bridge });
+  const parse = (s: string): { ifindex?: unknown; ifname?: unknown; link_index?: unknown; address?: unknown }[] => {
+    try {
+      const v: unknown = JSON.parse(s || '[]');
+      return Array.isArray(v) ? (v as []) : [];
+    } catch {
+      return [];
+    }
+  };
+  const eth0 = parse(inside.stdout)[0];
+  const mac = typeof eth0?.address === 'string' ? eth0.address.toLowerCase() : '';
+  const peer = eth0?.link_index;
+  const port = parse(ports.stdout).find((l) => typeof peer === 'number' && l.ifindex === peer)?.ifname;
+  if (!MAC.test(mac) || typeof port !== 'string' || !IFNAME.test(port)) {
+    throw failed('finding the container\'s veth', `no port of ${bridge} is the peer of eth0 in ${netnsPath}`, { netns: netnsPath, bridge });
+  }
+  return { port, mac };
+}
+
+/**
+ * The guard's lines as `ebtables-save` prints them, in its order (the chain, the jumps, the
+ * chain's rules): hasStaleGuard() compares them line by line.
+ */
+function written(g: SpoofGuard): string[] {
+  return [
+    `:${g.chain} RETURN`,
+    `-A INPUT -i ${g.port} -j ${g.chain}`,
+    `-A FORWARD -i ${g.port} -j ${g.chain}`,
+    `-A ${g.chain} -p IPv4 -s ${g.mac} --ip-src ${g.address} -j RETURN`,
+    `-A ${g.chain} -p ARP -s ${g.mac} --arp-ip-src ${g.address} --arp-mac-src ${g.mac} -j RETURN`,
+    `-A ${g.chain} -j DROP`,
+  ];
+}
+
+/** The lines of a saved filter table that are the chain's: its declaration, the jumps to it and its rules. */
+function savedOf(chain: string, filter: readonly string[]): string[] {
+  const word = new RegExp(`(^:| )${chain.replace(/-/g, '\\-')}( |$)`);
+  return filter.filter((l) => word.test(l));
+}
+
+/** Whether the saved table holds other lines for the guard's chain than guardChanges() writes (none, an old veth or address, a hand edit). */
+export function hasStaleGuard(g: SpoofGuard, filter: readonly string[]): boolean {
+  const have = savedOf(g.chain, filter);
+  const want = written(g);
+  return have.length !== want.length || have.some((l, i) => l !== want[i]);
+}
+
+/** The chains of the scope in a saved filter table. */
+export function guardChains(scopePrefix: string, filter: readonly string[]): string[] {
+  return filter.filter((l) => l.startsWith(`:${scopePrefix}`)).map((l) => l.slice(1).split(' ')[0]);
+}
+
+/**
+ * The restore lines that remove the chains named (their jumps first; a chain still jumped to
+ * cannot go) and then write the guards given, each with its jumps at the top of INPUT and FORWARD:
+ * ahead of any ACCEPT another tool puts there. One transaction: a guard being rewritten is never
+ * absent.
+ */
+export function guardChanges(filter: readonly string[], remove: readonly string[], add: readonly SpoofGuard[]): string[] {
+  const lines: string[] = [];
+  const declared = new Set(guardChains(CHAIN_PREFIX, filter));
+  for (const chain of new Set([...remove, ...add.map((g) => g.chain)])) {
+    for (const l of savedOf(chain, filter)) if (/^-A (INPUT|FORWARD) /.test(l)) lines.push(`-D${l.slice(2)}`);
+    if (declared.has(chain) && !add.some((g) => g.chain === chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
+  }
+  for (const g of add) {
+    // Declaring a chain that exists empties it (ebtables-restore --noflush).
+    const [declare, input, forward, ...rules] = written(g);
+    lines.push(declare, ...rules, `-I INPUT 1${input.slice('-A INPUT'.length)}`, `-I FORWARD 1${forward.slice('-A FORWARD'.length)}`);
+  }
+  return lines;
+}
+
+/** The filter table of the bridge family now (one `ebtables-save`), without comments and COMMIT. */
+export async function saveGuards(): Promise<string[]> {
+  const r = await runTool('ebtables-save', [], { timeoutMs: 30_000 });
+  if (r.missing) throw new CtError('HOST_TOOL_MISSING', 'ebtables-save (Debian\'s iptables package) is not installed', { tool: 'ebtables-save' });
+  if (r.code !== 0) throw failed('ebtables-save', r.overflowed ? 'printed more than the host reads of a tool' : r.timedOut ? 'timed out' : r.stderr.trim(), {});
+  const out: string[] = [];
+  let inFilter = false;
+  for (const line of r.stdout.split('\n')) {
+    if (line.startsWith('*')) inFilter = line === '*filter';
+    else if (inFilter && line && !line.startsWith('#') && line !== 'COMMIT') out.push(line);
+  }
+  return out;
+}
+
+/** Writes the lines (guardChanges()) in one `ebtables-restore --noflush`; nothing to write is no process. */
+export async function restoreGuards(lines: readonly string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const r = await runTool('ebtables-restore', ['--noflush'], { input: `*filter\n${lines.join('\n')}\nCOMMIT\n`, timeoutMs: 30_000 });
+  if (r.missing) throw new CtError('HOST_TOOL_MISSING', 'ebtables-restore (Debian\'s iptables package) is not installed', { tool: 'ebtables-restore' });
+  if (r.code !== 0) throw failed('ebtables-restore', r.stderr.trim() || `exit ${r.code}`, {});
+}
