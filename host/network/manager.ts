@@ -10,6 +10,7 @@ import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
 import { containerPort, guardChain, guardChains, guardChanges, hasStaleGuard, restoreGuards, saveGuards, scopeChainPrefix, type SpoofGuard } from './anti-spoofing.js';
 import { pinBridgeMac } from './bridge-mac.js';
+import { flushConntrack } from './conntrack.js';
 import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
@@ -175,7 +176,12 @@ export class NetworkManager {
     // removed. Best effort like the rest: one left behind filters only a veth of that name, and
     // recover() removes it.
     this.guards.delete(row.containerId);
-    await saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], []))).catch(() => undefined);
+    // The flows of the address go with it (conntrack.ts). Best effort here too: the next start on
+    // the address flushes them again, and refuses to start when it cannot.
+    await Promise.all([
+      saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], []))),
+      flushConntrack(row.address),
+    ].map((p) => p.catch(() => undefined)));
   }
 
   /**
@@ -247,7 +253,12 @@ export class NetworkManager {
     saved.catch(() => undefined);
     const savedGuards = saveGuards();
     savedGuards.catch(() => undefined);
+    // No flow of an earlier holder of the address survives into this container (conntrack.ts),
+    // whether or not its teardown could flush them: while netavark works, off the start path.
+    const flushed = flushConntrack(row.address);
+    flushed.catch(() => undefined);
     await this.netavarkSetup(paths, row);
+    await flushed;
     // Before the container starts, and before its address is given any egress (the firewall
     // below): it writes no frame but with its own MAC and address (anti-spoofing.ts). A failure
     // fails the start (attach and resume tear everything down again): it never runs unguarded.

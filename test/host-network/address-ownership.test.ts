@@ -1,4 +1,7 @@
 /**
+ * A container's address is its own: no neighbour writes it, and no flow of an earlier holder
+ * survives into it.
+ *
  * Source-address spoofing between containers of one environment (netavark 1.4 bridge made by
  * host/network). Egress is enforced by rules keyed by the source address (host/network/egress.ts),
  * and a container with CAP_NET_RAW writes whatever frame it likes: `shut` (egress `none`) sent
@@ -207,6 +210,40 @@ describe('a container writes only its own addresses onto the bridge', () => {
     expect(net.attachment(ID('late'))).toBeUndefined();
     expect(listArtifacts(scope).netns.filter((n) => n.includes('late'))).toEqual([]);
     expect(guardLines().filter((l) => l.startsWith(':'))).toHaveLength(APPS.length);
+  }, 60_000);
+
+  /**
+   * From inside a namespace: a UDP datagram from port 5555 to the outside's echo (port 9999),
+   * `echoed` when the answer came within 1.5 s, else `silent`.
+   */
+  const udpFrom = (app: string) => run('ip', 'netns', 'exec', nsOf(ID(app)), 'python3', '-c', `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', 5555)); s.settimeout(1.5)
+s.sendto(b'flow', ('${OUTSIDE.addr}', 9999))
+try: s.recv(100); print('echoed')
+except socket.timeout: print('silent')`).trim();
+
+  it('drops the flows of a container that leaves: the next one on its address (egress `none`) cannot go on with one its predecessor (`any`) opened', async () => {
+    // The outside's UDP echo on port 9999.
+    const echo = spawn('ip', ['netns', 'exec', OUT_NS, 'python3', '-c', `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9999))
+while True: d, a = s.recvfrom(100); s.sendto(d, a)`], { stdio: 'ignore' });
+    procs.push(echo);
+    let first = 'silent';
+    for (let i = 0; i < 10 && first !== 'echoed'; i++) first = udpFrom('wide');
+    // `any`: the flow is opened, and answered (conntrack: ESTABLISHED, for 120 s or more).
+    expect(first).toBe('echoed');
+    const wide = addr('wide');
+    await net.detach(ID('wide'));
+    await net.attach({ containerId: ID('late'), environment: ENV, app: 'late', egress: 'none', ports: [] });
+    expect(addr('late')).toBe(wide);
+    // The same ports from the same address: with the old entry, ESTABLISHED, past the DROP.
+    expect(udpFrom('late')).toBe('silent');
+    await net.detach(ID('late'));
+    // The control: an `any` container on the address reaches the echo.
+    await net.attach({ containerId: ID('wide'), environment: ENV, app: 'wide', egress: 'any', ports: [] });
+    expect(addr('wide')).toBe(wide);
+    expect(udpFrom('wide')).toBe('echoed');
+    echo.kill('SIGKILL');
   }, 60_000);
 
   it('removes a container\'s guard when it is detached, and a new container on its address gets its own', async () => {
