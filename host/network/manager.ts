@@ -109,6 +109,14 @@ export class NetworkManager {
    * found: recover() compares the host's rules with these without asking each namespace again.
    */
   private readonly guards = new Map<string, SpoofGuard>();
+  /**
+   * Addresses whose conntrack entries this manager's teardown deleted, not used since: the next
+   * start on one needs no flush of its own (conntrack.ts). An entry made after the teardown is a
+   * flow someone opened to the free address, never one of the container that left (the guards
+   * keep any other container from writing the address). Empty after a restart: every address is
+   * flushed at its first start then.
+   */
+  private readonly flushed = new Set<string>();
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.dir = join(opts.stateDir, 'network');
@@ -176,11 +184,12 @@ export class NetworkManager {
     // removed. Best effort like the rest: one left behind filters only a veth of that name, and
     // recover() removes it.
     this.guards.delete(row.containerId);
-    // The flows of the address go with it (conntrack.ts). Best effort here too: the next start on
-    // the address flushes them again, and refuses to start when it cannot.
+    // The flows of the address go with it (conntrack.ts). Best effort here too: an address not
+    // flushed here is flushed at the next start on it, which is refused when that fails.
+    this.flushed.delete(row.address);
     await Promise.all([
       saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], []))),
-      flushConntrack(row.address),
+      flushConntrack(row.address).then(() => this.flushed.add(row.address)),
     ].map((p) => p.catch(() => undefined)));
   }
 
@@ -253,16 +262,21 @@ export class NetworkManager {
     saved.catch(() => undefined);
     const savedGuards = saveGuards();
     savedGuards.catch(() => undefined);
-    // No flow of an earlier holder of the address survives into this container (conntrack.ts),
-    // whether or not its teardown could flush them: while netavark works, off the start path.
-    const flushed = flushConntrack(row.address);
+    // No flow of an earlier holder of the address survives into this container (conntrack.ts):
+    // flushed while netavark works unless this manager's teardown did (`this.flushed`). The
+    // `conntrack` dump costs ~15 ms of CPU, which on a 2-core host slowed netavark beside it.
+    const flushed = this.flushed.delete(row.address) ? Promise.resolve() : flushConntrack(row.address);
     flushed.catch(() => undefined);
     await this.netavarkSetup(paths, row);
+    // Before the container starts: it writes no frame but with its own MAC and address
+    // (anti-spoofing.ts). Written while the steps below run (its `ip` and `ebtables-restore`
+    // processes cost ~20 ms of the start otherwise): nothing runs in the container before attach
+    // or resume returns, and a neighbour's veth has a guard of its own, so no frame with this
+    // address passes meanwhile. A failure fails the start (attach and resume tear everything down
+    // again): it never runs unguarded.
+    const guarded = savedGuards.then((g) => this.guard(row, net, g));
+    guarded.catch(() => undefined);
     await flushed;
-    // Before the container starts, and before its address is given any egress (the firewall
-    // below): it writes no frame but with its own MAC and address (anti-spoofing.ts). A failure
-    // fails the start (attach and resume tear everything down again): it never runs unguarded.
-    await this.guard(row, net, await savedGuards);
     // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
     // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
     await disableIpv6OnBridge(this.bridgeOf(net).bridge);
@@ -274,6 +288,7 @@ export class NetworkManager {
     // The bridge's egress rules (this container's address now among its clients, with its own
     // egress) and the published ports (its own among them) in one transaction.
     await this.firewall([{ net, keep: true }], await saved);
+    await guarded;
   }
 
   /** Writes the container's anti-spoofing guard (its veth and MAC as they are now), replacing any it had. */
