@@ -16,8 +16,9 @@ import { runTool } from '../runtime/tools.js';
  * bridge-family netfilter hooks see every frame a port brings in, with no host-global switch. The
  * alternatives were worse here: iptables' physdev match needs br_netfilter and
  * bridge-nf-call-iptables=1, a setting of the whole host (every bridge, Docker's and libvirt's
- * too); a tc clsact filter on the veth needs cls_flower or cls_u32 with the gact action, and
- * kernels built without them (this project's CI kernel has no gact) could not drop at all.
+ * too); a tc clsact filter on the veth needs cls_flower, or cls_u32 with the gact action to drop,
+ * and the kernel this project's machines and CI run (6.18, CONFIG_NET_CLS_FLOWER and
+ * CONFIG_NET_ACT_GACT unset) has neither: tc could match there but not drop.
  *
  * One chain per container, jumped to from the filter table's INPUT (frames for the host: the
  * gateway, aardvark-dns, routed out) and FORWARD (frames for other ports: neighbours) by the

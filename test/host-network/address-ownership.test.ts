@@ -14,7 +14,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -23,7 +22,7 @@ import { stateScope } from '../../host/runtime/scope.js';
 import { repoRoot } from '../support/cli.js';
 import { claimSubnetBase } from '../support/subnets.js';
 import { listArtifacts } from './artifacts.js';
-import { makeOutside, removeOutside } from './probes.js';
+import { makeOutside, removeOutside, sniffed } from './probes.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
@@ -70,21 +69,6 @@ for a in sys.argv[1:]:
         s.send(b'\\xff' * 6 + mac(src) + b'\\x08\\x06' + arp)
 `;
 
-/**
- * In a namespace: prints `ready` once it listens on eth0 (every frame), then the tag of every
- * CTMARK frame that arrives (once each), and exits a second after it saw `last` or after 10 s.
- */
-const SNIFF = `import re, socket, sys, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003)); s.bind(('eth0', 0)); s.settimeout(0.2)
-print('ready', flush=True)
-seen, end = set(), time.time() + 10
-while time.time() < end:
-    try: p = s.recv(65535)
-    except socket.timeout: continue
-    for m in re.findall(rb'CTMARK-([A-Z0-9]+)', p):
-        if m not in seen: seen.add(m); print(m.decode(), flush=True)
-        if m.decode() == sys.argv[1]: end = min(end, time.time() + 1)`;
-
 describe('a container writes only its own addresses onto the bridge', () => {
   let stateDir: string;
   let net: NetworkManager;
@@ -97,20 +81,6 @@ describe('a container writes only its own addresses onto the bridge', () => {
   const macOf = (app: string) => run('ip', 'netns', 'exec', nsOf(ID(app)), 'cat', '/sys/class/net/eth0/address').trim().replace(/:/g, '-');
   const gatewayMac = () => run('cat', `/sys/class/net/${bridge}/address`).trim().replace(/:/g, '-');
   const send = (app: string, ...frames: string[]) => run('ip', 'netns', 'exec', nsOf(ID(app)), 'python3', '-c', FRAMES, ...frames);
-
-  /** The tags a sniffer in `ns` saw while `write` ran; `last` is the control, written last. */
-  const sniffed = async (ns: string, last: string, write: () => void): Promise<string[]> => {
-    const sniffer = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SNIFF, last], { stdio: ['ignore', 'pipe', 'inherit'] });
-    procs.push(sniffer);
-    let out = '';
-    sniffer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = once(sniffer, 'exit');
-    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(out).toContain('ready');
-    write();
-    await exited;
-    return out.split('\n').filter((l) => l && l !== 'ready').sort();
-  };
 
   /** What `shut` got through, with `wide`'s and its own controls: only the controls may arrive. */
   const spoofs = async (): Promise<{ outside: string[]; peer: string[]; arp: string }> => {
