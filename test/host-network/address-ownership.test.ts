@@ -129,7 +129,13 @@ describe('a container writes only its own addresses onto the bridge', () => {
     for (const row of net?.store.attachments() ?? []) await net.detach(row.containerId);
     net?.close();
     removeOutside(OUTSIDE);
+    // Chains of this state directory left (the recover test's orphan, when recover() failed to
+    // remove it) fail the file, and go, so that no later run meets them.
+    const left = stateDir ? guardLines() : [];
+    for (const l of left.filter((x) => /^-A (INPUT|FORWARD) /.test(x))) run('sh', '-c', `ebtables ${l.replace(/^-A/, '-D')}`);
+    for (const l of left.filter((x) => x.startsWith(':'))) run('sh', '-c', `ebtables -F ${l.slice(1).split(' ')[0]} && ebtables -X ${l.slice(1).split(' ')[0]}`);
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    expect(left).toEqual([]);
     expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
   }, 60_000);
 
