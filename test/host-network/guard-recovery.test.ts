@@ -124,9 +124,11 @@ describe('recover() keeps each guard to what was recorded before the container r
     run('ip', '-n', s, 'link', 'set', 'eth0', 'down');
     run('ip', '-n', s, 'link', 'set', 'eth0', 'name', 'eth1');
     run('ip', '-n', s, 'link', 'set', 'eth1', 'up');
-    run('ip', '-n', s, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'fake', 'index', String(peerIndex));
+    run('ip', '-n', s, 'link', 'add', 'eth0', 'index', '50', 'type', 'veth', 'peer', 'name', 'fake', 'index', String(peerIndex));
     run('ip', 'netns', 'add', NESTED);
     run('ip', '-n', s, 'link', 'set', 'fake', 'netns', NESTED);
+    // What an agent reading eth0 inside would believe: the neighbour's port is its peer.
+    expect(JSON.parse(run('ip', '-j', '-n', s, 'link', 'show', 'dev', 'eth0'))[0].link_index).toBe(peerIndex);
     try {
       expect(await restart()).toEqual(['ok']);
       // `shut` writes `wide`'s address on its real veth: dropped; `wide`'s own datagram leaves.
