@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
@@ -215,18 +215,22 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', 7000)); s.send
 
   it('a start that fails while its guard is being written leaves no chain (the write lands before the teardown)', async () => {
     // Every tool of the host but conntrack (the start's flush fails at once, beside the guard's
-    // write): a PATH of links to /usr/sbin's, for an agent of its own.
+    // write), and an ebtables-restore a second slow (a loaded host: the guard lands after the
+    // teardown looked for it): a PATH of links to /usr/sbin's, for an agent of its own.
     const bin = mkdtempSync(join(tmpdir(), 'ct-guardrec-path-'));
     try {
-      for (const f of readdirSync('/usr/sbin')) if (f !== 'conntrack') symlinkSync(join('/usr/sbin', f), join(bin, f));
+      for (const f of readdirSync('/usr/sbin')) if (f !== 'conntrack' && f !== 'ebtables-restore') symlinkSync(join('/usr/sbin', f), join(bin, f));
+      writeFileSync(join(bin, 'ebtables-restore'), '#!/bin/sh\nsleep 1\nexec /usr/sbin/ebtables-restore "$@"\n', { mode: 0o755 });
       const agent = `import { NetworkManager } from ${JSON.stringify(join(repoRoot, 'build/host/network/index.js'))};
         const net = new NetworkManager({ stateDir: ${JSON.stringify(stateDir)}, subnetBase: '${BASE}', bridgePrefix: '${PREFIX}', slots: 2 });
         const codes = [];
-        for (let i = 0; i < 5; i++) codes.push(await net.attach({ containerId: '${ID('nocon')}-' + i, environment: '${ENV}', app: 'nocon' + i, egress: 'any', ports: [] }).then(() => 'attached', (e) => e.code));
+        for (let i = 0; i < 3; i++) codes.push(await net.attach({ containerId: '${ID('nocon')}-' + i, environment: '${ENV}', app: 'nocon' + i, egress: 'any', ports: [] }).then(() => 'attached', (e) => e.code));
+        // A write still under way lands now (an agent goes on; close() would fail it).
+        await new Promise((r) => setTimeout(r, 2500));
         net.close();
         console.log(codes.join(' '));`;
       const out = execFileSync(process.execPath, ['--input-type=module', '-e', agent], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` } });
-      expect(out.trim()).toBe(Array(5).fill('HOST_TOOL_MISSING').join(' '));
+      expect(out.trim()).toBe(Array(3).fill('HOST_TOOL_MISSING').join(' '));
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }
