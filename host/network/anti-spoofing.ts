@@ -72,6 +72,21 @@ function failed(what: string, detail: string, extra: Record<string, unknown>): C
   return new CtError('NETWORK_SETUP_FAILED', `anti-spoofing: ${what}: ${detail.slice(0, 300)}`, { guard: 'anti-spoofing', ...extra });
 }
 
+/** `ip -j` calls at once, their JSON arrays (an unreadable one is empty); a failing one is NETWORK_SETUP_FAILED. */
+async function ipJson(calls: readonly string[][], extra: Record<string, unknown>): Promise<Record<string, unknown>[][]> {
+  const results = await Promise.all(calls.map((args) => runTool('ip', ['-j', ...args], { timeoutMs: 10_000 })));
+  if (results.some((r) => r.missing)) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
+  for (const r of results) if (r.code !== 0) throw failed('finding the container\'s veth', r.stderr.trim() || `exit ${r.code}`, extra);
+  return results.map((r) => {
+    try {
+      const v: unknown = JSON.parse(r.stdout || '[]');
+      return Array.isArray(v) ? (v as Record<string, unknown>[]) : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /**
  * The container's side as the guard needs it: the MAC of its eth0 and the name of the veth's
  * other end on the host, a port of the bridge. Two `ip` calls, at once: eth0's link_index is the
@@ -82,24 +97,11 @@ function failed(what: string, detail: string, extra: Record<string, unknown>): C
  */
 export async function containerPort(netnsPath: string, bridge: string): Promise<HostPort & { mac: string }> {
   if (!netnsPath.startsWith('/run/netns/')) throw failed('namespace', `${netnsPath} is not under /run/netns`, { netns: netnsPath });
-  const [inside, ports] = await Promise.all([
-    runTool('ip', ['-j', '-n', netnsPath.slice('/run/netns/'.length), 'link', 'show', 'dev', 'eth0'], { timeoutMs: 10_000 }),
-    runTool('ip', ['-j', 'link', 'show', 'master', bridge], { timeoutMs: 10_000 }),
-  ]);
-  if (inside.missing || ports.missing) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
-  for (const r of [inside, ports]) if (r.code !== 0) throw failed('finding the container\'s veth', r.stderr.trim() || `exit ${r.code}`, { netns: netnsPath, bridge });
-  const parse = (s: string): { ifindex?: unknown; ifname?: unknown; link_index?: unknown; address?: unknown }[] => {
-    try {
-      const v: unknown = JSON.parse(s || '[]');
-      return Array.isArray(v) ? (v as []) : [];
-    } catch {
-      return [];
-    }
-  };
-  const eth0 = parse(inside.stdout)[0];
+  const [inside, ports] = await ipJson([['-n', netnsPath.slice('/run/netns/'.length), 'link', 'show', 'dev', 'eth0'], ['link', 'show', 'master', bridge]], { netns: netnsPath, bridge });
+  const eth0 = inside[0];
   const mac = typeof eth0?.address === 'string' ? eth0.address.toLowerCase() : '';
   const peer = eth0?.link_index;
-  const port = parse(ports.stdout).find((l) => typeof peer === 'number' && l.ifindex === peer)?.ifname;
+  const port = ports.find((l) => typeof peer === 'number' && l.ifindex === peer)?.ifname;
   if (!MAC.test(mac) || typeof port !== 'string' || !IFNAME.test(port) || typeof peer !== 'number') {
     throw failed('finding the container\'s veth', `no port of ${bridge} is the peer of eth0 in ${netnsPath}`, { netns: netnsPath, bridge });
   }
@@ -131,22 +133,9 @@ export async function portIsLive(p: HostPort, bridge: string): Promise<boolean> 
  */
 export async function recoverPort(netnsPath: string, bridge: string): Promise<HostPort> {
   const name = netnsPath.slice('/run/netns/'.length);
-  const [list, ports] = await Promise.all([
-    runTool('ip', ['-j', 'netns', 'list'], { timeoutMs: 10_000 }),
-    runTool('ip', ['-j', 'link', 'show', 'master', bridge], { timeoutMs: 10_000 }),
-  ]);
-  if (list.missing || ports.missing) throw new CtError('HOST_TOOL_MISSING', 'ip (iproute2) is not installed', { tool: 'ip' });
-  for (const r of [list, ports]) if (r.code !== 0) throw failed('finding the container\'s veth', r.stderr.trim() || `exit ${r.code}`, { netns: netnsPath, bridge });
-  const parse = (s: string): Record<string, unknown>[] => {
-    try {
-      const v: unknown = JSON.parse(s || '[]');
-      return Array.isArray(v) ? (v as []) : [];
-    } catch {
-      return [];
-    }
-  };
-  const id = parse(list.stdout).find((n) => n.name === name)?.id;
-  const found = parse(ports.stdout).filter((l) => typeof id === 'number' && l.link_netnsid === id);
+  const [list, ports] = await ipJson([['netns', 'list'], ['link', 'show', 'master', bridge]], { netns: netnsPath, bridge });
+  const id = list.find((n) => n.name === name)?.id;
+  const found = ports.filter((l) => typeof id === 'number' && l.link_netnsid === id);
   const port = found[0];
   if (found.length !== 1 || typeof port.ifname !== 'string' || !IFNAME.test(port.ifname) || typeof port.ifindex !== 'number') {
     throw failed('finding the container\'s veth', `${found.length} ports of ${bridge} have their peer in ${netnsPath}`, { netns: netnsPath, bridge });
@@ -216,9 +205,9 @@ export function guardChains(scopePrefix: string, filter: readonly string[]): str
  * The restore lines that remove the chains named (their jumps first; a chain still jumped to
  * cannot go), the jumps of the chains in `unhook` (a guard whose port went: the chain stays, and
  * goes with its container), and then write the guards given, each with its jumps at the top of
- * INPUT and FORWARD: ahead of any ACCEPT another tool puts there. Any other `ct-as-` jump on a
- * guard's port goes too (any agent's: the name is this live veth's now). One transaction: a guard
- * being rewritten is never absent.
+ * INPUT and FORWARD: ahead of any ACCEPT another tool puts there. One transaction: a guard being
+ * rewritten is never absent. Only chains of this manager's are named: another agent may change
+ * its own between the save and this restore, which would fail it (foreignJumpChanges()).
  */
 export function guardChanges(filter: readonly string[], remove: readonly string[], add: readonly SpoofGuard[], unhook: readonly string[] = []): string[] {
   const lines: string[] = [];
@@ -227,7 +216,6 @@ export function guardChanges(filter: readonly string[], remove: readonly string[
   for (const chain of new Set([...remove, ...unhook, ...add.map((g) => g.chain)])) {
     for (const l of savedOf(chain, filter)) if (/^-A (INPUT|FORWARD) /.test(l)) drop.add(l);
   }
-  for (const g of add) for (const l of otherJumps(g.port, g.chain, filter)) drop.add(l);
   for (const l of drop) lines.push(`-D${l.slice(2)}`);
   for (const chain of new Set(remove)) {
     if (declared.has(chain) && !add.some((g) => g.chain === chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
@@ -238,6 +226,15 @@ export function guardChanges(filter: readonly string[], remove: readonly string[
     lines.push(declare, ...rules, `-I INPUT 1${input.slice('-A INPUT'.length)}`, `-I FORWARD 1${forward.slice('-A FORWARD'.length)}`);
   }
   return lines;
+}
+
+/**
+ * The deletions of every other `ct-as-` jump on the guards' ports (any agent's leftover: the name
+ * is this live veth's now). A restore of their own, before the guards' and best effort: another
+ * agent removing its chain meanwhile fails it, and recover() finds what is left (hasStaleGuard()).
+ */
+export function foreignJumpChanges(filter: readonly string[], guards: readonly SpoofGuard[]): string[] {
+  return [...new Set(guards.flatMap((g) => otherJumps(g.port, g.chain, filter)))].map((l) => `-D${l.slice(2)}`);
 }
 
 /** The filter table of the bridge family now (one `ebtables-save`), without comments and COMMIT. */

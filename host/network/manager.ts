@@ -9,7 +9,7 @@ import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
 import {
-  bridgeMatchSupported, containerPort, guardChain, guardChains, guardChanges, hasStaleGuard, portIsLive, recoverPort, restoreGuards, saveGuards, scopeChainPrefix, type SpoofGuard,
+  bridgeMatchSupported, containerPort, foreignJumpChanges, guardChain, guardChains, guardChanges, hasStaleGuard, portIsLive, recoverPort, restoreGuards, saveGuards, scopeChainPrefix, type SpoofGuard,
 } from './anti-spoofing.js';
 import { pinBridgeMac } from './bridge-mac.js';
 import { flushConntrack } from './conntrack.js';
@@ -351,6 +351,7 @@ export class NetworkManager {
     const [{ port, ifindex, mac }, tied] = await Promise.all([containerPort(row.netns, bridge), this.tiedToBridge()]);
     const g: SpoofGuard = { chain: guardChain(this.scope, row.containerId), port, mac, address: row.address, ...(tied ? { bridge } : {}) };
     this.store.setGuardPort(row.containerId, { port, ifindex, mac });
+    await restoreGuards(foreignJumpChanges(saved, [g])).catch(() => undefined);
     await restoreGuards(guardChanges(saved, [], [g]));
     this.guards.set(row.containerId, g);
   }
@@ -401,6 +402,7 @@ export class NetworkManager {
       const orphans = guardChains(scopeChainPrefix(this.scope), saved).filter((c) => !keep.has(c));
       // Chains already without jumps are not unhooked again (no restore when nothing changed).
       const hooked = unhook.filter((c) => saved.some((l) => /^-A (INPUT|FORWARD) /.test(l) && l.endsWith(` -j ${c}`)));
+      await restoreGuards(foreignJumpChanges(saved, add.map(([, g]) => g))).catch(() => undefined);
       await restoreGuards(guardChanges(saved, orphans, add.map(([, g]) => g), hooked));
       for (const [id, g] of add) this.guards.set(id, g);
     } catch (e) {
