@@ -111,7 +111,8 @@ export class NetworkManager {
   private readonly ipv6Off = new Set<string>();
   /**
    * The anti-spoofing guard (anti-spoofing.ts) of each container up that this manager wrote or
-   * found: recover() compares the host's rules with these without asking each namespace again.
+   * found as it should be: when the host's rules cannot be read or written, recover() reports only
+   * the others. What a guard binds is the attachment's row (AttachmentRow.guard), not this.
    */
   private readonly guards = new Map<string, SpoofGuard>();
   /**

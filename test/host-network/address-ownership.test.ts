@@ -21,7 +21,7 @@ import { NetworkManager, findNetavark, type Egress } from '../../host/network/in
 import { stateScope } from '../../host/runtime/scope.js';
 import { repoRoot } from '../support/cli.js';
 import { claimSubnetBase } from '../support/subnets.js';
-import { listArtifacts } from './artifacts.js';
+import { listArtifacts, removeGuardChains } from './artifacts.js';
 import { makeOutside, removeOutside, sniffed } from './probes.js';
 
 const pid = process.pid;
@@ -131,9 +131,7 @@ describe('a container writes only its own addresses onto the bridge', () => {
     removeOutside(OUTSIDE);
     // Chains of this state directory left (the recover test's orphan, when recover() failed to
     // remove it) fail the file, and go, so that no later run meets them.
-    const left = stateDir ? guardLines() : [];
-    for (const l of left.filter((x) => /^-A (INPUT|FORWARD) /.test(x))) run('sh', '-c', `ebtables ${l.replace(/^-A/, '-D')}`);
-    for (const l of left.filter((x) => x.startsWith(':'))) run('sh', '-c', `ebtables -F ${l.slice(1).split(' ')[0]} && ebtables -X ${l.slice(1).split(' ')[0]}`);
+    const left = stateDir ? removeGuardChains(stateScope(stateDir)) : [];
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
     expect(left).toEqual([]);
     expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });

@@ -38,3 +38,14 @@ export function listArtifacts(o: { netnsPrefix: string; bridgePrefix: string; su
     rules: [...rules, ...guards],
   };
 }
+
+/**
+ * Removes the anti-spoofing chains of a state directory's scope (host/runtime/scope.ts) and the
+ * jumps to them, and returns their lines as they were: a test's afterAll asserts none were left.
+ */
+export function removeGuardChains(scope: string): string[] {
+  const left = execFileSync('ebtables-save', { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`ct-as-${scope}-`));
+  for (const l of left.filter((x) => /^-A (INPUT|FORWARD) /.test(x))) execFileSync('sh', ['-c', `ebtables ${l.replace(/^-A/, '-D')}`]);
+  for (const c of left.filter((x) => x.startsWith(':')).map((x) => x.slice(1).split(' ')[0])) execFileSync('sh', ['-c', `ebtables -F ${c} && ebtables -X ${c}`]);
+  return left;
+}

@@ -15,7 +15,7 @@ import { NetworkManager, findNetavark, type Egress } from '../../host/network/in
 import { stateScope } from '../../host/runtime/scope.js';
 import { repoRoot } from '../support/cli.js';
 import { claimSubnetBase } from '../support/subnets.js';
-import { listArtifacts } from './artifacts.js';
+import { listArtifacts, removeGuardChains } from './artifacts.js';
 import { makeOutside, removeOutside, sniffed } from './probes.js';
 
 const pid = process.pid;
@@ -91,9 +91,7 @@ describe('recover() keeps each guard to what was recorded before the container r
     net?.close();
     removeOutside(OUTSIDE);
     try { run('ip', 'netns', 'delete', NESTED); } catch { /* not made, or gone */ }
-    const left = stateDir ? guardLines() : [];
-    for (const l of left.filter(jump)) run('sh', '-c', `ebtables ${l.replace(/^-A/, '-D')}`);
-    for (const l of left.filter((x) => x.startsWith(':'))) run('sh', '-c', `ebtables -F ${l.slice(1).split(' ')[0]} && ebtables -X ${l.slice(1).split(' ')[0]}`);
+    const left = stateDir ? removeGuardChains(stateScope(stateDir)) : [];
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
     expect(left).toEqual([]);
     expect(listArtifacts(scope)).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
