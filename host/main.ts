@@ -83,7 +83,14 @@ async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
     : undefined;
   // `ct host` commands on this machine set suspended networks up again the way the agent does.
   if (network) await saveNetworkSettings(o.stateDir, { subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, netavarkDir: o.netavarkDir });
+  // A missing conntrack or ebtables-restore is told now, not first at a bridge start (which refuses, HOST_TOOL_MISSING).
+  await network?.checkTools().catch((e: Error) => io.err(`bridge networking: ${e.message}: containers with network = "bridge" will not start`));
   const { runtime, monitors, alerts } = await openAgentRuntime({ stateDir: o.stateDir, facts, network, logLimits: o.logLimits, log: (line) => io.err(line) });
+  // A container whose anti-spoofing guard recover() cannot repair is reported, not fatal (manager.ts repairGuards()).
+  network?.onAlert((container, code, detail) => {
+    io.err(detail);
+    alerts.note('host.network', detail, { container, code });
+  });
   // What the agent says it recovered is told to the server too (host.alert in its audit log).
   const recoveredLine = (line: string) => {
     io.out(line);

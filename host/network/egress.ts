@@ -52,8 +52,10 @@ function ordered(net: EgressBridge, prefix: string): Rule[] {
     // serves no TCP, and TCP port 53 of the gateway reaches whatever of the host listens on every
     // address. And only from the address of a container: aardvark-dns 1.4 forwards the query of
     // an address it has no container for to the host's resolvers, whatever the containers'
-    // dns_servers (netavark.ts), and a container with CAP_NET_RAW writes any source address. The
-    // host's rp_filter lets any address of the subnet in through the bridge.
+    // dns_servers (netavark.ts). A container with CAP_NET_RAW writes any source address; the
+    // anti-spoofing guard of its veth (anti-spoofing.ts) drops one that is not its own, and this
+    // keeps the rule narrow should a guard be missing (an earlier agent's container before the
+    // next recover()). The host's rp_filter lets any address of the subnet in through the bridge.
     ...clients.filter((c) => c.egress === 'none').map((c): Rule => ({
       chain: 'INPUT', spec: [...from(c), '-d', `${gateway}/32`, '-i', bridge, '-p', 'udp', '-m', 'udp', '--dport', '53', ...comment, '-j', 'ACCEPT'],
     })),

@@ -8,7 +8,11 @@ import { writeFileAtomic } from '../../src/core/fs.js';
 import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
+import {
+  bridgeMatchSupported, containerPort, foreignJumpChanges, guardChain, guardChains, guardChanges, hasStaleGuard, portIsLive, recoverPort, restoreGuards, saveGuards, scopeChainPrefix, type SpoofGuard,
+} from './anti-spoofing.js';
 import { pinBridgeMac } from './bridge-mac.js';
+import { flushConntrack } from './conntrack.js';
 import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
 import { findNetavark, netavark, netavarkDocument, netavarkError, type BridgeNetwork, type NetavarkPaths } from './netavark.js';
@@ -48,6 +52,9 @@ export interface Attached {
   /** For the OCI config's `linux.sysctl`: IPv6 off in the namespace but on lo (ipv6.ts), applied by runc. */
   sysctl: Record<string, string>;
 }
+
+/** A problem of one container's network that the agent reports (HostAlerts: kind `host.network`) rather than fails on. */
+export type NetworkAlert = (containerId: string, code: string, detail: string) => void;
 
 /** A network whose egress rules are rewritten: those of its containers up now (`keep`), or none. */
 interface BridgeRules {
@@ -102,6 +109,29 @@ export class NetworkManager {
    * an earlier agent's, without the sysctls (recover() turns it off once, off the start path).
    */
   private readonly ipv6Off = new Set<string>();
+  /**
+   * The anti-spoofing guard (anti-spoofing.ts) of each container up that this manager wrote or
+   * found as it should be: when the host's rules cannot be read or written, recover() reports only
+   * the others. What a guard binds is the attachment's row (AttachmentRow.guard), not this.
+   */
+  private readonly guards = new Map<string, SpoofGuard>();
+  /**
+   * Addresses whose conntrack entries were deleted after the container left AND the firewall no
+   * longer named the address (its published ports' DNAT, its egress rules: firewall() ran first,
+   * see released()), not used since: the next start on one needs no flush of its own
+   * (conntrack.ts). An entry made after that flush has the address only as the destination
+   * someone chose (a neighbour or the host sending to the free address: no DNAT leads there any
+   * more), which the next container may answer as it may any flow opened to it; never one the
+   * container that left opened, nor one of its published ports (the guards keep any other
+   * container from writing the address). Empty after a restart: every address is flushed at its
+   * first start then.
+   */
+  private readonly flushed = new Set<string>();
+  /** Whether the kernel ties the guards' jumps to the bridge (bridgeMatchSupported()), asked once. */
+  private bridgeMatch?: Promise<boolean>;
+  /** What recover() last reported of each container's guard (reported again only when it changes). */
+  private readonly guardProblems = new Map<string, string>();
+  private alert?: NetworkAlert;
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.dir = join(opts.stateDir, 'network');
@@ -119,6 +149,28 @@ export class NetworkManager {
 
   close(): void {
     this.store.close();
+  }
+
+  /** Where recover() reports a container whose guard it cannot repair (the agent's alerts). */
+  onAlert(fn: NetworkAlert): void {
+    this.alert = fn;
+  }
+
+  /**
+   * The host tools every bridge start and teardown needs beyond netavark (conntrack,
+   * ebtables-restore), checked at agent start: HOST_TOOL_MISSING there, not at the first start.
+   */
+  async checkTools(): Promise<void> {
+    const r = await runTool('conntrack', ['--version'], { timeoutMs: 10_000 });
+    if (r.missing) throw new CtError('HOST_TOOL_MISSING', 'conntrack (Debian\'s conntrack package) is not installed: bridge networking deletes the flows of a container\'s address with it', { tool: 'conntrack' });
+    await this.tiedToBridge();
+  }
+
+  private tiedToBridge(): Promise<boolean> {
+    const p = (this.bridgeMatch ??= bridgeMatchSupported(this.scope));
+    // A failed probe (no ebtables-restore) is asked again next time.
+    p.catch(() => { if (this.bridgeMatch === p) this.bridgeMatch = undefined; });
+    return p;
   }
 
   /** One change at a time: netavark takes its own lock too, but the allocations are ours. */
@@ -165,6 +217,25 @@ export class NetworkManager {
       r = await run();
     }
     await runTool('ip', ['netns', 'delete', name], { timeoutMs: 10_000 });
+    // Its veth went with the namespace; the chain and the jumps naming the veth stay until
+    // removed. Best effort like the rest: one left behind filters only a veth of that name, and
+    // recover() removes it.
+    this.guards.delete(row.containerId);
+    this.guardProblems.delete(row.containerId);
+    // Its flows are deleted by released(), once the firewall no longer names the address.
+    this.flushed.delete(row.address);
+    await saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], []))).catch(() => undefined);
+  }
+
+  /**
+   * The flows of addresses that left (conntrack.ts), deleted AFTER firewall() took their published
+   * ports and egress rules away: until then a datagram to a published UDP port made a new entry
+   * DNATed to the freed address, which the next container on it (egress `none`) could answer.
+   * Best effort: an address not flushed here is flushed at the next start on it, which is refused
+   * when that fails.
+   */
+  private async released(addresses: readonly string[]): Promise<void> {
+    await Promise.all(addresses.map((a) => flushConntrack(a).then(() => this.flushed.add(a), () => undefined)));
   }
 
   /**
@@ -234,10 +305,33 @@ export class NetworkManager {
     // serialised by exclusive(), so the lines of ours this snapshot holds are those of after setup.
     const saved = saveTables();
     saved.catch(() => undefined);
+    const savedGuards = saveGuards();
+    savedGuards.catch(() => undefined);
+    // No flow of an earlier holder of the address survives into this container (conntrack.ts):
+    // flushed while netavark works unless this manager's teardown did (`this.flushed`). The
+    // `conntrack` dump costs ~15 ms of CPU, which on a 2-core host slowed netavark beside it.
+    const flushed = this.flushed.delete(row.address) ? Promise.resolve() : flushConntrack(row.address);
+    flushed.catch(() => undefined);
     await this.netavarkSetup(paths, row);
-    // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
-    // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
-    await disableIpv6OnBridge(this.bridgeOf(net).bridge);
+    // Before the container starts: it writes no frame but with its own MAC and address
+    // (anti-spoofing.ts). Written while the steps below run (its `ip` and `ebtables-restore`
+    // processes cost ~20 ms of the start otherwise): nothing runs in the container before attach
+    // or resume returns, and a neighbour's veth has a guard of its own, so no frame with this
+    // address passes meanwhile. A failure fails the start (attach and resume tear everything down
+    // again): it never runs unguarded.
+    const guarded = savedGuards.then((g) => this.guard(row, net, g));
+    guarded.catch(() => undefined);
+    try {
+      await flushed;
+      // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
+      // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
+      await disableIpv6OnBridge(this.bridgeOf(net).bridge);
+    } catch (e) {
+      // The caller tears down next: the guard's write must have landed (or failed) first, or it
+      // would land after the teardown removed the chain (a leftover chain, a guards entry).
+      await Promise.allSettled([guarded]);
+      throw e;
+    }
     // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts). Best
     // effort: it keeps neighbours reachable, it confines nothing, so a failure (an `ip` timeout)
     // must not fail the start; the next setup or recover() tries again (the MAC is not yet set).
@@ -246,6 +340,89 @@ export class NetworkManager {
     // The bridge's egress rules (this container's address now among its clients, with its own
     // egress) and the published ports (its own among them) in one transaction.
     await this.firewall([{ net, keep: true }], await saved);
+    await guarded;
+  }
+
+  /**
+   * Writes the container's anti-spoofing guard (its veth and MAC as they are now: nothing runs in
+   * the namespace yet), replacing any it had, and records them for recover().
+   */
+  private async guard(row: AttachmentRow, net: NetworkRow, saved: readonly string[]): Promise<void> {
+    const bridge = this.bridgeOf(net).bridge;
+    const [{ port, ifindex, mac }, tied] = await Promise.all([containerPort(row.netns, bridge), this.tiedToBridge()]);
+    const g: SpoofGuard = { chain: guardChain(this.scope, row.containerId), port, mac, address: row.address, ...(tied ? { bridge } : {}) };
+    this.store.setGuardPort(row.containerId, { port, ifindex, mac });
+    await restoreGuards(foreignJumpChanges(saved, [g])).catch(() => undefined);
+    await restoreGuards(guardChanges(saved, [], [g]));
+    this.guards.set(row.containerId, g);
+  }
+
+  /**
+   * recover()'s part for the guards: every container up and running has its own, exactly, on the
+   * port and with the MAC recorded at its setup (never what the running container says of its
+   * eth0: anti-spoofing.ts containerPort()); one an earlier agent started without recording them
+   * gets its port found from the host side and a guard of its address only (recoverPort()). A
+   * guard whose port went (the container deleted its eth0) or is no longer that veth loses its
+   * jumps (the name may be the next veth's). No chain of this state directory is left for a
+   * container that is not up. One ebtables-save, at most one restore. A container whose guard
+   * cannot be repaired keeps the chain it has (fail closed) and is reported (onAlert, once per
+   * problem): recover() runs at agent start and every inventory, which one container must not
+   * stop.
+   */
+  private async repairGuards(running: readonly AttachmentRow[]): Promise<void> {
+    const problems = new Map<string, [string, string]>();
+    const add: [string, SpoofGuard][] = [];
+    const unhook: string[] = [];
+    try {
+      const [saved, tied] = await Promise.all([saveGuards(), this.tiedToBridge()]);
+      for (const row of running) {
+        const net = this.store.network(row.environment);
+        if (!net) continue;
+        const bridge = this.bridgeOf(net).bridge;
+        const chain = guardChain(this.scope, row.containerId);
+        try {
+          let recorded = row.guard;
+          if (!recorded) {
+            recorded = await recoverPort(row.netns, bridge);
+            this.store.setGuardPort(row.containerId, recorded);
+          }
+          if (!(await portIsLive(recorded, bridge))) {
+            this.guards.delete(row.containerId);
+            unhook.push(chain);
+            problems.set(row.containerId, ['NETWORK_GUARD_PORT_GONE', `the veth ${recorded.port} of container ${row.containerId} is no longer on ${bridge} (its eth0 was deleted or moved): its guard's jumps were removed; the container is cut off from its network until it restarts`]);
+            continue;
+          }
+          const g: SpoofGuard = { chain, port: recorded.port, mac: recorded.mac, address: row.address, ...(tied ? { bridge } : {}) };
+          if (hasStaleGuard(g, saved)) add.push([row.containerId, g]);
+          else this.guards.set(row.containerId, g);
+        } catch (e) {
+          problems.set(row.containerId, [(e as CtError).code ?? 'NETWORK_SETUP_FAILED', `the anti-spoofing guard of container ${row.containerId} could not be repaired (${String((e as Error).message).slice(0, 300)}): its chain is kept as it was`]);
+        }
+      }
+      const keep = new Set(running.map((r) => guardChain(this.scope, r.containerId)));
+      const orphans = guardChains(scopeChainPrefix(this.scope), saved).filter((c) => !keep.has(c));
+      // Chains already without jumps are not unhooked again (no restore when nothing changed).
+      const hooked = unhook.filter((c) => saved.some((l) => /^-A (INPUT|FORWARD) /.test(l) && l.endsWith(` -j ${c}`)));
+      await restoreGuards(foreignJumpChanges(saved, add.map(([, g]) => g))).catch(() => undefined);
+      await restoreGuards(guardChanges(saved, orphans, add.map(([, g]) => g), hooked));
+      for (const [id, g] of add) this.guards.set(id, g);
+    } catch (e) {
+      for (const row of running) {
+        if (!problems.has(row.containerId) && !this.guards.has(row.containerId)) {
+          problems.set(row.containerId, [(e as CtError).code ?? 'NETWORK_SETUP_FAILED', `the anti-spoofing guards could not be checked or written (${String((e as Error).message).slice(0, 300)}): the chains are kept as they were`]);
+        }
+      }
+    }
+    for (const row of running) {
+      const p = problems.get(row.containerId);
+      if (!p) {
+        this.guardProblems.delete(row.containerId);
+        continue;
+      }
+      if (this.guardProblems.get(row.containerId) === p[0]) continue;
+      this.guardProblems.set(row.containerId, p[0]);
+      this.alert?.(row.containerId, p[0], p[1]);
+    }
   }
 
   /** `ip netns add` (a leftover of a crash replaced) and `netavark setup` with the stored document. */
@@ -354,6 +531,8 @@ export class NetworkManager {
     // Only a row that was up had its address in the rules (setup() writes them once it is; suspend() took them out).
     const egress = row.phase !== 'up' && !gone ? [] : this.afterLeaving(net, gone);
     if (row.ports.length > 0 || egress.length > 0) await this.firewall(egress);
+    // A row that was down was flushed when it went down.
+    if (row.phase !== 'down') await this.released([row.address]);
   }
 
   /**
@@ -368,6 +547,7 @@ export class NetworkManager {
       this.store.setPhase(containerId, 'down');
       const egress = this.afterLeaving(this.store.network(row.environment), false);
       if (row.ports.length > 0 || egress.length > 0) await this.firewall(egress);
+      await this.released([row.address]);
     });
   }
 
@@ -383,6 +563,8 @@ export class NetworkManager {
       } catch (e) {
         await this.teardown(row);
         this.store.setPhase(containerId, 'down');
+        // setup() may have written its rules before it failed: they go before the flush.
+        await this.firewall(this.afterLeaving(net, false)).then(() => this.released([row.address]), () => undefined);
         throw e;
       }
     });
@@ -397,6 +579,7 @@ export class NetworkManager {
    */
   recover(state: (containerId: string) => 'running' | 'stopped' | 'gone'): Promise<string[]> {
     const torn: string[] = [];
+    const suspended: string[] = [];
     return this.exclusive(async () => {
       for (const row of this.store.attachments()) {
         const s = state(row.containerId);
@@ -413,6 +596,7 @@ export class NetworkManager {
           await this.teardown(row);
           this.store.setPhase(row.containerId, 'down');
           torn.push(row.containerId);
+          suspended.push(row.address);
         }
       }
       const inUse = new Set(this.store.attachments().filter((a) => a.phase === 'up').map((a) => a.environment));
@@ -437,6 +621,11 @@ export class NetworkManager {
         .filter((net) => inUse.has(net.environment) && hasStaleRules(this.egressBridge(net), this.prefix, saved.mangle))
         .map((net) => ({ net, keep: true }));
       await this.firewall([...idle, ...stale], saved);
+      // The suspended containers' addresses are out of the rules now (their ports follow the state).
+      await this.released(suspended);
+      // Last: a container whose guard cannot be repaired is reported, not thrown (repairGuards()).
+      const running = this.store.attachments().filter((a) => a.phase === 'up' && state(a.containerId) === 'running');
+      await this.repairGuards(running);
       return torn;
     });
   }

@@ -32,7 +32,23 @@ export interface AttachmentRow {
   ports: PublishedPort[];
   /** What its policies grant this container (egress.ts writes its rules by its address). */
   egress: Egress;
+  /**
+   * The bridge port and MAC its anti-spoofing guard binds (anti-spoofing.ts), recorded when the
+   * guard is first written, before anything runs in the namespace: recover() trusts these, never
+   * what a running container says of its eth0. Absent in rows of earlier agents (and before setup).
+   */
+  guard?: RecordedPort;
 }
+
+/** The host side of a container's veth, a port of its bridge, and its eth0's MAC (none when only found from the host). */
+export interface RecordedPort {
+  port: string;
+  ifindex: number;
+  mac?: string;
+}
+
+const PORT_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 const EGRESS: readonly Egress[] = ['none', 'environment', 'any'];
 
@@ -77,6 +93,21 @@ export class NetworkStore {
     `);
     this.db.pragma('foreign_keys = ON');
     this.addEgressColumn();
+    this.addGuardColumns();
+  }
+
+  /** guard_port, guard_ifindex, guard_mac (AttachmentRow.guard): NULL in rows of earlier agents. */
+  private addGuardColumns(): void {
+    this.db.transaction(() => {
+      const columns = (this.db.prepare('PRAGMA table_info(net_attachments)').all() as { name: string }[]).map((c) => c.name);
+      if (columns.includes('guard_port')) return;
+      this.db.exec('ALTER TABLE net_attachments ADD COLUMN guard_port TEXT; ALTER TABLE net_attachments ADD COLUMN guard_ifindex INTEGER; ALTER TABLE net_attachments ADD COLUMN guard_mac TEXT');
+    }).immediate();
+  }
+
+  /** Records the port (and MAC) the container's guard binds. */
+  setGuardPort(containerId: string, g: RecordedPort): void {
+    this.db.prepare('UPDATE net_attachments SET guard_port = ?, guard_ifindex = ?, guard_mac = ? WHERE container_id = ?').run(g.port, g.ifindex, g.mac ?? null, containerId);
   }
 
   /**
@@ -142,12 +173,12 @@ export class NetworkStore {
   }
 
   attachment(containerId: string): AttachmentRow | undefined {
-    const r = this.db.prepare('SELECT * FROM net_attachments WHERE container_id = ?').get(containerId) as Record<string, string> | undefined;
+    const r = this.db.prepare('SELECT * FROM net_attachments WHERE container_id = ?').get(containerId) as Record<string, unknown> | undefined;
     return r ? this.fromRow(r) : undefined;
   }
 
   attachments(): AttachmentRow[] {
-    return (this.db.prepare('SELECT * FROM net_attachments ORDER BY container_id').all() as Record<string, string>[]).map((r) => this.fromRow(r));
+    return (this.db.prepare('SELECT * FROM net_attachments ORDER BY container_id').all() as Record<string, unknown>[]).map((r) => this.fromRow(r));
   }
 
   /**
@@ -157,17 +188,21 @@ export class NetworkStore {
    * another (a tampered state database: `/proc/1/ns/net`, the host's own) is refused
    * (HOST_STATE_INVALID), not followed.
    */
-  private fromRow(r: Record<string, string>): AttachmentRow {
+  private fromRow(r: Record<string, unknown>): AttachmentRow {
     const netnsOk = (id: string, netns: unknown): boolean => typeof netns === 'string' && netns.startsWith('/run/netns/') && namesContainer(netns.slice('/run/netns/'.length), id);
     if (typeof r.container_id !== 'string' || !CONTAINER_ID_RE.test(r.container_id) || !netnsOk(r.container_id, r.netns)) {
       throw new CtError('HOST_STATE_INVALID', `network attachment ${JSON.stringify(r.container_id).slice(0, 80)}: the state database records the network namespace ${JSON.stringify(r.netns).slice(0, 200)}, which no agent writes; nothing was done (remove its rows from state.db by hand: DELETE FROM net_ports WHERE container_id = '…'; DELETE FROM net_attachments WHERE container_id = '…')`, {});
     }
+    // A recorded port no agent writes (a hand edit) counts as none: recover() finds it from the host again.
+    const guard = typeof r.guard_port === 'string' && PORT_NAME.test(r.guard_port) && Number.isSafeInteger(r.guard_ifindex) && (r.guard_ifindex as number) > 0
+      ? { port: r.guard_port, ifindex: r.guard_ifindex as number, ...(typeof r.guard_mac === 'string' && MAC.test(r.guard_mac) ? { mac: r.guard_mac } : {}) }
+      : undefined;
     const ports = (this.db.prepare('SELECT protocol, host_port, host_address, container_port FROM net_ports WHERE container_id = ? ORDER BY host_port').all(r.container_id) as {
       protocol: PublishedPort['protocol']; host_port: number; host_address: string; container_port: number;
     }[]).map((p) => ({ protocol: p.protocol, host: p.host_port, address: p.host_address, container: p.container_port }));
     return {
-      containerId: r.container_id, environment: r.environment, app: r.app, address: r.address, netns: r.netns,
-      document: r.document, phase: r.phase as AttachmentPhase, ports,
+      containerId: r.container_id, environment: r.environment as string, app: r.app as string, address: r.address as string, netns: r.netns as string,
+      document: r.document as string, phase: r.phase as AttachmentPhase, ports, ...(guard ? { guard } : {}),
       // A value no agent writes (a hand edit) fails closed: the narrowest egress.
       egress: asEgress(r.egress),
     };

@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 /**
  * What netavark and host/network leave on the machine, listed the way an operator would: network
  * namespaces, bridges and veths (`ip`), and firewall rules (`iptables-save`) that name one of the
- * given subnets, bridges or containers. Tests compare this with the containers that still run.
+ * given subnets, bridges or containers, and bridge-family rules (`ebtables-save`) that name one of the subnets,
+ * jumps on a veth of the bridges, and anti-spoofing chains left empty. Tests compare this with the containers that still run.
  */
 export interface NetArtifacts {
   /** The containers whose network namespaces exist: the namespace names without their state directory's scope (host/runtime/scope.ts). */
@@ -22,10 +23,29 @@ export function listArtifacts(o: { netnsPrefix: string; bridgePrefix: string; su
   const rules = execFileSync('iptables-save', { encoding: 'utf8' })
     .split('\n')
     .filter((l) => l.startsWith('-A') && (l.includes(`${o.subnetBase}.`) || ours.some((b) => l.includes(b)) || l.includes(o.netnsPrefix) || new RegExp(`${o.bridgePrefix}[\\d+-]`).test(l)));
+  // The anti-spoofing chains (host/network/anti-spoofing.ts): their rules name the container's
+  // address; the jumps to them name a veth of one of the bridges (or the bridge, where the kernel
+  // matches it); and a chain with no rule at all is a leak of any test's.
+  const ebt = execFileSync('ebtables-save', { encoding: 'utf8' }).split('\n');
+  const ourVeths = new Set(links.filter((l) => l.master && ours.includes(l.master)).map((l) => l.ifname));
+  const jumps = ebt.filter((l) => /^-A (INPUT|FORWARD) .*-j ct-as-/.test(l) && l.split(' ').some((w, i, a) => (w === '-i' && ourVeths.has(a[i + 1] ?? '')) || (w === '--logical-in' && (a[i + 1] ?? '').startsWith(o.bridgePrefix))));
+  const empty = ebt.filter((l) => l.startsWith(':ct-as-')).map((l) => l.slice(1).split(' ')[0]).filter((c) => !ebt.some((l) => l.startsWith(`-A ${c} `))).map((c) => `empty chain ${c}`);
+  const guards = [...ebt.filter((l) => l.startsWith('-A') && l.includes(`${o.subnetBase}.`)), ...jumps, ...empty];
   return {
     netns: ((netns.trim() ? JSON.parse(netns) : []) as { name: string }[]).map((n) => n.name.replace(/-[0-9a-f]{8}$/, '')).filter((n) => n.startsWith(o.netnsPrefix)).sort(),
     bridges: ours.sort(),
     veths: links.filter((l) => l.master && ours.includes(l.master)).map((l) => l.ifname).sort(),
-    rules,
+    rules: [...rules, ...guards],
   };
+}
+
+/**
+ * Removes the anti-spoofing chains of a state directory's scope (host/runtime/scope.ts) and the
+ * jumps to them, and returns their lines as they were: a test's afterAll asserts none were left.
+ */
+export function removeGuardChains(scope: string): string[] {
+  const left = execFileSync('ebtables-save', { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`ct-as-${scope}-`));
+  for (const l of left.filter((x) => /^-A (INPUT|FORWARD) /.test(x))) execFileSync('sh', ['-c', `ebtables ${l.replace(/^-A/, '-D')}`]);
+  for (const c of left.filter((x) => x.startsWith(':')).map((x) => x.slice(1).split(' ')[0])) execFileSync('sh', ['-c', `ebtables -F ${c} && ebtables -X ${c}`]);
+  return left;
 }

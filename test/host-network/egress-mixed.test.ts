@@ -16,7 +16,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -25,7 +24,7 @@ import { basename, join } from 'node:path';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
 import { claimSubnetBase } from '../support/subnets.js';
 import { listArtifacts } from './artifacts.js';
-import { ask as askIn, fetchIn, makeOutside, removeOutside, untilAnswering } from './probes.js';
+import { ask as askIn, fetchIn, makeOutside, removeOutside, sniffed, untilAnswering } from './probes.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
@@ -100,22 +99,6 @@ def segment(flags, data, sport):
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 s.sendto(segment(0x04, ('CTMARK-%s-RST' % tag).encode(), 40002), (dst, 0))
 s.sendto(segment(0x03, ('CTMARK-%s-SYNFIN' % tag).encode(), 40003), (dst, 0))`;
-
-/**
- * In the outside namespace: prints `ready` once it listens on eth0, then the tag and kind of every
- * CTMARK segment that arrives (`<tag>-RST`, once each), and exits a second after it saw `last`
- * (the control: what should arrive, sent after what should not) or after 10 s.
- */
-const SNIFF = `import re, socket, sys, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800)); s.bind(('eth0', 0)); s.settimeout(0.2)
-print('ready', flush=True)
-seen, end = set(), time.time() + 10
-while time.time() < end:
-    try: p = s.recv(65535)
-    except socket.timeout: continue
-    for m in re.findall(rb'CTMARK-([A-Z]+-[A-Z]+)', p):
-        if m not in seen: seen.add(m); print(m.decode(), flush=True)
-        if m.decode() == sys.argv[1]: end = min(end, time.time() + 1)`;
 
 describe('egress per container in one environment', () => {
   let stateDir: string;
@@ -316,17 +299,11 @@ describe('egress per container in one environment', () => {
     // gateway's MAC) most likely refreshed the ARP entries that the detach then left stale: the bridge's
     // MAC moved when the port with the lowest MAC left (bridge-mac.ts), and that test failed.
     await net.attach({ containerId: ID('control'), environment: ENV, app: 'control', egress: 'any', ports: [] });
-    const sniffer = spawn('ip', ['netns', 'exec', OUT_NS, 'python3', '-c', SNIFF, 'WIDE-SYNFIN'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    procs.push(sniffer);
-    let out = '';
-    sniffer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = once(sniffer, 'exit');
-    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(out).toContain('ready');
-    run('ip', 'netns', 'exec', nsOf(ID('shut')), 'python3', '-c', INVALID, net.attachment(ID('shut'))!.address, OUT.ns, 'SHUT');
-    // The control, sent after: `any` leaves the host, so its segments arrive and show the sniffer sees them.
-    run('ip', 'netns', 'exec', nsOf(ID('control')), 'python3', '-c', INVALID, net.attachment(ID('control'))!.address, OUT.ns, 'WIDE');
-    await exited;
-    expect(out.split('\n').filter((l) => l.includes('-')).sort()).toEqual(['WIDE-RST', 'WIDE-SYNFIN']);
+    const seen = await sniffed(OUT_NS, 'WIDE-SYNFIN', () => {
+      run('ip', 'netns', 'exec', nsOf(ID('shut')), 'python3', '-c', INVALID, net.attachment(ID('shut'))!.address, OUT.ns, 'SHUT');
+      // The control, sent after: `any` leaves the host, so its segments arrive and show the sniffer sees them.
+      run('ip', 'netns', 'exec', nsOf(ID('control')), 'python3', '-c', INVALID, net.attachment(ID('control'))!.address, OUT.ns, 'WIDE');
+    });
+    expect(seen).toEqual(['WIDE-RST', 'WIDE-SYNFIN']);
   }, 30_000);
 });

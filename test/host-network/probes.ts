@@ -1,4 +1,5 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 
 /**
  * What the egress tests probe from inside a network namespace (a container's, as runc would run
@@ -70,5 +71,40 @@ export function removeOutside(o: Outside): void {
     ip('netns', 'delete', o.ns);
   } catch {
     // never made
+  }
+}
+
+/**
+ * In a namespace: prints `ready` once it listens on eth0 (every frame, either way), then the tag of
+ * every frame carrying `CTMARK-<tag>` (once each), and exits a second after it saw `last` or after 10 s.
+ */
+const SNIFF = `import re, socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003)); s.bind(('eth0', 0)); s.settimeout(0.2)
+print('ready', flush=True)
+seen, end = set(), time.time() + 10
+while time.time() < end:
+    try: p = s.recv(65535)
+    except socket.timeout: continue
+    for m in re.findall(rb'CTMARK-([A-Z0-9-]+)', p):
+        if m not in seen: seen.add(m); print(m.decode(), flush=True)
+        if m.decode() == sys.argv[1]: end = min(end, time.time() + 1)`;
+
+/**
+ * The tags (sorted) a sniffer in namespace `ns` saw while `write` ran. `last` is the tag of the
+ * control, written last: what must arrive, and shows the sniffer saw what came before it.
+ */
+export async function sniffed(ns: string, last: string, write: () => void): Promise<string[]> {
+  const sniffer = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SNIFF, last], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    let out = '';
+    sniffer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = once(sniffer, 'exit');
+    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!out.includes('ready')) throw new Error(`the sniffer in ${ns} did not start`);
+    write();
+    await exited;
+    return out.split('\n').filter((l) => l && l !== 'ready').sort();
+  } finally {
+    sniffer.kill('SIGKILL');
   }
 }
