@@ -327,21 +327,22 @@ export class NetworkManager {
       // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
       // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
       await disableIpv6OnBridge(this.bridgeOf(net).bridge);
+      // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts). Best
+      // effort: it keeps neighbours reachable, it confines nothing, so a failure (an `ip` timeout)
+      // must not fail the start; the next setup or recover() tries again (the MAC is not yet set).
+      await pinBridgeMac(this.bridgeOf(net).bridge).catch(() => undefined);
+      this.store.setPhase(row.containerId, 'up');
+      // The bridge's egress rules (this container's address now among its clients, with its own
+      // egress) and the published ports (its own among them) in one transaction.
+      await this.firewall([{ net, keep: true }], await saved);
+      await guarded;
     } catch (e) {
-      // The caller tears down next: the guard's write must have landed (or failed) first, or it
-      // would land after the teardown removed the chain (a leftover chain, a guards entry).
+      // Whatever failed, the caller tears down next: the guard's write must have landed (or
+      // failed) first, or it would land after the teardown removed the chain (a leftover chain, a
+      // guards entry).
       await Promise.allSettled([guarded]);
       throw e;
     }
-    // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts). Best
-    // effort: it keeps neighbours reachable, it confines nothing, so a failure (an `ip` timeout)
-    // must not fail the start; the next setup or recover() tries again (the MAC is not yet set).
-    await pinBridgeMac(this.bridgeOf(net).bridge).catch(() => undefined);
-    this.store.setPhase(row.containerId, 'up');
-    // The bridge's egress rules (this container's address now among its clients, with its own
-    // egress) and the published ports (its own among them) in one transaction.
-    await this.firewall([{ net, keep: true }], await saved);
-    await guarded;
   }
 
   /**
