@@ -27,7 +27,8 @@ import { runTool } from '../runtime/tools.js';
  * another agent's or Podman's, on another bridge, which a jump left behind must not filter. The
  * kernel this project's machines run lacks it (CONFIG_NFT_BRIDGE_META unset), so there the jumps
  * are by name only and kept to live ports: writing a guard for a port removes every `ct-as-` jump
- * on that name, and recover() removes those of a port that went (guardProbe()). The chain's name
+ * on that name, and recover() (manager.ts repairGuards()) removes those of a port that went and
+ * seals every port of our bridges that no guard accounts for (sealChain()). The chain's name
  * carries the state directory's scope and a hash of the container id, so that it is found again
  * (detach, recover) and no other agent's is touched.
  */
@@ -139,7 +140,9 @@ export async function containerPort(netnsPath: string, bridge: string): Promise<
  * started without recording its port. Its MAC is not looked for: what eth0 says is the container's
  * to change, and so is every MAC the bridge learnt on the port (its fdb) or the host's neighbour
  * table holds for the address, all taken from frames the container wrote. Such a guard binds the
- * address only, until the container restarts and a setup records the MAC.
+ * address only, until a setup of its network records the MAC (a stop then a start, a new deploy:
+ * a `restart` keeps the namespace and its guard). A container that hid its veth from this
+ * look-up (its eth0 moved into a namespace of its own) is found by no one: its port is sealed.
  */
 export async function recoverPort(netnsPath: string, bridge: string): Promise<HostPort> {
   const name = netnsPath.slice('/run/netns/'.length);
