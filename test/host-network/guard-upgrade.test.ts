@@ -15,7 +15,7 @@ import { NetworkManager, findNetavark, type Egress } from '../../host/network/in
 import { stateScope } from '../../host/runtime/scope.js';
 import { claimSubnetBase } from '../support/subnets.js';
 import { listArtifacts, removeGuardChains } from './artifacts.js';
-import { makeOutside, removeOutside, sniffed } from './probes.js';
+import { makeOutside, removeOutside, sendFrames, sniffed } from './probes.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
@@ -29,23 +29,6 @@ const ENV = 'guards';
 const APPS: readonly [string, Egress][] = [['shut', 'none'], ['wide', 'any']];
 const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-/** Writes UDP frames (`<dst mac>:<src mac>:<src ip>:<dst ip>:<tag>`, MACs with `-`) on a device of the namespace with a packet socket. */
-const FRAMES = `import socket, struct, sys
-def mac(m): return bytes.fromhex(m.replace('-', ''))
-def csum(b):
-    b += b'\\0' * (len(b) % 2)
-    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[1], 0))
-for a in sys.argv[2:]:
-    dst, src, sip, dip, tag = a.split(':')
-    data = ('CTMARK-%s' % tag).encode()
-    udp = struct.pack('!HHHH', 40000, 9999, 8 + len(data), 0) + data
-    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(sip), socket.inet_aton(dip))
-    h = h[:10] + struct.pack('!H', csum(h)) + h[12:]
-    s.send(mac(dst) + mac(src) + b'\\x08\\x00' + h + udp)
-`;
-
 describe('every port of the bridge is guarded after an upgrade or with a stale record', () => {
   let stateDir: string;
   let net: NetworkManager;
@@ -55,7 +38,7 @@ describe('every port of the bridge is guarded after an upgrade or with a stale r
   const macIn = (nsName: string) => run('ip', 'netns', 'exec', nsName, 'cat', '/sys/class/net/eth0/address').trim();
   const dashed = (m: string) => m.replace(/:/g, '-');
   const gatewayMac = () => dashed(run('cat', `/sys/class/net/${bridge}/address`).trim());
-  const sendIn = (nsName: string, ...frames: string[]) => run('ip', 'netns', 'exec', nsName, 'python3', '-c', FRAMES, 'eth0', ...frames);
+  const sendIn = (nsName: string, ...frames: string[]) => sendFrames(nsName, 'eth0', ...frames);
   const guardLines = () => run('ebtables-save').split('\n').filter((l) => l.includes(`ct-as-${stateScope(stateDir)}-`));
   /** From `from` (a namespace): a datagram with wide's address, then wide's own (the control). What the outside host saw. */
   const spoofFrom = (from: string) => sniffed(OUT_NS, 'WIDEOUT', () => {
