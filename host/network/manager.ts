@@ -225,7 +225,10 @@ export class NetworkManager {
     this.guardProblems.delete(row.containerId);
     // Its flows are deleted by released(), once the firewall no longer names the address.
     this.flushed.delete(row.address);
-    await saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], []))).catch(() => undefined);
+    // Once more on a fresh save when it fails: another agent may have deleted a jump on the name
+    // (a veth of that name is its own now) between the save and the restore, which fails it whole.
+    const unguard = () => saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], [])));
+    await unguard().catch(unguard).catch(() => undefined);
   }
 
   /**
