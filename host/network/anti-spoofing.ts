@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFile, readlink } from 'node:fs/promises';
 import { CtError } from '../../src/core/errors.js';
 import { runTool } from '../runtime/tools.js';
 
@@ -28,7 +27,8 @@ import { runTool } from '../runtime/tools.js';
  * another agent's or Podman's, on another bridge, which a jump left behind must not filter. The
  * kernel this project's machines run lacks it (CONFIG_NFT_BRIDGE_META unset), so there the jumps
  * are by name only and kept to live ports: writing a guard for a port removes every `ct-as-` jump
- * on that name, and recover() removes those of a port that went (guardProbe()). The chain's name
+ * on that name, and recover() (manager.ts repairGuards()) removes those of a port that went and
+ * seals every port of our bridges that no guard accounts for (sealChain()). The chain's name
  * carries the state directory's scope and a hash of the container id, so that it is found again
  * (detach, recover) and no other agent's is touched.
  */
@@ -61,6 +61,32 @@ const CHAIN_PREFIX = 'ct-as-';
 /** The chain of a container of a state directory (its scope, host/runtime/scope.ts): 23 characters, under ebtables' 31. */
 export function guardChain(scope: string, containerId: string): string {
   return `${CHAIN_PREFIX}${scope}-${createHash('sha256').update(containerId).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * The scope's DROP chain (the seal): every port of our bridges that no guard of ours accounts for
+ * jumps there (guardChanges()). Our bridges hold only our containers, so such a port is never a
+ * legitimate one: a row upgraded from an agent that recorded no port whose veth the host-side
+ * lookup cannot find (recoverPort()), a record no live veth matches. 21 characters.
+ */
+export function sealChain(scope: string): string {
+  return `${CHAIN_PREFIX}${scope}-drop`;
+}
+
+/** A port to seal (sealChain()), tied to its bridge where the kernel can match it. */
+export interface SealedPort {
+  port: string;
+  bridge?: string;
+}
+
+/**
+ * What guardChanges() does with the seal: `ports` given, the seal is made exactly those ports'
+ * (none: the chain goes); not given, only the seal's jumps on the ports of the guards written go
+ * (in the same transaction: a port goes from the seal to its guard with no moment between).
+ */
+export interface Seal {
+  chain: string;
+  ports?: readonly SealedPort[];
 }
 
 /** The first part of every chain of the state directory's containers. */
@@ -109,27 +135,14 @@ export async function containerPort(netnsPath: string, bridge: string): Promise<
 }
 
 /**
- * Whether the recorded port is still there, the same veth (its ifindex: the kernel does not give
- * a name's index to the next link) and a port of the bridge. Two reads of /sys, no process: done
- * for every container up at every inventory.
- */
-export async function portIsLive(p: HostPort, bridge: string): Promise<boolean> {
-  if (!IFNAME.test(p.port)) return false;
-  try {
-    const [index, master] = await Promise.all([readFile(`/sys/class/net/${p.port}/ifindex`, 'utf8'), readlink(`/sys/class/net/${p.port}/master`)]);
-    return Number(index.trim()) === p.ifindex && master.split('/').pop() === bridge;
-  } catch {
-    return false;
-  }
-}
-
-/**
  * The port of the bridge whose veth peer is in the namespace, from the host's side only: the
  * namespace's id (`ip netns list`) is the port's link_netnsid. For a container an earlier agent
  * started without recording its port. Its MAC is not looked for: what eth0 says is the container's
  * to change, and so is every MAC the bridge learnt on the port (its fdb) or the host's neighbour
  * table holds for the address, all taken from frames the container wrote. Such a guard binds the
- * address only, until the container restarts and a setup records the MAC.
+ * address only, until a setup of its network records the MAC (a stop then a start, a new deploy:
+ * a `restart` keeps the namespace and its guard). A container that hid its veth from this
+ * look-up (its eth0 moved into a namespace of its own) is found by no one: its port is sealed.
  */
 export async function recoverPort(netnsPath: string, bridge: string): Promise<HostPort> {
   const name = netnsPath.slice('/run/netns/'.length);
@@ -209,13 +222,18 @@ export function guardChains(scopePrefix: string, filter: readonly string[]): str
  * rewritten is never absent. Only chains of this manager's are named: another agent may change
  * its own between the save and this restore, which would fail it (foreignJumpChanges()).
  */
-export function guardChanges(filter: readonly string[], remove: readonly string[], add: readonly SpoofGuard[], unhook: readonly string[] = []): string[] {
+export function guardChanges(filter: readonly string[], remove: readonly string[], add: readonly SpoofGuard[], unhook: readonly string[] = [], seal?: Seal): string[] {
   const lines: string[] = [];
   const drop = new Set<string>();
   const declared = new Set(guardChains(CHAIN_PREFIX, filter));
   for (const chain of new Set([...remove, ...unhook, ...add.map((g) => g.chain)])) {
     for (const l of savedOf(chain, filter)) if (/^-A (INPUT|FORWARD) /.test(l)) drop.add(l);
   }
+  const sealJumps = seal ? savedOf(seal.chain, filter).filter((l) => /^-A (INPUT|FORWARD) /.test(l)) : [];
+  const guarded = new Set(add.map((g) => g.port));
+  const reseal = seal?.ports !== undefined && !sameLines(savedOf(seal.chain, filter), sealed(seal.chain, seal.ports));
+  // Rewritten whole (one transaction): its chain emptied by the declaration, its jumps replaced.
+  for (const l of sealJumps) if (reseal || guarded.has(portOf(l))) drop.add(l);
   for (const l of drop) lines.push(`-D${l.slice(2)}`);
   for (const chain of new Set(remove)) {
     if (declared.has(chain) && !add.some((g) => g.chain === chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
@@ -225,16 +243,45 @@ export function guardChanges(filter: readonly string[], remove: readonly string[
     const [declare, input, forward, ...rules] = written(g);
     lines.push(declare, ...rules, `-I INPUT 1${input.slice('-A INPUT'.length)}`, `-I FORWARD 1${forward.slice('-A FORWARD'.length)}`);
   }
+  if (seal?.ports && reseal) {
+    if (seal.ports.length > 0) {
+      const [declare, ...rest] = sealed(seal.chain, seal.ports);
+      lines.push(declare, `-A ${seal.chain} -j DROP`, ...rest.filter((l) => l.startsWith('-A INPUT ') || l.startsWith('-A FORWARD ')).map((l) => `-I ${l.slice(3, l.indexOf(' ', 3))} 1${l.slice(l.indexOf(' ', 3))}`));
+    } else if (declared.has(seal.chain)) {
+      lines.push(`-F ${seal.chain}`, `-X ${seal.chain}`);
+    }
+  }
   return lines;
 }
 
+/** The seal's lines as `ebtables-save` prints them: the chain, a jump from INPUT and FORWARD for each port, its DROP. */
+function sealed(chain: string, ports: readonly SealedPort[]): string[] {
+  if (ports.length === 0) return [];
+  const on = (p: SealedPort) => `-i ${p.port}${p.bridge ? ` --logical-in ${p.bridge}` : ''}`;
+  return [`:${chain} RETURN`, ...ports.map((p) => `-A INPUT ${on(p)} -j ${chain}`), ...ports.map((p) => `-A FORWARD ${on(p)} -j ${chain}`), `-A ${chain} -j DROP`];
+}
+
+/** Whether two sets of saved lines are the same, whatever their order and that of their options. */
+function sameLines(a: readonly string[], b: readonly string[]): boolean {
+  const x = a.map(canonical).sort();
+  const y = b.map(canonical).sort();
+  return x.length === y.length && x.every((l, i) => l === y[i]);
+}
+
+/** The port (`-i`) a saved jump names. */
+function portOf(line: string): string {
+  const w = line.split(' ');
+  return w[w.indexOf('-i') + 1] ?? '';
+}
+
 /**
- * The deletions of every other `ct-as-` jump on the guards' ports (any agent's leftover: the name
+ * The deletions of every other `ct-as-` jump on the guards' ports but the seal's (any agent's leftover: the name
  * is this live veth's now). A restore of their own, before the guards' and best effort: another
  * agent removing its chain meanwhile fails it, and recover() finds what is left (hasStaleGuard()).
  */
-export function foreignJumpChanges(filter: readonly string[], guards: readonly SpoofGuard[]): string[] {
-  return [...new Set(guards.flatMap((g) => otherJumps(g.port, g.chain, filter)))].map((l) => `-D${l.slice(2)}`);
+export function foreignJumpChanges(filter: readonly string[], guards: readonly SpoofGuard[], seal: string): string[] {
+  // Not the seal's: it goes in the guards' own transaction (guardChanges()), never before it.
+  return [...new Set(guards.flatMap((g) => otherJumps(g.port, g.chain, filter)))].filter((l) => !l.endsWith(` -j ${seal}`)).map((l) => `-D${l.slice(2)}`);
 }
 
 /** The filter table of the bridge family now (one `ebtables-save`), without comments and COMMIT. */

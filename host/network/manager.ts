@@ -9,9 +9,10 @@ import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
 import {
-  bridgeMatchSupported, containerPort, foreignJumpChanges, guardChain, guardChains, guardChanges, hasStaleGuard, portIsLive, recoverPort, restoreGuards, saveGuards, scopeChainPrefix, type SpoofGuard,
+  bridgeMatchSupported, containerPort, foreignJumpChanges, guardChain, guardChains, guardChanges, hasStaleGuard, recoverPort, restoreGuards, saveGuards, scopeChainPrefix, sealChain, type HostPort, type SpoofGuard,
 } from './anti-spoofing.js';
 import { pinBridgeMac } from './bridge-mac.js';
+import { bridgePorts } from './bridge-ports.js';
 import { flushConntrack } from './conntrack.js';
 import { containerIpv6Sysctls, disableIpv6InNamespace, disableIpv6OnBridge } from './ipv6.js';
 import { restoreTables, saveTables, type SavedTables } from './firewall.js';
@@ -224,7 +225,10 @@ export class NetworkManager {
     this.guardProblems.delete(row.containerId);
     // Its flows are deleted by released(), once the firewall no longer names the address.
     this.flushed.delete(row.address);
-    await saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], []))).catch(() => undefined);
+    // Once more on a fresh save when it fails: another agent may have deleted a jump on the name
+    // (a veth of that name is its own now) between the save and the restore, which fails it whole.
+    const unguard = () => saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], [])));
+    await unguard().catch(unguard).catch(() => undefined);
   }
 
   /**
@@ -326,21 +330,22 @@ export class NetworkManager {
       // Before the container starts: no IPv6 path around the IPv4-only egress rules (ipv6.ts). The
       // namespace's half is the container's OCI config (Attached.sysctl), which runc applies.
       await disableIpv6OnBridge(this.bridgeOf(net).bridge);
+      // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts). Best
+      // effort: it keeps neighbours reachable, it confines nothing, so a failure (an `ip` timeout)
+      // must not fail the start; the next setup or recover() tries again (the MAC is not yet set).
+      await pinBridgeMac(this.bridgeOf(net).bridge).catch(() => undefined);
+      this.store.setPhase(row.containerId, 'up');
+      // The bridge's egress rules (this container's address now among its clients, with its own
+      // egress) and the published ports (its own among them) in one transaction.
+      await this.firewall([{ net, keep: true }], await saved);
+      await guarded;
     } catch (e) {
-      // The caller tears down next: the guard's write must have landed (or failed) first, or it
-      // would land after the teardown removed the chain (a leftover chain, a guards entry).
+      // Whatever failed, the caller tears down next: the guard's write must have landed (or
+      // failed) first, or it would land after the teardown removed the chain (a leftover chain, a
+      // guards entry).
       await Promise.allSettled([guarded]);
       throw e;
     }
-    // The gateway's MAC stays what it is when this container (or any) leaves (bridge-mac.ts). Best
-    // effort: it keeps neighbours reachable, it confines nothing, so a failure (an `ip` timeout)
-    // must not fail the start; the next setup or recover() tries again (the MAC is not yet set).
-    await pinBridgeMac(this.bridgeOf(net).bridge).catch(() => undefined);
-    this.store.setPhase(row.containerId, 'up');
-    // The bridge's egress rules (this container's address now among its clients, with its own
-    // egress) and the published ports (its own among them) in one transaction.
-    await this.firewall([{ net, keep: true }], await saved);
-    await guarded;
   }
 
   /**
@@ -352,22 +357,24 @@ export class NetworkManager {
     const [{ port, ifindex, mac }, tied] = await Promise.all([containerPort(row.netns, bridge), this.tiedToBridge()]);
     const g: SpoofGuard = { chain: guardChain(this.scope, row.containerId), port, mac, address: row.address, ...(tied ? { bridge } : {}) };
     this.store.setGuardPort(row.containerId, { port, ifindex, mac });
-    await restoreGuards(foreignJumpChanges(saved, [g])).catch(() => undefined);
-    await restoreGuards(guardChanges(saved, [], [g]));
+    await restoreGuards(foreignJumpChanges(saved, [g], sealChain(this.scope))).catch(() => undefined);
+    await restoreGuards(guardChanges(saved, [], [g], [], { chain: sealChain(this.scope) }));
     this.guards.set(row.containerId, g);
   }
 
   /**
    * recover()'s part for the guards: every container up and running has its own, exactly, on the
    * port and with the MAC recorded at its setup (never what the running container says of its
-   * eth0: anti-spoofing.ts containerPort()); one an earlier agent started without recording them
-   * gets its port found from the host side and a guard of its address only (recoverPort()). A
-   * guard whose port went (the container deleted its eth0) or is no longer that veth loses its
-   * jumps (the name may be the next veth's). No chain of this state directory is left for a
-   * container that is not up. One ebtables-save, at most one restore. A container whose guard
-   * cannot be repaired keeps the chain it has (fail closed) and is reported (onAlert, once per
-   * problem): recover() runs at agent start and every inventory, which one container must not
-   * stop.
+   * eth0: anti-spoofing.ts containerPort()). The recorded port is found by its ifindex among the
+   * bridge's ports (its name re-derived); one an earlier agent started without recording it, or
+   * whose record no port matches, is looked for from the host side (recoverPort()) and gets a
+   * guard of its address only. Then every port of our bridges that no guard accounts for (the
+   * container hid its veth from that look-up, a record no live veth matches) jumps to the scope's
+   * DROP chain (the seal), in the same transaction as any jumps removed: a live port is never left
+   * without one or the other. No chain of this state directory is left for a container that is
+   * not up. One ebtables-save, at most one restore. A container whose guard cannot be repaired is
+   * reported (onAlert, once per problem): recover() runs at agent start and every inventory, which
+   * one container must not stop.
    */
   private async repairGuards(running: readonly AttachmentRow[]): Promise<void> {
     const problems = new Map<string, [string, string]>();
@@ -375,36 +382,51 @@ export class NetworkManager {
     const unhook: string[] = [];
     try {
       const [saved, tied] = await Promise.all([saveGuards(), this.tiedToBridge()]);
+      const bridges = new Map<string, HostPort[]>();
+      for (const net of this.store.networks()) {
+        const bridge = this.bridgeOf(net).bridge;
+        bridges.set(bridge, await bridgePorts(bridge));
+      }
+      const accounted = new Set<string>();
       for (const row of running) {
         const net = this.store.network(row.environment);
         if (!net) continue;
         const bridge = this.bridgeOf(net).bridge;
         const chain = guardChain(this.scope, row.containerId);
         try {
-          let recorded = row.guard;
-          if (!recorded) {
-            recorded = await recoverPort(row.netns, bridge);
-            this.store.setGuardPort(row.containerId, recorded);
+          const recorded = row.guard;
+          const live = recorded && bridges.get(bridge)?.find((p) => p.ifindex === recorded.ifindex);
+          let port: HostPort & { mac?: string };
+          if (recorded && live) {
+            port = { ...recorded, port: live.port };
+          } else {
+            try {
+              port = await recoverPort(row.netns, bridge);
+            } catch (e) {
+              // Its jumps name a port that is not its veth (the name may be another's now); its veth, if on the bridge, is sealed below.
+              this.guards.delete(row.containerId);
+              unhook.push(chain);
+              if (!recorded) throw e;
+              problems.set(row.containerId, ['NETWORK_GUARD_PORT_GONE', `the veth ${recorded.port} of container ${row.containerId} is no longer on ${bridge} and no port of it has its peer in the container's namespace (its eth0 was deleted or moved): its guard's jumps were removed, its port (if any is left) is sealed until its network is set up again (a stop and a start; a restart keeps it)`]);
+              continue;
+            }
           }
-          if (!(await portIsLive(recorded, bridge))) {
-            this.guards.delete(row.containerId);
-            unhook.push(chain);
-            problems.set(row.containerId, ['NETWORK_GUARD_PORT_GONE', `the veth ${recorded.port} of container ${row.containerId} is no longer on ${bridge} (its eth0 was deleted or moved): its guard's jumps were removed; the container is cut off from its network until it restarts`]);
-            continue;
-          }
-          const g: SpoofGuard = { chain, port: recorded.port, mac: recorded.mac, address: row.address, ...(tied ? { bridge } : {}) };
+          if (port.port !== recorded?.port || port.ifindex !== recorded.ifindex) this.store.setGuardPort(row.containerId, port);
+          accounted.add(port.port);
+          const g: SpoofGuard = { chain, port: port.port, mac: port.mac, address: row.address, ...(tied ? { bridge } : {}) };
           if (hasStaleGuard(g, saved)) add.push([row.containerId, g]);
           else this.guards.set(row.containerId, g);
         } catch (e) {
-          problems.set(row.containerId, [(e as CtError).code ?? 'NETWORK_SETUP_FAILED', `the anti-spoofing guard of container ${row.containerId} could not be repaired (${String((e as Error).message).slice(0, 300)}): its chain is kept as it was`]);
+          problems.set(row.containerId, [(e as CtError).code ?? 'NETWORK_SETUP_FAILED', `the anti-spoofing guard of container ${row.containerId} could not be repaired (${String((e as Error).message).slice(0, 300)}): its bridge port, if any, is sealed (every frame from it dropped) until the container's network is set up again (a stop and a start; a restart keeps it)`]);
         }
       }
+      const seal = [...bridges].flatMap(([bridge, ports]) => ports.filter((p) => !accounted.has(p.port)).map((p) => ({ port: p.port, ...(tied ? { bridge } : {}) })));
       const keep = new Set(running.map((r) => guardChain(this.scope, r.containerId)));
-      const orphans = guardChains(scopeChainPrefix(this.scope), saved).filter((c) => !keep.has(c));
+      const orphans = guardChains(scopeChainPrefix(this.scope), saved).filter((c) => !keep.has(c) && c !== sealChain(this.scope));
       // Chains already without jumps are not unhooked again (no restore when nothing changed).
       const hooked = unhook.filter((c) => saved.some((l) => /^-A (INPUT|FORWARD) /.test(l) && l.endsWith(` -j ${c}`)));
-      await restoreGuards(foreignJumpChanges(saved, add.map(([, g]) => g))).catch(() => undefined);
-      await restoreGuards(guardChanges(saved, orphans, add.map(([, g]) => g), hooked));
+      await restoreGuards(foreignJumpChanges(saved, add.map(([, g]) => g), sealChain(this.scope))).catch(() => undefined);
+      await restoreGuards(guardChanges(saved, orphans, add.map(([, g]) => g), hooked, { chain: sealChain(this.scope), ports: seal }));
       for (const [id, g] of add) this.guards.set(id, g);
     } catch (e) {
       for (const row of running) {

@@ -34,8 +34,10 @@ export interface AttachmentRow {
   egress: Egress;
   /**
    * The bridge port and MAC its anti-spoofing guard binds (anti-spoofing.ts), recorded when the
-   * guard is first written, before anything runs in the namespace: recover() trusts these, never
-   * what a running container says of its eth0. Absent in rows of earlier agents (and before setup).
+   * guard is first written, before anything runs in the namespace: recover() trusts these (the
+   * port found by its ifindex), never what a running container says of its eth0. Absent in rows of
+   * earlier agents (and before setup); recover() then records the port it finds from the host's
+   * side, without a MAC (anti-spoofing.ts recoverPort()).
    */
   guard?: RecordedPort;
 }

@@ -16,7 +16,7 @@ import { stateScope } from '../../host/runtime/scope.js';
 import { repoRoot } from '../support/cli.js';
 import { claimSubnetBase } from '../support/subnets.js';
 import { listArtifacts, removeGuardChains } from './artifacts.js';
-import { makeOutside, removeOutside, sniffed } from './probes.js';
+import { makeOutside, removeOutside, sendFrames, sniffed } from './probes.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
@@ -31,23 +31,6 @@ const APPS: readonly [string, Egress][] = [['peer', 'none'], ['shut', 'none'], [
 const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const jump = (l: string) => /^-A (INPUT|FORWARD) /.test(l);
 
-/** Writes UDP frames (`<dst mac>:<src mac>:<src ip>:<dst ip>:<tag>`, MACs with `-`) on a device of the namespace with a packet socket. */
-const FRAMES = `import socket, struct, sys
-def mac(m): return bytes.fromhex(m.replace('-', ''))
-def csum(b):
-    b += b'\\0' * (len(b) % 2)
-    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[1], 0))
-for a in sys.argv[2:]:
-    dst, src, sip, dip, tag = a.split(':')
-    data = ('CTMARK-%s' % tag).encode()
-    udp = struct.pack('!HHHH', 40000, 9999, 8 + len(data), 0) + data
-    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(sip), socket.inet_aton(dip))
-    h = h[:10] + struct.pack('!H', csum(h)) + h[12:]
-    s.send(mac(dst) + mac(src) + b'\\x08\\x00' + h + udp)
-`;
-
 describe('recover() keeps each guard to what was recorded before the container ran', () => {
   let stateDir: string;
   let net: NetworkManager;
@@ -57,7 +40,7 @@ describe('recover() keeps each guard to what was recorded before the container r
   const macOf = (app: string, dev = 'eth0') => run('ip', 'netns', 'exec', ns(app), 'cat', `/sys/class/net/${dev}/address`).trim();
   const dashed = (m: string) => m.replace(/:/g, '-');
   const gatewayMac = () => dashed(run('cat', `/sys/class/net/${bridge}/address`).trim());
-  const send = (app: string, dev: string, ...frames: string[]) => run('ip', 'netns', 'exec', ns(app), 'python3', '-c', FRAMES, dev, ...frames);
+  const send = (app: string, dev: string, ...frames: string[]) => sendFrames(ns(app), dev, ...frames);
   const guardLines = () => run('ebtables-save').split('\n').filter((l) => l.includes(`ct-as-${stateScope(stateDir)}-`));
   /** The host-side veth of the app's eth0, as it is now. */
   const portOf = (app: string) => {

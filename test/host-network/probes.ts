@@ -108,3 +108,25 @@ export async function sniffed(ns: string, last: string, write: () => void): Prom
     sniffer.kill('SIGKILL');
   }
 }
+
+/** Writes UDP frames (`<dst mac>:<src mac>:<src ip>:<dst ip>:<tag>`, MACs with `-`) on a device of the namespace with a packet socket. */
+const FRAMES = `import socket, struct, sys
+def mac(m): return bytes.fromhex(m.replace('-', ''))
+def csum(b):
+    b += b'\\0' * (len(b) % 2)
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[1], 0))
+for a in sys.argv[2:]:
+    dst, src, sip, dip, tag = a.split(':')
+    data = ('CTMARK-%s' % tag).encode()
+    udp = struct.pack('!HHHH', 40000, 9999, 8 + len(data), 0) + data
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(sip), socket.inet_aton(dip))
+    h = h[:10] + struct.pack('!H', csum(h)) + h[12:]
+    s.send(mac(dst) + mac(src) + b'\\x08\\x00' + h + udp)
+`;
+
+/** Writes the frames (FRAMES) on a device of the namespace: a container with CAP_NET_RAW. */
+export function sendFrames(ns: string, dev: string, ...frames: string[]): void {
+  execFileSync('ip', ['netns', 'exec', ns, 'python3', '-c', FRAMES, dev, ...frames], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
