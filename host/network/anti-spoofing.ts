@@ -261,6 +261,15 @@ function sealed(chain: string, ports: readonly SealedPort[]): string[] {
   return [`:${chain} RETURN`, ...ports.map((p) => `-A INPUT ${on(p)} -j ${chain}`), ...ports.map((p) => `-A FORWARD ${on(p)} -j ${chain}`), `-A ${chain} -j DROP`];
 }
 
+/** The ports the seal's jumps name in the saved table (from INPUT: each port has one jump there and one from FORWARD). */
+export function sealedPortsOf(filter: readonly string[], chain: string): SealedPort[] {
+  return savedOf(chain, filter).filter((l) => l.startsWith('-A INPUT ')).map((l) => {
+    const w = l.split(' ');
+    const at = w.indexOf('--logical-in');
+    return { port: portOf(l), ...(at >= 0 && w[at + 1] ? { bridge: w[at + 1] } : {}) };
+  });
+}
+
 /** Whether two sets of saved lines are the same, whatever their order and that of their options. */
 function sameLines(a: readonly string[], b: readonly string[]): boolean {
   const x = a.map(canonical).sort();

@@ -9,7 +9,7 @@ import { runTool } from '../runtime/tools.js';
 import { scopedName, stateScope } from '../runtime/scope.js';
 import { egressChanges, hasStaleRules, type EgressBridge } from './egress.js';
 import {
-  bridgeMatchSupported, containerPort, foreignJumpChanges, guardChain, guardChains, guardChanges, hasStaleGuard, recoverPort, restoreGuards, saveGuards, scopeChainPrefix, sealChain, type HostPort, type SpoofGuard,
+  bridgeMatchSupported, containerPort, foreignJumpChanges, guardChain, guardChains, guardChanges, hasStaleGuard, recoverPort, restoreGuards, saveGuards, scopeChainPrefix, sealChain, sealedPortsOf, type HostPort, type SpoofGuard,
 } from './anti-spoofing.js';
 import { pinBridgeMac } from './bridge-mac.js';
 import { bridgePorts } from './bridge-ports.js';
@@ -227,7 +227,18 @@ export class NetworkManager {
     this.flushed.delete(row.address);
     // Once more on a fresh save when it fails: another agent may have deleted a jump on the name
     // (a veth of that name is its own now) between the save and the restore, which fails it whole.
-    const unguard = () => saveGuards().then((saved) => restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], [])));
+    // The seal's jumps on ports that are no longer ports of our bridges go too (this container's,
+    // if its port was sealed): by name only on a kernel without --logical-in, one left behind
+    // dropped every frame of the next veth of that name on any bridge (Podman's, another agent's)
+    // until this agent's next inventory, or for good after a `ct host stop` with no agent. Only
+    // jumps are removed: a live port stays sealed.
+    const unguard = async () => {
+      const saved = await saveGuards();
+      const live = new Set((await Promise.all(this.store.networks().map((n) => bridgePorts(this.bridgeOf(n).bridge)))).flat().map((p) => p.port));
+      const seal = sealChain(this.scope);
+      const ports = sealedPortsOf(saved, seal).filter((p) => live.has(p.port));
+      await restoreGuards(guardChanges(saved, [guardChain(this.scope, row.containerId)], [], [], { chain: seal, ports }));
+    };
     await unguard().catch(unguard).catch(() => undefined);
   }
 
@@ -417,7 +428,7 @@ export class NetworkManager {
           if (hasStaleGuard(g, saved)) add.push([row.containerId, g]);
           else this.guards.set(row.containerId, g);
         } catch (e) {
-          problems.set(row.containerId, [(e as CtError).code ?? 'NETWORK_SETUP_FAILED', `the anti-spoofing guard of container ${row.containerId} could not be repaired (${String((e as Error).message).slice(0, 300)}): its bridge port, if any, is sealed (every frame from it dropped) until the container's network is set up again (a stop and a start; a restart keeps it)`]);
+          problems.set(row.containerId, [(e as CtError).code ?? 'NETWORK_SETUP_FAILED', `the anti-spoofing guard of container ${row.containerId} could not be repaired (${String((e as Error).message).slice(0, 300)}): its bridge port, if any, is sealed (every frame from it dropped) until the guard is repaired (looked for again at every inventory) or the container's network is set up again (a stop and a start; a restart keeps it)`]);
         }
       }
       const seal = [...bridges].flatMap(([bridge, ports]) => ports.filter((p) => !accounted.has(p.port)).map((p) => ({ port: p.port, ...(tied ? { bridge } : {}) })));
