@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { stateScope } from '../../host/runtime/scope.js';
 
 /**
  * What netavark and host/network leave on the machine, listed the way an operator would: network
@@ -48,4 +51,12 @@ export function removeGuardChains(scope: string): string[] {
   for (const l of left.filter((x) => /^-A (INPUT|FORWARD) /.test(x))) execFileSync('sh', ['-c', `ebtables ${l.replace(/^-A/, '-D')}`]);
   for (const c of left.filter((x) => x.startsWith(':')).map((x) => x.slice(1).split(' ')[0])) execFileSync('sh', ['-c', `ebtables -F ${c} && ebtables -X ${c}`]);
   return left;
+}
+
+/** What an agent from before the guards left in a state directory: no guard chains, no port recorded (guard_* NULL). */
+export function asBeforeGuards(stateDir: string): void {
+  removeGuardChains(stateScope(stateDir));
+  const db = new Database(join(stateDir, 'state.db'));
+  db.prepare('UPDATE net_attachments SET guard_port = NULL, guard_ifindex = NULL, guard_mac = NULL').run();
+  db.close();
 }

@@ -9,11 +9,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import Database from 'better-sqlite3';
 import { NetworkManager, findNetavark } from '../../host/network/index.js';
 import { stateScope } from '../../host/runtime/scope.js';
 import { claimSubnetBase } from '../support/subnets.js';
-import { removeGuardChains } from './artifacts.js';
+import { asBeforeGuards, removeGuardChains } from './artifacts.js';
 
 const pid = process.pid;
 const BASE = claimSubnetBase();
@@ -45,10 +44,7 @@ describe('the seal of a port that goes', () => {
 
   it('a sealed container that stops takes its seal jump with it: nothing is left to cut off the next veth of that name', async () => {
     // An upgraded row whose container hid its veth: sealed by recover().
-    removeGuardChains(stateScope(stateDir));
-    const db = new Database(join(stateDir, 'state.db'));
-    db.prepare('UPDATE net_attachments SET guard_port = NULL, guard_ifindex = NULL, guard_mac = NULL').run();
-    db.close();
+    asBeforeGuards(stateDir);
     run('ip', 'netns', 'add', NESTED);
     run('ip', '-n', ns('shut'), 'link', 'set', 'eth0', 'netns', NESTED);
     const agent = new NetworkManager({ stateDir, subnetBase: BASE, bridgePrefix: PREFIX, slots: 2 });

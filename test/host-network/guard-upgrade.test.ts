@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import { NetworkManager, findNetavark, type Egress } from '../../host/network/index.js';
 import { stateScope } from '../../host/runtime/scope.js';
 import { claimSubnetBase } from '../support/subnets.js';
-import { listArtifacts, removeGuardChains } from './artifacts.js';
+import { asBeforeGuards, listArtifacts, removeGuardChains } from './artifacts.js';
 import { makeOutside, removeOutside, sendFrames, sniffed } from './probes.js';
 
 const pid = process.pid;
@@ -56,12 +56,7 @@ describe('every port of the bridge is guarded after an upgrade or with a stale r
     }
   };
   /** What an agent of main left: no guard chains, guard_* NULL. */
-  const asMain = () => {
-    removeGuardChains(stateScope(stateDir));
-    const db = new Database(join(stateDir, 'state.db'));
-    db.prepare('UPDATE net_attachments SET guard_port = NULL, guard_ifindex = NULL, guard_mac = NULL').run();
-    db.close();
-  };
+  const asMain = () => asBeforeGuards(stateDir);
 
   beforeAll(async () => {
     await findNetavark();
