@@ -21,7 +21,28 @@ export interface ParsedSource {
   locateKey(path: readonly PathSegment[], key: string): SourceLocation;
 }
 
-export function parseSource(file: string, text: string): { source?: ParsedSource; issues: PolicyIssue[] } {
+/** Characters of a parse message at most (the parser's messages end with a token of the text, which can be any length). */
+const MAX_MESSAGE = 200;
+
+export interface ParseOptions {
+  /**
+   * false for files whose text must not reach a report (fixtures named by a pull request's test
+   * cases: a link to a credentials file would otherwise be quoted into the PR comment): the
+   * parser's message is cut before the quoted text and ends with its code.
+   */
+  quoteText?: boolean;
+}
+
+function parseMessage(message: string, code: string | undefined, quoteText: boolean): string {
+  const first = message.split('\n')[0];
+  if (quoteText) return first.length > MAX_MESSAGE ? `${first.slice(0, MAX_MESSAGE)}…` : first;
+  // The yaml parser quotes the text after a colon or in double quotes ("Unexpected scalar token in YAML stream: \"…\"", "Unresolved tag: !…").
+  const bare = first.split(/[:"]/)[0].trim().slice(0, MAX_MESSAGE);
+  return code ? `${bare} [${code}]` : bare;
+}
+
+export function parseSource(file: string, text: string, opts: ParseOptions = {}): { source?: ParsedSource; issues: PolicyIssue[] } {
+  const quoteText = opts.quoteText ?? true;
   const lineCounter = new LineCounter();
   const at = (offset: number): SourceLocation => {
     const p = lineCounter.linePos(offset);
@@ -31,14 +52,14 @@ export function parseSource(file: string, text: string): { source?: ParsedSource
     return { issues: [{ file, line: 1, column: 1, severity: 'error', kind: 'too-large', message: `file larger than ${MAX_POLICY_FILE_BYTES} bytes` }] };
   }
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, schema: 'core', merge: false });
-  const issues: PolicyIssue[] = doc.errors.map((e) => ({ ...at(e.pos[0]), severity: 'error', kind: 'yaml', message: e.message.split('\n')[0] }));
+  const issues: PolicyIssue[] = doc.errors.map((e) => ({ ...at(e.pos[0]), severity: 'error', kind: 'yaml', message: parseMessage(e.message, e.code, quoteText) }));
   if (issues.length) return { issues };
   let value: unknown;
   try {
     // Aliases are legal YAML but a cheap way to blow up memory: cap them.
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    return { issues: [{ file, line: 1, column: 1, severity: 'error', kind: 'yaml', message: (e as Error).message }] };
+    return { issues: [{ file, line: 1, column: 1, severity: 'error', kind: 'yaml', message: parseMessage((e as Error).message, undefined, quoteText) }] };
   }
   const locate = (path: readonly PathSegment[]): SourceLocation => at(nodeAt(doc, path)?.range?.[0] ?? 0);
   const locateKey = (path: readonly PathSegment[], key: string): SourceLocation => {

@@ -9,8 +9,8 @@
  * `violations`/`warnings` as a list of codes (compared as multisets), `yes`, `no` or a count.
  * Every case is evaluated against the whole repository, since every matching policy applies.
  */
-import { readFile, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { lstat, readFile, realpath } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { asIoError } from '../core/errors.js';
 import { readBundleFacts } from './bundle-facts.js';
 import { evaluate } from './evaluate.js';
@@ -56,8 +56,15 @@ export async function runPolicyTests(repo: string, opts: TestOptions = {}): Prom
   const report: TestReport = { ok: false, passed: 0, failed: 0, errors: loaded.issues.filter((i) => i.severity === 'error'), warnings: loaded.issues.filter((i) => i.severity === 'warning'), cases: [], untested: [] };
   if (!loaded.set) return report;
   const set = loaded.set;
+  const link = await symlinkOnTheWay(repo);
+  if (link) {
+    // A pull request that makes its policies directory a link to `.` would make the whole checkout
+    // (.git/config with the job's credentials included) "inside the policy repository".
+    report.errors.push({ file: repo, line: 1, column: 1, severity: 'error', kind: 'root-symlink', message: `${link} is a symbolic link: the policies directory must be a real directory` });
+    return report;
+  }
   const suites = await walkRepo(repo, isSuiteFile);
-  const root = await realpath(repo);
+  const root: Root = { lexical: resolve(repo), real: await realpath(repo) };
   for (const file of suites) await runSuite(file, set, report, root);
   const exercised = new Set(report.cases.flatMap((c) => c.decision?.policies ?? []));
   report.untested = set.policies.map((p) => p.name).filter((n) => !exercised.has(n));
@@ -81,21 +88,61 @@ async function readText(file: string): Promise<string> {
 }
 
 /**
- * Fixture and bundle paths must stay inside the repository (after resolving symlinks): suites come
- * from pull requests, and the check must not read files of the CI machine into its report.
+ * The first symbolic link among `repo` and, for a relative path, the directories leading to it
+ * from the working directory; undefined when there is none (or `repo` does not exist: the
+ * loader reports that).
  */
-async function inside(root: string, path: string): Promise<boolean> {
+async function symlinkOnTheWay(repo: string): Promise<string | undefined> {
+  const segs = isAbsolute(repo) ? [] : relative('.', resolve(repo)).split(sep).filter((s) => s !== '' && s !== '..');
+  const paths = segs.map((_, i) => segs.slice(0, i + 1).join(sep));
+  if (isAbsolute(repo) || paths.length === 0) paths.push(resolve(repo));
+  for (const p of paths) {
+    try {
+      if ((await lstat(p)).isSymbolicLink()) return p;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+type Refusal = 'outside' | 'hidden';
+
+/** Characters of one suite problem at most. */
+const MAX_PROBLEM = 500;
+
+/** The repository as given (for the paths suites name) and with links resolved (for where they lead). */
+interface Root {
+  lexical: string;
+  real: string;
+}
+
+/**
+ * Fixture and bundle paths must stay inside the repository (after resolving symlinks), and out of
+ * its dot-directories and dot-files (the rule walkRepo follows): suites come from pull requests,
+ * and the check must not read files of the CI machine or of the checkout's .git (credentials) into
+ * its report. Answers why a path is refused, or undefined.
+ */
+async function refused(root: Root, path: string): Promise<Refusal | undefined> {
+  const hidden = (rel: string) => rel.split(sep).some((s) => s.startsWith('.') && s !== '..');
+  if (hidden(relative(root.lexical, path))) return 'hidden';
   let real: string;
   try {
     real = await realpath(path);
   } catch {
-    return true; // missing: reported by the reader with its own error
+    return undefined; // missing: reported by the reader with its own error
   }
-  const rel = relative(root, real);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  const rel = relative(root.real, real);
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return 'outside';
+  return hidden(rel) ? 'hidden' : undefined;
 }
 
-async function runSuite(file: string, set: PolicySet, report: TestReport, root: string): Promise<void> {
+const REFUSED: Record<Refusal, string> = {
+  outside: 'must be inside the policy repository',
+  hidden: 'must not be a dot-file or inside a dot-directory (.git, .github, …)',
+};
+
+async function runSuite(file: string, set: PolicySet, report: TestReport, root: Root): Promise<void> {
   const parsed = parseSource(file, await readText(file));
   if (!parsed.source) {
     report.errors.push(...parsed.issues);
@@ -118,8 +165,10 @@ async function runSuite(file: string, set: PolicySet, report: TestReport, root: 
     const at = src.locate(['cases', i]);
     const t0 = performance.now();
     const name = typeof c?.name === 'string' ? c.name : `case ${i + 1}`;
-    const problem = (message: string, path: (string | number)[] = []) => {
-      report.errors.push({ ...src.locate(['cases', i, ...path]), severity: 'error', kind: 'suite', message: `${name}: ${message}` });
+    // Messages can quote what a file held (a bundle's parse error): bounded, so a report stays readable and never carries a whole file.
+    const problem = (message: string, path: (string | number)[] = [], kind = 'suite') => {
+      const text = `${name}: ${message}`;
+      report.errors.push({ ...src.locate(['cases', i, ...path]), severity: 'error', kind, message: text.length > MAX_PROBLEM ? `${text.slice(0, MAX_PROBLEM)}…` : text });
     };
     if (!c || typeof c !== 'object') {
       problem('a case is a mapping');
@@ -139,8 +188,9 @@ async function runSuite(file: string, set: PolicySet, report: TestReport, root: 
     let basePath: (string | number)[] = ['cases', i];
     if (c.input !== undefined) {
       const path = resolve(dirname(file), String(c.input));
-      if (!(await inside(root, path))) {
-        problem('input: the fixture must be inside the policy repository', ['input']);
+      const why = await refused(root, path);
+      if (why) {
+        problem(`input: the fixture ${REFUSED[why]}`, ['input'], `fixture-${why}`);
         continue;
       }
       let fx = fixtures.get(path);
@@ -152,7 +202,7 @@ async function runSuite(file: string, set: PolicySet, report: TestReport, root: 
           problem(`input: ${(e as Error).message}`, ['input']);
           continue;
         }
-        const p = parseSource(path, text);
+        const p = parseSource(path, text, { quoteText: false });
         if (!p.source) {
           report.errors.push(...p.issues);
           continue;
@@ -167,8 +217,9 @@ async function runSuite(file: string, set: PolicySet, report: TestReport, root: 
     for (const k of ['evidence', 'host', 'manifest', 'now', 'mode', 'findings']) if (c[k] !== undefined) base[k] = structuredClone(c[k]);
     if (c.bundle !== undefined) {
       const path = resolve(dirname(file), String(c.bundle));
-      if (!(await inside(root, path))) {
-        problem('bundle: the bundle must be inside the policy repository', ['bundle']);
+      const why = await refused(root, path);
+      if (why) {
+        problem(`bundle: the bundle ${REFUSED[why]}`, ['bundle'], `fixture-${why}`);
         continue;
       }
       try {

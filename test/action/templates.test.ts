@@ -61,6 +61,18 @@ describe('GitHub workflow templates and examples', () => {
     // starters and examples exist to show the actions; the project's own workflows (release) need not use them
     if (!file.startsWith('.github/workflows/')) expect(used).toBeGreaterThan(0);
   });
+
+  // A pull request's files are read (policy test cases, the app built): a checkout that keeps the
+  // job token in .git/config lets one of them quote it into a comment or a log.
+  it.each(WORKFLOWS)('%s checks out pull-request code without persisting the job token', (file) => {
+    const wf = parseYaml(readFileSync(join(REPO, file), 'utf8')) as Workflow & { on?: unknown };
+    const on = wf.on;
+    const onPr = on === 'pull_request' || (Array.isArray(on) ? on.includes('pull_request') : typeof on === 'object' && on !== null && ('pull_request' in on || 'pull_request_target' in on));
+    const checkouts = Object.values(wf.jobs).flatMap((j) => (j.steps ?? []).filter((s) => s.uses?.startsWith('actions/checkout@')));
+    if (!onPr) return;
+    expect(checkouts.length).toBeGreaterThan(0);
+    for (const s of checkouts) expect(s.with?.['persist-credentials']).toBe(false);
+  });
 });
 
 describe('GitLab example', () => {

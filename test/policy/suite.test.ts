@@ -68,7 +68,54 @@ describe('policy test suites', () => {
     await writeFile(join(repo, 'keys.test.yaml'), `cases:\n  - name: escape\n    input: ${join(outside, 'secret.json')}\n    expect: { allow: true }\n  - name: via link\n    input: fixtures/link.json\n    expect: { allow: true }\n`);
     const r = await runPolicyTests(repo);
     expect(r.cases).toEqual([]);
-    expect(r.errors.map((e) => [e.kind, e.line])).toEqual([['suite', 3], ['suite', 6]]);
+    expect(r.errors.map((e) => [e.kind, e.line])).toEqual([['fixture-outside', 3], ['fixture-outside', 6]]);
+  });
+
+  // A pull request's suite must not turn the checkout's .git/config (the job's token in an
+  // extraheader or a remote URL) into a fixture whose parse errors quote it into the PR comment.
+  const SECRET = 'c2VjcmV0dG9rZW4=';
+  const GIT_CONFIG = `[core]\n\tbare = false\n[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic ${SECRET}\n`;
+
+  it('refuses dot-paths as fixtures and bundles, also through a symlink', async () => {
+    await mkdir(join(repo, '.git'));
+    await writeFile(join(repo, '.git', 'config'), GIT_CONFIG);
+    await symlink(join(repo, '.git', 'config'), join(repo, 'fixtures', 'config.yaml'));
+    await writeFile(join(repo, 'keys.test.yaml'), `cases:\n  - name: direct\n    input: .git/config\n    expect: { allow: true }\n  - name: via link\n    input: fixtures/config.yaml\n    expect: { allow: true }\n  - name: bundle\n    bundle: fixtures/../.git\n    expect: { allow: true }\n`);
+    const r = await runPolicyTests(repo);
+    expect(r.cases).toEqual([]);
+    expect(r.errors.map((e) => [e.kind, e.line])).toEqual([['fixture-hidden', 3], ['fixture-hidden', 6], ['fixture-hidden', 9]]);
+    expect(JSON.stringify(r)).not.toContain(SECRET);
+  });
+
+  it('refuses a policies directory that is a symbolic link (to the whole checkout)', async () => {
+    await mkdir(join(repo, '.git'));
+    await writeFile(join(repo, '.git', 'config'), GIT_CONFIG);
+    await symlink('.', join(repo, 'policies'));
+    await writeFile(join(repo, 'keys.test.yaml'), `cases:\n  - name: ok\n    input: fixtures/two-logs.json\n    expect: { allow: true }\n`);
+    const r = await runPolicyTests(join(repo, 'policies'));
+    expect(r.ok).toBe(false);
+    expect(r.cases).toEqual([]);
+    expect(r.errors.map((e) => e.kind)).toEqual(['root-symlink']);
+    const cwd = process.cwd();
+    process.chdir(repo);
+    try {
+      const rel = await runPolicyTests('policies/');
+      expect(rel.errors.map((e) => e.kind)).toEqual(['root-symlink']);
+    } finally {
+      process.chdir(cwd);
+    }
+    // The real directory still works.
+    expect((await runPolicyTests(repo)).ok).toBe(true);
+  });
+
+  it('does not quote a fixture\'s text in its parse errors', async () => {
+    await writeFile(join(repo, 'fixtures', 'notyaml.yaml'), GIT_CONFIG);
+    await writeFile(join(repo, 'keys.test.yaml'), `cases:\n  - name: not yaml\n    input: fixtures/notyaml.yaml\n    expect: { allow: true }\n`);
+    const r = await runPolicyTests(repo);
+    expect(r.errors.length).toBeGreaterThan(0);
+    expect(r.errors.every((e) => e.kind === 'yaml' && e.file.endsWith('notyaml.yaml'))).toBe(true);
+    expect(JSON.stringify(r.errors)).not.toContain(SECRET);
+    expect(r.errors.every((e) => e.message.length <= 250)).toBe(true);
   });
 
   it('reports a broken fixture, an unknown suite field and a missing expectation with file:line', async () => {
