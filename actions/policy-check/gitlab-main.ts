@@ -19,7 +19,8 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     detailsUrl: env.CI_JOB_URL,
     notifier: token ? gitLabNotifier({ token, host: env.CI_SERVER_URL ?? 'https://gitlab.com', projectId: env.CI_PROJECT_ID ?? '', sha: env.CI_COMMIT_SHA ?? '', mergeRequestIid: iid }) : undefined,
   });
-  if (result.commentError) console.error(`WARNING: the merge-request note was not written (the ${STATUS_CONTEXT} status was): ${result.commentError.code}: ${result.commentError.message}`);
+  if (result.statusError) console.error(`WARNING: the ${STATUS_CONTEXT} commit status was not posted: ${result.statusError.code}: ${result.statusError.message}; this job's outcome is the check`);
+  if (result.commentError) console.error(`WARNING: the merge-request note was not written${result.statusError ? '' : ` (the ${STATUS_CONTEXT} status was)`}: ${result.commentError.code}: ${result.commentError.message}`);
   process.stdout.write(result.markdown);
   // The job's artifacts (report, JUnit) in the project directory, never through a committed link.
   writeJobFileSync('policy-report.md', result.markdown);

@@ -20,7 +20,8 @@ async function main(): Promise<void> {
     detailsUrl: `${process.env.GITHUB_SERVER_URL}/${process.env.GITHUB_REPOSITORY}/actions/runs/${process.env.GITHUB_RUN_ID}`,
     notifier: token ? gitHubNotifier({ token, baseUrl: process.env.GITHUB_API_URL ?? 'https://api.github.com', owner, repo, sha, pr, commentAuthor: core.getInput('comment-author') || undefined }) : undefined,
   });
-  if (result.commentError) core.warning(`the pull-request comment was not written (the ${STATUS_CONTEXT} status was): ${result.commentError.code}: ${result.commentError.message}`);
+  if (result.statusError) core.warning(`the ${STATUS_CONTEXT} commit status was not posted (a fork's read-only token cannot): ${result.statusError.code}: ${result.statusError.message}; this job's outcome is the check`);
+  if (result.commentError) core.warning(`the pull-request comment was not written${result.statusError ? '' : ` (the ${STATUS_CONTEXT} status was)`}: ${result.commentError.code}: ${result.commentError.message}`);
   await core.summary.addRaw(result.markdown).write();
   core.setOutput('result', result.state);
   if (!result.ok) core.setFailed(result.description);

@@ -52,6 +52,20 @@ export interface PolicyCheckResult {
   comment?: { id: number; created: boolean };
   /** Why the comment could not be written (the status was set all the same). */
   commentError?: { code: string; message: string };
+  /**
+   * Why the status could not be posted (a fork's read-only token answers 403): a warning, the
+   * report (summary, comment, outputs) is written all the same and the job's outcome gates.
+   */
+  statusError?: { code: string; message: string };
+}
+
+/** Characters of an error quoted into the report at most. */
+const MAX_NOTE_ERROR = 300;
+
+function noteError(e: unknown): string {
+  const d = describeError(e);
+  const text = oneLine(`${d.code}: ${d.message}`);
+  return text.length > MAX_NOTE_ERROR ? `${text.slice(0, MAX_NOTE_ERROR)}…` : text;
 }
 
 const MAX_LISTED = 30;
@@ -64,35 +78,59 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
 
   let diff: DiffResult | undefined;
   let diffNote: string | undefined;
+  // The base revision or the deployments export that cannot be read fails the check with a note
+  // in the report: a throw here would leave no status, no summary and no comment at all.
+  let unreadable: string | undefined;
   if (!inputs.deployments) diffNote = 'No deployments export given: impact on live deployments not checked.';
   else if (!inputs.baseRef) diffNote = 'No base revision given: impact on live deployments not checked.';
   else if (!lint.set) diffNote = 'The policies do not load: impact not computed.';
   else {
     const repo = inputs.repoDir ?? inputs.policies;
-    const base = compileTexts(await readPolicySourcesAtRev(repo, inputs.baseRef, relative(repo, inputs.policies) || '.'));
-    if (!base.set) diffNote = `The base revision ${inputs.baseRef} does not load; impact not computed.`;
-    else {
-      const deployments = await readDeployments(inputs.deployments);
-      diff = diffPolicySets(base.set, lint.set, deployments, now);
+    let base: ReturnType<typeof compileTexts> | undefined;
+    try {
+      base = compileTexts(await readPolicySourcesAtRev(repo, inputs.baseRef, relative(repo, inputs.policies) || '.'));
+    } catch (e) {
+      unreadable = 'base revision unreadable';
+      diffNote = `The base revision ${oneLine(inputs.baseRef)} could not be read (${noteError(e)}): impact not computed, the check fails.`;
+    }
+    if (base && !base.set) diffNote = `The base revision ${inputs.baseRef} does not load; impact not computed.`;
+    else if (base?.set) {
+      let deployments: Awaited<ReturnType<typeof readDeployments>> | undefined;
+      try {
+        deployments = await readDeployments(inputs.deployments);
+      } catch (e) {
+        unreadable = 'deployments unreadable';
+        diffNote = `The deployments export could not be read (${noteError(e)}): impact not computed, the check fails.`;
+      }
+      if (deployments) diff = diffPolicySets(base.set, lint.set, deployments, now);
     }
   }
 
   const denied = diff?.counts['now-denied'] ?? 0;
-  const ok = lint.errors === 0 && tests.ok && !(inputs.failOnDeny && denied > 0);
+  const ok = lint.errors === 0 && tests.ok && !(inputs.failOnDeny && denied > 0) && !unreadable;
   const state: StatusState = ok ? 'success' : 'failure';
   const parts = [
     lint.errors ? `lint: ${lint.errors} error(s)` : 'lint ok',
     `tests ${tests.passed}/${tests.passed + tests.failed}${tests.errors.length ? `, ${tests.errors.length} error(s)` : ''}`,
     diff ? `${denied} deployment(s) would now be denied` : undefined,
+    unreadable,
   ].filter(Boolean);
   const description = parts.join(' · ');
 
   // The status is the merge gate, the comment a convenience: the status goes first, and a comment
   // that cannot be rendered or written (no permission, an API error) is reported, never the reason
-  // the status is missing.
+  // the status is missing. A status that cannot be posted (a fork's read-only token) is reported
+  // too, never the reason the report is missing.
   let comment: PolicyCheckResult['comment'];
   let commentError: PolicyCheckResult['commentError'];
-  if (inputs.notifier) await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
+  let statusError: PolicyCheckResult['statusError'];
+  if (inputs.notifier) {
+    try {
+      await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
+    } catch (e) {
+      statusError = describeError(e);
+    }
+  }
   let markdown = `${COMMENT_MARKER}\n## Cerro Torre policy check: ${ok ? '✅ passed' : '❌ failed'}\n\n${description}\n`;
   try {
     markdown = render(ok, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
@@ -100,7 +138,7 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
   } catch (e) {
     commentError = describeError(e);
   }
-  return { ok, state, description, markdown, lint, tests, diff, diffNote, comment, ...(commentError ? { commentError } : {}) };
+  return { ok, state, description, markdown, lint, tests, diff, diffNote, comment, ...(commentError ? { commentError } : {}), ...(statusError ? { statusError } : {}) };
 }
 
 function render(ok: boolean, lint: LintResult, tests: TestReport, diff: DiffResult | undefined, diffNote: string | undefined, baseRef: string): string {

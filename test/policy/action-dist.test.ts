@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +35,39 @@ describe('policy-check action bundle', () => {
       expect(await readFile(summary, 'utf8')).toMatch(/^<!-- cerro-torre\/policy -->\n## Cerro Torre policy check: ✅ passed/);
       expect(await readFile(output, 'utf8')).toContain('success');
     } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  // A fork's pull request runs with a read-only GITHUB_TOKEN: every write answers 403.
+  it('with a token that may not post statuses or comments: summary and result output written all the same, warnings in the log', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'ct-policy-run-'));
+    const seen: string[] = [];
+    const api = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ message: 'Resource not accessible by integration' }));
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    try {
+      const summary = join(tmp, 'summary.md');
+      const output = join(tmp, 'output.txt');
+      const event = join(tmp, 'event.json');
+      await writeFile(summary, '');
+      await writeFile(output, '');
+      await writeFile(event, JSON.stringify({ pull_request: { number: 3, head: { sha: 'c'.repeat(40) } } }));
+      const port = (api.address() as { port: number }).port;
+      const { stdout } = await promisify(execFile)(process.execPath, [join(DIST, 'index.js')], {
+        cwd: tmp,
+        env: { PATH: process.env.PATH, GITHUB_STEP_SUMMARY: summary, GITHUB_OUTPUT: output, GITHUB_EVENT_PATH: event, GITHUB_REPOSITORY: 'acme/policies', GITHUB_API_URL: `http://127.0.0.1:${port}`, INPUT_TOKEN: 'ghs_readonly', INPUT_POLICIES: join(repoRoot, 'examples', 'policy-repo', 'policies'), 'INPUT_REQUIRE-TESTS': 'true' },
+      });
+      expect(seen.some((s) => s.startsWith('POST /repos/acme/policies/statuses/'))).toBe(true);
+      expect(await readFile(summary, 'utf8')).toMatch(/^<!-- cerro-torre\/policy -->\n## Cerro Torre policy check: ✅ passed/);
+      expect(await readFile(output, 'utf8')).toContain('success');
+      expect(stdout).toContain('::warning::the cerro-torre/policy commit status was not posted');
+      expect(stdout).not.toContain('::error::');
+    } finally {
+      api.close();
       await rm(tmp, { recursive: true, force: true });
     }
   });

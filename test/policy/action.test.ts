@@ -170,6 +170,31 @@ describe('policy-check action run()', () => {
     expect(statuses.at(-1)!.body.state).toBe('failure');
     expect(api.errors).toEqual([]);
   });
+
+  it('a base revision or a deployments export that cannot be read fails the check with a note: status and comment still posted', async () => {
+    const repo = join(tmp, 'unreadable');
+    await cp(TEMPLATE, repo, { recursive: true });
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...args], { stdio: 'pipe' });
+    git('init', '-q');
+    git('add', '.');
+    git('commit', '-q', '-m', 'base');
+    const cases = [
+      { baseRef: 'no-such-revision', deployments: join(repo, 'deployments.example.json'), note: 'The base revision no-such-revision could not be read', short: 'base revision unreadable' },
+      { baseRef: 'HEAD', deployments: join(repo, 'no-such-deployments.json'), note: 'The deployments export could not be read (IO', short: 'deployments unreadable' },
+    ];
+    for (const c of cases) {
+      const n = api.requests.length;
+      const r = await run({ policies: join(repo, 'policies'), repoDir: repo, baseRef: c.baseRef, deployments: c.deployments, notifier: notifier() });
+      expect([r.ok, r.state, r.diff]).toEqual([false, 'failure', undefined]);
+      expect(r.markdown).toContain(c.note);
+      expect(r.description).toContain(c.short);
+      const sent = api.requests.slice(n);
+      expect(sent.filter((q) => q.operationId === 'repos/create-commit-status').map((q) => q.body.state)).toEqual(['failure']);
+      const written = sent.find((q) => q.operationId === 'issues/update-comment' || q.operationId === 'issues/create-comment');
+      expect(written?.body.body).toContain(c.note);
+    }
+    expect(api.errors).toEqual([]);
+  });
 });
 
 describe('policy-check comment: only the token\'s own is the report; the status is posted whatever happens to it', () => {
@@ -233,6 +258,21 @@ describe('policy-check comment: only the token\'s own is the report; the status 
     expect((await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier({ commentAuthor: 'some-other-app[bot]' }) })).comment).toEqual({ id: 9, created: false });
     expect(api.requests.slice(n).map((r) => r.operationId)).not.toContain('users/get-authenticated');
     tokenLogin = 'github-actions[bot]';
+  });
+
+  it('a status that cannot be posted (a fork\'s read-only token: 403) does not lose the report: comment written, failure reported', async () => {
+    api.respond('repos/create-commit-status', () => INTEGRATION_403);
+    try {
+      const n = api.requests.length;
+      const r = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
+      expect([r.ok, r.state]).toEqual([true, 'success']);
+      expect(r.statusError?.message).toContain('Resource not accessible by integration');
+      expect(r.markdown).toContain('Cerro Torre policy check: ✅ passed');
+      expect(r.comment).toBeDefined();
+      expect(api.requests.slice(n).map((q) => q.operationId)).toEqual(expect.arrayContaining(['repos/create-commit-status', 'issues/list-comments']));
+    } finally {
+      api.respond('repos/create-commit-status', (req) => ({ status: 201, body: statusJson(req, tokenLogin) }));
+    }
   });
 
   it('a comment that cannot be written does not lose the status: it is posted, and the failure reported', async () => {
