@@ -39,8 +39,8 @@ describe('gitlab-ci-local runs the policy-check component job', () => {
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-  const run = (component: string) => {
-    writeFileSync(join(project, '.gitlab-ci.yml'), `stages: [test]\ninclude:\n  - component: gitlab.example.com/cerro-torre/cerro-torre/${component}@${sha}\n    inputs:\n      policies: policies\n      require-tests: true\n`);
+  const run = (component: string, pipeline?: string) => {
+    writeFileSync(join(project, '.gitlab-ci.yml'), pipeline ?? `stages: [test]\ninclude:\n  - component: gitlab.example.com/cerro-torre/cerro-torre/${component}@${sha}\n    inputs:\n      policies: policies\n      require-tests: true\n`);
     const vars = ['CI_PIPELINE_SOURCE=merge_request_event', 'CI_MERGE_REQUEST_TARGET_BRANCH_NAME=main', 'GIT_CONFIG_COUNT=1', `GIT_CONFIG_KEY_0=url.${join(root, 'origin.git')}.insteadOf`, `GIT_CONFIG_VALUE_0=${ORIGIN}`];
     return spawnSync(process.execPath, [GCL, '--cwd', basename(project), '--force-shell-executor', '--home', join(project, '.home'), ...vars.flatMap((v) => ['--variable', v])], {
       cwd: dirname(project), encoding: 'utf8', timeout: 120_000, env: { ...process.env, PATH: `${join(project, 'bin')}:${process.env.PATH ?? ''}` },
@@ -56,6 +56,29 @@ describe('gitlab-ci-local runs the policy-check component job', () => {
     expect(out).toMatch(/PASS\s+cerro-torre-policy-check/);
     expect(readFileSync(join(project, 'policy-report.md'), 'utf8')).toContain('## Cerro Torre policy check: ✅ passed');
     expect(readFileSync(join(project, 'policy-junit.xml'), 'utf8')).toContain('failures="0"');
+  }, 150_000);
+
+  // The policy-repository example as shipped, its component address pointed at this checkout.
+  // CT_SERVER_URL is optional (README): without it the export job does not run, and the check must
+  // pass without a deployments file, never reading one the merge request put in its tree.
+  it('the policy-repository example passes without CT_SERVER_URL and ignores a deployments file the MR commits', () => {
+    const example = readFileSync(join(REPO, 'examples/policy-repo/.gitlab-ci.yml'), 'utf8');
+    const address = '$CI_SERVER_FQDN/cerro-torre/cerro-torre/policy-check@1';
+    expect(example).toContain(address);
+    const planted = ['deployments.json', 'ct-deployments-export.json'];
+    for (const f of planted) writeFileSync(join(project, f), '{"deployments": "planted by the merge request"}\n');
+    try {
+      const r = run('policy-check', example.replace(address, `gitlab.example.com/cerro-torre/cerro-torre/policy-check@${sha}`));
+      const out = r.stdout + r.stderr;
+      expect({ status: r.status, tail: r.status === 0 ? '' : out.slice(-3000) }).toEqual({ status: 0, tail: '' });
+      expect(out).not.toMatch(/PASS\s+export-deployments/);
+      expect(out).toMatch(/PASS\s+cerro-torre-policy-check/);
+      const report = readFileSync(join(project, 'policy-report.md'), 'utf8');
+      expect(report).toContain('## Cerro Torre policy check: ✅ passed');
+      expect(report).toContain('No deployments export given');
+    } finally {
+      for (const f of planted) rmSync(join(project, f), { force: true });
+    }
   }, 150_000);
 
   it('an include of a component that does not exist fails the pipeline, naming the files GitLab looks for', () => {
