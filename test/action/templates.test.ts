@@ -14,6 +14,10 @@ import { parse as parseYaml } from 'yaml';
 import { readActionYml, REPO } from './runner.js';
 import { componentFile, resolveComponent } from './gitlab-components.js';
 import { ciFiles } from './ci-files.js';
+import { compileTexts, readPolicySources } from '../../src/policy/load.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import { readPolicyInput } from '../../src/policy/input.js';
+import { parseSource } from '../../src/policy/source.js';
 
 interface Step { uses?: string; with?: Record<string, unknown> }
 interface Workflow { permissions?: Record<string, string>; jobs: Record<string, { permissions?: Record<string, string>; steps?: Step[] }> }
@@ -72,6 +76,33 @@ describe('GitHub workflow templates and examples', () => {
     if (!onPr) return;
     expect(checkouts.length).toBeGreaterThan(0);
     for (const s of checkouts) expect(s.with?.['persist-credentials']).toBe(false);
+  });
+});
+
+// The starter builds the PR with log-quorum 1 and no trust store, signed by its own workflow on
+// the PR's ref: the environment it verifies for must have a shipped policy that allows exactly that.
+describe('GitHub starter policy check', () => {
+  it('judges the PR build it makes for an environment whose shipped policy allows it', async () => {
+    const wf = parseYaml(readFileSync(join(REPO, 'workflow-templates/policy-check.yml'), 'utf8')) as Workflow;
+    const steps = Object.values(wf.jobs).flatMap((j) => j.steps ?? []);
+    const build = steps.find((s) => s.uses?.startsWith('cerro-torre/cerro-torre@'))!;
+    const verify = steps.find((s) => s.uses?.startsWith('cerro-torre/cerro-torre/actions/verify@'))!;
+    expect([build.with?.['log-quorum'], build.with?.['trust-store'], verify.with?.['trust-store']]).toEqual(['1', undefined, undefined]);
+    // The identity the template asks for, as GitHub fills it in for PR #7 of example-org/shop.
+    const identity = String(verify.with?.['certificate-identity']).replace('${{ github.repository }}', 'example-org/shop').replace('${{ github.ref }}', 'refs/pull/7/merge');
+    const fixture = join(REPO, 'policies/pull-request/fixtures/pr-build.yaml');
+    const src = parseSource(fixture, readFileSync(fixture, 'utf8')).source!;
+    const value = structuredClone(src.value) as { host: { environment: string }; evidence: { attestations: { signers: { subject: string }[]; logOperators: string[] }[] } };
+    value.host.environment = String(verify.with?.environment);
+    for (const a of value.evidence.attestations) {
+      a.signers[0].subject = identity;
+      expect(a.logOperators).toEqual(['sigstore']);
+    }
+    const loaded = compileTexts(await readPolicySources([join(REPO, 'policies')]));
+    const input = readPolicyInput(value, src).input!;
+    const d = evaluate(loaded.set!, input);
+    expect({ allow: d.allow, violations: d.violations.map((v) => v.code) }).toEqual({ allow: true, violations: [] });
+    expect(d.policies).toEqual(['pull-request']);
   });
 });
 
