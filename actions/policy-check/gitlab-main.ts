@@ -1,6 +1,7 @@
 // GitLab CI entry of the policy check (templates/policy-check.yml): CI variables → run().
 import { writeJobFileSync } from '../../src/core/fs.js';
 import { describeError } from '../build/errors.js';
+import { gitlabStatusCommit } from '../build/gitlab-status.js';
 import { gitLabNotifier } from './gitlab.js';
 import { STATUS_CONTEXT } from './notifier.js';
 import { run } from './run.js';
@@ -12,12 +13,14 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
   const result = await run({
     policies: env.CT_POLICY_DIR || '.',
     repoDir: env.CI_PROJECT_DIR || '.',
-    baseRef: env.CT_POLICY_BASE_REF || env.CI_MERGE_REQUEST_DIFF_BASE_SHA || undefined,
+    // A merged-results pipeline checks out the merge with the target's head: compare with that head
+    // (CI_MERGE_REQUEST_TARGET_BRANCH_SHA, set only there), not with the older merge base.
+    baseRef: env.CT_POLICY_BASE_REF || env.CI_MERGE_REQUEST_TARGET_BRANCH_SHA || env.CI_MERGE_REQUEST_DIFF_BASE_SHA || undefined,
     deployments: env.CT_POLICY_DEPLOYMENTS || undefined,
     requireTests: env.CT_POLICY_REQUIRE_TESTS === 'true',
     failOnDeny: env.CT_POLICY_FAIL_ON_DENY === 'true',
     detailsUrl: env.CI_JOB_URL,
-    notifier: token ? gitLabNotifier({ token, host: env.CI_SERVER_URL ?? 'https://gitlab.com', projectId: env.CI_PROJECT_ID ?? '', sha: env.CI_COMMIT_SHA ?? '', mergeRequestIid: iid }) : undefined,
+    notifier: token ? gitLabNotifier({ token, host: env.CI_SERVER_URL ?? 'https://gitlab.com', projectId: env.CI_PROJECT_ID ?? '', sha: gitlabStatusCommit(env).sha, mergeRequestIid: iid }) : undefined,
   });
   if (result.statusError) console.error(`WARNING: the ${STATUS_CONTEXT} commit status was not posted: ${result.statusError.code}: ${result.statusError.message}; this job's outcome is the check`);
   if (result.commentError) console.error(`WARNING: the merge-request note was not written${result.statusError ? '' : ` (the ${STATUS_CONTEXT} status was)`}: ${result.commentError.code}: ${result.commentError.message}`);

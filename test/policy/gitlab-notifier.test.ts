@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveComponent } from '../action/gitlab-components.js';
@@ -11,6 +11,7 @@ import { gitLabNotifier } from '../../actions/policy-check/gitlab.js';
 import { run } from '../../actions/policy-check/run.js';
 import { COMMENT_MARKER } from '../../actions/policy-check/notifier.js';
 import { GITLAB_STATUS_STATES } from '../support/gitlab-api.js';
+import { gitlabReporterFromEnv } from '../../actions/build/gitlab-status.js';
 
 interface Rec { method: string; path: string; body: Record<string, unknown>; token: string | undefined }
 
@@ -110,6 +111,50 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
       expect(last.body).toMatchObject({ state: 'success', name: 'cerro-torre/policy', target_url: 'https://gitlab.example/job/9' });
     } finally {
       await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  // A merged-results pipeline runs on GitLab's internal merge commit (CI_COMMIT_SHA), which the MR
+  // does not show; the source head and the target head come in variables set only there.
+  it('a merged-results pipeline: statuses on the source branch head, the impact against the target branch head', async () => {
+    const MERGE = 'd'.repeat(40);
+    const repo = await mkdtemp(join(tmpdir(), 'ct-policy-merged-'));
+    try {
+      await cp(join(repoRoot, 'examples/policy-repo'), repo, { recursive: true });
+      const git = (...a: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...a], { encoding: 'utf8' }).trim();
+      git('init', '-q', '-b', 'main');
+      git('add', '-A');
+      git('commit', '-qm', 'target head');
+      const target = git('rev-parse', 'HEAD');
+      const merged = { CI_COMMIT_SHA: MERGE, CI_MERGE_REQUEST_SOURCE_BRANCH_SHA: SHA, CI_MERGE_REQUEST_SOURCE_BRANCH_NAME: 'feature/x', CI_MERGE_REQUEST_TARGET_BRANCH_SHA: target, CI_MERGE_REQUEST_DIFF_BASE_SHA: 'f'.repeat(40), CI_MERGE_REQUEST_TARGET_BRANCH_NAME: 'main', CI_PIPELINE_ID: '555' };
+
+      // The component's own line picks the base.
+      const job = Object.values(resolveComponent('templates/policy-check.yml', { policies: 'policies' }))[0];
+      const line = (job.script as string[]).find((l) => l.includes('CT_POLICY_BASE_REF'))!;
+      expect(execFileSync('sh', ['-c', `${line}; printf %s "$CT_POLICY_BASE_REF"`], { env: { PATH: process.env.PATH, ...merged }, encoding: 'utf8' })).toBe(target);
+
+      // ct-gitlab policy-check without CT_POLICY_BASE_REF: the same choice, and the status on SHA.
+      requests.length = 0;
+      const env = { PATH: process.env.PATH, ...merged, CT_POLICY_DIR: join(repo, 'policies'), CT_POLICY_DEPLOYMENTS: join(repo, 'deployments.example.json'), CT_POLICY_GITLAB_TOKEN: 'glpat-test', CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_MERGE_REQUEST_IID: '7', CI_PROJECT_DIR: repo, CI_JOB_URL: 'https://gitlab.example/job/9' };
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn(process.execPath, [join(repoRoot, 'bin/ct-gitlab.js'), 'policy-check'], { cwd: repo, env, stdio: 'ignore' });
+        child.on('error', reject);
+        child.on('close', (c) => resolve(c ?? -1));
+      });
+      const report = await readFile(join(repo, 'policy-report.md'), 'utf8');
+      expect({ code, unread: report.includes('could not be read') }).toEqual({ code: 0, unread: false });
+      expect(report).not.toContain('impact not computed');
+      expect(requests.filter((r) => r.path.includes('/statuses/')).map((r) => [r.path, r.body.state])).toEqual([[`/api/v4/projects/42/statuses/${SHA}`, 'success']]);
+
+      // The build's status reporter: the same commit, its branch, not the merge commit's pipeline.
+      requests.length = 0;
+      const reporter = gitlabReporterFromEnv({ ...merged, CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_COMMIT_REF_NAME: 'refs/merge-requests/7/merge' }, 'glpat-test')!;
+      expect(await reporter({ state: 'success', context: 'cerro-torre/build', description: 'built' })).toBeUndefined();
+      expect(requests.map((r) => r.path)).toEqual([`/api/v4/projects/42/statuses/${SHA}`]);
+      expect(requests[0].body).toMatchObject({ state: 'success', name: 'cerro-torre/build', ref: 'feature/x' });
+      expect(requests[0].body.pipeline_id).toBeUndefined();
+    } finally {
+      await rm(repo, { recursive: true, force: true });
     }
   });
 
