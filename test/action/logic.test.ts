@@ -17,6 +17,8 @@ import { run } from '../../actions/build/run.js';
 import type { ActionIo } from '../../actions/build/io.js';
 import type { BuildResult } from '../../actions/build/result.js';
 import { runUrl } from '../../actions/build/context.js';
+import { readActionYml } from './runner.js';
+import { readPromoteInputs } from '../../actions/promote/inputs.js';
 
 const reader = (m: Record<string, string>) => (name: string) => m[name] ?? '';
 const ENV = { RUNNER_TEMP: '/tmp/ct-logic-test', GITHUB_REPOSITORY: 'acme/app', GITHUB_SHA: 'f'.repeat(40), GITHUB_RUN_ID: '3' };
@@ -42,6 +44,32 @@ class RecordingIo implements ActionIo {
 }
 
 describe('build inputs', () => {
+  // An input the code reads but action.yml does not declare draws a runner warning ("Unexpected
+  // input") and is missing from the marketplace page and the workflow-parser's checks.
+  it('every input readBuildInputs reads (the promote-* ones too) is declared in action.yml', () => {
+    const declared = Object.keys(readActionYml('action.yml').inputs ?? {});
+    const asked = new Set<string>();
+    const given: Record<string, string> = { path: 'app', 'trust-store': 'ts.json', push: 'true', registry: 'ghcr.io/acme/app', 'promote-environment': 'staging', 'promote-app': 'a', 'promote-file': 'f.yaml', 'promote-policies': 'p', 'promote-gitlab-project': 'g/p', 'promote-token': 'glpat-x', 'promote-status-context': 'c' };
+    const i = readBuildInputs((name) => {
+      asked.add(name);
+      return given[name] ?? '';
+    }, ENV);
+    expect(i.promote).toMatchObject({ forge: { provider: 'gitlab', project: 'g/p' }, statusContext: 'c' });
+    expect([...asked].filter((n) => !declared.includes(n))).toEqual([]);
+  });
+
+  it('every input readPromoteInputs reads (gitlab-project too) is declared in actions/promote/action.yml', () => {
+    const declared = Object.keys(readActionYml('actions/promote/action.yml').inputs ?? {});
+    const asked = new Set<string>();
+    const given: Record<string, string> = { environment: 'staging', app: 'a', bundle: 'r/x@sha256:' + 'a'.repeat(64), ctp: 'x.ctp', file: 'f.yaml', policies: 'p', 'trust-store': 'ts.json', 'gitlab-project': 'g/p', token: 'glpat-x', 'status-context': 'c' };
+    const i = readPromoteInputs((name) => {
+      asked.add(name);
+      return given[name] ?? '';
+    });
+    expect(i.forge).toMatchObject({ provider: 'gitlab', project: 'g/p' });
+    expect([...asked].filter((n) => !declared.includes(n))).toEqual([]);
+  });
+
   it('defaults: keyless, public-good, quorum 2, sbom and provenance, context cerro-torre/build, output in RUNNER_TEMP', () => {
     const i = readBuildInputs(reader({ path: 'app' }), ENV);
     expect(i).toMatchObject({ source: { dir: 'app' }, signing: { mode: 'keyless', audience: 'sigstore' }, sigstore: { instance: 'public-good' }, logQuorum: 2, sbom: true, provenance: true, statusContext: 'cerro-torre/build', outputDir: '/tmp/ct-logic-test' });
