@@ -139,13 +139,19 @@ describe('policy-check action run()', () => {
     expect(api.errors).toEqual([]);
   });
 
-  it('reports a broken policy as a failure with its file:line and the impact of a tightened signer rule', async () => {
-    const repo = join(tmp, 'repo');
+  /** The starter repository copied to tmp/NAME and committed (the base revision of the impact table). */
+  const committedCopy = async (name: string): Promise<string> => {
+    const repo = join(tmp, name);
     await cp(TEMPLATE, repo, { recursive: true });
     const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...args], { stdio: 'pipe' });
     git('init', '-q');
     git('add', '.');
     git('commit', '-q', '-m', 'base');
+    return repo;
+  };
+
+  it('reports a broken policy as a failure with its file:line and the impact of a tightened signer rule', async () => {
+    const repo = await committedCopy('repo');
     const file = join(repo, 'policies', 'production', 'production.policy.yaml');
     const text = await readFile(file, 'utf8');
     await writeFile(file, text.replace('sourceRepositoryOwnerUri: https://github.com/example-org', 'sourceRepositoryOwnerUri: https://github.com/example-org/billing'));
@@ -172,12 +178,7 @@ describe('policy-check action run()', () => {
   });
 
   it('a base revision or a deployments export that cannot be read fails the check with a note: status and comment still posted', async () => {
-    const repo = join(tmp, 'unreadable');
-    await cp(TEMPLATE, repo, { recursive: true });
-    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...args], { stdio: 'pipe' });
-    git('init', '-q');
-    git('add', '.');
-    git('commit', '-q', '-m', 'base');
+    const repo = await committedCopy('unreadable');
     const cases = [
       { baseRef: 'no-such-revision', deployments: join(repo, 'deployments.example.json'), note: 'The base revision no-such-revision could not be read', short: 'base revision unreadable' },
       { baseRef: 'HEAD', deployments: join(repo, 'no-such-deployments.json'), note: 'The deployments export could not be read (IO', short: 'deployments unreadable' },
