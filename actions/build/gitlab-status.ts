@@ -40,27 +40,20 @@ export function gitlabReporter(t: GitlabTarget): StatusReporter {
   };
 }
 
-/**
- * The commit a job's status belongs on. In a merged-results pipeline CI_COMMIT_SHA is GitLab's
- * internal merge commit, which the merge request does not show: the status goes on the source
- * branch's head (CI_MERGE_REQUEST_SOURCE_BRANCH_SHA, set only in those pipelines) and its branch,
- * not on the pipeline (whose commit is the merge commit).
- */
-export function gitlabStatusCommit(env: NodeJS.ProcessEnv): { sha: string; ref?: string; pipelineId?: number } {
-  if (env.CI_MERGE_REQUEST_SOURCE_BRANCH_SHA) return { sha: env.CI_MERGE_REQUEST_SOURCE_BRANCH_SHA, ref: env.CI_MERGE_REQUEST_SOURCE_BRANCH_NAME || undefined };
-  return { sha: env.CI_COMMIT_SHA ?? '', ref: env.CI_COMMIT_REF_NAME || undefined, pipelineId: env.CI_PIPELINE_ID ? Number(env.CI_PIPELINE_ID) : undefined };
-}
-
 /** The reporter for a GitLab CI job (CI_* variables), or none without a token. */
 export function gitlabReporterFromEnv(env: NodeJS.ProcessEnv, token: string | undefined): StatusReporter | undefined {
-  const at = gitlabStatusCommit(env);
-  if (!token || !env.CI_SERVER_URL || !env.CI_PROJECT_ID || !at.sha) return undefined;
+  // In a merged-results pipeline too: CI_COMMIT_SHA with this pipeline's id, so the status joins
+  // the MR's pipeline (on another commit without pipeline_id GitLab makes a separate external
+  // pipeline, runatlantis/atlantis#2489).
+  if (!token || !env.CI_SERVER_URL || !env.CI_PROJECT_ID || !env.CI_COMMIT_SHA) return undefined;
   return gitlabReporter({
     host: env.CI_SERVER_URL,
     token,
     kind: env.CT_GITLAB_TOKEN_KIND === 'oauth' ? 'oauth' : 'private',
     projectId: env.CI_PROJECT_ID,
-    ...at,
+    sha: env.CI_COMMIT_SHA,
+    ref: env.CI_COMMIT_REF_NAME || undefined,
+    pipelineId: env.CI_PIPELINE_ID ? Number(env.CI_PIPELINE_ID) : undefined,
     targetUrl: env.CI_JOB_URL || undefined,
   });
 }
