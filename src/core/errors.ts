@@ -27,7 +27,10 @@ function marker(cut: number): string {
 export function boundText(text: string, max: number = ERROR_LIMITS.messageChars): string {
   if (text.length <= max) return text;
   const m = marker(text.length - max);
-  return text.slice(0, Math.max(0, max - m.length)) + m;
+  let keep = Math.max(0, max - m.length);
+  // Never half a surrogate pair: a lone high surrogate is not valid UTF-8 and breaks JSON consumers.
+  if (keep > 0 && /[\uD800-\uDBFF]/.test(text[keep - 1])) keep--;
+  return text.slice(0, keep) + m;
 }
 
 /**

@@ -65,7 +65,8 @@ const tooLarge = (file: string, limit = MAX_DEPLOYMENTS_BYTES) => new CtError('J
 function deploymentsSource(file: string, text: string, positions: boolean): ParsedSource {
   if (text.length > MAX_DEPLOYMENTS_BYTES) throw tooLarge(file);
   if (positions && text.length <= MAX_POLICY_FILE_BYTES) {
-    const parsed = parseSource(file, text);
+    // The export can be a link a merge request committed (to .git/config): no text of it in messages.
+    const parsed = parseSource(file, text, { quoteText: false });
     if (!parsed.source) throw new CtError('JSON_INVALID', `${file}: ${parsed.issues[0]?.message ?? 'unreadable'}`, { issues: parsed.issues });
     return parsed.source;
   }

@@ -11,6 +11,7 @@ export { lintTexts, KNOWN_PREDICATE_TYPES, type LintResult } from './lint.js';
 export { runPolicyTests, toJUnit, type TestReport, type CaseResult, type TestOptions } from './suite.js';
 export { diffPolicySets, parseDeployments, readDeployments, renderDiffMarkdown, type Deployment, type DiffResult, type DiffRow } from './diff.js';
 export { readPolicySourcesAtRev } from './git-source.js';
+export { policiesRootProblem, firstRootProblem } from './root.js';
 export { readPolicyInput } from './input.js';
 export { readBundleFacts } from './bundle-facts.js';
 export { renderDecision, decisionRecord, exitCodeForDecision } from './explain.js';

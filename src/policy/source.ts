@@ -4,7 +4,7 @@
  * parser too (JSON is YAML 1.2), which also rejects duplicate keys that JSON.parse would silently
  * resolve to the last one.
  */
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type ErrorCode as YamlErrorCode, type Node } from 'yaml';
 import type { SourceLocation } from './types.js';
 import type { PolicyIssue } from './issues.js';
 
@@ -27,18 +27,47 @@ const MAX_MESSAGE = 200;
 export interface ParseOptions {
   /**
    * false for files whose text must not reach a report (fixtures named by a pull request's test
-   * cases: a link to a credentials file would otherwise be quoted into the PR comment): the
-   * parser's message is cut before the quoted text and ends with its code.
+   * cases, a deployments export: a link to a credentials file would otherwise be quoted into the PR
+   * comment): the message is a fixed text per parser code, never the parser's own, which quotes
+   * tokens of the text in many shapes (`Unsupported YAML version <token>`, `Unresolved tag: !…`).
    */
   quoteText?: boolean;
 }
 
+/** The yaml parser's error codes (yaml's ErrorCode), each with a message that quotes nothing. */
+const FIXED_MESSAGE: Record<YamlErrorCode, string> = {
+  ALIAS_PROPS: 'an alias cannot have an anchor or a tag',
+  BAD_ALIAS: 'an alias to an anchor that is not defined before it',
+  BAD_DIRECTIVE: 'a directive that is not valid or not supported',
+  BAD_DQ_ESCAPE: 'an escape that is not valid in a double-quoted string',
+  BAD_INDENT: 'bad indentation',
+  BAD_PROP_ORDER: 'an anchor or a tag in the wrong place',
+  BAD_SCALAR_START: 'a plain value cannot start with this character',
+  BLOCK_AS_IMPLICIT_KEY: 'a block collection as an implicit key',
+  BLOCK_IN_FLOW: 'a block collection inside a flow collection',
+  DUPLICATE_KEY: 'a duplicate key',
+  IMPOSSIBLE: 'a parser error',
+  KEY_OVER_1024_CHARS: 'an implicit key longer than 1024 characters',
+  MISSING_CHAR: 'a closing character is missing',
+  MULTILINE_IMPLICIT_KEY: 'an implicit key over several lines',
+  MULTIPLE_ANCHORS: 'more than one anchor on a node',
+  MULTIPLE_DOCS: 'more than one document',
+  MULTIPLE_TAGS: 'more than one tag on a node',
+  NON_STRING_KEY: 'a key that is not a string',
+  RESOURCE_EXHAUSTION: 'too many aliases',
+  TAB_AS_INDENT: 'a tab as indentation',
+  TAG_RESOLVE_FAILED: 'a tag that cannot be resolved',
+  UNEXPECTED_TOKEN: 'unexpected token',
+  BAD_COLLECTION_TYPE: 'a collection of the wrong type for its tag',
+};
+
 function parseMessage(message: string, code: string | undefined, quoteText: boolean): string {
+  if (!quoteText) {
+    const fixed = code && Object.hasOwn(FIXED_MESSAGE, code) ? FIXED_MESSAGE[code as YamlErrorCode] : 'the document cannot be read';
+    return code ? `${fixed} [${code}]` : fixed;
+  }
   const first = message.split('\n')[0];
-  if (quoteText) return first.length > MAX_MESSAGE ? `${first.slice(0, MAX_MESSAGE)}…` : first;
-  // The yaml parser quotes the text after a colon or in double quotes ("Unexpected scalar token in YAML stream: \"…\"", "Unresolved tag: !…").
-  const bare = first.split(/[:"]/)[0].trim().slice(0, MAX_MESSAGE);
-  return code ? `${bare} [${code}]` : bare;
+  return first.length > MAX_MESSAGE ? `${first.slice(0, MAX_MESSAGE)}…` : first;
 }
 
 export function parseSource(file: string, text: string, opts: ParseOptions = {}): { source?: ParsedSource; issues: PolicyIssue[] } {

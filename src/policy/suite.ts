@@ -9,7 +9,7 @@
  * `violations`/`warnings` as a list of codes (compared as multisets), `yes`, `no` or a count.
  * Every case is evaluated against the whole repository, since every matching policy applies.
  */
-import { lstat, readFile, realpath } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { asIoError } from '../core/errors.js';
 import { readBundleFacts } from './bundle-facts.js';
@@ -18,6 +18,7 @@ import type { PolicyIssue } from './issues.js';
 import { compileTexts, isSuiteFile, readPolicySources, walkRepo } from './load.js';
 import type { PolicySet } from './policy-set.js';
 import { readPolicyInput } from './input.js';
+import { policiesRootProblem } from './root.js';
 import { parseSource, type ParsedSource } from './source.js';
 import type { Decision, SourceLocation } from './types.js';
 
@@ -52,17 +53,18 @@ export interface TestOptions {
 }
 
 export async function runPolicyTests(repo: string, opts: TestOptions = {}): Promise<TestReport> {
-  const loaded = compileTexts(await readPolicySources([repo]));
-  const report: TestReport = { ok: false, passed: 0, failed: 0, errors: loaded.issues.filter((i) => i.severity === 'error'), warnings: loaded.issues.filter((i) => i.severity === 'warning'), cases: [], untested: [] };
-  if (!loaded.set) return report;
-  const set = loaded.set;
-  const link = await symlinkOnTheWay(repo);
+  const report: TestReport = { ok: false, passed: 0, failed: 0, errors: [], warnings: [], cases: [], untested: [] };
+  // Before anything under the root is read (policies included): see root.ts.
+  const link = await policiesRootProblem(repo);
   if (link) {
-    // A pull request that makes its policies directory a link to `.` would make the whole checkout
-    // (.git/config with the job's credentials included) "inside the policy repository".
-    report.errors.push({ file: repo, line: 1, column: 1, severity: 'error', kind: 'root-symlink', message: `${link} is a symbolic link: the policies directory must be a real directory` });
+    report.errors.push(link);
     return report;
   }
+  const loaded = compileTexts(await readPolicySources([repo]));
+  report.errors.push(...loaded.issues.filter((i) => i.severity === 'error'));
+  report.warnings.push(...loaded.issues.filter((i) => i.severity === 'warning'));
+  if (!loaded.set) return report;
+  const set = loaded.set;
   const suites = await walkRepo(repo, isSuiteFile);
   const root: Root = { lexical: resolve(repo), real: await realpath(repo) };
   for (const file of suites) await runSuite(file, set, report, root);
@@ -85,25 +87,6 @@ async function readText(file: string): Promise<string> {
   } catch (e) {
     throw asIoError(e, file);
   }
-}
-
-/**
- * The first symbolic link among `repo` and, for a relative path, the directories leading to it
- * from the working directory; undefined when there is none (or `repo` does not exist: the
- * loader reports that).
- */
-async function symlinkOnTheWay(repo: string): Promise<string | undefined> {
-  const segs = isAbsolute(repo) ? [] : relative('.', resolve(repo)).split(sep).filter((s) => s !== '' && s !== '..');
-  const paths = segs.map((_, i) => segs.slice(0, i + 1).join(sep));
-  if (isAbsolute(repo) || paths.length === 0) paths.push(resolve(repo));
-  for (const p of paths) {
-    try {
-      if ((await lstat(p)).isSymbolicLink()) return p;
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
 }
 
 type Refusal = 'outside' | 'hidden';

@@ -35,6 +35,15 @@ describe('CtError bounds', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('a cut never splits a surrogate pair (a lone half is not valid UTF-8)', () => {
+    for (let at = 1; at < 6; at++) {
+      const text = `${'a'.repeat(at)}${'😀'.repeat(300)}`;
+      const cut = boundText(text, 300);
+      expect(cut.length).toBeLessThanOrEqual(300);
+      expect(Buffer.from(cut, 'utf8').toString('utf8')).toBe(cut);
+    }
+  });
+
   it('small messages and details are kept as they are', () => {
     const e = new CtError('TAR_MALFORMED', 'short', { where: 'a.ctp', offset: 512, legacy: true, list: [1, 2] });
     expect(e.message).toBe('short');

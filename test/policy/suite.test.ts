@@ -3,6 +3,8 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runPolicyTests, toJUnit } from '../../src/policy/suite.js';
+import { parseSource } from '../../src/policy/source.js';
+import { parseDeployments } from '../../src/policy/diff.js';
 import { IMAGE, KEY_A, KEY_POLICY, SLSA, SPDX } from './helpers.js';
 
 const fixture = (operators: string[]) =>
@@ -108,6 +110,30 @@ describe('policy test suites', () => {
     expect((await runPolicyTests(repo)).ok).toBe(true);
   });
 
+  it('refuses a symlinked root before reading anything under it: through `..`, an ancestor link or a link to outside', async () => {
+    // A directory of the CI machine holding a policy-named file that does not parse.
+    await writeFile(join(outside, 'x.policy.yaml'), `token: "${SECRET}\n`);
+    await symlink(outside, join(repo, 'policies'));
+    await mkdir(join(repo, 'sub'));
+    await mkdir(join(repo, 'real', 'pol'), { recursive: true });
+    await writeFile(join(repo, 'real', 'pol', 'keys.policy.yaml'), KEY_POLICY);
+    await symlink('real', join(repo, 'via'));
+    const cwd = process.cwd();
+    try {
+      for (const [dir, root] of [[repo, 'policies'], [join(repo, 'sub'), '../policies'], [join(repo, 'sub'), join(repo, 'policies')], [repo, `${join(repo, 'policies')}/`], [repo, 'via/pol'], [join(repo, 'sub'), '../via/pol']]) {
+        process.chdir(dir);
+        const r = await runPolicyTests(root);
+        expect({ root, kinds: r.errors.map((e) => e.kind), ok: r.ok }).toEqual({ root, kinds: ['root-symlink'], ok: false });
+        expect(JSON.stringify(r)).not.toContain(SECRET);
+      }
+      // The real directory, by a path with `..` in it, is fine.
+      process.chdir(join(repo, 'sub'));
+      expect((await runPolicyTests('../real/pol')).errors).toEqual([]);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   it('does not quote a fixture\'s text in its parse errors', async () => {
     await writeFile(join(repo, 'fixtures', 'notyaml.yaml'), GIT_CONFIG);
     await writeFile(join(repo, 'keys.test.yaml'), `cases:\n  - name: not yaml\n    input: fixtures/notyaml.yaml\n    expect: { allow: true }\n`);
@@ -116,6 +142,28 @@ describe('policy test suites', () => {
     expect(r.errors.every((e) => e.kind === 'yaml' && e.file.endsWith('notyaml.yaml'))).toBe(true);
     expect(JSON.stringify(r.errors)).not.toContain(SECRET);
     expect(r.errors.every((e) => e.message.length <= 250)).toBe(true);
+  });
+
+  it('never quotes a fixture or an export in any parse error: a fixed text per parser code and the position', () => {
+    const texts = [`%YAML ${SECRET}\n---\na: 1\n`, `%YAML 1.3 ${SECRET}\n---\na: 1\n`, `a: *${SECRET}\n`, `a: 1\n${SECRET}\n`, GIT_CONFIG, `a: 1\na: ${SECRET}\n`, `a: |${SECRET}\n  x\n`, `a: "\\${SECRET}"\n`, `{ ${SECRET}\n`, `\t${SECRET}\n`, `a: @${SECRET}\n`, `a: b\n--- ${SECRET}\n`];
+    for (const text of texts) {
+      const r = parseSource('f.yaml', text, { quoteText: false });
+      expect({ text, parsed: r.issues.length > 0 }).toEqual({ text, parsed: true });
+      for (const i of r.issues) {
+        expect(i.message).not.toContain(SECRET.slice(0, 8));
+        expect(i.message).toMatch(/^[a-z0-9 -]+( \[[A-Z_0-9]+\])?$/);
+        expect(i.line).toBeGreaterThan(0);
+      }
+      // The deployments export (its note reaches the pull request's report).
+      let message = '';
+      try {
+        parseDeployments('d.json', text);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(/^d\.json: /);
+      expect(message).not.toContain(SECRET.slice(0, 8));
+    }
   });
 
   it('reports a broken fixture, an unknown suite field and a missing expectation with file:line', async () => {

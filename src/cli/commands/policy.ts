@@ -23,6 +23,7 @@ import {
   policyInvalidFrom,
   readBundleFacts,
   readPolicyInput,
+  firstRootProblem,
   readPolicySources,
   readPolicySourcesAtRev,
   renderDecision,
@@ -55,8 +56,11 @@ async function emit(io: Io, text: string, output: string | undefined): Promise<v
 }
 
 export async function lintCommand(io: Io, paths: string[], opts: { format?: string; failOnWarnings?: boolean }): Promise<number> {
-  const sources = await readPolicySources(paths.length ? paths : ['.']);
-  const result = lintTexts(sources);
+  const roots = paths.length ? paths : ['.'];
+  // A symlinked root is refused before anything under it is read (policy/root.ts).
+  const problem = await firstRootProblem(roots);
+  const sources = problem ? [] : await readPolicySources(roots);
+  const result = problem ? { issues: [problem], errors: 1, warnings: 0 } : lintTexts(sources);
   if (opts.format === 'json') io.out(JSON.stringify({ ok: result.errors === 0, errors: result.errors, warnings: result.warnings, issues: result.issues, policies: result.set?.policies.map((p) => p.name) ?? [] }, null, 2));
   else {
     for (const i of result.issues) io.err(formatIssue(i));
@@ -173,7 +177,13 @@ async function isDir(p: string): Promise<boolean> {
 
 /** A directory, or a git revision of `repo` (policies under `path`). */
 async function setFrom(ref: string, repo: string, path: string): Promise<PolicySet> {
-  const texts = (await isDir(ref)) ? await readPolicySources([ref]) : await readPolicySourcesAtRev(repo, ref, path);
+  let texts;
+  if (await isDir(ref)) {
+    // A PR's checkout as the head: a symlinked root is refused before anything is read (policy/root.ts).
+    const problem = await firstRootProblem([ref]);
+    if (problem) throw policyInvalidFrom([problem]);
+    texts = await readPolicySources([ref]);
+  } else texts = await readPolicySourcesAtRev(repo, ref, path);
   const loaded = compileTexts(texts);
   if (!loaded.set) throw policyInvalidFrom(loaded.issues);
   return loaded.set;
