@@ -1,7 +1,6 @@
 // GitLab CI entry of the policy check (templates/policy-check.yml): CI variables → run().
 import { writeJobFileSync } from '../../src/core/fs.js';
 import { describeError } from '../build/errors.js';
-import { gitlabStatusCommit } from '../build/gitlab-status.js';
 import { gitLabNotifier } from './gitlab.js';
 import { STATUS_CONTEXT } from './notifier.js';
 import { run } from './run.js';
@@ -20,14 +19,16 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     requireTests: env.CT_POLICY_REQUIRE_TESTS === 'true',
     failOnDeny: env.CT_POLICY_FAIL_ON_DENY === 'true',
     detailsUrl: env.CI_JOB_URL,
-    notifier: token ? gitLabNotifier({ token, host: env.CI_SERVER_URL ?? 'https://gitlab.com', projectId: env.CI_PROJECT_ID ?? '', sha: gitlabStatusCommit(env).sha, mergeRequestIid: iid }) : undefined,
+    notifier: token ? gitLabNotifier({ token, host: env.CI_SERVER_URL ?? 'https://gitlab.com', projectId: env.CI_PROJECT_ID ?? '', sha: env.CI_COMMIT_SHA ?? '', mergeRequestIid: iid }) : undefined,
   });
-  if (result.statusError) console.error(`WARNING: the ${STATUS_CONTEXT} commit status was not posted: ${result.statusError.code}: ${result.statusError.message}; this job's outcome is the check`);
+  // Reported after the report is written (below), and the job fails on it: see run().
+  const statusFailure = result.statusError ? `ERROR: the ${STATUS_CONTEXT} commit status was not posted: ${result.statusError.code}: ${result.statusError.message}` : undefined;
   if (result.commentError) console.error(`WARNING: the merge-request note was not written${result.statusError ? '' : ` (the ${STATUS_CONTEXT} status was)`}: ${result.commentError.code}: ${result.commentError.message}`);
   process.stdout.write(result.markdown);
   // The job's artifacts (report, JUnit) in the project directory, never through a committed link.
   writeJobFileSync('policy-report.md', result.markdown);
   writeJobFileSync('policy-junit.xml', toJUnit(result.tests));
+  if (statusFailure) console.error(statusFailure);
   process.exitCode = result.ok ? 0 : 1;
 }
 

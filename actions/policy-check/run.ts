@@ -10,6 +10,7 @@ import {
   diffPolicySets,
   formatIssue,
   lintTexts,
+  policiesRootProblem,
   readDeployments,
   readPolicySources,
   readPolicySourcesAtRev,
@@ -20,6 +21,7 @@ import {
   type PolicyIssue,
   type TestReport,
 } from '../../src/policy/cli-api.js';
+import { boundText } from '../../src/core/errors.js';
 import { describeError } from '../build/errors.js';
 import { COMMENT_MARKER, type Notifier, type StatusState } from './notifier.js';
 
@@ -37,6 +39,11 @@ export interface PolicyCheckInputs {
   failOnDeny?: boolean;
   detailsUrl?: string;
   notifier?: Notifier;
+  /**
+   * The pull request comes from a fork (GitHub: its head repository is not the base repository):
+   * its read-only token is refused (403) a commit status, which is then a warning, not a failure.
+   */
+  fork?: boolean;
   now?: number;
 }
 
@@ -53,10 +60,12 @@ export interface PolicyCheckResult {
   /** Why the comment could not be written (the status was set all the same). */
   commentError?: { code: string; message: string };
   /**
-   * Why the status could not be posted (a fork's read-only token answers 403): a warning, the
-   * report (summary, comment, outputs) is written all the same and the job's outcome gates.
+   * Why the status could not be posted. The report (summary, comment, outputs) is written all the
+   * same. `fork`: a fork pull request's read-only token was refused (403), a warning, and the job's
+   * outcome gates; any other failure (bad credentials, an API error) makes `ok` false: a check
+   * whose gate was silently not set must not be green.
    */
-  statusError?: { code: string; message: string };
+  statusError?: { code: string; message: string; fork: boolean };
 }
 
 /** Characters of an error quoted into the report at most. */
@@ -64,8 +73,12 @@ const MAX_NOTE_ERROR = 300;
 
 function noteError(e: unknown): string {
   const d = describeError(e);
-  const text = oneLine(`${d.code}: ${d.message}`);
-  return text.length > MAX_NOTE_ERROR ? `${text.slice(0, MAX_NOTE_ERROR)}…` : text;
+  return boundText(oneLine(`${d.code}: ${d.message}`), MAX_NOTE_ERROR);
+}
+
+/** What a check that read nothing reports. */
+function nothingRead(issues: PolicyIssue[]): { lint: LintResult; tests: TestReport } {
+  return { lint: { issues, errors: issues.length, warnings: 0 }, tests: { ok: false, passed: 0, failed: 0, errors: [], warnings: [], cases: [], untested: [] } };
 }
 
 const MAX_LISTED = 30;
@@ -73,15 +86,29 @@ const MAX_COMMENT = 60_000;
 
 export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult> {
   const now = inputs.now ?? Date.now();
-  const lint = lintTexts(await readPolicySources([inputs.policies]), now);
-  const tests = await runPolicyTests(inputs.policies, { requireTests: inputs.requireTests });
-
   let diff: DiffResult | undefined;
   let diffNote: string | undefined;
-  // The base revision or the deployments export that cannot be read fails the check with a note
-  // in the report: a throw here would leave no status, no summary and no comment at all.
+  // The policies, the base revision or the deployments export that cannot be read fail the check
+  // with a note in the report: a throw here would leave no status, no summary and no comment at all.
   let unreadable: string | undefined;
-  if (!inputs.deployments) diffNote = 'No deployments export given: impact on live deployments not checked.';
+  let lint: LintResult;
+  let tests: TestReport;
+  // Before anything under the root is read: a symlinked root is refused (src/policy/root.ts).
+  const rootProblem = await policiesRootProblem(inputs.policies);
+  if (rootProblem) ({ lint, tests } = nothingRead([rootProblem]));
+  else {
+    try {
+      lint = lintTexts(await readPolicySources([inputs.policies]), now);
+      tests = await runPolicyTests(inputs.policies, { requireTests: inputs.requireTests });
+    } catch (e) {
+      ({ lint, tests } = nothingRead([]));
+      unreadable = 'policies unreadable';
+      diffNote = `The policies could not be read (${noteError(e)}): the check fails.`;
+    }
+  }
+  if (unreadable) {
+    // diffNote says why
+  } else if (!inputs.deployments) diffNote = 'No deployments export given: impact on live deployments not checked.';
   else if (!inputs.baseRef) diffNote = 'No base revision given: impact on live deployments not checked.';
   else if (!lint.set) diffNote = 'The policies do not load: impact not computed.';
   else {
@@ -93,7 +120,7 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
       unreadable = 'base revision unreadable';
       diffNote = `The base revision ${oneLine(inputs.baseRef)} could not be read (${noteError(e)}): impact not computed, the check fails.`;
     }
-    if (base && !base.set) diffNote = `The base revision ${inputs.baseRef} does not load; impact not computed.`;
+    if (base && !base.set) diffNote = `The base revision ${oneLine(inputs.baseRef)} does not load; impact not computed.`;
     else if (base?.set) {
       let deployments: Awaited<ReturnType<typeof readDeployments>> | undefined;
       try {
@@ -107,8 +134,8 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
   }
 
   const denied = diff?.counts['now-denied'] ?? 0;
-  const ok = lint.errors === 0 && tests.ok && !(inputs.failOnDeny && denied > 0) && !unreadable;
-  const state: StatusState = ok ? 'success' : 'failure';
+  const passed = lint.errors === 0 && tests.ok && !(inputs.failOnDeny && denied > 0) && !unreadable;
+  const state: StatusState = passed ? 'success' : 'failure';
   const parts = [
     lint.errors ? `lint: ${lint.errors} error(s)` : 'lint ok',
     `tests ${tests.passed}/${tests.passed + tests.failed}${tests.errors.length ? `, ${tests.errors.length} error(s)` : ''}`,
@@ -119,8 +146,8 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
 
   // The status is the merge gate, the comment a convenience: the status goes first, and a comment
   // that cannot be rendered or written (no permission, an API error) is reported, never the reason
-  // the status is missing. A status that cannot be posted (a fork's read-only token) is reported
-  // too, never the reason the report is missing.
+  // the status is missing. A status that cannot be posted is reported too, never the reason the
+  // report is missing; only a fork's 403 leaves the outcome to the job (see statusError).
   let comment: PolicyCheckResult['comment'];
   let commentError: PolicyCheckResult['commentError'];
   let statusError: PolicyCheckResult['statusError'];
@@ -128,16 +155,19 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
     try {
       await inputs.notifier.setStatus(state, description, inputs.detailsUrl);
     } catch (e) {
-      statusError = describeError(e);
+      // Octokit's RequestError carries the HTTP status.
+      const forbidden = (e as { status?: unknown } | null)?.status === 403;
+      statusError = { ...describeError(e), fork: inputs.fork === true && forbidden };
     }
   }
-  let markdown = `${COMMENT_MARKER}\n## Cerro Torre policy check: ${ok ? '✅ passed' : '❌ failed'}\n\n${description}\n`;
+  let markdown = `${COMMENT_MARKER}\n## Cerro Torre policy check: ${passed ? '✅ passed' : '❌ failed'}\n\n${description}\n`;
   try {
-    markdown = render(ok, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
+    markdown = render(passed, lint, tests, diff, diffNote, inputs.baseRef ?? 'base');
     if (inputs.notifier) comment = await inputs.notifier.upsertComment(markdown);
   } catch (e) {
     commentError = describeError(e);
   }
+  const ok = passed && (!statusError || statusError.fork);
   return { ok, state, description, markdown, lint, tests, diff, diffNote, comment, ...(commentError ? { commentError } : {}), ...(statusError ? { statusError } : {}) };
 }
 

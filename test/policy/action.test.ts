@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../actions/policy-check/run.js';
@@ -177,6 +177,50 @@ describe('policy-check action run()', () => {
     expect(api.errors).toEqual([]);
   });
 
+  it('a symlinked policies root is refused before anything under it is read; a missing one fails with a note: status and comment still posted', async () => {
+    const ws = await mkdtemp(join(tmpdir(), 'ct-policy-root-'));
+    const outside = await mkdtemp(join(tmpdir(), 'ct-policy-runner-'));
+    const SECRET = 'c2VjcmV0dG9rZW4=';
+    const cwd = process.cwd();
+    try {
+      // A file of the CI machine whose name the loader takes for a policy, and a suite beside it.
+      await writeFile(join(outside, 'policy.yaml'), `[http]\n\textraheader = AUTHORIZATION: basic ${SECRET}\n`);
+      await writeFile(join(outside, 'x.policy.yaml'), `name: "${SECRET}\n`);
+      await mkdir(join(ws, 'repo', 'sub'), { recursive: true });
+      await symlink(outside, join(ws, 'repo', 'policies'));
+      process.chdir(join(ws, 'repo'));
+      for (const policies of ['policies', 'policies/', join(ws, 'repo', 'policies'), 'sub/../policies']) {
+        const n = api.requests.length;
+        const r = await run({ policies, repoDir: '.', notifier: notifier() });
+        expect([r.ok, r.state]).toEqual([false, 'failure']);
+        expect(r.lint.issues.map((i) => i.kind)).toEqual(['root-symlink']);
+        expect(r.tests.errors).toEqual([]);
+        expect(r.markdown).toContain('[root-symlink]');
+        expect(r.markdown).not.toContain(SECRET);
+        expect(r.markdown).not.toContain('basic');
+        expect(api.requests.slice(n).filter((q) => q.operationId === 'repos/create-commit-status').map((q) => q.body.state)).toEqual(['failure']);
+      }
+      // From a subdirectory, through `..`.
+      process.chdir(join(ws, 'repo', 'sub'));
+      expect((await run({ policies: '../policies' })).lint.issues.map((i) => i.kind)).toEqual(['root-symlink']);
+
+      // No policies directory at all: a failed check with a note, not a throw without a report.
+      const n = api.requests.length;
+      const missing = await run({ policies: join(ws, 'no-such-policies'), notifier: notifier() });
+      expect([missing.ok, missing.state]).toEqual([false, 'failure']);
+      expect(missing.markdown).toContain('The policies could not be read (IO');
+      expect(missing.description).toContain('policies unreadable');
+      const sent = api.requests.slice(n);
+      expect(sent.filter((q) => q.operationId === 'repos/create-commit-status').map((q) => q.body.state)).toEqual(['failure']);
+      expect(sent.find((q) => q.operationId === 'issues/update-comment' || q.operationId === 'issues/create-comment')?.body.body).toContain('The policies could not be read');
+    } finally {
+      process.chdir(cwd);
+      await rm(ws, { recursive: true, force: true });
+      await rm(outside, { recursive: true, force: true });
+    }
+    expect(api.errors).toEqual([]);
+  });
+
   it('a base revision or a deployments export that cannot be read fails the check with a note: status and comment still posted', async () => {
     const repo = await committedCopy('unreadable');
     const cases = [
@@ -261,16 +305,24 @@ describe('policy-check comment: only the token\'s own is the report; the status 
     tokenLogin = 'github-actions[bot]';
   });
 
-  it('a status that cannot be posted (a fork\'s read-only token: 403) does not lose the report: comment written, failure reported', async () => {
-    api.respond('repos/create-commit-status', () => INTEGRATION_403);
+  it('a status that cannot be posted does not lose the report; only a fork\'s 403 (its read-only token) leaves the check green', async () => {
     try {
-      const n = api.requests.length;
-      const r = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier() });
-      expect([r.ok, r.state]).toEqual([true, 'success']);
-      expect(r.statusError?.message).toContain('Resource not accessible by integration');
-      expect(r.markdown).toContain('Cerro Torre policy check: ✅ passed');
-      expect(r.comment).toBeDefined();
-      expect(api.requests.slice(n).map((q) => q.operationId)).toEqual(expect.arrayContaining(['repos/create-commit-status', 'issues/list-comments']));
+      for (const c of [
+        { fork: true, answer: INTEGRATION_403, ok: true },
+        { fork: false, answer: INTEGRATION_403, ok: false },
+        { fork: true, answer: { status: 401, body: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } }, ok: false },
+        { fork: false, answer: { status: 401, body: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } }, ok: false },
+      ]) {
+        api.respond('repos/create-commit-status', () => c.answer);
+        const n = api.requests.length;
+        const r = await run({ policies: join(TEMPLATE, 'policies'), notifier: notifier(), fork: c.fork });
+        expect({ ok: r.ok, state: r.state, fork: r.statusError?.fork }).toEqual({ ok: c.ok, state: 'success', fork: c.ok });
+        expect(r.statusError?.message).toContain(c.answer.body.message);
+        // The check passed and says so; the comment is written all the same.
+        expect(r.markdown).toContain('Cerro Torre policy check: ✅ passed');
+        expect(r.comment).toBeDefined();
+        expect(api.requests.slice(n).map((q) => q.operationId)).toEqual(expect.arrayContaining(['repos/create-commit-status', 'issues/list-comments']));
+      }
     } finally {
       api.respond('repos/create-commit-status', (req) => ({ status: 201, body: statusJson(req, tokenLogin) }));
     }

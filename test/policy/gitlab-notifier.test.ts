@@ -25,6 +25,7 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
   const BOT = { id: 77, username: 'project_42_bot_1' };
   const notes: { id: number; body: string; author: { id: number; username: string } }[] = [{ id: 3, body: 'LGTM', author: { id: 5, username: 'reviewer' } }];
   let editFails = false;
+  let statusFails = false;
   const SHA = 'e'.repeat(40);
 
   beforeAll(async () => {
@@ -51,7 +52,10 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
         n.body = String(body.body);
         return json(200, n);
       }
-      if (req.method === 'POST' && u.pathname === `/api/v4/projects/42/statuses/${SHA}`) return json(201, { id: 1, status: body.state });
+      if (req.method === 'POST' && /^\/api\/v4\/projects\/42\/statuses\/[0-9a-f]{40}$/.test(u.pathname)) {
+        if (statusFails) return json(401, { message: '401 Unauthorized' });
+        return json(201, { id: 1, status: body.state });
+      }
       json(404, { message: '404 Not Found' });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -114,9 +118,11 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
     }
   });
 
-  // A merged-results pipeline runs on GitLab's internal merge commit (CI_COMMIT_SHA), which the MR
-  // does not show; the source head and the target head come in variables set only there.
-  it('a merged-results pipeline: statuses on the source branch head, the impact against the target branch head', async () => {
+  // A merged-results pipeline checks out GitLab's merge result (CI_COMMIT_SHA): the impact is
+  // against the target's head; statuses stay on CI_COMMIT_SHA with this pipeline's id (on the source
+  // head without pipeline_id GitLab makes a separate external pipeline, runatlantis/atlantis#2489,
+  // and a fork's branch named `main` would post for ref `main`).
+  it('a merged-results pipeline: the impact against the target branch head, statuses on CI_COMMIT_SHA in this pipeline', async () => {
     const MERGE = 'd'.repeat(40);
     const repo = await mkdtemp(join(tmpdir(), 'ct-policy-merged-'));
     try {
@@ -133,7 +139,7 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
       const line = (job.script as string[]).find((l) => l.includes('CT_POLICY_BASE_REF'))!;
       expect(execFileSync('sh', ['-c', `${line}; printf %s "$CT_POLICY_BASE_REF"`], { env: { PATH: process.env.PATH, ...merged }, encoding: 'utf8' })).toBe(target);
 
-      // ct-gitlab policy-check without CT_POLICY_BASE_REF: the same choice, and the status on SHA.
+      // ct-gitlab policy-check without CT_POLICY_BASE_REF: the same choice, and the status on MERGE.
       requests.length = 0;
       const env = { PATH: process.env.PATH, ...merged, CT_POLICY_DIR: join(repo, 'policies'), CT_POLICY_DEPLOYMENTS: join(repo, 'deployments.example.json'), CT_POLICY_GITLAB_TOKEN: 'glpat-test', CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_MERGE_REQUEST_IID: '7', CI_PROJECT_DIR: repo, CI_JOB_URL: 'https://gitlab.example/job/9' };
       const code = await new Promise<number>((resolve, reject) => {
@@ -144,17 +150,41 @@ describe('GitLab notifier (merge-request note + commit status)', () => {
       const report = await readFile(join(repo, 'policy-report.md'), 'utf8');
       expect({ code, unread: report.includes('could not be read') }).toEqual({ code: 0, unread: false });
       expect(report).not.toContain('impact not computed');
-      expect(requests.filter((r) => r.path.includes('/statuses/')).map((r) => [r.path, r.body.state])).toEqual([[`/api/v4/projects/42/statuses/${SHA}`, 'success']]);
+      expect(requests.filter((r) => r.path.includes('/statuses/')).map((r) => [r.path, r.body.state])).toEqual([[`/api/v4/projects/42/statuses/${MERGE}`, 'success']]);
 
-      // The build's status reporter: the same commit, its branch, not the merge commit's pipeline.
+      // The build's status reporter: the pipeline's commit, ref and id, even for a fork's branch named main.
       requests.length = 0;
-      const reporter = gitlabReporterFromEnv({ ...merged, CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_COMMIT_REF_NAME: 'refs/merge-requests/7/merge' }, 'glpat-test')!;
+      const reporter = gitlabReporterFromEnv({ ...merged, CI_MERGE_REQUEST_SOURCE_BRANCH_NAME: 'main', CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_COMMIT_REF_NAME: 'refs/merge-requests/7/merge' }, 'glpat-test')!;
       expect(await reporter({ state: 'success', context: 'cerro-torre/build', description: 'built' })).toBeUndefined();
-      expect(requests.map((r) => r.path)).toEqual([`/api/v4/projects/42/statuses/${SHA}`]);
-      expect(requests[0].body).toMatchObject({ state: 'success', name: 'cerro-torre/build', ref: 'feature/x' });
-      expect(requests[0].body.pipeline_id).toBeUndefined();
+      expect(requests.map((r) => r.path)).toEqual([`/api/v4/projects/42/statuses/${MERGE}`]);
+      expect(requests[0].body).toMatchObject({ state: 'success', name: 'cerro-torre/build', ref: 'refs/merge-requests/7/merge', pipeline_id: 555 });
     } finally {
       await rm(repo, { recursive: true, force: true });
+    }
+  });
+
+  it('a status that cannot be posted fails the job, after the report, the JUnit and the note are written', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'ct-policy-gitlab-status-'));
+    statusFails = true;
+    try {
+      const env = { PATH: process.env.PATH, CT_POLICY_DIR: join(repoRoot, 'examples/policy-repo/policies'), CT_POLICY_GITLAB_TOKEN: 'glpat-expired', CI_SERVER_URL: url, CI_PROJECT_ID: '42', CI_MERGE_REQUEST_IID: '7', CI_COMMIT_SHA: SHA, CI_PROJECT_DIR: cwd };
+      requests.length = 0;
+      const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [join(repoRoot, 'bin/ct-gitlab.js'), 'policy-check'], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', reject);
+        child.on('close', (c) => resolve({ code: c ?? -1, stderr: err }));
+      });
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/ERROR: the cerro-torre\/policy commit status was not posted/);
+      // The check itself passed: the report says so, and is there.
+      expect(await readFile(join(cwd, 'policy-report.md'), 'utf8')).toContain('## Cerro Torre policy check: ✅ passed');
+      expect(await readFile(join(cwd, 'policy-junit.xml'), 'utf8')).toContain('failures="0" errors="0"');
+      expect(requests.some((r) => /^(POST|PUT)$/.test(r.method) && r.path.startsWith('/api/v4/projects/42/merge_requests/7/notes'))).toBe(true);
+    } finally {
+      statusFails = false;
+      await rm(cwd, { recursive: true, force: true });
     }
   });
 
