@@ -18,6 +18,7 @@ import { compileTexts, readPolicySources } from '../../src/policy/load.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { readPolicyInput } from '../../src/policy/input.js';
 import { parseSource } from '../../src/policy/source.js';
+import { runPolicyTests } from '../../src/policy/suite.js';
 
 interface Step { uses?: string; with?: Record<string, unknown> }
 interface Workflow { permissions?: Record<string, string>; jobs: Record<string, { permissions?: Record<string, string>; steps?: Step[] }> }
@@ -103,6 +104,14 @@ describe('GitHub starter policy check', () => {
     const d = evaluate(loaded.set!, input);
     expect({ allow: d.allow, violations: d.violations.map((v) => v.code) }).toEqual({ allow: true, violations: [] });
     expect(d.policies).toEqual(['pull-request']);
+  });
+
+  // docs/ci.md says to copy policies/pull-request with the template: its suite must pass there alone.
+  it('the pull-request policy\'s suite passes on its own, as copied, and beside the other policies', async () => {
+    for (const dir of ['policies/pull-request', 'policies']) {
+      const r = await runPolicyTests(join(REPO, dir));
+      expect({ dir, ok: r.ok, failed: r.cases.filter((c) => !c.passed).map((c) => c.name), errors: r.errors }).toEqual({ dir, ok: true, failed: [], errors: [] });
+    }
   });
 });
 
