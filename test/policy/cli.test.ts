@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -100,6 +100,30 @@ describe('ct policy test', () => {
     expect(r.code).toBe(10);
     expect(r.stdout).toContain('development.policy.yaml:3:1: error [untested]');
     expect((await inProcess((io) => testCommand(io, dir, {}))).code).toBe(0);
+  });
+});
+
+describe('ct policy on a symlinked policies root', () => {
+  // A pull request's checkout whose policies directory links to a directory of the CI machine.
+  it('lint, test and diff refuse it (root-symlink) before reading a file under it', async () => {
+    const SECRET = 'c2VjcmV0dG9rZW4=';
+    const outside = join(tmp, 'runner-dir');
+    const checkout = join(tmp, 'linked-checkout');
+    await mkdir(outside);
+    await mkdir(checkout);
+    await writeFile(join(outside, 'policy.yaml'), `[http]\n\textraheader = AUTHORIZATION: basic ${SECRET}\n`);
+    await symlink(outside, join(checkout, 'policies'));
+    const lint = await inProcess((io) => lintCommand(io, [join(checkout, 'policies')], { format: 'json' }));
+    expect(lint.code).toBe(10);
+    expect((JSON.parse(lint.stdout) as { issues: { kind: string }[] }).issues.map((i) => i.kind)).toEqual(['root-symlink']);
+    const test = await inProcess((io) => testCommand(io, join(checkout, 'policies'), { format: 'json' }));
+    expect(test.code).toBe(10);
+    expect((JSON.parse(test.stdout) as { errors: { kind: string }[] }).errors.map((i) => i.kind)).toEqual(['root-symlink']);
+    const diff = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), join(checkout, 'policies'), { against: DEPLOYMENTS }));
+    expect(diff.code).not.toBe(0);
+    expect(diff.stderr).toContain('POLICY_INVALID');
+    expect(diff.stderr).toContain('root-symlink');
+    for (const r of [lint, test, diff]) expect(r.stdout + r.stderr).not.toContain(SECRET);
   });
 });
 
