@@ -93,21 +93,21 @@ export async function run(inputs: PolicyCheckInputs): Promise<PolicyCheckResult>
   let unreadable: string | undefined;
   let lint: LintResult;
   let tests: TestReport;
-  // Before anything under the root is read: a symlinked root is refused (src/policy/root.ts).
-  const rootProblem = await policiesRootProblem(inputs.policies);
-  if (rootProblem) ({ lint, tests } = nothingRead([rootProblem]));
-  else {
-    try {
+  try {
+    // Before anything under the root is read: a symlinked root is refused (src/policy/root.ts).
+    const rootProblem = await policiesRootProblem(inputs.policies);
+    if (rootProblem) ({ lint, tests } = nothingRead([rootProblem]));
+    else {
       lint = lintTexts(await readPolicySources([inputs.policies]), now);
       tests = await runPolicyTests(inputs.policies, { requireTests: inputs.requireTests });
-    } catch (e) {
-      ({ lint, tests } = nothingRead([]));
-      unreadable = 'policies unreadable';
-      diffNote = `The policies could not be read (${noteError(e)}): the check fails.`;
     }
+  } catch (e) {
+    ({ lint, tests } = nothingRead([]));
+    unreadable = 'policies unreadable';
+    diffNote = `The policies could not be read (${noteError(e)}): the check fails.`;
   }
   if (unreadable) {
-    // diffNote says why
+    // diffNote says why.
   } else if (!inputs.deployments) diffNote = 'No deployments export given: impact on live deployments not checked.';
   else if (!inputs.baseRef) diffNote = 'No base revision given: impact on live deployments not checked.';
   else if (!lint.set) diffNote = 'The policies do not load: impact not computed.';
