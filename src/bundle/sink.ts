@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { PassThrough, Transform, type Readable } from 'node:stream';
@@ -29,8 +29,23 @@ export class HashingFileSink {
   bytesIn = 0;
   bytesOut = 0;
 
-  constructor(readonly target: string, private readonly opts: { gzip: boolean; gzipLevel?: number; durable?: boolean }) {
+  /**
+   * `temps`: a set a signal handler unlinks (src/cli/interrupt.ts). The temporary is entered before
+   * it exists and made synchronously (then opened without O_CREAT), so a handler running between
+   * JavaScript tasks never misses it and no open still in flight can make it again after the unlink.
+   * It leaves the set once renamed or removed.
+   */
+  constructor(readonly target: string, private readonly opts: { gzip: boolean; gzipLevel?: number; durable?: boolean; temps?: Set<string> }) {
     this.tmp = tempPathFor(target);
+    if (opts.temps) {
+      opts.temps.add(this.tmp);
+      try {
+        closeSync(openSync(this.tmp, 'wx', 0o644));
+      } catch (e) {
+        opts.temps.delete(this.tmp);
+        throw asIoError(e, target);
+      }
+    }
     const tap = new Transform({
       highWaterMark: 1 << 20,
       transform: (chunk: Buffer, _enc, cb) => {
@@ -39,7 +54,7 @@ export class HashingFileSink {
         cb(null, chunk);
       },
     });
-    const file = createWriteStream(this.tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
+    const file = createWriteStream(this.tmp, { flags: opts.temps ? 'r+' : 'wx', mode: 0o644, highWaterMark: 1 << 20 });
     this.done = runPipeline([this.head, tap, file]);
     this.done.catch((e) => (this.failed ??= e));
     if (opts.gzip) this.gzip = new BlockGzip((b) => this.push(b), opts.gzipLevel);
@@ -105,6 +120,7 @@ export class HashingFileSink {
         }
       }
       await rename(this.tmp, this.target);
+      this.opts.temps?.delete(this.tmp);
     } catch (e) {
       await this.abort();
       throw asIoError(e, this.target);
@@ -121,5 +137,6 @@ export class HashingFileSink {
     this.head.destroy();
     await this.done.catch(() => undefined);
     await rm(this.tmp, { force: true });
+    this.opts.temps?.delete(this.tmp);
   }
 }

@@ -19,6 +19,8 @@ export interface WriteCtpOptions {
   gzip?: boolean;
   /** mtime in seconds for every entry; default SOURCE_DATE_EPOCH or 0. */
   mtime?: number;
+  /** A set a signal handler unlinks (src/cli/interrupt.ts): the output's temporary is entered there. */
+  temps?: Set<string>;
 }
 
 export interface WriteResult {
@@ -45,7 +47,7 @@ export async function writeCtp(out: string, files: Map<string, CtpFileSource> | 
   for (const d of dirs) if (map.has(d)) throw new CtError('TAR_DUPLICATE_ENTRY', `writeCtp: ${d} is both a file and a directory`, { name: d });
   const order = [...[...dirs].map((d) => `${d}/`), ...map.keys()].sort(compareNames);
 
-  const sink = new HashingFileSink(out, { gzip: !!opts.gzip });
+  const sink = new HashingFileSink(out, { gzip: !!opts.gzip, temps: opts.temps });
   try {
     for (const entry of order) {
       if (entry.endsWith('/')) {

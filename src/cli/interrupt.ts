@@ -1,4 +1,4 @@
-import { unlinkSync } from 'node:fs';
+import { rmSync, unlinkSync } from 'node:fs';
 
 /** What ends a command from outside and can be caught (SIGKILL cannot). */
 const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -15,9 +15,13 @@ const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * creates them synchronously for that): unlink removes the one name and follows nothing, where a
  * recursive removal in a directory others can write (-o /tmp/x) can be steered elsewhere. A
  * directory entered by mistake fails to unlink and is left.
+ *
+ * `scratchDirs` holds directories the command made itself with mkdtemp (mode 0700, so no other
+ * user can put anything in them): those are removed recursively, after the files.
  */
-export async function removingTempsOnSignal<T>(body: (temps: Set<string>) => Promise<T>): Promise<T> {
+export async function removingTempsOnSignal<T>(body: (temps: Set<string>, scratchDirs: Set<string>) => Promise<T>): Promise<T> {
   const temps = new Set<string>();
+  const scratchDirs = new Set<string>();
   const onSignal = (signal: NodeJS.Signals): void => {
     for (const s of ENDING_SIGNALS) process.off(s, onSignal);
     for (const p of temps) {
@@ -27,11 +31,18 @@ export async function removingTempsOnSignal<T>(body: (temps: Set<string>) => Pro
         // The process ends all the same; the next run's stale clean-up takes what could not be removed.
       }
     }
+    for (const d of scratchDirs) {
+      try {
+        rmSync(d, { recursive: true, force: true });
+      } catch {
+        // As above: the process ends all the same.
+      }
+    }
     process.kill(process.pid, signal);
   };
   for (const s of ENDING_SIGNALS) process.on(s, onSignal);
   try {
-    return await body(temps);
+    return await body(temps, scratchDirs);
   } finally {
     for (const s of ENDING_SIGNALS) process.off(s, onSignal);
   }

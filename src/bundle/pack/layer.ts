@@ -324,7 +324,7 @@ class DirStack {
  */
 export async function buildDirLayer(
   root: PinnedDir, realRoot: string | undefined, shownRoot: string, blobPath: string,
-  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; skip?: readonly { dev: number; ino: number }[]; gzip?: boolean; include?: PackInclude[]; includeRoots?: readonly string[] },
+  opts: { mtime: number; exclude?: string[]; excludeNames?: readonly string[]; skip?: readonly { dev: number; ino: number }[]; gzip?: boolean; include?: PackInclude[]; includeRoots?: readonly string[]; temps?: Set<string> },
 ): Promise<BuiltLayer> {
   const skip = new Set((opts.skip ?? []).map((f) => `${f.dev}:${f.ino}`));
   const walked = await walk(root, shownRoot, new Set(opts.exclude ?? []), new Set(opts.excludeNames ?? []), skip);
@@ -339,7 +339,7 @@ export async function buildDirLayer(
     throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries with its [[include]] files and their directories, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
   }
   // A scratch file copied into the bundle right after: no fsync needed.
-  const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false });
+  const sink = new HashingFileSink(blobPath, { gzip: opts.gzip ?? true, durable: false, temps: opts.temps });
   const mtime = opts.mtime;
   const held = new DirStack(root, dirs);
   try {

@@ -1,7 +1,8 @@
-import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { lstat, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
-import { readRegularFile } from '../../core/fs.js';
+import { readRegularFile, tempTargetName } from '../../core/fs.js';
 import { MAX_SMALL_FILE_BYTES } from '../limits.js';
 import { sha256Digest } from '../../core/digest.js';
 import { canonicalBytes } from '../../core/jcs.js';
@@ -40,6 +41,9 @@ export interface PackOptions {
   /** Seconds; default SOURCE_DATE_EPOCH or 0. Also the build timestamp, so output is reproducible. */
   mtime?: number;
   platform?: Platform;
+  /** Sets a signal handler empties (src/cli/interrupt.ts): the temporaries and the scratch directory. */
+  temps?: Set<string>;
+  scratchDirs?: Set<string>;
 }
 
 export interface PackResult {
@@ -151,9 +155,13 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
   if (!name || !version) throw new CtError('USAGE', 'ct pack needs a name and a version (--name/--version or ct.toml)', {});
   const security = opts.securityDir ? await securityFiles(opts.securityDir) : new Map<string, Buffer>();
 
+  if (pinned) await refuseEarlierScratch(out, pinned.root);
+
   let tmp: string;
   try {
-    tmp = await mkdtemp(join(dirname(out), '.ct-pack-'));
+    // Synchronous, so the name is in scratchDirs before a signal handler can next run.
+    tmp = mkdtempSync(join(dirname(out), SCRATCH_PREFIX));
+    opts.scratchDirs?.add(tmp);
   } catch (e) {
     throw asIoError(e, dirname(out));
   }
@@ -164,7 +172,7 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
       // --out inside DIR: neither this run's scratch directory nor an earlier run's output is packed.
       const skip = await Promise.all([tmp, out].map((p) => lstat(p).catch(() => undefined)));
       const layer = await buildDirLayer(pinned.root, pinned.real, opts.from.dir, join(tmp, 'layer'), {
-        mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, skip: skip.filter((s) => s !== undefined), include: inputs.include, includeRoots: opts.includeFrom,
+        mtime, exclude: ['ct.toml'], excludeNames: VCS_METADATA, skip: skip.filter((s) => s !== undefined), include: inputs.include, includeRoots: opts.includeFrom, temps: opts.temps,
       });
       const cfg = dirConfig(inputs, layer.diffId, created);
       const manifestBytes = canonicalBytes({
@@ -210,9 +218,45 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
     files.set(blob(sha256Digest(image.configBytes)), image.configBytes);
     for (const l of image.layers) files.set(blob(l.digest), l.source);
     for (const [n, data] of security) files.set(n, data);
-    const r = await writeCtp(out, files, { gzip: opts.gzip, mtime });
+    const r = await writeCtp(out, files, { gzip: opts.gzip, mtime, temps: opts.temps });
     return { out, bundleDigest: r.digest, size: r.size, imageDigest, manifest };
   } finally {
     await rm(tmp, { recursive: true, force: true });
+    opts.scratchDirs?.delete(tmp);
+  }
+}
+
+const SCRATCH_PREFIX = '.ct-pack-';
+
+/**
+ * With --out inside DIR, what an earlier pack killed outright (SIGKILL, a crash: nothing ran to
+ * remove it) left beside the output would be packed as part of DIR: its scratch copy of DIR's files,
+ * some since deleted (a secret), and a partial output. Refused rather than skipped: a user's own
+ * file of that name cannot be told from a leftover, and packing or dropping it silently are both wrong.
+ */
+async function refuseEarlierScratch(out: string, root: PinnedDir): Promise<void> {
+  let outDir: string;
+  try {
+    outDir = await realpath(dirname(out));
+  } catch {
+    return; // No such directory yet: nothing can lie in it; making the scratch directory reports it.
+  }
+  let inside = false;
+  for (let p = outDir; ; p = dirname(p)) {
+    const st = await stat(p).catch(() => undefined);
+    if (st && st.dev === root.dev && st.ino === root.ino) {
+      inside = true;
+      break;
+    }
+    if (p === dirname(p)) break;
+  }
+  if (!inside) return;
+  const names = await readdir(outDir).catch((e: unknown) => {
+    throw asIoError(e, outDir);
+  });
+  const left = names.filter((n) => n.startsWith(SCRATCH_PREFIX) || tempTargetName(n) === basename(out)).sort();
+  if (left.length > 0) {
+    const path = join(outDir, left[0]);
+    throw new CtError('USAGE', `${path}: left by an earlier ct pack that was killed, and it lies in the directory being packed; remove it (or write --out outside the directory) and pack again`, { path });
   }
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CtError } from '../../core/errors.js';
 import { action, processIo } from '../io.js';
 import { packCtp, type PackSource } from '../../bundle/pack/pack.js';
+import { removingTempsOnSignal } from '../interrupt.js';
 
 interface PackCliOptions {
   name?: string;
@@ -49,7 +50,9 @@ export function register(program: Command): void {
         const sources = [dir, opts.ociLayout, opts.imageTar].filter((s) => s !== undefined);
         if (sources.length !== 1) throw new CtError('USAGE', 'give exactly one source: DIR, --oci-layout DIR or --image-tar FILE', {});
         const from: PackSource = dir !== undefined ? { dir } : opts.ociLayout !== undefined ? { ociLayout: opts.ociLayout } : { imageTar: opts.imageTar! };
-        const r = await packCtp({
+        // Interrupted, the scratch copy of DIR and the partial output go first: left beside an
+        // --out inside DIR, the next pack would have packed them.
+        const r = await removingTempsOnSignal((temps, scratchDirs) => packCtp({
           from,
           out: opts.out!,
           name: opts.name,
@@ -59,7 +62,9 @@ export function register(program: Command): void {
           includeFrom: opts.includeFrom,
           runtimeFile: opts.runtime,
           platform: parsePlatform(opts.platform),
-        });
+          temps,
+          scratchDirs,
+        }));
         if (opts.json) processIo.out(JSON.stringify({ out: r.out, bundleDigest: r.bundleDigest, imageDigest: r.imageDigest, size: r.size }));
         else {
           processIo.out(r.bundleDigest);
