@@ -18,7 +18,7 @@ import { rewriteCtp } from '../bundle/write.js';
 import { submitToLogs, type LogEndpoint, type SubmitResult } from '../tlog/client.js';
 import type { LogEntry } from '../tlog/entry.js';
 import { buildStatement, ctpSubjects, PREDICATE_SLSA_PROVENANCE_V1, PREDICATE_SPDX_DOCUMENT, type CoveredFile } from './statement.js';
-import { signStatement } from './sign.js';
+import { addSignature, signStatement } from './sign.js';
 import { attestationDigest, buildVcsBundle, vcsBundleBytes, type VcsLogEntry } from './vcs-bundle.js';
 import type { DsseEnvelope } from './dsse.js';
 import { spdxForImage } from './spdx.js';
@@ -30,6 +30,11 @@ export interface PredicateInput {
 
 export interface SignCtpOptions {
   key: KeyObject;
+  /**
+   * Further signers: each adds its signature to every envelope before it is logged (a k-of-n
+   * threshold group counts distinct keys, and a later `ct sign` replaces the envelopes).
+   */
+  alsoKeys?: readonly KeyObject[];
   logs: LogEndpoint[];
   predicates?: PredicateInput[];
   /** Output path; default: rewrite the input in place (atomically). */
@@ -86,7 +91,7 @@ export async function attestCtp(
     { type: PREDICATE_SPDX_DOCUMENT, predicate: await spdxForImage(archive, image, { now }) },
   ];
   const subjects = ctpSubjects(`${archive.manifest.name}:${archive.manifest.version}`, image.manifestDigest, coveredFiles(archive));
-  const envelopes = predicates.map((p) => signStatement(buildStatement(subjects, p.type, p.predicate), opts.key));
+  const envelopes = predicates.map((p) => (opts.alsoKeys ?? []).reduce((env, k) => addSignature(env, k), signStatement(buildStatement(subjects, p.type, p.predicate), opts.key)));
   const results: SubmitResult[][] = [];
   const entries: VcsLogEntry[] = [];
   for (const [i, env] of envelopes.entries()) {

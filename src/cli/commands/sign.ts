@@ -3,11 +3,13 @@
  * given), records every attestation in every --log, and writes attestations/bundle.json into it.
  */
 import type { Command } from 'commander';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
 import { timeoutOption } from '../../core/timeout-option.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { loadPrivateKey } from '../../trust/keys.js';
+import { keyIdOf } from '../../trust/keyid.js';
 import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
 import { DEFAULT_REQUIREMENTS } from '../../verify/report.js';
 import { loadPrivateKeyFor } from '../../trust/passphrase.js';
@@ -17,7 +19,7 @@ import type { LogEndpoint } from '../../tlog/client.js';
 import { signCtp, type PredicateInput } from '../../attest/sign-ctp.js';
 
 interface SignOptions {
-  key?: string;
+  key: string[];
   passwordEnv?: string;
   log: string[];
   predicate: string[];
@@ -29,6 +31,9 @@ interface SignOptions {
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** More signers than any threshold group needs; bounds the prompts and the envelope size. */
+const MAX_KEYS = 16;
 
 /**
  * Which log a --log value names: `ID=URL`; a URL the trust store lists; else the id the log
@@ -68,7 +73,7 @@ export function register(program: Command): void {
     .command('sign')
     .description('attest a .ctp: sign in-toto statements, record them in transparency logs, write attestations/bundle.json')
     .argument('<bundle>', '.ctp file')
-    .option('--key <key>', 'Ed25519 private key: a PEM file, or a keyring key\'s name or id (ct keygen, ct key list)')
+    .option('--key <key>', 'Ed25519 private key: a PEM file, or a keyring key\'s name or id (ct keygen, ct key list); repeat to sign with several keys (a k-of-n threshold group)', collect, [])
     .option('--password-env <var>', 'environment variable holding the key password (default CT_KEY_PASSWORD, else a prompt)')
     .option('--log <url>', 'transparency log URL or ID=URL (repeat for several logs)', collect, [])
     .option('--predicate <file>', 'predicate JSON (repeat; pairs with --predicate-type in order)', collect, [])
@@ -79,15 +84,25 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (bundle: string, o: SignOptions) => {
-        if (!o.key) throw new CtError('USAGE', 'ct sign needs --key', {});
+        if (o.key.length === 0) throw new CtError('USAGE', 'ct sign needs --key', {});
+        if (o.key.length > MAX_KEYS) throw new CtError('USAGE', `${o.key.length} --key: at most ${MAX_KEYS}`, {});
         if (o.log.length === 0) throw new CtError('USAGE', 'ct sign needs at least one --log', {});
         if (o.predicate.length !== o.predicateType.length) {
           throw new CtError('USAGE', `${o.predicate.length} --predicate but ${o.predicateType.length} --predicate-type: give them in pairs`, {});
         }
         const timeoutMs = o.timeout === undefined ? 20_000 : timeoutOption(o.timeout);
         // A key file, or a key of the keyring by name or id (what `ct keygen` makes), as ct trust-store sign takes.
-        const keyPath = await resolvePrivateKeyPath(keyringDir(), o.key);
-        const key = o.passwordEnv ? await loadPrivateKey(keyPath, process.env[o.passwordEnv]) : await loadPrivateKeyFor(keyPath);
+        const keys: KeyObject[] = [];
+        const ids = new Set<string>();
+        for (const k of o.key) {
+          const keyPath = await resolvePrivateKeyPath(keyringDir(), k);
+          const key = o.passwordEnv ? await loadPrivateKey(keyPath, process.env[o.passwordEnv]) : await loadPrivateKeyFor(keyPath);
+          // One key twice is one signer: a threshold counts it once, so a second signature only misleads.
+          const id = keyIdOf(createPublicKey(key));
+          if (ids.has(id)) throw new CtError('USAGE', `--key ${k}: the same key (${id}) is given twice`, { keyId: id });
+          ids.add(id);
+          keys.push(key);
+        }
         const predicates: PredicateInput[] = [];
         for (const [i, file] of o.predicate.entries()) {
           let text: string;
@@ -107,7 +122,7 @@ export function register(program: Command): void {
         }
         const store = o.trustStore ? await loadTrustStore(o.trustStore) : undefined;
         const logs = await Promise.all(o.log.map((l) => resolveLog(l, store, timeoutMs)));
-        const r = await signCtp(bundle, { key, logs, ...(predicates.length ? { predicates } : {}), ...(o.out ? { out: o.out } : {}), timeoutMs });
+        const r = await signCtp(bundle, { key: keys[0], alsoKeys: keys.slice(1), logs, ...(predicates.length ? { predicates } : {}), ...(o.out ? { out: o.out } : {}), timeoutMs });
         if (o.json) processIo.out(JSON.stringify(r, null, 2));
         else {
           processIo.out(r.bundleDigest);

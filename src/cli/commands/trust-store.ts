@@ -103,7 +103,7 @@ export function register(program: Command): void {
   ts.command('set-threshold')
     .argument('<file>', 'trust store')
     .description('define a k-of-n signer group (default members: every key of the role named like the group)')
-    .requiredOption('--group <name>', 'group name, e.g. trust-store-updaters')
+    .requiredOption('--group <name>', 'group name: trust-store-updaters counts signers of store updates; any other (e.g. builders) counts the key signers of the attestations ct verify accepts (ct sign --key A --key B signs with several)')
     .requiredOption('--k <k>', 'signatures required', (v) => Number(v))
     .option('--member <keyid...>', 'member key ids')
     .action(
