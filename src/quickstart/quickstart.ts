@@ -23,7 +23,7 @@ import { pushCtp } from '../oci/push.js';
 import type { LogServer } from '../tlog/server.js';
 import { containerIdFor } from '../protocol/container-id.js';
 import { Children } from './children.js';
-import { commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, registryAnswers, serverAnswers, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
+import { claimDirectory, commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, registryAnswers, serverAnswers, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
 import { startListening } from './ports.js';
 import { ChildRecord, stopLeftovers } from './leftovers.js';
 import { guide } from './guide.js';
@@ -103,7 +103,7 @@ interface Deployment { id: string; app: string; commit: string; status: string; 
 export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<number> {
   const registryBin = preflight(o.registryBin);
   const l = layoutOf(o.dir);
-  mkdirSync(l.dir, { recursive: true });
+  const made = claimDirectory(l);
   const unlock = lock(l);
   const recordFile = join(l.dir, 'children.json');
   try {
@@ -119,7 +119,7 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
   }
   const previous = readState(l);
   const state: QuickstartState = previous ?? (await createState(l));
-  io.out(previous ? `reusing ${l.dir}` : `created ${l.dir}`);
+  io.out(previous ? `reusing ${l.dir}` : made ? `created ${l.dir}` : `set up in ${l.dir}`);
   mkdirSync(l.logs, { recursive: true });
   const record = new ChildRecord(recordFile);
   const children = new Children(l.logs, (child, argv) => record.add(child, argv));

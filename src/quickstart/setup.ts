@@ -7,9 +7,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CtError } from '../core/errors.js';
+import { CtError, asIoError } from '../core/errors.js';
 import { generateKeyPair, writeKeyPair } from '../trust/keys.js';
 import { keyIdOf } from '../trust/keyid.js';
 import { addKey, newTrustStore } from '../trust/edit.js';
@@ -54,6 +54,35 @@ export function layoutOf(dir: string): Layout {
     policies: p('policies'), registry: p('registry'), desiredBare: p('desired.git'), desiredWork: p('desired'),
     server: p('server'), serverConfig: p('server.json'), host: p('host'), bundles: p('bundles'), deployerKey: p('deployer.key'),
   };
+}
+
+/** What a first run killed before it wrote quickstart.json leaves (the lock, its children, the key it reuses). */
+const BEFORE_STATE = new Set(['quickstart.pid', 'children.json', 'signer.key', 'signer.pub']);
+
+/**
+ * Makes the quickstart directory, or takes an existing one that is a quickstart's (quickstart.json in
+ * it) or empty. Any other directory is the user's: the run would write its keys, repositories and
+ * server over the files there (USAGE, as `ct unpack -o` refuses one). True when it made it.
+ */
+export function claimDirectory(l: Layout): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(l.dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new CtError('USAGE', `${l.dir}: not a directory; give --dir a new or empty directory`, { path: l.dir });
+    if (code !== 'ENOENT') throw asIoError(e, l.dir);
+    try {
+      mkdirSync(l.dir, { recursive: true });
+    } catch (e2) {
+      throw asIoError(e2, l.dir);
+    }
+    return true;
+  }
+  if (!existsSync(l.state) && names.some((n) => !BEFORE_STATE.has(n))) {
+    throw new CtError('USAGE', `${l.dir}: not a quickstart directory (no quickstart.json) and not empty: ct quickstart would write its keys, repositories and servers over its files; give --dir a new or empty directory`, { path: l.dir });
+  }
+  return false;
 }
 
 export function readState(l: Layout): QuickstartState | undefined {
