@@ -4,6 +4,7 @@
  * exactly the API's: an MCP call can never do more than the token could over HTTP.
  */
 import { ToolError } from './tool.js';
+import { noAnswerReason, spokeTlsToPlainHttp } from '../core/no-answer.js';
 import { jsonDepthExceeds } from '../core/json.js';
 import { errorCode } from '../protocol/error-code.js';
 
@@ -93,7 +94,9 @@ export class ApiClient {
       });
     } catch (e) {
       if (this.signal?.aborted) throw this.cut(method);
-      throw new ToolError('SERVER_UNAVAILABLE', `the deploy server did not answer: ${(e as Error).name}`);
+      // The reason (ECONNREFUSED: not running or another port; a TLS failure), not fetch's "TypeError".
+      const hint = spokeTlsToPlainHttp(url, e) ? ' (the server answered in plain HTTP, not TLS: give its URL as http://, allowed for a server on this machine)' : '';
+      throw new ToolError('SERVER_UNAVAILABLE', `the deploy server at ${base.origin} did not answer: ${noAnswerReason(e)}${hint}`);
     }
     let text: string;
     try {
@@ -101,7 +104,7 @@ export class ApiClient {
     } catch (e) {
       if (e instanceof ToolError) throw e;
       if (this.signal?.aborted) throw this.cut(method);
-      throw new ToolError('SERVER_UNAVAILABLE', `the deploy server's answer was cut short: ${(e as Error).name}`);
+      throw new ToolError('SERVER_UNAVAILABLE', `the deploy server's answer was cut short: ${noAnswerReason(e)}`);
     }
     let body: unknown;
     try {

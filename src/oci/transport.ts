@@ -7,6 +7,7 @@ import { readRegistryJson } from './remote-json.js';
 import type { Credentials } from './credentials.js';
 import type { NetworkGuard } from './guard.js';
 import { MIN_BYTES_PER_SECOND, Pace, pastDeadline, withinDeadline } from './pace.js';
+import { spokeTlsToPlainHttp } from '../core/no-answer.js';
 
 /**
  * HTTP to one registry with the SPEC §3 rules built in:
@@ -299,6 +300,6 @@ function networkError(e: unknown, url: URL): CtError {
   }
   const err = e as { code?: string; message?: string };
   // TLS spoken to a plain-http server: OpenSSL's words say nothing a user can act on.
-  const hint = url.protocol === 'https:' && /wrong version number|packet length too long|http request/i.test(String(err?.message)) ? ' (the registry answered in plain HTTP, not TLS: a local test registry needs --plain-http)' : '';
+  const hint = spokeTlsToPlainHttp(url, e) ? ' (the registry answered in plain HTTP, not TLS: a local test registry needs --plain-http)' : '';
   return new CtError('NETWORK_ERROR', `${url.host}: ${err?.code ?? ''} ${err?.message ?? String(e)}`.trim() + hint, { host: url.host }, { cause: e });
 }
