@@ -12,6 +12,7 @@ import { loadPrivateKey } from '../../trust/keys.js';
 import { keyIdOf } from '../../trust/keyid.js';
 import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
 import { DEFAULT_REQUIREMENTS } from '../../verify/report.js';
+import { trustedLog } from '../../verify/vcs/logs.js';
 import { loadPrivateKeyFor } from '../../trust/passphrase.js';
 import { loadTrustStore } from '../../trust/store.js';
 import type { TrustStore } from '../../trust/types.js';
@@ -129,10 +130,13 @@ export function register(program: Command): void {
           processIo.err(`signed ${r.out}: ${r.attestations.map((a) => a.predicateType).join(', ')}`);
           for (const l of r.logs) processIo.err(`  log ${l.id} (${l.url}): ${l.ok ? 'recorded' : `FAILED ${l.message}`}`);
         }
-        // Signed but not verifiable as things stand: say so now, not at the first ct verify.
-        const recorded = r.logs.filter((l) => l.ok).length;
+        // Signed but not verifiable as things stand: say so now, not at the first ct verify. With the
+        // trust store known, counted as verify counts: distinct operators of the logs it lists.
+        const okLogs = r.logs.filter((l) => l.ok);
+        const recorded = store ? new Set(okLogs.map((l) => trustedLog(store, l.id)?.operator).filter((op) => op !== undefined)).size : okLogs.length;
         if (recorded < DEFAULT_REQUIREMENTS.logQuorum) {
-          processIo.err(`warning: recorded in ${recorded} log${recorded === 1 ? '' : 's'}; ct verify asks for ${DEFAULT_REQUIREMENTS.logQuorum} distinct logs by default (INSUFFICIENT_LOG_COVERAGE): sign into more --log, or verify with --log-quorum ${Math.max(1, recorded)} (or logQuorum in the policy)`);
+          const what = store ? `log operator${recorded === 1 ? '' : 's'} the trust store lists` : `log${recorded === 1 ? '' : 's'} (not knowing their operators without --trust-store)`;
+          processIo.err(`warning: recorded by ${recorded} distinct ${what}; ct verify asks for ${DEFAULT_REQUIREMENTS.logQuorum} distinct log operators by default (INSUFFICIENT_LOG_COVERAGE): sign into logs of more operators, or verify with --log-quorum ${Math.max(1, recorded)} (or logQuorum in the policy)`);
         }
         return 0;
       }),

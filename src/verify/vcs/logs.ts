@@ -19,6 +19,15 @@ import type { ParsedAttestation, ParsedLogEntry } from './parse.js';
 import { cachedPublicKey } from './keys.js';
 
 /** Entries matched to attestations by their inclusion proofs; no signature checked yet. */
+/**
+ * The trust store's entry for a log id, which names the operator its entries count under for the
+ * log quorum (distinct operators: two logs of one operator count once); undefined when the store
+ * does not list the log, whose entries then count for nothing. ct sign's warning counts the same way.
+ */
+export function trustedLog(store: TrustStore, logId: string): { operator: string; publicKey: string } | undefined {
+  return ownEntry(store.logs, logId);
+}
+
 export interface LogPlan {
   matched: { pe: ParsedLogEntry; ai: number; logKey: KeyObject; operator: string; bytes: Buffer }[];
   warnings: string[];
@@ -69,7 +78,7 @@ function matchInto(plan: LogPlan, atts: ParsedAttestation[], entries: ParsedLogE
   for (const pe of entries) {
     const e = pe.entry;
     const where = `$.logEntries[${pe.index}]`;
-    const log = ownEntry(store.logs, e.logId);
+    const log = trustedLog(store, e.logId);
     if (!log) {
       plan.warnings.push(`${where}: log ${e.logId} is not in the trust store; entry not counted`);
       continue;
