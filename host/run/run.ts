@@ -112,7 +112,12 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   if (o.policies) {
     const store = new PolicyStore([resolve(o.policies)]);
     const loaded = await store.reload();
-    if (!loaded.ok || !store.current) throw new CtError('NO_POLICY', `policies in ${o.policies} failed to load: ${loaded.error?.message ?? 'unknown error'}`, {});
+    if (!loaded.ok || !store.current) {
+      // A path that cannot be read is the operator's to fix (IO_ERROR, as --policy /nope.json), not a
+      // policy that denies: NO_POLICY (exit 4) read as a policy decision.
+      const code = loaded.error?.code === 'IO_ERROR' ? 'IO_ERROR' : 'NO_POLICY';
+      throw new CtError(code, `policies in ${o.policies} failed to load: ${loaded.error?.message ?? 'unknown error'}`, { path: o.policies });
+    }
     set = store.current;
   }
   const report = await verifyCtpArchive(archive, { ...o.verify, trust: withPolicyKeyless(o.verify.trust, set) });

@@ -1,3 +1,4 @@
+import { CtError } from '../../src/core/errors.js';
 import { enqueueReconcile } from './reconcile-trigger.js';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -58,6 +59,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   let policyCommit: string | null = null;
   // Reloads are serialised: concurrent reconciles share one sync + load at a time.
   let policyChain: Promise<void> = Promise.resolve();
+  // The last load's failure code, for /readyz and the start banner (the log has the message).
+  let policyError: string | undefined;
   const reloadPolicies = () => (policyChain = policyChain.then(syncAndLoad, syncAndLoad));
   const syncAndLoad = async () => {
     if (repo) {
@@ -69,18 +72,21 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       }
     }
     const loaded = await policies.reload();
+    policyError = loaded.ok ? undefined : loaded.error?.code ?? 'IO_ERROR';
     if (loaded.ok) policyCommit = repo?.commit ?? null;
     if (!loaded.ok) ctx.log.error({ error: loaded.error }, 'policies failed to load: keeping the previous set (none: every decision denies)');
   };
   await reloadPolicies();
-  ctx.readiness.policies = () => (policies.current ? 'ok' : 'policies not loaded');
+  ctx.readiness.policies = () => (policies.current ? 'ok' : `policies not loaded${policyError ? ` (${policyError})` : ''}`);
   let trust: TrustMaterial | undefined;
+  let trustError: string | undefined;
   try {
     trust = await loadTrust(ctx);
   } catch (e) {
+    trustError = e instanceof CtError ? e.code : 'IO_ERROR';
     ctx.log.error({ err: (e as Error).message }, 'trust store failed to load: every verification fails');
   }
-  ctx.readiness.trust = () => (trust ? 'ok' : 'no trust store');
+  ctx.readiness.trust = () => (trust ? 'ok' : `no trust store${trustError ? ` (${trustError})` : ''}`);
   const admission = ctx.config.admission?.enabled ? admissionExtension(ctx, () => trust, policies) : undefined;
   const vsas = new VsaStore(ctx.db);
   const deployerKey = await loadDeployerKey(ctx.config.dataDir, ctx.config.deployer?.keyFile);

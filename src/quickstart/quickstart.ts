@@ -60,13 +60,14 @@ function preflight(registryBin: string | undefined): string {
     throw new CtError('USAGE', 'ct quickstart runs a host agent, and hosts run containers with runc: run it as root (e.g. sudo ct quickstart)', {});
   }
   // Each tool the loop runs, and the Debian package that has it: all said at once, before anything starts.
-  const tools: [string, string][] = [['runc', 'runc'], ['git', 'git'], ['multilog', 'daemontools'], ['busybox', 'busybox-static']];
+  // iptables-save and iptables-restore: what the host agent runs to build its containers' network.
+  const tools: [string, string][] = [['runc', 'runc'], ['git', 'git'], ['multilog', 'daemontools'], ['busybox', 'busybox-static'], ['iptables-save', 'iptables'], ['iptables-restore', 'iptables']];
   const missing = tools.filter(([b]) => !which(b));
   const registry = registryBin ?? which('docker-registry') ?? (existsSync('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : undefined);
   if (!registry) missing.push(['docker-registry', 'docker-registry']);
   if (missing.length) {
     const names = missing.map(([b]) => b);
-    throw new CtError('HOST_TOOL_MISSING', `ct quickstart needs ${names.join(', ')}: ${names.includes('docker-registry') ? 'a local OCI registry (Debian package docker-registry) holds the bundles the server deploys; ' : ''}${names.includes('multilog') ? 'multilog writes the containers\' logs; ' : ''}install them with the README set-up line (apt-get install -y ${[...new Set(missing.map(([, pkg]) => pkg))].join(' ')})`, { missing: names });
+    throw new CtError('HOST_TOOL_MISSING', `ct quickstart needs ${names.join(', ')}: ${names.includes('docker-registry') ? 'a local OCI registry (Debian package docker-registry) holds the bundles the server deploys; ' : ''}${names.includes('multilog') ? 'multilog writes the containers\' logs; ' : ''}${names.some((n) => n.startsWith('iptables')) ? 'the host agent builds the containers\' network with iptables; ' : ''}install them with the README set-up line (apt-get install -y ${[...new Set(missing.map(([, pkg]) => pkg))].join(' ')})`, { missing: names });
   }
   return registry as string;
 }

@@ -226,7 +226,7 @@ describe('ct quickstart', () => {
     const fresh = join(base, 'preflight');
     const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'quickstart', '--dir', fresh], { encoding: 'utf8', env: { ...process.env, PATH: only } });
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/error\[HOST_TOOL_MISSING\]: ct quickstart needs multilog, busybox: multilog writes the containers' logs; install them with the README set-up line \(apt-get install -y daemontools busybox-static\)/);
+    expect(r.stderr).toMatch(/error\[HOST_TOOL_MISSING\]: ct quickstart needs multilog, busybox, iptables-save, iptables-restore: multilog writes the containers' logs; the host agent builds the containers' network with iptables; install them with the README set-up line \(apt-get install -y daemontools busybox-static iptables\)/);
     expect(existsSync(fresh)).toBe(false);
   });
 
