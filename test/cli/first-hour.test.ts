@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, runCt } from '../support/cli.js';
+import { interruptAndWait, repoRoot, runCt } from '../support/cli.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -48,11 +48,7 @@ describe('ct serve start banner', () => {
       expect(line('trust store')).toMatch(/FAILED TO LOAD: .*\(IO_ERROR\)/);
       expect(line('policies')).toMatch(/FAILED TO LOAD: .*\(IO_ERROR\)/);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGINT');
-        await exited;
-      }
+      await interruptAndWait(child);
     }
   }, 60_000);
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { profileNameFor } from '../../src/profiles/apparmor/names.js';
 import { testServer } from '../server/support.js';
-import { repoRoot } from '../support/cli.js';
+import { interruptAndWait, repoRoot } from '../support/cli.js';
 import { k8sFixture, type K8sFixture } from './fixture.js';
 import { pod, reviewOf } from './requests.js';
 
@@ -139,11 +139,7 @@ describe('ct serve with admission enabled', () => {
       const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
       expect(out).toContain(`  admission: ${url}/admission/mutate/<env>   ${url}/admission/validate/<env>   (production; no caller is authenticated: set admission.tokenFile; AppArmor on the nodes: not said (admission.nodesAppArmor): bundles' AppArmor profiles are not set)`);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGINT');
-        await exited;
-      }
+      await interruptAndWait(child);
     }
   }, 60_000);
 });
