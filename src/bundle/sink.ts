@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, openSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { createWriteStream, openSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,21 +30,22 @@ export class HashingFileSink {
   bytesOut = 0;
 
   /**
-   * `temps`: a set a signal handler unlinks (src/cli/interrupt.ts). The temporary is entered before
-   * it exists and made synchronously (then opened without O_CREAT), so a handler running between
-   * JavaScript tasks never misses it and no open still in flight can make it again after the unlink.
-   * It leaves the set once renamed or removed.
+   * The temporary is made synchronously with O_EXCL (`wx`: a link or file already there is refused,
+   * never followed) and written through that descriptor only: reopened by name, a symlink put in
+   * its place by another user who can write the directory meanwhile was followed and its target
+   * written (a review's victim file). `temps`: a set a signal handler unlinks (src/cli/interrupt.ts);
+   * the name is entered before the file exists, so a handler running between JavaScript tasks never
+   * misses it. It leaves the set once renamed or removed.
    */
   constructor(readonly target: string, private readonly opts: { gzip: boolean; gzipLevel?: number; durable?: boolean; temps?: Set<string> }) {
     this.tmp = tempPathFor(target);
-    if (opts.temps) {
-      opts.temps.add(this.tmp);
-      try {
-        closeSync(openSync(this.tmp, 'wx', 0o644));
-      } catch (e) {
-        opts.temps.delete(this.tmp);
-        throw asIoError(e, target);
-      }
+    opts.temps?.add(this.tmp);
+    let fd: number;
+    try {
+      fd = openSync(this.tmp, 'wx', 0o644);
+    } catch (e) {
+      opts.temps?.delete(this.tmp);
+      throw asIoError(e, target);
     }
     const tap = new Transform({
       highWaterMark: 1 << 20,
@@ -54,7 +55,9 @@ export class HashingFileSink {
         cb(null, chunk);
       },
     });
-    const file = createWriteStream(this.tmp, { flags: opts.temps ? 'r+' : 'wx', mode: 0o644, highWaterMark: 1 << 20 });
+    // flush: fsync on the same descriptor before it is closed (unless `durable: false`, for scratch
+    // files), not on a file opened again by name.
+    const file = createWriteStream(this.tmp, { fd, flush: opts.durable !== false, highWaterMark: 1 << 20 });
     this.done = runPipeline([this.head, tap, file]);
     this.done.catch((e) => (this.failed ??= e));
     if (opts.gzip) this.gzip = new BlockGzip((b) => this.push(b), opts.gzipLevel);
@@ -111,14 +114,6 @@ export class HashingFileSink {
       if (this.gzip) await this.gzip.end();
       this.head.end();
       await this.done;
-      if (this.opts.durable !== false) {
-        const fh = await open(this.tmp, 'r');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-      }
       await rename(this.tmp, this.target);
       this.opts.temps?.delete(this.tmp);
     } catch (e) {
