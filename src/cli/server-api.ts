@@ -23,10 +23,21 @@ export function serverUrl(server: string): URL {
   return url;
 }
 
-/** The credential in `$tokenEnv`; read from the environment so that it stays out of `ps` and shell history. */
+/** A credential's length at most: API keys and OIDC tokens are far shorter; a header is bounded. */
+const MAX_TOKEN_CHARS = 16 * 1024;
+
+/**
+ * The credential in `$tokenEnv`; read from the environment so that it stays out of `ps` and shell
+ * history. Visible ASCII only, as API keys and JWTs are: fetch refuses another header value with an
+ * error quoting the whole value, and a newline pasted into the variable printed the token. Never
+ * quoted here either.
+ */
 export function serverToken(tokenEnv: string): string {
   const token = process.env[tokenEnv];
   if (!token) throw new CtError('USAGE', `--server needs a credential in $${tokenEnv}`);
+  if (token.length > MAX_TOKEN_CHARS || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new CtError('USAGE', `$${tokenEnv} is not a credential: it must be visible ASCII characters only (no spaces, newlines or other characters), at most ${MAX_TOKEN_CHARS}; set it again`, { variable: tokenEnv });
+  }
   return token;
 }
 

@@ -22,11 +22,24 @@ export function spokeTlsToPlainHttp(url: URL, e: unknown): boolean {
   return url.protocol === 'https:' && causes(e).some((c) => PLAIN_HTTP_ANSWER.test(String(c.message ?? '')));
 }
 
-/** The innermost cause as `CODE message` (or the error's name and message when it has none), bounded. */
+/** An error code as Node and undici give them (ECONNREFUSED, ERR_SSL_…, UND_ERR_…). */
+const CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
+/** An error's name as JavaScript gives them (TypeError, TimeoutError). */
+const NAME = /^[A-Za-z]{1,40}$/;
+
+/**
+ * The innermost cause that has a code, by its code only, with the address a system error names
+ * (`ECONNREFUSED 127.0.0.1:8443`); without one, the error's name only. Never an error's message:
+ * fetch's TypeError for a header value it refuses quotes the whole value, an Authorization header's
+ * token with it, and a URL it refuses its credentials.
+ */
 export function noAnswerReason(e: unknown): string {
-  const chain = causes(e);
-  const inner = chain[chain.length - 1] ?? {};
-  const code = typeof inner.code === 'string' ? inner.code : typeof inner.name === 'string' ? inner.name : '';
-  const message = typeof inner.message === 'string' ? inner.message : String(e);
-  return boundText(`${code} ${message}`.trim().replace(/\s+/g, ' '), MAX_REASON_CHARS);
+  const chain = causes(e) as { code?: unknown; name?: unknown; syscall?: unknown; address?: unknown; port?: unknown }[];
+  const coded = [...chain].reverse().find((c) => typeof c.code === 'string' && CODE.test(c.code));
+  if (coded) {
+    const at = typeof coded.syscall === 'string' && typeof coded.address === 'string' ? ` ${coded.address}${typeof coded.port === 'number' ? `:${coded.port}` : ''}` : '';
+    return boundText(`${coded.code as string}${at}`, MAX_REASON_CHARS);
+  }
+  const name = chain.map((c) => c.name).reverse().find((n): n is string => typeof n === 'string' && NAME.test(n));
+  return `${name ?? 'Error'}: the request could not be made`;
 }
