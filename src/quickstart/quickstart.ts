@@ -104,7 +104,7 @@ interface Deployment { id: string; app: string; commit: string; status: string; 
 export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<number> {
   const registryBin = preflight(o.registryBin);
   const l = layoutOf(o.dir);
-  const made = claimDirectory(l);
+  const claim = claimDirectory(l);
   const unlock = lock(l);
   const recordFile = join(l.dir, 'children.json');
   try {
@@ -120,7 +120,7 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
   }
   const previous = readState(l);
   const state: QuickstartState = previous ?? (await createState(l));
-  io.out(previous ? `reusing ${l.dir}` : made ? `created ${l.dir}` : `set up in ${l.dir}`);
+  io.out(previous ? `reusing ${l.dir}` : { created: `created ${l.dir}`, empty: `set up in ${l.dir}`, interrupted: `set up in ${l.dir}, going on from a first run that was interrupted`, existing: `set up in ${l.dir}` }[claim]);
   mkdirSync(l.logs, { recursive: true });
   const record = new ChildRecord(recordFile);
   const children = new Children(l.logs, (child, argv) => record.add(child, argv));

@@ -10,6 +10,7 @@ import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from '
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtError, asIoError } from '../core/errors.js';
+import { tempTargetName } from '../core/fs.js';
 import { generateKeyPair, writeKeyPair } from '../trust/keys.js';
 import { keyIdOf } from '../trust/keyid.js';
 import { addKey, newTrustStore } from '../trust/edit.js';
@@ -56,15 +57,29 @@ export function layoutOf(dir: string): Layout {
   };
 }
 
-/** What a first run killed before it wrote quickstart.json leaves (the lock, its children, the key it reuses). */
-const BEFORE_STATE = new Set(['quickstart.pid', 'children.json', 'signer.key', 'signer.pub']);
+/**
+ * Written first into a directory quickstart made or found empty, before the lock and the key: what
+ * tells a first run's leftovers from the user's own files. A directory holding only signer.key and
+ * signer.pub (what `ct keygen --out signer` writes) was taken for one, and that key trusted as the
+ * setup's builder.
+ */
+export const MARKER = '.ct-quickstart';
+
+/** What a first run killed before it wrote quickstart.json leaves beside the marker: the lock, its children, the key it reuses. */
+const BEFORE_STATE = new Set([MARKER, 'quickstart.pid', 'children.json', 'signer.key', 'signer.pub']);
+/** …and a file of those it was writing when killed: the key's temporaries, the state's (writePrivate). */
+const leftByFirstRun = (n: string): boolean => BEFORE_STATE.has(n) || ['signer.key', 'signer.pub'].includes(tempTargetName(n) ?? '') || /^quickstart\.json\.\d+\.tmp$/.test(n);
+
+/** How quickstart came to use its directory: the first line it prints says which. */
+export type Claim = 'created' | 'empty' | 'interrupted' | 'existing';
 
 /**
  * Makes the quickstart directory, or takes an existing one that is a quickstart's (quickstart.json in
- * it) or empty. Any other directory is the user's: the run would write its keys, repositories and
- * server over the files there (USAGE, as `ct unpack -o` refuses one). True when it made it.
+ * it), empty, or what a first run killed before quickstart.json left (the marker and only the files
+ * of BEFORE_STATE). Any other directory is the user's: the run would write its keys, repositories
+ * and server over the files there, or trust the user's key (USAGE, as `ct unpack -o` refuses one).
  */
-export function claimDirectory(l: Layout): boolean {
+export function claimDirectory(l: Layout): Claim {
   let names: string[];
   try {
     names = readdirSync(l.dir);
@@ -77,12 +92,26 @@ export function claimDirectory(l: Layout): boolean {
     } catch (e2) {
       throw asIoError(e2, l.dir);
     }
-    return true;
+    writeMarker(l);
+    return 'created';
   }
-  if (!existsSync(l.state) && names.some((n) => !BEFORE_STATE.has(n))) {
-    throw new CtError('USAGE', `${l.dir}: not a quickstart directory (no quickstart.json) and not empty: ct quickstart would write its keys, repositories and servers over its files; give --dir a new or empty directory`, { path: l.dir });
+  if (existsSync(l.state)) return 'existing';
+  if (names.length === 0) {
+    writeMarker(l);
+    return 'empty';
   }
-  return false;
+  if (!names.includes(MARKER) || names.some((n) => !leftByFirstRun(n))) {
+    throw new CtError('USAGE', `${l.dir}: not a quickstart directory (no quickstart.json, no ${MARKER}) and not empty: ct quickstart would write its keys, repositories and servers over its files, or trust a key of yours as its builder; give --dir a new or empty directory`, { path: l.dir });
+  }
+  return 'interrupted';
+}
+
+function writeMarker(l: Layout): void {
+  try {
+    writeFileSync(join(l.dir, MARKER), 'made by ct quickstart: this directory is its set-up (docs/quickstart.md); delete the directory to start over\n', { flag: 'wx' });
+  } catch (e) {
+    throw asIoError(e, join(l.dir, MARKER));
+  }
 }
 
 export function readState(l: Layout): QuickstartState | undefined {
