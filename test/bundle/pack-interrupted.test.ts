@@ -110,6 +110,38 @@ describe('ct pack after a pack killed outright', () => {
     expect(r.stderr).toContain(join(d, '.out.ctp.0123456789ab.tmp'));
   });
 
+  // The review's cases: wherever in DIR they lie, whatever --out is, they are refused, never packed.
+  for (const [what, out] of [['--out outside DIR', '../outside-DIR.ctp'], ['--out in DIR under another name', 'b.ctp'], ['--out beside them under another name', 'dist/b.ctp']] as const) {
+    it(`refuses a scratch directory anywhere in DIR (${what})`, async () => {
+      const d = await small(`anywhere-scratch-${out.replace(/\W/g, '')}`);
+      await mkdir(join(d, 'dist', '.ct-pack-AbC123'), { recursive: true });
+      await writeFile(join(d, 'dist', '.ct-pack-AbC123', 'secret'), 'DELETED SECRET\n');
+      const r = await runCt(['pack', d, '-o', join(d, out)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('error[USAGE]');
+      expect(r.stderr).toContain(join(d, 'dist', '.ct-pack-AbC123'));
+    });
+
+    it(`refuses the temporary of another .ctp anywhere in DIR (${what})`, async () => {
+      const d = await small(`anywhere-temp-${out.replace(/\W/g, '')}`);
+      await mkdir(join(d, 'dist'));
+      await writeFile(join(d, 'dist', '.a.ctp.0123456789ab.tmp'), 'partial\n');
+      const r = await runCt(['pack', d, '-o', join(d, out)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('error[USAGE]');
+      expect(r.stderr).toContain(join(d, 'dist', '.a.ctp.0123456789ab.tmp'));
+    });
+  }
+
+  it("packs a user's files whose names only look alike (another length, a directory's name on a file)", async () => {
+    const d = await small('look-alike');
+    await mkdir(join(d, '.ct-pack-notes'));
+    await writeFile(join(d, '.ct-pack-Ab12Cd'), 'a file, not a directory\n');
+    await writeFile(join(d, '.notes.txt.0123456789ab.tmp'), 'not a .ctp\n');
+    const r = await runCt(['pack', d, '-o', join(dir, 'look-alike.ctp')]);
+    expect(r.code).toBe(0);
+  });
+
   it('packs when such names lie beside an output outside DIR (they are not packed there)', async () => {
     const d = await small('outside');
     const outDir = join(dir, 'outside-out');

@@ -2,6 +2,7 @@ import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 
 import { constants } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
+import { tempTargetName } from '../../core/fs.js';
 import { LAYER_LIMITS } from '../limits.js';
 import { compareNames } from '../names.js';
 import type { PackInclude } from './inputs.js';
@@ -41,6 +42,23 @@ const READ_WHOLE_BYTES = 4 * 1024 * 1024;
  * history, which an image published from the checkout's root would carry to anyone who pulls it.
  */
 export const VCS_METADATA: readonly string[] = ['.git', '.hg', '.svn'];
+
+/** The name ct pack's scratch directory starts with; mkdtemp adds six letters and digits. */
+export const SCRATCH_PREFIX = '.ct-pack-';
+const SCRATCH_NAME = /^\.ct-pack-[A-Za-z0-9]{6}$/;
+
+/**
+ * What a ct command killed outright (SIGKILL, a crash: nothing ran to remove it) left in DIR, found
+ * by name anywhere in it: ct pack's scratch directory, a copy of DIR's files (some since deleted, a
+ * secret) and a partial output, and the temporary of a `.ctp` being written (pack, fetch, sign).
+ * Packed, they shipped in the image. Refused rather than skipped: a user's own file of that name
+ * cannot be told from a leftover, and packing or dropping it silently are both wrong.
+ */
+function refuseLeftover(n: string, st: { isDirectory(): boolean; isFile(): boolean }, abs: string): void {
+  const scratch = st.isDirectory() && SCRATCH_NAME.test(n);
+  if (!scratch && !(st.isFile() && tempTargetName(n)?.endsWith('.ctp'))) return;
+  throw new CtError('USAGE', `${abs}: ${scratch ? "ct pack's scratch directory" : "the temporary of a .ctp being written"}, left by a ct command that was killed, lies in the directory being packed; remove it and pack again`, { path: abs });
+}
 
 /** How many entries, and how long a name, a packed directory may have: what a host applies (LAYER_LIMITS). */
 const MAX_ENTRIES = LAYER_LIMITS.maxEntries;
@@ -97,6 +115,7 @@ async function walk(root: PinnedDir, shownRoot: string, exclude: Set<string>, ex
       // ct pack's own scratch directory and output, when --out is inside DIR: by device and inode,
       // as a name in DIR could be anything's. Packed, a second run packed the first one's .ctp.
       if (skip.has(`${st.dev}:${st.ino}`)) continue;
+      refuseLeftover(n, st, abs);
       if (out.length >= MAX_ENTRIES) throw new CtError('TAR_LIMIT_EXCEEDED', `${shownRoot}: more than ${MAX_ENTRIES} entries, more than a host applies`, { path: shownRoot, limit: 'maxEntries' });
       if (st.isDirectory()) {
         out.push({ name: `${r}/`, abs, kind: 'dir', size: 0, mode: 0o755, dev: st.dev, ino: st.ino });

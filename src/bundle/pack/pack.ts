@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
-import { lstat, readdir, realpath, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { lstat, readdir, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { CtError, asIoError } from '../../core/errors.js';
-import { readRegularFile, tempTargetName } from '../../core/fs.js';
+import { readRegularFile } from '../../core/fs.js';
 import { MAX_SMALL_FILE_BYTES } from '../limits.js';
 import { sha256Digest } from '../../core/digest.js';
 import { canonicalBytes } from '../../core/jcs.js';
@@ -14,7 +14,7 @@ import { imageFromImageTar } from './from-image-tar.js';
 import { imageFromOciLayout } from './from-oci-layout.js';
 import type { SourceImage } from './image.js';
 import { ociArch, readPackInputs, type PackInputs } from './inputs.js';
-import { buildDirLayer, VCS_METADATA } from './layer.js';
+import { buildDirLayer, SCRATCH_PREFIX, VCS_METADATA } from './layer.js';
 import { pinRoot, type PinnedDir } from './pinned-dir.js';
 
 export const BUILDER = 'cerro-torre ct 0.1.0';
@@ -155,8 +155,6 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
   if (!name || !version) throw new CtError('USAGE', 'ct pack needs a name and a version (--name/--version or ct.toml)', {});
   const security = opts.securityDir ? await securityFiles(opts.securityDir) : new Map<string, Buffer>();
 
-  if (pinned) await refuseEarlierScratch(out, pinned.root);
-
   let tmp: string;
   try {
     // Synchronous, so the name is in scratchDirs before a signal handler can next run.
@@ -223,40 +221,5 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
   } finally {
     await rm(tmp, { recursive: true, force: true });
     opts.scratchDirs?.delete(tmp);
-  }
-}
-
-const SCRATCH_PREFIX = '.ct-pack-';
-
-/**
- * With --out inside DIR, what an earlier pack killed outright (SIGKILL, a crash: nothing ran to
- * remove it) left beside the output would be packed as part of DIR: its scratch copy of DIR's files,
- * some since deleted (a secret), and a partial output. Refused rather than skipped: a user's own
- * file of that name cannot be told from a leftover, and packing or dropping it silently are both wrong.
- */
-async function refuseEarlierScratch(out: string, root: PinnedDir): Promise<void> {
-  let outDir: string;
-  try {
-    outDir = await realpath(dirname(out));
-  } catch {
-    return; // No such directory yet: nothing can lie in it; making the scratch directory reports it.
-  }
-  let inside = false;
-  for (let p = outDir; ; p = dirname(p)) {
-    const st = await stat(p).catch(() => undefined);
-    if (st && st.dev === root.dev && st.ino === root.ino) {
-      inside = true;
-      break;
-    }
-    if (p === dirname(p)) break;
-  }
-  if (!inside) return;
-  const names = await readdir(outDir).catch((e: unknown) => {
-    throw asIoError(e, outDir);
-  });
-  const left = names.filter((n) => n.startsWith(SCRATCH_PREFIX) || tempTargetName(n) === basename(out)).sort();
-  if (left.length > 0) {
-    const path = join(outDir, left[0]);
-    throw new CtError('USAGE', `${path}: left by an earlier ct pack that was killed, and it lies in the directory being packed; remove it (or write --out outside the directory) and pack again`, { path });
   }
 }
