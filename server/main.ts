@@ -24,9 +24,10 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
     dashboard = `${server.url}/auth/link?token=${link.token}\n             (open it and press Sign in: one-time sign-in as admin, for whoever reads this terminal, within 10 minutes; no login.oidc issuer is configured;\n              ${another})`;
   }
   // Named as if in force when it failed to load, a trust store or policy set read as loaded here.
-  const failedToLoad = (probe: string): string => {
+  // `until`: policies are reloaded (POST /api/v1/policies/reload); the trust store is read once, at start.
+  const failedToLoad = (probe: string, until: string): string => {
     const state = server.ctx.readiness[probe]?.();
-    return state === undefined || state === 'ok' ? '' : `   FAILED TO LOAD: ${state}; every deploy is refused until it loads (the log says why)`;
+    return state === undefined || state === 'ok' ? '' : `   FAILED TO LOAD: ${state}; every deploy is refused until ${until} (the log says why)`;
   };
   io.out(
     [
@@ -36,8 +37,8 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
       `  API:      ${server.url}/api/v1/…   (every route: ${server.url}/openapi.json)`,
       `  webhooks: ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab`,
       `  storage:  ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite in ${config.dataDir}/ct.db`}`,
-      `  policies: ${config.policies}${failedToLoad('policies')}`,
-      `  trust store: ${config.trustStore ? `${config.trustStore}${failedToLoad('trust')}` : 'none (set CT_TRUST_STORE or trustStore): every verification fails closed until one is set'}`,
+      `  policies: ${config.policies}${failedToLoad('policies', 'it loads')}`,
+      `  trust store: ${config.trustStore ? `${config.trustStore}${failedToLoad('trust', 'the server is restarted with a trust store that loads')}` : 'none (set CT_TRUST_STORE or trustStore): every verification fails closed until one is set'}`,
       `  registries: ${config.registries.allow.length ? config.registries.allow.join(', ') : 'none allow-listed (CT_REGISTRIES): deploys are refused'}`,
       config.desiredState ? `  desired state: ${config.desiredState.repo} (${config.desiredState.branch})` : '  desired state: none configured (set desiredState in CT_CONFIG)',
       ...(config.admission?.enabled

@@ -47,6 +47,9 @@ describe('ct serve start banner', () => {
       const line = (label: string) => out.split('\n').find((l) => l.startsWith(`  ${label}:`)) ?? `(no ${label} line in:\n${out}${err})`;
       expect(line('trust store')).toMatch(/FAILED TO LOAD: .*\(IO_ERROR\)/);
       expect(line('policies')).toMatch(/FAILED TO LOAD: .*\(IO_ERROR\)/);
+      // The trust store is read once, at start: nothing loads it later (policies are reloaded).
+      expect(line('trust store')).toContain('until the server is restarted with a trust store that loads');
+      expect(line('policies')).toContain('until it loads');
     } finally {
       await interruptAndWait(child);
     }
