@@ -16,8 +16,13 @@ const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * recursive removal in a directory others can write (-o /tmp/x) can be steered elsewhere. A
  * directory entered by mistake fails to unlink and is left.
  *
- * `scratchDirs` holds directories the command made itself with mkdtemp (mode 0700, so no other
- * user can put anything in them): those are removed recursively, after the files.
+ * `scratchDirs` holds directories the command made itself with mkdtemp: those are removed
+ * recursively, by path, after the files. Their mode (0700) protects what is inside them: no other
+ * user can put a link or a file in, so the removal's descent meets only the command's own files.
+ * It does not protect the name: the directory lies beside the output, and where another user may
+ * rename entries there (a directory writable by others and not sticky; /tmp is sticky), the
+ * directory could be swapped for a link between the removal's check and its descent, which then
+ * empties the link's target. Write --out into a directory only you can write in such places.
  */
 export async function removingTempsOnSignal<T>(body: (temps: Set<string>, scratchDirs: Set<string>) => Promise<T>): Promise<T> {
   const temps = new Set<string>();
