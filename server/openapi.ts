@@ -160,9 +160,12 @@ export const OPENAPI = described({
     '/api/v1/drift': { get: { operationId: 'drift', security: secured, description: 'hosts\' reported containers against the desired state', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
     '/api/v1/audit': {
       get: {
-        operationId: 'searchAudit', security: secured, description: 'audit records, newest first (auditors and admins); format=jsonl exports JSON lines',
-        parameters: [{ name: 'kind', in: 'query', schema: { type: 'string' } }, { name: 'subject', in: 'query', schema: { type: 'string' } }, { name: 'since', in: 'query', schema: { type: 'string' } }, { name: 'until', in: 'query', schema: { type: 'string' } }, { name: 'q', in: 'query', schema: { type: 'string', maxLength: 200 } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }, { name: 'format', in: 'query', schema: { enum: ['json', 'jsonl'] } }],
-        responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) },
+        operationId: 'searchAudit', security: secured, description: 'audit records, newest first, a page at a time (auditors and admins): `next` is the cursor of the page (pass it as `before`), `truncated` says a `q` search read its 10,000 records before it found `limit` matches (more may follow `next`); format=jsonl exports JSON lines, with `next` and `truncated` in the CT-Next and CT-Truncated headers',
+        parameters: [{ name: 'kind', in: 'query', schema: { type: 'string' } }, { name: 'subject', in: 'query', schema: { type: 'string' } }, { name: 'since', in: 'query', schema: { type: 'string' } }, { name: 'until', in: 'query', schema: { type: 'string' } }, { name: 'q', in: 'query', schema: { type: 'string', maxLength: 200 } }, { name: 'before', in: 'query', description: '`<time>:<id>`, the `next` of the previous page', schema: { type: 'string', pattern: '^\\d{1,15}:[\\w-]{1,64}$' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }, { name: 'format', in: 'query', schema: { enum: ['json', 'jsonl'] } }],
+        responses: {
+          '200': json({ type: 'object', required: ['entries', 'next', 'truncated'], properties: { entries: { type: 'array', items: { type: 'object' } }, next: { type: ['string', 'null'] }, truncated: { type: 'boolean' } } }),
+          ...errors(400, 401, 403),
+        },
       },
     },
     '/api/v1/sync': { post: { operationId: 'sync', security: secured, description: 'reconcile the desired state now (operators and admins)', responses: { '202': json({ type: 'object' }), ...errors(401, 403) } } },

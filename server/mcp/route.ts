@@ -18,6 +18,7 @@ import { ApiClient } from '../../src/mcp/api-client.js';
 import { serverTools } from '../../src/mcp/server-tools.js';
 import { createMcpServer, visibleTools } from '../../src/mcp/create-server.js';
 import type { ToolDef } from '../../src/mcp/tool.js';
+import { AlertBudget } from '../channel/alert-budget.js';
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
 const VERSION = '0.1.0';
@@ -28,6 +29,14 @@ const VERSION = '0.1.0';
 const MAX_CALLS_PER_BATCH = 16;
 /** Bytes the answers of one request may hold together (see createMcpServer's maxOutputBytes). */
 const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+/**
+ * Refused tool calls (unknown tool, arguments off the schema, a batch too large) each principal
+ * may have written to the audit log at once, and how fast that comes back: mcp.tool records are
+ * kept for good, and a read-only key could otherwise write 16 a request as fast as it can send
+ * (burying the log). Past it a refusal is still answered, not written; the excess is summarised
+ * (REFUSALS_NOT_RECORDED with the count) at most once a minute. Calls that ran are always written.
+ */
+export const REFUSAL_BUDGET = { burst: 240, perSecond: 0.2, maxBytes: Infinity };
 
 export interface McpRouteOptions {
   /** The server's own listening URL: where tools send their API calls (never taken from a request header). */
@@ -38,6 +47,16 @@ export interface McpRouteOptions {
 
 export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
   const r = Router();
+  const refusals = new AlertBudget(Date.now, REFUSAL_BUDGET);
+  /** Writes a refused call's record within the principal's budget; past it, the count (once a minute). */
+  const recordRefusal = async (who: ReturnType<typeof actor>, subject: string | null, record: Record<string, unknown>) => {
+    const key = who ? `${who.kind}:${who.id}` : '';
+    if (refusals.admit(key, 0)) return recordAudit(ctx.db, 'mcp.tool', subject, record);
+    const dropped = refusals.warning(key);
+    if (dropped === undefined) return;
+    ctx.log.warn({ principal: who, dropped }, 'refused MCP tool calls not written to the audit log: over the principal\'s budget');
+    await recordAudit(ctx.db, 'mcp.tool', null, { principal: who, tool: null, kind: null, ok: false, code: 'REFUSALS_NOT_RECORDED', dropped, arguments: [], ms: 0 });
+  };
   const publicBase = () => (ctx.config.publicUrl ?? opts.apiBase() ?? '').replace(/\/$/, '');
   const metadata = (_req: Request, res: Response) =>
     void res.json({
@@ -74,7 +93,7 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
       if (calls > MAX_CALLS_PER_BATCH) {
         // Refused whole, before any tool is asked, and on record: who sent how many.
         try {
-          await recordAudit(ctx.db, 'mcp.tool', null, { principal: actor(auth.principal), tool: null, kind: null, ok: false, code: 'BATCH_TOO_LARGE', calls, arguments: [], ms: 0 });
+          await recordRefusal(actor(auth.principal), null, { principal: actor(auth.principal), tool: null, kind: null, ok: false, code: 'BATCH_TOO_LARGE', calls, arguments: [], ms: 0 });
         } catch (e) {
           return next(e);
         }
@@ -113,7 +132,7 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
           // The subject is what the audit is searched and a decision's trail is gathered by: a name
           // the caller made up (another deployment's id, an instruction to an auditor's agent) is
           // kept inside the record only.
-          await recordAudit(ctx.db, 'mcp.tool', known.has(call.tool) ? call.tool : null, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
+          await recordRefusal(who, known.has(call.tool) ? call.tool : null, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
         }
         return send(message, options);
       };

@@ -11,8 +11,20 @@ export function beforeOf(v: unknown): [number, string] | null {
   return m ? [Number(m[1]), m[2]] : null;
 }
 
+/**
+ * The `?before=` cursor: null when absent, 'bad' when given but malformed (answered 400: a bad
+ * cursor read as "the first page" would repeat page one to a client paging on, for ever).
+ */
+export function cursorOf(v: unknown): [number, string] | null | 'bad' {
+  if (v === undefined) return null;
+  return beforeOf(v) ?? 'bad';
+}
+
+/** The cursor naming one row (its time and id). */
+export const cursorAt = (time: unknown, id: unknown) => `${String(time)}:${String(id)}`;
+
 /** The cursor after `rows` (fetched with LIMIT limit + 1), or null when nothing follows. */
 export function nextOf(rows: readonly { created_at?: unknown; id?: unknown }[], limit: number): string | null {
   const last = rows[limit - 1];
-  return rows.length > limit ? `${String(last.created_at)}:${String(last.id)}` : null;
+  return rows.length > limit ? cursorAt(last.created_at, last.id) : null;
 }

@@ -124,13 +124,15 @@ export function serverTools(api: ApiClient): ToolDef[] {
     },
     {
       name: 'audit_search', title: 'Search the audit log', kind: 'read',
-      description: 'Audit records, newest first (auditors and admins): deploy decisions, actions with who took them, MCP tool calls, host alerts. Filter by kind (deploy.decision, api.rollback, api.sync, mcp.tool, host.alert), subject, time or text.',
-      input: { kind: z.string().max(64).optional(), subject: z.string().max(200).optional(), since: z.string().max(40).optional(), until: z.string().max(40).optional(), text: z.string().max(200).optional(), limit: z.number().int().min(1).max(1000).optional() },
-      output: { entries: rows({ id: z.string(), time: z.string(), kind: z.string() }) },
-      async run(a: { kind?: string; subject?: string; since?: string; until?: string; text?: string; limit?: number }) {
-        const { entries } = (await api.get('/api/v1/audit', { query: { kind: a.kind, subject: a.subject, since: a.since, until: a.until, q: a.text, limit: a.limit } })) as { entries: Row[] };
-        // Records quote commit messages, bundle names and host events: all of it data.
-        return { entries: entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrustedJson('audit record', e.record, 16384) })) };
+      description: 'Audit records, newest first (auditors and admins): deploy decisions, actions with who took them, MCP tool calls, host alerts. Filter by kind (deploy.decision, api.rollback, api.sync, mcp.tool, host.alert), subject, time or text. A page at a time: pass `next` back as `before` for older records; `truncated` means a text search stopped reading before it found `limit` matches (more may follow: ask again with `before`).',
+      input: { kind: z.string().max(64).optional(), subject: z.string().max(200).optional(), since: z.string().max(40).optional(), until: z.string().max(40).optional(), text: z.string().max(200).optional(), before: z.string().max(90).optional(), limit: z.number().int().min(1).max(1000).optional() },
+      output: { entries: rows({ id: z.string(), time: z.string(), kind: z.string() }), next: z.string().nullable(), truncated: z.boolean() },
+      async run(a: { kind?: string; subject?: string; since?: string; until?: string; text?: string; before?: string; limit?: number }) {
+        const out = (await api.get('/api/v1/audit', { query: { kind: a.kind, subject: a.subject, since: a.since, until: a.until, q: a.text, before: a.before, limit: a.limit } })) as { entries: Row[]; next?: string | null; truncated?: boolean };
+        // Records quote commit messages, bundle names and host events: all of it data. The cursor is
+        // the server's own `<time>:<id>`, handed on as it came so the agent can ask for what follows.
+        const entries = out.entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrustedJson('audit record', e.record, 16384) }));
+        return { entries, next: typeof out.next === 'string' && /^\d{1,15}:[\w-]{1,64}$/.test(out.next) ? out.next : null, truncated: out.truncated === true };
       },
     },
     {

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { AxeBuilder } from '@axe-core/playwright';
@@ -305,8 +306,11 @@ describe('dashboard in Chromium', () => {
     expect(await page.evaluate('window.pwned')).toBeUndefined();
     await axe(page, 'audit');
     await shot(page, 'audit');
-    // The export is JSON lines, one record per line.
-    const exported = await page.evaluate(async (href) => (await fetch(href)).text(), (await page.getByRole('link', { name: 'Export JSON lines' }).getAttribute('href')) ?? '');
+    // The export is JSON lines, one record per line, every page of them (it follows `next`).
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export JSON lines' }).click()]);
+    expect(download.suggestedFilename()).toBe('audit.jsonl');
+    const exported = readFileSync(await download.path(), 'utf8');
+    await expect(page.getByRole('status').filter({ hasText: /^Exported \d+ records\.$/ }).count()).resolves.toBe(1);
     const lines = exported.trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
     expect(lines.length).toBeGreaterThan(3);
     expect(lines.some((l) => l.kind === 'deploy.decision')).toBe(true);
