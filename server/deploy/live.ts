@@ -15,24 +15,52 @@ export interface LiveDeployment {
   hostFacts?: unknown;
 }
 
+/** Ids bound to one statement at most (SQLite's limit is 32,766; PostgreSQL's 65,535). */
+const IDS_PER_STATEMENT = 500;
+
+/**
+ * The id of the newest succeeded deployment of each (environment, app): a loose index scan of the
+ * (app, environment, created_at, id) index (one probe per app, one per environment of each, one
+ * for each cell's newest succeeded row), never the history's rows, let alone their evidence.
+ * The same SQL on both databases.
+ */
+export async function liveDeploymentIds(db: Db, environment?: string): Promise<string[]> {
+  const apps = `a (app) AS (
+      SELECT MIN(app) FROM deployments
+      UNION ALL SELECT (SELECT MIN(d.app) FROM deployments d WHERE d.app > a.app) FROM a WHERE a.app IS NOT NULL)`;
+  const cells = environment
+    ? `c (app, environment) AS (SELECT a.app, CAST(? AS TEXT) FROM a WHERE a.app IS NOT NULL)`
+    : `c (app, environment) AS (
+      SELECT a.app, (SELECT MIN(d.environment) FROM deployments d WHERE d.app = a.app) FROM a WHERE a.app IS NOT NULL
+      UNION ALL SELECT c.app, (SELECT MIN(d.environment) FROM deployments d WHERE d.app = c.app AND d.environment > c.environment) FROM c WHERE c.environment IS NOT NULL)`;
+  const rows = await db.query<{ id: string | null }>(
+    `WITH RECURSIVE ${apps}, ${cells}
+     SELECT (SELECT x.id FROM deployments x WHERE x.app = c.app AND x.environment = c.environment AND x.status = 'succeeded' ORDER BY x.created_at DESC, x.id DESC LIMIT 1) AS id
+     FROM c WHERE c.environment IS NOT NULL`,
+    environment ? [environment] : [],
+  );
+  return rows.flatMap((r) => (r.id === null ? [] : [String(r.id)]));
+}
+
 /**
  * What runs now: the latest succeeded deployment of each (environment, app), with its verified
  * evidence — the export `ct policy diff --against` reads and what policy impact is judged on.
+ * Newest first. The evidence and decision input (kilobytes a row) are read for those rows only.
  */
 export async function liveDeployments(db: Db, environment?: string): Promise<LiveDeployment[]> {
-  const rows = await db.query<Row>(
-    `SELECT id, environment, app, image_digest, reference, evidence, decision_input FROM deployments WHERE status = 'succeeded' ${environment ? 'AND environment = ?' : ''} ORDER BY created_at DESC`,
-    environment ? [environment] : [],
-  );
-  const live = new Map<string, LiveDeployment>();
-  for (const r of rows) {
-    const key = `${r.environment}/${r.app}`;
-    if (live.has(key)) continue;
-    live.set(key, {
-      id: String(r.id), environment: String(r.environment), app: String(r.app), imageDigest: r.image_digest === null ? null : String(r.image_digest), reference: String(r.reference),
-      evidence: r.evidence ? JSON.parse(String(r.evidence)) : null,
-      ...(r.decision_input ? (JSON.parse(String(r.decision_input)) as { manifest: unknown; hostFacts: unknown }) : {}),
-    });
+  const ids = await liveDeploymentIds(db, environment);
+  const rows: Row[] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
+    const chunk = ids.slice(i, i + IDS_PER_STATEMENT);
+    rows.push(...(await db.query<Row>(
+      `SELECT id, environment, app, image_digest, reference, evidence, decision_input, created_at FROM deployments WHERE id IN (${chunk.map(() => '?').join(', ')})`,
+      chunk,
+    )));
   }
-  return [...live.values()];
+  rows.sort((x, y) => Number(y.created_at) - Number(x.created_at) || (String(y.id) < String(x.id) ? -1 : String(y.id) > String(x.id) ? 1 : 0));
+  return rows.map((r) => ({
+    id: String(r.id), environment: String(r.environment), app: String(r.app), imageDigest: r.image_digest === null ? null : String(r.image_digest), reference: String(r.reference),
+    evidence: r.evidence ? JSON.parse(String(r.evidence)) : null,
+    ...(r.decision_input ? (JSON.parse(String(r.decision_input)) as { manifest: unknown; hostFacts: unknown }) : {}),
+  }));
 }
