@@ -43,21 +43,28 @@ export async function liveDeploymentIds(db: Db, environment?: string): Promise<s
 }
 
 /**
+ * `columns` of the live deployment of each (environment, app), newest first: found by
+ * liveDeploymentIds, then read by id (a chunk of ids a statement), so what the columns weigh is
+ * read for the live rows only.
+ */
+export async function liveRows<T extends Row>(db: Db, columns: readonly string[], environment?: string): Promise<T[]> {
+  const ids = await liveDeploymentIds(db, environment);
+  const cols = [...new Set(['id', 'created_at', ...columns])].join(', ');
+  const rows: T[] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
+    const chunk = ids.slice(i, i + IDS_PER_STATEMENT);
+    rows.push(...(await db.query<T>(`SELECT ${cols} FROM deployments WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk)));
+  }
+  return rows.sort((x, y) => Number(y.created_at) - Number(x.created_at) || (String(y.id) < String(x.id) ? -1 : String(y.id) > String(x.id) ? 1 : 0));
+}
+
+/**
  * What runs now: the latest succeeded deployment of each (environment, app), with its verified
  * evidence — the export `ct policy diff --against` reads and what policy impact is judged on.
  * Newest first. The evidence and decision input (kilobytes a row) are read for those rows only.
  */
 export async function liveDeployments(db: Db, environment?: string): Promise<LiveDeployment[]> {
-  const ids = await liveDeploymentIds(db, environment);
-  const rows: Row[] = [];
-  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
-    const chunk = ids.slice(i, i + IDS_PER_STATEMENT);
-    rows.push(...(await db.query<Row>(
-      `SELECT id, environment, app, image_digest, reference, evidence, decision_input, created_at FROM deployments WHERE id IN (${chunk.map(() => '?').join(', ')})`,
-      chunk,
-    )));
-  }
-  rows.sort((x, y) => Number(y.created_at) - Number(x.created_at) || (String(y.id) < String(x.id) ? -1 : String(y.id) > String(x.id) ? 1 : 0));
+  const rows = await liveRows(db, ['environment', 'app', 'image_digest', 'reference', 'evidence', 'decision_input'], environment);
   return rows.map((r) => ({
     id: String(r.id), environment: String(r.environment), app: String(r.app), imageDigest: r.image_digest === null ? null : String(r.image_digest), reference: String(r.reference),
     evidence: r.evidence ? JSON.parse(String(r.evidence)) : null,

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
-import type { InventoryItem } from '../../src/protocol/messages.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { readBundleFacts } from '../../src/policy/bundle-facts.js';
 import type { Db } from '../store/db.js';
 import { containerAlerts } from './container-alerts.js';
+import { HostCache, type HostRow } from './host-cache.js';
 import { NAME } from '../../src/core/name.js';
 
 type Row = Record<string, string | number | null>;
@@ -24,7 +24,6 @@ export function limitOf(v: unknown, dflt: number, max: number): number {
   return Number.isInteger(n) && n > 0 ? Math.min(n, max) : dflt;
 }
 
-interface HostRow { id: string; name: string; labels: Record<string, string>; containers: Map<string, InventoryItem & { health?: string }> }
 
 /**
  * The environments that have deployments: a loose index scan (one index probe per environment)
@@ -40,36 +39,6 @@ async function distinctEnvironments(db: Db): Promise<string[]> {
   return rows.map((r) => String(r.environment));
 }
 
-/**
- * Hosts with their inventories parsed into maps by container id. A host's inventory is parsed
- * again only when its stored text changed (any replica may have written it): a fleet reporting
- * thousands of containers is not re-parsed for every overview page.
- */
-class HostCache {
-  private readonly parsed = new Map<string, { raw: string; labels: string; row: HostRow }>();
-
-  async read(db: Db): Promise<HostRow[]> {
-    const rows = await db.query<{ id: string; name: string; labels: string; containers: string }>('SELECT id, name, labels, containers FROM hosts ORDER BY name');
-    const out: HostRow[] = [];
-    for (const h of rows) {
-      const hit = this.parsed.get(h.id);
-      if (hit && hit.raw === h.containers && hit.labels === h.labels && hit.row.name === h.name) {
-        out.push(hit.row);
-        continue;
-      }
-      const items = JSON.parse(h.containers) as (InventoryItem & { health?: string })[];
-      const row: HostRow = { id: h.id, name: h.name, labels: JSON.parse(h.labels) as Record<string, string>, containers: new Map(items.map((c) => [c.id, c])) };
-      this.parsed.set(h.id, { raw: h.containers, labels: h.labels, row });
-      out.push(row);
-    }
-    // Hosts removed from the table leave the cache too.
-    if (this.parsed.size > rows.length) {
-      const ids = new Set(rows.map((h) => h.id));
-      for (const id of this.parsed.keys()) if (!ids.has(id)) this.parsed.delete(id);
-    }
-    return out;
-  }
-}
 
 /**
  * What the dashboard's pages need beyond the resource routes: the environments × apps grid (one
