@@ -130,9 +130,10 @@ const DEFAULTS: ServerConfig = {
  */
 /**
  * events.*: [lowest, highest]. maxSeconds at most a day (an EventSource reconnects on its own),
- * recheckMs from 100 ms (each recheck is a database read per open stream) to a day.
+ * recheckMs from 100 ms (each recheck is a database read per open stream) to a day; the stream
+ * caps at least 1 (0 would refuse every stream).
  */
-const EVENT_LIMIT_BOUNDS = { maxSeconds: [1, 86_400], recheckMs: [100, 86_400_000] } as const;
+const EVENT_LIMIT_BOUNDS = { maxSeconds: [1, 86_400], recheckMs: [100, 86_400_000], perPrincipal: [1, 10_000], maxStreams: [1, 1_000_000] } as const satisfies Record<keyof NonNullable<ServerConfig['events']>, readonly [number, number]>;
 
 /**
  * logFollow.*: [lowest, highest]. maxSeconds (× 1000), pollMs and recheckMs become timers: past
@@ -279,7 +280,7 @@ export function loadConfig(
   const maxPending = cfg.login?.maxPendingLogins;
   if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 1 || maxPending > 1_000_000)) throw new CtError('USAGE', 'login.maxPendingLogins must be a whole number from 1 to 1000000');
   for (const [k, v] of Object.entries(cfg.events ?? {})) {
-    if (!['recheckMs', 'maxSeconds'].includes(k)) throw new CtError('USAGE', `events.${k.slice(0, 64)}: unknown field (recheckMs, maxSeconds)`);
+    if (!Object.hasOwn(EVENT_LIMIT_BOUNDS, k)) throw new CtError('USAGE', `events.${k.slice(0, 64)}: unknown field (${Object.keys(EVENT_LIMIT_BOUNDS).join(', ')})`);
     // Both become timers (maxSeconds × 1000, recheckMs): past 2^31−1 ms Node fires one at once, so
     // every stream would end as it opens and every EventSource reconnect in a tight loop.
     const [lo, hi] = EVENT_LIMIT_BOUNDS[k as keyof typeof EVENT_LIMIT_BOUNDS];

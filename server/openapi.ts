@@ -197,7 +197,7 @@ export const OPENAPI = described({
       post: { operationId: 'createApiKey', security: secured, description: 'a new API key with a role, shown once (admins; audited; 90 days unless ttlSeconds, at most 366 days; one minted by a dashboard sign-in ends no later than that session, one minted by an API key no later than that key: see expiresAt)', requestBody: body('createApiKey'), responses: { '201': json({ type: 'object' }), ...errors(400, 401, 403, 409) } },
     },
     '/api/v1/api-keys/{id}': { delete: { operationId: 'revokeApiKey', security: secured, description: 'revokes an API key for good, and the keys it minted (admins; audited)', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '204': { description: 'revoked' }, ...errors(401, 403, 404) } } },
-    '/api/v1/events': { get: { operationId: 'events', security: secured, responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403) } } },
+    '/api/v1/events': { get: { operationId: 'events', security: secured, description: 'server-sent events; at most events.perPrincipal (8) streams per principal and events.maxStreams (256) in all: past either 429 EVENT_STREAM_LIMIT with Retry-After', responses: { '200': { description: 'text/event-stream' }, ...errors(401, 403, 429) } } },
   },
 } as const);
 

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { ServerContext } from '../context.js';
 import { authenticateRequest, requirePermission } from '../auth/middleware.js';
 import { can } from '../auth/principal.js';
+import { sendError } from '../http-error.js';
 
 /** Bytes of events a subscriber may leave unread before its stream is closed. */
 const MAX_UNREAD = 8 * 1024 * 1024;
@@ -17,7 +18,15 @@ export interface EventStreamLimits {
   recheckMs?: number;
   /** The stream ends after this long (default 3600 s, at most 86,400); EventSource reconnects on its own. */
   maxSeconds?: number;
+  /** Streams one principal may hold open at once (default 8): each holds a socket, two timers and a listener. */
+  perPrincipal?: number;
+  /** Streams open at once in all, on this server process (default 256). */
+  maxStreams?: number;
 }
+
+/** Defaults of the `events.perPrincipal` and `events.maxStreams` caps. */
+export const EVENT_STREAMS_PER_PRINCIPAL = 8;
+export const EVENT_STREAMS_MAX = 256;
 
 /**
  * `/api/v1/events`: server-sent events of deploys, decisions and host state. The credentials are
@@ -29,7 +38,26 @@ export function eventRoutes(ctx: ServerContext): Router {
   const r = Router();
   const recheckMs = ctx.config.events?.recheckMs ?? 5_000;
   const maxMs = (ctx.config.events?.maxSeconds ?? 3600) * 1000;
+  const perPrincipal = ctx.config.events?.perPrincipal ?? EVENT_STREAMS_PER_PRINCIPAL;
+  const maxStreams = ctx.config.events?.maxStreams ?? EVENT_STREAMS_MAX;
+  // Open streams: when each ends at the latest, by principal. Counted before the stream opens, so a
+  // key opening thousands at once is refused past its cap rather than holding a socket each.
+  const open = new Map<string, Set<{ ends: number }>>();
+  let total = 0;
   r.get('/api/v1/events', requirePermission(ctx.db, ctx.oidc, 'read'), (req, res) => {
+    const principal = `${req.principal?.kind ?? 'anonymous'}:${req.principal?.id ?? ''}`;
+    const mine = open.get(principal) ?? new Set<{ ends: number }>();
+    const full = mine.size >= perPrincipal ? { held: [...mine], what: `${perPrincipal} event streams per principal` }
+      : total >= maxStreams ? { held: [...open.values()].flatMap((h) => [...h]), what: `${maxStreams} event streams in all` } : undefined;
+    if (full) {
+      const soonest = Math.min(...full.held.map((h) => h.ends)) - Date.now();
+      res.setHeader('retry-after', String(Math.max(1, Math.min(60, Math.ceil(soonest / 1000)))));
+      return sendError(res, 429, 'EVENT_STREAM_LIMIT', `at most ${full.what} are open at once: close one or try again later`, { limit: full.what });
+    }
+    const held = { ends: Date.now() + maxMs };
+    mine.add(held);
+    open.set(principal, mine);
+    total++;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.write(': connected\n\n');
     // The events of one turn (a fleet's statuses) leave in one write, not one socket write each.
@@ -67,6 +95,8 @@ export function eventRoutes(ctx: ServerContext): Router {
     const lifetime = setTimeout(() => end('MAX_DURATION'), maxMs);
     // The response's close: it comes when the client goes away and when the stream is ended here.
     res.on('close', () => {
+      if (mine.delete(held)) total--;
+      if (mine.size === 0 && open.get(principal) === mine) open.delete(principal);
       clearInterval(ping);
       clearInterval(recheck);
       clearTimeout(lifetime);

@@ -65,6 +65,16 @@ describe('server config file', () => {
     }
     expect(withFile('events:\n  maxSeconds: 86400\n  recheckMs: 86400000\n')().events).toEqual({ maxSeconds: 86_400, recheckMs: 86_400_000 });
     expect(withFile('events:\n  maxSeconds: 1\n  recheckMs: 100\n')().events).toEqual({ maxSeconds: 1, recheckMs: 100 });
+ 
+  });
+
+  it('bounds the event stream caps: events.perPrincipal 1–10,000, events.maxStreams 1–1,000,000; an unknown field stops the start', () => {
+    for (const bad of ['perPrincipal: 0', 'perPrincipal: 10001', 'perPrincipal: 1.5', "perPrincipal: '8'", 'maxStreams: 0', 'maxStreams: 1000001']) {
+      const field = bad.split(':')[0];
+      expect(withFile(`events:\n  ${bad}\n`)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(`events.${field} must be a whole number from`) }));
+    }
+    expect(withFile('events:\n  maxStream: 5\n')).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('events.maxStream: unknown field') }));
+    expect(withFile('events:\n  perPrincipal: 1\n  maxStreams: 1000000\n')().events).toEqual({ perPrincipal: 1, maxStreams: 1_000_000 });
   });
 
   it('bounds desiredState.pollSeconds (a timer: past 2^31−1 ms, or not a number, it fires every millisecond)', () => {
