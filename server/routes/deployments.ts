@@ -8,8 +8,7 @@ import type { DeployPipeline } from '../deploy/pipeline.js';
 import { validateBody } from '../openapi.js';
 import { liveDeployments } from '../deploy/live.js';
 import { actor, recordAudit } from '../audit.js';
-import { limitOf } from './dashboard.js';
-import { beforeOf, nextOf } from './page.js';
+import { cursorOf, nextOf } from './page.js';
 import { NAME } from '../../src/core/name.js';
 
 type Row = Record<string, string | number | null>;
@@ -27,6 +26,8 @@ function view(r: Row) {
 
 /** The list's columns: never the evidence or the decision input (kilobytes per row, read only for one deployment). */
 const LIST_COLUMNS = 'id, environment, app, commit_sha, commit_author, commit_message, reference, image_digest, bundle_digest, signers, status, reason, message, rollback_of, hosts, created_at, updated_at, suspended, created_by';
+/** Deployments one page holds at most (and when `limit` is not given). */
+const MAX_PAGE = 500;
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/;
 
 export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): Router {
@@ -49,10 +50,14 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
       if (!/^sha256:[0-9a-f]{64}$/.test(req.query.imageDigest)) return sendError(res, 400, 'BAD_REQUEST', 'imageDigest must be sha256:<64 hex>');
       where('image_digest = ?', req.query.imageDigest);
     }
-    const cursor = beforeOf(req.query.before);
+    // Refused when malformed, not read as absent: a damaged cursor answered with the first page
+    // again loops a client paging on; `limit=0` answered 500 rows.
+    const cursor = cursorOf(req.query.before);
+    if (cursor === 'bad') return sendError(res, 400, 'BAD_REQUEST', 'before must be <created_at>:<id>, the next of a previous page');
+    const limit = req.query.limit === undefined ? MAX_PAGE : Number(req.query.limit);
+    if (typeof req.query.limit !== 'undefined' && (typeof req.query.limit !== 'string' || !/^\d{1,4}$/.test(req.query.limit) || limit < 1 || limit > MAX_PAGE)) return sendError(res, 400, 'BAD_REQUEST', `limit must be a whole number from 1 to ${MAX_PAGE}`);
     // A row-value comparison: both databases seek the (…, created_at, id) indexes with it.
     if (cursor) where('(created_at, id) < (?, ?)', ...cursor);
-    const limit = limitOf(req.query.limit, 500, 500);
     const rows = await ctx.db.query<Row>(`SELECT ${LIST_COLUMNS} FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);
     res.json({ deployments: rows.slice(0, limit).map(view), next: nextOf(rows, limit) });
   });
