@@ -20,7 +20,10 @@ export interface EventStreamLimits {
   maxSeconds?: number;
   /** Streams one principal may hold open at once (default 8): each holds a socket, two timers and a listener. */
   perPrincipal?: number;
-  /** Streams open at once in all, on this server process (default 256). */
+  /**
+   * Streams open at once in all, on this server process (default 256); the last tenth (rounded down)
+   * only admins and auditors may open, so viewers and operators fill at most the rest.
+   */
   maxStreams?: number;
 }
 
@@ -45,16 +48,42 @@ export function eventRoutes(ctx: ServerContext): Router {
   const open = new Map<string, Set<{ ends: number }>>();
   let total = 0;
   r.get('/api/v1/events', requirePermission(ctx.db, ctx.oidc, 'read'), (req, res) => {
+    // The client may have gone while its credentials were checked (a database or OIDC round trip):
+    // its response's close already fired, so a slot taken now would never be given back.
+    if (req.socket.destroyed || res.writableEnded || res.destroyed) return;
     const principal = `${req.principal?.kind ?? 'anonymous'}:${req.principal?.id ?? ''}`;
+    // The last tenth of maxStreams is kept for admins and auditors: viewers filling the process
+    // still leave room for those who look into why.
+    const cap = req.principal && can(req.principal, 'audit') ? maxStreams : maxStreams - Math.floor(maxStreams / 10);
     const mine = open.get(principal) ?? new Set<{ ends: number }>();
     const full = mine.size >= perPrincipal ? { held: [...mine], what: `${perPrincipal} event streams per principal` }
-      : total >= maxStreams ? { held: [...open.values()].flatMap((h) => [...h]), what: `${maxStreams} event streams in all` } : undefined;
+      : total >= cap ? { held: [...open.values()].flatMap((h) => [...h]), what: `${cap} event streams in all` } : undefined;
     if (full) {
+      // When the soonest stream ends at the latest; a client leaving frees a place sooner, so the
+      // hint is at most a minute (docs/server.md).
       const soonest = Math.min(...full.held.map((h) => h.ends)) - Date.now();
       res.setHeader('retry-after', String(Math.max(1, Math.min(60, Math.ceil(soonest / 1000)))));
       return sendError(res, 429, 'EVENT_STREAM_LIMIT', `at most ${full.what} are open at once: close one or try again later`, { limit: full.what });
     }
+    // Everything this stream holds is let go by cleanup, once, however the stream ends; it is on the
+    // response's close before the slot is taken, so no path between takes one and keeps it.
+    let ping: NodeJS.Timeout | undefined;
+    let recheck: NodeJS.Timeout | undefined;
+    let lifetime: NodeJS.Timeout | undefined;
+    let cleaned = false;
     const held = { ends: Date.now() + maxMs };
+    const cleanup = () => {
+      if (cleaned) return;
+      cleaned = true;
+      if (mine.delete(held)) total--;
+      if (mine.size === 0 && open.get(principal) === mine) open.delete(principal);
+      clearInterval(ping);
+      clearInterval(recheck);
+      clearTimeout(lifetime);
+      ctx.events.off('event', send);
+    };
+    // The response's close: it comes when the client goes away and when the stream is ended here.
+    res.on('close', cleanup);
     mine.add(held);
     open.set(principal, mine);
     total++;
@@ -70,10 +99,10 @@ export function eventRoutes(ctx: ServerContext): Router {
       if (res.writableLength > MAX_UNREAD) return void res.destroy();
       res.write(text);
     };
-    const send = (e: { type: string; data: unknown }) => {
+    function send(e: { type: string; data: unknown }) {
       if (!pending) setImmediate(flush);
       pending += `event: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`;
-    };
+    }
     const end = (reason: 'UNAUTHENTICATED' | 'MAX_DURATION') => {
       if (res.writableEnded || res.destroyed) return;
       // Nothing queued for this turn leaves after the end: it was published to a principal no longer let in.
@@ -81,9 +110,9 @@ export function eventRoutes(ctx: ServerContext): Router {
       res.end(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
     };
     ctx.events.on('event', send);
-    const ping = setInterval(() => void (res.writableEnded || res.write(': ping\n\n')), PING_MS);
+    ping = setInterval(() => void (res.writableEnded || res.write(': ping\n\n')), PING_MS);
     let checking = false;
-    const recheck = setInterval(() => {
+    recheck = setInterval(() => {
       if (checking) return;
       checking = true;
       authenticateRequest(ctx.db, ctx.oidc, req)
@@ -92,16 +121,9 @@ export function eventRoutes(ctx: ServerContext): Router {
         .catch(() => end('UNAUTHENTICATED'))
         .finally(() => (checking = false));
     }, recheckMs);
-    const lifetime = setTimeout(() => end('MAX_DURATION'), maxMs);
-    // The response's close: it comes when the client goes away and when the stream is ended here.
-    res.on('close', () => {
-      if (mine.delete(held)) total--;
-      if (mine.size === 0 && open.get(principal) === mine) open.delete(principal);
-      clearInterval(ping);
-      clearInterval(recheck);
-      clearTimeout(lifetime);
-      ctx.events.off('event', send);
-    });
+    lifetime = setTimeout(() => end('MAX_DURATION'), maxMs);
+    // Gone between the check above and here (the socket closed during writeHead): close may have fired already.
+    if (req.socket.destroyed) cleanup();
   });
   return r;
 }
