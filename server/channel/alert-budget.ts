@@ -25,17 +25,33 @@ export class AlertBudget {
   private readonly burst: number;
   private readonly perSecond: number;
   private readonly maxBytes: number;
+  private readonly everyMs: number;
+  private readonly onSummary?: (key: string, dropped: number) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private sweptAt = -Infinity;
 
-  /** `limits`: another allowance of the same kind (INVENTORY_BUDGET: the inventory writes of a host). */
-  constructor(private readonly now: () => number = Date.now, limits: { burst: number; perSecond: number; maxBytes: number } = { burst: ALERT_BURST, perSecond: ALERTS_PER_SECOND, maxBytes: MAX_ALERT_BYTES }) {
+  /**
+   * `limits`: another allowance of the same kind (INVENTORY_BUDGET: the inventory writes of a host);
+   * `summaryEveryMs` (default 60 s) how often refusals are summed up. With `onSummary`, every refused
+   * count reaches it: once a key's window has passed (a timer, unref'd, for a burst shorter than a
+   * window) and at close(); without it, warning() hands counts out as it is asked.
+   */
+  constructor(
+    private readonly now: () => number = Date.now,
+    limits: { burst: number; perSecond: number; maxBytes: number; summaryEveryMs?: number } = { burst: ALERT_BURST, perSecond: ALERTS_PER_SECOND, maxBytes: MAX_ALERT_BYTES },
+    onSummary?: (key: string, dropped: number) => void,
+  ) {
     this.burst = limits.burst;
     this.perSecond = limits.perSecond;
     this.maxBytes = limits.maxBytes;
+    this.everyMs = limits.summaryEveryMs ?? 60_000;
+    this.onSummary = onSummary;
   }
 
   /** Whether this host's alert of `bytes` (its JSON) may be written now; a refused one is counted. */
   admit(hostId: string, bytes: number): boolean {
     const t = this.now();
+    if (t - this.sweptAt >= this.everyMs) this.sweep(t);
     const h = this.hosts.get(hostId) ?? { tokens: this.burst, at: t, dropped: 0, warnedAt: -Infinity };
     h.tokens = Math.min(this.burst, h.tokens + ((t - h.at) / 1000) * this.perSecond);
     h.at = t;
@@ -45,7 +61,17 @@ export class AlertBudget {
       return true;
     }
     h.dropped++;
+    if (this.onSummary) {
+      const n = this.warning(hostId);
+      if (n !== undefined) this.onSummary(hostId, n);
+      else this.arm(h.warnedAt + this.everyMs - t);
+    }
     return false;
+  }
+
+  /** Keys held now: refused or spending lately (the rest are forgotten). */
+  get size(): number {
+    return this.hosts.size;
   }
 
   /** Milliseconds until this host has a whole token again (0: it has one now). */
@@ -56,14 +82,58 @@ export class AlertBudget {
     return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.perSecond) * 1000);
   }
 
-  /** The count of this host's alerts refused since the last warning, at most once a minute (then 0 again). */
+  /** The count of this host's alerts refused since the last warning, at most once a window (then 0 again). */
   warning(hostId: string): number | undefined {
     const t = this.now();
     const h = this.hosts.get(hostId);
-    if (!h || h.dropped === 0 || t - h.warnedAt < 60_000) return undefined;
+    if (!h || h.dropped === 0 || t - h.warnedAt < this.everyMs) return undefined;
     h.warnedAt = t;
     const n = h.dropped;
     h.dropped = 0;
     return n;
+  }
+
+  /** Every count not summed up yet goes to onSummary now, whatever its window (the server stops). */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const [key, h] of this.hosts) {
+      if (h.dropped === 0) continue;
+      const n = h.dropped;
+      h.dropped = 0;
+      h.warnedAt = this.now();
+      this.onSummary?.(key, n);
+    }
+  }
+
+  /** One timer for the whole budget: the soonest pending window's end. */
+  private arm(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const t = this.now();
+      let next = Infinity;
+      for (const [key, h] of this.hosts) {
+        if (h.dropped === 0) continue;
+        const n = this.warning(key);
+        if (n !== undefined) this.onSummary?.(key, n);
+        else next = Math.min(next, h.warnedAt + this.everyMs - t);
+      }
+      if (next !== Infinity) this.arm(next);
+      this.sweep(t);
+    }, Math.max(1, ms));
+    this.timer.unref();
+  }
+
+  /**
+   * Drops the entries with nothing pending, whose window passed and whose bucket is full again:
+   * one made afresh is the same, so the map holds only keys refused or spending lately.
+   */
+  private sweep(t: number): void {
+    this.sweptAt = t;
+    for (const [key, h] of this.hosts) {
+      const full = h.tokens + ((t - h.at) / 1000) * this.perSecond >= this.burst;
+      if (h.dropped === 0 && t - h.warnedAt >= this.everyMs && full) this.hosts.delete(key);
+    }
   }
 }

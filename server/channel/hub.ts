@@ -183,8 +183,12 @@ function generationError(e: unknown): Error {
 
 export class HostHub {
   private readonly conns = new Map<string, Connection>();
-  private readonly alertBudget = new AlertBudget();
-  private readonly inventoryBudget = new AlertBudget(Date.now, INVENTORY_BUDGET);
+  // Refused counts are logged once a host's minute has passed (a timer), and at close: a burst
+  // shorter than a minute was summed up only by a later refusal, and a lone one never.
+  private readonly alertBudget = new AlertBudget(Date.now, undefined, (hostId, dropped) =>
+    this.ctx.log.warn({ hostId, dropped }, 'host alerts not written: over the host\'s budget or too large'));
+  private readonly inventoryBudget = new AlertBudget(Date.now, INVENTORY_BUDGET, (hostId, dropped) =>
+    this.ctx.log.warn({ hostId, dropped }, 'host inventories not written: over the host\'s budget'));
   /** Connections not authenticated yet: bounded in number, per address and in time (pending-handshakes.ts). */
   private readonly pending: PendingHandshakes;
   /** Tickets given to welcomed hosts, for a place of their own on their next upgrade (admission-ticket.ts). */
@@ -468,11 +472,7 @@ export class HostHub {
       // An enrolled host is trusted for what it says, not for how much: alerts beyond its budget
       // (and oversized ones) are not written to the audit log, and the server says so once a minute.
       const record = JSON.stringify(msg);
-      if (!this.alertBudget.admit(hostId, Buffer.byteLength(record))) {
-        const dropped = this.alertBudget.warning(hostId);
-        if (dropped !== undefined) this.ctx.log.warn({ hostId, dropped }, 'host alerts not written: over the host\'s budget or too large');
-        return;
-      }
+      if (!this.alertBudget.admit(hostId, Buffer.byteLength(record))) return;
       publish(this.ctx, 'host.alert', { ...msg, hostId });
       await this.ctx.db.run('INSERT INTO audit (id, time, kind, subject, record) VALUES (?, ?, ?, ?, ?)', [
         randomBytes(12).toString('hex'), Date.now(), 'host.alert', hostId, record,
@@ -497,8 +497,6 @@ export class HostHub {
     // Over the host's allowance: not written now, but kept as the host's latest and written when
     // its next token is due (one timer per host, its inventory replaced by each newer one).
     if (!this.inventoryBudget.admit(hostId, text.length)) {
-      const dropped = this.inventoryBudget.warning(hostId);
-      if (dropped !== undefined) this.ctx.log.warn({ hostId, dropped }, 'host inventories not written: over the host\'s budget');
       const pending = this.inventoryPending.get(hostId);
       if (pending) pending.text = text;
       else this.armPendingInventory(hostId, text);
@@ -877,6 +875,8 @@ export class HostHub {
     // Nothing written after the server stops (its database may already be closed).
     for (const hostId of [...this.inventoryPending.keys()]) this.dropPendingInventory(hostId);
     this.statuses.close();
+    this.alertBudget.close();
+    this.inventoryBudget.close();
     this.pending.closeAll();
     for (const c of this.conns.values()) c.end();
     // A deploy still waiting for a host's answer gets `offline` now (it is retried), not at its timeout.

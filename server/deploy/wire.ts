@@ -141,6 +141,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     poll.unref();
   }
   // Stored /api/v1/verify answers, valid while the trust, the policies and the VSAs are those they were computed with.
+  const mcp = mcpRoutes(ctx, { apiBase: () => listening });
   const verdicts = new VerdictCache(() => ({ trust, policies: policies.current, vsas: vsas.version }));
   const cachedVerify = ctx.metrics.verifySeconds.labels('yes');
   const storedAnswers = ctx.metrics.verifyAnswers.labels('stored');
@@ -150,7 +151,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       storedAnswers.inc();
     }),
     // The hot route first: express walks every router mounted before the one that answers.
-    routers: [verifyRoutes(ctx, steps, verdicts), ...(admission ? [admission.router] : []), mcpRoutes(ctx, { apiBase: () => listening }), deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
+    routers: [verifyRoutes(ctx, steps, verdicts), ...(admission ? [admission.router] : []), mcp.router, deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it
@@ -168,6 +169,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       admission?.close();
       repo?.close();
       hub.close();
+      // Before the database closes: the counts of refused MCP calls not written yet.
+      await mcp.close();
       await sigstorePool.close();
     },
   };

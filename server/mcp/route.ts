@@ -34,28 +34,38 @@ const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
  * may have written to the audit log at once, and how fast that comes back: mcp.tool records are
  * kept for good, and a read-only key could otherwise write 16 a request as fast as it can send
  * (burying the log). Past it a refusal is still answered, not written; the excess is summarised
- * (REFUSALS_NOT_RECORDED with the count) at most once a minute. Calls that ran are always written.
+ * (REFUSALS_NOT_RECORDED with the count) once the principal's minute has passed, and when the
+ * server stops, so every refusal is either written or counted. Calls that ran are always written.
  */
-export const REFUSAL_BUDGET = { burst: 240, perSecond: 0.2, maxBytes: Infinity };
+export const REFUSAL_BUDGET = { burst: 240, perSecond: 0.2, maxBytes: Infinity, summaryEveryMs: 60_000 };
 
 export interface McpRouteOptions {
   /** The server's own listening URL: where tools send their API calls (never taken from a request header). */
   apiBase: () => string | undefined;
   /** Tools besides the API's (e.g. promotion), given the caller's API client. */
   extraTools?: (api: ApiClient) => ToolDef[];
+  /** The refusal budget (REFUSAL_BUDGET): tests sum up over milliseconds, not minutes. */
+  refusalBudget?: typeof REFUSAL_BUDGET;
 }
 
-export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
+/** The `/mcp` routes, and `close`: the refusal counts not yet written are, before the database closes. */
+export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): { router: Router; close: () => Promise<void> } {
   const r = Router();
-  const refusals = new AlertBudget(Date.now, REFUSAL_BUDGET);
-  /** Writes a refused call's record within the principal's budget; past it, the count (once a minute). */
-  const recordRefusal = async (who: ReturnType<typeof actor>, subject: string | null, record: Record<string, unknown>) => {
-    const key = who ? `${who.kind}:${who.id}` : '';
-    if (refusals.admit(key, 0)) return recordAudit(ctx.db, 'mcp.tool', subject, record);
-    const dropped = refusals.warning(key);
-    if (dropped === undefined) return;
+  const summaries = new Set<Promise<void>>();
+  // Each count past the budget is written once the principal's window passed (a timer, or the
+  // server's stop): written only at the next refusal, a burst shorter than the window left all but one uncounted.
+  const refusals = new AlertBudget(Date.now, opts.refusalBudget ?? REFUSAL_BUDGET, (key, dropped) => {
+    const who = JSON.parse(key) as ReturnType<typeof actor>;
     ctx.log.warn({ principal: who, dropped }, 'refused MCP tool calls not written to the audit log: over the principal\'s budget');
-    await recordAudit(ctx.db, 'mcp.tool', null, { principal: who, tool: null, kind: null, ok: false, code: 'REFUSALS_NOT_RECORDED', dropped, arguments: [], ms: 0 });
+    const write = recordAudit(ctx.db, 'mcp.tool', null, { principal: who, tool: null, kind: null, ok: false, code: 'REFUSALS_NOT_RECORDED', dropped, arguments: [], ms: 0 })
+      .catch((e: unknown) => ctx.log.error({ err: e, principal: who, dropped }, 'refused MCP tool calls: the count could not be written'))
+      .finally(() => summaries.delete(write));
+    summaries.add(write);
+  });
+  /** Writes a refused call's record within the principal's budget; past it, it is counted (above). */
+  const recordRefusal = async (who: ReturnType<typeof actor>, subject: string | null, record: Record<string, unknown>) => {
+    // The key is the principal's record itself: the count's summary names it.
+    if (refusals.admit(JSON.stringify(who), 0)) return recordAudit(ctx.db, 'mcp.tool', subject, record);
   };
   const publicBase = () => (ctx.config.publicUrl ?? opts.apiBase() ?? '').replace(/\/$/, '');
   const metadata = (_req: Request, res: Response) =>
@@ -153,7 +163,13 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): Router {
   const notAllowed = (_req: Request, res: Response) => void res.setHeader('Allow', 'POST').status(405).json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null });
   r.get('/mcp', notAllowed);
   r.delete('/mcp', notAllowed);
-  return r;
+  return {
+    router: r,
+    close: async () => {
+      refusals.close();
+      await Promise.all([...summaries]);
+    },
+  };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -28,4 +28,38 @@ describe('alert budget', () => {
     expect(b.admit('h1', MAX_ALERT_BYTES)).toBe(true);
     expect(b.warning('h1')).toBe(1);
   });
+
+  it('sums up every refusal of a burst shorter than the window: by a timer once it passed, and at close', async () => {
+    // The reviewer's burst: 1,240 alerts 40 ms apart (under 50 s) against a burst of 240 at 0.2 a second.
+    let now = 0;
+    const summed: number[] = [];
+    const b = new AlertBudget(() => now, { burst: 240, perSecond: 0.2, maxBytes: Infinity }, (_k, n) => summed.push(n));
+    let written = 0;
+    for (let i = 0; i < 1240; i++) {
+      now += 40;
+      if (b.admit('k', 0)) written++;
+    }
+    b.close();
+    expect(written + summed.reduce((a, n) => a + n, 0)).toBe(1240);
+
+    // On the real clock, with a 50 ms window: the timer sums the rest up without another refusal.
+    const timed: number[] = [];
+    const t = new AlertBudget(Date.now, { burst: 1, perSecond: 0.001, maxBytes: Infinity, summaryEveryMs: 50 }, (_k, n) => timed.push(n));
+    for (let i = 0; i < 6; i++) t.admit('k', 0);
+    expect(timed).toEqual([1]);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(timed).toEqual([1, 4]);
+    t.close();
+    expect(timed).toEqual([1, 4]);
+  });
+
+  it('forgets a key whose window passed with nothing pending and a full bucket', () => {
+    let now = 0;
+    const b = new AlertBudget(() => now, { burst: 2, perSecond: 1, maxBytes: Infinity, summaryEveryMs: 1000 });
+    for (let i = 0; i < 3; i++) b.admit('gone', 0);
+    expect(b.warning('gone')).toBe(1);
+    now += 5_000;
+    b.admit('other', 0);
+    expect(b.size).toBe(1);
+  });
 });
