@@ -54,8 +54,10 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     // again loops a client paging on; `limit=0` answered 500 rows.
     const cursor = cursorOf(req.query.before);
     if (cursor === 'bad') return sendError(res, 400, 'BAD_REQUEST', 'before must be <created_at>:<id>, the next of a previous page');
-    const limit = req.query.limit === undefined ? MAX_PAGE : Number(req.query.limit);
-    if (typeof req.query.limit !== 'undefined' && (typeof req.query.limit !== 'string' || !/^\d{1,4}$/.test(req.query.limit) || limit < 1 || limit > MAX_PAGE)) return sendError(res, 400, 'BAD_REQUEST', `limit must be a whole number from 1 to ${MAX_PAGE}`);
+    // A limit past the page's size is read as the size (asking for more is no fault); one that is
+    // no whole number, or 0, is refused.
+    const limit = req.query.limit === undefined ? MAX_PAGE : Math.min(MAX_PAGE, Number(req.query.limit));
+    if (typeof req.query.limit !== 'undefined' && (typeof req.query.limit !== 'string' || !/^\d{1,16}$/.test(req.query.limit) || limit < 1)) return sendError(res, 400, 'BAD_REQUEST', `limit must be a whole number from 1 (at most ${MAX_PAGE} are answered)`);
     // A row-value comparison: both databases seek the (…, created_at, id) indexes with it.
     if (cursor) where('(created_at, id) < (?, ?)', ...cursor);
     const rows = await ctx.db.query<Row>(`SELECT ${LIST_COLUMNS} FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);

@@ -12,11 +12,12 @@ export function beforeOf(v: unknown): [number, string] | null {
 }
 
 /**
- * The `?before=` cursor: null when absent, 'bad' when given but malformed (answered 400: a bad
- * cursor read as "the first page" would repeat page one to a client paging on, for ever).
+ * The `?before=` cursor: null when absent (or empty: a form's blank field), 'bad' when given but
+ * malformed (answered 400: a bad cursor read as "the first page" would repeat page one to a client
+ * paging on, for ever).
  */
 export function cursorOf(v: unknown): [number, string] | null | 'bad' {
-  if (v === undefined) return null;
+  if (v === undefined || v === '') return null;
   return beforeOf(v) ?? 'bad';
 }
 
