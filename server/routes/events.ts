@@ -67,9 +67,7 @@ export function eventRoutes(ctx: ServerContext): Router {
     }
     // Everything this stream holds is let go by cleanup, once, however the stream ends; it is on the
     // response's close before the slot is taken, so no path between takes one and keeps it.
-    let ping: NodeJS.Timeout | undefined;
-    let recheck: NodeJS.Timeout | undefined;
-    let lifetime: NodeJS.Timeout | undefined;
+    const timers: NodeJS.Timeout[] = [];
     let cleaned = false;
     const held = { ends: Date.now() + maxMs };
     const cleanup = () => {
@@ -77,9 +75,8 @@ export function eventRoutes(ctx: ServerContext): Router {
       cleaned = true;
       if (mine.delete(held)) total--;
       if (mine.size === 0 && open.get(principal) === mine) open.delete(principal);
-      clearInterval(ping);
-      clearInterval(recheck);
-      clearTimeout(lifetime);
+      // clearTimeout ends intervals too (the ping and the recheck, and the lifetime's timeout).
+      for (const t of timers) clearTimeout(t);
       ctx.events.off('event', send);
     };
     // The response's close: it comes when the client goes away and when the stream is ended here.
@@ -110,9 +107,9 @@ export function eventRoutes(ctx: ServerContext): Router {
       res.end(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
     };
     ctx.events.on('event', send);
-    ping = setInterval(() => void (res.writableEnded || res.write(': ping\n\n')), PING_MS);
+    timers.push(setInterval(() => void (res.writableEnded || res.write(': ping\n\n')), PING_MS));
     let checking = false;
-    recheck = setInterval(() => {
+    timers.push(setInterval(() => {
       if (checking) return;
       checking = true;
       authenticateRequest(ctx.db, ctx.oidc, req)
@@ -120,8 +117,8 @@ export function eventRoutes(ctx: ServerContext): Router {
         // A check that could not be made (database unreachable) does not count as a pass.
         .catch(() => end('UNAUTHENTICATED'))
         .finally(() => (checking = false));
-    }, recheckMs);
-    lifetime = setTimeout(() => end('MAX_DURATION'), maxMs);
+    }, recheckMs));
+    timers.push(setTimeout(() => end('MAX_DURATION'), maxMs));
     // Gone between the check above and here (the socket closed during writeHead): close may have fired already.
     if (req.socket.destroyed) cleanup();
   });

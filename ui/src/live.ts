@@ -17,13 +17,42 @@ export function onConnection(w: (connected: boolean) => void): () => void {
   return () => void watchers.delete(w);
 }
 
-export function startLive(): void {
-  if (source) return;
-  source = new EventSource('/api/v1/events');
-  source.onopen = () => setConnected(true);
-  source.onerror = () => setConnected(false);
+/** The first wait before a refused or failed stream is opened again, and the longest. */
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+let retry: ReturnType<typeof setTimeout> | undefined;
+let failures = 0;
+
+/**
+ * The wait before the `n`-th attempt in a row (from 0): 1 s doubling to a minute, each a random
+ * half to whole of it, so the viewers of a server that refused them (429) do not come back at once.
+ */
+export function retryDelay(n: number, random: () => number = Math.random): number {
+  const cap = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(n, 16));
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}
+
+function connect(): void {
+  const s = new EventSource('/api/v1/events');
+  source = s;
+  s.onopen = () => {
+    failures = 0;
+    setConnected(true);
+  };
+  s.onerror = () => {
+    setConnected(false);
+    // A stream that drops is retried by EventSource itself (CONNECTING); an answer other than 200
+    // (429 EVENT_STREAM_LIMIT, a 5xx from a proxy) closes it for good: it is opened again here.
+    if (source !== s || s.readyState !== EventSource.CLOSED) return;
+    s.close();
+    source = null;
+    retry = setTimeout(() => {
+      retry = undefined;
+      connect();
+    }, retryDelay(failures++));
+  };
   for (const type of ['deployment', 'host.connected', 'host.disconnected', 'host.status', 'host.alert', 'container', 'health']) {
-    source.addEventListener(type, (e) => {
+    s.addEventListener(type, (e) => {
       let data: unknown = null;
       try {
         data = JSON.parse((e as MessageEvent).data);
@@ -35,7 +64,15 @@ export function startLive(): void {
   }
 }
 
+export function startLive(): void {
+  if (source || retry) return;
+  connect();
+}
+
 export function stopLive(): void {
+  clearTimeout(retry);
+  retry = undefined;
+  failures = 0;
   source?.close();
   source = null;
   setConnected(false);
