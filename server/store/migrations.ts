@@ -211,6 +211,12 @@ export const MIGRATIONS: string[][] = [
     // without groups is).
     `ALTER TABLE api_keys ADD COLUMN minter_groups TEXT`,
   ],
+  [
+    // The live deployment of each (environment, app) (server/deploy/live.ts): the first row of this
+    // index, where deployments_app_env_created_id walked back through every newer failed or denied one.
+    // Partial, so both SQLite and PostgreSQL use it for \`status = 'succeeded'\` and it holds only those rows.
+    `CREATE INDEX deployments_live ON deployments (app, environment, created_at, id) WHERE status = 'succeeded'`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {
