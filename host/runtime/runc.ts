@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CtError } from '../../src/core/errors.js';
 import { writeFileAtomic } from '../../src/core/fs.js';
 import type { OciConfig } from '../enforce/types.js';
@@ -84,9 +84,10 @@ export class RuncRuntime {
   private readonly multilog: string;
 
   private constructor(opts: RuncOptions & { multilog: string }, store: ContainerStore) {
-    this.stateDir = opts.stateDir;
-    this.root = join(opts.stateDir, 'runc');
-    this.scope = stateScope(opts.stateDir);
+    // Absolute: each supervisor runs from its bundle directory, where a relative path names nothing.
+    this.stateDir = resolve(opts.stateDir);
+    this.root = join(this.stateDir, 'runc');
+    this.scope = stateScope(this.stateDir);
     this.runc = opts.runc ?? 'runc';
     this.unified = opts.unifiedCgroupMount;
     this.beforeStart = opts.beforeStart;
@@ -95,7 +96,8 @@ export class RuncRuntime {
     this.store = store;
   }
 
-  static async open(opts: RuncOptions): Promise<RuncRuntime> {
+  static async open(given: RuncOptions): Promise<RuncRuntime> {
+    const opts = { ...given, stateDir: resolve(given.stateDir) };
     const multilog = opts.multilog ?? (await findOnPath('multilog'));
     if (!multilog) throw new CtError('HOST_TOOL_MISSING', 'multilog (Debian package daemontools) is not installed: it writes the containers\' logs', { tool: 'multilog' });
     await mkdir(join(opts.stateDir, 'containers'), { recursive: true, mode: 0o700 });

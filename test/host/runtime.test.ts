@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, rm, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { runtimeDefault } from '../../src/profiles/seccomp/index.js';
 import { buildRuntimePlan, loadAppArmor, type EnforceInput } from '../../host/enforce/index.js';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
@@ -245,6 +245,24 @@ describe('runc runtime', () => {
     expect(r.exitCode).toBe(5);
     const changes = rt.store.changes().filter((c) => c.id === inp.id).map((c) => [c.status, c.exitCode]);
     expect(changes).toEqual([['created', null], ['running', null], ['stopped', 5], ['removed', 5]]);
+  });
+
+  it('runs a container whose state directory was given relative to the working directory', async () => {
+    // The supervisor runs from the bundle directory: a relative path handed to it named nothing.
+    const rel = relative(process.cwd(), join(base, 'rel-state'));
+    expect(isAbsolute(rel)).toBe(false);
+    const relRt = await RuncRuntime.open({ stateDir: rel, unifiedCgroupMount: facts.cgroup.unifiedMount });
+    try {
+      expect(relRt.stateDir).toBe(join(base, 'rel-state'));
+      const inp = input({ command: ['/bin/sh', '-c', 'echo rel; exit 3'] });
+      const plan = await buildRuntimePlan(inp, facts);
+      await relRt.run(inp.id, plan.config);
+      expect((await relRt.wait(inp.id, 20000)).exitCode).toBe(3);
+      expect(await relRt.logs(inp.id)).toBe('rel\n');
+      await relRt.delete(inp.id);
+    } finally {
+      relRt.close();
+    }
   });
 
   it('restarts a stopped container from the same bundle', async () => {

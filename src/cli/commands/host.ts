@@ -3,6 +3,7 @@ import { action, processIo } from '../io.js';
 import { logLimitsFrom, parseSize } from '../log-limits.js';
 import { CtError } from '../../core/errors.js';
 import { registerFleet } from './host-fleet.js';
+import { parseStateDir } from '../state-dir.js';
 
 /**
  * `ct host run`: the runtime host agent. The host code lives outside src/ and is loaded by path
@@ -16,7 +17,7 @@ export function register(program: Command): void {
     .requiredOption('--server <url>', 'deploy server URL')
     .requiredOption('--name <name>', 'host name ([a-z0-9._-])')
     .requiredOption('--trust-store <file>', 'trust store this host verifies bundles with')
-    .option('--state-dir <dir>', 'host state directory', '/var/lib/cerro-torre')
+    .option(...STATE_DIR)
     .option('--enroll-token <token>', 'one-time enrolment token (first start only; or CT_ENROLL_TOKEN)')
     .option('--policies <dir>', 'policy directory this host judges bundles with', 'policies')
     .option('--trusted-root <file>', 'Sigstore TrustedRoot JSON for keyless attestations signed by the policies\' keyless signers (default: the public-good root shipped offline)')
@@ -85,7 +86,7 @@ async function local(): Promise<Local> {
   return (await import(new URL('../../../host/local/commands.js', import.meta.url).href)) as Local;
 }
 
-const STATE_DIR = ['--state-dir <dir>', 'host state directory', '/var/lib/cerro-torre'] as const;
+const STATE_DIR = ['--state-dir <dir>', 'host state directory', parseStateDir, '/var/lib/cerro-torre'] as const;
 
 /**
  * `ct host ps|stop|start|restart|kill|pause|resume|rm|logs`: the host's containers, acted on from

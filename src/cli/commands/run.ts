@@ -7,6 +7,7 @@ import { parsePublishFlag, MAX_PUBLISHED_PORTS, type PublishedPort } from '../..
 import { addVerifyOptions, verifyOptionsFrom, type VerifyFlags } from '../verify-options.js';
 import { formatReport } from './verify.js';
 import { logLimitsFrom } from '../log-limits.js';
+import { parseStateDir } from '../state-dir.js';
 import type { VerificationReport } from '../../verify/report.js';
 
 interface RunFlags extends VerifyFlags {
@@ -49,7 +50,7 @@ export function register(program: Command): void {
     .option('--policies <dir>', 'judge the bundle with these Gatekeeper policies and grant what they allow, as a host does (default: no policy: rootless, no extra capability, ports as -p says)')
     .option('--environment <env>', 'environment the policies are judged for; names the bridge network', 'local')
     .option('--name <name>', 'container name (default run-<bundle name>-<random>)')
-    .option('--state-dir <dir>', 'where runs keep their state (default /run/cerro-torre/run as root)')
+    .option('--state-dir <dir>', 'where runs keep their state (default /run/cerro-torre/run as root)', parseStateDir)
     .option('--network-pool <a.b>', 'bridge networks get subnets <a.b>.<n>.0/24 (apart from a host agent\'s)', '10.232')
     .option('--bridge-prefix <name>', 'bridge interfaces are named <prefix><n>', 'ctrun')
     .option('--netavark-dir <dir>', 'directory holding netavark and aardvark-dns (default: Podman\'s helper directories)')
