@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LOG_STREAMS, readLogs, type LogEntry, type LogStream } from './read.js';
 
 export interface FollowOptions {
@@ -50,9 +51,10 @@ export async function followLogs(logDir: string, onEntry: (e: LogEntry) => void,
       }
     }
     if (last) return cursor;
-    await new Promise<void>((r) => {
-      const t = setTimeout(r, interval);
-      o.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+    // timers/promises removes its abort listener when the timer fires: one added per poll and
+    // never removed grew without bound (Node's MaxListenersExceededWarning after 10 polls).
+    await sleep(interval, undefined, { signal: o.signal }).catch((e: unknown) => {
+      if ((e as Error).name !== 'AbortError') throw e;
     });
   }
 }

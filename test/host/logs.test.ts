@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { getEventListeners } from 'node:events';
 import { collectFacts, type HostFacts } from '../../host/facts.js';
 import { buildRuntimePlan, type EnforceInput } from '../../host/enforce/index.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
@@ -73,6 +74,26 @@ describe('container logs', () => {
     expect(out.every((t, i) => t.startsWith(`line ${i} `))).toBe(true);
     expect(seen.filter((e) => e.stream === 'stderr').map((e) => e.text)).toEqual(Array.from({ length: 20 }, (_, i) => `err ${(i + 1) * 60}`));
     expect(readdirSync(join(rt.logDir(id), 'stdout')).filter((n) => /^@[0-9a-f]{24}\.s$/.test(n)).length).toBeGreaterThan(10);
+  });
+
+  it('a follower polling many times keeps at most one abort listener on its signal (ct host logs -f)', async () => {
+    // Each poll used to add an abort listener that only an abort removed: past 10, Node printed a
+    // MaxListenersExceededWarning into the command's output (not observable from inside Jest's
+    // sandboxed process, hence the count).
+    const stop = new AbortController();
+    const counts: number[] = [];
+    const id = await start(['/bin/sh', '-c', 'echo up']);
+    await followLogs(rt.logDir(id), () => undefined, {
+      intervalMs: 1,
+      signal: stop.signal,
+      ended: async () => {
+        counts.push(getEventListeners(stop.signal, 'abort').length);
+        if (counts.length === 60) stop.abort();
+        return false;
+      },
+    });
+    expect(counts).toHaveLength(60);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(1);
   });
 
   it('rotates at the size cap and keeps the configured number of files per stream, the newest', async () => {
