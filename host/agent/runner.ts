@@ -38,6 +38,8 @@ export interface LocalRunnerOptions {
   stateDir: string;
   trust: () => TrustMaterial | undefined;
   policies: PolicyStore;
+  /** Runs before each assignment is judged: the agent reads its policies again (policy-refresh.ts). */
+  refreshPolicies?: () => Promise<void>;
   facts: () => Promise<HostFacts>;
   runtime: RuncRuntime;
   /**
@@ -440,6 +442,7 @@ export class LocalRunner implements AssignmentRunner {
     if (archive.bundleDigest !== a.bundleDigest) return refused('DIGEST_MISMATCH', `bundle is ${archive.bundleDigest}, assignment names ${a.bundleDigest}`);
     const store = this.opts.trust();
     if (!store) return refused('UNKNOWN_KEY', 'this host has no trust store: nothing can be verified');
+    await this.opts.refreshPolicies?.();
     const set = this.opts.policies.current;
     // This host's own policies name the keyless identities whose Sigstore attestations count.
     const trust = withPolicyKeyless(store, set);

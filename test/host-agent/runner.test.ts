@@ -7,13 +7,14 @@
  * What runs is asked of runc itself (`runc list` / `runc state`), never only of the agent's records.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { appendFileSync, closeSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, utimesSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { apparmorFacts, collectFacts, type HostFacts } from '../../host/facts.js';
 import { RuncRuntime } from '../../host/runtime/runc.js';
 import { LocalRunner } from '../../host/agent/runner.js';
 import { OpenedBundles } from '../../host/agent/opened-bundles.js';
 import { PolicyStore } from '../../src/policy/store.js';
+import { PolicyRefresh } from '../../host/agent/policy-refresh.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { BLOB_PREFIX, CtpArchive } from '../../src/bundle/archive.js';
 import { checkOciLayout } from '../../src/bundle/check-layout.js';
@@ -240,6 +241,33 @@ describe('LocalRunner: what reaches runc', () => {
     const alt = new LocalRunner({ stateDir, trust: () => fx.trust, policies: altPolicies, facts: async () => facts, runtime, verificationCache: cache });
     expect((await expectRefusedBeforeRunc(alt, fx.bundles.partial, 'agent-cache')).code).toBe('MISSING_ATTESTATION');
     expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 2, misses: 4 });
+  });
+
+  it('judges each assignment by the policies as they are now: a policy edited after a refusal allows the next assignment, no restart (ct host run)', async () => {
+    const dir = join(fx.dir, 'policies-edited');
+    cpSync(fx.policiesDir, dir, { recursive: true });
+    const policies = new PolicyStore([dir]);
+    const lines: string[] = [];
+    const refresh = new PolicyRefresh(policies, { source: dir, log: (l) => lines.push(l), recheckMs: 0 });
+    expect((await refresh.reload()).ok).toBe(true);
+    const runner = new LocalRunner({ stateDir, trust: () => fx.trust, policies, refreshPolicies: () => refresh.beforeJudge(), facts: async () => facts, runtime });
+    // The production policy requires an SPDX document, which this bundle lacks.
+    expect((await expectRefusedBeforeRunc(runner, fx.bundles.partial, 'agent-reload')).code).toBe('MISSING_ATTESTATION');
+    // The operator drops that requirement from the host's policy file; the agent is not restarted.
+    const file = join(dir, 'production.policy.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('  - predicateType: https://spdx.dev/Document\n', ''));
+    const a = assignmentFor(fx.bundles.partial, { app: 'agent-reload', generation: ++generation });
+    expect(await runner.run(a, fx.bundles.partial.path)).toMatchObject({ state: 'running' });
+    expect(runcState(stateDir, runner.containerId(a))?.status).toBe('running');
+    expect(lines).toEqual([`policies from ${dir} reloaded: ${policies.current?.digest}`]);
+    // A broken edit leaves the last good set in force, and is said once.
+    const good = policies.current?.digest;
+    writeFileSync(file, 'kind: [');
+    await refresh.beforeJudge();
+    await refresh.beforeJudge();
+    expect(policies.current?.digest).toBe(good);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain(`the last good set (${good}) stays in force`);
   });
 
   it('refuses a bundle whose manifest was changed after signing (DIGEST_MISMATCH) before runc', async () => {
