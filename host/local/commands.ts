@@ -1,3 +1,4 @@
+import { recordedStopGrace } from '../lifecycle/stop-grace.js';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -173,7 +174,8 @@ export async function hostAction(o: { stateDir: string; id: string } & ActionReq
       return 0;
     }
     const assigned = join(o.stateDir, 'assigned', `${o.id}.json`);
-    const grace = await readFile(assigned, 'utf8').then((t) => (JSON.parse(t) as { runtime?: { stop_grace_period?: number } }).runtime?.stop_grace_period, () => undefined);
+    // The agent's assignment record, or a `ct run`'s claim: either says what the manifest asked.
+    const grace = await recordedStopGrace(o.stateDir, o.id);
     // Checked before the action touches anything (a restart stops first, a start releases a hold).
     const rules = o.action === 'restart' || (o.action === 'start' && !['running', 'paused'].includes((await h.runtime.state(o.id).catch(() => undefined))?.status ?? ''))
       ? await startableWithoutAgent(h.runtime, o.id)

@@ -26,6 +26,7 @@ import { ContainerMonitors } from '../monitor/containers.js';
 import { ensurePrivateDir } from '../runtime/private-dir.js';
 import { saveNetworkSettings } from '../network/settings.js';
 import { claimName, claimState, type ClaimState } from './claim.js';
+import { recordRunStopGrace } from '../lifecycle/stop-grace.js';
 
 export interface RunBundleOptions {
   bundle: string;
@@ -195,6 +196,8 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
       throw new CtError('USAGE', `a \`ct run\` named ${id} is starting or running here, or one was killed: remove ${claim} and ${rootfs} (when no \`ct run\` of that name runs); nothing was done`, { id });
     }
     claimed = true;
+    // `ct host stop|restart` of this container use the manifest's grace too (they read it there).
+    if (runtimeAsk?.stop_grace_period !== undefined) await recordRunStopGrace(claim, runtimeAsk.stop_grace_period);
     stopIfInterrupted();
     const plan = await unpackAndPlan(archive, { id, dir: rootfs, app: { name: archive.manifest.name, imageDigest: archive.manifest.image_digest }, grants, manifest, cgroupsPath: runtime.cgroupsPathFor(id) }, facts);
     stopIfInterrupted();

@@ -84,6 +84,15 @@ describe('ct run', () => {
       'command = ["/bin/busybox", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]', '',
     ].join('\n'));
     await sign(p('batch'), 'batch');
+    // An app whose PID 1 ignores SIGTERM, and whose manifest gives it a grace of 1 s.
+    mkdirSync(p('stubborn/bin'), { recursive: true });
+    writeFileSync(p('stubborn/ct.toml'), [
+      'name = "stubborn"', 'version = "1.0.0"', '[image]', 'architecture = "amd64"', 'os = "linux"',
+      '[[include]]', 'from = "/bin/busybox"', 'to = "bin/busybox"',
+      '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "none"', 'stop_grace_period = 1',
+      'command = ["/bin/busybox", "sh", "-c", "trap \\"\\" TERM; echo up; while :; do /bin/busybox sleep 1; done"]', '',
+    ].join('\n'));
+    await sign(p('stubborn'), 'stubborn');
     // A watched app: its monitor rules allow busybox only; it runs a copy of busybox under another name.
     mkdirSync(p('watched-security'), { recursive: true });
     mkdirSync(p('watched'), { recursive: true });
@@ -210,6 +219,22 @@ describe('ct run', () => {
     expect(readdirSync(join(stateDir, 'run-names'))).toEqual(['live']);
     // Neither the live run nor a cleared one is listed as left.
     expect((await runCt(['host', 'ps', '--state-dir', stateDir], { cwd: dir })).stdout).not.toContain('killed');
+  }, 60_000);
+
+  it("ct host stop of a ct run's container gives it the manifest's stop_grace_period, not 10 s", async () => {
+    const name = `run-stubborn-${pid}`;
+    const run = start([p('stubborn.signed.ctp'), '--name', name]);
+    await until('ct run running', () => run.stdout.includes('up'), 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${run.stderr}`);
+    });
+    const t0 = Date.now();
+    const stop = await runCt(['host', 'stop', name, '--state-dir', state()], { cwd: dir });
+    const took = Date.now() - t0;
+    // Killed after the grace (it ignores TERM): 1 s, far below the 10 s default.
+    expect([stop.code, stop.stdout.trim()]).toEqual([0, `${name}: stopped (exit 137)`]);
+    expect(took).toBeLessThan(7_000);
+    expect(await run.exit).toBe(137);
+    expect(runcList(state())).toEqual([]);
   }, 60_000);
 
   it('propagates the exit code and keeps stdout and stderr apart', async () => {
