@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetworkManager, findNetavark } from '../../host/network/index.js';
 import { checkNetworkAsk } from '../../host/agent/network-hook.js';
@@ -62,6 +62,24 @@ try {
     // network = "none" is what rootless apps run: allowed, and ports without a bridge are not.
     expect(codeOf(() => checkNetworkAsk({ network: 'none' }, [], grants, undefined))).toBeUndefined();
     expect(codeOf(() => checkNetworkAsk({ network: 'none' }, [{ host: 18080, container: 8080, address: '127.0.0.1', protocol: 'tcp' }], grants, undefined))).toBe('PORT_NOT_ALLOWED');
+  });
+
+  it('refuses a port published on an address this machine does not have (PORT_NOT_ALLOWED), for the agent as for ct run', () => {
+    const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((a) => a.family === 'IPv4' && !a.internal);
+    // The policy allows every address asked here: what refuses is the machine's own addresses.
+    const addresses = ['192.0.2.1', '127.0.0.1', '0.0.0.0', ...(own ? [own.address] : [])];
+    const grants = { network: { publish: [[{ ports: { from: 1024, to: 65535 }, addresses }]], egress: 'any' as const } };
+    const net = new NetworkManager({ stateDir: join(dir, 'addresses') });
+    try {
+      const ask = (address: string) => codeOf(() => checkNetworkAsk({ network: 'bridge', ports: ['8080/tcp'] }, [{ host: 18080, container: 8080, address, protocol: 'tcp' }], grants, net));
+      // TEST-NET-1: assigned nowhere.
+      expect(ask('192.0.2.1')).toBe('PORT_NOT_ALLOWED');
+      expect(ask('127.0.0.1')).toBeUndefined();
+      expect(ask('0.0.0.0')).toBeUndefined();
+      if (own) expect(ask(own.address)).toBeUndefined();
+    } finally {
+      net.close();
+    }
   });
 
   it('names the missing tool (HOST_TOOL_MISSING) and leaves nothing when netavark is gone', async () => {

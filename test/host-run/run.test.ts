@@ -339,6 +339,15 @@ describe('ct run', () => {
     expect(runcList(state())).toEqual([]);
     expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
   }, 30_000);
+  it('refuses to publish on an address this machine does not have (PORT_NOT_ALLOWED), before anything starts', async () => {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: its DNAT rule could never match.
+    const r = await runCt(['run', p('http.signed.ctp'), '-p', `192.0.2.1:${await freePort()}:8080`, '--name', `run-web-${pid}-addr`, ...common()], { cwd: dir });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/error\[PORT_NOT_ALLOWED\]/);
+    expect(runcList(state())).toEqual([]);
+    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+  }, 30_000);
+
   it('a keylessly signed bundle runs when --policies name its workflow; without them it proves nothing; a --certificate-identity given wins', async () => {
     const m = await startSigstoreMock();
     try {
