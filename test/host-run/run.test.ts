@@ -332,16 +332,12 @@ describe('ct run', () => {
     expect(readdirSync(agentDir)).toEqual(['enrolment.json']);
   }, 30_000);
 
-  it('refuses a port the bundle does not declare before anything starts (PORT_NOT_ALLOWED)', async () => {
-    const r = await runCt(['run', p('http.signed.ctp'), '-p', `127.0.0.1:${await freePort()}:9999`, '--name', `run-web-${pid}-port`, ...common()], { cwd: dir });
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/error\[PORT_NOT_ALLOWED\]/);
-    expect(runcList(state())).toEqual([]);
-    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
-  }, 30_000);
-  it('refuses to publish on an address this machine does not have (PORT_NOT_ALLOWED), before anything starts', async () => {
+  it.each([
+    ['a port the bundle does not declare', (port: number) => `127.0.0.1:${port}:9999`],
     // 192.0.2.1 (TEST-NET-1) is no address of this machine: its DNAT rule could never match.
-    const r = await runCt(['run', p('http.signed.ctp'), '-p', `192.0.2.1:${await freePort()}:8080`, '--name', `run-web-${pid}-addr`, ...common()], { cwd: dir });
+    ['an address this machine does not have', (port: number) => `192.0.2.1:${port}:8080`],
+  ])('refuses %s before anything starts (PORT_NOT_ALLOWED)', async (_what, spec) => {
+    const r = await runCt(['run', p('http.signed.ctp'), '-p', spec(await freePort()), '--name', `run-web-${pid}-port`, ...common()], { cwd: dir });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/error\[PORT_NOT_ALLOWED\]/);
     expect(runcList(state())).toEqual([]);
