@@ -8,12 +8,21 @@ import type { PolicyStore, ReloadOutcome } from '../../src/policy/store.js';
  * many assignments arrive (a resync of every app), and an edit is in force 2 s later at most.
  */
 export const POLICY_RECHECK_MS = 2_000;
+/**
+ * How long an assignment waits for a load in flight. The wait happens inside the runner's exclusive
+ * turn: a policy directory that hangs (an NFS server gone) must not block every deploy and stop.
+ * Past it the assignment is judged by the last good set; the load goes on and the next check awaits it.
+ */
+export const POLICY_JUDGE_WAIT_MS = 5_000;
 
 export interface PolicyRefreshOptions {
   /** Where the policies are read from, for the messages. */
   source: string;
   log: (line: string) => void;
   recheckMs?: number;
+  judgeWaitMs?: number;
+  /** A monotonic clock (ms): a wall clock stepped back (NTP) would stop the rechecks until it caught up. */
+  now?: () => number;
 }
 
 /**
@@ -24,21 +33,62 @@ export interface PolicyRefreshOptions {
 export class PolicyRefresh {
   private checkedAt = -Infinity;
   private said = '';
+  /** The load in progress (a SIGHUP's, or a recheck's): an assignment is judged once it ended. */
+  private inFlight: Promise<ReloadOutcome> | undefined;
+  /** A reload asked while one was in flight: it may have read the files before the edit, so another follows. */
+  private queued: Promise<ReloadOutcome> | undefined;
+  private slowSaid = false;
+  private readonly now: () => number;
 
-  constructor(readonly store: PolicyStore, private readonly o: PolicyRefreshOptions) {}
-
-  /** Reads the policies at once (the agent's start, SIGHUP). */
-  async reload(): Promise<ReloadOutcome> {
-    this.checkedAt = Date.now();
-    const r = await this.store.reload();
-    this.tell(r);
-    return r;
+  constructor(readonly store: PolicyStore, private readonly o: PolicyRefreshOptions) {
+    this.now = o.now ?? (() => performance.now());
   }
 
-  /** Reads them again when the last read is older than the recheck interval. */
+  /** Reads the policies at once (the agent's start, SIGHUP); after the load in flight, if any. */
+  reload(): Promise<ReloadOutcome> {
+    if (!this.inFlight) return this.start();
+    this.queued ??= this.inFlight.then(() => {
+      this.queued = undefined;
+      return this.start();
+    });
+    this.inFlight = this.queued;
+    return this.queued;
+  }
+
+  /**
+   * Before an assignment is judged: awaits a load in flight, or reads the policies again when the
+   * last read is older than the recheck interval; either for at most judgeWaitMs (the last good set
+   * judges meanwhile).
+   */
   async beforeJudge(): Promise<void> {
-    if (Date.now() - this.checkedAt < (this.o.recheckMs ?? POLICY_RECHECK_MS)) return;
-    await this.reload();
+    const due = this.now() - this.checkedAt >= (this.o.recheckMs ?? POLICY_RECHECK_MS);
+    const load = this.inFlight ?? (due ? this.reload() : undefined);
+    if (!load) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<true>((resolve) => {
+      timer = setTimeout(() => resolve(true), this.o.judgeWaitMs ?? POLICY_JUDGE_WAIT_MS);
+    });
+    const slow = await Promise.race([load.then(() => false as const), late]).finally(() => clearTimeout(timer));
+    if (!slow) {
+      this.slowSaid = false;
+      return;
+    }
+    if (this.slowSaid) return;
+    this.slowSaid = true;
+    const digest = this.store.current?.digest;
+    this.o.log(`policies from ${this.o.source} still loading after ${this.o.judgeWaitMs ?? POLICY_JUDGE_WAIT_MS} ms (a hung file system?): assignments are judged by ${digest ? `the last good set (${digest})` : 'no set (refused: NO_POLICY)'} until the load ends`);
+  }
+
+  private start(): Promise<ReloadOutcome> {
+    this.checkedAt = this.now();
+    const p: Promise<ReloadOutcome> = this.store.reload().then((r) => {
+      this.tell(r);
+      return r;
+    }).finally(() => {
+      if (this.inFlight === p) this.inFlight = undefined;
+    });
+    this.inFlight = p;
+    return p;
   }
 
   private tell(r: ReloadOutcome): void {
