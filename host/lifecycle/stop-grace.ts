@@ -7,7 +7,7 @@ const MAX_GRACE_SECONDS = 300;
 const RUN_GRACE_FILE = 'stop-grace.json';
 
 function graceOf(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_GRACE_SECONDS ? v : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= MAX_GRACE_SECONDS ? v : undefined;
 }
 
 /** `ct run` records the grace its manifest asks for, so that `ct host stop|restart` use it as the agent's containers' (recordedStopGrace). */
