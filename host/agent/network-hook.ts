@@ -2,13 +2,12 @@ import { CtError } from '../../src/core/errors.js';
 import type { RuntimeSpec } from '../../src/bundle/manifest.js';
 import type { PublishedPort } from '../../src/protocol/ports.js';
 import { checkPublishedPorts, dnsNameOf, type AttachRequest, type NetworkManager } from '../network/index.js';
-import { checkPublishAddresses } from '../network/publish-address.js';
 import type { OciConfig, RuntimeGrants } from '../enforce/types.js';
 
 /**
  * Judges what an assignment asks of the network before anything is unpacked or started: ports
  * only with `network = "bridge"`, each declared by the bundle and allowed by the policies
- * (PORT_NOT_ALLOWED) on an address this machine has (publish-address.ts), and bridge mode only where this agent can set bridges up (a rootless agent
+ * (PORT_NOT_ALLOWED), and bridge mode only where this agent can set bridges up (a rootless agent
  * has no NetworkManager: NETWORK_ROOTLESS_UNSUPPORTED).
  */
 export function checkNetworkAsk(runtime: RuntimeSpec | undefined, ports: readonly PublishedPort[], grants: RuntimeGrants, network: NetworkManager | undefined): void {
@@ -21,7 +20,6 @@ export function checkNetworkAsk(runtime: RuntimeSpec | undefined, ports: readonl
     throw new CtError('NETWORK_ROOTLESS_UNSUPPORTED', 'network = "bridge" needs a root agent with netavark; this agent runs rootless (use network = "none")', {});
   }
   checkPublishedPorts(ports, runtime?.ports, grants.network);
-  checkPublishAddresses(ports);
 }
 
 /**

@@ -21,6 +21,7 @@ import type { RuncRuntime } from '../runtime/runc.js';
 import type { AssignmentRunner } from './agent.js';
 import { runtimeGrants } from './grants.js';
 import { attachNetwork, checkNetworkAsk, networkNote } from './network-hook.js';
+import { publishAddressNote } from '../network/publish-address.js';
 import type { NetworkManager } from '../network/index.js';
 import { restorePrevious, rootfsOf, savePrevious, type Previous } from '../lifecycle/replace.js';
 import { dropReplaceRecord, hasReplaceRecord, replaceRecordIds, replaceRecordPath, replaceToEnd, saveReplaceRecord } from '../lifecycle/replace-record.js';
@@ -469,7 +470,8 @@ export class LocalRunner implements AssignmentRunner {
     } catch (e) {
       return refused((e as CtError).code, (e as Error).message);
     }
-    const note = networkNote(archive.manifest.runtime, a.app);
+    // Said in the deploy's message (the server's host note), joined as the server joins hosts' notes.
+    const note = [ports.length > 0 ? publishAddressNote(ports) : undefined, networkNote(archive.manifest.runtime, a.app)].filter(Boolean).join('; ');
     const started: Outcome = { state: 'running', ...(note ? { message: note } : {}) };
 
     // Only now may what already runs answer for the assignment: a tampered or unapproved bundle of

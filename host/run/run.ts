@@ -27,6 +27,7 @@ import { ensurePrivateDir } from '../runtime/private-dir.js';
 import { saveNetworkSettings } from '../network/settings.js';
 import { claimName, claimState, type ClaimState } from './claim.js';
 import { recordRunStopGrace } from '../lifecycle/stop-grace.js';
+import { checkPublishAddresses } from '../network/publish-address.js';
 
 export interface RunBundleOptions {
   bundle: string;
@@ -176,6 +177,8 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
   };
   try {
     checkNetworkAsk(runtimeAsk, o.ports, grants, network);
+    // Interactive and on one machine: an address it does not have is refused (the agent says it instead).
+    checkPublishAddresses(o.ports);
     runtime = await RuncRuntime.open({ stateDir: o.stateDir, unifiedCgroupMount: facts.cgroup.unifiedMount, logLimits: o.logLimits });
     const refuseLive = (held: ClaimState) => {
       if (held.state === 'alive') throw new CtError('USAGE', `a \`ct run\` named ${id} (pid ${held.pid}) is starting or running here; nothing was done`, { id });

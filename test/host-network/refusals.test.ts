@@ -13,6 +13,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetworkManager, findNetavark } from '../../host/network/index.js';
 import { checkNetworkAsk } from '../../host/agent/network-hook.js';
+import { checkPublishAddresses, publishAddressNote } from '../../host/network/publish-address.js';
 import { codeOf, codeOfAsync } from '../support/error-code.js';
 import { repoRoot } from '../support/cli.js';
 import { claimSubnetBase } from '../support/subnets.js';
@@ -64,19 +65,35 @@ try {
     expect(codeOf(() => checkNetworkAsk({ network: 'none' }, [{ host: 18080, container: 8080, address: '127.0.0.1', protocol: 'tcp' }], grants, undefined))).toBe('PORT_NOT_ALLOWED');
   });
 
-  it('refuses a port published on an address this machine does not have (PORT_NOT_ALLOWED), for the agent as for ct run', () => {
-    const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((a) => a.family === 'IPv4' && !a.internal);
-    // The policy allows every address asked here: what refuses is the machine's own addresses.
-    const addresses = ['192.0.2.1', '127.0.0.1', '0.0.0.0', ...(own ? [own.address] : [])];
+  it('a port on an address this machine does not have: ct run refuses it (PORT_NOT_ALLOWED, naming it), the agent deploys it with a note; 127.0.0.0/8 is always here', () => {
+    const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).filter((a) => a.family === 'IPv4');
+    const external = own.find((a) => !a.internal);
+    // Proven absent now: a TEST-NET address no interface of this machine holds.
+    const absent = ['192.0.2.1', '192.0.2.77', '198.51.100.7', '203.0.113.9'].find((x) => !own.some((a) => a.address === x))!;
+    const port = (address: string) => [{ host: 18080, container: 8080, address, protocol: 'tcp' as const }];
+    const addresses = [absent, '127.0.0.1', '127.0.1.1', '127.0.0.2', '0.0.0.0', ...(external ? [external.address] : [])];
     const grants = { network: { publish: [[{ ports: { from: 1024, to: 65535 }, addresses }]], egress: 'any' as const } };
     const net = new NetworkManager({ stateDir: join(dir, 'addresses') });
     try {
-      const ask = (address: string) => codeOf(() => checkNetworkAsk({ network: 'bridge', ports: ['8080/tcp'] }, [{ host: 18080, container: 8080, address, protocol: 'tcp' }], grants, net));
-      // TEST-NET-1: assigned nowhere.
-      expect(ask('192.0.2.1')).toBe('PORT_NOT_ALLOWED');
-      expect(ask('127.0.0.1')).toBeUndefined();
-      expect(ask('0.0.0.0')).toBeUndefined();
-      if (own) expect(ask(own.address)).toBeUndefined();
+      // The agent's check lets it through (a VIP this standby node takes over, an address DHCP gives later)...
+      expect(codeOf(() => checkNetworkAsk({ network: 'bridge', ports: ['8080/tcp'] }, port(absent), grants, net))).toBeUndefined();
+      // ...and the deploy's message says it.
+      expect(publishAddressNote(port(absent))).toContain(`published on ${absent}, not an address of this host now`);
+      // ct run refuses it, naming the address.
+      const refused = (() => {
+        try {
+          checkPublishAddresses(port(absent));
+        } catch (e) {
+          return e as { code?: string; message: string };
+        }
+        return undefined;
+      })();
+      expect(refused?.code).toBe('PORT_NOT_ALLOWED');
+      expect(refused?.message).toContain(`published on ${absent}, which is not an address of this machine`);
+      for (const here of ['127.0.0.1', '127.0.1.1', '127.0.0.2', '0.0.0.0', ...(external ? [external.address] : [])]) {
+        expect([here, codeOf(() => checkPublishAddresses(port(here)))]).toEqual([here, undefined]);
+        expect([here, publishAddressNote(port(here))]).toEqual([here, undefined]);
+      }
     } finally {
       net.close();
     }

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lchownSync, symlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerIdFor } from '../../src/protocol/container-id.js';
 import { openCtp } from '../../src/bundle/read.js';
@@ -28,6 +28,14 @@ import { listArtifacts } from '../host-network/artifacts.js';
 import { claimSubnetBase } from '../support/subnets.js';
 import { startSigstoreMock } from '../support/sigstore-mock.js';
 import { GH_ISSUER, GH_SAN, signCtpKeyless } from '../sigstore/fixtures.js';
+
+/** A TEST-NET address no interface of this machine holds now (this VM's eth0 is in 192.0.2.0/24). */
+function absentAddress(): string {
+  const own = new Set(Object.values(networkInterfaces()).flatMap((l) => l ?? []).map((a) => a.address));
+  const free = ['192.0.2.1', '192.0.2.77', '198.51.100.7', '203.0.113.9'].find((a) => !own.has(a));
+  if (!free) throw new Error('every TEST-NET address tried is on this machine');
+  return free;
+}
 
 const pid = process.pid;
 const POOL = claimSubnetBase();
@@ -333,13 +341,16 @@ describe('ct run', () => {
   }, 30_000);
 
   it.each([
-    ['a port the bundle does not declare', (port: number) => `127.0.0.1:${port}:9999`],
-    // 192.0.2.1 (TEST-NET-1) is no address of this machine: its DNAT rule could never match.
-    ['an address this machine does not have', (port: number) => `192.0.2.1:${port}:8080`],
-  ])('refuses %s before anything starts (PORT_NOT_ALLOWED)', async (_what, spec) => {
-    const r = await runCt(['run', p('http.signed.ctp'), '-p', spec(await freePort()), '--name', `run-web-${pid}-port`, ...common()], { cwd: dir });
+    ['a port the bundle does not declare', () => '127.0.0.1', 9999, 'container port 9999'],
+    // A TEST-NET address proven absent from this machine's interfaces now: its DNAT rule could never match.
+    ['an address this machine does not have', absentAddress, 8080, 'which is not an address of this machine'],
+  ])('refuses %s before anything starts (PORT_NOT_ALLOWED)', async (_what, address, container, says) => {
+    const at = address();
+    const r = await runCt(['run', p('http.signed.ctp'), '-p', `${at}:${await freePort()}:${container}`, '--name', `run-web-${pid}-port`, ...common()], { cwd: dir });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/error\[PORT_NOT_ALLOWED\]/);
+    expect(r.stderr).toContain(says);
+    if (container === 8080) expect(r.stderr).toContain(`published on ${at},`);
     expect(runcList(state())).toEqual([]);
     expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
   }, 30_000);
