@@ -57,114 +57,119 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
   // Before anything in the state directory is touched (recovery acts on containers and records):
   // an agent that serves its control socket answers, one still starting holds the directory's
   // lock (held here until the agent has ended).
-  await ensurePrivateDir(o.stateDir);
-  await assertNoOtherAgent(o.stateDir);
-  // A `ct host` command acting meanwhile holds it for a moment: waited for, up to a minute.
-  const lock = await lockStateDir(o.stateDir, 'agent', { waitForCommandMs: 60_000 });
+  // SIGHUP (reload the policies) is taken first: its default would end an agent still starting
+  // (the lock wait below lasts up to a minute). Before the policies are first read it asks nothing
+  // more: that first read comes after it.
+  const hup: { reload?: () => void } = {};
+  const onHup = () => hup.reload?.();
+  process.on('SIGHUP', onHup);
   try {
-    return await runLocked(o, io);
+    await ensurePrivateDir(o.stateDir);
+    await assertNoOtherAgent(o.stateDir);
+    // A `ct host` command acting meanwhile holds it for a moment: waited for, up to a minute.
+    const lock = await lockStateDir(o.stateDir, 'agent', { waitForCommandMs: 60_000 });
+    try {
+      return await runLocked(o, io, hup);
+    } finally {
+      await lock.release();
+    }
   } finally {
-    await lock.release();
+    process.off('SIGHUP', onHup);
   }
 }
 
-async function runLocked(o: HostCommandOptions, io: Io): Promise<number> {
+async function runLocked(o: HostCommandOptions, io: Io, hup: { reload?: () => void }): Promise<number> {
   const store = parseTrustStore(readFileSync(o.trustStore, 'utf8'), o.trustStore);
   const trust: TrustMaterial = trustMaterial(store, o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined);
   const policies = new PolicyStore([resolve(o.policies)]);
   // Read again on SIGHUP and before each assignment is judged: an edited policy needs no restart.
   const refresh = new PolicyRefresh(policies, { source: resolve(o.policies), log: (line) => io.err(line) });
+  // From here a SIGHUP reads them again (after a read in flight: refresh.reload()).
+  hup.reload = () => void refresh.reload();
   await refresh.reload();
-  // Registered before anything can fail or wait: SIGHUP's default would end the agent.
-  const onHup = () => void refresh.reload();
-  process.on('SIGHUP', onHup);
-  try {
-    const facts = await collectFacts();
-    // Bridge networking needs root (netavark makes bridges and firewall rules); rootless agents run network = "none".
-    const network = process.getuid?.() === 0
-      ? new NetworkManager({
-        stateDir: o.stateDir, subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix,
-        paths: o.netavarkDir ? await findNetavark([o.netavarkDir]) : undefined,
-      })
-      : undefined;
-    // `ct host` commands on this machine set suspended networks up again the way the agent does.
-    if (network) await saveNetworkSettings(o.stateDir, { subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, netavarkDir: o.netavarkDir });
-    // A missing conntrack or ebtables-restore is told now, not first at a bridge start (which refuses, HOST_TOOL_MISSING).
-    await network?.checkTools().catch((e: Error) => io.err(`bridge networking: ${e.message}: containers with network = "bridge" will not start`));
-    const { runtime, monitors, alerts } = await openAgentRuntime({ stateDir: o.stateDir, facts, network, logLimits: o.logLimits, log: (line) => io.err(line) });
-    // A container whose anti-spoofing guard recover() cannot repair is reported, not fatal (manager.ts repairGuards()).
-    network?.onAlert((container, code, detail) => {
-      io.err(detail);
-      alerts.note('host.network', detail, { container, code });
-    });
-    // What the agent says it recovered is told to the server too (host.alert in its audit log).
-    const recoveredLine = (line: string) => {
-      io.out(line);
-      alerts.note('host.recovery', line);
-    };
-    const recovered = await runtime.recover();
-    for (const c of recovered.changed) recoveredLine(`recovered ${c.id}: ${c.from} → ${c.to}`);
-    const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, refreshPolicies: () => refresh.beforeJudge(), facts: async () => facts, runtime, environment: o.environment, network });
-    // A replace the previous agent was killed in ends as it would have: one container serving the app,
-    // and a new bundle that was still being health-checked the app only once its check passes. Those
-    // checks are resumed in the background (they may take as long as the bundle's manifest allows):
-    // the agent connects and serves meanwhile.
-    const recovery = await runner.startRecovery();
-    for (const line of recovery.now) recoveredLine(`recovered replace ${line}`);
-    // Containers that ran on while no agent did are watched again from now on.
-    await monitors.attachRunning();
-    // `ct host stop|start|…` on this machine go through the runner's turn (host/agent/control.ts);
-    // it also refuses a second agent on the same state directory.
-    const started: { agent?: Agent } = {};
-    // A failed start (no enrolment, server refused) must not leave the socket holding the process up,
-    // nor the resumed checks acting on the directory once its lock is released: they are stopped.
-    const control = await serveRunnerControl(o.stateDir, runner, () => void started.agent?.resync()).catch(async (e: unknown) => {
-      await runner.close();
-      await monitors.close();
-      throw e;
-    });
-    const agent = started.agent = await startHostAgent(o, io, runner, facts).catch(async (e: unknown) => {
-      await control.close();
-      await runner.close();
-      await monitors.close();
-      throw e;
-    });
-    alerts.attach((event) => agent.alert(event));
-    io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
-    let stopping = false;
-    void recovery.later.then((lines) => {
-      for (const line of lines) recoveredLine(`recovered replace ${line}`);
-      if (lines.length > 0 && !stopping) void agent.resync();
-    });
-    const watch = watchContainers(runtime, runner, () => agent.resync(), { log: (line) => recoveredLine(`recovered replace ${line}`), stopping: () => stopping, monitors, alerts });
-    // Until a signal, or the server's signed word that this host is removed (agent.ended): then the
-    // agent ends as it does on a signal, its containers left running, and `ct host run` fails with
-    // that code and what to do (enrol again), rather than retrying for ever against a closed door.
-    const refused = await new Promise<Awaited<typeof agent.ended> | undefined>((r) => {
-      const signalled = () => r(undefined);
-      process.once('SIGINT', signalled);
-      process.once('SIGTERM', signalled);
-      void agent.ended.then((e) => {
-        process.off('SIGINT', signalled);
-        process.off('SIGTERM', signalled);
-        r(e);
-      });
-    });
-    stopping = true;
-    clearInterval(watch);
-    await control.close();
-    await agent.stop();
-    // A deploy or a recovered replace's ending in progress finishes before the stores close under it;
-    // endings not begun are left (with their records) to the next start.
+  const facts = await collectFacts();
+  // Bridge networking needs root (netavark makes bridges and firewall rules); rootless agents run network = "none".
+  const network = process.getuid?.() === 0
+    ? new NetworkManager({
+      stateDir: o.stateDir, subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix,
+      paths: o.netavarkDir ? await findNetavark([o.netavarkDir]) : undefined,
+    })
+    : undefined;
+  // `ct host` commands on this machine set suspended networks up again the way the agent does.
+  if (network) await saveNetworkSettings(o.stateDir, { subnetBase: o.networkPool, bridgePrefix: o.bridgePrefix, netavarkDir: o.netavarkDir });
+  // A missing conntrack or ebtables-restore is told now, not first at a bridge start (which refuses, HOST_TOOL_MISSING).
+  await network?.checkTools().catch((e: Error) => io.err(`bridge networking: ${e.message}: containers with network = "bridge" will not start`));
+  const { runtime, monitors, alerts } = await openAgentRuntime({ stateDir: o.stateDir, facts, network, logLimits: o.logLimits, log: (line) => io.err(line) });
+  // A container whose anti-spoofing guard recover() cannot repair is reported, not fatal (manager.ts repairGuards()).
+  network?.onAlert((container, code, detail) => {
+    io.err(detail);
+    alerts.note('host.network', detail, { container, code });
+  });
+  // What the agent says it recovered is told to the server too (host.alert in its audit log).
+  const recoveredLine = (line: string) => {
+    io.out(line);
+    alerts.note('host.recovery', line);
+  };
+  const recovered = await runtime.recover();
+  for (const c of recovered.changed) recoveredLine(`recovered ${c.id}: ${c.from} → ${c.to}`);
+  const runner = new LocalRunner({ stateDir: o.stateDir, trust: () => trust, policies, refreshPolicies: () => refresh.beforeJudge(), facts: async () => facts, runtime, environment: o.environment, network });
+  // A replace the previous agent was killed in ends as it would have: one container serving the app,
+  // and a new bundle that was still being health-checked the app only once its check passes. Those
+  // checks are resumed in the background (they may take as long as the bundle's manifest allows):
+  // the agent connects and serves meanwhile.
+  const recovery = await runner.startRecovery();
+  for (const line of recovery.now) recoveredLine(`recovered replace ${line}`);
+  // Containers that ran on while no agent did are watched again from now on.
+  await monitors.attachRunning();
+  // `ct host stop|start|…` on this machine go through the runner's turn (host/agent/control.ts);
+  // it also refuses a second agent on the same state directory.
+  const started: { agent?: Agent } = {};
+  // A failed start (no enrolment, server refused) must not leave the socket holding the process up,
+  // nor the resumed checks acting on the directory once its lock is released: they are stopped.
+  const control = await serveRunnerControl(o.stateDir, runner, () => void started.agent?.resync()).catch(async (e: unknown) => {
     await runner.close();
     await monitors.close();
-    runtime.close();
-    network?.close();
-    if (refused) throw refused;
-    return 0;
-  } finally {
-    process.off('SIGHUP', onHup);
-  }
+    throw e;
+  });
+  const agent = started.agent = await startHostAgent(o, io, runner, facts).catch(async (e: unknown) => {
+    await control.close();
+    await runner.close();
+    await monitors.close();
+    throw e;
+  });
+  alerts.attach((event) => agent.alert(event));
+  io.out(`host ${o.name} (${agent.hostId}) connected to ${o.server}; state in ${o.stateDir}`);
+  let stopping = false;
+  void recovery.later.then((lines) => {
+    for (const line of lines) recoveredLine(`recovered replace ${line}`);
+    if (lines.length > 0 && !stopping) void agent.resync();
+  });
+  const watch = watchContainers(runtime, runner, () => agent.resync(), { log: (line) => recoveredLine(`recovered replace ${line}`), stopping: () => stopping, monitors, alerts });
+  // Until a signal, or the server's signed word that this host is removed (agent.ended): then the
+  // agent ends as it does on a signal, its containers left running, and `ct host run` fails with
+  // that code and what to do (enrol again), rather than retrying for ever against a closed door.
+  const refused = await new Promise<Awaited<typeof agent.ended> | undefined>((r) => {
+    const signalled = () => r(undefined);
+    process.once('SIGINT', signalled);
+    process.once('SIGTERM', signalled);
+    void agent.ended.then((e) => {
+      process.off('SIGINT', signalled);
+      process.off('SIGTERM', signalled);
+      r(e);
+    });
+  });
+  stopping = true;
+  clearInterval(watch);
+  await control.close();
+  await agent.stop();
+  // A deploy or a recovered replace's ending in progress finishes before the stores close under it;
+  // endings not begun are left (with their records) to the next start.
+  await runner.close();
+  await monitors.close();
+  runtime.close();
+  network?.close();
+  if (refused) throw refused;
+  return 0;
 }
 
 /** The agent of `ct host run`: the previous agent's leftovers torn down, then enrolled and connected. */

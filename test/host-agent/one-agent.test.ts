@@ -109,6 +109,39 @@ describe('one agent per state directory', () => {
     long.kill('SIGKILL');
   });
 
+  it('SIGHUP while the agent waits for the lock (still starting) does not end it: it is a policy reload, not a hangup', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ct-one-agent-'));
+    dirs.push(stateDir);
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+      const { lockStateDir } = await import(${JSON.stringify(join(repoRoot, 'build/host/agent/state-lock.js'))});
+      const lock = await lockStateDir(${JSON.stringify(stateDir)}, 'ct host stop');
+      process.stdout.write('locked\\n');
+      setTimeout(() => lock.release(), 3000);
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => holder.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()));
+    const agent = spawn(process.execPath, [join(repoRoot, 'build/src/cli/main.js'), 'host', 'run', '--server', 'http://127.0.0.1:9', '--name', 'hup', '--trust-store', join(stateDir, 'missing-trust.json'), '--policies', join(stateDir, 'missing-policies'), '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    agent.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const ended = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => agent.on('exit', (code, signal) => resolve([code, signal])));
+    try {
+      // It waits for the lock in a flock child: from then on it is past where it takes SIGHUP.
+      const children = () => readdirSync(`/proc/${agent.pid}/task`).flatMap((t) => readFileSync(`/proc/${agent.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+      const flockChild = () => children().some((c) => readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'flock');
+      const t0 = Date.now();
+      while (!flockChild()) {
+        if (Date.now() - t0 > 10_000) throw new Error('the agent never waited for the lock');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      agent.kill('SIGHUP');
+      // Past the lock it fails on what comes next (the trust store does not exist), not on the signal.
+      expect(await ended).toEqual([11, null]); // IO_ERROR's exit status
+      expect(stderr).toMatch(/missing-trust\.json/);
+    } finally {
+      agent.kill('SIGKILL');
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('another user cannot take the lock to keep the agent from starting', async () => {
     expect(process.getuid?.()).toBe(0); // the host tests run as root, as the agent does
     const stateDir = mkdtempSync(join(tmpdir(), 'ct-one-agent-')); // 0700, root's

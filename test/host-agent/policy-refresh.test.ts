@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { PolicyStore, type ReloadOutcome } from '../../src/policy/store.js';
 import { PolicyRefresh } from '../../host/agent/policy-refresh.js';
 
