@@ -38,6 +38,12 @@ export class PolicyRefresh {
   /** A reload asked while one was in flight: it may have read the files before the edit, so another follows. */
   private queued: Promise<ReloadOutcome> | undefined;
   private slowSaid = false;
+  /**
+   * A load that already kept an assignment waiting judgeWaitMs: not waited for again (a directory
+   * that hangs for good would otherwise add judgeWaitMs to every assignment, inside the runner's
+   * exclusive turn). A newer load (a SIGHUP's, queued after it) is waited for once in turn.
+   */
+  private lateLoad: Promise<ReloadOutcome> | undefined;
   private readonly now: () => number;
 
   constructor(readonly store: PolicyStore, private readonly o: PolicyRefreshOptions) {
@@ -47,10 +53,13 @@ export class PolicyRefresh {
   /** Reads the policies at once (the agent's start, SIGHUP); after the load in flight, if any. */
   reload(): Promise<ReloadOutcome> {
     if (!this.inFlight) return this.start();
-    this.queued ??= this.inFlight.then(() => {
+    // After the load in flight whatever its end (start() never rejects, but a queued reload must
+    // not hang on one that did).
+    const next = () => {
       this.queued = undefined;
       return this.start();
-    });
+    };
+    this.queued ??= this.inFlight.then(next, next);
     this.inFlight = this.queued;
     return this.queued;
   }
@@ -63,7 +72,7 @@ export class PolicyRefresh {
   async beforeJudge(): Promise<void> {
     const due = this.now() - this.checkedAt >= (this.o.recheckMs ?? POLICY_RECHECK_MS);
     const load = this.inFlight ?? (due ? this.reload() : undefined);
-    if (!load) return;
+    if (!load || load === this.lateLoad) return;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<true>((resolve) => {
       timer = setTimeout(() => resolve(true), this.o.judgeWaitMs ?? POLICY_JUDGE_WAIT_MS);
@@ -73,6 +82,7 @@ export class PolicyRefresh {
       this.slowSaid = false;
       return;
     }
+    this.lateLoad = load;
     if (this.slowSaid) return;
     this.slowSaid = true;
     const digest = this.store.current?.digest;
@@ -81,7 +91,11 @@ export class PolicyRefresh {
 
   private start(): Promise<ReloadOutcome> {
     this.checkedAt = this.now();
-    const p: Promise<ReloadOutcome> = this.store.reload().then((r) => {
+    // A store whose load throws (PolicyStore's does not) is a failed load like any other: the last
+    // good set stays, and no rejection reaches SIGHUP's `void reload()` or sticks in the queue.
+    const p: Promise<ReloadOutcome> = this.store.reload().catch((e: unknown): ReloadOutcome => ({
+      ok: false, digest: this.store.current?.digest, issues: [], error: { code: 'IO_ERROR', message: String((e as Error)?.message ?? e).slice(0, 300) },
+    })).then((r) => {
       this.tell(r);
       return r;
     }).finally(() => {

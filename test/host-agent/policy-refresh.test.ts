@@ -78,8 +78,8 @@ describe('host agent policy refresh', () => {
     await hup;
   });
 
-  it('a load that never ends delays an assignment by judgeWaitMs at most: the last good set judges, said once', async () => {
-    const refresh = new PolicyRefresh(store, { source: dir, log: (l) => lines.push(l), recheckMs: 0, judgeWaitMs: 50 });
+  it('a load that never ends delays an assignment by judgeWaitMs at most, once: the last good set judges, said once', async () => {
+    const refresh = new PolicyRefresh(store, { source: dir, log: (l) => lines.push(l), recheckMs: 0, judgeWaitMs: 400 });
     expect((await refresh.reload()).ok).toBe(true);
     const good = store.current?.digest;
     store.hold();
@@ -88,8 +88,39 @@ describe('host agent policy refresh', () => {
     await refresh.beforeJudge();
     expect(performance.now() - t0).toBeLessThan(2_000);
     expect(store.current?.digest).toBe(good);
-    // The hung load is awaited again, not started again.
+    // The hung load is neither started again nor waited for again: later assignments go at once.
+    expect(store.loads).toBe(2);
+    let waited = 0;
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      await refresh.beforeJudge();
+      waited = Math.max(waited, performance.now() - t);
+    }
+    expect(waited).toBeLessThan(200);
     expect(store.loads).toBe(2);
     expect(lines).toEqual([expect.stringContaining(`assignments are judged by the last good set (${good})`)]);
+  });
+
+  it('a load that throws is a failed load: the last good set stays and a queued reload still reads again', async () => {
+    const refresh = new PolicyRefresh(store, { source: dir, log: (l) => lines.push(l), recheckMs: 60_000 });
+    expect((await refresh.reload()).ok).toBe(true);
+    const good = store.current?.digest;
+    const real = store.reload.bind(store);
+    let fail = true;
+    store.reload = async () => {
+      if (fail) {
+        fail = false;
+        await delay(20);
+        throw Object.assign(new Error('EIO boom'), { code: 'EIO' });
+      }
+      return real();
+    };
+    const first = refresh.reload();
+    writeFileSync(join(dir, 'b.policy.yaml'), policy('b'));
+    const queued = refresh.reload();
+    expect(await first).toMatchObject({ ok: false, digest: good, error: { code: 'IO_ERROR' } });
+    expect((await queued).ok).toBe(true);
+    await expect(refresh.beforeJudge()).resolves.toBeUndefined();
+    expect(store.current?.policies.map((p) => p.name).sort()).toEqual(['a', 'b']);
   });
 });
