@@ -7,6 +7,7 @@
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type ErrorCode as YamlErrorCode, type Node } from 'yaml';
 import type { SourceLocation } from './types.js';
 import type { PolicyIssue } from './issues.js';
+import { boundText } from '../core/errors.js';
 
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 
@@ -67,7 +68,7 @@ function parseMessage(message: string, code: string | undefined, quoteText: bool
     return code ? `${fixed} [${code}]` : fixed;
   }
   const first = message.split('\n')[0];
-  return first.length > MAX_MESSAGE ? `${first.slice(0, MAX_MESSAGE)}…` : first;
+  return boundText(first, MAX_MESSAGE);
 }
 
 export function parseSource(file: string, text: string, opts: ParseOptions = {}): { source?: ParsedSource; issues: PolicyIssue[] } {

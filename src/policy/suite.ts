@@ -11,7 +11,7 @@
  */
 import { readFile, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { asIoError } from '../core/errors.js';
+import { asIoError, boundText } from '../core/errors.js';
 import { readBundleFacts } from './bundle-facts.js';
 import { evaluate } from './evaluate.js';
 import type { PolicyIssue } from './issues.js';
@@ -150,8 +150,7 @@ async function runSuite(file: string, set: PolicySet, report: TestReport, root: 
     const name = typeof c?.name === 'string' ? c.name : `case ${i + 1}`;
     // Messages can quote what a file held (a bundle's parse error): bounded, so a report stays readable and never carries a whole file.
     const problem = (message: string, path: (string | number)[] = [], kind = 'suite') => {
-      const text = `${name}: ${message}`;
-      report.errors.push({ ...src.locate(['cases', i, ...path]), severity: 'error', kind, message: text.length > MAX_PROBLEM ? `${text.slice(0, MAX_PROBLEM)}…` : text });
+      report.errors.push({ ...src.locate(['cases', i, ...path]), severity: 'error', kind, message: boundText(`${name}: ${message}`, MAX_PROBLEM) });
     };
     if (!c || typeof c !== 'object') {
       problem('a case is a mapping');
