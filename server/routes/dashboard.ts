@@ -1,11 +1,10 @@
 import { Router, type Request, type Response } from 'express';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
 import { containerIdFor } from '../../src/protocol/container-id.js';
-import { readBundleFacts } from '../../src/policy/bundle-facts.js';
+import { BundleFactsCache } from './bundle-facts-cache.js';
 import type { Db } from '../store/db.js';
 import { containerAlerts } from './container-alerts.js';
 import { HostCache, type HostRow } from './host-cache.js';
@@ -46,6 +45,7 @@ async function distinctEnvironments(db: Db): Promise<string[]> {
  */
 export function dashboardRoutes(ctx: ServerContext): Router {
   const r = Router();
+  const bundleFacts = new BundleFactsCache(join(ctx.config.dataDir, 'bundles'));
   const read = requirePermission(ctx.db, ctx.oidc, 'read');
   const hostCache = new HostCache();
 
@@ -120,10 +120,7 @@ export function dashboardRoutes(ctx: ServerContext): Router {
     const [d] = await ctx.db.query<Row>('SELECT id, environment, app, image_digest, bundle_digest, evidence, hosts FROM deployments WHERE id = ?', [String(req.params.id)]);
     if (!d) return sendError(res, 404, 'NOT_FOUND', 'no such deployment');
     // The bundle's own security files (seccomp, AppArmor, monitor) as the hosts enforce them.
-    let bundle: unknown = null;
-    const digest = typeof d.bundle_digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(d.bundle_digest) ? d.bundle_digest : null;
-    const file = digest ? join(ctx.config.dataDir, 'bundles', `${digest.slice(7)}.ctp`) : '';
-    if (file && existsSync(file)) bundle = await readBundleFacts(file).catch(() => null);
+    const bundle = await bundleFacts.get(d.bundle_digest);
     const container = containerIdFor(String(d.environment), String(d.app));
     const alerts = await containerAlerts(ctx.db, String(d.environment), JSON.parse(String(d.hosts)) as Record<string, string>, container);
     res.json({
