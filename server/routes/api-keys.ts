@@ -6,6 +6,7 @@ import { createApiKey, listApiKeys, liveApiKeyCount, revokeApiKey } from '../aut
 import { BOOTSTRAP_KEY_NAME, apiKeyStanding, linkMinter, type ApiKeyStanding } from '../auth/configured-trust.js';
 import { tokenCacheFor } from '../auth/token-cache.js';
 import { validateBody } from '../openapi.js';
+import { limitMessage, pageLimit } from './page.js';
 import { sendError } from '../http-error.js';
 import { actor, recordAudit } from '../audit.js';
 
@@ -76,9 +77,8 @@ export function apiKeyRoutes(ctx: ServerContext): Router {
   });
 
   r.get('/api/v1/api-keys', admin, async (req: Request, res: Response) => {
-    const raw = req.query.limit ?? '1000';
-    const limit = typeof raw === 'string' && /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
-    if (!(limit >= 1 && limit <= 1000)) return sendError(res, 400, 'BAD_REQUEST', 'limit must be 1 to 1000');
+    const limit = pageLimit(req.query.limit, 1000, 1000);
+    if (limit === 'bad') return sendError(res, 400, 'BAD_REQUEST', limitMessage(1000));
     const state = req.query.state ?? 'all';
     if (state !== 'all' && state !== 'live') return sendError(res, 400, 'BAD_REQUEST', 'state must be live or all');
     res.json(await listApiKeys(ctx.db, limit, state === 'live'));

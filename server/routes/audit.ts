@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { sendError } from '../http-error.js';
-import { cursorAt, cursorOf } from './page.js';
+import { cursorAt, cursorOf, limitMessage, pageLimit } from './page.js';
 
 type Row = { id: string; time: number | string; kind: string; subject: string | null; record: string };
 
@@ -96,12 +96,14 @@ export function auditQueryFrom(query: Record<string, unknown>): AuditQuery | str
   };
   const before = cursorOf(query.before);
   if (before === 'bad') return 'before must be <time>:<id>, the next of a previous page';
-  const q: AuditQuery = { kind: str('kind'), subject: str('subject'), since: time('since'), until: time('until'), before: before ?? undefined, text: str('q'), limit: Number(str('limit') ?? 100) };
+  const q: AuditQuery = { kind: str('kind'), subject: str('subject'), since: time('since'), until: time('until'), before: before ?? undefined, text: str('q'), limit: 0 };
   if (q.kind !== undefined && !KIND.test(q.kind)) return 'kind must match [a-z][a-z0-9._-]{0,63}';
   if (q.subject !== undefined && q.subject.length > 200) return 'subject is at most 200 characters';
   if (q.text !== undefined && q.text.length > 200) return 'q is at most 200 characters';
   if (Number.isNaN(q.since) || Number.isNaN(q.until)) return 'since and until are RFC 3339 times or milliseconds';
-  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIMIT) return `limit must be 1–${MAX_LIMIT}`;
+  const limit = pageLimit(query.limit, 100, MAX_LIMIT);
+  if (limit === 'bad') return limitMessage(MAX_LIMIT);
+  q.limit = limit;
   return q;
 }
 

@@ -8,6 +8,7 @@ import { BundleFactsCache } from './bundle-facts-cache.js';
 import type { Db } from '../store/db.js';
 import { containerAlerts } from './container-alerts.js';
 import { HostCache, type HostRow } from './host-cache.js';
+import { limitMessage, pageLimit } from './page.js';
 import { NAME } from '../../src/core/name.js';
 
 type Row = Record<string, string | number | null>;
@@ -17,11 +18,6 @@ const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
 /** Apps × environments one overview page covers at most (its cost is one index probe or two per cell). */
 export const MAX_OVERVIEW_CELLS = 5_000;
 
-/** `?limit=` bounded to 1..max. */
-export function limitOf(v: unknown, dflt: number, max: number): number {
-  const n = Number(v ?? dflt);
-  return Number.isInteger(n) && n > 0 ? Math.min(n, max) : dflt;
-}
 
 
 /**
@@ -54,7 +50,9 @@ export function dashboardRoutes(ctx: ServerContext): Router {
     // The cost is the page's cells, not its apps (500 apps × 50 environments held the event loop
     // for seconds): a page has at most MAX_OVERVIEW_CELLS apps × environments, at least one app;
     // `limit` in the answer is the page size used, and `next` continues from there.
-    const limit = Math.max(1, Math.min(limitOf(req.query.limit, 100, 500), Math.floor(MAX_OVERVIEW_CELLS / Math.max(1, environments.length))));
+    const asked = pageLimit(req.query.limit, 100, 500);
+    if (asked === 'bad') return sendError(res, 400, 'BAD_REQUEST', limitMessage(500));
+    const limit = Math.max(1, Math.min(asked, Math.floor(MAX_OVERVIEW_CELLS / Math.max(1, environments.length))));
     // `app=`: that app alone (its page), however many others a search for its name would match.
     const only = typeof req.query.app === 'string' && NAME.test(req.query.app) ? req.query.app : undefined;
     const withHosts = req.query.hosts === '1';

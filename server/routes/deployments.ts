@@ -8,7 +8,7 @@ import type { DeployPipeline } from '../deploy/pipeline.js';
 import { validateBody } from '../openapi.js';
 import { liveDeployments } from '../deploy/live.js';
 import { actor, recordAudit } from '../audit.js';
-import { cursorOf, nextOf } from './page.js';
+import { cursorOf, limitMessage, nextOf, pageLimit } from './page.js';
 import { NAME } from '../../src/core/name.js';
 
 type Row = Record<string, string | number | null>;
@@ -56,8 +56,8 @@ export function deploymentRoutes(ctx: ServerContext, pipeline: DeployPipeline): 
     if (cursor === 'bad') return sendError(res, 400, 'BAD_REQUEST', 'before must be <created_at>:<id>, the next of a previous page');
     // A limit past the page's size is read as the size (asking for more is no fault); one that is
     // no whole number, or 0, is refused.
-    const limit = req.query.limit === undefined ? MAX_PAGE : Math.min(MAX_PAGE, Number(req.query.limit));
-    if (typeof req.query.limit !== 'undefined' && (typeof req.query.limit !== 'string' || !/^\d{1,16}$/.test(req.query.limit) || limit < 1)) return sendError(res, 400, 'BAD_REQUEST', `limit must be a whole number from 1 (at most ${MAX_PAGE} are answered)`);
+    const limit = pageLimit(req.query.limit, MAX_PAGE, MAX_PAGE);
+    if (limit === 'bad') return sendError(res, 400, 'BAD_REQUEST', limitMessage(MAX_PAGE));
     // A row-value comparison: both databases seek the (…, created_at, id) indexes with it.
     if (cursor) where('(created_at, id) < (?, ?)', ...cursor);
     const rows = await ctx.db.query<Row>(`SELECT ${LIST_COLUMNS} FROM deployments ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p);

@@ -29,3 +29,17 @@ export function nextOf(rows: readonly { created_at?: unknown; id?: unknown }[], 
   const last = rows[limit - 1];
   return rows.length > limit ? cursorAt(last.created_at, last.id) : null;
 }
+
+/**
+ * The `?limit=` of a list: `dflt` when absent, a larger one cut to `max` (asking for more than a
+ * page holds is no fault: the client follows `next`), 'bad' (answered 400) when it is not a whole
+ * number from 1. One reading for every list, so a script paging one list pages them all.
+ */
+export function pageLimit(v: unknown, dflt: number, max: number): number | 'bad' {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !/^\d{1,16}$/.test(v) || Number(v) < 1) return 'bad';
+  return Math.min(Number(v), max);
+}
+
+/** The 400 message of a bad `?limit=`. */
+export const limitMessage = (max: number) => `limit must be a whole number from 1 (at most ${max} are answered)`;

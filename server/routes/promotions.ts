@@ -14,8 +14,7 @@ import { sendError } from '../http-error.js';
 import { validateBody } from '../openapi.js';
 import type { DeployerKey } from '../promotion/deployer-key.js';
 import { openPromotion, type OpenPrDeps } from '../promotion/open-pr.js';
-import { limitOf } from './dashboard.js';
-import { beforeOf, nextOf } from './page.js';
+import { beforeOf, limitMessage, nextOf, pageLimit } from './page.js';
 import { NAME } from '../../src/core/name.js';
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -66,10 +65,8 @@ export function promotionRoutes(ctx: ServerContext, deps: OpenPrDeps & { key: De
     if (req.query.before !== undefined && !cursor) return sendError(res, 400, 'BAD_REQUEST', 'before must be the next of a previous page');
     if (cursor) where('(created_at, id) < (?, ?)', ...cursor);
     // Each envelope is a few KiB: a page is bounded by count.
-    if (req.query.limit !== undefined && !(typeof req.query.limit === 'string' && /^[1-9]\d{0,1}$/.test(req.query.limit) && Number(req.query.limit) <= 64)) {
-      return sendError(res, 400, 'BAD_REQUEST', 'limit must be 1 to 64');
-    }
-    const limit = limitOf(req.query.limit, 64, 64);
+    const limit = pageLimit(req.query.limit, 64, 64);
+    if (limit === 'bad') return sendError(res, 400, 'BAD_REQUEST', limitMessage(64));
     const rows = await ctx.db.query<{ id: string; deployment_id: string; environment: string; app: string; bundle_digest: string | null; envelope: string; published: string | null; created_at: number }>(
       `SELECT id, deployment_id, environment, app, bundle_digest, envelope, published, created_at FROM vsas WHERE ${w.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`, p,
     );

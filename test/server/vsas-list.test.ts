@@ -71,11 +71,17 @@ describe('GET /api/v1/vsas', () => {
     expect((await get(`imageDigest=${IMAGE}&environment=staging&limit=1`)).body.vsas.map((v) => v.deployment)).toEqual(['d-148']);
   });
 
+  it('reads a limit above a page (64) as 64, as every list does', async () => {
+    const r = await get(`imageDigest=${IMAGE}&limit=65`);
+    expect(r.status).toBe(200);
+    expect(r.body.vsas).toHaveLength(64);
+  });
+
   it('refuses a malformed filter with 400 BAD_REQUEST rather than listing everything', async () => {
     const bad = [
       `bundleDigest=sha256:xyz`, `environment=Prod%20uction`, `environment=a&environment=b`,
       // A damaged cursor or page size: refused, never the first page again (a client would loop).
-      'before=garbage', 'before=1:a&before=2:b', 'before=99999999999999999:x', 'limit=65', 'limit=0', 'limit=-1', 'limit=abc', 'limit=1&limit=2',
+      'before=garbage', 'before=1:a&before=2:b', 'before=99999999999999999:x', 'limit=0', 'limit=-1', 'limit=abc', 'limit=1&limit=2',
     ].map((q) => `imageDigest=${IMAGE}&${q}`);
     for (const q of [...bad, 'imageDigest=sha256:1']) {
       const r = await get(q);
