@@ -201,11 +201,16 @@ export class DeployPipeline {
     const extra = { imageDigest: bundle.imageDigest, bundleDigest: bundle.bundleDigest, evidence: bundle.evidence, decisionInput };
     // What the hosts that run it said besides (an app on a bridge without a DNS name: host/agent/
     // network-hook.ts), once per text and a few at most: shown with the outcome, not lost with it.
+    // A host joins its own notes by '; ' (the publish address and the DNS name): each is bounded on
+    // its own, so a long first one does not cut the next away.
     const noted = new Set<string>();
     for (const x of results) {
       if (noted.size >= MAX_HOST_NOTES) break;
-      const note = x.state === 'running' && x.message ? hostNote(x.message) : '';
-      if (note !== '') noted.add(note);
+      if (x.state !== 'running' || !x.message) continue;
+      for (const part of x.message.split('; ', MAX_HOST_NOTES)) {
+        const note = hostNote(part);
+        if (note !== '' && noted.size < MAX_HOST_NOTES) noted.add(note);
+      }
     }
     const notes = [...noted];
     if (!bad) return { status: 'succeeded', message: [`${suspended ? 'suspended' : 'running'} on ${remaining} host(s)`, ...notes].join('; '), extra };

@@ -24,9 +24,8 @@ describe("a deployment's notes from its hosts", () => {
   });
   afterAll(async () => srv?.close());
 
-  it('each distinct text once, in host order, blank ones taking no place, three at most', async () => {
-    // h1 says only blanks (a note of nothing), h2 and h3 the same text, h6's fourth text is past the limit.
-    const said: Record<string, string> = { h1: ' \t\n ', h2: 'note a', h3: 'note a', h4: 'note b', h5: 'note c', h6: 'note d' };
+  /** The message of a deployment to the six hosts, each answering running with what `said` gives it. */
+  async function messageOf(said: Record<string, string>): Promise<{ status: string; message: string }> {
     const { evidence, manifest } = input();
     const bundle: Extract<VerifiedBundle, { ok: true }> = { ok: true, path: '/nonexistent', bundleDigest: `sha256:${'b'.repeat(64)}`, imageDigest: evidence.imageDigest, evidence, manifest: { evidence, manifest, integrity: [] } };
     const steps: DeploySteps = {
@@ -40,6 +39,21 @@ describe("a deployment's notes from its hosts", () => {
     const job: Job = { id: `job-${id}`, kind: 'deploy', dedupeKey: `deploy:${id}`, payload: { deploymentId: id }, attempts: 1, maxAttempts: 3 };
     await pipeline.handle(job);
     const [row] = await srv.ctx.db.query<{ status: string; message: string }>('SELECT status, message FROM deployments WHERE id = ?', [id]);
-    expect(row).toEqual({ status: 'succeeded', message: 'running on 6 host(s); note a; note b; note c' });
+    return row;
+  }
+
+  it('each distinct text once, in host order, blank ones taking no place, three at most', async () => {
+    // h1 says only blanks (a note of nothing), h2 and h3 the same text, h6's fourth text is past the limit.
+    const said: Record<string, string> = { h1: ' \t\n ', h2: 'note a', h3: 'note a', h4: 'note b', h5: 'note c', h6: 'note d' };
+    expect(await messageOf(said)).toEqual({ status: 'succeeded', message: 'running on 6 host(s); note a; note b; note c' });
+  });
+
+  it("a host's notes joined by '; ' are each bounded on their own: a long first note does not cut the second away", async () => {
+    // The agent joins its publish-address note and its DNS note (host/agent/runner.ts): together they can pass 200 characters.
+    const address = `published on 10.9.8.7, an address this host does not have yet ${'x'.repeat(180)}`;
+    const dns = 'no DNS name: the app is on a bridge without aardvark-dns';
+    const said: Record<string, string> = Object.fromEntries(HOSTS.map((h) => [h, `${address}; ${dns}`]));
+    const { message } = await messageOf(said);
+    expect(message.split('; ')).toEqual(['running on 6 host(s)', `${address.slice(0, 199)}…`, dns]);
   });
 });
