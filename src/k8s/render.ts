@@ -7,7 +7,8 @@
  * - a cluster-scoped SPO `AppArmorProfile` (v1alpha1) with the bundle's AppArmor text in SPO's
  *   abstract form (apparmor-abstract.ts);
  * - a Deployment running the digest-pinned image under those profiles, with the manifest's
- *   command, env, ports, user and read-only root file system, and the bundle digest as an
+ *   command, env, ports, user and read-only root file system, health check (a readiness probe),
+ *   resources and stop grace period (render-runtime.ts), and the bundle digest as an
  *   annotation (the admission webhook judges the image digest; the annotation tells people which
  *   signed bundle that was).
  */
@@ -16,6 +17,7 @@ import { sanitizeAppName } from '../profiles/apparmor/names.js';
 import type { BundleFacts } from '../policy/types.js';
 import { toAbstract } from './apparmor-abstract.js';
 import { bundleProfiles, desiredSecurityContext } from './profiles.js';
+import { renderLifecycle } from './render-runtime.js';
 
 export const SPO_GROUP = 'security-profiles-operator.x-k8s.io';
 export const ANNOTATIONS = {
@@ -110,6 +112,7 @@ export function renderK8s(input: RenderInput): Rendered {
   }
   const rt = facts.runtime ?? {};
   userWarning(profiles, warnings);
+  const lifecycle = renderLifecycle(rt, warnings);
   const container: Obj = {
     name: app,
     image: `${input.repository}@${input.imageDigest}`,
@@ -117,6 +120,7 @@ export function renderK8s(input: RenderInput): Rendered {
     ...(typeof rt.workdir === 'string' ? { workingDir: rt.workdir } : {}),
     ...(rt.env && typeof rt.env === 'object' ? { env: Object.entries(rt.env as Record<string, string>).map(([name, value]) => ({ name, value })) } : {}),
     ...(ports(rt.ports as string[] | undefined) ? { ports: ports(rt.ports as string[]) } : {}),
+    ...lifecycle.container,
     securityContext: {
       allowPrivilegeEscalation: false,
       privileged: false,
@@ -140,6 +144,7 @@ export function renderK8s(input: RenderInput): Rendered {
         spec: {
           automountServiceAccountToken: false,
           ...(rt.network === 'host' ? { hostNetwork: true } : {}),
+          ...lifecycle.pod,
           containers: [container],
         },
       },

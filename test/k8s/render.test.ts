@@ -106,6 +106,50 @@ describe('ct k8s render', () => {
     });
   });
 
+  it('the manifest\'s health check, resources and stop grace period become the probe, limits and grace period; what a Deployment cannot express is said', async () => {
+    const facts = bundleFactsFromArchive(await openCtp(fx.bundles.v1Path));
+    const base = { imageDigest: fx.digests.v1, bundleDigest: fx.bundles.v1, repository: `${fx.registry.host}/acme/hello` };
+    const runtime = {
+      ...facts.runtime,
+      network: 'none',
+      restart: 'on-failure',
+      stop_grace_period: 2.5,
+      healthcheck: { type: 'http', port: 8080, path: '/healthz', interval: 0.5, timeout: 5, retries: 3, start_period: 20 },
+      resources: { memory: 64 * 1024 * 1024, cpus: 0.25, pids: 100 },
+      ulimits: { nofile: { soft: 1024, hard: 4096 } },
+    };
+    const out = renderK8s({ ...base, facts: { ...facts, runtime } });
+    const dep = out.objects.find((d) => d.kind === 'Deployment') as Obj;
+    expect(await validateK8s(dep)).toEqual([]);
+    const spec = dep.spec.template.spec;
+    expect(spec.terminationGracePeriodSeconds).toBe(3);
+    const c = spec.containers[0];
+    // The host reports the app running once a check passed and gates the deploy on it: readiness, not liveness.
+    expect(c.readinessProbe).toEqual({ httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 3 });
+    expect(c.livenessProbe).toBeUndefined();
+    expect(c.resources).toEqual({ limits: { memory: String(64 * 1024 * 1024), cpu: '250m' } });
+    const said = out.warnings.join('\n');
+    expect(said).toMatch(/resources\.pids 100 .*not rendered/);
+    expect(said).toMatch(/ulimits .*not rendered/);
+    expect(said).toMatch(/restart "on-failure" .*restarts its pods always/);
+    expect(said).toMatch(/network "none" .*NetworkPolicy/);
+    expect(said).toMatch(/interval 0\.5 s .*1 s/);
+    // exec and tcp checks; fractional CPUs round up to the millicore.
+    const exec = renderK8s({ ...base, facts: { ...facts, runtime: { ...facts.runtime, healthcheck: { type: 'exec', command: ['/app/check'], interval: 10, timeout: 0.2, retries: 1, start_period: 0 }, resources: { cpus: 1.0005 } } } });
+    const ec = (exec.objects.find((d) => d.kind === 'Deployment') as Obj).spec.template.spec.containers[0];
+    expect(ec.readinessProbe).toEqual({ exec: { command: ['/app/check'] }, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 1 });
+    expect(ec.resources).toEqual({ limits: { cpu: '1001m' } });
+    const tcp = renderK8s({ ...base, facts: { ...facts, runtime: { ...facts.runtime, healthcheck: { type: 'tcp', port: 8080, interval: 10, timeout: 5, retries: 3, start_period: 0 } } } });
+    const tc = (tcp.objects.find((d) => d.kind === 'Deployment') as Obj).spec.template.spec.containers[0];
+    expect(tc.readinessProbe).toMatchObject({ tcpSocket: { port: 8080 } });
+    expect(await validateK8s(exec.objects.find((d) => d.kind === 'Deployment') as Obj)).toEqual([]);
+    // Nothing of it asked: nothing rendered, nothing said.
+    const plain = renderK8s({ ...base, facts });
+    expect(plain.warnings).toEqual([]);
+    const pc = (plain.objects.find((d) => d.kind === 'Deployment') as Obj).spec.template.spec;
+    expect([pc.terminationGracePeriodSeconds, pc.containers[0].readinessProbe, pc.containers[0].resources]).toEqual([undefined, undefined, undefined]);
+  });
+
   // SPO's allowedExecutables inherit the profile (ix): px/ux rules are other profiles or none,
   // and `#` glued to a path is part of it (apparmor_parser), not a comment hiding the rest.
   it('AppArmor exec into another profile or unconfined is reported, never made an allowed executable', () => {
