@@ -22,6 +22,7 @@ import { CtError } from '../../src/core/errors.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../../src/core/json.js';
 import { auditAnswer, denyResponse, parseReview, type AdmissionReviewOut } from '../../src/k8s/admission-review.js';
 import { denyFor, mutate, validate, type ImageJudge, type StrippedCapabilities } from '../../src/k8s/admit.js';
+import { DNS_LABEL_RE } from '../../src/k8s/dns-label.js';
 import type { Exemptions } from '../../src/k8s/exempt.js';
 import type { AdmissionMetrics } from './metrics.js';
 
@@ -83,7 +84,7 @@ export interface AdmissionHandlerOptions {
   serveMetrics?: boolean;
 }
 
-const ENV_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const ENV_RE = DNS_LABEL_RE;
 /** Time kept back from the API server's deadline for the answer to travel. */
 const MARGIN_MS = 500;
 

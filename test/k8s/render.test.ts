@@ -80,6 +80,14 @@ describe('ct k8s render', () => {
     expect(r.stderr).toMatch(/warning: the bundle's AppArmor profile \S+ is not rendered/);
   });
 
+  it('a namespace Kubernetes would refuse is refused before anything is fetched', async () => {
+    for (const ns of ['Shop', 'shop_prod', `${'a'.repeat(64)}`, '-shop', '']) {
+      const r = await runCt(['k8s', 'render', fx.bundles.v1Path, '--trust-store', fx.trustStorePath, '--repository', `${fx.registry.host}/acme/hello`, '--namespace', ns]);
+      expect([r.code, r.stdout]).toEqual([1, '']);
+      expect(r.stderr).toMatch(/USAGE.*--namespace .*not a namespace name/);
+    }
+  });
+
   it('a tampered bundle is not rendered', async () => {
     const out = `${fx.dir}/tampered-render.ctp`;
     const f = await runCt(['fetch', fx.refs.tampered, '-o', out, '--allow-registry', fx.registry.host, '--allow-address', '127.0.0.1', '--plain-http']);

@@ -25,6 +25,7 @@ import { defaultVerifiers } from '../../verify/ctp/verifiers.js';
 import { addIdentityOptions, identityFromFlags } from '../verify-options.js';
 import { bundleFactsFromArchive } from '../../policy/bundle-facts.js';
 import { renderK8s } from '../../k8s/render.js';
+import { DNS_LABEL_RE } from '../../k8s/dns-label.js';
 
 interface RenderOptions extends RegistryCliOptions {
   trustStore?: string;
@@ -61,6 +62,8 @@ export function register(program: Command): void {
       if (!o.trustStore) throw new CtError('USAGE', 'ct k8s render needs --trust-store: only verified profiles are rendered', {});
       const replicas = o.replicas === undefined ? 1 : Number(o.replicas);
       if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) throw new CtError('USAGE', `--replicas ${o.replicas}: not 0-10000`, {});
+      // Checked here, not by kubectl apply after the bundle was fetched and verified.
+      if (o.namespace !== undefined && !DNS_LABEL_RE.test(o.namespace)) throw new CtError('USAGE', `--namespace ${JSON.stringify(o.namespace.slice(0, 80))}: not a namespace name (1-63 lower case letters, digits and -, starting and ending with a letter or digit)`, {});
       const identity = await identityFromFlags(o);
       const store = await loadTrustStore(o.trustStore);
       const root = o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined;
