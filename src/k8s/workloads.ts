@@ -11,6 +11,7 @@ const TEMPLATE = ['spec', 'template', 'spec'];
 /** `group/version/Kind` → path of the PodSpec inside the object. */
 export const POD_SPEC_PATHS: Readonly<Record<string, readonly string[]>> = {
   '/v1/Pod': ['spec'],
+  '/v1/ReplicationController': TEMPLATE,
   'apps/v1/Deployment': TEMPLATE,
   'apps/v1/StatefulSet': TEMPLATE,
   'apps/v1/DaemonSet': TEMPLATE,
@@ -58,7 +59,7 @@ const escape = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 /** Finds the PodSpec and its containers; any missing or ill-typed field is ADMISSION_INVALID. */
 export function podSpecOf(kind: GroupVersionKind, object: unknown): PodSpecRef {
   const path = POD_SPEC_PATHS[kindKey(kind)];
-  if (!path) throw new CtError('ADMISSION_UNSUPPORTED_KIND', `kind ${kindKey(kind)} is not admitted by this webhook (Pods and the pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs are)`, { kind: kindKey(kind) });
+  if (!path) throw new CtError('ADMISSION_UNSUPPORTED_KIND', `kind ${kindKey(kind)} is not admitted by this webhook (Pods and the pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and CronJobs are)`, { kind: kindKey(kind) });
   let node: unknown = object;
   for (const [i, seg] of path.entries()) {
     if (!isObj(node) || !isObj(node[seg])) throw new CtError('ADMISSION_INVALID', `${kind.kind}: .${path.slice(0, i + 1).join('.')} is missing or not an object`, { field: path.slice(0, i + 1).join('.') });

@@ -23,7 +23,7 @@ import { freePort } from '../support/registry.js';
 import { loadTrustStore, saveTrustStore } from '../../src/trust/store.js';
 import { bumpVersion, revoke } from '../../src/trust/edit.js';
 import { k8sFixture, makeCert, type K8sFixture } from './fixture.js';
-import { cronJob, deployment, pod, reviewOf, webhookClient, type WebhookClient } from './requests.js';
+import { cronJob, deployment, pod, replicationController, reviewOf, webhookClient, type WebhookClient } from './requests.js';
 import { validateK8s } from './schema.js';
 import { openCtp } from '../../src/bundle/read.js';
 import { bundleFactsFromArchive } from '../../src/policy/bundle-facts.js';
@@ -119,7 +119,7 @@ describe('mutating webhook', () => {
     expectAllowed(await validated(out));
   });
 
-  it('Deployment and CronJob: the pod template is patched at its own path', async () => {
+  it('Deployment, CronJob and ReplicationController: the pod template is patched at its own path', async () => {
     const dep = await mutated(deployment([{ name: 'web', image: fx.tagRef, ports: [{ containerPort: 8080 }] }]));
     expect(dep.spec.template.spec.containers[0]).toEqual({ name: 'web', image: pinned(fx.digests.v1), ports: [{ containerPort: 8080 }], securityContext: wantSc(fx.digests.v1) });
     expect(await validateK8s(dep)).toEqual([]);
@@ -130,6 +130,16 @@ describe('mutating webhook', () => {
     expect(spec.initContainers[0].image).toBe(pinned(fx.digests.v1));
     expect(await validateK8s(cj)).toEqual([]);
     expectAllowed(await validated(cj));
+    // A ReplicationController (kubectl create of an old manifest, Kyverno's and policy-controller's
+    // kinds too): pinned once for all its pods, and a weaker template refused at create, not pod by pod.
+    const rc = await mutated(replicationController([{ name: 'web', image: fx.tagRef }]));
+    expect(rc.spec.template.spec.containers[0]).toEqual({ name: 'web', image: pinned(fx.digests.v1), securityContext: wantSc(fx.digests.v1) });
+    expect(await validateK8s(rc)).toEqual([]);
+    expectAllowed(await validated(rc));
+    const weak = structuredClone(rc);
+    weak.spec.template.spec.containers[0].securityContext.privileged = true;
+    const denied = await validated(weak);
+    expect([denied.allowed, denied.status?.message]).toEqual([false, expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web".*privileged: true/)]);
   });
 
   it('ephemeral containers (pods/ephemeralcontainers UPDATE): denied unpatched, allowed once mutated', async () => {

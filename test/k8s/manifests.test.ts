@@ -107,7 +107,7 @@ describe('install manifests (deploy/kubernetes)', () => {
         expect(env).toMatch(/^[a-z0-9-]+$/);
         expect(w.clientConfig.service).toMatchObject({ name: svc.metadata.name, namespace: svc.metadata.namespace, path: `/${which}/${env}` });
         const resources = w.rules.flatMap((r: Obj) => r.resources);
-        for (const r of ['pods', 'pods/ephemeralcontainers', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs']) expect(resources).toContain(r);
+        for (const r of ['pods', 'pods/ephemeralcontainers', 'replicationcontrollers', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs']) expect(resources).toContain(r);
       }
     }
   });

@@ -19,6 +19,7 @@ const RESOURCES: Record<string, { group: string; resource: string }> = {
   ReplicaSet: { group: 'apps', resource: 'replicasets' },
   Job: { group: 'batch', resource: 'jobs' },
   CronJob: { group: 'batch', resource: 'cronjobs' },
+  ReplicationController: { group: '', resource: 'replicationcontrollers' },
   Service: { group: '', resource: 'services' },
 };
 
@@ -66,6 +67,10 @@ export function template(containers: Obj[], initContainers?: Obj[]): Obj {
 
 export function deployment(containers: Obj[], initContainers?: Obj[]): Obj {
   return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: template(containers, initContainers) } };
+}
+
+export function replicationController(containers: Obj[], initContainers?: Obj[]): Obj {
+  return { apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 2, selector: { app: 'web' }, template: template(containers, initContainers) } };
 }
 
 export function cronJob(containers: Obj[], initContainers?: Obj[]): Obj {
