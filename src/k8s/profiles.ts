@@ -210,7 +210,8 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
  * privilege escalation allowed (no no_new_privs), the runtime's default capabilities kept or others added beyond the manifest, a seccomp or AppArmor profile other than the bundle's,
  * root where the manifest names another user, a writable root file system where it asks for a
  * read-only one, SELinux options or /proc outside the runtime's confinement, host namespaces the
- * manifest does not ask for, the node's files (hostPath).
+ * manifest does not ask for, the node's ports (hostPort), a Windows host process, the node's files
+ * (hostPath).
  * Empty when none.
  */
 export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
@@ -246,8 +247,36 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
   if (pod.hostPID === true) out.push('hostPID: true');
   if (pod.hostIPC === true) out.push('hostIPC: true');
+  out.push(...hostPorts(c, pod, p));
+  if (effectiveWindowsHostProcess(c, pod)) out.push('windowsOptions.hostProcess: true (a process of the node, outside any container)');
   out.push(...hostPathMounts(c, pod));
   return out;
+}
+
+/** The container's `windowsOptions.hostProcess`, else the pod's (Kubernetes' rule for that field). */
+function effectiveWindowsHostProcess(c: ContainerRef, pod: Record<string, unknown>): boolean {
+  const own = c.securityContext?.windowsOptions;
+  if (isObj(own) && own.hostProcess !== undefined && own.hostProcess !== null) return own.hostProcess === true;
+  const podSc = pod.securityContext;
+  return isObj(podSc) && isObj(podSc.windowsOptions) && podSc.windowsOptions.hostProcess === true;
+}
+
+/**
+ * Ports this container publishes on the node (`hostPort`): the container runtime's port mapping
+ * takes every connection to that port of the node's addresses, the node's own services' (its SSH,
+ * the kubelet's 10250) included, as Pod Security's baseline warns. A host publishes a bundle's
+ * port only where its policies' `runtime.network.publish` allow it, which the webhook does not
+ * judge: refused, unless the pod is on the host network that the manifest asks for (where the
+ * API server makes each hostPort the containerPort, and the app binds the node's ports itself).
+ */
+function hostPorts(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
+  if (pod.hostNetwork === true && p.hostNetwork) return [];
+  const list = pod[c.list];
+  const self = Array.isArray(list) ? list[c.index] : undefined;
+  const ports = isObj(self) && Array.isArray(self.ports) ? self.ports : [];
+  if (ports.length > MAX_MOUNTS) return [`${ports.length} ports: more than ${MAX_MOUNTS} are not judged`];
+  const host = ports.filter((x) => isObj(x) && x.hostPort !== undefined && x.hostPort !== null && x.hostPort !== 0).map((x) => JSON.stringify((x as Record<string, unknown>).hostPort).slice(0, 12));
+  return host.length > 0 ? [`hostPort ${host.slice(0, 8).join(', ')}: a port of the node's addresses, which the manifest cannot ask for (publish through a Service)`] : [];
 }
 
 /** The SELinux types a container may run as: the runtime's own (Pod Security's baseline list). */

@@ -54,3 +54,32 @@ describe('the mutating patch and the API server', () => {
     expect(v.response).toMatchObject({ allowed: false, status: { message: expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] .*privileged: true/) } });
   });
 });
+
+describe('the node\'s ports and processes', () => {
+  const profiles: BundleProfiles = { capabilities: [], hostNetwork: false };
+  const sc = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+  const judged = (spec: Record<string, unknown>, p = profiles) => validate(request({}, { spec }), { judge: judgeOf(p), environment: 'production' });
+
+  it('refuses a hostPort (the node\'s SSH or kubelet port taken over), in any container list; a containerPort alone passes', async () => {
+    expect((await judged({ containers: [{ name: 'web', image, securityContext: sc, ports: [{ containerPort: 8080 }] }] })).response.allowed).toBe(true);
+    const web = await judged({ containers: [{ name: 'web', image, securityContext: sc, ports: [{ containerPort: 8080 }, { containerPort: 22, hostPort: 22 }] }] });
+    expect(web.response).toMatchObject({ allowed: false, status: { code: 403, message: expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*hostPort 22: a port of the node's addresses/) } });
+    const init = await judged({ initContainers: [{ name: 'init', image, securityContext: sc, ports: [{ containerPort: 10250, hostPort: 10250 }] }], containers: [{ name: 'web', image, securityContext: sc }] });
+    expect(init.response.status?.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\] initContainers\[0\] "init": .*hostPort 10250/);
+  });
+
+  it('a manifest asking for the host network binds the node\'s ports itself: its hostPort (the containerPort, as the API server makes it) passes', async () => {
+    const host: BundleProfiles = { capabilities: [], hostNetwork: true };
+    const out = await judged({ hostNetwork: true, containers: [{ name: 'web', image, securityContext: sc, ports: [{ containerPort: 8080, hostPort: 8080 }] }] }, host);
+    expect(out.response.allowed).toBe(true);
+  });
+
+  it('refuses a Windows host process, set on the container or on the pod', async () => {
+    const own = await judged({ containers: [{ name: 'web', image, securityContext: { ...sc, windowsOptions: { hostProcess: true } } }] });
+    expect(own.response.status?.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\] .*windowsOptions\.hostProcess: true/);
+    const ofPod = await judged({ securityContext: { windowsOptions: { hostProcess: true } }, containers: [{ name: 'web', image, securityContext: sc }] });
+    expect(ofPod.response.status?.message).toMatch(/windowsOptions\.hostProcess: true/);
+    const undone = await judged({ securityContext: { windowsOptions: { hostProcess: true } }, containers: [{ name: 'web', image, securityContext: { ...sc, windowsOptions: { hostProcess: false } } }] });
+    expect(undone.response.allowed).toBe(true);
+  });
+});
