@@ -143,3 +143,31 @@ describe('API server admission configuration (deploy/kubernetes/apiserver)', () 
     expect(typeof kube.users[0].user.token).toBe('string');
   });
 });
+
+describe('webhooks served by the deploy server (deploy/kubernetes/deploy-server)', () => {
+  const served = parseYamlDocs(readFileSync(join(DIR, 'deploy-server', 'webhooks.yaml'), 'utf8')) as Obj[];
+  const kube = YAML.parse(readFileSync(join(DIR, 'apiserver', 'webhook-kubeconfig.yaml'), 'utf8')) as Obj;
+
+  it('pass the schema, and call the deploy server\'s /admission/ paths over HTTPS, as the in-cluster ones call theirs', async () => {
+    expect(served.map((o) => o.kind).sort()).toEqual(['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
+    expect((await Promise.all(served.map(validateK8s))).flat()).toEqual([]);
+    for (const cfg of served) {
+      const [inCluster] = find(cfg.kind);
+      // Same names: only one of the two is in force.
+      expect(cfg.metadata.name).toBe(inCluster.metadata.name);
+      const which = cfg.kind.startsWith('Mutating') ? 'mutate' : 'validate';
+      expect(cfg.webhooks.map((w: Obj) => w.name)).toEqual(inCluster.webhooks.map((w: Obj) => w.name));
+      for (const [i, w] of cfg.webhooks.entries()) {
+        const env = w.namespaceSelector.matchLabels['cerro-torre.dev/environment'];
+        const url = new URL(w.clientConfig.url);
+        expect(url.protocol).toBe('https:');
+        expect(url.pathname).toBe(`/admission/${which}/${env}`);
+        // The API server sends the token of the kubeconfig user named after the webhook's host.
+        expect(kube.users.map((u: Obj) => u.name)).toContain(url.host);
+        const { clientConfig: _a, ...rest } = w;
+        const { clientConfig: _b, ...theirs } = inCluster.webhooks[i];
+        expect(rest).toEqual(theirs);
+      }
+    }
+  });
+});
