@@ -91,7 +91,7 @@ describe('install manifests (deploy/kubernetes)', () => {
     expect([...k.resources].sort()).toEqual(files);
   });
 
-  it('webhooks: both kinds, timeout ≤ 10 s, sideEffects None, failurePolicy Fail, opt-in by namespace label naming the path', () => {
+  it('webhooks: both kinds, timeout ≤ 10 s, sideEffects None, failurePolicy Fail, opt-in by namespace label naming the path, never kube-system or their own namespace', () => {
     const svc = find('Service')[0];
     for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
       const [cfg] = find(kind);
@@ -106,6 +106,9 @@ describe('install manifests (deploy/kubernetes)', () => {
         const env = w.namespaceSelector.matchLabels['cerro-torre.dev/environment'];
         expect(env).toMatch(/^[a-z0-9-]+$/);
         expect(w.clientConfig.service).toMatchObject({ name: svc.metadata.name, namespace: svc.metadata.namespace, path: `/${which}/${env}` });
+        // kube-system and the webhook's own namespace are never judged, however they are labelled
+        // (kubernetes.io/metadata.name is set by the API server and cannot be changed).
+        expect(w.namespaceSelector.matchExpressions).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: expect.arrayContaining(['kube-system', svc.metadata.namespace]) });
         const resources = w.rules.flatMap((r: Obj) => r.resources);
         for (const r of ['pods', 'pods/ephemeralcontainers', 'replicationcontrollers', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs']) expect(resources).toContain(r);
       }
