@@ -11,8 +11,8 @@
  * - `stop_grace_period` → `terminationGracePeriodSeconds` (rounded up).
  * - `ulimits`: a pod has no rlimits (the runtime's defaults apply): said.
  * - `restart` other than `always`: a Deployment restarts its pods always: said.
- * - `network = "none"`: a pod always has the cluster network; a NetworkPolicy denying all
- *   traffic is the nearest thing: said.
+ * - `network = "none"`, a host's default: a pod always has the cluster network; a NetworkPolicy
+ *   denying all traffic is the nearest thing: said.
  */
 import type { HealthcheckSpec, ResourcesSpec, UlimitsSpec } from '../bundle/runtime-extras.js';
 
@@ -65,6 +65,7 @@ export function renderLifecycle(rt: Obj, warnings: string[]): RenderedLifecycle 
   if (typeof rt.stop_grace_period === 'number') pod.terminationGracePeriodSeconds = seconds(rt.stop_grace_period, 'stop_grace_period', 0, warnings);
   if (isObj(rt.ulimits) && (rt.ulimits as UlimitsSpec).nofile) warnings.push('ulimits are not rendered: a pod has no rlimits of its own (the container runtime\'s defaults apply)');
   if (typeof rt.restart === 'string' && rt.restart !== 'always') warnings.push(`restart ${JSON.stringify(rt.restart)} is not rendered: a Deployment restarts its pods always`);
-  if (rt.network === 'none') warnings.push('network "none" is not rendered: a pod always has the cluster network; deny its traffic with a NetworkPolicy');
+  // "none" is a host's default: a manifest that names no network runs with loopback only there.
+  if ((rt.network ?? 'none') === 'none') warnings.push(`network "none"${rt.network === undefined ? ' (the default: the manifest names none)' : ''} is not rendered: a pod always has the cluster network; deny its traffic with a NetworkPolicy`);
   return { container, pod };
 }

@@ -151,6 +151,9 @@ describe('ct k8s render', () => {
     const tc = (tcp.objects.find((d) => d.kind === 'Deployment') as Obj).spec.template.spec.containers[0];
     expect(tc.readinessProbe).toMatchObject({ tcpSocket: { port: 8080 } });
     expect(await validateK8s(exec.objects.find((d) => d.kind === 'Deployment') as Obj)).toEqual([]);
+    // No network named: a host's default, none, said too.
+    const { network: _n, ...unnamed } = facts.runtime!;
+    expect(renderK8s({ ...base, facts: { ...facts, runtime: unnamed } }).warnings).toEqual([expect.stringMatching(/^network "none" \(the default: the manifest names none\) is not rendered/)]);
     // Nothing of it asked: nothing rendered, nothing said.
     const plain = renderK8s({ ...base, facts });
     expect(plain.warnings).toEqual([]);
