@@ -15,6 +15,7 @@
  *   denying all traffic is the nearest thing: said.
  */
 import type { HealthcheckSpec, ResourcesSpec, UlimitsSpec } from '../bundle/runtime-extras.js';
+import { isObj } from './workloads.js';
 
 type Obj = Record<string, unknown>;
 
@@ -24,8 +25,6 @@ export interface RenderedLifecycle {
   /** Fields of the pod spec. */
   pod: Obj;
 }
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Whole seconds, at least `min`, rounded up; a rounding is said. */
 function seconds(v: number, what: string, min: number, warnings: string[]): number {
