@@ -247,7 +247,7 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   if (pod.hostNetwork === true && !p.hostNetwork) out.push('hostNetwork: true, which the manifest does not ask for');
   if (pod.hostPID === true) out.push('hostPID: true');
   if (pod.hostIPC === true) out.push('hostIPC: true');
-  out.push(...hostPorts(c, pod, p));
+  out.push(...hostPorts(pod, p));
   if (effectiveWindowsHostProcess(c, pod)) out.push('windowsOptions.hostProcess: true (a process of the node, outside any container)');
   out.push(...hostPathMounts(c, pod));
   return out;
@@ -262,18 +262,19 @@ function effectiveWindowsHostProcess(c: ContainerRef, pod: Record<string, unknow
 }
 
 /**
- * Ports this container publishes on the node (`hostPort`): the container runtime's port mapping
+ * Ports the pod publishes on the node (`hostPort`), whichever of its containers names them: the
+ * pod's containers share one network, so a hostPort on an exempt sidecar (not judged itself)
+ * forwards the node's port to the judged app's as well. The container runtime's port mapping
  * takes every connection to that port of the node's addresses, the node's own services' (its SSH,
  * the kubelet's 10250) included, as Pod Security's baseline warns. A host publishes a bundle's
  * port only where its policies' `runtime.network.publish` allow it, which the webhook does not
  * judge: refused, unless the pod is on the host network that the manifest asks for (where the
  * API server makes each hostPort the containerPort, and the app binds the node's ports itself).
  */
-function hostPorts(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
+function hostPorts(pod: Record<string, unknown>, p: BundleProfiles): string[] {
   if (pod.hostNetwork === true && p.hostNetwork) return [];
-  const list = pod[c.list];
-  const self = Array.isArray(list) ? list[c.index] : undefined;
-  const ports = isObj(self) && Array.isArray(self.ports) ? self.ports : [];
+  // Ephemeral containers cannot have ports (the API server refuses them).
+  const ports = ['initContainers', 'containers'].flatMap((k) => (Array.isArray(pod[k]) ? (pod[k] as unknown[]) : [])).flatMap((x) => (isObj(x) && Array.isArray(x.ports) ? (x.ports as unknown[]) : []));
   if (ports.length > MAX_MOUNTS) return [`${ports.length} ports: more than ${MAX_MOUNTS} are not judged`];
   const host = ports.filter((x) => isObj(x) && x.hostPort !== undefined && x.hostPort !== null && x.hostPort !== 0).map((x) => JSON.stringify((x as Record<string, unknown>).hostPort).slice(0, 12));
   return host.length > 0 ? [`hostPort ${host.slice(0, 8).join(', ')}: a port of the node's addresses, which the manifest cannot ask for (publish through a Service)`] : [];

@@ -33,6 +33,12 @@ function seconds(v: number, what: string, min: number, warnings: string[]): numb
   return s;
 }
 
+/**
+ * The health check as a readiness probe. Its `start_period` is not rendered, and needs no warning:
+ * on a host, failures within it do not count; a readiness probe's failures never restart the pod
+ * either, they only keep it out of its Service until a check passes, which is what a starting app
+ * is anyway (a startupProbe would add a restart after its failures, which the manifest does not ask).
+ */
 function probe(hc: HealthcheckSpec, warnings: string[]): Obj {
   const handler = hc.type === 'exec' ? { exec: { command: hc.command } } : hc.type === 'http' ? { httpGet: { path: hc.path ?? '/', port: hc.port } } : { tcpSocket: { port: hc.port } };
   return {

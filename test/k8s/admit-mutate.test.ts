@@ -7,6 +7,7 @@ import jsonpatch from 'fast-json-patch';
 import { mutate, validate, type ImageJudge } from '../../src/k8s/admit.js';
 import type { AdmissionRequest } from '../../src/k8s/admission-review.js';
 import type { BundleProfiles } from '../../src/k8s/profiles.js';
+import { parseExemptions } from '../../src/k8s/exempt.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const image = `r.example/acme/fuse@${digest}`;
@@ -66,6 +67,15 @@ describe('the node\'s ports and processes', () => {
     expect(web.response).toMatchObject({ allowed: false, status: { code: 403, message: expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*hostPort 22: a port of the node's addresses/) } });
     const init = await judged({ initContainers: [{ name: 'init', image, securityContext: sc, ports: [{ containerPort: 10250, hostPort: 10250 }] }], containers: [{ name: 'web', image, securityContext: sc }] });
     expect(init.response.status?.message).toMatch(/^\[SECURITY_CONTEXT_WEAKER\] initContainers\[0\] "init": .*hostPort 10250/);
+  });
+
+  it('refuses a hostPort put on an exempt sidecar: the pod shares one network, so it forwards the node\'s port to the judged app', async () => {
+    const exempt = parseExemptions(['docker.io/istio/proxyv2']);
+    const out = await validate(request({}, { spec: { containers: [
+      { name: 'web', image, securityContext: sc, ports: [{ containerPort: 8080 }] },
+      { name: 'side', image: 'docker.io/istio/proxyv2:1.24', ports: [{ containerPort: 8080, hostPort: 22 }] },
+    ] } }), { judge: judgeOf(profiles), environment: 'production', exempt });
+    expect(out.response).toMatchObject({ allowed: false, status: { message: expect.stringMatching(/^\[SECURITY_CONTEXT_WEAKER\] containers\[0\] "web": .*hostPort 22/) } });
   });
 
   it('a manifest asking for the host network binds the node\'s ports itself: its hostPort (the containerPort, as the API server makes it) passes', async () => {

@@ -167,9 +167,14 @@ describe('webhooks served by the deploy server (deploy/kubernetes/deploy-server)
         expect(url.pathname).toBe(`/admission/${which}/${env}`);
         // The API server sends the token of the kubeconfig user named after the webhook's host.
         expect(kube.users.map((u: Obj) => u.name)).toContain(url.host);
-        const { clientConfig: _a, ...rest } = w;
-        const { clientConfig: _b, ...theirs } = inCluster.webhooks[i];
+        const { clientConfig: _a, namespaceSelector: mine, ...rest } = w;
+        const { clientConfig: _b, namespaceSelector: their, ...theirs } = inCluster.webhooks[i];
         expect(rest).toEqual(theirs);
+        // The same namespaces, except ct-system: the deploy server does not run there, and leaving
+        // out a namespace nothing of ours uses would leave whoever creates it unjudged.
+        expect(mine.matchLabels).toEqual(their.matchLabels);
+        expect(mine.matchExpressions).toEqual([{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system'] }]);
+        expect(their.matchExpressions).toEqual([{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'ct-system'] }]);
       }
     }
   });
