@@ -176,7 +176,7 @@ export const OPENAPI = described({
     },
     '/.well-known/oauth-protected-resource': { get: { operationId: 'protectedResource', description: 'OAuth 2.0 protected resource metadata (RFC 9728) of /mcp', responses: { '200': json({ type: 'object' }) } } },
     '/.well-known/oauth-protected-resource/mcp': { get: { operationId: 'protectedResourceMcp', description: 'OAuth 2.0 protected resource metadata (RFC 9728) of /mcp', responses: { '200': json({ type: 'object' }) } } },
-    '/api/v1/overview': { get: { operationId: 'overview', security: secured, description: 'environments × apps grid, a page of apps at a time (limit, after, q)', responses: { '200': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/overview': { get: { operationId: 'overview', security: secured, description: 'environments × apps grid, a page of apps at a time (limit, after, q; a limit that is not a whole number from 1 is 400)', parameters: [page(500)[0]], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } } },
     '/api/v1/deployments/{id}/evidence': { get: { operationId: 'deploymentEvidence', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403, 404) } } },
     '/api/v1/session': { get: { operationId: 'session', security: secured, description: 'who is signed in, their role and (dashboard sessions) the CSRF token', responses: { '200': json({ type: 'object' }), ...errors(401) } } },
     '/': { get: { operationId: 'dashboard', description: 'the dashboard (static files under /ui/)', responses: { '200': { description: 'text/html' } } } },

@@ -18,6 +18,8 @@ import { terminalText } from '../../src/core/terminal.js';
 const REPLICA_FRESH_MS = 90_000;
 /** At most this many distinct notes of the hosts go into a success's message, */
 const MAX_HOST_NOTES = 3;
+/** A host's own notes (it joins them by '; '): an agent says at most two (host/agent/runner.ts). */
+const NOTES_PER_HOST = 2;
 /** each cut to this many characters (the hub lets 1000 in: a host's text should not be most of the message). */
 const MAX_HOST_NOTE = 200;
 
@@ -202,14 +204,20 @@ export class DeployPipeline {
     // What the hosts that run it said besides (an app on a bridge without a DNS name: host/agent/
     // network-hook.ts), once per text and a few at most: shown with the outcome, not lost with it.
     // A host joins its own notes by '; ' (the publish address and the DNS name): each is bounded on
-    // its own, so a long first one does not cut the next away.
+    // its own, so a long first one does not cut the next away; a host adds at most
+    // NOTES_PER_HOST new ones (blank and repeated parts take no place), so one host cannot push
+    // the others' out. The hub bounds a host's message (1000 characters): the split is small.
     const noted = new Set<string>();
     for (const x of results) {
       if (noted.size >= MAX_HOST_NOTES) break;
       if (x.state !== 'running' || !x.message) continue;
-      for (const part of x.message.split('; ', MAX_HOST_NOTES)) {
+      let added = 0;
+      for (const part of x.message.split('; ')) {
+        if (added >= NOTES_PER_HOST || noted.size >= MAX_HOST_NOTES) break;
         const note = hostNote(part);
-        if (note !== '' && noted.size < MAX_HOST_NOTES) noted.add(note);
+        if (note === '' || noted.has(note)) continue;
+        noted.add(note);
+        added++;
       }
     }
     const notes = [...noted];

@@ -37,7 +37,8 @@ export function nextOf(rows: readonly { created_at?: unknown; id?: unknown }[], 
  */
 export function pageLimit(v: unknown, dflt: number, max: number): number | 'bad' {
   if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !/^\d{1,16}$/.test(v) || Number(v) < 1) return 'bad';
+  // Any run of digits (the request line bounds its length): 10^20 is read as `max` like 501 is.
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || Number(v) < 1) return 'bad';
   return Math.min(Number(v), max);
 }
 

@@ -56,4 +56,11 @@ describe("a deployment's notes from its hosts", () => {
     const { message } = await messageOf(said);
     expect(message.split('; ')).toEqual(['running on 6 host(s)', `${address.slice(0, 199)}…`, dns]);
   });
+
+  it("one host's notes take at most two places, blank and repeated parts none: another host's note is kept", async () => {
+    const none = { h3: '', h4: '', h5: '', h6: '' };
+    expect((await messageOf({ h1: 'p; q; r', h2: 'no DNS name: h2', ...none })).message).toBe('running on 6 host(s); p; q; no DNS name: h2');
+    expect((await messageOf({ h1: ' ;  ;  ; the DNS note', h2: '', ...none })).message).toBe('running on 6 host(s); the DNS note');
+    expect((await messageOf({ h1: 'a; a; a; b', h2: '', ...none })).message).toBe('running on 6 host(s); a; b');
+  });
 });

@@ -33,7 +33,7 @@ describe('GET /api/v1/deployments: filters, cursor and bounds', () => {
   };
 
   it('refuses a malformed before and a limit that is no whole number from 1 (400 BAD_REQUEST)', async () => {
-    for (const q of ['before=garbage', 'before=12:', `before=${'9'.repeat(16)}:d1`, 'limit=0', 'limit=-1', 'limit=abc', 'limit=1.5', 'limit=1&limit=2', `limit=${'9'.repeat(17)}`]) {
+    for (const q of ['before=garbage', 'before=12:', `before=${'9'.repeat(16)}:d1`, 'limit=0', 'limit=-1', 'limit=abc', 'limit=1.5', 'limit=1&limit=2']) {
       const res = await get(q);
       expect([q, res.status]).toEqual([q, 400]);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('BAD_REQUEST');
@@ -56,6 +56,7 @@ describe('GET /api/v1/deployments: filters, cursor and bounds', () => {
     // Asking for more than a page is no fault: read as a page (500), as before the cursor came.
     expect((await list('limit=1000')).deployments).toHaveLength(7);
     expect((await list('limit=501&before=')).deployments).toHaveLength(7);
+    expect((await list(`limit=${'9'.repeat(20)}`)).deployments).toHaveLength(7);
   });
 
   it('documents app, status, before and limit in /openapi.json', async () => {
