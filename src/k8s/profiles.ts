@@ -211,7 +211,7 @@ function weakerUser(c: ContainerRef, pod: Record<string, unknown>, p: BundleProf
  * root where the manifest names another user, a writable root file system where it asks for a
  * read-only one, SELinux options or /proc outside the runtime's confinement, host namespaces the
  * manifest does not ask for, the node's ports (hostPort), a Windows host process, the node's files
- * (hostPath).
+ * (hostPath), sysctls outside Pod Security baseline's safe ones.
  * Empty when none.
  */
 export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, p: BundleProfiles): string[] {
@@ -250,7 +250,31 @@ export function weakerThanBundle(c: ContainerRef, pod: Record<string, unknown>, 
   out.push(...hostPorts(pod, p));
   if (effectiveWindowsHostProcess(c, pod)) out.push('windowsOptions.hostProcess: true (a process of the node, outside any container)');
   out.push(...hostPathMounts(c, pod));
+  out.push(...unsafeSysctls(pod));
   return out;
+}
+
+/**
+ * The sysctls Pod Security's baseline allows a pod to set: namespaced to the pod, none reaching
+ * the node or its other pods (https://kubernetes.io/docs/concepts/security/pod-security-standards/).
+ */
+const SAFE_SYSCTLS = new Set([
+  'kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.ip_unprivileged_port_start', 'net.ipv4.tcp_syncookies',
+  'net.ipv4.ping_group_range', 'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout',
+  'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes',
+]);
+
+/**
+ * The pod's `securityContext.sysctls` outside the baseline's safe ones: a node whose kubelet allows
+ * unsafe sysctls (`--allowed-unsafe-sysctls`, for some other workload) would set them for any
+ * verified image, changing kernel settings the manifest does not ask for and a host would not set.
+ */
+function unsafeSysctls(pod: Record<string, unknown>): string[] {
+  const sc = pod.securityContext;
+  const list = isObj(sc) && Array.isArray(sc.sysctls) ? sc.sysctls : [];
+  if (list.length > MAX_MOUNTS) return [`${list.length} sysctls: more than ${MAX_MOUNTS} are not judged`];
+  const bad = list.map((s) => (isObj(s) ? s.name : s)).filter((n) => typeof n !== 'string' || !SAFE_SYSCTLS.has(n.replace(/\//g, '.')));
+  return bad.length > 0 ? [`sysctls ${bad.slice(0, 8).map((n) => JSON.stringify(n).slice(0, 80)).join(', ')}: outside the baseline's safe ones, which the manifest cannot ask for`] : [];
 }
 
 /** The container's `windowsOptions.hostProcess`, else the pod's (Kubernetes' rule for that field). */

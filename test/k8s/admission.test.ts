@@ -354,6 +354,7 @@ describe('validating webhook', () => {
       ['seccomp', (p) => (p.spec.containers[0].securityContext.seccompProfile = { type: 'Unconfined' }), /seccompProfile must be Localhost operator\/cerro-torre-hello-/],
       ['apparmor', (p) => delete p.spec.containers[0].securityContext.appArmorProfile, /appArmorProfile must be Localhost/],
       ['hostPID', (p) => (p.spec.hostPID = true), /hostPID/],
+      ['unsafe sysctl', (p) => (p.spec.securityContext = { sysctls: [{ name: 'net.ipv4.tcp_syncookies', value: '1' }, { name: 'kernel/msgmax', value: '1' }] }), /sysctls "kernel\/msgmax": outside the baseline's safe ones/],
       ['root user', (p) => (p.spec.containers[0].securityContext.runAsUser = 0), /runAsUser: 0 \(root\); the manifest runs as user "65534:65534"/],
       ['pod-level root', (p) => {
         const sc = p.spec.containers[0].securityContext;
@@ -397,6 +398,10 @@ describe('validating webhook', () => {
     otherUser.spec.containers[0].securityContext.runAsUser = 1000;
     otherUser.spec.securityContext = { runAsUser: 0 };
     expectAllowed(await validated(otherUser));
+    // A sysctl of the baseline's safe list (namespaced to the pod), in either spelling, is no weaker.
+    const safeSysctl = structuredClone(good);
+    safeSysctl.spec.securityContext = { ...safeSysctl.spec.securityContext, sysctls: [{ name: 'net/ipv4/ip_unprivileged_port_start', value: '80' }] };
+    expectAllowed(await validated(safeSysctl));
     // The manifest's own capability is allowed, in either spelling.
     const p = structuredClone(good);
     p.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['CAP_NET_BIND_SERVICE'] };
