@@ -83,7 +83,7 @@ const SUMMARIES: Record<string, string> = {
   verify: 'Verify and judge a bundle', listPolicies: 'List the loaded policies', policyImpact: 'Impact of a policy change on live deployments',
   reloadPolicies: 'Reload the policies', listHosts: 'List hosts', createEnrollmentToken: 'Create a host enrollment token', enrollHost: 'Enroll a host', removeHost: 'Remove (decommission) a host',
   containerLogs: 'Logs of a container on a host', downloadBundle: 'Download a bundle assigned to the calling host', hostChannel: 'Host channel (WebSocket)',
-  drift: 'Drift between hosts and the desired state', searchAudit: 'Search the audit log', sync: 'Reconcile the desired state now',
+  drift: 'Drift between hosts and the desired state', searchAudit: 'Search the audit log', sync: 'Reconcile the desired state now', syncStatus: 'The desired-state commit in force and the last reconcile',
   mcp: 'Model Context Protocol endpoint', mcpStream: 'MCP event stream (not offered)', mcpSession: 'MCP session end (not offered)',
   protectedResource: 'OAuth protected resource metadata', protectedResourceMcp: 'OAuth protected resource metadata of /mcp', events: 'Server-sent events',
   overview: 'Environments × apps overview', deploymentEvidence: 'Evidence of a deployment', session: 'The signed-in principal',
@@ -168,7 +168,12 @@ export const OPENAPI = described({
         },
       },
     },
-    '/api/v1/sync': { post: { operationId: 'sync', security: secured, description: 'reconcile the desired state now (operators and admins)', responses: { '202': json({ type: 'object' }), ...errors(401, 403) } } },
+    '/api/v1/sync': {
+      get: {
+        operationId: 'syncStatus', security: secured, description: 'the desired-state commit in force (`applied`) and the last reconcile (`last`: its commit, `outcome` such as `applied`, `up-to-date` or `refused:INVALID_STATE`, and `message`, the file:line:column of a YAML error); every role',
+        responses: { '200': json({ type: 'object', required: ['configured', 'applied', 'last'], properties: { configured: { type: 'boolean' }, applied: { type: ['object', 'null'] }, last: { type: ['object', 'null'] } } }), ...errors(401, 403) },
+      },
+      post: { operationId: 'sync', security: secured, description: 'reconcile the desired state now (operators and admins)', responses: { '202': json({ type: 'object' }), ...errors(401, 403) } } },
     '/mcp': {
       post: { operationId: 'mcp', security: secured, description: 'Model Context Protocol (Streamable HTTP, stateless JSON responses): tools for agents (docs/mcp.md)', responses: { '200': json({ type: 'object' }, 'JSON-RPC response'), '202': { description: 'notification accepted' }, ...errors(400, 401, 403, 413) } },
       get: { operationId: 'mcpStream', description: 'not offered: the server is stateless (405)', responses: { '405': json({ type: 'object' }) } },

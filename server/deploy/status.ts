@@ -26,6 +26,15 @@ export interface DeployEvent {
 
 /** Commit-status descriptions are limited to 140 characters by GitHub. */
 export function describe(e: Pick<DeployEvent, 'status' | 'reason' | 'app' | 'description'>): string {
-  const text = `${e.app}: ${e.status}${e.reason ? ` (${e.reason})` : ''} — ${e.description}`;
-  return text.length <= 140 ? text : `${text.slice(0, 139)}…`;
+  return statusDescription(`${e.app}: ${e.status}${e.reason ? ` (${e.reason})` : ''} — ${e.description}`);
 }
+
+/** Any commit-status description: at most 140 characters (never half a surrogate pair). */
+export function statusDescription(text: string): string {
+  if (text.length <= 140) return text;
+  const keep = /[\uD800-\uDBFF]/.test(text[138]) ? 138 : 139;
+  return `${text.slice(0, keep)}…`;
+}
+
+/** The commit-status context of the desired-state commits the reconciler refused. */
+export const DESIRED_STATE_CONTEXT = 'cerro-torre/desired-state';

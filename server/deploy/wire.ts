@@ -25,7 +25,7 @@ import { loadDeployerKey } from '../promotion/deployer-key.js';
 import { VsaStore } from '../promotion/vsa-store.js';
 import { Promoter } from '../promotion/promoter.js';
 import { promotionRoutes } from '../routes/promotions.js';
-import type { DesiredState } from '../gitops/reconcile.js';
+import type { DesiredState, ReconcileOutcome } from '../gitops/reconcile.js';
 import { realSteps } from './steps.js';
 import { VerdictCache } from '../verify/verdict-cache.js';
 import { verifyHotPath } from '../verify/hot-path.js';
@@ -100,7 +100,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   // The desired state in force (promotion rules, the files apps are declared in); set below when configured.
   let desired: () => Promise<DesiredState> = async () => ({ apps: [], promotions: [] });
   const promoter = new Promoter(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey });
-  const pipeline = new DeployPipeline(ctx, steps, notifiersFor(ctx.config, ctx.db), target, (row) => promoter.succeeded(row));
+  const notifiers = notifiersFor(ctx.config, ctx.db);
+  const pipeline = new DeployPipeline(ctx, steps, notifiers, target, (row) => promoter.succeeded(row));
   // A deploy is judged by the policies of the reconcile that made it: it waits for that reload.
   ctx.queue.on('deploy', async (job) => {
     await policyChain;
@@ -123,11 +124,28 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       enqueueDeploy: async (a, commit, info) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports, info, a.suspended)),
     });
     desired = () => reconciler.appliedState();
+    // A refused head gets one failure status (the poll finds it again every pollSeconds while it
+    // stays the head): whoever pushed it sees on the commit why nothing was deployed.
+    let reported: string | undefined;
+    const reportRefused = async (r: Extract<ReconcileOutcome, { outcome: 'refused' }>) => {
+      const key = `${r.commit} ${r.reason}`;
+      if (reported === key) return;
+      reported = key;
+      const why = r.reason === 'NOT_DESCENDANT' ? `does not descend from the applied commit ${r.previous?.slice(0, 12)} (history rewritten?): nothing applied` : r.message.replace(/\s+/g, ' ');
+      ctx.log.warn({ commit: r.commit, reason: r.reason, code: r.code, message: r.message }, 'desired-state commit refused: the applied state stays in force');
+      const n = target.provider === 'none' ? undefined : notifiers[target.provider];
+      if (!n) return;
+      await n.refused({
+        repository: target.repository, sha: r.commit, description: `refused (${r.code ?? r.reason}): ${why}`,
+        ...(ctx.config.publicUrl ? { targetUrl: `${ctx.config.publicUrl}/api/v1/sync` } : {}),
+      }).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message, commit: r.commit }, 'status report failed'));
+    };
     ctx.queue.on('reconcile', async (job) => {
       // The policies reload while the desired state is read (each may be a git read): the deploys
       // this reconcile enqueues wait for the reload (above) before they judge anything.
       const reloading = reloadPolicies();
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
+      if (r.outcome === 'refused') await reportRefused(r);
       await reloading;
       return r.outcome === 'error' ? { state: 'retry', error: r.message } : { state: 'done', result: r };
     });

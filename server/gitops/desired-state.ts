@@ -60,7 +60,7 @@ export function parseDesiredFiles(files: { name: string; text: string }[]): { ap
     const bytes = Buffer.byteLength(f.text);
     if (bytes > MAX_DESIRED_STATE_BYTES) throw fileTooLarge(f.name, bytes);
     const doc = YAML.parseDocument(f.text, { uniqueKeys: true });
-    if (doc.errors.length) throw new CtError('MANIFEST_INVALID', `${f.name}: ${doc.errors[0].message}`, { file: f.name });
+    if (doc.errors.length) throw yamlError(f.name, doc.errors[0]);
     const v = doc.toJS({ maxAliasCount: 10 }) as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }>; promotion?: unknown } | null;
     const bad = (where: string, what: string) => new CtError('MANIFEST_INVALID', `${f.name}: ${where}: ${what}`, { file: f.name, where });
     if (!v || typeof v !== 'object' || typeof v.environments !== 'object' || v.environments === null) throw bad('environments', 'missing');
@@ -91,6 +91,16 @@ export function parseDesiredFiles(files: { name: string; text: string }[]): { ap
     }
   }
   return { apps: out.sort((a, b) => `${a.environment}/${a.app}`.localeCompare(`${b.environment}/${b.app}`)), promotions };
+}
+
+/**
+ * A file that is not valid YAML, said as the file:line:column editors jump to, on one line (the
+ * parser's own message ends in a multi-line excerpt of the file): commit statuses and logs show it.
+ */
+function yamlError(file: string, e: YAML.YAMLError): CtError {
+  const at = e.linePos?.[0];
+  const what = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  return new CtError('MANIFEST_INVALID', `${file}${at ? `:${at.line}:${at.col}` : ''}: not valid YAML: ${what}`, { file, ...(at ? { line: at.line, column: at.col } : {}) });
 }
 
 /** A desired-state file over MAX_DESIRED_STATE_BYTES, refused before it is parsed. */

@@ -1,7 +1,7 @@
 import { Octokit } from '@octokit/rest';
 import { forgeHttp, guardRefusal, type ForgeHttp } from '../../src/promote/forge-http.js';
-import type { Notifier, NotifierState } from './notifier.js';
-import { describe, type DeployEvent, type DeployStatus } from '../deploy/status.js';
+import type { Notifier, NotifierState, RefusedCommitEvent } from './notifier.js';
+import { DESIRED_STATE_CONTEXT, describe, statusDescription, type DeployEvent, type DeployStatus } from '../deploy/status.js';
 
 const COMMIT_STATE: Record<DeployStatus, 'pending' | 'success' | 'failure' | 'error'> = {
   queued: 'pending', fetching: 'pending', verifying: 'pending', dispatching: 'pending',
@@ -29,6 +29,19 @@ export class GitHubNotifier implements Notifier {
       await this.send(e);
     } catch (err) {
       // Octokit wraps the guard's refusal: surface it with its own code.
+      throw guardRefusal(err) ?? this.http.takeRefusal() ?? err;
+    }
+  }
+
+  /** A refused desired-state commit: a `failure` status on it, with the reason. */
+  async refused(e: RefusedCommitEvent): Promise<void> {
+    const [owner, repo] = e.repository.split('/');
+    try {
+      await this.octokit.rest.repos.createCommitStatus({
+        owner, repo, sha: e.sha, state: 'failure', context: DESIRED_STATE_CONTEXT, description: statusDescription(e.description),
+        ...(e.targetUrl ? { target_url: e.targetUrl } : {}),
+      });
+    } catch (err) {
       throw guardRefusal(err) ?? this.http.takeRefusal() ?? err;
     }
   }

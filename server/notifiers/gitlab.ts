@@ -1,7 +1,7 @@
 import { Gitlab } from '@gitbeaker/rest';
 import { forgeHttp, guardRefusal, type ForgeHttp } from '../../src/promote/forge-http.js';
-import type { Notifier } from './notifier.js';
-import { describe, type DeployEvent, type DeployStatus } from '../deploy/status.js';
+import type { Notifier, RefusedCommitEvent } from './notifier.js';
+import { DESIRED_STATE_CONTEXT, describe, statusDescription, type DeployEvent, type DeployStatus } from '../deploy/status.js';
 
 const STATE: Record<DeployStatus, 'pending' | 'running' | 'success' | 'failed' | 'canceled'> = {
   queued: 'pending', fetching: 'running', verifying: 'running', dispatching: 'running',
@@ -25,6 +25,19 @@ export class GitLabNotifier implements Notifier {
       await this.api.Commits.editStatus(e.repository, e.sha, STATE[e.status], {
         name: `cerro-torre/deploy/${e.environment}`,
         description: describe(e),
+        ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}),
+      });
+    } catch (err) {
+      throw guardRefusal(err) ?? this.http.takeRefusal() ?? err;
+    }
+  }
+
+  /** A refused desired-state commit: a `failed` status on it, with the reason. */
+  async refused(e: RefusedCommitEvent): Promise<void> {
+    try {
+      await this.api.Commits.editStatus(e.repository, e.sha, 'failed', {
+        name: DESIRED_STATE_CONTEXT,
+        description: statusDescription(e.description),
         ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}),
       });
     } catch (err) {

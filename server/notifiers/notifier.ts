@@ -1,9 +1,22 @@
 import type { DeployEvent } from '../deploy/status.js';
 
-/** A notifier has one method; one file per provider; registered in `notifiers/index.ts`. */
+/**
+ * A desired-state commit the reconciler refused (its YAML does not parse, it does not descend from
+ * the applied commit, it is not signed): a `failure` commit status `cerro-torre/desired-state` on it.
+ */
+export interface RefusedCommitEvent {
+  repository: string;
+  sha: string;
+  /** `refused:INVALID_STATE` etc. and the reason, at most 140 characters once posted. */
+  description: string;
+  targetUrl?: string;
+}
+
+/** A notifier posts deploy statuses and refused desired-state commits; one file per provider; registered in `notifiers/index.ts`. */
 export interface Notifier {
   readonly name: string;
   post(event: DeployEvent): Promise<void>;
+  refused(event: RefusedCommitEvent): Promise<void>;
 }
 
 /** Small persistent key/value per deployment, so a restarted server reuses what it created. */

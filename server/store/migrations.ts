@@ -217,6 +217,11 @@ export const MIGRATIONS: string[][] = [
     // Partial, so both SQLite and PostgreSQL use it for \`status = 'succeeded'\` and it holds only those rows.
     `CREATE INDEX deployments_live ON deployments (app, environment, created_at, id) WHERE status = 'succeeded'`,
   ],
+  [
+    // GET /api/v1/sync reads the newest reconcile of the desired-state repository: a seek here, not
+    // a scan of every poll's row.
+    `CREATE INDEX reconciles_repo_time ON reconciles (repo, time)`,
+  ],
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testServer } from './support.js';
+import { deployPipeline } from '../../server/deploy/wire.js';
+import { createApiKey } from '../../server/auth/api-keys.js';
+import { startGitHubApi, type GitHubApi } from '../support/github-api.js';
+
+/**
+ * A team used to Argo CD pushes a desired-state commit the server will not apply (a YAML error, a
+ * rewritten history): the commit gets a failure status saying why (file:line:column), and
+ * GET /api/v1/sync says which commit is in force and what the last reconcile did.
+ */
+describe('GitOps: a refused desired-state commit is visible (commit status, GET /api/v1/sync)', () => {
+  let server: Awaited<ReturnType<typeof testServer>>;
+  let github: GitHubApi;
+  let dir: string;
+  let operator: string;
+  let viewer: string;
+  const env = { ...process.env, GIT_AUTHOR_NAME: 'ci', GIT_AUTHOR_EMAIL: 'ci@e', GIT_COMMITTER_NAME: 'ci', GIT_COMMITTER_EMAIL: 'ci@e' };
+  const git = (args: string[]) => execFileSync('git', args, { cwd: join(dir, 'work'), encoding: 'utf8', env }).trim();
+  const commit = (text: string, msg: string, force = false) => {
+    writeFileSync(join(dir, 'work/deploy/state.yaml'), text);
+    git(['add', '.']);
+    git(['commit', '-qm', msg]);
+    git(['push', '-q', ...(force ? ['--force'] : []), 'origin', 'HEAD:main']);
+    return git(['rev-parse', 'HEAD']);
+  };
+  type Status = { configured: boolean; applied: { commit: string } | null; last: { commit: string; outcome: string; message: string | null } | null };
+  const status = async (token = viewer) => {
+    const res = await fetch(`${server.url}/api/v1/sync`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    return (await res.json()) as Status;
+  };
+  /** Asks for a reconcile and waits until the last one is of `commit`. */
+  const sync = async (commit: string): Promise<Status> => {
+    expect((await fetch(`${server.url}/api/v1/sync`, { method: 'POST', headers: { authorization: `Bearer ${operator}` } })).status).toBe(202);
+    for (const end = Date.now() + 20_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      const s = await status();
+      if (s.last?.commit === commit) return s;
+    }
+    throw new Error(`no reconcile of ${commit}`);
+  };
+  const refusals = (sha: string) => github.requests.filter((r) => r.operationId === 'repos/create-commit-status' && r.params.sha === sha && r.body.context === 'cerro-torre/desired-state');
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ct-sync-status-'));
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', join(dir, 'desired.git')]);
+    execFileSync('git', ['init', '-q', '-b', 'main', join(dir, 'work')]);
+    git(['remote', 'add', 'origin', join(dir, 'desired.git')]);
+    mkdirSync(join(dir, 'work/deploy'));
+    github = await startGitHubApi();
+    server = await testServer({
+      github: { apiUrl: github.url, token: 'ghs_servertoken', webhookSecrets: ['s'], allowedAddresses: ['127.0.0.1'] },
+      desiredState: { repo: join(dir, 'desired.git'), branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+    } as never, { extend: (ctx) => deployPipeline(ctx) });
+    operator = (await createApiKey(server.ctx.db, 'op', 'operator')).key;
+    viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
+  });
+  afterAll(async () => {
+    await server.close();
+    await github.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says which commit is in force; a broken YAML commit keeps it, is named with file:line:column and gets one failure status', async () => {
+    expect((await fetch(`${server.url}/api/v1/sync`)).status).toBe(401);
+    const good = commit('environments:\n  production:\n    apps: {}\n', 'empty');
+    const first = await sync(good);
+    expect(first).toMatchObject({ configured: true, applied: { commit: good }, last: { commit: good, outcome: 'applied' } });
+
+    const broken = commit('environments:\n  production:\n    apps:\n      hello: {bundle: x, bundle: y}\n', 'oops');
+    const s = await sync(broken);
+    expect(s.applied?.commit).toBe(good);
+    expect(s.last).toMatchObject({ outcome: 'refused:INVALID_STATE', message: 'deploy/state.yaml:4:26: not valid YAML: Map keys must be unique' });
+    const posted = refusals(broken);
+    expect(posted).toHaveLength(1);
+    expect(posted[0].body).toMatchObject({ state: 'failure', description: 'refused (MANIFEST_INVALID): deploy/state.yaml:4:26: not valid YAML: Map keys must be unique' });
+
+    // The next poll finds the same head refused again: no second status.
+    await sync(broken);
+    expect(refusals(broken)).toHaveLength(1);
+  });
+
+  it('a rewritten history (force-push) is refused with a status saying so, the applied commit stays in force', async () => {
+    const applied = (await status()).applied!.commit;
+    git(['checkout', '-q', '--orphan', 'rewritten']);
+    const rewritten = commit('environments:\n  production:\n    apps: {}\n', 'history rewritten', true);
+    const s = await sync(rewritten);
+    expect(s.applied?.commit).toBe(applied);
+    expect(s.last?.outcome).toBe('refused:NOT_DESCENDANT');
+    const posted = refusals(rewritten);
+    expect(posted).toHaveLength(1);
+    expect(posted[0].body.state).toBe('failure');
+    expect(posted[0].body.description).toBe(`refused (NOT_DESCENDANT): does not descend from the applied commit ${applied.slice(0, 12)} (history rewritten?): nothing applied`);
+  });
+});
