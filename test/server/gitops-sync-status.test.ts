@@ -44,6 +44,13 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     throw new Error(`no reconcile of ${commit}`);
   };
   const refusals = (sha: string) => github.requests.filter((r) => r.operationId === 'repos/create-commit-status' && r.params.sha === sha && r.body.context === 'cerro-torre/desired-state');
+  /** The reconcile is recorded before its status is posted: waits for the status (and for the reconcile job to end). */
+  const posted = async (sha: string) => {
+    for (const end = Date.now() + 20_000; Date.now() < end && !refusals(sha).length; ) await new Promise((r) => setTimeout(r, 50));
+    const jobs = async () => server.ctx.db.query("SELECT id FROM jobs WHERE kind = 'reconcile' AND state IN ('queued', 'running')");
+    for (const end = Date.now() + 20_000; Date.now() < end && (await jobs()).length; ) await new Promise((r) => setTimeout(r, 50));
+    return refusals(sha);
+  };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ct-sync-status-'));
@@ -68,20 +75,20 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
   it('says which commit is in force; a broken YAML commit keeps it, is named with file:line:column and gets one failure status', async () => {
     expect((await fetch(`${server.url}/api/v1/sync`)).status).toBe(401);
     const good = commit('environments:\n  production:\n    apps: {}\n', 'empty');
-    const first = await sync(good);
-    expect(first).toMatchObject({ configured: true, applied: { commit: good }, last: { commit: good, outcome: 'applied' } });
+    const applied = await sync(good);
+    expect(applied).toMatchObject({ configured: true, applied: { commit: good }, last: { commit: good, outcome: 'applied' } });
 
     const broken = commit('environments:\n  production:\n    apps:\n      hello: {bundle: x, bundle: y}\n', 'oops');
     const s = await sync(broken);
     expect(s.applied?.commit).toBe(good);
     expect(s.last).toMatchObject({ outcome: 'refused:INVALID_STATE', message: 'deploy/state.yaml:4:26: not valid YAML: Map keys must be unique' });
-    const posted = refusals(broken);
-    expect(posted).toHaveLength(1);
-    expect(posted[0].body).toMatchObject({ state: 'failure', description: 'refused (MANIFEST_INVALID): deploy/state.yaml:4:26: not valid YAML: Map keys must be unique' });
+    const first = await posted(broken);
+    expect(first).toHaveLength(1);
+    expect(first[0].body).toMatchObject({ state: 'failure', description: 'refused (MANIFEST_INVALID): deploy/state.yaml:4:26: not valid YAML: Map keys must be unique' });
 
     // The next poll finds the same head refused again: no second status.
     await sync(broken);
-    expect(refusals(broken)).toHaveLength(1);
+    expect(await posted(broken)).toHaveLength(1);
   });
 
   it('a rewritten history (force-push) is refused with a status saying so, the applied commit stays in force', async () => {
@@ -91,9 +98,9 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     const s = await sync(rewritten);
     expect(s.applied?.commit).toBe(applied);
     expect(s.last?.outcome).toBe('refused:NOT_DESCENDANT');
-    const posted = refusals(rewritten);
-    expect(posted).toHaveLength(1);
-    expect(posted[0].body.state).toBe('failure');
-    expect(posted[0].body.description).toBe(`refused (NOT_DESCENDANT): does not descend from the applied commit ${applied.slice(0, 12)} (history rewritten?): nothing applied`);
+    const statuses = await posted(rewritten);
+    expect(statuses).toHaveLength(1);
+    expect(statuses[0].body.state).toBe('failure');
+    expect(statuses[0].body.description).toBe(`refused (NOT_DESCENDANT): does not descend from the applied commit ${applied.slice(0, 12)} (history rewritten?): nothing applied`);
   });
 });
