@@ -27,17 +27,23 @@ export interface SuspendedItem {
  * Drift: what hosts report (their container inventory) against what is desired (the latest
  * successful deployment of each environment/app, on every host its selector matches).
  */
-export async function computeDrift(ctx: ServerContext, suspendedOut: SuspendedItem[] = [], hostCache = new HostCache()): Promise<DriftItem[]> {
+export async function computeDrift(ctx: ServerContext, suspendedOut: SuspendedItem[] = [], hostCache = new HostCache(), declared?: ReadonlySet<string>, undeclaredOut: UndeclaredItem[] = []): Promise<DriftItem[]> {
   // The newest succeeded row of each (environment, app) only (a loose index scan), not every
   // succeeded deployment ever; each host's inventory parsed once (and again only when it
   // changed), not once per app: 300 apps × 100 hosts parsed 30,000 inventories a request.
-  const live = await liveRows<{ environment: string; app: string; image_digest: string; hosts: string; created_at: number; suspended: number }>(ctx.db, ['environment', 'app', 'image_digest', 'hosts', 'suspended']);
+  const live = await liveRows<{ id: string; environment: string; app: string; image_digest: string; hosts: string; created_at: number; suspended: number }>(ctx.db, ['environment', 'app', 'image_digest', 'hosts', 'suspended']);
   const hosts = await hostCache.read(ctx.db);
   const out: DriftItem[] = [];
   for (const d of live) {
     const selector = JSON.parse(d.hosts) as Record<string, string>;
     // Containers are named per environment and app (src/protocol/container-id.ts).
     const id = containerIdFor(d.environment, d.app);
+    // Not desired any more: not compared (a removed container is no drift), listed while a host holds it.
+    if (declared && !declared.has(`${d.environment}/${d.app}`)) {
+      const holding = hosts.filter((h) => { const c = h.containers.get(id); return c && c.state !== 'removed'; }).map((h) => h.name);
+      if (holding.length) undeclaredOut.push({ environment: d.environment, app: d.app, deploymentId: d.id, hosts: holding });
+      continue;
+    }
     const suspended = Number(d.suspended ?? 0) === 1;
     for (const h of hosts) {
       if (!Object.entries(selector).every(([k, v]) => h.labels[k] === v)) continue;
@@ -52,13 +58,27 @@ export async function computeDrift(ctx: ServerContext, suspendedOut: SuspendedIt
   return out;
 }
 
-export function driftRoutes(ctx: ServerContext): Router {
+/** A live app the desired state in force no longer declares (removed or renamed there, or deployed by the API), on the hosts that still hold its container: nothing stops it. */
+export interface UndeclaredItem {
+  environment: string;
+  app: string;
+  deploymentId: string;
+  hosts: string[];
+}
+
+/**
+ * `declared`: the `environment/app` names of the desired state in force (undefined when none is
+ * configured or applied yet): live apps outside it are not compared; those a host still holds are
+ * listed as `undeclared`, and are not in sync.
+ */
+export function driftRoutes(ctx: ServerContext, opts: { declared?: () => Promise<ReadonlySet<string> | undefined> } = {}): Router {
   const r = Router();
   const hostCache = new HostCache();
   r.get('/api/v1/drift', requirePermission(ctx.db, ctx.oidc, 'read'), async (_req, res) => {
     const suspended: SuspendedItem[] = [];
-    const drift = await computeDrift(ctx, suspended, hostCache);
-    res.json({ inSync: drift.length === 0, drift, suspended });
+    const undeclared: UndeclaredItem[] = [];
+    const drift = await computeDrift(ctx, suspended, hostCache, await opts.declared?.(), undeclared);
+    res.json({ inSync: drift.length === 0 && undeclared.length === 0, drift, suspended, undeclared });
   });
   return r;
 }

@@ -7,6 +7,7 @@ import { testServer } from './support.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { startGitHubApi, type GitHubApi } from '../support/github-api.js';
+import { containerIdFor } from '../../src/protocol/container-id.js';
 
 /**
  * A team used to Argo CD pushes a desired-state commit the server will not apply (a YAML error, a
@@ -89,6 +90,28 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     // The next poll finds the same head refused again: no second status.
     await sync(broken);
     expect(await posted(broken)).toHaveLength(1);
+  });
+
+  it('an app removed (or renamed) in the desired state keeps running: drift lists it as undeclared and not in sync', async () => {
+    // On from the commit in force (the broken one after it is left behind).
+    git(['reset', '-q', '--hard', (await status()).applied!.commit]);
+    const image = `sha256:${'a'.repeat(64)}`;
+    const declares = commit(`environments:\n  production:\n    apps:\n      hello-v2:\n        bundle: registry.example/acme/hello@${image}\n`, 'hello renamed hello-v2', true);
+    expect((await sync(declares)).applied?.commit).toBe(declares);
+    // What ran before the rename (its deploy succeeded), and the new name's deploy.
+    for (const [id, app, t] of [['old', 'hello', 1], ['new', 'hello-v2', 2]] as const) {
+      await server.ctx.db.run(`INSERT INTO deployments (id, environment, app, commit_sha, reference, image_digest, status, hosts, created_at, updated_at) VALUES (?, 'production', ?, ?, ?, ?, 'succeeded', '{}', ?, ?)`, [id, app, `c-${id}`, `registry.example/acme/hello@${image}`, image, t, t]);
+    }
+    // A host runs both (the old name's container was never stopped).
+    const running = (apps: string[]) => JSON.stringify(apps.map((app) => ({ id: containerIdFor('production', app), imageDigest: image, state: 'running' })));
+    await server.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, containers, enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', ['h1', 'host-1', 'key', JSON.stringify({ env: 'production' }), '{}', running(['hello', 'hello-v2']), Date.now(), Date.now()]);
+    const drift = async () => (await (await fetch(`${server.url}/api/v1/drift`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { inSync: boolean; drift: unknown[]; undeclared: unknown[] };
+    expect(await drift()).toEqual({ inSync: false, drift: [], suspended: [], undeclared: [{ environment: 'production', app: 'hello', deploymentId: 'old', hosts: ['host-1'] }] });
+    // Removed by hand (the container action): in sync, and no MISSING for a name nobody wants.
+    await server.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [running(['hello-v2']), 'h1']);
+    expect(await drift()).toEqual({ inSync: true, drift: [], suspended: [], undeclared: [] });
+    await server.ctx.db.run(`DELETE FROM deployments WHERE id IN ('old', 'new')`);
+    await server.ctx.db.run(`DELETE FROM hosts WHERE id = 'h1'`);
   });
 
   it('a rewritten history (force-push) is refused with a status saying so, the applied commit stays in force', async () => {
