@@ -119,14 +119,34 @@ export async function promote(input: PromoteInput, forge: Forge, evidenceFor: Ev
   const body = renderPromotionBody(input, previous, evidence, input.file);
   let change: ChangeRequest;
   let outcome: PromoteOutcome;
-  if (!existing) {
-    change = await forge.openChange({ branch, base, title, body });
+  let found = existing;
+  let opened: ChangeRequest | undefined;
+  if (!found) {
+    try {
+      opened = await forge.openChange({ branch, base, title, body });
+    } catch (e) {
+      // Another promotion of this app opened it since we looked (GitHub 422, GitLab 409): it is
+      // the one change of this branch, ours to update as below.
+      found = await forge.findChange(branch, base);
+      if (!found) throw e;
+    }
+  }
+  if (opened) {
+    change = opened;
     outcome = 'opened';
-  } else if (existing.body !== body || existing.title !== title) {
-    change = await forge.updateChange(existing.number, { title, body });
-    outcome = 'updated';
+  } else if (found!.body !== body || found!.title !== title) {
+    // The body describes the branch's head: when another promotion's commit went on top of ours
+    // (a race for the same app), that one's body stays, not ours with evidence of another bundle.
+    const tip = await forge.branchHead(branch);
+    if (tip && head && tip !== head) {
+      change = found!;
+      outcome = wrote ? 'updated' : 'unchanged';
+    } else {
+      change = await forge.updateChange(found!.number, { title, body });
+      outcome = 'updated';
+    }
   } else {
-    change = existing;
+    change = found!;
     outcome = wrote ? 'updated' : 'unchanged';
   }
   const headSha = wrote && head ? head : change.headSha;

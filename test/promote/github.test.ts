@@ -210,6 +210,47 @@ describe('promotion pull request on GitHub', () => {
     expect(api.errors).toEqual([]);
   });
 
+  it('two promotions racing for one app: the one that lost opening the pull request leaves the winner\'s body when a newer commit is on top, and no error', async () => {
+    // v2 has written its commit and is about to open the pull request when v3 runs whole: its
+    // commit goes on top and it opens the pull request; v2's open then meets GitHub's 422.
+    const f = forge();
+    let raced = false;
+    const racing = { ...f, openChange: async (c: Parameters<typeof f.openChange>[0]) => {
+      if (!raced) {
+        raced = true;
+        expect((await promote(input(fx.v3), forge(), evidenceFor(fx.v3))).outcome).toBe('opened');
+      }
+      return f.openChange(c);
+    } };
+    const late = await promote(input(fx.v2), racing, evidenceFor(fx.v2));
+    expect(late.outcome).toBe('updated');
+    expect(repo.pulls).toHaveLength(1);
+    // The body describes what the branch pins: v3, whose commit is the head.
+    expect(repo.file('ct-promote/staging/hello', FILE)).toContain(fx.v3.reference);
+    expect(repo.pulls[0].body).toContain(`| to | \`${fx.v3.reference}\` |`);
+    expect(late.change!.number).toBe(1);
+  });
+
+  it('a promotion that opened nothing because another opened the pull request first, while its own commit is on top, puts its body there', async () => {
+    // v3 opens the pull request (its commit on the branch); v2 writes on top, then its open meets the 422.
+    const f = forge();
+    let raced = false;
+    const racing = { ...f, writeFile: async (...a: Parameters<typeof f.writeFile>) => {
+      if (!raced) {
+        raced = true;
+        expect((await promote(input(fx.v3), forge(), evidenceFor(fx.v3))).outcome).toBe('opened');
+        // v2's read of the file is stale now: its write is refused, made again on top.
+      }
+      return f.writeFile(...a);
+    } };
+    const r = await promote(input(fx.v2), racing, evidenceFor(fx.v2));
+    expect(r.outcome).toBe('updated');
+    expect(repo.pulls).toHaveLength(1);
+    expect(repo.file('ct-promote/staging/hello', FILE)).toContain(fx.v2.reference);
+    expect(repo.pulls[0].body).toContain(`| to | \`${fx.v2.reference}\` |`);
+    expect(repo.statuses.at(-1)).toMatchObject({ sha: repo.branches.get('ct-promote/staging/hello'), context: 'cerro-torre/promote/staging' });
+  });
+
   it('one pull request per (environment, app): production gets its own branch', async () => {
     await promote(input(fx.v2), forge(), evidenceFor(fx.v2));
     const p = await promote(input(fx.v2, 'production'), forge(), evidenceFor(fx.v2, 'production'));

@@ -89,6 +89,27 @@ describe('promotion merge request on GitLab', () => {
   it('a rejected token is PROMOTE_TOKEN_REJECTED', async () => {
     expect(await codeOfAsync(promote(input(fx.v2), forge('expired'), ev(fx.v2)))).toBe('PROMOTE_TOKEN_REJECTED');
   });
+
+  it('two promotions racing: the one whose open meets GitLab\'s 409 updates the merge request when its commit is on top, no error and no second one', async () => {
+    const prod = (b: Built) => ({ environment: 'production', app: 'hello', bundle: b.reference, file: FILE });
+    const errors = gl.errors.length;
+    const f = forge();
+    let raced = false;
+    const racing = { ...f, writeFile: async (...a: Parameters<typeof f.writeFile>) => {
+      if (!raced) {
+        raced = true;
+        expect((await promote(prod(fx.v3), forge(), ev(fx.v3))).outcome).toBe('opened');
+      }
+      return f.writeFile(...a);
+    } };
+    expect((await promote(prod(fx.v2), racing, ev(fx.v2))).outcome).toBe('updated');
+    const mine = gl.mrs.filter((m) => m.source_branch === 'ct-promote/production/hello');
+    expect(mine).toHaveLength(1);
+    expect(gl.file('ct-promote/production/hello', FILE)).toContain(fx.v2.reference);
+    expect(mine[0].description).toContain(`| to | \`${fx.v2.reference}\` |`);
+    // What the stand-in refused is what GitLab would: the stale write and the second open.
+    expect(gl.errors.slice(errors).map((e) => e.split(': ')[1].split(' ')[0])).toEqual(['You', 'Another']);
+  });
 });
 
 describe('a fork\'s merge request with the promotion branch\'s name', () => {

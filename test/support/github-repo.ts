@@ -139,6 +139,10 @@ export class FakeRepo {
       return { status: 200, body: list.slice((page - 1) * size, page * size).map((p) => this.pullJson(p)), ...(link ? { headers: { link } } : {}) };
     });
     api.respond('pulls/create', (r) => {
+      // As GitHub: one open pull request per head and base (a promotion that lost a race meets this).
+      if (this.pulls.some((x) => x.state === 'open' && !x.fork && x.head === r.body.head && x.base === r.body.base)) {
+        return { status: 422, body: { message: 'Validation Failed', errors: [{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${this.owner}:${r.body.head}.` }] } };
+      }
       const p: Pull = { number: this.pulls.length + 1, head: r.body.head, base: r.body.base, title: r.body.title, body: r.body.body ?? '', state: 'open', merged: false };
       this.pulls.push(p);
       return { status: 201, body: this.pullJson(p) };

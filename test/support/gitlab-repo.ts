@@ -152,6 +152,9 @@ export async function startGitlabRepo(opts: { token: string; project: string; fi
     }
     if (rest === '/merge_requests' && req.method === 'POST') {
       if (!check('POST merge_requests')) return;
+      // As GitLab: one open merge request per source and target branch.
+      const open = mrs.find((y) => y.state === 'opened' && (y.source_project_id ?? PROJECT_ID) === PROJECT_ID && y.source_branch === String(body.source_branch) && y.target_branch === String(body.target_branch));
+      if (open) return fail(409, `Another open merge request already exists for this source branch: !${open.iid}`);
       const r: Mr = { iid: mrs.length + 1, source_branch: String(body.source_branch), target_branch: String(body.target_branch), title: String(body.title), description: String(body.description ?? ''), state: 'opened' };
       mrs.push(r);
       return send(201, mrJson(r));
