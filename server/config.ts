@@ -110,7 +110,7 @@ export interface ServerConfig {
   events?: import('./routes/events.js').EventStreamLimits;
   /** Bounds of the host channel (server/channel/limits.ts): unauthenticated connections, their deadline, each host's status rate. */
   hostChannel?: import('./channel/limits.js').HostChannelLimits;
-  /** How long host alerts and webhook delivery ids are kept (server/retention/prune.ts); other audit records are kept. */
+  /** How long host alerts, webhook delivery ids, unused bundles and reconcile records are kept (server/retention/prune.ts); other audit records are kept. */
   retention?: Partial<RetentionConfig>;
 }
 

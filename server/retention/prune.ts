@@ -22,9 +22,11 @@ export interface RetentionConfig {
   deliveryDays: number;
   /** Hours a fetched bundle no deployment names is kept unused (default 24; bundles.ts). */
   unusedBundleHours: number;
+  /** Days the record of a desired-state reconcile is kept (default 30): one is written at every poll. */
+  reconcileDays: number;
 }
 
-export const RETENTION_DEFAULTS: RetentionConfig = { alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24 };
+export const RETENTION_DEFAULTS: RetentionConfig = { alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24, reconcileDays: 30 };
 
 const BOUNDS: Record<keyof RetentionConfig, [number, number]> = {
   alertDays: [1, 3650],
@@ -32,16 +34,17 @@ const BOUNDS: Record<keyof RetentionConfig, [number, number]> = {
   maxAlerts: [1000, 1_000_000_000],
   deliveryDays: [7, 365],
   unusedBundleHours: [1, 8760],
+  reconcileDays: [1, 3650],
 };
 
 /** The configured retention over the defaults; a value out of its bounds is USAGE (a typo must not delete a year of records). */
 export function retentionConfig(v: unknown): RetentionConfig {
   if (v === undefined || v === null) return { ...RETENTION_DEFAULTS };
-  if (typeof v !== 'object' || Array.isArray(v)) throw new CtError('USAGE', 'retention must be a mapping (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays, unusedBundleHours)');
+  if (typeof v !== 'object' || Array.isArray(v)) throw new CtError('USAGE', 'retention must be a mapping (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays, unusedBundleHours, reconcileDays)');
   const out = { ...RETENTION_DEFAULTS };
   for (const [k, value] of Object.entries(v)) {
     // Own fields only: `constructor` or `toString` must not pass as known ones.
-    if (!Object.hasOwn(BOUNDS, k)) throw new CtError('USAGE', `retention.${k.slice(0, 64)}: unknown field (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays, unusedBundleHours)`);
+    if (!Object.hasOwn(BOUNDS, k)) throw new CtError('USAGE', `retention.${k.slice(0, 64)}: unknown field (alertDays, maxAlertsPerHost, maxAlerts, deliveryDays, unusedBundleHours, reconcileDays)`);
     const [min, max] = BOUNDS[k as keyof RetentionConfig];
     if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
       throw new CtError('USAGE', `retention.${k} must be a whole number from ${min} to ${max}`);
@@ -77,6 +80,7 @@ export interface Pruned {
   alerts: number;
   deliveries: number;
   bundles: number;
+  reconciles: number;
 }
 
 class Pace {
@@ -99,13 +103,18 @@ class Pace {
  * the pass is stopped; how many. On PostgreSQL the rows a concurrent pass (another replica) holds
  * are skipped, not waited for: two passes deleting the same rows in different orders deadlocked.
  */
-async function deleteAlerts(db: Db, where: string, params: unknown[], pace: Pace, stopped: () => boolean): Promise<number> {
+function deleteAlerts(db: Db, where: string, params: unknown[], pace: Pace, stopped: () => boolean): Promise<number> {
+  return deleteOldest(db, 'audit', `kind = 'host.alert' AND ${where}`, params, pace, stopped);
+}
+
+/** Deletes the rows of `table` (an `id` and a `time` column) that `where` selects, oldest first, as deleteAlerts says. */
+async function deleteOldest(db: Db, table: 'audit' | 'reconciles', where: string, params: unknown[], pace: Pace, stopped: () => boolean): Promise<number> {
   const skip = db.dialect === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
   let total = 0;
   while (!stopped()) {
     const chunk = pace.size;
     const t0 = performance.now();
-    const { changes } = await db.run(`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE kind = 'host.alert' AND ${where} ORDER BY time LIMIT ?${skip})`, [...params, chunk]);
+    const { changes } = await db.run(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY time LIMIT ?${skip})`, [...params, chunk]);
     total += changes;
     if (changes < chunk) break;
     await pace.after(performance.now() - t0);
@@ -122,7 +131,8 @@ async function beyond(db: Db, where: string, params: unknown[], keep: number): P
 /**
  * One pass: host alerts older than `alertDays`, beyond each enrolled host's newest
  * `maxAlertsPerHost`, then beyond the newest `maxAlerts` of all; webhook deliveries older than
- * `deliveryDays`; bundles no deployment names, unused for `unusedBundleHours`. Several replicas
+ * `deliveryDays`; bundles no deployment names, unused for `unusedBundleHours`; reconcile records
+ * older than `reconcileDays` (the newest is a poll old, so GET /api/v1/sync keeps one). Several replicas
  * may run passes at once.
  */
 export async function pruneOnce(db: Db, cfg: RetentionConfig, opts: PruneOptions = {}): Promise<Pruned> {
@@ -140,7 +150,9 @@ export async function pruneOnce(db: Db, cfg: RetentionConfig, opts: PruneOptions
   // Deliveries are a few per push: one statement (index deliveries_received).
   const deliveries = stopped() ? 0 : (await db.run('DELETE FROM deliveries WHERE received_at < ?', [now - cfg.deliveryDays * DAY_MS])).changes;
   const bundles = opts.bundlesDir && !stopped() ? await pruneBundles(db, opts.bundlesDir, cfg.unusedBundleHours * 3_600_000, now, stopped) : 0;
-  return { alerts, deliveries, bundles };
+  // A reconcile record a poll (1,440 a day at the default 60 s, 17,280 at 5 s): index reconciles_time.
+  const reconciles = await deleteOldest(db, 'reconciles', 'time < ?', [now - cfg.reconcileDays * DAY_MS], pace, stopped);
+  return { alerts, deliveries, bundles, reconciles };
 }
 
 /** How often the pruner runs, and how soon after start (a restart loop must not prune at every start). */
@@ -159,7 +171,7 @@ export function startRetention(db: Db, cfg: RetentionConfig, log: Logger, opts: 
     if (stopped) return Promise.resolve(undefined);
     running ??= pruneOnce(db, cfg, { stopped: () => stopped, ...(opts.bundlesDir ? { bundlesDir: opts.bundlesDir } : {}) })
       .then((p) => {
-        if (p.alerts || p.deliveries || p.bundles) log.info({ ...p }, 'retention: old records deleted');
+        if (p.alerts || p.deliveries || p.bundles || p.reconciles) log.info({ ...p }, 'retention: old records deleted');
         return p;
       })
       .catch((e) => {

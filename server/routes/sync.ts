@@ -25,7 +25,7 @@ export function syncRoutes(ctx: ServerContext): Router {
     if (!ds) return void res.json({ configured: false, applied: null, last: null });
     const [applied] = await ctx.db.query<{ applied_sha: string; applied_at: number }>('SELECT applied_sha, applied_at FROM gitops_state WHERE repo = ?', [ds.repo]);
     const [last] = await ctx.db.query<{ commit_sha: string | null; previous_sha: string | null; outcome: string; message: string | null; trigger: string; time: number }>(
-      'SELECT commit_sha, previous_sha, outcome, message, trigger, time FROM reconciles WHERE repo = ? ORDER BY time DESC, id DESC LIMIT 1', [ds.repo],
+      'SELECT commit_sha, previous_sha, outcome, message, trigger, time FROM reconciles WHERE repo = ? ORDER BY time DESC LIMIT 1', [ds.repo],
     );
     res.json({
       configured: true, repository: ds.repo, branch: ds.branch, path: ds.path,

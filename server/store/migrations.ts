@@ -218,9 +218,9 @@ export const MIGRATIONS: string[][] = [
     `CREATE INDEX deployments_live ON deployments (app, environment, created_at, id) WHERE status = 'succeeded'`,
   ],
   [
-    // GET /api/v1/sync reads the newest reconcile of the desired-state repository: a seek here, not
-    // a scan of every poll's row.
-    `CREATE INDEX reconciles_repo_time ON reconciles (repo, time)`,
+    // A reconcile is recorded at every poll: GET /api/v1/sync reads the newest (one repository:
+    // walked from the end of this index) and retention deletes the oldest, each a seek, not a scan.
+    `CREATE INDEX reconciles_time ON reconciles (time)`,
   ],
 ];
 

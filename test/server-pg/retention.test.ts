@@ -71,7 +71,7 @@ describe.each(['sqlite', 'postgres'])('retention on %s', (dialect) => {
     expect((await pruneOnce(db, { ...RETENTION_DEFAULTS, maxAlerts: 3 }, { now: NOW, chunk: 4 })).alerts).toBe(7);
     expect(await ids(db, 'host.alert')).toEqual(['new-7', 'new-8', 'new-9']);
     // Nothing left to delete: a second pass deletes nothing.
-    expect(await pruneOnce(db, { ...RETENTION_DEFAULTS, maxAlerts: 3 }, { now: NOW, chunk: 4 })).toEqual({ alerts: 0, deliveries: 0, bundles: 0 });
+    expect(await pruneOnce(db, { ...RETENTION_DEFAULTS, maxAlerts: 3 }, { now: NOW, chunk: 4 })).toEqual({ alerts: 0, deliveries: 0, bundles: 0, reconciles: 0 });
     expect(await ids(db, 'host.alert')).toHaveLength(3);
   });
 
@@ -82,6 +82,17 @@ describe.each(['sqlite', 'postgres'])('retention on %s', (dialect) => {
     }
     expect((await pruneOnce(db, RETENTION_DEFAULTS, { now: NOW })).deliveries).toBe(1);
     expect((await db.query<{ id: string }>('SELECT id FROM deliveries ORDER BY id')).map((r) => r.id)).toEqual(['d-edge', 'd-new']);
+  });
+
+  it('deletes the records of reconciles past their days (one is written at every poll), oldest first, in chunks', async () => {
+    await db.run('DELETE FROM reconciles');
+    const rows: [string, number][] = [...Array.from({ length: 9 }, (_, i): [string, number] => [`r-old-${i}`, 31 + i]), ['r-edge', 29], ['r-new', 0]];
+    for (const [id, age] of rows) {
+      await db.run('INSERT INTO reconciles (id, repo, commit_sha, previous_sha, outcome, message, trigger, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [id, '/srv/desired.git', 'c', 'c', 'up-to-date', null, 'poll', NOW - age * DAY]);
+    }
+    expect((await pruneOnce(db, RETENTION_DEFAULTS, { now: NOW, chunk: 4 })).reconciles).toBe(9);
+    expect((await db.query<{ id: string }>('SELECT id FROM reconciles ORDER BY time DESC')).map((r) => r.id)).toEqual(['r-new', 'r-edge']);
+    expect((await pruneOnce(db, { ...RETENTION_DEFAULTS, reconcileDays: 1 }, { now: NOW })).reconciles).toBe(1);
   });
 
   it('removes fetched bundles no deployment or host assignment names once a day unused, and a killed fetch\'s temporary file; keeps the rest', async () => {
@@ -155,15 +166,18 @@ describe.each(['sqlite', 'postgres'])('retention on %s', (dialect) => {
       expect(await plan(`SELECT id FROM audit WHERE kind = 'host.alert' AND subject = ? AND time <= ? ORDER BY time LIMIT ?`, ['h1', 1, 10])).toMatch(/^SEARCH audit USING INDEX audit_kind_subject_time \(kind=\? AND subject=\? AND time<\?\)$/);
       expect(await plan(`SELECT time, subject, record FROM audit WHERE kind = 'host.alert' AND subject = ? AND record LIKE ? ESCAPE '!' ORDER BY time DESC LIMIT 100`, ['h1', '%x%'])).toMatch(/^SEARCH audit USING INDEX audit_kind_subject_time \(kind=\? AND subject=\?\)$/);
       expect(await plan('DELETE FROM deliveries WHERE received_at < ?', [1])).toMatch(/USING (COVERING )?INDEX deliveries_received \(received_at<\?\)/);
+      // The reconcile records: retention's oldest first, GET /api/v1/sync's newest.
+      expect(await plan('SELECT id FROM reconciles WHERE time < ? ORDER BY time LIMIT ?', [1, 10])).toMatch(/^SEARCH reconciles USING INDEX reconciles_time \(time<\?\)$/);
+      expect(await plan('SELECT commit_sha, previous_sha, outcome, message, trigger, time FROM reconciles WHERE repo = ? ORDER BY time DESC LIMIT 1', ['r'])).toMatch(/^SCAN reconciles USING INDEX reconciles_time$/);
     });
   }
 });
 
 describe('retention settings', () => {
   it('defaults, and refuses values out of bounds or unknown fields at start', () => {
-    expect(retentionConfig(undefined)).toEqual({ alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24 });
-    expect(retentionConfig({ alertDays: 90 })).toEqual({ alertDays: 90, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24 });
-    for (const bad of [{ alertDays: 0 }, { alertDays: 1.5 }, { maxAlerts: 10 }, { maxAlertsPerHost: 5 }, { deliveryDays: '7' }, { deliveryDays: 3 }, { unusedBundleHours: 0 }, { alertsDays: 30 }, { constructor: 5 }, { toString: 5 }, [1], 'x']) {
+    expect(retentionConfig(undefined)).toEqual({ alertDays: 30, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24, reconcileDays: 30 });
+    expect(retentionConfig({ alertDays: 90 })).toEqual({ alertDays: 90, maxAlertsPerHost: 100_000, maxAlerts: 1_000_000, deliveryDays: 7, unusedBundleHours: 24, reconcileDays: 30 });
+    for (const bad of [{ reconcileDays: 0 }, { alertDays: 0 }, { alertDays: 1.5 }, { maxAlerts: 10 }, { maxAlertsPerHost: 5 }, { deliveryDays: '7' }, { deliveryDays: 3 }, { unusedBundleHours: 0 }, { alertsDays: 30 }, { constructor: 5 }, { toString: 5 }, [1], 'x']) {
       expect(() => retentionConfig(bad)).toThrow(expect.objectContaining({ code: 'USAGE' }));
     }
     const dir = mkdtempSync(join(tmpdir(), 'ct-retention-cfg-'));
