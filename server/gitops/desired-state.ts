@@ -45,6 +45,9 @@ export interface DesiredApp {
 }
 
 const REF = /^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@(sha256:[0-9a-f]{64})$/;
+const TOP_FIELDS = ['environments', 'promotion'] as const;
+const ENVIRONMENT_FIELDS = ['apps'] as const;
+const APP_FIELDS = ['bundle', 'bundleDigest', 'hosts', 'ports', 'suspended'] as const;
 
 export function parseDesiredState(files: { name: string; text: string }[]): DesiredApp[] {
   return parseDesiredFiles(files).apps;
@@ -64,14 +67,23 @@ export function parseDesiredFiles(files: { name: string; text: string }[]): { ap
     const v = doc.toJS({ maxAliasCount: 10 }) as { environments?: Record<string, { apps?: Record<string, { bundle?: unknown; hosts?: unknown }> }>; promotion?: unknown } | null;
     const bad = (where: string, what: string) => new CtError('MANIFEST_INVALID', `${f.name}: ${where}: ${what}`, { file: f.name, where });
     if (!v || typeof v !== 'object' || typeof v.environments !== 'object' || v.environments === null) throw bad('environments', 'missing');
+    // A misspelt key (`bundle_digest`, `suspend`, `promotions`) is refused, not ignored: ignored, the
+    // pin, the stop or the rule it meant would silently not apply.
+    const unknown = (where: string, o: object, known: readonly string[]) => {
+      const k = Object.keys(o).find((x) => !known.includes(x));
+      if (k !== undefined) throw bad(where ? `${where}.${k.slice(0, 64)}` : k.slice(0, 64), `unknown field (${known.join(', ')})`);
+    };
+    unknown('', v, TOP_FIELDS);
     promotions.push(...parsePromotionRules(v.promotion, f.name));
     for (const [env, spec] of Object.entries(v.environments)) {
       if (!NAME.test(env)) throw bad(`environments.${env}`, 'invalid environment name');
       if (!spec?.apps || typeof spec.apps !== 'object') throw bad(`environments.${env}.apps`, 'missing');
+      unknown(`environments.${env}`, spec, ENVIRONMENT_FIELDS);
       for (const [app, a] of Object.entries(spec.apps) as [string, { bundle?: unknown; hosts?: unknown; bundleDigest?: unknown; ports?: unknown; suspended?: unknown }][]) {
         const where = `environments.${env}.apps.${app}`;
         if (!NAME.test(app)) throw bad(where, 'invalid app name');
         if (typeof a?.bundle !== 'string') throw bad(`${where}.bundle`, 'missing');
+        unknown(where, a, APP_FIELDS);
         const m = REF.exec(a.bundle);
         if (!m) throw bad(`${where}.bundle`, 'must be a registry reference pinned by digest (…@sha256:<64 hex>)');
         const hosts = a.hosts ?? {};

@@ -101,6 +101,21 @@ describe('GitOps reconcile', () => {
     expect(await reconciler.reconcile('test')).toMatchObject({ outcome: 'refused', reason: 'INVALID_STATE' });
     expect(await reconciler.appliedCommit()).toBe(applied);
   });
+
+  it('refuses a misspelt field (the pin, the stop or the rule it meant would silently not apply), naming it', async () => {
+    const applied = await reconciler.appliedCommit();
+    const ref = `127.0.0.1:5000/acme/hello@${digest('c')}`;
+    for (const [text, where] of [
+      [`environments:\n  production:\n    apps:\n      hello:\n        bundle: ${ref}\n        bundle_digest: ${digest('d')}\n`, 'environments.production.apps.hello.bundle_digest'],
+      [`environments:\n  production:\n    apps:\n      hello:\n        bundle: ${ref}\n        suspend: true\n`, 'environments.production.apps.hello.suspend'],
+      [`environments:\n  production:\n    app: {}\n    apps: {}\n`, 'environments.production.app'],
+      [`environments:\n  production:\n    apps: {}\npromotions:\n  - { from: staging, to: production, after: 1h }\n`, 'promotions'],
+    ] as const) {
+      commit(text, 'typo');
+      expect(await reconciler.reconcile('test')).toMatchObject({ outcome: 'refused', reason: 'INVALID_STATE', code: 'MANIFEST_INVALID', message: expect.stringContaining(`deploy/state.yaml: ${where}: unknown field (`) });
+      expect(await reconciler.appliedCommit()).toBe(applied);
+    }
+  });
 });
 
 describe('GitOps with signed commits required', () => {
