@@ -3,7 +3,7 @@ import { enqueueReconcile } from './reconcile-trigger.js';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import type { ServerContext } from '../context.js';
+import { publish, type ServerContext } from '../context.js';
 import type { Extension } from '../start.js';
 import { loadServerKey } from '../channel/server-key.js';
 import { HostHub } from '../channel/hub.js';
@@ -149,6 +149,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       const reloading = reloadPolicies();
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
       if (r.outcome === 'refused') await reportRefused(r);
+      // The dashboard's desired-state line reads GET /api/v1/sync again.
+      publish(ctx, 'sync', { outcome: r.outcome === 'refused' ? `refused:${r.reason}` : r.outcome, commit: 'commit' in r ? r.commit : null });
       await reloading;
       return r.outcome === 'error' ? { state: 'retry', error: r.message } : { state: 'done', result: r };
     });

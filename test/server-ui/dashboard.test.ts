@@ -316,4 +316,30 @@ describe('dashboard in Chromium', () => {
     expect(lines.some((l) => l.kind === 'deploy.decision')).toBe(true);
     await context.close();
   }, 60_000);
+
+  it('the overview says which desired-state commit is in force, and that a broken one was not applied, where (markup as text)', async () => {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await signIn(page, server.url, 'victor');
+    const line = page.locator('[data-testid=desired-state]');
+    await line.waitFor();
+    const applied = (await (await fetch(`${server.url}/api/v1/sync`, { headers: { authorization: `Bearer ${(await createApiKey(server.ctx.db, 'sync-viewer', 'viewer')).key}` } })).json()) as { applied: { commit: string } };
+    expect(await line.textContent()).toContain(`commit ${applied.applied.commit.slice(0, 12)} applied`);
+    // A commit whose YAML breaks: the line says so live (no reload), naming the file, line and column.
+    const broken = fx.commitText('environments:\n  production:\n    apps:\n      hello: {bundle: x, bundle: y}\n', 'broken');
+    expect(await fx.webhook(server.url, broken)).toBe(202);
+    await line.getByRole('alert').filter({ hasText: broken.slice(0, 12) }).waitFor();
+    const text = (await line.textContent()) ?? '';
+    expect(text).toContain(`commit ${broken.slice(0, 12)} not applied (refused:INVALID_STATE): deploy/state.yaml:4:26: not valid YAML: Map keys must be unique`);
+    expect(text).toContain(`commit ${applied.applied.commit.slice(0, 12)} applied`);
+    // The refusal names what the commit holds: markup there is text.
+    const hostile = fx.commitText('environments:\n  production:\n    apps:\n      "<img src=x id=pwned-sync onerror=window.pwned=1>": {bundle: x}\n', 'hostile');
+    expect(await fx.webhook(server.url, hostile)).toBe(202);
+    await line.getByRole('alert').filter({ hasText: hostile.slice(0, 12) }).waitFor();
+    expect(await line.textContent()).toContain('apps.<img src=x id=pwned-sync onerror=window.pwned=1>: invalid app name');
+    expect(await page.locator('#pwned-sync').count()).toBe(0);
+    expect(await page.evaluate('window.pwned')).toBeUndefined();
+    await axe(page, 'overview with a refused commit');
+    await context.close();
+  }, 60_000);
 });

@@ -51,7 +51,7 @@ function connect(): void {
       connect();
     }, retryDelay(failures++));
   };
-  for (const type of ['deployment', 'host.connected', 'host.disconnected', 'host.status', 'host.alert', 'container', 'health']) {
+  for (const type of ['deployment', 'host.connected', 'host.disconnected', 'host.status', 'host.alert', 'container', 'health', 'sync']) {
     s.addEventListener(type, (e) => {
       let data: unknown = null;
       try {

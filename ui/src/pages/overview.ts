@@ -31,6 +31,22 @@ const gridBody = (rows: Overview['apps'], envs: string[]) => h('div', { role: 'r
   }));
 }));
 
+interface SyncStatus { configured: boolean; applied: { commit: string; at: string } | null; last: { commit: string | null; outcome: string; message: string | null; at: string } | null }
+
+/**
+ * The desired-state commit in force and, when the last reconcile did not apply its head (a YAML
+ * error, a rewritten history, an unsigned commit, git failing), why: Argo CD's sync status.
+ */
+function DesiredState() {
+  const { data } = useData<SyncStatus>('/api/v1/sync', (t) => t === 'sync');
+  if (!data?.configured) return null;
+  const last = data.last;
+  const failed = last && last.outcome !== 'applied' && last.outcome !== 'up-to-date' ? last : null;
+  return html`<p class="desired-state" data-testid="desired-state">Desired state: ${data.applied ? html`commit <code>${data.applied.commit.slice(0, 12)}</code> applied ${data.applied.at}` : 'no commit applied yet'}${failed
+    ? html`<span class="error" role="alert"> — ${failed.commit ? html`commit <code>${failed.commit.slice(0, 12)}</code> ` : ''}not applied (${failed.outcome}): ${failed.message ?? ''}</span>`
+    : null}</p>`;
+}
+
 /** Environments × apps: sync state, health and the last deploy's result, filtered and searchable. */
 export function OverviewPage() {
   const [search, setSearch] = useState('');
@@ -43,6 +59,7 @@ export function OverviewPage() {
   const body = useMemo(() => gridBody(rows, envs), [rows, envs]);
   return html`<section aria-labelledby="h-overview">
     <h1 id="h-overview">Overview</h1>
+    <${DesiredState} />
     <form class="filters" role="search" onSubmit=${(e: Event) => e.preventDefault()}>
       <label>Search apps <input type="search" value=${search} onInput=${(e: Event) => (setSearch((e.target as HTMLInputElement).value), setAfter([]))} /></label>
       <label>Environment <select value=${env} onChange=${(e: Event) => setEnv((e.target as HTMLSelectElement).value)}>
