@@ -42,6 +42,11 @@ export function commitParents(commit: Buffer): string[] {
   return [...m[1].matchAll(/^parent ([0-9a-f]{40,64})$/gm)].map((p) => p[1]);
 }
 
+/** `text` with the user and password of every URL in it replaced (`https://***@host/…`): a configured remote may carry a token. */
+export function withoutCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+}
+
 export class GitMirror {
   readonly dir: string;
   private objects: GitObjectReader | undefined;
@@ -81,7 +86,9 @@ export class GitMirror {
     } catch (e) {
       const err = e as { code?: number; stderr?: string };
       if (opts.allowFail) return { stdout: '', code: typeof err.code === 'number' ? err.code : 1 };
-      throw new CtError('IO_ERROR', `git ${args[0]} failed for ${this.remote}: ${(err.stderr ?? String(e)).trim().slice(0, 500)}`, { remote: this.remote });
+      // The remote may carry a token (https://x-access-token:…@host/repo): never in a message (logs, GET /api/v1/sync).
+      const shown = withoutCredentials(this.remote);
+      throw new CtError('IO_ERROR', withoutCredentials(`git ${args[0]} failed for ${shown}: ${(err.stderr ?? String(e)).trim().slice(0, 500)}`), { remote: shown });
     }
   }
 

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { actor, recordAudit } from '../audit.js';
+import { withoutCredentials } from '../gitops/git.js';
 
 /**
  * `GET /api/v1/sync`: what is applied. `POST /api/v1/sync`: reconcile the desired state now (Argo CD's "sync"), as a webhook would;
@@ -27,10 +28,11 @@ export function syncRoutes(ctx: ServerContext): Router {
     const [last] = await ctx.db.query<{ commit_sha: string | null; previous_sha: string | null; outcome: string; message: string | null; trigger: string; time: number }>(
       'SELECT commit_sha, previous_sha, outcome, message, trigger, time FROM reconciles WHERE repo = ? ORDER BY time DESC LIMIT 1', [ds.repo],
     );
+    // Every role reads this: the remote's token (if it carries one) is not shown, here or in a message.
     res.json({
-      configured: true, repository: ds.repo, branch: ds.branch, path: ds.path,
+      configured: true, repository: withoutCredentials(ds.repo), branch: ds.branch, path: ds.path,
       applied: applied ? { commit: applied.applied_sha, at: new Date(Number(applied.applied_at)).toISOString() } : null,
-      last: last ? { commit: last.commit_sha, previous: last.previous_sha, outcome: last.outcome, message: last.message, trigger: last.trigger, at: new Date(Number(last.time)).toISOString() } : null,
+      last: last ? { commit: last.commit_sha, previous: last.previous_sha, outcome: last.outcome, message: last.message === null ? null : withoutCredentials(last.message), trigger: last.trigger, at: new Date(Number(last.time)).toISOString() } : null,
     });
   });
   return r;

@@ -127,3 +127,27 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     expect(statuses[0].body.description).toBe(`refused (NOT_DESCENDANT): does not descend from the applied commit ${applied.slice(0, 12)} (history rewritten?): nothing applied`);
   });
 });
+
+describe('GET /api/v1/sync: a desired-state remote that carries a token', () => {
+  it('never shows the token to a viewer, in the repository or in a git error', async () => {
+    const server = await testServer({
+      desiredState: { repo: 'http://x-access-token:ghs_SECRET0123456789@127.0.0.1:9/acme/desired.git', branch: 'main', path: 'deploy', pollSeconds: 3600 },
+    } as never, { extend: (ctx) => deployPipeline(ctx) });
+    try {
+      const viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
+      const operator = (await createApiKey(server.ctx.db, 'op', 'operator')).key;
+      expect((await fetch(`${server.url}/api/v1/sync`, { method: 'POST', headers: { authorization: `Bearer ${operator}` } })).status).toBe(202);
+      let body = '';
+      for (const end = Date.now() + 20_000; Date.now() < end && !body.includes('"outcome":"error"'); await new Promise((r) => setTimeout(r, 100))) {
+        body = await (await fetch(`${server.url}/api/v1/sync`, { headers: { authorization: `Bearer ${viewer}` } })).text();
+      }
+      const status = JSON.parse(body) as { repository: string; last: { outcome: string; message: string } };
+      expect(status.repository).toBe('http://***@127.0.0.1:9/acme/desired.git');
+      expect(status.last.outcome).toBe('error');
+      expect(status.last.message).toContain('git fetch failed for http://***@127.0.0.1:9/acme/desired.git');
+      expect(body).not.toContain('SECRET');
+    } finally {
+      await server.close();
+    }
+  });
+});
