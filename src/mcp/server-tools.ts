@@ -16,6 +16,9 @@ const name = z.string().regex(NAME);
 const id = z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/);
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 const reference = z.string().max(512).regex(/^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/);
+/** A page's cursor as the API hands it out (`<created_at>:<id>`, server/routes/page.ts): passed back as `before`. */
+const CURSOR = /^\d{1,15}:[\w-]{1,64}$/;
+const cursorOf = (next: unknown) => (typeof next === 'string' && CURSOR.test(next) ? next : null);
 const rows = (shape: z.ZodRawShape) => z.array(z.object(shape).passthrough());
 const seg = (s: string) => encodeURIComponent(s);
 
@@ -60,17 +63,17 @@ async function findHost(api: ApiClient, host: string): Promise<Row> {
 }
 
 export function serverTools(api: ApiClient): ToolDef[] {
-  const deploymentsOut = { deployments: rows({ id: z.string(), environment: z.string(), app: z.string(), status: z.string() }) };
+  const deploymentsOut = { deployments: rows({ id: z.string(), environment: z.string(), app: z.string(), status: z.string() }), next: z.string().nullable() };
   return [
     {
       name: 'list_deployments', title: 'List deployments', kind: 'read',
-      description: 'Deployments, newest first, optionally of one environment, app or status (queued, verifying, dispatching, succeeded, failed, denied…).',
-      input: { environment: name.optional(), app: name.optional(), status: z.string().max(32).optional(), limit: z.number().int().min(1).max(500).optional() },
+      description: 'Deployments, newest first, optionally of one environment, app or status (queued, verifying, dispatching, succeeded, failed, denied…). A page at a time: pass `next` back as `before` for older deployments (null: no more).',
+      input: { environment: name.optional(), app: name.optional(), status: z.string().max(32).optional(), limit: z.number().int().min(1).max(500).optional(), before: z.string().max(90).regex(CURSOR).optional() },
       output: deploymentsOut,
-      async run(a: { environment?: string; app?: string; status?: string; limit?: number }) {
+      async run(a: { environment?: string; app?: string; status?: string; limit?: number; before?: string }) {
         // Filtered by the API, not here: a page of all deployments may hold none of the app's.
-        const { deployments } = (await api.get('/api/v1/deployments', { query: { environment: a.environment, app: a.app, status: a.status, limit: a.limit ?? 100 } })) as { deployments: Row[] };
-        return { deployments: deployments.map(deploymentView) };
+        const out = (await api.get('/api/v1/deployments', { query: { environment: a.environment, app: a.app, status: a.status, limit: a.limit ?? 100, before: a.before } })) as { deployments: Row[]; next?: unknown };
+        return { deployments: out.deployments.map(deploymentView), next: cursorOf(out.next) };
       },
     },
     {
@@ -132,7 +135,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
         // Records quote commit messages, bundle names and host events: all of it data. The cursor is
         // the server's own `<time>:<id>`, handed on as it came so the agent can ask for what follows.
         const entries = out.entries.map((e) => ({ id: e.id, time: e.time, kind: e.kind, subject: e.subject, record: untrustedJson('audit record', e.record, 16384) }));
-        return { entries, next: typeof out.next === 'string' && /^\d{1,15}:[\w-]{1,64}$/.test(out.next) ? out.next : null, truncated: out.truncated === true };
+        return { entries, next: cursorOf(out.next), truncated: out.truncated === true };
       },
     },
     {
