@@ -58,7 +58,9 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
       {
         title: t.title,
         description: `${t.description}${t.kind === 'act' ? ' Changes what runs.' : ''}`,
-        inputSchema: t.input,
+        // Strict: an argument the tool does not take is refused (INVALID_ARGUMENTS), not dropped: a
+        // misspelt filter (`application` for `app`) answered every deployment as if they matched.
+        inputSchema: z.object(t.input).strict(),
         // Outputs name the fields clients can rely on and may carry more (passthrough).
         outputSchema: z.object(t.output).passthrough(),
         annotations: { title: t.title, readOnlyHint: t.kind === 'read', destructiveHint: t.kind === 'act', idempotentHint: t.kind === 'read', openWorldHint: false },

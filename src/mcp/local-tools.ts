@@ -20,9 +20,8 @@ import { untrusted, untrustedJson } from './untrusted.js';
 import { ERROR_CODE } from '../protocol/error-code.js';
 import { NAME } from '../core/name.js';
 
-const path = z.string().min(1).max(1024);
-const name = z.string().regex(NAME);
-const modes = z.enum(['strict', 'permissive', 'audit']);
+/** A new schema at each use, described (one object used twice is written as a JSON Schema `$ref`, which some clients do not resolve). */
+const path = (what: string) => z.string().min(1).max(1024).describe(`${what}: a path under the served root (relative to it, or absolute inside it)`);
 
 /** Runs a command function, capturing what it prints (JSON) and its exit code. */
 async function captured(fn: (io: Io) => Promise<number>): Promise<{ out: string; err: string; code: number }> {
@@ -85,7 +84,7 @@ export function localTools(root: string): ToolDef[] {
     {
       name: 'inspect_bundle', title: 'Inspect a .ctp file', kind: 'read',
       description: 'What a local .ctp bundle holds (manifest, image, attestations, security profiles), with structure and digests checked; signatures are not checked (use verify_bundle).',
-      input: { path },
+      input: { path: path('the .ctp file') },
       output: { report: z.unknown() },
       async run(a: { path: string }) {
         // Nothing in an unverified bundle is vouched for: its version, builder, command, environment
@@ -96,7 +95,11 @@ export function localTools(root: string): ToolDef[] {
     {
       name: 'verify_bundle', title: 'Verify a .ctp file', kind: 'read',
       description: 'Verify a local .ctp against a trust store, as `ct verify` does: digests, signatures, transparency-log quorum, coverage of every file. Returns the decision with its code.',
-      input: { path, trustStore: path, trustedRoot: path.optional(), mode: modes.optional(), logQuorum: z.number().int().min(1).max(16).optional() },
+      input: {
+        path: path('the .ctp file'), trustStore: path('the trust store (trust-store.json)'), trustedRoot: path('a Sigstore trusted_root.json (for keyless signatures)').optional(),
+        mode: z.enum(['strict', 'permissive', 'audit']).describe('strict (default): any failure rejects; permissive and audit report more as warnings').optional(),
+        logQuorum: z.number().int().min(1).max(16).describe('transparency-log operators that must hold each signature, 1 to 16').optional(),
+      },
       output: { decision: z.enum(['ALLOW', 'REJECT']), code: z.string().nullable() },
       async run(a: { path: string; trustStore: string; trustedRoot?: string; mode?: 'strict' | 'permissive' | 'audit'; logQuorum?: number }) {
         const store = await loadTrustStore(inRoot(a.trustStore));
@@ -116,7 +119,7 @@ export function localTools(root: string): ToolDef[] {
     {
       name: 'explain_decision', title: 'Explain a policy decision', kind: 'read',
       description: 'Verify a local .ctp and judge it under a policy directory for an environment, as `ct policy explain` does: allowed or denied, which policy and rule, with what evidence.',
-      input: { path, trustStore: path, policies: z.array(path).min(1).max(20), environment: name.optional() },
+      input: { path: path('the .ctp file'), trustStore: path('the trust store (trust-store.json)'), policies: z.array(path('a policy directory or file')).min(1).max(20).describe('policy directories or files, 1 to 20'), environment: z.string().regex(NAME).describe('environment to judge it for (lower case: letters, digits, \'.\', \'_\', \'-\')').optional() },
       output: { exitCode: z.number(), decision: z.unknown() },
       async run(a: { path: string; trustStore: string; policies: string[]; environment?: string }) {
         const r = await captured((io) => explainCommand(io, inRoot(a.path), { trustStore: inRoot(a.trustStore), policies: a.policies.map(inRoot), environment: a.environment, format: 'json' }));
@@ -126,7 +129,7 @@ export function localTools(root: string): ToolDef[] {
     {
       name: 'policy_impact', title: 'Impact of a policy change', kind: 'read',
       description: 'Two policy directories (base and head) judged against a deployments export (GET /api/v1/deployments?format=evidence), as `ct policy diff` does: which deployments would now be denied or allowed.',
-      input: { base: path, head: path, against: path },
+      input: { base: path('the policy directory as it is'), head: path('the policy directory as proposed'), against: path('a deployments export (GET /api/v1/deployments?format=evidence)') },
       output: { counts: z.record(z.string(), z.number()), rows: z.array(z.unknown()), policies: z.array(z.unknown()) },
       async run(a: { base: string; head: string; against: string }) {
         const r = await captured((io) => diffCommand(io, inRoot(a.base), inRoot(a.head), { against: inRoot(a.against), format: 'json' }));

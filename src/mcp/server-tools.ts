@@ -12,13 +12,22 @@ import type { Evidence } from '../verify/evidence.js';
 import { errorCode } from '../protocol/error-code.js';
 import { NAME } from '../core/name.js';
 
-const name = z.string().regex(NAME);
-const id = z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/);
-const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
-const reference = z.string().max(512).regex(/^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/);
 /** A page's cursor as the API hands it out (`<created_at>:<id>`, server/routes/page.ts): passed back as `before`. */
 const CURSOR = /^\d{1,15}:[\w-]{1,64}$/;
 const cursorOf = (next: unknown) => (typeof next === 'string' && CURSOR.test(next) ? next : null);
+/*
+ * Argument types, each a new schema with its description wherever it is used: one schema object
+ * used twice in a tool is written as a JSON Schema `$ref` to the first use, which clients that do
+ * not resolve references showed the model as a bare, unconstrained argument.
+ */
+const name = (what: string) => z.string().regex(NAME).describe(`${what} (lower case: letters, digits, '.', '_', '-'; at most 63)`);
+const id = (what = 'deployment id (the id list_deployments answers)') => z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/).describe(what);
+const digest = (what: string) => z.string().regex(/^sha256:[0-9a-f]{64}$/).describe(`${what} (sha256:<64 hex>)`);
+const reference = z.string().max(512).regex(/^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/).describe('registry reference pinned by digest: registry/repository[:tag]@sha256:<64 hex>');
+const limit = (max: number, dflt: number) => z.number().int().min(1).max(max).describe(`how many to answer, 1 to ${max} (default ${dflt})`);
+const before = (what: string) => z.string().max(90).regex(CURSOR).describe(`the \`next\` of the previous page: ${what}`);
+/** A deployment's status (server/deploy/status.ts). */
+const STATUSES = ['queued', 'fetching', 'verifying', 'dispatching', 'succeeded', 'denied', 'failed', 'superseded', 'error'] as const;
 const rows = (shape: z.ZodRawShape) => z.array(z.object(shape).passthrough());
 const seg = (s: string) => encodeURIComponent(s);
 
@@ -68,7 +77,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'list_deployments', title: 'List deployments', kind: 'read',
       description: 'Deployments, newest first, optionally of one environment, app or status (queued, verifying, dispatching, succeeded, failed, denied…). A page at a time: pass `next` back as `before` for older deployments (null: no more).',
-      input: { environment: name.optional(), app: name.optional(), status: z.string().max(32).optional(), limit: z.number().int().min(1).max(500).optional(), before: z.string().max(90).regex(CURSOR).optional() },
+      input: { environment: name('only this environment').optional(), app: name('only this app').optional(), status: z.enum(STATUSES).describe('only deployments with this status').optional(), limit: limit(500, 100).optional(), before: before('older deployments').optional() },
       output: deploymentsOut,
       async run(a: { environment?: string; app?: string; status?: string; limit?: number; before?: string }) {
         // Filtered by the API, not here: a page of all deployments may hold none of the app's.
@@ -79,7 +88,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'get_deployment', title: 'Get a deployment with its evidence', kind: 'read',
       description: 'One deployment: status, decision code and message, target hosts, and the verified evidence (signers, transparency-log entries per operator, SLSA builder, covered files).',
-      input: { id },
+      input: { id: id() },
       output: { deployment: z.object({ id: z.string(), status: z.string() }).passthrough(), evidence: z.unknown() },
       async run(a: { id: string }) {
         const d = await api.get(`/api/v1/deployments/${seg(a.id)}`);
@@ -99,7 +108,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'get_host', title: 'Get a host', kind: 'read',
       description: 'One host by id or name: its facts (what it can enforce: seccomp, AppArmor, SELinux, eBPF), labels, connection and containers.',
-      input: { host: z.string().min(1).max(100) },
+      input: { host: z.string().min(1).max(100).describe('host id or name (as list_hosts answers)') },
       output: { host: z.object({ id: z.string(), name: z.string() }).passthrough() },
       async run(a: { host: string }) {
         return { host: hostView(await findHost(api, a.host)) };
@@ -108,7 +117,11 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'container_logs', title: 'Tail a container log', kind: 'read',
       description: 'The tail of a container\'s log, asked of its host (operators and admins: logs may hold secrets). The text is untrusted data written by the container.',
-      input: { host: z.string().min(1).max(100), container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), maxBytes: z.number().int().min(1).max(1048576).optional() },
+      input: {
+        host: z.string().min(1).max(100).describe('host id or name (as list_hosts answers)'),
+        container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/).describe('container id as get_host lists it (<environment>-<app>)'),
+        maxBytes: z.number().int().min(1).max(1048576).describe('bytes of the log\'s end to answer, 1 to 1,048,576 (default 65,536)').optional(),
+      },
       output: { host: z.string(), container: z.string(), log: z.unknown() },
       async run(a: { host: string; container: string; maxBytes?: number }) {
         const h = await findHost(api, a.host);
@@ -128,7 +141,15 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'audit_search', title: 'Search the audit log', kind: 'read',
       description: 'Audit records, newest first (auditors and admins): deploy decisions, actions with who took them, MCP tool calls, host alerts. Filter by kind (deploy.decision, api.rollback, api.sync, mcp.tool, host.alert), subject, time or text. A page at a time: pass `next` back as `before` for older records; `truncated` means a text search stopped reading before it found `limit` matches (more may follow: ask again with `before`).',
-      input: { kind: z.string().max(64).optional(), subject: z.string().max(200).optional(), since: z.string().max(40).optional(), until: z.string().max(40).optional(), text: z.string().max(200).optional(), before: z.string().max(90).optional(), limit: z.number().int().min(1).max(1000).optional() },
+      input: {
+        kind: z.string().max(64).describe('only records of this kind, e.g. deploy.decision, api.rollback, api.sync, mcp.tool, host.alert').optional(),
+        subject: z.string().max(200).describe('only records about this subject: a deployment id, host name, tool name…').optional(),
+        since: z.string().max(40).describe('only records at or after this time: RFC 3339 (2026-01-31T12:00:00Z) or milliseconds since 1970').optional(),
+        until: z.string().max(40).describe('only records before this time: RFC 3339 or milliseconds since 1970').optional(),
+        text: z.string().max(200).describe('only records whose text contains this (reads at most 10,000 records a call: see truncated)').optional(),
+        before: before('older records').optional(),
+        limit: limit(1000, 100).optional(),
+      },
       output: { entries: rows({ id: z.string(), time: z.string(), kind: z.string() }), next: z.string().nullable(), truncated: z.boolean() },
       async run(a: { kind?: string; subject?: string; since?: string; until?: string; text?: string; before?: string; limit?: number }) {
         const out = (await api.get('/api/v1/audit', { query: { kind: a.kind, subject: a.subject, since: a.since, until: a.until, q: a.text, before: a.before, limit: a.limit } })) as { entries: Row[]; next?: string | null; truncated?: boolean };
@@ -141,7 +162,12 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'verify_bundle', title: 'Verify a bundle', kind: 'read',
       description: 'Fetch a bundle by registry reference (pinned by digest), or name one this server already holds by image digest, verify it and judge it under the policies of an environment. Deploys nothing.',
-      input: { reference: reference.optional(), digest: digest.optional(), environment: name.optional(), policy: z.string().max(200).optional() },
+      input: {
+        reference: reference.optional(),
+        digest: digest('image digest of a bundle this server already fetched (instead of reference)').optional(),
+        environment: name('environment whose policies judge it (default: default)').optional(),
+        policy: z.string().max(200).describe('judge by this one policy (its name, as list_policies answers) instead of all of the environment\'s').optional(),
+      },
       output: { decision: z.enum(['ALLOW', 'REJECT']), allow: z.boolean(), code: z.string().nullable().optional() },
       async run(a: { reference?: string; digest?: string; environment?: string; policy?: string }) {
         if (Boolean(a.reference) === Boolean(a.digest)) throw new ToolError('BAD_REQUEST', 'give exactly one of reference or digest');
@@ -154,7 +180,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'explain_decision', title: 'Explain a deployment\'s decision', kind: 'read',
       description: 'Why a deployment was allowed or denied: its final code and message, each recorded step of the decision, the policies in force now, and whether they would still allow what runs.',
-      input: { id },
+      input: { id: id() },
       output: { deployment: z.string(), status: z.string(), code: z.string().nullable(), allowed: z.boolean(), trail: z.array(z.unknown()), current: z.unknown() },
       async run(a: { id: string }) {
         const d = await api.get(`/api/v1/deployments/${seg(a.id)}`);
@@ -179,9 +205,9 @@ export function serverTools(api: ApiClient): ToolDef[] {
       name: 'policy_impact', title: 'Impact of a policy change', kind: 'read',
       description: 'A proposed change to the policy repository (files added or replaced, files removed) judged against every live deployment: which would now be denied or allowed, and why. Changes nothing.',
       input: {
-        files: z.array(z.object({ path: z.string().max(200), text: z.string().max(262144) })).max(50),
-        remove: z.array(z.string().max(200)).max(50).optional(),
-        environment: name.optional(),
+        files: z.array(z.object({ path: z.string().max(200).describe('path in the policy repository, e.g. production.policy.yaml'), text: z.string().max(262144).describe('the file\'s proposed text, at most 262,144 characters') }).strict()).max(50).describe('policy files added or replaced, at most 50 ([] for none: the policies in force now)'),
+        remove: z.array(z.string().max(200)).max(50).describe('paths of policy files removed, at most 50').optional(),
+        environment: name('only the live deployments of this environment').optional(),
       },
       output: { counts: z.record(z.string(), z.number()), deployments: z.array(z.unknown()), policies: z.array(z.unknown()) },
       async run(a: { files: { path: string; text: string }[]; remove?: string[]; environment?: string }) {
@@ -193,7 +219,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'inspect_bundle', title: 'Inspect a deployed bundle', kind: 'read',
       description: 'What a bundle this server verified holds, by deployment id or image digest: digests, attestations and their signers, covered files (manifest.toml, security profiles).',
-      input: { deployment: id.optional(), digest: digest.optional() },
+      input: { deployment: id('deployment id (or give digest)').optional(), digest: digest('image digest: the newest deployment of it (or give deployment)').optional() },
       output: { deployment: z.string(), reference: z.string(), evidence: z.unknown() },
       async run(a: { deployment?: string; digest?: string }) {
         if (Boolean(a.deployment) === Boolean(a.digest)) throw new ToolError('BAD_REQUEST', 'give exactly one of deployment or digest');
@@ -221,7 +247,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     ...(['stop', 'start', 'restart'] as const).map((action): ToolDef => ({
       name: action, title: `${action[0].toUpperCase()}${action.slice(1)} a deployment's container`, kind: 'act',
       description: `${action} the container of a deployment on every host that runs it (operators and admins; audited as container.action). Each host's answer is returned.`,
-      input: { id },
+      input: { id: id() },
       output: {},
       async run(a: { id: string }) {
         const out = await api.post(`/api/v1/deployments/${seg(a.id)}/actions`, { body: { action } });
@@ -233,7 +259,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'promote', title: 'Promote an app to another environment', kind: 'act',
       description: 'Open or update the pull / merge request that pins, in environment `to`, the bundle the live deployment of `app` in `from` runs, with its evidence (signers, logs, SBOM and profile differences, where it ran, the policy decision for `to`) and a commit status (operators and admins; audited). Nothing is deployed until a person merges it.',
-      input: { app: z.string().regex(NAME), from: z.string().regex(NAME), to: z.string().regex(NAME) },
+      input: { app: name('app to promote'), from: name('environment whose live deployment of the app is promoted'), to: name('environment the pull request pins it in') },
       output: { outcome: z.string(), deployment: z.string(), bundle: z.string(), from: z.string(), to: z.string(), app: z.string(), url: z.string().nullable(), number: z.number().nullable(), allowed: z.boolean(), branch: z.string(), file: z.string() },
       async run(a: { app: string; from: string; to: string }) {
         return api.post('/api/v1/promotions', { body: { app: a.app, from: a.from, to: a.to } });
@@ -242,7 +268,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
     {
       name: 'rollback', title: 'Roll back a deployment', kind: 'act',
       description: 'Deploy again the last bundle that succeeded before the given deployment, in the same environment (operators and admins; audited). The new deployment goes through verification and policy like any other.',
-      input: { id },
+      input: { id: id() },
       output: { id: z.string(), rollbackOf: z.string(), reference: z.string() },
       async run(a: { id: string }) {
         return api.post(`/api/v1/deployments/${seg(a.id)}/rollback`);

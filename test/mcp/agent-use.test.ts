@@ -6,12 +6,29 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../support/cli.js';
 import { testServer } from '../server/support.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 
 type Row = Record<string, unknown>;
 type ToolResult = { isError?: boolean; structuredContent?: Row; content: Array<{ type: string; text?: string }> };
+
+/** Every tool's arguments described where they are, never a JSON Schema `$ref` an agent's client may not resolve. */
+async function expectSelfDescribed(agent: Client): Promise<Awaited<ReturnType<Client['listTools']>>['tools']> {
+  const { tools } = await agent.listTools();
+  for (const t of tools) {
+    expect({ tool: t.name, ref: JSON.stringify(t.inputSchema).includes('$ref') }).toEqual({ tool: t.name, ref: false });
+    for (const [arg, s] of Object.entries((t.inputSchema.properties ?? {}) as Record<string, Row>)) {
+      expect({ tool: t.name, arg, described: typeof s.description === 'string' && s.description.length > 10 }).toEqual({ tool: t.name, arg, described: true });
+    }
+  }
+  return tools;
+}
 
 describe('/mcp for an agent', () => {
   let server: Awaited<ReturnType<typeof testServer>>;
@@ -47,4 +64,50 @@ describe('/mcp for an agent', () => {
     expect(seen).toEqual(['dep-page-2', 'dep-page-1', 'dep-page-0']);
     expect(next).toBeNull();
   });
+});
+
+describe('tools/list for an agent', () => {
+  let server: Awaited<ReturnType<typeof testServer>>;
+  let agent: Client;
+  beforeAll(async () => {
+    server = await testServer({}, { extend: (ctx) => deployPipeline(ctx) });
+    const key = (await createApiKey(server.ctx.db, 'agent-admin', 'admin')).key;
+    agent = new Client({ name: 'agent', version: '1.0.0' });
+    await agent.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+  });
+  afterAll(async () => {
+    await agent.close();
+    await server.close();
+  });
+
+  it('every argument is described in place: no $ref (clients that do not resolve one saw `app` without its pattern), statuses an enum', async () => {
+    const tools = await expectSelfDescribed(agent);
+    const list = tools.find((t) => t.name === 'list_deployments')!.inputSchema.properties as Record<string, Row>;
+    expect(list.app).toMatchObject({ type: 'string', pattern: expect.any(String) });
+    expect(list.status.enum).toEqual(expect.arrayContaining(['queued', 'succeeded', 'denied', 'failed']));
+  });
+
+  it('an argument the tool does not take is refused, not dropped: a misspelt filter answered every deployment as if they were the app\'s', async () => {
+    const r = (await agent.callTool({ name: 'list_deployments', arguments: { application: 'hello' } })) as ToolResult;
+    expect(r.isError).toBe(true);
+    expect(r.content[0].text).toContain('application');
+  });
+});
+
+describe('ct mcp (stdio) for an agent', () => {
+  it('the local tools\' arguments are described in place too, and an argument they do not take is refused', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ct-mcp-agent-'));
+    const agent = new Client({ name: 'stdio-agent', version: '1.0.0' });
+    try {
+      await agent.connect(new StdioClientTransport({ command: process.execPath, args: [join(repoRoot, 'bin', 'ct.js'), 'mcp', '--root', root], cwd: root, stderr: 'pipe' }));
+      const tools = await expectSelfDescribed(agent);
+      expect(tools.map((t) => t.name).sort()).toEqual(['explain_decision', 'inspect_bundle', 'policy_impact', 'verify_bundle']);
+      const r = (await agent.callTool({ name: 'verify_bundle', arguments: { path: 'a.ctp', trustStore: 't.json', trustedroot: 'r.json' } })) as ToolResult;
+      expect(r.isError).toBe(true);
+      expect(r.content[0].text).toContain('trustedroot');
+    } finally {
+      await agent.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
