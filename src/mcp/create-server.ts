@@ -42,6 +42,13 @@ export function errorText(f: { code: string; message: string }): string {
   return JSON.stringify({ code: f.code, message: untrusted('error message', f.message, 1000) });
 }
 
+/** The stable code of a refusal the SDK wrote (its messages, @modelcontextprotocol/sdk server/mcp.js). */
+function sdkRefusalCode(message: string): string {
+  if (/^MCP error -32602: Tool .* (not found|disabled)$/s.test(message)) return 'UNKNOWN_TOOL';
+  if (/^MCP error -32602: (Input validation error|Invalid arguments for tool)/.test(message)) return 'INVALID_ARGUMENTS';
+  return 'INTERNAL';
+}
+
 export function visibleTools(tools: readonly ToolDef[], readOnly = false): ToolDef[] {
   return tools.filter((t) => !readOnly || t.kind === 'read');
 }
@@ -52,6 +59,13 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
     { name: opts.name, version: opts.version },
     { instructions: `Cerro Torre: verified deployments, their evidence and policy decisions. ${UNTRUSTED_NOTE}` },
   );
+  // Calls the SDK refuses before any tool runs (no such tool, arguments off the schema) answered its
+  // bare "MCP error -32602: …" text, not the {code, message} every other refusal is: an agent
+  // parsing the answer got no code. The message quotes the call (a tool name, an argument): data.
+  (server as unknown as { createToolError: (message: string) => unknown }).createToolError = (message: string) => ({
+    isError: true,
+    content: [{ type: 'text' as const, text: errorText({ code: sdkRefusalCode(message), message: message.replace(/^MCP error -?\d+: /, '') }) }],
+  });
   for (const t of visibleTools(tools, opts.readOnly)) {
     server.registerTool(
       t.name,

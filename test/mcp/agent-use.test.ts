@@ -92,6 +92,17 @@ describe('tools/list for an agent', () => {
     expect(r.isError).toBe(true);
     expect(r.content[0].text).toContain('application');
   });
+
+  it('a call refused before any tool runs answers as every refusal does: {code, message} with a stable code, the message as data', async () => {
+    const refusal = async (name: string, args: Row) => {
+      const r = (await agent.callTool({ name, arguments: args })) as ToolResult;
+      expect(r.isError).toBe(true);
+      return JSON.parse(r.content[0].text ?? '') as { code: string; message: Row };
+    };
+    expect(await refusal('rollback_everything', {})).toEqual({ code: 'UNKNOWN_TOOL', message: { untrusted: true, source: 'error message', text: expect.stringContaining('rollback_everything') } });
+    expect(await refusal('get_deployment', { id: 5 })).toEqual({ code: 'INVALID_ARGUMENTS', message: { untrusted: true, source: 'error message', text: expect.stringContaining('id') } });
+    expect(await refusal('list_deployments', { application: 'hello' })).toMatchObject({ code: 'INVALID_ARGUMENTS' });
+  });
 });
 
 describe('ct mcp (stdio) for an agent', () => {
