@@ -19,6 +19,7 @@ import { serverTools } from '../../src/mcp/server-tools.js';
 import { createMcpServer, visibleTools } from '../../src/mcp/create-server.js';
 import type { ToolDef } from '../../src/mcp/tool.js';
 import { AlertBudget } from '../channel/alert-budget.js';
+import { sameOriginRequest } from '../ui/origin.js';
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
 const VERSION = '0.1.0';
@@ -82,6 +83,10 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): { router: 
   const json = express.json({ limit: Math.min(ctx.config.maxBodyBytes, 1024 * 1024), strict: true });
   r.post('/mcp', async (req: Request, res: Response, next) => {
     if (ctx.config.mcp?.enabled === false) return sendError(res, 404, 'NOT_FOUND', 'MCP is disabled on this server');
+    // The MCP transport spec: an Origin that is not this server's is refused (403). Agents send none;
+    // a page of another site (or one reached by DNS rebinding, once publicUrl names this server)
+    // has no business calling tools, even with a token it was handed.
+    if (!sameOriginRequest(ctx, req)) return sendError(res, 403, 'FORBIDDEN_ORIGIN', 'this request came from another site\'s page (Origin): MCP clients send no Origin, or this server\'s own');
     // Authenticate before the body is parsed.
     const auth = await authenticateBearer(ctx.db, ctx.oidc, req.headers.authorization);
     if (!auth.ok) {

@@ -105,6 +105,32 @@ describe('tools/list for an agent', () => {
   });
 });
 
+describe('/mcp and browser pages', () => {
+  let server: Awaited<ReturnType<typeof testServer>>;
+  let key: string;
+  beforeAll(async () => {
+    server = await testServer({}, { extend: (ctx) => deployPipeline(ctx) });
+    key = (await createApiKey(server.ctx.db, 'agent-viewer', 'viewer')).key;
+  });
+  afterAll(() => server.close());
+  const list = (headers: Record<string, string>) =>
+    fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18', ...headers },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+
+  it('a request with another site\'s Origin is 403 (the MCP transport spec asks servers to check it); agents send none', async () => {
+    for (const headers of [{ origin: 'http://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site', origin: 'http://evil.example' }] as Record<string, string>[]) {
+      const res = await list(headers);
+      expect({ headers, status: res.status }).toEqual({ headers, status: 403 });
+      expect(await res.json()).toMatchObject({ error: { code: 'FORBIDDEN_ORIGIN' } });
+    }
+    expect((await list({})).status).toBe(200);
+    expect((await list({ origin: server.url })).status).toBe(200);
+  });
+});
+
 describe('ct mcp (stdio) for an agent', () => {
   it('the local tools\' arguments are described in place too, and an argument they do not take is refused', async () => {
     const root = mkdtempSync(join(tmpdir(), 'ct-mcp-agent-'));
