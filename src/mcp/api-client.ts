@@ -114,9 +114,11 @@ export class ApiClient {
       throw new ToolError('BAD_RESPONSE', `the deploy server answered ${res.status} with something other than JSON`);
     }
     if (!res.ok) {
-      const err = (body as { error?: { code?: unknown; message?: unknown } }).error;
+      const err = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } }).error;
       // A refusal relayed from a host carries the host's code and message: the code is kept only when shaped like one.
-      throw new ToolError(errorCode(err?.code, `HTTP_${res.status}`), typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`);
+      // Its details (a policy proposal's compile issues: file, line, message) are what the agent needs to act on.
+      const details = err?.details && typeof err.details === 'object' && !Array.isArray(err.details) && Object.keys(err.details).length ? (err.details as Record<string, unknown>) : undefined;
+      throw new ToolError(errorCode(err?.code, `HTTP_${res.status}`), typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`, details);
     }
     return body as Record<string, unknown>;
   }

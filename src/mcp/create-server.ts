@@ -7,7 +7,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { toolFailure, type ToolDef } from './tool.js';
-import { UNTRUSTED_NOTE, untrusted } from './untrusted.js';
+import { UNTRUSTED_NOTE, untrusted, untrustedJson } from './untrusted.js';
 
 export interface CallRecord {
   tool: string;
@@ -36,10 +36,11 @@ export interface McpOptions {
 
 /**
  * A refusal as the agent reads it: the code is the tool's (validated), the message may quote a
- * host, a bundle (a symlink's target) or the API relaying either, so it is data.
+ * host, a bundle (a symlink's target) or the API relaying either, so it is data; so are its
+ * details (a proposed policy's compile issues quote the policy text), bounded.
  */
-export function errorText(f: { code: string; message: string }): string {
-  return JSON.stringify({ code: f.code, message: untrusted('error message', f.message, 1000) });
+export function errorText(f: { code: string; message: string; details?: Record<string, unknown> }): string {
+  return JSON.stringify({ code: f.code, message: untrusted('error message', f.message, 1000), ...(f.details ? { details: untrustedJson('error details', f.details, 16384) } : {}) });
 }
 
 /** The stable code of a refusal the SDK wrote (its messages, @modelcontextprotocol/sdk server/mcp.js). */

@@ -20,9 +20,12 @@ export interface ToolDef {
   run(args: any): Promise<Record<string, unknown>>;
 }
 
-/** A tool's refusal: a stable code (the API's, or the library's) and a bounded message. */
+/**
+ * A tool's refusal: a stable code (the API's, or the library's), a bounded message and what the
+ * API's error said besides (`details`: where a proposed policy does not compile), for the agent to act on.
+ */
 export class ToolError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(readonly code: string, message: string, readonly details?: Record<string, unknown>) {
     super(message.slice(0, 1000));
   }
 }
@@ -31,8 +34,8 @@ export class ToolError extends Error {
  * Any failure as `{code, message}`, never a stack trace and never longer than 1,000 characters.
  * A code that came from the API may be a host's: kept only when shaped like a code.
  */
-export function toolFailure(e: unknown): { code: string; message: string } {
-  if (e instanceof ToolError) return { code: errorCode(e.code), message: e.message };
+export function toolFailure(e: unknown): { code: string; message: string; details?: Record<string, unknown> } {
+  if (e instanceof ToolError) return { code: errorCode(e.code), message: e.message, ...(e.details ? { details: e.details } : {}) };
   if (e instanceof CtError) return { code: e.code, message: e.message.slice(0, 1000) };
   return { code: 'INTERNAL', message: 'the tool failed' };
 }

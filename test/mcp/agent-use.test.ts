@@ -93,6 +93,16 @@ describe('tools/list for an agent', () => {
     expect(r.content[0].text).toContain('application');
   });
 
+  it('policy_impact of a proposal that does not compile says where and why (the API\'s issues), not only that it does not', async () => {
+    const r = (await agent.callTool({ name: 'policy_impact', arguments: { files: [{ path: 'broken.policy.yaml', text: 'apiVersion: cerro-torre.dev/v1\nkind: Policy\nmetadata: {name: broken\nspec: [' }] } })) as ToolResult;
+    expect(r.isError).toBe(true);
+    const refusal = JSON.parse(r.content[0].text ?? '') as { code: string; details?: { untrusted: true; text: string } };
+    expect(refusal.code).toBe('POLICY_INVALID');
+    expect(refusal.details).toMatchObject({ untrusted: true, source: 'error details' });
+    const issues = (JSON.parse(refusal.details!.text) as { issues: Row[] }).issues;
+    expect(issues[0]).toMatchObject({ file: 'broken.policy.yaml', line: expect.any(Number), message: expect.any(String) });
+  });
+
   it('a call refused before any tool runs answers as every refusal does: {code, message} with a stable code, the message as data', async () => {
     const refusal = async (name: string, args: Row) => {
       const r = (await agent.callTool({ name, arguments: args })) as ToolResult;
