@@ -179,14 +179,16 @@ export function serverTools(api: ApiClient): ToolDef[] {
     },
     {
       name: 'explain_decision', title: 'Explain a deployment\'s decision', kind: 'read',
-      description: 'Why a deployment was allowed or denied: its final code and message, each recorded step of the decision, the policies in force now, and whether they would still allow what runs.',
+      description: 'Why a deployment was allowed or denied: its final code and message, each recorded step of the decision (the trail: auditors and admins; `trailWithheld` says when the credential may not read it), the policies in force now, and whether they would still allow what runs.',
       input: { id: id() },
-      output: { deployment: z.string(), status: z.string(), code: z.string().nullable(), allowed: z.boolean(), trail: z.array(z.unknown()), current: z.unknown() },
+      output: { deployment: z.string(), status: z.string(), code: z.string().nullable(), allowed: z.boolean(), trail: z.array(z.unknown()), trailWithheld: z.boolean(), current: z.unknown() },
       async run(a: { id: string }) {
         const d = await api.get(`/api/v1/deployments/${seg(a.id)}`);
+        let trailWithheld = false;
         const trail = await api.get('/api/v1/audit', { query: { subject: a.id, limit: 50 } }).then((r) => (r.entries as Row[]).map((e) => ({ time: e.time, kind: e.kind, record: untrustedJson('audit record', e.record, 4096) })), (e: unknown) => {
           // Viewers and operators may not read the audit log: the explanation works without it.
-          if (e instanceof ToolError && e.code === 'FORBIDDEN') return [];
+          // Said so: an empty trail read as "nothing was recorded" to an agent.
+          if (e instanceof ToolError && e.code === 'FORBIDDEN') return (trailWithheld = true), [];
           throw e;
         });
         // The same engine, on the same evidence, under the policies in force now (an empty proposal).
@@ -197,7 +199,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
         }
         return {
           deployment: String(d.id), status: String(d.status), code: codeOf(d.reason), allowed: d.status === 'succeeded',
-          message: untrusted('decision message', d.message, 4096), trail, current,
+          message: untrusted('decision message', d.message, 4096), trail, trailWithheld, current,
         };
       },
     },

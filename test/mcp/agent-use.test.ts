@@ -14,6 +14,7 @@ import { repoRoot } from '../support/cli.js';
 import { testServer } from '../server/support.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
+import { recordAudit } from '../../server/audit.js';
 
 type Row = Record<string, unknown>;
 type ToolResult = { isError?: boolean; structuredContent?: Row; content: Array<{ type: string; text?: string }> };
@@ -45,6 +46,14 @@ describe('/mcp for an agent', () => {
     await server.close();
   });
   const call = async (name: string, args: Row = {}) => (await agent.callTool({ name, arguments: args })) as ToolResult;
+
+  it('explain_decision for a viewer says the trail is withheld (the audit log is for auditors), not that nothing was recorded', async () => {
+    const now = Date.now();
+    await server.ctx.db.run(`INSERT INTO deployments (id, environment, app, commit_sha, reference, status, hosts, created_at, updated_at) VALUES ('dep-explained', 'production', 'explained', 'c0ffee', ?, 'denied', '{}', ?, ?)`, [`registry.example/acme/explained@sha256:${'e'.repeat(64)}`, now, now]);
+    await recordAudit(server.ctx.db, 'deploy.decision', 'dep-explained', { decision: 'REJECT', code: 'SIGNER_NOT_ALLOWED' });
+    const r = await call('explain_decision', { id: 'dep-explained' });
+    expect(r.structuredContent).toMatchObject({ deployment: 'dep-explained', trail: [], trailWithheld: true });
+  });
 
   it('list_deployments pages: next is handed back and, passed as before, answers the older deployments', async () => {
     const t0 = Date.now() - 10_000;
