@@ -94,6 +94,8 @@ describe('tools/list for an agent', () => {
     const list = tools.find((t) => t.name === 'list_deployments')!.inputSchema.properties as Record<string, Row>;
     expect(list.app).toMatchObject({ type: 'string', pattern: expect.any(String) });
     expect(list.status.enum).toEqual(expect.arrayContaining(['queued', 'succeeded', 'denied', 'failed']));
+    // Each file may be 256 KiB, but the request carrying them is bounded: said where the agent reads it.
+    expect((tools.find((t) => t.name === 'policy_impact')!.inputSchema.properties as Record<string, Row>).files.description).toContain('1 MiB');
   });
 
   it('an argument the tool does not take is refused, not dropped: a misspelt filter answered every deployment as if they were the app\'s', async () => {
