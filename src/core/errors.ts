@@ -23,10 +23,16 @@ function marker(cut: number): string {
   return `… [${cut} more characters truncated]`;
 }
 
-/** `text` cut to `max` characters with a marker saying how much was left out. */
+/**
+ * `text` cut to `max` characters with a marker saying how much was left out. A bound too short for
+ * the marker and text beside it (under twice the marker) keeps what it can of the text and a bare
+ * `…`: the marker alone kept nothing of the text, and was longer than the bound.
+ */
 export function boundText(text: string, max: number = ERROR_LIMITS.messageChars): string {
   if (text.length <= max) return text;
-  const m = marker(text.length - max);
+  if (max < 1) return '';
+  const full = marker(text.length - max);
+  const m = full.length * 2 <= max ? full : '…';
   let keep = Math.max(0, max - m.length);
   // Never half a surrogate pair: a lone high surrogate is not valid UTF-8 and breaks JSON consumers.
   if (keep > 0 && /[\uD800-\uDBFF]/.test(text[keep - 1])) keep--;

@@ -15,6 +15,9 @@ import { boundText } from '../core/errors.js';
 /** A UTF-16 surrogate without its other half. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
+/** `s` with each lone surrogate replaced by U+FFFD. */
+const wellFormed = (s: string) => s.replace(LONE_SURROGATE, '\uFFFD');
+
 /**
  * `s` within `max` characters (boundText: never half a surrogate pair, says how much was cut) and
  * with any lone surrogate it came with replaced by U+FFFD. JSON.stringify writes a lone surrogate
@@ -22,7 +25,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * whole answer: attacker-written text (a `\udc00` escape in a bundle's JSON) must not do that.
  */
 function bounded(s: string, max: number): string {
-  return boundText(s, max).replace(LONE_SURROGATE, '\uFFFD');
+  return wellFormed(boundText(s, max));
 }
 
 export const UNTRUSTED_NOTE =
@@ -33,13 +36,37 @@ export function untrusted(source: string, text: unknown, max = 64 * 1024): Untru
   return { untrusted: true, source, text: bounded(String(text), max) };
 }
 
+/**
+ * `entries` as an object whose keys are `key(k)`, kept distinct: two keys that read the same once
+ * cut (or once a lone surrogate is replaced) get ` #2`, ` #3`… instead of merging into one entry.
+ */
+function distinctKeys(entries: [string, unknown][], key: (k: string, room?: number) => string): Record<string, unknown> {
+  const seen = new Set<string>();
+  return Object.fromEntries(entries.map(([k, v]) => {
+    let out = key(k);
+    for (let n = 2; seen.has(out); n++) out = `${key(k, -` #${n}`.length)} #${n}`;
+    seen.add(out);
+    return [out, v];
+  }));
+}
+
 /** `v` with strings cut to `chars`, arrays and objects to `items` entries, and nesting to 32 levels. */
 function trimmed(v: unknown, chars: number, items: number, depth = 0): unknown {
   if (typeof v === 'string') return bounded(v, chars);
   if (v === null || typeof v !== 'object') return v;
   if (depth >= 32) return null;
   if (Array.isArray(v)) return v.slice(0, items).map((x) => trimmed(x, chars, items, depth + 1));
-  return Object.fromEntries(Object.entries(v).slice(0, items).map(([k, x]) => [bounded(k, chars), trimmed(x, chars, items, depth + 1)]));
+  return distinctKeys(Object.entries(v).slice(0, items).map(([k, x]) => [k, trimmed(x, chars, items, depth + 1)]), (k, less = 0) => bounded(k, Math.max(1, chars + less)));
+}
+
+/**
+ * JSON.stringify's replacer: every string and key well-formed (JSON.stringify writes a lone
+ * surrogate as `\udXXX`, which strict readers refuse), whether or not the value was trimmed.
+ */
+function wellFormedJson(this: unknown, _key: string, v: unknown): unknown {
+  if (typeof v === 'string') return wellFormed(v);
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.keys(v).some((k) => wellFormed(k) !== k)) return v;
+  return distinctKeys(Object.entries(v), (k) => wellFormed(k));
 }
 
 /**
@@ -48,10 +75,10 @@ function trimmed(v: unknown, chars: number, items: number, depth = 0): unknown {
  * the value's fields are trimmed instead, shorter each round, until it fits.
  */
 export function untrustedJson(source: string, value: unknown, max = 64 * 1024): Untrusted & { truncated?: true } {
-  let text = JSON.stringify(value ?? null) ?? 'null';
+  let text = JSON.stringify(value ?? null, wellFormedJson) ?? 'null';
   if (text.length <= max) return { untrusted: true, source, text };
   for (let chars = 4096, items = 1024; chars >= 16; chars = Math.floor(chars / 4), items = Math.max(1, Math.floor(items / 4))) {
-    text = JSON.stringify(trimmed(value, chars, items));
+    text = JSON.stringify(trimmed(value, chars, items), wellFormedJson);
     if (text.length <= max) return { untrusted: true, source, text, truncated: true };
   }
   return { untrusted: true, source, text: '{"truncated":true}', truncated: true };

@@ -159,6 +159,21 @@ describe('untrusted JSON past its bound', () => {
     }
     expect((JSON.parse((out.containers as { text: string }).text) as Row[])[0]).toMatchObject({ id: 'c-0', status: INJECTION });
   });
+
+  it('trimmed to its shortest, every string and key keeps its start, and keys cut alike stay distinct entries', () => {
+    // 20 hosts of 20 containers, long keys and values: only the last, shortest pass fits 4,096.
+    const inventory = Object.fromEntries(Array.from({ length: 20 }, (_, h) => [`host-${h}-${'h'.repeat(80)}`, Object.fromEntries(Array.from({ length: 20 }, (_, c) => [`container-${c}-${'k'.repeat(80)}`, 'v'.repeat(200)]))]));
+    const out = untrustedJson('host inventory', inventory, 4096);
+    expect(out.truncated).toBe(true);
+    const hosts = JSON.parse(out.text) as Record<string, Record<string, string>>;
+    expect(Object.keys(hosts)[0]).toMatch(/^host-0-h+…$/);
+    expect(Object.keys(hosts[Object.keys(hosts)[0]])[0]).toMatch(/^container-0-k+…$/);
+    expect(Object.values(hosts[Object.keys(hosts)[0]])[0]).toMatch(/^v{8,}…$/);
+    expect(out.text).not.toContain('more characters truncated');
+    // Keys that differ only past the cut: each one an entry still.
+    const alike = Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`${'k'.repeat(80)}${i}`, 'v'.repeat(5000)]));
+    expect(Object.keys(JSON.parse(untrustedJson('audit record', alike, 200).text) as Row)).toEqual(['kkkkkkkkkkkkkkk…', 'kkkkkkkkkkkk… #2', 'kkkkkkkkkkkk… #3', 'kkkkkkkkkkkk… #4']);
+  });
 });
 
 /**
@@ -192,5 +207,9 @@ describe('untrusted text is well-formed Unicode', () => {
     expect((got.deployment as { commitAuthor: { text: string } }).commitAuthor.text).toBe('\ufffdmallory');
     // The same holds for JSON that is trimmed to fit (host facts, audit records).
     expect(lone(JSON.parse(untrustedJson('host facts', { kernel: '😀'.repeat(40_000) }, 16384).text))).toEqual([]);
+    // And for JSON that fits as it is: values and keys alike, keys kept distinct.
+    const record = JSON.parse(untrustedJson('audit record', { name: 'docs/\udc00.txt', files: { 'a\ud800': 1, 'a\udc00': 2 } }, 16384).text) as Row;
+    expect(lone(record)).toEqual([]);
+    expect(record).toEqual({ name: 'docs/\ufffd.txt', files: { 'a\ufffd': 1, 'a\ufffd #2': 2 } });
   });
 });
