@@ -16,7 +16,7 @@ import { sendError } from '../http-error.js';
 import { actor, recordAudit } from '../audit.js';
 import { ApiClient } from '../../src/mcp/api-client.js';
 import { serverTools } from '../../src/mcp/server-tools.js';
-import { createMcpServer, visibleTools } from '../../src/mcp/create-server.js';
+import { answerCode, createMcpServer, visibleTools } from '../../src/mcp/create-server.js';
 import type { ToolDef } from '../../src/mcp/tool.js';
 import { AlertBudget } from '../channel/alert-budget.js';
 import { sameOriginRequest } from '../ui/origin.js';
@@ -144,10 +144,12 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): { router: 
         if (call && !audited.has(id as string | number)) {
           audited.add(id as string | number);
           const kind = visible.get(call.tool) ?? null;
+          // The code is the one the answer carries (createMcpServer wrote it): the record says what the agent was told.
+          const code = answerCode(message) ?? 'INTERNAL';
           // The subject is what the audit is searched and a decision's trail is gathered by: a name
           // the caller made up (another deployment's id, an instruction to an auditor's agent) is
           // kept inside the record only.
-          await recordRefusal(who, known.has(call.tool) ? call.tool : null, { principal: who, tool: call.tool, kind, ok: false, code: kind ? 'INVALID_ARGUMENTS' : 'UNKNOWN_TOOL', arguments: call.arguments, ms: 0 });
+          await recordRefusal(who, known.has(call.tool) ? call.tool : null, { principal: who, tool: call.tool, kind, ok: false, code, arguments: call.arguments, ms: 0 });
         }
         return send(message, options);
       };

@@ -50,6 +50,30 @@ function sdkRefusalCode(message: string): string {
   return 'INTERNAL';
 }
 
+/** A refused call's answer: a tool error carrying {code, message} (errorText). */
+const refusal = (code: string, message: string) => ({ isError: true, content: [{ type: 'text' as const, text: errorText({ code, message }) }] });
+
+/**
+ * The code of an answer to a tools/call, as the agent reads it: a refusal's code (every refusal,
+ * the SDK's included, is written by errorText), undefined for a result; a bare JSON-RPC error
+ * INTERNAL. The deploy server audits a call refused before any tool ran with this code, so the
+ * record says what the agent was told.
+ */
+export function answerCode(message: unknown): string | undefined {
+  const m = message as { result?: { isError?: unknown; content?: Array<{ text?: unknown }> }; error?: unknown };
+  if (m?.error !== undefined) return 'INTERNAL';
+  const text = m?.result?.isError === true ? m.result.content?.[0]?.text : undefined;
+  if (typeof text !== 'string') return undefined;
+  try {
+    const code = (JSON.parse(text) as { code?: unknown }).code;
+    return typeof code === 'string' ? code : 'INTERNAL';
+  } catch {
+    return 'INTERNAL';
+  }
+}
+
+type RequestHandler = (request: { params?: unknown }, extra: unknown) => Promise<unknown>;
+
 export function visibleTools(tools: readonly ToolDef[], readOnly = false): ToolDef[] {
   return tools.filter((t) => !readOnly || t.kind === 'read');
 }
@@ -63,10 +87,7 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
   // Calls the SDK refuses before any tool runs (no such tool, arguments off the schema) answered its
   // bare "MCP error -32602: …" text, not the {code, message} every other refusal is: an agent
   // parsing the answer got no code. The message quotes the call (a tool name, an argument): data.
-  (server as unknown as { createToolError: (message: string) => unknown }).createToolError = (message: string) => ({
-    isError: true,
-    content: [{ type: 'text' as const, text: errorText({ code: sdkRefusalCode(message), message: message.replace(/^MCP error -?\d+: /, '') }) }],
-  });
+  (server as unknown as { createToolError: (message: string) => unknown }).createToolError = (message: string) => refusal(sdkRefusalCode(message), message.replace(/^MCP error -?\d+: /, ''));
   for (const t of visibleTools(tools, opts.readOnly)) {
     server.registerTool(
       t.name,
@@ -102,6 +123,24 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
         }
       },
     );
+  }
+  // A call whose params are not {name: string, arguments?: object} (arguments an array, or null)
+  // failed the SDK's parse of the request before its handler ran: a JSON-RPC -32603 "Internal
+  // error" with the parser's dump. It is a call with bad arguments, refused like the others.
+  const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })._requestHandlers;
+  const call = handlers.get('tools/call');
+  if (call) {
+    const visible = new Set(visibleTools(tools, opts.readOnly).map((t) => t.name));
+    handlers.set('tools/call', async (request, extra) => {
+      const p = request.params as { name?: unknown; arguments?: unknown } | undefined;
+      const name = typeof p?.name === 'string' ? p.name : undefined;
+      const args = p?.arguments;
+      const argsOk = args === undefined || (typeof args === 'object' && args !== null && !Array.isArray(args));
+      if (name !== undefined && argsOk) return call(request, extra);
+      if (name === undefined) return refusal('UNKNOWN_TOOL', 'a tools/call names its tool: params.name, a string');
+      if (!visible.has(name)) return refusal('UNKNOWN_TOOL', `Tool ${name} not found`);
+      return refusal('INVALID_ARGUMENTS', `Tool ${name}: arguments must be an object of named arguments (got ${args === null ? 'null' : Array.isArray(args) ? 'an array' : typeof args})`);
+    });
   }
   return server;
 }

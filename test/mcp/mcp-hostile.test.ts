@@ -61,6 +61,32 @@ describe('/mcp: hostile callers', () => {
     expect(entries.filter((e) => JSON.stringify(e.subject ?? null).includes('SYSTEM'))).toEqual([]);
   }, 60_000);
 
+  it('a call whose arguments are not an object (an array, null) or whose name is not a string is refused INVALID_ARGUMENTS / UNKNOWN_TOOL, and audited with the code it was answered', async () => {
+    const batch = [
+      { jsonrpc: '2.0', id: 'arr', method: 'tools/call', params: { name: 'list_hosts', arguments: [1, 2] } },
+      { jsonrpc: '2.0', id: 'nul', method: 'tools/call', params: { name: 'list_hosts', arguments: null } },
+      { jsonrpc: '2.0', id: 'num', method: 'tools/call', params: { name: 5, arguments: {} } },
+    ];
+    const res = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify(batch),
+    });
+    expect(res.status).toBe(200);
+    const answers = (await res.json()) as Array<RpcAnswer & { id: string; error?: unknown }>;
+    const codeOf = (id: string) => {
+      const a = answers.find((x) => x.id === id)!;
+      expect(a.error).toBeUndefined();
+      expect(a.result?.isError).toBe(true);
+      return JSON.parse(a.result!.content[0].text!) as { code: string; message: { text: string } };
+    };
+    expect(codeOf('arr')).toMatchObject({ code: 'INVALID_ARGUMENTS', message: { text: expect.stringContaining('an array') } });
+    expect(codeOf('nul')).toMatchObject({ code: 'INVALID_ARGUMENTS' });
+    expect(codeOf('num').code).toBe('UNKNOWN_TOOL');
+    const records = (await server.ctx.db.query<Row>(`SELECT record FROM audit WHERE kind = 'mcp.tool'`)).map((r) => JSON.parse(String(r.record)) as Row);
+    expect(records.filter((r) => r.tool === 'list_hosts' && r.ok === false).map((r) => r.code)).toEqual(['INVALID_ARGUMENTS', 'INVALID_ARGUMENTS']);
+  });
+
   it('probing is not hidden by reusing a request id: a batch whose requests share an id is refused before any tool is asked', async () => {
     const before = Number((await server.ctx.db.query<Row>(`SELECT COUNT(*) AS n FROM audit WHERE kind = 'mcp.tool'`))[0].n);
     // Two refusals under one id: only one answer can be matched to its call, so the other went unrecorded.
