@@ -80,7 +80,9 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): { router: 
   r.get(METADATA_PATH, metadata);
   r.get('/.well-known/oauth-protected-resource', metadata);
 
-  const json = express.json({ limit: Math.min(ctx.config.maxBodyBytes, 1024 * 1024), strict: true });
+  // The largest request /mcp takes: policy_impact's description says it (an agent cannot foresee a bare 413).
+  const maxRequestBytes = Math.min(ctx.config.maxBodyBytes, 1024 * 1024);
+  const json = express.json({ limit: maxRequestBytes, strict: true });
   r.post('/mcp', async (req: Request, res: Response, next) => {
     if (ctx.config.mcp?.enabled === false) return sendError(res, 404, 'NOT_FOUND', 'MCP is disabled on this server');
     // The MCP transport spec: an Origin that is not this server's is refused (403). Agents send none;
@@ -117,7 +119,7 @@ export function mcpRoutes(ctx: ServerContext, opts: McpRouteOptions): { router: 
       // A client that goes away ends its tools' API calls, queued or running: nobody reads the answers.
       const gone = new AbortController();
       const api = new ApiClient(base, auth.token, { signal: gone.signal });
-      const tools = [...serverTools(api), ...(opts.extraTools?.(api) ?? [])];
+      const tools = [...serverTools(api, { maxRequestBytes }), ...(opts.extraTools?.(api) ?? [])];
       const who = actor(auth.principal);
       const readOnly = ctx.config.mcp?.readOnly ?? false;
       // Calls the SDK refuses before any tool runs (unknown or hidden tool, arguments that do not

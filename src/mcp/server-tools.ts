@@ -71,7 +71,20 @@ async function findHost(api: ApiClient, host: string): Promise<Row> {
   return h;
 }
 
-export function serverTools(api: ApiClient): ToolDef[] {
+export interface ServerToolsOptions {
+  /**
+   * The largest request the deploy server takes, in bytes, where the caller knows it (the server's
+   * own /mcp: min(maxBodyBytes, 1 MiB)); `ct mcp` does not, and says so.
+   */
+  maxRequestBytes?: number;
+}
+
+/** What a tool's description says of the request size limit: the real one when known. */
+function requestLimit(bytes: number | undefined): string {
+  return bytes === undefined ? 'its maxBodyBytes (1,048,576 by default)' : `${bytes.toLocaleString('en-US')} bytes`;
+}
+
+export function serverTools(api: ApiClient, opts: ServerToolsOptions = {}): ToolDef[] {
   const deploymentsOut = { deployments: rows({ id: z.string(), environment: z.string(), app: z.string(), status: z.string() }), next: z.string().nullable() };
   return [
     {
@@ -207,7 +220,7 @@ export function serverTools(api: ApiClient): ToolDef[] {
       name: 'policy_impact', title: 'Impact of a policy change', kind: 'read',
       description: 'A proposed change to the policy repository (files added or replaced, files removed) judged against every live deployment: which would now be denied or allowed, and why. Changes nothing.',
       input: {
-        files: z.array(z.object({ path: z.string().max(200).describe('path in the policy repository, e.g. production.policy.yaml'), text: z.string().max(262144).describe('the file\'s proposed text, at most 262,144 characters') }).strict()).max(50).describe('policy files added or replaced, at most 50 ([] for none: the policies in force now); the deploy server takes requests of at most 1 MiB, all files together (larger: HTTP 413 PAYLOAD_TOO_LARGE)'),
+        files: z.array(z.object({ path: z.string().max(200).describe('path in the policy repository, e.g. production.policy.yaml'), text: z.string().max(262144).describe('the file\'s proposed text, at most 262,144 characters') }).strict()).max(50).describe(`policy files added or replaced, at most 50 ([] for none: the policies in force now); the deploy server takes requests of at most ${requestLimit(opts.maxRequestBytes)}, all files together (larger: HTTP 413 PAYLOAD_TOO_LARGE)`),
         remove: z.array(z.string().max(200)).max(50).describe('paths of policy files removed, at most 50').optional(),
         environment: name('only the live deployments of this environment').optional(),
       },

@@ -95,7 +95,28 @@ describe('tools/list for an agent', () => {
     expect(list.app).toMatchObject({ type: 'string', pattern: expect.any(String) });
     expect(list.status.enum).toEqual(expect.arrayContaining(['queued', 'succeeded', 'denied', 'failed']));
     // Each file may be 256 KiB, but the request carrying them is bounded: said where the agent reads it.
-    expect((tools.find((t) => t.name === 'policy_impact')!.inputSchema.properties as Record<string, Row>).files.description).toContain('1 MiB');
+    expect((tools.find((t) => t.name === 'policy_impact')!.inputSchema.properties as Record<string, Row>).files.description).toContain('at most 1,048,576 bytes, all files together');
+  });
+
+  it('policy_impact states the server\'s own request limit: with maxBodyBytes 65,536, not 1 MiB, and a larger call is HTTP 413 as said', async () => {
+    const small = await testServer({ maxBodyBytes: 65536 }, { extend: (ctx) => deployPipeline(ctx) });
+    try {
+      const key = (await createApiKey(small.ctx.db, 'mcp-small', 'viewer')).key;
+      const client = new Client({ name: 'agent', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${small.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+      const files = ((await client.listTools()).tools.find((t) => t.name === 'policy_impact')!.inputSchema.properties as Record<string, Row>).files;
+      expect(files.description).toContain('at most 65,536 bytes, all files together');
+      expect(files.description).not.toContain('1 MiB');
+      await client.close();
+      const res = await fetch(`${small.url}/mcp`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'policy_impact', arguments: { files: [{ path: 'p.policy.yaml', text: 'x'.repeat(100_000) }] } } }),
+      });
+      expect(res.status).toBe(413);
+    } finally {
+      await small.close();
+    }
   });
 
   it('an argument the tool does not take is refused, not dropped: a misspelt filter answered every deployment as if they were the app\'s', async () => {
