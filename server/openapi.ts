@@ -2,6 +2,8 @@ import type { NextFunction, Request, Response } from 'express';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { sendError } from './http-error.js';
 import { NAME } from '../src/core/name.js';
+import { PAGE_CURSOR } from '../src/protocol/page-cursor.js';
+import { DEPLOY_STATUSES } from '../src/protocol/deploy-status.js';
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
 const Ajv2020 = Ajv2020Module as unknown as typeof Ajv2020Module.default;
@@ -11,7 +13,7 @@ const name = { type: 'string', pattern: NAME.source };
 /** A newest-first list's page (server/routes/page.ts): at most `max` rows, after the `before` cursor (a previous page's `next`). */
 const page = (max: number) => [
   { name: 'limit', in: 'query', description: `rows a page holds: at most ${max}, a larger limit is read as ${max}`, schema: { type: 'integer', minimum: 1 } },
-  { name: 'before', in: 'query', description: 'the `next` of the previous page', schema: { type: 'string', pattern: '^[0-9]{1,15}:[A-Za-z0-9_-]{1,64}$' } },
+  { name: 'before', in: 'query', description: 'the `next` of the previous page', schema: { type: 'string', pattern: PAGE_CURSOR.source } },
 ];
 const labels = { type: 'object', additionalProperties: { type: 'string', maxLength: 256 }, maxProperties: 64 };
 const digestRef = { type: 'string', pattern: '^[a-z0-9.-]+(?::\\d{1,5})?/[a-z0-9._/-]+(?::[\\w.-]{1,128})?@sha256:[0-9a-f]{64}$' };
@@ -139,7 +141,7 @@ export const OPENAPI = described({
     '/webhooks/github': { post: { operationId: 'githubWebhook', description: 'X-Hub-Signature-256 signed GitHub deliveries', responses: { '200': json({ type: 'object' }, 'duplicate'), '202': json({ type: 'object' }, 'accepted or ignored'), ...errors(400, 401, 413) } } },
     '/webhooks/gitlab': { post: { operationId: 'gitlabWebhook', description: 'X-Gitlab-Token authenticated GitLab deliveries', responses: { '200': json({ type: 'object' }), '202': json({ type: 'object' }), ...errors(400, 401, 413) } } },
     '/api/v1/deployments': {
-      get: { operationId: 'listDeployments', security: secured, description: 'deployments newest first, a page at a time (`next`: pass it as `before`; a malformed `before` or a `limit` below 1 is 400, one above 500 is read as 500); format=evidence: the live deployment of each environment and app with its evidence', parameters: [{ name: 'environment', in: 'query', schema: name }, { name: 'app', in: 'query', schema: name }, { name: 'status', in: 'query', schema: { enum: ['queued', 'fetching', 'verifying', 'dispatching', 'succeeded', 'denied', 'failed', 'superseded', 'error'] } }, { name: 'imageDigest', in: 'query', schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }, { name: 'format', in: 'query', schema: { enum: ['evidence'] } }, ...page(500)], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } },
+      get: { operationId: 'listDeployments', security: secured, description: 'deployments newest first, a page at a time (`next`: pass it as `before`; a malformed `before` or a `limit` below 1 is 400, one above 500 is read as 500); format=evidence: the live deployment of each environment and app with its evidence', parameters: [{ name: 'environment', in: 'query', schema: name }, { name: 'app', in: 'query', schema: name }, { name: 'status', in: 'query', schema: { enum: [...DEPLOY_STATUSES] } }, { name: 'imageDigest', in: 'query', schema: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' } }, { name: 'format', in: 'query', schema: { enum: ['evidence'] } }, ...page(500)], responses: { '200': json({ type: 'object' }), ...errors(400, 401, 403) } },
       post: { operationId: 'createDeployment', security: secured, requestBody: body('createDeployment'), responses: { '200': json({ type: 'object' }, 'already exists'), '202': json({ type: 'object' }, 'queued'), ...errors(400, 401, 403) } },
     },
     '/api/v1/deployments/{id}': { get: { operationId: 'getDeployment', security: secured, parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }), ...errors(401, 403, 404) } } },

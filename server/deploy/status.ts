@@ -4,7 +4,9 @@
  * deployment of the same environment/app exists: an older one is never dispatched after it). `error` means it
  * could not run (registry down, no host) and is retried until attempts run out.
  */
-export type DeployStatus = 'queued' | 'fetching' | 'verifying' | 'dispatching' | 'succeeded' | 'denied' | 'failed' | 'superseded' | 'error';
+import type { DeployStatus } from '../../src/protocol/deploy-status.js';
+
+export type { DeployStatus };
 
 export const FINAL: ReadonlySet<DeployStatus> = new Set(['succeeded', 'denied', 'failed', 'superseded']);
 

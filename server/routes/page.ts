@@ -3,11 +3,11 @@
  * previous page, `next` the cursor of this one's (null on the last page). Keyed on (created_at, id),
  * not an offset: rows added meanwhile neither repeat nor skip one.
  */
-const BEFORE = /^(\d{1,15}):([\w-]{1,64})$/;
+import { PAGE_CURSOR } from '../../src/protocol/page-cursor.js';
 
 /** The `?before=` cursor, or null (absent or malformed: the first page). */
 export function beforeOf(v: unknown): [number, string] | null {
-  const m = typeof v === 'string' ? BEFORE.exec(v) : null;
+  const m = typeof v === 'string' ? PAGE_CURSOR.exec(v) : null;
   return m ? [Number(m[1]), m[2]] : null;
 }
 

@@ -11,10 +11,11 @@ import { summariseEvidence } from './evidence-summary.js';
 import type { Evidence } from '../verify/evidence.js';
 import { errorCode } from '../protocol/error-code.js';
 import { NAME } from '../core/name.js';
+import { PAGE_CURSOR } from '../protocol/page-cursor.js';
+import { DEPLOY_STATUSES } from '../protocol/deploy-status.js';
 
-/** A page's cursor as the API hands it out (`<created_at>:<id>`, server/routes/page.ts): passed back as `before`. */
-const CURSOR = /^\d{1,15}:[\w-]{1,64}$/;
-const cursorOf = (next: unknown) => (typeof next === 'string' && CURSOR.test(next) ? next : null);
+/** A page's cursor as the API hands it out: passed back as `before`. */
+const cursorOf = (next: unknown) => (typeof next === 'string' && PAGE_CURSOR.test(next) ? next : null);
 /*
  * Argument types, each a new schema with its description wherever it is used: one schema object
  * used twice in a tool is written as a JSON Schema `$ref` to the first use, which clients that do
@@ -25,9 +26,7 @@ const id = (what = 'deployment id (the id list_deployments answers)') => z.strin
 const digest = (what: string) => z.string().regex(/^sha256:[0-9a-f]{64}$/).describe(`${what} (sha256:<64 hex>)`);
 const reference = z.string().max(512).regex(/^[a-z0-9.-]+(?::\d{1,5})?\/[a-z0-9._/-]+(?::[\w.-]{1,128})?@sha256:[0-9a-f]{64}$/).describe('registry reference pinned by digest: registry/repository[:tag]@sha256:<64 hex>');
 const limit = (max: number, dflt: number) => z.number().int().min(1).max(max).describe(`how many to answer, 1 to ${max} (default ${dflt})`);
-const before = (what: string) => z.string().max(90).regex(CURSOR).describe(`the \`next\` of the previous page: ${what}`);
-/** A deployment's status (server/deploy/status.ts). */
-const STATUSES = ['queued', 'fetching', 'verifying', 'dispatching', 'succeeded', 'denied', 'failed', 'superseded', 'error'] as const;
+const before = (what: string) => z.string().max(90).regex(PAGE_CURSOR).describe(`the \`next\` of the previous page: ${what}`);
 const rows = (shape: z.ZodRawShape) => z.array(z.object(shape).passthrough());
 const seg = (s: string) => encodeURIComponent(s);
 
@@ -90,7 +89,7 @@ export function serverTools(api: ApiClient, opts: ServerToolsOptions = {}): Tool
     {
       name: 'list_deployments', title: 'List deployments', kind: 'read',
       description: 'Deployments, newest first, optionally of one environment, app or status (queued, verifying, dispatching, succeeded, failed, denied…). A page at a time: pass `next` back as `before` for older deployments (null: no more).',
-      input: { environment: name('only this environment').optional(), app: name('only this app').optional(), status: z.enum(STATUSES).describe('only deployments with this status').optional(), limit: limit(500, 100).optional(), before: before('older deployments').optional() },
+      input: { environment: name('only this environment').optional(), app: name('only this app').optional(), status: z.enum(DEPLOY_STATUSES).describe('only deployments with this status').optional(), limit: limit(500, 100).optional(), before: before('older deployments').optional() },
       output: deploymentsOut,
       async run(a: { environment?: string; app?: string; status?: string; limit?: number; before?: string }) {
         // Filtered by the API, not here: a page of all deployments may hold none of the app's.
