@@ -20,6 +20,16 @@ describe('docs/error-codes.md', () => {
     const missing = Object.keys(VIOLATION_CODES).filter((code) => !policy.includes(`| \`${code}\` |`));
     expect(missing).toEqual([]);
   });
+
+  it('documents the MCP refusals as agents get them: a JSON {code, message} answer, the codes refused before any tool runs, and /mcp\'s own', () => {
+    const doc = readFileSync(join(repoRoot, 'docs', 'error-codes.md'), 'utf8');
+    const mcp = doc.slice(doc.indexOf('## MCP tool codes'), doc.indexOf('\n## ', doc.indexOf('## MCP tool codes') + 1));
+    const missing = ['UNKNOWN_TOOL', 'INVALID_ARGUMENTS', 'RESPONSE_TOO_LARGE', 'INTERNAL'].filter((code) => !mcp.includes(`| \`${code}\` |`));
+    expect(missing).toEqual([]);
+    expect(mcp).toContain('FORBIDDEN_ORIGIN');
+    expect(mcp).toContain('{"code": "CODE", "message": {"untrusted": true');
+    expect(mcp).not.toContain('`CODE: message`');
+  });
 });
 
 /**
