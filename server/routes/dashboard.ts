@@ -10,9 +10,12 @@ import { containerAlerts } from './container-alerts.js';
 import { HostCache, type HostRow } from './host-cache.js';
 import { limitMessage, pageLimit } from './page.js';
 import { NAME } from '../../src/core/name.js';
+import { DEPLOY_STATUSES } from '../../src/protocol/deploy-status.js';
+import { FINAL } from '../deploy/status.js';
 
 type Row = Record<string, string | number | null>;
-const PROGRESSING = new Set(['queued', 'fetching', 'verifying', 'dispatching', 'error']);
+/** Not final: on its way (error is retried). One list of statuses (src/protocol/deploy-status.ts). */
+const PROGRESSING: ReadonlySet<string> = new Set(DEPLOY_STATUSES.filter((s) => !FINAL.has(s)));
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
 
 /** Apps × environments one overview page covers at most (its cost is one index probe or two per cell). */

@@ -59,7 +59,8 @@ function boundValue(v: unknown, depth: number, budget: { left: number }): unknow
     return typeof v === 'bigint' ? v.toString() : v;
   }
   if (typeof v === 'string') {
-    const s = boundText(v, Math.max(64, Math.min(ERROR_LIMITS.stringChars, budget.left)));
+    // At least 80: boundText says how much it cut ('… [N more characters truncated]') from there.
+    const s = boundText(v, Math.max(80, Math.min(ERROR_LIMITS.stringChars, budget.left)));
     budget.left -= s.length + 2;
     return s;
   }

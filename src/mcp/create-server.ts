@@ -5,6 +5,7 @@
  * never as stack traces.
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { CallToolRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { toolFailure, type ToolDef } from './tool.js';
 import { UNTRUSTED_NOTE, untrusted, untrustedJson } from './untrusted.js';
@@ -124,22 +125,28 @@ export function createMcpServer(tools: readonly ToolDef[], opts: McpOptions): Mc
       },
     );
   }
-  // A call whose params are not {name: string, arguments?: object} (arguments an array, or null)
-  // failed the SDK's parse of the request before its handler ran: a JSON-RPC -32603 "Internal
-  // error" with the parser's dump. It is a call with bad arguments, refused like the others.
-  const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })._requestHandlers;
-  const call = handlers.get('tools/call');
-  if (call) {
+  // A call whose params the SDK's own schema of tools/call refuses (arguments an array or null, a
+  // name not a string, any other field off it, such as `task: 5`) failed the SDK's parse of the
+  // request before its handler ran: a JSON-RPC -32603 "Internal error" with the parser's dump. It
+  // is a call with bad arguments, refused like the others: judged by that same schema, so every
+  // field it checks is covered. The SDK keeps its handlers in a private map: should a release
+  // rename it, the calls go to the SDK's handler unchanged (test/mcp/mcp-hostile.test.ts fails).
+  const handlers = (server.server as unknown as { _requestHandlers?: unknown })._requestHandlers;
+  const call = handlers instanceof Map ? (handlers.get('tools/call') as RequestHandler | undefined) : undefined;
+  if (call && handlers instanceof Map) {
     const visible = new Set(visibleTools(tools, opts.readOnly).map((t) => t.name));
-    handlers.set('tools/call', async (request, extra) => {
+    handlers.set('tools/call', async (request: Parameters<RequestHandler>[0], extra: Parameters<RequestHandler>[1]) => {
+      const parsed = CallToolRequestSchema.safeParse(request);
+      if (parsed.success) return call(request, extra);
       const p = request.params as { name?: unknown; arguments?: unknown } | undefined;
       const name = typeof p?.name === 'string' ? p.name : undefined;
       const args = p?.arguments;
-      const argsOk = args === undefined || (typeof args === 'object' && args !== null && !Array.isArray(args));
-      if (name !== undefined && argsOk) return call(request, extra);
       if (name === undefined) return refusal('UNKNOWN_TOOL', 'a tools/call names its tool: params.name, a string');
       if (!visible.has(name)) return refusal('UNKNOWN_TOOL', `Tool ${name} not found`);
-      return refusal('INVALID_ARGUMENTS', `Tool ${name}: arguments must be an object of named arguments (got ${args === null ? 'null' : Array.isArray(args) ? 'an array' : typeof args})`);
+      const argsOk = args === undefined || (typeof args === 'object' && args !== null && !Array.isArray(args));
+      if (!argsOk) return refusal('INVALID_ARGUMENTS', `Tool ${name}: arguments must be an object of named arguments (got ${args === null ? 'null' : Array.isArray(args) ? 'an array' : typeof args})`);
+      const where = parsed.error.issues[0]?.path.map(String).join('.').slice(0, 100) || 'params';
+      return refusal('INVALID_ARGUMENTS', `Tool ${name}: ${where} is not what a tools/call carries (the MCP schema)`);
     });
   }
   return server;

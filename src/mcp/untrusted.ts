@@ -41,13 +41,16 @@ export function untrusted(source: string, text: unknown, max = 64 * 1024): Untru
  * cut (or once a lone surrogate is replaced) get ` #2`, ` #3`… instead of merging into one entry.
  */
 function distinctKeys(entries: [string, unknown][], key: (k: string, room?: number) => string): Record<string, unknown> {
-  const seen = new Set<string>();
-  return Object.fromEntries(entries.map(([k, v]) => {
-    let out = key(k);
-    for (let n = 2; seen.has(out); n++) out = `${key(k, -` #${n}`.length)} #${n}`;
-    seen.add(out);
-    return [out, v];
-  }));
+  // Keys left as they were keep their names first: a key that was cut or mended (which an attacker
+  // can shape to read like another) takes the ` #n`, never an authentic key it collides with.
+  const named = entries.map(([k, v]) => ({ k, v, out: key(k) }));
+  const seen = new Set(named.filter((e) => e.out === e.k).map((e) => e.out));
+  for (const e of named) {
+    if (e.out === e.k) continue;
+    for (let n = 2; seen.has(e.out); n++) e.out = `${key(e.k, -` #${n}`.length)} #${n}`;
+    seen.add(e.out);
+  }
+  return Object.fromEntries(named.map((e) => [e.out, e.v]));
 }
 
 /** `v` with strings cut to `chars`, arrays and objects to `items` entries, and nesting to 32 levels. */

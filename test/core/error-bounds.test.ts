@@ -52,6 +52,11 @@ describe('CtError bounds', () => {
     expect(boundDetails({ a: null })).toEqual({ a: null });
   });
 
+  it('a string cut near the end of the details budget still says how much was cut', () => {
+    const d = boundDetails({ a: Array.from({ length: 16 }, () => 'p'.repeat(998)), c: 'q'.repeat(301), b: 'y'.repeat(100_000) }) as { b: string };
+    expect(d.b).toMatch(/… \[\d+ more characters truncated\]$/);
+  });
+
   it('a manifest with thousands of bad keys: the message names 20 and counts the rest', () => {
     const text = Array.from({ length: 3000 }, (_, i) => `k${i} = 1`).join('\n');
     try {

@@ -66,6 +66,8 @@ describe('/mcp: hostile callers', () => {
       { jsonrpc: '2.0', id: 'arr', method: 'tools/call', params: { name: 'list_hosts', arguments: [1, 2] } },
       { jsonrpc: '2.0', id: 'nul', method: 'tools/call', params: { name: 'list_hosts', arguments: null } },
       { jsonrpc: '2.0', id: 'num', method: 'tools/call', params: { name: 5, arguments: {} } },
+      // Another field of params off the SDK's schema (task is an object there).
+      { jsonrpc: '2.0', id: 'task', method: 'tools/call', params: { name: 'list_hosts', arguments: {}, task: 5 } },
     ];
     const res = await fetch(`${server.url}/mcp`, {
       method: 'POST',
@@ -83,8 +85,9 @@ describe('/mcp: hostile callers', () => {
     expect(codeOf('arr')).toMatchObject({ code: 'INVALID_ARGUMENTS', message: { text: expect.stringContaining('an array') } });
     expect(codeOf('nul')).toMatchObject({ code: 'INVALID_ARGUMENTS' });
     expect(codeOf('num').code).toBe('UNKNOWN_TOOL');
+    expect(codeOf('task')).toMatchObject({ code: 'INVALID_ARGUMENTS', message: { text: expect.stringContaining('task') } });
     const records = (await server.ctx.db.query<Row>(`SELECT record FROM audit WHERE kind = 'mcp.tool'`)).map((r) => JSON.parse(String(r.record)) as Row);
-    expect(records.filter((r) => r.tool === 'list_hosts' && r.ok === false).map((r) => r.code)).toEqual(['INVALID_ARGUMENTS', 'INVALID_ARGUMENTS']);
+    expect(records.filter((r) => r.tool === 'list_hosts' && r.ok === false).map((r) => r.code)).toEqual(['INVALID_ARGUMENTS', 'INVALID_ARGUMENTS', 'INVALID_ARGUMENTS']);
   });
 
   it('probing is not hidden by reusing a request id: a batch whose requests share an id is refused before any tool is asked', async () => {

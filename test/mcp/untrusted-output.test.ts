@@ -211,5 +211,8 @@ describe('untrusted text is well-formed Unicode', () => {
     const record = JSON.parse(untrustedJson('audit record', { name: 'docs/\udc00.txt', files: { 'a\ud800': 1, 'a\udc00': 2 } }, 16384).text) as Row;
     expect(lone(record)).toEqual([]);
     expect(record).toEqual({ name: 'docs/\ufffd.txt', files: { 'a\ufffd': 1, 'a\ufffd #2': 2 } });
+    // A key left as it was keeps its name: a mended (or cut) one placed first takes the ` #n`.
+    const planted = JSON.parse(untrustedJson('audit record', { 'status\ud800': 'approved', 'status\ufffd': 'denied' }, 16384).text) as Row;
+    expect(planted).toEqual({ 'status\ufffd #2': 'approved', 'status\ufffd': 'denied' });
   });
 });
