@@ -3,6 +3,7 @@
  * (never pasted from tool output). Deterministic — no clock in it — so that a rerun for the same
  * bundle produces the same body and changes nothing. Bounded below GitHub's 65,536-character limit.
  */
+import { boundText } from '../core/errors.js';
 import type { BundlePin } from './desired-edit.js';
 import type { PromotionEvidence, SetDiff } from './evidence.js';
 
@@ -10,6 +11,14 @@ export const MAX_BODY = 60_000;
 const MAX_ITEMS = 60;
 
 const code = (s: string) => `\`${s.replace(/`/g, "'").replace(/[\r\n]+/g, ' ')}\``;
+/**
+ * A code span in a table cell: GitHub's and GitLab's tables split a row at every `|`, a code span's
+ * too, so a `|` in a bundle's or policy's text ended the span and put what followed into the
+ * table as Markdown (mentions, links, images). Escaped, it shows as `|` inside the span: a pipe
+ * after an even run of backslashes (none included) gets one more, since `\\` is an escaped
+ * backslash there and the pipe after it would still split the row.
+ */
+const cell = (s: string) => code(s).replace(/(\\*)\|/g, (m, bs: string) => (bs.length % 2 === 0 ? `${bs}\\|` : m));
 
 function list(items: readonly string[], fmt: (s: string) => string = code): string[] {
   const shown = items.slice(0, MAX_ITEMS).map((x) => `- ${fmt(x)}`);
@@ -40,14 +49,14 @@ export function renderPromotionBody(pin: BundlePin, previous: { bundle: string; 
     '',
     `| | |`,
     `|---|---|`,
-    `| file | ${code(file)} |`,
-    `| from | ${previous ? code(previous.bundle) : 'nothing (new)'} |`,
-    `| to | ${code(pin.bundle)} |`,
-    ...(pin.bundleDigest ? [`| .ctp digest | ${code(pin.bundleDigest)} |`] : []),
-    `| bundle | ${e.bundle.name ? code(`${e.bundle.name} ${e.bundle.version ?? ''}`.trim()) : '?'} |`,
-    ...(e.verifiedIn?.length ? [`| ran in | ${e.verifiedIn.map(code).join(', ')} (deploy VSAs signed by a \`deployers\` key, verified) |`] : []),
-    `| source commit | ${e.source ? `${code(e.source.commit)}${e.source.repository ? ` in ${code(e.source.repository)}` : ''}` : 'not attested'} |`,
-    `| policy for ${code(pin.environment)} | **${p.allow ? 'ALLOW' : 'DENY'}**${p.firstViolation ? ` — ${code(p.firstViolation)}` : ''} |`,
+    `| file | ${cell(file)} |`,
+    `| from | ${previous ? cell(previous.bundle) : 'nothing (new)'} |`,
+    `| to | ${cell(pin.bundle)} |`,
+    ...(pin.bundleDigest ? [`| .ctp digest | ${cell(pin.bundleDigest)} |`] : []),
+    `| bundle | ${e.bundle.name ? cell(`${e.bundle.name} ${e.bundle.version ?? ''}`.trim()) : '?'} |`,
+    ...(e.verifiedIn?.length ? [`| ran in | ${e.verifiedIn.map(cell).join(', ')} (deploy VSAs signed by a \`deployers\` key, verified) |`] : []),
+    `| source commit | ${e.source ? `${cell(e.source.commit)}${e.source.repository ? ` in ${cell(e.source.repository)}` : ''}` : 'not attested'} |`,
+    `| policy for ${cell(pin.environment)} | **${p.allow ? 'ALLOW' : 'DENY'}**${p.firstViolation ? ` — ${cell(p.firstViolation)}` : ''} |`,
     '',
     '### Signers',
     ...(e.signers.length ? e.signers.map((s) => s.kind === 'key'
@@ -79,5 +88,6 @@ export function renderPromotionBody(pin: BundlePin, previous: { bundle: string; 
     '```',
   ];
   const body = out.join('\n');
-  return body.length <= MAX_BODY ? body : `${body.slice(0, MAX_BODY - 40)}\n\n… (truncated)\n`;
+  // Cut by the shared bound: never inside a surrogate pair, and it says how much was cut.
+  return boundText(body, MAX_BODY);
 }
