@@ -4,10 +4,10 @@
  * of the result, so the wording is tested without a runner.
  */
 import type { BuildResult } from './result.js';
+import { cellCode, tableCell } from '../../src/core/markdown.js';
 
-/** Markdown table cells: no pipes or newlines from values. */
-const cell = (v: unknown): string => String(v ?? '').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
-const code = (v: unknown): string => `\`${cell(v).replace(/`/g, "'")}\``;
+const cell = tableCell;
+const code = cellCode;
 const short = (d: string | undefined): string => (d ? `${d.slice(0, 19)}…` : '');
 
 export function buildSummary(r: BuildResult): string {

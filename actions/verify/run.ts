@@ -19,6 +19,7 @@ import { githubReporter, type StatusReporter } from '../build/status.js';
 import { policyDecision } from '../build/policy-gate.js';
 import { describeError, scrub } from '../build/errors.js';
 import type { VerifyInputs } from './inputs.js';
+import { cellCode, codeSpan } from '../../src/core/markdown.js';
 
 export interface VerifyResult {
   ok: boolean;
@@ -34,20 +35,18 @@ export interface VerifyResult {
   error?: { code: string; message: string };
 }
 
-const cell = (v: unknown): string => String(v ?? '').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
-
 export function verifySummary(r: VerifyResult, i: Pick<VerifyInputs, 'environment' | 'source'>): string {
   const what = 'path' in i.source ? i.source.path : i.source.reference;
-  const lines = [`## Cerro Torre verify: ${r.decision === 'allow' ? '✅ allowed' : r.decision === 'deny' ? '❌ denied' : '⚠️ error'} for \`${cell(i.environment)}\``, ''];
-  lines.push('| | |', '|---|---|', `| Bundle | \`${cell(what)}\` |`);
+  const lines = [`## Cerro Torre verify: ${r.decision === 'allow' ? '✅ allowed' : r.decision === 'deny' ? '❌ denied' : '⚠️ error'} for ${codeSpan(i.environment)}`, ''];
+  lines.push('| | |', '|---|---|', `| Bundle | ${cellCode(what)} |`);
   if (r.imageDigest) lines.push(`| Image digest | \`${r.imageDigest}\` |`);
-  if (r.signers.length) lines.push(`| Signers | ${r.signers.map((s) => `\`${cell(s)}\``).join(', ')} |`);
-  if (r.policies.length) lines.push(`| Policies | ${r.policies.map((p) => `\`${cell(p)}\``).join(', ')} |`);
+  if (r.signers.length) lines.push(`| Signers | ${r.signers.map(cellCode).join(', ')} |`);
+  if (r.policies.length) lines.push(`| Policies | ${r.policies.map(cellCode).join(', ')} |`);
   if (r.code) lines.push(`| Code | \`${r.code}\` |`);
-  if (r.error) lines.push(`| Error | \`${r.error.code}\` ${cell(r.error.message)} |`);
+  if (r.error) lines.push(`| Error | ${cellCode(r.error.code)} ${cellCode(r.error.message)} |`);
   lines.push('');
-  if (r.violations.length) lines.push('### Violations', '', '| Code | Where | Message |', '|---|---|---|', ...r.violations.map((v) => `| \`${v.code}\` | ${cell(v.where)} | ${cell(v.message)} |`), '');
-  if (r.warnings.length) lines.push('### Warnings', '', ...r.warnings.map((w) => `- ${cell(w)}`), '');
+  if (r.violations.length) lines.push('### Violations', '', '| Code | Where | Message |', '|---|---|---|', ...r.violations.map((v) => `| ${cellCode(v.code)} | ${cellCode(v.where)} | ${cellCode(v.message)} |`), '');
+  if (r.warnings.length) lines.push('### Warnings', '', ...r.warnings.map((w) => `- ${codeSpan(w)}`), '');
   return `${lines.join('\n')}\n`;
 }
 

@@ -5,7 +5,8 @@
  * exports at `GET /api/v1/deployments?format=evidence` (format in docs/policy.md).
  */
 import { open } from 'node:fs/promises';
-import { CtError, asIoError } from '../core/errors.js';
+import { CtError, asIoError, boundText } from '../core/errors.js';
+import { tableCell } from '../core/markdown.js';
 import { evaluate } from './evaluate.js';
 import { readPolicyInput } from './input.js';
 import type { PolicySet } from './policy-set.js';
@@ -169,7 +170,7 @@ function reasons(d: Decision): string {
 /** Keeps the table readable and the PR comment under GitHub's 65,536-character limit. */
 export const MAX_TABLE_ROWS = 200;
 
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').slice(0, 300);
+const cell = (s: string) => tableCell(boundText(s, 300));
 const verdict = (d: Decision) => (d.allow ? (d.warnings.length ? `allowed (${d.warnings.length} warning${d.warnings.length > 1 ? 's' : ''})` : 'allowed') : 'denied');
 const why = (d: Decision) =>
   [...new Set([...d.violations, ...d.warnings].map((v) => `\`${v.code}\` (${v.policy})`))].join(', ') || '—';

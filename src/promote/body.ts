@@ -4,21 +4,15 @@
  * bundle produces the same body and changes nothing. Bounded below GitHub's 65,536-character limit.
  */
 import { boundText } from '../core/errors.js';
+import { cellCode, codeSpan } from '../core/markdown.js';
 import type { BundlePin } from './desired-edit.js';
 import type { PromotionEvidence, SetDiff } from './evidence.js';
 
 export const MAX_BODY = 60_000;
 const MAX_ITEMS = 60;
 
-const code = (s: string) => `\`${s.replace(/`/g, "'").replace(/[\r\n]+/g, ' ')}\``;
-/**
- * A code span in a table cell: GitHub's and GitLab's tables split a row at every `|`, a code span's
- * too, so a `|` in a bundle's or policy's text ended the span and put what followed into the
- * table as Markdown (mentions, links, images). Escaped, it shows as `|` inside the span: a pipe
- * after an even run of backslashes (none included) gets one more, since `\\` is an escaped
- * backslash there and the pipe after it would still split the row.
- */
-const cell = (s: string) => code(s).replace(/(\\*)\|/g, (m, bs: string) => (bs.length % 2 === 0 ? `${bs}\\|` : m));
+const code = codeSpan;
+const cell = cellCode;
 
 function list(items: readonly string[], fmt: (s: string) => string = code): string[] {
   const shown = items.slice(0, MAX_ITEMS).map((x) => `- ${fmt(x)}`);
