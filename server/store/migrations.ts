@@ -224,31 +224,32 @@ export const MIGRATIONS: string[][] = [
   ],
 ];
 
-export async function migrate(db: Db): Promise<number> {
+/** `migrations`: the list applied (today's; a test gives another to cut one short). */
+export async function migrate(db: Db, migrations: readonly (readonly string[])[] = MIGRATIONS): Promise<number> {
   // Replicas starting at once on PostgreSQL: `CREATE TABLE IF NOT EXISTS` itself races on the
   // catalog (a duplicate-key error), so one transaction-scoped advisory lock serialises the whole
   // run; DDL is transactional there. SQLite has a single writer.
   if (db.dialect === 'postgres') {
     return db.tx(async (t) => {
       await t.query('SELECT pg_advisory_xact_lock(74686)');
-      return migrateLocked(t);
+      return migrateLocked(t, migrations);
     });
   }
-  return migrateLocked(db);
+  return migrateLocked(db, migrations);
 }
 
-async function migrateLocked(db: Db): Promise<number> {
+async function migrateLocked(db: Db, migrations: readonly (readonly string[])[]): Promise<number> {
   await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
   const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
   let applied = 0;
-  for (let i = 0; i < MIGRATIONS.length; i++) {
+  for (let i = 0; i < migrations.length; i++) {
     const version = i + 1;
     if (done.has(version)) continue;
     await db.tx(async (t) => {
       // Two replicas may start at once: the INSERT decides which one applies the migration.
       const won = await t.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [version, Date.now()]);
       if (won.changes === 0) return;
-      for (const sql of MIGRATIONS[i]) await t.run(sql);
+      for (const sql of migrations[i]) await t.run(sql);
       applied++;
     });
   }

@@ -61,16 +61,16 @@ describe('upgrading the database from every earlier version (SQLite)', () => {
   it('a migration cut short leaves nothing of itself, and is applied whole at the next start', async () => {
     const db = openSqlite(':memory:');
     try {
-      await atVersion(db, MIGRATIONS.length - 1);
-      const last = MIGRATIONS.length;
-      // As migrate() runs it, with the process dying at its last statement (here: the statement fails).
-      await expect(db.tx(async (t) => {
-        await t.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [last, 0]);
-        for (const sql of MIGRATIONS[last - 1]) await t.run(sql);
-        throw new Error('killed');
-      })).rejects.toThrow('killed');
-      expect(await db.query('SELECT version FROM schema_migrations WHERE version = ?', [last])).toEqual([]);
-      expect(await migrate(db)).toBe(1);
+      await migrate(db);
+      const next = MIGRATIONS.length + 1;
+      // migrate() itself, with the next migration failing at its last statement (the process dying there).
+      const cut = [...MIGRATIONS, ['CREATE TABLE upgrade_probe (id TEXT PRIMARY KEY)', 'INSERT INTO upgrade_probe (id) VALUES (1, 2)']];
+      await expect(migrate(db, cut)).rejects.toThrow();
+      expect(await db.query("SELECT name FROM sqlite_schema WHERE name = 'upgrade_probe'")).toEqual([]);
+      expect(await db.query('SELECT version FROM schema_migrations WHERE version = ?', [next])).toEqual([]);
+      // The next start applies it whole.
+      expect(await migrate(db, [...MIGRATIONS, ['CREATE TABLE upgrade_probe (id TEXT PRIMARY KEY)', "INSERT INTO upgrade_probe (id) VALUES ('1')"]])).toBe(1);
+      expect(await db.query('SELECT id FROM upgrade_probe')).toEqual([{ id: '1' }]);
     } finally {
       await db.close();
     }
