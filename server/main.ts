@@ -1,5 +1,6 @@
 import { loadConfig } from './config.js';
 import { startServer } from './start.js';
+import { withoutCredentials } from './gitops/git.js';
 import { deployPipeline } from './deploy/wire.js';
 import { mintLoginLink } from './ui/login-links.js';
 import { printsTerminalLink } from './auth/configured-trust.js';
@@ -37,10 +38,10 @@ export async function serveFromEnvironment(io: Io): Promise<number> {
       `  API:      ${server.url}/api/v1/…   (every route: ${server.url}/openapi.json)`,
       `  webhooks: ${server.url}/webhooks/github   ${server.url}/webhooks/gitlab`,
       `  storage:  ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite in ${config.dataDir}/ct.db`}`,
-      `  policies: ${config.policies}${failedToLoad('policies', 'it loads')}`,
+      `  policies: ${withoutCredentials(config.policies)}${failedToLoad('policies', 'it loads')}`,
       `  trust store: ${config.trustStore ? `${config.trustStore}${failedToLoad('trust', 'the server is restarted with a trust store that loads')}` : 'none (set CT_TRUST_STORE or trustStore): every verification fails closed until one is set'}`,
       `  registries: ${config.registries.allow.length ? config.registries.allow.join(', ') : 'none allow-listed (CT_REGISTRIES): deploys are refused'}`,
-      config.desiredState ? `  desired state: ${config.desiredState.repo} (${config.desiredState.branch})` : '  desired state: none configured (set desiredState in CT_CONFIG)',
+      config.desiredState ? `  desired state: ${withoutCredentials(config.desiredState.repo)} (${config.desiredState.branch})` : '  desired state: none configured (set desiredState in CT_CONFIG)',
       ...(config.admission?.enabled
         ? [`  admission: ${server.url}/admission/mutate/<env>   ${server.url}/admission/validate/<env>   (${(config.admission.environments ?? []).join(', ') || 'every environment'}; ${config.admission.tokenFile ? `callers need a token of ${config.admission.tokenFile}` : 'no caller is authenticated: set admission.tokenFile'}; AppArmor on the nodes: ${config.admission.nodesAppArmor ? 'yes' : 'not said (admission.nodesAppArmor): bundles\' AppArmor profiles are not set'}${config.admission.auditEnvironments?.length ? `; audit only: ${config.admission.auditEnvironments.join(', ')}` : ''}${config.admission.exemptImages?.length ? `; exempt: ${config.admission.exemptImages.join(', ')}` : ''})`]
         : []),

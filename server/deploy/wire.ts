@@ -1,4 +1,5 @@
 import { CtError } from '../../src/core/errors.js';
+import { terminalText } from '../../src/core/terminal.js';
 import { enqueueReconcile } from './reconcile-trigger.js';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -128,14 +129,21 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     desired = () => reconciler.appliedState();
     declared = async () => ((await reconciler.appliedCommit()) ? new Set((await reconciler.appliedState()).apps.map((a) => `${a.environment}/${a.app}`)) : undefined);
     // A refused head gets one failure status (the poll finds it again every pollSeconds while it
-    // stays the head): whoever pushed it sees on the commit why nothing was deployed.
-    let reported: string | undefined;
+    // stays the head): whoever pushed it sees on the commit why nothing was deployed. Claimed in
+    // the database (gitops_reported): a restart does not post it again, and of several replicas
+    // only the one whose upsert changed the row posts it.
     const reportRefused = async (r: Extract<ReconcileOutcome, { outcome: 'refused' }>) => {
-      const key = `${r.commit} ${r.reason}`;
-      if (reported === key) return;
-      reported = key;
-      const why = r.reason === 'NOT_DESCENDANT' ? `does not descend from the applied commit ${r.previous?.slice(0, 12)} (history rewritten?): nothing applied` : r.message.replace(/\s+/g, ' ');
-      ctx.log.warn({ commit: r.commit, reason: r.reason, code: r.code, message: r.message }, 'desired-state commit refused: the applied state stays in force');
+      const claimed = await ctx.db.run(
+        `INSERT INTO gitops_reported (repo, commit_sha, reason, reported_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repo) DO UPDATE SET commit_sha = excluded.commit_sha, reason = excluded.reason, reported_at = excluded.reported_at
+         WHERE gitops_reported.commit_sha <> excluded.commit_sha OR gitops_reported.reason <> excluded.reason`,
+        [ds.repo, r.commit, r.reason, Date.now()],
+      );
+      if (claimed.changes === 0) return;
+      // The pushed content (a YAML key) is shown on the forge and in logs: its controls and
+      // direction marks as visible escapes.
+      const why = r.reason === 'NOT_DESCENDANT' ? `does not descend from the applied commit ${r.previous?.slice(0, 12)} (history rewritten?): nothing applied` : terminalText(r.message.replace(/\s+/g, ' '));
+      ctx.log.warn({ commit: r.commit, reason: r.reason, code: r.code, message: why }, 'desired-state commit refused: the applied state stays in force');
       const n = target.provider === 'none' ? undefined : notifiers[target.provider];
       if (!n) return;
       await n.refused({

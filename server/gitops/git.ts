@@ -42,9 +42,16 @@ export function commitParents(commit: Buffer): string[] {
   return [...m[1].matchAll(/^parent ([0-9a-f]{40,64})$/gm)].map((p) => p[1]);
 }
 
-/** `text` with the user and password of every URL in it replaced (`https://***@host/…`): a configured remote may carry a token. */
+/**
+ * `text` with every URL in it masked: its user and password (`https://***@host/…`) and the value
+ * of each query parameter (`?private_token=***`). A configured remote may carry a token in either
+ * place; this is the one mask for wherever a remote is shown (messages, logs, the API, the banner).
+ */
 export function withoutCredentials(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi, (url) =>
+    url
+      .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
+      .replace(/([?&;][^=&;#]*=)[^&;#]*/g, '$1***'));
 }
 
 export class GitMirror {
@@ -59,6 +66,11 @@ export class GitMirror {
   private readonly unsigned = new Map<string, string>();
   /** Where the allowed-signers copies git is given live (made at the first signature check). */
   private signersDir: Promise<string> | undefined;
+
+  /** The remote as messages show it (withoutCredentials: a token in it is masked). */
+  get shown(): string {
+    return withoutCredentials(this.remote);
+  }
 
   /** True when the repository is read where it is (a local repository) instead of mirrored. */
   readonly inPlace: boolean;
@@ -87,8 +99,7 @@ export class GitMirror {
       const err = e as { code?: number; stderr?: string };
       if (opts.allowFail) return { stdout: '', code: typeof err.code === 'number' ? err.code : 1 };
       // The remote may carry a token (https://x-access-token:…@host/repo): never in a message (logs, GET /api/v1/sync).
-      const shown = withoutCredentials(this.remote);
-      throw new CtError('IO_ERROR', withoutCredentials(`git ${args[0]} failed for ${shown}: ${(err.stderr ?? String(e)).trim().slice(0, 500)}`), { remote: shown });
+      throw new CtError('IO_ERROR', withoutCredentials(`git ${args[0]} failed for ${this.shown}: ${(err.stderr ?? String(e)).trim().slice(0, 500)}`), { remote: this.shown });
     }
   }
 
@@ -99,7 +110,7 @@ export class GitMirror {
       // cache packed refs), then the commit through the reader.
       const sha = readRef(this.dir, `refs/heads/${branch}`);
       const head = sha ? await this.commitId(`${sha}^{commit}`) : null;
-      if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.remote} has no commit`, { remote: this.remote });
+      if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.shown} has no commit`, { remote: this.shown });
       return head;
     }
     if (!existsSync(this.dir)) {
@@ -108,7 +119,7 @@ export class GitMirror {
     }
     await this.git(['fetch', '--quiet', '--no-tags', '--force', this.remote, `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
     const head = await this.commitId(`refs/remotes/origin/${branch}^{commit}`);
-    if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.remote} has no commit`, { remote: this.remote });
+    if (!head) throw new CtError('IO_ERROR', `branch ${branch} of ${this.shown} has no commit`, { remote: this.shown });
     return head;
   }
 
@@ -173,7 +184,7 @@ export class GitMirror {
     } catch (e) {
       const err = e as { code?: unknown; killed?: boolean; stderr?: string };
       if (typeof err.code === 'number' && !err.killed) return err.code === 1 ? false : 'failed';
-      throw new CtError('IO_ERROR', `git merge-base failed for ${this.remote}: ${err.killed ? 'timed out' : (err.stderr ?? String(e)).trim().slice(0, 500)}`, { remote: this.remote });
+      throw new CtError('IO_ERROR', withoutCredentials(`git merge-base failed for ${this.shown}: ${err.killed ? 'timed out' : (err.stderr ?? String(e)).trim().slice(0, 500)}`), { remote: this.shown });
     }
   }
 

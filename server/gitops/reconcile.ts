@@ -328,6 +328,9 @@ export class Reconciler {
     }
     const read = await this.snapshotAt(head, previous).then((snap) => ({ snap }), (error: Error) => ({ error }));
     if ('error' in read) {
+      // git failing (a blob it cannot read, a timeout) says nothing of the commit: an error, tried
+      // again, not a refusal (which posts a failure status on the commit that nothing replaces).
+      if (!isContentError(read.error)) throw read.error;
       const code = read.error instanceof CtError ? { code: read.error.code } : {};
       return { outcome: 'refused', commit: head, previous, reason: 'INVALID_STATE', message: read.error.message, ...code };
     }

@@ -4,6 +4,7 @@ import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
 import { actor, recordAudit } from '../audit.js';
 import { withoutCredentials } from '../gitops/git.js';
+import { terminalText } from '../../src/core/terminal.js';
 
 /**
  * `GET /api/v1/sync`: what is applied. `POST /api/v1/sync`: reconcile the desired state now (Argo CD's "sync"), as a webhook would;
@@ -32,7 +33,7 @@ export function syncRoutes(ctx: ServerContext): Router {
     res.json({
       configured: true, repository: withoutCredentials(ds.repo), branch: ds.branch, path: ds.path,
       applied: applied ? { commit: applied.applied_sha, at: new Date(Number(applied.applied_at)).toISOString() } : null,
-      last: last ? { commit: last.commit_sha, previous: last.previous_sha, outcome: last.outcome, message: last.message === null ? null : withoutCredentials(last.message), trigger: last.trigger, at: new Date(Number(last.time)).toISOString() } : null,
+      last: last ? { commit: last.commit_sha, previous: last.previous_sha, outcome: last.outcome, message: last.message === null ? null : terminalText(withoutCredentials(last.message)), trigger: last.trigger, at: new Date(Number(last.time)).toISOString() } : null,
     });
   });
   return r;

@@ -222,6 +222,12 @@ export const MIGRATIONS: string[][] = [
     // walked from the end of this index) and retention deletes the oldest, each a seek, not a scan.
     `CREATE INDEX reconciles_time ON reconciles (time)`,
   ],
+  [
+    // The refused desired-state head whose failure status was posted (server/deploy/wire.ts), one
+    // row per repository: claimed by an upsert that changes the row only for another commit or
+    // reason, so a restart does not post it again and, of several replicas, only one posts it.
+    `CREATE TABLE gitops_reported (repo TEXT PRIMARY KEY, commit_sha TEXT NOT NULL, reason TEXT NOT NULL, reported_at BIGINT NOT NULL)`,
+  ],
 ];
 
 /** `migrations`: the list applied (today's; a test gives another to cut one short). */

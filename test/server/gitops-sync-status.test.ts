@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { testServer } from './support.js';
+import { loadConfig } from '../../server/config.js';
+import { startServer } from '../../server/start.js';
 import { deployPipeline } from '../../server/deploy/wire.js';
 import { createApiKey } from '../../server/auth/api-keys.js';
 import { startGitHubApi, type GitHubApi } from '../support/github-api.js';
@@ -53,6 +56,8 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     return refusals(sha);
   };
 
+  const desiredState = () => ({ repo: join(dir, 'desired.git'), branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github' as const, repository: 'acme/desired' } });
+
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ct-sync-status-'));
     execFileSync('git', ['init', '-q', '--bare', '-b', 'main', join(dir, 'desired.git')]);
@@ -62,7 +67,7 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     github = await startGitHubApi();
     server = await testServer({
       github: { apiUrl: github.url, token: 'ghs_servertoken', webhookSecrets: ['s'], allowedAddresses: ['127.0.0.1'] },
-      desiredState: { repo: join(dir, 'desired.git'), branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+      desiredState: desiredState(),
     } as never, { extend: (ctx) => deployPipeline(ctx) });
     operator = (await createApiKey(server.ctx.db, 'op', 'operator')).key;
     viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
@@ -90,6 +95,36 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     // The next poll finds the same head refused again: no second status.
     await sync(broken);
     expect(await posted(broken)).toHaveLength(1);
+
+  });
+
+  it('a key with direction marks or controls is shown escaped in the status and GET /api/v1/sync', async () => {
+    const broken = commit('environments:\n  production:\n    apps: {}\n    ev\u202eil: 1\n', 'bidi');
+    const s = await sync(broken);
+    expect(s.last?.message).toBe('deploy/state.yaml: environments.production.ev\\u202eil: unknown field (apps)');
+    const [st] = await posted(broken);
+    expect(st.body.description).toBe('refused (MANIFEST_INVALID): deploy/state.yaml: environments.production.ev\\u202eil: unknown field (apps)');
+  });
+
+  it('a commit git cannot read (a blob missing) is an error tried again, with no failure status; once readable it is applied', async () => {
+    git(['reset', '-q', '--hard', (await status()).applied!.commit]);
+    const head = commit('environments:\n  staging:\n    apps: {}\n', 'staging', true);
+    const blob = git(['rev-parse', 'HEAD:deploy/state.yaml']);
+    const file = join(dir, 'desired.git', 'objects', blob.slice(0, 2), blob.slice(2));
+    expect(existsSync(file)).toBe(true);
+    const content = readFileSync(file);
+    unlinkSync(file);
+    try {
+      expect((await fetch(`${server.url}/api/v1/sync`, { method: 'POST', headers: { authorization: `Bearer ${operator}` } })).status).toBe(202);
+      let last: Status['last'] = null;
+      for (const end = Date.now() + 20_000; Date.now() < end && last?.outcome !== 'error'; await new Promise((r) => setTimeout(r, 50))) last = (await status()).last;
+      expect(last).toMatchObject({ outcome: 'error', message: expect.stringContaining(`blob ${blob} is missing`) });
+    } finally {
+      writeFileSync(file, content);
+    }
+    const s = await sync(head);
+    expect(s).toMatchObject({ applied: { commit: head }, last: { outcome: 'applied' } });
+    expect(refusals(head)).toHaveLength(0);
   });
 
   it('an app removed (or renamed) in the desired state keeps running: drift lists it as undeclared and not in sync', async () => {
@@ -129,9 +164,12 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
 });
 
 describe('GET /api/v1/sync: a desired-state remote that carries a token', () => {
-  it('never shows the token to a viewer, in the repository or in a git error', async () => {
+  it.each([
+    ['in its user and password', 'http://x-access-token:ghs_SECRET0123456789@127.0.0.1:9/acme/desired.git', 'http://***@127.0.0.1:9/acme/desired.git'],
+    ['in its query string', 'http://127.0.0.1:9/acme/desired.git?private_token=glpat-SECRET0123&x=SECRET', 'http://127.0.0.1:9/acme/desired.git?private_token=***&x=***'],
+  ])('never shows the token (%s) to a viewer, in the repository or in a git error', async (_where, repo, shown) => {
     const server = await testServer({
-      desiredState: { repo: 'http://x-access-token:ghs_SECRET0123456789@127.0.0.1:9/acme/desired.git', branch: 'main', path: 'deploy', pollSeconds: 3600 },
+      desiredState: { repo, branch: 'main', path: 'deploy', pollSeconds: 3600 },
     } as never, { extend: (ctx) => deployPipeline(ctx) });
     try {
       const viewer = (await createApiKey(server.ctx.db, 'viewer', 'viewer')).key;
@@ -142,12 +180,67 @@ describe('GET /api/v1/sync: a desired-state remote that carries a token', () => 
         body = await (await fetch(`${server.url}/api/v1/sync`, { headers: { authorization: `Bearer ${viewer}` } })).text();
       }
       const status = JSON.parse(body) as { repository: string; last: { outcome: string; message: string } };
-      expect(status.repository).toBe('http://***@127.0.0.1:9/acme/desired.git');
+      expect(status.repository).toBe(shown);
       expect(status.last.outcome).toBe('error');
-      expect(status.last.message).toContain('git fetch failed for http://***@127.0.0.1:9/acme/desired.git');
+      expect(status.last.message).toContain(`git fetch failed for ${shown}`);
       expect(body).not.toContain('SECRET');
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('GitOps: the failure status of a refused commit is posted once, across a restart', () => {
+  it('a restarted server finds the same refused head and does not post it again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ct-sync-restart-'));
+    const github = await startGitHubApi();
+    const env = { ...process.env, GIT_AUTHOR_NAME: 'ci', GIT_AUTHOR_EMAIL: 'ci@e', GIT_COMMITTER_NAME: 'ci', GIT_COMMITTER_EMAIL: 'ci@e' };
+    const git = (args: string[]) => execFileSync('git', args, { cwd: join(dir, 'work'), encoding: 'utf8', env }).trim();
+    const start = () => startServer(loadConfig({}, {
+      port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'),
+      github: { apiUrl: github.url, token: 'ghs_servertoken', webhookSecrets: ['s'], allowedAddresses: ['127.0.0.1'] },
+      desiredState: { repo: join(dir, 'desired.git'), branch: 'main', path: 'deploy', pollSeconds: 3600, report: { provider: 'github', repository: 'acme/desired' } },
+    } as never), { log: pino({ level: 'silent' }), extend: (ctx) => deployPipeline(ctx) });
+    try {
+      execFileSync('git', ['init', '-q', '--bare', '-b', 'main', join(dir, 'desired.git')]);
+      execFileSync('git', ['init', '-q', '-b', 'main', join(dir, 'work')]);
+      git(['remote', 'add', 'origin', join(dir, 'desired.git')]);
+      mkdirSync(join(dir, 'work/deploy'));
+      writeFileSync(join(dir, 'work/deploy/state.yaml'), 'environments:\n  production:\n    apps: [\n');
+      git(['add', '.']);
+      git(['commit', '-qm', 'broken']);
+      git(['push', '-q', 'origin', 'HEAD:main']);
+      const broken = git(['rev-parse', 'HEAD']);
+      const refusals = () => github.requests.filter((r) => r.operationId === 'repos/create-commit-status' && r.params.sha === broken);
+      /** Reconciles on `server` and waits until its job ended with one more reconcile recorded. */
+      const reconcile = async (server: Awaited<ReturnType<typeof start>>, operator: string) => {
+        const records = async () => (await server.ctx.db.query('SELECT id FROM reconciles WHERE commit_sha = ?', [broken])).length;
+        const before = await records();
+        expect((await fetch(`${server.url}/api/v1/sync`, { method: 'POST', headers: { authorization: `Bearer ${operator}` } })).status).toBe(202);
+        for (const end = Date.now() + 20_000; Date.now() < end && (await records()) === before; ) await new Promise((r) => setTimeout(r, 50));
+        const jobs = async () => server.ctx.db.query("SELECT id FROM jobs WHERE kind = 'reconcile' AND state IN ('queued', 'running')");
+        for (const end = Date.now() + 20_000; Date.now() < end && (await jobs()).length; ) await new Promise((r) => setTimeout(r, 50));
+        expect(await records()).toBeGreaterThan(before);
+      };
+      const first = await start();
+      const operator = (await createApiKey(first.ctx.db, 'op', 'operator')).key;
+      try {
+        await reconcile(first, operator);
+        for (const end = Date.now() + 20_000; Date.now() < end && !refusals().length; ) await new Promise((r) => setTimeout(r, 50));
+        expect(refusals()).toHaveLength(1);
+      } finally {
+        await first.close();
+      }
+      const second = await start();
+      try {
+        await reconcile(second, operator);
+        expect(refusals()).toHaveLength(1);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await github.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
