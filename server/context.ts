@@ -21,6 +21,11 @@ export interface ServerContext {
   readiness: Record<string, () => string>;
   /** What a webhook turns into: a reconcile trigger (never a deploy by itself). */
   onTrigger(trigger: WebhookTrigger): Promise<void>;
+  /**
+   * The `environment/app` names the desired state in force declares (undefined when none is
+   * configured or applied yet): drift and the overview tell apps it no longer declares apart.
+   */
+  declared?: () => Promise<ReadonlySet<string> | undefined>;
 }
 
 export function publish(ctx: Pick<ServerContext, 'events'>, type: string, data: unknown): void {

@@ -100,8 +100,6 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
   const target = ctx.config.desiredState?.report ?? { provider: 'none' as const, repository: '' };
   // The desired state in force (promotion rules, the files apps are declared in); set below when configured.
   let desired: () => Promise<DesiredState> = async () => ({ apps: [], promotions: [] });
-  // The environment/app names it declares, once a commit was applied (drift lists live apps outside them).
-  let declared: (() => Promise<ReadonlySet<string> | undefined>) | undefined;
   const promoter = new Promoter(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey });
   const notifiers = notifiersFor(ctx.config, ctx.db);
   const pipeline = new DeployPipeline(ctx, steps, notifiers, target, (row) => promoter.succeeded(row));
@@ -127,7 +125,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       enqueueDeploy: async (a, commit, info) => void (await pipeline.create(commit, a.environment, a.app, a.bundle, a.hosts, undefined, a.bundleDigest, a.ports, info, a.suspended)),
     });
     desired = () => reconciler.appliedState();
-    declared = async () => ((await reconciler.appliedCommit()) ? new Set((await reconciler.appliedState()).apps.map((a) => `${a.environment}/${a.app}`)) : undefined);
+    ctx.declared = async () => ((await reconciler.appliedCommit()) ? new Set((await reconciler.appliedState()).apps.map((a) => `${a.environment}/${a.app}`)) : undefined);
     // A refused head gets one failure status (the poll finds it again every pollSeconds while it
     // stays the head): whoever pushed it sees on the commit why nothing was deployed. Claimed in
     // the database (gitops_reported): a restart does not post it again, and of several replicas
@@ -182,7 +180,7 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       storedAnswers.inc();
     }),
     // The hot route first: express walks every router mounted before the one that answers.
-    routers: [verifyRoutes(ctx, steps, verdicts), ...(admission ? [admission.router] : []), mcp.router, deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx, { declared: () => declared?.() ?? Promise.resolve(undefined) }), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
+    routers: [verifyRoutes(ctx, steps, verdicts), ...(admission ? [admission.router] : []), mcp.router, deploymentRoutes(ctx, pipeline), promotionRoutes(ctx, { trust: () => trust, policies, vsas, steps, state: () => desired(), key: deployerKey }), hostRoutes(ctx, hub, key.publicKeyB64), policyRoutes(ctx, policies, () => ({ source: repo ? ('git' as const) : ('directory' as const), commit: policyCommit })), driftRoutes(ctx), auditRoutes(ctx), syncRoutes(ctx), containerActionRoutes(ctx, hub)],
     onListen: (server) => {
       hub.attach(server);
       // MCP tools call the API here, at the address this server listens on (loopback when it

@@ -12,6 +12,7 @@ import { limitMessage, pageLimit } from './page.js';
 import { NAME } from '../../src/core/name.js';
 import { DEPLOY_STATUSES } from '../../src/protocol/deploy-status.js';
 import { FINAL } from '../deploy/status.js';
+import { hostDrift, isUndeclared } from './drift.js';
 
 type Row = Record<string, string | number | null>;
 /** Not final: on its way (error is retried). One list of statuses (src/protocol/deploy-status.ts). */
@@ -85,9 +86,10 @@ export function dashboardRoutes(ctx: ServerContext): Router {
       `${cellList} SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM c JOIN deployments d ON d.id = ${newest('')} WHERE c.environment IS NOT NULL`, page,
     );
     const live = await ctx.db.query<Row>(
-      `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at, d.suspended FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)} WHERE c.environment IS NOT NULL`, page,
+      `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at, d.suspended, d.commit_sha FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)} WHERE c.environment IS NOT NULL`, page,
     );
     const hosts = await hostCache.read(ctx.db);
+    const declared = await ctx.declared?.();
     const liveBy = new Map(live.map((l) => [`${l.environment}/${l.app}`, l]));
     const cells = new Map<string, Record<string, unknown>>();
     for (const d of latest) {
@@ -95,7 +97,12 @@ export function dashboardRoutes(ctx: ServerContext): Router {
       const l = liveBy.get(key);
       const suspended = Number(l?.suspended ?? 0) === 1;
       const runtime = l ? runtimeOf(hosts, String(d.environment), String(d.app), String(l.image_digest), JSON.parse(String(l.hosts ?? '{}')), suspended) : null;
-      const sync = PROGRESSING.has(String(d.status)) ? 'progressing' : d.status === 'succeeded' && runtime && runtime.drift === 0 ? 'in-sync' : 'out-of-sync';
+      // As GET /api/v1/drift judges it (server/routes/drift.ts): an app the desired state removed
+      // or renamed is out of sync while a host still holds its container, and in sync once none does.
+      const gone = l ? isUndeclared(declared, l) : false;
+      const sync = PROGRESSING.has(String(d.status)) ? 'progressing'
+        : gone ? (runtime?.holding ? 'out-of-sync' : 'in-sync')
+        : d.status === 'succeeded' && runtime && runtime.drift === 0 ? 'in-sync' : 'out-of-sync';
       cells.set(key, {
         last: { id: d.id, status: d.status, reason: d.reason, commit: d.commit_sha, createdAt: iso(d.created_at), updatedAt: iso(d.updated_at) },
         live: l ? { id: l.id, imageDigest: l.image_digest } : null,
@@ -103,6 +110,8 @@ export function dashboardRoutes(ctx: ServerContext): Router {
         health: runtime?.health ?? 'unknown',
         // Desired state `suspended: true`: in sync when every host keeps it stopped.
         suspended,
+        // Removed or renamed in the desired state in force (GET /api/v1/drift lists it under `undeclared`).
+        undeclared: gone,
         // The container's name on every host (src/protocol/container-id.ts): for its log.
         container: containerIdFor(String(d.environment), String(d.app)),
         // Which host runs what (the App page asks for it; the grid does not show it).
@@ -140,16 +149,18 @@ function runtimeOf(hosts: HostRow[], environment: string, app: string, digest: s
   const id = containerIdFor(environment, app);
   const out: { hostId: string; host: string; imageDigest: string | null; state: string; health: string | null }[] = [];
   let drift = 0;
+  // Hosts holding its container, selected or not (an undeclared app's count, as drift counts them).
+  const holding = hosts.filter((h) => { const c = h.containers.get(id); return c && c.state !== 'removed'; }).length;
   for (const h of hosts) {
     if (!Object.entries(selector).every(([k, v]) => h.labels[k] === v)) continue;
     const c = h.containers.get(id);
     out.push({ hostId: h.id, host: h.name, imageDigest: c?.imageDigest ?? null, state: c?.suspended ? 'suspended' : c?.state ?? 'missing', health: c?.health ?? null });
-    if (!c || c.imageDigest !== digest || (suspended ? !c.suspended : c.state !== 'running')) drift++;
+    if (hostDrift(c, digest, suspended)) drift++;
   }
-  if (suspended) return { hosts: out, drift, health: 'suspended' };
+  if (suspended) return { hosts: out, drift, holding, health: 'suspended' };
   // Health checks (when hosts report them) win; otherwise ('none': no check declared) the
   // container's state stands in.
   const states = out.map((o) => (o.health && o.health !== 'none' ? o.health : o.state === 'running' ? 'healthy' : 'degraded'));
   const health = states.length === 0 ? 'unknown' : states.every((s) => s === 'healthy') ? 'healthy' : states.some((s) => s === 'healthy') ? 'degraded' : states[0];
-  return { hosts: out, drift, health };
+  return { hosts: out, drift, holding, health };
 }

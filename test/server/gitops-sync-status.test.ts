@@ -133,19 +133,31 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     const image = `sha256:${'a'.repeat(64)}`;
     const declares = commit(`environments:\n  production:\n    apps:\n      hello-v2:\n        bundle: registry.example/acme/hello@${image}\n`, 'hello renamed hello-v2', true);
     expect((await sync(declares)).applied?.commit).toBe(declares);
-    // What ran before the rename (its deploy succeeded), and the new name's deploy.
-    for (const [id, app, t] of [['old', 'hello', 1], ['new', 'hello-v2', 2]] as const) {
-      await server.ctx.db.run(`INSERT INTO deployments (id, environment, app, commit_sha, reference, image_digest, status, hosts, created_at, updated_at) VALUES (?, 'production', ?, ?, ?, ?, 'succeeded', '{}', ?, ?)`, [id, app, `c-${id}`, `registry.example/acme/hello@${image}`, image, t, t]);
+    // What ran before the rename (its deploy succeeded, from an earlier desired-state commit), the
+    // new name's deploy, and an app deployed by the API (POST /api/v1/deployments), never declared.
+    for (const [id, app, sha, t] of [['old', 'hello', 'b'.repeat(40), 1], ['new', 'hello-v2', 'd'.repeat(40), 2], ['api', 'worker', `api:${'c'.repeat(40)}:${image}`, 3]] as const) {
+      await server.ctx.db.run(`INSERT INTO deployments (id, environment, app, commit_sha, reference, image_digest, status, hosts, created_at, updated_at) VALUES (?, 'production', ?, ?, ?, ?, 'succeeded', ?, ?, ?)`, [id, app, sha, `registry.example/acme/hello@${image}`, image, JSON.stringify({ env: 'production' }), t, t]);
     }
-    // A host runs both (the old name's container was never stopped).
+    // A host runs all three (the old name's container was never stopped).
     const running = (apps: string[]) => JSON.stringify(apps.map((app) => ({ id: containerIdFor('production', app), imageDigest: image, state: 'running' })));
-    await server.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, containers, enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', ['h1', 'host-1', 'key', JSON.stringify({ env: 'production' }), '{}', running(['hello', 'hello-v2']), Date.now(), Date.now()]);
+    await server.ctx.db.run('INSERT INTO hosts (id, name, public_key, labels, facts, containers, enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', ['h1', 'host-1', 'key', JSON.stringify({ env: 'production' }), '{}', running(['hello', 'hello-v2', 'worker']), Date.now(), Date.now()]);
     const drift = async () => (await (await fetch(`${server.url}/api/v1/drift`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { inSync: boolean; drift: unknown[]; undeclared: unknown[] };
+    const grid = async () => {
+      const o = (await (await fetch(`${server.url}/api/v1/overview`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { apps: { app: string; environments: Record<string, { sync: string }> }[] };
+      return Object.fromEntries(o.apps.map((a) => [a.app, a.environments.production.sync]));
+    };
     expect(await drift()).toEqual({ inSync: false, drift: [], suspended: [], undeclared: [{ environment: 'production', app: 'hello', deploymentId: 'old', hosts: ['host-1'] }] });
+    // The overview says what drift says: the removed app still running is not in sync.
+    expect(await grid()).toMatchObject({ hello: 'out-of-sync', worker: 'in-sync' });
     // Removed by hand (the container action): in sync, and no MISSING for a name nobody wants.
-    await server.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [running(['hello-v2']), 'h1']);
+    await server.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [running(['hello-v2', 'worker']), 'h1']);
     expect(await drift()).toEqual({ inSync: true, drift: [], suspended: [], undeclared: [] });
-    await server.ctx.db.run(`DELETE FROM deployments WHERE id IN ('old', 'new')`);
+    expect(await grid()).toMatchObject({ hello: 'in-sync', worker: 'in-sync' });
+    // The API-deployed app is compared as ever: its container gone is drift, the desired state notwithstanding.
+    await server.ctx.db.run('UPDATE hosts SET containers = ? WHERE id = ?', [running(['hello-v2']), 'h1']);
+    expect(await drift()).toEqual({ inSync: false, drift: [{ environment: 'production', app: 'worker', host: 'host-1', desired: image, actual: null, reason: 'MISSING' }], suspended: [], undeclared: [] });
+    expect((await grid()).worker).toBe('out-of-sync');
+    await server.ctx.db.run(`DELETE FROM deployments WHERE id IN ('old', 'new', 'api')`);
     await server.ctx.db.run(`DELETE FROM hosts WHERE id = 'h1'`);
   });
 
