@@ -149,12 +149,24 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
         ...(ctx.config.publicUrl ? { targetUrl: `${ctx.config.publicUrl}/api/v1/sync` } : {}),
       }).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message, commit: r.commit }, 'status report failed'));
     };
+    // A commit whose refusal was posted and that is applied after all (the floor reset, the allowed
+    // signers changed): a success status replaces the failure, posted by whoever deletes the claim.
+    const reportApplied = async (commit: string) => {
+      const claimed = await ctx.db.run('DELETE FROM gitops_reported WHERE repo = ? AND commit_sha = ?', [ds.repo, commit]);
+      const n = target.provider === 'none' ? undefined : notifiers[target.provider];
+      if (claimed.changes === 0 || !n) return;
+      await n.refused({
+        repository: target.repository, sha: commit, applied: true, description: 'applied (refused before)',
+        ...(ctx.config.publicUrl ? { targetUrl: `${ctx.config.publicUrl}/api/v1/sync` } : {}),
+      }).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message, commit }, 'status report failed'));
+    };
     ctx.queue.on('reconcile', async (job) => {
       // The policies reload while the desired state is read (each may be a git read): the deploys
       // this reconcile enqueues wait for the reload (above) before they judge anything.
       const reloading = reloadPolicies();
       const r = await reconciler.reconcile(String((job.payload as { trigger: string }).trigger));
       if (r.outcome === 'refused') await reportRefused(r);
+      if (r.outcome === 'applied') await reportApplied(r.commit);
       // The dashboard's desired-state line reads GET /api/v1/sync again.
       publish(ctx, 'sync', { outcome: r.outcome === 'refused' ? `refused:${r.reason}` : r.outcome, commit: 'commit' in r ? r.commit : null });
       await reloading;

@@ -33,12 +33,12 @@ export class GitHubNotifier implements Notifier {
     }
   }
 
-  /** A refused desired-state commit: a `failure` status on it, with the reason. */
+  /** A refused desired-state commit: a `failure` status on it, with the reason (`success` once it is applied after all). */
   async refused(e: RefusedCommitEvent): Promise<void> {
     const [owner, repo] = e.repository.split('/');
     try {
       await this.octokit.rest.repos.createCommitStatus({
-        owner, repo, sha: e.sha, state: 'failure', context: DESIRED_STATE_CONTEXT, description: statusDescription(e.description),
+        owner, repo, sha: e.sha, state: e.applied ? 'success' : 'failure', context: DESIRED_STATE_CONTEXT, description: statusDescription(e.description),
         ...(e.targetUrl ? { target_url: e.targetUrl } : {}),
       });
     } catch (err) {

@@ -32,10 +32,10 @@ export class GitLabNotifier implements Notifier {
     }
   }
 
-  /** A refused desired-state commit: a `failed` status on it, with the reason. */
+  /** A refused desired-state commit: a `failed` status on it, with the reason (`success` once it is applied after all). */
   async refused(e: RefusedCommitEvent): Promise<void> {
     try {
-      await this.api.Commits.editStatus(e.repository, e.sha, 'failed', {
+      await this.api.Commits.editStatus(e.repository, e.sha, e.applied ? 'success' : 'failed', {
         name: DESIRED_STATE_CONTEXT,
         description: statusDescription(e.description),
         ...(e.targetUrl ? { targetUrl: e.targetUrl } : {}),

@@ -9,6 +9,8 @@ export interface RefusedCommitEvent {
   sha: string;
   /** `refused:INVALID_STATE` etc. and the reason, at most 140 characters once posted. */
   description: string;
+  /** The commit was applied after its refusal was posted (the floor reset, the signers changed): a `success` status replaces the failure. */
+  applied?: boolean;
   targetUrl?: string;
 }
 

@@ -172,6 +172,14 @@ describe('GitOps: a refused desired-state commit is visible (commit status, GET 
     expect(statuses).toHaveLength(1);
     expect(statuses[0].body.state).toBe('failure');
     expect(statuses[0].body.description).toBe(`refused (NOT_DESCENDANT): does not descend from the applied commit ${applied.slice(0, 12)} (history rewritten?): nothing applied`);
+
+    // The floor reset (docs/server.md): the rewritten head is applied, and its failure is replaced by a success.
+    await server.ctx.db.run('DELETE FROM gitops_state WHERE repo = ?', [join(dir, 'desired.git')]);
+    expect((await fetch(`${server.url}/api/v1/sync`, { method: 'POST', headers: { authorization: `Bearer ${operator}` } })).status).toBe(202);
+    for (const end = Date.now() + 20_000; Date.now() < end && (await status()).applied?.commit !== rewritten; ) await new Promise((r) => setTimeout(r, 50));
+    expect(await status()).toMatchObject({ applied: { commit: rewritten }, last: { outcome: 'applied' } });
+    for (const end = Date.now() + 20_000; Date.now() < end && refusals(rewritten).length < 2; ) await new Promise((r) => setTimeout(r, 50));
+    expect(refusals(rewritten).map((r) => [r.body.state, r.body.description])).toEqual([['failure', statuses[0].body.description], ['success', 'applied (refused before)']]);
   });
 });
 
