@@ -71,6 +71,21 @@ async function syncRenamed(dir: string, path: string): Promise<void> {
   }
 }
 
+/**
+ * Refuses to write over something already at `path` unless `force` (the user's --force): what
+ * `ct keygen --out`, `ct trust-store init`, `ct pack`, `ct fetch` and `ct sign --out` check before
+ * any work, so a typo in an output name does not silently replace a file. Anything at the name
+ * counts, a dangling symbolic link too (the write would replace it).
+ */
+export async function refuseExistingOutput(path: string, force: boolean | undefined): Promise<void> {
+  if (force) return;
+  const there = await lstat(path).then(() => true, (e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return false;
+    throw asIoError(e, path);
+  });
+  if (there) throw new CtError('IO_ERROR', `${path}: already exists (use --force to replace it)`, { path });
+}
+
 /** fsyncs a directory (opened read-only): what makes the names created, renamed or removed in it durable. */
 export async function syncDirectory(dir: string): Promise<void> {
   const fh = await open(dir, 'r');

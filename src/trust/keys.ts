@@ -7,9 +7,9 @@
  * from the Sigstore world can be used later, but trust stores hold Ed25519 keys only (SPEC §5).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { CtError, asIoError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fs.js';
+import { refuseExistingOutput, writeFileAtomic } from '../core/fs.js';
 import { keyIdOf } from './keyid.js';
 
 export type KeyAlgorithm = 'ed25519' | 'ecdsa-p256';
@@ -158,15 +158,6 @@ export interface WrittenKeyPair {
   encrypted: boolean;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Writes `<prefix>.key` (PKCS#8 PEM, mode 0600 from creation: the temporary file is opened with
  * that mode before any byte is written, then renamed) and `<prefix>.pub` (SPKI PEM, 0644).
@@ -175,11 +166,7 @@ async function exists(path: string): Promise<boolean> {
 export async function writeKeyPair(prefix: string, pair: KeyPair, password?: string, overwrite = false): Promise<WrittenKeyPair> {
   const privatePath = `${prefix}.key`;
   const publicPath = `${prefix}.pub`;
-  if (!overwrite) {
-    for (const p of [privatePath, publicPath]) {
-      if (await exists(p)) throw new CtError('IO_ERROR', `${p}: already exists (use --force to replace it)`, { path: p });
-    }
-  }
+  for (const p of [privatePath, publicPath]) await refuseExistingOutput(p, overwrite);
   await writeFileAtomic(privatePath, privateKeyPem(pair.privateKey, password), 0o600);
   await writeFileAtomic(publicPath, publicKeyPem(pair.publicKey), 0o644);
   return { keyId: pair.keyId, privatePath, publicPath, encrypted: Boolean(password) };

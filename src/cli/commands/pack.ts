@@ -3,6 +3,7 @@ import { CtError } from '../../core/errors.js';
 import { action, processIo } from '../io.js';
 import { packCtp, type PackSource } from '../../bundle/pack/pack.js';
 import { removingTempsOnSignal } from '../interrupt.js';
+import { refuseExistingOutput } from '../../core/fs.js';
 
 interface PackCliOptions {
   name?: string;
@@ -16,6 +17,7 @@ interface PackCliOptions {
   imageTar?: string;
   platform?: string;
   json?: boolean;
+  force?: boolean;
 }
 
 function parsePlatform(s: string | undefined): { os: string; architecture: string; variant?: string } | undefined {
@@ -34,7 +36,8 @@ export function register(program: Command): void {
     .command('pack')
     .description('build a .ctp bundle from a directory (one layer), an OCI image layout or a docker save / OCI archive tar')
     .argument('[dir]', 'directory that becomes the image root filesystem (ct.toml in it gives name, version, [runtime])')
-    .requiredOption('-o, --out <file>', 'the .ctp to write')
+    .requiredOption('-o, --out <file>', 'the .ctp to write (refused when it exists, unless --force)')
+    .option('--force', 'replace an existing --out')
     .option('--name <name>', 'bundle name (overrides ct.toml)')
     .option('--version <version>', 'bundle version (overrides ct.toml)')
     .option('--oci-layout <dir>', 'pack the image of an OCI image layout directory')
@@ -49,6 +52,7 @@ export function register(program: Command): void {
       action(async (dir: string | undefined, opts: PackCliOptions) => {
         const sources = [dir, opts.ociLayout, opts.imageTar].filter((s) => s !== undefined);
         if (sources.length !== 1) throw new CtError('USAGE', 'give exactly one source: DIR, --oci-layout DIR or --image-tar FILE', {});
+        await refuseExistingOutput(opts.out!, opts.force);
         const from: PackSource = dir !== undefined ? { dir } : opts.ociLayout !== undefined ? { ociLayout: opts.ociLayout } : { imageTar: opts.imageTar! };
         // Interrupted, the scratch copy of DIR and the partial output go first: left beside an
         // --out inside DIR, the next pack would have packed them.

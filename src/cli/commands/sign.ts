@@ -4,7 +4,8 @@
  */
 import type { Command } from 'commander';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { refuseExistingOutput } from '../../core/fs.js';
 import { action, processIo } from '../io.js';
 import { timeoutOption } from '../../core/timeout-option.js';
 import { CtError, asIoError } from '../../core/errors.js';
@@ -29,6 +30,7 @@ interface SignOptions {
   trustStore?: string;
   timeout?: string;
   json?: boolean;
+  force?: boolean;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -69,6 +71,12 @@ async function resolveLog(value: string, store: TrustStore | undefined, timeoutM
   throw new CtError('NETWORK_ERROR', `--log ${url}: the log did not say its id; give it as ID=URL`, { url });
 }
 
+/** Whether two paths name one existing file (so `--out` naming the input is signing in place). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([a, b].map((p) => stat(p).catch(() => undefined)));
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+}
+
 export function register(program: Command): void {
   program
     .command('sign')
@@ -79,7 +87,8 @@ export function register(program: Command): void {
     .option('--log <url>', 'transparency log URL or ID=URL (repeat for several logs)', collect, [])
     .option('--predicate <file>', 'predicate JSON (repeat; pairs with --predicate-type in order)', collect, [])
     .option('--predicate-type <uri>', 'predicate type URI for the --predicate at the same position', collect, [])
-    .option('-o, --out <file>', 'write the signed bundle here (default: replace the input)')
+    .option('-o, --out <file>', 'write the signed bundle here (default: replace the input); another file already there is refused unless --force')
+    .option('--force', 'replace an existing --out that is not the input')
     .option('--trust-store <file>', 'trust store naming the logs (ids, keys to check the logs\' answers)')
     .option('--timeout <ms>', 'per-log request timeout (default 20000)')
     .option('--json', 'print the result as JSON')
@@ -91,6 +100,8 @@ export function register(program: Command): void {
         if (o.predicate.length !== o.predicateType.length) {
           throw new CtError('USAGE', `${o.predicate.length} --predicate but ${o.predicateType.length} --predicate-type: give them in pairs`, {});
         }
+        // Signing in place is what ct sign does without --out; --out naming the input is that too.
+        if (o.out !== undefined && !(await sameFile(o.out, bundle))) await refuseExistingOutput(o.out, o.force);
         const timeoutMs = o.timeout === undefined ? 20_000 : timeoutOption(o.timeout);
         // A key file, or a key of the keyring by name or id (what `ct keygen` makes), as ct trust-store sign takes.
         const keys: KeyObject[] = [];

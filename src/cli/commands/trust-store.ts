@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { action, processIo } from '../io.js';
 import { CtError, asIoError } from '../../core/errors.js';
 import { loadTrustStore, parseTrustStore, saveTrustStore, trustStoreDigest, findKey, keyValidity, isKeyRevoked } from '../../trust/store.js';
@@ -7,7 +7,7 @@ import { addKey, addLog, bumpVersion, newTrustStore, revoke, setThreshold } from
 import { loadPublicKey, parsePublicKey } from '../../trust/keys.js';
 import { loadPrivateKeyFor } from '../../trust/passphrase.js';
 import { signTrustStore, verifyTrustStoreUpdate } from '../../trust/update.js';
-import { writeFileAtomic } from '../../core/fs.js';
+import { refuseExistingOutput, writeFileAtomic } from '../../core/fs.js';
 import type { TrustStore } from '../../trust/types.js';
 import { keyringDir, resolvePrivateKeyPath } from '../../trust/keyring.js';
 
@@ -54,9 +54,7 @@ export function register(program: Command): void {
     .option('--force', 'replace an existing file')
     .action(
       action(async (opts: { id: string; out: string; force?: boolean }) => {
-        if (!opts.force && (await stat(opts.out).then(() => true, () => false))) {
-          throw new CtError('IO_ERROR', `${opts.out}: already exists (use --force to replace it)`, { path: opts.out });
-        }
+        await refuseExistingOutput(opts.out, opts.force);
         const store = newTrustStore(opts.id);
         await saveTrustStore(opts.out, store);
         processIo.out(trustStoreDigest(store));
