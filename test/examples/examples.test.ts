@@ -123,5 +123,11 @@ describe('examples/ run as packed from a fresh checkout', () => {
     expect(page).toContain('<p>hello over HTTP from a signed .ctp</p>');
     // And the request is in the app's log (httpd -v).
     await until('the request logged', async () => /response:200/.test(await runtime.logs(id)));
+    // A stop (Ctrl-C, ct host stop, a replace) ends it on TERM at once, not by KILL after the whole
+    // 10 s grace: before, httpd was PID 1, where the TERM it does not handle is ignored.
+    const t0 = Date.now();
+    const stopped = await runtime.stop(id, 10_000);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(stopped.exitCode).toBe(0);
   }, 60_000);
 });
