@@ -92,6 +92,15 @@ describe('ct run', () => {
       'command = ["/bin/busybox", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]', '',
     ].join('\n'));
     await sign(p('batch'), 'batch');
+    // A networked app with a port that exits on its own after 1 s (exit 3).
+    mkdirSync(p('brief/bin'), { recursive: true });
+    writeFileSync(p('brief/ct.toml'), [
+      'name = "brief"', 'version = "1.0.0"', '[image]', 'architecture = "amd64"', 'os = "linux"',
+      '[[include]]', 'from = "/bin/busybox"', 'to = "bin/busybox"',
+      '[runtime]', 'user = "65534:65534"', 'read_only_rootfs = true', 'capabilities = []', 'network = "bridge"', 'ports = ["8080/tcp"]',
+      'command = ["/bin/busybox", "sh", "-c", "echo up; /bin/busybox sleep 1; exit 3"]', '',
+    ].join('\n'));
+    await sign(p('brief'), 'brief');
     // An app whose PID 1 ignores SIGTERM, and whose manifest gives it a grace of 1 s.
     mkdirSync(p('stubborn/bin'), { recursive: true });
     writeFileSync(p('stubborn/ct.toml'), [
@@ -245,6 +254,25 @@ describe('ct run', () => {
     expect(took).toBeLessThan(7_000);
     expect(await run.exit).toBe(137);
     expect(runcList(state())).toEqual([]);
+  }, 60_000);
+
+  it('a container with -p that exits on its own: its netns, bridge, veth and rules go with it; ct host stop after it is fine', async () => {
+    const name = `run-web-${pid}-brief`;
+    const port = await freePort();
+    const run = start([p('brief.signed.ctp'), '-p', `127.0.0.1:${port}:8080`, '--name', name]);
+    await until('the app up', () => run.stdout.includes('up'), 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${run.stderr}`);
+    });
+    expect(artifacts().netns).toEqual([name]);
+    expect(await run.exit).toBe(3);
+    expect(runcList(state())).toEqual([]);
+    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+    // Nothing is left to stop: said so, twice alike.
+    for (let i = 0; i < 2; i++) {
+      const stop = await runCt(['host', 'stop', name, '--state-dir', state()], { cwd: dir });
+      expect(stop.stderr).not.toMatch(/TypeError|at .*\.js:\d+/);
+      expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+    }
   }, 60_000);
 
   it('propagates the exit code and keeps stdout and stderr apart', async () => {
