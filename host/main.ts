@@ -86,7 +86,9 @@ async function runLocked(o: HostCommandOptions, io: Io, hup: { reload?: () => vo
   const refresh = new PolicyRefresh(policies, { source: resolve(o.policies), log: (line) => io.err(line) });
   // From here a SIGHUP reads them again (after a read in flight: refresh.reload()).
   hup.reload = () => void refresh.reload();
-  await refresh.reload();
+  // Waited for 5 s at most (a hung directory does not hang the start): past that every assignment
+  // is refused (NO_POLICY) until the load ends.
+  await refresh.firstLoad();
   const facts = await collectFacts();
   // Bridge networking needs root (netavark makes bridges and firewall rules); rootless agents run network = "none".
   const network = process.getuid?.() === 0

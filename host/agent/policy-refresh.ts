@@ -50,7 +50,17 @@ export class PolicyRefresh {
     this.now = o.now ?? (() => performance.now());
   }
 
-  /** Reads the policies at once (the agent's start, SIGHUP); after the load in flight, if any. */
+  /**
+   * The agent's start: the first read, waited for judgeWaitMs at most, as an assignment waits for a
+   * load. A policy directory that hangs (an NFS server gone) used to hang the start for good; past
+   * the wait the agent starts with no set, so every assignment is refused (NO_POLICY, said once)
+   * until the load ends: it never judges without policies.
+   */
+  firstLoad(): Promise<void> {
+    return this.beforeJudge();
+  }
+
+  /** Reads the policies at once (SIGHUP); after the load in flight, if any. */
   reload(): Promise<ReloadOutcome> {
     if (!this.inFlight) return this.start();
     // After the load in flight whatever its end (start() never rejects, but a queued reload must
@@ -111,7 +121,9 @@ export class PolicyRefresh {
     if (key === this.said) return;
     this.said = key;
     if (r.ok) {
+      // The first set is said only when it came late (an agent that started refusing is told it judges now).
       if (!first) this.o.log(`policies from ${this.o.source} reloaded: ${r.digest}`);
+      else if (this.slowSaid) this.o.log(`policies from ${this.o.source} loaded: ${r.digest}`);
       return;
     }
     const inForce = r.digest
