@@ -221,15 +221,22 @@ export async function runBundle(o: RunBundleOptions, io: RunIo): Promise<number>
     early();
     const rt = runtime;
     let stopping = 0;
+    // A signal while the container is being started is acted on once start() returns: a stop of a
+    // container still `created` does nothing, and ct run then followed the app it had been told to stop.
+    let started = false;
+    const act = () => {
+      if (stopping === 1) void rt.stop(id, (runtimeAsk?.stop_grace_period ?? 10) * 1000).catch(() => undefined);
+      else if (stopping > 1) void rt.kill(id, 'KILL').catch(() => undefined);
+    };
     const off = io.onSignal((signal) => {
       stopping++;
-      if (stopping === 1) {
-        io.err(`${signal}: stopping ${id} (grace ${runtimeAsk?.stop_grace_period ?? 10} s; again to kill)`);
-        void rt.stop(id, (runtimeAsk?.stop_grace_period ?? 10) * 1000).catch(() => undefined);
-      } else void rt.kill(id, 'KILL').catch(() => undefined);
+      if (stopping === 1) io.err(`${signal}: stopping ${id} (grace ${runtimeAsk?.stop_grace_period ?? 10} s; again to kill)`);
+      if (started) act();
     });
     try {
       await rt.start(id);
+      started = true;
+      act();
       const published = o.ports.map((p) => `${p.address}:${p.host}->${p.container}/${p.protocol}`).join(', ');
       io.err(`running ${id}${published ? ` (${published})` : ''}; Ctrl-C stops it`);
       await followLogs(rt.logDir(id), (e) => (e.stream === 'stdout' ? io.stdout(`${e.text}\n`) : io.stderr(`${e.text}\n`)), {

@@ -180,6 +180,31 @@ describe('ct run', () => {
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   }, 60_000);
 
+  it('SIGTERM while the container is being started stops it once it runs: ct run ends, nothing left', async () => {
+    const name = `run-web-${pid}-early`;
+    const run = start([p('http.signed.ctp'), '--name', name]);
+    // The supervisor's pipes appear as the start begins; runc has not run the app yet.
+    const pipe = join(state(), 'containers', name, 'logs', 'stdout.pipe');
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(pipe) && Date.now() < deadline && run.child.exitCode === null) await new Promise((r) => setImmediate(r));
+    expect(existsSync(pipe)).toBe(true);
+    run.child.kill('SIGTERM');
+    const t0 = Date.now();
+    // Before, the TERM was taken while the container was only created (stop() had nothing to stop)
+    // and ct run then followed the started app until a second signal.
+    const code = await Promise.race([run.exit, new Promise<string>((r) => setTimeout(() => r('still running'), 15_000))]);
+    // A second TERM kills it (and ct run clears up): nothing is left running for the next tests.
+    if (code === 'still running') {
+      run.child.kill('SIGTERM');
+      await run.exit;
+    }
+    // 0 once the app's trap is set; 137 (KILL after the grace) when the TERM came before it was.
+    expect([[0, 137].includes(code as number), Date.now() - t0 < 15_000]).toEqual([true, true]);
+    expect(run.stderr).toMatch(/SIGTERM: stopping run-web-/);
+    expect(runcList(state())).toEqual([]);
+    expect(artifacts()).toEqual({ netns: [], bridges: [], veths: [], rules: [] });
+  }, 60_000);
+
   it('a ct run killed with SIGKILL leaves its container running; ct host rm removes it with its network and frees the port', async () => {
     const port = await freePort();
     const name = `run-web-${pid}-killed`;
