@@ -30,13 +30,38 @@ export function logTail(file: string, bytes = 2000): string {
   }
 }
 
+/** What a wait or a start throws once the user asked to stop: not an error (runQuickstart stops what runs). */
+export class Interrupted extends Error {}
+
 export class Children {
   private readonly started: { child: Child; proc: ChildProcess }[] = [];
+  private interruptedBy: string | undefined;
+  private onInterrupt: () => void = () => undefined;
+  /** Settles when interrupt() is called: every wait in until() ends then. */
+  private readonly interruption = new Promise<undefined>((resolve) => {
+    this.onInterrupt = () => resolve(undefined);
+  });
 
   /** `onStart` is told of each child as soon as it runs (quickstart records it for a later run: leftovers.ts). */
   constructor(private readonly logDir: string, private readonly onStart?: (child: Child, argv: string[]) => void) {}
 
+  /**
+   * The user asked to stop (Ctrl-C, SIGTERM) while quickstart was still setting up: a wait in hand
+   * ends at once, and nothing more is started. Before, the setup went on to its end (minutes:
+   * the host's connection, the deployment) before stopping, and a second signal or a KILL meanwhile
+   * left the registry, the server and a container running.
+   */
+  interrupt(why: string): void {
+    this.interruptedBy ??= why;
+    this.onInterrupt();
+  }
+
+  private throwIfInterrupted(what: string): void {
+    if (this.interruptedBy) throw new Interrupted(`${this.interruptedBy}: stopped before ${what}`);
+  }
+
   start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
+    this.throwIfInterrupted(`${name} was started`);
     const logFile = join(this.logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
     const logStart = fstatSync(fd).size;
@@ -74,16 +99,18 @@ export class Children {
     // One reaction on the child's exit for the whole wait, not one more per attempt.
     const gone = child.exited.then(() => undefined);
     for (;;) {
+      this.throwIfInterrupted(what);
       if (child.exitCode() !== undefined) {
         throw new CtError('RUNTIME_FAILED', `${child.name} exited (code ${child.exitCode()}) while waiting for ${what}; its log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name, exitCode: child.exitCode() ?? null });
       }
-      const v = await attempt(check, gone, Math.max(1, Math.min(attemptMs, end - Date.now())));
+      const v = await attempt(check, Promise.race([gone, this.interruption]), Math.max(1, Math.min(attemptMs, end - Date.now())));
+      this.throwIfInterrupted(what);
       // A check that passed is an answer from a child that is still running: one that exited
       // meanwhile (its port now anyone's) is reported as exited at the top of the loop.
       if (v !== undefined && child.exitCode() === undefined) return v;
       if (child.exitCode() !== undefined) continue;
       if (Date.now() > end) throw new CtError('RUNTIME_FAILED', `timed out waiting for ${what}; ${child.name}'s log (${child.logFile}):\n${logTail(child.logFile)}`, { child: child.name });
-      await new Promise((r) => setTimeout(r, 200));
+      await Promise.race([new Promise((r) => setTimeout(r, 200)), this.interruption]);
     }
   }
 

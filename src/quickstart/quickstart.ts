@@ -22,7 +22,7 @@ import { signCtp } from '../attest/sign-ctp.js';
 import { pushCtp } from '../oci/push.js';
 import type { LogServer } from '../tlog/server.js';
 import { containerIdFor } from '../protocol/container-id.js';
-import { Children } from './children.js';
+import { Children, Interrupted } from './children.js';
 import { claimDirectory, commitDesired, createState, ensureDesiredRepo, layoutOf, loadSigningKey, readState, registryAnswers, serverAnswers, writePolicyOnce, writeRegistryConfig, writeState, writeTrustStore, type Layout, type QuickstartState } from './setup.js';
 import { startListening } from './ports.js';
 import { ChildRecord, stopLeftovers } from './leftovers.js';
@@ -124,6 +124,8 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
   mkdirSync(l.logs, { recursive: true });
   const record = new ChildRecord(recordFile);
   const children = new Children(l.logs, (child, argv) => record.add(child, argv));
+  // Ctrl-C or SIGTERM during the set-up ends the wait in hand and starts nothing more.
+  void o.stop.then(() => children.interrupt('asked to stop'));
   const logs: LogServer[] = [];
   const ctBin = join(o.repoRoot, 'bin', 'ct.js');
   let failed = false;
@@ -246,8 +248,11 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     await o.stop;
     io.out('stopping: host, server, registry, logs…');
   } catch (e) {
-    failed = true;
-    throw e;
+    if (!(e instanceof Interrupted)) {
+      failed = true;
+      throw e;
+    }
+    io.out(`${e.message}: stopping what was started…`);
   } finally {
     await children.stopAll();
     record.clear();
