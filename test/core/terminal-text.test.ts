@@ -6,6 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -24,6 +26,9 @@ describe('terminal text', () => {
   describe('ct fetch from a registry that answers with escape sequences', () => {
     let server: Server;
     let port: number;
+    // The output must not exist (ct fetch refuses an existing -o, /dev/null included).
+    const dir = mkdtempSync(join(tmpdir(), 'ct-terminal-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
     beforeAll(async () => {
       // The tag resolves; what follows it answers 400 with the hostile body (no retry).
       server = createServer((req, res) => {
@@ -42,7 +47,7 @@ describe('terminal text', () => {
     it('prints the registry\'s words, not its escapes, and fails with the registry\'s code', async () => {
       // Asynchronously: this process is the registry.
       const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-        const child = execFile(process.execPath, [ct, 'fetch', `127.0.0.1:${port}/acme/app:v1`, '--plain-http', '--allow-address', '127.0.0.1', '-o', '/dev/null'], { encoding: 'latin1', timeout: 30_000 }, (_e, _out, stderr) => resolve({ status: child.exitCode, stderr }));
+        const child = execFile(process.execPath, [ct, 'fetch', `127.0.0.1:${port}/acme/app:v1`, '--plain-http', '--allow-address', '127.0.0.1', '-o', join(dir, 'app.ctp')], { encoding: 'latin1', timeout: 30_000 }, (_e, _out, stderr) => resolve({ status: child.exitCode, stderr }));
       });
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/^error\[REGISTRY_ERROR\]: .*HTTP 400: no such tag\\u001b\]52;c;cm0gLXJmIH4=\\u0007/m);
