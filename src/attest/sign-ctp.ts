@@ -39,6 +39,8 @@ export interface SignCtpOptions {
   predicates?: PredicateInput[];
   /** Output path; default: rewrite the input in place (atomically). */
   out?: string;
+  /** false: a file that appeared at `out` meanwhile is refused (IO_ERROR), not replaced (default true). */
+  replace?: boolean;
   timeoutMs?: number;
   retries?: number;
   now?: Date;
@@ -121,7 +123,7 @@ export async function signCtp(input: string, opts: SignCtpOptions): Promise<Sign
   // No `metadata`: nothing signs it, and a signed .ctp should hold no byte that can change unnoticed.
   const bundle = buildVcsBundle(envelopes, entries);
   const out = opts.out ?? input;
-  const written = await rewriteCtp(input, out, { add: { 'attestations/bundle.json': vcsBundleBytes(bundle) } });
+  const written = await rewriteCtp(input, out, { add: { 'attestations/bundle.json': vcsBundleBytes(bundle) }, replace: opts.replace });
   const logSummary = new Map<string, { id: string; url: string; ok: boolean; message?: string }>();
   for (const r of results.flat()) {
     const prev = logSummary.get(r.id);

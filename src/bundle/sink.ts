@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, openSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash as hashFn } from 'node:crypto';
 import { CtError, asIoError } from '../core/errors.js';
-import { tempPathFor } from '../core/fs.js';
+import { placeOutput, tempPathFor } from '../core/fs.js';
 import { BlockGzip } from './gzip.js';
 
 /** stream.pipeline over a computed list of stages (its typings want a literal argument list). */
@@ -36,8 +36,10 @@ export class HashingFileSink {
    * written (a review's victim file). `temps`: a set a signal handler unlinks (src/cli/interrupt.ts);
    * the name is entered before the file exists, so a handler running between JavaScript tasks never
    * misses it. It leaves the set once renamed or removed.
+   * `replace: false`: commit() refuses (IO_ERROR) a file that appeared at the target meanwhile
+   * instead of replacing it (placeOutput).
    */
-  constructor(readonly target: string, private readonly opts: { gzip: boolean; gzipLevel?: number; durable?: boolean; temps?: Set<string> }) {
+  constructor(readonly target: string, private readonly opts: { gzip: boolean; gzipLevel?: number; durable?: boolean; temps?: Set<string>; replace?: boolean }) {
     this.tmp = tempPathFor(target);
     opts.temps?.add(this.tmp);
     let fd: number;
@@ -114,7 +116,7 @@ export class HashingFileSink {
       if (this.gzip) await this.gzip.end();
       this.head.end();
       await this.done;
-      await rename(this.tmp, this.target);
+      await placeOutput(this.tmp, this.target, this.opts.replace !== false);
       this.opts.temps?.delete(this.tmp);
     } catch (e) {
       await this.abort();

@@ -21,6 +21,8 @@ export interface WriteCtpOptions {
   mtime?: number;
   /** A set a signal handler unlinks (src/cli/interrupt.ts): the output's temporary is entered there. */
   temps?: Set<string>;
+  /** false: refuse (IO_ERROR) a file that appeared at `out` while writing, instead of replacing it (default true). */
+  replace?: boolean;
 }
 
 export interface WriteResult {
@@ -47,7 +49,7 @@ export async function writeCtp(out: string, files: Map<string, CtpFileSource> | 
   for (const d of dirs) if (map.has(d)) throw new CtError('TAR_DUPLICATE_ENTRY', `writeCtp: ${d} is both a file and a directory`, { name: d });
   const order = [...[...dirs].map((d) => `${d}/`), ...map.keys()].sort(compareNames);
 
-  const sink = new HashingFileSink(out, { gzip: !!opts.gzip, temps: opts.temps });
+  const sink = new HashingFileSink(out, { gzip: !!opts.gzip, temps: opts.temps, replace: opts.replace });
   try {
     for (const entry of order) {
       if (entry.endsWith('/')) {
@@ -96,6 +98,8 @@ export interface RewriteOptions {
   /** Default: as the input (compression kept, mtime of its manifest.toml). */
   gzip?: boolean;
   mtime?: number;
+  /** As WriteCtpOptions.replace. */
+  replace?: boolean;
 }
 
 /**
@@ -118,5 +122,5 @@ export async function rewriteCtp(input: string, out: string, opts: RewriteOption
     files.set(name, e.data ?? { open: () => archive.openEntry(name), size: e.size, sha256: e.sha256 });
   }
   for (const [name, src] of add) files.set(name, src);
-  return writeCtp(out, files, { gzip: opts.gzip ?? archive.compressed, mtime: opts.mtime ?? archive.mtime });
+  return writeCtp(out, files, { gzip: opts.gzip ?? archive.compressed, mtime: opts.mtime ?? archive.mtime, replace: opts.replace });
 }

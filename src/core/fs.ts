@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { closeSync, constants, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -75,15 +75,47 @@ async function syncRenamed(dir: string, path: string): Promise<void> {
  * Refuses to write over something already at `path` unless `force` (the user's --force): what
  * `ct keygen --out`, `ct trust-store init`, `ct pack`, `ct fetch` and `ct sign --out` check before
  * any work, so a typo in an output name does not silently replace a file. Anything at the name
- * counts, a dangling symbolic link too (the write would replace it).
+ * counts, a dangling symbolic link too (the write would replace it). A directory is refused even
+ * with --force (a file cannot be renamed over it: the work would all be done, then fail).
+ * This check only saves the work: what appears at the name meanwhile is refused by placeOutput.
  */
 export async function refuseExistingOutput(path: string, force: boolean | undefined): Promise<void> {
-  if (force) return;
-  const there = await lstat(path).then(() => true, (e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return false;
+  const there = await lstat(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
     throw asIoError(e, path);
   });
-  if (there) throw new CtError('IO_ERROR', `${path}: already exists (use --force to replace it)`, { path });
+  if (there?.isDirectory()) throw new CtError('IO_ERROR', `${path}: is a directory; give the name of the file to write`, { path });
+  if (there && !force) throw existingOutput(path);
+}
+
+function existingOutput(path: string): CtError {
+  return new CtError('IO_ERROR', `${path}: already exists (use --force to replace it)`, { path });
+}
+
+/**
+ * Puts a finished temporary (beside `path`, see tempPathFor) in place under `path`. `replace`
+ * (--force): a rename, replacing whatever is at the name (a symbolic link there is replaced, not
+ * followed). Otherwise with no-replace semantics: a hard link (which fails if anything, a dangling
+ * link too, has appeared at the name since refuseExistingOutput looked) and then the temporary's
+ * unlink; a file system without hard links is refused rather than risking a replace. IO_ERROR.
+ */
+export async function placeOutput(tmp: string, path: string, replace: boolean): Promise<void> {
+  if (replace) {
+    await rename(tmp, path).catch((e) => Promise.reject(asIoError(e, path)));
+    return;
+  }
+  try {
+    await link(tmp, path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw existingOutput(path);
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+      throw new CtError('IO_ERROR', `${path}: this file system cannot create the file without risking replacing one that appears meanwhile (no hard links: ${code}); use --force to write it by rename`, { path, errno: code }, { cause: e });
+    }
+    throw asIoError(e, path);
+  }
+  // In place already: a temporary left by a failed unlink is a stale one (removeStaleTemps).
+  await unlink(tmp).catch(() => undefined);
 }
 
 /** fsyncs a directory (opened read-only): what makes the names created, renamed or removed in it durable. */

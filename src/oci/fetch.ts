@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { placeOutput } from '../core/fs.js';
 import type { ReadEntry } from 'tar';
 import { CtError, asIoError } from '../core/errors.js';
 import { CTP_LIMITS } from '../bundle/limits.js';
@@ -37,6 +38,8 @@ export interface FetchOptions extends ClientOptions {
    * is removed before this one starts (default 10 minutes, fetch-temps.ts STALE_TEMP_MS).
    */
   staleTempMs?: number;
+  /** false: a file that appeared at the destination while fetching is refused (IO_ERROR), not replaced (default true). */
+  replace?: boolean;
   /** How often the fetch touches its temporaries so that no other fetch takes them for stale (default 1 minute; keep it well under any fetch's staleTempMs). */
   tempHeartbeatMs?: number;
   /**
@@ -156,7 +159,7 @@ export async function fetchCtp(reference: string, outPath: string, opts: FetchOp
       if (named !== imageDigest) {
         throw new CtError('DIGEST_MISMATCH', `the rebuilt .ctp is for image ${named}, not ${imageDigest} (${reference})`, { expected: imageDigest, actual: named });
       }
-      await rename(tmpOut, outPath).catch((e) => Promise.reject(asIoError(e, outPath)));
+      await placeOutput(tmpOut, outPath, opts.replace !== false);
       temps.forget(tmpOut);
     } catch (e) {
       if (tmpOut) await temps.remove(tmpOut);

@@ -4,19 +4,25 @@
  * replaced the file there (a signed bundle overwritten by an unsigned pack).
  */
 import { describe, expect, it, beforeAll, afterAll } from '@jest/globals';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { link, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openCtp } from '../../src/bundle/read.js';
+import { startLogServer, type LogServer } from '../../src/tlog/server.js';
 import { runCt, repoRoot } from '../support/cli.js';
 
 let dir: string;
+let log: LogServer;
 const p = (n: string) => join(dir, n);
 const hello = join(repoRoot, 'examples', 'hello');
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ct-out-exists-'));
+  log = await startLogServer({ db: join(dir, 'log.db'), logId: 'log-a', operator: 'A' });
 });
 afterAll(async () => {
+  await log.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -59,5 +65,59 @@ describe('an existing output file', () => {
       expect(r.stderr).not.toContain('already exists');
       expect(r.code).toBe(12);
     }
+  }, 60000);
+
+  it('ct pack -o: a file put at the output while the pack runs is refused, not replaced (exit 11)', async () => {
+    const out = p('race.ctp');
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'pack', hello, '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    // Once the output's temporary exists, the check at the start is long past.
+    const started = Date.now();
+    while (!(await readdir(dir)).some((n) => n.startsWith('.race.ctp.'))) {
+      if (Date.now() - started > 30000) throw new Error(`the pack's temporary never appeared: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await writeFile(out, 'precious\n');
+    expect(await exit).toBe(11);
+    expect(stderr).toContain(`error[IO_ERROR]: ${out}: already exists (use --force to replace it)`);
+    expect(await readFile(out, 'utf8')).toBe('precious\n');
+    expect((await readdir(dir)).filter((n) => n.startsWith('.race.ctp.'))).toEqual([]);
+  }, 60000);
+
+  it('an output naming a directory is refused up front, with or without --force', async () => {
+    await mkdir(p('a-dir'));
+    for (const force of [[], ['--force']]) {
+      const r = await runCt(['pack', hello, '-o', p('a-dir'), ...force]);
+      expect(r.code).toBe(11);
+      expect(r.stderr).toContain(`error[IO_ERROR]: ${p('a-dir')}: is a directory`);
+      const f = await runCt(['fetch', '127.0.0.1:1/a/b:1', '-o', p('a-dir'), '--plain-http', '--allow-address', '127.0.0.1', ...force]);
+      expect(f.code).toBe(11);
+      expect(f.stderr).toContain('is a directory');
+    }
+    expect(await readdir(p('a-dir'))).toEqual([]);
+  }, 60000);
+
+  it('ct sign --out a symbolic link to the input signs the input in place; the link stays a link', async () => {
+    expect((await runCt(['keygen', '--out', p('k2'), '--no-password'])).code).toBe(0);
+    expect((await runCt(['pack', hello, '-o', p('in.ctp')])).code).toBe(0);
+    await symlink('in.ctp', p('in-link.ctp'));
+    const r = await runCt(['sign', p('in.ctp'), '--key', p('k2.key'), '--log', `log-a=${log.url}`, '--out', p('in-link.ctp')]);
+    expect(r.code).toBe(0);
+    expect((await lstat(p('in-link.ctp'))).isSymbolicLink()).toBe(true);
+    expect((await openCtp(p('in.ctp'))).entries.has('attestations/bundle.json')).toBe(true);
+  }, 60000);
+
+  it('ct sign --out another hard link to the input is refused (USAGE), nothing written', async () => {
+    expect((await runCt(['keygen', '--out', p('k3'), '--no-password'])).code).toBe(0);
+    expect((await runCt(['pack', hello, '-o', p('h.ctp')])).code).toBe(0);
+    await link(p('h.ctp'), p('h-hard.ctp'));
+    const before = await readFile(p('h.ctp'));
+    const r = await runCt(['sign', p('h.ctp'), '--key', p('k3.key'), '--log', `log-a=${log.url}`, '--out', p('h-hard.ctp')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`error[USAGE]: --out ${p('h-hard.ctp')}: another hard link to ${p('h.ctp')}`);
+    expect((await readFile(p('h.ctp'))).equals(before)).toBe(true);
+    expect((await lstat(p('h-hard.ctp'))).nlink).toBe(2);
   }, 60000);
 });

@@ -44,6 +44,8 @@ export interface PackOptions {
   /** Sets a signal handler empties (src/cli/interrupt.ts): the temporaries and the scratch directory. */
   temps?: Set<string>;
   scratchDirs?: Set<string>;
+  /** false: a file that appeared at `out` while packing is refused (IO_ERROR), not replaced (default true). */
+  replace?: boolean;
 }
 
 export interface PackResult {
@@ -216,7 +218,7 @@ async function packFrom(opts: PackOptions, pinned: { root: PinnedDir; real: stri
     files.set(blob(sha256Digest(image.configBytes)), image.configBytes);
     for (const l of image.layers) files.set(blob(l.digest), l.source);
     for (const [n, data] of security) files.set(n, data);
-    const r = await writeCtp(out, files, { gzip: opts.gzip, mtime, temps: opts.temps });
+    const r = await writeCtp(out, files, { gzip: opts.gzip, mtime, temps: opts.temps, replace: opts.replace });
     return { out, bundleDigest: r.digest, size: r.size, imageDigest, manifest };
   } finally {
     await rm(tmp, { recursive: true, force: true });

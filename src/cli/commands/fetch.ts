@@ -28,7 +28,7 @@ export function register(program: Command): void {
         const { fetchCtp } = await import('../../oci/fetch.js');
         // Killed mid-download, the temporary beside --out (it may be hundreds of MiB) goes first.
         const r = await removingTempsOnSignal((temporaries) =>
-          fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest, concurrency: o.concurrency ? Math.max(1, Number(o.concurrency) || 4) : undefined, temporaries }),
+          fetchCtp(reference, o.out, { ...opts, bundleDigest: o.bundleDigest, concurrency: o.concurrency ? Math.max(1, Number(o.concurrency) || 4) : undefined, temporaries, replace: !!o.force }),
         );
         if (o.json) processIo.out(JSON.stringify(r));
         else {

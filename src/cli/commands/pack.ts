@@ -68,6 +68,7 @@ export function register(program: Command): void {
           platform: parsePlatform(opts.platform),
           temps,
           scratchDirs,
+          replace: !!opts.force,
         }));
         if (opts.json) processIo.out(JSON.stringify({ out: r.out, bundleDigest: r.bundleDigest, imageDigest: r.imageDigest, size: r.size }));
         else {

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, realpath, stat } from 'node:fs/promises';
 import { refuseExistingOutput } from '../../core/fs.js';
 import { action, processIo } from '../io.js';
 import { timeoutOption } from '../../core/timeout-option.js';
@@ -71,10 +71,26 @@ async function resolveLog(value: string, store: TrustStore | undefined, timeoutM
   throw new CtError('NETWORK_ERROR', `--log ${url}: the log did not say its id; give it as ID=URL`, { url });
 }
 
-/** Whether two paths name one existing file (so `--out` naming the input is signing in place). */
-async function sameFile(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([a, b].map((p) => stat(p).catch(() => undefined)));
-  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+/**
+ * Where the signed bundle goes. Signing in place (no --out, or an --out that resolves to the input:
+ * `./x.ctp`, a symbolic link to it) writes over the input file itself, its real path: through a
+ * link, the link's target is signed and the link left as it is. An --out that is another hard link
+ * to the input is refused (USAGE): the new file replaces one name and the other keeps the unsigned
+ * bytes, whichever of the two was meant. Any other --out: refuseExistingOutput, and `replace` only
+ * with --force.
+ */
+async function signTarget(input: string, out: string | undefined, force: boolean | undefined): Promise<{ out: string; replace: boolean }> {
+  const real = () => realpath(input).catch((e) => Promise.reject(asIoError(e, input)));
+  // The input's own name unless it is a link (the rename replaces a name, never follows it).
+  const inPlace = async () => ((await lstat(input).catch((e) => Promise.reject(asIoError(e, input)))).isSymbolicLink() ? real() : input);
+  if (out === undefined) return { out: await inPlace(), replace: true };
+  const [a, b] = await Promise.all([input, out].map((p) => stat(p).catch(() => undefined)));
+  if (a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino) {
+    if ((await realpath(out).catch(() => undefined)) === (await real())) return { out: await inPlace(), replace: true };
+    throw new CtError('USAGE', `--out ${out}: another hard link to ${input}; sign in place (no --out) or give a new file name`, { path: out });
+  }
+  await refuseExistingOutput(out, force);
+  return { out, replace: !!force };
 }
 
 export function register(program: Command): void {
@@ -100,8 +116,7 @@ export function register(program: Command): void {
         if (o.predicate.length !== o.predicateType.length) {
           throw new CtError('USAGE', `${o.predicate.length} --predicate but ${o.predicateType.length} --predicate-type: give them in pairs`, {});
         }
-        // Signing in place is what ct sign does without --out; --out naming the input is that too.
-        if (o.out !== undefined && !(await sameFile(o.out, bundle))) await refuseExistingOutput(o.out, o.force);
+        const target = await signTarget(bundle, o.out, o.force);
         const timeoutMs = o.timeout === undefined ? 20_000 : timeoutOption(o.timeout);
         // A key file, or a key of the keyring by name or id (what `ct keygen` makes), as ct trust-store sign takes.
         const keys: KeyObject[] = [];
@@ -134,7 +149,7 @@ export function register(program: Command): void {
         }
         const store = o.trustStore ? await loadTrustStore(o.trustStore) : undefined;
         const logs = await Promise.all(o.log.map((l) => resolveLog(l, store, timeoutMs)));
-        const r = await signCtp(bundle, { key: keys[0], alsoKeys: keys.slice(1), logs, ...(predicates.length ? { predicates } : {}), ...(o.out ? { out: o.out } : {}), timeoutMs });
+        const r = await signCtp(bundle, { key: keys[0], alsoKeys: keys.slice(1), logs, ...(predicates.length ? { predicates } : {}), out: target.out, replace: target.replace, timeoutMs });
         if (o.json) processIo.out(JSON.stringify(r, null, 2));
         else {
           processIo.out(r.bundleDigest);
