@@ -5,6 +5,7 @@ import { trustMaterial } from '../src/verify/trust-material.js';
 import { loadTrustedRootFile } from '../src/verify/sigstore/trusted-root.js';
 import { PolicyStore } from '../src/policy/store.js';
 import { PolicyRefresh } from './agent/policy-refresh.js';
+import { ChildPolicyReader } from './agent/policy-reader.js';
 import type { TrustMaterial } from '../src/verify/report.js';
 import { collectFacts } from './facts.js';
 import type { HostFacts } from '../src/protocol/messages.js';
@@ -81,7 +82,17 @@ export async function runHostAgent(o: HostCommandOptions, io: Io): Promise<numbe
 async function runLocked(o: HostCommandOptions, io: Io, hup: { reload?: () => void }): Promise<number> {
   const store = parseTrustStore(readFileSync(o.trustStore, 'utf8'), o.trustStore);
   const trust: TrustMaterial = trustMaterial(store, o.trustedRoot ? await loadTrustedRootFile(o.trustedRoot) : undefined);
-  const policies = new PolicyStore([resolve(o.policies)]);
+  // Read in a child: a read that hangs (a FIFO, a gone NFS server) is killed when the agent ends,
+  // on an error or after its stop, instead of keeping the process up (policy-reader.ts).
+  const reader = new ChildPolicyReader();
+  try {
+    return await runWithPolicies(o, io, hup, trust, new PolicyStore([resolve(o.policies)], reader.read));
+  } finally {
+    reader.close();
+  }
+}
+
+async function runWithPolicies(o: HostCommandOptions, io: Io, hup: { reload?: () => void }, trust: TrustMaterial, policies: PolicyStore): Promise<number> {
   // Read again on SIGHUP and before each assignment is judged: an edited policy needs no restart.
   const refresh = new PolicyRefresh(policies, { source: resolve(o.policies), log: (line) => io.err(line) });
   // From here a SIGHUP reads them again (after a read in flight: refresh.reload()).

@@ -134,9 +134,12 @@ export async function readPolicySources(paths: readonly string[]): Promise<Sourc
   );
 }
 
+/** How the policy files' texts are read (readPolicySources; the host agent's reads in a child it can kill). */
+export type PolicyReader = (paths: readonly string[]) => Promise<SourceText[]>;
+
 /** Loads and compiles a repository; throws POLICY_INVALID listing every issue when anything is wrong. */
-export async function loadPolicies(paths: readonly string[], cache?: CompileCache): Promise<{ set: PolicySet; issues: PolicyIssue[] }> {
-  const result = compileTexts(await readPolicySources(paths), cache);
+export async function loadPolicies(paths: readonly string[], cache?: CompileCache, read: PolicyReader = readPolicySources): Promise<{ set: PolicySet; issues: PolicyIssue[] }> {
+  const result = compileTexts(await read(paths), cache);
   if (!result.set) throw policyInvalid(result.issues);
   return { set: result.set, issues: result.issues };
 }

@@ -4,7 +4,7 @@
  * leaves the previous good set in force, never half of each.
  */
 import type { PolicyIssue } from './issues.js';
-import { loadPolicies, type CompileCache } from './load.js';
+import { loadPolicies, type CompileCache, type PolicyReader } from './load.js';
 import type { PolicySet } from './policy-set.js';
 
 export interface ReloadOutcome {
@@ -22,7 +22,7 @@ export class PolicyStore {
   private readonly cache: CompileCache = new Map();
 
   /** Where the policies are read from (files, or directories searched recursively). */
-  constructor(readonly paths: readonly string[]) {}
+  constructor(readonly paths: readonly string[], private readonly read?: PolicyReader) {}
 
   /** The set in force, or undefined before the first successful load (callers deny: NO_POLICY). */
   get current(): PolicySet | undefined {
@@ -39,7 +39,7 @@ export class PolicyStore {
 
   private async load(): Promise<ReloadOutcome> {
     try {
-      const { set, issues } = await loadPolicies(this.paths, this.cache);
+      const { set, issues } = await loadPolicies(this.paths, this.cache, this.read);
       this.currentSet = set;
       return { ok: true, digest: set.digest, issues };
     } catch (e) {

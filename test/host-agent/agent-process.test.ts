@@ -11,9 +11,9 @@
  * reach the server within seconds; enrolment failures and SIGTERM end `ct host run` with stable codes.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
@@ -64,9 +64,9 @@ describe('ct host run against a deploy server', () => {
     return t.body.token;
   };
 
-  const spawnAgent = (enrollToken?: string, name = HOST, dir = stateDir): AgentProc => {
+  const spawnAgent = (enrollToken?: string, name = HOST, dir = stateDir, policies = fx.hostPoliciesDir): AgentProc => {
     const args = [join(repoRoot, 'bin', 'ct.js'), 'host', 'run', '--server', server.url, '--name', name, '--trust-store', fx.trustStorePath,
-      '--state-dir', dir, '--policies', fx.hostPoliciesDir, ...(enrollToken ? ['--enroll-token', enrollToken] : [])];
+      '--state-dir', dir, '--policies', policies, ...(enrollToken ? ['--enroll-token', enrollToken] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const p: AgentProc = { child, stdout: '', stderr: '', exit: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))) };
     child.stdout!.on('data', (d: Buffer) => (p.stdout += d.toString()));
@@ -318,6 +318,35 @@ describe('ct host run against a deploy server', () => {
     // Said once: the agent's own log line names only the code (it was printed twice before).
     expect(gone.stderr.split('ct host token').length - 1).toBe(1);
   }, 60_000);
+
+  it('SIGTERM ends ct host run with exit 0 even while a policy read hangs (a FIFO nobody writes)', async () => {
+    const dir = join(fx.dir, 'host-fifo');
+    const fifo = join(fx.dir, 'fifo-policies.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const a = spawnAgent(await mintToken('fifo'), 'fifo-1', dir, fifo);
+    extraHosts.push({ agent: a, stateDir: dir });
+    await until('fifo-1 connected', async () => Boolean((await hostNamed('fifo-1'))?.connected), 30_000);
+    // The file system answers at last (written only while the agent reads it: a write with no
+    // reader would block this test): the agent says so.
+    await until('the agent reading the FIFO', () => {
+      try {
+        const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+        writeSync(fd, readFileSync(join(fx.hostPoliciesDir, readdirSync(fx.hostPoliciesDir).find((n) => /policy\.ya?ml$/.test(n))!)));
+        closeSync(fd);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+    await until('the late policies loaded', () => /policies from .*fifo-policies\.yaml loaded: sha256:[0-9a-f]{64}/.test(a.stderr), 20_000);
+    // Read again (SIGHUP): that read hangs on the FIFO. Before, the agent finished its stop and
+    // stayed up until the FIFO was written.
+    a.child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 500));
+    a.child.kill('SIGTERM');
+    const exit = await Promise.race([a.exit, new Promise((r) => setTimeout(r, 15_000).unref())]);
+    expect(exit).toEqual({ code: 0, signal: null });
+  }, 90_000);
 
   it('SIGTERM ends ct host run with exit 0 and leaves its containers running', async () => {
     const keepBefore = runcState(stateDir, KEEP)!;

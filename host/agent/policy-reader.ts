@@ -1,0 +1,71 @@
+/**
+ * The host agent's policy reads, in a child process. A read that hangs (a FIFO named by
+ * --policies, an NFS server gone) blocks a libuv pool thread for as long as it lasts, and Node
+ * neither cancels that nor exits while it does (process.exit waits for the pool's threads): the
+ * agent printed its error, or finished its SIGTERM stop, and stayed up until the file was written.
+ * In a child, close() kills the read and drops its pipes: nothing of it keeps the agent alive.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { boundText, CtError } from '../../src/core/errors.js';
+import { CODES, type ErrorCode } from '../../src/core/codes.js';
+import type { SourceText } from '../../src/policy/load.js';
+
+/** More than any policy repository's texts as JSON (a larger answer is refused, IO_ERROR). */
+export const MAX_POLICY_READ_BYTES = 64 << 20;
+
+const CHILD = fileURLToPath(new URL('./policy-reader-child.js', import.meta.url));
+
+export class ChildPolicyReader {
+  private readonly children = new Set<ChildProcess>();
+  private closed = false;
+
+  /** Reads the texts of the policy files at `paths` (readPolicySources' answer and errors). */
+  readonly read = (paths: readonly string[]): Promise<SourceText[]> => {
+    if (this.closed) return Promise.reject(new CtError('IO_ERROR', 'the policies are no longer read: the agent is stopping', {}));
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [CHILD, ...paths], { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.children.add(child);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let stderr = '';
+      let failed: Error | undefined;
+      child.stdout!.on('data', (b: Buffer) => {
+        size += b.length;
+        if (size > MAX_POLICY_READ_BYTES) {
+          failed ??= new CtError('IO_ERROR', `${paths.join(', ')}: the policy files hold more than ${MAX_POLICY_READ_BYTES} bytes`, {});
+          child.kill('SIGKILL');
+        } else chunks.push(b);
+      });
+      child.stderr!.on('data', (b: Buffer) => {
+        if (stderr.length < 4096) stderr += b.toString();
+      });
+      child.once('error', (e) => (failed ??= e));
+      child.once('close', (code, signal) => {
+        this.children.delete(child);
+        if (failed) return reject(failed);
+        if (this.closed) return reject(new CtError('IO_ERROR', 'the policy read was stopped: the agent is stopping', {}));
+        let answer: { texts?: SourceText[]; error?: { code: string; message: string; details?: Record<string, unknown> } };
+        try {
+          answer = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          return reject(new CtError('IO_ERROR', `the policy reader ended (${signal ?? `exit ${code}`}) without an answer: ${boundText(stderr.trim()) || 'no message'}`, {}));
+        }
+        const e = answer.error;
+        if (e) return reject(new CtError(Object.hasOwn(CODES, e.code) ? (e.code as ErrorCode) : 'IO_ERROR', e.message, e.details ?? {}));
+        resolve(answer.texts ?? []);
+      });
+    });
+  };
+
+  /** Kills the reads in progress (their loads fail) and refuses new ones; the process is not kept up by them. */
+  close(): void {
+    this.closed = true;
+    for (const child of this.children) {
+      child.kill('SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      child.unref();
+    }
+  }
+}
