@@ -56,6 +56,15 @@ export class Children {
     this.onInterrupt();
   }
 
+  /**
+   * Before a step of the set-up that starts no child (pack, sign, push, commit, sync): throws
+   * Interrupted once the user asked to stop, so that the step is not taken. Before, only starts
+   * and waits looked: a SIGTERM as packing began still signed, pushed, committed and synced.
+   */
+  before(step: string): void {
+    this.throwIfInterrupted(step);
+  }
+
   private throwIfInterrupted(what: string): void {
     if (this.interruptedBy) throw new Interrupted(`${this.interruptedBy}: stopped before ${what}`);
   }

@@ -199,26 +199,32 @@ export async function runQuickstart(o: QuickstartOptions, io: Io): Promise<numbe
     mkdirSync(l.bundles, { recursive: true });
     const unsigned = join(l.bundles, 'hello.ctp');
     const signed = join(l.bundles, 'hello.signed.ctp');
+    children.before('packing examples/hello');
     const packed = await packCtp({ from: { dir: join(o.repoRoot, 'examples', 'hello') }, out: unsigned });
     const digestFile = join(l.bundles, 'hello.signed-from');
     if (!existsSync(signed) || !existsSync(digestFile) || readFileSync(digestFile, 'utf8') !== packed.bundleDigest) {
+      children.before('signing examples/hello');
       await signCtp(unsigned, { key: signer, logs: logs.map((g) => ({ id: g.logId, url: g.url })), out: signed });
       writeFileSync(digestFile, packed.bundleDigest);
       io.out(`packed and signed examples/hello into both logs: ${signed}`);
     }
     const bundleDigest = (await openCtp(signed)).bundleDigest;
+    children.before('pushing examples/hello');
     const pushed = await pushCtp(signed, `${registryHost}/quickstart/hello:1.0.0`, { allowedAddresses: ['127.0.0.1'], plainHttp: true });
     const reference = `${registryHost}/quickstart/hello@${pushed.imageDigest}`;
 
     // Deployed through a commit; on a later run with nothing new to commit, the same bundle is
     // deployed again through the API if the host is not running it (Ctrl-C stopped it).
+    children.before('committing the desired state');
     const sha = commitDesired(l, APP, reference, bundleDigest);
     let wait: (d: Deployment) => boolean;
     if (sha) {
       io.out(`committed ${sha.slice(0, 12)} to ${l.desiredBare} (desired/deploy/production.yaml)`);
+      children.before('asking the server to sync');
       await call('/api/v1/sync', { method: 'POST' });
       wait = (d) => d.commit === sha && d.app === APP;
     } else {
+      children.before('deploying');
       const r = await call<{ id: string }>('/api/v1/deployments', { method: 'POST', body: { environment: ENVIRONMENT, app: APP, bundle: reference, bundleDigest, hosts: { env: ENVIRONMENT } } });
       if (r.status >= 300) throw new CtError('RUNTIME_FAILED', `the server refused the deploy (HTTP ${r.status}: ${JSON.stringify(r.body).slice(0, 300)})`, {});
       io.out('desired state unchanged: deploying the same bundle again');

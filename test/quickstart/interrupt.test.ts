@@ -60,4 +60,40 @@ describe('ct quickstart interrupted during its set-up', () => {
     expect(out).toContain('stopped. Everything is kept in');
     expect(alive(pid)).toBe(false);
   }, 120_000);
+
+  it('SIGTERM once the host connected (as packing begins): nothing is signed, pushed or committed', async () => {
+    const dir = join(base, 'qs-pack');
+    // The real registry this time: the set-up must get as far as the host.
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ct.js'), 'quickstart', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      // The host's enrolment is recorded as it connected, just before examples/hello is packed.
+      const enrolled = () => {
+        try {
+          return (JSON.parse(readFileSync(join(dir, 'quickstart.json'), 'utf8')) as { hostEnrolled?: boolean }).hostEnrolled === true;
+        } catch {
+          return false;
+        }
+      };
+      const end = Date.now() + 90_000;
+      while (!enrolled() && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+      expect([enrolled(), child.exitCode]).toEqual([true, null]);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    }
+    // Before, pack went on to sign into both logs, push, commit and sync, and only the wait for
+    // the deployment saw the signal.
+    expect(out).toMatch(/asked to stop: stopped before (packing|signing) examples\/hello: stopping what was started…/);
+    expect(out).not.toContain('packed and signed');
+    expect(out).not.toContain('committed');
+    expect(existsSync(join(dir, 'bundles', 'hello.signed.ctp'))).toBe(false);
+  }, 150_000);
 });
