@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushCtp } from '../../src/oci/push.js';
@@ -40,6 +41,23 @@ describe('push → fetch through a real docker-registry', () => {
     const out2 = join(dir, `out2-${gzip}.ctp`);
     await fetchCtp(`${reg.host}/team/app@${fx.imageDigest}`, out2, local);
     expect(Buffer.compare(await readFile(out2), await readFile(ctp))).toBe(0);
+  });
+
+  it('replace: false (ct fetch without --force): a file that appears at the output during the fetch is kept, not replaced', async () => {
+    const ctp = join(dir, 'race-in.ctp');
+    await makeCtp(ctp, { name: 'race' });
+    await pushCtp(ctp, `${reg.host}/team/race:1`, local);
+    const out = join(dir, 'race-out.ctp');
+    // The fetch enters each temporary here before creating it: the output's name is taken then.
+    const temporaries = new Set<string>();
+    const add = temporaries.add.bind(temporaries);
+    temporaries.add = (t: string) => {
+      if (!existsSync(out)) writeFileSync(out, 'precious');
+      return add(t);
+    };
+    await expect(fetchCtp(`${reg.host}/team/race:1`, out, { ...local, temporaries, replace: false })).rejects.toMatchObject({ code: 'IO_ERROR', message: `${out}: already exists (use --force to replace it)` });
+    expect(await readFile(out, 'utf8')).toBe('precious');
+    expect((await readdir(dir)).filter((n) => n.startsWith('.race-out.ctp.'))).toEqual([]);
   });
 
   it('stores a gzip .ctp not written by ct whole, and still rebuilds it exactly', async () => {
