@@ -107,6 +107,12 @@ describe('an existing output file', () => {
     expect(r.code).toBe(0);
     expect((await lstat(p('in-link.ctp'))).isSymbolicLink()).toBe(true);
     expect((await openCtp(p('in.ctp'))).entries.has('attestations/bundle.json')).toBe(true);
+    // The input named by a link, no --out: the same (the link was replaced by a signed copy before).
+    expect((await runCt(['pack', hello, '-o', p('in2.ctp')])).code).toBe(0);
+    await symlink('in2.ctp', p('in2-link.ctp'));
+    expect((await runCt(['sign', p('in2-link.ctp'), '--key', p('k2.key'), '--log', `log-a=${log.url}`])).code).toBe(0);
+    expect((await lstat(p('in2-link.ctp'))).isSymbolicLink()).toBe(true);
+    expect((await openCtp(p('in2.ctp'))).entries.has('attestations/bundle.json')).toBe(true);
   }, 60000);
 
   it('ct sign --out another hard link to the input is refused (USAGE), nothing written', async () => {
