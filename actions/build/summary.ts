@@ -4,7 +4,7 @@
  * of the result, so the wording is tested without a runner.
  */
 import type { BuildResult } from './result.js';
-import { cellCode, tableCell } from '../../src/core/markdown.js';
+import { cellCode, codeSpan, tableCell } from '../../src/core/markdown.js';
 
 const cell = tableCell;
 const code = cellCode;
@@ -14,7 +14,7 @@ export function buildSummary(r: BuildResult): string {
   const lines: string[] = [];
   const title = r.name ? `${r.name} ${r.version ?? ''}`.trim() : 'bundle';
   lines.push(`## Cerro Torre build: ${r.ok ? '✅' : '❌'} ${cell(title)}`, '');
-  if (r.error) lines.push(`**Failed** (${code(r.error.code)}): ${cell(r.error.message)}`, '');
+  if (r.error) lines.push(`**Failed** (${code(r.error.code)}): ${codeSpan(r.error.message)}`, '');
   const facts: [string, string][] = [];
   if (r.bundlePath) facts.push(['Bundle', code(r.bundlePath)]);
   if (r.bundleDigest) facts.push(['Bundle digest', code(r.bundleDigest)]);
@@ -24,9 +24,9 @@ export function buildSummary(r: BuildResult): string {
   if (r.identity?.keyId) facts.push(['Key', code(r.identity.keyId)]);
   if (r.verification) {
     const v = r.verification;
-    facts.push(['Verification', `${v.decision}${v.code ? ` ${code(v.code)}` : ''}${v.message ? `: ${cell(v.message)}` : ''}${v.logEntriesVerified !== undefined ? ` (${v.logEntriesVerified} log entries verified)` : ''}`]);
+    facts.push(['Verification', `${v.decision}${v.code ? ` ${code(v.code)}` : ''}${v.message ? `: ${code(v.message)}` : ''}${v.logEntriesVerified !== undefined ? ` (${v.logEntriesVerified} log entries verified)` : ''}`]);
   }
-  if (r.policy) facts.push(['Policy', `${r.policy.allow ? 'allowed' : 'denied'}${r.policy.policies.length ? ` by ${r.policy.policies.map(code).join(', ')}` : ''}${r.policy.message ? `: ${cell(r.policy.message)}` : ''}`]);
+  if (r.policy) facts.push(['Policy', `${r.policy.allow ? 'allowed' : 'denied'}${r.policy.policies.length ? ` by ${r.policy.policies.map(code).join(', ')}` : ''}${r.policy.message ? `: ${code(r.policy.message)}` : ''}`]);
   if (r.pushed) facts.push(['Pushed', code(r.pushed.reference)]);
   lines.push('| | |', '|---|---|', ...facts.map(([k, v]) => `| ${k} | ${v} |`), '');
   if (r.attestations.length) {
@@ -37,7 +37,7 @@ export function buildSummary(r: BuildResult): string {
     }
     lines.push('');
   }
-  if (r.warnings.length) lines.push('### Warnings', '', ...r.warnings.map((w) => `- ${cell(w)}`), '');
+  if (r.warnings.length) lines.push('### Warnings', '', ...r.warnings.map((w) => `- ${codeSpan(w)}`), '');
   return `${lines.join('\n')}\n`;
 }
 

@@ -112,7 +112,7 @@ export async function run(i: DeployInputs, io: ActionIo, reporter: StatusReporte
   }
   if (r.id) io.setOutput('deployment-id', r.id);
   if (r.status) io.setOutput('status', r.status);
-  await io.summary(`## Cerro Torre deploy: ${r.ok ? '✅' : '❌'} \`${i.app}\` → \`${i.environment}\`\n\n| | |\n|---|---|\n| Bundle | \`${i.bundle}\` |\n| Deployment | \`${r.id ?? '—'}\` |\n| Status | ${r.status ?? '—'}${tableCell(scrub(got(r), secrets))} |\n${r.error ? `| Error | ${cellCode(r.error.code)} ${cellCode(r.error.message)} |\n` : ''}`).catch((e) => io.warning(`job summary not written: ${(e as Error).message}`));
+  await io.summary(`## Cerro Torre deploy: ${r.ok ? '✅' : '❌'} \`${i.app}\` → \`${i.environment}\`\n\n| | |\n|---|---|\n| Bundle | \`${i.bundle}\` |\n| Deployment | \`${r.id ?? '—'}\` |\n| Status | ${tableCell(r.status ?? '—')}${r.message ? `: ${cellCode(scrub(r.message, secrets))}` : ''} |\n${r.error ? `| Error | ${cellCode(r.error.code)} ${cellCode(r.error.message)} |\n` : ''}`).catch((e) => io.warning(`job summary not written: ${(e as Error).message}`));
   if (!r.ok) io.setFailed(`${r.error!.code}: ${r.error!.message}`);
   return r;
 }

@@ -147,7 +147,12 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       await n.refused({
         repository: target.repository, sha: r.commit, description: `refused (${r.code ?? r.reason}): ${why}`,
         ...(ctx.config.publicUrl ? { targetUrl: `${ctx.config.publicUrl}/api/v1/sync` } : {}),
-      }).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message, commit: r.commit }, 'status report failed'));
+      }).catch(async (e: unknown) => {
+        ctx.log.warn({ err: (e as Error).message, commit: r.commit }, 'status report failed');
+        // Not posted: the claim goes, so the next poll (this replica's or another's) tries again;
+        // kept, the commit would never get its status.
+        await ctx.db.run('DELETE FROM gitops_reported WHERE repo = ? AND commit_sha = ? AND reason = ?', [ds.repo, r.commit, r.reason]).catch(() => undefined);
+      });
     };
     // A commit whose refusal was posted and that is applied after all (the floor reset, the allowed
     // signers changed): a success status replaces the failure, posted by whoever deletes the claim.

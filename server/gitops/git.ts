@@ -48,10 +48,11 @@ export function commitParents(commit: Buffer): string[] {
  * place; this is the one mask for wherever a remote is shown (messages, logs, the API, the banner).
  */
 export function withoutCredentials(text: string): string {
-  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi, (url) =>
-    url
-      .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
-      .replace(/([?&;][^=&;#]*=)[^&;#]*/g, '$1***'));
+  // The user and password first, over any character but a space, '/' and '@' (a password may hold
+  // quotes or '<'), before the URL is cut at quotes for its query.
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1***@')
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi, (url) => url.replace(/([?&;][^=&;#]*=)[^&;#]*/g, '$1***'));
 }
 
 export class GitMirror {

@@ -1,12 +1,13 @@
 /**
  * Text from bundles, policies, servers and commits put into Markdown that GitHub and GitLab render
- * (pull-request bodies and comments, job summaries): one place for the two rules, which four
- * hand-written copies each got partly wrong.
+ * (pull-request bodies and comments, job summaries): one place for the two rules (four
+ * hand-written copies left bundle text raw in cells, or in code spans a backtick or pipe ended).
  *
- * - A table row is split at every `|` not escaped, inside code spans too (GFM), and `\\` is an
- *   escaped backslash there: a pipe after an even run of backslashes (none included) still ends
- *   the cell and puts what follows into the table as Markdown (mentions, links, images). Such a
- *   pipe gets one backslash more.
+ * - A table row is split at every `|` not escaped, inside code spans too (GFM): a pipe in the
+ *   text ended the cell (or the code span in it) and put what followed into the table as
+ *   Markdown (mentions, links, images). Every pipe gets a backslash: cmark-gfm (GitHub's, and
+ *   GitLab's through comrak) reads `\|` as a pipe in the cell whatever comes before it, and shows
+ *   the text as it was (test/core/markdown.test.ts renders with cmark-gfm itself).
  * - A code span ends at the next backtick: backticks become `'`; a line break would end the row
  *   or the list item: line breaks become spaces.
  *
@@ -29,5 +30,5 @@ export function cellCode(v: unknown): string {
 }
 
 function escapePipes(s: string): string {
-  return s.replace(/(\\*)\|/g, (m, bs: string) => (bs.length % 2 === 0 ? `${bs}\\|` : m));
+  return s.replace(/\|/g, '\\|');
 }

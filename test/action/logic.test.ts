@@ -124,7 +124,7 @@ describe('summary and status wording', () => {
   };
   it('the summary names what was signed, by whom, where it was logged and how it verified', () => {
     const md = buildSummary(result);
-    for (const s of [result.imageDigest!, result.identity!.subject!, '#7', 'log-a #4', 'log-b failed', 'ALLOW', 'a \\| pipe']) expect(md).toContain(s);
+    for (const s of [result.imageDigest!, result.identity!.subject!, '#7', 'log-a #4', 'log-b failed', 'ALLOW', '- `a | pipe`']) expect(md).toContain(s);
   });
   it('the status line fits GitHub after statusDescription(), and failures lead with their code', () => {
     expect(statusDescription(buildStatusLine({ ...result, name: 'x'.repeat(300) })).length).toBeLessThanOrEqual(140);
