@@ -12,7 +12,7 @@ import { limitMessage, pageLimit } from './page.js';
 import { NAME } from '../../src/core/name.js';
 import { DEPLOY_STATUSES } from '../../src/protocol/deploy-status.js';
 import { FINAL } from '../deploy/status.js';
-import { hostDrift, isUndeclared, withRollbackOrigins } from './drift.js';
+import { hostDrift, isUndeclared } from './drift.js';
 
 type Row = Record<string, string | number | null>;
 /** Not final: on its way (error is retried). One list of statuses (src/protocol/deploy-status.ts). */
@@ -85,11 +85,11 @@ export function dashboardRoutes(ctx: ServerContext): Router {
     const latest = await ctx.db.query<Row>(
       `${cellList} SELECT d.id, d.environment, d.app, d.status, d.reason, d.commit_sha, d.created_at, d.updated_at FROM c JOIN deployments d ON d.id = ${newest('')} WHERE c.environment IS NOT NULL`, page,
     );
-    const declared = await ctx.declared?.();
-    const live = await withRollbackOrigins(ctx.db, await ctx.db.query<Row>(
+    const live = await ctx.db.query<Row>(
       `${cellList} SELECT d.id, d.environment, d.app, d.image_digest, d.hosts, d.created_at, d.suspended, d.commit_sha FROM c JOIN deployments d ON d.id = ${newest(` AND x.status = 'succeeded'`)} WHERE c.environment IS NOT NULL`, page,
-    ), declared);
+    );
     const hosts = await hostCache.read(ctx.db);
+    const declared = await ctx.declared?.();
     const liveBy = new Map(live.map((l) => [`${l.environment}/${l.app}`, l]));
     const cells = new Map<string, Record<string, unknown>>();
     for (const d of latest) {

@@ -1,4 +1,3 @@
-import type { Db } from '../store/db.js';
 import { Router } from 'express';
 import type { ServerContext } from '../context.js';
 import { requirePermission } from '../auth/middleware.js';
@@ -32,7 +31,7 @@ export async function computeDrift(ctx: ServerContext, suspendedOut: SuspendedIt
   // The newest succeeded row of each (environment, app) only (a loose index scan), not every
   // succeeded deployment ever; each host's inventory parsed once (and again only when it
   // changed), not once per app: 300 apps × 100 hosts parsed 30,000 inventories a request.
-  const live = await withRollbackOrigins(ctx.db, await liveRows<{ id: string; environment: string; app: string; image_digest: string; hosts: string; created_at: number; suspended: number; commit_sha: string }>(ctx.db, ['environment', 'app', 'image_digest', 'hosts', 'suspended', 'commit_sha']), declared);
+  const live = await liveRows<{ id: string; environment: string; app: string; image_digest: string; hosts: string; created_at: number; suspended: number; commit_sha: string }>(ctx.db, ['environment', 'app', 'image_digest', 'hosts', 'suspended', 'commit_sha']);
   const hosts = await hostCache.read(ctx.db);
   const out: DriftItem[] = [];
   for (const d of live) {
@@ -74,29 +73,6 @@ export function hostDrift(c: { imageDigest: string | null; state: string; suspen
  */
 export function isUndeclared(declared: ReadonlySet<string> | undefined, d: Partial<Record<'environment' | 'app' | 'commit_sha', unknown>>): boolean {
   return Boolean(declared) && /^[0-9a-f]{40,64}$/.test(String(d.commit_sha)) && !declared!.has(`${String(d.environment)}/${String(d.app)}`);
-}
-
-/** Rollbacks followed back to what they rolled back at most (a chain of rollbacks of rollbacks). */
-const MAX_ROLLBACK_HOPS = 16;
-
-/**
- * `rows` with the commit of each live rollback (`rollback:<id of the deployment it replaced>`) of
- * an app the desired state does not declare read as the commit of the deploy it goes back to: a
- * rollback of a desired-state app is the desired state's (undeclared once removed there), of an
- * API deploy the API's. Only those rows cost a query (by id), a few hops each at most.
- */
-export async function withRollbackOrigins<T extends Partial<Record<'environment' | 'app' | 'commit_sha', unknown>>>(db: Db, rows: T[], declared: ReadonlySet<string> | undefined): Promise<T[]> {
-  if (!declared) return rows;
-  return Promise.all(rows.map(async (r) => {
-    let commit = String(r.commit_sha);
-    if (!commit.startsWith('rollback:') || declared.has(`${String(r.environment)}/${String(r.app)}`)) return r;
-    for (let hop = 0; hop < MAX_ROLLBACK_HOPS && commit.startsWith('rollback:'); hop++) {
-      const [prev] = await db.query<{ commit_sha: string }>('SELECT commit_sha FROM deployments WHERE id = ?', [commit.slice('rollback:'.length)]);
-      if (!prev) break;
-      commit = String(prev.commit_sha);
-    }
-    return { ...r, commit_sha: commit };
-  }));
 }
 
 /** A live app the desired state deployed and no longer declares (removed or renamed there), on the hosts that still hold its container: nothing stops it. */
