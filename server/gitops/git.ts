@@ -48,11 +48,11 @@ export function commitParents(commit: Buffer): string[] {
  * place; this is the one mask for wherever a remote is shown (messages, logs, the API, the banner).
  */
 export function withoutCredentials(text: string): string {
-  // The user and password first, over any character but a space, '/' and '@' (a password may hold
-  // quotes or '<'), before the URL is cut at quotes for its query.
+  // The user and password up to the last '@' before the path (a password may hold quotes, '<' or an
+  // unencoded '@'), and each query value up to the next space (a token may hold a quote).
   return text
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1***@')
-    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi, (url) => url.replace(/([?&;][^=&;#]*=)[^&;#]*/g, '$1***'));
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/]+@/gi, '$1***@')
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, (url) => url.replace(/([?&;][^=&;#\s]*=)[^&;#\s]*/g, '$1***'));
 }
 
 export class GitMirror {

@@ -6,7 +6,7 @@
  */
 import { open } from 'node:fs/promises';
 import { CtError, asIoError, boundText } from '../core/errors.js';
-import { tableCell } from '../core/markdown.js';
+import { cellCode, codeSpan, tableCell } from '../core/markdown.js';
 import { evaluate } from './evaluate.js';
 import { readPolicyInput } from './input.js';
 import type { PolicySet } from './policy-set.js';
@@ -173,14 +173,14 @@ export const MAX_TABLE_ROWS = 200;
 const cell = (s: string) => tableCell(boundText(s, 300));
 const verdict = (d: Decision) => (d.allow ? (d.warnings.length ? `allowed (${d.warnings.length} warning${d.warnings.length > 1 ? 's' : ''})` : 'allowed') : 'denied');
 const why = (d: Decision) =>
-  [...new Set([...d.violations, ...d.warnings].map((v) => `\`${v.code}\` (${v.policy})`))].join(', ') || '—';
+  [...new Set([...d.violations, ...d.warnings].map((v) => `${cellCode(v.code)} (${tableCell(v.policy)})`))].join(', ') || '—';
 
 export function renderDiffMarkdown(r: DiffResult, labels: { base: string; head: string }): string {
   const lines: string[] = [];
-  lines.push(`### Policy impact: \`${cell(labels.base)}\` → \`${cell(labels.head)}\``, '');
+  lines.push(`### Policy impact: ${codeSpan(boundText(labels.base, 300))} → ${codeSpan(boundText(labels.head, 300))}`, '');
   const total = r.rows.length;
   lines.push(`${total} live deployment${total === 1 ? '' : 's'} checked: **${r.counts['now-denied']} would now be denied**, ${r.counts['now-allowed']} would now be allowed, ${r.counts['reasons-changed']} keep their outcome with different reasons, ${r.counts.unchanged} unchanged.`, '');
-  if (r.policies.length) lines.push(`Policies changed: ${r.policies.map((p) => `\`${p.name}\` (${p.change})`).join(', ')}`, '');
+  if (r.policies.length) lines.push(`Policies changed: ${r.policies.map((p) => `${codeSpan(p.name)} (${p.change})`).join(', ')}`, '');
   const changed = r.rows.filter((x) => x.change !== 'unchanged');
   if (changed.length) {
     lines.push('| Deployment | App | Environment | Image | Before | After | Why (after) |', '|---|---|---|---|---|---|---|');
