@@ -3,15 +3,21 @@
  * --policies, an NFS server gone) blocks a libuv pool thread for as long as it lasts, and Node
  * neither cancels that nor exits while it does (process.exit waits for the pool's threads): the
  * agent printed its error, or finished its SIGTERM stop, and stayed up until the file was written.
- * In a child, close() kills the read and drops its pipes: nothing of it keeps the agent alive.
+ * In a child, close() kills the read and drops its pipes: nothing of it keeps the agent alive. The
+ * child ends by itself when the agent is gone (its stdin pipe ends: an agent killed with SIGKILL
+ * left a hung reader running for good) and ignores a terminal's SIGHUP and SIGINT (which reach the
+ * whole process group: a Ctrl-C or hang-up failed the read in progress): policy-reader-child.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { boundText, CtError } from '../../src/core/errors.js';
 import { CODES, type ErrorCode } from '../../src/core/codes.js';
-import type { SourceText } from '../../src/policy/load.js';
+import type { SourceText } from '../../src/policy/read-sources.js';
 
-/** More than any policy repository's texts as JSON (a larger answer is refused, IO_ERROR). */
+/**
+ * More than most policy repositories' texts as JSON (a larger answer is refused, IO_ERROR). Each
+ * file is at most MAX_POLICY_FILE_BYTES already (POLICY_INVALID, too-large, as in-process).
+ */
 export const MAX_POLICY_READ_BYTES = 64 << 20;
 
 const CHILD = fileURLToPath(new URL('./policy-reader-child.js', import.meta.url));
@@ -24,7 +30,8 @@ export class ChildPolicyReader {
   readonly read = (paths: readonly string[]): Promise<SourceText[]> => {
     if (this.closed) return Promise.reject(new CtError('IO_ERROR', 'the policies are no longer read: the agent is stopping', {}));
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CHILD, ...paths], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // stdin: a pipe never written, whose end tells the child the agent is gone.
+      const child = spawn(process.execPath, [CHILD, ...paths], { stdio: ['pipe', 'pipe', 'pipe'] });
       this.children.add(child);
       const chunks: Buffer[] = [];
       let size = 0;
@@ -40,7 +47,10 @@ export class ChildPolicyReader {
       child.stderr!.on('data', (b: Buffer) => {
         if (stderr.length < 4096) stderr += b.toString();
       });
-      child.once('error', (e) => (failed ??= e));
+      // Not started (no node at process.execPath: the agent's installation replaced or removed).
+      child.once('error', (e) => (failed ??= new CtError('IO_ERROR', `the policy reader could not be started (${process.execPath}): ${(e as NodeJS.ErrnoException).code ?? e.message}`, { path: process.execPath, errno: (e as NodeJS.ErrnoException).code }, { cause: e })));
+      // Its end is the child's own (killed, or gone with its error): not the agent's failure.
+      child.stdin!.on('error', () => undefined);
       child.once('close', (code, signal) => {
         this.children.delete(child);
         if (failed) return reject(failed);
@@ -63,6 +73,7 @@ export class ChildPolicyReader {
     this.closed = true;
     for (const child of this.children) {
       child.kill('SIGKILL');
+      child.stdin?.destroy();
       child.stdout?.destroy();
       child.stderr?.destroy();
       child.unref();

@@ -9,7 +9,9 @@ import type { SourceLocation } from './types.js';
 import type { PolicyIssue } from './issues.js';
 import { boundText } from '../core/errors.js';
 
-export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
+import { MAX_POLICY_FILE_BYTES, tooLargeIssue } from './read-sources.js';
+
+export { MAX_POLICY_FILE_BYTES };
 
 export type PathSegment = string | number;
 
@@ -79,7 +81,7 @@ export function parseSource(file: string, text: string, opts: ParseOptions = {})
     return { file, line: p.line, column: p.col };
   };
   if (text.length > MAX_POLICY_FILE_BYTES) {
-    return { issues: [{ file, line: 1, column: 1, severity: 'error', kind: 'too-large', message: `file larger than ${MAX_POLICY_FILE_BYTES} bytes` }] };
+    return { issues: [tooLargeIssue(file)] };
   }
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, schema: 'core', merge: false });
   const issues: PolicyIssue[] = doc.errors.map((e) => ({ ...at(e.pos[0]), severity: 'error', kind: 'yaml', message: parseMessage(e.message, e.code, quoteText) }));
