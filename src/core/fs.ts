@@ -247,10 +247,11 @@ export function writeJobFileSync(path: string, data: string, opts: { append?: bo
  * `operatorPath`: a path the operator gave on the command line, not the checkout's: a link, a
  * pipe or /dev/stdin is theirs to give (still at most `maxBytes`). `readFrom`: another path to
  * the same file, opened instead (ct pack's /proc/self/fd/N/ct.toml, through the directory's
- * handle); messages still name `path`, the file as the user knows it. `tooLarge`: the error for a
- * file of more than `maxBytes` (default USAGE), thrown as soon as the read passes that size.
+ * handle); messages still name `path`, the file as the user knows it. `keepOver`: a file of more
+ * than `maxBytes` is not refused: the read stops there and returns what it has (more than
+ * `maxBytes`, at most 64 KiB more), for a caller that reports the size its own way.
  */
-export async function readRegularFile(path: string, maxBytes: number, what: string, opts: { operatorPath?: boolean; readFrom?: string; tooLarge?: () => Error } = {}): Promise<Buffer> {
+export async function readRegularFile(path: string, maxBytes: number, what: string, opts: { operatorPath?: boolean; readFrom?: string; keepOver?: boolean } = {}): Promise<Buffer> {
   let fh;
   try {
     fh = await open(opts.readFrom ?? path, constants.O_RDONLY | (opts.operatorPath ? 0 : constants.O_NOFOLLOW | constants.O_NONBLOCK));
@@ -269,8 +270,9 @@ export async function readRegularFile(path: string, maxBytes: number, what: stri
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
       size += bytesRead;
-      if (size > maxBytes) throw opts.tooLarge?.() ?? new CtError('USAGE', `${path}: ${what} is more than ${maxBytes} bytes`, { path, max: maxBytes });
+      if (size > maxBytes && !opts.keepOver) throw new CtError('USAGE', `${path}: ${what} is more than ${maxBytes} bytes`, { path, max: maxBytes });
       chunks.push(buf.subarray(0, bytesRead));
+      if (size > maxBytes) break;
     }
     return Buffer.concat(chunks);
   } catch (e) {

@@ -8,7 +8,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { asIoError, CtError } from '../core/errors.js';
 import { readRegularFile } from '../core/fs.js';
-import { policyInvalid, type PolicyIssue } from './issues.js';
+import type { PolicyIssue } from './issues.js';
 
 export const MAX_REPO_FILES = 10000;
 /** Bytes of one policy (or suite) file at most: a larger one is POLICY_INVALID, kind too-large. */
@@ -23,7 +23,7 @@ export function isSuiteFile(name: string): boolean {
   return SUITE_FILE.test(name);
 }
 
-/** The issue of a file larger than MAX_POLICY_FILE_BYTES (when read, or when its text is parsed). */
+/** The issue of a file larger than MAX_POLICY_FILE_BYTES (parseSource's). */
 export function tooLargeIssue(file: string): PolicyIssue {
   return { file, line: 1, column: 1, severity: 'error', kind: 'too-large', message: `file larger than ${MAX_POLICY_FILE_BYTES} bytes` };
 }
@@ -61,8 +61,9 @@ export interface SourceText {
 
 /**
  * Reads the policy files at the given paths (files, or directories searched recursively). A file
- * larger than MAX_POLICY_FILE_BYTES is not read past that: POLICY_INVALID (kind too-large), the
- * same answer whichever process reads it.
+ * larger than MAX_POLICY_FILE_BYTES is read only a little past that (its text then fails to parse
+ * as too-large, parseSource), whichever process reads it: the host agent's reader child answered
+ * IO_ERROR for a file over its 64 MiB answer cap, in-process it was POLICY_INVALID.
  */
 export async function readPolicySources(paths: readonly string[]): Promise<SourceText[]> {
   const files: { file: string; root?: string }[] = [];
@@ -79,7 +80,8 @@ export async function readPolicySources(paths: readonly string[]): Promise<Sourc
   return Promise.all(
     files.map(async ({ file, root }) => {
       // The operator's files: a link or a FIFO named by --policies is read as given (as before).
-      const bytes = await readRegularFile(file, MAX_POLICY_FILE_BYTES, 'policy file', { operatorPath: true, tooLarge: () => policyInvalid([tooLargeIssue(file)]) });
+      // A larger file is read no further: its text, longer than the limit, is parseSource's too-large issue.
+      const bytes = await readRegularFile(file, MAX_POLICY_FILE_BYTES, 'policy file', { operatorPath: true, keepOver: true });
       const rel = root ? relative(root, file) : basename(file);
       return { file, text: bytes.toString('utf8'), defaultName: rel.replace(/\.(ya?ml|json)$/, '').replace(/[\\/]/g, '.').toLowerCase().replace(/[^a-z0-9._-]/g, '-') };
     }),

@@ -80,7 +80,8 @@ export function parseSource(file: string, text: string, opts: ParseOptions = {})
     const p = lineCounter.linePos(offset);
     return { file, line: p.line, column: p.col };
   };
-  if (text.length > MAX_POLICY_FILE_BYTES) {
+  // Bytes, as the message says (UTF-8 never has fewer bytes than UTF-16 units, so short texts are not encoded to count).
+  if (text.length * 3 > MAX_POLICY_FILE_BYTES && Buffer.byteLength(text, 'utf8') > MAX_POLICY_FILE_BYTES) {
     return { issues: [tooLargeIssue(file)] };
   }
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, schema: 'core', merge: false });

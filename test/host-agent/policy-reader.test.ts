@@ -1,8 +1,8 @@
 /**
  * The host agent's policy reads in a child process (host/agent/policy-reader.ts), driven from a
  * small script running the built reader (its child is the built policy-reader-child.js):
- * - a file over the 64 MiB answer cap answers as in-process (POLICY_INVALID, too-large: 1 MiB a
- *   file, checked as it is read), not IO_ERROR "more than 67108864 bytes";
+ * - a file over the 64 MiB answer cap loads as in-process (POLICY_INVALID, too-large: 1 MiB a file,
+ *   read no further), not IO_ERROR "more than 67108864 bytes";
  * - a reader that cannot be started is IO_ERROR with a message, not a bare {code: 'ENOENT'};
  * - a terminal's SIGINT/SIGHUP to the agent's process group does not fail the read in progress;
  * - an agent killed with SIGKILL does not leave a hung reader running for good.
@@ -12,6 +12,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseSource } from '../../src/policy/source.js';
 import { repoRoot } from '../support/cli.js';
 
 const READER = JSON.stringify(join(repoRoot, 'build/host/agent/policy-reader.js'));
@@ -66,12 +67,20 @@ describe('the host agent\'s policy reader child', () => {
     const out = script(`
 const { loadPolicies } = await import(${LOAD});
 const r = new ChildPolicyReader();
-const child = await r.read([${JSON.stringify(d)}]).then(() => 'read', show);
+const child = await r.read([${JSON.stringify(d)}]).then((t) => Buffer.byteLength(t[0].text), show);
 const inProcess = await loadPolicies([${JSON.stringify(d)}]).then(() => 'loaded', show);
 const viaChild = await loadPolicies([${JSON.stringify(d)}], undefined, r.read).then(() => 'loaded', show);
 console.log(JSON.stringify({ child, inProcess, viaChild }));`) as Record<string, unknown>;
     const expected = { code: 'POLICY_INVALID', message: `${join(d, 'big.policy.yaml')}:1:1: error [too-large] file larger than 1048576 bytes`, kinds: ['too-large'] };
-    expect(out).toEqual({ child: expected, inProcess: expected, viaChild: expected });
+    expect(out).toEqual({ child: expect.any(Number), inProcess: expected, viaChild: expected });
+    // Read only a little past the limit (a chunk), in the child as in-process.
+    expect(out.child).toBeGreaterThan(1 << 20);
+    expect(out.child).toBeLessThanOrEqual((1 << 20) + (64 << 10));
+  });
+
+  it('the 1 MiB limit counts bytes, as its message says: 600,000 two-byte characters are too large', () => {
+    expect(parseSource('p.policy.yaml', `# ${'é'.repeat(600_000)}\n`).issues.map((i) => `${i.kind}: ${i.message}`)).toEqual(['too-large: file larger than 1048576 bytes']);
+    expect(parseSource('p.policy.yaml', `# ${'é'.repeat(500_000)}\n`).issues).toEqual([]);
   });
 
   it('a reader that cannot be started (no node at process.execPath) is IO_ERROR saying so', () => {
