@@ -16,6 +16,12 @@ export interface AtomicWriteOptions {
    * writes guard against, a crash of the process, needs only the rename.
    */
   durable?: boolean;
+  /**
+   * false: never replace a file at `path` (one that appeared since the caller's
+   * refuseExistingOutput looked, while the command ran): placeOutput's no-replace placing, IO_ERROR
+   * `already exists`, nothing replaced and no temporary left. Default true (a rename).
+   */
+  replace?: boolean;
 }
 
 /**
@@ -47,7 +53,8 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
     } finally {
       await fh.close();
     }
-    await rename(tmp, path);
+    if (o.replace === false) await placeOutput(tmp, path, false);
+    else await rename(tmp, path);
   } catch (e) {
     // The clean-up's own failure (ENOTDIR under a parent that is a file) must not hide the cause.
     await rm(tmp, { force: true }).catch(() => undefined);

@@ -7,7 +7,7 @@
  * from the Sigstore world can be used later, but trust stores hold Ed25519 keys only (SPEC §5).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { CtError, asIoError } from '../core/errors.js';
 import { refuseExistingOutput, writeFileAtomic } from '../core/fs.js';
 import { keyIdOf } from './keyid.js';
@@ -161,13 +161,21 @@ export interface WrittenKeyPair {
 /**
  * Writes `<prefix>.key` (PKCS#8 PEM, mode 0600 from creation: the temporary file is opened with
  * that mode before any byte is written, then renamed) and `<prefix>.pub` (SPKI PEM, 0644).
- * Refuses to replace existing files unless `overwrite`.
+ * Refuses to replace existing files unless `overwrite`, also one that appears while it writes (then
+ * neither file is left).
  */
 export async function writeKeyPair(prefix: string, pair: KeyPair, password?: string, overwrite = false): Promise<WrittenKeyPair> {
   const privatePath = `${prefix}.key`;
   const publicPath = `${prefix}.pub`;
   for (const p of [privatePath, publicPath]) await refuseExistingOutput(p, overwrite);
-  await writeFileAtomic(privatePath, privateKeyPem(pair.privateKey, password), 0o600);
-  await writeFileAtomic(publicPath, publicKeyPem(pair.publicKey), 0o644);
+  // Without overwrite, a file that appears at either name meanwhile is refused, not replaced.
+  await writeFileAtomic(privatePath, privateKeyPem(pair.privateKey, password), 0o600, { replace: overwrite });
+  try {
+    await writeFileAtomic(publicPath, publicKeyPem(pair.publicKey), 0o644, { replace: overwrite });
+  } catch (e) {
+    // No half of a pair left: the private key just created (no other file was there) goes too.
+    if (!overwrite) await unlink(privatePath).catch(() => undefined);
+    throw e;
+  }
   return { keyId: pair.keyId, privatePath, publicPath, encrypted: Boolean(password) };
 }

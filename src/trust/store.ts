@@ -61,10 +61,13 @@ export async function loadTrustStore(path: string): Promise<TrustStore> {
   return parseTrustStore(text, path);
 }
 
-/** Validates, then writes atomically (pretty JSON; signatures cover the JCS form, not these bytes). */
-export async function saveTrustStore(path: string, store: TrustStore): Promise<void> {
+/**
+ * Validates, then writes atomically (pretty JSON; signatures cover the JCS form, not these bytes).
+ * `replace: false` (a new store without --force): a file at `path` is refused, not replaced.
+ */
+export async function saveTrustStore(path: string, store: TrustStore, o: { replace?: boolean } = {}): Promise<void> {
   validateTrustStore(store, path);
-  await writeFileAtomic(path, `${JSON.stringify(store, null, 2)}\n`, 0o644);
+  await writeFileAtomic(path, `${JSON.stringify(store, null, 2)}\n`, 0o644, { replace: o.replace });
 }
 
 /** sha256 of the JCS form of the whole store (signatures included): the trust-material cache key. */

@@ -56,7 +56,7 @@ export function register(program: Command): void {
       action(async (opts: { id: string; out: string; force?: boolean }) => {
         await refuseExistingOutput(opts.out, opts.force);
         const store = newTrustStore(opts.id);
-        await saveTrustStore(opts.out, store);
+        await saveTrustStore(opts.out, store, { replace: Boolean(opts.force) });
         processIo.out(trustStoreDigest(store));
       }),
     );
