@@ -65,7 +65,8 @@ const tooLarge = (file: string, limit = MAX_DEPLOYMENTS_BYTES) => new CtError('J
 
 function deploymentsSource(file: string, text: string, positions: boolean): ParsedSource {
   if (text.length > MAX_DEPLOYMENTS_BYTES) throw tooLarge(file);
-  if (positions && text.length <= MAX_POLICY_FILE_BYTES) {
+  // Bytes, as parseSource counts them: a shorter text of more bytes was refused as too large.
+  if (positions && Buffer.byteLength(text, 'utf8') <= MAX_POLICY_FILE_BYTES) {
     // The export can be a link a merge request committed (to .git/config): no text of it in messages.
     const parsed = parseSource(file, text, { quoteText: false });
     if (!parsed.source) throw new CtError('JSON_INVALID', `${file}: ${parsed.issues[0]?.message ?? 'unreadable'}`, { issues: parsed.issues });

@@ -15,7 +15,7 @@ import { checkConflicts } from './overlap.js';
 import { PolicySet } from './policy-set.js';
 import { parseSource } from './source.js';
 import type { CompiledPolicy } from './types.js';
-import { readPolicySources, type SourceText } from './read-sources.js';
+import { readPolicySources, tooLargeIssue, type SourceText } from './read-sources.js';
 
 // Reading lives in read-sources.ts (a reader process imports only that); its names are kept here too.
 export { isPolicyFile, isSuiteFile, MAX_REPO_FILES, readPolicySources, walkRepo, type SourceText } from './read-sources.js';
@@ -47,7 +47,7 @@ export function compileTexts(texts: readonly SourceText[], cache?: CompileCache)
       continue;
     }
     const own = new IssueSink();
-    const parsed = parseSource(t.file, t.text);
+    const parsed = t.tooLarge ? { source: undefined, issues: [tooLargeIssue(t.file)] } : parseSource(t.file, t.text);
     own.issues.push(...parsed.issues);
     const p = parsed.source ? compilePolicy(parsed.source, t.text, name, own) : undefined;
     sink.issues.push(...own.issues);

@@ -57,6 +57,8 @@ export interface SourceText {
   text: string;
   /** Name for a v1 policy (which has none): the file's path inside the repository. */
   defaultName?: string;
+  /** Larger than MAX_POLICY_FILE_BYTES (its text then empty): POLICY_INVALID, too-large, when compiled. */
+  tooLarge?: true;
 }
 
 /**
@@ -83,7 +85,11 @@ export async function readPolicySources(paths: readonly string[]): Promise<Sourc
       // A larger file is read no further: its text, longer than the limit, is parseSource's too-large issue.
       const bytes = await readRegularFile(file, MAX_POLICY_FILE_BYTES, 'policy file', { operatorPath: true, keepOver: true });
       const rel = root ? relative(root, file) : basename(file);
-      return { file, text: bytes.toString('utf8'), defaultName: rel.replace(/\.(ya?ml|json)$/, '').replace(/[\\/]/g, '.').toLowerCase().replace(/[^a-z0-9._-]/g, '-') };
+      const defaultName = rel.replace(/\.(ya?ml|json)$/, '').replace(/[\\/]/g, '.').toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+      // Not its text: the host agent's reader child sends the texts over a pipe capped at 64 MiB,
+      // which some 60 oversized files filled (IO_ERROR there, POLICY_INVALID in-process).
+      if (bytes.length > MAX_POLICY_FILE_BYTES) return { file, text: '', defaultName, tooLarge: true as const };
+      return { file, text: bytes.toString('utf8'), defaultName };
     }),
   );
 }

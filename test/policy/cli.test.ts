@@ -232,6 +232,11 @@ describe('ct policy diff', () => {
     const r = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: large }));
     expect([r.code, r.stderr]).toEqual([0, '']);
     expect(r.stdout).toContain('**1 would now be denied**');
+    // Under a MiB of characters but over it in bytes (600,000 'é'): read like any export under 256 MiB.
+    const wide = join(tmp, 'deployments-wide.json');
+    await writeFile(wide, JSON.stringify({ ...JSON.parse(await readFile(DEPLOYMENTS, 'utf8')), note: 'é'.repeat(600_000) }));
+    const w = await inProcess((io) => diffCommand(io, join(TEMPLATE, 'policies'), head, { against: wide }));
+    expect([w.code, w.stderr]).toEqual([0, '']);
     // A device that never ends, a file that grows: no more than the bound is read.
     await expect(readDeployments('/dev/zero', 1024 * 1024)).rejects.toMatchObject({ code: 'JSON_INVALID', message: '/dev/zero: larger than 1048576 bytes' });
     // Millions of broken attestations: their first problems, at once (every one of them ran out of memory).
