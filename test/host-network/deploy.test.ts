@@ -95,6 +95,20 @@ describe('bridge networking through the deploy server (issue 11)', () => {
       throw new Error(`${e.message}: last seen ${JSON.stringify(last)}\nagent stderr: ${agents[env]?.stderr.slice(-2000)}`);
     });
   };
+  /**
+   * Runs `argv` in the container until it succeeds, for at most 5 s: netavark hands a new
+   * container's name to aardvark-dns, which takes it up on its own reload, so a lookup in the
+   * first instants after a start can miss (as under Podman); the answer of the last try counts.
+   */
+  const execInOnceResolvable = async (env: Env, app: string, argv: string[]) => {
+    for (const end = Date.now() + 5_000; ; await new Promise((r) => setTimeout(r, 250))) {
+      try {
+        return execIn(env, app, argv);
+      } catch (e) {
+        if (Date.now() > end) throw e;
+      }
+    }
+  };
   /** Runs a command inside the container (its mounts, its netns), as `runc exec` does. */
   const execIn = (env: Env, app: string, argv: string[]) =>
     execFileSync('runc', ['--root', join(agents[env]!.stateDir, 'runc'), 'exec', containerIdFor(env, app), ...argv], { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -180,7 +194,7 @@ describe('bridge networking through the deploy server (issue 11)', () => {
   it('a second app of the same environment reaches the first by name', async () => {
     const d = await deploy('production', 'peer');
     expect(d.status).toBe('succeeded');
-    expect(execIn('production', 'peer', ['/bin/busybox', 'wget', '-qO-', 'http://web:8080/'])).toContain('hello over HTTP from a signed .ctp');
+    expect(await execInOnceResolvable('production', 'peer', ['/bin/busybox', 'wget', '-qO-', 'http://web:8080/'])).toContain('hello over HTTP from a signed .ctp');
   }, 60_000);
 
   it('says in the deployment and the host log that an app whose name has dots has no DNS name', async () => {
@@ -203,7 +217,7 @@ describe('bridge networking through the deploy server (issue 11)', () => {
     expect(() => execIn('staging', 'other', ['/bin/busybox', 'timeout', '3', '/bin/busybox', 'wget', '-qO-', 'http://web:8080/'])).toThrow();
     expect(() => execIn('staging', 'other', ['/bin/busybox', 'timeout', '3', '/bin/busybox', 'wget', '-qO-', `http://${webAddress}:8080/`])).toThrow();
     // …while within its own environment the same command works (the failure above is the isolation).
-    expect(execIn('staging', 'other', ['/bin/busybox', 'timeout', '3', '/bin/busybox', 'wget', '-qO-', 'http://other:8080/'])).toContain('hello over HTTP');
+    expect(await execInOnceResolvable('staging', 'other', ['/bin/busybox', 'timeout', '3', '/bin/busybox', 'wget', '-qO-', 'http://other:8080/'])).toContain('hello over HTTP');
   }, 60_000);
 
   it('refuses a port outside the policy, or one already published, before anything starts', async () => {
