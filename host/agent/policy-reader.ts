@@ -40,7 +40,7 @@ export class ChildPolicyReader {
       child.stdout!.on('data', (b: Buffer) => {
         size += b.length;
         if (size > MAX_POLICY_READ_BYTES) {
-          failed ??= new CtError('IO_ERROR', `${paths.join(', ')}: the policy files hold more than ${MAX_POLICY_READ_BYTES} bytes`, {});
+          failed ??= new CtError('IO_ERROR', `${paths.join(', ')}: the policy files' texts come to more than ${MAX_POLICY_READ_BYTES} bytes as JSON`, {});
           child.kill('SIGKILL');
         } else chunks.push(b);
       });

@@ -50,9 +50,10 @@ export function commitParents(commit: Buffer): string[] {
 export function withoutCredentials(text: string): string {
   // The user and password up to the last '@' before the path (a password may hold quotes, '<' or an
   // unencoded '@'), and each query value up to the next space (a token may hold a quote).
+  // A query segment without '=' (a bare token) is masked whole.
   return text
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/]+@/gi, '$1***@')
-    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, (url) => url.replace(/([?&;][^=&;#\s]*=)[^&;#\s]*/g, '$1***'));
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]+@/gi, '$1***@')
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, (url) => url.replace(/([?&;])([^&;#\s]*)/g, (_m, sep: string, seg: string) => `${sep}${seg.includes('=') ? `${seg.slice(0, seg.indexOf('=') + 1)}***` : '***'}`));
 }
 
 export class GitMirror {

@@ -38,7 +38,8 @@ export function compileTexts(texts: readonly SourceText[], cache?: CompileCache)
   const used = new Set<string>();
   for (const t of texts) {
     const name = t.defaultName ?? defaultNameFor(t.file);
-    const key = cache ? `${t.file}\0${name}\0${sha256Hex(t.text)}` : '';
+    // A too-large file has no text: its key says so (an empty file at the same path is another entry).
+    const key = cache ? `${t.file}\0${name}\0${t.tooLarge ? 'too-large' : sha256Hex(t.text)}` : '';
     const hit = cache?.get(key);
     if (hit) {
       used.add(key);

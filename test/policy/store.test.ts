@@ -15,6 +15,18 @@ describe('PolicyStore: a repository loads whole or not at all', () => {
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
+  it('an empty file and a too-large one at the same path are told apart across reloads (the compile cache)', async () => {
+    const f = join(dir, 'p.policy.yaml');
+    await writeFile(f, '');
+    const store = new PolicyStore([dir]);
+    const kinds = async () => (await store.reload()).issues.map((i) => i.kind);
+    expect(await kinds()).not.toContain('too-large');
+    await writeFile(f, `# ${'x'.repeat(2 << 20)}\n`);
+    expect(await kinds()).toEqual(['too-large']);
+    await writeFile(f, '');
+    expect(await kinds()).not.toContain('too-large');
+  });
+
   it('keeps the previous good set when a reload fails, and swaps when it is fixed', async () => {
     await writeFile(join(dir, 'prod', 'policy.yaml'), KEY_POLICY);
     const dev = v2('dev', `mode: permissive\nmatch:\n  environments: [dev]\nsigners:\n  - keyId: ${KEY_A}\n`);

@@ -189,6 +189,7 @@ describe('GET /api/v1/sync: a desired-state remote that carries a token', () => 
     ['in its query string', 'http://127.0.0.1:9/acme/desired.git?private_token=glpat-SECRET0123&x=SECRET', 'http://127.0.0.1:9/acme/desired.git?private_token=***&x=***'],
     ['in a password with quotes and <', "http://x:ab'SECRET\"cd<e@127.0.0.1:9/acme/desired.git", 'http://***@127.0.0.1:9/acme/desired.git'],
     ['in a query value with a quote', "http://127.0.0.1:9/acme/desired.git?private_token=ab'SECRET", 'http://127.0.0.1:9/acme/desired.git?private_token=***'],
+    ['as a bare query token', 'http://127.0.0.1:9/acme/desired.git?glpat-SECRET', 'http://127.0.0.1:9/acme/desired.git?***'],
   ])('never shows the token (%s) to a viewer, in the repository or in a git error', async (_where, repo, shown) => {
     const server = await testServer({
       desiredState: { repo, branch: 'main', path: 'deploy', pollSeconds: 3600 },
