@@ -130,6 +130,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     // stays the head): whoever pushed it sees on the commit why nothing was deployed. Claimed in
     // the database (gitops_reported): a restart does not post it again, and of several replicas
     // only the one whose upsert changed the row posts it.
+    const notifier = target.provider === 'none' ? undefined : notifiers[target.provider];
+    const syncLink = ctx.config.publicUrl ? { targetUrl: `${ctx.config.publicUrl}/api/v1/sync` } : {};
     const reportRefused = async (r: Extract<ReconcileOutcome, { outcome: 'refused' }>) => {
       const claimed = await ctx.db.run(
         `INSERT INTO gitops_reported (repo, commit_sha, reason, reported_at) VALUES (?, ?, ?, ?)
@@ -142,12 +144,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
       // direction marks as visible escapes.
       const why = r.reason === 'NOT_DESCENDANT' ? `does not descend from the applied commit ${r.previous?.slice(0, 12)} (history rewritten?): nothing applied` : terminalText(r.message.replace(/\s+/g, ' '));
       ctx.log.warn({ commit: r.commit, reason: r.reason, code: r.code, message: why }, 'desired-state commit refused: the applied state stays in force');
-      const n = target.provider === 'none' ? undefined : notifiers[target.provider];
-      if (!n) return;
-      await n.refused({
-        repository: target.repository, sha: r.commit, description: `refused (${r.code ?? r.reason}): ${why}`,
-        ...(ctx.config.publicUrl ? { targetUrl: `${ctx.config.publicUrl}/api/v1/sync` } : {}),
-      }).catch(async (e: unknown) => {
+      if (!notifier) return;
+      await notifier.refused({ repository: target.repository, sha: r.commit, description: `refused (${r.code ?? r.reason}): ${why}`, ...syncLink }).catch(async (e: unknown) => {
         ctx.log.warn({ err: (e as Error).message, commit: r.commit }, 'status report failed');
         // Not posted: the claim goes, so the next poll (this replica's or another's) tries again;
         // kept, the commit would never get its status.
@@ -158,12 +156,8 @@ export async function deployPipeline(ctx: ServerContext, opts: { steps?: (hub: H
     // signers changed): a success status replaces the failure, posted by whoever deletes the claim.
     const reportApplied = async (commit: string) => {
       const claimed = await ctx.db.run('DELETE FROM gitops_reported WHERE repo = ? AND commit_sha = ?', [ds.repo, commit]);
-      const n = target.provider === 'none' ? undefined : notifiers[target.provider];
-      if (claimed.changes === 0 || !n) return;
-      await n.refused({
-        repository: target.repository, sha: commit, applied: true, description: 'applied (refused before)',
-        ...(ctx.config.publicUrl ? { targetUrl: `${ctx.config.publicUrl}/api/v1/sync` } : {}),
-      }).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message, commit }, 'status report failed'));
+      if (claimed.changes === 0 || !notifier) return;
+      await notifier.refused({ repository: target.repository, sha: commit, applied: true, description: 'applied (refused before)', ...syncLink }).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message, commit }, 'status report failed'));
     };
     ctx.queue.on('reconcile', async (job) => {
       // The policies reload while the desired state is read (each may be a git read): the deploys

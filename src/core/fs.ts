@@ -53,8 +53,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
     } finally {
       await fh.close();
     }
-    if (o.replace === false) await placeOutput(tmp, path, false);
-    else await rename(tmp, path);
+    await placeOutput(tmp, path, o.replace !== false);
   } catch (e) {
     // The clean-up's own failure (ENOTDIR under a parent that is a file) must not hide the cause.
     await rm(tmp, { force: true }).catch(() => undefined);
